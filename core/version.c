@@ -1,0 +1,6 @@
+#include "fedrec/fedrec.h"
+
+const char *fedrec_version(void)
+{
+    return FEDREC_VERSION_STRING;
+}

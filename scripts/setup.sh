@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# Installs every Debian package fedrec needs to build, test, fuzz and plot.
+# Idempotent: a quick no-op when everything is already installed.
+# Works as root on a fresh Debian 12 machine (uses sudo otherwise).
+set -euo pipefail
+
+packages=(
+  build-essential cmake pkg-config git
+  clang libclang-rt-14-dev          # libFuzzer harnesses (FEDREC_FUZZ=ON)
+  libnng-dev libmbedtls-dev         # transport (nng, built with mbedTLS)
+  libsodium-dev                     # all cryptography
+  libprotobuf-c-dev protobuf-c-compiler  # wire format
+  libopenblas-dev                   # BLAS and LAPACK
+  libsqlite3-dev sqlite3            # coordinator state
+  zlib1g-dev libcsv-dev libinih-dev # gzip'd logs, CSV, config files
+  libcmocka-dev                     # tests
+  gnuplot-nox                       # the simulator's plots
+  valgrind                          # memcheck run (hardening)
+)
+
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+done
+if [ ${#missing[@]} -eq 0 ]; then
+  exit 0
+fi
+
+echo "setup: installing ${missing[*]}"
+SUDO=""
+if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -qq
+$SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
