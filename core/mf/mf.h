@@ -1,0 +1,156 @@
+/*
+ * core/mf: implicit-feedback matrix factorization, the same math for the
+ * client step, the coordinator's optimizer, the simulator and the centralized
+ * baseline.
+ *
+ * Model: preference p_ui = 1 if shopper u bought item i, else 0; confidence
+ * c_ui >= 1 (computed by core/dataset: 1 + alpha * log(1 + q / eps); 1 for
+ * items not bought). Loss
+ *   L = sum_u sum_i c_ui (p_ui - x_u^T y_i)^2 + lambda (sum_u |x_u|^2 + sum_i |y_i|^2).
+ * Implements Hu, Koren & Volinsky, "Collaborative Filtering for Implicit
+ * Feedback Datasets", ICDM 2008 (ALS with the Y^T Y trick), and the federated
+ * scheme of Ammad-ud-din et al., "Federated Collaborative Filtering for
+ * Privacy-Preserving Personalized Recommendation System", 2019.
+ *
+ * Shapes: item factors Y are n_items x k, user factors X are n_users x k,
+ * both float32, row-major. Gram matrices are k x k, row-major, full (both
+ * triangles filled).
+ *
+ * BLAS/LAPACK: OpenBLAS (ssyrk, sgemv, sger, sgemm) and LAPACK sposv.
+ * Thread-safety: functions are reentrant; an object (step workspace,
+ * optimizer) may be used by one thread at a time.
+ */
+#ifndef FEDREC_CORE_MF_H
+#define FEDREC_CORE_MF_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "fedrec/fedrec.h"
+
+/* One shopper's interactions: n distinct items (ascending indices), each with
+ * its confidence c_ui (> 0; 1 + alpha log(1 + q/eps)). Borrowed pointers. */
+typedef struct fedreci_mf_user {
+    const uint32_t *items;
+    const float *conf;
+    uint32_t n;
+} fedreci_mf_user;
+
+/* A users x items interaction matrix in CSR form (rows = users, ascending
+ * column indices per row). Borrowed pointers. */
+typedef struct fedreci_mf_csr {
+    uint32_t n_rows;
+    uint32_t n_cols;
+    const uint64_t *indptr; /* n_rows + 1 */
+    const uint32_t *indices;
+    const float *conf;
+} fedreci_mf_csr;
+
+/* ---- initialization and the Gram matrix ------------------------------------ */
+
+/* Fills y (n x k) with N(0, std^2) from a seeded generator (deterministic for
+ * the same seed on every platform). */
+void fedreci_mf_init(float *y, uint32_t n, uint32_t k, uint64_t seed, float std);
+
+/* gram = Y^T Y (k x k, full), via ssyrk. */
+void fedreci_mf_gram(const float *y, uint32_t n_items, uint32_t k, float *gram);
+
+/* ---- the client step (on the device) ---------------------------------------- */
+
+typedef struct fedreci_mf_step fedreci_mf_step;
+
+/* Workspace for client steps over a catalog of n_items with k factors: all
+ * buffers are allocated once here and reused across rounds (memory
+ * O(n_items * k)). Errors: FEDREC_ERR_INVALID, FEDREC_ERR_NOMEM. */
+FEDREC_NODISCARD fedrec_err fedreci_mf_step_create(fedreci_mf_step **out, uint32_t n_items,
+                                                   uint32_t k);
+void fedreci_mf_step_destroy(fedreci_mf_step *w);
+
+/* Solves x_u exactly: x = (G + Y_u^T (C_u - I) Y_u + lambda I)^-1 Y_u^T C_u p_u
+ * with G = Y^T Y (pass the published gram, or NULL to compute it here).
+ * x has k floats. Errors: FEDREC_ERR_NUMERIC (sposv failed),
+ * FEDREC_ERR_INVALID (item index out of range, shape mismatch). */
+FEDREC_NODISCARD fedrec_err fedreci_mf_solve_user(fedreci_mf_step *w, const float *y,
+                                                  const float *gram, uint32_t n_items, uint32_t k,
+                                                  float lambda, const fedreci_mf_user *u,
+                                                  float *x);
+
+/* The full client step: solves x_u (written to x, k floats), then the dense
+ * gradient of the shopper's loss term with respect to every item factor,
+ * G_u = -2 e x_u^T with e_i = c_ui (p_ui - y_i^T x_u) (sgemv then sger),
+ * written to grad (n_items x k, row-major), and the loss term
+ * sum_i c_ui (p_ui - y_i^T x_u)^2 + lambda |x_u|^2 to *loss (optional). Dense on
+ * purpose: a sparse upload would reveal the bought items. */
+FEDREC_NODISCARD fedrec_err fedreci_mf_client_step(fedreci_mf_step *w, const float *y,
+                                                   const float *gram, uint32_t n_items,
+                                                   uint32_t k, float lambda,
+                                                   const fedreci_mf_user *u, float *x, float *grad,
+                                                   double *loss);
+
+/* ---- scoring ------------------------------------------------------------------ */
+
+/* Top-K items by score y_i^T x over items not in `exclude` (sorted ascending,
+ * n_exclude entries), by partial selection (not a full sort). Writes up to K
+ * item indices and scores, best first, ties broken by lower index; *n_out
+ * gets min(K, candidates). `scores_buf` is caller scratch of n_items floats.
+ * Errors: FEDREC_ERR_INVALID. */
+FEDREC_NODISCARD fedrec_err fedreci_mf_topk(const float *y, uint32_t n_items, uint32_t k,
+                                            const float *x, const uint32_t *exclude,
+                                            size_t n_exclude, uint32_t K, float *scores_buf,
+                                            uint32_t *items_out, float *scores_out,
+                                            uint32_t *n_out);
+
+/* ---- the server optimizer (coordinator) ------------------------------------ */
+
+typedef enum fedreci_opt_kind {
+    FEDRECI_OPT_ADAM = 0,
+    FEDRECI_OPT_SGD = 1,
+} fedreci_opt_kind;
+
+typedef struct fedreci_opt_params {
+    fedreci_opt_kind kind;
+    float lr;          /* learning rate, > 0 */
+    float beta1;       /* Adam, default 0.9 */
+    float beta2;       /* Adam, default 0.999 */
+    float eps;         /* Adam, default 1e-8 */
+    float lambda;      /* regularization */
+    uint32_t n_train;  /* N: number of training shoppers (regularization share) */
+} fedreci_opt_params;
+
+typedef struct fedreci_optimizer fedreci_optimizer;
+
+FEDREC_NODISCARD fedrec_err fedreci_optimizer_create(fedreci_optimizer **out,
+                                                     const fedreci_opt_params *p,
+                                                     uint32_t n_items, uint32_t k);
+void fedreci_optimizer_destroy(fedreci_optimizer *o);
+
+/* One step on y (n_items x k) from a cohort's aggregated gradient:
+ * g = grad_sum / weight + 2 (lambda / n_train) Y, then Adam or SGD.
+ * weight is the cohort's total participant weight; weight == 0 skips the step
+ * and leaves y unchanged (*applied = 0), never NaN. */
+FEDREC_NODISCARD fedrec_err fedreci_optimizer_step(fedreci_optimizer *o, float *y,
+                                                   const float *grad_sum, double weight,
+                                                   int *applied);
+
+/* Grows the optimizer state to new_n_items rows (new products; existing rows
+ * and their moments kept, new moments zero). */
+FEDREC_NODISCARD fedrec_err fedreci_optimizer_grow(fedreci_optimizer *o, uint32_t new_n_items);
+
+/* ---- centralized ALS (the baseline) ----------------------------------------- */
+
+typedef struct fedreci_als_params {
+    uint32_t k;       /* factors */
+    float lambda;
+    uint32_t sweeps;  /* one sweep = solve all X, then all Y */
+    uint32_t threads; /* worker threads; results identical for the same count */
+    uint64_t seed;    /* initialization */
+    float init_std;   /* default 0.01 */
+} fedreci_als_params;
+
+/* Trains X (n_rows x k) and Y (n_cols x k) on R, both preallocated by the
+ * caller. objective (optional, `sweeps` doubles) gets the loss after each
+ * sweep. Deterministic for the same seed and thread count. */
+FEDREC_NODISCARD fedrec_err fedreci_als_train(const fedreci_mf_csr *r, const fedreci_als_params *p,
+                                              float *x, float *y, double *objective);
+
+#endif /* FEDREC_CORE_MF_H */

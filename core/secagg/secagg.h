@@ -1,0 +1,273 @@
+/*
+ * core/secagg: secure aggregation, SecAgg+ with classic SecAgg as the
+ * complete-graph case. Transport-free state machines: they take decoded
+ * messages and return messages to send; the drivers in client/, coordinator/
+ * and sim/ move the bytes.
+ *
+ * Implements:
+ *   Bonawitz, Ivanov, Kreuter, Marcedone, McMahan, Patel, Ramage, Segal,
+ *   Seth. "Practical Secure Aggregation for Privacy-Preserving Machine
+ *   Learning". CCS 2017. (Stages 0-3, double masking, dropout recovery.)
+ *   Bell, Bonawitz, Gascon, Lepoint, Raykova. "Secure Single-Server
+ *   Aggregation with (Poly)Logarithmic Overhead". CCS 2020. (SecAgg+: masks
+ *   and shares only among k neighbours of a random k-regular graph.)
+ *
+ * Every primitive comes from libsodium: X25519 key agreement
+ * (crypto_scalarmult, all-zero results rejected), BLAKE2b key derivation with
+ * domain labels, ChaCha20 (IETF) keystreams as the mask PRG read as
+ * little-endian uint32, XChaCha20-Poly1305 for encrypted shares with
+ * associated data (round, sender, receiver), Shamir sharing over the
+ * ristretto255 scalar field (crypto_core_ristretto255_scalar_*), Ed25519
+ * signatures on key advertisements.
+ *
+ * Arithmetic is in the ring Z_{2^32}. A client's input is a float vector of
+ * length d - 1 plus one participant weight, masked as d uint32 words.
+ *
+ * Ownership: pointers returned through out-parameters point into the state
+ * machine and stay valid until the next call on the same object or its
+ * destroy, unless stated otherwise. Inputs are copied; the caller keeps them.
+ * Thread-safety: an object may be used by one thread at a time; different
+ * objects are independent. Secrets live in sodium_malloc memory and are wiped
+ * on every exit path; nothing here logs.
+ *
+ * Errors: every function that can fail returns a fedrec_err and sets the
+ * detailed message (fedrec_errmsg()). A message for the wrong stage
+ * (FEDREC_ERR_STAGE), round (FEDREC_ERR_ROUND) or from a sender that is not
+ * expected (FEDREC_ERR_PROTOCOL), a duplicate (FEDREC_ERR_DUPLICATE), or a bad
+ * signature (FEDREC_ERR_SIGNATURE) is refused without changing state.
+ */
+#ifndef FEDREC_CORE_SECAGG_H
+#define FEDREC_CORE_SECAGG_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "fedrec/fedrec.h"
+
+#define FEDRECI_SECAGG_PK_BYTES 32   /* X25519 public key */
+#define FEDRECI_SECAGG_SIGN_PK_BYTES 32 /* Ed25519 public key */
+#define FEDRECI_SECAGG_SIGN_SK_BYTES 64 /* Ed25519 secret key (libsodium layout) */
+#define FEDRECI_SECAGG_SIG_BYTES 64  /* Ed25519 signature */
+#define FEDRECI_SECAGG_SHARE_BYTES 32 /* a Shamir share's y value (ristretto255 scalar) */
+#define FEDRECI_SECAGG_SEED_BYTES 32
+
+/* The stages, in order. A round ends DONE or ABORTED. */
+typedef enum fedreci_secagg_stage {
+    FEDRECI_SECAGG_ADVERTISE = 0,
+    FEDRECI_SECAGG_SHARE_KEYS = 1,
+    FEDRECI_SECAGG_MASKED_INPUT = 2,
+    FEDRECI_SECAGG_UNMASK = 3,
+    FEDRECI_SECAGG_DONE = 4,
+    FEDRECI_SECAGG_ABORTED = 5,
+} fedreci_secagg_stage;
+
+/* Round parameters, fixed per round and identical on every party. */
+typedef struct fedreci_secagg_params {
+    uint64_t round_id;   /* bound into signatures, AEAD data and PRG nonces */
+    uint32_t n;          /* cohort size: clients invited to the round, >= 2 */
+    uint32_t k;          /* neighbours per client; n - 1 = classic SecAgg */
+    uint32_t t;          /* Shamir threshold: k/2 < t <= k */
+    uint32_t d;          /* masked vector length in words: input length + 1 (weight) */
+    double clip;         /* inputs are clipped to [-clip, clip]; finite, > 0 */
+    double scale;        /* quantization: q = round(scale * x); finite, > 0 */
+    uint32_t max_weight; /* upper bound of one client's weight (e.g. 1) */
+    uint8_t graph_seed[FEDRECI_SECAGG_SEED_BYTES]; /* public, seeds the neighbour graph */
+} fedreci_secagg_params;
+
+/* Checks parameters before anything is sent: n >= 2, 1 <= k <= n - 1,
+ * k/2 < t <= k, d >= 2, clip and scale finite and > 0, and the overflow budget
+ * n * clip * scale < 2^31 and n * max_weight < 2^31 (the sum is read back as a
+ * signed 32-bit value, so it must never wrap). On error the message names the
+ * offending parameters and values. */
+FEDREC_NODISCARD fedrec_err fedreci_secagg_params_check(const fedreci_secagg_params *p);
+
+/* ---- messages (decoded) ---------------------------------------------------- */
+
+/* Stage 0, client -> server; the server's roster repeats them to the clients. */
+typedef struct fedreci_secagg_advert {
+    uint64_t client_id;
+    uint8_t identity_pk[FEDRECI_SECAGG_SIGN_PK_BYTES]; /* Ed25519; the server fills it
+                                                          from its registry */
+    uint8_t c_pk[FEDRECI_SECAGG_PK_BYTES]; /* X25519: for encrypting shares */
+    uint8_t s_pk[FEDRECI_SECAGG_PK_BYTES]; /* X25519: for pairwise masks */
+    uint8_t sig[FEDRECI_SECAGG_SIG_BYTES]; /* Ed25519 over (round_id, client_id,
+                                               c_pk, s_pk) with a domain label */
+} fedreci_secagg_advert;
+
+/* Stage 1: one encrypted share bundle from `from` to `to` (XChaCha20-Poly1305;
+ * the receiver's shares of the sender's s^SK and b seed). */
+typedef struct fedreci_secagg_ciphertext {
+    uint64_t from;
+    uint64_t to;
+    const uint8_t *bytes;
+    size_t len;
+} fedreci_secagg_ciphertext;
+
+/* Stage 3: a survivor's answer about one neighbour: the share of that
+ * neighbour's self-mask seed b (neighbour survived) or of its mask key s^SK
+ * (neighbour dropped), never both. */
+typedef enum fedreci_secagg_share_kind {
+    FEDRECI_SECAGG_SHARE_B = 0,
+    FEDRECI_SECAGG_SHARE_SK = 1,
+} fedreci_secagg_share_kind;
+
+typedef struct fedreci_secagg_reveal {
+    uint64_t about; /* the neighbour whose secret this is a share of */
+    uint8_t kind;   /* fedreci_secagg_share_kind */
+    uint8_t share[FEDRECI_SECAGG_SHARE_BYTES];
+} fedreci_secagg_reveal;
+
+/* Quantization report for one client's input (shown in the privacy ledger). */
+typedef struct fedreci_secagg_quant_stats {
+    uint32_t clipped; /* entries whose |x| exceeded clip */
+    float max_abs;    /* largest |x| before clipping */
+} fedreci_secagg_quant_stats;
+
+/* ---- neighbour graph --------------------------------------------------------- */
+
+/* The neighbours of `member` (an index 0..m-1 into the sorted list of the m
+ * clients that advertised) in the round's random k-regular graph seeded by
+ * p->graph_seed: a Harary graph over a seeded permutation (Bell et al. 2020),
+ * the complete graph when k >= m - 1. Writes up to `cap` member indices,
+ * sorted, to out and their number to *n_out. Deterministic: every party gets
+ * the same graph. */
+FEDREC_NODISCARD fedrec_err fedreci_secagg_neighbors(const fedreci_secagg_params *p, uint32_t m,
+                                                     uint32_t member, uint32_t *out, uint32_t cap,
+                                                     uint32_t *n_out);
+
+/* ---- client state machine ---------------------------------------------------- */
+
+typedef struct fedreci_secagg_client fedreci_secagg_client;
+
+/* Creates the client side of one round. identity_sk: the client's Ed25519
+ * secret key (copied into secure memory). rounding_seed: seeds stochastic
+ * rounding (for reproducible simulations); NULL draws it from randombytes.
+ * Errors: FEDREC_ERR_INVALID for bad parameters, FEDREC_ERR_NOMEM. */
+FEDREC_NODISCARD fedrec_err fedreci_secagg_client_create(
+    fedreci_secagg_client **out, const fedreci_secagg_params *p, uint64_t client_id,
+    const uint8_t identity_sk[FEDRECI_SECAGG_SIGN_SK_BYTES],
+    const uint8_t rounding_seed[FEDRECI_SECAGG_SEED_BYTES]);
+
+/* Wipes and frees. NULL is a no-op. */
+void fedreci_secagg_client_destroy(fedreci_secagg_client *c);
+
+fedreci_secagg_stage fedreci_secagg_client_stage(const fedreci_secagg_client *c);
+
+/* Stage 0: draws the c and s X25519 key pairs and signs their public halves.
+ * *advert is written (identity_pk included). */
+FEDREC_NODISCARD fedrec_err fedreci_secagg_client_advertise(fedreci_secagg_client *c,
+                                                            fedreci_secagg_advert *advert);
+
+/* Stage 1: takes the roster (the adverts of every client that advertised,
+ * m >= t entries, sorted by client_id, containing this client), verifies the
+ * signatures of its neighbours, fixes the graph, draws the self-mask seed b,
+ * Shamir-shares s^SK and b among the neighbours with threshold t and encrypts
+ * each neighbour's shares. *cts gets one ciphertext per neighbour (n_cts).
+ * Errors: FEDREC_ERR_SIGNATURE, FEDREC_ERR_PROTOCOL (roster malformed, this
+ * client missing, too small), FEDREC_ERR_CRYPTO (all-zero X25519 result). */
+FEDREC_NODISCARD fedrec_err fedreci_secagg_client_share_keys(
+    fedreci_secagg_client *c, const fedreci_secagg_advert *roster, size_t m,
+    const fedreci_secagg_ciphertext **cts, size_t *n_cts);
+
+/* Stage 2: takes the ciphertexts addressed to this client (from the neighbours
+ * that completed stage 1), decrypts and keeps the shares, then masks the input:
+ * y = q(x) || weight + PRG(b) + sum_v sign(u,v) PRG(KA(s_u, s_v)) mod 2^32 over
+ * the neighbours v that sent shares. x has d - 1 floats; weight <= max_weight.
+ * *masked points to d words. stats (optional) gets the clipping report.
+ * Errors: FEDREC_ERR_CRYPTO (a ciphertext fails authentication),
+ * FEDREC_ERR_PROTOCOL (not addressed to us, not a neighbour, fewer than t). */
+FEDREC_NODISCARD fedrec_err fedreci_secagg_client_masked_input(
+    fedreci_secagg_client *c, const fedreci_secagg_ciphertext *in, size_t n_in, const float *x,
+    uint32_t weight, const uint32_t **masked, fedreci_secagg_quant_stats *stats);
+
+/* Simulator oracle only: the quantized, unmasked input q(x) || weight (d
+ * words) of the last masked_input call. The coordinator never sees this. */
+const uint32_t *fedreci_secagg_client_quantized_input(const fedreci_secagg_client *c);
+
+/* Stage 3: the server names the survivors (sent a masked input) and the
+ * dropped (shared keys but sent no masked input). For each neighbour that sent
+ * us shares, returns its b share if it survived or its s^SK share if it
+ * dropped. Refused (FEDREC_ERR_PROTOCOL, nothing revealed) when a neighbour is
+ * in both lists, when fewer than t survivors are named, when this client is
+ * not a survivor, or when a second, different unmask request arrives: a client
+ * never reveals both shares of one neighbour. An identical repeated request
+ * gets the same answer. */
+FEDREC_NODISCARD fedrec_err fedreci_secagg_client_unmask(
+    fedreci_secagg_client *c, const uint64_t *survivors, size_t n_survivors,
+    const uint64_t *dropped, size_t n_dropped, const fedreci_secagg_reveal **reveals,
+    size_t *n_reveals);
+
+/* ---- server state machine ---------------------------------------------------- */
+
+typedef struct fedreci_secagg_server fedreci_secagg_server;
+
+/* Creates the server side of one round for the invited cohort: n client ids
+ * (distinct) and their Ed25519 identity public keys (n x 32 bytes).
+ * Errors: FEDREC_ERR_INVALID (parameters, duplicate ids), FEDREC_ERR_NOMEM. */
+FEDREC_NODISCARD fedrec_err fedreci_secagg_server_create(
+    fedreci_secagg_server **out, const fedreci_secagg_params *p, const uint64_t *cohort,
+    const uint8_t (*identity_pks)[FEDRECI_SECAGG_SIGN_PK_BYTES]);
+
+void fedreci_secagg_server_destroy(fedreci_secagg_server *s);
+
+fedreci_secagg_stage fedreci_secagg_server_stage(const fedreci_secagg_server *s);
+
+/* Stage 0: accepts one advert (signature checked against the registered
+ * identity key; identity_pk is taken from the registry, not the message). */
+FEDREC_NODISCARD fedrec_err fedreci_secagg_server_add_advert(fedreci_secagg_server *s,
+                                                             const fedreci_secagg_advert *a);
+
+/* Ends stage 0: with fewer than t adverts the round aborts
+ * (FEDREC_ERR_ABORTED). Otherwise *roster gets the adverts sorted by id. */
+FEDREC_NODISCARD fedrec_err fedreci_secagg_server_close_advertise(
+    fedreci_secagg_server *s, const fedreci_secagg_advert **roster, size_t *m);
+
+/* Stage 1: accepts a client's ciphertexts (one per neighbour, from == sender). */
+FEDREC_NODISCARD fedrec_err fedreci_secagg_server_add_shares(fedreci_secagg_server *s,
+                                                             uint64_t sender,
+                                                             const fedreci_secagg_ciphertext *cts,
+                                                             size_t n);
+
+/* Ends stage 1 (fewer than t senders aborts the round). */
+FEDREC_NODISCARD fedrec_err fedreci_secagg_server_close_share_keys(fedreci_secagg_server *s);
+
+/* After stage 1: the ciphertexts addressed to `client` (for relay). */
+FEDREC_NODISCARD fedrec_err fedreci_secagg_server_shares_for(fedreci_secagg_server *s,
+                                                             uint64_t client,
+                                                             const fedreci_secagg_ciphertext **cts,
+                                                             size_t *n);
+
+/* Stage 2: accepts a masked input of exactly d words from a stage-1 sender
+ * and adds it into the running sum (O(d), no copy kept). */
+FEDREC_NODISCARD fedrec_err fedreci_secagg_server_add_masked_input(fedreci_secagg_server *s,
+                                                                   uint64_t sender,
+                                                                   const uint32_t *y, size_t d);
+
+/* Ends stage 2: names the survivors and the dropped (sorted ids), or aborts
+ * with fewer than t survivors. */
+FEDREC_NODISCARD fedrec_err fedreci_secagg_server_close_masked_input(
+    fedreci_secagg_server *s, const uint64_t **survivors, size_t *n_survivors,
+    const uint64_t **dropped, size_t *n_dropped);
+
+/* Stage 3: accepts a survivor's reveals. Shares that contradict the request
+ * (a b share for a dropped client, an s^SK share for a survivor) are refused. */
+FEDREC_NODISCARD fedrec_err fedreci_secagg_server_add_unmask(fedreci_secagg_server *s,
+                                                             uint64_t sender,
+                                                             const fedreci_secagg_reveal *r,
+                                                             size_t n);
+
+/* Ends the round: rebuilds each survivor's b and each dropped client's s^SK
+ * from >= t shares, removes every mask and writes the exact sum of the
+ * survivors' q(x) || weight: sum[d] in Z_{2^32}. Aborts (FEDREC_ERR_ABORTED,
+ * model unchanged) when some secret has fewer than t shares. */
+FEDREC_NODISCARD fedrec_err fedreci_secagg_server_finish(fedreci_secagg_server *s,
+                                                         uint32_t *sum, size_t d);
+
+/* ---- quantization ---------------------------------------------------------- */
+
+/* Reads a ring sum back: sum[i] as a signed 32-bit value divided by scale.
+ * out has d - 1 floats; *total_weight gets the weight coordinate. */
+void fedreci_secagg_dequantize(const fedreci_secagg_params *p, const uint32_t *sum, float *out,
+                               uint32_t *total_weight);
+
+#endif /* FEDREC_CORE_SECAGG_H */
