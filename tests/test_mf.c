@@ -545,14 +545,92 @@ static void test_optimizer_grow_keeps_rows(void **state)
     fedreci_optimizer_destroy(b);
 }
 
-/* ---- centralized ALS ------------------------------------------------------------------ */
-
 typedef struct csr_buf {
     fedreci_mf_csr m;
     uint64_t *indptr;
     uint32_t *indices;
     float *conf;
 } csr_buf;
+
+/* ---- one federated round (plain sum) --------------------------------------------------- */
+
+static void random_csr(csr_buf *b, uint32_t rows, uint32_t cols, double density);
+static void free_csr(csr_buf *b);
+
+static void test_fed_round_is_sum_then_step(void **state)
+{
+    (void)state;
+    test_rng = 2024;
+    csr_buf b;
+    const uint32_t rows = 25, cols = 30, k = 4;
+    random_csr(&b, rows, cols, 0.2);
+    size_t nk = (size_t)cols * k;
+    float *y = malloc(nk * sizeof *y), *y2 = malloc(nk * sizeof *y2);
+    float *grad = malloc(nk * sizeof *grad), *sum = malloc(nk * sizeof *sum);
+    float *ref = calloc(nk, sizeof *ref);
+    float gram[16], x[4];
+    fedreci_mf_init(y, cols, k, 3, 0.1f);
+    memcpy(y2, y, nk * sizeof *y);
+    fedreci_opt_params op = adam_params;
+    op.n_train = rows;
+    fedreci_optimizer *o = NULL, *o2 = NULL;
+    fedreci_mf_step *w = NULL;
+    assert_int_equal(fedreci_mf_step_create(&w, cols, k), FEDREC_OK);
+    assert_int_equal(fedreci_optimizer_create(&o, &op, cols, k), FEDREC_OK);
+    assert_int_equal(fedreci_optimizer_create(&o2, &op, cols, k), FEDREC_OK);
+    uint32_t count = 0;
+    double loss0 = 0, loss = 0;
+    assert_int_equal(
+        fedreci_mf_fed_round(w, o, &b.m, NULL, 0, k, 0.1f, y, grad, sum, &count, &loss0),
+        FEDREC_OK);
+    /* The same by hand: every non-empty row's client step, summed in row order. */
+    fedreci_mf_gram(y2, cols, k, gram);
+    uint32_t n = 0;
+    for (uint32_t u = 0; u < rows; u++) {
+        fedreci_mf_user cu = {b.indices + b.indptr[u], b.conf + b.indptr[u],
+                              (uint32_t)(b.indptr[u + 1] - b.indptr[u])};
+        if (cu.n == 0)
+            continue;
+        assert_int_equal(fedreci_mf_client_step(w, y2, gram, cols, k, 0.1f, &cu, x, grad, NULL),
+                         FEDREC_OK);
+        for (size_t j = 0; j < nk; j++)
+            ref[j] += grad[j];
+        n++;
+    }
+    assert_int_equal(count, n);
+    assert_memory_equal(sum, ref, nk * sizeof *sum);
+    int applied = 0;
+    assert_int_equal(fedreci_optimizer_step(o2, y2, ref, n, &applied), FEDREC_OK);
+    assert_memory_equal(y, y2, nk * sizeof *y);
+    /* Training lowers the clients' total loss. */
+    for (int round = 0; round < 60; round++)
+        assert_int_equal(
+            fedreci_mf_fed_round(w, o, &b.m, NULL, 0, k, 0.1f, y, grad, sum, &count, &loss),
+            FEDREC_OK);
+    assert_true(loss < 0.8 * loss0);
+    /* An explicit cohort; a bad id is refused and y is kept. */
+    const uint32_t cohort[2] = {3, rows};
+    memcpy(y2, y, nk * sizeof *y);
+    assert_int_equal(
+        fedreci_mf_fed_round(w, o, &b.m, cohort, 2, k, 0.1f, y, grad, sum, &count, &loss),
+        FEDREC_ERR_INVALID);
+    assert_memory_equal(y, y2, nk * sizeof *y);
+    assert_int_equal(
+        fedreci_mf_fed_round(w, o, &b.m, cohort, 1, k, 0.1f, y, grad, sum, &count, &loss),
+        FEDREC_OK);
+    assert_int_equal(count, 1);
+    fedreci_mf_step_destroy(w);
+    fedreci_optimizer_destroy(o);
+    fedreci_optimizer_destroy(o2);
+    free(y);
+    free(y2);
+    free(grad);
+    free(sum);
+    free(ref);
+    free_csr(&b);
+}
+
+/* ---- centralized ALS ------------------------------------------------------------------ */
 
 static void random_csr(csr_buf *b, uint32_t rows, uint32_t cols, double density)
 {
@@ -682,6 +760,7 @@ int main(void)
         cmocka_unit_test(test_adam_one_step_hand_computed),
         cmocka_unit_test(test_optimizer_zero_weight_and_nan),
         cmocka_unit_test(test_optimizer_grow_keeps_rows),
+        cmocka_unit_test(test_fed_round_is_sum_then_step),
         cmocka_unit_test(test_als_objective_never_increases),
         cmocka_unit_test(test_als_deterministic),
         cmocka_unit_test(test_als_rejects_bad_input),

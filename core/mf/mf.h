@@ -151,6 +151,27 @@ FEDREC_NODISCARD fedrec_err fedreci_optimizer_step(fedreci_optimizer *o, float *
  * FEDREC_ERR_NOMEM (the optimizer is left as it was). */
 FEDREC_NODISCARD fedrec_err fedreci_optimizer_grow(fedreci_optimizer *o, uint32_t new_n_items);
 
+/* ---- one federated round without secure aggregation (reference) ---------------- */
+
+/* One round of the federated scheme with the plain sum in place of secure
+ * aggregation (the reference the SecAgg runs are compared with): every user
+ * in `users` (row ids of r; NULL means every row of r with at least one item)
+ * runs fedreci_mf_client_step with the current y and its gram (computed once
+ * here), the dense gradients are summed in row order into `sum`, and the
+ * optimizer takes one step with weight = the number of participants.
+ * w is a step workspace for (r->n_cols, k); o an optimizer for the same
+ * shape; y is n_cols x k and updated in place; grad and sum are caller
+ * scratch of n_cols x k floats each (sum holds the aggregate afterwards).
+ * *participants (optional) gets the count, *loss (optional) the sum of the
+ * participants' loss terms at the start of the round.
+ * Errors: those of fedreci_mf_client_step and fedreci_optimizer_step (y is
+ * unchanged when a client step fails). */
+FEDREC_NODISCARD fedrec_err fedreci_mf_fed_round(fedreci_mf_step *w, fedreci_optimizer *o,
+                                                 const fedreci_mf_csr *r, const uint32_t *users,
+                                                 uint32_t n_users, uint32_t k, float lambda,
+                                                 float *y, float *grad, float *sum,
+                                                 uint32_t *participants, double *loss);
+
 /* ---- centralized ALS (the baseline) ----------------------------------------- */
 
 typedef struct fedreci_als_params {
