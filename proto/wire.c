@@ -649,29 +649,44 @@ fedrec_err fedreci_wire_enc_model_request(nng_msg **out, const fedreci_wire_hdr 
     return pack(&e, out);
 }
 
+static void fill_model_reply(fedreci_wire_env *e, Fedrec__V1__ModelReply *c,
+                             const fedreci_wire_hdr *h, const fedreci_wire_model *model,
+                             uint64_t version)
+{
+    hdr_fill(e, h);
+    c->version = version;
+    if (!model) {
+        c->not_modified = 1;
+    } else {
+        size_t n = (size_t)model->n_items * model->k;
+        c->version = model->version;
+        c->n_items = model->n_items;
+        c->k = model->k;
+        c->item_factors = bin(model->item_factors, n * 4u);
+        if (model->gram)
+            c->gram = bin(model->gram, (size_t)model->k * model->k * 4u);
+        c->checksum = bin(model->checksum, FEDRECI_WIRE_CHECKSUM_BYTES);
+        c->n_item_codes = model->n_item_codes;
+        c->item_codes = (char **)(uintptr_t)model->item_codes;
+    }
+    e->body_case = FEDREC__V1__ENVELOPE__BODY_MODEL_REPLY;
+    e->model_reply = c;
+}
+
+size_t fedreci_wire_model_reply_size(const fedreci_wire_hdr *h, const fedreci_wire_model *model)
+{
+    fedreci_wire_env e = FEDREC__V1__ENVELOPE__INIT;
+    Fedrec__V1__ModelReply c = FEDREC__V1__MODEL_REPLY__INIT;
+    fill_model_reply(&e, &c, h, model, model ? model->version : 0);
+    return fedrec__v1__envelope__get_packed_size(&e);
+}
+
 fedrec_err fedreci_wire_enc_model_reply(nng_msg **out, const fedreci_wire_hdr *h,
                                         const fedreci_wire_model *model, uint64_t version)
 {
     fedreci_wire_env e = FEDREC__V1__ENVELOPE__INIT;
     Fedrec__V1__ModelReply c = FEDREC__V1__MODEL_REPLY__INIT;
-    hdr_fill(&e, h);
-    c.version = version;
-    if (!model) {
-        c.not_modified = 1;
-    } else {
-        size_t n = (size_t)model->n_items * model->k;
-        c.version = model->version;
-        c.n_items = model->n_items;
-        c.k = model->k;
-        c.item_factors = bin(model->item_factors, n * 4u);
-        if (model->gram)
-            c.gram = bin(model->gram, (size_t)model->k * model->k * 4u);
-        c.checksum = bin(model->checksum, FEDRECI_WIRE_CHECKSUM_BYTES);
-        c.n_item_codes = model->n_item_codes;
-        c.item_codes = (char **)(uintptr_t)model->item_codes;
-    }
-    e.body_case = FEDREC__V1__ENVELOPE__BODY_MODEL_REPLY;
-    e.model_reply = &c;
+    fill_model_reply(&e, &c, h, model, version);
     return pack(&e, out);
 }
 

@@ -105,6 +105,9 @@ size_t fedreci_wire_cap(uint32_t n_items, uint32_t k, uint32_t max_cohort, size_
 /* BLAKE2b-256 of len bytes (the model checksum). */
 void fedreci_wire_checksum(const void *data, size_t len, uint8_t out[FEDRECI_WIRE_CHECKSUM_BYTES]);
 
+/* The encoded size of a ModelReply envelope for this model (no encoding). */
+size_t fedreci_wire_model_reply_size(const fedreci_wire_hdr *h, const fedreci_wire_model *model);
+
 /* ---- decode --------------------------------------------------------------- */
 
 /* Decodes and checks one envelope from buf[len]. len > cap is refused with
