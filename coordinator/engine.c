@@ -99,6 +99,7 @@ typedef struct pmodel {
 
 typedef struct member {
     uint8_t acc;  /* bit s: stage s message accepted */
+    uint8_t gone; /* declared gone (fedreci_coord_client_gone) */
     int32_t park; /* parked ctx, -1 none */
 } member;
 
@@ -114,6 +115,7 @@ typedef struct rstate {
     member *mem;
     uint32_t count[4];
     uint32_t expected;
+    uint32_t gone; /* declared-gone members still expected at the open stage */
     uint64_t *roster_ids;
     fedreci_secagg_advert *roster;
     size_t m;
@@ -676,6 +678,20 @@ static nng_msg *stage_answer(fedreci_coord *c, rstate *r, uint64_t client, int s
     }
 }
 
+/* Whether member i is expected to send the message of stage s. */
+static int expected_at(const rstate *r, uint32_t i, int s)
+{
+    return s == 0 || (r->mem[i].acc & (1u << (s - 1)));
+}
+
+static void recount_gone(rstate *r)
+{
+    r->gone = 0;
+    for (uint32_t i = 0; i < r->n; i++)
+        if (r->mem[i].gone && expected_at(r, i, r->stage) && !(r->mem[i].acc & (1u << r->stage)))
+            r->gone++;
+}
+
 static void close_stage(fedreci_coord *c, rstate *r, outbox *ob)
 {
     int s = r->stage;
@@ -761,7 +777,8 @@ static void close_stage(fedreci_coord *c, rstate *r, outbox *ob)
     }
     r->stage = s + 1;
     r->t_stage = t;
-    if (r->expected == 0) {
+    recount_gone(r);
+    if (r->expected <= r->gone) {
         close_stage(c, r, ob);
         return;
     }
@@ -800,6 +817,7 @@ static void select_cohort(fedreci_coord *c, outbox *ob)
     qsort(r->ids, n, sizeof *r->ids, cmp_u64);
     for (uint32_t i = 0; i < n; i++) {
         r->mem[i].acc = 0;
+        r->mem[i].gone = 0;
         r->mem[i].park = -1;
         crec *cr = reg_find(c, r->ids[i]);
         memcpy(pks[i], cr->pk, sizeof pks[i]);
@@ -1095,6 +1113,8 @@ static void on_stage(fedreci_coord *c, cctx *x, const fedreci_wire_env *env, int
         }
         mb->acc |= (uint8_t)(1u << s);
         r->count[s]++;
+        if (mb->gone && r->gone)
+            r->gone--;
     }
     /* hold the request until the stage closes; a resend replaces the held one */
     if (mb->park >= 0) {
@@ -1107,7 +1127,7 @@ static void on_stage(fedreci_coord *c, cctx *x, const fedreci_wire_env *env, int
     } else {
         reply_retry(c, x, &h, ob);
     }
-    if (r->count[s] >= r->expected)
+    if (r->count[s] + r->gone >= r->expected)
         close_stage(c, r, ob);
 }
 
@@ -1656,6 +1676,25 @@ fedrec_err fedreci_coord_get_model(fedreci_coord *c, float *y, size_t cap, uint6
     }
     pthread_mutex_unlock(&c->mu);
     return e;
+}
+
+void fedreci_coord_client_gone(fedreci_coord *c, uint64_t client_id)
+{
+    outbox ob = {NULL, 0, 0};
+    pthread_mutex_lock(&c->mu);
+    if (round_active(c)) {
+        rstate *r = c->cur;
+        long i = find_u64(r->ids, r->n, client_id);
+        if (i >= 0 && !r->mem[i].gone) {
+            r->mem[i].gone = 1;
+            if (expected_at(r, (uint32_t)i, r->stage) && !(r->mem[i].acc & (1u << r->stage)))
+                r->gone++;
+            if (r->count[r->stage] + r->gone >= r->expected)
+                close_stage(c, r, &ob);
+        }
+    }
+    pthread_mutex_unlock(&c->mu);
+    flush(c, &ob);
 }
 
 fedrec_err fedreci_coord_client_bytes(fedreci_coord *c, uint64_t client_id, uint64_t *update,

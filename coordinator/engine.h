@@ -198,4 +198,12 @@ FEDREC_NODISCARD fedrec_err fedreci_coord_get_model(fedreci_coord *c, float *y, 
 FEDREC_NODISCARD fedrec_err fedreci_coord_client_bytes(fedreci_coord *c, uint64_t client_id,
                                                        uint64_t *update, uint64_t *total);
 
+/* Simulator only: declares that a member of the current round will send
+ * nothing more (the simulator's dropout), so the open and later stages close
+ * as soon as every other expected client has answered instead of waiting for
+ * the deadline. The client still counts as dropped where it fell silent.
+ * Unknown ids and ids outside the current round are ignored. A real
+ * deployment never calls this: there, deadlines decide. */
+void fedreci_coord_client_gone(fedreci_coord *c, uint64_t client_id);
+
 #endif /* FEDREC_COORDINATOR_ENGINE_H */

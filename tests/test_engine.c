@@ -53,6 +53,7 @@ typedef struct world {
     uint32_t sum[MAXR][D];
     uint64_t surv[MAXR][MAXC];
     int commits;
+    fedreci_coord *gone_to; /* sessions that drop out tell this engine */
 } world;
 
 static world W;
@@ -146,6 +147,13 @@ static void on_model(void *arg, const fedreci_wire_model *m)
     c->got_model++;
 }
 
+static void on_done(void *arg, const fedreci_session_result *r)
+{
+    tclient *c = arg;
+    if (r->outcome == FEDRECI_SESSION_DROPPED && W.gone_to)
+        fedreci_coord_client_gone(W.gone_to, c->id);
+}
+
 static void world_init(int n, uint64_t first_round)
 {
     memset(&W, 0, sizeof W);
@@ -217,7 +225,7 @@ static fedreci_session *session_new(const char *url, tclient *c, int opted_in, i
     cfg.dropout_stage = dropout;
     uint8_t seed[32] = {(uint8_t)c->id};
     cfg.rounding_seed = seed;
-    fedreci_session_hooks h = {c, on_model, compute_update, on_upload, on_quantized, NULL};
+    fedreci_session_hooks h = {c, on_model, compute_update, on_upload, on_quantized, on_done};
     fedreci_session *s = NULL;
     fedrec_err e = fedreci_session_create(&s, &cfg, &h);
     if (e)
@@ -371,6 +379,31 @@ static void test_dropout_each_stage(void **state)
     for (uint32_t i = 0; i < st->survivors; i++)
         found |= W.surv[0][i] == W.cl[9].id;
     assert_true(found);
+    fedreci_coord_destroy(c);
+}
+
+/* The simulator's shortcut: dropouts declared gone close the stages without
+ * waiting for the (here ten-minute) deadlines; the sums stay exact. */
+static void test_dropout_declared(void **state)
+{
+    (void)state;
+    const char *url = "inproc://fedrec-engine-gone";
+    world_init(12, 1);
+    fedreci_coord *c = coord_new(url, 12, 8, 0, 600000, 1);
+    W.gone_to = c;
+    int drops[MAXC];
+    for (int i = 0; i < 12; i++)
+        drops[i] = i % 4 == 1 ? (i / 4) : -1; /* clients 1, 5, 9 drop at stages 0, 1, 2 */
+    fedreci_session_result res[MAXC];
+    run_round(url, 12, drops, res);
+    const fedreci_round_stats *st = &W.st[0];
+    assert_true(st->completed);
+    assert_int_equal(st->advertised, 11);
+    assert_int_equal(st->shared, 10);
+    assert_int_equal(st->survivors, 9);
+    assert_int_equal(st->unmasked, 9);
+    check_oracle(0);
+    W.gone_to = NULL;
     fedreci_coord_destroy(c);
 }
 
@@ -740,6 +773,7 @@ int main(void)
         cmocka_unit_test(test_three_rounds_inproc),
         cmocka_unit_test(test_tcp_round),
         cmocka_unit_test(test_dropout_each_stage),
+        cmocka_unit_test(test_dropout_declared),
         cmocka_unit_test(test_abort_below_threshold),
         cmocka_unit_test(test_hand_driven_duplicates),
         cmocka_unit_test(test_opted_out),
