@@ -61,7 +61,7 @@ struct fedreci_store {
     int opted_in;
     uint8_t sign_pk[FEDRECI_SIGN_PK_BYTES];
     uint64_t next_seq;
-    fedreci_purchase *purchases;
+    fedreci_store_purchase *purchases;
     size_t n_purchases, cap_purchases;
     fedreci_ledger_rec *ledger;
     size_t n_ledger, cap_ledger;
@@ -485,7 +485,7 @@ static fedrec_err master_key(const char *path, const meta *m, const uint8_t *key
 
 /* ---- state: events and snapshot ------------------------------------------- */
 
-static void encode_purchase(wbuf *b, const fedreci_purchase *p)
+static void encode_purchase(wbuf *b, const fedreci_store_purchase *p)
 {
     wb_u64(b, p->seq);
     wb_u64(b, (uint64_t)p->time);
@@ -493,7 +493,7 @@ static void encode_purchase(wbuf *b, const fedreci_purchase *p)
     wb_str(b, p->code);
 }
 
-static void decode_purchase(rbuf *r, fedreci_purchase *p)
+static void decode_purchase(rbuf *r, fedreci_store_purchase *p)
 {
     p->seq = rb_u64(r);
     p->time = (int64_t)rb_u64(r);
@@ -556,7 +556,7 @@ static fedrec_err apply_record(fedreci_store *s, const uint8_t *p, size_t n)
     uint8_t type = rb_u8(&r);
     switch (type) {
     case REC_PURCHASE: {
-        fedreci_purchase pu;
+        fedreci_store_purchase pu;
         decode_purchase(&r, &pu);
         if (r.bad || r.off != n || pu.seq < s->next_seq)
             return FEDREC_ERR_FORMAT;
@@ -1335,7 +1335,7 @@ fedrec_err fedreci_store_add_purchase(fedreci_store *s, const char *code, int64_
     if (quantity == 0)
         return fedreci_error(FEDREC_ERR_INVALID, "purchase of '%s': quantity 0 (must be >= 1)",
                              code);
-    fedreci_purchase p;
+    fedreci_store_purchase p;
     memset(&p, 0, sizeof p);
     p.seq = s->next_seq;
     p.time = time;
@@ -1436,7 +1436,7 @@ fedrec_err fedreci_store_set_model(fedreci_store *s, uint64_t version, uint32_t 
 
 /* ---- reads ---------------------------------------------------------------- */
 
-const fedreci_purchase *fedreci_store_purchases(const fedreci_store *s, size_t *n)
+const fedreci_store_purchase *fedreci_store_purchases(const fedreci_store *s, size_t *n)
 {
     *n = s->n_purchases;
     return s->purchases;

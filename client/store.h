@@ -65,12 +65,12 @@
 typedef struct fedreci_store fedreci_store;
 
 /* One purchase event. code is NUL-terminated. */
-typedef struct fedreci_purchase {
+typedef struct fedreci_store_purchase {
     uint64_t seq;      /* 1, 2, ... in recording order; never reused */
     int64_t time;      /* unix time, seconds */
     uint32_t quantity; /* >= 1 */
     char code[FEDRECI_CODE_MAX + 1];
-} fedreci_purchase;
+} fedreci_store_purchase;
 
 /* One upload recorded in the privacy ledger. */
 typedef struct fedreci_ledger_rec {
@@ -146,7 +146,7 @@ FEDREC_NODISCARD fedrec_err fedreci_store_compact(fedreci_store *s);
 
 /* ---- reads: pointers stay valid until the next update or close ------------ */
 
-const fedreci_purchase *fedreci_store_purchases(const fedreci_store *s, size_t *n);
+const fedreci_store_purchase *fedreci_store_purchases(const fedreci_store *s, size_t *n);
 const fedreci_ledger_rec *fedreci_store_ledger(const fedreci_store *s, size_t *n);
 int fedreci_store_participation(const fedreci_store *s);
 /* NULL when no model has been stored. */

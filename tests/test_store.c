@@ -182,7 +182,7 @@ static void test_roundtrip(void **state)
                      FEDREC_ERR_BUSY);
     assert_null(s2);
     size_t n = 0;
-    const fedreci_purchase *p = fedreci_store_purchases(s, &n);
+    const fedreci_store_purchase *p = fedreci_store_purchases(s, &n);
     assert_int_equal(n, 3);
     assert_string_equal(p[0].code, "85123A");
     assert_int_equal(p[0].time, 1291191960);
@@ -268,7 +268,7 @@ static void test_kill9_loses_nothing_acknowledged(void **state)
 
     fedreci_store *s = open_raw(dir, KEY_A);
     size_t n = 0;
-    const fedreci_purchase *p = fedreci_store_purchases(s, &n);
+    const fedreci_store_purchase *p = fedreci_store_purchases(s, &n);
     /* Every acknowledged event is there, in order, intact; at most the one
      * being appended when the signal hit may also be there. */
     assert_true(n >= acked);
@@ -435,7 +435,7 @@ static void test_torn_tail_recovers(void **state)
     assert_int_equal(truncate(sub(dir, "log"), lsz - 7), 0);
     s = open_raw(dir, KEY_A);
     size_t n;
-    const fedreci_purchase *p = fedreci_store_purchases(s, &n);
+    const fedreci_store_purchase *p = fedreci_store_purchases(s, &n);
     assert_int_equal(n, 4);
     assert_int_equal(p[3].time, 1003);
     assert_int_equal(fedreci_store_add_purchase(s, "X", 2000, 1, NULL), FEDREC_OK);
@@ -539,7 +539,7 @@ static void test_compact_keeps_state(void **state)
     fedreci_store_close(s);
     s = open_raw(dir, KEY_A);
     size_t n;
-    const fedreci_purchase *p = fedreci_store_purchases(s, &n);
+    const fedreci_store_purchase *p = fedreci_store_purchases(s, &n);
     assert_int_equal(n, 10);
     for (size_t i = 0; i < n; i++) {
         assert_int_equal(p[i].seq, i + 1);
