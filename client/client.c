@@ -611,6 +611,26 @@ fedrec_err fedreci_client_identity_sk(fedrec_client *c, uint8_t sk[64])
     return FEDREC_OK;
 }
 
+fedrec_err fedreci_client_sync_begin(fedrec_client *c)
+{
+    CHECK_CLIENT(c, "fedrec_client_sync");
+    pthread_mutex_lock(&c->mu);
+    int busy = c->syncing;
+    c->syncing = 1;
+    pthread_mutex_unlock(&c->mu);
+    if (busy)
+        return fedreci_error(FEDREC_ERR_BUSY, "%s: another sync is running on this client",
+                             fedreci_store_dir(c->store));
+    return FEDREC_OK;
+}
+
+void fedreci_client_sync_end(fedrec_client *c)
+{
+    pthread_mutex_lock(&c->mu);
+    c->syncing = 0;
+    pthread_mutex_unlock(&c->mu);
+}
+
 const char *fedreci_client_url(const fedrec_client *c)
 {
     return c ? c->url : NULL;

@@ -58,6 +58,11 @@ FEDREC_NODISCARD fedrec_err fedreci_client_ledger_add(fedrec_client *c, int64_t 
  * sk, for the SecAgg client. The caller wipes its copy. */
 FEDREC_NODISCARD fedrec_err fedreci_client_identity_sk(fedrec_client *c, uint8_t sk[64]);
 
+/* Marks a sync as running on c: FEDREC_ERR_BUSY when one already is. Every
+ * successful begin is paired with an end. */
+FEDREC_NODISCARD fedrec_err fedreci_client_sync_begin(fedrec_client *c);
+void fedreci_client_sync_end(fedrec_client *c);
+
 /* The coordinator URL given at open (NULL if none). Valid until close. */
 const char *fedreci_client_url(const fedrec_client *c);
 
