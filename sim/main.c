@@ -3,6 +3,16 @@
 #include <string.h>
 
 #include "fedrec/fedrec.h"
+#include "sim/sim.h"
+
+static void usage(FILE *f)
+{
+    fprintf(f,
+            "usage: fedrec-sim COMMAND [options]   (fedrec %s)\n"
+            "commands:\n"
+            "  describe --data FILE [--json]   cleaning report and dataset statistics\n",
+            fedrec_version());
+}
 
 int main(int argc, char **argv)
 {
@@ -10,7 +20,14 @@ int main(int argc, char **argv)
         printf("fedrec-sim %s\n", fedrec_version());
         return 0;
     }
-    fprintf(stderr, "fedrec-sim %s: the simulator is being built (issue 8)\n",
-            fedrec_version());
+    if (argc > 1 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h"))) {
+        usage(stdout);
+        return 0;
+    }
+    if (argc > 1 && !strcmp(argv[1], "describe"))
+        return fedreci_sim_describe(argc - 1, argv + 1);
+    if (argc > 1)
+        fprintf(stderr, "fedrec-sim: unknown command '%s'\n", argv[1]);
+    usage(stderr);
     return 2;
 }

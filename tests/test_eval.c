@@ -280,6 +280,35 @@ static void test_temporal_split(void **state)
     fedreci_dataset_destroy(d);
 }
 
+static void test_log_with_nothing_kept(void **state)
+{
+    (void)state;
+    char path[512];
+    snprintf(path, sizeof path, "%s/dropped.csv", tmpdir);
+    FILE *f = fopen(path, "wb");
+    assert_non_null(f);
+    fputs("InvoiceNo,StockCode,Description,Quantity,InvoiceDate,UnitPrice,CustomerID,Country\n"
+          "C1,X,x,-1,2011-01-01 10:00:00,1,1,UK\n"
+          "2,POST,x,1,2011-01-01 10:00:00,1,1,UK\n",
+          f);
+    assert_int_equal(fclose(f), 0);
+    fedreci_dataset *d = NULL;
+    fedreci_dataset_report r;
+    assert_int_equal(fedreci_dataset_load(&d, path, NULL, &r), FEDREC_OK);
+    assert_int_equal(r.rows_kept, 0);
+    assert_int_equal(fedreci_dataset_n_users(d), 0);
+    uint32_t id;
+    assert_int_equal(fedreci_dataset_item_find(d, "X", &id), FEDREC_ERR_NOT_FOUND);
+    assert_int_equal(fedreci_dataset_user_find(d, "1", &id), FEDREC_ERR_NOT_FOUND);
+    fedreci_split *s = NULL;
+    assert_int_equal(fedreci_split_create(&s, d, NULL), FEDREC_OK);
+    assert_int_equal(s->n_test_users, 0);
+    fedreci_metrics m;
+    assert_int_equal(fedreci_eval_popularity(s, 10, &m), FEDREC_ERR_EMPTY);
+    fedreci_split_destroy(s);
+    fedreci_dataset_destroy(d);
+}
+
 /* ---- the full log ------------------------------------------------------------ */
 
 static void full_log(int drop_non_product, uint32_t want_test_users, double want_hr,
@@ -338,6 +367,7 @@ int main(void)
         cmocka_unit_test(test_accumulator),
         cmocka_unit_test(test_last_basket_split),
         cmocka_unit_test(test_temporal_split),
+        cmocka_unit_test(test_log_with_nothing_kept),
         cmocka_unit_test(test_full_log_last_basket_popularity),
         cmocka_unit_test(test_full_log_keeping_non_products_matches_design),
     };

@@ -695,15 +695,15 @@ static int qcmp_pair(const void *pa, const void *pb)
     return 0;
 }
 
-/* Builds the sorted name array of the ids flagged in `kept` (all when NULL)
+/* Builds the sorted name array of the ids flagged in `kept` (every id when all)
  * and the raw -> dense map (UINT32_MAX when not kept). */
-static fedrec_err dense_ids(const strtab *t, const uint8_t *kept, uint32_t cap_kept,
+static fedrec_err dense_ids(const strtab *t, int all, const uint8_t *kept, uint32_t cap_kept,
                             int (*cmp)(const void *, const void *), const char ***names_out,
                             uint32_t *n_out, uint32_t **map_out)
 {
     uint32_t n = 0;
     for (uint32_t i = 0; i < t->n; i++)
-        n += !kept || (i < cap_kept && kept[i]);
+        n += all || (i < cap_kept && kept[i]);
     const char **names = malloc((size_t)(n ? n : 1) * sizeof *names);
     uint32_t *map = malloc((size_t)(t->n ? t->n : 1) * sizeof *map);
     if (!names || !map) {
@@ -714,13 +714,13 @@ static fedrec_err dense_ids(const strtab *t, const uint8_t *kept, uint32_t cap_k
     uint32_t j = 0;
     for (uint32_t i = 0; i < t->n; i++) {
         map[i] = UINT32_MAX;
-        if (!kept || (i < cap_kept && kept[i]))
+        if (all || (i < cap_kept && kept[i]))
             names[j++] = t->keys[i];
     }
     qsort(names, n, sizeof *names, cmp);
     /* map raw -> dense: look each kept key up by binary search */
     for (uint32_t i = 0; i < t->n; i++) {
-        if (kept && !(i < cap_kept && kept[i]))
+        if (!all && !(i < cap_kept && kept[i]))
             continue;
         const char *key = t->keys[i];
         const char **hit = bsearch(&key, names, n, sizeof *names, cmp);
@@ -736,13 +736,13 @@ static fedrec_err build_matrix(fedreci_dataset *d, loader *L)
 {
     uint32_t *umap = NULL, *imap = NULL, *bmap = NULL;
     pair_tmp *tmp = NULL;
-    fedrec_err e = dense_ids(&d->cust, L->cust_kept, L->cap_cust_kept, qcmp_customer,
+    fedrec_err e = dense_ids(&d->cust, 0, L->cust_kept, L->cap_cust_kept, qcmp_customer,
                              &d->user_names, &d->n_users, &umap);
     if (!e)
-        e = dense_ids(&d->item, L->item_kept, L->cap_item_kept, qcmp_str, &d->item_codes,
+        e = dense_ids(&d->item, 0, L->item_kept, L->cap_item_kept, qcmp_str, &d->item_codes,
                       &d->n_items, &imap);
     if (!e)
-        e = dense_ids(&d->basket, NULL, 0, qcmp_str, &d->basket_names, &d->n_baskets, &bmap);
+        e = dense_ids(&d->basket, 1, NULL, 0, qcmp_str, &d->basket_names, &d->n_baskets, &bmap);
     if (e)
         goto out;
     d->item_descs = malloc((size_t)(d->n_items ? d->n_items : 1) * sizeof *d->item_descs);
@@ -765,7 +765,8 @@ static fedrec_err build_matrix(fedreci_dataset *d, loader *L)
         ev->item = imap[ev->item];
         ev->basket = bmap[ev->basket];
     }
-    qsort(d->events, d->n_events, sizeof *d->events, qcmp_event);
+    if (d->n_events)
+        qsort(d->events, d->n_events, sizeof *d->events, qcmp_event);
     tmp = malloc(cap * sizeof *tmp);
     if (!tmp) {
         e = fedreci_error(FEDREC_ERR_NOMEM, "out of memory building the matrix");
@@ -1065,7 +1066,9 @@ fedrec_err fedreci_dataset_item_find(const fedreci_dataset *d, const char *code,
 {
     if (!d || !code || !item)
         return fedreci_error(FEDREC_ERR_INVALID, "item lookup: NULL argument");
-    const char **hit = bsearch(&code, d->item_codes, d->n_items, sizeof *d->item_codes, qcmp_str);
+    const char **hit = d->n_items == 0 ? NULL
+                                       : bsearch(&code, d->item_codes, d->n_items,
+                                                 sizeof *d->item_codes, qcmp_str);
     if (!hit)
         return fedreci_error(FEDREC_ERR_NOT_FOUND, "item '%s' is not in the catalog", code);
     *item = (uint32_t)(hit - d->item_codes);
@@ -1076,8 +1079,9 @@ fedrec_err fedreci_dataset_user_find(const fedreci_dataset *d, const char *custo
 {
     if (!d || !customer || !user)
         return fedreci_error(FEDREC_ERR_INVALID, "customer lookup: NULL argument");
-    const char **hit =
-        bsearch(&customer, d->user_names, d->n_users, sizeof *d->user_names, qcmp_customer);
+    const char **hit = d->n_users == 0 ? NULL
+                                       : bsearch(&customer, d->user_names, d->n_users,
+                                                 sizeof *d->user_names, qcmp_customer);
     if (!hit)
         return fedreci_error(FEDREC_ERR_NOT_FOUND, "customer '%s' is not in the log", customer);
     *user = (uint32_t)(hit - d->user_names);
