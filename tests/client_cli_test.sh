@@ -17,7 +17,7 @@ expect_rc() { # expect_rc CODE CMD...
 # help for every command
 expect_rc 0 "$cli" --help
 grep -q "import FILE --customer ID" "$work/out" || fail "main help lacks import"
-for c in import recommend ledger opt-out opt-in forget info; do
+for c in import sync recommend ledger opt-out opt-in forget info; do
   expect_rc 0 "$cli" "$c" --help
   grep -q "usage: fedrec-client $c" "$work/out" || fail "$c --help"
 done
@@ -60,6 +60,14 @@ expect_rc 2 "$cli" recommend -k zero "${K[@]}"
 grep -q -- "-k 'zero'" "$work/err" || fail "bad -k not named"
 expect_rc 1 "$cli" info --store "$work/s" --key-file "$work/missing-key"
 grep -q "missing-key" "$work/err" || fail "missing key file not named"
+
+# sync needs a coordinator URL, and says which one failed
+expect_rc 2 "$cli" sync "${K[@]}"
+grep -q -- "--coordinator URL is required" "$work/err" || fail "sync without URL"
+expect_rc 1 "$cli" sync --coordinator "ipc://$work/nobody.sock" --deadline-ms 300 "${K[@]}"
+grep -q "nobody.sock" "$work/err" || fail "sync error does not name the URL: $(cat "$work/err")"
+expect_rc 0 "$cli" ledger "${K[@]}"
+grep -q "0 uploads, 0 bytes" "$work/out" || fail "a failed sync uploaded something"
 
 # forget leaves no file behind
 expect_rc 0 "$cli" forget "${K[@]}"

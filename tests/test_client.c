@@ -24,6 +24,7 @@
 #include <sodium.h>
 
 #include "client/client_internal.h"
+#include "coordinator/engine.h"
 #include "fedrec/client.h"
 
 static const uint8_t KEY[32] = {7, 7, 7, 7, 7, 7, 7, 7, 1, 2, 3, 4, 5, 6, 7, 8,
@@ -491,6 +492,174 @@ static void test_threads_share_a_handle(void **state)
     free(dir);
 }
 
+/* ---- sync against the coordinator engine, in process over inproc:// ------- */
+
+#define SYNC_ITEMS 12
+#define SYNC_K 4
+#define SYNC_CLIENTS 4
+
+struct sync_thread {
+    fedrec_client *c;
+    fedrec_err err;
+    fedrec_sync_result res;
+    char msg[512];
+};
+
+static void *sync_one(void *arg)
+{
+    struct sync_thread *t = arg;
+    t->err = fedrec_client_sync(t->c, 60000, &t->res);
+    snprintf(t->msg, sizeof t->msg, "%s", fedrec_errmsg());
+    return NULL;
+}
+
+/* Three opted-in clients and one opted-out client sync with a coordinator
+ * running one round of cohort 3: the opted-in ones take part and their
+ * ledgers add up to exactly the update bytes the coordinator received from
+ * each; the opted-out one puts zero update bytes on the wire, records no
+ * ledger entry, and still gets the model. */
+static void test_sync_round_ledger_and_opt_out(void **state)
+{
+    const char *url = "inproc://fedrec-test-client-sync";
+    static char code_buf[SYNC_ITEMS][8];
+    const char *codes[SYNC_ITEMS];
+    float y0[SYNC_ITEMS * SYNC_K];
+    for (int i = 0; i < SYNC_ITEMS; i++) {
+        snprintf(code_buf[i], sizeof code_buf[i], "C%03d", i);
+        codes[i] = code_buf[i];
+    }
+    for (int i = 0; i < SYNC_ITEMS * SYNC_K; i++)
+        y0[i] = (float)((i * 37) % 19 - 9) * 0.02f;
+    fedreci_coord_config cfg;
+    fedreci_coord_config_default(&cfg);
+    const char *urls[1] = {url};
+    cfg.listen_urls = urls;
+    cfg.n_listen = 1;
+    cfg.n_contexts = 32;
+    cfg.cohort_size = 3;
+    cfg.min_cohort = 2;
+    cfg.clip = 16;
+    for (int s = 0; s < 4; s++)
+        cfg.stage_ms[s] = 30000;
+    cfg.checkin_window_ms = 60000;
+    cfg.retry_after_ms = 50;
+    cfg.seed = 5;
+    cfg.max_rounds = 1;
+    cfg.opt.n_train = 3;
+    fedreci_coord_model m = {1, SYNC_ITEMS, SYNC_K, y0, codes};
+    fedreci_coord *coord = NULL;
+    if (fedreci_coord_create(&coord, &cfg, NULL, &m) || fedreci_coord_start(coord))
+        fail_msg("coordinator: %s", fedrec_errmsg());
+
+    char *dirs[SYNC_CLIENTS];
+    struct sync_thread t[SYNC_CLIENTS];
+    pthread_t th[SYNC_CLIENTS];
+    for (int i = 0; i < SYNC_CLIENTS; i++) {
+        dirs[i] = tmpdir_make();
+        memset(&t[i], 0, sizeof t[i]);
+        assert_int_equal(fedrec_client_open(&t[i].c, dirs[i], url, KEY), FEDREC_OK);
+        assert_int_equal(fedrec_client_record(t[i].c, codes[i], 100, 2), FEDREC_OK);
+        assert_int_equal(fedrec_client_record(t[i].c, codes[i + 4], 101, 1), FEDREC_OK);
+        assert_int_equal(fedrec_client_record(t[i].c, "NOT-IN-CATALOG", 102, 1), FEDREC_OK);
+    }
+    assert_int_equal(fedrec_client_set_participation(t[3].c, 0), FEDREC_OK);
+    for (int i = 0; i < SYNC_CLIENTS; i++)
+        assert_int_equal(pthread_create(&th[i], NULL, sync_one, &t[i]), 0);
+    for (int i = 0; i < SYNC_CLIENTS; i++)
+        assert_int_equal(pthread_join(th[i], NULL), 0);
+    assert_int_equal(fedreci_coord_wait(coord, 60000), FEDREC_OK);
+
+    for (int i = 0; i < SYNC_CLIENTS; i++) {
+        if (t[i].err)
+            fail_msg("client %d sync: %s: %s", i, fedrec_strerror(t[i].err), t[i].msg);
+        fedrec_client_info info;
+        assert_int_equal(fedrec_client_get_info(t[i].c, &info), FEDREC_OK);
+        assert_true(t[i].res.model_updated);
+        assert_true(info.model_version >= 1);
+        assert_int_equal(info.model_items, SYNC_ITEMS);
+        uint64_t upd = 99, tot = 0;
+        assert_int_equal(fedreci_coord_client_bytes(coord, info.client_id, &upd, &tot), FEDREC_OK);
+        size_t n = 0;
+        assert_int_equal(fedrec_client_ledger_count(t[i].c, &n), FEDREC_OK);
+        if (i == 3) {
+            /* opted out: nothing of an update reached the coordinator */
+            assert_int_equal(t[i].res.round_outcome, FEDREC_ERR_OPTED_OUT);
+            assert_int_equal(t[i].res.took_part, 0);
+            assert_int_equal(upd, 0);
+            assert_int_equal(n, 0);
+            assert_true(tot > 0); /* it did check in and download */
+        } else {
+            assert_int_equal(t[i].res.round_outcome, FEDREC_OK);
+            assert_int_equal(t[i].res.took_part, 1);
+            assert_true(t[i].res.round_id >= 1);
+            /* one entry per SecAgg stage, in order, adding up to exactly what
+             * the coordinator received */
+            assert_int_equal(n, 4);
+            uint64_t sum = 0;
+            for (size_t j = 0; j < n; j++) {
+                fedrec_ledger_entry e;
+                assert_int_equal(fedrec_client_ledger_get(t[i].c, j, &e), FEDREC_OK);
+                assert_int_equal(e.stage, j);
+                assert_int_equal(e.round_id, t[i].res.round_id);
+                assert_true(e.bytes_sent > 0);
+                assert_true(e.time_unix_ms > 1600000000000);
+                assert_true(e.what[0] != '\0');
+                sum += e.bytes_sent;
+            }
+            assert_int_equal(sum, upd);
+            /* the masked update carries d = 12 x 4 + 1 words */
+            fedrec_ledger_entry e2;
+            assert_int_equal(fedrec_client_ledger_get(t[i].c, 2, &e2), FEDREC_OK);
+            assert_true(e2.bytes_sent >= (SYNC_ITEMS * SYNC_K + 1) * 4);
+        }
+        /* every client can recommend on the device now */
+        fedrec_recommendation rec[SYNC_ITEMS];
+        uint32_t nr = 0;
+        assert_int_equal(fedrec_client_recommend(t[i].c, SYNC_ITEMS, rec, &nr), FEDREC_OK);
+        assert_int_equal(nr, SYNC_ITEMS - 2);
+        for (uint32_t j = 0; j < nr; j++) {
+            assert_string_not_equal(rec[j].item_code, codes[i]);
+            assert_string_not_equal(rec[j].item_code, codes[i + 4]);
+        }
+    }
+    fedreci_coord_status st;
+    fedreci_coord_get_status(coord, &st);
+    assert_int_equal(st.rounds_completed, 1);
+    fedreci_coord_destroy(coord);
+
+    /* The ledger survives a reopen. */
+    fedrec_client_close(t[0].c);
+    assert_int_equal(fedrec_client_open(&t[0].c, dirs[0], url, KEY), FEDREC_OK);
+    size_t n = 0;
+    assert_int_equal(fedrec_client_ledger_count(t[0].c, &n), FEDREC_OK);
+    assert_int_equal(n, 4);
+    for (int i = 0; i < SYNC_CLIENTS; i++) {
+        assert_int_equal(fedrec_client_forget(t[i].c), FEDREC_OK);
+        free(dirs[i]);
+    }
+}
+
+static void test_sync_arguments(void **state)
+{
+    char *dir = tmpdir_make();
+    fedrec_client *c = open_client(dir); /* no coordinator URL */
+    fedrec_sync_result r;
+    assert_int_equal(fedrec_client_sync(c, 1000, &r), FEDREC_ERR_INVALID);
+    assert_non_null(strstr(fedrec_errmsg(), "URL"));
+    fedrec_client_close(c);
+    assert_int_equal(fedrec_client_open(&c, dir, "inproc://fedrec-test-nobody", KEY), FEDREC_OK);
+    assert_int_equal(fedrec_client_sync(c, 0, &r), FEDREC_ERR_INVALID);
+    /* Nobody listening: a clear error within the deadline, nothing uploaded. */
+    fedrec_err e = fedrec_client_sync(c, 300, &r);
+    assert_true(e == FEDREC_ERR_TRANSPORT || e == FEDREC_ERR_TIMEOUT);
+    size_t n = 9;
+    assert_int_equal(fedrec_client_ledger_count(c, &n), FEDREC_OK);
+    assert_int_equal(n, 0);
+    fedrec_client_close(c);
+    rm_rf(dir);
+    free(dir);
+}
+
 int main(void)
 {
     if (sodium_init() < 0)
@@ -503,6 +672,8 @@ int main(void)
         cmocka_unit_test(test_store_errors_leave_bytes),
         cmocka_unit_test(test_forget),
         cmocka_unit_test(test_threads_share_a_handle),
+        cmocka_unit_test(test_sync_round_ledger_and_opt_out),
+        cmocka_unit_test(test_sync_arguments),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

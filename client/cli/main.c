@@ -47,6 +47,7 @@ static const char *const USAGE_MAIN =
     "\n"
     "commands:\n"
     "  import FILE --customer ID   record one shopper's purchases from a purchase log\n"
+    "  sync --coordinator URL      download the model, take part in a round if selected\n"
     "  recommend [-k N]            top-N items for this shopper, computed on the device\n"
     "  ledger [--json]             every upload this client made\n"
     "  info                        store summary: identity, purchases, model, consent\n"
@@ -517,6 +518,51 @@ static int cmd_forget(const cli *a)
     return 0;
 }
 
+/* ---- sync ------------------------------------------------------------------ */
+
+static const char *outcome_text(fedrec_err e)
+{
+    switch (e) {
+    case FEDREC_OK:
+        return "took part; the round completed";
+    case FEDREC_ERR_OPTED_OUT:
+        return "opted out: checked in, uploaded nothing";
+    case FEDREC_ERR_NOT_SELECTED:
+        return "not selected for a round";
+    default:
+        return fedrec_strerror(e);
+    }
+}
+
+static int cmd_sync(const cli *a)
+{
+    if (!a->coordinator) {
+        fprintf(stderr, "fedrec-client sync: --coordinator URL is required (see --help)\n");
+        return EXIT_USAGE;
+    }
+    fedrec_client *c = NULL;
+    int rc = open_client(a, a->coordinator, &c);
+    if (rc)
+        return rc;
+    for (unsigned long r = 0; r < a->rounds && !rc; r++) {
+        fedrec_sync_result res;
+        fedrec_err e = fedrec_client_sync(c, (uint32_t)a->deadline_ms, &res);
+        if (e) {
+            char what[600];
+            snprintf(what, sizeof what, "sync %lu/%lu with %s", r + 1, a->rounds, a->coordinator);
+            rc = die(what, e);
+            break;
+        }
+        printf("sync %lu/%lu: model version %llu%s; ", r + 1, a->rounds,
+               (unsigned long long)res.model_version, res.model_updated ? " (downloaded)" : "");
+        if (res.round_id)
+            printf("round %llu: ", (unsigned long long)res.round_id);
+        printf("%s\n", outcome_text(res.round_outcome));
+    }
+    fedrec_client_close(c);
+    return rc;
+}
+
 int main(int argc, char **argv)
 {
     if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") ||
@@ -528,8 +574,8 @@ int main(int argc, char **argv)
         printf("fedrec-client %s\n", fedrec_version());
         return 0;
     }
-    static const char *const cmds[] = {"import", "recommend", "ledger", "opt-out",
-                                       "opt-in", "forget",    "info"};
+    static const char *const cmds[] = {"import",  "sync",   "recommend", "ledger",
+                                       "opt-out", "opt-in", "forget",    "info"};
     int known = 0;
     for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++)
         known |= !strcmp(argv[1], cmds[i]);
@@ -561,5 +607,7 @@ int main(int argc, char **argv)
         return cmd_participation(&a, 1);
     if (!strcmp(a.cmd, "info"))
         return cmd_info(&a);
-    return cmd_forget(&a);
+    if (!strcmp(a.cmd, "forget"))
+        return cmd_forget(&a);
+    return cmd_sync(&a);
 }

@@ -159,23 +159,36 @@ typedef struct fedrec_sync_result {
                                  FEDREC_ERR_ABORTED, FEDREC_ERR_TIMEOUT ... */
 } fedrec_sync_result;
 
-/* Contacts the coordinator: downloads the current model if it is newer than
- * the stored one (stored durably before the round starts), then, if the
- * shopper is opted in and the coordinator selected this client for the open
- * round, runs the client side of the round: the local training step on the
- * downloaded model and the SecAgg+ stages, uploading only the masked update
- * and protocol messages; every upload is appended to the ledger before the
- * call returns. Waits at most deadline_ms milliseconds (> 0) in total.
+/* Contacts the coordinator (client/session: nng REQ, fedrec.v1 messages):
+ * checks in, downloads the current model if it is newer than the stored one
+ * (stored durably as soon as it arrives, before any round step), then, if the
+ * shopper is opted in and the coordinator selected this client, runs the
+ * client side of the round: the local training step on exactly the model
+ * version the round names (core/mf: x_u solved, dense gradient of the
+ * shopper's loss term) and the SecAgg+ stages (core/secagg), uploading only
+ * protocol messages and the masked update. Each upload is appended to the
+ * ledger as it goes on the wire. An opted-out client checks in as opted out
+ * (so the coordinator never selects it), may download the model, and sends
+ * no SecAgg message at all.
  *
- * Not taking part (opted out, not selected) is not an error: the call returns
- * FEDREC_OK and says so in result->round_outcome. A round that aborts after
- * this client uploaded also returns FEDREC_OK (round_outcome tells why).
+ * deadline_ms (> 0) bounds the whole call in milliseconds: when it passes,
+ * the round is abandoned (the coordinator counts the client as dropped),
+ * FEDREC_ERR_TIMEOUT is returned, and whatever was already stored (a new
+ * model, ledger entries of uploads made) stays stored.
+ *
+ * Not taking part (opted out, not selected, no round running) is not an
+ * error: the call returns FEDREC_OK and says so in result->round_outcome
+ * (FEDREC_ERR_OPTED_OUT, FEDREC_ERR_NOT_SELECTED). A round that aborts after
+ * this client uploaded also returns FEDREC_OK with round_outcome
+ * FEDREC_ERR_ABORTED.
  * Errors: FEDREC_ERR_INVALID (no coordinator URL, deadline 0),
- * FEDREC_ERR_TRANSPORT (cannot reach the coordinator), FEDREC_ERR_TIMEOUT
- * (the deadline passed before the model was received), FEDREC_ERR_PROTOCOL,
- * FEDREC_ERR_BUSY (another sync on this handle is running), FEDREC_ERR_IO.
- * result may be NULL. Thread-safety: any thread; one sync per handle at a
- * time. */
+ * FEDREC_ERR_TRANSPORT (cannot reach the coordinator), FEDREC_ERR_TIMEOUT,
+ * FEDREC_ERR_PROTOCOL (a malformed or out-of-order reply, or a round for a
+ * model other than the one received), FEDREC_ERR_BUSY (another sync on this
+ * handle is running), FEDREC_ERR_IO (the store could not record the model or
+ * a ledger entry), FEDREC_ERR_NOMEM. result may be NULL; it is written only
+ * on FEDREC_OK. Thread-safety: any thread; one sync per handle at a time; the
+ * handle's lock is not held while waiting on the network. */
 FEDREC_API FEDREC_NODISCARD fedrec_err fedrec_client_sync(fedrec_client *c, uint32_t deadline_ms,
                                                           fedrec_sync_result *result);
 
@@ -188,7 +201,8 @@ typedef struct fedrec_ledger_entry {
     uint32_t stage;      /* 0 advertise keys, 1 share keys, 2 masked input, 3 unmask */
     uint64_t bytes_sent; /* bytes of the whole message handed to the transport */
     uint32_t clipped;    /* update entries clipped to the round's bound (stage 2) */
-    char what[FEDREC_LEDGER_WHAT_MAX + 1]; /* e.g. "masked model update (117,121 words)" */
+    char what[FEDREC_LEDGER_WHAT_MAX + 1]; /* "key advertisement", "encrypted key
+                                              shares", "masked update", "unmask shares" */
 } fedrec_ledger_entry;
 
 /* *n gets the number of ledger entries (every upload since the store was
