@@ -4,9 +4,10 @@
  * version number and its checksum.
  *
  * Checksum: BLAKE2b-256 (libsodium crypto_generichash, no key) over the
- * little-endian bytes of Y followed by n_items and k as little-endian uint32,
- * so the same model has the same checksum on every platform and a model with
- * the same bytes but another shape does not.
+ * little-endian float32 bytes of Y, row-major - the same bytes and the same
+ * definition as the wire's ModelReply.item_factors / checksum, so the value
+ * stored with a version is the value served with it. (The shape travels
+ * beside it as n_items and k.)
  *
  * Ownership: a fedreci_model owns `y` (malloc'd); fedreci_model_clear frees
  * it. Thread-safety: plain data; no internal locking.

@@ -261,26 +261,25 @@ static void test_checksum_detects_corruption(void **state)
     remove_db(path);
 }
 
-/* The checksum is BLAKE2b-256 of the little-endian words then the shape:
- * recompute it independently. */
+/* The checksum is BLAKE2b-256 of the little-endian float32 bytes (the wire's
+ * ModelReply definition): recompute it independently. */
 static void test_checksum_definition(void **state)
 {
     (void)state;
     float y[6] = {1.0f, -2.0f, 0.5f, 3.25f, 0.0f, -0.125f};
-    uint8_t buf[24 + 8] = {0};
+    uint8_t buf[24] = {0};
     for (int i = 0; i < 6; i++) {
         uint32_t w;
         memcpy(&w, &y[i], 4);
         for (int b = 0; b < 4; b++)
             buf[4 * i + b] = (uint8_t)(w >> (8 * b));
     }
-    buf[24] = 3; /* n_items = 3 */
-    buf[28] = 2; /* k = 2 */
     uint8_t want[32], got[32], other[32];
     crypto_generichash(want, 32, buf, sizeof buf, NULL, 0);
     fedreci_model_checksum(y, 3, 2, got);
     assert_memory_equal(got, want, 32);
-    fedreci_model_checksum(y, 2, 3, other); /* same bytes, other shape */
+    y[5] = 0.125f; /* one sign bit flipped */
+    fedreci_model_checksum(y, 3, 2, other);
     assert_memory_not_equal(got, other, 32);
 }
 
