@@ -30,6 +30,7 @@ enum {
     S_NEXT_ROUND,
     S_ROUND_INSERT,
     S_ROUND_UPDATE,
+    S_ROUND_DETAILS,
     S_ROUND_GET,
     S_ROUND_COUNTS,
     S_CATALOG_LATEST,
@@ -65,6 +66,12 @@ static const char *const sql_text[S_COUNT] = {
                        "?10, ms_advertise = ?11, ms_share_keys = ?12, ms_masked_input = ?13, "
                        "ms_unmask = ?14, bytes_in = ?15, bytes_out = ?16, metrics = ?17, "
                        "model_version = ?18 WHERE round_id = ?1",
+    [S_ROUND_DETAILS] = "UPDATE rounds SET started_ms = ?2, ended_ms = ?3, cohort = ?5, "
+                        "survivors = ?6, dropped_advertise = ?7, dropped_share_keys = ?8, "
+                        "dropped_masked_input = ?9, dropped_unmask = ?10, ms_advertise = ?11, "
+                        "ms_share_keys = ?12, ms_masked_input = ?13, ms_unmask = ?14, "
+                        "bytes_in = ?15, bytes_out = ?16, metrics = ?17 WHERE round_id = ?1 "
+                        "AND status = ?4",
     [S_ROUND_GET] = "SELECT round_id, started_ms, ended_ms, status, cohort, survivors, "
                     "dropped_advertise, dropped_share_keys, dropped_masked_input, "
                     "dropped_unmask, ms_advertise, ms_share_keys, ms_masked_input, ms_unmask, "
@@ -478,6 +485,11 @@ static fedrec_err insert_model(fedreci_db *db, fedreci_model *m, const char *ori
     fedrec_err e = fedreci_db_latest_version(db, &latest);
     if (e)
         return e;
+    if (m->version && m->version <= latest)
+        return fedreci_error(FEDREC_ERR_INVALID,
+                             "%s: commit model: version %llu is not above the latest %llu",
+                             db->path, (unsigned long long)m->version, (unsigned long long)latest);
+    uint64_t version = m->version ? m->version : latest + 1;
     uint8_t *blob = malloc(words * 4);
     if (!blob)
         return fedreci_error(FEDREC_ERR_NOMEM, "%s: out of memory", db->path);
@@ -487,7 +499,7 @@ static fedrec_err insert_model(fedreci_db *db, fedreci_model *m, const char *ori
     int64_t now = fedreci_db_now_ms();
     sqlite3_stmt *s = stmt(db, S_MODEL_INSERT, &e);
     if (s) {
-        sqlite3_bind_int64(s, 1, (sqlite3_int64)(latest + 1));
+        sqlite3_bind_int64(s, 1, (sqlite3_int64)version);
         sqlite3_bind_int64(s, 2, now);
         sqlite3_bind_int64(s, 3, m->n_items);
         sqlite3_bind_int64(s, 4, m->k);
@@ -503,7 +515,7 @@ static fedrec_err insert_model(fedreci_db *db, fedreci_model *m, const char *ori
     }
     free(blob);
     if (!e) {
-        m->version = latest + 1;
+        m->version = version;
         m->created_ms = now;
         memcpy(m->checksum, sum, sizeof sum);
     }
@@ -633,6 +645,22 @@ fedrec_err fedreci_db_round_end(fedreci_db *db, fedreci_round_record *r, fedreci
         *m = tmp;
     *r = rec;
     return FEDREC_OK;
+}
+
+fedrec_err fedreci_db_round_details(fedreci_db *db, const fedreci_round_record *r)
+{
+    fedrec_err e = FEDREC_OK;
+    sqlite3_stmt *s = stmt(db, S_ROUND_DETAILS, &e);
+    if (!s)
+        return e;
+    fedreci_round_record rec = *r;
+    rec.model_version = 0;
+    bind_round(s, &rec);
+    e = step_done(db, s, "update round details");
+    if (!e && sqlite3_changes(db->conn) == 0)
+        e = fedreci_error(FEDREC_ERR_NOT_FOUND, "%s: no %s round %llu to update", db->path,
+                          status_name(r->status), (unsigned long long)r->round_id);
+    return e;
 }
 
 fedrec_err fedreci_db_get_round(fedreci_db *db, uint64_t round_id, fedreci_round_record *out)

@@ -101,8 +101,9 @@ FEDREC_NODISCARD fedrec_err fedreci_db_get_model(fedreci_db *db, uint64_t versio
 /* The newest version number, 0 when none. Errors: FEDREC_ERR_DB. */
 FEDREC_NODISCARD fedrec_err fedreci_db_latest_version(fedreci_db *db, uint64_t *version);
 
-/* Commits m (n_items x k, y) as the next version (latest + 1) without a
- * round (origin init or catalog). m->version, created_ms and checksum are
+/* Commits m (n_items x k, y) as version m->version when non-zero (it must
+ * exceed the latest) or else the next version (latest + 1), without a round
+ * (origin init or catalog). m->version, created_ms and checksum are
  * filled in on success. Errors: FEDREC_ERR_INVALID, FEDREC_ERR_DB. */
 FEDREC_NODISCARD fedrec_err fedreci_db_commit_model(fedreci_db *db, fedreci_model *m);
 
@@ -116,7 +117,9 @@ FEDREC_NODISCARD fedrec_err fedreci_db_next_round_id(fedreci_db *db, uint64_t *r
 FEDREC_NODISCARD fedrec_err fedreci_db_round_begin(fedreci_db *db, const fedreci_round_record *r);
 
 /* Ends a round, atomically: when m is non-NULL (a completed round) the model
- * is inserted as the next version and the round row updated to completed
+ * is inserted as version m->version (when non-zero; it must exceed the
+ * latest, else FEDREC_ERR_INVALID) or as the next version (latest + 1), and
+ * the round row updated to completed
  * with that version, in one transaction; m->version, created_ms and checksum
  * are filled in and r->model_version is set. When m is NULL the round is
  * logged with r->status (aborted). A round not begun is inserted.
@@ -124,6 +127,13 @@ FEDREC_NODISCARD fedrec_err fedreci_db_round_begin(fedreci_db *db, const fedreci
  * (nothing written). */
 FEDREC_NODISCARD fedrec_err fedreci_db_round_end(fedreci_db *db, fedreci_round_record *r,
                                                  fedreci_model *m);
+
+/* Fills in the counts, timings, bytes and metrics of a round already logged
+ * with r->status (e.g. completed by fedreci_db_round_end from the engine's
+ * model hook, whose statistics arrive afterwards); status and model_version
+ * are not changed. Errors: FEDREC_ERR_NOT_FOUND (no such round with that
+ * status), FEDREC_ERR_DB. */
+FEDREC_NODISCARD fedrec_err fedreci_db_round_details(fedreci_db *db, const fedreci_round_record *r);
 
 /* Reads a round row. Errors: FEDREC_ERR_NOT_FOUND, FEDREC_ERR_DB. */
 FEDREC_NODISCARD fedrec_err fedreci_db_get_round(fedreci_db *db, uint64_t round_id,
