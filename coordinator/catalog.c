@@ -223,8 +223,11 @@ static void csv_row(int term, void *data)
                                        x->line, x->code);
             } else {
                 fedrec_err e = fedreci_catalog_add(x->cat, x->code, x->description, 1);
-                if (e)
-                    x->err = fedreci_error(e, "%s:%zu: %s", x->path, x->line, fedrec_errmsg());
+                if (e) {
+                    char why[600];
+                    snprintf(why, sizeof why, "%s", fedrec_errmsg());
+                    x->err = fedreci_error(e, "%s:%zu: %s", x->path, x->line, why);
+                }
             }
         }
     }

@@ -1,6 +1,7 @@
 /* Cross-key validation of the configuration (apart from config.c so that the
  * parser alone does not link core/secagg). */
 #include <errno.h>
+#include <stdio.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -27,11 +28,12 @@ fedrec_err fedreci_config_check(const fedreci_config *c)
         fedreci_secagg_params p;
         fedreci_config_secagg_params(c, sizes[i], 2, &p);
         fedrec_err e = fedreci_secagg_params_check(&p);
+        char why[600];
+        snprintf(why, sizeof why, "%s", fedrec_errmsg());
         if (e)
-            return fedreci_error(e,
-                                 "%s (%u) with neighbors %u, threshold %u, clip %g, scale %g: %s",
-                                 i == 0 ? "cohort" : "min-cohort", sizes[i], p.k, p.t, c->clip,
-                                 c->scale, fedrec_errmsg());
+            return fedreci_error(
+                e, "%s (%u) with neighbors %u, threshold %u, clip %g, scale %g: %s",
+                i == 0 ? "cohort" : "min-cohort", sizes[i], p.k, p.t, c->clip, c->scale, why);
     }
     if (c->n_listen == 0)
         return fedreci_error(FEDREC_ERR_INVALID, "listen: no address to accept clients on");

@@ -42,6 +42,7 @@ enum {
     S_CLIENT_TOUCH,
     S_CLIENT_OPT,
     S_CLIENT_COUNT,
+    S_CLIENT_ALL,
     S_COUNT
 };
 
@@ -97,6 +98,8 @@ static const char *const sql_text[S_COUNT] = {
                        "client_id = ?1",
     [S_CLIENT_OPT] = "UPDATE clients SET opted_out = ?2 WHERE client_id = ?1",
     [S_CLIENT_COUNT] = "SELECT count(*) FROM clients",
+    [S_CLIENT_ALL] = "SELECT client_id, identity_pk, first_seen_ms, last_seen_ms, opted_out "
+                     "FROM clients ORDER BY client_id",
 };
 
 /* Schema version 1. Each later version appends a migration step; the steps
@@ -746,9 +749,12 @@ fedrec_err fedreci_db_load_catalog(fedreci_db *db, fedreci_catalog **out, uint64
         }
         e = fedreci_catalog_add(c, (const char *)sqlite3_column_text(s, 1),
                                 (const char *)sqlite3_column_text(s, 2), sqlite3_column_int(s, 3));
-        if (e)
+        if (e) {
+            char why[600];
+            snprintf(why, sizeof why, "%s", fedrec_errmsg());
             e = fedreci_error(FEDREC_ERR_CORRUPT, "%s: items row %lld: %s", db->path,
-                              (long long)row, fedrec_errmsg());
+                              (long long)row, why);
+        }
     }
     if (s && !e && rc != SQLITE_DONE)
         e = db_fail(db, "read items");
@@ -916,5 +922,30 @@ fedrec_err fedreci_db_client_count(fedreci_db *db, uint64_t *n)
     fedrec_err e = query_int(db, S_CLIENT_COUNT, &v, "count clients");
     if (!e)
         *n = (uint64_t)v;
+    return e;
+}
+
+fedrec_err fedreci_db_client_each(fedreci_db *db,
+                                  fedrec_err (*fn)(void *arg, const fedreci_client_record *c),
+                                  void *arg)
+{
+    fedrec_err e = FEDREC_OK;
+    sqlite3_stmt *s = stmt(db, S_CLIENT_ALL, &e);
+    if (!s)
+        return e;
+    int rc;
+    while (!e && (rc = sqlite3_step(s)) == SQLITE_ROW) {
+        fedreci_client_record c = {0};
+        c.client_id = (uint64_t)sqlite3_column_int64(s, 0);
+        if (sqlite3_column_bytes(s, 1) == 32)
+            memcpy(c.identity_pk, sqlite3_column_blob(s, 1), 32);
+        c.first_seen_ms = sqlite3_column_int64(s, 2);
+        c.last_seen_ms = sqlite3_column_int64(s, 3);
+        c.opted_out = sqlite3_column_int(s, 4);
+        e = fn(arg, &c);
+    }
+    if (!e && rc != SQLITE_DONE)
+        e = db_fail(db, "list clients");
+    sqlite3_reset(s);
     return e;
 }

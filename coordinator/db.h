@@ -192,6 +192,11 @@ FEDREC_NODISCARD fedrec_err fedreci_db_client_set_opted_out(fedreci_db *db, uint
 /* Number of registered clients. */
 FEDREC_NODISCARD fedrec_err fedreci_db_client_count(fedreci_db *db, uint64_t *n);
 
+/* Calls fn for every registered client in ascending id order; a non-OK
+ * return from fn stops the walk and is returned. Errors: FEDREC_ERR_DB. */
+FEDREC_NODISCARD fedrec_err fedreci_db_client_each(
+    fedreci_db *db, fedrec_err (*fn)(void *arg, const fedreci_client_record *c), void *arg);
+
 /* Unix time now in milliseconds. */
 int64_t fedreci_db_now_ms(void);
 

@@ -283,12 +283,66 @@ static void test_usage_lists_every_flag(void **state)
     free(text);
 }
 
+/* Cross-key checks: each refused configuration names the keys involved. */
+static void test_check(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *a[6];
+        const char *needle;
+    } cases[] = {
+        {{"--cohort", "5", "--min-cohort", "50"}, "min-cohort (50) exceeds cohort (5)"},
+        {{"--cohort", "10", "--neighbors", "10"}, "neighbors (10) must be below cohort (10)"},
+        {{"--cohort", "20", "--min-cohort", "5", "--threshold", "10"}, "min-cohort (5)"},
+        {{"--cohort", "20", "--threshold", "9"}, "cohort (20) with neighbors 19, threshold 9"},
+        {{"--cohort", "2000", "--clip", "16", "--scale", "100000"}, "cohort (2000)"},
+        {{"--listen", "http://x:1"}, "listen: 'http://x:1'"},
+        {{"--listen", "tls+tcp://127.0.0.1:1"}, "tls+tcp:// needs tls-cert"},
+        {{"--tls-cert", "/nonexistent.pem"}, "tls-cert and tls-key"},
+        {{"--tls-cert", "/nonexistent.pem", "--tls-key", "/nonexistent.key"},
+         "tls-cert: '/nonexistent.pem'"},
+        {{"--http", "tcp://127.0.0.1:80"}, "http: 'tcp://127.0.0.1:80'"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        fedreci_config *c = NULL;
+        const char *flags[7] = {0};
+        for (int j = 0; j < 6 && cases[i].a[j]; j++)
+            flags[j] = cases[i].a[j];
+        assert_int_equal(parse(&c, flags), FEDREC_OK);
+        fedrec_err e = fedreci_config_check(c);
+        if (e == FEDREC_OK || !strstr(fedrec_errmsg(), cases[i].needle))
+            fail_msg("case %zu: got %d '%s', want '%s'", i, e, fedrec_errmsg(), cases[i].needle);
+        fedreci_config_destroy(c);
+    }
+    /* the defaults pass, and so does SecAgg+ with a small neighbourhood */
+    fedreci_config *c = NULL;
+    const char *none[] = {NULL};
+    assert_int_equal(parse(&c, none), FEDREC_OK);
+    assert_int_equal(fedreci_config_check(c), FEDREC_OK);
+    fedreci_secagg_params p;
+    fedreci_config_secagg_params(c, 100, 7, &p);
+    assert_int_equal(p.n, 100);
+    assert_int_equal(p.k, 99);
+    assert_int_equal(p.t, 50);
+    assert_int_equal(p.d, 7);
+    fedreci_config_destroy(c);
+    const char *plus[] = {"--cohort", "500",          "--neighbors", "20", "--threshold",
+                          "12",       "--min-cohort", "20",          NULL};
+    assert_int_equal(parse(&c, plus), FEDREC_OK);
+    assert_int_equal(fedreci_config_check(c), FEDREC_OK);
+    fedreci_config_secagg_params(c, 20, 2, &p); /* a small round caps k at n - 1 */
+    assert_int_equal(p.k, 19);
+    assert_int_equal(p.t, 12);
+    fedreci_config_destroy(c);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_defaults),        cmocka_unit_test(test_ini_and_flag_precedence),
         cmocka_unit_test(test_bad_flag_values), cmocka_unit_test(test_bad_flags),
         cmocka_unit_test(test_bad_ini),         cmocka_unit_test(test_usage_lists_every_flag),
+        cmocka_unit_test(test_check),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
