@@ -277,7 +277,7 @@ static void reply_error(fedreci_coord *c, cctx *x, const fedreci_wire_hdr *h, fe
 {
     nng_msg *m = NULL;
     fedreci_log(FEDRECI_LOG_WARN, h->round_id ? (int64_t)h->round_id : -1,
-                "client %llu stage %u: refused (%s): %s", (unsigned long long)h->client_id,
+                "client %016llx stage %u: refused (%s): %s", (unsigned long long)h->client_id,
                 h->stage, fedrec_strerror(code), text);
     if (fedreci_wire_enc_error(&m, h, code, text))
         m = NULL;
@@ -978,6 +978,8 @@ static void on_checkin(fedreci_coord *c, cctx *x, const fedreci_wire_env *env, o
     c->waiting[c->n_waiting++] = e->id;
     e->wait_ctx = (int32_t)x->idx;
     park(c, x);
+    fedreci_log(FEDRECI_LOG_DEBUG, -1, "client %016llx checked in (%zu waiting)",
+                (unsigned long long)e->id, c->n_waiting);
     if (!round_active(c)) {
         if (c->n_waiting == 1)
             set_deadline(c, now_ms() + c->cfg.checkin_window_ms);
@@ -1115,6 +1117,17 @@ static void on_stage(fedreci_coord *c, cctx *x, const fedreci_wire_env *env, int
         r->count[s]++;
         if (mb->gone && r->gone)
             r->gone--;
+        fedreci_log(FEDRECI_LOG_DEBUG, (int64_t)r->id,
+                    "client %016llx stage %d accepted (%u of %u)", (unsigned long long)h.client_id,
+                    s, r->count[s], r->expected);
+    } else if (mb->park >= 0) {
+        /* A second request for the stage while the first is still held: a
+         * REQ client never does that (a RetryAfter resend comes after the
+         * first was answered). Counted once; the newer request is held. */
+        fedreci_log(FEDRECI_LOG_INFO, (int64_t)r->id,
+                    "client %016llx stage %d: duplicate of an accepted message while the first "
+                    "is held; counted once",
+                    (unsigned long long)h.client_id, s);
     }
     /* hold the request until the stage closes; a resend replaces the held one */
     if (mb->park >= 0) {
@@ -1412,7 +1425,11 @@ fedrec_err fedreci_coord_create(fedreci_coord **out, const fedreci_coord_config 
         return nng_fail(rv, "opening the REP socket", NULL);
     }
     c->sock_open = 1;
-    nng_socket_set_size(c->sock, NNG_OPT_RECVMAXSZ, c->cap);
+    /* The transport's cap is twice the engine's: a message just over the
+     * engine's cap still arrives and is refused with a logged reason and an
+     * Error reply; beyond twice the cap nng drops the connection unread
+     * (without telling the engine), so nothing larger is ever buffered. */
+    nng_socket_set_size(c->sock, NNG_OPT_RECVMAXSZ, c->cap > SIZE_MAX / 2 ? SIZE_MAX : 2 * c->cap);
     c->n_ctx = cfg->n_contexts;
     c->park_limit = c->n_ctx - (c->n_ctx / 16 > 4 ? c->n_ctx / 16 : 4);
     if (c->cfg.checkin_quorum > c->park_limit) {
@@ -1536,7 +1553,13 @@ static fedrec_err start_listener(fedreci_coord *c, const char *url)
         nng_listener_close(l);
         return nng_fail(rv, "listening on", url);
     }
-    fedreci_log(FEDRECI_LOG_INFO, -1, "listening on %s", url);
+    /* With port 0 the kernel picks one: log the bound port so operators
+     * (and tests) can find it. */
+    int port = 0;
+    if (nng_listener_get_int(l, NNG_OPT_TCP_BOUND_PORT, &port) == 0)
+        fedreci_log(FEDRECI_LOG_INFO, -1, "listening on %s (port %d)", url, port);
+    else
+        fedreci_log(FEDRECI_LOG_INFO, -1, "listening on %s", url);
     return FEDREC_OK;
 }
 

@@ -152,6 +152,9 @@ static int run(const fedreci_config *cfg)
     cc.cohort_size = cfg->cohort;
     cc.min_cohort = cfg->min_cohort;
     cc.checkin_quorum = cfg->cohort;
+    /* Enough contexts to hold every member's long poll (engine.h). */
+    if ((uint64_t)cfg->cohort + cfg->cohort / 8 + 64 > cc.n_contexts)
+        cc.n_contexts = cfg->cohort + cfg->cohort / 8 + 64;
     cc.checkin_window_ms = cfg->checkin_ms;
     cc.neighbors = cfg->neighbors;
     cc.threshold = cfg->threshold;

@@ -1,0 +1,181 @@
+#!/usr/bin/env bash
+# End-to-end test with real processes over tcp://127.0.0.1 (issue 6, "Must
+# show" 1 and 2):
+#  1. fedrec-coordinator (SQLite in a temp dir, kernel-chosen ports, a small
+#     catalog, short deadlines) and 8 fedrec-client processes, each with its
+#     own store and key, the purchases of one customer of the December log,
+#     `sync --rounds 3`. Two clients are SIGKILLed in the middle of round 1:
+#     A after its check-in was held (so it is in the cohort but never
+#     advertises), B after its key advertisement was accepted. A must be
+#     counted dropped at the advertise deadline, B at the share-keys deadline;
+#     the round still completes with the 6 others, and so do rounds 2 and 3.
+#     The model version advances by exactly 3 (db, /status, /metrics).
+#  2. kill -9 of the coordinator in the middle of round 4, restart on the same
+#     database: round 4 is marked aborted (crash), the last committed model
+#     (version 4) is what a fresh client downloads, round 5 completes, and
+#     PRAGMA integrity_check is ok after the crash and after the clean stop.
+# To make "the middle of a round" deterministic without timing races, a
+# client is stopped (SIGSTOP) while its check-in is held: it is then in the
+# cohort but silent, so the round waits for the stage deadline, and the kill
+# lands while the round is provably open.
+# Usage: integration_test.sh BUILD_DIR DATA_FILE
+set -euo pipefail
+build=$1
+data=$2
+coord="$build/coordinator/fedrec-coordinator"
+cli="$build/client/cli/fedrec-client"
+dir=$(mktemp -d /tmp/fedrec-integration-XXXXXX)
+pids=()
+cleanup() {
+  for p in "${pids[@]}"; do kill -9 "$p" 2>/dev/null || true; done
+  rm -rf "$dir"
+}
+trap cleanup EXIT
+fail() {
+  echo "FAIL: $*" >&2
+  for f in "$dir"/coord*.log "$dir"/c*.out; do
+    [ -f "$f" ] && { echo "---- $f" >&2; tail -n 60 "$f" >&2; }
+  done
+  exit 1
+}
+q() { sqlite3 "$dir/state.sqlite" "$1"; }
+
+http_get() { # port path -> body
+  exec 3<>"/dev/tcp/127.0.0.1/$1" || return 1
+  printf 'GET %s HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n' "$2" >&3
+  sed '1,/^\r$/d' <&3
+  exec 3<&-
+}
+
+wait_log() { # file extended-regex [first line to look at]
+  for _ in $(seq 1 600); do
+    tail -n "+${3:-1}" "$1" 2>/dev/null | grep -Eq -- "$2" && return 0
+    sleep 0.05
+  done
+  fail "no line matching '$2' in $1 (from line ${3:-1})"
+}
+mark() { echo $(($(wc -l <"$1") + 1)); }
+
+# ---- a small catalog: the 400 most frequent codes of the December log ------
+echo "code,description" >"$dir/catalog.csv"
+gzip -dc "$data" | awk -F, 'NR > 1 { print $2 }' | sort | uniq -c | sort -k1,1nr -k2 |
+  awk 'NR <= 400 { print $2 ",item " $2 }' >>"$dir/catalog.csv"
+[ "$(wc -l <"$dir/catalog.csv")" -eq 401 ] || fail "catalog"
+
+start_coord() { # log-file extra-args...
+  local log=$1
+  shift
+  "$coord" --db "$dir/state.sqlite" --listen tcp://127.0.0.1:0 --http http://127.0.0.1:0 \
+    --cohort 8 --min-cohort 5 --factors 8 --deadline-checkin 2000 \
+    --deadline-advertise 1000 --deadline-share 1000 --deadline-masked 5000 \
+    --deadline-unmask 5000 --log-level debug "$@" >"$log" 2>&1 &
+  cpid=$!
+  pids+=("$cpid")
+  wait_log "$log" 'listening on tcp://127.0.0.1:0 \(port [0-9]+\)'
+  wait_log "$log" 'status on .*\(port [0-9]+\)'
+  port=$(sed -nE 's/.*listening on tcp:\/\/127.0.0.1:0 \(port ([0-9]+)\).*/\1/p' "$log")
+  hport=$(sed -nE 's/.*status on .*\(port ([0-9]+)\).*/\1/p' "$log")
+  url="tcp://127.0.0.1:$port"
+}
+
+# ---- 8 shoppers + 1 for later, each with a store and its own raw key ---------
+customers=(12748 14911 17850 17841 14606 15311 13174 17341 15574)
+declare -a ids keys
+for i in "${!customers[@]}"; do
+  keys[i]=$(head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n')
+  FEDREC_STORE_KEY=${keys[i]} "$cli" import "$data" --customer "${customers[i]}" \
+    --store "$dir/s$i" >/dev/null || fail "import of ${customers[i]}"
+  ids[i]=$(FEDREC_STORE_KEY=${keys[i]} "$cli" info --store "$dir/s$i" |
+    sed -nE 's/^client id: +([0-9a-f]+)$/\1/p')
+  [ -n "${ids[i]}" ] || fail "no client id for store $i"
+done
+
+sync_bg() { # index rounds
+  FEDREC_STORE_KEY=${keys[$1]} "$cli" sync --coordinator "$url" --rounds "$2" \
+    --deadline-ms 30000 --store "$dir/s$1" >"$dir/c$1.out" 2>&1 &
+  cpids[$1]=$!
+  pids+=("${cpids[$1]}")
+}
+
+# ================= 1: 3 rounds, 8 clients, 2 killed in round 1 =================
+declare -a cpids
+log1="$dir/coord1.log"
+start_coord "$log1" --catalog "$dir/catalog.csv"
+grep -q 'committed model version 1 (400 items' "$log1" || fail "initial model"
+A=0 B=1
+sync_bg $A 3
+wait_log "$log1" "client ${ids[A]} checked in"
+kill -STOP "${cpids[A]}"
+for i in 1 2 3 4 5 6 7; do sync_bg "$i" 3; done
+wait_log "$log1" '\[round 1\] round start: cohort 8 of 8 waiting'
+wait_log "$log1" "\[round 1\] client ${ids[B]} stage 0 accepted"
+kill -9 "${cpids[B]}"
+kill -9 "${cpids[A]}"
+for i in 2 3 4 5 6 7; do
+  wait "${cpids[i]}" || fail "client $i exited with an error: $(cat "$dir/c$i.out")"
+  [ "$(grep -c 'took part; the round completed' "$dir/c$i.out")" -eq 3 ] ||
+    fail "client $i did not complete 3 rounds: $(cat "$dir/c$i.out")"
+done
+wait_log "$log1" '\[round 3\] round completed'
+
+# the round log: 3 completed rounds, the two kills counted where they happened
+[ "$(q "SELECT group_concat(round_id || ':' || status || ':' || cohort || ':' || survivors || ':' ||
+  dropped_advertise || dropped_share_keys || dropped_masked_input || dropped_unmask || ':' ||
+  model_version, ' ') FROM rounds ORDER BY round_id")" = \
+  "1:completed:8:6:1100:2 2:completed:6:6:0000:3 3:completed:6:6:0000:4" ] ||
+  fail "round log: $(q 'SELECT * FROM rounds')"
+[ "$(q "SELECT min(version) || ' ' || max(version) FROM models")" = "1 4" ] || fail "model versions"
+status=$(http_get "$hport" /status)
+echo "$status" | grep -q '"model_version":4,' || fail "/status: $status"
+echo "$status" | grep -q '"rounds_completed":3,' || fail "/status: $status"
+metrics=$(http_get "$hport" /metrics)
+echo "$metrics" | grep -qx 'fedrec_rounds_completed_total 3' || fail "metrics: $metrics"
+echo "$metrics" | grep -qx 'fedrec_dropouts_total{stage="advertise"} 1' || fail "metrics: $metrics"
+echo "$metrics" | grep -qx 'fedrec_dropouts_total{stage="share_keys"} 1' || fail "metrics: $metrics"
+# a client that took part holds the model it trained on last (version 3)
+FEDREC_STORE_KEY=${keys[2]} "$cli" info --store "$dir/s2" | grep -q 'version 3, 400 items x 8' ||
+  fail "client 2 model"
+sed -nE 's/.*\[round ([0-9])\] round completed: .*stages ([0-9/]+) ms.*/round \1 stages (ms): \2/p' \
+  "$log1"
+
+# ================= 2: kill -9 of the coordinator in round 4, restart ============
+# client 2 is stopped once its check-in is held, so round 4's advertise stage
+# stays open until the kill; client 7 is SIGKILLed too (mid-sync store).
+m=$(mark "$log1")
+sync_bg 2 1
+wait_log "$log1" "client ${ids[2]} checked in" "$m"
+kill -STOP "${cpids[2]}"
+for i in 3 4 5 6 7; do sync_bg "$i" 1; done
+wait_log "$log1" '\[round 4\] round start: cohort 6 of 6 waiting'
+wait_log "$log1" '\[round 4\] round started'    # the 'running' row is in the db
+wait_log "$log1" "\[round 4\] client ${ids[7]} stage 0 accepted"
+kill -9 "$cpid"
+wait "$cpid" 2>/dev/null || true
+for i in 2 3 4 5 6 7; do kill -9 "${cpids[i]}" 2>/dev/null || true; done
+for i in 2 3 4 5 6 7; do wait "${cpids[i]}" 2>/dev/null || true; done
+[ "$(q 'SELECT status FROM rounds WHERE round_id = 4')" = running ] || fail "round 4 not running"
+[ "$(q 'PRAGMA integrity_check')" = ok ] || fail "integrity_check after kill -9"
+
+log2="$dir/coord2.log"
+start_coord "$log2"
+grep -q '1 round(s) interrupted by a crash marked aborted' "$log2" || fail "crash not recovered"
+grep -q 'serving model version 4 (400 items' "$log2" || fail "not serving version 4"
+http_get "$hport" /status | grep -q '"model_version":4,' || fail "/status after restart"
+for i in 2 3 4 5 6 7 8; do sync_bg "$i" 1; done
+for i in 2 3 4 5 6 7 8; do
+  wait "${cpids[i]}" || fail "client $i after restart: $(cat "$dir/c$i.out")"
+done
+grep -q 'sync 1/1: model version 4 (downloaded); round 5: took part; the round completed' \
+  "$dir/c8.out" || fail "fresh client: $(cat "$dir/c8.out")"
+grep -q 'round 5: took part; the round completed' "$dir/c7.out" || fail "killed client 7 rejoined"
+[ "$(q "SELECT status || ' ' || json_extract(metrics, '$.reason') FROM rounds WHERE round_id = 4")" = \
+  "aborted crash" ] || fail "round 4: $(q 'SELECT * FROM rounds WHERE round_id = 4')"
+[ "$(q 'SELECT status || cohort || survivors || model_version FROM rounds WHERE round_id = 5')" = \
+  "completed775" ] || fail "round 5: $(q 'SELECT * FROM rounds WHERE round_id = 5')"
+kill -TERM "$cpid"
+rc=0
+wait "$cpid" || rc=$?
+[ "$rc" -eq 0 ] || fail "coordinator exit status $rc after SIGTERM"
+[ "$(q 'PRAGMA integrity_check')" = ok ] || fail "integrity_check after restart"
+[ "$(q 'SELECT max(version) FROM models')" = 5 ] || fail "final model version"
+echo "integration: ok"
