@@ -404,7 +404,8 @@ fedrec_err fedrec_client_recommend(fedrec_client *c, uint32_t k, fedrec_recommen
     fedrec_err err = FEDREC_OK;
     user_rows u = {0};
     float *x = NULL, *scores = NULL, *top_s = NULL;
-    uint32_t *top_i = NULL;
+    uint32_t *top_i = NULL, *excl = NULL;
+    size_t n_excl = 0;
     if (!m) {
         err = fedreci_error(FEDREC_ERR_EMPTY, "%s: no model downloaded yet (run sync first)",
                             fedreci_store_dir(c->store));
@@ -428,8 +429,22 @@ fedrec_err fedrec_client_recommend(fedrec_client *c, uint32_t k, fedrec_recommen
     err = fedreci_mf_solve_user(c->step, m->y, m->gram, m->n_items, m->k, c->params.lambda, &mu, x);
     if (err)
         goto out;
+    /* never recommend what the shopper bought, nor a retired product */
+    if (m->n_retired) {
+        excl = malloc((u.n + m->n_retired) * sizeof *excl);
+        if (!excl) {
+            err = fedreci_error(FEDREC_ERR_NOMEM, "out of memory for the excluded items");
+            goto out;
+        }
+        size_t a = 0, b = 0;
+        while (a < u.n || b < m->n_retired)
+            excl[n_excl++] = (b >= m->n_retired || (a < u.n && u.items[a] < m->retired[b]))
+                                 ? u.items[a++]
+                                 : m->retired[b++];
+    }
     uint32_t n = 0;
-    err = fedreci_mf_topk(m->y, m->n_items, m->k, x, u.items, u.n, kk, scores, top_i, top_s, &n);
+    err = fedreci_mf_topk(m->y, m->n_items, m->k, x, excl ? excl : u.items, excl ? n_excl : u.n, kk,
+                          scores, top_i, top_s, &n);
     if (err)
         goto out;
     for (uint32_t i = 0; i < n; i++) {
@@ -448,6 +463,10 @@ out:
     if (scores) {
         sodium_memzero(scores, (size_t)m->n_items * sizeof *scores);
         free(scores);
+    }
+    if (excl) { /* holds the shopper's purchases */
+        sodium_memzero(excl, n_excl * sizeof *excl);
+        free(excl);
     }
     free(top_s);
     free(top_i);
@@ -505,6 +524,15 @@ fedrec_err fedreci_client_put_model(fedrec_client *c, uint64_t version, uint32_t
                                     uint32_t k, const float *y, const float *gram,
                                     const char *const *codes, int *stored)
 {
+    return fedreci_client_put_model_retired(c, version, n_items, k, y, gram, codes, NULL, 0,
+                                            stored);
+}
+
+fedrec_err fedreci_client_put_model_retired(fedrec_client *c, uint64_t version, uint32_t n_items,
+                                            uint32_t k, const float *y, const float *gram,
+                                            const char *const *codes, const uint32_t *retired,
+                                            uint32_t n_retired, int *stored)
+{
     CHECK_CLIENT(c, "fedreci_client_put_model");
     pthread_mutex_lock(&c->mu);
     const fedreci_store_model *cur = fedreci_store_get_model(c->store);
@@ -513,7 +541,8 @@ fedrec_err fedreci_client_put_model(fedrec_client *c, uint64_t version, uint32_t
     if (!cur || version > cur->version) {
         err = check_distinct(codes, n_items);
         if (!err)
-            err = fedreci_store_set_model(c->store, version, n_items, k, y, gram, codes);
+            err = fedreci_store_set_model(c->store, version, n_items, k, y, gram, codes, retired,
+                                          n_retired);
         if (!err) {
             cache_drop(c);
             did = 1;

@@ -37,6 +37,17 @@ FEDREC_NODISCARD fedrec_err fedreci_client_put_model(fedrec_client *c, uint64_t 
                                                      const float *gram, const char *const *codes,
                                                      int *stored);
 
+/* fedreci_client_put_model with the rows of retired products (n_retired
+ * rows, strictly ascending, each < n_items; the coordinator sends them with
+ * the model): recommendations never include them. put_model is this with
+ * none. Errors: as put_model, FEDREC_ERR_INVALID for bad retired rows. */
+FEDREC_NODISCARD fedrec_err fedreci_client_put_model_retired(fedrec_client *c, uint64_t version,
+                                                             uint32_t n_items, uint32_t k,
+                                                             const float *y, const float *gram,
+                                                             const char *const *codes,
+                                                             const uint32_t *retired,
+                                                             uint32_t n_retired, int *stored);
+
 /* The local training step for a round ("compute update" hook): solves x_u on
  * the stored model with the shopper's purchases, stores x_u durably, and
  * writes the dense gradient G_u (n_items x k, row-major) to update, which has

@@ -75,6 +75,7 @@ static void finish(fedreci_session *s, fedreci_session_outcome o, fedrec_err err
 {
     s->res.outcome = o;
     s->res.err = err;
+    s->res.retries = s->retries;
     if (fmt) {
         va_list ap;
         va_start(ap, fmt);

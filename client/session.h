@@ -69,6 +69,8 @@ typedef struct fedreci_session_result {
     uint64_t bytes_sent;        /* request bodies sent, all messages */
     uint64_t update_bytes_sent; /* of which SecAgg stage messages */
     uint64_t bytes_received;
+    uint32_t retries; /* RetryAfter replies received (the coordinator had no
+                         context free to hold the request) */
 } fedreci_session_result;
 
 typedef struct fedreci_session_config {

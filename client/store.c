@@ -24,7 +24,8 @@
 #define SNAP_MAGIC "FRSNAP01"
 #define LOG_MAGIC "FRLOG001"
 #define META_VERSION 1u
-#define STATE_VERSION 1u
+#define STATE_VERSION 2u     /* 2: the model carries its retired rows */
+#define STATE_VERSION_MIN 1u /* version 1 snapshots (no retired rows) still open */
 #define META_BYTES 112u
 #define META_SUM_OFF 96u
 #define PREFIX_BYTES 32u /* magic(8) | store id(16) | generation(8): the AD */
@@ -528,6 +529,7 @@ static void model_free(fedreci_store_model *m)
     if (!m)
         return;
     free(m->y);
+    free(m->retired);
     free(m->gram);
     free(m->codes);
     free(m);
@@ -627,7 +629,21 @@ static void encode_state(const fedreci_store *s, wbuf *b)
             wb_floats(b, m->gram, (size_t)m->k * m->k);
         for (uint32_t i = 0; i < m->n_items; i++)
             wb_str(b, m->codes[i]);
+        wb_u32(b, m->n_retired);
+        for (uint32_t i = 0; i < m->n_retired; i++)
+            wb_u32(b, m->retired[i]);
     }
+}
+
+/* Retired rows must be strictly ascending and inside the model. */
+static int retired_ok(const uint32_t *rows, uint32_t n, uint32_t n_items)
+{
+    if (n > n_items || (n && !rows))
+        return 0;
+    for (uint32_t i = 0; i < n; i++)
+        if (rows[i] >= n_items || (i > 0 && rows[i] <= rows[i - 1]))
+            return 0;
+    return 1;
 }
 
 static int model_dims_ok(uint32_t n_items, uint32_t k)
@@ -641,7 +657,8 @@ static int model_dims_ok(uint32_t n_items, uint32_t k)
 static fedrec_err decode_state(fedreci_store *s, const uint8_t *p, size_t n)
 {
     rbuf r = {p, n, 0, 0};
-    if (rb_u32(&r) != STATE_VERSION)
+    uint32_t state_version = rb_u32(&r);
+    if (state_version < STATE_VERSION_MIN || state_version > STATE_VERSION)
         return FEDREC_ERR_FORMAT;
     uint8_t opted = rb_u8(&r);
     const uint8_t *pk = rb_take(&r, FEDRECI_SIGN_PK_BYTES);
@@ -715,6 +732,23 @@ static fedrec_err decode_state(fedreci_store *s, const uint8_t *p, size_t n)
             rb_str(&r, m->codes[i], FEDRECI_CODE_MAX);
             if (!r.bad && m->codes[i][0] == '\0')
                 r.bad = 1;
+        }
+        if (!r.bad && state_version >= 2) {
+            uint32_t nr = rb_u32(&r);
+            if (r.bad || nr > n_items || nr > (r.len - r.off) / 4) {
+                r.bad = 1;
+            } else if (nr) {
+                m->retired = malloc((size_t)nr * sizeof *m->retired);
+                if (!m->retired) {
+                    model_free(m);
+                    return FEDREC_ERR_NOMEM;
+                }
+                for (uint32_t i = 0; i < nr; i++)
+                    m->retired[i] = rb_u32(&r);
+                m->n_retired = nr;
+                if (!r.bad && !retired_ok(m->retired, nr, n_items))
+                    r.bad = 1;
+            }
         }
         if (r.bad) {
             model_free(m);
@@ -1389,11 +1423,16 @@ fedrec_err fedreci_store_set_user_factors(fedreci_store *s, const float *x, uint
 }
 
 fedrec_err fedreci_store_set_model(fedreci_store *s, uint64_t version, uint32_t n_items, uint32_t k,
-                                   const float *y, const float *gram, const char *const *codes)
+                                   const float *y, const float *gram, const char *const *codes,
+                                   const uint32_t *retired, uint32_t n_retired)
 {
     if (!y || !codes || !model_dims_ok(n_items, k))
         return fedreci_error(FEDREC_ERR_INVALID, "model: %u items x %u factors out of range",
                              n_items, k);
+    if (!retired_ok(retired, n_retired, n_items))
+        return fedreci_error(FEDREC_ERR_INVALID,
+                             "model: %u retired rows not strictly ascending below %u items",
+                             n_retired, n_items);
     for (uint32_t i = 0; i < n_items; i++) {
         fedrec_err e = fedreci_store_check_code(codes[i]);
         if (e)
@@ -1409,10 +1448,15 @@ fedrec_err fedreci_store_set_model(fedreci_store *s, uint64_t version, uint32_t 
     m->codes = calloc(n_items, sizeof *m->codes);
     if (gram)
         m->gram = malloc((size_t)k * k * sizeof(float));
-    if (!m->y || !m->codes || (gram && !m->gram)) {
+    if (n_retired)
+        m->retired = malloc((size_t)n_retired * sizeof *m->retired);
+    if (!m->y || !m->codes || (gram && !m->gram) || (n_retired && !m->retired)) {
         model_free(m);
         return fedreci_error(FEDREC_ERR_NOMEM, "out of memory for the model (%u x %u)", n_items, k);
     }
+    if (n_retired)
+        memcpy(m->retired, retired, (size_t)n_retired * sizeof *m->retired);
+    m->n_retired = n_retired;
     memcpy(m->y, y, (size_t)n_items * k * sizeof(float));
     if (gram)
         memcpy(m->gram, gram, (size_t)k * k * sizeof(float));

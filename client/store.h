@@ -83,7 +83,9 @@ typedef struct fedreci_ledger_rec {
 } fedreci_ledger_rec;
 
 /* The cached model. Owned by the store; y is n_items x k row-major float32,
- * gram (k x k, full) may be NULL, codes[i] names row i. */
+ * gram (k x k, full) may be NULL, codes[i] names row i, retired[n_retired]
+ * (strictly ascending, < n_items; NULL when none) are the rows of products
+ * the retailer no longer sells: never recommended. */
 typedef struct fedreci_store_model {
     uint64_t version;
     uint32_t n_items;
@@ -91,6 +93,8 @@ typedef struct fedreci_store_model {
     float *y;
     float *gram;
     char (*codes)[FEDRECI_CODE_MAX + 1];
+    uint32_t *retired;
+    uint32_t n_retired;
 } fedreci_store_model;
 
 /* How the master key is given. */
@@ -137,10 +141,14 @@ FEDREC_NODISCARD fedrec_err fedreci_store_add_ledger(fedreci_store *s,
 FEDREC_NODISCARD fedrec_err fedreci_store_set_user_factors(fedreci_store *s, const float *x,
                                                            uint32_t k);
 /* Replaces the cached model (copied) and writes a new snapshot. gram may be
- * NULL; codes has n_items entries, each 1..31 bytes. */
+ * NULL; codes has n_items entries, each 1..31 bytes; retired (n_retired
+ * rows, strictly ascending, each < n_items) may be NULL when n_retired is 0.
+ * Errors: FEDREC_ERR_INVALID (shapes, codes, retired rows), FEDREC_ERR_IO,
+ * FEDREC_ERR_NOMEM. */
 FEDREC_NODISCARD fedrec_err fedreci_store_set_model(fedreci_store *s, uint64_t version,
                                                     uint32_t n_items, uint32_t k, const float *y,
-                                                    const float *gram, const char *const *codes);
+                                                    const float *gram, const char *const *codes,
+                                                    const uint32_t *retired, uint32_t n_retired);
 /* Folds the log into a new snapshot (also done at open and every 4096 events). */
 FEDREC_NODISCARD fedrec_err fedreci_store_compact(fedreci_store *s);
 

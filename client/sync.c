@@ -50,8 +50,9 @@ static void on_model(void *arg, const fedreci_wire_model *m)
         }
     }
     int stored = 0;
-    fedrec_err e = fedreci_client_put_model(s->c, m->version, m->n_items, m->k, m->item_factors,
-                                            m->gram, (const char *const *)codes, &stored);
+    fedrec_err e = fedreci_client_put_model_retired(
+        s->c, m->version, m->n_items, m->k, m->item_factors, m->gram, (const char *const *)codes,
+        m->retired_rows, (uint32_t)m->n_retired, &stored);
     if (names) {
         free(names);
         free(codes);

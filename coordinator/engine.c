@@ -174,6 +174,8 @@ struct fedreci_coord {
     pmodel *model;
     char **codes;
     size_t n_codes;
+    uint32_t *retired; /* retired rows, ascending (fixed for the engine's lifetime) */
+    size_t n_retired;
     fedreci_optimizer *opt;
     float *grad;
     uint32_t *sum;
@@ -235,7 +237,9 @@ static void flush(fedreci_coord *c, outbox *ob)
                                      e->model->gram,
                                      e->model->checksum,
                                      (const char *const *)c->codes,
-                                     c->n_codes};
+                                     c->n_codes,
+                                     c->retired,
+                                     c->n_retired};
             if (fedreci_wire_enc_model_reply(&e->msg, &e->hdr, &wm, e->model->version))
                 e->msg = NULL;
             model_unref(e->model);
@@ -999,9 +1003,16 @@ static void on_model_request(fedreci_coord *c, cctx *x, const fedreci_wire_env *
         return;
     }
     /* encoded outside the lock from a reference to this immutable version */
-    fedreci_wire_model wm = {
-        m->version, m->n_items, m->k, m->y, m->gram, m->checksum, (const char *const *)c->codes,
-        c->n_codes};
+    fedreci_wire_model wm = {m->version,
+                             m->n_items,
+                             m->k,
+                             m->y,
+                             m->gram,
+                             m->checksum,
+                             (const char *const *)c->codes,
+                             c->n_codes,
+                             c->retired,
+                             c->n_retired};
     atomic_fetch_add(&m->refs, 1);
     x->state = CX_SENDING;
     c->bytes_out += fedreci_wire_model_reply_size(&h, &wm);
@@ -1403,6 +1414,26 @@ fedrec_err fedreci_coord_create(fedreci_coord **out, const fedreci_coord_config 
         }
         c->n_codes = n_items;
     }
+    if (start->n_retired) {
+        if (!start->retired_rows || start->n_retired > n_items) {
+            fedreci_coord_destroy(c);
+            return fedreci_error(FEDREC_ERR_INVALID, "coordinator: %zu retired rows for %u items",
+                                 start->n_retired, n_items);
+        }
+        for (size_t i = 0; i < start->n_retired; i++)
+            if (start->retired_rows[i] >= n_items ||
+                (i > 0 && start->retired_rows[i] <= start->retired_rows[i - 1])) {
+                fedreci_coord_destroy(c);
+                return fedreci_error(FEDREC_ERR_INVALID,
+                                     "coordinator: retired row %zu (%u) not ascending below %u", i,
+                                     start->retired_rows[i], n_items);
+            }
+        c->retired = malloc(start->n_retired * sizeof *c->retired);
+        if (!c->retired)
+            goto nomem;
+        memcpy(c->retired, start->retired_rows, start->n_retired * sizeof *c->retired);
+        c->n_retired = start->n_retired;
+    }
     c->cap = cfg->recv_max_bytes ? cfg->recv_max_bytes
                                  : fedreci_wire_cap(n_items, k, cfg->cohort_size, code_bytes);
     if ((e = fedreci_optimizer_create(&c->opt, &cfg->opt, n_items, k))) {
@@ -1663,6 +1694,7 @@ void fedreci_coord_destroy(fedreci_coord *c)
         for (size_t i = 0; i < c->n_codes; i++)
             free(c->codes[i]);
     free(c->codes);
+    free(c->retired);
     fedreci_optimizer_destroy(c->opt);
     free(c->grad);
     free(c->sum);

@@ -106,6 +106,10 @@ typedef struct fedreci_coord_model {
     const float *item_factors;     /* n_items x k row-major; NULL: fedreci_mf_init(seed,
                                       std 0.01) */
     const char *const *item_codes; /* n_items catalog codes, or NULL */
+    const uint32_t *retired_rows;  /* rows of retired products (coordinator/catalog.h),
+                                      strictly ascending, < n_items; sent with every model
+                                      download so clients stop recommending them */
+    size_t n_retired;
 } fedreci_coord_model;
 
 /* What one round did, for logs, the daemon's round log and the simulator's

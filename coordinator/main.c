@@ -112,6 +112,8 @@ static int run(const fedreci_config *cfg)
     fedreci_status *http = NULL;
     daemon_ctx d = {0};
     const char **codes = NULL;
+    uint32_t *retired = NULL; /* retired catalog rows, sent with the model */
+    size_t n_retired = 0;
     sigset_t sigs;
     sigemptyset(&sigs);
     sigaddset(&sigs, SIGTERM);
@@ -182,11 +184,17 @@ static int run(const fedreci_config *cfg)
     }
     for (uint32_t i = 0; i < boot.model.n_items; i++)
         codes[i] = fedreci_catalog_at(boot.catalog, i)->code;
+    if (fedreci_catalog_retired_rows(boot.catalog, &retired, &n_retired)) {
+        fail("catalog");
+        goto out;
+    }
     fedreci_coord_model start = {.version = boot.model.version,
                                  .n_items = boot.model.n_items,
                                  .k = boot.model.k,
                                  .item_factors = boot.model.y,
-                                 .item_codes = codes};
+                                 .item_codes = codes,
+                                 .retired_rows = retired,
+                                 .n_retired = n_retired};
     fedreci_coord_hooks hooks = {.arg = &d,
                                  .on_round_done = hook_round,
                                  .on_model_committed = hook_model,
@@ -245,6 +253,7 @@ out:
     fedreci_persist_destroy(d.persist);
     fedreci_stats_destroy(stats);
     free(codes);
+    free(retired);
     fedreci_bootstrap_clear(&boot);
     if (db) {
         int ok = 0;

@@ -36,6 +36,7 @@ size_t fedreci_wire_cap(uint32_t n_items, uint32_t k, uint32_t max_cohort, size_
     size_t model = sat_mul(sat_mul(n_items, k), 4);
     model = sat_add(model, sat_mul(sat_mul(k, k), 4));
     model = sat_add(model, sat_add(catalog_bytes, sat_mul(n_items, 4)));
+    model = sat_add(model, sat_mul(n_items, 5)); /* retired rows: one varint each */
     /* masked input: d words */
     size_t masked = sat_mul(sat_add(sat_mul(n_items, k), 1), 4);
     /* roster with every advert (~190 bytes each) and an unmask request */
@@ -144,6 +145,17 @@ static fedrec_err check_model(const Fedrec__V1__ModelReply *r)
     for (size_t i = 0; i < r->n_item_codes; i++)
         if (!r->item_codes[i] || strlen(r->item_codes[i]) > FEDRECI_WIRE_MAX_CODE_BYTES)
             return fedreci_error(FEDREC_ERR_FORMAT, "wire: ModelReply item code %zu too long", i);
+    if (r->n_retired_rows > r->n_items)
+        return fedreci_error(FEDREC_ERR_FORMAT,
+                             "wire: ModelReply has %zu retired rows for %u items",
+                             r->n_retired_rows, r->n_items);
+    for (size_t i = 0; i < r->n_retired_rows; i++)
+        if (r->retired_rows[i] >= r->n_items ||
+            (i > 0 && r->retired_rows[i] <= r->retired_rows[i - 1]))
+            return fedreci_error(FEDREC_ERR_FORMAT,
+                                 "wire: ModelReply retired_rows[%zu] = %u: not strictly "
+                                 "ascending below n_items = %u",
+                                 i, r->retired_rows[i], r->n_items);
     uint8_t sum[FEDRECI_WIRE_CHECKSUM_BYTES];
     fedreci_wire_checksum(r->item_factors.data, r->item_factors.len, sum);
     if (sodium_memcmp(sum, r->checksum.data, sizeof sum) != 0)
@@ -413,6 +425,8 @@ fedrec_err fedreci_wire_get_model(const fedreci_wire_env *e, fedreci_wire_model 
     w.checksum = m->checksum.data;
     w.item_codes = (const char *const *)m->item_codes;
     w.n_item_codes = m->n_item_codes;
+    w.retired_rows = m->n_retired_rows ? m->retired_rows : NULL;
+    w.n_retired = m->n_retired_rows;
     *out = w;
     return FEDREC_OK;
 }
@@ -668,6 +682,8 @@ static void fill_model_reply(fedreci_wire_env *e, Fedrec__V1__ModelReply *c,
         c->checksum = bin(model->checksum, FEDRECI_WIRE_CHECKSUM_BYTES);
         c->n_item_codes = model->n_item_codes;
         c->item_codes = (char **)(uintptr_t)model->item_codes;
+        c->n_retired_rows = model->n_retired;
+        c->retired_rows = (uint32_t *)(uintptr_t)model->retired_rows;
     }
     e->body_case = FEDREC__V1__ENVELOPE__BODY_MODEL_REPLY;
     e->model_reply = c;

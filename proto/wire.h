@@ -92,6 +92,9 @@ typedef struct fedreci_wire_model {
     const uint8_t *checksum;       /* 32 bytes: BLAKE2b-256 of the factor bytes */
     const char *const *item_codes; /* n_items strings or NULL */
     size_t n_item_codes;           /* n_items or 0 */
+    const uint32_t *retired_rows;  /* rows of retired products, strictly ascending, each
+                                      < n_items; NULL when n_retired is 0 */
+    size_t n_retired;              /* <= n_items */
 } fedreci_wire_model;
 
 /* ---- sizes --------------------------------------------------------------- */
@@ -99,7 +102,8 @@ typedef struct fedreci_wire_model {
 /* The receive cap for a deployment: the largest legitimate message (model
  * reply with catalog, masked input of d = n_items * k + 1 words, roster and
  * unmask request for max_cohort clients) plus framing slack. catalog_bytes is
- * the total length of the item codes. Saturates at SIZE_MAX / 2. */
+ * the total length of the item codes; the retired-row list (at most n_items
+ * varints) is included. Saturates at SIZE_MAX / 2. */
 size_t fedreci_wire_cap(uint32_t n_items, uint32_t k, uint32_t max_cohort, size_t catalog_bytes);
 
 /* BLAKE2b-256 of len bytes (the model checksum). */
@@ -136,7 +140,8 @@ FEDREC_NODISCARD fedrec_err fedreci_wire_get_checkin(const fedreci_wire_env *e,
 FEDREC_NODISCARD fedrec_err fedreci_wire_get_round(const fedreci_wire_env *e,
                                                    fedreci_wire_round *out);
 
-/* ModelReply (not not_modified): the model, checksum verified by decode. */
+/* ModelReply (not not_modified): the model, checksum verified by decode, and
+ * the retired rows (decode checked them: strictly ascending, < n_items). */
 FEDREC_NODISCARD fedrec_err fedreci_wire_get_model(const fedreci_wire_env *e,
                                                    fedreci_wire_model *out);
 

@@ -203,6 +203,64 @@ static void test_recommend_known_answer(void **state)
 
 /* The local step's update is the dense gradient -2 e x^T of the shopper's
  * loss term, e_i = c_i (p_i - y_i^T x). */
+/* Retired products (the coordinator sends their rows with the model) are
+ * never recommended; the list survives a reopen; a newer model without
+ * retired rows brings them back; bad lists are refused. */
+static void test_recommend_skips_retired(void **state)
+{
+    (void)state;
+    char *dir = tmpdir_make();
+    fedrec_client *c = open_client(dir);
+    /* bought A and C: candidates B, D, E. First the scores without retirement. */
+    assert_int_equal(fedreci_client_put_model(c, 1, 5, 2, Y5, NULL, CODES5, NULL), FEDREC_OK);
+    assert_int_equal(fedrec_client_record(c, "A", 1000, 3), FEDREC_OK);
+    assert_int_equal(fedrec_client_record(c, "C", 1001, 1), FEDREC_OK);
+    fedrec_recommendation all[5], rec[5];
+    uint32_t n = 0, n_all = 0;
+    assert_int_equal(fedrec_client_recommend(c, 5, all, &n_all), FEDREC_OK);
+    assert_int_equal(n_all, 3);
+    /* version 2 retires B and E (rows 1, 4) and C (row 2, also bought) */
+    const uint32_t retired[3] = {1, 2, 4};
+    int stored = 0;
+    assert_int_equal(
+        fedreci_client_put_model_retired(c, 2, 5, 2, Y5, NULL, CODES5, retired, 3, &stored),
+        FEDREC_OK);
+    assert_int_equal(stored, 1);
+    for (int reopen = 0; reopen < 2; reopen++) {
+        assert_int_equal(fedrec_client_recommend(c, 5, rec, &n), FEDREC_OK);
+        assert_int_equal(n, 1);
+        assert_string_equal(rec[0].item_code, "D");
+        /* the same score D had before: retirement only filters */
+        for (uint32_t i = 0; i < n_all; i++)
+            if (!strcmp(all[i].item_code, "D"))
+                assert_float_equal(rec[0].score, all[i].score, 1e-6);
+        fedrec_client_close(c);
+        c = open_client(dir);
+    }
+    /* refused: unsorted, repeated, out of range; the stored model stays */
+    const uint32_t unsorted[2] = {4, 1}, repeated[2] = {1, 1}, outside[1] = {5};
+    assert_int_equal(
+        fedreci_client_put_model_retired(c, 3, 5, 2, Y5, NULL, CODES5, unsorted, 2, NULL),
+        FEDREC_ERR_INVALID);
+    assert_int_equal(
+        fedreci_client_put_model_retired(c, 3, 5, 2, Y5, NULL, CODES5, repeated, 2, NULL),
+        FEDREC_ERR_INVALID);
+    assert_int_equal(
+        fedreci_client_put_model_retired(c, 3, 5, 2, Y5, NULL, CODES5, outside, 1, NULL),
+        FEDREC_ERR_INVALID);
+    fedrec_client_info info;
+    assert_int_equal(fedrec_client_get_info(c, &info), FEDREC_OK);
+    assert_int_equal(info.model_version, 2);
+    /* version 3 reactivates them all */
+    assert_int_equal(fedreci_client_put_model(c, 3, 5, 2, Y5, NULL, CODES5, NULL), FEDREC_OK);
+    assert_int_equal(fedrec_client_recommend(c, 5, rec, &n), FEDREC_OK);
+    assert_int_equal(n, 3);
+    assert_memory_equal(rec, all, 3 * sizeof rec[0]);
+    fedrec_client_close(c);
+    rm_rf(dir);
+    free(dir);
+}
+
 static void test_local_update_gradient(void **state)
 {
     char *dir = tmpdir_make();
@@ -546,7 +604,7 @@ static void test_sync_round_ledger_and_opt_out(void **state)
     cfg.seed = 5;
     cfg.max_rounds = 1;
     cfg.opt.n_train = 3;
-    fedreci_coord_model m = {1, SYNC_ITEMS, SYNC_K, y0, codes};
+    fedreci_coord_model m = {1, SYNC_ITEMS, SYNC_K, y0, codes, NULL, 0};
     fedreci_coord *coord = NULL;
     if (fedreci_coord_create(&coord, &cfg, NULL, &m) || fedreci_coord_start(coord))
         fail_msg("coordinator: %s", fedrec_errmsg());
@@ -666,6 +724,7 @@ int main(void)
         return 1;
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_recommend_known_answer),
+        cmocka_unit_test(test_recommend_skips_retired),
         cmocka_unit_test(test_local_update_gradient),
         cmocka_unit_test(test_ledger_and_consent_survive_reopen),
         cmocka_unit_test(test_kill9_record),

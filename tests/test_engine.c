@@ -200,7 +200,7 @@ static fedreci_coord *coord_new(const char *url, uint32_t cohort, uint32_t neigh
     cfg.max_rounds = max_rounds;
     cfg.opt.n_train = 12;
     fedreci_coord_hooks hooks = {&W, on_round_done, on_commit, NULL};
-    fedreci_coord_model m = {1, N_ITEMS, K, y0, codes};
+    fedreci_coord_model m = {1, N_ITEMS, K, y0, codes, NULL, 0};
     fedreci_coord *c = NULL;
     fedrec_err e = fedreci_coord_create(&c, &cfg, &hooks, &m);
     if (e)
@@ -699,7 +699,7 @@ static void test_min_cohort(void **state)
     cfg.min_cohort = 3;
     cfg.checkin_window_ms = 200;
     cfg.opt.n_train = 5;
-    fedreci_coord_model mdl = {1, N_ITEMS, K, y0, NULL};
+    fedreci_coord_model mdl = {1, N_ITEMS, K, y0, NULL, NULL, 0};
     fedreci_coord *c;
     assert_int_equal(fedreci_coord_create(&c, &cfg, NULL, &mdl), FEDREC_OK);
     assert_int_equal(fedreci_coord_start(c), FEDREC_OK);

@@ -163,7 +163,7 @@ static void test_roundtrip(void **state)
     float y[6] = {1, 2, 3, 4, 5, 6};
     float gram[4] = {35, 44, 44, 56};
     const char *codes[3] = {"A1", "B2", "C3"};
-    assert_int_equal(fedreci_store_set_model(s, 42, 3, 2, y, gram, codes), FEDREC_OK);
+    assert_int_equal(fedreci_store_set_model(s, 42, 3, 2, y, gram, codes, NULL, 0), FEDREC_OK);
     /* Bad input is refused without a write. */
     assert_int_equal(fedreci_store_add_purchase(s, "", 1, 1, NULL), FEDREC_ERR_INVALID);
     assert_int_equal(fedreci_store_add_purchase(s, "A,B", 1, 1, NULL), FEDREC_ERR_INVALID);
@@ -490,7 +490,7 @@ static void test_forget_leaves_nothing(void **state)
     fedreci_store *s = open_raw(dir, KEY_A);
     float y[4] = {1, 2, 3, 4};
     const char *codes[2] = {"A", "B"};
-    assert_int_equal(fedreci_store_set_model(s, 1, 2, 2, y, NULL, codes), FEDREC_OK);
+    assert_int_equal(fedreci_store_set_model(s, 1, 2, 2, y, NULL, codes, NULL, 0), FEDREC_OK);
     assert_int_equal(fedreci_store_forget(s), FEDREC_OK);
     struct stat st;
     assert_int_equal(stat(dir, &st), -1);

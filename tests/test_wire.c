@@ -151,7 +151,8 @@ static void test_model(void **state)
     const char *codes[N] = {"85123A", "71053", "84406B", "84029G", "POST"};
     uint8_t sum[32];
     fedreci_wire_checksum(y, sizeof y, sum);
-    fedreci_wire_model mo = {11, N, K, y, gram, sum, codes, N};
+    const uint32_t retired[2] = {1, 4};
+    fedreci_wire_model mo = {11, N, K, y, gram, sum, codes, N, retired, 2};
     fedreci_wire_hdr h = hdr(FEDRECI_WIRE_STAGE_MODEL);
     nng_msg *m;
     assert_int_equal(fedreci_wire_enc_model_request(&m, &h, 10), FEDREC_OK);
@@ -170,7 +171,32 @@ static void test_model(void **state)
     assert_memory_equal(g.gram, gram, sizeof gram);
     assert_int_equal(g.n_item_codes, N);
     assert_string_equal(g.item_codes[4], "POST");
+    assert_int_equal(g.n_retired, 2);
+    assert_int_equal(g.retired_rows[0], 1);
+    assert_int_equal(g.retired_rows[1], 4);
     fedreci_wire_free(e);
+
+    /* retired rows out of range, repeated or descending are refused */
+    const uint32_t bad_rows[3][2] = {{1, 5}, {2, 2}, {3, 0}};
+    for (int i = 0; i < 3; i++) {
+        fedreci_wire_model mb = mo;
+        mb.retired_rows = bad_rows[i];
+        assert_int_equal(fedreci_wire_enc_model_reply(&m, &h, &mb, 11), FEDREC_OK);
+        e = NULL;
+        assert_int_equal(fedreci_wire_decode_msg(m, CAP, &e), FEDREC_ERR_FORMAT);
+        assert_non_null(strstr(fedrec_errmsg(), "retired_rows"));
+        assert_null(e);
+        nng_msg_free(m);
+    }
+    /* more retired rows than items */
+    const uint32_t many[6] = {0, 1, 2, 3, 4, 5};
+    fedreci_wire_model mm = mo;
+    mm.retired_rows = many;
+    mm.n_retired = 6;
+    assert_int_equal(fedreci_wire_enc_model_reply(&m, &h, &mm, 11), FEDREC_OK);
+    e = NULL;
+    assert_int_equal(fedreci_wire_decode_msg(m, CAP, &e), FEDREC_ERR_FORMAT);
+    nng_msg_free(m);
 
     /* not modified */
     assert_int_equal(fedreci_wire_enc_model_reply(&m, &h, NULL, 11), FEDREC_OK);
