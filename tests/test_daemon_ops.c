@@ -11,12 +11,11 @@
  *    accepted advertisement. Each gets an Error reply with the expected code
  *    and a log line naming the reason, while a round with well-behaved
  *    clients is in progress; that round and a later one complete.
- *  - test_load: N clients (default 200; FEDREC_LOAD_CLIENTS overrides, e.g.
- *    1000) check in at once from this process as sessions on 4 shared REQ
- *    sockets, all selected into one SecAgg+ round (8 neighbours) that
- *    completes with every one of them; none is refused, asked to retry or
- *    timed out. Prints the round's stage times and the daemon's peak memory
- *    (VmHWM).
+ *  - test_load: N clients (default 1000; FEDREC_LOAD_CLIENTS overrides, and
+ *    FEDREC_LOAD_ITEMS the catalog size, default 50) check in at once from this process as sessions
+ * on 4 shared REQ sockets, all selected into one SecAgg+ round (8 neighbours) that completes with
+ * every one of them; none is refused, asked to retry or timed out. Prints the round's stage times
+ * and the daemon's peak memory (VmHWM).
  *  - test_tls_round: a self-signed certificate made with the openssl CLI, the
  *    daemon on tls+tcp://, a round of 3 clients that verify it; a client
  *    without the CA cannot get through.
@@ -134,13 +133,17 @@ static void dump_log(const daemon_proc *d)
     free(s);
 }
 
-/* Products P000..P049, without the codes listed in `without` (NULL-terminated). */
+/* Catalog size of the next daemon start (test_load may raise it). */
+static int g_items = N_ITEMS;
+
+/* Products P000.. (g_items of them), without the codes listed in `without`
+ * (NULL-terminated). */
 static void write_catalog(const char *path, const char *const *without)
 {
     FILE *f = fopen(path, "w");
     assert_non_null(f);
     fprintf(f, "code,description\n");
-    for (int i = 0; i < N_ITEMS; i++) {
+    for (int i = 0; i < g_items; i++) {
         char code[16];
         snprintf(code, sizeof code, "P%03d", i);
         int skip = 0;
@@ -653,10 +656,12 @@ static void test_hostile_input(void **state)
 static void test_load(void **state)
 {
     (void)state;
-    uint32_t n = 200;
+    uint32_t n = 1000;
     const char *env = getenv("FEDREC_LOAD_CLIENTS");
     if (env && atoi(env) >= 2)
         n = (uint32_t)atoi(env);
+    env = getenv("FEDREC_LOAD_ITEMS");
+    g_items = env && atoi(env) >= 1 && atoi(env) <= 100000 ? atoi(env) : N_ITEMS;
     char cohort[16];
     snprintf(cohort, sizeof cohort, "%u", n);
     daemon_proc d;
@@ -680,6 +685,8 @@ static void test_load(void **state)
                            "info",
                            NULL};
     daemon_start(&d, "tcp", extra);
+    int d_words = g_items * K_FACTORS + 1;
+    g_items = N_ITEMS;
     long hwm0, rss0;
     daemon_mem(&d, &hwm0, &rss0);
 
@@ -725,7 +732,7 @@ static void test_load(void **state)
            "unmask ms | daemon VmHWM MiB | VmRSS before MiB |\n"
            "|---|---|---|---|---|---|---|\n"
            "| %u | %d | %d | %.2f | %s | %.1f | %.1f |\n",
-           n, N_SOCK, D, wall, stages, hwm / 1024.0, rss0 / 1024.0);
+           n, N_SOCK, d_words, wall, stages, hwm / 1024.0, rss0 / 1024.0);
     for (int i = 0; i < N_SOCK; i++)
         nng_close(socks[i]);
     free(g);
