@@ -1,6 +1,8 @@
 /* The client API (include/fedrec/client.h) over the local store and core/mf. */
+#include <errno.h>
 #include <math.h>
 #include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -16,6 +18,8 @@ struct fedrec_client {
     pthread_mutex_t mu;
     fedreci_store *store;
     char *url;
+    char *tls_ca;     /* PEM CA file for tls+tcp://, or NULL */
+    char *tls_server; /* expected certificate name, or NULL */
     int syncing;
     fedreci_client_params params;
     /* Derived from the stored model, rebuilt when its version changes. */
@@ -267,6 +271,8 @@ static void client_free(fedrec_client *c)
     cache_drop(c);
     fedreci_mf_step_destroy(c->step);
     free(c->url);
+    free(c->tls_ca);
+    free(c->tls_server);
     pthread_mutex_destroy(&c->mu);
     free(c);
 }
@@ -663,4 +669,41 @@ void fedreci_client_sync_end(fedrec_client *c)
 const char *fedreci_client_url(const fedrec_client *c)
 {
     return c ? c->url : NULL;
+}
+
+fedrec_err fedrec_client_set_tls(fedrec_client *c, const char *ca_file, const char *server_name)
+{
+    if (!c || !ca_file || !*ca_file)
+        return fedreci_error(FEDREC_ERR_INVALID, "fedrec_client_set_tls: %s",
+                             !c ? "NULL client" : "no CA file");
+    FILE *f = fopen(ca_file, "rb");
+    if (!f)
+        return fedreci_error(FEDREC_ERR_IO, "%s: %s", ca_file, strerror(errno));
+    fclose(f);
+    char *ca = strdup(ca_file);
+    char *name = server_name ? strdup(server_name) : NULL;
+    if (!ca || (server_name && !name)) {
+        free(ca);
+        free(name);
+        return fedreci_error(FEDREC_ERR_NOMEM, "fedrec_client_set_tls: out of memory");
+    }
+    pthread_mutex_lock(&c->mu);
+    if (c->syncing) {
+        pthread_mutex_unlock(&c->mu);
+        free(ca);
+        free(name);
+        return fedreci_error(FEDREC_ERR_BUSY, "fedrec_client_set_tls: a sync is running");
+    }
+    free(c->tls_ca);
+    free(c->tls_server);
+    c->tls_ca = ca;
+    c->tls_server = name;
+    pthread_mutex_unlock(&c->mu);
+    return FEDREC_OK;
+}
+
+void fedreci_client_tls(const fedrec_client *c, const char **ca_file, const char **server_name)
+{
+    *ca_file = c ? c->tls_ca : NULL;
+    *server_name = c ? c->tls_server : NULL;
 }

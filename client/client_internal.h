@@ -77,6 +77,10 @@ void fedreci_client_sync_end(fedrec_client *c);
 /* The coordinator URL given at open (NULL if none). Valid until close. */
 const char *fedreci_client_url(const fedrec_client *c);
 
+/* The TLS settings of fedrec_client_set_tls (NULL when not set). Valid until
+ * the next set_tls or close; read only while the handle is marked syncing. */
+void fedreci_client_tls(const fedrec_client *c, const char **ca_file, const char **server_name);
+
 /* client_id from an Ed25519 public key: the first 8 bytes, little-endian, of
  * BLAKE2b-256(pk). */
 uint64_t fedreci_client_id_from_pk(const uint8_t pk[32]);

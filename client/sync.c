@@ -148,6 +148,7 @@ fedrec_err fedrec_client_sync(fedrec_client *c, uint32_t deadline_ms, fedrec_syn
     fedreci_session_config cfg;
     fedreci_session_config_default(&cfg);
     cfg.url = url;
+    fedreci_client_tls(c, &cfg.tls_ca_file, &cfg.tls_server_name);
     cfg.client_id = info.client_id;
     cfg.identity_sk = sk;
     cfg.model_version = info.model_version;

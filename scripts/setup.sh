@@ -11,7 +11,8 @@ packages=(
   libsodium-dev                     # all cryptography
   libprotobuf-c-dev protobuf-c-compiler  # wire format
   libopenblas-dev                   # BLAS and LAPACK
-  libsqlite3-dev sqlite3            # coordinator state
+  libsqlite3-dev sqlite3            # coordinator state (sqlite3 CLI: integration test)
+  openssl                           # test certificates for tls+tcp:// (test_daemon_ops)
   zlib1g-dev libcsv-dev libinih-dev # gzip'd logs, CSV, config files
   libcmocka-dev                     # tests
   gnuplot-nox                       # the simulator's plots

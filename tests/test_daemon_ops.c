@@ -17,8 +17,11 @@
  * every one of them; none is refused, asked to retry or timed out. Prints the round's stage times
  * and the daemon's peak memory (VmHWM).
  *  - test_tls_round: a self-signed certificate made with the openssl CLI, the
- *    daemon on tls+tcp://, a round of 3 clients that verify it; a client
- *    without the CA cannot get through.
+ *    daemon on tls+tcp://, a round of 3 clients that verify it (a session,
+ *    the public API with fedrec_client_set_tls, the fedrec-client CLI with
+ *    --tls-ca); a client without the CA cannot get through.
+ *  - test_retired_products: a restart with a catalog that drops two
+ *    products; a shopper's app that syncs never gets them recommended.
  *
  * No timed assertions: deadlines only decide who counts as dropped. */
 #include <errno.h>
@@ -741,6 +744,61 @@ static void test_load(void **state)
 
 /* ---- TLS ------------------------------------------------------------------------------- */
 
+/* A shopper's app (public API) syncing in a thread. */
+typedef struct api_sync {
+    const char *store, *url, *ca;
+    uint8_t key[32];
+    fedrec_err err;
+    fedrec_sync_result res;
+} api_sync;
+
+static void *api_sync_main(void *arg)
+{
+    api_sync *a = arg;
+    fedrec_client *c = NULL;
+    a->err = fedrec_client_open(&c, a->store, a->url, a->key);
+    if (!a->err)
+        a->err = fedrec_client_record(c, "P001", 1000, 2);
+    if (!a->err)
+        a->err = fedrec_client_set_tls(c, a->ca, "localhost");
+    if (!a->err)
+        a->err = fedrec_client_sync(c, 60000, &a->res);
+    fedrec_client_close(c);
+    return NULL;
+}
+
+/* Runs `fedrec-client sync` over TLS with the store at `store` (raw key hex
+ * in the environment); returns its pid. */
+static pid_t spawn_cli_sync(const char *store, const char *url, const char *ca, const char *hex,
+                            const char *out)
+{
+    const char *argv[] = {FEDREC_BIN_DIR "/client/cli/fedrec-client",
+                          "sync",
+                          "--coordinator",
+                          url,
+                          "--tls-ca",
+                          ca,
+                          "--tls-server-name",
+                          "localhost",
+                          "--deadline-ms",
+                          "60000",
+                          "--store",
+                          store,
+                          NULL};
+    char env_key[100];
+    snprintf(env_key, sizeof env_key, "FEDREC_STORE_KEY=%s", hex);
+    char *envp[] = {env_key, NULL};
+    posix_spawn_file_actions_t fa;
+    posix_spawn_file_actions_init(&fa);
+    posix_spawn_file_actions_addopen(&fa, 1, out, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    posix_spawn_file_actions_adddup2(&fa, 1, 2);
+    pid_t pid = -1;
+    int rc = posix_spawn(&pid, argv[0], &fa, NULL, (char *const *)argv, envp);
+    posix_spawn_file_actions_destroy(&fa);
+    assert_int_equal(rc, 0);
+    return pid;
+}
+
 static void test_tls_round(void **state)
 {
     (void)state;
@@ -783,21 +841,52 @@ static void test_tls_round(void **state)
     assert_int_equal(bad.res.outcome, FEDRECI_SESSION_ERROR);
     assert_int_equal(bad.res.err, FEDREC_ERR_TIMEOUT);
 
-    gclient g[3];
-    for (int i = 0; i < 3; i++) {
-        g_init(&g[i], 0x4001 + (uint64_t)i);
-        g_start(&g[i], d.url, NULL, cert, 60000);
+    /* the round: a session, the public API in a thread, the CLI as a process */
+    char store_api[160], store_cli[160], cli_out[160];
+    snprintf(store_api, sizeof store_api, "%s/api", dir);
+    snprintf(store_cli, sizeof store_cli, "%s/cli", dir);
+    snprintf(cli_out, sizeof cli_out, "%s/cli.out", dir);
+    api_sync a = {store_api, d.url, cert, {0}, FEDREC_OK, {0}};
+    randombytes_buf(a.key, sizeof a.key);
+    uint8_t cli_key[32];
+    char hex[65];
+    randombytes_buf(cli_key, sizeof cli_key);
+    sodium_bin2hex(hex, sizeof hex, cli_key, sizeof cli_key);
+    fedrec_client *c = NULL;
+    assert_int_equal(fedrec_client_open(&c, store_cli, NULL, cli_key), FEDREC_OK);
+    assert_int_equal(fedrec_client_record(c, "P002", 1000, 1), FEDREC_OK);
+    fedrec_client_close(c);
+
+    gclient g;
+    g_init(&g, 0x4001);
+    g_start(&g, d.url, NULL, cert, 60000);
+    pthread_t t;
+    assert_int_equal(pthread_create(&t, NULL, api_sync_main, &a), 0);
+    pid_t cli = spawn_cli_sync(store_cli, d.url, cert, hex, cli_out);
+    g_finish(&g);
+    pthread_join(t, NULL);
+    int st = 0;
+    assert_int_equal(waitpid(cli, &st, 0), cli);
+    char *out = slurp(cli_out);
+    if (g.res.outcome != FEDRECI_SESSION_COMPLETED || a.err || !WIFEXITED(st) ||
+        WEXITSTATUS(st) != 0) {
+        dump_log(&d);
+        fail_msg("TLS round: session %d (%s), API %s (%s), CLI status %d: %s", g.res.outcome,
+                 g.res.text, fedrec_strerror(a.err), fedrec_errmsg(), st, out ? out : "");
     }
-    for (int i = 0; i < 3; i++) {
-        g_finish(&g[i]);
-        if (g[i].res.outcome != FEDRECI_SESSION_COMPLETED) {
-            dump_log(&d);
-            fail_msg("TLS client %d: %d %s", i, g[i].res.outcome, g[i].res.text);
-        }
-        assert_int_equal(g[i].res.latest_version, 2);
-    }
+    assert_int_equal(g.res.latest_version, 2);
+    assert_int_equal(a.res.round_outcome, FEDREC_OK);
+    assert_true(a.res.took_part);
+    assert_non_null(strstr(out, "round 1: took part; the round completed"));
+    free(out);
     assert_true(log_wait(&d, "[round 1] round completed: cohort 3, survivors 3", NULL, NULL));
     assert_int_equal(log_count(&d, "client 0000000000004000", NULL, NULL), 0);
+
+    /* the public API refuses a CA file that does not exist, naming it */
+    assert_int_equal(fedrec_client_open(&c, store_cli, d.url, cli_key), FEDREC_OK);
+    assert_int_equal(fedrec_client_set_tls(c, "/nonexistent/ca.pem", NULL), FEDREC_ERR_IO);
+    assert_non_null(strstr(fedrec_errmsg(), "/nonexistent/ca.pem"));
+    fedrec_client_close(c);
     daemon_stop(&d);
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
     assert_int_equal(system(cmd), 0);

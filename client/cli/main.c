@@ -32,6 +32,8 @@ typedef struct cli {
     const char *customer; /* import --customer */
     const char *catalog;  /* recommend --catalog */
     const char *coordinator;
+    const char *tls_ca;          /* sync --tls-ca */
+    const char *tls_server_name; /* sync --tls-server-name */
     unsigned long rounds;
     unsigned long deadline_ms;
     unsigned long k;
@@ -75,13 +77,17 @@ static void usage_cmd(const char *cmd)
                "Importing the same file twice records its purchases twice.\n");
     else if (!strcmp(cmd, "sync"))
         printf("usage: fedrec-client sync --coordinator URL [--rounds N] [--deadline-ms MS]\n"
+               "                          [--tls-ca FILE [--tls-server-name NAME]]\n"
                "                          --store PATH [--key-file FILE]\n"
                "\n"
                "Downloads the coordinator's model if it is newer than the stored one and,\n"
                "when this client is opted in and selected, takes part in the round (the\n"
                "local step and SecAgg+ masking; only the masked update leaves the device).\n"
                "--rounds N repeats that N times (default 1); --deadline-ms bounds each sync\n"
-               "(default 60000). URL: tcp://, tls+tcp://, ipc://.\n");
+               "(default 60000). URL: tcp://, tls+tcp://, ipc://.\n"
+               "tls+tcp:// needs --tls-ca FILE: the PEM certificate of the authority that\n"
+               "signed the coordinator's certificate (or that certificate itself when it is\n"
+               "self-signed); --tls-server-name NAME is the name it must carry.\n");
     else if (!strcmp(cmd, "recommend"))
         printf("usage: fedrec-client recommend [-k N] [--catalog FILE] --store PATH\n"
                "                               [--key-file FILE]\n"
@@ -175,6 +181,12 @@ static int parse_args(int argc, char **argv, cli *a)
         } else if (!strcmp(o, "--coordinator")) {
             NEEDV();
             a->coordinator = v;
+        } else if (!strcmp(o, "--tls-ca")) {
+            NEEDV();
+            a->tls_ca = v;
+        } else if (!strcmp(o, "--tls-server-name")) {
+            NEEDV();
+            a->tls_server_name = v;
         } else if (!strcmp(o, "--rounds")) {
             NEEDV();
             if (parse_ulong(o, v, 1, 1000000, &a->rounds))
@@ -540,10 +552,21 @@ static int cmd_sync(const cli *a)
         fprintf(stderr, "fedrec-client sync: --coordinator URL is required (see --help)\n");
         return EXIT_USAGE;
     }
+    if (a->tls_server_name && !a->tls_ca) {
+        fprintf(stderr, "fedrec-client sync: --tls-server-name needs --tls-ca FILE\n");
+        return EXIT_USAGE;
+    }
     fedrec_client *c = NULL;
     int rc = open_client(a, a->coordinator, &c);
     if (rc)
         return rc;
+    if (a->tls_ca) {
+        fedrec_err e = fedrec_client_set_tls(c, a->tls_ca, a->tls_server_name);
+        if (e) {
+            fedrec_client_close(c);
+            return die("--tls-ca", e);
+        }
+    }
     for (unsigned long r = 0; r < a->rounds && !rc; r++) {
         fedrec_sync_result res;
         fedrec_err e = fedrec_client_sync(c, (uint32_t)a->deadline_ms, &res);

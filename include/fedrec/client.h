@@ -92,6 +92,20 @@ FEDREC_API FEDREC_NODISCARD fedrec_err fedrec_client_open_passphrase(fedrec_clie
                                                                      const char *passphrase,
                                                                      size_t passphrase_len);
 
+/* TLS settings for a "tls+tcp://" coordinator URL. ca_file: a PEM file with
+ * the certificate(s) of the authority that signed the coordinator's
+ * certificate (for a self-signed coordinator, its certificate itself); the
+ * coordinator's certificate is always verified, and without a CA file no
+ * tls+tcp:// sync can succeed. server_name: the name the certificate must
+ * carry (also sent as SNI), or NULL for none. Both strings are copied; the
+ * file is read at each sync, so a renewed CA file is picked up.
+ * Errors: FEDREC_ERR_INVALID (NULL client or ca_file), FEDREC_ERR_IO
+ * (ca_file cannot be opened; the message names it), FEDREC_ERR_NOMEM.
+ * Thread-safety: any thread, but not while a sync on `c` is running
+ * (FEDREC_ERR_BUSY then). */
+FEDREC_API FEDREC_NODISCARD fedrec_err fedrec_client_set_tls(fedrec_client *c, const char *ca_file,
+                                                             const char *server_name);
+
 /* Closes the client: wipes the keys and the decrypted state from memory and
  * frees the handle. Everything recorded is already on disk; close writes
  * nothing. NULL is a no-op. Not concurrently with other calls on `c`. */
