@@ -68,6 +68,39 @@ typedef struct daemon_proc {
     int port;
 } daemon_proc;
 
+/* Daemons started and not yet stopped: a failing assertion leaves the test
+ * by longjmp, and the teardown kills what is left (no orphaned daemons). */
+#define MAX_LIVE 4
+static pid_t g_live[MAX_LIVE];
+
+static void live_add(pid_t pid)
+{
+    for (int i = 0; i < MAX_LIVE; i++)
+        if (!g_live[i]) {
+            g_live[i] = pid;
+            return;
+        }
+}
+
+static void live_remove(pid_t pid)
+{
+    for (int i = 0; i < MAX_LIVE; i++)
+        if (g_live[i] == pid)
+            g_live[i] = 0;
+}
+
+static int teardown_daemons(void **state)
+{
+    (void)state;
+    for (int i = 0; i < MAX_LIVE; i++)
+        if (g_live[i] > 0) {
+            kill(g_live[i], SIGKILL);
+            waitpid(g_live[i], NULL, 0);
+            g_live[i] = 0;
+        }
+    return 0;
+}
+
 static double now_s(void)
 {
     struct timespec ts;
@@ -193,6 +226,7 @@ static void daemon_launch(daemon_proc *d, const char *scheme, const char *const 
     int rc = posix_spawn(&d->pid, argv[0], &fa, NULL, (char *const *)argv, environ);
     posix_spawn_file_actions_destroy(&fa);
     assert_int_equal(rc, 0);
+    live_add(d->pid);
     char needle[128];
     snprintf(needle, sizeof needle, "listening on %s (port ", listen);
     if (!log_wait(d, needle, NULL, NULL)) {
@@ -234,6 +268,7 @@ static void daemon_stop_keep(daemon_proc *d, int keep)
     int st = 0;
     kill(d->pid, SIGTERM);
     assert_int_equal(waitpid(d->pid, &st, 0), d->pid);
+    live_remove(d->pid);
     if (!WIFEXITED(st) || WEXITSTATUS(st) != 0) {
         dump_log(d);
         fail_msg("coordinator exit status %d", st);
@@ -948,10 +983,10 @@ int main(void)
     if (getenv("FEDREC_TEST_FILTER"))
         cmocka_set_test_filter(getenv("FEDREC_TEST_FILTER"));
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_hostile_input),
-        cmocka_unit_test(test_load),
-        cmocka_unit_test(test_tls_round),
-        cmocka_unit_test(test_retired_products),
+        cmocka_unit_test_teardown(test_hostile_input, teardown_daemons),
+        cmocka_unit_test_teardown(test_load, teardown_daemons),
+        cmocka_unit_test_teardown(test_tls_round, teardown_daemons),
+        cmocka_unit_test_teardown(test_retired_products, teardown_daemons),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
