@@ -13,7 +13,7 @@ cleanup() {
   rm -rf "$dir"
 }
 trap cleanup EXIT
-base=$((20000 + $$ % 20000))
+touch "$dir/log"
 fail() { echo "FAIL: $*" >&2; cat "$dir/log" >&2 || true; exit 1; }
 
 http_get() { # port path -> body on stdout
@@ -31,12 +31,20 @@ wait_healthz() { # port
   return 1
 }
 
-start() { # catalog http-port listen-port
-  "$bin" --db "$dir/state.sqlite" --catalog "$1" --http "http://127.0.0.1:$2" \
-    --listen "tcp://127.0.0.1:$3" --cohort 4 --min-cohort 3 --factors 4 --log-level info \
+start() { # catalog; ports are chosen by the kernel and read back from the log
+  local from=$(($(wc -l <"$dir/log") + 1))
+  "$bin" --db "$dir/state.sqlite" --catalog "$1" --http "http://127.0.0.1:0" \
+    --listen "tcp://127.0.0.1:0" --cohort 4 --min-cohort 3 --factors 4 --log-level info \
     >>"$dir/log" 2>&1 &
   pid=$!
-  wait_healthz "$2" || fail "no /healthz on port $2"
+  hport=""
+  for _ in $(seq 1 100); do
+    hport=$(tail -n "+$from" "$dir/log" | sed -nE 's/.*status on .*\(port ([0-9]+)\).*/\1/p')
+    [ -n "$hport" ] && break
+    sleep 0.1
+  done
+  [ -n "$hport" ] || fail "no status port in the log"
+  wait_healthz "$hport" || fail "no /healthz on port $hport"
 }
 
 stop() {
@@ -48,10 +56,10 @@ stop() {
 }
 
 printf 'code,description\nA,apple\nB,"pear, green"\nC,plum\n' >"$dir/cat1.csv"
-start "$dir/cat1.csv" $base $((base + 1))
-status=$(http_get $base /status)
+start "$dir/cat1.csv"
+status=$(http_get "$hport" /status)
 echo "$status" | grep -q '"round":null,"stage":"idle","model_version":1,' || fail "status: $status"
-metrics=$(http_get $base /metrics)
+metrics=$(http_get "$hport" /metrics)
 echo "$metrics" | grep -qx 'fedrec_model_version 1' || fail "metrics: $metrics"
 echo "$metrics" | grep -qx 'fedrec_rounds_completed_total 0' || fail "metrics: $metrics"
 stop
@@ -63,12 +71,12 @@ grep -q 'database closed' "$dir/log" || fail "database not closed"
 y1=$(sqlite3 "$dir/state.sqlite" 'SELECT hex(y) FROM models WHERE version = 1')
 
 # same catalog: nothing new; grown catalog (B retired, D new): version 2
-start "$dir/cat1.csv" $((base + 2)) $((base + 3))
+start "$dir/cat1.csv"
 stop
 [ "$(sqlite3 "$dir/state.sqlite" 'SELECT count(*) FROM models')" = 1 ] || fail "restart committed"
 printf 'code,description\nC,plum\nA,apple\nD,fig\n' >"$dir/cat2.csv"
-start "$dir/cat2.csv" $((base + 4)) $((base + 5))
-http_get $((base + 4)) /status | grep -q '"model_version":2,' || fail "grown model not served"
+start "$dir/cat2.csv"
+http_get "$hport" /status | grep -q '"model_version":2,' || fail "grown model not served"
 stop
 [ "$(sqlite3 "$dir/state.sqlite" 'SELECT n_items || origin FROM models WHERE version = 2')" = "4catalog" ] ||
   fail "grown model"
