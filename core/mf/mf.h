@@ -49,10 +49,12 @@ typedef struct fedreci_mf_csr {
 /* ---- initialization and the Gram matrix ------------------------------------ */
 
 /* Fills y (n x k) with N(0, std^2) from a seeded generator (deterministic for
- * the same seed on every platform). */
+ * the same seed on every platform): splitmix64 feeding Marsaglia's polar
+ * method, with a logarithm built from IEEE basic operations only. The first
+ * m values of a fill of n*k > m values are the fill of m values. Can't fail. */
 void fedreci_mf_init(float *y, uint32_t n, uint32_t k, uint64_t seed, float std);
 
-/* gram = Y^T Y (k x k, full), via ssyrk. */
+/* gram = Y^T Y (k x k, full), via ssyrk. n_items == 0 gives zeros. Can't fail. */
 void fedreci_mf_gram(const float *y, uint32_t n_items, uint32_t k, float *gram);
 
 /* ---- the client step (on the device) ---------------------------------------- */
@@ -67,9 +69,13 @@ FEDREC_NODISCARD fedrec_err fedreci_mf_step_create(fedreci_mf_step **out, uint32
 void fedreci_mf_step_destroy(fedreci_mf_step *w);
 
 /* Solves x_u exactly: x = (G + Y_u^T (C_u - I) Y_u + lambda I)^-1 Y_u^T C_u p_u
- * with G = Y^T Y (pass the published gram, or NULL to compute it here).
- * x has k floats. Errors: FEDREC_ERR_NUMERIC (sposv failed),
- * FEDREC_ERR_INVALID (item index out of range, shape mismatch). */
+ * with G = Y^T Y (pass the published gram, or NULL to compute it here; the
+ * result is the same bits either way when the gram came from fedreci_mf_gram).
+ * x has k floats, written only on success. lambda must be finite and >= 0.
+ * Errors: FEDREC_ERR_NUMERIC (sposv failed: not positive definite),
+ * FEDREC_ERR_INVALID (item index out of range, indices not strictly
+ * ascending, a confidence not finite and > 0, shape mismatch with the
+ * workspace, negative lambda). */
 FEDREC_NODISCARD fedrec_err fedreci_mf_solve_user(fedreci_mf_step *w, const float *y,
                                                   const float *gram, uint32_t n_items, uint32_t k,
                                                   float lambda, const fedreci_mf_user *u,
@@ -92,8 +98,11 @@ FEDREC_NODISCARD fedrec_err fedreci_mf_client_step(fedreci_mf_step *w, const flo
 /* Top-K items by score y_i^T x over items not in `exclude` (sorted ascending,
  * n_exclude entries), by partial selection (not a full sort). Writes up to K
  * item indices and scores, best first, ties broken by lower index; *n_out
- * gets min(K, candidates). `scores_buf` is caller scratch of n_items floats.
- * Errors: FEDREC_ERR_INVALID. */
+ * gets min(K, candidates). `scores_buf` is caller scratch of n_items floats
+ * (it holds every item's score afterwards). Duplicates and indices >= n_items
+ * in `exclude` are ignored; NaN scores rank last; scores_out may be NULL.
+ * Cost O(n_items k + n_items log K).
+ * Errors: FEDREC_ERR_INVALID (NULL argument, empty shape, unsorted exclude). */
 FEDREC_NODISCARD fedrec_err fedreci_mf_topk(const float *y, uint32_t n_items, uint32_t k,
                                             const float *x, const uint32_t *exclude,
                                             size_t n_exclude, uint32_t K, float *scores_buf,
@@ -127,14 +136,41 @@ void fedreci_optimizer_destroy(fedreci_optimizer *o);
 /* One step on y (n_items x k) from a cohort's aggregated gradient:
  * g = grad_sum / weight + 2 (lambda / n_train) Y, then Adam or SGD.
  * weight is the cohort's total participant weight; weight == 0 skips the step
- * and leaves y unchanged (*applied = 0), never NaN. */
+ * and leaves y unchanged (*applied = 0), never NaN. Adam (Kingma & Ba 2015)
+ * uses bias correction with a step count kept per row, so rows added by
+ * fedreci_optimizer_grow start with a correct first step. applied may be NULL.
+ * Errors: FEDREC_ERR_INVALID (NULL, weight negative or not finite),
+ * FEDREC_ERR_NUMERIC (a non-finite entry in grad_sum or y; nothing changed). */
 FEDREC_NODISCARD fedrec_err fedreci_optimizer_step(fedreci_optimizer *o, float *y,
                                                    const float *grad_sum, double weight,
                                                    int *applied);
 
 /* Grows the optimizer state to new_n_items rows (new products; existing rows
- * and their moments kept, new moments zero). */
+ * and their moments kept, new moments zero). The caller grows y itself (e.g.
+ * fedreci_mf_init for the new rows). Errors: FEDREC_ERR_INVALID (shrinking),
+ * FEDREC_ERR_NOMEM (the optimizer is left as it was). */
 FEDREC_NODISCARD fedrec_err fedreci_optimizer_grow(fedreci_optimizer *o, uint32_t new_n_items);
+
+/* ---- one federated round without secure aggregation (reference) ---------------- */
+
+/* One round of the federated scheme with the plain sum in place of secure
+ * aggregation (the reference the SecAgg runs are compared with): every user
+ * in `users` (row ids of r; NULL means every row of r with at least one item)
+ * runs fedreci_mf_client_step with the current y and its gram (computed once
+ * here), the dense gradients are summed in row order into `sum`, and the
+ * optimizer takes one step with weight = the number of participants.
+ * w is a step workspace for (r->n_cols, k); o an optimizer for the same
+ * shape; y is n_cols x k and updated in place; grad and sum are caller
+ * scratch of n_cols x k floats each (sum holds the aggregate afterwards).
+ * *participants (optional) gets the count, *loss (optional) the sum of the
+ * participants' loss terms at the start of the round.
+ * Errors: those of fedreci_mf_client_step and fedreci_optimizer_step (y is
+ * unchanged when a client step fails). */
+FEDREC_NODISCARD fedrec_err fedreci_mf_fed_round(fedreci_mf_step *w, fedreci_optimizer *o,
+                                                 const fedreci_mf_csr *r, const uint32_t *users,
+                                                 uint32_t n_users, uint32_t k, float lambda,
+                                                 float *y, float *grad, float *sum,
+                                                 uint32_t *participants, double *loss);
 
 /* ---- centralized ALS (the baseline) ----------------------------------------- */
 
@@ -142,14 +178,22 @@ typedef struct fedreci_als_params {
     uint32_t k;       /* factors */
     float lambda;
     uint32_t sweeps;  /* one sweep = solve all X, then all Y */
-    uint32_t threads; /* worker threads; results identical for the same count */
+    uint32_t threads; /* worker threads (0 means 1, at most 256); results identical
+                         for the same count (in fact for any count) */
     uint64_t seed;    /* initialization */
-    float init_std;   /* default 0.01 */
+    float init_std;   /* default 0.01 (0 means the default) */
 } fedreci_als_params;
 
 /* Trains X (n_rows x k) and Y (n_cols x k) on R, both preallocated by the
  * caller. objective (optional, `sweeps` doubles) gets the loss after each
- * sweep. Deterministic for the same seed and thread count. */
+ * sweep. Deterministic for the same seed and thread count. Outputs are written
+ * only on success. Memory: a transposed copy of R plus working copies of X and
+ * Y. OpenBLAS is switched to one thread for the duration (a process-wide
+ * setting, restored on return), so do not run two trainings concurrently with
+ * other multi-threaded BLAS work that relies on that setting.
+ * Errors: FEDREC_ERR_INVALID (malformed CSR, bad parameters),
+ * FEDREC_ERR_NUMERIC (a system not positive definite: lambda = 0),
+ * FEDREC_ERR_NOMEM. */
 FEDREC_NODISCARD fedrec_err fedreci_als_train(const fedreci_mf_csr *r, const fedreci_als_params *p,
                                               float *x, float *y, double *objective);
 

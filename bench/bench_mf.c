@@ -1,0 +1,281 @@
+/*
+ * fedrec-bench mf: centralized ALS seconds per sweep (k = 32, 64), the client
+ * step over the full catalog (k = 32, with and without the published Y^T Y),
+ * and the GFLOP/s each achieves next to a plain sgemm measured in the same run.
+ */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <cblas.h>
+
+#include "core/mf/mf.h"
+#include "fedrec/fedrec.h"
+
+static double now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+static uint64_t bench_rng = 0x243f6a8885a308d3ULL;
+
+static double urand(void)
+{
+    bench_rng ^= bench_rng << 13;
+    bench_rng ^= bench_rng >> 7;
+    bench_rng ^= bench_rng << 17;
+    return (double)(bench_rng >> 11) * 0x1p-53;
+}
+
+/* An owned CSR matrix. */
+typedef struct bench_csr {
+    fedreci_mf_csr m;
+    uint64_t *indptr;
+    uint32_t *indices;
+    float *conf;
+} bench_csr;
+
+static void bench_csr_free(bench_csr *b)
+{
+    free(b->indptr);
+    free(b->indices);
+    free(b->conf);
+}
+
+/* Synthetic log shaped like the bundled one after cleaning (4,338 shoppers,
+ * 3,665 items, ~61 distinct items per shopper, skewed item popularity). */
+static int synthetic_csr(bench_csr *b, uint32_t users, uint32_t items, double mean_items)
+{
+    uint64_t cap = (uint64_t)(users * mean_items * 3) + items;
+    b->indptr = malloc(((size_t)users + 1) * sizeof *b->indptr);
+    b->indices = malloc(cap * sizeof *b->indices);
+    b->conf = malloc(cap * sizeof *b->conf);
+    unsigned char *mark = calloc(items, 1);
+    if (!b->indptr || !b->indices || !b->conf || !mark) {
+        free(mark);
+        bench_csr_free(b);
+        return -1;
+    }
+    b->indptr[0] = 0;
+    uint64_t nnz = 0;
+    for (uint32_t u = 0; u < users; u++) {
+        uint32_t n = (uint32_t)(-log(1.0 - urand()) * mean_items) + 1;
+        if (n > items / 2)
+            n = items / 2;
+        if (nnz + n > cap)
+            n = (uint32_t)(cap - nnz);
+        uint32_t got = 0;
+        while (got < n) {
+            uint32_t i = (uint32_t)(pow(urand(), 2.0) * items); /* skewed to low ids */
+            if (!mark[i]) {
+                mark[i] = 1;
+                got++;
+            }
+        }
+        for (uint32_t i = 0; i < items; i++)
+            if (mark[i]) {
+                mark[i] = 0;
+                b->indices[nnz] = i;
+                b->conf[nnz] = 1.0f + logf(1.0f + (float)(1 + (int)(urand() * 24)));
+                nnz++;
+            }
+        b->indptr[u + 1] = nnz;
+    }
+    free(mark);
+    b->m = (fedreci_mf_csr){users, items, b->indptr, b->indices, b->conf};
+    return 0;
+}
+
+/* Floating-point operations of one ALS sweep as implemented: per row a
+ * rank-n_r ssyrk (n_r k (k+1)), the right-hand side (2 n_r k), the Cholesky
+ * solve (k^3/3 + 2 k^2); per half-sweep one Gram matrix (n k (k+1)). */
+static double als_sweep_flops(const fedreci_mf_csr *r, uint32_t k)
+{
+    double kk = k, nnz = (double)r->indptr[r->n_rows];
+    double rows = (double)r->n_rows + r->n_cols;
+    return 2 * nnz * (kk * (kk + 1) + 2 * kk) + rows * (kk * kk * kk / 3 + 2 * kk * kk) +
+           rows * kk * (kk + 1);
+}
+
+/* Best-of GFLOP/s of a square single-precision sgemm of order n. */
+static double sgemm_gflops(int n, int reps)
+{
+    float *a = malloc((size_t)n * n * sizeof *a), *b = malloc((size_t)n * n * sizeof *b);
+    float *c = malloc((size_t)n * n * sizeof *c);
+    if (!a || !b || !c) {
+        free(a);
+        free(b);
+        free(c);
+        return 0;
+    }
+    for (size_t i = 0; i < (size_t)n * n; i++) {
+        a[i] = (float)urand();
+        b[i] = (float)urand();
+    }
+    double best = 1e30;
+    for (int r = 0; r < reps; r++) {
+        double t0 = now();
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, n, n, 1.0f, a, n, b, n, 0.0f, c,
+                    n);
+        double t = now() - t0;
+        if (t < best)
+            best = t;
+    }
+    free(a);
+    free(b);
+    free(c);
+    return 2.0 * n * n * (double)n / best * 1e-9;
+}
+
+static void usage(FILE *f)
+{
+    fprintf(f, "usage: fedrec-bench mf [--sweeps N] [--threads N] [--reps N]\n"
+               "  --sweeps N   ALS sweeps timed per configuration (default 5)\n"
+               "  --threads N  ALS worker threads for the second ALS row (default 2)\n"
+               "  --reps N     client steps timed per configuration (default 200)\n"
+               "Data: a synthetic log shaped like the bundled one after cleaning.\n");
+}
+
+int fedrec_bench_mf(int argc, char **argv)
+{
+    uint32_t sweeps = 5, threads = 2, reps = 200;
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
+            usage(stdout);
+            return 0;
+        } else if (!strcmp(argv[i], "--sweeps") && i + 1 < argc) {
+            sweeps = (uint32_t)strtoul(argv[++i], NULL, 10);
+        } else if (!strcmp(argv[i], "--threads") && i + 1 < argc) {
+            threads = (uint32_t)strtoul(argv[++i], NULL, 10);
+        } else if (!strcmp(argv[i], "--reps") && i + 1 < argc) {
+            reps = (uint32_t)strtoul(argv[++i], NULL, 10);
+        } else {
+            usage(stderr);
+            return 2;
+        }
+    }
+    if (sweeps == 0 || threads == 0 || reps == 0) {
+        usage(stderr);
+        return 2;
+    }
+
+    bench_csr data;
+    if (synthetic_csr(&data, 4338, 3665, 61.5) != 0) {
+        fprintf(stderr, "fedrec-bench mf: out of memory\n");
+        return 1;
+    }
+    const fedreci_mf_csr *r = &data.m;
+    const char *source = "synthetic";
+    printf("data: %s, %u shoppers x %u items, %llu interactions\n", source, r->n_rows, r->n_cols,
+           (unsigned long long)r->indptr[r->n_rows]);
+
+    openblas_set_num_threads(1);
+    double peak = sgemm_gflops(1024, 5);
+    printf("reference: sgemm 1024^3, 1 thread: %.1f GFLOP/s\n\n", peak);
+
+    printf("%-34s %10s %10s %9s %12s\n", "operation", "time", "GFLOP/s", "threads", "vs sgemm/thr");
+    printf("%-34s %10s %10s %9s %12s\n", "----------------------------------", "----------",
+           "----------", "---------", "------------");
+    int rc = 0;
+    static const uint32_t ks[2] = {32, 64};
+    for (int ki = 0; ki < 2 && !rc; ki++) {
+        uint32_t k = ks[ki];
+        float *x = malloc((size_t)r->n_rows * k * sizeof *x);
+        float *y = malloc((size_t)r->n_cols * k * sizeof *y);
+        if (!x || !y) {
+            free(x);
+            free(y);
+            rc = 1;
+            break;
+        }
+        uint32_t tlist[2] = {1, threads};
+        for (int ti = 0; ti < (threads > 1 ? 2 : 1); ti++) {
+            /* Time 1 sweep and 1 + sweeps sweeps: the difference excludes the
+             * one-off setup (validation, transpose, initialization). */
+            fedreci_als_params p = {k, 0.1f, 1, tlist[ti], 1, 0.01f};
+            double t0 = now();
+            fedrec_err e1 = fedreci_als_train(r, &p, x, y, NULL);
+            double t1 = now();
+            p.sweeps = 1 + sweeps;
+            fedrec_err e2 = fedreci_als_train(r, &p, x, y, NULL);
+            double t2 = now();
+            if (e1 || e2) {
+                fprintf(stderr, "fedrec-bench mf: als: %s\n", fedrec_errmsg());
+                rc = 1;
+                break;
+            }
+            double per = ((t2 - t1) - (t1 - t0)) / sweeps;
+            double gf = als_sweep_flops(r, k) / per * 1e-9;
+            char name[64];
+            snprintf(name, sizeof name, "ALS sweep, k = %u", k);
+            printf("%-34s %8.3f s %10.2f %9u %12.2f\n", name, per, gf, tlist[ti],
+                   gf / (peak * tlist[ti]));
+        }
+        free(x);
+        free(y);
+    }
+
+    /* The client step, k = 32, over the full catalog, for a shopper with the
+     * median number of items. */
+    if (!rc) {
+        const uint32_t k = 32, n = r->n_cols;
+        uint32_t pick = 0;
+        for (uint32_t u = 0; u < r->n_rows; u++) {
+            uint64_t c = r->indptr[u + 1] - r->indptr[u];
+            if (c >= 55 && c <= 70) {
+                pick = u;
+                break;
+            }
+        }
+        uint64_t lo = r->indptr[pick];
+        fedreci_mf_user user = {r->indices + lo, r->conf + lo,
+                                (uint32_t)(r->indptr[pick + 1] - lo)};
+        float *y = malloc((size_t)n * k * sizeof *y), *grad = malloc((size_t)n * k * sizeof *grad);
+        float gram[32 * 32], x[32];
+        fedreci_mf_step *w = NULL;
+        if (!y || !grad || fedreci_mf_step_create(&w, n, k) != FEDREC_OK) {
+            rc = 1;
+        } else {
+            fedreci_mf_init(y, n, k, 7, 0.1f);
+            fedreci_mf_gram(y, n, k, gram);
+            double kk = k, nu = user.n;
+            double f_core = nu * (kk * (kk + 1) + 2 * kk) + kk * kk * kk / 3 + 2 * kk * kk +
+                            4.0 * n * kk; /* correction, solve, sgemv, sger */
+            double f_gram = (double)n * kk * (kk + 1);
+            for (int with_gram = 1; with_gram >= 0 && !rc; with_gram--) {
+                double best = 1e30;
+                for (uint32_t rep = 0; rep < reps; rep++) {
+                    double loss, t0 = now();
+                    fedrec_err e = fedreci_mf_client_step(w, y, with_gram ? gram : NULL, n, k, 0.1f,
+                                                          &user, x, grad, &loss);
+                    double t = now() - t0;
+                    if (e) {
+                        fprintf(stderr, "fedrec-bench mf: client step: %s\n", fedrec_errmsg());
+                        rc = 1;
+                        break;
+                    }
+                    if (t < best)
+                        best = t;
+                }
+                double fl = f_core + (with_gram ? 0 : f_gram);
+                char name[64];
+                snprintf(name, sizeof name, "client step, k = 32, %s",
+                         with_gram ? "gram given" : "gram computed");
+                printf("%-34s %7.3f ms %10.2f %9u %12.2f\n", name, best * 1e3, fl / best * 1e-9, 1u,
+                       fl / best * 1e-9 / peak);
+            }
+            printf("\nclient step: %u items x 32 factors, shopper with %u items; best of %u; "
+                   "gradient %zu bytes\n",
+                   n, user.n, reps, (size_t)n * k * sizeof(float));
+        }
+        fedreci_mf_step_destroy(w);
+        free(y);
+        free(grad);
+    }
+    bench_csr_free(&data);
+    return rc;
+}

@@ -1,0 +1,212 @@
+/*
+ * The client step (Ammad-ud-din et al. 2019, on the device) and the row solve
+ * it shares with the centralized ALS (Hu, Koren & Volinsky 2008).
+ */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cblas.h>
+
+#include "core/err.h"
+#include "core/mf/mf.h"
+#include "core/mf/mf_internal.h"
+
+struct fedreci_mf_step {
+    uint32_t n_items;
+    uint32_t k;
+    float *a;    /* k x k: the system matrix, factored in place by sposv */
+    float *gram; /* k x k: Y^T Y when the caller passes none */
+    float *x;    /* k: the solution before it is copied out */
+    float *z;    /* n_items x k: the user's rows scaled by sqrt(c - 1) */
+    float *r;    /* n_items: Y x */
+    float *e;    /* n_items: c (p - r) */
+};
+
+fedrec_err fedreci_mf_check_row(const uint32_t *items, const float *conf, uint32_t n,
+                                uint32_t n_cols, const char *what, uint64_t row)
+{
+    if (n > 0 && (!items || !conf))
+        return fedreci_error(FEDREC_ERR_INVALID, "mf: %s %llu has %u items but no arrays", what,
+                             (unsigned long long)row, n);
+    for (uint32_t j = 0; j < n; j++) {
+        if (items[j] >= n_cols)
+            return fedreci_error(FEDREC_ERR_INVALID,
+                                 "mf: %s %llu: item index %u out of range (%u items)", what,
+                                 (unsigned long long)row, items[j], n_cols);
+        if (j > 0 && items[j] <= items[j - 1])
+            return fedreci_error(FEDREC_ERR_INVALID,
+                                 "mf: %s %llu: item indices not strictly ascending (%u after %u)",
+                                 what, (unsigned long long)row, items[j], items[j - 1]);
+        if (!(conf[j] > 0.0f) || !isfinite(conf[j]))
+            return fedreci_error(FEDREC_ERR_INVALID,
+                                 "mf: %s %llu: confidence %g of item %u is not finite and > 0",
+                                 what, (unsigned long long)row, (double)conf[j], items[j]);
+    }
+    return FEDREC_OK;
+}
+
+fedrec_err fedreci_mf_solve_row(const float *factors, const float *gram, uint32_t k, float lambda,
+                                const uint32_t *items, const float *conf, uint32_t n, float *a,
+                                float *z, float *x)
+{
+    size_t kk = (size_t)k * k;
+    memcpy(a, gram, kk * sizeof *a);
+    for (uint32_t d = 0; d < k; d++)
+        a[(size_t)d * k + d] += lambda;
+    memset(x, 0, (size_t)k * sizeof *x);
+
+    /* Rows with c > 1 go through one ssyrk (BLAS-3); a confidence below 1
+     * (allowed, though core/dataset never makes one) is a negative-weight
+     * rank-1 update. Only the row-major upper triangle is updated: it is the
+     * column-major lower triangle LAPACK reads with uplo = 'L'. */
+    uint32_t m = 0;
+    for (uint32_t j = 0; j < n; j++) {
+        const float *f = factors + (size_t)items[j] * k;
+        float c = conf[j];
+        cblas_saxpy((int)k, c, f, 1, x, 1);
+        if (c > 1.0f) {
+            float s = sqrtf(c - 1.0f);
+            float *dst = z + (size_t)m * k;
+            for (uint32_t d = 0; d < k; d++)
+                dst[d] = s * f[d];
+            m++;
+        } else if (c < 1.0f) {
+            cblas_ssyr(CblasRowMajor, CblasUpper, (int)k, c - 1.0f, f, 1, a, (int)k);
+        }
+    }
+    if (m > 0)
+        cblas_ssyrk(CblasRowMajor, CblasUpper, CblasTrans, (int)k, (int)m, 1.0f, z, (int)k, 1.0f, a,
+                    (int)k);
+
+    int ni = (int)k, nrhs = 1, info = 0;
+    sposv_("L", &ni, &nrhs, a, &ni, x, &ni, &info, 1);
+    if (info > 0)
+        return fedreci_error(FEDREC_ERR_NUMERIC,
+                             "mf: sposv: the %u x %u system is not positive definite (minor %d)", k,
+                             k, info);
+    if (info < 0)
+        return fedreci_error(FEDREC_ERR_INTERNAL, "mf: sposv: argument %d invalid", -info);
+    return FEDREC_OK;
+}
+
+void fedreci_mf_step_destroy(fedreci_mf_step *w)
+{
+    if (!w)
+        return;
+    free(w->a);
+    free(w->gram);
+    free(w->x);
+    free(w->z);
+    free(w->r);
+    free(w->e);
+    free(w);
+}
+
+fedrec_err fedreci_mf_step_create(fedreci_mf_step **out, uint32_t n_items, uint32_t k)
+{
+    if (!out || n_items == 0 || k == 0 || k > 4096)
+        return fedreci_error(FEDREC_ERR_INVALID,
+                             "mf: step workspace needs n_items > 0 and 0 < k <= 4096 (got %u, %u)",
+                             n_items, k);
+    if ((size_t)n_items > SIZE_MAX / sizeof(float) / k)
+        return fedreci_error(FEDREC_ERR_INVALID, "mf: %u items x %u factors is too large", n_items,
+                             k);
+    fedreci_mf_step *w = calloc(1, sizeof *w);
+    if (!w)
+        return FEDREC_ERR_NOMEM;
+    w->n_items = n_items;
+    w->k = k;
+    size_t kk = (size_t)k * k;
+    w->a = malloc(kk * sizeof(float));
+    w->gram = malloc(kk * sizeof(float));
+    w->x = malloc((size_t)k * sizeof(float));
+    w->z = malloc((size_t)n_items * k * sizeof(float));
+    w->r = malloc((size_t)n_items * sizeof(float));
+    w->e = malloc((size_t)n_items * sizeof(float));
+    if (!w->a || !w->gram || !w->x || !w->z || !w->r || !w->e) {
+        fedreci_mf_step_destroy(w);
+        return fedreci_error(FEDREC_ERR_NOMEM, "mf: step workspace for %u x %u", n_items, k);
+    }
+    *out = w;
+    return FEDREC_OK;
+}
+
+/* Validates the arguments shared by solve_user and client_step, then solves
+ * x_u into w->x. */
+static fedrec_err solve_into_workspace(fedreci_mf_step *w, const float *y, const float *gram,
+                                       uint32_t n_items, uint32_t k, float lambda,
+                                       const fedreci_mf_user *u)
+{
+    if (!w || !y || !u)
+        return fedreci_error(FEDREC_ERR_INVALID, "mf: NULL workspace, factors or user");
+    if (n_items != w->n_items || k != w->k)
+        return fedreci_error(FEDREC_ERR_INVALID,
+                             "mf: shape %u x %u does not match the workspace's %u x %u", n_items, k,
+                             w->n_items, w->k);
+    if (!(lambda >= 0.0f) || !isfinite(lambda))
+        return fedreci_error(FEDREC_ERR_INVALID, "mf: lambda %g must be finite and >= 0",
+                             (double)lambda);
+    fedrec_err err = fedreci_mf_check_row(u->items, u->conf, u->n, n_items, "user", 0);
+    if (err)
+        return err;
+    if (!gram) {
+        fedreci_mf_gram(y, n_items, k, w->gram);
+        gram = w->gram;
+    }
+    return fedreci_mf_solve_row(y, gram, k, lambda, u->items, u->conf, u->n, w->a, w->z, w->x);
+}
+
+fedrec_err fedreci_mf_solve_user(fedreci_mf_step *w, const float *y, const float *gram,
+                                 uint32_t n_items, uint32_t k, float lambda,
+                                 const fedreci_mf_user *u, float *x)
+{
+    if (!x)
+        return fedreci_error(FEDREC_ERR_INVALID, "mf: NULL output vector");
+    fedrec_err err = solve_into_workspace(w, y, gram, n_items, k, lambda, u);
+    if (err)
+        return err;
+    memcpy(x, w->x, (size_t)k * sizeof *x);
+    return FEDREC_OK;
+}
+
+fedrec_err fedreci_mf_client_step(fedreci_mf_step *w, const float *y, const float *gram,
+                                  uint32_t n_items, uint32_t k, float lambda,
+                                  const fedreci_mf_user *u, float *x, float *grad, double *loss)
+{
+    if (!x || !grad)
+        return fedreci_error(FEDREC_ERR_INVALID, "mf: NULL output vector or gradient");
+    fedrec_err err = solve_into_workspace(w, y, gram, n_items, k, lambda, u);
+    if (err)
+        return err;
+    const float *xs = w->x;
+    float *r = w->r, *e = w->e;
+
+    /* r = Y x; e_i = c_ui (p_ui - r_i): -r_i for items not bought (c = 1, p = 0). */
+    cblas_sgemv(CblasRowMajor, CblasNoTrans, (int)n_items, (int)k, 1.0f, y, (int)k, xs, 1, 0.0f, r,
+                1);
+    double sq = 0.0;
+    for (uint32_t i = 0; i < n_items; i++) {
+        e[i] = -r[i];
+        sq += (double)r[i] * r[i];
+    }
+    for (uint32_t j = 0; j < u->n; j++) {
+        uint32_t i = u->items[j];
+        double c = u->conf[j], ri = r[i];
+        e[i] = (float)(c * (1.0 - ri));
+        sq += c * (1.0 - ri) * (1.0 - ri) - ri * ri;
+    }
+
+    /* G_u = -2 e x^T, dense over the whole catalog. */
+    memset(grad, 0, (size_t)n_items * k * sizeof *grad);
+    cblas_sger(CblasRowMajor, (int)n_items, (int)k, -2.0f, e, 1, xs, 1, grad, (int)k);
+
+    if (loss) {
+        double xx = 0.0;
+        for (uint32_t d = 0; d < k; d++)
+            xx += (double)xs[d] * xs[d];
+        *loss = sq + (double)lambda * xx;
+    }
+    memcpy(x, xs, (size_t)k * sizeof *x);
+    return FEDREC_OK;
+}
