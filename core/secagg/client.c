@@ -1,0 +1,589 @@
+/*
+ * The client side of a SecAgg+ round (see secagg.h for the contract and
+ * DESIGN.md section 3 for the protocol).
+ *
+ * Every call checks its stage first and builds its results in temporaries;
+ * the object changes only when the call succeeds, so a refused message leaves
+ * the client exactly where it was.
+ *
+ * Secrets (identity key, rounding seed, the X25519 secret keys, the shared
+ * scalars r_s and r_b, the derived seeds, AEAD and pair keys, the shares
+ * received from neighbours, the quantized input and the reveals) live in
+ * sodium_malloc memory and are wiped by sodium_free on every path.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include <sodium.h>
+
+#include "core/err.h"
+#include "core/secagg/graph.h"
+#include "core/secagg/kdf.h"
+#include "core/secagg/prg.h"
+#include "core/secagg/quantize.h"
+#include "core/secagg/secagg.h"
+#include "core/secagg/shamir.h"
+
+#define SB FEDRECI_SCALAR_BYTES
+
+typedef struct client_secrets {
+    uint8_t identity_sk[FEDRECI_SECAGG_SIGN_SK_BYTES];
+    uint8_t rounding[FEDRECI_SECAGG_SEED_BYTES]; /* stochastic rounding key */
+    uint8_t r_s[SB];                             /* shared scalar behind s^SK */
+    uint8_t s_sk[32];                            /* X25519 mask secret key */
+    uint8_t c_sk[32];                            /* X25519 encryption secret key */
+    uint8_t r_b[SB];                             /* shared scalar behind b */
+    uint8_t b[32];                               /* self-mask PRG key */
+} client_secrets;
+
+struct fedreci_secagg_client {
+    fedreci_secagg_params p;
+    uint64_t id;
+    fedreci_secagg_stage stage;
+    client_secrets *sec;
+    uint8_t identity_pk[FEDRECI_SECAGG_SIGN_PK_BYTES];
+    uint8_t c_pk[32], s_pk[32];
+
+    /* after share_keys */
+    uint32_t m, me, deg;
+    uint64_t *roster_ids; /* m, sorted */
+    uint32_t *nbr;        /* deg member indices, sorted */
+    uint64_t *nbr_ids;    /* deg ids, sorted (same order) */
+    uint8_t *aead_keys;   /* secure, deg x 32 */
+    uint8_t *pair_keys;   /* secure, deg x 32 */
+    uint8_t *ct_bytes;    /* deg x FEDRECI_SHARE_CT_BYTES */
+    fedreci_secagg_ciphertext *cts;
+
+    /* after masked_input */
+    uint8_t *recv;    /* secure, deg x 64: b share || s^SK share per neighbour */
+    uint8_t *have;    /* deg flags: neighbour sent us shares */
+    uint32_t *q;      /* secure, d words */
+    uint32_t *masked; /* d words */
+
+    /* after unmask */
+    uint8_t req_hash[32];
+    fedreci_secagg_reveal *reveals; /* secure, up to deg */
+    size_t n_reveals;
+};
+
+static void *secure_alloc(size_t n)
+{
+    return sodium_malloc(n ? n : 1);
+}
+
+static void secure_free(void *p)
+{
+    if (p)
+        sodium_free(p);
+}
+
+void fedreci_secagg_client_destroy(fedreci_secagg_client *c)
+{
+    if (!c)
+        return;
+    secure_free(c->sec);
+    free(c->roster_ids);
+    free(c->nbr);
+    free(c->nbr_ids);
+    secure_free(c->aead_keys);
+    secure_free(c->pair_keys);
+    free(c->ct_bytes);
+    free(c->cts);
+    secure_free(c->recv);
+    free(c->have);
+    secure_free(c->q);
+    free(c->masked);
+    secure_free(c->reveals);
+    sodium_memzero(c, sizeof *c);
+    free(c);
+}
+
+fedrec_err fedreci_secagg_client_create(fedreci_secagg_client **out, const fedreci_secagg_params *p,
+                                        uint64_t client_id,
+                                        const uint8_t identity_sk[FEDRECI_SECAGG_SIGN_SK_BYTES],
+                                        const uint8_t rounding_seed[FEDRECI_SECAGG_SEED_BYTES])
+{
+    if (!out || !identity_sk)
+        return fedreci_error(FEDREC_ERR_INVALID, "secagg client create: NULL argument");
+    fedrec_err e = fedreci_secagg_sodium_ready();
+    if (e)
+        return e;
+    e = fedreci_secagg_params_check(p);
+    if (e)
+        return e;
+    fedreci_secagg_client *c = calloc(1, sizeof *c);
+    if (!c)
+        return fedreci_error(FEDREC_ERR_NOMEM, "secagg client create");
+    c->p = *p;
+    c->id = client_id;
+    c->stage = FEDRECI_SECAGG_ADVERTISE;
+    c->sec = secure_alloc(sizeof *c->sec);
+    c->q = secure_alloc((size_t)p->d * sizeof *c->q);
+    c->masked = malloc((size_t)p->d * sizeof *c->masked);
+    if (!c->sec || !c->q || !c->masked) {
+        fedreci_secagg_client_destroy(c);
+        return fedreci_error(FEDREC_ERR_NOMEM, "secagg client create: d = %u words", p->d);
+    }
+    memset(c->sec, 0, sizeof *c->sec);
+    memcpy(c->sec->identity_sk, identity_sk, FEDRECI_SECAGG_SIGN_SK_BYTES);
+    if (crypto_sign_ed25519_sk_to_pk(c->identity_pk, c->sec->identity_sk) != 0) {
+        fedreci_secagg_client_destroy(c);
+        return fedreci_error(FEDREC_ERR_CRYPTO, "secagg client create: bad identity key");
+    }
+    if (rounding_seed)
+        memcpy(c->sec->rounding, rounding_seed, FEDRECI_SECAGG_SEED_BYTES);
+    else
+        randombytes_buf(c->sec->rounding, FEDRECI_SECAGG_SEED_BYTES);
+    /* The rounding key is bound to the round and client. */
+    fedreci_secagg_kdf(c->sec->rounding, FEDRECI_LABEL_ROUNDING, c->sec->rounding, 32, NULL, 0,
+                       p->round_id, client_id);
+    *out = c;
+    return FEDREC_OK;
+}
+
+fedreci_secagg_stage fedreci_secagg_client_stage(const fedreci_secagg_client *c)
+{
+    return c->stage;
+}
+
+static fedrec_err wrong_stage(const fedreci_secagg_client *c, const char *call)
+{
+    return fedreci_error(FEDREC_ERR_STAGE, "secagg client %llu: %s in stage %d",
+                         (unsigned long long)c->id, call, (int)c->stage);
+}
+
+fedrec_err fedreci_secagg_client_advertise(fedreci_secagg_client *c, fedreci_secagg_advert *advert)
+{
+    if (!c || !advert)
+        return fedreci_error(FEDREC_ERR_INVALID, "secagg client advertise: NULL argument");
+    if (c->stage != FEDRECI_SECAGG_ADVERTISE)
+        return wrong_stage(c, "advertise");
+    client_secrets *s = c->sec;
+    uint8_t c_pk[32], s_pk[32];
+    crypto_core_ristretto255_scalar_random(s->r_s);
+    fedreci_secagg_seed_from_scalar(s->s_sk, FEDRECI_LABEL_SK, s->r_s, c->p.round_id, c->id);
+    randombytes_buf(s->c_sk, sizeof s->c_sk);
+    if (crypto_scalarmult_base(s_pk, s->s_sk) != 0 || crypto_scalarmult_base(c_pk, s->c_sk) != 0)
+        return fedreci_error(FEDREC_ERR_CRYPTO, "secagg client advertise: X25519 key pair");
+    fedreci_secagg_advert a;
+    memset(&a, 0, sizeof a);
+    a.client_id = c->id;
+    memcpy(a.identity_pk, c->identity_pk, sizeof a.identity_pk);
+    memcpy(a.c_pk, c_pk, 32);
+    memcpy(a.s_pk, s_pk, 32);
+    uint8_t msg[FEDRECI_ADVERT_MSG_BYTES];
+    fedreci_secagg_advert_msg(msg, c->p.round_id, c->id, c_pk, s_pk);
+    if (crypto_sign_detached(a.sig, NULL, msg, sizeof msg, s->identity_sk) != 0)
+        return fedreci_error(FEDREC_ERR_CRYPTO, "secagg client advertise: signing failed");
+    memcpy(c->c_pk, c_pk, 32);
+    memcpy(c->s_pk, s_pk, 32);
+    *advert = a;
+    c->stage = FEDRECI_SECAGG_SHARE_KEYS;
+    return FEDREC_OK;
+}
+
+/* Index of id in the sorted array ids[n], or -1. */
+static long find_id(const uint64_t *ids, size_t n, uint64_t id)
+{
+    size_t lo = 0, hi = n;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (ids[mid] < id)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo < n && ids[lo] == id ? (long)lo : -1;
+}
+
+/* Temporaries of share_keys, committed together or freed together. */
+typedef struct share_tmp {
+    uint64_t *ids;
+    uint32_t *nbr;
+    uint64_t *nbr_ids;
+    uint32_t *xs;
+    uint8_t *aead_keys, *pair_keys, *ys, *plain;
+    uint8_t *ct_bytes;
+    fedreci_secagg_ciphertext *cts;
+    client_secrets *sec; /* r_b and b for the new state */
+} share_tmp;
+
+static void share_tmp_free(share_tmp *t)
+{
+    free(t->ids);
+    free(t->nbr);
+    free(t->nbr_ids);
+    free(t->xs);
+    secure_free(t->aead_keys);
+    secure_free(t->pair_keys);
+    secure_free(t->ys);
+    secure_free(t->plain);
+    free(t->ct_bytes);
+    free(t->cts);
+    secure_free(t->sec);
+    memset(t, 0, sizeof *t);
+}
+
+fedrec_err fedreci_secagg_client_share_keys(fedreci_secagg_client *c,
+                                            const fedreci_secagg_advert *roster, size_t m,
+                                            const fedreci_secagg_ciphertext **cts, size_t *n_cts)
+{
+    if (!c || !roster || !cts || !n_cts)
+        return fedreci_error(FEDREC_ERR_INVALID, "secagg client share_keys: NULL argument");
+    if (c->stage != FEDRECI_SECAGG_SHARE_KEYS)
+        return wrong_stage(c, "share_keys");
+    const fedreci_secagg_params *p = &c->p;
+    if (m < 2 || m > p->n)
+        return fedreci_error(FEDREC_ERR_PROTOCOL,
+                             "secagg client %llu: roster of %zu clients, need 2..n = %u",
+                             (unsigned long long)c->id, m, p->n);
+    for (size_t i = 1; i < m; i++)
+        if (roster[i].client_id <= roster[i - 1].client_id)
+            return fedreci_error(FEDREC_ERR_PROTOCOL,
+                                 "secagg client %llu: roster not sorted by id or has a duplicate "
+                                 "at entry %zu (id %llu)",
+                                 (unsigned long long)c->id, i,
+                                 (unsigned long long)roster[i].client_id);
+    share_tmp t;
+    memset(&t, 0, sizeof t);
+    fedreci_graph g;
+    memset(&g, 0, sizeof g);
+    fedrec_err e = FEDREC_OK;
+
+    t.ids = malloc(m * sizeof *t.ids);
+    if (!t.ids) {
+        e = fedreci_error(FEDREC_ERR_NOMEM, "secagg client share_keys: roster of %zu", m);
+        goto out;
+    }
+    for (size_t i = 0; i < m; i++)
+        t.ids[i] = roster[i].client_id;
+    long me = find_id(t.ids, m, c->id);
+    if (me < 0 || memcmp(roster[me].c_pk, c->c_pk, 32) || memcmp(roster[me].s_pk, c->s_pk, 32)) {
+        e = fedreci_error(FEDREC_ERR_PROTOCOL,
+                          "secagg client %llu: roster lacks this client or its keys",
+                          (unsigned long long)c->id);
+        goto out;
+    }
+    e = fedreci_graph_build(&g, p, (uint32_t)m);
+    if (e)
+        goto out;
+    uint32_t deg = g.degree;
+    if (deg < p->t) {
+        e = fedreci_error(FEDREC_ERR_PROTOCOL,
+                          "secagg client %llu: roster of %zu gives %u neighbours, fewer than the "
+                          "threshold t = %u",
+                          (unsigned long long)c->id, m, deg, p->t);
+        goto out;
+    }
+    t.nbr = malloc((size_t)deg * sizeof *t.nbr);
+    t.nbr_ids = malloc((size_t)deg * sizeof *t.nbr_ids);
+    t.xs = malloc((size_t)deg * sizeof *t.xs);
+    t.aead_keys = secure_alloc((size_t)deg * 32);
+    t.pair_keys = secure_alloc((size_t)deg * 32);
+    t.ys = secure_alloc((size_t)deg * 2 * SB);
+    t.plain = secure_alloc(FEDRECI_SHARE_PLAIN_BYTES);
+    t.ct_bytes = malloc((size_t)deg * FEDRECI_SHARE_CT_BYTES);
+    t.cts = malloc((size_t)deg * sizeof *t.cts);
+    t.sec = secure_alloc(sizeof *t.sec);
+    if (!t.nbr || !t.nbr_ids || !t.xs || !t.aead_keys || !t.pair_keys || !t.ys || !t.plain ||
+        !t.ct_bytes || !t.cts || !t.sec) {
+        e = fedreci_error(FEDREC_ERR_NOMEM, "secagg client share_keys: %u neighbours", deg);
+        goto out;
+    }
+    fedreci_graph_neighbors(&g, (uint32_t)me, t.nbr);
+    for (uint32_t j = 0; j < deg; j++) {
+        const fedreci_secagg_advert *a = &roster[t.nbr[j]];
+        uint8_t msg[FEDRECI_ADVERT_MSG_BYTES];
+        t.nbr_ids[j] = a->client_id;
+        t.xs[j] = t.nbr[j] + 1; /* share index: 1-based roster position */
+        fedreci_secagg_advert_msg(msg, p->round_id, a->client_id, a->c_pk, a->s_pk);
+        if (crypto_sign_verify_detached(a->sig, msg, sizeof msg, a->identity_pk) != 0) {
+            e = fedreci_error(FEDREC_ERR_SIGNATURE,
+                              "secagg client %llu: advert of neighbour %llu has a bad signature",
+                              (unsigned long long)c->id, (unsigned long long)a->client_id);
+            goto out;
+        }
+        uint8_t ka[32];
+        e = fedreci_secagg_ka(ka, c->sec->c_sk, a->c_pk);
+        if (!e) {
+            fedreci_secagg_pair_derive(t.aead_keys + (size_t)j * 32, FEDRECI_LABEL_AEAD, ka,
+                                       p->round_id, c->id, a->client_id);
+            e = fedreci_secagg_ka(ka, c->sec->s_sk, a->s_pk);
+        }
+        if (!e)
+            fedreci_secagg_pair_derive(t.pair_keys + (size_t)j * 32, FEDRECI_LABEL_PAIR, ka,
+                                       p->round_id, c->id, a->client_id);
+        sodium_memzero(ka, sizeof ka);
+        if (e) {
+            e = fedreci_error(FEDREC_ERR_CRYPTO,
+                              "secagg client %llu: key agreement with neighbour %llu failed",
+                              (unsigned long long)c->id, (unsigned long long)a->client_id);
+            goto out;
+        }
+    }
+    /* The self-mask seed and the shares of r_s and r_b. */
+    memcpy(t.sec, c->sec, sizeof *t.sec);
+    crypto_core_ristretto255_scalar_random(t.sec->r_b);
+    fedreci_secagg_seed_from_scalar(t.sec->b, FEDRECI_LABEL_SELF, t.sec->r_b, p->round_id, c->id);
+    e = fedreci_shamir_create(t.sec->r_b, p->t, t.xs, deg, t.ys);
+    if (!e)
+        e = fedreci_shamir_create(t.sec->r_s, p->t, t.xs, deg, t.ys + (size_t)deg * SB);
+    if (e)
+        goto out;
+    for (uint32_t j = 0; j < deg; j++) {
+        uint8_t ad[FEDRECI_SHARE_AD_BYTES];
+        uint8_t *ct = t.ct_bytes + (size_t)j * FEDRECI_SHARE_CT_BYTES;
+        memcpy(t.plain, t.ys + (size_t)j * SB, SB);
+        memcpy(t.plain + SB, t.ys + ((size_t)deg + j) * SB, SB);
+        fedreci_secagg_share_ad(ad, p->round_id, c->id, t.nbr_ids[j]);
+        randombytes_buf(ct, 24);
+        crypto_aead_xchacha20poly1305_ietf_encrypt(ct + 24, NULL, t.plain,
+                                                   FEDRECI_SHARE_PLAIN_BYTES, ad, sizeof ad, NULL,
+                                                   ct, t.aead_keys + (size_t)j * 32);
+        t.cts[j].from = c->id;
+        t.cts[j].to = t.nbr_ids[j];
+        t.cts[j].bytes = ct;
+        t.cts[j].len = FEDRECI_SHARE_CT_BYTES;
+    }
+    /* Commit. */
+    secure_free(c->sec);
+    c->sec = t.sec;
+    t.sec = NULL;
+    c->m = (uint32_t)m;
+    c->me = (uint32_t)me;
+    c->deg = deg;
+    c->roster_ids = t.ids;
+    c->nbr = t.nbr;
+    c->nbr_ids = t.nbr_ids;
+    c->aead_keys = t.aead_keys;
+    c->pair_keys = t.pair_keys;
+    c->ct_bytes = t.ct_bytes;
+    c->cts = t.cts;
+    t.ids = NULL;
+    t.nbr = NULL;
+    t.nbr_ids = NULL;
+    t.aead_keys = t.pair_keys = t.ct_bytes = NULL;
+    t.cts = NULL;
+    c->stage = FEDRECI_SECAGG_MASKED_INPUT;
+    *cts = c->cts;
+    *n_cts = deg;
+out:
+    share_tmp_free(&t);
+    fedreci_graph_free(&g);
+    return e;
+}
+
+fedrec_err fedreci_secagg_client_masked_input(fedreci_secagg_client *c,
+                                              const fedreci_secagg_ciphertext *in, size_t n_in,
+                                              const float *x, uint32_t weight,
+                                              const uint32_t **masked,
+                                              fedreci_secagg_quant_stats *stats)
+{
+    if (!c || (n_in && !in) || !x || !masked)
+        return fedreci_error(FEDREC_ERR_INVALID, "secagg client masked_input: NULL argument");
+    if (c->stage != FEDRECI_SECAGG_MASKED_INPUT)
+        return wrong_stage(c, "masked_input");
+    const fedreci_secagg_params *p = &c->p;
+    uint32_t deg = c->deg;
+    if (n_in < p->t)
+        return fedreci_error(FEDREC_ERR_PROTOCOL,
+                             "secagg client %llu: shares from %zu neighbours, fewer than t = %u",
+                             (unsigned long long)c->id, n_in, p->t);
+    if (n_in > deg)
+        return fedreci_error(FEDREC_ERR_PROTOCOL,
+                             "secagg client %llu: %zu share bundles for %u neighbours",
+                             (unsigned long long)c->id, n_in, deg);
+    fedrec_err e = FEDREC_OK;
+    uint8_t *recv = secure_alloc((size_t)deg * FEDRECI_SHARE_PLAIN_BYTES);
+    uint8_t *have = calloc(deg, 1);
+    uint8_t *keys = secure_alloc((size_t)deg * 32);
+    int8_t *signs = malloc(deg);
+    if (!recv || !have || !keys || !signs) {
+        e = fedreci_error(FEDREC_ERR_NOMEM, "secagg client masked_input: %u neighbours", deg);
+        goto out;
+    }
+    for (size_t i = 0; i < n_in; i++) {
+        const fedreci_secagg_ciphertext *ct = &in[i];
+        long j = find_id(c->nbr_ids, deg, ct->from);
+        if (ct->to != c->id || j < 0) {
+            e = fedreci_error(FEDREC_ERR_PROTOCOL,
+                              "secagg client %llu: share bundle from %llu to %llu is not from a "
+                              "neighbour to this client",
+                              (unsigned long long)c->id, (unsigned long long)ct->from,
+                              (unsigned long long)ct->to);
+            goto out;
+        }
+        if (have[j]) {
+            e = fedreci_error(FEDREC_ERR_DUPLICATE,
+                              "secagg client %llu: two share bundles from %llu",
+                              (unsigned long long)c->id, (unsigned long long)ct->from);
+            goto out;
+        }
+        uint8_t ad[FEDRECI_SHARE_AD_BYTES];
+        fedreci_secagg_share_ad(ad, p->round_id, ct->from, c->id);
+        if (!ct->bytes || ct->len != FEDRECI_SHARE_CT_BYTES ||
+            crypto_aead_xchacha20poly1305_ietf_decrypt(
+                recv + (size_t)j * FEDRECI_SHARE_PLAIN_BYTES, NULL, NULL, ct->bytes + 24,
+                FEDRECI_SHARE_CT_BYTES - 24, ad, sizeof ad, ct->bytes,
+                c->aead_keys + (size_t)j * 32) != 0) {
+            e = fedreci_error(FEDREC_ERR_CRYPTO,
+                              "secagg client %llu: share bundle from %llu fails authentication "
+                              "(wrong round, sender, receiver or corrupted)",
+                              (unsigned long long)c->id, (unsigned long long)ct->from);
+            goto out;
+        }
+        if (!fedreci_scalar_is_canonical(recv + (size_t)j * FEDRECI_SHARE_PLAIN_BYTES) ||
+            !fedreci_scalar_is_canonical(recv + (size_t)j * FEDRECI_SHARE_PLAIN_BYTES + SB)) {
+            e = fedreci_error(FEDREC_ERR_PROTOCOL,
+                              "secagg client %llu: share from %llu is not a canonical scalar",
+                              (unsigned long long)c->id, (unsigned long long)ct->from);
+            goto out;
+        }
+        have[j] = 1;
+    }
+    e = fedreci_secagg_quantize(p, x, weight, c->sec->rounding, c->q, stats);
+    if (e)
+        goto out;
+    /* y = q + PRG(b) + sum_v sign(u, v) PRG(pair key), built in place. */
+    size_t n_keys = 0;
+    for (uint32_t j = 0; j < deg; j++) {
+        if (!have[j])
+            continue;
+        memcpy(keys + n_keys * 32, c->pair_keys + (size_t)j * 32, 32);
+        signs[n_keys++] = c->id < c->nbr_ids[j] ? 1 : -1;
+    }
+    uint8_t nonce[FEDRECI_PRG_NONCE_BYTES];
+    static const int8_t plus = 1;
+    memcpy(c->masked, c->q, (size_t)p->d * sizeof *c->masked);
+    fedreci_prg_nonce(nonce, p->round_id, FEDRECI_PRG_PAIR_MASK);
+    fedreci_prg_add(keys, signs, n_keys, nonce, 0, c->masked, p->d);
+    fedreci_prg_nonce(nonce, p->round_id, FEDRECI_PRG_SELF_MASK);
+    fedreci_prg_add(c->sec->b, &plus, 1, nonce, 0, c->masked, p->d);
+    /* Commit. */
+    c->recv = recv;
+    c->have = have;
+    recv = NULL;
+    have = NULL;
+    c->stage = FEDRECI_SECAGG_UNMASK;
+    *masked = c->masked;
+out:
+    secure_free(recv);
+    free(have);
+    secure_free(keys);
+    free(signs);
+    return e;
+}
+
+const uint32_t *fedreci_secagg_client_quantized_input(const fedreci_secagg_client *c)
+{
+    if (!c || c->stage < FEDRECI_SECAGG_UNMASK || c->stage == FEDRECI_SECAGG_ABORTED)
+        return NULL;
+    return c->q;
+}
+
+/* BLAKE2b of the request, to recognise an identical repeat. */
+static void request_hash(uint8_t h[32], const uint64_t *sv, size_t ns, const uint64_t *dr,
+                         size_t nd)
+{
+    crypto_generichash_state st;
+    uint8_t w[8];
+    crypto_generichash_init(&st, NULL, 0, 32);
+    fedreci_secagg_le64(w, ns);
+    crypto_generichash_update(&st, w, 8);
+    for (size_t i = 0; i < ns; i++) {
+        fedreci_secagg_le64(w, sv[i]);
+        crypto_generichash_update(&st, w, 8);
+    }
+    fedreci_secagg_le64(w, nd);
+    crypto_generichash_update(&st, w, 8);
+    for (size_t i = 0; i < nd; i++) {
+        fedreci_secagg_le64(w, dr[i]);
+        crypto_generichash_update(&st, w, 8);
+    }
+    crypto_generichash_final(&st, h, 32);
+}
+
+static int sorted_strict(const uint64_t *a, size_t n)
+{
+    for (size_t i = 1; i < n; i++)
+        if (a[i] <= a[i - 1])
+            return 0;
+    return 1;
+}
+
+fedrec_err fedreci_secagg_client_unmask(fedreci_secagg_client *c, const uint64_t *survivors,
+                                        size_t n_survivors, const uint64_t *dropped,
+                                        size_t n_dropped, const fedreci_secagg_reveal **reveals,
+                                        size_t *n_reveals)
+{
+    if (!c || (n_survivors && !survivors) || (n_dropped && !dropped) || !reveals || !n_reveals)
+        return fedreci_error(FEDREC_ERR_INVALID, "secagg client unmask: NULL argument");
+    if (c->stage != FEDRECI_SECAGG_UNMASK && c->stage != FEDRECI_SECAGG_DONE)
+        return wrong_stage(c, "unmask");
+    uint8_t h[32];
+    request_hash(h, survivors, n_survivors, dropped, n_dropped);
+    if (c->stage == FEDRECI_SECAGG_DONE) {
+        /* Only an identical repeat is answered, with the same reveals. */
+        if (sodium_memcmp(h, c->req_hash, 32) != 0)
+            return fedreci_error(FEDREC_ERR_PROTOCOL,
+                                 "secagg client %llu: a second, different unmask request is "
+                                 "refused (it could reveal both shares of a neighbour)",
+                                 (unsigned long long)c->id);
+        *reveals = c->reveals;
+        *n_reveals = c->n_reveals;
+        return FEDREC_OK;
+    }
+    const char *why = NULL;
+    if (!sorted_strict(survivors, n_survivors) || !sorted_strict(dropped, n_dropped))
+        why = "lists not sorted or with repeats";
+    else if (n_survivors < c->p.t)
+        why = "fewer than t survivors";
+    else if (find_id(survivors, n_survivors, c->id) < 0)
+        why = "this client is not named a survivor";
+    for (size_t i = 0; !why && i < n_dropped; i++) {
+        if (find_id(survivors, n_survivors, dropped[i]) >= 0)
+            why = "a client is named both survivor and dropped";
+        else if (find_id(c->roster_ids, c->m, dropped[i]) < 0)
+            why = "a dropped client is not in the roster";
+    }
+    for (size_t i = 0; !why && i < n_survivors; i++)
+        if (find_id(c->roster_ids, c->m, survivors[i]) < 0)
+            why = "a survivor is not in the roster";
+    if (why)
+        return fedreci_error(FEDREC_ERR_PROTOCOL,
+                             "secagg client %llu: unmask request refused: %s (%zu survivors, %zu "
+                             "dropped, t = %u)",
+                             (unsigned long long)c->id, why, n_survivors, n_dropped, c->p.t);
+    fedreci_secagg_reveal *r = secure_alloc((size_t)c->deg * sizeof *r);
+    if (!r)
+        return fedreci_error(FEDREC_ERR_NOMEM, "secagg client unmask: %u reveals", c->deg);
+    size_t n = 0;
+    for (uint32_t j = 0; j < c->deg; j++) {
+        if (!c->have[j])
+            continue;
+        uint64_t v = c->nbr_ids[j];
+        const uint8_t *sh = c->recv + (size_t)j * FEDRECI_SHARE_PLAIN_BYTES;
+        if (find_id(survivors, n_survivors, v) >= 0) {
+            r[n].kind = FEDRECI_SECAGG_SHARE_B;
+            memcpy(r[n].share, sh, SB);
+        } else if (find_id(dropped, n_dropped, v) >= 0) {
+            r[n].kind = FEDRECI_SECAGG_SHARE_SK;
+            memcpy(r[n].share, sh + SB, SB);
+        } else {
+            secure_free(r);
+            return fedreci_error(FEDREC_ERR_PROTOCOL,
+                                 "secagg client %llu: unmask request refused: neighbour %llu "
+                                 "sent shares but is named neither survivor nor dropped",
+                                 (unsigned long long)c->id, (unsigned long long)v);
+        }
+        r[n].about = v;
+        n++;
+    }
+    memcpy(c->req_hash, h, 32);
+    c->reveals = r;
+    c->n_reveals = n;
+    c->stage = FEDRECI_SECAGG_DONE;
+    *reveals = r;
+    *n_reveals = n;
+    return FEDREC_OK;
+}

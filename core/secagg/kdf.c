@@ -1,0 +1,94 @@
+/* Key agreement and key derivation (see kdf.h). */
+#include "core/secagg/kdf.h"
+
+#include <string.h>
+
+#include <sodium.h>
+
+#include "core/err.h"
+
+fedrec_err fedreci_secagg_sodium_ready(void)
+{
+    if (sodium_init() < 0)
+        return fedreci_error(FEDREC_ERR_CRYPTO, "secagg: libsodium failed to initialise");
+    return FEDREC_OK;
+}
+
+void fedreci_secagg_le64(uint8_t out[8], uint64_t v)
+{
+    for (int i = 0; i < 8; i++)
+        out[i] = (uint8_t)(v >> (8 * i));
+}
+
+void fedreci_secagg_kdf(uint8_t out[FEDRECI_KDF_BYTES], const char *label, const uint8_t *a,
+                        size_t a_len, const uint8_t *b, size_t b_len, uint64_t u1, uint64_t u2)
+{
+    crypto_generichash_state st;
+    size_t label_len = strlen(label);
+    uint8_t len_byte = (uint8_t)label_len;
+    uint8_t tail[16];
+
+    crypto_generichash_init(&st, NULL, 0, FEDRECI_KDF_BYTES);
+    crypto_generichash_update(&st, &len_byte, 1);
+    crypto_generichash_update(&st, (const uint8_t *)label, label_len);
+    if (a_len)
+        crypto_generichash_update(&st, a, a_len);
+    if (b_len)
+        crypto_generichash_update(&st, b, b_len);
+    fedreci_secagg_le64(tail, u1);
+    fedreci_secagg_le64(tail + 8, u2);
+    crypto_generichash_update(&st, tail, sizeof tail);
+    crypto_generichash_final(&st, out, FEDRECI_KDF_BYTES);
+    sodium_memzero(&st, sizeof st);
+}
+
+fedrec_err fedreci_secagg_ka(uint8_t shared[32], const uint8_t sk[32], const uint8_t pk[32])
+{
+    /* crypto_scalarmult returns -1 for an all-zero result; check again so a
+     * future library change cannot let a zero key through. */
+    if (crypto_scalarmult(shared, sk, pk) != 0 || sodium_is_zero(shared, 32)) {
+        sodium_memzero(shared, 32);
+        return fedreci_error(FEDREC_ERR_CRYPTO,
+                             "secagg: X25519 key agreement gave an all-zero secret "
+                             "(public key of small order)");
+    }
+    return FEDREC_OK;
+}
+
+void fedreci_secagg_advert_msg(uint8_t msg[FEDRECI_ADVERT_MSG_BYTES], uint64_t round,
+                               uint64_t client_id, const uint8_t c_pk[32], const uint8_t s_pk[32])
+{
+    size_t l = sizeof FEDRECI_LABEL_ADVERT - 1, o = 0;
+    msg[o++] = (uint8_t)l;
+    memcpy(msg + o, FEDRECI_LABEL_ADVERT, l);
+    o += l;
+    fedreci_secagg_le64(msg + o, round);
+    fedreci_secagg_le64(msg + o + 8, client_id);
+    memcpy(msg + o + 16, c_pk, 32);
+    memcpy(msg + o + 48, s_pk, 32);
+}
+
+void fedreci_secagg_share_ad(uint8_t ad[FEDRECI_SHARE_AD_BYTES], uint64_t round, uint64_t from,
+                             uint64_t to)
+{
+    size_t l = sizeof FEDRECI_LABEL_AD - 1;
+    memcpy(ad, FEDRECI_LABEL_AD, l);
+    fedreci_secagg_le64(ad + l, round);
+    fedreci_secagg_le64(ad + l + 8, from);
+    fedreci_secagg_le64(ad + l + 16, to);
+}
+
+void fedreci_secagg_pair_derive(uint8_t key[32], const char *label, const uint8_t ka[32],
+                                uint64_t round, uint64_t u, uint64_t v)
+{
+    uint8_t ids[16];
+    fedreci_secagg_le64(ids, u < v ? u : v);
+    fedreci_secagg_le64(ids + 8, u < v ? v : u);
+    fedreci_secagg_kdf(key, label, ka, 32, ids, sizeof ids, round, 0);
+}
+
+void fedreci_secagg_seed_from_scalar(uint8_t seed[32], const char *label, const uint8_t r[32],
+                                     uint64_t round, uint64_t id)
+{
+    fedreci_secagg_kdf(seed, label, r, 32, NULL, 0, round, id);
+}

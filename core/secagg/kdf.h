@@ -1,0 +1,78 @@
+/*
+ * core/secagg/kdf: key agreement and key derivation for the SecAgg+ round.
+ *
+ * Every derived key is BLAKE2b-256 (crypto_generichash) over a domain label
+ * (length-prefixed, so no two labels collide) followed by the inputs; each
+ * purpose has its own label. Key agreement is X25519 (crypto_scalarmult, RFC
+ * 7748) and an all-zero shared secret (a low-order public key) is refused.
+ *
+ * All outputs are secrets: callers keep them in sodium_malloc memory and wipe
+ * them. Thread-safe (no state).
+ */
+#ifndef FEDREC_CORE_SECAGG_KDF_H
+#define FEDREC_CORE_SECAGG_KDF_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "fedrec/fedrec.h"
+
+#define FEDRECI_KDF_BYTES 32
+
+/* Domain labels. */
+#define FEDRECI_LABEL_ADVERT "fedrec.secagg.v1.advert"     /* Ed25519 message */
+#define FEDRECI_LABEL_AEAD "fedrec.secagg.v1.share-aead"   /* share bundle key */
+#define FEDRECI_LABEL_AD "fedrec.secagg.v1.share-ad"       /* AEAD associated data */
+#define FEDRECI_LABEL_PAIR "fedrec.secagg.v1.pair-mask"    /* pairwise mask key */
+#define FEDRECI_LABEL_SELF "fedrec.secagg.v1.self-mask"    /* b seed from its scalar */
+#define FEDRECI_LABEL_SK "fedrec.secagg.v1.mask-sk"        /* s^SK from its scalar */
+#define FEDRECI_LABEL_GRAPH "fedrec.secagg.v1.graph"       /* graph permutation key */
+#define FEDRECI_LABEL_ROUNDING "fedrec.secagg.v1.rounding" /* stochastic rounding key */
+
+/* Calls sodium_init() (idempotent, thread-safe). FEDREC_ERR_CRYPTO if it fails. */
+FEDREC_NODISCARD fedrec_err fedreci_secagg_sodium_ready(void);
+
+/* out = BLAKE2b-256(len(label) || label || a || b || LE64(u1) || LE64(u2)).
+ * a or b may be NULL when their length is 0. Cannot fail. */
+void fedreci_secagg_kdf(uint8_t out[FEDRECI_KDF_BYTES], const char *label, const uint8_t *a,
+                        size_t a_len, const uint8_t *b, size_t b_len, uint64_t u1, uint64_t u2);
+
+/* X25519: shared = sk * pk. FEDREC_ERR_CRYPTO when the result is all zero
+ * (pk of small order); shared is then left zeroed. */
+FEDREC_NODISCARD fedrec_err fedreci_secagg_ka(uint8_t shared[32], const uint8_t sk[32],
+                                              const uint8_t pk[32]);
+
+/* Writes a 64-bit value little-endian. */
+void fedreci_secagg_le64(uint8_t out[8], uint64_t v);
+
+#endif
+
+/* ---- protocol derivations (both parties compute the same values) ---------- */
+
+/* Ed25519-signed advert message: len(label) || label || LE64(round) ||
+ * LE64(client_id) || c_pk || s_pk. */
+#define FEDRECI_ADVERT_MSG_BYTES (1 + sizeof FEDRECI_LABEL_ADVERT - 1 + 8 + 8 + 32 + 32)
+void fedreci_secagg_advert_msg(uint8_t msg[FEDRECI_ADVERT_MSG_BYTES], uint64_t round,
+                               uint64_t client_id, const uint8_t c_pk[32], const uint8_t s_pk[32]);
+
+/* AEAD associated data of a share bundle: label || LE64(round) || LE64(from) || LE64(to). */
+#define FEDRECI_SHARE_AD_BYTES (sizeof FEDRECI_LABEL_AD - 1 + 24)
+void fedreci_secagg_share_ad(uint8_t ad[FEDRECI_SHARE_AD_BYTES], uint64_t round, uint64_t from,
+                             uint64_t to);
+
+/* Encrypted share bundle: nonce (24) || XChaCha20-Poly1305(b share || s^SK share) (64 + 16). */
+#define FEDRECI_SHARE_PLAIN_BYTES 64
+#define FEDRECI_SHARE_CT_BYTES (24 + FEDRECI_SHARE_PLAIN_BYTES + 16)
+
+/* Keys of one unordered pair {u, v} (ids), both directions alike:
+ * BLAKE2b(label, KA, round, min id, max id). */
+void fedreci_secagg_pair_derive(uint8_t key[32], const char *label, const uint8_t ka[32],
+                                uint64_t round, uint64_t u, uint64_t v);
+
+/* A client's seeds from its shared scalars: b = BLAKE2b(LABEL_SELF, r_b,
+ * round, id) (the self-mask PRG key) and s^SK = BLAKE2b(LABEL_SK, r_s, round,
+ * id) (the X25519 secret key of the mask key pair). Shamir shares the uniform
+ * scalars r_b and r_s (canonical, so rebuilt exactly) and every party derives
+ * the 32-byte seeds from them with the same hash. */
+void fedreci_secagg_seed_from_scalar(uint8_t seed[32], const char *label, const uint8_t r[32],
+                                     uint64_t round, uint64_t id);

@@ -1,0 +1,66 @@
+/* The mask generator: chunked ChaCha20-IETF keystreams (see prg.h). */
+#include "core/secagg/prg.h"
+
+#include <string.h>
+
+#include <sodium.h>
+
+#define CHUNK_WORDS (FEDRECI_PRG_CHUNK_BYTES / 4)
+#define CHUNK_BLOCKS (FEDRECI_PRG_CHUNK_BYTES / 64)
+
+static const uint8_t zero_chunk[FEDRECI_PRG_CHUNK_BYTES];
+
+void fedreci_prg_nonce(uint8_t nonce[FEDRECI_PRG_NONCE_BYTES], uint64_t round, uint32_t purpose)
+{
+    for (int i = 0; i < 4; i++)
+        nonce[i] = (uint8_t)(purpose >> (8 * i));
+    for (int i = 0; i < 8; i++)
+        nonce[4 + i] = (uint8_t)(round >> (8 * i));
+}
+
+/* Keystream bytes of one chunk into buf (words, host order after the fix-up). */
+static void chunk(uint32_t *buf, size_t words, const uint8_t *key, const uint8_t *nonce,
+                  uint32_t counter)
+{
+    size_t bytes = words * 4;
+    crypto_stream_chacha20_ietf_xor_ic((uint8_t *)buf, zero_chunk, bytes, nonce, counter, key);
+#if !defined(__BYTE_ORDER__) || __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
+    for (size_t i = 0; i < words; i++) {
+        const uint8_t *p = (const uint8_t *)&buf[i];
+        buf[i] = (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+    }
+#endif
+}
+
+void fedreci_prg_add(const uint8_t *keys, const int8_t *signs, size_t n_keys,
+                     const uint8_t nonce[FEDRECI_PRG_NONCE_BYTES], uint32_t counter0, uint32_t *out,
+                     size_t d)
+{
+    uint32_t buf[CHUNK_WORDS] __attribute__((aligned(64)));
+    size_t c = 0;
+
+    for (size_t off = 0; off < d; off += CHUNK_WORDS, c++) {
+        size_t words = d - off < CHUNK_WORDS ? d - off : CHUNK_WORDS;
+        uint32_t counter = counter0 + (uint32_t)(c * CHUNK_BLOCKS);
+        uint32_t *o = out + off;
+        for (size_t j = 0; j < n_keys; j++) {
+            chunk(buf, words, keys + j * FEDRECI_PRG_KEY_BYTES, nonce, counter);
+            if (signs[j] >= 0)
+                for (size_t i = 0; i < words; i++)
+                    o[i] += buf[i];
+            else
+                for (size_t i = 0; i < words; i++)
+                    o[i] -= buf[i];
+        }
+    }
+    sodium_memzero(buf, sizeof buf);
+}
+
+void fedreci_prg_words(const uint8_t key[FEDRECI_PRG_KEY_BYTES],
+                       const uint8_t nonce[FEDRECI_PRG_NONCE_BYTES], uint32_t counter0,
+                       uint32_t *out, size_t d)
+{
+    memset(out, 0, d * sizeof *out);
+    static const int8_t plus = 1;
+    fedreci_prg_add(key, &plus, 1, nonce, counter0, out, d);
+}

@@ -1,0 +1,731 @@
+/*
+ * The server side of a SecAgg+ round (see secagg.h for the contract and
+ * DESIGN.md section 3 for the protocol).
+ *
+ * Members are indexed 0..m-1 in the roster (adverts sorted by client id); a
+ * member's Shamir index is its position + 1. Per member the server keeps its
+ * stage-1 ciphertexts (in the order of its sorted neighbour list, for relay),
+ * whether it sent a masked input, and, in stage 3, the shares revealed about
+ * it: slot [owner * degree + j] holds the share held by owner's j-th
+ * neighbour, so "the first t holders" is a scan in roster order.
+ *
+ * Every add_* call validates the whole message before it changes anything.
+ * finish() does work proportional to survivors + dropped * neighbours: one
+ * Shamir rebuild per secret (Lagrange coefficients shared between secrets
+ * whose holder sets differ by one member, which is every secret in the
+ * complete graph), one X25519 per (dropped, surviving neighbour) pair, and all
+ * the masks removed in one chunk-major pass over the sum (prg.h).
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include <sodium.h>
+
+#include "core/err.h"
+#include "core/secagg/graph.h"
+#include "core/secagg/kdf.h"
+#include "core/secagg/prg.h"
+#include "core/secagg/quantize.h"
+#include "core/secagg/secagg.h"
+#include "core/secagg/shamir.h"
+
+#define SB FEDRECI_SCALAR_BYTES
+#define CT FEDRECI_SHARE_CT_BYTES
+
+enum { ST_NONE = 0, ST_DROPPED = 1, ST_SURVIVOR = 2 };
+
+struct fedreci_secagg_server {
+    fedreci_secagg_params p;
+    fedreci_secagg_stage stage;
+    uint32_t n;
+    uint64_t *cohort;                                /* n ids, sorted */
+    uint8_t (*id_pks)[FEDRECI_SECAGG_SIGN_PK_BYTES]; /* n, same order */
+    fedreci_secagg_advert *adverts;                  /* n, by cohort index */
+    uint8_t *has_advert;                             /* n */
+
+    /* roster, fixed by close_advertise */
+    uint32_t m, deg;
+    fedreci_secagg_advert *roster; /* m, sorted by id */
+    uint64_t *roster_ids;          /* m */
+    fedreci_graph g;
+    uint32_t *nbrs; /* m x deg sorted neighbour lists (NULL for the complete graph) */
+
+    /* stage 1 */
+    uint8_t **cts; /* m pointers to deg x CT bytes (NULL: no shares) */
+    uint32_t n_share_senders;
+    fedreci_secagg_ciphertext *relay; /* deg, for shares_for */
+
+    /* stage 2 */
+    uint32_t *sum;   /* d words */
+    uint8_t *status; /* m: ST_* */
+    uint32_t n_inputs;
+    uint64_t *survivors, *dropped;
+    size_t n_survivors, n_dropped;
+
+    /* stage 3 */
+    uint8_t *unmasked; /* m flags: sent its reveals */
+    uint8_t *have;     /* m x deg */
+    uint8_t *shares;   /* secure, m x deg x 32 */
+};
+
+void fedreci_secagg_server_destroy(fedreci_secagg_server *s)
+{
+    if (!s)
+        return;
+    free(s->cohort);
+    free(s->id_pks);
+    free(s->adverts);
+    free(s->has_advert);
+    free(s->roster);
+    free(s->roster_ids);
+    fedreci_graph_free(&s->g);
+    free(s->nbrs);
+    if (s->cts)
+        for (uint32_t i = 0; i < s->m; i++)
+            free(s->cts[i]);
+    free(s->cts);
+    free(s->relay);
+    free(s->sum);
+    free(s->status);
+    free(s->survivors);
+    free(s->dropped);
+    free(s->unmasked);
+    free(s->have);
+    if (s->shares)
+        sodium_free(s->shares);
+    memset(s, 0, sizeof *s);
+    free(s);
+}
+
+fedreci_secagg_stage fedreci_secagg_server_stage(const fedreci_secagg_server *s)
+{
+    return s->stage;
+}
+
+static long find_id(const uint64_t *ids, size_t n, uint64_t id)
+{
+    size_t lo = 0, hi = n;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (ids[mid] < id)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo < n && ids[lo] == id ? (long)lo : -1;
+}
+
+typedef struct id_idx {
+    uint64_t id;
+    uint32_t idx;
+} id_idx;
+
+static int cmp_id_idx(const void *a, const void *b)
+{
+    uint64_t x = ((const id_idx *)a)->id, y = ((const id_idx *)b)->id;
+    return x < y ? -1 : x > y;
+}
+
+fedrec_err fedreci_secagg_server_create(fedreci_secagg_server **out, const fedreci_secagg_params *p,
+                                        const uint64_t *cohort,
+                                        const uint8_t (*identity_pks)[FEDRECI_SECAGG_SIGN_PK_BYTES])
+{
+    if (!out || !cohort || !identity_pks)
+        return fedreci_error(FEDREC_ERR_INVALID, "secagg server create: NULL argument");
+    fedrec_err e = fedreci_secagg_sodium_ready();
+    if (e)
+        return e;
+    e = fedreci_secagg_params_check(p);
+    if (e)
+        return e;
+    fedreci_secagg_server *s = calloc(1, sizeof *s);
+    id_idx *tmp = malloc((size_t)p->n * sizeof *tmp);
+    if (!s || !tmp) {
+        free(s);
+        free(tmp);
+        return fedreci_error(FEDREC_ERR_NOMEM, "secagg server create: cohort of %u", p->n);
+    }
+    s->p = *p;
+    s->n = p->n;
+    s->stage = FEDRECI_SECAGG_ADVERTISE;
+    for (uint32_t i = 0; i < p->n; i++) {
+        tmp[i].id = cohort[i];
+        tmp[i].idx = i;
+    }
+    qsort(tmp, p->n, sizeof *tmp, cmp_id_idx);
+    for (uint32_t i = 1; i < p->n; i++)
+        if (tmp[i].id == tmp[i - 1].id) {
+            e = fedreci_error(FEDREC_ERR_INVALID,
+                              "secagg server create: client id %llu appears twice in the cohort",
+                              (unsigned long long)tmp[i].id);
+            free(tmp);
+            fedreci_secagg_server_destroy(s);
+            return e;
+        }
+    s->cohort = malloc((size_t)p->n * sizeof *s->cohort);
+    s->id_pks = malloc((size_t)p->n * sizeof *s->id_pks);
+    s->adverts = calloc(p->n, sizeof *s->adverts);
+    s->has_advert = calloc(p->n, 1);
+    if (!s->cohort || !s->id_pks || !s->adverts || !s->has_advert) {
+        free(tmp);
+        fedreci_secagg_server_destroy(s);
+        return fedreci_error(FEDREC_ERR_NOMEM, "secagg server create: cohort of %u", p->n);
+    }
+    for (uint32_t i = 0; i < p->n; i++) {
+        s->cohort[i] = tmp[i].id;
+        memcpy(s->id_pks[i], identity_pks[tmp[i].idx], FEDRECI_SECAGG_SIGN_PK_BYTES);
+    }
+    free(tmp);
+    *out = s;
+    return FEDREC_OK;
+}
+
+static fedrec_err wrong_stage(const fedreci_secagg_server *s, const char *call)
+{
+    return fedreci_error(FEDREC_ERR_STAGE, "secagg server: %s in stage %d", call, (int)s->stage);
+}
+
+static fedrec_err aborted(fedreci_secagg_server *s, const char *fmt, unsigned a, unsigned b)
+{
+    s->stage = FEDRECI_SECAGG_ABORTED;
+    return fedreci_error(FEDREC_ERR_ABORTED, fmt, a, b);
+}
+
+/* 1 when pk is an X25519 point of small order (an all-zero shared secret). */
+static int small_order(const uint8_t pk[32])
+{
+    static const uint8_t probe[32] = {9, 1, 2, 3, 4, 5, 6, 7, 8, 9};
+    uint8_t out[32];
+    int bad = crypto_scalarmult(out, probe, pk) != 0 || sodium_is_zero(out, 32);
+    sodium_memzero(out, sizeof out);
+    return bad;
+}
+
+fedrec_err fedreci_secagg_server_add_advert(fedreci_secagg_server *s,
+                                            const fedreci_secagg_advert *a)
+{
+    if (!s || !a)
+        return fedreci_error(FEDREC_ERR_INVALID, "secagg server add_advert: NULL argument");
+    if (s->stage != FEDRECI_SECAGG_ADVERTISE)
+        return wrong_stage(s, "add_advert");
+    long i = find_id(s->cohort, s->n, a->client_id);
+    if (i < 0)
+        return fedreci_error(FEDREC_ERR_PROTOCOL, "secagg server: advert from %llu, not invited",
+                             (unsigned long long)a->client_id);
+    if (s->has_advert[i])
+        return fedreci_error(FEDREC_ERR_DUPLICATE, "secagg server: second advert from %llu",
+                             (unsigned long long)a->client_id);
+    uint8_t msg[FEDRECI_ADVERT_MSG_BYTES];
+    fedreci_secagg_advert_msg(msg, s->p.round_id, a->client_id, a->c_pk, a->s_pk);
+    if (crypto_sign_verify_detached(a->sig, msg, sizeof msg, s->id_pks[i]) != 0)
+        return fedreci_error(FEDREC_ERR_SIGNATURE,
+                             "secagg server: advert from %llu does not verify under its "
+                             "registered identity key for round %llu",
+                             (unsigned long long)a->client_id, (unsigned long long)s->p.round_id);
+    if (small_order(a->c_pk) || small_order(a->s_pk))
+        return fedreci_error(FEDREC_ERR_CRYPTO,
+                             "secagg server: advert from %llu has a public key of small order",
+                             (unsigned long long)a->client_id);
+    s->adverts[i] = *a;
+    memcpy(s->adverts[i].identity_pk, s->id_pks[i], FEDRECI_SECAGG_SIGN_PK_BYTES);
+    s->has_advert[i] = 1;
+    return FEDREC_OK;
+}
+
+static uint32_t nbr_at(const fedreci_secagg_server *s, uint32_t u, uint32_t j)
+{
+    if (s->g.complete)
+        return j < u ? j : j + 1;
+    return s->nbrs[(size_t)u * s->deg + j];
+}
+
+/* Index of member v in u's sorted neighbour list, or -1. */
+static long nbr_index(const fedreci_secagg_server *s, uint32_t u, uint32_t v)
+{
+    if (s->g.complete)
+        return u == v || v >= s->m ? -1 : (long)(v < u ? v : v - 1);
+    const uint32_t *row = s->nbrs + (size_t)u * s->deg;
+    uint32_t lo = 0, hi = s->deg;
+    while (lo < hi) {
+        uint32_t mid = lo + (hi - lo) / 2;
+        if (row[mid] < v)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo < s->deg && row[lo] == v ? (long)lo : -1;
+}
+
+fedrec_err fedreci_secagg_server_close_advertise(fedreci_secagg_server *s,
+                                                 const fedreci_secagg_advert **roster, size_t *m)
+{
+    if (!s || !roster || !m)
+        return fedreci_error(FEDREC_ERR_INVALID, "secagg server close_advertise: NULL argument");
+    if (s->stage != FEDRECI_SECAGG_ADVERTISE)
+        return wrong_stage(s, "close_advertise");
+    uint32_t count = 0;
+    for (uint32_t i = 0; i < s->n; i++)
+        count += s->has_advert[i];
+    if (count < s->p.t || count < 2)
+        return aborted(s, "secagg server: %u adverts, fewer than the threshold t = %u", count,
+                       s->p.t);
+    s->m = count;
+    s->roster = malloc((size_t)count * sizeof *s->roster);
+    s->roster_ids = malloc((size_t)count * sizeof *s->roster_ids);
+    if (!s->roster || !s->roster_ids)
+        return fedreci_error(FEDREC_ERR_NOMEM, "secagg server: roster of %u", count);
+    for (uint32_t i = 0, r = 0; i < s->n; i++)
+        if (s->has_advert[i]) {
+            s->roster[r] = s->adverts[i];
+            s->roster_ids[r++] = s->cohort[i];
+        }
+    fedrec_err e = fedreci_graph_build(&s->g, &s->p, count);
+    if (e)
+        return e;
+    s->deg = s->g.degree;
+    if (s->deg < s->p.t)
+        return aborted(s,
+                       "secagg server: graph degree %u is below the threshold t = %u (too few "
+                       "adverts for every secret to be rebuilt)",
+                       s->deg, s->p.t);
+    if (!s->g.complete) {
+        s->nbrs = malloc((size_t)count * s->deg * sizeof *s->nbrs);
+        if (!s->nbrs)
+            return fedreci_error(FEDREC_ERR_NOMEM, "secagg server: neighbour lists");
+        for (uint32_t u = 0; u < count; u++)
+            fedreci_graph_neighbors(&s->g, u, s->nbrs + (size_t)u * s->deg);
+    }
+    s->cts = calloc(count, sizeof *s->cts);
+    s->relay = malloc((size_t)s->deg * sizeof *s->relay);
+    s->status = calloc(count, 1);
+    if (!s->cts || !s->relay || !s->status)
+        return fedreci_error(FEDREC_ERR_NOMEM, "secagg server: stage 1 state for %u", count);
+    s->stage = FEDRECI_SECAGG_SHARE_KEYS;
+    *roster = s->roster;
+    *m = count;
+    return FEDREC_OK;
+}
+
+fedrec_err fedreci_secagg_server_add_shares(fedreci_secagg_server *s, uint64_t sender,
+                                            const fedreci_secagg_ciphertext *cts, size_t n)
+{
+    if (!s || (n && !cts))
+        return fedreci_error(FEDREC_ERR_INVALID, "secagg server add_shares: NULL argument");
+    if (s->stage != FEDRECI_SECAGG_SHARE_KEYS)
+        return wrong_stage(s, "add_shares");
+    long u = find_id(s->roster_ids, s->m, sender);
+    if (u < 0)
+        return fedreci_error(FEDREC_ERR_PROTOCOL, "secagg server: shares from %llu, not in roster",
+                             (unsigned long long)sender);
+    if (s->cts[u])
+        return fedreci_error(FEDREC_ERR_DUPLICATE, "secagg server: second share message from %llu",
+                             (unsigned long long)sender);
+    if (n != s->deg)
+        return fedreci_error(FEDREC_ERR_PROTOCOL,
+                             "secagg server: %zu share bundles from %llu, expected %u (one per "
+                             "neighbour)",
+                             n, (unsigned long long)sender, s->deg);
+    uint8_t *buf = malloc((size_t)s->deg * CT);
+    uint8_t *seen = calloc(s->deg, 1);
+    fedrec_err e = FEDREC_OK;
+    if (!buf || !seen) {
+        e = fedreci_error(FEDREC_ERR_NOMEM, "secagg server: shares from %llu",
+                          (unsigned long long)sender);
+        goto fail;
+    }
+    for (size_t i = 0; i < n; i++) {
+        long v = find_id(s->roster_ids, s->m, cts[i].to);
+        long j = v < 0 ? -1 : nbr_index(s, (uint32_t)u, (uint32_t)v);
+        if (cts[i].from != sender || j < 0 || seen[j] || cts[i].len != CT || !cts[i].bytes) {
+            e = fedreci_error(FEDREC_ERR_PROTOCOL,
+                              "secagg server: share bundle %zu from %llu (from %llu to %llu, %zu "
+                              "bytes) is not one per neighbour of %u bytes",
+                              i, (unsigned long long)sender, (unsigned long long)cts[i].from,
+                              (unsigned long long)cts[i].to, cts[i].len, (unsigned)CT);
+            goto fail;
+        }
+        seen[j] = 1;
+        memcpy(buf + (size_t)j * CT, cts[i].bytes, CT);
+    }
+    free(seen);
+    s->cts[u] = buf;
+    s->n_share_senders++;
+    return FEDREC_OK;
+fail:
+    free(buf);
+    free(seen);
+    return e;
+}
+
+fedrec_err fedreci_secagg_server_close_share_keys(fedreci_secagg_server *s)
+{
+    if (!s)
+        return fedreci_error(FEDREC_ERR_INVALID, "secagg server close_share_keys: NULL");
+    if (s->stage != FEDRECI_SECAGG_SHARE_KEYS)
+        return wrong_stage(s, "close_share_keys");
+    if (s->n_share_senders < s->p.t)
+        return aborted(s, "secagg server: %u clients shared keys, fewer than t = %u",
+                       s->n_share_senders, s->p.t);
+    s->sum = calloc(s->p.d, sizeof *s->sum);
+    if (!s->sum)
+        return fedreci_error(FEDREC_ERR_NOMEM, "secagg server: sum of %u words", s->p.d);
+    s->stage = FEDRECI_SECAGG_MASKED_INPUT;
+    return FEDREC_OK;
+}
+
+fedrec_err fedreci_secagg_server_shares_for(fedreci_secagg_server *s, uint64_t client,
+                                            const fedreci_secagg_ciphertext **cts, size_t *n)
+{
+    if (!s || !cts || !n)
+        return fedreci_error(FEDREC_ERR_INVALID, "secagg server shares_for: NULL argument");
+    if (s->stage < FEDRECI_SECAGG_MASKED_INPUT || s->stage > FEDRECI_SECAGG_DONE)
+        return wrong_stage(s, "shares_for");
+    long u = find_id(s->roster_ids, s->m, client);
+    if (u < 0 || !s->cts[u])
+        return fedreci_error(FEDREC_ERR_PROTOCOL,
+                             "secagg server: shares for %llu, which did not share keys",
+                             (unsigned long long)client);
+    size_t k = 0;
+    for (uint32_t j = 0; j < s->deg; j++) {
+        uint32_t v = nbr_at(s, (uint32_t)u, j);
+        if (!s->cts[v])
+            continue;
+        long i = nbr_index(s, v, (uint32_t)u);
+        s->relay[k].from = s->roster_ids[v];
+        s->relay[k].to = client;
+        s->relay[k].bytes = s->cts[v] + (size_t)i * CT;
+        s->relay[k].len = CT;
+        k++;
+    }
+    *cts = s->relay;
+    *n = k;
+    return FEDREC_OK;
+}
+
+fedrec_err fedreci_secagg_server_add_masked_input(fedreci_secagg_server *s, uint64_t sender,
+                                                  const uint32_t *y, size_t d)
+{
+    if (!s || !y)
+        return fedreci_error(FEDREC_ERR_INVALID, "secagg server add_masked_input: NULL argument");
+    if (s->stage != FEDRECI_SECAGG_MASKED_INPUT)
+        return wrong_stage(s, "add_masked_input");
+    long u = find_id(s->roster_ids, s->m, sender);
+    if (u < 0 || !s->cts[u])
+        return fedreci_error(FEDREC_ERR_PROTOCOL,
+                             "secagg server: masked input from %llu, which did not share keys",
+                             (unsigned long long)sender);
+    if (s->status[u] == ST_SURVIVOR)
+        return fedreci_error(FEDREC_ERR_DUPLICATE, "secagg server: second masked input from %llu",
+                             (unsigned long long)sender);
+    if (d != s->p.d)
+        return fedreci_error(FEDREC_ERR_PROTOCOL,
+                             "secagg server: masked input from %llu has %zu words, expected %u",
+                             (unsigned long long)sender, d, s->p.d);
+    uint32_t *sum = s->sum;
+    for (size_t i = 0; i < d; i++)
+        sum[i] += y[i];
+    s->status[u] = ST_SURVIVOR;
+    s->n_inputs++;
+    return FEDREC_OK;
+}
+
+/* Number of u's neighbours that are survivors. */
+static uint32_t surviving_neighbours(const fedreci_secagg_server *s, uint32_t u)
+{
+    uint32_t c = 0;
+    for (uint32_t j = 0; j < s->deg; j++)
+        c += s->status[nbr_at(s, u, j)] == ST_SURVIVOR;
+    return c;
+}
+
+fedrec_err fedreci_secagg_server_close_masked_input(fedreci_secagg_server *s,
+                                                    const uint64_t **survivors, size_t *n_survivors,
+                                                    const uint64_t **dropped, size_t *n_dropped)
+{
+    if (!s || !survivors || !n_survivors || !dropped || !n_dropped)
+        return fedreci_error(FEDREC_ERR_INVALID, "secagg server close_masked_input: NULL");
+    if (s->stage != FEDRECI_SECAGG_MASKED_INPUT)
+        return wrong_stage(s, "close_masked_input");
+    if (s->n_inputs < s->p.t)
+        return aborted(s, "secagg server: %u masked inputs, fewer than t = %u", s->n_inputs,
+                       s->p.t);
+    /* Every secret to rebuild needs t holders among the survivors: check now
+     * rather than after a useless unmask stage. */
+    for (uint32_t u = 0; u < s->m; u++) {
+        if (!s->cts[u])
+            continue;
+        uint32_t c = surviving_neighbours(s, u);
+        if (c < s->p.t)
+            return aborted(s,
+                           "secagg server: a client's secret has %u surviving holders, fewer "
+                           "than t = %u",
+                           c, s->p.t);
+    }
+    s->survivors = malloc((size_t)s->n_inputs * sizeof *s->survivors);
+    s->dropped = malloc((size_t)(s->n_share_senders - s->n_inputs + 1) * sizeof *s->dropped);
+    s->unmasked = calloc(s->m, 1);
+    s->have = calloc((size_t)s->m * s->deg, 1);
+    s->shares = sodium_malloc((size_t)s->m * s->deg * SB);
+    if (!s->survivors || !s->dropped || !s->unmasked || !s->have || !s->shares)
+        return fedreci_error(FEDREC_ERR_NOMEM, "secagg server: unmask state for %u x %u", s->m,
+                             s->deg);
+    s->n_survivors = s->n_dropped = 0;
+    for (uint32_t u = 0; u < s->m; u++) {
+        if (!s->cts[u])
+            continue;
+        if (s->status[u] == ST_SURVIVOR) {
+            s->survivors[s->n_survivors++] = s->roster_ids[u];
+        } else {
+            s->status[u] = ST_DROPPED;
+            s->dropped[s->n_dropped++] = s->roster_ids[u];
+        }
+    }
+    s->stage = FEDRECI_SECAGG_UNMASK;
+    *survivors = s->survivors;
+    *n_survivors = s->n_survivors;
+    *dropped = s->dropped;
+    *n_dropped = s->n_dropped;
+    return FEDREC_OK;
+}
+
+fedrec_err fedreci_secagg_server_add_unmask(fedreci_secagg_server *s, uint64_t sender,
+                                            const fedreci_secagg_reveal *r, size_t n)
+{
+    if (!s || (n && !r))
+        return fedreci_error(FEDREC_ERR_INVALID, "secagg server add_unmask: NULL argument");
+    if (s->stage != FEDRECI_SECAGG_UNMASK)
+        return wrong_stage(s, "add_unmask");
+    long h = find_id(s->roster_ids, s->m, sender);
+    if (h < 0 || s->status[h] != ST_SURVIVOR)
+        return fedreci_error(FEDREC_ERR_PROTOCOL,
+                             "secagg server: reveals from %llu, not a survivor",
+                             (unsigned long long)sender);
+    if (s->unmasked[h])
+        return fedreci_error(FEDREC_ERR_DUPLICATE, "secagg server: second reveal message from %llu",
+                             (unsigned long long)sender);
+    if (n > s->deg)
+        return fedreci_error(FEDREC_ERR_PROTOCOL,
+                             "secagg server: %zu reveals from %llu for %u "
+                             "neighbours",
+                             n, (unsigned long long)sender, s->deg);
+    size_t *slot = malloc((n ? n : 1) * sizeof *slot);
+    if (!slot)
+        return fedreci_error(FEDREC_ERR_NOMEM, "secagg server: %zu reveals", n);
+    fedrec_err e = FEDREC_OK;
+    for (size_t i = 0; i < n && !e; i++) {
+        long v = find_id(s->roster_ids, s->m, r[i].about);
+        long j = v < 0 ? -1 : nbr_index(s, (uint32_t)v, (uint32_t)h);
+        int want = v < 0                         ? -1
+                   : s->status[v] == ST_SURVIVOR ? FEDRECI_SECAGG_SHARE_B
+                   : s->status[v] == ST_DROPPED  ? FEDRECI_SECAGG_SHARE_SK
+                                                 : -1;
+        if (j < 0 || want < 0)
+            e = fedreci_error(FEDREC_ERR_PROTOCOL,
+                              "secagg server: reveal from %llu about %llu, which is not its "
+                              "neighbour in the round",
+                              (unsigned long long)sender, (unsigned long long)r[i].about);
+        else if (r[i].kind != want)
+            e = fedreci_error(FEDREC_ERR_PROTOCOL,
+                              "secagg server: reveal from %llu about %llu is a %s share, the "
+                              "request asked for its %s share",
+                              (unsigned long long)sender, (unsigned long long)r[i].about,
+                              r[i].kind == FEDRECI_SECAGG_SHARE_B ? "b" : "s^SK",
+                              want == FEDRECI_SECAGG_SHARE_B ? "b" : "s^SK");
+        else if (!fedreci_scalar_is_canonical(r[i].share))
+            e = fedreci_error(FEDREC_ERR_PROTOCOL,
+                              "secagg server: reveal from %llu about %llu is not a scalar",
+                              (unsigned long long)sender, (unsigned long long)r[i].about);
+        else
+            slot[i] = (size_t)v * s->deg + (size_t)j;
+        for (size_t k = 0; k < i && !e; k++)
+            if (slot[k] == slot[i])
+                e = fedreci_error(FEDREC_ERR_PROTOCOL,
+                                  "secagg server: two reveals from %llu about %llu",
+                                  (unsigned long long)sender, (unsigned long long)r[i].about);
+    }
+    if (!e) {
+        for (size_t i = 0; i < n; i++) {
+            memcpy(s->shares + slot[i] * SB, r[i].share, SB);
+            s->have[slot[i]] = 1;
+        }
+        s->unmasked[h] = 1;
+    }
+    free(slot);
+    return e;
+}
+
+/* Lagrange coefficients for holder sets, with a reference set R of t + 1
+ * members: for S = R \ {e}, lambda^S_i = lambda^R_i * (x_e - x_i) / x_e. */
+typedef struct lagrange_ctx {
+    uint32_t t;
+    uint32_t *r_xs; /* t + 1 sorted indices, or NULL */
+    uint8_t *r_lam; /* (t + 1) x 32 */
+} lagrange_ctx;
+
+static void lagrange_free(lagrange_ctx *L)
+{
+    free(L->r_xs);
+    free(L->r_lam);
+}
+
+static fedrec_err lagrange_for(lagrange_ctx *L, const uint32_t *xs, uint8_t *lam)
+{
+    uint32_t t = L->t;
+    if (L->r_xs) {
+        /* xs (sorted) a subset of R missing exactly one element? */
+        uint32_t i = 0, r = 0, missing = 0, e_idx = 0;
+        while (r < t + 1 && missing <= 1) {
+            if (i < t && xs[i] == L->r_xs[r]) {
+                i++;
+                r++;
+            } else {
+                missing++;
+                e_idx = r++;
+            }
+        }
+        if (i == t && missing == 1) {
+            uint8_t xe[SB], inv[SB], f[SB];
+            uint32_t x_e = L->r_xs[e_idx];
+            fedreci_scalar_from_u64(xe, x_e);
+            if (crypto_core_ristretto255_scalar_invert(inv, xe) != 0)
+                return fedreci_error(FEDREC_ERR_INTERNAL, "secagg: zero share index");
+            for (uint32_t k = 0, o = 0; k < t + 1; k++) {
+                if (k == e_idx)
+                    continue;
+                uint32_t x_i = L->r_xs[k];
+                fedreci_scalar_from_u64(f, x_e > x_i ? x_e - x_i : x_i - x_e);
+                if (x_e < x_i)
+                    crypto_core_ristretto255_scalar_negate(f, f);
+                crypto_core_ristretto255_scalar_mul(f, f, inv);
+                crypto_core_ristretto255_scalar_mul(lam + (size_t)o * SB, L->r_lam + (size_t)k * SB,
+                                                    f);
+                o++;
+            }
+            return FEDREC_OK;
+        }
+    }
+    return fedreci_shamir_lagrange(xs, t, lam);
+}
+
+fedrec_err fedreci_secagg_server_finish(fedreci_secagg_server *s, uint32_t *sum, size_t d)
+{
+    if (!s || !sum)
+        return fedreci_error(FEDREC_ERR_INVALID, "secagg server finish: NULL argument");
+    if (s->stage != FEDRECI_SECAGG_UNMASK)
+        return wrong_stage(s, "finish");
+    if (d != s->p.d)
+        return fedreci_error(FEDREC_ERR_INVALID, "secagg server finish: %zu words, expected %u", d,
+                             s->p.d);
+    const uint32_t t = s->p.t, deg = s->deg;
+    /* Every secret needs t shares; count the masks to remove. */
+    size_t n_pair = 0;
+    for (uint32_t u = 0; u < s->m; u++) {
+        if (s->status[u] == ST_NONE)
+            continue;
+        uint32_t c = 0;
+        for (uint32_t j = 0; j < deg; j++)
+            c += s->have[(size_t)u * deg + j];
+        if (c < t)
+            return aborted(s, "secagg server: a secret has %u shares, fewer than t = %u", c, t);
+        if (s->status[u] == ST_DROPPED)
+            n_pair += surviving_neighbours(s, u);
+    }
+    fedrec_err e = FEDREC_OK;
+    size_t n_self = s->n_survivors;
+    lagrange_ctx L = {t, NULL, NULL};
+    uint32_t *xs = malloc((size_t)(t + 1) * sizeof *xs);
+    uint8_t *ys = sodium_malloc((size_t)t * SB);
+    uint8_t *lam = malloc((size_t)t * SB);
+    uint8_t *sec = sodium_malloc(3 * 32);
+    uint8_t *self_keys = sodium_malloc((n_self ? n_self : 1) * 32);
+    int8_t *self_signs = malloc(n_self ? n_self : 1);
+    uint8_t *pair_keys = sodium_malloc((n_pair ? n_pair : 1) * 32);
+    int8_t *pair_signs = malloc(n_pair ? n_pair : 1);
+    if (!xs || !ys || !lam || !sec || !self_keys || !self_signs || !pair_keys || !pair_signs) {
+        e = fedreci_error(FEDREC_ERR_NOMEM, "secagg server finish: %zu + %zu masks", n_self,
+                          n_pair);
+        goto out;
+    }
+    /* Reference set: the first t + 1 members that revealed. */
+    {
+        uint32_t c = 0;
+        for (uint32_t u = 0; u < s->m && c < t + 1; u++)
+            if (s->unmasked[u])
+                xs[c++] = u + 1;
+        if (c == t + 1 && t >= 8) {
+            L.r_xs = malloc((size_t)(t + 1) * sizeof *L.r_xs);
+            L.r_lam = malloc((size_t)(t + 1) * SB);
+            if (!L.r_xs || !L.r_lam) {
+                e = fedreci_error(FEDREC_ERR_NOMEM, "secagg server finish: Lagrange cache");
+                goto out;
+            }
+            memcpy(L.r_xs, xs, (size_t)(t + 1) * sizeof *xs);
+            e = fedreci_shamir_lagrange(L.r_xs, t + 1, L.r_lam);
+            if (e)
+                goto out;
+        }
+    }
+    uint8_t *r = sec, *seed = sec + 32, *ka = sec + 64;
+    size_t i_self = 0, i_pair = 0;
+    for (uint32_t u = 0; u < s->m; u++) {
+        if (s->status[u] == ST_NONE)
+            continue;
+        uint32_t c = 0;
+        for (uint32_t j = 0; j < deg && c < t; j++) {
+            size_t slot = (size_t)u * deg + j;
+            if (!s->have[slot])
+                continue;
+            xs[c] = nbr_at(s, u, j) + 1;
+            memcpy(ys + (size_t)c * SB, s->shares + slot * SB, SB);
+            c++;
+        }
+        e = lagrange_for(&L, xs, lam);
+        if (e)
+            goto out;
+        fedreci_shamir_combine(lam, ys, t, r);
+        uint64_t id = s->roster_ids[u];
+        if (s->status[u] == ST_SURVIVOR) {
+            fedreci_secagg_seed_from_scalar(self_keys + i_self * 32, FEDRECI_LABEL_SELF, r,
+                                            s->p.round_id, id);
+            self_signs[i_self++] = -1;
+            continue;
+        }
+        /* Dropped: rebuild s^SK and the pair masks its surviving neighbours added. */
+        fedreci_secagg_seed_from_scalar(seed, FEDRECI_LABEL_SK, r, s->p.round_id, id);
+        for (uint32_t j = 0; j < deg; j++) {
+            uint32_t v = nbr_at(s, u, j);
+            if (s->status[v] != ST_SURVIVOR)
+                continue;
+            uint64_t vid = s->roster_ids[v];
+            e = fedreci_secagg_ka(ka, seed, s->roster[v].s_pk);
+            if (e)
+                goto out;
+            fedreci_secagg_pair_derive(pair_keys + i_pair * 32, FEDRECI_LABEL_PAIR, ka,
+                                       s->p.round_id, id, vid);
+            /* v added sign(v, u) * PRG; remove it. */
+            pair_signs[i_pair++] = vid < id ? -1 : 1;
+        }
+    }
+    uint8_t nonce[FEDRECI_PRG_NONCE_BYTES];
+    fedreci_prg_nonce(nonce, s->p.round_id, FEDRECI_PRG_SELF_MASK);
+    fedreci_prg_add(self_keys, self_signs, i_self, nonce, 0, s->sum, d);
+    fedreci_prg_nonce(nonce, s->p.round_id, FEDRECI_PRG_PAIR_MASK);
+    fedreci_prg_add(pair_keys, pair_signs, i_pair, nonce, 0, s->sum, d);
+    memcpy(sum, s->sum, d * sizeof *sum);
+    s->stage = FEDRECI_SECAGG_DONE;
+out:
+    lagrange_free(&L);
+    free(xs);
+    if (ys)
+        sodium_free(ys);
+    free(lam);
+    if (sec)
+        sodium_free(sec);
+    if (self_keys)
+        sodium_free(self_keys);
+    free(self_signs);
+    if (pair_keys)
+        sodium_free(pair_keys);
+    free(pair_signs);
+    return e;
+}

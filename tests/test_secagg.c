@@ -1,0 +1,1262 @@
+/*
+ * Tests for core/secagg: the SecAgg+ state machines end to end (exactness
+ * under dropouts at every stage, aborts below the threshold), the client's
+ * never-both-shares rule, stage/round/replay refusals, parameter checks,
+ * quantization, the graph, and the mask generator against RFC 8439.
+ */
+#include <math.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+#include <sodium.h>
+
+#include "core/secagg/graph.h"
+#include "core/secagg/kdf.h"
+#include "core/secagg/prg.h"
+#include "core/secagg/quantize.h"
+#include "core/secagg/secagg.h"
+#include "core/secagg/shamir.h"
+#include "fedrec/fedrec.h"
+
+/* ---- deterministic test randomness ------------------------------------------ */
+
+static uint64_t rng_state = 0x9e3779b97f4a7c15ull;
+
+static uint64_t rnd(void)
+{
+    /* splitmix64 */
+    uint64_t z = (rng_state += 0x9e3779b97f4a7c15ull);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    return z ^ (z >> 31);
+}
+
+static uint32_t rnd_below(uint32_t n)
+{
+    return (uint32_t)(rnd() % n);
+}
+
+static double rnd_unit(void)
+{
+    return (double)(rnd() >> 11) / 9007199254740992.0;
+}
+
+static fedreci_secagg_params make_params(uint32_t n, uint32_t k, uint32_t t, uint32_t d)
+{
+    fedreci_secagg_params p;
+    memset(&p, 0, sizeof p);
+    p.round_id = 7;
+    p.n = n;
+    p.k = k;
+    p.t = t;
+    p.d = d;
+    p.clip = 4.0;
+    p.scale = 1000.0;
+    p.max_weight = 1;
+    for (int i = 0; i < 32; i++)
+        p.graph_seed[i] = (uint8_t)(i * 7 + 1);
+    return p;
+}
+
+/* ---- a whole round, driven through the state machines -------------------------- */
+
+enum { DROP_NONE = 0, DROP_ADVERT, DROP_SHARE, DROP_INPUT, DROP_UNMASK };
+
+typedef struct round_sim {
+    fedreci_secagg_params p;
+    uint32_t n;
+    uint64_t *ids;
+    uint8_t (*pks)[32];
+    uint8_t (*sks)[64];
+    fedreci_secagg_client **c;
+    fedreci_secagg_server *s;
+    float *x; /* n x (d - 1) */
+    uint32_t *w;
+    int *drop; /* DROP_* per client (index into ids) */
+} round_sim;
+
+static void sim_init(round_sim *r, const fedreci_secagg_params *p)
+{
+    memset(r, 0, sizeof *r);
+    r->p = *p;
+    r->n = p->n;
+    r->ids = calloc(p->n, sizeof *r->ids);
+    r->pks = calloc(p->n, sizeof *r->pks);
+    r->sks = calloc(p->n, sizeof *r->sks);
+    r->c = calloc(p->n, sizeof *r->c);
+    r->x = calloc((size_t)p->n * (p->d - 1), sizeof *r->x);
+    r->w = calloc(p->n, sizeof *r->w);
+    r->drop = calloc(p->n, sizeof *r->drop);
+    assert_non_null(r->drop);
+    /* distinct, unsorted ids */
+    for (uint32_t i = 0; i < p->n; i++)
+        r->ids[i] = 1000003ull * (p->n - i) + (rnd() % 1000);
+    for (uint32_t i = 0; i < p->n; i++) {
+        crypto_sign_keypair(r->pks[i], r->sks[i]);
+        uint8_t seed[32];
+        for (int b = 0; b < 32; b++)
+            seed[b] = (uint8_t)rnd();
+        assert_int_equal(fedreci_secagg_client_create(&r->c[i], p, r->ids[i], r->sks[i], seed),
+                         FEDREC_OK);
+        for (uint32_t j = 0; j + 1 < p->d; j++)
+            r->x[(size_t)i * (p->d - 1) + j] = (float)((rnd_unit() * 2 - 1) * p->clip * 1.2);
+        r->w[i] = p->max_weight ? rnd_below(p->max_weight + 1) : 0;
+    }
+    assert_int_equal(fedreci_secagg_server_create(&r->s, p, r->ids, (const uint8_t(*)[32])r->pks),
+                     FEDREC_OK);
+}
+
+static void sim_free(round_sim *r)
+{
+    for (uint32_t i = 0; i < r->n; i++)
+        fedreci_secagg_client_destroy(r->c[i]);
+    fedreci_secagg_server_destroy(r->s);
+    free(r->ids);
+    free(r->pks);
+    free(r->sks);
+    free(r->c);
+    free(r->x);
+    free(r->w);
+    free(r->drop);
+}
+
+static long index_of(const round_sim *r, uint64_t id)
+{
+    for (uint32_t i = 0; i < r->n; i++)
+        if (r->ids[i] == id)
+            return i;
+    return -1;
+}
+
+/* Stages 0 and 1: returns the server's result of close_advertise or
+ * close_share_keys (FEDREC_OK when stage 2 is open). roster/m out. */
+static fedrec_err sim_setup(round_sim *r, const fedreci_secagg_advert **roster, size_t *m)
+{
+    for (uint32_t i = 0; i < r->n; i++) {
+        fedreci_secagg_advert a;
+        assert_int_equal(fedreci_secagg_client_advertise(r->c[i], &a), FEDREC_OK);
+        if (r->drop[i] == DROP_ADVERT)
+            continue;
+        assert_int_equal(fedreci_secagg_server_add_advert(r->s, &a), FEDREC_OK);
+    }
+    fedrec_err e = fedreci_secagg_server_close_advertise(r->s, roster, m);
+    if (e)
+        return e;
+    for (uint32_t i = 0; i < r->n; i++) {
+        if (r->drop[i] == DROP_ADVERT)
+            continue;
+        const fedreci_secagg_ciphertext *cts;
+        size_t n_cts;
+        assert_int_equal(fedreci_secagg_client_share_keys(r->c[i], *roster, *m, &cts, &n_cts),
+                         FEDREC_OK);
+        if (r->drop[i] == DROP_SHARE)
+            continue;
+        assert_int_equal(fedreci_secagg_server_add_shares(r->s, r->ids[i], cts, n_cts), FEDREC_OK);
+    }
+    return fedreci_secagg_server_close_share_keys(r->s);
+}
+
+/* Stage 2 for one client; returns the client's result. */
+static fedrec_err sim_input(round_sim *r, uint32_t i)
+{
+    const fedreci_secagg_ciphertext *in;
+    size_t n_in;
+    assert_int_equal(fedreci_secagg_server_shares_for(r->s, r->ids[i], &in, &n_in), FEDREC_OK);
+    const uint32_t *y;
+    fedrec_err e = fedreci_secagg_client_masked_input(
+        r->c[i], in, n_in, r->x + (size_t)i * (r->p.d - 1), r->w[i], &y, NULL);
+    if (e)
+        return e;
+    assert_int_equal(fedreci_secagg_server_add_masked_input(r->s, r->ids[i], y, r->p.d), FEDREC_OK);
+    return FEDREC_OK;
+}
+
+/* Stage 3 for one client. */
+static void sim_unmask(round_sim *r, uint32_t i, const uint64_t *sv, size_t ns, const uint64_t *dr,
+                       size_t nd)
+{
+    const fedreci_secagg_reveal *rv;
+    size_t n_rv;
+    assert_int_equal(fedreci_secagg_client_unmask(r->c[i], sv, ns, dr, nd, &rv, &n_rv), FEDREC_OK);
+    assert_int_equal(fedreci_secagg_server_add_unmask(r->s, r->ids[i], rv, n_rv), FEDREC_OK);
+}
+
+/* ---- exactness under random dropouts ------------------------------------------ */
+
+static int cmp_u64(const void *a, const void *b)
+{
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+/* Runs one random round and checks the outcome against an independent
+ * prediction made from the public graph (fedreci_secagg_neighbors). */
+static int random_round(uint32_t n, uint32_t k, uint32_t t, uint32_t d, double pdrop[4])
+{
+    int outcome = 0; /* 0 exact sum, 1..4 aborted at close of stage 0..3 */
+    fedreci_secagg_params p = make_params(n, k, t, d);
+    p.round_id = rnd();
+    p.max_weight = 3;
+    round_sim r;
+    sim_init(&r, &p);
+    for (uint32_t i = 0; i < n; i++) {
+        double u = rnd_unit();
+        r.drop[i] = u < pdrop[0]                                    ? DROP_ADVERT
+                    : u < pdrop[0] + pdrop[1]                       ? DROP_SHARE
+                    : u < pdrop[0] + pdrop[1] + pdrop[2]            ? DROP_INPUT
+                    : u < pdrop[0] + pdrop[1] + pdrop[2] + pdrop[3] ? DROP_UNMASK
+                                                                    : DROP_NONE;
+    }
+    /* Prediction. Roster: the sorted ids of the advertisers. */
+    uint64_t *roster_ids = malloc(n * sizeof *roster_ids);
+    uint32_t m = 0;
+    for (uint32_t i = 0; i < n; i++)
+        if (r.drop[i] != DROP_ADVERT)
+            roster_ids[m++] = r.ids[i];
+    qsort(roster_ids, m, sizeof *roster_ids, cmp_u64);
+
+    const fedreci_secagg_advert *roster;
+    size_t m_out;
+    fedrec_err e = sim_setup(&r, &roster, &m_out);
+    uint32_t deg = 0;
+    uint32_t *nb = malloc((size_t)(m ? m : 1) * n * sizeof *nb);
+    if (m >= 2)
+        for (uint32_t u = 0; u < m; u++)
+            assert_int_equal(fedreci_secagg_neighbors(&p, m, u, nb + (size_t)u * n, n, &deg),
+                             FEDREC_OK);
+    if (m < t || m < 2 || deg < t) {
+        outcome = 1;
+        assert_int_equal(e, FEDREC_ERR_ABORTED);
+        assert_int_equal(fedreci_secagg_server_stage(r.s), FEDRECI_SECAGG_ABORTED);
+        goto done;
+    }
+    assert_int_equal(m_out, m);
+    /* status per roster member: 0 none, 1 shared, 2 input, 3 unmasked */
+    int *st = calloc(m, sizeof *st);
+    uint32_t senders = 0;
+    for (uint32_t u = 0; u < m; u++) {
+        int dr = r.drop[index_of(&r, roster_ids[u])];
+        st[u] = dr == DROP_SHARE ? 0 : 1;
+        senders += st[u] != 0;
+    }
+    if (senders < t) {
+        outcome = 2;
+        assert_int_equal(e, FEDREC_ERR_ABORTED);
+        free(st);
+        goto done;
+    }
+    assert_int_equal(e, FEDREC_OK);
+    /* Stage 2: a sender whose neighbours sent fewer than t bundles cannot
+     * mask (the client refuses) and counts as dropped. */
+    uint32_t *q_expect = calloc(d, sizeof *q_expect);
+    uint32_t inputs = 0;
+    for (uint32_t u = 0; u < m; u++) {
+        if (!st[u])
+            continue;
+        uint32_t i = (uint32_t)index_of(&r, roster_ids[u]);
+        uint32_t have = 0;
+        for (uint32_t j = 0; j < deg; j++)
+            have += st[nb[(size_t)u * n + j]] != 0;
+        if (r.drop[i] == DROP_INPUT)
+            continue;
+        fedrec_err ei = sim_input(&r, i);
+        if (have < t) {
+            assert_int_equal(ei, FEDREC_ERR_PROTOCOL);
+            continue;
+        }
+        assert_int_equal(ei, FEDREC_OK);
+        st[u] = 2;
+        inputs++;
+        const uint32_t *q = fedreci_secagg_client_quantized_input(r.c[i]);
+        assert_non_null(q);
+        for (uint32_t j = 0; j < d; j++)
+            q_expect[j] += q[j];
+        assert_int_equal(q[d - 1], r.w[i]);
+    }
+    int feasible = inputs >= t;
+    for (uint32_t u = 0; u < m && feasible; u++) {
+        if (!st[u])
+            continue;
+        uint32_t c = 0;
+        for (uint32_t j = 0; j < deg; j++)
+            c += st[nb[(size_t)u * n + j]] == 2;
+        feasible = c >= t;
+    }
+    const uint64_t *sv, *dr;
+    size_t ns, nd;
+    e = fedreci_secagg_server_close_masked_input(r.s, &sv, &ns, &dr, &nd);
+    if (!feasible) {
+        outcome = 3;
+        assert_int_equal(e, FEDREC_ERR_ABORTED);
+        goto done2;
+    }
+    assert_int_equal(e, FEDREC_OK);
+    assert_int_equal(ns, inputs);
+    for (uint32_t u = 0; u < m; u++) {
+        if (st[u] != 2)
+            continue;
+        uint32_t i = (uint32_t)index_of(&r, roster_ids[u]);
+        if (r.drop[i] == DROP_UNMASK)
+            continue;
+        sim_unmask(&r, i, sv, ns, dr, nd);
+        st[u] = 3;
+    }
+    feasible = 1;
+    for (uint32_t u = 0; u < m && feasible; u++) {
+        if (!st[u])
+            continue;
+        uint32_t c = 0;
+        for (uint32_t j = 0; j < deg; j++)
+            c += st[nb[(size_t)u * n + j]] == 3;
+        feasible = c >= t;
+    }
+    uint32_t *sum = calloc(d, sizeof *sum);
+    e = fedreci_secagg_server_finish(r.s, sum, d);
+    if (!feasible) {
+        outcome = 4;
+        assert_int_equal(e, FEDREC_ERR_ABORTED);
+        assert_int_equal(fedreci_secagg_server_stage(r.s), FEDRECI_SECAGG_ABORTED);
+    } else {
+        assert_int_equal(e, FEDREC_OK);
+        assert_memory_equal(sum, q_expect, (size_t)d * sizeof *sum);
+        assert_int_equal(fedreci_secagg_server_stage(r.s), FEDRECI_SECAGG_DONE);
+    }
+    free(sum);
+done2:
+    free(q_expect);
+    free(st);
+done:
+    free(nb);
+    free(roster_ids);
+    sim_free(&r);
+    return outcome;
+}
+
+static void test_exact_sum_no_dropout(void **state)
+{
+    (void)state;
+    double none[4] = {0, 0, 0, 0};
+    assert_int_equal(random_round(2, 1, 1, 5, none), 0);
+    assert_int_equal(random_round(3, 2, 2, 17, none), 0);
+    assert_int_equal(random_round(10, 9, 6, 300, none), 0);  /* classic SecAgg */
+    assert_int_equal(random_round(40, 8, 5, 33, none), 0);   /* SecAgg+ */
+    assert_int_equal(random_round(21, 5, 3, 4097, none), 0); /* odd k, odd m: k + 1 */
+    assert_int_equal(random_round(20, 5, 3, 70, none), 0);   /* odd k, even m: diameters */
+    assert_int_equal(random_round(300, 20, 11, 5, none), 0);
+}
+
+static void test_exact_sum_random_dropouts(void **state)
+{
+    (void)state;
+    int completed = 0, aborted = 0;
+    for (int trial = 0; trial < 40; trial++) {
+        uint32_t n = 2 + rnd_below(trial < 6 ? 299 : 80);
+        uint32_t kmax = n - 1;
+        if (n > 60 && kmax > 30)
+            kmax = 30;
+        uint32_t k = 1 + rnd_below(kmax);
+        uint32_t t = k / 2 + 1 + rnd_below(k - k / 2);
+        uint32_t d = n > 100 ? 2 + rnd_below(20) : 2 + rnd_below(400);
+        double pd[4];
+        double scale = rnd_unit() * 0.1;
+        for (int s = 0; s < 4; s++)
+            pd[s] = rnd_unit() * scale;
+        fedreci_secagg_params p = make_params(n, k, t, d);
+        assert_int_equal(fedreci_secagg_params_check(&p), FEDREC_OK);
+        int o = random_round(n, k, t, d, pd);
+        completed += o == 0;
+        aborted += o != 0;
+    }
+    /* The fixed seed exercises both outcomes. */
+    print_message("random rounds: %d exact, %d aborted\n", completed, aborted);
+    assert_true(completed >= 20);
+    assert_true(aborted >= 2);
+}
+
+/* Drop-at-each-stage cases with known outcomes. */
+static void test_dropout_each_stage(void **state)
+{
+    (void)state;
+    for (int stage = DROP_ADVERT; stage <= DROP_UNMASK; stage++) {
+        fedreci_secagg_params p = make_params(12, 11, 7, 9);
+        round_sim r;
+        sim_init(&r, &p);
+        r.drop[3] = stage;
+        r.drop[8] = stage;
+        const fedreci_secagg_advert *roster;
+        size_t m;
+        assert_int_equal(sim_setup(&r, &roster, &m), FEDREC_OK);
+        uint32_t expect[9] = {0};
+        for (uint32_t i = 0; i < r.n; i++) {
+            if (r.drop[i] == DROP_ADVERT || r.drop[i] == DROP_SHARE || r.drop[i] == DROP_INPUT)
+                continue;
+            assert_int_equal(sim_input(&r, i), FEDREC_OK);
+            const uint32_t *q = fedreci_secagg_client_quantized_input(r.c[i]);
+            for (int j = 0; j < 9; j++)
+                expect[j] += q[j];
+        }
+        const uint64_t *sv, *dr;
+        size_t ns, nd;
+        assert_int_equal(fedreci_secagg_server_close_masked_input(r.s, &sv, &ns, &dr, &nd),
+                         FEDREC_OK);
+        assert_int_equal(ns, stage <= DROP_INPUT ? 10 : 12);
+        assert_int_equal(nd, stage == DROP_INPUT ? 2 : 0);
+        for (uint32_t i = 0; i < r.n; i++)
+            if (r.drop[i] == DROP_NONE)
+                sim_unmask(&r, i, sv, ns, dr, nd);
+        uint32_t sum[9];
+        assert_int_equal(fedreci_secagg_server_finish(r.s, sum, 9), FEDREC_OK);
+        assert_memory_equal(sum, expect, sizeof sum);
+        sim_free(&r);
+    }
+}
+
+/* Too many dropouts: every stage aborts cleanly with FEDREC_ERR_ABORTED. */
+static void test_abort_below_threshold(void **state)
+{
+    (void)state;
+    for (int stage = DROP_ADVERT; stage <= DROP_UNMASK; stage++) {
+        fedreci_secagg_params p = make_params(8, 7, 5, 4);
+        round_sim r;
+        sim_init(&r, &p);
+        for (int i = 0; i < 4; i++)
+            r.drop[i] = stage; /* 4 of 8 left < t = 5 */
+        const fedreci_secagg_advert *roster;
+        size_t m;
+        fedrec_err e = sim_setup(&r, &roster, &m);
+        if (stage <= DROP_SHARE) {
+            assert_int_equal(e, FEDREC_ERR_ABORTED);
+            assert_int_equal(fedreci_secagg_server_stage(r.s), FEDRECI_SECAGG_ABORTED);
+            sim_free(&r);
+            continue;
+        }
+        assert_int_equal(e, FEDREC_OK);
+        for (uint32_t i = 0; i < r.n; i++)
+            if (r.drop[i] != DROP_INPUT)
+                assert_int_equal(sim_input(&r, i), FEDREC_OK);
+        const uint64_t *sv, *dr;
+        size_t ns, nd;
+        e = fedreci_secagg_server_close_masked_input(r.s, &sv, &ns, &dr, &nd);
+        if (stage == DROP_INPUT) {
+            assert_int_equal(e, FEDREC_ERR_ABORTED);
+            sim_free(&r);
+            continue;
+        }
+        assert_int_equal(e, FEDREC_OK);
+        for (uint32_t i = 0; i < r.n; i++)
+            if (r.drop[i] == DROP_NONE)
+                sim_unmask(&r, i, sv, ns, dr, nd);
+        uint32_t sum[4] = {1, 2, 3, 4};
+        assert_int_equal(fedreci_secagg_server_finish(r.s, sum, 4), FEDREC_ERR_ABORTED);
+        assert_int_equal(sum[0], 1); /* out-param untouched */
+        assert_int_equal(fedreci_secagg_server_stage(r.s), FEDRECI_SECAGG_ABORTED);
+        sim_free(&r);
+    }
+}
+
+/* ---- the client never reveals both shares of one neighbour ---------------------- */
+
+static void test_never_both_shares(void **state)
+{
+    (void)state;
+    fedreci_secagg_params p = make_params(6, 5, 3, 3);
+    round_sim r;
+    sim_init(&r, &p);
+    const fedreci_secagg_advert *roster;
+    size_t m;
+    assert_int_equal(sim_setup(&r, &roster, &m), FEDREC_OK);
+    for (uint32_t i = 0; i < r.n; i++)
+        if (i != 2)
+            assert_int_equal(sim_input(&r, i), FEDREC_OK);
+    const uint64_t *sv, *dr;
+    size_t ns, nd;
+    assert_int_equal(fedreci_secagg_server_close_masked_input(r.s, &sv, &ns, &dr, &nd), FEDREC_OK);
+    assert_int_equal(nd, 1);
+    assert_true(dr[0] == r.ids[2]);
+    uint32_t asker = 0;
+    fedreci_secagg_client *c = r.c[asker];
+
+    /* Malformed requests reveal nothing and leave the client ready. */
+    const fedreci_secagg_reveal *rv;
+    size_t n_rv;
+    uint64_t both[6];
+    memcpy(both, sv, ns * sizeof *sv);
+    assert_int_equal(fedreci_secagg_client_unmask(c, sv, ns, sv, 1, &rv, &n_rv),
+                     FEDREC_ERR_PROTOCOL); /* one id in both lists */
+    assert_int_equal(fedreci_secagg_client_unmask(c, sv, 2, dr, nd, &rv, &n_rv),
+                     FEDREC_ERR_PROTOCOL); /* fewer than t survivors */
+    uint64_t others[5];
+    size_t no = 0;
+    for (size_t i = 0; i < ns; i++)
+        if (sv[i] != r.ids[asker])
+            others[no++] = sv[i];
+    assert_int_equal(fedreci_secagg_client_unmask(c, others, no, dr, nd, &rv, &n_rv),
+                     FEDREC_ERR_PROTOCOL); /* the asked client is not a survivor */
+    assert_int_equal(fedreci_secagg_client_stage(c), FEDRECI_SECAGG_UNMASK);
+
+    /* The honest request: b shares for survivors, the s^SK share for the dropped. */
+    assert_int_equal(fedreci_secagg_client_unmask(c, sv, ns, dr, nd, &rv, &n_rv), FEDREC_OK);
+    assert_int_equal(n_rv, 5);
+    fedreci_secagg_reveal first[5];
+    memcpy(first, rv, sizeof first);
+    for (size_t i = 0; i < n_rv; i++) {
+        int is_dropped = rv[i].about == r.ids[2];
+        assert_int_equal(rv[i].kind, is_dropped ? FEDRECI_SECAGG_SHARE_SK : FEDRECI_SECAGG_SHARE_B);
+        for (size_t j = 0; j < i; j++)
+            assert_true(rv[j].about != rv[i].about);
+    }
+    /* An identical repeat: the same answer. */
+    assert_int_equal(fedreci_secagg_client_unmask(c, sv, ns, dr, nd, &rv, &n_rv), FEDREC_OK);
+    assert_int_equal(n_rv, 5);
+    assert_memory_equal(rv, first, sizeof first);
+    /* A different request (claiming client 2 survived, or another dropped)
+     * would reveal a second share of some neighbour: refused. */
+    uint64_t all[6];
+    memcpy(all, r.ids, sizeof all);
+    qsort(all, 6, sizeof *all, cmp_u64);
+    assert_int_equal(fedreci_secagg_client_unmask(c, all, 6, NULL, 0, &rv, &n_rv),
+                     FEDREC_ERR_PROTOCOL);
+    uint64_t other = 0, sv2[4], dr2[2];
+    size_t n2 = 0, d2 = 0;
+    for (size_t i = 0; i < 6 && !other; i++)
+        if (all[i] != r.ids[asker] && all[i] != r.ids[2])
+            other = all[i];
+    for (size_t i = 0; i < 6; i++) {
+        if (all[i] == r.ids[2] || all[i] == other)
+            dr2[d2++] = all[i];
+        else
+            sv2[n2++] = all[i];
+    }
+    assert_int_equal(fedreci_secagg_client_unmask(c, sv2, n2, dr2, d2, &rv, &n_rv),
+                     FEDREC_ERR_PROTOCOL);
+    /* The server refuses reveals of the wrong kind. */
+    fedreci_secagg_reveal wrong = first[0];
+    wrong.kind =
+        wrong.kind == FEDRECI_SECAGG_SHARE_B ? FEDRECI_SECAGG_SHARE_SK : FEDRECI_SECAGG_SHARE_B;
+    assert_int_equal(fedreci_secagg_server_add_unmask(r.s, r.ids[asker], &wrong, 1),
+                     FEDREC_ERR_PROTOCOL);
+    /* The round still completes exactly. */
+    uint32_t expect[3] = {0};
+    for (uint32_t i = 0; i < r.n; i++) {
+        if (i == 2)
+            continue;
+        const uint32_t *q = fedreci_secagg_client_quantized_input(r.c[i]);
+        for (int j = 0; j < 3; j++)
+            expect[j] += q[j];
+        sim_unmask(&r, i, sv, ns, dr, nd);
+    }
+    uint32_t sum[3];
+    assert_int_equal(fedreci_secagg_server_finish(r.s, sum, 3), FEDREC_OK);
+    assert_memory_equal(sum, expect, sizeof sum);
+    sim_free(&r);
+}
+
+/* ---- out-of-order, replayed and wrong-round messages --------------------------- */
+
+static void test_refusals_leave_state_unchanged(void **state)
+{
+    (void)state;
+    fedreci_secagg_params p = make_params(5, 4, 3, 6);
+    round_sim r;
+    sim_init(&r, &p);
+    fedreci_secagg_server *s = r.s;
+    const fedreci_secagg_ciphertext *cts;
+    size_t n_cts;
+    const uint32_t *y;
+    uint32_t zeros[6] = {0};
+    float x[5] = {0};
+
+    /* Out of order, client side. */
+    assert_int_equal(fedreci_secagg_client_share_keys(r.c[0], NULL, 0, &cts, &n_cts),
+                     FEDREC_ERR_INVALID);
+    fedreci_secagg_advert dummy[2];
+    memset(dummy, 0, sizeof dummy);
+    assert_int_equal(fedreci_secagg_client_share_keys(r.c[0], dummy, 2, &cts, &n_cts),
+                     FEDREC_ERR_STAGE);
+    assert_int_equal(fedreci_secagg_client_masked_input(r.c[0], NULL, 0, x, 0, &y, NULL),
+                     FEDREC_ERR_STAGE);
+    /* Out of order, server side. */
+    assert_int_equal(fedreci_secagg_server_add_shares(s, r.ids[0], NULL, 0), FEDREC_ERR_STAGE);
+    assert_int_equal(fedreci_secagg_server_add_masked_input(s, r.ids[0], zeros, 6),
+                     FEDREC_ERR_STAGE);
+    assert_int_equal(fedreci_secagg_server_close_share_keys(s), FEDREC_ERR_STAGE);
+
+    /* Adverts: a wrong-round one, a forged one and a replay are refused. */
+    fedreci_secagg_params other = p;
+    other.round_id = p.round_id + 1;
+    fedreci_secagg_client *stranger;
+    assert_int_equal(fedreci_secagg_client_create(&stranger, &other, r.ids[0], r.sks[0], NULL),
+                     FEDREC_OK);
+    fedreci_secagg_advert a_other;
+    assert_int_equal(fedreci_secagg_client_advertise(stranger, &a_other), FEDREC_OK);
+    assert_int_equal(fedreci_secagg_server_add_advert(s, &a_other), FEDREC_ERR_SIGNATURE);
+    fedreci_secagg_client_destroy(stranger);
+    fedreci_secagg_advert adv[5];
+    for (int i = 0; i < 5; i++)
+        assert_int_equal(fedreci_secagg_client_advertise(r.c[i], &adv[i]), FEDREC_OK);
+    assert_int_equal(fedreci_secagg_client_advertise(r.c[0], &adv[0]), FEDREC_ERR_STAGE);
+    fedreci_secagg_advert forged = adv[1];
+    forged.s_pk[0] ^= 1;
+    assert_int_equal(fedreci_secagg_server_add_advert(s, &forged), FEDREC_ERR_SIGNATURE);
+    fedreci_secagg_advert unknown = adv[1];
+    unknown.client_id = 424242;
+    assert_int_equal(fedreci_secagg_server_add_advert(s, &unknown), FEDREC_ERR_PROTOCOL);
+    for (int i = 0; i < 5; i++)
+        assert_int_equal(fedreci_secagg_server_add_advert(s, &adv[i]), FEDREC_OK);
+    assert_int_equal(fedreci_secagg_server_add_advert(s, &adv[2]), FEDREC_ERR_DUPLICATE);
+    const fedreci_secagg_advert *roster;
+    size_t m;
+    assert_int_equal(fedreci_secagg_server_close_advertise(s, &roster, &m), FEDREC_OK);
+    assert_int_equal(m, 5);
+    assert_int_equal(fedreci_secagg_server_add_advert(s, &adv[2]), FEDREC_ERR_STAGE);
+
+    /* A roster with a bad neighbour signature is refused, and the client
+     * still accepts the genuine roster afterwards. */
+    fedreci_secagg_advert bad[5];
+    memcpy(bad, roster, sizeof bad);
+    for (int i = 0; i < 5; i++)
+        if (bad[i].client_id != r.ids[0])
+            bad[i].sig[5] ^= 0x10;
+    assert_int_equal(fedreci_secagg_client_share_keys(r.c[0], bad, 5, &cts, &n_cts),
+                     FEDREC_ERR_SIGNATURE);
+    assert_int_equal(fedreci_secagg_client_stage(r.c[0]), FEDRECI_SECAGG_SHARE_KEYS);
+    for (int i = 0; i < 5; i++) {
+        assert_int_equal(fedreci_secagg_client_share_keys(r.c[i], roster, m, &cts, &n_cts),
+                         FEDREC_OK);
+        if (i == 1) {
+            /* a bundle claiming another sender */
+            fedreci_secagg_ciphertext twisted[4];
+            memcpy(twisted, cts, sizeof twisted);
+            twisted[0].from = r.ids[0];
+            assert_int_equal(fedreci_secagg_server_add_shares(s, r.ids[1], twisted, 4),
+                             FEDREC_ERR_PROTOCOL);
+        }
+        assert_int_equal(fedreci_secagg_server_add_shares(s, r.ids[i], cts, n_cts), FEDREC_OK);
+        assert_int_equal(fedreci_secagg_server_add_shares(s, r.ids[i], cts, n_cts),
+                         FEDREC_ERR_DUPLICATE);
+    }
+    assert_int_equal(fedreci_secagg_server_add_masked_input(s, r.ids[0], zeros, 6),
+                     FEDREC_ERR_STAGE);
+    assert_int_equal(fedreci_secagg_server_close_share_keys(s), FEDREC_OK);
+
+    /* Stage 2: tampered, misaddressed and wrong-round bundles are refused. */
+    const fedreci_secagg_ciphertext *in;
+    size_t n_in;
+    assert_int_equal(fedreci_secagg_server_shares_for(s, r.ids[0], &in, &n_in), FEDREC_OK);
+    assert_int_equal(n_in, 4);
+    fedreci_secagg_ciphertext copy[4];
+    uint8_t bytes[4][FEDRECI_SHARE_CT_BYTES];
+    for (int i = 0; i < 4; i++) {
+        copy[i] = in[i];
+        memcpy(bytes[i], in[i].bytes, FEDRECI_SHARE_CT_BYTES);
+        copy[i].bytes = bytes[i];
+    }
+    bytes[2][40] ^= 1;
+    float x0[5] = {1, 2, 3, -1, 0.5f};
+    assert_int_equal(fedreci_secagg_client_masked_input(r.c[0], copy, 4, x0, 1, &y, NULL),
+                     FEDREC_ERR_CRYPTO);
+    bytes[2][40] ^= 1;
+    copy[1].to = r.ids[3];
+    assert_int_equal(fedreci_secagg_client_masked_input(r.c[0], copy, 4, x0, 1, &y, NULL),
+                     FEDREC_ERR_PROTOCOL);
+    copy[1].to = r.ids[0];
+    copy[3] = copy[2]; /* replayed bundle */
+    assert_int_equal(fedreci_secagg_client_masked_input(r.c[0], copy, 4, x0, 1, &y, NULL),
+                     FEDREC_ERR_DUPLICATE);
+    /* A bundle from the same sender in another round fails authentication. */
+    {
+        round_sim r2;
+        fedreci_secagg_params p2 = p;
+        p2.round_id = p.round_id + 1;
+        sim_init(&r2, &p2);
+        memcpy(r2.ids, r.ids, 5 * sizeof *r.ids);
+        /* rebuild r2 with r's ids so the AD names the same sender/receiver */
+        for (int i = 0; i < 5; i++) {
+            fedreci_secagg_client_destroy(r2.c[i]);
+            assert_int_equal(fedreci_secagg_client_create(&r2.c[i], &p2, r.ids[i], r2.sks[i], NULL),
+                             FEDREC_OK);
+        }
+        fedreci_secagg_server_destroy(r2.s);
+        assert_int_equal(
+            fedreci_secagg_server_create(&r2.s, &p2, r2.ids, (const uint8_t(*)[32])r2.pks),
+            FEDREC_OK);
+        const fedreci_secagg_advert *ro2;
+        size_t m2;
+        assert_int_equal(sim_setup(&r2, &ro2, &m2), FEDREC_OK);
+        const fedreci_secagg_ciphertext *in2;
+        size_t n2;
+        assert_int_equal(fedreci_secagg_server_shares_for(r2.s, r.ids[0], &in2, &n2), FEDREC_OK);
+        fedreci_secagg_ciphertext mix[4];
+        memcpy(mix, copy, sizeof mix);
+        memcpy(&mix[3], &copy[2], sizeof mix[3]);
+        for (size_t i = 0; i < n2; i++)
+            if (in2[i].from == in[3].from)
+                mix[3] = in2[i];
+        assert_int_equal(mix[3].from, in[3].from);
+        assert_int_equal(fedreci_secagg_client_masked_input(r.c[0], mix, 4, x0, 1, &y, NULL),
+                         FEDREC_ERR_CRYPTO);
+        sim_free(&r2);
+    }
+    float xnan[5] = {1, NAN, 0, 0, 0};
+    assert_int_equal(fedreci_secagg_client_masked_input(r.c[0], in, 4, xnan, 1, &y, NULL),
+                     FEDREC_ERR_INVALID);
+    assert_int_equal(fedreci_secagg_client_masked_input(r.c[0], in, 4, x0, 2, &y, NULL),
+                     FEDREC_ERR_INVALID); /* weight above max_weight */
+    assert_int_equal(fedreci_secagg_client_stage(r.c[0]), FEDRECI_SECAGG_MASKED_INPUT);
+
+    /* Now everyone masks; replays and wrong lengths are refused. */
+    for (uint32_t i = 0; i < 5; i++) {
+        memcpy(r.x + (size_t)i * 5, x0, sizeof x0);
+        r.w[i] = 1;
+        assert_int_equal(sim_input(&r, i), FEDREC_OK);
+    }
+    assert_int_equal(fedreci_secagg_client_masked_input(r.c[0], in, 4, x0, 1, &y, NULL),
+                     FEDREC_ERR_STAGE);
+    assert_int_equal(fedreci_secagg_server_add_masked_input(s, r.ids[1], zeros, 6),
+                     FEDREC_ERR_DUPLICATE);
+    assert_int_equal(fedreci_secagg_server_add_masked_input(s, 99, zeros, 6), FEDREC_ERR_PROTOCOL);
+    const uint64_t *sv, *dr;
+    size_t ns, nd;
+    assert_int_equal(fedreci_secagg_server_close_masked_input(s, &sv, &ns, &dr, &nd), FEDREC_OK);
+    assert_int_equal(fedreci_secagg_server_add_masked_input(s, r.ids[1], zeros, 6),
+                     FEDREC_ERR_STAGE);
+    uint32_t sum[6];
+    for (uint32_t i = 0; i < 5; i++) {
+        const fedreci_secagg_reveal *rv;
+        size_t nrv;
+        assert_int_equal(fedreci_secagg_client_unmask(r.c[i], sv, ns, dr, nd, &rv, &nrv),
+                         FEDREC_OK);
+        assert_int_equal(fedreci_secagg_server_add_unmask(s, r.ids[i], rv, nrv), FEDREC_OK);
+        assert_int_equal(fedreci_secagg_server_add_unmask(s, r.ids[i], rv, nrv),
+                         FEDREC_ERR_DUPLICATE);
+    }
+    assert_int_equal(fedreci_secagg_server_finish(s, sum, 6), FEDREC_OK);
+    /* Every client sent the same x0 and weight 1: the sum is 5 * q(x0). */
+    float out[5];
+    uint32_t tw;
+    fedreci_secagg_dequantize(&p, sum, out, &tw);
+    assert_int_equal(tw, 5);
+    for (int j = 0; j < 5; j++)
+        assert_true(fabs(out[j] - 5 * x0[j]) <= 5.0 / p.scale + 1e-6);
+    assert_int_equal(fedreci_secagg_server_finish(s, sum, 6), FEDREC_ERR_STAGE);
+    sim_free(&r);
+}
+
+/* ---- parameters --------------------------------------------------------------- */
+
+static void test_params_rejected(void **state)
+{
+    (void)state;
+    fedreci_secagg_params p = make_params(10, 6, 4, 8);
+    assert_int_equal(fedreci_secagg_params_check(&p), FEDREC_OK);
+    double bad_clip[] = {0.0, -1.0, NAN, INFINITY, -INFINITY};
+    for (size_t i = 0; i < sizeof bad_clip / sizeof *bad_clip; i++) {
+        fedreci_secagg_params q = p;
+        q.clip = bad_clip[i];
+        assert_int_equal(fedreci_secagg_params_check(&q), FEDREC_ERR_INVALID);
+        assert_non_null(strstr(fedrec_errmsg(), "clip"));
+        q = p;
+        q.scale = bad_clip[i];
+        assert_int_equal(fedreci_secagg_params_check(&q), FEDREC_ERR_INVALID);
+    }
+    uint32_t bad_t[] = {0, 1, 2, 3, 7, 100};
+    for (size_t i = 0; i < sizeof bad_t / sizeof *bad_t; i++) {
+        fedreci_secagg_params q = p;
+        q.t = bad_t[i];
+        assert_int_equal(fedreci_secagg_params_check(&q), FEDREC_ERR_INVALID);
+        assert_non_null(strstr(fedrec_errmsg(), "threshold"));
+    }
+    fedreci_secagg_params q = p;
+    q.k = 10; /* > n - 1 */
+    q.t = 6;
+    assert_int_equal(fedreci_secagg_params_check(&q), FEDREC_ERR_INVALID);
+    q = p;
+    q.n = 1;
+    assert_int_equal(fedreci_secagg_params_check(&q), FEDREC_ERR_INVALID);
+    q = p;
+    q.d = 1;
+    assert_int_equal(fedreci_secagg_params_check(&q), FEDREC_ERR_INVALID);
+    /* Overflow budget: n * ceil(clip * scale) must stay below 2^31. */
+    q = p;
+    q.n = 4;
+    q.k = 3;
+    q.t = 2;
+    q.clip = 1.0;
+    q.scale = 536870912.0; /* 2^29: 4 * 2^29 = 2^31 */
+    assert_int_equal(fedreci_secagg_params_check(&q), FEDREC_ERR_RANGE);
+    assert_non_null(strstr(fedrec_errmsg(), "overflow budget"));
+    q.scale = 536870911.0;
+    assert_int_equal(fedreci_secagg_params_check(&q), FEDREC_OK);
+    q.scale = 536870910.5; /* ceil() keeps the rounded-up extreme in budget */
+    assert_int_equal(fedreci_secagg_params_check(&q), FEDREC_OK);
+    q.scale = 536870911.25;
+    assert_int_equal(fedreci_secagg_params_check(&q), FEDREC_ERR_RANGE);
+    q = p;
+    q.max_weight = 1u << 30; /* 10 * 2^30 >= 2^31 */
+    assert_int_equal(fedreci_secagg_params_check(&q), FEDREC_ERR_RANGE);
+    /* The state machines refuse bad parameters too. */
+    q = p;
+    q.clip = NAN;
+    fedreci_secagg_client *c = NULL;
+    uint8_t pk[32], sk[64];
+    crypto_sign_keypair(pk, sk);
+    assert_int_equal(fedreci_secagg_client_create(&c, &q, 1, sk, NULL), FEDREC_ERR_INVALID);
+    assert_null(c);
+    /* Duplicate ids in the cohort. */
+    uint64_t ids[10] = {1, 2, 3, 4, 5, 6, 7, 8, 9, 3};
+    uint8_t pks[10][32];
+    memset(pks, 0, sizeof pks);
+    fedreci_secagg_server *s = NULL;
+    assert_int_equal(fedreci_secagg_server_create(&s, &p, ids, (const uint8_t(*)[32])pks),
+                     FEDREC_ERR_INVALID);
+    assert_null(s);
+    assert_non_null(strstr(fedrec_errmsg(), "twice"));
+    fedreci_secagg_client_destroy(NULL);
+    fedreci_secagg_server_destroy(NULL);
+}
+
+/* Four clients each at the edge of the budget still sum exactly. */
+static void test_budget_edge_sums_exactly(void **state)
+{
+    (void)state;
+    fedreci_secagg_params p = make_params(4, 3, 2, 4);
+    p.clip = 1.0;
+    p.scale = 536870911.0; /* 4 * (2^29 - 1) = 2^31 - 4 */
+    p.max_weight = 536870911u;
+    assert_int_equal(fedreci_secagg_params_check(&p), FEDREC_OK);
+    round_sim r;
+    sim_init(&r, &p);
+    for (uint32_t i = 0; i < 4; i++) {
+        float *x = r.x + (size_t)i * 3;
+        x[0] = 1.0f;  /* +max */
+        x[1] = -1.0f; /* -max */
+        x[2] = 50.0f; /* clipped to +max */
+        r.w[i] = p.max_weight;
+    }
+    const fedreci_secagg_advert *roster;
+    size_t m;
+    assert_int_equal(sim_setup(&r, &roster, &m), FEDREC_OK);
+    for (uint32_t i = 0; i < 4; i++)
+        assert_int_equal(sim_input(&r, i), FEDREC_OK);
+    const uint64_t *sv, *dr;
+    size_t ns, nd;
+    assert_int_equal(fedreci_secagg_server_close_masked_input(r.s, &sv, &ns, &dr, &nd), FEDREC_OK);
+    for (uint32_t i = 0; i < 4; i++)
+        sim_unmask(&r, i, sv, ns, dr, nd);
+    uint32_t sum[4];
+    assert_int_equal(fedreci_secagg_server_finish(r.s, sum, 4), FEDREC_OK);
+    assert_int_equal(sum[0], 2147483644u);               /* 2^31 - 4 */
+    assert_int_equal(sum[1], (uint32_t)(-2147483644LL)); /* -(2^31 - 4) */
+    assert_int_equal(sum[2], 2147483644u);
+    assert_int_equal(sum[3], 2147483644u); /* weights */
+    float out[3];
+    uint32_t tw;
+    fedreci_secagg_dequantize(&p, sum, out, &tw);
+    assert_true(fabsf(out[0] - 4.0f) < 1e-6f);
+    assert_true(fabsf(out[1] + 4.0f) < 1e-6f);
+    assert_int_equal(tw, 2147483644u);
+    sim_free(&r);
+}
+
+/* ---- quantization ------------------------------------------------------------- */
+
+static void test_clip_counts(void **state)
+{
+    (void)state;
+    /* One client, inputs 10 and 20 with clip 8: 8 + 8 = 16, two clipped. */
+    fedreci_secagg_params p = make_params(2, 1, 1, 3);
+    p.clip = 8.0;
+    p.scale = 1.0;
+    float x[2] = {10.0f, 20.0f};
+    uint32_t q[3];
+    uint8_t key[32] = {1};
+    fedreci_secagg_quant_stats st;
+    assert_int_equal(fedreci_secagg_quantize(&p, x, 1, key, q, &st), FEDREC_OK);
+    assert_int_equal(q[0], 8);
+    assert_int_equal(q[1], 8);
+    assert_int_equal(q[0] + q[1], 16);
+    assert_int_equal(q[2], 1);
+    assert_int_equal(st.clipped, 2);
+    assert_true(st.max_abs == 20.0f);
+    float y[2] = {-10.0f, -INFINITY};
+    assert_int_equal(fedreci_secagg_quantize(&p, y, 0, key, q, &st), FEDREC_OK);
+    assert_int_equal((int32_t)q[0], -8);
+    assert_int_equal((int32_t)q[1], -8);
+    assert_int_equal(st.clipped, 2);
+
+    /* Through a round: two clients send 10 and 20 with clip 8, the
+     * coordinator reads 16, and each reports one clipped value. */
+    p = make_params(2, 1, 1, 2);
+    p.clip = 8.0;
+    p.scale = 1.0;
+    round_sim r;
+    sim_init(&r, &p);
+    r.x[0] = 10.0f;
+    r.x[1] = 20.0f;
+    const fedreci_secagg_advert *roster;
+    size_t m;
+    assert_int_equal(sim_setup(&r, &roster, &m), FEDREC_OK);
+    uint32_t clipped = 0;
+    for (uint32_t i = 0; i < 2; i++) {
+        const fedreci_secagg_ciphertext *in;
+        size_t n_in;
+        const uint32_t *y2;
+        assert_int_equal(fedreci_secagg_server_shares_for(r.s, r.ids[i], &in, &n_in), FEDREC_OK);
+        assert_int_equal(fedreci_secagg_client_masked_input(r.c[i], in, n_in, &r.x[i], 1, &y2, &st),
+                         FEDREC_OK);
+        clipped += st.clipped;
+        assert_int_equal(fedreci_secagg_server_add_masked_input(r.s, r.ids[i], y2, 2), FEDREC_OK);
+    }
+    assert_int_equal(clipped, 2);
+    const uint64_t *sv, *dr;
+    size_t ns, nd;
+    assert_int_equal(fedreci_secagg_server_close_masked_input(r.s, &sv, &ns, &dr, &nd), FEDREC_OK);
+    for (uint32_t i = 0; i < 2; i++)
+        sim_unmask(&r, i, sv, ns, dr, nd);
+    uint32_t sum[2];
+    assert_int_equal(fedreci_secagg_server_finish(r.s, sum, 2), FEDREC_OK);
+    float out[1];
+    uint32_t tw;
+    fedreci_secagg_dequantize(&p, sum, out, &tw);
+    assert_true(out[0] == 16.0f);
+    assert_int_equal(tw, 2);
+    sim_free(&r);
+}
+
+static void test_stochastic_rounding_unbiased(void **state)
+{
+    (void)state;
+    /* 0.3 at scale 1 rounds to 0 or 1; the mean over many entries is 0.3
+     * (standard error 0.0014 at 100,000 entries: 0.01 is 7 sigma). */
+    enum { N = 100000 };
+    fedreci_secagg_params p = make_params(2, 1, 1, N + 1);
+    p.clip = 10;
+    p.scale = 1;
+    float *x = malloc(N * sizeof *x);
+    uint32_t *q = malloc((N + 1) * sizeof *q);
+    for (int i = 0; i < N; i++)
+        x[i] = (i % 2) ? 0.3f : -2.75f;
+    uint8_t key[32] = {9, 9, 9};
+    assert_int_equal(fedreci_secagg_quantize(&p, x, 0, key, q, NULL), FEDREC_OK);
+    double s_pos = 0, s_neg = 0;
+    for (int i = 0; i < N; i++) {
+        int32_t v = (int32_t)q[i];
+        if (i % 2) {
+            assert_true(v == 0 || v == 1);
+            s_pos += v;
+        } else {
+            assert_true(v == -3 || v == -2);
+            s_neg += v;
+        }
+    }
+    assert_true(fabs(s_pos / (N / 2) - 0.3) < 0.01);
+    assert_true(fabs(s_neg / (N / 2) + 2.75) < 0.01);
+    /* Exactly representable values are never perturbed. */
+    x[0] = 2.0f;
+    x[1] = -1.5f;
+    p.scale = 2;
+    assert_int_equal(fedreci_secagg_quantize(&p, x, 0, key, q, NULL), FEDREC_OK);
+    assert_int_equal((int32_t)q[0], 4);
+    assert_int_equal((int32_t)q[1], -3);
+    free(x);
+    free(q);
+}
+
+/* A round whose weights are all zero: the caller sees total weight 0 and
+ * finite values (it skips the update; nothing divides by the weight here). */
+static void test_all_zero_weights(void **state)
+{
+    (void)state;
+    fedreci_secagg_params p = make_params(3, 2, 2, 4);
+    round_sim r;
+    sim_init(&r, &p);
+    for (int i = 0; i < 3; i++)
+        r.w[i] = 0;
+    const fedreci_secagg_advert *roster;
+    size_t m;
+    assert_int_equal(sim_setup(&r, &roster, &m), FEDREC_OK);
+    for (uint32_t i = 0; i < 3; i++)
+        assert_int_equal(sim_input(&r, i), FEDREC_OK);
+    const uint64_t *sv, *dr;
+    size_t ns, nd;
+    assert_int_equal(fedreci_secagg_server_close_masked_input(r.s, &sv, &ns, &dr, &nd), FEDREC_OK);
+    for (uint32_t i = 0; i < 3; i++)
+        sim_unmask(&r, i, sv, ns, dr, nd);
+    uint32_t sum[4];
+    assert_int_equal(fedreci_secagg_server_finish(r.s, sum, 4), FEDREC_OK);
+    float out[3];
+    uint32_t tw = 77;
+    fedreci_secagg_dequantize(&p, sum, out, &tw);
+    assert_int_equal(tw, 0);
+    for (int j = 0; j < 3; j++)
+        assert_true(isfinite(out[j]));
+    sim_free(&r);
+}
+
+/* ---- mask generator --------------------------------------------------------------- */
+
+static size_t hex_decode(const char *hex, uint8_t *out, size_t cap)
+{
+    size_t n = 0;
+    while (hex[0] && hex[1] && n < cap) {
+        unsigned v;
+        assert_int_equal(sscanf(hex, "%2x", &v), 1);
+        out[n++] = (uint8_t)v;
+        hex += 2;
+    }
+    return n;
+}
+
+/* Reads "name = hex" from the vector file. */
+static size_t vector(const char *name, uint8_t *out, size_t cap)
+{
+    FILE *f = fopen(FEDREC_VECTORS_DIR "/chacha20_rfc8439.txt", "r");
+    assert_non_null(f);
+    char line[1024];
+    size_t n = 0;
+    int found = 0;
+    while (fgets(line, sizeof line, f)) {
+        size_t l = strlen(name);
+        if (!strncmp(line, name, l) && !strncmp(line + l, " = ", 3)) {
+            line[strcspn(line, "\r\n")] = 0;
+            n = hex_decode(line + l + 3, out, cap);
+            found = 1;
+        }
+    }
+    fclose(f);
+    assert_true(found);
+    return n;
+}
+
+/* The RFC nonce bytes as (round, purpose): nonce = LE32(purpose) || LE64(round). */
+static void nonce_to_round(const uint8_t nonce[12], uint64_t *round, uint32_t *purpose)
+{
+    *purpose = 0;
+    *round = 0;
+    for (int i = 0; i < 4; i++)
+        *purpose |= (uint32_t)nonce[i] << (8 * i);
+    for (int i = 0; i < 8; i++)
+        *round |= (uint64_t)nonce[4 + i] << (8 * i);
+}
+
+static void words_to_bytes(const uint32_t *w, size_t n, uint8_t *out)
+{
+    for (size_t i = 0; i < n; i++)
+        for (int b = 0; b < 4; b++)
+            out[4 * i + b] = (uint8_t)(w[i] >> (8 * b));
+}
+
+static void test_prg_rfc8439_vectors(void **state)
+{
+    (void)state;
+    uint8_t key[32], nonce[12], ctr[4], expect[256], got[256];
+    /* 2.3.2: the serialized block at counter 1 = mask words 16..31 of a mask
+     * generated from counter 0 with the nonce the (round, purpose) gives. */
+    assert_int_equal(vector("block.key", key, 32), 32);
+    assert_int_equal(vector("block.nonce", nonce, 12), 12);
+    assert_int_equal(vector("block.counter", ctr, 4), 1);
+    assert_int_equal(ctr[0], 1);
+    assert_int_equal(vector("block.keystream", expect, 64), 64);
+    uint64_t round;
+    uint32_t purpose;
+    nonce_to_round(nonce, &round, &purpose);
+    uint8_t n2[12];
+    fedreci_prg_nonce(n2, round, purpose);
+    assert_memory_equal(n2, nonce, 12);
+    uint32_t w[40];
+    memset(w, 0, sizeof w);
+    int8_t plus = 1, minus = -1;
+    fedreci_prg_add(key, &plus, 1, n2, 0, w, 32);
+    words_to_bytes(w + 16, 16, got);
+    assert_memory_equal(got, expect, 64);
+    /* The same block through the counter argument, and subtracted. */
+    fedreci_prg_words(key, n2, 1, w, 16);
+    words_to_bytes(w, 16, got);
+    assert_memory_equal(got, expect, 64);
+    fedreci_prg_add(key, &minus, 1, n2, 1, w, 16);
+    for (int i = 0; i < 16; i++)
+        assert_int_equal(w[i], 0);
+
+    /* 2.4.2: keystream from counter 1 XOR plaintext = ciphertext. */
+    uint8_t pt[128], ctx[128];
+    assert_int_equal(vector("cipher.key", key, 32), 32);
+    assert_int_equal(vector("cipher.nonce", nonce, 12), 12);
+    assert_int_equal(vector("cipher.counter", ctr, 4), 1);
+    assert_int_equal(ctr[0], 1);
+    size_t len = vector("cipher.plaintext", pt, sizeof pt);
+    assert_int_equal(len, 114);
+    assert_int_equal(vector("cipher.ciphertext", ctx, sizeof ctx), 114);
+    nonce_to_round(nonce, &round, &purpose);
+    fedreci_prg_nonce(n2, round, purpose);
+    fedreci_prg_words(key, n2, 0, w, 16 + 29);
+    words_to_bytes(w + 16, 29, got);
+    for (size_t i = 0; i < len; i++)
+        assert_int_equal(got[i] ^ pt[i], ctx[i]);
+}
+
+static void test_prg_chunks_and_high_bits(void **state)
+{
+    (void)state;
+    /* A long mask equals the concatenation of per-block generation, across
+     * the 16 KiB chunk boundary, and accumulates with signs. */
+    enum { D = 3 * FEDRECI_PRG_CHUNK_BYTES / 4 + 37 };
+    uint32_t *a = calloc(D, sizeof *a), *b = calloc(D, sizeof *b);
+    uint8_t key[64];
+    for (int i = 0; i < 64; i++)
+        key[i] = (uint8_t)(i * 13 + 5);
+    uint8_t nonce[12];
+    fedreci_prg_nonce(nonce, 12345, FEDRECI_PRG_PAIR_MASK);
+    fedreci_prg_words(key, nonce, 0, a, D);
+    uint8_t ref[64];
+    for (uint32_t blk = 0; blk < (D + 15) / 16; blk++) {
+        crypto_stream_chacha20_ietf_xor_ic(ref, (const uint8_t[64]){0}, 64, nonce, blk, key);
+        for (uint32_t i = 0; i < 16 && blk * 16 + i < D; i++) {
+            uint32_t v = (uint32_t)ref[4 * i] | (uint32_t)ref[4 * i + 1] << 8 |
+                         (uint32_t)ref[4 * i + 2] << 16 | (uint32_t)ref[4 * i + 3] << 24;
+            assert_int_equal(a[blk * 16 + i], v);
+        }
+    }
+    int8_t signs[2] = {1, -1};
+    memset(b, 0, D * sizeof *b);
+    fedreci_prg_add(key, signs, 2, nonce, 0, b, D); /* key0 - key1 */
+    uint32_t *c1 = calloc(D, sizeof *c1);
+    fedreci_prg_words(key + 32, nonce, 0, c1, D);
+    for (size_t i = 0; i < D; i++)
+        assert_int_equal(b[i], a[i] - c1[i]);
+    /* Keys differing only in their top bit (byte 31, bit 7) or in byte 16
+     * give unrelated masks: the full 256-bit key is used. */
+    uint8_t k2[32];
+    memcpy(k2, key, 32);
+    k2[31] ^= 0x80;
+    fedreci_prg_words(k2, nonce, 0, b, D);
+    size_t same = 0;
+    for (size_t i = 0; i < D; i++)
+        same += a[i] == b[i];
+    assert_true(same < 4);
+    memcpy(k2, key, 32);
+    k2[16] ^= 0x01;
+    fedreci_prg_words(k2, nonce, 0, b, D);
+    same = 0;
+    for (size_t i = 0; i < D; i++)
+        same += a[i] == b[i];
+    assert_true(same < 4);
+    /* Another purpose or round gives another mask. */
+    uint8_t n3[12];
+    fedreci_prg_nonce(n3, 12346, FEDRECI_PRG_PAIR_MASK);
+    fedreci_prg_words(key, n3, 0, b, 64);
+    assert_memory_not_equal(a, b, 64 * sizeof *a);
+    fedreci_prg_nonce(n3, 12345, FEDRECI_PRG_SELF_MASK);
+    fedreci_prg_words(key, n3, 0, b, 64);
+    assert_memory_not_equal(a, b, 64 * sizeof *a);
+    free(a);
+    free(b);
+    free(c1);
+}
+
+/* ---- key agreement ------------------------------------------------------------ */
+
+static void test_ka_rejects_small_order(void **state)
+{
+    (void)state;
+    assert_int_equal(fedreci_secagg_sodium_ready(), FEDREC_OK);
+    uint8_t sk[32], pk[32], shared[32], peer_sk[32], peer_pk[32], s2[32];
+    randombytes_buf(sk, 32);
+    randombytes_buf(peer_sk, 32);
+    crypto_scalarmult_base(pk, sk);
+    crypto_scalarmult_base(peer_pk, peer_sk);
+    assert_int_equal(fedreci_secagg_ka(shared, sk, peer_pk), FEDREC_OK);
+    assert_int_equal(fedreci_secagg_ka(s2, peer_sk, pk), FEDREC_OK);
+    assert_memory_equal(shared, s2, 32);
+    uint8_t zero_pk[32] = {0}; /* the identity: small order */
+    assert_int_equal(fedreci_secagg_ka(shared, sk, zero_pk), FEDREC_ERR_CRYPTO);
+    uint8_t one_pk[32] = {1};
+    assert_int_equal(fedreci_secagg_ka(shared, sk, one_pk), FEDREC_ERR_CRYPTO);
+    for (int i = 0; i < 32; i++)
+        assert_int_equal(shared[i], 0);
+}
+
+/* ---- neighbour graph ---------------------------------------------------------- */
+
+static void test_graph_properties(void **state)
+{
+    (void)state;
+    struct {
+        uint32_t m, k, deg;
+    } cases[] = {{10, 4, 4}, {10, 5, 5}, {11, 5, 6}, {50, 8, 8},   {9, 8, 8},
+                 {9, 20, 8}, {7, 5, 6},  {2, 1, 1},  {300, 24, 24}};
+    for (size_t c = 0; c < sizeof cases / sizeof *cases; c++) {
+        uint32_t m = cases[c].m;
+        fedreci_secagg_params p = make_params(m < 2 ? 2 : (m > cases[c].k ? m : cases[c].k + 1),
+                                              cases[c].k, cases[c].k / 2 + 1, 4);
+        fedreci_graph g;
+        assert_int_equal(fedreci_graph_build(&g, &p, m), FEDREC_OK);
+        assert_int_equal(g.degree, cases[c].deg);
+        uint32_t *nb = malloc((size_t)m * m * sizeof *nb);
+        for (uint32_t u = 0; u < m; u++) {
+            uint32_t cnt;
+            assert_int_equal(fedreci_secagg_neighbors(&p, m, u, nb + (size_t)u * m, m, &cnt),
+                             FEDREC_OK);
+            assert_int_equal(cnt, g.degree);
+            for (uint32_t j = 0; j < cnt; j++) {
+                uint32_t v = nb[(size_t)u * m + j];
+                assert_true(v != u && v < m);
+                if (j)
+                    assert_true(v > nb[(size_t)u * m + j - 1]); /* sorted, distinct */
+                assert_true(fedreci_graph_adjacent(&g, u, v));
+            }
+        }
+        /* symmetric */
+        for (uint32_t u = 0; u < m; u++)
+            for (uint32_t j = 0; j < g.degree; j++) {
+                uint32_t v = nb[(size_t)u * m + j], found = 0;
+                for (uint32_t i = 0; i < g.degree; i++)
+                    found |= nb[(size_t)v * m + i] == u;
+                assert_true(found);
+            }
+        free(nb);
+        fedreci_graph_free(&g);
+    }
+    /* Another seed gives another graph; the same seed the same one. */
+    fedreci_secagg_params p = make_params(100, 8, 5, 4);
+    uint32_t a[8], b[8], n1, n2;
+    int differs = 0;
+    for (uint32_t u = 0; u < 100; u++) {
+        assert_int_equal(fedreci_secagg_neighbors(&p, 100, u, a, 8, &n1), FEDREC_OK);
+        assert_int_equal(fedreci_secagg_neighbors(&p, 100, u, b, 8, &n2), FEDREC_OK);
+        assert_memory_equal(a, b, sizeof a);
+        fedreci_secagg_params q = p;
+        q.graph_seed[31] ^= 0x80;
+        assert_int_equal(fedreci_secagg_neighbors(&q, 100, u, b, 8, &n2), FEDREC_OK);
+        differs |= memcmp(a, b, sizeof a) != 0;
+    }
+    assert_true(differs);
+    assert_int_equal(fedreci_secagg_neighbors(&p, 100, 100, a, 8, &n1), FEDREC_ERR_INVALID);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_params_rejected),
+        cmocka_unit_test(test_prg_rfc8439_vectors),
+        cmocka_unit_test(test_prg_chunks_and_high_bits),
+        cmocka_unit_test(test_ka_rejects_small_order),
+        cmocka_unit_test(test_graph_properties),
+        cmocka_unit_test(test_clip_counts),
+        cmocka_unit_test(test_stochastic_rounding_unbiased),
+        cmocka_unit_test(test_all_zero_weights),
+        cmocka_unit_test(test_budget_edge_sums_exactly),
+        cmocka_unit_test(test_exact_sum_no_dropout),
+        cmocka_unit_test(test_dropout_each_stage),
+        cmocka_unit_test(test_abort_below_threshold),
+        cmocka_unit_test(test_never_both_shares),
+        cmocka_unit_test(test_refusals_leave_state_unchanged),
+        cmocka_unit_test(test_exact_sum_random_dropouts),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
