@@ -1,0 +1,636 @@
+/* client/session: asynchronous client protocol driver (see session.h). */
+#include "client/session.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <nng/protocol/reqrep0/req.h>
+#include <nng/supplemental/tls/tls.h>
+#include <sodium.h>
+
+#include "core/err.h"
+#include "core/log.h"
+
+enum step { S_CHECKIN = 0, S_MODEL, S_ADV, S_SHARE, S_MASKED, S_UNMASK, S_DONE };
+enum io { IO_IDLE = 0, IO_SEND, IO_RECV, IO_SLEEP };
+
+struct fedreci_session {
+    fedreci_session_config cfg;
+    fedreci_session_hooks hooks;
+    uint8_t *sk; /* sodium_malloc, 64 bytes */
+    uint8_t pk[32];
+    uint8_t seed[32];
+    int has_seed;
+
+    nng_socket sock;
+    int own_sock;
+    nng_ctx ctx;
+    int ctx_open;
+    nng_aio *aio;
+
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    int done;
+    int started;
+
+    int step;
+    int io;
+    int selected;
+    int after_model; /* outcome to report after a non-selected model download */
+    uint32_t retries;
+    fedreci_wire_round round;
+    fedreci_secagg_client *sa;
+    fedreci_secagg_advert advert;
+    const fedreci_secagg_ciphertext *cts;
+    size_t n_cts;
+    const uint32_t *masked;
+    uint32_t clipped;
+    const fedreci_secagg_reveal *reveals;
+    size_t n_reveals;
+    fedreci_session_result res;
+};
+
+void fedreci_session_config_default(fedreci_session_config *cfg)
+{
+    memset(cfg, 0, sizeof *cfg);
+    cfg->opted_in = 1;
+    cfg->timeout_ms = 120000;
+    cfg->recv_max_bytes = 64u << 20;
+    cfg->max_retries = 1000;
+    cfg->dropout_stage = -1;
+}
+
+/* ---- ending -------------------------------------------------------------------- */
+
+static void finish(fedreci_session *s, fedreci_session_outcome o, fedrec_err err, const char *fmt,
+                   ...) __attribute__((format(printf, 4, 5)));
+
+static void finish(fedreci_session *s, fedreci_session_outcome o, fedrec_err err, const char *fmt,
+                   ...)
+{
+    s->res.outcome = o;
+    s->res.err = err;
+    if (fmt) {
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(s->res.text, sizeof s->res.text, fmt, ap);
+        va_end(ap);
+    }
+    s->step = S_DONE;
+    s->io = IO_IDLE;
+    fedreci_secagg_client_destroy(s->sa);
+    s->sa = NULL;
+    if (s->hooks.on_done)
+        s->hooks.on_done(s->hooks.arg, &s->res);
+    pthread_mutex_lock(&s->mu);
+    s->done = 1;
+    pthread_cond_broadcast(&s->cv);
+    pthread_mutex_unlock(&s->mu);
+}
+
+static void fail_local(fedreci_session *s, fedrec_err e, const char *what)
+{
+    finish(s, FEDRECI_SESSION_ERROR, e, "%s: %s", what, fedrec_errmsg());
+}
+
+/* ---- sending ------------------------------------------------------------------------ */
+
+static const char *step_what(int step)
+{
+    static const char *const w[] = {"check-in",          "model request",
+                                    "key advertisement", "encrypted key shares",
+                                    "masked update",     "unmask shares"};
+    return step >= 0 && step < S_DONE ? w[step] : "?";
+}
+
+/* Encodes the request of the current step (again, for a resend). */
+static fedrec_err build(fedreci_session *s, nng_msg **m)
+{
+    fedreci_wire_hdr h = {s->cfg.client_id, s->selected ? s->round.secagg.round_id : 0, 0};
+    switch (s->step) {
+    case S_CHECKIN:
+        h.stage = FEDRECI_WIRE_STAGE_CHECKIN;
+        h.round_id = 0;
+        return fedreci_wire_enc_checkin(m, &h, s->pk, s->res.model_version, s->cfg.opted_in);
+    case S_MODEL:
+        h.stage = FEDRECI_WIRE_STAGE_MODEL;
+        return fedreci_wire_enc_model_request(m, &h, s->res.model_version);
+    case S_ADV:
+        h.stage = FEDRECI_WIRE_STAGE_ADVERTISE;
+        return fedreci_wire_enc_advertise(m, &h, &s->advert);
+    case S_SHARE:
+        h.stage = FEDRECI_WIRE_STAGE_SHARE_KEYS;
+        return fedreci_wire_enc_ciphertexts(m, &h, 0, s->cts, s->n_cts);
+    case S_MASKED:
+        h.stage = FEDRECI_WIRE_STAGE_MASKED_INPUT;
+        return fedreci_wire_enc_masked(m, &h, s->masked, s->round.secagg.d);
+    case S_UNMASK:
+        h.stage = FEDRECI_WIRE_STAGE_UNMASK;
+        return fedreci_wire_enc_unmask(m, &h, s->reveals, s->n_reveals);
+    default:
+        return fedreci_error(FEDREC_ERR_INTERNAL, "session: nothing to send");
+    }
+}
+
+static void send_step(fedreci_session *s)
+{
+    int secagg_stage = s->step - S_ADV; /* 0..3 for the SecAgg steps */
+    if (s->step >= S_ADV && s->cfg.dropout_stage == secagg_stage) {
+        finish(s, FEDRECI_SESSION_DROPPED, FEDREC_OK, "dropped out before stage %d", secagg_stage);
+        return;
+    }
+    nng_msg *m = NULL;
+    fedrec_err e = build(s, &m);
+    if (e) {
+        fail_local(s, e, "encoding the request");
+        return;
+    }
+    size_t len = nng_msg_len(m);
+    s->res.bytes_sent += len;
+    if (s->step >= S_ADV) {
+        s->res.update_bytes_sent += len;
+        if (s->hooks.on_upload)
+            s->hooks.on_upload(s->hooks.arg, s->round.secagg.round_id, secagg_stage, len,
+                               step_what(s->step), s->step == S_MASKED ? s->clipped : 0);
+    }
+    s->io = IO_SEND;
+    nng_aio_set_msg(s->aio, m);
+    nng_aio_set_timeout(s->aio, (nng_duration)s->cfg.timeout_ms);
+    nng_ctx_send(s->ctx, s->aio);
+}
+
+/* ---- the steps ---------------------------------------------------------------------- */
+
+static void begin_round(fedreci_session *s)
+{
+    fedrec_err e = fedreci_secagg_client_create(&s->sa, &s->round.secagg, s->cfg.client_id, s->sk,
+                                                s->has_seed ? s->seed : NULL);
+    if (e) {
+        fail_local(s, e, "starting the SecAgg client");
+        return;
+    }
+    if ((e = fedreci_secagg_client_advertise(s->sa, &s->advert))) {
+        fail_local(s, e, "advertising keys");
+        return;
+    }
+    s->step = S_ADV;
+    send_step(s);
+}
+
+static void on_checkin_reply(fedreci_session *s, const fedreci_wire_env *env)
+{
+    const Fedrec__V1__CheckInReply *r = env->check_in_reply;
+    uint64_t held = s->res.model_version;
+    s->res.latest_version = r->model_version;
+    switch (r->status) {
+    case FEDREC__V1__CHECK_IN_REPLY__STATUS__SELECTED: {
+        fedrec_err e = fedreci_wire_get_round(env, &s->round);
+        if (e) {
+            fail_local(s, e, "round parameters");
+            return;
+        }
+        s->selected = 1;
+        s->res.round_id = s->round.secagg.round_id;
+        if (!s->cfg.opted_in) {
+            finish(s, FEDRECI_SESSION_ERROR, FEDREC_ERR_PROTOCOL,
+                   "selected although opted out; refusing to upload");
+            return;
+        }
+        if (held != s->round.model_version) {
+            s->step = S_MODEL;
+            send_step(s);
+        } else {
+            begin_round(s);
+        }
+        return;
+    }
+    case FEDREC__V1__CHECK_IN_REPLY__STATUS__NOT_SELECTED:
+    case FEDREC__V1__CHECK_IN_REPLY__STATUS__OPTED_OUT: {
+        s->res.retry_after_ms = r->retry_after_ms;
+        fedreci_session_outcome o = r->status == FEDREC__V1__CHECK_IN_REPLY__STATUS__OPTED_OUT
+                                        ? FEDRECI_SESSION_OPTED_OUT
+                                        : FEDRECI_SESSION_NOT_SELECTED;
+        if (s->cfg.fetch_model && r->model_version != held) {
+            s->after_model = (int)o;
+            s->step = S_MODEL;
+            send_step(s);
+            return;
+        }
+        finish(s, o, FEDREC_OK, NULL);
+        return;
+    }
+    default:
+        s->res.retry_after_ms = r->retry_after_ms;
+        finish(s, FEDRECI_SESSION_NO_ROUND, FEDREC_OK, "the coordinator runs no further round");
+        return;
+    }
+}
+
+static void on_model_reply(fedreci_session *s, const fedreci_wire_env *env)
+{
+    const Fedrec__V1__ModelReply *r = env->model_reply;
+    if (!r->not_modified) {
+        fedreci_wire_model m;
+        fedrec_err e = fedreci_wire_get_model(env, &m);
+        if (e) {
+            fail_local(s, e, "model");
+            return;
+        }
+        if (s->selected && (m.n_items != s->round.n_items || m.k != s->round.k_factors ||
+                            m.version != s->round.model_version)) {
+            finish(s, FEDRECI_SESSION_ERROR, FEDREC_ERR_PROTOCOL,
+                   "model v%llu (%u x %u) does not match round v%llu (%u x %u)",
+                   (unsigned long long)m.version, m.n_items, m.k,
+                   (unsigned long long)s->round.model_version, s->round.n_items,
+                   s->round.k_factors);
+            return;
+        }
+        if (s->hooks.on_model)
+            s->hooks.on_model(s->hooks.arg, &m);
+        s->res.model_version = m.version;
+        if (m.version > s->res.latest_version)
+            s->res.latest_version = m.version;
+    } else if (s->selected && r->version != s->round.model_version) {
+        finish(s, FEDRECI_SESSION_ERROR, FEDREC_ERR_PROTOCOL,
+               "coordinator says v%llu is current, round uses v%llu",
+               (unsigned long long)r->version, (unsigned long long)s->round.model_version);
+        return;
+    }
+    if (s->selected)
+        begin_round(s);
+    else
+        finish(s, (fedreci_session_outcome)s->after_model, FEDREC_OK, NULL);
+}
+
+static void on_roster(fedreci_session *s, const fedreci_wire_env *env)
+{
+    fedreci_secagg_advert *ro = NULL;
+    size_t m = 0;
+    fedrec_err e = fedreci_wire_get_roster(env, s->cfg.client_id, s->round.secagg.t,
+                                           s->round.secagg.n, &ro, &m);
+    if (!e)
+        e = fedreci_secagg_client_share_keys(s->sa, ro, m, &s->cts, &s->n_cts);
+    free(ro);
+    if (e) {
+        fail_local(s, e, "roster");
+        return;
+    }
+    s->step = S_SHARE;
+    send_step(s);
+}
+
+static void on_relay(fedreci_session *s, const fedreci_wire_env *env)
+{
+    fedreci_secagg_ciphertext *cts = NULL;
+    size_t n = 0;
+    fedrec_err e = fedreci_wire_get_ciphertexts(env, s->round.secagg.n, &cts, &n);
+    if (e) {
+        fail_local(s, e, "share relay");
+        return;
+    }
+    if (s->cfg.dropout_stage == 2) {
+        free(cts);
+        finish(s, FEDRECI_SESSION_DROPPED, FEDREC_OK, "dropped out before stage 2");
+        return;
+    }
+    size_t dx = (size_t)s->round.secagg.d - 1;
+    float *x = calloc(dx, sizeof *x);
+    uint32_t weight = 0;
+    if (!x) {
+        free(cts);
+        finish(s, FEDRECI_SESSION_ERROR, FEDREC_ERR_NOMEM, "update of %zu floats", dx);
+        return;
+    }
+    if (!s->hooks.compute_update)
+        e = fedreci_error(FEDREC_ERR_INVALID, "session: no compute_update hook");
+    else
+        e = s->hooks.compute_update(s->hooks.arg, &s->round, x, &weight);
+    fedreci_secagg_quant_stats qs = {0, 0};
+    if (!e)
+        e = fedreci_secagg_client_masked_input(s->sa, cts, n, x, weight, &s->masked, &qs);
+    sodium_memzero(x, dx * sizeof *x);
+    free(x);
+    free(cts);
+    if (e) {
+        fail_local(s, e, "masking the update");
+        return;
+    }
+    s->clipped = qs.clipped;
+    if (s->hooks.on_quantized)
+        s->hooks.on_quantized(s->hooks.arg, s->round.secagg.round_id,
+                              fedreci_secagg_client_quantized_input(s->sa), s->round.secagg.d);
+    s->step = S_MASKED;
+    send_step(s);
+}
+
+static void on_unmask_request(fedreci_session *s, const fedreci_wire_env *env)
+{
+    const uint64_t *sv, *dr;
+    size_t ns, nd;
+    fedrec_err e = fedreci_wire_get_unmask_request(env, &sv, &ns, &dr, &nd);
+    if (!e)
+        e = fedreci_secagg_client_unmask(s->sa, sv, ns, dr, nd, &s->reveals, &s->n_reveals);
+    if (e) {
+        fail_local(s, e, "unmask request");
+        return;
+    }
+    s->step = S_UNMASK;
+    send_step(s);
+}
+
+static void on_reply(fedreci_session *s, const fedreci_wire_env *env)
+{
+    if (env->client_id != s->cfg.client_id) {
+        finish(s, FEDRECI_SESSION_ERROR, FEDREC_ERR_PROTOCOL, "reply for client %llu",
+               (unsigned long long)env->client_id);
+        return;
+    }
+    switch (env->body_case) {
+    case FEDREC__V1__ENVELOPE__BODY_ERROR:
+        finish(s, FEDRECI_SESSION_ERROR,
+               env->error->code ? (fedrec_err)env->error->code : FEDREC_ERR_PROTOCOL,
+               "coordinator: %s", env->error->text ? env->error->text : "");
+        return;
+    case FEDREC__V1__ENVELOPE__BODY_RETRY_AFTER:
+        if (++s->retries > s->cfg.max_retries) {
+            finish(s, FEDRECI_SESSION_ERROR, FEDREC_ERR_BUSY, "coordinator busy after %u retries",
+                   s->retries - 1);
+            return;
+        }
+        s->io = IO_SLEEP;
+        nng_sleep_aio((nng_duration)env->retry_after->ms, s->aio);
+        return;
+    case FEDREC__V1__ENVELOPE__BODY_ROUND_RESULT:
+        if (s->step < S_ADV || env->round_id != s->round.secagg.round_id)
+            break;
+        s->res.latest_version = env->round_result->model_version;
+        if (s->step == S_UNMASK && env->round_result->completed)
+            finish(s, FEDRECI_SESSION_COMPLETED, FEDREC_OK, NULL);
+        else
+            finish(s, FEDRECI_SESSION_ABORTED, FEDREC_ERR_ABORTED, "round aborted: %s",
+                   env->round_result->reason ? env->round_result->reason : "");
+        return;
+    default:
+        break;
+    }
+    if (s->step >= S_ADV && env->round_id != s->round.secagg.round_id) {
+        finish(s, FEDRECI_SESSION_ERROR, FEDREC_ERR_ROUND, "reply for round %llu, expected %llu",
+               (unsigned long long)env->round_id, (unsigned long long)s->round.secagg.round_id);
+        return;
+    }
+    Fedrec__V1__Envelope__BodyCase want[] = {
+        FEDREC__V1__ENVELOPE__BODY_CHECK_IN_REPLY, FEDREC__V1__ENVELOPE__BODY_MODEL_REPLY,
+        FEDREC__V1__ENVELOPE__BODY_ROSTER,         FEDREC__V1__ENVELOPE__BODY_SHARE_RELAY,
+        FEDREC__V1__ENVELOPE__BODY_UNMASK_REQUEST, FEDREC__V1__ENVELOPE__BODY_ROUND_RESULT,
+    };
+    if (s->step >= S_DONE || env->body_case != want[s->step]) {
+        finish(s, FEDRECI_SESSION_ERROR, FEDREC_ERR_PROTOCOL,
+               "unexpected reply (body %d) to the %s", (int)env->body_case, step_what(s->step));
+        return;
+    }
+    switch (s->step) {
+    case S_CHECKIN:
+        on_checkin_reply(s, env);
+        break;
+    case S_MODEL:
+        on_model_reply(s, env);
+        break;
+    case S_ADV:
+        on_roster(s, env);
+        break;
+    case S_SHARE:
+        on_relay(s, env);
+        break;
+    case S_MASKED:
+        on_unmask_request(s, env);
+        break;
+    default:
+        break;
+    }
+}
+
+static void aio_cb(void *arg)
+{
+    fedreci_session *s = arg;
+    int rv = nng_aio_result(s->aio);
+    switch (s->io) {
+    case IO_SEND:
+        if (rv != 0) {
+            nng_msg *m = nng_aio_get_msg(s->aio);
+            if (m)
+                nng_msg_free(m);
+            finish(s, FEDRECI_SESSION_ERROR,
+                   rv == NNG_ETIMEDOUT ? FEDREC_ERR_TIMEOUT : FEDREC_ERR_TRANSPORT,
+                   "sending the %s: %s", step_what(s->step), nng_strerror(rv));
+            return;
+        }
+        s->io = IO_RECV;
+        nng_aio_set_timeout(s->aio, (nng_duration)s->cfg.timeout_ms);
+        nng_ctx_recv(s->ctx, s->aio);
+        return;
+    case IO_RECV: {
+        if (rv != 0) {
+            finish(s, FEDRECI_SESSION_ERROR,
+                   rv == NNG_ETIMEDOUT ? FEDREC_ERR_TIMEOUT : FEDREC_ERR_TRANSPORT,
+                   "waiting for the reply to the %s: %s", step_what(s->step), nng_strerror(rv));
+            return;
+        }
+        nng_msg *m = nng_aio_get_msg(s->aio);
+        s->res.bytes_received += nng_msg_len(m);
+        fedreci_wire_env *env = NULL;
+        fedrec_err e = fedreci_wire_decode_msg(m, s->cfg.recv_max_bytes, &env);
+        nng_msg_free(m);
+        if (e) {
+            fail_local(s, e, "decoding the reply");
+            return;
+        }
+        on_reply(s, env);
+        fedreci_wire_free(env);
+        return;
+    }
+    case IO_SLEEP:
+        if (rv != 0 && rv != NNG_ETIMEDOUT) {
+            finish(s, FEDRECI_SESSION_ERROR, FEDREC_ERR_CLOSED, "cancelled: %s", nng_strerror(rv));
+            return;
+        }
+        send_step(s);
+        return;
+    default:
+        return;
+    }
+}
+
+/* ---- lifecycle -------------------------------------------------------------------------- */
+
+static fedrec_err open_transport(fedreci_session *s, const fedreci_session_config *cfg)
+{
+    int rv;
+    if (cfg->socket) {
+        s->sock = *cfg->socket;
+    } else {
+        if ((rv = nng_req0_open(&s->sock)) != 0)
+            return fedreci_error(FEDREC_ERR_TRANSPORT, "session: REQ socket: %s", nng_strerror(rv));
+        s->own_sock = 1;
+        nng_socket_set_size(s->sock, NNG_OPT_RECVMAXSZ, s->cfg.recv_max_bytes);
+        nng_dialer d;
+        if ((rv = nng_dialer_create(&d, s->sock, cfg->url)) != 0)
+            return fedreci_error(FEDREC_ERR_TRANSPORT, "session: dial %s: %s", cfg->url,
+                                 nng_strerror(rv));
+        if (strncmp(cfg->url, "tls+", 4) == 0) {
+            nng_tls_config *tc = NULL;
+            if ((rv = nng_tls_config_alloc(&tc, NNG_TLS_MODE_CLIENT)) == 0) {
+                if (cfg->tls_ca_file) {
+                    rv = nng_tls_config_ca_file(tc, cfg->tls_ca_file);
+                    if (!rv)
+                        rv = nng_tls_config_auth_mode(tc, NNG_TLS_AUTH_MODE_REQUIRED);
+                }
+                if (!rv && cfg->tls_server_name)
+                    rv = nng_tls_config_server_name(tc, cfg->tls_server_name);
+                if (!rv)
+                    rv = nng_dialer_set_ptr(d, NNG_OPT_TLS_CONFIG, tc);
+                nng_tls_config_free(tc);
+            }
+            if (rv != 0)
+                return fedreci_error(FEDREC_ERR_TRANSPORT, "session: TLS for %s: %s", cfg->url,
+                                     nng_strerror(rv));
+        }
+        if ((rv = nng_dialer_start(d, NNG_FLAG_NONBLOCK)) != 0)
+            return fedreci_error(FEDREC_ERR_TRANSPORT, "session: dial %s: %s", cfg->url,
+                                 nng_strerror(rv));
+    }
+    if ((rv = nng_ctx_open(&s->ctx, s->sock)) != 0)
+        return fedreci_error(FEDREC_ERR_TRANSPORT, "session: context: %s", nng_strerror(rv));
+    s->ctx_open = 1;
+    /* never let nng resend on its own: resends are ours, after RetryAfter */
+    nng_ctx_set_ms(s->ctx, NNG_OPT_REQ_RESENDTIME, (nng_duration)0x7fffffff);
+    if ((rv = nng_aio_alloc(&s->aio, aio_cb, s)) != 0)
+        return fedreci_error(FEDREC_ERR_NOMEM, "session: aio: %s", nng_strerror(rv));
+    return FEDREC_OK;
+}
+
+fedrec_err fedreci_session_create(fedreci_session **out, const fedreci_session_config *cfg,
+                                  const fedreci_session_hooks *hooks)
+{
+    if (!out || !cfg || !cfg->identity_sk || (!cfg->url && !cfg->socket))
+        return fedreci_error(FEDREC_ERR_INVALID,
+                             "session: config needs identity_sk and a url or a socket");
+    if (cfg->dropout_stage < -1 || cfg->dropout_stage > 3)
+        return fedreci_error(FEDREC_ERR_INVALID, "session: dropout_stage %d (-1..3)",
+                             cfg->dropout_stage);
+    fedreci_session *s = calloc(1, sizeof *s);
+    if (!s)
+        return fedreci_error(FEDREC_ERR_NOMEM, "session");
+    s->cfg = *cfg;
+    if (!s->cfg.timeout_ms)
+        s->cfg.timeout_ms = 120000;
+    if (!s->cfg.recv_max_bytes)
+        s->cfg.recv_max_bytes = 64u << 20;
+    if (!s->cfg.max_retries)
+        s->cfg.max_retries = 1000;
+    s->cfg.url = NULL; /* not kept */
+    s->cfg.socket = NULL;
+    s->cfg.tls_ca_file = NULL;
+    s->cfg.tls_server_name = NULL;
+    s->cfg.identity_sk = NULL;
+    s->cfg.rounding_seed = NULL;
+    if (hooks)
+        s->hooks = *hooks;
+    pthread_mutex_init(&s->mu, NULL);
+    pthread_cond_init(&s->cv, NULL);
+    s->res.model_version = cfg->model_version;
+    s->sk = sodium_malloc(FEDRECI_SECAGG_SIGN_SK_BYTES);
+    if (!s->sk) {
+        fedreci_session_destroy(s);
+        return fedreci_error(FEDREC_ERR_NOMEM, "session: secure memory");
+    }
+    memcpy(s->sk, cfg->identity_sk, FEDRECI_SECAGG_SIGN_SK_BYTES);
+    crypto_sign_ed25519_sk_to_pk(s->pk, s->sk);
+    if (cfg->rounding_seed) {
+        memcpy(s->seed, cfg->rounding_seed, sizeof s->seed);
+        s->has_seed = 1;
+    }
+    fedrec_err e = open_transport(s, cfg);
+    if (e) {
+        fedreci_session_destroy(s);
+        return e;
+    }
+    *out = s;
+    return FEDREC_OK;
+}
+
+fedrec_err fedreci_session_start(fedreci_session *s)
+{
+    if (s->started)
+        return fedreci_error(FEDREC_ERR_INVALID, "session: already started");
+    s->started = 1;
+    s->step = S_CHECKIN;
+    send_step(s);
+    return FEDREC_OK;
+}
+
+fedrec_err fedreci_session_wait(fedreci_session *s, int timeout_ms, fedreci_session_result *r)
+{
+    fedrec_err e = FEDREC_OK;
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    if (timeout_ms >= 0) {
+        ts.tv_sec += timeout_ms / 1000;
+        ts.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
+        if (ts.tv_nsec >= 1000000000L) {
+            ts.tv_sec++;
+            ts.tv_nsec -= 1000000000L;
+        }
+    }
+    pthread_mutex_lock(&s->mu);
+    while (!s->done) {
+        if (timeout_ms < 0) {
+            pthread_cond_wait(&s->cv, &s->mu);
+        } else if (pthread_cond_timedwait(&s->cv, &s->mu, &ts) == ETIMEDOUT && !s->done) {
+            e = fedreci_error(FEDREC_ERR_TIMEOUT, "session: not done after %d ms", timeout_ms);
+            break;
+        }
+    }
+    pthread_mutex_unlock(&s->mu);
+    if (!e && r)
+        *r = s->res;
+    return e;
+}
+
+void fedreci_session_destroy(fedreci_session *s)
+{
+    if (!s)
+        return;
+    if (s->aio)
+        nng_aio_stop(s->aio);
+    if (s->ctx_open)
+        nng_ctx_close(s->ctx);
+    if (s->own_sock)
+        nng_close(s->sock);
+    if (s->aio)
+        nng_aio_free(s->aio);
+    fedreci_secagg_client_destroy(s->sa);
+    if (s->sk)
+        sodium_free(s->sk);
+    sodium_memzero(s->seed, sizeof s->seed);
+    pthread_cond_destroy(&s->cv);
+    pthread_mutex_destroy(&s->mu);
+    free(s);
+}
+
+fedrec_err fedreci_session_run(const fedreci_session_config *cfg,
+                               const fedreci_session_hooks *hooks, fedreci_session_result *r)
+{
+    fedreci_session *s = NULL;
+    fedrec_err e = fedreci_session_create(&s, cfg, hooks);
+    if (e)
+        return e;
+    if (!(e = fedreci_session_start(s)))
+        e = fedreci_session_wait(s, -1, r);
+    fedreci_session_destroy(s);
+    return e;
+}

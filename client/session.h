@@ -1,0 +1,143 @@
+/*
+ * client/session: the client side of one fedrec round over nng, driving a
+ * core/secagg client state machine (SecAgg+, Bonawitz et al. CCS 2017; Bell
+ * et al. CCS 2020) through the stages. Asynchronous: every step is an nng_aio
+ * callback on an nng REQ context (no thread per session), so the simulator
+ * runs thousands of sessions on a few threads; fedreci_session_run is the
+ * blocking wrapper the public `sync` uses. The message flow is in
+ * docs/protocol.md and coordinator/engine.h.
+ *
+ * One session = one attempt: check in; if told a newer model exists (and the
+ * client is selected, or fetch_model is set) download it; if selected, run
+ * advertise -> share keys -> masked input -> unmask, asking the caller for
+ * the update just before masking. An opted-out session checks in with
+ * opted_in = false: the coordinator never selects it and it sends no stage
+ * message at all (zero update bytes on the wire); it may still download the
+ * model.
+ *
+ * Transport: either the session dials `url` with its own REQ socket
+ * (tcp://, ipc://, inproc://, tls+tcp:// with tls_ca_file/tls_server_name),
+ * or it opens a context on a caller's REQ socket (`socket`, shared by many
+ * sessions). The REQ resend timer is set far beyond any stage, so nng never
+ * resends on its own; a RetryAfter reply makes the session resend the same
+ * (idempotent) request after the given delay. Every receive has a timeout
+ * (timeout_ms) and a size cap.
+ *
+ * Hooks run on nng's threads, one at a time per session, never concurrently
+ * for the same session; they must not call fedreci_session_destroy on their
+ * own session. Pointers passed to hooks are valid only during the call
+ * (copy what you keep).
+ *
+ * Errors (create/start/run): FEDREC_ERR_INVALID, FEDREC_ERR_NOMEM,
+ * FEDREC_ERR_TRANSPORT. The outcome of the round is reported in
+ * fedreci_session_result, never as a crash: protocol violations by the
+ * coordinator, malformed replies and timeouts end the session with
+ * FEDRECI_SESSION_ERROR and the error code and text.
+ */
+#ifndef FEDREC_CLIENT_SESSION_H
+#define FEDREC_CLIENT_SESSION_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <nng/nng.h>
+
+#include "core/secagg/secagg.h"
+#include "fedrec/fedrec.h"
+#include "proto/wire.h"
+
+typedef enum fedreci_session_outcome {
+    FEDRECI_SESSION_COMPLETED = 0,    /* took part; the round completed */
+    FEDRECI_SESSION_ABORTED = 1,      /* selected, but the round aborted */
+    FEDRECI_SESSION_NOT_SELECTED = 2, /* not in this round's cohort */
+    FEDRECI_SESSION_OPTED_OUT = 3,    /* opted out: checked in, uploaded nothing */
+    FEDRECI_SESSION_ERROR = 4,        /* transport, protocol or local failure */
+    FEDRECI_SESSION_DROPPED = 5,      /* the dropout test hook stopped the session */
+    FEDRECI_SESSION_NO_ROUND = 6,     /* the coordinator runs no further round */
+} fedreci_session_outcome;
+
+typedef struct fedreci_session_result {
+    fedreci_session_outcome outcome;
+    fedrec_err err;             /* FEDREC_OK unless outcome is ERROR/ABORTED */
+    char text[256];             /* detail for err (coordinator's text or local) */
+    uint64_t round_id;          /* the round it was selected for (0: none) */
+    uint64_t model_version;     /* the model version the caller now holds (downloaded
+                                   in this session, else the configured one) */
+    uint64_t latest_version;    /* the newest version the coordinator announced
+                                   (after a completed round: the version it produced) */
+    uint32_t retry_after_ms;    /* NOT_SELECTED / NO_ROUND: suggested wait */
+    uint64_t bytes_sent;        /* request bodies sent, all messages */
+    uint64_t update_bytes_sent; /* of which SecAgg stage messages */
+    uint64_t bytes_received;
+} fedreci_session_result;
+
+typedef struct fedreci_session_config {
+    const char *url;             /* dial with an own REQ socket, or NULL and: */
+    const nng_socket *socket;    /* a REQ socket to open a context on (shared) */
+    const char *tls_ca_file;     /* tls+tcp://: CA chain verifying the server */
+    const char *tls_server_name; /* tls+tcp://: expected server name */
+    uint64_t client_id;
+    const uint8_t *identity_sk;   /* Ed25519 secret key, 64 bytes (copied to secure memory) */
+    uint64_t model_version;       /* the model version the caller holds (0: none) */
+    int opted_in;                 /* 0: check in as opted out, never upload */
+    int fetch_model;              /* download a newer model even when not selected */
+    uint32_t timeout_ms;          /* per request, including long polls; default 120000 */
+    size_t recv_max_bytes;        /* receive cap; default 64 MiB */
+    uint32_t max_retries;         /* RetryAfter replies accepted; default 1000 */
+    int dropout_stage;            /* test hook: -1 none; 0..3 stop (silently) instead of
+                                     sending that SecAgg stage's message */
+    const uint8_t *rounding_seed; /* 32 bytes for reproducible rounding, or NULL */
+} fedreci_session_config;
+
+/* Fills the defaults documented above (dropout_stage = -1, opted_in = 1). */
+void fedreci_session_config_default(fedreci_session_config *cfg);
+
+typedef struct fedreci_session_hooks {
+    void *arg;
+    /* A model was downloaded (checksum verified); m's pointers live during
+     * the call. */
+    void (*on_model)(void *arg, const fedreci_wire_model *m);
+    /* Compute this client's update for the round: fill x (round->secagg.d - 1
+     * floats, n_items x k_factors row-major) and *weight (<= max_weight).
+     * Called once per round, just before masking. A non-OK return ends the
+     * session with FEDRECI_SESSION_ERROR without uploading. Required when
+     * opted in. */
+    fedrec_err (*compute_update)(void *arg, const fedreci_wire_round *round, float *x,
+                                 uint32_t *weight);
+    /* A SecAgg message went on the wire: bytes is the message body length as
+     * sent (what the coordinator receives); what names it; clipped is the
+     * clipping count for the masked input (0 otherwise). Called for every
+     * send, resends included. For the privacy ledger. */
+    void (*on_upload)(void *arg, uint64_t round_id, int stage, size_t bytes, const char *what,
+                      uint32_t clipped);
+    /* Simulator oracle only: the quantized input q(x) || weight (d words). */
+    void (*on_quantized)(void *arg, uint64_t round_id, const uint32_t *q, uint32_t d);
+    /* The session ended (exactly once). */
+    void (*on_done)(void *arg, const fedreci_session_result *r);
+} fedreci_session_hooks;
+
+typedef struct fedreci_session fedreci_session;
+
+/* Creates a session (opens its socket or context; dials in the background).
+ * Nothing is sent before fedreci_session_start. */
+FEDREC_NODISCARD fedrec_err fedreci_session_create(fedreci_session **out,
+                                                   const fedreci_session_config *cfg,
+                                                   const fedreci_session_hooks *hooks);
+
+/* Sends the check-in; everything else happens in callbacks. */
+FEDREC_NODISCARD fedrec_err fedreci_session_start(fedreci_session *s);
+
+/* Blocks until the session ended (FEDREC_OK, *r written if not NULL) or
+ * timeout_ms passed (FEDREC_ERR_TIMEOUT; < 0 waits forever). */
+FEDREC_NODISCARD fedrec_err fedreci_session_wait(fedreci_session *s, int timeout_ms,
+                                                 fedreci_session_result *r);
+
+/* Cancels any I/O, waits for callbacks, wipes and frees. NULL is a no-op. */
+void fedreci_session_destroy(fedreci_session *s);
+
+/* Blocking: create, start, wait, destroy. *r gets the result. */
+FEDREC_NODISCARD fedrec_err fedreci_session_run(const fedreci_session_config *cfg,
+                                                const fedreci_session_hooks *hooks,
+                                                fedreci_session_result *r);
+
+#endif /* FEDREC_CLIENT_SESSION_H */

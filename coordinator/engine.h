@@ -1,0 +1,201 @@
+/*
+ * coordinator/engine: the coordinator's round engine over nng. The daemon
+ * (fedrec-coordinator) and the simulator (fedrec-sim) both drive it; it owns
+ * the sockets, the check-in registry, cohort selection, the SecAgg+ server
+ * (core/secagg, Bonawitz et al. CCS 2017; Bell et al. CCS 2020) and the
+ * optimizer step on the item factors (core/mf). Persistence, configuration
+ * files and HTTP status live in the daemon on top of the hooks below.
+ *
+ * Transport: one nng REP0 socket listening on one or more URLs (tcp://,
+ * ipc://, inproc://, tls+tcp:// with a certificate and key file), served by
+ * `n_contexts` nng_ctx contexts, each driven by an nng_aio callback: no thread
+ * per client. A request that must wait for the next stage (long poll) keeps
+ * its context parked until the stage opens; when nearly every context is
+ * parked, further waiting requests are answered with RetryAfter instead. One
+ * extra thread sleeps on a condition variable until the current deadline
+ * (check-in window or stage deadline); nothing polls.
+ *
+ * The message flow is in docs/protocol.md. In short, for a selected client:
+ *   CheckIn -> (held until the cohort is selected) CheckInReply SELECTED
+ *   [ModelRequest -> ModelReply]
+ *   AdvertiseKeys -> (held until stage 0 closes) Roster
+ *   ShareKeys     -> (held until stage 1 closes) ShareRelay
+ *   MaskedInput   -> (held until stage 2 closes) UnmaskRequest
+ *   Unmask        -> (held until the round ends)  RoundResult
+ * Each request is idempotent on (round, client, stage): a resend is answered
+ * again (or re-parked) and counted once. A message for another round or a
+ * stage that is not open is refused with an Error reply, and a message for a
+ * stage that closed before the client's message was accepted counts the client
+ * as dropped at that stage. A stage closes at its deadline or as soon as every
+ * client still expected has answered.
+ *
+ * Rounds: check-ins of opted-in clients are held; as soon as `checkin_quorum`
+ * clients wait (or, at the end of `checkin_window_ms` after the first one,
+ * when at least `min_cohort` wait) a cohort of min(cohort_size, waiting)
+ * clients is drawn with a generator seeded by (seed, round id) from the
+ * waiting clients sorted by id, so the same inputs give the same cohort. With
+ * fewer than min_cohort waiting no round runs: the waiting clients are told to
+ * retry. After the unmask stage the ring sum is read back
+ * (fedreci_secagg_dequantize), the optimizer takes one step with weight = the
+ * survivors' total weight, the model version is bumped, on_model_committed
+ * persists it, and it is published.
+ *
+ * Thread-safety: every function may be called from any thread, except that
+ * fedreci_coord_destroy must not race with other calls on the same engine and
+ * no engine function may be called from inside a hook. Hooks run on nng or
+ * engine threads with the engine's lock held: keep them short.
+ *
+ * Errors: functions return a fedrec_err and set fedrec_errmsg();
+ * FEDREC_ERR_INVALID (configuration), FEDREC_ERR_TRANSPORT (nng failures,
+ * with the nng error text), FEDREC_ERR_IO (TLS files), FEDREC_ERR_NOMEM.
+ * Logging: one line per event (core/log.h) with the round id; never secrets.
+ */
+#ifndef FEDREC_COORDINATOR_ENGINE_H
+#define FEDREC_COORDINATOR_ENGINE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "core/mf/mf.h"
+#include "core/secagg/secagg.h"
+#include "fedrec/fedrec.h"
+
+typedef struct fedreci_coord fedreci_coord;
+
+typedef struct fedreci_coord_config {
+    const char *const *listen_urls; /* n_listen URLs; the engine copies nothing it
+                                       does not need after create */
+    size_t n_listen;
+    const char *tls_cert_file; /* PEM certificate chain, for tls+tcp:// URLs */
+    const char *tls_key_file;  /* PEM private key, for tls+tcp:// URLs */
+    uint32_t n_contexts;       /* nng contexts (parked long polls); default 256 */
+
+    uint32_t cohort_size;        /* clients per round (n); >= 2 */
+    uint32_t min_cohort;         /* no round below this many; default 2, >= 2 */
+    uint32_t checkin_quorum;     /* select as soon as this many wait; default cohort_size */
+    uint32_t checkin_window_ms;  /* else select this long after the first check-in
+                                    (with >= min_cohort); default 2000 */
+    uint32_t neighbors;          /* SecAgg+ k; 0 or >= n - 1: classic SecAgg (complete graph) */
+    uint32_t threshold;          /* Shamir t; 0: k/2 + 1. Clamped to (k/2, k]. */
+    double clip;                 /* input clip bound, > 0; default 16 */
+    double scale;                /* quantization scale; 0: 2^30 / (n * clip) */
+    uint32_t stage_ms[4];        /* deadlines of SecAgg stages 0..3; default 10000 each */
+    uint32_t retry_after_ms;     /* what NOT_SELECTED / RetryAfter replies suggest; default 1000 */
+    uint32_t send_timeout_ms;    /* reply send timeout; default 10000 */
+    uint32_t max_msgs_per_round; /* per client and round, beyond: Error BUSY; default 64 */
+    size_t recv_max_bytes;       /* receive cap; 0: fedreci_wire_cap for this model */
+    uint64_t seed;               /* cohort selection and graph seeds (public values) */
+    uint64_t first_round_id;     /* id of the first round run; default 1 */
+    uint32_t max_rounds;         /* stop after this many rounds (completed or aborted);
+                                    0: run until fedreci_coord_stop */
+    fedreci_opt_params opt;      /* the server optimizer (core/mf) */
+} fedreci_coord_config;
+
+/* Fills the defaults documented above (and zeroes everything else). */
+void fedreci_coord_config_default(fedreci_coord_config *cfg);
+
+/* The model the engine starts from (copied at create). */
+typedef struct fedreci_coord_model {
+    uint64_t version; /* the last committed version; >= 1 */
+    uint32_t n_items;
+    uint32_t k;                    /* factors */
+    const float *item_factors;     /* n_items x k row-major; NULL: fedreci_mf_init(seed,
+                                      std 0.01) */
+    const char *const *item_codes; /* n_items catalog codes, or NULL */
+} fedreci_coord_model;
+
+/* What one round did, for logs, the daemon's round log and the simulator's
+ * oracle. Pointers are valid only during the on_round_done call. */
+typedef struct fedreci_round_stats {
+    uint64_t round_id;
+    int completed;                /* 1: model updated; 0: aborted */
+    fedrec_err abort_err;         /* why it aborted (FEDREC_OK when completed) */
+    const char *abort_reason;     /* text, "" when completed */
+    uint32_t cohort;              /* n invited */
+    uint32_t advertised;          /* sent stage 0 in time */
+    uint32_t shared;              /* sent stage 1 in time */
+    uint32_t survivors;           /* sent a masked input in time */
+    uint32_t unmasked;            /* answered the unmask request in time */
+    uint32_t dropped[4];          /* lost at stage s: expected there but silent */
+    double stage_ms[4];           /* wall time of each stage (0 if not reached) */
+    uint64_t bytes_in, bytes_out; /* on the socket during the round (all clients) */
+    uint64_t model_version;       /* after the round */
+    double total_weight;          /* the survivors' total weight */
+    const fedreci_secagg_params *params;
+    const uint64_t *cohort_ids;   /* cohort, sorted */
+    const uint64_t *survivor_ids; /* survivors, sorted */
+    const uint32_t *sum;          /* the raw ring sum, params->d words; NULL if aborted */
+} fedreci_round_stats;
+
+typedef struct fedreci_coord_hooks {
+    void *arg;
+    /* After every round, completed or aborted. */
+    void (*on_round_done)(void *arg, const fedreci_round_stats *st);
+    /* A new model version, before it is served: persist it atomically. y is
+     * n_items x k. A non-OK return discards the step (the previous version
+     * stays current; the optimizer's moments keep the step) and the round is
+     * reported aborted. */
+    fedrec_err (*on_model_committed)(void *arg, uint64_t round_id, uint64_t version, const float *y,
+                                     uint32_t n_items, uint32_t k);
+    /* A client checked in for the first time or changed its opt-in flag. */
+    void (*on_client_seen)(void *arg, uint64_t client_id, const uint8_t identity_pk[32],
+                           int opted_in);
+} fedreci_coord_hooks;
+
+typedef struct fedreci_coord_status {
+    uint64_t round_id; /* current or last round (0: none yet) */
+    int stage;         /* -1 between rounds, 0..3 SecAgg stage */
+    uint64_t model_version;
+    uint64_t rounds_completed;
+    uint64_t rounds_aborted;
+    uint32_t clients_known;   /* registry size */
+    uint32_t clients_waiting; /* check-ins held for the next cohort */
+    uint64_t bytes_in, bytes_out;
+    int stopped;
+} fedreci_coord_status;
+
+/* Creates the engine (validates cfg, copies the start model, opens the REP
+ * socket and its contexts) but does not listen yet. hooks may be NULL.
+ * Errors: FEDREC_ERR_INVALID, FEDREC_ERR_NOMEM, FEDREC_ERR_TRANSPORT. */
+FEDREC_NODISCARD fedrec_err fedreci_coord_create(fedreci_coord **out,
+                                                 const fedreci_coord_config *cfg,
+                                                 const fedreci_coord_hooks *hooks,
+                                                 const fedreci_coord_model *start);
+
+/* Pre-loads a registry entry (the daemon restores its clients from SQLite).
+ * A later check-in with another identity key for this id is refused.
+ * Errors: FEDREC_ERR_NOMEM. */
+FEDREC_NODISCARD fedrec_err fedreci_coord_register(fedreci_coord *c, uint64_t client_id,
+                                                   const uint8_t identity_pk[32], int opted_in);
+
+/* Starts listening on every URL and serving. Errors: FEDREC_ERR_TRANSPORT
+ * (bad URL, address in use), FEDREC_ERR_IO (TLS files). */
+FEDREC_NODISCARD fedrec_err fedreci_coord_start(fedreci_coord *c);
+
+/* Blocks until max_rounds rounds have run or fedreci_coord_stop was called
+ * (FEDREC_OK), or timeout_ms passed (FEDREC_ERR_TIMEOUT; < 0 waits forever). */
+FEDREC_NODISCARD fedrec_err fedreci_coord_wait(fedreci_coord *c, int timeout_ms);
+
+/* Stops accepting new rounds, aborts the current round (held requests are
+ * answered: RoundResult aborted, check-ins NO_ROUND) and wakes waiters. The
+ * sockets stay open until destroy. Idempotent. */
+void fedreci_coord_stop(fedreci_coord *c);
+
+/* Stops, closes the socket, waits for every callback to finish, frees. NULL
+ * is a no-op. */
+void fedreci_coord_destroy(fedreci_coord *c);
+
+void fedreci_coord_get_status(fedreci_coord *c, fedreci_coord_status *st);
+
+/* Copies the current model (n_items x k floats into y, which has room for
+ * cap floats) and its version. Errors: FEDREC_ERR_RANGE (cap too small). */
+FEDREC_NODISCARD fedrec_err fedreci_coord_get_model(fedreci_coord *c, float *y, size_t cap,
+                                                    uint64_t *version);
+
+/* Bytes received from a client over its lifetime: update = SecAgg stage
+ * messages (advertise, share keys, masked input, unmask), total = every
+ * message. Errors: FEDREC_ERR_NOT_FOUND (unknown client). */
+FEDREC_NODISCARD fedrec_err fedreci_coord_client_bytes(fedreci_coord *c, uint64_t client_id,
+                                                       uint64_t *update, uint64_t *total);
+
+#endif /* FEDREC_COORDINATOR_ENGINE_H */

@@ -1,0 +1,882 @@
+/* proto/wire: checked encode/decode of fedrec.v1 envelopes (see wire.h). */
+#include "proto/wire.h"
+
+#include <limits.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <sodium.h>
+
+#include "core/err.h"
+
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
+#error "fedrec's wire code uses little-endian vectors in place; port the conversions first"
+#endif
+
+/* ---- sizes ---------------------------------------------------------------- */
+
+static size_t sat_add(size_t a, size_t b)
+{
+    size_t lim = SIZE_MAX / 2;
+    return (a > lim - (b > lim ? lim : b)) ? lim : a + b;
+}
+
+static size_t sat_mul(size_t a, size_t b)
+{
+    size_t lim = SIZE_MAX / 2;
+    if (a != 0 && b > lim / a)
+        return lim;
+    return a * b;
+}
+
+size_t fedreci_wire_cap(uint32_t n_items, uint32_t k, uint32_t max_cohort, size_t catalog_bytes)
+{
+    /* model reply: factors, gram, checksum, codes with their tags/lengths */
+    size_t model = sat_mul(sat_mul(n_items, k), 4);
+    model = sat_add(model, sat_mul(sat_mul(k, k), 4));
+    model = sat_add(model, sat_add(catalog_bytes, sat_mul(n_items, 4)));
+    /* masked input: d words */
+    size_t masked = sat_mul(sat_add(sat_mul(n_items, k), 1), 4);
+    /* roster with every advert (~190 bytes each) and an unmask request */
+    size_t roster = sat_mul(max_cohort, 200);
+    size_t unmask = sat_mul(max_cohort, 11);
+    size_t big = model;
+    if (masked > big)
+        big = masked;
+    if (roster > big)
+        big = roster;
+    if (unmask > big)
+        big = unmask;
+    return sat_add(big, 4096);
+}
+
+void fedreci_wire_checksum(const void *data, size_t len, uint8_t out[FEDRECI_WIRE_CHECKSUM_BYTES])
+{
+    crypto_generichash(out, FEDRECI_WIRE_CHECKSUM_BYTES, (const unsigned char *)data, len, NULL, 0);
+}
+
+/* ---- decode ----------------------------------------------------------------- */
+
+static fedrec_err want_len(const ProtobufCBinaryData *b, size_t len, const char *what)
+{
+    if (b->len != len)
+        return fedreci_error(FEDREC_ERR_FORMAT, "wire: %s has %zu bytes, expected %zu", what,
+                             b->len, len);
+    return FEDREC_OK;
+}
+
+static fedrec_err check_sorted(const uint64_t *v, size_t n, const char *what)
+{
+    for (size_t i = 1; i < n; i++)
+        if (v[i] <= v[i - 1])
+            return fedreci_error(FEDREC_ERR_FORMAT, "wire: %s not strictly ascending at index %zu",
+                                 what, i);
+    return FEDREC_OK;
+}
+
+static int id_in(const uint64_t *v, size_t n, uint64_t id)
+{
+    size_t lo = 0, hi = n;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (v[mid] == id)
+            return 1;
+        if (v[mid] < id)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return 0;
+}
+
+static fedrec_err check_cts(Fedrec__V1__Ciphertext **cts, size_t n, const char *what)
+{
+    for (size_t i = 0; i < n; i++) {
+        if (!cts[i])
+            return fedreci_error(FEDREC_ERR_FORMAT, "wire: %s[%zu] missing", what, i);
+        if (cts[i]->data.len == 0 || cts[i]->data.len > FEDRECI_WIRE_MAX_CT_BYTES)
+            return fedreci_error(FEDREC_ERR_FORMAT, "wire: %s[%zu] has %zu bytes (1..%u allowed)",
+                                 what, i, cts[i]->data.len, FEDRECI_WIRE_MAX_CT_BYTES);
+    }
+    return FEDREC_OK;
+}
+
+static fedrec_err check_params(const Fedrec__V1__RoundParams *p)
+{
+    fedrec_err e;
+    if (!p)
+        return fedreci_error(FEDREC_ERR_FORMAT, "wire: CheckInReply SELECTED without params");
+    if ((e = want_len(&p->graph_seed, FEDRECI_SECAGG_SEED_BYTES, "RoundParams.graph_seed")))
+        return e;
+    if (p->n_items == 0 || p->k_factors == 0 ||
+        (uint64_t)p->n_items * p->k_factors + 1 != (uint64_t)p->d)
+        return fedreci_error(FEDREC_ERR_FORMAT,
+                             "wire: RoundParams d=%u does not equal n_items=%u * k=%u + 1", p->d,
+                             p->n_items, p->k_factors);
+    if (!isfinite(p->clip) || !isfinite(p->scale))
+        return fedreci_error(FEDREC_ERR_FORMAT, "wire: RoundParams clip/scale not finite");
+    return FEDREC_OK;
+}
+
+static fedrec_err check_model(const Fedrec__V1__ModelReply *r)
+{
+    fedrec_err e;
+    if (r->not_modified)
+        return FEDREC_OK;
+    if (r->n_items == 0 || r->k == 0)
+        return fedreci_error(FEDREC_ERR_FORMAT, "wire: ModelReply n_items=%u k=%u", r->n_items,
+                             r->k);
+    uint64_t want = (uint64_t)r->n_items * r->k * 4u;
+    if ((uint64_t)r->item_factors.len != want)
+        return fedreci_error(FEDREC_ERR_FORMAT,
+                             "wire: ModelReply item_factors has %zu bytes, expected %llu "
+                             "(n_items=%u x k=%u float32)",
+                             r->item_factors.len, (unsigned long long)want, r->n_items, r->k);
+    if (r->gram.len != 0 && (uint64_t)r->gram.len != (uint64_t)r->k * r->k * 4u)
+        return fedreci_error(FEDREC_ERR_FORMAT, "wire: ModelReply gram has %zu bytes, k=%u",
+                             r->gram.len, r->k);
+    if ((e = want_len(&r->checksum, FEDRECI_WIRE_CHECKSUM_BYTES, "ModelReply.checksum")))
+        return e;
+    if (r->n_item_codes != 0 && r->n_item_codes != r->n_items)
+        return fedreci_error(FEDREC_ERR_FORMAT, "wire: ModelReply has %zu item codes for %u items",
+                             r->n_item_codes, r->n_items);
+    for (size_t i = 0; i < r->n_item_codes; i++)
+        if (!r->item_codes[i] || strlen(r->item_codes[i]) > FEDRECI_WIRE_MAX_CODE_BYTES)
+            return fedreci_error(FEDREC_ERR_FORMAT, "wire: ModelReply item code %zu too long", i);
+    uint8_t sum[FEDRECI_WIRE_CHECKSUM_BYTES];
+    fedreci_wire_checksum(r->item_factors.data, r->item_factors.len, sum);
+    if (sodium_memcmp(sum, r->checksum.data, sizeof sum) != 0)
+        return fedreci_error(FEDREC_ERR_CRYPTO,
+                             "wire: ModelReply version %llu: item_factors checksum mismatch",
+                             (unsigned long long)r->version);
+    return FEDREC_OK;
+}
+
+/* The stage a body belongs to (0: any). */
+static uint32_t body_stage(Fedrec__V1__Envelope__BodyCase c)
+{
+    switch (c) {
+    case FEDREC__V1__ENVELOPE__BODY_CHECK_IN:
+    case FEDREC__V1__ENVELOPE__BODY_CHECK_IN_REPLY:
+        return FEDRECI_WIRE_STAGE_CHECKIN;
+    case FEDREC__V1__ENVELOPE__BODY_MODEL_REQUEST:
+    case FEDREC__V1__ENVELOPE__BODY_MODEL_REPLY:
+        return FEDRECI_WIRE_STAGE_MODEL;
+    case FEDREC__V1__ENVELOPE__BODY_ADVERTISE_KEYS:
+    case FEDREC__V1__ENVELOPE__BODY_ROSTER:
+        return FEDRECI_WIRE_STAGE_ADVERTISE;
+    case FEDREC__V1__ENVELOPE__BODY_SHARE_KEYS:
+    case FEDREC__V1__ENVELOPE__BODY_SHARE_RELAY:
+        return FEDRECI_WIRE_STAGE_SHARE_KEYS;
+    case FEDREC__V1__ENVELOPE__BODY_MASKED_INPUT:
+    case FEDREC__V1__ENVELOPE__BODY_UNMASK_REQUEST:
+        return FEDRECI_WIRE_STAGE_MASKED_INPUT;
+    case FEDREC__V1__ENVELOPE__BODY_UNMASK:
+    case FEDREC__V1__ENVELOPE__BODY_ROUND_RESULT:
+        return FEDRECI_WIRE_STAGE_UNMASK;
+    default:
+        return 0;
+    }
+}
+
+static fedrec_err check_body(const fedreci_wire_env *e)
+{
+    fedrec_err r;
+    switch (e->body_case) {
+    case FEDREC__V1__ENVELOPE__BODY_CHECK_IN:
+        return want_len(&e->check_in->identity_pk, FEDRECI_SECAGG_SIGN_PK_BYTES,
+                        "CheckIn.identity_pk");
+    case FEDREC__V1__ENVELOPE__BODY_CHECK_IN_REPLY:
+        if ((int)e->check_in_reply->status < 0 || (int)e->check_in_reply->status > 3)
+            return fedreci_error(FEDREC_ERR_FORMAT, "wire: CheckInReply status %d unknown",
+                                 (int)e->check_in_reply->status);
+        if (e->check_in_reply->status == FEDREC__V1__CHECK_IN_REPLY__STATUS__SELECTED)
+            return check_params(e->check_in_reply->params);
+        return FEDREC_OK;
+    case FEDREC__V1__ENVELOPE__BODY_MODEL_REQUEST:
+        return FEDREC_OK;
+    case FEDREC__V1__ENVELOPE__BODY_MODEL_REPLY:
+        return check_model(e->model_reply);
+    case FEDREC__V1__ENVELOPE__BODY_ADVERTISE_KEYS: {
+        const Fedrec__V1__AdvertiseKeys *a = e->advertise_keys;
+        if ((r = want_len(&a->c_pk, FEDRECI_SECAGG_PK_BYTES, "AdvertiseKeys.c_pk")) ||
+            (r = want_len(&a->s_pk, FEDRECI_SECAGG_PK_BYTES, "AdvertiseKeys.s_pk")) ||
+            (r = want_len(&a->sig, FEDRECI_SECAGG_SIG_BYTES, "AdvertiseKeys.sig")))
+            return r;
+        return FEDREC_OK;
+    }
+    case FEDREC__V1__ENVELOPE__BODY_ROSTER: {
+        const Fedrec__V1__Roster *ro = e->roster;
+        if ((r = check_sorted(ro->member_ids, ro->n_member_ids, "Roster.member_ids")))
+            return r;
+        for (size_t i = 0; i < ro->n_adverts; i++) {
+            const Fedrec__V1__Advert *a = ro->adverts[i];
+            if (!a)
+                return fedreci_error(FEDREC_ERR_FORMAT, "wire: Roster.adverts[%zu] missing", i);
+            if ((r = want_len(&a->identity_pk, FEDRECI_SECAGG_SIGN_PK_BYTES,
+                              "Roster.adverts.identity_pk")) ||
+                (r = want_len(&a->c_pk, FEDRECI_SECAGG_PK_BYTES, "Roster.adverts.c_pk")) ||
+                (r = want_len(&a->s_pk, FEDRECI_SECAGG_PK_BYTES, "Roster.adverts.s_pk")) ||
+                (r = want_len(&a->sig, FEDRECI_SECAGG_SIG_BYTES, "Roster.adverts.sig")))
+                return r;
+            if (!id_in(ro->member_ids, ro->n_member_ids, a->client_id))
+                return fedreci_error(FEDREC_ERR_FORMAT,
+                                     "wire: Roster advert for client %llu who is not a member",
+                                     (unsigned long long)a->client_id);
+        }
+        return FEDREC_OK;
+    }
+    case FEDREC__V1__ENVELOPE__BODY_SHARE_KEYS:
+        return check_cts(e->share_keys->cts, e->share_keys->n_cts, "ShareKeys.cts");
+    case FEDREC__V1__ENVELOPE__BODY_SHARE_RELAY:
+        return check_cts(e->share_relay->cts, e->share_relay->n_cts, "ShareRelay.cts");
+    case FEDREC__V1__ENVELOPE__BODY_MASKED_INPUT:
+        if (e->masked_input->y.len == 0 || e->masked_input->y.len % 4 != 0)
+            return fedreci_error(FEDREC_ERR_FORMAT,
+                                 "wire: MaskedInput.y has %zu bytes, not a whole number of words",
+                                 e->masked_input->y.len);
+        return FEDREC_OK;
+    case FEDREC__V1__ENVELOPE__BODY_UNMASK_REQUEST: {
+        const Fedrec__V1__UnmaskRequest *u = e->unmask_request;
+        if ((r = check_sorted(u->survivors, u->n_survivors, "UnmaskRequest.survivors")) ||
+            (r = check_sorted(u->dropped, u->n_dropped, "UnmaskRequest.dropped")))
+            return r;
+        size_t i = 0, j = 0;
+        while (i < u->n_survivors && j < u->n_dropped) {
+            if (u->survivors[i] == u->dropped[j])
+                return fedreci_error(FEDREC_ERR_FORMAT,
+                                     "wire: UnmaskRequest names client %llu both survivor and "
+                                     "dropped",
+                                     (unsigned long long)u->dropped[j]);
+            if (u->survivors[i] < u->dropped[j])
+                i++;
+            else
+                j++;
+        }
+        return FEDREC_OK;
+    }
+    case FEDREC__V1__ENVELOPE__BODY_UNMASK:
+        for (size_t i = 0; i < e->unmask->n_reveals; i++) {
+            const Fedrec__V1__Reveal *v = e->unmask->reveals[i];
+            if (!v)
+                return fedreci_error(FEDREC_ERR_FORMAT, "wire: Unmask.reveals[%zu] missing", i);
+            if (v->kind > 1)
+                return fedreci_error(FEDREC_ERR_FORMAT, "wire: Unmask.reveals[%zu].kind=%u", i,
+                                     v->kind);
+            if ((r = want_len(&v->share, FEDRECI_SECAGG_SHARE_BYTES, "Unmask.reveals.share")))
+                return r;
+        }
+        return FEDREC_OK;
+    case FEDREC__V1__ENVELOPE__BODY_ROUND_RESULT:
+    case FEDREC__V1__ENVELOPE__BODY_ACK:
+    case FEDREC__V1__ENVELOPE__BODY_ERROR:
+    case FEDREC__V1__ENVELOPE__BODY_RETRY_AFTER:
+        return FEDREC_OK;
+    default:
+        return fedreci_error(FEDREC_ERR_FORMAT, "wire: envelope without a body");
+    }
+}
+
+/* A body pointer is NULL only when the message is malformed; protobuf-c sets
+ * the oneof case only with a parsed submessage, but check anyway. */
+static int body_present(const fedreci_wire_env *e)
+{
+    return e->body_case == FEDREC__V1__ENVELOPE__BODY__NOT_SET || e->check_in != NULL;
+}
+
+fedrec_err fedreci_wire_decode(const uint8_t *buf, size_t len, size_t cap, fedreci_wire_env **out)
+{
+    if (!out || (!buf && len))
+        return fedreci_error(FEDREC_ERR_INVALID, "wire: decode: NULL argument");
+    if (len > cap)
+        return fedreci_error(FEDREC_ERR_TOO_BIG, "wire: message of %zu bytes over the cap of %zu",
+                             len, cap);
+    if (len == 0)
+        return fedreci_error(FEDREC_ERR_FORMAT, "wire: empty message");
+    fedreci_wire_env *e = fedrec__v1__envelope__unpack(NULL, len, buf);
+    if (!e)
+        return fedreci_error(FEDREC_ERR_FORMAT,
+                             "wire: %zu bytes are not a valid Envelope (truncated or malformed)",
+                             len);
+    fedrec_err r = FEDREC_OK;
+    if (e->protocol_version != FEDRECI_WIRE_PROTOCOL_VERSION)
+        r = fedreci_error(FEDREC_ERR_UNSUPPORTED, "wire: protocol version %u, expected %u",
+                          e->protocol_version, FEDRECI_WIRE_PROTOCOL_VERSION);
+    else if (!body_present(e))
+        r = fedreci_error(FEDREC_ERR_FORMAT, "wire: body case %d without a body",
+                          (int)e->body_case);
+    else if (body_stage(e->body_case) != 0 && body_stage(e->body_case) != e->stage)
+        r = fedreci_error(FEDREC_ERR_FORMAT, "wire: body %d sent with stage %u, expected %u",
+                          (int)e->body_case, e->stage, body_stage(e->body_case));
+    else
+        r = check_body(e);
+    if (r) {
+        fedrec__v1__envelope__free_unpacked(e, NULL);
+        return r;
+    }
+    *out = e;
+    return FEDREC_OK;
+}
+
+fedrec_err fedreci_wire_decode_msg(nng_msg *m, size_t cap, fedreci_wire_env **out)
+{
+    if (!m)
+        return fedreci_error(FEDREC_ERR_INVALID, "wire: decode: NULL message");
+    return fedreci_wire_decode((const uint8_t *)nng_msg_body(m), nng_msg_len(m), cap, out);
+}
+
+void fedreci_wire_free(fedreci_wire_env *e)
+{
+    if (e)
+        fedrec__v1__envelope__free_unpacked(e, NULL);
+}
+
+fedreci_wire_hdr fedreci_wire_header(const fedreci_wire_env *e)
+{
+    fedreci_wire_hdr h = {e->client_id, e->round_id, e->stage};
+    return h;
+}
+
+/* ---- accessors ------------------------------------------------------------- */
+
+static fedrec_err want_body(const fedreci_wire_env *e, Fedrec__V1__Envelope__BodyCase c,
+                            const char *name)
+{
+    if (!e || e->body_case != c)
+        return fedreci_error(FEDREC_ERR_PROTOCOL, "wire: expected a %s message (got body %d)", name,
+                             e ? (int)e->body_case : -1);
+    return FEDREC_OK;
+}
+
+fedrec_err fedreci_wire_get_checkin(const fedreci_wire_env *e, const uint8_t **identity_pk,
+                                    uint64_t *model_version, int *opted_in)
+{
+    fedrec_err r = want_body(e, FEDREC__V1__ENVELOPE__BODY_CHECK_IN, "CheckIn");
+    if (r)
+        return r;
+    *identity_pk = e->check_in->identity_pk.data;
+    *model_version = e->check_in->model_version;
+    *opted_in = e->check_in->opted_in ? 1 : 0;
+    return FEDREC_OK;
+}
+
+fedrec_err fedreci_wire_get_round(const fedreci_wire_env *e, fedreci_wire_round *out)
+{
+    fedrec_err r = want_body(e, FEDREC__V1__ENVELOPE__BODY_CHECK_IN_REPLY, "CheckInReply");
+    if (r)
+        return r;
+    if (e->check_in_reply->status != FEDREC__V1__CHECK_IN_REPLY__STATUS__SELECTED)
+        return fedreci_error(FEDREC_ERR_NOT_SELECTED, "wire: CheckInReply is not SELECTED");
+    const Fedrec__V1__RoundParams *p = e->check_in_reply->params;
+    fedreci_wire_round w;
+    memset(&w, 0, sizeof w);
+    w.secagg.round_id = e->round_id;
+    w.secagg.n = p->n;
+    w.secagg.k = p->neighbors;
+    w.secagg.t = p->threshold;
+    w.secagg.d = p->d;
+    w.secagg.clip = p->clip;
+    w.secagg.scale = p->scale;
+    w.secagg.max_weight = p->max_weight;
+    memcpy(w.secagg.graph_seed, p->graph_seed.data, FEDRECI_SECAGG_SEED_BYTES);
+    w.model_version = p->model_version;
+    w.n_items = p->n_items;
+    w.k_factors = p->k_factors;
+    w.stage_timeout_ms = p->stage_timeout_ms;
+    /* structural rules; secagg_client_create checks the overflow budget */
+    if (w.secagg.n < 2 || w.secagg.k < 1 || w.secagg.k > w.secagg.n - 1 ||
+        w.secagg.t <= w.secagg.k / 2 || w.secagg.t > w.secagg.k || w.secagg.clip <= 0 ||
+        w.secagg.scale <= 0)
+        return fedreci_error(FEDREC_ERR_FORMAT,
+                             "wire: RoundParams n=%u k=%u t=%u clip=%g scale=%g break the SecAgg "
+                             "parameter rules",
+                             w.secagg.n, w.secagg.k, w.secagg.t, w.secagg.clip, w.secagg.scale);
+    *out = w;
+    return FEDREC_OK;
+}
+
+fedrec_err fedreci_wire_get_model(const fedreci_wire_env *e, fedreci_wire_model *out)
+{
+    fedrec_err r = want_body(e, FEDREC__V1__ENVELOPE__BODY_MODEL_REPLY, "ModelReply");
+    if (r)
+        return r;
+    const Fedrec__V1__ModelReply *m = e->model_reply;
+    if (m->not_modified)
+        return fedreci_error(FEDREC_ERR_PROTOCOL, "wire: ModelReply is 'not modified'");
+    fedreci_wire_model w;
+    w.version = m->version;
+    w.n_items = m->n_items;
+    w.k = m->k;
+    w.item_factors = (const float *)(const void *)m->item_factors.data;
+    w.gram = m->gram.len ? (const float *)(const void *)m->gram.data : NULL;
+    w.checksum = m->checksum.data;
+    w.item_codes = (const char *const *)m->item_codes;
+    w.n_item_codes = m->n_item_codes;
+    *out = w;
+    return FEDREC_OK;
+}
+
+fedrec_err fedreci_wire_get_advert(const fedreci_wire_env *e, fedreci_secagg_advert *out)
+{
+    fedrec_err r = want_body(e, FEDREC__V1__ENVELOPE__BODY_ADVERTISE_KEYS, "AdvertiseKeys");
+    if (r)
+        return r;
+    fedreci_secagg_advert a;
+    memset(&a, 0, sizeof a);
+    a.client_id = e->client_id;
+    memcpy(a.c_pk, e->advertise_keys->c_pk.data, sizeof a.c_pk);
+    memcpy(a.s_pk, e->advertise_keys->s_pk.data, sizeof a.s_pk);
+    memcpy(a.sig, e->advertise_keys->sig.data, sizeof a.sig);
+    *out = a;
+    return FEDREC_OK;
+}
+
+fedrec_err fedreci_wire_get_roster(const fedreci_wire_env *e, uint64_t self, size_t min_m,
+                                   size_t max_m, fedreci_secagg_advert **out, size_t *m)
+{
+    fedrec_err r = want_body(e, FEDREC__V1__ENVELOPE__BODY_ROSTER, "Roster");
+    if (r)
+        return r;
+    const Fedrec__V1__Roster *ro = e->roster;
+    size_t n = ro->n_member_ids;
+    if (n < min_m || n > max_m)
+        return fedreci_error(FEDREC_ERR_FORMAT, "wire: Roster has %zu members, expected %zu..%zu",
+                             n, min_m, max_m);
+    if (!id_in(ro->member_ids, n, self))
+        return fedreci_error(FEDREC_ERR_PROTOCOL, "wire: Roster does not contain client %llu",
+                             (unsigned long long)self);
+    fedreci_secagg_advert *v = calloc(n, sizeof *v);
+    if (!v)
+        return fedreci_error(FEDREC_ERR_NOMEM, "wire: roster of %zu members", n);
+    for (size_t i = 0; i < n; i++)
+        v[i].client_id = ro->member_ids[i];
+    for (size_t i = 0; i < ro->n_adverts; i++) {
+        const Fedrec__V1__Advert *a = ro->adverts[i];
+        /* binary search for the slot (decode checked membership) */
+        size_t lo = 0, hi = n;
+        while (lo < hi) {
+            size_t mid = lo + (hi - lo) / 2;
+            if (ro->member_ids[mid] < a->client_id)
+                lo = mid + 1;
+            else
+                hi = mid;
+        }
+        fedreci_secagg_advert *s = &v[lo];
+        memcpy(s->identity_pk, a->identity_pk.data, sizeof s->identity_pk);
+        memcpy(s->c_pk, a->c_pk.data, sizeof s->c_pk);
+        memcpy(s->s_pk, a->s_pk.data, sizeof s->s_pk);
+        memcpy(s->sig, a->sig.data, sizeof s->sig);
+    }
+    *out = v;
+    *m = n;
+    return FEDREC_OK;
+}
+
+fedrec_err fedreci_wire_get_ciphertexts(const fedreci_wire_env *e, size_t max_n,
+                                        fedreci_secagg_ciphertext **out, size_t *n)
+{
+    Fedrec__V1__Ciphertext **cts;
+    size_t nc;
+    if (e && e->body_case == FEDREC__V1__ENVELOPE__BODY_SHARE_KEYS) {
+        cts = e->share_keys->cts;
+        nc = e->share_keys->n_cts;
+    } else if (e && e->body_case == FEDREC__V1__ENVELOPE__BODY_SHARE_RELAY) {
+        cts = e->share_relay->cts;
+        nc = e->share_relay->n_cts;
+    } else {
+        return want_body(e, FEDREC__V1__ENVELOPE__BODY_SHARE_KEYS, "ShareKeys/ShareRelay");
+    }
+    if (nc > max_n)
+        return fedreci_error(FEDREC_ERR_FORMAT, "wire: %zu ciphertexts, at most %zu expected", nc,
+                             max_n);
+    fedreci_secagg_ciphertext *v = calloc(nc ? nc : 1, sizeof *v);
+    if (!v)
+        return fedreci_error(FEDREC_ERR_NOMEM, "wire: %zu ciphertexts", nc);
+    for (size_t i = 0; i < nc; i++) {
+        v[i].from = cts[i]->from;
+        v[i].to = cts[i]->to;
+        v[i].bytes = cts[i]->data.data;
+        v[i].len = cts[i]->data.len;
+    }
+    *out = v;
+    *n = nc;
+    return FEDREC_OK;
+}
+
+fedrec_err fedreci_wire_get_masked(const fedreci_wire_env *e, uint32_t d, const uint32_t **y)
+{
+    fedrec_err r = want_body(e, FEDREC__V1__ENVELOPE__BODY_MASKED_INPUT, "MaskedInput");
+    if (r)
+        return r;
+    if (e->masked_input->y.len != (size_t)d * 4u)
+        return fedreci_error(FEDREC_ERR_FORMAT,
+                             "wire: MaskedInput from client %llu has %zu words, the round's d "
+                             "is %u",
+                             (unsigned long long)e->client_id, e->masked_input->y.len / 4, d);
+    /* protobuf-c mallocs bytes fields, so the data is aligned for uint32 */
+    *y = (const uint32_t *)(const void *)e->masked_input->y.data;
+    return FEDREC_OK;
+}
+
+fedrec_err fedreci_wire_get_unmask_request(const fedreci_wire_env *e, const uint64_t **survivors,
+                                           size_t *n_survivors, const uint64_t **dropped,
+                                           size_t *n_dropped)
+{
+    fedrec_err r = want_body(e, FEDREC__V1__ENVELOPE__BODY_UNMASK_REQUEST, "UnmaskRequest");
+    if (r)
+        return r;
+    *survivors = e->unmask_request->survivors;
+    *n_survivors = e->unmask_request->n_survivors;
+    *dropped = e->unmask_request->dropped;
+    *n_dropped = e->unmask_request->n_dropped;
+    return FEDREC_OK;
+}
+
+fedrec_err fedreci_wire_get_reveals(const fedreci_wire_env *e, size_t max_n,
+                                    fedreci_secagg_reveal **out, size_t *n)
+{
+    fedrec_err r = want_body(e, FEDREC__V1__ENVELOPE__BODY_UNMASK, "Unmask");
+    if (r)
+        return r;
+    size_t nr = e->unmask->n_reveals;
+    if (nr > max_n)
+        return fedreci_error(FEDREC_ERR_FORMAT, "wire: %zu reveals, at most %zu expected", nr,
+                             max_n);
+    fedreci_secagg_reveal *v = calloc(nr ? nr : 1, sizeof *v);
+    if (!v)
+        return fedreci_error(FEDREC_ERR_NOMEM, "wire: %zu reveals", nr);
+    for (size_t i = 0; i < nr; i++) {
+        v[i].about = e->unmask->reveals[i]->about;
+        v[i].kind = (uint8_t)e->unmask->reveals[i]->kind;
+        memcpy(v[i].share, e->unmask->reveals[i]->share.data, FEDRECI_SECAGG_SHARE_BYTES);
+    }
+    *out = v;
+    *n = nr;
+    return FEDREC_OK;
+}
+
+/* ---- encode ------------------------------------------------------------------ */
+
+static void hdr_fill(fedreci_wire_env *e, const fedreci_wire_hdr *h)
+{
+    e->protocol_version = FEDRECI_WIRE_PROTOCOL_VERSION;
+    e->client_id = h->client_id;
+    e->round_id = h->round_id;
+    e->stage = h->stage;
+}
+
+static fedrec_err pack(const fedreci_wire_env *e, nng_msg **out)
+{
+    size_t len = fedrec__v1__envelope__get_packed_size(e);
+    nng_msg *m;
+    if (nng_msg_alloc(&m, len) != 0)
+        return fedreci_error(FEDREC_ERR_NOMEM, "wire: message of %zu bytes", len);
+    size_t got = fedrec__v1__envelope__pack(e, (uint8_t *)nng_msg_body(m));
+    if (got != len) {
+        nng_msg_free(m);
+        return fedreci_error(FEDREC_ERR_INTERNAL, "wire: packed %zu of %zu bytes", got, len);
+    }
+    *out = m;
+    return FEDREC_OK;
+}
+
+static ProtobufCBinaryData bin(const void *p, size_t len)
+{
+    ProtobufCBinaryData b;
+    b.data = (uint8_t *)(uintptr_t)p;
+    b.len = len;
+    return b;
+}
+
+fedrec_err fedreci_wire_enc_checkin(nng_msg **out, const fedreci_wire_hdr *h,
+                                    const uint8_t identity_pk[32], uint64_t model_version,
+                                    int opted_in)
+{
+    fedreci_wire_env e = FEDREC__V1__ENVELOPE__INIT;
+    Fedrec__V1__CheckIn c = FEDREC__V1__CHECK_IN__INIT;
+    hdr_fill(&e, h);
+    c.identity_pk = bin(identity_pk, FEDRECI_SECAGG_SIGN_PK_BYTES);
+    c.model_version = model_version;
+    c.opted_in = opted_in ? 1 : 0;
+    e.body_case = FEDREC__V1__ENVELOPE__BODY_CHECK_IN;
+    e.check_in = &c;
+    return pack(&e, out);
+}
+
+fedrec_err fedreci_wire_enc_checkin_reply(nng_msg **out, const fedreci_wire_hdr *h, int status,
+                                          const fedreci_wire_round *round, uint64_t model_version,
+                                          uint32_t retry_after_ms)
+{
+    fedreci_wire_env e = FEDREC__V1__ENVELOPE__INIT;
+    Fedrec__V1__CheckInReply c = FEDREC__V1__CHECK_IN_REPLY__INIT;
+    Fedrec__V1__RoundParams p = FEDREC__V1__ROUND_PARAMS__INIT;
+    hdr_fill(&e, h);
+    c.status = (Fedrec__V1__CheckInReply__Status)status;
+    c.model_version = model_version;
+    c.retry_after_ms = retry_after_ms;
+    if (status == FEDREC__V1__CHECK_IN_REPLY__STATUS__SELECTED) {
+        if (!round)
+            return fedreci_error(FEDREC_ERR_INVALID, "wire: SELECTED reply without params");
+        p.n = round->secagg.n;
+        p.neighbors = round->secagg.k;
+        p.threshold = round->secagg.t;
+        p.d = round->secagg.d;
+        p.clip = round->secagg.clip;
+        p.scale = round->secagg.scale;
+        p.max_weight = round->secagg.max_weight;
+        p.graph_seed = bin(round->secagg.graph_seed, FEDRECI_SECAGG_SEED_BYTES);
+        p.model_version = round->model_version;
+        p.n_items = round->n_items;
+        p.k_factors = round->k_factors;
+        p.stage_timeout_ms = round->stage_timeout_ms;
+        c.params = &p;
+    }
+    e.body_case = FEDREC__V1__ENVELOPE__BODY_CHECK_IN_REPLY;
+    e.check_in_reply = &c;
+    return pack(&e, out);
+}
+
+fedrec_err fedreci_wire_enc_model_request(nng_msg **out, const fedreci_wire_hdr *h,
+                                          uint64_t have_version)
+{
+    fedreci_wire_env e = FEDREC__V1__ENVELOPE__INIT;
+    Fedrec__V1__ModelRequest c = FEDREC__V1__MODEL_REQUEST__INIT;
+    hdr_fill(&e, h);
+    c.have_version = have_version;
+    e.body_case = FEDREC__V1__ENVELOPE__BODY_MODEL_REQUEST;
+    e.model_request = &c;
+    return pack(&e, out);
+}
+
+static void fill_model_reply(fedreci_wire_env *e, Fedrec__V1__ModelReply *c,
+                             const fedreci_wire_hdr *h, const fedreci_wire_model *model,
+                             uint64_t version)
+{
+    hdr_fill(e, h);
+    c->version = version;
+    if (!model) {
+        c->not_modified = 1;
+    } else {
+        size_t n = (size_t)model->n_items * model->k;
+        c->version = model->version;
+        c->n_items = model->n_items;
+        c->k = model->k;
+        c->item_factors = bin(model->item_factors, n * 4u);
+        if (model->gram)
+            c->gram = bin(model->gram, (size_t)model->k * model->k * 4u);
+        c->checksum = bin(model->checksum, FEDRECI_WIRE_CHECKSUM_BYTES);
+        c->n_item_codes = model->n_item_codes;
+        c->item_codes = (char **)(uintptr_t)model->item_codes;
+    }
+    e->body_case = FEDREC__V1__ENVELOPE__BODY_MODEL_REPLY;
+    e->model_reply = c;
+}
+
+size_t fedreci_wire_model_reply_size(const fedreci_wire_hdr *h, const fedreci_wire_model *model)
+{
+    fedreci_wire_env e = FEDREC__V1__ENVELOPE__INIT;
+    Fedrec__V1__ModelReply c = FEDREC__V1__MODEL_REPLY__INIT;
+    fill_model_reply(&e, &c, h, model, model ? model->version : 0);
+    return fedrec__v1__envelope__get_packed_size(&e);
+}
+
+fedrec_err fedreci_wire_enc_model_reply(nng_msg **out, const fedreci_wire_hdr *h,
+                                        const fedreci_wire_model *model, uint64_t version)
+{
+    fedreci_wire_env e = FEDREC__V1__ENVELOPE__INIT;
+    Fedrec__V1__ModelReply c = FEDREC__V1__MODEL_REPLY__INIT;
+    fill_model_reply(&e, &c, h, model, version);
+    return pack(&e, out);
+}
+
+fedrec_err fedreci_wire_enc_advertise(nng_msg **out, const fedreci_wire_hdr *h,
+                                      const fedreci_secagg_advert *a)
+{
+    fedreci_wire_env e = FEDREC__V1__ENVELOPE__INIT;
+    Fedrec__V1__AdvertiseKeys c = FEDREC__V1__ADVERTISE_KEYS__INIT;
+    hdr_fill(&e, h);
+    c.c_pk = bin(a->c_pk, sizeof a->c_pk);
+    c.s_pk = bin(a->s_pk, sizeof a->s_pk);
+    c.sig = bin(a->sig, sizeof a->sig);
+    e.body_case = FEDREC__V1__ENVELOPE__BODY_ADVERTISE_KEYS;
+    e.advertise_keys = &c;
+    return pack(&e, out);
+}
+
+fedrec_err fedreci_wire_enc_roster(nng_msg **out, const fedreci_wire_hdr *h,
+                                   const uint64_t *member_ids, size_t m,
+                                   const fedreci_secagg_advert *const *adverts, size_t na)
+{
+    fedreci_wire_env e = FEDREC__V1__ENVELOPE__INIT;
+    Fedrec__V1__Roster c = FEDREC__V1__ROSTER__INIT;
+    Fedrec__V1__Advert *av = calloc(na ? na : 1, sizeof *av);
+    Fedrec__V1__Advert **ap = calloc(na ? na : 1, sizeof *ap);
+    fedrec_err r;
+    if (!av || !ap) {
+        r = fedreci_error(FEDREC_ERR_NOMEM, "wire: roster of %zu adverts", na);
+        goto done;
+    }
+    hdr_fill(&e, h);
+    for (size_t i = 0; i < na; i++) {
+        Fedrec__V1__Advert init = FEDREC__V1__ADVERT__INIT;
+        av[i] = init;
+        av[i].client_id = adverts[i]->client_id;
+        av[i].identity_pk = bin(adverts[i]->identity_pk, FEDRECI_SECAGG_SIGN_PK_BYTES);
+        av[i].c_pk = bin(adverts[i]->c_pk, FEDRECI_SECAGG_PK_BYTES);
+        av[i].s_pk = bin(adverts[i]->s_pk, FEDRECI_SECAGG_PK_BYTES);
+        av[i].sig = bin(adverts[i]->sig, FEDRECI_SECAGG_SIG_BYTES);
+        ap[i] = &av[i];
+    }
+    c.n_member_ids = m;
+    c.member_ids = (uint64_t *)(uintptr_t)member_ids;
+    c.n_adverts = na;
+    c.adverts = ap;
+    e.body_case = FEDREC__V1__ENVELOPE__BODY_ROSTER;
+    e.roster = &c;
+    r = pack(&e, out);
+done:
+    free(av);
+    free(ap);
+    return r;
+}
+
+fedrec_err fedreci_wire_enc_ciphertexts(nng_msg **out, const fedreci_wire_hdr *h, int relay,
+                                        const fedreci_secagg_ciphertext *cts, size_t n)
+{
+    fedreci_wire_env e = FEDREC__V1__ENVELOPE__INIT;
+    Fedrec__V1__ShareKeys sk = FEDREC__V1__SHARE_KEYS__INIT;
+    Fedrec__V1__ShareRelay sr = FEDREC__V1__SHARE_RELAY__INIT;
+    Fedrec__V1__Ciphertext *cv = calloc(n ? n : 1, sizeof *cv);
+    Fedrec__V1__Ciphertext **cp = calloc(n ? n : 1, sizeof *cp);
+    fedrec_err r;
+    if (!cv || !cp) {
+        r = fedreci_error(FEDREC_ERR_NOMEM, "wire: %zu ciphertexts", n);
+        goto done;
+    }
+    hdr_fill(&e, h);
+    for (size_t i = 0; i < n; i++) {
+        Fedrec__V1__Ciphertext init = FEDREC__V1__CIPHERTEXT__INIT;
+        cv[i] = init;
+        cv[i].from = cts[i].from;
+        cv[i].to = cts[i].to;
+        cv[i].data = bin(cts[i].bytes, cts[i].len);
+        cp[i] = &cv[i];
+    }
+    if (relay) {
+        sr.n_cts = n;
+        sr.cts = cp;
+        e.body_case = FEDREC__V1__ENVELOPE__BODY_SHARE_RELAY;
+        e.share_relay = &sr;
+    } else {
+        sk.n_cts = n;
+        sk.cts = cp;
+        e.body_case = FEDREC__V1__ENVELOPE__BODY_SHARE_KEYS;
+        e.share_keys = &sk;
+    }
+    r = pack(&e, out);
+done:
+    free(cv);
+    free(cp);
+    return r;
+}
+
+fedrec_err fedreci_wire_enc_masked(nng_msg **out, const fedreci_wire_hdr *h, const uint32_t *y,
+                                   size_t d)
+{
+    fedreci_wire_env e = FEDREC__V1__ENVELOPE__INIT;
+    Fedrec__V1__MaskedInput c = FEDREC__V1__MASKED_INPUT__INIT;
+    hdr_fill(&e, h);
+    c.y = bin(y, d * 4u);
+    e.body_case = FEDREC__V1__ENVELOPE__BODY_MASKED_INPUT;
+    e.masked_input = &c;
+    return pack(&e, out);
+}
+
+fedrec_err fedreci_wire_enc_unmask_request(nng_msg **out, const fedreci_wire_hdr *h,
+                                           const uint64_t *survivors, size_t ns,
+                                           const uint64_t *dropped, size_t nd)
+{
+    fedreci_wire_env e = FEDREC__V1__ENVELOPE__INIT;
+    Fedrec__V1__UnmaskRequest c = FEDREC__V1__UNMASK_REQUEST__INIT;
+    hdr_fill(&e, h);
+    c.n_survivors = ns;
+    c.survivors = (uint64_t *)(uintptr_t)survivors;
+    c.n_dropped = nd;
+    c.dropped = (uint64_t *)(uintptr_t)dropped;
+    e.body_case = FEDREC__V1__ENVELOPE__BODY_UNMASK_REQUEST;
+    e.unmask_request = &c;
+    return pack(&e, out);
+}
+
+fedrec_err fedreci_wire_enc_unmask(nng_msg **out, const fedreci_wire_hdr *h,
+                                   const fedreci_secagg_reveal *rv, size_t n)
+{
+    fedreci_wire_env e = FEDREC__V1__ENVELOPE__INIT;
+    Fedrec__V1__Unmask c = FEDREC__V1__UNMASK__INIT;
+    Fedrec__V1__Reveal *v = calloc(n ? n : 1, sizeof *v);
+    Fedrec__V1__Reveal **p = calloc(n ? n : 1, sizeof *p);
+    fedrec_err r;
+    if (!v || !p) {
+        r = fedreci_error(FEDREC_ERR_NOMEM, "wire: %zu reveals", n);
+        goto done;
+    }
+    hdr_fill(&e, h);
+    for (size_t i = 0; i < n; i++) {
+        Fedrec__V1__Reveal init = FEDREC__V1__REVEAL__INIT;
+        v[i] = init;
+        v[i].about = rv[i].about;
+        v[i].kind = rv[i].kind;
+        v[i].share = bin(rv[i].share, FEDRECI_SECAGG_SHARE_BYTES);
+        p[i] = &v[i];
+    }
+    c.n_reveals = n;
+    c.reveals = p;
+    e.body_case = FEDREC__V1__ENVELOPE__BODY_UNMASK;
+    e.unmask = &c;
+    r = pack(&e, out);
+done:
+    free(v);
+    free(p);
+    return r;
+}
+
+fedrec_err fedreci_wire_enc_round_result(nng_msg **out, const fedreci_wire_hdr *h, int completed,
+                                         uint64_t model_version, uint32_t survivors,
+                                         const char *reason)
+{
+    fedreci_wire_env e = FEDREC__V1__ENVELOPE__INIT;
+    Fedrec__V1__RoundResult c = FEDREC__V1__ROUND_RESULT__INIT;
+    hdr_fill(&e, h);
+    c.completed = completed ? 1 : 0;
+    c.model_version = model_version;
+    c.survivors = survivors;
+    c.reason = (char *)(uintptr_t)(reason ? reason : "");
+    e.body_case = FEDREC__V1__ENVELOPE__BODY_ROUND_RESULT;
+    e.round_result = &c;
+    return pack(&e, out);
+}
+
+fedrec_err fedreci_wire_enc_error(nng_msg **out, const fedreci_wire_hdr *h, fedrec_err code,
+                                  const char *text)
+{
+    fedreci_wire_env e = FEDREC__V1__ENVELOPE__INIT;
+    Fedrec__V1__Error c = FEDREC__V1__ERROR__INIT;
+    hdr_fill(&e, h);
+    c.code = (uint32_t)code;
+    c.text = (char *)(uintptr_t)(text ? text : "");
+    e.body_case = FEDREC__V1__ENVELOPE__BODY_ERROR;
+    e.error = &c;
+    return pack(&e, out);
+}
+
+fedrec_err fedreci_wire_enc_retry(nng_msg **out, const fedreci_wire_hdr *h, uint32_t ms)
+{
+    fedreci_wire_env e = FEDREC__V1__ENVELOPE__INIT;
+    Fedrec__V1__RetryAfter c = FEDREC__V1__RETRY_AFTER__INIT;
+    hdr_fill(&e, h);
+    c.ms = ms;
+    e.body_case = FEDREC__V1__ENVELOPE__BODY_RETRY_AFTER;
+    e.retry_after = &c;
+    return pack(&e, out);
+}

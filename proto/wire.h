@@ -1,0 +1,237 @@
+/*
+ * proto/wire: encode and decode fedrec's wire messages (proto/fedrec.proto,
+ * package fedrec.v1) with size caps, required-field checks and vector length
+ * checks, converting to and from the core/secagg structs. See
+ * docs/protocol.md for the message flow.
+ *
+ * Every message is one fedrec.v1.Envelope (protocol version, client id,
+ * round id, stage, one body). Encoders write an nng message (the body of the
+ * nng message is the encoded Envelope, nothing else). Decoders take the raw
+ * bytes and a size cap, check the cap BEFORE unpacking, unpack with
+ * protobuf-c, then check the envelope and the body's structure: protocol
+ * version, a body that matches the stage, key/signature/share lengths, sorted
+ * id lists, model vector lengths and checksum. Checks that need the round's
+ * dimension (masked input length, roster size) are in the accessors below,
+ * which take d or the expected sizes.
+ *
+ * Stage numbers used on the wire (Envelope.stage):
+ *   1 check-in, 2 model download, 3 + s for SecAgg stage s (0 advertise,
+ *   1 share keys, 2 masked input, 3 unmask).
+ *
+ * Byte order: vectors are little-endian on the wire; this code targets
+ * little-endian hosts (checked at compile time in wire.c), so word vectors
+ * are used in place without conversion.
+ *
+ * Ownership: a decoded envelope (fedreci_wire_env) owns all its memory and is
+ * freed with fedreci_wire_free (NULL is a no-op); pointers returned by the
+ * accessors point into it and live as long as it. Encoders copy their inputs
+ * into the new nng message; on error no message is returned and nothing is
+ * leaked. Thread-safety: all functions are reentrant.
+ *
+ * Errors: FEDREC_ERR_TOO_BIG (over the cap), FEDREC_ERR_FORMAT (truncated,
+ * malformed, a missing or wrong-length field, a wrong-length vector),
+ * FEDREC_ERR_UNSUPPORTED (another protocol version), FEDREC_ERR_CRYPTO (model
+ * checksum mismatch), FEDREC_ERR_NOMEM. The detailed message names the field.
+ */
+#ifndef FEDREC_PROTO_WIRE_H
+#define FEDREC_PROTO_WIRE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <nng/nng.h>
+
+#include "core/secagg/secagg.h"
+#include "fedrec.pb-c.h"
+#include "fedrec/fedrec.h"
+
+#define FEDRECI_WIRE_PROTOCOL_VERSION 1u
+#define FEDRECI_WIRE_CHECKSUM_BYTES 32u  /* BLAKE2b-256 */
+#define FEDRECI_WIRE_MAX_CT_BYTES 4096u  /* one encrypted share bundle */
+#define FEDRECI_WIRE_MAX_CODE_BYTES 256u /* one catalog code */
+
+/* Envelope.stage values. */
+typedef enum fedreci_wire_stage {
+    FEDRECI_WIRE_STAGE_CHECKIN = 1,
+    FEDRECI_WIRE_STAGE_MODEL = 2,
+    FEDRECI_WIRE_STAGE_ADVERTISE = 3,    /* SecAgg stage 0 */
+    FEDRECI_WIRE_STAGE_SHARE_KEYS = 4,   /* SecAgg stage 1 */
+    FEDRECI_WIRE_STAGE_MASKED_INPUT = 5, /* SecAgg stage 2 */
+    FEDRECI_WIRE_STAGE_UNMASK = 6,       /* SecAgg stage 3 */
+} fedreci_wire_stage;
+
+/* SecAgg stage s (0..3) <-> wire stage. */
+#define FEDRECI_WIRE_STAGE_OF_SECAGG(s) ((uint32_t)(s) + 3u)
+
+typedef Fedrec__V1__Envelope fedreci_wire_env;
+
+/* The envelope's header fields. */
+typedef struct fedreci_wire_hdr {
+    uint64_t client_id;
+    uint64_t round_id;
+    uint32_t stage; /* fedreci_wire_stage */
+} fedreci_wire_hdr;
+
+/* Round parameters as carried by CheckInReply (SELECTED). */
+typedef struct fedreci_wire_round {
+    fedreci_secagg_params secagg; /* round_id is the envelope's */
+    uint64_t model_version;
+    uint32_t n_items;
+    uint32_t k_factors;
+    uint32_t stage_timeout_ms;
+} fedreci_wire_round;
+
+/* A model as carried by ModelReply. Borrowed pointers (encode) or pointers
+ * into the decoded envelope (decode). */
+typedef struct fedreci_wire_model {
+    uint64_t version;
+    uint32_t n_items;
+    uint32_t k;
+    const float *item_factors;     /* n_items x k, row-major */
+    const float *gram;             /* k x k or NULL */
+    const uint8_t *checksum;       /* 32 bytes: BLAKE2b-256 of the factor bytes */
+    const char *const *item_codes; /* n_items strings or NULL */
+    size_t n_item_codes;           /* n_items or 0 */
+} fedreci_wire_model;
+
+/* ---- sizes --------------------------------------------------------------- */
+
+/* The receive cap for a deployment: the largest legitimate message (model
+ * reply with catalog, masked input of d = n_items * k + 1 words, roster and
+ * unmask request for max_cohort clients) plus framing slack. catalog_bytes is
+ * the total length of the item codes. Saturates at SIZE_MAX / 2. */
+size_t fedreci_wire_cap(uint32_t n_items, uint32_t k, uint32_t max_cohort, size_t catalog_bytes);
+
+/* BLAKE2b-256 of len bytes (the model checksum). */
+void fedreci_wire_checksum(const void *data, size_t len, uint8_t out[FEDRECI_WIRE_CHECKSUM_BYTES]);
+
+/* The encoded size of a ModelReply envelope for this model (no encoding). */
+size_t fedreci_wire_model_reply_size(const fedreci_wire_hdr *h, const fedreci_wire_model *model);
+
+/* ---- decode --------------------------------------------------------------- */
+
+/* Decodes and checks one envelope from buf[len]. len > cap is refused with
+ * FEDREC_ERR_TOO_BIG before anything is unpacked. *out is written only on
+ * success; free it with fedreci_wire_free. */
+FEDREC_NODISCARD fedrec_err fedreci_wire_decode(const uint8_t *buf, size_t len, size_t cap,
+                                                fedreci_wire_env **out);
+
+/* Decodes the body of an nng message (same checks). The message is not freed. */
+FEDREC_NODISCARD fedrec_err fedreci_wire_decode_msg(nng_msg *m, size_t cap, fedreci_wire_env **out);
+
+void fedreci_wire_free(fedreci_wire_env *e);
+
+/* The envelope's header. */
+fedreci_wire_hdr fedreci_wire_header(const fedreci_wire_env *e);
+
+/* ---- accessors (dimension checks, conversion to core/secagg structs) ------- */
+
+/* CheckIn: identity key, held version, opted-in flag. */
+FEDREC_NODISCARD fedrec_err fedreci_wire_get_checkin(const fedreci_wire_env *e,
+                                                     const uint8_t **identity_pk,
+                                                     uint64_t *model_version, int *opted_in);
+
+/* CheckInReply SELECTED: the round parameters (round_id from the envelope);
+ * checks d == n_items * k_factors + 1 and the SecAgg parameter rules. */
+FEDREC_NODISCARD fedrec_err fedreci_wire_get_round(const fedreci_wire_env *e,
+                                                   fedreci_wire_round *out);
+
+/* ModelReply (not not_modified): the model, checksum verified by decode. */
+FEDREC_NODISCARD fedrec_err fedreci_wire_get_model(const fedreci_wire_env *e,
+                                                   fedreci_wire_model *out);
+
+/* AdvertiseKeys from client_id -> an advert (identity_pk zeroed; the server
+ * fills it from its registry). */
+FEDREC_NODISCARD fedrec_err fedreci_wire_get_advert(const fedreci_wire_env *e,
+                                                    fedreci_secagg_advert *out);
+
+/* Roster -> a malloc'd array of m adverts sorted by id, one per member; the
+ * members the message carries no advert for have only client_id set (keys
+ * zero). m must be between min_m and max_m and the roster must contain
+ * `self`. The caller frees *out with free(). */
+FEDREC_NODISCARD fedrec_err fedreci_wire_get_roster(const fedreci_wire_env *e, uint64_t self,
+                                                    size_t min_m, size_t max_m,
+                                                    fedreci_secagg_advert **out, size_t *m);
+
+/* ShareKeys / ShareRelay -> a malloc'd array of n ciphertexts whose bytes
+ * point into the envelope; at most max_n. Free *out with free(). */
+FEDREC_NODISCARD fedrec_err fedreci_wire_get_ciphertexts(const fedreci_wire_env *e, size_t max_n,
+                                                         fedreci_secagg_ciphertext **out,
+                                                         size_t *n);
+
+/* MaskedInput: exactly d words (FEDREC_ERR_FORMAT otherwise); *y points into
+ * the envelope. */
+FEDREC_NODISCARD fedrec_err fedreci_wire_get_masked(const fedreci_wire_env *e, uint32_t d,
+                                                    const uint32_t **y);
+
+/* UnmaskRequest: sorted, disjoint id lists pointing into the envelope. */
+FEDREC_NODISCARD fedrec_err fedreci_wire_get_unmask_request(const fedreci_wire_env *e,
+                                                            const uint64_t **survivors,
+                                                            size_t *n_survivors,
+                                                            const uint64_t **dropped,
+                                                            size_t *n_dropped);
+
+/* Unmask -> a malloc'd array of at most max_n reveals. Free *out with free(). */
+FEDREC_NODISCARD fedrec_err fedreci_wire_get_reveals(const fedreci_wire_env *e, size_t max_n,
+                                                     fedreci_secagg_reveal **out, size_t *n);
+
+/* ---- encode ----------------------------------------------------------------- */
+
+/* Each encoder allocates a new nng message holding one envelope with header h
+ * and the named body. */
+FEDREC_NODISCARD fedrec_err fedreci_wire_enc_checkin(nng_msg **out, const fedreci_wire_hdr *h,
+                                                     const uint8_t identity_pk[32],
+                                                     uint64_t model_version, int opted_in);
+
+/* status: Fedrec__V1__CheckInReply__Status. round: SELECTED only (else NULL). */
+FEDREC_NODISCARD fedrec_err fedreci_wire_enc_checkin_reply(nng_msg **out, const fedreci_wire_hdr *h,
+                                                           int status,
+                                                           const fedreci_wire_round *round,
+                                                           uint64_t model_version,
+                                                           uint32_t retry_after_ms);
+
+FEDREC_NODISCARD fedrec_err fedreci_wire_enc_model_request(nng_msg **out, const fedreci_wire_hdr *h,
+                                                           uint64_t have_version);
+
+/* model NULL: "not modified" for version `version`. */
+FEDREC_NODISCARD fedrec_err fedreci_wire_enc_model_reply(nng_msg **out, const fedreci_wire_hdr *h,
+                                                         const fedreci_wire_model *model,
+                                                         uint64_t version);
+
+FEDREC_NODISCARD fedrec_err fedreci_wire_enc_advertise(nng_msg **out, const fedreci_wire_hdr *h,
+                                                       const fedreci_secagg_advert *a);
+
+/* Roster: member_ids[m] (sorted) and the adverts to include (pointers, na). */
+FEDREC_NODISCARD fedrec_err fedreci_wire_enc_roster(nng_msg **out, const fedreci_wire_hdr *h,
+                                                    const uint64_t *member_ids, size_t m,
+                                                    const fedreci_secagg_advert *const *adverts,
+                                                    size_t na);
+
+/* relay = 0: ShareKeys (client -> server); relay = 1: ShareRelay. */
+FEDREC_NODISCARD fedrec_err fedreci_wire_enc_ciphertexts(nng_msg **out, const fedreci_wire_hdr *h,
+                                                         int relay,
+                                                         const fedreci_secagg_ciphertext *cts,
+                                                         size_t n);
+
+FEDREC_NODISCARD fedrec_err fedreci_wire_enc_masked(nng_msg **out, const fedreci_wire_hdr *h,
+                                                    const uint32_t *y, size_t d);
+
+FEDREC_NODISCARD fedrec_err fedreci_wire_enc_unmask_request(nng_msg **out,
+                                                            const fedreci_wire_hdr *h,
+                                                            const uint64_t *survivors, size_t ns,
+                                                            const uint64_t *dropped, size_t nd);
+
+FEDREC_NODISCARD fedrec_err fedreci_wire_enc_unmask(nng_msg **out, const fedreci_wire_hdr *h,
+                                                    const fedreci_secagg_reveal *r, size_t n);
+
+FEDREC_NODISCARD fedrec_err fedreci_wire_enc_round_result(nng_msg **out, const fedreci_wire_hdr *h,
+                                                          int completed, uint64_t model_version,
+                                                          uint32_t survivors, const char *reason);
+
+FEDREC_NODISCARD fedrec_err fedreci_wire_enc_error(nng_msg **out, const fedreci_wire_hdr *h,
+                                                   fedrec_err code, const char *text);
+
+FEDREC_NODISCARD fedrec_err fedreci_wire_enc_retry(nng_msg **out, const fedreci_wire_hdr *h,
+                                                   uint32_t ms);
+
+#endif /* FEDREC_PROTO_WIRE_H */

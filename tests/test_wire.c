@@ -1,0 +1,535 @@
+/* Tests for proto/wire: every message round-trips; truncated, oversized,
+ * random, malformed and wrong-length messages are refused with the right
+ * error and never read out of bounds (run under ASan in CI). */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+#include <sodium.h>
+
+#include "proto/wire.h"
+
+#define CAP (1u << 24)
+
+static fedreci_wire_hdr hdr(uint32_t stage)
+{
+    fedreci_wire_hdr h = {42, 7, stage};
+    return h;
+}
+
+/* Decodes m (which it frees); returns the envelope or fails the test. */
+static fedreci_wire_env *rt(nng_msg *m)
+{
+    fedreci_wire_env *e = NULL;
+    fedrec_err r = fedreci_wire_decode_msg(m, CAP, &e);
+    if (r)
+        fail_msg("decode: %s: %s", fedrec_strerror(r), fedrec_errmsg());
+    /* every strict prefix must be refused */
+    const uint8_t *b = nng_msg_body(m);
+    size_t len = nng_msg_len(m);
+    for (size_t cut = 0; cut < len; cut += (len > 4096 ? len / 97 + 1 : 1)) {
+        fedreci_wire_env *t = NULL;
+        fedrec_err tr = fedreci_wire_decode(b, cut, CAP, &t);
+        if (tr == FEDREC_OK)
+            fail_msg("prefix of %zu/%zu bytes accepted", cut, len);
+        assert_null(t);
+    }
+    /* one byte over the cap is refused before unpacking */
+    fedreci_wire_env *t = NULL;
+    assert_int_equal(fedreci_wire_decode(b, len, len - 1, &t), FEDREC_ERR_TOO_BIG);
+    assert_null(t);
+    nng_msg_free(m);
+    fedreci_wire_hdr h = fedreci_wire_header(e);
+    assert_int_equal(h.client_id, 42);
+    assert_int_equal(h.round_id, 7);
+    return e;
+}
+
+static void test_checkin(void **state)
+{
+    (void)state;
+    uint8_t pk[32];
+    for (int i = 0; i < 32; i++)
+        pk[i] = (uint8_t)(i * 3);
+    fedreci_wire_hdr h = hdr(FEDRECI_WIRE_STAGE_CHECKIN);
+    nng_msg *m;
+    assert_int_equal(fedreci_wire_enc_checkin(&m, &h, pk, 5, 1), FEDREC_OK);
+    fedreci_wire_env *e = rt(m);
+    const uint8_t *gpk;
+    uint64_t ver;
+    int opted;
+    assert_int_equal(fedreci_wire_get_checkin(e, &gpk, &ver, &opted), FEDREC_OK);
+    assert_memory_equal(gpk, pk, 32);
+    assert_int_equal(ver, 5);
+    assert_int_equal(opted, 1);
+    /* the wrong accessor is a protocol error */
+    fedreci_wire_round w;
+    assert_int_equal(fedreci_wire_get_round(e, &w), FEDREC_ERR_PROTOCOL);
+    fedreci_wire_free(e);
+}
+
+static void test_checkin_reply(void **state)
+{
+    (void)state;
+    fedreci_wire_round w;
+    memset(&w, 0, sizeof w);
+    w.secagg.round_id = 7;
+    w.secagg.n = 10;
+    w.secagg.k = 4;
+    w.secagg.t = 3;
+    w.secagg.d = 3 * 2 + 1;
+    w.secagg.clip = 16;
+    w.secagg.scale = 1000;
+    w.secagg.max_weight = 1;
+    memset(w.secagg.graph_seed, 0xab, 32);
+    w.model_version = 3;
+    w.n_items = 3;
+    w.k_factors = 2;
+    w.stage_timeout_ms = 5000;
+    fedreci_wire_hdr h = hdr(FEDRECI_WIRE_STAGE_CHECKIN);
+    nng_msg *m;
+    assert_int_equal(fedreci_wire_enc_checkin_reply(
+                         &m, &h, FEDREC__V1__CHECK_IN_REPLY__STATUS__SELECTED, &w, 3, 0),
+                     FEDREC_OK);
+    fedreci_wire_env *e = rt(m);
+    fedreci_wire_round g;
+    assert_int_equal(fedreci_wire_get_round(e, &g), FEDREC_OK);
+    assert_int_equal(g.secagg.round_id, 7);
+    assert_int_equal(g.secagg.n, 10);
+    assert_int_equal(g.secagg.k, 4);
+    assert_int_equal(g.secagg.t, 3);
+    assert_int_equal(g.secagg.d, 7);
+    assert_true(g.secagg.clip == 16 && g.secagg.scale == 1000);
+    assert_memory_equal(g.secagg.graph_seed, w.secagg.graph_seed, 32);
+    assert_int_equal(g.n_items, 3);
+    assert_int_equal(g.k_factors, 2);
+    assert_int_equal(g.stage_timeout_ms, 5000);
+    fedreci_wire_free(e);
+
+    /* d inconsistent with n_items * k + 1 is refused at decode */
+    w.secagg.d = 8;
+    assert_int_equal(fedreci_wire_enc_checkin_reply(
+                         &m, &h, FEDREC__V1__CHECK_IN_REPLY__STATUS__SELECTED, &w, 3, 0),
+                     FEDREC_OK);
+    e = NULL;
+    assert_int_equal(fedreci_wire_decode_msg(m, CAP, &e), FEDREC_ERR_FORMAT);
+    assert_null(e);
+    nng_msg_free(m);
+    /* threshold breaking t > k/2 is refused by the accessor */
+    w.secagg.d = 7;
+    w.secagg.t = 2;
+    assert_int_equal(fedreci_wire_enc_checkin_reply(
+                         &m, &h, FEDREC__V1__CHECK_IN_REPLY__STATUS__SELECTED, &w, 3, 0),
+                     FEDREC_OK);
+    e = rt(m);
+    assert_int_equal(fedreci_wire_get_round(e, &g), FEDREC_ERR_FORMAT);
+    fedreci_wire_free(e);
+    /* NOT_SELECTED carries the retry time and no params */
+    assert_int_equal(fedreci_wire_enc_checkin_reply(
+                         &m, &h, FEDREC__V1__CHECK_IN_REPLY__STATUS__NOT_SELECTED, NULL, 9, 1234),
+                     FEDREC_OK);
+    e = rt(m);
+    assert_int_equal(e->check_in_reply->retry_after_ms, 1234);
+    assert_int_equal(e->check_in_reply->model_version, 9);
+    assert_int_equal(fedreci_wire_get_round(e, &g), FEDREC_ERR_NOT_SELECTED);
+    fedreci_wire_free(e);
+}
+
+static void test_model(void **state)
+{
+    (void)state;
+    enum { N = 5, K = 3 };
+    float y[N * K], gram[K * K];
+    for (int i = 0; i < N * K; i++)
+        y[i] = (float)i * 0.25f - 1.0f;
+    for (int i = 0; i < K * K; i++)
+        gram[i] = (float)i;
+    const char *codes[N] = {"85123A", "71053", "84406B", "84029G", "POST"};
+    uint8_t sum[32];
+    fedreci_wire_checksum(y, sizeof y, sum);
+    fedreci_wire_model mo = {11, N, K, y, gram, sum, codes, N};
+    fedreci_wire_hdr h = hdr(FEDRECI_WIRE_STAGE_MODEL);
+    nng_msg *m;
+    assert_int_equal(fedreci_wire_enc_model_request(&m, &h, 10), FEDREC_OK);
+    fedreci_wire_env *e = rt(m);
+    assert_int_equal(e->model_request->have_version, 10);
+    fedreci_wire_free(e);
+
+    assert_int_equal(fedreci_wire_enc_model_reply(&m, &h, &mo, 11), FEDREC_OK);
+    e = rt(m);
+    fedreci_wire_model g;
+    assert_int_equal(fedreci_wire_get_model(e, &g), FEDREC_OK);
+    assert_int_equal(g.version, 11);
+    assert_int_equal(g.n_items, N);
+    assert_int_equal(g.k, K);
+    assert_memory_equal(g.item_factors, y, sizeof y);
+    assert_memory_equal(g.gram, gram, sizeof gram);
+    assert_int_equal(g.n_item_codes, N);
+    assert_string_equal(g.item_codes[4], "POST");
+    fedreci_wire_free(e);
+
+    /* not modified */
+    assert_int_equal(fedreci_wire_enc_model_reply(&m, &h, NULL, 11), FEDREC_OK);
+    e = rt(m);
+    assert_true(e->model_reply->not_modified);
+    assert_int_equal(e->model_reply->version, 11);
+    assert_int_equal(fedreci_wire_get_model(e, &g), FEDREC_ERR_PROTOCOL);
+    fedreci_wire_free(e);
+
+    /* a corrupted checksum is a crypto error */
+    uint8_t bad[32];
+    memcpy(bad, sum, 32);
+    bad[0] ^= 1;
+    mo.checksum = bad;
+    assert_int_equal(fedreci_wire_enc_model_reply(&m, &h, &mo, 11), FEDREC_OK);
+    e = NULL;
+    assert_int_equal(fedreci_wire_decode_msg(m, CAP, &e), FEDREC_ERR_CRYPTO);
+    nng_msg_free(m);
+    /* factors of the wrong length: n_items says 6, the bytes hold 5 rows */
+    Fedrec__V1__Envelope env = FEDREC__V1__ENVELOPE__INIT;
+    Fedrec__V1__ModelReply mr = FEDREC__V1__MODEL_REPLY__INIT;
+    env.protocol_version = 1;
+    env.stage = FEDRECI_WIRE_STAGE_MODEL;
+    env.body_case = FEDREC__V1__ENVELOPE__BODY_MODEL_REPLY;
+    env.model_reply = &mr;
+    mr.version = 11;
+    mr.n_items = 6;
+    mr.k = K;
+    mr.item_factors.data = (uint8_t *)y;
+    mr.item_factors.len = sizeof y;
+    mr.checksum.data = sum;
+    mr.checksum.len = 32;
+    uint8_t buf[512];
+    size_t len = fedrec__v1__envelope__pack(&env, buf);
+    e = NULL;
+    assert_int_equal(fedreci_wire_decode(buf, len, CAP, &e), FEDREC_ERR_FORMAT);
+    assert_null(e);
+    /* a gram of the wrong size */
+    mr.n_items = N;
+    mr.gram.data = (uint8_t *)gram;
+    mr.gram.len = sizeof gram - 4;
+    len = fedrec__v1__envelope__pack(&env, buf);
+    assert_int_equal(fedreci_wire_decode(buf, len, CAP, &e), FEDREC_ERR_FORMAT);
+    /* and the fixed message decodes */
+    mr.gram.len = sizeof gram;
+    len = fedrec__v1__envelope__pack(&env, buf);
+    assert_int_equal(fedreci_wire_decode(buf, len, CAP, &e), FEDREC_OK);
+    fedreci_wire_free(e);
+}
+
+static void fill_advert(fedreci_secagg_advert *a, uint64_t id)
+{
+    memset(a, 0, sizeof *a);
+    a->client_id = id;
+    memset(a->identity_pk, (int)(id & 0xff), 32);
+    memset(a->c_pk, (int)(id + 1), 32);
+    memset(a->s_pk, (int)(id + 2), 32);
+    memset(a->sig, (int)(id + 3), 64);
+}
+
+static void test_advertise_roster(void **state)
+{
+    (void)state;
+    fedreci_secagg_advert a;
+    fill_advert(&a, 42);
+    fedreci_wire_hdr h = hdr(FEDRECI_WIRE_STAGE_ADVERTISE);
+    nng_msg *m;
+    assert_int_equal(fedreci_wire_enc_advertise(&m, &h, &a), FEDREC_OK);
+    fedreci_wire_env *e = rt(m);
+    fedreci_secagg_advert g;
+    assert_int_equal(fedreci_wire_get_advert(e, &g), FEDREC_OK);
+    assert_int_equal(g.client_id, 42);
+    assert_memory_equal(g.c_pk, a.c_pk, 32);
+    assert_memory_equal(g.s_pk, a.s_pk, 32);
+    assert_memory_equal(g.sig, a.sig, 64);
+    fedreci_wire_free(e);
+
+    /* roster of 5 members with 3 full adverts */
+    uint64_t ids[5] = {3, 9, 42, 50, 77};
+    fedreci_secagg_advert ad[3];
+    fill_advert(&ad[0], 9);
+    fill_advert(&ad[1], 42);
+    fill_advert(&ad[2], 77);
+    const fedreci_secagg_advert *ap[3] = {&ad[0], &ad[1], &ad[2]};
+    assert_int_equal(fedreci_wire_enc_roster(&m, &h, ids, 5, ap, 3), FEDREC_OK);
+    e = rt(m);
+    fedreci_secagg_advert *ro;
+    size_t n;
+    assert_int_equal(fedreci_wire_get_roster(e, 42, 2, 10, &ro, &n), FEDREC_OK);
+    assert_int_equal(n, 5);
+    for (size_t i = 0; i < 5; i++)
+        assert_int_equal(ro[i].client_id, ids[i]);
+    assert_memory_equal(&ro[1], &ad[0], sizeof ad[0]);
+    assert_memory_equal(&ro[2], &ad[1], sizeof ad[1]);
+    assert_memory_equal(&ro[4], &ad[2], sizeof ad[2]);
+    uint8_t zero[32] = {0};
+    assert_memory_equal(ro[0].c_pk, zero, 32);
+    free(ro);
+    /* size bounds and membership */
+    assert_int_equal(fedreci_wire_get_roster(e, 42, 6, 10, &ro, &n), FEDREC_ERR_FORMAT);
+    assert_int_equal(fedreci_wire_get_roster(e, 43, 2, 10, &ro, &n), FEDREC_ERR_PROTOCOL);
+    fedreci_wire_free(e);
+
+    /* unsorted member ids */
+    uint64_t unsorted[3] = {9, 3, 42};
+    assert_int_equal(fedreci_wire_enc_roster(&m, &h, unsorted, 3, ap, 0), FEDREC_OK);
+    e = NULL;
+    assert_int_equal(fedreci_wire_decode_msg(m, CAP, &e), FEDREC_ERR_FORMAT);
+    nng_msg_free(m);
+    /* an advert for a non-member */
+    assert_int_equal(fedreci_wire_enc_roster(&m, &h, ids, 2, ap, 3), FEDREC_OK);
+    assert_int_equal(fedreci_wire_decode_msg(m, CAP, &e), FEDREC_ERR_FORMAT);
+    assert_null(e);
+    nng_msg_free(m);
+}
+
+static void test_ciphertexts(void **state)
+{
+    (void)state;
+    uint8_t b1[100], b2[3];
+    memset(b1, 1, sizeof b1);
+    memset(b2, 2, sizeof b2);
+    fedreci_secagg_ciphertext cts[2] = {{42, 9, b1, sizeof b1}, {42, 77, b2, sizeof b2}};
+    fedreci_wire_hdr h = hdr(FEDRECI_WIRE_STAGE_SHARE_KEYS);
+    for (int relay = 0; relay < 2; relay++) {
+        nng_msg *m;
+        assert_int_equal(fedreci_wire_enc_ciphertexts(&m, &h, relay, cts, 2), FEDREC_OK);
+        fedreci_wire_env *e = rt(m);
+        assert_int_equal(e->body_case, relay ? FEDREC__V1__ENVELOPE__BODY_SHARE_RELAY
+                                             : FEDREC__V1__ENVELOPE__BODY_SHARE_KEYS);
+        fedreci_secagg_ciphertext *g;
+        size_t n;
+        assert_int_equal(fedreci_wire_get_ciphertexts(e, 5, &g, &n), FEDREC_OK);
+        assert_int_equal(n, 2);
+        assert_int_equal(g[1].from, 42);
+        assert_int_equal(g[1].to, 77);
+        assert_int_equal(g[0].len, 100);
+        assert_memory_equal(g[0].bytes, b1, 100);
+        assert_memory_equal(g[1].bytes, b2, 3);
+        free(g);
+        assert_int_equal(fedreci_wire_get_ciphertexts(e, 1, &g, &n), FEDREC_ERR_FORMAT);
+        fedreci_wire_free(e);
+    }
+    /* an empty and an oversized ciphertext are refused */
+    static uint8_t big[FEDRECI_WIRE_MAX_CT_BYTES + 1];
+    fedreci_secagg_ciphertext badc[2] = {{42, 9, b1, 0}, {42, 9, big, sizeof big}};
+    for (int i = 0; i < 2; i++) {
+        nng_msg *m;
+        fedreci_wire_env *e = NULL;
+        assert_int_equal(fedreci_wire_enc_ciphertexts(&m, &h, 0, &badc[i], 1), FEDREC_OK);
+        assert_int_equal(fedreci_wire_decode_msg(m, CAP, &e), FEDREC_ERR_FORMAT);
+        nng_msg_free(m);
+    }
+}
+
+static void test_masked(void **state)
+{
+    (void)state;
+    enum { D = 1001 };
+    uint32_t *y = malloc(D * sizeof *y);
+    assert_non_null(y);
+    for (uint32_t i = 0; i < D; i++)
+        y[i] = i * 2654435761u;
+    fedreci_wire_hdr h = hdr(FEDRECI_WIRE_STAGE_MASKED_INPUT);
+    nng_msg *m;
+    assert_int_equal(fedreci_wire_enc_masked(&m, &h, y, D), FEDREC_OK);
+    fedreci_wire_env *e = rt(m);
+    const uint32_t *g;
+    assert_int_equal(fedreci_wire_get_masked(e, D, &g), FEDREC_OK);
+    assert_memory_equal(g, y, D * 4);
+    /* wrong-length vector for the round's d */
+    assert_int_equal(fedreci_wire_get_masked(e, D + 1, &g), FEDREC_ERR_FORMAT);
+    assert_int_equal(fedreci_wire_get_masked(e, D - 1, &g), FEDREC_ERR_FORMAT);
+    fedreci_wire_free(e);
+    /* a byte length that is not whole words */
+    Fedrec__V1__Envelope env = FEDREC__V1__ENVELOPE__INIT;
+    Fedrec__V1__MaskedInput mi = FEDREC__V1__MASKED_INPUT__INIT;
+    env.protocol_version = 1;
+    env.stage = FEDRECI_WIRE_STAGE_MASKED_INPUT;
+    env.body_case = FEDREC__V1__ENVELOPE__BODY_MASKED_INPUT;
+    env.masked_input = &mi;
+    mi.y.data = (uint8_t *)y;
+    mi.y.len = 4 * D - 1;
+    uint8_t *buf = malloc(4 * D + 64);
+    size_t len = fedrec__v1__envelope__pack(&env, buf);
+    e = NULL;
+    assert_int_equal(fedreci_wire_decode(buf, len, CAP, &e), FEDREC_ERR_FORMAT);
+    assert_null(e);
+    free(buf);
+    free(y);
+}
+
+static void test_unmask(void **state)
+{
+    (void)state;
+    uint64_t surv[3] = {1, 5, 9}, drop[2] = {2, 7};
+    fedreci_wire_hdr h = hdr(FEDRECI_WIRE_STAGE_MASKED_INPUT);
+    nng_msg *m;
+    assert_int_equal(fedreci_wire_enc_unmask_request(&m, &h, surv, 3, drop, 2), FEDREC_OK);
+    fedreci_wire_env *e = rt(m);
+    const uint64_t *s, *d;
+    size_t ns, nd;
+    assert_int_equal(fedreci_wire_get_unmask_request(e, &s, &ns, &d, &nd), FEDREC_OK);
+    assert_int_equal(ns, 3);
+    assert_int_equal(nd, 2);
+    assert_memory_equal(s, surv, sizeof surv);
+    assert_memory_equal(d, drop, sizeof drop);
+    fedreci_wire_free(e);
+    /* a client both survivor and dropped */
+    uint64_t drop2[2] = {2, 5};
+    assert_int_equal(fedreci_wire_enc_unmask_request(&m, &h, surv, 3, drop2, 2), FEDREC_OK);
+    e = NULL;
+    assert_int_equal(fedreci_wire_decode_msg(m, CAP, &e), FEDREC_ERR_FORMAT);
+    nng_msg_free(m);
+
+    fedreci_secagg_reveal rv[2];
+    memset(rv, 0, sizeof rv);
+    rv[0].about = 5;
+    rv[0].kind = FEDRECI_SECAGG_SHARE_B;
+    memset(rv[0].share, 0x11, 32);
+    rv[1].about = 7;
+    rv[1].kind = FEDRECI_SECAGG_SHARE_SK;
+    memset(rv[1].share, 0x22, 32);
+    h.stage = FEDRECI_WIRE_STAGE_UNMASK;
+    assert_int_equal(fedreci_wire_enc_unmask(&m, &h, rv, 2), FEDREC_OK);
+    e = rt(m);
+    fedreci_secagg_reveal *g;
+    size_t n;
+    assert_int_equal(fedreci_wire_get_reveals(e, 10, &g, &n), FEDREC_OK);
+    assert_int_equal(n, 2);
+    assert_memory_equal(g, rv, sizeof rv);
+    free(g);
+    assert_int_equal(fedreci_wire_get_reveals(e, 1, &g, &n), FEDREC_ERR_FORMAT);
+    fedreci_wire_free(e);
+    /* unknown share kind */
+    rv[1].kind = 2;
+    assert_int_equal(fedreci_wire_enc_unmask(&m, &h, rv, 2), FEDREC_OK);
+    assert_int_equal(fedreci_wire_decode_msg(m, CAP, &e), FEDREC_ERR_FORMAT);
+    nng_msg_free(m);
+}
+
+static void test_small_replies(void **state)
+{
+    (void)state;
+    fedreci_wire_hdr h = hdr(FEDRECI_WIRE_STAGE_UNMASK);
+    nng_msg *m;
+    assert_int_equal(fedreci_wire_enc_round_result(&m, &h, 1, 12, 9, NULL), FEDREC_OK);
+    fedreci_wire_env *e = rt(m);
+    assert_true(e->round_result->completed);
+    assert_int_equal(e->round_result->model_version, 12);
+    assert_int_equal(e->round_result->survivors, 9);
+    fedreci_wire_free(e);
+    assert_int_equal(fedreci_wire_enc_error(&m, &h, FEDREC_ERR_STAGE, "stage 5 is closed"),
+                     FEDREC_OK);
+    e = rt(m);
+    assert_int_equal(e->error->code, FEDREC_ERR_STAGE);
+    assert_string_equal(e->error->text, "stage 5 is closed");
+    fedreci_wire_free(e);
+    assert_int_equal(fedreci_wire_enc_retry(&m, &h, 250), FEDREC_OK);
+    e = rt(m);
+    assert_int_equal(e->retry_after->ms, 250);
+    fedreci_wire_free(e);
+}
+
+static void test_envelope_rules(void **state)
+{
+    (void)state;
+    uint8_t buf[256];
+    Fedrec__V1__Envelope env = FEDREC__V1__ENVELOPE__INIT;
+    Fedrec__V1__CheckIn ci = FEDREC__V1__CHECK_IN__INIT;
+    uint8_t pk[32] = {1};
+    ci.identity_pk.data = pk;
+    ci.identity_pk.len = 32;
+    env.protocol_version = 1;
+    env.stage = FEDRECI_WIRE_STAGE_CHECKIN;
+    env.body_case = FEDREC__V1__ENVELOPE__BODY_CHECK_IN;
+    env.check_in = &ci;
+    fedreci_wire_env *e = NULL;
+    size_t len = fedrec__v1__envelope__pack(&env, buf);
+    assert_int_equal(fedreci_wire_decode(buf, len, CAP, &e), FEDREC_OK);
+    fedreci_wire_free(e);
+    e = NULL;
+    /* another protocol version */
+    env.protocol_version = 2;
+    len = fedrec__v1__envelope__pack(&env, buf);
+    assert_int_equal(fedreci_wire_decode(buf, len, CAP, &e), FEDREC_ERR_UNSUPPORTED);
+    /* a body sent under another stage */
+    env.protocol_version = 1;
+    env.stage = FEDRECI_WIRE_STAGE_MASKED_INPUT;
+    len = fedrec__v1__envelope__pack(&env, buf);
+    assert_int_equal(fedreci_wire_decode(buf, len, CAP, &e), FEDREC_ERR_FORMAT);
+    /* a short identity key */
+    env.stage = FEDRECI_WIRE_STAGE_CHECKIN;
+    ci.identity_pk.len = 31;
+    len = fedrec__v1__envelope__pack(&env, buf);
+    assert_int_equal(fedreci_wire_decode(buf, len, CAP, &e), FEDREC_ERR_FORMAT);
+    /* no body */
+    env.body_case = FEDREC__V1__ENVELOPE__BODY__NOT_SET;
+    len = fedrec__v1__envelope__pack(&env, buf);
+    assert_int_equal(fedreci_wire_decode(buf, len, CAP, &e), FEDREC_ERR_FORMAT);
+    /* empty input and NULL */
+    assert_int_equal(fedreci_wire_decode(buf, 0, CAP, &e), FEDREC_ERR_FORMAT);
+    assert_int_equal(fedreci_wire_decode(NULL, 5, CAP, &e), FEDREC_ERR_INVALID);
+    assert_null(e);
+}
+
+static void test_random_bytes(void **state)
+{
+    (void)state;
+    /* deterministic pseudo-random buffers, some with a valid-looking start */
+    uint8_t seed[randombytes_SEEDBYTES] = {7};
+    uint8_t *buf = malloc(4096);
+    assert_non_null(buf);
+    for (int i = 0; i < 2000; i++) {
+        seed[1] = (uint8_t)i;
+        seed[2] = (uint8_t)(i >> 8);
+        size_t len = 1 + (size_t)(i * 37) % 4096;
+        randombytes_buf_deterministic(buf, len, seed);
+        if (i % 2) {
+            buf[0] = 0x08; /* protocol_version = 1 */
+            if (len > 1)
+                buf[1] = 0x01;
+        }
+        fedreci_wire_env *e = NULL;
+        fedrec_err r = fedreci_wire_decode(buf, len, CAP, &e);
+        assert_int_not_equal(r, FEDREC_OK);
+        assert_null(e);
+    }
+    free(buf);
+}
+
+static void test_cap(void **state)
+{
+    (void)state;
+    /* the cap covers a masked input and a model reply of the deployment */
+    size_t cap = fedreci_wire_cap(3665, 32, 4338, 3665 * 12);
+    assert_true(cap >= (3665u * 32 + 1) * 4 + 16);
+    assert_true(cap >= 3665u * 32 * 4 + 32 * 32 * 4 + 3665 * 12);
+    assert_true(cap < 4u * 1024 * 1024);
+    /* saturation instead of overflow */
+    assert_true(fedreci_wire_cap(UINT32_MAX, UINT32_MAX, UINT32_MAX, SIZE_MAX) <= SIZE_MAX / 2);
+}
+
+int main(void)
+{
+    if (sodium_init() < 0)
+        return 1;
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_checkin),
+        cmocka_unit_test(test_checkin_reply),
+        cmocka_unit_test(test_model),
+        cmocka_unit_test(test_advertise_roster),
+        cmocka_unit_test(test_ciphertexts),
+        cmocka_unit_test(test_masked),
+        cmocka_unit_test(test_unmask),
+        cmocka_unit_test(test_small_replies),
+        cmocka_unit_test(test_envelope_rules),
+        cmocka_unit_test(test_random_bytes),
+        cmocka_unit_test(test_cap),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
