@@ -85,6 +85,7 @@ typedef struct crec {
     uint64_t bytes_update, bytes_total;
     uint64_t msg_round;
     uint32_t msgs;
+    uint32_t pipe; /* nng pipe id of the client's last message (0: none) */
 } crec;
 
 /* An immutable published model version, shared by reference with encoders. */
@@ -99,6 +100,7 @@ typedef struct pmodel {
 
 typedef struct member {
     uint8_t acc;  /* bit s: stage s message accepted */
+    uint8_t gone; /* its connection closed: expected at no later stage */
     int32_t park; /* parked ctx, -1 none */
 } member;
 
@@ -750,6 +752,10 @@ static void close_stage(fedreci_coord *c, rstate *r, outbox *ob)
         round_end(c, r, ob);
         return;
     }
+    /* a member whose connection closed after sending stage s cannot answer s+1 */
+    for (uint32_t i = 0; i < r->n; i++)
+        if (r->mem[i].gone && (r->mem[i].acc & (1u << s)) && r->expected > 0)
+            r->expected--;
     /* answer the held requests of stage s with stage s+1's input */
     for (uint32_t i = 0; i < r->n; i++) {
         if (r->mem[i].park < 0)
@@ -800,6 +806,7 @@ static void select_cohort(fedreci_coord *c, outbox *ob)
     qsort(r->ids, n, sizeof *r->ids, cmp_u64);
     for (uint32_t i = 0; i < n; i++) {
         r->mem[i].acc = 0;
+        r->mem[i].gone = 0;
         r->mem[i].park = -1;
         crec *cr = reg_find(c, r->ids[i]);
         memcpy(pks[i], cr->pk, sizeof pks[i]);
@@ -1114,6 +1121,7 @@ static void on_stage(fedreci_coord *c, cctx *x, const fedreci_wire_env *env, int
 static void handle(fedreci_coord *c, cctx *x, nng_msg *msg, outbox *ob)
 {
     size_t len = nng_msg_len(msg);
+    uint32_t pipe = (uint32_t)nng_pipe_id(nng_msg_get_pipe(msg));
     fedreci_wire_env *env = NULL;
     fedrec_err e = fedreci_wire_decode_msg(msg, c->cap, &env);
     nng_msg_free(msg);
@@ -1136,6 +1144,11 @@ static void handle(fedreci_coord *c, cctx *x, nng_msg *msg, outbox *ob)
         on_checkin(c, x, env, ob);
         if (!rec && (rec = reg_find(c, env->client_id)))
             rec->bytes_total += len;
+        /* the connection that checked in carries the client's round; its
+           closing counts the client as dropped at once (pipe_removed) */
+        if (rec && env->check_in->identity_pk.len == 32 &&
+            sodium_memcmp(rec->pk, env->check_in->identity_pk.data, 32) == 0)
+            rec->pipe = pipe;
         break;
     case FEDREC__V1__ENVELOPE__BODY_MODEL_REQUEST:
         on_model_request(c, x, env, ob);
@@ -1158,6 +1171,62 @@ static void handle(fedreci_coord *c, cctx *x, nng_msg *msg, outbox *ob)
     }
     pthread_mutex_unlock(&c->mu);
     fedreci_wire_free(env);
+}
+
+/* A member of the open round whose connection closed: it can answer no
+ * later stage. Expected at the open stage and silent so far: the stage stops
+ * waiting for it (and closes if everyone else has answered). Lock held. */
+static void member_gone(fedreci_coord *c, rstate *r, uint32_t i, outbox *ob)
+{
+    member *mb = &r->mem[i];
+    int s = r->stage;
+    mb->gone = 1;
+    int expected_here = s == 0 || (mb->acc & (1u << (s - 1)));
+    if (s < 4 && expected_here && !(mb->acc & (1u << s)) && r->expected > 0) {
+        r->expected--;
+        fedreci_log(FEDRECI_LOG_DEBUG, (int64_t)r->id,
+                    "client %llu disconnected before stage %d: dropped",
+                    (unsigned long long)r->ids[i], s);
+        if (r->count[s] >= r->expected)
+            close_stage(c, r, ob);
+    }
+}
+
+/* nng: a pipe (connection) was removed. Clients whose check-in came over it
+ * are gone: a held check-in is released, a cohort member is counted as
+ * dropped now instead of at the stage deadline. (With several clients
+ * sharing one connection, all of them are gone.) */
+static void pipe_removed(nng_pipe p, nng_pipe_ev ev, void *arg)
+{
+    fedreci_coord *c = arg;
+    uint32_t id = (uint32_t)nng_pipe_id(p);
+    outbox ob = {NULL, 0, 0};
+    (void)ev;
+    if (atomic_load(&c->closing_flag) || id == 0)
+        return;
+    pthread_mutex_lock(&c->mu);
+    if (!c->closing) {
+        for (size_t i = 0; i < c->n_waiting;) {
+            crec *e = reg_find(c, c->waiting[i]);
+            if (e && e->pipe == id && e->wait_ctx >= 0) {
+                unpark_drop(c, e->wait_ctx, &ob);
+                e->wait_ctx = -1;
+                c->waiting[i] = c->waiting[--c->n_waiting];
+            } else {
+                i++;
+            }
+        }
+        rstate *r = c->cur;
+        for (uint32_t i = 0; r && c->cur == r && round_active(c) && i < r->n; i++) {
+            if (r->mem[i].gone)
+                continue;
+            crec *e = reg_find(c, r->ids[i]);
+            if (e && e->pipe == id)
+                member_gone(c, r, i, &ob);
+        }
+    }
+    pthread_mutex_unlock(&c->mu);
+    flush(c, &ob);
 }
 
 static void ctx_cb(void *arg)
@@ -1393,6 +1462,10 @@ fedrec_err fedreci_coord_create(fedreci_coord **out, const fedreci_coord_config 
     }
     c->sock_open = 1;
     nng_socket_set_size(c->sock, NNG_OPT_RECVMAXSZ, c->cap);
+    if ((rv = nng_pipe_notify(c->sock, NNG_PIPE_EV_REM_POST, pipe_removed, c)) != 0) {
+        fedreci_coord_destroy(c);
+        return nng_fail(rv, "pipe notification", NULL);
+    }
     c->n_ctx = cfg->n_contexts;
     c->park_limit = c->n_ctx - (c->n_ctx / 16 > 4 ? c->n_ctx / 16 : 4);
     c->ctx = calloc(c->n_ctx, sizeof *c->ctx);

@@ -3,6 +3,7 @@
 #include <string.h>
 
 #include <cblas.h>
+#include <sodium.h>
 
 #include "fedrec/fedrec.h"
 #include "sim/sim.h"
@@ -12,6 +13,8 @@ static void usage(FILE *f)
     fprintf(f,
             "usage: fedrec-sim [COMMAND] [options]   (fedrec %s)\n"
             "commands:\n"
+            "  run --data FILE [options]       federated training with SecAgg+ over nng, one\n"
+            "                                  client per training customer (the default)\n"
             "  baseline --data FILE [options]  popularity and centralized ALS on the split\n"
             "  describe --data FILE [--json]   cleaning report and dataset statistics\n"
             "`fedrec-sim COMMAND --help` lists a command's options.\n",
@@ -23,6 +26,10 @@ int main(int argc, char **argv)
     /* The simulator runs its own threads over small BLAS calls: OpenBLAS's
      * threads would only oversubscribe the cores and make timings noisy. */
     openblas_set_num_threads(1);
+    if (sodium_init() < 0) {
+        fprintf(stderr, "fedrec-sim: libsodium failed to initialize\n");
+        return 1;
+    }
     if (argc > 1 && (!strcmp(argv[1], "--version") || !strcmp(argv[1], "-V"))) {
         printf("fedrec-sim %s\n", fedrec_version());
         return 0;
@@ -35,6 +42,10 @@ int main(int argc, char **argv)
         return fedreci_sim_describe(argc - 1, argv + 1);
     if (argc > 1 && !strcmp(argv[1], "baseline"))
         return fedreci_sim_baseline(argc - 1, argv + 1);
+    if (argc > 1 && !strcmp(argv[1], "run"))
+        return fedreci_sim_run(argc - 1, argv + 1);
+    if (argc > 1 && !strncmp(argv[1], "--", 2))
+        return fedreci_sim_run(argc, argv); /* no subcommand: run */
     if (argc > 1)
         fprintf(stderr, "fedrec-sim: unknown command '%s'\n", argv[1]);
     usage(stderr);
