@@ -85,7 +85,7 @@ static void run_usage(FILE *f)
                "session driver) per training customer and the coordinator's round engine, in one\n"
                "process over nng. Writes rounds.csv, summary.json and hr_ndcg.svg to --out.\n"
                "federation:\n"
-               "  --rounds N            training rounds (default 60)\n"
+               "  --rounds N            training rounds (default 40)\n"
                "  --cohort C            clients drawn per round (default 500; capped at the\n"
                "                        number of clients)\n"
                "  --dropout P           probability that a selected client vanishes mid-round\n"
@@ -106,7 +106,7 @@ static void run_usage(FILE *f)
                "model:\n"
                "  --factors K           latent factors (default 32)\n"
                "  --lambda L            L2 regularization (default 0.1)\n"
-               "  --lr R                server Adam learning rate (default 0.01)\n"
+               "  --lr R                server Adam learning rate (default 0.02)\n"
                "  --sweeps S            sweeps of the centralized ALS baseline (default 15)\n"
                "run:\n"
                "  --seed N              seed of the initial model, cohorts, dropouts, rounding\n"
@@ -146,7 +146,7 @@ static int parse_opts(run_opts *o, int argc, char **argv)
     static const char *cmd = "fedrec-sim run";
     memset(o, 0, sizeof *o);
     fedreci_sim_data_opts_default(&o->data);
-    o->rounds = 60;
+    o->rounds = 40;
     o->cohort = 500;
     o->neighbors = 16;
     o->factors = 32;
@@ -158,7 +158,7 @@ static int parse_opts(run_opts *o, int argc, char **argv)
     o->dropout_stage = -1;
     o->secagg = SECAGG_PLUS;
     o->lambda = 0.1;
-    o->lr = 0.01;
+    o->lr = 0.02;
     o->clip = 16;
     o->seed = 1;
     o->out = "results";
@@ -331,6 +331,7 @@ typedef struct sclient {
     nng_socket sock;
     int sock_open;
     uint64_t held_version;
+    int drop_stage; /* this round: -1 stays, else the stage it vanishes at */
     fedreci_session *sess;
     fedreci_session_result res;
 } sclient;
@@ -698,7 +699,7 @@ static fedrec_err run_secagg(sim *S, round_rec *recs, float *y, evaluator *ev)
             sc.identity_sk = c->sk;
             sc.model_version = c->held_version;
             sc.timeout_ms = 1000u * (o->stage_timeout_s * 4u + 600u);
-            sc.dropout_stage = dropout_of(o, ri, c->id);
+            sc.dropout_stage = c->drop_stage = dropout_of(o, ri, c->id);
             sc.rounding_seed = rseed;
             fedreci_session_hooks h = {c, on_model, compute_update, NULL, on_quantized, on_done};
             memset(&c->res, 0, sizeof c->res);
@@ -734,6 +735,9 @@ static fedrec_err run_secagg(sim *S, round_rec *recs, float *y, evaluator *ev)
         }
         round_rec rec = S->rec;
         pthread_mutex_unlock(&S->mu);
+        /* who vanished where: the sessions know (the engine's per-stage counts
+           of an aborted round also count the members of stages never reached) */
+        memset(rec.dropped, 0, sizeof rec.dropped);
         for (uint32_t i = 0; i < S->n_cl; i++) {
             sclient *c = &S->cl[i];
             fedreci_session_destroy(c->sess);
@@ -744,6 +748,8 @@ static fedrec_err run_secagg(sim *S, round_rec *recs, float *y, evaluator *ev)
                 rec.up_bytes += c->res.bytes_sent;
                 rec.down_bytes += c->res.bytes_received;
                 rec.n_completed++;
+            } else if (c->res.outcome == FEDRECI_SESSION_DROPPED && c->drop_stage >= 0) {
+                rec.dropped[c->drop_stage]++;
             } else if (c->res.outcome == FEDRECI_SESSION_ERROR) {
                 if (!rec.session_errors)
                     fprintf(stderr, "fedrec-sim: round %llu: client %llu: %s: %s\n",
@@ -1106,13 +1112,14 @@ static fedrec_err make_dir(const char *dir)
 
 static void sim_free(sim *S)
 {
+    /* the clients first: a REQ socket whose peer is gone lingers on close */
+    if (S->cl)
+        for (uint32_t i = 0; i < S->n_cl; i++)
+            client_disconnect(&S->cl[i]);
     if (S->coord) {
         fedreci_coord_destroy(S->coord);
         S->coord = NULL;
     }
-    if (S->cl)
-        for (uint32_t i = 0; i < S->n_cl; i++)
-            client_disconnect(&S->cl[i]);
     free(S->cl);
     if (S->keys)
         sodium_free(S->keys);
