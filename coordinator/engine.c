@@ -85,7 +85,7 @@ typedef struct crec {
     uint64_t bytes_update, bytes_total;
     uint64_t msg_round;
     uint32_t msgs;
-    uint32_t pipe; /* nng pipe id of the client's last message (0: none) */
+    uint32_t pipe; /* nng pipe id of the connection of its last check-in (0: none) */
 } crec;
 
 /* An immutable published model version, shared by reference with encoders. */
@@ -100,7 +100,8 @@ typedef struct pmodel {
 
 typedef struct member {
     uint8_t acc;  /* bit s: stage s message accepted */
-    uint8_t gone; /* its connection closed: expected at no later stage */
+    uint8_t gone; /* declared gone (fedreci_coord_client_gone) or its
+                     connection closed (pipe_removed): sends nothing more */
     int32_t park; /* parked ctx, -1 none */
 } member;
 
@@ -116,6 +117,7 @@ typedef struct rstate {
     member *mem;
     uint32_t count[4];
     uint32_t expected;
+    uint32_t gone; /* declared-gone members still expected at the open stage */
     uint64_t *roster_ids;
     fedreci_secagg_advert *roster;
     size_t m;
@@ -678,6 +680,20 @@ static nng_msg *stage_answer(fedreci_coord *c, rstate *r, uint64_t client, int s
     }
 }
 
+/* Whether member i is expected to send the message of stage s. */
+static int expected_at(const rstate *r, uint32_t i, int s)
+{
+    return s == 0 || (r->mem[i].acc & (1u << (s - 1)));
+}
+
+static void recount_gone(rstate *r)
+{
+    r->gone = 0;
+    for (uint32_t i = 0; i < r->n; i++)
+        if (r->mem[i].gone && expected_at(r, i, r->stage) && !(r->mem[i].acc & (1u << r->stage)))
+            r->gone++;
+}
+
 static void close_stage(fedreci_coord *c, rstate *r, outbox *ob)
 {
     int s = r->stage;
@@ -752,10 +768,6 @@ static void close_stage(fedreci_coord *c, rstate *r, outbox *ob)
         round_end(c, r, ob);
         return;
     }
-    /* a member whose connection closed after sending stage s cannot answer s+1 */
-    for (uint32_t i = 0; i < r->n; i++)
-        if (r->mem[i].gone && (r->mem[i].acc & (1u << s)) && r->expected > 0)
-            r->expected--;
     /* answer the held requests of stage s with stage s+1's input */
     for (uint32_t i = 0; i < r->n; i++) {
         if (r->mem[i].park < 0)
@@ -767,7 +779,8 @@ static void close_stage(fedreci_coord *c, rstate *r, outbox *ob)
     }
     r->stage = s + 1;
     r->t_stage = t;
-    if (r->expected == 0) {
+    recount_gone(r);
+    if (r->expected <= r->gone) {
         close_stage(c, r, ob);
         return;
     }
@@ -1102,6 +1115,8 @@ static void on_stage(fedreci_coord *c, cctx *x, const fedreci_wire_env *env, int
         }
         mb->acc |= (uint8_t)(1u << s);
         r->count[s]++;
+        if (mb->gone && r->gone)
+            r->gone--;
     }
     /* hold the request until the stage closes; a resend replaces the held one */
     if (mb->park >= 0) {
@@ -1114,7 +1129,7 @@ static void on_stage(fedreci_coord *c, cctx *x, const fedreci_wire_env *env, int
     } else {
         reply_retry(c, x, &h, ob);
     }
-    if (r->count[s] >= r->expected)
+    if (r->count[s] + r->gone >= r->expected)
         close_stage(c, r, ob);
 }
 
@@ -1173,23 +1188,18 @@ static void handle(fedreci_coord *c, cctx *x, nng_msg *msg, outbox *ob)
     fedreci_wire_free(env);
 }
 
-/* A member of the open round whose connection closed: it can answer no
- * later stage. Expected at the open stage and silent so far: the stage stops
- * waiting for it (and closes if everyone else has answered). Lock held. */
+/* Member i of the open round r will send nothing more: the open stage (and
+ * each later one) stops waiting for it and closes as soon as every other
+ * expected client has answered. Lock held. */
 static void member_gone(fedreci_coord *c, rstate *r, uint32_t i, outbox *ob)
 {
-    member *mb = &r->mem[i];
-    int s = r->stage;
-    mb->gone = 1;
-    int expected_here = s == 0 || (mb->acc & (1u << (s - 1)));
-    if (s < 4 && expected_here && !(mb->acc & (1u << s)) && r->expected > 0) {
-        r->expected--;
-        fedreci_log(FEDRECI_LOG_DEBUG, (int64_t)r->id,
-                    "client %llu disconnected before stage %d: dropped",
-                    (unsigned long long)r->ids[i], s);
-        if (r->count[s] >= r->expected)
-            close_stage(c, r, ob);
-    }
+    if (r->mem[i].gone)
+        return;
+    r->mem[i].gone = 1;
+    if (expected_at(r, i, r->stage) && !(r->mem[i].acc & (1u << r->stage)))
+        r->gone++;
+    if (r->count[r->stage] + r->gone >= r->expected)
+        close_stage(c, r, ob);
 }
 
 /* nng: a pipe (connection) was removed. Clients whose check-in came over it
@@ -1729,6 +1739,20 @@ fedrec_err fedreci_coord_get_model(fedreci_coord *c, float *y, size_t cap, uint6
     }
     pthread_mutex_unlock(&c->mu);
     return e;
+}
+
+void fedreci_coord_client_gone(fedreci_coord *c, uint64_t client_id)
+{
+    outbox ob = {NULL, 0, 0};
+    pthread_mutex_lock(&c->mu);
+    if (round_active(c)) {
+        rstate *r = c->cur;
+        long i = find_u64(r->ids, r->n, client_id);
+        if (i >= 0)
+            member_gone(c, r, (uint32_t)i, &ob);
+    }
+    pthread_mutex_unlock(&c->mu);
+    flush(c, &ob);
 }
 
 fedrec_err fedreci_coord_client_bytes(fedreci_coord *c, uint64_t client_id, uint64_t *update,
