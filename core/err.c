@@ -2,6 +2,7 @@
 
 #include <stdarg.h>
 #include <stdio.h>
+#include <string.h>
 
 static _Thread_local char errmsg_buf[512];
 
@@ -48,10 +49,14 @@ const char *fedrec_errmsg(void)
 
 fedrec_err fedreci_error(fedrec_err err, const char *fmt, ...)
 {
+    /* Format into a scratch buffer first: callers may pass fedrec_errmsg()
+     * itself as an argument to add context to an inner error. */
+    char tmp[sizeof errmsg_buf];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(errmsg_buf, sizeof errmsg_buf, fmt, ap);
+    vsnprintf(tmp, sizeof tmp, fmt, ap);
     va_end(ap);
+    memcpy(errmsg_buf, tmp, sizeof tmp);
     return err;
 }
 

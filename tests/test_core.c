@@ -57,6 +57,10 @@ static void test_errmsg_is_formatted_and_returned(void **state)
     big[sizeof big - 1] = '\0';
     (void)fedreci_error(FEDREC_ERR_INVALID, "%s", big);
     assert_int_equal(strlen(fedrec_errmsg()), 511);
+    /* Wrapping the current message in more context must not garble it. */
+    (void)fedreci_error(FEDREC_ERR_PARSE, "inner 'q'");
+    (void)fedreci_error(FEDREC_ERR_IO, "outer: %s (%d)", fedrec_errmsg(), 7);
+    assert_string_equal(fedrec_errmsg(), "outer: inner 'q' (7)");
 }
 
 static void test_log_level_parse(void **state)

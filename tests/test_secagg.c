@@ -1069,7 +1069,7 @@ static void test_prg_rfc8439_vectors(void **state)
     uint8_t n2[12];
     fedreci_prg_nonce(n2, round, purpose);
     assert_memory_equal(n2, nonce, 12);
-    uint32_t w[40];
+    uint32_t w[48];
     memset(w, 0, sizeof w);
     int8_t plus = 1, minus = -1;
     fedreci_prg_add(key, &plus, 1, n2, 0, w, 32);

@@ -68,31 +68,36 @@ fedrec_err fedreci_secagg_quantize(const fedreci_secagg_params *p, const float *
     float max_abs = 0.0f;
     const double clip = p->clip, scale = p->scale;
     fedrec_err e = FEDREC_OK;
+    int nan_seen = 0;
 
     for (size_t off = 0; off < n && !e; off += U) {
         size_t len = n - off < U ? n - off : U;
         fedreci_prg_words(key, nonce, (uint32_t)(off / 16), u, len);
         for (size_t i = 0; i < len; i++) {
+            /* branch-free so the loop vectorizes; NaN is reported below */
             float xf = x[off + i];
-            if (isnan(xf)) {
-                e = fedreci_error(FEDREC_ERR_INVALID, "secagg: input entry %zu is NaN", off + i);
-                break;
-            }
+            int is_nan = xf != xf;
+            nan_seen |= is_nan;
             float a = fabsf(xf);
-            if (a > max_abs)
-                max_abs = a;
-            double v = xf;
-            if (v > clip) {
-                v = clip;
-                clipped++;
-            } else if (v < -clip) {
-                v = -clip;
-                clipped++;
-            }
+            max_abs = a > max_abs ? a : max_abs;
+            double v = is_nan ? 0.0 : (double)xf;
+            clipped += (v > clip) | (v < -clip);
+            v = v > clip ? clip : v < -clip ? -clip : v;
             v *= scale;
-            double fl = floor(v);
-            int64_t qi = (int64_t)fl + ((double)u[i] < (v - fl) * 4294967296.0);
-            q[off + i] = (uint32_t)qi;
+            /* floor without a libm call (|v| < 2^30 by the budget), and the
+             * comparison u < frac * 2^32 done in signed 32-bit, so the loop
+             * vectorizes with plain SSE2 */
+            int32_t fl = (int32_t)v;
+            fl -= (double)fl > v;
+            double thr = (v - (double)fl) * 4294967296.0 - 2147483648.0;
+            int32_t us = (int32_t)(u[i] ^ 0x80000000u);
+            q[off + i] = (uint32_t)(fl + ((double)us < thr));
+        }
+        if (nan_seen) {
+            size_t i = 0;
+            while (!isnan(x[off + i]))
+                i++;
+            e = fedreci_error(FEDREC_ERR_INVALID, "secagg: input entry %zu is NaN", off + i);
         }
     }
     sodium_memzero(u, sizeof u);

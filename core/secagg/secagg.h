@@ -270,4 +270,35 @@ FEDREC_NODISCARD fedrec_err fedreci_secagg_server_finish(fedreci_secagg_server *
 void fedreci_secagg_dequantize(const fedreci_secagg_params *p, const uint32_t *sum, float *out,
                                uint32_t *total_weight);
 
+/* ---- clarifications of the contract above (implementation notes) ------------
+ *
+ * - Overflow budget: stochastic rounding can round up, so one client's |q| is
+ *   at most ceil(clip * scale); params_check requires n * ceil(clip * scale)
+ *   < 2^31 (the same as n * clip * scale < 2^31 when clip * scale is whole).
+ *   It also caps n <= 2^20 and d <= 2^28 (quantize.h).
+ * - Shares: holders are the sender's graph neighbours; the x-coordinate of a
+ *   share is the holder's 1-based position in the roster (sorted ids). The
+ *   secrets shared are two uniform ristretto255 scalars r_b and r_s; the
+ *   32-byte seeds are b = BLAKE2b(label, r_b, round, id) and s^SK =
+ *   BLAKE2b(label, r_s, round, id) (kdf.h), so the server rebuilds them
+ *   exactly. Share bundle: 24-byte random nonce || XChaCha20-Poly1305(b share
+ *   || s^SK share), 104 bytes (FEDRECI_SHARE_CT_BYTES in kdf.h).
+ * - close_advertise also aborts when the graph degree min(k, m - 1) (k + 1 for
+ *   odd k and odd m, see graph.h) is below t: no secret could be rebuilt.
+ *   close_masked_input aborts early when some secret has fewer than t
+ *   surviving holders; finish aborts when fewer than t were revealed.
+ * - Round binding: the decoded messages carry no round id (the envelope
+ *   does, and the drivers check it). A message from another round is still
+ *   refused here: an advert fails its signature (FEDREC_ERR_SIGNATURE), a
+ *   share bundle fails authentication (FEDREC_ERR_CRYPTO).
+ * - The server also refuses adverts whose X25519 keys have small order
+ *   (FEDREC_ERR_CRYPTO), so no client can be made to fail key agreement.
+ * - Zero total weight: dequantize reports *total_weight = 0 and finite values;
+ *   the caller skips the update (nothing here divides by the weight).
+ * - Semi-honest server (DESIGN.md section 3): a client refuses a second,
+ *   different unmask request, but nothing stops a malicious server from
+ *   telling two clients different dropout sets (Bonawitz et al.'s consistency
+ *   check round is not part of this protocol).
+ */
+
 #endif /* FEDREC_CORE_SECAGG_H */

@@ -256,6 +256,28 @@ static long nbr_index(const fedreci_secagg_server *s, uint32_t u, uint32_t v)
     return lo < s->deg && row[lo] == v ? (long)lo : -1;
 }
 
+/* Frees what a failed close_advertise built, so it can be retried. */
+static fedrec_err undo_roster(fedreci_secagg_server *s, fedrec_err e)
+{
+    if (s->stage == FEDRECI_SECAGG_ABORTED)
+        return e;
+    free(s->roster);
+    free(s->roster_ids);
+    fedreci_graph_free(&s->g);
+    free(s->nbrs);
+    free(s->cts);
+    free(s->relay);
+    free(s->status);
+    s->roster = NULL;
+    s->roster_ids = NULL;
+    s->nbrs = NULL;
+    s->cts = NULL;
+    s->relay = NULL;
+    s->status = NULL;
+    s->m = s->deg = 0;
+    return e;
+}
+
 fedrec_err fedreci_secagg_server_close_advertise(fedreci_secagg_server *s,
                                                  const fedreci_secagg_advert **roster, size_t *m)
 {
@@ -273,7 +295,8 @@ fedrec_err fedreci_secagg_server_close_advertise(fedreci_secagg_server *s,
     s->roster = malloc((size_t)count * sizeof *s->roster);
     s->roster_ids = malloc((size_t)count * sizeof *s->roster_ids);
     if (!s->roster || !s->roster_ids)
-        return fedreci_error(FEDREC_ERR_NOMEM, "secagg server: roster of %u", count);
+        return undo_roster(s,
+                           fedreci_error(FEDREC_ERR_NOMEM, "secagg server: roster of %u", count));
     for (uint32_t i = 0, r = 0; i < s->n; i++)
         if (s->has_advert[i]) {
             s->roster[r] = s->adverts[i];
@@ -281,7 +304,7 @@ fedrec_err fedreci_secagg_server_close_advertise(fedreci_secagg_server *s,
         }
     fedrec_err e = fedreci_graph_build(&s->g, &s->p, count);
     if (e)
-        return e;
+        return undo_roster(s, e);
     s->deg = s->g.degree;
     if (s->deg < s->p.t)
         return aborted(s,
@@ -291,7 +314,8 @@ fedrec_err fedreci_secagg_server_close_advertise(fedreci_secagg_server *s,
     if (!s->g.complete) {
         s->nbrs = malloc((size_t)count * s->deg * sizeof *s->nbrs);
         if (!s->nbrs)
-            return fedreci_error(FEDREC_ERR_NOMEM, "secagg server: neighbour lists");
+            return undo_roster(s,
+                               fedreci_error(FEDREC_ERR_NOMEM, "secagg server: neighbour lists"));
         for (uint32_t u = 0; u < count; u++)
             fedreci_graph_neighbors(&s->g, u, s->nbrs + (size_t)u * s->deg);
     }
@@ -299,7 +323,8 @@ fedrec_err fedreci_secagg_server_close_advertise(fedreci_secagg_server *s,
     s->relay = malloc((size_t)s->deg * sizeof *s->relay);
     s->status = calloc(count, 1);
     if (!s->cts || !s->relay || !s->status)
-        return fedreci_error(FEDREC_ERR_NOMEM, "secagg server: stage 1 state for %u", count);
+        return undo_roster(
+            s, fedreci_error(FEDREC_ERR_NOMEM, "secagg server: stage 1 state for %u", count));
     s->stage = FEDRECI_SECAGG_SHARE_KEYS;
     *roster = s->roster;
     *m = count;
@@ -461,6 +486,13 @@ fedrec_err fedreci_secagg_server_close_masked_input(fedreci_secagg_server *s,
                            "than t = %u",
                            c, s->p.t);
     }
+    /* (a retry after NOMEM starts from scratch) */
+    free(s->survivors);
+    free(s->dropped);
+    free(s->unmasked);
+    free(s->have);
+    if (s->shares)
+        sodium_free(s->shares);
     s->survivors = malloc((size_t)s->n_inputs * sizeof *s->survivors);
     s->dropped = malloc((size_t)(s->n_share_senders - s->n_inputs + 1) * sizeof *s->dropped);
     s->unmasked = calloc(s->m, 1);

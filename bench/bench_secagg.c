@@ -1,0 +1,580 @@
+/*
+ * fedrec-bench secagg: the cost of SecAgg+ (core/secagg) through the real
+ * protocol path (the client and server state machines, no transport).
+ *
+ *   fedrec-bench secagg [--json] [--quick]
+ *
+ * 1. Client masking (d = 130,241 words): the time of one client's
+ *    masked_input call (decrypting its k share bundles, quantizing with
+ *    stochastic rounding, adding k pairwise masks and the self mask) against
+ *    the raw ChaCha20 keystream (crypto_stream_chacha20_ietf) of the same
+ *    (k + 1) * 4 * d bytes, measured in the same run. Ratio = raw / masking
+ *    (1.0 = masking at keystream speed). Median of 5 clients.
+ * 2. Server unmasking (d = 130,241): server_finish (rebuild secrets, remove
+ *    masks) plus the add_unmask calls, for n = 100, 500, 1000, with SecAgg+
+ *    neighbours (k = 16, 20, 24: about 2 log2 n plus a margin, t = k/2 + 1)
+ *    and the complete graph (k = n - 1, t = floor(n/2) + 1), at 0%, 10% and
+ *    30% of the clients dropping before their masked input. Rounds are run for
+ *    real (every client), and the sum is checked exact. Complete-graph cells
+ *    at n >= 500 would need every client to share with and mask against
+ *    every other (minutes of client simulation per cell): those cells are a
+ *    MODEL, T = masks * d * t_word + key agreements * t_ka + secrets * t_rec,
+ *    with t_word, t_ka and t_rec measured in this run, and the table shows
+ *    the model next to the measurement for the cells that were run.
+ *    Dropout sets: uniform random sets make SecAgg+ rounds with small k abort
+ *    (some client keeps fewer than t surviving neighbours); the abort rate of
+ *    uniform dropout is estimated (200 draws) and reported, and the timed
+ *    round uses a random dropout set drawn among those that complete.
+ * 3. Bonawitz et al. 2017 setting: 500 clients, 100,000 entries, complete
+ *    graph, 30% dropout, run for real: per-client time (advertise + share
+ *    keys + masked input + unmask) and server time, next to the published
+ *    0.85 s and 143 s (Java, one core).
+ *
+ * --quick: smaller runs (k in {8, 16}; n = 100 only; classic setting at
+ * 100 clients) for CI smoke tests. Never asserts; prints tables.
+ */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <sodium.h>
+
+#include "core/secagg/graph.h"
+#include "core/secagg/kdf.h"
+#include "core/secagg/prg.h"
+#include "core/secagg/quantize.h"
+#include "core/secagg/secagg.h"
+#include "core/secagg/shamir.h"
+
+#define D_BENCH 130241u
+
+static int json;
+
+static double now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
+
+static uint64_t rs = 0x243f6a8885a308d3ull;
+static uint64_t rnd(void)
+{
+    uint64_t z = (rs += 0x9e3779b97f4a7c15ull);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    return z ^ (z >> 31);
+}
+
+static fedreci_secagg_params params(uint32_t n, uint32_t k, uint32_t t, uint32_t d)
+{
+    fedreci_secagg_params p;
+    memset(&p, 0, sizeof p);
+    p.round_id = 1;
+    p.n = n;
+    p.k = k;
+    p.t = t;
+    p.d = d;
+    p.clip = 16.0;
+    p.scale = 1u << 16;
+    p.max_weight = 1;
+    randombytes_buf(p.graph_seed, sizeof p.graph_seed);
+    return p;
+}
+
+/* ---- one round --------------------------------------------------------------- */
+
+typedef struct round_result {
+    int ok; /* completed with the exact sum */
+    uint32_t survivors, dropped;
+    size_t masks, kas;   /* masks removed by the server, key agreements */
+    double client_mask;  /* median masked_input time (s) */
+    double client_total; /* median advertise + share_keys + masked_input + unmask (s) */
+    double server;       /* add_unmask (all) + finish (s) */
+    double abort_rate;   /* of uniform dropout at this fraction */
+} round_result;
+
+/* Marks drop[u] = 1 for about frac * m members so that every member keeps at
+ * least t surviving neighbours; returns the number dropped. Also estimates
+ * how often a uniform random set of that size would abort. */
+static uint32_t choose_dropouts(const fedreci_graph *g, uint32_t t, double frac, uint8_t *drop,
+                                double *abort_rate)
+{
+    uint32_t m = g->m, target = (uint32_t)lround(frac * m);
+    uint32_t *nb = malloc((size_t)g->degree * sizeof *nb);
+    uint32_t *order = malloc((size_t)m * sizeof *order);
+    uint32_t *alive = malloc((size_t)m * sizeof *alive);
+    int aborts = 0, draws = target ? 200 : 0;
+    for (int dr = 0; dr < draws; dr++) {
+        for (uint32_t i = 0; i < m; i++)
+            order[i] = i;
+        for (uint32_t i = m - 1; i > 0; i--) {
+            uint32_t j = (uint32_t)(rnd() % (i + 1)), tmp = order[i];
+            order[i] = order[j];
+            order[j] = tmp;
+        }
+        memset(drop, 0, m);
+        for (uint32_t i = 0; i < target; i++)
+            drop[order[i]] = 1;
+        int bad = 0;
+        for (uint32_t u = 0; u < m && !bad; u++) {
+            uint32_t c = 0;
+            fedreci_graph_neighbors(g, u, nb);
+            for (uint32_t j = 0; j < g->degree; j++)
+                c += !drop[nb[j]];
+            bad = c < t;
+        }
+        aborts += bad;
+    }
+    *abort_rate = draws ? (double)aborts / draws : 0.0;
+    /* Constrained draw: drop members in random order while every member
+     * keeps t surviving neighbours. */
+    for (uint32_t i = 0; i < m; i++) {
+        order[i] = i;
+        fedreci_graph_neighbors(g, i, nb);
+        alive[i] = g->degree;
+    }
+    for (uint32_t i = m - 1; i > 0; i--) {
+        uint32_t j = (uint32_t)(rnd() % (i + 1)), tmp = order[i];
+        order[i] = order[j];
+        order[j] = tmp;
+    }
+    memset(drop, 0, m);
+    uint32_t dropped = 0;
+    for (uint32_t i = 0; i < m && dropped < target; i++) {
+        uint32_t u = order[i];
+        fedreci_graph_neighbors(g, u, nb);
+        int okay = 1;
+        for (uint32_t j = 0; j < g->degree && okay; j++)
+            okay = alive[nb[j]] > t;
+        if (!okay)
+            continue;
+        drop[u] = 1;
+        dropped++;
+        for (uint32_t j = 0; j < g->degree; j++)
+            alive[nb[j]]--;
+    }
+    free(nb);
+    free(order);
+    free(alive);
+    return dropped;
+}
+
+static int run_round(const fedreci_secagg_params *p, double frac, int timed_clients,
+                     round_result *res)
+{
+    uint32_t n = p->n, d = p->d;
+    memset(res, 0, sizeof *res);
+    uint64_t *ids = malloc(n * sizeof *ids);
+    uint8_t(*pks)[32] = malloc(n * sizeof *pks);
+    uint8_t(*sks)[64] = malloc(n * sizeof *sks);
+    fedreci_secagg_client **c = calloc(n, sizeof *c);
+    float *x = malloc((size_t)(d - 1) * sizeof *x);
+    uint32_t *expect = calloc(d, sizeof *expect), *sum = malloc(d * sizeof *sum);
+    double *ctime = calloc(n, sizeof *ctime), *mtime = calloc(n, sizeof *mtime);
+    uint8_t *drop = calloc(n, 1);
+    fedreci_secagg_server *s = NULL;
+    fedreci_graph g;
+    memset(&g, 0, sizeof g);
+    int rc = -1;
+    for (uint32_t i = 0; i < n; i++) {
+        ids[i] = 1000 + i; /* sorted: roster member i is client i */
+        crypto_sign_keypair(pks[i], sks[i]);
+        if (fedreci_secagg_client_create(&c[i], p, ids[i], sks[i], NULL))
+            goto out;
+    }
+    for (uint32_t j = 0; j + 1 < d; j++)
+        x[j] = (float)((double)(rnd() % 2001) / 1000.0 - 1.0);
+    if (fedreci_secagg_server_create(&s, p, ids, (const uint8_t(*)[32])pks))
+        goto out;
+    for (uint32_t i = 0; i < n; i++) {
+        fedreci_secagg_advert a;
+        double t0 = now();
+        if (fedreci_secagg_client_advertise(c[i], &a))
+            goto out;
+        ctime[i] += now() - t0;
+        if (fedreci_secagg_server_add_advert(s, &a))
+            goto out;
+    }
+    const fedreci_secagg_advert *roster;
+    size_t m;
+    if (fedreci_secagg_server_close_advertise(s, &roster, &m))
+        goto out;
+    for (uint32_t i = 0; i < n; i++) {
+        const fedreci_secagg_ciphertext *cts;
+        size_t n_cts;
+        double t0 = now();
+        if (fedreci_secagg_client_share_keys(c[i], roster, m, &cts, &n_cts))
+            goto out;
+        ctime[i] += now() - t0;
+        if (fedreci_secagg_server_add_shares(s, ids[i], cts, n_cts))
+            goto out;
+    }
+    if (fedreci_secagg_server_close_share_keys(s))
+        goto out;
+    if (fedreci_graph_build(&g, p, n))
+        goto out;
+    res->dropped = choose_dropouts(&g, p->t, frac, drop, &res->abort_rate);
+    int timed = 0;
+    for (uint32_t i = 0; i < n; i++) {
+        if (drop[i])
+            continue;
+        const fedreci_secagg_ciphertext *in;
+        size_t n_in;
+        const uint32_t *y;
+        if (fedreci_secagg_server_shares_for(s, ids[i], &in, &n_in))
+            goto out;
+        double t0 = now();
+        if (fedreci_secagg_client_masked_input(c[i], in, n_in, x, 1, &y, NULL))
+            goto out;
+        mtime[timed] = now() - t0;
+        ctime[i] += mtime[timed];
+        timed++;
+        if (fedreci_secagg_server_add_masked_input(s, ids[i], y, d))
+            goto out;
+        const uint32_t *q = fedreci_secagg_client_quantized_input(c[i]);
+        for (uint32_t j = 0; j < d; j++)
+            expect[j] += q[j];
+    }
+    (void)timed_clients;
+    const uint64_t *sv, *dv;
+    size_t ns, nd;
+    if (fedreci_secagg_server_close_masked_input(s, &sv, &ns, &dv, &nd))
+        goto out;
+    res->survivors = (uint32_t)ns;
+    double server = 0;
+    for (uint32_t i = 0; i < n; i++) {
+        if (drop[i])
+            continue;
+        const fedreci_secagg_reveal *r;
+        size_t nr;
+        double t0 = now();
+        if (fedreci_secagg_client_unmask(c[i], sv, ns, dv, nd, &r, &nr))
+            goto out;
+        double t1 = now();
+        ctime[i] += t1 - t0;
+        if (fedreci_secagg_server_add_unmask(s, ids[i], r, nr))
+            goto out;
+        server += now() - t1;
+    }
+    double t0 = now();
+    if (fedreci_secagg_server_finish(s, sum, d))
+        goto out;
+    res->server = server + (now() - t0);
+    res->ok = memcmp(sum, expect, (size_t)d * sizeof *sum) == 0;
+    /* masks and key agreements the server did */
+    res->masks = ns;
+    for (uint32_t u = 0; u < n; u++) {
+        if (!drop[u])
+            continue;
+        uint32_t *nb = malloc((size_t)g.degree * sizeof *nb);
+        fedreci_graph_neighbors(&g, u, nb);
+        for (uint32_t j = 0; j < g.degree; j++)
+            res->masks += !drop[nb[j]], res->kas += !drop[nb[j]];
+        free(nb);
+    }
+    qsort(mtime, (size_t)timed, sizeof *mtime, cmp_double);
+    res->client_mask = mtime[timed / 2];
+    double *ct = malloc(n * sizeof *ct);
+    uint32_t nct = 0;
+    for (uint32_t i = 0; i < n; i++)
+        if (!drop[i])
+            ct[nct++] = ctime[i];
+    qsort(ct, nct, sizeof *ct, cmp_double);
+    res->client_total = ct[nct / 2];
+    free(ct);
+    rc = 0;
+out:
+    if (rc)
+        fprintf(stderr, "bench secagg: round failed: %s\n", fedrec_errmsg());
+    for (uint32_t i = 0; i < n; i++)
+        fedreci_secagg_client_destroy(c[i]);
+    fedreci_secagg_server_destroy(s);
+    fedreci_graph_free(&g);
+    free(ids);
+    free(pks);
+    free(sks);
+    free(c);
+    free(x);
+    free(expect);
+    free(sum);
+    free(ctime);
+    free(mtime);
+    free(drop);
+    return rc;
+}
+
+/* ---- 1. client masking vs raw ChaCha20 ------------------------------------------ */
+
+static double raw_chacha(size_t streams, size_t bytes)
+{
+    uint8_t *buf = malloc(bytes);
+    uint8_t key[32], nonce[12] = {0};
+    randombytes_buf(key, sizeof key);
+    double best = 1e30;
+    for (int rep = 0; rep < 3; rep++) {
+        double t0 = now();
+        for (size_t j = 0; j < streams; j++) {
+            key[0] = (uint8_t)j;
+            crypto_stream_chacha20_ietf(buf, bytes, nonce, key);
+        }
+        double t = now() - t0;
+        if (t < best)
+            best = t;
+    }
+    volatile uint8_t sink = buf[bytes / 2];
+    (void)sink;
+    free(buf);
+    return best;
+}
+
+/* The two parts of masked_input timed alone on the same data: the k + 1
+ * masks added into the output (prg.h) and the quantization (which draws its
+ * own rounding keystream of 4(d - 1) bytes). Best of 3. */
+static void parts(uint32_t k, double *masks_s, double *quant_s)
+{
+    fedreci_secagg_params p = params(k + 1, k, k / 2 + 1, D_BENCH);
+    uint8_t *keys = malloc((size_t)(k + 1) * 32);
+    int8_t *signs = malloc(k + 1);
+    uint32_t *out = calloc(D_BENCH, sizeof *out);
+    float *x = malloc(D_BENCH * sizeof *x);
+    randombytes_buf(keys, (size_t)(k + 1) * 32);
+    for (uint32_t i = 0; i <= k; i++)
+        signs[i] = (i & 1) ? -1 : 1;
+    for (uint32_t i = 0; i < D_BENCH; i++)
+        x[i] = (float)((double)(rnd() % 2001) / 1000.0 - 1.0);
+    uint8_t nonce[12];
+    fedreci_prg_nonce(nonce, 1, FEDRECI_PRG_PAIR_MASK);
+    *masks_s = *quant_s = 1e30;
+    for (int rep = 0; rep < 3; rep++) {
+        double t0 = now();
+        fedreci_prg_add(keys, signs, k + 1, nonce, 0, out, D_BENCH);
+        double t1 = now();
+        if (fedreci_secagg_quantize(&p, x, 1, keys, out, NULL) != FEDREC_OK)
+            break;
+        double t2 = now();
+        *masks_s = t1 - t0 < *masks_s ? t1 - t0 : *masks_s;
+        *quant_s = t2 - t1 < *quant_s ? t2 - t1 : *quant_s;
+    }
+    free(keys);
+    free(signs);
+    free(out);
+    free(x);
+}
+
+static void bench_client(int quick)
+{
+    uint32_t ks[] = {8, 16, 32, 64};
+    size_t nk = quick ? 2 : 4;
+    if (!json) {
+        printf("\nClient masking, d = %u words (%.0f KB): one masked_input call (decrypt k share "
+               "bundles, quantize, k pairwise masks + self mask) vs raw ChaCha20 keystream of "
+               "(k + 1) * 4d bytes\n",
+               D_BENCH, D_BENCH * 4 / 1000.0);
+        printf("| k  | masked_input (ms) | raw ChaCha20 (ms) | ratio raw/masked_input | "
+               "k+1 masks alone (ms) | ratio raw/masks | quantize alone (ms) | raw GB/s |\n");
+        printf("|----|-------------------|-------------------|------------------------|------------"
+               "----------|-----------------|---------------------|----------|\n");
+    }
+    for (size_t i = 0; i < nk; i++) {
+        uint32_t k = ks[i];
+        fedreci_secagg_params p = params(k + 1, k, k / 2 + 1, D_BENCH);
+        round_result r;
+        if (run_round(&p, 0.0, 5, &r))
+            return;
+        double raw = raw_chacha(k + 1, (size_t)4 * D_BENCH);
+        double gbs = (double)(k + 1) * 4 * D_BENCH / raw / 1e9;
+        double ms, qs;
+        parts(k, &ms, &qs);
+        if (json)
+            printf("{\"bench\":\"secagg_client_mask\",\"d\":%u,\"k\":%u,\"mask_s\":%.6f,"
+                   "\"raw_chacha_s\":%.6f,\"ratio\":%.3f,\"masks_only_s\":%.6f,"
+                   "\"quantize_s\":%.6f,\"exact\":%s}\n",
+                   D_BENCH, k, r.client_mask, raw, raw / r.client_mask, ms, qs,
+                   r.ok ? "true" : "false");
+        else
+            printf("| %-2u | %17.2f | %17.2f | %22.2f | %20.2f | %15.2f | %19.2f | %8.2f |\n", k,
+                   r.client_mask * 1e3, raw * 1e3, raw / r.client_mask, ms * 1e3, raw / ms,
+                   qs * 1e3, gbs);
+    }
+}
+
+/* ---- 2. server unmasking ---------------------------------------------------------- */
+
+typedef struct model {
+    double t_word; /* s per mask word (many keys, chunked) */
+    double t_ka;   /* s per X25519 + derivation */
+    double t_rec1; /* s per secret per share (Lagrange + combine) */
+} model;
+
+static model calibrate(void)
+{
+    model M;
+    enum { KEYS = 32 };
+    uint8_t *keys = malloc(KEYS * 32);
+    int8_t signs[KEYS];
+    randombytes_buf(keys, KEYS * 32);
+    for (int i = 0; i < KEYS; i++)
+        signs[i] = (i & 1) ? 1 : -1;
+    uint32_t *acc = calloc(D_BENCH, sizeof *acc);
+    uint8_t nonce[12];
+    fedreci_prg_nonce(nonce, 1, FEDRECI_PRG_PAIR_MASK);
+    double t0 = now();
+    fedreci_prg_add(keys, signs, KEYS, nonce, 0, acc, D_BENCH);
+    M.t_word = (now() - t0) / ((double)KEYS * D_BENCH);
+    uint8_t sk[32], pk[32], out[32];
+    randombytes_buf(sk, 32);
+    crypto_scalarmult_base(pk, sk);
+    t0 = now();
+    for (int i = 0; i < 200; i++)
+        if (fedreci_secagg_ka(out, sk, pk) == FEDREC_OK)
+            fedreci_secagg_pair_derive(out, FEDRECI_LABEL_PAIR, out, 1, 2, 3);
+    M.t_ka = (now() - t0) / 200;
+    /* per share: 2 multiplications (Lagrange from the shared reference set)
+     * + 1 multiplication and 1 addition (combine) */
+    enum { T = 500 };
+    uint8_t *lam = malloc(T * 32), *ys = malloc(T * 32), secret[32];
+    for (int i = 0; i < T; i++) {
+        crypto_core_ristretto255_scalar_random(lam + i * 32);
+        crypto_core_ristretto255_scalar_random(ys + i * 32);
+    }
+    t0 = now();
+    fedreci_shamir_combine(lam, ys, T, secret);
+    fedreci_shamir_combine(lam, ys, T, secret);
+    M.t_rec1 = (now() - t0) / T;
+    free(keys);
+    free(acc);
+    free(lam);
+    free(ys);
+    return M;
+}
+
+static double model_time(const model *M, uint32_t n, uint32_t k, uint32_t t, double frac)
+{
+    double dropped = round(frac * n), surv = n - dropped;
+    double keep = (double)k * (surv - 1) / (n - 1); /* surviving neighbours per dropped client */
+    double masks = surv + dropped * keep;
+    return masks * D_BENCH * M->t_word + dropped * keep * M->t_ka + (double)n * t * M->t_rec1;
+}
+
+static void bench_server(int quick)
+{
+    uint32_t ns[] = {100, 500, 1000}, kplus[] = {16, 20, 24};
+    double fr[] = {0.0, 0.1, 0.3};
+    model M = calibrate();
+    if (!json) {
+        printf("\nServer unmasking, d = %u: add_unmask (all survivors) + finish (rebuild b of "
+               "survivors and s^SK of dropped, remove masks)\n",
+               D_BENCH);
+        printf("model constants measured in this run: %.3f ns/mask word (%.2f GB/s), %.1f us "
+               "per key agreement, %.0f ns per share in a rebuild\n",
+               M.t_word * 1e9, 4 / M.t_word / 1e9, M.t_ka * 1e6, M.t_rec1 * 1e9);
+        printf("| n    | graph       | k   | t   | drop | survivors | masks  | server (s) | "
+               "model (s) | how      | exact | uniform-dropout abort rate |\n");
+        printf("|------|-------------|-----|-----|------|-----------|--------|------------|-------"
+               "----|----------|-------|----------------------------|\n");
+    }
+    for (size_t a = 0; a < (quick ? 1u : 3u); a++) {
+        for (int complete = 0; complete < 2; complete++) {
+            uint32_t n = ns[a];
+            uint32_t k = complete ? n - 1 : kplus[a];
+            uint32_t t = k / 2 + 1;
+            for (size_t f = 0; f < 3; f++) {
+                double pred = model_time(&M, n, k, t, fr[f]);
+                round_result r;
+                memset(&r, 0, sizeof r);
+                int measured = !(complete && n >= 500);
+                if (measured) {
+                    fedreci_secagg_params p = params(n, k, t, D_BENCH);
+                    if (run_round(&p, fr[f], 1, &r))
+                        return;
+                }
+                if (json)
+                    printf("{\"bench\":\"secagg_server_unmask\",\"d\":%u,\"n\":%u,\"k\":%u,"
+                           "\"t\":%u,\"dropout\":%.2f,\"measured\":%s,\"server_s\":%.4f,"
+                           "\"model_s\":%.4f,\"masks\":%zu,\"exact\":%s,\"abort_rate\":%.3f}\n",
+                           D_BENCH, n, k, t, fr[f], measured ? "true" : "false",
+                           measured ? r.server : pred, pred, r.masks,
+                           measured ? (r.ok ? "true" : "false") : "null", r.abort_rate);
+                else if (measured)
+                    printf("| %-4u | %-11s | %-3u | %-3u | %3.0f%% | %9u | %6zu | %10.3f | "
+                           "%9.3f | measured | %-5s | %26.2f |\n",
+                           n, complete ? "complete" : "SecAgg+", k, t, fr[f] * 100, r.survivors,
+                           r.masks, r.server, pred, r.ok ? "yes" : "NO", r.abort_rate);
+                else
+                    printf("| %-4u | %-11s | %-3u | %-3u | %3.0f%% | %9.0f | %6.0f | %10s | "
+                           "%9.3f | model    | -     | %26s |\n",
+                           n, "complete", k, t, fr[f] * 100, n - round(fr[f] * n),
+                           (n - round(fr[f] * n)) +
+                               round(fr[f] * n) * (double)k * (n - round(fr[f] * n) - 1) / (n - 1),
+                           "-", pred, "-");
+            }
+        }
+    }
+}
+
+/* ---- 3. Bonawitz et al. 2017 --------------------------------------------------------- */
+
+static void bench_classic(int quick)
+{
+    uint32_t n = quick ? 100 : 500, d = quick ? 10000 : 100000;
+    fedreci_secagg_params p = params(n, n - 1, n / 2 + 1, d);
+    round_result r;
+    if (run_round(&p, 0.3, 1, &r))
+        return;
+    if (json) {
+        printf("{\"bench\":\"secagg_classic\",\"n\":%u,\"d\":%u,\"dropout\":0.3,\"client_s\":%.4f,"
+               "\"client_mask_s\":%.4f,\"server_s\":%.3f,\"exact\":%s,\"paper_client_s\":0.85,"
+               "\"paper_server_s\":143}\n",
+               n, d, r.client_total, r.client_mask, r.server, r.ok ? "true" : "false");
+        return;
+    }
+    printf("\nClassic SecAgg (Bonawitz et al. CCS 2017 setting): %u clients, %u entries, complete "
+           "graph, t = %u, 30%% dropout (%u survivors), run for real%s\n",
+           n, d, p.t, r.survivors, quick ? " (--quick: reduced setting)" : "");
+    printf("| quantity                                  | fedrec  | Bonawitz et al. 2017 (Java, 1 "
+           "core) | ratio |\n");
+    printf("|-------------------------------------------|---------|----------------------------"
+           "--------|-------|\n");
+    printf("| per client, all stages (s, median)        | %7.3f | %34.2f | %5.1fx |\n",
+           r.client_total, 0.85, 0.85 / r.client_total);
+    printf("|   of which masked_input (s)               | %7.3f | %34s |       |\n", r.client_mask,
+           "-");
+    printf("| server, unmask at 30%% dropout (s)         | %7.3f | %34.0f | %5.1fx |\n", r.server,
+           143.0, 143.0 / r.server);
+    printf("| sum exact                                 | %7s | %34s |       |\n",
+           r.ok ? "yes" : "NO", "-");
+}
+
+int fedrec_bench_secagg(int argc, char **argv)
+{
+    int quick = 0;
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--json"))
+            json = 1;
+        else if (!strcmp(argv[i], "--quick"))
+            quick = 1;
+        else {
+            printf("usage: fedrec-bench secagg [--json] [--quick]\n");
+            return strcmp(argv[i], "--help") ? 2 : 0;
+        }
+    }
+    if (sodium_init() < 0)
+        return 1;
+    if (!json)
+        printf("fedrec-bench secagg%s: SecAgg+ through the real client/server state machines, "
+               "one thread\n",
+               quick ? " --quick" : "");
+    bench_client(quick);
+    bench_server(quick);
+    bench_classic(quick);
+    return 0;
+}
