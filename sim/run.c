@@ -1008,7 +1008,8 @@ static void write_plot(const run_opts *o, const round_rec *recs, const summary *
         if (recs[i].evaluated)
             fprintf(g, "%u %.6f %.6f\n", i + 1, recs[i].m.hr_at_k, recs[i].m.ndcg_at_k);
     fprintf(g, "EOD\n");
-    fprintf(g, "set terminal svg size 860,500 dynamic font 'sans,12' background rgb 'white'\n");
+    fprintf(g, "set terminal svg size 860,500 dynamic noenhanced font 'sans,12' "
+               "background rgb 'white'\n");
     fprintf(g, "set output '%s'\n", path);
     if (o->secagg == SECAGG_OFF)
         fprintf(g,
@@ -1024,14 +1025,17 @@ static void write_plot(const run_opts *o, const round_rec *recs, const summary *
             "set key outside right center\nset grid\nset yrange [0:*]\n"
             "set xrange [0:%u]\n",
             o->rounds);
-    fprintf(g,
-            "plot $d using 1:2 with lines lw 2 lc rgb '#1f77b4' title 'HR@10 federated', \\\n"
-            "  $d using 1:3 with lines lw 2 lc rgb '#d62728' title 'NDCG@10 federated', \\\n"
-            "  %.6f with lines dt 2 lc rgb '#1f77b4' title 'HR@10 centralized ALS', \\\n"
-            "  %.6f with lines dt 2 lc rgb '#d62728' title 'NDCG@10 centralized ALS', \\\n"
-            "  %.6f with lines dt 3 lc rgb '#7f7f7f' title 'HR@10 popularity', \\\n"
-            "  %.6f with lines dt 4 lc rgb '#bcbd22' title 'NDCG@10 popularity'\n",
-            c->hr_at_k, c->ndcg_at_k, p->hr_at_k, p->ndcg_at_k);
+    /* the baselines as two-point lines across the rounds */
+    fprintf(g, "$b << EOD\n0 %.6f %.6f %.6f %.6f\n%u %.6f %.6f %.6f %.6f\nEOD\n", c->hr_at_k,
+            c->ndcg_at_k, p->hr_at_k, p->ndcg_at_k, o->rounds, c->hr_at_k, c->ndcg_at_k, p->hr_at_k,
+            p->ndcg_at_k);
+    fprintf(g, "plot $d using 1:2 with lines lw 2 lc rgb '#1f77b4' title 'HR@10 federated', \\\n"
+               "  $d using 1:3 with lines lw 2 lc rgb '#d62728' title 'NDCG@10 federated', \\\n"
+               "  $b using 1:2 with lines dt 2 lc rgb '#1f77b4' title 'HR@10 centralized ALS', \\\n"
+               "  $b using 1:3 with lines dt 2 lc rgb '#d62728' title 'NDCG@10 centralized ALS', "
+               "\\\n"
+               "  $b using 1:4 with lines dt 3 lc rgb '#7f7f7f' title 'HR@10 popularity', \\\n"
+               "  $b using 1:5 with lines dt 3 lc rgb '#8c564b' title 'NDCG@10 popularity'\n");
     if (pclose(g) != 0)
         fprintf(stderr, "fedrec-sim: gnuplot failed; %s may be missing\n", path);
 }
