@@ -34,6 +34,7 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/types.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <nng/nng.h>
@@ -712,6 +713,8 @@ static fedrec_err run_secagg(sim *S, round_rec *recs, float *y, evaluator *ev)
             if (!e)
                 started++;
         }
+        if (e) /* the held check-ins are answered NO_ROUND, the sessions end */
+            fedreci_coord_stop(S->coord);
         /* wait for every session and the round's end; close the sockets of
            the clients that vanish as soon as they do */
         pthread_mutex_lock(&S->mu);
@@ -731,7 +734,22 @@ static fedrec_err run_secagg(sim *S, round_rec *recs, float *y, evaluator *ev)
             }
             if (S->n_done >= started && (S->round_ended || e))
                 break;
-            pthread_cond_wait(&S->cv, &S->mu);
+            if (S->n_done < started) {
+                pthread_cond_wait(&S->cv, &S->mu);
+                continue;
+            }
+            /* every session ended but the engine has not closed the round:
+               only its deadlines can still end it */
+            if (fedreci_sim_now() - t0 > 4.0 * o->stage_timeout_s + 60.0) {
+                e = fedreci_error(FEDREC_ERR_TIMEOUT,
+                                  "round %u: every client is done but the round did not end",
+                                  ri + 1);
+                break;
+            }
+            struct timespec ts;
+            clock_gettime(CLOCK_REALTIME, &ts);
+            ts.tv_sec += 1;
+            pthread_cond_timedwait(&S->cv, &S->mu, &ts);
         }
         round_rec rec = S->rec;
         pthread_mutex_unlock(&S->mu);
@@ -1140,9 +1158,9 @@ static void sim_free(sim *S)
     pthread_mutex_destroy(&S->mu);
 }
 
-static fedrec_err sim_setup(sim *S, const run_opts *o, const fedreci_dataset *d,
-                            const fedreci_split *s, const uint32_t *train_users, uint32_t n_train,
-                            const float *y0, const char **codes)
+static fedrec_err sim_setup(sim *S, const run_opts *o, const fedreci_split *s,
+                            const uint32_t *train_users, uint32_t n_train, const float *y0,
+                            const char **codes)
 {
     memset(S, 0, sizeof *S);
     pthread_mutex_init(&S->mu, NULL);
@@ -1166,7 +1184,6 @@ static fedrec_err sim_setup(sim *S, const run_opts *o, const fedreci_dataset *d,
     if (!S->cl || !S->keys || !S->pool || !S->reap || !S->oracle || !S->oracle_ids || !S->cache_y ||
         !S->cache_gram || !S->y_new)
         return fedreci_error(FEDREC_ERR_NOMEM, "sim: state for %u clients", n_train);
-    (void)d;
     if (o->tcp) {
         int port = 0;
         fedrec_err e = free_tcp_port(&port);
@@ -1302,7 +1319,7 @@ int fedreci_sim_run(int argc, char **argv)
     int have_sim = 0;
     if (!e && o.secagg != SECAGG_OFF) {
         have_sim = 1;
-        e = sim_setup(&S, &o, d, s, train_users, n_train, y, codes);
+        e = sim_setup(&S, &o, s, train_users, n_train, y, codes);
         if (!e)
             e = run_secagg(&S, recs, y, &ev);
     } else if (!e) {
