@@ -31,6 +31,7 @@
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/types.h>
@@ -1185,6 +1186,19 @@ static fedrec_err sim_setup(sim *S, const run_opts *o, const fedreci_split *s,
         !S->cache_gram || !S->y_new)
         return fedreci_error(FEDREC_ERR_NOMEM, "sim: state for %u clients", n_train);
     if (o->tcp) {
+        /* two descriptors per client (both ends are in this process) */
+        struct rlimit rl;
+        rlim_t need = (rlim_t)n_train * 2u + 256u;
+        if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < need) {
+            rl.rlim_cur = rl.rlim_max == RLIM_INFINITY || rl.rlim_max > need ? need : rl.rlim_max;
+            setrlimit(RLIMIT_NOFILE, &rl);
+            if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < need)
+                return fedreci_error(FEDREC_ERR_INVALID,
+                                     "sim: --transport tcp needs %llu file descriptors for %u "
+                                     "clients; the limit is %llu (ulimit -n)",
+                                     (unsigned long long)need, n_train,
+                                     (unsigned long long)rl.rlim_cur);
+        }
         int port = 0;
         fedrec_err e = free_tcp_port(&port);
         if (e)
