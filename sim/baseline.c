@@ -93,7 +93,9 @@ int fedreci_sim_baseline(int argc, char **argv)
     }
     const fedreci_metrics *p = &b.popularity, *c = &b.centralized;
     if (json) {
-        printf("{\"data\": \"%s\", \"split\": \"%s\", \"test_users\": %u, \"train_users\": %u,\n"
+        printf("{\"data\": ");
+        fedreci_sim_json_str(stdout, dopt.data);
+        printf(", \"split\": \"%s\", \"test_users\": %u, \"train_users\": %u,\n"
                " \"items\": %u, \"factors\": %u, \"alpha\": %g, \"lambda\": %g, \"sweeps\": %u,\n"
                " \"k\": 10,\n"
                " \"popularity_hr_at_10\": %.6f, \"popularity_ndcg_at_10\": %.6f,\n"
@@ -103,11 +105,10 @@ int fedreci_sim_baseline(int argc, char **argv)
                " \"centralized_recall_at_10\": %.6f, \"centralized_precision_at_10\": %.6f,\n"
                " \"centralized_map_at_10\": %.6f, \"centralized_coverage\": %.6f,\n"
                " \"als_seconds\": %.3f}\n",
-               dopt.data, dopt.split ? dopt.split : "lastbasket", p->users, s->train.n_rows,
-               s->train.n_cols, k, dopt.ds.alpha, lambda, sweeps, p->hr_at_k, p->ndcg_at_k,
-               p->recall_at_k, p->precision_at_k, p->map_at_k, p->coverage, c->hr_at_k,
-               c->ndcg_at_k, c->recall_at_k, c->precision_at_k, c->map_at_k, c->coverage,
-               b.als_seconds);
+               dopt.split ? dopt.split : "lastbasket", p->users, s->train.n_rows, s->train.n_cols,
+               k, dopt.ds.alpha, lambda, sweeps, p->hr_at_k, p->ndcg_at_k, p->recall_at_k,
+               p->precision_at_k, p->map_at_k, p->coverage, c->hr_at_k, c->ndcg_at_k,
+               c->recall_at_k, c->precision_at_k, c->map_at_k, c->coverage, b.als_seconds);
     } else {
         printf("purchase log  %s\n", dopt.data);
         printf("split         %s: %u test customers, %u users x %u items in training\n",

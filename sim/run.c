@@ -870,21 +870,6 @@ static fedrec_err run_plain(const run_opts *o, const fedreci_split *s, uint32_t 
 
 /* ---- outputs ------------------------------------------------------------------------------ */
 
-static void json_str(FILE *f, const char *s)
-{
-    fputc('"', f);
-    for (; *s; s++) {
-        unsigned char ch = (unsigned char)*s;
-        if (ch == '"' || ch == '\\')
-            fprintf(f, "\\%c", ch);
-        else if (ch < 0x20)
-            fprintf(f, "\\u%04x", ch);
-        else
-            fputc(ch, f);
-    }
-    fputc('"', f);
-}
-
 typedef struct summary {
     fedreci_metrics fed;
     int have_fed;
@@ -1000,9 +985,9 @@ static fedrec_err write_summary(const run_opts *o, const summary *sm)
             o->clip, (unsigned long long)o->seed, o->threads, o->sweeps);
     fprintf(f, "  \"items\": %u,\n  \"test_users\": %u,\n  \"split\": ", sm->n_items,
             sm->test_users);
-    json_str(f, sm->split);
+    fedreci_sim_json_str(f, sm->split);
     fprintf(f, ",\n  \"data\": ");
-    json_str(f, o->data.data);
+    fedreci_sim_json_str(f, o->data.data);
     fprintf(f, ",\n  \"wall_seconds\": %.1f\n}\n", sm->wall);
     int bad = ferror(f);
     if (fclose(f) || bad)

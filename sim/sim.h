@@ -85,6 +85,9 @@ FEDREC_NODISCARD fedrec_err fedreci_sim_compute_baselines(const fedreci_split *s
                                                           uint32_t threads, uint64_t seed,
                                                           fedreci_sim_baselines *out);
 
+/* Writes s as a JSON string (quotes, backslashes and control bytes escaped). */
+void fedreci_sim_json_str(FILE *f, const char *s);
+
 /* Monotonic seconds. */
 double fedreci_sim_now(void);
 
