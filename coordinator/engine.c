@@ -1478,6 +1478,15 @@ fedrec_err fedreci_coord_create(fedreci_coord **out, const fedreci_coord_config 
     }
     c->n_ctx = cfg->n_contexts;
     c->park_limit = c->n_ctx - (c->n_ctx / 16 > 4 ? c->n_ctx / 16 : 4);
+    if (c->cfg.checkin_quorum > c->park_limit) {
+        uint32_t need = c->cfg.checkin_quorum + c->cfg.checkin_quorum / 15 + 5;
+        fedreci_coord_destroy(c);
+        return fedreci_error(FEDREC_ERR_INVALID,
+                             "coordinator: checkin_quorum %u cannot be held by %u contexts "
+                             "(n_contexts must be at least %u)",
+                             cfg->checkin_quorum ? cfg->checkin_quorum : cfg->cohort_size,
+                             cfg->n_contexts, need);
+    }
     c->ctx = calloc(c->n_ctx, sizeof *c->ctx);
     if (!c->ctx)
         goto nomem;

@@ -73,7 +73,11 @@ typedef struct fedreci_coord_config {
     size_t n_listen;
     const char *tls_cert_file; /* PEM certificate chain, for tls+tcp:// URLs */
     const char *tls_key_file;  /* PEM private key, for tls+tcp:// URLs */
-    uint32_t n_contexts;       /* nng contexts (parked long polls); default 256 */
+    uint32_t n_contexts;       /* nng contexts = requests served or held at once; default
+                                  256. 1/16 (at least 4) stay free for quick replies; to
+                                  hold every member's long poll without RetryAfter churn
+                                  use >= cohort_size * 16/15 + 5. checkin_quorum must fit
+                                  (FEDREC_ERR_INVALID otherwise). */
 
     uint32_t cohort_size;        /* clients per round (n); >= 2 */
     uint32_t min_cohort;         /* no round below this many; default 2, >= 2 */

@@ -1,16 +1,288 @@
-/* fedrec-coordinator: the retailer's daemon (round orchestration over nng). */
+/*
+ * fedrec-coordinator: the retailer's daemon. Reads the configuration, opens
+ * the database, serves the last committed model (or a fresh one for the
+ * catalog), runs the round engine (engine.h) with hooks that persist every
+ * committed model and round (persist.h), serves /healthz, /status and
+ * /metrics (status.h), and on SIGTERM/SIGINT stops accepting, aborts the
+ * current round and closes the database. See docs/operations.md.
+ */
+#include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
-#include "fedrec/fedrec.h"
+#include <sodium.h>
+
+#include "bootstrap.h"
+#include "config.h"
+#include "core/err.h"
+#include "core/log.h"
+#include "db.h"
+#include "engine.h"
+#include "persist.h"
+#include "status.h"
+
+typedef struct daemon_ctx {
+    fedreci_persist *persist;
+    fedreci_coord *coord;
+} daemon_ctx;
+
+static fedrec_err hook_model(void *arg, uint64_t round_id, uint64_t version, const float *y,
+                             uint32_t n_items, uint32_t k)
+{
+    daemon_ctx *d = arg;
+    return fedreci_persist_model(d->persist, round_id, version, y, n_items, k);
+}
+
+/* Writes s into out as JSON string content (quotes and controls escaped). */
+static void json_escape(const char *s, char *out, size_t cap)
+{
+    size_t j = 0;
+    for (; s && *s && j + 7 < cap; s++) {
+        unsigned char c = (unsigned char)*s;
+        if (c == '"' || c == '\\') {
+            out[j++] = '\\';
+            out[j++] = (char)c;
+        } else if (c < 0x20) {
+            j += (size_t)snprintf(out + j, cap - j, "\\u%04x", c);
+        } else {
+            out[j++] = (char)c;
+        }
+    }
+    out[j] = '\0';
+}
+
+static void hook_round(void *arg, const fedreci_round_stats *st)
+{
+    daemon_ctx *d = arg;
+    fedreci_round_record r = {0};
+    r.round_id = st->round_id;
+    r.status = st->completed ? FEDRECI_ROUND_COMPLETED : FEDRECI_ROUND_ABORTED;
+    r.cohort = st->cohort;
+    r.survivors = st->survivors;
+    for (int i = 0; i < FEDRECI_DB_STAGES; i++) {
+        r.dropped[i] = st->dropped[i];
+        r.stage_ms[i] = st->stage_ms[i] > 0 ? (uint32_t)(st->stage_ms[i] + 0.5) : 0;
+    }
+    r.bytes_in = st->bytes_in;
+    r.bytes_out = st->bytes_out;
+    char reason[256];
+    json_escape(st->abort_reason, reason, sizeof reason);
+    snprintf(r.metrics_json, sizeof r.metrics_json,
+             "{\"advertised\":%u,\"shared\":%u,\"unmasked\":%u,\"total_weight\":%.0f%s%s%s}",
+             st->advertised, st->shared, st->unmasked, st->total_weight,
+             st->completed ? "" : ",\"reason\":\"", st->completed ? "" : reason,
+             st->completed ? "" : "\"");
+    if (fedreci_persist_round(d->persist, &r) != FEDREC_OK)
+        return; /* logged by persist; the hook has no way to report it */
+}
+
+static void hook_client(void *arg, uint64_t client_id, const uint8_t identity_pk[32], int opted_in)
+{
+    daemon_ctx *d = arg;
+    if (fedreci_persist_client(d->persist, client_id, identity_pk, opted_in) != FEDREC_OK)
+        return; /* logged by persist */
+}
+
+static fedrec_err restore_client(void *arg, const fedreci_client_record *c)
+{
+    daemon_ctx *d = arg;
+    return fedreci_coord_register(d->coord, c->client_id, c->identity_pk, !c->opted_out);
+}
+
+static const char *stage_label(int stage)
+{
+    return stage < 0 ? "idle" : fedreci_stats_stage_name((unsigned)stage);
+}
+
+static int fail(const char *what)
+{
+    fedreci_log(FEDRECI_LOG_ERROR, -1, "%s: %s", what, fedrec_errmsg());
+    return 1;
+}
+
+static int run(const fedreci_config *cfg)
+{
+    int rc = 1;
+    fedreci_db *db = NULL;
+    fedreci_bootstrap boot = {0};
+    fedreci_stats *stats = NULL;
+    fedreci_status *http = NULL;
+    daemon_ctx d = {0};
+    const char **codes = NULL;
+    sigset_t sigs;
+    sigemptyset(&sigs);
+    sigaddset(&sigs, SIGTERM);
+    sigaddset(&sigs, SIGINT);
+
+    if (fedreci_db_open(&db, cfg->db_path)) {
+        fail("database");
+        goto out;
+    }
+    if (fedreci_db_recovered_rounds(db))
+        fedreci_log(FEDRECI_LOG_WARN, -1, "%u round(s) interrupted by a crash marked aborted",
+                    fedreci_db_recovered_rounds(db));
+    if (fedreci_bootstrap_run(db, cfg->catalog, cfg->factors, cfg->seed, &boot)) {
+        fail("catalog/model");
+        goto out;
+    }
+    fedreci_log(FEDRECI_LOG_INFO, -1,
+                "%s model version %llu (%u items, %u active, k = %u); catalog %llu: +%u new, "
+                "%u retired, %u reactivated",
+                boot.committed ? "committed" : "serving", (unsigned long long)boot.model.version,
+                boot.model.n_items, fedreci_catalog_n_active(boot.catalog), boot.model.k,
+                (unsigned long long)boot.catalog_id, boot.diff.added, boot.diff.retired,
+                boot.diff.reactivated);
+    if (fedreci_stats_create(&stats) ||
+        fedreci_persist_create(&d.persist, db, stats, boot.catalog_id)) {
+        fail("startup");
+        goto out;
+    }
+    fedreci_stats_set_model_version(stats, boot.model.version);
+
+    /* the engine's configuration from ours */
+    fedreci_coord_config cc;
+    fedreci_coord_config_default(&cc);
+    cc.listen_urls = (const char *const *)cfg->listen;
+    cc.n_listen = cfg->n_listen;
+    cc.tls_cert_file = cfg->tls_cert;
+    cc.tls_key_file = cfg->tls_key;
+    cc.cohort_size = cfg->cohort;
+    cc.min_cohort = cfg->min_cohort;
+    cc.checkin_quorum = cfg->cohort;
+    cc.checkin_window_ms = cfg->checkin_ms;
+    cc.neighbors = cfg->neighbors;
+    cc.threshold = cfg->threshold;
+    cc.clip = cfg->clip;
+    cc.scale = cfg->scale;
+    for (int i = 0; i < 4; i++)
+        cc.stage_ms[i] = cfg->deadline_ms[i];
+    cc.seed = cfg->seed;
+    cc.max_rounds = cfg->rounds > UINT32_MAX ? UINT32_MAX : (uint32_t)cfg->rounds;
+    cc.opt.lr = cfg->lr;
+    cc.opt.lambda = cfg->lambda;
+    uint64_t n_clients = 0;
+    if (fedreci_db_next_round_id(db, &cc.first_round_id) ||
+        fedreci_db_client_count(db, &n_clients)) {
+        fail("database");
+        goto out;
+    }
+    cc.opt.n_train = cfg->n_train
+                         ? cfg->n_train
+                         : (n_clients > cc.cohort_size ? (uint32_t)n_clients : cc.cohort_size);
+    codes = calloc(boot.model.n_items, sizeof *codes);
+    if (!codes) {
+        fedreci_log(FEDRECI_LOG_ERROR, -1, "out of memory");
+        goto out;
+    }
+    for (uint32_t i = 0; i < boot.model.n_items; i++)
+        codes[i] = fedreci_catalog_at(boot.catalog, i)->code;
+    fedreci_coord_model start = {.version = boot.model.version,
+                                 .n_items = boot.model.n_items,
+                                 .k = boot.model.k,
+                                 .item_factors = boot.model.y,
+                                 .item_codes = codes};
+    fedreci_coord_hooks hooks = {.arg = &d,
+                                 .on_round_done = hook_round,
+                                 .on_model_committed = hook_model,
+                                 .on_client_seen = hook_client};
+    /* Signals are taken synchronously below (sigtimedwait): block them
+     * before nng starts its threads, which inherit the mask. */
+    pthread_sigmask(SIG_BLOCK, &sigs, NULL);
+    if (fedreci_coord_create(&d.coord, &cc, &hooks, &start)) {
+        fail("engine");
+        goto out;
+    }
+    if (fedreci_db_client_each(db, restore_client, &d)) {
+        fail("client registry");
+        goto out;
+    }
+    if (cfg->http) {
+        if (fedreci_status_open(&http, cfg->http, stats)) {
+            fail("status server");
+            goto out;
+        }
+        fedreci_log(FEDRECI_LOG_INFO, -1, "status on %s (port %u)", cfg->http,
+                    fedreci_status_port(http));
+    }
+    if (fedreci_coord_start(d.coord)) {
+        fail("listen");
+        goto out;
+    }
+
+    for (;;) {
+        struct timespec tick = {0, 200 * 1000000L};
+        int sig = sigtimedwait(&sigs, NULL, &tick);
+        if (sig == SIGTERM || sig == SIGINT) {
+            fedreci_log(FEDRECI_LOG_INFO, -1, "%s: stopping",
+                        sig == SIGTERM ? "SIGTERM" : "SIGINT");
+            break;
+        }
+        fedreci_coord_status cs;
+        fedreci_coord_get_status(d.coord, &cs);
+        if (cs.round_id > 0 && cs.stage >= 0)
+            fedreci_persist_round_seen(d.persist, cs.round_id);
+        fedreci_stats_set_stage(stats, stage_label(cs.stage));
+        fedreci_stats_set_connected(stats, cs.clients_known);
+        fedreci_stats_set_model_version(stats, cs.model_version);
+        if (fedreci_coord_wait(d.coord, 0) == FEDREC_OK) {
+            fedreci_log(FEDRECI_LOG_INFO, -1, "%llu round(s) run: stopping",
+                        (unsigned long long)(cs.rounds_completed + cs.rounds_aborted));
+            break;
+        }
+    }
+    rc = 0;
+out:
+    if (d.coord)
+        fedreci_coord_stop(d.coord); /* aborts the current round through the hooks */
+    fedreci_coord_destroy(d.coord);
+    fedreci_status_close(http);
+    fedreci_persist_destroy(d.persist);
+    fedreci_stats_destroy(stats);
+    free(codes);
+    fedreci_bootstrap_clear(&boot);
+    if (db) {
+        int ok = 0;
+        char msg[128] = "";
+        if (fedreci_db_integrity_check(db, &ok, msg, sizeof msg) == FEDREC_OK && !ok)
+            fedreci_log(FEDRECI_LOG_ERROR, -1, "database integrity_check: %s", msg);
+        fedreci_db_close(db);
+        fedreci_log(FEDRECI_LOG_INFO, -1, "database closed");
+    }
+    return rc;
+}
 
 int main(int argc, char **argv)
 {
-    if (argc > 1 && (!strcmp(argv[1], "--version") || !strcmp(argv[1], "-V"))) {
-        printf("fedrec-coordinator %s\n", fedrec_version());
+    fedreci_config *cfg = NULL;
+    if (fedreci_config_parse(&cfg, argc, argv)) {
+        fprintf(stderr, "fedrec-coordinator: %s\n", fedrec_errmsg());
+        return 2;
+    }
+    if (cfg->help) {
+        fedreci_config_usage(stdout, "fedrec-coordinator");
+        fedreci_config_destroy(cfg);
         return 0;
     }
-    fprintf(stderr, "fedrec-coordinator %s: the daemon is being built (issue 6)\n",
-            fedrec_version());
-    return 2;
+    if (cfg->version) {
+        printf("fedrec-coordinator %s\n", fedrec_version());
+        fedreci_config_destroy(cfg);
+        return 0;
+    }
+    if (fedreci_config_check(cfg)) {
+        fprintf(stderr, "fedrec-coordinator: %s\n", fedrec_errmsg());
+        fedreci_config_destroy(cfg);
+        return 2;
+    }
+    fedreci_log_set_level((fedreci_log_level)cfg->log_level);
+    if (sodium_init() < 0) {
+        fedreci_log(FEDRECI_LOG_ERROR, -1, "libsodium failed to initialize");
+        fedreci_config_destroy(cfg);
+        return 1;
+    }
+    int rc = run(cfg);
+    fedreci_config_destroy(cfg);
+    return rc;
 }

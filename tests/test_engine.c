@@ -726,6 +726,9 @@ static void test_min_cohort(void **state)
     cfg.min_cohort = 6;
     assert_int_equal(fedreci_coord_create(&c, &cfg, NULL, &mdl), FEDREC_ERR_INVALID);
     cfg.min_cohort = 2;
+    cfg.cohort_size = 20; /* 20 held check-ins do not fit 16 contexts */
+    assert_int_equal(fedreci_coord_create(&c, &cfg, NULL, &mdl), FEDREC_ERR_INVALID);
+    cfg.cohort_size = 5;
     cfg.scale = 1e9; /* n * clip * scale over 2^31 */
     assert_int_not_equal(fedreci_coord_create(&c, &cfg, NULL, &mdl), FEDREC_OK);
 }

@@ -1,16 +1,613 @@
-/* fedrec-client: the shopper-side command line. */
+/* fedrec-client: the shopper-side command line over the client API.
+ *
+ *   fedrec-client COMMAND --store PATH [--key-file FILE] [options]
+ *
+ * The store key comes from --key-file FILE or else the environment variable
+ * FEDREC_STORE_KEY. Exactly 64 hexadecimal digits (surrounding whitespace
+ * ignored) are a raw 32-byte key; anything else is a passphrase (a key file's
+ * trailing newline is not part of it), stretched with Argon2id. A store made
+ * with one form must always be opened with the same form. */
+#include <ctype.h>
+#include <errno.h>
+#include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
+#include <sodium.h>
+
+#include "client/client_internal.h"
+#include "core/dataset/dataset.h"
+#include "fedrec/client.h"
 #include "fedrec/fedrec.h"
+
+#define EXIT_USAGE 2
+
+typedef struct cli {
+    const char *cmd;
+    const char *store;
+    const char *key_file;
+    const char *file;     /* import FILE */
+    const char *customer; /* import --customer */
+    const char *catalog;  /* recommend --catalog */
+    const char *coordinator;
+    unsigned long rounds;
+    unsigned long deadline_ms;
+    unsigned long k;
+    int json;
+    int help;
+} cli;
+
+static const char *const USAGE_MAIN =
+    "usage: fedrec-client COMMAND --store PATH [--key-file FILE] [options]\n"
+    "\n"
+    "The shopper's side of fedrec: an encrypted local store of purchases, on-device\n"
+    "recommendations, federated training rounds and the privacy ledger.\n"
+    "\n"
+    "commands:\n"
+    "  import FILE --customer ID   record one shopper's purchases from a purchase log\n"
+    "  sync --coordinator URL      download the model, take part in a round if selected\n"
+    "  recommend [-k N]            top-N items for this shopper, computed on the device\n"
+    "  ledger [--json]             every upload this client made\n"
+    "  info                        store summary: identity, purchases, model, consent\n"
+    "  opt-out | opt-in            stop / resume taking part in training\n"
+    "  forget                      erase the store: purchases, factors, keys, ledger\n"
+    "\n"
+    "common options:\n"
+    "  --store PATH      the store directory (created on first use)\n"
+    "  --key-file FILE   file holding the store key; else $FEDREC_STORE_KEY.\n"
+    "                    64 hex digits = raw 32-byte key; anything else = passphrase\n"
+    "  --help            help for a command: fedrec-client COMMAND --help\n"
+    "  --version         print the version\n";
+
+static void usage_cmd(const char *cmd)
+{
+    if (!strcmp(cmd, "import"))
+        printf("usage: fedrec-client import FILE --customer ID --store PATH [--key-file FILE]\n"
+               "\n"
+               "Reads FILE (CSV or gzip'd CSV in the UCI Online Retail layout:\n"
+               "InvoiceNo,StockCode,Description,Quantity,InvoiceDate,UnitPrice,CustomerID,...)\n"
+               "and records every purchase of customer ID in the store, in file order.\n"
+               "Cancelled invoices, returns (quantity <= 0), zero prices and non-product\n"
+               "codes (postage, fees, ...) are skipped as core/dataset's cleaning rules say;\n"
+               "a fractional quantity is rounded to the nearest integer, at least 1.\n"
+               "Importing the same file twice records its purchases twice.\n");
+    else if (!strcmp(cmd, "sync"))
+        printf("usage: fedrec-client sync --coordinator URL [--rounds N] [--deadline-ms MS]\n"
+               "                          --store PATH [--key-file FILE]\n"
+               "\n"
+               "Downloads the coordinator's model if it is newer than the stored one and,\n"
+               "when this client is opted in and selected, takes part in the round (the\n"
+               "local step and SecAgg+ masking; only the masked update leaves the device).\n"
+               "--rounds N repeats that N times (default 1); --deadline-ms bounds each sync\n"
+               "(default 60000). URL: tcp://, tls+tcp://, ipc://.\n");
+    else if (!strcmp(cmd, "recommend"))
+        printf("usage: fedrec-client recommend [-k N] [--catalog FILE] --store PATH\n"
+               "                               [--key-file FILE]\n"
+               "\n"
+               "Prints the N (default 10) best items for this shopper under the downloaded\n"
+               "model, never one already bought: rank, item code, description, score.\n"
+               "Descriptions come from --catalog FILE (a purchase log, as for import);\n"
+               "without it they print as '-'. Fails if no model has been downloaded yet.\n");
+    else if (!strcmp(cmd, "ledger"))
+        printf("usage: fedrec-client ledger [--json] --store PATH [--key-file FILE]\n"
+               "\n"
+               "Lists every upload this client made, oldest first: time (UTC), round,\n"
+               "protocol stage, bytes sent, update entries clipped, and what it was.\n"
+               "--json prints a JSON array of objects with the same fields.\n");
+    else if (!strcmp(cmd, "opt-out") || !strcmp(cmd, "opt-in"))
+        printf("usage: fedrec-client %s --store PATH [--key-file FILE]\n"
+               "\n"
+               "opt-out: this client stops taking part in training; it uploads nothing,\n"
+               "but sync still downloads the model and recommend keeps working.\n"
+               "opt-in: take part again (the default for a new store).\n",
+               cmd);
+    else if (!strcmp(cmd, "forget"))
+        printf("usage: fedrec-client forget --store PATH [--key-file FILE]\n"
+               "\n"
+               "Erases the store: purchases, factor vector, identity key, model, ledger.\n"
+               "No store file is left; the directory is removed if nothing else is in it.\n"
+               "Needs the key, so that only the store's owner can erase it.\n");
+    else if (!strcmp(cmd, "info"))
+        printf("usage: fedrec-client info --store PATH [--key-file FILE]\n"
+               "\n"
+               "Prints the client id, identity public key, participation, purchase count,\n"
+               "model version and size, and the number of ledger entries.\n");
+    else
+        fputs(USAGE_MAIN, stdout);
+}
+
+static int die(const char *what, fedrec_err e)
+{
+    const char *m = fedrec_errmsg();
+    fprintf(stderr, "fedrec-client: %s: %s%s%s\n", what, fedrec_strerror(e), *m ? ": " : "", m);
+    return 1;
+}
+
+static int parse_ulong(const char *opt, const char *s, unsigned long lo, unsigned long hi,
+                       unsigned long *out)
+{
+    char *end = NULL;
+    errno = 0;
+    unsigned long v = strtoul(s, &end, 10);
+    if (!*s || *end || errno || v < lo || v > hi || s[0] == '-') {
+        fprintf(stderr, "fedrec-client: %s '%s': expected an integer in %lu..%lu\n", opt, s, lo,
+                hi);
+        return -1;
+    }
+    *out = v;
+    return 0;
+}
+
+static int parse_args(int argc, char **argv, cli *a)
+{
+    memset(a, 0, sizeof *a);
+    a->rounds = 1;
+    a->deadline_ms = 60000;
+    a->k = 10;
+    a->cmd = argv[1];
+    for (int i = 2; i < argc; i++) {
+        const char *o = argv[i];
+        const char *v = i + 1 < argc ? argv[i + 1] : NULL;
+#define NEEDV()                                                                                    \
+    do {                                                                                           \
+        if (!v) {                                                                                  \
+            fprintf(stderr, "fedrec-client: %s needs a value\n", o);                               \
+            return -1;                                                                             \
+        }                                                                                          \
+        i++;                                                                                       \
+    } while (0)
+        if (!strcmp(o, "--help") || !strcmp(o, "-h")) {
+            a->help = 1;
+        } else if (!strcmp(o, "--store")) {
+            NEEDV();
+            a->store = v;
+        } else if (!strcmp(o, "--key-file")) {
+            NEEDV();
+            a->key_file = v;
+        } else if (!strcmp(o, "--customer")) {
+            NEEDV();
+            a->customer = v;
+        } else if (!strcmp(o, "--catalog")) {
+            NEEDV();
+            a->catalog = v;
+        } else if (!strcmp(o, "--coordinator")) {
+            NEEDV();
+            a->coordinator = v;
+        } else if (!strcmp(o, "--rounds")) {
+            NEEDV();
+            if (parse_ulong(o, v, 1, 1000000, &a->rounds))
+                return -1;
+        } else if (!strcmp(o, "--deadline-ms")) {
+            NEEDV();
+            if (parse_ulong(o, v, 1, 86400000, &a->deadline_ms))
+                return -1;
+        } else if (!strcmp(o, "-k") || !strcmp(o, "--k")) {
+            NEEDV();
+            if (parse_ulong(o, v, 1, 100000, &a->k))
+                return -1;
+        } else if (!strcmp(o, "--json")) {
+            a->json = 1;
+        } else if (o[0] != '-' && !strcmp(a->cmd, "import") && !a->file) {
+            a->file = o;
+        } else {
+            fprintf(stderr, "fedrec-client %s: unknown argument '%s' (see --help)\n", a->cmd, o);
+            return -1;
+        }
+#undef NEEDV
+    }
+    return 0;
+}
+
+/* Reads the key (file or environment) and opens the client. */
+static int open_client(const cli *a, const char *url, fedrec_client **out)
+{
+    if (!a->store) {
+        fprintf(stderr, "fedrec-client %s: --store PATH is required\n", a->cmd);
+        return EXIT_USAGE;
+    }
+    char *secret = sodium_malloc(4097);
+    if (!secret) {
+        fprintf(stderr, "fedrec-client: out of memory\n");
+        return 1;
+    }
+    size_t n = 0;
+    const char *source;
+    if (a->key_file) {
+        source = a->key_file;
+        FILE *f = fopen(a->key_file, "rb");
+        if (!f) {
+            fprintf(stderr, "fedrec-client: --key-file %s: %s\n", a->key_file, strerror(errno));
+            sodium_free(secret);
+            return 1;
+        }
+        n = fread(secret, 1, 4097, f);
+        int err = ferror(f);
+        fclose(f);
+        if (err || n > 4096) {
+            fprintf(stderr, "fedrec-client: --key-file %s: %s\n", a->key_file,
+                    err ? "read error" : "longer than 4096 bytes");
+            sodium_free(secret);
+            return 1;
+        }
+        while (n > 0 && (secret[n - 1] == '\n' || secret[n - 1] == '\r'))
+            n--;
+    } else {
+        source = "FEDREC_STORE_KEY";
+        const char *env = getenv("FEDREC_STORE_KEY");
+        if (!env || !*env) {
+            fprintf(stderr,
+                    "fedrec-client %s: no store key: give --key-file FILE or set "
+                    "FEDREC_STORE_KEY\n",
+                    a->cmd);
+            sodium_free(secret);
+            return EXIT_USAGE;
+        }
+        n = strlen(env);
+        if (n > 4096) {
+            fprintf(stderr, "fedrec-client: FEDREC_STORE_KEY: longer than 4096 bytes\n");
+            sodium_free(secret);
+            return 1;
+        }
+        memcpy(secret, env, n);
+    }
+    if (n == 0) {
+        fprintf(stderr, "fedrec-client: %s: the key is empty\n", source);
+        sodium_free(secret);
+        return 1;
+    }
+    /* 64 hex digits (whitespace around ignored) = a raw key. */
+    size_t b = 0, e = n;
+    while (b < e && isspace((unsigned char)secret[b]))
+        b++;
+    while (e > b && isspace((unsigned char)secret[e - 1]))
+        e--;
+    uint8_t *raw = sodium_malloc(FEDREC_STORE_KEY_BYTES);
+    size_t rawlen = 0;
+    int is_raw = 0;
+    if (raw && e - b == 2 * FEDREC_STORE_KEY_BYTES &&
+        sodium_hex2bin(raw, FEDREC_STORE_KEY_BYTES, secret + b, e - b, NULL, &rawlen, NULL) == 0 &&
+        rawlen == FEDREC_STORE_KEY_BYTES)
+        is_raw = 1;
+    fedrec_err err = !raw     ? FEDREC_ERR_NOMEM
+                     : is_raw ? fedrec_client_open(out, a->store, url, raw)
+                              : fedrec_client_open_passphrase(out, a->store, url, secret, n);
+    sodium_free(raw);
+    sodium_free(secret);
+    if (err)
+        return die(a->store, err);
+    return 0;
+}
+
+/* ---- import ---------------------------------------------------------------- */
+
+typedef struct import_ctx {
+    fedrec_client *c;
+    const char *file;
+    unsigned long recorded;
+} import_ctx;
+
+static fedrec_err import_row(void *ctx, const fedreci_purchase *p)
+{
+    import_ctx *ic = ctx;
+    double q = floor(p->quantity + 0.5);
+    if (q < 1)
+        q = 1;
+    if (q > 4294967295.0)
+        q = 4294967295.0;
+    fedrec_err e = fedrec_client_record(ic->c, p->item, p->time, (uint32_t)q);
+    if (e)
+        return e; /* the message names the item code */
+    ic->recorded++;
+    return FEDREC_OK;
+}
+
+static int cmd_import(const cli *a)
+{
+    if (!a->file || !a->customer) {
+        fprintf(stderr, "fedrec-client import: needs FILE and --customer ID (see --help)\n");
+        return EXIT_USAGE;
+    }
+    fedrec_client *c = NULL;
+    int rc = open_client(a, NULL, &c);
+    if (rc)
+        return rc;
+    fedreci_dataset_options o;
+    fedreci_dataset_options_default(&o);
+    o.only_customer = a->customer;
+    o.build_matrix = 0;
+    import_ctx ic = {c, a->file, 0};
+    o.on_row = import_row;
+    o.on_row_ctx = &ic;
+    fedreci_dataset *d = NULL;
+    fedreci_dataset_report rep;
+    fedrec_err e = fedreci_dataset_load(&d, a->file, &o, &rep);
+    fedreci_dataset_destroy(d);
+    if (e) {
+        char what[512];
+        snprintf(what, sizeof what, "import %s (after %lu purchases recorded)", a->file,
+                 ic.recorded);
+        rc = die(what, e);
+        fedrec_client_close(c);
+        return rc;
+    }
+    fedrec_client_close(c);
+    if (ic.recorded == 0) {
+        fprintf(stderr,
+                "fedrec-client import: %s: no purchases of customer '%s' (%llu rows "
+                "read)\n",
+                a->file, a->customer, (unsigned long long)rep.rows_read);
+        return 1;
+    }
+    printf("recorded %lu purchases of customer %s from %s\n", ic.recorded, a->customer, a->file);
+    return 0;
+}
+
+/* ---- recommend ---------------------------------------------------------------- */
+
+static int cmd_recommend(const cli *a)
+{
+    fedreci_dataset *cat = NULL;
+    if (a->catalog) {
+        fedreci_dataset_options o;
+        fedreci_dataset_options_default(&o);
+        fedrec_err e = fedreci_dataset_load(&cat, a->catalog, &o, NULL);
+        if (e)
+            return die(a->catalog, e);
+    }
+    fedrec_client *c = NULL;
+    int rc = open_client(a, NULL, &c);
+    if (rc) {
+        fedreci_dataset_destroy(cat);
+        return rc;
+    }
+    fedrec_recommendation *r = calloc(a->k, sizeof *r);
+    uint32_t n = 0;
+    fedrec_err e = r ? fedrec_client_recommend(c, (uint32_t)a->k, r, &n) : FEDREC_ERR_NOMEM;
+    if (e) {
+        rc = die("recommend", e);
+    } else {
+        printf("%-4s  %-12s  %-40s  %s\n", "rank", "item", "description", "score");
+        for (uint32_t i = 0; i < n; i++) {
+            const char *desc = "-";
+            uint32_t item;
+            if (cat && fedreci_dataset_item_find(cat, r[i].item_code, &item) == FEDREC_OK) {
+                desc = fedreci_dataset_item_description(cat, item);
+                if (!*desc)
+                    desc = "-";
+            }
+            printf("%-4u  %-12s  %-40.40s  %.4f\n", i + 1, r[i].item_code, desc,
+                   (double)r[i].score);
+        }
+    }
+    free(r);
+    fedrec_client_close(c);
+    fedreci_dataset_destroy(cat);
+    return rc;
+}
+
+/* ---- ledger ---------------------------------------------------------------------- */
+
+static void json_str(const char *s)
+{
+    putchar('"');
+    for (; *s; s++) {
+        unsigned char ch = (unsigned char)*s;
+        if (ch == '"' || ch == '\\')
+            printf("\\%c", ch);
+        else if (ch < 0x20)
+            printf("\\u%04x", ch);
+        else
+            putchar(ch);
+    }
+    putchar('"');
+}
+
+static void fmt_time(int64_t ms, char *buf, size_t n)
+{
+    time_t t = (time_t)(ms / 1000);
+    struct tm tm;
+    if (gmtime_r(&t, &tm))
+        snprintf(buf, n, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900, tm.tm_mon + 1,
+                 tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, (int)(ms % 1000));
+    else
+        snprintf(buf, n, "%lld", (long long)ms);
+}
+
+static int cmd_ledger(const cli *a)
+{
+    fedrec_client *c = NULL;
+    int rc = open_client(a, NULL, &c);
+    if (rc)
+        return rc;
+    size_t n = 0;
+    fedrec_err e = fedrec_client_ledger_count(c, &n);
+    if (e) {
+        fedrec_client_close(c);
+        return die("ledger", e);
+    }
+    if (a->json)
+        printf("[");
+    else
+        printf("%-24s  %8s  %5s  %10s  %7s  %s\n", "time (UTC)", "round", "stage", "bytes",
+               "clipped", "what");
+    uint64_t total = 0;
+    for (size_t i = 0; i < n; i++) {
+        fedrec_ledger_entry le;
+        e = fedrec_client_ledger_get(c, i, &le);
+        if (e)
+            break;
+        char t[96];
+        fmt_time(le.time_unix_ms, t, sizeof t);
+        total += le.bytes_sent;
+        if (a->json) {
+            printf("%s\n  {\"time\": \"%s\", \"time_unix_ms\": %lld, \"round\": %llu, "
+                   "\"stage\": %u, \"bytes_sent\": %llu, \"clipped\": %u, \"what\": ",
+                   i ? "," : "", t, (long long)le.time_unix_ms, (unsigned long long)le.round_id,
+                   le.stage, (unsigned long long)le.bytes_sent, le.clipped);
+            json_str(le.what);
+            printf("}");
+        } else {
+            printf("%-24s  %8llu  %5u  %10llu  %7u  %s\n", t, (unsigned long long)le.round_id,
+                   le.stage, (unsigned long long)le.bytes_sent, le.clipped, le.what);
+        }
+    }
+    if (a->json)
+        printf("%s]\n", n ? "\n" : "");
+    else
+        printf("%zu uploads, %llu bytes in total\n", n, (unsigned long long)total);
+    fedrec_client_close(c);
+    return e ? die("ledger", e) : 0;
+}
+
+/* ---- consent, info, forget ---------------------------------------------------- */
+
+static int cmd_participation(const cli *a, int in)
+{
+    fedrec_client *c = NULL;
+    int rc = open_client(a, NULL, &c);
+    if (rc)
+        return rc;
+    fedrec_err e = fedrec_client_set_participation(c, in);
+    fedrec_client_close(c);
+    if (e)
+        return die(a->cmd, e);
+    printf(in ? "opted in: this client takes part in training rounds\n"
+              : "opted out: this client uploads nothing; recommendations keep working\n");
+    return 0;
+}
+
+static int cmd_info(const cli *a)
+{
+    fedrec_client *c = NULL;
+    int rc = open_client(a, NULL, &c);
+    if (rc)
+        return rc;
+    fedrec_client_info in;
+    fedrec_err e = fedrec_client_get_info(c, &in);
+    fedrec_client_close(c);
+    if (e)
+        return die("info", e);
+    char pk[65];
+    sodium_bin2hex(pk, sizeof pk, in.identity_pk, 32);
+    printf("store:         %s\n", a->store);
+    printf("client id:     %016llx\n", (unsigned long long)in.client_id);
+    printf("identity key:  %s (Ed25519)\n", pk);
+    printf("participation: %s\n", in.opted_in ? "opted in" : "opted out");
+    printf("purchases:     %llu\n", (unsigned long long)in.purchases);
+    if (in.model_version)
+        printf("model:         version %llu, %u items x %u factors\n",
+               (unsigned long long)in.model_version, in.model_items, in.model_factors);
+    else
+        printf("model:         none yet (run sync)\n");
+    printf("ledger:        %llu uploads\n", (unsigned long long)in.ledger_entries);
+    return 0;
+}
+
+static int cmd_forget(const cli *a)
+{
+    fedrec_client *c = NULL;
+    int rc = open_client(a, NULL, &c);
+    if (rc)
+        return rc;
+    fedrec_err e = fedrec_client_forget(c);
+    if (e)
+        return die("forget", e);
+    printf("erased the store at %s\n", a->store);
+    return 0;
+}
+
+/* ---- sync ------------------------------------------------------------------ */
+
+static const char *outcome_text(fedrec_err e)
+{
+    switch (e) {
+    case FEDREC_OK:
+        return "took part; the round completed";
+    case FEDREC_ERR_OPTED_OUT:
+        return "opted out: checked in, uploaded nothing";
+    case FEDREC_ERR_NOT_SELECTED:
+        return "not selected for a round";
+    default:
+        return fedrec_strerror(e);
+    }
+}
+
+static int cmd_sync(const cli *a)
+{
+    if (!a->coordinator) {
+        fprintf(stderr, "fedrec-client sync: --coordinator URL is required (see --help)\n");
+        return EXIT_USAGE;
+    }
+    fedrec_client *c = NULL;
+    int rc = open_client(a, a->coordinator, &c);
+    if (rc)
+        return rc;
+    for (unsigned long r = 0; r < a->rounds && !rc; r++) {
+        fedrec_sync_result res;
+        fedrec_err e = fedrec_client_sync(c, (uint32_t)a->deadline_ms, &res);
+        if (e) {
+            char what[600];
+            snprintf(what, sizeof what, "sync %lu/%lu with %s", r + 1, a->rounds, a->coordinator);
+            rc = die(what, e);
+            break;
+        }
+        printf("sync %lu/%lu: model version %llu%s; ", r + 1, a->rounds,
+               (unsigned long long)res.model_version, res.model_updated ? " (downloaded)" : "");
+        if (res.round_id)
+            printf("round %llu: ", (unsigned long long)res.round_id);
+        printf("%s\n", outcome_text(res.round_outcome));
+    }
+    fedrec_client_close(c);
+    return rc;
+}
 
 int main(int argc, char **argv)
 {
-    if (argc > 1 && (!strcmp(argv[1], "--version") || !strcmp(argv[1], "-V"))) {
+    if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") ||
+        !strcmp(argv[1], "help")) {
+        fputs(USAGE_MAIN, argc < 2 ? stderr : stdout);
+        return argc < 2 ? EXIT_USAGE : 0;
+    }
+    if (!strcmp(argv[1], "--version") || !strcmp(argv[1], "-V")) {
         printf("fedrec-client %s\n", fedrec_version());
         return 0;
     }
-    fprintf(stderr, "fedrec-client %s: the client CLI is being built (issue 7)\n",
-            fedrec_version());
-    return 2;
+    static const char *const cmds[] = {"import",  "sync",   "recommend", "ledger",
+                                       "opt-out", "opt-in", "forget",    "info"};
+    int known = 0;
+    for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++)
+        known |= !strcmp(argv[1], cmds[i]);
+    if (!known) {
+        fprintf(stderr, "fedrec-client: unknown command '%s' (see fedrec-client --help)\n",
+                argv[1]);
+        return EXIT_USAGE;
+    }
+    cli a;
+    if (parse_args(argc, argv, &a) != 0)
+        return EXIT_USAGE;
+    if (a.help) {
+        usage_cmd(a.cmd);
+        return 0;
+    }
+    if (sodium_init() < 0) {
+        fprintf(stderr, "fedrec-client: libsodium failed to initialize\n");
+        return 1;
+    }
+    if (!strcmp(a.cmd, "import"))
+        return cmd_import(&a);
+    if (!strcmp(a.cmd, "recommend"))
+        return cmd_recommend(&a);
+    if (!strcmp(a.cmd, "ledger"))
+        return cmd_ledger(&a);
+    if (!strcmp(a.cmd, "opt-out"))
+        return cmd_participation(&a, 0);
+    if (!strcmp(a.cmd, "opt-in"))
+        return cmd_participation(&a, 1);
+    if (!strcmp(a.cmd, "info"))
+        return cmd_info(&a);
+    if (!strcmp(a.cmd, "forget"))
+        return cmd_forget(&a);
+    return cmd_sync(&a);
 }

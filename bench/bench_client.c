@@ -1,0 +1,190 @@
+/* fedrec-bench client: the costs a store app sees.
+ *   record     durable appends per second, next to a bare write+fdatasync of
+ *              the same frame size (the floor the encryption sits on);
+ *   open       open time (authenticate + fold into a new snapshot) against
+ *              store size, with a 3,650 x 32 model cached;
+ *   recommend  one on-device recommendation and one local training step.
+ * Options: --dir DIR (where the stores go; default /tmp), --records N. */
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <sodium.h>
+
+#include "client/client_internal.h"
+#include "core/mf/mf.h"
+#include "fedrec/client.h"
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+static const uint8_t KEY[32] = {9, 8, 7};
+
+#define N_ITEMS 3650u
+#define K_FACTORS 32u
+
+static int put_model(fedrec_client *c)
+{
+    float *y = malloc((size_t)N_ITEMS * K_FACTORS * sizeof *y);
+    char(*names)[16] = malloc(N_ITEMS * sizeof *names);
+    const char **codes = malloc(N_ITEMS * sizeof *codes);
+    if (!y || !names || !codes)
+        return -1;
+    fedreci_mf_init(y, N_ITEMS, K_FACTORS, 7, 0.1f);
+    for (uint32_t i = 0; i < N_ITEMS; i++) {
+        snprintf(names[i], sizeof names[i], "%05u", 10000 + i);
+        codes[i] = names[i];
+    }
+    fedrec_err e = fedreci_client_put_model(c, 1, N_ITEMS, K_FACTORS, y, NULL, codes, NULL);
+    free(y);
+    free(names);
+    free(codes);
+    return e ? -1 : 0;
+}
+
+static void rm_store(const char *dir)
+{
+    fedrec_client *c = NULL;
+    if (fedrec_client_open(&c, dir, NULL, KEY) == FEDREC_OK && fedrec_client_forget(c))
+        fprintf(stderr, "bench client: %s\n", fedrec_errmsg());
+}
+
+int fedrec_bench_client(int argc, char **argv)
+{
+    const char *base = "/tmp";
+    unsigned long records = 2000;
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--dir") && i + 1 < argc)
+            base = argv[++i];
+        else if (!strcmp(argv[i], "--records") && i + 1 < argc)
+            records = strtoul(argv[++i], NULL, 10);
+        else {
+            printf("usage: fedrec-bench client [--dir DIR] [--records N]\n");
+            return !strcmp(argv[i], "--help") ? 0 : 2;
+        }
+    }
+    if (sodium_init() < 0 || records == 0)
+        return 1;
+    char dir[4096];
+    snprintf(dir, sizeof dir, "%s/fedrec-bench-client-%d", base, (int)getpid());
+
+    /* ---- record ---- */
+    fedrec_client *c = NULL;
+    if (fedrec_client_open(&c, dir, NULL, KEY)) {
+        fprintf(stderr, "bench client: %s\n", fedrec_errmsg());
+        return 1;
+    }
+    /* Interleaved in blocks of 50 with the floor (the same number of 60-byte
+     * appends, each fdatasync'd) so that disk noise hits both alike. */
+    char raw[4200];
+    snprintf(raw, sizeof raw, "%s/raw-append", dir);
+    int fd = open(raw, O_WRONLY | O_CREAT | O_APPEND, 0600);
+    uint8_t frame[60] = {0};
+    double t_rec = 0, t_raw = 0, t0;
+    for (unsigned long i = 0; i < records && fd >= 0;) {
+        unsigned long end = i + 50 < records ? i + 50 : records, j;
+        t0 = now_s();
+        for (j = i; j < end; j++) {
+            char code[16];
+            snprintf(code, sizeof code, "%05lu", 10000 + j % N_ITEMS);
+            if (fedrec_client_record(c, code, 1300000000 + (int64_t)j, 1)) {
+                fprintf(stderr, "bench client: %s\n", fedrec_errmsg());
+                return 1;
+            }
+        }
+        t_rec += now_s() - t0;
+        t0 = now_s();
+        for (j = i; j < end; j++)
+            if (write(fd, frame, sizeof frame) != (ssize_t)sizeof frame || fdatasync(fd) != 0)
+                return 1;
+        t_raw += now_s() - t0;
+        i = end;
+    }
+    t_rec /= (double)records;
+    t_raw /= (double)records;
+    if (fd >= 0)
+        close(fd);
+    unlink(raw);
+    printf("record (%lu events, store in %s)\n", records, base);
+    printf("| %-34s | %12s | %10s |\n", "operation", "us / event", "ratio");
+    printf("|------------------------------------|--------------|------------|\n");
+    printf("| %-34s | %12.1f | %10.2f |\n", "write + fdatasync, 60 B (floor)", t_raw * 1e6, 1.0);
+    printf("| %-34s | %12.1f | %10.2f |\n", "fedrec_client_record", t_rec * 1e6, t_rec / t_raw);
+
+    /* ---- recommend and local step ---- */
+    if (put_model(c)) {
+        fprintf(stderr, "bench client: %s\n", fedrec_errmsg());
+        return 1;
+    }
+    fedrec_recommendation rec[10];
+    uint32_t n;
+    int reps = 20;
+    t0 = now_s();
+    for (int r = 0; r < reps; r++)
+        if (fedrec_client_recommend(c, 10, rec, &n))
+            return 1;
+    double t_recm = (now_s() - t0) / reps;
+    float *upd = malloc((size_t)N_ITEMS * K_FACTORS * sizeof *upd);
+    uint32_t w;
+    t0 = now_s();
+    for (int r = 0; r < reps; r++)
+        if (!upd || fedreci_client_local_update(c, upd, (size_t)N_ITEMS * K_FACTORS, &w, NULL))
+            return 1;
+    double t_step = (now_s() - t0) / reps;
+    free(upd);
+    printf("\non-device compute (%u items x %u factors, %lu purchases)\n", N_ITEMS, K_FACTORS,
+           records);
+    printf("| %-34s | %12s | %10s |\n", "operation", "ms / call", "ratio");
+    printf("|------------------------------------|--------------|------------|\n");
+    printf("| %-34s | %12.2f | %10.2f |\n", "recommend top-10", t_recm * 1e3, 1.0);
+    printf("| %-34s | %12.2f | %10.2f |\n", "local step (solve + dense gradient)", t_step * 1e3,
+           t_step / t_recm);
+    fedrec_client_close(c);
+
+    /* ---- open vs store size ---- */
+    printf("\nopen (authenticate everything, write a new snapshot), model cached\n");
+    printf("| %-12s | %14s | %10s |\n", "purchases", "open ms", "ratio");
+    printf("|--------------|----------------|------------|\n");
+    rm_store(dir);
+    double first = 0;
+    unsigned long sizes[3] = {0, 1000, 10000};
+    unsigned long have = 0;
+    for (int s = 0; s < 3; s++) {
+        if (fedrec_client_open(&c, dir, NULL, KEY))
+            return 1;
+        if (s == 0 && put_model(c))
+            return 1;
+        fedrec_client_close(c);
+        /* Grow the store to sizes[s] purchases without an fsync per event:
+         * cost here is the open, not the filling. */
+        if (fedrec_client_open(&c, dir, NULL, KEY))
+            return 1;
+        for (; have < sizes[s]; have++) {
+            char code[16];
+            snprintf(code, sizeof code, "%05lu", 10000 + have % N_ITEMS);
+            if (fedrec_client_record(c, code, (int64_t)have, 1))
+                return 1;
+        }
+        fedrec_client_close(c);
+        int r = 5;
+        t0 = now_s();
+        for (int i = 0; i < r; i++) {
+            if (fedrec_client_open(&c, dir, NULL, KEY))
+                return 1;
+            fedrec_client_close(c);
+        }
+        double t = (now_s() - t0) / r;
+        if (s == 0)
+            first = t;
+        printf("| %12lu | %14.2f | %10.2f |\n", sizes[s], t * 1e3, t / first);
+    }
+    rm_store(dir);
+    return 0;
+}

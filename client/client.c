@@ -1,0 +1,637 @@
+/* The client API (include/fedrec/client.h) over the local store and core/mf. */
+#include <math.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <sodium.h>
+
+#include "client/client_internal.h"
+#include "client/store.h"
+#include "core/err.h"
+#include "core/mf/mf.h"
+
+struct fedrec_client {
+    pthread_mutex_t mu;
+    fedreci_store *store;
+    char *url;
+    int syncing;
+    fedreci_client_params params;
+    /* Derived from the stored model, rebuilt when its version changes. */
+    uint64_t cache_version;
+    int cache_valid;
+    uint32_t *by_code;     /* model rows sorted by code, for lookups */
+    fedreci_mf_step *step; /* workspace for n_items x k */
+    uint32_t step_items, step_k;
+};
+
+/* ---- helpers ---------------------------------------------------------------- */
+
+uint64_t fedreci_client_id_from_pk(const uint8_t pk[32])
+{
+    uint8_t h[32];
+    crypto_generichash(h, sizeof h, pk, 32, NULL, 0);
+    uint64_t id = 0;
+    for (int i = 0; i < 8; i++)
+        id |= (uint64_t)h[i] << (8 * i);
+    return id;
+}
+
+static int64_t now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static const fedreci_store_model *sort_model; /* qsort context, under c->mu */
+static pthread_mutex_t sort_mu = PTHREAD_MUTEX_INITIALIZER;
+
+static int cmp_row_by_code(const void *a, const void *b)
+{
+    uint32_t ra = *(const uint32_t *)a, rb = *(const uint32_t *)b;
+    return strcmp(sort_model->codes[ra], sort_model->codes[rb]);
+}
+
+static void cache_drop(fedrec_client *c)
+{
+    free(c->by_code);
+    c->by_code = NULL;
+    c->cache_valid = 0;
+}
+
+/* Builds the code index (and checks codes are distinct). Caller holds c->mu. */
+static fedrec_err build_index(const fedreci_store_model *m, uint32_t **out)
+{
+    uint32_t *idx = malloc((size_t)m->n_items * sizeof *idx);
+    if (!idx)
+        return fedreci_error(FEDREC_ERR_NOMEM, "out of memory indexing %u catalog codes",
+                             m->n_items);
+    for (uint32_t i = 0; i < m->n_items; i++)
+        idx[i] = i;
+    pthread_mutex_lock(&sort_mu);
+    sort_model = m;
+    qsort(idx, m->n_items, sizeof *idx, cmp_row_by_code);
+    sort_model = NULL;
+    pthread_mutex_unlock(&sort_mu);
+    for (uint32_t i = 1; i < m->n_items; i++)
+        if (strcmp(m->codes[idx[i - 1]], m->codes[idx[i]]) == 0) {
+            fedrec_err e = fedreci_error(FEDREC_ERR_INVALID,
+                                         "model catalog: item code '%s' appears twice (rows %u "
+                                         "and %u)",
+                                         m->codes[idx[i]], idx[i - 1], idx[i]);
+            free(idx);
+            return e;
+        }
+    *out = idx;
+    return FEDREC_OK;
+}
+
+/* Makes the index and the step workspace match the stored model. */
+static fedrec_err cache_update(fedrec_client *c, const fedreci_store_model *m)
+{
+    if (c->cache_valid && c->cache_version == m->version && c->step_items == m->n_items &&
+        c->step_k == m->k)
+        return FEDREC_OK;
+    cache_drop(c);
+    fedrec_err err = build_index(m, &c->by_code);
+    if (err)
+        return err;
+    if (!c->step || c->step_items != m->n_items || c->step_k != m->k) {
+        fedreci_mf_step_destroy(c->step);
+        c->step = NULL;
+        err = fedreci_mf_step_create(&c->step, m->n_items, m->k);
+        if (err) {
+            cache_drop(c);
+            return err;
+        }
+        c->step_items = m->n_items;
+        c->step_k = m->k;
+    }
+    c->cache_version = m->version;
+    c->cache_valid = 1;
+    return FEDREC_OK;
+}
+
+static long find_row(const fedreci_store_model *m, const uint32_t *by_code, const char *code)
+{
+    size_t lo = 0, hi = m->n_items;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        int r = strcmp(m->codes[by_code[mid]], code);
+        if (r == 0)
+            return by_code[mid];
+        if (r < 0)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return -1;
+}
+
+typedef struct row_q {
+    uint32_t row;
+    double q;
+} row_q;
+
+static int cmp_row_q(const void *a, const void *b)
+{
+    uint32_t x = ((const row_q *)a)->row, y = ((const row_q *)b)->row;
+    return x < y ? -1 : x > y;
+}
+
+/* The shopper's interactions with the stored model's items: distinct rows,
+ * ascending, with confidence 1 + alpha log(1 + q/eps) of the summed quantity.
+ * Unknown codes are ignored. items/conf are malloc'd (wipe and free). */
+typedef struct user_rows {
+    uint32_t *items;
+    float *conf;
+    uint32_t n;
+} user_rows;
+
+static void user_rows_free(user_rows *u)
+{
+    if (u->items) {
+        sodium_memzero(u->items, (size_t)u->n * sizeof *u->items);
+        free(u->items);
+    }
+    if (u->conf) {
+        sodium_memzero(u->conf, (size_t)u->n * sizeof *u->conf);
+        free(u->conf);
+    }
+    u->items = NULL;
+    u->conf = NULL;
+    u->n = 0;
+}
+
+static fedrec_err user_rows_build(fedrec_client *c, const fedreci_store_model *m, user_rows *u)
+{
+    size_t np = 0;
+    const fedreci_store_purchase *p = fedreci_store_purchases(c->store, &np);
+    memset(u, 0, sizeof *u);
+    row_q *rq = malloc((np ? np : 1) * sizeof *rq);
+    if (!rq)
+        return fedreci_error(FEDREC_ERR_NOMEM, "out of memory for %zu purchases", np);
+    size_t n = 0;
+    for (size_t i = 0; i < np; i++) {
+        long r = find_row(m, c->by_code, p[i].code);
+        if (r >= 0) {
+            rq[n].row = (uint32_t)r;
+            rq[n].q = p[i].quantity;
+            n++;
+        }
+    }
+    qsort(rq, n, sizeof *rq, cmp_row_q);
+    size_t d = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (d > 0 && rq[d - 1].row == rq[i].row)
+            rq[d - 1].q += rq[i].q;
+        else
+            rq[d++] = rq[i];
+    }
+    u->items = malloc((d ? d : 1) * sizeof *u->items);
+    u->conf = malloc((d ? d : 1) * sizeof *u->conf);
+    if (!u->items || !u->conf) {
+        free(u->items);
+        free(u->conf);
+        u->items = NULL;
+        u->conf = NULL;
+        sodium_memzero(rq, (np ? np : 1) * sizeof *rq);
+        free(rq);
+        return fedreci_error(FEDREC_ERR_NOMEM, "out of memory for %zu purchases", np);
+    }
+    const fedreci_client_params *pp = &c->params;
+    for (size_t i = 0; i < d; i++) {
+        u->items[i] = rq[i].row;
+        u->conf[i] = (float)(1.0 + pp->alpha * log1p(rq[i].q / pp->eps));
+    }
+    u->n = (uint32_t)d;
+    sodium_memzero(rq, (np ? np : 1) * sizeof *rq);
+    free(rq);
+    return FEDREC_OK;
+}
+
+/* ---- open / close ------------------------------------------------------------- */
+
+static fedrec_err client_open(fedrec_client **out, const char *store_path,
+                              const char *coordinator_url, fedreci_key_kind kind,
+                              const uint8_t *key, size_t key_len)
+{
+    if (!out || !store_path || !*store_path || !key)
+        return fedreci_error(FEDREC_ERR_INVALID, "fedrec_client_open: %s is NULL or empty",
+                             !out                            ? "out"
+                             : (!store_path || !*store_path) ? "store_path"
+                                                             : "key");
+    fedrec_client *c = calloc(1, sizeof *c);
+    if (!c)
+        return fedreci_error(FEDREC_ERR_NOMEM, "%s: out of memory", store_path);
+    if (pthread_mutex_init(&c->mu, NULL) != 0) {
+        free(c);
+        return fedreci_error(FEDREC_ERR_NOMEM, "%s: cannot create a mutex", store_path);
+    }
+    c->params.alpha = 1.0f;
+    c->params.eps = 1.0f;
+    c->params.lambda = 0.1f;
+    if (coordinator_url && !(c->url = strdup(coordinator_url))) {
+        fedrec_client_close(c);
+        return fedreci_error(FEDREC_ERR_NOMEM, "%s: out of memory", store_path);
+    }
+    fedrec_err err = fedreci_store_open(&c->store, store_path, kind, key, key_len, 0, 0);
+    if (err) {
+        fedrec_client_close(c);
+        return err;
+    }
+    *out = c;
+    return FEDREC_OK;
+}
+
+fedrec_err fedrec_client_open(fedrec_client **out, const char *store_path,
+                              const char *coordinator_url,
+                              const uint8_t key[FEDREC_STORE_KEY_BYTES])
+{
+    return client_open(out, store_path, coordinator_url, FEDRECI_KEY_RAW, key,
+                       FEDREC_STORE_KEY_BYTES);
+}
+
+fedrec_err fedrec_client_open_passphrase(fedrec_client **out, const char *store_path,
+                                         const char *coordinator_url, const char *passphrase,
+                                         size_t passphrase_len)
+{
+    return client_open(out, store_path, coordinator_url, FEDRECI_KEY_PASSPHRASE,
+                       (const uint8_t *)passphrase, passphrase_len);
+}
+
+static void client_free(fedrec_client *c)
+{
+    cache_drop(c);
+    fedreci_mf_step_destroy(c->step);
+    free(c->url);
+    pthread_mutex_destroy(&c->mu);
+    free(c);
+}
+
+void fedrec_client_close(fedrec_client *c)
+{
+    if (!c)
+        return;
+    fedreci_store_close(c->store);
+    client_free(c);
+}
+
+fedrec_err fedrec_client_forget(fedrec_client *c)
+{
+    if (!c)
+        return fedreci_error(FEDREC_ERR_INVALID, "fedrec_client_forget: NULL client");
+    fedrec_err err = fedreci_store_forget(c->store);
+    c->store = NULL;
+    client_free(c);
+    return err;
+}
+
+/* ---- purchases, consent, ledger, info ---------------------------------------- */
+
+#define CHECK_CLIENT(c, fn)                                                                        \
+    do {                                                                                           \
+        if (!(c))                                                                                  \
+            return fedreci_error(FEDREC_ERR_INVALID, "%s: NULL client", fn);                       \
+    } while (0)
+
+fedrec_err fedrec_client_record(fedrec_client *c, const char *item_code, int64_t time_unix,
+                                uint32_t quantity)
+{
+    CHECK_CLIENT(c, "fedrec_client_record");
+    pthread_mutex_lock(&c->mu);
+    fedrec_err err = fedreci_store_add_purchase(c->store, item_code, time_unix, quantity, NULL);
+    pthread_mutex_unlock(&c->mu);
+    return err;
+}
+
+fedrec_err fedrec_client_set_participation(fedrec_client *c, int opted_in)
+{
+    CHECK_CLIENT(c, "fedrec_client_set_participation");
+    pthread_mutex_lock(&c->mu);
+    fedrec_err err = FEDREC_OK;
+    if (fedreci_store_participation(c->store) != (opted_in != 0))
+        err = fedreci_store_set_participation(c->store, opted_in != 0);
+    pthread_mutex_unlock(&c->mu);
+    return err;
+}
+
+fedrec_err fedrec_client_get_participation(fedrec_client *c, int *opted_in)
+{
+    CHECK_CLIENT(c, "fedrec_client_get_participation");
+    if (!opted_in)
+        return fedreci_error(FEDREC_ERR_INVALID, "fedrec_client_get_participation: NULL out");
+    pthread_mutex_lock(&c->mu);
+    *opted_in = fedreci_store_participation(c->store);
+    pthread_mutex_unlock(&c->mu);
+    return FEDREC_OK;
+}
+
+fedrec_err fedrec_client_ledger_count(fedrec_client *c, size_t *n)
+{
+    CHECK_CLIENT(c, "fedrec_client_ledger_count");
+    if (!n)
+        return fedreci_error(FEDREC_ERR_INVALID, "fedrec_client_ledger_count: NULL out");
+    pthread_mutex_lock(&c->mu);
+    fedreci_store_ledger(c->store, n);
+    pthread_mutex_unlock(&c->mu);
+    return FEDREC_OK;
+}
+
+fedrec_err fedrec_client_ledger_get(fedrec_client *c, size_t index, fedrec_ledger_entry *e)
+{
+    CHECK_CLIENT(c, "fedrec_client_ledger_get");
+    if (!e)
+        return fedreci_error(FEDREC_ERR_INVALID, "fedrec_client_ledger_get: NULL out");
+    pthread_mutex_lock(&c->mu);
+    size_t n = 0;
+    const fedreci_ledger_rec *l = fedreci_store_ledger(c->store, &n);
+    fedrec_err err = FEDREC_OK;
+    if (index >= n) {
+        err = fedreci_error(FEDREC_ERR_RANGE, "ledger entry %zu: the ledger has %zu entries", index,
+                            n);
+    } else {
+        memset(e, 0, sizeof *e);
+        e->time_unix_ms = l[index].time_ms;
+        e->round_id = l[index].round;
+        e->stage = l[index].stage;
+        e->bytes_sent = l[index].bytes_sent;
+        e->clipped = l[index].clipped;
+        memcpy(e->what, l[index].what, sizeof e->what);
+    }
+    pthread_mutex_unlock(&c->mu);
+    return err;
+}
+
+fedrec_err fedrec_client_get_info(fedrec_client *c, fedrec_client_info *info)
+{
+    CHECK_CLIENT(c, "fedrec_client_get_info");
+    if (!info)
+        return fedreci_error(FEDREC_ERR_INVALID, "fedrec_client_get_info: NULL out");
+    pthread_mutex_lock(&c->mu);
+    memset(info, 0, sizeof *info);
+    memcpy(info->identity_pk, fedreci_store_identity_pk(c->store), 32);
+    info->client_id = fedreci_client_id_from_pk(info->identity_pk);
+    info->opted_in = fedreci_store_participation(c->store);
+    size_t n = 0;
+    fedreci_store_purchases(c->store, &n);
+    info->purchases = n;
+    fedreci_store_ledger(c->store, &n);
+    info->ledger_entries = n;
+    const fedreci_store_model *m = fedreci_store_get_model(c->store);
+    if (m) {
+        info->model_version = m->version;
+        info->model_items = m->n_items;
+        info->model_factors = m->k;
+    }
+    pthread_mutex_unlock(&c->mu);
+    return FEDREC_OK;
+}
+
+/* ---- recommend ---------------------------------------------------------------- */
+
+fedrec_err fedrec_client_recommend(fedrec_client *c, uint32_t k, fedrec_recommendation *out,
+                                   uint32_t *n_out)
+{
+    CHECK_CLIENT(c, "fedrec_client_recommend");
+    if (!out || !n_out || k == 0)
+        return fedreci_error(FEDREC_ERR_INVALID, "fedrec_client_recommend: %s",
+                             k == 0 ? "k is 0" : "NULL output");
+    pthread_mutex_lock(&c->mu);
+    const fedreci_store_model *m = fedreci_store_get_model(c->store);
+    fedrec_err err = FEDREC_OK;
+    user_rows u = {0};
+    float *x = NULL, *scores = NULL, *top_s = NULL;
+    uint32_t *top_i = NULL;
+    if (!m) {
+        err = fedreci_error(FEDREC_ERR_EMPTY, "%s: no model downloaded yet (run sync first)",
+                            fedreci_store_dir(c->store));
+        goto out;
+    }
+    err = cache_update(c, m);
+    if (!err)
+        err = user_rows_build(c, m, &u);
+    if (err)
+        goto out;
+    uint32_t kk = k < m->n_items ? k : m->n_items;
+    x = malloc((size_t)m->k * sizeof *x);
+    scores = malloc((size_t)m->n_items * sizeof *scores);
+    top_s = malloc((size_t)kk * sizeof *top_s);
+    top_i = malloc((size_t)kk * sizeof *top_i);
+    if (!x || !scores || !top_s || !top_i) {
+        err = fedreci_error(FEDREC_ERR_NOMEM, "out of memory scoring %u items", m->n_items);
+        goto out;
+    }
+    fedreci_mf_user mu = {u.items, u.conf, u.n};
+    err = fedreci_mf_solve_user(c->step, m->y, m->gram, m->n_items, m->k, c->params.lambda, &mu, x);
+    if (err)
+        goto out;
+    uint32_t n = 0;
+    err = fedreci_mf_topk(m->y, m->n_items, m->k, x, u.items, u.n, kk, scores, top_i, top_s, &n);
+    if (err)
+        goto out;
+    for (uint32_t i = 0; i < n; i++) {
+        memset(out[i].item_code, 0, sizeof out[i].item_code);
+        strcpy(out[i].item_code, m->codes[top_i[i]]);
+        out[i].score = top_s[i];
+    }
+    *n_out = n;
+out:
+    pthread_mutex_unlock(&c->mu);
+    user_rows_free(&u);
+    if (x) {
+        sodium_memzero(x, (m ? m->k : 0) * sizeof *x);
+        free(x);
+    }
+    if (scores) {
+        sodium_memzero(scores, (size_t)m->n_items * sizeof *scores);
+        free(scores);
+    }
+    free(top_s);
+    free(top_i);
+    return err;
+}
+
+/* ---- internal entry points ------------------------------------------------------ */
+
+fedrec_err fedreci_client_set_params(fedrec_client *c, const fedreci_client_params *p)
+{
+    CHECK_CLIENT(c, "fedreci_client_set_params");
+    if (!p || !isfinite(p->alpha) || !isfinite(p->eps) || !isfinite(p->lambda) || p->alpha < 0 ||
+        p->eps <= 0 || p->lambda < 0)
+        return fedreci_error(FEDREC_ERR_INVALID,
+                             "client parameters: need alpha >= 0, eps > 0, lambda >= 0");
+    pthread_mutex_lock(&c->mu);
+    c->params = *p;
+    pthread_mutex_unlock(&c->mu);
+    return FEDREC_OK;
+}
+
+static int cmp_str_ptr(const void *a, const void *b)
+{
+    return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+/* Refuses a catalog with a duplicate code before anything is stored. */
+static fedrec_err check_distinct(const char *const *codes, uint32_t n)
+{
+    if (!codes)
+        return fedreci_error(FEDREC_ERR_INVALID, "model catalog: NULL codes");
+    const char **v = malloc((n ? n : 1) * sizeof *v);
+    if (!v)
+        return fedreci_error(FEDREC_ERR_NOMEM, "out of memory checking %u codes", n);
+    for (uint32_t i = 0; i < n; i++) {
+        if (!codes[i]) {
+            free(v);
+            return fedreci_error(FEDREC_ERR_INVALID, "model catalog: row %u has no code", i);
+        }
+        v[i] = codes[i];
+    }
+    qsort(v, n, sizeof *v, cmp_str_ptr);
+    for (uint32_t i = 1; i < n; i++)
+        if (strcmp(v[i - 1], v[i]) == 0) {
+            fedrec_err e = fedreci_error(FEDREC_ERR_INVALID,
+                                         "model catalog: item code '%s' appears twice", v[i]);
+            free(v);
+            return e;
+        }
+    free(v);
+    return FEDREC_OK;
+}
+
+fedrec_err fedreci_client_put_model(fedrec_client *c, uint64_t version, uint32_t n_items,
+                                    uint32_t k, const float *y, const float *gram,
+                                    const char *const *codes, int *stored)
+{
+    CHECK_CLIENT(c, "fedreci_client_put_model");
+    pthread_mutex_lock(&c->mu);
+    const fedreci_store_model *cur = fedreci_store_get_model(c->store);
+    fedrec_err err = FEDREC_OK;
+    int did = 0;
+    if (!cur || version > cur->version) {
+        err = check_distinct(codes, n_items);
+        if (!err)
+            err = fedreci_store_set_model(c->store, version, n_items, k, y, gram, codes);
+        if (!err) {
+            cache_drop(c);
+            did = 1;
+        }
+    }
+    pthread_mutex_unlock(&c->mu);
+    if (!err && stored)
+        *stored = did;
+    return err;
+}
+
+fedrec_err fedreci_client_local_update(fedrec_client *c, float *update, size_t len,
+                                       uint32_t *weight, double *loss)
+{
+    CHECK_CLIENT(c, "fedreci_client_local_update");
+    if (!update || !weight)
+        return fedreci_error(FEDREC_ERR_INVALID, "local update: NULL output");
+    pthread_mutex_lock(&c->mu);
+    const fedreci_store_model *m = fedreci_store_get_model(c->store);
+    fedrec_err err = FEDREC_OK;
+    user_rows u = {0};
+    float *x = NULL;
+    if (!m) {
+        err = fedreci_error(FEDREC_ERR_EMPTY, "%s: no model to train on",
+                            fedreci_store_dir(c->store));
+        goto out;
+    }
+    if (len != (size_t)m->n_items * m->k) {
+        err = fedreci_error(FEDREC_ERR_INVALID,
+                            "local update: %zu floats, the model has %u items x %u factors", len,
+                            m->n_items, m->k);
+        goto out;
+    }
+    err = cache_update(c, m);
+    if (!err)
+        err = user_rows_build(c, m, &u);
+    if (err)
+        goto out;
+    x = malloc((size_t)m->k * sizeof *x);
+    if (!x) {
+        err = fedreci_error(FEDREC_ERR_NOMEM, "out of memory");
+        goto out;
+    }
+    fedreci_mf_user mu = {u.items, u.conf, u.n};
+    double l = 0;
+    err = fedreci_mf_client_step(c->step, m->y, m->gram, m->n_items, m->k, c->params.lambda, &mu, x,
+                                 update, &l);
+    if (!err)
+        err = fedreci_store_set_user_factors(c->store, x, m->k);
+    if (!err) {
+        *weight = 1;
+        if (loss)
+            *loss = l;
+    }
+out:
+    pthread_mutex_unlock(&c->mu);
+    user_rows_free(&u);
+    if (x) {
+        sodium_memzero(x, (size_t)m->k * sizeof *x);
+        free(x);
+    }
+    return err;
+}
+
+fedrec_err fedreci_client_ledger_add(fedrec_client *c, int64_t time_ms, uint64_t round,
+                                     uint32_t stage, uint64_t bytes_sent, const char *what,
+                                     uint32_t clipped)
+{
+    CHECK_CLIENT(c, "fedreci_client_ledger_add");
+    fedreci_ledger_rec l;
+    memset(&l, 0, sizeof l);
+    l.time_ms = time_ms ? time_ms : now_ms();
+    l.round = round;
+    l.stage = stage;
+    l.bytes_sent = bytes_sent;
+    l.clipped = clipped;
+    if (what) {
+        size_t n = strlen(what);
+        if (n > FEDRECI_WHAT_MAX)
+            n = FEDRECI_WHAT_MAX;
+        memcpy(l.what, what, n);
+    }
+    pthread_mutex_lock(&c->mu);
+    fedrec_err err = fedreci_store_add_ledger(c->store, &l);
+    pthread_mutex_unlock(&c->mu);
+    return err;
+}
+
+fedrec_err fedreci_client_identity_sk(fedrec_client *c, uint8_t sk[64])
+{
+    CHECK_CLIENT(c, "fedreci_client_identity_sk");
+    pthread_mutex_lock(&c->mu);
+    memcpy(sk, fedreci_store_identity_sk(c->store), 64);
+    pthread_mutex_unlock(&c->mu);
+    return FEDREC_OK;
+}
+
+fedrec_err fedreci_client_sync_begin(fedrec_client *c)
+{
+    CHECK_CLIENT(c, "fedrec_client_sync");
+    pthread_mutex_lock(&c->mu);
+    int busy = c->syncing;
+    c->syncing = 1;
+    pthread_mutex_unlock(&c->mu);
+    if (busy)
+        return fedreci_error(FEDREC_ERR_BUSY, "%s: another sync is running on this client",
+                             fedreci_store_dir(c->store));
+    return FEDREC_OK;
+}
+
+void fedreci_client_sync_end(fedrec_client *c)
+{
+    pthread_mutex_lock(&c->mu);
+    c->syncing = 0;
+    pthread_mutex_unlock(&c->mu);
+}
+
+const char *fedreci_client_url(const fedrec_client *c)
+{
+    return c ? c->url : NULL;
+}

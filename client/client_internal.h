@@ -1,0 +1,73 @@
+/*
+ * Internal entry points of the client handle, used by the round driver
+ * (client/session hooks), the simulator, the examples and the tests. They take
+ * the handle's lock themselves; none may be called while the caller holds it.
+ */
+#ifndef FEDREC_CLIENT_CLIENT_INTERNAL_H
+#define FEDREC_CLIENT_CLIENT_INTERNAL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "fedrec/client.h"
+
+/* Training parameters of the local step (Hu et al. 2008): confidence
+ * c = 1 + alpha * log(1 + q / eps) over the summed quantity q of an item,
+ * and the ALS regularization lambda. Defaults: alpha 1, eps 1, lambda 0.1. */
+typedef struct fedreci_client_params {
+    float alpha;
+    float eps;
+    float lambda;
+} fedreci_client_params;
+
+/* Replaces the parameters. Errors: FEDREC_ERR_INVALID (alpha < 0, eps <= 0,
+ * lambda < 0, or not finite). */
+FEDREC_NODISCARD fedrec_err fedreci_client_set_params(fedrec_client *c,
+                                                      const fedreci_client_params *p);
+
+/* Stores a model (durably, in a new snapshot) if `version` is newer than the
+ * stored one; *stored (optional) gets 1 if it was stored. y is n_items x k
+ * row-major float32; gram (k x k, full) may be NULL; codes[i] (1..31 bytes)
+ * names row i and codes are distinct. This is the "model received" hook of
+ * the round driver, and how tests and examples place a model in the store.
+ * Errors: FEDREC_ERR_INVALID (shapes, codes, duplicates), FEDREC_ERR_IO,
+ * FEDREC_ERR_NOMEM. */
+FEDREC_NODISCARD fedrec_err fedreci_client_put_model(fedrec_client *c, uint64_t version,
+                                                     uint32_t n_items, uint32_t k, const float *y,
+                                                     const float *gram, const char *const *codes,
+                                                     int *stored);
+
+/* The local training step for a round ("compute update" hook): solves x_u on
+ * the stored model with the shopper's purchases, stores x_u durably, and
+ * writes the dense gradient G_u (n_items x k, row-major) to update, which has
+ * room for `len` floats (len must equal n_items * k of the stored model).
+ * *weight gets 1 (one shopper). *loss (optional) gets the loss term.
+ * Errors: FEDREC_ERR_EMPTY (no model), FEDREC_ERR_INVALID (len mismatch),
+ * FEDREC_ERR_NUMERIC, FEDREC_ERR_IO, FEDREC_ERR_NOMEM. */
+FEDREC_NODISCARD fedrec_err fedreci_client_local_update(fedrec_client *c, float *update, size_t len,
+                                                        uint32_t *weight, double *loss);
+
+/* Appends one upload to the ledger, durably ("uploaded" hook). time_ms 0
+ * means now. what is truncated to FEDREC_LEDGER_WHAT_MAX bytes. */
+FEDREC_NODISCARD fedrec_err fedreci_client_ledger_add(fedrec_client *c, int64_t time_ms,
+                                                      uint64_t round, uint32_t stage,
+                                                      uint64_t bytes_sent, const char *what,
+                                                      uint32_t clipped);
+
+/* The identity secret key (64 bytes, Ed25519, libsodium layout) copied into
+ * sk, for the SecAgg client. The caller wipes its copy. */
+FEDREC_NODISCARD fedrec_err fedreci_client_identity_sk(fedrec_client *c, uint8_t sk[64]);
+
+/* Marks a sync as running on c: FEDREC_ERR_BUSY when one already is. Every
+ * successful begin is paired with an end. */
+FEDREC_NODISCARD fedrec_err fedreci_client_sync_begin(fedrec_client *c);
+void fedreci_client_sync_end(fedrec_client *c);
+
+/* The coordinator URL given at open (NULL if none). Valid until close. */
+const char *fedreci_client_url(const fedrec_client *c);
+
+/* client_id from an Ed25519 public key: the first 8 bytes, little-endian, of
+ * BLAKE2b-256(pk). */
+uint64_t fedreci_client_id_from_pk(const uint8_t pk[32]);
+
+#endif /* FEDREC_CLIENT_CLIENT_INTERNAL_H */

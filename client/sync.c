@@ -1,0 +1,199 @@
+/* fedrec_client_sync: the blocking public sync over client/session's
+ * asynchronous round driver. The handle's lock is not held while the session
+ * runs; the hooks (on nng threads) take it briefly through the internal
+ * entry points, so record and recommend stay responsive during a round. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <sodium.h>
+
+#include "client/client_internal.h"
+#include "client/session.h"
+#include "core/err.h"
+
+typedef struct sync_ctx {
+    fedrec_client *c;
+    fedrec_err hook_err; /* first failure inside a hook (model store, ledger) */
+    char hook_msg[256];
+    int model_updated;
+} sync_ctx;
+
+static void note_hook_error(sync_ctx *s, fedrec_err e)
+{
+    if (!s->hook_err) {
+        s->hook_err = e;
+        snprintf(s->hook_msg, sizeof s->hook_msg, "%s", fedrec_errmsg());
+    }
+}
+
+static void on_model(void *arg, const fedreci_wire_model *m)
+{
+    sync_ctx *s = arg;
+    const char **codes = NULL;
+    char(*names)[16] = NULL;
+    if (m->item_codes && m->n_item_codes == m->n_items) {
+        codes = (const char **)m->item_codes;
+    } else {
+        /* No catalog in the reply: rows are named by their index. */
+        names = malloc((size_t)m->n_items * sizeof *names);
+        codes = calloc(m->n_items ? m->n_items : 1, sizeof *codes);
+        if (!names || !codes) {
+            free(names);
+            free(codes);
+            note_hook_error(s, fedreci_error(FEDREC_ERR_NOMEM, "out of memory for the catalog"));
+            return;
+        }
+        for (uint32_t i = 0; i < m->n_items; i++) {
+            snprintf(names[i], sizeof names[i], "%u", i);
+            codes[i] = names[i];
+        }
+    }
+    int stored = 0;
+    fedrec_err e = fedreci_client_put_model(s->c, m->version, m->n_items, m->k, m->item_factors,
+                                            m->gram, (const char *const *)codes, &stored);
+    if (names) {
+        free(names);
+        free(codes);
+    }
+    if (e)
+        note_hook_error(s, e);
+    else if (stored)
+        s->model_updated = 1;
+}
+
+static fedrec_err compute_update(void *arg, const fedreci_wire_round *round, float *x,
+                                 uint32_t *weight)
+{
+    sync_ctx *s = arg;
+    fedrec_client_info info;
+    fedrec_err e = fedrec_client_get_info(s->c, &info);
+    if (e)
+        return e;
+    /* Train only on the very model the round is about. */
+    if (info.model_version != round->model_version || info.model_items != round->n_items ||
+        info.model_factors != round->k_factors)
+        return fedreci_error(FEDREC_ERR_PROTOCOL,
+                             "round %llu is for model version %llu (%u x %u), the store holds "
+                             "version %llu (%u x %u)",
+                             (unsigned long long)round->secagg.round_id,
+                             (unsigned long long)round->model_version, round->n_items,
+                             round->k_factors, (unsigned long long)info.model_version,
+                             info.model_items, info.model_factors);
+    if ((uint64_t)round->secagg.d != (uint64_t)round->n_items * round->k_factors + 1)
+        return fedreci_error(FEDREC_ERR_PROTOCOL, "round %llu: d = %u, expected %u x %u + 1",
+                             (unsigned long long)round->secagg.round_id, round->secagg.d,
+                             round->n_items, round->k_factors);
+    return fedreci_client_local_update(s->c, x, (size_t)round->secagg.d - 1, weight, NULL);
+}
+
+static void on_upload(void *arg, uint64_t round_id, int stage, size_t bytes, const char *what,
+                      uint32_t clipped)
+{
+    sync_ctx *s = arg;
+    fedrec_err e =
+        fedreci_client_ledger_add(s->c, 0, round_id, (uint32_t)stage, bytes, what, clipped);
+    if (e)
+        note_hook_error(s, e);
+}
+
+static fedrec_err outcome_err(const fedreci_session_result *r)
+{
+    switch (r->outcome) {
+    case FEDRECI_SESSION_COMPLETED:
+        return FEDREC_OK;
+    case FEDRECI_SESSION_ABORTED:
+    case FEDRECI_SESSION_DROPPED:
+        return r->err ? r->err : FEDREC_ERR_ABORTED;
+    case FEDRECI_SESSION_NOT_SELECTED:
+    case FEDRECI_SESSION_NO_ROUND:
+        return FEDREC_ERR_NOT_SELECTED;
+    case FEDRECI_SESSION_OPTED_OUT:
+        return FEDREC_ERR_OPTED_OUT;
+    default:
+        return r->err ? r->err : FEDREC_ERR_INTERNAL;
+    }
+}
+
+fedrec_err fedrec_client_sync(fedrec_client *c, uint32_t deadline_ms, fedrec_sync_result *result)
+{
+    if (!c)
+        return fedreci_error(FEDREC_ERR_INVALID, "fedrec_client_sync: NULL client");
+    const char *url = fedreci_client_url(c);
+    if (!url || !*url)
+        return fedreci_error(FEDREC_ERR_INVALID,
+                             "fedrec_client_sync: the client was opened without a coordinator "
+                             "URL");
+    if (deadline_ms == 0)
+        return fedreci_error(FEDREC_ERR_INVALID, "fedrec_client_sync: deadline_ms is 0");
+    fedrec_err err = fedreci_client_sync_begin(c);
+    if (err)
+        return err;
+    fedrec_client_info info;
+    uint8_t *sk = sodium_malloc(64);
+    fedreci_session *sess = NULL;
+    sync_ctx ctx = {c, FEDREC_OK, "", 0};
+    fedreci_session_result r;
+    memset(&r, 0, sizeof r);
+    if (!sk) {
+        err = fedreci_error(FEDREC_ERR_NOMEM, "out of memory");
+        goto out;
+    }
+    err = fedrec_client_get_info(c, &info);
+    if (!err)
+        err = fedreci_client_identity_sk(c, sk);
+    if (err)
+        goto out;
+    fedreci_session_config cfg;
+    fedreci_session_config_default(&cfg);
+    cfg.url = url;
+    cfg.client_id = info.client_id;
+    cfg.identity_sk = sk;
+    cfg.model_version = info.model_version;
+    cfg.opted_in = info.opted_in;
+    cfg.fetch_model = 1;
+    cfg.timeout_ms = deadline_ms;
+    fedreci_session_hooks hooks;
+    memset(&hooks, 0, sizeof hooks);
+    hooks.arg = &ctx;
+    hooks.on_model = on_model;
+    hooks.compute_update = compute_update;
+    hooks.on_upload = on_upload;
+    err = fedreci_session_create(&sess, &cfg, &hooks);
+    if (!err)
+        err = fedreci_session_start(sess);
+    if (!err)
+        err = fedreci_session_wait(sess,
+                                   (int)(deadline_ms > 0x7fffffffu ? 0x7fffffff : deadline_ms), &r);
+    fedreci_session_destroy(sess); /* cancels what is still in flight */
+    sess = NULL;
+    if (err == FEDREC_ERR_TIMEOUT)
+        err = fedreci_error(FEDREC_ERR_TIMEOUT, "sync with %s: no result within %u ms", url,
+                            deadline_ms);
+    if (err)
+        goto out;
+    if (ctx.hook_err) {
+        err = fedreci_error(ctx.hook_err, "sync with %s: %s", url, ctx.hook_msg);
+        goto out;
+    }
+    if (r.outcome == FEDRECI_SESSION_ERROR) {
+        err = fedreci_error(r.err ? r.err : FEDREC_ERR_INTERNAL, "sync with %s: %s", url, r.text);
+        goto out;
+    }
+    if (result) {
+        fedrec_client_info now;
+        err = fedrec_client_get_info(c, &now);
+        if (err)
+            goto out;
+        memset(result, 0, sizeof *result);
+        result->model_version = now.model_version;
+        result->model_updated = ctx.model_updated;
+        result->took_part = r.update_bytes_sent > 0;
+        result->round_id = r.round_id;
+        result->round_outcome = outcome_err(&r);
+    }
+out:
+    sodium_free(sk);
+    fedreci_client_sync_end(c);
+    return err;
+}

@@ -1,0 +1,396 @@
+#include "config.h"
+
+#include <errno.h>
+#include <ini.h>
+#include <math.h>
+#include <stddef.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "core/err.h"
+#include "core/log.h"
+
+typedef enum opt_type {
+    T_STR,  /* char * */
+    T_LIST, /* listen URLs */
+    T_U32,
+    T_U64,
+    T_DBL,  /* double, finite */
+    T_FLT,  /* float, finite */
+    T_LOG,  /* log level name */
+    T_PATH, /* --config: handled before the rest */
+} opt_type;
+
+typedef struct opt {
+    const char *name;    /* flag without "--", INI key */
+    const char *section; /* INI section */
+    opt_type type;
+    size_t offset; /* into fedreci_config */
+    double min;    /* numeric range, inclusive */
+    double max;
+    int min_open;    /* min is exclusive (> min) */
+    const char *def; /* default, as text ("" = none) */
+    const char *help;
+} opt;
+
+#define OFF(field) offsetof(fedreci_config, field)
+#define U32MAX 4294967295.0
+
+static const opt opts[] = {
+    {"config", "", T_PATH, 0, 0, 0, 0, "", "INI file with any of the keys below"},
+    {"listen", "network", T_LIST, OFF(listen), 0, 0, 0, "tcp://127.0.0.1:7450",
+     "nng URL to accept clients on (tcp://, tls+tcp://, ipc://); repeatable, up to 16"},
+    {"http", "network", T_STR, OFF(http), 0, 0, 0, "",
+     "status server address http://HOST:PORT (/healthz, /status, /metrics); empty = off"},
+    {"tls-cert", "network", T_STR, OFF(tls_cert), 0, 0, 0, "",
+     "PEM certificate chain for tls+tcp:// listeners"},
+    {"tls-key", "network", T_STR, OFF(tls_key), 0, 0, 0, "", "PEM private key of --tls-cert"},
+    {"db", "storage", T_STR, OFF(db_path), 0, 0, 0, "fedrec.sqlite",
+     "SQLite database (WAL): models, catalog, round log, client registry"},
+    {"catalog", "storage", T_STR, OFF(catalog), 0, 0, 0, "",
+     "CSV catalog (code,description) merged into the stored one at start"},
+    {"cohort", "round", T_U32, OFF(cohort), 2, 1000000, 0, "100", "clients invited per round"},
+    {"min-cohort", "round", T_U32, OFF(min_cohort), 2, 1000000, 0, "10",
+     "no round runs with fewer checked-in clients"},
+    {"rounds", "round", T_U64, OFF(rounds), 0, 1e15, 0, "0", "rounds to run, 0 = forever"},
+    {"seed", "round", T_U64, OFF(seed), 0, 1.8446744073709552e19, 0, "42",
+     "seed of the model initialization and of new item rows"},
+    {"deadline-checkin", "round", T_U32, OFF(checkin_ms), 1, 86400000, 0, "30000",
+     "ms a round waits for check-ins"},
+    {"deadline-advertise", "round", T_U32, OFF(deadline_ms[0]), 1, 86400000, 0, "30000",
+     "ms for stage 0 (advertise keys); late clients count as dropped"},
+    {"deadline-share", "round", T_U32, OFF(deadline_ms[1]), 1, 86400000, 0, "30000",
+     "ms for stage 1 (share keys)"},
+    {"deadline-masked", "round", T_U32, OFF(deadline_ms[2]), 1, 86400000, 0, "60000",
+     "ms for stage 2 (masked input)"},
+    {"deadline-unmask", "round", T_U32, OFF(deadline_ms[3]), 1, 86400000, 0, "30000",
+     "ms for stage 3 (unmask)"},
+    {"neighbors", "secagg", T_U32, OFF(neighbors), 0, 1000000, 0, "0",
+     "SecAgg+ neighbours per client, capped at n - 1 for a round of n; 0 = n - 1 (classic SecAgg)"},
+    {"threshold", "secagg", T_U32, OFF(threshold), 0, 1000000, 0, "0",
+     "Shamir threshold t, k/2 < t <= k for every round size; 0 = k/2 + 1 per round"},
+    {"clip", "secagg", T_DBL, OFF(clip), 0, 1e9, 1, "16",
+     "gradient entries clipped to [-clip, clip] (a model-quality parameter)"},
+    {"scale", "secagg", T_DBL, OFF(scale), 0, 1e12, 1, "65536",
+     "quantization scale; cohort * clip * scale must stay below 2^31"},
+    {"factors", "model", T_U32, OFF(factors), 1, 1024, 0, "32", "latent factors k"},
+    {"lr", "model", T_FLT, OFF(lr), 0, 100, 1, "0.01", "Adam learning rate"},
+    {"lambda", "model", T_FLT, OFF(lambda), 0, 1e6, 0, "0.1", "L2 regularization"},
+    {"population", "model", T_U32, OFF(n_train), 0, U32MAX, 0, "0",
+     "N in the step's 2 (lambda/N) Y; 0 = the number of registered clients"},
+    {"log-level", "log", T_LOG, OFF(log_level), 0, 0, 0, "info", "error, warn, info or debug"},
+};
+
+#define N_OPTS (sizeof opts / sizeof opts[0])
+
+static const opt *find_opt(const char *name)
+{
+    for (size_t i = 0; i < N_OPTS; i++)
+        if (strcmp(opts[i].name, name) == 0)
+            return &opts[i];
+    return NULL;
+}
+
+void fedreci_config_destroy(fedreci_config *c)
+{
+    if (!c)
+        return;
+    for (uint32_t i = 0; i < c->n_listen; i++)
+        free(c->listen[i]);
+    free(c->db_path);
+    free(c->http);
+    free(c->tls_cert);
+    free(c->tls_key);
+    free(c->catalog);
+    free(c->config_path);
+    free(c);
+}
+
+static void clear_list(fedreci_config *c)
+{
+    for (uint32_t i = 0; i < c->n_listen; i++) {
+        free(c->listen[i]);
+        c->listen[i] = NULL;
+    }
+    c->n_listen = 0;
+}
+
+/* Sets option o from text v; `where` names the source for errors
+ * ("file:3: [round] cohort" or "--cohort"). */
+static fedrec_err set_value(fedreci_config *c, const opt *o, const char *v, const char *where)
+{
+    char *base = (char *)c;
+    char *end = NULL;
+    switch (o->type) {
+    case T_PATH:
+        return FEDREC_OK;
+    case T_STR: {
+        char **slot = (char **)(base + o->offset);
+        char *copy = NULL;
+        if (v[0] && !(copy = strdup(v)))
+            return fedreci_error(FEDREC_ERR_NOMEM, "%s: out of memory", where);
+        free(*slot);
+        *slot = copy;
+        return FEDREC_OK;
+    }
+    case T_LIST: {
+        if (!v[0])
+            return fedreci_error(FEDREC_ERR_INVALID, "%s: empty URL", where);
+        if (c->n_listen >= FEDRECI_CONFIG_MAX_LISTEN)
+            return fedreci_error(FEDREC_ERR_RANGE, "%s: '%s': more than %d listen addresses", where,
+                                 v, FEDRECI_CONFIG_MAX_LISTEN);
+        if (!(c->listen[c->n_listen] = strdup(v)))
+            return fedreci_error(FEDREC_ERR_NOMEM, "%s: out of memory", where);
+        c->n_listen++;
+        return FEDREC_OK;
+    }
+    case T_LOG: {
+        int lvl = fedreci_log_parse_level(v);
+        if (lvl < 0)
+            return fedreci_error(FEDREC_ERR_PARSE,
+                                 "%s: '%s' is not a log level (error, warn, info, debug)", where,
+                                 v);
+        *(int *)(base + o->offset) = lvl;
+        return FEDREC_OK;
+    }
+    case T_U32:
+    case T_U64: {
+        if (!v[0] || v[0] == '-' || v[0] == '+' || v[0] == ' ')
+            return fedreci_error(FEDREC_ERR_PARSE, "%s: '%s' is not a non-negative integer", where,
+                                 v);
+        errno = 0;
+        unsigned long long x = strtoull(v, &end, 10);
+        if (*end != '\0')
+            return fedreci_error(FEDREC_ERR_PARSE, "%s: '%s' is not a non-negative integer", where,
+                                 v);
+        if (errno == ERANGE || (double)x < o->min || (double)x > o->max)
+            return fedreci_error(FEDREC_ERR_RANGE, "%s: '%s' is out of range [%.0f, %.0f]", where,
+                                 v, o->min, o->max);
+        if (o->type == T_U32)
+            *(uint32_t *)(base + o->offset) = (uint32_t)x;
+        else
+            *(uint64_t *)(base + o->offset) = (uint64_t)x;
+        return FEDREC_OK;
+    }
+    case T_DBL:
+    case T_FLT: {
+        errno = 0;
+        double x = v[0] ? strtod(v, &end) : 0;
+        if (!v[0] || *end != '\0' || errno == ERANGE || !isfinite(x))
+            return fedreci_error(FEDREC_ERR_PARSE, "%s: '%s' is not a finite number", where, v);
+        if ((o->min_open ? x <= o->min : x < o->min) || x > o->max)
+            return fedreci_error(FEDREC_ERR_RANGE, "%s: '%s' must be %s %g and <= %g", where, v,
+                                 o->min_open ? ">" : ">=", o->min, o->max);
+        if (o->type == T_DBL)
+            *(double *)(base + o->offset) = x;
+        else
+            *(float *)(base + o->offset) = (float)x;
+        return FEDREC_OK;
+    }
+    }
+    return fedreci_error(FEDREC_ERR_INTERNAL, "%s: unknown option type", where);
+}
+
+/* ---- INI ---------------------------------------------------------------------- */
+
+typedef struct ini_ctx {
+    fedreci_config *cfg;
+    const char *path;
+    int seen_list; /* the file's first listen replaces the default */
+    fedrec_err err;
+    char msg[600]; /* message of the first error, without file:line */
+} ini_ctx;
+
+static int config_ini_entry(void *user, const char *section, const char *name, const char *value)
+{
+    ini_ctx *x = user;
+    if (x->err)
+        return 0;
+    const opt *o = find_opt(name);
+    if (!o || o->type == T_PATH) {
+        x->err = FEDREC_ERR_INVALID;
+        snprintf(x->msg, sizeof x->msg, "[%s] %s: unknown key", section, name);
+        return 0;
+    }
+    if (strcmp(section, o->section) != 0) {
+        x->err = FEDREC_ERR_INVALID;
+        snprintf(x->msg, sizeof x->msg, "[%s] %s: key '%s' belongs in section [%s]", section, name,
+                 name, o->section);
+        return 0;
+    }
+    if (o->type == T_LIST && !x->seen_list) {
+        clear_list(x->cfg);
+        x->seen_list = 1;
+    }
+    char where[128];
+    snprintf(where, sizeof where, "[%s] %s", section, name);
+    fedrec_err e = set_value(x->cfg, o, value, where);
+    if (e) {
+        x->err = e;
+        snprintf(x->msg, sizeof x->msg, "%s", fedrec_errmsg());
+        return 0;
+    }
+    return 1;
+}
+
+static fedrec_err read_ini(fedreci_config *c, const char *path)
+{
+    ini_ctx x = {.cfg = c, .path = path};
+    int rv = ini_parse(path, config_ini_entry, &x);
+    if (rv == -1)
+        return fedreci_error(FEDREC_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
+    if (rv == -2)
+        return fedreci_error(FEDREC_ERR_NOMEM, "%s: out of memory", path);
+    if (rv > 0) {
+        if (x.err)
+            return fedreci_error(x.err, "%s:%d: %s", path, rv, x.msg);
+        return fedreci_error(FEDREC_ERR_PARSE, "%s:%d: not a 'key = value' or '[section]' line",
+                             path, rv);
+    }
+    return FEDREC_OK;
+}
+
+/* ---- flags ---------------------------------------------------------------------- */
+
+static fedrec_err apply_defaults(fedreci_config *c)
+{
+    for (size_t i = 0; i < N_OPTS; i++) {
+        const opt *o = &opts[i];
+        if (o->type == T_PATH || o->type == T_STR)
+            continue; /* strings default to NULL except db, below */
+        char where[64];
+        snprintf(where, sizeof where, "default of %s", o->name);
+        fedrec_err e = set_value(c, o, o->def, where);
+        if (e)
+            return e;
+    }
+    return set_value(c, find_opt("db"), "fedrec.sqlite", "default of db");
+}
+
+/* Splits argv[*i] into an option and its value ("--k v" or "--k=v"). */
+static fedrec_err next_flag(int argc, char *const *argv, int *i, const opt **o, const char **value,
+                            char *name_buf, size_t cap)
+{
+    const char *arg = argv[*i];
+    if (strncmp(arg, "--", 2) != 0)
+        return fedreci_error(FEDREC_ERR_INVALID, "'%s': expected a flag (--name value)", arg);
+    const char *eq = strchr(arg, '=');
+    size_t n = eq ? (size_t)(eq - arg - 2) : strlen(arg + 2);
+    if (n >= cap)
+        return fedreci_error(FEDREC_ERR_INVALID, "'%s': unknown flag", arg);
+    memcpy(name_buf, arg + 2, n);
+    name_buf[n] = '\0';
+    *o = find_opt(name_buf);
+    if (!*o)
+        return fedreci_error(FEDREC_ERR_INVALID, "--%s: unknown flag (see --help)", name_buf);
+    if (eq) {
+        *value = eq + 1;
+    } else {
+        if (*i + 1 >= argc)
+            return fedreci_error(FEDREC_ERR_INVALID, "--%s: missing value", name_buf);
+        *value = argv[++*i];
+    }
+    return FEDREC_OK;
+}
+
+fedrec_err fedreci_config_parse(fedreci_config **out, int argc, char *const *argv)
+{
+    fedreci_config *c = calloc(1, sizeof *c);
+    if (!c)
+        return fedreci_error(FEDREC_ERR_NOMEM, "config: out of memory");
+    fedrec_err e = apply_defaults(c);
+    char name[64];
+    /* pass 1: --help, --version, --config, and syntax of every flag */
+    for (int i = 1; i < argc && !e; i++) {
+        if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
+            c->help = 1;
+            continue;
+        }
+        if (strcmp(argv[i], "--version") == 0 || strcmp(argv[i], "-V") == 0) {
+            c->version = 1;
+            continue;
+        }
+        const opt *o;
+        const char *v;
+        e = next_flag(argc, argv, &i, &o, &v, name, sizeof name);
+        if (!e && o->type == T_PATH) {
+            free(c->config_path);
+            if (!(c->config_path = strdup(v)))
+                e = fedreci_error(FEDREC_ERR_NOMEM, "config: out of memory");
+        }
+    }
+    if (!e && (c->help || c->version)) {
+        *out = c;
+        return FEDREC_OK;
+    }
+    if (!e && c->config_path)
+        e = read_ini(c, c->config_path);
+    /* pass 2: flags override the file */
+    int cleared_list = 0;
+    for (int i = 1; i < argc && !e; i++) {
+        const opt *o;
+        const char *v;
+        e = next_flag(argc, argv, &i, &o, &v, name, sizeof name);
+        if (e)
+            break;
+        if (o->type == T_LIST && !cleared_list) {
+            clear_list(c);
+            cleared_list = 1;
+        }
+        char where[80];
+        snprintf(where, sizeof where, "--%s", o->name);
+        e = set_value(c, o, v, where);
+    }
+    if (e) {
+        fedreci_config_destroy(c);
+        return e;
+    }
+    *out = c;
+    return FEDREC_OK;
+}
+
+/* ---- checks -------------------------------------------------------------------- */
+
+void fedreci_config_secagg_params(const fedreci_config *c, uint32_t n, uint32_t d,
+                                  fedreci_secagg_params *p)
+{
+    memset(p, 0, sizeof *p);
+    p->n = n;
+    p->k = n > 0 ? n - 1 : 0;
+    if (c->neighbors && c->neighbors < p->k)
+        p->k = c->neighbors;
+    p->t = c->threshold ? c->threshold : p->k / 2 + 1;
+    p->d = d;
+    p->clip = c->clip;
+    p->scale = c->scale;
+    p->max_weight = 1;
+}
+
+void fedreci_config_usage(FILE *f, const char *prog)
+{
+    fprintf(f,
+            "usage: %s [--config FILE] [--KEY VALUE ...]\n"
+            "\n"
+            "The retailer's fedrec coordinator: runs secure-aggregation rounds of federated\n"
+            "matrix factorization with store apps and keeps every committed model in SQLite.\n"
+            "Each key can be given as a flag or in the INI file under its [section];\n"
+            "flags override the file. Durations are in milliseconds.\n"
+            "\n",
+            prog);
+    for (size_t i = 0; i < N_OPTS; i++) {
+        const opt *o = &opts[i];
+        char left[64];
+        snprintf(left, sizeof left, "--%s", o->name);
+        fprintf(f, "  %-22s %s", left, o->help);
+        if (o->section[0])
+            fprintf(f, "\n  %-22s [%s] %s", "", o->section, o->name);
+        if (o->def[0])
+            fprintf(f, "; default %s", o->def);
+        fprintf(f, "\n");
+    }
+    fprintf(f, "  %-22s %s\n  %-22s %s\n", "--help", "this text", "--version",
+            "print the version and exit");
+    fprintf(f, "\nSignals: SIGTERM/SIGINT stop accepting, abort the current round and close "
+               "the database.\nSee docs/operations.md.\n");
+}

@@ -1,0 +1,89 @@
+/*
+ * coordinator/config: the daemon's configuration, from an INI file (inih)
+ * and command-line flags; a flag overrides the same key from the file (for
+ * the repeatable --listen, any --listen on the command line replaces the
+ * file's list).
+ *
+ * Every key has one name, used both as a flag (--cohort 200, --cohort=200)
+ * and as an INI key in a fixed section (`[round] cohort = 200`); the table
+ * and the help text are in config.c and fedreci_config_usage prints them.
+ *
+ * Errors name where the bad value came from and the value itself:
+ *   "coord.ini:7: [round] cohort: '12x' is not an integer"
+ *   "--clip: '-1' must be a finite number > 0"
+ * and cross-key checks name both keys ("min-cohort (50) exceeds cohort (20)").
+ *
+ * Ownership: a fedreci_config owns its strings. Thread-safety: read-only
+ * after fedreci_config_parse returns.
+ */
+#ifndef FEDREC_COORDINATOR_CONFIG_H
+#define FEDREC_COORDINATOR_CONFIG_H
+
+#include <stdint.h>
+#include <stdio.h>
+
+#include "core/secagg/secagg.h"
+#include "fedrec/fedrec.h"
+
+#define FEDRECI_CONFIG_MAX_LISTEN 16
+
+typedef struct fedreci_config {
+    char *listen[FEDRECI_CONFIG_MAX_LISTEN]; /* nng URLs: tcp://, tls+tcp://, ipc://, inproc:// */
+    uint32_t n_listen;
+    char *db_path;           /* SQLite database file */
+    char *http;              /* status server "http://HOST:PORT"; NULL = disabled */
+    char *tls_cert;          /* PEM certificate (chain) for tls+tcp:// listeners */
+    char *tls_key;           /* PEM private key for tls_cert */
+    char *catalog;           /* CSV catalog (code,description); NULL = keep the stored one */
+    char *config_path;       /* the INI file read, NULL when none */
+    uint32_t cohort;         /* clients invited per round */
+    uint32_t min_cohort;     /* below this many checked-in clients no round runs */
+    uint32_t deadline_ms[4]; /* per SecAgg stage: advertise, share, masked, unmask */
+    uint32_t checkin_ms;     /* how long a round waits for check-ins */
+    uint32_t neighbors;      /* SecAgg+ k, capped at n - 1; 0 = n - 1 (classic SecAgg) */
+    uint32_t threshold;      /* Shamir t, k/2 < t <= k; 0 = k/2 + 1 per round */
+    double clip;             /* gradient entries clipped to [-clip, clip] */
+    double scale;            /* quantization scale */
+    uint32_t factors;        /* k of the model (columns of Y) */
+    float lr;                /* Adam learning rate */
+    float lambda;            /* L2 regularization */
+    uint32_t n_train;        /* N in the server step's 2 (lambda / N) Y; see DESIGN.md */
+    uint64_t rounds;         /* rounds to run, 0 = forever */
+    uint64_t seed;           /* model initialization and new item rows */
+    int log_level;           /* fedreci_log_level */
+    int help;                /* --help was given */
+    int version;             /* --version was given */
+} fedreci_config;
+
+/* Parses argv (argv[0] is the program name) and the INI file named by
+ * --config, then applies defaults for what neither gave. It does not run
+ * the cross-key checks: call fedreci_config_check.
+ * Errors: FEDREC_ERR_INVALID (unknown flag or key, missing value),
+ * FEDREC_ERR_PARSE / FEDREC_ERR_RANGE (bad value), FEDREC_ERR_IO (INI file
+ * unreadable), FEDREC_ERR_NOMEM. *out is written only on success. */
+FEDREC_NODISCARD fedrec_err fedreci_config_parse(fedreci_config **out, int argc, char *const *argv);
+
+/* Cross-key validation before the daemon starts: min-cohort <= cohort,
+ * neighbors < cohort, the SecAgg parameters through
+ * fedreci_secagg_params_check for a round of `cohort` clients (overflow
+ * budget) and of `min-cohort` clients (threshold against the capped k), the
+ * listen URL schemes, both-or-neither of tls-cert/tls-key and readable TLS
+ * files when a tls+tcp:// listener is configured, the http scheme.
+ * Errors: FEDREC_ERR_INVALID, FEDREC_ERR_RANGE, FEDREC_ERR_IO, or what
+ * fedreci_secagg_params_check returns (its message included). */
+FEDREC_NODISCARD fedrec_err fedreci_config_check(const fedreci_config *c);
+
+/* The SecAgg parameters of a round of n clients with vectors of d words:
+ * k = min(neighbors, n - 1) (n - 1 when neighbors is 0), t = threshold or
+ * k/2 + 1 when 0, clip, scale, max_weight 1; round_id and graph_seed zero
+ * (the engine sets them). */
+void fedreci_config_secagg_params(const fedreci_config *c, uint32_t n, uint32_t d,
+                                  fedreci_secagg_params *p);
+
+/* Prints the flags, their INI section/key, default and meaning. */
+void fedreci_config_usage(FILE *f, const char *prog);
+
+/* NULL is a no-op. */
+void fedreci_config_destroy(fedreci_config *c);
+
+#endif /* FEDREC_COORDINATOR_CONFIG_H */

@@ -1,0 +1,60 @@
+/*
+ * coordinator/persist: what the daemon does on the round engine's hooks -
+ * write to the database, update the live stats, log one line per event.
+ *
+ * The engine reports a completed round in two steps: first the new model
+ * (on_model_committed: round id, version, Y), then the round's statistics
+ * (on_round_done). fedreci_persist_model writes the model version and its
+ * round row (status completed, model_version) in one transaction - a crash
+ * between the two hooks leaves a completed round whose counts are zero, never
+ * a model without its round or the reverse. fedreci_persist_round then fills
+ * the counts in (completed) or logs the round as aborted.
+ *
+ * The engine has no round-begin hook; the daemon's status poller calls
+ * fedreci_persist_round_seen when it sees a new round id, which logs the
+ * round as running, so that a crash mid-round leaves a row that the next
+ * start marks aborted (reason "crash") and the round id is never reused.
+ *
+ * Thread-safety: every function may be called from any thread (one mutex
+ * around the database handle). Errors are logged and returned.
+ */
+#ifndef FEDREC_COORDINATOR_PERSIST_H
+#define FEDREC_COORDINATOR_PERSIST_H
+
+#include <stdint.h>
+
+#include "db.h"
+#include "status.h"
+
+typedef struct fedreci_persist fedreci_persist;
+
+/* db and stats are borrowed (stats may be NULL) and must outlive the
+ * persister. catalog_id: the catalog the served rows refer to. */
+FEDREC_NODISCARD fedrec_err fedreci_persist_create(fedreci_persist **out, fedreci_db *db,
+                                                   fedreci_stats *stats, uint64_t catalog_id);
+void fedreci_persist_destroy(fedreci_persist *p);
+
+/* A round was seen running (logged once per id; later calls for the same or
+ * an older id do nothing). */
+void fedreci_persist_round_seen(fedreci_persist *p, uint64_t round_id);
+
+/* A new model version from a completed round: y is n_items x k (copied into
+ * the database, not kept). Model + round row in one transaction; on error
+ * nothing is written and the engine must not serve the version. */
+FEDREC_NODISCARD fedrec_err fedreci_persist_model(fedreci_persist *p, uint64_t round_id,
+                                                  uint64_t version, const float *y,
+                                                  uint32_t n_items, uint32_t k);
+
+/* A round ended: completed rounds (already committed by
+ * fedreci_persist_model) get their counts filled in; aborted ones are
+ * logged. Updates the stats (round_end) and logs a summary line. r->status
+ * must be completed or aborted. */
+FEDREC_NODISCARD fedrec_err fedreci_persist_round(fedreci_persist *p,
+                                                  const fedreci_round_record *r);
+
+/* A client seen by the engine: registered or last_seen refreshed; opted_in
+ * == 0 marks it opted out. */
+FEDREC_NODISCARD fedrec_err fedreci_persist_client(fedreci_persist *p, uint64_t client_id,
+                                                   const uint8_t identity_pk[32], int opted_in);
+
+#endif /* FEDREC_COORDINATOR_PERSIST_H */

@@ -1,0 +1,397 @@
+#include "status.h"
+
+#include <arpa/inet.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <nng/nng.h>
+#include <nng/supplemental/http/http.h>
+
+#include "core/err.h"
+
+/* ---- stats ------------------------------------------------------------------ */
+
+struct fedreci_stats {
+    pthread_mutex_t lock;
+    fedreci_stats_snapshot s; /* uptime_seconds unused here */
+    struct timespec started;
+};
+
+static const char *const stage_names[FEDRECI_DB_STAGES] = {"advertise", "share_keys",
+                                                           "masked_input", "unmask"};
+
+const char *fedreci_stats_stage_name(unsigned stage)
+{
+    return stage < FEDRECI_DB_STAGES ? stage_names[stage] : "unknown";
+}
+
+fedrec_err fedreci_stats_create(fedreci_stats **out)
+{
+    fedreci_stats *st = calloc(1, sizeof *st);
+    if (!st)
+        return fedreci_error(FEDREC_ERR_NOMEM, "stats: out of memory");
+    if (pthread_mutex_init(&st->lock, NULL) != 0) {
+        free(st);
+        return fedreci_error(FEDREC_ERR_NOMEM, "stats: cannot create a mutex");
+    }
+    snprintf(st->s.stage, sizeof st->s.stage, "idle");
+    clock_gettime(CLOCK_MONOTONIC, &st->started);
+    *out = st;
+    return FEDREC_OK;
+}
+
+void fedreci_stats_destroy(fedreci_stats *st)
+{
+    if (!st)
+        return;
+    pthread_mutex_destroy(&st->lock);
+    free(st);
+}
+
+void fedreci_stats_round_begin(fedreci_stats *st, uint64_t round_id)
+{
+    pthread_mutex_lock(&st->lock);
+    st->s.has_round = 1;
+    st->s.round_id = round_id;
+    snprintf(st->s.stage, sizeof st->s.stage, "checkin");
+    pthread_mutex_unlock(&st->lock);
+}
+
+void fedreci_stats_round_end(fedreci_stats *st, const fedreci_round_record *r)
+{
+    pthread_mutex_lock(&st->lock);
+    st->s.has_round = 1;
+    st->s.round_id = r->round_id;
+    if (r->status == FEDRECI_ROUND_COMPLETED)
+        st->s.rounds_completed++;
+    else
+        st->s.rounds_aborted++;
+    st->s.last_participants = r->survivors;
+    for (int i = 0; i < FEDRECI_DB_STAGES; i++) {
+        st->s.dropouts[i] += r->dropped[i];
+        if (r->stage_ms[i] > 0) {
+            st->s.stage_seconds[i] += r->stage_ms[i] / 1000.0;
+            st->s.stage_count[i]++;
+        }
+    }
+    st->s.bytes_in += r->bytes_in;
+    st->s.bytes_out += r->bytes_out;
+    snprintf(st->s.stage, sizeof st->s.stage, "idle");
+    pthread_mutex_unlock(&st->lock);
+}
+
+void fedreci_stats_set_stage(fedreci_stats *st, const char *stage)
+{
+    pthread_mutex_lock(&st->lock);
+    snprintf(st->s.stage, sizeof st->s.stage, "%s", stage ? stage : "");
+    pthread_mutex_unlock(&st->lock);
+}
+
+void fedreci_stats_set_model_version(fedreci_stats *st, uint64_t version)
+{
+    pthread_mutex_lock(&st->lock);
+    st->s.model_version = version;
+    pthread_mutex_unlock(&st->lock);
+}
+
+void fedreci_stats_set_connected(fedreci_stats *st, uint32_t n)
+{
+    pthread_mutex_lock(&st->lock);
+    st->s.connected_clients = n;
+    pthread_mutex_unlock(&st->lock);
+}
+
+void fedreci_stats_add_bytes(fedreci_stats *st, uint64_t in, uint64_t out)
+{
+    pthread_mutex_lock(&st->lock);
+    st->s.bytes_in += in;
+    st->s.bytes_out += out;
+    pthread_mutex_unlock(&st->lock);
+}
+
+void fedreci_stats_snapshot_get(fedreci_stats *st, fedreci_stats_snapshot *out)
+{
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    pthread_mutex_lock(&st->lock);
+    *out = st->s;
+    pthread_mutex_unlock(&st->lock);
+    out->uptime_seconds = (double)(now.tv_sec - st->started.tv_sec) +
+                          (double)(now.tv_nsec - st->started.tv_nsec) / 1e9;
+}
+
+/* ---- rendering ------------------------------------------------------------------ */
+
+typedef struct out_buf {
+    char *p;
+    size_t cap, len;
+    int overflow;
+} out_buf;
+
+__attribute__((format(printf, 2, 3))) static void put(out_buf *b, const char *fmt, ...)
+{
+    if (b->overflow)
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(b->p + b->len, b->cap - b->len, fmt, ap);
+    va_end(ap);
+    if (n < 0 || (size_t)n >= b->cap - b->len)
+        b->overflow = 1;
+    else
+        b->len += (size_t)n;
+}
+
+static fedrec_err finish(out_buf *b, const char *what, size_t *len)
+{
+    if (b->overflow)
+        return fedreci_error(FEDREC_ERR_TOO_BIG, "%s does not fit in %zu bytes", what, b->cap);
+    *len = b->len;
+    return FEDREC_OK;
+}
+
+fedrec_err fedreci_stats_format_status(const fedreci_stats_snapshot *s, char *buf, size_t cap,
+                                       size_t *len)
+{
+    out_buf b = {buf, cap, 0, cap == 0};
+    if (!b.overflow)
+        buf[0] = '\0';
+    put(&b, "{\"round\":");
+    if (s->has_round)
+        put(&b, "%llu", (unsigned long long)s->round_id);
+    else
+        put(&b, "null");
+    /* stage names are fixed identifiers set by the engine; escape anyway */
+    put(&b, ",\"stage\":\"");
+    for (const char *c = s->stage; *c; c++) {
+        if (*c == '"' || *c == '\\')
+            put(&b, "\\%c", *c);
+        else if ((unsigned char)*c < 0x20)
+            put(&b, "\\u%04x", (unsigned)(unsigned char)*c);
+        else
+            put(&b, "%c", *c);
+    }
+    put(&b,
+        "\",\"model_version\":%llu,\"connected_clients\":%u,\"rounds_completed\":%llu,"
+        "\"rounds_aborted\":%llu,\"uptime_seconds\":%.3f}\n",
+        (unsigned long long)s->model_version, s->connected_clients,
+        (unsigned long long)s->rounds_completed, (unsigned long long)s->rounds_aborted,
+        s->uptime_seconds);
+    return finish(&b, "status JSON", len);
+}
+
+fedrec_err fedreci_stats_format_metrics(const fedreci_stats_snapshot *s, char *buf, size_t cap,
+                                        size_t *len)
+{
+    out_buf b = {buf, cap, 0, cap == 0};
+    if (!b.overflow)
+        buf[0] = '\0';
+    put(&b,
+        "# HELP fedrec_rounds_completed_total Rounds that committed a new model version.\n"
+        "# TYPE fedrec_rounds_completed_total counter\n"
+        "fedrec_rounds_completed_total %llu\n",
+        (unsigned long long)s->rounds_completed);
+    put(&b,
+        "# HELP fedrec_rounds_aborted_total Rounds that ended without a new model version.\n"
+        "# TYPE fedrec_rounds_aborted_total counter\n"
+        "fedrec_rounds_aborted_total %llu\n",
+        (unsigned long long)s->rounds_aborted);
+    put(&b,
+        "# HELP fedrec_round_participants Clients whose masked input was summed in the last "
+        "finished round.\n"
+        "# TYPE fedrec_round_participants gauge\n"
+        "fedrec_round_participants %u\n",
+        s->last_participants);
+    put(&b, "# HELP fedrec_dropouts_total Clients lost, by the stage they were lost in.\n"
+            "# TYPE fedrec_dropouts_total counter\n");
+    for (int i = 0; i < FEDRECI_DB_STAGES; i++)
+        put(&b, "fedrec_dropouts_total{stage=\"%s\"} %llu\n", stage_names[i],
+            (unsigned long long)s->dropouts[i]);
+    put(&b, "# HELP fedrec_stage_duration_seconds Wall time of each SecAgg stage over finished "
+            "rounds.\n"
+            "# TYPE fedrec_stage_duration_seconds summary\n");
+    for (int i = 0; i < FEDRECI_DB_STAGES; i++)
+        put(&b,
+            "fedrec_stage_duration_seconds_sum{stage=\"%s\"} %.3f\n"
+            "fedrec_stage_duration_seconds_count{stage=\"%s\"} %llu\n",
+            stage_names[i], s->stage_seconds[i], stage_names[i],
+            (unsigned long long)s->stage_count[i]);
+    put(&b,
+        "# HELP fedrec_bytes_received_total Request bytes received from clients.\n"
+        "# TYPE fedrec_bytes_received_total counter\n"
+        "fedrec_bytes_received_total %llu\n"
+        "# HELP fedrec_bytes_sent_total Reply bytes sent to clients.\n"
+        "# TYPE fedrec_bytes_sent_total counter\n"
+        "fedrec_bytes_sent_total %llu\n",
+        (unsigned long long)s->bytes_in, (unsigned long long)s->bytes_out);
+    put(&b,
+        "# HELP fedrec_model_version The model version being served.\n"
+        "# TYPE fedrec_model_version gauge\n"
+        "fedrec_model_version %llu\n"
+        "# HELP fedrec_connected_clients Clients the engine currently holds requests from.\n"
+        "# TYPE fedrec_connected_clients gauge\n"
+        "fedrec_connected_clients %u\n"
+        "# HELP fedrec_current_round The current or last round id (0 before the first).\n"
+        "# TYPE fedrec_current_round gauge\n"
+        "fedrec_current_round %llu\n",
+        (unsigned long long)s->model_version, s->connected_clients,
+        (unsigned long long)(s->has_round ? s->round_id : 0));
+    return finish(&b, "metrics", len);
+}
+
+/* ---- HTTP server ------------------------------------------------------------------ */
+
+#define STATUS_BODY_CAP 8192
+
+struct fedreci_status {
+    nng_http_server *server;
+    int started;
+    uint16_t port;
+    fedreci_stats *stats;
+};
+
+typedef enum page { PAGE_HEALTHZ, PAGE_STATUS, PAGE_METRICS } page;
+
+typedef struct page_ctx {
+    fedreci_status *owner;
+    page which;
+} page_ctx;
+
+static void reply(nng_aio *aio, uint16_t code, const char *type, const char *body, size_t len)
+{
+    nng_http_res *res;
+    int rv = nng_http_res_alloc(&res);
+    if (rv != 0) {
+        nng_aio_finish(aio, rv);
+        return;
+    }
+    if ((rv = nng_http_res_set_status(res, code)) != 0 ||
+        (rv = nng_http_res_set_header(res, "Content-Type", type)) != 0 ||
+        (rv = nng_http_res_set_header(res, "Cache-Control", "no-store")) != 0 ||
+        (rv = nng_http_res_copy_data(res, body, len)) != 0) {
+        nng_http_res_free(res);
+        nng_aio_finish(aio, rv);
+        return;
+    }
+    nng_aio_set_output(aio, 0, res);
+    nng_aio_finish(aio, 0);
+}
+
+static void handle(nng_aio *aio)
+{
+    nng_http_handler *h = nng_aio_get_input(aio, 1);
+    page_ctx *pc = nng_http_handler_get_data(h);
+    if (pc->which == PAGE_HEALTHZ) {
+        reply(aio, NNG_HTTP_STATUS_OK, "text/plain; charset=utf-8", "ok\n", 3);
+        return;
+    }
+    fedreci_stats_snapshot snap;
+    fedreci_stats_snapshot_get(pc->owner->stats, &snap);
+    char body[STATUS_BODY_CAP];
+    size_t len = 0;
+    fedrec_err e = pc->which == PAGE_STATUS
+                       ? fedreci_stats_format_status(&snap, body, sizeof body, &len)
+                       : fedreci_stats_format_metrics(&snap, body, sizeof body, &len);
+    if (e) {
+        reply(aio, NNG_HTTP_STATUS_INTERNAL_SERVER_ERROR, "text/plain; charset=utf-8",
+              "internal error\n", 15);
+        return;
+    }
+    reply(aio, NNG_HTTP_STATUS_OK,
+          pc->which == PAGE_STATUS ? "application/json"
+                                   : "text/plain; version=0.0.4; charset=utf-8",
+          body, len);
+}
+
+static void free_page_ctx(void *p)
+{
+    free(p);
+}
+
+fedrec_err fedreci_status_open(fedreci_status **out, const char *url, fedreci_stats *st)
+{
+    if (!url || strncmp(url, "http://", 7) != 0)
+        return fedreci_error(FEDREC_ERR_INVALID,
+                             "status server: address '%s' must be http://HOST:PORT",
+                             url ? url : "(null)");
+    nng_url *u;
+    int rv = nng_url_parse(&u, url);
+    if (rv != 0)
+        return fedreci_error(FEDREC_ERR_INVALID, "status server: cannot parse '%s': %s", url,
+                             nng_strerror(rv));
+    fedreci_status *s = calloc(1, sizeof *s);
+    if (!s) {
+        nng_url_free(u);
+        return fedreci_error(FEDREC_ERR_NOMEM, "status server: out of memory");
+    }
+    s->stats = st;
+    rv = nng_http_server_hold(&s->server, u);
+    nng_url_free(u);
+    if (rv != 0) {
+        free(s);
+        return fedreci_error(FEDREC_ERR_TRANSPORT, "status server %s: %s", url, nng_strerror(rv));
+    }
+    static const char *const paths[3] = {"/healthz", "/status", "/metrics"};
+    fedrec_err e = FEDREC_OK;
+    for (int i = 0; i < 3 && !e; i++) {
+        page_ctx *pc = malloc(sizeof *pc);
+        nng_http_handler *h = NULL;
+        if (!pc) {
+            e = fedreci_error(FEDREC_ERR_NOMEM, "status server: out of memory");
+            break;
+        }
+        pc->owner = s;
+        pc->which = (page)i;
+        if ((rv = nng_http_handler_alloc(&h, paths[i], handle)) != 0) {
+            free(pc);
+        } else if ((rv = nng_http_handler_set_data(h, pc, free_page_ctx)) != 0) {
+            free(pc);
+            nng_http_handler_free(h);
+        } else if ((rv = nng_http_server_add_handler(s->server, h)) != 0) {
+            nng_http_handler_free(h); /* frees pc through the data destructor */
+        }
+        if (rv != 0)
+            e = fedreci_error(FEDREC_ERR_TRANSPORT, "status server %s: handler %s: %s", url,
+                              paths[i], nng_strerror(rv));
+    }
+    if (!e && (rv = nng_http_server_start(s->server)) != 0)
+        e = fedreci_error(FEDREC_ERR_TRANSPORT, "status server %s: cannot listen: %s", url,
+                          nng_strerror(rv));
+    if (!e) {
+        s->started = 1;
+        nng_sockaddr sa;
+        if ((rv = nng_http_server_get_addr(s->server, &sa)) != 0)
+            e = fedreci_error(FEDREC_ERR_TRANSPORT, "status server %s: address: %s", url,
+                              nng_strerror(rv));
+        else if (sa.s_family == NNG_AF_INET)
+            s->port = ntohs(sa.s_in.sa_port);
+        else if (sa.s_family == NNG_AF_INET6)
+            s->port = ntohs(sa.s_in6.sa_port);
+    }
+    if (e) {
+        fedreci_status_close(s);
+        return e;
+    }
+    *out = s;
+    return FEDREC_OK;
+}
+
+uint16_t fedreci_status_port(const fedreci_status *s)
+{
+    return s->port;
+}
+
+void fedreci_status_close(fedreci_status *s)
+{
+    if (!s)
+        return;
+    if (s->started)
+        nng_http_server_stop(s->server);
+    /* release drops the handlers (and their data) with the last hold */
+    nng_http_server_release(s->server);
+    free(s);
+}

@@ -1,0 +1,108 @@
+/*
+ * coordinator/status: the daemon's live counters and the HTTP status server.
+ *
+ * fedreci_stats is a thread-safe record (one mutex) that the round engine's
+ * hooks update and the HTTP handlers read. fedreci_status serves, over nng's
+ * HTTP server (nng/supplemental/http/http.h):
+ *   GET /healthz  200 "ok\n"
+ *   GET /status   application/json: {"round":..,"stage":..,"model_version":..,
+ *                 "connected_clients":..,"rounds_completed":..,
+ *                 "rounds_aborted":..,"uptime_seconds":..}
+ *                 ("round" is null when no round has begun)
+ *   GET /metrics  Prometheus text exposition format 0.0.4:
+ *                 fedrec_rounds_completed_total, fedrec_rounds_aborted_total
+ *                 (counters), fedrec_round_participants (gauge: survivors of
+ *                 the last finished round), fedrec_dropouts_total{stage=...}
+ *                 (counter), fedrec_stage_duration_seconds{stage=...} (summary:
+ *                 _sum and _count over finished rounds),
+ *                 fedrec_bytes_received_total, fedrec_bytes_sent_total
+ *                 (counters), fedrec_model_version, fedrec_connected_clients,
+ *                 fedrec_current_round (gauges).
+ * Stage label values: advertise, share_keys, masked_input, unmask.
+ *
+ * Thread-safety: every fedreci_stats function may be called from any thread;
+ * the HTTP handlers run on nng's threads.
+ */
+#ifndef FEDREC_COORDINATOR_STATUS_H
+#define FEDREC_COORDINATOR_STATUS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "db.h"
+#include "fedrec/fedrec.h"
+
+#define FEDRECI_STATUS_STAGE_NAME 24
+
+typedef struct fedreci_stats fedreci_stats;
+
+/* A consistent copy of the counters. */
+typedef struct fedreci_stats_snapshot {
+    int has_round;                         /* a round has begun since start */
+    uint64_t round_id;                     /* current (or last) round */
+    char stage[FEDRECI_STATUS_STAGE_NAME]; /* "idle", "checkin", "advertise", ... */
+    uint64_t model_version;                /* served model version */
+    uint32_t connected_clients;            /* clients seen by the engine right now */
+    uint64_t rounds_completed;
+    uint64_t rounds_aborted;
+    uint32_t last_participants;              /* survivors of the last finished round */
+    uint64_t dropouts[FEDRECI_DB_STAGES];    /* totals per stage */
+    double stage_seconds[FEDRECI_DB_STAGES]; /* summed stage durations, seconds */
+    uint64_t stage_count[FEDRECI_DB_STAGES]; /* rounds that contributed a duration */
+    uint64_t bytes_in;
+    uint64_t bytes_out;
+    double uptime_seconds;
+} fedreci_stats_snapshot;
+
+/* Names of the stages as used in labels: "advertise", "share_keys",
+ * "masked_input", "unmask". stage < FEDRECI_DB_STAGES. */
+const char *fedreci_stats_stage_name(unsigned stage);
+
+/* Errors: FEDREC_ERR_NOMEM. */
+FEDREC_NODISCARD fedrec_err fedreci_stats_create(fedreci_stats **out);
+void fedreci_stats_destroy(fedreci_stats *st);
+
+/* Round lifecycle, called from the engine hooks. round_begin sets the round
+ * id and stage "checkin". round_end adds the record's counts: completed or
+ * aborted, participants = survivors, dropouts per stage, stage durations
+ * (a stage with stage_ms == 0 never opened and is not counted), and the
+ * round's bytes_in / bytes_out; the stage becomes "idle". */
+void fedreci_stats_round_begin(fedreci_stats *st, uint64_t round_id);
+void fedreci_stats_round_end(fedreci_stats *st, const fedreci_round_record *r);
+
+/* The current stage name (copied, truncated to 23 bytes). */
+void fedreci_stats_set_stage(fedreci_stats *st, const char *stage);
+void fedreci_stats_set_model_version(fedreci_stats *st, uint64_t version);
+void fedreci_stats_set_connected(fedreci_stats *st, uint32_t n);
+/* Traffic outside the rounds' own accounting (e.g. model downloads). */
+void fedreci_stats_add_bytes(fedreci_stats *st, uint64_t in, uint64_t out);
+
+void fedreci_stats_snapshot_get(fedreci_stats *st, fedreci_stats_snapshot *out);
+
+/* Renders the /status JSON or the /metrics text of a snapshot into buf (cap
+ * bytes, NUL-terminated). Returns the length, or FEDREC_ERR_TOO_BIG when it
+ * does not fit (*len untouched). */
+FEDREC_NODISCARD fedrec_err fedreci_stats_format_status(const fedreci_stats_snapshot *s, char *buf,
+                                                        size_t cap, size_t *len);
+FEDREC_NODISCARD fedrec_err fedreci_stats_format_metrics(const fedreci_stats_snapshot *s, char *buf,
+                                                         size_t cap, size_t *len);
+
+/* ---- the HTTP server ------------------------------------------------------ */
+
+typedef struct fedreci_status fedreci_status;
+
+/* Starts serving st at url ("http://127.0.0.1:8080"; port 0 picks a free
+ * port, see fedreci_status_port). st is borrowed and must outlive the
+ * server. Errors: FEDREC_ERR_INVALID (bad URL, not http://),
+ * FEDREC_ERR_TRANSPORT (cannot bind, with nng's message), FEDREC_ERR_NOMEM. */
+FEDREC_NODISCARD fedrec_err fedreci_status_open(fedreci_status **out, const char *url,
+                                                fedreci_stats *st);
+
+/* The TCP port the server listens on. */
+uint16_t fedreci_status_port(const fedreci_status *s);
+
+/* Stops the server (waits for running handlers) and frees it. NULL is a
+ * no-op. */
+void fedreci_status_close(fedreci_status *s);
+
+#endif /* FEDREC_COORDINATOR_STATUS_H */

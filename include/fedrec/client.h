@@ -1,0 +1,252 @@
+/*
+ * fedrec client API: what a store app links to personalize on the device and
+ * to take part in federated training without the shopper's purchases ever
+ * leaving the phone.
+ *
+ * A client is one shopper on one device. It keeps, in a local store encrypted
+ * at rest (docs/client.md): the shopper's purchases, their factor vector x_u,
+ * an Ed25519 identity key pair made at the first open, the participation
+ * choice, the last downloaded model and the privacy ledger of every upload.
+ *
+ * The model is implicit-feedback matrix factorization (Hu, Koren & Volinsky,
+ * ICDM 2008) trained federatedly (Ammad-ud-din et al. 2019): the coordinator
+ * publishes item factors Y; a selected, opted-in client solves its own x_u,
+ * computes the dense gradient of its loss term and uploads it masked with
+ * SecAgg+ (Bonawitz et al. CCS 2017; Bell et al. CCS 2020), so the
+ * coordinator only learns the cohort's sum. Recommendations are computed on
+ * the device.
+ *
+ * Errors: every function that can fail returns a fedrec_err (FEDREC_OK = 0)
+ * and sets a detailed, thread-local message (fedrec_errmsg()) naming the
+ * input: the file, the item code, the argument. Out-parameters are written
+ * only on success.
+ *
+ * Thread-safety: a fedrec_client handle is internally locked, so any function
+ * below may be called from any thread, concurrently, on the same handle,
+ * except fedrec_client_close and fedrec_client_forget, which the caller must
+ * not run while another call on that handle is in progress (or after). Calls
+ * are short, except fedrec_client_sync, which holds the lock only while it
+ * reads or writes the store, so recommend and record stay responsive during
+ * a round. Different handles are independent; one store directory can be
+ * open in one handle at a time, across processes (FEDREC_ERR_BUSY otherwise).
+ */
+#ifndef FEDREC_CLIENT_H
+#define FEDREC_CLIENT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "fedrec/fedrec.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Size of a raw store key in bytes. */
+#define FEDREC_STORE_KEY_BYTES 32
+/* Longest item code in bytes, without the terminating NUL. */
+#define FEDREC_ITEM_CODE_MAX 31
+/* Longest ledger description ("what") in bytes, without the NUL. */
+#define FEDREC_LEDGER_WHAT_MAX 63
+
+/* An open client: opaque. */
+typedef struct fedrec_client fedrec_client;
+
+/* ---- open / close ---------------------------------------------------------- */
+
+/* Opens the client whose store is the directory `store_path`, creating the
+ * directory (mode 0700) and a new store when there is none: a new Ed25519
+ * identity, opted in, no purchases, no model.
+ *
+ * key: FEDREC_STORE_KEY_BYTES random bytes the app keeps in the platform key
+ * store (Android Keystore, iOS Keychain); it is copied into locked, wiped
+ * memory, and the caller may wipe its copy after the call. The same key must
+ * be given on every open of that store.
+ * coordinator_url: where sync goes, e.g. "tls+tcp://shop.example:7443",
+ * "tcp://...", "ipc://...", "inproc://..." (copied). May be NULL when the app
+ * never syncs (sync then fails with FEDREC_ERR_INVALID).
+ *
+ * Opening reads and authenticates the whole store before writing anything.
+ * Errors: FEDREC_ERR_INVALID (NULL or empty store_path, NULL key),
+ * FEDREC_ERR_BADKEY (wrong key, or the store is protected by a passphrase),
+ * FEDREC_ERR_CORRUPT (a store file is damaged, truncated, or belongs to
+ * another store; the message names the file), FEDREC_ERR_BUSY (open in
+ * another handle or process), FEDREC_ERR_IO, FEDREC_ERR_NOMEM. On any error
+ * the store's bytes are left unchanged and *out is not written.
+ * Thread-safety: may be called from any thread. */
+FEDREC_API FEDREC_NODISCARD fedrec_err
+fedrec_client_open(fedrec_client **out, const char *store_path, const char *coordinator_url,
+                   const uint8_t key[FEDREC_STORE_KEY_BYTES]);
+
+/* Like fedrec_client_open, with a passphrase of passphrase_len bytes
+ * (1..4096, any bytes) instead of a raw key. The store key is derived with
+ * crypto_pwhash (Argon2id, libsodium's INTERACTIVE limits: 64 MiB and about
+ * 0.1-0.5 s on a phone) over a random salt stored, with the limits, in the
+ * store's plaintext header. A store made with a passphrase must be opened with
+ * it, a store made with a raw key with the key (FEDREC_ERR_BADKEY otherwise).
+ * Errors: as fedrec_client_open, plus FEDREC_ERR_CRYPTO when the key
+ * derivation cannot get its memory. */
+FEDREC_API FEDREC_NODISCARD fedrec_err fedrec_client_open_passphrase(fedrec_client **out,
+                                                                     const char *store_path,
+                                                                     const char *coordinator_url,
+                                                                     const char *passphrase,
+                                                                     size_t passphrase_len);
+
+/* Closes the client: wipes the keys and the decrypted state from memory and
+ * frees the handle. Everything recorded is already on disk; close writes
+ * nothing. NULL is a no-op. Not concurrently with other calls on `c`. */
+FEDREC_API void fedrec_client_close(fedrec_client *c);
+
+/* ---- purchases ------------------------------------------------------------- */
+
+/* Records that the shopper bought `quantity` (>= 1) units of `item_code`
+ * (1..FEDREC_ITEM_CODE_MAX bytes of printable ASCII, no ',' or '"') at
+ * `time_unix` (seconds since 1970-01-01 UTC). The event is durable when the
+ * call returns FEDREC_OK: it is encrypted, appended to the store's log and
+ * fdatasync'd, so it survives a crash or kill -9 right after. Repeated
+ * purchases of one item add up (confidence 1 + alpha log(1 + q/eps)).
+ * Errors: FEDREC_ERR_INVALID (code or quantity), FEDREC_ERR_IO (the event
+ * was not recorded), FEDREC_ERR_NOMEM. Thread-safety: any thread. */
+FEDREC_API FEDREC_NODISCARD fedrec_err fedrec_client_record(fedrec_client *c, const char *item_code,
+                                                            int64_t time_unix, uint32_t quantity);
+
+/* ---- recommendations --------------------------------------------------------- */
+
+typedef struct fedrec_recommendation {
+    char item_code[FEDREC_ITEM_CODE_MAX + 1]; /* NUL-terminated */
+    float score;                              /* predicted preference y_i^T x_u; higher is better */
+} fedrec_recommendation;
+
+/* The top `k` items of the downloaded model's catalog for this shopper, best
+ * first (ties: catalog order), never an item the shopper has recorded a
+ * purchase of. Computed on the device: x_u is solved from the purchases
+ * against the model's item factors (an exact ALS step; purchases of codes the
+ * model does not know are ignored), then every item is scored. out has room
+ * for k entries; *n_out gets min(k, catalog items not bought). A shopper with
+ * no known purchases gets items ranked by x_u = 0's solution (all scores 0,
+ * catalog order): the app should fall back to its own popular items then.
+ * Errors: FEDREC_ERR_EMPTY (no model downloaded yet: call sync first),
+ * FEDREC_ERR_INVALID (k == 0, NULL), FEDREC_ERR_NUMERIC, FEDREC_ERR_NOMEM.
+ * Cost: O(n_items * k_factors). Thread-safety: any thread. */
+FEDREC_API FEDREC_NODISCARD fedrec_err fedrec_client_recommend(fedrec_client *c, uint32_t k,
+                                                               fedrec_recommendation *out,
+                                                               uint32_t *n_out);
+
+/* ---- consent --------------------------------------------------------------- */
+
+/* Sets whether the shopper takes part in training (1 = opted in, the default
+ * for a new store; 0 = opted out). Durable when it returns. An opted-out
+ * client never uploads anything: sync still downloads the model, so
+ * recommendations keep working, but the client does not join rounds.
+ * Errors: FEDREC_ERR_IO, FEDREC_ERR_NOMEM. Thread-safety: any thread; a sync
+ * already past its participation check finishes its round. */
+FEDREC_API FEDREC_NODISCARD fedrec_err fedrec_client_set_participation(fedrec_client *c,
+                                                                       int opted_in);
+
+/* *opted_in gets 1 or 0. Errors: FEDREC_ERR_INVALID (NULL). */
+FEDREC_API FEDREC_NODISCARD fedrec_err fedrec_client_get_participation(fedrec_client *c,
+                                                                       int *opted_in);
+
+/* ---- sync ------------------------------------------------------------------ */
+
+typedef struct fedrec_sync_result {
+    uint64_t model_version;   /* version held after the sync (0: none) */
+    int model_updated;        /* 1 if a newer model was downloaded */
+    int took_part;            /* 1 if this client uploaded a masked update */
+    uint64_t round_id;        /* the round taken part in (0 if none) */
+    fedrec_err round_outcome; /* FEDREC_OK if the round completed;
+                                 FEDREC_ERR_OPTED_OUT, FEDREC_ERR_NOT_SELECTED,
+                                 FEDREC_ERR_ABORTED, FEDREC_ERR_TIMEOUT ... */
+} fedrec_sync_result;
+
+/* Contacts the coordinator (client/session: nng REQ, fedrec.v1 messages):
+ * checks in, downloads the current model if it is newer than the stored one
+ * (stored durably as soon as it arrives, before any round step), then, if the
+ * shopper is opted in and the coordinator selected this client, runs the
+ * client side of the round: the local training step on exactly the model
+ * version the round names (core/mf: x_u solved, dense gradient of the
+ * shopper's loss term) and the SecAgg+ stages (core/secagg), uploading only
+ * protocol messages and the masked update. Each upload is appended to the
+ * ledger as it goes on the wire. An opted-out client checks in as opted out
+ * (so the coordinator never selects it), may download the model, and sends
+ * no SecAgg message at all.
+ *
+ * deadline_ms (> 0) bounds the whole call in milliseconds: when it passes,
+ * the round is abandoned (the coordinator counts the client as dropped),
+ * FEDREC_ERR_TIMEOUT is returned, and whatever was already stored (a new
+ * model, ledger entries of uploads made) stays stored.
+ *
+ * Not taking part (opted out, not selected, no round running) is not an
+ * error: the call returns FEDREC_OK and says so in result->round_outcome
+ * (FEDREC_ERR_OPTED_OUT, FEDREC_ERR_NOT_SELECTED). A round that aborts after
+ * this client uploaded also returns FEDREC_OK with round_outcome
+ * FEDREC_ERR_ABORTED.
+ * Errors: FEDREC_ERR_INVALID (no coordinator URL, deadline 0),
+ * FEDREC_ERR_TRANSPORT (cannot reach the coordinator), FEDREC_ERR_TIMEOUT,
+ * FEDREC_ERR_PROTOCOL (a malformed or out-of-order reply, or a round for a
+ * model other than the one received), FEDREC_ERR_BUSY (another sync on this
+ * handle is running), FEDREC_ERR_IO (the store could not record the model or
+ * a ledger entry), FEDREC_ERR_NOMEM. result may be NULL; it is written only
+ * on FEDREC_OK. Thread-safety: any thread; one sync per handle at a time; the
+ * handle's lock is not held while waiting on the network. */
+FEDREC_API FEDREC_NODISCARD fedrec_err fedrec_client_sync(fedrec_client *c, uint32_t deadline_ms,
+                                                          fedrec_sync_result *result);
+
+/* ---- the privacy ledger ------------------------------------------------------ */
+
+/* One upload, as the shopper may inspect it. */
+typedef struct fedrec_ledger_entry {
+    int64_t time_unix_ms; /* when it was sent, ms since 1970 UTC */
+    uint64_t round_id;
+    uint32_t stage;      /* 0 advertise keys, 1 share keys, 2 masked input, 3 unmask */
+    uint64_t bytes_sent; /* bytes of the whole message handed to the transport */
+    uint32_t clipped;    /* update entries clipped to the round's bound (stage 2) */
+    char what[FEDREC_LEDGER_WHAT_MAX + 1]; /* "key advertisement", "encrypted key
+                                              shares", "masked update", "unmask shares" */
+} fedrec_ledger_entry;
+
+/* *n gets the number of ledger entries (every upload since the store was
+ * made, oldest first). Errors: FEDREC_ERR_INVALID (NULL). Any thread. */
+FEDREC_API FEDREC_NODISCARD fedrec_err fedrec_client_ledger_count(fedrec_client *c, size_t *n);
+
+/* Copies entry `index` (0 = oldest) to *entry. Errors: FEDREC_ERR_INVALID
+ * (NULL), FEDREC_ERR_RANGE (index >= count). Any thread. */
+FEDREC_API FEDREC_NODISCARD fedrec_err fedrec_client_ledger_get(fedrec_client *c, size_t index,
+                                                                fedrec_ledger_entry *entry);
+
+/* ---- status ------------------------------------------------------------------ */
+
+typedef struct fedrec_client_info {
+    uint64_t client_id;      /* the id the coordinator knows this client by:
+                                the first 8 bytes (little-endian) of
+                                BLAKE2b-256 of the identity public key */
+    uint8_t identity_pk[32]; /* Ed25519 public key */
+    int opted_in;
+    uint64_t purchases;     /* purchase events recorded */
+    uint64_t model_version; /* 0: no model yet */
+    uint32_t model_items;
+    uint32_t model_factors;
+    uint64_t ledger_entries;
+} fedrec_client_info;
+
+/* Fills *info. Errors: FEDREC_ERR_INVALID (NULL). Any thread. */
+FEDREC_API FEDREC_NODISCARD fedrec_err fedrec_client_get_info(fedrec_client *c,
+                                                              fedrec_client_info *info);
+
+/* ---- forget ------------------------------------------------------------------ */
+
+/* Erases everything this client holds: unlinks the store's log, snapshot and
+ * header (purchases, x_u, identity key, participation, model, ledger), removes
+ * the store directory if nothing else is in it, wipes the keys from memory and
+ * frees the handle, also on error. No store file is left behind. The app
+ * should also delete the store key from its key store: the files were
+ * encrypted with it, so without it any copy (a backup, flash blocks not yet
+ * reclaimed) is unreadable. Not concurrently with other calls on `c`.
+ * Errors: FEDREC_ERR_INVALID (NULL), FEDREC_ERR_IO naming the file that
+ * could not be removed. */
+FEDREC_API FEDREC_NODISCARD fedrec_err fedrec_client_forget(fedrec_client *c);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* FEDREC_CLIENT_H */

@@ -1,0 +1,85 @@
+#!/usr/bin/env bash
+# Integration test of the fedrec-client CLI: runs the real program on the
+# bundled log and checks outputs, exit codes and error messages.
+# usage: client_cli_test.sh FEDREC_CLIENT DATA_FILE
+set -euo pipefail
+cli=$1
+data=$2
+work=$(mktemp -d /tmp/fedrec-cli-XXXXXX)
+trap 'rm -rf "$work"' EXIT
+fail() { echo "FAIL: $*" >&2; exit 1; }
+expect_rc() { # expect_rc CODE CMD...
+  local want=$1; shift
+  set +e; "$@" >"$work/out" 2>"$work/err"; local rc=$?; set -e
+  [ "$rc" = "$want" ] || { cat "$work/out" "$work/err" >&2; fail "'$*' exited $rc, expected $want"; }
+}
+
+# help for every command
+expect_rc 0 "$cli" --help
+grep -q "import FILE --customer ID" "$work/out" || fail "main help lacks import"
+for c in import sync recommend ledger opt-out opt-in forget info; do
+  expect_rc 0 "$cli" "$c" --help
+  grep -q "usage: fedrec-client $c" "$work/out" || fail "$c --help"
+done
+expect_rc 2 "$cli" frobnicate
+grep -q "unknown command 'frobnicate'" "$work/err" || fail "unknown command message"
+expect_rc 2 "$cli" info --store "$work/s"   # no key at all
+grep -q "FEDREC_STORE_KEY" "$work/err" || fail "missing key message"
+
+# a raw key as 64 hex digits in a key file
+head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$work/key"; echo >>"$work/key"
+K=(--store "$work/s" --key-file "$work/key")
+expect_rc 0 "$cli" import "$data" --customer 17850 "${K[@]}"
+grep -q "recorded 297 purchases of customer 17850" "$work/out" || fail "import count: $(cat "$work/out")"
+expect_rc 0 "$cli" info "${K[@]}"
+grep -q "purchases:     297" "$work/out" || fail "info purchases"
+grep -q "participation: opted in" "$work/out" || fail "info default participation"
+expect_rc 1 "$cli" recommend -k 5 "${K[@]}"
+grep -q "no model downloaded yet" "$work/err" || fail "recommend without model"
+expect_rc 0 "$cli" ledger --json "${K[@]}"
+[ "$(cat "$work/out")" = "[]" ] || fail "empty ledger json: $(cat "$work/out")"
+expect_rc 0 "$cli" opt-out "${K[@]}"
+expect_rc 0 "$cli" info "${K[@]}"
+grep -q "participation: opted out" "$work/out" || fail "opt-out not kept"
+expect_rc 0 "$cli" opt-in "${K[@]}"
+
+# errors name the input, and the store is unchanged by them
+sum() { (cd "$work/s" && sha256sum $(ls | sort)); }
+before=$(sum)
+FEDREC_STORE_KEY=not-the-passphrase expect_rc 1 "$cli" info --store "$work/s"
+grep -q "meta" "$work/err" || fail "key error does not name the file"
+head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$work/key2"
+expect_rc 1 "$cli" info --store "$work/s" --key-file "$work/key2"
+grep -q "wrong key" "$work/err" || fail "wrong key message: $(cat "$work/err")"
+[ "$(sum)" = "$before" ] || fail "a failed open changed the store"
+expect_rc 1 "$cli" import "$work/nope.csv" --customer 1 "${K[@]}"
+grep -q "nope.csv" "$work/err" || fail "missing file not named"
+expect_rc 1 "$cli" import "$data" --customer 99999999 "${K[@]}"
+grep -q "no purchases of customer '99999999'" "$work/err" || fail "unknown customer"
+expect_rc 2 "$cli" recommend -k zero "${K[@]}"
+grep -q -- "-k 'zero'" "$work/err" || fail "bad -k not named"
+expect_rc 1 "$cli" info --store "$work/s" --key-file "$work/missing-key"
+grep -q "missing-key" "$work/err" || fail "missing key file not named"
+
+# sync needs a coordinator URL, and says which one failed
+expect_rc 2 "$cli" sync "${K[@]}"
+grep -q -- "--coordinator URL is required" "$work/err" || fail "sync without URL"
+expect_rc 1 "$cli" sync --coordinator "ipc://$work/nobody.sock" --deadline-ms 300 "${K[@]}"
+grep -q "nobody.sock" "$work/err" || fail "sync error does not name the URL: $(cat "$work/err")"
+expect_rc 0 "$cli" ledger "${K[@]}"
+grep -q "0 uploads, 0 bytes" "$work/out" || fail "a failed sync uploaded something"
+
+# forget leaves no file behind
+expect_rc 0 "$cli" forget "${K[@]}"
+[ ! -e "$work/s" ] || fail "forget left $(ls -A "$work/s")"
+
+# a passphrase from the environment
+export FEDREC_STORE_KEY="correct horse battery staple"
+expect_rc 0 "$cli" import "$data" --customer 13047 --store "$work/p"
+expect_rc 0 "$cli" info --store "$work/p"
+grep -q "purchases:" "$work/out" || fail "passphrase store"
+FEDREC_STORE_KEY="wrong horse" expect_rc 1 "$cli" info --store "$work/p"
+grep -q "wrong key" "$work/err" || fail "wrong passphrase message"
+expect_rc 0 "$cli" forget --store "$work/p"
+[ ! -e "$work/p" ] || fail "forget left files"
+echo "fedrec-client CLI: all checks passed"

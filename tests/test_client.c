@@ -1,0 +1,679 @@
+/* Tests of the client API (include/fedrec/client.h): durability through
+ * record, recommendations against hand-computed ALS solutions, the local
+ * step's gradient, the ledger, consent, clear store errors and forget. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <math.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <sodium.h>
+
+#include "client/client_internal.h"
+#include "coordinator/engine.h"
+#include "fedrec/client.h"
+
+static const uint8_t KEY[32] = {7, 7, 7, 7, 7, 7, 7, 7, 1, 2, 3, 4, 5, 6, 7, 8,
+                                9, 9, 9, 9, 9, 9, 9, 9, 8, 7, 6, 5, 4, 3, 2, 1};
+static const uint8_t OTHER_KEY[32] = {42};
+
+static char *tmpdir_make(void)
+{
+    char tmpl[] = "/tmp/fedrec-client-XXXXXX";
+    char *d = mkdtemp(tmpl);
+    assert_non_null(d);
+    return strdup(d);
+}
+
+static void rm_rf(const char *dir)
+{
+    DIR *d = opendir(dir);
+    if (!d)
+        return;
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL) {
+        if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, ".."))
+            continue;
+        char p[4096];
+        snprintf(p, sizeof p, "%s/%s", dir, e->d_name);
+        unlink(p);
+    }
+    closedir(d);
+    rmdir(dir);
+}
+
+static void hash_dir(const char *dir, uint8_t out[32])
+{
+    struct dirent **list = NULL;
+    int n = scandir(dir, &list, NULL, alphasort);
+    assert_true(n >= 0);
+    crypto_generichash_state st;
+    crypto_generichash_init(&st, NULL, 0, 32);
+    for (int i = 0; i < n; i++) {
+        const char *name = list[i]->d_name;
+        if (strcmp(name, ".") && strcmp(name, "..")) {
+            char p[4096];
+            snprintf(p, sizeof p, "%s/%s", dir, name);
+            crypto_generichash_update(&st, (const uint8_t *)name, strlen(name) + 1);
+            FILE *f = fopen(p, "rb");
+            assert_non_null(f);
+            uint8_t buf[4096];
+            size_t r;
+            while ((r = fread(buf, 1, sizeof buf, f)) > 0)
+                crypto_generichash_update(&st, buf, r);
+            fclose(f);
+        }
+        free(list[i]);
+    }
+    free(list);
+    crypto_generichash_final(&st, out, 32);
+}
+
+static fedrec_client *open_client(const char *dir)
+{
+    fedrec_client *c = NULL;
+    fedrec_err e = fedrec_client_open(&c, dir, NULL, KEY);
+    if (e)
+        fail_msg("open %s: %s: %s", dir, fedrec_strerror(e), fedrec_errmsg());
+    return c;
+}
+
+/* A 5-item, 2-factor model. */
+static const float Y5[10] = {1.0f, 0.0f, 0.0f, 1.0f, 0.7f, 0.7f, -0.5f, 0.2f, 0.3f, -0.9f};
+static const char *const CODES5[5] = {"A", "B", "C", "D", "E"};
+
+/* Hand computation of x = (Y^T Y + sum_b (c_b - 1) y_b y_b^T + lambda I)^-1
+ * sum_b c_b y_b for k = 2 (in double). */
+static void solve2(const float *y, int n, const int *bought, const double *conf, int nb,
+                   double lambda, double x[2])
+{
+    double a00 = lambda, a01 = 0, a11 = lambda, b0 = 0, b1 = 0;
+    for (int i = 0; i < n; i++) {
+        a00 += (double)y[2 * i] * y[2 * i];
+        a01 += (double)y[2 * i] * y[2 * i + 1];
+        a11 += (double)y[2 * i + 1] * y[2 * i + 1];
+    }
+    for (int j = 0; j < nb; j++) {
+        const float *r = y + 2 * bought[j];
+        a00 += (conf[j] - 1) * r[0] * r[0];
+        a01 += (conf[j] - 1) * r[0] * r[1];
+        a11 += (conf[j] - 1) * r[1] * r[1];
+        b0 += conf[j] * r[0];
+        b1 += conf[j] * r[1];
+    }
+    double det = a00 * a11 - a01 * a01;
+    x[0] = (a11 * b0 - a01 * b1) / det;
+    x[1] = (a00 * b1 - a01 * b0) / det;
+}
+
+static void test_recommend_known_answer(void **state)
+{
+    char *dir = tmpdir_make();
+    fedrec_client *c = open_client(dir);
+    fedrec_recommendation rec[8];
+    uint32_t n = 0;
+    assert_int_equal(fedrec_client_recommend(c, 3, rec, &n), FEDREC_ERR_EMPTY);
+    assert_non_null(strstr(fedrec_errmsg(), "no model"));
+
+    int stored = 0;
+    assert_int_equal(fedreci_client_put_model(c, 3, 5, 2, Y5, NULL, CODES5, &stored), FEDREC_OK);
+    assert_int_equal(stored, 1);
+    /* Bought A twice (q = 2 + 1 = 3) and C once; Z is not in the catalog. */
+    assert_int_equal(fedrec_client_record(c, "A", 1000, 2), FEDREC_OK);
+    assert_int_equal(fedrec_client_record(c, "C", 1001, 1), FEDREC_OK);
+    assert_int_equal(fedrec_client_record(c, "A", 1002, 1), FEDREC_OK);
+    assert_int_equal(fedrec_client_record(c, "Z", 1003, 5), FEDREC_OK);
+
+    int bought[2] = {0, 2};
+    double conf[2] = {1 + log(1 + 3.0), 1 + log(1 + 1.0)};
+    double x[2];
+    solve2(Y5, 5, bought, conf, 2, 0.1, x);
+    double sc[5];
+    for (int i = 0; i < 5; i++)
+        sc[i] = Y5[2 * i] * x[0] + Y5[2 * i + 1] * x[1];
+
+    /* K larger than the candidates (5 items - 2 bought) returns all 3. */
+    assert_int_equal(fedrec_client_recommend(c, 8, rec, &n), FEDREC_OK);
+    assert_int_equal(n, 3);
+    int seen[5] = {0};
+    for (uint32_t i = 0; i < n; i++) {
+        assert_string_not_equal(rec[i].item_code, "A");
+        assert_string_not_equal(rec[i].item_code, "C");
+        int row = rec[i].item_code[0] - 'A';
+        assert_true(row >= 0 && row < 5);
+        seen[row]++;
+        assert_float_equal(rec[i].score, sc[row], 1e-4);
+        if (i > 0)
+            assert_true(rec[i - 1].score >= rec[i].score);
+    }
+    assert_int_equal(seen[1] + seen[3] + seen[4], 3);
+    /* K = 1 is the best of them. */
+    assert_int_equal(fedrec_client_recommend(c, 1, rec, &n), FEDREC_OK);
+    assert_int_equal(n, 1);
+    double best = fmax(sc[1], fmax(sc[3], sc[4]));
+    assert_float_equal(rec[0].score, best, 1e-4);
+    assert_int_equal(fedrec_client_recommend(c, 0, rec, &n), FEDREC_ERR_INVALID);
+
+    /* An older model version is not stored; a duplicate code is refused. */
+    assert_int_equal(fedreci_client_put_model(c, 2, 5, 2, Y5, NULL, CODES5, &stored), FEDREC_OK);
+    assert_int_equal(stored, 0);
+    const char *dup[5] = {"A", "B", "C", "B", "E"};
+    assert_int_equal(fedreci_client_put_model(c, 9, 5, 2, Y5, NULL, dup, &stored),
+                     FEDREC_ERR_INVALID);
+    assert_non_null(strstr(fedrec_errmsg(), "'B'"));
+    fedrec_client_info info;
+    assert_int_equal(fedrec_client_get_info(c, &info), FEDREC_OK);
+    assert_int_equal(info.model_version, 3);
+    assert_int_equal(info.model_items, 5);
+    assert_int_equal(info.model_factors, 2);
+    assert_int_equal(info.purchases, 4);
+    fedrec_client_close(c);
+
+    /* After a reopen the same model and purchases give the same answer. */
+    c = open_client(dir);
+    fedrec_recommendation again[8];
+    assert_int_equal(fedrec_client_recommend(c, 8, again, &n), FEDREC_OK);
+    assert_int_equal(n, 3);
+    assert_int_equal(fedrec_client_recommend(c, 8, rec, &n), FEDREC_OK);
+    assert_memory_equal(again, rec, 3 * sizeof rec[0]);
+    /* Buying everything leaves no candidates. */
+    assert_int_equal(fedrec_client_record(c, "B", 2000, 1), FEDREC_OK);
+    assert_int_equal(fedrec_client_record(c, "D", 2000, 1), FEDREC_OK);
+    assert_int_equal(fedrec_client_record(c, "E", 2000, 1), FEDREC_OK);
+    assert_int_equal(fedrec_client_recommend(c, 8, rec, &n), FEDREC_OK);
+    assert_int_equal(n, 0);
+    fedrec_client_close(c);
+    rm_rf(dir);
+    free(dir);
+}
+
+/* The local step's update is the dense gradient -2 e x^T of the shopper's
+ * loss term, e_i = c_i (p_i - y_i^T x). */
+static void test_local_update_gradient(void **state)
+{
+    char *dir = tmpdir_make();
+    fedrec_client *c = open_client(dir);
+    float upd[10];
+    uint32_t w = 0;
+    assert_int_equal(fedreci_client_local_update(c, upd, 10, &w, NULL), FEDREC_ERR_EMPTY);
+    assert_int_equal(fedreci_client_put_model(c, 1, 5, 2, Y5, NULL, CODES5, NULL), FEDREC_OK);
+    assert_int_equal(fedrec_client_record(c, "D", 1000, 4), FEDREC_OK);
+    assert_int_equal(fedreci_client_local_update(c, upd, 9, &w, NULL), FEDREC_ERR_INVALID);
+    double loss = -1;
+    assert_int_equal(fedreci_client_local_update(c, upd, 10, &w, &loss), FEDREC_OK);
+    assert_int_equal(w, 1);
+    int bought[1] = {3};
+    double conf[1] = {1 + log(5.0)};
+    double x[2];
+    solve2(Y5, 5, bought, conf, 1, 0.1, x);
+    double want_loss = 0.1 * (x[0] * x[0] + x[1] * x[1]);
+    for (int i = 0; i < 5; i++) {
+        double p = i == 3 ? 1 : 0, ci = i == 3 ? conf[0] : 1;
+        double r = Y5[2 * i] * x[0] + Y5[2 * i + 1] * x[1];
+        double e = ci * (p - r);
+        want_loss += ci * (p - r) * (p - r);
+        assert_float_equal(upd[2 * i], -2 * e * x[0], 1e-4);
+        assert_float_equal(upd[2 * i + 1], -2 * e * x[1], 1e-4);
+    }
+    assert_float_equal(loss, want_loss, 1e-4);
+    fedrec_client_close(c);
+    rm_rf(dir);
+    free(dir);
+}
+
+static void test_ledger_and_consent_survive_reopen(void **state)
+{
+    char *dir = tmpdir_make();
+    fedrec_client *c = open_client(dir);
+    int in = -1;
+    assert_int_equal(fedrec_client_get_participation(c, &in), FEDREC_OK);
+    assert_int_equal(in, 1);
+    size_t n = 99;
+    assert_int_equal(fedrec_client_ledger_count(c, &n), FEDREC_OK);
+    assert_int_equal(n, 0);
+    assert_int_equal(fedreci_client_ledger_add(c, 1700000000001, 5, 0, 180,
+                                               "signed key "
+                                               "advertisement",
+                                               0),
+                     FEDREC_OK);
+    assert_int_equal(fedreci_client_ledger_add(c, 1700000000002, 5, 2, 468042,
+                                               "masked model update (117001 words)", 12),
+                     FEDREC_OK);
+    assert_int_equal(fedrec_client_set_participation(c, 0), FEDREC_OK);
+    fedrec_client_close(c);
+
+    c = open_client(dir);
+    assert_int_equal(fedrec_client_get_participation(c, &in), FEDREC_OK);
+    assert_int_equal(in, 0);
+    assert_int_equal(fedrec_client_ledger_count(c, &n), FEDREC_OK);
+    assert_int_equal(n, 2);
+    fedrec_ledger_entry e;
+    assert_int_equal(fedrec_client_ledger_get(c, 1, &e), FEDREC_OK);
+    assert_int_equal(e.time_unix_ms, 1700000000002);
+    assert_int_equal(e.round_id, 5);
+    assert_int_equal(e.stage, 2);
+    assert_int_equal(e.bytes_sent, 468042);
+    assert_int_equal(e.clipped, 12);
+    assert_string_equal(e.what, "masked model update (117001 words)");
+    assert_int_equal(fedrec_client_ledger_get(c, 0, &e), FEDREC_OK);
+    assert_int_equal(e.bytes_sent, 180);
+    assert_int_equal(fedrec_client_ledger_get(c, 2, &e), FEDREC_ERR_RANGE);
+    assert_int_equal(fedrec_client_set_participation(c, 1), FEDREC_OK);
+    fedrec_client_info info;
+    assert_int_equal(fedrec_client_get_info(c, &info), FEDREC_OK);
+    assert_int_equal(info.opted_in, 1);
+    assert_int_equal(info.ledger_entries, 2);
+    assert_int_equal(info.client_id, fedreci_client_id_from_pk(info.identity_pk));
+    fedrec_client_close(c);
+    rm_rf(dir);
+    free(dir);
+}
+
+static void test_kill9_record(void **state)
+{
+    char *dir = tmpdir_make();
+    fedrec_client_close(open_client(dir));
+    int fds[2];
+    assert_int_equal(pipe(fds), 0);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        close(fds[0]);
+        fedrec_client *c = NULL;
+        if (fedrec_client_open(&c, dir, NULL, KEY))
+            _exit(3);
+        for (uint32_t i = 1; i < 1000000; i++) {
+            char code[32];
+            snprintf(code, sizeof code, "SKU%u", i);
+            if (fedrec_client_record(c, code, 1600000000 + i, 1 + i % 3))
+                _exit(4);
+            if (write(fds[1], &i, sizeof i) != sizeof i)
+                _exit(5);
+        }
+        _exit(0);
+    }
+    close(fds[1]);
+    uint32_t acked = 0, v;
+    while (acked < 200 && read(fds[0], &v, sizeof v) == sizeof v)
+        acked = v;
+    assert_int_equal(kill(pid, SIGKILL), 0);
+    int status;
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    assert_true(WIFSIGNALED(status));
+    while (read(fds[0], &v, sizeof v) == sizeof v)
+        acked = v;
+    close(fds[0]);
+    fedrec_client *c = open_client(dir);
+    fedrec_client_info info;
+    assert_int_equal(fedrec_client_get_info(c, &info), FEDREC_OK);
+    assert_true(info.purchases >= acked);
+    assert_true(info.purchases <= (uint64_t)acked + 1);
+    /* Every acknowledged item is "bought": a catalog of exactly those items
+     * then leaves nothing to recommend. */
+    char **codes = calloc(acked, sizeof *codes);
+    float *y = calloc((size_t)acked * 2, sizeof *y);
+    assert_non_null(codes);
+    assert_non_null(y);
+    for (uint32_t i = 0; i < acked; i++) {
+        codes[i] = malloc(16);
+        snprintf(codes[i], 16, "SKU%u", i + 1);
+        y[2 * i] = 0.01f * (float)(i % 10);
+        y[2 * i + 1] = 0.5f;
+    }
+    assert_int_equal(
+        fedreci_client_put_model(c, 1, acked, 2, y, NULL, (const char *const *)codes, NULL),
+        FEDREC_OK);
+    fedrec_recommendation rec[4];
+    uint32_t n = 99;
+    assert_int_equal(fedrec_client_recommend(c, 4, rec, &n), FEDREC_OK);
+    assert_int_equal(n, 0);
+    for (uint32_t i = 0; i < acked; i++)
+        free(codes[i]);
+    free(codes);
+    free(y);
+    fedrec_client_close(c);
+    rm_rf(dir);
+    free(dir);
+}
+
+static void test_store_errors_leave_bytes(void **state)
+{
+    char *dir = tmpdir_make();
+    fedrec_client *c = open_client(dir);
+    assert_int_equal(fedrec_client_record(c, "85123A", 1, 1), FEDREC_OK);
+    fedrec_client_close(c);
+    uint8_t before[32], after[32];
+    hash_dir(dir, before);
+
+    /* wrong key */
+    c = NULL;
+    assert_int_equal(fedrec_client_open(&c, dir, NULL, OTHER_KEY), FEDREC_ERR_BADKEY);
+    assert_null(c);
+    assert_non_null(strstr(fedrec_errmsg(), dir));
+    assert_int_equal(fedrec_client_open_passphrase(&c, dir, NULL, "pw", 2), FEDREC_ERR_BADKEY);
+    hash_dir(dir, after);
+    assert_memory_equal(before, after, 32);
+
+    /* truncated snapshot */
+    char snap[4096], keep[4096];
+    snprintf(snap, sizeof snap, "%s/snapshot", dir);
+    snprintf(keep, sizeof keep, "%s.keep", dir);
+    assert_int_equal(rename(snap, keep), 0);
+    {
+        FILE *a = fopen(keep, "rb"), *b = fopen(snap, "wb");
+        uint8_t buf[64];
+        assert_int_equal(fread(buf, 1, sizeof buf, a), sizeof buf);
+        assert_int_equal(fwrite(buf, 1, sizeof buf, b), sizeof buf);
+        fclose(a);
+        fclose(b);
+    }
+    hash_dir(dir, before);
+    assert_int_equal(fedrec_client_open(&c, dir, NULL, KEY), FEDREC_ERR_CORRUPT);
+    assert_non_null(strstr(fedrec_errmsg(), "snapshot"));
+    hash_dir(dir, after);
+    assert_memory_equal(before, after, 32);
+    assert_int_equal(rename(keep, snap), 0);
+
+    /* another client's store file in place of ours */
+    char *other = tmpdir_make();
+    fedrec_client *o = open_client(other);
+    assert_int_equal(fedrec_client_record(o, "22423", 2, 1), FEDREC_OK);
+    fedrec_client_close(o);
+    char osnap[4096];
+    snprintf(osnap, sizeof osnap, "%s/snapshot", other);
+    assert_int_equal(rename(snap, keep), 0);
+    assert_int_equal(rename(osnap, snap), 0);
+    hash_dir(dir, before);
+    assert_int_equal(fedrec_client_open(&c, dir, NULL, KEY), FEDREC_ERR_CORRUPT);
+    assert_non_null(strstr(fedrec_errmsg(), "another store"));
+    hash_dir(dir, after);
+    assert_memory_equal(before, after, 32);
+    assert_int_equal(rename(keep, snap), 0);
+    rm_rf(other);
+    free(other);
+
+    /* still intact */
+    c = open_client(dir);
+    fedrec_client_info info;
+    assert_int_equal(fedrec_client_get_info(c, &info), FEDREC_OK);
+    assert_int_equal(info.purchases, 1);
+    /* bad arguments */
+    assert_int_equal(fedrec_client_record(c, "", 1, 1), FEDREC_ERR_INVALID);
+    assert_int_equal(fedrec_client_record(c, "X", 1, 0), FEDREC_ERR_INVALID);
+    assert_int_equal(fedrec_client_record(NULL, "X", 1, 1), FEDREC_ERR_INVALID);
+    fedrec_client_close(c);
+    fedrec_client_close(NULL);
+    rm_rf(dir);
+    free(dir);
+}
+
+static void test_forget(void **state)
+{
+    char *dir = tmpdir_make();
+    fedrec_client *c = open_client(dir);
+    assert_int_equal(fedrec_client_record(c, "A", 1, 1), FEDREC_OK);
+    assert_int_equal(fedreci_client_put_model(c, 1, 5, 2, Y5, NULL, CODES5, NULL), FEDREC_OK);
+    assert_int_equal(fedreci_client_ledger_add(c, 0, 1, 2, 100, "masked model update", 0),
+                     FEDREC_OK);
+    fedrec_client_info info;
+    assert_int_equal(fedrec_client_get_info(c, &info), FEDREC_OK);
+    assert_int_equal(fedrec_client_forget(c), FEDREC_OK);
+    struct stat st;
+    assert_int_equal(stat(dir, &st), -1);
+    assert_int_equal(errno, ENOENT);
+    /* Opening again makes a new, empty store with a new identity. */
+    c = open_client(dir);
+    fedrec_client_info fresh;
+    assert_int_equal(fedrec_client_get_info(c, &fresh), FEDREC_OK);
+    assert_int_equal(fresh.purchases, 0);
+    assert_int_equal(fresh.model_version, 0);
+    assert_int_equal(fresh.ledger_entries, 0);
+    assert_memory_not_equal(fresh.identity_pk, info.identity_pk, 32);
+    assert_int_equal(fedrec_client_forget(c), FEDREC_OK);
+    assert_int_equal(stat(dir, &st), -1);
+    free(dir);
+}
+
+struct rec_thread {
+    fedrec_client *c;
+    int id;
+};
+
+static void *record_many(void *arg)
+{
+    struct rec_thread *t = arg;
+    for (int i = 0; i < 100; i++) {
+        char code[16];
+        snprintf(code, sizeof code, "T%d-%d", t->id, i);
+        if (fedrec_client_record(t->c, code, i, 1) != FEDREC_OK)
+            return (void *)1;
+    }
+    return NULL;
+}
+
+/* One handle from several threads at once: nothing lost, nothing torn. */
+static void test_threads_share_a_handle(void **state)
+{
+    char *dir = tmpdir_make();
+    fedrec_client *c = open_client(dir);
+    pthread_t th[3];
+    struct rec_thread a[3];
+    for (int i = 0; i < 3; i++) {
+        a[i].c = c;
+        a[i].id = i;
+        assert_int_equal(pthread_create(&th[i], NULL, record_many, &a[i]), 0);
+    }
+    for (int i = 0; i < 3; i++) {
+        void *r;
+        assert_int_equal(pthread_join(th[i], &r), 0);
+        assert_null(r);
+    }
+    fedrec_client_close(c);
+    c = open_client(dir);
+    fedrec_client_info info;
+    assert_int_equal(fedrec_client_get_info(c, &info), FEDREC_OK);
+    assert_int_equal(info.purchases, 300);
+    fedrec_client_close(c);
+    rm_rf(dir);
+    free(dir);
+}
+
+/* ---- sync against the coordinator engine, in process over inproc:// ------- */
+
+#define SYNC_ITEMS 12
+#define SYNC_K 4
+#define SYNC_CLIENTS 4
+
+struct sync_thread {
+    fedrec_client *c;
+    fedrec_err err;
+    fedrec_sync_result res;
+    char msg[512];
+};
+
+static void *sync_one(void *arg)
+{
+    struct sync_thread *t = arg;
+    t->err = fedrec_client_sync(t->c, 60000, &t->res);
+    snprintf(t->msg, sizeof t->msg, "%s", fedrec_errmsg());
+    return NULL;
+}
+
+/* Three opted-in clients and one opted-out client sync with a coordinator
+ * running one round of cohort 3: the opted-in ones take part and their
+ * ledgers add up to exactly the update bytes the coordinator received from
+ * each; the opted-out one puts zero update bytes on the wire, records no
+ * ledger entry, and still gets the model. */
+static void test_sync_round_ledger_and_opt_out(void **state)
+{
+    const char *url = "inproc://fedrec-test-client-sync";
+    static char code_buf[SYNC_ITEMS][8];
+    const char *codes[SYNC_ITEMS];
+    float y0[SYNC_ITEMS * SYNC_K];
+    for (int i = 0; i < SYNC_ITEMS; i++) {
+        snprintf(code_buf[i], sizeof code_buf[i], "C%03d", i);
+        codes[i] = code_buf[i];
+    }
+    for (int i = 0; i < SYNC_ITEMS * SYNC_K; i++)
+        y0[i] = (float)((i * 37) % 19 - 9) * 0.02f;
+    fedreci_coord_config cfg;
+    fedreci_coord_config_default(&cfg);
+    const char *urls[1] = {url};
+    cfg.listen_urls = urls;
+    cfg.n_listen = 1;
+    cfg.n_contexts = 32;
+    cfg.cohort_size = 3;
+    cfg.min_cohort = 2;
+    cfg.clip = 16;
+    for (int s = 0; s < 4; s++)
+        cfg.stage_ms[s] = 30000;
+    cfg.checkin_window_ms = 60000;
+    cfg.retry_after_ms = 50;
+    cfg.seed = 5;
+    cfg.max_rounds = 1;
+    cfg.opt.n_train = 3;
+    fedreci_coord_model m = {1, SYNC_ITEMS, SYNC_K, y0, codes};
+    fedreci_coord *coord = NULL;
+    if (fedreci_coord_create(&coord, &cfg, NULL, &m) || fedreci_coord_start(coord))
+        fail_msg("coordinator: %s", fedrec_errmsg());
+
+    char *dirs[SYNC_CLIENTS];
+    struct sync_thread t[SYNC_CLIENTS];
+    pthread_t th[SYNC_CLIENTS];
+    for (int i = 0; i < SYNC_CLIENTS; i++) {
+        dirs[i] = tmpdir_make();
+        memset(&t[i], 0, sizeof t[i]);
+        assert_int_equal(fedrec_client_open(&t[i].c, dirs[i], url, KEY), FEDREC_OK);
+        assert_int_equal(fedrec_client_record(t[i].c, codes[i], 100, 2), FEDREC_OK);
+        assert_int_equal(fedrec_client_record(t[i].c, codes[i + 4], 101, 1), FEDREC_OK);
+        assert_int_equal(fedrec_client_record(t[i].c, "NOT-IN-CATALOG", 102, 1), FEDREC_OK);
+    }
+    assert_int_equal(fedrec_client_set_participation(t[3].c, 0), FEDREC_OK);
+    for (int i = 0; i < SYNC_CLIENTS; i++)
+        assert_int_equal(pthread_create(&th[i], NULL, sync_one, &t[i]), 0);
+    for (int i = 0; i < SYNC_CLIENTS; i++)
+        assert_int_equal(pthread_join(th[i], NULL), 0);
+    assert_int_equal(fedreci_coord_wait(coord, 60000), FEDREC_OK);
+
+    for (int i = 0; i < SYNC_CLIENTS; i++) {
+        if (t[i].err)
+            fail_msg("client %d sync: %s: %s", i, fedrec_strerror(t[i].err), t[i].msg);
+        fedrec_client_info info;
+        assert_int_equal(fedrec_client_get_info(t[i].c, &info), FEDREC_OK);
+        assert_true(t[i].res.model_updated);
+        assert_true(info.model_version >= 1);
+        assert_int_equal(info.model_items, SYNC_ITEMS);
+        uint64_t upd = 99, tot = 0;
+        assert_int_equal(fedreci_coord_client_bytes(coord, info.client_id, &upd, &tot), FEDREC_OK);
+        size_t n = 0;
+        assert_int_equal(fedrec_client_ledger_count(t[i].c, &n), FEDREC_OK);
+        if (i == 3) {
+            /* opted out: nothing of an update reached the coordinator */
+            assert_int_equal(t[i].res.round_outcome, FEDREC_ERR_OPTED_OUT);
+            assert_int_equal(t[i].res.took_part, 0);
+            assert_int_equal(upd, 0);
+            assert_int_equal(n, 0);
+            assert_true(tot > 0); /* it did check in and download */
+        } else {
+            assert_int_equal(t[i].res.round_outcome, FEDREC_OK);
+            assert_int_equal(t[i].res.took_part, 1);
+            assert_true(t[i].res.round_id >= 1);
+            /* one entry per SecAgg stage, in order, adding up to exactly what
+             * the coordinator received */
+            assert_int_equal(n, 4);
+            uint64_t sum = 0;
+            for (size_t j = 0; j < n; j++) {
+                fedrec_ledger_entry e;
+                assert_int_equal(fedrec_client_ledger_get(t[i].c, j, &e), FEDREC_OK);
+                assert_int_equal(e.stage, j);
+                assert_int_equal(e.round_id, t[i].res.round_id);
+                assert_true(e.bytes_sent > 0);
+                assert_true(e.time_unix_ms > 1600000000000);
+                assert_true(e.what[0] != '\0');
+                sum += e.bytes_sent;
+            }
+            assert_int_equal(sum, upd);
+            /* the masked update carries d = 12 x 4 + 1 words */
+            fedrec_ledger_entry e2;
+            assert_int_equal(fedrec_client_ledger_get(t[i].c, 2, &e2), FEDREC_OK);
+            assert_true(e2.bytes_sent >= (SYNC_ITEMS * SYNC_K + 1) * 4);
+        }
+        /* every client can recommend on the device now */
+        fedrec_recommendation rec[SYNC_ITEMS];
+        uint32_t nr = 0;
+        assert_int_equal(fedrec_client_recommend(t[i].c, SYNC_ITEMS, rec, &nr), FEDREC_OK);
+        assert_int_equal(nr, SYNC_ITEMS - 2);
+        for (uint32_t j = 0; j < nr; j++) {
+            assert_string_not_equal(rec[j].item_code, codes[i]);
+            assert_string_not_equal(rec[j].item_code, codes[i + 4]);
+        }
+    }
+    fedreci_coord_status st;
+    fedreci_coord_get_status(coord, &st);
+    assert_int_equal(st.rounds_completed, 1);
+    fedreci_coord_destroy(coord);
+
+    /* The ledger survives a reopen. */
+    fedrec_client_close(t[0].c);
+    assert_int_equal(fedrec_client_open(&t[0].c, dirs[0], url, KEY), FEDREC_OK);
+    size_t n = 0;
+    assert_int_equal(fedrec_client_ledger_count(t[0].c, &n), FEDREC_OK);
+    assert_int_equal(n, 4);
+    for (int i = 0; i < SYNC_CLIENTS; i++) {
+        assert_int_equal(fedrec_client_forget(t[i].c), FEDREC_OK);
+        free(dirs[i]);
+    }
+}
+
+static void test_sync_arguments(void **state)
+{
+    char *dir = tmpdir_make();
+    fedrec_client *c = open_client(dir); /* no coordinator URL */
+    fedrec_sync_result r;
+    assert_int_equal(fedrec_client_sync(c, 1000, &r), FEDREC_ERR_INVALID);
+    assert_non_null(strstr(fedrec_errmsg(), "URL"));
+    fedrec_client_close(c);
+    assert_int_equal(fedrec_client_open(&c, dir, "inproc://fedrec-test-nobody", KEY), FEDREC_OK);
+    assert_int_equal(fedrec_client_sync(c, 0, &r), FEDREC_ERR_INVALID);
+    /* Nobody listening: a clear error within the deadline, nothing uploaded. */
+    fedrec_err e = fedrec_client_sync(c, 300, &r);
+    assert_true(e == FEDREC_ERR_TRANSPORT || e == FEDREC_ERR_TIMEOUT);
+    size_t n = 9;
+    assert_int_equal(fedrec_client_ledger_count(c, &n), FEDREC_OK);
+    assert_int_equal(n, 0);
+    fedrec_client_close(c);
+    rm_rf(dir);
+    free(dir);
+}
+
+int main(void)
+{
+    if (sodium_init() < 0)
+        return 1;
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_recommend_known_answer),
+        cmocka_unit_test(test_local_update_gradient),
+        cmocka_unit_test(test_ledger_and_consent_survive_reopen),
+        cmocka_unit_test(test_kill9_record),
+        cmocka_unit_test(test_store_errors_leave_bytes),
+        cmocka_unit_test(test_forget),
+        cmocka_unit_test(test_threads_share_a_handle),
+        cmocka_unit_test(test_sync_round_ledger_and_opt_out),
+        cmocka_unit_test(test_sync_arguments),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

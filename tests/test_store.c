@@ -1,0 +1,571 @@
+/* Tests of client/store: durability across kill -9, authentication of every
+ * file, clear errors that leave the bytes alone, forget, recovery. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <sodium.h>
+
+#include "client/store.h"
+
+static const uint8_t KEY_A[32] = {1,  2,  3,  4,  5,  6,  7,  8,  9,  10, 11, 12, 13, 14, 15, 16,
+                                  17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30, 31, 32};
+static const uint8_t KEY_B[32] = {32, 31, 30, 29, 28, 27, 26, 25, 24, 23, 22, 21, 20, 19, 18, 17,
+                                  16, 15, 14, 13, 12, 11, 10, 9,  8,  7,  6,  5,  4,  3,  2,  1};
+
+static char *tmpdir_make(void)
+{
+    char tmpl[] = "/tmp/fedrec-store-XXXXXX";
+    char *d = mkdtemp(tmpl);
+    assert_non_null(d);
+    return strdup(d);
+}
+
+static void rm_rf(const char *dir)
+{
+    DIR *d = opendir(dir);
+    if (!d)
+        return;
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL) {
+        if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, ".."))
+            continue;
+        char p[4096];
+        snprintf(p, sizeof p, "%s/%s", dir, e->d_name);
+        unlink(p);
+    }
+    closedir(d);
+    rmdir(dir);
+}
+
+static char *sub(const char *dir, const char *name)
+{
+    static char p[4][4096];
+    static int i;
+    i = (i + 1) % 4;
+    snprintf(p[i], sizeof p[i], "%s/%s", dir, name);
+    return p[i];
+}
+
+/* BLAKE2b over every file's name, size and content, in name order. */
+static void hash_dir(const char *dir, uint8_t out[32])
+{
+    struct dirent **list = NULL;
+    int n = scandir(dir, &list, NULL, alphasort);
+    assert_true(n >= 0);
+    crypto_generichash_state st;
+    crypto_generichash_init(&st, NULL, 0, 32);
+    for (int i = 0; i < n; i++) {
+        const char *name = list[i]->d_name;
+        if (strcmp(name, ".") && strcmp(name, "..")) {
+            crypto_generichash_update(&st, (const uint8_t *)name, strlen(name) + 1);
+            FILE *f = fopen(sub(dir, name), "rb");
+            assert_non_null(f);
+            uint8_t buf[4096];
+            size_t r, total = 0;
+            while ((r = fread(buf, 1, sizeof buf, f)) > 0) {
+                crypto_generichash_update(&st, buf, r);
+                total += r;
+            }
+            fclose(f);
+            crypto_generichash_update(&st, (const uint8_t *)&total, sizeof total);
+        }
+        free(list[i]);
+    }
+    free(list);
+    crypto_generichash_final(&st, out, 32);
+}
+
+static fedreci_store *open_raw(const char *dir, const uint8_t *key)
+{
+    fedreci_store *s = NULL;
+    fedrec_err e = fedreci_store_open(&s, dir, FEDRECI_KEY_RAW, key, 32, 0, 0);
+    if (e)
+        fail_msg("open %s: %s: %s", dir, fedrec_strerror(e), fedrec_errmsg());
+    return s;
+}
+
+static void copy_file(const char *from, const char *to)
+{
+    FILE *a = fopen(from, "rb"), *b = fopen(to, "wb");
+    assert_non_null(a);
+    assert_non_null(b);
+    uint8_t buf[4096];
+    size_t r;
+    while ((r = fread(buf, 1, sizeof buf, a)) > 0)
+        assert_int_equal(fwrite(buf, 1, r, b), r);
+    fclose(a);
+    fclose(b);
+}
+
+static off_t file_size(const char *p)
+{
+    struct stat st;
+    assert_int_equal(stat(p, &st), 0);
+    return st.st_size;
+}
+
+/* Opening with `key` must fail with `want`, the message must name `names`,
+ * and the directory's bytes must be unchanged. */
+static void expect_open_error(const char *dir, const uint8_t *key, fedrec_err want,
+                              const char *names)
+{
+    uint8_t before[32], after[32];
+    hash_dir(dir, before);
+    fedreci_store *s = NULL;
+    fedrec_err e = fedreci_store_open(&s, dir, FEDRECI_KEY_RAW, key, 32, 0, 0);
+    assert_int_equal(e, want);
+    assert_null(s);
+    if (!strstr(fedrec_errmsg(), names))
+        fail_msg("error message '%s' does not name '%s'", fedrec_errmsg(), names);
+    hash_dir(dir, after);
+    assert_memory_equal(before, after, 32);
+}
+
+static void test_roundtrip(void **state)
+{
+    char *dir = tmpdir_make();
+    fedreci_store *s = open_raw(dir, KEY_A);
+    assert_int_equal(fedreci_store_participation(s), 1);
+    uint8_t pk[32];
+    memcpy(pk, fedreci_store_identity_pk(s), 32);
+    /* The identity key pair is a real Ed25519 pair. */
+    uint8_t pk2[32];
+    assert_int_equal(crypto_sign_ed25519_sk_to_pk(pk2, fedreci_store_identity_sk(s)), 0);
+    assert_memory_equal(pk, pk2, 32);
+
+    uint64_t seq = 0;
+    assert_int_equal(fedreci_store_add_purchase(s, "85123A", 1291191960, 6, &seq), FEDREC_OK);
+    assert_int_equal(seq, 1);
+    assert_int_equal(fedreci_store_add_purchase(s, "71053", 1291191961, 2, &seq), FEDREC_OK);
+    assert_int_equal(seq, 2);
+    assert_int_equal(fedreci_store_set_participation(s, 0), FEDREC_OK);
+    fedreci_ledger_rec l = {
+        .time_ms = 1700000000123, .round = 7, .stage = 2, .bytes_sent = 467012, .clipped = 3};
+    strcpy(l.what, "masked update");
+    assert_int_equal(fedreci_store_add_ledger(s, &l), FEDREC_OK);
+    float x[4] = {0.5f, -1.25f, 3.0f, 0.0f};
+    assert_int_equal(fedreci_store_set_user_factors(s, x, 4), FEDREC_OK);
+    float y[6] = {1, 2, 3, 4, 5, 6};
+    float gram[4] = {35, 44, 44, 56};
+    const char *codes[3] = {"A1", "B2", "C3"};
+    assert_int_equal(fedreci_store_set_model(s, 42, 3, 2, y, gram, codes), FEDREC_OK);
+    /* Bad input is refused without a write. */
+    assert_int_equal(fedreci_store_add_purchase(s, "", 1, 1, NULL), FEDREC_ERR_INVALID);
+    assert_int_equal(fedreci_store_add_purchase(s, "A,B", 1, 1, NULL), FEDREC_ERR_INVALID);
+    assert_int_equal(fedreci_store_add_purchase(s, "X", 1, 0, NULL), FEDREC_ERR_INVALID);
+    assert_int_equal(
+        fedreci_store_add_purchase(s, "0123456789012345678901234567890123", 1, 1, NULL),
+        FEDREC_ERR_INVALID);
+    assert_int_equal(fedreci_store_add_purchase(s, "22423", 1291191962, 1, &seq), FEDREC_OK);
+    assert_int_equal(seq, 3);
+    fedreci_store_close(s);
+
+    /* A second open of a store that is open elsewhere is refused. */
+    s = open_raw(dir, KEY_A);
+    fedreci_store *s2 = NULL;
+    assert_int_equal(fedreci_store_open(&s2, dir, FEDRECI_KEY_RAW, KEY_A, 32, 0, 0),
+                     FEDREC_ERR_BUSY);
+    assert_null(s2);
+    size_t n = 0;
+    const fedreci_store_purchase *p = fedreci_store_purchases(s, &n);
+    assert_int_equal(n, 3);
+    assert_string_equal(p[0].code, "85123A");
+    assert_int_equal(p[0].time, 1291191960);
+    assert_int_equal(p[0].quantity, 6);
+    assert_string_equal(p[1].code, "71053");
+    assert_string_equal(p[2].code, "22423");
+    assert_int_equal(p[2].seq, 3);
+    assert_int_equal(fedreci_store_participation(s), 0);
+    assert_memory_equal(fedreci_store_identity_pk(s), pk, 32);
+    const fedreci_ledger_rec *lr = fedreci_store_ledger(s, &n);
+    assert_int_equal(n, 1);
+    assert_int_equal(lr[0].time_ms, 1700000000123);
+    assert_int_equal(lr[0].round, 7);
+    assert_int_equal(lr[0].stage, 2);
+    assert_int_equal(lr[0].bytes_sent, 467012);
+    assert_int_equal(lr[0].clipped, 3);
+    assert_string_equal(lr[0].what, "masked update");
+    uint32_t k = 0;
+    const float *xr = fedreci_store_user_factors(s, &k);
+    assert_int_equal(k, 4);
+    assert_memory_equal(xr, x, sizeof x);
+    const fedreci_store_model *m = fedreci_store_get_model(s);
+    assert_non_null(m);
+    assert_int_equal(m->version, 42);
+    assert_int_equal(m->n_items, 3);
+    assert_int_equal(m->k, 2);
+    assert_memory_equal(m->y, y, sizeof y);
+    assert_non_null(m->gram);
+    assert_memory_equal(m->gram, gram, sizeof gram);
+    assert_string_equal(m->codes[2], "C3");
+    /* Sequence numbers continue after a reopen. */
+    assert_int_equal(fedreci_store_add_purchase(s, "22423", 1291191999, 1, &seq), FEDREC_OK);
+    assert_int_equal(seq, 4);
+    fedreci_store_close(s);
+    fedreci_store_close(NULL);
+    rm_rf(dir);
+    free(dir);
+}
+
+/* kill -9 in the middle of a stream of appends loses no acknowledged event. */
+static void test_kill9_loses_nothing_acknowledged(void **state)
+{
+    char *dir = tmpdir_make();
+    fedreci_store_close(open_raw(dir, KEY_A)); /* create before forking */
+    int fds[2];
+    assert_int_equal(pipe(fds), 0);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        close(fds[0]);
+        fedreci_store *s = NULL;
+        if (fedreci_store_open(&s, dir, FEDRECI_KEY_RAW, KEY_A, 32, 0, 0))
+            _exit(3);
+        for (uint32_t i = 1; i < 1000000; i++) {
+            char code[32];
+            snprintf(code, sizeof code, "C%u", i % 997);
+            uint64_t seq = 0;
+            if (fedreci_store_add_purchase(s, code, 1300000000 + i, i % 7 + 1, &seq))
+                _exit(4);
+            if (write(fds[1], &seq, sizeof seq) != sizeof seq)
+                _exit(5);
+        }
+        _exit(0);
+    }
+    close(fds[1]);
+    /* Wait for 300 acknowledgements, then kill the writer mid-stream. */
+    uint64_t acked = 0, seq;
+    while (acked < 300 && read(fds[0], &seq, sizeof seq) == sizeof seq) {
+        assert_int_equal(seq, acked + 1);
+        acked = seq;
+    }
+    assert_int_equal(kill(pid, SIGKILL), 0);
+    int status = 0;
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    assert_true(WIFSIGNALED(status));
+    assert_int_equal(WTERMSIG(status), SIGKILL);
+    while (read(fds[0], &seq, sizeof seq) == sizeof seq) {
+        assert_int_equal(seq, acked + 1);
+        acked = seq;
+    }
+    close(fds[0]);
+    assert_true(acked >= 300);
+
+    fedreci_store *s = open_raw(dir, KEY_A);
+    size_t n = 0;
+    const fedreci_store_purchase *p = fedreci_store_purchases(s, &n);
+    /* Every acknowledged event is there, in order, intact; at most the one
+     * being appended when the signal hit may also be there. */
+    assert_true(n >= acked);
+    assert_true(n <= acked + 1);
+    for (uint64_t i = 1; i <= n; i++) {
+        char code[32];
+        snprintf(code, sizeof code, "C%u", (unsigned)(i % 997));
+        assert_int_equal(p[i - 1].seq, i);
+        assert_string_equal(p[i - 1].code, code);
+        assert_int_equal(p[i - 1].time, 1300000000 + (int64_t)i);
+        assert_int_equal(p[i - 1].quantity, i % 7 + 1);
+    }
+    fedreci_store_close(s);
+    rm_rf(dir);
+    free(dir);
+}
+
+static void make_store_with_events(const char *dir, const uint8_t *key)
+{
+    fedreci_store *s = open_raw(dir, key);
+    assert_int_equal(fedreci_store_add_purchase(s, "85123A", 1291191960, 6, NULL), FEDREC_OK);
+    assert_int_equal(fedreci_store_add_purchase(s, "71053", 1291191961, 2, NULL), FEDREC_OK);
+    fedreci_store_close(s);
+    /* Leave events in the log too (not only in the snapshot). */
+    s = open_raw(dir, key);
+    assert_int_equal(fedreci_store_add_purchase(s, "22752", 1291191962, 1, NULL), FEDREC_OK);
+    assert_int_equal(fedreci_store_add_purchase(s, "21730", 1291191963, 3, NULL), FEDREC_OK);
+    fedreci_store_close(s);
+}
+
+static void test_wrong_key(void **state)
+{
+    char *dir = tmpdir_make();
+    make_store_with_events(dir, KEY_A);
+    expect_open_error(dir, KEY_B, FEDREC_ERR_BADKEY, "meta");
+    /* A passphrase on a raw-key store is a key error too. */
+    fedreci_store *s = NULL;
+    assert_int_equal(
+        fedreci_store_open(&s, dir, FEDRECI_KEY_PASSPHRASE, (const uint8_t *)"hunter2", 7, 0, 0),
+        FEDREC_ERR_BADKEY);
+    /* The right key still opens it, with everything there. */
+    s = open_raw(dir, KEY_A);
+    size_t n;
+    fedreci_store_purchases(s, &n);
+    assert_int_equal(n, 4);
+    fedreci_store_close(s);
+    rm_rf(dir);
+    free(dir);
+}
+
+static void test_passphrase(void **state)
+{
+    char *dir = tmpdir_make();
+    const char *pass = "correct horse battery staple";
+    fedreci_store *s = NULL;
+    assert_int_equal(fedreci_store_open(&s, dir, FEDRECI_KEY_PASSPHRASE, (const uint8_t *)pass,
+                                        strlen(pass), crypto_pwhash_OPSLIMIT_MIN,
+                                        crypto_pwhash_MEMLIMIT_MIN),
+                     FEDREC_OK);
+    assert_int_equal(fedreci_store_add_purchase(s, "85123A", 1291191960, 6, NULL), FEDREC_OK);
+    fedreci_store_close(s);
+    uint8_t before[32], after[32];
+    hash_dir(dir, before);
+    s = NULL;
+    assert_int_equal(fedreci_store_open(&s, dir, FEDRECI_KEY_PASSPHRASE,
+                                        (const uint8_t *)"wrong horse", 11, 0, 0),
+                     FEDREC_ERR_BADKEY);
+    assert_null(s);
+    assert_int_equal(fedreci_store_open(&s, dir, FEDRECI_KEY_RAW, KEY_A, 32, 0, 0),
+                     FEDREC_ERR_BADKEY);
+    hash_dir(dir, after);
+    assert_memory_equal(before, after, 32);
+    /* The limits stored at creation are used, not the ones passed later. */
+    assert_int_equal(fedreci_store_open(&s, dir, FEDRECI_KEY_PASSPHRASE, (const uint8_t *)pass,
+                                        strlen(pass), 0, 0),
+                     FEDREC_OK);
+    size_t n;
+    fedreci_store_purchases(s, &n);
+    assert_int_equal(n, 1);
+    fedreci_store_close(s);
+    rm_rf(dir);
+    free(dir);
+}
+
+static void test_truncated_and_damaged(void **state)
+{
+    char *dir = tmpdir_make();
+    make_store_with_events(dir, KEY_A);
+    uint8_t orig[32];
+    hash_dir(dir, orig);
+    char save[4096];
+    snprintf(save, sizeof save, "%s.snapshot", dir);
+    copy_file(sub(dir, "snapshot"), save);
+    off_t sz = file_size(sub(dir, "snapshot"));
+
+    /* Truncated snapshot: the final message is missing. */
+    assert_int_equal(truncate(sub(dir, "snapshot"), sz - 1), 0);
+    expect_open_error(dir, KEY_A, FEDREC_ERR_CORRUPT, "snapshot");
+    assert_int_equal(truncate(sub(dir, "snapshot"), sz / 2), 0);
+    expect_open_error(dir, KEY_A, FEDREC_ERR_CORRUPT, "snapshot");
+    assert_int_equal(truncate(sub(dir, "snapshot"), 0), 0);
+    expect_open_error(dir, KEY_A, FEDREC_ERR_CORRUPT, "snapshot");
+
+    /* One flipped bit inside the ciphertext. */
+    copy_file(save, sub(dir, "snapshot"));
+    int fd = open(sub(dir, "snapshot"), O_RDWR);
+    uint8_t b;
+    assert_int_equal(pread(fd, &b, 1, sz - 20), 1);
+    b ^= 0x10;
+    assert_int_equal(pwrite(fd, &b, 1, sz - 20), 1);
+    close(fd);
+    expect_open_error(dir, KEY_A, FEDREC_ERR_CORRUPT, "snapshot");
+
+    /* A damaged header checksum in meta. */
+    copy_file(save, sub(dir, "snapshot"));
+    snprintf(save, sizeof save, "%s.meta", dir);
+    copy_file(sub(dir, "meta"), save);
+    fd = open(sub(dir, "meta"), O_RDWR);
+    assert_int_equal(pread(fd, &b, 1, 50), 1);
+    b ^= 1;
+    assert_int_equal(pwrite(fd, &b, 1, 50), 1);
+    close(fd);
+    expect_open_error(dir, KEY_A, FEDREC_ERR_CORRUPT, "meta");
+    copy_file(save, sub(dir, "meta"));
+    unlink(save);
+    snprintf(save, sizeof save, "%s.snapshot", dir);
+    unlink(save);
+
+    /* Back to the original bytes: it opens and nothing was lost. */
+    uint8_t now[32];
+    hash_dir(dir, now);
+    assert_memory_equal(now, orig, 32);
+    fedreci_store *s = open_raw(dir, KEY_A);
+    size_t n;
+    fedreci_store_purchases(s, &n);
+    assert_int_equal(n, 4);
+    /* Events in the log: a flipped bit in a complete frame is corruption. */
+    assert_int_equal(fedreci_store_add_purchase(s, "A", 1, 1, NULL), FEDREC_OK);
+    assert_int_equal(fedreci_store_add_purchase(s, "B", 2, 1, NULL), FEDREC_OK);
+    fedreci_store_close(s);
+    off_t lsz = file_size(sub(dir, "log"));
+    fd = open(sub(dir, "log"), O_RDWR);
+    assert_int_equal(pread(fd, &b, 1, 60 + 10), 1);
+    b ^= 0x80;
+    assert_int_equal(pwrite(fd, &b, 1, 60 + 10), 1);
+    close(fd);
+    assert_true(lsz > 70);
+    expect_open_error(dir, KEY_A, FEDREC_ERR_CORRUPT, "log");
+    rm_rf(dir);
+    free(dir);
+}
+
+/* A torn last frame is an append that never returned: it is dropped and the
+ * events before it are kept. */
+static void test_torn_tail_recovers(void **state)
+{
+    char *dir = tmpdir_make();
+    fedreci_store *s = open_raw(dir, KEY_A);
+    for (int i = 0; i < 5; i++)
+        assert_int_equal(fedreci_store_add_purchase(s, "85123A", 1000 + i, 1, NULL), FEDREC_OK);
+    fedreci_store_close(s);
+    off_t lsz = file_size(sub(dir, "log"));
+    /* Cut the last frame short: 5 events become 4. */
+    assert_int_equal(truncate(sub(dir, "log"), lsz - 7), 0);
+    s = open_raw(dir, KEY_A);
+    size_t n;
+    const fedreci_store_purchase *p = fedreci_store_purchases(s, &n);
+    assert_int_equal(n, 4);
+    assert_int_equal(p[3].time, 1003);
+    assert_int_equal(fedreci_store_add_purchase(s, "X", 2000, 1, NULL), FEDREC_OK);
+    fedreci_store_close(s);
+    /* A zero-filled tail (power loss after the size grew) is torn too. */
+    int fd = open(sub(dir, "log"), O_WRONLY | O_APPEND);
+    uint8_t zeros[100] = {0};
+    assert_int_equal(write(fd, zeros, sizeof zeros), (ssize_t)sizeof zeros);
+    close(fd);
+    s = open_raw(dir, KEY_A);
+    p = fedreci_store_purchases(s, &n);
+    assert_int_equal(n, 5);
+    assert_string_equal(p[4].code, "X");
+    fedreci_store_close(s);
+    rm_rf(dir);
+    free(dir);
+}
+
+static void test_other_store(void **state)
+{
+    char *a = tmpdir_make(), *b = tmpdir_make();
+    make_store_with_events(a, KEY_A);
+    make_store_with_events(b, KEY_A); /* same app key, a different store */
+    char save[4096];
+    snprintf(save, sizeof save, "%s.keep", a);
+    copy_file(sub(a, "snapshot"), save);
+    copy_file(sub(b, "snapshot"), sub(a, "snapshot"));
+    expect_open_error(a, KEY_A, FEDREC_ERR_CORRUPT, "another store");
+    copy_file(save, sub(a, "snapshot"));
+    copy_file(sub(a, "log"), save);
+    copy_file(sub(b, "log"), sub(a, "log"));
+    expect_open_error(a, KEY_A, FEDREC_ERR_CORRUPT, "another store");
+    copy_file(save, sub(a, "log"));
+    unlink(save);
+    /* The whole of another client's store under a different key. */
+    char *c = tmpdir_make();
+    make_store_with_events(c, KEY_B);
+    expect_open_error(c, KEY_A, FEDREC_ERR_BADKEY, "wrong key");
+    fedreci_store_close(open_raw(a, KEY_A));
+    rm_rf(a);
+    rm_rf(b);
+    rm_rf(c);
+    free(a);
+    free(b);
+    free(c);
+}
+
+static void test_forget_leaves_nothing(void **state)
+{
+    char *dir = tmpdir_make();
+    make_store_with_events(dir, KEY_A);
+    fedreci_store *s = open_raw(dir, KEY_A);
+    float y[4] = {1, 2, 3, 4};
+    const char *codes[2] = {"A", "B"};
+    assert_int_equal(fedreci_store_set_model(s, 1, 2, 2, y, NULL, codes), FEDREC_OK);
+    assert_int_equal(fedreci_store_forget(s), FEDREC_OK);
+    struct stat st;
+    assert_int_equal(stat(dir, &st), -1);
+    assert_int_equal(errno, ENOENT);
+
+    /* With an app file in the directory, only the store's files go. */
+    assert_int_equal(mkdir(dir, 0700), 0);
+    FILE *f = fopen(sub(dir, "app-settings"), "w");
+    assert_non_null(f);
+    fputs("theme=dark\n", f);
+    fclose(f);
+    make_store_with_events(dir, KEY_A);
+    s = open_raw(dir, KEY_A);
+    assert_int_equal(fedreci_store_forget(s), FEDREC_OK);
+    DIR *d = opendir(dir);
+    assert_non_null(d);
+    struct dirent *e;
+    int others = 0;
+    while ((e = readdir(d)) != NULL)
+        if (strcmp(e->d_name, ".") && strcmp(e->d_name, ".."))
+            others += strcmp(e->d_name, "app-settings") != 0 ? 100 : 1;
+    closedir(d);
+    assert_int_equal(others, 1);
+    /* A new store can be made in its place, with a new identity. */
+    s = open_raw(dir, KEY_A);
+    size_t n;
+    fedreci_store_purchases(s, &n);
+    assert_int_equal(n, 0);
+    fedreci_store_close(s);
+    rm_rf(dir);
+    free(dir);
+}
+
+static void test_compact_keeps_state(void **state)
+{
+    char *dir = tmpdir_make();
+    fedreci_store *s = open_raw(dir, KEY_A);
+    for (int i = 0; i < 10; i++) {
+        assert_int_equal(fedreci_store_add_purchase(s, "P", i, 1, NULL), FEDREC_OK);
+        if (i == 4)
+            assert_int_equal(fedreci_store_compact(s), FEDREC_OK);
+    }
+    fedreci_ledger_rec l = {.round = 1, .bytes_sent = 10};
+    strcpy(l.what, "keys");
+    assert_int_equal(fedreci_store_add_ledger(s, &l), FEDREC_OK);
+    fedreci_store_close(s);
+    s = open_raw(dir, KEY_A);
+    size_t n;
+    const fedreci_store_purchase *p = fedreci_store_purchases(s, &n);
+    assert_int_equal(n, 10);
+    for (size_t i = 0; i < n; i++) {
+        assert_int_equal(p[i].seq, i + 1);
+        assert_int_equal(p[i].time, (int64_t)i);
+    }
+    fedreci_store_ledger(s, &n);
+    assert_int_equal(n, 1);
+    fedreci_store_close(s);
+    rm_rf(dir);
+    free(dir);
+}
+
+int main(void)
+{
+    if (sodium_init() < 0)
+        return 1;
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_roundtrip),
+        cmocka_unit_test(test_kill9_loses_nothing_acknowledged),
+        cmocka_unit_test(test_wrong_key),
+        cmocka_unit_test(test_passphrase),
+        cmocka_unit_test(test_truncated_and_damaged),
+        cmocka_unit_test(test_torn_tail_recovers),
+        cmocka_unit_test(test_other_store),
+        cmocka_unit_test(test_forget_leaves_nothing),
+        cmocka_unit_test(test_compact_keeps_state),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
