@@ -1279,6 +1279,17 @@ int fedreci_sim_run(int argc, char **argv)
     }
     sm.clients = n_train;
     sm.cohort = o.cohort < n_train ? o.cohort : n_train;
+    if (!e && o.secagg != SECAGG_OFF && o.threshold) {
+        /* the engine would clamp a threshold outside (k/2, k]: refuse it instead */
+        uint32_t kk =
+            o.secagg == SECAGG_FULL || o.neighbors >= sm.cohort - 1 ? sm.cohort - 1 : o.neighbors;
+        if (o.threshold <= kk / 2 || o.threshold > kk) {
+            e = fedreci_error(FEDREC_ERR_INVALID,
+                              "--threshold %u with k = %u neighbours: the threshold must be in "
+                              "(k/2, k], i.e. %u..%u",
+                              o.threshold, kk, kk / 2 + 1, kk);
+        }
+    }
     if (!e && !o.quiet)
         printf("fedrec-sim: %s: %u clients, %u test customers, %u items; centralized "
                "baselines...\n",
