@@ -85,6 +85,7 @@ typedef struct crec {
     uint64_t bytes_update, bytes_total;
     uint64_t msg_round;
     uint32_t msgs;
+    uint32_t pipe; /* nng pipe id of the connection of its last check-in (0: none) */
 } crec;
 
 /* An immutable published model version, shared by reference with encoders. */
@@ -99,7 +100,8 @@ typedef struct pmodel {
 
 typedef struct member {
     uint8_t acc;  /* bit s: stage s message accepted */
-    uint8_t gone; /* declared gone (fedreci_coord_client_gone) */
+    uint8_t gone; /* declared gone (fedreci_coord_client_gone) or its
+                     connection closed (pipe_removed): sends nothing more */
     int32_t park; /* parked ctx, -1 none */
 } member;
 
@@ -1158,6 +1160,7 @@ static void on_stage(fedreci_coord *c, cctx *x, const fedreci_wire_env *env, int
 static void handle(fedreci_coord *c, cctx *x, nng_msg *msg, outbox *ob)
 {
     size_t len = nng_msg_len(msg);
+    uint32_t pipe = (uint32_t)nng_pipe_id(nng_msg_get_pipe(msg));
     fedreci_wire_env *env = NULL;
     fedrec_err e = fedreci_wire_decode_msg(msg, c->cap, &env);
     nng_msg_free(msg);
@@ -1180,6 +1183,11 @@ static void handle(fedreci_coord *c, cctx *x, nng_msg *msg, outbox *ob)
         on_checkin(c, x, env, ob);
         if (!rec && (rec = reg_find(c, env->client_id)))
             rec->bytes_total += len;
+        /* the connection that checked in carries the client's round; its
+           closing counts the client as dropped at once (pipe_removed) */
+        if (rec && env->check_in->identity_pk.len == 32 &&
+            sodium_memcmp(rec->pk, env->check_in->identity_pk.data, 32) == 0)
+            rec->pipe = pipe;
         break;
     case FEDREC__V1__ENVELOPE__BODY_MODEL_REQUEST:
         on_model_request(c, x, env, ob);
@@ -1202,6 +1210,57 @@ static void handle(fedreci_coord *c, cctx *x, nng_msg *msg, outbox *ob)
     }
     pthread_mutex_unlock(&c->mu);
     fedreci_wire_free(env);
+}
+
+/* Member i of the open round r will send nothing more: the open stage (and
+ * each later one) stops waiting for it and closes as soon as every other
+ * expected client has answered. Lock held. */
+static void member_gone(fedreci_coord *c, rstate *r, uint32_t i, outbox *ob)
+{
+    if (r->mem[i].gone)
+        return;
+    r->mem[i].gone = 1;
+    if (expected_at(r, i, r->stage) && !(r->mem[i].acc & (1u << r->stage)))
+        r->gone++;
+    if (r->count[r->stage] + r->gone >= r->expected)
+        close_stage(c, r, ob);
+}
+
+/* nng: a pipe (connection) was removed. Clients whose check-in came over it
+ * are gone: a held check-in is released, a cohort member is counted as
+ * dropped now instead of at the stage deadline. (With several clients
+ * sharing one connection, all of them are gone.) */
+static void pipe_removed(nng_pipe p, nng_pipe_ev ev, void *arg)
+{
+    fedreci_coord *c = arg;
+    uint32_t id = (uint32_t)nng_pipe_id(p);
+    outbox ob = {NULL, 0, 0};
+    (void)ev;
+    if (atomic_load(&c->closing_flag) || id == 0)
+        return;
+    pthread_mutex_lock(&c->mu);
+    if (!c->closing) {
+        for (size_t i = 0; i < c->n_waiting;) {
+            crec *e = reg_find(c, c->waiting[i]);
+            if (e && e->pipe == id && e->wait_ctx >= 0) {
+                unpark_drop(c, e->wait_ctx, &ob);
+                e->wait_ctx = -1;
+                c->waiting[i] = c->waiting[--c->n_waiting];
+            } else {
+                i++;
+            }
+        }
+        rstate *r = c->cur;
+        for (uint32_t i = 0; r && c->cur == r && round_active(c) && i < r->n; i++) {
+            if (r->mem[i].gone)
+                continue;
+            crec *e = reg_find(c, r->ids[i]);
+            if (e && e->pipe == id)
+                member_gone(c, r, i, &ob);
+        }
+    }
+    pthread_mutex_unlock(&c->mu);
+    flush(c, &ob);
 }
 
 static void ctx_cb(void *arg)
@@ -1461,6 +1520,10 @@ fedrec_err fedreci_coord_create(fedreci_coord **out, const fedreci_coord_config 
      * Error reply; beyond twice the cap nng drops the connection unread
      * (without telling the engine), so nothing larger is ever buffered. */
     nng_socket_set_size(c->sock, NNG_OPT_RECVMAXSZ, c->cap > SIZE_MAX / 2 ? SIZE_MAX : 2 * c->cap);
+    if ((rv = nng_pipe_notify(c->sock, NNG_PIPE_EV_REM_POST, pipe_removed, c)) != 0) {
+        fedreci_coord_destroy(c);
+        return nng_fail(rv, "pipe notification", NULL);
+    }
     c->n_ctx = cfg->n_contexts;
     c->park_limit = c->n_ctx - (c->n_ctx / 16 > 4 ? c->n_ctx / 16 : 4);
     if (c->cfg.checkin_quorum > c->park_limit) {
@@ -1749,13 +1812,8 @@ void fedreci_coord_client_gone(fedreci_coord *c, uint64_t client_id)
     if (round_active(c)) {
         rstate *r = c->cur;
         long i = find_u64(r->ids, r->n, client_id);
-        if (i >= 0 && !r->mem[i].gone) {
-            r->mem[i].gone = 1;
-            if (expected_at(r, (uint32_t)i, r->stage) && !(r->mem[i].acc & (1u << r->stage)))
-                r->gone++;
-            if (r->count[r->stage] + r->gone >= r->expected)
-                close_stage(c, r, &ob);
-        }
+        if (i >= 0)
+            member_gone(c, r, (uint32_t)i, &ob);
     }
     pthread_mutex_unlock(&c->mu);
     flush(c, &ob);

@@ -27,7 +27,12 @@
  * stage that is not open is refused with an Error reply, and a message for a
  * stage that closed before the client's message was accepted counts the client
  * as dropped at that stage. A stage closes at its deadline or as soon as every
- * client still expected has answered.
+ * client still expected has answered. A client whose connection (nng pipe)
+ * closes is no longer expected: the connection its check-in came over is
+ * watched (NNG_PIPE_EV_REM_POST), and when it goes a held check-in is
+ * released and a cohort member counts as dropped at once, without waiting for
+ * the deadline (a REP reply can only go back over the request's own pipe, so
+ * such a client could not receive its answer anyway).
  *
  * Rounds: check-ins of opted-in clients are held; as soon as `checkin_quorum`
  * clients wait (or, at the end of `checkin_window_ms` after the first one,
@@ -211,7 +216,8 @@ FEDREC_NODISCARD fedrec_err fedreci_coord_client_bytes(fedreci_coord *c, uint64_
  * as soon as every other expected client has answered instead of waiting for
  * the deadline. The client still counts as dropped where it fell silent.
  * Unknown ids and ids outside the current round are ignored. A real
- * deployment never calls this: there, deadlines decide. */
+ * deployment never calls this: there, deadlines and closed connections
+ * decide. */
 void fedreci_coord_client_gone(fedreci_coord *c, uint64_t client_id);
 
 #endif /* FEDREC_COORDINATOR_ENGINE_H */

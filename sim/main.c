@@ -2,20 +2,34 @@
 #include <stdio.h>
 #include <string.h>
 
+#include <cblas.h>
+#include <sodium.h>
+
 #include "fedrec/fedrec.h"
 #include "sim/sim.h"
 
 static void usage(FILE *f)
 {
     fprintf(f,
-            "usage: fedrec-sim COMMAND [options]   (fedrec %s)\n"
+            "usage: fedrec-sim [COMMAND] [options]   (fedrec %s)\n"
             "commands:\n"
-            "  describe --data FILE [--json]   cleaning report and dataset statistics\n",
+            "  run --data FILE [options]       federated training with SecAgg+ over nng, one\n"
+            "                                  client per training customer (the default)\n"
+            "  baseline --data FILE [options]  popularity and centralized ALS on the split\n"
+            "  describe --data FILE [--json]   cleaning report and dataset statistics\n"
+            "`fedrec-sim COMMAND --help` lists a command's options.\n",
             fedrec_version());
 }
 
 int main(int argc, char **argv)
 {
+    /* The simulator runs its own threads over small BLAS calls: OpenBLAS's
+     * threads would only oversubscribe the cores and make timings noisy. */
+    openblas_set_num_threads(1);
+    if (sodium_init() < 0) {
+        fprintf(stderr, "fedrec-sim: libsodium failed to initialize\n");
+        return 1;
+    }
     if (argc > 1 && (!strcmp(argv[1], "--version") || !strcmp(argv[1], "-V"))) {
         printf("fedrec-sim %s\n", fedrec_version());
         return 0;
@@ -26,6 +40,12 @@ int main(int argc, char **argv)
     }
     if (argc > 1 && !strcmp(argv[1], "describe"))
         return fedreci_sim_describe(argc - 1, argv + 1);
+    if (argc > 1 && !strcmp(argv[1], "baseline"))
+        return fedreci_sim_baseline(argc - 1, argv + 1);
+    if (argc > 1 && !strcmp(argv[1], "run"))
+        return fedreci_sim_run(argc - 1, argv + 1);
+    if (argc > 1 && !strncmp(argv[1], "--", 2))
+        return fedreci_sim_run(argc, argv); /* no subcommand: run */
     if (argc > 1)
         fprintf(stderr, "fedrec-sim: unknown command '%s'\n", argv[1]);
     usage(stderr);

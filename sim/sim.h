@@ -1,13 +1,94 @@
-/* fedrec-sim subcommands. Each takes the arguments after the program name
- * (argv[0] is the subcommand) and returns the process exit status:
- * 0 success, 1 failure (message on stderr), 2 usage error. */
+/* fedrec-sim: shared declarations of the simulator's subcommands and the
+ * helpers they share (data options, model evaluation, baselines).
+ *
+ * Subcommands take the arguments after the program name (argv[0] is the
+ * subcommand) and return the process exit status: 0 success, 1 failure
+ * (message on stderr), 2 usage error. */
 #ifndef FEDREC_SIM_SIM_H
 #define FEDREC_SIM_SIM_H
+
+#include <stdint.h>
+#include <stdio.h>
+
+#include "core/dataset/dataset.h"
+#include "core/eval/eval.h"
+#include "fedrec/fedrec.h"
 
 /* `fedrec-sim describe --data FILE [--json] [--keep-non-products]
  * [--alpha A] [--eps E] [--strict] [--split-date YYYY-MM-DD]`: loads and
  * cleans a purchase log and prints the cleaning report, the dataset
  * statistics and the split's counts (leave-last-basket-out by default). */
 int fedreci_sim_describe(int argc, char **argv);
+
+/* `fedrec-sim baseline --data FILE [--factors K] [--alpha A] [--lambda L]
+ * [--sweeps S] [--threads T] [--json] ...`: popularity and centralized
+ * implicit ALS on the split, at K = 10. */
+int fedreci_sim_baseline(int argc, char **argv);
+
+/* `fedrec-sim run --data FILE ...` (also the default): federated training
+ * with SecAgg+ over nng, one client session per training customer. */
+int fedreci_sim_run(int argc, char **argv);
+
+/* ---- data options shared by the subcommands -------------------------------- */
+
+/* What selects and cleans the log and splits it. */
+typedef struct fedreci_sim_data_opts {
+    const char *data; /* --data FILE (required) */
+    fedreci_dataset_options ds;
+    const char *split;            /* --split lastbasket | date:YYYY-MM-DD (NULL: lastbasket) */
+    const char *non_product[256]; /* storage for --non-product lists */
+} fedreci_sim_data_opts;
+
+/* Defaults: no file, the dataset defaults, leave-last-basket-out. */
+void fedreci_sim_data_opts_default(fedreci_sim_data_opts *o);
+
+/* If argv[*i] is a data option (--data, --alpha, --eps, --strict,
+ * --keep-non-products, --non-product LIST, --split SPEC, --split-date DATE),
+ * consumes it (and its value, advancing *i) and returns 1; returns -1 when
+ * its value is missing or invalid (message on stderr), 0 when it is not a
+ * data option. */
+int fedreci_sim_data_opt(fedreci_sim_data_opts *o, int argc, char **argv, int *i, const char *cmd);
+
+/* The usage text of the data options (for --help). */
+void fedreci_sim_data_usage(FILE *f);
+
+/* Loads, cleans and splits. On failure prints "cmd: error: message" to stderr
+ * and returns the error; *d and *s are written only on success. */
+FEDREC_NODISCARD fedrec_err fedreci_sim_load(const fedreci_sim_data_opts *o, const char *cmd,
+                                             fedreci_dataset **d, fedreci_split **s);
+
+/* ---- evaluation --------------------------------------------------------------- */
+
+/* Evaluates item factors y (n_items x k) on the split's test customers at
+ * K = 10. With x == NULL each test customer solves their own factors on the
+ * device (fedreci_mf_solve_user with the current y and its gram, on their
+ * training row), as the federated clients do; otherwise x (n_users x k)
+ * holds the factors of every user (the centralized model). Ranking: top 10 of
+ * y x_u excluding the customer's training items (fedreci_mf_topk). Runs on
+ * `threads` threads (0 means 1); the result does not depend on the count
+ * (the ranked lists are added to the accumulator in test-user order). */
+FEDREC_NODISCARD fedrec_err fedreci_sim_evaluate(const fedreci_split *s, const float *y,
+                                                 const float *x, uint32_t k, float lambda,
+                                                 uint32_t threads, fedreci_metrics *out);
+
+/* The two baselines of a split, computed the same way by `baseline` and
+ * `run`: popularity and centralized ALS (fedreci_als_train on the training
+ * matrix, seed fixed by `seed`). */
+typedef struct fedreci_sim_baselines {
+    fedreci_metrics popularity;
+    fedreci_metrics centralized;
+    double als_seconds; /* wall time of the ALS training */
+} fedreci_sim_baselines;
+
+FEDREC_NODISCARD fedrec_err fedreci_sim_compute_baselines(const fedreci_split *s, uint32_t k,
+                                                          float lambda, uint32_t sweeps,
+                                                          uint32_t threads, uint64_t seed,
+                                                          fedreci_sim_baselines *out);
+
+/* Writes s as a JSON string (quotes, backslashes and control bytes escaped). */
+void fedreci_sim_json_str(FILE *f, const char *s);
+
+/* Monotonic seconds. */
+double fedreci_sim_now(void);
 
 #endif

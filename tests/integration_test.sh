@@ -7,9 +7,13 @@
 #     `sync --rounds 3`. Two clients are SIGKILLed in the middle of round 1:
 #     A after its check-in was held (so it is in the cohort but never
 #     advertises), B after its key advertisement was accepted. A must be
-#     counted dropped at the advertise deadline, B at the share-keys deadline;
-#     the round still completes with the 6 others, and so do rounds 2 and 3.
+#     counted dropped at advertise, B at share keys; the round still
+#     completes with the 6 others, and so do rounds 2 and 3.
 #     The model version advances by exactly 3 (db, /status, /metrics).
+#     A is stopped (SIGSTOP) while its check-in is held, so its connection
+#     stays open and only the advertise deadline drops it; it is SIGKILLed
+#     once that stage has closed. B's connection closes when it is killed, so
+#     the coordinator drops it at once (no deadline wait) at share keys.
 #  2. kill -9 of the coordinator in the middle of round 4, restart on the same
 #     database: round 4 is marked aborted (crash), the last committed model
 #     (version 4) is what a fresh client downloads, round 5 completes, and
@@ -110,6 +114,7 @@ for i in 1 2 3 4 5 6 7; do sync_bg "$i" 3; done
 wait_log "$log1" '\[round 1\] round start: cohort 8 of 8 waiting'
 wait_log "$log1" "\[round 1\] client ${ids[B]} stage 0 accepted"
 kill -9 "${cpids[B]}"
+wait_log "$log1" '\[round 1\] stage 0 closed: 7 of 8 in'
 kill -9 "${cpids[A]}"
 for i in 2 3 4 5 6 7; do
   wait "${cpids[i]}" || fail "client $i exited with an error: $(cat "$dir/c$i.out")"

@@ -408,8 +408,11 @@ typedef struct hostile {
     const daemon_proc *d;
     uint64_t id;
     uint8_t pk[32], sk[64];
-    int bad_sig; /* 1: sign the advertisement with another key; 0: send it twice */
-    int ok;      /* the thread saw what it expected */
+    int bad_sig;     /* 1: sign the advertisement with another key; 0: send it twice */
+    int ok;          /* the thread saw what it expected */
+    nng_socket sock; /* left open (closed by the test once the round is over): a
+                        closed connection would make the coordinator drop the
+                        member at once instead of at the stage deadline */
 } hostile;
 
 static int checkin_selected(nng_socket s, hostile *h, fedreci_wire_round *round, uint64_t *rid)
@@ -431,12 +434,11 @@ static void *hostile_main(void *arg)
     hostile *h = arg;
     nng_socket s;
     raw_open(&s, h->url);
+    h->sock = s;
     fedreci_wire_round round;
     uint64_t rid = 0;
-    if (!checkin_selected(s, h, &round, &rid)) {
-        nng_close(s);
+    if (!checkin_selected(s, h, &round, &rid))
         return NULL;
-    }
     fedreci_wire_hdr hd = {h->id, rid, FEDRECI_WIRE_STAGE_ADVERTISE};
     fedreci_secagg_advert adv;
     fedreci_secagg_client *sa = NULL;
@@ -448,7 +450,6 @@ static void *hostile_main(void *arg)
                                      NULL) ||
         fedreci_secagg_client_advertise(sa, &adv)) {
         fedreci_secagg_client_destroy(sa);
-        nng_close(s);
         return NULL;
     }
     fedreci_secagg_client_destroy(sa);
@@ -460,7 +461,6 @@ static void *hostile_main(void *arg)
                     env->error->code == FEDREC_ERR_SIGNATURE;
             fedreci_wire_free(env);
         }
-        nng_close(s);
         return NULL;
     }
     /* the same advertisement twice, on two contexts: the first is held, the
@@ -472,7 +472,10 @@ static void *hostile_main(void *arg)
     if (nng_ctx_open(&c1, s) || nng_ctx_open(&c2, s) || nng_aio_alloc(&a1, NULL, NULL) ||
         nng_aio_alloc(&a2, NULL, NULL) || fedreci_wire_enc_advertise(&m, &hd, &adv) ||
         nng_msg_dup(&m2, m)) {
-        nng_close(s);
+        if (m)
+            nng_msg_free(m);
+        nng_aio_free(a1);
+        nng_aio_free(a2);
         return NULL;
     }
     nng_aio_set_msg(a1, m);
@@ -499,7 +502,6 @@ static void *hostile_main(void *arg)
     nng_aio_stop(a1);
     nng_aio_free(a1);
     nng_aio_free(a2);
-    nng_close(s);
     return NULL;
 }
 
@@ -537,8 +539,8 @@ static void test_hostile_input(void **state)
     g[0].cv = &cv;
     g[0].held = &held;
     g[0].released = &released;
-    hostile h1 = {d.url, &d, 0x2001, {0}, {0}, 1, 0};
-    hostile h2 = {d.url, &d, 0x2002, {0}, {0}, 0, 0};
+    hostile h1 = {d.url, &d, 0x2001, {0}, {0}, 1, 0, NNG_SOCKET_INITIALIZER};
+    hostile h2 = {d.url, &d, 0x2002, {0}, {0}, 0, 0, NNG_SOCKET_INITIALIZER};
     crypto_sign_keypair(h1.pk, h1.sk);
     crypto_sign_keypair(h2.pk, h2.sk);
 
@@ -638,6 +640,8 @@ static void test_hostile_input(void **state)
     }
     pthread_join(t1, NULL);
     pthread_join(t2, NULL);
+    nng_close(h1.sock);
+    nng_close(h2.sock);
     assert_true(h1.ok); /* refused with FEDREC_ERR_SIGNATURE */
     assert_true(h2.ok); /* the duplicate got the roster */
 

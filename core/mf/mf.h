@@ -78,8 +78,7 @@ void fedreci_mf_step_destroy(fedreci_mf_step *w);
  * workspace, negative lambda). */
 FEDREC_NODISCARD fedrec_err fedreci_mf_solve_user(fedreci_mf_step *w, const float *y,
                                                   const float *gram, uint32_t n_items, uint32_t k,
-                                                  float lambda, const fedreci_mf_user *u,
-                                                  float *x);
+                                                  float lambda, const fedreci_mf_user *u, float *x);
 
 /* The full client step: solves x_u (written to x, k floats), then the dense
  * gradient of the shopper's loss term with respect to every item factor,
@@ -88,10 +87,9 @@ FEDREC_NODISCARD fedrec_err fedreci_mf_solve_user(fedreci_mf_step *w, const floa
  * sum_i c_ui (p_ui - y_i^T x_u)^2 + lambda |x_u|^2 to *loss (optional). Dense on
  * purpose: a sparse upload would reveal the bought items. */
 FEDREC_NODISCARD fedrec_err fedreci_mf_client_step(fedreci_mf_step *w, const float *y,
-                                                   const float *gram, uint32_t n_items,
-                                                   uint32_t k, float lambda,
-                                                   const fedreci_mf_user *u, float *x, float *grad,
-                                                   double *loss);
+                                                   const float *gram, uint32_t n_items, uint32_t k,
+                                                   float lambda, const fedreci_mf_user *u, float *x,
+                                                   float *grad, double *loss);
 
 /* ---- scoring ------------------------------------------------------------------ */
 
@@ -118,19 +116,19 @@ typedef enum fedreci_opt_kind {
 
 typedef struct fedreci_opt_params {
     fedreci_opt_kind kind;
-    float lr;          /* learning rate, > 0 */
-    float beta1;       /* Adam, default 0.9 */
-    float beta2;       /* Adam, default 0.999 */
-    float eps;         /* Adam, default 1e-8 */
-    float lambda;      /* regularization */
-    uint32_t n_train;  /* N: number of training shoppers (regularization share) */
+    float lr;         /* learning rate, > 0 */
+    float beta1;      /* Adam, default 0.9 */
+    float beta2;      /* Adam, default 0.999 */
+    float eps;        /* Adam, default 1e-8 */
+    float lambda;     /* regularization */
+    uint32_t n_train; /* N: number of training shoppers (regularization share) */
 } fedreci_opt_params;
 
 typedef struct fedreci_optimizer fedreci_optimizer;
 
 FEDREC_NODISCARD fedrec_err fedreci_optimizer_create(fedreci_optimizer **out,
-                                                     const fedreci_opt_params *p,
-                                                     uint32_t n_items, uint32_t k);
+                                                     const fedreci_opt_params *p, uint32_t n_items,
+                                                     uint32_t k);
 void fedreci_optimizer_destroy(fedreci_optimizer *o);
 
 /* One step on y (n_items x k) from a cohort's aggregated gradient:
@@ -175,7 +173,7 @@ FEDREC_NODISCARD fedrec_err fedreci_mf_fed_round(fedreci_mf_step *w, fedreci_opt
 /* ---- centralized ALS (the baseline) ----------------------------------------- */
 
 typedef struct fedreci_als_params {
-    uint32_t k;       /* factors */
+    uint32_t k; /* factors */
     float lambda;
     uint32_t sweeps;  /* one sweep = solve all X, then all Y */
     uint32_t threads; /* worker threads (0 means 1, at most 256); results identical

@@ -44,11 +44,11 @@
 
 #include "fedrec/fedrec.h"
 
-#define FEDRECI_SECAGG_PK_BYTES 32   /* X25519 public key */
+#define FEDRECI_SECAGG_PK_BYTES 32      /* X25519 public key */
 #define FEDRECI_SECAGG_SIGN_PK_BYTES 32 /* Ed25519 public key */
 #define FEDRECI_SECAGG_SIGN_SK_BYTES 64 /* Ed25519 secret key (libsodium layout) */
-#define FEDRECI_SECAGG_SIG_BYTES 64  /* Ed25519 signature */
-#define FEDRECI_SECAGG_SHARE_BYTES 32 /* a Shamir share's y value (ristretto255 scalar) */
+#define FEDRECI_SECAGG_SIG_BYTES 64     /* Ed25519 signature */
+#define FEDRECI_SECAGG_SHARE_BYTES 32   /* a Shamir share's y value (ristretto255 scalar) */
 #define FEDRECI_SECAGG_SEED_BYTES 32
 
 /* The stages, in order. A round ends DONE or ABORTED. */
@@ -88,10 +88,10 @@ typedef struct fedreci_secagg_advert {
     uint64_t client_id;
     uint8_t identity_pk[FEDRECI_SECAGG_SIGN_PK_BYTES]; /* Ed25519; the server fills it
                                                           from its registry */
-    uint8_t c_pk[FEDRECI_SECAGG_PK_BYTES]; /* X25519: for encrypting shares */
-    uint8_t s_pk[FEDRECI_SECAGG_PK_BYTES]; /* X25519: for pairwise masks */
-    uint8_t sig[FEDRECI_SECAGG_SIG_BYTES]; /* Ed25519 over (round_id, client_id,
-                                               c_pk, s_pk) with a domain label */
+    uint8_t c_pk[FEDRECI_SECAGG_PK_BYTES];             /* X25519: for encrypting shares */
+    uint8_t s_pk[FEDRECI_SECAGG_PK_BYTES];             /* X25519: for pairwise masks */
+    uint8_t sig[FEDRECI_SECAGG_SIG_BYTES];             /* Ed25519 over (round_id, client_id,
+                                                           c_pk, s_pk) with a domain label */
 } fedreci_secagg_advert;
 
 /* Stage 1: one encrypted share bundle from `from` to `to` (XChaCha20-Poly1305;
@@ -165,9 +165,11 @@ FEDREC_NODISCARD fedrec_err fedreci_secagg_client_advertise(fedreci_secagg_clien
  * each neighbour's shares. *cts gets one ciphertext per neighbour (n_cts).
  * Errors: FEDREC_ERR_SIGNATURE, FEDREC_ERR_PROTOCOL (roster malformed, this
  * client missing, too small), FEDREC_ERR_CRYPTO (all-zero X25519 result). */
-FEDREC_NODISCARD fedrec_err fedreci_secagg_client_share_keys(
-    fedreci_secagg_client *c, const fedreci_secagg_advert *roster, size_t m,
-    const fedreci_secagg_ciphertext **cts, size_t *n_cts);
+FEDREC_NODISCARD fedrec_err fedreci_secagg_client_share_keys(fedreci_secagg_client *c,
+                                                             const fedreci_secagg_advert *roster,
+                                                             size_t m,
+                                                             const fedreci_secagg_ciphertext **cts,
+                                                             size_t *n_cts);
 
 /* Stage 2: takes the ciphertexts addressed to this client (from the neighbours
  * that completed stage 1), decrypts and keeps the shares, then masks the input:
@@ -192,10 +194,12 @@ const uint32_t *fedreci_secagg_client_quantized_input(const fedreci_secagg_clien
  * not a survivor, or when a second, different unmask request arrives: a client
  * never reveals both shares of one neighbour. An identical repeated request
  * gets the same answer. */
-FEDREC_NODISCARD fedrec_err fedreci_secagg_client_unmask(
-    fedreci_secagg_client *c, const uint64_t *survivors, size_t n_survivors,
-    const uint64_t *dropped, size_t n_dropped, const fedreci_secagg_reveal **reveals,
-    size_t *n_reveals);
+FEDREC_NODISCARD fedrec_err fedreci_secagg_client_unmask(fedreci_secagg_client *c,
+                                                         const uint64_t *survivors,
+                                                         size_t n_survivors,
+                                                         const uint64_t *dropped, size_t n_dropped,
+                                                         const fedreci_secagg_reveal **reveals,
+                                                         size_t *n_reveals);
 
 /* ---- server state machine ---------------------------------------------------- */
 
@@ -245,9 +249,11 @@ FEDREC_NODISCARD fedrec_err fedreci_secagg_server_add_masked_input(fedreci_secag
 
 /* Ends stage 2: names the survivors and the dropped (sorted ids), or aborts
  * with fewer than t survivors. */
-FEDREC_NODISCARD fedrec_err fedreci_secagg_server_close_masked_input(
-    fedreci_secagg_server *s, const uint64_t **survivors, size_t *n_survivors,
-    const uint64_t **dropped, size_t *n_dropped);
+FEDREC_NODISCARD fedrec_err fedreci_secagg_server_close_masked_input(fedreci_secagg_server *s,
+                                                                     const uint64_t **survivors,
+                                                                     size_t *n_survivors,
+                                                                     const uint64_t **dropped,
+                                                                     size_t *n_dropped);
 
 /* Stage 3: accepts a survivor's reveals. Shares that contradict the request
  * (a b share for a dropped client, an s^SK share for a survivor) are refused. */
@@ -260,8 +266,8 @@ FEDREC_NODISCARD fedrec_err fedreci_secagg_server_add_unmask(fedreci_secagg_serv
  * from >= t shares, removes every mask and writes the exact sum of the
  * survivors' q(x) || weight: sum[d] in Z_{2^32}. Aborts (FEDREC_ERR_ABORTED,
  * model unchanged) when some secret has fewer than t shares. */
-FEDREC_NODISCARD fedrec_err fedreci_secagg_server_finish(fedreci_secagg_server *s,
-                                                         uint32_t *sum, size_t d);
+FEDREC_NODISCARD fedrec_err fedreci_secagg_server_finish(fedreci_secagg_server *s, uint32_t *sum,
+                                                         size_t d);
 
 /* ---- quantization ---------------------------------------------------------- */
 

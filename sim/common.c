@@ -1,0 +1,307 @@
+/* fedrec-sim: data options, model evaluation and baselines shared by the
+ * subcommands. */
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "core/err.h"
+#include "core/mf/mf.h"
+#include "sim/sim.h"
+
+double fedreci_sim_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+void fedreci_sim_json_str(FILE *f, const char *s)
+{
+    fputc('"', f);
+    for (; *s; s++) {
+        unsigned char ch = (unsigned char)*s;
+        if (ch == '"' || ch == '\\')
+            fprintf(f, "\\%c", ch);
+        else if (ch < 0x20)
+            fprintf(f, "\\u%04x", ch);
+        else
+            fputc(ch, f);
+    }
+    fputc('"', f);
+}
+
+void fedreci_sim_data_opts_default(fedreci_sim_data_opts *o)
+{
+    memset(o, 0, sizeof *o);
+    fedreci_dataset_options_default(&o->ds);
+}
+
+void fedreci_sim_data_usage(FILE *f)
+{
+    fprintf(f,
+            "data options:\n"
+            "  --data FILE             purchase log, CSV or gzip'd CSV (UCI Online Retail layout)\n"
+            "  --split SPEC            lastbasket (default: each customer's last basket, new\n"
+            "                          items only, is the test set) or date:YYYY-MM-DD\n"
+            "                          (purchases from that day on are the test set)\n"
+            "  --split-date DATE       same as --split date:DATE\n"
+            "  --alpha A               confidence c = 1 + A log(1 + q / eps) (default 1)\n"
+            "  --eps E                 confidence quantity unit (default 1)\n"
+            "  --keep-non-products     keep postage, fees and other non-product codes\n"
+            "  --non-product LIST      comma-separated codes to drop instead of the default list\n"
+            "  --strict                the first unparsable field is an error\n");
+}
+
+static size_t split_list(char *s, const char **out, size_t cap)
+{
+    size_t n = 0;
+    for (char *tok = strtok(s, ","); tok && n < cap; tok = strtok(NULL, ","))
+        out[n++] = tok;
+    return n;
+}
+
+static int parse_double(const char *s, double *out)
+{
+    char *end = NULL;
+    double v = strtod(s, &end);
+    if (!*s || *end)
+        return -1;
+    *out = v;
+    return 0;
+}
+
+int fedreci_sim_data_opt(fedreci_sim_data_opts *o, int argc, char **argv, int *i, const char *cmd)
+{
+    static const char *none[1] = {""};
+    const char *a = argv[*i];
+    int is_val = !strcmp(a, "--data") || !strcmp(a, "--alpha") || !strcmp(a, "--eps") ||
+                 !strcmp(a, "--non-product") || !strcmp(a, "--split") || !strcmp(a, "--split-date");
+    if (!strcmp(a, "--strict")) {
+        o->ds.strict = 1;
+        return 1;
+    }
+    if (!strcmp(a, "--keep-non-products")) {
+        o->ds.non_product = none;
+        o->ds.n_non_product = 0;
+        return 1;
+    }
+    if (!is_val)
+        return 0;
+    if (*i + 1 >= argc) {
+        fprintf(stderr, "%s: option %s needs a value\n", cmd, a);
+        return -1;
+    }
+    char *v = argv[++*i];
+    if (!strcmp(a, "--data")) {
+        o->data = v;
+    } else if (!strcmp(a, "--alpha") || !strcmp(a, "--eps")) {
+        double x;
+        if (parse_double(v, &x) || !(x >= 0.0) || (x == 0.0 && a[2] == 'e')) {
+            fprintf(stderr, "%s: %s '%s' is not a valid number\n", cmd, a, v);
+            return -1;
+        }
+        if (a[2] == 'a')
+            o->ds.alpha = x;
+        else
+            o->ds.eps = x;
+    } else if (!strcmp(a, "--non-product")) {
+        o->ds.n_non_product = split_list(v, o->non_product, 256);
+        o->ds.non_product = o->ds.n_non_product ? o->non_product : none;
+    } else if (!strcmp(a, "--split")) {
+        if (strcmp(v, "lastbasket") && strncmp(v, "date:", 5)) {
+            fprintf(stderr, "%s: --split '%s': expected lastbasket or date:YYYY-MM-DD\n", cmd, v);
+            return -1;
+        }
+        o->split = v;
+    } else { /* --split-date */
+        static char buf[64];
+        snprintf(buf, sizeof buf, "date:%s", v);
+        o->split = buf;
+    }
+    return 1;
+}
+
+fedrec_err fedreci_sim_load(const fedreci_sim_data_opts *o, const char *cmd, fedreci_dataset **dp,
+                            fedreci_split **sp)
+{
+    if (!o->data) {
+        fprintf(stderr, "%s: --data FILE is required\n", cmd);
+        return FEDREC_ERR_INVALID;
+    }
+    fedreci_split_options so = {FEDRECI_SPLIT_LAST_BASKET, 0};
+    if (o->split && !strncmp(o->split, "date:", 5)) {
+        so.kind = FEDRECI_SPLIT_TEMPORAL;
+        if (fedreci_parse_time(o->split + 5, &so.split_time)) {
+            fprintf(stderr, "%s: --split '%s': '%s' is not a date\n", cmd, o->split, o->split + 5);
+            return FEDREC_ERR_INVALID;
+        }
+    }
+    fedreci_dataset *d = NULL;
+    fedreci_split *s = NULL;
+    fedrec_err e = fedreci_dataset_load(&d, o->data, &o->ds, NULL);
+    if (!e)
+        e = fedreci_split_create(&s, d, &so);
+    if (!e && s->n_test_users == 0)
+        e = fedreci_error(FEDREC_ERR_EMPTY, "%s: the split has no test customer", o->data);
+    if (e) {
+        fprintf(stderr, "%s: error: %s: %s\n", cmd, fedrec_strerror(e), fedrec_errmsg());
+        fedreci_split_destroy(s);
+        fedreci_dataset_destroy(d);
+        return e;
+    }
+    *dp = d;
+    *sp = s;
+    return FEDREC_OK;
+}
+
+/* ---- evaluation ---------------------------------------------------------------- */
+
+#define EVAL_K FEDRECI_EVAL_DEFAULT_K
+
+typedef struct eval_job {
+    const fedreci_split *s;
+    const float *y;
+    const float *x;
+    const float *gram;
+    uint32_t k;
+    float lambda;
+    uint32_t lo, hi;  /* test-user range */
+    uint32_t *ranked; /* n_test_users x EVAL_K */
+    uint32_t *n_ranked;
+    fedrec_err err;
+    char msg[256];
+} eval_job;
+
+static void *eval_worker(void *arg)
+{
+    eval_job *j = arg;
+    const fedreci_split *s = j->s;
+    const uint32_t n_items = s->train.n_cols, k = j->k;
+    fedreci_mf_step *w = NULL;
+    float *scores = malloc((size_t)n_items * sizeof *scores);
+    float *xu = malloc((size_t)k * sizeof *xu);
+    fedrec_err e = scores && xu ? FEDREC_OK : FEDREC_ERR_NOMEM;
+    if (!e && !j->x)
+        e = fedreci_mf_step_create(&w, n_items, k);
+    for (uint32_t t = j->lo; t < j->hi && !e; t++) {
+        uint32_t u = s->test_users[t];
+        uint64_t lo = s->train.indptr[u], hi = s->train.indptr[u + 1];
+        const uint32_t *items = s->train.indices + lo;
+        const float *x;
+        if (j->x) {
+            x = j->x + (size_t)u * k;
+        } else {
+            fedreci_mf_user cu = {items, s->train.conf + lo, (uint32_t)(hi - lo)};
+            e = fedreci_mf_solve_user(w, j->y, j->gram, n_items, k, j->lambda, &cu, xu);
+            x = xu;
+        }
+        if (!e)
+            e = fedreci_mf_topk(j->y, n_items, k, x, items, (size_t)(hi - lo), EVAL_K, scores,
+                                j->ranked + (size_t)t * EVAL_K, NULL, &j->n_ranked[t]);
+    }
+    if (e)
+        snprintf(j->msg, sizeof j->msg, "%s", fedrec_errmsg());
+    j->err = e;
+    fedreci_mf_step_destroy(w);
+    free(scores);
+    free(xu);
+    return NULL;
+}
+
+fedrec_err fedreci_sim_evaluate(const fedreci_split *s, const float *y, const float *x, uint32_t k,
+                                float lambda, uint32_t threads, fedreci_metrics *out)
+{
+    const uint32_t nt = s->n_test_users, n_items = s->train.n_cols;
+    if (threads == 0)
+        threads = 1;
+    if (threads > nt)
+        threads = nt ? nt : 1;
+    uint32_t *ranked = malloc(((size_t)nt * EVAL_K + 1) * sizeof *ranked);
+    uint32_t *n_ranked = calloc((size_t)nt + 1, sizeof *n_ranked);
+    float *gram = malloc((size_t)k * k * sizeof *gram);
+    eval_job *jobs = calloc(threads, sizeof *jobs);
+    pthread_t *tids = calloc(threads, sizeof *tids);
+    char *started = calloc(threads, 1);
+    fedreci_eval_acc *acc = NULL;
+    fedrec_err e = FEDREC_ERR_NOMEM;
+    if (!ranked || !n_ranked || !gram || !jobs || !tids || !started)
+        goto out;
+    e = fedreci_eval_acc_create(&acc, n_items, EVAL_K);
+    if (e)
+        goto out;
+    fedreci_mf_gram(y, n_items, k, gram);
+    for (uint32_t t = 0; t < threads; t++) {
+        eval_job *j = &jobs[t];
+        *j = (eval_job){s,
+                        y,
+                        x,
+                        gram,
+                        k,
+                        lambda,
+                        (uint32_t)((uint64_t)nt * t / threads),
+                        (uint32_t)((uint64_t)nt * (t + 1) / threads),
+                        ranked,
+                        n_ranked,
+                        FEDREC_OK,
+                        ""};
+        started[t] = t > 0 && pthread_create(&tids[t], NULL, eval_worker, j) == 0;
+        if (t > 0 && !started[t])
+            eval_worker(j);
+    }
+    eval_worker(&jobs[0]);
+    for (uint32_t t = 1; t < threads; t++)
+        if (started[t])
+            pthread_join(tids[t], NULL);
+    for (uint32_t t = 0; t < threads; t++)
+        if (jobs[t].err) {
+            e = fedreci_error(jobs[t].err, "%s", jobs[t].msg);
+            goto out;
+        }
+    for (uint32_t t = 0; t < nt && !e; t++) {
+        uint32_t n_test;
+        const uint32_t *test = fedreci_split_test(s, t, &n_test);
+        e = fedreci_eval_acc_add(acc, ranked + (size_t)t * EVAL_K, n_ranked[t], test, n_test);
+    }
+    if (!e)
+        e = fedreci_eval_acc_finish(acc, out);
+out:
+    fedreci_eval_acc_destroy(acc);
+    free(started);
+    free(tids);
+    free(jobs);
+    free(gram);
+    free(n_ranked);
+    free(ranked);
+    return e;
+}
+
+fedrec_err fedreci_sim_compute_baselines(const fedreci_split *s, uint32_t k, float lambda,
+                                         uint32_t sweeps, uint32_t threads, uint64_t seed,
+                                         fedreci_sim_baselines *out)
+{
+    fedreci_sim_baselines b;
+    memset(&b, 0, sizeof b);
+    fedrec_err e = fedreci_eval_popularity(s, EVAL_K, &b.popularity);
+    if (e)
+        return e;
+    const fedreci_mf_csr *r = &s->train;
+    float *x = malloc(((size_t)r->n_rows * k + 1) * sizeof *x);
+    float *y = malloc(((size_t)r->n_cols * k + 1) * sizeof *y);
+    if (!x || !y) {
+        free(x);
+        free(y);
+        return fedreci_error(FEDREC_ERR_NOMEM, "baseline: out of memory for the ALS factors");
+    }
+    fedreci_als_params p = {k, lambda, sweeps, threads, seed, 0.0f};
+    double t0 = fedreci_sim_now();
+    e = fedreci_als_train(r, &p, x, y, NULL);
+    b.als_seconds = fedreci_sim_now() - t0;
+    if (!e)
+        e = fedreci_sim_evaluate(s, y, x, k, lambda, threads, &b.centralized);
+    free(x);
+    free(y);
+    if (!e)
+        *out = b;
+    return e;
+}

@@ -1,0 +1,21 @@
+# `fedrec-sim run` end to end on the December extract (884 clients): a few
+# short SecAgg+ runs of the real program, checked by tests/sim_run_test.sh
+# (bash and awk only): summary keys and values, the oracle, determinism,
+# tcp = inproc, dropouts at the masked stage, aborted rounds, the plain path.
+foreach(case keys repeat tcp dropout abort plain)
+  add_test(NAME sim_run_${case}
+           COMMAND ${CMAKE_CURRENT_SOURCE_DIR}/sim_run_test.sh ${case} $<TARGET_FILE:fedrec-sim>
+                   ${PROJECT_SOURCE_DIR}/data/online-retail/online_retail_2010-12.csv.gz
+                   ${CMAKE_CURRENT_BINARY_DIR}/sim_run_${case})
+  set_tests_properties(sim_run_${case} PROPERTIES TIMEOUT 300
+    ENVIRONMENT "OPENBLAS_NUM_THREADS=1")
+endforeach()
+
+# `fedrec-sim baseline --json` on the December extract: popularity is exact
+# (counting only, hand-checkable); the centralized ALS keys must be present
+# (their last digits depend on the BLAS kernels of the machine).
+add_test(NAME sim_baseline_json
+         COMMAND fedrec-sim baseline --data ${PROJECT_SOURCE_DIR}/data/online-retail/online_retail_2010-12.csv.gz --json)
+set_tests_properties(sim_baseline_json PROPERTIES TIMEOUT 120
+  ENVIRONMENT "OPENBLAS_NUM_THREADS=1"
+  PASS_REGULAR_EXPRESSION "\"test_users\": 240,.*\"popularity_hr_at_10\": 0\\.329167, \"popularity_ndcg_at_10\": 0\\.0631[0-9]+,.*\"centralized_hr_at_10\": 0\\.[0-9]+, \"centralized_ndcg_at_10\": 0\\.[0-9]+,")

@@ -1,0 +1,158 @@
+#!/usr/bin/env bash
+# End-to-end checks of `fedrec-sim run` on a small purchase log (registered
+# by tests/sim.cmake). Needs only bash, grep, awk and diff.
+#   sim_run_test.sh CASE FEDREC_SIM DATA WORKDIR
+# Cases:
+#   keys      every summary.json key is there with a sane value; SecAgg
+#             verified; no round aborted
+#   repeat    two runs with the same seed: identical summary.json apart
+#             from wall_seconds
+#   tcp       inproc:// and tcp://127.0.0.1 give the same metrics
+#   dropout   30% of each cohort vanishes before the masked input (classic
+#             SecAgg): still verified, no round aborted, dropouts all counted
+#             at that stage
+#   abort     every client vanishes: every round aborts, nothing verified
+#   plain     --secagg off: the plain-sum reference, labelled, not verified
+set -u
+case_name=$1 sim=$2 data=$3 work=$4
+rm -rf "$work"
+mkdir -p "$work"
+small=(--data "$data" --rounds 3 --cohort 40 --neighbors 8 --seed 7 --quiet --threads 2)
+
+fail() { echo "FAIL ($case_name): $*" >&2; exit 1; }
+
+run() { # run OUTDIR ARGS...
+    local out=$1
+    shift
+    "$sim" run "${small[@]}" --out "$work/$out" "$@" >"$work/$out.log" 2>&1 ||
+        { cat "$work/$out.log" >&2; fail "fedrec-sim run $* exited with $?"; }
+    [ -s "$work/$out/summary.json" ] || fail "no summary.json in $out"
+}
+
+# value KEY FILE: the JSON value of a top-level key (numbers, true/false, strings)
+value() {
+    awk -v k="\"$1\":" '$1 == k { v = $2; sub(/,$/, "", v); gsub(/"/, "", v); print v; found = 1 }
+                        END { if (!found) exit 1 }' "$2"
+}
+
+expect() { # expect KEY OP VALUE FILE   (OP: == != > >= < <=, numeric; eq: string)
+    local v
+    v=$(value "$1" "$4") || fail "summary.json has no key $1"
+    if [ "$2" = eq ]; then
+        [ "$v" = "$3" ] || fail "$1 is '$v', expected '$3'"
+    else
+        awk -v a="$v" -v b="$3" -v op="$2" 'BEGIN {
+            a += 0; b += 0
+            if (op == "==") ok = a == b
+            else if (op == "!=") ok = a != b
+            else if (op == ">") ok = a > b
+            else if (op == ">=") ok = a >= b
+            else if (op == "<") ok = a < b
+            else ok = a <= b
+            exit !ok }' || fail "$1 = $v, expected $2 $3"
+    fi
+}
+
+same_summary() { # same_summary A B: identical apart from wall_seconds and transport
+    diff <(grep -v -e '"wall_seconds"' -e '"transport"' "$1") \
+         <(grep -v -e '"wall_seconds"' -e '"transport"' "$2") >&2 ||
+        fail "$1 and $2 differ"
+}
+
+case "$case_name" in
+keys)
+    run a
+    f=$work/a/summary.json
+    for k in hr_at_10 ndcg_at_10 recall_at_10 centralized_hr_at_10 centralized_ndcg_at_10 \
+        popularity_hr_at_10 ratio_to_centralized rounds clients cohort secagg neighbors \
+        threshold dropout rounds_aborted bytes_up_per_client bytes_down_per_client \
+        wall_seconds secagg_verified; do
+        value "$k" "$f" >/dev/null || fail "summary.json lacks $k"
+    done
+    expect secagg_verified eq true "$f"
+    expect secagg eq plus "$f"
+    expect secagg_rounds_verified == 3 "$f"
+    expect rounds == 3 "$f"
+    expect rounds_aborted == 0 "$f"
+    expect session_errors == 0 "$f"
+    # the December extract: 884 customers, all with training purchases; 240 test customers
+    expect clients == 884 "$f"
+    expect test_users == 240 "$f"
+    expect cohort == 40 "$f"
+    expect neighbors == 8 "$f"
+    expect threshold == 5 "$f"
+    expect dropout == 0.1 "$f"
+    for k in hr_at_10 ndcg_at_10 recall_at_10 centralized_hr_at_10 popularity_hr_at_10; do
+        expect "$k" '>' 0 "$f"
+        expect "$k" '<=' 1 "$f"
+    done
+    expect ndcg_at_10 '<=' "$(value hr_at_10 "$f")" "$f"
+    # ratio = hr / centralized hr (6 decimals each)
+    awk -v h="$(value hr_at_10 "$f")" -v c="$(value centralized_hr_at_10 "$f")" \
+        -v r="$(value ratio_to_centralized "$f")" 'BEGIN { exit !(r - h / c < 1e-4 && h / c - r < 1e-4) }' ||
+        fail "ratio_to_centralized is not hr_at_10 / centralized_hr_at_10"
+    # a masked update is d = 2407 * 32 + 1 words of 4 bytes: every upload carries at least that
+    expect bytes_up_per_client '>' 308100 "$f"
+    expect bytes_down_per_client '>' 308096 "$f"
+    expect wall_seconds '>' 0 "$f"
+    # rounds.csv: a header and one row per round, every completed round verified
+    [ "$(wc -l <"$work/a/rounds.csv")" -eq 4 ] || fail "rounds.csv does not have 3 rows"
+    awk -F, 'NR > 1 && ($3 != 1 || $4 != "true") { exit 1 }' "$work/a/rounds.csv" ||
+        fail "rounds.csv has a round not completed and verified"
+    if command -v gnuplot >/dev/null; then
+        grep -q '<svg' "$work/a/hr_ndcg.svg" || fail "hr_ndcg.svg is not an SVG"
+    fi
+    ;;
+repeat)
+    run a
+    run b
+    same_summary "$work/a/summary.json" "$work/b/summary.json"
+    run c --seed 8
+    ! diff -q <(grep -v '"wall_seconds"' "$work/a/summary.json") \
+        <(grep -v '"wall_seconds"' "$work/c/summary.json") >/dev/null ||
+        fail "another seed gave the same summary"
+    ;;
+tcp)
+    run a
+    run b --transport tcp
+    expect transport eq tcp "$work/b/summary.json"
+    expect secagg_verified eq true "$work/b/summary.json"
+    expect hr_at_10 == "$(value hr_at_10 "$work/a/summary.json")" "$work/b/summary.json"
+    same_summary "$work/a/summary.json" "$work/b/summary.json"
+    ;;
+dropout)
+    # classic SecAgg (k = 39, t = 20) so that 30% dropout never leaves a
+    # secret with fewer than t holders
+    run a --dropout 0.3 --dropout-stage masked --secagg full
+    f=$work/a/summary.json
+    expect secagg_verified eq true "$f"
+    expect rounds_aborted == 0 "$f"
+    expect dropout_stage eq masked "$f"
+    expect dropped_masked '>' 0 "$f"
+    for k in dropped_advertise dropped_share dropped_unmask; do expect "$k" == 0 "$f"; done
+    # survivors + dropped = cohort in every round
+    awk -F, 'NR > 1 && ($6 + $10 != $5 || $10 != $7) { exit 1 }' "$work/a/rounds.csv" ||
+        fail "survivors + dropped at the masked stage != cohort"
+    ;;
+abort)
+    run a --rounds 2 --dropout 1 --dropout-stage share
+    f=$work/a/summary.json
+    expect rounds_aborted == 2 "$f"
+    expect rounds_completed == 0 "$f"
+    expect secagg_verified eq false "$f"
+    expect dropped_share == 80 "$f"
+    ;;
+plain)
+    run a --secagg off
+    f=$work/a/summary.json
+    expect secagg eq off "$f"
+    expect secagg_verified eq false "$f"
+    grep -q '"secagg_note": "--secagg off: plain-sum reference' "$f" || fail "no secagg_note"
+    expect rounds_aborted == 0 "$f"
+    expect hr_at_10 '>' 0 "$f"
+    ;;
+*)
+    fail "unknown case"
+    ;;
+esac
+echo "ok: $case_name"
