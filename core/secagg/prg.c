@@ -81,3 +81,15 @@ void fedreci_prg_words(const uint8_t key[FEDRECI_PRG_KEY_BYTES],
     static const int8_t plus = 1;
     fedreci_prg_add(key, &plus, 1, nonce, counter0, out, d);
 }
+
+void fedreci_prg_stream(const uint8_t key[FEDRECI_PRG_KEY_BYTES],
+                        const uint8_t nonce[FEDRECI_PRG_NONCE_BYTES], uint32_t counter0,
+                        uint8_t *out, size_t bytes)
+{
+    /* keystream = encryption of zeros, one zero chunk at a time */
+    for (size_t off = 0; off < bytes; off += FEDRECI_PRG_CHUNK_BYTES) {
+        size_t len = bytes - off < FEDRECI_PRG_CHUNK_BYTES ? bytes - off : FEDRECI_PRG_CHUNK_BYTES;
+        crypto_stream_chacha20_ietf_xor_ic(out + off, zero_chunk, len, nonce,
+                                           counter0 + (uint32_t)(off / 64), key);
+    }
+}
