@@ -125,6 +125,9 @@ fedrec_err fedreci_secagg_client_create(fedreci_secagg_client **out, const fedre
         return fedreci_error(FEDREC_ERR_NOMEM, "secagg client create: d = %u words", p->d);
     }
     memset(c->sec, 0, sizeof *c->sec);
+    /* Touch the output buffer now (sodium_malloc already filled q), so the
+     * page faults of first use fall on create, not on masked_input. */
+    memset(c->masked, 0, (size_t)p->d * sizeof *c->masked);
     memcpy(c->sec->identity_sk, identity_sk, FEDRECI_SECAGG_SIGN_SK_BYTES);
     if (crypto_sign_ed25519_sk_to_pk(c->identity_pk, c->sec->identity_sk) != 0) {
         fedreci_secagg_client_destroy(c);
