@@ -340,7 +340,8 @@ static double raw_chacha(size_t streams, size_t bytes)
 
 /* The two parts of masked_input timed alone on the same data: the k + 1
  * masks added into the output (prg.h) and the quantization (which draws its
- * own rounding keystream of 4(d - 1) bytes). Best of 3. */
+ * own rounding keystream: 16 bits, 2(d - 1) bytes). Best of 3. masked_input
+ * does both slice by slice in one sweep (client.c). */
 static void parts(uint32_t k, double *masks_s, double *quant_s)
 {
     fedreci_secagg_params p = params(k + 1, k, k / 2 + 1, D_BENCH);
