@@ -2,7 +2,7 @@
  * fedrec-bench secagg: the cost of SecAgg+ (core/secagg) through the real
  * protocol path (the client and server state machines, no transport).
  *
- *   fedrec-bench secagg [--json] [--quick]
+ *   fedrec-bench secagg [--json] [--quick] [--only client|server|classic]
  *
  * 1. Client masking (d = 130,241 words): the time of one client's
  *    masked_input call (decrypting its k share bundles, quantizing with
@@ -31,7 +31,9 @@
  *    0.85 s and 143 s (Java, one core).
  *
  * --quick: smaller runs (k in {8, 16}; n = 100 only; classic setting at
- * 100 clients) for CI smoke tests. Never asserts; prints tables.
+ * 100 clients) for CI smoke tests. --only runs one of the three sections
+ * (e.g. --only client to repeat the masking table quickly). Never asserts;
+ * prints tables.
  */
 #include <math.h>
 #include <stdio.h>
@@ -338,7 +340,8 @@ static double raw_chacha(size_t streams, size_t bytes)
 
 /* The two parts of masked_input timed alone on the same data: the k + 1
  * masks added into the output (prg.h) and the quantization (which draws its
- * own rounding keystream of 4(d - 1) bytes). Best of 3. */
+ * own rounding keystream: 16 bits, 2(d - 1) bytes). Best of 3. masked_input
+ * does both slice by slice in one sweep (client.c). */
 static void parts(uint32_t k, double *masks_s, double *quant_s)
 {
     fedreci_secagg_params p = params(k + 1, k, k / 2 + 1, D_BENCH);
@@ -557,13 +560,19 @@ static void bench_classic(int quick)
 int fedrec_bench_secagg(int argc, char **argv)
 {
     int quick = 0;
+    const char *only = NULL;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--json"))
             json = 1;
         else if (!strcmp(argv[i], "--quick"))
             quick = 1;
+        else if (!strcmp(argv[i], "--only") && i + 1 < argc &&
+                 (!strcmp(argv[i + 1], "client") || !strcmp(argv[i + 1], "server") ||
+                  !strcmp(argv[i + 1], "classic")))
+            only = argv[++i];
         else {
-            printf("usage: fedrec-bench secagg [--json] [--quick]\n");
+            printf(
+                "usage: fedrec-bench secagg [--json] [--quick] [--only client|server|classic]\n");
             return strcmp(argv[i], "--help") ? 2 : 0;
         }
     }
@@ -573,8 +582,11 @@ int fedrec_bench_secagg(int argc, char **argv)
         printf("fedrec-bench secagg%s: SecAgg+ through the real client/server state machines, "
                "one thread\n",
                quick ? " --quick" : "");
-    bench_client(quick);
-    bench_server(quick);
-    bench_classic(quick);
+    if (!only || !strcmp(only, "client"))
+        bench_client(quick);
+    if (!only || !strcmp(only, "server"))
+        bench_server(quick);
+    if (!only || !strcmp(only, "classic"))
+        bench_classic(quick);
     return 0;
 }

@@ -968,6 +968,299 @@ static void test_stochastic_rounding_unbiased(void **state)
     free(q);
 }
 
+/* The rounding rule of quantize.h recomputed independently: clip in double,
+ * libm floor, the 16-bit words read straight from libsodium's ChaCha20-IETF
+ * keystream (nonce LE32(ROUNDING = 3) || LE64(round)). */
+static void reference_quantize(const fedreci_secagg_params *p, const float *x, size_t n,
+                               const uint8_t key[32], int32_t *q, uint32_t *clipped, float *max_abs)
+{
+    uint8_t nonce[12] = {3, 0, 0, 0};
+    for (int i = 0; i < 8; i++)
+        nonce[4 + i] = (uint8_t)(p->round_id >> (8 * i));
+    uint8_t *zero = calloc(2 * n + 1, 1), *ks = malloc(2 * n + 1);
+    crypto_stream_chacha20_ietf_xor_ic(ks, zero, 2 * n, nonce, 0, key);
+    *clipped = 0;
+    *max_abs = 0;
+    for (size_t i = 0; i < n; i++) {
+        double xv = x[i];
+        if (fabsf(x[i]) > *max_abs)
+            *max_abs = fabsf(x[i]);
+        if (xv > p->clip || xv < -p->clip) {
+            ++*clipped;
+            xv = xv > 0 ? p->clip : -p->clip;
+        }
+        double v = xv * p->scale, f = floor(v);
+        uint32_t r = (uint32_t)ks[2 * i] | (uint32_t)ks[2 * i + 1] << 8;
+        int32_t t = (int32_t)((v - f) * 131072.0);
+        q[i] = (int32_t)f + (2 * (int32_t)r < t);
+    }
+    free(zero);
+    free(ks);
+}
+
+/* Random inputs with the awkward values mixed in: +-inf, +-0, denormals, the
+ * clip bound and its float neighbours, exact multiples of 1/scale and
+ * half-steps. */
+static void awkward_inputs(float *x, size_t n, double clip, double scale)
+{
+    float cf = (float)clip;
+    const float special[] = {INFINITY,
+                             -INFINITY,
+                             0.0f,
+                             -0.0f,
+                             1e-40f,
+                             -1e-40f,
+                             cf,
+                             -cf,
+                             nextafterf(cf, INFINITY),
+                             nextafterf(cf, 0.0f),
+                             -nextafterf(cf, INFINITY),
+                             (float)(3.0 / scale),
+                             (float)(-2.5 / scale),
+                             (float)(7.5 / scale)};
+    const size_t ns = sizeof special / sizeof special[0];
+    for (size_t i = 0; i < n; i++) {
+        if (rnd() % 4 == 0)
+            x[i] = special[rnd() % ns];
+        else
+            x[i] = (float)((rnd_unit() * 2 - 1) * clip * 1.3);
+    }
+}
+
+/* The SSE2 kernel, the portable kernel and the independent reference agree
+ * bit for bit (values and stats) on every length, for several clip/scale
+ * pairs; quantizing slice by slice gives the same words as the whole call. */
+static void test_quantize_kernels_agree(void **state)
+{
+    (void)state;
+    const struct {
+        double clip, scale;
+    } cs[] = {{4.0, 1000.0}, {16.0, 65536.0}, {1.0, 536870911.0},
+              {0.1, 3.7},    {1e-3, 1e6},     {8.0, 1.0}};
+    const size_t lens[] = {1, 3, 4, 5, 31, 4095, 4096, 4097, 9000};
+    uint8_t key[32];
+    for (int i = 0; i < 32; i++)
+        key[i] = (uint8_t)(i * 13 + 5);
+    enum { NMAX = 9000 };
+    float *x = malloc(NMAX * sizeof *x);
+    uint32_t *qv = malloc((NMAX + 1) * sizeof *qv), *qs = malloc((NMAX + 1) * sizeof *qs);
+    int32_t *qr = malloc(NMAX * sizeof *qr);
+    for (size_t c = 0; c < sizeof cs / sizeof cs[0]; c++) {
+        for (size_t l = 0; l < sizeof lens / sizeof lens[0]; l++) {
+            size_t n = lens[l];
+            fedreci_secagg_params p = make_params(2, 1, 1, (uint32_t)n + 1);
+            p.clip = cs[c].clip;
+            p.scale = cs[c].scale;
+            p.round_id = 1000 + c;
+            assert_int_equal(fedreci_secagg_params_check(&p), FEDREC_OK);
+            awkward_inputs(x, n, p.clip, p.scale);
+            fedreci_secagg_quant_stats sv, ss = {0, 0.0f};
+            assert_int_equal(fedreci_secagg_quantize(&p, x, 1, key, qv, &sv), FEDREC_OK);
+            assert_int_equal(fedreci_secagg_quantize_slice_scalar(&p, x, key, 0, n, qs, &ss),
+                             FEDREC_OK);
+            uint32_t rclipped;
+            float rmax;
+            reference_quantize(&p, x, n, key, qr, &rclipped, &rmax);
+            for (size_t i = 0; i < n; i++) {
+                if (qv[i] != qs[i] || (int32_t)qv[i] != qr[i])
+                    fail_msg("clip %g scale %g n %zu entry %zu (x = %a): sse %d scalar %d "
+                             "reference %d",
+                             p.clip, p.scale, n, i, (double)x[i], (int32_t)qv[i], (int32_t)qs[i],
+                             qr[i]);
+            }
+            assert_int_equal(qv[n], 1);
+            assert_int_equal(sv.clipped, rclipped);
+            assert_int_equal(ss.clipped, rclipped);
+            assert_true(sv.max_abs == rmax && ss.max_abs == rmax);
+            /* slices at random multiples of 32 */
+            memset(qs, 0xa5, n * sizeof *qs);
+            fedreci_secagg_quant_stats sl = {0, 0.0f};
+            for (size_t off = 0; off < n;) {
+                size_t len = 32 * (1 + rnd_below(200));
+                if (len > n - off)
+                    len = n - off;
+                assert_int_equal(fedreci_secagg_quantize_slice(&p, x, key, off, len, qs, &sl),
+                                 FEDREC_OK);
+                off += len;
+            }
+            assert_memory_equal(qs, qv, n * sizeof *qs);
+            assert_int_equal(sl.clipped, rclipped);
+            assert_true(sl.max_abs == rmax);
+        }
+    }
+    /* Slices must start on a rounding block and stay inside the input. */
+    fedreci_secagg_params p = make_params(2, 1, 1, 101);
+    fedreci_secagg_quant_stats st = {0, 0.0f};
+    assert_int_equal(fedreci_secagg_quantize_slice(&p, x, key, 16, 8, qs, &st), FEDREC_ERR_INVALID);
+    assert_int_equal(fedreci_secagg_quantize_slice(&p, x, key, 64, 37, qs, &st),
+                     FEDREC_ERR_INVALID);
+    assert_int_equal(fedreci_secagg_quantize_slice(&p, x, key, 64, 36, qs, &st), FEDREC_OK);
+    free(x);
+    free(qv);
+    free(qs);
+    free(qr);
+}
+
+/* 16 random bits per entry: P(round up) is frac(v) rounded half-up to the
+ * 2^-16 grid, so the bias of one entry is at most 2^-17 of a step. The
+ * worst cases happen exactly as documented, the bound holds on every grid
+ * cell, and the mean error over many entries is zero within its noise. */
+static void test_rounding_bias_bound(void **state)
+{
+    (void)state;
+    enum { N = 1 << 20 };
+    fedreci_secagg_params p = make_params(2, 1, 1, N + 1);
+    p.clip = 8.0;
+    p.scale = 1.0;
+    float *x = malloc(N * sizeof *x);
+    uint32_t *q = malloc((N + 1) * sizeof *q);
+    uint8_t key[32] = {42};
+    /* frac = 2^-18, below half a grid step: never rounds up (bias -2^-18). */
+    for (int i = 0; i < N; i++)
+        x[i] = 1.0f + 0x1p-18f;
+    assert_int_equal(fedreci_secagg_quantize(&p, x, 0, key, q, NULL), FEDREC_OK);
+    for (int i = 0; i < N; i++)
+        assert_int_equal(q[i], 1);
+    /* frac = 1 - 2^-17, in the top half-step: always rounds up (bias +2^-17);
+     * -1 - 2^-18 has frac 1 - 2^-18: always up to -1. */
+    for (int i = 0; i < N; i++)
+        x[i] = (i & 1) ? 2.0f - 0x1p-17f : -1.0f - 0x1p-18f;
+    assert_int_equal(fedreci_secagg_quantize(&p, x, 0, key, q, NULL), FEDREC_OK);
+    for (int i = 0; i < N; i++)
+        assert_int_equal((int32_t)q[i], (i & 1) ? 2 : -1);
+    /* frac = 2^-16 exactly on the grid: rounds up iff r = 0 (P = 2^-16), so
+     * about 16 of 2^20 entries round up. */
+    for (int i = 0; i < N; i++)
+        x[i] = 5.0f + 0x1p-16f;
+    assert_int_equal(fedreci_secagg_quantize(&p, x, 0, key, q, NULL), FEDREC_OK);
+    int ups = 0;
+    for (int i = 0; i < N; i++) {
+        assert_true(q[i] == 5 || q[i] == 6);
+        ups += q[i] == 6;
+    }
+    assert_true(ups >= 1 && ups <= 60); /* Poisson(16): outside is < 1e-12 */
+    /* The rule's probability ceil(T / 2) / 2^16, T = floor(frac * 2^17),
+     * against both ends of every cell [T, T + 1) / 2^17. */
+    for (uint32_t t = 0; t < 131072; t++) {
+        double prob = (double)((t + 1) / 2) / 65536.0;
+        assert_true(fabs(prob - t / 131072.0) <= 0x1p-17);
+        assert_true(fabs(prob - (t + 1) / 131072.0) <= 0x1p-17);
+    }
+    /* Mean error over 2^20 random entries: each error has variance <= 1/4,
+     * so the standard error is <= 2^-11; 0.003 is 6 of them. */
+    p.scale = 1000.0;
+    for (int i = 0; i < N; i++)
+        x[i] = (float)(rnd_unit() * 6 - 3);
+    assert_int_equal(fedreci_secagg_quantize(&p, x, 0, key, q, NULL), FEDREC_OK);
+    double err = 0;
+    for (int i = 0; i < N; i++)
+        err += (int32_t)q[i] - (double)x[i] * 1000.0;
+    assert_true(fabs(err / N) < 0.003);
+    /* Seeded: the same key gives the same words, another key other words. */
+    uint32_t *q2 = malloc((N + 1) * sizeof *q2);
+    assert_int_equal(fedreci_secagg_quantize(&p, x, 0, key, q2, NULL), FEDREC_OK);
+    assert_memory_equal(q, q2, (N + 1) * sizeof *q);
+    key[31] ^= 0x80;
+    assert_int_equal(fedreci_secagg_quantize(&p, x, 0, key, q2, NULL), FEDREC_OK);
+    assert_true(memcmp(q, q2, (N + 1) * sizeof *q) != 0);
+    free(x);
+    free(q);
+    free(q2);
+}
+
+/* NaN is refused wherever it sits (SSE2 body, scalar tail, a later rounding
+ * block), naming its index; stats are left untouched. */
+static void test_quantize_nan_refused(void **state)
+{
+    (void)state;
+    enum { N = 9001 };
+    fedreci_secagg_params p = make_params(2, 1, 1, N + 1);
+    float *x = calloc(N, sizeof *x);
+    uint32_t *q = malloc((N + 1) * sizeof *q);
+    uint8_t key[32] = {7};
+    const size_t at[] = {0, 5, 4095, 4096, 5000, N - 1};
+    for (size_t a = 0; a < sizeof at / sizeof at[0]; a++) {
+        for (int i = 0; i < N; i++)
+            x[i] = 0.5f;
+        x[at[a]] = NAN;
+        if ((a & 1) && at[a] + 1 < N)
+            x[at[a] + 1 + (N - 2 - at[a]) / 2] = -NAN; /* a later NaN is not the one named */
+        fedreci_secagg_quant_stats st = {12345, 6.0f};
+        assert_int_equal(fedreci_secagg_quantize(&p, x, 0, key, q, &st), FEDREC_ERR_INVALID);
+        char want[64];
+        snprintf(want, sizeof want, "entry %zu is NaN", at[a]);
+        if (!strstr(fedrec_errmsg(), want))
+            fail_msg("NaN at %zu: message '%s'", at[a], fedrec_errmsg());
+        assert_int_equal(st.clipped, 12345);
+        assert_true(st.max_abs == 6.0f);
+        assert_int_equal(fedreci_secagg_quantize_slice_scalar(&p, x, key, 0, N, q, &st),
+                         FEDREC_ERR_INVALID);
+        assert_non_null(strstr(fedrec_errmsg(), want));
+    }
+    free(x);
+    free(q);
+}
+
+/* masked_input quantizes and masks slice by slice: over several slices (and
+ * a last slice holding only the weight) the round is exact, every q is
+ * within one step of the clipped input, and a NaN in a late slice is
+ * refused without leaving the stage. */
+static void test_masked_input_slices(void **state)
+{
+    (void)state;
+    const uint32_t ds[] = {2 * 4096 + 1, 3 * 4096 + 77};
+    for (size_t di = 0; di < 2; di++) {
+        fedreci_secagg_params p = make_params(4, 3, 2, ds[di]);
+        uint32_t n_x = p.d - 1;
+        round_sim r;
+        sim_init(&r, &p);
+        const fedreci_secagg_advert *roster;
+        size_t m;
+        assert_int_equal(sim_setup(&r, &roster, &m), FEDREC_OK);
+        /* client 0 first sends a NaN in its last input slice */
+        float *xbad = malloc(n_x * sizeof *xbad);
+        memcpy(xbad, r.x, n_x * sizeof *xbad);
+        xbad[n_x - 3] = NAN;
+        const fedreci_secagg_ciphertext *in;
+        size_t n_in;
+        const uint32_t *y;
+        assert_int_equal(fedreci_secagg_server_shares_for(r.s, r.ids[0], &in, &n_in), FEDREC_OK);
+        assert_int_equal(
+            fedreci_secagg_client_masked_input(r.c[0], in, n_in, xbad, r.w[0], &y, NULL),
+            FEDREC_ERR_INVALID);
+        assert_int_equal(fedreci_secagg_client_stage(r.c[0]), FEDRECI_SECAGG_MASKED_INPUT);
+        free(xbad);
+        uint32_t *expect = calloc(p.d, sizeof *expect);
+        for (uint32_t i = 0; i < 4; i++) {
+            assert_int_equal(sim_input(&r, i), FEDREC_OK);
+            const uint32_t *q = fedreci_secagg_client_quantized_input(r.c[i]);
+            assert_non_null(q);
+            for (uint32_t j = 0; j < n_x; j++) {
+                double xv = r.x[(size_t)i * n_x + j];
+                xv = xv > p.clip ? p.clip : xv < -p.clip ? -p.clip : xv;
+                double dq = (int32_t)q[j] - xv * p.scale;
+                if (!(dq > -1.0 && dq < 1.0))
+                    fail_msg("client %u entry %u: q %d for x %g", i, j, (int32_t)q[j], xv);
+                expect[j] += q[j];
+            }
+            assert_int_equal(q[n_x], r.w[i]);
+            expect[n_x] += q[n_x];
+        }
+        const uint64_t *sv, *dr;
+        size_t ns, nd;
+        assert_int_equal(fedreci_secagg_server_close_masked_input(r.s, &sv, &ns, &dr, &nd),
+                         FEDREC_OK);
+        for (uint32_t i = 0; i < 4; i++)
+            sim_unmask(&r, i, sv, ns, dr, nd);
+        uint32_t *sum = malloc(p.d * sizeof *sum);
+        assert_int_equal(fedreci_secagg_server_finish(r.s, sum, p.d), FEDREC_OK);
+        assert_memory_equal(sum, expect, p.d * sizeof *sum);
+        free(sum);
+        free(expect);
+        sim_free(&r);
+    }
+}
+
 /* A round whose weights are all zero: the caller sees total weight 0 and
  * finite values (it skips the update; nothing divides by the weight here). */
 static void test_all_zero_weights(void **state)
@@ -1249,6 +1542,10 @@ int main(void)
         cmocka_unit_test(test_graph_properties),
         cmocka_unit_test(test_clip_counts),
         cmocka_unit_test(test_stochastic_rounding_unbiased),
+        cmocka_unit_test(test_quantize_kernels_agree),
+        cmocka_unit_test(test_rounding_bias_bound),
+        cmocka_unit_test(test_quantize_nan_refused),
+        cmocka_unit_test(test_masked_input_slices),
         cmocka_unit_test(test_all_zero_weights),
         cmocka_unit_test(test_budget_edge_sums_exactly),
         cmocka_unit_test(test_exact_sum_no_dropout),

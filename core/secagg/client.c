@@ -125,6 +125,9 @@ fedrec_err fedreci_secagg_client_create(fedreci_secagg_client **out, const fedre
         return fedreci_error(FEDREC_ERR_NOMEM, "secagg client create: d = %u words", p->d);
     }
     memset(c->sec, 0, sizeof *c->sec);
+    /* Touch the output buffer now (sodium_malloc already filled q), so the
+     * page faults of first use fall on create, not on masked_input. */
+    memset(c->masked, 0, (size_t)p->d * sizeof *c->masked);
     memcpy(c->sec->identity_sk, identity_sk, FEDRECI_SECAGG_SIGN_SK_BYTES);
     if (crypto_sign_ed25519_sk_to_pk(c->identity_pk, c->sec->identity_sk) != 0) {
         fedreci_secagg_client_destroy(c);
@@ -441,10 +444,14 @@ fedrec_err fedreci_secagg_client_masked_input(fedreci_secagg_client *c,
         }
         have[j] = 1;
     }
-    e = fedreci_secagg_quantize(p, x, weight, c->sec->rounding, c->q, stats);
-    if (e)
+    if (weight > p->max_weight) {
+        e = fedreci_error(FEDREC_ERR_INVALID, "secagg: weight %u exceeds max_weight %u", weight,
+                          p->max_weight);
         goto out;
-    /* y = q + PRG(b) + sum_v sign(u, v) PRG(pair key), built in place. */
+    }
+    /* y = q + PRG(b) + sum_v sign(u, v) PRG(pair key), built slice by slice:
+     * each slice of q is quantized, copied and masked while it is in L1
+     * cache, so the whole call is one sweep over memory. */
     size_t n_keys = 0;
     for (uint32_t j = 0; j < deg; j++) {
         if (!have[j])
@@ -452,13 +459,29 @@ fedrec_err fedreci_secagg_client_masked_input(fedreci_secagg_client *c,
         memcpy(keys + n_keys * 32, c->pair_keys + (size_t)j * 32, 32);
         signs[n_keys++] = c->id < c->nbr_ids[j] ? 1 : -1;
     }
-    uint8_t nonce[FEDRECI_PRG_NONCE_BYTES];
+    uint8_t pair_nonce[FEDRECI_PRG_NONCE_BYTES], self_nonce[FEDRECI_PRG_NONCE_BYTES];
     static const int8_t plus = 1;
-    memcpy(c->masked, c->q, (size_t)p->d * sizeof *c->masked);
-    fedreci_prg_nonce(nonce, p->round_id, FEDRECI_PRG_PAIR_MASK);
-    fedreci_prg_add(keys, signs, n_keys, nonce, 0, c->masked, p->d);
-    fedreci_prg_nonce(nonce, p->round_id, FEDRECI_PRG_SELF_MASK);
-    fedreci_prg_add(c->sec->b, &plus, 1, nonce, 0, c->masked, p->d);
+    fedreci_prg_nonce(pair_nonce, p->round_id, FEDRECI_PRG_PAIR_MASK);
+    fedreci_prg_nonce(self_nonce, p->round_id, FEDRECI_PRG_SELF_MASK);
+    const size_t d = p->d, n_x = d - 1, slice = FEDRECI_PRG_CHUNK_BYTES / 4;
+    fedreci_secagg_quant_stats st = {0, 0.0f};
+    for (size_t off = 0; off < d; off += slice) {
+        size_t len = d - off < slice ? d - off : slice;
+        size_t len_x = off + len <= n_x ? len : n_x - off; /* the last word is the weight */
+        e = fedreci_secagg_quantize_slice(p, x, c->sec->rounding, off, len_x, c->q, &st);
+        if (e)
+            goto out;
+        if (len_x < len)
+            c->q[n_x] = weight;
+        memcpy(c->masked + off, c->q + off, len * sizeof *c->masked);
+        /* keystream word off starts at block off / 16 (slice is a multiple of 16) */
+        fedreci_prg_add(keys, signs, n_keys, pair_nonce, (uint32_t)(off / 16), c->masked + off,
+                        len);
+        fedreci_prg_add(c->sec->b, &plus, 1, self_nonce, (uint32_t)(off / 16), c->masked + off,
+                        len);
+    }
+    if (stats)
+        *stats = st;
     /* Commit. */
     c->recv = recv;
     c->have = have;

@@ -49,4 +49,11 @@ void fedreci_prg_words(const uint8_t key[FEDRECI_PRG_KEY_BYTES],
                        const uint8_t nonce[FEDRECI_PRG_NONCE_BYTES], uint32_t counter0,
                        uint32_t *out, size_t d);
 
+/* out[0..bytes) = the raw keystream bytes from block counter0 on (the
+ * stochastic rounding reads them as little-endian 16-bit words). Cannot
+ * fail; bytes <= 64 * (2^32 - counter0). */
+void fedreci_prg_stream(const uint8_t key[FEDRECI_PRG_KEY_BYTES],
+                        const uint8_t nonce[FEDRECI_PRG_NONCE_BYTES], uint32_t counter0,
+                        uint8_t *out, size_t bytes);
+
 #endif
