@@ -108,6 +108,7 @@ enum { ST_DONE = 4, ST_ABORTED = 5 };
 typedef struct rstate {
     uint64_t id;
     int stage; /* 0..3 open SecAgg stage, ST_DONE, ST_ABORTED */
+    int reached; /* the last SecAgg stage opened (0..3); set when the round ends */
     fedreci_secagg_params p;
     fedreci_secagg_server *srv;
     uint32_t n;
@@ -511,6 +512,11 @@ static void round_end(fedreci_coord *c, rstate *r, outbox *ob)
     st.dropped[1] = r->count[0] - r->count[1];
     st.dropped[2] = r->count[1] >= r->count[2] ? r->count[1] - r->count[2] : 0;
     st.dropped[3] = r->count[2] >= r->count[3] ? r->count[2] - r->count[3] : 0;
+    /* a round that aborted at stage s never opened the later ones: nobody
+     * dropped there (the round log would otherwise blame every client that
+     * answered stage s for "dropping" at s + 1) */
+    for (int s = completed ? 4 : r->reached + 1; s < 4; s++)
+        st.dropped[s] = 0;
     memcpy(st.stage_ms, r->stage_ms, sizeof st.stage_ms);
     st.bytes_in = c->bytes_in - r->bytes_in0;
     st.bytes_out = c->bytes_out - r->bytes_out0;
@@ -554,8 +560,10 @@ static void round_end(fedreci_coord *c, rstate *r, outbox *ob)
 
 static void round_abort(fedreci_coord *c, rstate *r, fedrec_err err, const char *why, outbox *ob)
 {
-    if (r->stage < 4)
+    if (r->stage < 4) {
         r->stage_ms[r->stage] = (double)(now_ms() - r->t_stage);
+        r->reached = r->stage;
+    }
     r->stage = ST_ABORTED;
     r->err = err;
     r->version_after = c->model->version;
