@@ -4,7 +4,8 @@
  *                  raw envelope (first byte 0x80) and as a structured input
  *                  (first byte = body kind, then the body's bytes);
  *   store/         the template store's files unmodified (XOR mode, no-op);
- *   store_records/ a real snapshot plaintext and a real event sequence.
+ *   store_records/ a real snapshot plaintext and a real event sequence;
+ *   secagg_server/ client 4's messages for a whole round.
  * Usage: fedrec_fuzz_seedgen CORPUS_DIR. Compiles client/store.c in (like
  * fuzz_store_records) to reach the static encoders. */
 #include "client/store.c"
@@ -62,6 +63,19 @@ static void put_wire(const char *dir, const char *name, nng_msg *m)
         }
     }
     nng_msg_free(m);
+}
+
+/* Appends one fuzz_secagg_server chunk: u16 length, sender index, envelope. */
+static void chunk(FILE *f, uint8_t sender, nng_msg *m)
+{
+    size_t n = m ? nng_msg_len(m) + 1 : 0;
+    fputc((int)(n & 0xff), f);
+    fputc((int)(n >> 8), f);
+    if (m) {
+        fputc(sender, f);
+        fwrite(nng_msg_body(m), 1, nng_msg_len(m), f);
+        nng_msg_free(m);
+    }
 }
 
 int main(int argc, char **argv)
@@ -199,6 +213,73 @@ int main(int argc, char **argv)
             return 1;
         fedrec__v1__envelope__pack(&e, nng_msg_body(m));
         put_wire(dir, "ack", m);
+    }
+
+    /* secagg_server: client 4 plays along with a valid signed advert, then
+     * garbage shares, a masked input and reveals (see fuzz_secagg_server) */
+    {
+        snprintf(dir, sizeof dir, "%s/secagg_server", argv[1]);
+        mkdir(dir, 0755);
+        char p[512];
+        snprintf(p, sizeof p, "%s/client4_plays", dir);
+        FILE *f = fopen(p, "wb");
+        if (!f)
+            return 1;
+        fedreci_secagg_params sp;
+        memset(&sp, 0, sizeof sp);
+        sp.round_id = 7;
+        sp.n = 4;
+        sp.k = 3;
+        sp.t = 2;
+        sp.d = 5;
+        sp.clip = 4;
+        sp.scale = 1024;
+        sp.max_weight = 1;
+        uint8_t seed4[32] = {4}, pk4[32], sk4[64];
+        crypto_sign_seed_keypair(pk4, sk4, seed4);
+        fedreci_secagg_client *c4;
+        fedreci_secagg_advert a4;
+        if (fedreci_secagg_client_create(&c4, &sp, 4, sk4, NULL) ||
+            fedreci_secagg_client_advertise(c4, &a4))
+            return 1;
+        fedreci_secagg_client_destroy(c4);
+        fedreci_wire_hdr h4 = {4, 7, FEDRECI_WIRE_STAGE_ADVERTISE};
+        if (fedreci_wire_enc_advertise(&m, &h4, &a4))
+            return 1;
+        chunk(f, 3, m);
+        chunk(f, 0, NULL);
+        uint8_t g[3][80];
+        fedreci_secagg_ciphertext c3[3];
+        for (int i = 0; i < 3; i++) {
+            randombytes_buf(g[i], sizeof g[i]);
+            c3[i].from = 4;
+            c3[i].to = (uint64_t)i + 1;
+            c3[i].bytes = g[i];
+            c3[i].len = sizeof g[i];
+        }
+        h4.stage = FEDRECI_WIRE_STAGE_SHARE_KEYS;
+        if (fedreci_wire_enc_ciphertexts(&m, &h4, 0, c3, 3))
+            return 1;
+        chunk(f, 3, m);
+        chunk(f, 0, NULL);
+        uint32_t y5[5] = {1, 2, 3, 4, 1};
+        h4.stage = FEDRECI_WIRE_STAGE_MASKED_INPUT;
+        if (fedreci_wire_enc_masked(&m, &h4, y5, 5))
+            return 1;
+        chunk(f, 3, m);
+        chunk(f, 0, NULL);
+        fedreci_secagg_reveal r3[2];
+        for (int i = 0; i < 2; i++) {
+            r3[i].about = (uint64_t)i + 1;
+            r3[i].kind = 0;
+            randombytes_buf(r3[i].share, sizeof r3[i].share);
+        }
+        h4.stage = FEDRECI_WIRE_STAGE_UNMASK;
+        if (fedreci_wire_enc_unmask(&m, &h4, r3, 2))
+            return 1;
+        chunk(f, 3, m);
+        chunk(f, 0, NULL);
+        fclose(f);
     }
 
     /* store: the template files unchanged (mode 1 = XOR with nothing) */
