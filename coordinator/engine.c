@@ -85,6 +85,8 @@ typedef struct crec {
     uint64_t bytes_update, bytes_total;
     uint64_t msg_round;
     uint32_t msgs;
+    uint64_t dl_version; /* the model version last downloaded in full */
+    uint32_t dls;        /* full downloads of dl_version */
 } crec;
 
 /* An immutable published model version, shared by reference with encoders. */
@@ -107,7 +109,7 @@ enum { ST_DONE = 4, ST_ABORTED = 5 };
 
 typedef struct rstate {
     uint64_t id;
-    int stage; /* 0..3 open SecAgg stage, ST_DONE, ST_ABORTED */
+    int stage;   /* 0..3 open SecAgg stage, ST_DONE, ST_ABORTED */
     int reached; /* the last SecAgg stage opened (0..3); set when the round ends */
     fedreci_secagg_params p;
     fedreci_secagg_server *srv;
@@ -993,7 +995,8 @@ static void on_checkin(fedreci_coord *c, cctx *x, const fedreci_wire_env *env, o
     }
 }
 
-static void on_model_request(fedreci_coord *c, cctx *x, const fedreci_wire_env *env, outbox *ob)
+static void on_model_request(fedreci_coord *c, cctx *x, const fedreci_wire_env *env, crec *rec,
+                             outbox *ob)
 {
     fedreci_wire_hdr h = fedreci_wire_header(env);
     pmodel *m = c->model;
@@ -1002,6 +1005,22 @@ static void on_model_request(fedreci_coord *c, cctx *x, const fedreci_wire_env *
         if (fedreci_wire_enc_model_reply(&msg, &h, NULL, m->version))
             msg = NULL;
         reply(c, x, msg, ob);
+        return;
+    }
+    /* A full reply is the largest message the coordinator sends: only a
+     * checked-in client gets one, and at most max_msgs_per_round times per
+     * model version (a phone that lost its copy retries a few times; a loop
+     * asking for it again and again is refused). */
+    if (!rec) {
+        reply_error(c, x, &h, FEDREC_ERR_NOT_FOUND, "unknown client: check in first", ob);
+        return;
+    }
+    if (rec->dl_version != m->version) {
+        rec->dl_version = m->version;
+        rec->dls = 0;
+    }
+    if (++rec->dls > c->cfg.max_msgs_per_round) {
+        reply_error(c, x, &h, FEDREC_ERR_BUSY, "too many downloads of this model version", ob);
         return;
     }
     /* encoded outside the lock from a reference to this immutable version */
@@ -1166,7 +1185,7 @@ static void handle(fedreci_coord *c, cctx *x, nng_msg *msg, outbox *ob)
             rec->bytes_total += len;
         break;
     case FEDREC__V1__ENVELOPE__BODY_MODEL_REQUEST:
-        on_model_request(c, x, env, ob);
+        on_model_request(c, x, env, rec, ob);
         break;
     case FEDREC__V1__ENVELOPE__BODY_ADVERTISE_KEYS:
     case FEDREC__V1__ENVELOPE__BODY_SHARE_KEYS:

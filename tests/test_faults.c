@@ -608,6 +608,70 @@ static void test_disconnect_reconnect(void **state)
     fedreci_coord_destroy(c);
 }
 
+/* Per-client limits: a full model download needs a check-in, and a client
+ * gets at most max_msgs_per_round (here 4) full copies of one version; a
+ * "not modified" answer is always given. Stage messages are capped per round
+ * the same way (test_engine covers duplicates; here the cap itself). */
+static void test_per_client_limits(void **state)
+{
+    (void)state;
+    const char *url = "inproc://fedrec-faults-limits";
+    world_init(2);
+    fedreci_coord_config cfg;
+    fedreci_coord_config_default(&cfg);
+    const char *urls[1] = {url};
+    cfg.listen_urls = urls;
+    cfg.n_listen = 1;
+    cfg.n_contexts = 16;
+    cfg.cohort_size = 2;
+    cfg.checkin_window_ms = 600000;
+    cfg.max_msgs_per_round = 4;
+    cfg.opt.n_train = 2;
+    fedreci_coord_model mdl = {1, N_ITEMS, K, y0, codes};
+    fedreci_coord *c;
+    assert_int_equal(fedreci_coord_create(&c, &cfg, NULL, &mdl), FEDREC_OK);
+    assert_int_equal(fedreci_coord_start(c), FEDREC_OK);
+    raw r;
+    raw_open(&r, url);
+    tclient *me = &W.cl[0];
+    nng_msg *m;
+    fedreci_wire_hdr h = {me->id, 0, FEDRECI_WIRE_STAGE_MODEL};
+    /* before checking in: refused */
+    assert_int_equal(fedreci_wire_enc_model_request(&m, &h, 0), FEDREC_OK);
+    fedreci_wire_env *e = raw_req(&r, m);
+    assert_int_equal(e->body_case, FEDREC__V1__ENVELOPE__BODY_ERROR);
+    assert_int_equal(e->error->code, FEDREC_ERR_NOT_FOUND);
+    fedreci_wire_free(e);
+    /* check in as opted out (answered at once, registers the client) */
+    h.stage = FEDRECI_WIRE_STAGE_CHECKIN;
+    assert_int_equal(fedreci_wire_enc_checkin(&m, &h, me->pk, 0, 0), FEDREC_OK);
+    e = raw_req(&r, m);
+    assert_int_equal(e->body_case, FEDREC__V1__ENVELOPE__BODY_CHECK_IN_REPLY);
+    fedreci_wire_free(e);
+    h.stage = FEDRECI_WIRE_STAGE_MODEL;
+    for (int i = 0; i < 6; i++) {
+        assert_int_equal(fedreci_wire_enc_model_request(&m, &h, 0), FEDREC_OK);
+        e = raw_req(&r, m);
+        if (i < 4) {
+            fedreci_wire_model wm;
+            assert_int_equal(fedreci_wire_get_model(e, &wm), FEDREC_OK);
+            assert_int_equal(wm.version, 1);
+        } else {
+            assert_int_equal(e->body_case, FEDREC__V1__ENVELOPE__BODY_ERROR);
+            assert_int_equal(e->error->code, FEDREC_ERR_BUSY);
+        }
+        fedreci_wire_free(e);
+    }
+    /* "not modified" costs nothing and is not limited */
+    assert_int_equal(fedreci_wire_enc_model_request(&m, &h, 1), FEDREC_OK);
+    e = raw_req(&r, m);
+    assert_int_equal(e->body_case, FEDREC__V1__ENVELOPE__BODY_MODEL_REPLY);
+    assert_true(e->model_reply->not_modified);
+    fedreci_wire_free(e);
+    raw_close(&r);
+    fedreci_coord_destroy(c);
+}
+
 int main(void)
 {
     if (sodium_init() < 0)
@@ -619,6 +683,7 @@ int main(void)
         cmocka_unit_test(test_dropout_matrix),
         cmocka_unit_test(test_stall_past_deadline),
         cmocka_unit_test(test_disconnect_reconnect),
+        cmocka_unit_test(test_per_client_limits),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
