@@ -551,7 +551,15 @@ static void test_disconnect_reconnect(void **state)
     /* send ShareKeys on a and drop the connection while it is held */
     hs.stage = FEDRECI_WIRE_STAGE_SHARE_KEYS;
     assert_int_equal(fedreci_wire_enc_ciphertexts(&m, &hs, 0, cts, ncts), FEDREC_OK);
+    uint64_t upd0, tot0, upd, tot;
+    assert_int_equal(fedreci_coord_client_bytes(c, me->id, &upd0, &tot0), FEDREC_OK);
     raw_send(&a, m);
+    /* the engine holds it (handled: the update byte count moved), then the
+     * connection goes away; polls, no timing assumption */
+    do {
+        usleep(1000);
+        assert_int_equal(fedreci_coord_client_bytes(c, me->id, &upd, &tot), FEDREC_OK);
+    } while (upd == upd0);
     raw_close(&a);
 
     /* reconnect: a replayed advert is answered with the same roster */
