@@ -391,14 +391,14 @@ static fedreci_wire_env *raw_req(raw *r, nng_msg *m)
 /* Checks in on r while the sessions for clients [0, n_sessions) join; returns
  * the round parameters. */
 static void manual_checkin(raw *r, tclient *me, const char *url, fedreci_session **s,
-                           int n_sessions, fedreci_wire_round *rd)
+                           int n_sessions, const int *drops, fedreci_wire_round *rd)
 {
     nng_msg *m;
     fedreci_wire_hdr h = {me->id, 0, FEDRECI_WIRE_STAGE_CHECKIN};
     assert_int_equal(fedreci_wire_enc_checkin(&m, &h, me->pk, 1, 1), FEDREC_OK);
     raw_send(r, m);
     for (int i = 0; i < n_sessions; i++)
-        s[i] = session_new(url, &W.cl[i], -1);
+        s[i] = session_new(url, &W.cl[i], drops ? drops[i] : -1);
     fedreci_wire_env *e = raw_wait(r);
     assert_int_equal(fedreci_wire_get_round(e, rd), FEDREC_OK);
     fedreci_wire_free(e);
@@ -515,19 +515,25 @@ static void test_stall_past_deadline(void **state)
  * relay (counted once), and it completes the round on the new connection.
  * Defined behaviour: the engine identifies a client by its id (and its
  * identity key at check-in), not by its connection; a held request on a
- * dead connection is dropped when the stage closes or a resend replaces it. */
+ * dead connection is dropped when the stage closes or a resend replaces it.
+ * Session 4 stops before sharing keys and is declared gone only after the
+ * resend was handled, so the share-keys stage closes after it: the relay
+ * then goes to the new connection. (Closing it while a reply is in flight
+ * toward the old connection would hit a message leak inside nng 1.5.2's
+ * inproc pipe close, which is not fedrec's to fix.) */
 static void test_disconnect_reconnect(void **state)
 {
     (void)state;
     const char *url = "inproc://fedrec-faults-reconnect";
-    world_init(5);
-    fedreci_coord *c = coord_new(url, 5, 3, 600000, 600000);
-    tclient *me = &W.cl[4];
+    world_init(6);
+    fedreci_coord *c = coord_new(url, 6, 3, 600000, 600000);
+    tclient *me = &W.cl[5];
     raw a, b;
     raw_open(&a, url);
-    fedreci_session *s[4];
+    fedreci_session *s[5];
     fedreci_wire_round rd;
-    manual_checkin(&a, me, url, s, 4, &rd);
+    static const int drops[5] = {-1, -1, -1, -1, 1};
+    manual_checkin(&a, me, url, s, 5, drops, &rd);
     uint64_t rid = rd.secagg.round_id;
     fedreci_secagg_client *sa;
     uint8_t seed[32] = {5};
@@ -541,9 +547,9 @@ static void test_disconnect_reconnect(void **state)
     fedreci_wire_env *e = raw_req(&a, m);
     fedreci_secagg_advert *ro;
     size_t nro;
-    assert_int_equal(fedreci_wire_get_roster(e, me->id, 2, 5, &ro, &nro), FEDREC_OK);
+    assert_int_equal(fedreci_wire_get_roster(e, me->id, 2, 6, &ro, &nro), FEDREC_OK);
     fedreci_wire_free(e);
-    assert_int_equal(nro, 5);
+    assert_int_equal(nro, 6);
     const fedreci_secagg_ciphertext *cts;
     size_t ncts;
     assert_int_equal(fedreci_secagg_client_share_keys(sa, ro, nro, &cts, &ncts), FEDREC_OK);
@@ -568,14 +574,26 @@ static void test_disconnect_reconnect(void **state)
     assert_int_equal(fedreci_wire_enc_advertise(&m, &hs, &adv), FEDREC_OK);
     e = raw_req(&b, m);
     assert_int_equal(e->body_case, FEDREC__V1__ENVELOPE__BODY_ROSTER);
-    assert_int_equal(e->roster->n_member_ids, 5);
+    assert_int_equal(e->roster->n_member_ids, 6);
     fedreci_wire_free(e);
     hs.stage = FEDRECI_WIRE_STAGE_SHARE_KEYS;
     assert_int_equal(fedreci_wire_enc_ciphertexts(&m, &hs, 0, cts, ncts), FEDREC_OK);
-    e = raw_req(&b, m);
+    assert_int_equal(fedreci_coord_client_bytes(c, me->id, &upd0, &tot0), FEDREC_OK);
+    raw_send(&b, m);
+    do {
+        usleep(1000);
+        assert_int_equal(fedreci_coord_client_bytes(c, me->id, &upd, &tot), FEDREC_OK);
+    } while (upd == upd0);
+    /* session 4 has stopped before sharing; now the stage may close */
+    fedreci_session_result res4;
+    assert_int_equal(fedreci_session_wait(s[4], -1, &res4), FEDREC_OK);
+    assert_int_equal(res4.outcome, FEDRECI_SESSION_DROPPED);
+    fedreci_session_destroy(s[4]);
+    fedreci_coord_client_gone(c, W.cl[4].id);
+    e = raw_wait(&b);
     fedreci_secagg_ciphertext *in;
     size_t nin;
-    assert_int_equal(fedreci_wire_get_ciphertexts(e, 5, &in, &nin), FEDREC_OK);
+    assert_int_equal(fedreci_wire_get_ciphertexts(e, 6, &in, &nin), FEDREC_OK);
     assert_int_equal(nin, 4);
     float x[D - 1];
     uint32_t wgt;
@@ -593,7 +611,7 @@ static void test_disconnect_reconnect(void **state)
     size_t ns, nd;
     assert_int_equal(fedreci_wire_get_unmask_request(e, &sv, &ns, &dr, &nd), FEDREC_OK);
     assert_int_equal(ns, 5);
-    assert_int_equal(nd, 0);
+    assert_int_equal(nd, 0); /* session 4 never shared: not a dropped sharer */
     const fedreci_secagg_reveal *rv;
     size_t nrv;
     assert_int_equal(fedreci_secagg_client_unmask(sa, sv, ns, dr, nd, &rv, &nrv), FEDREC_OK);
@@ -609,6 +627,7 @@ static void test_disconnect_reconnect(void **state)
     wait_sessions(s, 4, FEDRECI_SESSION_COMPLETED);
     assert_int_equal(fedreci_coord_wait(c, -1), FEDREC_OK);
     assert_int_equal(W.st.shared, 5); /* the resent shares counted once */
+    assert_int_equal(W.st.dropped[1], 1);
     assert_int_equal(W.st.survivors, 5);
     check_oracle();
     check_model(c, 2);
