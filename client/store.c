@@ -235,7 +235,9 @@ static void rb_floats(rbuf *r, float *f, size_t n)
     }
 }
 
-/* Reads a length-prefixed string of at most max bytes into out (max + 1). */
+/* Reads a length-prefixed string of at most max bytes into out (max + 1).
+ * A NUL inside the string is malformed: the writer never produces one, and
+ * the string would read back shorter than it was stored. */
 static void rb_str(rbuf *r, char *out, size_t max)
 {
     size_t n = rb_u8(r);
@@ -246,6 +248,10 @@ static void rb_str(rbuf *r, char *out, size_t max)
     const uint8_t *q = rb_take(r, n);
     if (!q)
         return;
+    if (memchr(q, 0, n)) {
+        r->bad = 1;
+        return;
+    }
     memcpy(out, q, n);
     out[n] = '\0';
 }
@@ -560,7 +566,8 @@ static fedrec_err apply_record(fedreci_store *s, const uint8_t *p, size_t n)
     case REC_PURCHASE: {
         fedreci_store_purchase pu;
         decode_purchase(&r, &pu);
-        if (r.bad || r.off != n || pu.seq < s->next_seq)
+        /* seq + 1 must not wrap: next_seq 0 would accept any later seq */
+        if (r.bad || r.off != n || pu.seq < s->next_seq || pu.seq == UINT64_MAX)
             return FEDREC_ERR_FORMAT;
         if (secure_grow((void **)&s->purchases, &s->cap_purchases, s->n_purchases + 1,
                         sizeof *s->purchases))

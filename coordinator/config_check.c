@@ -35,6 +35,9 @@ fedrec_err fedreci_config_check(const fedreci_config *c)
                 e, "%s (%u) with neighbors %u, threshold %u, clip %g, scale %g: %s",
                 i == 0 ? "cohort" : "min-cohort", sizes[i], p.k, p.t, c->clip, c->scale, why);
     }
+    /* an empty value unsets a string key: for db that leaves no database */
+    if (!c->db_path)
+        return fedreci_error(FEDREC_ERR_INVALID, "db: empty path (the database file is required)");
     if (c->n_listen == 0)
         return fedreci_error(FEDREC_ERR_INVALID, "listen: no address to accept clients on");
     int tls = 0;

@@ -85,7 +85,9 @@ typedef struct crec {
     uint64_t bytes_update, bytes_total;
     uint64_t msg_round;
     uint32_t msgs;
-    uint32_t pipe; /* nng pipe id of the connection of its last check-in (0: none) */
+    uint32_t pipe;       /* nng pipe id of the connection of its last check-in (0: none) */
+    uint64_t dl_version; /* the model version last downloaded in full */
+    uint32_t dls;        /* full downloads of dl_version */
 } crec;
 
 /* An immutable published model version, shared by reference with encoders. */
@@ -109,7 +111,8 @@ enum { ST_DONE = 4, ST_ABORTED = 5 };
 
 typedef struct rstate {
     uint64_t id;
-    int stage; /* 0..3 open SecAgg stage, ST_DONE, ST_ABORTED */
+    int stage;   /* 0..3 open SecAgg stage, ST_DONE, ST_ABORTED */
+    int reached; /* the last SecAgg stage opened (0..3); set when the round ends */
     fedreci_secagg_params p;
     fedreci_secagg_server *srv;
     uint32_t n;
@@ -517,6 +520,11 @@ static void round_end(fedreci_coord *c, rstate *r, outbox *ob)
     st.dropped[1] = r->count[0] - r->count[1];
     st.dropped[2] = r->count[1] >= r->count[2] ? r->count[1] - r->count[2] : 0;
     st.dropped[3] = r->count[2] >= r->count[3] ? r->count[2] - r->count[3] : 0;
+    /* a round that aborted at stage s never opened the later ones: nobody
+     * dropped there (the round log would otherwise blame every client that
+     * answered stage s for "dropping" at s + 1) */
+    for (int s = completed ? 4 : r->reached + 1; s < 4; s++)
+        st.dropped[s] = 0;
     memcpy(st.stage_ms, r->stage_ms, sizeof st.stage_ms);
     st.bytes_in = c->bytes_in - r->bytes_in0;
     st.bytes_out = c->bytes_out - r->bytes_out0;
@@ -560,8 +568,10 @@ static void round_end(fedreci_coord *c, rstate *r, outbox *ob)
 
 static void round_abort(fedreci_coord *c, rstate *r, fedrec_err err, const char *why, outbox *ob)
 {
-    if (r->stage < 4)
+    if (r->stage < 4) {
         r->stage_ms[r->stage] = (double)(now_ms() - r->t_stage);
+        r->reached = r->stage;
+    }
     r->stage = ST_ABORTED;
     r->err = err;
     r->version_after = c->model->version;
@@ -993,7 +1003,8 @@ static void on_checkin(fedreci_coord *c, cctx *x, const fedreci_wire_env *env, o
     }
 }
 
-static void on_model_request(fedreci_coord *c, cctx *x, const fedreci_wire_env *env, outbox *ob)
+static void on_model_request(fedreci_coord *c, cctx *x, const fedreci_wire_env *env, crec *rec,
+                             outbox *ob)
 {
     fedreci_wire_hdr h = fedreci_wire_header(env);
     pmodel *m = c->model;
@@ -1002,6 +1013,22 @@ static void on_model_request(fedreci_coord *c, cctx *x, const fedreci_wire_env *
         if (fedreci_wire_enc_model_reply(&msg, &h, NULL, m->version))
             msg = NULL;
         reply(c, x, msg, ob);
+        return;
+    }
+    /* A full reply is the largest message the coordinator sends: only a
+     * checked-in client gets one, and at most max_msgs_per_round times per
+     * model version (a phone that lost its copy retries a few times; a loop
+     * asking for it again and again is refused). */
+    if (!rec) {
+        reply_error(c, x, &h, FEDREC_ERR_NOT_FOUND, "unknown client: check in first", ob);
+        return;
+    }
+    if (rec->dl_version != m->version) {
+        rec->dl_version = m->version;
+        rec->dls = 0;
+    }
+    if (++rec->dls > c->cfg.max_msgs_per_round) {
+        reply_error(c, x, &h, FEDREC_ERR_BUSY, "too many downloads of this model version", ob);
         return;
     }
     /* encoded outside the lock from a reference to this immutable version */
@@ -1110,6 +1137,19 @@ static void on_stage(fedreci_coord *c, cctx *x, const fedreci_wire_env *env, int
         reply_error(c, x, &h, FEDREC_ERR_STAGE, text, ob);
         return;
     }
+    /* A member counted gone because its connection closed, that speaks again
+     * before the round ends, is back: a phone may reconnect mid-round. The
+     * open stage waits for it again unless it already answered there; a
+     * stage that closed without it stays closed. (Its new connection is not
+     * watched: if that one is lost too, the stage deadline applies.) */
+    if (mb->gone) {
+        if (expected_at(r, (uint32_t)mi, r->stage) && !(mb->acc & (1u << r->stage)) && r->gone)
+            r->gone--;
+        mb->gone = 0;
+        fedreci_log(FEDRECI_LOG_INFO, (int64_t)r->id,
+                    "client %016llx is back after its connection closed (stage %d)",
+                    (unsigned long long)h.client_id, r->stage);
+    }
     if (s < r->stage) {
         if (mb->acc & (1u << s)) {
             reply(c, x, stage_answer(c, r, h.client_id, s), ob);
@@ -1190,7 +1230,7 @@ static void handle(fedreci_coord *c, cctx *x, nng_msg *msg, outbox *ob)
             rec->pipe = pipe;
         break;
     case FEDREC__V1__ENVELOPE__BODY_MODEL_REQUEST:
-        on_model_request(c, x, env, ob);
+        on_model_request(c, x, env, rec, ob);
         break;
     case FEDREC__V1__ENVELOPE__BODY_ADVERTISE_KEYS:
     case FEDREC__V1__ENVELOPE__BODY_SHARE_KEYS:

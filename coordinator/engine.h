@@ -32,7 +32,9 @@
  * watched (NNG_PIPE_EV_REM_POST), and when it goes a held check-in is
  * released and a cohort member counts as dropped at once, without waiting for
  * the deadline (a REP reply can only go back over the request's own pipe, so
- * such a client could not receive its answer anyway).
+ * such a client could not receive its answer anyway). A client that
+ * reconnects and speaks again before the stage it was lost in closes is
+ * expected again (a phone changing networks); a closed stage stays closed.
  *
  * Rounds: check-ins of opted-in clients are held; as soon as `checkin_quorum`
  * clients wait (or, at the end of `checkin_window_ms` after the first one,
@@ -91,7 +93,10 @@ typedef struct fedreci_coord_config {
     uint32_t stage_ms[4];        /* deadlines of SecAgg stages 0..3; default 10000 each */
     uint32_t retry_after_ms;     /* what NOT_SELECTED / RetryAfter replies suggest; default 1000 */
     uint32_t send_timeout_ms;    /* reply send timeout; default 10000 */
-    uint32_t max_msgs_per_round; /* per client and round, beyond: Error BUSY; default 64 */
+    uint32_t max_msgs_per_round; /* per client: stage messages per round, and full model
+                                    downloads per model version; beyond: Error BUSY
+                                    (model requests also need a prior check-in:
+                                    NOT_FOUND otherwise); default 64 */
     size_t recv_max_bytes;       /* receive cap; 0: fedreci_wire_cap for this model */
     uint64_t seed;               /* cohort selection and graph seeds (public values) */
     uint64_t first_round_id;     /* id of the first round run; default 1 */

@@ -302,6 +302,10 @@ static void test_check(void **state)
         {{"--tls-cert", "/nonexistent.pem", "--tls-key", "/nonexistent.key"},
          "tls-cert: '/nonexistent.pem'"},
         {{"--http", "tcp://127.0.0.1:80"}, "http: 'tcp://127.0.0.1:80'"},
+        /* found by fuzz_config: an empty db unset the path and the daemon
+         * passed NULL to fedreci_db_open (segfault) */
+        {{"--db="}, "db: empty path"},
+        {{"--db", ""}, "db: empty path"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         fedreci_config *c = NULL;

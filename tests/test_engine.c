@@ -504,6 +504,22 @@ static void expect_error(fedreci_wire_env *e, fedrec_err code)
     fedreci_wire_free(e);
 }
 
+/* Waits until the engine has handled a message from `id` that raised its
+ * byte count above *seen (the first request sent on context 1 must be
+ * handled before the second goes out on context 0, or their order on the
+ * engine's side is up to the scheduler). Polls; no timing assertion. */
+static void wait_handled(fedreci_coord *c, uint64_t id, uint64_t *seen)
+{
+    for (;;) {
+        uint64_t upd = 0, tot = 0;
+        if (fedreci_coord_client_bytes(c, id, &upd, &tot) == FEDREC_OK && tot > *seen) {
+            *seen = tot;
+            return;
+        }
+        usleep(1000);
+    }
+}
+
 static void test_hand_driven_duplicates(void **state)
 {
     (void)state;
@@ -540,6 +556,8 @@ static void test_hand_driven_duplicates(void **state)
     h.round_id = 0;
     assert_int_equal(fedreci_wire_enc_checkin(&m, &h, me->pk, 1, 1), FEDREC_OK);
     raw_send(&r, 1, m);
+    uint64_t seen = 0;
+    wait_handled(c, me->id, &seen);
     assert_int_equal(fedreci_wire_enc_checkin(&m, &h, me->pk, 1, 1), FEDREC_OK);
     raw_send(&r, 0, m);
     fedreci_session *s[4];
@@ -574,7 +592,12 @@ static void test_hand_driven_duplicates(void **state)
     /* advertise twice concurrently: counted once, the newer request answered */
     hs.stage = FEDRECI_WIRE_STAGE_ADVERTISE;
     assert_int_equal(fedreci_wire_enc_advertise(&m, &hs, &adv), FEDREC_OK);
+    {
+        uint64_t upd;
+        assert_int_equal(fedreci_coord_client_bytes(c, me->id, &upd, &seen), FEDREC_OK);
+    }
     raw_send(&r, 1, m);
+    wait_handled(c, me->id, &seen);
     assert_int_equal(fedreci_wire_enc_advertise(&m, &hs, &adv), FEDREC_OK);
     raw_send(&r, 0, m);
     e = raw_wait(&r, 0);

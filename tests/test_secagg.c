@@ -666,6 +666,17 @@ static void test_refusals_leave_state_unchanged(void **state)
     assert_int_equal(fedreci_secagg_client_masked_input(r.c[0], copy, 4, x0, 1, &y, NULL),
                      FEDREC_ERR_PROTOCOL);
     copy[1].to = r.ids[0];
+    /* two neighbours' bundles with their senders swapped: the AEAD key and
+     * associated data name (round, sender, receiver), so neither opens */
+    {
+        uint64_t f1 = copy[1].from;
+        copy[1].from = copy[2].from;
+        copy[2].from = f1;
+        assert_int_equal(fedreci_secagg_client_masked_input(r.c[0], copy, 4, x0, 1, &y, NULL),
+                         FEDREC_ERR_CRYPTO);
+        copy[2].from = copy[1].from;
+        copy[1].from = f1;
+    }
     copy[3] = copy[2]; /* replayed bundle */
     assert_int_equal(fedreci_secagg_client_masked_input(r.c[0], copy, 4, x0, 1, &y, NULL),
                      FEDREC_ERR_DUPLICATE);

@@ -1,0 +1,352 @@
+/* Writes the generated seed corpora of the fuzz harnesses (run once; the
+ * output is committed under tests/fuzz/corpus/):
+ *   wire/          one real encoded message of every fedrec.v1 kind, both as a
+ *                  raw envelope (first byte 0x80) and as a structured input
+ *                  (first byte = body kind, then the body's bytes);
+ *   store/         the template store's files unmodified (XOR mode, no-op);
+ *   store_records/ a real snapshot plaintext and a real event sequence;
+ *   secagg_server/ client 4's messages for a whole round.
+ * Usage: fedrec_fuzz_seedgen CORPUS_DIR. Compiles client/store.c in (like
+ * fuzz_store_records) to reach the static encoders. */
+#include "client/store.c"
+
+#include "proto/wire.h"
+
+static void put(const char *dir, const char *name, uint8_t first, const uint8_t *b, size_t n)
+{
+    char p[512];
+    snprintf(p, sizeof p, "%s/%s", dir, name);
+    FILE *f = fopen(p, "wb");
+    if (!f) {
+        perror(p);
+        exit(1);
+    }
+    fputc(first, f);
+    if (n)
+        fwrite(b, 1, n, f);
+    fclose(f);
+}
+
+/* The body bytes of an envelope: the oneof field (10 + kind) is the last
+ * field packed, so skip the header fields and the body's tag and length. */
+static void put_wire(const char *dir, const char *name, nng_msg *m)
+{
+    const uint8_t *b = nng_msg_body(m);
+    size_t n = nng_msg_len(m);
+    char raw[128];
+    snprintf(raw, sizeof raw, "raw_%s", name);
+    put(dir, raw, 0x80, b, n);
+    fedreci_wire_env *e = fedrec__v1__envelope__unpack(NULL, n, b);
+    if (!e)
+        exit(1);
+    unsigned kind = (unsigned)e->body_case - 10;
+    fedrec__v1__envelope__free_unpacked(e, NULL);
+    /* walk the fields: varints 1..4, then the length-delimited body */
+    size_t o = 0;
+    while (o < n) {
+        uint8_t tag = b[o++];
+        if ((tag & 7) == 0) {
+            while (b[o++] & 0x80) {
+            }
+        } else {
+            uint64_t len = 0;
+            int sh = 0;
+            while (1) {
+                uint8_t c = b[o++];
+                len |= (uint64_t)(c & 0x7f) << sh;
+                sh += 7;
+                if (!(c & 0x80))
+                    break;
+            }
+            put(dir, name, (uint8_t)kind, b + o, (size_t)len);
+            break;
+        }
+    }
+    nng_msg_free(m);
+}
+
+/* Appends one fuzz_secagg_server chunk: u16 length, sender index, envelope. */
+static void chunk(FILE *f, uint8_t sender, nng_msg *m)
+{
+    size_t n = m ? nng_msg_len(m) + 1 : 0;
+    fputc((int)(n & 0xff), f);
+    fputc((int)(n >> 8), f);
+    if (m) {
+        fputc(sender, f);
+        fwrite(nng_msg_body(m), 1, nng_msg_len(m), f);
+        nng_msg_free(m);
+    }
+}
+
+int main(int argc, char **argv)
+{
+    if (argc != 2 || sodium_init() < 0)
+        return 2;
+    char dir[400];
+    snprintf(dir, sizeof dir, "%s/wire", argv[1]);
+    mkdir(dir, 0755);
+    nng_msg *m;
+    uint8_t pk[32], sk[64];
+    crypto_sign_seed_keypair(pk, sk, (const uint8_t *)"fedrec fuzz seed identity key 01");
+    fedreci_wire_hdr h = {5, 0, FEDRECI_WIRE_STAGE_CHECKIN};
+    if (fedreci_wire_enc_checkin(&m, &h, pk, 3, 1))
+        return 1;
+    put_wire(dir, "checkin", m);
+    fedreci_wire_round rd;
+    memset(&rd, 0, sizeof rd);
+    rd.secagg.round_id = 7;
+    rd.secagg.n = 4;
+    rd.secagg.k = 3;
+    rd.secagg.t = 2;
+    rd.secagg.d = 3 * 2 + 1;
+    rd.secagg.clip = 16;
+    rd.secagg.scale = 65536;
+    rd.secagg.max_weight = 1;
+    rd.model_version = 3;
+    rd.n_items = 3;
+    rd.k_factors = 2;
+    rd.stage_timeout_ms = 1000;
+    h.round_id = 7;
+    if (fedreci_wire_enc_checkin_reply(&m, &h, 1, &rd, 3, 0))
+        return 1;
+    put_wire(dir, "checkin_reply_selected", m);
+    if (fedreci_wire_enc_checkin_reply(&m, &h, 0, NULL, 3, 500))
+        return 1;
+    put_wire(dir, "checkin_reply_not_selected", m);
+    h.stage = FEDRECI_WIRE_STAGE_MODEL;
+    if (fedreci_wire_enc_model_request(&m, &h, 2))
+        return 1;
+    put_wire(dir, "model_request", m);
+    float y[6] = {0.1f, 0.2f, 0.3f, 0.4f, 0.5f, 0.6f}, gram[4] = {1, 0, 0, 1};
+    uint8_t sum[32];
+    fedreci_wire_checksum(y, sizeof y, sum);
+    const char *codes[3] = {"85123A", "71053", "POST"};
+    fedreci_wire_model wm = {3, 3, 2, y, gram, sum, codes, 3};
+    if (fedreci_wire_enc_model_reply(&m, &h, &wm, 3))
+        return 1;
+    put_wire(dir, "model_reply", m);
+    if (fedreci_wire_enc_model_reply(&m, &h, NULL, 3))
+        return 1;
+    put_wire(dir, "model_reply_not_modified", m);
+    /* a real advert from a real SecAgg client */
+    fedreci_secagg_client *sa;
+    if (fedreci_secagg_client_create(&sa, &rd.secagg, 5, sk, NULL))
+        return 1;
+    fedreci_secagg_advert adv;
+    if (fedreci_secagg_client_advertise(sa, &adv))
+        return 1;
+    fedreci_secagg_client_destroy(sa);
+    h.stage = FEDRECI_WIRE_STAGE_ADVERTISE;
+    if (fedreci_wire_enc_advertise(&m, &h, &adv))
+        return 1;
+    put_wire(dir, "advertise", m);
+    uint64_t ids[4] = {1, 5, 9, 12};
+    fedreci_secagg_advert a2[4];
+    const fedreci_secagg_advert *ap[4];
+    for (int i = 0; i < 4; i++) {
+        a2[i] = adv;
+        a2[i].client_id = ids[i];
+        ap[i] = &a2[i];
+    }
+    if (fedreci_wire_enc_roster(&m, &h, ids, 4, ap, 4))
+        return 1;
+    put_wire(dir, "roster", m);
+    h.stage = FEDRECI_WIRE_STAGE_SHARE_KEYS;
+    uint8_t ctb[3][120];
+    fedreci_secagg_ciphertext cts[3];
+    for (int i = 0; i < 3; i++) {
+        randombytes_buf(ctb[i], sizeof ctb[i]);
+        cts[i].from = 5;
+        cts[i].to = ids[i == 0 ? 0 : i + 1];
+        cts[i].bytes = ctb[i];
+        cts[i].len = sizeof ctb[i];
+    }
+    if (fedreci_wire_enc_ciphertexts(&m, &h, 0, cts, 3))
+        return 1;
+    put_wire(dir, "share_keys", m);
+    if (fedreci_wire_enc_ciphertexts(&m, &h, 1, cts, 3))
+        return 1;
+    put_wire(dir, "share_relay", m);
+    h.stage = FEDRECI_WIRE_STAGE_MASKED_INPUT;
+    uint32_t masked[7] = {1, 2, 3, 0xffffffffu, 5, 6, 1};
+    if (fedreci_wire_enc_masked(&m, &h, masked, 7))
+        return 1;
+    put_wire(dir, "masked_input", m);
+    uint64_t surv[3] = {1, 5, 12}, drop[1] = {9};
+    if (fedreci_wire_enc_unmask_request(&m, &h, surv, 3, drop, 1))
+        return 1;
+    put_wire(dir, "unmask_request", m);
+    h.stage = FEDRECI_WIRE_STAGE_UNMASK;
+    fedreci_secagg_reveal rv[3];
+    for (int i = 0; i < 3; i++) {
+        rv[i].about = ids[i == 0 ? 0 : i + 1];
+        rv[i].kind = i == 1;
+        randombytes_buf(rv[i].share, sizeof rv[i].share);
+    }
+    if (fedreci_wire_enc_unmask(&m, &h, rv, 3))
+        return 1;
+    put_wire(dir, "unmask", m);
+    if (fedreci_wire_enc_round_result(&m, &h, 1, 4, 3, ""))
+        return 1;
+    put_wire(dir, "round_result", m);
+    if (fedreci_wire_enc_round_result(&m, &h, 0, 3, 1, "fewer than t survivors"))
+        return 1;
+    put_wire(dir, "round_result_aborted", m);
+    if (fedreci_wire_enc_error(&m, &h, FEDREC_ERR_STAGE, "stage 3 is not open"))
+        return 1;
+    put_wire(dir, "error", m);
+    if (fedreci_wire_enc_retry(&m, &h, 250))
+        return 1;
+    put_wire(dir, "retry_after", m);
+    {
+        /* Ack has no encoder: an empty body */
+        fedreci_wire_env e = FEDREC__V1__ENVELOPE__INIT;
+        Fedrec__V1__Ack ack = FEDREC__V1__ACK__INIT;
+        e.protocol_version = 1;
+        e.client_id = 5;
+        e.round_id = 7;
+        e.stage = 1;
+        e.body_case = FEDREC__V1__ENVELOPE__BODY_ACK;
+        e.ack = &ack;
+        size_t n = fedrec__v1__envelope__get_packed_size(&e);
+        if (nng_msg_alloc(&m, n))
+            return 1;
+        fedrec__v1__envelope__pack(&e, nng_msg_body(m));
+        put_wire(dir, "ack", m);
+    }
+
+    /* secagg_server: client 4 plays along with a valid signed advert, then
+     * garbage shares, a masked input and reveals (see fuzz_secagg_server) */
+    {
+        snprintf(dir, sizeof dir, "%s/secagg_server", argv[1]);
+        mkdir(dir, 0755);
+        char p[512];
+        snprintf(p, sizeof p, "%s/client4_plays", dir);
+        FILE *f = fopen(p, "wb");
+        if (!f)
+            return 1;
+        fedreci_secagg_params sp;
+        memset(&sp, 0, sizeof sp);
+        sp.round_id = 7;
+        sp.n = 4;
+        sp.k = 3;
+        sp.t = 2;
+        sp.d = 5;
+        sp.clip = 4;
+        sp.scale = 1024;
+        sp.max_weight = 1;
+        uint8_t seed4[32] = {4}, pk4[32], sk4[64];
+        crypto_sign_seed_keypair(pk4, sk4, seed4);
+        fedreci_secagg_client *c4;
+        fedreci_secagg_advert a4;
+        if (fedreci_secagg_client_create(&c4, &sp, 4, sk4, NULL) ||
+            fedreci_secagg_client_advertise(c4, &a4))
+            return 1;
+        fedreci_secagg_client_destroy(c4);
+        fedreci_wire_hdr h4 = {4, 7, FEDRECI_WIRE_STAGE_ADVERTISE};
+        if (fedreci_wire_enc_advertise(&m, &h4, &a4))
+            return 1;
+        chunk(f, 3, m);
+        chunk(f, 0, NULL);
+        uint8_t g[3][80];
+        fedreci_secagg_ciphertext c3[3];
+        for (int i = 0; i < 3; i++) {
+            randombytes_buf(g[i], sizeof g[i]);
+            c3[i].from = 4;
+            c3[i].to = (uint64_t)i + 1;
+            c3[i].bytes = g[i];
+            c3[i].len = sizeof g[i];
+        }
+        h4.stage = FEDRECI_WIRE_STAGE_SHARE_KEYS;
+        if (fedreci_wire_enc_ciphertexts(&m, &h4, 0, c3, 3))
+            return 1;
+        chunk(f, 3, m);
+        chunk(f, 0, NULL);
+        uint32_t y5[5] = {1, 2, 3, 4, 1};
+        h4.stage = FEDRECI_WIRE_STAGE_MASKED_INPUT;
+        if (fedreci_wire_enc_masked(&m, &h4, y5, 5))
+            return 1;
+        chunk(f, 3, m);
+        chunk(f, 0, NULL);
+        fedreci_secagg_reveal r3[2];
+        for (int i = 0; i < 2; i++) {
+            r3[i].about = (uint64_t)i + 1;
+            r3[i].kind = 0;
+            randombytes_buf(r3[i].share, sizeof r3[i].share);
+        }
+        h4.stage = FEDRECI_WIRE_STAGE_UNMASK;
+        if (fedreci_wire_enc_unmask(&m, &h4, r3, 2))
+            return 1;
+        chunk(f, 3, m);
+        chunk(f, 0, NULL);
+        fclose(f);
+    }
+
+    /* store: the template files unchanged (mode 1 = XOR with nothing) */
+    snprintf(dir, sizeof dir, "%s/store", argv[1]);
+    mkdir(dir, 0755);
+    for (uint8_t f = 0; f < 3; f++) {
+        char name[32];
+        snprintf(name, sizeof name, "template_%u", f);
+        uint8_t zero = 0;
+        put(dir, name, (uint8_t)(3 + f), &zero, 1);
+    }
+
+    /* store_records: a real snapshot plaintext and a real event sequence */
+    snprintf(dir, sizeof dir, "%s/store_records", argv[1]);
+    mkdir(dir, 0755);
+    char sdir[] = "/tmp/fedrec_seedgen_XXXXXX";
+    if (!mkdtemp(sdir))
+        return 1;
+    char store_dir[64];
+    snprintf(store_dir, sizeof store_dir, "%s/s", sdir);
+    uint8_t key[32] = {9};
+    fedreci_store *s;
+    if (fedreci_store_open(&s, store_dir, FEDRECI_KEY_RAW, key, 32, 0, 0))
+        return 1;
+    float x[2] = {1.5f, -0.5f};
+    fedreci_ledger_rec l = {1700000000000, 3, 2, 4096, 1, "masked input"};
+    if (fedreci_store_add_purchase(s, "85123A", 1291191960, 6, NULL) ||
+        fedreci_store_set_model(s, 4, 3, 2, y, gram, codes) ||
+        fedreci_store_set_user_factors(s, x, 2) || fedreci_store_add_ledger(s, &l))
+        return 1;
+    wbuf b = {0};
+    encode_state(s, &b);
+    put(dir, "snapshot", 0, b.p, b.len);
+    wb_free(&b);
+    /* events: purchase, participation, ledger, user factors */
+    wbuf ev = {0};
+    wbuf r = {0};
+    fedreci_store_purchase pu = {7, 1291191960, 2, "71053"};
+    wb_u8(&r, REC_PURCHASE);
+    encode_purchase(&r, &pu);
+    wb_u8(&ev, (uint8_t)r.len);
+    wb_u8(&ev, (uint8_t)(r.len >> 8));
+    wb_put(&ev, r.p, r.len);
+    wb_free(&r);
+    wb_u8(&r, REC_PARTICIPATION);
+    wb_u8(&r, 0);
+    wb_u8(&ev, (uint8_t)r.len);
+    wb_u8(&ev, 0);
+    wb_put(&ev, r.p, r.len);
+    wb_free(&r);
+    wb_u8(&r, REC_LEDGER);
+    encode_ledger(&r, &l);
+    wb_u8(&ev, (uint8_t)r.len);
+    wb_u8(&ev, 0);
+    wb_put(&ev, r.p, r.len);
+    wb_free(&r);
+    wb_u8(&r, REC_USER_FACTORS);
+    wb_u32(&r, 2);
+    wb_floats(&r, x, 2);
+    wb_u8(&ev, (uint8_t)r.len);
+    wb_u8(&ev, 0);
+    wb_put(&ev, r.p, r.len);
+    wb_free(&r);
+    put(dir, "events", 1, ev.p, ev.len);
+    wb_free(&ev);
+    if (fedreci_store_forget(s))
+        return 1;
+    rmdir(sdir);
+    return 0;
+}
