@@ -316,10 +316,28 @@ typedef struct round_rec {
     uint32_t n_completed;
     uint32_t session_errors;
     double seconds;
+    uint64_t rss_kb; /* the process's resident memory at the end of the round */
     int evaluated;
     fedreci_metrics m;
     char reason[160];
 } round_rec;
+
+/* Resident set size of this process in KiB (VmRSS), 0 where /proc is not
+ * available. Recorded per round so a long run shows whether memory stays
+ * flat. */
+static uint64_t rss_kb_now(void)
+{
+    FILE *f = fopen("/proc/self/status", "r");
+    if (!f)
+        return 0;
+    char line[256];
+    unsigned long long kb = 0;
+    while (fgets(line, sizeof line, f))
+        if (sscanf(line, "VmRSS: %llu kB", &kb) == 1)
+            break;
+    fclose(f);
+    return kb;
+}
 
 /* ---- the simulation ------------------------------------------------------------------------ */
 
@@ -789,6 +807,7 @@ static fedrec_err run_secagg(sim *S, round_rec *recs, float *y, evaluator *ev)
             pthread_mutex_unlock(&S->mu);
         }
         rec.seconds = fedreci_sim_now() - t0;
+        rec.rss_kb = rss_kb_now();
         recs[ri] = rec;
         if ((ri + 1) % o->eval_every == 0 || ri + 1 == o->rounds)
             eval_post(ev, y, S->nk, &recs[ri], ri);
@@ -855,6 +874,7 @@ static fedrec_err run_plain(const run_opts *o, const fedreci_split *s, uint32_t 
             rec.down_bytes = rec.up_bytes;
         }
         rec.seconds = fedreci_sim_now() - t0;
+        rec.rss_kb = rss_kb_now();
         recs[ri] = rec;
         if (!e && ((ri + 1) % o->eval_every == 0 || ri + 1 == o->rounds))
             eval_post(ev, y, nk, &recs[ri], ri);
@@ -901,7 +921,7 @@ static fedrec_err write_rounds_csv(const run_opts *o, const round_rec *recs)
     fprintf(f, "round,round_id,completed,verified,cohort,survivors,dropped,dropped_advertise,"
                "dropped_share,dropped_masked,dropped_unmask,hr_at_10,ndcg_at_10,recall_at_10,"
                "precision_at_10,map_at_10,coverage,bytes_up,bytes_down,bytes_up_per_client,"
-               "bytes_down_per_client,stage0_ms,stage1_ms,stage2_ms,stage3_ms,round_seconds\n");
+               "bytes_down_per_client,stage0_ms,stage1_ms,stage2_ms,stage3_ms,round_seconds,rss_kb\n");
     for (uint32_t i = 0; i < o->rounds; i++) {
         const round_rec *r = &recs[i];
         uint32_t dr = r->dropped[0] + r->dropped[1] + r->dropped[2] + r->dropped[3];
@@ -918,10 +938,10 @@ static fedrec_err write_rounds_csv(const run_opts *o, const round_rec *recs)
         else
             fprintf(f, ",,,,,,");
         double n = r->n_completed ? (double)r->n_completed : 1.0;
-        fprintf(f, "%llu,%llu,%.0f,%.0f,%.1f,%.1f,%.1f,%.1f,%.3f\n",
+        fprintf(f, "%llu,%llu,%.0f,%.0f,%.1f,%.1f,%.1f,%.1f,%.3f,%llu\n",
                 (unsigned long long)r->up_bytes, (unsigned long long)r->down_bytes,
                 (double)r->up_bytes / n, (double)r->down_bytes / n, r->stage_ms[0], r->stage_ms[1],
-                r->stage_ms[2], r->stage_ms[3], r->seconds);
+                r->stage_ms[2], r->stage_ms[3], r->seconds, (unsigned long long)r->rss_kb);
     }
     int bad = ferror(f);
     if (fclose(f) || bad)

@@ -41,7 +41,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         fedreci_split *s = NULL;
         if (fedreci_split_create(&s, d, NULL) == FEDREC_OK) {
             fedreci_metrics m;
-            (void)fedreci_eval_popularity(s, 10, &m);
+            /* a split that exists always has a popularity baseline, and its
+               metrics are fractions */
+            if (fedreci_eval_popularity(s, 10, &m) == FEDREC_OK &&
+                (!(m.hr_at_k >= 0.0 && m.hr_at_k <= 1.0) ||
+                 !(m.ndcg_at_k >= 0.0 && m.ndcg_at_k <= 1.0)))
+                abort();
         }
         fedreci_split_destroy(s);
         fedreci_dataset_destroy(d);

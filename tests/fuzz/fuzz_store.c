@@ -71,7 +71,7 @@ static void clear_dir(const char *dir)
     if (!d)
         return;
     struct dirent *de;
-    char p[256];
+    char p[4096 + 256];
     while ((de = readdir(d)))
         if (de->d_name[0] != '.') {
             snprintf(p, sizeof p, "%s/%s", dir, de->d_name);
@@ -93,10 +93,11 @@ static void make_template(void)
         abort();
     float y[3 * 2] = {0.1f, 0.2f, 0.3f, 0.4f, 0.5f, 0.6f};
     const char *codes[3] = {"85123A", "71053", "POST"};
+    const uint32_t retired[1] = {2}; /* POST: a retired row */
     float x[2] = {1.5f, -0.5f};
     fedreci_ledger_rec l = {1700000000000, 3, 2, 4096, 1, "masked input"};
     if (fedreci_store_add_purchase(s, "85123A", 1291191960, 6, NULL) ||
-        fedreci_store_set_model(s, 4, 3, 2, y, NULL, codes) ||
+        fedreci_store_set_model(s, 4, 3, 2, y, NULL, codes, retired, 1) ||
         /* after the model's snapshot, these go to the log */
         fedreci_store_add_purchase(s, "71053", 1291191961, 2, NULL) ||
         fedreci_store_set_user_factors(s, x, 2) || fedreci_store_add_ledger(s, &l) ||
@@ -105,7 +106,7 @@ static void make_template(void)
         abort();
     fedreci_store_purchases(s, &tmpl_purchases);
     fedreci_store_close(s);
-    char p[256];
+    char p[4096 + 256];
     for (int i = 0; i < 3; i++) {
         snprintf(p, sizeof p, "%s/%s", dir, NAMES[i]);
         tmpl[i] = slurp(p, &tmpl_len[i]);

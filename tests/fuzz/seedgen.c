@@ -307,7 +307,7 @@ int main(int argc, char **argv)
     float x[2] = {1.5f, -0.5f};
     fedreci_ledger_rec l = {1700000000000, 3, 2, 4096, 1, "masked input"};
     if (fedreci_store_add_purchase(s, "85123A", 1291191960, 6, NULL) ||
-        fedreci_store_set_model(s, 4, 3, 2, y, gram, codes) ||
+        fedreci_store_set_model(s, 4, 3, 2, y, gram, codes, NULL, 0) ||
         fedreci_store_set_user_factors(s, x, 2) || fedreci_store_add_ledger(s, &l))
         return 1;
     wbuf b = {0};
