@@ -15,6 +15,7 @@
 
 #include "core/err.h"
 #include "core/log.h"
+#include "core/util.h"
 
 enum step { S_CHECKIN = 0, S_MODEL, S_ADV, S_SHARE, S_MASKED, S_UNMASK, S_DONE };
 enum io { IO_IDLE = 0, IO_SEND, IO_RECV, IO_SLEEP };
@@ -578,15 +579,8 @@ fedrec_err fedreci_session_wait(fedreci_session *s, int timeout_ms, fedreci_sess
 {
     fedrec_err e = FEDREC_OK;
     struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    if (timeout_ms >= 0) {
-        ts.tv_sec += timeout_ms / 1000;
-        ts.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
-        if (ts.tv_nsec >= 1000000000L) {
-            ts.tv_sec++;
-            ts.tv_nsec -= 1000000000L;
-        }
-    }
+    if (timeout_ms >= 0)
+        fedreci_deadline_after_ms(&ts, timeout_ms);
     pthread_mutex_lock(&s->mu);
     while (!s->done) {
         if (timeout_ms < 0) {

@@ -17,6 +17,7 @@
 
 #include "core/err.h"
 #include "core/log.h"
+#include "core/util.h"
 #include "proto/wire.h"
 
 /* ---- small helpers ---------------------------------------------------------- */
@@ -32,21 +33,6 @@ static int cmp_u64(const void *a, const void *b)
 {
     uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
     return x < y ? -1 : x > y;
-}
-
-static long find_u64(const uint64_t *v, size_t n, uint64_t id)
-{
-    size_t lo = 0, hi = n;
-    while (lo < hi) {
-        size_t mid = lo + (hi - lo) / 2;
-        if (v[mid] == id)
-            return (long)mid;
-        if (v[mid] < id)
-            lo = mid + 1;
-        else
-            hi = mid;
-    }
-    return -1;
 }
 
 static uint64_t splitmix64(uint64_t *s)
@@ -151,6 +137,7 @@ typedef struct outbox {
 struct fedreci_coord {
     fedreci_coord_config cfg;
     char **urls;
+    int *ports; /* bound TCP port of each listener (0: not TCP / not started) */
     fedreci_coord_hooks hooks;
     pthread_mutex_t mu;
     pthread_cond_t cv_done;
@@ -630,7 +617,7 @@ static fedrec_err commit_model(fedreci_coord *c, rstate *r)
 
 static nng_msg *roster_msg(fedreci_coord *c, rstate *r, uint64_t client)
 {
-    long mi = find_u64(r->roster_ids, r->m, client);
+    long mi = fedreci_find_u64(r->roster_ids, r->m, client);
     if (mi < 0)
         return NULL;
     const fedreci_secagg_advert **ap = NULL;
@@ -866,7 +853,7 @@ static void select_cohort(fedreci_coord *c, outbox *ob)
             continue;
         cctx *x = unpark(c, cr->wait_ctx);
         cr->wait_ctx = -1;
-        int sel = find_u64(r->ids, n, cr->id) >= 0;
+        int sel = fedreci_find_u64(r->ids, n, cr->id) >= 0;
         checkin_reply(c, x, cr->id,
                       sel ? FEDREC__V1__CHECK_IN_REPLY__STATUS__SELECTED
                           : FEDREC__V1__CHECK_IN_REPLY__STATUS__NOT_SELECTED,
@@ -966,7 +953,7 @@ static void on_checkin(fedreci_coord *c, cctx *x, const fedreci_wire_env *env, o
                       NULL, ob);
         return;
     }
-    if (round_active(c) && find_u64(c->cur->ids, c->cur->n, e->id) >= 0) {
+    if (round_active(c) && fedreci_find_u64(c->cur->ids, c->cur->n, e->id) >= 0) {
         /* a resent check-in of a cohort member: same answer */
         checkin_reply(c, x, e->id, FEDREC__V1__CHECK_IN_REPLY__STATUS__SELECTED, c->cur, ob);
         return;
@@ -1110,7 +1097,7 @@ static void on_stage(fedreci_coord *c, cctx *x, const fedreci_wire_env *env, int
         reply_error(c, x, &h, FEDREC_ERR_ROUND, text, ob);
         return;
     }
-    long mi = find_u64(r->ids, r->n, h.client_id);
+    long mi = fedreci_find_u64(r->ids, r->n, h.client_id);
     if (mi < 0) {
         reply_error(c, x, &h, FEDREC_ERR_NOT_SELECTED, "client is not in this round's cohort", ob);
         return;
@@ -1462,7 +1449,8 @@ fedrec_err fedreci_coord_create(fedreci_coord **out, const fedreci_coord_config 
 
     /* copies of what outlives create */
     c->urls = calloc(cfg->n_listen + 2, sizeof *c->urls);
-    if (!c->urls)
+    c->ports = calloc(cfg->n_listen, sizeof *c->ports);
+    if (!c->urls || !c->ports)
         goto nomem;
     for (size_t i = 0; i < cfg->n_listen; i++)
         if (!(c->urls[i] = strdup(cfg->listen_urls[i])))
@@ -1647,7 +1635,7 @@ static char *read_file(const char *path, fedrec_err *err)
     return buf;
 }
 
-static fedrec_err start_listener(fedreci_coord *c, const char *url)
+static fedrec_err start_listener(fedreci_coord *c, const char *url, int *bound_port)
 {
     nng_listener l;
     int rv;
@@ -1690,9 +1678,10 @@ static fedrec_err start_listener(fedreci_coord *c, const char *url)
     /* With port 0 the kernel picks one: log the bound port so operators
      * (and tests) can find it. */
     int port = 0;
-    if (nng_listener_get_int(l, NNG_OPT_TCP_BOUND_PORT, &port) == 0)
+    if (nng_listener_get_int(l, NNG_OPT_TCP_BOUND_PORT, &port) == 0) {
+        *bound_port = port;
         fedreci_log(FEDRECI_LOG_INFO, -1, "listening on %s (port %d)", url, port);
-    else
+    } else
         fedreci_log(FEDRECI_LOG_INFO, -1, "listening on %s", url);
     return FEDREC_OK;
 }
@@ -1702,7 +1691,7 @@ fedrec_err fedreci_coord_start(fedreci_coord *c)
     if (c->started)
         return fedreci_error(FEDREC_ERR_INVALID, "coordinator: already started");
     for (size_t i = 0; i < c->cfg.n_listen; i++) {
-        fedrec_err e = start_listener(c, c->urls[i]);
+        fedrec_err e = start_listener(c, c->urls[i], &c->ports[i]);
         if (e)
             return e;
     }
@@ -1723,15 +1712,8 @@ fedrec_err fedreci_coord_wait(fedreci_coord *c, int timeout_ms)
     fedrec_err e = FEDREC_OK;
     pthread_mutex_lock(&c->mu);
     struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    if (timeout_ms >= 0) {
-        ts.tv_sec += timeout_ms / 1000;
-        ts.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
-        if (ts.tv_nsec >= 1000000000L) {
-            ts.tv_sec++;
-            ts.tv_nsec -= 1000000000L;
-        }
-    }
+    if (timeout_ms >= 0)
+        fedreci_deadline_after_ms(&ts, timeout_ms);
     while (!c->stopped) {
         if (timeout_ms < 0) {
             pthread_cond_wait(&c->cv_done, &c->mu);
@@ -1806,6 +1788,7 @@ void fedreci_coord_destroy(fedreci_coord *c)
             free(c->urls[i]);
         free(c->urls);
     }
+    free(c->ports);
     pthread_cond_destroy(&c->cv_timer);
     pthread_cond_destroy(&c->cv_done);
     pthread_mutex_destroy(&c->mu);
@@ -1851,7 +1834,7 @@ void fedreci_coord_client_gone(fedreci_coord *c, uint64_t client_id)
     pthread_mutex_lock(&c->mu);
     if (round_active(c)) {
         rstate *r = c->cur;
-        long i = find_u64(r->ids, r->n, client_id);
+        long i = fedreci_find_u64(r->ids, r->n, client_id);
         if (i >= 0)
             member_gone(c, r, (uint32_t)i, &ob);
     }
@@ -1874,4 +1857,9 @@ fedrec_err fedreci_coord_client_bytes(fedreci_coord *c, uint64_t client_id, uint
     }
     pthread_mutex_unlock(&c->mu);
     return e;
+}
+
+int fedreci_coord_port(const fedreci_coord *c, size_t i)
+{
+    return c && c->started && c->ports && i < c->cfg.n_listen ? c->ports[i] : 0;
 }

@@ -225,4 +225,10 @@ FEDREC_NODISCARD fedrec_err fedreci_coord_client_bytes(fedreci_coord *c, uint64_
  * decide. */
 void fedreci_coord_client_gone(fedreci_coord *c, uint64_t client_id);
 
+/* The TCP port listener i (in cfg->listen_urls order) is bound to, after a
+ * successful fedreci_coord_start: with a URL such as tcp://127.0.0.1:0 the
+ * kernel picks a free port and this tells which. 0 for ipc://, inproc://, an
+ * index out of range, or before start. This function can't fail. */
+int fedreci_coord_port(const fedreci_coord *c, size_t i);
+
 #endif /* FEDREC_COORDINATOR_ENGINE_H */

@@ -918,10 +918,11 @@ static fedrec_err write_rounds_csv(const run_opts *o, const round_rec *recs)
     FILE *f = fopen(path, "w");
     if (!f)
         return fedreci_error(FEDREC_ERR_IO, "sim: cannot write %s", path);
-    fprintf(f, "round,round_id,completed,verified,cohort,survivors,dropped,dropped_advertise,"
-               "dropped_share,dropped_masked,dropped_unmask,hr_at_10,ndcg_at_10,recall_at_10,"
-               "precision_at_10,map_at_10,coverage,bytes_up,bytes_down,bytes_up_per_client,"
-               "bytes_down_per_client,stage0_ms,stage1_ms,stage2_ms,stage3_ms,round_seconds,rss_kb\n");
+    fprintf(f,
+            "round,round_id,completed,verified,cohort,survivors,dropped,dropped_advertise,"
+            "dropped_share,dropped_masked,dropped_unmask,hr_at_10,ndcg_at_10,recall_at_10,"
+            "precision_at_10,map_at_10,coverage,bytes_up,bytes_down,bytes_up_per_client,"
+            "bytes_down_per_client,stage0_ms,stage1_ms,stage2_ms,stage3_ms,round_seconds,rss_kb\n");
     for (uint32_t i = 0; i < o->rounds; i++) {
         const round_rec *r = &recs[i];
         uint32_t dr = r->dropped[0] + r->dropped[1] + r->dropped[2] + r->dropped[3];

@@ -24,9 +24,10 @@ cleanup() {
 }
 trap cleanup EXIT
 fail() { echo "FAIL: $*" >&2; tail -30 "$dir/log" >&2 || true; exit 1; }
-base=$((21000 + $$ % 20000))
-http=$base
-url="tcp://127.0.0.1:$((base + 1))"
+# Ports are chosen by the kernel at each start and read back from the log (a
+# fixed port can collide with another test's ephemeral ports).
+http=""
+url=""
 db="$dir/state.sqlite"
 printf 'code,description\nA,apple\nB,pear\nC,plum\nD,fig\nE,kiwi\n' >"$dir/cat.csv"
 
@@ -37,11 +38,22 @@ http_get() { # path -> body
   exec 3<&-
 }
 start() {
-  "$coord" --db "$db" --catalog "$dir/cat.csv" --http "http://127.0.0.1:$http" \
-    --listen "$url" --cohort 3 --min-cohort 3 --factors 2 --deadline-checkin 60000 \
+  local from=$(($(wc -l <"$dir/log" 2>/dev/null || echo 0) + 1))
+  "$coord" --db "$db" --catalog "$dir/cat.csv" --http "http://127.0.0.1:0" \
+    --listen "tcp://127.0.0.1:0" --cohort 3 --min-cohort 3 --factors 2 --deadline-checkin 60000 \
     --deadline-advertise 60000 --deadline-share 60000 --deadline-masked 60000 \
     --deadline-unmask 60000 --log-level info >>"$dir/log" 2>&1 &
   pid=$!
+  local port=""
+  http=""
+  for _ in $(seq 1 200); do
+    http=$(tail -n "+$from" "$dir/log" | sed -nE 's/.*status on .*\(port ([0-9]+)\).*/\1/p' | head -1)
+    port=$(tail -n "+$from" "$dir/log" | sed -nE 's/.*listening on tcp:.*\(port ([0-9]+)\).*/\1/p' | head -1)
+    [ -n "$http" ] && [ -n "$port" ] && break
+    sleep 0.05
+  done
+  [ -n "$http" ] && [ -n "$port" ] || fail "no ports in the log"
+  url="tcp://127.0.0.1:$port"
   for _ in $(seq 1 200); do
     [ "$(http_get /healthz 2>/dev/null)" = ok ] && return 0
     sleep 0.05

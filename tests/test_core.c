@@ -9,6 +9,7 @@
 
 #include "core/err.h"
 #include "core/log.h"
+#include "core/util.h"
 #include "fedrec/fedrec.h"
 
 static void test_version_matches_project(void **state)
@@ -75,6 +76,34 @@ static void test_log_level_parse(void **state)
     fedreci_log_set_level(FEDRECI_LOG_WARN);
 }
 
+static void test_find_u64(void **state)
+{
+    (void)state;
+    const uint64_t ids[] = {2, 3, 10, 11, UINT64_MAX};
+    assert_int_equal(fedreci_find_u64(ids, 5, 2), 0);
+    assert_int_equal(fedreci_find_u64(ids, 5, 10), 2);
+    assert_int_equal(fedreci_find_u64(ids, 5, UINT64_MAX), 4);
+    assert_int_equal(fedreci_find_u64(ids, 5, 1), -1);
+    assert_int_equal(fedreci_find_u64(ids, 5, 4), -1);
+    assert_int_equal(fedreci_find_u64(ids, 5, 12), -1);
+    assert_int_equal(fedreci_find_u64(ids, 0, 2), -1);
+    assert_int_equal(fedreci_find_u64(NULL, 0, 2), -1);
+}
+
+static void test_deadline_after_ms(void **state)
+{
+    (void)state;
+    struct timespec before, d, after;
+    clock_gettime(CLOCK_REALTIME, &before);
+    fedreci_deadline_after_ms(&d, 1999);
+    clock_gettime(CLOCK_REALTIME, &after);
+    assert_true(d.tv_nsec >= 0 && d.tv_nsec < 1000000000L);
+    double t = (double)d.tv_sec + d.tv_nsec / 1e9;
+    double lo = (double)before.tv_sec + before.tv_nsec / 1e9 + 1.999;
+    double hi = (double)after.tv_sec + after.tv_nsec / 1e9 + 1.999;
+    assert_true(t >= lo - 1e-6 && t <= hi + 1e-6);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -83,6 +112,8 @@ int main(void)
         cmocka_unit_test(test_error_codes_are_stable),
         cmocka_unit_test(test_errmsg_is_formatted_and_returned),
         cmocka_unit_test(test_log_level_parse),
+        cmocka_unit_test(test_find_u64),
+        cmocka_unit_test(test_deadline_after_ms),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -17,6 +17,7 @@
 #include <sodium.h>
 
 #include "core/err.h"
+#include "core/util.h"
 #include "core/secagg/graph.h"
 #include "core/secagg/kdf.h"
 #include "core/secagg/prg.h"
@@ -185,20 +186,6 @@ fedrec_err fedreci_secagg_client_advertise(fedreci_secagg_client *c, fedreci_sec
     return FEDREC_OK;
 }
 
-/* Index of id in the sorted array ids[n], or -1. */
-static long find_id(const uint64_t *ids, size_t n, uint64_t id)
-{
-    size_t lo = 0, hi = n;
-    while (lo < hi) {
-        size_t mid = lo + (hi - lo) / 2;
-        if (ids[mid] < id)
-            lo = mid + 1;
-        else
-            hi = mid;
-    }
-    return lo < n && ids[lo] == id ? (long)lo : -1;
-}
-
 /* Temporaries of share_keys, committed together or freed together. */
 typedef struct share_tmp {
     uint64_t *ids;
@@ -260,7 +247,7 @@ fedrec_err fedreci_secagg_client_share_keys(fedreci_secagg_client *c,
     }
     for (size_t i = 0; i < m; i++)
         t.ids[i] = roster[i].client_id;
-    long me = find_id(t.ids, m, c->id);
+    long me = fedreci_find_u64(t.ids, m, c->id);
     if (me < 0 || memcmp(roster[me].c_pk, c->c_pk, 32) || memcmp(roster[me].s_pk, c->s_pk, 32)) {
         e = fedreci_error(FEDREC_ERR_PROTOCOL,
                           "secagg client %llu: roster lacks this client or its keys",
@@ -407,7 +394,7 @@ fedrec_err fedreci_secagg_client_masked_input(fedreci_secagg_client *c,
     }
     for (size_t i = 0; i < n_in; i++) {
         const fedreci_secagg_ciphertext *ct = &in[i];
-        long j = find_id(c->nbr_ids, deg, ct->from);
+        long j = fedreci_find_u64(c->nbr_ids, deg, ct->from);
         if (ct->to != c->id || j < 0) {
             e = fedreci_error(FEDREC_ERR_PROTOCOL,
                               "secagg client %llu: share bundle from %llu to %llu is not from a "
@@ -561,16 +548,16 @@ fedrec_err fedreci_secagg_client_unmask(fedreci_secagg_client *c, const uint64_t
         why = "lists not sorted or with repeats";
     else if (n_survivors < c->p.t)
         why = "fewer than t survivors";
-    else if (find_id(survivors, n_survivors, c->id) < 0)
+    else if (fedreci_find_u64(survivors, n_survivors, c->id) < 0)
         why = "this client is not named a survivor";
     for (size_t i = 0; !why && i < n_dropped; i++) {
-        if (find_id(survivors, n_survivors, dropped[i]) >= 0)
+        if (fedreci_find_u64(survivors, n_survivors, dropped[i]) >= 0)
             why = "a client is named both survivor and dropped";
-        else if (find_id(c->roster_ids, c->m, dropped[i]) < 0)
+        else if (fedreci_find_u64(c->roster_ids, c->m, dropped[i]) < 0)
             why = "a dropped client is not in the roster";
     }
     for (size_t i = 0; !why && i < n_survivors; i++)
-        if (find_id(c->roster_ids, c->m, survivors[i]) < 0)
+        if (fedreci_find_u64(c->roster_ids, c->m, survivors[i]) < 0)
             why = "a survivor is not in the roster";
     if (why)
         return fedreci_error(FEDREC_ERR_PROTOCOL,
@@ -586,10 +573,10 @@ fedrec_err fedreci_secagg_client_unmask(fedreci_secagg_client *c, const uint64_t
             continue;
         uint64_t v = c->nbr_ids[j];
         const uint8_t *sh = c->recv + (size_t)j * FEDRECI_SHARE_PLAIN_BYTES;
-        if (find_id(survivors, n_survivors, v) >= 0) {
+        if (fedreci_find_u64(survivors, n_survivors, v) >= 0) {
             r[n].kind = FEDRECI_SECAGG_SHARE_B;
             memcpy(r[n].share, sh, SB);
-        } else if (find_id(dropped, n_dropped, v) >= 0) {
+        } else if (fedreci_find_u64(dropped, n_dropped, v) >= 0) {
             r[n].kind = FEDRECI_SECAGG_SHARE_SK;
             memcpy(r[n].share, sh + SB, SB);
         } else {

@@ -22,6 +22,7 @@
 #include <sodium.h>
 
 #include "core/err.h"
+#include "core/util.h"
 #include "core/secagg/graph.h"
 #include "core/secagg/kdf.h"
 #include "core/secagg/prg.h"
@@ -100,19 +101,6 @@ void fedreci_secagg_server_destroy(fedreci_secagg_server *s)
 fedreci_secagg_stage fedreci_secagg_server_stage(const fedreci_secagg_server *s)
 {
     return s->stage;
-}
-
-static long find_id(const uint64_t *ids, size_t n, uint64_t id)
-{
-    size_t lo = 0, hi = n;
-    while (lo < hi) {
-        size_t mid = lo + (hi - lo) / 2;
-        if (ids[mid] < id)
-            lo = mid + 1;
-        else
-            hi = mid;
-    }
-    return lo < n && ids[lo] == id ? (long)lo : -1;
 }
 
 typedef struct id_idx {
@@ -208,7 +196,7 @@ fedrec_err fedreci_secagg_server_add_advert(fedreci_secagg_server *s,
         return fedreci_error(FEDREC_ERR_INVALID, "secagg server add_advert: NULL argument");
     if (s->stage != FEDRECI_SECAGG_ADVERTISE)
         return wrong_stage(s, "add_advert");
-    long i = find_id(s->cohort, s->n, a->client_id);
+    long i = fedreci_find_u64(s->cohort, s->n, a->client_id);
     if (i < 0)
         return fedreci_error(FEDREC_ERR_PROTOCOL, "secagg server: advert from %llu, not invited",
                              (unsigned long long)a->client_id);
@@ -338,7 +326,7 @@ fedrec_err fedreci_secagg_server_add_shares(fedreci_secagg_server *s, uint64_t s
         return fedreci_error(FEDREC_ERR_INVALID, "secagg server add_shares: NULL argument");
     if (s->stage != FEDRECI_SECAGG_SHARE_KEYS)
         return wrong_stage(s, "add_shares");
-    long u = find_id(s->roster_ids, s->m, sender);
+    long u = fedreci_find_u64(s->roster_ids, s->m, sender);
     if (u < 0)
         return fedreci_error(FEDREC_ERR_PROTOCOL, "secagg server: shares from %llu, not in roster",
                              (unsigned long long)sender);
@@ -359,7 +347,7 @@ fedrec_err fedreci_secagg_server_add_shares(fedreci_secagg_server *s, uint64_t s
         goto fail;
     }
     for (size_t i = 0; i < n; i++) {
-        long v = find_id(s->roster_ids, s->m, cts[i].to);
+        long v = fedreci_find_u64(s->roster_ids, s->m, cts[i].to);
         long j = v < 0 ? -1 : nbr_index(s, (uint32_t)u, (uint32_t)v);
         if (cts[i].from != sender || j < 0 || seen[j] || cts[i].len != CT || !cts[i].bytes) {
             e = fedreci_error(FEDREC_ERR_PROTOCOL,
@@ -405,7 +393,7 @@ fedrec_err fedreci_secagg_server_shares_for(fedreci_secagg_server *s, uint64_t c
         return fedreci_error(FEDREC_ERR_INVALID, "secagg server shares_for: NULL argument");
     if (s->stage < FEDRECI_SECAGG_MASKED_INPUT || s->stage > FEDRECI_SECAGG_DONE)
         return wrong_stage(s, "shares_for");
-    long u = find_id(s->roster_ids, s->m, client);
+    long u = fedreci_find_u64(s->roster_ids, s->m, client);
     if (u < 0 || !s->cts[u])
         return fedreci_error(FEDREC_ERR_PROTOCOL,
                              "secagg server: shares for %llu, which did not share keys",
@@ -434,7 +422,7 @@ fedrec_err fedreci_secagg_server_add_masked_input(fedreci_secagg_server *s, uint
         return fedreci_error(FEDREC_ERR_INVALID, "secagg server add_masked_input: NULL argument");
     if (s->stage != FEDRECI_SECAGG_MASKED_INPUT)
         return wrong_stage(s, "add_masked_input");
-    long u = find_id(s->roster_ids, s->m, sender);
+    long u = fedreci_find_u64(s->roster_ids, s->m, sender);
     if (u < 0 || !s->cts[u])
         return fedreci_error(FEDREC_ERR_PROTOCOL,
                              "secagg server: masked input from %llu, which did not share keys",
@@ -527,7 +515,7 @@ fedrec_err fedreci_secagg_server_add_unmask(fedreci_secagg_server *s, uint64_t s
         return fedreci_error(FEDREC_ERR_INVALID, "secagg server add_unmask: NULL argument");
     if (s->stage != FEDRECI_SECAGG_UNMASK)
         return wrong_stage(s, "add_unmask");
-    long h = find_id(s->roster_ids, s->m, sender);
+    long h = fedreci_find_u64(s->roster_ids, s->m, sender);
     if (h < 0 || s->status[h] != ST_SURVIVOR)
         return fedreci_error(FEDREC_ERR_PROTOCOL,
                              "secagg server: reveals from %llu, not a survivor",
@@ -545,7 +533,7 @@ fedrec_err fedreci_secagg_server_add_unmask(fedreci_secagg_server *s, uint64_t s
         return fedreci_error(FEDREC_ERR_NOMEM, "secagg server: %zu reveals", n);
     fedrec_err e = FEDREC_OK;
     for (size_t i = 0; i < n && !e; i++) {
-        long v = find_id(s->roster_ids, s->m, r[i].about);
+        long v = fedreci_find_u64(s->roster_ids, s->m, r[i].about);
         long j = v < 0 ? -1 : nbr_index(s, (uint32_t)v, (uint32_t)h);
         int want = v < 0                         ? -1
                    : s->status[v] == ST_SURVIVOR ? FEDRECI_SECAGG_SHARE_B
