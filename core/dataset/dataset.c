@@ -140,6 +140,8 @@ struct fedreci_dataset {
     double alpha, eps;
     strtab cust, item, basket; /* interned strings, raw ids */
     char **item_desc;          /* by raw item id, may be NULL */
+    uint32_t cap_item_desc;    /* entries of item_desc (raw ids seen only on dropped
+                                  rows may lie beyond it) */
     uint32_t n_users, n_items, n_baskets;
     const char **user_names; /* by dense id, borrowed from cust */
     const char **item_codes; /* by dense id */
@@ -485,6 +487,7 @@ static void keep_row(loader *L, const char *cust, const char *item, const char *
         } else {
             memset(nd + L->cap_desc, 0, (size_t)(nc - L->cap_desc) * sizeof *nd);
             d->item_desc = nd;
+            d->cap_item_desc = nc;
             L->cap_desc = nc;
         }
     }
@@ -822,7 +825,7 @@ void fedreci_dataset_destroy(fedreci_dataset *d)
     if (!d)
         return;
     if (d->item_desc)
-        for (uint32_t i = 0; i < d->item.n; i++)
+        for (uint32_t i = 0; i < d->cap_item_desc && i < d->item.n; i++)
             free(d->item_desc[i]);
     free(d->item_desc);
     strtab_free(&d->cust);
@@ -901,6 +904,17 @@ fedrec_err fedreci_dataset_load(fedreci_dataset **out, const char *path,
             const char *msg = gzerror(gz, &zerr);
             e = fedreci_error(FEDREC_ERR_IO, "%s: read failed: %s", path,
                               zerr == Z_ERRNO ? strerror(errno) : msg);
+            goto fail;
+        }
+        /* A gzip stream that ends early is not the end of the log: zlib
+         * returns the bytes up to the cut and flags Z_BUF_ERROR. */
+        int zerr = Z_OK;
+        (void)gzerror(gz, &zerr);
+        if (zerr == Z_BUF_ERROR) {
+            e = fedreci_error(FEDREC_ERR_CORRUPT,
+                              "%s: truncated gzip file: the compressed data ends early "
+                              "(after %lld bytes of text)",
+                              path, (long long)gztell(gz));
             goto fail;
         }
         if (n == 0)
