@@ -33,7 +33,7 @@
 #define FEDRECI_CATALOG_MAX_DESCRIPTION 1024 /* bytes of a description */
 #define FEDRECI_CATALOG_MAX_ITEMS 10000000u  /* rows */
 
-/* Initialization of new item rows (DESIGN.md section 8: init N(0, 0.01)). */
+/* Initialization of new item rows (docs/design.md section 8: init N(0, 0.01)). */
 #define FEDRECI_CATALOG_INIT_STD 0.01f
 
 typedef struct fedreci_catalog_item {

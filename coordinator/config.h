@@ -47,7 +47,7 @@ typedef struct fedreci_config {
     uint32_t factors;        /* k of the model (columns of Y) */
     float lr;                /* Adam learning rate */
     float lambda;            /* L2 regularization */
-    uint32_t n_train;        /* N in the server step's 2 (lambda / N) Y; see DESIGN.md */
+    uint32_t n_train;        /* N in the server step's 2 (lambda / N) Y; see docs/design.md */
     uint64_t rounds;         /* rounds to run, 0 = forever */
     uint64_t seed;           /* model initialization and new item rows */
     int log_level;           /* fedreci_log_level */

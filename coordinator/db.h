@@ -1,5 +1,5 @@
 /*
- * coordinator/db: the coordinator's durable state in SQLite (DESIGN.md
+ * coordinator/db: the coordinator's durable state in SQLite (docs/design.md
  * section 5): model versions, the item catalog, the round log and the client
  * registry.
  *

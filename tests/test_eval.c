@@ -355,7 +355,7 @@ static void test_full_log_last_basket_popularity(void **state)
 static void test_full_log_keeping_non_products_matches_design(void **state)
 {
     (void)state;
-    /* DESIGN.md section 8's 2,502 is this split before unseen test items are
+    /* docs/design.md section 8's 2,502 is this split before unseen test items are
      * skipped, with non-product codes kept; popularity 0.230 / 0.034 */
     full_log(0, 2499, 0.23049, 0.03438);
 }

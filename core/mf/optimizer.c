@@ -2,7 +2,7 @@
  * The server optimizer: Adam (Kingma & Ba, "Adam: A Method for Stochastic
  * Optimization", ICLR 2015, Algorithm 1 with bias correction) or plain SGD on
  * the item factors, from a cohort's aggregated gradient plus the cohort's
- * share of the regularization term (DESIGN.md section 8, federated training).
+ * share of the regularization term (docs/design.md section 8, federated training).
  */
 #include <math.h>
 #include <stdlib.h>

@@ -1,6 +1,6 @@
 /*
  * The client side of a SecAgg+ round (see secagg.h for the contract and
- * DESIGN.md section 3 for the protocol).
+ * docs/design.md section 3 for the protocol).
  *
  * Every call checks its stage first and builds its results in temporaries;
  * the object changes only when the call succeeds, so a refused message leaves

@@ -301,7 +301,7 @@ void fedreci_secagg_dequantize(const fedreci_secagg_params *p, const uint32_t *s
  *   (FEDREC_ERR_CRYPTO), so no client can be made to fail key agreement.
  * - Zero total weight: dequantize reports *total_weight = 0 and finite values;
  *   the caller skips the update (nothing here divides by the weight).
- * - Semi-honest server (DESIGN.md section 3): a client refuses a second,
+ * - Semi-honest server (docs/design.md section 3): a client refuses a second,
  *   different unmask request, but nothing stops a malicious server from
  *   telling two clients different dropout sets (Bonawitz et al.'s consistency
  *   check round is not part of this protocol).

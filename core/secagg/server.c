@@ -1,6 +1,6 @@
 /*
  * The server side of a SecAgg+ round (see secagg.h for the contract and
- * DESIGN.md section 3 for the protocol).
+ * docs/design.md section 3 for the protocol).
  *
  * Members are indexed 0..m-1 in the roster (adverts sorted by client id); a
  * member's Shamir index is its position + 1. Per member the server keeps its
