@@ -17,6 +17,7 @@
 #include "client/client_internal.h"
 #include "core/mf/mf.h"
 #include "fedrec/client.h"
+#include "bench_args.h"
 
 static double now_s(void)
 {
@@ -63,15 +64,20 @@ int fedrec_bench_client(int argc, char **argv)
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--dir") && i + 1 < argc)
             base = argv[++i];
-        else if (!strcmp(argv[i], "--records") && i + 1 < argc)
-            records = strtoul(argv[++i], NULL, 10);
-        else {
+        else if (!strcmp(argv[i], "--records") && i + 1 < argc) {
+            uint64_t v;
+            if (bench_parse_u64("client", "--records", argv[++i], 1, 10000000, &v))
+                return 2;
+            records = (unsigned long)v;
+        } else {
             printf("usage: fedrec-bench client [--dir DIR] [--records N]\n");
             return !strcmp(argv[i], "--help") ? 0 : 2;
         }
     }
-    if (sodium_init() < 0 || records == 0)
+    if (sodium_init() < 0) {
+        fprintf(stderr, "bench client: libsodium failed to initialize\n");
         return 1;
+    }
     char dir[4096];
     snprintf(dir, sizeof dir, "%s/fedrec-bench-client-%d", base, (int)getpid());
 

@@ -13,6 +13,7 @@
 #include "client/session.h"
 #include "coordinator/engine.h"
 #include "core/log.h"
+#include "bench_args.h"
 
 typedef struct bclient {
     uint64_t id;
@@ -156,22 +157,52 @@ int fedrec_bench_engine(int argc, char **argv)
         if (!strcmp(argv[i], "--help")) {
             printf("fedrec-bench engine [--clients N[,N...]] [--items N] [--factors K]\n"
                    "  [--neighbors K] [--dropout P] [--rounds R]\n"
+                   "  N: up to 8 sizes, 2..100000; items 1..1000000; K 1..256;\n"
+                   "  neighbors 0..100000 (0: classic SecAgg); P 0..1; R 1..1000\n"
                    "Real SecAgg+ rounds over inproc:// with N sessions in one process.\n");
             return 0;
         } else if (!strcmp(argv[i], "--clients") && i + 1 < argc) {
+            /* a comma-separated list of up to 8 sizes, no empty entry */
+            const char *list = argv[++i];
             n_sizes = 0;
-            for (char *p = strtok(argv[++i], ","); p && n_sizes < 8; p = strtok(NULL, ","))
-                sizes[n_sizes++] = (uint32_t)atoi(p);
+            for (const char *p = list;; n_sizes++) {
+                const char *comma = strchr(p, ',');
+                size_t len = comma ? (size_t)(comma - p) : strlen(p);
+                char one[32];
+                if (n_sizes == 8 || len >= sizeof one) {
+                    fprintf(stderr,
+                            "fedrec-bench engine: --clients '%s': expected up to 8 "
+                            "comma-separated integers from 2 to 100000\n",
+                            list);
+                    return 2;
+                }
+                memcpy(one, p, len);
+                one[len] = '\0';
+                if (bench_parse_u32("engine", "--clients", one, 2, 100000, &sizes[n_sizes]))
+                    return 2;
+                if (!comma) {
+                    n_sizes++;
+                    break;
+                }
+                p = comma + 1;
+            }
         } else if (!strcmp(argv[i], "--items") && i + 1 < argc) {
-            n_items = (uint32_t)atoi(argv[++i]);
+            if (bench_parse_u32("engine", "--items", argv[++i], 1, 1000000, &n_items))
+                return 2;
         } else if (!strcmp(argv[i], "--factors") && i + 1 < argc) {
-            k = (uint32_t)atoi(argv[++i]);
+            if (bench_parse_u32("engine", "--factors", argv[++i], 1, 256, &k))
+                return 2;
         } else if (!strcmp(argv[i], "--neighbors") && i + 1 < argc) {
-            neighbors = (uint32_t)atoi(argv[++i]);
+            if (bench_parse_u32("engine", "--neighbors", argv[++i], 0, 100000, &neighbors))
+                return 2;
         } else if (!strcmp(argv[i], "--dropout") && i + 1 < argc) {
-            dropout = atof(argv[++i]);
+            if (bench_parse_real("engine", "--dropout", argv[++i], 0.0, 1.0, &dropout))
+                return 2;
         } else if (!strcmp(argv[i], "--rounds") && i + 1 < argc) {
-            rounds = atoi(argv[++i]);
+            uint32_t v;
+            if (bench_parse_u32("engine", "--rounds", argv[++i], 1, 1000, &v))
+                return 2;
+            rounds = (int)v;
         } else {
             fprintf(stderr, "fedrec-bench engine: unknown option %s\n", argv[i]);
             return 2;

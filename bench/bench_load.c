@@ -10,6 +10,7 @@
 
 #include "core/dataset/dataset.h"
 #include "core/eval/eval.h"
+#include "bench_args.h"
 
 #ifndef FEDREC_BENCH_DEFAULT_DATA
 #define FEDREC_BENCH_DEFAULT_DATA "data/online-retail/online_retail.csv.gz"
@@ -77,9 +78,12 @@ int fedrec_bench_load(int argc, char **argv)
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--data") && i + 1 < argc)
             data = argv[++i];
-        else if (!strcmp(argv[i], "--reps") && i + 1 < argc)
-            reps = atoi(argv[++i]) > 0 ? atoi(argv[i]) : 1;
-        else {
+        else if (!strcmp(argv[i], "--reps") && i + 1 < argc) {
+            uint32_t v;
+            if (bench_parse_u32("load", "--reps", argv[++i], 1, 1000, &v))
+                return 2;
+            reps = (int)v;
+        } else {
             printf("usage: fedrec-bench load [--data FILE] [--reps N]\n"
                    "Rows per second for loading + cleaning a purchase log (best of N).\n");
             return strcmp(argv[i], "--help") ? 2 : 0;

@@ -11,7 +11,10 @@
  * training purchases and the Y it downloaded, and goes through the four
  * SecAgg stages. A client chosen to drop out stops at its stage (the
  * session's dropout hook) and the simulator closes its socket at once, so
- * the engine counts it as dropped without waiting for a deadline.
+ * the engine counts it as dropped without waiting for a deadline; so does a
+ * client whose session fails (e.g. it holds shares from fewer than t
+ * neighbours) or ends in any way other than completed or not selected. Its
+ * socket is reopened at the next round.
  *
  * Determinism: the engine draws each cohort from all clients (every client
  * checks in every round) with a generator seeded by (seed, round); the
@@ -487,7 +490,13 @@ static void on_done(void *arg, const fedreci_session_result *r)
     pthread_mutex_lock(&S->mu);
     c->res = *r;
     S->n_done++;
-    if (r->outcome == FEDRECI_SESSION_DROPPED)
+    /* A client whose session did not end cleanly (dropped by the dropout
+       hook, failed, aborted, opted out, no round) sends nothing more this
+       round: close its connection at once, so that the engine counts it gone
+       (pipe_removed) and the open stage closes as soon as every remaining
+       client has answered instead of waiting for --stage-timeout. The
+       socket is reopened at the next round. */
+    if (r->outcome != FEDRECI_SESSION_COMPLETED && r->outcome != FEDRECI_SESSION_NOT_SELECTED)
         S->reap[S->n_reap++] = (uint32_t)(c - S->cl);
     pthread_cond_broadcast(&S->cv);
     pthread_mutex_unlock(&S->mu);
@@ -995,6 +1004,9 @@ static fedrec_err write_summary(const run_opts *o, const summary *sm)
     if (o->secagg == SECAGG_OFF)
         fprintf(f, "  \"secagg_note\": \"--secagg off: plain-sum reference (core/mf "
                    "fedreci_mf_fed_round), no transport, no masking, nothing to verify\",\n");
+    else if (sm->rounds_completed == 0)
+        fprintf(f, "  \"secagg_note\": \"no round completed: no unmasked sum to check against "
+                   "the oracle, so secagg_verified is false\",\n");
     fprintf(f, "  \"session_errors\": %u,\n", sm->session_errors);
     fprintf(f, "  \"transport\": \"%s\",\n",
             o->secagg == SECAGG_OFF ? "none"
@@ -1103,10 +1115,12 @@ static void print_table(const run_opts *o, const summary *sm)
            sm->rounds_aborted);
     if (o->secagg == SECAGG_OFF)
         printf("%-34s n/a (no masking)\n", "unmasked sum == oracle sum");
+    else if (sm->rounds_completed == 0)
+        printf("%-34s n/a (no completed round)\n", "unmasked sum == oracle sum");
     else
         printf("%-34s %s (%u of %u completed rounds)\n", "unmasked sum == oracle sum",
                sm->verified ? "yes" : "NO", sm->rounds_verified, sm->rounds_completed);
-    printf("%-34s %.1f KB up, %.1f KB down\n", "per client and round", sm->bytes_up / 1024.0,
+    printf("%-34s %.1f KiB up, %.1f KiB down\n", "per client and round", sm->bytes_up / 1024.0,
            sm->bytes_down / 1024.0);
     printf("%-34s Adam lr %g, lambda %g, alpha %g, clip %g, seed %llu\n", "training", o->lr,
            o->lambda, o->data.ds.alpha, o->clip, (unsigned long long)o->seed);

@@ -12,6 +12,9 @@
 #             SecAgg): still verified, no round aborted, dropouts all counted
 #             at that stage
 #   abort     every client vanishes: every round aborts, nothing verified
+#   fail      every selected client vanishes or fails (too few neighbours
+#             left to mask): the failed sessions' connections are closed, so
+#             no stage waits for --stage-timeout (60 s); every round aborts
 #   plain     --secagg off: the plain-sum reference, labelled, not verified
 set -u
 case_name=$1 sim=$2 data=$3 work=$4
@@ -141,6 +144,26 @@ abort)
     expect rounds_completed == 0 "$f"
     expect secagg_verified eq false "$f"
     expect dropped_share == 80 "$f"
+    ;;
+fail)
+    # --dropout 1 spread over the stages: the clients left at the masked
+    # stage hold shares from fewer than t neighbours and their sessions fail.
+    # A failed session must count as gone at once, like a dropout: each
+    # stage of rounds.csv (columns 22-25, ms) closes long before the 60 s
+    # fallback deadline (this is the engine's own stage clock, not a timing
+    # of the machine; before the fix stage 2 took the whole 60000 ms).
+    run a --rounds 2 --dropout 1 --stage-timeout 60
+    f=$work/a/summary.json
+    expect rounds_aborted == 2 "$f"
+    expect rounds_completed == 0 "$f"
+    expect secagg_verified eq false "$f"
+    expect session_errors '>' 0 "$f"
+    head -1 "$work/a/rounds.csv" | awk -F, '$22 != "stage0_ms" || $25 != "stage3_ms" { exit 1 }' ||
+        fail "rounds.csv columns 22-25 are not stage0_ms..stage3_ms"
+    [ "$(wc -l <"$work/a/rounds.csv")" -eq 3 ] || fail "rounds.csv does not have 2 rows"
+    awk -F, 'NR > 1 && ($3 != 0 || $22 >= 10000 || $23 >= 10000 || $24 >= 10000 || $25 >= 10000) { exit 1 }' \
+        "$work/a/rounds.csv" || { cat "$work/a/rounds.csv" >&2; fail "a stage waited for the deadline"; }
+    grep -q 'n/a (no completed round)' "$work/a.log" || fail "the log does not say n/a for the oracle check"
     ;;
 plain)
     run a --secagg off
