@@ -7,6 +7,7 @@ set -euo pipefail
 packages=(
   build-essential cmake pkg-config git
   clang libclang-rt-14-dev          # libFuzzer harnesses (FEDREC_FUZZ=ON)
+  clang-format                      # the house format, checked by ctest
   libnng-dev libmbedtls-dev         # transport (nng, built with mbedTLS)
   libsodium-dev                     # all cryptography
   libprotobuf-c-dev protobuf-c-compiler  # wire format
