@@ -24,8 +24,9 @@
 #define SNAP_MAGIC "FRSNAP01"
 #define LOG_MAGIC "FRLOG001"
 #define META_VERSION 1u
-#define STATE_VERSION 2u     /* 2: the model carries its retired rows */
-#define STATE_VERSION_MIN 1u /* version 1 snapshots (no retired rows) still open */
+#define STATE_VERSION 3u      /* 2: the model carries its retired rows; 3: flags */
+#define STATE_VERSION_MIN 1u  /* versions 1 and 2 still open */
+#define STATE_FLAG_HAS_LOG 1u /* the directory holds a log whenever this snapshot is current */
 #define META_BYTES 112u
 #define META_SUM_OFF 96u
 #define PREFIX_BYTES 32u /* magic(8) | store id(16) | generation(8): the AD */
@@ -52,6 +53,12 @@ struct fedreci_store {
     int log_fd;  /* -1 when no usable log is open */
     int log_broken;
     uint32_t log_events;
+    /* 1 once a log file is known to be in the directory: from then on it is
+     * only ever replaced by rename, never removed (except by forget), so every
+     * snapshot written says so (STATE_FLAG_HAS_LOG) and an open that finds no
+     * log refuses the store. snap_has_log: the flag of the current snapshot. */
+    int has_log;
+    int snap_has_log;
     uint64_t gen;
     uint8_t store_id[FEDRECI_STORE_ID_BYTES];
     store_keys *keys;
@@ -612,6 +619,7 @@ static fedrec_err apply_record(fedreci_store *s, const uint8_t *p, size_t n)
 static void encode_state(const fedreci_store *s, wbuf *b)
 {
     wb_u32(b, STATE_VERSION);
+    wb_u8(b, s->has_log ? STATE_FLAG_HAS_LOG : 0);
     wb_u8(b, (uint8_t)s->opted_in);
     wb_put(b, s->sign_pk, FEDRECI_SIGN_PK_BYTES);
     wb_put(b, s->keys->sign_sk, FEDRECI_SIGN_SK_BYTES);
@@ -667,6 +675,13 @@ static fedrec_err decode_state(fedreci_store *s, const uint8_t *p, size_t n)
     uint32_t state_version = rb_u32(&r);
     if (state_version < STATE_VERSION_MIN || state_version > STATE_VERSION)
         return FEDREC_ERR_FORMAT;
+    /* Versions 1 and 2 have no flags: whether their log must exist is unknown,
+     * so a missing log is not detected until the next snapshot (docs). */
+    uint8_t flags = state_version >= 3 ? rb_u8(&r) : 0;
+    if (r.bad || (flags & ~STATE_FLAG_HAS_LOG) != 0)
+        return FEDREC_ERR_FORMAT;
+    s->has_log = (flags & STATE_FLAG_HAS_LOG) != 0;
+    s->snap_has_log = s->has_log;
     uint8_t opted = rb_u8(&r);
     const uint8_t *pk = rb_take(&r, FEDRECI_SIGN_PK_BYTES);
     const uint8_t *sk = rb_take(&r, FEDRECI_SIGN_SK_BYTES);
@@ -847,12 +862,21 @@ static fedrec_err log_create(fedreci_store *s, uint64_t gen)
     memcpy(s->log_prefix, file, PREFIX_BYTES);
     s->log_broken = 0;
     s->log_events = 0;
+    s->has_log = 1;
     return FEDREC_OK;
 }
 
+/* Crash points (docs/client.md, "Crash safety"): before the snapshot's
+ * rename, the old snapshot and its log are current; after it, the new
+ * snapshot holds every event and the old log (generation gen - 1) is stale,
+ * ignored on reopen if the next step does not happen. The new snapshot says
+ * "a log exists" only when one already did (has_log): the log is replaced by
+ * rename, so from then on a log file is always present, stale or current,
+ * and one that is missing was deleted from outside. */
 fedrec_err fedreci_store_compact(fedreci_store *s)
 {
     wbuf snap = {0};
+    int has_log = s->has_log;
     fedrec_err err = snapshot_build(s, s->gen + 1, &snap);
     if (!err)
         err = write_atomic(s->dir, SNAP_NAME, snap.p, snap.len);
@@ -860,8 +884,7 @@ fedrec_err fedreci_store_compact(fedreci_store *s)
     if (err)
         return err;
     s->gen++;
-    /* The new snapshot holds every event: the old log (generation gen - 1) is
-     * stale from here on, and ignored on reopen if the next step fails. */
+    s->snap_has_log = has_log;
     return log_create(s, s->gen);
 }
 
@@ -1255,6 +1278,7 @@ fedrec_err fedreci_store_open(fedreci_store **out, const char *dir, fedreci_key_
         s->opted_in = 1;
         s->next_seq = 1;
         s->gen = 0;
+        s->has_log = s->snap_has_log = 0;
     } else if (err) {
         goto fail;
     } else {
@@ -1265,7 +1289,18 @@ fedrec_err fedreci_store_open(fedreci_store **out, const char *dir, fedreci_key_
             err = lerr;
             goto fail;
         }
+        if (lerr == FEDREC_ERR_NOT_FOUND && s->snap_has_log) {
+            /* Never a crash point: once a snapshot says so, the log is only
+             * replaced by rename. Opening without it would silently roll back
+             * every event recorded since that snapshot. */
+            err = fedreci_error(FEDREC_ERR_CORRUPT,
+                                "%s: missing, but the snapshot (generation %llu) says the store "
+                                "has a log (deleted? its events would be lost)",
+                                lpath, (unsigned long long)s->gen);
+            goto fail;
+        }
         if (!lerr) {
+            s->has_log = 1;
             size_t replayed = 0;
             err = log_replay(s, lpath, lb, ln, &replayed);
             if (err)
@@ -1275,6 +1310,11 @@ fedrec_err fedreci_store_open(fedreci_store **out, const char *dir, fedreci_key_
     /* Fold the log into a new snapshot and start a new log (a secretstream
      * cannot be resumed across processes). */
     err = fedreci_store_compact(s);
+    /* A store without a log until now (new, a creation cut short, or a
+     * version 1/2 snapshot without a log): its log exists now, so write the
+     * snapshot that says so before any event can go into that log. */
+    if (!err && !s->snap_has_log)
+        err = fedreci_store_compact(s);
     if (err)
         goto fail;
     sodium_memzero(&m, sizeof m);

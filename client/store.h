@@ -16,7 +16,11 @@
  *   log       the events since snapshot g, append-only: a header naming the
  *             store id and g, then one length-prefixed secretstream message per
  *             event, each appended with one write() and fdatasync'd before the
- *             call that made it returns.
+ *             call that made it returns. Replaced (never removed) by a fresh
+ *             one after each snapshot, the same way as the snapshot; every
+ *             snapshot written once a log exists records that one must exist,
+ *             so a deleted log is refused rather than silently losing the
+ *             events since the snapshot.
  * The stream key is derived per store (BLAKE2b keyed with the master key over
  * a label and the store id), so a file from another store never decrypts, and
  * every message binds the file's header (magic, store id, generation) as
@@ -29,11 +33,13 @@
  *
  * Opening never changes a byte of the store before everything has been read
  * and authenticated: a wrong key (FEDREC_ERR_BADKEY), a corrupted or
- * truncated file, or a file of another store (FEDREC_ERR_CORRUPT) are
- * reported with a message naming the file, and the files are left as they
- * were. Recovery after a crash: a torn last log frame (shorter than its
- * length prefix says, or all zero bytes) is an event whose append never
- * returned, and is dropped; the open then folds the log into a new snapshot.
+ * truncated file, a missing log, or a file of another store
+ * (FEDREC_ERR_CORRUPT) are reported with a message naming the file, and the
+ * files are left as they were. Recovery after a crash: a torn last log
+ * frame (shorter than its length prefix says, or all zero bytes) is an event
+ * whose append never returned, and is dropped; the open then folds the log
+ * into a new snapshot. Not detected: a log truncated at a frame boundary, a
+ * log replaced by an older one, a whole store rolled back (docs/client.md).
  *
  * Memory: the master and stream keys, the identity secret key and the
  * secretstream state live in sodium_malloc memory, wiped on close; serialized
@@ -110,8 +116,8 @@ typedef enum fedreci_key_kind {
  * (1..4096 bytes) and the pwhash limits are opslimit/memlimit (0 for
  * crypto_pwhash's INTERACTIVE values; used only when creating).
  * Errors: FEDREC_ERR_INVALID (arguments), FEDREC_ERR_BADKEY (wrong key or
- * key kind), FEDREC_ERR_CORRUPT (damaged, truncated, foreign file),
- * FEDREC_ERR_IO, FEDREC_ERR_BUSY (open elsewhere), FEDREC_ERR_NOMEM,
+ * key kind), FEDREC_ERR_CORRUPT (damaged, truncated, foreign file, log
+ * deleted), FEDREC_ERR_IO, FEDREC_ERR_BUSY (open elsewhere), FEDREC_ERR_NOMEM,
  * FEDREC_ERR_CRYPTO (pwhash failed). *out written only on success. */
 FEDREC_NODISCARD fedrec_err fedreci_store_open(fedreci_store **out, const char *dir,
                                                fedreci_key_kind kind, const uint8_t *key,

@@ -45,6 +45,18 @@ expect_rc 0 "$cli" opt-in "${K[@]}"
 
 # errors name the input, and the store is unchanged by them
 sum() { (cd "$work/s" && sha256sum $(ls | sort)); }
+# a deleted log would roll back the session's events (here the opt-out):
+# refused, naming the log, the other files untouched; restored, it opens
+expect_rc 0 "$cli" opt-out "${K[@]}"
+mv "$work/s/log" "$work/log.saved"
+before=$(sum)
+expect_rc 1 "$cli" info "${K[@]}"
+grep -q "/log: missing" "$work/err" || fail "deleted log: $(cat "$work/out" "$work/err")"
+[ "$(sum)" = "$before" ] || fail "a refused open (no log) changed the store"
+mv "$work/log.saved" "$work/s/log"
+expect_rc 0 "$cli" info "${K[@]}"
+grep -q "participation: opted out" "$work/out" || fail "restored log lost the opt-out"
+expect_rc 0 "$cli" opt-in "${K[@]}"
 before=$(sum)
 FEDREC_STORE_KEY=not-the-passphrase expect_rc 1 "$cli" info --store "$work/s"
 grep -q "meta" "$work/err" || fail "key error does not name the file"

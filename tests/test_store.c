@@ -552,6 +552,111 @@ static void test_compact_keeps_state(void **state)
     free(dir);
 }
 
+/* Deleting the log rolls back every event since the last snapshot: refused,
+ * naming the log, with the other files untouched; putting it back opens. */
+static void test_missing_log_refused(void **state)
+{
+    char *dir = tmpdir_make();
+    make_store_with_events(dir, KEY_A); /* 2 events in the snapshot, 2 in the log */
+    fedreci_store *s = open_raw(dir, KEY_A);
+    assert_int_equal(fedreci_store_set_participation(s, 0), FEDREC_OK);
+    assert_int_equal(fedreci_store_add_purchase(s, "22423", 1291191964, 4, NULL), FEDREC_OK);
+    fedreci_store_close(s);
+    char save[4096];
+    snprintf(save, sizeof save, "%s.log", dir);
+    copy_file(sub(dir, "log"), save);
+    assert_int_equal(unlink(sub(dir, "log")), 0);
+    expect_open_error(dir, KEY_A, FEDREC_ERR_CORRUPT, "/log: missing");
+    /* Refused again: the failed open wrote nothing (no new log either). */
+    expect_open_error(dir, KEY_A, FEDREC_ERR_CORRUPT, "/log: missing");
+    struct stat st;
+    assert_int_equal(stat(sub(dir, "log"), &st), -1);
+    copy_file(save, sub(dir, "log"));
+    unlink(save);
+    s = open_raw(dir, KEY_A);
+    size_t n;
+    const fedreci_store_purchase *p = fedreci_store_purchases(s, &n);
+    assert_int_equal(n, 5);
+    assert_string_equal(p[4].code, "22423");
+    assert_int_equal(fedreci_store_participation(s), 0);
+    fedreci_store_close(s);
+
+    /* A store just created and closed, with no event: its log is required
+     * too (a later session's events would go there). */
+    rm_rf(dir);
+    fedreci_store_close(open_raw(dir, KEY_A));
+    fedreci_store_close(open_raw(dir, KEY_A)); /* reopens */
+    assert_int_equal(unlink(sub(dir, "log")), 0);
+    expect_open_error(dir, KEY_A, FEDREC_ERR_CORRUPT, "/log: missing");
+
+    /* Just after an explicit compaction (the log holds no event yet). */
+    rm_rf(dir);
+    s = open_raw(dir, KEY_A);
+    assert_int_equal(fedreci_store_add_purchase(s, "A", 1, 1, NULL), FEDREC_OK);
+    assert_int_equal(fedreci_store_compact(s), FEDREC_OK);
+    fedreci_store_close(s);
+    s = open_raw(dir, KEY_A);
+    fedreci_store_purchases(s, &n);
+    assert_int_equal(n, 1);
+    fedreci_store_close(s);
+    assert_int_equal(unlink(sub(dir, "log")), 0);
+    expect_open_error(dir, KEY_A, FEDREC_ERR_CORRUPT, "/log: missing");
+    rm_rf(dir);
+    free(dir);
+}
+
+/* The crash points of a compaction, made real by failing the new log's
+ * creation (a directory named log.tmp makes its open() fail): the new
+ * snapshot is in place, the new log is not. */
+static void test_compaction_crash_points_open(void **state)
+{
+    char *dir = tmpdir_make();
+    /* Creation: meta, then the first snapshot, then (fails) the first log.
+     * That snapshot does not require a log: nothing was ever recorded. */
+    assert_int_equal(mkdir(sub(dir, "log.tmp"), 0700), 0);
+    fedreci_store *s = NULL;
+    assert_int_equal(fedreci_store_open(&s, dir, FEDRECI_KEY_RAW, KEY_A, 32, 0, 0), FEDREC_ERR_IO);
+    assert_null(s);
+    struct stat st;
+    assert_int_equal(stat(sub(dir, "snapshot"), &st), 0);
+    assert_int_equal(stat(sub(dir, "log"), &st), -1);
+    assert_int_equal(rmdir(sub(dir, "log.tmp")), 0);
+    s = open_raw(dir, KEY_A);
+    size_t n;
+    fedreci_store_purchases(s, &n);
+    assert_int_equal(n, 0);
+    assert_int_equal(fedreci_store_participation(s), 1);
+    assert_int_equal(fedreci_store_add_purchase(s, "A", 1, 1, NULL), FEDREC_OK);
+    fedreci_store_close(s);
+
+    /* Later compactions: the new snapshot (generation g + 1) is in place and
+     * the log is still generation g's, stale: every event is in the snapshot. */
+    s = open_raw(dir, KEY_A);
+    assert_int_equal(fedreci_store_add_purchase(s, "B", 2, 1, NULL), FEDREC_OK);
+    assert_int_equal(mkdir(sub(dir, "log.tmp"), 0700), 0);
+    assert_int_equal(fedreci_store_compact(s), FEDREC_ERR_IO);
+    fedreci_store_close(s);
+    assert_int_equal(rmdir(sub(dir, "log.tmp")), 0);
+    /* Leftover temporary files (a crash before a rename) are ignored. */
+    FILE *f = fopen(sub(dir, "snapshot.tmp"), "wb");
+    assert_non_null(f);
+    fputs("half-written", f);
+    fclose(f);
+    f = fopen(sub(dir, "log.tmp"), "wb");
+    assert_non_null(f);
+    fclose(f);
+    s = open_raw(dir, KEY_A);
+    const fedreci_store_purchase *p = fedreci_store_purchases(s, &n);
+    assert_int_equal(n, 2);
+    assert_string_equal(p[1].code, "B");
+    fedreci_store_close(s);
+    /* And that reopen required its log again. */
+    assert_int_equal(unlink(sub(dir, "log")), 0);
+    expect_open_error(dir, KEY_A, FEDREC_ERR_CORRUPT, "/log: missing");
+    rm_rf(dir);
+    free(dir);
+}
+
 int main(void)
 {
     if (sodium_init() < 0)
@@ -566,6 +671,8 @@ int main(void)
         cmocka_unit_test(test_other_store),
         cmocka_unit_test(test_forget_leaves_nothing),
         cmocka_unit_test(test_compact_keeps_state),
+        cmocka_unit_test(test_missing_log_refused),
+        cmocka_unit_test(test_compaction_crash_points_open),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
