@@ -964,29 +964,51 @@ void fedreci_store_close(fedreci_store *s)
     free(s);
 }
 
-/* Reads and authenticates the snapshot into s. */
-static fedrec_err snapshot_load(fedreci_store *s, const char *path, const uint8_t *b, size_t n)
+/* Checks a snapshot or log file's plaintext prefix (magic, store id) and
+ * returns its generation; `kind` names the file type in errors. The mirror
+ * of make_prefix. */
+static fedrec_err file_prefix_check(const fedreci_store *s, const char *path, const uint8_t *b,
+                                    size_t n, const char *magic, const char *kind, uint64_t *gen)
 {
-    if (n < FILE_HEADER_BYTES || memcmp(b, SNAP_MAGIC, 8) != 0)
-        return fedreci_error(FEDREC_ERR_CORRUPT,
-                             "%s: truncated or not a fedrec snapshot (%zu bytes)", path, n);
+    if (n < FILE_HEADER_BYTES || memcmp(b, magic, 8) != 0)
+        return fedreci_error(FEDREC_ERR_CORRUPT, "%s: truncated or not a fedrec %s (%zu bytes)",
+                             path, kind, n);
     if (memcmp(b + 8, s->store_id, FEDRECI_STORE_ID_BYTES) != 0)
         return fedreci_error(FEDREC_ERR_CORRUPT,
                              "%s: belongs to another store (store id differs from meta)", path);
-    s->gen = get_u64le(b + 24);
-    crypto_secretstream_xchacha20poly1305_state *st = sodium_malloc(sizeof *st);
+    *gen = get_u64le(b + 24);
+    return FEDREC_OK;
+}
+
+/* Starts pulling the secretstream whose header follows the prefix. *st is
+ * allocated in secure memory (the caller sodium_frees it, also on error). */
+static fedrec_err stream_pull_begin(const fedreci_store *s, const char *path, const uint8_t *b,
+                                    crypto_secretstream_xchacha20poly1305_state **st)
+{
+    *st = sodium_malloc(sizeof **st);
+    if (!*st)
+        return fedreci_error(FEDREC_ERR_NOMEM, "%s: out of memory", path);
+    if (crypto_secretstream_xchacha20poly1305_init_pull(*st, b + PREFIX_BYTES, s->keys->stream) !=
+        0)
+        return fedreci_error(FEDREC_ERR_CORRUPT, "%s: bad stream header", path);
+    return FEDREC_OK;
+}
+
+/* Reads and authenticates the snapshot into s. */
+static fedrec_err snapshot_load(fedreci_store *s, const char *path, const uint8_t *b, size_t n)
+{
+    fedrec_err err = file_prefix_check(s, path, b, n, SNAP_MAGIC, "snapshot", &s->gen);
+    if (err)
+        return err;
+    crypto_secretstream_xchacha20poly1305_state *st = NULL;
     wbuf plain = {0};
     uint8_t *m = malloc(n);
-    fedrec_err err = FEDREC_OK;
-    if (!st || !m) {
+    if (!m) {
         err = fedreci_error(FEDREC_ERR_NOMEM, "%s: out of memory", path);
         goto out;
     }
-    if (crypto_secretstream_xchacha20poly1305_init_pull(st, b + PREFIX_BYTES, s->keys->stream) !=
-        0) {
-        err = fedreci_error(FEDREC_ERR_CORRUPT, "%s: bad stream header", path);
+    if ((err = stream_pull_begin(s, path, b, &st)))
         goto out;
-    }
     size_t off = FILE_HEADER_BYTES;
     int final = 0;
     while (!final) {
@@ -1053,13 +1075,10 @@ static fedrec_err log_replay(fedreci_store *s, const char *path, const uint8_t *
                              size_t *replayed)
 {
     *replayed = 0;
-    if (n < FILE_HEADER_BYTES || memcmp(b, LOG_MAGIC, 8) != 0)
-        return fedreci_error(FEDREC_ERR_CORRUPT, "%s: truncated or not a fedrec log (%zu bytes)",
-                             path, n);
-    if (memcmp(b + 8, s->store_id, FEDRECI_STORE_ID_BYTES) != 0)
-        return fedreci_error(FEDREC_ERR_CORRUPT,
-                             "%s: belongs to another store (store id differs from meta)", path);
-    uint64_t gen = get_u64le(b + 24);
+    uint64_t gen;
+    fedrec_err err = file_prefix_check(s, path, b, n, LOG_MAGIC, "log", &gen);
+    if (err)
+        return err;
     if (gen < s->gen)
         return FEDREC_OK; /* stale: already folded into the snapshot */
     if (gen > s->gen)
@@ -1067,18 +1086,14 @@ static fedrec_err log_replay(fedreci_store *s, const char *path, const uint8_t *
                              "%s: generation %llu is newer than the snapshot's %llu (the "
                              "snapshot was replaced by an older one)",
                              path, (unsigned long long)gen, (unsigned long long)s->gen);
-    crypto_secretstream_xchacha20poly1305_state *st = sodium_malloc(sizeof *st);
+    crypto_secretstream_xchacha20poly1305_state *st = NULL;
     uint8_t *m = malloc(LOG_FRAME_MAX);
-    fedrec_err err = FEDREC_OK;
-    if (!st || !m) {
+    if (!m) {
         err = fedreci_error(FEDREC_ERR_NOMEM, "%s: out of memory", path);
         goto out;
     }
-    if (crypto_secretstream_xchacha20poly1305_init_pull(st, b + PREFIX_BYTES, s->keys->stream) !=
-        0) {
-        err = fedreci_error(FEDREC_ERR_CORRUPT, "%s: bad stream header", path);
+    if ((err = stream_pull_begin(s, path, b, &st)))
         goto out;
-    }
     size_t off = FILE_HEADER_BYTES;
     while (off < n) {
         /* A torn tail: the last append was cut short (process killed inside
