@@ -309,6 +309,226 @@ static void test_log_with_nothing_kept(void **state)
     fedreci_dataset_destroy(d);
 }
 
+/* Validation split: customers 1..4 (A..D), items V W X Y Z as above.
+ *  A: {X} {Y} {Z}      test {Z}; validation {Y} (training {X})
+ *  B: {X,Y} {Z,V} {W}  test W is unseen; validation {Z,V}, both unseen there
+ *  C: {Y} {X}          test {X}; validation: one basket left
+ *  D: {X} {Y,Z} {X,V}  test {V}; validation {Y,Z}, Z unseen there */
+static const char *const VLOG =
+    "InvoiceNo,StockCode,Description,Quantity,InvoiceDate,UnitPrice,CustomerID,Country\n"
+    "3001,X,x,1,2011-01-01 10:00:00,1,1,UK\n"
+    "3002,Y,y,1,2011-01-02 10:00:00,1,1,UK\n"
+    "3003,Z,z,1,2011-01-03 10:00:00,1,1,UK\n"
+    "3004,X,x,1,2011-01-01 10:00:00,1,2,UK\n"
+    "3004,Y,y,1,2011-01-01 10:00:00,1,2,UK\n"
+    "3005,Z,z,1,2011-01-02 10:00:00,1,2,UK\n"
+    "3005,V,v,1,2011-01-02 10:00:00,1,2,UK\n"
+    "3006,W,w,1,2011-01-03 10:00:00,1,2,UK\n"
+    "3007,Y,y,1,2011-01-01 10:00:00,1,3,UK\n"
+    "3008,X,x,1,2011-01-02 10:00:00,1,3,UK\n"
+    "3009,X,x,1,2011-01-01 10:00:00,1,4,UK\n"
+    "3010,Y,y,1,2011-01-02 10:00:00,1,4,UK\n"
+    "3010,Z,z,1,2011-01-02 10:00:00,1,4,UK\n"
+    "3011,X,x,1,2011-01-03 10:00:00,1,4,UK\n"
+    "3011,V,v,1,2011-01-03 10:00:00,1,4,UK\n";
+
+static void test_validation_split(void **state)
+{
+    (void)state;
+    char path[512];
+    snprintf(path, sizeof path, "%s/vlog.csv", tmpdir);
+    FILE *f = fopen(path, "wb");
+    assert_non_null(f);
+    fputs(VLOG, f);
+    assert_int_equal(fclose(f), 0);
+    fedreci_dataset *d = NULL;
+    assert_int_equal(fedreci_dataset_load(&d, path, NULL, NULL), FEDREC_OK);
+    fedreci_split *t = NULL, *v = NULL;
+    assert_int_equal(fedreci_split_create(&t, d, NULL), FEDREC_OK);
+    assert_int_equal(fedreci_split_create_validation(&v, d, NULL), FEDREC_OK);
+
+    /* the test split: A {Z}, C {X}, D {V}; B's W is unseen */
+    assert_int_equal(t->n_test_users, 3);
+    assert_int_equal(t->test_users[0], 0);
+    assert_int_equal(t->test_users[1], 2);
+    assert_int_equal(t->test_users[2], 3);
+    assert_int_equal(t->users_only_unseen, 1);
+
+    /* the validation split, from the test split's training rows only */
+    assert_int_equal(v->users, 4);
+    assert_int_equal(v->n_test_users, 2);
+    assert_int_equal(v->users_single_basket, 1); /* C */
+    assert_int_equal(v->users_only_unseen, 1);   /* B */
+    assert_int_equal(v->test_items_unseen, 3);   /* B's Z and V, D's Z */
+    assert_int_equal(v->train_rows, 5);
+    assert_int_equal(v->held_out_rows, 5);
+    assert_int_equal(v->train_interactions, 5);
+    uint32_t n;
+    const uint32_t *ti = fedreci_split_test(v, 0, &n);
+    assert_int_equal(v->test_users[0], 0);
+    assert_int_equal(n, 1);
+    assert_int_equal(ti[0], Y);
+    ti = fedreci_split_test(v, 1, &n);
+    assert_int_equal(v->test_users[1], 3);
+    assert_int_equal(n, 1);
+    assert_int_equal(ti[0], Y);
+    /* validation training rows: A {X}, B {X, Y}, C {Y}, D {X} */
+    const fedreci_mf_csr *m = &v->train;
+    assert_int_equal(m->indptr[1] - m->indptr[0], 1);
+    assert_true(row_has(m, 0, X));
+    assert_int_equal(m->indptr[2] - m->indptr[1], 2);
+    assert_true(row_has(m, 2, Y));
+    assert_int_equal(m->indptr[4] - m->indptr[3], 1);
+    assert_true(row_has(m, 3, X));
+    /* nothing of a test row is in the validation split, as training or target */
+    for (uint32_t i = 0; i < t->n_test_users; i++) {
+        const uint32_t *tt = fedreci_split_test(t, i, &n);
+        for (uint32_t k = 0; k < n; k++)
+            assert_false(row_has(m, t->test_users[i], tt[k]));
+    }
+    assert_int_equal(v->item_buyers[X], 3);
+    assert_int_equal(v->item_buyers[Y], 2);
+    assert_int_equal(v->item_buyers[Z], 0);
+    fedreci_split_destroy(t);
+    fedreci_split_destroy(v);
+    assert_int_equal(fedreci_split_create_validation(NULL, d, NULL), FEDREC_ERR_INVALID);
+    fedreci_dataset_destroy(d);
+}
+
+/* ---- bootstrap confidence intervals ------------------------------------------ */
+
+static uint64_t ref_splitmix(uint64_t *s)
+{
+    uint64_t z = (*s += 0x9e3779b97f4a7c15ULL);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+    return z ^ (z >> 31);
+}
+
+static int ref_cmp(const void *pa, const void *pb)
+{
+    double a = *(const double *)pa, b = *(const double *)pb;
+    return a < b ? -1 : a > b;
+}
+
+static void test_bootstrap_known_cases(void **state)
+{
+    (void)state;
+    fedreci_ci ci;
+    /* a constant vector: every resample has the same mean */
+    double c[100];
+    for (int j = 0; j < 100; j++)
+        c[j] = 0.25;
+    assert_int_equal(fedreci_eval_bootstrap(c, 100, 200, 7, 0.95, &ci), FEDREC_OK);
+    assert_true(ci.mean == 0.25 && ci.lo == 0.25 && ci.hi == 0.25);
+
+    /* 0/1 with mean 0.3, n = 20,000: the normal approximation gives
+     * 0.3 -+ 1.96 sqrt(0.3 * 0.7 / n) = 0.3 -+ 0.00635. With B = 2,000 the
+     * Monte Carlo error of a 2.5% quantile is about 0.0002; allow 0.001. */
+    enum { N = 20000 };
+    double *v = malloc(N * sizeof *v);
+    assert_non_null(v);
+    for (int j = 0; j < N; j++)
+        v[j] = (j % 10) < 3;
+    assert_int_equal(fedreci_eval_bootstrap(v, N, 2000, 1, 0.95, &ci), FEDREC_OK);
+    double half = 1.959964 * sqrt(0.3 * 0.7 / N);
+    assert_float_equal(ci.mean, 0.3, 1e-12);
+    assert_float_equal(ci.lo, 0.3 - half, 1e-3);
+    assert_float_equal(ci.hi, 0.3 + half, 1e-3);
+    free(v);
+
+    /* fixed seed: recompute the documented procedure here */
+    const double w[5] = {0.0, 1.0, 0.5, 0.25, 2.0};
+    enum { B = 7 };
+    double means[B];
+    uint64_t st = 42;
+    for (int r = 0; r < B; r++) {
+        double sum = 0;
+        for (int j = 0; j < 5; j++)
+            sum += w[ref_splitmix(&st) % 5];
+        means[r] = sum / 5;
+    }
+    qsort(means, B, sizeof *means, ref_cmp);
+    /* level 0.5: quantiles 0.25 and 0.75 at positions 1.5 and 4.5 of 0..6 */
+    double want_lo = (means[1] + means[2]) / 2, want_hi = (means[4] + means[5]) / 2;
+    assert_int_equal(fedreci_eval_bootstrap(w, 5, B, 42, 0.5, &ci), FEDREC_OK);
+    assert_float_equal(ci.mean, 0.75, 1e-15);
+    assert_float_equal(ci.lo, want_lo, 1e-15);
+    assert_float_equal(ci.hi, want_hi, 1e-15);
+    fedreci_ci again;
+    assert_int_equal(fedreci_eval_bootstrap(w, 5, B, 42, 0.5, &again), FEDREC_OK);
+    assert_true(again.lo == ci.lo && again.hi == ci.hi);
+
+    /* invalid input */
+    assert_int_equal(fedreci_eval_bootstrap(w, 0, B, 42, 0.95, &ci), FEDREC_ERR_INVALID);
+    assert_int_equal(fedreci_eval_bootstrap(w, 5, 1, 42, 0.95, &ci), FEDREC_ERR_INVALID);
+    assert_int_equal(fedreci_eval_bootstrap(w, 5, B, 42, 1.0, &ci), FEDREC_ERR_INVALID);
+    const double bad[2] = {0.0, NAN};
+    assert_int_equal(fedreci_eval_bootstrap(bad, 2, B, 42, 0.95, &ci), FEDREC_ERR_INVALID);
+}
+
+static void test_paired_comparison(void **state)
+{
+    (void)state;
+    enum { N = 500 };
+    double a[N], b[N];
+    for (int j = 0; j < N; j++) {
+        a[j] = (j * 37 % 11) / 10.0;
+        b[j] = a[j] - 0.125; /* exactly representable shift */
+    }
+    fedreci_paired p;
+    /* a model against itself: difference exactly 0, ratio 1, p = 1 */
+    assert_int_equal(fedreci_eval_paired(a, a, N, 300, 3, 0.95, &p), FEDREC_OK);
+    assert_int_equal(p.n, N);
+    assert_true(p.diff.mean == 0.0 && p.diff.lo == 0.0 && p.diff.hi == 0.0);
+    assert_float_equal(p.ratio.mean, 1.0, 1e-15);
+    assert_float_equal(p.ratio.lo, 1.0, 1e-15);
+    assert_float_equal(p.ratio.hi, 1.0, 1e-15);
+    assert_float_equal(p.p_value, 1.0, 1e-15);
+    /* a constant shift: every resample differs by 0.125; p = 1 / (B + 1) */
+    assert_int_equal(fedreci_eval_paired(a, b, N, 300, 3, 0.95, &p), FEDREC_OK);
+    assert_float_equal(p.diff.mean, 0.125, 1e-12);
+    assert_float_equal(p.diff.lo, 0.125, 1e-12);
+    assert_float_equal(p.diff.hi, 0.125, 1e-12);
+    assert_float_equal(p.p_value, 1.0 / 301.0, 1e-15);
+    assert_float_equal(p.ratio.mean, p.mean_a / p.mean_b, 1e-12);
+    assert_true(p.ratio.lo <= p.ratio.mean && p.ratio.mean <= p.ratio.hi);
+    /* the paired resamples use the same indices as the one-sample bootstrap */
+    fedreci_ci ca;
+    assert_int_equal(fedreci_eval_bootstrap(a, N, 300, 3, 0.95, &ca), FEDREC_OK);
+    assert_float_equal(p.mean_a, ca.mean, 1e-15);
+    /* ratio m / (m - 0.125) falls with m: its CI ends come from the other end */
+    assert_float_equal(p.ratio.lo, ca.hi / (ca.hi - 0.125), 1e-4);
+    assert_float_equal(p.ratio.hi, ca.lo / (ca.lo - 0.125), 1e-4);
+    assert_int_equal(fedreci_eval_paired(a, NULL, N, 300, 3, 0.95, &p), FEDREC_ERR_INVALID);
+}
+
+static void test_accumulator_values(void **state)
+{
+    (void)state;
+    fedreci_eval_acc *a = NULL;
+    assert_int_equal(fedreci_eval_acc_create(&a, 10, 2), FEDREC_OK);
+    const uint32_t r1[] = {1, 2, 3}, t1[] = {2};
+    const uint32_t r2[] = {4, 1}, t2[] = {7, 8};
+    /* 300 users: the value arrays grow past their first allocation */
+    for (int j = 0; j < 150; j++) {
+        assert_int_equal(fedreci_eval_acc_add(a, r1, 3, t1, 1), FEDREC_OK);
+        assert_int_equal(fedreci_eval_acc_add(a, r2, 2, t2, 2), FEDREC_OK);
+    }
+    const double *v;
+    uint32_t n;
+    assert_int_equal(fedreci_eval_acc_values(a, FEDRECI_METRIC_HR, &v, &n), FEDREC_OK);
+    assert_int_equal(n, 300);
+    for (uint32_t j = 0; j < n; j++)
+        assert_true(v[j] == (j % 2 == 0 ? 1.0 : 0.0));
+    assert_int_equal(fedreci_eval_acc_values(a, FEDRECI_METRIC_NDCG, &v, &n), FEDREC_OK);
+    assert_float_equal(v[298], 1.0 / log2(3.0), 1e-15);
+    assert_int_equal(fedreci_eval_acc_values(a, FEDRECI_METRIC_PRECISION, &v, &n), FEDREC_OK);
+    assert_float_equal(v[0], 0.5, 1e-15);
+    assert_int_equal(fedreci_eval_acc_values(a, (fedreci_metric_id)5, &v, &n), FEDREC_ERR_INVALID);
+    fedreci_eval_acc_destroy(a);
+}
+
 /* ---- the full log ------------------------------------------------------------ */
 
 static void full_log(int drop_non_product, uint32_t want_test_users, double want_hr,
@@ -368,6 +588,10 @@ int main(void)
         cmocka_unit_test(test_last_basket_split),
         cmocka_unit_test(test_temporal_split),
         cmocka_unit_test(test_log_with_nothing_kept),
+        cmocka_unit_test(test_validation_split),
+        cmocka_unit_test(test_bootstrap_known_cases),
+        cmocka_unit_test(test_paired_comparison),
+        cmocka_unit_test(test_accumulator_values),
         cmocka_unit_test(test_full_log_last_basket_popularity),
         cmocka_unit_test(test_full_log_keeping_non_products_matches_design),
     };

@@ -61,28 +61,19 @@ static int cmp_u32(const void *pa, const void *pb)
     return a < b ? -1 : a > b;
 }
 
-fedrec_err fedreci_split_create(fedreci_split **out, const fedreci_dataset *d,
-                                const fedreci_split_options *opts)
+/* Builds the split of the events ev[0..n_ev) (sorted by user, time, basket,
+ * item) into the zeroed split p. When train_mark is non-NULL, train_mark[j]
+ * is set to 1 for every training row j and 0 for the others. */
+static fedrec_err build_split(split_impl *p, const fedreci_dataset_event *ev, uint64_t n_ev,
+                              uint32_t n_users, uint32_t n_items, uint64_t n_baskets, double alpha,
+                              double eps, fedreci_split_kind kind, int64_t cut, uint8_t *train_mark)
 {
-    if (!out || !d)
-        return fedreci_error(FEDREC_ERR_INVALID, "split: NULL argument");
-    fedreci_split_kind kind = opts ? opts->kind : FEDRECI_SPLIT_LAST_BASKET;
-    if (kind != FEDRECI_SPLIT_LAST_BASKET && kind != FEDRECI_SPLIT_TEMPORAL)
-        return fedreci_error(FEDREC_ERR_INVALID, "split: unknown kind %d", (int)kind);
-    int64_t cut = opts ? opts->split_time : 0;
-    uint64_t n_ev;
-    const fedreci_dataset_event *ev = fedreci_dataset_events(d, &n_ev);
-    uint32_t n_users = fedreci_dataset_n_users(d), n_items = fedreci_dataset_n_items(d);
-    uint64_t n_baskets = fedreci_dataset_n_baskets(d);
-    double alpha = fedreci_dataset_alpha(d), eps = fedreci_dataset_eps(d);
-
-    split_impl *p = calloc(1, sizeof *p);
     uint32_t *bstamp = calloc(n_baskets ? n_baskets : 1, sizeof *bstamp);
     uint32_t *istamp = calloc(n_items ? n_items : 1, sizeof *istamp);
     item_q *tmp = malloc((n_ev ? n_ev : 1) * sizeof *tmp);
     uint32_t *cand = malloc((n_ev ? n_ev : 1) * sizeof *cand);
     fedrec_err e = FEDREC_OK;
-    if (!p || !bstamp || !istamp || !tmp || !cand)
+    if (!bstamp || !istamp || !tmp || !cand)
         goto nomem;
     p->indptr = calloc((size_t)n_users + 1, sizeof *p->indptr);
     p->indices = malloc((n_ev ? n_ev : 1) * sizeof *p->indices);
@@ -108,7 +99,9 @@ fedrec_err fedreci_split_create(fedreci_split **out, const fedreci_dataset *d,
         size_t n_cand = 0;
         int held_basket = 0;
         uint32_t last = 0;
-        if (kind == FEDRECI_SPLIT_LAST_BASKET) {
+        if (a == b) {
+            /* no rows (possible in a validation split): nothing to decide */
+        } else if (kind == FEDRECI_SPLIT_LAST_BASKET) {
             uint32_t nb = 0;
             for (uint64_t k = a; k < b; k++)
                 if (bstamp[ev[k].basket] != stamp) {
@@ -162,6 +155,8 @@ fedrec_err fedreci_split_create(fedreci_split **out, const fedreci_dataset *d,
             int is_train = kind == FEDRECI_SPLIT_LAST_BASKET
                                ? !(held_basket && ev[k].basket == last)
                                : ev[k].time < cut;
+            if (train_mark)
+                train_mark[k] = (uint8_t)is_train;
             if (is_train) {
                 tmp[m].item = ev[k].item;
                 tmp[m].q = ev[k].quantity;
@@ -225,18 +220,87 @@ fedrec_err fedreci_split_create(fedreci_split **out, const fedreci_dataset *d,
     s->item_buyers = p->buyers;
     s->train_interactions = nnz;
     s->test_interactions = w;
-    *out = s;
-    p = NULL;
     goto done;
 nomem:
     e = fedreci_error(FEDREC_ERR_NOMEM, "out of memory building a split");
 done:
-    fedreci_split_destroy(p ? &p->pub : NULL);
     free(bstamp);
     free(istamp);
     free(tmp);
     free(cand);
     return e;
+}
+
+static fedrec_err split_create(fedreci_split **out, const fedreci_dataset *d,
+                               const fedreci_split_options *opts, int validation)
+{
+    if (!out || !d)
+        return fedreci_error(FEDREC_ERR_INVALID, "split: NULL argument");
+    fedreci_split_kind kind = opts ? opts->kind : FEDRECI_SPLIT_LAST_BASKET;
+    if (kind != FEDRECI_SPLIT_LAST_BASKET && kind != FEDRECI_SPLIT_TEMPORAL)
+        return fedreci_error(FEDREC_ERR_INVALID, "split: unknown kind %d", (int)kind);
+    int64_t cut = opts ? opts->split_time : 0;
+    uint64_t n_ev;
+    const fedreci_dataset_event *ev = fedreci_dataset_events(d, &n_ev);
+    uint32_t n_users = fedreci_dataset_n_users(d), n_items = fedreci_dataset_n_items(d);
+    uint64_t n_baskets = fedreci_dataset_n_baskets(d);
+    double alpha = fedreci_dataset_alpha(d), eps = fedreci_dataset_eps(d);
+
+    split_impl *p = calloc(1, sizeof *p), *base = NULL;
+    uint8_t *mark = NULL;
+    fedreci_dataset_event *kept = NULL;
+    fedrec_err e = FEDREC_OK;
+    if (!p)
+        goto nomem;
+    if (!validation) {
+        e = build_split(p, ev, n_ev, n_users, n_items, n_baskets, alpha, eps, kind, cut, NULL);
+    } else {
+        /* The test split's training rows, then leave-last-basket-out on them. */
+        base = calloc(1, sizeof *base);
+        mark = malloc(n_ev ? n_ev : 1);
+        if (!base || !mark)
+            goto nomem;
+        e = build_split(base, ev, n_ev, n_users, n_items, n_baskets, alpha, eps, kind, cut, mark);
+        if (e)
+            goto done;
+        uint64_t m = 0;
+        for (uint64_t j = 0; j < n_ev; j++)
+            m += mark[j];
+        kept = malloc((m ? m : 1) * sizeof *kept);
+        if (!kept)
+            goto nomem;
+        m = 0;
+        for (uint64_t j = 0; j < n_ev; j++)
+            if (mark[j])
+                kept[m++] = ev[j];
+        e = build_split(p, kept, m, n_users, n_items, n_baskets, alpha, eps,
+                        FEDRECI_SPLIT_LAST_BASKET, 0, NULL);
+    }
+    if (!e) {
+        *out = &p->pub;
+        p = NULL;
+    }
+    goto done;
+nomem:
+    e = fedreci_error(FEDREC_ERR_NOMEM, "out of memory building a split");
+done:
+    fedreci_split_destroy(p ? &p->pub : NULL);
+    fedreci_split_destroy(base ? &base->pub : NULL);
+    free(mark);
+    free(kept);
+    return e;
+}
+
+fedrec_err fedreci_split_create(fedreci_split **out, const fedreci_dataset *d,
+                                const fedreci_split_options *opts)
+{
+    return split_create(out, d, opts, 0);
+}
+
+fedrec_err fedreci_split_create_validation(fedreci_split **out, const fedreci_dataset *d,
+                                           const fedreci_split_options *opts)
+{
+    return split_create(out, d, opts, 1);
 }
 
 /* ---- metrics ------------------------------------------------------------------ */
@@ -319,6 +383,8 @@ struct fedreci_eval_acc {
     uint32_t n_recommended;
     uint32_t *seen; /* n_items stamps for the duplicate check */
     uint32_t stamp;
+    double *values[FEDRECI_METRIC_COUNT]; /* per user, in the order added */
+    uint32_t cap;                         /* users the value arrays hold */
 };
 
 fedrec_err fedreci_eval_acc_create(fedreci_eval_acc **out, uint32_t n_items, uint32_t K)
@@ -346,6 +412,8 @@ void fedreci_eval_acc_destroy(fedreci_eval_acc *a)
         return;
     free(a->recommended);
     free(a->seen);
+    for (uint32_t m = 0; m < FEDRECI_METRIC_COUNT; m++)
+        free(a->values[m]);
     free(a);
 }
 
@@ -373,8 +441,25 @@ fedrec_err fedreci_eval_acc_add(fedreci_eval_acc *a, const uint32_t *ranked, uin
             return fedreci_error(FEDREC_ERR_INVALID, "metrics: item %u ranked twice", ranked[r]);
         a->seen[ranked[r]] = a->stamp;
     }
+    if (a->users == a->cap) {
+        uint32_t cap = a->cap ? a->cap * 2 : 256;
+        if (cap <= a->cap)
+            return fedreci_error(FEDREC_ERR_TOO_BIG, "metrics: too many users");
+        for (uint32_t m = 0; m < FEDRECI_METRIC_COUNT; m++) {
+            double *v = realloc(a->values[m], (size_t)cap * sizeof *v);
+            if (!v)
+                return fedreci_error(FEDREC_ERR_NOMEM, "out of memory for per-user metrics");
+            a->values[m] = v;
+        }
+        a->cap = cap;
+    }
     double hr, prec, rec, ndcg, ap;
     user_metrics(ranked, n_ranked, test, n_test, a->K, &hr, &prec, &rec, &ndcg, &ap);
+    a->values[FEDRECI_METRIC_HR][a->users] = hr;
+    a->values[FEDRECI_METRIC_PRECISION][a->users] = prec;
+    a->values[FEDRECI_METRIC_RECALL][a->users] = rec;
+    a->values[FEDRECI_METRIC_NDCG][a->users] = ndcg;
+    a->values[FEDRECI_METRIC_MAP][a->users] = ap;
     a->hr += hr;
     a->prec += prec;
     a->rec += rec;
@@ -407,6 +492,165 @@ fedrec_err fedreci_eval_acc_finish(const fedreci_eval_acc *a, fedreci_metrics *o
     m.items_recommended = a->n_recommended;
     m.coverage = (double)a->n_recommended / a->n_items;
     *out = m;
+    return FEDREC_OK;
+}
+
+fedrec_err fedreci_eval_acc_values(const fedreci_eval_acc *a, fedreci_metric_id m,
+                                   const double **values, uint32_t *n)
+{
+    if (!a || !values || !n || (unsigned)m >= FEDRECI_METRIC_COUNT)
+        return fedreci_error(FEDREC_ERR_INVALID, "metrics: NULL argument or unknown metric %d",
+                             (int)m);
+    *values = a->values[m];
+    *n = a->users;
+    return FEDREC_OK;
+}
+
+/* ---- bootstrap ------------------------------------------------------------------ */
+
+static uint64_t boot_next(uint64_t *s)
+{
+    uint64_t z = (*s += 0x9e3779b97f4a7c15ULL);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+    return z ^ (z >> 31);
+}
+
+static int cmp_double(const void *pa, const void *pb)
+{
+    double a = *(const double *)pa, b = *(const double *)pb;
+    return a < b ? -1 : a > b;
+}
+
+/* Type-7 quantile of sorted v[0..n). */
+static double quantile(const double *v, uint32_t n, double q)
+{
+    double h = q * (double)(n - 1);
+    uint32_t lo = (uint32_t)floor(h);
+    if (lo >= n - 1)
+        return v[n - 1];
+    return v[lo] + (h - lo) * (v[lo + 1] - v[lo]);
+}
+
+static fedrec_err boot_check(const double *a, const double *b, size_t n, uint32_t B, double level,
+                             const void *out)
+{
+    if (!a || !out || n == 0 || B < 2 || !(level > 0.0 && level < 1.0))
+        return fedreci_error(FEDREC_ERR_INVALID,
+                             "bootstrap: need values, n >= 1, B >= 2 and level in (0, 1)");
+    for (size_t j = 0; j < n; j++)
+        if (!isfinite(a[j]) || (b && !isfinite(b[j])))
+            return fedreci_error(FEDREC_ERR_INVALID, "bootstrap: value %zu is not finite", j);
+    return FEDREC_OK;
+}
+
+/* B resampled means of a (and of b, same indices, when b is non-NULL). */
+static void resample(const double *a, const double *b, size_t n, uint32_t B, uint64_t seed,
+                     double *ma, double *mb)
+{
+    uint64_t st = seed;
+    for (uint32_t r = 0; r < B; r++) {
+        double sa = 0.0, sb = 0.0;
+        for (size_t j = 0; j < n; j++) {
+            size_t i = (size_t)(boot_next(&st) % n);
+            sa += a[i];
+            if (b)
+                sb += b[i];
+        }
+        ma[r] = sa / (double)n;
+        if (b)
+            mb[r] = sb / (double)n;
+    }
+}
+
+static double mean_of(const double *v, size_t n)
+{
+    double s = 0.0;
+    for (size_t j = 0; j < n; j++)
+        s += v[j];
+    return s / (double)n;
+}
+
+static void percentile_ci(double *v, uint32_t B, double level, double mean, fedreci_ci *out)
+{
+    qsort(v, B, sizeof *v, cmp_double);
+    out->mean = mean;
+    out->lo = quantile(v, B, (1.0 - level) / 2.0);
+    out->hi = quantile(v, B, (1.0 + level) / 2.0);
+}
+
+fedrec_err fedreci_eval_bootstrap(const double *v, size_t n, uint32_t B, uint64_t seed,
+                                  double level, fedreci_ci *out)
+{
+    fedrec_err e = boot_check(v, NULL, n, B, level, out);
+    if (e)
+        return e;
+    double *m = malloc((size_t)B * sizeof *m);
+    if (!m)
+        return fedreci_error(FEDREC_ERR_NOMEM, "bootstrap: out of memory for %u resamples", B);
+    resample(v, NULL, n, B, seed, m, NULL);
+    fedreci_ci ci;
+    percentile_ci(m, B, level, mean_of(v, n), &ci);
+    free(m);
+    *out = ci;
+    return FEDREC_OK;
+}
+
+fedrec_err fedreci_eval_paired(const double *a, const double *b, size_t n, uint32_t B,
+                               uint64_t seed, double level, fedreci_paired *out)
+{
+    fedrec_err e = boot_check(a, b, n, B, level, out);
+    if (e)
+        return e;
+    if (!b)
+        return fedreci_error(FEDREC_ERR_INVALID, "bootstrap: NULL second model");
+    if (n > UINT32_MAX)
+        return fedreci_error(FEDREC_ERR_INVALID, "bootstrap: %zu shoppers is too many", n);
+    double *ma = malloc((size_t)B * sizeof *ma), *mb = malloc((size_t)B * sizeof *mb);
+    if (!ma || !mb) {
+        free(ma);
+        free(mb);
+        return fedreci_error(FEDREC_ERR_NOMEM, "bootstrap: out of memory for %u resamples", B);
+    }
+    resample(a, b, n, B, seed, ma, mb);
+    fedreci_paired p;
+    memset(&p, 0, sizeof p);
+    p.n = (uint32_t)n;
+    p.mean_a = mean_of(a, n);
+    p.mean_b = mean_of(b, n);
+    double d = 0.0;
+    for (size_t j = 0; j < n; j++)
+        d += a[j] - b[j];
+    d /= (double)n;
+    uint32_t extreme = 0;
+    for (uint32_t r = 0; r < B; r++) {
+        double dr = ma[r] - mb[r];
+        if (fabs(dr - d) >= fabs(d))
+            extreme++;
+        ma[r] = mb[r] != 0.0 ? ma[r] / mb[r] : NAN; /* ratio, before dr is overwritten */
+        mb[r] = dr;
+    }
+    p.p_value = (1.0 + extreme) / (1.0 + B);
+    percentile_ci(mb, B, level, d, &p.diff);
+    if (p.mean_b != 0.0) {
+        /* NaN ratios (a resample whose mean_b is 0) sort last under cmp_double's
+         * order only by accident; count them out explicitly. */
+        uint32_t w = 0;
+        for (uint32_t r = 0; r < B; r++)
+            if (!isnan(ma[r]))
+                ma[w++] = ma[r];
+        if (w >= 2) {
+            percentile_ci(ma, w, level, p.mean_a / p.mean_b, &p.ratio);
+        } else {
+            p.ratio.mean = p.mean_a / p.mean_b;
+            p.ratio.lo = p.ratio.hi = NAN;
+        }
+    } else {
+        p.ratio.mean = p.ratio.lo = p.ratio.hi = NAN;
+    }
+    free(ma);
+    free(mb);
+    *out = p;
     return FEDREC_OK;
 }
 

@@ -15,6 +15,13 @@
  *    customer's test set is the distinct items of their test rows that they
  *    did not buy in training. Customers with test rows but no training rows
  *    are cold-start (counted, not evaluated).
+ *  - validation (any kind, fedreci_split_create_validation): leave-last-basket-out
+ *    applied to the training rows of the split above, so tuning never sees
+ *    the test rows: for last-basket splits each shopper's validation set is
+ *    the new items of their second-to-last basket (the last one of their
+ *    training rows). The test split is built the same way whether or not a
+ *    validation split exists. Shoppers with no training row are not counted
+ *    under any reason.
  * Both: test items with no buyer at all in training are removed (counted in
  * test_items_unseen): no model could rank them. A customer left with an
  * empty test set is not evaluated (users_only_unseen). A (customer, item)
@@ -90,6 +97,13 @@ typedef struct fedreci_split {
  * Errors: FEDREC_ERR_INVALID (unknown kind, NULL), FEDREC_ERR_NOMEM. */
 FEDREC_NODISCARD fedrec_err fedreci_split_create(fedreci_split **out, const fedreci_dataset *d,
                                                  const fedreci_split_options *opts);
+/* Builds the validation split of the split that fedreci_split_create(d, opts)
+ * gives: leave-last-basket-out on that split's training rows only (see the
+ * top of this file), so hyper-parameters can be tuned without touching the
+ * test rows. Same ownership and errors as fedreci_split_create. */
+FEDREC_NODISCARD fedrec_err fedreci_split_create_validation(fedreci_split **out,
+                                                            const fedreci_dataset *d,
+                                                            const fedreci_split_options *opts);
 /* NULL is a no-op. */
 void fedreci_split_destroy(fedreci_split *s);
 
@@ -132,10 +146,73 @@ FEDREC_NODISCARD fedrec_err fedreci_eval_acc_add(fedreci_eval_acc *a, const uint
                                                  uint32_t n_ranked, const uint32_t *test,
                                                  uint32_t n_test);
 
+/* The metrics the accumulator keeps per user (coverage is a set, not a mean). */
+typedef enum fedreci_metric_id {
+    FEDRECI_METRIC_HR = 0,
+    FEDRECI_METRIC_PRECISION = 1,
+    FEDRECI_METRIC_RECALL = 2,
+    FEDRECI_METRIC_NDCG = 3,
+    FEDRECI_METRIC_MAP = 4,
+} fedreci_metric_id;
+#define FEDRECI_METRIC_COUNT 5u
+
+/* The values of metric `m` of every user added so far, in the order added
+ * (the accumulator owns them; valid until the next add or destroy); *n gets
+ * the count. Errors: FEDREC_ERR_INVALID (NULL or unknown metric). */
+FEDREC_NODISCARD fedrec_err fedreci_eval_acc_values(const fedreci_eval_acc *a, fedreci_metric_id m,
+                                                    const double **values, uint32_t *n);
+
 /* Writes the averages so far (the accumulator may keep being used).
  * Errors: FEDREC_ERR_EMPTY (no user added). */
 FEDREC_NODISCARD fedrec_err fedreci_eval_acc_finish(const fedreci_eval_acc *a,
                                                     fedreci_metrics *out);
+
+/* ---- uncertainty: per-shopper bootstrap ------------------------------------ */
+
+/* A mean and its confidence interval [lo, hi]. */
+typedef struct fedreci_ci {
+    double mean;
+    double lo, hi;
+} fedreci_ci;
+
+/* Percentile bootstrap confidence interval of the mean of v[0..n) (Efron &
+ * Tibshirani 1993, ch. 13), resampling shoppers: B resamples of n indices
+ * drawn with replacement, each mean computed in double; lo and hi are the
+ * (1 - level)/2 and (1 + level)/2 quantiles of the B means, by linear
+ * interpolation between order statistics at position q (B - 1) (0-based;
+ * Hyndman & Fan type 7). The indices come from splitmix64 seeded with `seed`
+ * (state = seed; each draw adds 0x9e3779b97f4a7c15 and mixes), index =
+ * draw mod n, n draws per resample, resamples in order: the same inputs give
+ * the same bits on every platform. out->mean is the plain mean of v.
+ * level in (0, 1), e.g. 0.95; B >= 2; n >= 1. Cost O(B n) time, O(B) memory.
+ * Errors: FEDREC_ERR_INVALID (NULL, n == 0, B < 2, level out of range, a
+ * value not finite), FEDREC_ERR_NOMEM. */
+FEDREC_NODISCARD fedrec_err fedreci_eval_bootstrap(const double *v, size_t n, uint32_t B,
+                                                   uint64_t seed, double level, fedreci_ci *out);
+
+/* A paired comparison of two models on the same shoppers. */
+typedef struct fedreci_paired {
+    uint32_t n;       /* shoppers */
+    double mean_a;    /* mean of a */
+    double mean_b;    /* mean of b */
+    fedreci_ci diff;  /* mean(a) - mean(b) with its percentile CI */
+    fedreci_ci ratio; /* mean(a) / mean(b) with its percentile CI (NaN if mean(b) == 0) */
+    double p_value;   /* two-sided, H0: equal means */
+} fedreci_paired;
+
+/* Paired bootstrap of a[0..n) against b[0..n) (a[j] and b[j] are the same
+ * shopper's metric under models A and B): each resample draws n shopper
+ * indices exactly as fedreci_eval_bootstrap does (same seed, same indices)
+ * and takes d* = mean(a*) - mean(b*) and r* = mean(a*) / mean(b*); the CIs
+ * are their percentiles as above. p_value = (1 + #{b: |d*_b - d| >= |d|}) /
+ * (B + 1), d the observed difference: the bootstrap test of H0 "mean
+ * difference 0" with the resampled differences shifted to the null
+ * (Efron & Tibshirani 1993, section 16.4). A model compared with itself gives
+ * diff 0 with a zero-width CI, ratio 1 and p_value 1.
+ * Errors: as fedreci_eval_bootstrap. */
+FEDREC_NODISCARD fedrec_err fedreci_eval_paired(const double *a, const double *b, size_t n,
+                                                uint32_t B, uint64_t seed, double level,
+                                                fedreci_paired *out);
 
 /* Popularity baseline on s: items ranked by distinct training buyers
  * (descending, ties by lower item id), each test user's training items
