@@ -1,4 +1,4 @@
-/* libFuzzer harness for the client's local store files (client/store.c):
+/* libFuzzer harness for the client's local store files (client/store*.c):
  * a valid template store (fixed raw key; purchases, a ledger entry, user
  * factors, a cached model, and events in the log) is made once; each input
  * then replaces or damages one of its three files and the store is opened

@@ -6,9 +6,17 @@
  *   store/         the template store's files unmodified (XOR mode, no-op);
  *   store_records/ a real snapshot plaintext and a real event sequence;
  *   secagg_server/ client 4's messages for a whole round.
- * Usage: fedrec_fuzz_seedgen CORPUS_DIR. Compiles client/store.c in (like
- * fuzz_store_records) to reach the static encoders. */
-#include "client/store.c"
+ * Usage: fedrec_fuzz_seedgen CORPUS_DIR. Uses the store's internal codec
+ * (client/store_codec.h) for the plaintext seeds. */
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "client/store_codec.h"
+#include "client/store_internal.h"
 
 #include "proto/wire.h"
 
@@ -310,41 +318,41 @@ int main(int argc, char **argv)
         fedreci_store_set_model(s, 4, 3, 2, y, gram, codes, NULL, 0) ||
         fedreci_store_set_user_factors(s, x, 2) || fedreci_store_add_ledger(s, &l))
         return 1;
-    wbuf b = {0};
-    encode_state(s, &b);
+    fedreci_wbuf b = {0};
+    fedreci_store_encode_state(s, &b);
     put(dir, "snapshot", 0, b.p, b.len);
-    wb_free(&b);
+    fedreci_wb_free(&b);
     /* events: purchase, participation, ledger, user factors */
-    wbuf ev = {0};
-    wbuf r = {0};
+    fedreci_wbuf ev = {0};
+    fedreci_wbuf r = {0};
     fedreci_store_purchase pu = {7, 1291191960, 2, "71053"};
-    wb_u8(&r, REC_PURCHASE);
-    encode_purchase(&r, &pu);
-    wb_u8(&ev, (uint8_t)r.len);
-    wb_u8(&ev, (uint8_t)(r.len >> 8));
-    wb_put(&ev, r.p, r.len);
-    wb_free(&r);
-    wb_u8(&r, REC_PARTICIPATION);
-    wb_u8(&r, 0);
-    wb_u8(&ev, (uint8_t)r.len);
-    wb_u8(&ev, 0);
-    wb_put(&ev, r.p, r.len);
-    wb_free(&r);
-    wb_u8(&r, REC_LEDGER);
-    encode_ledger(&r, &l);
-    wb_u8(&ev, (uint8_t)r.len);
-    wb_u8(&ev, 0);
-    wb_put(&ev, r.p, r.len);
-    wb_free(&r);
-    wb_u8(&r, REC_USER_FACTORS);
-    wb_u32(&r, 2);
-    wb_floats(&r, x, 2);
-    wb_u8(&ev, (uint8_t)r.len);
-    wb_u8(&ev, 0);
-    wb_put(&ev, r.p, r.len);
-    wb_free(&r);
+    fedreci_wb_u8(&r, REC_PURCHASE);
+    fedreci_store_encode_purchase(&r, &pu);
+    fedreci_wb_u8(&ev, (uint8_t)r.len);
+    fedreci_wb_u8(&ev, (uint8_t)(r.len >> 8));
+    fedreci_wb_put(&ev, r.p, r.len);
+    fedreci_wb_free(&r);
+    fedreci_wb_u8(&r, REC_PARTICIPATION);
+    fedreci_wb_u8(&r, 0);
+    fedreci_wb_u8(&ev, (uint8_t)r.len);
+    fedreci_wb_u8(&ev, 0);
+    fedreci_wb_put(&ev, r.p, r.len);
+    fedreci_wb_free(&r);
+    fedreci_wb_u8(&r, REC_LEDGER);
+    fedreci_store_encode_ledger(&r, &l);
+    fedreci_wb_u8(&ev, (uint8_t)r.len);
+    fedreci_wb_u8(&ev, 0);
+    fedreci_wb_put(&ev, r.p, r.len);
+    fedreci_wb_free(&r);
+    fedreci_wb_u8(&r, REC_USER_FACTORS);
+    fedreci_wb_u32(&r, 2);
+    fedreci_wb_floats(&r, x, 2);
+    fedreci_wb_u8(&ev, (uint8_t)r.len);
+    fedreci_wb_u8(&ev, 0);
+    fedreci_wb_put(&ev, r.p, r.len);
+    fedreci_wb_free(&r);
     put(dir, "events", 1, ev.p, ev.len);
-    wb_free(&ev);
+    fedreci_wb_free(&ev);
     if (fedreci_store_forget(s))
         return 1;
     rmdir(sdir);
