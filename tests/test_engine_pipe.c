@@ -1,5 +1,5 @@
 /* The coordinator engine counts a client whose connection closed as dropped
- * at once (coordinator/engine.c, pipe_removed): a SecAgg+ round in which one
+ * at once (coordinator/transport.c, pipe_removed): a SecAgg+ round in which one
  * client vanishes at each stage in turn must finish long before the stage
  * deadlines (10 minutes here; the wait gives up after 2), with the right
  * dropout counts and an unmasked sum equal to the survivors' quantized

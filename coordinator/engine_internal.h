@@ -1,0 +1,319 @@
+/*
+ * Internal to the coordinator engine (engine.h is its one interface): the
+ * state the engine files share and the entry points they call in each other.
+ * Not used outside coordinator/engine*.c and the files listed here.
+ *
+ *   engine.c     create, destroy, configuration, status, the public calls
+ *   outbox.c     replies queued under the lock and sent after it; held
+ *                (parked) requests
+ *   registry.c   the client registry: an open-addressing table by client id
+ *   round.c      the round state machine: cohort selection, the four SecAgg+
+ *                stages and their deadlines, commit of the new model
+ *   requests.c   the request handlers: check-in, model request, stage
+ *                messages, and the dispatch of a decoded request
+ *   transport.c  nng: the REP socket, its contexts and their callbacks,
+ *                listeners (TLS), the pipe watch, the deadline timer thread
+ *
+ * Locking: one mutex (fedreci_coord.mu) guards everything below except the
+ * nng handles and closing_flag. Every function here that takes an outbox is
+ * called with the lock held; it never sends: replies are queued in the
+ * outbox and fedreci_eng_flush sends them after the lock is released (a
+ * model reply is encoded there too, from a reference to its immutable
+ * version).
+ */
+#ifndef FEDREC_COORDINATOR_ENGINE_INTERNAL_H
+#define FEDREC_COORDINATOR_ENGINE_INTERNAL_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <time.h>
+
+#include <nng/nng.h>
+
+#include "coordinator/engine.h"
+#include "proto/wire.h"
+
+/* ---- small helpers -------------------------------------------------------- */
+
+/* Milliseconds on the monotonic clock (deadlines, stage durations). */
+static inline uint64_t now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+/* splitmix64: the registry's hash and the seeded cohort draw. */
+static inline uint64_t splitmix64(uint64_t *s)
+{
+    uint64_t z = (*s += 0x9e3779b97f4a7c15ull);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    return z ^ (z >> 31);
+}
+
+/* ---- state ---------------------------------------------------------------- */
+
+/* What an nng context is doing: idle (not started or closing), receiving,
+ * parked (a request held until its stage closes or its round starts), or
+ * sending a reply. */
+enum { CX_IDLE = 0, CX_RECV, CX_PARKED, CX_SENDING };
+
+/* One nng context and its aio; idx is its index in fedreci_coord.ctx (what a
+ * parked request is recorded as). */
+typedef struct cctx {
+    fedreci_coord *c;
+    nng_ctx ctx;
+    nng_aio *aio;
+    int state;
+    uint32_t idx;
+} cctx;
+
+/* One registry entry (open-addressing table keyed by client id). */
+typedef struct crec {
+    uint64_t id;
+    uint8_t used;
+    uint8_t opted_in;
+    uint8_t pk[32];
+    int32_t wait_ctx; /* parked check-in, -1 none */
+    uint64_t bytes_update, bytes_total;
+    uint64_t msg_round;
+    uint32_t msgs;
+    uint32_t pipe;       /* nng pipe id of the connection of its last check-in (0: none) */
+    uint64_t dl_version; /* the model version last downloaded in full */
+    uint32_t dls;        /* full downloads of dl_version */
+} crec;
+
+/* An immutable published model version, shared by reference with encoders. */
+typedef struct pmodel {
+    atomic_int refs;
+    uint64_t version;
+    uint32_t n_items, k;
+    float *y;
+    float *gram;
+    uint8_t checksum[FEDRECI_WIRE_CHECKSUM_BYTES];
+} pmodel;
+
+/* One cohort member of a round. */
+typedef struct member {
+    uint8_t acc;  /* bit s: stage s message accepted */
+    uint8_t gone; /* declared gone (fedreci_coord_client_gone) or its
+                     connection closed (pipe_removed): sends nothing more */
+    int32_t park; /* parked ctx, -1 none */
+} member;
+
+/* rstate.stage past the four SecAgg+ stages: the round ended. */
+enum { ST_DONE = 4, ST_ABORTED = 5 };
+
+/* One round: its cohort, the SecAgg+ server and what each stage closed with.
+ * The engine keeps the current round and the one before it (late resends of
+ * the previous round are still answered). */
+typedef struct rstate {
+    uint64_t id;
+    int stage;   /* 0..3 open SecAgg stage, ST_DONE, ST_ABORTED */
+    int reached; /* the last SecAgg stage opened (0..3); set when the round ends */
+    fedreci_secagg_params p;
+    fedreci_secagg_server *srv;
+    uint32_t n;
+    uint64_t *ids; /* cohort, sorted */
+    member *mem;
+    uint32_t count[4];
+    uint32_t expected;
+    uint32_t gone; /* declared-gone members still expected at the open stage */
+    uint64_t *roster_ids;
+    fedreci_secagg_advert *roster;
+    size_t m;
+    uint32_t *nbr; /* scratch for neighbour indices */
+    uint64_t *surv, *drop;
+    size_t ns, nd;
+    uint64_t t_stage;
+    double stage_ms[4];
+    uint64_t bytes_in0, bytes_out0;
+    double total_weight;
+    uint64_t version_after;
+    fedrec_err err;
+    char reason[200];
+} rstate;
+
+/* One queued send: a reply message, a model reply to encode, or (both NULL)
+ * a context that just receives again. */
+typedef struct obent {
+    cctx *x;
+    nng_msg *msg;  /* reply; NULL: just receive again */
+    pmodel *model; /* encode a model reply outside the lock */
+    fedreci_wire_hdr hdr;
+} obent;
+
+/* The sends queued under the lock (see the top of this file). */
+typedef struct outbox {
+    obent *v;
+    size_t n, cap;
+} outbox;
+
+/* The engine. */
+struct fedreci_coord {
+    fedreci_coord_config cfg; /* listen_urls and the TLS file names are NULL here */
+    char **urls;              /* n_listen + 2: the listen URLs, then the TLS certificate and
+                                 key file names (NULL when not set) */
+    int *ports;               /* bound TCP port of each listener (0: not TCP / not started) */
+    fedreci_coord_hooks hooks;
+    pthread_mutex_t mu;
+    pthread_cond_t cv_done;
+    pthread_cond_t cv_timer;
+    pthread_t timer;
+    int timer_started;
+    int closing;
+    atomic_int closing_flag;
+    int stopped;
+    int started;
+
+    nng_socket sock;
+    int sock_open;
+    cctx *ctx;
+    uint32_t n_ctx;
+    uint32_t n_parked;
+    uint32_t park_limit;
+    size_t cap;
+
+    crec *reg;
+    size_t reg_cap, reg_n;
+
+    uint64_t *waiting;
+    size_t n_waiting, waiting_cap;
+
+    pmodel *model;
+    char **codes;
+    size_t n_codes;
+    uint32_t *retired; /* retired rows, ascending (fixed for the engine's lifetime) */
+    size_t n_retired;
+    fedreci_optimizer *opt;
+    float *grad;
+    uint32_t *sum;
+
+    rstate *cur, *prev;
+    uint64_t next_round_id;
+    uint64_t deadline; /* 0: none */
+    uint64_t rounds_run, rounds_completed, rounds_aborted;
+    uint64_t bytes_in, bytes_out;
+};
+
+/* ---- outbox.c: queued replies and held requests ---------------------------- */
+
+/* Queues one send (msg, or a model reply with header h). When the queue
+ * cannot grow the send is dropped (the client times out and resends). */
+void fedreci_eng_ob_push(outbox *ob, cctx *x, nng_msg *msg, pmodel *model,
+                         const fedreci_wire_hdr *h);
+
+/* Drops one reference to a published model version (NULL: nothing). */
+void fedreci_eng_model_unref(pmodel *m);
+
+/* Sends what ob holds and empties it. Lock not held. */
+void fedreci_eng_flush(fedreci_coord *c, outbox *ob);
+
+/* Queues msg as the reply on ctx x (state -> SENDING). msg NULL (encoding
+ * failed): the request is dropped and x receives again. */
+void fedreci_eng_reply(fedreci_coord *c, cctx *x, nng_msg *msg, outbox *ob);
+
+/* An Error reply with `code` and `text` (also logged). */
+void fedreci_eng_reply_error(fedreci_coord *c, cctx *x, const fedreci_wire_hdr *h, fedrec_err code,
+                             const char *text, outbox *ob);
+
+/* A RetryAfter reply (retry_after_ms). */
+void fedreci_eng_reply_retry(fedreci_coord *c, cctx *x, const fedreci_wire_hdr *h, outbox *ob);
+
+/* Whether one more request may be held (parked) without starving quick
+ * replies of contexts. */
+int fedreci_eng_can_park(const fedreci_coord *c);
+
+/* Holds the request on x; the caller records x->idx where it is found later. */
+void fedreci_eng_park(fedreci_coord *c, cctx *x);
+
+/* The held request of context idx, no longer counted as parked. */
+cctx *fedreci_eng_unpark(fedreci_coord *c, int32_t idx);
+
+/* Drops a superseded parked request: the ctx receives again. */
+void fedreci_eng_unpark_drop(fedreci_coord *c, int32_t idx, outbox *ob);
+
+/* ---- registry.c: the client registry ---------------------------------------- */
+
+/* The entry of client id, or NULL. */
+crec *fedreci_eng_reg_find(fedreci_coord *c, uint64_t id);
+
+/* The entry of client id, added (zeroed, no parked check-in) if new; NULL
+ * when the table cannot grow. */
+crec *fedreci_eng_reg_insert(fedreci_coord *c, uint64_t id);
+
+/* ---- round.c: the round state machine ------------------------------------- */
+
+/* Frees a round (NULL: nothing). */
+void fedreci_eng_round_free(rstate *r);
+
+/* Sets the timer thread's next deadline (0: none) and wakes it. */
+void fedreci_eng_set_deadline(fedreci_coord *c, uint64_t when);
+
+/* The SecAgg+ parameters of a round of n clients. */
+void fedreci_eng_derive_params(const fedreci_coord *c, uint32_t n, uint64_t round_id,
+                               fedreci_secagg_params *p);
+
+/* Queues a CheckInReply with `status` (r: the round the client is selected
+ * for, or NULL). */
+void fedreci_eng_checkin_reply(fedreci_coord *c, cctx *x, uint64_t client, int status,
+                               const rstate *r, outbox *ob);
+
+/* Answers every held check-in with `status` and empties the waiting list. */
+void fedreci_eng_release_waiting(fedreci_coord *c, int status, outbox *ob);
+
+/* Encodes the RoundResult of the ended round r for client (*m NULL when
+ * encoding fails). */
+void fedreci_eng_round_result_msg(const fedreci_coord *c, const rstate *r, uint64_t client,
+                                  nng_msg **m);
+
+/* Ends the open round r as aborted with err and why. */
+void fedreci_eng_round_abort(fedreci_coord *c, rstate *r, fedrec_err err, const char *why,
+                             outbox *ob);
+
+/* The reply to an accepted stage-s message once stage s has closed. */
+nng_msg *fedreci_eng_stage_answer(fedreci_coord *c, rstate *r, uint64_t client, int s);
+
+/* Whether member i is expected to send the message of stage s. */
+int fedreci_eng_expected_at(const rstate *r, uint32_t i, int s);
+
+/* Closes the open stage of r: the next one opens (answering the held
+ * requests), or the round commits or aborts. */
+void fedreci_eng_close_stage(fedreci_coord *c, rstate *r, outbox *ob);
+
+/* Whether a round is open. */
+int fedreci_eng_round_active(const fedreci_coord *c);
+
+/* Starts a round when no round is open and the check-in quorum waits. */
+void fedreci_eng_maybe_select(fedreci_coord *c, outbox *ob);
+
+/* The current deadline passed (timer thread). */
+void fedreci_eng_on_deadline(fedreci_coord *c, outbox *ob);
+
+/* Member i of the open round r will send nothing more: the open stage (and
+ * each later one) stops waiting for it and closes as soon as every other
+ * expected client has answered. */
+void fedreci_eng_member_gone(fedreci_coord *c, rstate *r, uint32_t i, outbox *ob);
+
+/* ---- requests.c: the request handlers ------------------------------------- */
+
+/* Decodes and answers one request received on x (takes the lock itself;
+ * frees msg). */
+void fedreci_eng_handle(fedreci_coord *c, cctx *x, nng_msg *msg, outbox *ob);
+
+/* ---- transport.c: nng ----------------------------------------------------- */
+
+/* Opens the REP socket, the pipe watch and the n_contexts contexts (not yet
+ * receiving). */
+FEDREC_NODISCARD fedrec_err fedreci_eng_transport_open(fedreci_coord *c);
+
+/* Starts every listener, the timer thread, and receiving on every context. */
+FEDREC_NODISCARD fedrec_err fedreci_eng_transport_start(fedreci_coord *c);
+
+/* Stops the timer thread, closes the socket and frees the contexts. Safe on
+ * a partly opened transport. */
+void fedreci_eng_transport_close(fedreci_coord *c);
+
+#endif

@@ -1,0 +1,134 @@
+/* coordinator/engine: the outbox (replies queued under the engine's lock and
+ * sent after it) and held (parked) requests. See engine_internal.h. */
+#include "coordinator/engine_internal.h"
+
+#include <stdlib.h>
+
+#include "core/err.h"
+#include "core/log.h"
+
+void fedreci_eng_ob_push(outbox *ob, cctx *x, nng_msg *msg, pmodel *model,
+                         const fedreci_wire_hdr *h)
+{
+    if (ob->n == ob->cap) {
+        size_t nc = ob->cap ? ob->cap * 2 : 16;
+        obent *nv = realloc(ob->v, nc * sizeof *nv);
+        if (!nv) {
+            /* cannot queue: drop the reply, the client times out and resends */
+            if (msg)
+                nng_msg_free(msg);
+            fedreci_eng_model_unref(model);
+            x->state = CX_IDLE;
+            return;
+        }
+        ob->v = nv;
+        ob->cap = nc;
+    }
+    obent e = {x, msg, model, {0, 0, 0}};
+    if (h)
+        e.hdr = *h;
+    ob->v[ob->n++] = e;
+}
+
+void fedreci_eng_model_unref(pmodel *m)
+{
+    if (m && atomic_fetch_sub(&m->refs, 1) == 1) {
+        free(m->y);
+        free(m->gram);
+        free(m);
+    }
+}
+
+void fedreci_eng_flush(fedreci_coord *c, outbox *ob)
+{
+    for (size_t i = 0; i < ob->n; i++) {
+        obent *e = &ob->v[i];
+        cctx *x = e->x;
+        if (e->model) {
+            fedreci_wire_model wm = {e->model->version,
+                                     e->model->n_items,
+                                     e->model->k,
+                                     e->model->y,
+                                     e->model->gram,
+                                     e->model->checksum,
+                                     (const char *const *)c->codes,
+                                     c->n_codes,
+                                     c->retired,
+                                     c->n_retired};
+            if (fedreci_wire_enc_model_reply(&e->msg, &e->hdr, &wm, e->model->version))
+                e->msg = NULL;
+            fedreci_eng_model_unref(e->model);
+        }
+        if (atomic_load(&c->closing_flag)) {
+            if (e->msg)
+                nng_msg_free(e->msg);
+            continue;
+        }
+        if (e->msg) {
+            nng_aio_set_msg(x->aio, e->msg);
+            nng_aio_set_timeout(x->aio, (nng_duration)c->cfg.send_timeout_ms);
+            nng_ctx_send(x->ctx, x->aio);
+        } else {
+            nng_aio_set_timeout(x->aio, NNG_DURATION_INFINITE);
+            nng_ctx_recv(x->ctx, x->aio);
+        }
+    }
+    free(ob->v);
+    ob->v = NULL;
+    ob->n = ob->cap = 0;
+}
+
+void fedreci_eng_reply(fedreci_coord *c, cctx *x, nng_msg *msg, outbox *ob)
+{
+    if (msg) {
+        c->bytes_out += nng_msg_len(msg);
+        x->state = CX_SENDING;
+    } else {
+        x->state = CX_RECV;
+    }
+    fedreci_eng_ob_push(ob, x, msg, NULL, NULL);
+}
+
+void fedreci_eng_reply_error(fedreci_coord *c, cctx *x, const fedreci_wire_hdr *h, fedrec_err code,
+                             const char *text, outbox *ob)
+{
+    nng_msg *m = NULL;
+    fedreci_log(FEDRECI_LOG_WARN, h->round_id ? (int64_t)h->round_id : -1,
+                "client %016llx stage %u: refused (%s): %s", (unsigned long long)h->client_id,
+                h->stage, fedrec_strerror(code), text);
+    if (fedreci_wire_enc_error(&m, h, code, text))
+        m = NULL;
+    fedreci_eng_reply(c, x, m, ob);
+}
+
+void fedreci_eng_reply_retry(fedreci_coord *c, cctx *x, const fedreci_wire_hdr *h, outbox *ob)
+{
+    nng_msg *m = NULL;
+    if (fedreci_wire_enc_retry(&m, h, c->cfg.retry_after_ms))
+        m = NULL;
+    fedreci_eng_reply(c, x, m, ob);
+}
+
+int fedreci_eng_can_park(const fedreci_coord *c)
+{
+    return c->n_parked < c->park_limit;
+}
+
+void fedreci_eng_park(fedreci_coord *c, cctx *x)
+{
+    x->state = CX_PARKED;
+    c->n_parked++;
+}
+
+cctx *fedreci_eng_unpark(fedreci_coord *c, int32_t idx)
+{
+    cctx *x = &c->ctx[idx];
+    c->n_parked--;
+    return x;
+}
+
+void fedreci_eng_unpark_drop(fedreci_coord *c, int32_t idx, outbox *ob)
+{
+    cctx *x = fedreci_eng_unpark(c, idx);
+    fedreci_eng_reply(c, x, NULL, ob);
+}

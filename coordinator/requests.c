@@ -1,0 +1,390 @@
+/* coordinator/engine: the request handlers (check-in, model request, the
+ * four SecAgg+ stage messages) and the dispatch of a decoded request. Each
+ * runs with the engine's lock held and answers through the outbox. See
+ * engine_internal.h and docs/protocol.md. */
+#include "coordinator/engine_internal.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <sodium.h>
+
+#include "core/err.h"
+#include "core/log.h"
+#include "core/util.h"
+
+/* A CheckIn: registers (or checks) the identity key, then holds the request
+ * until a round starts, or answers at once (opted out, stopped, already in
+ * the open round, or RetryAfter when no context can be held). */
+static void on_checkin(fedreci_coord *c, cctx *x, const fedreci_wire_env *env, outbox *ob)
+{
+    fedreci_wire_hdr h = fedreci_wire_header(env);
+    const uint8_t *pk;
+    uint64_t ver;
+    int opted;
+    if (fedreci_wire_get_checkin(env, &pk, &ver, &opted)) {
+        fedreci_eng_reply_error(c, x, &h, FEDREC_ERR_PROTOCOL, fedrec_errmsg(), ob);
+        return;
+    }
+    crec *e = fedreci_eng_reg_find(c, h.client_id);
+    if (e && sodium_memcmp(e->pk, pk, 32) != 0) {
+        fedreci_eng_reply_error(c, x, &h, FEDREC_ERR_SIGNATURE,
+                                "identity key differs from the one registered for this client", ob);
+        return;
+    }
+    int fresh = !e;
+    if (!e && !(e = fedreci_eng_reg_insert(c, h.client_id))) {
+        fedreci_eng_reply_error(c, x, &h, FEDREC_ERR_BUSY, "registry full (out of memory)", ob);
+        return;
+    }
+    if (fresh) {
+        memcpy(e->pk, pk, 32);
+        e->opted_in = (uint8_t)opted;
+    }
+    if (fresh || e->opted_in != (uint8_t)opted) {
+        e->opted_in = (uint8_t)opted;
+        if (c->hooks.on_client_seen)
+            c->hooks.on_client_seen(c->hooks.arg, e->id, e->pk, opted);
+    }
+    if (!opted || c->stopped) {
+        if (e->wait_ctx >= 0) {
+            fedreci_eng_unpark_drop(c, e->wait_ctx, ob);
+            e->wait_ctx = -1;
+            for (size_t i = 0; i < c->n_waiting; i++)
+                if (c->waiting[i] == e->id) {
+                    c->waiting[i] = c->waiting[--c->n_waiting];
+                    break;
+                }
+        }
+        fedreci_eng_checkin_reply(c, x, e->id,
+                                  !opted ? FEDREC__V1__CHECK_IN_REPLY__STATUS__OPTED_OUT
+                                         : FEDREC__V1__CHECK_IN_REPLY__STATUS__NO_ROUND,
+                                  NULL, ob);
+        return;
+    }
+    if (fedreci_eng_round_active(c) && fedreci_find_u64(c->cur->ids, c->cur->n, e->id) >= 0) {
+        /* a resent check-in of a cohort member: same answer */
+        fedreci_eng_checkin_reply(c, x, e->id, FEDREC__V1__CHECK_IN_REPLY__STATUS__SELECTED, c->cur,
+                                  ob);
+        return;
+    }
+    if (e->wait_ctx >= 0) {
+        fedreci_eng_unpark_drop(c, e->wait_ctx, ob);
+        e->wait_ctx = (int32_t)x->idx;
+        fedreci_eng_park(c, x);
+        return;
+    }
+    if (!fedreci_eng_can_park(c)) {
+        fedreci_eng_reply_retry(c, x, &h, ob);
+        return;
+    }
+    if (c->n_waiting == c->waiting_cap) {
+        size_t nc = c->waiting_cap ? c->waiting_cap * 2 : 256;
+        uint64_t *nw = realloc(c->waiting, nc * sizeof *nw);
+        if (!nw) {
+            fedreci_eng_reply_retry(c, x, &h, ob);
+            return;
+        }
+        c->waiting = nw;
+        c->waiting_cap = nc;
+    }
+    c->waiting[c->n_waiting++] = e->id;
+    e->wait_ctx = (int32_t)x->idx;
+    fedreci_eng_park(c, x);
+    fedreci_log(FEDRECI_LOG_DEBUG, -1, "client %016llx checked in (%zu waiting)",
+                (unsigned long long)e->id, c->n_waiting);
+    if (!fedreci_eng_round_active(c)) {
+        if (c->n_waiting == 1)
+            fedreci_eng_set_deadline(c, now_ms() + c->cfg.checkin_window_ms);
+        fedreci_eng_maybe_select(c, ob);
+    }
+}
+
+/* A ModelRequest: "up to date", or the full model (limited per version). */
+static void on_model_request(fedreci_coord *c, cctx *x, const fedreci_wire_env *env, crec *rec,
+                             outbox *ob)
+{
+    fedreci_wire_hdr h = fedreci_wire_header(env);
+    pmodel *m = c->model;
+    if (env->model_request->have_version == m->version) {
+        nng_msg *msg = NULL;
+        if (fedreci_wire_enc_model_reply(&msg, &h, NULL, m->version))
+            msg = NULL;
+        fedreci_eng_reply(c, x, msg, ob);
+        return;
+    }
+    /* A full reply is the largest message the coordinator sends: only a
+     * checked-in client gets one, and at most max_msgs_per_round times per
+     * model version (a phone that lost its copy retries a few times; a loop
+     * asking for it again and again is refused). */
+    if (!rec) {
+        fedreci_eng_reply_error(c, x, &h, FEDREC_ERR_NOT_FOUND, "unknown client: check in first",
+                                ob);
+        return;
+    }
+    if (rec->dl_version != m->version) {
+        rec->dl_version = m->version;
+        rec->dls = 0;
+    }
+    if (++rec->dls > c->cfg.max_msgs_per_round) {
+        fedreci_eng_reply_error(c, x, &h, FEDREC_ERR_BUSY,
+                                "too many downloads of this model version", ob);
+        return;
+    }
+    /* encoded outside the lock from a reference to this immutable version */
+    fedreci_wire_model wm = {m->version,
+                             m->n_items,
+                             m->k,
+                             m->y,
+                             m->gram,
+                             m->checksum,
+                             (const char *const *)c->codes,
+                             c->n_codes,
+                             c->retired,
+                             c->n_retired};
+    atomic_fetch_add(&m->refs, 1);
+    x->state = CX_SENDING;
+    c->bytes_out += fedreci_wire_model_reply_size(&h, &wm);
+    fedreci_eng_ob_push(ob, x, NULL, m, &h);
+}
+
+/* Hands the stage-s message of env to the SecAgg+ server. */
+static fedrec_err stage_add(fedreci_coord *c, rstate *r, const fedreci_wire_env *env, int s)
+{
+    fedrec_err e;
+    uint64_t id = env->client_id;
+    switch (s) {
+    case 0: {
+        fedreci_secagg_advert a;
+        if ((e = fedreci_wire_get_advert(env, &a)))
+            return e;
+        return fedreci_secagg_server_add_advert(r->srv, &a);
+    }
+    case 1: {
+        fedreci_secagg_ciphertext *cts;
+        size_t n;
+        if ((e = fedreci_wire_get_ciphertexts(env, r->p.n, &cts, &n)))
+            return e;
+        for (size_t i = 0; i < n; i++)
+            if (cts[i].from != id) {
+                free(cts);
+                return fedreci_error(FEDREC_ERR_PROTOCOL,
+                                     "ciphertext %zu claims sender %llu, not %llu", i,
+                                     (unsigned long long)cts[i].from, (unsigned long long)id);
+            }
+        e = fedreci_secagg_server_add_shares(r->srv, id, cts, n);
+        free(cts);
+        return e;
+    }
+    case 2: {
+        const uint32_t *y;
+        if ((e = fedreci_wire_get_masked(env, r->p.d, &y)))
+            return e;
+        return fedreci_secagg_server_add_masked_input(r->srv, id, y, r->p.d);
+    }
+    default: {
+        fedreci_secagg_reveal *rv;
+        size_t n;
+        if ((e = fedreci_wire_get_reveals(env, r->p.n, &rv, &n)))
+            return e;
+        e = fedreci_secagg_server_add_unmask(r->srv, id, rv, n);
+        sodium_memzero(rv, n * sizeof *rv);
+        free(rv);
+        return e;
+    }
+    }
+}
+
+/* The round a stage message is for (the current or the previous one), with
+ * the sender's index in its cohort in *mi, after the per-round message limit
+ * of the sender. NULL when the message is refused (answered here). */
+static rstate *stage_round(fedreci_coord *c, cctx *x, const fedreci_wire_hdr *h, crec *rec,
+                           long *mi, outbox *ob)
+{
+    char text[160];
+    rstate *r = NULL;
+    if (c->cur && c->cur->id == h->round_id)
+        r = c->cur;
+    else if (c->prev && c->prev->id == h->round_id)
+        r = c->prev;
+    if (!r) {
+        snprintf(text, sizeof text, "round %llu is not the current round (%llu)",
+                 (unsigned long long)h->round_id, (unsigned long long)(c->cur ? c->cur->id : 0));
+        fedreci_eng_reply_error(c, x, h, FEDREC_ERR_ROUND, text, ob);
+        return NULL;
+    }
+    *mi = fedreci_find_u64(r->ids, r->n, h->client_id);
+    if (*mi < 0) {
+        fedreci_eng_reply_error(c, x, h, FEDREC_ERR_NOT_SELECTED,
+                                "client is not in this round's cohort", ob);
+        return NULL;
+    }
+    if (rec) {
+        if (rec->msg_round != r->id) {
+            rec->msg_round = r->id;
+            rec->msgs = 0;
+        }
+        if (++rec->msgs > c->cfg.max_msgs_per_round) {
+            fedreci_eng_reply_error(c, x, h, FEDREC_ERR_BUSY, "too many messages in this round",
+                                    ob);
+            return NULL;
+        }
+    }
+    return r;
+}
+
+/* A member counted gone because its connection closed, that speaks again
+ * before the round ends, is back: a phone may reconnect mid-round. The
+ * open stage waits for it again unless it already answered there; a
+ * stage that closed without it stays closed. (Its new connection is not
+ * watched: if that one is lost too, the stage deadline applies.) */
+static void member_back(rstate *r, uint32_t mi, uint64_t client)
+{
+    member *mb = &r->mem[mi];
+    if (!mb->gone)
+        return;
+    if (fedreci_eng_expected_at(r, mi, r->stage) && !(mb->acc & (1u << r->stage)) && r->gone)
+        r->gone--;
+    mb->gone = 0;
+    fedreci_log(FEDRECI_LOG_INFO, (int64_t)r->id,
+                "client %016llx is back after its connection closed (stage %d)",
+                (unsigned long long)client, r->stage);
+}
+
+/* A message for the open stage s of r from member mi: accepted once (a
+ * resend is counted once), held until the stage closes, and the stage closes
+ * when it was the last one expected. */
+static void stage_accept(fedreci_coord *c, cctx *x, const fedreci_wire_env *env, rstate *r,
+                         uint32_t mi, int s, outbox *ob)
+{
+    fedreci_wire_hdr h = fedreci_wire_header(env);
+    member *mb = &r->mem[mi];
+    if (!(mb->acc & (1u << s))) {
+        fedrec_err e = stage_add(c, r, env, s);
+        if (e) {
+            fedreci_eng_reply_error(c, x, &h, e, fedrec_errmsg(), ob);
+            return;
+        }
+        mb->acc |= (uint8_t)(1u << s);
+        r->count[s]++;
+        if (mb->gone && r->gone)
+            r->gone--;
+        fedreci_log(FEDRECI_LOG_DEBUG, (int64_t)r->id,
+                    "client %016llx stage %d accepted (%u of %u)", (unsigned long long)h.client_id,
+                    s, r->count[s], r->expected);
+    } else if (mb->park >= 0) {
+        /* A second request for the stage while the first is still held: a
+         * REQ client never does that (a RetryAfter resend comes after the
+         * first was answered). Counted once; the newer request is held. */
+        fedreci_log(FEDRECI_LOG_INFO, (int64_t)r->id,
+                    "client %016llx stage %d: duplicate of an accepted message while the first "
+                    "is held; counted once",
+                    (unsigned long long)h.client_id, s);
+    }
+    /* hold the request until the stage closes; a resend replaces the held one */
+    if (mb->park >= 0) {
+        fedreci_eng_unpark_drop(c, mb->park, ob);
+        mb->park = -1;
+    }
+    if (fedreci_eng_can_park(c)) {
+        mb->park = (int32_t)x->idx;
+        fedreci_eng_park(c, x);
+    } else {
+        fedreci_eng_reply_retry(c, x, &h, ob);
+    }
+    if (r->count[s] + r->gone >= r->expected)
+        fedreci_eng_close_stage(c, r, ob);
+}
+
+/* A stage-s message (s 0..3: AdvertiseKeys, ShareKeys, MaskedInput, Unmask)
+ * of a registered client. */
+static void on_stage(fedreci_coord *c, cctx *x, const fedreci_wire_env *env, int s, crec *rec,
+                     outbox *ob)
+{
+    fedreci_wire_hdr h = fedreci_wire_header(env);
+    char text[160];
+    long mi = -1;
+    rstate *r = stage_round(c, x, &h, rec, &mi, ob);
+    if (!r)
+        return;
+    if (r->stage >= ST_DONE) {
+        nng_msg *m = NULL;
+        fedreci_eng_round_result_msg(c, r, h.client_id, &m);
+        fedreci_eng_reply(c, x, m, ob);
+        return;
+    }
+    if (s > r->stage) {
+        snprintf(text, sizeof text, "stage %d is not open (open: %d)", s, r->stage);
+        fedreci_eng_reply_error(c, x, &h, FEDREC_ERR_STAGE, text, ob);
+        return;
+    }
+    member_back(r, (uint32_t)mi, h.client_id);
+    if (s < r->stage) {
+        if (r->mem[mi].acc & (1u << s)) {
+            fedreci_eng_reply(c, x, fedreci_eng_stage_answer(c, r, h.client_id, s), ob);
+        } else {
+            snprintf(text, sizeof text, "stage %d closed before this message; counted as dropped",
+                     s);
+            fedreci_eng_reply_error(c, x, &h, FEDREC_ERR_STAGE, text, ob);
+        }
+        return;
+    }
+    stage_accept(c, x, env, r, (uint32_t)mi, s, ob);
+}
+
+void fedreci_eng_handle(fedreci_coord *c, cctx *x, nng_msg *msg, outbox *ob)
+{
+    size_t len = nng_msg_len(msg);
+    uint32_t pipe = (uint32_t)nng_pipe_id(nng_msg_get_pipe(msg));
+    fedreci_wire_env *env = NULL;
+    fedrec_err e = fedreci_wire_decode_msg(msg, c->cap, &env);
+    nng_msg_free(msg);
+    pthread_mutex_lock(&c->mu);
+    c->bytes_in += len;
+    if (e) {
+        fedreci_wire_hdr h = {0, 0, 0};
+        fedreci_eng_reply_error(c, x, &h, e, fedrec_errmsg(), ob);
+        pthread_mutex_unlock(&c->mu);
+        return;
+    }
+    crec *rec = fedreci_eng_reg_find(c, env->client_id);
+    if (rec) {
+        rec->bytes_total += len;
+        if (env->stage >= FEDRECI_WIRE_STAGE_ADVERTISE)
+            rec->bytes_update += len;
+    }
+    switch (env->body_case) {
+    case FEDREC__V1__ENVELOPE__BODY_CHECK_IN:
+        on_checkin(c, x, env, ob);
+        if (!rec && (rec = fedreci_eng_reg_find(c, env->client_id)))
+            rec->bytes_total += len;
+        /* the connection that checked in carries the client's round; its
+           closing counts the client as dropped at once (pipe_removed) */
+        if (rec && env->check_in->identity_pk.len == 32 &&
+            sodium_memcmp(rec->pk, env->check_in->identity_pk.data, 32) == 0)
+            rec->pipe = pipe;
+        break;
+    case FEDREC__V1__ENVELOPE__BODY_MODEL_REQUEST:
+        on_model_request(c, x, env, rec, ob);
+        break;
+    case FEDREC__V1__ENVELOPE__BODY_ADVERTISE_KEYS:
+    case FEDREC__V1__ENVELOPE__BODY_SHARE_KEYS:
+    case FEDREC__V1__ENVELOPE__BODY_MASKED_INPUT:
+    case FEDREC__V1__ENVELOPE__BODY_UNMASK:
+        if (!rec) {
+            fedreci_wire_hdr h = fedreci_wire_header(env);
+            fedreci_eng_reply_error(c, x, &h, FEDREC_ERR_NOT_FOUND,
+                                    "unknown client: check in first", ob);
+            break;
+        }
+        on_stage(c, x, env, (int)env->stage - 3, rec, ob);
+        break;
+    default: {
+        fedreci_wire_hdr h = fedreci_wire_header(env);
+        fedreci_eng_reply_error(c, x, &h, FEDREC_ERR_PROTOCOL, "not a request message", ob);
+    }
+    }
+    pthread_mutex_unlock(&c->mu);
+    fedreci_wire_free(env);
+}

@@ -1,0 +1,638 @@
+/* coordinator/engine: the round state machine. Check-ins wait; a cohort is
+ * drawn when the quorum waits or the check-in window closes; the four SecAgg+
+ * stages (advertise, share keys, masked input, unmask) each close at their
+ * deadline or once every member still expected has answered; the unmasked
+ * sum is committed as the next model version. See engine_internal.h. */
+#include "coordinator/engine_internal.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <sodium.h>
+
+#include "core/err.h"
+#include "core/log.h"
+#include "core/util.h"
+
+static int cmp_u64(const void *a, const void *b)
+{
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+void fedreci_eng_round_free(rstate *r)
+{
+    if (!r)
+        return;
+    fedreci_secagg_server_destroy(r->srv);
+    free(r->ids);
+    free(r->mem);
+    free(r->roster_ids);
+    free(r->roster);
+    free(r->nbr);
+    free(r->surv);
+    free(r->drop);
+    free(r);
+}
+
+void fedreci_eng_set_deadline(fedreci_coord *c, uint64_t when)
+{
+    c->deadline = when;
+    pthread_cond_signal(&c->cv_timer);
+}
+
+void fedreci_eng_derive_params(const fedreci_coord *c, uint32_t n, uint64_t round_id,
+                               fedreci_secagg_params *p)
+{
+    memset(p, 0, sizeof *p);
+    p->round_id = round_id;
+    p->n = n;
+    p->k = (c->cfg.neighbors == 0 || c->cfg.neighbors >= n - 1) ? n - 1 : c->cfg.neighbors;
+    uint32_t t = c->cfg.threshold ? c->cfg.threshold : p->k / 2 + 1;
+    if (t > p->k)
+        t = p->k;
+    if (t <= p->k / 2)
+        t = p->k / 2 + 1;
+    p->t = t;
+    p->d = c->model->n_items * c->model->k + 1;
+    p->clip = c->cfg.clip;
+    p->scale = c->cfg.scale > 0 ? c->cfg.scale : floor(1073741824.0 / ((double)n * c->cfg.clip));
+    p->max_weight = 1;
+    uint8_t in[8 + 8 + 16] = "fedrec-graph-v1";
+    for (int i = 0; i < 8; i++) {
+        in[16 + i] = (uint8_t)(c->cfg.seed >> (8 * i));
+        in[24 + i] = (uint8_t)(round_id >> (8 * i));
+    }
+    crypto_generichash(p->graph_seed, sizeof p->graph_seed, in, sizeof in, NULL, 0);
+}
+
+static uint32_t max_stage_ms(const fedreci_coord *c)
+{
+    uint32_t m = 0;
+    for (int s = 0; s < 4; s++)
+        if (c->cfg.stage_ms[s] > m)
+            m = c->cfg.stage_ms[s];
+    return m;
+}
+
+static fedreci_wire_round wire_round(const fedreci_coord *c, const rstate *r)
+{
+    fedreci_wire_round w;
+    w.secagg = r->p;
+    w.model_version = c->model->version;
+    w.n_items = c->model->n_items;
+    w.k_factors = c->model->k;
+    w.stage_timeout_ms = max_stage_ms(c);
+    return w;
+}
+
+void fedreci_eng_checkin_reply(fedreci_coord *c, cctx *x, uint64_t client, int status,
+                               const rstate *r, outbox *ob)
+{
+    fedreci_wire_hdr h = {client, r ? r->id : 0, FEDRECI_WIRE_STAGE_CHECKIN};
+    fedreci_wire_round w;
+    if (r)
+        w = wire_round(c, r);
+    nng_msg *m = NULL;
+    if (fedreci_wire_enc_checkin_reply(&m, &h, status, r ? &w : NULL, c->model->version,
+                                       c->cfg.retry_after_ms))
+        m = NULL;
+    fedreci_eng_reply(c, x, m, ob);
+}
+
+/* Answers every held check-in with `status` and empties the waiting list. */
+void fedreci_eng_release_waiting(fedreci_coord *c, int status, outbox *ob)
+{
+    for (size_t i = 0; i < c->n_waiting; i++) {
+        crec *e = fedreci_eng_reg_find(c, c->waiting[i]);
+        if (e && e->wait_ctx >= 0) {
+            cctx *x = fedreci_eng_unpark(c, e->wait_ctx);
+            e->wait_ctx = -1;
+            fedreci_eng_checkin_reply(c, x, e->id, status, NULL, ob);
+        }
+    }
+    c->n_waiting = 0;
+}
+
+void fedreci_eng_round_result_msg(const fedreci_coord *c, const rstate *r, uint64_t client,
+                                  nng_msg **m)
+{
+    fedreci_wire_hdr h = {client, r->id, FEDRECI_WIRE_STAGE_UNMASK};
+    if (fedreci_wire_enc_round_result(m, &h, r->stage == ST_DONE, r->version_after, (uint32_t)r->ns,
+                                      r->reason))
+        *m = NULL;
+    (void)c;
+}
+
+static void reply_parked_results(fedreci_coord *c, rstate *r, outbox *ob)
+{
+    for (uint32_t i = 0; i < r->n; i++) {
+        if (r->mem[i].park < 0)
+            continue;
+        cctx *x = fedreci_eng_unpark(c, r->mem[i].park);
+        r->mem[i].park = -1;
+        nng_msg *m = NULL;
+        fedreci_eng_round_result_msg(c, r, r->ids[i], &m);
+        fedreci_eng_reply(c, x, m, ob);
+    }
+}
+
+/* What on_round_done reports about the ended round r. */
+static void round_stats(const fedreci_coord *c, const rstate *r, fedreci_round_stats *out)
+{
+    int completed = r->stage == ST_DONE;
+    fedreci_round_stats st;
+    memset(&st, 0, sizeof st);
+    st.round_id = r->id;
+    st.completed = completed;
+    st.abort_err = completed ? FEDREC_OK : r->err;
+    st.abort_reason = r->reason;
+    st.cohort = r->n;
+    st.advertised = r->count[0];
+    st.shared = r->count[1];
+    st.survivors = (uint32_t)r->ns;
+    st.unmasked = r->count[3];
+    st.dropped[0] = r->n - r->count[0];
+    st.dropped[1] = r->count[0] - r->count[1];
+    st.dropped[2] = r->count[1] >= r->count[2] ? r->count[1] - r->count[2] : 0;
+    st.dropped[3] = r->count[2] >= r->count[3] ? r->count[2] - r->count[3] : 0;
+    /* a round that aborted at stage s never opened the later ones: nobody
+     * dropped there (the round log would otherwise blame every client that
+     * answered stage s for "dropping" at s + 1) */
+    for (int s = completed ? 4 : r->reached + 1; s < 4; s++)
+        st.dropped[s] = 0;
+    memcpy(st.stage_ms, r->stage_ms, sizeof st.stage_ms);
+    st.bytes_in = c->bytes_in - r->bytes_in0;
+    st.bytes_out = c->bytes_out - r->bytes_out0;
+    st.model_version = r->version_after;
+    st.total_weight = r->total_weight;
+    st.params = &r->p;
+    st.cohort_ids = r->ids;
+    st.survivor_ids = r->surv;
+    st.sum = completed ? c->sum : NULL;
+    *out = st;
+}
+
+/* The round r ended (committed or aborted): report it, answer its held
+ * requests with the result, stop after max_rounds, else start the next
+ * round or the check-in window. */
+static void round_end(fedreci_coord *c, rstate *r, outbox *ob)
+{
+    int completed = r->stage == ST_DONE;
+    fedreci_round_stats st;
+    round_stats(c, r, &st);
+    if (completed)
+        fedreci_log(FEDRECI_LOG_INFO, (int64_t)r->id,
+                    "round done: cohort %u, survivors %u, dropped %u/%u/%u/%u, model v%llu", r->n,
+                    (unsigned)r->ns, st.dropped[0], st.dropped[1], st.dropped[2], st.dropped[3],
+                    (unsigned long long)r->version_after);
+    else
+        fedreci_log(FEDRECI_LOG_WARN, (int64_t)r->id, "round aborted: %s", r->reason);
+    if (c->hooks.on_round_done)
+        c->hooks.on_round_done(c->hooks.arg, &st);
+    reply_parked_results(c, r, ob);
+    fedreci_secagg_server_destroy(r->srv);
+    r->srv = NULL;
+    c->rounds_run++;
+    if (completed)
+        c->rounds_completed++;
+    else
+        c->rounds_aborted++;
+    c->deadline = 0;
+    if (c->cfg.max_rounds && c->rounds_run >= c->cfg.max_rounds) {
+        c->stopped = 1;
+        fedreci_eng_release_waiting(c, FEDREC__V1__CHECK_IN_REPLY__STATUS__NO_ROUND, ob);
+        fedreci_log(FEDRECI_LOG_INFO, (int64_t)r->id, "ran %llu rounds; stopping",
+                    (unsigned long long)c->rounds_run);
+    }
+    pthread_cond_broadcast(&c->cv_done);
+    if (!c->stopped) {
+        fedreci_eng_maybe_select(c, ob);
+        if ((!c->cur || c->cur->stage >= ST_DONE) && c->n_waiting > 0)
+            fedreci_eng_set_deadline(c, now_ms() + c->cfg.checkin_window_ms);
+    }
+}
+
+void fedreci_eng_round_abort(fedreci_coord *c, rstate *r, fedrec_err err, const char *why,
+                             outbox *ob)
+{
+    if (r->stage < 4) {
+        r->stage_ms[r->stage] = (double)(now_ms() - r->t_stage);
+        r->reached = r->stage;
+    }
+    r->stage = ST_ABORTED;
+    r->err = err;
+    r->version_after = c->model->version;
+    snprintf(r->reason, sizeof r->reason, "%s", why);
+    round_end(c, r, ob);
+}
+
+/* Commits the unmasked sum: dequantize, optimizer step, new model version. */
+static fedrec_err commit_model(fedreci_coord *c, rstate *r)
+{
+    uint32_t weight = 0;
+    fedreci_secagg_dequantize(&r->p, c->sum, c->grad, &weight);
+    r->total_weight = weight;
+    pmodel *old = c->model;
+    size_t n = (size_t)old->n_items * old->k;
+    pmodel *nm = calloc(1, sizeof *nm);
+    float *y = nm ? malloc(n * sizeof *y) : NULL;
+    float *gram = y ? malloc((size_t)old->k * old->k * sizeof *gram) : NULL;
+    if (!gram) {
+        free(y);
+        free(nm);
+        return fedreci_error(FEDREC_ERR_NOMEM, "coordinator: model copy of %zu floats", n);
+    }
+    memcpy(y, old->y, n * sizeof *y);
+    int applied = 0;
+    fedrec_err e = fedreci_optimizer_step(c->opt, y, c->grad, (double)weight, &applied);
+    if (!e && !applied) {
+        free(y);
+        free(gram);
+        free(nm);
+        r->version_after = old->version;
+        return FEDREC_OK;
+    }
+    if (!e && c->hooks.on_model_committed)
+        e = c->hooks.on_model_committed(c->hooks.arg, r->id, old->version + 1, y, old->n_items,
+                                        old->k);
+    if (e) {
+        free(y);
+        free(gram);
+        free(nm);
+        return e;
+    }
+    fedreci_mf_gram(y, old->n_items, old->k, gram);
+    atomic_init(&nm->refs, 1);
+    nm->version = old->version + 1;
+    nm->n_items = old->n_items;
+    nm->k = old->k;
+    nm->y = y;
+    nm->gram = gram;
+    fedreci_wire_checksum(y, n * sizeof *y, nm->checksum);
+    c->model = nm;
+    fedreci_eng_model_unref(old);
+    r->version_after = nm->version;
+    return FEDREC_OK;
+}
+
+static nng_msg *roster_msg(fedreci_coord *c, rstate *r, uint64_t client)
+{
+    long mi = fedreci_find_u64(r->roster_ids, r->m, client);
+    if (mi < 0)
+        return NULL;
+    const fedreci_secagg_advert **ap = NULL;
+    nng_msg *m = NULL;
+    uint32_t nn = 0;
+    fedreci_wire_hdr h = {client, r->id, FEDRECI_WIRE_STAGE_ADVERTISE};
+    if (fedreci_secagg_neighbors(&r->p, (uint32_t)r->m, (uint32_t)mi, r->nbr, r->p.n, &nn))
+        return NULL;
+    ap = malloc(((size_t)nn + 1) * sizeof *ap);
+    if (!ap)
+        return NULL;
+    ap[0] = &r->roster[mi];
+    for (uint32_t i = 0; i < nn; i++)
+        ap[i + 1] = &r->roster[r->nbr[i]];
+    if (fedreci_wire_enc_roster(&m, &h, r->roster_ids, r->m, ap, (size_t)nn + 1))
+        m = NULL;
+    free(ap);
+    return m;
+}
+
+static nng_msg *relay_msg(fedreci_coord *c, rstate *r, uint64_t client)
+{
+    const fedreci_secagg_ciphertext *cts;
+    size_t n;
+    nng_msg *m = NULL;
+    fedreci_wire_hdr h = {client, r->id, FEDRECI_WIRE_STAGE_SHARE_KEYS};
+    (void)c;
+    if (!r->srv || fedreci_secagg_server_shares_for(r->srv, client, &cts, &n))
+        return NULL;
+    if (fedreci_wire_enc_ciphertexts(&m, &h, 1, cts, n))
+        return NULL;
+    return m;
+}
+
+static nng_msg *unmask_req_msg(rstate *r, uint64_t client)
+{
+    nng_msg *m = NULL;
+    fedreci_wire_hdr h = {client, r->id, FEDRECI_WIRE_STAGE_MASKED_INPUT};
+    if (fedreci_wire_enc_unmask_request(&m, &h, r->surv, r->ns, r->drop, r->nd))
+        return NULL;
+    return m;
+}
+
+/* The reply to an accepted stage-s message once stage s has closed. */
+nng_msg *fedreci_eng_stage_answer(fedreci_coord *c, rstate *r, uint64_t client, int s)
+{
+    nng_msg *m = NULL;
+    if (r->stage >= ST_DONE) {
+        fedreci_eng_round_result_msg(c, r, client, &m);
+        return m;
+    }
+    switch (s) {
+    case 0:
+        return roster_msg(c, r, client);
+    case 1:
+        return relay_msg(c, r, client);
+    case 2:
+        return unmask_req_msg(r, client);
+    default:
+        return NULL;
+    }
+}
+
+/* Whether member i is expected to send the message of stage s. */
+int fedreci_eng_expected_at(const rstate *r, uint32_t i, int s)
+{
+    return s == 0 || (r->mem[i].acc & (1u << (s - 1)));
+}
+
+static void recount_gone(rstate *r)
+{
+    r->gone = 0;
+    for (uint32_t i = 0; i < r->n; i++)
+        if (r->mem[i].gone && fedreci_eng_expected_at(r, i, r->stage) &&
+            !(r->mem[i].acc & (1u << r->stage)))
+            r->gone++;
+}
+
+/* Stage 0 closes: the roster of the clients whose adverts were accepted. */
+static fedrec_err close_advertise(rstate *r)
+{
+    const fedreci_secagg_advert *ro;
+    size_t m;
+    fedrec_err e = fedreci_secagg_server_close_advertise(r->srv, &ro, &m);
+    if (e)
+        return e;
+    r->roster = malloc(m * sizeof *r->roster);
+    r->roster_ids = malloc(m * sizeof *r->roster_ids);
+    if (!r->roster || !r->roster_ids)
+        return fedreci_error(FEDREC_ERR_NOMEM, "coordinator: roster of %zu", m);
+    memcpy(r->roster, ro, m * sizeof *ro);
+    for (size_t i = 0; i < m; i++)
+        r->roster_ids[i] = ro[i].client_id;
+    r->m = m;
+    r->expected = (uint32_t)m;
+    return FEDREC_OK;
+}
+
+/* Stage 1 closes: the shares are ready to relay. */
+static fedrec_err close_share_keys(rstate *r)
+{
+    fedrec_err e = fedreci_secagg_server_close_share_keys(r->srv);
+    r->expected = r->count[1];
+    return e;
+}
+
+/* Stage 2 closes: the survivors (masked input accepted) and the dropped. */
+static fedrec_err close_masked_input(rstate *r)
+{
+    const uint64_t *sv, *dr;
+    size_t ns, nd;
+    fedrec_err e = fedreci_secagg_server_close_masked_input(r->srv, &sv, &ns, &dr, &nd);
+    if (e)
+        return e;
+    r->surv = malloc((ns ? ns : 1) * sizeof *sv);
+    r->drop = malloc((nd ? nd : 1) * sizeof *dr);
+    if (!r->surv || !r->drop)
+        return fedreci_error(FEDREC_ERR_NOMEM, "coordinator: survivor lists");
+    memcpy(r->surv, sv, ns * sizeof *sv);
+    memcpy(r->drop, dr, nd * sizeof *dr);
+    r->ns = ns;
+    r->nd = nd;
+    r->expected = (uint32_t)ns;
+    return FEDREC_OK;
+}
+
+/* Stage 3 closes: the sum is unmasked and committed. */
+static fedrec_err close_unmask(fedreci_coord *c, rstate *r)
+{
+    fedrec_err e = fedreci_secagg_server_finish(r->srv, c->sum, r->p.d);
+    if (!e)
+        e = commit_model(c, r);
+    return e;
+}
+
+/* Stage s (0..2) closed at time t: its held requests get stage s+1's input
+ * and stage s+1 opens, closing at once when nobody it expects is left. */
+static void open_next_stage(fedreci_coord *c, rstate *r, int s, uint64_t t, outbox *ob)
+{
+    for (uint32_t i = 0; i < r->n; i++) {
+        if (r->mem[i].park < 0)
+            continue;
+        cctx *x = fedreci_eng_unpark(c, r->mem[i].park);
+        r->mem[i].park = -1;
+        nng_msg *m = fedreci_eng_stage_answer(c, r, r->ids[i], s);
+        fedreci_eng_reply(c, x, m, ob);
+    }
+    r->stage = s + 1;
+    r->t_stage = t;
+    recount_gone(r);
+    if (r->expected <= r->gone) {
+        fedreci_eng_close_stage(c, r, ob);
+        return;
+    }
+    fedreci_eng_set_deadline(c, t + c->cfg.stage_ms[s + 1]);
+}
+
+void fedreci_eng_close_stage(fedreci_coord *c, rstate *r, outbox *ob)
+{
+    int s = r->stage;
+    uint64_t t = now_ms();
+    r->stage_ms[s] = (double)(t - r->t_stage);
+    fedrec_err e = FEDREC_OK;
+    switch (s) {
+    case 0:
+        e = close_advertise(r);
+        break;
+    case 1:
+        e = close_share_keys(r);
+        break;
+    case 2:
+        e = close_masked_input(r);
+        break;
+    case 3:
+        e = close_unmask(c, r);
+        break;
+    default:
+        return;
+    }
+    if (e) {
+        char why[200];
+        snprintf(why, sizeof why, "stage %d: %s", s, fedrec_errmsg());
+        fedreci_eng_round_abort(c, r, e, why, ob);
+        return;
+    }
+    fedreci_log(FEDRECI_LOG_INFO, (int64_t)r->id, "stage %d closed: %u of %u in, %.0f ms", s,
+                r->count[s],
+                s == 0   ? r->n
+                : s == 1 ? (uint32_t)r->m
+                         : r->count[s - 1],
+                r->stage_ms[s]);
+    if (s == 3) {
+        r->stage = ST_DONE;
+        round_end(c, r, ob);
+        return;
+    }
+    open_next_stage(c, r, s, t, ob);
+}
+
+/* The cohort of round r: n of the nw waiting clients, drawn with a generator
+ * seeded by (seed, round id) from the waiting clients sorted by id (so the
+ * same inputs give the same cohort), then sorted. r->ids has room for nw. */
+static void draw_cohort(const fedreci_coord *c, rstate *r, size_t nw, uint32_t n)
+{
+    memcpy(r->ids, c->waiting, nw * sizeof *r->ids);
+    qsort(r->ids, nw, sizeof *r->ids, cmp_u64);
+    uint64_t s = c->cfg.seed ^ (r->id * 0xd1b54a32d192ed03ull);
+    for (uint32_t i = 0; i < n; i++) {
+        size_t j = i + (size_t)(splitmix64(&s) % (nw - i));
+        uint64_t tmp = r->ids[i];
+        r->ids[i] = r->ids[j];
+        r->ids[j] = tmp;
+    }
+    r->n = n;
+    qsort(r->ids, n, sizeof *r->ids, cmp_u64);
+}
+
+/* Round rid with n members drawn from the nw waiting clients, and its SecAgg+
+ * server. NULL (logged) when out of memory or when the server cannot be
+ * made. */
+static rstate *round_new(fedreci_coord *c, uint64_t rid, size_t nw, uint32_t n)
+{
+    rstate *r = calloc(1, sizeof *r);
+    uint8_t(*pks)[FEDRECI_SECAGG_SIGN_PK_BYTES] = NULL;
+    fedrec_err e = FEDREC_OK;
+    if (r) {
+        r->id = rid;
+        r->ids = malloc(nw * sizeof *r->ids);
+        r->mem = malloc(n * sizeof *r->mem);
+        r->nbr = malloc(n * sizeof *r->nbr);
+        pks = malloc(n * sizeof *pks);
+    }
+    if (!r || !r->ids || !r->mem || !r->nbr || !pks) {
+        fedreci_log(FEDRECI_LOG_ERROR, (int64_t)rid, "out of memory selecting a cohort");
+        e = FEDREC_ERR_NOMEM;
+    } else {
+        draw_cohort(c, r, nw, n);
+        for (uint32_t i = 0; i < n; i++) {
+            r->mem[i].acc = 0;
+            r->mem[i].gone = 0;
+            r->mem[i].park = -1;
+            crec *cr = fedreci_eng_reg_find(c, r->ids[i]);
+            memcpy(pks[i], cr->pk, sizeof pks[i]);
+        }
+        fedreci_eng_derive_params(c, n, rid, &r->p);
+        e = fedreci_secagg_params_check(&r->p);
+        if (!e)
+            e = fedreci_secagg_server_create(&r->srv, &r->p, r->ids, (const uint8_t(*)[32])pks);
+        if (e)
+            fedreci_log(FEDRECI_LOG_ERROR, (int64_t)rid, "cannot start round with %u clients: %s",
+                        n, fedrec_errmsg());
+    }
+    free(pks);
+    if (e) {
+        fedreci_eng_round_free(r);
+        r = NULL;
+    }
+    return r;
+}
+
+/* Answers every held check-in now that round r started: SELECTED with the
+ * round's parameters, or NOT_SELECTED; the waiting list empties. */
+static void answer_checkins(fedreci_coord *c, const rstate *r, outbox *ob)
+{
+    for (size_t i = 0; i < c->n_waiting; i++) {
+        crec *cr = fedreci_eng_reg_find(c, c->waiting[i]);
+        if (!cr || cr->wait_ctx < 0)
+            continue;
+        cctx *x = fedreci_eng_unpark(c, cr->wait_ctx);
+        cr->wait_ctx = -1;
+        int sel = fedreci_find_u64(r->ids, r->n, cr->id) >= 0;
+        fedreci_eng_checkin_reply(c, x, cr->id,
+                                  sel ? FEDREC__V1__CHECK_IN_REPLY__STATUS__SELECTED
+                                      : FEDREC__V1__CHECK_IN_REPLY__STATUS__NOT_SELECTED,
+                                  sel ? r : NULL, ob);
+    }
+    c->n_waiting = 0;
+}
+
+/* Starts the next round with a cohort of min(cohort_size, waiting); when it
+ * cannot start, every waiting client is told NOT_SELECTED. */
+static void select_cohort(fedreci_coord *c, outbox *ob)
+{
+    size_t nw = c->n_waiting;
+    uint32_t n = nw < c->cfg.cohort_size ? (uint32_t)nw : c->cfg.cohort_size;
+    uint64_t rid = c->next_round_id;
+    rstate *r = round_new(c, rid, nw, n);
+    if (!r) {
+        fedreci_eng_release_waiting(c, FEDREC__V1__CHECK_IN_REPLY__STATUS__NOT_SELECTED, ob);
+        return;
+    }
+    c->next_round_id++;
+    fedreci_eng_round_free(c->prev);
+    c->prev = c->cur;
+    c->cur = r;
+    r->bytes_in0 = c->bytes_in;
+    r->bytes_out0 = c->bytes_out;
+    r->stage = 0;
+    r->expected = n;
+    r->t_stage = now_ms();
+    r->version_after = c->model->version;
+    answer_checkins(c, r, ob);
+    fedreci_log(FEDRECI_LOG_INFO, (int64_t)rid,
+                "round start: cohort %u of %zu waiting, k=%u t=%u d=%u, model v%llu", n, nw, r->p.k,
+                r->p.t, r->p.d, (unsigned long long)c->model->version);
+    fedreci_eng_set_deadline(c, r->t_stage + c->cfg.stage_ms[0]);
+}
+
+int fedreci_eng_round_active(const fedreci_coord *c)
+{
+    return c->cur && c->cur->stage < ST_DONE;
+}
+
+void fedreci_eng_maybe_select(fedreci_coord *c, outbox *ob)
+{
+    if (c->stopped || fedreci_eng_round_active(c))
+        return;
+    uint32_t quorum = c->cfg.checkin_quorum;
+    if (c->n_waiting >= quorum && c->n_waiting >= c->cfg.min_cohort)
+        select_cohort(c, ob);
+}
+
+/* The current deadline passed (timer thread, lock held). */
+void fedreci_eng_on_deadline(fedreci_coord *c, outbox *ob)
+{
+    if (fedreci_eng_round_active(c)) {
+        fedreci_eng_close_stage(c, c->cur, ob);
+        return;
+    }
+    if (c->stopped)
+        return;
+    if (c->n_waiting >= c->cfg.min_cohort) {
+        select_cohort(c, ob);
+    } else if (c->n_waiting > 0) {
+        fedreci_log(FEDRECI_LOG_INFO, -1,
+                    "check-in window closed with %zu clients, below the minimum cohort %u; "
+                    "no round",
+                    c->n_waiting, c->cfg.min_cohort);
+        fedreci_eng_release_waiting(c, FEDREC__V1__CHECK_IN_REPLY__STATUS__NOT_SELECTED, ob);
+    }
+}
+
+/* Member i of the open round r will send nothing more: the open stage (and
+ * each later one) stops waiting for it and closes as soon as every other
+ * expected client has answered. Lock held. */
+void fedreci_eng_member_gone(fedreci_coord *c, rstate *r, uint32_t i, outbox *ob)
+{
+    if (r->mem[i].gone)
+        return;
+    r->mem[i].gone = 1;
+    if (fedreci_eng_expected_at(r, i, r->stage) && !(r->mem[i].acc & (1u << r->stage)))
+        r->gone++;
+    if (r->count[r->stage] + r->gone >= r->expected)
+        fedreci_eng_close_stage(c, r, ob);
+}
