@@ -1,5 +1,6 @@
 /*
- * fedrec-bench mf: centralized ALS seconds per sweep (k = 32, 64), the client
+ * fedrec-bench mf: centralized ALS seconds per sweep (k = 32, 64; exact and
+ * conjugate-gradient solvers, with their ratio and HR@10 over seeds), the client
  * step over the full catalog (k = 32, with and without the published Y^T Y),
  * and the GFLOP/s each achieves next to a plain sgemm measured in the same run.
  */
@@ -12,6 +13,7 @@
 #include <cblas.h>
 
 #include "core/dataset/dataset.h"
+#include "core/eval/eval.h"
 #include "core/mf/mf.h"
 #include "fedrec/fedrec.h"
 
@@ -102,6 +104,95 @@ static double als_sweep_flops(const fedreci_mf_csr *r, uint32_t k)
            rows * kk * (kk + 1);
 }
 
+/* Floating-point operations of one CG sweep with `steps` iterations per row:
+ * per row 1 + steps products with the system matrix (2 k^2 + 4 n_r k each)
+ * and the right-hand side (2 n_r k); per half-sweep one Gram matrix. */
+static double als_cg_sweep_flops(const fedreci_mf_csr *r, uint32_t k, uint32_t steps)
+{
+    double kk = k, nnz = (double)r->indptr[r->n_rows];
+    double rows = (double)r->n_rows + r->n_cols;
+    return (1.0 + steps) * (rows * 2 * kk * kk + 2 * nnz * 4 * kk) + 2 * nnz * 2 * kk +
+           rows * kk * (kk + 1);
+}
+
+/* HR@10 of a trained ALS model on split s (x: n_users x k, y: n_items x k). */
+static int als_hr10(const fedreci_split *s, const float *x, const float *y, uint32_t k, double *hr)
+{
+    uint32_t n_items = s->train.n_cols, top[10], n;
+    float *scores = malloc((size_t)n_items * sizeof *scores);
+    fedreci_eval_acc *acc = NULL;
+    fedrec_err e = scores ? fedreci_eval_acc_create(&acc, n_items, 10) : FEDREC_ERR_NOMEM;
+    for (uint32_t t = 0; t < s->n_test_users && !e; t++) {
+        uint32_t u = s->test_users[t], n_test;
+        uint64_t lo = s->train.indptr[u], hi = s->train.indptr[u + 1];
+        e = fedreci_mf_topk(y, n_items, k, x + (size_t)u * k, s->train.indices + lo,
+                            (size_t)(hi - lo), 10, scores, top, NULL, &n);
+        const uint32_t *test = fedreci_split_test(s, t, &n_test);
+        if (!e)
+            e = fedreci_eval_acc_add(acc, top, n, test, n_test);
+    }
+    fedreci_metrics m;
+    if (!e)
+        e = fedreci_eval_acc_finish(acc, &m);
+    if (!e)
+        *hr = m.hr_at_k;
+    fedreci_eval_acc_destroy(acc);
+    free(scores);
+    return e ? -1 : 0;
+}
+
+/* HR@10 on the leave-last-basket-out test split of exact and CG ALS
+ * (15 sweeps, lambda 0.1), seeds 1..n_seeds, with the seed range. */
+static int als_quality(const fedreci_dataset *ds, uint32_t n_seeds, uint32_t threads)
+{
+    fedreci_split *s = NULL;
+    if (fedreci_split_create(&s, ds, NULL) != FEDREC_OK) {
+        fprintf(stderr, "fedrec-bench mf: split: %s\n", fedrec_errmsg());
+        return 1;
+    }
+    printf("\nHR@10, leave-last-basket-out test split (%u shoppers), 15 sweeps, lambda 0.1,\n"
+           "seeds 1..%u: mean [min, max] over seeds\n",
+           s->n_test_users, n_seeds);
+    printf("%-10s %-24s %-24s\n", "factors", "exact", "CG (3 steps)");
+    int rc = 0;
+    static const uint32_t ks[2] = {32, 64};
+    for (int ki = 0; ki < 2 && !rc; ki++) {
+        uint32_t k = ks[ki];
+        float *x = malloc((size_t)s->train.n_rows * k * sizeof *x);
+        float *y = malloc((size_t)s->train.n_cols * k * sizeof *y);
+        double stat[2][3] = {{0, 1, 0}, {0, 1, 0}}; /* mean, min, max */
+        for (int solver = 0; solver < 2 && x && y && !rc; solver++)
+            for (uint32_t seed = 1; seed <= n_seeds && !rc; seed++) {
+                fedreci_als_params p = {k, 0.1f, 15, threads, seed, 0.01f};
+                fedreci_als_options o = {solver ? FEDRECI_ALS_CG : FEDRECI_ALS_CHOLESKY, 0, 0.0f,
+                                         0.0f};
+                double hr = 0;
+                if (fedreci_als_train_opts(&s->train, &p, &o, x, y, NULL) != FEDREC_OK ||
+                    als_hr10(s, x, y, k, &hr)) {
+                    fprintf(stderr, "fedrec-bench mf: quality: %s\n", fedrec_errmsg());
+                    rc = 1;
+                    break;
+                }
+                stat[solver][0] += hr / n_seeds;
+                stat[solver][1] = fmin(stat[solver][1], hr);
+                stat[solver][2] = fmax(stat[solver][2], hr);
+            }
+        if (!x || !y)
+            rc = 1;
+        if (!rc) {
+            char c[2][64];
+            for (int v = 0; v < 2; v++)
+                snprintf(c[v], sizeof c[v], "%.4f [%.4f, %.4f]", stat[v][0], stat[v][1],
+                         stat[v][2]);
+            printf("%-10u %-24s %-24s\n", k, c[0], c[1]);
+        }
+        free(x);
+        free(y);
+    }
+    fedreci_split_destroy(s);
+    return rc;
+}
+
 /* Best-of GFLOP/s of a square single-precision sgemm of order n. */
 static double sgemm_gflops(int n, int reps)
 {
@@ -144,12 +235,14 @@ static void usage(FILE *f)
                "  --sweeps N   ALS sweeps timed per configuration (default 5)\n"
                "  --threads N  ALS worker threads for the second ALS row (default 2)\n"
                "  --reps N     client steps timed per configuration (default 200)\n"
+               "  --quality-seeds N  seeds of the HR@10 check of exact vs CG ALS on the\n"
+               "               last-basket split (default 3; 0 skips it; not with --synthetic)\n"
                "Confidence 1 + log(1 + q) (alpha = 1), lambda = 0.1.\n");
 }
 
 int fedrec_bench_mf(int argc, char **argv)
 {
-    uint32_t sweeps = 5, threads = 2, reps = 200;
+    uint32_t sweeps = 5, threads = 2, reps = 200, quality_seeds = 3;
     const char *path = BENCH_DEFAULT_DATA;
     int synthetic = 0;
     for (int i = 1; i < argc; i++) {
@@ -164,6 +257,8 @@ int fedrec_bench_mf(int argc, char **argv)
             sweeps = (uint32_t)strtoul(argv[++i], NULL, 10);
         } else if (!strcmp(argv[i], "--threads") && i + 1 < argc) {
             threads = (uint32_t)strtoul(argv[++i], NULL, 10);
+        } else if (!strcmp(argv[i], "--quality-seeds") && i + 1 < argc) {
+            quality_seeds = (uint32_t)strtoul(argv[++i], NULL, 10);
         } else if (!strcmp(argv[i], "--reps") && i + 1 < argc) {
             reps = (uint32_t)strtoul(argv[++i], NULL, 10);
         } else {
@@ -208,6 +303,7 @@ int fedrec_bench_mf(int argc, char **argv)
            "----------", "---------", "------------");
     int rc = 0;
     static const uint32_t ks[2] = {32, 64};
+    double per_sweep[2][2][2] = {{{0}}}; /* [k][threads row][solver] */
     for (int ki = 0; ki < 2 && !rc; ki++) {
         uint32_t k = ks[ki];
         float *x = malloc((size_t)r->n_rows * k * sizeof *x);
@@ -219,30 +315,49 @@ int fedrec_bench_mf(int argc, char **argv)
             break;
         }
         uint32_t tlist[2] = {1, threads};
-        for (int ti = 0; ti < (threads > 1 ? 2 : 1); ti++) {
-            /* Time 1 sweep and 1 + sweeps sweeps: the difference excludes the
-             * one-off setup (validation, transpose, initialization). */
-            fedreci_als_params p = {k, 0.1f, 1, tlist[ti], 1, 0.01f};
-            double t0 = now();
-            fedrec_err e1 = fedreci_als_train(r, &p, x, y, NULL);
-            double t1 = now();
-            p.sweeps = 1 + sweeps;
-            fedrec_err e2 = fedreci_als_train(r, &p, x, y, NULL);
-            double t2 = now();
-            if (e1 || e2) {
-                fprintf(stderr, "fedrec-bench mf: als: %s\n", fedrec_errmsg());
-                rc = 1;
-                break;
+        for (int ti = 0; ti < (threads > 1 ? 2 : 1) && !rc; ti++) {
+            for (int solver = 0; solver < 2 && !rc; solver++) {
+                /* Time 1 sweep and 1 + sweeps sweeps: the difference excludes the
+                 * one-off setup (validation, transpose, initialization). */
+                fedreci_als_params p = {k, 0.1f, 1, tlist[ti], 1, 0.01f};
+                fedreci_als_options o = {solver ? FEDRECI_ALS_CG : FEDRECI_ALS_CHOLESKY, 0, 0.0f,
+                                         0.0f};
+                double t0 = now();
+                fedrec_err e1 = fedreci_als_train_opts(r, &p, &o, x, y, NULL);
+                double t1 = now();
+                p.sweeps = 1 + sweeps;
+                fedrec_err e2 = fedreci_als_train_opts(r, &p, &o, x, y, NULL);
+                double t2 = now();
+                if (e1 || e2) {
+                    fprintf(stderr, "fedrec-bench mf: als: %s\n", fedrec_errmsg());
+                    rc = 1;
+                    break;
+                }
+                double per = ((t2 - t1) - (t1 - t0)) / sweeps;
+                per_sweep[ki][ti][solver] = per;
+                double gf =
+                    (solver ? als_cg_sweep_flops(r, k, 3) : als_sweep_flops(r, k)) / per * 1e-9;
+                char name[64];
+                snprintf(name, sizeof name, "ALS sweep, k = %u, %s", k,
+                         solver ? "CG (3)" : "exact");
+                printf("%-34s %8.3f s %10.2f %9u %12.2f\n", name, per, gf, tlist[ti],
+                       gf / (peak * tlist[ti]));
             }
-            double per = ((t2 - t1) - (t1 - t0)) / sweeps;
-            double gf = als_sweep_flops(r, k) / per * 1e-9;
-            char name[64];
-            snprintf(name, sizeof name, "ALS sweep, k = %u", k);
-            printf("%-34s %8.3f s %10.2f %9u %12.2f\n", name, per, gf, tlist[ti],
-                   gf / (peak * tlist[ti]));
         }
         free(x);
         free(y);
+    }
+    if (!rc) {
+        printf("\nALS seconds per sweep, exact / CG (3 steps), same run:\n");
+        printf("%-10s %9s %10s %10s %9s\n", "factors", "threads", "exact", "CG", "speed-up");
+        for (int ki = 0; ki < 2; ki++)
+            for (int ti = 0; ti < (threads > 1 ? 2 : 1); ti++)
+                printf("%-10u %9u %8.3f s %8.3f s %8.2fx\n", ks[ki], ti ? threads : 1u,
+                       per_sweep[ki][ti][0], per_sweep[ki][ti][1],
+                       per_sweep[ki][ti][0] / per_sweep[ki][ti][1]);
+        if (ds && quality_seeds > 0)
+            rc = als_quality(ds, quality_seeds, threads);
+        printf("\n");
     }
 
     /* The client step, k = 32, over the full catalog, for a shopper with the

@@ -195,4 +195,47 @@ typedef struct fedreci_als_params {
 FEDREC_NODISCARD fedrec_err fedreci_als_train(const fedreci_mf_csr *r, const fedreci_als_params *p,
                                               float *x, float *y, double *objective);
 
+/* Solver of the ALS row systems. */
+typedef enum fedreci_als_solver {
+    FEDRECI_ALS_CHOLESKY = 0, /* exact: ssyrk correction + LAPACK sposv */
+    FEDRECI_ALS_CG = 1,       /* conjugate gradient, warm-started */
+} fedreci_als_solver;
+
+/* Options beyond fedreci_als_params; all-zero (or NULL) is fedreci_als_train.
+ *
+ * solver FEDRECI_ALS_CG: Takacs, Pilaszy & Tikk, "Applications of the
+ * conjugate gradient method for implicit feedback collaborative filtering",
+ * RecSys 2011: each row system is not solved exactly but improved by
+ * `cg_steps` conjugate-gradient iterations started from the row's current
+ * factors (the previous sweep's solution, or the initialization in the first
+ * sweep). Per row and iteration the cost is one product with the system
+ * matrix, O(k^2 + n_row k) instead of the O(n_row k^2 + k^3) of the exact
+ * solve; with cg_steps >= k the solve is exact up to rounding.
+ *
+ * unobserved_weight (alpha0) and reg_exponent (nu): the knobs of Rendle,
+ * Zhang & Koren, "Revisiting the Performance of iALS on Item Recommendation
+ * Benchmarks", RecSys 2022. The loss becomes
+ *   sum over observed c_ui (1 - x_u^T y_i)^2 + alpha0 sum over unobserved (x_u^T y_i)^2
+ *   + sum_u lambda_u |x_u|^2 + sum_i lambda_i |y_i|^2,
+ *   lambda_u = lambda (n_u + alpha0 n_items)^nu, lambda_i = lambda (n_i + alpha0 n_users)^nu,
+ * with n_u, n_i the row's and column's nonzeros (frequency-scaled
+ * regularization for nu > 0; nu = 0 is the plain lambda). Each row solves
+ *   (alpha0 G + sum_j (c_j - alpha0) f_j f_j^T + lambda_r I) x = sum_j c_j f_j. */
+typedef struct fedreci_als_options {
+    fedreci_als_solver solver;
+    uint32_t cg_steps;       /* CG iterations per row and half-sweep (0 means 3; at most 4096) */
+    float unobserved_weight; /* alpha0 > 0 (0 means 1) */
+    float reg_exponent;      /* nu in [0, 2] */
+} fedreci_als_options;
+
+/* fedreci_als_train with options o (NULL means all defaults: then the result
+ * is bit-identical to fedreci_als_train). The objective reported is the loss
+ * above. The CG solver is deterministic in the same way as the exact one.
+ * Errors: those of fedreci_als_train; FEDREC_ERR_INVALID for an unknown
+ * solver or options out of range. */
+FEDREC_NODISCARD fedrec_err fedreci_als_train_opts(const fedreci_mf_csr *r,
+                                                   const fedreci_als_params *p,
+                                                   const fedreci_als_options *o, float *x, float *y,
+                                                   double *objective);
+
 #endif /* FEDREC_CORE_MF_H */
