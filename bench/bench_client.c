@@ -3,8 +3,12 @@
  *              the same frame size (the floor the encryption sits on);
  *   open       open time (authenticate + fold into a new snapshot) against
  *              store size, with a 3,650 x 32 model cached;
- *   recommend  one on-device recommendation and one local training step.
- * Options: --dir DIR (where the stores go; default /tmp), --records N. */
+ *   recommend  one on-device recommendation and one local training step;
+ *   step       the client step (solve x_u + dense gradient) on the portable
+ *              kernels the client-only library ships (core/mf/linalg) next to
+ *              OpenBLAS + LAPACK, both single-threaded, same inputs.
+ * Options: --dir DIR (where the stores go; default /tmp), --records N,
+ * --step-only (just the step table). */
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -12,6 +16,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <cblas.h>
 #include <sodium.h>
 
 #include "client/client_internal.h"
@@ -57,6 +62,76 @@ static void rm_store(const char *dir)
         fprintf(stderr, "bench client: %s\n", fedrec_errmsg());
 }
 
+/* Milliseconds per client step on one backend, best of `blocks` blocks of
+ * `reps` steps (the minimum is the least noisy on a shared machine). */
+static double step_ms(fedreci_mf_step *w, fedreci_mf_backend be, const float *y, const float *gram,
+                      uint32_t n_items, uint32_t k, const fedreci_mf_user *u, float *x, float *grad,
+                      int reps)
+{
+    if (fedreci_mf_step_set_backend(w, be))
+        return -1.0;
+    double t0 = now_s();
+    for (int r = 0; r < reps; r++)
+        if (fedreci_mf_client_step(w, y, gram, n_items, k, 0.1f, u, x, grad, NULL))
+            return -1.0;
+    return (now_s() - t0) / reps * 1e3;
+}
+
+/* The step table: portable vs OpenBLAS at k = 16, 32, 64 on the bench's
+ * catalog, a shopper with 60 purchases, the model's gram published (as the
+ * coordinator sends it). Blocks of the two backends alternate so machine
+ * noise hits both alike; each cell is the best block. */
+static int bench_step_backends(void)
+{
+    const uint32_t ks[] = {16, 32, 64};
+    enum { N_BOUGHT = 60, BLOCKS = 7, REPS = 20 };
+    int threads = openblas_get_num_threads();
+    openblas_set_num_threads(1);
+    printf("client step: portable C (client-only library) vs OpenBLAS, %u items, %d purchases, "
+           "1 thread\n",
+           N_ITEMS, N_BOUGHT);
+    printf("| %3s | %14s | %14s | %16s |\n", "k", "portable ms", "OpenBLAS ms",
+           "portable/OpenBLAS");
+    printf("|-----|----------------|----------------|-------------------|\n");
+    int rc = 0;
+    for (size_t t = 0; t < sizeof ks / sizeof ks[0] && rc == 0; t++) {
+        uint32_t k = ks[t];
+        float *y = malloc((size_t)N_ITEMS * k * sizeof *y);
+        float *grad = malloc((size_t)N_ITEMS * k * sizeof *grad);
+        float *gram = malloc((size_t)k * k * sizeof *gram), *x = malloc(k * sizeof *x);
+        uint32_t items[N_BOUGHT];
+        float conf[N_BOUGHT];
+        fedreci_mf_step *w = NULL;
+        rc = !y || !grad || !gram || !x || fedreci_mf_step_create(&w, N_ITEMS, k);
+        if (rc == 0) {
+            fedreci_mf_init(y, N_ITEMS, k, 3, 0.1f);
+            fedreci_mf_gram(y, N_ITEMS, k, gram);
+            for (uint32_t j = 0; j < N_BOUGHT; j++) {
+                items[j] = j * (N_ITEMS / N_BOUGHT);
+                conf[j] = 1.0f + (float)(j % 4);
+            }
+            fedreci_mf_user u = {.items = items, .conf = conf, .n = N_BOUGHT};
+            double best_p = 1e30, best_b = 1e30;
+            for (int b = 0; b < BLOCKS && rc == 0; b++) {
+                double tp = step_ms(w, FEDRECI_MF_PORTABLE, y, gram, N_ITEMS, k, &u, x, grad, REPS);
+                double tb = step_ms(w, FEDRECI_MF_BLAS, y, gram, N_ITEMS, k, &u, x, grad, REPS);
+                if (tp < 0 || tb < 0)
+                    rc = 1;
+                best_p = tp < best_p ? tp : best_p;
+                best_b = tb < best_b ? tb : best_b;
+            }
+            if (rc == 0)
+                printf("| %3u | %14.3f | %14.3f | %17.2f |\n", k, best_p, best_b, best_p / best_b);
+        }
+        fedreci_mf_step_destroy(w);
+        free(y), free(grad), free(gram), free(x);
+    }
+    openblas_set_num_threads(threads);
+    if (rc)
+        fprintf(stderr, "bench client: step: %s\n", fedrec_errmsg());
+    return rc;
+}
+
 int fedrec_bench_client(int argc, char **argv)
 {
     const char *base = "/tmp";
@@ -69,8 +144,10 @@ int fedrec_bench_client(int argc, char **argv)
             if (bench_parse_u64("client", "--records", argv[++i], 1, 10000000, &v))
                 return 2;
             records = (unsigned long)v;
+        } else if (!strcmp(argv[i], "--step-only")) {
+            return bench_step_backends();
         } else {
-            printf("usage: fedrec-bench client [--dir DIR] [--records N]\n");
+            printf("usage: fedrec-bench client [--dir DIR] [--records N] [--step-only]\n");
             return !strcmp(argv[i], "--help") ? 0 : 2;
         }
     }
@@ -78,6 +155,9 @@ int fedrec_bench_client(int argc, char **argv)
         fprintf(stderr, "bench client: libsodium failed to initialize\n");
         return 1;
     }
+    if (bench_step_backends())
+        return 1;
+    printf("\n");
     char dir[4096];
     snprintf(dir, sizeof dir, "%s/fedrec-bench-client-%d", base, (int)getpid());
 

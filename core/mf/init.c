@@ -15,7 +15,11 @@
 #include <math.h>
 #include <string.h>
 
+#ifdef FEDREC_HAVE_BLAS
 #include <cblas.h>
+#else
+#include "core/mf/linalg.h"
+#endif
 
 #include "core/mf/mf.h"
 #include "core/mf/mf_internal.h"
@@ -81,8 +85,12 @@ void fedreci_mf_gram(const float *y, uint32_t n_items, uint32_t k, float *gram)
         return;
     }
     /* Row-major upper triangle of Y^T Y, then mirrored into the lower one. */
+#ifdef FEDREC_HAVE_BLAS
     cblas_ssyrk(CblasRowMajor, CblasUpper, CblasTrans, (int)k, (int)n_items, 1.0f, y, (int)k, 0.0f,
                 gram, (int)k);
+#else
+    fedreci_la_syrk_upper(k, n_items, y, 0.0f, gram);
+#endif
     for (uint32_t r = 1; r < k; r++)
         for (uint32_t c = 0; c < r; c++)
             gram[(size_t)r * k + c] = gram[(size_t)c * k + r];

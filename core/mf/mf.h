@@ -16,7 +16,10 @@
  * both float32, row-major. Gram matrices are k x k, row-major, full (both
  * triangles filled).
  *
- * BLAS/LAPACK: OpenBLAS (ssyrk, sgemv, sger, sgemm) and LAPACK sposv.
+ * BLAS/LAPACK: OpenBLAS (ssyrk, sgemv, sger, sgemm) and LAPACK sposv, except
+ * in a client-only build (FEDREC_HAVE_BLAS undefined), where the client step,
+ * the Gram matrix and top-K scoring run on core/mf/linalg (portable C) and the
+ * centralized ALS, the optimizer and the reference round are not built.
  * Thread-safety: functions are reentrant; an object (step workspace,
  * optimizer) may be used by one thread at a time.
  */
@@ -67,6 +70,27 @@ typedef struct fedreci_mf_step fedreci_mf_step;
 FEDREC_NODISCARD fedrec_err fedreci_mf_step_create(fedreci_mf_step **out, uint32_t n_items,
                                                    uint32_t k);
 void fedreci_mf_step_destroy(fedreci_mf_step *w);
+
+/* The linear algebra a step workspace runs on: portable C (core/mf/linalg,
+ * what the client library uses: no BLAS on the device) or OpenBLAS + LAPACK
+ * (the simulator's and the coordinator's many steps). Builds with BLAS
+ * (the default) start every workspace on BLAS, client-only builds
+ * (-DFEDREC_CLIENT_ONLY=ON) on the portable code, the only one they have.
+ * The two agree up to float rounding (tests/test_linalg.c). */
+typedef enum fedreci_mf_backend {
+    FEDRECI_MF_PORTABLE = 0,
+    FEDRECI_MF_BLAS = 1,
+} fedreci_mf_backend;
+#ifdef FEDREC_HAVE_BLAS
+#define FEDRECI_MF_BACKEND_DEFAULT FEDRECI_MF_BLAS
+#else
+#define FEDRECI_MF_BACKEND_DEFAULT FEDRECI_MF_PORTABLE
+#endif
+
+/* Switches the workspace's backend. Errors: FEDREC_ERR_INVALID (NULL,
+ * unknown backend), FEDREC_ERR_UNSUPPORTED (BLAS in a client-only build). */
+FEDREC_NODISCARD fedrec_err fedreci_mf_step_set_backend(fedreci_mf_step *w,
+                                                        fedreci_mf_backend backend);
 
 /* Solves x_u exactly: x = (G + Y_u^T (C_u - I) Y_u + lambda I)^-1 Y_u^T C_u p_u
  * with G = Y^T Y (pass the published gram, or NULL to compute it here; the

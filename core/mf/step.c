@@ -6,15 +6,19 @@
 #include <stdlib.h>
 #include <string.h>
 
+#ifdef FEDREC_HAVE_BLAS
 #include <cblas.h>
+#endif
 
 #include "core/err.h"
+#include "core/mf/linalg.h"
 #include "core/mf/mf.h"
 #include "core/mf/mf_internal.h"
 
 struct fedreci_mf_step {
     uint32_t n_items;
     uint32_t k;
+    fedreci_mf_backend backend;
     float *a;    /* k x k: the system matrix, factored in place by sposv */
     float *gram; /* k x k: Y^T Y when the caller passes none */
     float *x;    /* k: the solution before it is copied out */
@@ -46,9 +50,52 @@ fedrec_err fedreci_mf_check_row(const uint32_t *items, const float *conf, uint32
     return FEDREC_OK;
 }
 
-fedrec_err fedreci_mf_solve_row(const float *factors, const float *gram, uint32_t k, float lambda,
-                                const uint32_t *items, const float *conf, uint32_t n, float *a,
-                                float *z, float *x)
+static fedrec_err posv_result(int info, uint32_t k)
+{
+    if (info > 0)
+        return fedreci_error(FEDREC_ERR_NUMERIC,
+                             "mf: sposv: the %u x %u system is not positive definite (minor %d)", k,
+                             k, info);
+    if (info < 0)
+        return fedreci_error(FEDREC_ERR_INTERNAL, "mf: sposv: argument %d invalid", -info);
+    return FEDREC_OK;
+}
+
+/* The same solve as solve_row_blas in portable C (core/mf/linalg): the same
+ * operations in the same layout, so the two agree up to rounding. */
+static fedrec_err solve_row_portable(const float *factors, const float *gram, uint32_t k,
+                                     float lambda, const uint32_t *items, const float *conf,
+                                     uint32_t n, float *a, float *z, float *x)
+{
+    size_t kk = (size_t)k * k;
+    memcpy(a, gram, kk * sizeof *a);
+    for (uint32_t d = 0; d < k; d++)
+        a[(size_t)d * k + d] += lambda;
+    memset(x, 0, (size_t)k * sizeof *x);
+    uint32_t m = 0;
+    for (uint32_t j = 0; j < n; j++) {
+        const float *f = factors + (size_t)items[j] * k;
+        float c = conf[j];
+        fedreci_la_axpy(k, c, f, x);
+        if (c > 1.0f) {
+            float s = sqrtf(c - 1.0f);
+            float *dst = z + (size_t)m * k;
+            for (uint32_t d = 0; d < k; d++)
+                dst[d] = s * f[d];
+            m++;
+        } else if (c < 1.0f) {
+            fedreci_la_syr_upper(k, c - 1.0f, f, a);
+        }
+    }
+    if (m > 0)
+        fedreci_la_syrk_upper(k, m, z, 1.0f, a);
+    return posv_result(fedreci_la_posv(k, a, x), k);
+}
+
+#ifdef FEDREC_HAVE_BLAS
+static fedrec_err solve_row_blas(const float *factors, const float *gram, uint32_t k, float lambda,
+                                 const uint32_t *items, const float *conf, uint32_t n, float *a,
+                                 float *z, float *x)
 {
     size_t kk = (size_t)k * k;
     memcpy(a, gram, kk * sizeof *a);
@@ -81,13 +128,39 @@ fedrec_err fedreci_mf_solve_row(const float *factors, const float *gram, uint32_
 
     int ni = (int)k, nrhs = 1, info = 0;
     sposv_("L", &ni, &nrhs, a, &ni, x, &ni, &info, 1);
-    if (info > 0)
-        return fedreci_error(FEDREC_ERR_NUMERIC,
-                             "mf: sposv: the %u x %u system is not positive definite (minor %d)", k,
-                             k, info);
-    if (info < 0)
-        return fedreci_error(FEDREC_ERR_INTERNAL, "mf: sposv: argument %d invalid", -info);
-    return FEDREC_OK;
+    return posv_result(info, k);
+}
+#endif
+
+fedrec_err fedreci_mf_solve_row(const float *factors, const float *gram, uint32_t k, float lambda,
+                                const uint32_t *items, const float *conf, uint32_t n, float *a,
+                                float *z, float *x)
+{
+#ifdef FEDREC_HAVE_BLAS
+    return solve_row_blas(factors, gram, k, lambda, items, conf, n, a, z, x);
+#else
+    return solve_row_portable(factors, gram, k, lambda, items, conf, n, a, z, x);
+#endif
+}
+
+fedrec_err fedreci_mf_step_set_backend(fedreci_mf_step *w, fedreci_mf_backend backend)
+{
+    if (!w)
+        return fedreci_error(FEDREC_ERR_INVALID, "mf: NULL step workspace");
+    if (backend == FEDRECI_MF_PORTABLE) {
+        w->backend = backend;
+        return FEDREC_OK;
+    }
+    if (backend == FEDRECI_MF_BLAS) {
+#ifdef FEDREC_HAVE_BLAS
+        w->backend = backend;
+        return FEDREC_OK;
+#else
+        return fedreci_error(FEDREC_ERR_UNSUPPORTED,
+                             "mf: this build has no BLAS (client-only): the portable backend only");
+#endif
+    }
+    return fedreci_error(FEDREC_ERR_INVALID, "mf: unknown linear-algebra backend %d", (int)backend);
 }
 
 void fedreci_mf_step_destroy(fedreci_mf_step *w)
@@ -117,6 +190,7 @@ fedrec_err fedreci_mf_step_create(fedreci_mf_step **out, uint32_t n_items, uint3
         return FEDREC_ERR_NOMEM;
     w->n_items = n_items;
     w->k = k;
+    w->backend = FEDRECI_MF_BACKEND_DEFAULT;
     size_t kk = (size_t)k * k;
     w->a = malloc(kk * sizeof(float));
     w->gram = malloc(kk * sizeof(float));
@@ -154,7 +228,11 @@ static fedrec_err solve_into_workspace(fedreci_mf_step *w, const float *y, const
         fedreci_mf_gram(y, n_items, k, w->gram);
         gram = w->gram;
     }
-    return fedreci_mf_solve_row(y, gram, k, lambda, u->items, u->conf, u->n, w->a, w->z, w->x);
+#ifdef FEDREC_HAVE_BLAS
+    if (w->backend == FEDRECI_MF_BLAS)
+        return solve_row_blas(y, gram, k, lambda, u->items, u->conf, u->n, w->a, w->z, w->x);
+#endif
+    return solve_row_portable(y, gram, k, lambda, u->items, u->conf, u->n, w->a, w->z, w->x);
 }
 
 fedrec_err fedreci_mf_solve_user(fedreci_mf_step *w, const float *y, const float *gram,
@@ -183,8 +261,13 @@ fedrec_err fedreci_mf_client_step(fedreci_mf_step *w, const float *y, const floa
     float *r = w->r, *e = w->e;
 
     /* r = Y x; e_i = c_ui (p_ui - r_i): -r_i for items not bought (c = 1, p = 0). */
-    cblas_sgemv(CblasRowMajor, CblasNoTrans, (int)n_items, (int)k, 1.0f, y, (int)k, xs, 1, 0.0f, r,
-                1);
+#ifdef FEDREC_HAVE_BLAS
+    if (w->backend == FEDRECI_MF_BLAS)
+        cblas_sgemv(CblasRowMajor, CblasNoTrans, (int)n_items, (int)k, 1.0f, y, (int)k, xs, 1, 0.0f,
+                    r, 1);
+    else
+#endif
+        fedreci_la_gemv(n_items, k, y, xs, r);
     double sq = 0.0;
     for (uint32_t i = 0; i < n_items; i++) {
         e[i] = -r[i];
@@ -198,8 +281,13 @@ fedrec_err fedreci_mf_client_step(fedreci_mf_step *w, const float *y, const floa
     }
 
     /* G_u = -2 e x^T, dense over the whole catalog. */
-    memset(grad, 0, (size_t)n_items * k * sizeof *grad);
-    cblas_sger(CblasRowMajor, (int)n_items, (int)k, -2.0f, e, 1, xs, 1, grad, (int)k);
+#ifdef FEDREC_HAVE_BLAS
+    if (w->backend == FEDRECI_MF_BLAS) {
+        memset(grad, 0, (size_t)n_items * k * sizeof *grad);
+        cblas_sger(CblasRowMajor, (int)n_items, (int)k, -2.0f, e, 1, xs, 1, grad, (int)k);
+    } else
+#endif
+        fedreci_la_ger(n_items, k, -2.0f, e, xs, 0.0f, grad);
 
     if (loss) {
         double xx = 0.0;

@@ -5,7 +5,11 @@
 #include <math.h>
 #include <string.h>
 
+#ifdef FEDREC_HAVE_BLAS
 #include <cblas.h>
+#else
+#include "core/mf/linalg.h"
+#endif
 
 #include "core/err.h"
 #include "core/mf/mf.h"
@@ -67,8 +71,12 @@ fedrec_err fedreci_mf_topk(const float *y, uint32_t n_items, uint32_t k, const f
                                  "mf: topk: exclude list not sorted (%u after %u at %zu)",
                                  exclude[j], exclude[j - 1], j);
 
+#ifdef FEDREC_HAVE_BLAS
     cblas_sgemv(CblasRowMajor, CblasNoTrans, (int)n_items, (int)k, 1.0f, y, (int)k, x, 1, 0.0f,
                 scores_buf, 1);
+#else
+    fedreci_la_gemv(n_items, k, y, x, scores_buf);
+#endif
 
     uint32_t h = 0;
     size_t p = 0;
