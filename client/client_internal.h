@@ -11,6 +11,24 @@
 
 #include "fedrec/client.h"
 
+/* The first published size of each growable public struct (client.h,
+ * "ABI"): smaller struct_size values are refused. When a struct grows, its
+ * constant here stays at the old size (offsetof the first new field). */
+#define FEDRECI_SYNC_RESULT_V1_SIZE sizeof(fedrec_sync_result)
+#define FEDRECI_LEDGER_ENTRY_V1_SIZE sizeof(fedrec_ledger_entry)
+#define FEDRECI_CLIENT_INFO_V1_SIZE sizeof(fedrec_client_info)
+#define FEDRECI_CLIENT_OPTIONS_V1_SIZE sizeof(fedrec_client_options)
+
+/* Checks a caller's struct_size against the first published size; `fn`
+ * and `what` name the call and the argument in the error.
+ * Errors: FEDREC_ERR_INVALID. */
+FEDREC_NODISCARD fedrec_err fedreci_check_struct_size(uint32_t struct_size, size_t v1_size,
+                                                      const char *fn, const char *what);
+
+/* Copies `full` (the library's whole struct, size bytes) into the caller's
+ * struct up to its struct_size, keeping the caller's struct_size. */
+void fedreci_copy_out(void *out, const void *full, size_t size);
+
 /* Training parameters of the local step (Hu et al. 2008): confidence
  * c = 1 + alpha * log(1 + q / eps) over the summed quantity q of an item,
  * and the ALS regularization lambda. Defaults: alpha 1, eps 1, lambda 0.1. */

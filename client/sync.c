@@ -67,7 +67,7 @@ static fedrec_err compute_update(void *arg, const fedreci_wire_round *round, flo
                                  uint32_t *weight)
 {
     sync_ctx *s = arg;
-    fedrec_client_info info;
+    fedrec_client_info info = {.struct_size = sizeof info};
     fedrec_err e = fedrec_client_get_info(s->c, &info);
     if (e)
         return e;
@@ -120,6 +120,9 @@ fedrec_err fedrec_client_sync(fedrec_client *c, uint32_t deadline_ms, fedrec_syn
 {
     if (!c)
         return fedreci_error(FEDREC_ERR_INVALID, "fedrec_client_sync: NULL client");
+    if (result && fedreci_check_struct_size(result->struct_size, FEDRECI_SYNC_RESULT_V1_SIZE,
+                                            "fedrec_client_sync", "result"))
+        return FEDREC_ERR_INVALID;
     const char *url = fedreci_client_url(c);
     if (!url || !*url)
         return fedreci_error(FEDREC_ERR_INVALID,
@@ -130,7 +133,7 @@ fedrec_err fedrec_client_sync(fedrec_client *c, uint32_t deadline_ms, fedrec_syn
     fedrec_err err = fedreci_client_sync_begin(c);
     if (err)
         return err;
-    fedrec_client_info info;
+    fedrec_client_info info = {.struct_size = sizeof info};
     uint8_t *sk = sodium_malloc(64);
     fedreci_session *sess = NULL;
     sync_ctx ctx = {c, FEDREC_OK, "", 0};
@@ -183,16 +186,19 @@ fedrec_err fedrec_client_sync(fedrec_client *c, uint32_t deadline_ms, fedrec_syn
         goto out;
     }
     if (result) {
-        fedrec_client_info now;
+        fedrec_client_info now = {.struct_size = sizeof now};
         err = fedrec_client_get_info(c, &now);
         if (err)
             goto out;
-        memset(result, 0, sizeof *result);
-        result->model_version = now.model_version;
-        result->model_updated = ctx.model_updated;
-        result->took_part = r.update_bytes_sent > 0;
-        result->round_id = r.round_id;
-        result->round_outcome = outcome_err(&r);
+        fedrec_sync_result full = {.struct_size = sizeof full};
+        memset(&full, 0, sizeof full);
+        full.struct_size = sizeof full;
+        full.model_version = now.model_version;
+        full.model_updated = ctx.model_updated;
+        full.took_part = r.update_bytes_sent > 0;
+        full.round_id = r.round_id;
+        full.round_outcome = outcome_err(&r);
+        fedreci_copy_out(result, &full, sizeof full);
     }
 out:
     sodium_free(sk);

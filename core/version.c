@@ -4,3 +4,8 @@ const char *fedrec_version(void)
 {
     return FEDREC_VERSION_STRING;
 }
+
+int fedrec_version_number(void)
+{
+    return FEDREC_VERSION_NUMBER;
+}

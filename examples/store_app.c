@@ -134,7 +134,7 @@ int main(int argc, char **argv)
     fedreci_dataset *all = NULL;
     fedreci_dataset_options_default(&o);
     e = fedreci_dataset_load(&all, data, &o, NULL);
-    fedrec_sync_result sr;
+    fedrec_sync_result sr = {.struct_size = sizeof sr};
     if (!e && url) {
         e = fedrec_client_sync(c, 60000, &sr);
         if (!e)

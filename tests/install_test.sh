@@ -12,16 +12,30 @@ cat > "$tmp/app.c" <<'C'
 #include <fedrec/fedrec.h>
 int main(void)
 {
-    printf("fedrec %s\n", fedrec_version());
+    /* The headers' macros and the loaded library agree. */
+    if (fedrec_version_number() != FEDREC_VERSION_NUMBER)
+        return 1;
+    printf("fedrec %s %d.%d.%d\n", fedrec_version(), FEDREC_VERSION_MAJOR, FEDREC_VERSION_MINOR,
+           FEDREC_VERSION_PATCH);
     return 0;
 }
 C
 libdir=$(find "$tmp/prefix" -name fedrec.pc -printf '%h\n' | head -1)
+
+# ABI hygiene of what was installed: the shared library exports fedrec_*
+# only, every symbol under the version node FEDREC_0; the static archive has
+# no two members of the same name (ar would keep only one of them on -x).
+so=$(find "$tmp/prefix" -name 'libfedrec.so.*.*.*' | head -1)
+exports=$(objdump -T "$so" | awk '$2 == "g" && $4 != "*UND*" && $4 != "*ABS*" { print $(NF-1), $NF }')
+echo "$exports" | grep -v '^FEDREC_0 fedrec_' && { echo "unversioned or non-fedrec export"; exit 1; }
+echo "exports: $(echo "$exports" | wc -l) symbols, all fedrec_* under FEDREC_0"
+dups=$(ar t "$(dirname "$libdir")/libfedrec.a" | sort | uniq -d)
+[ -z "$dups" ] || { echo "duplicate archive members: $dups"; exit 1; }
 export PKG_CONFIG_PATH=$libdir
 cc -o "$tmp/app" "$tmp/app.c" $(pkg-config --cflags --libs fedrec)
 out=$(LD_LIBRARY_PATH="$(dirname "$libdir")" "$tmp/app")
 echo "pkg-config app: $out"
-[ "$out" = "fedrec $version" ]
+[ "$out" = "fedrec $version $version" ]
 
 mkdir -p "$tmp/cm"
 cat > "$tmp/cm/CMakeLists.txt" <<'C'
@@ -35,4 +49,4 @@ cmake -S "$tmp/cm" -B "$tmp/cm/build" -DCMAKE_PREFIX_PATH="$tmp/prefix" >/dev/nu
 cmake --build "$tmp/cm/build" >/dev/null
 out=$("$tmp/cm/build/app")
 echo "find_package app: $out"
-[ "$out" = "fedrec $version" ]
+[ "$out" = "fedrec $version $version" ]

@@ -175,7 +175,7 @@ static void test_recommend_known_answer(void **state)
     assert_int_equal(fedreci_client_put_model(c, 9, 5, 2, Y5, NULL, dup, &stored),
                      FEDREC_ERR_INVALID);
     assert_non_null(strstr(fedrec_errmsg(), "'B'"));
-    fedrec_client_info info;
+    fedrec_client_info info = {.struct_size = sizeof info};
     assert_int_equal(fedrec_client_get_info(c, &info), FEDREC_OK);
     assert_int_equal(info.model_version, 3);
     assert_int_equal(info.model_items, 5);
@@ -248,7 +248,7 @@ static void test_recommend_skips_retired(void **state)
     assert_int_equal(
         fedreci_client_put_model_retired(c, 3, 5, 2, Y5, NULL, CODES5, outside, 1, NULL),
         FEDREC_ERR_INVALID);
-    fedrec_client_info info;
+    fedrec_client_info info = {.struct_size = sizeof info};
     assert_int_equal(fedrec_client_get_info(c, &info), FEDREC_OK);
     assert_int_equal(info.model_version, 2);
     /* version 3 reactivates them all */
@@ -319,7 +319,7 @@ static void test_ledger_and_consent_survive_reopen(void **state)
     assert_int_equal(in, 0);
     assert_int_equal(fedrec_client_ledger_count(c, &n), FEDREC_OK);
     assert_int_equal(n, 2);
-    fedrec_ledger_entry e;
+    fedrec_ledger_entry e = {.struct_size = sizeof e};
     assert_int_equal(fedrec_client_ledger_get(c, 1, &e), FEDREC_OK);
     assert_int_equal(e.time_unix_ms, 1700000000002);
     assert_int_equal(e.round_id, 5);
@@ -331,7 +331,7 @@ static void test_ledger_and_consent_survive_reopen(void **state)
     assert_int_equal(e.bytes_sent, 180);
     assert_int_equal(fedrec_client_ledger_get(c, 2, &e), FEDREC_ERR_RANGE);
     assert_int_equal(fedrec_client_set_participation(c, 1), FEDREC_OK);
-    fedrec_client_info info;
+    fedrec_client_info info = {.struct_size = sizeof info};
     assert_int_equal(fedrec_client_get_info(c, &info), FEDREC_OK);
     assert_int_equal(info.opted_in, 1);
     assert_int_equal(info.ledger_entries, 2);
@@ -376,7 +376,7 @@ static void test_kill9_record(void **state)
         acked = v;
     close(fds[0]);
     fedrec_client *c = open_client(dir);
-    fedrec_client_info info;
+    fedrec_client_info info = {.struct_size = sizeof info};
     assert_int_equal(fedrec_client_get_info(c, &info), FEDREC_OK);
     assert_true(info.purchases >= acked);
     assert_true(info.purchases <= (uint64_t)acked + 1);
@@ -466,7 +466,7 @@ static void test_store_errors_leave_bytes(void **state)
 
     /* still intact */
     c = open_client(dir);
-    fedrec_client_info info;
+    fedrec_client_info info = {.struct_size = sizeof info};
     assert_int_equal(fedrec_client_get_info(c, &info), FEDREC_OK);
     assert_int_equal(info.purchases, 1);
     /* bad arguments */
@@ -487,7 +487,7 @@ static void test_forget(void **state)
     assert_int_equal(fedreci_client_put_model(c, 1, 5, 2, Y5, NULL, CODES5, NULL), FEDREC_OK);
     assert_int_equal(fedreci_client_ledger_add(c, 0, 1, 2, 100, "masked model update", 0),
                      FEDREC_OK);
-    fedrec_client_info info;
+    fedrec_client_info info = {.struct_size = sizeof info};
     assert_int_equal(fedrec_client_get_info(c, &info), FEDREC_OK);
     assert_int_equal(fedrec_client_forget(c), FEDREC_OK);
     struct stat st;
@@ -495,7 +495,7 @@ static void test_forget(void **state)
     assert_int_equal(errno, ENOENT);
     /* Opening again makes a new, empty store with a new identity. */
     c = open_client(dir);
-    fedrec_client_info fresh;
+    fedrec_client_info fresh = {.struct_size = sizeof fresh};
     assert_int_equal(fedrec_client_get_info(c, &fresh), FEDREC_OK);
     assert_int_equal(fresh.purchases, 0);
     assert_int_equal(fresh.model_version, 0);
@@ -542,7 +542,7 @@ static void test_threads_share_a_handle(void **state)
     }
     fedrec_client_close(c);
     c = open_client(dir);
-    fedrec_client_info info;
+    fedrec_client_info info = {.struct_size = sizeof info};
     assert_int_equal(fedrec_client_get_info(c, &info), FEDREC_OK);
     assert_int_equal(info.purchases, 300);
     fedrec_client_close(c);
@@ -566,6 +566,7 @@ struct sync_thread {
 static void *sync_one(void *arg)
 {
     struct sync_thread *t = arg;
+    t->res.struct_size = sizeof t->res;
     t->err = fedrec_client_sync(t->c, 60000, &t->res);
     snprintf(t->msg, sizeof t->msg, "%s", fedrec_errmsg());
     return NULL;
@@ -630,7 +631,7 @@ static void test_sync_round_ledger_and_opt_out(void **state)
     for (int i = 0; i < SYNC_CLIENTS; i++) {
         if (t[i].err)
             fail_msg("client %d sync: %s: %s", i, fedrec_strerror(t[i].err), t[i].msg);
-        fedrec_client_info info;
+        fedrec_client_info info = {.struct_size = sizeof info};
         assert_int_equal(fedrec_client_get_info(t[i].c, &info), FEDREC_OK);
         assert_true(t[i].res.model_updated);
         assert_true(info.model_version >= 1);
@@ -655,7 +656,7 @@ static void test_sync_round_ledger_and_opt_out(void **state)
             assert_int_equal(n, 4);
             uint64_t sum = 0;
             for (size_t j = 0; j < n; j++) {
-                fedrec_ledger_entry e;
+                fedrec_ledger_entry e = {.struct_size = sizeof e};
                 assert_int_equal(fedrec_client_ledger_get(t[i].c, j, &e), FEDREC_OK);
                 assert_int_equal(e.stage, j);
                 assert_int_equal(e.round_id, t[i].res.round_id);
@@ -666,7 +667,7 @@ static void test_sync_round_ledger_and_opt_out(void **state)
             }
             assert_int_equal(sum, upd);
             /* the masked update carries d = 12 x 4 + 1 words */
-            fedrec_ledger_entry e2;
+            fedrec_ledger_entry e2 = {.struct_size = sizeof e2};
             assert_int_equal(fedrec_client_ledger_get(t[i].c, 2, &e2), FEDREC_OK);
             assert_true(e2.bytes_sent >= (SYNC_ITEMS * SYNC_K + 1) * 4);
         }
@@ -701,7 +702,7 @@ static void test_sync_arguments(void **state)
 {
     char *dir = tmpdir_make();
     fedrec_client *c = open_client(dir); /* no coordinator URL */
-    fedrec_sync_result r;
+    fedrec_sync_result r = {.struct_size = sizeof r};
     assert_int_equal(fedrec_client_sync(c, 1000, &r), FEDREC_ERR_INVALID);
     assert_non_null(strstr(fedrec_errmsg(), "URL"));
     fedrec_client_close(c);
@@ -714,6 +715,100 @@ static void test_sync_arguments(void **state)
     assert_int_equal(fedrec_client_ledger_count(c, &n), FEDREC_OK);
     assert_int_equal(n, 0);
     fedrec_client_close(c);
+    rm_rf(dir);
+    free(dir);
+}
+
+/* ABI: sizes as functions, growable structs with struct_size, options. */
+static void test_abi_sizes_and_struct_size(void **state)
+{
+    (void)state;
+    assert_int_equal(fedrec_client_store_key_bytes(), FEDREC_STORE_KEY_BYTES);
+    assert_int_equal(fedrec_client_item_code_max(), FEDREC_ITEM_CODE_MAX);
+    assert_int_equal(fedrec_client_ledger_what_max(), FEDREC_LEDGER_WHAT_MAX);
+    assert_int_equal(fedrec_client_options_size(), sizeof(fedrec_client_options));
+    assert_int_equal(fedrec_sync_result_size(), sizeof(fedrec_sync_result));
+    assert_int_equal(fedrec_ledger_entry_size(), sizeof(fedrec_ledger_entry));
+    assert_int_equal(fedrec_client_info_size(), sizeof(fedrec_client_info));
+    assert_int_equal(fedrec_recommendation_size(), sizeof(fedrec_recommendation));
+
+    char *dir = tmpdir_make();
+    fedrec_client *c = NULL;
+    assert_int_equal(fedrec_client_open(&c, dir, NULL, KEY), FEDREC_OK);
+    assert_int_equal(fedrec_client_record(c, "A1", 1000, 2), FEDREC_OK);
+
+    /* struct_size 0 (a caller that did not set it) is refused by name. */
+    fedrec_client_info info;
+    memset(&info, 0, sizeof info);
+    assert_int_equal(fedrec_client_get_info(c, &info), FEDREC_ERR_INVALID);
+    assert_non_null(strstr(fedrec_errmsg(), "info->struct_size is 0"));
+    fedrec_ledger_entry le;
+    memset(&le, 0, sizeof le);
+    assert_int_equal(fedrec_client_ledger_get(c, 0, &le), FEDREC_ERR_INVALID);
+    fedrec_sync_result sr;
+    memset(&sr, 0, sizeof sr);
+    assert_int_equal(fedrec_client_sync(c, 1000, &sr), FEDREC_ERR_INVALID);
+    assert_non_null(strstr(fedrec_errmsg(), "result->struct_size is 0"));
+
+    /* A caller built against a newer, larger struct: the library fills its
+     * own fields, keeps the caller's struct_size and leaves the tail alone. */
+    struct {
+        fedrec_client_info info;
+        uint8_t newer[16];
+    } big;
+    memset(&big, 0xAB, sizeof big);
+    big.info.struct_size = sizeof big;
+    assert_int_equal(fedrec_client_get_info(c, &big.info), FEDREC_OK);
+    assert_int_equal(big.info.struct_size, sizeof big);
+    assert_int_equal(big.info.purchases, 1);
+    assert_int_equal(big.info.opted_in, 1);
+    for (size_t i = 0; i < sizeof big.newer; i++)
+        assert_int_equal(big.newer[i], 0xAB);
+    fedrec_client_close(c);
+
+    /* Options: exactly one of key and passphrase; unknown options refused. */
+    fedrec_client_options o;
+    memset(&o, 0x5A, sizeof o);
+    fedrec_client_options_init(&o);
+    assert_int_equal(o.struct_size, sizeof o);
+    assert_null(o.key);
+    assert_null(o.coordinator_url);
+    assert_int_equal(fedrec_client_open_with(&c, dir, &o), FEDREC_ERR_INVALID);
+    assert_non_null(strstr(fedrec_errmsg(), "exactly one of key and passphrase"));
+    o.key = KEY;
+    o.passphrase = "x";
+    o.passphrase_len = 1;
+    assert_int_equal(fedrec_client_open_with(&c, dir, &o), FEDREC_ERR_INVALID);
+    o.passphrase = NULL;
+    o.passphrase_len = 0;
+    o.struct_size = 4;
+    assert_int_equal(fedrec_client_open_with(&c, dir, &o), FEDREC_ERR_INVALID);
+    struct {
+        fedrec_client_options o;
+        uint64_t newer;
+    } bigo;
+    memset(&bigo, 0, sizeof bigo);
+    fedrec_client_options_init(&bigo.o);
+    bigo.o.key = KEY;
+    bigo.o.struct_size = sizeof bigo;
+    bigo.newer = 1;
+    assert_int_equal(fedrec_client_open_with(&c, dir, &bigo.o), FEDREC_ERR_UNSUPPORTED);
+    bigo.newer = 0; /* zero: an option left at its default, accepted */
+    bigo.o.coordinator_url = "tcp://127.0.0.1:1";
+    bigo.o.tls_ca_file = "/nonexistent/ca.pem";
+    assert_int_equal(fedrec_client_open_with(&c, dir, &bigo.o), FEDREC_ERR_IO);
+    assert_non_null(strstr(fedrec_errmsg(), "/nonexistent/ca.pem"));
+    bigo.o.tls_ca_file = NULL;
+    c = NULL;
+    assert_int_equal(fedrec_client_open_with(&c, dir, &bigo.o), FEDREC_OK);
+    fedrec_client_info again = {.struct_size = sizeof again};
+    assert_int_equal(fedrec_client_get_info(c, &again), FEDREC_OK);
+    assert_int_equal(again.purchases, 1);
+    fedrec_client_close(c);
+    /* The wrong key through the options is the same BADKEY as open. */
+    fedrec_client_options_init(&o);
+    o.key = OTHER_KEY;
+    assert_int_equal(fedrec_client_open_with(&c, dir, &o), FEDREC_ERR_BADKEY);
     rm_rf(dir);
     free(dir);
 }
@@ -733,6 +828,7 @@ int main(void)
         cmocka_unit_test(test_threads_share_a_handle),
         cmocka_unit_test(test_sync_round_ledger_and_opt_out),
         cmocka_unit_test(test_sync_arguments),
+        cmocka_unit_test(test_abi_sizes_and_struct_size),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -5,6 +5,8 @@
 #include <stdint.h>
 #include <string.h>
 
+#include <stdio.h>
+
 #include <cmocka.h>
 
 #include "core/err.h"
@@ -16,6 +18,13 @@ static void test_version_matches_project(void **state)
 {
     (void)state;
     assert_string_equal(fedrec_version(), FEDREC_EXPECTED_VERSION);
+    char macros[32];
+    snprintf(macros, sizeof macros, "%d.%d.%d", FEDREC_VERSION_MAJOR, FEDREC_VERSION_MINOR,
+             FEDREC_VERSION_PATCH);
+    assert_string_equal(macros, FEDREC_EXPECTED_VERSION);
+    assert_int_equal(fedrec_version_number(), FEDREC_VERSION_NUMBER);
+    assert_int_equal(FEDREC_VERSION_NUMBER, FEDREC_VERSION_MAJOR * 10000 +
+                                                FEDREC_VERSION_MINOR * 100 + FEDREC_VERSION_PATCH);
 }
 
 static void test_strerror_names_every_code(void **state)

@@ -795,6 +795,7 @@ static void *api_sync_main(void *arg)
 {
     api_sync *a = arg;
     fedrec_client *c = NULL;
+    a->res.struct_size = sizeof a->res;
     a->err = fedrec_client_open(&c, a->store, a->url, a->key);
     if (!a->err)
         a->err = fedrec_client_record(c, "P001", 1000, 2);
@@ -957,7 +958,7 @@ static void test_retired_products(void **state)
     assert_int_equal(fedrec_client_open(&c, store, d.url, key), FEDREC_OK);
     assert_int_equal(fedrec_client_record(c, "P000", 1000, 2), FEDREC_OK);
     assert_int_equal(fedrec_client_record(c, "P007", 1001, 1), FEDREC_OK);
-    fedrec_sync_result res;
+    fedrec_sync_result res = {.struct_size = sizeof res};
     assert_int_equal(fedrec_client_sync(c, 30000, &res), FEDREC_OK);
     assert_int_equal(res.model_version, 2);
     assert_true(res.model_updated);
@@ -971,7 +972,7 @@ static void test_retired_products(void **state)
         assert_string_not_equal(rec[i].item_code, "P003");
         assert_string_not_equal(rec[i].item_code, "P000");
     }
-    fedrec_client_info info;
+    fedrec_client_info info = {.struct_size = sizeof info};
     assert_int_equal(fedrec_client_get_info(c, &info), FEDREC_OK);
     assert_int_equal(info.model_items, N_ITEMS); /* the retired rows are still there */
     fedrec_client_close(c);

@@ -446,7 +446,7 @@ static int cmd_ledger(const cli *a)
                "clipped", "what");
     uint64_t total = 0;
     for (size_t i = 0; i < n; i++) {
-        fedrec_ledger_entry le;
+        fedrec_ledger_entry le = {.struct_size = sizeof le};
         e = fedrec_client_ledger_get(c, i, &le);
         if (e)
             break;
@@ -496,7 +496,7 @@ static int cmd_info(const cli *a)
     int rc = open_client(a, NULL, &c);
     if (rc)
         return rc;
-    fedrec_client_info in;
+    fedrec_client_info in = {.struct_size = sizeof in};
     fedrec_err e = fedrec_client_get_info(c, &in);
     fedrec_client_close(c);
     if (e)
@@ -568,7 +568,7 @@ static int cmd_sync(const cli *a)
         }
     }
     for (unsigned long r = 0; r < a->rounds && !rc; r++) {
-        fedrec_sync_result res;
+        fedrec_sync_result res = {.struct_size = sizeof res};
         fedrec_err e = fedrec_client_sync(c, (uint32_t)a->deadline_ms, &res);
         if (e) {
             char what[600];

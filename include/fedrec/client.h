@@ -21,6 +21,17 @@
  * input: the file, the item code, the argument. Out-parameters are written
  * only on success.
  *
+ * ABI: within a major version the library only grows. The structs it
+ * fills (fedrec_sync_result, fedrec_ledger_entry, fedrec_client_info) and
+ * the options it reads (fedrec_client_options) start with `struct_size`,
+ * which the caller sets to sizeof the struct it was compiled with (or lets
+ * fedrec_client_options_init do it); new fields are only ever appended, the
+ * library reads and writes only the first struct_size bytes, and an older
+ * app therefore keeps working with a newer library. A struct_size below the
+ * first version's size is FEDREC_ERR_INVALID. fedrec_recommendation is an
+ * array element and is frozen: it never changes. For FFI users (JNI,
+ * Kotlin/Native, Swift, Python ctypes) every size is also a function.
+ *
  * Thread-safety: a fedrec_client handle is internally locked, so any function
  * below may be called from any thread, concurrently, on the same handle,
  * except fedrec_client_close and fedrec_client_forget, which the caller must
@@ -51,6 +62,16 @@ extern "C" {
 
 /* An open client: opaque. */
 typedef struct fedrec_client fedrec_client;
+
+/* The same numbers for FFI users who cannot read the macros. Can't fail. */
+FEDREC_API size_t fedrec_client_store_key_bytes(void); /* FEDREC_STORE_KEY_BYTES */
+FEDREC_API size_t fedrec_client_item_code_max(void);   /* FEDREC_ITEM_CODE_MAX */
+FEDREC_API size_t fedrec_client_ledger_what_max(void); /* FEDREC_LEDGER_WHAT_MAX */
+FEDREC_API size_t fedrec_client_options_size(void);    /* sizeof(fedrec_client_options) */
+FEDREC_API size_t fedrec_sync_result_size(void);       /* sizeof(fedrec_sync_result) */
+FEDREC_API size_t fedrec_ledger_entry_size(void);      /* sizeof(fedrec_ledger_entry) */
+FEDREC_API size_t fedrec_client_info_size(void);       /* sizeof(fedrec_client_info) */
+FEDREC_API size_t fedrec_recommendation_size(void);    /* sizeof(fedrec_recommendation) */
 
 /* ---- open / close ---------------------------------------------------------- */
 
@@ -92,6 +113,36 @@ FEDREC_API FEDREC_NODISCARD fedrec_err fedrec_client_open_passphrase(fedrec_clie
                                                                      const char *passphrase,
                                                                      size_t passphrase_len);
 
+/* Everything fedrec_client_open_with needs besides the store path, in one
+ * struct that can grow (fields are only appended). Borrowed pointers: the
+ * library copies what it keeps during the call. */
+typedef struct fedrec_client_options {
+    uint32_t struct_size; /* sizeof(fedrec_client_options), set by _init */
+    /* Exactly one of key and passphrase: */
+    const uint8_t *key;     /* FEDREC_STORE_KEY_BYTES bytes, as fedrec_client_open */
+    const char *passphrase; /* passphrase_len bytes, as fedrec_client_open_passphrase */
+    size_t passphrase_len;
+    const char *coordinator_url; /* may be NULL (no sync), as fedrec_client_open */
+    const char *tls_ca_file;     /* NULL, or as fedrec_client_set_tls */
+    const char *tls_server_name; /* NULL, or as fedrec_client_set_tls */
+} fedrec_client_options;
+
+/* Sets o->struct_size to sizeof(fedrec_client_options) and every other
+ * field to its default (NULL / 0). Can't fail; NULL is a no-op. */
+FEDREC_API void fedrec_client_options_init(fedrec_client_options *o);
+
+/* Opens the client of `store_path` with the options in *opts: the key or
+ * passphrase, the coordinator URL and, when tls_ca_file is set, the TLS
+ * settings (fedrec_client_set_tls). Same behaviour and errors as
+ * fedrec_client_open / fedrec_client_open_passphrase and
+ * fedrec_client_set_tls, plus FEDREC_ERR_INVALID (opts NULL, struct_size too
+ * small, both or neither of key and passphrase) and FEDREC_ERR_UNSUPPORTED
+ * (struct_size larger than this library's struct with a non-zero field
+ * there: an option from a newer fedrec). Nothing is opened on error. */
+FEDREC_API FEDREC_NODISCARD fedrec_err fedrec_client_open_with(fedrec_client **out,
+                                                               const char *store_path,
+                                                               const fedrec_client_options *opts);
+
 /* TLS settings for a "tls+tcp://" coordinator URL. ca_file: a PEM file with
  * the certificate(s) of the authority that signed the coordinator's
  * certificate (for a self-signed coordinator, its certificate itself); the
@@ -126,6 +177,7 @@ FEDREC_API FEDREC_NODISCARD fedrec_err fedrec_client_record(fedrec_client *c, co
 
 /* ---- recommendations --------------------------------------------------------- */
 
+/* Frozen (an array element): never changes within a major version. */
 typedef struct fedrec_recommendation {
     char item_code[FEDREC_ITEM_CODE_MAX + 1]; /* NUL-terminated */
     float score;                              /* predicted preference y_i^T x_u; higher is better */
@@ -164,6 +216,7 @@ FEDREC_API FEDREC_NODISCARD fedrec_err fedrec_client_get_participation(fedrec_cl
 /* ---- sync ------------------------------------------------------------------ */
 
 typedef struct fedrec_sync_result {
+    uint32_t struct_size;     /* set by the caller: sizeof(fedrec_sync_result) */
     uint64_t model_version;   /* version held after the sync (0: none) */
     int model_updated;        /* 1 if a newer model was downloaded */
     int took_part;            /* 1 if this client uploaded a masked update */
@@ -202,7 +255,8 @@ typedef struct fedrec_sync_result {
  * handle is running), FEDREC_ERR_IO (the store could not record the model or
  * a ledger entry), FEDREC_ERR_NOMEM. result may be NULL; it is written only
  * on FEDREC_OK. Thread-safety: any thread; one sync per handle at a time; the
- * handle's lock is not held while waiting on the network. */
+ * handle's lock is not held while waiting on the network. result->struct_size
+ * must be set (see ABI above; FEDREC_ERR_INVALID otherwise). */
 FEDREC_API FEDREC_NODISCARD fedrec_err fedrec_client_sync(fedrec_client *c, uint32_t deadline_ms,
                                                           fedrec_sync_result *result);
 
@@ -210,6 +264,7 @@ FEDREC_API FEDREC_NODISCARD fedrec_err fedrec_client_sync(fedrec_client *c, uint
 
 /* One upload, as the shopper may inspect it. */
 typedef struct fedrec_ledger_entry {
+    uint32_t struct_size; /* set by the caller: sizeof(fedrec_ledger_entry) */
     int64_t time_unix_ms; /* when it was sent, ms since 1970 UTC */
     uint64_t round_id;
     uint32_t stage;      /* 0 advertise keys, 1 share keys, 2 masked input, 3 unmask */
@@ -223,14 +278,16 @@ typedef struct fedrec_ledger_entry {
  * made, oldest first). Errors: FEDREC_ERR_INVALID (NULL). Any thread. */
 FEDREC_API FEDREC_NODISCARD fedrec_err fedrec_client_ledger_count(fedrec_client *c, size_t *n);
 
-/* Copies entry `index` (0 = oldest) to *entry. Errors: FEDREC_ERR_INVALID
- * (NULL), FEDREC_ERR_RANGE (index >= count). Any thread. */
+/* Copies entry `index` (0 = oldest) to *entry (entry->struct_size set by the
+ * caller). Errors: FEDREC_ERR_INVALID (NULL, struct_size too small),
+ * FEDREC_ERR_RANGE (index >= count). Any thread. */
 FEDREC_API FEDREC_NODISCARD fedrec_err fedrec_client_ledger_get(fedrec_client *c, size_t index,
                                                                 fedrec_ledger_entry *entry);
 
 /* ---- status ------------------------------------------------------------------ */
 
 typedef struct fedrec_client_info {
+    uint32_t struct_size;    /* set by the caller: sizeof(fedrec_client_info) */
     uint64_t client_id;      /* the id the coordinator knows this client by:
                                 the first 8 bytes (little-endian) of
                                 BLAKE2b-256 of the identity public key */
@@ -243,7 +300,8 @@ typedef struct fedrec_client_info {
     uint64_t ledger_entries;
 } fedrec_client_info;
 
-/* Fills *info. Errors: FEDREC_ERR_INVALID (NULL). Any thread. */
+/* Fills *info (info->struct_size set by the caller). Errors:
+ * FEDREC_ERR_INVALID (NULL, struct_size too small). Any thread. */
 FEDREC_API FEDREC_NODISCARD fedrec_err fedrec_client_get_info(fedrec_client *c,
                                                               fedrec_client_info *info);
 

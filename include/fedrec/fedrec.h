@@ -14,6 +14,16 @@
 extern "C" {
 #endif
 
+/* The version of these headers (semantic versioning; equal to the CMake
+ * project version, which CMakeLists.txt checks at configure time). Compare
+ * with fedrec_version_number() to detect a header/library mismatch. */
+#define FEDREC_VERSION_MAJOR 0
+#define FEDREC_VERSION_MINOR 1
+#define FEDREC_VERSION_PATCH 0
+/* MAJOR * 10000 + MINOR * 100 + PATCH, e.g. 100 for 0.1.0. */
+#define FEDREC_VERSION_NUMBER                                                                      \
+    (FEDREC_VERSION_MAJOR * 10000 + FEDREC_VERSION_MINOR * 100 + FEDREC_VERSION_PATCH)
+
 /* FEDREC_API marks the exported symbols; the library is built with
  * -fvisibility=hidden, so nothing else is visible from libfedrec.so. */
 #if defined(FEDREC_BUILDING) && defined(__GNUC__)
@@ -80,6 +90,11 @@ FEDREC_API const char *fedrec_errmsg(void);
 
 /* The library version, "MAJOR.MINOR.PATCH". Static storage; never NULL. */
 FEDREC_API const char *fedrec_version(void);
+
+/* The library's FEDREC_VERSION_NUMBER: the version of the binary actually
+ * loaded, which may differ from the headers an app was compiled with.
+ * Within one major version the ABI only grows (see <fedrec/client.h>). */
+FEDREC_API int fedrec_version_number(void);
 
 #ifdef __cplusplus
 }

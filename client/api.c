@@ -216,6 +216,67 @@ static fedrec_err user_rows_build(fedrec_client *c, const fedreci_store_model *m
     return FEDREC_OK;
 }
 
+/* ---- ABI: sizes and growable structs ------------------------------------------ */
+
+size_t fedrec_client_store_key_bytes(void)
+{
+    return FEDREC_STORE_KEY_BYTES;
+}
+
+size_t fedrec_client_item_code_max(void)
+{
+    return FEDREC_ITEM_CODE_MAX;
+}
+
+size_t fedrec_client_ledger_what_max(void)
+{
+    return FEDREC_LEDGER_WHAT_MAX;
+}
+
+size_t fedrec_client_options_size(void)
+{
+    return sizeof(fedrec_client_options);
+}
+
+size_t fedrec_sync_result_size(void)
+{
+    return sizeof(fedrec_sync_result);
+}
+
+size_t fedrec_ledger_entry_size(void)
+{
+    return sizeof(fedrec_ledger_entry);
+}
+
+size_t fedrec_client_info_size(void)
+{
+    return sizeof(fedrec_client_info);
+}
+
+size_t fedrec_recommendation_size(void)
+{
+    return sizeof(fedrec_recommendation);
+}
+
+fedrec_err fedreci_check_struct_size(uint32_t struct_size, size_t v1_size, const char *fn,
+                                     const char *what)
+{
+    if (struct_size < v1_size)
+        return fedreci_error(FEDREC_ERR_INVALID,
+                             "%s: %s->struct_size is %u, at least %zu expected (set it to "
+                             "sizeof the struct)",
+                             fn, what, struct_size, v1_size);
+    return FEDREC_OK;
+}
+
+void fedreci_copy_out(void *out, const void *full, size_t size)
+{
+    uint32_t want;
+    memcpy(&want, out, sizeof want);
+    memcpy(out, full, want < size ? want : size);
+    memcpy(out, &want, sizeof want);
+}
+
 /* ---- open / close ------------------------------------------------------------- */
 
 static fedrec_err client_open(fedrec_client **out, const char *store_path,
@@ -264,6 +325,51 @@ fedrec_err fedrec_client_open_passphrase(fedrec_client **out, const char *store_
 {
     return client_open(out, store_path, coordinator_url, FEDRECI_KEY_PASSPHRASE,
                        (const uint8_t *)passphrase, passphrase_len);
+}
+
+void fedrec_client_options_init(fedrec_client_options *o)
+{
+    if (!o)
+        return;
+    memset(o, 0, sizeof *o);
+    o->struct_size = sizeof *o;
+}
+
+fedrec_err fedrec_client_open_with(fedrec_client **out, const char *store_path,
+                                   const fedrec_client_options *opts)
+{
+    static const char fn[] = "fedrec_client_open_with";
+    if (!opts)
+        return fedreci_error(FEDREC_ERR_INVALID, "%s: opts is NULL", fn);
+    fedrec_err err =
+        fedreci_check_struct_size(opts->struct_size, FEDRECI_CLIENT_OPTIONS_V1_SIZE, fn, "opts");
+    if (err)
+        return err;
+    fedrec_client_options o;
+    memset(&o, 0, sizeof o);
+    memcpy(&o, opts, opts->struct_size < sizeof o ? opts->struct_size : sizeof o);
+    for (size_t i = sizeof o; i < opts->struct_size; i++)
+        if (((const unsigned char *)opts)[i] != 0)
+            return fedreci_error(FEDREC_ERR_UNSUPPORTED,
+                                 "%s: opts byte %zu is set: an option this library (%s) does not "
+                                 "know",
+                                 fn, i, fedrec_version());
+    if (!o.key == !o.passphrase)
+        return fedreci_error(FEDREC_ERR_INVALID, "%s: give exactly one of key and passphrase", fn);
+    fedrec_client *c = NULL;
+    if (o.key)
+        err = fedrec_client_open(&c, store_path, o.coordinator_url, o.key);
+    else
+        err = fedrec_client_open_passphrase(&c, store_path, o.coordinator_url, o.passphrase,
+                                            o.passphrase_len);
+    if (err)
+        return err;
+    if (o.tls_ca_file && (err = fedrec_client_set_tls(c, o.tls_ca_file, o.tls_server_name))) {
+        fedrec_client_close(c);
+        return err;
+    }
+    *out = c;
+    return FEDREC_OK;
 }
 
 static void client_free(fedrec_client *c)
@@ -351,23 +457,31 @@ fedrec_err fedrec_client_ledger_get(fedrec_client *c, size_t index, fedrec_ledge
     CHECK_CLIENT(c, "fedrec_client_ledger_get");
     if (!e)
         return fedreci_error(FEDREC_ERR_INVALID, "fedrec_client_ledger_get: NULL out");
+    fedrec_err err = fedreci_check_struct_size(e->struct_size, FEDRECI_LEDGER_ENTRY_V1_SIZE,
+                                               "fedrec_client_ledger_get", "entry");
+    if (err)
+        return err;
+    fedrec_ledger_entry full, *out = e;
+    e = &full;
     pthread_mutex_lock(&c->mu);
     size_t n = 0;
     const fedreci_ledger_rec *l = fedreci_store_ledger(c->store, &n);
-    fedrec_err err = FEDREC_OK;
     if (index >= n) {
         err = fedreci_error(FEDREC_ERR_RANGE, "ledger entry %zu: the ledger has %zu entries", index,
                             n);
     } else {
         memset(e, 0, sizeof *e);
+        e->struct_size = sizeof *e;
         e->time_unix_ms = l[index].time_ms;
         e->round_id = l[index].round;
         e->stage = l[index].stage;
         e->bytes_sent = l[index].bytes_sent;
         e->clipped = l[index].clipped;
         memcpy(e->what, l[index].what, sizeof e->what);
+        fedreci_copy_out(out, e, sizeof *e);
     }
     pthread_mutex_unlock(&c->mu);
+    sodium_memzero(&full, sizeof full);
     return err;
 }
 
@@ -376,8 +490,15 @@ fedrec_err fedrec_client_get_info(fedrec_client *c, fedrec_client_info *info)
     CHECK_CLIENT(c, "fedrec_client_get_info");
     if (!info)
         return fedreci_error(FEDREC_ERR_INVALID, "fedrec_client_get_info: NULL out");
+    fedrec_err err = fedreci_check_struct_size(info->struct_size, FEDRECI_CLIENT_INFO_V1_SIZE,
+                                               "fedrec_client_get_info", "info");
+    if (err)
+        return err;
+    fedrec_client_info full, *out = info;
+    info = &full;
     pthread_mutex_lock(&c->mu);
     memset(info, 0, sizeof *info);
+    info->struct_size = sizeof *info;
     memcpy(info->identity_pk, fedreci_store_identity_pk(c->store), 32);
     info->client_id = fedreci_client_id_from_pk(info->identity_pk);
     info->opted_in = fedreci_store_participation(c->store);
@@ -393,6 +514,7 @@ fedrec_err fedrec_client_get_info(fedrec_client *c, fedrec_client_info *info)
         info->model_factors = m->k;
     }
     pthread_mutex_unlock(&c->mu);
+    fedreci_copy_out(out, info, sizeof *info);
     return FEDREC_OK;
 }
 
