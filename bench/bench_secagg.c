@@ -55,6 +55,7 @@
 
 #include "core/dp/encode.h"
 #include "core/dp/noise.h"
+#include "core/rng.h"
 #include "core/secagg/graph.h"
 #include "core/secagg/kdf.h"
 #include "core/secagg/prg.h"
@@ -80,13 +81,10 @@ static int cmp_double(const void *a, const void *b)
     return x < y ? -1 : x > y;
 }
 
-static uint64_t rs = 0x243f6a8885a308d3ull;
+static fedreci_rng rs = {0x243f6a8885a308d3ull};
 static uint64_t rnd(void)
 {
-    uint64_t z = (rs += 0x9e3779b97f4a7c15ull);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-    return z ^ (z >> 31);
+    return fedreci_rng_u64(&rs);
 }
 
 static fedreci_secagg_params params(uint32_t n, uint32_t k, uint32_t t, uint32_t d)

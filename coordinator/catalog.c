@@ -8,27 +8,16 @@
 #include <strings.h>
 
 #include "core/err.h"
+#include "core/strmap.h"
 
-/* Items in row order plus an open-addressing hash index code -> row
- * (capacity a power of two, load factor <= 1/2, slot value row + 1, 0 =
- * empty). */
+/* Items in row order plus the index code -> row (codes interned in row
+ * order, so a code's map index is its row). */
 struct fedreci_catalog {
     fedreci_catalog_item *items;
     uint32_t n, cap;
     uint32_t n_active;
-    uint32_t *slots;
-    size_t n_slots;
+    fedreci_strmap rows;
 };
-
-static uint64_t hash_code(const char *s)
-{
-    uint64_t h = 1469598103934665603ull; /* FNV-1a, 64 bit */
-    for (; *s; s++) {
-        h ^= (unsigned char)*s;
-        h *= 1099511628211ull;
-    }
-    return h;
-}
 
 fedrec_err fedreci_catalog_create(fedreci_catalog **out)
 {
@@ -43,12 +32,10 @@ void fedreci_catalog_destroy(fedreci_catalog *c)
 {
     if (!c)
         return;
-    for (uint32_t i = 0; i < c->n; i++) {
-        free(c->items[i].code);
+    for (uint32_t i = 0; i < c->n; i++)
         free(c->items[i].description);
-    }
     free(c->items);
-    free(c->slots);
+    fedreci_strmap_fini(&c->rows);
     free(c);
 }
 
@@ -67,40 +54,11 @@ const fedreci_catalog_item *fedreci_catalog_at(const fedreci_catalog *c, uint32_
     return row < c->n ? &c->items[row] : NULL;
 }
 
-/* Slot of `code`: either the slot holding it or the empty slot where it
- * would go. Requires n_slots > 0. */
-static size_t find_slot(const fedreci_catalog *c, const char *code)
-{
-    size_t mask = c->n_slots - 1;
-    size_t i = (size_t)hash_code(code) & mask;
-    while (c->slots[i] && strcmp(c->items[c->slots[i] - 1].code, code) != 0)
-        i = (i + 1) & mask;
-    return i;
-}
-
 fedrec_err fedreci_catalog_find(const fedreci_catalog *c, const char *code, uint32_t *row)
 {
-    if (c->n_slots) {
-        size_t i = find_slot(c, code);
-        if (c->slots[i]) {
-            *row = c->slots[i] - 1;
-            return FEDREC_OK;
-        }
-    }
+    if (fedreci_strmap_find(&c->rows, code, strlen(code), row))
+        return FEDREC_OK;
     return fedreci_error(FEDREC_ERR_NOT_FOUND, "catalog: no product with code '%s'", code);
-}
-
-static fedrec_err rehash(fedreci_catalog *c, size_t n_slots)
-{
-    uint32_t *slots = calloc(n_slots, sizeof *slots);
-    if (!slots)
-        return fedreci_error(FEDREC_ERR_NOMEM, "catalog: out of memory");
-    free(c->slots);
-    c->slots = slots;
-    c->n_slots = n_slots;
-    for (uint32_t r = 0; r < c->n; r++)
-        c->slots[find_slot(c, c->items[r].code)] = r + 1;
-    return FEDREC_OK;
 }
 
 fedrec_err fedreci_catalog_add(fedreci_catalog *c, const char *code, const char *description,
@@ -121,15 +79,9 @@ fedrec_err fedreci_catalog_add(fedreci_catalog *c, const char *code, const char 
         return fedreci_error(FEDREC_ERR_TOO_BIG, "catalog: more than %u products",
                              FEDRECI_CATALOG_MAX_ITEMS);
     uint32_t existing = 0;
-    if (c->n_slots && fedreci_catalog_find(c, code, &existing) == FEDREC_OK)
+    if (fedreci_strmap_find(&c->rows, code, code_len, &existing))
         return fedreci_error(FEDREC_ERR_DUPLICATE, "catalog: product code '%s' repeats row %u",
                              code, existing);
-    fedreci_error_clear();
-    if ((size_t)(c->n + 1) * 2 > c->n_slots) {
-        fedrec_err e = rehash(c, c->n_slots ? c->n_slots * 2 : 64);
-        if (e)
-            return e;
-    }
     if (c->n == c->cap) {
         uint32_t cap = c->cap ? c->cap * 2 : 64;
         fedreci_catalog_item *items = realloc(c->items, (size_t)cap * sizeof *items);
@@ -138,19 +90,20 @@ fedrec_err fedreci_catalog_add(fedreci_catalog *c, const char *code, const char 
         c->items = items;
         c->cap = cap;
     }
-    char *code_copy = strdup(code);
     char *desc_copy = strdup(description);
-    if (!code_copy || !desc_copy) {
-        free(code_copy);
-        free(desc_copy);
+    if (!desc_copy)
         return fedreci_error(FEDREC_ERR_NOMEM, "catalog: out of memory");
+    uint32_t row;
+    fedrec_err e = fedreci_strmap_intern(&c->rows, code, code_len, &row, NULL);
+    if (e) {
+        free(desc_copy);
+        return e == FEDREC_ERR_NOMEM ? fedreci_error(e, "catalog: out of memory") : e;
     }
     fedreci_catalog_item *it = &c->items[c->n];
-    it->code = code_copy;
+    it->code = fedreci_strmap_key(&c->rows, row); /* owned by the map */
     it->description = desc_copy;
     it->row = c->n;
     it->active = active ? 1 : 0;
-    c->slots[find_slot(c, code)] = c->n + 1;
     c->n++;
     c->n_active += it->active;
     return FEDREC_OK;

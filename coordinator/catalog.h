@@ -37,7 +37,7 @@
 #define FEDRECI_CATALOG_INIT_STD 0.01f
 
 typedef struct fedreci_catalog_item {
-    char *code;        /* product code, unique, 1..FEDRECI_CATALOG_MAX_CODE bytes */
+    const char *code;  /* product code, unique, 1..FEDRECI_CATALOG_MAX_CODE bytes */
     char *description; /* may be "" */
     uint32_t row;      /* row of Y; equals the index in the catalog */
     uint8_t active;    /* 1 = recommendable, 0 = retired */

@@ -18,6 +18,7 @@
 #include "bootstrap.h"
 #include "config.h"
 #include "core/err.h"
+#include "core/json.h"
 #include "core/log.h"
 #include "db.h"
 #include "engine.h"
@@ -36,24 +37,6 @@ static fedrec_err hook_model(void *arg, uint64_t round_id, uint64_t version, con
     return fedreci_persist_model(d->persist, round_id, version, y, n_items, k);
 }
 
-/* Writes s into out as JSON string content (quotes and controls escaped). */
-static void json_escape(const char *s, char *out, size_t cap)
-{
-    size_t j = 0;
-    for (; s && *s && j + 7 < cap; s++) {
-        unsigned char c = (unsigned char)*s;
-        if (c == '"' || c == '\\') {
-            out[j++] = '\\';
-            out[j++] = (char)c;
-        } else if (c < 0x20) {
-            j += (size_t)snprintf(out + j, cap - j, "\\u%04x", c);
-        } else {
-            out[j++] = (char)c;
-        }
-    }
-    out[j] = '\0';
-}
-
 static void hook_round(void *arg, const fedreci_round_stats *st)
 {
     daemon_ctx *d = arg;
@@ -68,8 +51,8 @@ static void hook_round(void *arg, const fedreci_round_stats *st)
     }
     r.bytes_in = st->bytes_in;
     r.bytes_out = st->bytes_out;
-    char reason[256];
-    json_escape(st->abort_reason, reason, sizeof reason);
+    char reason[256]; /* escaped; a longer reason is cut, never inside an escape */
+    fedreci_json_escape(reason, sizeof reason, st->abort_reason);
     snprintf(r.metrics_json, sizeof r.metrics_json,
              "{\"advertised\":%u,\"shared\":%u,\"unmasked\":%u,\"total_weight\":%.0f%s%s%s}",
              st->advertised, st->shared, st->unmasked, st->total_weight,

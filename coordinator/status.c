@@ -12,6 +12,7 @@
 #include <nng/supplemental/http/http.h>
 
 #include "core/err.h"
+#include "core/json.h"
 
 /* ---- stats ------------------------------------------------------------------ */
 
@@ -166,15 +167,9 @@ fedrec_err fedreci_stats_format_status(const fedreci_stats_snapshot *s, char *bu
     else
         put(&b, "null");
     /* stage names are fixed identifiers set by the engine; escape anyway */
-    put(&b, ",\"stage\":\"");
-    for (const char *c = s->stage; *c; c++) {
-        if (*c == '"' || *c == '\\')
-            put(&b, "\\%c", *c);
-        else if ((unsigned char)*c < 0x20)
-            put(&b, "\\u%04x", (unsigned)(unsigned char)*c);
-        else
-            put(&b, "%c", *c);
-    }
+    char stage[sizeof s->stage * 6];
+    fedreci_json_escape(stage, sizeof stage, s->stage);
+    put(&b, ",\"stage\":\"%s", stage);
     put(&b,
         "\",\"model_version\":%llu,\"connected_clients\":%u,\"rounds_completed\":%llu,"
         "\"rounds_aborted\":%llu,\"uptime_seconds\":%.3f}\n",

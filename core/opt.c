@@ -104,11 +104,11 @@ fedrec_err fedreci_opt_getopt_error(int c, char *const argv[], const struct opti
             if (o->has_arg == no_argument && (size_t)(n - 2) == strlen(o->name) &&
                 !strncmp(arg + 2, o->name, (size_t)(n - 2)))
                 return fedreci_error(FEDREC_ERR_INVALID, "%.*s: takes no value", n, arg);
-        return fedreci_error(FEDREC_ERR_INVALID, "%.*s: unknown option (see --help)", n, arg);
+        return fedreci_error(FEDREC_ERR_INVALID, "%.*s: unknown option", n, arg);
     }
     if (c == ':')
         return fedreci_error(FEDREC_ERR_INVALID, "-%c: missing value", optopt);
     if (optopt > 0 && optopt < 256)
-        return fedreci_error(FEDREC_ERR_INVALID, "-%c: unknown option (see --help)", optopt);
-    return fedreci_error(FEDREC_ERR_INVALID, "'%s': unknown option (see --help)", arg ? arg : "?");
+        return fedreci_error(FEDREC_ERR_INVALID, "-%c: unknown option", optopt);
+    return fedreci_error(FEDREC_ERR_INVALID, "'%s': unknown option", arg ? arg : "?");
 }

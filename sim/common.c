@@ -6,6 +6,7 @@
 #include <time.h>
 
 #include "core/err.h"
+#include "core/json.h"
 #include "core/mf/mf.h"
 #include "sim/sim.h"
 
@@ -18,17 +19,7 @@ double fedreci_sim_now(void)
 
 void fedreci_sim_json_str(FILE *f, const char *s)
 {
-    fputc('"', f);
-    for (; *s; s++) {
-        unsigned char ch = (unsigned char)*s;
-        if (ch == '"' || ch == '\\')
-            fprintf(f, "\\%c", ch);
-        else if (ch < 0x20)
-            fprintf(f, "\\u%04x", ch);
-        else
-            fputc(ch, f);
-    }
-    fputc('"', f);
+    (void)fedreci_json_fputs(f, s); /* a write error shows in ferror(f) */
 }
 
 void fedreci_sim_data_opts_default(fedreci_sim_data_opts *o)

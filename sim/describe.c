@@ -5,6 +5,7 @@
 #include <time.h>
 
 #include "core/dataset/dataset.h"
+#include "core/json.h"
 #include "core/eval/eval.h"
 #include "fedrec/fedrec.h"
 #include "sim/sim.h"
@@ -26,21 +27,6 @@ static void fmt_time(int64_t t, char *buf, size_t n)
     struct tm tm;
     if (!gmtime_r(&tt, &tm) || !strftime(buf, n, "%Y-%m-%d %H:%M:%S", &tm))
         snprintf(buf, n, "%lld", (long long)t);
-}
-
-static void json_string(const char *s)
-{
-    putchar('"');
-    for (; *s; s++) {
-        unsigned char c = (unsigned char)*s;
-        if (c == '"' || c == '\\')
-            printf("\\%c", c);
-        else if (c < 0x20)
-            printf("\\u%04x", c);
-        else
-            putchar(c);
-    }
-    putchar('"');
 }
 
 /* Splits a comma-separated list in place into at most cap entries. */
@@ -121,31 +107,58 @@ int fedreci_sim_describe(int argc, char **argv)
     double density =
         r->customers && r->items ? (double)r->interactions / r->customers / r->items : 0.0;
     const char *split_name = split_date ? "temporal" : "leave-last-basket-out";
+    int rc = 0;
 
     if (json) {
-        printf("{\"data\": ");
-        json_string(data);
-        printf(",\n \"rows_read\": %llu, \"dropped_unparsable\": %llu, "
-               "\"dropped_no_customer\": %llu, \"dropped_cancelled\": %llu,\n"
-               " \"dropped_quantity\": %llu, \"dropped_price\": %llu, "
-               "\"dropped_non_product\": %llu, \"rows_kept\": %llu,\n"
-               " \"raw_customers\": %u, \"raw_items\": %u, \"customers\": %u, \"items\": %u,\n"
-               " \"interactions\": %llu, \"baskets\": %llu, \"density\": %.6g,\n"
-               " \"time_min\": \"%s\", \"time_max\": \"%s\", \"alpha\": %g, \"eps\": %g,\n"
-               " \"split\": \"%s\", \"test_users\": %u, \"users_single_basket\": %u,\n"
-               " \"users_no_new_item\": %u, \"users_no_test_rows\": %u, \"users_cold\": %u,\n"
-               " \"users_only_unseen\": %u, \"test_items\": %llu, \"test_items_unseen\": %llu,\n"
-               " \"train_interactions\": %llu, \"held_out_rows\": %llu}\n",
-               (unsigned long long)r->rows_read, (unsigned long long)r->dropped_unparsable,
-               (unsigned long long)r->dropped_no_customer, (unsigned long long)r->dropped_cancelled,
-               (unsigned long long)r->dropped_quantity, (unsigned long long)r->dropped_price,
-               (unsigned long long)r->dropped_non_product, (unsigned long long)r->rows_kept,
-               r->raw_customers, r->raw_items, r->customers, r->items,
-               (unsigned long long)r->interactions, (unsigned long long)r->baskets, density, t0, t1,
-               o.alpha, o.eps, split_name, s->n_test_users, s->users_single_basket,
-               s->users_no_new_item, s->users_no_test_rows, s->users_cold, s->users_only_unseen,
-               (unsigned long long)s->test_interactions, (unsigned long long)s->test_items_unseen,
-               (unsigned long long)s->train_interactions, (unsigned long long)s->held_out_rows);
+        /* spaced members, a line break before each group */
+        fedreci_json w;
+        fedreci_json_init_file(&w, stdout, FEDRECI_JSON_SPACED);
+        fedreci_json_obj_begin(&w);
+        fedreci_json_kstr(&w, "data", data);
+        fedreci_json_newline(&w, " ");
+        fedreci_json_ku64(&w, "rows_read", r->rows_read);
+        fedreci_json_ku64(&w, "dropped_unparsable", r->dropped_unparsable);
+        fedreci_json_ku64(&w, "dropped_no_customer", r->dropped_no_customer);
+        fedreci_json_ku64(&w, "dropped_cancelled", r->dropped_cancelled);
+        fedreci_json_newline(&w, " ");
+        fedreci_json_ku64(&w, "dropped_quantity", r->dropped_quantity);
+        fedreci_json_ku64(&w, "dropped_price", r->dropped_price);
+        fedreci_json_ku64(&w, "dropped_non_product", r->dropped_non_product);
+        fedreci_json_ku64(&w, "rows_kept", r->rows_kept);
+        fedreci_json_newline(&w, " ");
+        fedreci_json_ku64(&w, "raw_customers", r->raw_customers);
+        fedreci_json_ku64(&w, "raw_items", r->raw_items);
+        fedreci_json_ku64(&w, "customers", r->customers);
+        fedreci_json_ku64(&w, "items", r->items);
+        fedreci_json_newline(&w, " ");
+        fedreci_json_ku64(&w, "interactions", r->interactions);
+        fedreci_json_ku64(&w, "baskets", r->baskets);
+        fedreci_json_kdouble(&w, "density", "%.6g", density);
+        fedreci_json_newline(&w, " ");
+        fedreci_json_kstr(&w, "time_min", t0);
+        fedreci_json_kstr(&w, "time_max", t1);
+        fedreci_json_kdouble(&w, "alpha", "%g", o.alpha);
+        fedreci_json_kdouble(&w, "eps", "%g", o.eps);
+        fedreci_json_newline(&w, " ");
+        fedreci_json_kstr(&w, "split", split_name);
+        fedreci_json_ku64(&w, "test_users", s->n_test_users);
+        fedreci_json_ku64(&w, "users_single_basket", s->users_single_basket);
+        fedreci_json_newline(&w, " ");
+        fedreci_json_ku64(&w, "users_no_new_item", s->users_no_new_item);
+        fedreci_json_ku64(&w, "users_no_test_rows", s->users_no_test_rows);
+        fedreci_json_ku64(&w, "users_cold", s->users_cold);
+        fedreci_json_newline(&w, " ");
+        fedreci_json_ku64(&w, "users_only_unseen", s->users_only_unseen);
+        fedreci_json_ku64(&w, "test_items", s->test_interactions);
+        fedreci_json_ku64(&w, "test_items_unseen", s->test_items_unseen);
+        fedreci_json_newline(&w, " ");
+        fedreci_json_ku64(&w, "train_interactions", s->train_interactions);
+        fedreci_json_ku64(&w, "held_out_rows", s->held_out_rows);
+        fedreci_json_obj_end(&w);
+        if (fedreci_json_finish(&w, NULL, NULL) != FEDREC_OK || putchar('\n') == EOF) {
+            fprintf(stderr, "fedrec-sim describe: writing the JSON failed\n");
+            rc = 1;
+        }
     } else {
         printf("purchase log               %s\n", data);
         printf("rows read                  %llu\n", (unsigned long long)r->rows_read);
@@ -184,5 +197,5 @@ int fedreci_sim_describe(int argc, char **argv)
     }
     fedreci_split_destroy(s);
     fedreci_dataset_destroy(d);
-    return 0;
+    return rc;
 }

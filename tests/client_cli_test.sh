@@ -34,6 +34,23 @@ grep -q "recorded 297 purchases of customer 17850" "$work/out" || fail "import c
 expect_rc 0 "$cli" info "${K[@]}"
 grep -q "purchases:     297" "$work/out" || fail "info purchases"
 grep -q "participation: opted in" "$work/out" || fail "info default participation"
+
+# getopt_long: --opt=value and --opt value mean the same, operands anywhere
+K2=(--store="$work/s2" --key-file="$work/key")
+expect_rc 0 "$cli" import --customer=17850 "${K2[@]}" "$data"
+grep -q "recorded 297 purchases of customer 17850" "$work/out" || fail "import with --opt=value"
+expect_rc 0 "$cli" info "${K2[@]}"
+grep -q "purchases:     297" "$work/out" || fail "info with --opt=value"
+for bad in "--rounds=0" "--rounds 0" "--deadline-ms=x" "--deadline-ms x"; do
+  expect_rc 2 "$cli" sync $bad "${K[@]}"
+  cp "$work/err" "$work/err.$(echo "$bad" | tr -d ' =')${bad//[^=]/}"
+done
+cmp -s "$work/err.--rounds0=" "$work/err.--rounds0" || fail "--rounds=0 and --rounds 0 differ"
+cmp -s "$work/err.--deadline-msx=" "$work/err.--deadline-msx" || fail "--deadline-ms forms differ"
+grep -q "rounds: '0' is out of range" "$work/err.--rounds0" || fail "--rounds 0: $(cat "$work/err.--rounds0")"
+expect_rc 2 "$cli" sync --rounds "${K[@]}"
+expect_rc 2 "$cli" ledger --json=yes "${K[@]}"
+grep -q "json: takes no value" "$work/err" || fail "--json=yes: $(cat "$work/err")"
 expect_rc 1 "$cli" recommend -k 5 "${K[@]}"
 grep -q "no model downloaded yet" "$work/err" || fail "recommend without model"
 expect_rc 0 "$cli" ledger --json "${K[@]}"
@@ -69,7 +86,7 @@ grep -q "nope.csv" "$work/err" || fail "missing file not named"
 expect_rc 1 "$cli" import "$data" --customer 99999999 "${K[@]}"
 grep -q "no purchases of customer '99999999'" "$work/err" || fail "unknown customer"
 expect_rc 2 "$cli" recommend -k zero "${K[@]}"
-grep -q -- "-k 'zero'" "$work/err" || fail "bad -k not named"
+grep -q -- "-k: 'zero'" "$work/err" || fail "bad -k not named"
 expect_rc 1 "$cli" info --store "$work/s" --key-file "$work/missing-key"
 grep -q "missing-key" "$work/err" || fail "missing key file not named"
 

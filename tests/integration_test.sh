@@ -123,6 +123,18 @@ for i in 2 3 4 5 6 7; do
 done
 wait_log "$log1" '\[round 3\] round completed'
 
+# the ledger of a client that took part in all 3 rounds, as JSON: valid, one
+# object per upload (as many as the text listing counts), rounds 1 to 3
+FEDREC_STORE_KEY=${keys[2]} "$cli" ledger --json --store "$dir/s2" >"$dir/ledger2.json" ||
+  fail "ledger --json"
+lj() { sqlite3 :memory: "SELECT $1 FROM json_each(CAST(readfile('$dir/ledger2.json') AS TEXT))"; }
+n_text=$(FEDREC_STORE_KEY=${keys[2]} "$cli" ledger --store "$dir/s2" |
+  sed -nE 's/^([0-9]+) uploads, .*/\1/p')
+[ "$(lj 'count(*)')" = "$n_text" ] && [ "$n_text" -ge 3 ] &&
+  [ "$(lj "group_concat(DISTINCT json_extract(value, '\$.round'))")" = "1,2,3" ] &&
+  [ "$(lj "count(json_extract(value, '\$.bytes_sent'))")" = "$n_text" ] ||
+  fail "ledger --json of client 2: $(cat "$dir/ledger2.json")"
+
 # the round log: 3 completed rounds, the two kills counted where they happened
 [ "$(q "SELECT group_concat(round_id || ':' || status || ':' || cohort || ':' || survivors || ':' ||
   dropped_advertise || dropped_share_keys || dropped_masked_input || dropped_unmask || ':' ||

@@ -14,18 +14,17 @@
 #include "core/dataset/dataset.h"
 #include "core/eval/eval.h"
 #include "core/mf/mf.h"
+#include "core/rng.h"
 #include "fedrec/fedrec.h"
 
 /* ---- helpers --------------------------------------------------------------- */
 
-static uint64_t test_rng = 1;
+/* splitmix64 (core/rng.h); each test reseeds it */
+static fedreci_rng test_rng = {1};
 
 static double urand(void) /* [0, 1) */
 {
-    test_rng ^= test_rng << 13;
-    test_rng ^= test_rng >> 7;
-    test_rng ^= test_rng << 17;
-    return (double)(test_rng >> 11) * 0x1p-53;
+    return fedreci_rng_unit(&test_rng);
 }
 
 static float frand(float lo, float hi)
@@ -191,7 +190,7 @@ static void test_init_known_answer(void **state)
 static void test_gram_matches_naive(void **state)
 {
     (void)state;
-    test_rng = 7;
+    test_rng = fedreci_rng_seeded(7);
     const uint32_t n = 37, k = 9;
     float y[37 * 9], g[81];
     for (uint32_t i = 0; i < n * k; i++)
@@ -212,7 +211,7 @@ static void test_gram_matches_naive(void **state)
 static void test_solve_user_matches_direct(void **state)
 {
     (void)state;
-    test_rng = 11;
+    test_rng = fedreci_rng_seeded(11);
     for (int trial = 0; trial < 20; trial++) {
         uint32_t n_items = 5 + (uint32_t)(urand() * 40), k = 1 + (uint32_t)(urand() * 12);
         /* lambda = 0 only where Y^T Y is safely nonsingular (n_items >= 3k). */
@@ -251,7 +250,7 @@ static void test_solve_user_matches_direct(void **state)
 static void test_client_step_gradient_check(void **state)
 {
     (void)state;
-    test_rng = 12345;
+    test_rng = fedreci_rng_seeded(12345);
     for (int trial = 0; trial < 25; trial++) {
         uint32_t n_items = 4 + (uint32_t)(urand() * 30), k = 1 + (uint32_t)(urand() * 8);
         float lambda = frand(0.01f, 1.0f);
@@ -401,7 +400,7 @@ static void test_topk_edge_cases(void **state)
 static void test_topk_matches_sort(void **state)
 {
     (void)state;
-    test_rng = 99;
+    test_rng = fedreci_rng_seeded(99);
     enum { N = 300, K_DIM = 3 };
     float y[N * K_DIM], x[K_DIM] = {1, 0.5f, -0.25f}, buf[N], sc[N];
     uint32_t it[N], ex[N], n;
@@ -518,7 +517,7 @@ static void test_optimizer_zero_weight_and_nan(void **state)
 static void test_optimizer_grow_keeps_rows(void **state)
 {
     (void)state;
-    test_rng = 5;
+    test_rng = fedreci_rng_seeded(5);
     float ya[6], yb[4], g1[4], g2[6];
     for (int i = 0; i < 6; i++) {
         ya[i] = frand(-1, 1);
@@ -562,7 +561,7 @@ static void free_csr(csr_buf *b);
 static void test_fed_round_is_sum_then_step(void **state)
 {
     (void)state;
-    test_rng = 2024;
+    test_rng = fedreci_rng_seeded(2024);
     csr_buf b;
     const uint32_t rows = 25, cols = 30, k = 4;
     random_csr(&b, rows, cols, 0.2);
@@ -669,7 +668,7 @@ static void assert_monotone(const double *obj, uint32_t sweeps)
 static void test_als_objective_never_increases(void **state)
 {
     (void)state;
-    test_rng = 77;
+    test_rng = fedreci_rng_seeded(77);
     for (int trial = 0; trial < 4; trial++) {
         csr_buf b;
         uint32_t rows = 20 + trial * 15, cols = 15 + trial * 7;
@@ -690,7 +689,7 @@ static void test_als_objective_never_increases(void **state)
 static void test_als_deterministic(void **state)
 {
     (void)state;
-    test_rng = 31;
+    test_rng = fedreci_rng_seeded(31);
     csr_buf b;
     random_csr(&b, 120, 80, 0.08);
     const uint32_t k = 8;

@@ -17,6 +17,7 @@
 #include <sodium.h>
 
 #include "core/secagg/graph.h"
+#include "core/rng.h"
 #include "core/secagg/kdf.h"
 #include "core/secagg/prg.h"
 #include "core/secagg/quantize.h"
@@ -26,25 +27,22 @@
 
 /* ---- deterministic test randomness ------------------------------------------ */
 
-static uint64_t rng_state = 0x9e3779b97f4a7c15ull;
+/* splitmix64 (core/rng.h), one stream for the whole program */
+static fedreci_rng rng = {0x9e3779b97f4a7c15ull};
 
 static uint64_t rnd(void)
 {
-    /* splitmix64 */
-    uint64_t z = (rng_state += 0x9e3779b97f4a7c15ull);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-    return z ^ (z >> 31);
+    return fedreci_rng_u64(&rng);
 }
 
 static uint32_t rnd_below(uint32_t n)
 {
-    return (uint32_t)(rnd() % n);
+    return (uint32_t)fedreci_rng_below(&rng, n);
 }
 
 static double rnd_unit(void)
 {
-    return (double)(rnd() >> 11) / 9007199254740992.0;
+    return fedreci_rng_unit(&rng);
 }
 
 static fedreci_secagg_params make_params(uint32_t n, uint32_t k, uint32_t t, uint32_t d)

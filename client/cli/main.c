@@ -18,6 +18,9 @@
 #include <sodium.h>
 
 #include "client/client_internal.h"
+#include "core/err.h"
+#include "core/json.h"
+#include "core/opt.h"
 #include "core/dataset/dataset.h"
 #include "fedrec/client.h"
 #include "fedrec/fedrec.h"
@@ -34,9 +37,9 @@ typedef struct cli {
     const char *coordinator;
     const char *tls_ca;          /* sync --tls-ca */
     const char *tls_server_name; /* sync --tls-server-name */
-    unsigned long rounds;
-    unsigned long deadline_ms;
-    unsigned long k;
+    uint32_t rounds;
+    uint32_t deadline_ms;
+    uint32_t k;
     int json;
     int help;
 } cli;
@@ -131,21 +134,38 @@ static int die(const char *what, fedrec_err e)
     return 1;
 }
 
-static int parse_ulong(const char *opt, const char *s, unsigned long lo, unsigned long hi,
-                       unsigned long *out)
-{
-    char *end = NULL;
-    errno = 0;
-    unsigned long v = strtoul(s, &end, 10);
-    if (!*s || *end || errno || v < lo || v > hi || s[0] == '-') {
-        fprintf(stderr, "fedrec-client: %s '%s': expected an integer in %lu..%lu\n", opt, s, lo,
-                hi);
-        return -1;
-    }
-    *out = v;
-    return 0;
-}
+enum {
+    OPT_STORE = 0x100,
+    OPT_KEY_FILE,
+    OPT_CUSTOMER,
+    OPT_CATALOG,
+    OPT_COORDINATOR,
+    OPT_TLS_CA,
+    OPT_TLS_SERVER_NAME,
+    OPT_ROUNDS,
+    OPT_DEADLINE_MS,
+    OPT_JSON,
+};
 
+static const struct option long_opts[] = {
+    {"help", no_argument, NULL, 'h'},
+    {"store", required_argument, NULL, OPT_STORE},
+    {"key-file", required_argument, NULL, OPT_KEY_FILE},
+    {"customer", required_argument, NULL, OPT_CUSTOMER},
+    {"catalog", required_argument, NULL, OPT_CATALOG},
+    {"coordinator", required_argument, NULL, OPT_COORDINATOR},
+    {"tls-ca", required_argument, NULL, OPT_TLS_CA},
+    {"tls-server-name", required_argument, NULL, OPT_TLS_SERVER_NAME},
+    {"rounds", required_argument, NULL, OPT_ROUNDS},
+    {"deadline-ms", required_argument, NULL, OPT_DEADLINE_MS},
+    {"k", required_argument, NULL, 'k'},
+    {"json", no_argument, NULL, OPT_JSON},
+    {NULL, 0, NULL, 0},
+};
+
+/* Parses the options after the command (argv[1]) with getopt_long: `--opt
+ * value` and `--opt=value` alike. Operands (import's FILE) may stand
+ * anywhere. Returns 0, or -1 after printing what was wrong. */
 static int parse_args(int argc, char **argv, cli *a)
 {
     memset(a, 0, sizeof *a);
@@ -153,61 +173,62 @@ static int parse_args(int argc, char **argv, cli *a)
     a->deadline_ms = 60000;
     a->k = 10;
     a->cmd = argv[1];
-    for (int i = 2; i < argc; i++) {
-        const char *o = argv[i];
-        const char *v = i + 1 < argc ? argv[i + 1] : NULL;
-#define NEEDV()                                                                                    \
-    do {                                                                                           \
-        if (!v) {                                                                                  \
-            fprintf(stderr, "fedrec-client: %s needs a value\n", o);                               \
-            return -1;                                                                             \
-        }                                                                                          \
-        i++;                                                                                       \
-    } while (0)
-        if (!strcmp(o, "--help") || !strcmp(o, "-h")) {
+    fedreci_opt_reset();
+    int c;
+    fedrec_err e = FEDREC_OK;
+    /* argv + 1: getopt starts after the command */
+    while (!e && (c = getopt_long(argc - 1, argv + 1, ":hk:", long_opts, NULL)) != -1) {
+        switch (c) {
+        case 'h':
             a->help = 1;
-        } else if (!strcmp(o, "--store")) {
-            NEEDV();
-            a->store = v;
-        } else if (!strcmp(o, "--key-file")) {
-            NEEDV();
-            a->key_file = v;
-        } else if (!strcmp(o, "--customer")) {
-            NEEDV();
-            a->customer = v;
-        } else if (!strcmp(o, "--catalog")) {
-            NEEDV();
-            a->catalog = v;
-        } else if (!strcmp(o, "--coordinator")) {
-            NEEDV();
-            a->coordinator = v;
-        } else if (!strcmp(o, "--tls-ca")) {
-            NEEDV();
-            a->tls_ca = v;
-        } else if (!strcmp(o, "--tls-server-name")) {
-            NEEDV();
-            a->tls_server_name = v;
-        } else if (!strcmp(o, "--rounds")) {
-            NEEDV();
-            if (parse_ulong(o, v, 1, 1000000, &a->rounds))
-                return -1;
-        } else if (!strcmp(o, "--deadline-ms")) {
-            NEEDV();
-            if (parse_ulong(o, v, 1, 86400000, &a->deadline_ms))
-                return -1;
-        } else if (!strcmp(o, "-k") || !strcmp(o, "--k")) {
-            NEEDV();
-            if (parse_ulong(o, v, 1, 100000, &a->k))
-                return -1;
-        } else if (!strcmp(o, "--json")) {
+            break;
+        case OPT_STORE:
+            a->store = optarg;
+            break;
+        case OPT_KEY_FILE:
+            a->key_file = optarg;
+            break;
+        case OPT_CUSTOMER:
+            a->customer = optarg;
+            break;
+        case OPT_CATALOG:
+            a->catalog = optarg;
+            break;
+        case OPT_COORDINATOR:
+            a->coordinator = optarg;
+            break;
+        case OPT_TLS_CA:
+            a->tls_ca = optarg;
+            break;
+        case OPT_TLS_SERVER_NAME:
+            a->tls_server_name = optarg;
+            break;
+        case OPT_ROUNDS:
+            e = fedreci_opt_u32("--rounds", optarg, 1, 1000000, &a->rounds);
+            break;
+        case OPT_DEADLINE_MS:
+            e = fedreci_opt_u32("--deadline-ms", optarg, 1, 86400000, &a->deadline_ms);
+            break;
+        case 'k':
+            e = fedreci_opt_u32("-k", optarg, 1, 100000, &a->k);
+            break;
+        case OPT_JSON:
             a->json = 1;
-        } else if (o[0] != '-' && !strcmp(a->cmd, "import") && !a->file) {
-            a->file = o;
-        } else {
-            fprintf(stderr, "fedrec-client %s: unknown argument '%s' (see --help)\n", a->cmd, o);
-            return -1;
+            break;
+        default:
+            e = fedreci_opt_getopt_error(c, argv + 1, long_opts);
+            break;
         }
-#undef NEEDV
+    }
+    for (int i = optind + 1; !e && i < argc; i++) {
+        if (!strcmp(a->cmd, "import") && !a->file)
+            a->file = argv[i];
+        else
+            e = fedreci_error(FEDREC_ERR_INVALID, "unexpected argument '%s'", argv[i]);
+    }
+    if (e) {
+        fprintf(stderr, "fedrec-client %s: %s (see --help)\n", a->cmd, fedrec_errmsg());
+        return -1;
     }
     return 0;
 }
@@ -376,7 +397,7 @@ static int cmd_recommend(const cli *a)
     }
     fedrec_recommendation *r = calloc(a->k, sizeof *r);
     uint32_t n = 0;
-    fedrec_err e = r ? fedrec_client_recommend(c, (uint32_t)a->k, r, &n) : FEDREC_ERR_NOMEM;
+    fedrec_err e = r ? fedrec_client_recommend(c, a->k, r, &n) : FEDREC_ERR_NOMEM;
     if (e) {
         rc = die("recommend", e);
     } else {
@@ -401,21 +422,6 @@ static int cmd_recommend(const cli *a)
 
 /* ---- ledger ---------------------------------------------------------------------- */
 
-static void json_str(const char *s)
-{
-    putchar('"');
-    for (; *s; s++) {
-        unsigned char ch = (unsigned char)*s;
-        if (ch == '"' || ch == '\\')
-            printf("\\%c", ch);
-        else if (ch < 0x20)
-            printf("\\u%04x", ch);
-        else
-            putchar(ch);
-    }
-    putchar('"');
-}
-
 static void fmt_time(int64_t ms, char *buf, size_t n)
 {
     time_t t = (time_t)(ms / 1000);
@@ -439,8 +445,10 @@ static int cmd_ledger(const cli *a)
         fedrec_client_close(c);
         return die("ledger", e);
     }
+    fedreci_json w; /* spaced members, one entry per line */
+    fedreci_json_init_file(&w, stdout, FEDRECI_JSON_SPACED);
     if (a->json)
-        printf("[");
+        fedreci_json_arr_begin(&w);
     else
         printf("%-24s  %8s  %5s  %10s  %7s  %s\n", "time (UTC)", "round", "stage", "bytes",
                "clipped", "what");
@@ -454,21 +462,32 @@ static int cmd_ledger(const cli *a)
         fmt_time(le.time_unix_ms, t, sizeof t);
         total += le.bytes_sent;
         if (a->json) {
-            printf("%s\n  {\"time\": \"%s\", \"time_unix_ms\": %lld, \"round\": %llu, "
-                   "\"stage\": %u, \"bytes_sent\": %llu, \"clipped\": %u, \"what\": ",
-                   i ? "," : "", t, (long long)le.time_unix_ms, (unsigned long long)le.round_id,
-                   le.stage, (unsigned long long)le.bytes_sent, le.clipped);
-            json_str(le.what);
-            printf("}");
+            fedreci_json_newline(&w, "  ");
+            fedreci_json_obj_begin(&w);
+            fedreci_json_kstr(&w, "time", t);
+            fedreci_json_ki64(&w, "time_unix_ms", le.time_unix_ms);
+            fedreci_json_ku64(&w, "round", le.round_id);
+            fedreci_json_ku64(&w, "stage", le.stage);
+            fedreci_json_ku64(&w, "bytes_sent", le.bytes_sent);
+            fedreci_json_ku64(&w, "clipped", le.clipped);
+            fedreci_json_kstr(&w, "what", le.what);
+            fedreci_json_obj_end(&w);
         } else {
             printf("%-24s  %8llu  %5u  %10llu  %7u  %s\n", t, (unsigned long long)le.round_id,
                    le.stage, (unsigned long long)le.bytes_sent, le.clipped, le.what);
         }
     }
-    if (a->json)
-        printf("%s]\n", n ? "\n" : "");
-    else
+    if (a->json) {
+        if (n)
+            fedreci_json_newline(&w, "");
+        fedreci_json_arr_end(&w);
+        fedrec_err we = fedreci_json_finish(&w, NULL, NULL);
+        putchar('\n');
+        if (!e)
+            e = we;
+    } else {
         printf("%zu uploads, %llu bytes in total\n", n, (unsigned long long)total);
+    }
     fedrec_client_close(c);
     return e ? die("ledger", e) : 0;
 }
@@ -567,16 +586,16 @@ static int cmd_sync(const cli *a)
             return die("--tls-ca", e);
         }
     }
-    for (unsigned long r = 0; r < a->rounds && !rc; r++) {
+    for (uint32_t r = 0; r < a->rounds && !rc; r++) {
         fedrec_sync_result res = {.struct_size = sizeof res};
-        fedrec_err e = fedrec_client_sync(c, (uint32_t)a->deadline_ms, &res);
+        fedrec_err e = fedrec_client_sync(c, a->deadline_ms, &res);
         if (e) {
             char what[600];
-            snprintf(what, sizeof what, "sync %lu/%lu with %s", r + 1, a->rounds, a->coordinator);
+            snprintf(what, sizeof what, "sync %u/%u with %s", r + 1, a->rounds, a->coordinator);
             rc = die(what, e);
             break;
         }
-        printf("sync %lu/%lu: model version %llu%s; ", r + 1, a->rounds,
+        printf("sync %u/%u: model version %llu%s; ", r + 1, a->rounds,
                (unsigned long long)res.model_version, res.model_updated ? " (downloaded)" : "");
         if (res.round_id)
             printf("round %llu: ", (unsigned long long)res.round_id);

@@ -13,12 +13,12 @@
 #include <zlib.h>
 
 #include "core/err.h"
+#include "core/strmap.h"
 
 #define FIELD_MAX 1024u          /* bytes of a mapped field, NUL included */
 #define CSV_FIELD_CAP (1u << 20) /* libcsv's field buffer may not grow past this */
 #define READ_CHUNK 65536u
 #define MAX_HEADER_COLS 4096u
-#define ID_LIMIT 0xFFFFFFFEu
 
 enum { F_USER, F_ITEM, F_TIME, F_QTY, F_PRICE, F_BASKET, F_DESC, F_COUNT };
 
@@ -45,103 +45,15 @@ const char *const fedreci_dataset_default_non_product[] = {
 const size_t fedreci_dataset_default_non_product_count =
     sizeof fedreci_dataset_default_non_product / sizeof fedreci_dataset_default_non_product[0];
 
-/* ---- string intern table (open addressing, FNV-1a) ---------------------- */
-
-typedef struct strtab {
-    char **keys;     /* n keys, id = index */
-    uint32_t *slots; /* cap slots: id + 1, 0 = empty */
-    uint32_t n, cap_keys, cap;
-} strtab;
-
-static uint32_t fnv1a(const char *s, size_t len)
-{
-    uint32_t h = 2166136261u;
-    for (size_t i = 0; i < len; i++) {
-        h ^= (unsigned char)s[i];
-        h *= 16777619u;
-    }
-    return h;
-}
-
-static void strtab_free(strtab *t)
-{
-    for (uint32_t i = 0; i < t->n; i++)
-        free(t->keys[i]);
-    free(t->keys);
-    free(t->slots);
-    memset(t, 0, sizeof *t);
-}
-
-static fedrec_err strtab_grow(strtab *t)
-{
-    uint32_t ncap = t->cap ? t->cap * 2 : 1024;
-    uint32_t *ns = calloc(ncap, sizeof *ns);
-    if (!ns)
-        return fedreci_error(FEDREC_ERR_NOMEM, "out of memory growing a string table");
-    for (uint32_t id = 0; id < t->n; id++) {
-        uint32_t h = fnv1a(t->keys[id], strlen(t->keys[id])) & (ncap - 1);
-        while (ns[h])
-            h = (h + 1) & (ncap - 1);
-        ns[h] = id + 1;
-    }
-    free(t->slots);
-    t->slots = ns;
-    t->cap = ncap;
-    return FEDREC_OK;
-}
-
-/* Interns s (len bytes, no NUL needed); *id gets its id, *is_new whether it
- * was added. */
-static fedrec_err strtab_intern(strtab *t, const char *s, size_t len, uint32_t *id, int *is_new)
-{
-    if ((uint64_t)(t->n + 1) * 2 > t->cap) {
-        if (t->n >= ID_LIMIT / 2)
-            return fedreci_error(FEDREC_ERR_TOO_BIG, "more than %u distinct ids", ID_LIMIT / 2);
-        fedrec_err e = strtab_grow(t);
-        if (e)
-            return e;
-    }
-    uint32_t h = fnv1a(s, len) & (t->cap - 1);
-    while (t->slots[h]) {
-        const char *k = t->keys[t->slots[h] - 1];
-        if (strncmp(k, s, len) == 0 && k[len] == '\0') {
-            *id = t->slots[h] - 1;
-            if (is_new)
-                *is_new = 0;
-            return FEDREC_OK;
-        }
-        h = (h + 1) & (t->cap - 1);
-    }
-    if (t->n == t->cap_keys) {
-        uint32_t nk = t->cap_keys ? t->cap_keys * 2 : 1024;
-        char **kk = realloc(t->keys, (size_t)nk * sizeof *kk);
-        if (!kk)
-            return fedreci_error(FEDREC_ERR_NOMEM, "out of memory growing a string table");
-        t->keys = kk;
-        t->cap_keys = nk;
-    }
-    char *copy = malloc(len + 1);
-    if (!copy)
-        return fedreci_error(FEDREC_ERR_NOMEM, "out of memory copying an id");
-    memcpy(copy, s, len);
-    copy[len] = '\0';
-    t->keys[t->n] = copy;
-    t->slots[h] = t->n + 1;
-    *id = t->n++;
-    if (is_new)
-        *is_new = 1;
-    return FEDREC_OK;
-}
-
 /* ---- the dataset ---------------------------------------------------------- */
 
 struct fedreci_dataset {
     fedreci_dataset_report rep;
     double alpha, eps;
-    strtab cust, item, basket; /* interned strings, raw ids */
-    char **item_desc;          /* by raw item id, may be NULL */
-    uint32_t cap_item_desc;    /* entries of item_desc (raw ids seen only on dropped
-                                  rows may lie beyond it) */
+    fedreci_strmap cust, item, basket; /* interned strings, raw ids */
+    char **item_desc;                  /* by raw item id, may be NULL */
+    uint32_t cap_item_desc;            /* entries of item_desc (raw ids seen only on dropped
+                                          rows may lie beyond it) */
     uint32_t n_users, n_items, n_baskets;
     const char **user_names; /* by dense id, borrowed from cust */
     const char **item_codes; /* by dense id */
@@ -462,16 +374,16 @@ static void keep_row(loader *L, const char *cust, const char *item, const char *
     if (!L->o->build_matrix)
         return;
     uint32_t cu, it, bk;
-    fedrec_err e = strtab_intern(&d->cust, cust, strlen(cust), &cu, NULL);
+    fedrec_err e = fedreci_strmap_intern(&d->cust, cust, strlen(cust), &cu, NULL);
     if (!e)
-        e = strtab_intern(&d->item, item, strlen(item), &it, NULL);
+        e = fedreci_strmap_intern(&d->item, item, strlen(item), &it, NULL);
     if (!e) {
         const char *key = basket;
         if (!L->has[F_BASKET]) {
             snprintf(L->keybuf, sizeof L->keybuf, "%s@%lld", cust, (long long)t);
             key = L->keybuf;
         }
-        e = strtab_intern(&d->basket, key, strlen(key), &bk, NULL);
+        e = fedreci_strmap_intern(&d->basket, key, strlen(key), &bk, NULL);
     }
     if (!e)
         e = grow_flags(&L->cust_kept, &L->cap_cust_kept, cu + 1);
@@ -546,9 +458,9 @@ static void on_row(loader *L)
         uint32_t id;
         int is_new;
         fedrec_err e = FEDREC_OK;
-        if (*cust && !(e = strtab_intern(&d->cust, cust, strlen(cust), &id, &is_new)))
+        if (*cust && !(e = fedreci_strmap_intern(&d->cust, cust, strlen(cust), &id, &is_new)))
             r->raw_customers += (uint32_t)is_new;
-        if (!e && *item && !(e = strtab_intern(&d->item, item, strlen(item), &id, &is_new)))
+        if (!e && *item && !(e = fedreci_strmap_intern(&d->item, item, strlen(item), &id, &is_new)))
             r->raw_items += (uint32_t)is_new;
         if (e) {
             L->err = e;
@@ -700,32 +612,32 @@ static int qcmp_pair(const void *pa, const void *pb)
 
 /* Builds the sorted name array of the ids flagged in `kept` (every id when all)
  * and the raw -> dense map (UINT32_MAX when not kept). */
-static fedrec_err dense_ids(const strtab *t, int all, const uint8_t *kept, uint32_t cap_kept,
-                            int (*cmp)(const void *, const void *), const char ***names_out,
-                            uint32_t *n_out, uint32_t **map_out)
+static fedrec_err dense_ids(const fedreci_strmap *t, int all, const uint8_t *kept,
+                            uint32_t cap_kept, int (*cmp)(const void *, const void *),
+                            const char ***names_out, uint32_t *n_out, uint32_t **map_out)
 {
-    uint32_t n = 0;
-    for (uint32_t i = 0; i < t->n; i++)
+    uint32_t n = 0, n_keys = fedreci_strmap_size(t);
+    for (uint32_t i = 0; i < n_keys; i++)
         n += all || (i < cap_kept && kept[i]);
     const char **names = malloc((size_t)(n ? n : 1) * sizeof *names);
-    uint32_t *map = malloc((size_t)(t->n ? t->n : 1) * sizeof *map);
+    uint32_t *map = malloc((size_t)(n_keys ? n_keys : 1) * sizeof *map);
     if (!names || !map) {
         free(names);
         free(map);
         return fedreci_error(FEDREC_ERR_NOMEM, "out of memory assigning ids");
     }
     uint32_t j = 0;
-    for (uint32_t i = 0; i < t->n; i++) {
+    for (uint32_t i = 0; i < n_keys; i++) {
         map[i] = UINT32_MAX;
         if (all || (i < cap_kept && kept[i]))
-            names[j++] = t->keys[i];
+            names[j++] = fedreci_strmap_key(t, i);
     }
     qsort(names, n, sizeof *names, cmp);
     /* map raw -> dense: look each kept key up by binary search */
-    for (uint32_t i = 0; i < t->n; i++) {
+    for (uint32_t i = 0; i < n_keys; i++) {
         if (!all && !(i < cap_kept && kept[i]))
             continue;
-        const char *key = t->keys[i];
+        const char *key = fedreci_strmap_key(t, i);
         const char **hit = bsearch(&key, names, n, sizeof *names, cmp);
         map[i] = (uint32_t)(hit - names);
     }
@@ -759,7 +671,7 @@ static fedrec_err build_matrix(fedreci_dataset *d, loader *L)
         e = fedreci_error(FEDREC_ERR_NOMEM, "out of memory building the matrix");
         goto out;
     }
-    for (uint32_t i = 0; i < d->item.n; i++)
+    for (uint32_t i = 0; i < fedreci_strmap_size(&d->item); i++)
         if (imap[i] != UINT32_MAX)
             d->item_descs[imap[i]] = (i < L->cap_desc && d->item_desc[i]) ? d->item_desc[i] : "";
     for (uint64_t k = 0; k < d->n_events; k++) {
@@ -825,12 +737,12 @@ void fedreci_dataset_destroy(fedreci_dataset *d)
     if (!d)
         return;
     if (d->item_desc)
-        for (uint32_t i = 0; i < d->cap_item_desc && i < d->item.n; i++)
+        for (uint32_t i = 0; i < d->cap_item_desc && i < fedreci_strmap_size(&d->item); i++)
             free(d->item_desc[i]);
     free(d->item_desc);
-    strtab_free(&d->cust);
-    strtab_free(&d->item);
-    strtab_free(&d->basket);
+    fedreci_strmap_fini(&d->cust);
+    fedreci_strmap_fini(&d->item);
+    fedreci_strmap_fini(&d->basket);
     free(d->user_names);
     free(d->item_codes);
     free(d->item_descs);

@@ -23,19 +23,13 @@
 
 #include "core/mf/mf.h"
 #include "core/mf/mf_internal.h"
+#include "core/rng.h"
 
-static uint64_t splitmix64(uint64_t *s)
+/* Uniform on [-1, 1) with 53 random bits (2u is exact, so this is
+ * (x >> 11) 2^-52 - 1 for the draw x). */
+static double uniform_pm1(fedreci_rng *r)
 {
-    uint64_t z = (*s += 0x9e3779b97f4a7c15ULL);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-    return z ^ (z >> 31);
-}
-
-/* Uniform on [-1, 1) with 53 random bits. */
-static double uniform_pm1(uint64_t *s)
-{
-    return (double)(splitmix64(s) >> 11) * 0x1p-52 - 1.0;
+    return 2.0 * fedreci_rng_unit(r) - 1.0;
 }
 
 /* Natural logarithm of x > 0 (finite, normal) from basic operations only:
@@ -59,7 +53,7 @@ static double det_log(double x)
 
 void fedreci_mf_init(float *y, uint32_t n, uint32_t k, uint64_t seed, float std)
 {
-    uint64_t s = seed;
+    fedreci_rng s = fedreci_rng_seeded(seed);
     size_t total = (size_t)n * k;
     size_t i = 0;
     while (i < total) {
