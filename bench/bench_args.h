@@ -1,71 +1,38 @@
-/* Strict parsing of fedrec-bench flag values (shared by the bench_*.c
- * suites; header-only because bench/CMakeLists.txt compiles only
- * bench_*.c files and main.c).
+/* Option parsing shared by the fedrec-bench suites (header-only because
+ * bench/CMakeLists.txt compiles only bench_*.c files and main.c).
  *
- * Each parser accepts only a whole string that is a number within [lo, hi]
- * (no sign for integers, no trailing characters, no NaN or infinity for
- * reals); otherwise it prints "fedrec-bench SUITE: FLAG 'VALUE': ..." naming
- * the allowed range on stderr and returns -1 (the suites then exit 2). On
- * success it writes *out and returns 0. Not thread-safe only in that it
- * uses errno; the suites call it from main's thread before any work. */
+ * Each suite parses its argv (argv[0] is the suite name) with getopt_long,
+ * so `--flag value` and `--flag=value` both work, and converts values with
+ * core/opt.h's parsers: a whole decimal integer or finite real within the
+ * stated range, else "fedrec-bench SUITE: FLAG: 'VALUE' is ..." naming the
+ * range on stderr and exit status 2. Not thread-safe (getopt's state); the
+ * suites parse from main's thread before any work. */
 #ifndef FEDREC_BENCH_ARGS_H
 #define FEDREC_BENCH_ARGS_H
 
-#include <ctype.h>
-#include <errno.h>
-#include <math.h>
-#include <stdint.h>
 #include <stdio.h>
-#include <stdlib.h>
 
-static inline int bench_parse_u64(const char *suite, const char *flag, const char *s, uint64_t lo,
-                                  uint64_t hi, uint64_t *out)
+#include "core/opt.h"
+#include "fedrec/fedrec.h"
+
+/* Prints the pending error (fedrec_errmsg) for the suite; returns the exit
+ * status 2. */
+static inline int bench_usage_error(const char *suite)
 {
-    char *end = NULL;
-    unsigned long long v = 0;
-    int ok = s && isdigit((unsigned char)s[0]); /* strtoull accepts "-5" and " 5" */
-    if (ok) {
-        errno = 0;
-        v = strtoull(s, &end, 10);
-        ok = errno == 0 && *end == '\0' && v >= lo && v <= hi;
-    }
-    if (!ok) {
-        fprintf(stderr, "fedrec-bench %s: %s '%s': expected an integer from %llu to %llu\n", suite,
-                flag, s ? s : "", (unsigned long long)lo, (unsigned long long)hi);
-        return -1;
-    }
-    *out = v;
-    return 0;
+    fprintf(stderr, "fedrec-bench %s: %s\n", suite, fedrec_errmsg());
+    return 2;
 }
 
-static inline int bench_parse_u32(const char *suite, const char *flag, const char *s, uint32_t lo,
-                                  uint32_t hi, uint32_t *out)
+/* The error for getopt_long's return c, or for an operand at argv[optind]
+ * when c is -1 (no suite takes operands); returns the exit status 2. */
+static inline int bench_getopt_error(const char *suite, int c, int argc, char **argv,
+                                     const struct option *lo)
 {
-    uint64_t v;
-    if (bench_parse_u64(suite, flag, s, lo, hi, &v))
-        return -1;
-    *out = (uint32_t)v;
-    return 0;
-}
-
-static inline int bench_parse_real(const char *suite, const char *flag, const char *s, double lo,
-                                   double hi, double *out)
-{
-    char *end = NULL;
-    double v = 0;
-    int ok = s && *s && !isspace((unsigned char)s[0]);
-    if (ok) {
-        errno = 0;
-        v = strtod(s, &end);
-        ok = errno == 0 && *end == '\0' && isfinite(v) && v >= lo && v <= hi;
-    }
-    if (!ok) {
-        fprintf(stderr, "fedrec-bench %s: %s '%s': expected a number from %g to %g\n", suite, flag,
-                s ? s : "", lo, hi);
-        return -1;
-    }
-    *out = v;
-    return 0;
+    if (c == -1 && optind < argc)
+        fprintf(stderr, "fedrec-bench %s: unexpected argument '%s'\n", suite, argv[optind]);
+    else if (fedreci_opt_getopt_error(c, argv, lo))
+        return bench_usage_error(suite);
+    return 2;
 }
 
 #endif

@@ -136,21 +136,32 @@ int fedrec_bench_client(int argc, char **argv)
 {
     const char *base = "/tmp";
     unsigned long records = 2000;
-    for (int i = 1; i < argc; i++) {
-        if (!strcmp(argv[i], "--dir") && i + 1 < argc)
-            base = argv[++i];
-        else if (!strcmp(argv[i], "--records") && i + 1 < argc) {
-            uint64_t v;
-            if (bench_parse_u64("client", "--records", argv[++i], 1, 10000000, &v))
-                return 2;
+    static const struct option lo[] = {{"dir", required_argument, NULL, 'd'},
+                                       {"records", required_argument, NULL, 'r'},
+                                       {"step-only", no_argument, NULL, 's'},
+                                       {"help", no_argument, NULL, 'h'},
+                                       {NULL, 0, NULL, 0}};
+    fedreci_opt_reset();
+    int opt;
+    while ((opt = getopt_long(argc, argv, ":", lo, NULL)) != -1) {
+        uint64_t v;
+        if (opt == 'd') {
+            base = optarg;
+        } else if (opt == 'r') {
+            if (fedreci_opt_u64("--records", optarg, 1, 10000000, &v))
+                return bench_usage_error("client");
             records = (unsigned long)v;
-        } else if (!strcmp(argv[i], "--step-only")) {
+        } else if (opt == 's') {
             return bench_step_backends();
-        } else {
+        } else if (opt == 'h') {
             printf("usage: fedrec-bench client [--dir DIR] [--records N] [--step-only]\n");
-            return !strcmp(argv[i], "--help") ? 0 : 2;
+            return 0;
+        } else {
+            return bench_getopt_error("client", opt, argc, argv, lo);
         }
     }
+    if (optind < argc)
+        return bench_getopt_error("client", -1, argc, argv, lo);
     if (sodium_init() < 0) {
         fprintf(stderr, "bench client: libsodium failed to initialize\n");
         return 1;

@@ -146,6 +146,36 @@ static void run(uint32_t n, uint32_t n_items, uint32_t k, uint32_t neighbors, do
     free(y);
 }
 
+/* --clients: a comma-separated list of up to 8 sizes, no empty entry.
+ * Returns 0, or -1 after printing the error. */
+static int parse_sizes(const char *list, uint32_t sizes[8], int *n_sizes)
+{
+    int n = 0;
+    for (const char *p = list;; n++) {
+        const char *comma = strchr(p, ',');
+        size_t len = comma ? (size_t)(comma - p) : strlen(p);
+        char one[32];
+        if (n == 8 || len >= sizeof one) {
+            fprintf(stderr,
+                    "fedrec-bench engine: --clients '%s': expected up to 8 "
+                    "comma-separated integers from 2 to 100000\n",
+                    list);
+            return -1;
+        }
+        memcpy(one, p, len);
+        one[len] = '\0';
+        if (fedreci_opt_u32("--clients", one, 2, 100000, &sizes[n])) {
+            bench_usage_error("engine");
+            return -1;
+        }
+        if (!comma)
+            break;
+        p = comma + 1;
+    }
+    *n_sizes = n + 1;
+    return 0;
+}
+
 int fedrec_bench_engine(int argc, char **argv)
 {
     uint32_t n_items = 3665, k = 32, neighbors = 16;
@@ -153,61 +183,58 @@ int fedrec_bench_engine(int argc, char **argv)
     double dropout = 0.1;
     uint32_t sizes[8] = {100, 300};
     int n_sizes = 2;
-    for (int i = 1; i < argc; i++) {
-        if (!strcmp(argv[i], "--help")) {
+    enum { O_CLIENTS = 0x100, O_ITEMS, O_FACTORS, O_NEIGHBORS, O_DROPOUT, O_ROUNDS };
+    static const struct option lo[] = {
+        {"clients", required_argument, NULL, O_CLIENTS},
+        {"items", required_argument, NULL, O_ITEMS},
+        {"factors", required_argument, NULL, O_FACTORS},
+        {"neighbors", required_argument, NULL, O_NEIGHBORS},
+        {"dropout", required_argument, NULL, O_DROPOUT},
+        {"rounds", required_argument, NULL, O_ROUNDS},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
+    };
+    fedreci_opt_reset();
+    int c;
+    while ((c = getopt_long(argc, argv, ":", lo, NULL)) != -1) {
+        fedrec_err e = FEDREC_OK;
+        uint32_t v;
+        switch (c) {
+        case 'h':
             printf("fedrec-bench engine [--clients N[,N...]] [--items N] [--factors K]\n"
                    "  [--neighbors K] [--dropout P] [--rounds R]\n"
                    "  N: up to 8 sizes, 2..100000; items 1..1000000; K 1..256;\n"
                    "  neighbors 0..100000 (0: classic SecAgg); P 0..1; R 1..1000\n"
                    "Real SecAgg+ rounds over inproc:// with N sessions in one process.\n");
             return 0;
-        } else if (!strcmp(argv[i], "--clients") && i + 1 < argc) {
-            /* a comma-separated list of up to 8 sizes, no empty entry */
-            const char *list = argv[++i];
-            n_sizes = 0;
-            for (const char *p = list;; n_sizes++) {
-                const char *comma = strchr(p, ',');
-                size_t len = comma ? (size_t)(comma - p) : strlen(p);
-                char one[32];
-                if (n_sizes == 8 || len >= sizeof one) {
-                    fprintf(stderr,
-                            "fedrec-bench engine: --clients '%s': expected up to 8 "
-                            "comma-separated integers from 2 to 100000\n",
-                            list);
-                    return 2;
-                }
-                memcpy(one, p, len);
-                one[len] = '\0';
-                if (bench_parse_u32("engine", "--clients", one, 2, 100000, &sizes[n_sizes]))
-                    return 2;
-                if (!comma) {
-                    n_sizes++;
-                    break;
-                }
-                p = comma + 1;
-            }
-        } else if (!strcmp(argv[i], "--items") && i + 1 < argc) {
-            if (bench_parse_u32("engine", "--items", argv[++i], 1, 1000000, &n_items))
+        case O_CLIENTS:
+            if (parse_sizes(optarg, sizes, &n_sizes))
                 return 2;
-        } else if (!strcmp(argv[i], "--factors") && i + 1 < argc) {
-            if (bench_parse_u32("engine", "--factors", argv[++i], 1, 256, &k))
-                return 2;
-        } else if (!strcmp(argv[i], "--neighbors") && i + 1 < argc) {
-            if (bench_parse_u32("engine", "--neighbors", argv[++i], 0, 100000, &neighbors))
-                return 2;
-        } else if (!strcmp(argv[i], "--dropout") && i + 1 < argc) {
-            if (bench_parse_real("engine", "--dropout", argv[++i], 0.0, 1.0, &dropout))
-                return 2;
-        } else if (!strcmp(argv[i], "--rounds") && i + 1 < argc) {
-            uint32_t v;
-            if (bench_parse_u32("engine", "--rounds", argv[++i], 1, 1000, &v))
-                return 2;
+            break;
+        case O_ITEMS:
+            e = fedreci_opt_u32("--items", optarg, 1, 1000000, &n_items);
+            break;
+        case O_FACTORS:
+            e = fedreci_opt_u32("--factors", optarg, 1, 256, &k);
+            break;
+        case O_NEIGHBORS:
+            e = fedreci_opt_u32("--neighbors", optarg, 0, 100000, &neighbors);
+            break;
+        case O_DROPOUT:
+            e = fedreci_opt_double("--dropout", optarg, 0.0, 1.0, &dropout);
+            break;
+        case O_ROUNDS:
+            e = fedreci_opt_u32("--rounds", optarg, 1, 1000, &v);
             rounds = (int)v;
-        } else {
-            fprintf(stderr, "fedrec-bench engine: unknown option %s\n", argv[i]);
-            return 2;
+            break;
+        default:
+            return bench_getopt_error("engine", c, argc, argv, lo);
         }
+        if (e)
+            return bench_usage_error("engine");
     }
+    if (optind < argc)
+        return bench_getopt_error("engine", -1, argc, argv, lo);
     if (sodium_init() < 0)
         return 1;
     fedreci_log_set_level(FEDRECI_LOG_ERROR);

@@ -75,20 +75,30 @@ int fedrec_bench_load(int argc, char **argv)
 {
     const char *data = FEDREC_BENCH_DEFAULT_DATA;
     int reps = 3;
-    for (int i = 1; i < argc; i++) {
-        if (!strcmp(argv[i], "--data") && i + 1 < argc)
-            data = argv[++i];
-        else if (!strcmp(argv[i], "--reps") && i + 1 < argc) {
-            uint32_t v;
-            if (bench_parse_u32("load", "--reps", argv[++i], 1, 1000, &v))
-                return 2;
+    static const struct option lo[] = {{"data", required_argument, NULL, 'd'},
+                                       {"reps", required_argument, NULL, 'r'},
+                                       {"help", no_argument, NULL, 'h'},
+                                       {NULL, 0, NULL, 0}};
+    fedreci_opt_reset();
+    int c;
+    while ((c = getopt_long(argc, argv, ":", lo, NULL)) != -1) {
+        uint32_t v;
+        if (c == 'd') {
+            data = optarg;
+        } else if (c == 'r') {
+            if (fedreci_opt_u32("--reps", optarg, 1, 1000, &v))
+                return bench_usage_error("load");
             reps = (int)v;
-        } else {
+        } else if (c == 'h') {
             printf("usage: fedrec-bench load [--data FILE] [--reps N]\n"
                    "Rows per second for loading + cleaning a purchase log (best of N).\n");
-            return strcmp(argv[i], "--help") ? 2 : 0;
+            return 0;
+        } else {
+            return bench_getopt_error("load", c, argc, argv, lo);
         }
     }
+    if (optind < argc)
+        return bench_getopt_error("load", -1, argc, argv, lo);
     fedreci_dataset_report r;
     double t_gz = time_load(data, reps, 1, &r);
     if (t_gz < 0)

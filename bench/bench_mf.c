@@ -16,6 +16,7 @@
 #include "core/eval/eval.h"
 #include "core/mf/mf.h"
 #include "fedrec/fedrec.h"
+#include "bench_args.h"
 
 static double now(void)
 {
@@ -245,30 +246,55 @@ int fedrec_bench_mf(int argc, char **argv)
     uint32_t sweeps = 5, threads = 2, reps = 200, quality_seeds = 3;
     const char *path = BENCH_DEFAULT_DATA;
     int synthetic = 0;
-    for (int i = 1; i < argc; i++) {
-        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
+    enum { O_DATA = 0x100, O_SYNTHETIC, O_SWEEPS, O_THREADS, O_QUALITY_SEEDS, O_REPS };
+    static const struct option longopts[] = {
+        {"data", required_argument, NULL, O_DATA},
+        {"synthetic", no_argument, NULL, O_SYNTHETIC},
+        {"sweeps", required_argument, NULL, O_SWEEPS},
+        {"threads", required_argument, NULL, O_THREADS},
+        {"quality-seeds", required_argument, NULL, O_QUALITY_SEEDS},
+        {"reps", required_argument, NULL, O_REPS},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
+    };
+    fedreci_opt_reset();
+    int opt;
+    while ((opt = getopt_long(argc, argv, ":h", longopts, NULL)) != -1) {
+        fedrec_err e = FEDREC_OK;
+        switch (opt) {
+        case 'h':
             usage(stdout);
             return 0;
-        } else if (!strcmp(argv[i], "--data") && i + 1 < argc) {
-            path = argv[++i];
-        } else if (!strcmp(argv[i], "--synthetic")) {
+        case O_DATA:
+            path = optarg;
+            break;
+        case O_SYNTHETIC:
             synthetic = 1;
-        } else if (!strcmp(argv[i], "--sweeps") && i + 1 < argc) {
-            sweeps = (uint32_t)strtoul(argv[++i], NULL, 10);
-        } else if (!strcmp(argv[i], "--threads") && i + 1 < argc) {
-            threads = (uint32_t)strtoul(argv[++i], NULL, 10);
-        } else if (!strcmp(argv[i], "--quality-seeds") && i + 1 < argc) {
-            quality_seeds = (uint32_t)strtoul(argv[++i], NULL, 10);
-        } else if (!strcmp(argv[i], "--reps") && i + 1 < argc) {
-            reps = (uint32_t)strtoul(argv[++i], NULL, 10);
-        } else {
+            break;
+        case O_SWEEPS:
+            e = fedreci_opt_u32("--sweeps", optarg, 1, 1000, &sweeps);
+            break;
+        case O_THREADS:
+            e = fedreci_opt_u32("--threads", optarg, 1, 1024, &threads);
+            break;
+        case O_QUALITY_SEEDS: /* 0: skip the check */
+            e = fedreci_opt_u32("--quality-seeds", optarg, 0, 1000, &quality_seeds);
+            break;
+        case O_REPS:
+            e = fedreci_opt_u32("--reps", optarg, 1, 1000000, &reps);
+            break;
+        default:
             usage(stderr);
-            return 2;
+            return bench_getopt_error("mf", opt, argc, argv, longopts);
+        }
+        if (e) {
+            usage(stderr);
+            return bench_usage_error("mf");
         }
     }
-    if (sweeps == 0 || threads == 0 || reps == 0) {
+    if (optind < argc) {
         usage(stderr);
-        return 2;
+        return bench_getopt_error("mf", -1, argc, argv, longopts);
     }
 
     bench_csr data = {0};

@@ -56,6 +56,7 @@
 #include "core/dp/encode.h"
 #include "core/dp/noise.h"
 #include "core/rng.h"
+#include "bench_args.h"
 #include "core/secagg/graph.h"
 #include "core/secagg/kdf.h"
 #include "core/secagg/prg.h"
@@ -648,23 +649,40 @@ int fedrec_bench_secagg(int argc, char **argv)
 {
     int quick = 0;
     const char *only = NULL;
-    for (int i = 1; i < argc; i++) {
-        if (!strcmp(argv[i], "--json"))
+    static const struct option lo[] = {
+        {"json", no_argument, NULL, 'j'}, {"quick", no_argument, NULL, 'q'},
+        {"full", no_argument, NULL, 'f'}, {"only", required_argument, NULL, 'o'},
+        {"help", no_argument, NULL, 'h'}, {NULL, 0, NULL, 0},
+    };
+    static const char *const usage = "usage: fedrec-bench secagg [--json] [--quick] [--full] "
+                                     "[--only client|server|classic|dp]\n";
+    fedreci_opt_reset();
+    int c;
+    while ((c = getopt_long(argc, argv, ":", lo, NULL)) != -1) {
+        if (c == 'j') {
             json = 1;
-        else if (!strcmp(argv[i], "--quick"))
+        } else if (c == 'q') {
             quick = 1;
-        else if (!strcmp(argv[i], "--full"))
+        } else if (c == 'f') {
             full = 1;
-        else if (!strcmp(argv[i], "--only") && i + 1 < argc &&
-                 (!strcmp(argv[i + 1], "client") || !strcmp(argv[i + 1], "server") ||
-                  !strcmp(argv[i + 1], "classic") || !strcmp(argv[i + 1], "dp")))
-            only = argv[++i];
-        else {
-            printf("usage: fedrec-bench secagg [--json] [--quick] [--full] "
-                   "[--only client|server|classic|dp]\n");
-            return strcmp(argv[i], "--help") ? 2 : 0;
+        } else if (c == 'o' && (!strcmp(optarg, "client") || !strcmp(optarg, "server") ||
+                                !strcmp(optarg, "classic") || !strcmp(optarg, "dp"))) {
+            only = optarg;
+        } else if (c == 'o') {
+            fprintf(stderr,
+                    "fedrec-bench secagg: --only: '%s' is not client, server, classic or dp\n",
+                    optarg);
+            return 2;
+        } else if (c == 'h') {
+            printf("%s", usage);
+            return 0;
+        } else {
+            fputs(usage, stderr);
+            return bench_getopt_error("secagg", c, argc, argv, lo);
         }
     }
+    if (optind < argc)
+        return bench_getopt_error("secagg", -1, argc, argv, lo);
     if (sodium_init() < 0)
         return 1;
     if (!json)

@@ -1,6 +1,7 @@
 #include "config.h"
 
 #include <errno.h>
+#include <getopt.h>
 #include <ini.h>
 #include <math.h>
 #include <stddef.h>
@@ -10,6 +11,7 @@
 
 #include "core/err.h"
 #include "core/log.h"
+#include "core/opt.h"
 
 typedef enum opt_type {
     T_STR,  /* char * */
@@ -116,12 +118,18 @@ static void clear_list(fedreci_config *c)
     c->n_listen = 0;
 }
 
+/* The table's upper bound (a double) as an integer; 2^64 and above mean
+ * UINT64_MAX (converting them would be undefined). */
+static uint64_t u64_limit(double max)
+{
+    return max >= 18446744073709551615.0 ? UINT64_MAX : (uint64_t)max;
+}
+
 /* Sets option o from text v; `where` names the source for errors
  * ("file:3: [round] cohort" or "--cohort"). */
 static fedrec_err set_value(fedreci_config *c, const opt *o, const char *v, const char *where)
 {
     char *base = (char *)c;
-    char *end = NULL;
     switch (o->type) {
     case T_PATH:
         return FEDREC_OK;
@@ -156,32 +164,23 @@ static fedrec_err set_value(fedreci_config *c, const opt *o, const char *v, cons
     }
     case T_U32:
     case T_U64: {
-        if (!v[0] || v[0] == '-' || v[0] == '+' || v[0] == ' ')
-            return fedreci_error(FEDREC_ERR_PARSE, "%s: '%s' is not a non-negative integer", where,
-                                 v);
-        errno = 0;
-        unsigned long long x = strtoull(v, &end, 10);
-        if (*end != '\0')
-            return fedreci_error(FEDREC_ERR_PARSE, "%s: '%s' is not a non-negative integer", where,
-                                 v);
-        if (errno == ERANGE || (double)x < o->min || (double)x > o->max)
-            return fedreci_error(FEDREC_ERR_RANGE, "%s: '%s' is out of range [%.0f, %.0f]", where,
-                                 v, o->min, o->max);
+        uint64_t x;
+        fedrec_err e = fedreci_opt_u64(where, v, (uint64_t)o->min, u64_limit(o->max), &x);
+        if (e)
+            return e;
         if (o->type == T_U32)
             *(uint32_t *)(base + o->offset) = (uint32_t)x;
         else
-            *(uint64_t *)(base + o->offset) = (uint64_t)x;
+            *(uint64_t *)(base + o->offset) = x;
         return FEDREC_OK;
     }
     case T_DBL:
     case T_FLT: {
-        errno = 0;
-        double x = v[0] ? strtod(v, &end) : 0;
-        if (!v[0] || *end != '\0' || errno == ERANGE || !isfinite(x))
-            return fedreci_error(FEDREC_ERR_PARSE, "%s: '%s' is not a finite number", where, v);
-        if ((o->min_open ? x <= o->min : x < o->min) || x > o->max)
-            return fedreci_error(FEDREC_ERR_RANGE, "%s: '%s' must be %s %g and <= %g", where, v,
-                                 o->min_open ? ">" : ">=", o->min, o->max);
+        double x;
+        fedrec_err e = o->min_open ? fedreci_opt_double_above(where, v, o->min, o->max, &x)
+                                   : fedreci_opt_double(where, v, o->min, o->max, &x);
+        if (e)
+            return e;
         if (o->type == T_DBL)
             *(double *)(base + o->offset) = x;
         else
@@ -268,29 +267,48 @@ static fedrec_err apply_defaults(fedreci_config *c)
     return set_value(c, find_opt("db"), "fedrec.sqlite", "default of db");
 }
 
-/* Splits argv[*i] into an option and its value ("--k v" or "--k=v"). */
-static fedrec_err next_flag(int argc, char *const *argv, int *i, const opt **o, const char **value,
-                            char *name_buf, size_t cap)
+/* getopt_long's table: every option of opts[] (val = its index + OPT_BASE),
+ * plus --help and --version. */
+#define OPT_BASE 0x100
+
+static void long_options(struct option *lo)
 {
-    const char *arg = argv[*i];
-    if (strncmp(arg, "--", 2) != 0)
-        return fedreci_error(FEDREC_ERR_INVALID, "'%s': expected a flag (--name value)", arg);
-    const char *eq = strchr(arg, '=');
-    size_t n = eq ? (size_t)(eq - arg - 2) : strlen(arg + 2);
-    if (n >= cap)
-        return fedreci_error(FEDREC_ERR_INVALID, "'%s': unknown flag", arg);
-    memcpy(name_buf, arg + 2, n);
-    name_buf[n] = '\0';
-    *o = find_opt(name_buf);
-    if (!*o)
-        return fedreci_error(FEDREC_ERR_INVALID, "--%s: unknown flag (see --help)", name_buf);
-    if (eq) {
-        *value = eq + 1;
-    } else {
-        if (*i + 1 >= argc)
-            return fedreci_error(FEDREC_ERR_INVALID, "--%s: missing value", name_buf);
-        *value = argv[++*i];
+    for (size_t i = 0; i < N_OPTS; i++) {
+        lo[i].name = opts[i].name;
+        lo[i].has_arg = required_argument;
+        lo[i].flag = NULL;
+        lo[i].val = OPT_BASE + (int)i;
     }
+    lo[N_OPTS] = (struct option){"help", no_argument, NULL, 'h'};
+    lo[N_OPTS + 1] = (struct option){"version", no_argument, NULL, 'V'};
+    lo[N_OPTS + 2] = (struct option){NULL, 0, NULL, 0};
+}
+
+/* The next flag of argv with getopt_long ("--name value" or "--name=value"):
+ * 1 with *o (NULL for -h/-V, then *hv is 'h' or 'V') and *value, 0 at the
+ * end, or an error for an unknown flag, a missing value or an operand. */
+static fedrec_err next_flag(int argc, char *const *argv, const struct option *lo, const opt **o,
+                            const char **value, int *hv, int *more)
+{
+    /* '+': stop at the first operand (refused below), never permute argv */
+    int c = getopt_long(argc, (char **)argv, "+:hV", lo, NULL);
+    *more = c != -1;
+    *o = NULL;
+    *hv = 0;
+    if (c == -1) {
+        if (optind < argc)
+            return fedreci_error(FEDREC_ERR_INVALID, "'%s': expected a flag (--name value)",
+                                 argv[optind]);
+        return FEDREC_OK;
+    }
+    if (c == 'h' || c == 'V') {
+        *hv = c;
+        return FEDREC_OK;
+    }
+    if (c < OPT_BASE || c >= OPT_BASE + (int)N_OPTS)
+        return fedreci_opt_getopt_error(c, argv, lo);
+    *o = &opts[c - OPT_BASE];
+    *value = optarg;
     return FEDREC_OK;
 }
 
@@ -299,28 +317,28 @@ fedrec_err fedreci_config_parse(fedreci_config **out, int argc, char *const *arg
     fedreci_config *c = calloc(1, sizeof *c);
     if (!c)
         return fedreci_error(FEDREC_ERR_NOMEM, "config: out of memory");
+    struct option lo[N_OPTS + 3];
+    long_options(lo);
     fedrec_err e = apply_defaults(c);
-    char name[64];
+    const opt *o;
+    const char *v = NULL;
+    int hv, more = 1;
     /* pass 1: --help, --version, --config, and syntax of every flag */
-    for (int i = 1; i < argc && !e; i++) {
-        if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
+    fedreci_opt_reset();
+    while (!e && more) {
+        e = next_flag(argc, argv, lo, &o, &v, &hv, &more);
+        if (hv == 'h')
             c->help = 1;
-            continue;
-        }
-        if (strcmp(argv[i], "--version") == 0 || strcmp(argv[i], "-V") == 0) {
+        else if (hv == 'V')
             c->version = 1;
-            continue;
-        }
-        const opt *o;
-        const char *v;
-        e = next_flag(argc, argv, &i, &o, &v, name, sizeof name);
-        if (!e && o->type == T_PATH) {
+        if (!e && o && o->type == T_PATH) {
             free(c->config_path);
             if (!(c->config_path = strdup(v)))
                 e = fedreci_error(FEDREC_ERR_NOMEM, "config: out of memory");
         }
     }
-    if (!e && (c->help || c->version)) {
+    if (c->help || c->version) { /* they win over any other mistake */
+        fedreci_error_clear();
         *out = c;
         return FEDREC_OK;
     }
@@ -328,12 +346,12 @@ fedrec_err fedreci_config_parse(fedreci_config **out, int argc, char *const *arg
         e = read_ini(c, c->config_path);
     /* pass 2: flags override the file */
     int cleared_list = 0;
-    for (int i = 1; i < argc && !e; i++) {
-        const opt *o;
-        const char *v;
-        e = next_flag(argc, argv, &i, &o, &v, name, sizeof name);
-        if (e)
-            break;
+    more = 1;
+    fedreci_opt_reset();
+    while (!e && more) {
+        e = next_flag(argc, argv, lo, &o, &v, &hv, &more);
+        if (e || !o)
+            continue;
         if (o->type == T_LIST && !cleared_list) {
             clear_list(c);
             cleared_list = 1;
@@ -370,7 +388,7 @@ void fedreci_config_secagg_params(const fedreci_config *c, uint32_t n, uint32_t 
 void fedreci_config_usage(FILE *f, const char *prog)
 {
     fprintf(f,
-            "usage: %s [--config FILE] [--KEY VALUE ...]\n"
+            "usage: %s [--config FILE] [--KEY VALUE | --KEY=VALUE ...]\n"
             "\n"
             "The retailer's fedrec coordinator: runs secure-aggregation rounds of federated\n"
             "matrix factorization with store apps and keeps every committed model in SQLite.\n"

@@ -22,8 +22,8 @@ fedrec_err fedreci_opt_u64(const char *name, const char *text, uint64_t min, uin
         return fedreci_error(FEDREC_ERR_PARSE, "%s: '%s' is not an integer from %llu to %llu", name,
                              text, (unsigned long long)min, (unsigned long long)max);
     if (errno == ERANGE || v < min || v > max)
-        return fedreci_error(FEDREC_ERR_RANGE, "%s: '%s' is out of range: %llu to %llu", name, text,
-                             (unsigned long long)min, (unsigned long long)max);
+        return fedreci_error(FEDREC_ERR_RANGE, "%s: '%s' is not an integer from %llu to %llu", name,
+                             text, (unsigned long long)min, (unsigned long long)max);
     *out = (uint64_t)v;
     return FEDREC_OK;
 }
@@ -47,11 +47,11 @@ static fedrec_err real(const char *name, const char *text, double min, double ma
     errno = 0;
     double v = text[0] && text[0] != ' ' && text[0] != '\t' ? strtod(text, &end) : 0.0;
     if (!end || end == text || *end != '\0' || !isfinite(v) || (errno == ERANGE && v != 0.0))
-        return fedreci_error(FEDREC_ERR_PARSE, "%s: '%s' is not a finite number (%s %g, <= %g)",
-                             name, text, rel, min, max);
+        return fedreci_error(FEDREC_ERR_PARSE, "%s: '%s' is not a number %s %g and <= %g", name,
+                             text, rel, min, max);
     if ((open ? v <= min : v < min) || v > max)
-        return fedreci_error(FEDREC_ERR_RANGE, "%s: '%s' is out of range: must be %s %g and <= %g",
-                             name, text, rel, min, max);
+        return fedreci_error(FEDREC_ERR_RANGE, "%s: '%s' is not a number %s %g and <= %g", name,
+                             text, rel, min, max);
     *out = v;
     return FEDREC_OK;
 }

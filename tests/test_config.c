@@ -136,6 +136,72 @@ static void test_ini_and_flag_precedence(void **state)
     unlink(ini_path);
 }
 
+/* getopt_long: `--key=value` and `--key value` give the same configuration,
+ * in any mix; -h and -V are --help and --version. */
+static void test_flag_forms_agree(void **state)
+{
+    (void)state;
+    const char *eq[] = {"--cohort=200",
+                        "--min-cohort=20",
+                        "--seed=18446744073709551615",
+                        "--lr=0.05",
+                        "--clip=2.5",
+                        "--listen=tcp://127.0.0.1:9",
+                        "--listen=ipc:///tmp/x",
+                        "--log-level=debug",
+                        "--db=",
+                        NULL};
+    const char *sp[] = {
+        "--cohort", "200",          "--min-cohort", "20",    "--seed",   "18446744073709551615",
+        "--lr",     "0.05",         "--clip",       "2.5",   "--listen", "tcp://127.0.0.1:9",
+        "--listen", "ipc:///tmp/x", "--log-level",  "debug", "--db",     "",
+        NULL};
+    const char *mix[] = {"--cohort",
+                         "200",
+                         "--min-cohort=20",
+                         "--seed",
+                         "18446744073709551615",
+                         "--lr=0.05",
+                         "--clip",
+                         "2.5",
+                         "--listen=tcp://127.0.0.1:9",
+                         "--listen",
+                         "ipc:///tmp/x",
+                         "--log-level=debug",
+                         "--db=",
+                         NULL};
+    const char *const *forms[] = {eq, sp, mix};
+    for (int i = 0; i < 3; i++) {
+        fedreci_config *c = NULL;
+        assert_int_equal(parse(&c, forms[i]), FEDREC_OK);
+        assert_int_equal(c->cohort, 200);
+        assert_int_equal(c->min_cohort, 20);
+        assert_true(c->seed == UINT64_MAX);
+        assert_true(c->lr == 0.05f);
+        assert_true(c->clip == 2.5);
+        assert_int_equal(c->n_listen, 2);
+        assert_string_equal(c->listen[0], "tcp://127.0.0.1:9");
+        assert_string_equal(c->listen[1], "ipc:///tmp/x");
+        assert_int_equal(c->log_level, FEDRECI_LOG_DEBUG);
+        assert_null(c->db_path);
+        fedreci_config_destroy(c);
+    }
+    fedreci_config *c = NULL;
+    const char *h[] = {"-h", NULL}, *v[] = {"-V", NULL};
+    assert_int_equal(parse(&c, h), FEDREC_OK);
+    assert_int_equal(c->help, 1);
+    fedreci_config_destroy(c);
+    assert_int_equal(parse(&c, v), FEDREC_OK);
+    assert_int_equal(c->version, 1);
+    fedreci_config_destroy(c);
+    const char *bad_eq[] = {"--cohort=1", NULL}, *bad_sp[] = {"--cohort", "1", NULL};
+    assert_int_equal(parse(&c, bad_eq), FEDREC_ERR_RANGE);
+    char msg[600];
+    snprintf(msg, sizeof msg, "%s", fedrec_errmsg());
+    assert_int_equal(parse(&c, bad_sp), FEDREC_ERR_RANGE);
+    assert_string_equal(fedrec_errmsg(), msg);
+}
+
 /* Each bad flag value is refused, the message names the flag and the value. */
 static void test_bad_flag_values(void **state)
 {
@@ -346,7 +412,7 @@ int main(void)
         cmocka_unit_test(test_defaults),        cmocka_unit_test(test_ini_and_flag_precedence),
         cmocka_unit_test(test_bad_flag_values), cmocka_unit_test(test_bad_flags),
         cmocka_unit_test(test_bad_ini),         cmocka_unit_test(test_usage_lists_every_flag),
-        cmocka_unit_test(test_check),
+        cmocka_unit_test(test_check),           cmocka_unit_test(test_flag_forms_agree),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
