@@ -14,6 +14,7 @@
 
 #include "core/dataset/dataset.h"
 #include "core/eval/eval.h"
+#include "core/rng.h"
 
 static char tmpdir[256];
 
@@ -397,14 +398,6 @@ static void test_validation_split(void **state)
 
 /* ---- bootstrap confidence intervals ------------------------------------------ */
 
-static uint64_t ref_splitmix(uint64_t *s)
-{
-    uint64_t z = (*s += 0x9e3779b97f4a7c15ULL);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-    return z ^ (z >> 31);
-}
-
 static int ref_cmp(const void *pa, const void *pb)
 {
     double a = *(const double *)pa, b = *(const double *)pb;
@@ -441,11 +434,11 @@ static void test_bootstrap_known_cases(void **state)
     const double w[5] = {0.0, 1.0, 0.5, 0.25, 2.0};
     enum { B = 7 };
     double means[B];
-    uint64_t st = 42;
+    fedreci_rng st = fedreci_rng_seeded(42); /* splitmix64, checked in test_util */
     for (int r = 0; r < B; r++) {
         double sum = 0;
         for (int j = 0; j < 5; j++)
-            sum += w[ref_splitmix(&st) % 5];
+            sum += w[fedreci_rng_u64(&st) % 5];
         means[r] = sum / 5;
     }
     qsort(means, B, sizeof *means, ref_cmp);

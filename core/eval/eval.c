@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "core/err.h"
+#include "core/rng.h"
 
 /* The public struct first, so a fedreci_split * is also a split_impl *. */
 typedef struct split_impl {
@@ -508,14 +509,6 @@ fedrec_err fedreci_eval_acc_values(const fedreci_eval_acc *a, fedreci_metric_id 
 
 /* ---- bootstrap ------------------------------------------------------------------ */
 
-static uint64_t boot_next(uint64_t *s)
-{
-    uint64_t z = (*s += 0x9e3779b97f4a7c15ULL);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-    return z ^ (z >> 31);
-}
-
 static int cmp_double(const void *pa, const void *pb)
 {
     double a = *(const double *)pa, b = *(const double *)pb;
@@ -548,11 +541,11 @@ static fedrec_err boot_check(const double *a, const double *b, size_t n, uint32_
 static void resample(const double *a, const double *b, size_t n, uint32_t B, uint64_t seed,
                      double *ma, double *mb)
 {
-    uint64_t st = seed;
+    fedreci_rng st = fedreci_rng_seeded(seed); /* splitmix64 */
     for (uint32_t r = 0; r < B; r++) {
         double sa = 0.0, sb = 0.0;
         for (size_t j = 0; j < n; j++) {
-            size_t i = (size_t)(boot_next(&st) % n);
+            size_t i = (size_t)fedreci_rng_below(&st, n);
             sa += a[i];
             if (b)
                 sb += b[i];
