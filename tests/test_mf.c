@@ -760,7 +760,7 @@ static double rel_max_diff(const float *a, const float *b, size_t n)
 static void test_als_cg_matches_exact(void **state)
 {
     (void)state;
-    test_rng = 5;
+    test_rng = fedreci_rng_seeded(5);
     csr_buf b;
     const uint32_t rows = 60, cols = 40, k = 6;
     random_csr(&b, rows, cols, 0.15);
@@ -814,7 +814,7 @@ static void test_als_options_objective_never_increases(void **state)
     /* The objective of fedreci_als_options is the loss both solvers minimize
      * row by row: exact solves and CG steps (which lower the row's quadratic
      * from its warm start) can only lower it. */
-    test_rng = 91;
+    test_rng = fedreci_rng_seeded(91);
     csr_buf b;
     const uint32_t rows = 50, cols = 30, k = 5;
     random_csr(&b, rows, cols, 0.2);
