@@ -307,7 +307,7 @@ void fedreci_coord_destroy(fedreci_coord *c)
     fedreci_eng_transport_close(c);
     fedreci_eng_round_free(c->cur);
     fedreci_eng_round_free(c->prev);
-    free(c->reg);
+    fedreci_eng_reg_free(c);
     free(c->waiting);
     fedreci_eng_model_unref(c->model);
     if (c->codes)

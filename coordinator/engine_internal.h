@@ -32,6 +32,7 @@
 #include <nng/nng.h>
 
 #include "coordinator/engine.h"
+#include "core/idmap.h"
 #include "proto/wire.h"
 
 /* ---- small helpers -------------------------------------------------------- */
@@ -42,15 +43,6 @@ static inline uint64_t now_ms(void)
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
-}
-
-/* splitmix64: the registry's hash and the seeded cohort draw. */
-static inline uint64_t splitmix64(uint64_t *s)
-{
-    uint64_t z = (*s += 0x9e3779b97f4a7c15ull);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-    return z ^ (z >> 31);
 }
 
 /* ---- state ---------------------------------------------------------------- */
@@ -70,10 +62,9 @@ typedef struct cctx {
     uint32_t idx;
 } cctx;
 
-/* One registry entry (open-addressing table keyed by client id). */
+/* One registry entry (a row of fedreci_coord.reg, found through reg_index). */
 typedef struct crec {
     uint64_t id;
-    uint8_t used;
     uint8_t opted_in;
     uint8_t pk[32];
     int32_t wait_ctx; /* parked check-in, -1 none */
@@ -176,8 +167,9 @@ struct fedreci_coord {
     uint32_t park_limit;
     size_t cap;
 
-    crec *reg;
+    crec *reg; /* reg_n known clients in arrival order, room for reg_cap */
     size_t reg_cap, reg_n;
+    fedreci_idmap reg_index; /* client id -> row of reg */
 
     uint64_t *waiting;
     size_t n_waiting, waiting_cap;
@@ -241,8 +233,12 @@ void fedreci_eng_unpark_drop(fedreci_coord *c, int32_t idx, outbox *ob);
 crec *fedreci_eng_reg_find(fedreci_coord *c, uint64_t id);
 
 /* The entry of client id, added (zeroed, no parked check-in) if new; NULL
- * when the table cannot grow. */
+ * when the registry cannot grow. Adding may move every entry: a crec pointer
+ * is valid only until the next insert. */
 crec *fedreci_eng_reg_insert(fedreci_coord *c, uint64_t id);
+
+/* Frees the registry. */
+void fedreci_eng_reg_free(fedreci_coord *c);
 
 /* ---- round.c: the round state machine ------------------------------------- */
 

@@ -1,28 +1,17 @@
-/* coordinator/engine: the client registry, an open-addressing hash table
- * keyed by client id (linear probing, grown at half full; entries are never
- * removed). See engine_internal.h. */
+/* coordinator/engine: the client registry, the known clients in arrival
+ * order in a growable array and an id map (core/idmap.h) from client id to
+ * row; entries are never removed. See engine_internal.h. */
 #include "coordinator/engine_internal.h"
 
 #include <stdlib.h>
 #include <string.h>
 
-static uint64_t hash64(uint64_t x)
-{
-    uint64_t s = x;
-    return splitmix64(&s);
-}
+#include "core/idmap.h"
 
 crec *fedreci_eng_reg_find(fedreci_coord *c, uint64_t id)
 {
-    if (!c->reg_cap)
-        return NULL;
-    size_t mask = c->reg_cap - 1;
-    for (size_t i = hash64(id) & mask;; i = (i + 1) & mask) {
-        if (!c->reg[i].used)
-            return NULL;
-        if (c->reg[i].id == id)
-            return &c->reg[i];
-    }
+    uint32_t row;
+    return fedreci_idmap_find(&c->reg_index, id, &row) ? &c->reg[row] : NULL;
 }
 
 crec *fedreci_eng_reg_insert(fedreci_coord *c, uint64_t id)
@@ -30,32 +19,27 @@ crec *fedreci_eng_reg_insert(fedreci_coord *c, uint64_t id)
     crec *r = fedreci_eng_reg_find(c, id);
     if (r)
         return r;
-    if ((c->reg_n + 1) * 2 > c->reg_cap) {
+    if (c->reg_n == c->reg_cap) {
         size_t nc = c->reg_cap ? c->reg_cap * 2 : 1024;
-        crec *nr = calloc(nc, sizeof *nr);
+        crec *nr = nc <= FEDRECI_IDMAP_MAX_INDEX ? realloc(c->reg, nc * sizeof *nr) : NULL;
         if (!nr)
             return NULL;
-        for (size_t i = 0; i < c->reg_cap; i++) {
-            if (!c->reg[i].used)
-                continue;
-            size_t j = hash64(c->reg[i].id) & (nc - 1);
-            while (nr[j].used)
-                j = (j + 1) & (nc - 1);
-            nr[j] = c->reg[i];
-        }
-        free(c->reg);
         c->reg = nr;
         c->reg_cap = nc;
     }
-    size_t mask = c->reg_cap - 1;
-    size_t i = hash64(id) & mask;
-    while (c->reg[i].used)
-        i = (i + 1) & mask;
-    crec *e = &c->reg[i];
+    if (fedreci_idmap_put(&c->reg_index, id, (uint32_t)c->reg_n, NULL) != FEDREC_OK)
+        return NULL;
+    crec *e = &c->reg[c->reg_n++];
     memset(e, 0, sizeof *e);
-    e->used = 1;
     e->id = id;
     e->wait_ctx = -1;
-    c->reg_n++;
     return e;
+}
+
+void fedreci_eng_reg_free(fedreci_coord *c)
+{
+    free(c->reg);
+    c->reg = NULL;
+    c->reg_cap = c->reg_n = 0;
+    fedreci_idmap_fini(&c->reg_index);
 }

@@ -14,6 +14,7 @@
 
 #include "core/err.h"
 #include "core/log.h"
+#include "core/rng.h"
 #include "core/util.h"
 
 static int cmp_u64(const void *a, const void *b)
@@ -487,9 +488,9 @@ static void draw_cohort(const fedreci_coord *c, rstate *r, size_t nw, uint32_t n
 {
     memcpy(r->ids, c->waiting, nw * sizeof *r->ids);
     qsort(r->ids, nw, sizeof *r->ids, cmp_u64);
-    uint64_t s = c->cfg.seed ^ (r->id * 0xd1b54a32d192ed03ull);
+    fedreci_rng s = fedreci_rng_seeded(c->cfg.seed ^ (r->id * 0xd1b54a32d192ed03ull));
     for (uint32_t i = 0; i < n; i++) {
-        size_t j = i + (size_t)(splitmix64(&s) % (nw - i));
+        size_t j = i + (size_t)fedreci_rng_below(&s, nw - i);
         uint64_t tmp = r->ids[i];
         r->ids[i] = r->ids[j];
         r->ids[j] = tmp;
