@@ -13,6 +13,7 @@
 #include <cmocka.h>
 
 #include "core/dataset/dataset.h"
+#include "core/eval/baselines.h"
 #include "core/eval/eval.h"
 #include "core/rng.h"
 
@@ -522,6 +523,142 @@ static void test_accumulator_values(void **state)
     fedreci_eval_acc_destroy(a);
 }
 
+/* ---- item-to-item baselines ------------------------------------------------------ */
+
+/* 6 shoppers x 4 items (binary; the confidences must not matter). */
+static const uint64_t TINY_INDPTR[7] = {0, 2, 5, 8, 10, 11, 15};
+static const uint32_t TINY_INDICES[15] = {0, 1, 0, 1, 2, 1, 2, 3, 0, 3, 2, 0, 1, 2, 3};
+static const float TINY_CONF[15] = {1, 2, 3, 1, 1, 5, 1, 1, 2, 1, 1, 1, 1, 1, 4};
+
+static double tiny_x(uint32_t u, uint32_t i)
+{
+    for (uint64_t j = TINY_INDPTR[u]; j < TINY_INDPTR[u + 1]; j++)
+        if (TINY_INDICES[j] == i)
+            return 1.0;
+    return 0.0;
+}
+
+/* Solves the n x n system a x = b in place (Gaussian elimination with
+ * partial pivoting, double); b becomes x. */
+static void gauss_solve(double *a, double *b, int n)
+{
+    for (int c = 0; c < n; c++) {
+        int piv = c;
+        for (int r = c + 1; r < n; r++)
+            if (fabs(a[r * n + c]) > fabs(a[piv * n + c]))
+                piv = r;
+        for (int k = 0; k < n; k++) {
+            double t = a[c * n + k];
+            a[c * n + k] = a[piv * n + k];
+            a[piv * n + k] = t;
+        }
+        double t = b[c];
+        b[c] = b[piv];
+        b[piv] = t;
+        for (int r = 0; r < n; r++) {
+            if (r == c)
+                continue;
+            double f = a[r * n + c] / a[c * n + c];
+            for (int k = 0; k < n; k++)
+                a[r * n + k] -= f * a[c * n + k];
+            b[r] -= f * b[c];
+        }
+    }
+    for (int c = 0; c < n; c++)
+        b[c] /= a[c * n + c];
+}
+
+static void test_ease_matches_brute_force(void **state)
+{
+    (void)state;
+    enum { U = 6, N = 4 };
+    fedreci_mf_csr r = {U, N, TINY_INDPTR, TINY_INDICES, TINY_CONF};
+    float g[N * N], b[N * N];
+    assert_int_equal(fedreci_item_cooc(&r, g), FEDREC_OK);
+    /* co-occurrence counts by hand: items 0 and 1 together for shoppers 0, 1, 5 */
+    assert_float_equal(g[0 * N + 1], 3.0, 0);
+    assert_float_equal(g[1 * N + 0], 3.0, 0);
+    assert_float_equal(g[0 * N + 0], 4.0, 0);
+    assert_float_equal(g[2 * N + 3], 2.0, 0);
+    const double lambdas[2] = {0.5, 3.0};
+    for (int l = 0; l < 2; l++) {
+        assert_int_equal(fedreci_ease_weights(g, N, (float)lambdas[l], b), FEDREC_OK);
+        /* Steck 2019 by definition: column j of B is the ridge regression
+         * of item j's column of X on the other items' columns (no self-weight):
+         * (X_-j^T X_-j + lambda I) beta = X_-j^T x_j, computed from X here. */
+        for (int j = 0; j < N; j++) {
+            double a[(N - 1) * (N - 1)], rhs[N - 1];
+            int others[N - 1], m = 0;
+            for (int i = 0; i < N; i++)
+                if (i != j)
+                    others[m++] = i;
+            for (int p = 0; p < N - 1; p++) {
+                rhs[p] = 0;
+                for (int u = 0; u < U; u++)
+                    rhs[p] += tiny_x(u, others[p]) * tiny_x(u, j);
+                for (int q = 0; q < N - 1; q++) {
+                    double v = p == q ? lambdas[l] : 0.0;
+                    for (int u = 0; u < U; u++)
+                        v += tiny_x(u, others[p]) * tiny_x(u, others[q]);
+                    a[p * (N - 1) + q] = v;
+                }
+            }
+            gauss_solve(a, rhs, N - 1);
+            assert_float_equal(b[j * N + j], 0.0, 0);
+            for (int p = 0; p < N - 1; p++)
+                assert_float_equal(b[others[p] * N + j], rhs[p], 1e-5);
+        }
+    }
+    assert_int_equal(fedreci_ease_weights(g, N, 0.0f, b), FEDREC_ERR_INVALID);
+    /* lambda = 0 and a singular G: not positive definite */
+    float sing[4] = {1, 1, 1, 1};
+    assert_int_equal(fedreci_ease_weights(sing, 2, 1e-30f, b), FEDREC_ERR_NUMERIC);
+}
+
+static void test_itemknn_hand_computed(void **state)
+{
+    (void)state;
+    /* 3 shoppers {0,1}, {0,1,2}, {1,2}: G00 = 2, G11 = 3, G22 = 2, G01 = 2,
+     * G02 = 1, G12 = 2; cosine S01 = S12 = 2 / sqrt(6), S02 = 1 / 2. */
+    const uint64_t ip[4] = {0, 2, 5, 7};
+    const uint32_t ix[7] = {0, 1, 0, 1, 2, 1, 2};
+    const float cf[7] = {1, 1, 1, 1, 1, 1, 1};
+    fedreci_mf_csr r = {3, 3, ip, ix, cf};
+    float g[9], w[9];
+    assert_int_equal(fedreci_item_cooc(&r, g), FEDREC_OK);
+    const double s01 = 2.0 / sqrt(6.0), s02 = 0.5;
+    /* every neighbour kept: the full cosine, zero diagonal */
+    assert_int_equal(fedreci_itemknn_weights(g, 3, 10, 0.0f, w), FEDREC_OK);
+    const double full[9] = {0, s01, s02, s01, 0, s01, s02, s01, 0};
+    for (int j = 0; j < 9; j++)
+        assert_float_equal(w[j], full[j], 1e-6);
+    /* one neighbour per column: column 0 keeps item 1 (s01 > s02), column 1
+     * has a tie between items 0 and 2 and keeps the lower, column 2 keeps 1 */
+    assert_int_equal(fedreci_itemknn_weights(g, 3, 1, 0.0f, w), FEDREC_OK);
+    const double one[9] = {0, s01, 0, s01, 0, s01, 0, 0, 0};
+    for (int j = 0; j < 9; j++)
+        assert_float_equal(w[j], one[j], 1e-6);
+    /* shrink 1: S01 = 2 / (sqrt(6) + 1) */
+    assert_int_equal(fedreci_itemknn_weights(g, 3, 2, 1.0f, w), FEDREC_OK);
+    assert_float_equal(w[0 * 3 + 1], 2.0 / (sqrt(6.0) + 1.0), 1e-6);
+    assert_float_equal(w[0 * 3 + 2], 1.0 / 3.0, 1e-6);
+    /* scores of a shopper who bought item 0 under the 1-neighbour model,
+     * then the top items with the bought one excluded: [1, 2] */
+    assert_int_equal(fedreci_itemknn_weights(g, 3, 1, 0.0f, w), FEDREC_OK);
+    float sc[3];
+    const uint32_t bought[1] = {0};
+    fedreci_item_item_scores(w, 3, bought, 1, sc);
+    assert_float_equal(sc[0], 0.0, 0);
+    assert_float_equal(sc[1], s01, 1e-6);
+    assert_float_equal(sc[2], 0.0, 0);
+    uint32_t top[3], n;
+    assert_int_equal(fedreci_topk_scores(sc, 3, bought, 1, 3, top, &n), FEDREC_OK);
+    assert_int_equal(n, 2);
+    assert_int_equal(top[0], 1);
+    assert_int_equal(top[1], 2);
+    assert_int_equal(fedreci_itemknn_weights(g, 3, 0, 0.0f, w), FEDREC_ERR_INVALID);
+}
+
 /* ---- the full log ------------------------------------------------------------ */
 
 static void full_log(int drop_non_product, uint32_t want_test_users, double want_hr,
@@ -585,6 +722,8 @@ int main(void)
         cmocka_unit_test(test_bootstrap_known_cases),
         cmocka_unit_test(test_paired_comparison),
         cmocka_unit_test(test_accumulator_values),
+        cmocka_unit_test(test_ease_matches_brute_force),
+        cmocka_unit_test(test_itemknn_hand_computed),
         cmocka_unit_test(test_full_log_last_basket_popularity),
         cmocka_unit_test(test_full_log_keeping_non_products_matches_design),
     };

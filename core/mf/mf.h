@@ -131,6 +131,15 @@ FEDREC_NODISCARD fedrec_err fedreci_mf_topk(const float *y, uint32_t n_items, ui
                                             uint32_t *items_out, float *scores_out,
                                             uint32_t *n_out);
 
+/* The same selection over precomputed scores (n_items floats; e.g. an
+ * item-to-item model's): the best K items not in `exclude` (sorted
+ * ascending), best first, ties to the lower index, NaN last; *n_out gets
+ * min(K, candidates). n_items may be 0. Cost O(n_items log K).
+ * Errors: FEDREC_ERR_INVALID (NULL argument, unsorted exclude). */
+FEDREC_NODISCARD fedrec_err fedreci_topk_scores(const float *scores, uint32_t n_items,
+                                                const uint32_t *exclude, size_t n_exclude,
+                                                uint32_t K, uint32_t *items_out, uint32_t *n_out);
+
 /* ---- the server optimizer (coordinator) ------------------------------------ */
 
 typedef enum fedreci_opt_kind {
