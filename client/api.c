@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 
 #include <sodium.h>
@@ -370,6 +371,50 @@ fedrec_err fedrec_client_open_with(fedrec_client **out, const char *store_path,
     }
     *out = c;
     return FEDREC_OK;
+}
+
+static fedrec_err client_recover(const char *store_path, fedreci_key_kind kind, const uint8_t *key,
+                                 size_t key_len, uint64_t *n_lost)
+{
+    if (!store_path || !*store_path || !key)
+        return fedreci_error(FEDREC_ERR_INVALID, "fedrec_client_recover: %s is NULL or empty",
+                             !key ? "key" : "store_path");
+    /* Recovery never makes a store: one must be there. */
+    size_t n = strlen(store_path) + sizeof "/meta";
+    char *meta = malloc(n);
+    if (!meta)
+        return fedreci_error(FEDREC_ERR_NOMEM, "%s: out of memory", store_path);
+    snprintf(meta, n, "%s/meta", store_path);
+    struct stat st;
+    int exists = stat(meta, &st) == 0;
+    free(meta);
+    if (!exists)
+        return fedreci_error(FEDREC_ERR_NOT_FOUND, "%s: no store to recover", store_path);
+    fedreci_store *s = NULL;
+    fedrec_err err = fedreci_store_open_flags(&s, store_path, kind, key, key_len, 0, 0,
+                                              FEDRECI_OPEN_KEEP_PARTIAL);
+    if (err)
+        return err;
+    uint64_t lost = fedreci_store_lost(s);
+    if (lost)
+        err = fedreci_store_compact(s);
+    fedreci_store_close(s);
+    if (!err && n_lost)
+        *n_lost = lost;
+    return err;
+}
+
+fedrec_err fedrec_client_recover(const char *store_path, const uint8_t key[FEDREC_STORE_KEY_BYTES],
+                                 uint64_t *n_lost)
+{
+    return client_recover(store_path, FEDRECI_KEY_RAW, key, FEDREC_STORE_KEY_BYTES, n_lost);
+}
+
+fedrec_err fedrec_client_recover_passphrase(const char *store_path, const char *passphrase,
+                                            size_t passphrase_len, uint64_t *n_lost)
+{
+    return client_recover(store_path, FEDRECI_KEY_PASSPHRASE, (const uint8_t *)passphrase,
+                          passphrase_len, n_lost);
 }
 
 static void client_free(fedrec_client *c)

@@ -40,10 +40,6 @@ void fedreci_store_close(fedreci_store *s)
     free(s);
 }
 
-/* Checks a snapshot or log file's plaintext prefix (magic, store id) and
- * returns its generation; `kind` names the file type in errors. The mirror
- * of make_prefix. */
-
 /* Checks the arguments of fedreci_store_open. */
 static fedrec_err open_args_check(fedreci_store **out, const char *dir, fedreci_key_kind kind,
                                   const uint8_t *key, size_t key_len)
@@ -150,7 +146,7 @@ static fedrec_err state_init_empty(fedreci_store *s)
 }
 
 /* Reads and authenticates the snapshot and the log into s, writing nothing. */
-static fedrec_err open_state(fedreci_store *s, const char *spath, const char *lpath)
+static fedrec_err open_state(fedreci_store *s, const char *spath, const char *lpath, unsigned flags)
 {
     uint8_t *sb = NULL, *lb = NULL;
     size_t sn = 0, ln = 0;
@@ -181,8 +177,7 @@ static fedrec_err open_state(fedreci_store *s, const char *spath, const char *lp
     }
     if (!err && !lerr) {
         s->has_log = 1;
-        size_t replayed = 0;
-        err = fedreci_store_log_replay(s, lpath, lb, ln, &replayed);
+        err = fedreci_store_log_replay(s, lpath, lb, ln, flags);
     }
 out:
     if (sb)
@@ -195,6 +190,13 @@ out:
 fedrec_err fedreci_store_open(fedreci_store **out, const char *dir, fedreci_key_kind kind,
                               const uint8_t *key, size_t key_len, unsigned long long opslimit,
                               size_t memlimit)
+{
+    return fedreci_store_open_flags(out, dir, kind, key, key_len, opslimit, memlimit, 0);
+}
+
+fedrec_err fedreci_store_open_flags(fedreci_store **out, const char *dir, fedreci_key_kind kind,
+                                    const uint8_t *key, size_t key_len, unsigned long long opslimit,
+                                    size_t memlimit, unsigned flags)
 {
     fedrec_err err = open_args_check(out, dir, kind, key, key_len);
     if (err)
@@ -210,18 +212,19 @@ fedrec_err fedreci_store_open(fedreci_store **out, const char *dir, fedreci_key_
     err = open_dir(dir);
     if (!err)
         err = open_meta(s, mpath, kind, key, key_len, opslimit, memlimit);
-    /* Read and authenticate everything before writing a byte. */
+    /* Read and authenticate everything, writing nothing: an existing store
+     * is compacted only when an update needs or pays for it (log_ready in
+     * store_log.c). */
     if (!err)
-        err = open_state(s, spath, lpath);
-    /* Fold the log into a new snapshot and start a new log (a secretstream
-     * cannot be resumed across processes). */
-    if (!err)
+        err = open_state(s, spath, lpath, flags);
+    /* A new store (or a creation cut short before its first snapshot): its
+     * identity key pair was just made, so write it down now, then the log,
+     * then the snapshot that says a log exists. */
+    if (!err && s->gen == 0) {
         err = fedreci_store_compact(s);
-    /* A store without a log until now (new, a creation cut short, or a
-     * version 1/2 snapshot without a log): its log exists now, so write the
-     * snapshot that says so before any event can go into that log. */
-    if (!err && !s->snap_has_log)
-        err = fedreci_store_compact(s);
+        if (!err)
+            err = fedreci_store_compact(s);
+    }
 out:
     if (err) {
         fedreci_store_close(s);
@@ -461,6 +464,11 @@ const uint8_t *fedreci_store_identity_sk(const fedreci_store *s)
 const uint8_t *fedreci_store_id(const fedreci_store *s)
 {
     return s->store_id;
+}
+
+uint64_t fedreci_store_lost(const fedreci_store *s)
+{
+    return s->lost;
 }
 
 const char *fedreci_store_dir(const fedreci_store *s)

@@ -14,10 +14,13 @@
  *             to snapshot.tmp, fsync'd, renamed over snapshot, then the
  *             directory is fsync'd.
  *   log       the events since snapshot g, append-only: a header naming the
- *             store id and g, then one length-prefixed secretstream message per
- *             event, each appended with one write() and fdatasync'd before the
- *             call that made it returns. Replaced (never removed) by a fresh
- *             one after each snapshot, the same way as the snapshot; every
+ *             store id and g, the committed-event counter (two slots, each a
+ *             u64 count and a keyed BLAKE2b-128), then one length-prefixed
+ *             secretstream message per event. An event is written with one
+ *             write() after the last complete frame and synced, then counted
+ *             (its counter slot rewritten and synced) before the call that
+ *             made it returns. Replaced (never removed) by a fresh one when
+ *             the store compacts, the same way as the snapshot; every
  *             snapshot written once a log exists records that one must exist,
  *             so a deleted log is refused rather than silently losing the
  *             events since the snapshot.
@@ -31,15 +34,21 @@
  * (made at creation), the participation flag (opted in by default), the cached
  * model (version, Y, optional Gram matrix, item codes) and the privacy ledger.
  *
- * Opening never changes a byte of the store before everything has been read
- * and authenticated: a wrong key (FEDREC_ERR_BADKEY), a corrupted or
+ * Opening an existing store reads and authenticates it and writes nothing
+ * (no rename, no fsync): a wrong key (FEDREC_ERR_BADKEY), a corrupted or
  * truncated file, a missing log, or a file of another store
- * (FEDREC_ERR_CORRUPT) are reported with a message naming the file, and the
- * files are left as they were. Recovery after a crash: a torn last log
- * frame (shorter than its length prefix says, or all zero bytes) is an event
- * whose append never returned, and is dropped; the open then folds the log
- * into a new snapshot. Not detected: a log truncated at a frame boundary, a
- * log replaced by an older one, a whole store rolled back (docs/client.md).
+ * (FEDREC_ERR_CORRUPT) are reported with a message naming the file. The log
+ * is continued by this process's appends; compaction (a new snapshot and an
+ * empty log) happens only on an update that needs it: the first one after a
+ * crash left a torn frame or a stale log, the first one on a store of an
+ * older format (that is its migration), every COMPACT_EVERY (4096) events,
+ * and set_model. Recovery after a crash: a torn last log frame (shorter than
+ * its length prefix says, or all zero bytes) is an event whose append never
+ * returned, and is dropped. A log with fewer complete frames than its
+ * counter has lost committed events (cut at a frame boundary or inside one):
+ * FEDREC_ERR_LOST_EVENTS naming how many, unless opened with
+ * FEDRECI_OPEN_KEEP_PARTIAL. Not detected: a log replaced by an older one, a
+ * whole store rolled back (docs/client.md).
  *
  * Memory: the master and stream keys, the identity secret key and the
  * secretstream state live in sodium_malloc memory, wiped on close; serialized
@@ -117,12 +126,32 @@ typedef enum fedreci_key_kind {
  * crypto_pwhash's INTERACTIVE values; used only when creating).
  * Errors: FEDREC_ERR_INVALID (arguments), FEDREC_ERR_BADKEY (wrong key or
  * key kind), FEDREC_ERR_CORRUPT (damaged, truncated, foreign file, log
- * deleted), FEDREC_ERR_IO, FEDREC_ERR_BUSY (open elsewhere), FEDREC_ERR_NOMEM,
- * FEDREC_ERR_CRYPTO (pwhash failed). *out written only on success. */
+ * deleted), FEDREC_ERR_LOST_EVENTS (the log lost committed events; the
+ * message says how many), FEDREC_ERR_IO, FEDREC_ERR_BUSY (open elsewhere),
+ * FEDREC_ERR_NOMEM, FEDREC_ERR_CRYPTO (pwhash failed). *out written only on
+ * success; on error nothing was written. A new store is written (meta,
+ * snapshot, log) before this returns. */
 FEDREC_NODISCARD fedrec_err fedreci_store_open(fedreci_store **out, const char *dir,
                                                fedreci_key_kind kind, const uint8_t *key,
                                                size_t key_len, unsigned long long opslimit,
                                                size_t memlimit);
+
+/* Open flag: a log that lost committed events opens with the events that are
+ * left (fedreci_store_lost gives how many are gone) instead of failing with
+ * FEDREC_ERR_LOST_EVENTS; the first update then compacts, which makes the
+ * loss permanent (the store then opens without the flag). */
+#define FEDRECI_OPEN_KEEP_PARTIAL 1u
+
+/* fedreci_store_open with flags (0 or FEDRECI_OPEN_KEEP_PARTIAL). Errors: as
+ * fedreci_store_open, plus FEDREC_ERR_LOST_EVENTS (without the flag). */
+FEDREC_NODISCARD fedrec_err fedreci_store_open_flags(fedreci_store **out, const char *dir,
+                                                     fedreci_key_kind kind, const uint8_t *key,
+                                                     size_t key_len, unsigned long long opslimit,
+                                                     size_t memlimit, unsigned flags);
+
+/* The number of committed events found missing when the store was opened
+ * with FEDRECI_OPEN_KEEP_PARTIAL (0 when none). */
+uint64_t fedreci_store_lost(const fedreci_store *s);
 
 /* Wipes the secrets and frees; NULL is a no-op. Nothing is written. */
 void fedreci_store_close(fedreci_store *s);
@@ -133,7 +162,7 @@ void fedreci_store_close(fedreci_store *s);
  * could not be removed. */
 FEDREC_NODISCARD fedrec_err fedreci_store_forget(fedreci_store *s);
 
-/* ---- durable updates: each is on disk (fdatasync'd) when it returns OK ----- */
+/* ---- durable updates: each is on disk (synced) when it returns OK ---------- */
 
 /* Appends a purchase; *seq (optional) gets its sequence number. code is 1..31
  * bytes of printable ASCII without ',' '"' or control characters. */
@@ -155,7 +184,9 @@ FEDREC_NODISCARD fedrec_err fedreci_store_set_model(fedreci_store *s, uint64_t v
                                                     uint32_t n_items, uint32_t k, const float *y,
                                                     const float *gram, const char *const *codes,
                                                     const uint32_t *retired, uint32_t n_retired);
-/* Folds the log into a new snapshot (also done at open and every 4096 events). */
+/* Folds the log into a new snapshot and starts an empty log (also done by an
+ * update when the log cannot be continued or holds 4096 events, and by
+ * set_model). */
 FEDREC_NODISCARD fedrec_err fedreci_store_compact(fedreci_store *s);
 
 /* ---- reads: pointers stay valid until the next update or close ------------ */

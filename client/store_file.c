@@ -34,6 +34,36 @@ fedrec_err fedreci_store_fsync_dir(const char *dir)
     return FEDREC_OK;
 }
 
+int fedreci_store_sync(int fd, int data_only)
+{
+#ifdef F_FULLFSYNC
+    /* Darwin: fsync leaves the data in the drive's cache; F_FULLFSYNC flushes
+     * it. Some file systems refuse it: then fsync is the best there is. */
+    (void)data_only;
+    if (fcntl(fd, F_FULLFSYNC) == 0)
+        return 0;
+    return fsync(fd);
+#else
+    return data_only ? fdatasync(fd) : fsync(fd);
+#endif
+}
+
+int fedreci_store_pwrite_all(int fd, const uint8_t *p, size_t n, uint64_t off)
+{
+    while (n > 0) {
+        ssize_t w = pwrite(fd, p, n, (off_t)off);
+        if (w < 0) {
+            if (errno == EINTR)
+                continue;
+            return -1;
+        }
+        p += w;
+        n -= (size_t)w;
+        off += (uint64_t)w;
+    }
+    return 0;
+}
+
 int fedreci_store_write_all(int fd, const uint8_t *p, size_t n)
 {
     while (n > 0) {
@@ -111,7 +141,7 @@ fedrec_err fedreci_store_write_atomic(const char *dir, const char *name, const u
         err = fedreci_error(FEDREC_ERR_IO, "%s: cannot create: %s", tmp, strerror(errno));
         goto out;
     }
-    if (fedreci_store_write_all(fd, p, n) != 0 || fsync(fd) != 0) {
+    if (fedreci_store_write_all(fd, p, n) != 0 || fedreci_store_sync(fd, 0) != 0) {
         err = fedreci_error(FEDREC_ERR_IO, "%s: write failed: %s", tmp, strerror(errno));
         close(fd);
         unlink(tmp);

@@ -28,6 +28,15 @@ FEDREC_NODISCARD fedrec_err fedreci_store_fsync_dir(const char *dir);
  * Returns 0, or -1 with errno set. */
 int fedreci_store_write_all(int fd, const uint8_t *p, size_t n);
 
+/* Makes fd's written data durable: F_FULLFSYNC where the platform defines it
+ * (falling back to fsync when the file system refuses it), else fdatasync
+ * (data_only) or fsync. Returns 0, or -1 with errno set. */
+int fedreci_store_sync(int fd, int data_only);
+
+/* Writes all n bytes at p to fd at byte offset off (pwrite; the file offset
+ * is unchanged; fd must not be O_APPEND). Returns 0, or -1 with errno set. */
+int fedreci_store_pwrite_all(int fd, const uint8_t *p, size_t n, uint64_t off);
+
 /* Reads the whole regular file at path into *buf (malloc'd, the caller frees
  * it) and *len. Errors: FEDREC_ERR_NOT_FOUND (without a message) when it does
  * not exist; FEDREC_ERR_IO, FEDREC_ERR_TOO_BIG (over 2 GiB),

@@ -23,7 +23,8 @@
 
 #define META_MAGIC "FEDRECM1"
 #define SNAP_MAGIC "FRSNAP01"
-#define LOG_MAGIC "FRLOG001"
+#define LOG_MAGIC_V1 "FRLOG001" /* no event counter: read, never appended to */
+#define LOG_MAGIC "FRLOG002"    /* with the committed-event counter */
 #define META_VERSION 1u
 #define STATE_VERSION 3u      /* 2: the model carries its retired rows; 3: flags */
 #define STATE_VERSION_MIN 1u  /* versions 1 and 2 still open */
@@ -34,6 +35,9 @@
 #define SS_HEADER crypto_secretstream_xchacha20poly1305_HEADERBYTES
 #define SS_ABYTES crypto_secretstream_xchacha20poly1305_ABYTES
 #define FILE_HEADER_BYTES (PREFIX_BYTES + SS_HEADER)
+#define COUNT_MAC_BYTES 16u
+#define COUNT_SLOT_BYTES (8u + COUNT_MAC_BYTES) /* u64 count | keyed BLAKE2b-128 */
+#define LOG_HEADER_BYTES (FILE_HEADER_BYTES + 2u * COUNT_SLOT_BYTES)
 #define SNAP_CHUNK (1u << 20)      /* plaintext bytes per snapshot message */
 #define LOG_FRAME_MAX (1u << 16)   /* a log event is far smaller than this */
 #define FILE_MAX ((size_t)1 << 31) /* refuse to read larger files */
@@ -46,14 +50,20 @@ typedef struct store_keys {
     uint8_t master[FEDRECI_STORE_KEY_BYTES];
     uint8_t stream[crypto_secretstream_xchacha20poly1305_KEYBYTES];
     uint8_t sign_sk[FEDRECI_SIGN_SK_BYTES];
+    uint8_t count[crypto_generichash_KEYBYTES]; /* MACs the log's event counter */
 } store_keys;
 
 struct fedreci_store {
     char *dir;
     int meta_fd; /* holds the flock */
-    int log_fd;  /* -1 when no usable log is open */
+    int log_fd;  /* -1 until the first append of this process */
+    /* 1 when the next append must start a new log (compaction): the log on
+     * disk is stale, of format 1, has a torn or lost tail, or an append
+     * failed. 0: the log is current and push continues its stream. */
     int log_broken;
-    uint32_t log_events;
+    uint64_t log_events; /* complete events in the current log */
+    uint64_t log_end;    /* byte offset just past the last complete frame */
+    uint64_t lost;       /* committed events found missing at open (FEDRECI_OPEN_KEEP_PARTIAL) */
     /* 1 once a log file is known to be in the directory: from then on it is
      * only ever replaced by rename, never removed (except by forget), so every
      * snapshot written says so (STATE_FLAG_HAS_LOG) and an open that finds no

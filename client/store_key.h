@@ -23,6 +23,7 @@
 
 #define FEDRECI_LABEL_CHECK "fedrec store key check v1"
 #define FEDRECI_LABEL_STREAM "fedrec store stream key v1"
+#define FEDRECI_LABEL_COUNT "fedrec store log count v1"
 
 /* out = BLAKE2b-256(key = master, label || store_id[16]). */
 void fedreci_store_key_derive(const uint8_t master[32], const char *label, const uint8_t *store_id,

@@ -62,7 +62,56 @@ out:
     return err;
 }
 
-/* Creates a fresh log for generation `gen` and opens it for appending. */
+/* The keyed MAC of counter slot `slot` holding `count`, bound to the log's
+ * prefix (so a slot cannot move to another log, generation or store). */
+static void count_mac(const fedreci_store *s, const uint8_t prefix[PREFIX_BYTES], unsigned slot,
+                      uint64_t count, uint8_t out[COUNT_MAC_BYTES])
+{
+    uint8_t msg[PREFIX_BYTES + 1 + 8];
+    memcpy(msg, prefix, PREFIX_BYTES);
+    msg[PREFIX_BYTES] = (uint8_t)slot;
+    put_u64le(msg + PREFIX_BYTES + 1, count);
+    crypto_generichash(out, COUNT_MAC_BYTES, msg, sizeof msg, s->keys->count,
+                       sizeof s->keys->count);
+}
+
+static void count_slot_encode(const fedreci_store *s, const uint8_t prefix[PREFIX_BYTES],
+                              unsigned slot, uint64_t count, uint8_t out[COUNT_SLOT_BYTES])
+{
+    put_u64le(out, count);
+    count_mac(s, prefix, slot, count, out + 8);
+}
+
+/* The committed-event count of a format 2 log (b holds at least
+ * LOG_HEADER_BYTES): the larger count of the two slots that authenticate.
+ * The slot being rewritten when a crash hit may fail; the other one then
+ * holds the count before it. */
+static fedrec_err count_read(const fedreci_store *s, const char *path, const uint8_t *b,
+                             uint64_t *committed)
+{
+    int valid = 0;
+    *committed = 0;
+    for (unsigned i = 0; i < 2; i++) {
+        const uint8_t *slot = b + FILE_HEADER_BYTES + i * COUNT_SLOT_BYTES;
+        uint8_t mac[COUNT_MAC_BYTES];
+        uint64_t c = get_u64le(slot);
+        count_mac(s, b, i, c, mac);
+        if (sodium_memcmp(mac, slot + 8, COUNT_MAC_BYTES) == 0) {
+            valid = 1;
+            if (c > *committed)
+                *committed = c;
+        }
+    }
+    if (!valid)
+        return fedreci_error(FEDREC_ERR_CORRUPT,
+                             "%s: the committed-event counter does not authenticate (header "
+                             "damaged)",
+                             path);
+    return FEDREC_OK;
+}
+
+/* Creates a fresh log for generation `gen` (format 2, counter 0) and opens it
+ * for writing. */
 static fedrec_err log_create(fedreci_store *s, uint64_t gen)
 {
     if (s->log_fd >= 0) {
@@ -70,15 +119,17 @@ static fedrec_err log_create(fedreci_store *s, uint64_t gen)
         s->log_fd = -1;
     }
     s->log_broken = 1;
-    uint8_t file[FILE_HEADER_BYTES];
+    uint8_t file[LOG_HEADER_BYTES];
     make_prefix(file, LOG_MAGIC, s->store_id, gen);
     crypto_secretstream_xchacha20poly1305_init_push(s->push, file + PREFIX_BYTES, s->keys->stream);
+    count_slot_encode(s, file, 0, 0, file + FILE_HEADER_BYTES);
+    count_slot_encode(s, file, 1, 0, file + FILE_HEADER_BYTES + COUNT_SLOT_BYTES);
     char *path = fedreci_store_path(s->dir, LOG_NAME);
     fedrec_err err = path ? fedreci_store_write_atomic(s->dir, LOG_NAME, file, sizeof file)
                           : fedreci_error(FEDREC_ERR_NOMEM, "%s: out of memory", s->dir);
     if (err)
         goto out;
-    s->log_fd = open(path, O_WRONLY | O_APPEND | O_CLOEXEC);
+    s->log_fd = open(path, O_WRONLY | O_CLOEXEC);
     if (s->log_fd < 0) {
         err = fedreci_error(FEDREC_ERR_IO, "%s: cannot open for appending: %s", path,
                             strerror(errno));
@@ -87,6 +138,7 @@ static fedrec_err log_create(fedreci_store *s, uint64_t gen)
     memcpy(s->log_prefix, file, PREFIX_BYTES);
     s->log_broken = 0;
     s->log_events = 0;
+    s->log_end = LOG_HEADER_BYTES;
     s->has_log = 1;
 out:
     free(path);
@@ -115,16 +167,44 @@ fedrec_err fedreci_store_compact(fedreci_store *s)
     return log_create(s, s->gen);
 }
 
+/* Makes the log ready for an append: a compaction when it pays or is needed
+ * (the log cannot be continued, holds COMPACT_EVERY events, or the snapshot
+ * does not yet say that a log exists), else opening the current log for
+ * writing at the first append of this process. */
+static fedrec_err log_ready(fedreci_store *s)
+{
+    fedrec_err err = FEDREC_OK;
+    if (s->log_broken || !s->snap_has_log || s->log_events >= COMPACT_EVERY) {
+        err = fedreci_store_compact(s);
+        /* A store without a log until now (new, a creation cut short, or a
+         * version 1/2 snapshot): its log exists now, so write the snapshot
+         * that says so before any event can go into that log. */
+        if (!err && !s->snap_has_log)
+            err = fedreci_store_compact(s);
+        return err;
+    }
+    if (s->log_fd < 0) {
+        char *path = fedreci_store_path(s->dir, LOG_NAME);
+        s->log_fd = path ? open(path, O_WRONLY | O_CLOEXEC) : -1;
+        if (s->log_fd < 0) {
+            s->log_broken = 1;
+            err = fedreci_error(path ? FEDREC_ERR_IO : FEDREC_ERR_NOMEM,
+                                "%s/%s: cannot open for appending: %s", s->dir, LOG_NAME,
+                                path ? strerror(errno) : "out of memory");
+        }
+        free(path);
+    }
+    return err;
+}
+
 /* Appends one event record durably, then applies it to memory. */
 fedrec_err fedreci_store_log_append(fedreci_store *s, const fedreci_wbuf *rec)
 {
     if (rec->oom)
         return fedreci_error(FEDREC_ERR_NOMEM, "%s: out of memory", s->dir);
-    if (s->log_broken || s->log_fd < 0 || s->log_events >= COMPACT_EVERY) {
-        fedrec_err err = fedreci_store_compact(s);
-        if (err)
-            return err;
-    }
+    fedrec_err err = log_ready(s);
+    if (err)
+        return err;
     size_t flen = 4 + rec->len + SS_ABYTES;
     uint8_t *frame = malloc(flen);
     if (!frame)
@@ -132,16 +212,25 @@ fedrec_err fedreci_store_log_append(fedreci_store *s, const fedreci_wbuf *rec)
     unsigned long long clen = 0;
     crypto_secretstream_xchacha20poly1305_push(s->push, frame + 4, &clen, rec->p, rec->len,
                                                s->log_prefix, PREFIX_BYTES, 0);
-    frame[0] = (uint8_t)clen;
-    frame[1] = (uint8_t)(clen >> 8);
-    frame[2] = (uint8_t)(clen >> 16);
-    frame[3] = (uint8_t)(clen >> 24);
-    /* One write() per frame, then fdatasync: the event is durable before the
-     * caller hears OK. On failure the stream state has moved on, so the log
-     * is retired and the next event starts a new generation. */
-    int rc = fedreci_store_write_all(s->log_fd, frame, flen);
+    put_u32le(frame, (uint32_t)clen);
+    uint64_t count = s->log_events + 1;
+    unsigned slot = (unsigned)(count % 2);
+    uint8_t cs[COUNT_SLOT_BYTES];
+    count_slot_encode(s, s->log_prefix, slot, count, cs);
+    /* The frame with one write, made durable, then the counter that says it
+     * is committed, made durable: the event is on disk before the caller
+     * hears OK, and after any crash the counter is at most the number of
+     * complete frames, so fewer frames than counted is a lost tail, never a
+     * torn write. On failure the stream state has moved on, so the log is
+     * retired and the next event starts a new generation. */
+    int rc = fedreci_store_pwrite_all(s->log_fd, frame, flen, s->log_end);
     if (rc == 0)
-        rc = fdatasync(s->log_fd);
+        rc = fedreci_store_sync(s->log_fd, 1);
+    if (rc == 0)
+        rc = fedreci_store_pwrite_all(s->log_fd, cs, sizeof cs,
+                                      FILE_HEADER_BYTES + slot * COUNT_SLOT_BYTES);
+    if (rc == 0)
+        rc = fedreci_store_sync(s->log_fd, 1);
     int e = errno;
     free(frame);
     if (rc != 0) {
@@ -149,8 +238,9 @@ fedrec_err fedreci_store_log_append(fedreci_store *s, const fedreci_wbuf *rec)
         return fedreci_error(FEDREC_ERR_IO, "%s/%s: append failed: %s", s->dir, LOG_NAME,
                              strerror(e));
     }
-    s->log_events++;
-    fedrec_err err = fedreci_store_apply_record(s, rec->p, rec->len);
+    s->log_events = count;
+    s->log_end += flen;
+    err = fedreci_store_apply_record(s, rec->p, rec->len);
     if (err == FEDREC_ERR_NOMEM)
         return fedreci_error(FEDREC_ERR_NOMEM, "%s: out of memory", s->dir);
     if (err)
@@ -158,6 +248,9 @@ fedrec_err fedreci_store_log_append(fedreci_store *s, const fedreci_wbuf *rec)
     return FEDREC_OK;
 }
 
+/* Checks a snapshot or log file's plaintext prefix (magic, store id) and
+ * returns its generation; `kind` names the file type in errors. The mirror
+ * of make_prefix. */
 static fedrec_err file_prefix_check(const fedreci_store *s, const char *path, const uint8_t *b,
                                     size_t n, const char *magic, const char *kind, uint64_t *gen)
 {
@@ -262,31 +355,19 @@ static int all_zero(const uint8_t *p, size_t n)
     return 1;
 }
 
-/* Replays the log over the snapshot state. *replayed gets the events. */
-fedrec_err fedreci_store_log_replay(fedreci_store *s, const char *path, const uint8_t *b, size_t n,
-                                    size_t *replayed)
+/* Pulls the frames from b + off on: *events gets the complete frames
+ * applied, *end the offset past the last of them, *torn 1 when bytes follow
+ * it (a partial frame, or zeros a power loss left). */
+static fedrec_err replay_frames(fedreci_store *s, const char *path, const uint8_t *b, size_t n,
+                                size_t off, crypto_secretstream_xchacha20poly1305_state *st,
+                                uint64_t *events, size_t *end, int *torn)
 {
-    *replayed = 0;
-    uint64_t gen;
-    fedrec_err err = file_prefix_check(s, path, b, n, LOG_MAGIC, "log", &gen);
-    if (err)
-        return err;
-    if (gen < s->gen)
-        return FEDREC_OK; /* stale: already folded into the snapshot */
-    if (gen > s->gen)
-        return fedreci_error(FEDREC_ERR_CORRUPT,
-                             "%s: generation %llu is newer than the snapshot's %llu (the "
-                             "snapshot was replaced by an older one)",
-                             path, (unsigned long long)gen, (unsigned long long)s->gen);
-    crypto_secretstream_xchacha20poly1305_state *st = NULL;
+    fedrec_err err = FEDREC_OK;
     uint8_t *m = malloc(LOG_FRAME_MAX);
     if (!m) {
         err = fedreci_error(FEDREC_ERR_NOMEM, "%s: out of memory", path);
         goto out;
     }
-    if ((err = stream_pull_begin(s, path, b, &st)))
-        goto out;
-    size_t off = FILE_HEADER_BYTES;
     while (off < n) {
         /* A torn tail: the last append was cut short (process killed inside
          * write(), or a power loss left zeros). Its record() never returned. */
@@ -309,20 +390,84 @@ fedrec_err fedreci_store_log_replay(fedreci_store *s, const char *path, const ui
             goto out;
         }
         fedrec_err e = fedreci_store_apply_record(s, m, (size_t)mlen);
-        if (e == FEDREC_ERR_NOMEM) {
-            err = fedreci_error(e, "%s: out of memory", path);
-            goto out;
-        }
         if (e) {
-            err = fedreci_error(FEDREC_ERR_CORRUPT, "%s: malformed event at byte %zu", path, off);
+            err = e == FEDREC_ERR_NOMEM
+                      ? fedreci_error(e, "%s: out of memory", path)
+                      : fedreci_error(FEDREC_ERR_CORRUPT, "%s: malformed event at byte %zu", path,
+                                      off);
             goto out;
         }
         off += 4 + clen;
-        (*replayed)++;
+        (*events)++;
     }
+    *end = off;
+    *torn = off < n;
 out:
     if (m)
         fedreci_wipe_free(m, LOG_FRAME_MAX);
+    return err;
+}
+
+/* Checks the log's prefix: *v2 gets 1 for format 2 (with the counter). */
+static fedrec_err log_prefix_check(const fedreci_store *s, const char *path, const uint8_t *b,
+                                   size_t n, uint64_t *gen, int *v2)
+{
+    *v2 = n >= 8 && memcmp(b, LOG_MAGIC, 8) == 0;
+    fedrec_err err = file_prefix_check(s, path, b, n, *v2 ? LOG_MAGIC : LOG_MAGIC_V1, "log", gen);
+    if (!err && *v2 && n < LOG_HEADER_BYTES)
+        err = fedreci_error(FEDREC_ERR_CORRUPT, "%s: truncated in its header (%zu of %u bytes)",
+                            path, n, LOG_HEADER_BYTES);
+    return err;
+}
+
+fedrec_err fedreci_store_log_replay(fedreci_store *s, const char *path, const uint8_t *b, size_t n,
+                                    unsigned flags)
+{
+    uint64_t gen = 0, committed = 0, events = 0;
+    int v2 = 0, torn = 0;
+    size_t end = 0;
+    crypto_secretstream_xchacha20poly1305_state *st = NULL;
+    fedrec_err err = log_prefix_check(s, path, b, n, &gen, &v2);
+    if (err || gen < s->gen)
+        goto out; /* gen < s->gen: stale, already folded into the snapshot */
+    if (gen > s->gen) {
+        err = fedreci_error(FEDREC_ERR_CORRUPT,
+                            "%s: generation %llu is newer than the snapshot's %llu (the "
+                            "snapshot was replaced by an older one)",
+                            path, (unsigned long long)gen, (unsigned long long)s->gen);
+        goto out;
+    }
+    if (v2 && (err = count_read(s, path, b, &committed)))
+        goto out;
+    if ((err = stream_pull_begin(s, path, b, &st)))
+        goto out;
+    err = replay_frames(s, path, b, n, v2 ? LOG_HEADER_BYTES : FILE_HEADER_BYTES, st, &events, &end,
+                        &torn);
+    if (!err && events < committed && !(flags & FEDRECI_OPEN_KEEP_PARTIAL)) {
+        err = fedreci_error(FEDREC_ERR_LOST_EVENTS,
+                            "%s: %llu committed events are missing: the log holds %llu of the "
+                            "%llu events committed to it (it ends after byte %zu); nothing was "
+                            "changed, and recovering the store keeps the %llu that are left",
+                            path, (unsigned long long)(committed - events),
+                            (unsigned long long)events, (unsigned long long)committed, end,
+                            (unsigned long long)events);
+        goto out;
+    }
+    if (!err && events < committed)
+        s->lost = committed - events;
+    /* A current format 2 log that ends with a complete frame and lost
+     * nothing is continued: the pull state after the log's messages is the
+     * push state after them (secretstream's state is one type for both
+     * directions, updated the same way). Otherwise the first append starts a
+     * new generation. */
+    if (!err && v2 && !torn && events >= committed) {
+        memcpy(s->push, st, sizeof *st);
+        memcpy(s->log_prefix, b, PREFIX_BYTES);
+        s->log_events = events;
+        s->log_end = end;
+        s->log_broken = 0;
+    }
+out:
     sodium_free(st);
     return err;
 }

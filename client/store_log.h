@@ -28,15 +28,23 @@ FEDREC_NODISCARD fedrec_err fedreci_store_snapshot_load(fedreci_store *s, const 
 
 /* Replays the log file (n bytes at b, read from path) over the snapshot
  * state in s: a log of an older generation is stale and ignored, a torn last
- * frame is dropped. *replayed gets the number of events applied. Errors:
- * FEDREC_ERR_CORRUPT (damaged frame, another store's, newer than the
- * snapshot), FEDREC_ERR_NOMEM. */
+ * frame is dropped. A format 2 log with fewer complete frames than its
+ * committed-event counter has lost its tail: FEDREC_ERR_LOST_EVENTS naming
+ * how many, unless flags has FEDRECI_OPEN_KEEP_PARTIAL (then s->lost gets
+ * the number). A current format 2 log that ends cleanly is continued by the
+ * next append (s->push, log_events, log_end set, log_broken 0); any other
+ * leaves log_broken set, so the next append compacts first. Errors:
+ * FEDREC_ERR_CORRUPT (damaged frame or counter, another store's, newer than
+ * the snapshot), FEDREC_ERR_LOST_EVENTS, FEDREC_ERR_NOMEM. Writes nothing. */
 FEDREC_NODISCARD fedrec_err fedreci_store_log_replay(fedreci_store *s, const char *path,
-                                                     const uint8_t *b, size_t n, size_t *replayed);
+                                                     const uint8_t *b, size_t n, unsigned flags);
 
-/* Encrypts one event record (rec: type byte and body), appends it to the log
- * with one write() and fdatasyncs it, then applies it to s. Compacts first
- * when the log is unusable or holds COMPACT_EVERY events. Errors:
+/* Encrypts one event record (rec: type byte and body), writes it after the
+ * log's last complete frame with one write and syncs it, then counts it in
+ * the log's committed-event counter and syncs that, then applies it to s.
+ * Compacts first when the log cannot be continued (see log_replay), when the
+ * snapshot does not yet record a log, or when the log holds COMPACT_EVERY
+ * events. Errors:
  * FEDREC_ERR_IO (the log is retired; the next event starts a new
  * generation), FEDREC_ERR_NOMEM, FEDREC_ERR_INTERNAL. */
 FEDREC_NODISCARD fedrec_err fedreci_store_log_append(fedreci_store *s, const fedreci_wbuf *rec);

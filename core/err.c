@@ -67,6 +67,8 @@ const char *fedrec_strerror(fedrec_err err)
         return "internal error";
     case FEDREC_ERR_EMPTY:
         return "no data";
+    case FEDREC_ERR_LOST_EVENTS:
+        return "committed events are missing";
     }
     return "unknown error";
 }

@@ -18,6 +18,7 @@ packages=(
   libcmocka-dev                     # tests
   gnuplot-nox                       # the simulator's plots
   valgrind                          # memcheck run (hardening)
+  strace                            # ctest store_open_no_sync: opening a store makes no sync call
 )
 
 missing=()

@@ -408,6 +408,61 @@ static void test_kill9_record(void **state)
     free(dir);
 }
 
+/* A log that lost committed events is refused naming how many, the bytes
+ * left alone; fedrec_client_recover keeps the rest and the store opens. */
+static void test_lost_events_and_recover(void **state)
+{
+    char *dir = tmpdir_make();
+    char log[4096];
+    snprintf(log, sizeof log, "%s/log", dir);
+    fedrec_client *c = open_client(dir);
+    struct stat st;
+    off_t after3 = 0;
+    for (int i = 0; i < 5; i++) {
+        assert_int_equal(fedrec_client_record(c, "85123A", 1291191960 + i, 1), FEDREC_OK);
+        if (i == 2) {
+            assert_int_equal(stat(log, &st), 0);
+            after3 = st.st_size;
+        }
+    }
+    fedrec_client_close(c);
+    assert_int_equal(truncate(log, after3), 0);
+    uint8_t before[32], after[32];
+    hash_dir(dir, before);
+    c = NULL;
+    assert_int_equal(fedrec_client_open(&c, dir, NULL, KEY), FEDREC_ERR_LOST_EVENTS);
+    assert_null(c);
+    assert_non_null(strstr(fedrec_errmsg(), "2 committed events are missing"));
+    hash_dir(dir, after);
+    assert_memory_equal(before, after, 32);
+    /* Wrong key: refused, nothing written. */
+    uint64_t lost = 99;
+    assert_int_equal(fedrec_client_recover(dir, OTHER_KEY, &lost), FEDREC_ERR_BADKEY);
+    assert_int_equal(lost, 99);
+    hash_dir(dir, after);
+    assert_memory_equal(before, after, 32);
+    assert_int_equal(fedrec_client_recover(dir, KEY, &lost), FEDREC_OK);
+    assert_int_equal(lost, 2);
+    c = open_client(dir);
+    fedrec_client_info in;
+    assert_int_equal(fedrec_client_get_info(c, &in), FEDREC_OK);
+    assert_int_equal(in.purchases, 3);
+    fedrec_client_close(c);
+    /* A healthy store: nothing lost, nothing written. */
+    hash_dir(dir, before);
+    assert_int_equal(fedrec_client_recover(dir, KEY, &lost), FEDREC_OK);
+    assert_int_equal(lost, 0);
+    hash_dir(dir, after);
+    assert_memory_equal(before, after, 32);
+    /* No store there: recovery does not make one. */
+    char none[4096];
+    snprintf(none, sizeof none, "%s/none", dir);
+    assert_int_equal(fedrec_client_recover(none, KEY, &lost), FEDREC_ERR_NOT_FOUND);
+    assert_int_equal(access(none, F_OK), -1);
+    rm_rf(dir);
+    free(dir);
+}
+
 static void test_store_errors_leave_bytes(void **state)
 {
     char *dir = tmpdir_make();
@@ -824,6 +879,7 @@ int main(void)
         cmocka_unit_test(test_ledger_and_consent_survive_reopen),
         cmocka_unit_test(test_kill9_record),
         cmocka_unit_test(test_store_errors_leave_bytes),
+        cmocka_unit_test(test_lost_events_and_recover),
         cmocka_unit_test(test_forget),
         cmocka_unit_test(test_threads_share_a_handle),
         cmocka_unit_test(test_sync_round_ledger_and_opt_out),

@@ -411,34 +411,76 @@ static void test_truncated_and_damaged(void **state)
     fedreci_store_close(s);
     off_t lsz = file_size(sub(dir, "log"));
     fd = open(sub(dir, "log"), O_RDWR);
-    assert_int_equal(pread(fd, &b, 1, 60 + 10), 1);
+    /* The log header (prefix, stream header, two counter slots) is 104
+     * bytes; byte 114 is inside the first frame's ciphertext. */
+    assert_int_equal(pread(fd, &b, 1, 104 + 10), 1);
     b ^= 0x80;
-    assert_int_equal(pwrite(fd, &b, 1, 60 + 10), 1);
+    assert_int_equal(pwrite(fd, &b, 1, 104 + 10), 1);
     close(fd);
-    assert_true(lsz > 70);
+    assert_true(lsz > 114);
     expect_open_error(dir, KEY_A, FEDREC_ERR_CORRUPT, "log");
     rm_rf(dir);
     free(dir);
 }
 
-/* A torn last frame is an append that never returned: it is dropped and the
- * events before it are kept. */
+static uint8_t *slurp(const char *path, size_t *len)
+{
+    FILE *f = fopen(path, "rb");
+    assert_non_null(f);
+    assert_int_equal(fseek(f, 0, SEEK_END), 0);
+    long n = ftell(f);
+    assert_true(n >= 0);
+    assert_int_equal(fseek(f, 0, SEEK_SET), 0);
+    uint8_t *b = malloc((size_t)n + 1);
+    assert_non_null(b);
+    assert_int_equal(fread(b, 1, (size_t)n, f), (size_t)n);
+    fclose(f);
+    *len = (size_t)n;
+    return b;
+}
+
+static void spill(const char *path, const uint8_t *b, size_t n)
+{
+    FILE *f = fopen(path, "wb");
+    assert_non_null(f);
+    assert_int_equal(fwrite(b, 1, n, f), n);
+    fclose(f);
+}
+
+/* A torn last frame is an append that never returned: a crash inside the
+ * write of event 6 leaves the log of 5 committed events (its counter says 5)
+ * followed by part of frame 6. It opens with the 5, and the next event
+ * starts a new generation that holds them. */
 static void test_torn_tail_recovers(void **state)
 {
     char *dir = tmpdir_make();
     fedreci_store *s = open_raw(dir, KEY_A);
     for (int i = 0; i < 5; i++)
         assert_int_equal(fedreci_store_add_purchase(s, "85123A", 1000 + i, 1, NULL), FEDREC_OK);
+    size_t n5 = 0, n6 = 0;
+    uint8_t *log5 = slurp(sub(dir, "log"), &n5);
+    assert_int_equal(fedreci_store_add_purchase(s, "85123A", 1005, 1, NULL), FEDREC_OK);
     fedreci_store_close(s);
-    off_t lsz = file_size(sub(dir, "log"));
-    /* Cut the last frame short: 5 events become 4. */
-    assert_int_equal(truncate(sub(dir, "log"), lsz - 7), 0);
+    uint8_t *log6 = slurp(sub(dir, "log"), &n6);
+    assert_true(n6 > n5 + 7);
+    /* log5's bytes (counter 5), then all but the last 7 bytes of frame 6. */
+    uint8_t *torn = malloc(n6);
+    assert_non_null(torn);
+    memcpy(torn, log5, n5);
+    memcpy(torn + n5, log6 + n5, n6 - n5 - 7);
+    spill(sub(dir, "log"), torn, n6 - 7);
     s = open_raw(dir, KEY_A);
+    assert_int_equal(fedreci_store_lost(s), 0);
     size_t n;
     const fedreci_store_purchase *p = fedreci_store_purchases(s, &n);
-    assert_int_equal(n, 4);
-    assert_int_equal(p[3].time, 1003);
+    assert_int_equal(n, 5);
+    assert_int_equal(p[4].time, 1004);
     assert_int_equal(fedreci_store_add_purchase(s, "X", 2000, 1, NULL), FEDREC_OK);
+    fedreci_store_close(s);
+    s = open_raw(dir, KEY_A);
+    p = fedreci_store_purchases(s, &n);
+    assert_int_equal(n, 6);
+    assert_string_equal(p[5].code, "X");
     fedreci_store_close(s);
     /* A zero-filled tail (power loss after the size grew) is torn too. */
     int fd = open(sub(dir, "log"), O_WRONLY | O_APPEND);
@@ -447,8 +489,204 @@ static void test_torn_tail_recovers(void **state)
     close(fd);
     s = open_raw(dir, KEY_A);
     p = fedreci_store_purchases(s, &n);
+    assert_int_equal(n, 6);
+    assert_string_equal(p[5].code, "X");
+    assert_int_equal(fedreci_store_add_purchase(s, "Y", 2001, 1, NULL), FEDREC_OK);
+    fedreci_store_close(s);
+    s = open_raw(dir, KEY_A);
+    p = fedreci_store_purchases(s, &n);
+    assert_int_equal(n, 7);
+    assert_string_equal(p[6].code, "Y");
+    fedreci_store_close(s);
+    free(torn);
+    free(log5);
+    free(log6);
+    rm_rf(dir);
+    free(dir);
+}
+
+/* A log that lost committed events (cut at a frame boundary, or in the
+ * middle) is refused with the number missing, leaving the bytes alone; the
+ * app can keep what is left. */
+static void test_lost_tail_is_an_error(void **state)
+{
+    char *dir = tmpdir_make();
+    fedreci_store *s = open_raw(dir, KEY_A);
+    off_t end[11];
+    end[0] = file_size(sub(dir, "log"));
+    for (int i = 1; i <= 10; i++) {
+        assert_int_equal(fedreci_store_add_purchase(s, "85123A", 1000 + i, 1, NULL), FEDREC_OK);
+        end[i] = file_size(sub(dir, "log"));
+    }
+    fedreci_store_close(s);
+    char save[4096];
+    snprintf(save, sizeof save, "%s.log", dir);
+    copy_file(sub(dir, "log"), save);
+
+    /* Cut at the boundary after event 8: 2 committed events are missing. */
+    assert_int_equal(truncate(sub(dir, "log"), end[8]), 0);
+    expect_open_error(dir, KEY_A, FEDREC_ERR_LOST_EVENTS, "log: 2 committed events are missing");
+    assert_non_null(strstr(fedrec_errmsg(), "holds 8 of the 10"));
+    /* Cut in the middle of frame 4 ("a log cut in half"): 7 are missing,
+     * not a torn write. */
+    copy_file(save, sub(dir, "log"));
+    assert_int_equal(truncate(sub(dir, "log"), end[3] + (end[4] - end[3]) / 2), 0);
+    expect_open_error(dir, KEY_A, FEDREC_ERR_LOST_EVENTS, "log: 7 committed events are missing");
+    /* Every event cut: 10 missing. */
+    assert_int_equal(truncate(sub(dir, "log"), end[0]), 0);
+    expect_open_error(dir, KEY_A, FEDREC_ERR_LOST_EVENTS, "10 committed events are missing");
+
+    /* Keeping what is left: the 8 events before the cut. */
+    copy_file(save, sub(dir, "log"));
+    assert_int_equal(truncate(sub(dir, "log"), end[8]), 0);
+    uint8_t before[32], after[32];
+    hash_dir(dir, before);
+    s = NULL;
+    assert_int_equal(fedreci_store_open_flags(&s, dir, FEDRECI_KEY_RAW, KEY_A, 32, 0, 0,
+                                              FEDRECI_OPEN_KEEP_PARTIAL),
+                     FEDREC_OK);
+    assert_int_equal(fedreci_store_lost(s), 2);
+    size_t n;
+    const fedreci_store_purchase *p = fedreci_store_purchases(s, &n);
+    assert_int_equal(n, 8);
+    assert_int_equal(p[7].time, 1008);
+    hash_dir(dir, after);
+    assert_memory_equal(before, after, 32); /* still nothing written */
+    /* The next update makes the loss permanent (a new generation). */
+    uint64_t seq = 0;
+    assert_int_equal(fedreci_store_add_purchase(s, "X", 2000, 1, &seq), FEDREC_OK);
+    assert_int_equal(seq, 9);
+    fedreci_store_close(s);
+    s = open_raw(dir, KEY_A);
+    assert_int_equal(fedreci_store_lost(s), 0);
+    p = fedreci_store_purchases(s, &n);
+    assert_int_equal(n, 9);
+    assert_string_equal(p[8].code, "X");
+    fedreci_store_close(s);
+    unlink(save);
+    rm_rf(dir);
+    free(dir);
+}
+
+typedef struct file_stamp {
+    struct timespec mtime, ctime;
+    off_t size;
+} file_stamp;
+
+static void stamp(const char *dir, file_stamp st[3])
+{
+    static const char *const names[3] = {"meta", "snapshot", "log"};
+    for (int i = 0; i < 3; i++) {
+        struct stat sb;
+        assert_int_equal(stat(sub(dir, names[i]), &sb), 0);
+        st[i].mtime = sb.st_mtim;
+        st[i].ctime = sb.st_ctim;
+        st[i].size = sb.st_size;
+    }
+}
+
+static void assert_stamps_equal(const file_stamp *a, const file_stamp *b)
+{
+    for (int i = 0; i < 3; i++) {
+        assert_int_equal(a[i].mtime.tv_sec, b[i].mtime.tv_sec);
+        assert_int_equal(a[i].mtime.tv_nsec, b[i].mtime.tv_nsec);
+        assert_int_equal(a[i].ctime.tv_sec, b[i].ctime.tv_sec);
+        assert_int_equal(a[i].ctime.tv_nsec, b[i].ctime.tv_nsec);
+        assert_int_equal(a[i].size, b[i].size);
+    }
+}
+
+/* Opening, reading and closing a store writes nothing: same bytes, same
+ * modification and change times. An event then goes into the same log (the
+ * snapshot is not rewritten) and everything reads back. */
+static void test_open_writes_nothing(void **state)
+{
+    char *dir = tmpdir_make();
+    make_store_with_events(dir, KEY_A);
+    uint8_t h0[32], h1[32];
+    file_stamp t0[3], t1[3];
+    hash_dir(dir, h0);
+    stamp(dir, t0);
+    for (int round = 0; round < 2; round++) {
+        fedreci_store *s = open_raw(dir, KEY_A);
+        size_t n;
+        fedreci_store_purchases(s, &n);
+        assert_int_equal(n, 4);
+        assert_int_equal(fedreci_store_participation(s), 1);
+        fedreci_store_close(s);
+    }
+    hash_dir(dir, h1);
+    stamp(dir, t1);
+    assert_memory_equal(h0, h1, 32);
+    assert_stamps_equal(t0, t1);
+
+    /* Appending continues the log: the snapshot and meta keep their bytes. */
+    size_t sn0, sn1;
+    uint8_t *snap0 = slurp(sub(dir, "snapshot"), &sn0);
+    fedreci_store *s = open_raw(dir, KEY_A);
+    assert_int_equal(fedreci_store_add_purchase(s, "22423", 1291191970, 4, NULL), FEDREC_OK);
+    assert_int_equal(fedreci_store_set_participation(s, 0), FEDREC_OK);
+    fedreci_store_close(s);
+    uint8_t *snap1 = slurp(sub(dir, "snapshot"), &sn1);
+    assert_int_equal(sn0, sn1);
+    assert_memory_equal(snap0, snap1, sn0);
+    s = open_raw(dir, KEY_A);
+    size_t n;
+    const fedreci_store_purchase *p = fedreci_store_purchases(s, &n);
     assert_int_equal(n, 5);
-    assert_string_equal(p[4].code, "X");
+    assert_string_equal(p[4].code, "22423");
+    assert_int_equal(p[4].quantity, 4);
+    assert_int_equal(p[4].seq, 5);
+    assert_int_equal(fedreci_store_participation(s), 0);
+    fedreci_store_close(s);
+    free(snap0);
+    free(snap1);
+    rm_rf(dir);
+    free(dir);
+}
+
+/* A store written by the previous format (log "FRLOG001", no counter; made
+ * by fedrec-client import before this change, key 01 02 .. 20) opens
+ * without being written, and its first update migrates it. */
+static void test_format1_store_migrates(void **state)
+{
+    char *dir = tmpdir_make();
+    static const char *const names[3] = {"meta", "snapshot", "log"};
+    for (int i = 0; i < 3; i++) {
+        char from[4096];
+        snprintf(from, sizeof from, "%s/store_format1/%s", FEDREC_VECTORS_DIR, names[i]);
+        copy_file(from, sub(dir, names[i]));
+    }
+    uint8_t h0[32], h1[32];
+    hash_dir(dir, h0);
+    fedreci_store *s = open_raw(dir, KEY_A);
+    size_t n;
+    const fedreci_store_purchase *p = fedreci_store_purchases(s, &n);
+    assert_int_equal(n, 3);
+    assert_string_equal(p[0].code, "85123A");
+    assert_int_equal(p[0].time, 1291191960);
+    assert_int_equal(p[0].quantity, 6);
+    assert_string_equal(p[1].code, "71053");
+    assert_int_equal(p[1].quantity, 2);
+    assert_string_equal(p[2].code, "22752");
+    assert_int_equal(p[2].time, 1291192080);
+    fedreci_store_close(s);
+    hash_dir(dir, h1);
+    assert_memory_equal(h0, h1, 32);
+    /* The first update writes the new format. */
+    s = open_raw(dir, KEY_A);
+    assert_int_equal(fedreci_store_add_purchase(s, "21730", 1291192100, 1, NULL), FEDREC_OK);
+    fedreci_store_close(s);
+    size_t ln;
+    uint8_t *log = slurp(sub(dir, "log"), &ln);
+    assert_true(ln > 8);
+    assert_memory_equal(log, "FRLOG002", 8);
+    free(log);
+    s = open_raw(dir, KEY_A);
+    p = fedreci_store_purchases(s, &n);
+    assert_int_equal(n, 4);
+    assert_string_equal(p[3].code, "21730");
+    assert_int_equal(p[3].seq, 4);
     fedreci_store_close(s);
     rm_rf(dir);
     free(dir);
@@ -668,6 +906,9 @@ int main(void)
         cmocka_unit_test(test_passphrase),
         cmocka_unit_test(test_truncated_and_damaged),
         cmocka_unit_test(test_torn_tail_recovers),
+        cmocka_unit_test(test_lost_tail_is_an_error),
+        cmocka_unit_test(test_open_writes_nothing),
+        cmocka_unit_test(test_format1_store_migrates),
         cmocka_unit_test(test_other_store),
         cmocka_unit_test(test_forget_leaves_nothing),
         cmocka_unit_test(test_compact_keeps_state),

@@ -87,13 +87,20 @@ FEDREC_API size_t fedrec_recommendation_size(void);    /* sizeof(fedrec_recommen
  * "tcp://...", "ipc://...", "inproc://..." (copied). May be NULL when the app
  * never syncs (sync then fails with FEDREC_ERR_INVALID).
  *
- * Opening reads and authenticates the whole store before writing anything.
+ * Opening an existing store reads and authenticates it and writes nothing
+ * (no flash write, no fsync, no rename): a launch that only reads, or
+ * recommends, costs no write. Updates append to the store's log; it is
+ * compacted into a new snapshot only when that pays (docs/client.md).
  * Errors: FEDREC_ERR_INVALID (NULL or empty store_path, NULL key),
  * FEDREC_ERR_BADKEY (wrong key, or the store is protected by a passphrase),
  * FEDREC_ERR_CORRUPT (a store file is damaged, truncated, or belongs to
- * another store; the message names the file), FEDREC_ERR_BUSY (open in
- * another handle or process), FEDREC_ERR_IO, FEDREC_ERR_NOMEM. On any error
- * the store's bytes are left unchanged and *out is not written.
+ * another store; the message names the file), FEDREC_ERR_LOST_EVENTS (the log lost
+ * committed events, e.g. it was cut; the message says how many; see
+ * fedrec_client_recover), FEDREC_ERR_BUSY (open in another handle or
+ * process), FEDREC_ERR_IO, FEDREC_ERR_NOMEM. On any error the store's bytes
+ * are left unchanged and *out is not written. A last record torn by a crash
+ * during its write (its fedrec_client_record never returned) is not an
+ * error: the store opens with every committed record.
  * Thread-safety: may be called from any thread. */
 FEDREC_API FEDREC_NODISCARD fedrec_err
 fedrec_client_open(fedrec_client **out, const char *store_path, const char *coordinator_url,
@@ -142,6 +149,25 @@ FEDREC_API void fedrec_client_options_init(fedrec_client_options *o);
 FEDREC_API FEDREC_NODISCARD fedrec_err fedrec_client_open_with(fedrec_client **out,
                                                                const char *store_path,
                                                                const fedrec_client_options *opts);
+
+/* Keeps what is left of a store whose log lost committed events (open
+ * returned FEDREC_ERR_LOST_EVENTS): opens it accepting the loss, writes a new
+ * snapshot of the remaining state and an empty log, and closes it, so the
+ * next fedrec_client_open succeeds. *n_lost (optional) gets the number of
+ * committed events that were missing (0 when nothing was: then nothing is
+ * written). The missing events cannot be brought back by the library; an
+ * app that can (e.g. from its backend) should do so before calling this.
+ * Errors: FEDREC_ERR_NOT_FOUND (no store at store_path), and those of
+ * fedrec_client_open except FEDREC_ERR_LOST_EVENTS. Thread-safety: any
+ * thread; the store must not be open (FEDREC_ERR_BUSY otherwise). */
+FEDREC_API FEDREC_NODISCARD fedrec_err fedrec_client_recover(
+    const char *store_path, const uint8_t key[FEDREC_STORE_KEY_BYTES], uint64_t *n_lost);
+
+/* fedrec_client_recover for a store protected by a passphrase. */
+FEDREC_API FEDREC_NODISCARD fedrec_err fedrec_client_recover_passphrase(const char *store_path,
+                                                                        const char *passphrase,
+                                                                        size_t passphrase_len,
+                                                                        uint64_t *n_lost);
 
 /* TLS settings for a "tls+tcp://" coordinator URL. ca_file: a PEM file with
  * the certificate(s) of the authority that signed the coordinator's

@@ -75,6 +75,7 @@ typedef enum fedrec_err {
     FEDREC_ERR_SIGNATURE = 26,    /* a signature did not verify */
     FEDREC_ERR_INTERNAL = 27,     /* an internal invariant failed */
     FEDREC_ERR_EMPTY = 28,        /* no data where some is required */
+    FEDREC_ERR_LOST_EVENTS = 29,  /* committed events are missing from a store (log cut) */
 } fedrec_err;
 
 /* A short, static description of an error code ("invalid argument").
