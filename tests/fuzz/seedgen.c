@@ -299,6 +299,11 @@ int main(int argc, char **argv)
         uint8_t zero = 0;
         put(dir, name, (uint8_t)(3 + f), &zero, 1);
     }
+    /* the log's committed-event counter: slot 0 (offset 56) damaged, and the
+     * log cut inside its first frame (offset 104 + 1: a lost tail) */
+    const uint8_t slot[2] = {56 / 4, 0x01}, cut[2] = {104 / 4, 0x00};
+    put(dir, "log_counter_slot", 5, slot, 2); /* 5: log (5 % 3), XOR mode */
+    put(dir, "log_cut_tail", 0x83, cut, 2);   /* 0x83: log, XOR mode, truncate */
 
     /* store_records: a real snapshot plaintext and a real event sequence */
     snprintf(dir, sizeof dir, "%s/store_records", argv[1]);
