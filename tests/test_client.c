@@ -444,7 +444,7 @@ static void test_lost_events_and_recover(void **state)
     assert_int_equal(fedrec_client_recover(dir, KEY, &lost), FEDREC_OK);
     assert_int_equal(lost, 2);
     c = open_client(dir);
-    fedrec_client_info in;
+    fedrec_client_info in = {.struct_size = sizeof in};
     assert_int_equal(fedrec_client_get_info(c, &in), FEDREC_OK);
     assert_int_equal(in.purchases, 3);
     fedrec_client_close(c);

@@ -34,7 +34,7 @@ static void test_strerror_names_every_code(void **state)
     assert_string_equal(fedrec_strerror(FEDREC_ERR_NOMEM), "out of memory");
     assert_string_equal(fedrec_strerror((fedrec_err)9999), "unknown error");
     /* Every code up to the last one has its own text. */
-    for (int e = 1; e <= FEDREC_ERR_EMPTY; e++) {
+    for (int e = 1; e <= FEDREC_ERR_LOST_EVENTS; e++) {
         const char *s = fedrec_strerror((fedrec_err)e);
         assert_string_not_equal(s, "unknown error");
         for (int f = 1; f < e; f++)
@@ -51,6 +51,7 @@ static void test_error_codes_are_stable(void **state)
     assert_int_equal(FEDREC_ERR_ABORTED, 12);
     assert_int_equal(FEDREC_ERR_BADKEY, 17);
     assert_int_equal(FEDREC_ERR_EMPTY, 28);
+    assert_int_equal(FEDREC_ERR_LOST_EVENTS, 29);
 }
 
 static void test_errmsg_is_formatted_and_returned(void **state)
