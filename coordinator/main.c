@@ -37,6 +37,32 @@ static fedrec_err hook_model(void *arg, uint64_t round_id, uint64_t version, con
     return fedreci_persist_model(d->persist, round_id, version, y, n_items, k);
 }
 
+/* The round's metrics as a JSON object in out (cap bytes). An abort reason
+ * (the engine's own short text) is cut to 255 bytes, and halved again until
+ * the object fits. */
+static void round_metrics(const fedreci_round_stats *st, char *out, size_t cap)
+{
+    const char *why = st->abort_reason ? st->abort_reason : "";
+    int keep = (int)strnlen(why, 255);
+    for (;;) {
+        char cut[256];
+        snprintf(cut, sizeof cut, "%.*s", keep, why);
+        fedreci_json w;
+        fedreci_json_init_mem(&w, out, cap, FEDRECI_JSON_COMPACT);
+        fedreci_json_obj_begin(&w);
+        fedreci_json_ku64(&w, "advertised", st->advertised);
+        fedreci_json_ku64(&w, "shared", st->shared);
+        fedreci_json_ku64(&w, "unmasked", st->unmasked);
+        fedreci_json_kdouble(&w, "total_weight", "%.0f", st->total_weight);
+        if (!st->completed)
+            fedreci_json_kstr(&w, "reason", cut);
+        fedreci_json_obj_end(&w);
+        if (fedreci_json_finish(&w, NULL, NULL) == FEDREC_OK || keep == 0)
+            return;
+        keep /= 2;
+    }
+}
+
 static void hook_round(void *arg, const fedreci_round_stats *st)
 {
     daemon_ctx *d = arg;
@@ -51,13 +77,7 @@ static void hook_round(void *arg, const fedreci_round_stats *st)
     }
     r.bytes_in = st->bytes_in;
     r.bytes_out = st->bytes_out;
-    char reason[256]; /* escaped; a longer reason is cut, never inside an escape */
-    fedreci_json_escape(reason, sizeof reason, st->abort_reason);
-    snprintf(r.metrics_json, sizeof r.metrics_json,
-             "{\"advertised\":%u,\"shared\":%u,\"unmasked\":%u,\"total_weight\":%.0f%s%s%s}",
-             st->advertised, st->shared, st->unmasked, st->total_weight,
-             st->completed ? "" : ",\"reason\":\"", st->completed ? "" : reason,
-             st->completed ? "" : "\"");
+    round_metrics(st, r.metrics_json, sizeof r.metrics_json);
     if (fedreci_persist_round(d->persist, &r) != FEDREC_OK)
         return; /* logged by persist; the hook has no way to report it */
 }

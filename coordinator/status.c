@@ -158,25 +158,28 @@ static fedrec_err finish(out_buf *b, const char *what, size_t *len)
 fedrec_err fedreci_stats_format_status(const fedreci_stats_snapshot *s, char *buf, size_t cap,
                                        size_t *len)
 {
-    out_buf b = {buf, cap, 0, cap == 0};
-    if (!b.overflow)
-        buf[0] = '\0';
-    put(&b, "{\"round\":");
+    fedreci_json w; /* compact JSON and a newline, in buf */
+    fedreci_json_init_mem(&w, buf, cap > 0 ? cap - 1 : 0, FEDRECI_JSON_COMPACT);
+    fedreci_json_obj_begin(&w);
+    fedreci_json_key(&w, "round");
     if (s->has_round)
-        put(&b, "%llu", (unsigned long long)s->round_id);
+        fedreci_json_u64(&w, s->round_id);
     else
-        put(&b, "null");
-    /* stage names are fixed identifiers set by the engine; escape anyway */
-    char stage[sizeof s->stage * 6];
-    fedreci_json_escape(stage, sizeof stage, s->stage);
-    put(&b, ",\"stage\":\"%s", stage);
-    put(&b,
-        "\",\"model_version\":%llu,\"connected_clients\":%u,\"rounds_completed\":%llu,"
-        "\"rounds_aborted\":%llu,\"uptime_seconds\":%.3f}\n",
-        (unsigned long long)s->model_version, s->connected_clients,
-        (unsigned long long)s->rounds_completed, (unsigned long long)s->rounds_aborted,
-        s->uptime_seconds);
-    return finish(&b, "status JSON", len);
+        fedreci_json_null(&w);
+    fedreci_json_kstr(&w, "stage", s->stage);
+    fedreci_json_ku64(&w, "model_version", s->model_version);
+    fedreci_json_ku64(&w, "connected_clients", s->connected_clients);
+    fedreci_json_ku64(&w, "rounds_completed", s->rounds_completed);
+    fedreci_json_ku64(&w, "rounds_aborted", s->rounds_aborted);
+    fedreci_json_kdouble(&w, "uptime_seconds", "%.3f", s->uptime_seconds);
+    fedreci_json_obj_end(&w);
+    size_t n = 0;
+    if (fedreci_json_finish(&w, NULL, &n) != FEDREC_OK)
+        return fedreci_error(FEDREC_ERR_TOO_BIG, "status JSON does not fit in %zu bytes", cap);
+    buf[n] = '\n'; /* room: the writer had cap - 1 bytes */
+    buf[n + 1] = '\0';
+    *len = n + 1;
+    return FEDREC_OK;
 }
 
 fedrec_err fedreci_stats_format_metrics(const fedreci_stats_snapshot *s, char *buf, size_t cap,

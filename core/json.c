@@ -84,6 +84,16 @@ void fedreci_json_init_buf(fedreci_json *w, size_t max_bytes, fedreci_json_style
     init(w, NULL, max_bytes, style);
 }
 
+void fedreci_json_init_mem(fedreci_json *w, char *buf, size_t cap, fedreci_json_style style)
+{
+    init(w, NULL, cap ? cap - 1 : 0, style);
+    w->fixed = 1;
+    w->buf = cap ? buf : NULL;
+    w->cap = cap;
+    if (cap)
+        buf[0] = '\0';
+}
+
 static void fail(fedreci_json *w, fedrec_err e)
 {
     if (!w->err)
@@ -104,7 +114,7 @@ static void emit(fedreci_json *w, const char *p, size_t n)
         fail(w, FEDREC_ERR_TOO_BIG);
         return;
     }
-    if (w->len + n + 1 > w->cap) {
+    if (!w->fixed && w->len + n + 1 > w->cap) {
         size_t cap = w->cap ? w->cap : 256;
         while (cap < w->len + n + 1)
             cap = cap > SIZE_MAX / 2 ? SIZE_MAX : cap * 2;
@@ -348,7 +358,10 @@ fedrec_err fedreci_json_finish(fedreci_json *w, char **text, size_t *len)
     if (!e && (w->depth > 0 || w->after_key))
         e = FEDREC_ERR_INTERNAL;
     if (e) {
-        free(w->buf);
+        if (w->fixed && w->buf)
+            w->buf[0] = '\0';
+        else
+            free(w->buf);
         w->buf = NULL;
         switch (e) {
         case FEDREC_ERR_IO:
@@ -363,7 +376,11 @@ fedrec_err fedreci_json_finish(fedreci_json *w, char **text, size_t *len)
             return fedreci_error(e, "JSON output: token out of place or container left open");
         }
     }
-    if (!w->f) {
+    if (w->fixed) {
+        if (len)
+            *len = w->len;
+        w->buf = NULL;
+    } else if (!w->f) {
         if (text) {
             if (!w->buf && !(w->buf = calloc(1, 1)))
                 return fedreci_error(FEDREC_ERR_NOMEM, "JSON output: out of memory");

@@ -65,6 +65,7 @@ typedef struct fedreci_json {
     int after_key;                         /* a key was written, its value is due */
     int done;                              /* the top-level value is complete */
     int too_deep;                          /* the error is the nesting limit */
+    int fixed;                             /* buf is the caller's, cap bytes, never grown */
     const char *brk;                       /* pending line break: "\n" + this indent */
 } fedreci_json;
 
@@ -77,6 +78,12 @@ void fedreci_json_init_file(fedreci_json *w, FILE *f, fedreci_json_style style);
  * FEDREC_ERR_TOO_BIG. Nothing is allocated until the first token. This
  * function can't fail. */
 void fedreci_json_init_buf(fedreci_json *w, size_t max_bytes, fedreci_json_style style);
+
+/* Starts a writer on the caller's buffer buf of cap bytes: at most cap - 1
+ * bytes of text and a NUL (buf is "" from the start, and again after an
+ * error); more fails with FEDREC_ERR_TOO_BIG. Nothing is allocated. This
+ * function can't fail. */
+void fedreci_json_init_mem(fedreci_json *w, char *buf, size_t cap, fedreci_json_style style);
 
 /* Containers. An object's members are fedreci_json_key followed by one
  * value. Closing a container that is not the innermost open one, or an
@@ -123,7 +130,8 @@ void fedreci_json_newline(fedreci_json *w, const char *indent);
  * non-NULL) its length; on error, or when text is NULL, the buffer is
  * freed. Error details go to fedrec_errmsg(). The writer may then be
  * initialized again. A FILE writer leaves *text and *len alone (the FILE is
- * not flushed or closed). */
+ * not flushed or closed); a memory writer (init_mem) sets *len and leaves
+ * *text alone (the text is in the caller's buffer). */
 FEDREC_NODISCARD fedrec_err fedreci_json_finish(fedreci_json *w, char **text, size_t *len);
 
 #endif

@@ -260,6 +260,33 @@ static void test_json_writer_errors(void **state)
     }
 }
 
+/* A writer on the caller's buffer: the text and its NUL fit in cap, one byte
+ * more fails and leaves "". */
+static void test_json_writer_mem(void **state)
+{
+    (void)state;
+    char buf[16];
+    memset(buf, 'x', sizeof buf);
+    fedreci_json w;
+    size_t len = 99;
+    fedreci_json_init_mem(&w, buf, 16, FEDRECI_JSON_COMPACT);
+    fedreci_json_obj_begin(&w);
+    fedreci_json_kstr(&w, "k", "0123456"); /* {"k":"0123456"} = 15 bytes */
+    fedreci_json_obj_end(&w);
+    assert_int_equal(fedreci_json_finish(&w, NULL, &len), FEDREC_OK);
+    assert_string_equal(buf, "{\"k\":\"0123456\"}");
+    assert_int_equal(len, 15);
+    fedreci_json_init_mem(&w, buf, 16, FEDRECI_JSON_COMPACT);
+    fedreci_json_obj_begin(&w);
+    fedreci_json_kstr(&w, "k", "01234567");
+    fedreci_json_obj_end(&w);
+    assert_int_equal(fedreci_json_finish(&w, NULL, &len), FEDREC_ERR_TOO_BIG);
+    assert_string_equal(buf, "");
+    fedreci_json_init_mem(&w, NULL, 0, FEDRECI_JSON_COMPACT);
+    fedreci_json_null(&w);
+    assert_int_equal(fedreci_json_finish(&w, NULL, NULL), FEDREC_ERR_TOO_BIG);
+}
+
 /* ---- maps ----------------------------------------------------------------------- */
 
 /* Random inserts and lookups against a brute-force list; ids drawn from a
@@ -527,6 +554,7 @@ int main(void)
         cmocka_unit_test(test_json_fputs),
         cmocka_unit_test(test_json_writer_exact),
         cmocka_unit_test(test_json_writer_errors),
+        cmocka_unit_test(test_json_writer_mem),
         cmocka_unit_test(test_idmap_matches_brute_force),
         cmocka_unit_test(test_strmap_matches_brute_force),
         cmocka_unit_test(test_opt_integers),
