@@ -1,197 +1,267 @@
 /*
- * examples/store_app.c: how a store app embeds libfedrec.
+ * examples/store_app.c: how a store app embeds libfedrec, written against the
+ * installed package only (<fedrec/client.h>, nothing internal).
  *
- *   store_app --store DIR --data LOG [--customer ID] [--coordinator URL]
+ *   store_app --coordinator URL --dir DIR [--devices N] [--tls-ca FILE]
+ *             [--tls-server-name NAME] [--deadline-ms MS] [--expect-round]
  *
- * The app's side is five calls, all from <fedrec/client.h>:
- *   fedrec_client_open       with a key from the platform key store
- *   fedrec_client_record     whenever the shopper buys something
- *   fedrec_client_sync       download the model / take part in a round
- *   fedrec_client_recommend  on the device, bought items never shown
- *   fedrec_client_close      (or fedrec_client_forget when the shopper asks)
+ * Each "device" is one shopper's phone: its own store under DIR, its own key.
+ * The example runs N of them (default 3) in threads of one process, so that a
+ * coordinator on loopback with --min-cohort N gets a full cohort. The app's
+ * side is a handful of calls:
  *
- * With --coordinator URL (a coordinator serving fedrec.v1) step 3 is a real
- * fedrec_client_sync. Without it — how the test suite runs it — there is no
- * coordinator, and an offline stand-in takes its place: the model is trained here, centrally, on
- * the purchase log LOG (what a coordinator would publish after federated rounds) and placed in the
- * store with the internal helper fedreci_client_put_model — the same call the round driver makes
- * when a model arrives. An app never does this: it calls fedrec_client_sync. The shopper's own
- * purchases come from LOG too (customer ID, default 17850), recorded one by one as an app would at
- * checkout.
+ *   fedrec_client_open_with   the store, its key (from the platform key store
+ *                             in a real app), the coordinator URL, TLS
+ *   fedrec_client_record      at checkout, one call per bought line
+ *   fedrec_client_sync        download the model, take part in a round
+ *   fedrec_client_recommend   on the device; bought items are never shown
+ *   fedrec_client_ledger_*    what left the device, for the shopper to see
+ *   fedrec_client_set_participation   the shopper's consent
+ *   fedrec_client_forget      the shopper asks to be forgotten
  *
- * Exits 0 when every step worked and no recommended item was bought.
+ * The coordinator's catalog must carry the item codes P001..P012 (the
+ * install test writes such a catalog). Exits 0 when every call worked and no
+ * recommendation was an item the shopper bought; with --expect-round, every
+ * device must also have taken part in a completed round.
  */
+#define _POSIX_C_SOURCE 200809L
+#include <pthread.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
-#include <sodium.h>
+#include <fedrec/client.h>
 
-#include "fedrec/client.h"
+#define MAX_DEVICES 16
+#define BASKET 3
 
-/* Internal headers: only for the offline stand-in below. */
-#include "client/client_internal.h"
-#include "core/dataset/dataset.h"
-#include "core/mf/mf.h"
-
-#define FACTORS 16
-
-/* Trains ALS on the log and stores the item factors as model version 1. */
-static fedrec_err offline_model(fedrec_client *c, const fedreci_dataset *d)
-{
-    fedreci_mf_csr r = fedreci_dataset_csr(d);
-    float *x = malloc((size_t)r.n_rows * FACTORS * sizeof *x);
-    float *y = malloc((size_t)r.n_cols * FACTORS * sizeof *y);
-    const char **codes = malloc((size_t)r.n_cols * sizeof *codes);
-    fedrec_err err = FEDREC_ERR_NOMEM;
-    if (x && y && codes) {
-        fedreci_als_params p = {
-            .k = FACTORS, .lambda = 0.1f, .sweeps = 8, .threads = 1, .seed = 1, .init_std = 0.01f};
-        err = fedreci_als_train(&r, &p, x, y, NULL);
-        for (uint32_t i = 0; i < r.n_cols; i++)
-            codes[i] = fedreci_dataset_item_code(d, i);
-        if (!err)
-            err = fedreci_client_put_model(c, 1, r.n_cols, FACTORS, y, NULL, codes, NULL);
-    }
-    free(x);
-    free(y);
-    free(codes);
-    return err;
-}
-
-typedef struct shopper {
+typedef struct device {
+    int id;
+    char store[4096];
+    uint8_t key[FEDREC_STORE_KEY_BYTES];
+    const char *basket[BASKET];
     fedrec_client *c;
-    unsigned recorded;
+    fedrec_sync_result sync;
     fedrec_err err;
-} shopper;
+    char msg[512];
+} device;
 
-/* Checkout: record each purchase as it happens. */
-static fedrec_err on_purchase(void *ctx, const fedreci_purchase *p)
+static struct {
+    const char *url, *dir, *ca, *server_name;
+    uint32_t deadline_ms;
+    int devices, expect_round;
+} opt = {NULL, NULL, NULL, NULL, 60000, 3, 0};
+
+static int fail(const device *d, const char *what, fedrec_err e, const char *msg)
 {
-    shopper *s = ctx;
-    uint32_t q = p->quantity >= 1 ? (uint32_t)(p->quantity + 0.5) : 1;
-    s->err = fedrec_client_record(s->c, p->item, p->time, q);
-    if (!s->err)
-        s->recorded++;
-    return s->err;
+    fprintf(stderr, "store_app: device %d: %s: %s: %s\n", d ? d->id : -1, what, fedrec_strerror(e),
+            msg);
+    return 1;
 }
 
-static int fail(const char *what, fedrec_err e)
+/* A real app keeps this key in the Android Keystore or the iOS Keychain and
+ * gives the same key at every open. */
+static int make_key(uint8_t *key, size_t n)
 {
-    fprintf(stderr, "store_app: %s: %s: %s\n", what, fedrec_strerror(e), fedrec_errmsg());
-    return 1;
+    FILE *f = fopen("/dev/urandom", "rb");
+    size_t got = f ? fread(key, 1, n, f) : 0;
+    if (f)
+        fclose(f);
+    return got == n ? 0 : -1;
+}
+
+static void *sync_thread(void *arg)
+{
+    device *d = arg;
+    d->sync.struct_size = sizeof d->sync;
+    d->err = fedrec_client_sync(d->c, opt.deadline_ms, &d->sync);
+    snprintf(d->msg, sizeof d->msg, "%s", fedrec_errmsg());
+    return NULL;
+}
+
+static int bought(const device *d, const char *code)
+{
+    for (int j = 0; j < BASKET; j++)
+        if (!strcmp(d->basket[j], code))
+            return 1;
+    return 0;
+}
+
+static int parse_args(int argc, char **argv)
+{
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+        if (!strcmp(a, "--expect-round")) {
+            opt.expect_round = 1;
+            continue;
+        }
+        if (!v) {
+            fprintf(stderr, "store_app: %s needs a value\n", a);
+            return -1;
+        }
+        i++;
+        if (!strcmp(a, "--coordinator"))
+            opt.url = v;
+        else if (!strcmp(a, "--dir"))
+            opt.dir = v;
+        else if (!strcmp(a, "--tls-ca"))
+            opt.ca = v;
+        else if (!strcmp(a, "--tls-server-name"))
+            opt.server_name = v;
+        else if (!strcmp(a, "--devices"))
+            opt.devices = atoi(v);
+        else if (!strcmp(a, "--deadline-ms"))
+            opt.deadline_ms = (uint32_t)strtoul(v, NULL, 10);
+        else {
+            fprintf(stderr, "store_app: unknown option %s\n", a);
+            return -1;
+        }
+    }
+    if (!opt.url || !opt.dir || opt.devices < 1 || opt.devices > MAX_DEVICES ||
+        opt.deadline_ms == 0) {
+        fprintf(stderr,
+                "usage: store_app --coordinator URL --dir DIR [--devices 1..%d] "
+                "[--tls-ca FILE] [--tls-server-name NAME] [--deadline-ms MS] "
+                "[--expect-round]\n",
+                MAX_DEVICES);
+        return -1;
+    }
+    return 0;
 }
 
 int main(int argc, char **argv)
 {
-    const char *store = NULL, *data = NULL, *customer = "17850", *url = NULL;
-    for (int i = 1; i + 1 < argc; i += 2) {
-        if (!strcmp(argv[i], "--store"))
-            store = argv[i + 1];
-        else if (!strcmp(argv[i], "--data"))
-            data = argv[i + 1];
-        else if (!strcmp(argv[i], "--customer"))
-            customer = argv[i + 1];
-        else if (!strcmp(argv[i], "--coordinator"))
-            url = argv[i + 1];
-    }
-    if (!store || !data) {
-        fprintf(stderr, "usage: store_app --store DIR --data LOG [--customer ID]\n");
+    if (parse_args(argc, argv))
         return 2;
-    }
-    if (sodium_init() < 0)
-        return 1;
+    printf("libfedrec %s (headers %d.%d.%d)\n", fedrec_version(), FEDREC_VERSION_MAJOR,
+           FEDREC_VERSION_MINOR, FEDREC_VERSION_PATCH);
+    static const char *codes[] = {"P001", "P002", "P003", "P004", "P005", "P006",
+                                  "P007", "P008", "P009", "P010", "P011", "P012"};
+    static device dev[MAX_DEVICES];
+    int n = opt.devices, rc = 0;
+    mkdir(opt.dir, 0700);
 
-    /* 1. Open. A real app keeps this key in the Android Keystore / iOS
-     * Keychain; the demo makes a fresh one and a fresh store each run. */
-    uint8_t key[FEDREC_STORE_KEY_BYTES];
-    randombytes_buf(key, sizeof key);
-    fedrec_client *c = NULL;
-    fedrec_err e = fedrec_client_open(&c, store, url, key);
-    sodium_memzero(key, sizeof key);
-    if (e)
-        return fail("open", e);
-
-    /* 2. Record the shopper's purchases (one call per bought line). */
-    shopper s = {c, 0, FEDREC_OK};
-    fedreci_dataset_options o;
-    fedreci_dataset_options_default(&o);
-    o.only_customer = customer;
-    o.build_matrix = 0;
-    o.on_row = on_purchase;
-    o.on_row_ctx = &s;
-    fedreci_dataset *mine = NULL;
-    e = fedreci_dataset_load(&mine, data, &o, NULL);
-    fedreci_dataset_destroy(mine);
-    if (e) {
-        fedrec_client_close(c);
-        return fail("record", e);
-    }
-    printf("recorded %u purchases of customer %s\n", s.recorded, customer);
-
-    /* 3. Sync: download the model, take part in a round if selected (within
-     * 60 s). Offline: the stand-in described at the top of this file. */
-    fedreci_dataset *all = NULL;
-    fedreci_dataset_options_default(&o);
-    e = fedreci_dataset_load(&all, data, &o, NULL);
-    fedrec_sync_result sr = {.struct_size = sizeof sr};
-    if (!e && url) {
-        e = fedrec_client_sync(c, 60000, &sr);
-        if (!e)
-            printf("sync: model version %llu, %s\n", (unsigned long long)sr.model_version,
-                   sr.took_part ? "took part in a round" : fedrec_strerror(sr.round_outcome));
-    } else if (!e) {
-        e = offline_model(c, all);
-    }
-    if (e) {
-        fedreci_dataset_destroy(all);
-        fedrec_client_close(c);
-        return fail("model", e);
-    }
-
-    /* 4. Recommend, on the device. */
-    fedrec_recommendation rec[10];
-    uint32_t n = 0;
-    e = fedrec_client_recommend(c, 10, rec, &n);
-    if (e) {
-        fedreci_dataset_destroy(all);
-        fedrec_client_close(c);
-        return fail("recommend", e);
-    }
-    int bad = n == 0;
-    uint32_t u;
-    int have_user = fedreci_dataset_user_find(all, customer, &u) == FEDREC_OK;
-    printf("top %u for customer %s:\n", n, customer);
-    for (uint32_t i = 0; i < n; i++) {
-        uint32_t item = 0;
-        const char *desc = "";
-        if (fedreci_dataset_item_find(all, rec[i].item_code, &item) == FEDREC_OK)
-            desc = fedreci_dataset_item_description(all, item);
-        printf("  %2u. %-10s %-40.40s %.3f\n", i + 1, rec[i].item_code, desc, (double)rec[i].score);
-        /* Never an item the shopper bought. */
-        if (have_user) {
-            fedreci_mf_user mu = fedreci_dataset_user(all, u);
-            for (uint32_t j = 0; j < mu.n; j++)
-                if (mu.items[j] == item) {
-                    fprintf(stderr, "store_app: recommended a bought item %s\n", rec[i].item_code);
-                    bad = 1;
-                }
+    /* 1. Open each device's store, and 2. record its shopper's purchases. */
+    for (int i = 0; i < n; i++) {
+        device *d = &dev[i];
+        d->id = i;
+        snprintf(d->store, sizeof d->store, "%s/device-%d", opt.dir, i);
+        for (int j = 0; j < BASKET; j++)
+            d->basket[j] = codes[(i * 2 + j * 3) % 12];
+        if (make_key(d->key, sizeof d->key))
+            return fail(d, "key", FEDREC_ERR_IO, "/dev/urandom");
+        fedrec_client_options o;
+        fedrec_client_options_init(&o);
+        o.key = d->key;
+        o.coordinator_url = opt.url;
+        o.tls_ca_file = opt.ca;
+        o.tls_server_name = opt.server_name;
+        fedrec_err e = fedrec_client_open_with(&d->c, d->store, &o);
+        if (e)
+            return fail(d, "open", e, fedrec_errmsg());
+        for (int j = 0; j < BASKET; j++) {
+            /* time of purchase in seconds since 1970; quantity 1 or 2 */
+            e = fedrec_client_record(d->c, d->basket[j], 1700000000 + j * 3600, 1 + (j == 0));
+            if (e)
+                return fail(d, "record", e, fedrec_errmsg());
         }
     }
-    fedreci_dataset_destroy(all);
 
-    /* 5. What left the device (offline: nothing, no round was run). */
-    size_t uploads = 0;
-    e = fedrec_client_ledger_count(c, &uploads);
-    if (e) {
-        fedrec_client_close(c);
-        return fail("ledger", e);
+    /* 3. Sync, all devices at once: each downloads the model and, if the
+     * coordinator selects it, trains on the device and uploads a masked
+     * update. The app would do this in the background (e.g. WorkManager). */
+    pthread_t t[MAX_DEVICES];
+    for (int i = 0; i < n; i++)
+        if (pthread_create(&t[i], NULL, sync_thread, &dev[i]) != 0)
+            return fail(&dev[i], "thread", FEDREC_ERR_NOMEM, "pthread_create");
+    for (int i = 0; i < n; i++)
+        pthread_join(t[i], NULL);
+    for (int i = 0; i < n; i++) {
+        device *d = &dev[i];
+        if (d->err) {
+            rc = fail(d, "sync", d->err, d->msg);
+            continue;
+        }
+        printf("device %d: model version %llu%s, round %llu: %s\n", i,
+               (unsigned long long)d->sync.model_version,
+               d->sync.model_updated ? " (downloaded)" : "", (unsigned long long)d->sync.round_id,
+               d->sync.took_part ? (d->sync.round_outcome == FEDREC_OK ? "took part, completed"
+                                                                       : "took part, not completed")
+                                 : fedrec_strerror(d->sync.round_outcome));
+        if (opt.expect_round && !(d->sync.took_part && d->sync.round_outcome == FEDREC_OK))
+            rc = fail(d, "sync", d->sync.round_outcome, "--expect-round: no completed round");
     }
-    printf("privacy ledger: %zu uploads\n", uploads);
+    if (rc)
+        return rc;
 
-    /* 6. The shopper asks to be forgotten (the demo cleans up this way). */
-    e = fedrec_client_forget(c);
+    /* 4. Recommend on the device: never an item the shopper bought. */
+    device *d0 = &dev[0];
+    fedrec_recommendation rec[5];
+    uint32_t got = 0;
+    fedrec_err e = fedrec_client_recommend(d0->c, 5, rec, &got);
     if (e)
-        return fail("forget", e);
-    return bad || (!url && uploads != 0) ? 1 : 0;
+        return fail(d0, "recommend", e, fedrec_errmsg());
+    printf("device 0 bought %s %s %s; recommended:", d0->basket[0], d0->basket[1], d0->basket[2]);
+    for (uint32_t i = 0; i < got; i++) {
+        printf(" %s (%.3f)", rec[i].item_code, (double)rec[i].score);
+        if (bought(d0, rec[i].item_code))
+            rc = fail(d0, "recommend", FEDREC_ERR_INTERNAL, "recommended a bought item");
+    }
+    printf("\n");
+    if (got == 0)
+        rc = fail(d0, "recommend", FEDREC_ERR_EMPTY, "no recommendation");
+
+    /* 5. The privacy ledger: every upload, as the shopper can inspect it. */
+    size_t n_ledger = 0;
+    e = fedrec_client_ledger_count(d0->c, &n_ledger);
+    if (e)
+        return fail(d0, "ledger", e, fedrec_errmsg());
+    uint64_t bytes = 0;
+    for (size_t i = 0; i < n_ledger; i++) {
+        fedrec_ledger_entry le = {.struct_size = sizeof le};
+        e = fedrec_client_ledger_get(d0->c, i, &le);
+        if (e)
+            return fail(d0, "ledger", e, fedrec_errmsg());
+        bytes += le.bytes_sent;
+        printf("  ledger %zu: round %llu, stage %u, %s, %llu bytes\n", i,
+               (unsigned long long)le.round_id, le.stage, le.what,
+               (unsigned long long)le.bytes_sent);
+    }
+    printf("device 0: %zu uploads, %llu bytes in all\n", n_ledger, (unsigned long long)bytes);
+    if (opt.expect_round && n_ledger == 0)
+        rc = fail(d0, "ledger", FEDREC_ERR_EMPTY, "took part but the ledger is empty");
+
+    /* 6. Consent: an opted-out device still syncs the model, uploads nothing. */
+    e = fedrec_client_set_participation(d0->c, 0);
+    if (!e) {
+        d0->sync.struct_size = sizeof d0->sync;
+        e = fedrec_client_sync(d0->c, opt.deadline_ms, &d0->sync);
+    }
+    if (e)
+        return fail(d0, "opt-out sync", e, fedrec_errmsg());
+    size_t after = 0;
+    e = fedrec_client_ledger_count(d0->c, &after);
+    if (e)
+        return fail(d0, "ledger", e, fedrec_errmsg());
+    printf("device 0 opted out: sync says \"%s\", ledger %zu -> %zu entries\n",
+           fedrec_strerror(d0->sync.round_outcome), n_ledger, after);
+    if (d0->sync.round_outcome != FEDREC_ERR_OPTED_OUT || after != n_ledger)
+        rc = fail(d0, "opt-out", d0->sync.round_outcome, "an opted-out device took part");
+
+    /* 7. Forget: every store file removed, the keys wiped. (The app then
+     * deletes the key from its key store too.) */
+    for (int i = 0; i < n; i++) {
+        e = fedrec_client_forget(dev[i].c);
+        if (e)
+            rc = fail(&dev[i], "forget", e, fedrec_errmsg());
+        struct stat st;
+        if (stat(dev[i].store, &st) == 0)
+            rc = fail(&dev[i], "forget", FEDREC_ERR_IO, "the store directory is still there");
+    }
+    memset(dev, 0, sizeof dev);
+    if (!rc)
+        printf("store_app: ok\n");
+    return rc;
 }

@@ -1,11 +1,22 @@
 #!/usr/bin/env bash
-# cmake --install into an empty folder, then build and run a small program
-# with `pkg-config --cflags --libs fedrec` and one with find_package(fedrec).
+# cmake --install into an empty folder, then, from fresh folders outside the
+# source tree, as a store-app developer would:
+#  - build and run a small program with `pkg-config --cflags --libs fedrec`
+#    and one with find_package(fedrec) (headers' version = library's);
+#  - check the ABI of what was installed (exports, archive members);
+#  - build examples/store_app.c (public headers only) both ways and run each
+#    build against the installed fedrec-coordinator on loopback: three
+#    devices take part in a round, recommend, show the ledger, opt out and
+#    forget.
+# Usage: install_test.sh BUILD_DIR VERSION [SOURCE_DIR]
 set -euo pipefail
 build=$1
 version=$2
+src=${3:-$(cd "$(dirname "$0")/.." && pwd)}
+here=$(cd "$(dirname "$0")" && pwd)
+. "$here/coordinator_lib.sh"
 tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
+trap 'coord_stop; rm -rf "$tmp"' EXIT
 cmake --install "$build" --prefix "$tmp/prefix" >/dev/null
 cat > "$tmp/app.c" <<'C'
 #include <stdio.h>
@@ -50,3 +61,33 @@ cmake --build "$tmp/cm/build" >/dev/null
 out=$("$tmp/cm/build/app")
 echo "find_package app: $out"
 [ "$out" = "fedrec $version $version" ]
+
+# examples/store_app.c, copied out of the source tree, built against the
+# installed package only (no -I into the sources: an internal header would
+# not be found).
+mkdir -p "$tmp/app-pc" "$tmp/app-cm"
+cp "$src/examples/store_app.c" "$tmp/app-pc/"
+cp "$src/examples/store_app.c" "$tmp/app-cm/"
+cc -std=c11 -Wall -Wextra -Werror -o "$tmp/app-pc/store_app" "$tmp/app-pc/store_app.c" \
+    $(pkg-config --cflags --libs fedrec) -pthread
+cat > "$tmp/app-cm/CMakeLists.txt" <<'C'
+cmake_minimum_required(VERSION 3.25)
+project(store_app C)
+find_package(fedrec 0.1 REQUIRED)
+find_package(Threads REQUIRED)
+add_executable(store_app store_app.c)
+target_link_libraries(store_app PRIVATE fedrec::fedrec Threads::Threads)
+C
+cmake -S "$tmp/app-cm" -B "$tmp/app-cm/build" -DCMAKE_PREFIX_PATH="$tmp/prefix" >/dev/null
+cmake --build "$tmp/app-cm/build" >/dev/null
+for app in "$tmp/app-pc/store_app" "$tmp/app-cm/build/store_app"; do
+    dir=$tmp/run-$(basename "$(dirname "$app")")
+    coord_start "$tmp/prefix/bin/fedrec-coordinator" "$dir/coord" --cohort 3 --min-cohort 3 \
+        --deadline-checkin 20000
+    LD_LIBRARY_PATH="$(dirname "$libdir")" "$app" --coordinator "$COORD_URL" \
+        --dir "$dir/devices" --devices 3 --expect-round >"$dir/out" 2>&1 ||
+        { cat "$dir/out" "$COORD_LOG"; exit 1; }
+    grep -q "store_app: ok" "$dir/out"
+    echo "store_app ($app): $(grep -c 'took part, completed' "$dir/out") devices took part; ok"
+    coord_stop
+done
