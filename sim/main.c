@@ -15,7 +15,7 @@ static void usage(FILE *f)
             "commands:\n"
             "  run --data FILE [options]       federated training with SecAgg+ over nng, one\n"
             "                                  client per training customer (the default)\n"
-            "  baseline --data FILE [options]  popularity and centralized ALS on the split\n"
+            "  baseline --data FILE [options]  tuned centralized baselines with intervals\n"
             "  describe --data FILE [--json]   cleaning report and dataset statistics\n"
             "`fedrec-sim COMMAND --help` lists a command's options.\n",
             fedrec_version());

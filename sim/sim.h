@@ -20,9 +20,11 @@
  * statistics and the split's counts (leave-last-basket-out by default). */
 int fedreci_sim_describe(int argc, char **argv);
 
-/* `fedrec-sim baseline --data FILE [--factors K] [--alpha A] [--lambda L]
- * [--sweeps S] [--threads T] [--json] ...`: popularity and centralized
- * implicit ALS on the split, at K = 10. */
+/* `fedrec-sim baseline --data FILE [--seeds LIST] [--sweeps S] [--boot B]
+ * [--threads T] [--only LIST] [--show-grid] [--json] ...`: popularity,
+ * item-kNN, EASE and implicit ALS (exact and CG) on the split, each tuned on
+ * the validation split and evaluated once on the test split at K = 10, 20,
+ * 50 with bootstrap intervals (sim/baseline.c). */
 int fedreci_sim_baseline(int argc, char **argv);
 
 /* `fedrec-sim run --data FILE ...` (also the default): federated training
