@@ -58,6 +58,7 @@ static const char *const USAGE_MAIN =
     "  info                        store summary: identity, purchases, model, consent\n"
     "  opt-out | opt-in            stop / resume taking part in training\n"
     "  forget                      erase the store: purchases, factors, keys, ledger\n"
+    "  recover                     keep what is left of a store whose log lost events\n"
     "\n"
     "common options:\n"
     "  --store PATH      the store directory (created on first use)\n"
@@ -118,6 +119,12 @@ static void usage_cmd(const char *cmd)
                "Erases the store: purchases, factor vector, identity key, model, ledger.\n"
                "No store file is left; the directory is removed if nothing else is in it.\n"
                "Needs the key, so that only the store's owner can erase it.\n");
+    else if (!strcmp(cmd, "recover"))
+        printf("usage: fedrec-client recover --store PATH [--key-file FILE]\n"
+               "\n"
+               "For a store that fails to open because committed events are missing from\n"
+               "its log (it was cut): keeps the events that are left, so it opens again,\n"
+               "and says how many were lost. A store that is whole is left untouched.\n");
     else if (!strcmp(cmd, "info"))
         printf("usage: fedrec-client info --store PATH [--key-file FILE]\n"
                "\n"
@@ -233,8 +240,10 @@ static int parse_args(int argc, char **argv, cli *a)
     return 0;
 }
 
-/* Reads the key (file or environment) and opens the client. */
-static int open_client(const cli *a, const char *url, fedrec_client **out)
+/* Reads the key (file or environment) and opens the client; with `lost`
+ * non-NULL, recovers the store instead (fedrec_client_recover) and leaves
+ * *out alone. */
+static int with_key(const cli *a, const char *url, fedrec_client **out, uint64_t *lost)
 {
     if (!a->store) {
         fprintf(stderr, "fedrec-client %s: --store PATH is required\n", a->cmd);
@@ -303,14 +312,23 @@ static int open_client(const cli *a, const char *url, fedrec_client **out)
         sodium_hex2bin(raw, FEDREC_STORE_KEY_BYTES, secret + b, e - b, NULL, &rawlen, NULL) == 0 &&
         rawlen == FEDREC_STORE_KEY_BYTES)
         is_raw = 1;
-    fedrec_err err = !raw     ? FEDREC_ERR_NOMEM
-                     : is_raw ? fedrec_client_open(out, a->store, url, raw)
-                              : fedrec_client_open_passphrase(out, a->store, url, secret, n);
+    fedrec_err err = FEDREC_ERR_NOMEM;
+    if (raw && lost)
+        err = is_raw ? fedrec_client_recover(a->store, raw, lost)
+                     : fedrec_client_recover_passphrase(a->store, secret, n, lost);
+    else if (raw)
+        err = is_raw ? fedrec_client_open(out, a->store, url, raw)
+                     : fedrec_client_open_passphrase(out, a->store, url, secret, n);
     sodium_free(raw);
     sodium_free(secret);
     if (err)
         return die(a->store, err);
     return 0;
+}
+
+static int open_client(const cli *a, const char *url, fedrec_client **out)
+{
+    return with_key(a, url, out, NULL);
 }
 
 /* ---- import ---------------------------------------------------------------- */
@@ -549,6 +567,21 @@ static int cmd_forget(const cli *a)
     return 0;
 }
 
+static int cmd_recover(const cli *a)
+{
+    uint64_t lost = 0;
+    int rc = with_key(a, NULL, NULL, &lost);
+    if (rc)
+        return rc;
+    if (lost)
+        printf("recovered the store at %s: %llu committed events were missing and are gone; "
+               "the rest is kept\n",
+               a->store, (unsigned long long)lost);
+    else
+        printf("the store at %s is whole: nothing to recover, nothing written\n", a->store);
+    return 0;
+}
+
 /* ---- sync ------------------------------------------------------------------ */
 
 static const char *outcome_text(fedrec_err e)
@@ -616,8 +649,8 @@ int main(int argc, char **argv)
         printf("fedrec-client %s\n", fedrec_version());
         return 0;
     }
-    static const char *const cmds[] = {"import",  "sync",   "recommend", "ledger",
-                                       "opt-out", "opt-in", "forget",    "info"};
+    static const char *const cmds[] = {"import", "sync",   "recommend", "ledger", "opt-out",
+                                       "opt-in", "forget", "info",      "recover"};
     int known = 0;
     for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++)
         known |= !strcmp(argv[1], cmds[i]);
@@ -651,5 +684,7 @@ int main(int argc, char **argv)
         return cmd_info(&a);
     if (!strcmp(a.cmd, "forget"))
         return cmd_forget(&a);
+    if (!strcmp(a.cmd, "recover"))
+        return cmd_recover(&a);
     return cmd_sync(&a);
 }
