@@ -6,6 +6,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <nng/nng.h>
+#include <nng/supplemental/tls/tls.h>
 #include <sodium.h>
 
 #include "client/client_internal.h"
@@ -116,6 +118,123 @@ static fedrec_err outcome_err(const fedreci_session_result *r)
     }
 }
 
+/* ---- fail fast: one connection attempt before the round driver ------------- */
+
+/* The round driver dials in the background and retries, so an unreachable
+ * coordinator or a refused certificate would only show as a timeout at the
+ * deadline. Before it starts, sync opens one stream to the coordinator, lets
+ * TLS finish its handshake and reads the peer's 8-byte SP header (the first
+ * bytes an nng peer sends), then closes it. Errors say what failed. */
+
+/* Longest wait for that first connection, even under a longer deadline. */
+#define PROBE_MAX_MS 10000
+
+/* One attempt: 0 when the peer answered with an SP header, else nng's error;
+ * *stage names where it stopped ("connect", "TLS handshake", "read"). */
+static int probe_once(const char *url, const char *ca, const char *name, int verify, uint32_t ms,
+                      const char **stage)
+{
+    nng_stream_dialer *d = NULL;
+    nng_aio *aio = NULL;
+    nng_stream *st = NULL;
+    nng_tls_config *tc = NULL;
+    uint8_t hdr[8];
+    *stage = "connect";
+    int rv = nng_stream_dialer_alloc(&d, url);
+    if (rv == 0 && strncmp(url, "tls+", 4) == 0) {
+        if ((rv = nng_tls_config_alloc(&tc, NNG_TLS_MODE_CLIENT)) == 0) {
+            if (!verify)
+                rv = nng_tls_config_auth_mode(tc, NNG_TLS_AUTH_MODE_NONE);
+            else if (ca && (rv = nng_tls_config_ca_file(tc, ca)) == 0)
+                rv = nng_tls_config_auth_mode(tc, NNG_TLS_AUTH_MODE_REQUIRED);
+            if (rv == 0 && name)
+                rv = nng_tls_config_server_name(tc, name);
+            if (rv == 0)
+                rv = nng_stream_dialer_set_ptr(d, NNG_OPT_TLS_CONFIG, tc);
+        }
+    }
+    if (rv == 0)
+        rv = nng_aio_alloc(&aio, NULL, NULL);
+    if (rv == 0) {
+        nng_aio_set_timeout(aio, (nng_duration)ms);
+        nng_stream_dialer_dial(d, aio);
+        nng_aio_wait(aio);
+        rv = nng_aio_result(aio);
+    }
+    if (rv == 0) {
+        st = nng_aio_get_output(aio, 0);
+        /* TLS: the handshake runs before the first bytes can be read. */
+        *stage = strncmp(url, "tls+", 4) == 0 ? "TLS handshake" : "read";
+        nng_iov iov = {.iov_buf = hdr, .iov_len = sizeof hdr};
+        nng_aio_set_iov(aio, 1, &iov);
+        nng_aio_set_timeout(aio, (nng_duration)ms);
+        nng_stream_recv(st, aio);
+        nng_aio_wait(aio);
+        rv = nng_aio_result(aio);
+        if (rv == 0 && (nng_aio_count(aio) < 1 || hdr[0] != 0 || hdr[1] != 'S'))
+            rv = NNG_EPROTO;
+    }
+    if (st) {
+        nng_stream_close(st);
+        nng_stream_free(st);
+    }
+    nng_aio_free(aio);
+    nng_stream_dialer_free(d);
+    if (tc)
+        nng_tls_config_free(tc);
+    return rv;
+}
+
+/* Checks the coordinator can be reached before the round driver starts.
+ * Transports the stream API cannot dial (inproc://) are not probed.
+ * Errors: FEDREC_ERR_TRANSPORT (refused, unreachable, TLS verification,
+ * naming the check that failed), FEDREC_ERR_TIMEOUT (the deadline, when it
+ * is the shorter wait). */
+static fedrec_err probe(const char *url, const char *ca, const char *name, uint32_t deadline_ms)
+{
+    uint32_t ms = deadline_ms < PROBE_MAX_MS ? deadline_ms : PROBE_MAX_MS;
+    const char *stage = "connect", *st2;
+    int rv = probe_once(url, ca, name, 1, ms, &stage);
+    if (rv == 0 || rv == NNG_ENOTSUP)
+        return FEDREC_OK;
+    if (rv == NNG_ETIMEDOUT && ms == deadline_ms)
+        return fedreci_error(FEDREC_ERR_TIMEOUT, "sync with %s: no %s within the %u ms deadline",
+                             url, stage, deadline_ms);
+    int tls = strncmp(url, "tls+", 4) == 0;
+    if (tls && (rv == NNG_EPEERAUTH || rv == NNG_ECRYPTO)) {
+        /* Which check failed? Retry without each check in turn: with no
+         * verification at all (a handshake problem if that fails too),
+         * then with the CA but without the name. */
+        int plain = probe_once(url, NULL, NULL, 0, ms, &st2);
+        if (plain != 0)
+            return fedreci_error(FEDREC_ERR_TRANSPORT,
+                                 "sync with %s: TLS handshake failed: %s (not a certificate "
+                                 "check: it fails without verification too)",
+                                 url, nng_strerror(plain));
+        if (!ca)
+            return fedreci_error(FEDREC_ERR_TRANSPORT,
+                                 "sync with %s: TLS certificate verification failed: no CA file "
+                                 "was given (fedrec_client_set_tls)",
+                                 url);
+        if (name && probe_once(url, ca, NULL, 1, ms, &st2) == 0)
+            return fedreci_error(FEDREC_ERR_TRANSPORT,
+                                 "sync with %s: TLS hostname check failed: the coordinator's "
+                                 "certificate chains to %s but does not name '%s'",
+                                 url, ca, name);
+        return fedreci_error(FEDREC_ERR_TRANSPORT,
+                             "sync with %s: TLS certificate verification failed: the "
+                             "coordinator's certificate does not chain to the CA in %s (or is "
+                             "expired or not yet valid)",
+                             url, ca);
+    }
+    if (tls && strcmp(stage, "connect") != 0)
+        return fedreci_error(FEDREC_ERR_TRANSPORT, "sync with %s: TLS handshake failed: %s", url,
+                             nng_strerror(rv));
+    return fedreci_error(FEDREC_ERR_TRANSPORT,
+                         "sync with %s: cannot reach the coordinator (%s: %s)", url, stage,
+                         nng_strerror(rv));
+}
+
 fedrec_err fedrec_client_sync(fedrec_client *c, uint32_t deadline_ms, fedrec_sync_result *result)
 {
     if (!c)
@@ -152,6 +271,9 @@ fedrec_err fedrec_client_sync(fedrec_client *c, uint32_t deadline_ms, fedrec_syn
     fedreci_session_config_default(&cfg);
     cfg.url = url;
     fedreci_client_tls(c, &cfg.tls_ca_file, &cfg.tls_server_name);
+    err = probe(url, cfg.tls_ca_file, cfg.tls_server_name, deadline_ms);
+    if (err)
+        goto out;
     cfg.client_id = info.client_id;
     cfg.identity_sk = sk;
     cfg.model_version = info.model_version;

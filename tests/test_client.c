@@ -17,8 +17,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <sodium.h>
@@ -774,6 +778,44 @@ static void test_sync_arguments(void **state)
     free(dir);
 }
 
+/* Fail fast: a refused port is FEDREC_ERR_TRANSPORT naming the URL and the
+ * reason, returned long before the 30 s deadline (the round driver alone
+ * would retry until the deadline and report a timeout). */
+static void test_sync_unreachable_fails_fast(void **state)
+{
+    (void)state;
+    /* A port that was just free: bound, then closed, so connect is refused. */
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    assert_true(fd >= 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t len = sizeof a;
+    assert_int_equal(bind(fd, (struct sockaddr *)&a, sizeof a), 0);
+    assert_int_equal(getsockname(fd, (struct sockaddr *)&a, &len), 0);
+    close(fd);
+    char url[64];
+    snprintf(url, sizeof url, "tcp://127.0.0.1:%u", (unsigned)ntohs(a.sin_port));
+
+    char *dir = tmpdir_make();
+    fedrec_client *c = NULL;
+    assert_int_equal(fedrec_client_open(&c, dir, url, KEY), FEDREC_OK);
+    fedrec_sync_result sr = {.struct_size = sizeof sr};
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    assert_int_equal(fedrec_client_sync(c, 30000, &sr), FEDREC_ERR_TRANSPORT);
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    assert_non_null(strstr(fedrec_errmsg(), url));
+    assert_non_null(strstr(fedrec_errmsg(), "cannot reach the coordinator"));
+    assert_non_null(strstr(fedrec_errmsg(), "refused"));
+    /* Not the deadline: the call did not wait for it. */
+    assert_true(t1.tv_sec - t0.tv_sec < 15);
+    size_t n = 1;
+    assert_int_equal(fedrec_client_ledger_count(c, &n), FEDREC_OK);
+    assert_int_equal(n, 0);
+    fedrec_client_close(c);
+    rm_rf(dir);
+    free(dir);
+}
+
 /* ABI: sizes as functions, growable structs with struct_size, options. */
 static void test_abi_sizes_and_struct_size(void **state)
 {
@@ -885,6 +927,7 @@ int main(void)
         cmocka_unit_test(test_sync_round_ledger_and_opt_out),
         cmocka_unit_test(test_sync_arguments),
         cmocka_unit_test(test_abi_sizes_and_struct_size),
+        cmocka_unit_test(test_sync_unreachable_fails_fast),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -926,6 +926,28 @@ static void test_tls_round(void **state)
     assert_int_equal(fedrec_client_open(&c, store_cli, d.url, cli_key), FEDREC_OK);
     assert_int_equal(fedrec_client_set_tls(c, "/nonexistent/ca.pem", NULL), FEDREC_ERR_IO);
     assert_non_null(strstr(fedrec_errmsg(), "/nonexistent/ca.pem"));
+
+    /* a TLS failure is a transport error naming the check that failed, at
+     * once, not a timeout at the deadline: a CA that did not sign the
+     * coordinator's certificate, then the right CA with the wrong name */
+    char other[160], other_key[160];
+    snprintf(other, sizeof other, "%s/other.pem", dir);
+    snprintf(other_key, sizeof other_key, "%s/other-key.pem", dir);
+    snprintf(cmd, sizeof cmd,
+             "openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 "
+             "-subj /CN=localhost -addext subjectAltName=DNS:localhost -keyout '%s' -out '%s' "
+             ">/dev/null 2>&1",
+             other_key, other);
+    assert_int_equal(system(cmd), 0);
+    fedrec_sync_result sr = {.struct_size = sizeof sr};
+    assert_int_equal(fedrec_client_set_tls(c, other, "localhost"), FEDREC_OK);
+    assert_int_equal(fedrec_client_sync(c, 30000, &sr), FEDREC_ERR_TRANSPORT);
+    assert_non_null(strstr(fedrec_errmsg(), "TLS certificate verification failed"));
+    assert_non_null(strstr(fedrec_errmsg(), other));
+    assert_int_equal(fedrec_client_set_tls(c, cert, "shop.example"), FEDREC_OK);
+    assert_int_equal(fedrec_client_sync(c, 30000, &sr), FEDREC_ERR_TRANSPORT);
+    assert_non_null(strstr(fedrec_errmsg(), "TLS hostname check failed"));
+    assert_non_null(strstr(fedrec_errmsg(), "'shop.example'"));
     fedrec_client_close(c);
     daemon_stop(&d);
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);

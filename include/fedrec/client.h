@@ -264,6 +264,18 @@ typedef struct fedrec_sync_result {
  * (so the coordinator never selects it), may download the model, and sends
  * no SecAgg message at all.
  *
+ * Fail fast: before the round, sync makes one connection to the coordinator
+ * (for tls+tcp:// including the handshake and certificate checks) and waits
+ * for its first bytes, for at most min(deadline_ms, 10 s). A refused or
+ * unreachable coordinator is FEDREC_ERR_TRANSPORT at once (a refused port
+ * within milliseconds), not a timeout at the deadline; a TLS failure is
+ * FEDREC_ERR_TRANSPORT whose message names the check that failed:
+ * "TLS certificate verification failed" (the certificate does not chain to
+ * the CA file, is expired or not yet valid, or no CA file was set), "TLS
+ * hostname check failed" (it chains to the CA but does not name
+ * server_name) or "TLS handshake failed" (no certificate problem). This
+ * costs one extra connection per sync.
+ *
  * deadline_ms (> 0) bounds the whole call in milliseconds: when it passes,
  * the round is abandoned (the coordinator counts the client as dropped),
  * FEDREC_ERR_TIMEOUT is returned, and whatever was already stored (a new
