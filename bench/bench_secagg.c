@@ -2,7 +2,7 @@
  * fedrec-bench secagg: the cost of SecAgg+ (core/secagg) through the real
  * protocol path (the client and server state machines, no transport).
  *
- *   fedrec-bench secagg [--json] [--quick] [--full] [--only client|server|classic|dp]
+ *   fedrec-bench secagg [--json] [--quick] [--full] [--only client|server|classic|dp|checks]
  *
  * 1. Client masking (d = 130,241 words): the time of one client's
  *    masked_input call (decrypting its k share bundles, quantizing with
@@ -40,8 +40,20 @@
  *    (the k + 1 masks and the quantization, timed alone as in section 1)
  *    in the same run. Ratio = DP work / masking. Best of 3.
  *
+ * 4. The checks against hostile clients (issue 13) at n = 500, k = 16,
+ *    t = 9, d = 117,121: one real round (every client) for the round's
+ *    compute, and each new check timed on its own in the same run: the
+ *    Ed25519 signature of every request (BLAKE2b-256 of the message, one
+ *    sign; the coordinator: one verify), the hash commitments to every share
+ *    (made and checked by the clients, checked at unmask by the server, b and
+ *    s^SK checked after reconstruction: they run inside the state machines,
+ *    so the measured round includes them) and the range check of the sum.
+ *    Prints each check's share of the round ("old path" = the round minus
+ *    the checks) and the Feldman-commitment alternative costed from one
+ *    measured ristretto255 scalar multiplication.
+ *
  * --quick: smaller runs (k in {8, 16}; n = 100 only; classic setting at
- * 100 clients) for CI smoke tests. --only runs one of the three sections
+ * 100 clients) for CI smoke tests. --only runs one of the sections
  * (e.g. --only client to repeat the masking table quickly). Never asserts;
  * prints tables.
  */
@@ -63,6 +75,7 @@
 #include "core/secagg/quantize.h"
 #include "core/secagg/secagg.h"
 #include "core/secagg/shamir.h"
+#include "proto/wire.h"
 
 #define D_BENCH 130241u
 
@@ -645,6 +658,154 @@ static void bench_classic(int quick)
            r.ok ? "yes" : "NO", "-");
 }
 
+/* ---- 4. the checks of issue 13 ---------------------------------------------------- */
+
+static void bench_checks(int quick)
+{
+    const uint32_t n = quick ? 100 : 500, k = 16, t = 9, d = quick ? 20001 : 117121;
+    fedreci_secagg_params p = params(n, k, t, d);
+    round_result r;
+    if (run_round(&p, 0.0, 1, &r) || !r.ok) {
+        printf("checks: the reference round failed\n");
+        return;
+    }
+    /* request signatures: one masked input of d words and a small request */
+    uint8_t pk[32], sk[64];
+    crypto_sign_keypair(pk, sk);
+    uint32_t *y = calloc(d, sizeof *y);
+    if (!y)
+        return;
+    fedreci_wire_hdr hm = {fedreci_secagg_id_from_pk(pk), 7, FEDRECI_WIRE_STAGE_MASKED_INPUT};
+    fedreci_wire_hdr hs = {hm.client_id, 7, FEDRECI_WIRE_STAGE_MODEL};
+    nng_msg *m = NULL, *ms = NULL;
+    if (fedreci_wire_enc_masked(&m, &hm, y, d) || fedreci_wire_enc_model_request(&ms, &hs, 3)) {
+        free(y);
+        return;
+    }
+    size_t mlen = nng_msg_len(m), slen = nng_msg_len(ms);
+    volatile int sink = 0;
+    uint8_t mk[32];
+    randombytes_buf(mk, sizeof mk);
+    double t0 = now();
+    for (int i = 0; i < 20; i++) {
+        sink += (int)fedreci_wire_sign(m, &hm, sk);
+        (void)nng_msg_chop(m, FEDRECI_WIRE_SIG_SUFFIX);
+    }
+    double sign_big = (now() - t0) / 20; /* what a signature would cost (not used) */
+    t0 = now();
+    for (int i = 0; i < 20; i++) {
+        sink += (int)fedreci_wire_mac(m, mk);
+        (void)nng_msg_chop(m, FEDRECI_WIRE_MAC_SUFFIX);
+    }
+    double mac_big = (now() - t0) / 20;
+    uint8_t ksk[32], kpk[32], kk[32];
+    randombytes_buf(ksk, sizeof ksk);
+    crypto_scalarmult_base(kpk, ksk);
+    t0 = now();
+    for (int i = 0; i < 200; i++)
+        sink += (int)fedreci_secagg_mac_key(kk, ksk, kpk, 7, 9);
+    double mac_key = (now() - t0) / 200;
+    t0 = now();
+    for (int i = 0; i < 500; i++) {
+        sink += (int)fedreci_wire_sign(ms, &hs, sk);
+        (void)nng_msg_chop(ms, FEDRECI_WIRE_SIG_SUFFIX);
+    }
+    double sign_small = (now() - t0) / 500;
+    fedreci_wire_env *em = NULL, *es = NULL;
+    double verify_big = 0, verify_small = 0;
+    if (!fedreci_wire_mac(m, mk) && !fedreci_wire_sign(ms, &hs, sk) &&
+        !fedreci_wire_decode_msg(m, (size_t)-1 / 2, &em) &&
+        !fedreci_wire_decode_msg(ms, 1 << 20, &es)) {
+        t0 = now();
+        for (int i = 0; i < 20; i++)
+            sink += (int)fedreci_wire_verify_mac(nng_msg_body(m), nng_msg_len(m), em, mk);
+        verify_big = (now() - t0) / 20;
+        t0 = now();
+        for (int i = 0; i < 500; i++)
+            sink += (int)fedreci_wire_verify(nng_msg_body(ms), nng_msg_len(ms), es, pk);
+        verify_small = (now() - t0) / 500;
+    }
+    fedreci_wire_free(em);
+    fedreci_wire_free(es);
+    nng_msg_free(m);
+    nng_msg_free(ms);
+    /* one hash commitment; the range check of the sum; one scalar mult */
+    uint8_t share[32] = {1}, opening[32] = {2}, h[32];
+    t0 = now();
+    for (int i = 0; i < 20000; i++) {
+        fedreci_secagg_share_commit(h, 7, 1, 2, 0, share, opening);
+        share[1] ^= h[0];
+    }
+    double commit = (now() - t0) / 20000;
+    for (uint32_t i = 0; i < d; i++)
+        y[i] = (uint32_t)(i % 3);
+    y[d - 1] = n;
+    t0 = now();
+    for (int i = 0; i < 20; i++)
+        sink += (int)fedreci_secagg_check_sum(&p, y, n, n);
+    double range = (now() - t0) / 20;
+    uint8_t sc[32], pt[32], out[32];
+    crypto_core_ristretto255_scalar_random(sc);
+    crypto_scalarmult_ristretto255_base(pt, sc);
+    t0 = now();
+    for (int i = 0; i < 2000; i++)
+        sink += crypto_scalarmult_ristretto255(out, sc, pt);
+    double smul = (now() - t0) / 2000;
+    free(y);
+    (void)sink;
+
+    /* per round: 6 signed requests per client (check-in, model, advert,
+       shares, masked input, unmask), the coordinator verifies each; each
+       client makes 2k commitments and checks 2k, the server checks k reveals
+       per survivor and one b commitment per survivor */
+    double c_sign = 5 * sign_small + mac_big + mac_key;
+    double s_verify = 5 * verify_small + verify_big + mac_key;
+    double c_commit = 4.0 * k * commit, s_commit = (double)(k + 1) * commit;
+    double round_meas = n * r.client_total + r.server; /* includes the commitments */
+    double old = round_meas - n * (c_commit + s_commit);
+    double checks = n * (c_sign + c_commit + s_verify + s_commit) + range;
+    double feldman = n * (2.0 * k * t + 2.0 * t) * smul; /* verify 2k shares (t mults each) */
+    if (json) {
+        printf("{\"bench\":\"secagg_checks\",\"n\":%u,\"k\":%u,\"t\":%u,\"d\":%u,"
+               "\"round_s\":%.4f,\"old_path_s\":%.4f,\"checks_s\":%.4f,\"growth\":%.4f,"
+               "\"mac_masked_s\":%.6f,\"verify_masked_s\":%.6f,\"sign_small_s\":%.7f,"
+               "\"verify_small_s\":%.7f,\"commit_s\":%.8f,\"range_check_s\":%.6f,"
+               "\"scalarmult_s\":%.7f,\"feldman_s\":%.4f,\"exact\":true}\n",
+               n, k, t, d, round_meas + n * (c_sign + s_verify) + range, old, checks, checks / old,
+               mac_big, verify_big, sign_small, verify_small, commit, range, smul, feldman);
+        return;
+    }
+    printf("\nChecks against hostile clients (issue 13): n = %u, k = %u, t = %u, d = %u, one real "
+           "round (sum exact) and each check timed alone, same run%s\n",
+           n, k, t, d, quick ? " (--quick: reduced)" : "");
+    printf("| item                                              | per round (s) | share of old "
+           "path |\n");
+    printf("|---------------------------------------------------|---------------|--------------"
+           "-----|\n");
+    printf("| old path: n x client (all stages) + server unmask | %13.3f | %17s |\n", old, "100%");
+    printf("| clients sign 5 requests, MAC the masked input (%zu B: %.3f ms) | %7.3f | %8.2f%% "
+           "|\n",
+           mlen + FEDRECI_WIRE_MAC_SUFFIX, mac_big * 1e3, n * c_sign, 100 * n * c_sign / old);
+    printf("| coordinator verifies them (masked input %.3f ms)  | %13.3f | %16.2f%% |\n",
+           verify_big * 1e3, n * s_verify, 100 * n * s_verify / old);
+    printf("| share commitments: clients make + check 4k         | %13.4f | %16.2f%% |\n",
+           n * c_commit, 100 * n * c_commit / old);
+    printf("| share commitments: server checks k + 1 per client  | %13.4f | %16.2f%% |\n",
+           n * s_commit, 100 * n * s_commit / old);
+    printf("| range + weight check of the sum (d words)          | %13.5f | %16.3f%% |\n", range,
+           100 * range / old);
+    printf("| all checks                                        | %13.3f | %16.2f%% |\n", checks,
+           100 * checks / old);
+    printf("| (alternative) Feldman: 2kt + 2t scalar mults/client (%.1f us each) | %7.3f | "
+           "%8.0f%% |\n",
+           smul * 1e6, feldman, 100 * feldman / old);
+    printf("small request: %zu B signed in %.1f us, verified in %.1f us; a signature of the "
+           "masked input instead of its MAC would cost %.3f ms per client (BLAKE2b of %zu B) "
+           "on each side; MAC key: %.1f us per client on each side\n",
+           slen + FEDRECI_WIRE_SIG_SUFFIX, sign_small * 1e6, verify_small * 1e6, sign_big * 1e3,
+           mlen, mac_key * 1e6);
+}
+
 int fedrec_bench_secagg(int argc, char **argv)
 {
     int quick = 0;
@@ -655,7 +816,7 @@ int fedrec_bench_secagg(int argc, char **argv)
         {"help", no_argument, NULL, 'h'}, {NULL, 0, NULL, 0},
     };
     static const char *const usage = "usage: fedrec-bench secagg [--json] [--quick] [--full] "
-                                     "[--only client|server|classic|dp]\n";
+                                     "[--only client|server|classic|dp|checks]\n";
     fedreci_opt_reset();
     int c;
     while ((c = getopt_long(argc, argv, ":", lo, NULL)) != -1) {
@@ -666,11 +827,13 @@ int fedrec_bench_secagg(int argc, char **argv)
         } else if (c == 'f') {
             full = 1;
         } else if (c == 'o' && (!strcmp(optarg, "client") || !strcmp(optarg, "server") ||
-                                !strcmp(optarg, "classic") || !strcmp(optarg, "dp"))) {
+                                !strcmp(optarg, "classic") || !strcmp(optarg, "dp") ||
+                                !strcmp(optarg, "checks"))) {
             only = optarg;
         } else if (c == 'o') {
             fprintf(stderr,
-                    "fedrec-bench secagg: --only: '%s' is not client, server, classic or dp\n",
+                    "fedrec-bench secagg: --only: '%s' is not client, server, classic, dp or "
+                    "checks\n",
                     optarg);
             return 2;
         } else if (c == 'h') {
@@ -697,5 +860,7 @@ int fedrec_bench_secagg(int argc, char **argv)
         bench_classic(quick);
     if (!only || !strcmp(only, "dp"))
         bench_dp(quick);
+    if (!only || !strcmp(only, "checks"))
+        bench_checks(quick);
     return 0;
 }

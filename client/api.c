@@ -11,6 +11,7 @@
 #include <sodium.h>
 
 #include "client/client_internal.h"
+#include "core/secagg/secagg.h"
 #include "client/store.h"
 #include "core/err.h"
 #include "core/mf/mf.h"
@@ -35,12 +36,7 @@ struct fedrec_client {
 
 uint64_t fedreci_client_id_from_pk(const uint8_t pk[32])
 {
-    uint8_t h[32];
-    crypto_generichash(h, sizeof h, pk, 32, NULL, 0);
-    uint64_t id = 0;
-    for (int i = 0; i < 8; i++)
-        id |= (uint64_t)h[i] << (8 * i);
-    return id;
+    return fedreci_secagg_id_from_pk(pk);
 }
 
 static int64_t now_ms(void)

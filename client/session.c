@@ -110,33 +110,58 @@ static const char *step_what(int step)
     return step >= 0 && step < S_DONE ? w[step] : "?";
 }
 
-/* Encodes the request of the current step (again, for a resend). */
+/* Encodes and signs the request of the current step (again, for a resend).
+ * Every request carries the identity key's signature over its round, stage,
+ * sender and bytes (docs/protocol.md "Authentication"). */
 static fedrec_err build(fedreci_session *s, nng_msg **m)
 {
     fedreci_wire_hdr h = {s->cfg.client_id, s->selected ? s->round.secagg.round_id : 0, 0};
+    fedrec_err e;
     switch (s->step) {
     case S_CHECKIN:
         h.stage = FEDRECI_WIRE_STAGE_CHECKIN;
         h.round_id = 0;
-        return fedreci_wire_enc_checkin(m, &h, s->pk, s->res.model_version, s->cfg.opted_in);
+        e = fedreci_wire_enc_checkin(m, &h, s->pk, s->res.model_version, s->cfg.opted_in);
+        break;
     case S_MODEL:
         h.stage = FEDRECI_WIRE_STAGE_MODEL;
-        return fedreci_wire_enc_model_request(m, &h, s->res.model_version);
+        e = fedreci_wire_enc_model_request(m, &h, s->res.model_version);
+        break;
     case S_ADV:
         h.stage = FEDRECI_WIRE_STAGE_ADVERTISE;
-        return fedreci_wire_enc_advertise(m, &h, &s->advert);
+        e = fedreci_wire_enc_advertise(m, &h, &s->advert);
+        break;
     case S_SHARE:
         h.stage = FEDRECI_WIRE_STAGE_SHARE_KEYS;
-        return fedreci_wire_enc_ciphertexts(m, &h, 0, s->cts, s->n_cts);
+        e = fedreci_wire_enc_ciphertexts(m, &h, 0, s->cts, s->n_cts);
+        break;
     case S_MASKED:
         h.stage = FEDRECI_WIRE_STAGE_MASKED_INPUT;
-        return fedreci_wire_enc_masked(m, &h, s->masked, s->round.secagg.d);
+        e = fedreci_wire_enc_masked(m, &h, s->masked, s->round.secagg.d);
+        break;
     case S_UNMASK:
         h.stage = FEDRECI_WIRE_STAGE_UNMASK;
-        return fedreci_wire_enc_unmask(m, &h, s->reveals, s->n_reveals);
+        e = fedreci_wire_enc_unmask(m, &h, s->reveals, s->n_reveals);
+        break;
     default:
         return fedreci_error(FEDREC_ERR_INTERNAL, "session: nothing to send");
     }
+    if (!e && s->step == S_MASKED) {
+        /* the bulk message: a MAC under the round key bound to the signed
+           advert (cheaper than hashing 4 d bytes for a signature) */
+        uint8_t key[32];
+        e = fedreci_secagg_client_mac_key(s->sa, s->round.coord_pk, key);
+        if (!e)
+            e = fedreci_wire_mac(*m, key);
+        sodium_memzero(key, sizeof key);
+    } else if (!e) {
+        e = fedreci_wire_sign(*m, &h, s->sk);
+    }
+    if (e && *m) {
+        nng_msg_free(*m);
+        *m = NULL;
+    }
+    return e;
 }
 
 static void send_step(fedreci_session *s)
@@ -275,6 +300,20 @@ static void on_roster(fedreci_session *s, const fedreci_wire_env *env)
     size_t m = 0;
     fedrec_err e = fedreci_wire_get_roster(env, s->cfg.client_id, s->round.secagg.t,
                                            s->round.secagg.n, &ro, &m);
+    /* ids are self-certifying: every advert the roster carries must list an
+       identity key whose id is the member's (a coordinator or a client
+       cannot put another key under a member's id) */
+    for (size_t i = 0; !e && i < m; i++) {
+        static const uint8_t zero[FEDRECI_SECAGG_SIGN_PK_BYTES];
+        if (sodium_memcmp(ro[i].identity_pk, zero, sizeof zero) == 0)
+            continue; /* a member the roster carries no advert for */
+        if (fedreci_secagg_id_from_pk(ro[i].identity_pk) != ro[i].client_id)
+            e = fedreci_error(FEDREC_ERR_SIGNATURE,
+                              "session: roster entry %zu lists client %016llx with an identity "
+                              "key whose id is %016llx",
+                              i, (unsigned long long)ro[i].client_id,
+                              (unsigned long long)fedreci_secagg_id_from_pk(ro[i].identity_pk));
+    }
     if (!e)
         e = fedreci_secagg_client_share_keys(s->sa, ro, m, &s->cts, &s->n_cts);
     free(ro);
@@ -552,6 +591,15 @@ fedrec_err fedreci_session_create(fedreci_session **out, const fedreci_session_c
     }
     memcpy(s->sk, cfg->identity_sk, FEDRECI_SECAGG_SIGN_SK_BYTES);
     crypto_sign_ed25519_sk_to_pk(s->pk, s->sk);
+    if (fedreci_secagg_id_from_pk(s->pk) != cfg->client_id) {
+        fedrec_err ie = fedreci_error(FEDREC_ERR_INVALID,
+                                      "session: client id %016llx is not the id of its identity "
+                                      "key (%016llx): ids are BLAKE2b(identity key)",
+                                      (unsigned long long)cfg->client_id,
+                                      (unsigned long long)fedreci_secagg_id_from_pk(s->pk));
+        fedreci_session_destroy(s);
+        return ie;
+    }
     if (cfg->rounding_seed) {
         memcpy(s->seed, cfg->rounding_seed, sizeof s->seed);
         s->has_seed = 1;

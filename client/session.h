@@ -74,12 +74,14 @@ typedef struct fedreci_session_result {
 } fedreci_session_result;
 
 typedef struct fedreci_session_config {
-    const char *url;             /* dial with an own REQ socket, or NULL and: */
-    const nng_socket *socket;    /* a REQ socket to open a context on (shared) */
-    const char *tls_ca_file;     /* tls+tcp://: CA chain verifying the server */
-    const char *tls_server_name; /* tls+tcp://: expected server name */
-    uint64_t client_id;
-    const uint8_t *identity_sk;   /* Ed25519 secret key, 64 bytes (copied to secure memory) */
+    const char *url;              /* dial with an own REQ socket, or NULL and: */
+    const nng_socket *socket;     /* a REQ socket to open a context on (shared) */
+    const char *tls_ca_file;      /* tls+tcp://: CA chain verifying the server */
+    const char *tls_server_name;  /* tls+tcp://: expected server name */
+    uint64_t client_id;           /* must be fedreci_secagg_id_from_pk(the identity public key);
+                                     create refuses another (FEDREC_ERR_INVALID) */
+    const uint8_t *identity_sk;   /* Ed25519 secret key, 64 bytes (copied to secure memory);
+                                     signs every request */
     uint64_t model_version;       /* the model version the caller holds (0: none) */
     int opted_in;                 /* 0: check in as opted out, never upload */
     int fetch_model;              /* download a newer model even when not selected */

@@ -43,6 +43,7 @@ enum {
     S_CLIENT_OPT,
     S_CLIENT_COUNT,
     S_CLIENT_ALL,
+    S_CLIENT_EXCLUDE,
     S_COUNT
 };
 
@@ -90,16 +91,18 @@ static const char *const sql_text[S_COUNT] = {
                       "excluded.description, active = excluded.active, retired_catalog = CASE "
                       "WHEN excluded.active THEN NULL WHEN items.active THEN ?5 ELSE "
                       "items.retired_catalog END WHERE items.code = excluded.code",
-    [S_CLIENT_GET] = "SELECT client_id, identity_pk, first_seen_ms, last_seen_ms, opted_out "
-                     "FROM clients WHERE client_id = ?1",
+    [S_CLIENT_GET] = "SELECT client_id, identity_pk, first_seen_ms, last_seen_ms, opted_out, "
+                     "excluded_round FROM clients WHERE client_id = ?1",
     [S_CLIENT_INSERT] = "INSERT INTO clients(client_id, identity_pk, first_seen_ms, "
                         "last_seen_ms, opted_out) VALUES (?1, ?2, ?3, ?3, 0)",
     [S_CLIENT_TOUCH] = "UPDATE clients SET last_seen_ms = max(last_seen_ms, ?2) WHERE "
                        "client_id = ?1",
     [S_CLIENT_OPT] = "UPDATE clients SET opted_out = ?2 WHERE client_id = ?1",
     [S_CLIENT_COUNT] = "SELECT count(*) FROM clients",
-    [S_CLIENT_ALL] = "SELECT client_id, identity_pk, first_seen_ms, last_seen_ms, opted_out "
-                     "FROM clients ORDER BY client_id",
+    [S_CLIENT_ALL] = "SELECT client_id, identity_pk, first_seen_ms, last_seen_ms, opted_out, "
+                     "excluded_round FROM clients ORDER BY client_id",
+    [S_CLIENT_EXCLUDE] = "UPDATE clients SET excluded_round = ?2 WHERE client_id = ?1 AND "
+                         "excluded_round = 0",
 };
 
 /* Schema version 1. Each later version appends a migration step; the steps
@@ -155,7 +158,12 @@ static const char schema_v1[] =
     "  last_seen_ms INTEGER NOT NULL,"
     "  opted_out INTEGER NOT NULL DEFAULT 0 CHECK (opted_out IN (0, 1)));";
 
-static const char *const migrations[FEDRECI_DB_SCHEMA_VERSION] = {schema_v1};
+/* Version 2 (issue 13): a client named a culprit in a round is excluded
+ * from later rounds; 0 = never. */
+static const char schema_v2[] =
+    "ALTER TABLE clients ADD COLUMN excluded_round INTEGER NOT NULL DEFAULT 0;";
+
+static const char *const migrations[FEDRECI_DB_SCHEMA_VERSION] = {schema_v1, schema_v2};
 
 struct fedreci_db {
     sqlite3 *conn;
@@ -857,6 +865,7 @@ fedrec_err fedreci_db_client_get(fedreci_db *db, uint64_t client_id, fedreci_cli
         c.first_seen_ms = sqlite3_column_int64(s, 2);
         c.last_seen_ms = sqlite3_column_int64(s, 3);
         c.opted_out = sqlite3_column_int(s, 4);
+        c.excluded_round = (uint64_t)sqlite3_column_int64(s, 5);
         *out = c;
     } else if (rc == SQLITE_DONE) {
         e = fedreci_error(FEDREC_ERR_NOT_FOUND, "%s: no client %llu", db->path,
@@ -916,6 +925,20 @@ fedrec_err fedreci_db_client_set_opted_out(fedreci_db *db, uint64_t client_id, i
     return e;
 }
 
+fedrec_err fedreci_db_client_exclude(fedreci_db *db, uint64_t client_id, uint64_t round_id)
+{
+    fedreci_client_record c;
+    fedrec_err e = fedreci_db_client_get(db, client_id, &c);
+    if (e || c.excluded_round)
+        return e;
+    sqlite3_stmt *s = stmt(db, S_CLIENT_EXCLUDE, &e);
+    if (!s)
+        return e;
+    sqlite3_bind_int64(s, 1, (sqlite3_int64)client_id);
+    sqlite3_bind_int64(s, 2, (sqlite3_int64)(round_id ? round_id : 1));
+    return step_done(db, s, "exclude client");
+}
+
 fedrec_err fedreci_db_client_count(fedreci_db *db, uint64_t *n)
 {
     int64_t v;
@@ -942,6 +965,7 @@ fedrec_err fedreci_db_client_each(fedreci_db *db,
         c.first_seen_ms = sqlite3_column_int64(s, 2);
         c.last_seen_ms = sqlite3_column_int64(s, 3);
         c.opted_out = sqlite3_column_int(s, 4);
+        c.excluded_round = (uint64_t)sqlite3_column_int64(s, 5);
         e = fn(arg, &c);
     }
     if (!e && rc != SQLITE_DONE)

@@ -39,7 +39,7 @@
 #include "fedrec/fedrec.h"
 #include "model.h"
 
-#define FEDRECI_DB_SCHEMA_VERSION 1
+#define FEDRECI_DB_SCHEMA_VERSION 2
 #define FEDRECI_DB_STAGES 4 /* advertise, share_keys, masked_input, unmask */
 
 typedef struct fedreci_db fedreci_db;
@@ -173,6 +173,7 @@ typedef struct fedreci_client_record {
     int64_t first_seen_ms;
     int64_t last_seen_ms;
     int opted_out;
+    uint64_t excluded_round; /* the round that named it a culprit; 0: not excluded */
 } fedreci_client_record;
 
 /* Registers a client (first sighting) or refreshes its last_seen. A known
@@ -188,6 +189,11 @@ FEDREC_NODISCARD fedrec_err fedreci_db_client_get(fedreci_db *db, uint64_t clien
 /* Errors: FEDREC_ERR_NOT_FOUND, FEDREC_ERR_DB. */
 FEDREC_NODISCARD fedrec_err fedreci_db_client_set_opted_out(fedreci_db *db, uint64_t client_id,
                                                             int opted_out);
+
+/* Marks a registered client excluded since round_id (kept if it already is).
+ * Errors: FEDREC_ERR_NOT_FOUND, FEDREC_ERR_DB. */
+FEDREC_NODISCARD fedrec_err fedreci_db_client_exclude(fedreci_db *db, uint64_t client_id,
+                                                      uint64_t round_id);
 
 /* Number of registered clients. */
 FEDREC_NODISCARD fedrec_err fedreci_db_client_count(fedreci_db *db, uint64_t *n);

@@ -251,6 +251,20 @@ fedrec_err fedreci_coord_register(fedreci_coord *c, uint64_t client_id,
     return e ? FEDREC_OK : fedreci_error(FEDREC_ERR_NOMEM, "coordinator: registry");
 }
 
+fedrec_err fedreci_coord_exclude(fedreci_coord *c, uint64_t client_id, uint64_t round_id)
+{
+    pthread_mutex_lock(&c->mu);
+    crec *e = fedreci_eng_reg_find(c, client_id);
+    if (e)
+        fedreci_eng_exclude(c, e, round_id, 0, NULL);
+    pthread_mutex_unlock(&c->mu);
+    return e ? FEDREC_OK
+             : fedreci_error(FEDREC_ERR_NOT_FOUND,
+                             "coordinator: exclude: client %016llx is not "
+                             "registered",
+                             (unsigned long long)client_id);
+}
+
 fedrec_err fedreci_coord_start(fedreci_coord *c)
 {
     if (c->started)

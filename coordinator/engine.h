@@ -143,6 +143,12 @@ typedef struct fedreci_round_stats {
     const uint64_t *cohort_ids;   /* cohort, sorted */
     const uint64_t *survivor_ids; /* survivors, sorted */
     const uint32_t *sum;          /* the raw ring sum, params->d words; NULL if aborted */
+    /* Clients caught cheating in this round (sorted; n_culprits may be
+     * nonzero in a completed round: e.g. a wrong reveal whose secrets the
+     * other holders rebuilt). Each is excluded from later rounds
+     * (on_client_excluded). See docs/threat-model.md. */
+    const uint64_t *culprit_ids;
+    uint32_t n_culprits;
 } fedreci_round_stats;
 
 typedef struct fedreci_coord_hooks {
@@ -158,6 +164,9 @@ typedef struct fedreci_coord_hooks {
     /* A client checked in for the first time or changed its opt-in flag. */
     void (*on_client_seen)(void *arg, uint64_t client_id, const uint8_t identity_pk[32],
                            int opted_in);
+    /* A client was named a culprit in round_id and is refused from now on
+     * (called before on_round_done of that round; may be NULL). */
+    void (*on_client_excluded)(void *arg, uint64_t client_id, uint64_t round_id);
 } fedreci_coord_hooks;
 
 typedef struct fedreci_coord_status {
@@ -185,6 +194,12 @@ FEDREC_NODISCARD fedrec_err fedreci_coord_create(fedreci_coord **out,
  * Errors: FEDREC_ERR_NOMEM. */
 FEDREC_NODISCARD fedrec_err fedreci_coord_register(fedreci_coord *c, uint64_t client_id,
                                                    const uint8_t identity_pk[32], int opted_in);
+
+/* Marks a registered client excluded since round_id (restored from the
+ * database): its check-ins are refused (FEDREC_ERR_NOT_SELECTED) and it is
+ * never drawn into a cohort. Errors: FEDREC_ERR_NOT_FOUND (not registered). */
+FEDREC_NODISCARD fedrec_err fedreci_coord_exclude(fedreci_coord *c, uint64_t client_id,
+                                                  uint64_t round_id);
 
 /* Starts listening on every URL and serving. Errors: FEDREC_ERR_TRANSPORT
  * (bad URL, address in use), FEDREC_ERR_IO (TLS files). */

@@ -71,9 +71,10 @@ typedef struct crec {
     uint64_t bytes_update, bytes_total;
     uint64_t msg_round;
     uint32_t msgs;
-    uint32_t pipe;       /* nng pipe id of the connection of its last check-in (0: none) */
-    uint64_t dl_version; /* the model version last downloaded in full */
-    uint32_t dls;        /* full downloads of dl_version */
+    uint32_t pipe;           /* nng pipe id of the connection of its last check-in (0: none) */
+    uint64_t dl_version;     /* the model version last downloaded in full */
+    uint32_t dls;            /* full downloads of dl_version */
+    uint64_t excluded_round; /* named a culprit in that round: refused since (0: never) */
 } crec;
 
 /* An immutable published model version, shared by reference with encoders. */
@@ -92,6 +93,8 @@ typedef struct member {
     uint8_t gone; /* declared gone (fedreci_coord_client_gone) or its
                      connection closed (pipe_removed): sends nothing more */
     int32_t park; /* parked ctx, -1 none */
+    uint8_t has_key;
+    uint8_t mac_key[32]; /* authenticates its masked input (after its advert) */
 } member;
 
 /* rstate.stage past the four SecAgg+ stages: the round ended. */
@@ -125,6 +128,9 @@ typedef struct rstate {
     uint64_t version_after;
     fedrec_err err;
     char reason[200];
+    uint8_t coord_sk[32], coord_pk[32]; /* this round's X25519 key (MAC keys) */
+    uint64_t *culprits;                 /* named in this round, sorted */
+    uint32_t n_culprits;
 } rstate;
 
 /* One queued send: a reply message, a model reply to encode, or (both NULL)
@@ -239,6 +245,11 @@ crec *fedreci_eng_reg_insert(fedreci_coord *c, uint64_t id);
 
 /* Frees the registry. */
 void fedreci_eng_reg_free(fedreci_coord *c);
+
+/* Excludes client id (registered) since round_id: a held check-in is
+ * answered with an Error and leaves the waiting list; later check-ins are
+ * refused. Reports it through on_client_excluded when `report`. */
+void fedreci_eng_exclude(fedreci_coord *c, crec *e, uint64_t round_id, int report, outbox *ob);
 
 /* ---- round.c: the round state machine ------------------------------------- */
 

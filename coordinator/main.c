@@ -56,6 +56,26 @@ static void round_metrics(const fedreci_round_stats *st, char *out, size_t cap)
         fedreci_json_kdouble(&w, "total_weight", "%.0f", st->total_weight);
         if (!st->completed)
             fedreci_json_kstr(&w, "reason", cut);
+        /* the BLAKE2b-256 of the unmasked ring sum (d words, little-endian)
+           lets an auditor check a round's sum against the clients' inputs */
+        if (st->completed && st->sum && st->params) {
+            uint8_t h[32];
+            char hex[65];
+            crypto_generichash(h, sizeof h, (const uint8_t *)st->sum,
+                               (size_t)st->params->d * sizeof *st->sum, NULL, 0);
+            sodium_bin2hex(hex, sizeof hex, h, sizeof h);
+            fedreci_json_kstr(&w, "sum_b2b", hex);
+        }
+        if (st->n_culprits) {
+            fedreci_json_key(&w, "culprits");
+            fedreci_json_arr_begin(&w);
+            for (uint32_t i = 0; i < st->n_culprits && i < 8; i++) {
+                char id[17];
+                snprintf(id, sizeof id, "%016llx", (unsigned long long)st->culprit_ids[i]);
+                fedreci_json_str(&w, id);
+            }
+            fedreci_json_arr_end(&w);
+        }
         fedreci_json_obj_end(&w);
         if (fedreci_json_finish(&w, NULL, NULL) == FEDREC_OK || keep == 0)
             return;
@@ -89,10 +109,20 @@ static void hook_client(void *arg, uint64_t client_id, const uint8_t identity_pk
         return; /* logged by persist */
 }
 
+static void hook_excluded(void *arg, uint64_t client_id, uint64_t round_id)
+{
+    daemon_ctx *d = arg;
+    if (fedreci_persist_exclude(d->persist, client_id, round_id) != FEDREC_OK)
+        return; /* logged by persist */
+}
+
 static fedrec_err restore_client(void *arg, const fedreci_client_record *c)
 {
     daemon_ctx *d = arg;
-    return fedreci_coord_register(d->coord, c->client_id, c->identity_pk, !c->opted_out);
+    fedrec_err e = fedreci_coord_register(d->coord, c->client_id, c->identity_pk, !c->opted_out);
+    if (!e && c->excluded_round)
+        e = fedreci_coord_exclude(d->coord, c->client_id, c->excluded_round);
+    return e;
 }
 
 static const char *stage_label(int stage)
@@ -201,7 +231,8 @@ static int run(const fedreci_config *cfg)
     fedreci_coord_hooks hooks = {.arg = &d,
                                  .on_round_done = hook_round,
                                  .on_model_committed = hook_model,
-                                 .on_client_seen = hook_client};
+                                 .on_client_seen = hook_client,
+                                 .on_client_excluded = hook_excluded};
     /* Signals are taken synchronously below (sigtimedwait): block them
      * before nng starts its threads, which inherit the mask. */
     pthread_sigmask(SIG_BLOCK, &sigs, NULL);

@@ -145,3 +145,18 @@ fedrec_err fedreci_persist_client(fedreci_persist *p, uint64_t client_id,
                     opted_in ? "opted in" : "opted out");
     return e;
 }
+
+fedrec_err fedreci_persist_exclude(fedreci_persist *p, uint64_t client_id, uint64_t round_id)
+{
+    pthread_mutex_lock(&p->lock);
+    fedrec_err e = fedreci_db_client_exclude(p->db, client_id, round_id);
+    pthread_mutex_unlock(&p->lock);
+    if (e)
+        fedreci_log(FEDRECI_LOG_ERROR, (int64_t)round_id, "cannot exclude client %016llx: %s",
+                    (unsigned long long)client_id, fedrec_errmsg());
+    else
+        fedreci_log(FEDRECI_LOG_WARN, (int64_t)round_id,
+                    "client %016llx named a culprit: excluded from later rounds",
+                    (unsigned long long)client_id);
+    return e;
+}

@@ -57,4 +57,9 @@ FEDREC_NODISCARD fedrec_err fedreci_persist_round(fedreci_persist *p,
 FEDREC_NODISCARD fedrec_err fedreci_persist_client(fedreci_persist *p, uint64_t client_id,
                                                    const uint8_t identity_pk[32], int opted_in);
 
+/* A client named a culprit in round_id: excluded from later rounds, kept
+ * across restarts (clients.excluded_round). */
+FEDREC_NODISCARD fedrec_err fedreci_persist_exclude(fedreci_persist *p, uint64_t client_id,
+                                                    uint64_t round_id);
+
 #endif /* FEDREC_COORDINATOR_PERSIST_H */

@@ -43,3 +43,24 @@ void fedreci_eng_reg_free(fedreci_coord *c)
     c->reg_cap = c->reg_n = 0;
     fedreci_idmap_fini(&c->reg_index);
 }
+
+void fedreci_eng_exclude(fedreci_coord *c, crec *e, uint64_t round_id, int report, outbox *ob)
+{
+    if (!e || e->excluded_round)
+        return;
+    e->excluded_round = round_id ? round_id : 1;
+    if (e->wait_ctx >= 0 && ob) {
+        cctx *x = fedreci_eng_unpark(c, e->wait_ctx);
+        e->wait_ctx = -1;
+        for (size_t i = 0; i < c->n_waiting; i++)
+            if (c->waiting[i] == e->id) {
+                c->waiting[i] = c->waiting[--c->n_waiting];
+                break;
+            }
+        fedreci_wire_hdr h = {e->id, 0, FEDRECI_WIRE_STAGE_CHECKIN};
+        fedreci_eng_reply_error(c, x, &h, FEDREC_ERR_NOT_SELECTED,
+                                "excluded: named a culprit in an earlier round", ob);
+    }
+    if (report && c->hooks.on_client_excluded)
+        c->hooks.on_client_excluded(c->hooks.arg, e->id, e->excluded_round);
+}

@@ -33,6 +33,13 @@ static void on_checkin(fedreci_coord *c, cctx *x, const fedreci_wire_env *env, o
                                 "identity key differs from the one registered for this client", ob);
         return;
     }
+    if (e && e->excluded_round) {
+        char text[120];
+        snprintf(text, sizeof text, "excluded: named a culprit in round %llu",
+                 (unsigned long long)e->excluded_round);
+        fedreci_eng_reply_error(c, x, &h, FEDREC_ERR_NOT_SELECTED, text, ob);
+        return;
+    }
     int fresh = !e;
     if (!e && !(e = fedreci_eng_reg_insert(c, h.client_id))) {
         fedreci_eng_reply_error(c, x, &h, FEDREC_ERR_BUSY, "registry full (out of memory)", ob);
@@ -159,7 +166,13 @@ static fedrec_err stage_add(fedreci_coord *c, rstate *r, const fedreci_wire_env 
         fedreci_secagg_advert a;
         if ((e = fedreci_wire_get_advert(env, &a)))
             return e;
-        return fedreci_secagg_server_add_advert(r->srv, &a);
+        if ((e = fedreci_secagg_server_add_advert(r->srv, &a)))
+            return e;
+        /* the key of its masked input's MAC, bound to the signed s_pk */
+        long mi = fedreci_find_u64(r->ids, r->n, id);
+        if (mi >= 0 && !fedreci_secagg_mac_key(r->mem[mi].mac_key, r->coord_sk, a.s_pk, r->id, id))
+            r->mem[mi].has_key = 1;
+        return FEDREC_OK;
     }
     case 1: {
         fedreci_secagg_ciphertext *cts;
@@ -196,12 +209,33 @@ static fedrec_err stage_add(fedreci_coord *c, rstate *r, const fedreci_wire_env 
     }
 }
 
-/* The round a stage message is for (the current or the previous one), with
- * the sender's index in its cohort in *mi, after the per-round message limit
- * of the sender. NULL when the message is refused (answered here). */
-static rstate *stage_round(fedreci_coord *c, cctx *x, const fedreci_wire_hdr *h, crec *rec,
-                           long *mi, outbox *ob)
+/* Authenticates a stage message of member mi of r: the masked input by its
+ * MAC under the member's round key (set when its advert was accepted), every
+ * other stage message by its signature under the registered identity key.
+ * Nothing is counted or stored before this passes. */
+static fedrec_err stage_auth(const rstate *r, long mi, const crec *rec, const fedreci_wire_env *env,
+                             const uint8_t *buf, size_t len)
 {
+    if (env->stage != FEDRECI_WIRE_STAGE_MASKED_INPUT)
+        return fedreci_wire_verify(buf, len, env, rec->pk);
+    if (!r->mem[mi].has_key)
+        return fedreci_error(FEDREC_ERR_SIGNATURE,
+                             "masked input from client %016llx, which has no round key (no "
+                             "accepted advert)",
+                             (unsigned long long)env->client_id);
+    return fedreci_wire_verify_mac(buf, len, env, r->mem[mi].mac_key);
+}
+
+/* The round a stage message is for (the current or the previous one), with
+ * the sender's index in its cohort in *mi, once the message is authenticated
+ * and within the per-round message limit of the sender (which counts
+ * authenticated messages only: junk under a member's id costs it nothing).
+ * NULL when the message is refused (answered here). */
+static rstate *stage_round(fedreci_coord *c, cctx *x, const fedreci_wire_env *env,
+                           const uint8_t *buf, size_t len, crec *rec, long *mi, outbox *ob)
+{
+    fedreci_wire_hdr hdr = fedreci_wire_header(env);
+    const fedreci_wire_hdr *h = &hdr;
     char text[160];
     rstate *r = NULL;
     if (c->cur && c->cur->id == h->round_id)
@@ -220,7 +254,22 @@ static rstate *stage_round(fedreci_coord *c, cctx *x, const fedreci_wire_hdr *h,
                                 "client is not in this round's cohort", ob);
         return NULL;
     }
-    if (rec) {
+    /* a stage that is not open yet: refused before anything is verified or
+       counted (it changes nothing either way) */
+    int s = (int)h->stage - 3;
+    if (r->stage < ST_DONE && s > r->stage) {
+        snprintf(text, sizeof text, "stage %d is not open (open: %d)", s, r->stage);
+        fedreci_eng_reply_error(c, x, h, FEDREC_ERR_STAGE, text, ob);
+        return NULL;
+    }
+    fedrec_err e = stage_auth(r, *mi, rec, env, buf, len);
+    if (e) {
+        fedreci_eng_reply_error(c, x, h, e, fedrec_errmsg(), ob);
+        return NULL;
+    }
+    rec->bytes_total += len;
+    rec->bytes_update += len;
+    {
         if (rec->msg_round != r->id) {
             rec->msg_round = r->id;
             rec->msgs = 0;
@@ -264,6 +313,13 @@ static void stage_accept(fedreci_coord *c, cctx *x, const fedreci_wire_env *env,
         fedrec_err e = stage_add(c, r, env, s);
         if (e) {
             fedreci_eng_reply_error(c, x, &h, e, fedrec_errmsg(), ob);
+            /* a reveal that does not open its commitment names its sender:
+               it sends nothing more that counts, so the stage stops waiting
+               for it */
+            const uint64_t *cul = NULL;
+            size_t nc = s == 3 ? fedreci_secagg_server_culprits(r->srv, &cul) : 0;
+            if (fedreci_find_u64(cul, nc, h.client_id) >= 0)
+                fedreci_eng_member_gone(c, r, mi, ob);
             return;
         }
         mb->acc |= (uint8_t)(1u << s);
@@ -299,13 +355,13 @@ static void stage_accept(fedreci_coord *c, cctx *x, const fedreci_wire_env *env,
 
 /* A stage-s message (s 0..3: AdvertiseKeys, ShareKeys, MaskedInput, Unmask)
  * of a registered client. */
-static void on_stage(fedreci_coord *c, cctx *x, const fedreci_wire_env *env, int s, crec *rec,
-                     outbox *ob)
+static void on_stage(fedreci_coord *c, cctx *x, const fedreci_wire_env *env, const uint8_t *buf,
+                     size_t len, int s, crec *rec, outbox *ob)
 {
     fedreci_wire_hdr h = fedreci_wire_header(env);
     char text[160];
     long mi = -1;
-    rstate *r = stage_round(c, x, &h, rec, &mi, ob);
+    rstate *r = stage_round(c, x, env, buf, len, rec, &mi, ob);
     if (!r)
         return;
     if (r->stage >= ST_DONE) {
@@ -333,27 +389,63 @@ static void on_stage(fedreci_coord *c, cctx *x, const fedreci_wire_env *env, int
     stage_accept(c, x, env, r, (uint32_t)mi, s, ob);
 }
 
+/* Proof that a check-in or a model request comes from the holder of the
+ * client's identity key: a check-in carries the key (its id must be derived
+ * from it: self-certifying ids) and is signed with it; a model request is
+ * signed with the registered key. Stage messages are authenticated in
+ * stage_round (they need the round). Nothing changes before this passes. */
+static fedrec_err request_auth(const fedreci_wire_env *env, const uint8_t *buf, size_t len,
+                               const crec *rec)
+{
+    if (env->body_case == FEDREC__V1__ENVELOPE__BODY_CHECK_IN) {
+        const uint8_t *pk = env->check_in->identity_pk.data;
+        uint64_t want = fedreci_secagg_id_from_pk(pk);
+        if (want != env->client_id)
+            return fedreci_error(FEDREC_ERR_SIGNATURE,
+                                 "check-in as client %016llx with an identity key whose id is "
+                                 "%016llx (ids are BLAKE2b of the key)",
+                                 (unsigned long long)env->client_id, (unsigned long long)want);
+        return fedreci_wire_verify(buf, len, env, pk);
+    }
+    if (!rec)
+        return fedreci_error(FEDREC_ERR_NOT_FOUND, "unknown client: check in first");
+    if (env->body_case == FEDREC__V1__ENVELOPE__BODY_MODEL_REQUEST)
+        return fedreci_wire_verify(buf, len, env, rec->pk);
+    return FEDREC_OK;
+}
+
 void fedreci_eng_handle(fedreci_coord *c, cctx *x, nng_msg *msg, outbox *ob)
 {
     size_t len = nng_msg_len(msg);
     uint32_t pipe = (uint32_t)nng_pipe_id(nng_msg_get_pipe(msg));
     fedreci_wire_env *env = NULL;
     fedrec_err e = fedreci_wire_decode_msg(msg, c->cap, &env);
-    nng_msg_free(msg);
+    const uint8_t *buf = (const uint8_t *)nng_msg_body(msg); /* kept for authentication */
     pthread_mutex_lock(&c->mu);
     c->bytes_in += len;
     if (e) {
         fedreci_wire_hdr h = {0, 0, 0};
         fedreci_eng_reply_error(c, x, &h, e, fedrec_errmsg(), ob);
         pthread_mutex_unlock(&c->mu);
+        nng_msg_free(msg);
         return;
     }
     crec *rec = fedreci_eng_reg_find(c, env->client_id);
-    if (rec) {
-        rec->bytes_total += len;
-        if (env->stage >= FEDRECI_WIRE_STAGE_ADVERTISE)
-            rec->bytes_update += len;
+    if (env->body_case == FEDREC__V1__ENVELOPE__BODY_CHECK_IN ||
+        env->body_case == FEDREC__V1__ENVELOPE__BODY_MODEL_REQUEST) {
+        if ((e = request_auth(env, buf, len, rec))) {
+            fedreci_wire_hdr h = fedreci_wire_header(env);
+            fedreci_eng_reply_error(c, x, &h, e, fedrec_errmsg(), ob);
+            pthread_mutex_unlock(&c->mu);
+            nng_msg_free(msg);
+            fedreci_wire_free(env);
+            return;
+        }
     }
+    /* a client's byte counters count its authenticated messages only (stage
+       messages: in stage_round) */
+    if (rec && env->stage < FEDRECI_WIRE_STAGE_ADVERTISE)
+        rec->bytes_total += len;
     switch (env->body_case) {
     case FEDREC__V1__ENVELOPE__BODY_CHECK_IN:
         on_checkin(c, x, env, ob);
@@ -378,7 +470,7 @@ void fedreci_eng_handle(fedreci_coord *c, cctx *x, nng_msg *msg, outbox *ob)
                                     "unknown client: check in first", ob);
             break;
         }
-        on_stage(c, x, env, (int)env->stage - 3, rec, ob);
+        on_stage(c, x, env, buf, len, (int)env->stage - 3, rec, ob);
         break;
     default: {
         fedreci_wire_hdr h = fedreci_wire_header(env);
@@ -386,5 +478,6 @@ void fedreci_eng_handle(fedreci_coord *c, cctx *x, nng_msg *msg, outbox *ob)
     }
     }
     pthread_mutex_unlock(&c->mu);
+    nng_msg_free(msg);
     fedreci_wire_free(env);
 }

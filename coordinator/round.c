@@ -29,7 +29,11 @@ void fedreci_eng_round_free(rstate *r)
         return;
     fedreci_secagg_server_destroy(r->srv);
     free(r->ids);
+    if (r->mem)
+        sodium_memzero(r->mem, r->n * sizeof *r->mem); /* MAC keys */
     free(r->mem);
+    free(r->culprits);
+    sodium_memzero(r->coord_sk, sizeof r->coord_sk);
     free(r->roster_ids);
     free(r->roster);
     free(r->nbr);
@@ -86,6 +90,7 @@ static fedreci_wire_round wire_round(const fedreci_coord *c, const rstate *r)
     w.n_items = c->model->n_items;
     w.k_factors = c->model->k;
     w.stage_timeout_ms = max_stage_ms(c);
+    memcpy(w.coord_pk, r->coord_pk, sizeof w.coord_pk);
     return w;
 }
 
@@ -173,15 +178,42 @@ static void round_stats(const fedreci_coord *c, const rstate *r, fedreci_round_s
     st.cohort_ids = r->ids;
     st.survivor_ids = r->surv;
     st.sum = completed ? c->sum : NULL;
+    st.culprit_ids = r->culprits;
+    st.n_culprits = r->n_culprits;
     *out = st;
 }
 
 /* The round r ended (committed or aborted): report it, answer its held
  * requests with the result, stop after max_rounds, else start the next
  * round or the check-in window. */
+/* The clients the SecAgg+ server caught cheating in r: kept in r (for the
+ * round log) and excluded from later rounds. */
+static void collect_culprits(fedreci_coord *c, rstate *r, outbox *ob)
+{
+    const uint64_t *ids = NULL;
+    size_t n = r->srv ? fedreci_secagg_server_culprits(r->srv, &ids) : 0;
+    if (!n)
+        return;
+    uint64_t *v = malloc(n * sizeof *v);
+    if (!v)
+        return;
+    memcpy(v, ids, n * sizeof *v);
+    free(r->culprits);
+    r->culprits = v;
+    r->n_culprits = (uint32_t)n;
+    for (size_t i = 0; i < n; i++) {
+        fedreci_log(FEDRECI_LOG_WARN, (int64_t)r->id,
+                    "client %016llx named a culprit (a share that does not open its commitment, "
+                    "or shares that rebuild another secret than committed)",
+                    (unsigned long long)v[i]);
+        fedreci_eng_exclude(c, fedreci_eng_reg_find(c, v[i]), r->id, 1, ob);
+    }
+}
+
 static void round_end(fedreci_coord *c, rstate *r, outbox *ob)
 {
     int completed = r->stage == ST_DONE;
+    collect_culprits(c, r, ob);
     fedreci_round_stats st;
     round_stats(c, r, &st);
     if (completed)
@@ -250,11 +282,13 @@ static fedrec_err commit_model(fedreci_coord *c, rstate *r)
     int applied = 0;
     fedrec_err e = fedreci_optimizer_step(c->opt, y, c->grad, (double)weight, &applied);
     if (!e && !applied) {
+        /* nothing to apply (zero total weight): an aborted round with its
+           reason, so that the round log has its row */
         free(y);
         free(gram);
         free(nm);
         r->version_after = old->version;
-        return FEDREC_OK;
+        return fedreci_error(FEDREC_ERR_ABORTED, "total weight %u: no update to apply", weight);
     }
     if (!e && c->hooks.on_model_committed)
         e = c->hooks.on_model_committed(c->hooks.arg, r->id, old->version + 1, y, old->n_items,
@@ -412,6 +446,11 @@ static fedrec_err close_masked_input(rstate *r)
 static fedrec_err close_unmask(fedreci_coord *c, rstate *r)
 {
     fedrec_err e = fedreci_secagg_server_finish(r->srv, c->sum, r->p.d);
+    /* never build a model from a sum honest clipped inputs cannot produce:
+       every honest client sends max_weight, and each |q| <= ceil(clip scale) */
+    if (!e)
+        e = fedreci_secagg_check_sum(&r->p, c->sum, (uint32_t)r->ns,
+                                     (uint32_t)r->ns * r->p.max_weight);
     if (!e)
         e = commit_model(c, r);
     return e;
@@ -519,7 +558,13 @@ static rstate *round_new(fedreci_coord *c, uint64_t rid, size_t nw, uint32_t n)
         e = FEDREC_ERR_NOMEM;
     } else {
         draw_cohort(c, r, nw, n);
+        /* the round's key: with each member's signed s_pk it keys the MAC
+           of the member's masked input (proto/wire.h fedreci_wire_mac) */
+        randombytes_buf(r->coord_sk, sizeof r->coord_sk);
+        if (crypto_scalarmult_base(r->coord_pk, r->coord_sk) != 0)
+            e = FEDREC_ERR_CRYPTO;
         for (uint32_t i = 0; i < n; i++) {
+            memset(&r->mem[i], 0, sizeof r->mem[i]);
             r->mem[i].acc = 0;
             r->mem[i].gone = 0;
             r->mem[i].park = -1;
@@ -527,7 +572,8 @@ static rstate *round_new(fedreci_coord *c, uint64_t rid, size_t nw, uint32_t n)
             memcpy(pks[i], cr->pk, sizeof pks[i]);
         }
         fedreci_eng_derive_params(c, n, rid, &r->p);
-        e = fedreci_secagg_params_check(&r->p);
+        if (!e)
+            e = fedreci_secagg_params_check(&r->p);
         if (!e)
             e = fedreci_secagg_server_create(&r->srv, &r->p, r->ids, (const uint8_t(*)[32])pks);
         if (e)

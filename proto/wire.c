@@ -99,6 +99,10 @@ static fedrec_err check_cts(Fedrec__V1__Ciphertext **cts, size_t n, const char *
         if (cts[i]->data.len == 0 || cts[i]->data.len > FEDRECI_WIRE_MAX_CT_BYTES)
             return fedreci_error(FEDREC_ERR_FORMAT, "wire: %s[%zu] has %zu bytes (1..%u allowed)",
                                  what, i, cts[i]->data.len, FEDRECI_WIRE_MAX_CT_BYTES);
+        if (cts[i]->commit.len != FEDRECI_SECAGG_COMMIT_BYTES)
+            return fedreci_error(FEDREC_ERR_FORMAT,
+                                 "wire: %s[%zu].commit has %zu bytes, expected %u", what, i,
+                                 cts[i]->commit.len, FEDRECI_SECAGG_COMMIT_BYTES);
     }
     return FEDREC_OK;
 }
@@ -108,7 +112,8 @@ static fedrec_err check_params(const Fedrec__V1__RoundParams *p)
     fedrec_err e;
     if (!p)
         return fedreci_error(FEDREC_ERR_FORMAT, "wire: CheckInReply SELECTED without params");
-    if ((e = want_len(&p->graph_seed, FEDRECI_SECAGG_SEED_BYTES, "RoundParams.graph_seed")))
+    if ((e = want_len(&p->graph_seed, FEDRECI_SECAGG_SEED_BYTES, "RoundParams.graph_seed")) ||
+        (e = want_len(&p->coord_pk, 32, "RoundParams.coord_pk")))
         return e;
     if (p->n_items == 0 || p->k_factors == 0 ||
         (uint64_t)p->n_items * p->k_factors + 1 != (uint64_t)p->d)
@@ -276,7 +281,8 @@ static fedrec_err check_body(const fedreci_wire_env *e)
             if (v->kind > 1)
                 return fedreci_error(FEDREC_ERR_FORMAT, "wire: Unmask.reveals[%zu].kind=%u", i,
                                      v->kind);
-            if ((r = want_len(&v->share, FEDRECI_SECAGG_SHARE_BYTES, "Unmask.reveals.share")))
+            if ((r = want_len(&v->share, FEDRECI_SECAGG_SHARE_BYTES, "Unmask.reveals.share")) ||
+                (r = want_len(&v->opening, 32, "Unmask.reveals.opening")))
                 return r;
         }
         return FEDREC_OK;
@@ -315,6 +321,12 @@ fedrec_err fedreci_wire_decode(const uint8_t *buf, size_t len, size_t cap, fedre
     if (e->protocol_version != FEDRECI_WIRE_PROTOCOL_VERSION)
         r = fedreci_error(FEDREC_ERR_UNSUPPORTED, "wire: protocol version %u, expected %u",
                           e->protocol_version, FEDRECI_WIRE_PROTOCOL_VERSION);
+    else if (e->sig.len != 0 && e->sig.len != FEDRECI_WIRE_SIG_BYTES)
+        r = fedreci_error(FEDREC_ERR_FORMAT, "wire: Envelope.sig has %zu bytes, expected %u",
+                          e->sig.len, FEDRECI_WIRE_SIG_BYTES);
+    else if (e->mac.len != 0 && e->mac.len != FEDRECI_WIRE_MAC_BYTES)
+        r = fedreci_error(FEDREC_ERR_FORMAT, "wire: Envelope.mac has %zu bytes, expected %u",
+                          e->mac.len, FEDRECI_WIRE_MAC_BYTES);
     else if (!body_present(e))
         r = fedreci_error(FEDREC_ERR_FORMAT, "wire: body case %d without a body",
                           (int)e->body_case);
@@ -396,6 +408,7 @@ fedrec_err fedreci_wire_get_round(const fedreci_wire_env *e, fedreci_wire_round 
     w.n_items = p->n_items;
     w.k_factors = p->k_factors;
     w.stage_timeout_ms = p->stage_timeout_ms;
+    memcpy(w.coord_pk, p->coord_pk.data, sizeof w.coord_pk);
     /* structural rules; secagg_client_create checks the overflow budget */
     if (w.secagg.n < 2 || w.secagg.k < 1 || w.secagg.k > w.secagg.n - 1 ||
         w.secagg.t <= w.secagg.k / 2 || w.secagg.t > w.secagg.k || w.secagg.clip <= 0 ||
@@ -512,6 +525,7 @@ fedrec_err fedreci_wire_get_ciphertexts(const fedreci_wire_env *e, size_t max_n,
         v[i].to = cts[i]->to;
         v[i].bytes = cts[i]->data.data;
         v[i].len = cts[i]->data.len;
+        v[i].commit = cts[i]->commit.data;
     }
     *out = v;
     *n = nc;
@@ -564,9 +578,146 @@ fedrec_err fedreci_wire_get_reveals(const fedreci_wire_env *e, size_t max_n,
         v[i].about = e->unmask->reveals[i]->about;
         v[i].kind = (uint8_t)e->unmask->reveals[i]->kind;
         memcpy(v[i].share, e->unmask->reveals[i]->share.data, FEDRECI_SECAGG_SHARE_BYTES);
+        memcpy(v[i].opening, e->unmask->reveals[i]->opening.data, 32);
     }
     *out = v;
     *n = nr;
+    return FEDREC_OK;
+}
+
+/* ---- authentication ------------------------------------------------------------ */
+
+#define ENV_LABEL "fedrec.v1.envelope"
+#define ENV_MSG_BYTES (sizeof ENV_LABEL - 1 + 4 + 8 + 4 + 8 + 32)
+
+static void put_le(uint8_t *p, uint64_t v, int n)
+{
+    for (int i = 0; i < n; i++)
+        p[i] = (uint8_t)(v >> (8 * i));
+}
+
+/* The signed message: label, header, BLAKE2b-256 of the bytes before sig. */
+static void env_msg(uint8_t out[ENV_MSG_BYTES], uint32_t version, uint64_t round, uint32_t stage,
+                    uint64_t client, const uint8_t *body, size_t len)
+{
+    uint8_t *p = out;
+    memcpy(p, ENV_LABEL, sizeof ENV_LABEL - 1);
+    p += sizeof ENV_LABEL - 1;
+    put_le(p, version, 4);
+    put_le(p + 4, round, 8);
+    put_le(p + 12, stage, 4);
+    put_le(p + 16, client, 8);
+    crypto_generichash(p + 24, 32, body, len, NULL, 0);
+}
+
+/* Envelope field 100, wire type 2 (length-delimited): varint 802, then 64. */
+static const uint8_t sig_tag[3] = {0xA2, 0x06, FEDRECI_WIRE_SIG_BYTES};
+
+/* Envelope field 101, wire type 2: varint 810, then 40. */
+static const uint8_t mac_tag[3] = {0xAA, 0x06, FEDRECI_WIRE_MAC_BYTES};
+
+static int ends_authenticated(const uint8_t *body, size_t len)
+{
+    return (len >= FEDRECI_WIRE_SIG_SUFFIX &&
+            memcmp(body + len - FEDRECI_WIRE_SIG_SUFFIX, sig_tag, sizeof sig_tag) == 0) ||
+           (len >= FEDRECI_WIRE_MAC_SUFFIX &&
+            memcmp(body + len - FEDRECI_WIRE_MAC_SUFFIX, mac_tag, sizeof mac_tag) == 0);
+}
+
+fedrec_err fedreci_wire_sign(nng_msg *m, const fedreci_wire_hdr *h, const uint8_t identity_sk[64])
+{
+    if (!m || !h || !identity_sk)
+        return fedreci_error(FEDREC_ERR_INVALID, "wire: sign: NULL argument");
+    const uint8_t *body = (const uint8_t *)nng_msg_body(m);
+    size_t len = nng_msg_len(m);
+    if (ends_authenticated(body, len))
+        return fedreci_error(FEDREC_ERR_INVALID,
+                             "wire: sign: the message (client %llu, stage %u) is already signed",
+                             (unsigned long long)h->client_id, h->stage);
+    uint8_t msg[ENV_MSG_BYTES], sig[FEDRECI_WIRE_SIG_BYTES];
+    env_msg(msg, FEDRECI_WIRE_PROTOCOL_VERSION, h->round_id, h->stage, h->client_id, body, len);
+    crypto_sign_detached(sig, NULL, msg, sizeof msg, identity_sk);
+    if (nng_msg_append(m, sig_tag, sizeof sig_tag) != 0)
+        return fedreci_error(FEDREC_ERR_NOMEM, "wire: sign: appending the signature");
+    if (nng_msg_append(m, sig, sizeof sig) != 0) {
+        (void)nng_msg_chop(m, sizeof sig_tag);
+        return fedreci_error(FEDREC_ERR_NOMEM, "wire: sign: appending the signature");
+    }
+    return FEDREC_OK;
+}
+
+fedrec_err fedreci_wire_verify(const uint8_t *buf, size_t len, const fedreci_wire_env *e,
+                               const uint8_t identity_pk[32])
+{
+    if (!buf || !e || !identity_pk)
+        return fedreci_error(FEDREC_ERR_INVALID, "wire: verify: NULL argument");
+    if (e->sig.len != FEDRECI_WIRE_SIG_BYTES || e->mac.len != 0)
+        return fedreci_error(FEDREC_ERR_SIGNATURE,
+                             "wire: message from client %llu (round %llu, stage %u) is not signed",
+                             (unsigned long long)e->client_id, (unsigned long long)e->round_id,
+                             e->stage);
+    if (len < FEDRECI_WIRE_SIG_SUFFIX ||
+        memcmp(buf + len - FEDRECI_WIRE_SIG_SUFFIX, sig_tag, sizeof sig_tag) != 0 ||
+        memcmp(buf + len - FEDRECI_WIRE_SIG_BYTES, e->sig.data, FEDRECI_WIRE_SIG_BYTES) != 0)
+        return fedreci_error(FEDREC_ERR_SIGNATURE,
+                             "wire: message from client %llu (round %llu, stage %u): the "
+                             "signature is not the last field",
+                             (unsigned long long)e->client_id, (unsigned long long)e->round_id,
+                             e->stage);
+    uint8_t msg[ENV_MSG_BYTES];
+    env_msg(msg, e->protocol_version, e->round_id, e->stage, e->client_id, buf,
+            len - FEDRECI_WIRE_SIG_SUFFIX);
+    if (crypto_sign_verify_detached(e->sig.data, msg, sizeof msg, identity_pk) != 0)
+        return fedreci_error(FEDREC_ERR_SIGNATURE,
+                             "wire: message from client %llu (round %llu, stage %u) does not "
+                             "verify under its identity key",
+                             (unsigned long long)e->client_id, (unsigned long long)e->round_id,
+                             e->stage);
+    return FEDREC_OK;
+}
+
+fedrec_err fedreci_wire_mac(nng_msg *m, const uint8_t key[32])
+{
+    if (!m || !key)
+        return fedreci_error(FEDREC_ERR_INVALID, "wire: mac: NULL argument");
+    const uint8_t *body = (const uint8_t *)nng_msg_body(m);
+    size_t len = nng_msg_len(m);
+    if (ends_authenticated(body, len))
+        return fedreci_error(FEDREC_ERR_INVALID, "wire: mac: the message is already authenticated");
+    uint8_t field[FEDRECI_WIRE_MAC_SUFFIX];
+    memcpy(field, mac_tag, sizeof mac_tag);
+    uint8_t *nonce = field + 3, *tag = field + 3 + 24;
+    randombytes_buf(nonce, 24);
+    uint8_t none[1];
+    crypto_aead_xchacha20poly1305_ietf_encrypt_detached(none, tag, NULL, none, 0, body, len, NULL,
+                                                        nonce, key);
+    if (nng_msg_append(m, field, sizeof field) != 0)
+        return fedreci_error(FEDREC_ERR_NOMEM, "wire: mac: appending the tag");
+    return FEDREC_OK;
+}
+
+fedrec_err fedreci_wire_verify_mac(const uint8_t *buf, size_t len, const fedreci_wire_env *e,
+                                   const uint8_t key[32])
+{
+    if (!buf || !e || !key)
+        return fedreci_error(FEDREC_ERR_INVALID, "wire: verify_mac: NULL argument");
+    if (e->mac.len != FEDRECI_WIRE_MAC_BYTES || e->sig.len != 0 || len < FEDRECI_WIRE_MAC_SUFFIX ||
+        memcmp(buf + len - FEDRECI_WIRE_MAC_SUFFIX, mac_tag, sizeof mac_tag) != 0 ||
+        memcmp(buf + len - FEDRECI_WIRE_MAC_BYTES, e->mac.data, FEDRECI_WIRE_MAC_BYTES) != 0)
+        return fedreci_error(FEDREC_ERR_SIGNATURE,
+                             "wire: message from client %llu (round %llu, stage %u) does not "
+                             "end with its MAC",
+                             (unsigned long long)e->client_id, (unsigned long long)e->round_id,
+                             e->stage);
+    const uint8_t *nonce = buf + len - FEDRECI_WIRE_MAC_BYTES, *tag = nonce + 24;
+    uint8_t none[1] = {0};
+    if (crypto_aead_xchacha20poly1305_ietf_decrypt_detached(
+            none, NULL, none, 0, tag, buf, len - FEDRECI_WIRE_MAC_SUFFIX, nonce, key) != 0)
+        return fedreci_error(FEDREC_ERR_SIGNATURE,
+                             "wire: message from client %llu (round %llu, stage %u): MAC does "
+                             "not verify under its round key",
+                             (unsigned long long)e->client_id, (unsigned long long)e->round_id,
+                             e->stage);
     return FEDREC_OK;
 }
 
@@ -644,6 +795,7 @@ fedrec_err fedreci_wire_enc_checkin_reply(nng_msg **out, const fedreci_wire_hdr 
         p.n_items = round->n_items;
         p.k_factors = round->k_factors;
         p.stage_timeout_ms = round->stage_timeout_ms;
+        p.coord_pk = bin(round->coord_pk, sizeof round->coord_pk);
         c.params = &p;
     }
     e.body_case = FEDREC__V1__ENVELOPE__BODY_CHECK_IN_REPLY;
@@ -777,6 +929,11 @@ fedrec_err fedreci_wire_enc_ciphertexts(nng_msg **out, const fedreci_wire_hdr *h
         cv[i].from = cts[i].from;
         cv[i].to = cts[i].to;
         cv[i].data = bin(cts[i].bytes, cts[i].len);
+        if (!cts[i].commit) {
+            r = fedreci_error(FEDREC_ERR_INVALID, "wire: ciphertext %zu without commitments", i);
+            goto done;
+        }
+        cv[i].commit = bin(cts[i].commit, FEDRECI_SECAGG_COMMIT_BYTES);
         cp[i] = &cv[i];
     }
     if (relay) {
@@ -844,6 +1001,7 @@ fedrec_err fedreci_wire_enc_unmask(nng_msg **out, const fedreci_wire_hdr *h,
         v[i].about = rv[i].about;
         v[i].kind = rv[i].kind;
         v[i].share = bin(rv[i].share, FEDRECI_SECAGG_SHARE_BYTES);
+        v[i].opening = bin(rv[i].opening, sizeof rv[i].opening);
         p[i] = &v[i];
     }
     c.n_reveals = n;

@@ -1231,12 +1231,12 @@ static fedrec_err sim_setup(sim *S, const run_opts *o, const fedreci_split *s,
         sclient *c = &S->cl[i];
         c->S = S;
         c->user = train_users[i];
-        c->id = (uint64_t)train_users[i] + 1u;
         c->sk = S->keys + (size_t)i * 64u;
         uint8_t seed[32], pk[32];
-        derive32(o->seed, c->id, 0, "fedrec-sim-identity", seed);
+        derive32(o->seed, (uint64_t)train_users[i] + 1u, 0, "fedrec-sim-identity", seed);
         crypto_sign_seed_keypair(pk, c->sk, seed);
         sodium_memzero(seed, sizeof seed);
+        c->id = fedreci_secagg_id_from_pk(pk); /* ids are self-certifying */
     }
 
     fedreci_coord_config cfg;
@@ -1263,7 +1263,7 @@ static fedrec_err sim_setup(sim *S, const run_opts *o, const fedreci_split *s,
     cfg.opt.lr = (float)o->lr;
     cfg.opt.lambda = (float)o->lambda;
     cfg.opt.n_train = n_train;
-    fedreci_coord_hooks hooks = {S, on_round_done, on_model_committed, NULL};
+    fedreci_coord_hooks hooks = {S, on_round_done, on_model_committed, NULL, NULL};
     fedreci_coord_model m = {1, S->n_items, S->k, y0, codes, NULL, 0};
     fedrec_err e = fedreci_coord_create(&S->coord, &cfg, &hooks, &m);
     if (!e)

@@ -2,9 +2,10 @@
  * one session (client/session.h) against a coordinator URL and, when told to
  * drop at a SecAgg stage, stops there and then hangs (as a phone that lost
  * its connection mid-stage would look to the coordinator) until killed.
- * Its Ed25519 identity key is derived from the client id, so a restarted
+ * Its Ed25519 identity key is derived from KEY_SEED and its id from the key
+ * (ids are self-certifying), so a restarted
  * coordinator recognizes it.
- * Usage: fedrec-fault-client URL CLIENT_ID [DROP_STAGE]
+ * Usage: fedrec-fault-client URL KEY_SEED [DROP_STAGE]
  * Exit status: 0 round completed, 3 round aborted, 4 not selected / no
  * round, 1 error (the text is printed), 2 usage. */
 #include <stdint.h>
@@ -32,14 +33,15 @@ static fedrec_err compute_update(void *arg, const fedreci_wire_round *rd, float 
 int main(int argc, char **argv)
 {
     if (argc < 3 || argc > 4 || sodium_init() < 0) {
-        fprintf(stderr, "usage: fedrec-fault-client URL CLIENT_ID [DROP_STAGE]\n");
+        fprintf(stderr, "usage: fedrec-fault-client URL KEY_SEED [DROP_STAGE]\n");
         return 2;
     }
-    uint64_t id = strtoull(argv[2], NULL, 10);
+    uint64_t key_seed = strtoull(argv[2], NULL, 10);
     int drop = argc == 4 ? atoi(argv[3]) : -1;
     uint8_t seed[32] = {0}, pk[32], sk[64];
-    memcpy(seed, &id, sizeof id);
+    memcpy(seed, &key_seed, sizeof key_seed);
     crypto_sign_seed_keypair(pk, sk, seed);
+    uint64_t id = fedreci_secagg_id_from_pk(pk); /* ids are self-certifying */
     fedreci_session_config cfg;
     fedreci_session_config_default(&cfg);
     /* The client's own REQ socket, kept open after a drop: a phone that went

@@ -165,8 +165,8 @@ static void world_init(int n)
     pthread_cond_init(&W.cv, NULL);
     W.n = n;
     for (int i = 0; i < n; i++) {
-        W.cl[i].id = (uint64_t)(100 + 3 * i);
         crypto_sign_keypair(W.cl[i].pk, W.cl[i].sk);
+        W.cl[i].id = fedreci_secagg_id_from_pk(W.cl[i].pk);
     }
     for (int i = 0; i < N_ITEMS; i++) {
         snprintf(codes_buf[i], sizeof codes_buf[i], "I%02d", i);
@@ -198,7 +198,7 @@ static fedreci_coord *coord_new(const char *url, uint32_t cohort, uint32_t thres
     cfg.seed = 5;
     cfg.max_rounds = 1;
     cfg.opt.n_train = 20;
-    fedreci_coord_hooks hooks = {NULL, on_round_done, on_commit, NULL};
+    fedreci_coord_hooks hooks = {NULL, on_round_done, on_commit, NULL, NULL};
     fedreci_coord_model m = {1, N_ITEMS, K, y0, codes, NULL, 0};
     fedreci_coord *c = NULL;
     if (fedreci_coord_create(&c, &cfg, &hooks, &m))
@@ -362,8 +362,30 @@ static void raw_close(raw *r)
     nng_close(r->sock);
 }
 
+/* The hand-driven client's keys: requests are signed with g_raw_sk, the
+ * masked input MACed with g_raw_mac once set (docs/protocol.md
+ * "Authentication"); a message that does not decode is sent as it is. */
+static const uint8_t *g_raw_sk;
+static uint8_t g_raw_mac[32];
+static int g_has_mac;
+
+static void raw_auth(nng_msg *m)
+{
+    fedreci_wire_env *e = NULL;
+    if (!g_raw_sk || fedreci_wire_decode_msg(m, 1u << 24, &e))
+        return;
+    fedreci_wire_hdr h = fedreci_wire_header(e);
+    int masked = e->body_case == FEDREC__V1__ENVELOPE__BODY_MASKED_INPUT;
+    fedreci_wire_free(e);
+    if (masked && g_has_mac)
+        assert_int_equal(fedreci_wire_mac(m, g_raw_mac), FEDREC_OK);
+    else
+        assert_int_equal(fedreci_wire_sign(m, &h, g_raw_sk), FEDREC_OK);
+}
+
 static void raw_send(raw *r, nng_msg *m)
 {
+    raw_auth(m);
     nng_aio_set_msg(r->aio, m);
     nng_ctx_send(r->ctx, r->aio);
     nng_aio_wait(r->aio);
@@ -428,6 +450,8 @@ static void test_stall_past_deadline(void **state)
     world_init(6);
     fedreci_coord *c = coord_new(url, 6, 3, 1000, 600000);
     tclient *me = &W.cl[5];
+    g_raw_sk = me->sk;
+    g_has_mac = 0;
     raw r;
     raw_open(&r, url);
     fedreci_session *s[5];
@@ -450,6 +474,8 @@ static void test_stall_past_deadline(void **state)
                      FEDREC_OK);
     fedreci_secagg_advert adv;
     assert_int_equal(fedreci_secagg_client_advertise(sa, &adv), FEDREC_OK);
+    assert_int_equal(fedreci_secagg_client_mac_key(sa, rd.coord_pk, g_raw_mac), FEDREC_OK);
+    g_has_mac = 1;
     fedreci_wire_hdr hs = {me->id, rid, FEDRECI_WIRE_STAGE_ADVERTISE};
     assert_int_equal(fedreci_wire_enc_advertise(&m, &hs, &adv), FEDREC_OK);
     fedreci_wire_env *e = raw_req(&r, m);
@@ -528,6 +554,8 @@ static void test_disconnect_reconnect(void **state)
     world_init(6);
     fedreci_coord *c = coord_new(url, 6, 3, 600000, 600000);
     tclient *me = &W.cl[5];
+    g_raw_sk = me->sk;
+    g_has_mac = 0;
     raw a, b;
     raw_open(&a, url);
     fedreci_session *s[5];
@@ -541,6 +569,8 @@ static void test_disconnect_reconnect(void **state)
                      FEDREC_OK);
     fedreci_secagg_advert adv;
     assert_int_equal(fedreci_secagg_client_advertise(sa, &adv), FEDREC_OK);
+    assert_int_equal(fedreci_secagg_client_mac_key(sa, rd.coord_pk, g_raw_mac), FEDREC_OK);
+    g_has_mac = 1;
     nng_msg *m;
     fedreci_wire_hdr hs = {me->id, rid, FEDRECI_WIRE_STAGE_ADVERTISE};
     assert_int_equal(fedreci_wire_enc_advertise(&m, &hs, &adv), FEDREC_OK);
@@ -661,6 +691,8 @@ static void test_per_client_limits(void **state)
     raw r;
     raw_open(&r, url);
     tclient *me = &W.cl[0];
+    g_raw_sk = me->sk;
+    g_has_mac = 0;
     nng_msg *m;
     fedreci_wire_hdr h = {me->id, 0, FEDRECI_WIRE_STAGE_MODEL};
     /* before checking in: refused */

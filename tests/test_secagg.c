@@ -1541,6 +1541,177 @@ static void test_graph_properties(void **state)
     assert_int_equal(fedreci_secagg_neighbors(&p, 100, 100, a, 8, &n1), FEDREC_ERR_INVALID);
 }
 
+/* ---- checked reconstruction (issue 13) ------------------------------------------ */
+
+/* Advertise and share keys for every client; `tamper` (optional) edits the
+ * bundles of client `who` (a writable copy) before the server sees them. */
+static void setup_tampered(round_sim *r, uint32_t who,
+                           void (*tamper)(fedreci_secagg_ciphertext *, uint8_t *, size_t))
+{
+    for (uint32_t i = 0; i < r->n; i++) {
+        fedreci_secagg_advert a;
+        assert_int_equal(fedreci_secagg_client_advertise(r->c[i], &a), FEDREC_OK);
+        assert_int_equal(fedreci_secagg_server_add_advert(r->s, &a), FEDREC_OK);
+    }
+    const fedreci_secagg_advert *roster;
+    size_t m;
+    assert_int_equal(fedreci_secagg_server_close_advertise(r->s, &roster, &m), FEDREC_OK);
+    for (uint32_t i = 0; i < r->n; i++) {
+        const fedreci_secagg_ciphertext *cts;
+        size_t n_cts;
+        assert_int_equal(fedreci_secagg_client_share_keys(r->c[i], roster, m, &cts, &n_cts),
+                         FEDREC_OK);
+        fedreci_secagg_ciphertext cp[16];
+        uint8_t cm[16][FEDRECI_SECAGG_COMMIT_BYTES];
+        assert_true(n_cts <= 16);
+        for (size_t j = 0; j < n_cts; j++) {
+            cp[j] = cts[j];
+            memcpy(cm[j], cts[j].commit, sizeof cm[j]);
+            cp[j].commit = cm[j];
+        }
+        if (tamper && i == who)
+            tamper(cp, &cm[0][0], n_cts);
+        assert_int_equal(fedreci_secagg_server_add_shares(r->s, r->ids[i], cp, n_cts), FEDREC_OK);
+    }
+    assert_int_equal(fedreci_secagg_server_close_share_keys(r->s), FEDREC_OK);
+}
+
+/* a dealer that commits to another b than the one it shared */
+static void tamper_cb(fedreci_secagg_ciphertext *cts, uint8_t *cm, size_t n)
+{
+    (void)cts;
+    for (size_t j = 0; j < n; j++)
+        cm[j * FEDRECI_SECAGG_COMMIT_BYTES + 64] ^= 1;
+}
+
+/* a dealer whose commitment to one share does not match the share */
+static void tamper_hb(fedreci_secagg_ciphertext *cts, uint8_t *cm, size_t n)
+{
+    (void)cts;
+    (void)n;
+    cm[3] ^= 1;
+}
+
+static void test_checked_reconstruction(void **state)
+{
+    (void)state;
+    const uint32_t d = 40;
+    /* 1. a survivor reveals a wrong share: its reveals are refused, it is
+     *    named, and the sum is still exact from the other holders */
+    {
+        fedreci_secagg_params p = make_params(6, 5, 3, d);
+        round_sim r;
+        sim_init(&r, &p);
+        setup_tampered(&r, 0, NULL);
+        uint32_t *want = calloc(d, sizeof *want);
+        for (uint32_t i = 0; i < r.n; i++) {
+            assert_int_equal(sim_input(&r, i), FEDREC_OK);
+            const uint32_t *q = fedreci_secagg_client_quantized_input(r.c[i]);
+            for (uint32_t j = 0; j < d; j++)
+                want[j] += q[j];
+        }
+        const uint64_t *sv, *dr;
+        size_t ns, nd;
+        assert_int_equal(fedreci_secagg_server_close_masked_input(r.s, &sv, &ns, &dr, &nd),
+                         FEDREC_OK);
+        for (uint32_t i = 0; i < r.n; i++) {
+            const fedreci_secagg_reveal *rv;
+            size_t n_rv;
+            assert_int_equal(fedreci_secagg_client_unmask(r.c[i], sv, ns, dr, nd, &rv, &n_rv),
+                             FEDREC_OK);
+            if (i != 1) {
+                assert_int_equal(fedreci_secagg_server_add_unmask(r.s, r.ids[i], rv, n_rv),
+                                 FEDREC_OK);
+                continue;
+            }
+            fedreci_secagg_reveal bad[16];
+            memcpy(bad, rv, n_rv * sizeof *rv);
+            bad[n_rv - 1].share[0] ^= 1; /* still a canonical scalar */
+            assert_int_equal(fedreci_secagg_server_add_unmask(r.s, r.ids[i], bad, n_rv),
+                             FEDREC_ERR_CRYPTO);
+            /* named, and its correct reveals are refused from now on too */
+            assert_int_equal(fedreci_secagg_server_add_unmask(r.s, r.ids[i], rv, n_rv),
+                             FEDREC_ERR_PROTOCOL);
+        }
+        const uint64_t *cul;
+        assert_int_equal(fedreci_secagg_server_culprits(r.s, &cul), 1);
+        assert_int_equal(cul[0], r.ids[1]);
+        uint32_t *sum = calloc(d, sizeof *sum);
+        assert_int_equal(fedreci_secagg_server_finish(r.s, sum, d), FEDREC_OK);
+        assert_memory_equal(sum, want, d * sizeof *sum);
+        free(sum);
+        free(want);
+        sim_free(&r);
+    }
+    /* 2. a dealer that committed to another b: the rebuilt b does not open
+     *    the commitment although every share did; the round aborts naming it */
+    {
+        fedreci_secagg_params p = make_params(6, 5, 3, d);
+        round_sim r;
+        sim_init(&r, &p);
+        setup_tampered(&r, 2, tamper_cb);
+        for (uint32_t i = 0; i < r.n; i++)
+            assert_int_equal(sim_input(&r, i), FEDREC_OK);
+        const uint64_t *sv, *dr;
+        size_t ns, nd;
+        assert_int_equal(fedreci_secagg_server_close_masked_input(r.s, &sv, &ns, &dr, &nd),
+                         FEDREC_OK);
+        for (uint32_t i = 0; i < r.n; i++)
+            sim_unmask(&r, i, sv, ns, dr, nd);
+        uint32_t *sum = calloc(d, sizeof *sum);
+        assert_int_equal(fedreci_secagg_server_finish(r.s, sum, d), FEDREC_ERR_ABORTED);
+        const uint64_t *cul;
+        assert_int_equal(fedreci_secagg_server_culprits(r.s, &cul), 1);
+        assert_int_equal(cul[0], r.ids[2]);
+        free(sum);
+        sim_free(&r);
+    }
+    /* 3. a bundle that does not open its commitment is refused by its
+     *    receiver (the bundle from client 4 to its first neighbour) */
+    {
+        fedreci_secagg_params p = make_params(6, 5, 3, d);
+        round_sim r;
+        sim_init(&r, &p);
+        setup_tampered(&r, 4, tamper_hb);
+        int refused = 0;
+        for (uint32_t i = 0; i < r.n; i++) {
+            const fedreci_secagg_ciphertext *in;
+            size_t n_in;
+            assert_int_equal(fedreci_secagg_server_shares_for(r.s, r.ids[i], &in, &n_in),
+                             FEDREC_OK);
+            const uint32_t *y;
+            fedrec_err e = fedreci_secagg_client_masked_input(
+                r.c[i], in, n_in, r.x + (size_t)i * (d - 1), r.w[i], &y, NULL);
+            if (e) {
+                assert_int_equal(e, FEDREC_ERR_CRYPTO);
+                assert_non_null(strstr(fedrec_errmsg(), "commitments"));
+                refused++;
+            }
+        }
+        assert_int_equal(refused, 1);
+        sim_free(&r);
+    }
+}
+
+static void test_check_sum(void **state)
+{
+    (void)state;
+    fedreci_secagg_params p = make_params(4, 3, 2, 5);
+    p.clip = 1.5;
+    p.scale = 10; /* each client |q| <= 15; 3 survivors: |sum| <= 45 */
+    uint32_t sum[5] = {45, (uint32_t)-45, 0, 7, 3};
+    assert_int_equal(fedreci_secagg_check_sum(&p, sum, 3, 3), FEDREC_OK);
+    assert_int_equal(fedreci_secagg_check_sum(&p, sum, 3, 4), FEDREC_ERR_ABORTED);
+    sum[1] = (uint32_t)-46;
+    assert_int_equal(fedreci_secagg_check_sum(&p, sum, 3, 3), FEDREC_ERR_ABORTED);
+    assert_non_null(strstr(fedrec_errmsg(), "coordinate 1 is -46"));
+    sum[1] = 0;
+    sum[0] = 46;
+    assert_int_equal(fedreci_secagg_check_sum(&p, sum, 3, 3), FEDREC_ERR_ABORTED);
+    /* with a fourth survivor the same value is in range */
+    assert_int_equal(fedreci_secagg_check_sum(&p, sum, 4, 3), FEDREC_OK);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1563,6 +1734,8 @@ int main(void)
         cmocka_unit_test(test_never_both_shares),
         cmocka_unit_test(test_refusals_leave_state_unchanged),
         cmocka_unit_test(test_exact_sum_random_dropouts),
+        cmocka_unit_test(test_checked_reconstruction),
+        cmocka_unit_test(test_check_sum),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

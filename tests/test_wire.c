@@ -90,6 +90,7 @@ static void test_checkin_reply(void **state)
     w.n_items = 3;
     w.k_factors = 2;
     w.stage_timeout_ms = 5000;
+    memset(w.coord_pk, 0x5c, sizeof w.coord_pk);
     fedreci_wire_hdr h = hdr(FEDRECI_WIRE_STAGE_CHECKIN);
     nng_msg *m;
     assert_int_equal(fedreci_wire_enc_checkin_reply(
@@ -108,6 +109,7 @@ static void test_checkin_reply(void **state)
     assert_int_equal(g.n_items, 3);
     assert_int_equal(g.k_factors, 2);
     assert_int_equal(g.stage_timeout_ms, 5000);
+    assert_memory_equal(g.coord_pk, w.coord_pk, 32);
     fedreci_wire_free(e);
 
     /* d inconsistent with n_items * k + 1 is refused at decode */
@@ -319,7 +321,10 @@ static void test_ciphertexts(void **state)
     uint8_t b1[100], b2[3];
     memset(b1, 1, sizeof b1);
     memset(b2, 2, sizeof b2);
-    fedreci_secagg_ciphertext cts[2] = {{42, 9, b1, sizeof b1}, {42, 77, b2, sizeof b2}};
+    uint8_t cm1[FEDRECI_SECAGG_COMMIT_BYTES], cm2[FEDRECI_SECAGG_COMMIT_BYTES];
+    memset(cm1, 5, sizeof cm1);
+    memset(cm2, 6, sizeof cm2);
+    fedreci_secagg_ciphertext cts[2] = {{42, 9, b1, sizeof b1, cm1}, {42, 77, b2, sizeof b2, cm2}};
     fedreci_wire_hdr h = hdr(FEDRECI_WIRE_STAGE_SHARE_KEYS);
     for (int relay = 0; relay < 2; relay++) {
         nng_msg *m;
@@ -336,13 +341,15 @@ static void test_ciphertexts(void **state)
         assert_int_equal(g[0].len, 100);
         assert_memory_equal(g[0].bytes, b1, 100);
         assert_memory_equal(g[1].bytes, b2, 3);
+        assert_memory_equal(g[0].commit, cm1, sizeof cm1);
+        assert_memory_equal(g[1].commit, cm2, sizeof cm2);
         free(g);
         assert_int_equal(fedreci_wire_get_ciphertexts(e, 1, &g, &n), FEDREC_ERR_FORMAT);
         fedreci_wire_free(e);
     }
     /* an empty and an oversized ciphertext are refused */
     static uint8_t big[FEDRECI_WIRE_MAX_CT_BYTES + 1];
-    fedreci_secagg_ciphertext badc[2] = {{42, 9, b1, 0}, {42, 9, big, sizeof big}};
+    fedreci_secagg_ciphertext badc[2] = {{42, 9, b1, 0, cm1}, {42, 9, big, sizeof big, cm1}};
     for (int i = 0; i < 2; i++) {
         nng_msg *m;
         fedreci_wire_env *e = NULL;
@@ -420,6 +427,8 @@ static void test_unmask(void **state)
     rv[1].about = 7;
     rv[1].kind = FEDRECI_SECAGG_SHARE_SK;
     memset(rv[1].share, 0x22, 32);
+    memset(rv[0].opening, 0x33, 32);
+    memset(rv[1].opening, 0x44, 32);
     h.stage = FEDRECI_WIRE_STAGE_UNMASK;
     assert_int_equal(fedreci_wire_enc_unmask(&m, &h, rv, 2), FEDREC_OK);
     e = rt(m);
@@ -436,6 +445,159 @@ static void test_unmask(void **state)
     assert_int_equal(fedreci_wire_enc_unmask(&m, &h, rv, 2), FEDREC_OK);
     assert_int_equal(fedreci_wire_decode_msg(m, CAP, &e), FEDREC_ERR_FORMAT);
     nng_msg_free(m);
+}
+
+/* Signs m (a copy of its bytes is kept in buf/len) and decodes it. */
+static fedreci_wire_env *signed_rt(nng_msg *m, const fedreci_wire_hdr *h, const uint8_t sk[64],
+                                   uint8_t **buf, size_t *len)
+{
+    assert_int_equal(fedreci_wire_sign(m, h, sk), FEDREC_OK);
+    /* a second signature is refused and changes nothing */
+    size_t before = nng_msg_len(m);
+    assert_int_equal(fedreci_wire_sign(m, h, sk), FEDREC_ERR_INVALID);
+    assert_int_equal(nng_msg_len(m), before);
+    *len = nng_msg_len(m);
+    *buf = malloc(*len);
+    assert_non_null(*buf);
+    memcpy(*buf, nng_msg_body(m), *len);
+    fedreci_wire_env *e = NULL;
+    assert_int_equal(fedreci_wire_decode_msg(m, CAP, &e), FEDREC_OK);
+    nng_msg_free(m);
+    return e;
+}
+
+static void test_signatures(void **state)
+{
+    (void)state;
+    uint8_t pk[32], sk[64], pk2[32], sk2[64];
+    crypto_sign_keypair(pk, sk);
+    crypto_sign_keypair(pk2, sk2);
+    enum { D = 257 };
+    uint32_t y[D];
+    for (int i = 0; i < D; i++)
+        y[i] = (uint32_t)i * 2654435761u;
+    fedreci_wire_hdr h = {fedreci_secagg_id_from_pk(pk), 12, FEDRECI_WIRE_STAGE_MASKED_INPUT};
+    nng_msg *m;
+    uint8_t *buf;
+    size_t len;
+    assert_int_equal(fedreci_wire_enc_masked(&m, &h, y, D), FEDREC_OK);
+    size_t unsigned_len = nng_msg_len(m);
+    fedreci_wire_env *e = signed_rt(m, &h, sk, &buf, &len);
+    assert_int_equal(len, unsigned_len + FEDRECI_WIRE_SIG_SUFFIX);
+    assert_int_equal(e->sig.len, 64);
+    assert_int_equal(fedreci_wire_verify(buf, len, e, pk), FEDREC_OK);
+    /* another key */
+    assert_int_equal(fedreci_wire_verify(buf, len, e, pk2), FEDREC_ERR_SIGNATURE);
+    fedreci_wire_free(e);
+    /* one word of the payload changed: still a valid envelope, no longer verifies */
+    buf[len / 2] ^= 1;
+    e = NULL;
+    assert_int_equal(fedreci_wire_decode(buf, len, CAP, &e), FEDREC_OK);
+    assert_int_equal(fedreci_wire_verify(buf, len, e, pk), FEDREC_ERR_SIGNATURE);
+    fedreci_wire_free(e);
+    free(buf);
+
+    /* the same payload for another round or stage, with the signature of the
+       original moved over: refused (round and stage are signed) */
+    uint8_t *sig_src;
+    size_t sig_len;
+    assert_int_equal(fedreci_wire_enc_masked(&m, &h, y, D), FEDREC_OK);
+    e = signed_rt(m, &h, sk, &sig_src, &sig_len);
+    fedreci_wire_free(e);
+    fedreci_wire_hdr h2 = h;
+    h2.round_id = 13;
+    assert_int_equal(fedreci_wire_enc_masked(&m, &h2, y, D), FEDREC_OK);
+    assert_int_equal(
+        nng_msg_append(m, sig_src + sig_len - FEDRECI_WIRE_SIG_SUFFIX, FEDRECI_WIRE_SIG_SUFFIX), 0);
+    len = nng_msg_len(m);
+    buf = malloc(len);
+    assert_non_null(buf);
+    memcpy(buf, nng_msg_body(m), len);
+    e = NULL;
+    assert_int_equal(fedreci_wire_decode_msg(m, CAP, &e), FEDREC_OK);
+    nng_msg_free(m);
+    assert_int_equal(e->round_id, 13);
+    assert_int_equal(fedreci_wire_verify(buf, len, e, pk), FEDREC_ERR_SIGNATURE);
+    fedreci_wire_free(e);
+    free(buf);
+    free(sig_src);
+
+    /* an unsigned request */
+    assert_int_equal(fedreci_wire_enc_model_request(&m, &h, 3), FEDREC_OK);
+    len = nng_msg_len(m);
+    buf = malloc(len);
+    assert_non_null(buf);
+    memcpy(buf, nng_msg_body(m), len);
+    h.stage = FEDRECI_WIRE_STAGE_MODEL;
+    e = NULL;
+    assert_int_equal(fedreci_wire_decode(buf, len, CAP, &e), FEDREC_ERR_FORMAT); /* stage 5 */
+    free(buf);
+    nng_msg_free(m);
+    assert_int_equal(fedreci_wire_enc_model_request(&m, &h, 3), FEDREC_OK);
+    len = nng_msg_len(m);
+    buf = malloc(len);
+    assert_non_null(buf);
+    memcpy(buf, nng_msg_body(m), len);
+    nng_msg_free(m);
+    assert_int_equal(fedreci_wire_decode(buf, len, CAP, &e), FEDREC_OK);
+    assert_int_equal(fedreci_wire_verify(buf, len, e, pk), FEDREC_ERR_SIGNATURE);
+    fedreci_wire_free(e);
+    free(buf);
+
+    /* a signature field of the wrong length is a format error; a signature
+       followed by another field is not "last" and is refused */
+    assert_int_equal(fedreci_wire_enc_model_request(&m, &h, 3), FEDREC_OK);
+    static const uint8_t short_sig[5] = {0xA2, 0x06, 0x02, 1, 2};
+    assert_int_equal(nng_msg_append(m, short_sig, sizeof short_sig), 0);
+    e = NULL;
+    assert_int_equal(fedreci_wire_decode_msg(m, CAP, &e), FEDREC_ERR_FORMAT);
+    nng_msg_free(m);
+    assert_int_equal(fedreci_wire_enc_model_request(&m, &h, 3), FEDREC_OK);
+    assert_int_equal(fedreci_wire_sign(m, &h, sk), FEDREC_OK);
+    static const uint8_t trailer[2] = {0x18, 0x05}; /* round_id = 5 after the signature */
+    assert_int_equal(nng_msg_append(m, trailer, sizeof trailer), 0);
+    len = nng_msg_len(m);
+    buf = malloc(len);
+    assert_non_null(buf);
+    memcpy(buf, nng_msg_body(m), len);
+    nng_msg_free(m);
+    assert_int_equal(fedreci_wire_decode(buf, len, CAP, &e), FEDREC_OK);
+    assert_int_equal(fedreci_wire_verify(buf, len, e, pk), FEDREC_ERR_SIGNATURE);
+    fedreci_wire_free(e);
+    free(buf);
+    /* the masked input's MAC under the round key */
+    uint8_t key[32], key2[32];
+    randombytes_buf(key, sizeof key);
+    randombytes_buf(key2, sizeof key2);
+    h.stage = FEDRECI_WIRE_STAGE_MASKED_INPUT;
+    assert_int_equal(fedreci_wire_enc_masked(&m, &h, y, D), FEDREC_OK);
+    assert_int_equal(fedreci_wire_mac(m, key), FEDREC_OK);
+    assert_int_equal(fedreci_wire_mac(m, key), FEDREC_ERR_INVALID);
+    assert_int_equal(fedreci_wire_sign(m, &h, sk), FEDREC_ERR_INVALID);
+    len = nng_msg_len(m);
+    buf = malloc(len);
+    assert_non_null(buf);
+    memcpy(buf, nng_msg_body(m), len);
+    nng_msg_free(m);
+    e = NULL;
+    assert_int_equal(fedreci_wire_decode(buf, len, CAP, &e), FEDREC_OK);
+    assert_int_equal(e->mac.len, FEDRECI_WIRE_MAC_BYTES);
+    assert_int_equal(fedreci_wire_verify_mac(buf, len, e, key), FEDREC_OK);
+    assert_int_equal(fedreci_wire_verify_mac(buf, len, e, key2), FEDREC_ERR_SIGNATURE);
+    assert_int_equal(fedreci_wire_verify(buf, len, e, pk), FEDREC_ERR_SIGNATURE);
+    fedreci_wire_free(e);
+    buf[len / 3] ^= 4; /* a payload word */
+    assert_int_equal(fedreci_wire_decode(buf, len, CAP, &e), FEDREC_OK);
+    assert_int_equal(fedreci_wire_verify_mac(buf, len, e, key), FEDREC_ERR_SIGNATURE);
+    fedreci_wire_free(e);
+    free(buf);
+    /* ids are the first 8 bytes of BLAKE2b(pk), little-endian */
+    uint8_t hh[32];
+    crypto_generichash(hh, 32, pk, 32, NULL, 0);
+    uint64_t want = 0;
+    for (int i = 7; i >= 0; i--)
+        want = (want << 8) | hh[i];
+    assert_int_equal(fedreci_secagg_id_from_pk(pk), want);
 }
 
 static void test_small_replies(void **state)
@@ -545,17 +707,12 @@ int main(void)
     if (sodium_init() < 0)
         return 1;
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_checkin),
-        cmocka_unit_test(test_checkin_reply),
-        cmocka_unit_test(test_model),
-        cmocka_unit_test(test_advertise_roster),
-        cmocka_unit_test(test_ciphertexts),
-        cmocka_unit_test(test_masked),
-        cmocka_unit_test(test_unmask),
-        cmocka_unit_test(test_small_replies),
-        cmocka_unit_test(test_envelope_rules),
-        cmocka_unit_test(test_random_bytes),
-        cmocka_unit_test(test_cap),
+        cmocka_unit_test(test_checkin),       cmocka_unit_test(test_checkin_reply),
+        cmocka_unit_test(test_model),         cmocka_unit_test(test_advertise_roster),
+        cmocka_unit_test(test_ciphertexts),   cmocka_unit_test(test_masked),
+        cmocka_unit_test(test_unmask),        cmocka_unit_test(test_signatures),
+        cmocka_unit_test(test_small_replies), cmocka_unit_test(test_envelope_rules),
+        cmocka_unit_test(test_random_bytes),  cmocka_unit_test(test_cap),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -53,10 +53,11 @@ struct fedreci_secagg_client {
     uint8_t *aead_keys;   /* secure, deg x 32 */
     uint8_t *pair_keys;   /* secure, deg x 32 */
     uint8_t *ct_bytes;    /* deg x FEDRECI_SHARE_CT_BYTES */
+    uint8_t *commits;     /* deg x FEDRECI_SECAGG_COMMIT_BYTES */
     fedreci_secagg_ciphertext *cts;
 
     /* after masked_input */
-    uint8_t *recv;    /* secure, deg x 64: b share || s^SK share per neighbour */
+    uint8_t *recv;    /* secure, deg x 128: b share || s^SK share || their openings */
     uint8_t *have;    /* deg flags: neighbour sent us shares */
     uint32_t *q;      /* secure, d words */
     uint32_t *masked; /* d words */
@@ -89,6 +90,7 @@ void fedreci_secagg_client_destroy(fedreci_secagg_client *c)
     secure_free(c->aead_keys);
     secure_free(c->pair_keys);
     free(c->ct_bytes);
+    free(c->commits);
     free(c->cts);
     secure_free(c->recv);
     free(c->have);
@@ -194,6 +196,7 @@ typedef struct share_tmp {
     uint32_t *xs;
     uint8_t *aead_keys, *pair_keys, *ys, *plain;
     uint8_t *ct_bytes;
+    uint8_t *commits;
     fedreci_secagg_ciphertext *cts;
     client_secrets *sec; /* r_b and b for the new state */
 } share_tmp;
@@ -209,6 +212,7 @@ static void share_tmp_free(share_tmp *t)
     secure_free(t->ys);
     secure_free(t->plain);
     free(t->ct_bytes);
+    free(t->commits);
     free(t->cts);
     secure_free(t->sec);
     memset(t, 0, sizeof *t);
@@ -273,10 +277,11 @@ fedrec_err fedreci_secagg_client_share_keys(fedreci_secagg_client *c,
     t.ys = secure_alloc((size_t)deg * 2 * SB);
     t.plain = secure_alloc(FEDRECI_SHARE_PLAIN_BYTES);
     t.ct_bytes = malloc((size_t)deg * FEDRECI_SHARE_CT_BYTES);
+    t.commits = malloc((size_t)deg * FEDRECI_SECAGG_COMMIT_BYTES);
     t.cts = malloc((size_t)deg * sizeof *t.cts);
     t.sec = secure_alloc(sizeof *t.sec);
     if (!t.nbr || !t.nbr_ids || !t.xs || !t.aead_keys || !t.pair_keys || !t.ys || !t.plain ||
-        !t.ct_bytes || !t.cts || !t.sec) {
+        !t.ct_bytes || !t.commits || !t.cts || !t.sec) {
         e = fedreci_error(FEDREC_ERR_NOMEM, "secagg client share_keys: %u neighbours", deg);
         goto out;
     }
@@ -320,11 +325,21 @@ fedrec_err fedreci_secagg_client_share_keys(fedreci_secagg_client *c,
         e = fedreci_shamir_create(t.sec->r_s, p->t, t.xs, deg, t.ys + (size_t)deg * SB);
     if (e)
         goto out;
+    uint8_t c_b[32];
+    fedreci_secagg_b_commit(c_b, p->round_id, c->id, t.sec->b);
     for (uint32_t j = 0; j < deg; j++) {
         uint8_t ad[FEDRECI_SHARE_AD_BYTES];
         uint8_t *ct = t.ct_bytes + (size_t)j * FEDRECI_SHARE_CT_BYTES;
+        uint8_t *cm = t.commits + (size_t)j * FEDRECI_SECAGG_COMMIT_BYTES;
         memcpy(t.plain, t.ys + (size_t)j * SB, SB);
         memcpy(t.plain + SB, t.ys + ((size_t)deg + j) * SB, SB);
+        /* hash commitments to both shares, opened inside the bundle */
+        randombytes_buf(t.plain + 2 * SB, 2 * 32);
+        fedreci_secagg_share_commit(cm, p->round_id, c->id, t.nbr_ids[j], FEDRECI_SECAGG_SHARE_B,
+                                    t.plain, t.plain + 2 * SB);
+        fedreci_secagg_share_commit(cm + 32, p->round_id, c->id, t.nbr_ids[j],
+                                    FEDRECI_SECAGG_SHARE_SK, t.plain + SB, t.plain + 2 * SB + 32);
+        memcpy(cm + 64, c_b, 32);
         fedreci_secagg_share_ad(ad, p->round_id, c->id, t.nbr_ids[j]);
         randombytes_buf(ct, 24);
         crypto_aead_xchacha20poly1305_ietf_encrypt(ct + 24, NULL, t.plain,
@@ -334,6 +349,7 @@ fedrec_err fedreci_secagg_client_share_keys(fedreci_secagg_client *c,
         t.cts[j].to = t.nbr_ids[j];
         t.cts[j].bytes = ct;
         t.cts[j].len = FEDRECI_SHARE_CT_BYTES;
+        t.cts[j].commit = cm;
     }
     /* Commit. */
     secure_free(c->sec);
@@ -348,11 +364,12 @@ fedrec_err fedreci_secagg_client_share_keys(fedreci_secagg_client *c,
     c->aead_keys = t.aead_keys;
     c->pair_keys = t.pair_keys;
     c->ct_bytes = t.ct_bytes;
+    c->commits = t.commits;
     c->cts = t.cts;
     t.ids = NULL;
     t.nbr = NULL;
     t.nbr_ids = NULL;
-    t.aead_keys = t.pair_keys = t.ct_bytes = NULL;
+    t.aead_keys = t.pair_keys = t.ct_bytes = t.commits = NULL;
     t.cts = NULL;
     c->stage = FEDRECI_SECAGG_MASKED_INPUT;
     *cts = c->cts;
@@ -422,10 +439,25 @@ fedrec_err fedreci_secagg_client_masked_input(fedreci_secagg_client *c,
                               (unsigned long long)c->id, (unsigned long long)ct->from);
             goto out;
         }
-        if (!fedreci_scalar_is_canonical(recv + (size_t)j * FEDRECI_SHARE_PLAIN_BYTES) ||
-            !fedreci_scalar_is_canonical(recv + (size_t)j * FEDRECI_SHARE_PLAIN_BYTES + SB)) {
+        const uint8_t *pl = recv + (size_t)j * FEDRECI_SHARE_PLAIN_BYTES;
+        if (!fedreci_scalar_is_canonical(pl) || !fedreci_scalar_is_canonical(pl + SB)) {
             e = fedreci_error(FEDREC_ERR_PROTOCOL,
                               "secagg client %llu: share from %llu is not a canonical scalar",
+                              (unsigned long long)c->id, (unsigned long long)ct->from);
+            goto out;
+        }
+        /* the shares must open the dealer's public commitments, which the
+           coordinator checks every revealed share against */
+        uint8_t hb[32], hs[32];
+        fedreci_secagg_share_commit(hb, p->round_id, ct->from, c->id, FEDRECI_SECAGG_SHARE_B, pl,
+                                    pl + 2 * SB);
+        fedreci_secagg_share_commit(hs, p->round_id, ct->from, c->id, FEDRECI_SECAGG_SHARE_SK,
+                                    pl + SB, pl + 2 * SB + 32);
+        if (!ct->commit || sodium_memcmp(hb, ct->commit, 32) != 0 ||
+            sodium_memcmp(hs, ct->commit + 32, 32) != 0) {
+            e = fedreci_error(FEDREC_ERR_CRYPTO,
+                              "secagg client %llu: share bundle from %llu does not match the "
+                              "sender's commitments",
                               (unsigned long long)c->id, (unsigned long long)ct->from);
             goto out;
         }
@@ -481,6 +513,21 @@ out:
     free(have);
     secure_free(keys);
     free(signs);
+    return e;
+}
+
+fedrec_err fedreci_secagg_client_mac_key(const fedreci_secagg_client *c, const uint8_t coord_pk[32],
+                                         uint8_t key[32])
+{
+    if (!c || !coord_pk || !key)
+        return fedreci_error(FEDREC_ERR_INVALID, "secagg client mac_key: NULL argument");
+    if (c->stage == FEDRECI_SECAGG_ADVERTISE || c->stage == FEDRECI_SECAGG_ABORTED)
+        return wrong_stage(c, "mac_key");
+    uint8_t k[32];
+    fedrec_err e = fedreci_secagg_mac_key(k, c->sec->s_sk, coord_pk, c->p.round_id, c->id);
+    if (!e)
+        memcpy(key, k, 32);
+    sodium_memzero(k, sizeof k);
     return e;
 }
 
@@ -576,9 +623,11 @@ fedrec_err fedreci_secagg_client_unmask(fedreci_secagg_client *c, const uint64_t
         if (fedreci_find_u64(survivors, n_survivors, v) >= 0) {
             r[n].kind = FEDRECI_SECAGG_SHARE_B;
             memcpy(r[n].share, sh, SB);
+            memcpy(r[n].opening, sh + 2 * SB, 32);
         } else if (fedreci_find_u64(dropped, n_dropped, v) >= 0) {
             r[n].kind = FEDRECI_SECAGG_SHARE_SK;
             memcpy(r[n].share, sh + SB, SB);
+            memcpy(r[n].opening, sh + 2 * SB + 32, 32);
         } else {
             secure_free(r);
             return fedreci_error(FEDREC_ERR_PROTOCOL,

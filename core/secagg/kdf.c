@@ -6,6 +6,7 @@
 #include <sodium.h>
 
 #include "core/err.h"
+#include "core/secagg/secagg.h"
 
 fedrec_err fedreci_secagg_sodium_ready(void)
 {
@@ -91,4 +92,47 @@ void fedreci_secagg_seed_from_scalar(uint8_t seed[32], const char *label, const 
                                      uint64_t round, uint64_t id)
 {
     fedreci_secagg_kdf(seed, label, r, 32, NULL, 0, round, id);
+}
+
+uint64_t fedreci_secagg_id_from_pk(const uint8_t identity_pk[FEDRECI_SECAGG_SIGN_PK_BYTES])
+{
+    uint8_t h[32];
+    crypto_generichash(h, sizeof h, identity_pk, FEDRECI_SECAGG_SIGN_PK_BYTES, NULL, 0);
+    uint64_t id = 0;
+    for (int i = 0; i < 8; i++)
+        id |= (uint64_t)h[i] << (8 * i);
+    return id;
+}
+
+void fedreci_secagg_share_commit(uint8_t h[32], uint64_t round, uint64_t dealer, uint64_t holder,
+                                 uint8_t kind, const uint8_t share[32], const uint8_t opening[32])
+{
+    uint8_t buf[8 * 3 + 1 + 64];
+    fedreci_secagg_le64(buf, round);
+    fedreci_secagg_le64(buf + 8, dealer);
+    fedreci_secagg_le64(buf + 16, holder);
+    buf[24] = kind;
+    memcpy(buf + 25, share, 32);
+    memcpy(buf + 57, opening, 32);
+    fedreci_secagg_kdf(h, FEDRECI_LABEL_COMMIT, buf, sizeof buf, NULL, 0, 0, 0);
+    sodium_memzero(buf, sizeof buf);
+}
+
+void fedreci_secagg_b_commit(uint8_t h[32], uint64_t round, uint64_t id, const uint8_t b[32])
+{
+    fedreci_secagg_kdf(h, FEDRECI_LABEL_BCOMMIT, b, 32, NULL, 0, round, id);
+}
+
+fedrec_err fedreci_secagg_mac_key(uint8_t key[32], const uint8_t coord_sk[32],
+                                  const uint8_t s_pk[32], uint64_t round_id, uint64_t client_id)
+{
+    uint8_t ka[32];
+    fedrec_err e = fedreci_secagg_ka(ka, coord_sk, s_pk);
+    if (e) {
+        sodium_memzero(key, 32);
+        return e;
+    }
+    fedreci_secagg_kdf(key, FEDRECI_LABEL_MAC, ka, 32, NULL, 0, round_id, client_id);
+    sodium_memzero(ka, sizeof ka);
+    return FEDREC_OK;
 }

@@ -20,14 +20,17 @@
 #define FEDRECI_KDF_BYTES 32
 
 /* Domain labels. */
-#define FEDRECI_LABEL_ADVERT "fedrec.secagg.v1.advert"     /* Ed25519 message */
-#define FEDRECI_LABEL_AEAD "fedrec.secagg.v1.share-aead"   /* share bundle key */
-#define FEDRECI_LABEL_AD "fedrec.secagg.v1.share-ad"       /* AEAD associated data */
-#define FEDRECI_LABEL_PAIR "fedrec.secagg.v1.pair-mask"    /* pairwise mask key */
-#define FEDRECI_LABEL_SELF "fedrec.secagg.v1.self-mask"    /* b seed from its scalar */
-#define FEDRECI_LABEL_SK "fedrec.secagg.v1.mask-sk"        /* s^SK from its scalar */
-#define FEDRECI_LABEL_GRAPH "fedrec.secagg.v1.graph"       /* graph permutation key */
-#define FEDRECI_LABEL_ROUNDING "fedrec.secagg.v1.rounding" /* stochastic rounding key */
+#define FEDRECI_LABEL_ADVERT "fedrec.secagg.v1.advert"       /* Ed25519 message */
+#define FEDRECI_LABEL_AEAD "fedrec.secagg.v1.share-aead"     /* share bundle key */
+#define FEDRECI_LABEL_AD "fedrec.secagg.v1.share-ad"         /* AEAD associated data */
+#define FEDRECI_LABEL_PAIR "fedrec.secagg.v1.pair-mask"      /* pairwise mask key */
+#define FEDRECI_LABEL_SELF "fedrec.secagg.v1.self-mask"      /* b seed from its scalar */
+#define FEDRECI_LABEL_SK "fedrec.secagg.v1.mask-sk"          /* s^SK from its scalar */
+#define FEDRECI_LABEL_GRAPH "fedrec.secagg.v1.graph"         /* graph permutation key */
+#define FEDRECI_LABEL_ROUNDING "fedrec.secagg.v1.rounding"   /* stochastic rounding key */
+#define FEDRECI_LABEL_COMMIT "fedrec.secagg.v1.share-commit" /* hash commitment to a share */
+#define FEDRECI_LABEL_BCOMMIT "fedrec.secagg.v1.b-commit"    /* dealer's commitment to b */
+#define FEDRECI_LABEL_MAC "fedrec.secagg.v1.mac-key"         /* masked-input MAC key */
 
 /* Calls sodium_init() (idempotent, thread-safe). FEDREC_ERR_CRYPTO if it fails. */
 FEDREC_NODISCARD fedrec_err fedreci_secagg_sodium_ready(void);
@@ -60,8 +63,10 @@ void fedreci_secagg_advert_msg(uint8_t msg[FEDRECI_ADVERT_MSG_BYTES], uint64_t r
 void fedreci_secagg_share_ad(uint8_t ad[FEDRECI_SHARE_AD_BYTES], uint64_t round, uint64_t from,
                              uint64_t to);
 
-/* Encrypted share bundle: nonce (24) || XChaCha20-Poly1305(b share || s^SK share) (64 + 16). */
-#define FEDRECI_SHARE_PLAIN_BYTES 64
+/* Encrypted share bundle: nonce (24) || XChaCha20-Poly1305(b share || s^SK
+ * share || b opening || s^SK opening) (128 + 16). The openings are the random
+ * 32-byte values of the dealer's hash commitments to the two shares. */
+#define FEDRECI_SHARE_PLAIN_BYTES 128
 #define FEDRECI_SHARE_CT_BYTES (24 + FEDRECI_SHARE_PLAIN_BYTES + 16)
 
 /* Keys of one unordered pair {u, v} (ids), both directions alike:
@@ -76,3 +81,15 @@ void fedreci_secagg_pair_derive(uint8_t key[32], const char *label, const uint8_
  * the 32-byte seeds from them with the same hash. */
 void fedreci_secagg_seed_from_scalar(uint8_t seed[32], const char *label, const uint8_t r[32],
                                      uint64_t round, uint64_t id);
+
+/* The dealer's hash commitment to one share it deals (checked reconstruction):
+ * h = BLAKE2b-256(len || LABEL_COMMIT || LE64(round) || LE64(dealer) ||
+ * LE64(holder) || kind || share || opening), opening 32 random bytes sent to
+ * the holder inside the encrypted bundle. Hiding (the opening is uniform) and
+ * binding (BLAKE2b collision resistance). */
+void fedreci_secagg_share_commit(uint8_t h[32], uint64_t round, uint64_t dealer, uint64_t holder,
+                                 uint8_t kind, const uint8_t share[32], const uint8_t opening[32]);
+
+/* The dealer's commitment to its self-mask seed: BLAKE2b(LABEL_BCOMMIT, b,
+ * round, id). b is a uniform 32-byte seed, so this reveals nothing usable. */
+void fedreci_secagg_b_commit(uint8_t h[32], uint64_t round, uint64_t id, const uint8_t b[32]);

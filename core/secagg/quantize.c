@@ -279,3 +279,27 @@ void fedreci_secagg_dequantize(const fedreci_secagg_params *p, const uint32_t *s
     if (total_weight)
         *total_weight = sum[n];
 }
+
+fedrec_err fedreci_secagg_check_sum(const fedreci_secagg_params *p, const uint32_t *sum,
+                                    uint32_t n_survivors, uint32_t expect_weight)
+{
+    if (!p || !sum || p->d < 1)
+        return fedreci_error(FEDREC_ERR_INVALID, "secagg check_sum: NULL argument");
+    size_t n_x = (size_t)p->d - 1;
+    if (sum[n_x] != expect_weight)
+        return fedreci_error(FEDREC_ERR_ABORTED,
+                             "secagg: unmasked total weight %u, expected %u for %u survivors "
+                             "(a survivor sent a forged weight or a wrong share)",
+                             sum[n_x], expect_weight, n_survivors);
+    int64_t lim = (int64_t)n_survivors * (int64_t)ceil(p->clip * p->scale);
+    for (size_t i = 0; i < n_x; i++) {
+        int64_t v = (int32_t)sum[i];
+        if (v > lim || v < -lim)
+            return fedreci_error(FEDREC_ERR_ABORTED,
+                                 "secagg: unmasked sum coordinate %zu is %lld, outside the "
+                                 "+-%lld that %u clipped inputs can reach (an unclipped input "
+                                 "or a wrong share)",
+                                 i, (long long)v, (long long)lim, n_survivors);
+    }
+    return FEDREC_OK;
+}

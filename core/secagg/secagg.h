@@ -50,6 +50,7 @@
 #define FEDRECI_SECAGG_SIG_BYTES 64     /* Ed25519 signature */
 #define FEDRECI_SECAGG_SHARE_BYTES 32   /* a Shamir share's y value (ristretto255 scalar) */
 #define FEDRECI_SECAGG_SEED_BYTES 32
+#define FEDRECI_SECAGG_COMMIT_BYTES 96 /* per share bundle: h_b || h_s || c_b (kdf.h) */
 
 /* The stages, in order. A round ends DONE or ABORTED. */
 typedef enum fedreci_secagg_stage {
@@ -81,6 +82,16 @@ typedef struct fedreci_secagg_params {
  * offending parameters and values. */
 FEDREC_NODISCARD fedrec_err fedreci_secagg_params_check(const fedreci_secagg_params *p);
 
+/* ---- identities ------------------------------------------------------------- */
+
+/* A client's self-certifying id: the first 8 bytes, read little-endian, of
+ * BLAKE2b-256(identity_pk) (identity_pk: its 32-byte Ed25519 public key). The
+ * coordinator refuses a check-in whose id is not derived from its key, and a
+ * client refuses a roster entry whose id is not derived from the identity key
+ * it lists, so nobody can register or advertise under an id that belongs to
+ * another key. Pure function, thread-safe. */
+uint64_t fedreci_secagg_id_from_pk(const uint8_t identity_pk[FEDRECI_SECAGG_SIGN_PK_BYTES]);
+
 /* ---- messages (decoded) ---------------------------------------------------- */
 
 /* Stage 0, client -> server; the server's roster repeats them to the clients. */
@@ -95,12 +106,19 @@ typedef struct fedreci_secagg_advert {
 } fedreci_secagg_advert;
 
 /* Stage 1: one encrypted share bundle from `from` to `to` (XChaCha20-Poly1305;
- * the receiver's shares of the sender's s^SK and b seed). */
+ * the receiver's shares of the sender's s^SK and b seed and their openings),
+ * with the dealer's public commitments (checked reconstruction): h_b and h_s,
+ * hash commitments to the two shares of this bundle, and c_b, the commitment
+ * to the dealer's b seed (the same in every bundle of one dealer). The
+ * coordinator relays both; the receiver checks the shares against h_b / h_s,
+ * the coordinator checks every revealed share against them and the rebuilt b
+ * against c_b (kdf.h fedreci_secagg_share_commit, fedreci_secagg_b_commit). */
 typedef struct fedreci_secagg_ciphertext {
     uint64_t from;
     uint64_t to;
     const uint8_t *bytes;
     size_t len;
+    const uint8_t *commit; /* FEDRECI_SECAGG_COMMIT_BYTES: h_b || h_s || c_b */
 } fedreci_secagg_ciphertext;
 
 /* Stage 3: a survivor's answer about one neighbour: the share of that
@@ -115,6 +133,7 @@ typedef struct fedreci_secagg_reveal {
     uint64_t about; /* the neighbour whose secret this is a share of */
     uint8_t kind;   /* fedreci_secagg_share_kind */
     uint8_t share[FEDRECI_SECAGG_SHARE_BYTES];
+    uint8_t opening[32]; /* opens the dealer's commitment h_b / h_s to this share */
 } fedreci_secagg_reveal;
 
 /* Quantization report for one client's input (shown in the privacy ledger). */
@@ -181,6 +200,24 @@ FEDREC_NODISCARD fedrec_err fedreci_secagg_client_share_keys(fedreci_secagg_clie
 FEDREC_NODISCARD fedrec_err fedreci_secagg_client_masked_input(
     fedreci_secagg_client *c, const fedreci_secagg_ciphertext *in, size_t n_in, const float *x,
     uint32_t weight, const uint32_t **masked, fedreci_secagg_quant_stats *stats);
+
+/* The key that authenticates this client's masked input to the coordinator
+ * (proto/wire.h fedreci_wire_mac): BLAKE2b(LABEL_MAC, X25519(s_sk, coord_pk),
+ * round, id), where coord_pk is the coordinator's X25519 key for the round
+ * (RoundParams) and s_pk, the public half, is in the signed advert. Only the
+ * client and the coordinator can compute it. After advertise; key is written
+ * only on success. Errors: FEDREC_ERR_STAGE (not advertised yet),
+ * FEDREC_ERR_CRYPTO (coord_pk of small order). */
+FEDREC_NODISCARD fedrec_err fedreci_secagg_client_mac_key(const fedreci_secagg_client *c,
+                                                          const uint8_t coord_pk[32],
+                                                          uint8_t key[32]);
+
+/* The coordinator's side of the same key: BLAKE2b(LABEL_MAC, X25519(coord_sk,
+ * s_pk), round, client_id) with s_pk from the client's verified advert.
+ * Errors: FEDREC_ERR_CRYPTO (s_pk of small order; key zeroed). */
+FEDREC_NODISCARD fedrec_err fedreci_secagg_mac_key(uint8_t key[32], const uint8_t coord_sk[32],
+                                                   const uint8_t s_pk[32], uint64_t round_id,
+                                                   uint64_t client_id);
 
 /* Simulator oracle only: the quantized, unmasked input q(x) || weight (d
  * words) of the last masked_input call. The coordinator never sees this. */
@@ -268,6 +305,30 @@ FEDREC_NODISCARD fedrec_err fedreci_secagg_server_add_unmask(fedreci_secagg_serv
  * model unchanged) when some secret has fewer than t shares. */
 FEDREC_NODISCARD fedrec_err fedreci_secagg_server_finish(fedreci_secagg_server *s, uint32_t *sum,
                                                          size_t d);
+
+/* The clients this server caught cheating so far in the round, sorted by id:
+ * a holder whose revealed share does not open the commitment its dealer made
+ * to the share dealt to it (add_unmask refuses that message and discards its
+ * reveals), and a dealer whose shares all opened their commitments yet
+ * rebuild a secret other than the one it committed to (a b seed not matching
+ * c_b, or an s^SK whose public key is not the signed s_pk; finish aborts the
+ * round). *ids points into s until the next call; returns the count (0 on
+ * NULL arguments or out of memory). */
+size_t fedreci_secagg_server_culprits(fedreci_secagg_server *s, const uint64_t **ids);
+
+/* Checks an unmasked sum (p->d words, from finish) before anything uses it:
+ * the weight coordinate must equal expect_weight (the coordinator's rule:
+ * n_survivors * max_weight, since every honest client sends max_weight), and
+ * every other coordinate, read as a signed 32-bit value, must lie within
+ * n_survivors * ceil(clip * scale), the most that n_survivors honest clipped
+ * inputs can add up to. A client that skips clipping or the weight rule is
+ * thus caught when it pushes the sum outside that range (it can still move
+ * each coordinate by up to 2 n_survivors ceil(clip * scale) inside it; see
+ * docs/threat-model.md). FEDREC_ERR_ABORTED naming the first failing
+ * coordinate and its value; O(d), reads only. */
+FEDREC_NODISCARD fedrec_err fedreci_secagg_check_sum(const fedreci_secagg_params *p,
+                                                     const uint32_t *sum, uint32_t n_survivors,
+                                                     uint32_t expect_weight);
 
 /* ---- quantization ---------------------------------------------------------- */
 

@@ -52,7 +52,10 @@ struct fedreci_secagg_server {
     uint32_t *nbrs; /* m x deg sorted neighbour lists (NULL for the complete graph) */
 
     /* stage 1 */
-    uint8_t **cts; /* m pointers to deg x CT bytes (NULL: no shares) */
+    uint8_t **cts;    /* m pointers to deg x CT bytes (NULL: no shares) */
+    uint8_t **cmts;   /* m pointers to deg x COMMIT bytes, same order as cts */
+    uint8_t *culprit; /* m flags: caught cheating (secagg.h fedreci_secagg_server_culprits) */
+    uint64_t *culprit_ids;
     uint32_t n_share_senders;
     fedreci_secagg_ciphertext *relay; /* deg, for shares_for */
 
@@ -85,6 +88,12 @@ void fedreci_secagg_server_destroy(fedreci_secagg_server *s)
         for (uint32_t i = 0; i < s->m; i++)
             free(s->cts[i]);
     free(s->cts);
+    if (s->cmts)
+        for (uint32_t i = 0; i < s->m; i++)
+            free(s->cmts[i]);
+    free(s->cmts);
+    free(s->culprit);
+    free(s->culprit_ids);
     free(s->relay);
     free(s->sum);
     free(s->status);
@@ -254,8 +263,12 @@ static fedrec_err undo_roster(fedreci_secagg_server *s, fedrec_err e)
     fedreci_graph_free(&s->g);
     free(s->nbrs);
     free(s->cts);
+    free(s->cmts);
+    free(s->culprit);
     free(s->relay);
     free(s->status);
+    s->cmts = NULL;
+    s->culprit = NULL;
     s->roster = NULL;
     s->roster_ids = NULL;
     s->nbrs = NULL;
@@ -308,9 +321,11 @@ fedrec_err fedreci_secagg_server_close_advertise(fedreci_secagg_server *s,
             fedreci_graph_neighbors(&s->g, u, s->nbrs + (size_t)u * s->deg);
     }
     s->cts = calloc(count, sizeof *s->cts);
+    s->cmts = calloc(count, sizeof *s->cmts);
+    s->culprit = calloc(count, 1);
     s->relay = malloc((size_t)s->deg * sizeof *s->relay);
     s->status = calloc(count, 1);
-    if (!s->cts || !s->relay || !s->status)
+    if (!s->cts || !s->cmts || !s->culprit || !s->relay || !s->status)
         return undo_roster(
             s, fedreci_error(FEDREC_ERR_NOMEM, "secagg server: stage 1 state for %u", count));
     s->stage = FEDRECI_SECAGG_SHARE_KEYS;
@@ -339,9 +354,10 @@ fedrec_err fedreci_secagg_server_add_shares(fedreci_secagg_server *s, uint64_t s
                              "neighbour)",
                              n, (unsigned long long)sender, s->deg);
     uint8_t *buf = malloc((size_t)s->deg * CT);
+    uint8_t *cbuf = malloc((size_t)s->deg * FEDRECI_SECAGG_COMMIT_BYTES);
     uint8_t *seen = calloc(s->deg, 1);
     fedrec_err e = FEDREC_OK;
-    if (!buf || !seen) {
+    if (!buf || !cbuf || !seen) {
         e = fedreci_error(FEDREC_ERR_NOMEM, "secagg server: shares from %llu",
                           (unsigned long long)sender);
         goto fail;
@@ -357,15 +373,29 @@ fedrec_err fedreci_secagg_server_add_shares(fedreci_secagg_server *s, uint64_t s
                               (unsigned long long)cts[i].to, cts[i].len, (unsigned)CT);
             goto fail;
         }
+        /* every bundle carries the dealer's commitments; c_b (the last 32
+           bytes) is one value per dealer */
+        if (!cts[i].commit ||
+            (i > 0 && sodium_memcmp(cts[i].commit + 64, cts[0].commit + 64, 32) != 0)) {
+            e = fedreci_error(FEDREC_ERR_PROTOCOL,
+                              "secagg server: share bundle %zu from %llu lacks its commitments or "
+                              "commits to another b than the first",
+                              i, (unsigned long long)sender);
+            goto fail;
+        }
         seen[j] = 1;
         memcpy(buf + (size_t)j * CT, cts[i].bytes, CT);
+        memcpy(cbuf + (size_t)j * FEDRECI_SECAGG_COMMIT_BYTES, cts[i].commit,
+               FEDRECI_SECAGG_COMMIT_BYTES);
     }
     free(seen);
     s->cts[u] = buf;
+    s->cmts[u] = cbuf;
     s->n_share_senders++;
     return FEDREC_OK;
 fail:
     free(buf);
+    free(cbuf);
     free(seen);
     return e;
 }
@@ -408,6 +438,7 @@ fedrec_err fedreci_secagg_server_shares_for(fedreci_secagg_server *s, uint64_t c
         s->relay[k].to = client;
         s->relay[k].bytes = s->cts[v] + (size_t)i * CT;
         s->relay[k].len = CT;
+        s->relay[k].commit = s->cmts[v] + (size_t)i * FEDRECI_SECAGG_COMMIT_BYTES;
         k++;
     }
     *cts = s->relay;
@@ -523,6 +554,11 @@ fedrec_err fedreci_secagg_server_add_unmask(fedreci_secagg_server *s, uint64_t s
     if (s->unmasked[h])
         return fedreci_error(FEDREC_ERR_DUPLICATE, "secagg server: second reveal message from %llu",
                              (unsigned long long)sender);
+    if (s->culprit[h])
+        return fedreci_error(FEDREC_ERR_PROTOCOL,
+                             "secagg server: reveals from %llu refused: it already revealed a "
+                             "share that does not open its commitment",
+                             (unsigned long long)sender);
     if (n > s->deg)
         return fedreci_error(FEDREC_ERR_PROTOCOL,
                              "secagg server: %zu reveals from %llu for %u "
@@ -555,8 +591,25 @@ fedrec_err fedreci_secagg_server_add_unmask(fedreci_secagg_server *s, uint64_t s
             e = fedreci_error(FEDREC_ERR_PROTOCOL,
                               "secagg server: reveal from %llu about %llu is not a scalar",
                               (unsigned long long)sender, (unsigned long long)r[i].about);
-        else
-            slot[i] = (size_t)v * s->deg + (size_t)j;
+        else {
+            /* checked reconstruction: the share must open the commitment the
+               dealer made to the share it dealt this holder */
+            uint8_t hc[32];
+            fedreci_secagg_share_commit(hc, s->p.round_id, r[i].about, sender, r[i].kind,
+                                        r[i].share, r[i].opening);
+            const uint8_t *want_c = s->cmts[v] + (size_t)j * FEDRECI_SECAGG_COMMIT_BYTES +
+                                    (r[i].kind == FEDRECI_SECAGG_SHARE_B ? 0 : 32);
+            if (sodium_memcmp(hc, want_c, 32) != 0) {
+                s->culprit[h] = 1;
+                e = fedreci_error(FEDREC_ERR_CRYPTO,
+                                  "secagg server: client %llu revealed a share of %llu's secret "
+                                  "that is not the one dealt to it (commitment mismatch); its "
+                                  "reveals are discarded and it is named a culprit",
+                                  (unsigned long long)sender, (unsigned long long)r[i].about);
+            } else {
+                slot[i] = (size_t)v * s->deg + (size_t)j;
+            }
+        }
         for (size_t k = 0; k < i && !e; k++)
             if (slot[k] == slot[i])
                 e = fedreci_error(FEDREC_ERR_PROTOCOL,
@@ -705,13 +758,40 @@ fedrec_err fedreci_secagg_server_finish(fedreci_secagg_server *s, uint32_t *sum,
         fedreci_shamir_combine(lam, ys, t, r);
         uint64_t id = s->roster_ids[u];
         if (s->status[u] == ST_SURVIVOR) {
-            fedreci_secagg_seed_from_scalar(self_keys + i_self * 32, FEDRECI_LABEL_SELF, r,
-                                            s->p.round_id, id);
+            uint8_t *bk = self_keys + i_self * 32;
+            fedreci_secagg_seed_from_scalar(bk, FEDRECI_LABEL_SELF, r, s->p.round_id, id);
+            /* every share used opened the dealer's commitment, so a b that is
+               not the committed one means the dealer dealt inconsistent shares */
+            uint8_t cb[32];
+            fedreci_secagg_b_commit(cb, s->p.round_id, id, bk);
+            if (sodium_memcmp(cb, s->cmts[u] + 64, 32) != 0) {
+                s->culprit[u] = 1;
+                e = aborted(s,
+                            "secagg server: the shares of a survivor's self-mask seed (roster "
+                            "member %u) rebuild a value that is not its committed b; the dealer "
+                            "is named a culprit (%u)",
+                            u, u);
+                goto out;
+            }
             self_signs[i_self++] = -1;
             continue;
         }
-        /* Dropped: rebuild s^SK and the pair masks its surviving neighbours added. */
+        /* Dropped: rebuild s^SK, check it against the signed s_pk, and the
+           pair masks its surviving neighbours added. */
         fedreci_secagg_seed_from_scalar(seed, FEDRECI_LABEL_SK, r, s->p.round_id, id);
+        {
+            uint8_t pk[32];
+            if (crypto_scalarmult_base(pk, seed) != 0 ||
+                sodium_memcmp(pk, s->roster[u].s_pk, 32) != 0) {
+                s->culprit[u] = 1;
+                e = aborted(s,
+                            "secagg server: the shares of a dropped client's mask key (roster "
+                            "member %u) rebuild a key that does not match its advertised s_pk; "
+                            "the dealer is named a culprit (%u)",
+                            u, u);
+                goto out;
+            }
+        }
         for (uint32_t j = 0; j < deg; j++) {
             uint32_t v = nbr_at(s, u, j);
             if (s->status[v] != ST_SURVIVOR)
@@ -748,4 +828,28 @@ out:
         sodium_free(pair_keys);
     free(pair_signs);
     return e;
+}
+
+size_t fedreci_secagg_server_culprits(fedreci_secagg_server *s, const uint64_t **ids)
+{
+    if (!s || !ids)
+        return 0;
+    *ids = NULL;
+    if (!s->culprit)
+        return 0;
+    size_t n = 0;
+    for (uint32_t u = 0; u < s->m; u++)
+        n += s->culprit[u];
+    if (!n)
+        return 0;
+    uint64_t *v = realloc(s->culprit_ids, n * sizeof *v);
+    if (!v)
+        return 0;
+    s->culprit_ids = v;
+    n = 0;
+    for (uint32_t u = 0; u < s->m; u++)
+        if (s->culprit[u])
+            v[n++] = s->roster_ids[u];
+    *ids = v;
+    return n;
 }

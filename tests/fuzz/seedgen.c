@@ -18,6 +18,7 @@
 #include "client/store_codec.h"
 #include "client/store_internal.h"
 
+#include "core/secagg/kdf.h"
 #include "proto/wire.h"
 
 static void put(const char *dir, const char *name, uint8_t first, const uint8_t *b, size_t n)
@@ -73,6 +74,19 @@ static void put_wire(const char *dir, const char *name, nng_msg *m)
     nng_msg_free(m);
 }
 
+/* A signed request as received from a client (raw only: the signature
+ * follows the body). */
+static void put_signed(const char *dir, const char *name, nng_msg *m, const fedreci_wire_hdr *h,
+                       const uint8_t sk[64])
+{
+    if (fedreci_wire_sign(m, h, sk))
+        exit(1);
+    char raw[128];
+    snprintf(raw, sizeof raw, "raw_signed_%s", name);
+    put(dir, raw, 0x80, nng_msg_body(m), nng_msg_len(m));
+    nng_msg_free(m);
+}
+
 /* Appends one fuzz_secagg_server chunk: u16 length, sender index, envelope. */
 static void chunk(FILE *f, uint8_t sender, nng_msg *m)
 {
@@ -100,6 +114,11 @@ int main(int argc, char **argv)
     if (fedreci_wire_enc_checkin(&m, &h, pk, 3, 1))
         return 1;
     put_wire(dir, "checkin", m);
+    h.client_id = fedreci_secagg_id_from_pk(pk);
+    if (fedreci_wire_enc_checkin(&m, &h, pk, 3, 1))
+        return 1;
+    put_signed(dir, "checkin", m, &h, sk);
+    h.client_id = 5;
     fedreci_wire_round rd;
     memset(&rd, 0, sizeof rd);
     rd.secagg.round_id = 7;
@@ -160,10 +179,12 @@ int main(int argc, char **argv)
         return 1;
     put_wire(dir, "roster", m);
     h.stage = FEDRECI_WIRE_STAGE_SHARE_KEYS;
-    uint8_t ctb[3][120];
+    uint8_t ctb[3][FEDRECI_SHARE_CT_BYTES], cmb[3][FEDRECI_SECAGG_COMMIT_BYTES];
     fedreci_secagg_ciphertext cts[3];
     for (int i = 0; i < 3; i++) {
         randombytes_buf(ctb[i], sizeof ctb[i]);
+        randombytes_buf(cmb[i], sizeof cmb[i]);
+        cts[i].commit = cmb[i];
         cts[i].from = 5;
         cts[i].to = ids[i == 0 ? 0 : i + 1];
         cts[i].bytes = ctb[i];
@@ -172,6 +193,9 @@ int main(int argc, char **argv)
     if (fedreci_wire_enc_ciphertexts(&m, &h, 0, cts, 3))
         return 1;
     put_wire(dir, "share_keys", m);
+    if (fedreci_wire_enc_ciphertexts(&m, &h, 0, cts, 3))
+        return 1;
+    put_signed(dir, "share_keys", m, &h, sk);
     if (fedreci_wire_enc_ciphertexts(&m, &h, 1, cts, 3))
         return 1;
     put_wire(dir, "share_relay", m);
@@ -180,6 +204,9 @@ int main(int argc, char **argv)
     if (fedreci_wire_enc_masked(&m, &h, masked, 7))
         return 1;
     put_wire(dir, "masked_input", m);
+    if (fedreci_wire_enc_masked(&m, &h, masked, 7))
+        return 1;
+    put_signed(dir, "masked_input", m, &h, sk);
     uint64_t surv[3] = {1, 5, 12}, drop[1] = {9};
     if (fedreci_wire_enc_unmask_request(&m, &h, surv, 3, drop, 1))
         return 1;
@@ -190,10 +217,14 @@ int main(int argc, char **argv)
         rv[i].about = ids[i == 0 ? 0 : i + 1];
         rv[i].kind = i == 1;
         randombytes_buf(rv[i].share, sizeof rv[i].share);
+        randombytes_buf(rv[i].opening, sizeof rv[i].opening);
     }
     if (fedreci_wire_enc_unmask(&m, &h, rv, 3))
         return 1;
     put_wire(dir, "unmask", m);
+    if (fedreci_wire_enc_unmask(&m, &h, rv, 3))
+        return 1;
+    put_signed(dir, "unmask", m, &h, sk);
     if (fedreci_wire_enc_round_result(&m, &h, 1, 4, 3, ""))
         return 1;
     put_wire(dir, "round_result", m);
@@ -256,10 +287,12 @@ int main(int argc, char **argv)
             return 1;
         chunk(f, 3, m);
         chunk(f, 0, NULL);
-        uint8_t g[3][80];
+        uint8_t g[3][FEDRECI_SHARE_CT_BYTES], gc[3][FEDRECI_SECAGG_COMMIT_BYTES];
         fedreci_secagg_ciphertext c3[3];
         for (int i = 0; i < 3; i++) {
             randombytes_buf(g[i], sizeof g[i]);
+            randombytes_buf(gc[i], sizeof gc[i]);
+            c3[i].commit = gc[i];
             c3[i].from = 4;
             c3[i].to = (uint64_t)i + 1;
             c3[i].bytes = g[i];
@@ -281,6 +314,7 @@ int main(int argc, char **argv)
             r3[i].about = (uint64_t)i + 1;
             r3[i].kind = 0;
             randombytes_buf(r3[i].share, sizeof r3[i].share);
+            randombytes_buf(r3[i].opening, sizeof r3[i].opening);
         }
         h4.stage = FEDRECI_WIRE_STAGE_UNMASK;
         if (fedreci_wire_enc_unmask(&m, &h4, r3, 2))

@@ -1,0 +1,994 @@
+/* The hostile-client suite (issue 13): the real `fedrec-coordinator` process
+ * (SQLite in a temporary directory, tcp:// on a kernel-chosen port), three
+ * honest clients (client/session.h, the library's own protocol driver) and
+ * one scriptable hostile client that speaks the wire protocol itself
+ * (core/secagg client state machine + proto/wire + its own signatures) and
+ * deviates from it in one way per test:
+ *
+ *  - test_forged_ids: stage messages and a masked input sent under the other
+ *    members' ids (unsigned, and signed with the hostile's own key), and a
+ *    check-in under an id that is not derived from the key it carries;
+ *  - test_junk_flood: 65 junk stage messages under every member's id;
+ *  - test_replay_and_other_stage: the hostile's own signed messages of the
+ *    previous round replayed (as sent, and with the round id rewritten),
+ *    and a signed message for a stage that is not open;
+ *  - test_wrong_unmask_shares: reveals that do not open the dealers'
+ *    commitments;
+ *  - test_huge_update: an unclipped update (a ring offset far beyond the
+ *    cohort's clip budget);
+ *  - test_forged_weight: a zero weight (and, second round, a weight of 7).
+ *
+ * For each: the honest clients' round completes and the coordinator's round
+ * log records the BLAKE2b-256 of the unmasked sum, which must equal that of
+ * the oracle (the clients' quantized inputs added in the clear, from the
+ * library's on_quantized hook and the hostile's own state machine); or the
+ * round aborts, is never committed (the model version in the database does
+ * not move), its row in the round log carries the reason (and the culprit
+ * when one can be named), and the next round, without the culprit, completes
+ * with the exact sum. The database passes PRAGMA integrity_check at the end.
+ *
+ * No timed assertions: deadlines only decide who counts as dropped. */
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <spawn.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+#include <nng/nng.h>
+#include <nng/protocol/reqrep0/req.h>
+#include <sodium.h>
+#include <sqlite3.h>
+
+#include "client/session.h"
+#include "core/err.h"
+#include "core/secagg/secagg.h"
+#include "proto/wire.h"
+
+extern char **environ;
+
+#define N_ITEMS 12
+#define K_FACTORS 2
+#define D (N_ITEMS * K_FACTORS + 1)
+#define N_HONEST 3
+
+/* ---- the daemon as a process ------------------------------------------------ */
+
+typedef struct daemon_proc {
+    pid_t pid;
+    char dir[256];
+    char log[300];
+    char db[300];
+    char url[128];
+} daemon_proc;
+
+static pid_t g_live;
+
+static int teardown_daemon(void **state)
+{
+    (void)state;
+    if (g_live > 0) {
+        kill(g_live, SIGKILL);
+        waitpid(g_live, NULL, 0);
+        g_live = 0;
+    }
+    return 0;
+}
+
+static char *slurp(const char *path)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return NULL;
+    size_t cap = 1 << 16, n = 0, got;
+    char *b = malloc(cap);
+    while (b && (got = fread(b + n, 1, cap - n - 1, f)) > 0) {
+        n += got;
+        if (n + 1 == cap) {
+            char *nb = realloc(b, cap * 2);
+            if (!nb) {
+                free(b);
+                b = NULL;
+                break;
+            }
+            b = nb;
+            cap *= 2;
+        }
+    }
+    fclose(f);
+    if (b)
+        b[n] = 0;
+    return b;
+}
+
+/* Number of log lines containing a and (if not NULL) b. */
+static int log_count(const daemon_proc *d, const char *a, const char *b)
+{
+    char *s = slurp(d->log);
+    int n = 0;
+    for (char *line = s ? strtok(s, "\n") : NULL; line; line = strtok(NULL, "\n"))
+        if (strstr(line, a) && (!b || strstr(line, b)))
+            n++;
+    free(s);
+    return n;
+}
+
+static void dump_log(const daemon_proc *d)
+{
+    char *s = slurp(d->log);
+    if (s) {
+        size_t n = strlen(s);
+        fprintf(stderr, "---- %s (last 8000 bytes)\n%s\n", d->log, s + (n > 8000 ? n - 8000 : 0));
+    }
+    free(s);
+}
+
+/* Waits (up to 60 s) for a log line with a and b. */
+static void log_wait(const daemon_proc *d, const char *a, const char *b)
+{
+    for (int i = 0; i < 3000; i++) {
+        if (log_count(d, a, b) > 0)
+            return;
+        usleep(20000);
+    }
+    dump_log(d);
+    fail_msg("no log line with '%s' '%s'", a, b ? b : "");
+}
+
+static void daemon_start(daemon_proc *d)
+{
+    memset(d, 0, sizeof *d);
+    snprintf(d->dir, sizeof d->dir, "/tmp/fedrec-hostile-XXXXXX");
+    assert_non_null(mkdtemp(d->dir));
+    snprintf(d->log, sizeof d->log, "%s/coordinator.log", d->dir);
+    snprintf(d->db, sizeof d->db, "%s/state.sqlite", d->dir);
+    char cat[300];
+    snprintf(cat, sizeof cat, "%s/catalog.csv", d->dir);
+    FILE *f = fopen(cat, "w");
+    assert_non_null(f);
+    fprintf(f, "code,description\n");
+    for (int i = 0; i < N_ITEMS; i++)
+        fprintf(f, "P%03d,product %d\n", i, i);
+    fclose(f);
+    const char *argv[] = {FEDREC_BIN_DIR "/coordinator/fedrec-coordinator",
+                          "--db",
+                          d->db,
+                          "--catalog",
+                          cat,
+                          "--listen",
+                          "tcp://127.0.0.1:0",
+                          "--factors",
+                          "2",
+                          "--seed",
+                          "7",
+                          "--cohort",
+                          "4",
+                          "--min-cohort",
+                          "3",
+                          "--deadline-checkin",
+                          "1500",
+                          "--deadline-advertise",
+                          "20000",
+                          "--deadline-share",
+                          "20000",
+                          "--deadline-masked",
+                          "20000",
+                          "--deadline-unmask",
+                          "20000",
+                          "--log-level",
+                          "debug",
+                          NULL};
+    posix_spawn_file_actions_t fa;
+    posix_spawn_file_actions_init(&fa);
+    posix_spawn_file_actions_addopen(&fa, 1, d->log, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    posix_spawn_file_actions_adddup2(&fa, 1, 2);
+    int rc = posix_spawn(&d->pid, argv[0], &fa, NULL, (char *const *)argv, environ);
+    posix_spawn_file_actions_destroy(&fa);
+    assert_int_equal(rc, 0);
+    g_live = d->pid;
+    const char *needle = "listening on tcp://127.0.0.1:0 (port ";
+    log_wait(d, needle, NULL);
+    char *s = slurp(d->log);
+    char *p = strstr(s, needle);
+    assert_non_null(p);
+    int port = atoi(p + strlen(needle));
+    free(s);
+    assert_true(port > 0);
+    snprintf(d->url, sizeof d->url, "tcp://127.0.0.1:%d", port);
+}
+
+/* SIGTERM, exit status 0, then the database passes PRAGMA integrity_check;
+ * the directory is removed. */
+static void daemon_stop(daemon_proc *d)
+{
+    int st = 0;
+    kill(d->pid, SIGTERM);
+    assert_int_equal(waitpid(d->pid, &st, 0), d->pid);
+    g_live = 0;
+    if (!WIFEXITED(st) || WEXITSTATUS(st) != 0) {
+        dump_log(d);
+        fail_msg("coordinator exit status %d", st);
+    }
+    sqlite3 *db = NULL;
+    assert_int_equal(sqlite3_open_v2(d->db, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
+    sqlite3_stmt *q = NULL;
+    assert_int_equal(sqlite3_prepare_v2(db, "PRAGMA integrity_check", -1, &q, NULL), SQLITE_OK);
+    assert_int_equal(sqlite3_step(q), SQLITE_ROW);
+    assert_string_equal((const char *)sqlite3_column_text(q, 0), "ok");
+    sqlite3_finalize(q);
+    sqlite3_close(db);
+    char cmd[400];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", d->dir);
+    assert_int_equal(system(cmd), 0);
+}
+
+/* The round log row of round r: status and metrics JSON (caller frees). */
+static char *round_row(const daemon_proc *d, uint64_t r, char status[16])
+{
+    sqlite3 *db = NULL;
+    assert_int_equal(sqlite3_open_v2(d->db, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
+    sqlite3_busy_timeout(db, 5000);
+    sqlite3_stmt *q = NULL;
+    assert_int_equal(sqlite3_prepare_v2(db,
+                                        "SELECT status, coalesce(metrics, '') FROM rounds "
+                                        "WHERE round_id = ?",
+                                        -1, &q, NULL),
+                     SQLITE_OK);
+    sqlite3_bind_int64(q, 1, (sqlite3_int64)r);
+    char *json = NULL;
+    status[0] = 0;
+    if (sqlite3_step(q) == SQLITE_ROW) {
+        snprintf(status, 16, "%s", (const char *)sqlite3_column_text(q, 0));
+        json = strdup((const char *)sqlite3_column_text(q, 1));
+    }
+    sqlite3_finalize(q);
+    sqlite3_close(db);
+    if (!json) {
+        dump_log(d);
+        fail_msg("round %llu has no row in the round log", (unsigned long long)r);
+    }
+    return json;
+}
+
+/* The latest model version in the database. */
+static uint64_t db_model_version(const daemon_proc *d)
+{
+    sqlite3 *db = NULL;
+    assert_int_equal(sqlite3_open_v2(d->db, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
+    sqlite3_busy_timeout(db, 5000);
+    sqlite3_stmt *q = NULL;
+    assert_int_equal(
+        sqlite3_prepare_v2(db, "SELECT coalesce(max(version), 0) FROM models", -1, &q, NULL),
+        SQLITE_OK);
+    assert_int_equal(sqlite3_step(q), SQLITE_ROW);
+    uint64_t v = (uint64_t)sqlite3_column_int64(q, 0);
+    sqlite3_finalize(q);
+    sqlite3_close(db);
+    return v;
+}
+
+/* ---- honest clients: library sessions ------------------------------------------- */
+
+typedef struct gclient {
+    uint64_t id;
+    uint8_t pk[32], sk[64];
+    uint64_t version;
+    fedreci_session *s;
+    fedreci_session_result res;
+    uint32_t q[D]; /* the oracle: the last quantized input, in the clear */
+    int has_q;
+} gclient;
+
+static fedrec_err g_update(void *arg, const fedreci_wire_round *r, float *x, uint32_t *w)
+{
+    gclient *g = arg;
+    for (uint32_t i = 0; i + 1 < r->secagg.d; i++)
+        x[i] = (float)((int)((i * 7 + g->id) % 29) - 14) * 0.37f;
+    *w = r->secagg.max_weight;
+    return FEDREC_OK;
+}
+
+static void g_quantized(void *arg, uint64_t round_id, const uint32_t *q, uint32_t d)
+{
+    gclient *g = arg;
+    (void)round_id;
+    if (d == D) {
+        memcpy(g->q, q, sizeof g->q);
+        g->has_q = 1;
+    }
+}
+
+static void g_init(gclient *g)
+{
+    memset(g, 0, sizeof *g);
+    crypto_sign_keypair(g->pk, g->sk);
+    g->id = fedreci_secagg_id_from_pk(g->pk);
+}
+
+static void g_start(gclient *g, const char *url)
+{
+    fedreci_session_config sc;
+    fedreci_session_config_default(&sc);
+    sc.url = url;
+    sc.client_id = g->id;
+    sc.identity_sk = g->sk;
+    sc.model_version = g->version;
+    sc.timeout_ms = 60000;
+    fedreci_session_hooks h;
+    memset(&h, 0, sizeof h);
+    h.arg = g;
+    h.compute_update = g_update;
+    h.on_quantized = g_quantized;
+    g->has_q = 0;
+    if (fedreci_session_create(&g->s, &sc, &h) || fedreci_session_start(g->s))
+        fail_msg("session %016llx: %s", (unsigned long long)g->id, fedrec_errmsg());
+}
+
+static void g_finish(gclient *g)
+{
+    assert_int_equal(fedreci_session_wait(g->s, -1, &g->res), FEDREC_OK);
+    fedreci_session_destroy(g->s);
+    g->s = NULL;
+    if (g->res.model_version)
+        g->version = g->res.model_version;
+}
+
+/* ---- the hostile client --------------------------------------------------------------- */
+
+typedef struct hostile {
+    uint64_t id;
+    uint8_t pk[32], sk[64];
+    nng_socket s;              /* its own connection */
+    nng_socket side;           /* a second connection for forged messages */
+    fedreci_wire_round round;  /* of the current round */
+    fedreci_secagg_client *sa; /* its state machine */
+    uint64_t members[8];       /* roster ids of the current round */
+    size_t n_members;
+    fedreci_secagg_ciphertext cts[8]; /* its share bundles (copies) */
+    uint8_t ctb[8][256], cmb[8][FEDRECI_SECAGG_COMMIT_BYTES];
+    size_t n_cts;
+    uint32_t q[D]; /* what it put into the sum (the oracle) */
+    int in_sum;    /* its masked input was accepted */
+    /* its signed messages of the round, as sent (for replay), by wire stage */
+    uint8_t *sent[7];
+    size_t sent_len[7];
+} hostile;
+
+static void h_init(hostile *h, const char *url)
+{
+    memset(h, 0, sizeof *h);
+    crypto_sign_keypair(h->pk, h->sk);
+    h->id = fedreci_secagg_id_from_pk(h->pk);
+    for (int i = 0; i < 2; i++) {
+        nng_socket *s = i ? &h->side : &h->s;
+        assert_int_equal(nng_req0_open(s), 0);
+        nng_socket_set_ms(*s, NNG_OPT_RECVTIMEO, 60000);
+        nng_socket_set_ms(*s, NNG_OPT_REQ_RESENDTIME, (nng_duration)0x7fffffff);
+        assert_int_equal(nng_dial(*s, url, NULL, 0), 0);
+    }
+}
+
+static void h_free(hostile *h)
+{
+    fedreci_secagg_client_destroy(h->sa);
+    h->sa = NULL;
+    for (int i = 0; i < 7; i++)
+        free(h->sent[i]);
+    nng_close(h->s);
+    nng_close(h->side);
+}
+
+/* Sends bytes on s, returns the decoded reply. */
+static fedreci_wire_env *call_bytes(nng_socket s, const void *buf, size_t n)
+{
+    assert_int_equal(nng_send(s, (void *)buf, n, 0), 0);
+    nng_msg *m = NULL;
+    assert_int_equal(nng_recvmsg(s, &m, 0), 0);
+    fedreci_wire_env *env = NULL;
+    if (fedreci_wire_decode_msg(m, 64u << 20, &env))
+        fail_msg("reply: %s", fedrec_errmsg());
+    nng_msg_free(m);
+    return env;
+}
+
+/* Signs m with sk (unless sk is NULL), keeps a copy in h->sent[stage] when
+ * keep, sends it on s and returns the reply. */
+static fedreci_wire_env *h_call(hostile *h, nng_socket s, nng_msg *m, const fedreci_wire_hdr *hd,
+                                const uint8_t *sk, int keep)
+{
+    if (sk)
+        assert_int_equal(fedreci_wire_sign(m, hd, sk), FEDREC_OK);
+    if (keep) {
+        free(h->sent[hd->stage]);
+        h->sent_len[hd->stage] = nng_msg_len(m);
+        h->sent[hd->stage] = malloc(nng_msg_len(m));
+        assert_non_null(h->sent[hd->stage]);
+        memcpy(h->sent[hd->stage], nng_msg_body(m), nng_msg_len(m));
+    }
+    fedreci_wire_env *env = call_bytes(s, nng_msg_body(m), nng_msg_len(m));
+    nng_msg_free(m);
+    return env;
+}
+
+static void expect_error(fedreci_wire_env *env, fedrec_err code, const char *what)
+{
+    assert_non_null(env);
+    if (env->body_case != FEDREC__V1__ENVELOPE__BODY_ERROR || env->error->code != (uint32_t)code)
+        fail_msg("%s: expected Error %s, got body %d (code %u: %s)", what, fedrec_strerror(code),
+                 (int)env->body_case,
+                 env->body_case == FEDREC__V1__ENVELOPE__BODY_ERROR ? env->error->code : 0,
+                 env->body_case == FEDREC__V1__ENVELOPE__BODY_ERROR ? env->error->text : "");
+    fedreci_wire_free(env);
+}
+
+/* Expects an Error reply: SIGNATURE (the message did not verify) or, for a
+ * message of a stage that is not open yet, STAGE (refused before it is even
+ * verified); either way nothing was counted. */
+static void expect_refused(fedreci_wire_env *env, int stage_open, const char *what)
+{
+    expect_error(env, stage_open ? FEDREC_ERR_SIGNATURE : FEDREC_ERR_STAGE, what);
+}
+
+/* Checks in (signed) until selected: 1; refused with an Error: 0 and the
+ * code in *refused. */
+static int h_checkin(hostile *h, fedrec_err *refused)
+{
+    for (int tries = 0; tries < 200; tries++) {
+        fedreci_wire_hdr hd = {h->id, 0, FEDRECI_WIRE_STAGE_CHECKIN};
+        nng_msg *m = NULL;
+        assert_int_equal(fedreci_wire_enc_checkin(&m, &hd, h->pk, 0, 1), FEDREC_OK);
+        fedreci_wire_env *env = h_call(h, h->s, m, &hd, h->sk, 0);
+        if (env->body_case == FEDREC__V1__ENVELOPE__BODY_ERROR) {
+            *refused = (fedrec_err)env->error->code;
+            fedreci_wire_free(env);
+            return 0;
+        }
+        int ok = fedreci_wire_get_round(env, &h->round) == FEDREC_OK;
+        fedreci_wire_free(env);
+        if (ok)
+            return 1;
+        usleep(50000); /* not selected: try again */
+    }
+    fail_msg("hostile client never selected");
+    return 0;
+}
+
+/* Stage 0: advertises, takes the roster, makes its share bundles. */
+static void h_advertise(hostile *h)
+{
+    fedreci_secagg_client_destroy(h->sa);
+    h->sa = NULL;
+    assert_int_equal(fedreci_secagg_client_create(&h->sa, &h->round.secagg, h->id, h->sk, NULL),
+                     FEDREC_OK);
+    fedreci_secagg_advert a;
+    assert_int_equal(fedreci_secagg_client_advertise(h->sa, &a), FEDREC_OK);
+    fedreci_wire_hdr hd = {h->id, h->round.secagg.round_id, FEDRECI_WIRE_STAGE_ADVERTISE};
+    nng_msg *m = NULL;
+    assert_int_equal(fedreci_wire_enc_advertise(&m, &hd, &a), FEDREC_OK);
+    fedreci_wire_env *env = h_call(h, h->s, m, &hd, h->sk, 1);
+    fedreci_secagg_advert *ro = NULL;
+    size_t n = 0;
+    if (fedreci_wire_get_roster(env, h->id, 2, 8, &ro, &n))
+        fail_msg("hostile: roster: %s", fedrec_errmsg());
+    h->n_members = n;
+    for (size_t i = 0; i < n; i++)
+        h->members[i] = ro[i].client_id;
+    const fedreci_secagg_ciphertext *cts;
+    size_t n_cts;
+    assert_int_equal(fedreci_secagg_client_share_keys(h->sa, ro, n, &cts, &n_cts), FEDREC_OK);
+    assert_true(n_cts <= 8);
+    h->n_cts = n_cts;
+    for (size_t i = 0; i < n_cts; i++) {
+        assert_true(cts[i].len <= sizeof h->ctb[i]);
+        memcpy(h->ctb[i], cts[i].bytes, cts[i].len);
+        memcpy(h->cmb[i], cts[i].commit, FEDRECI_SECAGG_COMMIT_BYTES);
+        h->cts[i] = cts[i];
+        h->cts[i].bytes = h->ctb[i];
+        h->cts[i].commit = h->cmb[i];
+    }
+    free(ro);
+    fedreci_wire_free(env);
+}
+
+/* Stage 1: sends its bundles; returns the relay (caller frees). */
+static fedreci_wire_env *h_share(hostile *h)
+{
+    fedreci_wire_hdr hd = {h->id, h->round.secagg.round_id, FEDRECI_WIRE_STAGE_SHARE_KEYS};
+    nng_msg *m = NULL;
+    assert_int_equal(fedreci_wire_enc_ciphertexts(&m, &hd, 0, h->cts, h->n_cts), FEDREC_OK);
+    fedreci_wire_env *env = h_call(h, h->s, m, &hd, h->sk, 1);
+    assert_int_equal(env->body_case, FEDREC__V1__ENVELOPE__BODY_SHARE_RELAY);
+    return env;
+}
+
+/* Stage 2: masks x (zeros) with weight w, adds `offset` to word `at` of the
+ * masked vector (an unclipped input), sends it; returns the reply. */
+static fedreci_wire_env *h_masked(hostile *h, fedreci_wire_env *relay, uint32_t w, size_t at,
+                                  uint32_t offset)
+{
+    fedreci_secagg_ciphertext *in = NULL;
+    size_t n_in = 0;
+    assert_int_equal(fedreci_wire_get_ciphertexts(relay, 8, &in, &n_in), FEDREC_OK);
+    float x[D - 1];
+    for (int i = 0; i < D - 1; i++)
+        x[i] = (float)(i % 5) * 0.25f - 0.5f;
+    const uint32_t *y0;
+    assert_int_equal(fedreci_secagg_client_masked_input(h->sa, in, n_in, x, w, &y0, NULL),
+                     FEDREC_OK);
+    free(in);
+    fedreci_wire_free(relay);
+    memcpy(h->q, fedreci_secagg_client_quantized_input(h->sa), sizeof h->q);
+    uint32_t y[D];
+    memcpy(y, y0, sizeof y);
+    y[at] += offset;
+    h->q[at] += offset;
+    fedreci_wire_hdr hd = {h->id, h->round.secagg.round_id, FEDRECI_WIRE_STAGE_MASKED_INPUT};
+    nng_msg *m = NULL;
+    assert_int_equal(fedreci_wire_enc_masked(&m, &hd, y, D), FEDREC_OK);
+    /* the bulk message is authenticated by a MAC under the round key */
+    uint8_t key[32];
+    assert_int_equal(fedreci_secagg_client_mac_key(h->sa, h->round.coord_pk, key), FEDREC_OK);
+    assert_int_equal(fedreci_wire_mac(m, key), FEDREC_OK);
+    fedreci_wire_env *env = h_call(h, h->s, m, &hd, NULL, 1);
+    h->in_sum = env->body_case == FEDREC__V1__ENVELOPE__BODY_UNMASK_REQUEST;
+    if (env->body_case == FEDREC__V1__ENVELOPE__BODY_ERROR)
+        fail_msg("hostile masked input refused: %s", env->error->text);
+    return env;
+}
+
+/* Stage 3: answers the unmask request; flip: corrupt every share. Returns
+ * the reply (RoundResult or Error). */
+static fedreci_wire_env *h_unmask(hostile *h, fedreci_wire_env *req, int flip)
+{
+    const uint64_t *sv, *dr;
+    size_t ns, nd;
+    assert_int_equal(fedreci_wire_get_unmask_request(req, &sv, &ns, &dr, &nd), FEDREC_OK);
+    const fedreci_secagg_reveal *rv;
+    size_t n_rv;
+    assert_int_equal(fedreci_secagg_client_unmask(h->sa, sv, ns, dr, nd, &rv, &n_rv), FEDREC_OK);
+    fedreci_wire_free(req);
+    fedreci_secagg_reveal r[8];
+    assert_true(n_rv <= 8);
+    memcpy(r, rv, n_rv * sizeof *r);
+    for (size_t i = 0; flip && i < n_rv; i++)
+        r[i].share[0] ^= 1; /* still a canonical scalar, no longer the dealt share */
+    fedreci_wire_hdr hd = {h->id, h->round.secagg.round_id, FEDRECI_WIRE_STAGE_UNMASK};
+    nng_msg *m = NULL;
+    assert_int_equal(fedreci_wire_enc_unmask(&m, &hd, r, n_rv), FEDREC_OK);
+    return h_call(h, h->s, m, &hd, h->sk, 1);
+}
+
+/* A whole honest round for the hostile client (it must have been selected). */
+static void h_honest_round(hostile *h)
+{
+    h_advertise(h);
+    fedreci_wire_env *r = h_unmask(h, h_masked(h, h_share(h), 1, 0, 0), 0);
+    assert_int_equal(r->body_case, FEDREC__V1__ENVELOPE__BODY_ROUND_RESULT);
+    fedreci_wire_free(r);
+}
+
+/* ---- one round with three honest clients ------------------------------------------ */
+
+typedef struct world {
+    daemon_proc d;
+    gclient g[N_HONEST];
+    hostile h;
+    uint64_t round; /* the round the cohort is in (from the hostile's check-in) */
+} world;
+
+static void world_start(world *w)
+{
+    daemon_start(&w->d);
+    for (int i = 0; i < N_HONEST; i++)
+        g_init(&w->g[i]);
+    h_init(&w->h, w->d.url);
+}
+
+static void honest_start(world *w)
+{
+    for (int i = 0; i < N_HONEST; i++)
+        g_start(&w->g[i], w->d.url);
+}
+
+/* Waits for the honest sessions; all must end with `want`. */
+static void honest_finish(world *w, fedreci_session_outcome want)
+{
+    for (int i = 0; i < N_HONEST; i++) {
+        g_finish(&w->g[i]);
+        if (w->g[i].res.outcome != want) {
+            dump_log(&w->d);
+            fail_msg("honest client %d: outcome %d (%s), want %d", i, w->g[i].res.outcome,
+                     w->g[i].res.text, want);
+        }
+    }
+}
+
+/* BLAKE2b-256 hex of the oracle: the honest clients' quantized inputs (and
+ * the hostile's, when in_sum) added in Z_2^32. */
+static void oracle_hex(const world *w, int with_hostile, char hex[65])
+{
+    uint32_t sum[D] = {0};
+    for (int i = 0; i < N_HONEST; i++) {
+        assert_true(w->g[i].has_q);
+        for (int j = 0; j < D; j++)
+            sum[j] += w->g[i].q[j];
+    }
+    for (int j = 0; with_hostile && j < D; j++)
+        sum[j] += w->h.q[j];
+    uint8_t b[32];
+    crypto_generichash(b, 32, (const uint8_t *)sum, sizeof sum, NULL, 0);
+    sodium_bin2hex(hex, 65, b, 32);
+}
+
+/* The round's row: completed with the oracle's sum, or aborted with a
+ * reason containing `why` and (culprit != 0) naming the culprit. */
+static void expect_completed(world *w, uint64_t r, int with_hostile)
+{
+    char line[64];
+    snprintf(line, sizeof line, "[round %llu] round completed", (unsigned long long)r);
+    log_wait(&w->d, line, NULL);
+    char st[16];
+    char *json = round_row(&w->d, r, st);
+    char hex[65], want[100];
+    oracle_hex(w, with_hostile, hex);
+    snprintf(want, sizeof want, "\"sum_b2b\":\"%s\"", hex);
+    if (strcmp(st, "completed") || !strstr(json, want)) {
+        dump_log(&w->d);
+        fail_msg("round %llu: status %s, metrics %s; want the oracle's %s", (unsigned long long)r,
+                 st, json, want);
+    }
+    free(json);
+}
+
+static void expect_aborted(world *w, uint64_t r, const char *why, uint64_t culprit,
+                           uint64_t version_before)
+{
+    char line[64];
+    snprintf(line, sizeof line, "[round %llu] round aborted", (unsigned long long)r);
+    log_wait(&w->d, line, NULL);
+    char st[16];
+    char *json = round_row(&w->d, r, st);
+    char cul[40];
+    snprintf(cul, sizeof cul, "\"%016llx\"", (unsigned long long)culprit);
+    if (strcmp(st, "aborted") || !strstr(json, why) || (culprit && !strstr(json, cul))) {
+        dump_log(&w->d);
+        fail_msg("round %llu: status %s, metrics %s; want aborted, '%s', culprit %s",
+                 (unsigned long long)r, st, json, why, culprit ? cul : "-");
+    }
+    free(json);
+    /* never committed */
+    assert_int_equal(db_model_version(&w->d), version_before);
+}
+
+/* The next round with the honest clients only (the culprit, if any, is
+ * refused at check-in): completes with their exact sum. */
+static void honest_round_without(world *w, uint64_t r, int culprit_refused)
+{
+    if (culprit_refused) {
+        fedrec_err code = FEDREC_OK;
+        assert_int_equal(h_checkin(&w->h, &code), 0);
+        assert_int_equal(code, FEDREC_ERR_NOT_SELECTED);
+    }
+    honest_start(w);
+    honest_finish(w, FEDRECI_SESSION_COMPLETED);
+    expect_completed(w, r, 0);
+}
+
+/* Stage messages under member `victim`'s id: unsigned, and signed with the
+ * hostile's own key. Both are refused: as unauthenticated when their stage
+ * is open (open = 1), as early otherwise. */
+static void forge_as(hostile *h, uint64_t victim, uint32_t stage, int open, const char *what)
+{
+    uint64_t r = h->round.secagg.round_id;
+    for (int signed_ = 0; signed_ < 2; signed_++) {
+        fedreci_wire_hdr hd = {victim, r, stage};
+        nng_msg *m = NULL;
+        if (stage == FEDRECI_WIRE_STAGE_SHARE_KEYS) {
+            fedreci_secagg_ciphertext c[8];
+            for (size_t i = 0; i < h->n_cts; i++) {
+                c[i] = h->cts[i];
+                c[i].from = victim;
+            }
+            assert_int_equal(fedreci_wire_enc_ciphertexts(&m, &hd, 0, c, h->n_cts), FEDREC_OK);
+        } else if (stage == FEDRECI_WIRE_STAGE_MASKED_INPUT) {
+            uint32_t y[D];
+            for (int i = 0; i < D; i++)
+                y[i] = 0x40000000u + (uint32_t)i;
+            assert_int_equal(fedreci_wire_enc_masked(&m, &hd, y, D), FEDREC_OK);
+        } else {
+            assert_int_equal(fedreci_wire_enc_unmask(&m, &hd, NULL, 0), FEDREC_OK);
+        }
+        expect_refused(h_call(h, h->side, m, &hd, signed_ ? h->sk : NULL, 0), open, what);
+    }
+}
+
+/* Rows 2 and 5 of the issue's table: stage messages and masked inputs under
+ * other members' ids; and a check-in whose id is not its key's. */
+static void test_forged_ids(void **state)
+{
+    (void)state;
+    world w;
+    world_start(&w);
+    /* a check-in under another id than its key's is refused (and one under
+       an honest client's id with the hostile's key) */
+    {
+        fedreci_wire_hdr hd = {w.h.id ^ 1, 0, FEDRECI_WIRE_STAGE_CHECKIN};
+        nng_msg *m = NULL;
+        assert_int_equal(fedreci_wire_enc_checkin(&m, &hd, w.h.pk, 0, 1), FEDREC_OK);
+        expect_error(h_call(&w.h, w.h.side, m, &hd, w.h.sk, 0), FEDREC_ERR_SIGNATURE,
+                     "check-in under an id that is not the key's");
+        hd.client_id = w.g[0].id;
+        assert_int_equal(fedreci_wire_enc_checkin(&m, &hd, w.h.pk, 0, 1), FEDREC_OK);
+        expect_error(h_call(&w.h, w.h.side, m, &hd, w.h.sk, 0), FEDREC_ERR_SIGNATURE,
+                     "check-in under an honest client's id");
+        /* its own id, but unsigned: no proof of possession */
+        hd.client_id = w.h.id;
+        assert_int_equal(fedreci_wire_enc_checkin(&m, &hd, w.h.pk, 0, 1), FEDREC_OK);
+        expect_error(h_call(&w.h, w.h.side, m, &hd, NULL, 0), FEDREC_ERR_SIGNATURE,
+                     "unsigned check-in");
+    }
+    fedrec_err code;
+    honest_start(&w);
+    assert_int_equal(h_checkin(&w.h, &code), 1);
+    uint64_t r = w.h.round.secagg.round_id;
+    h_advertise(&w.h);
+    /* stage 1 is open (it waits for the hostile's bundles) */
+    for (size_t i = 0; i < w.h.n_members; i++)
+        if (w.h.members[i] != w.h.id) {
+            forge_as(&w.h, w.h.members[i], FEDRECI_WIRE_STAGE_SHARE_KEYS, 1, "forged share keys");
+            forge_as(&w.h, w.h.members[i], FEDRECI_WIRE_STAGE_UNMASK, 0, "forged unmask");
+        }
+    fedreci_wire_env *relay = h_share(&w.h);
+    /* stage 2 is open (it waits for the hostile's masked input) */
+    for (size_t i = 0; i < w.h.n_members; i++)
+        if (w.h.members[i] != w.h.id)
+            forge_as(&w.h, w.h.members[i], FEDRECI_WIRE_STAGE_MASKED_INPUT, 1,
+                     "forged masked input");
+    fedreci_wire_env *res = h_unmask(&w.h, h_masked(&w.h, relay, 1, 0, 0), 0);
+    assert_int_equal(res->body_case, FEDREC__V1__ENVELOPE__BODY_ROUND_RESULT);
+    assert_true(res->round_result->completed);
+    fedreci_wire_free(res);
+    honest_finish(&w, FEDRECI_SESSION_COMPLETED);
+    expect_completed(&w, r, 1);
+    assert_true(log_count(&w.d, "refused (signature did not verify)", NULL) >= 3 * 4 + 3);
+    h_free(&w.h);
+    daemon_stop(&w.d);
+}
+
+/* Row 3: 65 junk messages under every member's id cost the members nothing. */
+static void test_junk_flood(void **state)
+{
+    (void)state;
+    world w;
+    world_start(&w);
+    fedrec_err code;
+    honest_start(&w);
+    assert_int_equal(h_checkin(&w.h, &code), 1);
+    uint64_t r = w.h.round.secagg.round_id;
+    h_advertise(&w.h);
+    for (size_t i = 0; i < w.h.n_members; i++)
+        for (int k = 0; k < 65; k++) {
+            /* the open stage (share keys), where a counted message would
+               lock the member out, and now and then a later stage */
+            uint32_t st = FEDRECI_WIRE_STAGE_SHARE_KEYS + (uint32_t)(k % 8 == 7) * (1 + k % 2);
+            fedreci_wire_hdr hd = {w.h.members[i], r, st};
+            nng_msg *m = NULL;
+            if (st == FEDRECI_WIRE_STAGE_MASKED_INPUT) {
+                uint32_t y[D] = {0};
+                assert_int_equal(fedreci_wire_enc_masked(&m, &hd, y, D), FEDREC_OK);
+            } else if (st == FEDRECI_WIRE_STAGE_UNMASK) {
+                assert_int_equal(fedreci_wire_enc_unmask(&m, &hd, NULL, 0), FEDREC_OK);
+            } else {
+                assert_int_equal(fedreci_wire_enc_ciphertexts(&m, &hd, 0, NULL, 0), FEDREC_OK);
+            }
+            /* junk signature bytes */
+            uint8_t junk[FEDRECI_WIRE_SIG_SUFFIX] = {0xA2, 0x06, 0x40};
+            randombytes_buf(junk + 3, 64);
+            assert_int_equal(nng_msg_append(m, junk, sizeof junk), 0);
+            expect_refused(h_call(&w.h, w.h.side, m, &hd, NULL, 0),
+                           st == FEDRECI_WIRE_STAGE_SHARE_KEYS, "junk");
+        }
+    fedreci_wire_env *res = h_unmask(&w.h, h_masked(&w.h, h_share(&w.h), 1, 0, 0), 0);
+    assert_int_equal(res->body_case, FEDREC__V1__ENVELOPE__BODY_ROUND_RESULT);
+    fedreci_wire_free(res);
+    honest_finish(&w, FEDRECI_SESSION_COMPLETED);
+    expect_completed(&w, r, 1);
+    assert_int_equal(log_count(&w.d, "too many messages", NULL), 0);
+    h_free(&w.h);
+    daemon_stop(&w.d);
+}
+
+/* Replayed messages of the previous round, and a message for a stage that is
+ * not open: refused, no state change; the round completes exactly. */
+static void test_replay_and_other_stage(void **state)
+{
+    (void)state;
+    world w;
+    world_start(&w);
+    fedrec_err code;
+    honest_start(&w);
+    assert_int_equal(h_checkin(&w.h, &code), 1);
+    uint64_t r1 = w.h.round.secagg.round_id;
+    h_honest_round(&w.h);
+    honest_finish(&w, FEDRECI_SESSION_COMPLETED);
+    expect_completed(&w, r1, 1);
+    uint8_t *old[7];
+    size_t old_len[7];
+    for (int s = 0; s < 7; s++) {
+        old[s] = w.h.sent[s];
+        old_len[s] = w.h.sent_len[s];
+        w.h.sent[s] = NULL;
+    }
+    /* round 2 */
+    honest_start(&w);
+    assert_int_equal(h_checkin(&w.h, &code), 1);
+    uint64_t r2 = w.h.round.secagg.round_id;
+    assert_true(r2 > r1);
+    h_advertise(&w.h);
+    /* stage 1 open: replay round 1's signed advert and share keys as sent:
+       they belong to round 1 (answered from its record, nothing counted) */
+    for (int s = FEDRECI_WIRE_STAGE_ADVERTISE; s <= FEDRECI_WIRE_STAGE_UNMASK; s++) {
+        fedreci_wire_env *e = call_bytes(w.h.side, old[s], old_len[s]);
+        assert_int_equal(e->round_id, r1);
+        fedreci_wire_free(e);
+    }
+    /* the same bytes with the round id rewritten to round 2: the signature
+       covers the round, so they do not verify */
+    for (int s = FEDRECI_WIRE_STAGE_ADVERTISE; s <= FEDRECI_WIRE_STAGE_UNMASK; s++) {
+        fedreci_wire_env *e = NULL;
+        assert_int_equal(fedreci_wire_decode(old[s], old_len[s], 64u << 20, &e), FEDREC_OK);
+        e->round_id = r2;
+        /* the old signature (or, for the masked input, the old MAC) moved
+           over: it is the last field of the old bytes */
+        size_t tail = e->mac.len ? FEDRECI_WIRE_MAC_SUFFIX : FEDRECI_WIRE_SIG_SUFFIX;
+        ProtobufCBinaryData sig = e->sig, mac = e->mac;
+        e->sig.len = 0;
+        e->mac.len = 0;
+        size_t n = fedrec__v1__envelope__get_packed_size(e);
+        uint8_t *b = malloc(n + tail);
+        assert_non_null(b);
+        fedrec__v1__envelope__pack(e, b);
+        memcpy(b + n, old[s] + old_len[s] - tail, tail);
+        e->sig = sig;
+        e->mac = mac;
+        fedreci_wire_free(e);
+        expect_refused(call_bytes(w.h.side, b, n + tail), s <= FEDRECI_WIRE_STAGE_SHARE_KEYS,
+                       "previous round's message under the new round id");
+        free(b);
+    }
+    /* a signed message for a stage that is not open (unmask during stage 1) */
+    {
+        fedreci_wire_hdr hd = {w.h.id, r2, FEDRECI_WIRE_STAGE_UNMASK};
+        nng_msg *m = NULL;
+        assert_int_equal(fedreci_wire_enc_unmask(&m, &hd, NULL, 0), FEDREC_OK);
+        expect_error(h_call(&w.h, w.h.side, m, &hd, w.h.sk, 0), FEDREC_ERR_STAGE,
+                     "a stage that is not open");
+        /* a body for another stage than the envelope's */
+        uint32_t y[D] = {0};
+        hd.stage = FEDRECI_WIRE_STAGE_SHARE_KEYS;
+        assert_int_equal(fedreci_wire_enc_masked(&m, &hd, y, D), FEDREC_OK);
+        expect_error(h_call(&w.h, w.h.side, m, &hd, w.h.sk, 0), FEDREC_ERR_FORMAT,
+                     "a body for another stage");
+    }
+    fedreci_wire_env *res = h_unmask(&w.h, h_masked(&w.h, h_share(&w.h), 1, 0, 0), 0);
+    assert_int_equal(res->body_case, FEDREC__V1__ENVELOPE__BODY_ROUND_RESULT);
+    fedreci_wire_free(res);
+    honest_finish(&w, FEDRECI_SESSION_COMPLETED);
+    expect_completed(&w, r2, 1);
+    for (int s = 0; s < 7; s++)
+        free(old[s]);
+    h_free(&w.h);
+    daemon_stop(&w.d);
+}
+
+/* Row 4: wrong unmask shares. Each reveal is checked against the dealer's
+ * commitment: the hostile's are discarded and it is named; the honest
+ * holders' shares rebuild every secret, so the round completes with the
+ * exact sum (its own masked input included), and it is refused afterwards. */
+static void test_wrong_unmask_shares(void **state)
+{
+    (void)state;
+    world w;
+    world_start(&w);
+    fedrec_err code;
+    honest_start(&w);
+    assert_int_equal(h_checkin(&w.h, &code), 1);
+    uint64_t r = w.h.round.secagg.round_id;
+    h_advertise(&w.h);
+    fedreci_wire_env *res = h_unmask(&w.h, h_masked(&w.h, h_share(&w.h), 1, 0, 0), 1);
+    expect_error(res, FEDREC_ERR_CRYPTO, "wrong unmask shares");
+    honest_finish(&w, FEDRECI_SESSION_COMPLETED);
+    expect_completed(&w, r, 1);
+    char st[16], cul[40];
+    char *json = round_row(&w.d, r, st);
+    snprintf(cul, sizeof cul, "\"culprits\":[\"%016llx\"]", (unsigned long long)w.h.id);
+    if (!strstr(json, cul))
+        fail_msg("round %llu metrics %s do not name %s", (unsigned long long)r, json, cul);
+    free(json);
+    honest_round_without(&w, r + 1, 1);
+    h_free(&w.h);
+    daemon_stop(&w.d);
+}
+
+/* Row 6: an unclipped update. The unmasked sum leaves the range clipped
+ * inputs can reach: the round aborts, nothing is committed; the next round
+ * (the hostile plays honestly) completes exactly. */
+static void test_huge_update(void **state)
+{
+    (void)state;
+    world w;
+    world_start(&w);
+    fedrec_err code;
+    uint64_t v0 = db_model_version(&w.d);
+    honest_start(&w);
+    assert_int_equal(h_checkin(&w.h, &code), 1);
+    uint64_t r = w.h.round.secagg.round_id;
+    h_advertise(&w.h);
+    fedreci_wire_env *res = h_unmask(&w.h, h_masked(&w.h, h_share(&w.h), 1, 3, 0x20000000u), 0);
+    assert_int_equal(res->body_case, FEDREC__V1__ENVELOPE__BODY_ROUND_RESULT);
+    assert_false(res->round_result->completed);
+    fedreci_wire_free(res);
+    honest_finish(&w, FEDRECI_SESSION_ABORTED);
+    expect_aborted(&w, r, "outside the", 0, v0);
+    honest_start(&w);
+    assert_int_equal(h_checkin(&w.h, &code), 1);
+    h_honest_round(&w.h);
+    honest_finish(&w, FEDRECI_SESSION_COMPLETED);
+    expect_completed(&w, w.h.round.secagg.round_id, 1);
+    h_free(&w.h);
+    daemon_stop(&w.d);
+}
+
+/* Row 7: a forged weight (0, then 7 in another round). The total weight
+ * must equal the survivors' count: the rounds abort with the reason in the
+ * round log; nothing is committed. */
+static void test_forged_weight(void **state)
+{
+    (void)state;
+    world w;
+    world_start(&w);
+    fedrec_err code;
+    uint64_t v0 = db_model_version(&w.d);
+    for (int k = 0; k < 2; k++) {
+        honest_start(&w);
+        assert_int_equal(h_checkin(&w.h, &code), 1);
+        uint64_t r = w.h.round.secagg.round_id;
+        h_advertise(&w.h);
+        /* weight 0 through the state machine; 7 as an offset on the weight word */
+        fedreci_wire_env *res =
+            h_unmask(&w.h, h_masked(&w.h, h_share(&w.h), k == 0 ? 0 : 1, D - 1, k == 0 ? 0 : 6), 0);
+        assert_int_equal(res->body_case, FEDREC__V1__ENVELOPE__BODY_ROUND_RESULT);
+        assert_false(res->round_result->completed);
+        fedreci_wire_free(res);
+        honest_finish(&w, FEDRECI_SESSION_ABORTED);
+        expect_aborted(&w, r, "total weight", 0, v0);
+    }
+    h_free(&w.h);
+    daemon_stop(&w.d);
+}
+
+int main(void)
+{
+    if (sodium_init() < 0)
+        return 1;
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_teardown(test_forged_ids, teardown_daemon),
+        cmocka_unit_test_teardown(test_junk_flood, teardown_daemon),
+        cmocka_unit_test_teardown(test_replay_and_other_stage, teardown_daemon),
+        cmocka_unit_test_teardown(test_wrong_unmask_shares, teardown_daemon),
+        cmocka_unit_test_teardown(test_huge_update, teardown_daemon),
+        cmocka_unit_test_teardown(test_forged_weight, teardown_daemon),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
