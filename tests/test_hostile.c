@@ -146,12 +146,15 @@ static void log_wait(const daemon_proc *d, const char *a, const char *b)
     fail_msg("no log line with '%s' '%s'", a, b ? b : "");
 }
 
-static void daemon_start(daemon_proc *d)
+/* Starts the daemon; reuse: restart in d->dir (the same database). */
+static void daemon_launch(daemon_proc *d, int reuse)
 {
-    memset(d, 0, sizeof *d);
-    snprintf(d->dir, sizeof d->dir, "/tmp/fedrec-hostile-XXXXXX");
-    assert_non_null(mkdtemp(d->dir));
-    snprintf(d->log, sizeof d->log, "%s/coordinator.log", d->dir);
+    if (!reuse) {
+        memset(d, 0, sizeof *d);
+        snprintf(d->dir, sizeof d->dir, "/tmp/fedrec-hostile-XXXXXX");
+        assert_non_null(mkdtemp(d->dir));
+    }
+    snprintf(d->log, sizeof d->log, "%s/coordinator%s.log", d->dir, reuse ? "-2" : "");
     snprintf(d->db, sizeof d->db, "%s/state.sqlite", d->dir);
     char cat[300];
     snprintf(cat, sizeof cat, "%s/catalog.csv", d->dir);
@@ -208,9 +211,14 @@ static void daemon_start(daemon_proc *d)
     snprintf(d->url, sizeof d->url, "tcp://127.0.0.1:%d", port);
 }
 
+static void daemon_start(daemon_proc *d)
+{
+    daemon_launch(d, 0);
+}
+
 /* SIGTERM, exit status 0, then the database passes PRAGMA integrity_check;
- * the directory is removed. */
-static void daemon_stop(daemon_proc *d)
+ * the directory is removed unless keep. */
+static void daemon_stop_keep(daemon_proc *d, int keep)
 {
     int st = 0;
     kill(d->pid, SIGTERM);
@@ -228,9 +236,16 @@ static void daemon_stop(daemon_proc *d)
     assert_string_equal((const char *)sqlite3_column_text(q, 0), "ok");
     sqlite3_finalize(q);
     sqlite3_close(db);
+    if (keep)
+        return;
     char cmd[400];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", d->dir);
     assert_int_equal(system(cmd), 0);
+}
+
+static void daemon_stop(daemon_proc *d)
+{
+    daemon_stop_keep(d, 0);
 }
 
 /* The round log row of round r: status and metrics JSON (caller frees). */
@@ -499,6 +514,15 @@ static void h_advertise(hostile *h)
     }
     free(ro);
     fedreci_wire_free(env);
+}
+
+/* Makes the hostile a dealer whose shares do not rebuild the b it commits
+ * to: every bundle's c_b (the same in all, as the coordinator requires) is
+ * changed, its shares still open h_b / h_s, so receivers accept them. */
+static void h_commit_other_b(hostile *h)
+{
+    for (size_t i = 0; i < h->n_cts; i++)
+        h->cmb[i][64] ^= 1;
 }
 
 /* Stage 1: sends its bundles; returns the relay (caller frees). */
@@ -978,6 +1002,49 @@ static void test_forged_weight(void **state)
     daemon_stop(&w.d);
 }
 
+/* A dealer whose shares rebuild another b than the one it committed to: the
+ * round aborts naming it (the mask cannot be removed), nothing is
+ * committed; it is refused afterwards, also after the coordinator restarts
+ * (the exclusion is in the database), and the honest clients complete. */
+static void test_inconsistent_dealer(void **state)
+{
+    (void)state;
+    world w;
+    world_start(&w);
+    fedrec_err code;
+    uint64_t v0 = db_model_version(&w.d);
+    honest_start(&w);
+    assert_int_equal(h_checkin(&w.h, &code), 1);
+    uint64_t r = w.h.round.secagg.round_id;
+    h_advertise(&w.h);
+    h_commit_other_b(&w.h);
+    fedreci_wire_env *res = h_unmask(&w.h, h_masked(&w.h, h_share(&w.h), 1, 0, 0), 0);
+    assert_int_equal(res->body_case, FEDREC__V1__ENVELOPE__BODY_ROUND_RESULT);
+    assert_false(res->round_result->completed);
+    fedreci_wire_free(res);
+    honest_finish(&w, FEDRECI_SESSION_ABORTED);
+    expect_aborted(&w, r, "committed b", w.h.id, v0);
+    /* restart on the same database: the exclusion is remembered */
+    h_free(&w.h);
+    hostile keep = w.h;
+    daemon_stop_keep(&w.d, 1);
+    daemon_launch(&w.d, 1);
+    h_init(&w.h, w.d.url);
+    memcpy(w.h.pk, keep.pk, sizeof w.h.pk);
+    memcpy(w.h.sk, keep.sk, sizeof w.h.sk);
+    w.h.id = keep.id;
+    fedreci_wire_hdr hd = {w.h.id, 0, FEDRECI_WIRE_STAGE_CHECKIN};
+    nng_msg *m = NULL;
+    assert_int_equal(fedreci_wire_enc_checkin(&m, &hd, w.h.pk, 0, 1), FEDREC_OK);
+    expect_error(h_call(&w.h, w.h.s, m, &hd, w.h.sk, 0), FEDREC_ERR_NOT_SELECTED,
+                 "a culprit after a restart");
+    honest_start(&w);
+    honest_finish(&w, FEDRECI_SESSION_COMPLETED);
+    expect_completed(&w, r + 1, 0);
+    h_free(&w.h);
+    daemon_stop(&w.d);
+}
+
 int main(void)
 {
     if (sodium_init() < 0)
@@ -989,6 +1056,7 @@ int main(void)
         cmocka_unit_test_teardown(test_wrong_unmask_shares, teardown_daemon),
         cmocka_unit_test_teardown(test_huge_update, teardown_daemon),
         cmocka_unit_test_teardown(test_forged_weight, teardown_daemon),
+        cmocka_unit_test_teardown(test_inconsistent_dealer, teardown_daemon),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
