@@ -365,9 +365,9 @@ fedrec_err fedreci_store_set_user_factors(fedreci_store *s, const float *x, uint
     return err;
 }
 
-fedrec_err fedreci_store_set_model(fedreci_store *s, uint64_t version, uint32_t n_items, uint32_t k,
-                                   const float *y, const float *gram, const char *const *codes,
-                                   const uint32_t *retired, uint32_t n_retired)
+/* Checks a model's shapes, retired rows and codes (see set_model). */
+static fedrec_err model_check(uint32_t n_items, uint32_t k, const float *y,
+                              const char *const *codes, const uint32_t *retired, uint32_t n_retired)
 {
     if (!y || !codes || !fedreci_store_model_dims_ok(n_items, k))
         return fedreci_error(FEDREC_ERR_INVALID, "model: %u items x %u factors out of range",
@@ -381,9 +381,17 @@ fedrec_err fedreci_store_set_model(fedreci_store *s, uint64_t version, uint32_t 
         if (e)
             return fedreci_error(e, "model catalog row %u: %s", i, fedrec_errmsg());
     }
+    return FEDREC_OK;
+}
+
+/* A new model holding copies of the arrays; NULL when out of memory. */
+static fedreci_store_model *model_copy(uint64_t version, uint32_t n_items, uint32_t k,
+                                       const float *y, const float *gram, const char *const *codes,
+                                       const uint32_t *retired, uint32_t n_retired)
+{
     fedreci_store_model *m = calloc(1, sizeof *m);
     if (!m)
-        return fedreci_error(FEDREC_ERR_NOMEM, "out of memory for the model");
+        return NULL;
     m->version = version;
     m->n_items = n_items;
     m->k = k;
@@ -395,7 +403,7 @@ fedrec_err fedreci_store_set_model(fedreci_store *s, uint64_t version, uint32_t 
         m->retired = malloc((size_t)n_retired * sizeof *m->retired);
     if (!m->y || !m->codes || (gram && !m->gram) || (n_retired && !m->retired)) {
         fedreci_store_model_free(m);
-        return fedreci_error(FEDREC_ERR_NOMEM, "out of memory for the model (%u x %u)", n_items, k);
+        return NULL;
     }
     if (n_retired)
         memcpy(m->retired, retired, (size_t)n_retired * sizeof *m->retired);
@@ -405,18 +413,31 @@ fedrec_err fedreci_store_set_model(fedreci_store *s, uint64_t version, uint32_t 
         memcpy(m->gram, gram, (size_t)k * k * sizeof(float));
     for (uint32_t i = 0; i < n_items; i++)
         strcpy(m->codes[i], codes[i]);
+    return m;
+}
+
+fedrec_err fedreci_store_set_model(fedreci_store *s, uint64_t version, uint32_t n_items, uint32_t k,
+                                   const float *y, const float *gram, const char *const *codes,
+                                   const uint32_t *retired, uint32_t n_retired)
+{
+    fedrec_err err = model_check(n_items, k, y, codes, retired, n_retired);
+    if (err)
+        return err;
+    fedreci_store_model *m = model_copy(version, n_items, k, y, gram, codes, retired, n_retired);
+    if (!m)
+        return fedreci_error(FEDREC_ERR_NOMEM, "out of memory for the model (%u x %u)", n_items, k);
     fedreci_store_model *old = s->model;
     uint64_t gen = s->gen;
     s->model = m;
-    fedrec_err err = fedreci_store_compact(s);
+    err = fedreci_store_compact(s);
+    /* Not replaced on disk (the snapshot was not written): the old model
+     * stays. Otherwise either fully done, or the new snapshot is on disk and
+     * only the new log failed (the next event retries it): the new model is
+     * the state. */
     if (err && s->gen == gen) {
-        /* The snapshot was not replaced: the old model stays. */
         s->model = old;
-        fedreci_store_model_free(m);
-        return err;
+        old = m;
     }
-    /* Either fully done, or the new snapshot is on disk and only the new log
-     * failed (the next event retries it): the new model is the state. */
     fedreci_store_model_free(old);
     return err;
 }

@@ -82,29 +82,32 @@ int fedreci_store_write_all(int fd, const uint8_t *p, size_t n)
 /* Reads a whole file. FEDREC_ERR_NOT_FOUND (no message) when it is absent. */
 fedrec_err fedreci_store_read_file(const char *path, uint8_t **buf, size_t *len)
 {
+    fedrec_err err = FEDREC_OK;
+    uint8_t *b = NULL;
+    size_t n = 0, got = 0;
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0) {
-        if (errno == ENOENT)
-            return FEDREC_ERR_NOT_FOUND;
-        return fedreci_error(FEDREC_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
+        err = errno == ENOENT
+                  ? FEDREC_ERR_NOT_FOUND
+                  : fedreci_error(FEDREC_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
+        goto out;
     }
     struct stat st;
     if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-        close(fd);
-        return fedreci_error(FEDREC_ERR_IO, "%s: not a regular file", path);
+        err = fedreci_error(FEDREC_ERR_IO, "%s: not a regular file", path);
+        goto out;
     }
     if ((uint64_t)st.st_size > FILE_MAX) {
-        close(fd);
-        return fedreci_error(FEDREC_ERR_TOO_BIG, "%s: %lld bytes exceeds the store file cap", path,
-                             (long long)st.st_size);
+        err = fedreci_error(FEDREC_ERR_TOO_BIG, "%s: %lld bytes exceeds the store file cap", path,
+                            (long long)st.st_size);
+        goto out;
     }
-    size_t n = (size_t)st.st_size;
-    uint8_t *b = malloc(n ? n : 1);
+    n = (size_t)st.st_size;
+    b = malloc(n ? n : 1);
     if (!b) {
-        close(fd);
-        return fedreci_error(FEDREC_ERR_NOMEM, "%s: cannot allocate %zu bytes", path, n);
+        err = fedreci_error(FEDREC_ERR_NOMEM, "%s: cannot allocate %zu bytes", path, n);
+        goto out;
     }
-    size_t got = 0;
     while (got < n) {
         ssize_t r = read(fd, b + got, n - got);
         if (r < 0 && errno == EINTR)
@@ -113,14 +116,18 @@ fedrec_err fedreci_store_read_file(const char *path, uint8_t **buf, size_t *len)
             break;
         got += (size_t)r;
     }
-    close(fd);
-    if (got != n) {
+    if (got != n)
+        err = fedreci_error(FEDREC_ERR_IO, "%s: short read (%zu of %zu bytes)", path, got, n);
+out:
+    if (fd >= 0)
+        close(fd);
+    if (err) {
         free(b);
-        return fedreci_error(FEDREC_ERR_IO, "%s: short read (%zu of %zu bytes)", path, got, n);
+    } else {
+        *buf = b;
+        *len = n;
     }
-    *buf = b;
-    *len = n;
-    return FEDREC_OK;
+    return err;
 }
 
 /* Writes name.tmp, fsyncs it, renames it over name and fsyncs the directory.
@@ -132,34 +139,39 @@ fedrec_err fedreci_store_write_atomic(const char *dir, const char *name, const u
     char *tmp = fedreci_store_path(dir, tmpname);
     char *dst = fedreci_store_path(dir, name);
     fedrec_err err = FEDREC_OK;
+    int fd = -1, made = 0;
     if (!tmp || !dst) {
         err = fedreci_error(FEDREC_ERR_NOMEM, "%s: out of memory", dir);
         goto out;
     }
-    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
     if (fd < 0) {
         err = fedreci_error(FEDREC_ERR_IO, "%s: cannot create: %s", tmp, strerror(errno));
         goto out;
     }
+    made = 1;
     if (fedreci_store_write_all(fd, p, n) != 0 || fedreci_store_sync(fd, 0) != 0) {
         err = fedreci_error(FEDREC_ERR_IO, "%s: write failed: %s", tmp, strerror(errno));
-        close(fd);
-        unlink(tmp);
         goto out;
     }
-    if (close(fd) != 0) {
+    int rc = close(fd);
+    fd = -1;
+    if (rc != 0) {
         err = fedreci_error(FEDREC_ERR_IO, "%s: close failed: %s", tmp, strerror(errno));
-        unlink(tmp);
         goto out;
     }
     if (rename(tmp, dst) != 0) {
         err =
             fedreci_error(FEDREC_ERR_IO, "%s: rename to %s failed: %s", tmp, dst, strerror(errno));
-        unlink(tmp);
         goto out;
     }
+    made = 0; /* renamed: no temporary file left */
     err = fedreci_store_fsync_dir(dir);
 out:
+    if (fd >= 0)
+        close(fd);
+    if (err && made)
+        unlink(tmp);
     free(tmp);
     free(dst);
     return err;

@@ -207,8 +207,10 @@ fedrec_err fedreci_store_log_append(fedreci_store *s, const fedreci_wbuf *rec)
         return err;
     size_t flen = 4 + rec->len + SS_ABYTES;
     uint8_t *frame = malloc(flen);
-    if (!frame)
-        return fedreci_error(FEDREC_ERR_NOMEM, "%s: out of memory", s->dir);
+    if (!frame) {
+        err = fedreci_error(FEDREC_ERR_NOMEM, "%s: out of memory", s->dir);
+        goto out;
+    }
     unsigned long long clen = 0;
     crypto_secretstream_xchacha20poly1305_push(s->push, frame + 4, &clen, rec->p, rec->len,
                                                s->log_prefix, PREFIX_BYTES, 0);
@@ -231,21 +233,22 @@ fedrec_err fedreci_store_log_append(fedreci_store *s, const fedreci_wbuf *rec)
                                       FILE_HEADER_BYTES + slot * COUNT_SLOT_BYTES);
     if (rc == 0)
         rc = fedreci_store_sync(s->log_fd, 1);
-    int e = errno;
-    free(frame);
     if (rc != 0) {
         s->log_broken = 1;
-        return fedreci_error(FEDREC_ERR_IO, "%s/%s: append failed: %s", s->dir, LOG_NAME,
-                             strerror(e));
+        err = fedreci_error(FEDREC_ERR_IO, "%s/%s: append failed: %s", s->dir, LOG_NAME,
+                            strerror(errno));
+        goto out;
     }
     s->log_events = count;
     s->log_end += flen;
     err = fedreci_store_apply_record(s, rec->p, rec->len);
     if (err == FEDREC_ERR_NOMEM)
-        return fedreci_error(FEDREC_ERR_NOMEM, "%s: out of memory", s->dir);
-    if (err)
-        return fedreci_error(FEDREC_ERR_INTERNAL, "%s: an event failed to apply", s->dir);
-    return FEDREC_OK;
+        err = fedreci_error(FEDREC_ERR_NOMEM, "%s: out of memory", s->dir);
+    else if (err)
+        err = fedreci_error(FEDREC_ERR_INTERNAL, "%s: an event failed to apply", s->dir);
+out:
+    free(frame);
+    return err;
 }
 
 /* Checks a snapshot or log file's plaintext prefix (magic, store id) and
