@@ -19,6 +19,7 @@ packages=(
   gnuplot-nox                       # the simulator's plots
   valgrind                          # memcheck run (hardening)
   strace                            # ctest store_open_no_sync: opening a store makes no sync call
+  default-jdk-headless              # the JNI binding (bindings/java) and its ctest
 )
 
 missing=()

@@ -1,0 +1,260 @@
+package org.fedrec;
+
+import java.util.concurrent.locks.ReentrantReadWriteLock;
+
+/**
+ * One shopper's fedrec client on this device: a thin binding of the C API in
+ * fedrec/client.h (see that header for every contract; the method names
+ * follow it). Kotlin on Android calls this same class:
+ * {@code FedrecClient.open(path, key, url).use { it.record("P001", now, 1) }}.
+ *
+ * <p>The native library is libfedrec_jni (System.loadLibrary("fedrec_jni")),
+ * which links libfedrec. Errors are {@link FedrecException}s carrying the C
+ * error code and message. Thread-safety: every method may be called from
+ * any thread, concurrently, like the C handle; {@link #close} and
+ * {@link #forget} wait for calls in progress, and any call after them
+ * throws FedrecException with code CLOSED.
+ */
+public final class FedrecClient implements AutoCloseable {
+    static {
+        System.loadLibrary("fedrec_jni");
+    }
+
+    private long handle;
+    private final ReentrantReadWriteLock lock = new ReentrantReadWriteLock();
+
+    private FedrecClient(long handle) {
+        this.handle = handle;
+    }
+
+    /** The library version, "MAJOR.MINOR.PATCH". */
+    public static native String version();
+
+    /** FEDREC_STORE_KEY_BYTES: the length of a raw store key. */
+    public static native int storeKeyBytes();
+
+    /**
+     * fedrec_client_open_with: opens (or creates) the store directory with a
+     * raw key of storeKeyBytes() bytes from the platform key store (Android
+     * Keystore), syncing with coordinatorUrl (may be null). caFile and
+     * serverName (may be null) are the TLS settings of a tls+tcp:// URL.
+     */
+    public static FedrecClient open(String storePath, byte[] key, String coordinatorUrl,
+                                    String caFile, String serverName) throws FedrecException {
+        return new FedrecClient(nativeOpen(storePath, key, null, coordinatorUrl, caFile,
+                                           serverName));
+    }
+
+    /** {@link #open(String, byte[], String, String, String)} without TLS. */
+    public static FedrecClient open(String storePath, byte[] key, String coordinatorUrl)
+        throws FedrecException {
+        return open(storePath, key, coordinatorUrl, null, null);
+    }
+
+    /** Like open, with a passphrase (UTF-8) stretched by Argon2id. */
+    public static FedrecClient openPassphrase(String storePath, String passphrase,
+                                              String coordinatorUrl) throws FedrecException {
+        return new FedrecClient(nativeOpen(storePath, null,
+                                           passphrase.getBytes(
+                                               java.nio.charset.StandardCharsets.UTF_8),
+                                           coordinatorUrl, null, null));
+    }
+
+    /** A purchase: quantity units of itemCode at timeUnix (s since 1970 UTC). */
+    public void record(String itemCode, long timeUnix, int quantity) throws FedrecException {
+        lock.readLock().lock();
+        try {
+            nativeRecord(live(), itemCode, timeUnix, quantity);
+        } finally {
+            lock.readLock().unlock();
+        }
+    }
+
+    /** What fedrec_client_sync reports. */
+    public static final class SyncResult {
+        public final long modelVersion;
+        public final boolean modelUpdated;
+        public final boolean tookPart;
+        public final long roundId;
+        /** 0 when the round completed, else a FedrecException code (OPTED_OUT, ...). */
+        public final int roundOutcome;
+
+        SyncResult(long[] v) {
+            modelVersion = v[0];
+            modelUpdated = v[1] != 0;
+            tookPart = v[2] != 0;
+            roundId = v[3];
+            roundOutcome = (int) v[4];
+        }
+    }
+
+    /** fedrec_client_sync: blocks up to deadlineMs; call it off the UI thread. */
+    public SyncResult sync(int deadlineMs) throws FedrecException {
+        lock.readLock().lock();
+        try {
+            return new SyncResult(nativeSync(live(), deadlineMs));
+        } finally {
+            lock.readLock().unlock();
+        }
+    }
+
+    /** One recommended item. */
+    public static final class Recommendation {
+        public final String itemCode;
+        public final float score;
+
+        Recommendation(String itemCode, float score) {
+            this.itemCode = itemCode;
+            this.score = score;
+        }
+    }
+
+    /** The top k items for this shopper, best first, never one bought. */
+    public Recommendation[] recommend(int k) throws FedrecException {
+        lock.readLock().lock();
+        try {
+            Object[] r = nativeRecommend(live(), k);
+            String[] codes = (String[]) r[0];
+            float[] scores = (float[]) r[1];
+            Recommendation[] out = new Recommendation[codes.length];
+            for (int i = 0; i < codes.length; i++)
+                out[i] = new Recommendation(codes[i], scores[i]);
+            return out;
+        } finally {
+            lock.readLock().unlock();
+        }
+    }
+
+    /** One upload, as the shopper may inspect it. */
+    public static final class LedgerEntry {
+        public final long timeUnixMs;
+        public final long roundId;
+        public final int stage;
+        public final long bytesSent;
+        public final int clipped;
+        public final String what;
+
+        LedgerEntry(long[] v, int i, String what) {
+            timeUnixMs = v[5 * i];
+            roundId = v[5 * i + 1];
+            stage = (int) v[5 * i + 2];
+            bytesSent = v[5 * i + 3];
+            clipped = (int) v[5 * i + 4];
+            this.what = what;
+        }
+    }
+
+    /** Every upload since the store was made, oldest first. */
+    public LedgerEntry[] ledger() throws FedrecException {
+        lock.readLock().lock();
+        try {
+            Object[] r = nativeLedger(live());
+            long[] v = (long[]) r[0];
+            String[] what = (String[]) r[1];
+            LedgerEntry[] out = new LedgerEntry[what.length];
+            for (int i = 0; i < what.length; i++)
+                out[i] = new LedgerEntry(v, i, what[i]);
+            return out;
+        } finally {
+            lock.readLock().unlock();
+        }
+    }
+
+    /** Consent: true takes part in training (the default), false opts out. */
+    public void setParticipation(boolean optedIn) throws FedrecException {
+        lock.readLock().lock();
+        try {
+            nativeSetParticipation(live(), optedIn);
+        } finally {
+            lock.readLock().unlock();
+        }
+    }
+
+    public boolean participation() throws FedrecException {
+        lock.readLock().lock();
+        try {
+            return nativeGetParticipation(live());
+        } finally {
+            lock.readLock().unlock();
+        }
+    }
+
+    /** fedrec_client_get_info. */
+    public static final class Info {
+        public final long clientId;
+        public final byte[] identityPk;
+        public final boolean optedIn;
+        public final long purchases;
+        public final long modelVersion;
+        public final int modelItems;
+        public final int modelFactors;
+        public final long ledgerEntries;
+
+        Info(long[] v, byte[] pk) {
+            clientId = v[0];
+            optedIn = v[1] != 0;
+            purchases = v[2];
+            modelVersion = v[3];
+            modelItems = (int) v[4];
+            modelFactors = (int) v[5];
+            ledgerEntries = v[6];
+            identityPk = pk;
+        }
+    }
+
+    public Info info() throws FedrecException {
+        lock.readLock().lock();
+        try {
+            Object[] r = nativeInfo(live());
+            return new Info((long[]) r[0], (byte[]) r[1]);
+        } finally {
+            lock.readLock().unlock();
+        }
+    }
+
+    /** Erases every store file and closes the client (also on error). */
+    public void forget() throws FedrecException {
+        lock.writeLock().lock();
+        try {
+            long h = live();
+            handle = 0;
+            nativeForget(h);
+        } finally {
+            lock.writeLock().unlock();
+        }
+    }
+
+    /** Closes the client; a no-op when already closed. */
+    @Override
+    public void close() {
+        lock.writeLock().lock();
+        try {
+            if (handle != 0)
+                nativeClose(handle);
+            handle = 0;
+        } finally {
+            lock.writeLock().unlock();
+        }
+    }
+
+    private long live() throws FedrecException {
+        if (handle == 0)
+            throw new FedrecException(FedrecException.CLOSED, "fedrec client is closed");
+        return handle;
+    }
+
+    private static native long nativeOpen(String storePath, byte[] key, byte[] passphrase,
+                                          String url, String caFile, String serverName)
+        throws FedrecException;
+    private static native void nativeClose(long h);
+    private static native void nativeRecord(long h, String code, long time, int quantity)
+        throws FedrecException;
+    private static native long[] nativeSync(long h, int deadlineMs) throws FedrecException;
+    private static native Object[] nativeRecommend(long h, int k) throws FedrecException;
+    private static native Object[] nativeLedger(long h) throws FedrecException;
+    private static native void nativeSetParticipation(long h, boolean optedIn)
+        throws FedrecException;
+    private static native boolean nativeGetParticipation(long h) throws FedrecException;
+    private static native Object[] nativeInfo(long h) throws FedrecException;
+    private static native void nativeForget(long h) throws FedrecException;
+}
