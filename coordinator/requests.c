@@ -375,6 +375,15 @@ static void on_stage(fedreci_coord *c, cctx *x, const fedreci_wire_env *env, con
         fedreci_eng_reply_error(c, x, &h, FEDREC_ERR_STAGE, text, ob);
         return;
     }
+    /* a member named a culprit in this round sends nothing more that counts:
+       it is not "back", so the open stage does not wait for it again */
+    const uint64_t *cul = NULL;
+    size_t nc = r->srv ? fedreci_secagg_server_culprits(r->srv, &cul) : 0;
+    if (fedreci_find_u64(cul, nc, h.client_id) >= 0) {
+        fedreci_eng_reply_error(c, x, &h, FEDREC_ERR_PROTOCOL,
+                                "named a culprit in this round: nothing more is accepted", ob);
+        return;
+    }
     member_back(r, (uint32_t)mi, h.client_id);
     if (s < r->stage) {
         if (r->mem[mi].acc & (1u << s)) {
