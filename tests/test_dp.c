@@ -22,6 +22,7 @@
 #include <sodium.h>
 
 #include "core/dp/accountant.h"
+#include "core/dp/als.h"
 #include "core/dp/encode.h"
 #include "core/dp/noise.h"
 #include "fedrec/fedrec.h"
@@ -583,6 +584,134 @@ static void test_no_wrap_check(void **state)
     assert_non_null(strstr(fedrec_errmsg(), "min_survivors"));
 }
 
+/* ---- the DP-ALS contribution and item step ---------------------------------- */
+
+/* |v| <= sqrt(R^2 + g^2) for every shopper, whatever x_u and the basket. */
+static void test_dpals_bound(void **state)
+{
+    (void)state;
+    fedreci_dpals p = {.n_items = 300, .k = 8, .row_bound = 3, .gram_weight = 1};
+    size_t d = fedreci_dpals_dim(&p);
+    assert_int_equal(d, 300 * 8 + 36);
+    float *v = malloc(d * sizeof *v);
+    uint32_t items[300];
+    assert_non_null(v);
+    fedreci_dp_rng r;
+    fedreci_dp_rng_init(&r, seed_a, 21);
+    double worst = 0;
+    for (int t = 0; t < 200; t++) {
+        uint32_t n = (uint32_t)(fedreci_dp_rng_u64(&r) % 301);
+        for (uint32_t i = 0; i < n; i++)
+            items[i] = i;
+        float xu[8];
+        double scale = pow(10.0, 2 * fedreci_dp_rng_uniform(&r) - 1);
+        for (int j = 0; j < 8; j++)
+            xu[j] = (float)(scale * (fedreci_dp_rng_uniform(&r) - 0.5));
+        fedreci_mf_user u = {items, NULL, n};
+        assert_int_equal(fedreci_dpals_encode(&p, xu, &u, v), FEDREC_OK);
+        double n2 = 0;
+        for (size_t i = 0; i < d; i++)
+            n2 += (double)v[i] * v[i];
+        if (sqrt(n2) > worst)
+            worst = sqrt(n2);
+        assert_true(sqrt(n2) <= fedreci_dpals_l2_bound(&p));
+    }
+    /* the bound is tight: a shopper with >= 9 items and |x_u| >= 1 reaches it */
+    assert_true(worst > 0.999 * sqrt(10.0));
+    items[0] = 5;
+    items[1] = 5;
+    fedreci_mf_user bad = {items, NULL, 2};
+    float xu[8] = {1};
+    assert_int_equal(fedreci_dpals_encode(&p, xu, &bad, v), FEDREC_ERR_INVALID);
+    fedreci_dp_rng_wipe(&r);
+    free(v);
+}
+
+/* Solves (A + lambda I) y = b for a small SPD A by Gaussian elimination. */
+static void solve_small(const double *A, double lambda, const double *b, double *y, int k)
+{
+    double m[8][9];
+    for (int i = 0; i < k; i++) {
+        for (int j = 0; j < k; j++)
+            m[i][j] = A[i * k + j] + (i == j ? lambda : 0);
+        m[i][k] = b[i];
+    }
+    for (int c = 0; c < k; c++)
+        for (int r = c + 1; r < k; r++) {
+            double f = m[r][c] / m[c][c];
+            for (int j = c; j <= k; j++)
+                m[r][j] -= f * m[c][j];
+        }
+    for (int i = k - 1; i >= 0; i--) {
+        double s = m[i][k];
+        for (int j = i + 1; j < k; j++)
+            s -= m[i][j] * y[j];
+        y[i] = s / m[i][i];
+    }
+}
+
+/* Without noise the item step is the ALS item step on the clipped factors
+ * and normalised binary rows, computed here directly. With shrinkage, a row
+ * whose squared norm is below k sigma^2 becomes 0. */
+static void test_dpals_item_step(void **state)
+{
+    (void)state;
+    enum { NI = 40, K = 6, NU = 60 };
+    fedreci_dpals p = {.n_items = NI, .k = K, .row_bound = 2, .gram_weight = 0.5};
+    size_t d = fedreci_dpals_dim(&p);
+    double *sum = calloc(d, sizeof *sum), G[K * K] = {0}, B[NI][K] = {{0}};
+    float *v = malloc(d * sizeof *v), *y = malloc(NI * K * sizeof *y);
+    assert_non_null(sum);
+    assert_non_null(v);
+    assert_non_null(y);
+    fedreci_dp_rng r;
+    fedreci_dp_rng_init(&r, seed_b, 22);
+    for (int u = 0; u < NU; u++) {
+        uint32_t items[NI], n = 0;
+        for (uint32_t i = 0; i < NI; i++)
+            if (fedreci_dp_rng_uniform(&r) < 0.2)
+                items[n++] = i;
+        float xu[K];
+        double x[K], n2 = 0;
+        for (int j = 0; j < K; j++) {
+            xu[j] = (float)(2 * (fedreci_dp_rng_uniform(&r) - 0.5));
+            n2 += (double)xu[j] * xu[j];
+        }
+        for (int j = 0; j < K; j++)
+            x[j] = xu[j] * (n2 > 1 ? 1 / sqrt(n2) : 1);
+        fedreci_mf_user us = {items, NULL, n};
+        assert_int_equal(fedreci_dpals_encode(&p, xu, &us, v), FEDREC_OK);
+        for (size_t i = 0; i < d; i++)
+            sum[i] += v[i];
+        double w = n ? fmin(1, 2 / sqrt((double)n)) : 0;
+        for (int a = 0; a < K; a++)
+            for (int b = 0; b < K; b++)
+                G[a * K + b] += x[a] * x[b];
+        for (uint32_t t = 0; t < n; t++)
+            for (int j = 0; j < K; j++)
+                B[items[t]][j] += w * x[j];
+    }
+    assert_int_equal(fedreci_dpals_item_step(&p, sum, 0.1, 0, y, NULL), FEDREC_OK);
+    for (int i = 0; i < NI; i++) {
+        double ref[K];
+        solve_small(G, 0.1, B[i], ref, K);
+        for (int j = 0; j < K; j++)
+            assert_true(fabs(y[i * K + j] - ref[j]) <= 1e-4 * (1 + fabs(ref[j])));
+    }
+    /* shrinkage: sigma so large that every row is below k sigma^2 */
+    uint32_t shrunk;
+    assert_int_equal(fedreci_dpals_item_step(&p, sum, 0.1, 1e3, y, &shrunk), FEDREC_OK);
+    assert_int_equal(shrunk, NI);
+    for (int i = 0; i < NI * K; i++)
+        assert_true(y[i] == 0);
+    sum[3] = NAN;
+    assert_int_equal(fedreci_dpals_item_step(&p, sum, 0.1, 0, y, NULL), FEDREC_ERR_INVALID);
+    fedreci_dp_rng_wipe(&r);
+    free(sum);
+    free(v);
+    free(y);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -600,6 +729,8 @@ int main(void)
         cmocka_unit_test(test_rotation_orthogonal),
         cmocka_unit_test(test_conditional_rounding),
         cmocka_unit_test(test_no_wrap_check),
+        cmocka_unit_test(test_dpals_bound),
+        cmocka_unit_test(test_dpals_item_step),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,0 +1,197 @@
+/* The bounded DP-ALS contribution and the server's item step (see als.h). */
+#include "core/dp/als.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/err.h"
+
+static fedrec_err check(const fedreci_dpals *p)
+{
+    if (!p || p->n_items == 0 || p->k == 0 || p->k > 256 || !(p->row_bound > 0) ||
+        !isfinite(p->row_bound) || !(p->gram_weight > 0) || !isfinite(p->gram_weight))
+        return fedreci_error(FEDREC_ERR_INVALID,
+                             "dp als: need n_items >= 1, 1 <= k <= 256, finite R > 0 and g > 0 "
+                             "(got %u, %u, %g, %g)",
+                             p ? p->n_items : 0, p ? p->k : 0, p ? p->row_bound : 0,
+                             p ? p->gram_weight : 0);
+    return FEDREC_OK;
+}
+
+size_t fedreci_dpals_dim(const fedreci_dpals *p)
+{
+    return (size_t)p->n_items * p->k + (size_t)p->k * (p->k + 1) / 2;
+}
+
+double fedreci_dpals_l2_bound(const fedreci_dpals *p)
+{
+    return sqrt(p->row_bound * p->row_bound + p->gram_weight * p->gram_weight);
+}
+
+fedrec_err fedreci_dpals_encode(const fedreci_dpals *p, const float *xu, const fedreci_mf_user *u,
+                                float *v)
+{
+    fedrec_err e = check(p);
+    if (e)
+        return e;
+    uint32_t k = p->k;
+    double x[256], n2 = 0;
+    for (uint32_t j = 0; j < k; j++) {
+        if (!isfinite(xu[j]))
+            return fedreci_error(FEDREC_ERR_INVALID, "dp als: x_u[%u] = %g, need finite", j,
+                                 (double)xu[j]);
+        x[j] = xu[j];
+        n2 += x[j] * x[j];
+    }
+    if (n2 > 1) {
+        double f = 1 / sqrt(n2);
+        for (uint32_t j = 0; j < k; j++)
+            x[j] *= f;
+    }
+    for (uint32_t a = 0; a < u->n; a++)
+        if (u->items[a] >= p->n_items || (a && u->items[a] <= u->items[a - 1]))
+            return fedreci_error(FEDREC_ERR_INVALID,
+                                 "dp als: item %u at position %u is out of range (n_items %u) "
+                                 "or not ascending",
+                                 u->items[a], a, p->n_items);
+    size_t d = fedreci_dpals_dim(p);
+    memset(v, 0, d * sizeof *v);
+    double w = u->n ? p->row_bound / sqrt((double)u->n) : 0;
+    if (w > 1)
+        w = 1;
+    /* float rounding of w x could push |v| a hair past c: scale by 1 - 2^-20 */
+    w *= 1 - 0x1p-20;
+    for (uint32_t a = 0; a < u->n; a++) {
+        float *row = v + (size_t)u->items[a] * k;
+        for (uint32_t j = 0; j < k; j++)
+            row[j] = (float)(w * x[j]);
+    }
+    float *tri = v + (size_t)p->n_items * k;
+    double g = p->gram_weight * (1 - 0x1p-20), r2 = sqrt(2.0);
+    size_t t = 0;
+    for (uint32_t a = 0; a < k; a++)
+        for (uint32_t b = a; b < k; b++)
+            tri[t++] = (float)(a == b ? g * x[a] * x[a] : g * r2 * x[a] * x[b]);
+    return FEDREC_OK;
+}
+
+/* Cyclic Jacobi eigendecomposition of the symmetric k x k matrix a (row-major,
+ * destroyed): eigenvalues to ev, eigenvectors to the columns of V. */
+static void jacobi(double *a, uint32_t k, double *ev, double *V)
+{
+    for (uint32_t i = 0; i < k; i++)
+        for (uint32_t j = 0; j < k; j++)
+            V[i * k + j] = i == j;
+    for (int sweep = 0; sweep < 100; sweep++) {
+        double off = 0, tot = 0;
+        for (uint32_t i = 0; i < k; i++)
+            for (uint32_t j = 0; j < k; j++) {
+                tot += a[i * k + j] * a[i * k + j];
+                if (i != j)
+                    off += a[i * k + j] * a[i * k + j];
+            }
+        if (off <= 1e-28 * tot || off == 0)
+            break;
+        for (uint32_t p = 0; p < k; p++)
+            for (uint32_t q = p + 1; q < k; q++) {
+                double apq = a[p * k + q];
+                if (apq == 0)
+                    continue;
+                double theta = (a[q * k + q] - a[p * k + p]) / (2 * apq);
+                double t = (theta >= 0 ? 1 : -1) / (fabs(theta) + sqrt(theta * theta + 1));
+                double c = 1 / sqrt(t * t + 1), s = t * c;
+                for (uint32_t r = 0; r < k; r++) { /* columns p, q */
+                    double arp = a[r * k + p], arq = a[r * k + q];
+                    a[r * k + p] = c * arp - s * arq;
+                    a[r * k + q] = s * arp + c * arq;
+                }
+                for (uint32_t r = 0; r < k; r++) { /* rows p, q */
+                    double apr = a[p * k + r], aqr = a[q * k + r];
+                    a[p * k + r] = c * apr - s * aqr;
+                    a[q * k + r] = s * apr + c * aqr;
+                }
+                for (uint32_t r = 0; r < k; r++) {
+                    double vrp = V[r * k + p], vrq = V[r * k + q];
+                    V[r * k + p] = c * vrp - s * vrq;
+                    V[r * k + q] = s * vrp + c * vrq;
+                }
+            }
+    }
+    for (uint32_t i = 0; i < k; i++)
+        ev[i] = a[i * k + i];
+}
+
+fedrec_err fedreci_dpals_item_step(const fedreci_dpals *p, const double *sum, double lambda,
+                                   double noise_std, float *y, uint32_t *shrunk)
+{
+    fedrec_err e = check(p);
+    if (e)
+        return e;
+    if (!(lambda >= 0) || !isfinite(lambda) || !(noise_std >= 0) || !isfinite(noise_std))
+        return fedreci_error(FEDREC_ERR_INVALID,
+                             "dp als: lambda = %g and noise_std = %g, need finite >= 0", lambda,
+                             noise_std);
+    uint32_t k = p->k;
+    size_t d = fedreci_dpals_dim(p);
+    for (size_t i = 0; i < d; i++)
+        if (!isfinite(sum[i]))
+            return fedreci_error(FEDREC_ERR_INVALID, "dp als: sum entry %zu is %g", i, sum[i]);
+    double *G = malloc((size_t)k * k * sizeof *G), *V = malloc((size_t)k * k * sizeof *V);
+    double *M = malloc((size_t)k * k * sizeof *M), *ev = malloc(k * sizeof *ev);
+    if (!G || !V || !M || !ev) {
+        free(G);
+        free(V);
+        free(M);
+        free(ev);
+        return fedreci_error(FEDREC_ERR_NOMEM, "dp als: %u x %u work matrices", k, k);
+    }
+    const double *tri = sum + (size_t)p->n_items * k;
+    double g = p->gram_weight, r2 = sqrt(2.0);
+    size_t t = 0;
+    for (uint32_t a = 0; a < k; a++)
+        for (uint32_t b = a; b < k; b++) {
+            double val = a == b ? tri[t] / g : tri[t] / (g * r2);
+            G[a * k + b] = G[b * k + a] = val;
+            t++;
+        }
+    jacobi(G, k, ev, V);
+    /* M = V diag(1 / (max(ev, 0) + lambda)) V^T */
+    for (uint32_t j = 0; j < k; j++) {
+        double l = (ev[j] > 0 ? ev[j] : 0) + lambda;
+        ev[j] = l > 0 ? 1 / l : 0;
+    }
+    for (uint32_t a = 0; a < k; a++)
+        for (uint32_t b = 0; b < k; b++) {
+            double s = 0;
+            for (uint32_t j = 0; j < k; j++)
+                s += V[a * k + j] * ev[j] * V[b * k + j];
+            M[a * k + b] = s;
+        }
+    uint32_t nz = 0;
+    double thr = (double)k * noise_std * noise_std;
+    for (uint32_t i = 0; i < p->n_items; i++) {
+        const double *b = sum + (size_t)i * k;
+        double n2 = 0;
+        for (uint32_t j = 0; j < k; j++)
+            n2 += b[j] * b[j];
+        double f = 1;
+        if (thr > 0)
+            f = n2 > thr ? 1 - thr / n2 : 0;
+        nz += f == 0;
+        float *yi = y + (size_t)i * k;
+        for (uint32_t a = 0; a < k; a++) {
+            double s = 0;
+            for (uint32_t j = 0; j < k; j++)
+                s += M[a * k + j] * b[j];
+            yi[a] = (float)(f * s);
+        }
+    }
+    if (shrunk)
+        *shrunk = nz;
+    free(G);
+    free(V);
+    free(M);
+    free(ev);
+    return FEDREC_OK;
+}
