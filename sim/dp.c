@@ -198,9 +198,9 @@ fedrec_err fedreci_sim_dp_train(const fedreci_split *s, const uint32_t *train_us
             R->refused = 1;
             R->eps_cumulative = e_before;
             snprintf(R->reason, sizeof R->reason,
-                     "release %u refused before it started: it would bring epsilon to %.4f, over "
+                     "round %u refused before it started: it would bring epsilon to %.4f, over "
                      "the budget %.4f at delta %g (spent so far: %.4f in %u releases)",
-                     r + 1, e_after, cfg->epsilon, cfg->delta, e_before, r);
+                     r + 1, e_after, cfg->epsilon, cfg->delta, e_before, n_done);
             break;
         }
         fedreci_mf_gram(y, n_items, k, gram);
@@ -250,10 +250,13 @@ fedrec_err fedreci_sim_dp_train(const fedreci_split *s, const uint32_t *train_us
         R->survivors = surv;
         if (surv < m_min) {
             snprintf(R->reason, sizeof R->reason,
-                     "release %u aborted: %u survivors, fewer than the %u the noise is "
+                     "round %u aborted: %u survivors, fewer than the %u the noise is "
                      "calibrated for (nothing unmasked, nothing spent)",
                      r + 1, surv, m_min);
             R->eps_cumulative = e_before;
+            /* the model is unchanged: score it, as the non-DP runs do */
+            e = fedreci_sim_evaluate(s, y, NULL, k, (float)cfg->lambda, T, &R->m);
+            R->evaluated = !e;
             R->seconds = fedreci_sim_now() - t0;
             continue;
         }
@@ -297,6 +300,7 @@ fedrec_err fedreci_sim_dp_train(const fedreci_split *s, const uint32_t *train_us
         R->completed = 1;
         R->eps_cumulative = e_after;
         e = fedreci_sim_evaluate(s, y, NULL, k, (float)cfg->lambda, T, &R->m);
+        R->evaluated = !e;
         R->seconds = fedreci_sim_now() - t0;
     }
     if (!e && n_done == 0)

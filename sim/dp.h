@@ -59,7 +59,8 @@ typedef struct fedreci_sim_dp_release {
     double eps_cumulative; /* epsilon spent after it */
     double seconds;
     uint32_t rows_shrunk;
-    fedreci_metrics m; /* after the release (evaluated when completed) */
+    int evaluated;     /* m holds the model's metrics after the round */
+    fedreci_metrics m; /* completed or aborted (model unchanged) rounds */
     char reason[200];
 } fedreci_sim_dp_release;
 
