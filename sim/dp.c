@@ -9,7 +9,7 @@
 
 #include <sodium.h>
 
-#include "core/dp/als.h"
+#include "core/dp/dpals.h"
 #include "core/dp/encode.h"
 #include "core/dp/noise.h"
 #include "core/err.h"

@@ -5,7 +5,7 @@
  * participation: the accountant's FULL sampling, add/remove-one
  * neighbours). One release:
  *   1. each client solves x_u from the published Y (core/mf, on the device),
- *      builds its bounded contribution (core/dp/als.h: |v| <= c =
+ *      builds its bounded contribution (core/dp/dpals.h: |v| <= c =
  *      sqrt(R^2 + g^2)), rotates it (randomized Hadamard, the release's
  *      public seed), scales by s, rounds conditionally (|.| <= B) and adds
  *      Skellam noise of variance mu_c = mu / m_min per coordinate
@@ -16,7 +16,7 @@
  *      SecAgg exactness itself is tested in test_secagg and by the
  *      simulator's oracle in non-DP runs) is read back signed, rotated back
  *      and divided by s; the server takes the ALS item step from it
- *      (core/dp/als.h, with shrinkage).
+ *      (core/dp/dpals.h, with shrinkage).
  * mu is calibrated (core/dp/accountant.h) so that `releases` releases cost
  * epsilon at delta with noise for m_min survivors; a release that would
  * cross the budget is refused before it starts.

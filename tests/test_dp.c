@@ -22,7 +22,7 @@
 #include <sodium.h>
 
 #include "core/dp/accountant.h"
-#include "core/dp/als.h"
+#include "core/dp/dpals.h"
 #include "core/dp/encode.h"
 #include "core/dp/noise.h"
 #include "fedrec/fedrec.h"

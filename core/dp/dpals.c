@@ -1,5 +1,5 @@
-/* The bounded DP-ALS contribution and the server's item step (see als.h). */
-#include "core/dp/als.h"
+/* The bounded DP-ALS contribution and the server's item step (see dpals.h). */
+#include "core/dp/dpals.h"
 
 #include <math.h>
 #include <stdlib.h>

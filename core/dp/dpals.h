@@ -1,5 +1,5 @@
 /*
- * core/dp/als: the contribution of one shopper to a differentially private
+ * core/dp/dpals: the contribution of one shopper to a differentially private
  * ALS item step, with an L2 norm bounded by a stated constant, and the
  * server's item step from the (noised) cohort sum. No I/O.
  *
@@ -25,8 +25,8 @@
  * sensitivity of the sum). Binary targets cap what one item can carry; the
  * normalisation spreads a heavy buyer's weight over its items.
  */
-#ifndef FEDREC_CORE_DP_ALS_H
-#define FEDREC_CORE_DP_ALS_H
+#ifndef FEDREC_CORE_DP_DPALS_H
+#define FEDREC_CORE_DP_DPALS_H
 
 #include <stddef.h>
 #include <stdint.h>
