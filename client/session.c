@@ -201,6 +201,9 @@ static void begin_round(fedreci_session *s)
         fail_local(s, e, "starting the SecAgg client");
         return;
     }
+    /* a bad bundle from one neighbour does not make this client drop out
+       (secagg.h fedreci_secagg_client_set_lenient) */
+    fedreci_secagg_client_set_lenient(s->sa, 1);
     if ((e = fedreci_secagg_client_advertise(s->sa, &s->advert))) {
         fail_local(s, e, "advertising keys");
         return;

@@ -1002,6 +1002,31 @@ static void test_forged_weight(void **state)
     daemon_stop(&w.d);
 }
 
+/* Row 1 of the issue's table: one garbage share bundle. Its receiver ignores
+ * it (holds none of the hostile's shares) but still masks with the hostile;
+ * the other holders rebuild the hostile's secrets, and the round completes
+ * with the exact sum, the hostile's input included. */
+static void test_garbage_bundle(void **state)
+{
+    (void)state;
+    world w;
+    world_start(&w);
+    fedrec_err code;
+    honest_start(&w);
+    assert_int_equal(h_checkin(&w.h, &code), 1);
+    uint64_t r = w.h.round.secagg.round_id;
+    h_advertise(&w.h);
+    randombytes_buf(w.h.ctb[0], w.h.cts[0].len); /* garbage to its first neighbour */
+    fedreci_wire_env *res = h_unmask(&w.h, h_masked(&w.h, h_share(&w.h), 1, 0, 0), 0);
+    assert_int_equal(res->body_case, FEDREC__V1__ENVELOPE__BODY_ROUND_RESULT);
+    assert_true(res->round_result->completed);
+    fedreci_wire_free(res);
+    honest_finish(&w, FEDRECI_SESSION_COMPLETED);
+    expect_completed(&w, r, 1);
+    h_free(&w.h);
+    daemon_stop(&w.d);
+}
+
 /* A dealer whose shares rebuild another b than the one it committed to: the
  * round aborts naming it (the mask cannot be removed), nothing is
  * committed; it is refused afterwards, also after the coordinator restarts
@@ -1057,6 +1082,7 @@ int main(void)
         cmocka_unit_test_teardown(test_huge_update, teardown_daemon),
         cmocka_unit_test_teardown(test_forged_weight, teardown_daemon),
         cmocka_unit_test_teardown(test_inconsistent_dealer, teardown_daemon),
+        cmocka_unit_test_teardown(test_garbage_bundle, teardown_daemon),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1693,6 +1693,64 @@ static void test_checked_reconstruction(void **state)
     }
 }
 
+/* a dealer whose bundles to its first n_garbage neighbours are garbage */
+static size_t n_garbage;
+static void tamper_garbage(fedreci_secagg_ciphertext *cts, uint8_t *cm, size_t n)
+{
+    static uint8_t buf[8][FEDRECI_SHARE_CT_BYTES];
+    (void)cm;
+    for (size_t j = 0; j < n && j < n_garbage && j < 8; j++) {
+        memcpy(buf[j], cts[j].bytes, FEDRECI_SHARE_CT_BYTES);
+        buf[j][40] ^= 1;
+        cts[j].bytes = buf[j];
+    }
+}
+
+/* Lenient clients (what the session uses): a garbage bundle is ignored by
+ * its receiver, which still masks with the sender; the round completes with
+ * the exact sum while the sender's secrets keep t good holders, and aborts
+ * when they do not. */
+static void test_lenient_bundles(void **state)
+{
+    (void)state;
+    const uint32_t d = 30;
+    for (int all = 0; all < 2; all++) {
+        fedreci_secagg_params p = make_params(6, 5, 3, d);
+        round_sim r;
+        sim_init(&r, &p);
+        for (uint32_t i = 0; i < r.n; i++)
+            fedreci_secagg_client_set_lenient(r.c[i], 1);
+        n_garbage = all ? 5 : 1; /* k - t = 2: five bad bundles leave too few holders */
+        setup_tampered(&r, 3, tamper_garbage);
+        uint32_t *want = calloc(d, sizeof *want);
+        uint32_t bad = 0;
+        for (uint32_t i = 0; i < r.n; i++) {
+            assert_int_equal(sim_input(&r, i), FEDREC_OK);
+            bad += fedreci_secagg_client_bad_bundles(r.c[i]);
+            const uint32_t *q = fedreci_secagg_client_quantized_input(r.c[i]);
+            for (uint32_t j = 0; j < d; j++)
+                want[j] += q[j];
+        }
+        assert_int_equal(bad, n_garbage);
+        const uint64_t *sv, *dr;
+        size_t ns, nd;
+        assert_int_equal(fedreci_secagg_server_close_masked_input(r.s, &sv, &ns, &dr, &nd),
+                         FEDREC_OK);
+        for (uint32_t i = 0; i < r.n; i++)
+            sim_unmask(&r, i, sv, ns, dr, nd);
+        uint32_t *sum = calloc(d, sizeof *sum);
+        if (!all) {
+            assert_int_equal(fedreci_secagg_server_finish(r.s, sum, d), FEDREC_OK);
+            assert_memory_equal(sum, want, d * sizeof *sum);
+        } else {
+            assert_int_equal(fedreci_secagg_server_finish(r.s, sum, d), FEDREC_ERR_ABORTED);
+        }
+        free(sum);
+        free(want);
+        sim_free(&r);
+    }
+}
+
 static void test_check_sum(void **state)
 {
     (void)state;
@@ -1736,6 +1794,7 @@ int main(void)
         cmocka_unit_test(test_exact_sum_random_dropouts),
         cmocka_unit_test(test_checked_reconstruction),
         cmocka_unit_test(test_check_sum),
+        cmocka_unit_test(test_lenient_bundles),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

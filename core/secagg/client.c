@@ -58,7 +58,10 @@ struct fedreci_secagg_client {
 
     /* after masked_input */
     uint8_t *recv;    /* secure, deg x 128: b share || s^SK share || their openings */
-    uint8_t *have;    /* deg flags: neighbour sent us shares */
+    uint8_t *have;    /* deg: 0 no bundle, 1 its shares held, 2 bundle sent but bad
+                         (lenient: masked with, its shares not held) */
+    int lenient;      /* fedreci_secagg_client_set_lenient */
+    uint32_t n_bad;   /* bad bundles ignored by the last masked_input */
     uint32_t *q;      /* secure, d words */
     uint32_t *masked; /* d words */
 
@@ -409,6 +412,7 @@ fedrec_err fedreci_secagg_client_masked_input(fedreci_secagg_client *c,
         e = fedreci_error(FEDREC_ERR_NOMEM, "secagg client masked_input: %u neighbours", deg);
         goto out;
     }
+    uint32_t n_bad = 0;
     for (size_t i = 0; i < n_in; i++) {
         const fedreci_secagg_ciphertext *ct = &in[i];
         long j = fedreci_find_u64(c->nbr_ids, deg, ct->from);
@@ -428,24 +432,27 @@ fedrec_err fedreci_secagg_client_masked_input(fedreci_secagg_client *c,
         }
         uint8_t ad[FEDRECI_SHARE_AD_BYTES];
         fedreci_secagg_share_ad(ad, p->round_id, ct->from, c->id);
+        uint8_t *slot = recv + (size_t)j * FEDRECI_SHARE_PLAIN_BYTES;
         if (!ct->bytes || ct->len != FEDRECI_SHARE_CT_BYTES ||
             crypto_aead_xchacha20poly1305_ietf_decrypt(
-                recv + (size_t)j * FEDRECI_SHARE_PLAIN_BYTES, NULL, NULL, ct->bytes + 24,
-                FEDRECI_SHARE_CT_BYTES - 24, ad, sizeof ad, ct->bytes,
-                c->aead_keys + (size_t)j * 32) != 0) {
+                slot, NULL, NULL, ct->bytes + 24, FEDRECI_SHARE_CT_BYTES - 24, ad, sizeof ad,
+                ct->bytes, c->aead_keys + (size_t)j * 32) != 0) {
+            if (c->lenient) {
+                /* the sender did send a bundle: mask with it (its pair key
+                   comes from its signed advert), hold none of its shares */
+                sodium_memzero(slot, FEDRECI_SHARE_PLAIN_BYTES);
+                have[j] = 2;
+                n_bad++;
+                continue;
+            }
             e = fedreci_error(FEDREC_ERR_CRYPTO,
                               "secagg client %llu: share bundle from %llu fails authentication "
                               "(wrong round, sender, receiver or corrupted)",
                               (unsigned long long)c->id, (unsigned long long)ct->from);
             goto out;
         }
-        const uint8_t *pl = recv + (size_t)j * FEDRECI_SHARE_PLAIN_BYTES;
-        if (!fedreci_scalar_is_canonical(pl) || !fedreci_scalar_is_canonical(pl + SB)) {
-            e = fedreci_error(FEDREC_ERR_PROTOCOL,
-                              "secagg client %llu: share from %llu is not a canonical scalar",
-                              (unsigned long long)c->id, (unsigned long long)ct->from);
-            goto out;
-        }
+        const uint8_t *pl = slot;
+        int canonical = fedreci_scalar_is_canonical(pl) && fedreci_scalar_is_canonical(pl + SB);
         /* the shares must open the dealer's public commitments, which the
            coordinator checks every revealed share against */
         uint8_t hb[32], hs[32];
@@ -453,8 +460,21 @@ fedrec_err fedreci_secagg_client_masked_input(fedreci_secagg_client *c,
                                     pl + 2 * SB);
         fedreci_secagg_share_commit(hs, p->round_id, ct->from, c->id, FEDRECI_SECAGG_SHARE_SK,
                                     pl + SB, pl + 2 * SB + 32);
-        if (!ct->commit || sodium_memcmp(hb, ct->commit, 32) != 0 ||
-            sodium_memcmp(hs, ct->commit + 32, 32) != 0) {
+        int opens = ct->commit && sodium_memcmp(hb, ct->commit, 32) == 0 &&
+                    sodium_memcmp(hs, ct->commit + 32, 32) == 0;
+        if (c->lenient && (!canonical || !opens)) {
+            sodium_memzero(slot, FEDRECI_SHARE_PLAIN_BYTES);
+            have[j] = 2;
+            n_bad++;
+            continue;
+        }
+        if (!canonical) {
+            e = fedreci_error(FEDREC_ERR_PROTOCOL,
+                              "secagg client %llu: share from %llu is not a canonical scalar",
+                              (unsigned long long)c->id, (unsigned long long)ct->from);
+            goto out;
+        }
+        if (!opens) {
             e = fedreci_error(FEDREC_ERR_CRYPTO,
                               "secagg client %llu: share bundle from %llu does not match the "
                               "sender's commitments",
@@ -504,6 +524,7 @@ fedrec_err fedreci_secagg_client_masked_input(fedreci_secagg_client *c,
     /* Commit. */
     c->recv = recv;
     c->have = have;
+    c->n_bad = n_bad;
     recv = NULL;
     have = NULL;
     c->stage = FEDRECI_SECAGG_UNMASK;
@@ -514,6 +535,17 @@ out:
     secure_free(keys);
     free(signs);
     return e;
+}
+
+void fedreci_secagg_client_set_lenient(fedreci_secagg_client *c, int on)
+{
+    if (c)
+        c->lenient = on ? 1 : 0;
+}
+
+uint32_t fedreci_secagg_client_bad_bundles(const fedreci_secagg_client *c)
+{
+    return c ? c->n_bad : 0;
 }
 
 fedrec_err fedreci_secagg_client_mac_key(const fedreci_secagg_client *c, const uint8_t coord_pk[32],
@@ -616,8 +648,8 @@ fedrec_err fedreci_secagg_client_unmask(fedreci_secagg_client *c, const uint64_t
         return fedreci_error(FEDREC_ERR_NOMEM, "secagg client unmask: %u reveals", c->deg);
     size_t n = 0;
     for (uint32_t j = 0; j < c->deg; j++) {
-        if (!c->have[j])
-            continue;
+        if (c->have[j] != 1)
+            continue; /* no bundle, or a bad one: no share of v held */
         uint64_t v = c->nbr_ids[j];
         const uint8_t *sh = c->recv + (size_t)j * FEDRECI_SHARE_PLAIN_BYTES;
         if (fedreci_find_u64(survivors, n_survivors, v) >= 0) {

@@ -195,11 +195,28 @@ FEDREC_NODISCARD fedrec_err fedreci_secagg_client_share_keys(fedreci_secagg_clie
  * y = q(x) || weight + PRG(b) + sum_v sign(u,v) PRG(KA(s_u, s_v)) mod 2^32 over
  * the neighbours v that sent shares. x has d - 1 floats; weight <= max_weight.
  * *masked points to d words. stats (optional) gets the clipping report.
- * Errors: FEDREC_ERR_CRYPTO (a ciphertext fails authentication),
- * FEDREC_ERR_PROTOCOL (not addressed to us, not a neighbour, fewer than t). */
+ * Errors: FEDREC_ERR_CRYPTO (a ciphertext fails authentication or its shares
+ * do not open the sender's commitments; lenient mode ignores such a bundle
+ * instead, see fedreci_secagg_client_set_lenient), FEDREC_ERR_PROTOCOL (not
+ * addressed to us, not a neighbour, fewer than t). */
 FEDREC_NODISCARD fedrec_err fedreci_secagg_client_masked_input(
     fedreci_secagg_client *c, const fedreci_secagg_ciphertext *in, size_t n_in, const float *x,
     uint32_t weight, const uint32_t **masked, fedreci_secagg_quant_stats *stats);
+
+/* Lenient bundles (on = 1; the session sets it): in masked_input, a share
+ * bundle that fails authentication, holds a non-canonical share or whose
+ * shares do not open the dealer's commitments no longer fails the call. The
+ * client still adds the pairwise mask with its sender (the pair key comes
+ * from the sender's signed advert, not from the bundle, and the sender,
+ * which did share keys, added the same mask), but holds none of its shares:
+ * at unmask it reveals nothing about that neighbour. The round then needs t
+ * holders of the sender's secrets among its other neighbours; a sender that
+ * sends bad bundles to more than k - t neighbours still makes the round
+ * abort. Default off (strict: FEDREC_ERR_CRYPTO / FEDREC_ERR_PROTOCOL). */
+void fedreci_secagg_client_set_lenient(fedreci_secagg_client *c, int on);
+
+/* Bad bundles the last masked_input ignored (lenient mode). */
+uint32_t fedreci_secagg_client_bad_bundles(const fedreci_secagg_client *c);
 
 /* The key that authenticates this client's masked input to the coordinator
  * (proto/wire.h fedreci_wire_mac): BLAKE2b(LABEL_MAC, X25519(s_sk, coord_pk),
