@@ -14,9 +14,10 @@ endforeach()
 
 # `fedrec-sim baseline --json` on the December extract: popularity is exact
 # (counting only, hand-checkable); the centralized ALS keys must be present
-# (their last digits depend on the BLAS kernels of the machine).
+# (their last digits depend on the BLAS kernels of the machine). Every model
+# and grid runs; 5 sweeps and 200 resamples keep it short under the sanitizers.
 add_test(NAME sim_baseline_json
-         COMMAND fedrec-sim baseline --data ${PROJECT_SOURCE_DIR}/data/online-retail/online_retail_2010-12.csv.gz --json)
+         COMMAND fedrec-sim baseline --data ${PROJECT_SOURCE_DIR}/data/online-retail/online_retail_2010-12.csv.gz --json --sweeps 5 --boot 200)
 set_tests_properties(sim_baseline_json PROPERTIES TIMEOUT 120
   ENVIRONMENT "OPENBLAS_NUM_THREADS=1"
   PASS_REGULAR_EXPRESSION "\"test_users\": 240,.*\"popularity_hr_at_10\": 0\\.329167, \"popularity_ndcg_at_10\": 0\\.0631[0-9]+,.*\"centralized_hr_at_10\": 0\\.[0-9]+, \"centralized_ndcg_at_10\": 0\\.[0-9]+,")
