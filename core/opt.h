@@ -44,8 +44,9 @@ FEDREC_NODISCARD fedrec_err fedreci_opt_double_above(const char *name, const cha
 FEDREC_NODISCARD fedrec_err fedreci_opt_bool(const char *name, const char *text, int *out);
 
 /* Makes the next getopt_long call start a new scan of a new argv at
- * argv[1] (glibc's `optind = 0`) and keeps getopt from printing
- * (opterr = 0). Call it before every parse, since tests and the simulator
+ * argv[1] (`optind = 0`, which glibc and the BSD getopt_long of macOS, iOS
+ * and Android's bionic all take as a full reset) and keeps getopt from
+ * printing (opterr = 0). Call it before every parse, since tests and the simulator
  * parse several argv in one process. */
 void fedreci_opt_reset(void);
 
