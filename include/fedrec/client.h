@@ -194,10 +194,13 @@ FEDREC_API void fedrec_client_close(fedrec_client *c);
  * (1..FEDREC_ITEM_CODE_MAX bytes of printable ASCII, no ',' or '"') at
  * `time_unix` (seconds since 1970-01-01 UTC). The event is durable when the
  * call returns FEDREC_OK: it is encrypted, appended to the store's log and
- * fdatasync'd, so it survives a crash or kill -9 right after. Repeated
+ * synced, then counted in the log's committed-event counter and synced
+ * (docs/client.md), so it survives a crash or kill -9 right after. Repeated
  * purchases of one item add up (confidence 1 + alpha log(1 + q/eps)).
  * Errors: FEDREC_ERR_INVALID (code or quantity), FEDREC_ERR_IO (the event
- * was not recorded), FEDREC_ERR_NOMEM. Thread-safety: any thread. */
+ * is not acknowledged: it was not recorded, or, when the disk failed after
+ * its bytes reached it, it may reappear at the next open, as with any
+ * failed sync), FEDREC_ERR_NOMEM. Thread-safety: any thread. */
 FEDREC_API FEDREC_NODISCARD fedrec_err fedrec_client_record(fedrec_client *c, const char *item_code,
                                                             int64_t time_unix, uint32_t quantity);
 
