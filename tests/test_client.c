@@ -30,62 +30,11 @@
 #include "client/client_internal.h"
 #include "coordinator/engine.h"
 #include "fedrec/client.h"
+#include "harness_engine.h"
 
 static const uint8_t KEY[32] = {7, 7, 7, 7, 7, 7, 7, 7, 1, 2, 3, 4, 5, 6, 7, 8,
                                 9, 9, 9, 9, 9, 9, 9, 9, 8, 7, 6, 5, 4, 3, 2, 1};
 static const uint8_t OTHER_KEY[32] = {42};
-
-static char *tmpdir_make(void)
-{
-    char tmpl[] = "/tmp/fedrec-client-XXXXXX";
-    char *d = mkdtemp(tmpl);
-    assert_non_null(d);
-    return strdup(d);
-}
-
-static void rm_rf(const char *dir)
-{
-    DIR *d = opendir(dir);
-    if (!d)
-        return;
-    struct dirent *e;
-    while ((e = readdir(d)) != NULL) {
-        if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, ".."))
-            continue;
-        char p[4096];
-        snprintf(p, sizeof p, "%s/%s", dir, e->d_name);
-        unlink(p);
-    }
-    closedir(d);
-    rmdir(dir);
-}
-
-static void hash_dir(const char *dir, uint8_t out[32])
-{
-    struct dirent **list = NULL;
-    int n = scandir(dir, &list, NULL, alphasort);
-    assert_true(n >= 0);
-    crypto_generichash_state st;
-    crypto_generichash_init(&st, NULL, 0, 32);
-    for (int i = 0; i < n; i++) {
-        const char *name = list[i]->d_name;
-        if (strcmp(name, ".") && strcmp(name, "..")) {
-            char p[4096];
-            snprintf(p, sizeof p, "%s/%s", dir, name);
-            crypto_generichash_update(&st, (const uint8_t *)name, strlen(name) + 1);
-            FILE *f = fopen(p, "rb");
-            assert_non_null(f);
-            uint8_t buf[4096];
-            size_t r;
-            while ((r = fread(buf, 1, sizeof buf, f)) > 0)
-                crypto_generichash_update(&st, buf, r);
-            fclose(f);
-        }
-        free(list[i]);
-    }
-    free(list);
-    crypto_generichash_final(&st, out, 32);
-}
 
 static fedrec_client *open_client(const char *dir)
 {
@@ -126,7 +75,7 @@ static void solve2(const float *y, int n, const int *bought, const double *conf,
 
 static void test_recommend_known_answer(void **state)
 {
-    char *dir = tmpdir_make();
+    char *dir = th_tmpdir("client");
     fedrec_client *c = open_client(dir);
     fedrec_recommendation rec[8];
     uint32_t n = 0;
@@ -201,7 +150,7 @@ static void test_recommend_known_answer(void **state)
     assert_int_equal(fedrec_client_recommend(c, 8, rec, &n), FEDREC_OK);
     assert_int_equal(n, 0);
     fedrec_client_close(c);
-    rm_rf(dir);
+    th_rm_rf(dir);
     free(dir);
 }
 
@@ -213,7 +162,7 @@ static void test_recommend_known_answer(void **state)
 static void test_recommend_skips_retired(void **state)
 {
     (void)state;
-    char *dir = tmpdir_make();
+    char *dir = th_tmpdir("client");
     fedrec_client *c = open_client(dir);
     /* bought A and C: candidates B, D, E. First the scores without retirement. */
     assert_int_equal(fedreci_client_put_model(c, 1, 5, 2, Y5, NULL, CODES5, NULL), FEDREC_OK);
@@ -261,13 +210,13 @@ static void test_recommend_skips_retired(void **state)
     assert_int_equal(n, 3);
     assert_memory_equal(rec, all, 3 * sizeof rec[0]);
     fedrec_client_close(c);
-    rm_rf(dir);
+    th_rm_rf(dir);
     free(dir);
 }
 
 static void test_local_update_gradient(void **state)
 {
-    char *dir = tmpdir_make();
+    char *dir = th_tmpdir("client");
     fedrec_client *c = open_client(dir);
     float upd[10];
     uint32_t w = 0;
@@ -293,13 +242,13 @@ static void test_local_update_gradient(void **state)
     }
     assert_float_equal(loss, want_loss, 1e-4);
     fedrec_client_close(c);
-    rm_rf(dir);
+    th_rm_rf(dir);
     free(dir);
 }
 
 static void test_ledger_and_consent_survive_reopen(void **state)
 {
-    char *dir = tmpdir_make();
+    char *dir = th_tmpdir("client");
     fedrec_client *c = open_client(dir);
     int in = -1;
     assert_int_equal(fedrec_client_get_participation(c, &in), FEDREC_OK);
@@ -341,44 +290,37 @@ static void test_ledger_and_consent_survive_reopen(void **state)
     assert_int_equal(info.ledger_entries, 2);
     assert_int_equal(info.client_id, fedreci_client_id_from_pk(info.identity_pk));
     fedrec_client_close(c);
-    rm_rf(dir);
+    th_rm_rf(dir);
     free(dir);
+}
+
+/* The writer of test_kill9_record: records SKU1, SKU2, ... in its own
+ * process. */
+struct kill9_writer {
+    const char *dir;
+    fedrec_client *c;
+};
+
+static int kill9_open(void *arg)
+{
+    struct kill9_writer *w = arg;
+    return fedrec_client_open(&w->c, w->dir, NULL, KEY) != FEDREC_OK;
+}
+
+static int kill9_record(void *arg, uint64_t i)
+{
+    struct kill9_writer *w = arg;
+    char code[32];
+    snprintf(code, sizeof code, "SKU%u", (unsigned)i);
+    return fedrec_client_record(w->c, code, 1600000000 + (int64_t)i, 1 + i % 3) != FEDREC_OK;
 }
 
 static void test_kill9_record(void **state)
 {
-    char *dir = tmpdir_make();
+    char *dir = th_tmpdir("client");
     fedrec_client_close(open_client(dir));
-    int fds[2];
-    assert_int_equal(pipe(fds), 0);
-    pid_t pid = fork();
-    assert_true(pid >= 0);
-    if (pid == 0) {
-        close(fds[0]);
-        fedrec_client *c = NULL;
-        if (fedrec_client_open(&c, dir, NULL, KEY))
-            _exit(3);
-        for (uint32_t i = 1; i < 1000000; i++) {
-            char code[32];
-            snprintf(code, sizeof code, "SKU%u", i);
-            if (fedrec_client_record(c, code, 1600000000 + i, 1 + i % 3))
-                _exit(4);
-            if (write(fds[1], &i, sizeof i) != sizeof i)
-                _exit(5);
-        }
-        _exit(0);
-    }
-    close(fds[1]);
-    uint32_t acked = 0, v;
-    while (acked < 200 && read(fds[0], &v, sizeof v) == sizeof v)
-        acked = v;
-    assert_int_equal(kill(pid, SIGKILL), 0);
-    int status;
-    assert_int_equal(waitpid(pid, &status, 0), pid);
-    assert_true(WIFSIGNALED(status));
-    while (read(fds[0], &v, sizeof v) == sizeof v)
-        acked = v;
-    close(fds[0]);
+    struct kill9_writer wr = {dir, NULL};
+    uint32_t acked = (uint32_t)th_kill9_writer(kill9_open, kill9_record, &wr, 200);
     fedrec_client *c = open_client(dir);
     fedrec_client_info info = {.struct_size = sizeof info};
     assert_int_equal(fedrec_client_get_info(c, &info), FEDREC_OK);
@@ -408,7 +350,7 @@ static void test_kill9_record(void **state)
     free(codes);
     free(y);
     fedrec_client_close(c);
-    rm_rf(dir);
+    th_rm_rf(dir);
     free(dir);
 }
 
@@ -416,7 +358,7 @@ static void test_kill9_record(void **state)
  * left alone; fedrec_client_recover keeps the rest and the store opens. */
 static void test_lost_events_and_recover(void **state)
 {
-    char *dir = tmpdir_make();
+    char *dir = th_tmpdir("client");
     char log[4096];
     snprintf(log, sizeof log, "%s/log", dir);
     fedrec_client *c = open_client(dir);
@@ -432,18 +374,18 @@ static void test_lost_events_and_recover(void **state)
     fedrec_client_close(c);
     assert_int_equal(truncate(log, after3), 0);
     uint8_t before[32], after[32];
-    hash_dir(dir, before);
+    th_hash_dir(dir, before);
     c = NULL;
     assert_int_equal(fedrec_client_open(&c, dir, NULL, KEY), FEDREC_ERR_LOST_EVENTS);
     assert_null(c);
     assert_non_null(strstr(fedrec_errmsg(), "2 committed events are missing"));
-    hash_dir(dir, after);
+    th_hash_dir(dir, after);
     assert_memory_equal(before, after, 32);
     /* Wrong key: refused, nothing written. */
     uint64_t lost = 99;
     assert_int_equal(fedrec_client_recover(dir, OTHER_KEY, &lost), FEDREC_ERR_BADKEY);
     assert_int_equal(lost, 99);
-    hash_dir(dir, after);
+    th_hash_dir(dir, after);
     assert_memory_equal(before, after, 32);
     assert_int_equal(fedrec_client_recover(dir, KEY, &lost), FEDREC_OK);
     assert_int_equal(lost, 2);
@@ -453,28 +395,28 @@ static void test_lost_events_and_recover(void **state)
     assert_int_equal(in.purchases, 3);
     fedrec_client_close(c);
     /* A healthy store: nothing lost, nothing written. */
-    hash_dir(dir, before);
+    th_hash_dir(dir, before);
     assert_int_equal(fedrec_client_recover(dir, KEY, &lost), FEDREC_OK);
     assert_int_equal(lost, 0);
-    hash_dir(dir, after);
+    th_hash_dir(dir, after);
     assert_memory_equal(before, after, 32);
     /* No store there: recovery does not make one. */
     char none[4096];
     snprintf(none, sizeof none, "%s/none", dir);
     assert_int_equal(fedrec_client_recover(none, KEY, &lost), FEDREC_ERR_NOT_FOUND);
     assert_int_equal(access(none, F_OK), -1);
-    rm_rf(dir);
+    th_rm_rf(dir);
     free(dir);
 }
 
 static void test_store_errors_leave_bytes(void **state)
 {
-    char *dir = tmpdir_make();
+    char *dir = th_tmpdir("client");
     fedrec_client *c = open_client(dir);
     assert_int_equal(fedrec_client_record(c, "85123A", 1, 1), FEDREC_OK);
     fedrec_client_close(c);
     uint8_t before[32], after[32];
-    hash_dir(dir, before);
+    th_hash_dir(dir, before);
 
     /* wrong key */
     c = NULL;
@@ -482,7 +424,7 @@ static void test_store_errors_leave_bytes(void **state)
     assert_null(c);
     assert_non_null(strstr(fedrec_errmsg(), dir));
     assert_int_equal(fedrec_client_open_passphrase(&c, dir, NULL, "pw", 2), FEDREC_ERR_BADKEY);
-    hash_dir(dir, after);
+    th_hash_dir(dir, after);
     assert_memory_equal(before, after, 32);
 
     /* truncated snapshot */
@@ -498,15 +440,15 @@ static void test_store_errors_leave_bytes(void **state)
         fclose(a);
         fclose(b);
     }
-    hash_dir(dir, before);
+    th_hash_dir(dir, before);
     assert_int_equal(fedrec_client_open(&c, dir, NULL, KEY), FEDREC_ERR_CORRUPT);
     assert_non_null(strstr(fedrec_errmsg(), "snapshot"));
-    hash_dir(dir, after);
+    th_hash_dir(dir, after);
     assert_memory_equal(before, after, 32);
     assert_int_equal(rename(keep, snap), 0);
 
     /* another client's store file in place of ours */
-    char *other = tmpdir_make();
+    char *other = th_tmpdir("client");
     fedrec_client *o = open_client(other);
     assert_int_equal(fedrec_client_record(o, "22423", 2, 1), FEDREC_OK);
     fedrec_client_close(o);
@@ -514,13 +456,13 @@ static void test_store_errors_leave_bytes(void **state)
     snprintf(osnap, sizeof osnap, "%s/snapshot", other);
     assert_int_equal(rename(snap, keep), 0);
     assert_int_equal(rename(osnap, snap), 0);
-    hash_dir(dir, before);
+    th_hash_dir(dir, before);
     assert_int_equal(fedrec_client_open(&c, dir, NULL, KEY), FEDREC_ERR_CORRUPT);
     assert_non_null(strstr(fedrec_errmsg(), "another store"));
-    hash_dir(dir, after);
+    th_hash_dir(dir, after);
     assert_memory_equal(before, after, 32);
     assert_int_equal(rename(keep, snap), 0);
-    rm_rf(other);
+    th_rm_rf(other);
     free(other);
 
     /* still intact */
@@ -534,13 +476,13 @@ static void test_store_errors_leave_bytes(void **state)
     assert_int_equal(fedrec_client_record(NULL, "X", 1, 1), FEDREC_ERR_INVALID);
     fedrec_client_close(c);
     fedrec_client_close(NULL);
-    rm_rf(dir);
+    th_rm_rf(dir);
     free(dir);
 }
 
 static void test_forget(void **state)
 {
-    char *dir = tmpdir_make();
+    char *dir = th_tmpdir("client");
     fedrec_client *c = open_client(dir);
     assert_int_equal(fedrec_client_record(c, "A", 1, 1), FEDREC_OK);
     assert_int_equal(fedreci_client_put_model(c, 1, 5, 2, Y5, NULL, CODES5, NULL), FEDREC_OK);
@@ -585,7 +527,7 @@ static void *record_many(void *arg)
 /* One handle from several threads at once: nothing lost, nothing torn. */
 static void test_threads_share_a_handle(void **state)
 {
-    char *dir = tmpdir_make();
+    char *dir = th_tmpdir("client");
     fedrec_client *c = open_client(dir);
     pthread_t th[3];
     struct rec_thread a[3];
@@ -605,7 +547,7 @@ static void test_threads_share_a_handle(void **state)
     assert_int_equal(fedrec_client_get_info(c, &info), FEDREC_OK);
     assert_int_equal(info.purchases, 300);
     fedrec_client_close(c);
-    rm_rf(dir);
+    th_rm_rf(dir);
     free(dir);
 }
 
@@ -639,20 +581,12 @@ static void *sync_one(void *arg)
 static void test_sync_round_ledger_and_opt_out(void **state)
 {
     const char *url = "inproc://fedrec-test-client-sync";
-    static char code_buf[SYNC_ITEMS][8];
-    const char *codes[SYNC_ITEMS];
-    float y0[SYNC_ITEMS * SYNC_K];
-    for (int i = 0; i < SYNC_ITEMS; i++) {
-        snprintf(code_buf[i], sizeof code_buf[i], "C%03d", i);
-        codes[i] = code_buf[i];
-    }
-    for (int i = 0; i < SYNC_ITEMS * SYNC_K; i++)
-        y0[i] = (float)((i * 37) % 19 - 9) * 0.02f;
+    static th_model model;
+    th_model_init(&model, SYNC_ITEMS, SYNC_K, 37, 19, 0.02f, "C%03d");
+    const char *const *codes = model.codes;
     fedreci_coord_config cfg;
-    fedreci_coord_config_default(&cfg);
-    const char *urls[1] = {url};
-    cfg.listen_urls = urls;
-    cfg.n_listen = 1;
+    const char *urls[1];
+    th_coord_config(&cfg, urls, url);
     cfg.n_contexts = 32;
     cfg.cohort_size = 3;
     cfg.min_cohort = 2;
@@ -664,16 +598,14 @@ static void test_sync_round_ledger_and_opt_out(void **state)
     cfg.seed = 5;
     cfg.max_rounds = 1;
     cfg.opt.n_train = 3;
-    fedreci_coord_model m = {1, SYNC_ITEMS, SYNC_K, y0, codes, NULL, 0};
-    fedreci_coord *coord = NULL;
-    if (fedreci_coord_create(&coord, &cfg, NULL, &m) || fedreci_coord_start(coord))
-        fail_msg("coordinator: %s", fedrec_errmsg());
+    fedreci_coord_model m = th_model_start(&model, 1);
+    fedreci_coord *coord = th_coord_start(&cfg, NULL, &m);
 
     char *dirs[SYNC_CLIENTS];
     struct sync_thread t[SYNC_CLIENTS];
     pthread_t th[SYNC_CLIENTS];
     for (int i = 0; i < SYNC_CLIENTS; i++) {
-        dirs[i] = tmpdir_make();
+        dirs[i] = th_tmpdir("client");
         memset(&t[i], 0, sizeof t[i]);
         assert_int_equal(fedrec_client_open(&t[i].c, dirs[i], url, KEY), FEDREC_OK);
         assert_int_equal(fedrec_client_record(t[i].c, codes[i], 100, 2), FEDREC_OK);
@@ -759,7 +691,7 @@ static void test_sync_round_ledger_and_opt_out(void **state)
 
 static void test_sync_arguments(void **state)
 {
-    char *dir = tmpdir_make();
+    char *dir = th_tmpdir("client");
     fedrec_client *c = open_client(dir); /* no coordinator URL */
     fedrec_sync_result r = {.struct_size = sizeof r};
     assert_int_equal(fedrec_client_sync(c, 1000, &r), FEDREC_ERR_INVALID);
@@ -774,7 +706,7 @@ static void test_sync_arguments(void **state)
     assert_int_equal(fedrec_client_ledger_count(c, &n), FEDREC_OK);
     assert_int_equal(n, 0);
     fedrec_client_close(c);
-    rm_rf(dir);
+    th_rm_rf(dir);
     free(dir);
 }
 
@@ -795,7 +727,7 @@ static void test_sync_unreachable_fails_fast(void **state)
     char url[64];
     snprintf(url, sizeof url, "tcp://127.0.0.1:%u", (unsigned)ntohs(a.sin_port));
 
-    char *dir = tmpdir_make();
+    char *dir = th_tmpdir("client");
     fedrec_client *c = NULL;
     assert_int_equal(fedrec_client_open(&c, dir, url, KEY), FEDREC_OK);
     fedrec_sync_result sr = {.struct_size = sizeof sr};
@@ -812,7 +744,7 @@ static void test_sync_unreachable_fails_fast(void **state)
     assert_int_equal(fedrec_client_ledger_count(c, &n), FEDREC_OK);
     assert_int_equal(n, 0);
     fedrec_client_close(c);
-    rm_rf(dir);
+    th_rm_rf(dir);
     free(dir);
 }
 
@@ -829,7 +761,7 @@ static void test_abi_sizes_and_struct_size(void **state)
     assert_int_equal(fedrec_client_info_size(), sizeof(fedrec_client_info));
     assert_int_equal(fedrec_recommendation_size(), sizeof(fedrec_recommendation));
 
-    char *dir = tmpdir_make();
+    char *dir = th_tmpdir("client");
     fedrec_client *c = NULL;
     assert_int_equal(fedrec_client_open(&c, dir, NULL, KEY), FEDREC_OK);
     assert_int_equal(fedrec_client_record(c, "A1", 1000, 2), FEDREC_OK);
@@ -906,14 +838,12 @@ static void test_abi_sizes_and_struct_size(void **state)
     fedrec_client_options_init(&o);
     o.key = OTHER_KEY;
     assert_int_equal(fedrec_client_open_with(&c, dir, &o), FEDREC_ERR_BADKEY);
-    rm_rf(dir);
+    th_rm_rf(dir);
     free(dir);
 }
 
 int main(void)
 {
-    if (sodium_init() < 0)
-        return 1;
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_recommend_known_answer),
         cmocka_unit_test(test_recommend_skips_retired),
@@ -929,5 +859,5 @@ int main(void)
         cmocka_unit_test(test_abi_sizes_and_struct_size),
         cmocka_unit_test(test_sync_unreachable_fails_fast),
     };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    return TH_RUN(tests);
 }

@@ -22,6 +22,7 @@
 #include "client/session.h"
 #include "coordinator/engine.h"
 #include "core/log.h"
+#include "harness_engine.h"
 
 #define N_ITEMS 20
 #define K 3
@@ -29,81 +30,24 @@
 #define NC 5
 #define DEADLINE_MS 600000u
 
-typedef struct pclient {
-    uint64_t id;
-    uint8_t pk[32], sk[64];
-    uint32_t q[D];
-    int has_q;
-    int done;
-    fedreci_session_result res;
-    fedreci_session *sess;
-} pclient;
-
-static struct {
-    pthread_mutex_t mu;
-    pthread_cond_t cv;
-    pclient cl[NC];
-    int ended;
-    fedreci_round_stats st;
-    uint32_t sum[D];
-    uint64_t cohort[NC];
-} W;
-
-static void on_round_done(void *arg, const fedreci_round_stats *st)
-{
-    (void)arg;
-    pthread_mutex_lock(&W.mu);
-    W.st = *st;
-    if (st->sum)
-        memcpy(W.sum, st->sum, sizeof W.sum);
-    for (uint32_t i = 0; i < st->cohort && i < NC; i++)
-        W.cohort[i] = st->cohort_ids[i];
-    W.ended = 1;
-    pthread_cond_broadcast(&W.cv);
-    pthread_mutex_unlock(&W.mu);
-}
+static th_world W;
+static th_model M;
 
 static fedrec_err compute_update(void *arg, const fedreci_wire_round *rd, float *x,
                                  uint32_t *weight)
 {
-    pclient *c = arg;
+    th_client *c = arg;
     for (uint32_t i = 0; i < rd->secagg.d - 1; i++)
         x[i] = (float)((int)((c->id * 13 + i * 5) % 41) - 20) / 10.0f;
     *weight = 1;
     return FEDREC_OK;
 }
 
-static void on_quantized(void *arg, uint64_t round_id, const uint32_t *q, uint32_t d)
-{
-    pclient *c = arg;
-    (void)round_id;
-    assert_int_equal(d, D);
-    pthread_mutex_lock(&W.mu);
-    memcpy(c->q, q, sizeof c->q);
-    c->has_q = 1;
-    pthread_mutex_unlock(&W.mu);
-}
-
-static void on_done(void *arg, const fedreci_session_result *r)
-{
-    pclient *c = arg;
-    pthread_mutex_lock(&W.mu);
-    c->res = *r;
-    c->done = 1;
-    pthread_cond_broadcast(&W.cv);
-    pthread_mutex_unlock(&W.mu);
-}
-
 static fedreci_coord *coord_new(const char *url, uint32_t cohort)
 {
-    static float y0[N_ITEMS * K];
-    for (int i = 0; i < N_ITEMS * K; i++)
-        y0[i] = (float)((i * 7) % 11 - 5) * 0.01f;
     fedreci_coord_config cfg;
-    fedreci_coord_config_default(&cfg);
-    const char *urls[1] = {url};
-    cfg.listen_urls = urls;
-    cfg.n_listen = 1;
+    const char *urls[1];
+    th_coord_config(&cfg, urls, url);
     cfg.n_contexts = 32;
     cfg.cohort_size = cohort;
     cfg.min_cohort = 2;
@@ -114,48 +58,31 @@ static fedreci_coord *coord_new(const char *url, uint32_t cohort)
     cfg.seed = 5;
     cfg.max_rounds = 1;
     cfg.opt.n_train = 4;
-    fedreci_coord_hooks hooks = {NULL, on_round_done, NULL, NULL, NULL};
-    fedreci_coord_model m = {1, N_ITEMS, K, y0, NULL, NULL, 0};
-    fedreci_coord *c = NULL;
-    if (fedreci_coord_create(&c, &cfg, &hooks, &m) || fedreci_coord_start(c))
-        fail_msg("coordinator: %s", fedrec_errmsg());
-    return c;
+    fedreci_coord_hooks hooks = th_world_hooks(&W);
+    fedreci_coord_model m = th_model_start(&M, 0);
+    return th_coord_start(&cfg, &hooks, &m);
 }
 
-static void start_client(pclient *c, const char *url, int dropout_stage)
+static void start_client(th_client *c, const char *url, int dropout_stage)
 {
     fedreci_session_config sc;
-    fedreci_session_config_default(&sc);
-    sc.url = url;
-    sc.client_id = c->id;
-    sc.identity_sk = c->sk;
+    th_session_config(&sc, url, c);
     sc.timeout_ms = DEADLINE_MS;
     sc.dropout_stage = dropout_stage;
-    fedreci_session_hooks h = {c, NULL, compute_update, NULL, on_quantized, on_done};
-    c->done = 0;
-    c->has_q = 0;
-    assert_int_equal(fedreci_session_create(&c->sess, &sc, &h), FEDREC_OK);
-    assert_int_equal(fedreci_session_start(c->sess), FEDREC_OK);
+    c->has_q[0] = 0;
+    c->sess = th_session_start(c, &sc);
 }
 
 static void world_init(void)
 {
-    memset(&W, 0, sizeof W);
-    pthread_mutex_init(&W.mu, NULL);
-    pthread_cond_init(&W.cv, NULL);
-    for (int i = 0; i < NC; i++) {
-        crypto_sign_keypair(W.cl[i].pk, W.cl[i].sk);
-        W.cl[i].id = fedreci_secagg_id_from_pk(W.cl[i].pk);
-    }
+    th_model_init(&M, N_ITEMS, K, 7, 11, 0.01f, NULL);
+    th_world_init(&W, &M, NC, 1, compute_update);
 }
 
 /* Destroys (closing its socket) the session of client `i` once it ended. */
 static void destroy_when_done(int i)
 {
-    pthread_mutex_lock(&W.mu);
-    while (!W.cl[i].done)
-        pthread_cond_wait(&W.cv, &W.mu);
-    pthread_mutex_unlock(&W.mu);
+    th_wait_done(&W.cl[i]);
     fedreci_session_destroy(W.cl[i].sess);
     W.cl[i].sess = NULL;
 }
@@ -178,25 +105,26 @@ static void test_vanish_at_each_stage(void **state)
         for (int i = 0; i < 4; i++)
             if (i != 1)
                 destroy_when_done(i);
-        assert_int_equal(W.ended, 1);
-        assert_int_equal(W.st.completed, 1);
-        assert_int_equal(W.st.cohort, 4);
+        assert_int_equal(W.round[0].done, 1);
+        assert_int_equal(W.round[0].st.completed, 1);
+        assert_int_equal(W.round[0].st.cohort, 4);
         for (int s = 0; s < 4; s++)
-            assert_int_equal(W.st.dropped[s], s == stage ? 1u : 0u);
-        assert_int_equal(W.st.survivors, stage == 3 ? 4u : 3u);
+            assert_int_equal(W.round[0].st.dropped[s], s == stage ? 1u : 0u);
+        assert_int_equal(W.round[0].st.survivors, stage == 3 ? 4u : 3u);
         uint32_t oracle[D];
         memset(oracle, 0, sizeof oracle);
         for (int i = 0; i < 4; i++) {
             int survivor = i != 1 || stage == 3;
-            assert_int_equal(W.cl[i].has_q, survivor);
+            assert_int_equal(W.cl[i].has_q[0], survivor);
             if (survivor)
                 for (int j = 0; j < D; j++)
-                    oracle[j] += W.cl[i].q[j];
+                    oracle[j] += W.cl[i].q[0][j];
             if (i != 1)
                 assert_int_equal(W.cl[i].res.outcome, FEDRECI_SESSION_COMPLETED);
         }
-        assert_memory_equal(oracle, W.sum, sizeof oracle);
-        assert_int_equal(oracle[D - 1], W.st.survivors); /* the weights */
+        assert_memory_equal(oracle, W.round[0].sum, sizeof oracle);
+        assert_int_equal(oracle[D - 1], W.round[0].st.survivors); /* the weights */
+        th_check_oracle(&W, 0); /* the same, by the recorded survivor ids */
         fedreci_coord_destroy(c);
     }
 }
@@ -229,26 +157,24 @@ static void test_vanish_while_waiting(void **state)
     assert_int_equal(fedreci_coord_wait(c, 120000), FEDREC_OK);
     for (int i = 0; i < 3; i++)
         destroy_when_done(i);
-    assert_int_equal(W.st.completed, 1);
-    assert_int_equal(W.st.cohort, 3);
+    assert_int_equal(W.round[0].st.completed, 1);
+    assert_int_equal(W.round[0].st.cohort, 3);
     /* the cohort is clients 0..2 (ids are BLAKE2b of their keys, sorted) */
     for (int i = 0; i < 3; i++) {
         int found = 0;
         for (int j = 0; j < 3; j++)
-            found += W.cohort[j] == W.cl[i].id;
+            found += W.round[0].cohort[j] == W.cl[i].id;
         assert_int_equal(found, 1);
     }
+    th_check_oracle(&W, 0);
     fedreci_coord_destroy(c);
 }
 
 int main(void)
 {
-    if (sodium_init() < 0)
-        return 1;
-    fedreci_log_set_level(FEDRECI_LOG_ERROR);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_vanish_at_each_stage),
         cmocka_unit_test(test_vanish_while_waiting),
     };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    return TH_RUN(tests);
 }

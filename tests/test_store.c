@@ -21,74 +21,12 @@
 #include <sodium.h>
 
 #include "client/store.h"
+#include "harness.h"
 
 static const uint8_t KEY_A[32] = {1,  2,  3,  4,  5,  6,  7,  8,  9,  10, 11, 12, 13, 14, 15, 16,
                                   17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30, 31, 32};
 static const uint8_t KEY_B[32] = {32, 31, 30, 29, 28, 27, 26, 25, 24, 23, 22, 21, 20, 19, 18, 17,
                                   16, 15, 14, 13, 12, 11, 10, 9,  8,  7,  6,  5,  4,  3,  2,  1};
-
-static char *tmpdir_make(void)
-{
-    char tmpl[] = "/tmp/fedrec-store-XXXXXX";
-    char *d = mkdtemp(tmpl);
-    assert_non_null(d);
-    return strdup(d);
-}
-
-static void rm_rf(const char *dir)
-{
-    DIR *d = opendir(dir);
-    if (!d)
-        return;
-    struct dirent *e;
-    while ((e = readdir(d)) != NULL) {
-        if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, ".."))
-            continue;
-        char p[4096];
-        snprintf(p, sizeof p, "%s/%s", dir, e->d_name);
-        unlink(p);
-    }
-    closedir(d);
-    rmdir(dir);
-}
-
-static char *sub(const char *dir, const char *name)
-{
-    static char p[4][4096];
-    static int i;
-    i = (i + 1) % 4;
-    snprintf(p[i], sizeof p[i], "%s/%s", dir, name);
-    return p[i];
-}
-
-/* BLAKE2b over every file's name, size and content, in name order. */
-static void hash_dir(const char *dir, uint8_t out[32])
-{
-    struct dirent **list = NULL;
-    int n = scandir(dir, &list, NULL, alphasort);
-    assert_true(n >= 0);
-    crypto_generichash_state st;
-    crypto_generichash_init(&st, NULL, 0, 32);
-    for (int i = 0; i < n; i++) {
-        const char *name = list[i]->d_name;
-        if (strcmp(name, ".") && strcmp(name, "..")) {
-            crypto_generichash_update(&st, (const uint8_t *)name, strlen(name) + 1);
-            FILE *f = fopen(sub(dir, name), "rb");
-            assert_non_null(f);
-            uint8_t buf[4096];
-            size_t r, total = 0;
-            while ((r = fread(buf, 1, sizeof buf, f)) > 0) {
-                crypto_generichash_update(&st, buf, r);
-                total += r;
-            }
-            fclose(f);
-            crypto_generichash_update(&st, (const uint8_t *)&total, sizeof total);
-        }
-        free(list[i]);
-    }
-    free(list);
-    crypto_generichash_final(&st, out, 32);
-}
 
 static fedreci_store *open_raw(const char *dir, const uint8_t *key)
 {
@@ -125,20 +63,20 @@ static void expect_open_error(const char *dir, const uint8_t *key, fedrec_err wa
                               const char *names)
 {
     uint8_t before[32], after[32];
-    hash_dir(dir, before);
+    th_hash_dir(dir, before);
     fedreci_store *s = NULL;
     fedrec_err e = fedreci_store_open(&s, dir, FEDRECI_KEY_RAW, key, 32, 0, 0);
     assert_int_equal(e, want);
     assert_null(s);
     if (!strstr(fedrec_errmsg(), names))
         fail_msg("error message '%s' does not name '%s'", fedrec_errmsg(), names);
-    hash_dir(dir, after);
+    th_hash_dir(dir, after);
     assert_memory_equal(before, after, 32);
 }
 
 static void test_roundtrip(void **state)
 {
-    char *dir = tmpdir_make();
+    char *dir = th_tmpdir("store");
     fedreci_store *s = open_raw(dir, KEY_A);
     assert_int_equal(fedreci_store_participation(s), 1);
     uint8_t pk[32];
@@ -218,53 +156,43 @@ static void test_roundtrip(void **state)
     assert_int_equal(seq, 4);
     fedreci_store_close(s);
     fedreci_store_close(NULL);
-    rm_rf(dir);
+    th_rm_rf(dir);
     free(dir);
+}
+
+/* The writer of test_kill9_loses_nothing_acknowledged: appends C1, C2, ...
+ * (codes mod 997) in its own process. */
+struct kill9_writer {
+    const char *dir;
+    fedreci_store *s;
+};
+
+static int kill9_open(void *arg)
+{
+    struct kill9_writer *w = arg;
+    return fedreci_store_open(&w->s, w->dir, FEDRECI_KEY_RAW, KEY_A, 32, 0, 0) != FEDREC_OK;
+}
+
+static int kill9_append(void *arg, uint64_t i)
+{
+    struct kill9_writer *w = arg;
+    char code[32];
+    snprintf(code, sizeof code, "C%u", (unsigned)(i % 997));
+    uint64_t seq = 0;
+    if (fedreci_store_add_purchase(w->s, code, 1300000000 + (int64_t)i, (uint32_t)(i % 7 + 1),
+                                   &seq))
+        return 1;
+    return seq != i; /* the store's sequence number is the acknowledgement */
 }
 
 /* kill -9 in the middle of a stream of appends loses no acknowledged event. */
 static void test_kill9_loses_nothing_acknowledged(void **state)
 {
-    char *dir = tmpdir_make();
+    char *dir = th_tmpdir("store");
     fedreci_store_close(open_raw(dir, KEY_A)); /* create before forking */
-    int fds[2];
-    assert_int_equal(pipe(fds), 0);
-    pid_t pid = fork();
-    assert_true(pid >= 0);
-    if (pid == 0) {
-        close(fds[0]);
-        fedreci_store *s = NULL;
-        if (fedreci_store_open(&s, dir, FEDRECI_KEY_RAW, KEY_A, 32, 0, 0))
-            _exit(3);
-        for (uint32_t i = 1; i < 1000000; i++) {
-            char code[32];
-            snprintf(code, sizeof code, "C%u", i % 997);
-            uint64_t seq = 0;
-            if (fedreci_store_add_purchase(s, code, 1300000000 + i, i % 7 + 1, &seq))
-                _exit(4);
-            if (write(fds[1], &seq, sizeof seq) != sizeof seq)
-                _exit(5);
-        }
-        _exit(0);
-    }
-    close(fds[1]);
-    /* Wait for 300 acknowledgements, then kill the writer mid-stream. */
-    uint64_t acked = 0, seq;
-    while (acked < 300 && read(fds[0], &seq, sizeof seq) == sizeof seq) {
-        assert_int_equal(seq, acked + 1);
-        acked = seq;
-    }
-    assert_int_equal(kill(pid, SIGKILL), 0);
-    int status = 0;
-    assert_int_equal(waitpid(pid, &status, 0), pid);
-    assert_true(WIFSIGNALED(status));
-    assert_int_equal(WTERMSIG(status), SIGKILL);
-    while (read(fds[0], &seq, sizeof seq) == sizeof seq) {
-        assert_int_equal(seq, acked + 1);
-        acked = seq;
-    }
-    close(fds[0]);
-    assert_true(acked >= 300);
+    /* 300 acknowledgements, then the writer is killed mid-stream */
+    struct kill9_writer wr = {dir, NULL};
+    uint64_t acked = th_kill9_writer(kill9_open, kill9_append, &wr, 300);
 
     fedreci_store *s = open_raw(dir, KEY_A);
     size_t n = 0;
@@ -282,7 +210,7 @@ static void test_kill9_loses_nothing_acknowledged(void **state)
         assert_int_equal(p[i - 1].quantity, i % 7 + 1);
     }
     fedreci_store_close(s);
-    rm_rf(dir);
+    th_rm_rf(dir);
     free(dir);
 }
 
@@ -301,7 +229,7 @@ static void make_store_with_events(const char *dir, const uint8_t *key)
 
 static void test_wrong_key(void **state)
 {
-    char *dir = tmpdir_make();
+    char *dir = th_tmpdir("store");
     make_store_with_events(dir, KEY_A);
     expect_open_error(dir, KEY_B, FEDREC_ERR_BADKEY, "meta");
     /* A passphrase on a raw-key store is a key error too. */
@@ -315,13 +243,13 @@ static void test_wrong_key(void **state)
     fedreci_store_purchases(s, &n);
     assert_int_equal(n, 4);
     fedreci_store_close(s);
-    rm_rf(dir);
+    th_rm_rf(dir);
     free(dir);
 }
 
 static void test_passphrase(void **state)
 {
-    char *dir = tmpdir_make();
+    char *dir = th_tmpdir("store");
     const char *pass = "correct horse battery staple";
     fedreci_store *s = NULL;
     assert_int_equal(fedreci_store_open(&s, dir, FEDRECI_KEY_PASSPHRASE, (const uint8_t *)pass,
@@ -331,7 +259,7 @@ static void test_passphrase(void **state)
     assert_int_equal(fedreci_store_add_purchase(s, "85123A", 1291191960, 6, NULL), FEDREC_OK);
     fedreci_store_close(s);
     uint8_t before[32], after[32];
-    hash_dir(dir, before);
+    th_hash_dir(dir, before);
     s = NULL;
     assert_int_equal(fedreci_store_open(&s, dir, FEDRECI_KEY_PASSPHRASE,
                                         (const uint8_t *)"wrong horse", 11, 0, 0),
@@ -339,7 +267,7 @@ static void test_passphrase(void **state)
     assert_null(s);
     assert_int_equal(fedreci_store_open(&s, dir, FEDRECI_KEY_RAW, KEY_A, 32, 0, 0),
                      FEDREC_ERR_BADKEY);
-    hash_dir(dir, after);
+    th_hash_dir(dir, after);
     assert_memory_equal(before, after, 32);
     /* The limits stored at creation are used, not the ones passed later. */
     assert_int_equal(fedreci_store_open(&s, dir, FEDRECI_KEY_PASSPHRASE, (const uint8_t *)pass,
@@ -349,32 +277,32 @@ static void test_passphrase(void **state)
     fedreci_store_purchases(s, &n);
     assert_int_equal(n, 1);
     fedreci_store_close(s);
-    rm_rf(dir);
+    th_rm_rf(dir);
     free(dir);
 }
 
 static void test_truncated_and_damaged(void **state)
 {
-    char *dir = tmpdir_make();
+    char *dir = th_tmpdir("store");
     make_store_with_events(dir, KEY_A);
     uint8_t orig[32];
-    hash_dir(dir, orig);
+    th_hash_dir(dir, orig);
     char save[4096];
     snprintf(save, sizeof save, "%s.snapshot", dir);
-    copy_file(sub(dir, "snapshot"), save);
-    off_t sz = file_size(sub(dir, "snapshot"));
+    copy_file(th_path(dir, "snapshot"), save);
+    off_t sz = file_size(th_path(dir, "snapshot"));
 
     /* Truncated snapshot: the final message is missing. */
-    assert_int_equal(truncate(sub(dir, "snapshot"), sz - 1), 0);
+    assert_int_equal(truncate(th_path(dir, "snapshot"), sz - 1), 0);
     expect_open_error(dir, KEY_A, FEDREC_ERR_CORRUPT, "snapshot");
-    assert_int_equal(truncate(sub(dir, "snapshot"), sz / 2), 0);
+    assert_int_equal(truncate(th_path(dir, "snapshot"), sz / 2), 0);
     expect_open_error(dir, KEY_A, FEDREC_ERR_CORRUPT, "snapshot");
-    assert_int_equal(truncate(sub(dir, "snapshot"), 0), 0);
+    assert_int_equal(truncate(th_path(dir, "snapshot"), 0), 0);
     expect_open_error(dir, KEY_A, FEDREC_ERR_CORRUPT, "snapshot");
 
     /* One flipped bit inside the ciphertext. */
-    copy_file(save, sub(dir, "snapshot"));
-    int fd = open(sub(dir, "snapshot"), O_RDWR);
+    copy_file(save, th_path(dir, "snapshot"));
+    int fd = open(th_path(dir, "snapshot"), O_RDWR);
     uint8_t b;
     assert_int_equal(pread(fd, &b, 1, sz - 20), 1);
     b ^= 0x10;
@@ -383,23 +311,23 @@ static void test_truncated_and_damaged(void **state)
     expect_open_error(dir, KEY_A, FEDREC_ERR_CORRUPT, "snapshot");
 
     /* A damaged header checksum in meta. */
-    copy_file(save, sub(dir, "snapshot"));
+    copy_file(save, th_path(dir, "snapshot"));
     snprintf(save, sizeof save, "%s.meta", dir);
-    copy_file(sub(dir, "meta"), save);
-    fd = open(sub(dir, "meta"), O_RDWR);
+    copy_file(th_path(dir, "meta"), save);
+    fd = open(th_path(dir, "meta"), O_RDWR);
     assert_int_equal(pread(fd, &b, 1, 50), 1);
     b ^= 1;
     assert_int_equal(pwrite(fd, &b, 1, 50), 1);
     close(fd);
     expect_open_error(dir, KEY_A, FEDREC_ERR_CORRUPT, "meta");
-    copy_file(save, sub(dir, "meta"));
+    copy_file(save, th_path(dir, "meta"));
     unlink(save);
     snprintf(save, sizeof save, "%s.snapshot", dir);
     unlink(save);
 
     /* Back to the original bytes: it opens and nothing was lost. */
     uint8_t now[32];
-    hash_dir(dir, now);
+    th_hash_dir(dir, now);
     assert_memory_equal(now, orig, 32);
     fedreci_store *s = open_raw(dir, KEY_A);
     size_t n;
@@ -409,8 +337,8 @@ static void test_truncated_and_damaged(void **state)
     assert_int_equal(fedreci_store_add_purchase(s, "A", 1, 1, NULL), FEDREC_OK);
     assert_int_equal(fedreci_store_add_purchase(s, "B", 2, 1, NULL), FEDREC_OK);
     fedreci_store_close(s);
-    off_t lsz = file_size(sub(dir, "log"));
-    fd = open(sub(dir, "log"), O_RDWR);
+    off_t lsz = file_size(th_path(dir, "log"));
+    fd = open(th_path(dir, "log"), O_RDWR);
     /* The log header (prefix, stream header, two counter slots) is 104
      * bytes; byte 114 is inside the first frame's ciphertext. */
     assert_int_equal(pread(fd, &b, 1, 104 + 10), 1);
@@ -419,7 +347,7 @@ static void test_truncated_and_damaged(void **state)
     close(fd);
     assert_true(lsz > 114);
     expect_open_error(dir, KEY_A, FEDREC_ERR_CORRUPT, "log");
-    rm_rf(dir);
+    th_rm_rf(dir);
     free(dir);
 }
 
@@ -453,22 +381,22 @@ static void spill(const char *path, const uint8_t *b, size_t n)
  * starts a new generation that holds them. */
 static void test_torn_tail_recovers(void **state)
 {
-    char *dir = tmpdir_make();
+    char *dir = th_tmpdir("store");
     fedreci_store *s = open_raw(dir, KEY_A);
     for (int i = 0; i < 5; i++)
         assert_int_equal(fedreci_store_add_purchase(s, "85123A", 1000 + i, 1, NULL), FEDREC_OK);
     size_t n5 = 0, n6 = 0;
-    uint8_t *log5 = slurp(sub(dir, "log"), &n5);
+    uint8_t *log5 = slurp(th_path(dir, "log"), &n5);
     assert_int_equal(fedreci_store_add_purchase(s, "85123A", 1005, 1, NULL), FEDREC_OK);
     fedreci_store_close(s);
-    uint8_t *log6 = slurp(sub(dir, "log"), &n6);
+    uint8_t *log6 = slurp(th_path(dir, "log"), &n6);
     assert_true(n6 > n5 + 7);
     /* log5's bytes (counter 5), then all but the last 7 bytes of frame 6. */
     uint8_t *torn = malloc(n6);
     assert_non_null(torn);
     memcpy(torn, log5, n5);
     memcpy(torn + n5, log6 + n5, n6 - n5 - 7);
-    spill(sub(dir, "log"), torn, n6 - 7);
+    spill(th_path(dir, "log"), torn, n6 - 7);
     s = open_raw(dir, KEY_A);
     assert_int_equal(fedreci_store_lost(s), 0);
     size_t n;
@@ -483,7 +411,7 @@ static void test_torn_tail_recovers(void **state)
     assert_string_equal(p[5].code, "X");
     fedreci_store_close(s);
     /* A zero-filled tail (power loss after the size grew) is torn too. */
-    int fd = open(sub(dir, "log"), O_WRONLY | O_APPEND);
+    int fd = open(th_path(dir, "log"), O_WRONLY | O_APPEND);
     uint8_t zeros[100] = {0};
     assert_int_equal(write(fd, zeros, sizeof zeros), (ssize_t)sizeof zeros);
     close(fd);
@@ -501,7 +429,7 @@ static void test_torn_tail_recovers(void **state)
     free(torn);
     free(log5);
     free(log6);
-    rm_rf(dir);
+    th_rm_rf(dir);
     free(dir);
 }
 
@@ -510,37 +438,37 @@ static void test_torn_tail_recovers(void **state)
  * app can keep what is left. */
 static void test_lost_tail_is_an_error(void **state)
 {
-    char *dir = tmpdir_make();
+    char *dir = th_tmpdir("store");
     fedreci_store *s = open_raw(dir, KEY_A);
     off_t end[11];
-    end[0] = file_size(sub(dir, "log"));
+    end[0] = file_size(th_path(dir, "log"));
     for (int i = 1; i <= 10; i++) {
         assert_int_equal(fedreci_store_add_purchase(s, "85123A", 1000 + i, 1, NULL), FEDREC_OK);
-        end[i] = file_size(sub(dir, "log"));
+        end[i] = file_size(th_path(dir, "log"));
     }
     fedreci_store_close(s);
     char save[4096];
     snprintf(save, sizeof save, "%s.log", dir);
-    copy_file(sub(dir, "log"), save);
+    copy_file(th_path(dir, "log"), save);
 
     /* Cut at the boundary after event 8: 2 committed events are missing. */
-    assert_int_equal(truncate(sub(dir, "log"), end[8]), 0);
+    assert_int_equal(truncate(th_path(dir, "log"), end[8]), 0);
     expect_open_error(dir, KEY_A, FEDREC_ERR_LOST_EVENTS, "log: 2 committed events are missing");
     assert_non_null(strstr(fedrec_errmsg(), "holds 8 of the 10"));
     /* Cut in the middle of frame 4 ("a log cut in half"): 7 are missing,
      * not a torn write. */
-    copy_file(save, sub(dir, "log"));
-    assert_int_equal(truncate(sub(dir, "log"), end[3] + (end[4] - end[3]) / 2), 0);
+    copy_file(save, th_path(dir, "log"));
+    assert_int_equal(truncate(th_path(dir, "log"), end[3] + (end[4] - end[3]) / 2), 0);
     expect_open_error(dir, KEY_A, FEDREC_ERR_LOST_EVENTS, "log: 7 committed events are missing");
     /* Every event cut: 10 missing. */
-    assert_int_equal(truncate(sub(dir, "log"), end[0]), 0);
+    assert_int_equal(truncate(th_path(dir, "log"), end[0]), 0);
     expect_open_error(dir, KEY_A, FEDREC_ERR_LOST_EVENTS, "10 committed events are missing");
 
     /* Keeping what is left: the 8 events before the cut. */
-    copy_file(save, sub(dir, "log"));
-    assert_int_equal(truncate(sub(dir, "log"), end[8]), 0);
+    copy_file(save, th_path(dir, "log"));
+    assert_int_equal(truncate(th_path(dir, "log"), end[8]), 0);
     uint8_t before[32], after[32];
-    hash_dir(dir, before);
+    th_hash_dir(dir, before);
     s = NULL;
     assert_int_equal(fedreci_store_open_flags(&s, dir, FEDRECI_KEY_RAW, KEY_A, 32, 0, 0,
                                               FEDRECI_OPEN_KEEP_PARTIAL),
@@ -550,7 +478,7 @@ static void test_lost_tail_is_an_error(void **state)
     const fedreci_store_purchase *p = fedreci_store_purchases(s, &n);
     assert_int_equal(n, 8);
     assert_int_equal(p[7].time, 1008);
-    hash_dir(dir, after);
+    th_hash_dir(dir, after);
     assert_memory_equal(before, after, 32); /* still nothing written */
     /* The next update makes the loss permanent (a new generation). */
     uint64_t seq = 0;
@@ -564,7 +492,7 @@ static void test_lost_tail_is_an_error(void **state)
     assert_string_equal(p[8].code, "X");
     fedreci_store_close(s);
     unlink(save);
-    rm_rf(dir);
+    th_rm_rf(dir);
     free(dir);
 }
 
@@ -578,7 +506,7 @@ static void stamp(const char *dir, file_stamp st[3])
     static const char *const names[3] = {"meta", "snapshot", "log"};
     for (int i = 0; i < 3; i++) {
         struct stat sb;
-        assert_int_equal(stat(sub(dir, names[i]), &sb), 0);
+        assert_int_equal(stat(th_path(dir, names[i]), &sb), 0);
         st[i].mtime = sb.st_mtim;
         st[i].ctime = sb.st_ctim;
         st[i].size = sb.st_size;
@@ -601,11 +529,11 @@ static void assert_stamps_equal(const file_stamp *a, const file_stamp *b)
  * snapshot is not rewritten) and everything reads back. */
 static void test_open_writes_nothing(void **state)
 {
-    char *dir = tmpdir_make();
+    char *dir = th_tmpdir("store");
     make_store_with_events(dir, KEY_A);
     uint8_t h0[32], h1[32];
     file_stamp t0[3], t1[3];
-    hash_dir(dir, h0);
+    th_hash_dir(dir, h0);
     stamp(dir, t0);
     for (int round = 0; round < 2; round++) {
         fedreci_store *s = open_raw(dir, KEY_A);
@@ -615,19 +543,19 @@ static void test_open_writes_nothing(void **state)
         assert_int_equal(fedreci_store_participation(s), 1);
         fedreci_store_close(s);
     }
-    hash_dir(dir, h1);
+    th_hash_dir(dir, h1);
     stamp(dir, t1);
     assert_memory_equal(h0, h1, 32);
     assert_stamps_equal(t0, t1);
 
     /* Appending continues the log: the snapshot and meta keep their bytes. */
     size_t sn0, sn1;
-    uint8_t *snap0 = slurp(sub(dir, "snapshot"), &sn0);
+    uint8_t *snap0 = slurp(th_path(dir, "snapshot"), &sn0);
     fedreci_store *s = open_raw(dir, KEY_A);
     assert_int_equal(fedreci_store_add_purchase(s, "22423", 1291191970, 4, NULL), FEDREC_OK);
     assert_int_equal(fedreci_store_set_participation(s, 0), FEDREC_OK);
     fedreci_store_close(s);
-    uint8_t *snap1 = slurp(sub(dir, "snapshot"), &sn1);
+    uint8_t *snap1 = slurp(th_path(dir, "snapshot"), &sn1);
     assert_int_equal(sn0, sn1);
     assert_memory_equal(snap0, snap1, sn0);
     s = open_raw(dir, KEY_A);
@@ -641,7 +569,7 @@ static void test_open_writes_nothing(void **state)
     fedreci_store_close(s);
     free(snap0);
     free(snap1);
-    rm_rf(dir);
+    th_rm_rf(dir);
     free(dir);
 }
 
@@ -650,15 +578,15 @@ static void test_open_writes_nothing(void **state)
  * without being written, and its first update migrates it. */
 static void test_format1_store_migrates(void **state)
 {
-    char *dir = tmpdir_make();
+    char *dir = th_tmpdir("store");
     static const char *const names[3] = {"meta", "snapshot", "log"};
     for (int i = 0; i < 3; i++) {
         char from[4096];
         snprintf(from, sizeof from, "%s/store_format1/%s", FEDREC_VECTORS_DIR, names[i]);
-        copy_file(from, sub(dir, names[i]));
+        copy_file(from, th_path(dir, names[i]));
     }
     uint8_t h0[32], h1[32];
-    hash_dir(dir, h0);
+    th_hash_dir(dir, h0);
     fedreci_store *s = open_raw(dir, KEY_A);
     size_t n;
     const fedreci_store_purchase *p = fedreci_store_purchases(s, &n);
@@ -671,14 +599,14 @@ static void test_format1_store_migrates(void **state)
     assert_string_equal(p[2].code, "22752");
     assert_int_equal(p[2].time, 1291192080);
     fedreci_store_close(s);
-    hash_dir(dir, h1);
+    th_hash_dir(dir, h1);
     assert_memory_equal(h0, h1, 32);
     /* The first update writes the new format. */
     s = open_raw(dir, KEY_A);
     assert_int_equal(fedreci_store_add_purchase(s, "21730", 1291192100, 1, NULL), FEDREC_OK);
     fedreci_store_close(s);
     size_t ln;
-    uint8_t *log = slurp(sub(dir, "log"), &ln);
+    uint8_t *log = slurp(th_path(dir, "log"), &ln);
     assert_true(ln > 8);
     assert_memory_equal(log, "FRLOG002", 8);
     free(log);
@@ -688,34 +616,34 @@ static void test_format1_store_migrates(void **state)
     assert_string_equal(p[3].code, "21730");
     assert_int_equal(p[3].seq, 4);
     fedreci_store_close(s);
-    rm_rf(dir);
+    th_rm_rf(dir);
     free(dir);
 }
 
 static void test_other_store(void **state)
 {
-    char *a = tmpdir_make(), *b = tmpdir_make();
+    char *a = th_tmpdir("store"), *b = th_tmpdir("store");
     make_store_with_events(a, KEY_A);
     make_store_with_events(b, KEY_A); /* same app key, a different store */
     char save[4096];
     snprintf(save, sizeof save, "%s.keep", a);
-    copy_file(sub(a, "snapshot"), save);
-    copy_file(sub(b, "snapshot"), sub(a, "snapshot"));
+    copy_file(th_path(a, "snapshot"), save);
+    copy_file(th_path(b, "snapshot"), th_path(a, "snapshot"));
     expect_open_error(a, KEY_A, FEDREC_ERR_CORRUPT, "another store");
-    copy_file(save, sub(a, "snapshot"));
-    copy_file(sub(a, "log"), save);
-    copy_file(sub(b, "log"), sub(a, "log"));
+    copy_file(save, th_path(a, "snapshot"));
+    copy_file(th_path(a, "log"), save);
+    copy_file(th_path(b, "log"), th_path(a, "log"));
     expect_open_error(a, KEY_A, FEDREC_ERR_CORRUPT, "another store");
-    copy_file(save, sub(a, "log"));
+    copy_file(save, th_path(a, "log"));
     unlink(save);
     /* The whole of another client's store under a different key. */
-    char *c = tmpdir_make();
+    char *c = th_tmpdir("store");
     make_store_with_events(c, KEY_B);
     expect_open_error(c, KEY_A, FEDREC_ERR_BADKEY, "wrong key");
     fedreci_store_close(open_raw(a, KEY_A));
-    rm_rf(a);
-    rm_rf(b);
-    rm_rf(c);
+    th_rm_rf(a);
+    th_rm_rf(b);
+    th_rm_rf(c);
     free(a);
     free(b);
     free(c);
@@ -723,7 +651,7 @@ static void test_other_store(void **state)
 
 static void test_forget_leaves_nothing(void **state)
 {
-    char *dir = tmpdir_make();
+    char *dir = th_tmpdir("store");
     make_store_with_events(dir, KEY_A);
     fedreci_store *s = open_raw(dir, KEY_A);
     float y[4] = {1, 2, 3, 4};
@@ -736,7 +664,7 @@ static void test_forget_leaves_nothing(void **state)
 
     /* With an app file in the directory, only the store's files go. */
     assert_int_equal(mkdir(dir, 0700), 0);
-    FILE *f = fopen(sub(dir, "app-settings"), "w");
+    FILE *f = fopen(th_path(dir, "app-settings"), "w");
     assert_non_null(f);
     fputs("theme=dark\n", f);
     fclose(f);
@@ -758,13 +686,13 @@ static void test_forget_leaves_nothing(void **state)
     fedreci_store_purchases(s, &n);
     assert_int_equal(n, 0);
     fedreci_store_close(s);
-    rm_rf(dir);
+    th_rm_rf(dir);
     free(dir);
 }
 
 static void test_compact_keeps_state(void **state)
 {
-    char *dir = tmpdir_make();
+    char *dir = th_tmpdir("store");
     fedreci_store *s = open_raw(dir, KEY_A);
     for (int i = 0; i < 10; i++) {
         assert_int_equal(fedreci_store_add_purchase(s, "P", i, 1, NULL), FEDREC_OK);
@@ -786,7 +714,7 @@ static void test_compact_keeps_state(void **state)
     fedreci_store_ledger(s, &n);
     assert_int_equal(n, 1);
     fedreci_store_close(s);
-    rm_rf(dir);
+    th_rm_rf(dir);
     free(dir);
 }
 
@@ -794,7 +722,7 @@ static void test_compact_keeps_state(void **state)
  * naming the log, with the other files untouched; putting it back opens. */
 static void test_missing_log_refused(void **state)
 {
-    char *dir = tmpdir_make();
+    char *dir = th_tmpdir("store");
     make_store_with_events(dir, KEY_A); /* 2 events in the snapshot, 2 in the log */
     fedreci_store *s = open_raw(dir, KEY_A);
     assert_int_equal(fedreci_store_set_participation(s, 0), FEDREC_OK);
@@ -802,14 +730,14 @@ static void test_missing_log_refused(void **state)
     fedreci_store_close(s);
     char save[4096];
     snprintf(save, sizeof save, "%s.log", dir);
-    copy_file(sub(dir, "log"), save);
-    assert_int_equal(unlink(sub(dir, "log")), 0);
+    copy_file(th_path(dir, "log"), save);
+    assert_int_equal(unlink(th_path(dir, "log")), 0);
     expect_open_error(dir, KEY_A, FEDREC_ERR_CORRUPT, "/log: missing");
     /* Refused again: the failed open wrote nothing (no new log either). */
     expect_open_error(dir, KEY_A, FEDREC_ERR_CORRUPT, "/log: missing");
     struct stat st;
-    assert_int_equal(stat(sub(dir, "log"), &st), -1);
-    copy_file(save, sub(dir, "log"));
+    assert_int_equal(stat(th_path(dir, "log"), &st), -1);
+    copy_file(save, th_path(dir, "log"));
     unlink(save);
     s = open_raw(dir, KEY_A);
     size_t n;
@@ -821,14 +749,14 @@ static void test_missing_log_refused(void **state)
 
     /* A store just created and closed, with no event: its log is required
      * too (a later session's events would go there). */
-    rm_rf(dir);
+    th_rm_rf(dir);
     fedreci_store_close(open_raw(dir, KEY_A));
     fedreci_store_close(open_raw(dir, KEY_A)); /* reopens */
-    assert_int_equal(unlink(sub(dir, "log")), 0);
+    assert_int_equal(unlink(th_path(dir, "log")), 0);
     expect_open_error(dir, KEY_A, FEDREC_ERR_CORRUPT, "/log: missing");
 
     /* Just after an explicit compaction (the log holds no event yet). */
-    rm_rf(dir);
+    th_rm_rf(dir);
     s = open_raw(dir, KEY_A);
     assert_int_equal(fedreci_store_add_purchase(s, "A", 1, 1, NULL), FEDREC_OK);
     assert_int_equal(fedreci_store_compact(s), FEDREC_OK);
@@ -837,9 +765,9 @@ static void test_missing_log_refused(void **state)
     fedreci_store_purchases(s, &n);
     assert_int_equal(n, 1);
     fedreci_store_close(s);
-    assert_int_equal(unlink(sub(dir, "log")), 0);
+    assert_int_equal(unlink(th_path(dir, "log")), 0);
     expect_open_error(dir, KEY_A, FEDREC_ERR_CORRUPT, "/log: missing");
-    rm_rf(dir);
+    th_rm_rf(dir);
     free(dir);
 }
 
@@ -848,17 +776,17 @@ static void test_missing_log_refused(void **state)
  * snapshot is in place, the new log is not. */
 static void test_compaction_crash_points_open(void **state)
 {
-    char *dir = tmpdir_make();
+    char *dir = th_tmpdir("store");
     /* Creation: meta, then the first snapshot, then (fails) the first log.
      * That snapshot does not require a log: nothing was ever recorded. */
-    assert_int_equal(mkdir(sub(dir, "log.tmp"), 0700), 0);
+    assert_int_equal(mkdir(th_path(dir, "log.tmp"), 0700), 0);
     fedreci_store *s = NULL;
     assert_int_equal(fedreci_store_open(&s, dir, FEDRECI_KEY_RAW, KEY_A, 32, 0, 0), FEDREC_ERR_IO);
     assert_null(s);
     struct stat st;
-    assert_int_equal(stat(sub(dir, "snapshot"), &st), 0);
-    assert_int_equal(stat(sub(dir, "log"), &st), -1);
-    assert_int_equal(rmdir(sub(dir, "log.tmp")), 0);
+    assert_int_equal(stat(th_path(dir, "snapshot"), &st), 0);
+    assert_int_equal(stat(th_path(dir, "log"), &st), -1);
+    assert_int_equal(rmdir(th_path(dir, "log.tmp")), 0);
     s = open_raw(dir, KEY_A);
     size_t n;
     fedreci_store_purchases(s, &n);
@@ -871,16 +799,16 @@ static void test_compaction_crash_points_open(void **state)
      * the log is still generation g's, stale: every event is in the snapshot. */
     s = open_raw(dir, KEY_A);
     assert_int_equal(fedreci_store_add_purchase(s, "B", 2, 1, NULL), FEDREC_OK);
-    assert_int_equal(mkdir(sub(dir, "log.tmp"), 0700), 0);
+    assert_int_equal(mkdir(th_path(dir, "log.tmp"), 0700), 0);
     assert_int_equal(fedreci_store_compact(s), FEDREC_ERR_IO);
     fedreci_store_close(s);
-    assert_int_equal(rmdir(sub(dir, "log.tmp")), 0);
+    assert_int_equal(rmdir(th_path(dir, "log.tmp")), 0);
     /* Leftover temporary files (a crash before a rename) are ignored. */
-    FILE *f = fopen(sub(dir, "snapshot.tmp"), "wb");
+    FILE *f = fopen(th_path(dir, "snapshot.tmp"), "wb");
     assert_non_null(f);
     fputs("half-written", f);
     fclose(f);
-    f = fopen(sub(dir, "log.tmp"), "wb");
+    f = fopen(th_path(dir, "log.tmp"), "wb");
     assert_non_null(f);
     fclose(f);
     s = open_raw(dir, KEY_A);
@@ -889,19 +817,14 @@ static void test_compaction_crash_points_open(void **state)
     assert_string_equal(p[1].code, "B");
     fedreci_store_close(s);
     /* And that reopen required its log again. */
-    assert_int_equal(unlink(sub(dir, "log")), 0);
+    assert_int_equal(unlink(th_path(dir, "log")), 0);
     expect_open_error(dir, KEY_A, FEDREC_ERR_CORRUPT, "/log: missing");
-    rm_rf(dir);
+    th_rm_rf(dir);
     free(dir);
 }
 
 int main(void)
 {
-    if (sodium_init() < 0)
-        return 1;
-    /* scripts/arm64.sh skips the fork + SIGKILL tests under qemu-user. */
-    if (getenv("FEDREC_TEST_SKIP"))
-        cmocka_set_skip_filter(getenv("FEDREC_TEST_SKIP"));
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_roundtrip),
         cmocka_unit_test(test_kill9_loses_nothing_acknowledged),
@@ -918,5 +841,5 @@ int main(void)
         cmocka_unit_test(test_missing_log_refused),
         cmocka_unit_test(test_compaction_crash_points_open),
     };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    return TH_RUN(tests);
 }

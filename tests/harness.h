@@ -1,0 +1,56 @@
+/*
+ * The shared test fixture (tests/harness.c), part one: what every test
+ * program may use, the client-only build included. A test's main
+ * (TH_RUN), temporary directories (make, hash to prove bytes unchanged,
+ * remove), and a writer killed with SIGKILL in mid-stream (durability
+ * tests). tests/harness_engine.h adds a coordinator with test clients.
+ *
+ * Every helper fails the running cmocka test (fail_msg / assert_*) on an
+ * unexpected error, so it may be called only from the test's own thread.
+ */
+#ifndef FEDREC_TESTS_HARNESS_H
+#define FEDREC_TESTS_HARNESS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* ---- running the tests ----------------------------------------------------- */
+
+struct CMUnitTest;
+
+/* A test program's main: initializes libsodium, logs errors only, keeps the
+ * tests named by FEDREC_TEST_FILTER and skips those named by
+ * FEDREC_TEST_SKIP (cmocka patterns) when set, and runs the n tests; returns the number that failed
+ * (or 1 when libsodium cannot start). TH_RUN(tests) passes an array's length. */
+int th_run(const struct CMUnitTest *tests, size_t n);
+#define TH_RUN(tests) th_run((tests), sizeof(tests) / sizeof((tests)[0]))
+
+/* ---- temporary directories ------------------------------------------------ */
+
+/* A new empty directory /tmp/fedrec-<tag>-XXXXXX (heap string: free it). */
+char *th_tmpdir(const char *tag);
+
+/* Removes dir and the files in it (not recursive). Missing: nothing. */
+void th_rm_rf(const char *dir);
+
+/* dir/name in one of four rotating static buffers (valid for the next three
+ * calls). */
+const char *th_path(const char *dir, const char *name);
+
+/* BLAKE2b-256 over every entry of dir in name order: its name, content and
+ * size. Equal hashes: the bytes did not change. */
+void th_hash_dir(const char *dir, uint8_t out[32]);
+
+/* ---- a writer killed in mid-stream ---------------------------------------- */
+
+/* Forks a writer: it calls open(arg) once (non-zero: the child exits 3),
+ * then append(arg, i) for i = 1, 2, ... (non-zero: exits 4), acknowledging
+ * each i over a pipe once append returned. The parent kills it with SIGKILL
+ * once at least `min_acked` were acknowledged, checks that the child died of
+ * that signal and that the acknowledgements came in order 1, 2, ..., and
+ * returns the last one. What append wrote before its acknowledgement must
+ * survive; at most the one in flight may also be there. */
+uint64_t th_kill9_writer(int (*open)(void *arg), int (*append)(void *arg, uint64_t i), void *arg,
+                         uint64_t min_acked);
+
+#endif

@@ -1,0 +1,494 @@
+/* The shared test fixture: a coordinator engine with a world of test clients
+ * (see harness_engine.h). */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+#include "harness_engine.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <nng/protocol/reqrep0/req.h>
+#include <sodium.h>
+
+/* ---- a start model -------------------------------------------------------- */
+
+void th_model_init(th_model *m, uint32_t n_items, uint32_t k, uint32_t mul, uint32_t mod,
+                   float scale, const char *code_fmt)
+{
+    assert_true(n_items <= TH_MAX_ITEMS && (size_t)n_items * k <= TH_MAX_FACTORS);
+    memset(m, 0, sizeof *m);
+    m->n_items = n_items;
+    m->k = k;
+    for (uint32_t i = 0; i < n_items * k; i++)
+        m->y[i] = (float)((int)((i * mul) % mod) - (int)(mod / 2)) * scale;
+    m->has_codes = code_fmt != NULL;
+    for (uint32_t i = 0; code_fmt && i < n_items; i++) {
+        snprintf(m->code_buf[i], sizeof m->code_buf[i], code_fmt, (int)i);
+        m->codes[i] = m->code_buf[i];
+    }
+}
+
+fedreci_coord_model th_model_start(const th_model *m, int with_codes)
+{
+    fedreci_coord_model s = {
+        1, m->n_items, m->k, m->y, with_codes && m->has_codes ? m->codes : NULL, NULL, 0};
+    return s;
+}
+
+/* ---- a coordinator -------------------------------------------------------- */
+
+void th_coord_config(fedreci_coord_config *cfg, const char **url_slot, const char *url)
+{
+    fedreci_coord_config_default(cfg);
+    url_slot[0] = url;
+    cfg->listen_urls = url_slot;
+    cfg->n_listen = 1;
+}
+
+fedreci_coord *th_coord_start(const fedreci_coord_config *cfg, const fedreci_coord_hooks *hooks,
+                              const fedreci_coord_model *m)
+{
+    fedreci_coord *c = NULL;
+    if (fedreci_coord_create(&c, cfg, hooks, m))
+        fail_msg("coordinator create: %s", fedrec_errmsg());
+    if (fedreci_coord_start(c)) {
+        fedreci_coord_destroy(c);
+        fail_msg("coordinator start: %s", fedrec_errmsg());
+    }
+    return c;
+}
+
+uint64_t th_wait_client_bytes(fedreci_coord *c, uint64_t id, int update, uint64_t above)
+{
+    for (;;) {
+        uint64_t upd = 0, tot = 0;
+        fedrec_err e = fedreci_coord_client_bytes(c, id, &upd, &tot);
+        if (e != FEDREC_ERR_NOT_FOUND) {
+            assert_int_equal(e, FEDREC_OK);
+            if ((update ? upd : tot) > above)
+                return update ? upd : tot;
+        }
+        usleep(1000);
+    }
+}
+
+/* ---- a world of test clients: the hooks ----------------------------------- */
+
+void th_checksum(const float *y, size_t n, uint8_t out[32])
+{
+    crypto_generichash(out, 32, (const uint8_t *)y, n * sizeof *y, NULL, 0);
+}
+
+static void on_round_done(void *arg, const fedreci_round_stats *st)
+{
+    th_world *w = arg;
+    pthread_mutex_lock(&w->mu);
+    uint64_t r = st->round_id - w->first_round;
+    if (st->round_id >= w->first_round && r < TH_MAXR) {
+        th_round *rec = &w->round[r];
+        rec->done = 1;
+        rec->st = *st;
+        rec->params = *st->params;
+        rec->st.params = &rec->params;
+        for (uint32_t i = 0; i < st->cohort && i < TH_MAXC; i++)
+            rec->cohort[i] = st->cohort_ids[i];
+        rec->st.cohort_ids = rec->cohort;
+        for (uint32_t i = 0; i < st->survivors && i < TH_MAXC; i++)
+            rec->surv[i] = st->survivor_ids[i];
+        rec->st.survivor_ids = rec->surv;
+        rec->has_sum = st->sum != NULL;
+        if (st->sum)
+            memcpy(rec->sum, st->sum, (size_t)w->d * sizeof *rec->sum);
+        rec->st.sum = st->sum ? rec->sum : NULL;
+        snprintf(rec->reason, sizeof rec->reason, "%s", st->abort_reason ? st->abort_reason : "");
+        rec->st.abort_reason = rec->reason;
+    }
+    pthread_cond_broadcast(&w->cv);
+    pthread_mutex_unlock(&w->mu);
+}
+
+static fedrec_err on_commit(void *arg, uint64_t round_id, uint64_t version, const float *y,
+                            uint32_t n_items, uint32_t k)
+{
+    th_world *w = arg;
+    (void)round_id;
+    (void)version;
+    pthread_mutex_lock(&w->mu);
+    w->commits++;
+    if (n_items != w->model->n_items || k != w->model->k)
+        w->bad_commits++;
+    th_checksum(y, (size_t)n_items * k, w->committed);
+    pthread_cond_broadcast(&w->cv);
+    pthread_mutex_unlock(&w->mu);
+    return FEDREC_OK;
+}
+
+static void on_model(void *arg, const fedreci_wire_model *m)
+{
+    th_client *c = arg;
+    th_world *w = c->w;
+    pthread_mutex_lock(&w->mu);
+    c->got_model++;
+    if (m->n_items != w->model->n_items || m->k != w->model->k || !m->gram ||
+        m->n_item_codes != (w->model->has_codes ? w->model->n_items : 0))
+        w->bad_models++;
+    pthread_mutex_unlock(&w->mu);
+}
+
+static fedrec_err compute_update(void *arg, const fedreci_wire_round *rd, float *x,
+                                 uint32_t *weight)
+{
+    th_client *c = arg;
+    return c->w->compute_update(arg, rd, x, weight);
+}
+
+void th_record_quantized(th_client *c, uint64_t round_id, const uint32_t *q, uint32_t d)
+{
+    th_world *w = c->w;
+    uint64_t r = round_id - w->first_round;
+    pthread_mutex_lock(&w->mu);
+    if (d == w->d && round_id >= w->first_round && r < TH_MAXR) {
+        memcpy(c->q[r], q, (size_t)d * sizeof *q);
+        c->has_q[r] = 1;
+    } else {
+        w->bad_inputs++;
+    }
+    pthread_cond_broadcast(&w->cv);
+    pthread_mutex_unlock(&w->mu);
+}
+
+static void on_quantized(void *arg, uint64_t round_id, const uint32_t *q, uint32_t d)
+{
+    th_record_quantized(arg, round_id, q, d);
+}
+
+static void on_upload(void *arg, uint64_t round_id, int stage, size_t bytes, const char *what,
+                      uint32_t clipped)
+{
+    th_client *c = arg;
+    th_world *w = c->w;
+    (void)what;
+    uint64_t r = round_id - w->first_round;
+    pthread_mutex_lock(&w->mu);
+    c->upload_bytes += bytes;
+    c->stages_sent |= 1u << stage;
+    if (stage == 2 && round_id >= w->first_round && r < TH_MAXR) {
+        if (!c->masked_uploads[r] || clipped < c->clipped_min[r])
+            c->clipped_min[r] = clipped;
+        if (!c->masked_uploads[r] || clipped > c->clipped_max[r])
+            c->clipped_max[r] = clipped;
+        c->masked_uploads[r]++;
+    }
+    pthread_cond_broadcast(&w->cv);
+    pthread_mutex_unlock(&w->mu);
+}
+
+static void on_done(void *arg, const fedreci_session_result *r)
+{
+    th_client *c = arg;
+    th_world *w = c->w;
+    if (r->outcome == FEDRECI_SESSION_DROPPED && w->gone_to)
+        fedreci_coord_client_gone(w->gone_to, c->id);
+    pthread_mutex_lock(&w->mu);
+    c->res = *r;
+    c->done = 1;
+    pthread_cond_broadcast(&w->cv);
+    pthread_mutex_unlock(&w->mu);
+}
+
+/* ---- a world of test clients ---------------------------------------------- */
+
+void th_world_init(th_world *w, const th_model *m, int n, uint64_t first_round,
+                   fedrec_err (*update)(void *, const fedreci_wire_round *, float *, uint32_t *))
+{
+    assert_true(n >= 0 && n <= TH_MAXC);
+    assert_true((size_t)m->n_items * m->k + 1 <= TH_MAXD);
+    memset(w, 0, sizeof *w);
+    pthread_mutex_init(&w->mu, NULL);
+    pthread_cond_init(&w->cv, NULL);
+    w->model = m;
+    w->d = m->n_items * m->k + 1;
+    w->n = n;
+    w->first_round = first_round;
+    w->compute_update = update;
+    for (int i = 0; i < n; i++) {
+        w->cl[i].w = w;
+        crypto_sign_keypair(w->cl[i].pk, w->cl[i].sk);
+        w->cl[i].id = fedreci_secagg_id_from_pk(w->cl[i].pk);
+    }
+    th_checksum(m->y, (size_t)m->n_items * m->k, w->committed);
+}
+
+fedreci_coord_hooks th_world_hooks(th_world *w)
+{
+    fedreci_coord_hooks h = {w, on_round_done, on_commit, NULL, NULL};
+    return h;
+}
+
+th_client *th_client_of(th_world *w, uint64_t id)
+{
+    for (int i = 0; i < w->n; i++)
+        if (w->cl[i].id == id)
+            return &w->cl[i];
+    return NULL;
+}
+
+void th_session_config(fedreci_session_config *cfg, const char *url, const th_client *c)
+{
+    fedreci_session_config_default(cfg);
+    cfg->url = url;
+    cfg->client_id = c->id;
+    cfg->identity_sk = c->sk;
+    cfg->model_version = c->model_version;
+}
+
+fedreci_session *th_session_start(th_client *c, const fedreci_session_config *cfg)
+{
+    fedreci_session_hooks h = {c, on_model, compute_update, on_upload, on_quantized, on_done};
+    fedreci_session *s = NULL;
+    pthread_mutex_lock(&c->w->mu);
+    c->done = 0;
+    pthread_mutex_unlock(&c->w->mu);
+    if (fedreci_session_create(&s, cfg, &h))
+        fail_msg("session create: %s", fedrec_errmsg());
+    assert_int_equal(fedreci_session_start(s), FEDREC_OK);
+    return s;
+}
+
+void th_sessions_finish(fedreci_session **s, int n, fedreci_session_result *res)
+{
+    for (int i = 0; i < n; i++) {
+        fedreci_session_result r;
+        assert_int_equal(fedreci_session_wait(s[i], -1, &r), FEDREC_OK);
+        if (res)
+            res[i] = r;
+        fedreci_session_destroy(s[i]);
+        s[i] = NULL;
+    }
+}
+
+void th_wait_done(th_client *c)
+{
+    pthread_mutex_lock(&c->w->mu);
+    while (!c->done)
+        pthread_cond_wait(&c->w->cv, &c->w->mu);
+    pthread_mutex_unlock(&c->w->mu);
+}
+
+void th_check_world(const th_world *w)
+{
+    assert_int_equal(w->bad_commits, 0);
+    assert_int_equal(w->bad_models, 0);
+    assert_int_equal(w->bad_inputs, 0);
+}
+
+void th_check_oracle(th_world *w, int r)
+{
+    assert_true(r >= 0 && r < TH_MAXR);
+    const th_round *rec = &w->round[r];
+    assert_true(rec->done);
+    assert_true(rec->st.completed);
+    assert_true(rec->has_sum);
+    uint32_t plain[TH_MAXD] = {0};
+    for (uint32_t i = 0; i < rec->st.survivors; i++) {
+        assert_true(i < TH_MAXC);
+        th_client *c = th_client_of(w, rec->surv[i]);
+        assert_non_null(c);
+        assert_true(c->has_q[r]);
+        for (uint32_t j = 0; j < w->d; j++)
+            plain[j] += c->q[r][j];
+    }
+    assert_memory_equal(plain, rec->sum, (size_t)w->d * sizeof *plain);
+    /* the weight coordinate counts the survivors (weight 1 each) */
+    assert_int_equal(plain[w->d - 1], rec->st.survivors);
+    th_check_world(w);
+}
+
+/* ---- a hand-driven client on a raw REQ socket ----------------------------- */
+
+void th_raw_open(th_raw *r, const char *url, int timeout_ms)
+{
+    memset(r, 0, sizeof *r);
+    assert_int_equal(nng_req0_open(&r->sock), 0);
+    assert_int_equal(nng_dial(r->sock, url, NULL, 0), 0);
+    for (int i = 0; i < 2; i++) {
+        assert_int_equal(nng_ctx_open(&r->ctx[i], r->sock), 0);
+        nng_ctx_set_ms(r->ctx[i], NNG_OPT_REQ_RESENDTIME, 0x7fffffff);
+        assert_int_equal(nng_aio_alloc(&r->aio[i], NULL, NULL), 0);
+        nng_aio_set_timeout(r->aio[i], timeout_ms);
+    }
+}
+
+void th_raw_close(th_raw *r)
+{
+    for (int i = 0; i < 2; i++) {
+        nng_aio_stop(r->aio[i]);
+        nng_aio_free(r->aio[i]);
+    }
+    nng_close(r->sock);
+}
+
+void th_raw_keys(th_raw *r, const uint8_t *sk, const uint8_t *mac)
+{
+    r->sk = sk;
+    r->has_mac = mac != NULL;
+    if (mac)
+        memcpy(r->mac, mac, sizeof r->mac);
+}
+
+/* Signs m with r's identity key, or MACs it when it is a masked input and r
+ * has the round's MAC key (docs/protocol.md "Authentication"); a message
+ * that does not decode, or a raw client without keys, sends m as it is. */
+static void raw_auth(const th_raw *r, nng_msg *m)
+{
+    fedreci_wire_env *e = NULL;
+    if (!r->sk || fedreci_wire_decode_msg(m, 1u << 24, &e))
+        return;
+    fedreci_wire_hdr h = fedreci_wire_header(e);
+    int masked = e->body_case == FEDREC__V1__ENVELOPE__BODY_MASKED_INPUT;
+    fedreci_wire_free(e);
+    if (masked && r->has_mac)
+        assert_int_equal(fedreci_wire_mac(m, r->mac), FEDREC_OK);
+    else
+        assert_int_equal(fedreci_wire_sign(m, &h, r->sk), FEDREC_OK);
+}
+
+void th_raw_send(th_raw *r, int i, nng_msg *m)
+{
+    raw_auth(r, m);
+    nng_aio_set_msg(r->aio[i], m);
+    nng_ctx_send(r->ctx[i], r->aio[i]);
+    nng_aio_wait(r->aio[i]);
+    assert_int_equal(nng_aio_result(r->aio[i]), 0);
+    nng_ctx_recv(r->ctx[i], r->aio[i]);
+}
+
+fedreci_wire_env *th_raw_wait(th_raw *r, int i)
+{
+    nng_aio_wait(r->aio[i]);
+    assert_int_equal(nng_aio_result(r->aio[i]), 0);
+    nng_msg *m = nng_aio_get_msg(r->aio[i]);
+    fedreci_wire_env *e = NULL;
+    assert_int_equal(fedreci_wire_decode_msg(m, 1u << 24, &e), FEDREC_OK);
+    nng_msg_free(m);
+    return e;
+}
+
+fedreci_wire_env *th_raw_req(th_raw *r, nng_msg *m)
+{
+    th_raw_send(r, 0, m);
+    return th_raw_wait(r, 0);
+}
+
+void th_raw_abandon(th_raw *r, int i)
+{
+    nng_aio_cancel(r->aio[i]);
+    nng_aio_wait(r->aio[i]);
+    if (nng_aio_result(r->aio[i]) == 0)
+        nng_msg_free(nng_aio_get_msg(r->aio[i]));
+}
+
+void th_expect_error(fedreci_wire_env *e, fedrec_err code)
+{
+    assert_int_equal(e->body_case, FEDREC__V1__ENVELOPE__BODY_ERROR);
+    assert_int_equal(e->error->code, code);
+    fedreci_wire_free(e);
+}
+
+/* ---- a hand-driven SecAgg+ client ----------------------------------------- */
+
+void th_hand_init(th_hand *h, th_client *me, const fedreci_wire_round *rd, uint8_t seed0)
+{
+    memset(h, 0, sizeof *h);
+    h->me = me;
+    h->rd = *rd;
+    uint8_t seed[32] = {seed0};
+    assert_int_equal(fedreci_secagg_client_create(&h->sa, &rd->secagg, me->id, me->sk, seed),
+                     FEDREC_OK);
+    assert_int_equal(fedreci_secagg_client_advertise(h->sa, &h->adv), FEDREC_OK);
+    assert_int_equal(fedreci_secagg_client_mac_key(h->sa, rd->coord_pk, h->mac), FEDREC_OK);
+}
+
+void th_hand_destroy(th_hand *h)
+{
+    fedreci_secagg_client_destroy(h->sa);
+    h->sa = NULL;
+}
+
+nng_msg *th_hand_msg(const th_hand *h, int stage)
+{
+    fedreci_wire_hdr hs = {h->me->id, h->rd.secagg.round_id, (uint32_t)stage};
+    nng_msg *m = NULL;
+    fedrec_err e = FEDREC_ERR_INVALID;
+    switch (stage) {
+    case FEDRECI_WIRE_STAGE_ADVERTISE:
+        e = fedreci_wire_enc_advertise(&m, &hs, &h->adv);
+        break;
+    case FEDRECI_WIRE_STAGE_SHARE_KEYS:
+        assert_non_null(h->cts);
+        e = fedreci_wire_enc_ciphertexts(&m, &hs, 0, h->cts, h->ncts);
+        break;
+    case FEDRECI_WIRE_STAGE_MASKED_INPUT:
+        assert_non_null(h->masked);
+        e = fedreci_wire_enc_masked(&m, &hs, h->masked, h->rd.secagg.d);
+        break;
+    case FEDRECI_WIRE_STAGE_UNMASK:
+        assert_non_null(h->rv);
+        e = fedreci_wire_enc_unmask(&m, &hs, h->rv, h->nrv);
+        break;
+    default:
+        fail_msg("th_hand_msg: stage %d", stage);
+    }
+    assert_int_equal(e, FEDREC_OK);
+    return m;
+}
+
+void th_hand_roster(th_hand *h, fedreci_wire_env *e, size_t members)
+{
+    fedreci_secagg_advert *ro;
+    size_t nro;
+    assert_int_equal(fedreci_wire_get_roster(e, h->me->id, 2, h->rd.secagg.n, &ro, &nro),
+                     FEDREC_OK);
+    fedreci_wire_free(e);
+    assert_int_equal(nro, members);
+    assert_int_equal(fedreci_secagg_client_share_keys(h->sa, ro, nro, &h->cts, &h->ncts),
+                     FEDREC_OK);
+    free(ro);
+}
+
+void th_hand_relay(th_hand *h, fedreci_wire_env *e, size_t n_in)
+{
+    fedreci_secagg_ciphertext *in;
+    size_t nin;
+    assert_int_equal(fedreci_wire_get_ciphertexts(e, h->rd.secagg.n, &in, &nin), FEDREC_OK);
+    assert_int_equal(nin, n_in);
+    float x[TH_MAXD];
+    uint32_t wgt;
+    assert_true(h->rd.secagg.d <= TH_MAXD);
+    assert_int_equal(h->me->w->compute_update(h->me, &h->rd, x, &wgt), FEDREC_OK);
+    assert_int_equal(fedreci_secagg_client_masked_input(h->sa, in, nin, x, wgt, &h->masked, NULL),
+                     FEDREC_OK);
+    free(in);
+    fedreci_wire_free(e); /* the ciphertexts pointed into it */
+    th_record_quantized(h->me, h->rd.secagg.round_id, fedreci_secagg_client_quantized_input(h->sa),
+                        h->rd.secagg.d);
+}
+
+void th_hand_unmask(th_hand *h, fedreci_wire_env *e, size_t n_surv, size_t n_drop)
+{
+    const uint64_t *sv, *dr;
+    size_t ns, nd;
+    assert_int_equal(fedreci_wire_get_unmask_request(e, &sv, &ns, &dr, &nd), FEDREC_OK);
+    assert_int_equal(ns, n_surv);
+    assert_int_equal(nd, n_drop);
+    assert_int_equal(fedreci_secagg_client_unmask(h->sa, sv, ns, dr, nd, &h->rv, &h->nrv),
+                     FEDREC_OK);
+    fedreci_wire_free(e);
+}

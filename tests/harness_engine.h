@@ -1,0 +1,259 @@
+/*
+ * The shared test fixture (tests/harness_engine.c), part two: a coordinator
+ * engine with a world of test clients, for the engine, fault, pipe and
+ * client tests.
+ *
+ *  - a start model with item codes, and a coordinator engine started on a
+ *    URL (inproc://, tcp://) with a test's configuration;
+ *  - a "world" of test clients (ids, identity keys) whose client-session
+ *    hooks record what the oracle needs: each client's quantized input per
+ *    round, its upload bytes, how its session ended; and whose engine hooks
+ *    record every round's statistics, unmasked sum, cohort and survivors,
+ *    and the checksum of the last committed model;
+ *  - the oracle: a completed round's unmasked sum equals the survivors'
+ *    quantized inputs summed in Z_2^32, word for word;
+ *  - a hand-driven client on a raw REQ socket (two contexts, so a test can
+ *    hold one request while it sends another), and its SecAgg+ side.
+ *
+ * Every helper fails the running cmocka test (fail_msg / assert_*) on an
+ * unexpected error, so it may be called only from the test's own thread. The
+ * hooks run on engine and session threads: they only record, under the
+ * world's lock, and never assert.
+ */
+#ifndef FEDREC_TESTS_HARNESS_ENGINE_H
+#define FEDREC_TESTS_HARNESS_ENGINE_H
+
+#include <pthread.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <nng/nng.h>
+
+#include "client/session.h"
+#include "coordinator/engine.h"
+#include "harness.h"
+#include "proto/wire.h"
+
+/* ---- a start model -------------------------------------------------------- */
+
+#define TH_MAX_ITEMS 64
+#define TH_MAX_FACTORS 512 /* n_items x k */
+
+typedef struct th_model {
+    uint32_t n_items, k;
+    float y[TH_MAX_FACTORS]; /* n_items x k, row-major */
+    char code_buf[TH_MAX_ITEMS][16];
+    const char *codes[TH_MAX_ITEMS]; /* NULL entries when made without codes */
+    int has_codes;
+} th_model;
+
+/* n_items x k factors y[i] = ((i * mul) mod m - m / 2) * scale (a fixed,
+ * varied pattern), and item codes printed with code_fmt from the row index
+ * ("C%03d"), or none when code_fmt is NULL. */
+void th_model_init(th_model *m, uint32_t n_items, uint32_t k, uint32_t mul, uint32_t mod,
+                   float scale, const char *code_fmt);
+
+/* The engine's start model: version 1, m's factors, its codes when it has
+ * them and with_codes is set, no retired rows. Points into m. */
+fedreci_coord_model th_model_start(const th_model *m, int with_codes);
+
+/* ---- a coordinator -------------------------------------------------------- */
+
+/* cfg: the engine defaults, listening on url alone. url_slot (one pointer)
+ * holds the URL array and must outlive every create made with cfg. */
+void th_coord_config(fedreci_coord_config *cfg, const char **url_slot, const char *url);
+
+/* Creates and starts an engine; fails the test with the engine's message
+ * when either fails. */
+fedreci_coord *th_coord_start(const fedreci_coord_config *cfg, const fedreci_coord_hooks *hooks,
+                              const fedreci_coord_model *m);
+
+/* Polls (1 ms) until the engine's byte count of client id (update bytes when
+ * `update` is set, else all bytes) exceeds `above`, and returns it. Waits
+ * while the client is not yet registered. No timing assertion. */
+uint64_t th_wait_client_bytes(fedreci_coord *c, uint64_t id, int update, uint64_t above);
+
+/* ---- a world of test clients ---------------------------------------------- */
+
+#define TH_MAXC 16  /* clients */
+#define TH_MAXR 8   /* rounds recorded, by index round_id - first_round */
+#define TH_MAXD 256 /* words of a quantized input (n_items x k + 1) */
+
+typedef struct th_world th_world;
+
+typedef struct th_client {
+    th_world *w;
+    uint64_t id;
+    uint8_t pk[32], sk[64];       /* Ed25519 identity */
+    uint64_t model_version;       /* the version it holds (tests update it) */
+    uint32_t q[TH_MAXR][TH_MAXD]; /* quantized input per round index */
+    int has_q[TH_MAXR];
+    uint64_t upload_bytes;         /* SecAgg bytes sent, resends included */
+    unsigned stages_sent;          /* bit s: a stage-s message went out */
+    int masked_uploads[TH_MAXR];   /* masked inputs sent (stage 2) per round */
+    uint32_t clipped_min[TH_MAXR]; /* their clipping counts, smallest */
+    uint32_t clipped_max[TH_MAXR]; /* and largest */
+    int got_model;                 /* models downloaded */
+    int done;                      /* its last session ended: */
+    fedreci_session_result res;    /* how */
+    fedreci_session *sess;         /* for tests that keep it here */
+} th_client;
+
+/* What on_round_done reported about one round; st's pointers point into
+ * this record (params, cohort_ids, survivor_ids, sum (NULL: aborted),
+ * abort_reason). */
+typedef struct th_round {
+    int done;
+    fedreci_round_stats st;
+    fedreci_secagg_params params;
+    uint64_t cohort[TH_MAXC];
+    uint64_t surv[TH_MAXC];
+    uint32_t sum[TH_MAXD];
+    int has_sum;
+    char reason[200];
+} th_round;
+
+struct th_world {
+    pthread_mutex_t mu;
+    pthread_cond_t cv; /* broadcast on every recorded event */
+    const th_model *model;
+    uint32_t d; /* n_items x k + 1 */
+    th_client cl[TH_MAXC];
+    int n;
+    uint64_t first_round;
+    th_round round[TH_MAXR];
+    int commits;
+    int bad_commits;        /* commits whose shape was not the model's */
+    int bad_models;         /* downloads whose shape, Gram matrix or codes were
+                               not the model's */
+    int bad_inputs;         /* quantized inputs not of d words or for a round
+                               outside the record */
+    uint8_t committed[32];  /* BLAKE2b-256 of the last committed factors
+                               (of the start model before any commit) */
+    fedreci_coord *gone_to; /* sessions that end DROPPED tell this engine */
+    /* The update of a client for a round (the test's own pattern). */
+    fedrec_err (*compute_update)(void *arg, const fedreci_wire_round *rd, float *x,
+                                 uint32_t *weight);
+};
+
+/* Resets w: n clients with fresh identity keys and their self-certifying
+ * ids (fedreci_secagg_id_from_pk), rounds recorded from first_round on, the
+ * start model m (kept by pointer). */
+void th_world_init(th_world *w, const th_model *m, int n, uint64_t first_round,
+                   fedrec_err (*compute_update)(void *, const fedreci_wire_round *, float *,
+                                                uint32_t *));
+
+/* Engine hooks recording into w (round done, model committed). */
+fedreci_coord_hooks th_world_hooks(th_world *w);
+
+/* The client of id, or NULL. */
+th_client *th_client_of(th_world *w, uint64_t id);
+
+/* Records a quantized input of c for round_id (the session hook does this;
+ * hand-driven clients call it themselves). */
+void th_record_quantized(th_client *c, uint64_t round_id, const uint32_t *q, uint32_t d);
+
+/* BLAKE2b-256 of n floats. */
+void th_checksum(const float *y, size_t n, uint8_t out[32]);
+
+/* A session configuration for client c on url: the defaults, its id, key
+ * and model version. The test sets the rest (dropout stage, timeouts, the
+ * rounding seed, opt-in, fetch_model). */
+void th_session_config(fedreci_session_config *cfg, const char *url, const th_client *c);
+
+/* Creates and starts a session of c with the recording hooks (c->done is
+ * cleared). */
+fedreci_session *th_session_start(th_client *c, const fedreci_session_config *cfg);
+
+/* Waits for each of the n sessions, destroys it, and writes its result to
+ * res[i] (res may be NULL). */
+void th_sessions_finish(fedreci_session **s, int n, fedreci_session_result *res);
+
+/* Blocks until the session of c has ended (c->done). */
+void th_wait_done(th_client *c);
+
+/* Every commit and every download so far had the model's shape (n_items, k;
+ * a download also its Gram matrix and, when the model has codes, one code
+ * per item), and every quantized input had d words and a recorded round. */
+void th_check_world(const th_world *w);
+
+/* The oracle for round index r: completed, and the unmasked sum equals the
+ * survivors' quantized inputs summed in Z_2^32, word for word; the weight
+ * coordinate counts the survivors. Then th_check_world. */
+void th_check_oracle(th_world *w, int r);
+
+/* ---- a hand-driven client on a raw REQ socket ----------------------------- */
+
+typedef struct th_raw {
+    nng_socket sock;
+    nng_ctx ctx[2];
+    nng_aio *aio[2];
+    const uint8_t *sk; /* identity key requests are signed with (NULL: none) */
+    uint8_t mac[32];   /* the round's MAC key for the masked input */
+    int has_mac;
+} th_raw;
+
+/* Dials url with two REQ contexts (no automatic resend), replies awaited at
+ * most timeout_ms; no keys yet. */
+void th_raw_open(th_raw *r, const char *url, int timeout_ms);
+void th_raw_close(th_raw *r);
+
+/* The keys r authenticates its requests with from now on: requests are
+ * signed with sk (64 bytes, Ed25519; NULL: sent unsigned), a masked input is
+ * MACed with mac (32 bytes, the round's key; NULL: signed like the rest). */
+void th_raw_keys(th_raw *r, const uint8_t *sk, const uint8_t *mac);
+
+/* Sends m on context i, authenticated with r's keys (a message that does not
+ * decode goes as it is), and starts waiting for the reply. */
+void th_raw_send(th_raw *r, int i, nng_msg *m);
+
+/* The decoded reply on context i (free with fedreci_wire_free). */
+fedreci_wire_env *th_raw_wait(th_raw *r, int i);
+
+/* th_raw_send then th_raw_wait on context 0. */
+fedreci_wire_env *th_raw_req(th_raw *r, nng_msg *m);
+
+/* Abandons the request on context i; a reply that already arrived is freed. */
+void th_raw_abandon(th_raw *r, int i);
+
+/* e is an Error reply with code; frees e. */
+void th_expect_error(fedreci_wire_env *e, fedrec_err code);
+
+/* ---- a hand-driven SecAgg+ client ----------------------------------------- */
+
+/* The SecAgg+ side of a hand-driven client: what it holds after each step,
+ * for the test to send (th_hand_msg), resend or tamper with. */
+typedef struct th_hand {
+    th_client *me;
+    fedreci_wire_round rd;
+    fedreci_secagg_client *sa;
+    fedreci_secagg_advert adv;            /* its signed advert */
+    const fedreci_secagg_ciphertext *cts; /* its shares, after the roster */
+    size_t ncts;
+    const uint32_t *masked;          /* its masked input (d words), after the relay */
+    const fedreci_secagg_reveal *rv; /* its reveals, after the unmask request */
+    size_t nrv;
+    uint8_t mac[32]; /* its MAC key for the masked input (th_raw_keys) */
+} th_hand;
+
+/* Client state of me in round rd (rounding seed {seed0, 0, ...}), its
+ * advert and its MAC key. */
+void th_hand_init(th_hand *h, th_client *me, const fedreci_wire_round *rd, uint8_t seed0);
+void th_hand_destroy(th_hand *h);
+
+/* h's message of `stage` (FEDRECI_WIRE_STAGE_ADVERTISE .. _UNMASK) for its
+ * round, from what it holds now. */
+nng_msg *th_hand_msg(const th_hand *h, int stage);
+
+/* The roster reply e (frees it): exactly `members` members; h's shares. */
+void th_hand_roster(th_hand *h, fedreci_wire_env *e, size_t members);
+
+/* The relay reply e (frees it): exactly n_in ciphertexts for h; h's update
+ * (the world's compute_update), masked, and its quantized input recorded. */
+void th_hand_relay(th_hand *h, fedreci_wire_env *e, size_t n_in);
+
+/* The unmask request e (frees it): exactly n_surv survivors and n_drop
+ * dropped; h's reveals. */
+void th_hand_unmask(th_hand *h, fedreci_wire_env *e, size_t n_surv, size_t n_drop);
+
+#endif
