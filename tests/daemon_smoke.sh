@@ -16,6 +16,9 @@ trap cleanup EXIT
 touch "$dir/log"
 fail() { echo "FAIL: $*" >&2; cat "$dir/log" >&2 || true; exit 1; }
 
+# Output is checked with grep ... <<<"$text", never text | grep -q: with
+# pipefail, grep -q exits at its first match and the writer's next write
+# (bash's echo writes line by line) fails with EPIPE, failing a passing check.
 http_get() { # port path -> body on stdout
   exec 3<>"/dev/tcp/127.0.0.1/$1" || return 1
   printf 'GET %s HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n' "$2" >&3
@@ -58,10 +61,10 @@ stop() {
 printf 'code,description\nA,apple\nB,"pear, green"\nC,plum\n' >"$dir/cat1.csv"
 start "$dir/cat1.csv"
 status=$(http_get "$hport" /status)
-echo "$status" | grep -q '"round":null,"stage":"idle","model_version":1,' || fail "status: $status"
+grep -q '"round":null,"stage":"idle","model_version":1,' <<<"$status" || fail "status: $status"
 metrics=$(http_get "$hport" /metrics)
-echo "$metrics" | grep -qx 'fedrec_model_version 1' || fail "metrics: $metrics"
-echo "$metrics" | grep -qx 'fedrec_rounds_completed_total 0' || fail "metrics: $metrics"
+grep -qx 'fedrec_model_version 1' <<<"$metrics" || fail "metrics: $metrics"
+grep -qx 'fedrec_rounds_completed_total 0' <<<"$metrics" || fail "metrics: $metrics"
 stop
 grep -q 'SIGTERM: stopping' "$dir/log" || fail "no shutdown line"
 grep -q 'database closed' "$dir/log" || fail "database not closed"
@@ -76,7 +79,7 @@ stop
 [ "$(sqlite3 "$dir/state.sqlite" 'SELECT count(*) FROM models')" = 1 ] || fail "restart committed"
 printf 'code,description\nC,plum\nA,apple\nD,fig\n' >"$dir/cat2.csv"
 start "$dir/cat2.csv"
-http_get "$hport" /status | grep -q '"model_version":2,' || fail "grown model not served"
+grep -q '"model_version":2,' <<<"$(http_get "$hport" /status)" || fail "grown model not served"
 stop
 [ "$(sqlite3 "$dir/state.sqlite" 'SELECT n_items || origin FROM models WHERE version = 2')" = "4catalog" ] ||
   fail "grown model"

@@ -44,6 +44,9 @@ fail() {
 }
 q() { sqlite3 "$dir/state.sqlite" "$1"; }
 
+# Output is checked with grep ... <<<"$text", never text | grep -q: with
+# pipefail, grep -q exits at its first match and the writer's next write
+# (bash's echo writes line by line) fails with EPIPE, failing a passing check.
 http_get() { # port path -> body
   exec 3<>"/dev/tcp/127.0.0.1/$1" || return 1
   printf 'GET %s HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n' "$2" >&3
@@ -143,15 +146,15 @@ n_text=$(FEDREC_STORE_KEY=${keys[2]} "$cli" ledger --store "$dir/s2" |
   fail "round log: $(q 'SELECT * FROM rounds')"
 [ "$(q "SELECT min(version) || ' ' || max(version) FROM models")" = "1 4" ] || fail "model versions"
 status=$(http_get "$hport" /status)
-echo "$status" | grep -q '"model_version":4,' || fail "/status: $status"
-echo "$status" | grep -q '"rounds_completed":3,' || fail "/status: $status"
+grep -q '"model_version":4,' <<<"$status" || fail "/status: $status"
+grep -q '"rounds_completed":3,' <<<"$status" || fail "/status: $status"
 metrics=$(http_get "$hport" /metrics)
-echo "$metrics" | grep -qx 'fedrec_rounds_completed_total 3' || fail "metrics: $metrics"
-echo "$metrics" | grep -qx 'fedrec_dropouts_total{stage="advertise"} 1' || fail "metrics: $metrics"
-echo "$metrics" | grep -qx 'fedrec_dropouts_total{stage="share_keys"} 1' || fail "metrics: $metrics"
+grep -qx 'fedrec_rounds_completed_total 3' <<<"$metrics" || fail "metrics: $metrics"
+grep -qx 'fedrec_dropouts_total{stage="advertise"} 1' <<<"$metrics" || fail "metrics: $metrics"
+grep -qx 'fedrec_dropouts_total{stage="share_keys"} 1' <<<"$metrics" || fail "metrics: $metrics"
 # a client that took part holds the model it trained on last (version 3)
-FEDREC_STORE_KEY=${keys[2]} "$cli" info --store "$dir/s2" | grep -q 'version 3, 400 items x 8' ||
-  fail "client 2 model"
+info2=$(FEDREC_STORE_KEY=${keys[2]} "$cli" info --store "$dir/s2")
+grep -q 'version 3, 400 items x 8' <<<"$info2" || fail "client 2 model: $info2"
 sed -nE 's/.*\[round ([0-9])\] round completed: .*stages ([0-9/]+) ms.*/round \1 stages (ms): \2/p' \
   "$log1"
 
@@ -177,7 +180,7 @@ log2="$dir/coord2.log"
 start_coord "$log2"
 grep -q '1 round(s) interrupted by a crash marked aborted' "$log2" || fail "crash not recovered"
 grep -q 'serving model version 4 (400 items' "$log2" || fail "not serving version 4"
-http_get "$hport" /status | grep -q '"model_version":4,' || fail "/status after restart"
+grep -q '"model_version":4,' <<<"$(http_get "$hport" /status)" || fail "/status after restart"
 for i in 2 3 4 5 6 7 8; do sync_bg "$i" 1; done
 for i in 2 3 4 5 6 7 8; do
   wait "${cpids[i]}" || fail "client $i after restart: $(cat "$dir/c$i.out")"
