@@ -47,9 +47,21 @@ void fedreci_la_syrk_upper(uint32_t k, size_t m, const float *restrict z, float 
     if (beta == 0.0f)
         for (uint32_t i = 0; i < k; i++)
             memset(a + (size_t)i * k + i, 0, (size_t)(k - i) * sizeof *a);
-    /* Four rows of Z per pass over A: a quarter of the traffic on A, and the
-     * inner loop is still a contiguous, vectorizable update. */
+    /* Eight rows of Z per pass over A: an eighth of the traffic on A, and
+     * the inner loop is still a contiguous, vectorizable update. */
     size_t r = 0;
+    for (; r + 8 <= m; r += 8) {
+        const float *z0 = z + r * k, *z1 = z0 + k, *z2 = z1 + k, *z3 = z2 + k;
+        const float *z4 = z3 + k, *z5 = z4 + k, *z6 = z5 + k, *z7 = z6 + k;
+        for (uint32_t i = 0; i < k; i++) {
+            float s0 = z0[i], s1 = z1[i], s2 = z2[i], s3 = z3[i];
+            float s4 = z4[i], s5 = z5[i], s6 = z6[i], s7 = z7[i];
+            float *row = a + (size_t)i * k;
+            for (uint32_t j = i; j < k; j++)
+                row[j] += (s0 * z0[j] + s1 * z1[j] + s2 * z2[j] + s3 * z3[j]) +
+                          (s4 * z4[j] + s5 * z5[j] + s6 * z6[j] + s7 * z7[j]);
+        }
+    }
     for (; r + 4 <= m; r += 4) {
         const float *z0 = z + r * k, *z1 = z0 + k, *z2 = z1 + k, *z3 = z2 + k;
         for (uint32_t i = 0; i < k; i++) {
