@@ -475,7 +475,7 @@ fedrec_err fedreci_db_get_model(fedreci_db *db, uint64_t version, fedreci_model 
 
 fedrec_err fedreci_db_latest_version(fedreci_db *db, uint64_t *version)
 {
-    int64_t v;
+    int64_t v = 0;
     fedrec_err e = query_int(db, S_LATEST_VERSION, &v, "read latest version");
     if (!e)
         *version = (uint64_t)v;
@@ -561,7 +561,7 @@ static const char *status_name(fedreci_round_status s)
 
 fedrec_err fedreci_db_next_round_id(fedreci_db *db, uint64_t *round_id)
 {
-    int64_t v;
+    int64_t v = 0;
     fedrec_err e = query_int(db, S_NEXT_ROUND, &v, "read last round id");
     if (!e)
         *round_id = (uint64_t)v + 1;
@@ -738,7 +738,7 @@ fedrec_err fedreci_db_round_counts(fedreci_db *db, uint64_t *completed, uint64_t
 
 fedrec_err fedreci_db_load_catalog(fedreci_db *db, fedreci_catalog **out, uint64_t *catalog_id)
 {
-    int64_t id;
+    int64_t id = 0;
     fedrec_err e = query_int(db, S_CATALOG_LATEST, &id, "read catalog id");
     if (e)
         return e;
@@ -941,7 +941,7 @@ fedrec_err fedreci_db_client_exclude(fedreci_db *db, uint64_t client_id, uint64_
 
 fedrec_err fedreci_db_client_count(fedreci_db *db, uint64_t *n)
 {
-    int64_t v;
+    int64_t v = 0;
     fedrec_err e = query_int(db, S_CLIENT_COUNT, &v, "count clients");
     if (!e)
         *n = (uint64_t)v;

@@ -136,6 +136,20 @@ static int fail(const char *what)
     return 1;
 }
 
+/* The signal that asked the daemon to stop, or 0. Set by on_stop_signal. */
+static volatile sig_atomic_t stop_signal;
+
+/* SIGTERM/SIGINT are blocked in this thread and every thread fedrec starts
+ * (they are taken with sigtimedwait in run()), but threads that libraries
+ * start before main (OpenBLAS's pool, from its constructor) keep the default
+ * mask. Without a handler the kernel may deliver the signal to one of them and
+ * its default action kills the process mid-shutdown-path; with this handler it
+ * is only recorded, and run()'s loop sees it at its next tick. */
+static void on_stop_signal(int sig)
+{
+    stop_signal = sig;
+}
+
 static int run(const fedreci_config *cfg)
 {
     int rc = 1;
@@ -260,6 +274,8 @@ static int run(const fedreci_config *cfg)
     for (;;) {
         struct timespec tick = {0, 200 * 1000000L};
         int sig = sigtimedwait(&sigs, NULL, &tick);
+        if (sig < 0 && stop_signal)
+            sig = stop_signal;
         if (sig == SIGTERM || sig == SIGINT) {
             fedreci_log(FEDRECI_LOG_INFO, -1, "%s: stopping",
                         sig == SIGTERM ? "SIGTERM" : "SIGINT");
@@ -303,6 +319,12 @@ out:
 int main(int argc, char **argv)
 {
     fedreci_config *cfg = NULL;
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_stop_signal;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGINT, &sa, NULL);
     if (fedreci_config_parse(&cfg, argc, argv)) {
         fprintf(stderr, "fedrec-coordinator: %s\n", fedrec_errmsg());
         return 2;

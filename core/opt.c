@@ -31,7 +31,7 @@ fedrec_err fedreci_opt_u64(const char *name, const char *text, uint64_t min, uin
 fedrec_err fedreci_opt_u32(const char *name, const char *text, uint32_t min, uint32_t max,
                            uint32_t *out)
 {
-    uint64_t v;
+    uint64_t v = 0;
     fedrec_err e = fedreci_opt_u64(name, text, min, max, &v);
     if (e)
         return e;
