@@ -81,6 +81,21 @@ static const opt opts[] = {
     {"lambda", "model", T_FLT, OFF(lambda), 0, 1e6, 0, "0.1", "L2 regularization"},
     {"population", "model", T_U32, OFF(n_train), 0, U32MAX, 0, "0",
      "N in the step's 2 (lambda/N) Y; 0 = the number of registered clients"},
+    {"max-connections", "limits", T_U32, OFF(max_connections), 0, 1000000, 0, "10000",
+     "open client connections in total; beyond, a new one is closed at once; 0 = no cap"},
+    {"max-connections-per-address", "limits", T_U32, OFF(max_conns_per_addr), 0, 1000000, 0, "64",
+     "open connections per remote IPv4 address or IPv6 /64 (NAT: many phones); 0 = no cap"},
+    {"new-ids-per-address-burst", "limits", T_U32, OFF(new_ids_addr_burst), 0, 1000000, 0, "32",
+     "check-ins under ids not in the registry, per address: bucket size; 0 = no limit"},
+    {"new-ids-per-address-rate", "limits", T_DBL, OFF(new_ids_addr_rate), 0, 1e6, 0, "0.5",
+     "new-id bucket refill per address, tokens per second (0 = never refilled)"},
+    {"new-ids-burst", "limits", T_U32, OFF(new_ids_burst), 0, 100000000, 0, "2000",
+     "check-ins under new ids from all addresses: bucket size; 0 = no limit"},
+    {"new-ids-rate", "limits", T_DBL, OFF(new_ids_rate), 0, 1e6, 0, "200",
+     "global new-id bucket refill, tokens per second (0 = never refilled)"},
+    {"max-clients", "limits", T_U32, OFF(max_clients), 0, U32MAX, 0, "1000000",
+     "client ids held in memory; beyond, those checked in least recently are forgotten; "
+     "0 = no bound"},
     {"log-level", "log", T_LOG, OFF(log_level), 0, 0, 0, "info", "error, warn, info or debug"},
 };
 

@@ -8,6 +8,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <sodium.h>
+
 #include "coordinator/engine_internal.h"
 #include "core/err.h"
 #include "core/log.h"
@@ -89,6 +91,9 @@ static void init_state(fedreci_coord *c, const fedreci_coord_config *cfg,
     if (hooks)
         c->hooks = *hooks;
     c->next_round_id = c->cfg.first_round_id;
+    c->global_tokens = c->cfg.new_ids_burst;
+    c->global_t_ms = now_ms();
+    randombytes_buf(c->addr_hash_key, sizeof c->addr_hash_key);
     pthread_mutex_init(&c->mu, NULL);
     pthread_cond_init(&c->cv_done, NULL);
     pthread_condattr_t ca;
@@ -322,6 +327,7 @@ void fedreci_coord_destroy(fedreci_coord *c)
     fedreci_eng_round_free(c->cur);
     fedreci_eng_round_free(c->prev);
     fedreci_eng_reg_free(c);
+    fedreci_eng_limits_free(c);
     free(c->waiting);
     fedreci_eng_model_unref(c->model);
     if (c->codes)
@@ -358,6 +364,12 @@ void fedreci_coord_get_status(fedreci_coord *c, fedreci_coord_status *st)
     st->bytes_in = c->bytes_in;
     st->bytes_out = c->bytes_out;
     st->stopped = c->stopped;
+    st->connections = c->conns_open;
+    st->refused_per_address = c->refused_conn_addr;
+    st->refused_total = c->refused_conn_total;
+    st->new_ids_refused_addr = c->refused_new_addr;
+    st->new_ids_refused = c->refused_new_global;
+    st->clients_evicted = c->clients_evicted;
     pthread_mutex_unlock(&c->mu);
 }
 

@@ -103,6 +103,28 @@ typedef struct fedreci_coord_config {
     uint32_t max_rounds;         /* stop after this many rounds (completed or aborted);
                                     0: run until fedreci_coord_stop */
     fedreci_opt_params opt;      /* the server optimizer (core/mf) */
+
+    /* Resource limits (docs/operations.md "Limits"; 0 = no limit, the
+     * default of each). A connection (nng pipe) is refused and closed at
+     * once when it would exceed max_connections open connections, or
+     * max_conns_per_addr from one remote address (an IPv4 address or an
+     * IPv6 /64; ipc:// and inproc:// connections count toward the total
+     * only). A check-in under an id the registry does not hold takes a
+     * token from its address's bucket (new_ids_addr_burst tokens, refilled
+     * at new_ids_addr_rate per second) and from the global bucket
+     * (new_ids_burst, new_ids_rate); without one it is refused with
+     * FEDREC_ERR_BUSY and nothing is registered. The registry holds at most
+     * max_clients ids: beyond, the ids checked in least recently (never
+     * those waiting, in the current or previous cohort, or excluded) are
+     * forgotten, 1/16 of the bound at a time; a forgotten id that comes
+     * back is a new id. */
+    uint32_t max_connections;
+    uint32_t max_conns_per_addr;
+    uint32_t new_ids_addr_burst;
+    double new_ids_addr_rate;
+    uint32_t new_ids_burst;
+    double new_ids_rate;
+    uint32_t max_clients;
 } fedreci_coord_config;
 
 /* Fills the defaults documented above (and zeroes everything else). */
@@ -179,6 +201,13 @@ typedef struct fedreci_coord_status {
     uint32_t clients_waiting; /* check-ins held for the next cohort */
     uint64_t bytes_in, bytes_out;
     int stopped;
+    /* resource limits (fedreci_coord_config) */
+    uint32_t connections;          /* open connections */
+    uint64_t refused_per_address;  /* connections refused: max_conns_per_addr */
+    uint64_t refused_total;        /* connections refused: max_connections */
+    uint64_t new_ids_refused_addr; /* new-id check-ins refused: the address's bucket */
+    uint64_t new_ids_refused;      /* new-id check-ins refused: the global bucket */
+    uint64_t clients_evicted;      /* ids forgotten by the max_clients bound */
 } fedreci_coord_status;
 
 /* Creates the engine (validates cfg, copies the start model, opens the REP

@@ -75,7 +75,23 @@ typedef struct crec {
     uint64_t dl_version;     /* the model version last downloaded in full */
     uint32_t dls;            /* full downloads of dl_version */
     uint64_t excluded_round; /* named a culprit in that round: refused since (0: never) */
+    uint64_t seen;           /* c->seen_clock at its last check-in (0: restored, not seen) */
 } crec;
+
+/* One remote address (limits.c): open connections and its new-id bucket. */
+typedef struct addrent {
+    uint64_t key; /* keyed hash of the IPv4 address or IPv6 /64 */
+    uint32_t conns;
+    double tokens; /* new-id tokens */
+    uint64_t t_ms; /* when tokens was last refilled */
+} addrent;
+
+/* One open connection (limits.c): its pipe id and address row + 1 (0: not
+ * an IP connection). */
+typedef struct pipeent {
+    uint32_t pipe; /* 0: empty slot */
+    uint32_t addr1;
+} pipeent;
 
 /* An immutable published model version, shared by reference with encoders. */
 typedef struct pmodel {
@@ -189,6 +205,21 @@ struct fedreci_coord {
     float *grad;
     uint32_t *sum;
 
+    /* limits.c: connections, remote addresses, new-id buckets */
+    addrent *addrs;
+    size_t n_addrs, addrs_cap;
+    fedreci_idmap addr_index; /* key -> row of addrs */
+    pipeent *pipes;           /* open addressing by pipe id, pipes_cap a power of two */
+    size_t n_pipes, pipes_cap;
+    uint32_t conns_open;
+    uint32_t closed_since_trim;
+    double global_tokens;
+    uint64_t global_t_ms;
+    uint8_t addr_hash_key[16];
+    uint64_t refused_conn_addr, refused_conn_total, refused_new_addr, refused_new_global;
+    uint64_t clients_evicted;
+    uint64_t seen_clock;
+
     rstate *cur, *prev;
     uint64_t next_round_id;
     uint64_t deadline; /* 0: none */
@@ -239,12 +270,34 @@ void fedreci_eng_unpark_drop(fedreci_coord *c, int32_t idx, outbox *ob);
 crec *fedreci_eng_reg_find(fedreci_coord *c, uint64_t id);
 
 /* The entry of client id, added (zeroed, no parked check-in) if new; NULL
- * when the registry cannot grow. Adding may move every entry: a crec pointer
- * is valid only until the next insert. */
+ * when the registry cannot grow (out of memory, or full at max_clients with
+ * nothing it may forget). A full registry first forgets the entries seen
+ * least recently (see fedreci_coord_config.max_clients). Adding may move every entry: a crec
+ * pointer is valid only until the next insert. */
 crec *fedreci_eng_reg_insert(fedreci_coord *c, uint64_t id);
 
 /* Frees the registry. */
 void fedreci_eng_reg_free(fedreci_coord *c);
+
+/* ---- limits.c: connections per address, new-id buckets ------------------------ */
+
+/* A new connection p (NNG_PIPE_EV_ADD_PRE; takes the lock): 1 when admitted
+ * (counted), 0 when it exceeds max_connections or max_conns_per_addr (the
+ * caller closes it; counted in the refusal metrics). */
+int fedreci_eng_conn_admit(fedreci_coord *c, nng_pipe p);
+
+/* Connection pipe closed (lock held): uncounted if it was admitted. Returns
+ * 1 when the caller should give freed memory back (malloc_trim), after the
+ * lock is released. */
+int fedreci_eng_conn_gone(fedreci_coord *c, uint32_t pipe);
+
+/* Whether a check-in under a new id may register over connection pipe
+ * (lock held): takes one token from the address's and the global bucket;
+ * 0 with *why set (and the refusal counted) when one is empty. */
+int fedreci_eng_new_id_allowed(fedreci_coord *c, uint32_t pipe, const char **why);
+
+/* Frees the connection and address tables. */
+void fedreci_eng_limits_free(fedreci_coord *c);
 
 /* Excludes client id (registered) since round_id: a held check-in is
  * answered with an Error and leaves the waiting list; later check-ins are

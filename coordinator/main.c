@@ -213,6 +213,13 @@ static int run(const fedreci_config *cfg)
         cc.stage_ms[i] = cfg->deadline_ms[i];
     cc.seed = cfg->seed;
     cc.max_rounds = cfg->rounds > UINT32_MAX ? UINT32_MAX : (uint32_t)cfg->rounds;
+    cc.max_connections = cfg->max_connections;
+    cc.max_conns_per_addr = cfg->max_conns_per_addr;
+    cc.new_ids_addr_burst = cfg->new_ids_addr_burst;
+    cc.new_ids_addr_rate = cfg->new_ids_addr_rate;
+    cc.new_ids_burst = cfg->new_ids_burst;
+    cc.new_ids_rate = cfg->new_ids_rate;
+    cc.max_clients = cfg->max_clients;
     cc.opt.lr = cfg->lr;
     cc.opt.lambda = cfg->lambda;
     uint64_t n_clients = 0;
@@ -288,6 +295,10 @@ static int run(const fedreci_config *cfg)
         fedreci_stats_set_stage(stats, stage_label(cs.stage));
         fedreci_stats_set_connected(stats, cs.clients_known);
         fedreci_stats_set_model_version(stats, cs.model_version);
+        fedreci_stats_limits lim = {
+            cs.connections,     cs.refused_per_address, cs.refused_total,  cs.new_ids_refused_addr,
+            cs.new_ids_refused, cs.clients_known,       cs.clients_evicted};
+        fedreci_stats_set_limits(stats, &lim);
         if (fedreci_coord_wait(d.coord, 0) == FEDREC_OK) {
             fedreci_log(FEDRECI_LOG_INFO, -1, "%llu round(s) run: stopping",
                         (unsigned long long)(cs.rounds_completed + cs.rounds_aborted));

@@ -1,12 +1,15 @@
 /* coordinator/engine: the client registry, the known clients in arrival
  * order in a growable array and an id map (core/idmap.h) from client id to
- * row; entries are never removed. See engine_internal.h. */
+ * row. With max_clients set, the ids checked in least recently are
+ * forgotten when the registry is full (evict below). See engine_internal.h. */
 #include "coordinator/engine_internal.h"
 
 #include <stdlib.h>
 #include <string.h>
 
 #include "core/idmap.h"
+#include "core/log.h"
+#include "core/util.h"
 
 crec *fedreci_eng_reg_find(fedreci_coord *c, uint64_t id)
 {
@@ -14,11 +17,87 @@ crec *fedreci_eng_reg_find(fedreci_coord *c, uint64_t id)
     return fedreci_idmap_find(&c->reg_index, id, &row) ? &c->reg[row] : NULL;
 }
 
+/* Whether entry e may be forgotten: not waiting, not in the current or
+ * previous cohort (the round still looks its members up), not excluded (a
+ * culprit stays refused). */
+static int evictable(const fedreci_coord *c, const crec *e)
+{
+    if (e->wait_ctx >= 0 || e->excluded_round)
+        return 0;
+    for (int i = 0; i < 2; i++) {
+        const rstate *r = i ? c->prev : c->cur;
+        if (r && r->ids && fedreci_find_u64(r->ids, r->n, e->id) >= 0)
+            return 0;
+    }
+    return 1;
+}
+
+typedef struct seen_row {
+    uint64_t seen;
+    uint32_t row;
+} seen_row;
+
+static int cmp_seen(const void *a, const void *b)
+{
+    const seen_row *x = a, *y = b;
+    if (x->seen != y->seen)
+        return x->seen < y->seen ? -1 : 1;
+    return x->row < y->row ? -1 : x->row > y->row;
+}
+
+/* Forgets the max_clients/16 (at least 1) evictable entries seen least
+ * recently, keeping the others in order, and rebuilds the index. 1 when at
+ * least one entry went; 0 when none can go or memory ran out (nothing
+ * changed then). */
+static int evict(fedreci_coord *c)
+{
+    size_t want = c->cfg.max_clients / 16 ? c->cfg.max_clients / 16 : 1;
+    seen_row *v = malloc(c->reg_n * sizeof *v);
+    uint8_t *gone = calloc(c->reg_n ? c->reg_n : 1, 1);
+    fedreci_idmap idx = {0};
+    size_t nv = 0, keep = 0;
+    int ok = v && gone;
+    for (size_t i = 0; ok && i < c->reg_n; i++)
+        if (evictable(c, &c->reg[i]))
+            v[nv++] = (seen_row){c->reg[i].seen, (uint32_t)i};
+    ok = ok && nv > 0;
+    if (ok) {
+        qsort(v, nv, sizeof *v, cmp_seen);
+        if (want > nv)
+            want = nv;
+        for (size_t i = 0; i < want; i++)
+            gone[v[i].row] = 1;
+        for (size_t i = 0; ok && i < c->reg_n; i++)
+            if (!gone[i])
+                ok = fedreci_idmap_put(&idx, c->reg[i].id, (uint32_t)keep++, NULL) == FEDREC_OK;
+    }
+    if (ok) {
+        keep = 0;
+        for (size_t i = 0; i < c->reg_n; i++)
+            if (!gone[i])
+                c->reg[keep++] = c->reg[i];
+        c->reg_n = keep;
+        fedreci_idmap_fini(&c->reg_index);
+        c->reg_index = idx;
+        c->clients_evicted += want;
+        fedreci_log(FEDRECI_LOG_INFO, -1,
+                    "registry full (%u ids): forgot the %zu seen least recently",
+                    c->cfg.max_clients, want);
+    } else {
+        fedreci_idmap_fini(&idx);
+    }
+    free(v);
+    free(gone);
+    return ok;
+}
+
 crec *fedreci_eng_reg_insert(fedreci_coord *c, uint64_t id)
 {
     crec *r = fedreci_eng_reg_find(c, id);
     if (r)
         return r;
+    if (c->cfg.max_clients && c->reg_n >= c->cfg.max_clients && !evict(c))
+        return NULL;
     if (c->reg_n == c->reg_cap) {
         size_t nc = c->reg_cap ? c->reg_cap * 2 : 1024;
         crec *nr = nc <= FEDRECI_IDMAP_MAX_INDEX ? realloc(c->reg, nc * sizeof *nr) : NULL;

@@ -17,7 +17,8 @@
 /* A CheckIn: registers (or checks) the identity key, then holds the request
  * until a round starts, or answers at once (opted out, stopped, already in
  * the open round, or RetryAfter when no context can be held). */
-static void on_checkin(fedreci_coord *c, cctx *x, const fedreci_wire_env *env, outbox *ob)
+static void on_checkin(fedreci_coord *c, cctx *x, const fedreci_wire_env *env, uint32_t pipe,
+                       outbox *ob)
 {
     fedreci_wire_hdr h = fedreci_wire_header(env);
     const uint8_t *pk;
@@ -41,10 +42,17 @@ static void on_checkin(fedreci_coord *c, cctx *x, const fedreci_wire_env *env, o
         return;
     }
     int fresh = !e;
-    if (!e && !(e = fedreci_eng_reg_insert(c, h.client_id))) {
-        fedreci_eng_reply_error(c, x, &h, FEDREC_ERR_BUSY, "registry full (out of memory)", ob);
+    const char *why = NULL;
+    if (fresh && !fedreci_eng_new_id_allowed(c, pipe, &why)) {
+        fedreci_eng_reply_error(c, x, &h, FEDREC_ERR_BUSY, why, ob);
         return;
     }
+    if (!e && !(e = fedreci_eng_reg_insert(c, h.client_id))) {
+        fedreci_eng_reply_error(c, x, &h, FEDREC_ERR_BUSY,
+                                "registry full (out of memory, or every entry in use)", ob);
+        return;
+    }
+    e->seen = ++c->seen_clock;
     if (fresh) {
         memcpy(e->pk, pk, 32);
         e->opted_in = (uint8_t)opted;
@@ -457,7 +465,7 @@ void fedreci_eng_handle(fedreci_coord *c, cctx *x, nng_msg *msg, outbox *ob)
         rec->bytes_total += len;
     switch (env->body_case) {
     case FEDREC__V1__ENVELOPE__BODY_CHECK_IN:
-        on_checkin(c, x, env, ob);
+        on_checkin(c, x, env, pipe, ob);
         if (!rec && (rec = fedreci_eng_reg_find(c, env->client_id)))
             rec->bytes_total += len;
         /* the connection that checked in carries the client's round; its

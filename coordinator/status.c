@@ -92,6 +92,13 @@ void fedreci_stats_set_stage(fedreci_stats *st, const char *stage)
     pthread_mutex_unlock(&st->lock);
 }
 
+void fedreci_stats_set_limits(fedreci_stats *st, const fedreci_stats_limits *l)
+{
+    pthread_mutex_lock(&st->lock);
+    st->s.limits = *l;
+    pthread_mutex_unlock(&st->lock);
+}
+
 void fedreci_stats_set_model_version(fedreci_stats *st, uint64_t version)
 {
     pthread_mutex_lock(&st->lock);
@@ -238,6 +245,31 @@ fedrec_err fedreci_stats_format_metrics(const fedreci_stats_snapshot *s, char *b
         "fedrec_current_round %llu\n",
         (unsigned long long)s->model_version, s->connected_clients,
         (unsigned long long)(s->has_round ? s->round_id : 0));
+    const fedreci_stats_limits *l = &s->limits;
+    put(&b,
+        "# HELP fedrec_connections_open Client connections open now.\n"
+        "# TYPE fedrec_connections_open gauge\n"
+        "fedrec_connections_open %u\n"
+        "# HELP fedrec_connections_refused_total Connections closed as they opened, by the cap "
+        "they exceeded.\n"
+        "# TYPE fedrec_connections_refused_total counter\n"
+        "fedrec_connections_refused_total{reason=\"per_address\"} %llu\n"
+        "fedrec_connections_refused_total{reason=\"total\"} %llu\n",
+        l->connections, (unsigned long long)l->refused_per_address,
+        (unsigned long long)l->refused_total);
+    put(&b,
+        "# HELP fedrec_checkins_refused_total Check-ins under new ids refused by a rate limit.\n"
+        "# TYPE fedrec_checkins_refused_total counter\n"
+        "fedrec_checkins_refused_total{reason=\"new_ids_per_address\"} %llu\n"
+        "fedrec_checkins_refused_total{reason=\"new_ids_global\"} %llu\n"
+        "# HELP fedrec_registry_clients Client ids the coordinator holds in memory.\n"
+        "# TYPE fedrec_registry_clients gauge\n"
+        "fedrec_registry_clients %u\n"
+        "# HELP fedrec_registry_evicted_total Client ids forgotten by the registry bound.\n"
+        "# TYPE fedrec_registry_evicted_total counter\n"
+        "fedrec_registry_evicted_total %llu\n",
+        (unsigned long long)l->new_ids_refused_addr, (unsigned long long)l->new_ids_refused,
+        l->registry_clients, (unsigned long long)l->evicted);
     return finish(&b, "metrics", len);
 }
 

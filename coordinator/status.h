@@ -37,6 +37,19 @@
 typedef struct fedreci_stats fedreci_stats;
 
 /* A consistent copy of the counters. */
+/* The engine's resource-limit figures (fedreci_coord_status), shown on
+ * /metrics as fedrec_connections_open, fedrec_connections_refused_total
+ * {reason="per_address"|"total"}, fedrec_checkins_refused_total
+ * {reason="new_ids_per_address"|"new_ids_global"}, fedrec_registry_clients
+ * and fedrec_registry_evicted_total. */
+typedef struct fedreci_stats_limits {
+    uint32_t connections;
+    uint64_t refused_per_address, refused_total;
+    uint64_t new_ids_refused_addr, new_ids_refused;
+    uint32_t registry_clients;
+    uint64_t evicted;
+} fedreci_stats_limits;
+
 typedef struct fedreci_stats_snapshot {
     int has_round;                         /* a round has begun since start */
     uint64_t round_id;                     /* current (or last) round */
@@ -52,6 +65,7 @@ typedef struct fedreci_stats_snapshot {
     uint64_t bytes_in;
     uint64_t bytes_out;
     double uptime_seconds;
+    fedreci_stats_limits limits; /* resource limits: gauges and refusal counters */
 } fedreci_stats_snapshot;
 
 /* Names of the stages as used in labels: "advertise", "share_keys",
@@ -75,6 +89,8 @@ void fedreci_stats_set_stage(fedreci_stats *st, const char *stage);
 void fedreci_stats_set_model_version(fedreci_stats *st, uint64_t version);
 void fedreci_stats_set_connected(fedreci_stats *st, uint32_t n);
 /* Traffic outside the rounds' own accounting (e.g. model downloads). */
+/* Replaces the resource-limit figures. */
+void fedreci_stats_set_limits(fedreci_stats *st, const fedreci_stats_limits *l);
 void fedreci_stats_add_bytes(fedreci_stats *st, uint64_t in, uint64_t out);
 
 void fedreci_stats_snapshot_get(fedreci_stats *st, fedreci_stats_snapshot *out);

@@ -6,6 +6,9 @@
 #include "coordinator/engine_internal.h"
 
 #include <errno.h>
+#ifdef __GLIBC__
+#include <malloc.h>
+#endif
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -36,6 +39,7 @@ static void pipe_removed(nng_pipe p, nng_pipe_ev ev, void *arg)
     if (atomic_load(&c->closing_flag) || id == 0)
         return;
     pthread_mutex_lock(&c->mu);
+    int trim = fedreci_eng_conn_gone(c, id);
     if (!c->closing) {
         for (size_t i = 0; i < c->n_waiting;) {
             crec *e = fedreci_eng_reg_find(c, c->waiting[i]);
@@ -58,6 +62,24 @@ static void pipe_removed(nng_pipe p, nng_pipe_ev ev, void *arg)
     }
     pthread_mutex_unlock(&c->mu);
     fedreci_eng_flush(c, &ob);
+#ifdef __GLIBC__
+    if (trim)
+        malloc_trim(0);
+#else
+    (void)trim;
+#endif
+}
+
+/* nng: a pipe (connection) is about to be added: refused (closed) when it
+ * exceeds the total or the per-address connection cap (limits.c). */
+static void pipe_adding(nng_pipe p, nng_pipe_ev ev, void *arg)
+{
+    fedreci_coord *c = arg;
+    (void)ev;
+    if (atomic_load(&c->closing_flag))
+        return;
+    if (!fedreci_eng_conn_admit(c, p))
+        nng_pipe_close(p);
 }
 
 /* nng: an aio of context x completed (a reply was sent or a request
@@ -241,8 +263,14 @@ fedrec_err fedreci_eng_transport_open(fedreci_coord *c)
      * engine's cap still arrives and is refused with a logged reason and an
      * Error reply; beyond twice the cap nng drops the connection unread
      * (without telling the engine), so nothing larger is ever buffered. */
-    nng_socket_set_size(c->sock, NNG_OPT_RECVMAXSZ, c->cap > SIZE_MAX / 2 ? SIZE_MAX : 2 * c->cap);
-    if ((rv = nng_pipe_notify(c->sock, NNG_PIPE_EV_REM_POST, pipe_removed, c)) != 0)
+    size_t ceiling = c->cap > SIZE_MAX / 2 ? SIZE_MAX : 2 * c->cap;
+    nng_socket_set_size(c->sock, NNG_OPT_RECVMAXSZ, ceiling);
+    fedreci_log(FEDRECI_LOG_INFO, -1,
+                "receive cap %zu bytes per request (a connection announcing more than %zu bytes "
+                "is closed unread)",
+                c->cap, ceiling);
+    if ((rv = nng_pipe_notify(c->sock, NNG_PIPE_EV_REM_POST, pipe_removed, c)) != 0 ||
+        (rv = nng_pipe_notify(c->sock, NNG_PIPE_EV_ADD_PRE, pipe_adding, c)) != 0)
         return nng_fail(rv, "pipe notification", NULL);
     c->n_ctx = c->cfg.n_contexts;
     c->park_limit = c->n_ctx - (c->n_ctx / 16 > 4 ? c->n_ctx / 16 : 4);

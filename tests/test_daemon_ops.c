@@ -751,25 +751,12 @@ static void test_load(void **state)
     char cohort[16];
     snprintf(cohort, sizeof cohort, "%u", n);
     daemon_proc d;
-    const char *extra[] = {"--cohort",
-                           cohort,
-                           "--min-cohort",
-                           cohort,
-                           "--neighbors",
-                           "8",
-                           "--deadline-checkin",
-                           "300000",
-                           "--deadline-advertise",
-                           "300000",
-                           "--deadline-share",
-                           "300000",
-                           "--deadline-masked",
-                           "300000",
-                           "--deadline-unmask",
-                           "300000",
-                           "--log-level",
-                           "info",
-                           NULL};
+    const char *extra[] = {"--cohort", cohort, "--min-cohort", cohort, "--neighbors", "8",
+                           "--deadline-checkin", "300000", "--deadline-advertise", "300000",
+                           "--deadline-share", "300000", "--deadline-masked", "300000",
+                           "--deadline-unmask", "300000", "--log-level", "info",
+                           /* every client is new and comes from 127.0.0.1 */
+                           "--new-ids-per-address-burst", "0", "--new-ids-burst", "0", NULL};
     daemon_start(&d, "tcp", extra);
     int d_words = g_items * K_FACTORS + 1;
     g_items = N_ITEMS;
