@@ -86,13 +86,6 @@ typedef struct addrent {
     uint64_t t_ms; /* when tokens was last refilled */
 } addrent;
 
-/* One open connection (limits.c): its pipe id and address row + 1 (0: not
- * an IP connection). */
-typedef struct pipeent {
-    uint32_t pipe; /* 0: empty slot */
-    uint32_t addr1;
-} pipeent;
-
 /* An immutable published model version, shared by reference with encoders. */
 typedef struct pmodel {
     atomic_int refs;
@@ -209,8 +202,7 @@ struct fedreci_coord {
     addrent *addrs;
     size_t n_addrs, addrs_cap;
     fedreci_idmap addr_index; /* key -> row of addrs */
-    pipeent *pipes;           /* open addressing by pipe id, pipes_cap a power of two */
-    size_t n_pipes, pipes_cap;
+    fedreci_idmap pipes;      /* open connections: pipe id -> address row + 1 (0: not IP) */
     uint32_t conns_open;
     uint32_t closed_since_trim;
     double global_tokens;

@@ -86,9 +86,12 @@ static void addr_prune(fedreci_coord *c)
     for (size_t i = 0; i < c->n_addrs; i++)
         if (remap[i] != UINT32_MAX)
             c->addrs[remap[i]] = c->addrs[i];
-    for (size_t i = 0; i < c->pipes_cap; i++)
-        if (c->pipes[i].pipe && c->pipes[i].addr1)
-            c->pipes[i].addr1 = remap[c->pipes[i].addr1 - 1] + 1;
+    size_t pos = 0;
+    uint64_t pipe;
+    uint32_t addr1;
+    while (fedreci_idmap_next(&c->pipes, &pos, &pipe, &addr1))
+        if (addr1)
+            (void)fedreci_idmap_set(&c->pipes, pipe, remap[addr1 - 1] + 1);
     free(remap);
     fedreci_idmap_fini(&c->addr_index);
     c->addr_index = idx;
@@ -121,72 +124,6 @@ static addrent *addr_get(fedreci_coord *c, uint64_t key, uint32_t *row)
     return a;
 }
 
-/* ---- the pipe table: open addressing by pipe id, backward-shift delete ---- */
-
-static size_t pipe_slot(uint32_t pipe, size_t cap)
-{
-    return (size_t)((pipe * 0x9E3779B1u) & (cap - 1));
-}
-
-static pipeent *pipe_find(const fedreci_coord *c, uint32_t pipe)
-{
-    if (!c->pipes_cap)
-        return NULL;
-    for (size_t i = pipe_slot(pipe, c->pipes_cap);; i = (i + 1) & (c->pipes_cap - 1)) {
-        if (c->pipes[i].pipe == pipe)
-            return &c->pipes[i];
-        if (!c->pipes[i].pipe)
-            return NULL;
-    }
-}
-
-static int pipe_put(fedreci_coord *c, uint32_t pipe, uint32_t addr1)
-{
-    if (2 * (c->n_pipes + 1) > c->pipes_cap) {
-        size_t nc = c->pipes_cap ? c->pipes_cap * 2 : 256;
-        pipeent *np = calloc(nc, sizeof *np);
-        if (!np)
-            return 0;
-        for (size_t i = 0; i < c->pipes_cap; i++) {
-            if (!c->pipes[i].pipe)
-                continue;
-            size_t j = pipe_slot(c->pipes[i].pipe, nc);
-            while (np[j].pipe)
-                j = (j + 1) & (nc - 1);
-            np[j] = c->pipes[i];
-        }
-        free(c->pipes);
-        c->pipes = np;
-        c->pipes_cap = nc;
-    }
-    size_t j = pipe_slot(pipe, c->pipes_cap);
-    while (c->pipes[j].pipe)
-        j = (j + 1) & (c->pipes_cap - 1);
-    c->pipes[j].pipe = pipe;
-    c->pipes[j].addr1 = addr1;
-    c->n_pipes++;
-    return 1;
-}
-
-static void pipe_del(fedreci_coord *c, pipeent *e)
-{
-    size_t mask = c->pipes_cap - 1, i = (size_t)(e - c->pipes), j = i;
-    c->pipes[i].pipe = 0;
-    c->n_pipes--;
-    for (;;) {
-        j = (j + 1) & mask;
-        if (!c->pipes[j].pipe)
-            return;
-        size_t home = pipe_slot(c->pipes[j].pipe, c->pipes_cap);
-        /* move j back into the hole at i unless its home lies in (i, j] */
-        if ((j > i && (home <= i || home > j)) || (j < i && home <= i && home > j)) {
-            c->pipes[i] = c->pipes[j];
-            c->pipes[j].pipe = 0;
-            i = j;
-        }
-    }
-}
-
 /* ---- the entry points ------------------------------------------------------ */
 
 int fedreci_eng_conn_admit(fedreci_coord *c, nng_pipe p)
@@ -209,7 +146,7 @@ int fedreci_eng_conn_admit(fedreci_coord *c, nng_pipe p)
     } else if (a && c->cfg.max_conns_per_addr && a->conns >= c->cfg.max_conns_per_addr) {
         c->refused_conn_addr++;
         ok = 0;
-    } else if (!pipe_put(c, id, a ? row + 1 : 0)) {
+    } else if (fedreci_idmap_put(&c->pipes, id, a ? row + 1 : 0, NULL) != FEDREC_OK) {
         ok = 0;
     } else {
         c->conns_open++;
@@ -228,12 +165,12 @@ int fedreci_eng_conn_admit(fedreci_coord *c, nng_pipe p)
 
 int fedreci_eng_conn_gone(fedreci_coord *c, uint32_t pipe)
 {
-    pipeent *e = pipe_find(c, pipe);
-    if (!e)
+    uint32_t addr1;
+    if (!fedreci_idmap_find(&c->pipes, pipe, &addr1))
         return 0;
-    if (e->addr1 && c->addrs[e->addr1 - 1].conns)
-        c->addrs[e->addr1 - 1].conns--;
-    pipe_del(c, e);
+    if (addr1 && c->addrs[addr1 - 1].conns)
+        c->addrs[addr1 - 1].conns--;
+    fedreci_idmap_del(&c->pipes, pipe);
     if (c->conns_open)
         c->conns_open--;
     /* nng frees a connection's buffers as it closes; hand the freed heap
@@ -249,8 +186,9 @@ int fedreci_eng_conn_gone(fedreci_coord *c, uint32_t pipe)
 int fedreci_eng_new_id_allowed(fedreci_coord *c, uint32_t pipe, const char **why)
 {
     uint64_t now = now_ms();
-    pipeent *pe = pipe_find(c, pipe);
-    addrent *a = pe && pe->addr1 ? &c->addrs[pe->addr1 - 1] : NULL;
+    uint32_t addr1 = 0;
+    (void)fedreci_idmap_find(&c->pipes, pipe, &addr1);
+    addrent *a = addr1 ? &c->addrs[addr1 - 1] : NULL;
     if (a && c->cfg.new_ids_addr_burst) {
         refill(&a->tokens, &a->t_ms, now, c->cfg.new_ids_addr_rate, c->cfg.new_ids_addr_burst);
         if (a->tokens < 1) {
@@ -279,7 +217,5 @@ void fedreci_eng_limits_free(fedreci_coord *c)
     c->addrs = NULL;
     c->n_addrs = c->addrs_cap = 0;
     fedreci_idmap_fini(&c->addr_index);
-    free(c->pipes);
-    c->pipes = NULL;
-    c->n_pipes = c->pipes_cap = 0;
+    fedreci_idmap_fini(&c->pipes);
 }

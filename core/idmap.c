@@ -83,3 +83,50 @@ fedrec_err fedreci_idmap_put(fedreci_idmap *m, uint64_t id, uint32_t index, uint
     m->n++;
     return FEDREC_OK;
 }
+
+int fedreci_idmap_del(fedreci_idmap *m, uint64_t id)
+{
+    if (m->cap == 0)
+        return 0;
+    size_t mask = m->cap - 1;
+    size_t i = probe(m->slots, m->cap, id);
+    if (!m->slots[i].index1)
+        return 0;
+    /* backward shift: move each later entry of the run into the hole unless
+     * its home slot lies cyclically in (hole, its slot] */
+    for (size_t j = (i + 1) & mask; m->slots[j].index1; j = (j + 1) & mask) {
+        size_t home = (size_t)fedreci_rng_mix(m->slots[j].id) & mask;
+        if (((j - home) & mask) >= ((j - i) & mask)) {
+            m->slots[i] = m->slots[j];
+            i = j;
+        }
+    }
+    m->slots[i].index1 = 0;
+    m->n--;
+    return 1;
+}
+
+int fedreci_idmap_set(fedreci_idmap *m, uint64_t id, uint32_t index)
+{
+    if (m->cap == 0 || index > FEDRECI_IDMAP_MAX_INDEX)
+        return 0;
+    fedreci_idmap_slot *s = &m->slots[probe(m->slots, m->cap, id)];
+    if (!s->index1)
+        return 0;
+    s->index1 = index + 1;
+    return 1;
+}
+
+int fedreci_idmap_next(const fedreci_idmap *m, size_t *pos, uint64_t *id, uint32_t *index)
+{
+    for (; *pos < m->cap; (*pos)++) {
+        const fedreci_idmap_slot *s = &m->slots[*pos];
+        if (s->index1) {
+            *id = s->id;
+            *index = s->index1 - 1;
+            (*pos)++;
+            return 1;
+        }
+    }
+    return 0;
+}

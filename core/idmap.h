@@ -6,9 +6,9 @@
  * about 1.5 slots on average when the id is present and 2.5 when it is not.
  * Ids are hashed with fedreci_rng_mix (splitmix64's finalizer), so
  * sequential or clustered ids spread evenly. Every uint64 id is valid, 0 and
- * UINT64_MAX included; entries are never removed (build a new map instead).
- * Iterating over the slots is not offered: keep the entries in the caller's
- * array and iterate over that.
+ * UINT64_MAX included. Removal shifts the following entries of the probe run
+ * back (no tombstones), so lookups stay as fast after many removals; the
+ * table does not shrink.
  *
  * Memory: 16 bytes per slot, at most 4 slots per entry after growth.
  * Thread-safety: none; a map is guarded by its owner's lock. */
@@ -53,5 +53,20 @@ int fedreci_idmap_find(const fedreci_idmap *m, uint64_t id, uint32_t *index);
  * FEDREC_ERR_DUPLICATE; the message names the id. */
 FEDREC_NODISCARD fedrec_err fedreci_idmap_put(fedreci_idmap *m, uint64_t id, uint32_t index,
                                               uint32_t *existing);
+
+/* Removes id: 1 when it was present, 0 when not. This function can't
+ * fail. */
+int fedreci_idmap_del(fedreci_idmap *m, uint64_t id);
+
+/* Changes the index of an id already present: 1, or 0 when id is absent
+ * (nothing added). index must be <= FEDRECI_IDMAP_MAX_INDEX (larger: 0).
+ * This function can't fail. */
+int fedreci_idmap_set(fedreci_idmap *m, uint64_t id, uint32_t index);
+
+/* Iteration in no particular order: start with *pos = 0; each call writes
+ * the next entry to *id and *index and returns 1, or returns 0 after the
+ * last. fedreci_idmap_set may be called during an iteration; put and del
+ * may not. This function can't fail. */
+int fedreci_idmap_next(const fedreci_idmap *m, size_t *pos, uint64_t *id, uint32_t *index);
 
 #endif

@@ -345,6 +345,76 @@ static void test_idmap_matches_brute_force(void **state)
     free(ids);
 }
 
+/* Removals (backward shift), updates and iteration against a brute-force
+ * table, over a small id range so that probe runs collide and wrap. */
+static void test_idmap_delete_set_iterate(void **state)
+{
+    (void)state;
+    enum { RANGE = 3000 };
+    static int present[RANGE];
+    static uint32_t value[RANGE];
+    memset(present, 0, sizeof present);
+    fedreci_idmap m = {0};
+    fedreci_rng r = fedreci_rng_seeded(11);
+    size_t n = 0;
+    for (int step = 0; step < 200000; step++) {
+        uint64_t x = fedreci_rng_u64(&r);
+        uint32_t id = (uint32_t)((x >> 8) % RANGE), got = 0;
+        switch (x % 4) {
+        case 0:
+        case 1: {
+            fedrec_err e = fedreci_idmap_put(&m, id, (uint32_t)step, NULL);
+            assert_int_equal(e, present[id] ? FEDREC_ERR_DUPLICATE : FEDREC_OK);
+            if (!present[id]) {
+                present[id] = 1;
+                value[id] = (uint32_t)step;
+                n++;
+            }
+            break;
+        }
+        case 2:
+            assert_int_equal(fedreci_idmap_del(&m, id), present[id]);
+            n -= (size_t)present[id];
+            present[id] = 0;
+            break;
+        default:
+            assert_int_equal(fedreci_idmap_set(&m, id, (uint32_t)step + 7), present[id]);
+            if (present[id])
+                value[id] = (uint32_t)step + 7;
+            break;
+        }
+        assert_int_equal(fedreci_idmap_size(&m), n);
+        uint64_t probe_id = (x >> 20) % RANGE;
+        assert_int_equal(fedreci_idmap_find(&m, probe_id, &got), present[probe_id]);
+        if (present[probe_id])
+            assert_int_equal(got, value[probe_id]);
+    }
+    for (uint32_t id = 0; id < RANGE; id++) {
+        uint32_t got = 0;
+        assert_int_equal(fedreci_idmap_find(&m, id, &got), present[id]);
+        if (present[id])
+            assert_int_equal(got, value[id]);
+    }
+    /* iteration visits every entry once */
+    size_t pos = 0, seen = 0;
+    uint64_t id;
+    uint32_t idx;
+    static int visited[RANGE];
+    memset(visited, 0, sizeof visited);
+    while (fedreci_idmap_next(&m, &pos, &id, &idx)) {
+        assert_true(id < RANGE && present[id] && !visited[id]);
+        assert_int_equal(idx, value[id]);
+        visited[id] = 1;
+        seen++;
+    }
+    assert_int_equal(seen, n);
+    fedreci_idmap_fini(&m);
+    pos = 0;
+    assert_false(fedreci_idmap_next(&m, &pos, &id, &idx));
+    assert_false(fedreci_idmap_del(&m, 1));
+    assert_false(fedreci_idmap_set(&m, 1, 2));
+}
+
 static void test_strmap_matches_brute_force(void **state)
 {
     (void)state;
@@ -556,6 +626,7 @@ int main(void)
         cmocka_unit_test(test_json_writer_errors),
         cmocka_unit_test(test_json_writer_mem),
         cmocka_unit_test(test_idmap_matches_brute_force),
+        cmocka_unit_test(test_idmap_delete_set_iterate),
         cmocka_unit_test(test_strmap_matches_brute_force),
         cmocka_unit_test(test_opt_integers),
         cmocka_unit_test(test_opt_reals_and_bools),
