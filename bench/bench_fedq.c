@@ -31,19 +31,12 @@
 #include "core/err.h"
 #include "core/eval/eval.h"
 #include "core/mf/mf.h"
+#include "core/rng.h"
 #include "fedrec/fedrec.h"
 #include "bench_args.h"
 
 #define FEDQ_MAX 16
 #define FEDQ_DEFAULT_DATA "data/online-retail/online_retail.csv.gz"
-
-static uint64_t fedq_next(uint64_t *s)
-{
-    uint64_t z = (*s += 0x9e3779b97f4a7c15ULL);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-    return z ^ (z >> 31);
-}
 
 /* HR@10 on s: user factors from x (n_users x k) or, when x is NULL, solved
  * from y on each shopper's training row. */
@@ -118,15 +111,15 @@ static int fedq_train(const fedreci_split *s, const fedq_cfg *c, double lr, doub
     if (np == 0 || fedreci_optimizer_create(&o, &op, n, k) || fedreci_mf_step_create(&w, n, k))
         goto out;
     fedreci_mf_init(y, n, k, seed, 0.01f);
-    uint64_t st = seed * 0x2545f4914f6cdd1dULL + 1;
+    fedreci_rng st = fedreci_rng_seeded(seed * 0x2545f4914f6cdd1dULL + 1);
     for (uint32_t t = 0; t < c->rounds; t++) {
         uint32_t size = c->cohort < np ? c->cohort : np, m = 0;
         for (uint32_t j = 0; j < size; j++) { /* partial Fisher-Yates, then dropout */
-            uint32_t pick = j + (uint32_t)(fedq_next(&st) % (np - j));
+            uint32_t pick = j + (uint32_t)fedreci_rng_below(&st, np - j);
             uint32_t tmp = pool[j];
             pool[j] = pool[pick];
             pool[pick] = tmp;
-            if ((double)(fedq_next(&st) >> 11) * 0x1p-53 >= c->dropout)
+            if (fedreci_rng_unit(&st) >= c->dropout)
                 cohort[m++] = pool[j];
         }
         if (m > 0 &&
