@@ -18,6 +18,7 @@
 #include "core/err.h"
 #include "core/eval/baselines.h"
 #include "core/mf/mf.h"
+#include "core/json.h"
 #include "sim/sim.h"
 
 #define N_KS 3
@@ -553,7 +554,7 @@ static void print_json(const run_ctx *c, const fedreci_sim_data_opts *dopt)
     const fedreci_split *s = c->test;
     const result *pop = &c->res[M_POP], *als = &c->res[M_ALS];
     printf("{\"data\": ");
-    fedreci_sim_json_str(stdout, dopt->data);
+    fedreci_json_fputs(stdout, dopt->data);
     printf(", \"split\": \"%s\", \"test_users\": %u, \"validation_users\": %u, "
            "\"train_users\": %u,\n \"items\": %u, \"alpha\": %g, \"sweeps\": %u, "
            "\"boot\": %u, \"k\": 10,\n",
@@ -583,7 +584,7 @@ static void print_json(const run_ctx *c, const fedreci_sim_data_opts *dopt)
         if (!r->done)
             continue;
         printf("%s\n  {\"model\": \"%s\", \"params\": ", first ? "" : ",", MODEL_KEYS[m]);
-        fedreci_sim_json_str(stdout, r->params);
+        fedreci_json_fputs(stdout, r->params);
         printf(", \"validation_hr_at_10\": %.6f, \"fit_seconds\": %.3f, \"seeds\": %u", r->val_hr,
                r->seconds, r->n_seeds);
         if (m == M_ALS || m == M_ALS_CG)
@@ -612,9 +613,68 @@ static void print_json(const run_ctx *c, const fedreci_sim_data_opts *dopt)
     printf("]}\n");
 }
 
+enum {
+    OPT_JSON = FEDRECI_SIM_OPT_BASE,
+    OPT_SHOW_GRID,
+    OPT_SWEEPS,
+    OPT_BOOT,
+    OPT_THREADS,
+    OPT_SEEDS,
+    OPT_ONLY,
+};
+
+static const struct option baseline_options[] = {
+    {"json", no_argument, NULL, OPT_JSON},
+    {"show-grid", no_argument, NULL, OPT_SHOW_GRID},
+    {"sweeps", required_argument, NULL, OPT_SWEEPS},
+    {"boot", required_argument, NULL, OPT_BOOT},
+    {"threads", required_argument, NULL, OPT_THREADS},
+    {"seeds", required_argument, NULL, OPT_SEEDS},
+    {"only", required_argument, NULL, OPT_ONLY},
+    {NULL, 0, NULL, 0},
+};
+
+static const char *const cmd = "fedrec-sim baseline";
+
+typedef struct baseline_args {
+    run_ctx *c;
+    int *want;
+    int *json;
+} baseline_args;
+
+static int baseline_opt(void *ctx, int code, const char *name, const char *v)
+{
+    baseline_args *a = ctx;
+    run_ctx *c = a->c;
+    switch (code) {
+    case OPT_JSON:
+        *a->json = 1;
+        return 0;
+    case OPT_SHOW_GRID:
+        c->show_grid = 1;
+        return 0;
+    case OPT_SWEEPS:
+        return fedreci_sim_arg_u32(cmd, name, v, 1, 1000, &c->sweeps);
+    case OPT_BOOT:
+        return fedreci_sim_arg_u32(cmd, name, v, 2, 1000000, &c->boot);
+    case OPT_THREADS:
+        return fedreci_sim_arg_u32(cmd, name, v, 1, 256, &c->wk.threads);
+    case OPT_SEEDS:
+        if (!parse_seeds(v, c->seeds, &c->n_seeds))
+            return 0;
+        fprintf(stderr, "%s: %s '%s': expected up to %d seeds, comma-separated\n", cmd, name, v,
+                MAX_SEEDS);
+        return -1;
+    default: /* OPT_ONLY */
+        if (!parse_only(v, a->want))
+            return 0;
+        fprintf(stderr, "%s: %s '%s': not a list of models (see --help)\n", cmd, name, v);
+        return -1;
+    }
+}
+
 int fedreci_sim_baseline(int argc, char **argv)
 {
-    static const char *cmd = "fedrec-sim baseline";
     fedreci_sim_data_opts dopt;
     fedreci_sim_data_opts_default(&dopt);
     run_ctx c;
@@ -625,39 +685,11 @@ int fedreci_sim_baseline(int argc, char **argv)
     c.seeds[0] = 1;
     c.n_seeds = 1;
     int json = 0, want[M_COUNT] = {1, 1, 1, 1, 1};
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        int r = fedreci_sim_data_opt(&dopt, argc, argv, &i, cmd);
-        if (r < 0)
-            return 2;
-        if (r > 0)
-            continue;
-        int has = i + 1 < argc;
-        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
-            baseline_usage(stdout);
-            return 0;
-        } else if (!strcmp(a, "--json")) {
-            json = 1;
-        } else if (!strcmp(a, "--show-grid")) {
-            c.show_grid = 1;
-        } else if (!strcmp(a, "--sweeps") && has && !parse_u32(argv[i + 1], 1, 1000, &c.sweeps)) {
-            i++;
-        } else if (!strcmp(a, "--boot") && has && !parse_u32(argv[i + 1], 2, 1000000, &c.boot)) {
-            i++;
-        } else if (!strcmp(a, "--threads") && has &&
-                   !parse_u32(argv[i + 1], 1, 256, &c.wk.threads)) {
-            i++;
-        } else if (!strcmp(a, "--seeds") && has && !parse_seeds(argv[i + 1], c.seeds, &c.n_seeds)) {
-            i++;
-        } else if (!strcmp(a, "--only") && has && !parse_only(argv[i + 1], want)) {
-            i++;
-        } else {
-            fprintf(stderr, "%s: unknown option or bad value '%s'%s%s\n", cmd, a, has ? " " : "",
-                    has ? argv[i + 1] : "");
-            baseline_usage(stderr);
-            return 2;
-        }
-    }
+    baseline_args ba = {&c, want, &json};
+    int rc = fedreci_sim_parse_opts(argc, argv, cmd, baseline_options, &dopt, baseline_opt, &ba,
+                                    baseline_usage);
+    if (rc)
+        return rc == 1 ? 0 : 2;
     fedreci_dataset *d = NULL;
     fedreci_split *s = NULL, *v = NULL;
     if (fedreci_sim_load(&dopt, cmd, &d, &s))

@@ -12,13 +12,13 @@
 
 static void describe_usage(FILE *f)
 {
-    fprintf(f, "usage: fedrec-sim describe --data FILE [--json] [--strict]\n"
-               "                           [--keep-non-products | --non-product CODE,CODE,...]\n"
-               "                           [--alpha A] [--eps E] [--split-date YYYY-MM-DD]\n"
+    fprintf(f, "usage: fedrec-sim describe --data FILE [--json] [data options]\n"
                "Loads and cleans a purchase log (CSV or gzip'd CSV, UCI Online Retail layout)\n"
                "and prints the cleaning report, dataset statistics and the split's counts\n"
-               "(leave-last-basket-out unless --split-date is given). docs/data.md defines\n"
-               "every figure.\n");
+               "(leave-last-basket-out unless --split or --split-date says otherwise).\n"
+               "docs/data.md defines every figure.\n"
+               "  --json                  print one JSON object\n");
+    fedreci_sim_data_usage(f);
 }
 
 static void fmt_time(int64_t t, char *buf, size_t n)
@@ -29,70 +29,51 @@ static void fmt_time(int64_t t, char *buf, size_t n)
         snprintf(buf, n, "%lld", (long long)t);
 }
 
-/* Splits a comma-separated list in place into at most cap entries. */
-static size_t split_list(char *s, const char **out, size_t cap)
+enum { OPT_JSON = FEDRECI_SIM_OPT_BASE };
+
+static const struct option describe_options[] = {
+    {"json", no_argument, NULL, OPT_JSON},
+    {NULL, 0, NULL, 0},
+};
+
+static int describe_opt(void *ctx, int code, const char *name, const char *v)
 {
-    size_t n = 0;
-    for (char *tok = strtok(s, ","); tok && n < cap; tok = strtok(NULL, ","))
-        out[n++] = tok;
-    return n;
+    (void)code;
+    (void)name;
+    (void)v;
+    *(int *)ctx = 1; /* --json */
+    return 0;
 }
 
 int fedreci_sim_describe(int argc, char **argv)
 {
-    const char *data = NULL, *split_date = NULL;
+    static const char *const cmd = "fedrec-sim describe";
     int json = 0;
-    fedreci_dataset_options o;
-    fedreci_dataset_options_default(&o);
-    static const char *none[1] = {""};
-    const char *list[256];
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        int has_val = i + 1 < argc;
-        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
-            describe_usage(stdout);
-            return 0;
-        } else if (!strcmp(a, "--data") && has_val) {
-            data = argv[++i];
-        } else if (!strcmp(a, "--json")) {
-            json = 1;
-        } else if (!strcmp(a, "--strict")) {
-            o.strict = 1;
-        } else if (!strcmp(a, "--keep-non-products")) {
-            o.non_product = none;
-            o.n_non_product = 0;
-        } else if (!strcmp(a, "--non-product") && has_val) {
-            o.n_non_product = split_list(argv[++i], list, 256);
-            o.non_product = o.n_non_product ? list : none;
-        } else if (!strcmp(a, "--alpha") && has_val) {
-            o.alpha = strtod(argv[++i], NULL);
-        } else if (!strcmp(a, "--eps") && has_val) {
-            o.eps = strtod(argv[++i], NULL);
-        } else if (!strcmp(a, "--split-date") && has_val) {
-            split_date = argv[++i];
-        } else {
-            fprintf(stderr, "fedrec-sim describe: unknown or incomplete option '%s'\n", a);
-            describe_usage(stderr);
-            return 2;
-        }
-    }
-    if (!data) {
-        fprintf(stderr, "fedrec-sim describe: --data FILE is required\n");
+    fedreci_sim_data_opts dopt;
+    fedreci_sim_data_opts_default(&dopt);
+    int rc = fedreci_sim_parse_opts(argc, argv, cmd, describe_options, &dopt, describe_opt, &json,
+                                    describe_usage);
+    if (rc)
+        return rc == 1 ? 0 : 2;
+    if (!dopt.data) {
+        fprintf(stderr, "%s: --data FILE is required\n", cmd);
         describe_usage(stderr);
         return 2;
     }
+    const char *data = dopt.data;
+    const int temporal = dopt.split && !strncmp(dopt.split, "date:", 5);
     fedreci_split_options so = {FEDRECI_SPLIT_LAST_BASKET, 0};
-    if (split_date) {
+    if (temporal) {
         so.kind = FEDRECI_SPLIT_TEMPORAL;
-        if (fedreci_parse_time(split_date, &so.split_time)) {
-            fprintf(stderr, "fedrec-sim describe: --split-date '%s' is not a date\n", split_date);
+        if (fedreci_parse_time(dopt.split + 5, &so.split_time)) {
+            fprintf(stderr, "%s: --split '%s': '%s' is not a date\n", cmd, dopt.split,
+                    dopt.split + 5);
             return 2;
         }
     }
-
     fedreci_dataset *d = NULL;
     fedreci_split *s = NULL;
-    fedrec_err e = fedreci_dataset_load(&d, data, &o, NULL);
+    fedrec_err e = fedreci_dataset_load(&d, data, &dopt.ds, NULL);
     if (!e)
         e = fedreci_split_create(&s, d, &so);
     if (e) {
@@ -106,8 +87,8 @@ int fedreci_sim_describe(int argc, char **argv)
     fmt_time(r->time_max, t1, sizeof t1);
     double density =
         r->customers && r->items ? (double)r->interactions / r->customers / r->items : 0.0;
-    const char *split_name = split_date ? "temporal" : "leave-last-basket-out";
-    int rc = 0;
+    const char *split_name = temporal ? "temporal" : "leave-last-basket-out";
+    rc = 0;
 
     if (json) {
         /* spaced members, a line break before each group */
@@ -137,8 +118,8 @@ int fedreci_sim_describe(int argc, char **argv)
         fedreci_json_newline(&w, " ");
         fedreci_json_kstr(&w, "time_min", t0);
         fedreci_json_kstr(&w, "time_max", t1);
-        fedreci_json_kdouble(&w, "alpha", "%g", o.alpha);
-        fedreci_json_kdouble(&w, "eps", "%g", o.eps);
+        fedreci_json_kdouble(&w, "alpha", "%g", dopt.ds.alpha);
+        fedreci_json_kdouble(&w, "eps", "%g", dopt.ds.eps);
         fedreci_json_newline(&w, " ");
         fedreci_json_kstr(&w, "split", split_name);
         fedreci_json_ku64(&w, "test_users", s->n_test_users);
@@ -178,11 +159,11 @@ int fedreci_sim_describe(int argc, char **argv)
                (unsigned long long)r->interactions, 100.0 * density);
         printf("baskets                    %llu\n", (unsigned long long)r->baskets);
         printf("first / last purchase      %s / %s\n", t0, t1);
-        printf("confidence                 1 + %g * log(1 + q / %g)\n", o.alpha, o.eps);
-        printf("split                      %s%s%s\n", split_name, split_date ? " at " : "",
-               split_date ? split_date : "");
+        printf("confidence                 1 + %g * log(1 + q / %g)\n", dopt.ds.alpha, dopt.ds.eps);
+        printf("split                      %s%s%s\n", split_name, temporal ? " at " : "",
+               temporal ? dopt.split + 5 : "");
         printf("  test customers           %u\n", s->n_test_users);
-        if (!split_date) {
+        if (!temporal) {
             printf("  training only, 1 basket  %u\n", s->users_single_basket);
         } else {
             printf("  no rows after the date   %u\n", s->users_no_test_rows);

@@ -7,6 +7,7 @@
 #ifndef FEDREC_SIM_SIM_H
 #define FEDREC_SIM_SIM_H
 
+#include <getopt.h>
 #include <stdint.h>
 #include <stdio.h>
 
@@ -31,7 +32,15 @@ int fedreci_sim_baseline(int argc, char **argv);
  * with SecAgg+ over nng, one client session per training customer. */
 int fedreci_sim_run(int argc, char **argv);
 
-/* ---- data options shared by the subcommands -------------------------------- */
+/* ---- option parsing shared by the subcommands ----------------------------- */
+
+/* Every subcommand parses its options with getopt_long through
+ * fedreci_sim_parse_opts, so `--opt value` and `--opt=value` both work, the
+ * same messages name the same mistakes, and the data options mean the same
+ * everywhere. Option codes of long-only options start at FEDRECI_SIM_OPT_BASE;
+ * the data options use codes from FEDRECI_SIM_DATA_OPT_BASE on. */
+#define FEDRECI_SIM_OPT_BASE 0x100
+#define FEDRECI_SIM_DATA_OPT_BASE 0x1000
 
 /* What selects and cleans the log and splits it. */
 typedef struct fedreci_sim_data_opts {
@@ -39,20 +48,39 @@ typedef struct fedreci_sim_data_opts {
     fedreci_dataset_options ds;
     const char *split;            /* --split lastbasket | date:YYYY-MM-DD (NULL: lastbasket) */
     const char *non_product[256]; /* storage for --non-product lists */
+    char split_buf[64];           /* storage for --split-date */
 } fedreci_sim_data_opts;
 
 /* Defaults: no file, the dataset defaults, leave-last-basket-out. */
 void fedreci_sim_data_opts_default(fedreci_sim_data_opts *o);
 
-/* If argv[*i] is a data option (--data, --alpha, --eps, --strict,
- * --keep-non-products, --non-product LIST, --split SPEC, --split-date DATE),
- * consumes it (and its value, advancing *i) and returns 1; returns -1 when
- * its value is missing or invalid (message on stderr), 0 when it is not a
- * data option. */
-int fedreci_sim_data_opt(fedreci_sim_data_opts *o, int argc, char **argv, int *i, const char *cmd);
-
 /* The usage text of the data options (for --help). */
 void fedreci_sim_data_usage(FILE *f);
+
+/* Handles one option of a subcommand: code is the option's code in the
+ * table, name its spelling ("--rounds"), arg its value (NULL for a flag).
+ * Returns 0, or -1 after printing "cmd: --name 'arg': what is wrong". */
+typedef int (*fedreci_sim_opt_fn)(void *ctx, int code, const char *name, const char *arg);
+
+/* Parses argv[1..argc-1] (argv[0] is the subcommand) with getopt_long: the
+ * options in `own` (terminated by a zero entry; at most 64) go to fn, the
+ * data options (when data != NULL) to data, and -h/--help prints usage to
+ * stdout. Positional arguments are refused. Returns 0 when every option was
+ * accepted, 1 when help was printed, 2 on a usage error (message on
+ * stderr). Not thread-safe (getopt's globals). */
+int fedreci_sim_parse_opts(int argc, char **argv, const char *cmd, const struct option *own,
+                           fedreci_sim_data_opts *data, fedreci_sim_opt_fn fn, void *ctx,
+                           void (*usage)(FILE *));
+
+/* Value parsers for option handlers: each writes *out and returns 0 when v
+ * is a whole decimal number (u32, u64) or a finite number (double) within
+ * [lo, hi]; otherwise prints "cmd: NAME 'v': expected ..." and returns -1
+ * without writing *out. */
+int fedreci_sim_arg_u32(const char *cmd, const char *name, const char *v, uint32_t lo, uint32_t hi,
+                        uint32_t *out);
+int fedreci_sim_arg_u64(const char *cmd, const char *name, const char *v, uint64_t *out);
+int fedreci_sim_arg_double(const char *cmd, const char *name, const char *v, double lo, double hi,
+                           double *out);
 
 /* Loads, cleans and splits. On failure prints "cmd: error: message" to stderr
  * and returns the error; *d and *s are written only on success. */

@@ -16,6 +16,8 @@
 #             left to mask): the failed sessions' connections are closed, so
 #             no stage waits for --stage-timeout (60 s); every round aborts
 #   plain     --secagg off: the plain-sum reference, labelled, not verified
+#   opts      --opt=value and --opt value mean the same; a bad value, an
+#             unknown option and a missing value exit 2 naming the option
 set -u
 case_name=$1 sim=$2 data=$3 work=$4
 rm -rf "$work"
@@ -173,6 +175,29 @@ plain)
     grep -q '"secagg_note": "--secagg off: plain-sum reference' "$f" || fail "no secagg_note"
     expect rounds_aborted == 0 "$f"
     expect hr_at_10 '>' 0 "$f"
+    ;;
+opts)
+    run a --secagg off --rounds 2 --dropout 0.2
+    "$sim" run --data="$data" --rounds=2 --cohort=40 --neighbors=8 --seed=7 --quiet \
+        --threads=2 --secagg=off --dropout=0.2 --out="$work/b" >"$work/b.log" 2>&1 ||
+        { cat "$work/b.log" >&2; fail "the --opt=value spelling was refused"; }
+    same_summary "$work/a/summary.json" "$work/b/summary.json"
+    expect rounds == 2 "$work/b/summary.json"
+    # usage errors: exit status 2, the message names the option and the value
+    usage_error() { # usage_error PATTERN ARGS...
+        local pat=$1 rc=0
+        shift
+        "$sim" run --data "$data" "$@" >"$work/err.log" 2>&1 || rc=$?
+        [ "$rc" -eq 2 ] || fail "fedrec-sim run $* exited $rc, expected 2"
+        grep -q -e "$pat" "$work/err.log" || { cat "$work/err.log" >&2; fail "no '$pat' for $*"; }
+    }
+    usage_error "--rounds '5x': expected a whole number from 1 to" --rounds=5x
+    usage_error "--rounds '0': expected a whole number from 1 to" --rounds 0
+    usage_error "--dropout '1.5': expected a number from 0 to 1" --dropout 1.5
+    usage_error "--secagg 'maybe': expected plus, full or off" --secagg=maybe
+    usage_error "unknown option '--round-count'" --round-count 3
+    usage_error "option '--seed' needs a value" --seed
+    usage_error "unexpected argument 'extra'" --rounds 2 extra
     ;;
 *)
     fail "unknown case"

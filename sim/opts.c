@@ -1,0 +1,216 @@
+/* fedrec-sim: option parsing shared by the subcommands (getopt_long), the
+ * value parsers and the data options. */
+#include <errno.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "sim/sim.h"
+
+enum {
+    DOPT_DATA = FEDRECI_SIM_DATA_OPT_BASE,
+    DOPT_ALPHA,
+    DOPT_EPS,
+    DOPT_STRICT,
+    DOPT_KEEP_NON_PRODUCTS,
+    DOPT_NON_PRODUCT,
+    DOPT_SPLIT,
+    DOPT_SPLIT_DATE,
+};
+
+static const struct option data_opts[] = {
+    {"data", required_argument, NULL, DOPT_DATA},
+    {"alpha", required_argument, NULL, DOPT_ALPHA},
+    {"eps", required_argument, NULL, DOPT_EPS},
+    {"strict", no_argument, NULL, DOPT_STRICT},
+    {"keep-non-products", no_argument, NULL, DOPT_KEEP_NON_PRODUCTS},
+    {"non-product", required_argument, NULL, DOPT_NON_PRODUCT},
+    {"split", required_argument, NULL, DOPT_SPLIT},
+    {"split-date", required_argument, NULL, DOPT_SPLIT_DATE},
+    {NULL, 0, NULL, 0},
+};
+
+#define MAX_OPTS 64
+
+void fedreci_sim_data_opts_default(fedreci_sim_data_opts *o)
+{
+    memset(o, 0, sizeof *o);
+    fedreci_dataset_options_default(&o->ds);
+}
+
+void fedreci_sim_data_usage(FILE *f)
+{
+    fprintf(f,
+            "data options:\n"
+            "  --data FILE             purchase log, CSV or gzip'd CSV (UCI Online Retail layout)\n"
+            "  --split SPEC            lastbasket (default: each customer's last basket, new\n"
+            "                          items only, is the test set) or date:YYYY-MM-DD\n"
+            "                          (purchases from that day on are the test set)\n"
+            "  --split-date DATE       same as --split date:DATE\n"
+            "  --alpha A               confidence c = 1 + A log(1 + q / eps) (default 1)\n"
+            "  --eps E                 confidence quantity unit (default 1)\n"
+            "  --keep-non-products     keep postage, fees and other non-product codes\n"
+            "  --non-product LIST      comma-separated codes to drop instead of the default list\n"
+            "  --strict                the first unparsable field is an error\n"
+            "Every option takes its value as --opt VALUE or --opt=VALUE.\n");
+}
+
+int fedreci_sim_arg_u32(const char *cmd, const char *name, const char *v, uint32_t lo, uint32_t hi,
+                        uint32_t *out)
+{
+    uint64_t x;
+    char *end = NULL;
+    errno = 0;
+    unsigned long long r = strtoull(v, &end, 10);
+    x = r;
+    if (!*v || *end || *v == '-' || *v == '+' || errno || x < lo || x > hi) {
+        fprintf(stderr, "%s: %s '%s': expected a whole number from %u to %u\n", cmd, name, v, lo,
+                hi);
+        return -1;
+    }
+    *out = (uint32_t)x;
+    return 0;
+}
+
+int fedreci_sim_arg_u64(const char *cmd, const char *name, const char *v, uint64_t *out)
+{
+    char *end = NULL;
+    errno = 0;
+    unsigned long long r = strtoull(v, &end, 10);
+    if (!*v || *end || *v == '-' || *v == '+' || errno) {
+        fprintf(stderr, "%s: %s '%s': expected a whole number from 0 to %llu\n", cmd, name, v,
+                (unsigned long long)UINT64_MAX);
+        return -1;
+    }
+    *out = r;
+    return 0;
+}
+
+int fedreci_sim_arg_double(const char *cmd, const char *name, const char *v, double lo, double hi,
+                           double *out)
+{
+    char *end = NULL;
+    double x = strtod(v, &end);
+    if (!*v || *end || !isfinite(x) || !(x >= lo) || !(x <= hi)) {
+        fprintf(stderr, "%s: %s '%s': expected a number from %g to %g\n", cmd, name, v, lo, hi);
+        return -1;
+    }
+    *out = x;
+    return 0;
+}
+
+/* Splits a comma-separated list in place into at most cap entries. */
+static size_t split_list(char *s, const char **out, size_t cap)
+{
+    size_t n = 0;
+    char *save = NULL;
+    for (char *tok = strtok_r(s, ",", &save); tok && n < cap; tok = strtok_r(NULL, ",", &save))
+        out[n++] = tok;
+    return n;
+}
+
+static int data_opt(fedreci_sim_data_opts *o, const char *cmd, int code, const char *name, char *v)
+{
+    static const char *none[1] = {""};
+    switch (code) {
+    case DOPT_DATA:
+        o->data = v;
+        return 0;
+    case DOPT_ALPHA:
+        return fedreci_sim_arg_double(cmd, name, v, 0.0, 1e9, &o->ds.alpha);
+    case DOPT_EPS:
+        if (fedreci_sim_arg_double(cmd, name, v, 0.0, 1e9, &o->ds.eps))
+            return -1;
+        if (o->ds.eps == 0.0) {
+            fprintf(stderr, "%s: %s '%s': must be greater than 0\n", cmd, name, v);
+            return -1;
+        }
+        return 0;
+    case DOPT_STRICT:
+        o->ds.strict = 1;
+        return 0;
+    case DOPT_KEEP_NON_PRODUCTS:
+        o->ds.non_product = none;
+        o->ds.n_non_product = 0;
+        return 0;
+    case DOPT_NON_PRODUCT:
+        o->ds.n_non_product = split_list(v, o->non_product, 256);
+        o->ds.non_product = o->ds.n_non_product ? o->non_product : none;
+        return 0;
+    case DOPT_SPLIT:
+        if (strcmp(v, "lastbasket") && strncmp(v, "date:", 5)) {
+            fprintf(stderr, "%s: %s '%s': expected lastbasket or date:YYYY-MM-DD\n", cmd, name, v);
+            return -1;
+        }
+        o->split = v;
+        return 0;
+    default: /* DOPT_SPLIT_DATE */
+        if ((size_t)snprintf(o->split_buf, sizeof o->split_buf, "date:%s", v) >=
+            sizeof o->split_buf) {
+            fprintf(stderr, "%s: %s '%s': not a date\n", cmd, name, v);
+            return -1;
+        }
+        o->split = o->split_buf;
+        return 0;
+    }
+}
+
+/* The spelling of the option with this code, for messages. */
+static const char *opt_name(const struct option *all, int code, char *buf, size_t n)
+{
+    for (size_t i = 0; all[i].name; i++)
+        if (all[i].val == code) {
+            snprintf(buf, n, "--%s", all[i].name);
+            return buf;
+        }
+    snprintf(buf, n, "-%c", code);
+    return buf;
+}
+
+int fedreci_sim_parse_opts(int argc, char **argv, const char *cmd, const struct option *own,
+                           fedreci_sim_data_opts *data, fedreci_sim_opt_fn fn, void *ctx,
+                           void (*usage)(FILE *))
+{
+    struct option all[2 * MAX_OPTS + 2];
+    size_t n = 0;
+    for (size_t i = 0; own && own[i].name && n < MAX_OPTS; i++)
+        all[n++] = own[i];
+    for (size_t i = 0; data && data_opts[i].name; i++)
+        all[n++] = data_opts[i];
+    all[n++] = (struct option){"help", no_argument, NULL, 'h'};
+    all[n] = (struct option){NULL, 0, NULL, 0};
+    /* "+": stop at the first positional argument; ":": report a missing
+       value as ':' instead of printing getopt's own message */
+    opterr = 0;
+    optind = 0; /* full re-initialisation: the parser may run more than once */
+    for (;;) {
+        int prev = optind ? optind : 1;
+        int c = getopt_long(argc, argv, "+:h", all, NULL);
+        if (c == -1)
+            break;
+        char name[80];
+        const char *given = prev < argc ? argv[prev] : "?";
+        if (c == 'h') {
+            usage(stdout);
+            return 1;
+        }
+        if (c == '?') {
+            fprintf(stderr, "%s: unknown option '%s' (see --help)\n", cmd, given);
+            return 2;
+        }
+        if (c == ':') {
+            fprintf(stderr, "%s: option '%s' needs a value (see --help)\n", cmd, given);
+            return 2;
+        }
+        opt_name(all, c, name, sizeof name);
+        int r = c >= FEDRECI_SIM_DATA_OPT_BASE ? data_opt(data, cmd, c, name, optarg)
+                                               : fn(ctx, c, name, optarg);
+        if (r)
+            return 2;
+    }
+    if (optind < argc) {
+        fprintf(stderr, "%s: unexpected argument '%s' (see --help)\n", cmd, argv[optind]);
+        return 2;
+    }
+    return 0;
+}

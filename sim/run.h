@@ -1,0 +1,191 @@
+/* fedrec-sim run: the internal interface between the parts of the `run`
+ * command.
+ *
+ *   run.c          fedreci_sim_run: load, prepare, baselines, the loop, outputs
+ *   run_opts.c     the options: defaults, parsing (getopt_long), validation
+ *   run_loop.c     seeded derivations and the plain-sum reference loop
+ *   run_secagg.c   the federation over the coordinator's engine (SecAgg/SecAgg+)
+ *   run_eval.c     the background evaluator and the progress line
+ *   run_output.c   rounds.csv, summary.json, the plot and the printed table
+ *
+ * Nothing here is thread-safe unless a function says so. */
+#ifndef FEDREC_SIM_RUN_H
+#define FEDREC_SIM_RUN_H
+
+#include <stdint.h>
+#include <stdio.h>
+
+#include "sim/sim.h"
+
+#define FEDRECI_RUN_MAX_FACTORS 256u
+
+enum { FEDRECI_RUN_SECAGG_OFF = 0, FEDRECI_RUN_SECAGG_PLUS = 1, FEDRECI_RUN_SECAGG_FULL = 2 };
+
+/* "off", "plus", "full" by the enum above. */
+extern const char *const fedreci_run_secagg_names[3];
+/* "advertise", "share", "masked", "unmask": the four SecAgg stages. */
+extern const char *const fedreci_run_stage_names[4];
+
+/* ---- options (run_opts.c) ------------------------------------------------------- */
+
+typedef struct fedreci_run_opts {
+    fedreci_sim_data_opts data;
+    uint32_t rounds;
+    uint32_t cohort;
+    uint32_t neighbors;
+    uint32_t threshold; /* 0: the engine's default K/2 + 1 */
+    uint32_t factors;
+    uint32_t threads;
+    uint32_t eval_every;
+    uint32_t sweeps;
+    uint32_t stage_timeout_s;
+    double dropout;
+    int dropout_stage; /* -1: spread over the four stages */
+    int secagg;        /* FEDRECI_RUN_SECAGG_* */
+    int tcp;
+    double lambda;
+    double lr;
+    double clip;
+    uint64_t seed;
+    const char *out;
+    int quiet;
+} fedreci_run_opts;
+
+/* The --help text of `fedrec-sim run`. */
+void fedreci_run_usage(FILE *f);
+
+/* Fills o with the defaults and parses argv[1..argc-1] over them. Returns 0,
+ * 1 when --help was printed, 2 on a usage error (message on stderr). The
+ * strings in o point into argv. */
+int fedreci_run_opts_parse(fedreci_run_opts *o, int argc, char **argv);
+
+/* The checks that need the data: with `clients` training customers, the
+ * --threshold (when given) must lie in (k/2, k] for the neighbour count k the
+ * engine will use. Returns FEDREC_ERR_INVALID with a message otherwise. */
+FEDREC_NODISCARD fedrec_err fedreci_run_opts_check(const fedreci_run_opts *o, uint32_t clients);
+
+/* ---- per-round records ------------------------------------------------------------ */
+
+typedef struct fedreci_run_round {
+    uint64_t round_id;
+    int completed;
+    uint32_t cohort;
+    uint32_t survivors;
+    uint32_t dropped[4];
+    uint32_t k, t;
+    double stage_ms[4];
+    uint64_t bytes_in, bytes_out;  /* at the coordinator during the round */
+    int verified;                  /* 1 matched the oracle, 0 mismatch, -1 not checked */
+    uint64_t up_bytes, down_bytes; /* summed over the clients that completed */
+    uint32_t n_completed;
+    uint32_t session_errors;
+    double seconds;
+    uint64_t rss_kb; /* the process's resident memory at the end of the round */
+    int evaluated;
+    fedreci_metrics m;
+    char reason[160];
+} fedreci_run_round;
+
+/* The run as a whole, from the rounds and the baselines. */
+typedef struct fedreci_run_summary {
+    fedreci_metrics fed;
+    int have_fed;
+    fedreci_sim_baselines base;
+    uint32_t clients, cohort, k, t, test_users, n_items, rounds_aborted, rounds_verified;
+    uint32_t rounds_completed, session_errors;
+    uint64_t dropped[4];
+    double bytes_up, bytes_down, wall;
+    int verified;
+    const char *split;
+} fedreci_run_summary;
+
+/* ---- the background evaluator (run_eval.c) ---------------------------------------- */
+
+typedef struct fedreci_run_evaluator fedreci_run_evaluator;
+
+/* Starts the evaluation thread for models of n_items x o->factors on split s;
+ * t0 (fedreci_sim_now) is the start of the run for the progress line. */
+FEDREC_NODISCARD fedrec_err fedreci_run_evaluator_create(fedreci_run_evaluator **ev,
+                                                         const fedreci_run_opts *o,
+                                                         const fedreci_split *s, double t0);
+
+/* Waits for the running evaluation, then starts one on a copy of y (nk
+ * floats); its metrics go to r->m (and r->evaluated = 1) and the progress
+ * line reports round index + 1. r must stay valid until the next post or
+ * fedreci_run_evaluator_finish. */
+void fedreci_run_evaluator_post(fedreci_run_evaluator *ev, const float *y, size_t nk,
+                                fedreci_run_round *r, uint32_t index);
+
+/* Waits for the running evaluation and stops the thread. Returns the first
+ * evaluation error (with its message), FEDREC_OK otherwise. */
+FEDREC_NODISCARD fedrec_err fedreci_run_evaluator_finish(fedreci_run_evaluator *ev);
+
+/* Stops the thread if it still runs and frees ev. NULL is a no-op. */
+void fedreci_run_evaluator_destroy(fedreci_run_evaluator *ev);
+
+/* ---- the round loops (run_loop.c, run_secagg.c) ---------------------------------- */
+
+/* What both loops train on: the split, its training customers (the
+ * clients, in ascending order) and the item codes (names the model's rows). */
+typedef struct fedreci_run_world {
+    const fedreci_run_opts *o;
+    const fedreci_split *s;
+    const uint32_t *train_users;
+    uint32_t n_train;
+    const char **codes;
+} fedreci_run_world;
+
+/* Runs o->rounds rounds of the plain-sum reference (core/mf's federated
+ * round: same cohort size, dropout and optimizer; no transport, no masking)
+ * starting from y (n_items x factors, updated in place); recs[0..rounds-1]
+ * get the rounds; every --eval-every round is posted to ev. */
+FEDREC_NODISCARD fedrec_err fedreci_run_plain(const fedreci_run_world *w, float *y,
+                                              fedreci_run_round *recs, fedreci_run_evaluator *ev);
+
+/* Runs o->rounds rounds over the coordinator's engine with one client
+ * session per training customer (see run_secagg.c), same contract as
+ * fedreci_run_plain. Sets up and tears down the engine and the clients. */
+FEDREC_NODISCARD fedrec_err fedreci_run_secagg(const fedreci_run_world *w, float *y,
+                                               fedreci_run_round *recs, fedreci_run_evaluator *ev);
+
+/* -1 when the client stays in round round_index, else the SecAgg stage
+ * (0..3) before whose message it vanishes: from (seed, round, client). */
+int fedreci_run_dropout_of(const fedreci_run_opts *o, uint32_t round_index, uint64_t client);
+
+/* 32 bytes from (seed, a, b) under a label, with BLAKE2b. */
+void fedreci_run_derive32(uint64_t seed, uint64_t a, uint64_t b, const char *label,
+                          uint8_t out[32]);
+
+/* Resident set size of this process in KiB (VmRSS), 0 where /proc is not
+ * available. */
+uint64_t fedreci_run_rss_kb(void);
+
+/* ---- outputs (run_output.c) ---------------------------------------------------------- */
+
+/* Creates dir and its parents (mode 0777 before umask); an existing
+ * directory is fine. */
+FEDREC_NODISCARD fedrec_err fedreci_run_make_dir(const char *dir);
+
+/* Adds up the rounds into sm (completed/aborted/verified counts, dropouts,
+ * bytes per participating client, the last round's metrics). Fails when the
+ * last round was not evaluated. */
+FEDREC_NODISCARD fedrec_err fedreci_run_summarize(const fedreci_run_opts *o,
+                                                  const fedreci_run_round *recs,
+                                                  fedreci_run_summary *sm);
+
+/* o->out/rounds.csv: one row per round. */
+FEDREC_NODISCARD fedrec_err fedreci_run_write_rounds_csv(const fedreci_run_opts *o,
+                                                         const fedreci_run_round *recs);
+
+/* o->out/summary.json. */
+FEDREC_NODISCARD fedrec_err fedreci_run_write_summary(const fedreci_run_opts *o,
+                                                      const fedreci_run_summary *sm);
+
+/* o->out/hr_ndcg.svg (a warning on stderr, not an error, when it fails). */
+void fedreci_run_write_plot(const fedreci_run_opts *o, const fedreci_run_round *recs,
+                            const fedreci_run_summary *sm);
+
+/* The final table on stdout. */
+void fedreci_run_print_table(const fedreci_run_opts *o, const fedreci_run_summary *sm);
+
+#endif

@@ -1,0 +1,228 @@
+/* fedrec-sim run: the options — defaults, parsing with getopt_long (through
+ * the subcommands' shared parser, so --opt value and --opt=value both work)
+ * and the checks that need the data. */
+#include <string.h>
+
+#include "core/err.h"
+#include "sim/run.h"
+
+const char *const fedreci_run_secagg_names[3] = {"off", "plus", "full"};
+const char *const fedreci_run_stage_names[4] = {"advertise", "share", "masked", "unmask"};
+
+enum {
+    OPT_ROUNDS = FEDRECI_SIM_OPT_BASE,
+    OPT_COHORT,
+    OPT_NEIGHBORS,
+    OPT_THRESHOLD,
+    OPT_FACTORS,
+    OPT_THREADS,
+    OPT_EVAL_EVERY,
+    OPT_SWEEPS,
+    OPT_STAGE_TIMEOUT,
+    OPT_SEED,
+    OPT_DROPOUT,
+    OPT_DROPOUT_STAGE,
+    OPT_LAMBDA,
+    OPT_LR,
+    OPT_CLIP,
+    OPT_OUT,
+    OPT_SECAGG,
+    OPT_TRANSPORT,
+    OPT_QUIET,
+};
+
+static const struct option run_options[] = {
+    {"rounds", required_argument, NULL, OPT_ROUNDS},
+    {"cohort", required_argument, NULL, OPT_COHORT},
+    {"neighbors", required_argument, NULL, OPT_NEIGHBORS},
+    {"threshold", required_argument, NULL, OPT_THRESHOLD},
+    {"factors", required_argument, NULL, OPT_FACTORS},
+    {"threads", required_argument, NULL, OPT_THREADS},
+    {"eval-every", required_argument, NULL, OPT_EVAL_EVERY},
+    {"sweeps", required_argument, NULL, OPT_SWEEPS},
+    {"stage-timeout", required_argument, NULL, OPT_STAGE_TIMEOUT},
+    {"seed", required_argument, NULL, OPT_SEED},
+    {"dropout", required_argument, NULL, OPT_DROPOUT},
+    {"dropout-stage", required_argument, NULL, OPT_DROPOUT_STAGE},
+    {"lambda", required_argument, NULL, OPT_LAMBDA},
+    {"lr", required_argument, NULL, OPT_LR},
+    {"clip", required_argument, NULL, OPT_CLIP},
+    {"out", required_argument, NULL, OPT_OUT},
+    {"secagg", required_argument, NULL, OPT_SECAGG},
+    {"transport", required_argument, NULL, OPT_TRANSPORT},
+    {"quiet", no_argument, NULL, OPT_QUIET},
+    {NULL, 0, NULL, 0},
+};
+
+static const char *const cmd = "fedrec-sim run";
+
+void fedreci_run_usage(FILE *f)
+{
+    fprintf(f, "usage: fedrec-sim [run] --data FILE [options]\n"
+               "Federated training with secure aggregation: one client (the client library's\n"
+               "session driver) per training customer and the coordinator's round engine, in one\n"
+               "process over nng. Writes rounds.csv, summary.json and hr_ndcg.svg to --out.\n"
+               "federation:\n"
+               "  --rounds N            training rounds (default 40)\n"
+               "  --cohort C            clients drawn per round (default 500; capped at the\n"
+               "                        number of clients)\n"
+               "  --dropout P           probability that a selected client vanishes mid-round\n"
+               "                        (default 0.1)\n"
+               "  --dropout-stage S     where it vanishes: advertise|share|masked|unmask, or\n"
+               "                        spread (default: each dropped client picks one at random)\n"
+               "  --secagg MODE         plus: SecAgg+ on a random k-regular graph (default);\n"
+               "                        full: classic SecAgg, every pair masks (k = C - 1);\n"
+               "                        off: plain-sum reference without transport or masking\n"
+               "  --neighbors K         SecAgg+ neighbours per client (default 16)\n"
+               "  --threshold T         Shamir threshold, K/2 < T <= K (default K/2 + 1)\n"
+               "  --clip B              update entries are clipped to [-B, B] before\n"
+               "                        quantization (default 16; small values hurt accuracy)\n"
+               "  --transport T         inproc (default) or tcp (loopback, a free port)\n"
+               "  --stage-timeout S     fallback deadline of a SecAgg stage for silent clients,\n"
+               "                        seconds (default 120; vanished clients are detected\n"
+               "                        at once)\n"
+               "model:\n"
+               "  --factors K           latent factors (default 32)\n"
+               "  --lambda L            L2 regularization (default 0.1)\n"
+               "  --lr R                server Adam learning rate (default 0.02)\n"
+               "  --sweeps S            sweeps of the centralized ALS baseline (default 15)\n"
+               "run:\n"
+               "  --seed N              seed of the initial model, cohorts, dropouts, rounding\n"
+               "                        (default 1); same seed, options and threads give the\n"
+               "                        same summary.json apart from wall_seconds\n"
+               "  --threads T           evaluation threads (default 2)\n"
+               "  --eval-every N        evaluate the model every N rounds (default 1; the last\n"
+               "                        round always)\n"
+               "  --out DIR             output directory (default results)\n"
+               "  --quiet               no per-round progress\n");
+    fedreci_sim_data_usage(f);
+}
+
+/* Index of v in names[0..n-1], or -1. */
+static int name_index(const char *const *names, int n, const char *v)
+{
+    for (int i = 0; i < n; i++)
+        if (!strcmp(v, names[i]))
+            return i;
+    return -1;
+}
+
+/* The choice options: --dropout-stage, --secagg, --transport. */
+static int choice_opt(fedreci_run_opts *o, int code, const char *name, const char *v)
+{
+    static const char *const transports[2] = {"inproc", "tcp"};
+    int i;
+    const char *expected;
+    if (code == OPT_DROPOUT_STAGE) {
+        i = name_index(fedreci_run_stage_names, 4, v);
+        if (i >= 0 || !strcmp(v, "spread")) {
+            o->dropout_stage = i; /* -1: spread */
+            return 0;
+        }
+        expected = "advertise, share, masked, unmask or spread";
+    } else if (code == OPT_SECAGG) {
+        if ((i = name_index(fedreci_run_secagg_names, 3, v)) >= 0) {
+            o->secagg = i;
+            return 0;
+        }
+        expected = "plus, full or off";
+    } else {
+        if ((i = name_index(transports, 2, v)) >= 0) {
+            o->tcp = i;
+            return 0;
+        }
+        expected = "inproc or tcp";
+    }
+    fprintf(stderr, "%s: %s '%s': expected %s\n", cmd, name, v, expected);
+    return -1;
+}
+
+static int run_opt(void *ctx, int code, const char *name, const char *v)
+{
+    fedreci_run_opts *o = ctx;
+    switch (code) {
+    case OPT_ROUNDS:
+        return fedreci_sim_arg_u32(cmd, name, v, 1, 1000000, &o->rounds);
+    case OPT_COHORT:
+        return fedreci_sim_arg_u32(cmd, name, v, 2, UINT32_MAX / 2, &o->cohort);
+    case OPT_NEIGHBORS:
+        return fedreci_sim_arg_u32(cmd, name, v, 1, UINT32_MAX / 2, &o->neighbors);
+    case OPT_THRESHOLD:
+        return fedreci_sim_arg_u32(cmd, name, v, 1, UINT32_MAX / 2, &o->threshold);
+    case OPT_FACTORS:
+        return fedreci_sim_arg_u32(cmd, name, v, 1, FEDRECI_RUN_MAX_FACTORS, &o->factors);
+    case OPT_THREADS:
+        return fedreci_sim_arg_u32(cmd, name, v, 1, 256, &o->threads);
+    case OPT_EVAL_EVERY:
+        return fedreci_sim_arg_u32(cmd, name, v, 1, 1000000, &o->eval_every);
+    case OPT_SWEEPS:
+        return fedreci_sim_arg_u32(cmd, name, v, 1, 1000, &o->sweeps);
+    case OPT_STAGE_TIMEOUT:
+        return fedreci_sim_arg_u32(cmd, name, v, 1, 86400, &o->stage_timeout_s);
+    case OPT_SEED:
+        return fedreci_sim_arg_u64(cmd, name, v, &o->seed);
+    case OPT_DROPOUT:
+        return fedreci_sim_arg_double(cmd, name, v, 0.0, 1.0, &o->dropout);
+    case OPT_LAMBDA:
+        return fedreci_sim_arg_double(cmd, name, v, 1e-12, 1e6, &o->lambda);
+    case OPT_LR:
+        return fedreci_sim_arg_double(cmd, name, v, 1e-9, 10.0, &o->lr);
+    case OPT_CLIP:
+        return fedreci_sim_arg_double(cmd, name, v, 1e-6, 1e6, &o->clip);
+    case OPT_OUT:
+        o->out = v;
+        return 0;
+    case OPT_QUIET:
+        o->quiet = 1;
+        return 0;
+    default:
+        return choice_opt(o, code, name, v);
+    }
+}
+
+int fedreci_run_opts_parse(fedreci_run_opts *o, int argc, char **argv)
+{
+    memset(o, 0, sizeof *o);
+    fedreci_sim_data_opts_default(&o->data);
+    o->rounds = 40;
+    o->cohort = 500;
+    o->neighbors = 16;
+    o->factors = 32;
+    o->threads = 2;
+    o->eval_every = 1;
+    o->sweeps = 15;
+    o->stage_timeout_s = 120;
+    o->dropout = 0.1;
+    o->dropout_stage = -1;
+    o->secagg = FEDRECI_RUN_SECAGG_PLUS;
+    o->lambda = 0.1;
+    o->lr = 0.02;
+    o->clip = 16;
+    o->seed = 1;
+    o->out = "results";
+    int rc = fedreci_sim_parse_opts(argc, argv, cmd, run_options, &o->data, run_opt, o,
+                                    fedreci_run_usage);
+    if (rc)
+        return rc;
+    if (!o->data.data) {
+        fprintf(stderr, "%s: --data FILE is required (see --help)\n", cmd);
+        return 2;
+    }
+    return 0;
+}
+
+fedrec_err fedreci_run_opts_check(const fedreci_run_opts *o, uint32_t clients)
+{
+    if (o->secagg == FEDRECI_RUN_SECAGG_OFF || !o->threshold)
+        return FEDREC_OK;
+    /* the engine would clamp a threshold outside (k/2, k]: refuse it instead */
+    uint32_t cohort = o->cohort < clients ? o->cohort : clients;
+    uint32_t kk = o->secagg == FEDRECI_RUN_SECAGG_FULL || o->neighbors >= cohort - 1 ? cohort - 1
+                                                                                     : o->neighbors;
+    if (o->threshold <= kk / 2 || o->threshold > kk)
+        return fedreci_error(FEDREC_ERR_INVALID,
+                             "--threshold %u with k = %u neighbours: the threshold must be in "
+                             "(k/2, k], i.e. %u..%u",
+                             o->threshold, kk, kk / 2 + 1, kk);
+    return FEDREC_OK;
+}

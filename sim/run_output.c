@@ -1,0 +1,292 @@
+/* fedrec-sim run: the outputs — rounds.csv (one row per round),
+ * summary.json (the run), hr_ndcg.svg (the plot) and the table printed at
+ * the end. */
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/types.h>
+
+#include "core/err.h"
+#include "sim/run.h"
+
+fedrec_err fedreci_run_make_dir(const char *dir)
+{
+    char buf[4096];
+    if (snprintf(buf, sizeof buf, "%s", dir) >= (int)sizeof buf)
+        return fedreci_error(FEDREC_ERR_INVALID, "sim: --out path too long");
+    for (char *p = buf + 1; *p; p++)
+        if (*p == '/') {
+            *p = 0;
+            mkdir(buf, 0777);
+            *p = '/';
+        }
+    if (mkdir(buf, 0777) != 0) {
+        struct stat st;
+        if (stat(buf, &st) != 0 || !S_ISDIR(st.st_mode))
+            return fedreci_error(FEDREC_ERR_IO, "sim: cannot create the directory %s", dir);
+    }
+    return FEDREC_OK;
+}
+
+fedrec_err fedreci_run_summarize(const fedreci_run_opts *o, const fedreci_run_round *recs,
+                                 fedreci_run_summary *sm)
+{
+    uint64_t up = 0, down = 0, part = 0;
+    sm->verified = o->secagg != FEDRECI_RUN_SECAGG_OFF;
+    for (uint32_t i = 0; i < o->rounds; i++) {
+        const fedreci_run_round *r = &recs[i];
+        if (r->completed) {
+            sm->rounds_completed++;
+            if (r->verified == 1)
+                sm->rounds_verified++;
+            else
+                sm->verified = 0;
+        } else {
+            sm->rounds_aborted++;
+        }
+        if (!sm->k && r->k) {
+            sm->k = r->k;
+            sm->t = r->t;
+        }
+        for (int st = 0; st < 4; st++)
+            sm->dropped[st] += r->dropped[st];
+        up += r->up_bytes;
+        down += r->down_bytes;
+        part += r->n_completed;
+        sm->session_errors += r->session_errors;
+    }
+    if (!sm->rounds_completed)
+        sm->verified = 0;
+    sm->bytes_up = part ? (double)up / (double)part : 0.0;
+    sm->bytes_down = part ? (double)down / (double)part : 0.0;
+    const fedreci_run_round *last = &recs[o->rounds - 1];
+    sm->fed = last->m;
+    sm->have_fed = last->evaluated;
+    if (!sm->have_fed)
+        return fedreci_error(FEDREC_ERR_INTERNAL, "sim: the last round was not evaluated");
+    return FEDREC_OK;
+}
+
+static fedrec_err path_join(char *buf, size_t n, const char *dir, const char *file)
+{
+    if ((size_t)snprintf(buf, n, "%s/%s", dir, file) >= n)
+        return fedreci_error(FEDREC_ERR_INVALID, "sim: output path %s/%s too long", dir, file);
+    return FEDREC_OK;
+}
+
+fedrec_err fedreci_run_write_rounds_csv(const fedreci_run_opts *o, const fedreci_run_round *recs)
+{
+    char path[4096];
+    fedrec_err e = path_join(path, sizeof path, o->out, "rounds.csv");
+    if (e)
+        return e;
+    FILE *f = fopen(path, "w");
+    if (!f)
+        return fedreci_error(FEDREC_ERR_IO, "sim: cannot write %s", path);
+    fprintf(f,
+            "round,round_id,completed,verified,cohort,survivors,dropped,dropped_advertise,"
+            "dropped_share,dropped_masked,dropped_unmask,hr_at_10,ndcg_at_10,recall_at_10,"
+            "precision_at_10,map_at_10,coverage,bytes_up,bytes_down,bytes_up_per_client,"
+            "bytes_down_per_client,stage0_ms,stage1_ms,stage2_ms,stage3_ms,round_seconds,rss_kb\n");
+    for (uint32_t i = 0; i < o->rounds; i++) {
+        const fedreci_run_round *r = &recs[i];
+        uint32_t dr = r->dropped[0] + r->dropped[1] + r->dropped[2] + r->dropped[3];
+        fprintf(f, "%u,%llu,%d,%s,%u,%u,%u,%u,%u,%u,%u,", i + 1, (unsigned long long)r->round_id,
+                r->completed,
+                r->verified == 1   ? "true"
+                : r->verified == 0 ? "false"
+                                   : "",
+                r->cohort, r->survivors, dr, r->dropped[0], r->dropped[1], r->dropped[2],
+                r->dropped[3]);
+        if (r->evaluated)
+            fprintf(f, "%.6f,%.6f,%.6f,%.6f,%.6f,%.6f,", r->m.hr_at_k, r->m.ndcg_at_k,
+                    r->m.recall_at_k, r->m.precision_at_k, r->m.map_at_k, r->m.coverage);
+        else
+            fprintf(f, ",,,,,,");
+        double n = r->n_completed ? (double)r->n_completed : 1.0;
+        fprintf(f, "%llu,%llu,%.0f,%.0f,%.1f,%.1f,%.1f,%.1f,%.3f,%llu\n",
+                (unsigned long long)r->up_bytes, (unsigned long long)r->down_bytes,
+                (double)r->up_bytes / n, (double)r->down_bytes / n, r->stage_ms[0], r->stage_ms[1],
+                r->stage_ms[2], r->stage_ms[3], r->seconds, (unsigned long long)r->rss_kb);
+    }
+    int bad = ferror(f);
+    if (fclose(f) || bad)
+        return fedreci_error(FEDREC_ERR_IO, "sim: writing %s failed", path);
+    return FEDREC_OK;
+}
+
+fedrec_err fedreci_run_write_summary(const fedreci_run_opts *o, const fedreci_run_summary *sm)
+{
+    char path[4096];
+    fedrec_err e = path_join(path, sizeof path, o->out, "summary.json");
+    if (e)
+        return e;
+    FILE *f = fopen(path, "w");
+    if (!f)
+        return fedreci_error(FEDREC_ERR_IO, "sim: cannot write %s", path);
+    const fedreci_metrics *m = &sm->fed, *c = &sm->base.centralized, *p = &sm->base.popularity;
+    double ratio = c->hr_at_k > 0 ? m->hr_at_k / c->hr_at_k : 0.0;
+    fprintf(f, "{\n  \"hr_at_10\": %.6f,\n  \"ndcg_at_10\": %.6f,\n  \"recall_at_10\": %.6f,\n",
+            m->hr_at_k, m->ndcg_at_k, m->recall_at_k);
+    fprintf(f,
+            "  \"precision_at_10\": %.6f,\n  \"map_at_10\": %.6f,\n  \"coverage_at_10\": %.6f,\n",
+            m->precision_at_k, m->map_at_k, m->coverage);
+    fprintf(f,
+            "  \"centralized_hr_at_10\": %.6f,\n  \"centralized_ndcg_at_10\": %.6f,\n"
+            "  \"centralized_recall_at_10\": %.6f,\n",
+            c->hr_at_k, c->ndcg_at_k, c->recall_at_k);
+    fprintf(f,
+            "  \"popularity_hr_at_10\": %.6f,\n  \"popularity_ndcg_at_10\": %.6f,\n"
+            "  \"popularity_recall_at_10\": %.6f,\n",
+            p->hr_at_k, p->ndcg_at_k, p->recall_at_k);
+    fprintf(f, "  \"ratio_to_centralized\": %.6f,\n", ratio);
+    fprintf(f, "  \"rounds\": %u,\n  \"rounds_completed\": %u,\n  \"rounds_aborted\": %u,\n",
+            o->rounds, sm->rounds_completed, sm->rounds_aborted);
+    fprintf(f, "  \"clients\": %u,\n  \"cohort\": %u,\n  \"secagg\": \"%s\",\n", sm->clients,
+            sm->cohort, fedreci_run_secagg_names[o->secagg]);
+    fprintf(f, "  \"neighbors\": %u,\n  \"threshold\": %u,\n  \"dropout\": %g,\n", sm->k, sm->t,
+            o->dropout);
+    fprintf(f, "  \"dropout_stage\": \"%s\",\n",
+            o->dropout_stage < 0 ? "spread" : fedreci_run_stage_names[o->dropout_stage]);
+    fprintf(f,
+            "  \"dropped_advertise\": %llu,\n  \"dropped_share\": %llu,\n"
+            "  \"dropped_masked\": %llu,\n  \"dropped_unmask\": %llu,\n",
+            (unsigned long long)sm->dropped[0], (unsigned long long)sm->dropped[1],
+            (unsigned long long)sm->dropped[2], (unsigned long long)sm->dropped[3]);
+    fprintf(f, "  \"bytes_up_per_client\": %.0f,\n  \"bytes_down_per_client\": %.0f,\n",
+            sm->bytes_up, sm->bytes_down);
+    fprintf(f, "  \"secagg_verified\": %s,\n", sm->verified ? "true" : "false");
+    fprintf(f, "  \"secagg_rounds_verified\": %u,\n", sm->rounds_verified);
+    if (o->secagg == FEDRECI_RUN_SECAGG_OFF)
+        fprintf(f, "  \"secagg_note\": \"--secagg off: plain-sum reference (core/mf "
+                   "fedreci_mf_fed_round), no transport, no masking, nothing to verify\",\n");
+    else if (sm->rounds_completed == 0)
+        fprintf(f, "  \"secagg_note\": \"no round completed: no unmasked sum to check against "
+                   "the oracle, so secagg_verified is false\",\n");
+    fprintf(f, "  \"session_errors\": %u,\n", sm->session_errors);
+    fprintf(f, "  \"transport\": \"%s\",\n",
+            o->secagg == FEDRECI_RUN_SECAGG_OFF ? "none"
+            : o->tcp                            ? "tcp"
+                                                : "inproc");
+    fprintf(f, "  \"factors\": %u,\n  \"alpha\": %g,\n  \"lambda\": %g,\n  \"lr\": %g,\n",
+            o->factors, o->data.ds.alpha, o->lambda, o->lr);
+    fprintf(f, "  \"clip\": %g,\n  \"seed\": %llu,\n  \"threads\": %u,\n  \"als_sweeps\": %u,\n",
+            o->clip, (unsigned long long)o->seed, o->threads, o->sweeps);
+    fprintf(f, "  \"items\": %u,\n  \"test_users\": %u,\n  \"split\": ", sm->n_items,
+            sm->test_users);
+    fedreci_sim_json_str(f, sm->split);
+    fprintf(f, ",\n  \"data\": ");
+    fedreci_sim_json_str(f, o->data.data);
+    fprintf(f, ",\n  \"wall_seconds\": %.1f\n}\n", sm->wall);
+    int bad = ferror(f);
+    if (fclose(f) || bad)
+        return fedreci_error(FEDREC_ERR_IO, "sim: writing %s failed", path);
+    return FEDREC_OK;
+}
+
+/* hr_ndcg.svg with gnuplot (a warning, not an error, when gnuplot is missing). */
+void fedreci_run_write_plot(const fedreci_run_opts *o, const fedreci_run_round *recs,
+                            const fedreci_run_summary *sm)
+{
+    char path[4096];
+    if (path_join(path, sizeof path, o->out, "hr_ndcg.svg"))
+        return;
+    FILE *g = popen("gnuplot 2>/dev/null", "w");
+    if (!g) {
+        fprintf(stderr, "fedrec-sim: gnuplot not available; no plot\n");
+        return;
+    }
+    const fedreci_metrics *c = &sm->base.centralized, *p = &sm->base.popularity;
+    fprintf(g, "$d << EOD\n");
+    for (uint32_t i = 0; i < o->rounds; i++)
+        if (recs[i].evaluated)
+            fprintf(g, "%u %.6f %.6f\n", i + 1, recs[i].m.hr_at_k, recs[i].m.ndcg_at_k);
+    fprintf(g, "EOD\n");
+    fprintf(g, "set terminal svg size 860,500 dynamic noenhanced font 'sans,12' "
+               "background rgb 'white'\n");
+    fprintf(g, "set output '%s'\n", path);
+    if (o->secagg == FEDRECI_RUN_SECAGG_OFF)
+        fprintf(g,
+                "set title 'fedrec-sim: %u clients, plain sum (no SecAgg), cohort %u, "
+                "dropout %g'\n",
+                sm->clients, sm->cohort, o->dropout);
+    else
+        fprintf(g, "set title 'fedrec-sim: %u clients, %s k=%u t=%u, cohort %u, dropout %g'\n",
+                sm->clients, o->secagg == FEDRECI_RUN_SECAGG_FULL ? "SecAgg" : "SecAgg+", sm->k,
+                sm->t, sm->cohort, o->dropout);
+    fprintf(g,
+            "set xlabel 'round'\nset ylabel 'metric at 10 (test customers)'\n"
+            "set key outside right center\nset grid\nset yrange [0:*]\n"
+            "set xrange [0:%u]\n",
+            o->rounds);
+    /* the baselines as two-point lines across the rounds */
+    fprintf(g, "$b << EOD\n0 %.6f %.6f %.6f %.6f\n%u %.6f %.6f %.6f %.6f\nEOD\n", c->hr_at_k,
+            c->ndcg_at_k, p->hr_at_k, p->ndcg_at_k, o->rounds, c->hr_at_k, c->ndcg_at_k, p->hr_at_k,
+            p->ndcg_at_k);
+    fprintf(g, "plot $d using 1:2 with lines lw 2 lc rgb '#1f77b4' title 'HR@10 federated', \\\n"
+               "  $d using 1:3 with lines lw 2 lc rgb '#d62728' title 'NDCG@10 federated', \\\n"
+               "  $b using 1:2 with lines dt 2 lc rgb '#1f77b4' title 'HR@10 centralized ALS', \\\n"
+               "  $b using 1:3 with lines dt 2 lc rgb '#d62728' title 'NDCG@10 centralized ALS', "
+               "\\\n"
+               "  $b using 1:4 with lines dt 3 lc rgb '#7f7f7f' title 'HR@10 popularity', \\\n"
+               "  $b using 1:5 with lines dt 3 lc rgb '#8c564b' title 'NDCG@10 popularity'\n");
+    if (pclose(g) != 0)
+        fprintf(stderr, "fedrec-sim: gnuplot failed; %s may be missing\n", path);
+}
+
+static void print_row(const char *name, const fedreci_metrics *m)
+{
+    printf("%-34s %7.4f %8.4f %10.4f %13.4f\n", name, m->hr_at_k, m->ndcg_at_k, m->recall_at_k,
+           m->precision_at_k);
+}
+
+void fedreci_run_print_table(const fedreci_run_opts *o, const fedreci_run_summary *sm)
+{
+    const fedreci_metrics *c = &sm->base.centralized;
+    char name[80];
+    printf("\n%-34s %7s %8s %10s %13s\n", "model (test customers, K = 10)", "HR@10", "NDCG@10",
+           "recall@10", "precision@10");
+    print_row("popularity", &sm->base.popularity);
+    snprintf(name, sizeof name, "centralized ALS, %u factors", o->factors);
+    print_row(name, c);
+    snprintf(name, sizeof name, "federated, %s, round %u",
+             o->secagg == FEDRECI_RUN_SECAGG_OFF    ? "plain sum"
+             : o->secagg == FEDRECI_RUN_SECAGG_FULL ? "SecAgg"
+                                                    : "SecAgg+",
+             o->rounds);
+    print_row(name, &sm->fed);
+    printf("%-34s %7.3f\n\n", "ratio to centralized (HR@10)",
+           c->hr_at_k > 0 ? sm->fed.hr_at_k / c->hr_at_k : 0.0);
+    printf("%-34s %u (%u test customers), %u items\n", "clients (training customers)", sm->clients,
+           sm->test_users, sm->n_items);
+    if (o->secagg == FEDRECI_RUN_SECAGG_OFF)
+        printf("%-34s off: plain-sum reference, cohort %u\n", "secure aggregation", sm->cohort);
+    else
+        printf("%-34s %s, cohort %u, k = %u neighbours, threshold t = %u\n", "secure aggregation",
+               o->secagg == FEDRECI_RUN_SECAGG_FULL ? "SecAgg" : "SecAgg+", sm->cohort, sm->k,
+               sm->t);
+    printf("%-34s %g at %s: %llu / %llu / %llu / %llu (advertise/share/masked/unmask)\n", "dropout",
+           o->dropout,
+           o->dropout_stage < 0 ? "every stage" : fedreci_run_stage_names[o->dropout_stage],
+           (unsigned long long)sm->dropped[0], (unsigned long long)sm->dropped[1],
+           (unsigned long long)sm->dropped[2], (unsigned long long)sm->dropped[3]);
+    printf("%-34s %u / %u\n", "rounds completed / aborted", sm->rounds_completed,
+           sm->rounds_aborted);
+    if (o->secagg == FEDRECI_RUN_SECAGG_OFF)
+        printf("%-34s n/a (no masking)\n", "unmasked sum == oracle sum");
+    else if (sm->rounds_completed == 0)
+        printf("%-34s n/a (no completed round)\n", "unmasked sum == oracle sum");
+    else
+        printf("%-34s %s (%u of %u completed rounds)\n", "unmasked sum == oracle sum",
+               sm->verified ? "yes" : "NO", sm->rounds_verified, sm->rounds_completed);
+    printf("%-34s %.1f KiB up, %.1f KiB down\n", "per client and round", sm->bytes_up / 1024.0,
+           sm->bytes_down / 1024.0);
+    printf("%-34s Adam lr %g, lambda %g, alpha %g, clip %g, seed %llu\n", "training", o->lr,
+           o->lambda, o->data.ds.alpha, o->clip, (unsigned long long)o->seed);
+    printf("%-34s %.1f s (%s)\n", "wall time", sm->wall,
+           o->secagg == FEDRECI_RUN_SECAGG_OFF ? "no transport"
+           : o->tcp                            ? "tcp://127.0.0.1"
+                                               : "inproc://");
+    printf("%-34s %s/rounds.csv, %s/summary.json, %s/hr_ndcg.svg\n", "outputs", o->out, o->out,
+           o->out);
+}
