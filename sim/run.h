@@ -80,7 +80,8 @@ typedef struct fedreci_run_round {
     uint32_t n_completed;
     uint32_t session_errors;
     double seconds;
-    uint64_t rss_kb; /* the process's resident memory at the end of the round */
+    uint64_t rss_kb;  /* the process's resident memory at the end of the round */
+    uint64_t heap_kb; /* bytes allocated with malloc and not freed then (all arenas) */
     int evaluated;
     fedreci_metrics m;
     char reason[160];
@@ -157,8 +158,16 @@ void fedreci_run_derive32(uint64_t seed, uint64_t a, uint64_t b, const char *lab
                           uint8_t out[32]);
 
 /* Resident set size of this process in KiB (VmRSS), 0 where /proc is not
- * available. */
+ * available. It includes memory the allocator keeps after free (and how much
+ * it keeps depends on which thread freed what), so it is no measure of
+ * leaks: see fedreci_run_heap_kb. */
 uint64_t fedreci_run_rss_kb(void);
+
+/* The live heap in KiB: what malloc has handed out and not yet had back,
+ * over every arena, plus the chunks it mmapped (glibc's mallinfo2 uordblks +
+ * hblkhd). Grows with every leaked allocation and not with fragmentation or
+ * memory the allocator keeps for reuse. Thread-safe (takes the arena locks). */
+uint64_t fedreci_run_heap_kb(void);
 
 /* ---- outputs (run_output.c) ---------------------------------------------------------- */
 

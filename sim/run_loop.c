@@ -5,6 +5,7 @@
  * its stage, its stochastic-rounding seed, its identity key, the plain
  * loop's cohorts) is a function of (--seed, round, client), so a run is the
  * same on every machine and thread count. */
+#include <malloc.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -72,6 +73,12 @@ uint64_t fedreci_run_rss_kb(void)
             break;
     fclose(f);
     return kb;
+}
+
+uint64_t fedreci_run_heap_kb(void)
+{
+    struct mallinfo2 mi = mallinfo2();
+    return ((uint64_t)mi.uordblks + (uint64_t)mi.hblkhd) / 1024u;
 }
 
 /* ---- the plain-sum reference ---------------------------------------------------------- */
@@ -143,6 +150,7 @@ fedrec_err fedreci_run_plain(const fedreci_run_world *wd, float *y, fedreci_run_
         }
         rec.seconds = fedreci_sim_now() - t0;
         rec.rss_kb = fedreci_run_rss_kb();
+        rec.heap_kb = fedreci_run_heap_kb();
         recs[ri] = rec;
         if (!e && ((ri + 1) % o->eval_every == 0 || ri + 1 == o->rounds))
             fedreci_run_evaluator_post(ev, y, nk, &recs[ri], ri);

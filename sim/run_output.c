@@ -83,11 +83,11 @@ fedrec_err fedreci_run_write_rounds_csv(const fedreci_run_opts *o, const fedreci
     FILE *f = fopen(path, "w");
     if (!f)
         return fedreci_error(FEDREC_ERR_IO, "sim: cannot write %s", path);
-    fprintf(f,
-            "round,round_id,completed,verified,cohort,survivors,dropped,dropped_advertise,"
-            "dropped_share,dropped_masked,dropped_unmask,hr_at_10,ndcg_at_10,recall_at_10,"
-            "precision_at_10,map_at_10,coverage,bytes_up,bytes_down,bytes_up_per_client,"
-            "bytes_down_per_client,stage0_ms,stage1_ms,stage2_ms,stage3_ms,round_seconds,rss_kb\n");
+    fprintf(f, "round,round_id,completed,verified,cohort,survivors,dropped,dropped_advertise,"
+               "dropped_share,dropped_masked,dropped_unmask,hr_at_10,ndcg_at_10,recall_at_10,"
+               "precision_at_10,map_at_10,coverage,bytes_up,bytes_down,bytes_up_per_client,"
+               "bytes_down_per_client,stage0_ms,stage1_ms,stage2_ms,stage3_ms,round_seconds,rss_kb,"
+               "heap_kb\n");
     for (uint32_t i = 0; i < o->rounds; i++) {
         const fedreci_run_round *r = &recs[i];
         uint32_t dr = r->dropped[0] + r->dropped[1] + r->dropped[2] + r->dropped[3];
@@ -104,10 +104,11 @@ fedrec_err fedreci_run_write_rounds_csv(const fedreci_run_opts *o, const fedreci
         else
             fprintf(f, ",,,,,,");
         double n = r->n_completed ? (double)r->n_completed : 1.0;
-        fprintf(f, "%llu,%llu,%.0f,%.0f,%.1f,%.1f,%.1f,%.1f,%.3f,%llu\n",
+        fprintf(f, "%llu,%llu,%.0f,%.0f,%.1f,%.1f,%.1f,%.1f,%.3f,%llu,%llu\n",
                 (unsigned long long)r->up_bytes, (unsigned long long)r->down_bytes,
                 (double)r->up_bytes / n, (double)r->down_bytes / n, r->stage_ms[0], r->stage_ms[1],
-                r->stage_ms[2], r->stage_ms[3], r->seconds, (unsigned long long)r->rss_kb);
+                r->stage_ms[2], r->stage_ms[3], r->seconds, (unsigned long long)r->rss_kb,
+                (unsigned long long)r->heap_kb);
     }
     int bad = ferror(f);
     if (fclose(f) || bad)

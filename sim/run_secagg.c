@@ -83,6 +83,10 @@ struct sim {
     uint64_t cache_version;
     float *cache_y, *cache_gram;
     uint8_t cache_sum[FEDRECI_WIRE_CHECKSUM_BYTES];
+    /* the client steps' workspaces (n_items x k each): a fixed set of one
+       per core, made at setup, so that memory does not depend on how many
+       nng threads happen to compute at once (a pool grown on demand grew
+       by a workspace whenever the scheduler overlapped one more update) */
     fedreci_mf_step **pool;
     size_t n_pool, pool_cap;
     /* round progress */
@@ -146,16 +150,18 @@ static fedrec_err compute_update(void *arg, const fedreci_wire_round *rd, float 
     fedrec_err e = FEDREC_OK;
     pthread_mutex_lock(&S->mu);
     if (!S->cache_valid || S->cache_version != rd->model_version || rd->n_items != S->n_items ||
-        rd->k_factors != S->k)
+        rd->k_factors != S->k) {
         e = fedreci_error(FEDREC_ERR_PROTOCOL,
                           "client %llu holds no model v%llu (%u x %u) for round %llu",
                           (unsigned long long)c->id, (unsigned long long)rd->model_version,
                           rd->n_items, rd->k_factors, (unsigned long long)rd->secagg.round_id);
-    else if (S->n_pool)
+    } else {
+        /* the holders are computing, not waiting for nng: one comes back */
+        while (!S->n_pool)
+            pthread_cond_wait(&S->cv, &S->mu);
         w = S->pool[--S->n_pool];
+    }
     pthread_mutex_unlock(&S->mu);
-    if (!e && !w)
-        e = fedreci_mf_step_create(&w, S->n_items, S->k);
     if (e)
         return e;
     const fedreci_mf_csr *r = &S->s->train;
@@ -167,10 +173,8 @@ static fedrec_err compute_update(void *arg, const fedreci_wire_round *rd, float 
     sodium_memzero(xu, sizeof xu);
     *weight = 1;
     pthread_mutex_lock(&S->mu);
-    if (S->n_pool < S->pool_cap)
-        S->pool[S->n_pool++] = w;
-    else
-        fedreci_mf_step_destroy(w);
+    S->pool[S->n_pool++] = w;
+    pthread_cond_broadcast(&S->cv);
     pthread_mutex_unlock(&S->mu);
     return e;
 }
@@ -412,7 +416,8 @@ static fedrec_err sim_setup(sim *S, const fedreci_run_world *w, const float *y0)
     S->n_cl = n_train;
     S->cl = calloc(n_train, sizeof *S->cl);
     S->keys = sodium_malloc((size_t)n_train * 64u);
-    S->pool_cap = 64;
+    long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+    S->pool_cap = ncpu < 1 ? 1 : ncpu > 64 ? 64 : (size_t)ncpu;
     S->pool = calloc(S->pool_cap, sizeof *S->pool);
     S->reap = calloc(n_train, sizeof *S->reap);
     S->oracle = calloc(S->nk + 1, sizeof *S->oracle);
@@ -423,7 +428,12 @@ static fedrec_err sim_setup(sim *S, const fedreci_run_world *w, const float *y0)
     if (!S->cl || !S->keys || !S->pool || !S->reap || !S->oracle || !S->oracle_ids || !S->cache_y ||
         !S->cache_gram || !S->y_new)
         return fedreci_error(FEDREC_ERR_NOMEM, "sim: state for %u clients", n_train);
-    fedrec_err e = sim_url(S);
+    fedrec_err e = FEDREC_OK;
+    while (!e && S->n_pool < S->pool_cap)
+        if (!(e = fedreci_mf_step_create(&S->pool[S->n_pool], S->n_items, S->k)))
+            S->n_pool++;
+    if (!e)
+        e = sim_url(S);
     for (uint32_t i = 0; i < n_train && !e; i++) {
         sclient *c = &S->cl[i];
         c->S = S;
@@ -590,6 +600,7 @@ static fedrec_err run_round(sim *S, uint32_t ri, float *y, fedreci_run_round *re
     }
     rec->seconds = fedreci_sim_now() - t0;
     rec->rss_kb = fedreci_run_rss_kb();
+    rec->heap_kb = fedreci_run_heap_kb();
     return FEDREC_OK;
 }
 
