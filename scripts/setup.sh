@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Installs every Debian package fedrec needs to build, test, fuzz and plot.
+# Installs every Debian package fedrec needs to build, test and fuzz.
 # Idempotent: a quick no-op when everything is already installed.
 # Works as root on a fresh Debian 12 machine (uses sudo otherwise).
 set -euo pipefail
@@ -16,7 +16,7 @@ packages=(
   openssl                           # test certificates for tls+tcp:// (test_daemon_ops)
   zlib1g-dev libcsv-dev libinih-dev # gzip'd logs, CSV, config files
   libcmocka-dev                     # tests
-  gnuplot-nox                       # the simulator's plots
+  python3                           # tests that parse the simulator's SVG and JSON; Python bindings
   valgrind                          # memcheck run (hardening)
   strace                            # ctest store_open_no_sync: opening a store makes no sync call
   default-jdk-headless              # the JNI binding (bindings/java) and its ctest

@@ -17,11 +17,6 @@ double fedreci_sim_now(void)
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
-void fedreci_sim_json_str(FILE *f, const char *s)
-{
-    (void)fedreci_json_fputs(f, s); /* a write error shows in ferror(f) */
-}
-
 fedrec_err fedreci_sim_load(const fedreci_sim_data_opts *o, const char *cmd, fedreci_dataset **dp,
                             fedreci_split **sp)
 {

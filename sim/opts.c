@@ -1,10 +1,10 @@
 /* fedrec-sim: option parsing shared by the subcommands (getopt_long), the
  * value parsers and the data options. */
-#include <errno.h>
-#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/err.h"
+#include "core/opt.h"
 #include "sim/sim.h"
 
 enum {
@@ -55,48 +55,28 @@ void fedreci_sim_data_usage(FILE *f)
             "Every option takes its value as --opt VALUE or --opt=VALUE.\n");
 }
 
+/* Prints the message of a failed core/opt parser after the command's name. */
+static int arg_fail(const char *cmd)
+{
+    fprintf(stderr, "%s: %s\n", cmd, fedrec_errmsg());
+    return -1;
+}
+
 int fedreci_sim_arg_u32(const char *cmd, const char *name, const char *v, uint32_t lo, uint32_t hi,
                         uint32_t *out)
 {
-    uint64_t x;
-    char *end = NULL;
-    errno = 0;
-    unsigned long long r = strtoull(v, &end, 10);
-    x = r;
-    if (!*v || *end || *v == '-' || *v == '+' || errno || x < lo || x > hi) {
-        fprintf(stderr, "%s: %s '%s': expected a whole number from %u to %u\n", cmd, name, v, lo,
-                hi);
-        return -1;
-    }
-    *out = (uint32_t)x;
-    return 0;
+    return fedreci_opt_u32(name, v, lo, hi, out) ? arg_fail(cmd) : 0;
 }
 
 int fedreci_sim_arg_u64(const char *cmd, const char *name, const char *v, uint64_t *out)
 {
-    char *end = NULL;
-    errno = 0;
-    unsigned long long r = strtoull(v, &end, 10);
-    if (!*v || *end || *v == '-' || *v == '+' || errno) {
-        fprintf(stderr, "%s: %s '%s': expected a whole number from 0 to %llu\n", cmd, name, v,
-                (unsigned long long)UINT64_MAX);
-        return -1;
-    }
-    *out = r;
-    return 0;
+    return fedreci_opt_u64(name, v, 0, UINT64_MAX, out) ? arg_fail(cmd) : 0;
 }
 
 int fedreci_sim_arg_double(const char *cmd, const char *name, const char *v, double lo, double hi,
                            double *out)
 {
-    char *end = NULL;
-    double x = strtod(v, &end);
-    if (!*v || *end || !isfinite(x) || !(x >= lo) || !(x <= hi)) {
-        fprintf(stderr, "%s: %s '%s': expected a number from %g to %g\n", cmd, name, v, lo, hi);
-        return -1;
-    }
-    *out = x;
-    return 0;
+    return fedreci_opt_double(name, v, lo, hi, out) ? arg_fail(cmd) : 0;
 }
 
 /* Splits a comma-separated list in place into at most cap entries. */
@@ -119,13 +99,7 @@ static int data_opt(fedreci_sim_data_opts *o, const char *cmd, int code, const c
     case DOPT_ALPHA:
         return fedreci_sim_arg_double(cmd, name, v, 0.0, 1e9, &o->ds.alpha);
     case DOPT_EPS:
-        if (fedreci_sim_arg_double(cmd, name, v, 0.0, 1e9, &o->ds.eps))
-            return -1;
-        if (o->ds.eps == 0.0) {
-            fprintf(stderr, "%s: %s '%s': must be greater than 0\n", cmd, name, v);
-            return -1;
-        }
-        return 0;
+        return fedreci_opt_double_above(name, v, 0.0, 1e9, &o->ds.eps) ? arg_fail(cmd) : 0;
     case DOPT_STRICT:
         o->ds.strict = 1;
         return 0;
@@ -180,28 +154,22 @@ int fedreci_sim_parse_opts(int argc, char **argv, const char *cmd, const struct 
     all[n++] = (struct option){"help", no_argument, NULL, 'h'};
     all[n] = (struct option){NULL, 0, NULL, 0};
     /* "+": stop at the first positional argument; ":": report a missing
-       value as ':' instead of printing getopt's own message */
-    opterr = 0;
-    optind = 0; /* full re-initialisation: the parser may run more than once */
+       value as ':' (fedreci_opt_getopt_error names the option) */
+    fedreci_opt_reset();
     for (;;) {
-        int prev = optind ? optind : 1;
         int c = getopt_long(argc, argv, "+:h", all, NULL);
         if (c == -1)
             break;
-        char name[80];
-        const char *given = prev < argc ? argv[prev] : "?";
         if (c == 'h') {
             usage(stdout);
             return 1;
         }
-        if (c == '?') {
-            fprintf(stderr, "%s: unknown option '%s' (see --help)\n", cmd, given);
+        if (c == '?' || c == ':') {
+            fedrec_err e = fedreci_opt_getopt_error(c, argv, all);
+            fprintf(stderr, "%s: %s\n", cmd, e ? fedrec_errmsg() : "bad option");
             return 2;
         }
-        if (c == ':') {
-            fprintf(stderr, "%s: option '%s' needs a value (see --help)\n", cmd, given);
-            return 2;
-        }
+        char name[80];
         opt_name(all, c, name, sizeof name);
         int r = c >= FEDRECI_SIM_DATA_OPT_BASE ? data_opt(data, cmd, c, name, optarg)
                                                : fn(ctx, c, name, optarg);

@@ -13,21 +13,14 @@
 
 #include "core/err.h"
 #include "core/mf/mf.h"
+#include "core/rng.h"
 #include "sim/run.h"
 
 /* ---- seeded derivations ---------------------------------------------------------------- */
 
-static uint64_t mix64(uint64_t z)
-{
-    z += 0x9e3779b97f4a7c15ull;
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-    return z ^ (z >> 31);
-}
-
 static uint64_t hash3(uint64_t seed, uint64_t a, uint64_t b, uint64_t label)
 {
-    return mix64(mix64(mix64(seed ^ label) ^ a) ^ b);
+    return fedreci_rng_mix(fedreci_rng_mix(fedreci_rng_mix(seed ^ label) ^ a) ^ b);
 }
 
 /* Uniform in [0, 1). */
@@ -117,7 +110,7 @@ fedrec_err fedreci_run_plain(const fedreci_run_world *wd, float *y, fedreci_run_
         memcpy(pick, train_users, (size_t)n_train * sizeof *pick);
         uint64_t st = hash3(o->seed, ri, 0, 0x636f686fu);
         for (uint32_t i = 0; i < cohort; i++) {
-            uint32_t j = i + (uint32_t)(mix64(st + i) % (n_train - i));
+            uint32_t j = i + (uint32_t)(fedreci_rng_mix(st + i) % (n_train - i));
             uint32_t t = pick[i];
             pick[i] = pick[j];
             pick[j] = t;

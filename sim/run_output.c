@@ -7,6 +7,8 @@
 #include <sys/types.h>
 
 #include "core/err.h"
+#include "core/json.h"
+#include "sim/plot.h"
 #include "sim/run.h"
 
 fedrec_err fedreci_run_make_dir(const char *dir)
@@ -175,9 +177,9 @@ fedrec_err fedreci_run_write_summary(const fedreci_run_opts *o, const fedreci_ru
             o->clip, (unsigned long long)o->seed, o->threads, o->sweeps);
     fprintf(f, "  \"items\": %u,\n  \"test_users\": %u,\n  \"split\": ", sm->n_items,
             sm->test_users);
-    fedreci_sim_json_str(f, sm->split);
+    fedreci_json_fputs(f, sm->split);
     fprintf(f, ",\n  \"data\": ");
-    fedreci_sim_json_str(f, o->data.data);
+    fedreci_json_fputs(f, o->data.data);
     fprintf(f, ",\n  \"wall_seconds\": %.1f\n}\n", sm->wall);
     int bad = ferror(f);
     if (fclose(f) || bad)
@@ -185,54 +187,54 @@ fedrec_err fedreci_run_write_summary(const fedreci_run_opts *o, const fedreci_ru
     return FEDREC_OK;
 }
 
-/* hr_ndcg.svg with gnuplot (a warning, not an error, when gnuplot is missing). */
+/* hr_ndcg.svg: HR@10 and NDCG@10 by round in two panels, the baselines as
+ * labelled reference lines (sim/plot.c writes the SVG itself). */
 void fedreci_run_write_plot(const fedreci_run_opts *o, const fedreci_run_round *recs,
                             const fedreci_run_summary *sm)
 {
-    char path[4096];
+    char path[4096], title[512], label[64];
     if (path_join(path, sizeof path, o->out, "hr_ndcg.svg"))
         return;
-    FILE *g = popen("gnuplot 2>/dev/null", "w");
-    if (!g) {
-        fprintf(stderr, "fedrec-sim: gnuplot not available; no plot\n");
+    double *x = malloc(((size_t)o->rounds + 1) * 3 * sizeof *x);
+    if (!x) {
+        fprintf(stderr, "fedrec-sim: out of memory for the plot; no %s\n", path);
         return;
     }
-    const fedreci_metrics *c = &sm->base.centralized, *p = &sm->base.popularity;
-    fprintf(g, "$d << EOD\n");
+    double *hr = x + o->rounds + 1, *ndcg = hr + o->rounds + 1;
+    size_t n = 0; /* the evaluated rounds, joined by the line */
     for (uint32_t i = 0; i < o->rounds; i++)
-        if (recs[i].evaluated)
-            fprintf(g, "%u %.6f %.6f\n", i + 1, recs[i].m.hr_at_k, recs[i].m.ndcg_at_k);
-    fprintf(g, "EOD\n");
-    fprintf(g, "set terminal svg size 860,500 dynamic noenhanced font 'sans,12' "
-               "background rgb 'white'\n");
-    fprintf(g, "set output '%s'\n", path);
+        if (recs[i].evaluated) {
+            x[n] = i + 1;
+            hr[n] = recs[i].m.hr_at_k;
+            ndcg[n++] = recs[i].m.ndcg_at_k;
+        }
+    const char *base = strrchr(o->data.data, '/') ? strrchr(o->data.data, '/') + 1 : o->data.data;
+    const char *mode = o->secagg == FEDRECI_RUN_SECAGG_OFF    ? "plain sum"
+                       : o->secagg == FEDRECI_RUN_SECAGG_FULL ? "SecAgg"
+                                                              : "SecAgg+";
     if (o->secagg == FEDRECI_RUN_SECAGG_OFF)
-        fprintf(g,
-                "set title 'fedrec-sim: %u clients, plain sum (no SecAgg), cohort %u, "
-                "dropout %g'\n",
-                sm->clients, sm->cohort, o->dropout);
+        snprintf(title, sizeof title,
+                 "%s, seed %llu: %u clients, plain sum (no SecAgg), cohort %u, "
+                 "dropout %g",
+                 base, (unsigned long long)o->seed, sm->clients, sm->cohort, o->dropout);
     else
-        fprintf(g, "set title 'fedrec-sim: %u clients, %s k=%u t=%u, cohort %u, dropout %g'\n",
-                sm->clients, o->secagg == FEDRECI_RUN_SECAGG_FULL ? "SecAgg" : "SecAgg+", sm->k,
-                sm->t, sm->cohort, o->dropout);
-    fprintf(g,
-            "set xlabel 'round'\nset ylabel 'metric at 10 (test customers)'\n"
-            "set key outside right center\nset grid\nset yrange [0:*]\n"
-            "set xrange [0:%u]\n",
-            o->rounds);
-    /* the baselines as two-point lines across the rounds */
-    fprintf(g, "$b << EOD\n0 %.6f %.6f %.6f %.6f\n%u %.6f %.6f %.6f %.6f\nEOD\n", c->hr_at_k,
-            c->ndcg_at_k, p->hr_at_k, p->ndcg_at_k, o->rounds, c->hr_at_k, c->ndcg_at_k, p->hr_at_k,
-            p->ndcg_at_k);
-    fprintf(g, "plot $d using 1:2 with lines lw 2 lc rgb '#1f77b4' title 'HR@10 federated', \\\n"
-               "  $d using 1:3 with lines lw 2 lc rgb '#d62728' title 'NDCG@10 federated', \\\n"
-               "  $b using 1:2 with lines dt 2 lc rgb '#1f77b4' title 'HR@10 centralized ALS', \\\n"
-               "  $b using 1:3 with lines dt 2 lc rgb '#d62728' title 'NDCG@10 centralized ALS', "
-               "\\\n"
-               "  $b using 1:4 with lines dt 3 lc rgb '#7f7f7f' title 'HR@10 popularity', \\\n"
-               "  $b using 1:5 with lines dt 3 lc rgb '#8c564b' title 'NDCG@10 popularity'\n");
-    if (pclose(g) != 0)
-        fprintf(stderr, "fedrec-sim: gnuplot failed; %s may be missing\n", path);
+        snprintf(title, sizeof title,
+                 "%s, seed %llu: %u clients, %s k=%u t=%u, cohort %u, dropout %g", base,
+                 (unsigned long long)o->seed, sm->clients, mode, sm->k, sm->t, sm->cohort,
+                 o->dropout);
+    snprintf(label, sizeof label, "federated (%s)", mode);
+    const fedreci_metrics *c = &sm->base.centralized, *p = &sm->base.popularity;
+    fedreci_plot_series s_hr = {label, x, hr, n, "#1f77b4", FEDRECI_PLOT_SOLID};
+    fedreci_plot_series s_ndcg = {label, x, ndcg, n, "#d62728", FEDRECI_PLOT_SOLID};
+    fedreci_plot_level l_hr[2] = {{"centralized ALS", c->hr_at_k, "#2ca02c"},
+                                  {"popularity", p->hr_at_k, "#7f7f7f"}};
+    fedreci_plot_level l_ndcg[2] = {{"centralized ALS", c->ndcg_at_k, "#2ca02c"},
+                                    {"popularity", p->ndcg_at_k, "#7f7f7f"}};
+    fedreci_plot_panel panels[2] = {{"HR@10 (test customers)", &s_hr, 1, l_hr, 2},
+                                    {"NDCG@10 (test customers)", &s_ndcg, 1, l_ndcg, 2}};
+    if (fedreci_plot_svg(path, title, "round", 0.0, o->rounds > 1 ? o->rounds : 2, panels, 2))
+        fprintf(stderr, "fedrec-sim: warning: %s\n", fedrec_errmsg());
+    free(x);
 }
 
 static void print_row(const char *name, const fedreci_metrics *m)

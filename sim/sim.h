@@ -72,10 +72,11 @@ int fedreci_sim_parse_opts(int argc, char **argv, const char *cmd, const struct 
                            fedreci_sim_data_opts *data, fedreci_sim_opt_fn fn, void *ctx,
                            void (*usage)(FILE *));
 
-/* Value parsers for option handlers: each writes *out and returns 0 when v
- * is a whole decimal number (u32, u64) or a finite number (double) within
- * [lo, hi]; otherwise prints "cmd: NAME 'v': expected ..." and returns -1
- * without writing *out. */
+/* Value parsers for option handlers (core/opt.h's, with the message
+ * printed): each writes *out and returns 0 when v is a decimal integer (u32,
+ * u64) or a finite number (double) within [lo, hi]; otherwise prints
+ * "cmd: NAME: 'v' is not ..." to stderr and returns -1 without writing
+ * *out. */
 int fedreci_sim_arg_u32(const char *cmd, const char *name, const char *v, uint32_t lo, uint32_t hi,
                         uint32_t *out);
 int fedreci_sim_arg_u64(const char *cmd, const char *name, const char *v, uint64_t *out);
@@ -114,9 +115,6 @@ FEDREC_NODISCARD fedrec_err fedreci_sim_compute_baselines(const fedreci_split *s
                                                           float lambda, uint32_t sweeps,
                                                           uint32_t threads, uint64_t seed,
                                                           fedreci_sim_baselines *out);
-
-/* Writes s as a JSON string (quotes, backslashes and control bytes escaped). */
-void fedreci_sim_json_str(FILE *f, const char *s);
 
 /* Monotonic seconds. */
 double fedreci_sim_now(void);

@@ -16,6 +16,10 @@
 #             left to mask): the failed sessions' connections are closed, so
 #             no stage waits for --stage-timeout (60 s); every round aborts
 #   plain     --secagg off: the plain-sum reference, labelled, not verified
+#   plot      an --out path with quotes, spaces, $(), backquotes and ';' gets a
+#             well-formed hr_ndcg.svg (python3's XML parser) with the title,
+#             both panels, every evaluated round and the baselines of
+#             summary.json; nothing in the path is run
 #   opts      --opt=value and --opt value mean the same; a bad value, an
 #             unknown option and a missing value exit 2 naming the option
 set -u
@@ -104,9 +108,6 @@ keys)
     [ "$(wc -l <"$work/a/rounds.csv")" -eq 4 ] || fail "rounds.csv does not have 3 rows"
     awk -F, 'NR > 1 && ($3 != 1 || $4 != "true") { exit 1 }' "$work/a/rounds.csv" ||
         fail "rounds.csv has a round not completed and verified"
-    if command -v gnuplot >/dev/null; then
-        grep -q '<svg' "$work/a/hr_ndcg.svg" || fail "hr_ndcg.svg is not an SVG"
-    fi
     ;;
 repeat)
     run a
@@ -176,6 +177,39 @@ plain)
     expect rounds_aborted == 0 "$f"
     expect hr_at_10 '>' 0 "$f"
     ;;
+plot)
+    cd "$work" || fail "cd $work"
+    odd="$work/q'uo\"te s p a c e \$(touch PWNED1) \`touch PWNED2\`; touch PWNED3 #"
+    "$sim" run "${small[@]}" --rounds 4 --eval-every 2 --out "$odd" >"$work/odd.log" 2>&1 ||
+        { cat "$work/odd.log" >&2; fail "fedrec-sim run with an odd --out exited with $?"; }
+    for f in PWNED1 PWNED2 PWNED3; do
+        [ ! -e "$work/$f" ] && [ ! -e "$f" ] || fail "a command in the --out path ran ($f)"
+    done
+    python3 - "$odd/hr_ndcg.svg" "$odd/summary.json" "$data" <<'PY' || fail "hr_ndcg.svg is wrong"
+import json, os, sys
+import xml.etree.ElementTree as ET
+svg, summary, data = sys.argv[1:4]
+s = json.load(open(summary))
+ns = "{http://www.w3.org/2000/svg}"
+root = ET.parse(svg).getroot()          # raises on malformed XML
+assert root.tag == ns + "svg", root.tag
+title = root.find(ns + "text").text
+assert os.path.basename(data) in title and "seed 7" in title and "SecAgg+" in title, title
+panels = [g for g in root.iter(ns + "g") if g.get("class") == "panel"]
+assert [p.get("data-ylabel").split("@")[0] for p in panels] == ["HR", "NDCG"], panels
+for p, key in zip(panels, ["hr_at_10", "ndcg_at_10"]):
+    levels = {g.get("data-label"): float(g.get("data-value"))
+              for g in p.iter(ns + "g") if g.get("class") == "level"}
+    assert abs(levels["centralized ALS"] - s["centralized_" + key]) < 1e-6, levels
+    assert abs(levels["popularity"] - s["popularity_" + key]) < 1e-6, levels
+    series = [g for g in p.iter(ns + "g") if g.get("class") == "series"]
+    assert len(series) == 1 and series[0].get("data-label") == "federated (SecAgg+)"
+    # rounds 2 and 4 evaluated (--eval-every 2): one polyline of 2 points
+    lines = series[0].findall(ns + "polyline")
+    assert len(lines) == 1 and len(lines[0].get("points").split()) == 2, lines
+print("svg ok:", title)
+PY
+    ;;
 opts)
     run a --secagg off --rounds 2 --dropout 0.2
     "$sim" run --data="$data" --rounds=2 --cohort=40 --neighbors=8 --seed=7 --quiet \
@@ -191,12 +225,13 @@ opts)
         [ "$rc" -eq 2 ] || fail "fedrec-sim run $* exited $rc, expected 2"
         grep -q -e "$pat" "$work/err.log" || { cat "$work/err.log" >&2; fail "no '$pat' for $*"; }
     }
-    usage_error "--rounds '5x': expected a whole number from 1 to" --rounds=5x
-    usage_error "--rounds '0': expected a whole number from 1 to" --rounds 0
-    usage_error "--dropout '1.5': expected a number from 0 to 1" --dropout 1.5
+    usage_error "--rounds: '5x' is not an integer from 1 to 1000000" --rounds=5x
+    usage_error "--rounds: '0' is out of range: 1 to 1000000" --rounds 0
+    usage_error "--dropout: '1.5' is out of range" --dropout 1.5
     usage_error "--secagg 'maybe': expected plus, full or off" --secagg=maybe
-    usage_error "unknown option '--round-count'" --round-count 3
-    usage_error "option '--seed' needs a value" --seed
+    usage_error "--round-count: unknown option" --round-count 3
+    usage_error "--seed: missing value" --seed
+    usage_error "--quiet: takes no value" --quiet=yes
     usage_error "unexpected argument 'extra'" --rounds 2 extra
     ;;
 *)
