@@ -226,7 +226,7 @@ opts)
         grep -q -e "$pat" "$work/err.log" || { cat "$work/err.log" >&2; fail "no '$pat' for $*"; }
     }
     usage_error "--rounds: '5x' is not an integer from 1 to 1000000" --rounds=5x
-    usage_error "--rounds: '0' is out of range: 1 to 1000000" --rounds 0
+    usage_error "--rounds: '0' is not an integer from 1 to 1000000" --rounds 0
     usage_error "--dropout: '1.5' is out of range" --dropout 1.5
     usage_error "--secagg 'maybe': expected plus, full or off" --secagg=maybe
     usage_error "--round-count: unknown option" --round-count 3
