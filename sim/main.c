@@ -26,6 +26,7 @@ int main(int argc, char **argv)
     /* The simulator runs its own threads over small BLAS calls: OpenBLAS's
      * threads would only oversubscribe the cores and make timings noisy. */
     openblas_set_num_threads(1);
+    fedreci_sim_set_command_line(argc, argv);
     if (sodium_init() < 0) {
         fprintf(stderr, "fedrec-sim: libsodium failed to initialize\n");
         return 1;

@@ -29,6 +29,7 @@ typedef struct run_state {
     float *y;                /* the current model, n_items x factors */
     fedreci_run_round *recs; /* one per round */
     fedreci_run_summary sm;
+    fedreci_sim_provenance prov;
 } run_state;
 
 static void state_free(run_state *r)
@@ -47,6 +48,8 @@ static fedrec_err prepare(run_state *r, const fedreci_run_opts *o)
 {
     const fedreci_mf_csr *tr = &r->s->train;
     fedrec_err e = fedreci_run_make_dir(o->out);
+    if (!e && !(e = fedreci_sim_provenance_init(&r->prov, o->data.data)))
+        r->sm.prov = &r->prov;
     r->sm.split = o->data.split ? o->data.split : "lastbasket";
     r->sm.n_items = tr->n_cols;
     r->sm.test_users = r->s->n_test_users;
@@ -136,7 +139,7 @@ int fedreci_sim_run(int argc, char **argv)
         e = fedreci_run_summarize(&o, r.recs, &r.sm);
     r.sm.wall = fedreci_sim_now() - t_start;
     if (!e)
-        e = fedreci_run_write_rounds_csv(&o, r.recs);
+        e = fedreci_run_write_rounds_csv(&o, r.recs, &r.sm);
     if (!e)
         e = fedreci_run_write_summary(&o, &r.sm);
     if (!e) {

@@ -98,6 +98,7 @@ typedef struct fedreci_run_summary {
     double bytes_up, bytes_down, wall;
     int verified;
     const char *split;
+    const fedreci_sim_provenance *prov; /* NULL: none written */
 } fedreci_run_summary;
 
 /* ---- the background evaluator (run_eval.c) ---------------------------------------- */
@@ -182,11 +183,13 @@ FEDREC_NODISCARD fedrec_err fedreci_run_summarize(const fedreci_run_opts *o,
                                                   const fedreci_run_round *recs,
                                                   fedreci_run_summary *sm);
 
-/* o->out/rounds.csv: one row per round. */
+/* o->out/rounds.csv: the provenance as `#` lines, a header, one row per
+ * round (README.md, "Outputs", describes the columns). */
 FEDREC_NODISCARD fedrec_err fedreci_run_write_rounds_csv(const fedreci_run_opts *o,
-                                                         const fedreci_run_round *recs);
+                                                         const fedreci_run_round *recs,
+                                                         const fedreci_run_summary *sm);
 
-/* o->out/summary.json. */
+/* o->out/summary.json: one member per line (README.md, "Outputs"). */
 FEDREC_NODISCARD fedrec_err fedreci_run_write_summary(const fedreci_run_opts *o,
                                                       const fedreci_run_summary *sm);
 

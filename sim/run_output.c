@@ -76,7 +76,14 @@ static fedrec_err path_join(char *buf, size_t n, const char *dir, const char *fi
     return FEDREC_OK;
 }
 
-fedrec_err fedreci_run_write_rounds_csv(const fedreci_run_opts *o, const fedreci_run_round *recs)
+/* The value of a boolean column: true, false, or empty when unknown (< 0). */
+static const char *csv_bool(int v)
+{
+    return v < 0 ? "" : v ? "true" : "false";
+}
+
+fedrec_err fedreci_run_write_rounds_csv(const fedreci_run_opts *o, const fedreci_run_round *recs,
+                                        const fedreci_run_summary *sm)
 {
     char path[4096];
     fedrec_err e = path_join(path, sizeof path, o->out, "rounds.csv");
@@ -85,21 +92,19 @@ fedrec_err fedreci_run_write_rounds_csv(const fedreci_run_opts *o, const fedreci
     FILE *f = fopen(path, "w");
     if (!f)
         return fedreci_error(FEDREC_ERR_IO, "sim: cannot write %s", path);
-    fprintf(f, "round,round_id,completed,verified,cohort,survivors,dropped,dropped_advertise,"
+    if (sm->prov)
+        fedreci_sim_provenance_csv(f, sm->prov);
+    fprintf(f, "round,completed,verified,cohort,survivors,dropped,dropped_advertise,"
                "dropped_share,dropped_masked,dropped_unmask,hr_at_10,ndcg_at_10,recall_at_10,"
-               "precision_at_10,map_at_10,coverage,bytes_up,bytes_down,bytes_up_per_client,"
-               "bytes_down_per_client,stage0_ms,stage1_ms,stage2_ms,stage3_ms,round_seconds,rss_kb,"
-               "heap_kb\n");
+               "precision_at_10,map_at_10,coverage_at_10,bytes_up,bytes_down,bytes_up_per_client,"
+               "bytes_down_per_client,stage0_ms,stage1_ms,stage2_ms,stage3_ms,round_seconds,"
+               "rss_kb,heap_kb\n");
     for (uint32_t i = 0; i < o->rounds; i++) {
         const fedreci_run_round *r = &recs[i];
         uint32_t dr = r->dropped[0] + r->dropped[1] + r->dropped[2] + r->dropped[3];
-        fprintf(f, "%u,%llu,%d,%s,%u,%u,%u,%u,%u,%u,%u,", i + 1, (unsigned long long)r->round_id,
-                r->completed,
-                r->verified == 1   ? "true"
-                : r->verified == 0 ? "false"
-                                   : "",
-                r->cohort, r->survivors, dr, r->dropped[0], r->dropped[1], r->dropped[2],
-                r->dropped[3]);
+        fprintf(f, "%u,%s,%s,%u,%u,%u,%u,%u,%u,%u,", i + 1, csv_bool(r->completed),
+                csv_bool(r->verified), r->cohort, r->survivors, dr, r->dropped[0], r->dropped[1],
+                r->dropped[2], r->dropped[3]);
         if (r->evaluated)
             fprintf(f, "%.6f,%.6f,%.6f,%.6f,%.6f,%.6f,", r->m.hr_at_k, r->m.ndcg_at_k,
                     r->m.recall_at_k, r->m.precision_at_k, r->m.map_at_k, r->m.coverage);
@@ -118,6 +123,123 @@ fedrec_err fedreci_run_write_rounds_csv(const fedreci_run_opts *o, const fedreci
     return FEDREC_OK;
 }
 
+/* Members of summary.json, one per line. */
+static void kf(fedreci_json *w, const char *key, double v)
+{
+    fedreci_json_newline(w, "  ");
+    fedreci_json_kdouble(w, key, "%.6f", v);
+}
+
+static void kg(fedreci_json *w, const char *key, double v)
+{
+    fedreci_json_newline(w, "  ");
+    fedreci_json_kdouble(w, key, "%g", v);
+}
+
+static void ku(fedreci_json *w, const char *key, uint64_t v)
+{
+    fedreci_json_newline(w, "  ");
+    fedreci_json_ku64(w, key, v);
+}
+
+static void ks(fedreci_json *w, const char *key, const char *v)
+{
+    fedreci_json_newline(w, "  ");
+    fedreci_json_kstr(w, key, v);
+}
+
+static void kb(fedreci_json *w, const char *key, int v)
+{
+    fedreci_json_newline(w, "  ");
+    fedreci_json_kbool(w, key, v);
+}
+
+/* The metrics and the baselines. */
+static void summary_metrics(fedreci_json *w, const fedreci_run_summary *sm)
+{
+    const fedreci_metrics *m = &sm->fed, *c = &sm->base.centralized, *p = &sm->base.popularity;
+    kf(w, "hr_at_10", m->hr_at_k);
+    kf(w, "ndcg_at_10", m->ndcg_at_k);
+    kf(w, "recall_at_10", m->recall_at_k);
+    kf(w, "precision_at_10", m->precision_at_k);
+    kf(w, "map_at_10", m->map_at_k);
+    kf(w, "coverage_at_10", m->coverage);
+    kf(w, "centralized_hr_at_10", c->hr_at_k);
+    kf(w, "centralized_ndcg_at_10", c->ndcg_at_k);
+    kf(w, "centralized_recall_at_10", c->recall_at_k);
+    kf(w, "popularity_hr_at_10", p->hr_at_k);
+    kf(w, "popularity_ndcg_at_10", p->ndcg_at_k);
+    kf(w, "popularity_recall_at_10", p->recall_at_k);
+    kf(w, "ratio_to_centralized", c->hr_at_k > 0 ? m->hr_at_k / c->hr_at_k : 0.0);
+}
+
+/* The federation: rounds, cohort, SecAgg, dropouts, bytes, the oracle. */
+static void summary_federation(fedreci_json *w, const fedreci_run_opts *o,
+                               const fedreci_run_summary *sm)
+{
+    ku(w, "rounds", o->rounds);
+    ku(w, "rounds_completed", sm->rounds_completed);
+    ku(w, "rounds_aborted", sm->rounds_aborted);
+    ku(w, "clients", sm->clients);
+    ku(w, "cohort", sm->cohort);
+    ks(w, "secagg", fedreci_run_secagg_names[o->secagg]);
+    ku(w, "neighbors", sm->k);
+    ku(w, "threshold", sm->t);
+    kg(w, "dropout", o->dropout);
+    ks(w, "dropout_stage",
+       o->dropout_stage < 0 ? "spread" : fedreci_run_stage_names[o->dropout_stage]);
+    ku(w, "dropped_advertise", sm->dropped[0]);
+    ku(w, "dropped_share", sm->dropped[1]);
+    ku(w, "dropped_masked", sm->dropped[2]);
+    ku(w, "dropped_unmask", sm->dropped[3]);
+    fedreci_json_newline(w, "  ");
+    fedreci_json_kdouble(w, "bytes_up_per_client", "%.0f", sm->bytes_up);
+    fedreci_json_newline(w, "  ");
+    fedreci_json_kdouble(w, "bytes_down_per_client", "%.0f", sm->bytes_down);
+    kb(w, "secagg_verified", sm->verified);
+    ku(w, "secagg_rounds_verified", sm->rounds_verified);
+    if (o->secagg == FEDRECI_RUN_SECAGG_OFF)
+        ks(w, "secagg_note",
+           "--secagg off: plain-sum reference (core/mf fedreci_mf_fed_round), no "
+           "transport, no masking, nothing to verify");
+    else if (sm->rounds_completed == 0)
+        ks(w, "secagg_note",
+           "no round completed: no unmasked sum to check against the oracle, so "
+           "secagg_verified is false");
+    ku(w, "session_errors", sm->session_errors);
+    ks(w, "transport", o->secagg == FEDRECI_RUN_SECAGG_OFF ? "none" : o->tcp ? "tcp" : "inproc");
+}
+
+/* The model's settings, the data and the provenance. */
+static void summary_settings(fedreci_json *w, const fedreci_run_opts *o,
+                             const fedreci_run_summary *sm)
+{
+    ku(w, "factors", o->factors);
+    kg(w, "alpha", o->data.ds.alpha);
+    kg(w, "lambda", o->lambda);
+    kg(w, "lr", o->lr);
+    kg(w, "clip", o->clip);
+    ku(w, "seed", o->seed);
+    ku(w, "threads", o->threads);
+    ku(w, "als_sweeps", o->sweeps);
+    ku(w, "items", sm->n_items);
+    ku(w, "test_users", sm->test_users);
+    ks(w, "split", sm->split);
+    ks(w, "data", o->data.data);
+    if (sm->prov) {
+        const fedreci_sim_provenance *p = sm->prov;
+        ks(w, "fedrec_version", p->version);
+        ks(w, "git_commit", p->commit);
+        ks(w, "command_line", p->command_line);
+        ks(w, "input_sha256", p->input_sha256);
+        ks(w, "started_utc", p->started_utc);
+        ku(w, "machine_cores", p->cores > 0 ? (uint64_t)p->cores : 0);
+        ks(w, "machine", p->machine);
+    }
+    fedreci_json_newline(w, "  ");
+    fedreci_json_kdouble(w, "wall_seconds", "%.1f", sm->wall);
+}
+
 fedrec_err fedreci_run_write_summary(const fedreci_run_opts *o, const fedreci_run_summary *sm)
 {
     char path[4096];
@@ -127,62 +249,18 @@ fedrec_err fedreci_run_write_summary(const fedreci_run_opts *o, const fedreci_ru
     FILE *f = fopen(path, "w");
     if (!f)
         return fedreci_error(FEDREC_ERR_IO, "sim: cannot write %s", path);
-    const fedreci_metrics *m = &sm->fed, *c = &sm->base.centralized, *p = &sm->base.popularity;
-    double ratio = c->hr_at_k > 0 ? m->hr_at_k / c->hr_at_k : 0.0;
-    fprintf(f, "{\n  \"hr_at_10\": %.6f,\n  \"ndcg_at_10\": %.6f,\n  \"recall_at_10\": %.6f,\n",
-            m->hr_at_k, m->ndcg_at_k, m->recall_at_k);
-    fprintf(f,
-            "  \"precision_at_10\": %.6f,\n  \"map_at_10\": %.6f,\n  \"coverage_at_10\": %.6f,\n",
-            m->precision_at_k, m->map_at_k, m->coverage);
-    fprintf(f,
-            "  \"centralized_hr_at_10\": %.6f,\n  \"centralized_ndcg_at_10\": %.6f,\n"
-            "  \"centralized_recall_at_10\": %.6f,\n",
-            c->hr_at_k, c->ndcg_at_k, c->recall_at_k);
-    fprintf(f,
-            "  \"popularity_hr_at_10\": %.6f,\n  \"popularity_ndcg_at_10\": %.6f,\n"
-            "  \"popularity_recall_at_10\": %.6f,\n",
-            p->hr_at_k, p->ndcg_at_k, p->recall_at_k);
-    fprintf(f, "  \"ratio_to_centralized\": %.6f,\n", ratio);
-    fprintf(f, "  \"rounds\": %u,\n  \"rounds_completed\": %u,\n  \"rounds_aborted\": %u,\n",
-            o->rounds, sm->rounds_completed, sm->rounds_aborted);
-    fprintf(f, "  \"clients\": %u,\n  \"cohort\": %u,\n  \"secagg\": \"%s\",\n", sm->clients,
-            sm->cohort, fedreci_run_secagg_names[o->secagg]);
-    fprintf(f, "  \"neighbors\": %u,\n  \"threshold\": %u,\n  \"dropout\": %g,\n", sm->k, sm->t,
-            o->dropout);
-    fprintf(f, "  \"dropout_stage\": \"%s\",\n",
-            o->dropout_stage < 0 ? "spread" : fedreci_run_stage_names[o->dropout_stage]);
-    fprintf(f,
-            "  \"dropped_advertise\": %llu,\n  \"dropped_share\": %llu,\n"
-            "  \"dropped_masked\": %llu,\n  \"dropped_unmask\": %llu,\n",
-            (unsigned long long)sm->dropped[0], (unsigned long long)sm->dropped[1],
-            (unsigned long long)sm->dropped[2], (unsigned long long)sm->dropped[3]);
-    fprintf(f, "  \"bytes_up_per_client\": %.0f,\n  \"bytes_down_per_client\": %.0f,\n",
-            sm->bytes_up, sm->bytes_down);
-    fprintf(f, "  \"secagg_verified\": %s,\n", sm->verified ? "true" : "false");
-    fprintf(f, "  \"secagg_rounds_verified\": %u,\n", sm->rounds_verified);
-    if (o->secagg == FEDRECI_RUN_SECAGG_OFF)
-        fprintf(f, "  \"secagg_note\": \"--secagg off: plain-sum reference (core/mf "
-                   "fedreci_mf_fed_round), no transport, no masking, nothing to verify\",\n");
-    else if (sm->rounds_completed == 0)
-        fprintf(f, "  \"secagg_note\": \"no round completed: no unmasked sum to check against "
-                   "the oracle, so secagg_verified is false\",\n");
-    fprintf(f, "  \"session_errors\": %u,\n", sm->session_errors);
-    fprintf(f, "  \"transport\": \"%s\",\n",
-            o->secagg == FEDRECI_RUN_SECAGG_OFF ? "none"
-            : o->tcp                            ? "tcp"
-                                                : "inproc");
-    fprintf(f, "  \"factors\": %u,\n  \"alpha\": %g,\n  \"lambda\": %g,\n  \"lr\": %g,\n",
-            o->factors, o->data.ds.alpha, o->lambda, o->lr);
-    fprintf(f, "  \"clip\": %g,\n  \"seed\": %llu,\n  \"threads\": %u,\n  \"als_sweeps\": %u,\n",
-            o->clip, (unsigned long long)o->seed, o->threads, o->sweeps);
-    fprintf(f, "  \"items\": %u,\n  \"test_users\": %u,\n  \"split\": ", sm->n_items,
-            sm->test_users);
-    fedreci_json_fputs(f, sm->split);
-    fprintf(f, ",\n  \"data\": ");
-    fedreci_json_fputs(f, o->data.data);
-    fprintf(f, ",\n  \"wall_seconds\": %.1f\n}\n", sm->wall);
+    fedreci_json w;
+    fedreci_json_init_file(&w, f, FEDRECI_JSON_SPACED);
+    fedreci_json_obj_begin(&w);
+    summary_metrics(&w, sm);
+    summary_federation(&w, o, sm);
+    summary_settings(&w, o, sm);
+    fedreci_json_newline(&w, "");
+    fedreci_json_obj_end(&w);
+    e = fedreci_json_finish(&w, NULL, NULL);
+    fputc('\n', f);
     int bad = ferror(f);
-    if (fclose(f) || bad)
+    if (fclose(f) || bad || e)
         return fedreci_error(FEDREC_ERR_IO, "sim: writing %s failed", path);
     return FEDREC_OK;
 }

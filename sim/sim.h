@@ -116,6 +116,33 @@ FEDREC_NODISCARD fedrec_err fedreci_sim_compute_baselines(const fedreci_split *s
                                                           uint32_t threads, uint64_t seed,
                                                           fedreci_sim_baselines *out);
 
+/* ---- provenance ---------------------------------------------------------------- */
+
+/* Where a run's outputs come from, written into summary.json (provenance_*
+ * keys) and as `#` comment lines at the top of rounds.csv. */
+typedef struct fedreci_sim_provenance {
+    const char *version;     /* fedrec_version() */
+    const char *commit;      /* git commit at configure time, "unknown" outside git */
+    char command_line[4096]; /* the whole command, each argument shell-quoted when needed */
+    char input_sha256[65];   /* hex SHA-256 of the input file's bytes (as stored, gzip'd or not) */
+    char started_utc[32];    /* ISO 8601, e.g. 2026-12-01T21:17:00Z */
+    long cores;              /* online processors */
+    char machine[160];       /* uname: system, release, hardware */
+} fedreci_sim_provenance;
+
+/* Remembers the process's argv (from main) for the provenance. */
+void fedreci_sim_set_command_line(int argc, char **argv);
+
+/* Fills p for a run starting now on the file `data` (hashed with libsodium's
+ * crypto_hash_sha256, streaming). Fails with FEDREC_ERR_IO naming the file
+ * when it cannot be read. */
+FEDREC_NODISCARD fedrec_err fedreci_sim_provenance_init(fedreci_sim_provenance *p,
+                                                        const char *data);
+
+/* Writes p as "# key: value" lines (values on one line; control bytes of
+ * the command line are shown as '?'). */
+void fedreci_sim_provenance_csv(FILE *f, const fedreci_sim_provenance *p);
+
 /* Monotonic seconds. */
 double fedreci_sim_now(void);
 

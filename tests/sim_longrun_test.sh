@@ -32,7 +32,8 @@ rm -rf "$out"
   echo "FAIL: fedrec-sim exited non-zero" >&2
   exit 1
 }
-csv=$out/rounds.csv
+csv=$out/rounds.data
+grep -v '^#' "$out/rounds.csv" >"$csv" # without the provenance lines
 column() { head -1 "$csv" | tr ',' '\n' | grep -nx "$1" | cut -d: -f1; }
 heap=$(column heap_kb)
 rss=$(column rss_kb)

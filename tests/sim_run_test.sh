@@ -62,10 +62,21 @@ expect() { # expect KEY OP VALUE FILE   (OP: == != > >= < <=, numeric; eq: strin
     fi
 }
 
-same_summary() { # same_summary A B: identical apart from wall_seconds and transport
-    diff <(grep -v -e '"wall_seconds"' -e '"transport"' "$1") \
-         <(grep -v -e '"wall_seconds"' -e '"transport"' "$2") >&2 ||
-        fail "$1 and $2 differ"
+# same_summary A B: identical apart from wall_seconds, transport and the
+# provenance of the run (start time, command line)
+same_summary() {
+    local skip=(-e '"wall_seconds"' -e '"transport"' -e '"started_utc"' -e '"command_line"')
+    diff <(grep -v "${skip[@]}" "$1") <(grep -v "${skip[@]}" "$2") >&2 || fail "$1 and $2 differ"
+}
+
+# rows CSV: the data rows of rounds.csv (no # provenance lines, no header)
+rows() { grep -v '^#' "$1" | tail -n +2; }
+# col CSV NAME: the 1-based index of a column of rounds.csv
+col() {
+    local i
+    i=$(grep -v '^#' "$1" | head -1 | tr ',' '\n' | grep -nx "$2" | cut -d: -f1)
+    [ -n "$i" ] || fail "rounds.csv has no column $2"
+    echo "$i"
 }
 
 case "$case_name" in
@@ -105,17 +116,33 @@ keys)
     expect bytes_down_per_client '>' 308096 "$f"
     expect wall_seconds '>' 0 "$f"
     # rounds.csv: a header and one row per round, every completed round verified
-    [ "$(wc -l <"$work/a/rounds.csv")" -eq 4 ] || fail "rounds.csv does not have 3 rows"
-    awk -F, 'NR > 1 && ($3 != 1 || $4 != "true") { exit 1 }' "$work/a/rounds.csv" ||
-        fail "rounds.csv has a round not completed and verified"
+    c=$work/a/rounds.csv
+    [ "$(rows "$c" | wc -l)" -eq 3 ] || fail "rounds.csv does not have 3 rows"
+    rows "$c" | awk -F, -v r="$(col "$c" round)" -v a="$(col "$c" completed)" \
+        -v b="$(col "$c" verified)" '$r != NR || $a != "true" || $b != "true" { exit 1 }' ||
+        fail "rounds.csv has a round not numbered, completed and verified"
+    col "$c" coverage_at_10 >/dev/null
+    ! grep -v '^#' "$c" | head -1 | tr ',' '\n' | grep -qx round_id || fail "rounds.csv still has round_id"
+    # provenance, the same in summary.json and rounds.csv
+    sha=$(sha256sum "$data" | cut -d' ' -f1)
+    expect input_sha256 eq "$sha" "$f"
+    expect fedrec_version eq "$("$sim" --version | awk '{print $2}')" "$f"
+    value git_commit "$f" | grep -Eq '^([0-9a-f]{40}(-dirty)?|unknown)$' || fail "git_commit"
+    value started_utc "$f" | grep -Eq '^20[0-9]{2}-[01][0-9]-[0-3][0-9]T[0-2][0-9]:[0-5][0-9]:[0-5][0-9]Z$' ||
+        fail "started_utc is not ISO 8601 UTC"
+    expect machine_cores '>=' 1 "$f"
+    grep -q '"command_line": "fedrec-sim run --data .* --seed 7 ' "$f" || fail "command_line"
+    grep -qx "# input_sha256: $sha" "$c" || fail "rounds.csv lacks the input digest"
+    grep -qx "# git_commit: $(value git_commit "$f")" "$c" || fail "rounds.csv lacks the commit"
+    grep -q "^# command_line: fedrec-sim run --data " "$c" || fail "rounds.csv lacks the command line"
     ;;
 repeat)
     run a
     run b
     same_summary "$work/a/summary.json" "$work/b/summary.json"
     run c --seed 8
-    ! diff -q <(grep -v '"wall_seconds"' "$work/a/summary.json") \
-        <(grep -v '"wall_seconds"' "$work/c/summary.json") >/dev/null ||
+    ! diff -q <(grep -v -e '"wall_seconds"' -e '"started_utc"' -e '"command_line"' "$work/a/summary.json") \
+        <(grep -v -e '"wall_seconds"' -e '"started_utc"' -e '"command_line"' "$work/c/summary.json") >/dev/null ||
         fail "another seed gave the same summary"
     ;;
 tcp)
@@ -137,7 +164,10 @@ dropout)
     expect dropped_masked '>' 0 "$f"
     for k in dropped_advertise dropped_share dropped_unmask; do expect "$k" == 0 "$f"; done
     # survivors + dropped = cohort in every round
-    awk -F, 'NR > 1 && ($6 + $10 != $5 || $10 != $7) { exit 1 }' "$work/a/rounds.csv" ||
+    c=$work/a/rounds.csv
+    rows "$c" | awk -F, -v co="$(col "$c" cohort)" -v su="$(col "$c" survivors)" \
+        -v dr="$(col "$c" dropped)" -v dm="$(col "$c" dropped_masked)" \
+        '$su + $dm != $co || $dm != $dr { exit 1 }' ||
         fail "survivors + dropped at the masked stage != cohort"
     ;;
 abort)
@@ -152,7 +182,7 @@ fail)
     # --dropout 1 spread over the stages: the clients left at the masked
     # stage hold shares from fewer than t neighbours and their sessions fail.
     # A failed session must count as gone at once, like a dropout: each
-    # stage of rounds.csv (columns 22-25, ms) closes long before the 60 s
+    # stage of rounds.csv (stage0_ms..stage3_ms) closes long before the 60 s
     # fallback deadline (this is the engine's own stage clock, not a timing
     # of the machine; before the fix stage 2 took the whole 60000 ms).
     run a --rounds 2 --dropout 1 --stage-timeout 60
@@ -161,11 +191,13 @@ fail)
     expect rounds_completed == 0 "$f"
     expect secagg_verified eq false "$f"
     expect session_errors '>' 0 "$f"
-    head -1 "$work/a/rounds.csv" | awk -F, '$22 != "stage0_ms" || $25 != "stage3_ms" { exit 1 }' ||
-        fail "rounds.csv columns 22-25 are not stage0_ms..stage3_ms"
-    [ "$(wc -l <"$work/a/rounds.csv")" -eq 3 ] || fail "rounds.csv does not have 2 rows"
-    awk -F, 'NR > 1 && ($3 != 0 || $22 >= 10000 || $23 >= 10000 || $24 >= 10000 || $25 >= 10000) { exit 1 }' \
-        "$work/a/rounds.csv" || { cat "$work/a/rounds.csv" >&2; fail "a stage waited for the deadline"; }
+    c=$work/a/rounds.csv
+    s0=$(col "$c" stage0_ms)
+    [ "$(col "$c" stage3_ms)" -eq $((s0 + 3)) ] || fail "stage0_ms..stage3_ms are not adjacent"
+    [ "$(rows "$c" | wc -l)" -eq 2 ] || fail "rounds.csv does not have 2 rows"
+    rows "$c" | awk -F, -v a="$(col "$c" completed)" -v s="$s0" \
+        '$a != "false" || $s >= 10000 || $(s+1) >= 10000 || $(s+2) >= 10000 || $(s+3) >= 10000 { exit 1 }' ||
+        { cat "$c" >&2; fail "a stage waited for the deadline"; }
     grep -q 'n/a (no completed round)' "$work/a.log" || fail "the log does not say n/a for the oracle check"
     ;;
 plain)
