@@ -104,6 +104,7 @@ int fedreci_sim_describe(int argc, char **argv)
         fedreci_json_newline(&w, " ");
         fedreci_json_ku64(&w, "dropped_quantity", r->dropped_quantity);
         fedreci_json_ku64(&w, "dropped_price", r->dropped_price);
+        fedreci_json_ku64(&w, "dropped_rating", r->dropped_rating);
         fedreci_json_ku64(&w, "dropped_non_product", r->dropped_non_product);
         fedreci_json_ku64(&w, "rows_kept", r->rows_kept);
         fedreci_json_newline(&w, " ");
@@ -151,6 +152,9 @@ int fedreci_sim_describe(int argc, char **argv)
         printf("  cancellation             %llu\n", (unsigned long long)r->dropped_cancelled);
         printf("  quantity <= 0            %llu\n", (unsigned long long)r->dropped_quantity);
         printf("  price <= 0               %llu\n", (unsigned long long)r->dropped_price);
+        if (dopt.ds.columns.rating && *dopt.ds.columns.rating)
+            printf("  rating below %-11g %llu\n", dopt.ds.rating_threshold,
+                   (unsigned long long)r->dropped_rating);
         printf("  non-product code         %llu\n", (unsigned long long)r->dropped_non_product);
         printf("kept rows                  %llu\n", (unsigned long long)r->rows_kept);
         printf("customers                  %u\n", r->customers);

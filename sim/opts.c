@@ -16,6 +16,9 @@ enum {
     DOPT_NON_PRODUCT,
     DOPT_SPLIT,
     DOPT_SPLIT_DATE,
+    DOPT_FORMAT,
+    DOPT_COLUMNS,
+    DOPT_RATING_THRESHOLD,
 };
 
 static const struct option data_opts[] = {
@@ -27,6 +30,9 @@ static const struct option data_opts[] = {
     {"non-product", required_argument, NULL, DOPT_NON_PRODUCT},
     {"split", required_argument, NULL, DOPT_SPLIT},
     {"split-date", required_argument, NULL, DOPT_SPLIT_DATE},
+    {"format", required_argument, NULL, DOPT_FORMAT},
+    {"columns", required_argument, NULL, DOPT_COLUMNS},
+    {"rating-threshold", required_argument, NULL, DOPT_RATING_THRESHOLD},
     {NULL, 0, NULL, 0},
 };
 
@@ -40,19 +46,32 @@ void fedreci_sim_data_opts_default(fedreci_sim_data_opts *o)
 
 void fedreci_sim_data_usage(FILE *f)
 {
-    fprintf(f,
-            "data options:\n"
-            "  --data FILE             purchase log, CSV or gzip'd CSV (UCI Online Retail layout)\n"
-            "  --split SPEC            lastbasket (default: each customer's last basket, new\n"
-            "                          items only, is the test set) or date:YYYY-MM-DD\n"
-            "                          (purchases from that day on are the test set)\n"
-            "  --split-date DATE       same as --split date:DATE\n"
-            "  --alpha A               confidence c = 1 + A log(1 + q / eps) (default 1)\n"
-            "  --eps E                 confidence quantity unit (default 1)\n"
-            "  --keep-non-products     keep postage, fees and other non-product codes\n"
-            "  --non-product LIST      comma-separated codes to drop instead of the default list\n"
-            "  --strict                the first unparsable field is an error\n"
-            "Every option takes its value as --opt VALUE or --opt=VALUE.\n");
+    fprintf(
+        f,
+        "data options:\n"
+        "  --data FILE             purchase log, CSV or gzip'd CSV (UCI Online Retail layout\n"
+        "                          unless --format or --columns say otherwise)\n"
+        "  --format F              column preset: online-retail (default: CustomerID,\n"
+        "                          StockCode, InvoiceDate, Quantity, UnitPrice, InvoiceNo),\n"
+        "                          movielens (userId, movieId, rating, timestamp) or generic\n"
+        "                          (user, item, time, optional quantity)\n"
+        "  --columns SPEC          role=column,... over the preset; roles user, item, time,\n"
+        "                          quantity, price, basket, description, rating; a column\n"
+        "                          is a header name or a 1-based position, empty for none\n"
+        "                          (e.g. user=userId,item=movieId,time=timestamp,rating=rating)\n"
+        "  --rating-threshold T    with a rating column: a rating >= T is one purchase,\n"
+        "                          lower ratings are dropped (default 4); a rating is never\n"
+        "                          used as a quantity\n"
+        "  --split SPEC            lastbasket (default: each customer's last basket, new\n"
+        "                          items only, is the test set) or date:YYYY-MM-DD\n"
+        "                          (purchases from that day on are the test set)\n"
+        "  --split-date DATE       same as --split date:DATE\n"
+        "  --alpha A               confidence c = 1 + A log(1 + q / eps) (default 1)\n"
+        "  --eps E                 confidence quantity unit (default 1)\n"
+        "  --keep-non-products     keep postage, fees and other non-product codes\n"
+        "  --non-product LIST      comma-separated codes to drop instead of the default list\n"
+        "  --strict                the first unparsable field is an error\n"
+        "Every option takes its value as --opt VALUE or --opt=VALUE.\n");
 }
 
 /* Prints the message of a failed core/opt parser after the command's name. */
@@ -118,6 +137,19 @@ static int data_opt(fedreci_sim_data_opts *o, const char *cmd, int code, const c
         }
         o->split = v;
         return 0;
+    case DOPT_FORMAT:
+        o->format = v;
+        return 0;
+    case DOPT_COLUMNS:
+        if ((size_t)snprintf(o->columns_buf, sizeof o->columns_buf, "%s", v) >=
+            sizeof o->columns_buf) {
+            fprintf(stderr, "%s: %s: too long\n", cmd, name);
+            return -1;
+        }
+        o->columns = v;
+        return 0;
+    case DOPT_RATING_THRESHOLD:
+        return fedreci_sim_arg_double(cmd, name, v, -1e9, 1e9, &o->ds.rating_threshold);
     default: /* DOPT_SPLIT_DATE */
         if ((size_t)snprintf(o->split_buf, sizeof o->split_buf, "date:%s", v) >=
             sizeof o->split_buf) {
@@ -175,6 +207,16 @@ int fedreci_sim_parse_opts(int argc, char **argv, const char *cmd, const struct 
                                                : fn(ctx, c, name, optarg);
         if (r)
             return 2;
+    }
+    /* the preset first, then --columns over it, whatever their order */
+    if (data && (data->format || data->columns)) {
+        fedrec_err e = fedreci_dataset_format(data->format, &data->ds.columns);
+        if (!e && data->columns)
+            e = fedreci_dataset_columns_parse(data->columns_buf, &data->ds.columns);
+        if (e) {
+            fprintf(stderr, "%s: %s\n", cmd, fedrec_errmsg());
+            return 2;
+        }
     }
     if (optind < argc) {
         fprintf(stderr, "%s: unexpected argument '%s' (see --help)\n", cmd, argv[optind]);

@@ -226,6 +226,10 @@ static void summary_settings(fedreci_json *w, const fedreci_run_opts *o,
     ku(w, "test_users", sm->test_users);
     ks(w, "split", sm->split);
     ks(w, "data", o->data.data);
+    ks(w, "format", o->data.format ? o->data.format : "online-retail");
+    ks(w, "columns", o->data.columns ? o->data.columns : "");
+    if (o->data.ds.columns.rating && *o->data.ds.columns.rating)
+        kg(w, "rating_threshold", o->data.ds.rating_threshold);
     if (sm->prov) {
         const fedreci_sim_provenance *p = sm->prov;
         ks(w, "fedrec_version", p->version);

@@ -49,6 +49,9 @@ typedef struct fedreci_sim_data_opts {
     const char *split;            /* --split lastbasket | date:YYYY-MM-DD (NULL: lastbasket) */
     const char *non_product[256]; /* storage for --non-product lists */
     char split_buf[64];           /* storage for --split-date */
+    const char *format;           /* --format (NULL: online-retail) */
+    const char *columns;          /* --columns as given (NULL: the preset's) */
+    char columns_buf[1024];       /* --columns, split in place */
 } fedreci_sim_data_opts;
 
 /* Defaults: no file, the dataset defaults, leave-last-basket-out. */

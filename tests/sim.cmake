@@ -22,3 +22,11 @@ add_test(NAME sim_baseline_json
 set_tests_properties(sim_baseline_json PROPERTIES TIMEOUT 120
   ENVIRONMENT "OPENBLAS_NUM_THREADS=1"
   PASS_REGULAR_EXPRESSION "\"test_users\": 240,.*\"popularity_hr_at_10\": 0\\.329167, \"popularity_ndcg_at_10\": 0\\.0631[0-9]+,.*\"centralized_hr_at_10\": 0\\.[0-9]+, \"centralized_ndcg_at_10\": 0\\.[0-9]+,")
+
+# The same log in three layouts (UCI, generic renamed/reordered, MovieLens):
+# the same counts and metrics (tests/sim_layouts_test.sh, python3).
+add_test(NAME sim_layouts
+         COMMAND ${CMAKE_CURRENT_SOURCE_DIR}/sim_layouts_test.sh $<TARGET_FILE:fedrec-sim>
+                 ${PROJECT_SOURCE_DIR}/data/online-retail/online_retail_2010-12.csv.gz
+                 ${CMAKE_CURRENT_BINARY_DIR}/sim_layouts)
+set_tests_properties(sim_layouts PROPERTIES TIMEOUT 300 ENVIRONMENT "OPENBLAS_NUM_THREADS=1")

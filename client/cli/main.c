@@ -33,7 +33,11 @@ typedef struct cli {
     const char *key_file;
     const char *file;     /* import FILE */
     const char *customer; /* import --customer */
-    const char *catalog;  /* recommend --catalog */
+    const char *format;   /* import, recommend --catalog: --format */
+    char columns[1024];   /* --columns, split in place when used */
+    int have_columns;
+    double rating_threshold;
+    const char *catalog; /* recommend --catalog */
     const char *coordinator;
     const char *tls_ca;          /* sync --tls-ca */
     const char *tls_server_name; /* sync --tls-server-name */
@@ -71,10 +75,19 @@ static void usage_cmd(const char *cmd)
 {
     if (!strcmp(cmd, "import"))
         printf("usage: fedrec-client import FILE --customer ID --store PATH [--key-file FILE]\n"
+               "                            [--format F] [--columns SPEC] [--rating-threshold T]\n"
                "\n"
-               "Reads FILE (CSV or gzip'd CSV in the UCI Online Retail layout:\n"
+               "Reads FILE (CSV or gzip'd CSV, by default in the UCI Online Retail layout:\n"
                "InvoiceNo,StockCode,Description,Quantity,InvoiceDate,UnitPrice,CustomerID,...)\n"
                "and records every purchase of customer ID in the store, in file order.\n"
+               "  --format F          online-retail (default), movielens (userId, movieId,\n"
+               "                      rating, timestamp) or generic (user, item, time, quantity)\n"
+               "  --columns SPEC      role=column,... over the preset (roles user, item, time,\n"
+               "                      quantity, price, basket, description, rating; a column is\n"
+               "                      a header name or a 1-based position)\n"
+               "  --rating-threshold T  with a rating column: ratings >= T are purchases\n"
+               "                      (default 4); lower ones are skipped\n"
+               "docs/data.md, \"Bring your own log\", has the details.\n"
                "Cancelled invoices, returns (quantity <= 0), zero prices and non-product\n"
                "codes (postage, fees, ...) are skipped as core/dataset's cleaning rules say;\n"
                "a fractional quantity is rounded to the nearest integer, at least 1.\n"
@@ -152,6 +165,9 @@ enum {
     OPT_ROUNDS,
     OPT_DEADLINE_MS,
     OPT_JSON,
+    OPT_FORMAT,
+    OPT_COLUMNS,
+    OPT_RATING_THRESHOLD,
 };
 
 static const struct option long_opts[] = {
@@ -167,6 +183,9 @@ static const struct option long_opts[] = {
     {"deadline-ms", required_argument, NULL, OPT_DEADLINE_MS},
     {"k", required_argument, NULL, 'k'},
     {"json", no_argument, NULL, OPT_JSON},
+    {"format", required_argument, NULL, OPT_FORMAT},
+    {"columns", required_argument, NULL, OPT_COLUMNS},
+    {"rating-threshold", required_argument, NULL, OPT_RATING_THRESHOLD},
     {NULL, 0, NULL, 0},
 };
 
@@ -179,6 +198,7 @@ static int parse_args(int argc, char **argv, cli *a)
     a->rounds = 1;
     a->deadline_ms = 60000;
     a->k = 10;
+    a->rating_threshold = 4.0;
     a->cmd = argv[1];
     fedreci_opt_reset();
     int c;
@@ -221,6 +241,18 @@ static int parse_args(int argc, char **argv, cli *a)
             break;
         case OPT_JSON:
             a->json = 1;
+            break;
+        case OPT_FORMAT:
+            a->format = optarg;
+            break;
+        case OPT_COLUMNS:
+            if ((size_t)snprintf(a->columns, sizeof a->columns, "%s", optarg) >= sizeof a->columns)
+                e = fedreci_error(FEDREC_ERR_INVALID, "--columns: longer than %zu bytes",
+                                  sizeof a->columns - 1);
+            a->have_columns = 1;
+            break;
+        case OPT_RATING_THRESHOLD:
+            e = fedreci_opt_double("--rating-threshold", optarg, -1e9, 1e9, &a->rating_threshold);
             break;
         default:
             e = fedreci_opt_getopt_error(c, argv + 1, long_opts);
@@ -354,7 +386,22 @@ static fedrec_err import_row(void *ctx, const fedreci_purchase *p)
     return FEDREC_OK;
 }
 
-static int cmd_import(const cli *a)
+/* --format, then --columns over it, and --rating-threshold (docs/data.md,
+ * "Bring your own log"). */
+static fedrec_err log_layout(cli *a, fedreci_dataset_options *o)
+{
+    fedrec_err e = FEDREC_OK;
+    if (a->format || a->have_columns)
+        e = fedreci_dataset_format(a->format, &o->columns);
+    if (!e && a->have_columns) {
+        e = fedreci_dataset_columns_parse(a->columns, &o->columns);
+        a->have_columns = 0; /* split in place: once */
+    }
+    o->rating_threshold = a->rating_threshold;
+    return e;
+}
+
+static int cmd_import(cli *a)
 {
     if (!a->file || !a->customer) {
         fprintf(stderr, "fedrec-client import: needs FILE and --customer ID (see --help)\n");
@@ -366,6 +413,11 @@ static int cmd_import(const cli *a)
         return rc;
     fedreci_dataset_options o;
     fedreci_dataset_options_default(&o);
+    fedrec_err e = log_layout(a, &o);
+    if (e) {
+        fprintf(stderr, "fedrec-client import: %s (see --help)\n", fedrec_errmsg());
+        return EXIT_USAGE;
+    }
     o.only_customer = a->customer;
     o.build_matrix = 0;
     import_ctx ic = {c, a->file, 0};
@@ -373,7 +425,7 @@ static int cmd_import(const cli *a)
     o.on_row_ctx = &ic;
     fedreci_dataset *d = NULL;
     fedreci_dataset_report rep;
-    fedrec_err e = fedreci_dataset_load(&d, a->file, &o, &rep);
+    e = fedreci_dataset_load(&d, a->file, &o, &rep);
     fedreci_dataset_destroy(d);
     if (e) {
         char what[512];
@@ -397,13 +449,15 @@ static int cmd_import(const cli *a)
 
 /* ---- recommend ---------------------------------------------------------------- */
 
-static int cmd_recommend(const cli *a)
+static int cmd_recommend(cli *a)
 {
     fedreci_dataset *cat = NULL;
     if (a->catalog) {
         fedreci_dataset_options o;
         fedreci_dataset_options_default(&o);
-        fedrec_err e = fedreci_dataset_load(&cat, a->catalog, &o, NULL);
+        fedrec_err e = log_layout(a, &o);
+        if (!e)
+            e = fedreci_dataset_load(&cat, a->catalog, &o, NULL);
         if (e)
             return die(a->catalog, e);
     }

@@ -20,13 +20,14 @@
 #define READ_CHUNK 65536u
 #define MAX_HEADER_COLS 4096u
 
-enum { F_USER, F_ITEM, F_TIME, F_QTY, F_PRICE, F_BASKET, F_DESC, F_COUNT };
+enum { F_USER, F_ITEM, F_TIME, F_QTY, F_PRICE, F_BASKET, F_DESC, F_RATING, F_COUNT };
 
 static const char *const default_names[F_COUNT] = {
-    "CustomerID", "StockCode", "InvoiceDate", "Quantity", "UnitPrice", "InvoiceNo", "Description",
+    "CustomerID", "StockCode", "InvoiceDate", "Quantity",
+    "UnitPrice",  "InvoiceNo", "Description", "", /* no rating column unless one is named */
 };
 static const char *const field_roles[F_COUNT] = {
-    "user", "item", "time", "quantity", "price", "basket", "description",
+    "user", "item", "time", "quantity", "price", "basket", "description", "rating",
 };
 
 const char *const fedreci_dataset_default_non_product[] = {
@@ -74,6 +75,7 @@ void fedreci_dataset_options_default(fedreci_dataset_options *o)
     memset(o, 0, sizeof *o);
     o->alpha = 1.0;
     o->eps = 1.0;
+    o->rating_threshold = 4.0;
     o->build_matrix = 1;
 }
 
@@ -126,6 +128,69 @@ static int read_digits(const char **s, int n, int64_t *v)
     return 0;
 }
 
+/* Reads 1 or 2 digits (the UCI layout's month, day and hour). */
+static int read_1or2(const char **s, int64_t *v)
+{
+    if (!isdigit((unsigned char)**s))
+        return -1;
+    *v = *(*s)++ - '0';
+    if (isdigit((unsigned char)**s))
+        *v = *v * 10 + (*(*s)++ - '0');
+    return 0;
+}
+
+/* The date part: ISO `YYYY-MM-DD` or UCI `M/D/YYYY`. */
+static int parse_date(const char **p, int64_t *y, int64_t *mo, int64_t *d)
+{
+    const char *q = *p;
+    while (isdigit((unsigned char)*q))
+        q++;
+    if (*q == '/') /* UCI: month first */
+        return read_1or2(p, mo) || *(*p)++ != '/' || read_1or2(p, d) || *(*p)++ != '/' ||
+                       read_digits(p, 4, y)
+                   ? -1
+                   : 0;
+    return read_digits(p, 4, y) || *(*p)++ != '-' || read_digits(p, 2, mo) || *(*p)++ != '-' ||
+                   read_digits(p, 2, d)
+               ? -1
+               : 0;
+}
+
+/* The time of day after the date: `H:MM` or `HH:MM`, optional `:SS`, optional
+ * fraction (ignored), optional zone; *offset gets the zone's seconds east. */
+static int parse_clock(const char **p, int64_t *h, int64_t *mi, int64_t *se, int64_t *offset)
+{
+    if (read_1or2(p, h) || *(*p)++ != ':' || read_digits(p, 2, mi))
+        return -1;
+    if (**p == ':') {
+        (*p)++;
+        if (read_digits(p, 2, se))
+            return -1;
+        if (**p == '.' || **p == ',') {
+            (*p)++;
+            if (!isdigit((unsigned char)**p))
+                return -1;
+            while (isdigit((unsigned char)**p))
+                (*p)++;
+        }
+    }
+    if (**p == 'Z') {
+        (*p)++;
+    } else if (**p == '+' || **p == '-') {
+        int64_t sign = *(*p)++ == '-' ? -1 : 1, oh, om = 0;
+        if (read_digits(p, 2, &oh))
+            return -1;
+        if (**p == ':')
+            (*p)++;
+        if (isdigit((unsigned char)**p) && read_digits(p, 2, &om))
+            return -1;
+        if (oh > 23 || om > 59)
+            return -1;
+        *offset = sign * (oh * 3600 + om * 60);
+    }
+    return 0;
+}
+
 int fedreci_parse_time(const char *s, int64_t *out)
 {
     if (!s || !*s)
@@ -144,19 +209,13 @@ int fedreci_parse_time(const char *s, int64_t *out)
         *out = (int64_t)v;
         return 0;
     }
-    int64_t y, mo, d, h = 0, mi = 0, se = 0;
-    if (read_digits(&p, 4, &y) || *p++ != '-' || read_digits(&p, 2, &mo) || *p++ != '-' ||
-        read_digits(&p, 2, &d))
+    int64_t y, mo, d, h = 0, mi = 0, se = 0, offset = 0;
+    if (parse_date(&p, &y, &mo, &d))
         return -1;
     if (*p == ' ' || *p == 'T') {
         p++;
-        if (read_digits(&p, 2, &h) || *p++ != ':' || read_digits(&p, 2, &mi))
+        if (parse_clock(&p, &h, &mi, &se, &offset))
             return -1;
-        if (*p == ':') {
-            p++;
-            if (read_digits(&p, 2, &se))
-                return -1;
-        }
     }
     if (*p)
         return -1;
@@ -166,7 +225,7 @@ int fedreci_parse_time(const char *s, int64_t *out)
     int leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
     if (mo == 2 && d == 29 && !leap)
         return -1;
-    *out = days_from_civil(y, mo, d) * 86400 + h * 3600 + mi * 60 + se;
+    *out = days_from_civil(y, mo, d) * 86400 + h * 3600 + mi * 60 + se - offset;
     return 0;
 }
 
@@ -284,6 +343,22 @@ static char *trim(char *s)
     return s;
 }
 
+/* A name made only of decimal digits that is not itself a header name is a
+ * 1-based column position: returns it (0 otherwise, or when out of range). */
+static size_t column_position(loader *L, const char *name)
+{
+    size_t v = 0;
+    for (const char *c = name; *c; c++) {
+        if (!isdigit((unsigned char)*c) || v > MAX_HEADER_COLS)
+            return 0;
+        v = v * 10 + (size_t)(*c - '0');
+    }
+    for (size_t c = 0; c < L->n_cols; c++)
+        if (!strcmp(trim(L->hdr[c]), name))
+            return 0;
+    return v >= 1 && v <= L->n_cols ? v : 0;
+}
+
 static void header_done(loader *L)
 {
     L->header_done = 1;
@@ -300,9 +375,9 @@ static void header_done(loader *L)
     for (size_t c = 0; c < L->n_cols; c++)
         L->colmap[c] = -1;
     const char *want[F_COUNT] = {
-        L->o->columns.user,        L->o->columns.item,  L->o->columns.time,
-        L->o->columns.quantity,    L->o->columns.price, L->o->columns.basket,
-        L->o->columns.description,
+        L->o->columns.user,        L->o->columns.item,   L->o->columns.time,
+        L->o->columns.quantity,    L->o->columns.price,  L->o->columns.basket,
+        L->o->columns.description, L->o->columns.rating,
     };
     for (int f = 0; f < F_COUNT; f++) {
         int explicit_name = want[f] != NULL;
@@ -316,8 +391,9 @@ static void header_done(loader *L)
             }
             continue;
         }
+        size_t pos = column_position(L, name);
         for (size_t c = 0; c < L->n_cols; c++) {
-            if (strcasecmp(trim(L->hdr[c]), name) != 0)
+            if (pos ? c + 1 != pos : strcasecmp(trim(L->hdr[c]), name) != 0)
                 continue;
             if (L->has[f]) {
                 L->err = fedreci_error(FEDREC_ERR_FORMAT, "%s:1: column '%s' appears twice",
@@ -480,6 +556,12 @@ static void on_row(loader *L)
         unparsable(L, FEDREC_ERR_PARSE, "column %s: '%s' is not a number", L->names[F_QTY], qs);
         return;
     }
+    double rating = 0.0;
+    char *rs = L->has[F_RATING] ? trim(L->fld[F_RATING]) : NULL;
+    if (rs && parse_number(rs, &rating)) {
+        unparsable(L, FEDREC_ERR_PARSE, "column %s: '%s' is not a number", L->names[F_RATING], rs);
+        return;
+    }
     if (ps && parse_number(ps, &price)) {
         unparsable(L, FEDREC_ERR_PARSE, "column %s: '%s' is not a number", L->names[F_PRICE], ps);
         return;
@@ -504,6 +586,10 @@ static void on_row(loader *L)
     }
     if (L->has[F_PRICE] && price <= 0) {
         r->dropped_price++;
+        return;
+    }
+    if (rs && rating < L->o->rating_threshold) {
+        r->dropped_rating++;
         return;
     }
     if (fedreci_dataset_code_listed(item, L->np, L->n_np)) {
@@ -762,6 +848,8 @@ static fedrec_err check_options(const fedreci_dataset_options *o)
         return fedreci_error(FEDREC_ERR_INVALID, "alpha must be finite and >= 0");
     if (!(o->eps > 0) || !isfinite(o->eps))
         return fedreci_error(FEDREC_ERR_INVALID, "eps must be finite and > 0");
+    if (!isfinite(o->rating_threshold))
+        return fedreci_error(FEDREC_ERR_INVALID, "rating_threshold must be finite");
     if (o->non_product == NULL && o->n_non_product != 0)
         return fedreci_error(FEDREC_ERR_INVALID, "n_non_product > 0 with a NULL list");
     return FEDREC_OK;

@@ -20,7 +20,8 @@
  *   3. cancelled    basket (invoice) starting with 'C';
  *   4. quantity     quantity <= 0 (returns are never purchases);
  *   5. price        price <= 0;
- *   6. non_product  item code in the non-product list (see below).
+ *   6. rating       rating below rating_threshold (only with a rating column);
+ *   7. non_product  item code in the non-product list (see below).
  * Rows that pass every rule are "kept"; with `only_customer` set, kept rows of
  * other customers are then counted in `other_customer` and discarded.
  *
@@ -38,9 +39,13 @@
  * Baskets: a basket is an invoice (the basket column). When the log has no
  * basket column, each distinct (customer, time) is one basket.
  *
- * Times are unix seconds (UTC). Accepted forms: `YYYY-MM-DD HH:MM:SS`,
- * `YYYY-MM-DDTHH:MM:SS`, `YYYY-MM-DD HH:MM`, `YYYY-MM-DD`, or an integer
- * (already unix seconds). Time zone suffixes are not accepted.
+ * Times are unix seconds (UTC). Accepted forms: ISO 8601 `YYYY-MM-DD`,
+ * `YYYY-MM-DD HH:MM`, `YYYY-MM-DD HH:MM:SS` (or `T` between date and time),
+ * optionally with fractional seconds (ignored) and a zone `Z`, `+HH:MM`,
+ * `-HH:MM`, `+HHMM` or `+HH` (converted to UTC; without one the time is
+ * read as UTC); the UCI Online Retail spreadsheet layout `M/D/YYYY H:MM`
+ * (also with `:SS`, or the date alone; month first); or an integer of at
+ * least 9 digits (already unix seconds).
  *
  * Line numbers in messages count CSV records (line 1 is the header); they equal
  * physical lines unless a quoted field contains a line break.
@@ -57,13 +62,13 @@
 #include "core/mf/mf.h"
 #include "fedrec/fedrec.h"
 
-/* Column mapping by header name. NULL means "the UCI default" for that field
- * (CustomerID, StockCode, InvoiceDate, Quantity, UnitPrice, InvoiceNo,
- * Description); "" for an optional field means "the log has no such column".
- * user, item and time are required: a missing one is FEDREC_ERR_FORMAT.
- * Without a quantity column every row counts as quantity 1; without a price
- * column the price rule is skipped; without a basket column the cancellation
- * rule is skipped and baskets are (customer, time). */
+/* Column mapping by header name, or by 1-based position: a name made only of
+ * digits that is not itself a header name ("3") is the third column. NULL means "the UCI default"
+ * for that field (CustomerID, StockCode, InvoiceDate, Quantity, UnitPrice, InvoiceNo, Description);
+ * "" for an optional field means "the log has no such column". user, item and time are required: a
+ * missing one is FEDREC_ERR_FORMAT. Without a quantity column every row counts as quantity 1;
+ * without a price column the price rule is skipped; without a basket column the cancellation rule
+ * is skipped and baskets are (customer, time). */
 typedef struct fedreci_dataset_columns {
     const char *user;
     const char *item;
@@ -72,6 +77,11 @@ typedef struct fedreci_dataset_columns {
     const char *price;
     const char *basket;
     const char *description;
+    /* An explicit rating (e.g. MovieLens stars): NULL or "" for none. A
+     * rating is never a quantity: a row whose rating is below the options'
+     * rating_threshold is dropped (rule 6, dropped_rating); a row at or above
+     * it is one purchase (quantity 1 unless a quantity column is mapped too). */
+    const char *rating;
 } fedreci_dataset_columns;
 
 /* One kept purchase row as handed to the row callback. Strings are
@@ -104,6 +114,8 @@ typedef struct fedreci_dataset_options {
     int strict;   /* first unparsable field is FEDREC_ERR_PARSE naming file:line:column */
     double alpha; /* confidence scale, >= 0 (default 1) */
     double eps;   /* confidence quantity unit, > 0 (default 1) */
+    double rating_threshold; /* with a rating column: the least rating that counts as a
+                                purchase (default 4) */
     /* Non-product list: NULL uses the default list; otherwise n_non_product
      * entries (may be 0 to keep every code). Same '*' prefix convention. */
     const char *const *non_product;
@@ -127,6 +139,7 @@ typedef struct fedreci_dataset_report {
     uint64_t dropped_cancelled;
     uint64_t dropped_quantity;
     uint64_t dropped_price;
+    uint64_t dropped_rating; /* rating below rating_threshold */
     uint64_t dropped_non_product;
     uint64_t other_customer; /* kept rows discarded by only_customer */
     uint64_t rows_kept;
@@ -215,9 +228,24 @@ FEDREC_NODISCARD fedrec_err fedreci_dataset_user_find(const fedreci_dataset *d,
 /* Confidence for a summed quantity: 1 + alpha * log(1 + q / eps). */
 float fedreci_dataset_confidence(double q, double alpha, double eps);
 
-/* Parses a time as accepted by the loader into unix seconds (UTC).
+/* Parses a time in any of the forms above into unix seconds (UTC).
  * Returns 0 on success, -1 when the text is not a valid time. */
 int fedreci_parse_time(const char *s, int64_t *out);
+
+/* --format presets: "online-retail" (the UCI defaults), "movielens"
+ * (userId, movieId, timestamp, rating; no quantity, price, basket or
+ * description) or "generic" (user, item, time, optional quantity; no price,
+ * basket or description). Overwrites *c. FEDREC_ERR_INVALID naming the
+ * format when it is none of these. */
+FEDREC_NODISCARD fedrec_err fedreci_dataset_format(const char *name, fedreci_dataset_columns *c);
+
+/* Parses a --columns spec "role=column,role=column,..." (roles user, item,
+ * time, quantity, price, basket, description, rating; a column is a header
+ * name or a 1-based position; an empty column, as in "price=", means the
+ * log has none) into *c, over what *c holds already. The strings stored
+ * point into spec, which is modified in place and must outlive *c.
+ * FEDREC_ERR_INVALID naming the part that is wrong. */
+FEDREC_NODISCARD fedrec_err fedreci_dataset_columns_parse(char *spec, fedreci_dataset_columns *c);
 
 /* 1 when code is in the list (exact or '*' prefix, ASCII case-insensitive). */
 int fedreci_dataset_code_listed(const char *code, const char *const *list, size_t n);
