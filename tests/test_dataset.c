@@ -438,8 +438,84 @@ static void test_parse_time(void **state)
     assert_int_equal(fedreci_parse_time("2011-02-29", &t), -1);
     assert_int_equal(fedreci_parse_time("2011-13-01", &t), -1);
     assert_int_equal(fedreci_parse_time("2011-01-01 25:00:00", &t), -1);
-    assert_int_equal(fedreci_parse_time("01/12/2010 08:26", &t), -1);
     assert_int_equal(fedreci_parse_time("", &t), -1);
+    /* ISO 8601 with a zone: the same instant in UTC; fractions ignored */
+    assert_int_equal(fedreci_parse_time("2010-12-01T08:26:00Z", &t), 0);
+    assert_int_equal(t, 1291191960);
+    assert_int_equal(fedreci_parse_time("2010-12-01T09:26:00+01:00", &t), 0);
+    assert_int_equal(t, 1291191960);
+    assert_int_equal(fedreci_parse_time("2010-12-01T08:26:00.250-0530", &t), 0);
+    assert_int_equal(t, 1291211760);
+    assert_int_equal(fedreci_parse_time("2010-12-01T08:26:00+02", &t), 0);
+    assert_int_equal(t, 1291184760);
+    assert_int_equal(fedreci_parse_time("2010-12-01T08:26:00+24:00", &t), -1);
+    assert_int_equal(fedreci_parse_time("2010-12-01T08:26:00.", &t), -1);
+    assert_int_equal(fedreci_parse_time("2010-12-01T08:26:00 Z", &t), -1);
+    /* the UCI spreadsheet layout, month first, one- or two-digit fields */
+    assert_int_equal(fedreci_parse_time("12/1/2010 8:26", &t), 0);
+    assert_int_equal(t, 1291191960);
+    assert_int_equal(fedreci_parse_time("01/12/2010 08:26", &t), 0);
+    assert_int_equal(t, 1263284760);
+    assert_int_equal(fedreci_parse_time("12/1/2010", &t), 0);
+    assert_int_equal(t, 1291161600);
+    assert_int_equal(fedreci_parse_time("13/1/2010 8:26", &t), -1);
+    assert_int_equal(fedreci_parse_time("2/30/2010", &t), -1);
+    assert_int_equal(fedreci_parse_time("12/1/10 8:26", &t), -1);
+    /* Unix seconds: 9 digits or more */
+    assert_int_equal(fedreci_parse_time("964982703", &t), 0);
+    assert_int_equal(t, 964982703);
+    assert_int_equal(fedreci_parse_time("20101201", &t), -1);
+}
+
+static void test_columns_spec(void **state)
+{
+    (void)state;
+    fedreci_dataset_columns c;
+    assert_int_equal(fedreci_dataset_format("movielens", &c), FEDREC_OK);
+    assert_string_equal(c.user, "userId");
+    assert_string_equal(c.rating, "rating");
+    assert_string_equal(c.quantity, "");
+    assert_int_equal(fedreci_dataset_format("spreadsheet", &c), FEDREC_ERR_INVALID);
+    assert_non_null(strstr(fedrec_errmsg(), "'spreadsheet'"));
+    assert_int_equal(fedreci_dataset_format("generic", &c), FEDREC_OK);
+    char spec[] = "user=4,item=sku,time=1,quantity=qty,price=";
+    assert_int_equal(fedreci_dataset_columns_parse(spec, &c), FEDREC_OK);
+    assert_string_equal(c.user, "4");
+    assert_string_equal(c.item, "sku");
+    assert_string_equal(c.price, "");
+    char bad[] = "user=a,colour=b";
+    assert_int_equal(fedreci_dataset_columns_parse(bad, &c), FEDREC_ERR_INVALID);
+    assert_non_null(strstr(fedrec_errmsg(), "'colour=b'"));
+    char noitem[] = "item=";
+    assert_int_equal(fedreci_dataset_columns_parse(noitem, &c), FEDREC_ERR_INVALID);
+
+    /* positions, and a rating column: 4 or more is a purchase, never a quantity */
+    const char *path = fixture("ratings.csv", "when,sku,stars,who\n"
+                                              "964982703,A1,5,u1\n"
+                                              "964982703,B1,3.5,u1\n"
+                                              "964982800,C1,4,u2\n"
+                                              "964982800,D1,x,u2\n");
+    fedreci_dataset_options o;
+    fedreci_dataset_options_default(&o);
+    assert_int_equal(fedreci_dataset_format("generic", &o.columns), FEDREC_OK);
+    char cols[] = "user=4,item=2,time=1,rating=stars";
+    assert_int_equal(fedreci_dataset_columns_parse(cols, &o.columns), FEDREC_OK);
+    fedreci_dataset *d = NULL;
+    fedreci_dataset_report r;
+    assert_int_equal(fedreci_dataset_load(&d, path, &o, &r), FEDREC_OK);
+    assert_int_equal(r.rows_read, 4);
+    assert_int_equal(r.dropped_unparsable, 1);
+    assert_int_equal(r.dropped_rating, 1);
+    assert_int_equal(r.rows_kept, 2);
+    assert_true(fedreci_dataset_quantity(d)[0] == 1.0); /* the rating 5 is not a quantity */
+    fedreci_dataset_destroy(d);
+    o.rating_threshold = 3.5;
+    assert_int_equal(fedreci_dataset_load(&d, path, &o, &r), FEDREC_OK);
+    assert_int_equal(r.rows_kept, 3);
+    fedreci_dataset_destroy(d);
+    /* a position beyond the header is a missing column */
+    o.columns.user = "9";
+    assert_int_equal(fedreci_dataset_load(&d, path, &o, NULL), FEDREC_ERR_FORMAT);
 }
 
 /* ---- malformed files --------------------------------------------------------- */
@@ -613,6 +689,7 @@ int main(void)
         cmocka_unit_test(test_only_customer_and_row_callback),
         cmocka_unit_test(test_column_mapping),
         cmocka_unit_test(test_parse_time),
+        cmocka_unit_test(test_columns_spec),
         cmocka_unit_test(test_malformed_files),
         cmocka_unit_test(test_garbage_never_crashes),
         cmocka_unit_test(test_codes_only_on_dropped_rows),
