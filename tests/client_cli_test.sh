@@ -34,6 +34,20 @@ grep -q "recorded 297 purchases of customer 17850" "$work/out" || fail "import c
 expect_rc 0 "$cli" info "${K[@]}"
 grep -q "purchases:     297" "$work/out" || fail "info purchases"
 grep -q "participation: opted in" "$work/out" || fail "info default participation"
+# another layout (docs/data.md, "Bring your own log"): a MovieLens ratings
+# log; user 1's rating 2.0 is below the threshold 4 and skipped, never a
+# quantity; --columns over the preset; an unknown format is a usage error
+ml=$(dirname "$0")/data/movielens_tiny.csv
+expect_rc 0 "$cli" import "$ml" --format movielens --customer 1 --store "$work/ml" --key-file "$work/key"
+grep -q "recorded 3 purchases of customer 1" "$work/out" || fail "movielens import: $(cat "$work/out")"
+expect_rc 0 "$cli" import "$ml" --format=movielens --columns=user=1,rating= --customer 2 \
+  --store "$work/ml2" --key-file "$work/key"
+grep -q "recorded 3 purchases of customer 2" "$work/out" || fail "--columns rating=: $(cat "$work/out")"
+expect_rc 2 "$cli" import "$ml" --format spreadsheet --customer 1 --store "$work/ml" --key-file "$work/key"
+grep -q "'spreadsheet'" "$work/err" || fail "unknown --format message: $(cat "$work/err")"
+expect_rc 1 "$cli" import "$ml" --customer 1 --store "$work/ml" --key-file "$work/key"
+grep -q "missing required column 'CustomerID'" "$work/err" || fail "UCI default on a MovieLens log"
+
 # a copy whose log lost its last committed event (cut by one byte): info
 # refuses it naming the loss; recover keeps the other 296
 cp -r "$work/s" "$work/cut"
