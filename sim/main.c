@@ -6,6 +6,7 @@
 #include <sodium.h>
 
 #include "fedrec/fedrec.h"
+#include "sim/compare.h"
 #include "sim/sim.h"
 
 static void usage(FILE *f)
@@ -17,6 +18,10 @@ static void usage(FILE *f)
             "                                  client per training customer (the default)\n"
             "  baseline --data FILE [options]  tuned centralized baselines with intervals\n"
             "  describe --data FILE [--json]   cleaning report and dataset statistics\n"
+            "  compare DIR... [--out DIR]      several runs side by side: means, 95%% intervals,\n"
+            "                                  compare.csv/.json/.svg\n"
+            "  sweep --grid SPEC [run options] one run per point of a grid, resumable, index.csv\n"
+            "  split --data FILE --export DIR  the train/test split and id maps as CSV\n"
             "`fedrec-sim COMMAND --help` lists a command's options.\n",
             fedrec_version());
 }
@@ -43,6 +48,12 @@ int main(int argc, char **argv)
         return fedreci_sim_describe(argc - 1, argv + 1);
     if (argc > 1 && !strcmp(argv[1], "baseline"))
         return fedreci_sim_baseline(argc - 1, argv + 1);
+    if (argc > 1 && !strcmp(argv[1], "split"))
+        return fedreci_sim_split(argc - 1, argv + 1);
+    if (argc > 1 && !strcmp(argv[1], "sweep"))
+        return fedreci_sim_sweep(argc - 1, argv + 1);
+    if (argc > 1 && !strcmp(argv[1], "compare"))
+        return fedreci_sim_compare(argc - 1, argv + 1);
     if (argc > 1 && !strcmp(argv[1], "run"))
         return fedreci_sim_run(argc - 1, argv + 1);
     if (argc > 1 && !strncmp(argv[1], "--", 2))

@@ -127,7 +127,13 @@ static int data_opt(fedreci_sim_data_opts *o, const char *cmd, int code, const c
         o->ds.n_non_product = 0;
         return 0;
     case DOPT_NON_PRODUCT:
-        o->ds.n_non_product = split_list(v, o->non_product, 256);
+        /* a copy: argv may be parsed again (sweep) */
+        if ((size_t)snprintf(o->non_product_buf, sizeof o->non_product_buf, "%s", v) >=
+            sizeof o->non_product_buf) {
+            fprintf(stderr, "%s: %s: too long\n", cmd, name);
+            return -1;
+        }
+        o->ds.n_non_product = split_list(o->non_product_buf, o->non_product, 256);
         o->ds.non_product = o->ds.n_non_product ? o->non_product : none;
         return 0;
     case DOPT_SPLIT:

@@ -15,6 +15,7 @@
 
 #include "core/err.h"
 #include "core/mf/mf.h"
+#include "sim/compare.h"
 #include "sim/run.h"
 
 static const char *const cmd = "fedrec-sim run";
@@ -47,7 +48,7 @@ static void state_free(run_state *r)
 static fedrec_err prepare(run_state *r, const fedreci_run_opts *o)
 {
     const fedreci_mf_csr *tr = &r->s->train;
-    fedrec_err e = fedreci_run_make_dir(o->out);
+    fedrec_err e = fedreci_sim_make_dir(o->out);
     if (!e && !(e = fedreci_sim_provenance_init(&r->prov, o->data.data)))
         r->sm.prov = &r->prov;
     r->sm.split = o->data.split ? o->data.split : "lastbasket";
@@ -119,35 +120,94 @@ static fedrec_err train(run_state *r, const fedreci_run_opts *o, double t_start)
     return e ? e : ee;
 }
 
+/* One run with o's seed into o->out. */
+static fedrec_err run_one(const fedreci_run_opts *o)
+{
+    double t_start = fedreci_sim_now();
+    run_state r;
+    memset(&r, 0, sizeof r);
+    if (fedreci_sim_load(&o->data, cmd, &r.d, &r.s))
+        return FEDREC_ERR_INVALID; /* the message is out */
+    fedrec_err e = prepare(&r, o);
+    if (!e)
+        e = baselines(&r, o);
+    if (!e)
+        e = train(&r, o, t_start);
+    if (!e)
+        e = fedreci_run_summarize(o, r.recs, &r.sm);
+    r.sm.wall = fedreci_sim_now() - t_start;
+    if (!e)
+        e = fedreci_run_write_rounds_csv(o, r.recs, &r.sm);
+    if (!e)
+        e = fedreci_run_write_summary(o, &r.sm);
+    if (!e) {
+        fedreci_run_write_plot(o, r.recs, &r.sm);
+        fedreci_run_print_table(o, &r.sm);
+    }
+    if (e)
+        fprintf(stderr, "%s: error: %s: %s\n", cmd, fedrec_strerror(e), fedrec_errmsg());
+    state_free(&r);
+    return e;
+}
+
+/* --seeds: one run per seed in out/seed-N (a finished one is kept), then the
+ * statistics across them in out/seeds.json and out/seeds.csv. */
+static fedrec_err run_seeds(const fedreci_run_opts *o)
+{
+    char dirs[FEDRECI_RUN_MAX_SEEDS][4096], path[4200];
+    fedrec_err e = fedreci_sim_make_dir(o->out);
+    for (uint32_t i = 0; i < o->n_seeds && !e; i++) {
+        fedreci_run_opts oi = *o;
+        oi.seed = o->seeds[i];
+        oi.n_seeds = 0;
+        if ((size_t)snprintf(dirs[i], sizeof dirs[i], "%s/seed-%llu", o->out,
+                             (unsigned long long)oi.seed) >= sizeof dirs[i])
+            return fedreci_error(FEDREC_ERR_INVALID, "%s: path too long", o->out);
+        oi.out = dirs[i];
+        if (fedreci_sim_run_finished(dirs[i])) {
+            printf("fedrec-sim: seed %llu: %s holds a finished run, kept\n",
+                   (unsigned long long)oi.seed, dirs[i]);
+            continue;
+        }
+        printf("fedrec-sim: seed %llu (%u of %u) into %s\n", (unsigned long long)oi.seed, i + 1,
+               o->n_seeds, dirs[i]);
+        fflush(stdout);
+        if ((e = run_one(&oi)))
+            return e; /* run_one printed it */
+    }
+    fedreci_cmp_group *g = e ? NULL : calloc(1, sizeof *g);
+    if (!e && !g)
+        e = fedreci_error(FEDREC_ERR_NOMEM, "out of memory");
+    if (!e)
+        e = fedreci_cmp_group_load(g, o->out);
+    snprintf(path, sizeof path, "%s/seeds.json", o->out);
+    if (!e)
+        e = fedreci_cmp_group_json(g, path, "seeds");
+    snprintf(path, sizeof path, "%s/seeds.csv", o->out);
+    if (!e)
+        e = fedreci_cmp_write_csv(g, 1, path);
+    if (!e) {
+        printf("\n%-24s %-8s %-9s %-22s (%zu seeds)\n", "metric", "mean", "sd", "95% t interval",
+               g->n_runs);
+        for (int m = 0; m < FEDRECI_CMP_N_METRICS - 1; m++)
+            printf("%-24s %-8.4f %-9.4f [%.4f, %.4f]\n", fedreci_cmp_metrics[m], g->stat[m].mean,
+                   g->stat[m].sd, g->stat[m].lo, g->stat[m].hi);
+        printf("%-24s %s/seeds.json, %s\n", "outputs", o->out, path);
+    }
+    if (e)
+        fprintf(stderr, "%s: error: %s: %s\n", cmd, fedrec_strerror(e), fedrec_errmsg());
+    if (g)
+        fedreci_cmp_group_free(g);
+    free(g);
+    return e;
+}
+
 int fedreci_sim_run(int argc, char **argv)
 {
     fedreci_run_opts o;
     int rc = fedreci_run_opts_parse(&o, argc, argv);
     if (rc)
         return rc == 1 ? 0 : 2;
-    double t_start = fedreci_sim_now();
-    run_state r;
-    memset(&r, 0, sizeof r);
-    if (fedreci_sim_load(&o.data, cmd, &r.d, &r.s))
-        return 1;
-    fedrec_err e = prepare(&r, &o);
-    if (!e)
-        e = baselines(&r, &o);
-    if (!e)
-        e = train(&r, &o, t_start);
-    if (!e)
-        e = fedreci_run_summarize(&o, r.recs, &r.sm);
-    r.sm.wall = fedreci_sim_now() - t_start;
-    if (!e)
-        e = fedreci_run_write_rounds_csv(&o, r.recs, &r.sm);
-    if (!e)
-        e = fedreci_run_write_summary(&o, &r.sm);
-    if (!e) {
-        fedreci_run_write_plot(&o, r.recs, &r.sm);
-        fedreci_run_print_table(&o, &r.sm);
-    }
-    if (e)
-        fprintf(stderr, "%s: error: %s: %s\n", cmd, fedrec_strerror(e), fedrec_errmsg());
-    state_free(&r);
+    fedrec_err e = o.n_seeds ? run_seeds(&o) : run_one(&o);
     return e ? 1 : 0;
 }

@@ -18,6 +18,7 @@
 #include "sim/sim.h"
 
 #define FEDRECI_RUN_MAX_FACTORS 256u
+#define FEDRECI_RUN_MAX_SEEDS 64
 
 enum { FEDRECI_RUN_SECAGG_OFF = 0, FEDRECI_RUN_SECAGG_PLUS = 1, FEDRECI_RUN_SECAGG_FULL = 2 };
 
@@ -47,6 +48,8 @@ typedef struct fedreci_run_opts {
     double lr;
     double clip;
     uint64_t seed;
+    uint64_t seeds[FEDRECI_RUN_MAX_SEEDS]; /* --seeds: one run per seed */
+    uint32_t n_seeds;                      /* 0: one run with --seed */
     const char *out;
     int quiet;
 } fedreci_run_opts;
@@ -171,10 +174,6 @@ uint64_t fedreci_run_rss_kb(void);
 uint64_t fedreci_run_heap_kb(void);
 
 /* ---- outputs (run_output.c) ---------------------------------------------------------- */
-
-/* Creates dir and its parents (mode 0777 before umask); an existing
- * directory is fine. */
-FEDREC_NODISCARD fedrec_err fedreci_run_make_dir(const char *dir);
 
 /* Adds up the rounds into sm (completed/aborted/verified counts, dropouts,
  * bytes per participating client, the last round's metrics). Fails when the

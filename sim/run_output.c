@@ -11,7 +11,7 @@
 #include "sim/plot.h"
 #include "sim/run.h"
 
-fedrec_err fedreci_run_make_dir(const char *dir)
+fedrec_err fedreci_sim_make_dir(const char *dir)
 {
     char buf[4096];
     if (snprintf(buf, sizeof buf, "%s", dir) >= (int)sizeof buf)

@@ -28,6 +28,14 @@ int fedreci_sim_describe(int argc, char **argv);
  * 50 with bootstrap intervals (sim/baseline.c). */
 int fedreci_sim_baseline(int argc, char **argv);
 
+/* `fedrec-sim split --data FILE --export DIR`: the split as CSV (users,
+ * items, train, test) and split.json. */
+int fedreci_sim_split(int argc, char **argv);
+
+/* `fedrec-sim sweep --grid SPEC [run options]`: one run per point of the
+ * grid, resumable, with an index. */
+int fedreci_sim_sweep(int argc, char **argv);
+
 /* `fedrec-sim run --data FILE ...` (also the default): federated training
  * with SecAgg+ over nng, one client session per training customer. */
 int fedreci_sim_run(int argc, char **argv);
@@ -48,6 +56,7 @@ typedef struct fedreci_sim_data_opts {
     fedreci_dataset_options ds;
     const char *split;            /* --split lastbasket | date:YYYY-MM-DD (NULL: lastbasket) */
     const char *non_product[256]; /* storage for --non-product lists */
+    char non_product_buf[4096];   /* --non-product, split in place */
     char split_buf[64];           /* storage for --split-date */
     const char *format;           /* --format (NULL: online-retail) */
     const char *columns;          /* --columns as given (NULL: the preset's) */
@@ -145,6 +154,10 @@ FEDREC_NODISCARD fedrec_err fedreci_sim_provenance_init(fedreci_sim_provenance *
 /* Writes p as "# key: value" lines (values on one line; control bytes of
  * the command line are shown as '?'). */
 void fedreci_sim_provenance_csv(FILE *f, const fedreci_sim_provenance *p);
+
+/* Creates dir and its parents (mode 0777 before umask); an existing
+ * directory is fine. FEDREC_ERR_IO naming dir otherwise. */
+FEDREC_NODISCARD fedrec_err fedreci_sim_make_dir(const char *dir);
 
 /* Monotonic seconds. */
 double fedreci_sim_now(void);

@@ -30,3 +30,19 @@ add_test(NAME sim_layouts
                  ${PROJECT_SOURCE_DIR}/data/online-retail/online_retail_2010-12.csv.gz
                  ${CMAKE_CURRENT_BINARY_DIR}/sim_layouts)
 set_tests_properties(sim_layouts PROPERTIES TIMEOUT 300 ENVIRONMENT "OPENBLAS_NUM_THREADS=1")
+
+# run --seeds (statistics recomputed independently, resuming keeps finished
+# runs) and compare (table, CSV, JSON, SVG): tests/sim_seeds_test.sh.
+add_test(NAME sim_seeds_compare
+         COMMAND ${CMAKE_CURRENT_SOURCE_DIR}/sim_seeds_test.sh $<TARGET_FILE:fedrec-sim>
+                 ${PROJECT_SOURCE_DIR}/data/online-retail/online_retail_2010-12.csv.gz
+                 ${CMAKE_CURRENT_BINARY_DIR}/sim_seeds)
+set_tests_properties(sim_seeds_compare PROPERTIES TIMEOUT 300 ENVIRONMENT "OPENBLAS_NUM_THREADS=1")
+
+# split --export re-scored by an independent python3 scorer; sweep with its
+# index, resumed after an interruption: tests/sim_split_test.sh.
+add_test(NAME sim_split_sweep
+         COMMAND ${CMAKE_CURRENT_SOURCE_DIR}/sim_split_test.sh $<TARGET_FILE:fedrec-sim>
+                 ${PROJECT_SOURCE_DIR}/data/online-retail/online_retail_2010-12.csv.gz
+                 ${CMAKE_CURRENT_BINARY_DIR}/sim_split)
+set_tests_properties(sim_split_sweep PROPERTIES TIMEOUT 300 ENVIRONMENT "OPENBLAS_NUM_THREADS=1")

@@ -1,0 +1,51 @@
+/* fedrec-sim: several runs side by side — the statistics of a group of runs
+ * (the seeds of `run --seeds`, or any folders given to `compare`), their
+ * table, CSV, JSON and SVG. */
+#ifndef FEDREC_SIM_COMPARE_H
+#define FEDREC_SIM_COMPARE_H
+
+#include <stddef.h>
+#include <stdio.h>
+
+#include "fedrec/fedrec.h"
+#include "sim/results.h"
+
+/* The metrics summarized across runs (summary.json keys). */
+#define FEDRECI_CMP_N_METRICS 12
+extern const char *const fedreci_cmp_metrics[FEDRECI_CMP_N_METRICS];
+
+#define FEDRECI_CMP_MAX_RUNS 256
+
+/* A group of finished runs: their folders and the statistics of each metric
+ * across them (95% Student t interval of the mean, see results.h). */
+typedef struct fedreci_cmp_group {
+    char name[256]; /* as given on the command line, or the folder */
+    size_t n_runs;
+    char *runs[FEDRECI_CMP_MAX_RUNS]; /* run folders (owned) */
+    double values[FEDRECI_CMP_N_METRICS][FEDRECI_CMP_MAX_RUNS];
+    fedreci_sim_stat stat[FEDRECI_CMP_N_METRICS];
+} fedreci_cmp_group;
+
+/* Fills g from dir: the run in dir when dir/summary.json exists, else every
+ * finished run in the folders directly under dir (sorted by name). Fails
+ * with FEDREC_ERR_EMPTY naming dir when it holds no finished run. */
+FEDREC_NODISCARD fedrec_err fedreci_cmp_group_load(fedreci_cmp_group *g, const char *dir);
+
+/* Frees the run names of g. */
+void fedreci_cmp_group_free(fedreci_cmp_group *g);
+
+/* Writes the statistics of one group as JSON (the file `path`), with the
+ * runs' folders and their values; `what` says what the runs differ in (e.g.
+ * "seeds"). */
+FEDREC_NODISCARD fedrec_err fedreci_cmp_group_json(const fedreci_cmp_group *g, const char *path,
+                                                   const char *what);
+
+/* Writes g[0..n) as CSV: name,n_runs,metric,mean,sd,ci95_lo,ci95_hi, one
+ * row per group and metric (sd and the interval empty with one run). */
+FEDREC_NODISCARD fedrec_err fedreci_cmp_write_csv(const fedreci_cmp_group *g, size_t n,
+                                                  const char *path);
+
+/* `fedrec-sim compare DIR... [--out DIR]`. */
+int fedreci_sim_compare(int argc, char **argv);
+
+#endif

@@ -1,0 +1,72 @@
+#!/usr/bin/env bash
+# fedrec-sim run --seeds and fedrec-sim compare on the December extract
+# (plain-sum runs of 2 rounds: the statistics, not the training, are tested):
+# one folder per seed; seeds.json's mean and 95% t interval recomputed here
+# with python3 from the runs' own summary.json; a second invocation keeps the
+# finished runs (their files are not rewritten); compare prints and writes
+# the table, CSV, JSON and an SVG with one line per group.
+#   sim_seeds_test.sh FEDREC_SIM DATA WORKDIR
+set -u
+sim=$1 data=$2 work=$3
+fail() { echo "FAIL (seeds): $*" >&2; exit 1; }
+rm -rf "$work"
+mkdir -p "$work"
+cd "$work" || fail "cd"
+args=(run --data "$data" --rounds 2 --cohort 40 --secagg off --quiet --seeds 1,2,3 --out s)
+"$sim" "${args[@]}" >first.log 2>&1 || { cat first.log >&2; fail "run --seeds"; }
+for n in 1 2 3; do [ -s "s/seed-$n/summary.json" ] || fail "no s/seed-$n/summary.json"; done
+python3 - <<'PY' || fail "seeds.json is wrong"
+import json, math
+runs = [json.load(open(f"s/seed-{n}/summary.json")) for n in (1, 2, 3)]
+assert [r["seed"] for r in runs] == [1, 2, 3], [r["seed"] for r in runs]
+agg = json.load(open("s/seeds.json"))
+assert agg["n_runs"] == 3 and agg["over"] == "seeds", agg
+for key in ("hr_at_10", "ndcg_at_10", "ratio_to_centralized"):
+    v = [r[key] for r in runs]
+    mean = sum(v) / 3
+    sd = math.sqrt(sum((x - mean) ** 2 for x in v) / 2)
+    half = 4.303 * sd / math.sqrt(3)  # t(0.975, 2 df)
+    m = agg[key]
+    assert m["values"] == v, (key, m["values"], v)
+    assert abs(m["mean"] - mean) < 2e-6 and abs(m["sd"] - sd) < 2e-6, (key, m, mean, sd)
+    assert abs(m["ci95_lo"] - (mean - half)) < 2e-6 and abs(m["ci95_hi"] - (mean + half)) < 2e-6, m
+assert len(set(r["hr_at_10"] for r in runs)) > 1, "three seeds gave the same HR@10"
+print("seeds.json ok")
+PY
+grep -q '^"s",3,hr_at_10,' s/seeds.csv || fail "seeds.csv lacks the hr_at_10 row"
+# resuming: the finished runs are kept, not redone
+before=$(stat -c %Y.%s s/seed-*/summary.json s/seed-*/rounds.csv | md5sum)
+sleep 1
+"$sim" "${args[@]}" >second.log 2>&1 || { cat second.log >&2; fail "second run --seeds"; }
+[ "$(grep -c 'holds a finished run, kept' second.log)" -eq 3 ] || fail "the runs were not kept"
+[ "$(stat -c %Y.%s s/seed-*/summary.json s/seed-*/rounds.csv | md5sum)" = "$before" ] ||
+    fail "a finished run was redone"
+# an interrupted run (summary.json cut short) is run again
+head -c 100 s/seed-3/summary.json >cut && mv cut s/seed-3/summary.json
+"$sim" "${args[@]}" >third.log 2>&1 || { cat third.log >&2; fail "third run --seeds"; }
+[ "$(grep -c 'holds a finished run, kept' third.log)" -eq 2 ] || fail "seed 3 was not run again"
+python3 -c "import json; json.load(open('s/seed-3/summary.json'))" || fail "seed 3 not rewritten"
+# compare: a group of three seeds and one single run
+"$sim" compare s s/seed-2 --out=c >compare.log 2>&1 || { cat compare.log >&2; fail "compare"; }
+grep -Eq '^s +3 +0\.[0-9]{4} \[' compare.log || { cat compare.log >&2; fail "no row for s"; }
+python3 - <<'PY' || fail "compare outputs are wrong"
+import json, xml.etree.ElementTree as ET
+j = json.load(open("c/compare.json"))
+g = {x["name"]: x for x in j["groups"]}
+assert g["s"]["n_runs"] == 3 and g["s/seed-2"]["n_runs"] == 1, g.keys()
+one = json.load(open("s/seed-2/summary.json"))
+assert abs(g["s/seed-2"]["hr_at_10"]["mean"] - one["hr_at_10"]) < 1e-6
+assert g["s/seed-2"]["hr_at_10"]["ci95_lo"] is None  # no interval from one run
+ns = "{http://www.w3.org/2000/svg}"
+svg = ET.parse("c/compare.svg").getroot()
+for panel in (p for p in svg.iter(ns + "g") if p.get("class") == "panel"):
+    labels = [s.get("data-label") for s in panel.iter(ns + "g") if s.get("class") == "series"]
+    assert labels == ["s", "s/seed-2"], labels
+rows = open("c/compare.csv").read().splitlines()
+assert rows[0] == "name,n_runs,metric,mean,sd,ci95_lo,ci95_hi" and len(rows) == 1 + 2 * 12, rows[:3]
+print("compare ok")
+PY
+rc=0
+"$sim" compare nowhere >/dev/null 2>err.log || rc=$?
+[ "$rc" -eq 1 ] && grep -q "nowhere" err.log || fail "compare of a missing folder: rc $rc"
+echo "ok: seeds"
