@@ -45,6 +45,113 @@ static int describe_opt(void *ctx, int code, const char *name, const char *v)
     return 0;
 }
 
+/* The report as one JSON object on stdout; 1 when writing it failed. */
+static int print_json(const fedreci_sim_data_opts *o, const fedreci_dataset_report *r,
+                      const fedreci_split *s, const char *t0, const char *t1, double density,
+                      const char *split_name, int temporal)
+{
+    const char *data = o->data;
+    int rc = 0;
+    (void)temporal;
+    /* spaced members, a line break before each group */
+    fedreci_json w;
+    fedreci_json_init_file(&w, stdout, FEDRECI_JSON_SPACED);
+    fedreci_json_obj_begin(&w);
+    fedreci_json_kstr(&w, "data", data);
+    fedreci_json_newline(&w, " ");
+    fedreci_json_ku64(&w, "rows_read", r->rows_read);
+    fedreci_json_ku64(&w, "dropped_unparsable", r->dropped_unparsable);
+    fedreci_json_ku64(&w, "dropped_no_customer", r->dropped_no_customer);
+    fedreci_json_ku64(&w, "dropped_cancelled", r->dropped_cancelled);
+    fedreci_json_newline(&w, " ");
+    fedreci_json_ku64(&w, "dropped_quantity", r->dropped_quantity);
+    fedreci_json_ku64(&w, "dropped_price", r->dropped_price);
+    fedreci_json_ku64(&w, "dropped_rating", r->dropped_rating);
+    fedreci_json_ku64(&w, "dropped_non_product", r->dropped_non_product);
+    fedreci_json_ku64(&w, "rows_kept", r->rows_kept);
+    fedreci_json_newline(&w, " ");
+    fedreci_json_ku64(&w, "raw_customers", r->raw_customers);
+    fedreci_json_ku64(&w, "raw_items", r->raw_items);
+    fedreci_json_ku64(&w, "customers", r->customers);
+    fedreci_json_ku64(&w, "items", r->items);
+    fedreci_json_newline(&w, " ");
+    fedreci_json_ku64(&w, "interactions", r->interactions);
+    fedreci_json_ku64(&w, "baskets", r->baskets);
+    fedreci_json_kdouble(&w, "density", "%.6g", density);
+    fedreci_json_newline(&w, " ");
+    fedreci_json_kstr(&w, "time_min", t0);
+    fedreci_json_kstr(&w, "time_max", t1);
+    fedreci_json_kdouble(&w, "alpha", "%g", o->ds.alpha);
+    fedreci_json_kdouble(&w, "eps", "%g", o->ds.eps);
+    fedreci_json_newline(&w, " ");
+    fedreci_json_kstr(&w, "split", split_name);
+    fedreci_json_ku64(&w, "test_users", s->n_test_users);
+    fedreci_json_ku64(&w, "users_single_basket", s->users_single_basket);
+    fedreci_json_newline(&w, " ");
+    fedreci_json_ku64(&w, "users_no_new_item", s->users_no_new_item);
+    fedreci_json_ku64(&w, "users_no_test_rows", s->users_no_test_rows);
+    fedreci_json_ku64(&w, "users_cold", s->users_cold);
+    fedreci_json_newline(&w, " ");
+    fedreci_json_ku64(&w, "users_only_unseen", s->users_only_unseen);
+    fedreci_json_ku64(&w, "test_items", s->test_interactions);
+    fedreci_json_ku64(&w, "test_items_unseen", s->test_items_unseen);
+    fedreci_json_newline(&w, " ");
+    fedreci_json_ku64(&w, "train_interactions", s->train_interactions);
+    fedreci_json_ku64(&w, "held_out_rows", s->held_out_rows);
+    fedreci_json_obj_end(&w);
+    if (fedreci_json_finish(&w, NULL, NULL) != FEDREC_OK || putchar('\n') == EOF) {
+        fprintf(stderr, "fedrec-sim describe: writing the JSON failed\n");
+        rc = 1;
+    }
+    return rc;
+}
+
+/* The report as text on stdout. */
+static void print_text(const fedreci_sim_data_opts *o, const fedreci_dataset_report *r,
+                       const fedreci_split *s, const char *t0, const char *t1, double density,
+                       const char *split_name, int temporal)
+{
+    const char *data = o->data;
+    (void)split_name;
+    printf("purchase log               %s\n", data);
+    printf("rows read                  %llu\n", (unsigned long long)r->rows_read);
+    printf("  customers (raw)          %u\n", r->raw_customers);
+    printf("  stock codes (raw)        %u\n", r->raw_items);
+    printf("dropped, in rule order:\n");
+    printf("  unparsable               %llu\n", (unsigned long long)r->dropped_unparsable);
+    printf("  no customer              %llu\n", (unsigned long long)r->dropped_no_customer);
+    printf("  cancellation             %llu\n", (unsigned long long)r->dropped_cancelled);
+    printf("  quantity <= 0            %llu\n", (unsigned long long)r->dropped_quantity);
+    printf("  price <= 0               %llu\n", (unsigned long long)r->dropped_price);
+    if (o->ds.columns.rating && *o->ds.columns.rating)
+        printf("  rating below %-11g %llu\n", o->ds.rating_threshold,
+               (unsigned long long)r->dropped_rating);
+    printf("  non-product code         %llu\n", (unsigned long long)r->dropped_non_product);
+    printf("kept rows                  %llu\n", (unsigned long long)r->rows_kept);
+    printf("customers                  %u\n", r->customers);
+    printf("items                      %u\n", r->items);
+    printf("interactions (pairs)       %llu  (density %.4f%%)\n",
+           (unsigned long long)r->interactions, 100.0 * density);
+    printf("baskets                    %llu\n", (unsigned long long)r->baskets);
+    printf("first / last purchase      %s / %s\n", t0, t1);
+    printf("confidence                 1 + %g * log(1 + q / %g)\n", o->ds.alpha, o->ds.eps);
+    printf("split                      %s%s%s\n", split_name, temporal ? " at " : "",
+           temporal ? o->split + 5 : "");
+    printf("  test customers           %u\n", s->n_test_users);
+    if (!temporal) {
+        printf("  training only, 1 basket  %u\n", s->users_single_basket);
+    } else {
+        printf("  no rows after the date   %u\n", s->users_no_test_rows);
+        printf("  cold start (no training) %u\n", s->users_cold);
+    }
+    printf("  no new item              %u\n", s->users_no_new_item);
+    printf("  only unseen test items   %u\n", s->users_only_unseen);
+    printf("  test items               %llu\n", (unsigned long long)s->test_interactions);
+    printf("  unseen items skipped     %llu\n", (unsigned long long)s->test_items_unseen);
+    printf("  training interactions    %llu\n", (unsigned long long)s->train_interactions);
+    printf("  rows held out            %llu\n", (unsigned long long)s->held_out_rows);
+}
+
 int fedreci_sim_describe(int argc, char **argv)
 {
     static const char *const cmd = "fedrec-sim describe";
@@ -90,96 +197,10 @@ int fedreci_sim_describe(int argc, char **argv)
     const char *split_name = temporal ? "temporal" : "leave-last-basket-out";
     rc = 0;
 
-    if (json) {
-        /* spaced members, a line break before each group */
-        fedreci_json w;
-        fedreci_json_init_file(&w, stdout, FEDRECI_JSON_SPACED);
-        fedreci_json_obj_begin(&w);
-        fedreci_json_kstr(&w, "data", data);
-        fedreci_json_newline(&w, " ");
-        fedreci_json_ku64(&w, "rows_read", r->rows_read);
-        fedreci_json_ku64(&w, "dropped_unparsable", r->dropped_unparsable);
-        fedreci_json_ku64(&w, "dropped_no_customer", r->dropped_no_customer);
-        fedreci_json_ku64(&w, "dropped_cancelled", r->dropped_cancelled);
-        fedreci_json_newline(&w, " ");
-        fedreci_json_ku64(&w, "dropped_quantity", r->dropped_quantity);
-        fedreci_json_ku64(&w, "dropped_price", r->dropped_price);
-        fedreci_json_ku64(&w, "dropped_rating", r->dropped_rating);
-        fedreci_json_ku64(&w, "dropped_non_product", r->dropped_non_product);
-        fedreci_json_ku64(&w, "rows_kept", r->rows_kept);
-        fedreci_json_newline(&w, " ");
-        fedreci_json_ku64(&w, "raw_customers", r->raw_customers);
-        fedreci_json_ku64(&w, "raw_items", r->raw_items);
-        fedreci_json_ku64(&w, "customers", r->customers);
-        fedreci_json_ku64(&w, "items", r->items);
-        fedreci_json_newline(&w, " ");
-        fedreci_json_ku64(&w, "interactions", r->interactions);
-        fedreci_json_ku64(&w, "baskets", r->baskets);
-        fedreci_json_kdouble(&w, "density", "%.6g", density);
-        fedreci_json_newline(&w, " ");
-        fedreci_json_kstr(&w, "time_min", t0);
-        fedreci_json_kstr(&w, "time_max", t1);
-        fedreci_json_kdouble(&w, "alpha", "%g", dopt.ds.alpha);
-        fedreci_json_kdouble(&w, "eps", "%g", dopt.ds.eps);
-        fedreci_json_newline(&w, " ");
-        fedreci_json_kstr(&w, "split", split_name);
-        fedreci_json_ku64(&w, "test_users", s->n_test_users);
-        fedreci_json_ku64(&w, "users_single_basket", s->users_single_basket);
-        fedreci_json_newline(&w, " ");
-        fedreci_json_ku64(&w, "users_no_new_item", s->users_no_new_item);
-        fedreci_json_ku64(&w, "users_no_test_rows", s->users_no_test_rows);
-        fedreci_json_ku64(&w, "users_cold", s->users_cold);
-        fedreci_json_newline(&w, " ");
-        fedreci_json_ku64(&w, "users_only_unseen", s->users_only_unseen);
-        fedreci_json_ku64(&w, "test_items", s->test_interactions);
-        fedreci_json_ku64(&w, "test_items_unseen", s->test_items_unseen);
-        fedreci_json_newline(&w, " ");
-        fedreci_json_ku64(&w, "train_interactions", s->train_interactions);
-        fedreci_json_ku64(&w, "held_out_rows", s->held_out_rows);
-        fedreci_json_obj_end(&w);
-        if (fedreci_json_finish(&w, NULL, NULL) != FEDREC_OK || putchar('\n') == EOF) {
-            fprintf(stderr, "fedrec-sim describe: writing the JSON failed\n");
-            rc = 1;
-        }
-    } else {
-        printf("purchase log               %s\n", data);
-        printf("rows read                  %llu\n", (unsigned long long)r->rows_read);
-        printf("  customers (raw)          %u\n", r->raw_customers);
-        printf("  stock codes (raw)        %u\n", r->raw_items);
-        printf("dropped, in rule order:\n");
-        printf("  unparsable               %llu\n", (unsigned long long)r->dropped_unparsable);
-        printf("  no customer              %llu\n", (unsigned long long)r->dropped_no_customer);
-        printf("  cancellation             %llu\n", (unsigned long long)r->dropped_cancelled);
-        printf("  quantity <= 0            %llu\n", (unsigned long long)r->dropped_quantity);
-        printf("  price <= 0               %llu\n", (unsigned long long)r->dropped_price);
-        if (dopt.ds.columns.rating && *dopt.ds.columns.rating)
-            printf("  rating below %-11g %llu\n", dopt.ds.rating_threshold,
-                   (unsigned long long)r->dropped_rating);
-        printf("  non-product code         %llu\n", (unsigned long long)r->dropped_non_product);
-        printf("kept rows                  %llu\n", (unsigned long long)r->rows_kept);
-        printf("customers                  %u\n", r->customers);
-        printf("items                      %u\n", r->items);
-        printf("interactions (pairs)       %llu  (density %.4f%%)\n",
-               (unsigned long long)r->interactions, 100.0 * density);
-        printf("baskets                    %llu\n", (unsigned long long)r->baskets);
-        printf("first / last purchase      %s / %s\n", t0, t1);
-        printf("confidence                 1 + %g * log(1 + q / %g)\n", dopt.ds.alpha, dopt.ds.eps);
-        printf("split                      %s%s%s\n", split_name, temporal ? " at " : "",
-               temporal ? dopt.split + 5 : "");
-        printf("  test customers           %u\n", s->n_test_users);
-        if (!temporal) {
-            printf("  training only, 1 basket  %u\n", s->users_single_basket);
-        } else {
-            printf("  no rows after the date   %u\n", s->users_no_test_rows);
-            printf("  cold start (no training) %u\n", s->users_cold);
-        }
-        printf("  no new item              %u\n", s->users_no_new_item);
-        printf("  only unseen test items   %u\n", s->users_only_unseen);
-        printf("  test items               %llu\n", (unsigned long long)s->test_interactions);
-        printf("  unseen items skipped     %llu\n", (unsigned long long)s->test_items_unseen);
-        printf("  training interactions    %llu\n", (unsigned long long)s->train_interactions);
-        printf("  rows held out            %llu\n", (unsigned long long)s->held_out_rows);
-    }
+    if (json)
+        rc = print_json(&dopt, r, s, t0, t1, density, split_name, temporal);
+    else
+        print_text(&dopt, r, s, t0, t1, density, split_name, temporal);
     fedreci_split_destroy(s);
     fedreci_dataset_destroy(d);
     return rc;
