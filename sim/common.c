@@ -107,6 +107,29 @@ static void *eval_worker(void *arg)
 fedrec_err fedreci_sim_evaluate(const fedreci_split *s, const float *y, const float *x, uint32_t k,
                                 float lambda, uint32_t threads, fedreci_metrics *out)
 {
+    return fedreci_sim_evaluate_users(s, y, x, k, lambda, threads, out, NULL);
+}
+
+/* Copies the accumulator's per-user values into per_user (metric-major). */
+static fedrec_err copy_per_user(const fedreci_eval_acc *acc, uint32_t nt, double *per_user)
+{
+    for (uint32_t m = 0; m < FEDRECI_METRIC_COUNT; m++) {
+        const double *v;
+        uint32_t n;
+        fedrec_err e = fedreci_eval_acc_values(acc, (fedreci_metric_id)m, &v, &n);
+        if (e)
+            return e;
+        if (n != nt)
+            return fedreci_error(FEDREC_ERR_INTERNAL, "evaluation: %u values for %u users", n, nt);
+        memcpy(per_user + (size_t)m * nt, v, (size_t)nt * sizeof *v);
+    }
+    return FEDREC_OK;
+}
+
+fedrec_err fedreci_sim_evaluate_users(const fedreci_split *s, const float *y, const float *x,
+                                      uint32_t k, float lambda, uint32_t threads,
+                                      fedreci_metrics *out, double *per_user)
+{
     const uint32_t nt = s->n_test_users, n_items = s->train.n_cols;
     if (threads == 0)
         threads = 1;
@@ -160,6 +183,8 @@ fedrec_err fedreci_sim_evaluate(const fedreci_split *s, const float *y, const fl
     }
     if (!e)
         e = fedreci_eval_acc_finish(acc, out);
+    if (!e && per_user)
+        e = copy_per_user(acc, nt, per_user);
 out:
     fedreci_eval_acc_destroy(acc);
     free(started);

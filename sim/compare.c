@@ -6,6 +6,7 @@
 #include <sys/stat.h>
 
 #include "core/err.h"
+#include "core/eval/eval.h"
 #include "core/json.h"
 #include "sim/compare.h"
 #include "sim/plot.h"
@@ -168,6 +169,85 @@ fedrec_err fedreci_cmp_group_json(const fedreci_cmp_group *g, const char *path, 
     return json_close(&w, f, path);
 }
 
+/* ---- paired comparisons ------------------------------------------------------------ */
+
+#define MAX_SHOPPERS 1000000
+
+/* Each test shopper's HR@10 and NDCG@10 averaged over g's runs (shoppers.csv),
+ * with their user indexes; *n gets the count. */
+static fedrec_err shopper_means(const fedreci_cmp_group *g, double *hr, double *ndcg, double *ids,
+                                size_t *n)
+{
+    static double v[MAX_SHOPPERS], u[MAX_SHOPPERS];
+    *n = 0;
+    for (size_t r = 0; r < g->n_runs; r++) {
+        char path[4096];
+        size_t rows = 0, rows2 = 0;
+        snprintf(path, sizeof path, "%s/shoppers.csv", g->runs[r]);
+        fedrec_err e = fedreci_sim_rounds_column(path, "user_index", u, MAX_SHOPPERS, &rows);
+        if (!e && r == 0)
+            memcpy(ids, u, rows * sizeof *u);
+        if (!e &&
+            (rows > MAX_SHOPPERS || (r > 0 && (rows != *n || memcmp(ids, u, rows * sizeof *u)))))
+            e = fedreci_error(FEDREC_ERR_INVALID, "%s: other test shoppers than %s", path,
+                              g->runs[0]);
+        for (int m = 0; m < 2 && !e; m++) {
+            double *dst = m ? ndcg : hr;
+            e = fedreci_sim_rounds_column(path, m ? "ndcg_at_10" : "hr_at_10", v, MAX_SHOPPERS,
+                                          &rows2);
+            for (size_t i = 0; !e && i < rows; i++)
+                dst[i] = (r ? dst[i] : 0.0) + v[i] / (double)g->n_runs;
+        }
+        if (e)
+            return e;
+        *n = rows;
+    }
+    return FEDREC_OK;
+}
+
+/* Fills g[i].paired_* for i >= 1 against g[0]; a group that cannot be paired
+ * is left with have_paired 0 (and a note on stderr). */
+static void pair_groups(fedreci_cmp_group *g, size_t n)
+{
+    double *buf = n > 1 ? malloc((size_t)MAX_SHOPPERS * 6 * sizeof *buf) : NULL;
+    if (!buf)
+        return;
+    double *h0 = buf, *d0 = h0 + MAX_SHOPPERS, *i0 = d0 + MAX_SHOPPERS;
+    double *h1 = i0 + MAX_SHOPPERS, *d1 = h1 + MAX_SHOPPERS, *i1 = d1 + MAX_SHOPPERS;
+    size_t n0 = 0, n1 = 0;
+    fedrec_err e = shopper_means(&g[0], h0, d0, i0, &n0);
+    for (size_t k = 1; k < n && !e; k++) {
+        fedrec_err ek = shopper_means(&g[k], h1, d1, i1, &n1);
+        if (!ek && (n1 != n0 || memcmp(i0, i1, n0 * sizeof *i0)))
+            ek = fedreci_error(FEDREC_ERR_INVALID, "other test shoppers than %s", g[0].name);
+        if (!ek)
+            ek = fedreci_eval_paired(h1, h0, n0, 1000, 1, 0.95, &g[k].paired_hr);
+        if (!ek)
+            ek = fedreci_eval_paired(d1, d0, n0, 1000, 1, 0.95, &g[k].paired_ndcg);
+        g[k].have_paired = !ek;
+        if (ek)
+            fprintf(stderr, "fedrec-sim compare: %s: no paired comparison: %s\n", g[k].name,
+                    fedrec_errmsg());
+    }
+    if (e)
+        fprintf(stderr, "fedrec-sim compare: %s: no paired comparisons: %s\n", g[0].name,
+                fedrec_errmsg());
+    free(buf);
+}
+
+static void paired_json(fedreci_json *w, const char *key, const fedreci_paired *p)
+{
+    fedreci_json_key(w, key);
+    fedreci_json_obj_begin(w);
+    fedreci_json_kdouble(w, "diff", "%.6f", p->diff.mean);
+    fedreci_json_kdouble(w, "diff_ci95_lo", "%.6f", p->diff.lo);
+    fedreci_json_kdouble(w, "diff_ci95_hi", "%.6f", p->diff.hi);
+    fedreci_json_kdouble(w, "ratio", "%.6f", p->ratio.mean);
+    fedreci_json_kdouble(w, "p_value", "%.6f", p->p_value);
+    fedreci_json_ku64(w, "shoppers", p->n);
+    fedreci_json_obj_end(w);
+}
+
 /* ---- fedrec-sim compare ----------------------------------------------------------- */
 
 static void compare_usage(FILE *f)
@@ -210,6 +290,14 @@ static void print_compare(const fedreci_cmp_group *g, size_t n)
         cell(b, sizeof b, &g[i].stat[1]);
         cell(c, sizeof c, &g[i].stat[6]);
         printf("%-28s %4zu  %-26s %-26s %-26s\n", g[i].name, g[i].n_runs, a, b, c);
+    }
+    for (size_t i = 1; i < n; i++) {
+        const fedreci_paired *h = &g[i].paired_hr, *d = &g[i].paired_ndcg;
+        if (g[i].have_paired)
+            printf("%s - %s, same %u shoppers (paired bootstrap): HR@10 %+.4f [%+.4f, %+.4f] "
+                   "p %.3f; NDCG@10 %+.4f [%+.4f, %+.4f] p %.3f\n",
+                   g[i].name, g[0].name, h->n, h->diff.mean, h->diff.lo, h->diff.hi, h->p_value,
+                   d->diff.mean, d->diff.lo, d->diff.hi, d->p_value);
     }
 }
 
@@ -254,6 +342,14 @@ static fedrec_err write_compare_json(const fedreci_cmp_group *g, size_t n, const
         fedreci_json_newline(&w, "    ");
         fedreci_json_obj_begin(&w);
         group_members(&w, &g[i], "      ");
+        if (g[i].have_paired) {
+            fedreci_json_newline(&w, "      ");
+            fedreci_json_key(&w, "paired_vs_first");
+            fedreci_json_obj_begin(&w);
+            paired_json(&w, "hr_at_10", &g[i].paired_hr);
+            paired_json(&w, "ndcg_at_10", &g[i].paired_ndcg);
+            fedreci_json_obj_end(&w);
+        }
         fedreci_json_newline(&w, "    ");
         fedreci_json_obj_end(&w);
     }
@@ -370,6 +466,7 @@ int fedreci_sim_compare(int argc, char **argv)
         loaded--;
     char path[4096];
     if (!rc && !e && !(e = fedreci_sim_make_dir(out))) {
+        pair_groups(g, (size_t)nd);
         print_compare(g, (size_t)nd);
         snprintf(path, sizeof path, "%s/compare.csv", out);
         e = fedreci_cmp_write_csv(g, (size_t)nd, path);

@@ -7,6 +7,7 @@
 #include <stddef.h>
 #include <stdio.h>
 
+#include "core/eval/eval.h"
 #include "fedrec/fedrec.h"
 #include "sim/results.h"
 
@@ -24,6 +25,12 @@ typedef struct fedreci_cmp_group {
     char *runs[FEDRECI_CMP_MAX_RUNS]; /* run folders (owned) */
     double values[FEDRECI_CMP_N_METRICS][FEDRECI_CMP_MAX_RUNS];
     fedreci_sim_stat stat[FEDRECI_CMP_N_METRICS];
+    /* paired with the first group on the same test shoppers (their HR@10
+       and NDCG@10 averaged over each group's runs, from shoppers.csv):
+       core/eval's paired bootstrap, 1000 resamples; have_paired 0 when a run
+       has no shoppers.csv or the shoppers differ */
+    int have_paired;
+    fedreci_paired paired_hr, paired_ndcg;
 } fedreci_cmp_group;
 
 /* Fills g from dir: the run in dir when dir/summary.json exists, else every

@@ -29,12 +29,14 @@ typedef struct run_state {
     const char **codes;
     float *y;                /* the current model, n_items x factors */
     fedreci_run_round *recs; /* one per round */
+    double *per_user;        /* the last round's metrics per test shopper */
     fedreci_run_summary sm;
     fedreci_sim_provenance prov;
 } run_state;
 
 static void state_free(run_state *r)
 {
+    free(r->per_user);
     free(r->codes);
     free(r->y);
     free(r->recs);
@@ -58,7 +60,9 @@ static fedrec_err prepare(run_state *r, const fedreci_run_opts *o)
     r->recs = calloc(o->rounds, sizeof *r->recs);
     r->y = malloc((size_t)tr->n_cols * o->factors * sizeof *r->y);
     r->codes = calloc(tr->n_cols, sizeof *r->codes);
-    if (!e && (!r->train_users || !r->recs || !r->y || !r->codes))
+    r->per_user =
+        calloc((size_t)FEDRECI_METRIC_COUNT * r->s->n_test_users + 1, sizeof *r->per_user);
+    if (!e && (!r->train_users || !r->recs || !r->y || !r->codes || !r->per_user))
         e = fedreci_error(FEDREC_ERR_NOMEM, "sim: buffers");
     if (!e) {
         for (uint32_t u = 0; u < tr->n_rows; u++)
@@ -105,7 +109,7 @@ static fedrec_err train(run_state *r, const fedreci_run_opts *o, double t_start)
 {
     fedreci_mf_init(r->y, r->s->train.n_cols, o->factors, o->seed, 0.01f);
     fedreci_run_evaluator *ev = NULL;
-    fedrec_err e = fedreci_run_evaluator_create(&ev, o, r->s, t_start);
+    fedrec_err e = fedreci_run_evaluator_create(&ev, o, r->s, t_start, r->per_user);
     if (e)
         return e;
     fedreci_run_world w = {o, r->s, r->train_users, r->n_train, r->codes};
@@ -118,6 +122,20 @@ static fedrec_err train(run_state *r, const fedreci_run_opts *o, double t_start)
     if (isatty(STDOUT_FILENO) && !o->quiet)
         printf("\n");
     return e ? e : ee;
+}
+
+/* The per-shopper percentile bootstrap intervals of the final HR@10 and
+ * NDCG@10 (core/eval, 1000 resamples seeded by --seed). */
+static fedrec_err shopper_cis(run_state *r, const fedreci_run_opts *o)
+{
+    const uint32_t nt = r->s->n_test_users;
+    fedrec_err e = fedreci_eval_bootstrap(r->per_user + (size_t)FEDRECI_METRIC_HR * nt, nt, 1000,
+                                          o->seed, 0.95, &r->sm.hr_ci);
+    if (!e)
+        e = fedreci_eval_bootstrap(r->per_user + (size_t)FEDRECI_METRIC_NDCG * nt, nt, 1000,
+                                   o->seed, 0.95, &r->sm.ndcg_ci);
+    r->sm.have_ci = !e;
+    return e;
 }
 
 /* One run with o's seed into o->out. */
@@ -135,9 +153,13 @@ static fedrec_err run_one(const fedreci_run_opts *o)
         e = train(&r, o, t_start);
     if (!e)
         e = fedreci_run_summarize(o, r.recs, &r.sm);
+    if (!e)
+        e = shopper_cis(&r, o);
     r.sm.wall = fedreci_sim_now() - t_start;
     if (!e)
         e = fedreci_run_write_rounds_csv(o, r.recs, &r.sm);
+    if (!e)
+        e = fedreci_run_write_shoppers(o, r.d, r.s, r.per_user);
     if (!e)
         e = fedreci_run_write_summary(o, &r.sm);
     if (!e) {

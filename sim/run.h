@@ -102,6 +102,8 @@ typedef struct fedreci_run_summary {
     int verified;
     const char *split;
     const fedreci_sim_provenance *prov; /* NULL: none written */
+    int have_ci;                        /* the per-shopper bootstrap intervals below */
+    fedreci_ci hr_ci, ndcg_ci;          /* 95%, 1000 resamples of the test shoppers */
 } fedreci_run_summary;
 
 /* ---- the background evaluator (run_eval.c) ---------------------------------------- */
@@ -109,10 +111,14 @@ typedef struct fedreci_run_summary {
 typedef struct fedreci_run_evaluator fedreci_run_evaluator;
 
 /* Starts the evaluation thread for models of n_items x o->factors on split s;
- * t0 (fedreci_sim_now) is the start of the run for the progress line. */
+ * t0 (fedreci_sim_now) is the start of the run for the progress line. When
+ * last_per_user is non-NULL (FEDRECI_METRIC_COUNT x n_test_users doubles,
+ * borrowed), the evaluation of the last round (index rounds - 1) also writes
+ * every test shopper's metrics there (fedreci_sim_evaluate_users). */
 FEDREC_NODISCARD fedrec_err fedreci_run_evaluator_create(fedreci_run_evaluator **ev,
                                                          const fedreci_run_opts *o,
-                                                         const fedreci_split *s, double t0);
+                                                         const fedreci_split *s, double t0,
+                                                         double *last_per_user);
 
 /* Waits for the running evaluation, then starts one on a copy of y (nk
  * floats); its metrics go to r->m (and r->evaluated = 1) and the progress
@@ -187,6 +193,13 @@ FEDREC_NODISCARD fedrec_err fedreci_run_summarize(const fedreci_run_opts *o,
 FEDREC_NODISCARD fedrec_err fedreci_run_write_rounds_csv(const fedreci_run_opts *o,
                                                          const fedreci_run_round *recs,
                                                          const fedreci_run_summary *sm);
+
+/* o->out/shoppers.csv: each test shopper's final metrics (per_user as
+ * fedreci_sim_evaluate_users writes it), for paired comparisons. */
+FEDREC_NODISCARD fedrec_err fedreci_run_write_shoppers(const fedreci_run_opts *o,
+                                                       const fedreci_dataset *d,
+                                                       const fedreci_split *s,
+                                                       const double *per_user);
 
 /* o->out/summary.json: one member per line (README.md, "Outputs"). */
 FEDREC_NODISCARD fedrec_err fedreci_run_write_summary(const fedreci_run_opts *o,

@@ -26,6 +26,7 @@ struct fedreci_run_evaluator {
     double t0;
     uint32_t n_rounds;
     int tty;
+    double *last_per_user; /* borrowed: the last round's per-shopper values, or NULL */
     fedrec_err err;
     char msg[256];
 };
@@ -67,8 +68,9 @@ static void *eval_main(void *arg)
             break;
         pthread_mutex_unlock(&ev->mu);
         fedreci_metrics m;
-        fedrec_err e = fedreci_sim_evaluate(ev->s, ev->y, NULL, ev->k, (float)ev->o->lambda,
-                                            ev->o->threads, &m);
+        double *pu = ev->index + 1 == ev->n_rounds ? ev->last_per_user : NULL;
+        fedrec_err e = fedreci_sim_evaluate_users(ev->s, ev->y, NULL, ev->k, (float)ev->o->lambda,
+                                                  ev->o->threads, &m, pu);
         pthread_mutex_lock(&ev->mu);
         if (e && !ev->err) {
             ev->err = e;
@@ -87,7 +89,7 @@ static void *eval_main(void *arg)
 }
 
 fedrec_err fedreci_run_evaluator_create(fedreci_run_evaluator **evp, const fedreci_run_opts *o,
-                                        const fedreci_split *s, double t0)
+                                        const fedreci_split *s, double t0, double *last_per_user)
 {
     fedreci_run_evaluator *ev = calloc(1, sizeof *ev);
     if (!ev)
@@ -100,6 +102,7 @@ fedrec_err fedreci_run_evaluator_create(fedreci_run_evaluator **evp, const fedre
     ev->t0 = t0;
     ev->n_rounds = o->rounds;
     ev->tty = isatty(STDOUT_FILENO);
+    ev->last_per_user = last_per_user;
     ev->y = malloc((size_t)s->train.n_cols * o->factors * sizeof *ev->y);
     if (!ev->y) {
         fedreci_run_evaluator_destroy(ev);

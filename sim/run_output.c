@@ -76,6 +76,35 @@ static fedrec_err path_join(char *buf, size_t n, const char *dir, const char *fi
     return FEDREC_OK;
 }
 
+fedrec_err fedreci_run_write_shoppers(const fedreci_run_opts *o, const fedreci_dataset *d,
+                                      const fedreci_split *s, const double *per_user)
+{
+    char path[4096];
+    fedrec_err e = path_join(path, sizeof path, o->out, "shoppers.csv");
+    if (e)
+        return e;
+    FILE *f = fopen(path, "w");
+    if (!f)
+        return fedreci_error(FEDREC_ERR_IO, "sim: cannot write %s", path);
+    const uint32_t nt = s->n_test_users;
+    fprintf(f, "user_index,user_id,hr_at_10,precision_at_10,recall_at_10,ndcg_at_10,map_at_10\n");
+    for (uint32_t t = 0; t < nt; t++) {
+        const char *id = fedreci_dataset_user_name(d, s->test_users[t]);
+        fprintf(f, "%u,", s->test_users[t]);
+        if (strpbrk(id, ",\"\r\n"))
+            fprintf(f, "\"?\""); /* ids with CSV syntax are not expected; index is the key */
+        else
+            fputs(id, f);
+        for (uint32_t m = 0; m < FEDRECI_METRIC_COUNT; m++)
+            fprintf(f, ",%.6f", per_user[(size_t)m * nt + t]);
+        fputc('\n', f);
+    }
+    int bad = ferror(f);
+    if (fclose(f) || bad)
+        return fedreci_error(FEDREC_ERR_IO, "sim: writing %s failed", path);
+    return FEDREC_OK;
+}
+
 /* The value of a boolean column: true, false, or empty when unknown (< 0). */
 static const char *csv_bool(int v)
 {
@@ -164,6 +193,15 @@ static void summary_metrics(fedreci_json *w, const fedreci_run_summary *sm)
     kf(w, "precision_at_10", m->precision_at_k);
     kf(w, "map_at_10", m->map_at_k);
     kf(w, "coverage_at_10", m->coverage);
+    if (sm->have_ci) {
+        kf(w, "hr_at_10_ci95_lo", sm->hr_ci.lo);
+        kf(w, "hr_at_10_ci95_hi", sm->hr_ci.hi);
+        kf(w, "ndcg_at_10_ci95_lo", sm->ndcg_ci.lo);
+        kf(w, "ndcg_at_10_ci95_hi", sm->ndcg_ci.hi);
+        ks(w, "ci95",
+           "per-shopper percentile bootstrap of the test shoppers, 1000 resamples "
+           "seeded by the run's seed (core/eval fedreci_eval_bootstrap)");
+    }
     kf(w, "centralized_hr_at_10", c->hr_at_k);
     kf(w, "centralized_ndcg_at_10", c->ndcg_at_k);
     kf(w, "centralized_recall_at_10", c->recall_at_k);

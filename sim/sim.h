@@ -114,6 +114,15 @@ FEDREC_NODISCARD fedrec_err fedreci_sim_evaluate(const fedreci_split *s, const f
                                                  const float *x, uint32_t k, float lambda,
                                                  uint32_t threads, fedreci_metrics *out);
 
+/* fedreci_sim_evaluate, and when per_user is non-NULL (FEDRECI_METRIC_COUNT x
+ * n_test_users doubles, metric-major: per_user[m * n_test_users + t]) each
+ * test user's value of every metric (fedreci_metric_id order: HR, precision,
+ * recall, NDCG, MAP), in test-user order. */
+FEDREC_NODISCARD fedrec_err fedreci_sim_evaluate_users(const fedreci_split *s, const float *y,
+                                                       const float *x, uint32_t k, float lambda,
+                                                       uint32_t threads, fedreci_metrics *out,
+                                                       double *per_user);
+
 /* The two baselines of a split, computed the same way by `baseline` and
  * `run`: popularity and centralized ALS (fedreci_als_train on the training
  * matrix, seed fixed by `seed`). */
