@@ -31,6 +31,16 @@ for key in ("hr_at_10", "ndcg_at_10", "ratio_to_centralized"):
     assert abs(m["mean"] - mean) < 2e-6 and abs(m["sd"] - sd) < 2e-6, (key, m, mean, sd)
     assert abs(m["ci95_lo"] - (mean - half)) < 2e-6 and abs(m["ci95_hi"] - (mean + half)) < 2e-6, m
 assert len(set(r["hr_at_10"] for r in runs)) > 1, "three seeds gave the same HR@10"
+# shoppers.csv holds the values behind the final metrics and their intervals
+import csv
+for n, r in zip((1, 2, 3), runs):
+    rows = list(csv.DictReader(open(f"s/seed-{n}/shoppers.csv")))
+    assert len(rows) == r["test_users"], (len(rows), r["test_users"])
+    for key in ("hr_at_10", "ndcg_at_10"):
+        mean = sum(float(x[key]) for x in rows) / len(rows)
+        assert abs(mean - r[key]) < 2e-6, (n, key, mean, r[key])
+        assert r[key + "_ci95_lo"] <= r[key] <= r[key + "_ci95_hi"], r
+        assert r[key + "_ci95_hi"] - r[key + "_ci95_lo"] > 0, r
 print("seeds.json ok")
 PY
 grep -q '^"s",3,hr_at_10,' s/seeds.csv || fail "seeds.csv lacks the hr_at_10 row"
@@ -49,6 +59,8 @@ python3 -c "import json; json.load(open('s/seed-3/summary.json'))" || fail "seed
 # compare: a group of three seeds and one single run
 "$sim" compare s s/seed-2 --out=c >compare.log 2>&1 || { cat compare.log >&2; fail "compare"; }
 grep -Eq '^s +3 +0\.[0-9]{4} \[' compare.log || { cat compare.log >&2; fail "no row for s"; }
+grep -q '^s/seed-2 - s, same [0-9]* shoppers (paired bootstrap): HR@10 ' compare.log ||
+    { cat compare.log >&2; fail "no paired comparison"; }
 python3 - <<'PY' || fail "compare outputs are wrong"
 import json, xml.etree.ElementTree as ET
 j = json.load(open("c/compare.json"))
@@ -57,6 +69,13 @@ assert g["s"]["n_runs"] == 3 and g["s/seed-2"]["n_runs"] == 1, g.keys()
 one = json.load(open("s/seed-2/summary.json"))
 assert abs(g["s/seed-2"]["hr_at_10"]["mean"] - one["hr_at_10"]) < 1e-6
 assert g["s/seed-2"]["hr_at_10"]["ci95_lo"] is None  # no interval from one run
+# paired with the first group on the same shoppers: seed 2 against the mean
+# of seeds 1-3; the difference is the difference of the means
+p = g["s/seed-2"]["paired_vs_first"]["hr_at_10"]
+assert p["shoppers"] == one["test_users"], p
+assert abs(p["diff"] - (one["hr_at_10"] - g["s"]["hr_at_10"]["mean"])) < 2e-6, (p, one["hr_at_10"])
+assert p["diff_ci95_lo"] <= p["diff"] <= p["diff_ci95_hi"] and 0 < p["p_value"] <= 1, p
+assert "paired_vs_first" not in g["s"]
 ns = "{http://www.w3.org/2000/svg}"
 svg = ET.parse("c/compare.svg").getroot()
 for panel in (p for p in svg.iter(ns + "g") if p.get("class") == "panel"):
