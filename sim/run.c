@@ -113,7 +113,11 @@ static fedrec_err train(run_state *r, const fedreci_run_opts *o, double t_start)
     if (e)
         return e;
     fedreci_run_world w = {o, r->s, r->train_users, r->n_train, r->codes};
-    if (o->secagg != FEDRECI_RUN_SECAGG_OFF)
+    if (o->dp_epsilon > 0) {
+        r->sm.dp = 1;
+        r->sm.cohort = r->n_train;
+        e = fedreci_run_dp(&w, r->y, r->recs, &r->sm.dp_info);
+    } else if (o->secagg != FEDRECI_RUN_SECAGG_OFF)
         e = fedreci_run_secagg(&w, r->y, r->recs, ev);
     else
         e = fedreci_run_plain(&w, r->y, r->recs, ev);

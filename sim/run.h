@@ -15,6 +15,7 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include "sim/dp.h"
 #include "sim/sim.h"
 
 #define FEDRECI_RUN_MAX_FACTORS 256u
@@ -52,6 +53,11 @@ typedef struct fedreci_run_opts {
     uint32_t n_seeds;                      /* 0: one run with --seed */
     const char *out;
     int quiet;
+    /* differential privacy (sim/dp.h); dp_epsilon == 0: none */
+    double dp_epsilon, dp_delta;
+    uint32_t dp_releases;
+    double dp_row_bound, dp_gram_weight, dp_min_survivors;
+    int dp_noise_aggregate, dp_no_shrink;
 } fedreci_run_opts;
 
 /* The --help text of `fedrec-sim run`. */
@@ -87,7 +93,10 @@ typedef struct fedreci_run_round {
     uint64_t heap_kb; /* bytes allocated with malloc and not freed then (all arenas) */
     int evaluated;
     fedreci_metrics m;
-    char reason[160];
+    double dp_eps_round;      /* DP runs: epsilon of this round's release alone */
+    double dp_eps_cumulative; /* DP runs: epsilon spent after this round */
+    int dp_refused;           /* DP runs: the budget gate refused the round */
+    char reason[240];
 } fedreci_run_round;
 
 /* The run as a whole, from the rounds and the baselines. */
@@ -104,6 +113,9 @@ typedef struct fedreci_run_summary {
     const fedreci_sim_provenance *prov; /* NULL: none written */
     int have_ci;                        /* the per-shopper bootstrap intervals below */
     fedreci_ci hr_ci, ndcg_ci;          /* 95%, 1000 resamples of the test shoppers */
+    int dp;                             /* a DP run: dp_info holds its constants */
+    fedreci_sim_dp_info dp_info;
+    uint32_t dp_rounds_refused;
 } fedreci_run_summary;
 
 /* ---- the background evaluator (run_eval.c) ---------------------------------------- */
@@ -156,6 +168,13 @@ FEDREC_NODISCARD fedrec_err fedreci_run_plain(const fedreci_run_world *w, float 
 /* Runs o->rounds rounds over the coordinator's engine with one client
  * session per training customer (see run_secagg.c), same contract as
  * fedreci_run_plain. Sets up and tears down the engine and the clients. */
+/* Runs o->rounds rounds of the differentially private pipeline (sim/dp.h)
+ * from y; recs as above (every completed round evaluated; a round refused
+ * by the budget gate ends the run, its reason printed); info gets the
+ * constants. */
+FEDREC_NODISCARD fedrec_err fedreci_run_dp(const fedreci_run_world *w, float *y,
+                                           fedreci_run_round *recs, fedreci_sim_dp_info *info);
+
 FEDREC_NODISCARD fedrec_err fedreci_run_secagg(const fedreci_run_world *w, float *y,
                                                fedreci_run_round *recs, fedreci_run_evaluator *ev);
 

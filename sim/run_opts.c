@@ -30,6 +30,14 @@ enum {
     OPT_TRANSPORT,
     OPT_QUIET,
     OPT_SEEDS,
+    OPT_DP_EPSILON,
+    OPT_DP_DELTA,
+    OPT_DP_RELEASES,
+    OPT_DP_ROW_BOUND,
+    OPT_DP_GRAM_WEIGHT,
+    OPT_DP_MIN_SURVIVORS,
+    OPT_DP_NOISE,
+    OPT_DP_NO_SHRINK,
 };
 
 static const struct option run_options[] = {
@@ -53,6 +61,14 @@ static const struct option run_options[] = {
     {"transport", required_argument, NULL, OPT_TRANSPORT},
     {"quiet", no_argument, NULL, OPT_QUIET},
     {"seeds", required_argument, NULL, OPT_SEEDS},
+    {"dp-epsilon", required_argument, NULL, OPT_DP_EPSILON},
+    {"dp-delta", required_argument, NULL, OPT_DP_DELTA},
+    {"dp-releases", required_argument, NULL, OPT_DP_RELEASES},
+    {"dp-row-bound", required_argument, NULL, OPT_DP_ROW_BOUND},
+    {"dp-gram-weight", required_argument, NULL, OPT_DP_GRAM_WEIGHT},
+    {"dp-min-survivors", required_argument, NULL, OPT_DP_MIN_SURVIVORS},
+    {"dp-noise", required_argument, NULL, OPT_DP_NOISE},
+    {"dp-no-shrink", no_argument, NULL, OPT_DP_NO_SHRINK},
     {NULL, 0, NULL, 0},
 };
 
@@ -88,8 +104,27 @@ void fedreci_run_usage(FILE *f)
                "  --factors K           latent factors (default 32)\n"
                "  --lambda L            L2 regularization (default 0.1)\n"
                "  --lr R                server Adam learning rate (default 0.02)\n"
-               "  --sweeps S            sweeps of the centralized ALS baseline (default 15)\n"
-               "run:\n"
+               "  --sweeps S            sweeps of the centralized ALS baseline (default 15)\n");
+    fprintf(f, "differential privacy (docs/privacy.md; without these flags: none):\n"
+               "  --dp-epsilon E        the budget: (E, --dp-delta)-DP for each shopper over the\n"
+               "                        whole run (add/remove one shopper). Switches to the DP\n"
+               "                        pipeline: every client in every round releases bounded\n"
+               "                        ALS statistics with Skellam noise added on the client\n"
+               "                        before masking; the server takes an ALS item step; a\n"
+               "                        round that would exceed the budget is refused\n"
+               "  --dp-delta D          the delta of the budget, 0 < D < 1 (required with E)\n"
+               "  --dp-releases R       rounds the noise is calibrated for (default --rounds;\n"
+               "                        more rounds than R are refused by the budget)\n"
+               "  --dp-row-bound R      L2 bound of a shopper's item rows (default 3)\n"
+               "  --dp-gram-weight G    weight of the k x k Gram part (default 1); a\n"
+               "                        shopper's contribution has L2 norm <= sqrt(R^2 + G^2)\n"
+               "  --dp-min-survivors F  fraction of clients a round needs; every client adds\n"
+               "                        the noise share of that many survivors (default 0.8)\n"
+               "  --dp-noise M          client: every client samples its noise (default);\n"
+               "                        aggregate: one draw on the sum, the same distribution\n"
+               "                        (Skellam is closed under sums), for long experiments\n"
+               "  --dp-no-shrink        do not shrink noisy item rows\n");
+    fprintf(f, "run:\n"
                "  --seed N              seed of the initial model, cohorts, dropouts, rounding\n"
                "                        (default 1); same seed, options and threads give the\n"
                "                        same summary.json apart from wall_seconds\n"
@@ -216,6 +251,28 @@ static int run_opt(void *ctx, int code, const char *name, const char *v)
         return 0;
     case OPT_SEEDS:
         return parse_seeds(o, name, v);
+    case OPT_DP_EPSILON:
+        return fedreci_sim_arg_double(cmd, name, v, 1e-6, 1e6, &o->dp_epsilon);
+    case OPT_DP_DELTA:
+        return fedreci_sim_arg_double(cmd, name, v, 1e-300, 0.5, &o->dp_delta);
+    case OPT_DP_RELEASES:
+        return fedreci_sim_arg_u32(cmd, name, v, 1, 1000000, &o->dp_releases);
+    case OPT_DP_ROW_BOUND:
+        return fedreci_sim_arg_double(cmd, name, v, 1e-3, 1e3, &o->dp_row_bound);
+    case OPT_DP_GRAM_WEIGHT:
+        return fedreci_sim_arg_double(cmd, name, v, 1e-3, 1e3, &o->dp_gram_weight);
+    case OPT_DP_MIN_SURVIVORS:
+        return fedreci_sim_arg_double(cmd, name, v, 0.01, 1.0, &o->dp_min_survivors);
+    case OPT_DP_NO_SHRINK:
+        o->dp_no_shrink = 1;
+        return 0;
+    case OPT_DP_NOISE:
+        if (!strcmp(v, "client") || !strcmp(v, "aggregate")) {
+            o->dp_noise_aggregate = !strcmp(v, "aggregate");
+            return 0;
+        }
+        fprintf(stderr, "%s: %s '%s': expected client or aggregate\n", cmd, name, v);
+        return -1;
     default:
         return choice_opt(o, code, name, v);
     }
@@ -241,6 +298,9 @@ int fedreci_run_opts_parse(fedreci_run_opts *o, int argc, char **argv)
     o->clip = 16;
     o->seed = 1;
     o->out = "results";
+    o->dp_row_bound = 3;
+    o->dp_gram_weight = 1;
+    o->dp_min_survivors = 0.8;
     int rc = fedreci_sim_parse_opts(argc, argv, cmd, run_options, &o->data, run_opt, o,
                                     fedreci_run_usage);
     if (rc)
@@ -249,6 +309,19 @@ int fedreci_run_opts_parse(fedreci_run_opts *o, int argc, char **argv)
         fprintf(stderr, "%s: --data FILE is required (see --help)\n", cmd);
         return 2;
     }
+    if ((o->dp_epsilon > 0) != (o->dp_delta > 0)) {
+        fprintf(stderr,
+                "%s: --dp-epsilon and --dp-delta go together (the budget is (epsilon, "
+                "delta)-DP)\n",
+                cmd);
+        return 2;
+    }
+    if (o->dp_releases && !(o->dp_epsilon > 0)) {
+        fprintf(stderr, "%s: --dp-releases needs --dp-epsilon and --dp-delta\n", cmd);
+        return 2;
+    }
+    if (o->dp_epsilon > 0 && !o->dp_releases)
+        o->dp_releases = o->rounds;
     return 0;
 }
 

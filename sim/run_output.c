@@ -34,7 +34,7 @@ fedrec_err fedreci_run_summarize(const fedreci_run_opts *o, const fedreci_run_ro
                                  fedreci_run_summary *sm)
 {
     uint64_t up = 0, down = 0, part = 0;
-    sm->verified = o->secagg != FEDRECI_RUN_SECAGG_OFF;
+    sm->verified = o->secagg != FEDRECI_RUN_SECAGG_OFF && !(o->dp_epsilon > 0);
     for (uint32_t i = 0; i < o->rounds; i++) {
         const fedreci_run_round *r = &recs[i];
         if (r->completed) {
@@ -46,6 +46,7 @@ fedrec_err fedreci_run_summarize(const fedreci_run_opts *o, const fedreci_run_ro
         } else {
             sm->rounds_aborted++;
         }
+        sm->dp_rounds_refused += r->dp_refused != 0;
         if (!sm->k && r->k) {
             sm->k = r->k;
             sm->t = r->t;
@@ -61,7 +62,11 @@ fedrec_err fedreci_run_summarize(const fedreci_run_opts *o, const fedreci_run_ro
         sm->verified = 0;
     sm->bytes_up = part ? (double)up / (double)part : 0.0;
     sm->bytes_down = part ? (double)down / (double)part : 0.0;
+    /* the model at the end: the last evaluated round (the last round, or in a
+       DP run the last one before the budget gate refused) */
     const fedreci_run_round *last = &recs[o->rounds - 1];
+    for (uint32_t i = o->rounds; i-- > 0 && !recs[i].evaluated;)
+        last = i ? &recs[i - 1] : &recs[0];
     sm->fed = last->m;
     sm->have_fed = last->evaluated;
     if (!sm->have_fed)
@@ -127,7 +132,7 @@ fedrec_err fedreci_run_write_rounds_csv(const fedreci_run_opts *o, const fedreci
                "dropped_share,dropped_masked,dropped_unmask,hr_at_10,ndcg_at_10,recall_at_10,"
                "precision_at_10,map_at_10,coverage_at_10,bytes_up,bytes_down,bytes_up_per_client,"
                "bytes_down_per_client,stage0_ms,stage1_ms,stage2_ms,stage3_ms,round_seconds,"
-               "rss_kb,heap_kb\n");
+               "rss_kb,heap_kb,dp_epsilon_round,dp_epsilon_cumulative\n");
     for (uint32_t i = 0; i < o->rounds; i++) {
         const fedreci_run_round *r = &recs[i];
         uint32_t dr = r->dropped[0] + r->dropped[1] + r->dropped[2] + r->dropped[3];
@@ -140,11 +145,16 @@ fedrec_err fedreci_run_write_rounds_csv(const fedreci_run_opts *o, const fedreci
         else
             fprintf(f, ",,,,,,");
         double n = r->n_completed ? (double)r->n_completed : 1.0;
-        fprintf(f, "%llu,%llu,%.0f,%.0f,%.1f,%.1f,%.1f,%.1f,%.3f,%llu,%llu\n",
+        fprintf(f, "%llu,%llu,%.0f,%.0f,%.1f,%.1f,%.1f,%.1f,%.3f,%llu,%llu,",
                 (unsigned long long)r->up_bytes, (unsigned long long)r->down_bytes,
                 (double)r->up_bytes / n, (double)r->down_bytes / n, r->stage_ms[0], r->stage_ms[1],
                 r->stage_ms[2], r->stage_ms[3], r->seconds, (unsigned long long)r->rss_kb,
                 (unsigned long long)r->heap_kb);
+        /* epsilon: empty without DP (no guarantee); a refused round spent nothing */
+        if (o->dp_epsilon > 0)
+            fprintf(f, "%.6f,%.6f\n", r->completed ? r->dp_eps_round : 0.0, r->dp_eps_cumulative);
+        else
+            fprintf(f, ",\n");
     }
     int bad = ferror(f);
     if (fclose(f) || bad)
@@ -236,7 +246,11 @@ static void summary_federation(fedreci_json *w, const fedreci_run_opts *o,
     fedreci_json_kdouble(w, "bytes_down_per_client", "%.0f", sm->bytes_down);
     kb(w, "secagg_verified", sm->verified);
     ku(w, "secagg_rounds_verified", sm->rounds_verified);
-    if (o->secagg == FEDRECI_RUN_SECAGG_OFF)
+    if (sm->dp)
+        ks(w, "secagg_note",
+           "DP run: the clients' noised words are summed in process (no SecAgg session), "
+           "nothing to verify");
+    else if (o->secagg == FEDRECI_RUN_SECAGG_OFF)
         ks(w, "secagg_note",
            "--secagg off: plain-sum reference (core/mf fedreci_mf_fed_round), no "
            "transport, no masking, nothing to verify");
@@ -246,6 +260,44 @@ static void summary_federation(fedreci_json *w, const fedreci_run_opts *o,
            "secagg_verified is false");
     ku(w, "session_errors", sm->session_errors);
     ks(w, "transport", o->secagg == FEDRECI_RUN_SECAGG_OFF ? "none" : o->tcp ? "tcp" : "inproc");
+}
+
+/* Differential privacy: "none", or the guarantee and its parameters. */
+/* A member with its own number format, on its own line. */
+static void kd(fedreci_json *w, const char *key, const char *fmt, double v)
+{
+    fedreci_json_newline(w, "  ");
+    fedreci_json_kdouble(w, key, fmt, v);
+}
+
+static void summary_dp(fedreci_json *w, const fedreci_run_opts *o, const fedreci_run_summary *sm)
+{
+    if (!sm->dp) {
+        ks(w, "differential_privacy", "none");
+        return;
+    }
+    const fedreci_sim_dp_info *q = &sm->dp_info;
+    ks(w, "differential_privacy", "skellam");
+    kg(w, "dp_epsilon_budget", o->dp_epsilon);
+    kg(w, "dp_delta", o->dp_delta);
+    kd(w, "dp_epsilon_spent", "%.6f", q->eps_spent);
+    kg(w, "dp_rdp_order", q->eps_order);
+    ku(w, "dp_releases_calibrated", o->dp_releases);
+    ku(w, "dp_rounds_refused", sm->dp_rounds_refused);
+    ks(w, "dp_neighbouring", "add/remove one shopper; every shopper in every round");
+    kd(w, "dp_l2_bound", "%.6f", q->l2_bound);
+    kg(w, "dp_row_bound", o->dp_row_bound);
+    kg(w, "dp_gram_weight", o->dp_gram_weight);
+    kd(w, "dp_scale", "%.6f", q->scale);
+    kd(w, "dp_l2_sensitivity", "%.3f", q->l2_sens);
+    kd(w, "dp_l1_sensitivity", "%.3f", q->l1_sens);
+    kd(w, "dp_noise_variance", "%.6g", q->mu);
+    kd(w, "dp_noise_variance_per_client", "%.6g", q->mu_client);
+    kd(w, "dp_noise_std", "%.6f", q->noise_std);
+    ku(w, "dp_min_survivors", q->m_min);
+    ku(w, "dp_dim", q->d);
+    ku(w, "dp_padded_dim", q->D);
+    ks(w, "dp_noise", o->dp_noise_aggregate ? "aggregate" : "client");
 }
 
 /* The model's settings, the data and the provenance. */
@@ -296,6 +348,7 @@ fedrec_err fedreci_run_write_summary(const fedreci_run_opts *o, const fedreci_ru
     fedreci_json_obj_begin(&w);
     summary_metrics(&w, sm);
     summary_federation(&w, o, sm);
+    summary_dp(&w, o, sm);
     summary_settings(&w, o, sm);
     fedreci_json_newline(&w, "");
     fedreci_json_obj_end(&w);
@@ -372,17 +425,25 @@ void fedreci_run_print_table(const fedreci_run_opts *o, const fedreci_run_summar
     print_row("popularity", &sm->base.popularity);
     snprintf(name, sizeof name, "centralized ALS, %u factors", o->factors);
     print_row(name, c);
-    snprintf(name, sizeof name, "federated, %s, round %u",
-             o->secagg == FEDRECI_RUN_SECAGG_OFF    ? "plain sum"
-             : o->secagg == FEDRECI_RUN_SECAGG_FULL ? "SecAgg"
-                                                    : "SecAgg+",
-             o->rounds);
+    if (sm->dp)
+        snprintf(name, sizeof name, "federated, DP (eps %g), round %u", o->dp_epsilon,
+                 o->rounds - sm->dp_rounds_refused);
+    else
+        snprintf(name, sizeof name, "federated, %s, round %u",
+                 o->secagg == FEDRECI_RUN_SECAGG_OFF    ? "plain sum"
+                 : o->secagg == FEDRECI_RUN_SECAGG_FULL ? "SecAgg"
+                                                        : "SecAgg+",
+                 o->rounds);
     print_row(name, &sm->fed);
     printf("%-34s %7.3f\n\n", "ratio to centralized (HR@10)",
            c->hr_at_k > 0 ? sm->fed.hr_at_k / c->hr_at_k : 0.0);
     printf("%-34s %u (%u test customers), %u items\n", "clients (training customers)", sm->clients,
            sm->test_users, sm->n_items);
-    if (o->secagg == FEDRECI_RUN_SECAGG_OFF)
+    if (sm->dp)
+        printf("%-34s the DP pipeline: every client every round, its noised words summed in "
+               "process (mod 2^32)\n",
+               "secure aggregation");
+    else if (o->secagg == FEDRECI_RUN_SECAGG_OFF)
         printf("%-34s off: plain-sum reference, cohort %u\n", "secure aggregation", sm->cohort);
     else
         printf("%-34s %s, cohort %u, k = %u neighbours, threshold t = %u\n", "secure aggregation",
@@ -395,21 +456,44 @@ void fedreci_run_print_table(const fedreci_run_opts *o, const fedreci_run_summar
            (unsigned long long)sm->dropped[2], (unsigned long long)sm->dropped[3]);
     printf("%-34s %u / %u\n", "rounds completed / aborted", sm->rounds_completed,
            sm->rounds_aborted);
-    if (o->secagg == FEDRECI_RUN_SECAGG_OFF)
+    if (sm->dp) {
+        const fedreci_sim_dp_info *q = &sm->dp_info;
+        printf("%-34s Skellam, epsilon %.4f spent of %g at delta %g (%u rounds calibrated, %u "
+               "refused)\n",
+               "differential privacy", q->eps_spent, o->dp_epsilon, o->dp_delta, o->dp_releases,
+               sm->dp_rounds_refused);
+        printf("%-34s L2 bound %.4f, noise std %.4f per coordinate, noise for %u of %u "
+               "survivors\n",
+               "", q->l2_bound, q->noise_std, q->m_min, sm->clients);
+    } else {
+        printf("%-34s none (no differential privacy)\n", "differential privacy");
+    }
+    if (sm->dp)
+        printf("%-34s n/a (the DP pipeline sums the noised words in process)\n",
+               "unmasked sum == oracle sum");
+    else if (o->secagg == FEDRECI_RUN_SECAGG_OFF)
         printf("%-34s n/a (no masking)\n", "unmasked sum == oracle sum");
     else if (sm->rounds_completed == 0)
         printf("%-34s n/a (no completed round)\n", "unmasked sum == oracle sum");
     else
         printf("%-34s %s (%u of %u completed rounds)\n", "unmasked sum == oracle sum",
                sm->verified ? "yes" : "NO", sm->rounds_verified, sm->rounds_completed);
-    printf("%-34s %.1f KiB up, %.1f KiB down\n", "per client and round", sm->bytes_up / 1024.0,
-           sm->bytes_down / 1024.0);
-    printf("%-34s Adam lr %g, lambda %g, alpha %g, clip %g, seed %llu\n", "training", o->lr,
-           o->lambda, o->data.ds.alpha, o->clip, (unsigned long long)o->seed);
+    if (sm->dp) {
+        printf("%-34s ALS item step from the noised sums, lambda %g, alpha %g, row bound %g, "
+               "Gram weight %g, seed %llu\n",
+               "training", o->lambda, o->data.ds.alpha, o->dp_row_bound, o->dp_gram_weight,
+               (unsigned long long)o->seed);
+    } else {
+        printf("%-34s %.1f KiB up, %.1f KiB down\n", "per client and round", sm->bytes_up / 1024.0,
+               sm->bytes_down / 1024.0);
+        printf("%-34s Adam lr %g, lambda %g, alpha %g, clip %g, seed %llu\n", "training", o->lr,
+               o->lambda, o->data.ds.alpha, o->clip, (unsigned long long)o->seed);
+    }
     printf("%-34s %.1f s (%s)\n", "wall time", sm->wall,
-           o->secagg == FEDRECI_RUN_SECAGG_OFF ? "no transport"
-           : o->tcp                            ? "tcp://127.0.0.1"
-                                               : "inproc://");
+           sm->dp                                ? "in process"
+           : o->secagg == FEDRECI_RUN_SECAGG_OFF ? "no transport"
+           : o->tcp                              ? "tcp://127.0.0.1"
+                                                 : "inproc://");
     printf("%-34s %s/rounds.csv, %s/summary.json, %s/hr_ndcg.svg\n", "outputs", o->out, o->out,
            o->out);
 }

@@ -1,0 +1,11 @@
+# `fedrec-sim run --dp-epsilon E --dp-delta D` end to end on the December
+# extract (884 clients, 8 factors): the budget gate, determinism, and the
+# output of a run without differential privacy (tests/sim_dp_test.sh).
+foreach(case gate repeat nodp)
+  add_test(NAME sim_dp_${case}
+           COMMAND ${CMAKE_CURRENT_SOURCE_DIR}/sim_dp_test.sh ${case} $<TARGET_FILE:fedrec-sim>
+                   ${PROJECT_SOURCE_DIR}/data/online-retail/online_retail_2010-12.csv.gz
+                   ${CMAKE_CURRENT_BINARY_DIR}/sim_dp_${case})
+  set_tests_properties(sim_dp_${case} PROPERTIES TIMEOUT 300
+    ENVIRONMENT "OPENBLAS_NUM_THREADS=1")
+endforeach()

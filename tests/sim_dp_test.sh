@@ -1,0 +1,68 @@
+#!/usr/bin/env bash
+# End-to-end checks of `fedrec-sim run --dp-epsilon E --dp-delta D` on the
+# December extract (registered by tests/sim_dp.cmake). bash, grep, awk only.
+#   sim_dp_test.sh CASE FEDREC_SIM DATA WORKDIR
+# Cases:
+#   gate    noise calibrated for 2 releases at epsilon 4, 3 rounds asked: two
+#           releases complete, the third is refused before it starts with a
+#           message saying what was spent; epsilon per round and cumulative
+#           in rounds.csv, the spent epsilon in summary.json (<= the budget)
+#   repeat  two DP runs with the same seed give the same summary (the noise
+#           is drawn from seeded ChaCha20 keystreams)
+#   nodp    without the flags the run says "no differential privacy" and its
+#           summary says so; --dp-epsilon without --dp-delta is a usage error
+set -u
+case_name=$1 sim=$2 data=$3 work=$4
+rm -rf "$work"
+mkdir -p "$work"
+small=(--data "$data" --factors 8 --seed 7 --threads 2)
+
+fail() { echo "FAIL ($case_name): $*" >&2; exit 1; }
+
+value() {
+    awk -v k="\"$1\":" '$1 == k { v = $2; sub(/,$/, "", v); gsub(/"/, "", v); print v; found = 1 }
+                        END { if (!found) exit 1 }' "$2"
+}
+
+case $case_name in
+gate)
+    "$sim" run "${small[@]}" --rounds 3 --dp-epsilon 4 --dp-delta 1e-6 --dp-releases 2 \
+        --dropout 0 --out "$work/g" >"$work/g.log" 2>&1 || { cat "$work/g.log" >&2; fail "exit $?"; }
+    grep -q "round 3 refused before it started: it would bring epsilon to [0-9.]*, over the budget 4.0000 at delta 1e-06 (spent so far: [0-9.]* in 2 releases)" "$work/g.log" ||
+        { cat "$work/g.log" >&2; fail "no refusal message"; }
+    spent=$(value dp_epsilon_spent "$work/g/summary.json") || fail "no dp_epsilon_spent"
+    awk -v e="$spent" 'BEGIN { exit !(e > 3.9 && e <= 4.0) }' || fail "spent $spent, want (3.9, 4]"
+    [ "$(value differential_privacy "$work/g/summary.json")" = skellam ] || fail "mechanism"
+    [ "$(value dp_rounds_refused "$work/g/summary.json")" = 1 ] || fail "refused count"
+    # rounds.csv: completed 1,1,0; cumulative epsilon increasing, equal to the summary at round 2
+    awk -F, '/^#/ { next }
+             !h { for (i = 1; i <= NF; i++) col[$i] = i; h = 1; next }
+             { n++; c[n] = $col["completed"]; e[n] = $col["dp_epsilon_cumulative"];
+               r[n] = $col["dp_epsilon_round"] }
+             END { if (n != 3) exit 1
+                   if (c[1] != "true" || c[2] != "true" || c[3] != "false") exit 2
+                   if (!(e[1] > 0 && e[2] > e[1])) exit 3
+                   if (!(r[1] > 0 && r[2] == r[1])) exit 4 }' "$work/g/rounds.csv" ||
+        fail "rounds.csv columns (awk status $?)"
+    ;;
+repeat)
+    for o in a b; do
+        "$sim" run "${small[@]}" --rounds 2 --dp-epsilon 8 --dp-delta 1e-6 --quiet \
+            --out "$work/$o" >"$work/$o.log" 2>&1 || { cat "$work/$o.log" >&2; fail "exit $?"; }
+    done
+    strip() { grep -v -e '"wall_seconds"' -e '"started_utc"' -e '"command_line"' "$1"; }
+    diff <(strip "$work/a/summary.json") <(strip "$work/b/summary.json") ||
+        fail "two runs with the same seed differ"
+    ;;
+nodp)
+    "$sim" run "${small[@]}" --rounds 1 --cohort 40 --secagg off --out "$work/n" >"$work/n.log" 2>&1 ||
+        { cat "$work/n.log" >&2; fail "exit $?"; }
+    grep -q "no differential privacy" "$work/n.log" || fail "the output does not say 'no differential privacy'"
+    [ "$(value differential_privacy "$work/n/summary.json")" = none ] || fail "summary"
+    "$sim" run "${small[@]}" --dp-epsilon 1 --out "$work/x" >"$work/x.log" 2>&1
+    [ $? -eq 2 ] || fail "--dp-epsilon without --dp-delta: want exit 2"
+    grep -q "dp-delta" "$work/x.log" || fail "the usage error does not name --dp-delta"
+    ;;
+*) fail "unknown case" ;;
+esac
+echo "ok ($case_name)"
