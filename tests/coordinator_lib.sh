@@ -18,6 +18,9 @@ coord_start() {
     local listen="tcp://127.0.0.1:0"
     for a in "$@"; do [ "$a" = "--listen" ] && listen=""; done
     COORD_LOG=$dir/coordinator.log
+    # The log exists before the loop reads it: the background job opens it
+    # only once it runs, and a sed on a missing file fails the caller (set -e).
+    : >"$COORD_LOG"
     "$bin" --db "$dir/state.sqlite" --catalog "$dir/catalog.csv" --factors 4 --seed 7 \
         ${listen:+--listen "$listen"} "$@" >"$COORD_LOG" 2>&1 &
     COORD_PID=$!

@@ -38,7 +38,8 @@ http_get() { # path -> body
   exec 3<&-
 }
 start() {
-  local from=$(($(wc -l <"$dir/log" 2>/dev/null || echo 0) + 1))
+  touch "$dir/log" # the loop below reads it before the background job may have opened it
+  local from=$(($(wc -l <"$dir/log") + 1))
   "$coord" --db "$db" --catalog "$dir/cat.csv" --http "http://127.0.0.1:0" \
     --listen "tcp://127.0.0.1:0" --cohort 3 --min-cohort 3 --factors 2 --deadline-checkin 60000 \
     --deadline-advertise 60000 --deadline-share 60000 --deadline-masked 60000 \
