@@ -21,31 +21,7 @@
 #include <sqlite3.h>
 
 #include "core/err.h"
-
-enum {
-    S_LATEST_VERSION,
-    S_MODEL_BY_VERSION,
-    S_MODEL_LATEST,
-    S_MODEL_INSERT,
-    S_NEXT_ROUND,
-    S_ROUND_INSERT,
-    S_ROUND_UPDATE,
-    S_ROUND_DETAILS,
-    S_ROUND_GET,
-    S_ROUND_COUNTS,
-    S_CATALOG_LATEST,
-    S_CATALOG_INSERT,
-    S_ITEMS_ALL,
-    S_ITEM_UPSERT,
-    S_CLIENT_GET,
-    S_CLIENT_INSERT,
-    S_CLIENT_TOUCH,
-    S_CLIENT_OPT,
-    S_CLIENT_COUNT,
-    S_CLIENT_ALL,
-    S_CLIENT_EXCLUDE,
-    S_COUNT
-};
+#include "db_internal.h"
 
 static const char *const sql_text[S_COUNT] = {
     [S_LATEST_VERSION] = "SELECT coalesce(max(version), 0) FROM models",
@@ -165,15 +141,6 @@ static const char schema_v2[] =
 
 static const char *const migrations[FEDRECI_DB_SCHEMA_VERSION] = {schema_v1, schema_v2};
 
-struct fedreci_db {
-    sqlite3 *conn;
-    char *path;
-    sqlite3_stmt *stmts[S_COUNT];
-    uint32_t recovered;
-    void (*precommit)(void *);
-    void *precommit_arg;
-};
-
 int64_t fedreci_db_now_ms(void)
 {
     struct timespec ts;
@@ -181,13 +148,13 @@ int64_t fedreci_db_now_ms(void)
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-static fedrec_err db_fail(fedreci_db *db, const char *what)
+fedrec_err fedreci_dbi_fail(fedreci_db *db, const char *what)
 {
     return fedreci_error(FEDREC_ERR_DB, "%s: %s: %s (SQLite error %d)", db->path, what,
                          sqlite3_errmsg(db->conn), sqlite3_extended_errcode(db->conn));
 }
 
-static fedrec_err exec(fedreci_db *db, const char *sql, const char *what)
+fedrec_err fedreci_dbi_exec(fedreci_db *db, const char *sql, const char *what)
 {
     char *msg = NULL;
     if (sqlite3_exec(db->conn, sql, NULL, NULL, &msg) != SQLITE_OK) {
@@ -200,13 +167,13 @@ static fedrec_err exec(fedreci_db *db, const char *sql, const char *what)
 }
 
 /* The cached statement `id`, reset and unbound, or NULL with the error set. */
-static sqlite3_stmt *stmt(fedreci_db *db, int id, fedrec_err *err)
+sqlite3_stmt *fedreci_dbi_stmt(fedreci_db *db, int id, fedrec_err *err)
 {
     sqlite3_stmt *s = db->stmts[id];
     if (!s) {
         if (sqlite3_prepare_v3(db->conn, sql_text[id], -1, SQLITE_PREPARE_PERSISTENT, &s, NULL) !=
             SQLITE_OK) {
-            *err = db_fail(db, "prepare");
+            *err = fedreci_dbi_fail(db, "prepare");
             return NULL;
         }
         db->stmts[id] = s;
@@ -217,23 +184,23 @@ static sqlite3_stmt *stmt(fedreci_db *db, int id, fedrec_err *err)
 }
 
 /* Steps a statement expected to return no row. */
-static fedrec_err step_done(fedreci_db *db, sqlite3_stmt *s, const char *what)
+fedrec_err fedreci_dbi_step_done(fedreci_db *db, sqlite3_stmt *s, const char *what)
 {
     int rc = sqlite3_step(s);
-    fedrec_err e = rc == SQLITE_DONE ? FEDREC_OK : db_fail(db, what);
+    fedrec_err e = rc == SQLITE_DONE ? FEDREC_OK : fedreci_dbi_fail(db, what);
     sqlite3_reset(s);
     return e;
 }
 
 /* Runs a one-row, one-integer query. */
-static fedrec_err query_int(fedreci_db *db, int id, int64_t *out, const char *what)
+fedrec_err fedreci_dbi_query_int(fedreci_db *db, int id, int64_t *out, const char *what)
 {
     fedrec_err e = FEDREC_OK;
-    sqlite3_stmt *s = stmt(db, id, &e);
+    sqlite3_stmt *s = fedreci_dbi_stmt(db, id, &e);
     if (!s)
         return e;
     if (sqlite3_step(s) != SQLITE_ROW) {
-        e = db_fail(db, what);
+        e = fedreci_dbi_fail(db, what);
     } else {
         *out = sqlite3_column_int64(s, 0);
     }
@@ -241,21 +208,21 @@ static fedrec_err query_int(fedreci_db *db, int id, int64_t *out, const char *wh
     return e;
 }
 
-static fedrec_err begin(fedreci_db *db)
+fedrec_err fedreci_dbi_begin(fedreci_db *db)
 {
     /* IMMEDIATE takes the write lock now, so a concurrent writer fails here
      * (after the busy timeout) rather than half-way through. */
-    return exec(db, "BEGIN IMMEDIATE", "begin transaction");
+    return fedreci_dbi_exec(db, "BEGIN IMMEDIATE", "begin transaction");
 }
 
-static fedrec_err commit(fedreci_db *db)
+fedrec_err fedreci_dbi_commit(fedreci_db *db)
 {
     if (db->precommit)
         db->precommit(db->precommit_arg);
-    return exec(db, "COMMIT", "commit");
+    return fedreci_dbi_exec(db, "COMMIT", "commit");
 }
 
-static void rollback(fedreci_db *db)
+void fedreci_dbi_rollback(fedreci_db *db)
 {
     if (!sqlite3_get_autocommit(db->conn))
         sqlite3_exec(db->conn, "ROLLBACK", NULL, NULL, NULL);
@@ -266,7 +233,7 @@ static fedrec_err migrate(fedreci_db *db)
     int64_t version = 0;
     sqlite3_stmt *s;
     if (sqlite3_prepare_v2(db->conn, "PRAGMA user_version", -1, &s, NULL) != SQLITE_OK)
-        return db_fail(db, "read user_version");
+        return fedreci_dbi_fail(db, "read user_version");
     if (sqlite3_step(s) == SQLITE_ROW)
         version = sqlite3_column_int64(s, 0);
     sqlite3_finalize(s);
@@ -276,29 +243,29 @@ static fedrec_err migrate(fedreci_db *db)
                              (long long)version, FEDRECI_DB_SCHEMA_VERSION);
     if (version == FEDRECI_DB_SCHEMA_VERSION)
         return FEDREC_OK;
-    fedrec_err e = begin(db);
+    fedrec_err e = fedreci_dbi_begin(db);
     if (e)
         return e;
     for (int64_t v = version; v < FEDRECI_DB_SCHEMA_VERSION && !e; v++)
-        e = exec(db, migrations[v], "migrate schema");
+        e = fedreci_dbi_exec(db, migrations[v], "migrate schema");
     if (!e) {
         char sql[64];
         snprintf(sql, sizeof sql, "PRAGMA user_version = %d", FEDRECI_DB_SCHEMA_VERSION);
-        e = exec(db, sql, "set user_version");
+        e = fedreci_dbi_exec(db, sql, "set user_version");
     }
     if (!e)
-        e = exec(db, "COMMIT", "commit migration");
+        e = fedreci_dbi_exec(db, "COMMIT", "commit migration");
     if (e)
-        rollback(db);
+        fedreci_dbi_rollback(db);
     return e;
 }
 
 static fedrec_err recover_running(fedreci_db *db)
 {
-    fedrec_err e = exec(db,
-                        "UPDATE rounds SET status = 'aborted', metrics = "
-                        "'{\"reason\":\"crash\"}' WHERE status = 'running'",
-                        "recover rounds left running");
+    fedrec_err e = fedreci_dbi_exec(db,
+                                    "UPDATE rounds SET status = 'aborted', metrics = "
+                                    "'{\"reason\":\"crash\"}' WHERE status = 'running'",
+                                    "recover rounds left running");
     if (!e)
         db->recovered = (uint32_t)sqlite3_changes(db->conn);
     return e;
@@ -315,7 +282,7 @@ fedrec_err fedreci_db_open(fedreci_db **out, const char *path)
         path, &db->conn, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL);
     fedrec_err e = FEDREC_OK;
     if (rc != SQLITE_OK) {
-        e = db->conn ? db_fail(db, "open")
+        e = db->conn ? fedreci_dbi_fail(db, "open")
                      : fedreci_error(FEDREC_ERR_NOMEM, "%s: out of memory", path);
     }
     if (!e)
@@ -327,10 +294,10 @@ fedrec_err fedreci_db_open(fedreci_db **out, const char *path)
          * an in-memory database can refuse WAL, which we do not accept. */
         sqlite3_stmt *s;
         if (sqlite3_prepare_v2(db->conn, "PRAGMA journal_mode = WAL", -1, &s, NULL) != SQLITE_OK)
-            e = db_fail(db, "set journal_mode=WAL");
+            e = fedreci_dbi_fail(db, "set journal_mode=WAL");
         else {
             if (sqlite3_step(s) != SQLITE_ROW)
-                e = db_fail(db, "set journal_mode=WAL");
+                e = fedreci_dbi_fail(db, "set journal_mode=WAL");
             else if (strcmp((const char *)sqlite3_column_text(s, 0), "wal") != 0)
                 e = fedreci_error(FEDREC_ERR_DB, "%s: journal_mode is '%s', WAL is required", path,
                                   (const char *)sqlite3_column_text(s, 0));
@@ -338,8 +305,8 @@ fedrec_err fedreci_db_open(fedreci_db **out, const char *path)
         }
     }
     if (!e)
-        e = exec(db, "PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON",
-                 "set synchronous/foreign_keys");
+        e = fedreci_dbi_exec(db, "PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON",
+                             "set synchronous/foreign_keys");
     if (!e)
         e = migrate(db);
     if (!e)
@@ -379,10 +346,10 @@ fedrec_err fedreci_db_integrity_check(fedreci_db *db, int *ok, char *msg, size_t
 {
     sqlite3_stmt *s;
     if (sqlite3_prepare_v2(db->conn, "PRAGMA integrity_check", -1, &s, NULL) != SQLITE_OK)
-        return db_fail(db, "integrity_check");
+        return fedreci_dbi_fail(db, "integrity_check");
     int rc = sqlite3_step(s);
     if (rc != SQLITE_ROW) {
-        fedrec_err e = db_fail(db, "integrity_check");
+        fedrec_err e = fedreci_dbi_fail(db, "integrity_check");
         sqlite3_finalize(s);
         return e;
     }
@@ -444,7 +411,7 @@ static fedrec_err read_model(fedreci_db *db, sqlite3_stmt *s, fedreci_model *out
 static fedrec_err load_model(fedreci_db *db, int id, uint64_t version, fedreci_model *out)
 {
     fedrec_err e = FEDREC_OK;
-    sqlite3_stmt *s = stmt(db, id, &e);
+    sqlite3_stmt *s = fedreci_dbi_stmt(db, id, &e);
     if (!s)
         return e;
     if (id == S_MODEL_BY_VERSION)
@@ -458,7 +425,7 @@ static fedrec_err load_model(fedreci_db *db, int id, uint64_t version, fedreci_m
                 : fedreci_error(FEDREC_ERR_NOT_FOUND, "%s: no model version %llu", db->path,
                                 (unsigned long long)version);
     else
-        e = db_fail(db, "read model");
+        e = fedreci_dbi_fail(db, "read model");
     sqlite3_reset(s);
     return e;
 }
@@ -476,7 +443,7 @@ fedrec_err fedreci_db_get_model(fedreci_db *db, uint64_t version, fedreci_model 
 fedrec_err fedreci_db_latest_version(fedreci_db *db, uint64_t *version)
 {
     int64_t v = 0;
-    fedrec_err e = query_int(db, S_LATEST_VERSION, &v, "read latest version");
+    fedrec_err e = fedreci_dbi_query_int(db, S_LATEST_VERSION, &v, "read latest version");
     if (!e)
         *version = (uint64_t)v;
     return e;
@@ -484,7 +451,7 @@ fedrec_err fedreci_db_latest_version(fedreci_db *db, uint64_t *version)
 
 /* Inserts m as version latest + 1 inside the caller's transaction; fills
  * version, created_ms, checksum on success. */
-static fedrec_err insert_model(fedreci_db *db, fedreci_model *m, const char *origin)
+fedrec_err fedreci_dbi_insert_model(fedreci_db *db, fedreci_model *m, const char *origin)
 {
     if (!m->y || m->n_items == 0 || m->k == 0)
         return fedreci_error(FEDREC_ERR_INVALID, "%s: commit model: empty model", db->path);
@@ -508,7 +475,7 @@ static fedrec_err insert_model(fedreci_db *db, fedreci_model *m, const char *ori
     uint8_t sum[FEDRECI_MODEL_CHECKSUM_BYTES];
     fedreci_model_checksum(m->y, m->n_items, m->k, sum);
     int64_t now = fedreci_db_now_ms();
-    sqlite3_stmt *s = stmt(db, S_MODEL_INSERT, &e);
+    sqlite3_stmt *s = fedreci_dbi_stmt(db, S_MODEL_INSERT, &e);
     if (s) {
         sqlite3_bind_int64(s, 1, (sqlite3_int64)version);
         sqlite3_bind_int64(s, 2, now);
@@ -521,7 +488,7 @@ static fedrec_err insert_model(fedreci_db *db, fedreci_model *m, const char *ori
         else
             sqlite3_bind_null(s, 7);
         sqlite3_bind_text(s, 8, origin, -1, SQLITE_STATIC);
-        e = step_done(db, s, "insert model");
+        e = fedreci_dbi_step_done(db, s, "insert model");
         sqlite3_clear_bindings(s);
     }
     free(blob);
@@ -535,15 +502,15 @@ static fedrec_err insert_model(fedreci_db *db, fedreci_model *m, const char *ori
 
 fedrec_err fedreci_db_commit_model(fedreci_db *db, fedreci_model *m)
 {
-    fedrec_err e = begin(db);
+    fedrec_err e = fedreci_dbi_begin(db);
     if (e)
         return e;
     fedreci_model tmp = *m;
-    e = insert_model(db, &tmp, fedreci_model_origin_name(m->origin));
+    e = fedreci_dbi_insert_model(db, &tmp, fedreci_model_origin_name(m->origin));
     if (!e)
-        e = commit(db);
+        e = fedreci_dbi_commit(db);
     if (e) {
-        rollback(db);
+        fedreci_dbi_rollback(db);
         return e;
     }
     *m = tmp;
@@ -551,425 +518,3 @@ fedrec_err fedreci_db_commit_model(fedreci_db *db, fedreci_model *m)
 }
 
 /* ---- rounds -------------------------------------------------------------------- */
-
-static const char *status_name(fedreci_round_status s)
-{
-    return s == FEDRECI_ROUND_COMPLETED ? "completed"
-           : s == FEDRECI_ROUND_ABORTED ? "aborted"
-                                        : "running";
-}
-
-fedrec_err fedreci_db_next_round_id(fedreci_db *db, uint64_t *round_id)
-{
-    int64_t v = 0;
-    fedrec_err e = query_int(db, S_NEXT_ROUND, &v, "read last round id");
-    if (!e)
-        *round_id = (uint64_t)v + 1;
-    return e;
-}
-
-static void bind_round(sqlite3_stmt *s, const fedreci_round_record *r)
-{
-    sqlite3_bind_int64(s, 1, (sqlite3_int64)r->round_id);
-    sqlite3_bind_int64(s, 2, r->started_ms);
-    if (r->status == FEDRECI_ROUND_RUNNING)
-        sqlite3_bind_null(s, 3);
-    else
-        sqlite3_bind_int64(s, 3, r->ended_ms);
-    sqlite3_bind_text(s, 4, status_name(r->status), -1, SQLITE_STATIC);
-    sqlite3_bind_int64(s, 5, r->cohort);
-    sqlite3_bind_int64(s, 6, r->survivors);
-    for (int i = 0; i < FEDRECI_DB_STAGES; i++) {
-        sqlite3_bind_int64(s, 7 + i, r->dropped[i]);
-        sqlite3_bind_int64(s, 11 + i, r->stage_ms[i]);
-    }
-    sqlite3_bind_int64(s, 15, (sqlite3_int64)r->bytes_in);
-    sqlite3_bind_int64(s, 16, (sqlite3_int64)r->bytes_out);
-    sqlite3_bind_text(s, 17, r->metrics_json[0] ? r->metrics_json : "{}", -1, SQLITE_TRANSIENT);
-    if (r->model_version)
-        sqlite3_bind_int64(s, 18, (sqlite3_int64)r->model_version);
-    else
-        sqlite3_bind_null(s, 18);
-}
-
-fedrec_err fedreci_db_round_begin(fedreci_db *db, const fedreci_round_record *r)
-{
-    fedreci_round_record run = *r;
-    run.status = FEDRECI_ROUND_RUNNING;
-    run.model_version = 0;
-    fedrec_err e = FEDREC_OK;
-    sqlite3_stmt *s = stmt(db, S_ROUND_INSERT, &e);
-    if (!s)
-        return e;
-    bind_round(s, &run);
-    int rc = sqlite3_step(s);
-    if (rc != SQLITE_DONE) {
-        if (sqlite3_extended_errcode(db->conn) == SQLITE_CONSTRAINT_PRIMARYKEY)
-            e = fedreci_error(FEDREC_ERR_DUPLICATE, "%s: round %llu is already logged", db->path,
-                              (unsigned long long)r->round_id);
-        else
-            e = db_fail(db, "log round start");
-    }
-    sqlite3_reset(s);
-    return e;
-}
-
-fedrec_err fedreci_db_round_end(fedreci_db *db, fedreci_round_record *r, fedreci_model *m)
-{
-    if ((r->status == FEDRECI_ROUND_COMPLETED) != (m != NULL) || r->status == FEDRECI_ROUND_RUNNING)
-        return fedreci_error(FEDREC_ERR_INVALID,
-                             "%s: round %llu: a completed round needs a model, an aborted one "
-                             "none",
-                             db->path, (unsigned long long)r->round_id);
-    fedrec_err e = begin(db);
-    if (e)
-        return e;
-    fedreci_model tmp = {0};
-    fedreci_round_record rec = *r;
-    if (m) {
-        tmp = *m;
-        tmp.origin = FEDRECI_MODEL_ROUND;
-        e = insert_model(db, &tmp, "round");
-        rec.model_version = tmp.version;
-    } else {
-        rec.model_version = 0;
-    }
-    sqlite3_stmt *s = e ? NULL : stmt(db, S_ROUND_UPDATE, &e);
-    if (s) {
-        bind_round(s, &rec);
-        e = step_done(db, s, "log round end");
-        if (!e && sqlite3_changes(db->conn) == 0) {
-            s = stmt(db, S_ROUND_INSERT, &e);
-            if (s) {
-                bind_round(s, &rec);
-                e = step_done(db, s, "log round");
-            }
-        }
-    }
-    if (!e)
-        e = commit(db);
-    if (e) {
-        rollback(db);
-        return e;
-    }
-    if (m)
-        *m = tmp;
-    *r = rec;
-    return FEDREC_OK;
-}
-
-fedrec_err fedreci_db_round_details(fedreci_db *db, const fedreci_round_record *r)
-{
-    fedrec_err e = FEDREC_OK;
-    sqlite3_stmt *s = stmt(db, S_ROUND_DETAILS, &e);
-    if (!s)
-        return e;
-    fedreci_round_record rec = *r;
-    rec.model_version = 0;
-    bind_round(s, &rec);
-    e = step_done(db, s, "update round details");
-    if (!e && sqlite3_changes(db->conn) == 0)
-        e = fedreci_error(FEDREC_ERR_NOT_FOUND, "%s: no %s round %llu to update", db->path,
-                          status_name(r->status), (unsigned long long)r->round_id);
-    return e;
-}
-
-fedrec_err fedreci_db_get_round(fedreci_db *db, uint64_t round_id, fedreci_round_record *out)
-{
-    fedrec_err e = FEDREC_OK;
-    sqlite3_stmt *s = stmt(db, S_ROUND_GET, &e);
-    if (!s)
-        return e;
-    sqlite3_bind_int64(s, 1, (sqlite3_int64)round_id);
-    int rc = sqlite3_step(s);
-    if (rc == SQLITE_ROW) {
-        fedreci_round_record r = {0};
-        r.round_id = (uint64_t)sqlite3_column_int64(s, 0);
-        r.started_ms = sqlite3_column_int64(s, 1);
-        r.ended_ms = sqlite3_column_int64(s, 2);
-        const char *st = (const char *)sqlite3_column_text(s, 3);
-        r.status = st && strcmp(st, "completed") == 0 ? FEDRECI_ROUND_COMPLETED
-                   : st && strcmp(st, "aborted") == 0 ? FEDRECI_ROUND_ABORTED
-                                                      : FEDRECI_ROUND_RUNNING;
-        r.cohort = (uint32_t)sqlite3_column_int64(s, 4);
-        r.survivors = (uint32_t)sqlite3_column_int64(s, 5);
-        for (int i = 0; i < FEDRECI_DB_STAGES; i++) {
-            r.dropped[i] = (uint32_t)sqlite3_column_int64(s, 6 + i);
-            r.stage_ms[i] = (uint32_t)sqlite3_column_int64(s, 10 + i);
-        }
-        r.bytes_in = (uint64_t)sqlite3_column_int64(s, 14);
-        r.bytes_out = (uint64_t)sqlite3_column_int64(s, 15);
-        const char *mj = (const char *)sqlite3_column_text(s, 16);
-        snprintf(r.metrics_json, sizeof r.metrics_json, "%s", mj ? mj : "");
-        r.model_version = (uint64_t)sqlite3_column_int64(s, 17);
-        *out = r;
-    } else if (rc == SQLITE_DONE) {
-        e = fedreci_error(FEDREC_ERR_NOT_FOUND, "%s: no round %llu", db->path,
-                          (unsigned long long)round_id);
-    } else {
-        e = db_fail(db, "read round");
-    }
-    sqlite3_reset(s);
-    return e;
-}
-
-fedrec_err fedreci_db_round_counts(fedreci_db *db, uint64_t *completed, uint64_t *aborted,
-                                   uint64_t *running)
-{
-    fedrec_err e = FEDREC_OK;
-    sqlite3_stmt *s = stmt(db, S_ROUND_COUNTS, &e);
-    if (!s)
-        return e;
-    if (sqlite3_step(s) != SQLITE_ROW) {
-        e = db_fail(db, "count rounds");
-    } else {
-        if (completed)
-            *completed = (uint64_t)sqlite3_column_int64(s, 0);
-        if (aborted)
-            *aborted = (uint64_t)sqlite3_column_int64(s, 1);
-        if (running)
-            *running = (uint64_t)sqlite3_column_int64(s, 2);
-    }
-    sqlite3_reset(s);
-    return e;
-}
-
-/* ---- catalog -------------------------------------------------------------------- */
-
-fedrec_err fedreci_db_load_catalog(fedreci_db *db, fedreci_catalog **out, uint64_t *catalog_id)
-{
-    int64_t id = 0;
-    fedrec_err e = query_int(db, S_CATALOG_LATEST, &id, "read catalog id");
-    if (e)
-        return e;
-    fedreci_catalog *c;
-    e = fedreci_catalog_create(&c);
-    if (e)
-        return e;
-    sqlite3_stmt *s = stmt(db, S_ITEMS_ALL, &e);
-    int rc = SQLITE_DONE;
-    while (s && !e && (rc = sqlite3_step(s)) == SQLITE_ROW) {
-        int64_t row = sqlite3_column_int64(s, 0);
-        if (row != (int64_t)fedreci_catalog_size(c)) {
-            e = fedreci_error(FEDREC_ERR_CORRUPT, "%s: items: row %lld follows row %u", db->path,
-                              (long long)row, fedreci_catalog_size(c));
-            break;
-        }
-        e = fedreci_catalog_add(c, (const char *)sqlite3_column_text(s, 1),
-                                (const char *)sqlite3_column_text(s, 2), sqlite3_column_int(s, 3));
-        if (e) {
-            char why[600];
-            snprintf(why, sizeof why, "%s", fedrec_errmsg());
-            e = fedreci_error(FEDREC_ERR_CORRUPT, "%s: items row %lld: %s", db->path,
-                              (long long)row, why);
-        }
-    }
-    if (s && !e && rc != SQLITE_DONE)
-        e = db_fail(db, "read items");
-    if (s)
-        sqlite3_reset(s);
-    if (e) {
-        fedreci_catalog_destroy(c);
-        return e;
-    }
-    *out = c;
-    *catalog_id = (uint64_t)id;
-    return FEDREC_OK;
-}
-
-fedrec_err fedreci_db_store_catalog(fedreci_db *db, const fedreci_catalog *c, const char *source,
-                                    fedreci_model *m, uint64_t *catalog_id)
-{
-    fedreci_catalog *stored;
-    uint64_t old_id;
-    fedrec_err e = begin(db);
-    if (e)
-        return e;
-    e = fedreci_db_load_catalog(db, &stored, &old_id);
-    if (e) {
-        rollback(db);
-        return e;
-    }
-    uint32_t n_stored = fedreci_catalog_size(stored);
-    if (n_stored > fedreci_catalog_size(c))
-        e = fedreci_error(FEDREC_ERR_INVALID,
-                          "%s: new catalog has %u rows, fewer than the %u stored", db->path,
-                          fedreci_catalog_size(c), n_stored);
-    for (uint32_t r = 0; r < n_stored && !e; r++)
-        if (strcmp(fedreci_catalog_at(stored, r)->code, fedreci_catalog_at(c, r)->code) != 0)
-            e = fedreci_error(
-                FEDREC_ERR_INVALID, "%s: new catalog puts '%s' on row %u, which holds '%s'",
-                db->path, fedreci_catalog_at(c, r)->code, r, fedreci_catalog_at(stored, r)->code);
-    fedreci_catalog_destroy(stored);
-    uint64_t id = old_id + 1;
-    sqlite3_stmt *s = e ? NULL : stmt(db, S_CATALOG_INSERT, &e);
-    if (s) {
-        sqlite3_bind_int64(s, 1, (sqlite3_int64)id);
-        sqlite3_bind_int64(s, 2, fedreci_db_now_ms());
-        sqlite3_bind_int64(s, 3, fedreci_catalog_size(c));
-        sqlite3_bind_int64(s, 4, fedreci_catalog_n_active(c));
-        sqlite3_bind_text(s, 5, source ? source : "", -1, SQLITE_TRANSIENT);
-        e = step_done(db, s, "insert catalog");
-    }
-    for (uint32_t r = 0; r < fedreci_catalog_size(c) && !e; r++) {
-        const fedreci_catalog_item *it = fedreci_catalog_at(c, r);
-        s = stmt(db, S_ITEM_UPSERT, &e);
-        if (!s)
-            break;
-        sqlite3_bind_int64(s, 1, r);
-        sqlite3_bind_text(s, 2, it->code, -1, SQLITE_STATIC);
-        sqlite3_bind_text(s, 3, it->description, -1, SQLITE_STATIC);
-        sqlite3_bind_int(s, 4, it->active);
-        sqlite3_bind_int64(s, 5, (sqlite3_int64)id);
-        e = step_done(db, s, "store item");
-        sqlite3_clear_bindings(s);
-    }
-    fedreci_model tmp = {0};
-    if (!e && m) {
-        tmp = *m;
-        tmp.catalog_id = id;
-        if (tmp.n_items != fedreci_catalog_size(c))
-            e = fedreci_error(FEDREC_ERR_INVALID, "%s: model has %u rows, catalog %u", db->path,
-                              tmp.n_items, fedreci_catalog_size(c));
-        else
-            e = insert_model(db, &tmp, fedreci_model_origin_name(tmp.origin));
-    }
-    if (!e)
-        e = commit(db);
-    if (e) {
-        rollback(db);
-        return e;
-    }
-    if (m)
-        *m = tmp;
-    if (catalog_id)
-        *catalog_id = id;
-    return FEDREC_OK;
-}
-
-/* ---- clients ------------------------------------------------------------------- */
-
-fedrec_err fedreci_db_client_get(fedreci_db *db, uint64_t client_id, fedreci_client_record *out)
-{
-    fedrec_err e = FEDREC_OK;
-    sqlite3_stmt *s = stmt(db, S_CLIENT_GET, &e);
-    if (!s)
-        return e;
-    sqlite3_bind_int64(s, 1, (sqlite3_int64)client_id);
-    int rc = sqlite3_step(s);
-    if (rc == SQLITE_ROW) {
-        fedreci_client_record c = {0};
-        c.client_id = (uint64_t)sqlite3_column_int64(s, 0);
-        if (sqlite3_column_bytes(s, 1) == 32)
-            memcpy(c.identity_pk, sqlite3_column_blob(s, 1), 32);
-        c.first_seen_ms = sqlite3_column_int64(s, 2);
-        c.last_seen_ms = sqlite3_column_int64(s, 3);
-        c.opted_out = sqlite3_column_int(s, 4);
-        c.excluded_round = (uint64_t)sqlite3_column_int64(s, 5);
-        *out = c;
-    } else if (rc == SQLITE_DONE) {
-        e = fedreci_error(FEDREC_ERR_NOT_FOUND, "%s: no client %llu", db->path,
-                          (unsigned long long)client_id);
-    } else {
-        e = db_fail(db, "read client");
-    }
-    sqlite3_reset(s);
-    return e;
-}
-
-fedrec_err fedreci_db_client_seen(fedreci_db *db, uint64_t client_id, const uint8_t identity_pk[32],
-                                  int64_t now_ms)
-{
-    fedreci_client_record known;
-    fedrec_err e = fedreci_db_client_get(db, client_id, &known);
-    if (e == FEDREC_OK) {
-        if (memcmp(known.identity_pk, identity_pk, 32) != 0)
-            return fedreci_error(FEDREC_ERR_SIGNATURE,
-                                 "client %llu presents an identity key other than the one "
-                                 "registered",
-                                 (unsigned long long)client_id);
-        sqlite3_stmt *s = stmt(db, S_CLIENT_TOUCH, &e);
-        if (!s)
-            return e;
-        sqlite3_bind_int64(s, 1, (sqlite3_int64)client_id);
-        sqlite3_bind_int64(s, 2, now_ms);
-        return step_done(db, s, "update client last_seen");
-    }
-    if (e != FEDREC_ERR_NOT_FOUND)
-        return e;
-    fedreci_error_clear();
-    e = FEDREC_OK;
-    sqlite3_stmt *s = stmt(db, S_CLIENT_INSERT, &e);
-    if (!s)
-        return e;
-    sqlite3_bind_int64(s, 1, (sqlite3_int64)client_id);
-    sqlite3_bind_blob(s, 2, identity_pk, 32, SQLITE_STATIC);
-    sqlite3_bind_int64(s, 3, now_ms);
-    e = step_done(db, s, "register client");
-    sqlite3_clear_bindings(s);
-    return e;
-}
-
-fedrec_err fedreci_db_client_set_opted_out(fedreci_db *db, uint64_t client_id, int opted_out)
-{
-    fedrec_err e = FEDREC_OK;
-    sqlite3_stmt *s = stmt(db, S_CLIENT_OPT, &e);
-    if (!s)
-        return e;
-    sqlite3_bind_int64(s, 1, (sqlite3_int64)client_id);
-    sqlite3_bind_int(s, 2, opted_out ? 1 : 0);
-    e = step_done(db, s, "set opted_out");
-    if (!e && sqlite3_changes(db->conn) == 0)
-        e = fedreci_error(FEDREC_ERR_NOT_FOUND, "%s: no client %llu", db->path,
-                          (unsigned long long)client_id);
-    return e;
-}
-
-fedrec_err fedreci_db_client_exclude(fedreci_db *db, uint64_t client_id, uint64_t round_id)
-{
-    fedreci_client_record c;
-    fedrec_err e = fedreci_db_client_get(db, client_id, &c);
-    if (e || c.excluded_round)
-        return e;
-    sqlite3_stmt *s = stmt(db, S_CLIENT_EXCLUDE, &e);
-    if (!s)
-        return e;
-    sqlite3_bind_int64(s, 1, (sqlite3_int64)client_id);
-    sqlite3_bind_int64(s, 2, (sqlite3_int64)(round_id ? round_id : 1));
-    return step_done(db, s, "exclude client");
-}
-
-fedrec_err fedreci_db_client_count(fedreci_db *db, uint64_t *n)
-{
-    int64_t v = 0;
-    fedrec_err e = query_int(db, S_CLIENT_COUNT, &v, "count clients");
-    if (!e)
-        *n = (uint64_t)v;
-    return e;
-}
-
-fedrec_err fedreci_db_client_each(fedreci_db *db,
-                                  fedrec_err (*fn)(void *arg, const fedreci_client_record *c),
-                                  void *arg)
-{
-    fedrec_err e = FEDREC_OK;
-    sqlite3_stmt *s = stmt(db, S_CLIENT_ALL, &e);
-    if (!s)
-        return e;
-    int rc;
-    while (!e && (rc = sqlite3_step(s)) == SQLITE_ROW) {
-        fedreci_client_record c = {0};
-        c.client_id = (uint64_t)sqlite3_column_int64(s, 0);
-        if (sqlite3_column_bytes(s, 1) == 32)
-            memcpy(c.identity_pk, sqlite3_column_blob(s, 1), 32);
-        c.first_seen_ms = sqlite3_column_int64(s, 2);
-        c.last_seen_ms = sqlite3_column_int64(s, 3);
-        c.opted_out = sqlite3_column_int(s, 4);
-        c.excluded_round = (uint64_t)sqlite3_column_int64(s, 5);
-        e = fn(arg, &c);
-    }
-    if (!e && rc != SQLITE_DONE)
-        e = db_fail(db, "list clients");
-    sqlite3_reset(s);
-    return e;
-}
