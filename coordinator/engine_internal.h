@@ -202,6 +202,7 @@ struct fedreci_coord {
     addrent *addrs;
     size_t n_addrs, addrs_cap;
     fedreci_idmap addr_index; /* key -> row of addrs */
+    size_t addr_prune_at;     /* prune the address table at this many rows (0: the base) */
     fedreci_idmap pipes;      /* open connections: pipe id -> address row + 1 (0: not IP) */
     uint32_t conns_open;
     uint32_t closed_since_trim;

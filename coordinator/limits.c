@@ -16,8 +16,9 @@
 #include "core/log.h"
 
 /* The address table is pruned (entries without connections and with a
- * full bucket dropped) when it outgrows this many rows plus twice the open
- * connections. */
+ * full bucket dropped) when it reaches c->addr_prune_at rows: at least this
+ * many, and twice what the last pruning kept (so pruning costs O(1) per
+ * new address, amortized). */
 #define ADDR_PRUNE_BASE 4096u
 
 /* The key of a remote address; 0 with *ok = 0 for connections that are not
@@ -96,6 +97,7 @@ static void addr_prune(fedreci_coord *c)
     fedreci_idmap_fini(&c->addr_index);
     c->addr_index = idx;
     c->n_addrs = keep;
+    c->addr_prune_at = 2 * keep > ADDR_PRUNE_BASE ? 2 * keep : ADDR_PRUNE_BASE;
 }
 
 /* The row of address key, added when new; NULL when out of memory. */
@@ -103,7 +105,7 @@ static addrent *addr_get(fedreci_coord *c, uint64_t key, uint32_t *row)
 {
     if (fedreci_idmap_find(&c->addr_index, key, row))
         return &c->addrs[*row];
-    if (c->n_addrs >= ADDR_PRUNE_BASE + 2 * (size_t)c->conns_open)
+    if (c->n_addrs >= (c->addr_prune_at ? c->addr_prune_at : ADDR_PRUNE_BASE))
         addr_prune(c);
     if (c->n_addrs == c->addrs_cap) {
         size_t nc = c->addrs_cap ? c->addrs_cap * 2 : 64;
