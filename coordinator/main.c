@@ -23,6 +23,7 @@
 #include "db.h"
 #include "engine.h"
 #include "persist.h"
+#include "pidlock.h"
 #include "status.h"
 
 typedef struct daemon_ctx {
@@ -153,6 +154,7 @@ static void on_stop_signal(int sig)
 static int run(const fedreci_config *cfg)
 {
     int rc = 1;
+    fedreci_pidlock *lock = NULL;
     fedreci_db *db = NULL;
     fedreci_bootstrap boot = {0};
     fedreci_stats *stats = NULL;
@@ -166,6 +168,12 @@ static int run(const fedreci_config *cfg)
     sigaddset(&sigs, SIGTERM);
     sigaddset(&sigs, SIGINT);
 
+    /* one daemon per database: a second one would commit model versions
+     * behind the first one's back (docs/operations.md, "One instance") */
+    if (fedreci_pidlock_acquire(&lock, cfg->db_path)) {
+        fail("refusing to start");
+        goto out;
+    }
     if (fedreci_db_open(&db, cfg->db_path)) {
         fail("database");
         goto out;
@@ -324,6 +332,7 @@ out:
         fedreci_db_close(db);
         fedreci_log(FEDRECI_LOG_INFO, -1, "database closed");
     }
+    fedreci_pidlock_release(lock);
     return rc;
 }
 

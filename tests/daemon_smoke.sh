@@ -2,7 +2,8 @@
 # Starts fedrec-coordinator as a process: first start with a catalog commits
 # model version 1; /healthz, /status and /metrics answer; SIGTERM exits 0 with
 # the database intact; a restart with a grown catalog commits version 2
-# (origin catalog) keeping the trained rows; a bad flag names the key.
+# (origin catalog) keeping the trained rows; a second instance on the same
+# database is refused naming the first one's pid; a bad flag names the key.
 # Usage: daemon_smoke.sh BUILD_DIR
 set -euo pipefail
 bin="$1/coordinator/fedrec-coordinator"
@@ -65,6 +66,17 @@ grep -q '"round":null,"stage":"idle","model_version":1,' <<<"$status" || fail "s
 metrics=$(http_get "$hport" /metrics)
 grep -qx 'fedrec_model_version 1' <<<"$metrics" || fail "metrics: $metrics"
 grep -qx 'fedrec_rounds_completed_total 0' <<<"$metrics" || fail "metrics: $metrics"
+# one instance per database: a second one on the same database exits at once
+# (status 1) naming the first one's pid; the lock file records that pid
+[ "$(cat "$dir/state.sqlite.lock")" = "$pid" ] || fail "lock file: $(cat "$dir/state.sqlite.lock")"
+rc=0
+timeout 60 "$bin" --db "$dir/state.sqlite" --http "http://127.0.0.1:0" \
+  --listen "tcp://127.0.0.1:0" --cohort 4 --min-cohort 3 --factors 4 2>"$dir/err2" || rc=$?
+[ "$rc" -eq 1 ] || fail "second instance: exit status $rc: $(cat "$dir/err2")"
+grep -q "state.sqlite.lock: database in use by pid $pid " "$dir/err2" ||
+  fail "second instance message: $(cat "$dir/err2")"
+kill -0 "$pid" || fail "first instance died"
+[ "$(http_get "$hport" /healthz)" = ok ] || fail "first instance unhealthy after the second one"
 stop
 grep -q 'SIGTERM: stopping' "$dir/log" || fail "no shutdown line"
 grep -q 'database closed' "$dir/log" || fail "database not closed"
