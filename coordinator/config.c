@@ -4,6 +4,7 @@
 #include <getopt.h>
 #include <ini.h>
 #include <math.h>
+#include <stdarg.h>
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
@@ -283,7 +284,7 @@ static fedrec_err apply_defaults(fedreci_config *c)
 }
 
 /* getopt_long's table: every option of opts[] (val = its index + OPT_BASE),
- * plus --help and --version. */
+ * plus --help, --version and --check-config. */
 #define OPT_BASE 0x100
 
 static void long_options(struct option *lo)
@@ -296,11 +297,13 @@ static void long_options(struct option *lo)
     }
     lo[N_OPTS] = (struct option){"help", no_argument, NULL, 'h'};
     lo[N_OPTS + 1] = (struct option){"version", no_argument, NULL, 'V'};
-    lo[N_OPTS + 2] = (struct option){NULL, 0, NULL, 0};
+    lo[N_OPTS + 2] = (struct option){"check-config", no_argument, NULL, 'C'};
+    lo[N_OPTS + 3] = (struct option){NULL, 0, NULL, 0};
 }
 
 /* The next flag of argv with getopt_long ("--name value" or "--name=value"):
- * 1 with *o (NULL for -h/-V, then *hv is 'h' or 'V') and *value, 0 at the
+ * 1 with *o (NULL for -h/-V/--check-config, then *hv is 'h', 'V' or 'C') and
+ * *value, 0 at the
  * end, or an error for an unknown flag, a missing value or an operand. */
 static fedrec_err next_flag(int argc, char *const *argv, const struct option *lo, const opt **o,
                             const char **value, int *hv, int *more)
@@ -316,7 +319,7 @@ static fedrec_err next_flag(int argc, char *const *argv, const struct option *lo
                                  argv[optind]);
         return FEDREC_OK;
     }
-    if (c == 'h' || c == 'V') {
+    if (c == 'h' || c == 'V' || c == 'C') {
         *hv = c;
         return FEDREC_OK;
     }
@@ -332,7 +335,7 @@ fedrec_err fedreci_config_parse(fedreci_config **out, int argc, char *const *arg
     fedreci_config *c = calloc(1, sizeof *c);
     if (!c)
         return fedreci_error(FEDREC_ERR_NOMEM, "config: out of memory");
-    struct option lo[N_OPTS + 3];
+    struct option lo[N_OPTS + 4];
     long_options(lo);
     fedrec_err e = apply_defaults(c);
     const opt *o;
@@ -346,6 +349,8 @@ fedrec_err fedreci_config_parse(fedreci_config **out, int argc, char *const *arg
             c->help = 1;
         else if (hv == 'V')
             c->version = 1;
+        else if (hv == 'C')
+            c->check_only = 1;
         if (!e && o && o->type == T_PATH) {
             free(c->config_path);
             if (!(c->config_path = strdup(v)))
@@ -422,8 +427,77 @@ void fedreci_config_usage(FILE *f, const char *prog)
             fprintf(f, "; default %s", o->def);
         fprintf(f, "\n");
     }
-    fprintf(f, "  %-22s %s\n  %-22s %s\n", "--help", "this text", "--version",
-            "print the version and exit");
+    fprintf(f, "  %-22s %s\n  %-22s %s\n  %-22s %s\n", "--check-config",
+            "validate the configuration (file and flags), print it and exit: 0 if valid", "--help",
+            "this text", "--version", "print the version and exit");
     fprintf(f, "\nSignals: SIGTERM/SIGINT stop accepting, abort the current round and close "
                "the database.\nSee docs/operations.md.\n");
+}
+
+/* ---- effective configuration -------------------------------------------------- */
+
+typedef struct fmt_buf {
+    char *buf;
+    size_t cap, len;
+} fmt_buf;
+
+static void fmt_add(fmt_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+static void fmt_add(fmt_buf *b, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    size_t room = b->len < b->cap ? b->cap - b->len : 0;
+    int n = vsnprintf(room ? b->buf + b->len : NULL, room, fmt, ap);
+    va_end(ap);
+    if (n > 0)
+        b->len += (size_t)n;
+}
+
+size_t fedreci_config_format(const fedreci_config *c, char *buf, size_t cap)
+{
+    static const char *const levels[] = {"error", "warn", "info", "debug"};
+    fmt_buf b = {buf, cap, 0};
+    if (cap)
+        buf[0] = '\0';
+    const char *base = (const char *)c;
+    for (size_t i = 0; i < N_OPTS; i++) {
+        const opt *o = &opts[i];
+        const char *sep = b.len ? " " : "";
+        switch (o->type) {
+        case T_PATH:
+            fmt_add(&b, "%sconfig=%s", sep, c->config_path ? c->config_path : "");
+            break;
+        case T_STR: {
+            const char *v = *(char *const *)(base + o->offset);
+            fmt_add(&b, "%s%s=%s", sep, o->name, v ? v : "");
+            break;
+        }
+        case T_LIST:
+            for (uint32_t j = 0; j < c->n_listen; j++)
+                fmt_add(&b, "%s%s=%s", j || b.len ? " " : "", o->name, c->listen[j]);
+            break;
+        case T_U32:
+            fmt_add(&b, "%s%s=%u", sep, o->name, *(const uint32_t *)(base + o->offset));
+            break;
+        case T_U64:
+            fmt_add(&b, "%s%s=%llu", sep, o->name,
+                    (unsigned long long)*(const uint64_t *)(base + o->offset));
+            break;
+        case T_DBL:
+            fmt_add(&b, "%s%s=%g", sep, o->name, *(const double *)(base + o->offset));
+            break;
+        case T_FLT:
+            fmt_add(&b, "%s%s=%g", sep, o->name, (double)*(const float *)(base + o->offset));
+            break;
+        case T_LOG: {
+            int l = *(const int *)(base + o->offset);
+            fmt_add(&b, "%s%s=%s", sep, o->name, l >= 0 && l < 4 ? levels[l] : "?");
+            break;
+        }
+        }
+    }
+    if (cap && b.len >= cap)
+        buf[cap - 1] = '\0';
+    return b.len;
 }

@@ -60,6 +60,7 @@ typedef struct fedreci_config {
     int log_level;               /* fedreci_log_level */
     int help;                    /* --help was given */
     int version;                 /* --version was given */
+    int check_only;              /* --check-config was given */
 } fedreci_config;
 
 /* Parses argv (argv[0] is the program name) and the INI file named by
@@ -86,6 +87,13 @@ FEDREC_NODISCARD fedrec_err fedreci_config_check(const fedreci_config *c);
  * (the engine sets them). */
 void fedreci_config_secagg_params(const fedreci_config *c, uint32_t n, uint32_t d,
                                   fedreci_secagg_params *p);
+
+/* The effective configuration as one line of "key=value" pairs separated by
+ * single spaces, in the order of --help (listen repeated per URL, unset
+ * strings as "key=" ), into buf (cap bytes, always terminated; cut short
+ * when too small). The configuration holds no secrets (tls-key is a path),
+ * so the line can be logged. Returns the length the whole line needs. */
+size_t fedreci_config_format(const fedreci_config *c, char *buf, size_t cap);
 
 /* Prints the flags, their INI section/key, default and meaning. */
 void fedreci_config_usage(FILE *f, const char *prog);

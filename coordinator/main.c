@@ -6,12 +6,14 @@
  * /metrics (status.h), and on SIGTERM/SIGINT stops accepting, aborts the
  * current round and closes the database. See docs/operations.md.
  */
+#include <errno.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <sodium.h>
 
@@ -151,6 +153,49 @@ static void on_stop_signal(int sig)
     stop_signal = sig;
 }
 
+/* The line that says the daemon serves: version, every listener with the
+ * port the kernel bound, the status server. */
+static void log_ready(const fedreci_config *cfg, const fedreci_coord *c, const fedreci_status *http)
+{
+    char line[900] = "";
+    size_t len = 0;
+    for (uint32_t i = 0; i < cfg->n_listen && len < sizeof line; i++) {
+        int port = fedreci_coord_port(c, i);
+        int n = port > 0 ? snprintf(line + len, sizeof line - len, "%s%s (port %d)", i ? ", " : "",
+                                    cfg->listen[i], port)
+                         : snprintf(line + len, sizeof line - len, "%s%s", i ? ", " : "",
+                                    cfg->listen[i]);
+        if (n > 0)
+            len += (size_t)n;
+    }
+    if (http)
+        fedreci_log(FEDRECI_LOG_INFO, -1,
+                    "fedrec-coordinator %s ready: clients on %s; status server %s (port %u)",
+                    fedrec_version(), line, cfg->http, fedreci_status_port(http));
+    else
+        fedreci_log(FEDRECI_LOG_INFO, -1,
+                    "fedrec-coordinator %s ready: clients on %s; no status server",
+                    fedrec_version(), line);
+}
+
+/* --check-config: the checks of a start that need no database or network
+ * (fedreci_config_check has passed), then the effective configuration on
+ * stdout. Exit status 0, or 2 with the problem on stderr. */
+static int check_config(const fedreci_config *cfg)
+{
+    if (cfg->catalog && access(cfg->catalog, R_OK) != 0) {
+        fprintf(stderr,
+                "fedrec-coordinator: configuration invalid: catalog: '%s': cannot read: %s\n",
+                cfg->catalog, strerror(errno));
+        return 2;
+    }
+    char line[2048];
+    size_t need = fedreci_config_format(cfg, line, sizeof line);
+    printf("fedrec-coordinator: configuration ok%s%s\n%s%s\n", cfg->config_path ? ": " : "",
+           cfg->config_path ? cfg->config_path : "", line, need >= sizeof line ? "..." : "");
+    return 0;
+}
+
 static int run(const fedreci_config *cfg)
 {
     int rc = 1;
@@ -168,6 +213,12 @@ static int run(const fedreci_config *cfg)
     sigaddset(&sigs, SIGTERM);
     sigaddset(&sigs, SIGINT);
 
+    {
+        char line[900];
+        size_t need = fedreci_config_format(cfg, line, sizeof line);
+        fedreci_log(FEDRECI_LOG_INFO, -1, "fedrec-coordinator %s starting (pid %ld): %s%s",
+                    fedrec_version(), (long)getpid(), line, need >= sizeof line ? "..." : "");
+    }
     /* one daemon per database: a second one would commit model versions
      * behind the first one's back (docs/operations.md, "One instance") */
     if (fedreci_pidlock_acquire(&lock, cfg->db_path)) {
@@ -285,6 +336,7 @@ static int run(const fedreci_config *cfg)
         fail("listen");
         goto out;
     }
+    log_ready(cfg, d.coord, http);
 
     for (;;) {
         struct timespec tick = {0, 200 * 1000000L};
@@ -336,6 +388,16 @@ out:
     return rc;
 }
 
+/* Whether --check-config is among the arguments (for the wording of a parse
+ * error, which leaves no configuration to ask). */
+static int check_flag(int argc, char **argv)
+{
+    for (int i = 1; i < argc; i++)
+        if (strcmp(argv[i], "--check-config") == 0)
+            return 1;
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     fedreci_config *cfg = NULL;
@@ -346,7 +408,8 @@ int main(int argc, char **argv)
     sigaction(SIGTERM, &sa, NULL);
     sigaction(SIGINT, &sa, NULL);
     if (fedreci_config_parse(&cfg, argc, argv)) {
-        fprintf(stderr, "fedrec-coordinator: %s\n", fedrec_errmsg());
+        fprintf(stderr, "fedrec-coordinator: %s%s\n",
+                check_flag(argc, argv) ? "configuration invalid: " : "", fedrec_errmsg());
         return 2;
     }
     if (cfg->help) {
@@ -360,9 +423,15 @@ int main(int argc, char **argv)
         return 0;
     }
     if (fedreci_config_check(cfg)) {
-        fprintf(stderr, "fedrec-coordinator: %s\n", fedrec_errmsg());
+        fprintf(stderr, "fedrec-coordinator: %s%s\n",
+                cfg->check_only ? "configuration invalid: " : "", fedrec_errmsg());
         fedreci_config_destroy(cfg);
         return 2;
+    }
+    if (cfg->check_only) {
+        int rc = check_config(cfg);
+        fedreci_config_destroy(cfg);
+        return rc;
     }
     fedreci_log_set_level((fedreci_log_level)cfg->log_level);
     if (sodium_init() < 0) {

@@ -1,6 +1,9 @@
 /* Internal logging: one line per event, "LEVEL [round N] message", to stderr
- * unless a sink is installed. Never logs secrets: callers pass only public
- * values (ids, counts, sizes, timings). Thread-safe. */
+ * unless a sink is installed. Lines start with a UTC timestamp, except when
+ * stderr is the systemd journal's stream (JOURNAL_STREAM names its device and
+ * inode): then they start with the syslog priority "<3>", "<4>", "<6>" or
+ * "<7>" (error, warn, info, debug) for journald, which timestamps them. Never logs secrets: callers
+ * pass only public values (ids, counts, sizes, timings). Thread-safe. */
 #ifndef FEDREC_CORE_LOG_H
 #define FEDREC_CORE_LOG_H
 

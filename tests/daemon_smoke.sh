@@ -3,7 +3,9 @@
 # model version 1; /healthz, /status and /metrics answer; SIGTERM exits 0 with
 # the database intact; a restart with a grown catalog commits version 2
 # (origin catalog) keeping the trained rows; a second instance on the same
-# database is refused naming the first one's pid; a bad flag names the key.
+# database is refused naming the first one's pid (with journald priorities
+# when JOURNAL_STREAM is stderr); startup and ready lines; --check-config on
+# good and bad files; a bad flag names the key.
 # Usage: daemon_smoke.sh BUILD_DIR
 set -euo pipefail
 bin="$1/coordinator/fedrec-coordinator"
@@ -75,6 +77,16 @@ timeout 60 "$bin" --db "$dir/state.sqlite" --http "http://127.0.0.1:0" \
 [ "$rc" -eq 1 ] || fail "second instance: exit status $rc: $(cat "$dir/err2")"
 grep -q "state.sqlite.lock: database in use by pid $pid " "$dir/err2" ||
   fail "second instance message: $(cat "$dir/err2")"
+# with stderr as the journal's stream (JOURNAL_STREAM = its device:inode),
+# lines carry syslog priorities instead of timestamps
+: >"$dir/err3"
+rc=0
+JOURNAL_STREAM=$(stat -c '%d:%i' "$dir/err3") timeout 60 "$bin" --db "$dir/state.sqlite" \
+  --listen "tcp://127.0.0.1:0" 2>>"$dir/err3" || rc=$?
+[ "$rc" -eq 1 ] || fail "second instance (journal): exit status $rc"
+grep -q '^<6>INFO fedrec-coordinator .* starting' "$dir/err3" || fail "journal: $(cat "$dir/err3")"
+grep -q "^<3>ERROR refusing to start: .*in use by pid $pid " "$dir/err3" ||
+  fail "journal: $(cat "$dir/err3")"
 kill -0 "$pid" || fail "first instance died"
 [ "$(http_get "$hport" /healthz)" = ok ] || fail "first instance unhealthy after the second one"
 stop
@@ -98,6 +110,47 @@ stop
 y2=$(sqlite3 "$dir/state.sqlite" 'SELECT hex(substr(y, 1, 48)) FROM models WHERE version = 2')
 [ "$y2" = "$y1" ] || fail "trained rows changed"
 [ "$(sqlite3 "$dir/state.sqlite" "SELECT active FROM items WHERE code = 'B'")" = 0 ] || fail "B not retired"
+
+# the startup line (version, effective configuration) and the ready line
+# (listeners with their bound ports)
+grep -Eq 'INFO  fedrec-coordinator [0-9.]+.* starting \(pid [0-9]+\): config= listen=tcp://127.0.0.1:0 http=http://127.0.0.1:0 .* cohort=4 min-cohort=3 .* factors=4 ' "$dir/log" ||
+  fail "no startup line"
+grep -Eq 'ready: clients on tcp://127.0.0.1:0 \(port [0-9]+\); status server http://127.0.0.1:0 \(port [0-9]+\)' "$dir/log" ||
+  fail "no ready line"
+
+# --check-config: 0 and the effective configuration for a good file (flags
+# override it), 2 and the problem for a bad one; nothing is opened or created
+cat >"$dir/good.ini" <<EOF
+[network]
+listen = tcp://127.0.0.1:7450
+[storage]
+db = $dir/other.sqlite
+catalog = $dir/cat1.csv
+[round]
+cohort = 20
+min-cohort = 5
+EOF
+out=$("$bin" --config "$dir/good.ini" --cohort 30 --check-config) || fail "good config refused"
+echo "$out" | grep -qx "fedrec-coordinator: configuration ok: $dir/good.ini" || fail "check: $out"
+echo "$out" | grep -q " db=$dir/other.sqlite .* cohort=30 min-cohort=5 " || fail "check: $out"
+[ ! -e "$dir/other.sqlite" ] && [ ! -e "$dir/other.sqlite.lock" ] || fail "check created files"
+check_bad() { # expected message, then arguments
+  local want="$1" rc=0
+  shift
+  "$bin" "$@" --check-config >"$dir/out" 2>"$dir/err" || rc=$?
+  [ "$rc" -eq 2 ] || fail "check-config $*: exit status $rc"
+  [ ! -s "$dir/out" ] || fail "check-config $*: stdout $(cat "$dir/out")"
+  grep -qF "fedrec-coordinator: configuration invalid: $want" "$dir/err" ||
+    fail "check-config $*: $(cat "$dir/err")"
+}
+sed 's/^cohort = 20/cohort = 12x/' "$dir/good.ini" >"$dir/bad1.ini"
+check_bad "$dir/bad1.ini:7: [round] cohort: '12x'" --config "$dir/bad1.ini"
+sed 's/^min-cohort = 5/min-cohort = 50/' "$dir/good.ini" >"$dir/bad2.ini"
+check_bad "min-cohort (50) exceeds cohort (20)" --config "$dir/bad2.ini"
+sed 's/^\[round\]/[rounds]/' "$dir/good.ini" >"$dir/bad3.ini"
+check_bad "$dir/bad3.ini:7: [rounds] cohort: key 'cohort' belongs in section [round]" --config "$dir/bad3.ini"
+check_bad "catalog: '$dir/none.csv': cannot read" --config "$dir/good.ini" --catalog "$dir/none.csv"
+check_bad "$dir/missing.ini: cannot open" --config "$dir/missing.ini"
 
 # a bad value names the key and the value, exit status 2
 rc=0
