@@ -131,8 +131,8 @@ cohort = 20
 min-cohort = 5
 EOF
 out=$("$bin" --config "$dir/good.ini" --cohort 30 --check-config) || fail "good config refused"
-echo "$out" | grep -qx "fedrec-coordinator: configuration ok: $dir/good.ini" || fail "check: $out"
-echo "$out" | grep -q " db=$dir/other.sqlite .* cohort=30 min-cohort=5 " || fail "check: $out"
+grep -qx "fedrec-coordinator: configuration ok: $dir/good.ini" <<<"$out" || fail "check: $out"
+grep -q " db=$dir/other.sqlite .* cohort=30 min-cohort=5 " <<<"$out" || fail "check: $out"
 [ ! -e "$dir/other.sqlite" ] && [ ! -e "$dir/other.sqlite.lock" ] || fail "check created files"
 check_bad() { # expected message, then arguments
   local want="$1" rc=0
