@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include <sodium.h>
+#include <systemd/sd-daemon.h>
 
 #include "bootstrap.h"
 #include "config.h"
@@ -337,6 +338,9 @@ static int run(const fedreci_config *cfg)
         goto out;
     }
     log_ready(cfg, d.coord, http);
+    /* systemd Type=notify: serving now (a no-op without NOTIFY_SOCKET) */
+    sd_notifyf(0, "READY=1\nSTATUS=serving model version %llu",
+               (unsigned long long)boot.model.version);
 
     for (;;) {
         struct timespec tick = {0, 200 * 1000000L};
@@ -344,6 +348,7 @@ static int run(const fedreci_config *cfg)
         if (sig < 0 && stop_signal)
             sig = stop_signal;
         if (sig == SIGTERM || sig == SIGINT) {
+            sd_notify(0, "STOPPING=1");
             fedreci_log(FEDRECI_LOG_INFO, -1, "%s: stopping",
                         sig == SIGTERM ? "SIGTERM" : "SIGINT");
             break;
@@ -360,6 +365,7 @@ static int run(const fedreci_config *cfg)
             cs.new_ids_refused, cs.clients_known,       cs.clients_evicted};
         fedreci_stats_set_limits(stats, &lim);
         if (fedreci_coord_wait(d.coord, 0) == FEDREC_OK) {
+            sd_notify(0, "STOPPING=1");
             fedreci_log(FEDRECI_LOG_INFO, -1, "%llu round(s) run: stopping",
                         (unsigned long long)(cs.rounds_completed + cs.rounds_aborted));
             break;

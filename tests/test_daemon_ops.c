@@ -22,6 +22,8 @@
  *    --tls-ca); a client without the CA cannot get through.
  *  - test_retired_products: a restart with a catalog that drops two
  *    products; a shopper's app that syncs never gets them recommended.
+ *  - test_sd_notify: under NOTIFY_SOCKET the daemon says READY=1 once it
+ *    listens and STOPPING=1 on SIGTERM (systemd Type=notify).
  *
  * No timed assertions: deadlines only decide who counts as dropped. */
 #include <errno.h>
@@ -36,7 +38,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/time.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -1032,6 +1037,48 @@ static void test_retired_products(void **state)
     daemon_stop(&d);
 }
 
+/* ---- systemd readiness --------------------------------------------------------- */
+
+/* One datagram from the notify socket, as text (a 60 s guard against a hang,
+ * not a timing assertion). */
+static void notify_recv(int fd, char *buf, size_t cap)
+{
+    ssize_t n = recv(fd, buf, cap - 1, 0);
+    if (n < 0)
+        fail_msg("no sd_notify message: %s", strerror(errno));
+    buf[n] = '\0';
+}
+
+/* With NOTIFY_SOCKET set, as systemd does for Type=notify, the daemon sends
+ * READY=1 once it listens and STOPPING=1 on SIGTERM. */
+static void test_sd_notify(void **state)
+{
+    (void)state;
+    char dir[64] = "/tmp/fedrec-notify-XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    struct sockaddr_un sa = {.sun_family = AF_UNIX};
+    snprintf(sa.sun_path, sizeof sa.sun_path, "%s/notify", dir);
+    int fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    assert_true(fd >= 0);
+    assert_int_equal(bind(fd, (struct sockaddr *)&sa, sizeof sa), 0);
+    struct timeval guard = {.tv_sec = 60};
+    assert_int_equal(setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &guard, sizeof guard), 0);
+    assert_int_equal(setenv("NOTIFY_SOCKET", sa.sun_path, 1), 0);
+    daemon_proc d;
+    daemon_start(&d, "tcp", NULL);
+    unsetenv("NOTIFY_SOCKET");
+    char msg[256];
+    notify_recv(fd, msg, sizeof msg);
+    assert_non_null(strstr(msg, "READY=1\n"));
+    assert_non_null(strstr(msg, "STATUS=serving model version 1"));
+    daemon_stop(&d);
+    notify_recv(fd, msg, sizeof msg);
+    assert_string_equal(msg, "STOPPING=1");
+    close(fd);
+    unlink(sa.sun_path);
+    rmdir(dir);
+}
+
 int main(void)
 {
     if (sodium_init() < 0)
@@ -1045,6 +1092,7 @@ int main(void)
         cmocka_unit_test_teardown(test_load, teardown_daemons),
         cmocka_unit_test_teardown(test_tls_round, teardown_daemons),
         cmocka_unit_test_teardown(test_retired_products, teardown_daemons),
+        cmocka_unit_test_teardown(test_sd_notify, teardown_daemons),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
