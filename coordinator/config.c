@@ -57,6 +57,13 @@ static const opt opts[] = {
     {"min-cohort", "round", T_U32, OFF(min_cohort), 2, 1000000, 0, "10",
      "no round runs with fewer checked-in clients"},
     {"rounds", "round", T_U64, OFF(rounds), 0, 1e15, 0, "0", "rounds to run, 0 = forever"},
+    {"abort-streak", "round", T_U32, OFF(abort_streak), 0, 1000000, 0, "3",
+     "rounds aborted in a row that make /healthz fail and the next round wait (backoff); 0 = "
+     "never"},
+    {"backoff", "round", T_U32, OFF(backoff_ms), 1, 86400000, 0, "5000",
+     "ms the next round waits after abort-streak aborts in a row, doubling per further abort"},
+    {"backoff-max", "round", T_U32, OFF(backoff_max_ms), 1, 86400000, 0, "300000",
+     "cap of that wait, ms"},
     {"seed", "round", T_U64, OFF(seed), 0, 1.8446744073709552e19, 0, "42",
      "seed of the model initialization and of new item rows"},
     {"deadline-checkin", "round", T_U32, OFF(checkin_ms), 1, 86400000, 0, "30000",

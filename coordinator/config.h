@@ -30,25 +30,28 @@
 typedef struct fedreci_config {
     char *listen[FEDRECI_CONFIG_MAX_LISTEN]; /* nng URLs: tcp://, tls+tcp://, ipc://, inproc:// */
     uint32_t n_listen;
-    char *db_path;               /* SQLite database file */
-    char *http;                  /* status server "http://HOST:PORT"; NULL = disabled */
-    char *tls_cert;              /* PEM certificate (chain) for tls+tcp:// listeners */
-    char *tls_key;               /* PEM private key for tls_cert */
-    char *catalog;               /* CSV catalog (code,description); NULL = keep the stored one */
-    char *config_path;           /* the INI file read, NULL when none */
-    uint32_t cohort;             /* clients invited per round */
-    uint32_t min_cohort;         /* below this many checked-in clients no round runs */
-    uint32_t deadline_ms[4];     /* per SecAgg stage: advertise, share, masked, unmask */
-    uint32_t checkin_ms;         /* how long a round waits for check-ins */
-    uint32_t neighbors;          /* SecAgg+ k, capped at n - 1; 0 = n - 1 (classic SecAgg) */
-    uint32_t threshold;          /* Shamir t, k/2 < t <= k; 0 = k/2 + 1 per round */
-    double clip;                 /* gradient entries clipped to [-clip, clip] */
-    double scale;                /* quantization scale */
-    uint32_t factors;            /* k of the model (columns of Y) */
-    float lr;                    /* Adam learning rate */
-    float lambda;                /* L2 regularization */
-    uint32_t n_train;            /* N in the server step's 2 (lambda / N) Y; see docs/design.md */
-    uint64_t rounds;             /* rounds to run, 0 = forever */
+    char *db_path;           /* SQLite database file */
+    char *http;              /* status server "http://HOST:PORT"; NULL = disabled */
+    char *tls_cert;          /* PEM certificate (chain) for tls+tcp:// listeners */
+    char *tls_key;           /* PEM private key for tls_cert */
+    char *catalog;           /* CSV catalog (code,description); NULL = keep the stored one */
+    char *config_path;       /* the INI file read, NULL when none */
+    uint32_t cohort;         /* clients invited per round */
+    uint32_t min_cohort;     /* below this many checked-in clients no round runs */
+    uint32_t deadline_ms[4]; /* per SecAgg stage: advertise, share, masked, unmask */
+    uint32_t checkin_ms;     /* how long a round waits for check-ins */
+    uint32_t neighbors;      /* SecAgg+ k, capped at n - 1; 0 = n - 1 (classic SecAgg) */
+    uint32_t threshold;      /* Shamir t, k/2 < t <= k; 0 = k/2 + 1 per round */
+    double clip;             /* gradient entries clipped to [-clip, clip] */
+    double scale;            /* quantization scale */
+    uint32_t factors;        /* k of the model (columns of Y) */
+    float lr;                /* Adam learning rate */
+    float lambda;            /* L2 regularization */
+    uint32_t n_train;        /* N in the server step's 2 (lambda / N) Y; see docs/design.md */
+    uint64_t rounds;         /* rounds to run, 0 = forever */
+    uint32_t abort_streak; /* aborts in a row that fail /healthz and start the backoff; 0 = never */
+    uint32_t backoff_ms;   /* first wait after abort_streak aborts in a row */
+    uint32_t backoff_max_ms;     /* cap of the doubling wait */
     uint64_t seed;               /* model initialization and new item rows */
     uint32_t max_connections;    /* open connections in total (0: no cap) */
     uint32_t max_conns_per_addr; /* open connections per IPv4 address / IPv6 /64 (0: no cap) */

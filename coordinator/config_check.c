@@ -35,6 +35,9 @@ fedrec_err fedreci_config_check(const fedreci_config *c)
                 e, "%s (%u) with neighbors %u, threshold %u, clip %g, scale %g: %s",
                 i == 0 ? "cohort" : "min-cohort", sizes[i], p.k, p.t, c->clip, c->scale, why);
     }
+    if (c->backoff_max_ms < c->backoff_ms)
+        return fedreci_error(FEDREC_ERR_RANGE, "backoff-max (%u) is below backoff (%u)",
+                             c->backoff_max_ms, c->backoff_ms);
     /* an empty value unsets a string key: for db that leaves no database */
     if (!c->db_path)
         return fedreci_error(FEDREC_ERR_INVALID, "db: empty path (the database file is required)");

@@ -361,6 +361,9 @@ void fedreci_coord_get_status(fedreci_coord *c, fedreci_coord_status *st)
     st->rounds_aborted = c->rounds_aborted;
     st->clients_known = (uint32_t)c->reg_n;
     st->clients_waiting = (uint32_t)c->n_waiting;
+    st->abort_streak = c->abort_streak;
+    uint64_t now = now_ms();
+    st->backoff_ms_left = c->hold_until > now ? c->hold_until - now : 0;
     st->bytes_in = c->bytes_in;
     st->bytes_out = c->bytes_out;
     st->stopped = c->stopped;

@@ -81,17 +81,25 @@ typedef struct fedreci_coord_config {
                                   use >= cohort_size * 16/15 + 5. checkin_quorum must fit
                                   (FEDREC_ERR_INVALID otherwise). */
 
-    uint32_t cohort_size;        /* clients per round (n); >= 2 */
-    uint32_t min_cohort;         /* no round below this many; default 2, >= 2 */
-    uint32_t checkin_quorum;     /* select as soon as this many wait; default cohort_size */
-    uint32_t checkin_window_ms;  /* else select this long after the first check-in
-                                    (with >= min_cohort); default 2000 */
-    uint32_t neighbors;          /* SecAgg+ k; 0 or >= n - 1: classic SecAgg (complete graph) */
-    uint32_t threshold;          /* Shamir t; 0: k/2 + 1. Clamped to (k/2, k]. */
-    double clip;                 /* input clip bound, > 0; default 16 */
-    double scale;                /* quantization scale; 0: 2^30 / (n * clip) */
-    uint32_t stage_ms[4];        /* deadlines of SecAgg stages 0..3; default 10000 each */
-    uint32_t retry_after_ms;     /* what NOT_SELECTED / RetryAfter replies suggest; default 1000 */
+    uint32_t cohort_size;       /* clients per round (n); >= 2 */
+    uint32_t min_cohort;        /* no round below this many; default 2, >= 2 */
+    uint32_t checkin_quorum;    /* select as soon as this many wait; default cohort_size */
+    uint32_t checkin_window_ms; /* else select this long after the first check-in
+                                   (with >= min_cohort); default 2000 */
+    uint32_t neighbors;         /* SecAgg+ k; 0 or >= n - 1: classic SecAgg (complete graph) */
+    uint32_t threshold;         /* Shamir t; 0: k/2 + 1. Clamped to (k/2, k]. */
+    double clip;                /* input clip bound, > 0; default 16 */
+    double scale;               /* quantization scale; 0: 2^30 / (n * clip) */
+    uint32_t stage_ms[4];       /* deadlines of SecAgg stages 0..3; default 10000 each */
+    uint32_t retry_after_ms;    /* what NOT_SELECTED / RetryAfter replies suggest; default 1000 */
+    /* Backoff after aborts: once `backoff_after` rounds in a row have
+     * aborted, the next round starts no earlier than backoff_ms after the
+     * last one ended, doubling with each further abort up to backoff_max_ms;
+     * check-ins are held meanwhile. A completed round ends the streak.
+     * backoff_after 0 (the default): no backoff. */
+    uint32_t backoff_after;
+    uint32_t backoff_ms;         /* first wait; default 0 */
+    uint32_t backoff_max_ms;     /* cap, >= backoff_ms; default 0 */
     uint32_t send_timeout_ms;    /* reply send timeout; default 10000 */
     uint32_t max_msgs_per_round; /* per client: stage messages per round, and full model
                                     downloads per model version; beyond: Error BUSY
@@ -199,6 +207,8 @@ typedef struct fedreci_coord_status {
     uint64_t rounds_aborted;
     uint32_t clients_known;   /* registry size */
     uint32_t clients_waiting; /* check-ins held for the next cohort */
+    uint32_t abort_streak;    /* rounds aborted in a row (0 after a completed round) */
+    uint64_t backoff_ms_left; /* ms until the next round may start (0: no backoff) */
     uint64_t bytes_in, bytes_out;
     int stopped;
     /* resource limits (fedreci_coord_config) */

@@ -217,6 +217,8 @@ struct fedreci_coord {
     uint64_t next_round_id;
     uint64_t deadline; /* 0: none */
     uint64_t rounds_run, rounds_completed, rounds_aborted;
+    uint32_t abort_streak; /* rounds aborted in a row */
+    uint64_t hold_until;   /* backoff: no round starts before (monotonic ms); 0: none */
     uint64_t bytes_in, bytes_out;
 };
 
@@ -302,7 +304,8 @@ void fedreci_eng_exclude(fedreci_coord *c, crec *e, uint64_t round_id, int repor
 /* Frees a round (NULL: nothing). */
 void fedreci_eng_round_free(rstate *r);
 
-/* Sets the timer thread's next deadline (0: none) and wakes it. */
+/* Sets the timer thread's next deadline (0: none) and wakes it. Between
+ * rounds a deadline before the backoff's end is moved to it. */
 void fedreci_eng_set_deadline(fedreci_coord *c, uint64_t when);
 
 /* The SecAgg+ parameters of a round of n clients. */

@@ -9,9 +9,11 @@
 #include <errno.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/statvfs.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -32,13 +34,16 @@
 typedef struct daemon_ctx {
     fedreci_persist *persist;
     fedreci_coord *coord;
+    atomic_int write_failed; /* the last database write from a hook failed */
 } daemon_ctx;
 
 static fedrec_err hook_model(void *arg, uint64_t round_id, uint64_t version, const float *y,
                              uint32_t n_items, uint32_t k)
 {
     daemon_ctx *d = arg;
-    return fedreci_persist_model(d->persist, round_id, version, y, n_items, k);
+    fedrec_err e = fedreci_persist_model(d->persist, round_id, version, y, n_items, k);
+    atomic_store(&d->write_failed, e != FEDREC_OK);
+    return e;
 }
 
 /* The round's metrics as a JSON object in out (cap bytes). An abort reason
@@ -102,8 +107,11 @@ static void hook_round(void *arg, const fedreci_round_stats *st)
     r.bytes_in = st->bytes_in;
     r.bytes_out = st->bytes_out;
     round_metrics(st, r.metrics_json, sizeof r.metrics_json);
-    if (fedreci_persist_round(d->persist, &r) != FEDREC_OK)
+    if (fedreci_persist_round(d->persist, &r) != FEDREC_OK) {
+        atomic_store(&d->write_failed, 1);
         return; /* logged by persist; the hook has no way to report it */
+    }
+    atomic_store(&d->write_failed, 0);
 }
 
 static void hook_client(void *arg, uint64_t client_id, const uint8_t identity_pk[32], int opted_in)
@@ -132,6 +140,34 @@ static fedrec_err restore_client(void *arg, const fedreci_client_record *c)
 static const char *stage_label(int stage)
 {
     return stage < 0 ? "idle" : fedreci_stats_stage_name((unsigned)stage);
+}
+
+/* Why the daemon is unhealthy, into why (cap bytes), or "" when healthy:
+ * the last database write failed, the database's filesystem has less room
+ * than a model version needs (twice its size, for the version and its WAL
+ * copy, plus 1 MiB), or abort_streak rounds aborted in a row. */
+static void health_check(const fedreci_config *cfg, daemon_ctx *d, const fedreci_coord_status *cs,
+                         uint64_t model_bytes, char *why, size_t cap)
+{
+    why[0] = '\0';
+    if (atomic_load(&d->write_failed)) {
+        snprintf(why, cap, "database %s: the last write failed (see the log)", cfg->db_path);
+        return;
+    }
+    struct statvfs fs;
+    uint64_t need = 2 * model_bytes + (1u << 20);
+    if (statvfs(cfg->db_path, &fs) == 0) {
+        uint64_t avail = (uint64_t)fs.f_bavail * fs.f_frsize;
+        if (avail < need) {
+            snprintf(why, cap,
+                     "database %s: %llu bytes free on its filesystem, a model version needs %llu",
+                     cfg->db_path, (unsigned long long)avail, (unsigned long long)need);
+            return;
+        }
+    }
+    if (cfg->abort_streak && cs->abort_streak >= cfg->abort_streak)
+        snprintf(why, cap, "%u rounds aborted in a row (abort-streak %u)", cs->abort_streak,
+                 cfg->abort_streak);
 }
 
 static int fail(const char *what)
@@ -272,6 +308,9 @@ static int run(const fedreci_config *cfg)
     for (int i = 0; i < 4; i++)
         cc.stage_ms[i] = cfg->deadline_ms[i];
     cc.seed = cfg->seed;
+    cc.backoff_after = cfg->abort_streak;
+    cc.backoff_ms = cfg->backoff_ms;
+    cc.backoff_max_ms = cfg->backoff_max_ms;
     cc.max_rounds = cfg->rounds > UINT32_MAX ? UINT32_MAX : (uint32_t)cfg->rounds;
     cc.max_connections = cfg->max_connections;
     cc.max_conns_per_addr = cfg->max_conns_per_addr;
@@ -342,6 +381,7 @@ static int run(const fedreci_config *cfg)
     sd_notifyf(0, "READY=1\nSTATUS=serving model version %llu",
                (unsigned long long)boot.model.version);
 
+    char health[200] = ""; /* the problem /healthz reports, "" = healthy */
     for (;;) {
         struct timespec tick = {0, 200 * 1000000L};
         int sig = sigtimedwait(&sigs, NULL, &tick);
@@ -364,6 +404,17 @@ static int run(const fedreci_config *cfg)
             cs.connections,     cs.refused_per_address, cs.refused_total,  cs.new_ids_refused_addr,
             cs.new_ids_refused, cs.clients_known,       cs.clients_evicted};
         fedreci_stats_set_limits(stats, &lim);
+        char why[200];
+        health_check(cfg, &d, &cs, (uint64_t)boot.model.n_items * boot.model.k * sizeof(float), why,
+                     sizeof why);
+        if (strcmp(why, health) != 0) {
+            if (why[0])
+                fedreci_log(FEDRECI_LOG_WARN, -1, "unhealthy: %s", why);
+            else
+                fedreci_log(FEDRECI_LOG_INFO, -1, "healthy again");
+            snprintf(health, sizeof health, "%s", why);
+            fedreci_stats_set_health(stats, why);
+        }
         if (fedreci_coord_wait(d.coord, 0) == FEDREC_OK) {
             sd_notify(0, "STOPPING=1");
             fedreci_log(FEDRECI_LOG_INFO, -1, "%llu round(s) run: stopping",

@@ -44,6 +44,8 @@ void fedreci_eng_round_free(rstate *r)
 
 void fedreci_eng_set_deadline(fedreci_coord *c, uint64_t when)
 {
+    if (when && when < c->hold_until && !fedreci_eng_round_active(c))
+        when = c->hold_until;
     c->deadline = when;
     pthread_cond_signal(&c->cv_timer);
 }
@@ -229,10 +231,27 @@ static void round_end(fedreci_coord *c, rstate *r, outbox *ob)
     fedreci_secagg_server_destroy(r->srv);
     r->srv = NULL;
     c->rounds_run++;
-    if (completed)
+    if (completed) {
         c->rounds_completed++;
-    else
+        c->abort_streak = 0;
+        c->hold_until = 0;
+    } else {
         c->rounds_aborted++;
+        c->abort_streak++;
+        if (c->cfg.backoff_after && c->abort_streak >= c->cfg.backoff_after) {
+            uint32_t extra = c->abort_streak - c->cfg.backoff_after;
+            uint64_t wait = c->cfg.backoff_ms;
+            for (uint32_t i = 0; i < extra && wait < c->cfg.backoff_max_ms; i++)
+                wait *= 2;
+            if (wait > c->cfg.backoff_max_ms)
+                wait = c->cfg.backoff_max_ms;
+            c->hold_until = now_ms() + wait;
+            fedreci_log(FEDRECI_LOG_WARN, (int64_t)r->id,
+                        "%u rounds aborted in a row: the next round starts in %llu ms at the "
+                        "earliest",
+                        c->abort_streak, (unsigned long long)wait);
+        }
+    }
     c->deadline = 0;
     if (c->cfg.max_rounds && c->rounds_run >= c->cfg.max_rounds) {
         c->stopped = 1;
@@ -643,7 +662,7 @@ int fedreci_eng_round_active(const fedreci_coord *c)
 
 void fedreci_eng_maybe_select(fedreci_coord *c, outbox *ob)
 {
-    if (c->stopped || fedreci_eng_round_active(c))
+    if (c->stopped || fedreci_eng_round_active(c) || now_ms() < c->hold_until)
         return;
     uint32_t quorum = c->cfg.checkin_quorum;
     if (c->n_waiting >= quorum && c->n_waiting >= c->cfg.min_cohort)
@@ -659,6 +678,10 @@ void fedreci_eng_on_deadline(fedreci_coord *c, outbox *ob)
     }
     if (c->stopped)
         return;
+    if (now_ms() < c->hold_until) { /* backing off: keep the check-ins */
+        fedreci_eng_set_deadline(c, c->hold_until);
+        return;
+    }
     if (c->n_waiting >= c->cfg.min_cohort) {
         select_cohort(c, ob);
     } else if (c->n_waiting > 0) {

@@ -106,6 +106,13 @@ void fedreci_stats_set_model_version(fedreci_stats *st, uint64_t version)
     pthread_mutex_unlock(&st->lock);
 }
 
+void fedreci_stats_set_health(fedreci_stats *st, const char *problem)
+{
+    pthread_mutex_lock(&st->lock);
+    snprintf(st->s.problem, sizeof st->s.problem, "%s", problem ? problem : "");
+    pthread_mutex_unlock(&st->lock);
+}
+
 void fedreci_stats_set_connected(fedreci_stats *st, uint32_t n)
 {
     pthread_mutex_lock(&st->lock);
@@ -315,12 +322,19 @@ static void handle(nng_aio *aio)
 {
     nng_http_handler *h = nng_aio_get_input(aio, 1);
     page_ctx *pc = nng_http_handler_get_data(h);
-    if (pc->which == PAGE_HEALTHZ) {
-        reply(aio, NNG_HTTP_STATUS_OK, "text/plain; charset=utf-8", "ok\n", 3);
-        return;
-    }
     fedreci_stats_snapshot snap;
     fedreci_stats_snapshot_get(pc->owner->stats, &snap);
+    if (pc->which == PAGE_HEALTHZ) {
+        if (!snap.problem[0]) {
+            reply(aio, NNG_HTTP_STATUS_OK, "text/plain; charset=utf-8", "ok\n", 3);
+            return;
+        }
+        char msg[256];
+        int n = snprintf(msg, sizeof msg, "unhealthy: %s\n", snap.problem);
+        reply(aio, NNG_HTTP_STATUS_SERVICE_UNAVAILABLE, "text/plain; charset=utf-8", msg,
+              n > 0 && (size_t)n < sizeof msg ? (size_t)n : sizeof msg - 1);
+        return;
+    }
     char body[STATUS_BODY_CAP];
     size_t len = 0;
     fedrec_err e = pc->which == PAGE_STATUS

@@ -4,7 +4,8 @@
  * fedreci_stats is a thread-safe record (one mutex) that the round engine's
  * hooks update and the HTTP handlers read. fedreci_status serves, over nng's
  * HTTP server (nng/supplemental/http/http.h):
- *   GET /healthz  200 "ok\n"
+ *   GET /healthz  200 "ok\n", or 503 "unhealthy: PROBLEM\n" while a problem
+ *                 is set (fedreci_stats_set_health)
  *   GET /status   application/json: {"round":..,"stage":..,"model_version":..,
  *                 "connected_clients":..,"rounds_completed":..,
  *                 "rounds_aborted":..,"uptime_seconds":..}
@@ -66,6 +67,7 @@ typedef struct fedreci_stats_snapshot {
     uint64_t bytes_out;
     double uptime_seconds;
     fedreci_stats_limits limits; /* resource limits: gauges and refusal counters */
+    char problem[200];           /* why /healthz fails; "" = healthy */
 } fedreci_stats_snapshot;
 
 /* Names of the stages as used in labels: "advertise", "share_keys",
@@ -88,6 +90,9 @@ void fedreci_stats_round_end(fedreci_stats *st, const fedreci_round_record *r);
 void fedreci_stats_set_stage(fedreci_stats *st, const char *stage);
 void fedreci_stats_set_model_version(fedreci_stats *st, uint64_t version);
 void fedreci_stats_set_connected(fedreci_stats *st, uint32_t n);
+/* What makes the daemon unhealthy (copied, cut to 199 bytes), or NULL / ""
+ * when it is healthy again. */
+void fedreci_stats_set_health(fedreci_stats *st, const char *problem);
 /* Traffic outside the rounds' own accounting (e.g. model downloads). */
 /* Replaces the resource-limit figures. */
 void fedreci_stats_set_limits(fedreci_stats *st, const fedreci_stats_limits *l);

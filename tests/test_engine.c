@@ -66,6 +66,9 @@ static void check_clients(void)
     th_check_world(&W);
 }
 
+/* backoff_after of the next coord_new (test_backoff_after_abort) */
+static uint32_t g_backoff_after;
+
 static fedreci_coord *coord_new(const char *url, uint32_t cohort, uint32_t neighbors,
                                 uint32_t threshold, uint32_t stage_ms, uint32_t max_rounds)
 {
@@ -86,6 +89,9 @@ static fedreci_coord *coord_new(const char *url, uint32_t cohort, uint32_t neigh
     cfg.first_round_id = W.first_round;
     cfg.max_rounds = max_rounds;
     cfg.opt.n_train = 12;
+    cfg.backoff_after = g_backoff_after;
+    cfg.backoff_ms = 3600000;
+    cfg.backoff_max_ms = 7200000;
     fedreci_coord_hooks hooks = th_world_hooks(&W);
     fedreci_coord_model m = th_model_start(&M, 1);
     return th_coord_start(&cfg, &hooks, &m);
@@ -289,6 +295,55 @@ static void test_abort_below_threshold(void **state)
     assert_int_equal(cs.model_version, 1);
     assert_int_equal(cs.rounds_aborted, 1);
     assert_int_equal(W.commits, 0);
+    fedreci_coord_destroy(c);
+}
+
+/* With backoff_after 1, an aborted round holds the next one back (an hour
+ * here): six fresh check-ins, a full quorum that would start a round at
+ * once, are held and no round starts; stopping releases them with NO_ROUND. */
+static void test_backoff_after_abort(void **state)
+{
+    (void)state;
+    const char *url = "inproc://fedrec-engine-backoff";
+    world_init(6, 1);
+    g_backoff_after = 1;
+    fedreci_coord *c = coord_new(url, 6, 0, 5, 1500, 0);
+    g_backoff_after = 0;
+    int drops[MAXC] = {-1, 2, -1, 2, -1, -1};
+    fedreci_session_result res[MAXC];
+    run_round(url, 6, drops, res);
+    assert_false(W.round[0].st.completed);
+    fedreci_coord_status cs;
+    fedreci_coord_get_status(c, &cs);
+    assert_int_equal(cs.abort_streak, 1);
+    assert_true(cs.backoff_ms_left > 0 && cs.backoff_ms_left <= 3600000);
+    uint64_t rid = cs.round_id;
+    fedreci_session *s[6];
+    for (int i = 0; i < 6; i++)
+        s[i] = session_new(url, &W.cl[i], 1, -1);
+    /* wait until all six are held (the quorum: without the backoff the
+     * sixth check-in would start a round and empty the waiting list) */
+    for (;;) {
+        fedreci_coord_get_status(c, &cs);
+        if (cs.clients_waiting == 6)
+            break;
+        struct timespec ms10 = {0, 10 * 1000000L};
+        nanosleep(&ms10, NULL);
+    }
+    assert_int_equal(cs.round_id, rid);
+    assert_int_equal(cs.stage, -1);
+    assert_int_equal(cs.rounds_aborted, 1);
+    assert_int_equal(cs.rounds_completed, 0);
+    fedreci_coord_stop(c);
+    for (int i = 0; i < 6; i++) {
+        fedreci_session_result r;
+        assert_int_equal(fedreci_session_wait(s[i], -1, &r), FEDREC_OK);
+        assert_int_equal(r.outcome, FEDRECI_SESSION_NO_ROUND);
+        fedreci_session_destroy(s[i]);
+    }
+    fedreci_coord_get_status(c, &cs);
+    assert_int_equal(cs.rounds_aborted, 1);
+    assert_int_equal(cs.rounds_completed, 0);
     fedreci_coord_destroy(c);
 }
 
@@ -525,6 +580,7 @@ int main(void)
         cmocka_unit_test(test_dropout_each_stage),
         cmocka_unit_test(test_dropout_declared),
         cmocka_unit_test(test_abort_below_threshold),
+        cmocka_unit_test(test_backoff_after_abort),
         cmocka_unit_test(test_hand_driven_duplicates),
         cmocka_unit_test(test_opted_out),
         cmocka_unit_test(test_min_cohort),
