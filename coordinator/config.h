@@ -34,6 +34,7 @@ typedef struct fedreci_config {
     char *http;              /* status server "http://HOST:PORT"; NULL = disabled */
     char *tls_cert;          /* PEM certificate (chain) for tls+tcp:// listeners */
     char *tls_key;           /* PEM private key for tls_cert */
+    uint32_t require_tls;    /* 1: every tcp listener must be tls+tcp:// */
     char *catalog;           /* CSV catalog (code,description); NULL = keep the stored one */
     char *config_path;       /* the INI file read, NULL when none */
     uint32_t cohort;         /* clients invited per round */
@@ -78,7 +79,8 @@ FEDREC_NODISCARD fedrec_err fedreci_config_parse(fedreci_config **out, int argc,
  * neighbors < cohort, the SecAgg parameters through
  * fedreci_secagg_params_check for a round of `cohort` clients (overflow
  * budget) and of `min-cohort` clients (threshold against the capped k), the
- * listen URL schemes, both-or-neither of tls-cert/tls-key and readable TLS
+ * listen URL schemes (only tls+tcp://, ipc:// and inproc:// with
+ * require-tls), both-or-neither of tls-cert/tls-key and readable TLS
  * files when a tls+tcp:// listener is configured, the http scheme.
  * Errors: FEDREC_ERR_INVALID, FEDREC_ERR_RANGE, FEDREC_ERR_IO, or what
  * fedreci_secagg_params_check returns (its message included). */

@@ -48,6 +48,10 @@ fedrec_err fedreci_config_check(const fedreci_config *c)
         const char *u = c->listen[i];
         if (strncmp(u, "tls+tcp://", 10) == 0)
             tls = 1;
+        else if (c->require_tls && strncmp(u, "ipc://", 6) != 0 && strncmp(u, "inproc://", 9) != 0)
+            return fedreci_error(FEDREC_ERR_INVALID,
+                                 "listen: '%s' is plaintext and require-tls is 1 (use tls+tcp://)",
+                                 u);
         else if (strncmp(u, "tcp://", 6) != 0 && strncmp(u, "ipc://", 6) != 0 &&
                  strncmp(u, "inproc://", 9) != 0 && strncmp(u, "tcp4://", 7) != 0 &&
                  strncmp(u, "tcp6://", 7) != 0)

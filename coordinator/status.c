@@ -1,12 +1,14 @@
 #include "status.h"
 
 #include <arpa/inet.h>
+#include <dirent.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <nng/nng.h>
 #include <nng/supplemental/http/http.h>
@@ -20,6 +22,7 @@ struct fedreci_stats {
     pthread_mutex_t lock;
     fedreci_stats_snapshot s; /* uptime_seconds unused here */
     struct timespec started;
+    double started_unix; /* CLOCK_REALTIME at create */
 };
 
 static const char *const stage_names[FEDRECI_DB_STAGES] = {"advertise", "share_keys",
@@ -41,6 +44,9 @@ fedrec_err fedreci_stats_create(fedreci_stats **out)
     }
     snprintf(st->s.stage, sizeof st->s.stage, "idle");
     clock_gettime(CLOCK_MONOTONIC, &st->started);
+    struct timespec wall;
+    clock_gettime(CLOCK_REALTIME, &wall);
+    st->started_unix = (double)wall.tv_sec + (double)wall.tv_nsec / 1e9;
     *out = st;
     return FEDREC_OK;
 }
@@ -128,6 +134,36 @@ void fedreci_stats_add_bytes(fedreci_stats *st, uint64_t in, uint64_t out)
     pthread_mutex_unlock(&st->lock);
 }
 
+/* Resident set size in bytes from /proc/self/statm (its second field, in
+ * pages), -1 when unavailable. */
+static int64_t resident_bytes(void)
+{
+    FILE *f = fopen("/proc/self/statm", "r");
+    if (!f)
+        return -1;
+    unsigned long long size, resident;
+    int n = fscanf(f, "%llu %llu", &size, &resident);
+    fclose(f);
+    long page = sysconf(_SC_PAGESIZE);
+    return n == 2 && page > 0 ? (int64_t)(resident * (unsigned long long)page) : -1;
+}
+
+/* Open descriptors: the entries of /proc/self/fd, less the one opendir
+ * holds; -1 when unavailable. */
+static int64_t open_fds(void)
+{
+    DIR *d = opendir("/proc/self/fd");
+    if (!d)
+        return -1;
+    int64_t n = 0;
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL)
+        if (e->d_name[0] != '.')
+            n++;
+    closedir(d);
+    return n > 0 ? n - 1 : 0;
+}
+
 void fedreci_stats_snapshot_get(fedreci_stats *st, fedreci_stats_snapshot *out)
 {
     struct timespec now;
@@ -137,6 +173,9 @@ void fedreci_stats_snapshot_get(fedreci_stats *st, fedreci_stats_snapshot *out)
     pthread_mutex_unlock(&st->lock);
     out->uptime_seconds = (double)(now.tv_sec - st->started.tv_sec) +
                           (double)(now.tv_nsec - st->started.tv_nsec) / 1e9;
+    out->resident_bytes = resident_bytes();
+    out->open_fds = open_fds();
+    out->start_time_seconds = st->started_unix;
 }
 
 /* ---- rendering ------------------------------------------------------------------ */
@@ -202,6 +241,35 @@ fedrec_err fedreci_stats_format_metrics(const fedreci_stats_snapshot *s, char *b
     out_buf b = {buf, cap, 0, cap == 0};
     if (!b.overflow)
         buf[0] = '\0';
+    put(&b,
+        "# HELP fedrec_build_info The running fedrec version (always 1).\n"
+        "# TYPE fedrec_build_info gauge\n"
+        "fedrec_build_info{version=\"%s\"} 1\n",
+        fedrec_version());
+    put(&b,
+        "# HELP fedrec_rounds_total Finished rounds by outcome.\n"
+        "# TYPE fedrec_rounds_total counter\n"
+        "fedrec_rounds_total{outcome=\"completed\"} %llu\n"
+        "fedrec_rounds_total{outcome=\"aborted\"} %llu\n",
+        (unsigned long long)s->rounds_completed, (unsigned long long)s->rounds_aborted);
+    if (s->resident_bytes >= 0)
+        put(&b,
+            "# HELP process_resident_memory_bytes Resident memory size in bytes.\n"
+            "# TYPE process_resident_memory_bytes gauge\n"
+            "process_resident_memory_bytes %lld\n",
+            (long long)s->resident_bytes);
+    if (s->open_fds >= 0)
+        put(&b,
+            "# HELP process_open_fds Number of open file descriptors.\n"
+            "# TYPE process_open_fds gauge\n"
+            "process_open_fds %lld\n",
+            (long long)s->open_fds);
+    put(&b,
+        "# HELP process_start_time_seconds Start time of the process since the Unix epoch in "
+        "seconds.\n"
+        "# TYPE process_start_time_seconds gauge\n"
+        "process_start_time_seconds %.3f\n",
+        s->start_time_seconds);
     put(&b,
         "# HELP fedrec_rounds_completed_total Rounds that committed a new model version.\n"
         "# TYPE fedrec_rounds_completed_total counter\n"

@@ -18,7 +18,11 @@
  *                 _sum and _count over finished rounds),
  *                 fedrec_bytes_received_total, fedrec_bytes_sent_total
  *                 (counters), fedrec_model_version, fedrec_connected_clients,
- *                 fedrec_current_round (gauges).
+ *                 fedrec_current_round (gauges);
+ *                 fedrec_rounds_total{outcome="completed"|"aborted"} (counter),
+ *                 fedrec_build_info{version=...} 1, and the standard process
+ *                 metrics process_resident_memory_bytes,
+ *                 process_open_fds, process_start_time_seconds (gauges).
  * Stage label values: advertise, share_keys, masked_input, unmask.
  *
  * Thread-safety: every fedreci_stats function may be called from any thread;
@@ -68,6 +72,10 @@ typedef struct fedreci_stats_snapshot {
     double uptime_seconds;
     fedreci_stats_limits limits; /* resource limits: gauges and refusal counters */
     char problem[200];           /* why /healthz fails; "" = healthy */
+    /* the process, read by fedreci_stats_snapshot_get (-1 when unknown) */
+    int64_t resident_bytes;    /* resident set size (/proc/self/statm) */
+    int64_t open_fds;          /* open file descriptors (/proc/self/fd) */
+    double start_time_seconds; /* when fedreci_stats_create ran, Unix seconds */
 } fedreci_stats_snapshot;
 
 /* Names of the stages as used in labels: "advertise", "share_keys",

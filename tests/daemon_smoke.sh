@@ -151,6 +151,11 @@ sed 's/^\[round\]/[rounds]/' "$dir/good.ini" >"$dir/bad3.ini"
 check_bad "$dir/bad3.ini:7: [rounds] cohort: key 'cohort' belongs in section [round]" --config "$dir/bad3.ini"
 check_bad "catalog: '$dir/none.csv': cannot read" --config "$dir/good.ini" --catalog "$dir/none.csv"
 check_bad "$dir/missing.ini: cannot open" --config "$dir/missing.ini"
+check_bad "listen: 'tcp://127.0.0.1:7450' is plaintext and require-tls is 1 (use tls+tcp://)" \
+  --config "$dir/good.ini" --require-tls 1
+# ipc:// is local: allowed with require-tls
+"$bin" --config "$dir/good.ini" --require-tls 1 --listen "ipc://$dir/sock" --check-config \
+  >/dev/null || fail "require-tls refused ipc://"
 
 # a bad value names the key and the value, exit status 2
 rc=0

@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <strings.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -126,6 +127,21 @@ static void test_stats_and_renderers(void **state)
     assert_int_equal(fedreci_stats_format_metrics(&s, buf, sizeof buf, &len), FEDREC_OK);
     assert_true(metric(buf, "fedrec_rounds_completed_total") == 1);
     assert_true(metric(buf, "fedrec_rounds_aborted_total") == 1);
+    assert_true(metric(buf, "fedrec_rounds_total{outcome=\"completed\"}") == 1);
+    assert_true(metric(buf, "fedrec_rounds_total{outcome=\"aborted\"}") == 1);
+    {
+        char info[96];
+        snprintf(info, sizeof info, "fedrec_build_info{version=\"%s\"}", fedrec_version());
+        assert_true(metric(buf, info) == 1);
+    }
+    /* this process: a resident set of at least a page, at least stdin,
+     * stdout and stderr open, started within the last day */
+    assert_true(metric(buf, "process_resident_memory_bytes") >= 4096);
+    assert_true(metric(buf, "process_open_fds") >= 3);
+    assert_true(metric(buf, "process_start_time_seconds") > (double)time(NULL) - 86400);
+    assert_true(metric(buf, "process_start_time_seconds") <= (double)time(NULL) + 1);
+    assert_non_null(strstr(buf, "# TYPE process_open_fds gauge\n"));
+    assert_non_null(strstr(buf, "# TYPE fedrec_rounds_total counter\n"));
     assert_true(metric(buf, "fedrec_round_participants") == 0); /* last finished: aborted */
     assert_true(metric(buf, "fedrec_dropouts_total{stage=\"advertise\"}") == 2);
     assert_true(metric(buf, "fedrec_dropouts_total{stage=\"share_keys\"}") == 0);
