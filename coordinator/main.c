@@ -233,6 +233,129 @@ static int check_config(const fedreci_config *cfg)
     return 0;
 }
 
+/* The startup line: version, pid and the effective configuration. */
+static void log_starting(const fedreci_config *cfg)
+{
+    char line[900];
+    size_t need = fedreci_config_format(cfg, line, sizeof line);
+    fedreci_log(FEDRECI_LOG_INFO, -1, "fedrec-coordinator %s starting (pid %ld): %s%s",
+                fedrec_version(), (long)getpid(), line, need >= sizeof line ? "..." : "");
+}
+
+/* The engine's configuration from the daemon's (everything but the values
+ * read from the database: first round id and n_train). */
+static void engine_config(const fedreci_config *cfg, fedreci_coord_config *cc)
+{
+    fedreci_coord_config_default(cc);
+    cc->listen_urls = (const char *const *)cfg->listen;
+    cc->n_listen = cfg->n_listen;
+    cc->tls_cert_file = cfg->tls_cert;
+    cc->tls_key_file = cfg->tls_key;
+    cc->cohort_size = cfg->cohort;
+    cc->min_cohort = cfg->min_cohort;
+    cc->checkin_quorum = cfg->cohort;
+    /* Enough contexts to hold every member's long poll (engine.h). */
+    if ((uint64_t)cfg->cohort + cfg->cohort / 8 + 64 > cc->n_contexts)
+        cc->n_contexts = cfg->cohort + cfg->cohort / 8 + 64;
+    cc->checkin_window_ms = cfg->checkin_ms;
+    cc->neighbors = cfg->neighbors;
+    cc->threshold = cfg->threshold;
+    cc->clip = cfg->clip;
+    cc->scale = cfg->scale;
+    for (int i = 0; i < 4; i++)
+        cc->stage_ms[i] = cfg->deadline_ms[i];
+    cc->seed = cfg->seed;
+    cc->backoff_after = cfg->abort_streak;
+    cc->backoff_ms = cfg->backoff_ms;
+    cc->backoff_max_ms = cfg->backoff_max_ms;
+    cc->max_rounds = cfg->rounds > UINT32_MAX ? UINT32_MAX : (uint32_t)cfg->rounds;
+    cc->max_connections = cfg->max_connections;
+    cc->max_conns_per_addr = cfg->max_conns_per_addr;
+    cc->new_ids_addr_burst = cfg->new_ids_addr_burst;
+    cc->new_ids_addr_rate = cfg->new_ids_addr_rate;
+    cc->new_ids_burst = cfg->new_ids_burst;
+    cc->new_ids_rate = cfg->new_ids_rate;
+    cc->max_clients = cfg->max_clients;
+    cc->opt.lr = cfg->lr;
+    cc->opt.lambda = cfg->lambda;
+}
+
+/* Serves until SIGTERM/SIGINT or the engine's last round (--rounds):
+ * polls the engine's status into the metrics and /healthz every 200 ms.
+ * model_bytes is the size of one model version (for the free-space check). */
+static void serve(const fedreci_config *cfg, daemon_ctx *d, fedreci_stats *stats,
+                  const sigset_t *sigs, uint64_t model_bytes)
+{
+    char health[200] = ""; /* the problem /healthz reports, "" = healthy */
+    for (;;) {
+        struct timespec tick = {0, 200 * 1000000L};
+        int sig = sigtimedwait(sigs, NULL, &tick);
+        if (sig < 0 && stop_signal)
+            sig = stop_signal;
+        if (sig == SIGTERM || sig == SIGINT) {
+            sd_notify(0, "STOPPING=1");
+            fedreci_log(FEDRECI_LOG_INFO, -1, "%s: stopping",
+                        sig == SIGTERM ? "SIGTERM" : "SIGINT");
+            break;
+        }
+        fedreci_coord_status cs;
+        fedreci_coord_get_status(d->coord, &cs);
+        if (cs.round_id > 0 && cs.stage >= 0)
+            fedreci_persist_round_seen(d->persist, cs.round_id);
+        fedreci_stats_set_stage(stats, stage_label(cs.stage));
+        fedreci_stats_set_connected(stats, cs.clients_known);
+        fedreci_stats_set_model_version(stats, cs.model_version);
+        fedreci_stats_limits lim = {
+            cs.connections,     cs.refused_per_address, cs.refused_total,  cs.new_ids_refused_addr,
+            cs.new_ids_refused, cs.clients_known,       cs.clients_evicted};
+        fedreci_stats_set_limits(stats, &lim);
+        char why[200];
+        health_check(cfg, d, &cs, model_bytes, why, sizeof why);
+        if (strcmp(why, health) != 0) {
+            if (why[0])
+                fedreci_log(FEDRECI_LOG_WARN, -1, "unhealthy: %s", why);
+            else
+                fedreci_log(FEDRECI_LOG_INFO, -1, "healthy again");
+            snprintf(health, sizeof health, "%s", why);
+            fedreci_stats_set_health(stats, why);
+        }
+        if (fedreci_coord_wait(d->coord, 0) == FEDREC_OK) {
+            sd_notify(0, "STOPPING=1");
+            fedreci_log(FEDRECI_LOG_INFO, -1, "%llu round(s) run: stopping",
+                        (unsigned long long)(cs.rounds_completed + cs.rounds_aborted));
+            break;
+        }
+    }
+}
+
+/* The catalog code of every model row (pointers into boot's catalog), or
+ * NULL (logged) when out of memory. The caller frees the array. */
+static const char **item_codes(const fedreci_bootstrap *boot)
+{
+    const char **codes = calloc(boot->model.n_items ? boot->model.n_items : 1, sizeof *codes);
+    if (!codes) {
+        fedreci_log(FEDRECI_LOG_ERROR, -1, "out of memory");
+        return NULL;
+    }
+    for (uint32_t i = 0; i < boot->model.n_items; i++)
+        codes[i] = fedreci_catalog_at(boot->catalog, i)->code;
+    return codes;
+}
+
+/* Checks the database's integrity (logged if damaged) and closes it; NULL is
+ * a no-op. */
+static void close_db(fedreci_db *db)
+{
+    if (!db)
+        return;
+    int ok = 0;
+    char msg[128] = "";
+    if (fedreci_db_integrity_check(db, &ok, msg, sizeof msg) == FEDREC_OK && !ok)
+        fedreci_log(FEDRECI_LOG_ERROR, -1, "database integrity_check: %s", msg);
+    fedreci_db_close(db);
+    fedreci_log(FEDRECI_LOG_INFO, -1, "database closed");
+}
+
 static int run(const fedreci_config *cfg)
 {
     int rc = 1;
@@ -250,12 +373,7 @@ static int run(const fedreci_config *cfg)
     sigaddset(&sigs, SIGTERM);
     sigaddset(&sigs, SIGINT);
 
-    {
-        char line[900];
-        size_t need = fedreci_config_format(cfg, line, sizeof line);
-        fedreci_log(FEDRECI_LOG_INFO, -1, "fedrec-coordinator %s starting (pid %ld): %s%s",
-                    fedrec_version(), (long)getpid(), line, need >= sizeof line ? "..." : "");
-    }
+    log_starting(cfg);
     /* one daemon per database: a second one would commit model versions
      * behind the first one's back (docs/operations.md, "One instance") */
     if (fedreci_pidlock_acquire(&lock, cfg->db_path)) {
@@ -289,38 +407,7 @@ static int run(const fedreci_config *cfg)
 
     /* the engine's configuration from ours */
     fedreci_coord_config cc;
-    fedreci_coord_config_default(&cc);
-    cc.listen_urls = (const char *const *)cfg->listen;
-    cc.n_listen = cfg->n_listen;
-    cc.tls_cert_file = cfg->tls_cert;
-    cc.tls_key_file = cfg->tls_key;
-    cc.cohort_size = cfg->cohort;
-    cc.min_cohort = cfg->min_cohort;
-    cc.checkin_quorum = cfg->cohort;
-    /* Enough contexts to hold every member's long poll (engine.h). */
-    if ((uint64_t)cfg->cohort + cfg->cohort / 8 + 64 > cc.n_contexts)
-        cc.n_contexts = cfg->cohort + cfg->cohort / 8 + 64;
-    cc.checkin_window_ms = cfg->checkin_ms;
-    cc.neighbors = cfg->neighbors;
-    cc.threshold = cfg->threshold;
-    cc.clip = cfg->clip;
-    cc.scale = cfg->scale;
-    for (int i = 0; i < 4; i++)
-        cc.stage_ms[i] = cfg->deadline_ms[i];
-    cc.seed = cfg->seed;
-    cc.backoff_after = cfg->abort_streak;
-    cc.backoff_ms = cfg->backoff_ms;
-    cc.backoff_max_ms = cfg->backoff_max_ms;
-    cc.max_rounds = cfg->rounds > UINT32_MAX ? UINT32_MAX : (uint32_t)cfg->rounds;
-    cc.max_connections = cfg->max_connections;
-    cc.max_conns_per_addr = cfg->max_conns_per_addr;
-    cc.new_ids_addr_burst = cfg->new_ids_addr_burst;
-    cc.new_ids_addr_rate = cfg->new_ids_addr_rate;
-    cc.new_ids_burst = cfg->new_ids_burst;
-    cc.new_ids_rate = cfg->new_ids_rate;
-    cc.max_clients = cfg->max_clients;
-    cc.opt.lr = cfg->lr;
-    cc.opt.lambda = cfg->lambda;
+    engine_config(cfg, &cc);
     uint64_t n_clients = 0;
     if (fedreci_db_next_round_id(db, &cc.first_round_id) ||
         fedreci_db_client_count(db, &n_clients)) {
@@ -330,13 +417,9 @@ static int run(const fedreci_config *cfg)
     cc.opt.n_train = cfg->n_train
                          ? cfg->n_train
                          : (n_clients > cc.cohort_size ? (uint32_t)n_clients : cc.cohort_size);
-    codes = calloc(boot.model.n_items, sizeof *codes);
-    if (!codes) {
-        fedreci_log(FEDRECI_LOG_ERROR, -1, "out of memory");
+    codes = item_codes(&boot);
+    if (!codes)
         goto out;
-    }
-    for (uint32_t i = 0; i < boot.model.n_items; i++)
-        codes[i] = fedreci_catalog_at(boot.catalog, i)->code;
     if (fedreci_catalog_retired_rows(boot.catalog, &retired, &n_retired)) {
         fail("catalog");
         goto out;
@@ -381,47 +464,7 @@ static int run(const fedreci_config *cfg)
     sd_notifyf(0, "READY=1\nSTATUS=serving model version %llu",
                (unsigned long long)boot.model.version);
 
-    char health[200] = ""; /* the problem /healthz reports, "" = healthy */
-    for (;;) {
-        struct timespec tick = {0, 200 * 1000000L};
-        int sig = sigtimedwait(&sigs, NULL, &tick);
-        if (sig < 0 && stop_signal)
-            sig = stop_signal;
-        if (sig == SIGTERM || sig == SIGINT) {
-            sd_notify(0, "STOPPING=1");
-            fedreci_log(FEDRECI_LOG_INFO, -1, "%s: stopping",
-                        sig == SIGTERM ? "SIGTERM" : "SIGINT");
-            break;
-        }
-        fedreci_coord_status cs;
-        fedreci_coord_get_status(d.coord, &cs);
-        if (cs.round_id > 0 && cs.stage >= 0)
-            fedreci_persist_round_seen(d.persist, cs.round_id);
-        fedreci_stats_set_stage(stats, stage_label(cs.stage));
-        fedreci_stats_set_connected(stats, cs.clients_known);
-        fedreci_stats_set_model_version(stats, cs.model_version);
-        fedreci_stats_limits lim = {
-            cs.connections,     cs.refused_per_address, cs.refused_total,  cs.new_ids_refused_addr,
-            cs.new_ids_refused, cs.clients_known,       cs.clients_evicted};
-        fedreci_stats_set_limits(stats, &lim);
-        char why[200];
-        health_check(cfg, &d, &cs, (uint64_t)boot.model.n_items * boot.model.k * sizeof(float), why,
-                     sizeof why);
-        if (strcmp(why, health) != 0) {
-            if (why[0])
-                fedreci_log(FEDRECI_LOG_WARN, -1, "unhealthy: %s", why);
-            else
-                fedreci_log(FEDRECI_LOG_INFO, -1, "healthy again");
-            snprintf(health, sizeof health, "%s", why);
-            fedreci_stats_set_health(stats, why);
-        }
-        if (fedreci_coord_wait(d.coord, 0) == FEDREC_OK) {
-            sd_notify(0, "STOPPING=1");
-            fedreci_log(FEDRECI_LOG_INFO, -1, "%llu round(s) run: stopping",
-                        (unsigned long long)(cs.rounds_completed + cs.rounds_aborted));
-            break;
-        }
-    }
+    serve(cfg, &d, stats, &sigs, (uint64_t)boot.model.n_items * boot.model.k * sizeof(float));
     rc = 0;
 out:
     if (d.coord)
@@ -433,14 +476,7 @@ out:
     free(codes);
     free(retired);
     fedreci_bootstrap_clear(&boot);
-    if (db) {
-        int ok = 0;
-        char msg[128] = "";
-        if (fedreci_db_integrity_check(db, &ok, msg, sizeof msg) == FEDREC_OK && !ok)
-            fedreci_log(FEDRECI_LOG_ERROR, -1, "database integrity_check: %s", msg);
-        fedreci_db_close(db);
-        fedreci_log(FEDRECI_LOG_INFO, -1, "database closed");
-    }
+    close_db(db);
     fedreci_pidlock_release(lock);
     return rc;
 }
