@@ -33,6 +33,10 @@ char *th_tmpdir(const char *tag);
 /* Removes dir and the files in it (not recursive). Missing: nothing. */
 void th_rm_rf(const char *dir);
 
+/* The whole file at path as a NUL-terminated heap string (free it), or NULL
+ * when it cannot be read or memory runs out. For logs and small outputs. */
+char *th_slurp(const char *path);
+
 /* dir/name in one of four rotating static buffers (valid for the next three
  * calls). */
 const char *th_path(const char *dir, const char *name);

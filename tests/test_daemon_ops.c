@@ -56,6 +56,7 @@
 #include "core/err.h"
 #include "core/log.h"
 #include "proto/wire.h"
+#include "harness.h"
 
 extern char **environ;
 
@@ -113,37 +114,10 @@ static double now_s(void)
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
-static char *slurp(const char *path)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return NULL;
-    size_t cap = 1 << 16, n = 0;
-    char *b = malloc(cap);
-    size_t got;
-    while (b && (got = fread(b + n, 1, cap - n - 1, f)) > 0) {
-        n += got;
-        if (n + 1 == cap) {
-            char *nb = realloc(b, cap * 2);
-            if (!nb) {
-                free(b);
-                b = NULL;
-                break;
-            }
-            b = nb;
-            cap *= 2;
-        }
-    }
-    fclose(f);
-    if (b)
-        b[n] = 0;
-    return b;
-}
-
 /* Number of log lines containing every one of the (up to 3) substrings. */
 static int log_count(const daemon_proc *d, const char *a, const char *b, const char *c)
 {
-    char *s = slurp(d->log);
+    char *s = th_slurp(d->log);
     int n = 0;
     for (char *line = s ? strtok(s, "\n") : NULL; line; line = strtok(NULL, "\n"))
         if (strstr(line, a) && (!b || strstr(line, b)) && (!c || strstr(line, c)))
@@ -166,7 +140,7 @@ static int log_wait(const daemon_proc *d, const char *a, const char *b, const ch
 
 static void dump_log(const daemon_proc *d)
 {
-    char *s = slurp(d->log);
+    char *s = th_slurp(d->log);
     if (s) {
         size_t n = strlen(s);
         fprintf(stderr, "---- %s (last 6000 bytes)\n%s\n", d->log, s + (n > 6000 ? n - 6000 : 0));
@@ -238,7 +212,7 @@ static void daemon_launch(daemon_proc *d, const char *scheme, const char *const 
         dump_log(d);
         fail_msg("the coordinator did not start");
     }
-    char *s = slurp(d->log);
+    char *s = th_slurp(d->log);
     char *p = strstr(s, needle);
     assert_non_null(p);
     d->port = atoi(p + strlen(needle));
@@ -257,7 +231,7 @@ static void daemon_mem(const daemon_proc *d, long *hwm_kb, long *rss_kb)
 {
     char path[64];
     snprintf(path, sizeof path, "/proc/%d/status", (int)d->pid);
-    char *s = slurp(path);
+    char *s = th_slurp(path);
     *hwm_kb = *rss_kb = -1;
     char *p;
     if (s && (p = strstr(s, "VmHWM:")))
@@ -800,7 +774,7 @@ static void test_load(void **state)
         fail_msg("%u of %u completed, %u asked to retry", completed, n, retried);
     }
     assert_int_equal(log_count(&d, "refused", NULL, NULL), 0);
-    char *s = slurp(d.log);
+    char *s = th_slurp(d.log);
     char *p = strstr(s, "round completed: cohort");
     char stages[64] = "?";
     if (p && (p = strstr(p, "stages ")))
@@ -943,7 +917,7 @@ static void test_tls_round(void **state)
     pthread_join(t, NULL);
     int st = 0;
     assert_int_equal(waitpid(cli, &st, 0), cli);
-    char *out = slurp(cli_out);
+    char *out = th_slurp(cli_out);
     if (g.res.outcome != FEDRECI_SESSION_COMPLETED || a.err || !WIFEXITED(st) ||
         WEXITSTATUS(st) != 0) {
         dump_log(&d);

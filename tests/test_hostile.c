@@ -55,6 +55,7 @@
 #include "core/err.h"
 #include "core/secagg/secagg.h"
 #include "proto/wire.h"
+#include "harness.h"
 
 extern char **environ;
 
@@ -86,36 +87,10 @@ static int teardown_daemon(void **state)
     return 0;
 }
 
-static char *slurp(const char *path)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return NULL;
-    size_t cap = 1 << 16, n = 0, got;
-    char *b = malloc(cap);
-    while (b && (got = fread(b + n, 1, cap - n - 1, f)) > 0) {
-        n += got;
-        if (n + 1 == cap) {
-            char *nb = realloc(b, cap * 2);
-            if (!nb) {
-                free(b);
-                b = NULL;
-                break;
-            }
-            b = nb;
-            cap *= 2;
-        }
-    }
-    fclose(f);
-    if (b)
-        b[n] = 0;
-    return b;
-}
-
 /* Number of log lines containing a and (if not NULL) b. */
 static int log_count(const daemon_proc *d, const char *a, const char *b)
 {
-    char *s = slurp(d->log);
+    char *s = th_slurp(d->log);
     int n = 0;
     for (char *line = s ? strtok(s, "\n") : NULL; line; line = strtok(NULL, "\n"))
         if (strstr(line, a) && (!b || strstr(line, b)))
@@ -126,7 +101,7 @@ static int log_count(const daemon_proc *d, const char *a, const char *b)
 
 static void dump_log(const daemon_proc *d)
 {
-    char *s = slurp(d->log);
+    char *s = th_slurp(d->log);
     if (s) {
         size_t n = strlen(s);
         fprintf(stderr, "---- %s (last 8000 bytes)\n%s\n", d->log, s + (n > 8000 ? n - 8000 : 0));
@@ -202,7 +177,7 @@ static void daemon_launch(daemon_proc *d, int reuse)
     g_live = d->pid;
     const char *needle = "listening on tcp://127.0.0.1:0 (port ";
     log_wait(d, needle, NULL);
-    char *s = slurp(d->log);
+    char *s = th_slurp(d->log);
     char *p = strstr(s, needle);
     assert_non_null(p);
     int port = atoi(p + strlen(needle));

@@ -56,6 +56,7 @@
 #include "core/err.h"
 #include "core/secagg/secagg.h"
 #include "proto/wire.h"
+#include "harness.h"
 
 extern char **environ;
 
@@ -99,35 +100,9 @@ static int teardown_daemon(void **state)
     return 0;
 }
 
-static char *slurp(const char *path)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return NULL;
-    size_t cap = 1 << 16, n = 0, got;
-    char *b = malloc(cap);
-    while (b && (got = fread(b + n, 1, cap - n - 1, f)) > 0) {
-        n += got;
-        if (n + 1 == cap) {
-            char *nb = realloc(b, cap * 2);
-            if (!nb) {
-                free(b);
-                b = NULL;
-                break;
-            }
-            b = nb;
-            cap *= 2;
-        }
-    }
-    fclose(f);
-    if (b)
-        b[n] = 0;
-    return b;
-}
-
 static void dump_log(const daemon_proc *d)
 {
-    char *s = slurp(d->log);
+    char *s = th_slurp(d->log);
     if (s) {
         size_t n = strlen(s);
         fprintf(stderr, "---- %s (last 6000 bytes)\n%s\n", d->log, s + (n > 6000 ? n - 6000 : 0));
@@ -139,7 +114,7 @@ static void dump_log(const daemon_proc *d)
 static int log_number_after(const daemon_proc *d, const char *needle)
 {
     for (int i = 0; i < 3000; i++) {
-        char *s = slurp(d->log);
+        char *s = th_slurp(d->log);
         char *p = s ? strstr(s, needle) : NULL;
         if (p) {
             int v = atoi(p + strlen(needle));
@@ -157,7 +132,7 @@ static int log_number_after(const daemon_proc *d, const char *needle)
 static void log_wait(const daemon_proc *d, const char *needle)
 {
     for (int i = 0; i < 3000; i++) {
-        char *s = slurp(d->log);
+        char *s = th_slurp(d->log);
         int found = s && strstr(s, needle);
         free(s);
         if (found)
@@ -336,7 +311,7 @@ static long rss_kib(pid_t pid)
 {
     char path[64];
     snprintf(path, sizeof path, "/proc/%d/status", (int)pid);
-    char *s = slurp(path);
+    char *s = th_slurp(path);
     assert_non_null(s);
     char *p = strstr(s, "VmRSS:");
     assert_non_null(p);
