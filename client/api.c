@@ -723,6 +723,25 @@ fedrec_err fedreci_client_put_model_retired(fedrec_client *c, uint64_t version, 
     return err;
 }
 
+fedrec_err fedreci_client_model_checksum(fedrec_client *c, uint64_t *version, uint8_t checksum[32])
+{
+    CHECK_CLIENT(c, "fedreci_client_model_checksum");
+    if (!version || !checksum)
+        return fedreci_error(FEDREC_ERR_INVALID, "model checksum: NULL output");
+    pthread_mutex_lock(&c->mu);
+    const fedreci_store_model *m = fedreci_store_get_model(c->store);
+    fedrec_err err = FEDREC_OK;
+    if (!m) {
+        err = fedreci_error(FEDREC_ERR_EMPTY, "%s: no model stored", fedreci_store_dir(c->store));
+    } else {
+        *version = m->version;
+        crypto_generichash(checksum, 32, (const unsigned char *)m->y,
+                           (size_t)m->n_items * m->k * sizeof *m->y, NULL, 0);
+    }
+    pthread_mutex_unlock(&c->mu);
+    return err;
+}
+
 fedrec_err fedreci_client_local_update(fedrec_client *c, float *update, size_t len,
                                        uint32_t *weight, double *loss)
 {

@@ -83,6 +83,13 @@ FEDREC_NODISCARD fedrec_err fedreci_client_ledger_add(fedrec_client *c, int64_t 
                                                       uint64_t bytes_sent, const char *what,
                                                       uint32_t clipped);
 
+/* The stored model's version and the BLAKE2b-256 of its item-factor bytes
+ * (n_items x k float32, what the coordinator's ModelReply.checksum covers),
+ * which the session binds into its signed advert. Errors: FEDREC_ERR_EMPTY
+ * (no model stored). Takes the handle's lock. */
+FEDREC_NODISCARD fedrec_err fedreci_client_model_checksum(fedrec_client *c, uint64_t *version,
+                                                          uint8_t checksum[32]);
+
 /* The identity secret key (64 bytes, Ed25519, libsodium layout) copied into
  * sk, for the SecAgg client. The caller wipes its copy. */
 FEDREC_NODISCARD fedrec_err fedreci_client_identity_sk(fedrec_client *c, uint8_t sk[64]);

@@ -27,6 +27,9 @@ struct fedreci_session {
     uint8_t pk[32];
     uint8_t seed[32];
     int has_seed;
+    uint8_t checksum[32]; /* of the model the update is computed on */
+    int has_checksum;
+    int force_download; /* selected for the held version, checksum unknown */
 
     nng_socket sock;
     int own_sock;
@@ -97,6 +100,8 @@ static void finish(fedreci_session *s, fedreci_session_outcome o, fedrec_err err
 
 static void fail_local(fedreci_session *s, fedrec_err e, const char *what)
 {
+    if (!s->res.refusal)
+        s->res.refusal = fedreci_secagg_client_refusal(s->sa);
     finish(s, FEDRECI_SESSION_ERROR, e, "%s: %s", what, fedrec_errmsg());
 }
 
@@ -125,7 +130,7 @@ static fedrec_err build(fedreci_session *s, nng_msg **m)
         break;
     case S_MODEL:
         h.stage = FEDRECI_WIRE_STAGE_MODEL;
-        e = fedreci_wire_enc_model_request(m, &h, s->res.model_version);
+        e = fedreci_wire_enc_model_request(m, &h, s->force_download ? 0 : s->res.model_version);
         break;
     case S_ADV:
         h.stage = FEDRECI_WIRE_STAGE_ADVERTISE;
@@ -204,7 +209,12 @@ static void begin_round(fedreci_session *s)
     /* a bad bundle from one neighbour does not make this client drop out
        (secagg.h fedreci_secagg_client_set_lenient) */
     fedreci_secagg_client_set_lenient(s->sa, 1);
-    if ((e = fedreci_secagg_client_advertise(s->sa, &s->advert))) {
+    /* bind the model it trains on and every round parameter into the signed
+       advert: a neighbour given anything else is refused (binding_mismatch) */
+    uint8_t binding[32];
+    fedreci_wire_binding(&s->round, s->checksum, binding);
+    e = fedreci_secagg_client_set_binding(s->sa, binding);
+    if (e || (e = fedreci_secagg_client_advertise(s->sa, &s->advert))) {
         fail_local(s, e, "advertising keys");
         return;
     }
@@ -231,7 +241,10 @@ static void on_checkin_reply(fedreci_session *s, const fedreci_wire_env *env)
                    "selected although opted out; refusing to upload");
             return;
         }
-        if (held != s->round.model_version) {
+        if (held != s->round.model_version || !s->has_checksum) {
+            /* the model bytes are bound into the advert: download them when
+               their checksum is not known */
+            s->force_download = held == s->round.model_version;
             s->step = S_MODEL;
             send_step(s);
         } else {
@@ -273,6 +286,7 @@ static void on_model_reply(fedreci_session *s, const fedreci_wire_env *env)
         }
         if (s->selected && (m.n_items != s->round.n_items || m.k != s->round.k_factors ||
                             m.version != s->round.model_version)) {
+            s->res.refusal = FEDRECI_REFUSE_PARAMS;
             finish(s, FEDRECI_SESSION_ERROR, FEDREC_ERR_PROTOCOL,
                    "model v%llu (%u x %u) does not match round v%llu (%u x %u)",
                    (unsigned long long)m.version, m.n_items, m.k,
@@ -282,10 +296,13 @@ static void on_model_reply(fedreci_session *s, const fedreci_wire_env *env)
         }
         if (s->hooks.on_model)
             s->hooks.on_model(s->hooks.arg, &m);
+        memcpy(s->checksum, m.checksum, sizeof s->checksum);
+        s->has_checksum = 1;
         s->res.model_version = m.version;
         if (m.version > s->res.latest_version)
             s->res.latest_version = m.version;
-    } else if (s->selected && r->version != s->round.model_version) {
+    } else if (s->selected && (r->version != s->round.model_version || !s->has_checksum)) {
+        s->res.refusal = FEDRECI_REFUSE_PARAMS;
         finish(s, FEDRECI_SESSION_ERROR, FEDREC_ERR_PROTOCOL,
                "coordinator says v%llu is current, round uses v%llu",
                (unsigned long long)r->version, (unsigned long long)s->round.model_version);
@@ -310,12 +327,14 @@ static void on_roster(fedreci_session *s, const fedreci_wire_env *env)
         static const uint8_t zero[FEDRECI_SECAGG_SIGN_PK_BYTES];
         if (sodium_memcmp(ro[i].identity_pk, zero, sizeof zero) == 0)
             continue; /* a member the roster carries no advert for */
-        if (fedreci_secagg_id_from_pk(ro[i].identity_pk) != ro[i].client_id)
+        if (fedreci_secagg_id_from_pk(ro[i].identity_pk) != ro[i].client_id) {
+            fedreci_secagg_client_note_refusal(s->sa, FEDRECI_REFUSE_ADVERT_ID);
             e = fedreci_error(FEDREC_ERR_SIGNATURE,
                               "session: roster entry %zu lists client %016llx with an identity "
                               "key whose id is %016llx",
                               i, (unsigned long long)ro[i].client_id,
                               (unsigned long long)fedreci_secagg_id_from_pk(ro[i].identity_pk));
+        }
     }
     if (!e)
         e = fedreci_secagg_client_share_keys(s->sa, ro, m, &s->cts, &s->n_cts);
@@ -423,6 +442,7 @@ static void on_reply(fedreci_session *s, const fedreci_wire_env *env)
         break;
     }
     if (s->step >= S_ADV && env->round_id != s->round.secagg.round_id) {
+        s->res.refusal = FEDRECI_REFUSE_STALE;
         finish(s, FEDRECI_SESSION_ERROR, FEDREC_ERR_ROUND, "reply for round %llu, expected %llu",
                (unsigned long long)env->round_id, (unsigned long long)s->round.secagg.round_id);
         return;
@@ -607,6 +627,11 @@ fedrec_err fedreci_session_create(fedreci_session **out, const fedreci_session_c
         memcpy(s->seed, cfg->rounding_seed, sizeof s->seed);
         s->has_seed = 1;
     }
+    if (cfg->model_checksum && cfg->model_version) {
+        memcpy(s->checksum, cfg->model_checksum, sizeof s->checksum);
+        s->has_checksum = 1;
+    }
+    s->cfg.model_checksum = NULL; /* not kept */
     fedrec_err e = open_transport(s, cfg);
     if (e) {
         fedreci_session_destroy(s);

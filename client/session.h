@@ -69,28 +69,37 @@ typedef struct fedreci_session_result {
     uint64_t bytes_sent;        /* request bodies sent, all messages */
     uint64_t update_bytes_sent; /* of which SecAgg stage messages */
     uint64_t bytes_received;
-    uint32_t retries; /* RetryAfter replies received (the coordinator had no
-                         context free to hold the request) */
+    uint32_t retries;    /* RetryAfter replies received (the coordinator had no
+                            context free to hold the request) */
+    const char *refusal; /* the client left the round because of what the coordinator
+                            sent: a stable name (core/secagg/secagg.h FEDRECI_REFUSE_*,
+                            static storage) for the privacy ledger; NULL otherwise.
+                            Nothing secret was sent after the refused message. */
 } fedreci_session_result;
 
 typedef struct fedreci_session_config {
-    const char *url;              /* dial with an own REQ socket, or NULL and: */
-    const nng_socket *socket;     /* a REQ socket to open a context on (shared) */
-    const char *tls_ca_file;      /* tls+tcp://: CA chain verifying the server */
-    const char *tls_server_name;  /* tls+tcp://: expected server name */
-    uint64_t client_id;           /* must be fedreci_secagg_id_from_pk(the identity public key);
-                                     create refuses another (FEDREC_ERR_INVALID) */
-    const uint8_t *identity_sk;   /* Ed25519 secret key, 64 bytes (copied to secure memory);
-                                     signs every request */
-    uint64_t model_version;       /* the model version the caller holds (0: none) */
-    int opted_in;                 /* 0: check in as opted out, never upload */
-    int fetch_model;              /* download a newer model even when not selected */
-    uint32_t timeout_ms;          /* per request, including long polls; default 120000 */
-    size_t recv_max_bytes;        /* receive cap; default 64 MiB */
-    uint32_t max_retries;         /* RetryAfter replies accepted; default 1000 */
-    int dropout_stage;            /* test hook: -1 none; 0..3 stop (silently) instead of
-                                     sending that SecAgg stage's message */
-    const uint8_t *rounding_seed; /* 32 bytes for reproducible rounding, or NULL */
+    const char *url;               /* dial with an own REQ socket, or NULL and: */
+    const nng_socket *socket;      /* a REQ socket to open a context on (shared) */
+    const char *tls_ca_file;       /* tls+tcp://: CA chain verifying the server */
+    const char *tls_server_name;   /* tls+tcp://: expected server name */
+    uint64_t client_id;            /* must be fedreci_secagg_id_from_pk(the identity public key);
+                                      create refuses another (FEDREC_ERR_INVALID) */
+    const uint8_t *identity_sk;    /* Ed25519 secret key, 64 bytes (copied to secure memory);
+                                      signs every request */
+    uint64_t model_version;        /* the model version the caller holds (0: none) */
+    const uint8_t *model_checksum; /* BLAKE2b-256 of the held model's item-factor bytes
+                                     (32 bytes, what fedreci_wire_checksum gives), or NULL.
+                                     Bound into the signed advert (fedreci_wire_binding);
+                                     when NULL and the round is for the held version, the
+                                     session downloads the model again to learn it */
+    int opted_in;                  /* 0: check in as opted out, never upload */
+    int fetch_model;               /* download a newer model even when not selected */
+    uint32_t timeout_ms;           /* per request, including long polls; default 120000 */
+    size_t recv_max_bytes;         /* receive cap; default 64 MiB */
+    uint32_t max_retries;          /* RetryAfter replies accepted; default 1000 */
+    int dropout_stage;             /* test hook: -1 none; 0..3 stop (silently) instead of
+                                      sending that SecAgg stage's message */
+    const uint8_t *rounding_seed;  /* 32 bytes for reproducible rounding, or NULL */
 } fedreci_session_config;
 
 /* Fills the defaults documented above (dropout_stage = -1, opted_in = 1). */

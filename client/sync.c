@@ -277,6 +277,13 @@ fedrec_err fedrec_client_sync(fedrec_client *c, uint32_t deadline_ms, fedrec_syn
     cfg.client_id = info.client_id;
     cfg.identity_sk = sk;
     cfg.model_version = info.model_version;
+    /* the held model's checksum, bound into the signed advert */
+    uint8_t held_sum[32];
+    uint64_t held_version = 0;
+    if (info.model_version &&
+        fedreci_client_model_checksum(c, &held_version, held_sum) == FEDREC_OK &&
+        held_version == info.model_version)
+        cfg.model_checksum = held_sum;
     cfg.opted_in = info.opted_in;
     cfg.fetch_model = 1;
     cfg.timeout_ms = deadline_ms;

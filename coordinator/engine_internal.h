@@ -138,6 +138,8 @@ typedef struct rstate {
     fedrec_err err;
     char reason[200];
     uint8_t coord_sk[32], coord_pk[32]; /* this round's X25519 key (MAC keys) */
+    uint8_t binding[32];                /* the binding every advert must carry (proto/wire.h
+                                           fedreci_wire_binding: this round's parameters and model) */
     uint64_t *culprits;                 /* named in this round, sorted */
     uint32_t n_culprits;
 } rstate;

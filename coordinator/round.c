@@ -593,8 +593,16 @@ static rstate *round_new(fedreci_coord *c, uint64_t rid, size_t nw, uint32_t n)
         fedreci_eng_derive_params(c, n, rid, &r->p);
         if (!e)
             e = fedreci_secagg_params_check(&r->p);
+        if (!e) {
+            /* what every member's advert must bind: these parameters and
+               the model the round trains on */
+            fedreci_wire_round w = wire_round(c, r);
+            fedreci_wire_binding(&w, c->model->checksum, r->binding);
+        }
         if (!e)
             e = fedreci_secagg_server_create(&r->srv, &r->p, r->ids, (const uint8_t(*)[32])pks);
+        if (!e)
+            fedreci_secagg_server_set_binding(r->srv, r->binding);
         if (e)
             fedreci_log(FEDRECI_LOG_ERROR, (int64_t)rid, "cannot start round with %u clients: %s",
                         n, fedrec_errmsg());

@@ -39,8 +39,8 @@ size_t fedreci_wire_cap(uint32_t n_items, uint32_t k, uint32_t max_cohort, size_
     model = sat_add(model, sat_mul(n_items, 5)); /* retired rows: one varint each */
     /* masked input: d words */
     size_t masked = sat_mul(sat_add(sat_mul(n_items, k), 1), 4);
-    /* roster with every advert (~190 bytes each) and an unmask request */
-    size_t roster = sat_mul(max_cohort, 200);
+    /* roster with every advert (~225 bytes each) and an unmask request */
+    size_t roster = sat_mul(max_cohort, 240);
     size_t unmask = sat_mul(max_cohort, 11);
     size_t big = model;
     if (masked > big)
@@ -55,6 +55,52 @@ size_t fedreci_wire_cap(uint32_t n_items, uint32_t k, uint32_t max_cohort, size_
 void fedreci_wire_checksum(const void *data, size_t len, uint8_t out[FEDRECI_WIRE_CHECKSUM_BYTES])
 {
     crypto_generichash(out, FEDRECI_WIRE_CHECKSUM_BYTES, (const unsigned char *)data, len, NULL, 0);
+}
+
+static void put_u32(crypto_generichash_state *st, uint32_t v)
+{
+    uint8_t b[4] = {(uint8_t)v, (uint8_t)(v >> 8), (uint8_t)(v >> 16), (uint8_t)(v >> 24)};
+    crypto_generichash_update(st, b, 4);
+}
+
+static void put_u64(crypto_generichash_state *st, uint64_t v)
+{
+    put_u32(st, (uint32_t)v);
+    put_u32(st, (uint32_t)(v >> 32));
+}
+
+static void put_f64(crypto_generichash_state *st, double v)
+{
+    uint64_t u;
+    memcpy(&u, &v, sizeof u);
+    put_u64(st, u);
+}
+
+void fedreci_wire_binding(const fedreci_wire_round *r,
+                          const uint8_t model_checksum[FEDRECI_WIRE_CHECKSUM_BYTES],
+                          uint8_t out[32])
+{
+    static const char label[] = "fedrec.v2.binding";
+    const fedreci_secagg_params *p = &r->secagg;
+    crypto_generichash_state st;
+    crypto_generichash_init(&st, NULL, 0, 32);
+    crypto_generichash_update(&st, (const uint8_t *)label, sizeof label - 1);
+    put_u64(&st, p->round_id);
+    put_u32(&st, p->n);
+    put_u32(&st, p->k);
+    put_u32(&st, p->t);
+    put_u32(&st, p->d);
+    put_f64(&st, p->clip);
+    put_f64(&st, p->scale);
+    put_u32(&st, p->max_weight);
+    crypto_generichash_update(&st, p->graph_seed, sizeof p->graph_seed);
+    put_u64(&st, r->model_version);
+    put_u32(&st, r->n_items);
+    put_u32(&st, r->k_factors);
+    put_u32(&st, r->stage_timeout_ms);
+    crypto_generichash_update(&st, r->coord_pk, sizeof r->coord_pk);
+    crypto_generichash_update(&st, model_checksum, FEDRECI_WIRE_CHECKSUM_BYTES);
+    crypto_generichash_final(&st, out, 32);
 }
 
 /* ---- decode ----------------------------------------------------------------- */
@@ -219,7 +265,8 @@ static fedrec_err check_body(const fedreci_wire_env *e)
         const Fedrec__V1__AdvertiseKeys *a = e->advertise_keys;
         if ((r = want_len(&a->c_pk, FEDRECI_SECAGG_PK_BYTES, "AdvertiseKeys.c_pk")) ||
             (r = want_len(&a->s_pk, FEDRECI_SECAGG_PK_BYTES, "AdvertiseKeys.s_pk")) ||
-            (r = want_len(&a->sig, FEDRECI_SECAGG_SIG_BYTES, "AdvertiseKeys.sig")))
+            (r = want_len(&a->sig, FEDRECI_SECAGG_SIG_BYTES, "AdvertiseKeys.sig")) ||
+            (r = want_len(&a->binding, 32, "AdvertiseKeys.binding")))
             return r;
         return FEDREC_OK;
     }
@@ -235,7 +282,8 @@ static fedrec_err check_body(const fedreci_wire_env *e)
                               "Roster.adverts.identity_pk")) ||
                 (r = want_len(&a->c_pk, FEDRECI_SECAGG_PK_BYTES, "Roster.adverts.c_pk")) ||
                 (r = want_len(&a->s_pk, FEDRECI_SECAGG_PK_BYTES, "Roster.adverts.s_pk")) ||
-                (r = want_len(&a->sig, FEDRECI_SECAGG_SIG_BYTES, "Roster.adverts.sig")))
+                (r = want_len(&a->sig, FEDRECI_SECAGG_SIG_BYTES, "Roster.adverts.sig")) ||
+                (r = want_len(&a->binding, 32, "Roster.adverts.binding")))
                 return r;
             if (!id_in(ro->member_ids, ro->n_member_ids, a->client_id))
                 return fedreci_error(FEDREC_ERR_FORMAT,
@@ -259,18 +307,8 @@ static fedrec_err check_body(const fedreci_wire_env *e)
         if ((r = check_sorted(u->survivors, u->n_survivors, "UnmaskRequest.survivors")) ||
             (r = check_sorted(u->dropped, u->n_dropped, "UnmaskRequest.dropped")))
             return r;
-        size_t i = 0, j = 0;
-        while (i < u->n_survivors && j < u->n_dropped) {
-            if (u->survivors[i] == u->dropped[j])
-                return fedreci_error(FEDREC_ERR_FORMAT,
-                                     "wire: UnmaskRequest names client %llu both survivor and "
-                                     "dropped",
-                                     (unsigned long long)u->dropped[j]);
-            if (u->survivors[i] < u->dropped[j])
-                i++;
-            else
-                j++;
-        }
+        /* a client named both survivor and dropped is refused by the client
+           state machine, with its own refusal name (unmask_both_sets) */
         return FEDREC_OK;
     }
     case FEDREC__V1__ENVELOPE__BODY_UNMASK:
@@ -455,6 +493,7 @@ fedrec_err fedreci_wire_get_advert(const fedreci_wire_env *e, fedreci_secagg_adv
     memcpy(a.c_pk, e->advertise_keys->c_pk.data, sizeof a.c_pk);
     memcpy(a.s_pk, e->advertise_keys->s_pk.data, sizeof a.s_pk);
     memcpy(a.sig, e->advertise_keys->sig.data, sizeof a.sig);
+    memcpy(a.binding, e->advertise_keys->binding.data, sizeof a.binding);
     *out = a;
     return FEDREC_OK;
 }
@@ -494,6 +533,7 @@ fedrec_err fedreci_wire_get_roster(const fedreci_wire_env *e, uint64_t self, siz
         memcpy(s->c_pk, a->c_pk.data, sizeof s->c_pk);
         memcpy(s->s_pk, a->s_pk.data, sizeof s->s_pk);
         memcpy(s->sig, a->sig.data, sizeof s->sig);
+        memcpy(s->binding, a->binding.data, sizeof s->binding);
     }
     *out = v;
     *m = n;
@@ -867,6 +907,7 @@ fedrec_err fedreci_wire_enc_advertise(nng_msg **out, const fedreci_wire_hdr *h,
     c.c_pk = bin(a->c_pk, sizeof a->c_pk);
     c.s_pk = bin(a->s_pk, sizeof a->s_pk);
     c.sig = bin(a->sig, sizeof a->sig);
+    c.binding = bin(a->binding, sizeof a->binding);
     e.body_case = FEDREC__V1__ENVELOPE__BODY_ADVERTISE_KEYS;
     e.advertise_keys = &c;
     return pack(&e, out);
@@ -894,6 +935,7 @@ fedrec_err fedreci_wire_enc_roster(nng_msg **out, const fedreci_wire_hdr *h,
         av[i].c_pk = bin(adverts[i]->c_pk, FEDRECI_SECAGG_PK_BYTES);
         av[i].s_pk = bin(adverts[i]->s_pk, FEDRECI_SECAGG_PK_BYTES);
         av[i].sig = bin(adverts[i]->sig, FEDRECI_SECAGG_SIG_BYTES);
+        av[i].binding = bin(adverts[i]->binding, 32);
         ap[i] = &av[i];
     }
     c.n_member_ids = m;

@@ -45,7 +45,7 @@
 #include "fedrec.pb-c.h"
 #include "fedrec/fedrec.h"
 
-#define FEDRECI_WIRE_PROTOCOL_VERSION 1u
+#define FEDRECI_WIRE_PROTOCOL_VERSION 2u
 #define FEDRECI_WIRE_CHECKSUM_BYTES 32u  /* BLAKE2b-256 */
 #define FEDRECI_WIRE_MAX_CT_BYTES 4096u  /* one encrypted share bundle */
 #define FEDRECI_WIRE_MAX_CODE_BYTES 256u /* one catalog code */
@@ -110,6 +110,18 @@ typedef struct fedreci_wire_model {
  * the total length of the item codes; the retired-row list (at most n_items
  * varints) is included. Saturates at SIZE_MAX / 2. */
 size_t fedreci_wire_cap(uint32_t n_items, uint32_t k, uint32_t max_cohort, size_t catalog_bytes);
+
+/* The binding a client signs into its advert (secagg.h fedreci_secagg_advert):
+ * BLAKE2b-256("fedrec.v2.binding" || LE64(round_id) || LE32(n, k, t, d) ||
+ * clip, scale (IEEE-754 binary64, LE) || LE32(max_weight) || graph_seed ||
+ * LE64(model_version) || LE32(n_items, k_factors, stage_timeout_ms) ||
+ * coord_pk || model_checksum), where model_checksum is the BLAKE2b-256 of the
+ * item-factor bytes the client trains on (ModelReply.checksum). Every round
+ * parameter the coordinator sent and the model itself: two members with the
+ * same binding were given the same round. Pure, thread-safe. */
+void fedreci_wire_binding(const fedreci_wire_round *r,
+                          const uint8_t model_checksum[FEDRECI_WIRE_CHECKSUM_BYTES],
+                          uint8_t out[32]);
 
 /* BLAKE2b-256 of len bytes (the model checksum). */
 void fedreci_wire_checksum(const void *data, size_t len, uint8_t out[FEDRECI_WIRE_CHECKSUM_BYTES]);

@@ -60,7 +60,8 @@ typedef struct sclient {
     nng_socket sock;
     int sock_open;
     uint64_t held_version;
-    int drop_stage; /* this round: -1 stays, else the stage it vanishes at */
+    uint8_t held_sum[32]; /* checksum of the held model (bound into the advert) */
+    int drop_stage;       /* this round: -1 stays, else the stage it vanishes at */
     fedreci_session *sess;
     fedreci_session_result res;
 } sclient;
@@ -138,6 +139,7 @@ static void on_model(void *arg, const fedreci_wire_model *m)
                   "model download");
     }
     c->held_version = m->version;
+    memcpy(c->held_sum, m->checksum, sizeof c->held_sum);
     pthread_mutex_unlock(&S->mu);
 }
 
@@ -487,6 +489,7 @@ static fedrec_err start_sessions(sim *S, uint32_t ri, uint32_t *started)
         sc.client_id = c->id;
         sc.identity_sk = c->sk;
         sc.model_version = c->held_version;
+        sc.model_checksum = c->held_version ? c->held_sum : NULL;
         sc.timeout_ms = 1000u * (o->stage_timeout_s * 4u + 600u);
         sc.dropout_stage = c->drop_stage = fedreci_run_dropout_of(o, ri, c->id);
         sc.rounding_seed = rseed;

@@ -136,6 +136,8 @@ static void on_model(void *arg, const fedreci_wire_model *m)
     th_world *w = c->w;
     pthread_mutex_lock(&w->mu);
     c->got_model++;
+    c->sum_version = m->version;
+    memcpy(c->model_sum, m->checksum, sizeof c->model_sum);
     if (m->n_items != w->model->n_items || m->k != w->model->k || !m->gram ||
         m->n_item_codes != (w->model->has_codes ? w->model->n_items : 0))
         w->bad_models++;
@@ -247,6 +249,10 @@ void th_session_config(fedreci_session_config *cfg, const char *url, const th_cl
     cfg->client_id = c->id;
     cfg->identity_sk = c->sk;
     cfg->model_version = c->model_version;
+    /* the checksum of the model it holds, when it downloaded that one (a
+       test that only sets model_version makes the session download it) */
+    if (c->model_version && c->sum_version == c->model_version)
+        cfg->model_checksum = c->model_sum;
 }
 
 fedreci_session *th_session_start(th_client *c, const fedreci_session_config *cfg)
@@ -412,6 +418,10 @@ void th_hand_init(th_hand *h, th_client *me, const fedreci_wire_round *rd, uint8
     uint8_t seed[32] = {seed0};
     assert_int_equal(fedreci_secagg_client_create(&h->sa, &rd->secagg, me->id, me->sk, seed),
                      FEDREC_OK);
+    /* the round trains on the last committed model (or the start model) */
+    uint8_t binding[32];
+    fedreci_wire_binding(rd, me->w->committed, binding);
+    assert_int_equal(fedreci_secagg_client_set_binding(h->sa, binding), FEDREC_OK);
     assert_int_equal(fedreci_secagg_client_advertise(h->sa, &h->adv), FEDREC_OK);
     assert_int_equal(fedreci_secagg_client_mac_key(h->sa, rd->coord_pk, h->mac), FEDREC_OK);
 }

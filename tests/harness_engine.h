@@ -94,6 +94,8 @@ typedef struct th_client {
     uint32_t clipped_min[TH_MAXR]; /* their clipping counts, smallest */
     uint32_t clipped_max[TH_MAXR]; /* and largest */
     int got_model;                 /* models downloaded */
+    uint64_t sum_version;          /* the version of the last model downloaded, */
+    uint8_t model_sum[32];         /* and its checksum (bound into the advert) */
     int done;                      /* its last session ended: */
     fedreci_session_result res;    /* how */
     fedreci_session *sess;         /* for tests that keep it here */

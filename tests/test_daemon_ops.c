@@ -447,6 +447,24 @@ static int checkin_selected(nng_socket s, hostile *h, fedreci_wire_round *round,
     return ok;
 }
 
+/* The round's binding (proto/wire.h fedreci_wire_binding): the model is
+ * downloaded, as a session does, for its checksum. 0 on failure. */
+static int round_binding(nng_socket s, const hostile *h, const fedreci_wire_round *round,
+                         uint64_t rid, uint8_t binding[32])
+{
+    nng_msg *m = NULL;
+    fedreci_wire_hdr hd = {h->id, rid, FEDRECI_WIRE_STAGE_MODEL};
+    if (fedreci_wire_enc_model_request(&m, &hd, 0))
+        return 0;
+    fedreci_wire_env *env = raw_call(s, m);
+    fedreci_wire_model md;
+    int ok = fedreci_wire_get_model(env, &md) == FEDREC_OK;
+    if (ok)
+        fedreci_wire_binding(round, md.checksum, binding);
+    fedreci_wire_free(env);
+    return ok;
+}
+
 static void *hostile_main(void *arg)
 {
     hostile *h = arg;
@@ -464,8 +482,11 @@ static void *hostile_main(void *arg)
     crypto_sign_keypair(other_pk, other_sk);
     /* A real SecAgg client makes the advertisement; with bad_sig it holds a
      * key pair the coordinator has never seen. */
-    if (fedreci_secagg_client_create(&sa, &round.secagg, h->id, h->bad_sig ? other_sk : h->sk,
+    uint8_t binding[32];
+    if (!round_binding(s, h, &round, rid, binding) ||
+        fedreci_secagg_client_create(&sa, &round.secagg, h->id, h->bad_sig ? other_sk : h->sk,
                                      NULL) ||
+        fedreci_secagg_client_set_binding(sa, binding) ||
         fedreci_secagg_client_advertise(sa, &adv)) {
         fedreci_secagg_client_destroy(sa);
         return NULL;

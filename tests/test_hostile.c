@@ -454,6 +454,20 @@ static int h_checkin(hostile *h, fedrec_err *refused)
     return 0;
 }
 
+/* The binding of the round (proto/wire.h fedreci_wire_binding): the model is
+ * downloaded as a session does, for its checksum. */
+static void h_binding(hostile *h, uint8_t binding[32])
+{
+    fedreci_wire_hdr hd = {h->id, h->round.secagg.round_id, FEDRECI_WIRE_STAGE_MODEL};
+    nng_msg *m = NULL;
+    assert_int_equal(fedreci_wire_enc_model_request(&m, &hd, 0), FEDREC_OK);
+    fedreci_wire_env *env = h_call(h, h->s, m, &hd, h->sk, 0);
+    fedreci_wire_model md;
+    assert_int_equal(fedreci_wire_get_model(env, &md), FEDREC_OK);
+    fedreci_wire_binding(&h->round, md.checksum, binding);
+    fedreci_wire_free(env);
+}
+
 /* Stage 0: advertises, takes the roster, makes its share bundles. */
 static void h_advertise(hostile *h)
 {
@@ -461,6 +475,9 @@ static void h_advertise(hostile *h)
     h->sa = NULL;
     assert_int_equal(fedreci_secagg_client_create(&h->sa, &h->round.secagg, h->id, h->sk, NULL),
                      FEDREC_OK);
+    uint8_t binding[32];
+    h_binding(h, binding);
+    assert_int_equal(fedreci_secagg_client_set_binding(h->sa, binding), FEDREC_OK);
     fedreci_secagg_advert a;
     assert_int_equal(fedreci_secagg_client_advertise(h->sa, &a), FEDREC_OK);
     fedreci_wire_hdr hd = {h->id, h->round.secagg.round_id, FEDRECI_WIRE_STAGE_ADVERTISE};

@@ -485,10 +485,13 @@ static void test_never_both_shares(void **state)
     size_t n_rv;
     uint64_t both[6];
     memcpy(both, sv, ns * sizeof *sv);
+    assert_null(fedreci_secagg_client_refusal(c));
     assert_int_equal(fedreci_secagg_client_unmask(c, sv, ns, sv, 1, &rv, &n_rv),
                      FEDREC_ERR_PROTOCOL); /* one id in both lists */
+    assert_string_equal(fedreci_secagg_client_refusal(c), FEDRECI_REFUSE_UNMASK_BOTH);
     assert_int_equal(fedreci_secagg_client_unmask(c, sv, 2, dr, nd, &rv, &n_rv),
                      FEDREC_ERR_PROTOCOL); /* fewer than t survivors */
+    assert_string_equal(fedreci_secagg_client_refusal(c), FEDRECI_REFUSE_UNMASK_BAD);
     uint64_t others[5];
     size_t no = 0;
     for (size_t i = 0; i < ns; i++)
@@ -556,6 +559,72 @@ static void test_never_both_shares(void **state)
 }
 
 /* ---- out-of-order, replayed and wrong-round messages --------------------------- */
+
+/* Model and parameter binding: every advert signs the digest of the model and
+ * parameters its client received. The server refuses an advert with another
+ * binding; a client refuses a roster in which a neighbour's advert carries
+ * another (a crafted model sent to one shopper, Pasquini et al. CCS 2022),
+ * before dealing any share, and names the refusal. */
+static void test_binding_mismatch(void **state)
+{
+    (void)state;
+    fedreci_secagg_params p = make_params(5, 4, 3, 9);
+    round_sim r;
+    sim_init(&r, &p);
+    uint8_t good[32], crafted[32];
+    memset(good, 0x5a, sizeof good);
+    memcpy(crafted, good, sizeof crafted);
+    crafted[31] ^= 1; /* client 0 was given another model */
+    fedreci_secagg_server_set_binding(r.s, good);
+    fedreci_secagg_advert adv[5];
+    for (uint32_t i = 0; i < r.n; i++) {
+        assert_int_equal(fedreci_secagg_client_set_binding(r.c[i], i == 0 ? crafted : good),
+                         FEDREC_OK);
+        assert_int_equal(fedreci_secagg_client_advertise(r.c[i], &adv[i]), FEDREC_OK);
+        assert_memory_equal(adv[i].binding, i == 0 ? crafted : good, 32);
+        /* after advertise the binding cannot change */
+        assert_int_equal(fedreci_secagg_client_set_binding(r.c[i], good), FEDREC_ERR_STAGE);
+    }
+    /* an honest server refuses the advert that binds another model */
+    assert_int_equal(fedreci_secagg_server_add_advert(r.s, &adv[0]), FEDREC_ERR_PROTOCOL);
+    for (uint32_t i = 1; i < r.n; i++)
+        assert_int_equal(fedreci_secagg_server_add_advert(r.s, &adv[i]), FEDREC_OK);
+    /* the binding is signed: changing it breaks the advert's signature */
+    fedreci_secagg_advert forged = adv[0];
+    memcpy(forged.binding, good, 32);
+    assert_int_equal(fedreci_secagg_server_add_advert(r.s, &forged), FEDREC_ERR_SIGNATURE);
+
+    /* a deviating server relays client 0's advert anyway: in the complete
+       graph every other client has it as a neighbour and refuses */
+    fedreci_secagg_advert ro[5];
+    for (uint32_t i = 0; i < r.n; i++) {
+        ro[i] = adv[i];
+        memcpy(ro[i].identity_pk, r.pks[i], 32);
+    }
+    for (uint32_t i = 0; i < r.n; i++)
+        for (uint32_t j = i + 1; j < r.n; j++)
+            if (ro[j].client_id < ro[i].client_id) {
+                fedreci_secagg_advert t = ro[i];
+                ro[i] = ro[j];
+                ro[j] = t;
+            }
+    for (uint32_t i = 1; i < r.n; i++) {
+        const fedreci_secagg_ciphertext *cts = NULL;
+        size_t n_cts = 0;
+        assert_int_equal(fedreci_secagg_client_share_keys(r.c[i], ro, r.n, &cts, &n_cts),
+                         FEDREC_ERR_PROTOCOL);
+        assert_string_equal(fedreci_secagg_client_refusal(r.c[i]), FEDRECI_REFUSE_BINDING);
+        assert_null(cts); /* no share dealt */
+        assert_int_equal(fedreci_secagg_client_stage(r.c[i]), FEDRECI_SECAGG_SHARE_KEYS);
+    }
+    /* client 0 sees every neighbour with another binding than its own */
+    const fedreci_secagg_ciphertext *cts = NULL;
+    size_t n_cts = 0;
+    assert_int_equal(fedreci_secagg_client_share_keys(r.c[0], ro, r.n, &cts, &n_cts),
+                     FEDREC_ERR_PROTOCOL);
+    assert_string_equal(fedreci_secagg_client_refusal(r.c[0]), FEDRECI_REFUSE_BINDING);
+    sim_free(&r);
+}
 
 static void test_refusals_leave_state_unchanged(void **state)
 {
@@ -1791,6 +1860,7 @@ int main(void)
         cmocka_unit_test(test_abort_below_threshold),
         cmocka_unit_test(test_never_both_shares),
         cmocka_unit_test(test_refusals_leave_state_unchanged),
+        cmocka_unit_test(test_binding_mismatch),
         cmocka_unit_test(test_exact_sum_random_dropouts),
         cmocka_unit_test(test_checked_reconstruction),
         cmocka_unit_test(test_check_sum),

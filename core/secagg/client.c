@@ -44,6 +44,8 @@ struct fedreci_secagg_client {
     client_secrets *sec;
     uint8_t identity_pk[FEDRECI_SECAGG_SIGN_PK_BYTES];
     uint8_t c_pk[32], s_pk[32];
+    uint8_t binding[32]; /* fedreci_secagg_client_set_binding */
+    const char *refusal; /* last FEDRECI_REFUSE_* (static string) or NULL */
 
     /* after share_keys */
     uint32_t m, me, deg;
@@ -161,6 +163,34 @@ static fedrec_err wrong_stage(const fedreci_secagg_client *c, const char *call)
                          (unsigned long long)c->id, call, (int)c->stage);
 }
 
+fedrec_err fedreci_secagg_client_set_binding(fedreci_secagg_client *c, const uint8_t binding[32])
+{
+    if (!c || !binding)
+        return fedreci_error(FEDREC_ERR_INVALID, "secagg client set_binding: NULL argument");
+    if (c->stage != FEDRECI_SECAGG_ADVERTISE)
+        return wrong_stage(c, "set_binding");
+    memcpy(c->binding, binding, 32);
+    return FEDREC_OK;
+}
+
+const char *fedreci_secagg_client_refusal(const fedreci_secagg_client *c)
+{
+    return c ? c->refusal : NULL;
+}
+
+void fedreci_secagg_client_note_refusal(fedreci_secagg_client *c, const char *name)
+{
+    if (c)
+        c->refusal = name;
+}
+
+/* Records refusal `name` and returns e (a refused call changes nothing else). */
+static fedrec_err refuse(fedreci_secagg_client *c, const char *name, fedrec_err e)
+{
+    c->refusal = name;
+    return e;
+}
+
 fedrec_err fedreci_secagg_client_advertise(fedreci_secagg_client *c, fedreci_secagg_advert *advert)
 {
     if (!c || !advert)
@@ -180,8 +210,9 @@ fedrec_err fedreci_secagg_client_advertise(fedreci_secagg_client *c, fedreci_sec
     memcpy(a.identity_pk, c->identity_pk, sizeof a.identity_pk);
     memcpy(a.c_pk, c_pk, 32);
     memcpy(a.s_pk, s_pk, 32);
+    memcpy(a.binding, c->binding, 32);
     uint8_t msg[FEDRECI_ADVERT_MSG_BYTES];
-    fedreci_secagg_advert_msg(msg, c->p.round_id, c->id, c_pk, s_pk);
+    fedreci_secagg_advert_msg(msg, c->p.round_id, c->id, c_pk, s_pk, c->binding);
     if (crypto_sign_detached(a.sig, NULL, msg, sizeof msg, s->identity_sk) != 0)
         return fedreci_error(FEDREC_ERR_CRYPTO, "secagg client advertise: signing failed");
     memcpy(c->c_pk, c_pk, 32);
@@ -231,16 +262,18 @@ fedrec_err fedreci_secagg_client_share_keys(fedreci_secagg_client *c,
         return wrong_stage(c, "share_keys");
     const fedreci_secagg_params *p = &c->p;
     if (m < 2 || m > p->n)
-        return fedreci_error(FEDREC_ERR_PROTOCOL,
-                             "secagg client %llu: roster of %zu clients, need 2..n = %u",
-                             (unsigned long long)c->id, m, p->n);
+        return refuse(c, FEDRECI_REFUSE_ROSTER,
+                      fedreci_error(FEDREC_ERR_PROTOCOL,
+                                    "secagg client %llu: roster of %zu clients, need 2..n = %u",
+                                    (unsigned long long)c->id, m, p->n));
     for (size_t i = 1; i < m; i++)
         if (roster[i].client_id <= roster[i - 1].client_id)
-            return fedreci_error(FEDREC_ERR_PROTOCOL,
-                                 "secagg client %llu: roster not sorted by id or has a duplicate "
-                                 "at entry %zu (id %llu)",
-                                 (unsigned long long)c->id, i,
-                                 (unsigned long long)roster[i].client_id);
+            return refuse(c, FEDRECI_REFUSE_ROSTER,
+                          fedreci_error(FEDREC_ERR_PROTOCOL,
+                                        "secagg client %llu: roster not sorted by id or has a "
+                                        "duplicate at entry %zu (id %llu)",
+                                        (unsigned long long)c->id, i,
+                                        (unsigned long long)roster[i].client_id));
     share_tmp t;
     memset(&t, 0, sizeof t);
     fedreci_graph g;
@@ -256,6 +289,7 @@ fedrec_err fedreci_secagg_client_share_keys(fedreci_secagg_client *c,
         t.ids[i] = roster[i].client_id;
     long me = fedreci_find_u64(t.ids, m, c->id);
     if (me < 0 || memcmp(roster[me].c_pk, c->c_pk, 32) || memcmp(roster[me].s_pk, c->s_pk, 32)) {
+        c->refusal = FEDRECI_REFUSE_ROSTER_SELF;
         e = fedreci_error(FEDREC_ERR_PROTOCOL,
                           "secagg client %llu: roster lacks this client or its keys",
                           (unsigned long long)c->id);
@@ -266,6 +300,7 @@ fedrec_err fedreci_secagg_client_share_keys(fedreci_secagg_client *c,
         goto out;
     uint32_t deg = g.degree;
     if (deg < p->t) {
+        c->refusal = FEDRECI_REFUSE_ROSTER;
         e = fedreci_error(FEDREC_ERR_PROTOCOL,
                           "secagg client %llu: roster of %zu gives %u neighbours, fewer than the "
                           "threshold t = %u",
@@ -294,10 +329,22 @@ fedrec_err fedreci_secagg_client_share_keys(fedreci_secagg_client *c,
         uint8_t msg[FEDRECI_ADVERT_MSG_BYTES];
         t.nbr_ids[j] = a->client_id;
         t.xs[j] = t.nbr[j] + 1; /* share index: 1-based roster position */
-        fedreci_secagg_advert_msg(msg, p->round_id, a->client_id, a->c_pk, a->s_pk);
+        fedreci_secagg_advert_msg(msg, p->round_id, a->client_id, a->c_pk, a->s_pk, a->binding);
         if (crypto_sign_verify_detached(a->sig, msg, sizeof msg, a->identity_pk) != 0) {
+            c->refusal = FEDRECI_REFUSE_ADVERT_SIG;
             e = fedreci_error(FEDREC_ERR_SIGNATURE,
                               "secagg client %llu: advert of neighbour %llu has a bad signature",
+                              (unsigned long long)c->id, (unsigned long long)a->client_id);
+            goto out;
+        }
+        /* model and parameter binding: a neighbour given another model or
+           other parameters (a model-inconsistency attack against one of
+           us) ends the round before any share is dealt */
+        if (sodium_memcmp(a->binding, c->binding, 32) != 0) {
+            c->refusal = FEDRECI_REFUSE_BINDING;
+            e = fedreci_error(FEDREC_ERR_PROTOCOL,
+                              "secagg client %llu: neighbour %llu signed another model or other "
+                              "round parameters than this client received",
                               (unsigned long long)c->id, (unsigned long long)a->client_id);
             goto out;
         }
@@ -400,9 +447,10 @@ fedrec_err fedreci_secagg_client_masked_input(fedreci_secagg_client *c,
                              "secagg client %llu: shares from %zu neighbours, fewer than t = %u",
                              (unsigned long long)c->id, n_in, p->t);
     if (n_in > deg)
-        return fedreci_error(FEDREC_ERR_PROTOCOL,
-                             "secagg client %llu: %zu share bundles for %u neighbours",
-                             (unsigned long long)c->id, n_in, deg);
+        return refuse(c, FEDRECI_REFUSE_RELAY,
+                      fedreci_error(FEDREC_ERR_PROTOCOL,
+                                    "secagg client %llu: %zu share bundles for %u neighbours",
+                                    (unsigned long long)c->id, n_in, deg));
     fedrec_err e = FEDREC_OK;
     uint8_t *recv = secure_alloc((size_t)deg * FEDRECI_SHARE_PLAIN_BYTES);
     uint8_t *have = calloc(deg, 1);
@@ -417,6 +465,7 @@ fedrec_err fedreci_secagg_client_masked_input(fedreci_secagg_client *c,
         const fedreci_secagg_ciphertext *ct = &in[i];
         long j = fedreci_find_u64(c->nbr_ids, deg, ct->from);
         if (ct->to != c->id || j < 0) {
+            c->refusal = FEDRECI_REFUSE_RELAY;
             e = fedreci_error(FEDREC_ERR_PROTOCOL,
                               "secagg client %llu: share bundle from %llu to %llu is not from a "
                               "neighbour to this client",
@@ -425,6 +474,7 @@ fedrec_err fedreci_secagg_client_masked_input(fedreci_secagg_client *c,
             goto out;
         }
         if (have[j]) {
+            c->refusal = FEDRECI_REFUSE_RELAY;
             e = fedreci_error(FEDREC_ERR_DUPLICATE,
                               "secagg client %llu: two share bundles from %llu",
                               (unsigned long long)c->id, (unsigned long long)ct->from);
@@ -614,15 +664,16 @@ fedrec_err fedreci_secagg_client_unmask(fedreci_secagg_client *c, const uint64_t
     if (c->stage == FEDRECI_SECAGG_DONE) {
         /* Only an identical repeat is answered, with the same reveals. */
         if (sodium_memcmp(h, c->req_hash, 32) != 0)
-            return fedreci_error(FEDREC_ERR_PROTOCOL,
-                                 "secagg client %llu: a second, different unmask request is "
-                                 "refused (it could reveal both shares of a neighbour)",
-                                 (unsigned long long)c->id);
+            return refuse(c, FEDRECI_REFUSE_UNMASK_AGAIN,
+                          fedreci_error(FEDREC_ERR_PROTOCOL,
+                                        "secagg client %llu: a second, different unmask request "
+                                        "is refused (it could reveal both shares of a neighbour)",
+                                        (unsigned long long)c->id));
         *reveals = c->reveals;
         *n_reveals = c->n_reveals;
         return FEDREC_OK;
     }
-    const char *why = NULL;
+    const char *why = NULL, *name = FEDRECI_REFUSE_UNMASK_BAD;
     if (!sorted_strict(survivors, n_survivors) || !sorted_strict(dropped, n_dropped))
         why = "lists not sorted or with repeats";
     else if (n_survivors < c->p.t)
@@ -630,19 +681,22 @@ fedrec_err fedreci_secagg_client_unmask(fedreci_secagg_client *c, const uint64_t
     else if (fedreci_find_u64(survivors, n_survivors, c->id) < 0)
         why = "this client is not named a survivor";
     for (size_t i = 0; !why && i < n_dropped; i++) {
-        if (fedreci_find_u64(survivors, n_survivors, dropped[i]) >= 0)
+        if (fedreci_find_u64(survivors, n_survivors, dropped[i]) >= 0) {
             why = "a client is named both survivor and dropped";
-        else if (fedreci_find_u64(c->roster_ids, c->m, dropped[i]) < 0)
+            name = FEDRECI_REFUSE_UNMASK_BOTH;
+        } else if (fedreci_find_u64(c->roster_ids, c->m, dropped[i]) < 0)
             why = "a dropped client is not in the roster";
     }
     for (size_t i = 0; !why && i < n_survivors; i++)
         if (fedreci_find_u64(c->roster_ids, c->m, survivors[i]) < 0)
             why = "a survivor is not in the roster";
     if (why)
-        return fedreci_error(FEDREC_ERR_PROTOCOL,
-                             "secagg client %llu: unmask request refused: %s (%zu survivors, %zu "
-                             "dropped, t = %u)",
-                             (unsigned long long)c->id, why, n_survivors, n_dropped, c->p.t);
+        return refuse(c, name,
+                      fedreci_error(FEDREC_ERR_PROTOCOL,
+                                    "secagg client %llu: unmask request refused: %s (%zu "
+                                    "survivors, %zu dropped, t = %u)",
+                                    (unsigned long long)c->id, why, n_survivors, n_dropped,
+                                    c->p.t));
     fedreci_secagg_reveal *r = secure_alloc((size_t)c->deg * sizeof *r);
     if (!r)
         return fedreci_error(FEDREC_ERR_NOMEM, "secagg client unmask: %u reveals", c->deg);
@@ -662,6 +716,7 @@ fedrec_err fedreci_secagg_client_unmask(fedreci_secagg_client *c, const uint64_t
             memcpy(r[n].opening, sh + 2 * SB + 32, 32);
         } else {
             secure_free(r);
+            c->refusal = FEDRECI_REFUSE_UNMASK_BAD;
             return fedreci_error(FEDREC_ERR_PROTOCOL,
                                  "secagg client %llu: unmask request refused: neighbour %llu "
                                  "sent shares but is named neither survivor nor dropped",

@@ -57,7 +57,8 @@ fedrec_err fedreci_secagg_ka(uint8_t shared[32], const uint8_t sk[32], const uin
 }
 
 void fedreci_secagg_advert_msg(uint8_t msg[FEDRECI_ADVERT_MSG_BYTES], uint64_t round,
-                               uint64_t client_id, const uint8_t c_pk[32], const uint8_t s_pk[32])
+                               uint64_t client_id, const uint8_t c_pk[32], const uint8_t s_pk[32],
+                               const uint8_t binding[32])
 {
     size_t l = sizeof FEDRECI_LABEL_ADVERT - 1, o = 0;
     msg[o++] = (uint8_t)l;
@@ -67,6 +68,7 @@ void fedreci_secagg_advert_msg(uint8_t msg[FEDRECI_ADVERT_MSG_BYTES], uint64_t r
     fedreci_secagg_le64(msg + o + 8, client_id);
     memcpy(msg + o + 16, c_pk, 32);
     memcpy(msg + o + 48, s_pk, 32);
+    memcpy(msg + o + 80, binding, 32);
 }
 
 void fedreci_secagg_share_ad(uint8_t ad[FEDRECI_SHARE_AD_BYTES], uint64_t round, uint64_t from,

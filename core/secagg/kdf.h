@@ -20,7 +20,7 @@
 #define FEDRECI_KDF_BYTES 32
 
 /* Domain labels. */
-#define FEDRECI_LABEL_ADVERT "fedrec.secagg.v1.advert"       /* Ed25519 message */
+#define FEDRECI_LABEL_ADVERT "fedrec.secagg.v2.advert"       /* Ed25519 message */
 #define FEDRECI_LABEL_AEAD "fedrec.secagg.v1.share-aead"     /* share bundle key */
 #define FEDRECI_LABEL_AD "fedrec.secagg.v1.share-ad"         /* AEAD associated data */
 #define FEDRECI_LABEL_PAIR "fedrec.secagg.v1.pair-mask"      /* pairwise mask key */
@@ -53,10 +53,12 @@ void fedreci_secagg_le64(uint8_t out[8], uint64_t v);
 /* ---- protocol derivations (both parties compute the same values) ---------- */
 
 /* Ed25519-signed advert message: len(label) || label || LE64(round) ||
- * LE64(client_id) || c_pk || s_pk. */
-#define FEDRECI_ADVERT_MSG_BYTES (1 + sizeof FEDRECI_LABEL_ADVERT - 1 + 8 + 8 + 32 + 32)
+ * LE64(client_id) || c_pk || s_pk || binding (the digest of the model and
+ * round parameters the client received, secagg.h fedreci_secagg_advert). */
+#define FEDRECI_ADVERT_MSG_BYTES (1 + sizeof FEDRECI_LABEL_ADVERT - 1 + 8 + 8 + 32 + 32 + 32)
 void fedreci_secagg_advert_msg(uint8_t msg[FEDRECI_ADVERT_MSG_BYTES], uint64_t round,
-                               uint64_t client_id, const uint8_t c_pk[32], const uint8_t s_pk[32]);
+                               uint64_t client_id, const uint8_t c_pk[32], const uint8_t s_pk[32],
+                               const uint8_t binding[32]);
 
 /* AEAD associated data of a share bundle: label || LE64(round) || LE64(from) || LE64(to). */
 #define FEDRECI_SHARE_AD_BYTES (sizeof FEDRECI_LABEL_AD - 1 + 24)

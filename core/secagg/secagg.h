@@ -101,9 +101,46 @@ typedef struct fedreci_secagg_advert {
                                                           from its registry */
     uint8_t c_pk[FEDRECI_SECAGG_PK_BYTES];             /* X25519: for encrypting shares */
     uint8_t s_pk[FEDRECI_SECAGG_PK_BYTES];             /* X25519: for pairwise masks */
+    uint8_t binding[32];                               /* what the client trains on: the digest
+                                                          of the model bytes and round parameters
+                                                          it received (proto/wire.h
+                                                          fedreci_wire_binding); every member
+                                                          of a round must carry the same */
     uint8_t sig[FEDRECI_SECAGG_SIG_BYTES];             /* Ed25519 over (round_id, client_id,
-                                                           c_pk, s_pk) with a domain label */
+                                                           c_pk, s_pk, binding) with a domain
+                                                           label (kdf.h) */
 } fedreci_secagg_advert;
+
+/* ---- refusals ---------------------------------------------------------------- */
+
+/* Why a client left a round because of what the coordinator sent: stable
+ * names (they go into the shopper's privacy ledger and never change meaning).
+ * A client that refuses sends nothing more in the round, in particular no
+ * secret material. fedreci_secagg_client_refusal() returns the last one. */
+/* a neighbour's advert binds another model or other round parameters */
+#define FEDRECI_REFUSE_BINDING "binding_mismatch"
+/* a neighbour's advert does not verify under its identity key */
+#define FEDRECI_REFUSE_ADVERT_SIG "advert_bad_signature"
+/* a roster entry's id is not the id of the identity key it lists */
+#define FEDRECI_REFUSE_ADVERT_ID "advert_id_mismatch"
+/* a roster that is unsorted, has duplicate ids, or is too small or too large */
+#define FEDRECI_REFUSE_ROSTER "roster_invalid"
+/* a roster that lacks this client or lists other keys for it */
+#define FEDRECI_REFUSE_ROSTER_SELF "roster_missing_self"
+/* a relayed share bundle not from a neighbour to this client, or two from one */
+#define FEDRECI_REFUSE_RELAY "relay_misaddressed"
+/* an unmask request naming a client both survivor and dropped */
+#define FEDRECI_REFUSE_UNMASK_BOTH "unmask_both_sets"
+/* an unmask request with unsorted lists, fewer than t survivors, this client
+   not a survivor, a member not in the roster, or a neighbour that sent
+   shares named in neither list */
+#define FEDRECI_REFUSE_UNMASK_BAD "unmask_invalid"
+/* a second, different unmask request in one round */
+#define FEDRECI_REFUSE_UNMASK_AGAIN "unmask_second_request"
+/* a reply that belongs to another round (a replay) */
+#define FEDRECI_REFUSE_STALE "stale_round"
+/* the round's parameters or model changed mid-round */
+#define FEDRECI_REFUSE_PARAMS "params_changed"
 
 /* Stage 1: one encrypted share bundle from `from` to `to` (XChaCha20-Poly1305;
  * the receiver's shares of the sender's s^SK and b seed and their openings),
@@ -172,8 +209,28 @@ void fedreci_secagg_client_destroy(fedreci_secagg_client *c);
 
 fedreci_secagg_stage fedreci_secagg_client_stage(const fedreci_secagg_client *c);
 
-/* Stage 0: draws the c and s X25519 key pairs and signs their public halves.
- * *advert is written (identity_pk included). */
+/* The binding digest this client signs into its advert (32 bytes; proto/wire.h
+ * fedreci_wire_binding: the model bytes and round parameters it received).
+ * Before advertise; all zero until set. share_keys refuses a roster in which
+ * a neighbour's advert carries another binding (FEDREC_ERR_PROTOCOL, refusal
+ * FEDRECI_REFUSE_BINDING): every member must have been given the same model
+ * and parameters. Errors: FEDREC_ERR_STAGE after advertise. */
+FEDREC_NODISCARD fedrec_err fedreci_secagg_client_set_binding(fedreci_secagg_client *c,
+                                                              const uint8_t binding[32]);
+
+/* The stable name of the last refusal (FEDRECI_REFUSE_*), or NULL when the
+ * client refused nothing. A refusal is recorded by the calls that check what
+ * the coordinator sent (share_keys, masked_input, unmask); a refused call
+ * leaves the state unchanged, and the driver ends the round. */
+const char *fedreci_secagg_client_refusal(const fedreci_secagg_client *c);
+
+/* Records a refusal the driver found itself (e.g. FEDRECI_REFUSE_STALE), so
+ * that fedreci_secagg_client_refusal reports it. name: a FEDRECI_REFUSE_*
+ * string (static storage). NULL c is a no-op. */
+void fedreci_secagg_client_note_refusal(fedreci_secagg_client *c, const char *name);
+
+/* Stage 0: draws the c and s X25519 key pairs and signs their public halves
+ * and the binding. *advert is written (identity_pk and binding included). */
 FEDREC_NODISCARD fedrec_err fedreci_secagg_client_advertise(fedreci_secagg_client *c,
                                                             fedreci_secagg_advert *advert);
 
@@ -182,8 +239,10 @@ FEDREC_NODISCARD fedrec_err fedreci_secagg_client_advertise(fedreci_secagg_clien
  * signatures of its neighbours, fixes the graph, draws the self-mask seed b,
  * Shamir-shares s^SK and b among the neighbours with threshold t and encrypts
  * each neighbour's shares. *cts gets one ciphertext per neighbour (n_cts).
- * Errors: FEDREC_ERR_SIGNATURE, FEDREC_ERR_PROTOCOL (roster malformed, this
- * client missing, too small), FEDREC_ERR_CRYPTO (all-zero X25519 result). */
+ * Errors: FEDREC_ERR_SIGNATURE (refusal advert_bad_signature),
+ * FEDREC_ERR_PROTOCOL (roster malformed: roster_invalid; this client missing:
+ * roster_missing_self; a neighbour's binding differs: binding_mismatch),
+ * FEDREC_ERR_CRYPTO (all-zero X25519 result). */
 FEDREC_NODISCARD fedrec_err fedreci_secagg_client_share_keys(fedreci_secagg_client *c,
                                                              const fedreci_secagg_advert *roster,
                                                              size_t m,
@@ -270,8 +329,14 @@ void fedreci_secagg_server_destroy(fedreci_secagg_server *s);
 
 fedreci_secagg_stage fedreci_secagg_server_stage(const fedreci_secagg_server *s);
 
+/* The binding every advert must carry (the coordinator's
+ * fedreci_wire_binding of the round's parameters and model; all zero until
+ * set). Before the adverts. NULL arguments are a no-op. */
+void fedreci_secagg_server_set_binding(fedreci_secagg_server *s, const uint8_t binding[32]);
+
 /* Stage 0: accepts one advert (signature checked against the registered
- * identity key; identity_pk is taken from the registry, not the message). */
+ * identity key; identity_pk is taken from the registry, not the message;
+ * then its binding against the round's: FEDREC_ERR_PROTOCOL when another). */
 FEDREC_NODISCARD fedrec_err fedreci_secagg_server_add_advert(fedreci_secagg_server *s,
                                                              const fedreci_secagg_advert *a);
 

@@ -43,6 +43,7 @@ struct fedreci_secagg_server {
     uint8_t (*id_pks)[FEDRECI_SECAGG_SIGN_PK_BYTES]; /* n, same order */
     fedreci_secagg_advert *adverts;                  /* n, by cohort index */
     uint8_t *has_advert;                             /* n */
+    uint8_t binding[32];                             /* every advert must carry it */
 
     /* roster, fixed by close_advertise */
     uint32_t m, deg;
@@ -177,6 +178,12 @@ fedrec_err fedreci_secagg_server_create(fedreci_secagg_server **out, const fedre
     return FEDREC_OK;
 }
 
+void fedreci_secagg_server_set_binding(fedreci_secagg_server *s, const uint8_t binding[32])
+{
+    if (s && binding)
+        memcpy(s->binding, binding, sizeof s->binding);
+}
+
 static fedrec_err wrong_stage(const fedreci_secagg_server *s, const char *call)
 {
     return fedreci_error(FEDREC_ERR_STAGE, "secagg server: %s in stage %d", call, (int)s->stage);
@@ -213,11 +220,16 @@ fedrec_err fedreci_secagg_server_add_advert(fedreci_secagg_server *s,
         return fedreci_error(FEDREC_ERR_DUPLICATE, "secagg server: second advert from %llu",
                              (unsigned long long)a->client_id);
     uint8_t msg[FEDRECI_ADVERT_MSG_BYTES];
-    fedreci_secagg_advert_msg(msg, s->p.round_id, a->client_id, a->c_pk, a->s_pk);
+    fedreci_secagg_advert_msg(msg, s->p.round_id, a->client_id, a->c_pk, a->s_pk, a->binding);
     if (crypto_sign_verify_detached(a->sig, msg, sizeof msg, s->id_pks[i]) != 0)
         return fedreci_error(FEDREC_ERR_SIGNATURE,
                              "secagg server: advert from %llu does not verify under its "
                              "registered identity key for round %llu",
+                             (unsigned long long)a->client_id, (unsigned long long)s->p.round_id);
+    if (sodium_memcmp(a->binding, s->binding, sizeof s->binding) != 0)
+        return fedreci_error(FEDREC_ERR_PROTOCOL,
+                             "secagg server: advert from %llu binds another model or other round "
+                             "parameters than round %llu's",
                              (unsigned long long)a->client_id, (unsigned long long)s->p.round_id);
     if (small_order(a->c_pk) || small_order(a->s_pk))
         return fedreci_error(FEDREC_ERR_CRYPTO,
