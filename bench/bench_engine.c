@@ -165,7 +165,7 @@ static void run(uint32_t n, uint32_t n_items, uint32_t k, uint32_t neighbors, do
         cfg.stage_ms[s] = 600000;
     cfg.opt.n_train = n;
     cfg.max_rounds = (uint32_t)rounds;
-    fedreci_coord_hooks hooks = {NULL, round_done, NULL, NULL, NULL};
+    fedreci_coord_hooks hooks = {.on_round_done = round_done};
     fedreci_coord_model m = {1, n_items, k, y, NULL, NULL, 0};
     if (fedreci_coord_create(&g_coord, &cfg, &hooks, &m) || fedreci_coord_start(g_coord)) {
         fprintf(stderr, "engine: %s\n", fedrec_errmsg());

@@ -38,6 +38,18 @@ void fedreci_coord_config_default(fedreci_coord_config *cfg)
     cfg->opt.n_train = 1;
 }
 
+/* A model the engine can serve: rows, factors and a version, and a vector
+ * of n_items * k + 1 words whose bytes fit a uint32_t. */
+static fedrec_err check_model(const fedreci_coord_model *m)
+{
+    if (!m || m->n_items == 0 || m->k == 0 || m->version == 0 ||
+        (uint64_t)m->n_items * m->k + 1 > UINT32_MAX / 4)
+        return fedreci_error(FEDREC_ERR_INVALID, "coordinator: start model n_items=%u k=%u v%llu",
+                             m ? m->n_items : 0, m ? m->k : 0,
+                             (unsigned long long)(m ? m->version : 0));
+    return FEDREC_OK;
+}
+
 static fedrec_err check_config(const fedreci_coord_config *cfg, const fedreci_coord_model *m)
 {
     if (!cfg->listen_urls || cfg->n_listen == 0)
@@ -56,12 +68,7 @@ static fedrec_err check_config(const fedreci_coord_config *cfg, const fedreci_co
     for (int s = 0; s < 4; s++)
         if (cfg->stage_ms[s] == 0)
             return fedreci_error(FEDREC_ERR_INVALID, "coordinator: stage %d deadline is 0 ms", s);
-    if (!m || m->n_items == 0 || m->k == 0 || m->version == 0 ||
-        (uint64_t)m->n_items * m->k + 1 > UINT32_MAX / 4)
-        return fedreci_error(FEDREC_ERR_INVALID, "coordinator: start model n_items=%u k=%u v%llu",
-                             m ? m->n_items : 0, m ? m->k : 0,
-                             (unsigned long long)(m ? m->version : 0));
-    return FEDREC_OK;
+    return check_model(m);
 }
 
 static fedrec_err nomem(void)
@@ -109,7 +116,8 @@ static fedrec_err copy_urls(fedreci_coord *c, const fedreci_coord_config *cfg)
 {
     c->urls = calloc(cfg->n_listen + 2, sizeof *c->urls);
     c->ports = calloc(cfg->n_listen, sizeof *c->ports);
-    if (!c->urls || !c->ports)
+    c->listeners = calloc(cfg->n_listen ? cfg->n_listen : 1, sizeof *c->listeners);
+    if (!c->urls || !c->ports || !c->listeners)
         return nomem();
     for (size_t i = 0; i < cfg->n_listen; i++)
         if (!(c->urls[i] = strdup(cfg->listen_urls[i])))
@@ -150,50 +158,59 @@ static fedrec_err publish_start_model(fedreci_coord *c, const fedreci_coord_mode
     return FEDREC_OK;
 }
 
-/* Copies of the item codes (sent with every full model); *code_bytes gets
- * their encoded size. */
-static fedrec_err copy_codes(fedreci_coord *c, const fedreci_coord_model *start, size_t *code_bytes)
+/* The catalog of model m as a new pcat (one reference): copies of the item
+ * codes (sent with every full model; *code_bytes gets their encoded size)
+ * and of the retired rows, checked strictly ascending below n_items. */
+static fedrec_err make_cat(const fedreci_coord_model *m, pcat **out, size_t *code_bytes)
 {
     *code_bytes = 0;
-    if (!start->item_codes)
-        return FEDREC_OK;
-    c->codes = calloc(start->n_items, sizeof *c->codes);
-    if (!c->codes)
-        return nomem();
-    c->n_codes = start->n_items; /* destroy frees the ones copied so far */
-    for (uint32_t i = 0; i < start->n_items; i++) {
-        const char *s = start->item_codes[i] ? start->item_codes[i] : "";
-        if (strlen(s) > FEDRECI_WIRE_MAX_CODE_BYTES)
-            return fedreci_error(FEDREC_ERR_INVALID,
-                                 "coordinator: item code %u longer than %u bytes", i,
-                                 FEDRECI_WIRE_MAX_CODE_BYTES);
-        if (!(c->codes[i] = strdup(s)))
-            return nomem();
-        *code_bytes += strlen(s) + 3;
-    }
-    return FEDREC_OK;
-}
-
-/* A copy of the retired rows, checked strictly ascending below n_items. */
-static fedrec_err copy_retired(fedreci_coord *c, const fedreci_coord_model *start)
-{
-    uint32_t n_items = start->n_items;
-    if (!start->n_retired)
-        return FEDREC_OK;
-    if (!start->retired_rows || start->n_retired > n_items)
+    uint32_t n_items = m->n_items;
+    if (m->n_retired && (!m->retired_rows || m->n_retired > n_items))
         return fedreci_error(FEDREC_ERR_INVALID, "coordinator: %zu retired rows for %u items",
-                             start->n_retired, n_items);
-    for (size_t i = 0; i < start->n_retired; i++)
-        if (start->retired_rows[i] >= n_items ||
-            (i > 0 && start->retired_rows[i] <= start->retired_rows[i - 1]))
+                             m->n_retired, n_items);
+    for (size_t i = 0; i < m->n_retired; i++)
+        if (m->retired_rows[i] >= n_items ||
+            (i > 0 && m->retired_rows[i] <= m->retired_rows[i - 1]))
             return fedreci_error(FEDREC_ERR_INVALID,
                                  "coordinator: retired row %zu (%u) not ascending below %u", i,
-                                 start->retired_rows[i], n_items);
-    c->retired = malloc(start->n_retired * sizeof *c->retired);
-    if (!c->retired)
+                                 m->retired_rows[i], n_items);
+    pcat *cat = calloc(1, sizeof *cat);
+    if (!cat)
         return nomem();
-    memcpy(c->retired, start->retired_rows, start->n_retired * sizeof *c->retired);
-    c->n_retired = start->n_retired;
+    atomic_init(&cat->refs, 1);
+    fedrec_err e = FEDREC_OK;
+    if (m->item_codes) {
+        cat->codes = calloc(n_items ? n_items : 1, sizeof *cat->codes);
+        if (!cat->codes)
+            e = nomem();
+        else
+            cat->n_codes = n_items; /* unref frees the ones copied so far */
+        for (uint32_t i = 0; !e && i < n_items; i++) {
+            const char *s = m->item_codes[i] ? m->item_codes[i] : "";
+            if (strlen(s) > FEDRECI_WIRE_MAX_CODE_BYTES)
+                e = fedreci_error(FEDREC_ERR_INVALID,
+                                  "coordinator: item code %u longer than %u bytes", i,
+                                  FEDRECI_WIRE_MAX_CODE_BYTES);
+            else if (!(cat->codes[i] = strdup(s)))
+                e = nomem();
+            else
+                *code_bytes += strlen(s) + 3;
+        }
+    }
+    if (!e && m->n_retired) {
+        cat->retired = malloc(m->n_retired * sizeof *cat->retired);
+        if (!cat->retired)
+            e = nomem();
+        else {
+            memcpy(cat->retired, m->retired_rows, m->n_retired * sizeof *cat->retired);
+            cat->n_retired = m->n_retired;
+        }
+    }
+    if (e) {
+        fedreci_eng_cat_unref(cat);
+        return e;
+    }
+    *out = cat;
     return FEDREC_OK;
 }
 
@@ -229,9 +246,7 @@ fedrec_err fedreci_coord_create(fedreci_coord **out, const fedreci_coord_config 
     if (!e)
         e = publish_start_model(c, start);
     if (!e)
-        e = copy_codes(c, start, &code_bytes);
-    if (!e)
-        e = copy_retired(c, start);
+        e = make_cat(start, &c->model->cat, &code_bytes);
     if (!e)
         e = setup_rounds(c, code_bytes);
     if (!e)
@@ -330,11 +345,6 @@ void fedreci_coord_destroy(fedreci_coord *c)
     fedreci_eng_limits_free(c);
     free(c->waiting);
     fedreci_eng_model_unref(c->model);
-    if (c->codes)
-        for (size_t i = 0; i < c->n_codes; i++)
-            free(c->codes[i]);
-    free(c->codes);
-    free(c->retired);
     fedreci_optimizer_destroy(c->opt);
     free(c->grad);
     free(c->sum);
@@ -344,6 +354,7 @@ void fedreci_coord_destroy(fedreci_coord *c)
         free(c->urls);
     }
     free(c->ports);
+    free(c->listeners);
     pthread_cond_destroy(&c->cv_timer);
     pthread_cond_destroy(&c->cv_done);
     pthread_mutex_destroy(&c->mu);
@@ -360,6 +371,7 @@ void fedreci_coord_get_status(fedreci_coord *c, fedreci_coord_status *st)
     st->rounds_completed = c->rounds_completed;
     st->rounds_aborted = c->rounds_aborted;
     st->clients_known = (uint32_t)c->reg_n;
+    st->clients_connected = c->clients_connected;
     st->clients_waiting = (uint32_t)c->n_waiting;
     st->abort_streak = c->abort_streak;
     uint64_t now = now_ms();
@@ -426,4 +438,125 @@ fedrec_err fedreci_coord_client_bytes(fedreci_coord *c, uint64_t client_id, uint
 int fedreci_coord_port(const fedreci_coord *c, size_t i)
 {
     return c && c->started && c->ports && i < c->cfg.n_listen ? c->ports[i] : 0;
+}
+
+fedrec_err fedreci_coord_hold(fedreci_coord *c, int timeout_ms)
+{
+    fedrec_err e = FEDREC_OK;
+    struct timespec ts;
+    if (timeout_ms >= 0)
+        fedreci_deadline_after_ms(&ts, timeout_ms);
+    pthread_mutex_lock(&c->mu);
+    c->held = 1;
+    while (fedreci_eng_round_active(c) && !c->stopped) {
+        if (timeout_ms < 0) {
+            pthread_cond_wait(&c->cv_done, &c->mu);
+        } else if (pthread_cond_timedwait(&c->cv_done, &c->mu, &ts) == ETIMEDOUT) {
+            if (fedreci_eng_round_active(c))
+                e = fedreci_error(FEDREC_ERR_TIMEOUT,
+                                  "coordinator: round %llu still open after %d ms",
+                                  (unsigned long long)c->cur->id, timeout_ms);
+            break;
+        }
+    }
+    pthread_mutex_unlock(&c->mu);
+    return e;
+}
+
+void fedreci_coord_release(fedreci_coord *c)
+{
+    outbox ob = {NULL, 0, 0};
+    pthread_mutex_lock(&c->mu);
+    if (c->held) {
+        c->held = 0;
+        if (!c->stopped) {
+            fedreci_eng_maybe_select(c, &ob);
+            if (!fedreci_eng_round_active(c) && c->n_waiting > 0)
+                fedreci_eng_set_deadline(c, now_ms() + c->cfg.checkin_window_ms);
+        }
+    }
+    pthread_mutex_unlock(&c->mu);
+    fedreci_eng_flush(c, &ob);
+}
+
+fedrec_err fedreci_coord_set_model(fedreci_coord *c, const fedreci_coord_model *m)
+{
+    pthread_mutex_lock(&c->mu);
+    pmodel *old = c->model;
+    fedrec_err e = FEDREC_OK;
+    if (!c->held || fedreci_eng_round_active(c))
+        e = fedreci_error(FEDREC_ERR_BUSY, "coordinator: set_model needs a hold and no open round");
+    else if (!m || m->k != old->k || m->n_items < old->n_items || m->version <= old->version ||
+             check_model(m) != FEDREC_OK)
+        e = fedreci_error(FEDREC_ERR_INVALID,
+                          "coordinator: model v%llu (%u x %u) cannot replace v%llu (%u x %u): "
+                          "same k, as many rows or more and a higher version needed",
+                          (unsigned long long)(m ? m->version : 0), m ? m->n_items : 0,
+                          m ? m->k : 0, (unsigned long long)old->version, old->n_items, old->k);
+    size_t n = m ? (size_t)m->n_items * m->k : 0, code_bytes = 0;
+    pmodel *pm = NULL;
+    pcat *cat = NULL;
+    float *grad = NULL;
+    uint32_t *sum = NULL;
+    if (!e) {
+        pm = calloc(1, sizeof *pm);
+        grad = malloc(n * sizeof *grad);
+        sum = malloc((n + 1) * sizeof *sum);
+        if (pm) {
+            pm->y = malloc(n * sizeof *pm->y);
+            pm->gram = malloc((size_t)m->k * m->k * sizeof *pm->gram);
+        }
+        if (!pm || !pm->y || !pm->gram || !grad || !sum)
+            e = nomem();
+    }
+    if (!e)
+        e = make_cat(m, &cat, &code_bytes);
+    if (!e && m->n_items > old->n_items)
+        e = fedreci_optimizer_grow(c->opt, m->n_items);
+    if (e) {
+        if (pm) {
+            free(pm->y);
+            free(pm->gram);
+            free(pm);
+        }
+        free(grad);
+        free(sum);
+        pthread_mutex_unlock(&c->mu);
+        return e;
+    }
+    atomic_init(&pm->refs, 1);
+    pm->version = m->version;
+    pm->n_items = m->n_items;
+    pm->k = m->k;
+    if (m->item_factors)
+        memcpy(pm->y, m->item_factors, n * sizeof *pm->y);
+    else
+        fedreci_mf_init(pm->y, m->n_items, m->k, c->cfg.seed, 0.01f);
+    fedreci_mf_gram(pm->y, m->n_items, m->k, pm->gram);
+    fedreci_wire_checksum(pm->y, n * sizeof *pm->y, pm->checksum);
+    pm->cat = cat;
+    free(c->grad);
+    free(c->sum);
+    c->grad = grad;
+    c->sum = sum;
+    c->model = pm;
+    fedreci_eng_model_unref(old);
+    if (!c->cfg.recv_max_bytes) {
+        /* new connections get the new ceiling; open ones keep twice the old
+           cap, which a catalog up to twice the size still fits */
+        c->cap = fedreci_wire_cap(pm->n_items, pm->k, c->cfg.cohort_size, code_bytes);
+        size_t ceiling = c->cap > SIZE_MAX / 2 ? SIZE_MAX : 2 * c->cap;
+        nng_socket_set_size(c->sock, NNG_OPT_RECVMAXSZ, ceiling);
+    }
+    fedreci_log(FEDRECI_LOG_INFO, -1, "serving model version %llu (%u x %u, %zu retired rows)",
+                (unsigned long long)pm->version, pm->n_items, pm->k, cat->n_retired);
+    pthread_mutex_unlock(&c->mu);
+    return FEDREC_OK;
+}
+
+fedrec_err fedreci_coord_reload_tls(fedreci_coord *c)
+{
+    if (!c->started)
+        return fedreci_error(FEDREC_ERR_INVALID, "coordinator: not started");
+    return fedreci_eng_transport_reload_tls(c);
 }

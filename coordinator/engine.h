@@ -181,6 +181,20 @@ typedef struct fedreci_round_stats {
     uint32_t n_culprits;
 } fedreci_round_stats;
 
+/* What on_round_start reports: a round begins. Pointers are valid only
+ * during the call. */
+typedef struct fedreci_round_begin {
+    uint64_t round_id;
+    uint32_t cohort;        /* members drawn (n) */
+    uint32_t waiting;       /* clients that were waiting, the cohort included */
+    uint64_t model_version; /* the version the round trains */
+    const fedreci_secagg_params *params;
+} fedreci_round_begin;
+
+/* The round lifecycle, in this order for every round: on_round_start once;
+ * on_stage_closed for each stage that closed without ending the round
+ * (stage 3 before its model is committed); on_model_committed when it
+ * completes; on_round_done once. Every hook may be NULL. */
 typedef struct fedreci_coord_hooks {
     void *arg;
     /* After every round, completed or aborted. */
@@ -197,6 +211,19 @@ typedef struct fedreci_coord_hooks {
     /* A client was named a culprit in round_id and is refused from now on
      * (called before on_round_done of that round; may be NULL). */
     void (*on_client_excluded)(void *arg, uint64_t client_id, uint64_t round_id);
+    /* A round begins: its cohort is drawn and no member has been told yet,
+     * so no client knows the round id before this returns (a daemon logs
+     * the round as running here: a crash after it cannot reuse the id). A
+     * non-OK return cancels the round before it starts: the waiting
+     * clients are told NOT_SELECTED, the id stays unused, no other hook of
+     * the round runs. */
+    fedrec_err (*on_round_start)(void *arg, const fedreci_round_begin *b);
+    /* Stage `stage` (0..3) of round_id closed in time with n_in of its
+     * n_expected messages after ms milliseconds, and the next stage opens
+     * (for stage 3: the sum is unmasked and about to be committed). Not
+     * called for a stage whose closing aborted the round. */
+    void (*on_stage_closed)(void *arg, uint64_t round_id, int stage, uint32_t n_in,
+                            uint32_t n_expected, double ms);
 } fedreci_coord_hooks;
 
 typedef struct fedreci_coord_status {
@@ -205,10 +232,12 @@ typedef struct fedreci_coord_status {
     uint64_t model_version;
     uint64_t rounds_completed;
     uint64_t rounds_aborted;
-    uint32_t clients_known;   /* registry size */
-    uint32_t clients_waiting; /* check-ins held for the next cohort */
-    uint32_t abort_streak;    /* rounds aborted in a row (0 after a completed round) */
-    uint64_t backoff_ms_left; /* ms until the next round may start (0: no backoff) */
+    uint32_t clients_known;     /* registry size */
+    uint32_t clients_connected; /* known clients whose last check-in came over a
+                                   connection that is still open */
+    uint32_t clients_waiting;   /* check-ins held for the next cohort */
+    uint32_t abort_streak;      /* rounds aborted in a row (0 after a completed round) */
+    uint64_t backoff_ms_left;   /* ms until the next round may start (0: no backoff) */
     uint64_t bytes_in, bytes_out;
     int stopped;
     /* resource limits (fedreci_coord_config) */
@@ -243,6 +272,33 @@ FEDREC_NODISCARD fedrec_err fedreci_coord_exclude(fedreci_coord *c, uint64_t cli
 /* Starts listening on every URL and serving. Errors: FEDREC_ERR_TRANSPORT
  * (bad URL, address in use), FEDREC_ERR_IO (TLS files). */
 FEDREC_NODISCARD fedrec_err fedreci_coord_start(fedreci_coord *c);
+
+/* Holds rounds for a change between them (the daemon's catalog reload): no
+ * round starts until fedreci_coord_release (check-ins wait, as during a
+ * backoff); returns once no round is open, the current one having ended, or
+ * after timeout_ms (< 0: no limit) with FEDREC_ERR_TIMEOUT, still held.
+ * Rounds held this way are not aborted. */
+FEDREC_NODISCARD fedrec_err fedreci_coord_hold(fedreci_coord *c, int timeout_ms);
+
+/* Ends a hold: a round starts if enough clients wait. No hold: nothing. */
+void fedreci_coord_release(fedreci_coord *c);
+
+/* Serves model m from now on, in place of the current one (copied; its
+ * item codes and retired rows too), while held with no round open: a
+ * catalog change committed by the caller. m must keep k, have at least as
+ * many rows and a higher version; the optimizer keeps the moments of the
+ * old rows and starts the new ones at zero. Connections stay open; clients
+ * download the new version at their next model request. Errors:
+ * FEDREC_ERR_BUSY (not held, or a round open), FEDREC_ERR_INVALID,
+ * FEDREC_ERR_NOMEM (the current model stays). */
+FEDREC_NODISCARD fedrec_err fedreci_coord_set_model(fedreci_coord *c, const fedreci_coord_model *m);
+
+/* Reads the TLS certificate and key files named at create again and gives
+ * them to every tls+ listener: connections accepted from now on present the
+ * new certificate; open connections are kept. Errors: FEDREC_ERR_IO (a file
+ * cannot be read; nothing changed on that listener), FEDREC_ERR_TRANSPORT
+ * (nng refused the certificate or key), FEDREC_ERR_INVALID (not started). */
+FEDREC_NODISCARD fedrec_err fedreci_coord_reload_tls(fedreci_coord *c);
 
 /* Blocks until max_rounds rounds have run or fedreci_coord_stop was called
  * (FEDREC_OK), or timeout_ms passed (FEDREC_ERR_TIMEOUT; < 0 waits forever). */

@@ -86,6 +86,17 @@ typedef struct addrent {
     uint64_t t_ms; /* when tokens was last refilled */
 } addrent;
 
+/* The catalog a model version is sent with: the item code of every row and
+ * the retired rows (ascending). Immutable, shared by reference between the
+ * versions of one catalog (fedreci_coord_set_model makes a new one). */
+typedef struct pcat {
+    atomic_int refs;
+    char **codes; /* n_codes codes, or NULL */
+    size_t n_codes;
+    uint32_t *retired;
+    size_t n_retired;
+} pcat;
+
 /* An immutable published model version, shared by reference with encoders. */
 typedef struct pmodel {
     atomic_int refs;
@@ -94,6 +105,7 @@ typedef struct pmodel {
     float *y;
     float *gram;
     uint8_t checksum[FEDRECI_WIRE_CHECKSUM_BYTES];
+    pcat *cat; /* one reference */
 } pmodel;
 
 /* One cohort member of a round. */
@@ -192,10 +204,6 @@ struct fedreci_coord {
     size_t n_waiting, waiting_cap;
 
     pmodel *model;
-    char **codes;
-    size_t n_codes;
-    uint32_t *retired; /* retired rows, ascending (fixed for the engine's lifetime) */
-    size_t n_retired;
     fedreci_optimizer *opt;
     float *grad;
     uint32_t *sum;
@@ -203,9 +211,12 @@ struct fedreci_coord {
     /* limits.c: connections, remote addresses, new-id buckets */
     addrent *addrs;
     size_t n_addrs, addrs_cap;
-    fedreci_idmap addr_index; /* key -> row of addrs */
-    size_t addr_prune_at;     /* prune the address table at this many rows (0: the base) */
-    fedreci_idmap pipes;      /* open connections: pipe id -> address row + 1 (0: not IP) */
+    fedreci_idmap addr_index;   /* key -> row of addrs */
+    size_t addr_prune_at;       /* prune the address table at this many rows (0: the base) */
+    fedreci_idmap pipes;        /* open connections: pipe id -> address row + 1 (0: not IP) */
+    fedreci_idmap pipe_clients; /* open connections carrying clients: pipe id -> the number of
+                                   registry entries whose pipe it is */
+    uint32_t clients_connected; /* the sum of pipe_clients */
     uint32_t conns_open;
     uint32_t closed_since_trim;
     double global_tokens;
@@ -219,8 +230,10 @@ struct fedreci_coord {
     uint64_t next_round_id;
     uint64_t deadline; /* 0: none */
     uint64_t rounds_run, rounds_completed, rounds_aborted;
-    uint32_t abort_streak; /* rounds aborted in a row */
-    uint64_t hold_until;   /* backoff: no round starts before (monotonic ms); 0: none */
+    uint32_t abort_streak;   /* rounds aborted in a row */
+    uint64_t hold_until;     /* backoff: no round starts before (monotonic ms); 0: none */
+    int held;                /* fedreci_coord_hold: no round starts until released */
+    nng_listener *listeners; /* n_listen, valid once started (TLS reload) */
     uint64_t bytes_in, bytes_out;
 };
 
@@ -231,8 +244,12 @@ struct fedreci_coord {
 void fedreci_eng_ob_push(outbox *ob, cctx *x, nng_msg *msg, pmodel *model,
                          const fedreci_wire_hdr *h);
 
-/* Drops one reference to a published model version (NULL: nothing). */
+/* Drops one reference to a published model version (NULL: nothing), and
+ * with the last one its catalog's. */
 void fedreci_eng_model_unref(pmodel *m);
+
+/* Drops one reference to a catalog (NULL: nothing). */
+void fedreci_eng_cat_unref(pcat *cat);
 
 /* Sends what ob holds and empties it. Lock not held. */
 void fedreci_eng_flush(fedreci_coord *c, outbox *ob);
@@ -292,6 +309,12 @@ int fedreci_eng_conn_gone(fedreci_coord *c, uint32_t pipe);
  * (lock held): takes one token from the address's and the global bucket;
  * 0 with *why set (and the refusal counted) when one is empty. */
 int fedreci_eng_new_id_allowed(fedreci_coord *c, uint32_t pipe, const char **why);
+
+/* Client e's requests now come over connection pipe (0: none; lock held):
+ * e->pipe is set, and the count of known clients on an open connection
+ * (clients_connected) follows. Can't fail (out of memory: e is counted as
+ * not connected). */
+void fedreci_eng_bind_pipe(fedreci_coord *c, crec *e, uint32_t pipe);
 
 /* Frees the connection and address tables. */
 void fedreci_eng_limits_free(fedreci_coord *c);
@@ -369,6 +392,10 @@ FEDREC_NODISCARD fedrec_err fedreci_eng_transport_open(fedreci_coord *c);
 
 /* Starts every listener, the timer thread, and receiving on every context. */
 FEDREC_NODISCARD fedrec_err fedreci_eng_transport_start(fedreci_coord *c);
+
+/* Reads the certificate and key files again and gives them to every tls+
+ * listener (fedreci_coord_reload_tls). */
+FEDREC_NODISCARD fedrec_err fedreci_eng_transport_reload_tls(fedreci_coord *c);
 
 /* Stops the timer thread, closes the socket and frees the contexts. Safe on
  * a partly opened transport. */

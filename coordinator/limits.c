@@ -175,6 +175,11 @@ int fedreci_eng_conn_gone(fedreci_coord *c, uint32_t pipe)
     fedreci_idmap_del(&c->pipes, pipe);
     if (c->conns_open)
         c->conns_open--;
+    uint32_t n = 0;
+    if (fedreci_idmap_find(&c->pipe_clients, pipe, &n)) {
+        c->clients_connected -= n <= c->clients_connected ? n : c->clients_connected;
+        fedreci_idmap_del(&c->pipe_clients, pipe);
+    }
     /* nng frees a connection's buffers as it closes; hand the freed heap
        back to the system now and then (every 32 closes, and when the last
        one goes) */
@@ -183,6 +188,30 @@ int fedreci_eng_conn_gone(fedreci_coord *c, uint32_t pipe)
         return 1;
     }
     return 0;
+}
+
+void fedreci_eng_bind_pipe(fedreci_coord *c, crec *e, uint32_t pipe)
+{
+    uint32_t n = 0, unused;
+    if (e->pipe == pipe)
+        return;
+    if (e->pipe && fedreci_idmap_find(&c->pipe_clients, e->pipe, &n)) {
+        if (n > 1)
+            (void)fedreci_idmap_set(&c->pipe_clients, e->pipe, n - 1);
+        else
+            fedreci_idmap_del(&c->pipe_clients, e->pipe);
+        if (c->clients_connected)
+            c->clients_connected--;
+    }
+    e->pipe = pipe;
+    if (!pipe || !fedreci_idmap_find(&c->pipes, pipe, &unused))
+        return; /* closed already (or never admitted): not connected */
+    if (fedreci_idmap_find(&c->pipe_clients, pipe, &n)) {
+        (void)fedreci_idmap_set(&c->pipe_clients, pipe, n + 1);
+        c->clients_connected++;
+    } else if (fedreci_idmap_put(&c->pipe_clients, pipe, 1, NULL) == FEDREC_OK) {
+        c->clients_connected++;
+    }
 }
 
 int fedreci_eng_new_id_allowed(fedreci_coord *c, uint32_t pipe, const char **why)
@@ -220,4 +249,5 @@ void fedreci_eng_limits_free(fedreci_coord *c)
     c->n_addrs = c->addrs_cap = 0;
     fedreci_idmap_fini(&c->addr_index);
     fedreci_idmap_fini(&c->pipes);
+    fedreci_idmap_fini(&c->pipe_clients);
 }

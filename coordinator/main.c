@@ -2,11 +2,16 @@
  * fedrec-coordinator: the retailer's daemon. Reads the configuration, opens
  * the database, serves the last committed model (or a fresh one for the
  * catalog), runs the round engine (engine.h) with hooks that persist every
- * committed model and round (persist.h), serves /healthz, /status and
- * /metrics (status.h), and on SIGTERM/SIGINT stops accepting, aborts the
- * current round and closes the database. See docs/operations.md.
+ * committed model and round (persist.h), serves the status page, /healthz,
+ * /status and /metrics (status.h), reloads the catalog and the TLS
+ * certificate on SIGHUP, and on SIGTERM/SIGINT stops accepting, aborts the
+ * current round and closes the database. Nothing polls: rounds are followed
+ * through the engine's hooks, health and gauges are computed when the
+ * status server is asked, and the main thread sleeps until a signal.
+ * See docs/operations.md.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
@@ -32,10 +37,18 @@
 #include "status.h"
 
 typedef struct daemon_ctx {
+    const fedreci_config *cfg;
     fedreci_persist *persist;
     fedreci_coord *coord;
-    atomic_int write_failed; /* the last database write from a hook failed */
+    fedreci_stats *stats;
+    atomic_int write_failed;   /* the last database write from a hook failed */
+    atomic_uint abort_streak;  /* rounds aborted in a row (from on_round_done) */
+    atomic_ullong model_bytes; /* size of one model version (free-space check) */
+    pthread_mutex_t health_mu; /* health below, checked from hooks and handlers */
+    char health[200];          /* the problem /healthz reports, "" = healthy */
 } daemon_ctx;
+
+static void health_update(daemon_ctx *d);
 
 static fedrec_err hook_model(void *arg, uint64_t round_id, uint64_t version, const float *y,
                              uint32_t n_items, uint32_t k)
@@ -106,12 +119,37 @@ static void hook_round(void *arg, const fedreci_round_stats *st)
     }
     r.bytes_in = st->bytes_in;
     r.bytes_out = st->bytes_out;
+    r.model_version = st->completed ? st->model_version : 0;
     round_metrics(st, r.metrics_json, sizeof r.metrics_json);
-    if (fedreci_persist_round(d->persist, &r) != FEDREC_OK) {
-        atomic_store(&d->write_failed, 1);
-        return; /* logged by persist; the hook has no way to report it */
-    }
-    atomic_store(&d->write_failed, 0);
+    if (st->completed)
+        atomic_store(&d->abort_streak, 0);
+    else
+        atomic_fetch_add(&d->abort_streak, 1);
+    /* logged by persist on failure; the hook has no way to report it */
+    atomic_store(&d->write_failed, fedreci_persist_round(d->persist, &r) != FEDREC_OK);
+    health_update(d);
+}
+
+/* The engine is about to start a round: its running row and its line first
+ * (a failure cancels the round, see engine.h). */
+static fedrec_err hook_round_start(void *arg, const fedreci_round_begin *b)
+{
+    daemon_ctx *d = arg;
+    fedrec_err e = fedreci_persist_round_begin(d->persist, b);
+    atomic_store(&d->write_failed, e != FEDREC_OK);
+    if (e)
+        health_update(d);
+    return e;
+}
+
+static void hook_stage_closed(void *arg, uint64_t round_id, int stage, uint32_t n_in,
+                              uint32_t n_expected, double ms)
+{
+    daemon_ctx *d = arg;
+    (void)n_in;
+    (void)n_expected;
+    (void)ms; /* the engine logs the stage's line */
+    fedreci_stats_stage_closed(d->stats, round_id, stage);
 }
 
 static void hook_client(void *arg, uint64_t client_id, const uint8_t identity_pk[32], int opted_in)
@@ -137,19 +175,15 @@ static fedrec_err restore_client(void *arg, const fedreci_client_record *c)
     return e;
 }
 
-static const char *stage_label(int stage)
-{
-    return stage < 0 ? "idle" : fedreci_stats_stage_name((unsigned)stage);
-}
-
 /* Why the daemon is unhealthy, into why (cap bytes), or "" when healthy:
  * the last database write failed, the database's filesystem has less room
  * than a model version needs (twice its size, for the version and its WAL
  * copy, plus 1 MiB), or abort_streak rounds aborted in a row. */
-static void health_check(const fedreci_config *cfg, daemon_ctx *d, const fedreci_coord_status *cs,
-                         uint64_t model_bytes, char *why, size_t cap)
+static void health_check(const fedreci_config *cfg, daemon_ctx *d, char *why, size_t cap)
 {
     why[0] = '\0';
+    uint64_t model_bytes = atomic_load(&d->model_bytes);
+    unsigned streak = atomic_load(&d->abort_streak);
     if (atomic_load(&d->write_failed)) {
         snprintf(why, cap, "database %s: the last write failed (see the log)", cfg->db_path);
         return;
@@ -165,9 +199,45 @@ static void health_check(const fedreci_config *cfg, daemon_ctx *d, const fedreci
             return;
         }
     }
-    if (cfg->abort_streak && cs->abort_streak >= cfg->abort_streak)
-        snprintf(why, cap, "%u rounds aborted in a row (abort-streak %u)", cs->abort_streak,
+    if (cfg->abort_streak && streak >= cfg->abort_streak)
+        snprintf(why, cap, "%u rounds aborted in a row (abort-streak %u)", streak,
                  cfg->abort_streak);
+}
+
+/* Checks the health now; a change is logged once (WARN unhealthy: ..., INFO
+ * healthy again) and shown by /healthz. Called after every round and before
+ * every answer of the status server. */
+static void health_update(daemon_ctx *d)
+{
+    char why[200];
+    health_check(d->cfg, d, why, sizeof why);
+    pthread_mutex_lock(&d->health_mu);
+    if (strcmp(why, d->health) != 0) {
+        if (why[0])
+            fedreci_log(FEDRECI_LOG_WARN, -1, "unhealthy: %s", why);
+        else
+            fedreci_log(FEDRECI_LOG_INFO, -1, "healthy again");
+        snprintf(d->health, sizeof d->health, "%s", why);
+        fedreci_stats_set_health(d->stats, why);
+    }
+    pthread_mutex_unlock(&d->health_mu);
+}
+
+/* The status server asks: the engine's live figures into the stats, and the
+ * health. (Runs on nng's HTTP thread, never inside an engine hook.) */
+static void status_refresh(void *arg, fedreci_stats *stats)
+{
+    daemon_ctx *d = arg;
+    fedreci_coord_status cs;
+    fedreci_coord_get_status(d->coord, &cs);
+    fedreci_stats_set_connected(stats, cs.clients_connected);
+    fedreci_stats_set_clients(stats, (uint32_t)fedreci_persist_clients(d->persist),
+                              cs.clients_waiting);
+    fedreci_stats_limits lim = {cs.connections,          cs.refused_per_address, cs.refused_total,
+                                cs.new_ids_refused_addr, cs.new_ids_refused,     cs.clients_known,
+                                cs.clients_evicted};
+    fedreci_stats_set_limits(stats, &lim);
+    health_update(d);
 }
 
 static int fail(const char *what)
@@ -176,18 +246,23 @@ static int fail(const char *what)
     return 1;
 }
 
-/* The signal that asked the daemon to stop, or 0. Set by on_stop_signal. */
-static volatile sig_atomic_t stop_signal;
+/* The write end of the signal pipe (-1 before it exists). */
+static volatile int signal_fd = -1;
 
-/* SIGTERM/SIGINT are blocked in this thread and every thread fedrec starts
- * (they are taken with sigtimedwait in run()), but threads that libraries
- * start before main (OpenBLAS's pool, from its constructor) keep the default
- * mask. Without a handler the kernel may deliver the signal to one of them and
- * its default action kills the process mid-shutdown-path; with this handler it
- * is only recorded, and run()'s loop sees it at its next tick. */
-static void on_stop_signal(int sig)
+/* SIGTERM, SIGINT and SIGHUP (and SIGUSR1, raised when the engine has run
+ * its last round) are written as one byte to a pipe that the main thread
+ * sleeps on (a "self-pipe"): whichever thread the kernel picks runs this
+ * handler - nng's threads block these signals, but threads that libraries
+ * start before main (OpenBLAS's pool) keep the default mask - and the main
+ * thread wakes at once. Async-signal-safe: write(2) only. */
+static void on_signal(int sig)
 {
-    stop_signal = sig;
+    int saved = errno;
+    unsigned char b = (unsigned char)sig;
+    if (signal_fd >= 0 && write(signal_fd, &b, 1) < 0) {
+        /* the pipe is full: signals already wait to be read */
+    }
+    errno = saved;
 }
 
 /* The line that says the daemon serves: version, every listener with the
@@ -280,51 +355,48 @@ static void engine_config(const fedreci_config *cfg, fedreci_coord_config *cc)
     cc->opt.lambda = cfg->lambda;
 }
 
-/* Serves until SIGTERM/SIGINT or the engine's last round (--rounds):
- * polls the engine's status into the metrics and /healthz every 200 ms.
- * model_bytes is the size of one model version (for the free-space check). */
-static void serve(const fedreci_config *cfg, daemon_ctx *d, fedreci_stats *stats,
-                  const sigset_t *sigs, uint64_t model_bytes)
+/* Waits for the engine's last round (--rounds) and wakes the main thread
+ * (SIGUSR1 through the signal pipe). */
+static void *last_round_watch(void *arg)
 {
-    char health[200] = ""; /* the problem /healthz reports, "" = healthy */
+    daemon_ctx *d = arg;
+    if (fedreci_coord_wait(d->coord, -1) == FEDREC_OK)
+        on_signal(SIGUSR1);
+    return NULL;
+}
+
+static void reload(daemon_ctx *d);
+
+/* Serves until SIGTERM/SIGINT or the engine's last round (--rounds),
+ * reloading on SIGHUP; sleeps on the signal pipe (read end fd) meanwhile. */
+static void serve(daemon_ctx *d, int fd)
+{
     for (;;) {
-        struct timespec tick = {0, 200 * 1000000L};
-        int sig = sigtimedwait(sigs, NULL, &tick);
-        if (sig < 0 && stop_signal)
-            sig = stop_signal;
-        if (sig == SIGTERM || sig == SIGINT) {
-            sd_notify(0, "STOPPING=1");
-            fedreci_log(FEDRECI_LOG_INFO, -1, "%s: stopping",
-                        sig == SIGTERM ? "SIGTERM" : "SIGINT");
+        unsigned char b;
+        ssize_t n = read(fd, &b, 1);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0) {
+            fedreci_log(FEDRECI_LOG_ERROR, -1, "signal pipe: %s: stopping",
+                        n < 0 ? strerror(errno) : "closed");
             break;
         }
-        fedreci_coord_status cs;
-        fedreci_coord_get_status(d->coord, &cs);
-        if (cs.round_id > 0 && cs.stage >= 0)
-            fedreci_persist_round_seen(d->persist, cs.round_id);
-        fedreci_stats_set_stage(stats, stage_label(cs.stage));
-        fedreci_stats_set_connected(stats, cs.clients_known);
-        fedreci_stats_set_model_version(stats, cs.model_version);
-        fedreci_stats_limits lim = {
-            cs.connections,     cs.refused_per_address, cs.refused_total,  cs.new_ids_refused_addr,
-            cs.new_ids_refused, cs.clients_known,       cs.clients_evicted};
-        fedreci_stats_set_limits(stats, &lim);
-        char why[200];
-        health_check(cfg, d, &cs, model_bytes, why, sizeof why);
-        if (strcmp(why, health) != 0) {
-            if (why[0])
-                fedreci_log(FEDRECI_LOG_WARN, -1, "unhealthy: %s", why);
-            else
-                fedreci_log(FEDRECI_LOG_INFO, -1, "healthy again");
-            snprintf(health, sizeof health, "%s", why);
-            fedreci_stats_set_health(stats, why);
+        int sig = b;
+        if (sig == SIGHUP) {
+            reload(d);
+            continue;
         }
-        if (fedreci_coord_wait(d->coord, 0) == FEDREC_OK) {
-            sd_notify(0, "STOPPING=1");
+        sd_notify(0, "STOPPING=1");
+        if (sig == SIGUSR1) {
+            fedreci_coord_status cs;
+            fedreci_coord_get_status(d->coord, &cs);
             fedreci_log(FEDRECI_LOG_INFO, -1, "%llu round(s) run: stopping",
                         (unsigned long long)(cs.rounds_completed + cs.rounds_aborted));
-            break;
+        } else {
+            fedreci_log(FEDRECI_LOG_INFO, -1, "%s: stopping",
+                        sig == SIGTERM ? "SIGTERM" : "SIGINT");
         }
+        break;
     }
 }
 
@@ -356,6 +428,129 @@ static void close_db(fedreci_db *db)
     fedreci_log(FEDRECI_LOG_INFO, -1, "database closed");
 }
 
+/* The engine's start or replacement model from a bootstrap result: codes
+ * and retired rows are allocated into *codes / *retired (free both). */
+static fedrec_err coord_model(const fedreci_bootstrap *boot, const char ***codes,
+                              uint32_t **retired, size_t *n_retired, fedreci_coord_model *out)
+{
+    *codes = item_codes(boot);
+    if (!*codes)
+        return fedreci_error(FEDREC_ERR_NOMEM, "item codes: out of memory");
+    fedrec_err e = fedreci_catalog_retired_rows(boot->catalog, retired, n_retired);
+    if (e)
+        return e;
+    fedreci_coord_model m = {.version = boot->model.version,
+                             .n_items = boot->model.n_items,
+                             .k = boot->model.k,
+                             .item_factors = boot->model.y,
+                             .item_codes = *codes,
+                             .retired_rows = *retired,
+                             .n_retired = *n_retired};
+    *out = m;
+    return FEDREC_OK;
+}
+
+/* The settings the status page shows, for the catalog of boot. */
+static void stats_info(const fedreci_config *cfg, const fedreci_bootstrap *boot,
+                       fedreci_stats *stats)
+{
+    fedreci_stats_info in;
+    memset(&in, 0, sizeof in);
+    in.catalog_id = boot->catalog_id;
+    in.catalog_items = fedreci_catalog_size(boot->catalog);
+    in.catalog_active = fedreci_catalog_n_active(boot->catalog);
+    in.factors = boot->model.k;
+    in.cohort = cfg->cohort;
+    in.min_cohort = cfg->min_cohort;
+    in.neighbors = cfg->neighbors;
+    in.threshold = cfg->threshold;
+    in.clip = cfg->clip;
+    in.scale = cfg->scale;
+    for (uint32_t i = 0; i < cfg->n_listen; i++)
+        in.plaintext |= strncmp(cfg->listen[i], "tcp://", 6) == 0;
+    snprintf(in.db, sizeof in.db, "%s", cfg->db_path);
+    fedreci_stats_set_info(stats, &in);
+}
+
+/* The last FEDRECI_STATS_HISTORY rounds of the round log into the status
+ * page's history (oldest first); next is the id the next round gets. */
+static void load_history(fedreci_db *db, uint64_t next, fedreci_stats *stats)
+{
+    uint64_t first = next > FEDRECI_STATS_HISTORY ? next - FEDRECI_STATS_HISTORY : 1;
+    for (uint64_t id = first; id < next; id++) {
+        fedreci_round_record r;
+        if (fedreci_db_get_round(db, id, &r) == FEDREC_OK && r.status != FEDRECI_ROUND_RUNNING)
+            fedreci_stats_history_add(stats, &r);
+    }
+}
+
+/* SIGHUP: the TLS certificate and key files are read again (new
+ * connections get them; open ones are kept), and the catalog file, when one
+ * is configured, is merged between two rounds: a changed catalog commits a
+ * grown model version that the engine serves from then on. Nothing is
+ * dropped: connections, held check-ins and the client registry stay. */
+static void reload(daemon_ctx *d)
+{
+    const fedreci_config *cfg = d->cfg;
+    sd_notify(0, "RELOADING=1");
+    fedreci_log(FEDRECI_LOG_INFO, -1, "SIGHUP: reloading%s%s%s",
+                cfg->tls_cert ? " the TLS certificate" : "",
+                cfg->tls_cert && cfg->catalog ? " and" : "",
+                cfg->catalog ? " the catalog"
+                             : (cfg->tls_cert ? ""
+                                              : " nothing (no catalog file "
+                                                "or TLS certificate set)"));
+    if (cfg->tls_cert && fedreci_coord_reload_tls(d->coord))
+        fedreci_log(FEDRECI_LOG_ERROR, -1, "SIGHUP: TLS certificate not reloaded: %s",
+                    fedrec_errmsg());
+    if (cfg->catalog) {
+        /* between rounds: the new version must follow the one the last
+           round committed, and a round's vector length is fixed */
+        int limit = 1000;
+        for (int i = 0; i < 4; i++)
+            limit += (int)(cfg->deadline_ms[i] > 600000 ? 600000 : cfg->deadline_ms[i]);
+        fedreci_bootstrap boot = {0};
+        const char **codes = NULL;
+        uint32_t *retired = NULL;
+        size_t n_retired = 0;
+        fedreci_coord_model m;
+        if (fedreci_coord_hold(d->coord, limit)) {
+            fedreci_log(FEDRECI_LOG_ERROR, -1, "SIGHUP: catalog not reloaded: %s", fedrec_errmsg());
+        } else if (fedreci_persist_catalog_reload(d->persist, cfg->catalog, cfg->factors, cfg->seed,
+                                                  &boot)) {
+            fedreci_log(FEDRECI_LOG_ERROR, -1, "SIGHUP: catalog %s not reloaded: %s", cfg->catalog,
+                        fedrec_errmsg());
+        } else if (!boot.committed) {
+            fedreci_log(FEDRECI_LOG_INFO, -1, "SIGHUP: catalog %s: no change (catalog %llu)",
+                        cfg->catalog, (unsigned long long)boot.catalog_id);
+        } else if (coord_model(&boot, &codes, &retired, &n_retired, &m) ||
+                   fedreci_coord_set_model(d->coord, &m)) {
+            /* committed but not served: the next start serves it */
+            fedreci_log(FEDRECI_LOG_ERROR, -1,
+                        "SIGHUP: model version %llu committed but not served: %s (restart to "
+                        "serve it)",
+                        (unsigned long long)boot.model.version, fedrec_errmsg());
+        } else {
+            fedreci_log(FEDRECI_LOG_INFO, -1,
+                        "committed model version %llu (%u items, %u active, k = %u); catalog "
+                        "%llu: +%u new, %u retired, %u reactivated",
+                        (unsigned long long)boot.model.version, boot.model.n_items,
+                        fedreci_catalog_n_active(boot.catalog), boot.model.k,
+                        (unsigned long long)boot.catalog_id, boot.diff.added, boot.diff.retired,
+                        boot.diff.reactivated);
+            fedreci_stats_set_model_version(d->stats, boot.model.version);
+            atomic_store(&d->model_bytes,
+                         (unsigned long long)boot.model.n_items * boot.model.k * sizeof(float));
+            stats_info(cfg, &boot, d->stats);
+        }
+        fedreci_coord_release(d->coord);
+        free(codes);
+        free(retired);
+        fedreci_bootstrap_clear(&boot);
+    }
+    sd_notify(0, "READY=1");
+}
+
 static int run(const fedreci_config *cfg)
 {
     int rc = 1;
@@ -364,14 +559,21 @@ static int run(const fedreci_config *cfg)
     fedreci_bootstrap boot = {0};
     fedreci_stats *stats = NULL;
     fedreci_status *http = NULL;
-    daemon_ctx d = {0};
+    daemon_ctx d;
+    memset(&d, 0, sizeof d);
+    d.cfg = cfg;
+    pthread_mutex_init(&d.health_mu, NULL);
     const char **codes = NULL;
     uint32_t *retired = NULL; /* retired catalog rows, sent with the model */
     size_t n_retired = 0;
+    int pipefd[2] = {-1, -1};
+    pthread_t watch;
+    int watching = 0;
+    static const int sigs_taken[] = {SIGTERM, SIGINT, SIGHUP, SIGUSR1};
     sigset_t sigs;
     sigemptyset(&sigs);
-    sigaddset(&sigs, SIGTERM);
-    sigaddset(&sigs, SIGINT);
+    for (size_t i = 0; i < sizeof sigs_taken / sizeof *sigs_taken; i++)
+        sigaddset(&sigs, sigs_taken[i]);
 
     log_starting(cfg);
     /* one daemon per database: a second one would commit model versions
@@ -380,6 +582,12 @@ static int run(const fedreci_config *cfg)
         fail("refusing to start");
         goto out;
     }
+    if (pipe(pipefd) != 0 || fcntl(pipefd[0], F_SETFD, FD_CLOEXEC) != 0 ||
+        fcntl(pipefd[1], F_SETFD, FD_CLOEXEC) != 0 || fcntl(pipefd[1], F_SETFL, O_NONBLOCK) != 0) {
+        fedreci_log(FEDRECI_LOG_ERROR, -1, "signal pipe: %s", strerror(errno));
+        goto out;
+    }
+    signal_fd = pipefd[1];
     if (fedreci_db_open(&db, cfg->db_path)) {
         fail("database");
         goto out;
@@ -403,7 +611,11 @@ static int run(const fedreci_config *cfg)
         fail("startup");
         goto out;
     }
+    d.stats = stats;
     fedreci_stats_set_model_version(stats, boot.model.version);
+    atomic_store(&d.model_bytes,
+                 (unsigned long long)boot.model.n_items * boot.model.k * sizeof(float));
+    stats_info(cfg, &boot, stats);
 
     /* the engine's configuration from ours */
     fedreci_coord_config cc;
@@ -414,30 +626,25 @@ static int run(const fedreci_config *cfg)
         fail("database");
         goto out;
     }
+    load_history(db, cc.first_round_id, stats);
     cc.opt.n_train = cfg->n_train
                          ? cfg->n_train
                          : (n_clients > cc.cohort_size ? (uint32_t)n_clients : cc.cohort_size);
-    codes = item_codes(&boot);
-    if (!codes)
-        goto out;
-    if (fedreci_catalog_retired_rows(boot.catalog, &retired, &n_retired)) {
+    fedreci_coord_model start;
+    if (coord_model(&boot, &codes, &retired, &n_retired, &start)) {
         fail("catalog");
         goto out;
     }
-    fedreci_coord_model start = {.version = boot.model.version,
-                                 .n_items = boot.model.n_items,
-                                 .k = boot.model.k,
-                                 .item_factors = boot.model.y,
-                                 .item_codes = codes,
-                                 .retired_rows = retired,
-                                 .n_retired = n_retired};
     fedreci_coord_hooks hooks = {.arg = &d,
                                  .on_round_done = hook_round,
                                  .on_model_committed = hook_model,
                                  .on_client_seen = hook_client,
-                                 .on_client_excluded = hook_excluded};
-    /* Signals are taken synchronously below (sigtimedwait): block them
-     * before nng starts its threads, which inherit the mask. */
+                                 .on_client_excluded = hook_excluded,
+                                 .on_round_start = hook_round_start,
+                                 .on_stage_closed = hook_stage_closed};
+    /* The signals are handled through the signal pipe (on_signal), by this
+     * thread: block them before nng starts its threads, which inherit the
+     * mask, and unblock them here once everything is started. */
     pthread_sigmask(SIG_BLOCK, &sigs, NULL);
     if (fedreci_coord_create(&d.coord, &cc, &hooks, &start)) {
         fail("engine");
@@ -452,6 +659,7 @@ static int run(const fedreci_config *cfg)
             fail("status server");
             goto out;
         }
+        fedreci_status_set_refresh(http, status_refresh, &d);
         fedreci_log(FEDRECI_LOG_INFO, -1, "status on %s (port %u)", cfg->http,
                     fedreci_status_port(http));
     }
@@ -459,16 +667,25 @@ static int run(const fedreci_config *cfg)
         fail("listen");
         goto out;
     }
+    if (pthread_create(&watch, NULL, last_round_watch, &d) != 0) {
+        fedreci_log(FEDRECI_LOG_ERROR, -1, "cannot start a thread");
+        goto out;
+    }
+    watching = 1;
     log_ready(cfg, d.coord, http);
     /* systemd Type=notify: serving now (a no-op without NOTIFY_SOCKET) */
     sd_notifyf(0, "READY=1\nSTATUS=serving model version %llu",
                (unsigned long long)boot.model.version);
+    pthread_sigmask(SIG_UNBLOCK, &sigs, NULL);
 
-    serve(cfg, &d, stats, &sigs, (uint64_t)boot.model.n_items * boot.model.k * sizeof(float));
+    serve(&d, pipefd[0]);
     rc = 0;
 out:
+    pthread_sigmask(SIG_BLOCK, &sigs, NULL); /* a second signal is ignored */
     if (d.coord)
         fedreci_coord_stop(d.coord); /* aborts the current round through the hooks */
+    if (watching)
+        pthread_join(watch, NULL); /* stop woke it */
     fedreci_coord_destroy(d.coord);
     fedreci_status_close(http);
     fedreci_persist_destroy(d.persist);
@@ -478,6 +695,11 @@ out:
     fedreci_bootstrap_clear(&boot);
     close_db(db);
     fedreci_pidlock_release(lock);
+    signal_fd = -1;
+    for (int i = 0; i < 2; i++)
+        if (pipefd[i] >= 0)
+            close(pipefd[i]);
+    pthread_mutex_destroy(&d.health_mu);
     return rc;
 }
 
@@ -496,10 +718,13 @@ int main(int argc, char **argv)
     fedreci_config *cfg = NULL;
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);
-    sa.sa_handler = on_stop_signal;
+    sa.sa_handler = on_signal;
+    sa.sa_flags = SA_RESTART;
     sigemptyset(&sa.sa_mask);
     sigaction(SIGTERM, &sa, NULL);
     sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGHUP, &sa, NULL);
+    sigaction(SIGUSR1, &sa, NULL);
     if (fedreci_config_parse(&cfg, argc, argv)) {
         fprintf(stderr, "fedrec-coordinator: %s%s\n",
                 check_flag(argc, argv) ? "configuration invalid: " : "", fedrec_errmsg());

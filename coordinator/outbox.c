@@ -30,9 +30,21 @@ void fedreci_eng_ob_push(outbox *ob, cctx *x, nng_msg *msg, pmodel *model,
     ob->v[ob->n++] = e;
 }
 
+void fedreci_eng_cat_unref(pcat *cat)
+{
+    if (cat && atomic_fetch_sub(&cat->refs, 1) == 1) {
+        for (size_t i = 0; cat->codes && i < cat->n_codes; i++)
+            free(cat->codes[i]);
+        free(cat->codes);
+        free(cat->retired);
+        free(cat);
+    }
+}
+
 void fedreci_eng_model_unref(pmodel *m)
 {
     if (m && atomic_fetch_sub(&m->refs, 1) == 1) {
+        fedreci_eng_cat_unref(m->cat);
         free(m->y);
         free(m->gram);
         free(m);
@@ -51,10 +63,10 @@ void fedreci_eng_flush(fedreci_coord *c, outbox *ob)
                                      e->model->y,
                                      e->model->gram,
                                      e->model->checksum,
-                                     (const char *const *)c->codes,
-                                     c->n_codes,
-                                     c->retired,
-                                     c->n_retired};
+                                     (const char *const *)e->model->cat->codes,
+                                     e->model->cat->n_codes,
+                                     e->model->cat->retired,
+                                     e->model->cat->n_retired};
             if (fedreci_wire_enc_model_reply(&e->msg, &e->hdr, &wm, e->model->version))
                 e->msg = NULL;
             fedreci_eng_model_unref(e->model);

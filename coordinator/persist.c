@@ -12,6 +12,7 @@ struct fedreci_persist {
     fedreci_db *db;
     fedreci_stats *stats;
     uint64_t catalog_id;
+    uint64_t n_clients; /* registered in the database */
     uint64_t last_seen_round;
     int64_t seen_ms; /* when last_seen_round was first seen */
 };
@@ -29,6 +30,12 @@ fedrec_err fedreci_persist_create(fedreci_persist **out, fedreci_db *db, fedreci
     p->db = db;
     p->stats = stats;
     p->catalog_id = catalog_id;
+    fedrec_err e = fedreci_db_client_count(db, &p->n_clients);
+    if (e) {
+        pthread_mutex_destroy(&p->lock);
+        free(p);
+        return e;
+    }
     *out = p;
     return FEDREC_OK;
 }
@@ -41,26 +48,40 @@ void fedreci_persist_destroy(fedreci_persist *p)
     free(p);
 }
 
-void fedreci_persist_round_seen(fedreci_persist *p, uint64_t round_id)
+fedrec_err fedreci_persist_round_begin(fedreci_persist *p, const fedreci_round_begin *b)
 {
     pthread_mutex_lock(&p->lock);
-    if (round_id > p->last_seen_round) {
-        p->last_seen_round = round_id;
-        p->seen_ms = fedreci_db_now_ms();
-        fedreci_round_record r = {0};
-        r.round_id = round_id;
-        r.started_ms = p->seen_ms;
-        r.status = FEDRECI_ROUND_RUNNING;
-        fedrec_err e = fedreci_db_round_begin(p->db, &r);
-        if (e && e != FEDREC_ERR_DUPLICATE)
-            fedreci_log(FEDRECI_LOG_ERROR, (int64_t)round_id, "cannot log round start: %s",
-                        fedrec_errmsg());
-        else
-            fedreci_log(FEDRECI_LOG_INFO, (int64_t)round_id, "round started");
-        if (p->stats)
-            fedreci_stats_round_begin(p->stats, round_id);
+    if (b->round_id <= p->last_seen_round) {
+        pthread_mutex_unlock(&p->lock);
+        fedrec_err e = fedreci_error(FEDREC_ERR_DUPLICATE, "round %llu: already begun",
+                                     (unsigned long long)b->round_id);
+        fedreci_log(FEDRECI_LOG_ERROR, (int64_t)b->round_id, "cannot log round start: %s",
+                    fedrec_errmsg());
+        return e;
+    }
+    fedreci_round_record r = {0};
+    r.round_id = b->round_id;
+    r.started_ms = fedreci_db_now_ms();
+    r.status = FEDRECI_ROUND_RUNNING;
+    r.cohort = b->cohort;
+    fedrec_err e = fedreci_db_round_begin(p->db, &r);
+    if (!e) {
+        p->last_seen_round = b->round_id;
+        p->seen_ms = r.started_ms;
     }
     pthread_mutex_unlock(&p->lock);
+    if (e) {
+        fedreci_log(FEDRECI_LOG_ERROR, (int64_t)b->round_id, "cannot log round start: %s",
+                    fedrec_errmsg());
+        return e;
+    }
+    fedreci_log(FEDRECI_LOG_INFO, (int64_t)b->round_id,
+                "round started: cohort %u of %u waiting, k=%u t=%u d=%u, model v%llu", b->cohort,
+                b->waiting, b->params ? b->params->k : 0, b->params ? b->params->t : 0,
+                b->params ? b->params->d : 0, (unsigned long long)b->model_version);
+    if (p->stats)
+        fedreci_stats_round_begin(p->stats, b->round_id);
+    return FEDREC_OK;
 }
 
 fedrec_err fedreci_persist_model(fedreci_persist *p, uint64_t round_id, uint64_t version,
@@ -133,7 +154,11 @@ fedrec_err fedreci_persist_client(fedreci_persist *p, uint64_t client_id,
                                   const uint8_t identity_pk[32], int opted_in)
 {
     pthread_mutex_lock(&p->lock);
+    fedreci_client_record known;
+    int fresh = fedreci_db_client_get(p->db, client_id, &known) == FEDREC_ERR_NOT_FOUND;
     fedrec_err e = fedreci_db_client_seen(p->db, client_id, identity_pk, fedreci_db_now_ms());
+    if (!e && fresh)
+        p->n_clients++;
     if (!e)
         e = fedreci_db_client_set_opted_out(p->db, client_id, !opted_in);
     pthread_mutex_unlock(&p->lock);
@@ -158,5 +183,24 @@ fedrec_err fedreci_persist_exclude(fedreci_persist *p, uint64_t client_id, uint6
         fedreci_log(FEDRECI_LOG_WARN, (int64_t)round_id,
                     "client %016llx named a culprit: excluded from later rounds",
                     (unsigned long long)client_id);
+    return e;
+}
+
+uint64_t fedreci_persist_clients(fedreci_persist *p)
+{
+    pthread_mutex_lock(&p->lock);
+    uint64_t n = p->n_clients;
+    pthread_mutex_unlock(&p->lock);
+    return n;
+}
+
+fedrec_err fedreci_persist_catalog_reload(fedreci_persist *p, const char *path, uint32_t factors,
+                                          uint64_t seed, fedreci_bootstrap *out)
+{
+    pthread_mutex_lock(&p->lock);
+    fedrec_err e = fedreci_bootstrap_run(p->db, path, factors, seed, out);
+    if (!e)
+        p->catalog_id = out->catalog_id;
+    pthread_mutex_unlock(&p->lock);
     return e;
 }

@@ -10,10 +10,11 @@
  * a model without its round or the reverse. fedreci_persist_round then fills
  * the counts in (completed) or logs the round as aborted.
  *
- * The engine has no round-begin hook; the daemon's status poller calls
- * fedreci_persist_round_seen when it sees a new round id, which logs the
- * round as running, so that a crash mid-round leaves a row that the next
- * start marks aborted (reason "crash") and the round id is never reused.
+ * Before any of that, the engine's on_round_start hook calls
+ * fedreci_persist_round_begin before any client learns the round id: it
+ * logs the round as running, so that a crash mid-round leaves a row that
+ * the next start marks aborted (reason "crash") and the round id is never
+ * reused.
  *
  * Thread-safety: every function may be called from any thread (one mutex
  * around the database handle). Errors are logged and returned.
@@ -23,7 +24,9 @@
 
 #include <stdint.h>
 
+#include "bootstrap.h"
 #include "db.h"
+#include "engine.h"
 #include "status.h"
 
 typedef struct fedreci_persist fedreci_persist;
@@ -34,9 +37,14 @@ FEDREC_NODISCARD fedrec_err fedreci_persist_create(fedreci_persist **out, fedrec
                                                    fedreci_stats *stats, uint64_t catalog_id);
 void fedreci_persist_destroy(fedreci_persist *p);
 
-/* A round was seen running (logged once per id; later calls for the same or
- * an older id do nothing). */
-void fedreci_persist_round_seen(fedreci_persist *p, uint64_t round_id);
+/* A round begins (the engine's on_round_start): its row is written as
+ * running, one line "round started: cohort N of M waiting, ..." is logged
+ * and the stats show the round at its first stage. A round id at or below
+ * one already begun is refused (FEDREC_ERR_DUPLICATE). Errors: those of
+ * fedreci_db_round_begin (nothing written; logged): the engine then does not
+ * start the round. */
+FEDREC_NODISCARD fedrec_err fedreci_persist_round_begin(fedreci_persist *p,
+                                                        const fedreci_round_begin *b);
 
 /* A new model version from a completed round: y is n_items x k (copied into
  * the database, not kept). Model + round row in one transaction; on error
@@ -56,6 +64,21 @@ FEDREC_NODISCARD fedrec_err fedreci_persist_round(fedreci_persist *p,
  * == 0 marks it opted out. */
 FEDREC_NODISCARD fedrec_err fedreci_persist_client(fedreci_persist *p, uint64_t client_id,
                                                    const uint8_t identity_pk[32], int opted_in);
+
+/* Clients registered in the database (counted at create, then one more for
+ * each new client fedreci_persist_client registers). */
+uint64_t fedreci_persist_clients(fedreci_persist *p);
+
+/* SIGHUP: merges the catalog file at path into the stored catalog
+ * (fedreci_bootstrap_run under the persister's lock, so no hook writes
+ * meanwhile); when it changed, the grown model is committed as a new
+ * version and *out holds it (out->committed = 1), and later round commits
+ * refer to the new catalog. The engine must be held with no round open
+ * (fedreci_coord_hold): the model it serves is the latest stored one.
+ * Errors: those of fedreci_bootstrap_run (nothing changed). */
+FEDREC_NODISCARD fedrec_err fedreci_persist_catalog_reload(fedreci_persist *p, const char *path,
+                                                           uint32_t factors, uint64_t seed,
+                                                           fedreci_bootstrap *out);
 
 /* A client named a culprit in round_id: excluded from later rounds, kept
  * across restarts (clients.excluded_round). */

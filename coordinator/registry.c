@@ -76,6 +76,8 @@ static int evict(fedreci_coord *c)
         for (size_t i = 0; i < c->reg_n; i++)
             if (!gone[i])
                 c->reg[keep++] = c->reg[i];
+            else
+                fedreci_eng_bind_pipe(c, &c->reg[i], 0); /* no longer a known client */
         c->reg_n = keep;
         fedreci_idmap_fini(&c->reg_index);
         c->reg_index = idx;

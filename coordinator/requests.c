@@ -154,10 +154,10 @@ static void on_model_request(fedreci_coord *c, cctx *x, const fedreci_wire_env *
                              m->y,
                              m->gram,
                              m->checksum,
-                             (const char *const *)c->codes,
-                             c->n_codes,
-                             c->retired,
-                             c->n_retired};
+                             (const char *const *)m->cat->codes,
+                             m->cat->n_codes,
+                             m->cat->retired,
+                             m->cat->n_retired};
     atomic_fetch_add(&m->refs, 1);
     x->state = CX_SENDING;
     c->bytes_out += fedreci_wire_model_reply_size(&h, &wm);
@@ -472,7 +472,7 @@ void fedreci_eng_handle(fedreci_coord *c, cctx *x, nng_msg *msg, outbox *ob)
            closing counts the client as dropped at once (pipe_removed) */
         if (rec && env->check_in->identity_pk.len == 32 &&
             sodium_memcmp(rec->pk, env->check_in->identity_pk.data, 32) == 0)
-            rec->pipe = pipe;
+            fedreci_eng_bind_pipe(c, rec, pipe);
         break;
     case FEDREC__V1__ENVELOPE__BODY_MODEL_REQUEST:
         on_model_request(c, x, env, rec, ob);

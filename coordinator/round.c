@@ -218,13 +218,17 @@ static void round_end(fedreci_coord *c, rstate *r, outbox *ob)
     collect_culprits(c, r, ob);
     fedreci_round_stats st;
     round_stats(c, r, &st);
+    /* one line per event: with on_round_done the hook's owner logs the
+       round (the daemon's round log line); the engine's line is debug */
+    int hooked = c->hooks.on_round_done != NULL;
     if (completed)
-        fedreci_log(FEDRECI_LOG_INFO, (int64_t)r->id,
+        fedreci_log(hooked ? FEDRECI_LOG_DEBUG : FEDRECI_LOG_INFO, (int64_t)r->id,
                     "round done: cohort %u, survivors %u, dropped %u/%u/%u/%u, model v%llu", r->n,
                     (unsigned)r->ns, st.dropped[0], st.dropped[1], st.dropped[2], st.dropped[3],
                     (unsigned long long)r->version_after);
     else
-        fedreci_log(FEDRECI_LOG_WARN, (int64_t)r->id, "round aborted: %s", r->reason);
+        fedreci_log(hooked ? FEDRECI_LOG_DEBUG : FEDRECI_LOG_WARN, (int64_t)r->id,
+                    "round aborted: %s", r->reason);
     if (c->hooks.on_round_done)
         c->hooks.on_round_done(c->hooks.arg, &st);
     reply_parked_results(c, r, ob);
@@ -325,6 +329,8 @@ static fedrec_err commit_model(fedreci_coord *c, rstate *r)
     nm->k = old->k;
     nm->y = y;
     nm->gram = gram;
+    nm->cat = old->cat; /* same catalog: one more reference */
+    atomic_fetch_add(&nm->cat->refs, 1);
     fedreci_wire_checksum(y, n * sizeof *y, nm->checksum);
     c->model = nm;
     fedreci_eng_model_unref(old);
@@ -461,7 +467,7 @@ static fedrec_err close_masked_input(rstate *r)
     return FEDREC_OK;
 }
 
-/* Stage 3 closes: the sum is unmasked and committed. */
+/* Stage 3 closes: the sum is unmasked (and committed by close_stage). */
 static fedrec_err close_unmask(fedreci_coord *c, rstate *r)
 {
     fedrec_err e = fedreci_secagg_server_finish(r->srv, c->sum, r->p.d);
@@ -470,8 +476,6 @@ static fedrec_err close_unmask(fedreci_coord *c, rstate *r)
     if (!e)
         e = fedreci_secagg_check_sum(&r->p, c->sum, (uint32_t)r->ns,
                                      (uint32_t)r->ns * r->p.max_weight);
-    if (!e)
-        e = commit_model(c, r);
     return e;
 }
 
@@ -525,13 +529,20 @@ void fedreci_eng_close_stage(fedreci_coord *c, rstate *r, outbox *ob)
         fedreci_eng_round_abort(c, r, e, why, ob);
         return;
     }
+    uint32_t expected = s == 0 ? r->n : s == 1 ? (uint32_t)r->m : r->count[s - 1];
     fedreci_log(FEDRECI_LOG_INFO, (int64_t)r->id, "stage %d closed: %u of %u in, %.0f ms", s,
-                r->count[s],
-                s == 0   ? r->n
-                : s == 1 ? (uint32_t)r->m
-                         : r->count[s - 1],
-                r->stage_ms[s]);
+                r->count[s], expected, r->stage_ms[s]);
+    if (c->hooks.on_stage_closed)
+        c->hooks.on_stage_closed(c->hooks.arg, r->id, s, r->count[s], expected, r->stage_ms[s]);
     if (s == 3) {
+        /* the stage's line and hook come before the commit's */
+        e = commit_model(c, r);
+        if (e) {
+            char why[200];
+            snprintf(why, sizeof why, "stage 3: %s", fedrec_errmsg());
+            fedreci_eng_round_abort(c, r, e, why, ob);
+            return;
+        }
         r->stage = ST_DONE;
         round_end(c, r, ob);
         return;
@@ -646,6 +657,19 @@ static void select_cohort(fedreci_coord *c, outbox *ob)
         fedreci_eng_release_waiting(c, FEDREC__V1__CHECK_IN_REPLY__STATUS__NOT_SELECTED, ob);
         return;
     }
+    if (c->hooks.on_round_start) {
+        fedreci_round_begin b = {rid, n, (uint32_t)nw, c->model->version, &r->p};
+        if (c->hooks.on_round_start(c->hooks.arg, &b) != FEDREC_OK) {
+            /* nobody knows the id yet: it stays unused */
+            fedreci_log(FEDRECI_LOG_WARN, (int64_t)rid,
+                        "round not started (the round-start hook failed: %s); %zu waiting "
+                        "clients told to retry",
+                        fedrec_errmsg(), nw);
+            fedreci_eng_round_free(r);
+            fedreci_eng_release_waiting(c, FEDREC__V1__CHECK_IN_REPLY__STATUS__NOT_SELECTED, ob);
+            return;
+        }
+    }
     c->next_round_id++;
     fedreci_eng_round_free(c->prev);
     c->prev = c->cur;
@@ -657,7 +681,7 @@ static void select_cohort(fedreci_coord *c, outbox *ob)
     r->t_stage = now_ms();
     r->version_after = c->model->version;
     answer_checkins(c, r, ob);
-    fedreci_log(FEDRECI_LOG_INFO, (int64_t)rid,
+    fedreci_log(c->hooks.on_round_start ? FEDRECI_LOG_DEBUG : FEDRECI_LOG_INFO, (int64_t)rid,
                 "round start: cohort %u of %zu waiting, k=%u t=%u d=%u, model v%llu", n, nw, r->p.k,
                 r->p.t, r->p.d, (unsigned long long)c->model->version);
     fedreci_eng_set_deadline(c, r->t_stage + c->cfg.stage_ms[0]);
@@ -670,7 +694,7 @@ int fedreci_eng_round_active(const fedreci_coord *c)
 
 void fedreci_eng_maybe_select(fedreci_coord *c, outbox *ob)
 {
-    if (c->stopped || fedreci_eng_round_active(c) || now_ms() < c->hold_until)
+    if (c->stopped || c->held || fedreci_eng_round_active(c) || now_ms() < c->hold_until)
         return;
     uint32_t quorum = c->cfg.checkin_quorum;
     if (c->n_waiting >= quorum && c->n_waiting >= c->cfg.min_cohort)
@@ -684,7 +708,7 @@ void fedreci_eng_on_deadline(fedreci_coord *c, outbox *ob)
         fedreci_eng_close_stage(c, c->cur, ob);
         return;
     }
-    if (c->stopped)
+    if (c->stopped || c->held) /* held: fedreci_coord_release sets the deadline again */
         return;
     if (now_ms() < c->hold_until) { /* backing off: keep the check-ins */
         fedreci_eng_set_deadline(c, c->hold_until);

@@ -64,7 +64,82 @@ void fedreci_stats_round_begin(fedreci_stats *st, uint64_t round_id)
     pthread_mutex_lock(&st->lock);
     st->s.has_round = 1;
     st->s.round_id = round_id;
-    snprintf(st->s.stage, sizeof st->s.stage, "checkin");
+    snprintf(st->s.stage, sizeof st->s.stage, "%s", stage_names[0]);
+    pthread_mutex_unlock(&st->lock);
+}
+
+void fedreci_stats_stage_closed(fedreci_stats *st, uint64_t round_id, int stage)
+{
+    pthread_mutex_lock(&st->lock);
+    if (st->s.has_round && st->s.round_id == round_id && stage >= 0 && stage < FEDRECI_DB_STAGES)
+        snprintf(st->s.stage, sizeof st->s.stage, "%s",
+                 stage + 1 < FEDRECI_DB_STAGES ? stage_names[stage + 1] : "commit");
+    pthread_mutex_unlock(&st->lock);
+}
+
+/* The "reason" string of a round's metrics JSON into out (cap bytes; ""
+ * when there is none). Reads the writer's own escaping back loosely: an
+ * escaped character keeps its escape, which the page escapes again. */
+static void metrics_reason(const char *json, char *out, size_t cap)
+{
+    out[0] = '\0';
+    const char *p = strstr(json, "\"reason\":\"");
+    if (!p || cap == 0)
+        return;
+    p += 10;
+    size_t n = 0;
+    while (*p && *p != '"' && n + 1 < cap) {
+        if (*p == '\\' && p[1])
+            out[n++] = *p++;
+        if (n + 1 < cap)
+            out[n++] = *p++;
+    }
+    out[n] = '\0';
+}
+
+/* Appends r to the history ring (lock held). */
+static void history_push(fedreci_stats *st, const fedreci_round_record *r)
+{
+    fedreci_stats_round h;
+    memset(&h, 0, sizeof h);
+    h.round_id = r->round_id;
+    h.completed = r->status == FEDRECI_ROUND_COMPLETED;
+    h.started_ms = r->started_ms;
+    h.ended_ms = r->ended_ms;
+    h.cohort = r->cohort;
+    h.survivors = r->survivors;
+    memcpy(h.dropped, r->dropped, sizeof h.dropped);
+    memcpy(h.stage_ms, r->stage_ms, sizeof h.stage_ms);
+    h.model_version = h.completed ? r->model_version : 0;
+    if (!h.completed)
+        metrics_reason(r->metrics_json, h.reason, sizeof h.reason);
+    if (st->s.n_history == FEDRECI_STATS_HISTORY) {
+        memmove(&st->s.history[0], &st->s.history[1],
+                (FEDRECI_STATS_HISTORY - 1) * sizeof st->s.history[0]);
+        st->s.n_history--;
+    }
+    st->s.history[st->s.n_history++] = h;
+}
+
+void fedreci_stats_history_add(fedreci_stats *st, const fedreci_round_record *r)
+{
+    pthread_mutex_lock(&st->lock);
+    history_push(st, r);
+    pthread_mutex_unlock(&st->lock);
+}
+
+void fedreci_stats_set_info(fedreci_stats *st, const fedreci_stats_info *info)
+{
+    pthread_mutex_lock(&st->lock);
+    st->s.info = *info;
+    pthread_mutex_unlock(&st->lock);
+}
+
+void fedreci_stats_set_clients(fedreci_stats *st, uint32_t known, uint32_t waiting)
+{
+    pthread_mutex_lock(&st->lock);
+    st->s.known_clients = known;
+    st->s.waiting_clients = waiting;
     pthread_mutex_unlock(&st->lock);
 }
 
@@ -88,6 +163,7 @@ void fedreci_stats_round_end(fedreci_stats *st, const fedreci_round_record *r)
     st->s.bytes_in += r->bytes_in;
     st->s.bytes_out += r->bytes_out;
     snprintf(st->s.stage, sizeof st->s.stage, "idle");
+    history_push(st, r);
     pthread_mutex_unlock(&st->lock);
 }
 
@@ -222,6 +298,7 @@ fedrec_err fedreci_stats_format_status(const fedreci_stats_snapshot *s, char *bu
     fedreci_json_kstr(&w, "stage", s->stage);
     fedreci_json_ku64(&w, "model_version", s->model_version);
     fedreci_json_ku64(&w, "connected_clients", s->connected_clients);
+    fedreci_json_ku64(&w, "known_clients", s->known_clients);
     fedreci_json_ku64(&w, "rounds_completed", s->rounds_completed);
     fedreci_json_ku64(&w, "rounds_aborted", s->rounds_aborted);
     fedreci_json_kdouble(&w, "uptime_seconds", "%.3f", s->uptime_seconds);
@@ -312,13 +389,16 @@ fedrec_err fedreci_stats_format_metrics(const fedreci_stats_snapshot *s, char *b
         "# HELP fedrec_model_version The model version being served.\n"
         "# TYPE fedrec_model_version gauge\n"
         "fedrec_model_version %llu\n"
-        "# HELP fedrec_connected_clients Clients the engine currently holds requests from.\n"
+        "# HELP fedrec_connected_clients Known clients whose connection is open now.\n"
         "# TYPE fedrec_connected_clients gauge\n"
         "fedrec_connected_clients %u\n"
+        "# HELP fedrec_known_clients Clients registered (every id that ever checked in).\n"
+        "# TYPE fedrec_known_clients gauge\n"
+        "fedrec_known_clients %u\n"
         "# HELP fedrec_current_round The current or last round id (0 before the first).\n"
         "# TYPE fedrec_current_round gauge\n"
         "fedrec_current_round %llu\n",
-        (unsigned long long)s->model_version, s->connected_clients,
+        (unsigned long long)s->model_version, s->connected_clients, s->known_clients,
         (unsigned long long)(s->has_round ? s->round_id : 0));
     const fedreci_stats_limits *l = &s->limits;
     put(&b,
@@ -348,18 +428,251 @@ fedrec_err fedreci_stats_format_metrics(const fedreci_stats_snapshot *s, char *b
     return finish(&b, "metrics", len);
 }
 
+/* ---- the status page ---------------------------------------------------------- */
+
+/* Appends text HTML-escaped (& < > " ' as character references). */
+static void put_esc(out_buf *b, const char *text)
+{
+    for (const char *p = text; *p && !b->overflow; p++) {
+        switch (*p) {
+        case '&':
+            put(b, "&amp;");
+            break;
+        case '<':
+            put(b, "&lt;");
+            break;
+        case '>':
+            put(b, "&gt;");
+            break;
+        case '"':
+            put(b, "&quot;");
+            break;
+        case '\'':
+            put(b, "&#39;");
+            break;
+        default:
+            put(b, "%c", *p);
+        }
+    }
+}
+
+/* Unix ms as "YYYY-MM-DD HH:MM:SS" UTC into out (at least 20 bytes). */
+static void utc_text(int64_t ms, char *out, size_t cap)
+{
+    time_t t = (time_t)(ms / 1000);
+    struct tm tm;
+    if (ms <= 0 || !gmtime_r(&t, &tm) || strftime(out, cap, "%Y-%m-%d %H:%M:%S", &tm) == 0)
+        snprintf(out, cap, "-");
+}
+
+static const char page_css[] =
+    "body{font:15px/1.45 system-ui,sans-serif;margin:0 auto;max-width:68em;padding:1em 1.5em;"
+    "color:#1d2329;background:#fbfbfa}"
+    "h1{font-size:1.5em;margin:.2em 0 .6em}h1 small{color:#68727d;font-weight:normal}"
+    "h2{font-size:1.1em;margin:1.4em 0 .4em;border-bottom:1px solid #d5d9dd}"
+    "dl{display:grid;grid-template-columns:max-content auto;gap:.15em 1.2em;margin:0}"
+    "dt{color:#4d5863}dd{margin:0}"
+    ".health{padding:.6em .9em;border-radius:4px;font-weight:600}"
+    ".ok{background:#dff3e4;color:#18502a}.bad{background:#fbe0de;color:#7a1b13}"
+    "table{border-collapse:collapse;width:100%;font-variant-numeric:tabular-nums}"
+    "th,td{padding:.25em .6em;border-bottom:1px solid #e4e7ea;text-align:right}"
+    "th:first-child,td:first-child,td.o,th.o{text-align:left}"
+    "td.aborted{color:#a1261b}svg{width:100%;height:auto;max-width:52em}"
+    ".c{fill:#c9d6e3}.s{fill:#2f6f9f}.a{fill:#d9867e}.ax{stroke:#68727d;stroke-width:1}"
+    "svg text{font-size:11px;fill:#4d5863}.legend span{display:inline-block;width:.9em;"
+    "height:.9em;margin:0 .3em 0 1em;vertical-align:-.1em}"
+    "footer{margin-top:2em;color:#68727d;font-size:.9em}";
+
+/* The participation chart: per round, the cohort (light bar) and the
+ * survivors (dark bar; an aborted round's bar is red). */
+static void put_chart(out_buf *b, const fedreci_stats_snapshot *s)
+{
+    const int w = 720, h = 200, left = 40, bottom = 24, top = 10;
+    uint32_t ymax = 1;
+    for (uint32_t i = 0; i < s->n_history; i++)
+        if (s->history[i].cohort > ymax)
+            ymax = s->history[i].cohort;
+    put(b,
+        "<svg id=\"participation\" viewBox=\"0 0 %d %d\" role=\"img\" "
+        "aria-label=\"clients per round\" xmlns=\"http://www.w3.org/2000/svg\">",
+        w, h);
+    int ph = h - bottom - top, pw = w - left - 10;
+    put(b, "<line class=\"ax\" x1=\"%d\" y1=\"%d\" x2=\"%d\" y2=\"%d\"/>", left, top, left,
+        h - bottom);
+    put(b, "<line class=\"ax\" x1=\"%d\" y1=\"%d\" x2=\"%d\" y2=\"%d\"/>", left, h - bottom, w - 10,
+        h - bottom);
+    put(b, "<text x=\"%d\" y=\"%d\" text-anchor=\"end\">%u</text>", left - 4, top + 8, ymax);
+    put(b, "<text x=\"%d\" y=\"%d\" text-anchor=\"end\">0</text>", left - 4, h - bottom);
+    if (s->n_history == 0) {
+        put(b, "<text x=\"%d\" y=\"%d\" text-anchor=\"middle\">no round yet</text>", left + pw / 2,
+            top + ph / 2);
+    }
+    /* at least 12 slots wide, so a few rounds do not make huge bars */
+    uint32_t slots = s->n_history > 12 ? FEDRECI_STATS_HISTORY : 12;
+    double slot = (double)pw / slots;
+    for (uint32_t i = 0; i < s->n_history; i++) {
+        const fedreci_stats_round *r = &s->history[i];
+        double x = left + 2 + slot * i, bw = slot * 0.8;
+        double hc = (double)ph * r->cohort / ymax, hs = (double)ph * r->survivors / ymax;
+        put(b,
+            "<g><title>round %llu: %u invited, %u survivors (%s)</title>"
+            "<rect class=\"c\" x=\"%.1f\" y=\"%.1f\" width=\"%.1f\" height=\"%.1f\"/>"
+            "<rect class=\"%s\" x=\"%.1f\" y=\"%.1f\" width=\"%.1f\" height=\"%.1f\"/></g>",
+            (unsigned long long)r->round_id, r->cohort, r->survivors,
+            r->completed ? "completed" : "aborted", x, top + ph - hc, bw, hc,
+            r->completed ? "s" : "a", x, top + ph - hs, bw, hs);
+    }
+    /* round ids under the bars: each one while they fit, else the first and
+       the last */
+    for (uint32_t i = 0; i < s->n_history; i++) {
+        if (s->n_history > 12 && i != 0 && i + 1 != s->n_history)
+            continue;
+        put(b, "<text x=\"%.1f\" y=\"%d\" text-anchor=\"%s\">%s%llu</text>",
+            s->n_history > 12 && i + 1 == s->n_history ? left + 2 + slot * (i + 0.8)
+            : s->n_history > 12                        ? (double)left + 2
+                                                       : left + 2 + slot * (i + 0.4),
+            h - 6, s->n_history > 12 ? (i ? "end" : "start") : "middle",
+            s->n_history > 12 ? "round " : "", (unsigned long long)s->history[i].round_id);
+    }
+    put(b, "</svg>");
+    put(b, "<p class=\"legend\"><span class=\"c\" style=\"background:#c9d6e3\"></span>invited"
+           "<span style=\"background:#2f6f9f\"></span>survivors (completed)"
+           "<span style=\"background:#d9867e\"></span>survivors (aborted)</p>");
+}
+
+/* The last rounds, newest first. */
+static void put_rounds(out_buf *b, const fedreci_stats_snapshot *s)
+{
+    if (s->n_history == 0) {
+        put(b, "<p>No round has finished yet.</p>");
+        return;
+    }
+    put(b, "<table id=\"rounds\"><thead><tr><th>round</th><th class=\"o\">outcome</th>"
+           "<th>started (UTC)</th><th>duration</th><th>cohort</th><th>survivors</th>"
+           "<th>dropped adv/share/masked/unmask</th><th>model version</th></tr></thead><tbody>");
+    uint32_t shown = 0;
+    for (uint32_t i = s->n_history; i-- > 0 && shown < 12; shown++) {
+        const fedreci_stats_round *r = &s->history[i];
+        char when[32];
+        utc_text(r->started_ms, when, sizeof when);
+        double secs = r->ended_ms > r->started_ms ? (r->ended_ms - r->started_ms) / 1000.0 : 0;
+        put(b, "<tr><td>%llu</td><td class=\"o%s\">%s", (unsigned long long)r->round_id,
+            r->completed ? "" : " aborted", r->completed ? "completed" : "aborted");
+        if (!r->completed && r->reason[0]) {
+            put(b, ": ");
+            put_esc(b, r->reason);
+        }
+        put(b, "</td><td>%s</td>", when);
+        if (secs < 1)
+            put(b, "<td>%.0f ms</td>", secs * 1000);
+        else
+            put(b, "<td>%.1f s</td>", secs);
+        put(b, "<td>%u</td><td>%u</td><td>%u/%u/%u/%u</td>", r->cohort, r->survivors, r->dropped[0],
+            r->dropped[1], r->dropped[2], r->dropped[3]);
+        if (r->completed)
+            put(b, "<td>%llu</td></tr>", (unsigned long long)r->model_version);
+        else
+            put(b, "<td>-</td></tr>");
+    }
+    put(b, "</tbody></table>");
+}
+
+fedrec_err fedreci_stats_format_html(const fedreci_stats_snapshot *s, char *buf, size_t cap,
+                                     size_t *len)
+{
+    out_buf b = {buf, cap, 0, cap == 0};
+    if (!b.overflow)
+        buf[0] = '\0';
+    const fedreci_stats_info *in = &s->info;
+    put(&b,
+        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
+        "<meta name=\"viewport\" content=\"width=device-width,initial-scale=1\">"
+        "<title>fedrec-coordinator status</title><style>%s</style></head><body>",
+        page_css);
+    put(&b, "<h1>fedrec-coordinator <small>");
+    put_esc(&b, fedrec_version());
+    put(&b, "</small></h1>");
+
+    put(&b, "<h2>Health</h2>");
+    if (s->problem[0]) {
+        put(&b, "<p id=\"health\" class=\"health bad\">Unhealthy: ");
+        put_esc(&b, s->problem);
+        put(&b, "</p>");
+    } else {
+        put(&b, "<p id=\"health\" class=\"health ok\">Healthy</p>");
+    }
+
+    put(&b, "<h2>Now</h2><dl id=\"now\">");
+    if (s->has_round)
+        put(&b, "<dt>Round</dt><dd>%llu, stage %s</dd>", (unsigned long long)s->round_id, s->stage);
+    else
+        put(&b, "<dt>Round</dt><dd>none yet</dd>");
+    put(&b,
+        "<dt>Model version</dt><dd>%llu</dd>"
+        "<dt>Clients</dt><dd>%u connected, %u known, %u waiting for a round</dd>"
+        "<dt>Rounds since start</dt><dd>%llu completed, %llu aborted</dd>"
+        "<dt>Up</dt><dd>%.0f s</dd>",
+        (unsigned long long)s->model_version, s->connected_clients, s->known_clients,
+        s->waiting_clients, (unsigned long long)s->rounds_completed,
+        (unsigned long long)s->rounds_aborted, s->uptime_seconds);
+    put(&b, "</dl>");
+
+    put(&b, "<h2>Participation</h2>");
+    put_chart(&b, s);
+
+    put(&b, "<h2>Last rounds</h2>");
+    put_rounds(&b, s);
+
+    put(&b, "<h2>Privacy</h2><dl id=\"privacy\">");
+    if (in->neighbors)
+        put(&b, "<dt>Secure aggregation</dt><dd>SecAgg+ with %u neighbours per client",
+            in->neighbors);
+    else
+        put(&b, "<dt>Secure aggregation</dt><dd>SecAgg (every other cohort member)");
+    if (in->threshold)
+        put(&b, ", threshold %u</dd>", in->threshold);
+    else
+        put(&b, ", threshold neighbours/2 + 1</dd>");
+    put(&b,
+        "<dt>Cohort</dt><dd>%u clients invited, at least %u</dd>"
+        "<dt>Input bound</dt><dd>clip %g, quantization scale %g</dd>",
+        in->cohort, in->min_cohort, in->clip, in->scale);
+    put(&b, "<dt>Differential privacy</dt><dd>no differential privacy: the model update is "
+            "the exact sum of the cohort's clipped updates</dd>");
+    put(&b, "<dt>Transport</dt><dd>%s</dd></dl>",
+        in->plaintext ? "a plaintext tcp:// listener is open" : "TLS or local sockets only");
+
+    put(&b,
+        "<h2>Catalog</h2><dl id=\"catalog\"><dt>Catalog version</dt><dd>%llu</dd>"
+        "<dt>Products</dt><dd>%u (%u active, %u retired)</dd><dt>Factors</dt><dd>%u</dd>"
+        "<dt>Database</dt><dd>",
+        (unsigned long long)in->catalog_id, in->catalog_items, in->catalog_active,
+        in->catalog_items -
+            (in->catalog_active <= in->catalog_items ? in->catalog_active : in->catalog_items),
+        in->factors);
+    put_esc(&b, in->db);
+    put(&b, "</dd></dl>");
+    put(&b, "<footer>Machine-readable: <a href=\"/status\">/status</a>, "
+            "<a href=\"/metrics\">/metrics</a>, <a href=\"/healthz\">/healthz</a>.</footer>"
+            "</body></html>\n");
+    return finish(&b, "status page", len);
+}
+
 /* ---- HTTP server ------------------------------------------------------------------ */
 
 #define STATUS_BODY_CAP 8192
+#define PAGE_BODY_CAP (128 * 1024)
 
 struct fedreci_status {
     nng_http_server *server;
     int started;
     uint16_t port;
     fedreci_stats *stats;
+    void (*refresh)(void *arg, fedreci_stats *st);
+    void *refresh_arg;
 };
 
-typedef enum page { PAGE_HEALTHZ, PAGE_STATUS, PAGE_METRICS } page;
+typedef enum page { PAGE_HEALTHZ, PAGE_STATUS, PAGE_METRICS, PAGE_HTML } page;
 
 typedef struct page_ctx {
     fedreci_status *owner;
@@ -377,6 +690,10 @@ static void reply(nng_aio *aio, uint16_t code, const char *type, const char *bod
     if ((rv = nng_http_res_set_status(res, code)) != 0 ||
         (rv = nng_http_res_set_header(res, "Content-Type", type)) != 0 ||
         (rv = nng_http_res_set_header(res, "Cache-Control", "no-store")) != 0 ||
+        /* the page needs nothing from elsewhere, and runs no script */
+        (rv = nng_http_res_set_header(res, "Content-Security-Policy",
+                                      "default-src 'none'; style-src 'unsafe-inline'")) != 0 ||
+        (rv = nng_http_res_set_header(res, "X-Content-Type-Options", "nosniff")) != 0 ||
         (rv = nng_http_res_copy_data(res, body, len)) != 0) {
         nng_http_res_free(res);
         nng_aio_finish(aio, rv);
@@ -390,8 +707,23 @@ static void handle(nng_aio *aio)
 {
     nng_http_handler *h = nng_aio_get_input(aio, 1);
     page_ctx *pc = nng_http_handler_get_data(h);
+    if (pc->owner->refresh)
+        pc->owner->refresh(pc->owner->refresh_arg, pc->owner->stats);
     fedreci_stats_snapshot snap;
     fedreci_stats_snapshot_get(pc->owner->stats, &snap);
+    if (pc->which == PAGE_HTML) {
+        char *html = malloc(PAGE_BODY_CAP);
+        size_t len = 0;
+        if (!html || fedreci_stats_format_html(&snap, html, PAGE_BODY_CAP, &len)) {
+            reply(aio, NNG_HTTP_STATUS_INTERNAL_SERVER_ERROR, "text/plain; charset=utf-8",
+                  "internal error\n", 15);
+            free(html);
+            return;
+        }
+        reply(aio, NNG_HTTP_STATUS_OK, "text/html; charset=utf-8", html, len);
+        free(html);
+        return;
+    }
     if (pc->which == PAGE_HEALTHZ) {
         if (!snap.problem[0]) {
             reply(aio, NNG_HTTP_STATUS_OK, "text/plain; charset=utf-8", "ok\n", 3);
@@ -447,9 +779,9 @@ fedrec_err fedreci_status_open(fedreci_status **out, const char *url, fedreci_st
         free(s);
         return fedreci_error(FEDREC_ERR_TRANSPORT, "status server %s: %s", url, nng_strerror(rv));
     }
-    static const char *const paths[3] = {"/healthz", "/status", "/metrics"};
+    static const char *const paths[4] = {"/healthz", "/status", "/metrics", "/"};
     fedrec_err e = FEDREC_OK;
-    for (int i = 0; i < 3 && !e; i++) {
+    for (int i = 0; i < 4 && !e; i++) {
         page_ctx *pc = malloc(sizeof *pc);
         nng_http_handler *h = NULL;
         if (!pc) {
@@ -490,6 +822,13 @@ fedrec_err fedreci_status_open(fedreci_status **out, const char *url, fedreci_st
     }
     *out = s;
     return FEDREC_OK;
+}
+
+void fedreci_status_set_refresh(fedreci_status *s, void (*fn)(void *arg, fedreci_stats *st),
+                                void *arg)
+{
+    s->refresh = fn;
+    s->refresh_arg = arg;
 }
 
 uint16_t fedreci_status_port(const fedreci_status *s)

@@ -4,10 +4,11 @@
  * fedreci_stats is a thread-safe record (one mutex) that the round engine's
  * hooks update and the HTTP handlers read. fedreci_status serves, over nng's
  * HTTP server (nng/supplemental/http/http.h):
+ *   GET /         the status page (text/html; fedreci_stats_format_html)
  *   GET /healthz  200 "ok\n", or 503 "unhealthy: PROBLEM\n" while a problem
  *                 is set (fedreci_stats_set_health)
  *   GET /status   application/json: {"round":..,"stage":..,"model_version":..,
- *                 "connected_clients":..,"rounds_completed":..,
+ *                 "connected_clients":..,"known_clients":..,"rounds_completed":..,
  *                 "rounds_aborted":..,"uptime_seconds":..}
  *                 ("round" is null when no round has begun)
  *   GET /metrics  Prometheus text exposition format 0.0.4:
@@ -17,8 +18,9 @@
  *                 (counter), fedrec_stage_duration_seconds{stage=...} (summary:
  *                 _sum and _count over finished rounds),
  *                 fedrec_bytes_received_total, fedrec_bytes_sent_total
- *                 (counters), fedrec_model_version, fedrec_connected_clients,
- *                 fedrec_current_round (gauges);
+ *                 (counters), fedrec_model_version, fedrec_connected_clients
+ *                 (known clients on a connection open now), fedrec_known_clients
+ *                 (registered), fedrec_current_round (gauges);
  *                 fedrec_rounds_total{outcome="completed"|"aborted"} (counter),
  *                 fedrec_build_info{version=...} 1, and the standard process
  *                 metrics process_resident_memory_bytes,
@@ -55,12 +57,43 @@ typedef struct fedreci_stats_limits {
     uint64_t evicted;
 } fedreci_stats_limits;
 
+/* One finished round as the status page lists it. */
+typedef struct fedreci_stats_round {
+    uint64_t round_id;
+    int completed;                        /* 1 completed, 0 aborted */
+    int64_t started_ms, ended_ms;         /* Unix ms */
+    uint32_t cohort, survivors;           /* invited; masked inputs summed */
+    uint32_t dropped[FEDRECI_DB_STAGES];  /* lost per stage */
+    uint32_t stage_ms[FEDRECI_DB_STAGES]; /* wall time per stage */
+    uint64_t model_version;               /* committed (completed), else 0 */
+    char reason[96];                      /* why it aborted ("" when completed) */
+} fedreci_stats_round;
+
+/* Rounds kept for the status page (the chart; the table shows the last 12). */
+#define FEDRECI_STATS_HISTORY 48
+
+/* The settings the status page shows (fedreci_stats_set_info). */
+typedef struct fedreci_stats_info {
+    uint64_t catalog_id;     /* catalog version in the database */
+    uint32_t catalog_items;  /* rows (active and retired) */
+    uint32_t catalog_active; /* recommendable products */
+    uint32_t factors;        /* k of the item factors */
+    uint32_t cohort, min_cohort;
+    uint32_t neighbors; /* SecAgg+ k; 0 = classic SecAgg (every other member) */
+    uint32_t threshold; /* Shamir t; 0 = neighbours/2 + 1 per round */
+    double clip, scale;
+    int plaintext; /* 1: some listener is plaintext tcp:// */
+    char db[256];  /* database path */
+} fedreci_stats_info;
+
 typedef struct fedreci_stats_snapshot {
     int has_round;                         /* a round has begun since start */
     uint64_t round_id;                     /* current (or last) round */
     char stage[FEDRECI_STATUS_STAGE_NAME]; /* "idle", "checkin", "advertise", ... */
     uint64_t model_version;                /* served model version */
-    uint32_t connected_clients;            /* clients seen by the engine right now */
+    uint32_t connected_clients;            /* known clients on a connection open now */
+    uint32_t known_clients;                /* clients registered (ever checked in) */
+    uint32_t waiting_clients;              /* check-ins held for the next cohort */
     uint64_t rounds_completed;
     uint64_t rounds_aborted;
     uint32_t last_participants;              /* survivors of the last finished round */
@@ -76,6 +109,10 @@ typedef struct fedreci_stats_snapshot {
     int64_t resident_bytes;    /* resident set size (/proc/self/statm) */
     int64_t open_fds;          /* open file descriptors (/proc/self/fd) */
     double start_time_seconds; /* when fedreci_stats_create ran, Unix seconds */
+    fedreci_stats_info info;   /* settings (fedreci_stats_set_info) */
+    /* the last n_history finished rounds, oldest first */
+    fedreci_stats_round history[FEDRECI_STATS_HISTORY];
+    uint32_t n_history;
 } fedreci_stats_snapshot;
 
 /* Names of the stages as used in labels: "advertise", "share_keys",
@@ -87,12 +124,25 @@ FEDREC_NODISCARD fedrec_err fedreci_stats_create(fedreci_stats **out);
 void fedreci_stats_destroy(fedreci_stats *st);
 
 /* Round lifecycle, called from the engine hooks. round_begin sets the round
- * id and stage "checkin". round_end adds the record's counts: completed or
- * aborted, participants = survivors, dropouts per stage, stage durations
- * (a stage with stage_ms == 0 never opened and is not counted), and the
- * round's bytes_in / bytes_out; the stage becomes "idle". */
+ * id and stage "advertise" (the first stage opens as the round starts);
+ * stage_closed(s) the stage after s ("commit" after the unmask stage).
+ * round_end adds the record's counts: completed or aborted, participants =
+ * survivors, dropouts per stage, stage durations (a stage with stage_ms ==
+ * 0 never opened and is not counted), and the round's bytes_in / bytes_out;
+ * the stage becomes "idle", and the round joins the history (its abort
+ * reason from the metrics JSON "reason" when there is one). */
 void fedreci_stats_round_begin(fedreci_stats *st, uint64_t round_id);
+void fedreci_stats_stage_closed(fedreci_stats *st, uint64_t round_id, int stage);
 void fedreci_stats_round_end(fedreci_stats *st, const fedreci_round_record *r);
+
+/* Adds a round read back from the database to the history only (at start,
+ * oldest first; the counters are since start and do not change). */
+void fedreci_stats_history_add(fedreci_stats *st, const fedreci_round_record *r);
+
+/* The settings the status page shows (copied). */
+void fedreci_stats_set_info(fedreci_stats *st, const fedreci_stats_info *info);
+/* Clients registered in the database, and those waiting for a cohort. */
+void fedreci_stats_set_clients(fedreci_stats *st, uint32_t known, uint32_t waiting);
 
 /* The current stage name (copied, truncated to 23 bytes). */
 void fedreci_stats_set_stage(fedreci_stats *st, const char *stage);
@@ -116,6 +166,15 @@ FEDREC_NODISCARD fedrec_err fedreci_stats_format_status(const fedreci_stats_snap
 FEDREC_NODISCARD fedrec_err fedreci_stats_format_metrics(const fedreci_stats_snapshot *s, char *buf,
                                                          size_t cap, size_t *len);
 
+/* Renders the status page (GET /): one HTML5 document with its CSS inline
+ * and no script, font, image or other external resource; the participation
+ * chart is inline SVG. Every string that comes from data (the health
+ * problem, abort reasons, the database path, the version) is HTML-escaped.
+ * Same contract as fedreci_stats_format_status (about 40 KB for a full
+ * history). */
+FEDREC_NODISCARD fedrec_err fedreci_stats_format_html(const fedreci_stats_snapshot *s, char *buf,
+                                                      size_t cap, size_t *len);
+
 /* ---- the HTTP server ------------------------------------------------------ */
 
 typedef struct fedreci_status fedreci_status;
@@ -126,6 +185,13 @@ typedef struct fedreci_status fedreci_status;
  * FEDREC_ERR_TRANSPORT (cannot bind, with nng's message), FEDREC_ERR_NOMEM. */
 FEDREC_NODISCARD fedrec_err fedreci_status_open(fedreci_status **out, const char *url,
                                                 fedreci_stats *st);
+
+/* fn(arg, st) runs on nng's thread before each answer to bring the live
+ * figures of st up to date (the daemon asks the engine and checks its
+ * health there). Set it before the first request can arrive, or not at
+ * all (NULL: none). */
+void fedreci_status_set_refresh(fedreci_status *s, void (*fn)(void *arg, fedreci_stats *st),
+                                void *arg);
 
 /* The TCP port the server listens on. */
 uint16_t fedreci_status_port(const fedreci_status *s);

@@ -225,7 +225,8 @@ static fedrec_err listener_tls(fedreci_coord *c, nng_listener l, const char *url
 
 /* Starts a listener on url (tls+: with the certificate and key); *bound_port
  * gets the bound TCP port (the kernel's choice for port 0). */
-static fedrec_err start_listener(fedreci_coord *c, const char *url, int *bound_port)
+static fedrec_err start_listener(fedreci_coord *c, const char *url, int *bound_port,
+                                 nng_listener *out)
 {
     nng_listener l;
     int rv;
@@ -242,6 +243,7 @@ static fedrec_err start_listener(fedreci_coord *c, const char *url, int *bound_p
         nng_listener_close(l);
         return nng_fail(rv, "listening on", url);
     }
+    *out = l;
     /* With port 0 the kernel picks one: log the bound port so operators
      * (and tests) can find it. */
     int port = 0;
@@ -251,6 +253,24 @@ static fedrec_err start_listener(fedreci_coord *c, const char *url, int *bound_p
     } else
         fedreci_log(FEDRECI_LOG_INFO, -1, "listening on %s", url);
     return FEDREC_OK;
+}
+
+fedrec_err fedreci_eng_transport_reload_tls(fedreci_coord *c)
+{
+    /* a listener takes a new configuration while it runs (nng's TLS stream
+       listener swaps it under its lock): connections accepted from now on
+       use the new certificate, open ones keep their session */
+    fedrec_err e = FEDREC_OK;
+    int n = 0;
+    for (size_t i = 0; i < c->cfg.n_listen && !e; i++)
+        if (strncmp(c->urls[i], "tls+", 4) == 0) {
+            e = listener_tls(c, c->listeners[i], c->urls[i]);
+            n += !e;
+        }
+    if (!e && n)
+        fedreci_log(FEDRECI_LOG_INFO, -1, "TLS certificate %s reloaded on %d listener(s)",
+                    c->urls[c->cfg.n_listen], n);
+    return e;
 }
 
 fedrec_err fedreci_eng_transport_open(fedreci_coord *c)
@@ -298,7 +318,7 @@ fedrec_err fedreci_eng_transport_open(fedreci_coord *c)
 fedrec_err fedreci_eng_transport_start(fedreci_coord *c)
 {
     for (size_t i = 0; i < c->cfg.n_listen; i++) {
-        fedrec_err e = start_listener(c, c->urls[i], &c->ports[i]);
+        fedrec_err e = start_listener(c, c->urls[i], &c->ports[i], &c->listeners[i]);
         if (e)
             return e;
     }

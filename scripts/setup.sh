@@ -21,6 +21,7 @@ packages=(
   valgrind                          # memcheck run (hardening)
   strace                            # ctest store_open_no_sync: opening a store makes no sync call
   default-jdk-headless              # the JNI binding (bindings/java) and its ctest
+  chromium                          # the status page rendered headless (test_daemon_life)
 )
 
 missing=()

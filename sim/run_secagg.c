@@ -393,7 +393,8 @@ static fedrec_err sim_start_engine(sim *S, const float *y0, const char **codes)
     cfg.opt.lr = (float)o->lr;
     cfg.opt.lambda = (float)o->lambda;
     cfg.opt.n_train = n_train;
-    fedreci_coord_hooks hooks = {S, on_round_done, on_model_committed, NULL, NULL};
+    fedreci_coord_hooks hooks = {
+        .arg = S, .on_round_done = on_round_done, .on_model_committed = on_model_committed};
     fedreci_coord_model m = {1, S->n_items, S->k, y0, codes, NULL, 0};
     fedrec_err e = fedreci_coord_create(&S->coord, &cfg, &hooks, &m);
     if (!e)

@@ -230,7 +230,8 @@ void th_world_init(th_world *w, const th_model *m, int n, uint64_t first_round,
 
 fedreci_coord_hooks th_world_hooks(th_world *w)
 {
-    fedreci_coord_hooks h = {w, on_round_done, on_commit, NULL, NULL};
+    fedreci_coord_hooks h = {
+        .arg = w, .on_round_done = on_round_done, .on_model_committed = on_commit};
     return h;
 }
 

@@ -114,7 +114,7 @@ sync_bg $A 3
 wait_log "$log1" "client ${ids[A]} checked in"
 kill -STOP "${cpids[A]}"
 for i in 1 2 3 4 5 6 7; do sync_bg "$i" 3; done
-wait_log "$log1" '\[round 1\] round start: cohort 8 of 8 waiting'
+wait_log "$log1" '\[round 1\] round started: cohort 8 of 8 waiting'
 wait_log "$log1" "\[round 1\] client ${ids[B]} stage 0 accepted"
 kill -9 "${cpids[B]}"
 wait_log "$log1" '\[round 1\] stage 0 closed: 7 of 8 in'
@@ -166,8 +166,8 @@ sync_bg 2 1
 wait_log "$log1" "client ${ids[2]} checked in" "$m"
 kill -STOP "${cpids[2]}"
 for i in 3 4 5 6 7; do sync_bg "$i" 1; done
-wait_log "$log1" '\[round 4\] round start: cohort 6 of 6 waiting'
-wait_log "$log1" '\[round 4\] round started'    # the 'running' row is in the db
+# the line comes after the 'running' row is in the db (the round-start hook)
+wait_log "$log1" '\[round 4\] round started: cohort 6 of 6 waiting'
 wait_log "$log1" "\[round 4\] client ${ids[7]} stage 0 accepted"
 kill -9 "$cpid"
 wait "$cpid" 2>/dev/null || true

@@ -43,11 +43,14 @@ static void test_hook_sequence(void **state)
     assert_int_equal(fedreci_persist_create(&p, db, st, 0), FEDREC_OK);
 
     /* round 1 completes: model version 2, then its statistics */
-    fedreci_persist_round_seen(p, 1);
-    fedreci_persist_round_seen(p, 1); /* once */
+    fedreci_round_begin b1 = {.round_id = 1, .cohort = 8, .waiting = 9, .model_version = 1};
+    assert_int_equal(fedreci_persist_round_begin(p, &b1), FEDREC_OK);
+    /* a round id is begun once: again, or an older one, is refused */
+    assert_int_equal(fedreci_persist_round_begin(p, &b1), FEDREC_ERR_DUPLICATE);
     fedreci_round_record rr;
     assert_int_equal(fedreci_db_get_round(db, 1, &rr), FEDREC_OK);
     assert_int_equal(rr.status, FEDRECI_ROUND_RUNNING);
+    assert_int_equal(rr.cohort, 8);
     float y1[6] = {1, 2, 3, 4, 5, 6};
     assert_int_equal(fedreci_persist_model(p, 1, 2, y1, 3, 2), FEDREC_OK);
     assert_int_equal(fedreci_db_get_round(db, 1, &rr), FEDREC_OK);
@@ -75,7 +78,8 @@ static void test_hook_sequence(void **state)
     assert_int_equal(fedreci_db_get_round(db, 2, &rr), FEDREC_ERR_NOT_FOUND);
 
     /* round 2 aborts */
-    fedreci_persist_round_seen(p, 2);
+    fedreci_round_begin b2 = {.round_id = 2, .cohort = 8, .waiting = 8, .model_version = 2};
+    assert_int_equal(fedreci_persist_round_begin(p, &b2), FEDREC_OK);
     fedreci_round_record ab = {.round_id = 2,
                                .status = FEDRECI_ROUND_ABORTED,
                                .cohort = 8,

@@ -114,7 +114,8 @@ static void test_stats_and_renderers(void **state)
     fedreci_stats_snapshot_get(st, &s);
     assert_int_equal(fedreci_stats_format_status(&s, buf, sizeof buf, &len), FEDREC_OK);
     assert_non_null(strstr(buf, "{\"round\":7,\"stage\":\"masked_input\",\"model_version\":4,"
-                                "\"connected_clients\":8,\"rounds_completed\":0,"
+                                "\"connected_clients\":8,\"known_clients\":0,"
+                                "\"rounds_completed\":0,"
                                 "\"rounds_aborted\":0,"));
 
     fedreci_round_record r1 = round_rec(7, FEDRECI_ROUND_COMPLETED, 5);
@@ -201,10 +202,96 @@ static void test_http_endpoints(void **state)
     assert_true(metric(body, "fedrec_bytes_received_total") == 1000);
     assert_true(metric(body, "fedrec_bytes_sent_total") == 4000);
 
+    assert_int_equal(http_get(port, "/", body, sizeof body), 200);
+    assert_non_null(strstr(body, "<!DOCTYPE html>"));
+    assert_non_null(strstr(body, "<dt>Round</dt><dd>3, stage idle</dd>"));
     assert_int_equal(http_get(port, "/nope", body, sizeof body), 404);
 
     fedreci_status_close(srv);
     fedreci_status_close(NULL);
+    fedreci_stats_destroy(st);
+}
+
+/* Occurrences of needle in hay. */
+static int count_of(const char *hay, const char *needle)
+{
+    int n = 0;
+    for (const char *p = hay; (p = strstr(p, needle)) != NULL; p += strlen(needle))
+        n++;
+    return n;
+}
+
+/* The status page: data is escaped (a database path and an abort reason
+ * with markup in them come out as text), the history keeps the last
+ * FEDRECI_STATS_HISTORY rounds (one chart bar pair each; the table the last
+ * 12), nothing external is referenced, and too small a buffer is an error. */
+static void test_html_page(void **state)
+{
+    (void)state;
+    fedreci_stats *st;
+    assert_int_equal(fedreci_stats_create(&st), FEDREC_OK);
+    fedreci_stats_info in = {.catalog_id = 3,
+                             .catalog_items = 50,
+                             .catalog_active = 48,
+                             .factors = 4,
+                             .cohort = 8,
+                             .min_cohort = 3,
+                             .clip = 16,
+                             .scale = 65536};
+    snprintf(in.db, sizeof in.db, "/srv/<script>alert(1)</script>&\"x'/state.sqlite");
+    fedreci_stats_set_info(st, &in);
+    char *buf = malloc(128 * 1024);
+    assert_non_null(buf);
+    size_t len = 0;
+    fedreci_stats_snapshot s;
+    fedreci_stats_snapshot_get(st, &s);
+    assert_int_equal(fedreci_stats_format_html(&s, buf, 128 * 1024, &len), FEDREC_OK);
+    assert_int_equal(len, strlen(buf));
+    assert_non_null(strstr(buf, "No round has finished yet."));
+    assert_non_null(strstr(buf, "no round yet"));
+
+    for (uint64_t id = 1; id <= FEDRECI_STATS_HISTORY + 5; id++) {
+        fedreci_round_record r =
+            round_rec(id, id % 10 == 0 ? FEDRECI_ROUND_ABORTED : FEDRECI_ROUND_COMPLETED, 5);
+        r.model_version = id + 1;
+        r.started_ms = 1764633600000LL + (int64_t)id * 1000; /* 2025-12-02 00:00:00 UTC + id s */
+        r.ended_ms = r.started_ms + 2500;
+        if (id % 10 == 0)
+            snprintf(r.metrics_json, sizeof r.metrics_json,
+                     "{\"reason\":\"stage 0: <b>too</b> few & late\"}");
+        fedreci_stats_round_end(st, &r);
+    }
+    fedreci_stats_set_health(st, "database <x>: full");
+    fedreci_stats_snapshot_get(st, &s);
+    assert_int_equal(s.n_history, FEDRECI_STATS_HISTORY);
+    assert_int_equal(s.history[0].round_id, 6);
+    assert_int_equal(fedreci_stats_format_html(&s, buf, 128 * 1024, &len), FEDREC_OK);
+    /* escaped, never markup */
+    assert_null(strstr(buf, "<script"));
+    assert_null(strstr(buf, "<b>"));
+    assert_non_null(
+        strstr(buf, "/srv/&lt;script&gt;alert(1)&lt;/script&gt;&amp;&quot;x&#39;/state.sqlite"));
+    assert_non_null(strstr(buf, "aborted: stage 0: &lt;b&gt;too&lt;/b&gt; few &amp; late"));
+    assert_non_null(strstr(buf, "Unhealthy: database &lt;x&gt;: full"));
+    /* one bar pair per kept round; 12 table rows, newest first */
+    assert_int_equal(count_of(buf, "<rect class=\"c\""), FEDRECI_STATS_HISTORY);
+    assert_int_equal(count_of(buf, "<tr><td>"), 12);
+    assert_non_null(strstr(buf, "<tr><td>53</td><td class=\"o\">completed</td>"
+                                "<td>2025-12-02 00:00:53</td><td>2.5 s</td><td>8</td>"
+                                "<td>5</td><td>1/0/2/0</td><td>54</td></tr>"));
+    assert_null(strstr(buf, "<tr><td>41</td>"));
+    assert_non_null(strstr(buf, "round 6</text>"));
+    assert_non_null(strstr(buf, "round 53</text>"));
+    assert_non_null(strstr(buf, "no differential privacy"));
+    assert_non_null(strstr(buf, "<dt>Catalog version</dt><dd>3</dd>"));
+    assert_non_null(strstr(buf, "<dd>50 (48 active, 2 retired)</dd>"));
+    /* nothing fetched from elsewhere */
+    assert_null(strstr(buf, "<script"));
+    assert_null(strstr(buf, "src="));
+    assert_null(strstr(buf, "@import"));
+    assert_null(strstr(buf, "url("));
+    assert_int_equal(fedreci_stats_format_html(&s, buf, 1000, &len), FEDREC_ERR_TOO_BIG);
+    free(buf);
     fedreci_stats_destroy(st);
 }
 
@@ -225,6 +312,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_stats_and_renderers),
         cmocka_unit_test(test_http_endpoints),
+        cmocka_unit_test(test_html_page),
         cmocka_unit_test(test_bad_address),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

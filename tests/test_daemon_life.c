@@ -1,0 +1,660 @@
+/* The daemon's life as an operator sees it (issue 18), each test against a
+ * real `fedrec-coordinator` process (SQLite in a temporary directory,
+ * tcp:// on a kernel-chosen port read back from its log, a 50-item catalog,
+ * clients as sessions in this process):
+ *
+ *  - test_round_lines: three short rounds (milliseconds each, far below the
+ *    200 ms the daemon used to poll at) each get exactly one "round started"
+ *    and one "round completed" line, in order with their stage lines and the
+ *    commit, and a completed row in the database; the engine's own
+ *    duplicates of those lines are not logged.
+ *  - test_crash_in_round_window: the daemon is SIGKILLed the moment a
+ *    client has learned the round id (from the session's update hook, right
+ *    after selection). The restart marks that round aborted ("crash") and
+ *    the next round gets the next id: no id is ever used twice.
+ *  - test_connected_clients: fedrec_connected_clients counts known clients
+ *    on an open connection (0 after a client gave up and closed, 2 while two
+ *    wait in a check-in), fedrec_known_clients every registered one (3).
+ *  - test_status_page: after two rounds the page at / is loaded in headless
+ *    Chromium (`chromium --headless --dump-dom`, and `--screenshot` kept as
+ *    a test artifact under the build directory, its path printed); the
+ *    rendered DOM shows the health, round, stage, the two rounds with their
+ *    cohort, survivors and model versions, one chart bar per round, the
+ *    privacy settings and the catalog version, and the database path (which
+ *    holds markup characters) as escaped text. Skipped only when chromium
+ *    is not installed (scripts/setup.sh installs it, so CI runs it).
+ *  - test_sighup_reload: two clients wait in a check-in (their connections
+ *    open) while the catalog file changes (5 products added, 1 retired) and
+ *    the daemon gets SIGHUP: model version 2 is committed with 55 rows, the
+ *    two connections stay open and their held check-ins are answered, and
+ *    with a third client the round runs on the new model (d = 55 x 4 + 1)
+ *    and commits version 3; the clients download version 2 first.
+ *
+ * No timed assertions: deadlines only bound waits. */
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <spawn.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+#include <sodium.h>
+#include <sqlite3.h>
+
+#include "client/session.h"
+#include "core/err.h"
+#include "core/log.h"
+#include "harness.h"
+
+extern char **environ;
+
+#define N_ITEMS 50
+#define K_FACTORS 4
+
+/* ---- the daemon as a process ------------------------------------------------ */
+
+typedef struct daemon_proc {
+    pid_t pid;
+    char dir[256];
+    char log[320];
+    char db[400];
+    char catalog[320];
+    char url[128];
+    int http_port;
+} daemon_proc;
+
+static pid_t g_live = 0; /* the daemon a failed assertion leaves behind */
+
+static int teardown_daemon(void **state)
+{
+    (void)state;
+    if (g_live > 0) {
+        kill(g_live, SIGKILL);
+        waitpid(g_live, NULL, 0);
+        g_live = 0;
+    }
+    return 0;
+}
+
+/* Products P000.. P(n-1), without `skip` (NULL: none). */
+static void write_catalog(const char *path, int n, const char *skip)
+{
+    FILE *f = fopen(path, "w");
+    assert_non_null(f);
+    fprintf(f, "code,description\n");
+    for (int i = 0; i < n; i++) {
+        char code[16];
+        snprintf(code, sizeof code, "P%03d", i);
+        if (!skip || strcmp(skip, code) != 0)
+            fprintf(f, "%s,product %d\n", code, i);
+    }
+    fclose(f);
+}
+
+/* Lines of the daemon's log containing a and b (b may be NULL). */
+static int log_count(const daemon_proc *d, const char *a, const char *b)
+{
+    char *s = th_slurp(d->log);
+    int n = 0;
+    for (char *line = s ? strtok(s, "\n") : NULL; line; line = strtok(NULL, "\n"))
+        if (strstr(line, a) && (!b || strstr(line, b)))
+            n++;
+    free(s);
+    return n;
+}
+
+/* Waits (up to 60 s, a hang guard) for a line with a and b. */
+static void log_wait(const daemon_proc *d, const char *a, const char *b)
+{
+    for (int i = 0; i < 3000; i++) {
+        if (log_count(d, a, b) > 0)
+            return;
+        usleep(20000);
+    }
+    char *s = th_slurp(d->log);
+    fprintf(stderr, "---- %s\n%s\n", d->log, s ? s : "");
+    free(s);
+    fail_msg("no log line with '%s' '%s'", a, b ? b : "");
+}
+
+/* The number after `needle` in the log (its first occurrence), or -1. */
+static long log_number_after(const daemon_proc *d, const char *needle)
+{
+    char *s = th_slurp(d->log);
+    char *p = s ? strstr(s, needle) : NULL;
+    long v = p ? atol(p + strlen(needle)) : -1;
+    free(s);
+    return v;
+}
+
+/* Starts the daemon in d->dir (created when d->dir is empty) with the
+ * common flags and `extra` (NULL-terminated); log file `logname`. Waits for
+ * the ready line and reads the client and status ports. */
+static void daemon_start(daemon_proc *d, const char *logname, const char *const *extra)
+{
+    if (!d->dir[0]) {
+        snprintf(d->dir, sizeof d->dir, "/tmp/fedrec-life-XXXXXX");
+        assert_non_null(mkdtemp(d->dir));
+    }
+    snprintf(d->log, sizeof d->log, "%s/%s", d->dir, logname);
+    if (!d->db[0])
+        snprintf(d->db, sizeof d->db, "%s/state.sqlite", d->dir);
+    if (!d->catalog[0]) {
+        snprintf(d->catalog, sizeof d->catalog, "%s/catalog.csv", d->dir);
+        write_catalog(d->catalog, N_ITEMS, NULL);
+    }
+    const char *argv[64];
+    int n = 0;
+    argv[n++] = FEDREC_BIN_DIR "/coordinator/fedrec-coordinator";
+    const char *common[] = {"--db",        d->db,
+                            "--catalog",   d->catalog,
+                            "--listen",    "tcp://127.0.0.1:0",
+                            "--http",      "http://127.0.0.1:0",
+                            "--factors",   "4",
+                            "--seed",      "7",
+                            "--log-level", "debug"};
+    for (size_t i = 0; i < sizeof common / sizeof *common; i++)
+        argv[n++] = common[i];
+    for (size_t i = 0; extra && extra[i] && n < 62; i++)
+        argv[n++] = extra[i];
+    argv[n] = NULL;
+    posix_spawn_file_actions_t fa;
+    posix_spawn_file_actions_init(&fa);
+    posix_spawn_file_actions_addopen(&fa, 1, d->log, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    posix_spawn_file_actions_adddup2(&fa, 1, 2);
+    int rc = posix_spawn(&d->pid, argv[0], &fa, NULL, (char *const *)argv, environ);
+    posix_spawn_file_actions_destroy(&fa);
+    assert_int_equal(rc, 0);
+    g_live = d->pid;
+    log_wait(d, " ready: clients on ", NULL);
+    long port = log_number_after(d, "listening on tcp://127.0.0.1:0 (port ");
+    long hport = log_number_after(d, "status on http://127.0.0.1:0 (port ");
+    assert_true(port > 0 && hport > 0);
+    snprintf(d->url, sizeof d->url, "tcp://127.0.0.1:%ld", port);
+    d->http_port = (int)hport;
+}
+
+/* SIGTERM; expects exit status 0. */
+static void daemon_stop(daemon_proc *d)
+{
+    int st = 0;
+    kill(d->pid, SIGTERM);
+    assert_int_equal(waitpid(d->pid, &st, 0), d->pid);
+    g_live = 0;
+    if (!WIFEXITED(st) || WEXITSTATUS(st) != 0)
+        fail_msg("coordinator exit status %d (log %s)", st, d->log);
+}
+
+static void daemon_cleanup(daemon_proc *d)
+{
+    char cmd[400];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", d->dir);
+    assert_int_equal(system(cmd), 0);
+}
+
+/* GET path from the status server: the body (heap string, free it). */
+static char *http_get(const daemon_proc *d, const char *path)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    assert_true(fd >= 0);
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)d->http_port)};
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    assert_int_equal(connect(fd, (struct sockaddr *)&sa, sizeof sa), 0);
+    char req[256];
+    int n =
+        snprintf(req, sizeof req, "GET %s HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", path);
+    assert_int_equal(write(fd, req, (size_t)n), n);
+    size_t cap = 1 << 16, len = 0;
+    char *buf = malloc(cap);
+    assert_non_null(buf);
+    for (;;) {
+        if (len + 1 == cap) {
+            cap *= 2;
+            buf = realloc(buf, cap);
+            assert_non_null(buf);
+        }
+        ssize_t got = read(fd, buf + len, cap - len - 1);
+        if (got <= 0)
+            break;
+        len += (size_t)got;
+    }
+    close(fd);
+    buf[len] = '\0';
+    char *body = strstr(buf, "\r\n\r\n");
+    assert_non_null(body);
+    memmove(buf, body + 4, strlen(body + 4) + 1);
+    return buf;
+}
+
+/* The value of a metric line "name value" in /metrics, or -1. */
+static double metric(const daemon_proc *d, const char *name)
+{
+    char *s = http_get(d, "/metrics");
+    double v = -1;
+    for (char *line = strtok(s, "\n"); line; line = strtok(NULL, "\n"))
+        if (strncmp(line, name, strlen(name)) == 0 && line[strlen(name)] == ' ')
+            v = atof(line + strlen(name) + 1);
+    free(s);
+    return v;
+}
+
+/* One SQL value from the database as text (sqlite3 CLI-free: the library). */
+static void sql_text(const char *db, const char *sql, char *out, size_t cap)
+{
+    sqlite3 *h = NULL;
+    sqlite3_stmt *s = NULL;
+    out[0] = '\0';
+    assert_int_equal(sqlite3_open_v2(db, &h, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
+    assert_int_equal(sqlite3_prepare_v2(h, sql, -1, &s, NULL), SQLITE_OK);
+    if (sqlite3_step(s) == SQLITE_ROW && sqlite3_column_text(s, 0))
+        snprintf(out, cap, "%s", (const char *)sqlite3_column_text(s, 0));
+    sqlite3_finalize(s);
+    sqlite3_close(h);
+}
+
+/* ---- clients: sessions -------------------------------------------------------- */
+
+typedef struct gclient {
+    uint64_t id;
+    uint8_t pk[32], sk[64];
+    fedreci_session *s;
+    fedreci_session_result res;
+    uint32_t d;        /* the round's vector length, seen by the update hook */
+    pid_t kill_on_sel; /* > 0: SIGKILL this process from the update hook */
+    uint64_t sel_round;
+    uint32_t model_items; /* rows of the last model downloaded */
+} gclient;
+
+static void on_model(void *arg, const fedreci_wire_model *m)
+{
+    gclient *g = arg;
+    g->model_items = m->n_items;
+}
+
+static fedrec_err on_update(void *arg, const fedreci_wire_round *r, float *x, uint32_t *w)
+{
+    gclient *g = arg;
+    g->d = r->secagg.d;
+    g->sel_round = r->secagg.round_id;
+    if (g->kill_on_sel > 0)
+        kill(g->kill_on_sel, SIGKILL); /* the client knows the round id now */
+    for (uint32_t i = 0; i + 1 < r->secagg.d; i++)
+        x[i] = (float)((int)((i + g->id) % 13) - 6) * 0.01f;
+    *w = 1;
+    return FEDREC_OK;
+}
+
+static void g_init(gclient *g)
+{
+    memset(g, 0, sizeof *g);
+    crypto_sign_keypair(g->pk, g->sk);
+    g->id = fedreci_secagg_id_from_pk(g->pk);
+}
+
+static void g_start(gclient *g, const char *url, uint32_t timeout_ms)
+{
+    fedreci_session_config sc;
+    fedreci_session_config_default(&sc);
+    sc.url = url;
+    sc.client_id = g->id;
+    sc.identity_sk = g->sk;
+    sc.timeout_ms = timeout_ms;
+    fedreci_session_hooks h;
+    memset(&h, 0, sizeof h);
+    h.arg = g;
+    h.on_model = on_model;
+    h.compute_update = on_update;
+    if (fedreci_session_create(&g->s, &sc, &h) || fedreci_session_start(g->s))
+        fail_msg("session: %s", fedrec_errmsg());
+}
+
+static void g_finish(gclient *g)
+{
+    assert_int_equal(fedreci_session_wait(g->s, -1, &g->res), FEDREC_OK);
+    fedreci_session_destroy(g->s);
+    g->s = NULL;
+}
+
+/* n clients run one round together; every one completes. */
+static void run_round(const daemon_proc *d, gclient *g, int n)
+{
+    for (int i = 0; i < n; i++)
+        g_start(&g[i], d->url, 60000);
+    for (int i = 0; i < n; i++) {
+        g_finish(&g[i]);
+        if (g[i].res.outcome != FEDRECI_SESSION_COMPLETED)
+            fail_msg("client %d: outcome %d: %s (log %s)", i, g[i].res.outcome, g[i].res.text,
+                     d->log);
+    }
+}
+
+/* ---- the tests ------------------------------------------------------------------ */
+
+/* The byte offset of the first line with a and b in s, or -1. */
+static long line_at(const char *s, const char *a, const char *b)
+{
+    for (const char *p = s; (p = strstr(p, a)) != NULL; p++) {
+        const char *ls = p, *le = strchr(p, '\n');
+        while (ls > s && ls[-1] != '\n')
+            ls--;
+        if (!b || (strstr(ls, b) && (!le || strstr(ls, b) < le)))
+            return (long)(ls - s);
+    }
+    return -1;
+}
+
+static void test_round_lines(void **state)
+{
+    (void)state;
+    daemon_proc d = {0};
+    const char *extra[] = {"--cohort", "3", "--min-cohort", "3", NULL};
+    daemon_start(&d, "coordinator.log", extra);
+    gclient g[3];
+    for (int r = 0; r < 3; r++) {
+        for (int i = 0; i < 3; i++)
+            g_init(&g[i]);
+        run_round(&d, g, 3);
+    }
+    daemon_stop(&d);
+    char *s = th_slurp(d.log);
+    assert_non_null(s);
+    for (int r = 1; r <= 3; r++) {
+        char tag[32];
+        snprintf(tag, sizeof tag, "[round %d] ", r);
+        assert_int_equal(log_count(&d, tag, "round started: cohort 3 of 3 waiting"), 1);
+        assert_int_equal(log_count(&d, tag, "round completed: cohort 3, survivors 3"), 1);
+        /* the engine's own lines for the same events are debug only */
+        char eng[64];
+        snprintf(eng, sizeof eng, "INFO  [round %d] round done", r);
+        assert_int_equal(log_count(&d, eng, NULL), 0);
+        snprintf(eng, sizeof eng, "INFO  [round %d] round start:", r);
+        assert_int_equal(log_count(&d, eng, NULL), 0);
+        long at[7];
+        at[0] = line_at(s, tag, "round started");
+        for (int st = 0; st < 4; st++) {
+            char what[32];
+            snprintf(what, sizeof what, "stage %d closed", st);
+            at[1 + st] = line_at(s, tag, what);
+        }
+        at[5] = line_at(s, tag, "committed (");
+        at[6] = line_at(s, tag, "round completed");
+        for (int i = 0; i < 7; i++) {
+            assert_true(at[i] >= 0);
+            if (i)
+                assert_true(at[i] > at[i - 1]);
+        }
+        char sql[128], out[64];
+        snprintf(sql, sizeof sql,
+                 "SELECT status || ' ' || cohort || ' ' || model_version || ' ' || "
+                 "(ended_ms - started_ms) FROM rounds WHERE round_id = %d",
+                 r);
+        sql_text(d.db, sql, out, sizeof out);
+        char want[32];
+        snprintf(want, sizeof want, "completed 3 %d ", r + 1);
+        assert_memory_equal(out, want, strlen(want));
+        printf("round %d: %s ms from start to end\n", r, out + strlen(want));
+    }
+    free(s);
+    daemon_cleanup(&d);
+}
+
+static void test_crash_in_round_window(void **state)
+{
+    (void)state;
+    daemon_proc d = {0};
+    const char *extra[] = {"--cohort", "2", "--min-cohort", "2", NULL};
+    daemon_start(&d, "coordinator.log", extra);
+    gclient g[2];
+    g_init(&g[0]);
+    g_init(&g[1]);
+    g[0].kill_on_sel = g[1].kill_on_sel = d.pid;
+    g_start(&g[0], d.url, 3000);
+    g_start(&g[1], d.url, 3000);
+    int st = 0;
+    assert_int_equal(waitpid(d.pid, &st, 0), d.pid);
+    g_live = 0;
+    assert_true(WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL);
+    g_finish(&g[0]);
+    g_finish(&g[1]);
+    uint64_t known = g[0].sel_round ? g[0].sel_round : g[1].sel_round;
+    assert_int_equal(known, 1); /* a client learned round 1, then the daemon died */
+
+    daemon_start(&d, "coordinator-2.log", extra);
+    log_wait(&d, "1 round(s) interrupted by a crash marked aborted", NULL);
+    char out[128];
+    sql_text(d.db, "SELECT status || ' ' || metrics FROM rounds WHERE round_id = 1", out,
+             sizeof out);
+    assert_string_equal(out, "aborted {\"reason\":\"crash\"}");
+    for (int i = 0; i < 2; i++) {
+        g_init(&g[i]);
+        g[i].kill_on_sel = 0;
+    }
+    run_round(&d, g, 2);
+    assert_int_equal(g[0].res.round_id, 2);
+    assert_int_equal(log_count(&d, "[round 2] round started", NULL), 1);
+    assert_int_equal(log_count(&d, "[round 1] ", NULL), 0);
+    daemon_stop(&d);
+    sql_text(d.db, "SELECT group_concat(round_id || status, ',') FROM rounds", out, sizeof out);
+    assert_string_equal(out, "1aborted,2completed");
+    daemon_cleanup(&d);
+}
+
+static void test_connected_clients(void **state)
+{
+    (void)state;
+    daemon_proc d = {0};
+    const char *extra[] = {"--cohort", "3", "--min-cohort", "3", "--deadline-checkin",
+                           "600000",   NULL};
+    daemon_start(&d, "coordinator.log", extra);
+    assert_true(metric(&d, "fedrec_connected_clients") == 0);
+    assert_true(metric(&d, "fedrec_known_clients") == 0);
+    /* A checks in, waits, gives up (its session times out) and closes */
+    gclient g[3];
+    for (int i = 0; i < 3; i++)
+        g_init(&g[i]);
+    g_start(&g[0], d.url, 1000);
+    g_finish(&g[0]);
+    assert_int_equal(g[0].res.outcome, FEDRECI_SESSION_ERROR);
+    /* the close reaches the daemon asynchronously: wait for the gauge */
+    for (int i = 0; i < 500 && metric(&d, "fedrec_connected_clients") != 0; i++)
+        usleep(20000);
+    assert_true(metric(&d, "fedrec_connected_clients") == 0);
+    assert_true(metric(&d, "fedrec_known_clients") == 1);
+    /* B and C wait in their check-ins: connected now */
+    g_start(&g[1], d.url, 60000);
+    g_start(&g[2], d.url, 60000);
+    log_wait(&d, "checked in (2 waiting)", NULL);
+    assert_true(metric(&d, "fedrec_connected_clients") == 2);
+    assert_true(metric(&d, "fedrec_known_clients") == 3);
+    char *st = http_get(&d, "/status");
+    assert_non_null(strstr(st, "\"connected_clients\":2,\"known_clients\":3,"));
+    free(st);
+    daemon_stop(&d); /* answers the held check-ins: no further round */
+    g_finish(&g[1]);
+    g_finish(&g[2]);
+    daemon_cleanup(&d);
+}
+
+/* Whether a program is on PATH. */
+static int have_program(const char *name)
+{
+    char cmd[160];
+    snprintf(cmd, sizeof cmd, "command -v %s >/dev/null 2>&1", name);
+    return system(cmd) == 0;
+}
+
+/* Runs chromium headless on url with `mode` (--dump-dom, or --screenshot=P);
+ * the DOM (dump) into out. A fresh profile in dir. */
+static void chromium(const char *dir, const char *url, const char *mode, const char *out)
+{
+    char cmd[1400];
+    snprintf(cmd, sizeof cmd,
+             "timeout 60 chromium --headless --no-sandbox --disable-gpu --no-first-run "
+             "--disable-extensions --disable-dev-shm-usage --user-data-dir='%s/chromium' "
+             "--window-size=1100,1400 %s '%s' > '%s' 2>'%s/chromium.err'",
+             dir, mode, url, out, dir);
+    int rc = system(cmd);
+    if (rc != 0) {
+        char err[400];
+        snprintf(err, sizeof err, "%s/chromium.err", dir);
+        char *e = th_slurp(err);
+        fail_msg("chromium %s failed (%d): %s", mode, rc, e ? e : "");
+    }
+}
+
+static void test_status_page(void **state)
+{
+    (void)state;
+    if (!have_program("chromium")) {
+        printf("SKIP: chromium is not installed (scripts/setup.sh installs it)\n");
+        skip();
+    }
+    daemon_proc d = {0};
+    snprintf(d.dir, sizeof d.dir, "/tmp/fedrec-page-XXXXXX");
+    assert_non_null(mkdtemp(d.dir));
+    /* a database directory whose name is markup: the page must show it as text */
+    char sub[280];
+    snprintf(sub, sizeof sub, "%s/<i>shop<b> & \"co\"", d.dir);
+    assert_int_equal(mkdir(sub, 0700), 0);
+    snprintf(d.db, sizeof d.db, "%s/state.sqlite", sub);
+    const char *extra[] = {"--cohort",    "3", "--min-cohort",       "2",
+                           "--neighbors", "2", "--deadline-checkin", "300",
+                           NULL};
+    daemon_start(&d, "coordinator.log", extra);
+    gclient g[3];
+    for (int r = 0; r < 2; r++) {
+        for (int i = 0; i < 3; i++)
+            g_init(&g[i]);
+        run_round(&d, g, r == 0 ? 3 : 2);
+    }
+    char url[64], dom[400], png[400];
+    snprintf(url, sizeof url, "http://127.0.0.1:%d/", d.http_port);
+    snprintf(dom, sizeof dom, "%s/page.html", d.dir);
+    chromium(d.dir, url, "--dump-dom", dom);
+    /* the screenshot stays under the build directory: a test artifact */
+    snprintf(png, sizeof png, "%s/tests/status-page.png", FEDREC_BIN_DIR);
+    unlink(png);
+    char mode[440];
+    snprintf(mode, sizeof mode, "--screenshot='%s'", png);
+    char devnull[400];
+    snprintf(devnull, sizeof devnull, "%s/shot.out", d.dir);
+    chromium(d.dir, url, mode, devnull);
+    struct stat sb;
+    assert_int_equal(stat(png, &sb), 0);
+    assert_true(sb.st_size > 1000);
+    printf("status page screenshot: %s (%lld bytes)\n", png, (long long)sb.st_size);
+
+    char *s = th_slurp(dom);
+    assert_non_null(s);
+    assert_non_null(strstr(s, "<p id=\"health\" class=\"health ok\">Healthy</p>"));
+    assert_non_null(strstr(s, "<dt>Round</dt><dd>2, stage idle</dd>"));
+    assert_non_null(strstr(s, "<dt>Model version</dt><dd>3</dd>"));
+    assert_non_null(strstr(s, "<dd>0 connected, 5 known, 0 waiting for a round</dd>"));
+    /* newest first: round 2 (2 clients, version 3), then round 1 (3, version 2) */
+    const char *r2 = strstr(s, "<tr><td>2</td><td class=\"o\">completed</td>");
+    const char *r1 = strstr(s, "<tr><td>1</td><td class=\"o\">completed</td>");
+    assert_non_null(r2);
+    assert_non_null(r1);
+    assert_true(r2 < r1);
+    assert_non_null(strstr(r2, "<td>2</td><td>2</td><td>0/0/0/0</td><td>3</td></tr>"));
+    assert_non_null(strstr(r1, "<td>3</td><td>3</td><td>0/0/0/0</td><td>2</td></tr>"));
+    /* the chart: one pair of bars per round, titled */
+    assert_non_null(strstr(s, "<title>round 1: 3 invited, 3 survivors (completed)</title>"));
+    assert_non_null(strstr(s, "<title>round 2: 2 invited, 2 survivors (completed)</title>"));
+    assert_null(strstr(s, "<title>round 3:"));
+    assert_non_null(strstr(s, "SecAgg+ with 2 neighbours per client, threshold neighbours/2 + 1"));
+    assert_non_null(strstr(s, "no differential privacy"));
+    assert_non_null(strstr(s, "<dt>Catalog version</dt><dd>1</dd>"));
+    assert_non_null(strstr(s, "<dd>50 (50 active, 0 retired)</dd>"));
+    /* the path is text in the DOM (serialized escaped again), never an element */
+    assert_non_null(strstr(s, "&lt;i&gt;shop&lt;b&gt; &amp; \"co\"/state.sqlite"));
+    assert_null(strstr(s, "<i>shop"));
+    free(s);
+    daemon_stop(&d);
+    daemon_cleanup(&d);
+}
+
+static void test_sighup_reload(void **state)
+{
+    (void)state;
+    daemon_proc d = {0};
+    const char *extra[] = {"--cohort", "3", "--min-cohort", "3", "--deadline-checkin",
+                           "600000",   NULL};
+    daemon_start(&d, "coordinator.log", extra);
+    gclient g[3];
+    for (int i = 0; i < 3; i++)
+        g_init(&g[i]);
+    g_start(&g[0], d.url, 60000);
+    g_start(&g[1], d.url, 60000);
+    log_wait(&d, "checked in (2 waiting)", NULL);
+    assert_true(metric(&d, "fedrec_connections_open") == 2);
+    assert_true(metric(&d, "fedrec_connected_clients") == 2);
+    assert_true(metric(&d, "fedrec_model_version") == 1);
+
+    /* the catalog grows by 5 products and loses P003 */
+    write_catalog(d.catalog, N_ITEMS + 5, "P003");
+    kill(d.pid, SIGHUP);
+    log_wait(&d,
+             "committed model version 2 (55 items, 54 active, k = 4); catalog 2: +5 new, "
+             "1 retired",
+             NULL);
+    assert_true(metric(&d, "fedrec_model_version") == 2);
+    /* the two connections and their held check-ins are still there */
+    assert_true(metric(&d, "fedrec_connections_open") == 2);
+    assert_true(metric(&d, "fedrec_connected_clients") == 2);
+    char *st = http_get(&d, "/status");
+    assert_non_null(strstr(st, "\"model_version\":2,"));
+    free(st);
+
+    /* a third client: the round runs on the new model */
+    g_start(&g[2], d.url, 60000);
+    for (int i = 0; i < 3; i++) {
+        g_finish(&g[i]);
+        if (g[i].res.outcome != FEDRECI_SESSION_COMPLETED)
+            fail_msg("client %d: outcome %d: %s (log %s)", i, g[i].res.outcome, g[i].res.text,
+                     d.log);
+        assert_int_equal(g[i].model_items, N_ITEMS + 5);
+        assert_int_equal(g[i].d, (N_ITEMS + 5) * K_FACTORS + 1);
+        assert_int_equal(g[i].res.latest_version, 3);
+    }
+    /* each of the first two checked in once: their requests were held
+     * across the reload, not repeated over a new connection */
+    for (int i = 0; i < 2; i++) {
+        char id[40];
+        snprintf(id, sizeof id, "client %016llx checked in", (unsigned long long)g[i].id);
+        assert_int_equal(log_count(&d, id, NULL), 1);
+    }
+    daemon_stop(&d);
+    char out[64];
+    sql_text(d.db, "SELECT group_concat(version || origin || n_items, ',') FROM models", out,
+             sizeof out);
+    assert_string_equal(out, "1init50,2catalog55,3round55");
+    daemon_cleanup(&d);
+}
+
+int main(void)
+{
+    signal(SIGPIPE, SIG_IGN);
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_teardown(test_round_lines, teardown_daemon),
+        cmocka_unit_test_teardown(test_crash_in_round_window, teardown_daemon),
+        cmocka_unit_test_teardown(test_connected_clients, teardown_daemon),
+        cmocka_unit_test_teardown(test_status_page, teardown_daemon),
+        cmocka_unit_test_teardown(test_sighup_reload, teardown_daemon),
+    };
+    return TH_RUN(tests);
+}
