@@ -1,9 +1,33 @@
 #include "bootstrap.h"
 
+#include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include <sodium.h>
+
 #include "core/err.h"
+
+/* BLAKE2b-256 of the file at path. Errors: FEDREC_ERR_IO naming it. */
+static fedrec_err file_digest(const char *path, uint8_t out[32])
+{
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return fedreci_error(FEDREC_ERR_IO, "catalog %s: %s", path, strerror(errno));
+    crypto_generichash_state st;
+    crypto_generichash_init(&st, NULL, 0, 32);
+    unsigned char buf[65536];
+    size_t n;
+    while ((n = fread(buf, 1, sizeof buf, f)) > 0)
+        crypto_generichash_update(&st, buf, n);
+    int bad = ferror(f);
+    fclose(f);
+    if (bad)
+        return fedreci_error(FEDREC_ERR_IO, "catalog %s: read error", path);
+    crypto_generichash_final(&st, out, 32);
+    return FEDREC_OK;
+}
 
 void fedreci_bootstrap_clear(fedreci_bootstrap *b)
 {
@@ -39,6 +63,21 @@ fedrec_err fedreci_bootstrap_run(fedreci_db *db, const char *catalog_path, uint3
             FEDREC_ERR_CORRUPT, "stored model version %llu has %u item rows, the stored catalog %u",
             (unsigned long long)b.model.version, b.model.n_items, fedreci_catalog_size(stored));
     int changed = 0;
+    uint8_t digest[32];
+    if (!e && catalog_path)
+        e = file_digest(catalog_path, digest);
+    if (!e && catalog_path && have_model) {
+        uint8_t last[32];
+        uint64_t last_id = 0;
+        fedrec_err g = fedreci_db_catalog_file_get(db, catalog_path, last, &last_id);
+        if (g == FEDREC_OK && sodium_memcmp(last, digest, 32) == 0) {
+            b.file_unchanged = 1;
+            catalog_path = NULL; /* served as stored */
+        } else if (g != FEDREC_ERR_NOT_FOUND && g != FEDREC_OK) {
+            e = g;
+        }
+    }
+    const char *merged = catalog_path;
     if (!e && catalog_path) {
         e = fedreci_catalog_read_csv(&incoming, catalog_path);
         if (!e)
@@ -78,6 +117,8 @@ fedrec_err fedreci_bootstrap_run(fedreci_db *db, const char *catalog_path, uint3
     } else if (!e) {
         b.catalog_id = stored_id;
     }
+    if (!e && merged)
+        e = fedreci_db_catalog_file_merged(db, merged, digest, b.catalog_id);
     fedreci_catalog_destroy(stored);
     fedreci_catalog_destroy(incoming);
     if (e) {

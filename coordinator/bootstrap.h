@@ -6,7 +6,11 @@
  *   1. the stored catalog and the last committed model are loaded;
  *   2. if a catalog file is given it is merged into the stored catalog
  *      (fedreci_catalog_merge: rows never move, new products appended,
- *      missing ones retired);
+ *      missing ones retired) - unless the file's BLAKE2b-256 digest equals
+ *      the one recorded at that file's last merge (file_unchanged): a file
+ *      that did not change since is not merged again, so it cannot revert
+ *      a catalog update made from another file since. Every merge records
+ *      the file's digest (fedreci_db_catalog_file_merged);
  *   3. if there is no model yet, a fresh one is drawn N(0, 0.01^2) for the
  *      catalog (origin "init"); if the catalog changed, the item factors are
  *      grown for the new rows (trained rows kept bit for bit, new rows
@@ -36,6 +40,8 @@ typedef struct fedreci_bootstrap {
     fedreci_model model;       /* owned: the model being served */
     fedreci_catalog_diff diff; /* what the catalog file changed */
     int committed;             /* 1 when a new version was committed at start */
+    int file_unchanged;        /* 1: the catalog file has the digest recorded at its
+                                  last merge and was not merged again */
 } fedreci_bootstrap;
 
 /* catalog_path may be NULL (keep the stored catalog). factors: k of a fresh

@@ -418,13 +418,14 @@ void fedreci_config_usage(FILE *f, const char *prog)
 {
     fprintf(f,
             "usage: %s [--config FILE] [--KEY VALUE | --KEY=VALUE ...]\n"
+            "       %s catalog --from-log FILE [--out FILE]   (see catalog --help)\n"
             "\n"
             "The retailer's fedrec coordinator: runs secure-aggregation rounds of federated\n"
             "matrix factorization with store apps and keeps every committed model in SQLite.\n"
             "Each key can be given as a flag or in the INI file under its [section];\n"
             "flags override the file. Durations are in milliseconds.\n"
             "\n",
-            prog);
+            prog, prog);
     for (size_t i = 0; i < N_OPTS; i++) {
         const opt *o = &opts[i];
         char left[64];

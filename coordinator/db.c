@@ -139,7 +139,16 @@ static const char schema_v1[] =
 static const char schema_v2[] =
     "ALTER TABLE clients ADD COLUMN excluded_round INTEGER NOT NULL DEFAULT 0;";
 
-static const char *const migrations[FEDRECI_DB_SCHEMA_VERSION] = {schema_v1, schema_v2};
+/* Version 3 (issue 18): the digest of each catalog file at its last merge,
+ * so an unchanged file is not merged again (and cannot revert a catalog
+ * update made from another file). */
+static const char schema_v3[] = "CREATE TABLE catalog_files("
+                                "  source TEXT PRIMARY KEY,"
+                                "  digest BLOB NOT NULL CHECK (length(digest) = 32),"
+                                "  merged_ms INTEGER NOT NULL,"
+                                "  catalog_id INTEGER NOT NULL);";
+
+static const char *const migrations[FEDRECI_DB_SCHEMA_VERSION] = {schema_v1, schema_v2, schema_v3};
 
 int64_t fedreci_db_now_ms(void)
 {

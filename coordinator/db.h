@@ -39,7 +39,7 @@
 #include "fedrec/fedrec.h"
 #include "model.h"
 
-#define FEDRECI_DB_SCHEMA_VERSION 2
+#define FEDRECI_DB_SCHEMA_VERSION 3
 #define FEDRECI_DB_STAGES 4 /* advertise, share_keys, masked_input, unmask */
 
 typedef struct fedreci_db fedreci_db;
@@ -164,6 +164,19 @@ FEDREC_NODISCARD fedrec_err fedreci_db_load_catalog(fedreci_db *db, fedreci_cata
 FEDREC_NODISCARD fedrec_err fedreci_db_store_catalog(fedreci_db *db, const fedreci_catalog *c,
                                                      const char *source, fedreci_model *m,
                                                      uint64_t *catalog_id);
+
+/* The BLAKE2b-256 digest recorded for the catalog file `source` (a path as
+ * given) at its last merge, and the catalog id after that merge.
+ * Errors: FEDREC_ERR_NOT_FOUND (never merged), FEDREC_ERR_DB. */
+FEDREC_NODISCARD fedrec_err fedreci_db_catalog_file_get(fedreci_db *db, const char *source,
+                                                        uint8_t digest[32], uint64_t *catalog_id);
+
+/* Records that the catalog file `source` with `digest` was merged (whether
+ * or not it changed the catalog); catalog_id: the catalog after the merge.
+ * Errors: FEDREC_ERR_DB. */
+FEDREC_NODISCARD fedrec_err fedreci_db_catalog_file_merged(fedreci_db *db, const char *source,
+                                                           const uint8_t digest[32],
+                                                           uint64_t catalog_id);
 
 /* ---- client registry ----------------------------------------------------------- */
 

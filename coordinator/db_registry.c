@@ -250,3 +250,51 @@ fedrec_err fedreci_db_client_each(fedreci_db *db,
     sqlite3_reset(s);
     return e;
 }
+
+/* catalog_files is read and written once per start or SIGHUP: plain
+ * statements, not the cache. */
+fedrec_err fedreci_db_catalog_file_get(fedreci_db *db, const char *source, uint8_t digest[32],
+                                       uint64_t *catalog_id)
+{
+    sqlite3_stmt *s = NULL;
+    if (sqlite3_prepare_v2(db->conn,
+                           "SELECT digest, catalog_id FROM catalog_files WHERE source = ?1", -1, &s,
+                           NULL) != SQLITE_OK)
+        return fedreci_dbi_fail(db, "read catalog file digest");
+    sqlite3_bind_text(s, 1, source, -1, SQLITE_STATIC);
+    int rc = sqlite3_step(s);
+    fedrec_err e = FEDREC_OK;
+    if (rc == SQLITE_ROW && sqlite3_column_bytes(s, 0) == 32) {
+        memcpy(digest, sqlite3_column_blob(s, 0), 32);
+        *catalog_id = (uint64_t)sqlite3_column_int64(s, 1);
+    } else if (rc == SQLITE_ROW || rc == SQLITE_DONE) {
+        e = fedreci_error(FEDREC_ERR_NOT_FOUND, "%s: catalog file %s never merged", db->path,
+                          source);
+    } else {
+        e = fedreci_dbi_fail(db, "read catalog file digest");
+    }
+    sqlite3_finalize(s);
+    return e;
+}
+
+fedrec_err fedreci_db_catalog_file_merged(fedreci_db *db, const char *source,
+                                          const uint8_t digest[32], uint64_t catalog_id)
+{
+    sqlite3_stmt *s = NULL;
+    if (sqlite3_prepare_v2(db->conn,
+                           "INSERT INTO catalog_files(source, digest, merged_ms, catalog_id) "
+                           "VALUES (?1, ?2, ?3, ?4) ON CONFLICT(source) DO UPDATE SET "
+                           "digest = excluded.digest, merged_ms = excluded.merged_ms, "
+                           "catalog_id = excluded.catalog_id",
+                           -1, &s, NULL) != SQLITE_OK)
+        return fedreci_dbi_fail(db, "record catalog file digest");
+    sqlite3_bind_text(s, 1, source, -1, SQLITE_STATIC);
+    sqlite3_bind_blob(s, 2, digest, 32, SQLITE_STATIC);
+    sqlite3_bind_int64(s, 3, fedreci_db_now_ms());
+    sqlite3_bind_int64(s, 4, (sqlite3_int64)catalog_id);
+    fedrec_err e = sqlite3_step(s) == SQLITE_DONE
+                       ? FEDREC_OK
+                       : fedreci_dbi_fail(db, "record catalog file digest");
+    sqlite3_finalize(s);
+    return e;
+}

@@ -26,6 +26,7 @@
 #include <systemd/sd-daemon.h>
 
 #include "bootstrap.h"
+#include "catalog_cmd.h"
 #include "config.h"
 #include "core/err.h"
 #include "core/json.h"
@@ -520,6 +521,11 @@ static void reload(daemon_ctx *d)
                                                   &boot)) {
             fedreci_log(FEDRECI_LOG_ERROR, -1, "SIGHUP: catalog %s not reloaded: %s", cfg->catalog,
                         fedrec_errmsg());
+        } else if (boot.file_unchanged) {
+            fedreci_log(FEDRECI_LOG_INFO, -1,
+                        "SIGHUP: catalog %s unchanged since its last merge: not merged again "
+                        "(catalog %llu)",
+                        cfg->catalog, (unsigned long long)boot.catalog_id);
         } else if (!boot.committed) {
             fedreci_log(FEDRECI_LOG_INFO, -1, "SIGHUP: catalog %s: no change (catalog %llu)",
                         cfg->catalog, (unsigned long long)boot.catalog_id);
@@ -599,6 +605,11 @@ static int run(const fedreci_config *cfg)
         fail("catalog/model");
         goto out;
     }
+    if (boot.file_unchanged)
+        fedreci_log(FEDRECI_LOG_INFO, -1,
+                    "catalog %s unchanged since its last merge: not merged again (a catalog "
+                    "update made since from another file stays)",
+                    cfg->catalog);
     fedreci_log(FEDRECI_LOG_INFO, -1,
                 "%s model version %llu (%u items, %u active, k = %u); catalog %llu: +%u new, "
                 "%u retired, %u reactivated",
@@ -715,6 +726,9 @@ static int check_flag(int argc, char **argv)
 
 int main(int argc, char **argv)
 {
+    /* fedrec-coordinator catalog ...: makes a catalog file (catalog_cmd.h) */
+    if (argc > 1 && strcmp(argv[1], "catalog") == 0)
+        return fedreci_catalog_cmd(argc - 1, argv + 1);
     fedreci_config *cfg = NULL;
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);

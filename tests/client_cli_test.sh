@@ -81,6 +81,13 @@ expect_rc 2 "$cli" ledger --json=yes "${K[@]}"
 grep -q "json: takes no value" "$work/err" || fail "--json=yes: $(cat "$work/err")"
 expect_rc 1 "$cli" recommend -k 5 "${K[@]}"
 grep -q "no model downloaded yet" "$work/err" || fail "recommend without model"
+# "catalog" means the coordinator's code,description file: recommend's old
+# --catalog (a purchase log) still works, with a warning naming the new name
+expect_rc 1 "$cli" recommend -k 5 --catalog "$data" "${K[@]}"
+grep -q -- "--catalog is deprecated: it reads a purchase log; use --descriptions-from FILE" \
+  "$work/err" || fail "recommend --catalog: $(cat "$work/err")"
+expect_rc 1 "$cli" recommend -k 5 --descriptions-from "$data" "${K[@]}"
+if grep -q deprecated "$work/err"; then fail "--descriptions-from warned"; fi
 expect_rc 0 "$cli" ledger --json "${K[@]}"
 [ "$(cat "$work/out")" = "[]" ] || fail "empty ledger json: $(cat "$work/out")"
 expect_rc 0 "$cli" opt-out "${K[@]}"

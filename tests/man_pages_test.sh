@@ -43,7 +43,7 @@ check() { # page, program, command...
   echo "$page: $(wc -l <<<"$h") options"
 }
 
-check fedrec-coordinator.8 "$build/coordinator/fedrec-coordinator"
+check fedrec-coordinator.8 "$build/coordinator/fedrec-coordinator" catalog
 check fedrec-client.1 "$build/client/cli/fedrec-client" import sync recommend ledger info opt-out \
   opt-in forget recover
 check fedrec-sim.1 "$build/sim/fedrec-sim" run baseline describe sweep split

@@ -29,6 +29,15 @@
  *    two connections stay open and their held check-ins are answered, and
  *    with a third client the round runs on the new model (d = 55 x 4 + 1)
  *    and commits version 3; the clients download version 2 first.
+ *  - test_sighup_tls: SIGHUP reloads the TLS certificate; a client that
+ *    checked in over the old one stays in its round, new connections get
+ *    the new one (trusting only the old one no longer gets through).
+ *  - test_catalog_from_log: `fedrec-coordinator catalog --from-log` writes
+ *    the catalog of a purchase log (the bundled December 2010 log): read
+ *    back, exactly its products and descriptions; the daemon starts on it.
+ *  - test_catalog_digest: the INI file's catalog is merged only when it
+ *    changed since its last merge (its digest is in the database): an update
+ *    made from another file survives restarts; an edit of the file is merged.
  *
  * No timed assertions: deadlines only bound waits. */
 #include <errno.h>
@@ -56,6 +65,8 @@
 #include <sqlite3.h>
 
 #include "client/session.h"
+#include "coordinator/catalog.h"
+#include "core/dataset/dataset.h"
 #include "core/err.h"
 #include "core/log.h"
 #include "harness.h"
@@ -75,6 +86,8 @@ typedef struct daemon_proc {
     char catalog[320];
     char url[128];
     int http_port;
+    int no_catalog_flag; /* 1: no --catalog (the test's --config names one) */
+    const char *scheme;  /* "tcp" (NULL) or "tls+tcp" */
 } daemon_proc;
 
 static pid_t g_live = 0; /* the daemon a failed assertion leaves behind */
@@ -153,20 +166,22 @@ static void daemon_start(daemon_proc *d, const char *logname, const char *const 
     snprintf(d->log, sizeof d->log, "%s/%s", d->dir, logname);
     if (!d->db[0])
         snprintf(d->db, sizeof d->db, "%s/state.sqlite", d->dir);
-    if (!d->catalog[0]) {
+    if (!d->catalog[0] && !d->no_catalog_flag) {
         snprintf(d->catalog, sizeof d->catalog, "%s/catalog.csv", d->dir);
         write_catalog(d->catalog, N_ITEMS, NULL);
     }
     const char *argv[64];
     int n = 0;
     argv[n++] = FEDREC_BIN_DIR "/coordinator/fedrec-coordinator";
-    const char *common[] = {"--db",        d->db,
-                            "--catalog",   d->catalog,
-                            "--listen",    "tcp://127.0.0.1:0",
-                            "--http",      "http://127.0.0.1:0",
-                            "--factors",   "4",
-                            "--seed",      "7",
-                            "--log-level", "debug"};
+    if (!d->no_catalog_flag) {
+        argv[n++] = "--catalog";
+        argv[n++] = d->catalog;
+    }
+    char listen[64];
+    snprintf(listen, sizeof listen, "%s://127.0.0.1:0", d->scheme ? d->scheme : "tcp");
+    const char *common[] = {
+        "--db",      d->db, "--listen", listen, "--http",      "http://127.0.0.1:0",
+        "--factors", "4",   "--seed",   "7",    "--log-level", "debug"};
     for (size_t i = 0; i < sizeof common / sizeof *common; i++)
         argv[n++] = common[i];
     for (size_t i = 0; extra && extra[i] && n < 62; i++)
@@ -181,10 +196,12 @@ static void daemon_start(daemon_proc *d, const char *logname, const char *const 
     assert_int_equal(rc, 0);
     g_live = d->pid;
     log_wait(d, " ready: clients on ", NULL);
-    long port = log_number_after(d, "listening on tcp://127.0.0.1:0 (port ");
+    char needle[96];
+    snprintf(needle, sizeof needle, "listening on %s (port ", listen);
+    long port = log_number_after(d, needle);
     long hport = log_number_after(d, "status on http://127.0.0.1:0 (port ");
     assert_true(port > 0 && hport > 0);
-    snprintf(d->url, sizeof d->url, "tcp://127.0.0.1:%ld", port);
+    snprintf(d->url, sizeof d->url, "%s://127.0.0.1:%ld", d->scheme ? d->scheme : "tcp", port);
     d->http_port = (int)hport;
 }
 
@@ -305,11 +322,13 @@ static void g_init(gclient *g)
     g->id = fedreci_secagg_id_from_pk(g->pk);
 }
 
-static void g_start(gclient *g, const char *url, uint32_t timeout_ms)
+static void g_start_ca(gclient *g, const char *url, const char *ca, uint32_t timeout_ms)
 {
     fedreci_session_config sc;
     fedreci_session_config_default(&sc);
     sc.url = url;
+    sc.tls_ca_file = ca;
+    sc.tls_server_name = ca ? "localhost" : NULL;
     sc.client_id = g->id;
     sc.identity_sk = g->sk;
     sc.timeout_ms = timeout_ms;
@@ -320,6 +339,11 @@ static void g_start(gclient *g, const char *url, uint32_t timeout_ms)
     h.compute_update = on_update;
     if (fedreci_session_create(&g->s, &sc, &h) || fedreci_session_start(g->s))
         fail_msg("session: %s", fedrec_errmsg());
+}
+
+static void g_start(gclient *g, const char *url, uint32_t timeout_ms)
+{
+    g_start_ca(g, url, NULL, timeout_ms);
 }
 
 static void g_finish(gclient *g)
@@ -646,6 +670,195 @@ static void test_sighup_reload(void **state)
     daemon_cleanup(&d);
 }
 
+/* Runs a shell command line, its stdout and stderr into out (cap bytes);
+ * returns the exit status. */
+static int run_cmd(const char *cmd, char *out, size_t cap)
+{
+    char line[2048];
+    snprintf(line, sizeof line, "%s 2>&1", cmd);
+    FILE *p = popen(line, "r");
+    assert_non_null(p);
+    size_t n = fread(out, 1, cap - 1, p);
+    out[n] = '\0';
+    int st = pclose(p);
+    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+/* `fedrec-coordinator catalog --from-log` makes the catalog of the bundled
+ * December 2010 log: read back as a catalog, it holds exactly the log's
+ * products (after cleaning) with their descriptions, and the daemon starts
+ * on it; a log that cannot be read is named. */
+static void test_catalog_from_log(void **state)
+{
+    (void)state;
+    daemon_proc d = {0};
+    snprintf(d.dir, sizeof d.dir, "/tmp/fedrec-fromlog-XXXXXX");
+    assert_non_null(mkdtemp(d.dir));
+    const char *log = FEDREC_DATA_DIR "/online_retail_2010-12.csv.gz";
+    snprintf(d.catalog, sizeof d.catalog, "%s/products.csv", d.dir);
+    char cmd[1200], out[4096];
+    snprintf(cmd, sizeof cmd,
+             "'%s/coordinator/fedrec-coordinator' catalog --from-log '%s' --out '%s'",
+             FEDREC_BIN_DIR, log, d.catalog);
+    assert_int_equal(run_cmd(cmd, out, sizeof out), 0);
+    fedreci_dataset *ds = NULL;
+    fedreci_dataset_options o;
+    fedreci_dataset_options_default(&o);
+    assert_int_equal(fedreci_dataset_load(&ds, log, &o, NULL), FEDREC_OK);
+    uint32_t n = fedreci_dataset_n_items(ds);
+    char want[160];
+    snprintf(want, sizeof want, "catalog: %u products (", n);
+    assert_non_null(strstr(out, want));
+    fedreci_catalog *cat = NULL;
+    assert_int_equal(fedreci_catalog_read_csv(&cat, d.catalog), FEDREC_OK);
+    assert_int_equal(fedreci_catalog_size(cat), n);
+    for (uint32_t i = 0; i < n; i++) {
+        const fedreci_catalog_item *it = fedreci_catalog_at(cat, i);
+        assert_string_equal(it->code, fedreci_dataset_item_code(ds, i)); /* ascending codes */
+        assert_string_equal(it->description, fedreci_dataset_item_description(ds, i));
+    }
+    fedreci_catalog_destroy(cat);
+    fedreci_dataset_destroy(ds);
+    const char *extra[] = {"--cohort", "3", "--min-cohort", "3", NULL};
+    daemon_start(&d, "coordinator.log", extra);
+    snprintf(want, sizeof want, "committed model version 1 (%u items, %u active", n, n);
+    assert_int_equal(log_count(&d, want, NULL), 1);
+    daemon_stop(&d);
+    snprintf(
+        cmd, sizeof cmd,
+        "'%s/coordinator/fedrec-coordinator' catalog --from-log '%s/nope.csv' --out '%s/x.csv'",
+        FEDREC_BIN_DIR, d.dir, d.dir);
+    assert_int_equal(run_cmd(cmd, out, sizeof out), 1);
+    assert_non_null(strstr(out, "nope.csv"));
+    snprintf(cmd, sizeof cmd, "test -e '%s/x.csv'", d.dir);
+    assert_true(system(cmd) != 0); /* nothing written */
+    snprintf(cmd, sizeof cmd, "'%s/coordinator/fedrec-coordinator' catalog --out x",
+             FEDREC_BIN_DIR);
+    assert_int_equal(run_cmd(cmd, out, sizeof out), 2);
+    daemon_cleanup(&d);
+}
+
+/* A self-signed certificate for localhost into dir/NAME.pem, dir/NAME-key.pem. */
+static void make_cert(const char *dir, const char *name)
+{
+    char cmd[1024];
+    snprintf(cmd, sizeof cmd,
+             "openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 "
+             "-subj /CN=localhost -addext subjectAltName=DNS:localhost -keyout '%s/%s-key.pem' "
+             "-out '%s/%s.pem' >/dev/null 2>&1",
+             dir, name, dir, name);
+    assert_int_equal(system(cmd), 0);
+}
+
+/* SIGHUP reloads the TLS certificate: a client that checked in over the old
+ * one keeps its connection and its place in the round; new connections get
+ * the new certificate (a client that only trusts the old one cannot get
+ * through, one that trusts the new one can). */
+static void test_sighup_tls(void **state)
+{
+    (void)state;
+    daemon_proc d = {0};
+    snprintf(d.dir, sizeof d.dir, "/tmp/fedrec-tlsre-XXXXXX");
+    assert_non_null(mkdtemp(d.dir));
+    make_cert(d.dir, "old");
+    make_cert(d.dir, "new");
+    char cert[300], key[300], old_ca[300], new_ca[300], cmd[1400];
+    snprintf(cert, sizeof cert, "%s/cert.pem", d.dir);
+    snprintf(key, sizeof key, "%s/key.pem", d.dir);
+    snprintf(old_ca, sizeof old_ca, "%s/old.pem", d.dir);
+    snprintf(new_ca, sizeof new_ca, "%s/new.pem", d.dir);
+    snprintf(cmd, sizeof cmd, "cp '%s/old.pem' '%s' && cp '%s/old-key.pem' '%s'", d.dir, cert,
+             d.dir, key);
+    assert_int_equal(system(cmd), 0);
+    d.scheme = "tls+tcp";
+    const char *extra[] = {
+        "--cohort", "3",          "--min-cohort", "3",         "--deadline-checkin",
+        "600000",   "--tls-cert", cert,           "--tls-key", key,
+        NULL};
+    daemon_start(&d, "coordinator.log", extra);
+    gclient g[4];
+    for (int i = 0; i < 4; i++)
+        g_init(&g[i]);
+    g_start_ca(&g[0], d.url, old_ca, 60000); /* waits in its check-in */
+    log_wait(&d, "checked in (1 waiting)", NULL);
+
+    snprintf(cmd, sizeof cmd, "cp '%s/new.pem' '%s' && cp '%s/new-key.pem' '%s'", d.dir, cert,
+             d.dir, key);
+    assert_int_equal(system(cmd), 0);
+    kill(d.pid, SIGHUP);
+    log_wait(&d, "TLS certificate", "reloaded on 1 listener(s)");
+    /* trusting only the old certificate: no way in any more */
+    g_start_ca(&g[1], d.url, old_ca, 1500);
+    g_finish(&g[1]);
+    assert_int_equal(g[1].res.outcome, FEDRECI_SESSION_ERROR);
+    /* trusting the new one: a round with the client connected before */
+    g_start_ca(&g[2], d.url, new_ca, 60000);
+    g_start_ca(&g[3], d.url, new_ca, 60000);
+    for (int i = 0; i < 4; i++) {
+        if (i == 1)
+            continue;
+        g_finish(&g[i]);
+        if (g[i].res.outcome != FEDRECI_SESSION_COMPLETED)
+            fail_msg("client %d: outcome %d: %s (log %s)", i, g[i].res.outcome, g[i].res.text,
+                     d.log);
+    }
+    char id[40];
+    snprintf(id, sizeof id, "client %016llx checked in", (unsigned long long)g[0].id);
+    assert_int_equal(log_count(&d, id, NULL), 1); /* held across the reload, not resent */
+    assert_int_equal(log_count(&d, "[round 1] round completed: cohort 3, survivors 3", NULL), 1);
+    daemon_stop(&d);
+    daemon_cleanup(&d);
+}
+
+/* The INI file's catalog (a.csv) is merged only when it changed since its
+ * last merge: a catalog update made from another file (b.csv, given once as
+ * a flag) survives restarts with the INI file; an edit of a.csv is merged. */
+static void test_catalog_digest(void **state)
+{
+    (void)state;
+    daemon_proc d = {0};
+    snprintf(d.dir, sizeof d.dir, "/tmp/fedrec-digest-XXXXXX");
+    assert_non_null(mkdtemp(d.dir));
+    char a[300], b[300], ini[300];
+    snprintf(a, sizeof a, "%s/a.csv", d.dir);
+    snprintf(b, sizeof b, "%s/b.csv", d.dir);
+    snprintf(ini, sizeof ini, "%s/coordinator.ini", d.dir);
+    write_catalog(a, N_ITEMS, NULL);
+    write_catalog(b, N_ITEMS + 5, NULL);
+    FILE *f = fopen(ini, "w");
+    assert_non_null(f);
+    fprintf(f, "[storage]\ncatalog = %s\n", a);
+    fclose(f);
+    d.no_catalog_flag = 1;
+    const char *with_ini[] = {"--config", ini, NULL};
+    const char *with_b[] = {"--config", ini, "--catalog", b, NULL};
+    daemon_start(&d, "1.log", with_ini);
+    assert_int_equal(log_count(&d, "committed model version 1 (50 items, 50 active", NULL), 1);
+    daemon_stop(&d);
+    daemon_start(&d, "2.log", with_b); /* the flag overrides the file's key */
+    assert_int_equal(log_count(&d, "committed model version 2 (55 items, 55 active", "+5 new"), 1);
+    daemon_stop(&d);
+    /* a.csv did not change since its merge: not merged again, b's 5 products stay */
+    daemon_start(&d, "3.log", with_ini);
+    assert_int_equal(log_count(&d, "unchanged since its last merge: not merged again", NULL), 1);
+    assert_int_equal(log_count(&d, "serving model version 2 (55 items, 55 active", NULL), 1);
+    assert_true(metric(&d, "fedrec_model_version") == 2);
+    daemon_stop(&d);
+    /* an edit of a.csv (one product more) is merged: it is the operator's update */
+    f = fopen(a, "a");
+    assert_non_null(f);
+    fprintf(f, "P099,product 99\n");
+    fclose(f);
+    daemon_start(&d, "4.log", with_ini);
+    assert_int_equal(
+        log_count(&d, "committed model version 3 (56 items, 51 active", "+1 new, 5 retired"), 1);
+    daemon_stop(&d);
+    char out[64];
+    sql_text(d.db, "SELECT count(*) || ' ' || max(catalog_id) FROM catalog_files", out, sizeof out);
+    assert_string_equal(out, "2 3");
+    daemon_cleanup(&d);
+}
+
 int main(void)
 {
     signal(SIGPIPE, SIG_IGN);
@@ -655,6 +868,9 @@ int main(void)
         cmocka_unit_test_teardown(test_connected_clients, teardown_daemon),
         cmocka_unit_test_teardown(test_status_page, teardown_daemon),
         cmocka_unit_test_teardown(test_sighup_reload, teardown_daemon),
+        cmocka_unit_test_teardown(test_catalog_digest, teardown_daemon),
+        cmocka_unit_test_teardown(test_sighup_tls, teardown_daemon),
+        cmocka_unit_test_teardown(test_catalog_from_log, teardown_daemon),
     };
     return TH_RUN(tests);
 }

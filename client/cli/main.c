@@ -33,11 +33,11 @@ typedef struct cli {
     const char *key_file;
     const char *file;     /* import FILE */
     const char *customer; /* import --customer */
-    const char *format;   /* import, recommend --catalog: --format */
+    const char *format;   /* import, recommend --descriptions-from: --format */
     char columns[1024];   /* --columns, split in place when used */
     int have_columns;
     double rating_threshold;
-    const char *catalog; /* recommend --catalog */
+    const char *catalog; /* recommend --descriptions-from (--catalog: deprecated alias) */
     const char *coordinator;
     const char *tls_ca;          /* sync --tls-ca */
     const char *tls_server_name; /* sync --tls-server-name */
@@ -106,13 +106,16 @@ static void usage_cmd(const char *cmd)
                "signed the coordinator's certificate (or that certificate itself when it is\n"
                "self-signed); --tls-server-name NAME is the name it must carry.\n");
     else if (!strcmp(cmd, "recommend"))
-        printf("usage: fedrec-client recommend [-k N] [--catalog FILE] --store PATH\n"
+        printf("usage: fedrec-client recommend [-k N] [--descriptions-from FILE] --store PATH\n"
                "                               [--key-file FILE]\n"
                "\n"
                "Prints the N (default 10) best items for this shopper under the downloaded\n"
                "model, never one already bought: rank, item code, description, score.\n"
-               "Descriptions come from --catalog FILE (a purchase log, as for import);\n"
-               "without it they print as '-'. Fails if no model has been downloaded yet.\n");
+               "Descriptions come from --descriptions-from FILE (a purchase log, as for\n"
+               "import; --format and --columns as for import); without it they print as\n"
+               "'-'. --catalog FILE is a deprecated name of that option (a catalog is the\n"
+               "coordinator's code,description file). Fails if no model has been\n"
+               "downloaded yet.\n");
     else if (!strcmp(cmd, "ledger"))
         printf("usage: fedrec-client ledger [--json] --store PATH [--key-file FILE]\n"
                "\n"
@@ -159,6 +162,7 @@ enum {
     OPT_KEY_FILE,
     OPT_CUSTOMER,
     OPT_CATALOG,
+    OPT_DESCRIPTIONS_FROM,
     OPT_COORDINATOR,
     OPT_TLS_CA,
     OPT_TLS_SERVER_NAME,
@@ -176,6 +180,7 @@ static const struct option long_opts[] = {
     {"key-file", required_argument, NULL, OPT_KEY_FILE},
     {"customer", required_argument, NULL, OPT_CUSTOMER},
     {"catalog", required_argument, NULL, OPT_CATALOG},
+    {"descriptions-from", required_argument, NULL, OPT_DESCRIPTIONS_FROM},
     {"coordinator", required_argument, NULL, OPT_COORDINATOR},
     {"tls-ca", required_argument, NULL, OPT_TLS_CA},
     {"tls-server-name", required_argument, NULL, OPT_TLS_SERVER_NAME},
@@ -219,6 +224,13 @@ static int parse_args(int argc, char **argv, cli *a)
             a->customer = optarg;
             break;
         case OPT_CATALOG:
+            /* "catalog" means a code,description file (fedrec-coordinator
+               catalog); this option always read a purchase log */
+            fprintf(stderr, "fedrec-client: --catalog is deprecated: it reads a purchase log; "
+                            "use --descriptions-from FILE\n");
+            a->catalog = optarg;
+            break;
+        case OPT_DESCRIPTIONS_FROM:
             a->catalog = optarg;
             break;
         case OPT_COORDINATOR:
