@@ -349,6 +349,74 @@ static void test_exact_sum_no_dropout(void **state)
     assert_int_equal(random_round(300, 20, 11, 5, none), 0);
 }
 
+/* Unbuffered clients (every second one) mask into one pair of buffers
+ * lent to each in turn; the server's sum is still exactly the sum of the
+ * quantized inputs, which for them only the lent q held. */
+static void test_unbuffered_clients(void **state)
+{
+    (void)state;
+    fedreci_secagg_params p = make_params(12, 6, 4, 257);
+    round_sim r;
+    sim_init(&r, &p);
+    for (uint32_t i = 1; i < r.n; i += 2) {
+        uint8_t seed[32] = {(uint8_t)i};
+        fedreci_secagg_client_destroy(r.c[i]);
+        assert_int_equal(
+            fedreci_secagg_client_create_unbuffered(&r.c[i], &p, r.ids[i], r.sks[i], seed),
+            FEDREC_OK);
+    }
+    const fedreci_secagg_advert *roster;
+    size_t m;
+    assert_int_equal(sim_setup(&r, &roster, &m), FEDREC_OK);
+    uint32_t *q = calloc(p.d, sizeof *q), *mk = calloc(p.d, sizeof *mk);
+    uint32_t *oracle = calloc(p.d, sizeof *oracle), *sum = calloc(p.d, sizeof *sum);
+    assert_non_null(sum);
+    for (uint32_t i = 0; i < r.n; i++) {
+        const fedreci_secagg_ciphertext *in;
+        size_t n_in;
+        const float *x = r.x + (size_t)i * (p.d - 1);
+        assert_int_equal(fedreci_secagg_server_shares_for(r.s, r.ids[i], &in, &n_in), FEDREC_OK);
+        const uint32_t *y = NULL, *qi = NULL;
+        if (i % 2) {
+            /* the client's own masked_input has nothing to write into */
+            assert_int_equal(
+                fedreci_secagg_client_masked_input(r.c[i], in, n_in, x, r.w[i], &y, NULL),
+                FEDREC_ERR_INVALID);
+            assert_int_equal(fedreci_secagg_client_stage(r.c[i]), FEDRECI_SECAGG_MASKED_INPUT);
+            memset(q, 0xa5, p.d * sizeof *q);
+            assert_int_equal(
+                fedreci_secagg_client_masked_input_into(r.c[i], in, n_in, x, r.w[i], q, mk, NULL),
+                FEDREC_OK);
+            assert_null(fedreci_secagg_client_quantized_input(r.c[i]));
+            y = mk;
+            qi = q;
+        } else {
+            assert_int_equal(
+                fedreci_secagg_client_masked_input(r.c[i], in, n_in, x, r.w[i], &y, NULL),
+                FEDREC_OK);
+            qi = fedreci_secagg_client_quantized_input(r.c[i]);
+        }
+        for (uint32_t j = 0; j < p.d; j++)
+            oracle[j] += qi[j];
+        assert_int_equal(fedreci_secagg_server_add_masked_input(r.s, r.ids[i], y, p.d), FEDREC_OK);
+        if (i % 2)
+            memset(mk, 0x5a, p.d * sizeof *mk); /* the client kept no pointer to it */
+    }
+    const uint64_t *sv, *dr;
+    size_t ns, nd;
+    assert_int_equal(fedreci_secagg_server_close_masked_input(r.s, &sv, &ns, &dr, &nd), FEDREC_OK);
+    assert_int_equal(ns, r.n);
+    for (uint32_t i = 0; i < r.n; i++)
+        sim_unmask(&r, i, sv, ns, dr, nd);
+    assert_int_equal(fedreci_secagg_server_finish(r.s, sum, p.d), FEDREC_OK);
+    assert_memory_equal(sum, oracle, p.d * sizeof *sum);
+    free(q);
+    free(mk);
+    free(oracle);
+    free(sum);
+    sim_free(&r);
+}
+
 static void test_exact_sum_random_dropouts(void **state)
 {
     (void)state;
@@ -1862,6 +1930,7 @@ int main(void)
         cmocka_unit_test(test_refusals_leave_state_unchanged),
         cmocka_unit_test(test_binding_mismatch),
         cmocka_unit_test(test_exact_sum_random_dropouts),
+        cmocka_unit_test(test_unbuffered_clients),
         cmocka_unit_test(test_checked_reconstruction),
         cmocka_unit_test(test_check_sum),
         cmocka_unit_test(test_lenient_bundles),

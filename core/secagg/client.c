@@ -106,10 +106,11 @@ void fedreci_secagg_client_destroy(fedreci_secagg_client *c)
     free(c);
 }
 
-fedrec_err fedreci_secagg_client_create(fedreci_secagg_client **out, const fedreci_secagg_params *p,
-                                        uint64_t client_id,
-                                        const uint8_t identity_sk[FEDRECI_SECAGG_SIGN_SK_BYTES],
-                                        const uint8_t rounding_seed[FEDRECI_SECAGG_SEED_BYTES])
+static fedrec_err client_create(fedreci_secagg_client **out, const fedreci_secagg_params *p,
+                                uint64_t client_id,
+                                const uint8_t identity_sk[FEDRECI_SECAGG_SIGN_SK_BYTES],
+                                const uint8_t rounding_seed[FEDRECI_SECAGG_SEED_BYTES],
+                                int buffered)
 {
     if (!out || !identity_sk)
         return fedreci_error(FEDREC_ERR_INVALID, "secagg client create: NULL argument");
@@ -126,16 +127,19 @@ fedrec_err fedreci_secagg_client_create(fedreci_secagg_client **out, const fedre
     c->id = client_id;
     c->stage = FEDRECI_SECAGG_ADVERTISE;
     c->sec = secure_alloc(sizeof *c->sec);
-    c->q = secure_alloc((size_t)p->d * sizeof *c->q);
-    c->masked = malloc((size_t)p->d * sizeof *c->masked);
-    if (!c->sec || !c->q || !c->masked) {
+    if (buffered) {
+        c->q = secure_alloc((size_t)p->d * sizeof *c->q);
+        c->masked = malloc((size_t)p->d * sizeof *c->masked);
+    }
+    if (!c->sec || (buffered && (!c->q || !c->masked))) {
         fedreci_secagg_client_destroy(c);
         return fedreci_error(FEDREC_ERR_NOMEM, "secagg client create: d = %u words", p->d);
     }
     memset(c->sec, 0, sizeof *c->sec);
     /* Touch the output buffer now (sodium_malloc already filled q), so the
      * page faults of first use fall on create, not on masked_input. */
-    memset(c->masked, 0, (size_t)p->d * sizeof *c->masked);
+    if (buffered)
+        memset(c->masked, 0, (size_t)p->d * sizeof *c->masked);
     memcpy(c->sec->identity_sk, identity_sk, FEDRECI_SECAGG_SIGN_SK_BYTES);
     if (crypto_sign_ed25519_sk_to_pk(c->identity_pk, c->sec->identity_sk) != 0) {
         fedreci_secagg_client_destroy(c);
@@ -150,6 +154,23 @@ fedrec_err fedreci_secagg_client_create(fedreci_secagg_client **out, const fedre
                        p->round_id, client_id);
     *out = c;
     return FEDREC_OK;
+}
+
+fedrec_err fedreci_secagg_client_create(fedreci_secagg_client **out, const fedreci_secagg_params *p,
+                                        uint64_t client_id,
+                                        const uint8_t identity_sk[FEDRECI_SECAGG_SIGN_SK_BYTES],
+                                        const uint8_t rounding_seed[FEDRECI_SECAGG_SEED_BYTES])
+{
+    return client_create(out, p, client_id, identity_sk, rounding_seed, 1);
+}
+
+fedrec_err
+fedreci_secagg_client_create_unbuffered(fedreci_secagg_client **out, const fedreci_secagg_params *p,
+                                        uint64_t client_id,
+                                        const uint8_t identity_sk[FEDRECI_SECAGG_SIGN_SK_BYTES],
+                                        const uint8_t rounding_seed[FEDRECI_SECAGG_SEED_BYTES])
+{
+    return client_create(out, p, client_id, identity_sk, rounding_seed, 0);
 }
 
 fedreci_secagg_stage fedreci_secagg_client_stage(const fedreci_secagg_client *c)
@@ -430,14 +451,12 @@ out:
     return e;
 }
 
-fedrec_err fedreci_secagg_client_masked_input(fedreci_secagg_client *c,
-                                              const fedreci_secagg_ciphertext *in, size_t n_in,
-                                              const float *x, uint32_t weight,
-                                              const uint32_t **masked,
-                                              fedreci_secagg_quant_stats *stats)
+/* masked_input into q and mk (d words each: the client's own buffers or the
+ * caller's). */
+static fedrec_err masked_input(fedreci_secagg_client *c, const fedreci_secagg_ciphertext *in,
+                               size_t n_in, const float *x, uint32_t weight, uint32_t *q,
+                               uint32_t *mk, fedreci_secagg_quant_stats *stats)
 {
-    if (!c || (n_in && !in) || !x || !masked)
-        return fedreci_error(FEDREC_ERR_INVALID, "secagg client masked_input: NULL argument");
     if (c->stage != FEDRECI_SECAGG_MASKED_INPUT)
         return wrong_stage(c, "masked_input");
     const fedreci_secagg_params *p = &c->p;
@@ -557,17 +576,15 @@ fedrec_err fedreci_secagg_client_masked_input(fedreci_secagg_client *c,
     for (size_t off = 0; off < d; off += slice) {
         size_t len = d - off < slice ? d - off : slice;
         size_t len_x = off + len <= n_x ? len : n_x - off; /* the last word is the weight */
-        e = fedreci_secagg_quantize_slice(p, x, c->sec->rounding, off, len_x, c->q, &st);
+        e = fedreci_secagg_quantize_slice(p, x, c->sec->rounding, off, len_x, q, &st);
         if (e)
             goto out;
         if (len_x < len)
-            c->q[n_x] = weight;
-        memcpy(c->masked + off, c->q + off, len * sizeof *c->masked);
+            q[n_x] = weight;
+        memcpy(mk + off, q + off, len * sizeof *mk);
         /* keystream word off starts at block off / 16 (slice is a multiple of 16) */
-        fedreci_prg_add(keys, signs, n_keys, pair_nonce, (uint32_t)(off / 16), c->masked + off,
-                        len);
-        fedreci_prg_add(c->sec->b, &plus, 1, self_nonce, (uint32_t)(off / 16), c->masked + off,
-                        len);
+        fedreci_prg_add(keys, signs, n_keys, pair_nonce, (uint32_t)(off / 16), mk + off, len);
+        fedreci_prg_add(c->sec->b, &plus, 1, self_nonce, (uint32_t)(off / 16), mk + off, len);
     }
     if (stats)
         *stats = st;
@@ -578,13 +595,42 @@ fedrec_err fedreci_secagg_client_masked_input(fedreci_secagg_client *c,
     recv = NULL;
     have = NULL;
     c->stage = FEDRECI_SECAGG_UNMASK;
-    *masked = c->masked;
 out:
     secure_free(recv);
     free(have);
     secure_free(keys);
     free(signs);
     return e;
+}
+
+fedrec_err fedreci_secagg_client_masked_input(fedreci_secagg_client *c,
+                                              const fedreci_secagg_ciphertext *in, size_t n_in,
+                                              const float *x, uint32_t weight,
+                                              const uint32_t **masked,
+                                              fedreci_secagg_quant_stats *stats)
+{
+    if (!c || (n_in && !in) || !x || !masked)
+        return fedreci_error(FEDREC_ERR_INVALID, "secagg client masked_input: NULL argument");
+    if (!c->q)
+        return fedreci_error(FEDREC_ERR_INVALID,
+                             "secagg client %llu: masked_input on an unbuffered client (use "
+                             "masked_input_into)",
+                             (unsigned long long)c->id);
+    fedrec_err e = masked_input(c, in, n_in, x, weight, c->q, c->masked, stats);
+    if (!e)
+        *masked = c->masked;
+    return e;
+}
+
+fedrec_err fedreci_secagg_client_masked_input_into(fedreci_secagg_client *c,
+                                                   const fedreci_secagg_ciphertext *in, size_t n_in,
+                                                   const float *x, uint32_t weight, uint32_t *q,
+                                                   uint32_t *masked,
+                                                   fedreci_secagg_quant_stats *stats)
+{
+    if (!c || (n_in && !in) || !x || !q || !masked)
+        return fedreci_error(FEDREC_ERR_INVALID, "secagg client masked_input_into: NULL argument");
+    return masked_input(c, in, n_in, x, weight, q, masked, stats);
 }
 
 void fedreci_secagg_client_set_lenient(fedreci_secagg_client *c, int on)

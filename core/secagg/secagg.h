@@ -204,6 +204,19 @@ FEDREC_NODISCARD fedrec_err fedreci_secagg_client_create(
     const uint8_t identity_sk[FEDRECI_SECAGG_SIGN_SK_BYTES],
     const uint8_t rounding_seed[FEDRECI_SECAGG_SEED_BYTES]);
 
+/* The same client without round buffers of its own: the two d-word vectors
+ * of masked_input (the quantized input and the masked output, 8 d bytes that
+ * a buffered client holds from create to destroy) are lent by the caller to
+ * fedreci_secagg_client_masked_input_into and never kept. A driver that runs
+ * many clients' rounds (the simulator's workers) thus needs memory of the
+ * order of d per worker, not per client. masked_input refuses such a client
+ * (FEDREC_ERR_INVALID) and quantized_input returns NULL for it. Errors as
+ * create. */
+FEDREC_NODISCARD fedrec_err fedreci_secagg_client_create_unbuffered(
+    fedreci_secagg_client **out, const fedreci_secagg_params *p, uint64_t client_id,
+    const uint8_t identity_sk[FEDRECI_SECAGG_SIGN_SK_BYTES],
+    const uint8_t rounding_seed[FEDRECI_SECAGG_SEED_BYTES]);
+
 /* Wipes and frees. NULL is a no-op. */
 void fedreci_secagg_client_destroy(fedreci_secagg_client *c);
 
@@ -262,6 +275,17 @@ FEDREC_NODISCARD fedrec_err fedreci_secagg_client_masked_input(
     fedreci_secagg_client *c, const fedreci_secagg_ciphertext *in, size_t n_in, const float *x,
     uint32_t weight, const uint32_t **masked, fedreci_secagg_quant_stats *stats);
 
+/* masked_input into the caller's buffers, for any client (buffered or not):
+ * q (d words; it receives the quantized, unmasked input q(x) || weight, a
+ * secret: keep it in secure memory and wipe it) and masked (d words; the
+ * masked input to send). The client keeps no pointer to either: the caller
+ * may reuse them for the next client as soon as this returns. Same checks,
+ * errors and result as masked_input (the same key, nonce and rounding seed
+ * give the same words). */
+FEDREC_NODISCARD fedrec_err fedreci_secagg_client_masked_input_into(
+    fedreci_secagg_client *c, const fedreci_secagg_ciphertext *in, size_t n_in, const float *x,
+    uint32_t weight, uint32_t *q, uint32_t *masked, fedreci_secagg_quant_stats *stats);
+
 /* Lenient bundles (on = 1; the session sets it): in masked_input, a share
  * bundle that fails authentication, holds a non-canonical share or whose
  * shares do not open the dealer's commitments no longer fails the call. The
@@ -296,7 +320,8 @@ FEDREC_NODISCARD fedrec_err fedreci_secagg_mac_key(uint8_t key[32], const uint8_
                                                    uint64_t client_id);
 
 /* Simulator oracle only: the quantized, unmasked input q(x) || weight (d
- * words) of the last masked_input call. The coordinator never sees this. */
+ * words) of the last masked_input call; NULL for an unbuffered client (its
+ * caller holds q). The coordinator never sees this. */
 const uint32_t *fedreci_secagg_client_quantized_input(const fedreci_secagg_client *c);
 
 /* Stage 3: the server names the survivors (sent a masked input) and the
