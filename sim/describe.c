@@ -9,6 +9,7 @@
 #include "core/eval/eval.h"
 #include "fedrec/fedrec.h"
 #include "sim/sim.h"
+#include "sim/synth.h"
 
 static void describe_usage(FILE *f)
 {
@@ -17,7 +18,12 @@ static void describe_usage(FILE *f)
                "and prints the cleaning report, dataset statistics and the split's counts\n"
                "(leave-last-basket-out unless --split or --split-date says otherwise).\n"
                "docs/data.md defines every figure.\n"
-               "  --json                  print one JSON object\n");
+               "  --json                  print one JSON object\n"
+               "  --versus FILE           also load FILE (e.g. the log a synthetic one was\n"
+               "                          grown from: fedrec-sim synth) with the same options\n"
+               "                          and print the statistics of both side by side\n"
+               "                          (shoppers, items, baskets per shopper, rows per\n"
+               "                          basket, popularity Gini, split counts)\n");
     fedreci_sim_data_usage(f);
 }
 
@@ -29,20 +35,65 @@ static void fmt_time(int64_t t, char *buf, size_t n)
         snprintf(buf, n, "%lld", (long long)t);
 }
 
-enum { OPT_JSON = FEDRECI_SIM_OPT_BASE };
+enum { OPT_JSON = FEDRECI_SIM_OPT_BASE, OPT_VERSUS };
 
 static const struct option describe_options[] = {
     {"json", no_argument, NULL, OPT_JSON},
+    {"versus", required_argument, NULL, OPT_VERSUS},
     {NULL, 0, NULL, 0},
 };
 
+typedef struct describe_args {
+    int json;
+    const char *versus;
+} describe_args;
+
 static int describe_opt(void *ctx, int code, const char *name, const char *v)
 {
-    (void)code;
+    describe_args *a = ctx;
     (void)name;
-    (void)v;
-    *(int *)ctx = 1; /* --json */
+    if (code == OPT_JSON)
+        a->json = 1;
+    else
+        a->versus = v;
     return 0;
+}
+
+/* A column title: the file name without its folders, at most 16 bytes. */
+static void short_name(const char *path, char out[17])
+{
+    const char *b = strrchr(path, '/');
+    snprintf(out, 17, "%s", b ? b + 1 : path);
+}
+
+/* --versus: the statistics of the other log and of this one, side by side. */
+static int print_versus(const fedreci_sim_data_opts *o, const char *versus,
+                        const fedreci_split_options *so, const fedreci_dataset *d,
+                        const fedreci_split *s)
+{
+    fedreci_dataset *d2 = NULL;
+    fedreci_split *s2 = NULL;
+    fedreci_sim_log_stats a, b;
+    fedrec_err e = fedreci_dataset_load(&d2, versus, &o->ds, NULL);
+    if (!e)
+        e = fedreci_split_create(&s2, d2, so);
+    if (!e)
+        e = fedreci_sim_log_stats_get(d2, s2, &a);
+    if (!e)
+        e = fedreci_sim_log_stats_get(d, s, &b);
+    if (!e) {
+        char na[17], nb[17];
+        short_name(versus, na);
+        short_name(o->data, nb);
+        printf("\n");
+        fedreci_sim_log_stats_print(stdout, na, &a, nb, &b);
+    } else {
+        fprintf(stderr, "fedrec-sim describe: --versus %s: %s: %s\n", versus, fedrec_strerror(e),
+                fedrec_errmsg());
+    }
+    fedreci_split_destroy(s2);
+    fedreci_dataset_destroy(d2);
+    return e ? 1 : 0;
 }
 
 /* The report as one JSON object on stdout; 1 when writing it failed. */
@@ -155,11 +206,16 @@ static void print_text(const fedreci_sim_data_opts *o, const fedreci_dataset_rep
 int fedreci_sim_describe(int argc, char **argv)
 {
     static const char *const cmd = "fedrec-sim describe";
-    int json = 0;
+    describe_args args = {0, NULL};
     fedreci_sim_data_opts dopt;
     fedreci_sim_data_opts_default(&dopt);
-    int rc = fedreci_sim_parse_opts(argc, argv, cmd, describe_options, &dopt, describe_opt, &json,
+    int rc = fedreci_sim_parse_opts(argc, argv, cmd, describe_options, &dopt, describe_opt, &args,
                                     describe_usage);
+    const int json = args.json;
+    if (json && args.versus) {
+        fprintf(stderr, "%s: --versus prints a table: not with --json\n", cmd);
+        return 2;
+    }
     if (rc)
         return rc == 1 ? 0 : 2;
     if (!dopt.data) {
@@ -201,6 +257,8 @@ int fedreci_sim_describe(int argc, char **argv)
         rc = print_json(&dopt, r, s, t0, t1, density, split_name, temporal);
     else
         print_text(&dopt, r, s, t0, t1, density, split_name, temporal);
+    if (!rc && args.versus)
+        rc = print_versus(&dopt, args.versus, &so, d, s);
     fedreci_split_destroy(s);
     fedreci_dataset_destroy(d);
     return rc;

@@ -22,6 +22,9 @@ static void usage(FILE *f)
             "                                  compare.csv/.json/.svg\n"
             "  sweep --grid SPEC [run options] one run per point of a grid, resumable, index.csv\n"
             "  split --data FILE --export DIR  the train/test split and id maps as CSV\n"
+            "  synth --data FILE --scale S --out FILE\n"
+            "                                  the log grown S-fold: new shoppers with real\n"
+            "                                  baskets, items permuted in popularity bands\n"
             "`fedrec-sim COMMAND --help` lists a command's options.\n",
             fedrec_version());
 }
@@ -50,6 +53,8 @@ int main(int argc, char **argv)
         return fedreci_sim_baseline(argc - 1, argv + 1);
     if (argc > 1 && !strcmp(argv[1], "split"))
         return fedreci_sim_split(argc - 1, argv + 1);
+    if (argc > 1 && !strcmp(argv[1], "synth"))
+        return fedreci_sim_synth(argc - 1, argv + 1);
     if (argc > 1 && !strcmp(argv[1], "sweep"))
         return fedreci_sim_sweep(argc - 1, argv + 1);
     if (argc > 1 && !strcmp(argv[1], "compare"))

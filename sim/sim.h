@@ -36,6 +36,10 @@ int fedreci_sim_split(int argc, char **argv);
  * grid, resumable, with an index. */
 int fedreci_sim_sweep(int argc, char **argv);
 
+/* `fedrec-sim synth --data FILE --scale S --out FILE [--items-scale C]
+ * [--band B] [--seed N]`: the log grown S-fold (sim/synth.h). */
+int fedreci_sim_synth(int argc, char **argv);
+
 /* `fedrec-sim run --data FILE ...` (also the default): federated training
  * with SecAgg+ over nng, one client session per training customer. */
 int fedreci_sim_run(int argc, char **argv);

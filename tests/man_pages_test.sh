@@ -46,5 +46,5 @@ check() { # page, program, command...
 check fedrec-coordinator.8 "$build/coordinator/fedrec-coordinator" catalog
 check fedrec-client.1 "$build/client/cli/fedrec-client" import sync recommend ledger info opt-out \
   opt-in forget recover
-check fedrec-sim.1 "$build/sim/fedrec-sim" run baseline describe sweep split
+check fedrec-sim.1 "$build/sim/fedrec-sim" run baseline describe sweep split synth
 exit $status
