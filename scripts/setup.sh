@@ -22,6 +22,7 @@ packages=(
   strace                            # ctest store_open_no_sync: opening a store makes no sync call
   default-jdk-headless              # the JNI binding (bindings/java) and its ctest
   chromium                          # the status page rendered headless (test_daemon_life)
+  openmpi-bin libopenmpi-dev        # fedrec-sim under mpirun (optional in CMake: FEDREC_MPI)
 )
 
 missing=()

@@ -109,11 +109,15 @@ static fedrec_err train(run_state *r, const fedreci_run_opts *o, double t_start)
 {
     fedreci_mf_init(r->y, r->s->train.n_cols, o->factors, o->seed, 0.01f);
     fedreci_run_evaluator *ev = NULL;
+    fedreci_run_world w = {o, r->s, r->train_users, r->n_train, r->codes};
+    if (fedreci_run_mpi_rank() != 0) /* an MPI rank other than the master: groups only */
+        return fedreci_run_groups(&w, r->y, r->recs, NULL);
     fedrec_err e = fedreci_run_evaluator_create(&ev, o, r->s, t_start, r->per_user);
     if (e)
         return e;
-    fedreci_run_world w = {o, r->s, r->train_users, r->n_train, r->codes};
-    if (o->dp_epsilon > 0) {
+    if (o->group_size) {
+        e = fedreci_run_groups(&w, r->y, r->recs, ev);
+    } else if (o->dp_epsilon > 0) {
         r->sm.dp = 1;
         r->sm.cohort = r->n_train;
         e = fedreci_run_dp(&w, r->y, r->recs, &r->sm.dp_info);
@@ -151,6 +155,16 @@ static fedrec_err run_one(const fedreci_run_opts *o)
     if (fedreci_sim_load(&o->data, cmd, &r.d, &r.s))
         return FEDREC_ERR_INVALID; /* the message is out */
     fedrec_err e = prepare(&r, o);
+    if (!e && fedreci_run_mpi_rank() != 0) {
+        /* an MPI rank other than the master: its share of the groups, no
+           baselines, evaluation or outputs */
+        e = train(&r, o, t_start);
+        if (e)
+            fprintf(stderr, "%s: rank %d: error: %s: %s\n", cmd, fedreci_run_mpi_rank(),
+                    fedrec_strerror(e), fedrec_errmsg());
+        state_free(&r);
+        return e;
+    }
     if (!e)
         e = baselines(&r, o);
     if (!e)
@@ -234,6 +248,20 @@ int fedreci_sim_run(int argc, char **argv)
     int rc = fedreci_run_opts_parse(&o, argc, argv);
     if (rc)
         return rc == 1 ? 0 : 2;
+    if (fedreci_run_mpi_init()) {
+        fprintf(stderr, "%s: MPI_Init failed\n", cmd);
+        return 1;
+    }
+    if (fedreci_run_mpi_size() > 1 && (!o.group_size || o.n_seeds)) {
+        if (fedreci_run_mpi_rank() == 0)
+            fprintf(stderr,
+                    "%s: under mpirun with %d ranks: needs --group-size (and one "
+                    "--seed)\n",
+                    cmd, fedreci_run_mpi_size());
+        fedreci_run_mpi_finalize(0);
+        return 2;
+    }
     fedrec_err e = o.n_seeds ? run_seeds(&o) : run_one(&o);
+    fedreci_run_mpi_finalize(e != FEDREC_OK);
     return e ? 1 : 0;
 }

@@ -58,6 +58,8 @@ typedef struct fedreci_run_opts {
     uint32_t dp_releases;
     double dp_row_bound, dp_gram_weight, dp_min_survivors;
     int dp_noise_aggregate, dp_no_shrink;
+    uint32_t group_size; /* --group-size: 0 one SecAgg round over the engine (run_secagg.c),
+                            else SecAgg groups (run_groups.c) */
 } fedreci_run_opts;
 
 /* The --help text of `fedrec-sim run`. */
@@ -93,9 +95,10 @@ typedef struct fedreci_run_round {
     uint64_t heap_kb; /* bytes allocated with malloc and not freed then (all arenas) */
     int evaluated;
     fedreci_metrics m;
-    double dp_eps_round;      /* DP runs: epsilon of this round's release alone */
-    double dp_eps_cumulative; /* DP runs: epsilon spent after this round */
-    int dp_refused;           /* DP runs: the budget gate refused the round */
+    double dp_eps_round;            /* DP runs: epsilon of this round's release alone */
+    double dp_eps_cumulative;       /* DP runs: epsilon spent after this round */
+    int dp_refused;                 /* DP runs: the budget gate refused the round */
+    uint32_t groups, groups_failed; /* --group-size runs: SecAgg groups, those dropped whole */
     char reason[240];
 } fedreci_run_round;
 
@@ -116,6 +119,7 @@ typedef struct fedreci_run_summary {
     int dp;                             /* a DP run: dp_info holds its constants */
     fedreci_sim_dp_info dp_info;
     uint32_t dp_rounds_refused;
+    uint64_t groups, groups_failed; /* --group-size runs: over all rounds */
 } fedreci_run_summary;
 
 /* ---- the background evaluator (run_eval.c) ---------------------------------------- */
@@ -177,6 +181,25 @@ FEDREC_NODISCARD fedrec_err fedreci_run_dp(const fedreci_run_world *w, float *y,
 
 FEDREC_NODISCARD fedrec_err fedreci_run_secagg(const fedreci_run_world *w, float *y,
                                                fedreci_run_round *recs, fedreci_run_evaluator *ev);
+
+/* Runs o->rounds rounds with SecAgg groups (run_groups.c: --group-size),
+ * same contract as fedreci_run_plain; under MPI every rank calls it (ev
+ * NULL on ranks other than 0: only rank 0 fills recs; y is the model on
+ * every rank). */
+FEDREC_NODISCARD fedrec_err fedreci_run_groups(const fedreci_run_world *w, float *y,
+                                               fedreci_run_round *recs, fedreci_run_evaluator *ev);
+
+/* MPI (run_groups.c; builds without FEDREC_HAVE_MPI have one rank). init:
+ * initializes MPI when the process was started by a launcher (mpirun sets
+ * OMPI_COMM_WORLD_SIZE / PMIX_RANK), else does nothing; 0, or -1 when
+ * MPI_Init failed. finalize: MPI_Finalize, or MPI_Abort of the whole job
+ * when failed is set and there are other ranks (they would wait forever).
+ * rank/size: this process's rank and the number of ranks (0 and 1 without
+ * MPI). Call them from the main thread. */
+int fedreci_run_mpi_init(void);
+void fedreci_run_mpi_finalize(int failed);
+int fedreci_run_mpi_rank(void);
+int fedreci_run_mpi_size(void);
 
 /* -1 when the client stays in round round_index, else the SecAgg stage
  * (0..3) before whose message it vanishes: from (seed, round, client). */

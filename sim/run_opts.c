@@ -38,6 +38,7 @@ enum {
     OPT_DP_MIN_SURVIVORS,
     OPT_DP_NOISE,
     OPT_DP_NO_SHRINK,
+    OPT_GROUP_SIZE,
 };
 
 static const struct option run_options[] = {
@@ -69,6 +70,7 @@ static const struct option run_options[] = {
     {"dp-min-survivors", required_argument, NULL, OPT_DP_MIN_SURVIVORS},
     {"dp-noise", required_argument, NULL, OPT_DP_NOISE},
     {"dp-no-shrink", no_argument, NULL, OPT_DP_NO_SHRINK},
+    {"group-size", required_argument, NULL, OPT_GROUP_SIZE},
     {NULL, 0, NULL, 0},
 };
 
@@ -100,6 +102,14 @@ void fedreci_run_usage(FILE *f)
                "  --stage-timeout S     fallback deadline of a SecAgg stage for silent clients,\n"
                "                        seconds (default 120; vanished clients are detected\n"
                "                        at once)\n"
+               "  --group-size G        SecAgg groups (docs/scale.md): the cohort is split into\n"
+               "                        groups of about G (core/secagg/groups.h), each group\n"
+               "                        runs its own SecAgg+ round on the core state machines\n"
+               "                        in process, round buffers per worker, and the master\n"
+               "                        adds the group sums exactly; under mpirun the groups\n"
+               "                        are spread over the ranks (rank 0 the master) with the\n"
+               "                        same summary for every rank count. 0: one SecAgg round\n"
+               "                        over the coordinator's engine and nng (default)\n"
                "model:\n"
                "  --factors K           latent factors (default 32)\n"
                "  --lambda L            L2 regularization (default 0.1)\n"
@@ -266,6 +276,8 @@ static int run_opt(void *ctx, int code, const char *name, const char *v)
     case OPT_DP_NO_SHRINK:
         o->dp_no_shrink = 1;
         return 0;
+    case OPT_GROUP_SIZE:
+        return fedreci_sim_arg_u32(cmd, name, v, 0, 1u << 20, &o->group_size);
     case OPT_DP_NOISE:
         if (!strcmp(v, "client") || !strcmp(v, "aggregate")) {
             o->dp_noise_aggregate = !strcmp(v, "aggregate");
@@ -322,6 +334,13 @@ int fedreci_run_opts_parse(fedreci_run_opts *o, int argc, char **argv)
     }
     if (o->dp_epsilon > 0 && !o->dp_releases)
         o->dp_releases = o->rounds;
+    if (o->group_size && (o->dp_epsilon > 0 || o->secagg == FEDRECI_RUN_SECAGG_OFF || o->tcp)) {
+        fprintf(stderr,
+                "%s: --group-size runs SecAgg groups in process: not with --dp-epsilon, "
+                "--secagg off or --transport tcp\n",
+                cmd);
+        return 2;
+    }
     return 0;
 }
 

@@ -57,6 +57,8 @@ fedrec_err fedreci_run_summarize(const fedreci_run_opts *o, const fedreci_run_ro
         down += r->down_bytes;
         part += r->n_completed;
         sm->session_errors += r->session_errors;
+        sm->groups += r->groups;
+        sm->groups_failed += r->groups_failed;
     }
     if (!sm->rounds_completed)
         sm->verified = 0;
@@ -259,7 +261,16 @@ static void summary_federation(fedreci_json *w, const fedreci_run_opts *o,
            "no round completed: no unmasked sum to check against the oracle, so "
            "secagg_verified is false");
     ku(w, "session_errors", sm->session_errors);
-    ks(w, "transport", o->secagg == FEDRECI_RUN_SECAGG_OFF ? "none" : o->tcp ? "tcp" : "inproc");
+    ks(w, "transport",
+       o->secagg == FEDRECI_RUN_SECAGG_OFF ? "none"
+       : o->group_size                     ? "groups"
+       : o->tcp                            ? "tcp"
+                                           : "inproc");
+    if (o->group_size) {
+        ku(w, "group_size", o->group_size);
+        ku(w, "groups", sm->groups);
+        ku(w, "groups_failed", sm->groups_failed);
+    }
 }
 
 /* Differential privacy: "none", or the guarantee and its parameters. */
