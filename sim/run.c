@@ -17,6 +17,7 @@
 #include "core/mf/mf.h"
 #include "sim/compare.h"
 #include "sim/run.h"
+#include "sim/synth.h"
 
 static const char *const cmd = "fedrec-sim run";
 
@@ -154,7 +155,20 @@ static fedrec_err run_one(const fedreci_run_opts *o)
     memset(&r, 0, sizeof r);
     if (fedreci_sim_load(&o->data, cmd, &r.d, &r.s))
         return FEDREC_ERR_INVALID; /* the message is out */
-    fedrec_err e = prepare(&r, o);
+    fedrec_err e = FEDREC_OK;
+    if (o->synth_scale > 1) { /* the grown population, in memory */
+        fedreci_split *grown = NULL;
+        e = fedreci_sim_synth_split(r.d, r.s, o->synth_scale, 8, 1, &grown);
+        fedreci_split_destroy(r.s);
+        r.s = grown;
+        if (!e && !o->quiet && fedreci_run_mpi_rank() == 0)
+            printf("fedrec-sim: --synth-scale %u: %u shoppers, %llu training pairs, %u test "
+                   "shoppers\n",
+                   o->synth_scale, r.s->train.n_rows, (unsigned long long)r.s->train_interactions,
+                   r.s->n_test_users);
+    }
+    if (!e)
+        e = prepare(&r, o);
     if (!e && fedreci_run_mpi_rank() != 0) {
         /* an MPI rank other than the master: its share of the groups, no
            baselines, evaluation or outputs */

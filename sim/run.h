@@ -58,8 +58,9 @@ typedef struct fedreci_run_opts {
     uint32_t dp_releases;
     double dp_row_bound, dp_gram_weight, dp_min_survivors;
     int dp_noise_aggregate, dp_no_shrink;
-    uint32_t group_size; /* --group-size: 0 one SecAgg round over the engine (run_secagg.c),
-                            else SecAgg groups (run_groups.c) */
+    uint32_t group_size;  /* --group-size: 0 one SecAgg round over the engine (run_secagg.c),
+                             else SecAgg groups (run_groups.c) */
+    uint32_t synth_scale; /* --synth-scale: 0/1 the log as loaded, else grown (sim/synth.h) */
 } fedreci_run_opts;
 
 /* The --help text of `fedrec-sim run`. */

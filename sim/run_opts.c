@@ -39,6 +39,7 @@ enum {
     OPT_DP_NOISE,
     OPT_DP_NO_SHRINK,
     OPT_GROUP_SIZE,
+    OPT_SYNTH_SCALE,
 };
 
 static const struct option run_options[] = {
@@ -71,6 +72,7 @@ static const struct option run_options[] = {
     {"dp-noise", required_argument, NULL, OPT_DP_NOISE},
     {"dp-no-shrink", no_argument, NULL, OPT_DP_NO_SHRINK},
     {"group-size", required_argument, NULL, OPT_GROUP_SIZE},
+    {"synth-scale", required_argument, NULL, OPT_SYNTH_SCALE},
     {NULL, 0, NULL, 0},
 };
 
@@ -110,6 +112,8 @@ void fedreci_run_usage(FILE *f)
                "                        are spread over the ranks (rank 0 the master) with the\n"
                "                        same summary for every rank count. 0: one SecAgg round\n"
                "                        over the coordinator's engine and nng (default)\n"
+               "  --synth-scale S       train on the population `fedrec-sim synth --scale S`\n"
+               "                        grows from --data, built in memory (docs/scale.md)\n"
                "model:\n"
                "  --factors K           latent factors (default 32)\n"
                "  --lambda L            L2 regularization (default 0.1)\n"
@@ -276,6 +280,8 @@ static int run_opt(void *ctx, int code, const char *name, const char *v)
     case OPT_DP_NO_SHRINK:
         o->dp_no_shrink = 1;
         return 0;
+    case OPT_SYNTH_SCALE:
+        return fedreci_sim_arg_u32(cmd, name, v, 1, 100000, &o->synth_scale);
     case OPT_GROUP_SIZE:
         return fedreci_sim_arg_u32(cmd, name, v, 0, 1u << 20, &o->group_size);
     case OPT_DP_NOISE:

@@ -96,8 +96,14 @@ fedrec_err fedreci_run_write_shoppers(const fedreci_run_opts *o, const fedreci_d
     const uint32_t nt = s->n_test_users;
     fprintf(f, "user_index,user_id,hr_at_10,precision_at_10,recall_at_10,ndcg_at_10,map_at_10\n");
     for (uint32_t t = 0; t < nt; t++) {
-        const char *id = fedreci_dataset_user_name(d, s->test_users[t]);
-        fprintf(f, "%u,", s->test_users[t]);
+        uint32_t u = s->test_users[t], nu = fedreci_dataset_n_users(d);
+        char syn[32];
+        /* --synth-scale: shopper u is copy u / nu of real shopper u % nu,
+           named as `fedrec-sim synth` names it */
+        if (u >= nu)
+            snprintf(syn, sizeof syn, "%u", u + 1u);
+        const char *id = u >= nu ? syn : fedreci_dataset_user_name(d, u);
+        fprintf(f, "%u,", u);
         if (strpbrk(id, ",\"\r\n"))
             fprintf(f, "\"?\""); /* ids with CSV syntax are not expected; index is the key */
         else

@@ -264,6 +264,121 @@ static uint32_t *rank_items(const fedreci_dataset *d)
     return rank;
 }
 
+/* Copy c's item map: a seeded permutation inside every band of `band`
+ * consecutive ranks (copy 0: the identity). perm: band words of scratch. */
+static void copy_map(const uint32_t *rank, uint32_t ni, uint32_t band, uint64_t seed, uint32_t c,
+                     uint32_t *perm, uint32_t *map)
+{
+    for (uint32_t r0 = 0; r0 < ni; r0 += band) {
+        uint32_t n = ni - r0 < band ? ni - r0 : band;
+        for (uint32_t j = 0; j < n; j++)
+            perm[j] = j;
+        fedreci_rng g =
+            fedreci_rng_seeded(fedreci_rng_mix(fedreci_rng_mix(seed ^ 0x73796e7468ull) ^ c) ^ r0);
+        for (uint32_t j = n; c && j > 1; j--) {
+            uint32_t t = (uint32_t)fedreci_rng_below(&g, j), x = perm[j - 1];
+            perm[j - 1] = perm[t];
+            perm[t] = x;
+        }
+        for (uint32_t j = 0; j < n; j++)
+            map[rank[r0 + j]] = rank[r0 + perm[j]];
+    }
+}
+
+/* An item and its confidence, for sorting a mapped row. */
+typedef struct pair {
+    uint32_t item;
+    float conf;
+} pair;
+
+static int cmp_pair(const void *a, const void *b)
+{
+    uint32_t x = ((const pair *)a)->item, y = ((const pair *)b)->item;
+    return x < y ? -1 : x > y;
+}
+
+fedrec_err fedreci_sim_synth_split(const fedreci_dataset *d, const fedreci_split *s, uint32_t scale,
+                                   uint32_t band, uint64_t seed, fedreci_split **out)
+{
+    const fedreci_mf_csr *r = &s->train;
+    const uint32_t nu = r->n_rows, ni = r->n_cols;
+    if (!scale || !band || (uint64_t)nu * scale >= UINT32_MAX)
+        return fedreci_error(FEDREC_ERR_INVALID, "--synth-scale %u: %u shoppers is too many", scale,
+                             nu);
+    const uint32_t n = nu * scale, nt = s->n_test_users * scale;
+    const uint64_t nnz = r->indptr[nu] * scale, tnnz = s->test_indptr[s->n_test_users] * scale;
+    uint64_t *indptr = malloc(((size_t)n + 1) * sizeof *indptr);
+    uint32_t *indices = malloc((nnz ? nnz : 1) * sizeof *indices);
+    float *conf = malloc((nnz ? nnz : 1) * sizeof *conf);
+    uint32_t *tusers = malloc(((size_t)nt + 1) * sizeof *tusers);
+    uint64_t *tindptr = malloc(((size_t)nt + 1) * sizeof *tindptr);
+    uint32_t *titems = malloc((tnnz ? tnnz : 1) * sizeof *titems);
+    uint32_t *rank = rank_items(d), *map = malloc((ni ? ni : 1) * sizeof *map);
+    uint32_t *perm = malloc((size_t)band * sizeof *perm);
+    pair *row = malloc((ni ? ni : 1) * sizeof *row);
+    if (!indptr || !indices || !conf || !tusers || !tindptr || !titems || !rank || !map || !perm ||
+        !row || fedreci_dataset_n_items(d) != ni) {
+        free(indptr);
+        free(indices);
+        free(conf);
+        free(tusers);
+        free(tindptr);
+        free(titems);
+        free(rank);
+        free(map);
+        free(perm);
+        free(row);
+        return fedreci_error(FEDREC_ERR_NOMEM, "--synth-scale %u: %u shoppers", scale, n);
+    }
+    uint64_t k = 0, tk = 0;
+    uint32_t t_out = 0;
+    indptr[0] = 0;
+    tindptr[0] = 0;
+    for (uint32_t c = 0; c < scale; c++) {
+        copy_map(rank, ni, band, seed, c, perm, map);
+        for (uint32_t u = 0; u < nu; u++) {
+            uint32_t len = 0;
+            for (uint64_t j = r->indptr[u]; j < r->indptr[u + 1]; j++, len++) {
+                row[len].item = map[r->indices[j]];
+                row[len].conf = r->conf[j];
+            }
+            qsort(row, len, sizeof *row, cmp_pair);
+            for (uint32_t j = 0; j < len; j++, k++) {
+                indices[k] = row[j].item;
+                conf[k] = row[j].conf;
+            }
+            indptr[(size_t)c * nu + u + 1] = k;
+        }
+        for (uint32_t t = 0; t < s->n_test_users; t++, t_out++) {
+            uint32_t len;
+            const uint32_t *items = fedreci_split_test(s, t, &len);
+            uint32_t *dst = titems + tk;
+            for (uint32_t j = 0; j < len; j++)
+                dst[j] = map[items[j]];
+            qsort(dst, len, sizeof *dst, cmp_u32);
+            tk += len;
+            tusers[t_out] = c * nu + s->test_users[t];
+            tindptr[t_out + 1] = tk;
+        }
+    }
+    free(rank);
+    free(map);
+    free(perm);
+    free(row);
+    fedreci_split counts = *s;
+    counts.users = s->users * scale;
+    counts.users_single_basket = s->users_single_basket * scale;
+    counts.users_no_new_item = s->users_no_new_item * scale;
+    counts.users_no_test_rows = s->users_no_test_rows * scale;
+    counts.users_cold = s->users_cold * scale;
+    counts.users_only_unseen = s->users_only_unseen * scale;
+    counts.train_rows = s->train_rows * scale;
+    counts.held_out_rows = s->held_out_rows * scale;
+    counts.test_items_unseen = s->test_items_unseen * scale;
+    return fedreci_split_adopt(out, n, ni, indptr, indices, conf, nt, tusers, tindptr, titems,
+                               &counts);
+}
+
 /* Writes the S copies of d's kept rows to k. */
 static fedrec_err synth_write(const synth_opts *o, const fedreci_dataset *d, sink *k,
                               uint64_t *rows_out)
@@ -283,21 +398,7 @@ static fedrec_err synth_write(const synth_opts *o, const fedreci_dataset *d, sin
     if (!e && sink_write(k, header, sizeof header - 1))
         e = fedreci_error(FEDREC_ERR_IO, "%s: %s: write failed", cmd, o->out);
     for (uint32_t c = 0; c < o->scale && !e; c++) {
-        /* copy c's map: a seeded permutation inside every band (copy 0: none) */
-        for (uint32_t r0 = 0; r0 < ni; r0 += o->band) {
-            uint32_t n = ni - r0 < o->band ? ni - r0 : o->band;
-            for (uint32_t j = 0; j < n; j++)
-                perm[j] = j;
-            fedreci_rng g = fedreci_rng_seeded(
-                fedreci_rng_mix(fedreci_rng_mix(o->seed ^ 0x73796e7468ull) ^ c) ^ r0);
-            for (uint32_t j = n; c && j > 1; j--) {
-                uint32_t t = (uint32_t)fedreci_rng_below(&g, j), x = perm[j - 1];
-                perm[j - 1] = perm[t];
-                perm[t] = x;
-            }
-            for (uint32_t j = 0; j < n; j++)
-                map[rank[r0 + j]] = rank[r0 + perm[j]];
-        }
+        copy_map(rank, ni, o->band, o->seed, c, perm, map);
         uint32_t variant = c % o->items_scale;
         for (uint64_t i = 0; i < n_ev && !e; i++) {
             const fedreci_dataset_event *x = &ev[i];

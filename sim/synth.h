@@ -50,4 +50,18 @@ FEDREC_NODISCARD fedrec_err fedreci_sim_log_stats_get(const fedreci_dataset *d,
 void fedreci_sim_log_stats_print(FILE *f, const char *na, const fedreci_sim_log_stats *a,
                                  const char *nb, const fedreci_sim_log_stats *b);
 
+/* The split of the population `fedrec-sim synth --scale S --band B --seed
+ * N` (--items-scale 1) grows from the log d (its split s), built in memory
+ * without writing or parsing a log (`run --synth-scale`): shopper c nu + u
+ * (nu real shoppers) is copy c of real shopper u, with u's training row
+ * and test items mapped by copy c's band permutation. It equals the split
+ * of the written log except that test items unseen in the real training
+ * stay out (the written log's split drops only those unseen in the grown
+ * training). Errors: FEDREC_ERR_INVALID (more than 2^32 - 2 shoppers),
+ * FEDREC_ERR_NOMEM. */
+FEDREC_NODISCARD fedrec_err fedreci_sim_synth_split(const fedreci_dataset *d,
+                                                    const fedreci_split *s, uint32_t scale,
+                                                    uint32_t band, uint64_t seed,
+                                                    fedreci_split **out);
+
 #endif

@@ -35,6 +35,53 @@ void fedreci_split_destroy(fedreci_split *s)
     free(p);
 }
 
+fedrec_err fedreci_split_adopt(fedreci_split **out, uint32_t n_users, uint32_t n_items,
+                               uint64_t *indptr, uint32_t *indices, float *conf,
+                               uint32_t n_test_users, uint32_t *test_users, uint64_t *test_indptr,
+                               uint32_t *test_items, const fedreci_split *counts)
+{
+    split_impl *p = calloc(1, sizeof *p);
+    uint32_t *buyers = calloc(n_items ? n_items : 1, sizeof *buyers);
+    if (!p || !buyers) {
+        free(p);
+        free(buyers);
+        free(indptr);
+        free(indices);
+        free(conf);
+        free(test_users);
+        free(test_indptr);
+        free(test_items);
+        return fedreci_error(FEDREC_ERR_NOMEM, "split of %u users", n_users);
+    }
+    if (counts)
+        p->pub = *counts;
+    p->indptr = indptr;
+    p->indices = indices;
+    p->conf = conf;
+    p->tusers = test_users;
+    p->tindptr = test_indptr;
+    p->titems = test_items;
+    p->buyers = buyers;
+    for (uint64_t j = 0; j < indptr[n_users]; j++)
+        if (indices[j] < n_items)
+            buyers[indices[j]]++;
+    fedreci_split *s = &p->pub;
+    s->train.n_rows = n_users;
+    s->train.n_cols = n_items;
+    s->train.indptr = indptr;
+    s->train.indices = indices;
+    s->train.conf = conf;
+    s->n_test_users = n_test_users;
+    s->test_users = test_users;
+    s->test_indptr = test_indptr;
+    s->test_items = test_items;
+    s->item_buyers = buyers;
+    s->train_interactions = indptr[n_users];
+    s->test_interactions = test_indptr[n_test_users];
+    *out = s;
+    return FEDREC_OK;
+}
+
 const uint32_t *fedreci_split_test(const fedreci_split *s, uint32_t t, uint32_t *n)
 {
     if (t >= s->n_test_users) {

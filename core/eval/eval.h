@@ -107,6 +107,22 @@ FEDREC_NODISCARD fedrec_err fedreci_split_create_validation(fedreci_split **out,
 /* NULL is a no-op. */
 void fedreci_split_destroy(fedreci_split *s);
 
+/* A split from arrays built elsewhere (the simulator's in-memory synthetic
+ * population, sim/synth.h): the training matrix (n_users + 1 offsets, then
+ * ascending item ids and confidences per row), the test users (ascending)
+ * with their offsets (n_test_users + 1) and ascending items. Takes
+ * ownership of the six malloc'd arrays (fedreci_split_destroy frees them;
+ * so does a failure here). The counts (users, train_rows, ...) are copied
+ * from *counts when it is not NULL (its pointer members are not used);
+ * train_interactions, test_interactions and item_buyers are computed.
+ * Errors: FEDREC_ERR_NOMEM. */
+FEDREC_NODISCARD fedrec_err fedreci_split_adopt(fedreci_split **out, uint32_t n_users,
+                                                uint32_t n_items, uint64_t *indptr,
+                                                uint32_t *indices, float *conf,
+                                                uint32_t n_test_users, uint32_t *test_users,
+                                                uint64_t *test_indptr, uint32_t *test_items,
+                                                const fedreci_split *counts);
+
 /* Test user number t (0 <= t < n_test_users): their items (borrowed) and count. */
 const uint32_t *fedreci_split_test(const fedreci_split *s, uint32_t t, uint32_t *n);
 
