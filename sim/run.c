@@ -167,6 +167,8 @@ static fedrec_err run_one(const fedreci_run_opts *o)
                    o->synth_scale, r.s->train.n_rows, (unsigned long long)r.s->train_interactions,
                    r.s->n_test_users);
     }
+    if (!e && o->eval_sample)
+        e = fedreci_split_sample_test(r.s, o->eval_sample, o->seed);
     if (!e)
         e = prepare(&r, o);
     if (!e && fedreci_run_mpi_rank() != 0) {

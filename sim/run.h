@@ -60,6 +60,7 @@ typedef struct fedreci_run_opts {
     int dp_noise_aggregate, dp_no_shrink;
     uint32_t group_size;  /* --group-size: 0 one SecAgg round over the engine (run_secagg.c),
                              else SecAgg groups (run_groups.c) */
+    uint32_t eval_sample; /* --eval-sample: 0 every test shopper, else a sample of that many */
     uint32_t synth_scale; /* --synth-scale: 0/1 the log as loaded, else grown (sim/synth.h) */
 } fedreci_run_opts;
 

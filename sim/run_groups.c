@@ -43,6 +43,7 @@
  */
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <sodium.h>
@@ -396,6 +397,16 @@ out:
     return e;
 }
 
+/* CPU seconds of the calling thread (the rank's training thread: the
+ * evaluator runs on another). */
+static double thread_cpu(void)
+{
+    struct timespec ts;
+    if (clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts) != 0)
+        return 0;
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
 /* ---- the master ----------------------------------------------------------------------------- */
 
 typedef struct pick {
@@ -639,7 +650,7 @@ fedrec_err fedreci_run_groups(const fedreci_run_world *w, float *y, fedreci_run_
         e = fedreci_optimizer_create(&opt, &op, G.n_items, G.k);
     if (!e)
         fedreci_mf_gram(y, G.n_items, G.k, G.gram);
-    double t_train = 0;
+    double t_train = 0, cpu0 = thread_cpu();
     uint64_t client_rounds = 0;
     /* an error on any rank ends the loop there; fedreci_sim_run then aborts
        the job (fedreci_run_mpi_finalize), so no rank waits for it */
@@ -656,17 +667,37 @@ fedrec_err fedreci_run_groups(const fedreci_run_world *w, float *y, fedreci_run_
         client_rounds += cohort;
         rec.rss_kb = fedreci_run_rss_kb();
         rec.heap_kb = fedreci_run_heap_kb();
+        if (mpi_rank == 0 && !o->quiet) {
+            printf("fedrec-sim: round %u/%u: %u clients in %u groups (%u failed), survivors %u, "
+                   "%s, %.1f s, RSS %.0f MiB\n",
+                   ri + 1, o->rounds, rec.cohort, rec.groups, rec.groups_failed, rec.survivors,
+                   !rec.completed      ? "aborted"
+                   : rec.verified == 1 ? "sum verified"
+                                       : "SUM MISMATCH",
+                   rec.seconds, rec.rss_kb / 1024.0);
+            fflush(stdout);
+        }
         if (mpi_rank == 0) {
             recs[ri] = rec;
             if (ev && ((ri + 1) % o->eval_every == 0 || ri + 1 == o->rounds))
                 fedreci_run_evaluator_post(ev, y, G.nk, &recs[ri], ri);
         }
     }
+    double cpu = thread_cpu() - cpu0; /* this rank's training thread */
+#ifdef FEDREC_HAVE_MPI
+    if (!e && mpi_on && mpi_size > 1) {
+        double all = 0;
+        MPI_Reduce(&cpu, &all, 1, MPI_DOUBLE, MPI_SUM, 0, MPI_COMM_WORLD);
+        cpu = all;
+    }
+#endif
     if (!e && mpi_rank == 0 && !o->quiet && t_train > 0) {
         printf("fedrec-sim: groups: %u rounds of %u clients in %u groups on %d rank%s: "
-               "%.1f s training (evaluation excluded), %.1f client-rounds/s, %.1f per rank\n",
+               "%.1f s training (evaluation excluded), %.1f client-rounds/s, %.1f per rank; "
+               "%.1f CPU s, %.1f client-rounds per CPU second\n",
                o->rounds, cohort, n_groups, mpi_size, mpi_size > 1 ? "s" : "", t_train,
-               (double)client_rounds / t_train, (double)client_rounds / t_train / mpi_size);
+               (double)client_rounds / t_train, (double)client_rounds / t_train / mpi_size, cpu,
+               cpu > 0 ? (double)client_rounds / cpu : 0.0);
         fflush(stdout);
     }
     fedreci_optimizer_destroy(opt);

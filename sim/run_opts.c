@@ -40,6 +40,7 @@ enum {
     OPT_DP_NO_SHRINK,
     OPT_GROUP_SIZE,
     OPT_SYNTH_SCALE,
+    OPT_EVAL_SAMPLE,
 };
 
 static const struct option run_options[] = {
@@ -73,6 +74,7 @@ static const struct option run_options[] = {
     {"dp-no-shrink", no_argument, NULL, OPT_DP_NO_SHRINK},
     {"group-size", required_argument, NULL, OPT_GROUP_SIZE},
     {"synth-scale", required_argument, NULL, OPT_SYNTH_SCALE},
+    {"eval-sample", required_argument, NULL, OPT_EVAL_SAMPLE},
     {NULL, 0, NULL, 0},
 };
 
@@ -145,6 +147,8 @@ void fedreci_run_usage(FILE *f)
                "  --threads T           evaluation threads (default 2)\n"
                "  --eval-every N        evaluate the model every N rounds (default 1; the last\n"
                "                        round always)\n"
+               "  --eval-sample N       evaluate everything (baselines too) on a seeded sample\n"
+               "                        of N test shoppers (default: all)\n"
                "  --out DIR             output directory (default results)\n"
                "  --quiet               no per-round progress\n"
                "  --seeds LIST          one run per seed (e.g. 1,2,3, at most 64), each in\n"
@@ -280,6 +284,8 @@ static int run_opt(void *ctx, int code, const char *name, const char *v)
     case OPT_DP_NO_SHRINK:
         o->dp_no_shrink = 1;
         return 0;
+    case OPT_EVAL_SAMPLE:
+        return fedreci_sim_arg_u32(cmd, name, v, 1, UINT32_MAX - 1, &o->eval_sample);
     case OPT_SYNTH_SCALE:
         return fedreci_sim_arg_u32(cmd, name, v, 1, 100000, &o->synth_scale);
     case OPT_GROUP_SIZE:

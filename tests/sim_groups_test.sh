@@ -8,7 +8,8 @@
 # dropped whole. Checks: each run completes with the oracle verified, some
 # groups failed and none of the rounds aborted, and summary.json, apart from
 # wall_seconds, command_line and started_utc, is the same byte for byte for
-# every rank count and the single-process run. Without MPIRUN (a build
+# every rank count and the single-process run; --eval-sample scores a subset
+# of the test shoppers exactly as the full evaluation does. Without MPIRUN (a build
 # without MPI) only the single-process checks run.
 set -u
 sim=$1 data=$2 work=$3 mpirun=${4:-}
@@ -43,6 +44,15 @@ check() { # check NAME
     { cat "$work/single.log" >&2; fail "single-process run exited with $?"; }
 check single
 strip "$work/single" >"$work/single.json"
+# --eval-sample: the same training, 40 of the test shoppers scored, each
+# exactly as in the full evaluation
+"$sim" "${args[@]}" --eval-sample 40 --out "$work/sample" >"$work/sample.log" 2>&1 ||
+    { cat "$work/sample.log" >&2; fail "--eval-sample run exited with $?"; }
+grep -q '"test_users": 40,' "$work/sample/summary.json" || fail "--eval-sample 40: test_users"
+[ "$(tail -n +2 "$work/sample/shoppers.csv" | wc -l)" = 40 ] || fail "--eval-sample 40: shoppers.csv"
+tail -n +2 "$work/sample/shoppers.csv" | while IFS= read -r line; do
+    grep -qxF "$line" "$work/single/shoppers.csv" || fail "--eval-sample: '$line' not in the full run"
+done || exit 1
 if [ -z "$mpirun" ]; then
     echo "no mpirun: the single-process run only"
     exit 0

@@ -82,6 +82,47 @@ fedrec_err fedreci_split_adopt(fedreci_split **out, uint32_t n_users, uint32_t n
     return FEDREC_OK;
 }
 
+static int cmp_u32_asc(const void *a, const void *b)
+{
+    uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+fedrec_err fedreci_split_sample_test(fedreci_split *s, uint32_t n, uint64_t seed)
+{
+    split_impl *p = (split_impl *)s;
+    const uint32_t nt = s->n_test_users;
+    if (n == 0 || n >= nt)
+        return FEDREC_OK;
+    uint32_t *pick = malloc((size_t)nt * sizeof *pick);
+    if (!pick)
+        return fedreci_error(FEDREC_ERR_NOMEM, "test sample of %u", n);
+    for (uint32_t i = 0; i < nt; i++)
+        pick[i] = i;
+    fedreci_rng g = fedreci_rng_seeded(fedreci_rng_mix(seed ^ 0x74657374ull));
+    for (uint32_t i = 0; i < n; i++) {
+        uint32_t j = i + (uint32_t)fedreci_rng_below(&g, nt - i), t = pick[i];
+        pick[i] = pick[j];
+        pick[j] = t;
+    }
+    qsort(pick, n, sizeof *pick, cmp_u32_asc);
+    /* compact in place: pick is ascending, so every move goes left */
+    uint64_t k = 0;
+    for (uint32_t i = 0; i < n; i++) {
+        uint32_t t = pick[i];
+        uint64_t lo = p->tindptr[t], hi = p->tindptr[t + 1];
+        p->tusers[i] = p->tusers[t];
+        memmove(p->titems + k, p->titems + lo, (size_t)(hi - lo) * sizeof *p->titems);
+        p->tindptr[i] = k;
+        k += hi - lo;
+    }
+    p->tindptr[n] = k;
+    free(pick);
+    s->n_test_users = n;
+    s->test_interactions = k;
+    return FEDREC_OK;
+}
+
 const uint32_t *fedreci_split_test(const fedreci_split *s, uint32_t t, uint32_t *n)
 {
     if (t >= s->n_test_users) {

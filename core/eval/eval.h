@@ -123,6 +123,13 @@ FEDREC_NODISCARD fedrec_err fedreci_split_adopt(fedreci_split **out, uint32_t n_
                                                 uint64_t *test_indptr, uint32_t *test_items,
                                                 const fedreci_split *counts);
 
+/* Keeps a seeded uniform sample of n of the split's test users (ascending,
+ * with their items; the training matrix is untouched), for evaluations that
+ * would otherwise dominate a long simulation. n == 0 or n >= n_test_users
+ * keeps them all. The counts other than n_test_users and test_interactions
+ * still describe the whole split. Errors: FEDREC_ERR_NOMEM (s unchanged). */
+FEDREC_NODISCARD fedrec_err fedreci_split_sample_test(fedreci_split *s, uint32_t n, uint64_t seed);
+
 /* Test user number t (0 <= t < n_test_users): their items (borrowed) and count. */
 const uint32_t *fedreci_split_test(const fedreci_split *s, uint32_t t, uint32_t *n);
 
