@@ -13,6 +13,7 @@
 #include <nng/supplemental/tls/tls.h>
 #include <sodium.h>
 
+#include "core/dp/dpals.h"
 #include "core/err.h"
 #include "core/log.h"
 #include "core/util.h"
@@ -56,6 +57,7 @@ struct fedreci_session {
     uint32_t clipped;
     const fedreci_secagg_reveal *reveals;
     size_t n_reveals;
+    fedreci_dp_bounds dpb; /* the round's DP bounds (res.dp set) */
     fedreci_session_result res;
 };
 
@@ -184,6 +186,8 @@ static void send_step(fedreci_session *s)
     }
     size_t len = nng_msg_len(m);
     s->res.bytes_sent += len;
+    if (s->step == S_MASKED && s->res.dp)
+        s->res.dp_sent = 1; /* the noised input is out: the round counts */
     if (s->step >= S_ADV) {
         s->res.update_bytes_sent += len;
         if (s->hooks.on_upload)
@@ -222,6 +226,36 @@ static void begin_round(fedreci_session *s)
     send_step(s);
 }
 
+/* The round's DP parameters, checked before anything is uploaded
+ * (core/dp/round.h fedreci_dp_round_verify): the no-wrap check, the claimed
+ * epsilon against the noise, and SecAgg carrying the noised words
+ * unchanged (scale 1, a clip no client word reaches: a smaller clip would
+ * cut the noise). 0 when refused (the session has finished). */
+static int dp_accept(fedreci_session *s)
+{
+    const fedreci_wire_round *w = &s->round;
+    double eps = 0;
+    fedrec_err e = fedreci_dp_round_verify(&w->dp, w->secagg.n, w->n_items, w->k_factors, &s->dpb,
+                                           &s->res.dp_event, &eps);
+    if (!e && (w->secagg.scale != 1.0 || !(w->secagg.clip >= s->dpb.client_bound) ||
+               (uint64_t)s->dpb.D + 1 != w->secagg.d))
+        e = fedreci_error(FEDREC_ERR_INVALID,
+                          "dp round: SecAgg scale %g and clip %g would alter the noised words "
+                          "(need scale 1 and clip >= %.0f, d = %zu + 1)",
+                          w->secagg.scale, w->secagg.clip, s->dpb.client_bound, s->dpb.D);
+    if (e) {
+        s->res.dp_refused = 1;
+        s->res.dp_params = w->dp;
+        finish(s, FEDRECI_SESSION_ERROR, e,
+               "refusing the round's differential-privacy parameters: %s", fedrec_errmsg());
+        return 0;
+    }
+    s->res.dp = 1;
+    s->res.dp_params = w->dp;
+    s->res.dp_epsilon_round = eps;
+    return 1;
+}
+
 static void on_checkin_reply(fedreci_session *s, const fedreci_wire_env *env)
 {
     const Fedrec__V1__CheckInReply *r = env->check_in_reply;
@@ -241,6 +275,8 @@ static void on_checkin_reply(fedreci_session *s, const fedreci_wire_env *env)
                    "selected although opted out; refusing to upload");
             return;
         }
+        if (s->round.dp.mechanism && !dp_accept(s))
+            return;
         if (held != s->round.model_version || !s->has_checksum) {
             /* the model bytes are bound into the advert: download them when
                their checksum is not known */
@@ -347,6 +383,24 @@ static void on_roster(fedreci_session *s, const fedreci_wire_env *env)
     send_step(s);
 }
 
+/* The DP encoding of contribution v (dv floats) into words (D floats):
+ * rounding and noise from the rounding seed (stream 1) when one is
+ * configured, else from fresh randombytes_buf. */
+static fedrec_err dp_encode(fedreci_session *s, const float *v, size_t dv, float *words)
+{
+    uint8_t seed[FEDRECI_DP_SEED_BYTES];
+    if (s->has_seed)
+        memcpy(seed, s->seed, sizeof seed);
+    else
+        randombytes_buf(seed, sizeof seed);
+    fedreci_dp_rng rng;
+    fedreci_dp_rng_init(&rng, seed, 1);
+    sodium_memzero(seed, sizeof seed);
+    fedrec_err e = fedreci_dp_round_encode(&s->round.dp, &s->dpb, &rng, v, dv, words);
+    fedreci_dp_rng_wipe(&rng);
+    return e;
+}
+
 static void on_relay(fedreci_session *s, const fedreci_wire_env *env)
 {
     fedreci_secagg_ciphertext *cts = NULL;
@@ -362,9 +416,15 @@ static void on_relay(fedreci_session *s, const fedreci_wire_env *env)
         return;
     }
     size_t dx = (size_t)s->round.secagg.d - 1;
-    float *x = calloc(dx, sizeof *x);
+    fedreci_dpals dpa = {s->round.n_items, s->round.k_factors, s->round.dp.row_bound,
+                         s->round.dp.gram_weight};
+    size_t dv = s->res.dp ? fedreci_dpals_dim(&dpa) : dx; /* what the hook fills */
+    float *x = calloc(dv, sizeof *x);
+    float *words = s->res.dp ? calloc(dx, sizeof *words) : NULL;
     uint32_t weight = 0;
-    if (!x) {
+    if (!x || (s->res.dp && !words)) {
+        free(x);
+        free(words);
         free(cts);
         finish(s, FEDRECI_SESSION_ERROR, FEDREC_ERR_NOMEM, "update of %zu floats", dx);
         return;
@@ -373,11 +433,21 @@ static void on_relay(fedreci_session *s, const fedreci_wire_env *env)
         e = fedreci_error(FEDREC_ERR_INVALID, "session: no compute_update hook");
     else
         e = s->hooks.compute_update(s->hooks.arg, &s->round, x, &weight);
+    if (!e && s->res.dp)
+        e = dp_encode(s, x, dv, words);
     fedreci_secagg_quant_stats qs = {0, 0};
     if (!e)
-        e = fedreci_secagg_client_masked_input(s->sa, cts, n, x, weight, &s->masked, &qs);
-    sodium_memzero(x, dx * sizeof *x);
+        e = fedreci_secagg_client_masked_input(s->sa, cts, n, s->res.dp ? words : x, weight,
+                                               &s->masked, &qs);
+    if (!e && s->res.dp && qs.clipped)
+        e = fedreci_error(FEDREC_ERR_RANGE, "dp: %u noised words reached the SecAgg clip",
+                          qs.clipped);
+    sodium_memzero(x, dv * sizeof *x);
     free(x);
+    if (words) {
+        sodium_memzero(words, dx * sizeof *words);
+        free(words);
+    }
     free(cts);
     if (e) {
         fail_local(s, e, "masking the update");

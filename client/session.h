@@ -75,6 +75,19 @@ typedef struct fedreci_session_result {
                             sent: a stable name (core/secagg/secagg.h FEDRECI_REFUSE_*,
                             static storage) for the privacy ledger; NULL otherwise.
                             Nothing secret was sent after the refused message. */
+    /* Differential privacy (core/dp/round.h): dp is 1 when the round
+     * carried DP parameters and the client accepted them; dp_sent is 1 once
+     * its noised input went on the wire (the round then counts against the
+     * shopper's budget, whatever happens after). dp_params are the
+     * parameters it verified, dp_event the release it accounts for and
+     * dp_epsilon_round that release's epsilon at dp_params.delta, all
+     * computed by the client. A round whose DP parameters the client
+     * refuses ends with FEDRECI_SESSION_ERROR before anything is uploaded,
+     * dp_refused = 1 and text saying why. */
+    int dp, dp_sent, dp_refused;
+    fedreci_dp_round_params dp_params;
+    fedreci_dp_event dp_event;
+    double dp_epsilon_round;
 } fedreci_session_result;
 
 typedef struct fedreci_session_config {
@@ -112,9 +125,13 @@ typedef struct fedreci_session_hooks {
     void (*on_model)(void *arg, const fedreci_wire_model *m);
     /* Compute this client's update for the round: fill x (round->secagg.d - 1
      * floats, n_items x k_factors row-major) and *weight (<= max_weight).
-     * Called once per round, just before masking. A non-OK return ends the
-     * session with FEDRECI_SESSION_ERROR without uploading. Required when
-     * opted in. */
+     * With differential privacy (round->dp.mechanism != 0) x is instead the
+     * DP-ALS contribution (core/dp/dpals.h: fedreci_dpals_dim floats for
+     * row_bound, gram_weight of round->dp, L2 norm <= round->dp.l2_bound),
+     * which the session then rotates, rounds and noises
+     * (fedreci_dp_round_encode) before masking. Called once per round, just
+     * before masking. A non-OK return ends the session with
+     * FEDRECI_SESSION_ERROR without uploading. Required when opted in. */
     fedrec_err (*compute_update)(void *arg, const fedreci_wire_round *round, float *x,
                                  uint32_t *weight);
     /* A SecAgg message went on the wire: bytes is the message body length as
@@ -123,7 +140,8 @@ typedef struct fedreci_session_hooks {
      * send, resends included. For the privacy ledger. */
     void (*on_upload)(void *arg, uint64_t round_id, int stage, size_t bytes, const char *what,
                       uint32_t clipped);
-    /* Simulator oracle only: the quantized input q(x) || weight (d words). */
+    /* Simulator oracle only: the quantized input q(x) || weight (d words;
+     * with DP, the noised words: exactly what is masked). */
     void (*on_quantized)(void *arg, uint64_t round_id, const uint32_t *q, uint32_t d);
     /* The session ended (exactly once). */
     void (*on_done)(void *arg, const fedreci_session_result *r);

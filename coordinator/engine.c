@@ -222,10 +222,12 @@ static fedrec_err setup_rounds(fedreci_coord *c, size_t code_bytes)
     c->cap = c->cfg.recv_max_bytes ? c->cfg.recv_max_bytes
                                    : fedreci_wire_cap(n_items, k, c->cfg.cohort_size, code_bytes);
     fedrec_err e = fedreci_optimizer_create(&c->opt, &c->cfg.opt, n_items, k);
+    if (!e)
+        e = fedreci_eng_dp_setup(c);
     if (e)
         return e;
     fedreci_secagg_params p;
-    fedreci_eng_derive_params(c, c->cfg.cohort_size, c->next_round_id, &p);
+    fedreci_eng_derive_params(c, c->cfg.cohort_size, c->next_round_id, &p, NULL);
     return fedreci_secagg_params_check(&p);
 }
 
@@ -348,6 +350,7 @@ void fedreci_coord_destroy(fedreci_coord *c)
     fedreci_optimizer_destroy(c->opt);
     free(c->grad);
     free(c->sum);
+    fedreci_eng_dp_free(c);
     if (c->urls) {
         for (size_t i = 0; i < c->cfg.n_listen + 2; i++)
             free(c->urls[i]);
@@ -385,6 +388,18 @@ void fedreci_coord_get_status(fedreci_coord *c, fedreci_coord_status *st)
     st->new_ids_refused_addr = c->refused_new_addr;
     st->new_ids_refused = c->refused_new_global;
     st->clients_evicted = c->clients_evicted;
+    if (c->dp.on) {
+        st->dp = 1;
+        st->dp_epsilon = c->cfg.dp.epsilon;
+        st->dp_delta = c->cfg.dp.delta;
+        st->dp_spent = c->dp.spent;
+        st->dp_eps_round = c->dp.p.epsilon_round;
+        st->dp_rounds = c->dp.rounds;
+        st->dp_min_survivors = c->dp.p.min_survivors;
+        st->dp_noise_std = sqrt((double)c->dp.p.min_survivors * c->dp.p.noise_var) / c->dp.p.scale;
+        st->dp_exhausted = c->dp.exhausted;
+        snprintf(st->dp_refusal, sizeof st->dp_refusal, "%s", c->dp.refusal);
+    }
     pthread_mutex_unlock(&c->mu);
 }
 

@@ -63,11 +63,40 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "core/dp/accountant.h"
 #include "core/mf/mf.h"
 #include "core/secagg/secagg.h"
 #include "fedrec/fedrec.h"
 
 typedef struct fedreci_coord fedreci_coord;
+
+/* Differential privacy (docs/privacy.md, core/dp/round.h). epsilon 0: none,
+ * and the engine runs today's gradient rounds. With epsilon > 0 every round
+ * is a DP-ALS release: each client sends its bounded ALS contribution,
+ * rotated, rounded and noised with Skellam noise for min_survivors
+ * survivors (RoundParams.dp); the engine aborts a round with fewer
+ * survivors before anything is unmasked (nothing spent), unmasks only the
+ * noised sum, decodes it and takes the ALS item step (with shrinkage unless
+ * no_shrink). The noise is calibrated at create so that `rounds` releases on
+ * top of `spent` cost epsilon at delta. The budget gate: before a round
+ * starts (before its cohort is drawn) the accountant composes one more
+ * release; if epsilon would exceed the budget the round is refused, the
+ * engine stops running rounds (as after max_rounds; the status says
+ * dp_exhausted and dp_refusal what was spent) and logs why. A round counts
+ * as spent once its masked-input stage closed with enough survivors (the
+ * unmask stage starts), whether or not it completes. */
+typedef struct fedreci_coord_dp {
+    double epsilon, delta;       /* the budget; epsilon 0: no differential privacy */
+    uint32_t rounds;             /* releases the noise is calibrated for, >= 1 */
+    double min_survivors;        /* fraction of cohort_size, (0, 1]; m_min = ceil(it *
+                                    cohort_size), and min_cohort is raised to m_min */
+    double row_bound;            /* R (core/dp/dpals.h); 0: 3 */
+    double gram_weight;          /* g; 0: 1 */
+    double lambda;               /* ridge of the x_u solve and the item step; 0: 0.1 */
+    int no_shrink;               /* 1: no shrinkage of noisy item rows */
+    fedreci_dp_accountant spent; /* the curve already spent (restored); init'ed or zeroed */
+    uint64_t spent_rounds;       /* releases in it */
+} fedreci_coord_dp;
 
 typedef struct fedreci_coord_config {
     const char *const *listen_urls; /* n_listen URLs; the engine copies nothing it
@@ -111,6 +140,7 @@ typedef struct fedreci_coord_config {
     uint32_t max_rounds;         /* stop after this many rounds (completed or aborted);
                                     0: run until fedreci_coord_stop */
     fedreci_opt_params opt;      /* the server optimizer (core/mf) */
+    fedreci_coord_dp dp;         /* differential privacy (above); zeroed: none */
 
     /* Resource limits (docs/operations.md "Limits"; 0 = no limit, the
      * default of each). A connection (nng pipe) is refused and closed at
@@ -179,6 +209,14 @@ typedef struct fedreci_round_stats {
      * (on_client_excluded). See docs/threat-model.md. */
     const uint64_t *culprit_ids;
     uint32_t n_culprits;
+    /* Differential privacy: dp 1 when the engine runs with it. dp_charged 1
+     * when this round was spent (its unmask stage started); dp_event is the
+     * release, dp_eps_round its epsilon alone, dp_eps_cumulative the epsilon
+     * spent after this round (the same as before it when not charged), at
+     * the budget's delta. */
+    int dp, dp_charged;
+    fedreci_dp_event dp_event;
+    double dp_eps_round, dp_eps_cumulative;
 } fedreci_round_stats;
 
 /* What on_round_start reports: a round begins. Pointers are valid only
@@ -247,6 +285,17 @@ typedef struct fedreci_coord_status {
     uint64_t new_ids_refused_addr; /* new-id check-ins refused: the address's bucket */
     uint64_t new_ids_refused;      /* new-id check-ins refused: the global bucket */
     uint64_t clients_evicted;      /* ids forgotten by the max_clients bound */
+    /* differential privacy (dp 0: none) */
+    int dp;
+    double dp_epsilon, dp_delta; /* the budget */
+    double dp_spent;             /* epsilon spent so far at dp_delta */
+    double dp_eps_round;         /* epsilon of one release alone */
+    uint64_t dp_rounds;          /* releases spent (restored ones included) */
+    uint32_t dp_min_survivors;   /* m_min */
+    double dp_noise_std;         /* noise std per coordinate of the sum, input units, at
+                                    m_min survivors */
+    int dp_exhausted;            /* 1: the gate refused a round; no more rounds */
+    char dp_refusal[240];        /* what the gate said ("" before) */
 } fedreci_coord_status;
 
 /* Creates the engine (validates cfg, copies the start model, opens the REP

@@ -32,6 +32,7 @@
 #include <nng/nng.h>
 
 #include "coordinator/engine.h"
+#include "core/dp/round.h"
 #include "core/idmap.h"
 #include "proto/wire.h"
 
@@ -154,6 +155,9 @@ typedef struct rstate {
                                            fedreci_wire_binding: this round's parameters and model) */
     uint64_t *culprits;                 /* named in this round, sorted */
     uint32_t n_culprits;
+    fedreci_dp_round_params dp; /* this round's DP parameters (dp.c; mechanism 0: none) */
+    int dp_charged;             /* its release was spent */
+    double dp_eps_cumulative;   /* epsilon spent after it */
 } rstate;
 
 /* One queued send: a reply message, a model reply to encode, or (both NULL)
@@ -170,6 +174,20 @@ typedef struct outbox {
     obent *v;
     size_t n, cap;
 } outbox;
+
+/* Differential privacy state (dp.c). */
+typedef struct engdp {
+    int on;
+    fedreci_dp_round_params p; /* planned parameters (rotation seed: per round) */
+    fedreci_dp_event ev;       /* one release */
+    fedreci_dp_accountant acc; /* spent */
+    uint64_t rounds;           /* releases spent */
+    double spent;              /* epsilon spent at p.delta */
+    int exhausted;
+    char refusal[240];
+    size_t dim, D;
+    double *dec; /* dim doubles: the decoded sum */
+} engdp;
 
 /* The engine. */
 struct fedreci_coord {
@@ -226,6 +244,7 @@ struct fedreci_coord {
     uint64_t clients_evicted;
     uint64_t seen_clock;
 
+    engdp dp;
     rstate *cur, *prev;
     uint64_t next_round_id;
     uint64_t deadline; /* 0: none */
@@ -335,7 +354,7 @@ void fedreci_eng_set_deadline(fedreci_coord *c, uint64_t when);
 
 /* The SecAgg+ parameters of a round of n clients. */
 void fedreci_eng_derive_params(const fedreci_coord *c, uint32_t n, uint64_t round_id,
-                               fedreci_secagg_params *p);
+                               fedreci_secagg_params *p, fedreci_dp_round_params *dp);
 
 /* Queues a CheckInReply with `status` (r: the round the client is selected
  * for, or NULL). */
@@ -401,4 +420,36 @@ FEDREC_NODISCARD fedrec_err fedreci_eng_transport_reload_tls(fedreci_coord *c);
  * a partly opened transport. */
 void fedreci_eng_transport_close(fedreci_coord *c);
 
-#endif
+/* ---- dp.c: differential privacy (engine.h fedreci_coord_dp) ------------------ */
+
+/* Plans the DP parameters from cfg.dp (no-op without a budget), raises
+ * min_cohort to m_min and the receive cap to the DP masked input. Errors:
+ * those of fedreci_dp_round_plan (naming the parameters), NOMEM. */
+FEDREC_NODISCARD fedrec_err fedreci_eng_dp_setup(fedreci_coord *c);
+
+/* The budget gate, before round rid's cohort is drawn: 1 when one more
+ * release fits the budget; else 0, with the refusal logged and recorded
+ * (c->dp.exhausted), the engine stopped and the waiting clients told
+ * NO_ROUND. Always 1 without DP. */
+int fedreci_eng_dp_gate(fedreci_coord *c, uint64_t rid, outbox *ob);
+
+/* A DP round's SecAgg parameters (d = D + 1, scale 1, clip = the largest
+ * client word) and its DP parameters (the per-round public rotation seed)
+ * for a cohort of n. */
+void fedreci_eng_dp_params(const fedreci_coord *c, uint32_t n, uint64_t rid,
+                           fedreci_secagg_params *p, fedreci_dp_round_params *dp);
+
+/* The masked-input stage of DP round r closed: FEDREC_ERR_ABORTED with
+ * fewer than m_min survivors (nothing unmasked, nothing spent); else the
+ * release is spent (composed into the accountant). */
+FEDREC_NODISCARD fedrec_err fedreci_eng_dp_charge(fedreci_coord *c, rstate *r);
+
+/* The DP item step: decodes the unmasked sum (c->sum) and writes the new
+ * item factors into y (n_items x k). Errors: INVALID (a sum the noise
+ * cannot explain), NOMEM. */
+FEDREC_NODISCARD fedrec_err fedreci_eng_dp_commit(fedreci_coord *c, rstate *r, float *y);
+
+/* Frees the DP state. */
+void fedreci_eng_dp_free(fedreci_coord *c);
+
+#endif /* FEDREC_COORDINATOR_ENGINE_INTERNAL_H */

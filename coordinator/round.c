@@ -51,7 +51,7 @@ void fedreci_eng_set_deadline(fedreci_coord *c, uint64_t when)
 }
 
 void fedreci_eng_derive_params(const fedreci_coord *c, uint32_t n, uint64_t round_id,
-                               fedreci_secagg_params *p)
+                               fedreci_secagg_params *p, fedreci_dp_round_params *dp)
 {
     memset(p, 0, sizeof *p);
     p->round_id = round_id;
@@ -73,6 +73,12 @@ void fedreci_eng_derive_params(const fedreci_coord *c, uint32_t n, uint64_t roun
         in[24 + i] = (uint8_t)(round_id >> (8 * i));
     }
     crypto_generichash(p->graph_seed, sizeof p->graph_seed, in, sizeof in, NULL, 0);
+    if (dp)
+        memset(dp, 0, sizeof *dp);
+    if (c->dp.on) {
+        fedreci_dp_round_params scratch;
+        fedreci_eng_dp_params(c, n, round_id, p, dp ? dp : &scratch);
+    }
 }
 
 static uint32_t max_stage_ms(const fedreci_coord *c)
@@ -93,6 +99,7 @@ static fedreci_wire_round wire_round(const fedreci_coord *c, const rstate *r)
     w.k_factors = c->model->k;
     w.stage_timeout_ms = max_stage_ms(c);
     memcpy(w.coord_pk, r->coord_pk, sizeof w.coord_pk);
+    w.dp = r->dp;
     return w;
 }
 
@@ -182,6 +189,13 @@ static void round_stats(const fedreci_coord *c, const rstate *r, fedreci_round_s
     st.sum = completed ? c->sum : NULL;
     st.culprit_ids = r->culprits;
     st.n_culprits = r->n_culprits;
+    st.dp = c->dp.on;
+    if (c->dp.on) {
+        st.dp_charged = r->dp_charged;
+        st.dp_event = c->dp.ev;
+        st.dp_eps_round = c->dp.p.epsilon_round;
+        st.dp_eps_cumulative = r->dp_charged ? r->dp_eps_cumulative : c->dp.spent;
+    }
     *out = st;
 }
 
@@ -289,7 +303,10 @@ void fedreci_eng_round_abort(fedreci_coord *c, rstate *r, fedrec_err err, const 
 static fedrec_err commit_model(fedreci_coord *c, rstate *r)
 {
     uint32_t weight = 0;
-    fedreci_secagg_dequantize(&r->p, c->sum, c->grad, &weight);
+    if (c->dp.on)
+        weight = c->sum[r->p.d - 1];
+    else
+        fedreci_secagg_dequantize(&r->p, c->sum, c->grad, &weight);
     r->total_weight = weight;
     pmodel *old = c->model;
     size_t n = (size_t)old->n_items * old->k;
@@ -303,7 +320,13 @@ static fedrec_err commit_model(fedreci_coord *c, rstate *r)
     }
     memcpy(y, old->y, n * sizeof *y);
     int applied = 0;
-    fedrec_err e = fedreci_optimizer_step(c->opt, y, c->grad, (double)weight, &applied);
+    fedrec_err e = FEDREC_OK;
+    if (c->dp.on) {
+        e = fedreci_eng_dp_commit(c, r, y);
+        applied = weight > 0;
+    } else {
+        e = fedreci_optimizer_step(c->opt, y, c->grad, (double)weight, &applied);
+    }
     if (!e && !applied) {
         /* nothing to apply (zero total weight): an aborted round with its
            reason, so that the round log has its row */
@@ -448,7 +471,7 @@ static fedrec_err close_share_keys(rstate *r)
 }
 
 /* Stage 2 closes: the survivors (masked input accepted) and the dropped. */
-static fedrec_err close_masked_input(rstate *r)
+static fedrec_err close_masked_input(fedreci_coord *c, rstate *r)
 {
     const uint64_t *sv, *dr;
     size_t ns, nd;
@@ -464,7 +487,7 @@ static fedrec_err close_masked_input(rstate *r)
     r->ns = ns;
     r->nd = nd;
     r->expected = (uint32_t)ns;
-    return FEDREC_OK;
+    return r->dp.mechanism ? fedreci_eng_dp_charge(c, r) : FEDREC_OK;
 }
 
 /* Stage 3 closes: the sum is unmasked (and committed by close_stage). */
@@ -515,7 +538,7 @@ void fedreci_eng_close_stage(fedreci_coord *c, rstate *r, outbox *ob)
         e = close_share_keys(r);
         break;
     case 2:
-        e = close_masked_input(r);
+        e = close_masked_input(c, r);
         break;
     case 3:
         e = close_unmask(c, r);
@@ -601,7 +624,7 @@ static rstate *round_new(fedreci_coord *c, uint64_t rid, size_t nw, uint32_t n)
             crec *cr = fedreci_eng_reg_find(c, r->ids[i]);
             memcpy(pks[i], cr->pk, sizeof pks[i]);
         }
-        fedreci_eng_derive_params(c, n, rid, &r->p);
+        fedreci_eng_derive_params(c, n, rid, &r->p, &r->dp);
         if (!e)
             e = fedreci_secagg_params_check(&r->p);
         if (!e) {
@@ -652,6 +675,8 @@ static void select_cohort(fedreci_coord *c, outbox *ob)
     size_t nw = c->n_waiting;
     uint32_t n = nw < c->cfg.cohort_size ? (uint32_t)nw : c->cfg.cohort_size;
     uint64_t rid = c->next_round_id;
+    if (!fedreci_eng_dp_gate(c, rid, ob))
+        return;
     rstate *r = round_new(c, rid, nw, n);
     if (!r) {
         fedreci_eng_release_waiting(c, FEDREC__V1__CHECK_IN_REPLY__STATUS__NOT_SELECTED, ob);

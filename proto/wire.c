@@ -100,6 +100,21 @@ void fedreci_wire_binding(const fedreci_wire_round *r,
     put_u32(&st, r->stage_timeout_ms);
     crypto_generichash_update(&st, r->coord_pk, sizeof r->coord_pk);
     crypto_generichash_update(&st, model_checksum, FEDRECI_WIRE_CHECKSUM_BYTES);
+    if (r->dp.mechanism) { /* differential privacy: every DpParams field */
+        const fedreci_dp_round_params *q = &r->dp;
+        put_u32(&st, q->mechanism);
+        put_u32(&st, q->min_survivors);
+        put_f64(&st, q->l2_bound);
+        put_f64(&st, q->scale);
+        put_f64(&st, q->noise_var);
+        put_f64(&st, q->beta);
+        put_f64(&st, q->row_bound);
+        put_f64(&st, q->gram_weight);
+        put_f64(&st, q->lambda);
+        put_f64(&st, q->epsilon_round);
+        put_f64(&st, q->delta);
+        crypto_generichash_update(&st, q->rotation_seed, sizeof q->rotation_seed);
+    }
     crypto_generichash_final(&st, out, 32);
 }
 
@@ -161,8 +176,21 @@ static fedrec_err check_params(const Fedrec__V1__RoundParams *p)
     if ((e = want_len(&p->graph_seed, FEDRECI_SECAGG_SEED_BYTES, "RoundParams.graph_seed")) ||
         (e = want_len(&p->coord_pk, 32, "RoundParams.coord_pk")))
         return e;
-    if (p->n_items == 0 || p->k_factors == 0 ||
-        (uint64_t)p->n_items * p->k_factors + 1 != (uint64_t)p->d)
+    if (p->dp) {
+        if ((e = want_len(&p->dp->rotation_seed, FEDRECI_DP_SEED_BYTES, "DpParams.rotation_seed")))
+            return e;
+        uint64_t dim = (uint64_t)p->n_items * p->k_factors +
+                       (uint64_t)p->k_factors * ((uint64_t)p->k_factors + 1) / 2;
+        size_t D = p->n_items && p->k_factors && p->k_factors <= 256 && dim <= FEDRECI_DP_MAX_DIM
+                       ? fedreci_dp_pad_dim((size_t)dim)
+                       : 0;
+        if (!D || (uint64_t)D + 1 != (uint64_t)p->d)
+            return fedreci_error(FEDREC_ERR_FORMAT,
+                                 "wire: RoundParams with DpParams: d=%u is not the padded DP "
+                                 "dimension + 1 for n_items=%u, k=%u",
+                                 p->d, p->n_items, p->k_factors);
+    } else if (p->n_items == 0 || p->k_factors == 0 ||
+               (uint64_t)p->n_items * p->k_factors + 1 != (uint64_t)p->d)
         return fedreci_error(FEDREC_ERR_FORMAT,
                              "wire: RoundParams d=%u does not equal n_items=%u * k=%u + 1", p->d,
                              p->n_items, p->k_factors);
@@ -447,6 +475,21 @@ fedrec_err fedreci_wire_get_round(const fedreci_wire_env *e, fedreci_wire_round 
     w.k_factors = p->k_factors;
     w.stage_timeout_ms = p->stage_timeout_ms;
     memcpy(w.coord_pk, p->coord_pk.data, sizeof w.coord_pk);
+    if (p->dp) {
+        const Fedrec__V1__DpParams *q = p->dp;
+        w.dp.mechanism = q->mechanism ? q->mechanism : UINT32_MAX; /* 0 on the wire: unknown */
+        w.dp.min_survivors = q->min_survivors;
+        w.dp.l2_bound = q->l2_bound;
+        w.dp.scale = q->scale;
+        w.dp.noise_var = q->noise_var;
+        w.dp.beta = q->beta;
+        w.dp.row_bound = q->row_bound;
+        w.dp.gram_weight = q->gram_weight;
+        w.dp.lambda = q->lambda;
+        w.dp.epsilon_round = q->epsilon_round;
+        w.dp.delta = q->delta;
+        memcpy(w.dp.rotation_seed, q->rotation_seed.data, FEDRECI_DP_SEED_BYTES);
+    }
     /* structural rules; secagg_client_create checks the overflow budget */
     if (w.secagg.n < 2 || w.secagg.k < 1 || w.secagg.k > w.secagg.n - 1 ||
         w.secagg.t <= w.secagg.k / 2 || w.secagg.t > w.secagg.k || w.secagg.clip <= 0 ||
@@ -816,6 +859,7 @@ fedrec_err fedreci_wire_enc_checkin_reply(nng_msg **out, const fedreci_wire_hdr 
     fedreci_wire_env e = FEDREC__V1__ENVELOPE__INIT;
     Fedrec__V1__CheckInReply c = FEDREC__V1__CHECK_IN_REPLY__INIT;
     Fedrec__V1__RoundParams p = FEDREC__V1__ROUND_PARAMS__INIT;
+    Fedrec__V1__DpParams dp = FEDREC__V1__DP_PARAMS__INIT;
     hdr_fill(&e, h);
     c.status = (Fedrec__V1__CheckInReply__Status)status;
     c.model_version = model_version;
@@ -836,6 +880,21 @@ fedrec_err fedreci_wire_enc_checkin_reply(nng_msg **out, const fedreci_wire_hdr 
         p.k_factors = round->k_factors;
         p.stage_timeout_ms = round->stage_timeout_ms;
         p.coord_pk = bin(round->coord_pk, sizeof round->coord_pk);
+        if (round->dp.mechanism) {
+            dp.mechanism = round->dp.mechanism;
+            dp.min_survivors = round->dp.min_survivors;
+            dp.l2_bound = round->dp.l2_bound;
+            dp.scale = round->dp.scale;
+            dp.noise_var = round->dp.noise_var;
+            dp.beta = round->dp.beta;
+            dp.row_bound = round->dp.row_bound;
+            dp.gram_weight = round->dp.gram_weight;
+            dp.lambda = round->dp.lambda;
+            dp.epsilon_round = round->dp.epsilon_round;
+            dp.delta = round->dp.delta;
+            dp.rotation_seed = bin(round->dp.rotation_seed, FEDRECI_DP_SEED_BYTES);
+            p.dp = &dp;
+        }
         c.params = &p;
     }
     e.body_case = FEDREC__V1__ENVELOPE__BODY_CHECK_IN_REPLY;

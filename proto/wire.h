@@ -41,6 +41,7 @@
 
 #include <nng/nng.h>
 
+#include "core/dp/round.h"
 #include "core/secagg/secagg.h"
 #include "fedrec.pb-c.h"
 #include "fedrec/fedrec.h"
@@ -83,7 +84,8 @@ typedef struct fedreci_wire_round {
     uint32_t n_items;
     uint32_t k_factors;
     uint32_t stage_timeout_ms;
-    uint8_t coord_pk[32]; /* the coordinator's X25519 key for this round (MAC keys) */
+    uint8_t coord_pk[32];       /* the coordinator's X25519 key for this round (MAC keys) */
+    fedreci_dp_round_params dp; /* differential privacy; dp.mechanism 0: none */
 } fedreci_wire_round;
 
 /* A model as carried by ModelReply. Borrowed pointers (encode) or pointers
@@ -115,8 +117,11 @@ size_t fedreci_wire_cap(uint32_t n_items, uint32_t k, uint32_t max_cohort, size_
  * BLAKE2b-256("fedrec.v2.binding" || LE64(round_id) || LE32(n, k, t, d) ||
  * clip, scale (IEEE-754 binary64, LE) || LE32(max_weight) || graph_seed ||
  * LE64(model_version) || LE32(n_items, k_factors, stage_timeout_ms) ||
- * coord_pk || model_checksum), where model_checksum is the BLAKE2b-256 of the
- * item-factor bytes the client trains on (ModelReply.checksum). Every round
+ * coord_pk || model_checksum [|| dp]), where model_checksum is the BLAKE2b-256 of the
+ * item-factor bytes the client trains on (ModelReply.checksum) and dp, present
+ * when r->dp.mechanism != 0, is LE32(mechanism, min_survivors) || l2_bound,
+ * scale, noise_var, beta, row_bound, gram_weight, lambda, epsilon_round,
+ * delta (binary64, LE) || rotation_seed (DpParams). Every round
  * parameter the coordinator sent and the model itself: two members with the
  * same binding were given the same round. Pure, thread-safe. */
 void fedreci_wire_binding(const fedreci_wire_round *r,
@@ -153,7 +158,10 @@ FEDREC_NODISCARD fedrec_err fedreci_wire_get_checkin(const fedreci_wire_env *e,
                                                      uint64_t *model_version, int *opted_in);
 
 /* CheckInReply SELECTED: the round parameters (round_id from the envelope);
- * checks d == n_items * k_factors + 1 and the SecAgg parameter rules. */
+ * checks d == n_items * k_factors + 1 (with DpParams: d == D + 1, D the
+ * padded DP-ALS dimension, and a 32-byte rotation seed; the DP values
+ * themselves are the client's to verify, core/dp/round.h) and the SecAgg
+ * parameter rules. */
 FEDREC_NODISCARD fedrec_err fedreci_wire_get_round(const fedreci_wire_env *e,
                                                    fedreci_wire_round *out);
 

@@ -199,7 +199,7 @@ fedrec_err fedreci_sim_dp_train(const fedreci_split *s, const uint32_t *train_us
             R->eps_cumulative = e_before;
             snprintf(R->reason, sizeof R->reason,
                      "round %u refused before it started: it would bring epsilon to %.4f, over "
-                     "the budget %.4f at delta %g (spent so far: %.4f in %u releases)",
+                     "the budget %.4f at delta %g (spent so far: %.4f in %u rounds)",
                      r + 1, e_after, cfg->epsilon, cfg->delta, e_before, n_done);
             break;
         }

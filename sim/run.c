@@ -118,10 +118,21 @@ static fedrec_err train(run_state *r, const fedreci_run_opts *o, double t_start)
         return e;
     if (o->group_size) {
         e = fedreci_run_groups(&w, r->y, r->recs, ev);
-    } else if (o->dp_epsilon > 0) {
-        r->sm.dp = 1;
+    } else if (o->dp_epsilon > 0 &&
+               (o->dp_noise_aggregate || o->secagg == FEDRECI_RUN_SECAGG_OFF)) {
+        r->sm.dp = 1; /* in process (sim/dp.h) */
         r->sm.cohort = r->n_train;
         e = fedreci_run_dp(&w, r->y, r->recs, &r->sm.dp_info);
+    } else if (o->dp_epsilon > 0) {
+        r->sm.dp = 1; /* over the engine: each client noises before masking */
+        r->sm.dp_engine = 1;
+        if (!o->quiet)
+            printf("fedrec-sim: differential privacy: (%g, %g) over %u rounds, Skellam noise "
+                   "added by every client before masking, through the coordinator's engine\n",
+                   o->dp_epsilon, o->dp_delta, o->dp_releases);
+        e = fedreci_run_secagg(&w, r->y, r->recs, ev);
+        if (!e)
+            e = fedreci_run_dp_info(&w, r->recs, &r->sm.dp_info);
     } else if (o->secagg != FEDRECI_RUN_SECAGG_OFF)
         e = fedreci_run_secagg(&w, r->y, r->recs, ev);
     else

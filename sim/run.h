@@ -119,6 +119,7 @@ typedef struct fedreci_run_summary {
     int have_ci;                        /* the per-shopper bootstrap intervals below */
     fedreci_ci hr_ci, ndcg_ci;          /* 95%, 1000 resamples of the test shoppers */
     int dp;                             /* a DP run: dp_info holds its constants */
+    int dp_engine;                      /* ... over the engine (else in process) */
     fedreci_sim_dp_info dp_info;
     uint32_t dp_rounds_refused;
     uint64_t groups, groups_failed; /* --group-size runs: over all rounds */
@@ -180,6 +181,13 @@ FEDREC_NODISCARD fedrec_err fedreci_run_plain(const fedreci_run_world *w, float 
  * constants. */
 FEDREC_NODISCARD fedrec_err fedreci_run_dp(const fedreci_run_world *w, float *y,
                                            fedreci_run_round *recs, fedreci_sim_dp_info *info);
+
+/* The DP constants of a run over the engine (--dp-epsilon with client
+ * noise): the same plan the engine makes (core/dp/round.h), and the epsilon
+ * spent after the last round of recs. */
+FEDREC_NODISCARD fedrec_err fedreci_run_dp_info(const fedreci_run_world *w,
+                                                const fedreci_run_round *recs,
+                                                fedreci_sim_dp_info *info);
 
 FEDREC_NODISCARD fedrec_err fedreci_run_secagg(const fedreci_run_world *w, float *y,
                                                fedreci_run_round *recs, fedreci_run_evaluator *ev);

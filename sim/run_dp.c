@@ -1,9 +1,13 @@
-/* fedrec-sim run --dp-epsilon E --dp-delta D: the rounds of the
- * differentially private pipeline (sim/dp.h) as the run's round records. */
+/* fedrec-sim run --dp-epsilon E --dp-delta D: the rounds of the in-process
+ * differentially private pipeline (sim/dp.h, --dp-noise aggregate or
+ * --secagg off) as the run's round records, and the DP constants of a run
+ * over the engine (core/dp/round.h, the same plan the engine makes). */
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/dp/round.h"
 #include "core/err.h"
 #include "sim/run.h"
 
@@ -73,4 +77,48 @@ fedrec_err fedreci_run_dp(const fedreci_run_world *w, float *y, fedreci_run_roun
     fflush(stdout);
     free(rel);
     return e;
+}
+
+fedrec_err fedreci_run_dp_info(const fedreci_run_world *w, const fedreci_run_round *recs,
+                               fedreci_sim_dp_info *info)
+{
+    const fedreci_run_opts *o = w->o;
+    uint32_t n = o->cohort < w->n_train ? o->cohort : w->n_train; /* the engine's cohort */
+    uint32_t m_min = (uint32_t)ceil(o->dp_min_survivors * n - 1e-9);
+    if (m_min < 2)
+        m_min = 2;
+    if (m_min > n)
+        m_min = n;
+    fedreci_dp_plan pl = {.epsilon = o->dp_epsilon,
+                          .delta = o->dp_delta,
+                          .releases = o->dp_releases,
+                          .cohort = n,
+                          .min_survivors = m_min,
+                          .n_items = w->s->train.n_cols,
+                          .k = o->factors,
+                          .row_bound = o->dp_row_bound,
+                          .gram_weight = o->dp_gram_weight,
+                          .lambda = o->lambda};
+    fedreci_dp_round_params p;
+    fedreci_dp_bounds b;
+    fedrec_err e = fedreci_dp_round_plan(&pl, NULL, &p);
+    if (!e)
+        e = fedreci_dp_round_verify(&p, n, pl.n_items, pl.k, &b, NULL, NULL);
+    if (e)
+        return e;
+    memset(info, 0, sizeof *info);
+    info->scale = p.scale;
+    info->l2_bound = p.l2_bound;
+    info->l2_sens = b.l2_sens;
+    info->l1_sens = b.l1_sens;
+    info->mu = m_min * p.noise_var;
+    info->mu_client = p.noise_var;
+    info->noise_std = sqrt(info->mu) / p.scale;
+    info->m_min = m_min;
+    info->d = fedreci_dp_round_config(&p, n, pl.n_items, pl.k).dim;
+    info->D = b.D;
+    for (uint32_t i = 0; i < o->rounds; i++)
+        if (recs[i].completed || recs[i].dp_refused)
+            info->eps_spent = recs[i].dp_eps_cumulative;
+    return FEDREC_OK;
 }

@@ -34,7 +34,7 @@ fedrec_err fedreci_run_summarize(const fedreci_run_opts *o, const fedreci_run_ro
                                  fedreci_run_summary *sm)
 {
     uint64_t up = 0, down = 0, part = 0;
-    sm->verified = o->secagg != FEDRECI_RUN_SECAGG_OFF && !(o->dp_epsilon > 0);
+    sm->verified = o->secagg != FEDRECI_RUN_SECAGG_OFF && (!(o->dp_epsilon > 0) || sm->dp_engine);
     for (uint32_t i = 0; i < o->rounds; i++) {
         const fedreci_run_round *r = &recs[i];
         if (r->completed) {
@@ -254,10 +254,10 @@ static void summary_federation(fedreci_json *w, const fedreci_run_opts *o,
     fedreci_json_kdouble(w, "bytes_down_per_client", "%.0f", sm->bytes_down);
     kb(w, "secagg_verified", sm->verified);
     ku(w, "secagg_rounds_verified", sm->rounds_verified);
-    if (sm->dp)
+    if (sm->dp && !sm->dp_engine)
         ks(w, "secagg_note",
-           "DP run: the clients' noised words are summed in process (no SecAgg session), "
-           "nothing to verify");
+           "DP run in process: the clients' noised words are summed in process (no SecAgg "
+           "session), nothing to verify");
     else if (o->secagg == FEDRECI_RUN_SECAGG_OFF)
         ks(w, "secagg_note",
            "--secagg off: plain-sum reference (core/mf fedreci_mf_fed_round), no "
@@ -456,7 +456,7 @@ void fedreci_run_print_table(const fedreci_run_opts *o, const fedreci_run_summar
            c->hr_at_k > 0 ? sm->fed.hr_at_k / c->hr_at_k : 0.0);
     printf("%-34s %u (%u test customers), %u items\n", "clients (training customers)", sm->clients,
            sm->test_users, sm->n_items);
-    if (sm->dp)
+    if (sm->dp && !sm->dp_engine)
         printf("%-34s the DP pipeline: every client every round, its noised words summed in "
                "process (mod 2^32)\n",
                "secure aggregation");
@@ -481,11 +481,11 @@ void fedreci_run_print_table(const fedreci_run_opts *o, const fedreci_run_summar
                sm->dp_rounds_refused);
         printf("%-34s L2 bound %.4f, noise std %.4f per coordinate, noise for %u of %u "
                "survivors\n",
-               "", q->l2_bound, q->noise_std, q->m_min, sm->clients);
+               "", q->l2_bound, q->noise_std, q->m_min, sm->dp_engine ? sm->cohort : sm->clients);
     } else {
         printf("%-34s none (no differential privacy)\n", "differential privacy");
     }
-    if (sm->dp)
+    if (sm->dp && !sm->dp_engine)
         printf("%-34s n/a (the DP pipeline sums the noised words in process)\n",
                "unmasked sum == oracle sum");
     else if (o->secagg == FEDRECI_RUN_SECAGG_OFF)
@@ -507,7 +507,7 @@ void fedreci_run_print_table(const fedreci_run_opts *o, const fedreci_run_summar
                o->lambda, o->data.ds.alpha, o->clip, (unsigned long long)o->seed);
     }
     printf("%-34s %.1f s (%s)\n", "wall time", sm->wall,
-           sm->dp                                ? "in process"
+           sm->dp && !sm->dp_engine              ? "in process"
            : o->secagg == FEDRECI_RUN_SECAGG_OFF ? "no transport"
            : o->tcp                              ? "tcp://127.0.0.1"
                                                  : "inproc://");

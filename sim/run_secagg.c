@@ -44,6 +44,7 @@
 
 #include "client/session.h"
 #include "coordinator/engine.h"
+#include "core/dp/dpals.h"
 #include "core/err.h"
 #include "core/mf/mf.h"
 #include "sim/run.h"
@@ -96,6 +97,9 @@ struct sim {
     size_t n_reap;
     int round_ended;
     fedreci_run_round rec;
+    /* differential privacy (--dp-epsilon): the rounds are DP-ALS releases */
+    int dp;
+    uint32_t d_round; /* words SecAgg masks: n_items k + 1, or D + 1 with DP */
     /* the oracle */
     uint32_t *oracle;
     uint64_t *oracle_ids;
@@ -169,10 +173,16 @@ static fedrec_err compute_update(void *arg, const fedreci_wire_round *rd, float 
     const fedreci_mf_csr *r = &S->s->train;
     uint64_t lo = r->indptr[c->user];
     fedreci_mf_user u = {r->indices + lo, r->conf + lo, (uint32_t)(r->indptr[c->user + 1] - lo)};
-    float xu[FEDRECI_RUN_MAX_FACTORS];
-    e = fedreci_mf_client_step(w, S->cache_y, S->cache_gram, S->n_items, S->k, (float)S->o->lambda,
-                               &u, xu, x, NULL);
-    sodium_memzero(xu, sizeof xu);
+    if (rd->dp.mechanism) {
+        /* the bounded DP-ALS contribution; the session noises it */
+        fedreci_dpals a = {S->n_items, S->k, rd->dp.row_bound, rd->dp.gram_weight};
+        e = fedreci_dpals_client(&a, w, S->cache_y, S->cache_gram, (float)rd->dp.lambda, &u, x);
+    } else {
+        float xu[FEDRECI_RUN_MAX_FACTORS];
+        e = fedreci_mf_client_step(w, S->cache_y, S->cache_gram, S->n_items, S->k,
+                                   (float)S->o->lambda, &u, xu, x, NULL);
+        sodium_memzero(xu, sizeof xu);
+    }
     *weight = 1;
     pthread_mutex_lock(&S->mu);
     S->pool[S->n_pool++] = w;
@@ -187,7 +197,7 @@ static void on_quantized(void *arg, uint64_t round_id, const uint32_t *q, uint32
     sim *S = c->S;
     (void)round_id;
     pthread_mutex_lock(&S->mu);
-    if (d == S->nk + 1 && S->n_oracle < S->n_cl) {
+    if (d == S->d_round && S->n_oracle < S->n_cl) {
         for (uint32_t i = 0; i < d; i++)
             S->oracle[i] += q[i]; /* mod 2^32 */
         S->oracle_ids[S->n_oracle++] = c->id;
@@ -239,12 +249,14 @@ static void on_round_done(void *arg, const fedreci_round_stats *st)
     r->t = st->params ? st->params->t : 0;
     snprintf(r->reason, sizeof r->reason, "%s", st->abort_reason ? st->abort_reason : "");
     r->verified = -1;
+    r->dp_eps_round = st->dp_eps_round;
+    r->dp_eps_cumulative = st->dp_eps_cumulative;
     if (st->completed && st->sum && st->params) {
         qsort(S->oracle_ids, S->n_oracle, sizeof *S->oracle_ids, cmp_u64);
         int same = S->n_oracle == st->survivors &&
                    (st->survivors == 0 ||
                     !memcmp(S->oracle_ids, st->survivor_ids, st->survivors * sizeof(uint64_t))) &&
-                   st->params->d == S->nk + 1 &&
+                   st->params->d == S->d_round &&
                    !memcmp(S->oracle, st->sum, (size_t)st->params->d * sizeof(uint32_t));
         r->verified = same;
     }
@@ -393,6 +405,16 @@ static fedrec_err sim_start_engine(sim *S, const float *y0, const char **codes)
     cfg.opt.lr = (float)o->lr;
     cfg.opt.lambda = (float)o->lambda;
     cfg.opt.n_train = n_train;
+    if (S->dp) { /* --cohort clients a round (>= the clients: full participation) */
+        cfg.dp.epsilon = o->dp_epsilon;
+        cfg.dp.delta = o->dp_delta;
+        cfg.dp.rounds = o->dp_releases;
+        cfg.dp.min_survivors = o->dp_min_survivors;
+        cfg.dp.row_bound = o->dp_row_bound;
+        cfg.dp.gram_weight = o->dp_gram_weight;
+        cfg.dp.lambda = o->lambda;
+        cfg.dp.no_shrink = o->dp_no_shrink;
+    }
     fedreci_coord_hooks hooks = {
         .arg = S, .on_round_done = on_round_done, .on_model_committed = on_model_committed};
     fedreci_coord_model m = {1, S->n_items, S->k, y0, codes, NULL, 0};
@@ -417,13 +439,23 @@ static fedrec_err sim_setup(sim *S, const fedreci_run_world *w, const float *y0)
     S->k = w->o->factors;
     S->nk = (size_t)S->n_items * S->k;
     S->n_cl = n_train;
+    S->dp = w->o->dp_epsilon > 0;
+    S->d_round = (uint32_t)S->nk + 1;
+    if (S->dp) {
+        fedreci_dpals a = {S->n_items, S->k, 1, 1};
+        size_t D = fedreci_dp_pad_dim(fedreci_dpals_dim(&a));
+        if (!D || D >= UINT32_MAX / 4)
+            return fedreci_error(FEDREC_ERR_INVALID, "sim: DP dimension of %u x %u too large",
+                                 S->n_items, S->k);
+        S->d_round = (uint32_t)D + 1;
+    }
     S->cl = calloc(n_train, sizeof *S->cl);
     S->keys = sodium_malloc((size_t)n_train * 64u);
     long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
     S->pool_cap = ncpu < 1 ? 1 : ncpu > 64 ? 64 : (size_t)ncpu;
     S->pool = calloc(S->pool_cap, sizeof *S->pool);
     S->reap = calloc(n_train, sizeof *S->reap);
-    S->oracle = calloc(S->nk + 1, sizeof *S->oracle);
+    S->oracle = calloc(S->d_round, sizeof *S->oracle);
     S->oracle_ids = calloc(n_train, sizeof *S->oracle_ids);
     S->cache_y = malloc(S->nk * sizeof *S->cache_y);
     S->cache_gram = malloc((size_t)S->k * S->k * sizeof *S->cache_gram);
@@ -466,7 +498,7 @@ static void round_reset(sim *S)
     S->n_reap = 0;
     S->round_ended = 0;
     memset(&S->rec, 0, sizeof S->rec);
-    memset(S->oracle, 0, (S->nk + 1) * sizeof *S->oracle);
+    memset(S->oracle, 0, (size_t)S->d_round * sizeof *S->oracle);
     S->n_oracle = 0;
     pthread_mutex_unlock(&S->mu);
 }
@@ -535,6 +567,23 @@ static fedrec_err wait_round(sim *S, uint32_t ri, uint32_t started, double t0, f
         if (S->n_done < started) {
             pthread_cond_wait(&S->cv, &S->mu);
             continue;
+        }
+        /* every session ended but no round ran: the DP budget gate may
+           have refused it (the engine then runs no further round) */
+        if (S->dp) {
+            fedreci_coord_status cs;
+            pthread_mutex_unlock(&S->mu); /* the engine's lock comes first */
+            fedreci_coord_get_status(S->coord, &cs);
+            pthread_mutex_lock(&S->mu);
+            if (cs.dp_exhausted) {
+                S->rec.round_id = ri + 1;
+                S->rec.verified = -1;
+                S->rec.dp_refused = 1;
+                S->rec.dp_eps_round = cs.dp_eps_round;
+                S->rec.dp_eps_cumulative = cs.dp_spent;
+                snprintf(S->rec.reason, sizeof S->rec.reason, "%s", cs.dp_refusal);
+                break;
+            }
         }
         /* every session ended but the engine has not closed the round:
            only its deadlines can still end it */
@@ -616,6 +665,19 @@ fedrec_err fedreci_run_secagg(const fedreci_run_world *w, float *y, fedreci_run_
     fedrec_err e = sim_setup(&S, w, y);
     for (uint32_t ri = 0; ri < o->rounds && !e; ri++) {
         e = run_round(&S, ri, y, &recs[ri]);
+        if (!e && recs[ri].dp_refused) {
+            printf("fedrec-sim: %s\n", recs[ri].reason);
+            for (uint32_t j = ri + 1; j < o->rounds; j++) {
+                recs[j].round_id = j + 1;
+                recs[j].cohort = S.n_cl;
+                recs[j].verified = -1;
+                recs[j].dp_refused = 1;
+                recs[j].dp_eps_cumulative = recs[ri].dp_eps_cumulative;
+                snprintf(recs[j].reason, sizeof recs[j].reason, "not started: the budget is spent");
+            }
+            fedreci_run_evaluator_post(ev, y, S.nk, &recs[ri], ri); /* the final model */
+            break;
+        }
         if (!e && ((ri + 1) % o->eval_every == 0 || ri + 1 == o->rounds))
             fedreci_run_evaluator_post(ev, y, S.nk, &recs[ri], ri);
     }

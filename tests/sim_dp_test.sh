@@ -3,12 +3,17 @@
 # December extract (registered by tests/sim_dp.cmake). bash, grep, awk only.
 #   sim_dp_test.sh CASE FEDREC_SIM DATA WORKDIR
 # Cases:
-#   gate    noise calibrated for 2 releases at epsilon 4, 3 rounds asked: two
+#   gate    over the coordinator's engine and SecAgg+ (cohort 40, 5% dropout):
+#           noise calibrated for 2 releases at epsilon 4, 3 rounds asked: two
 #           releases complete, the third is refused before it starts with a
 #           message saying what was spent; epsilon per round and cumulative
-#           in rounds.csv, the spent epsilon in summary.json (<= the budget)
-#   repeat  two DP runs with the same seed give the same summary (the noise
-#           is drawn from seeded ChaCha20 keystreams)
+#           in rounds.csv, the spent epsilon in summary.json (<= the budget);
+#           every completed round's unmasked noised sum equals the oracle's
+#           sum of the noised words the clients masked (verified = true)
+#   gate_inproc  the same gate in the in-process pipeline (--dp-noise
+#           aggregate, every client every round)
+#   repeat  two DP runs over the engine with the same seed give the same
+#           summary (the noise is drawn from seeded ChaCha20 keystreams)
 #   nodp    without the flags the run says "no differential privacy" and its
 #           summary says so; --dp-epsilon without --dp-delta is a usage error
 set -u
@@ -25,10 +30,15 @@ value() {
 }
 
 case $case_name in
-gate)
+gate | gate_inproc)
+    if [ "$case_name" = gate ]; then
+        mode=(--cohort 40 --dropout 0.05)
+    else
+        mode=(--dp-noise aggregate --dropout 0)
+    fi
     "$sim" run "${small[@]}" --rounds 3 --dp-epsilon 4 --dp-delta 1e-6 --dp-releases 2 \
-        --dropout 0 --out "$work/g" >"$work/g.log" 2>&1 || { cat "$work/g.log" >&2; fail "exit $?"; }
-    grep -q "round 3 refused before it started: it would bring epsilon to [0-9.]*, over the budget 4.0000 at delta 1e-06 (spent so far: [0-9.]* in 2 releases)" "$work/g.log" ||
+        "${mode[@]}" --out "$work/g" >"$work/g.log" 2>&1 || { cat "$work/g.log" >&2; fail "exit $?"; }
+    grep -q "round 3 refused before it started: it would bring epsilon to [0-9.]*, over the budget 4.0000 at delta 1e-06 (spent so far: [0-9.]* in 2 rounds)" "$work/g.log" ||
         { cat "$work/g.log" >&2; fail "no refusal message"; }
     spent=$(value dp_epsilon_spent "$work/g/summary.json") || fail "no dp_epsilon_spent"
     awk -v e="$spent" 'BEGIN { exit !(e > 3.9 && e <= 4.0) }' || fail "spent $spent, want (3.9, 4]"
@@ -38,16 +48,23 @@ gate)
     awk -F, '/^#/ { next }
              !h { for (i = 1; i <= NF; i++) col[$i] = i; h = 1; next }
              { n++; c[n] = $col["completed"]; e[n] = $col["dp_epsilon_cumulative"];
-               r[n] = $col["dp_epsilon_round"] }
+               r[n] = $col["dp_epsilon_round"]; v[n] = $col["verified"] }
              END { if (n != 3) exit 1
                    if (c[1] != "true" || c[2] != "true" || c[3] != "false") exit 2
                    if (!(e[1] > 0 && e[2] > e[1])) exit 3
-                   if (!(r[1] > 0 && r[2] == r[1])) exit 4 }' "$work/g/rounds.csv" ||
+                   if (!(r[1] > 0 && r[2] == r[1])) exit 4
+                   if (engine && (v[1] != "true" || v[2] != "true")) exit 5 }' \
+        engine=$([ "$case_name" = gate ] && echo 1 || echo 0) "$work/g/rounds.csv" ||
         fail "rounds.csv columns (awk status $?)"
+    if [ "$case_name" = gate ]; then
+        grep -q "unmasked sum == oracle sum *yes (2 of 2 completed rounds)" "$work/g.log" ||
+            fail "the noised sums were not verified against the oracle"
+        [ "$(value secagg_verified "$work/g/summary.json")" = true ] || fail "secagg_verified"
+    fi
     ;;
 repeat)
     for o in a b; do
-        "$sim" run "${small[@]}" --rounds 2 --dp-epsilon 8 --dp-delta 1e-6 --quiet \
+        "$sim" run "${small[@]}" --rounds 2 --cohort 40 --dp-epsilon 8 --dp-delta 1e-6 --quiet \
             --out "$work/$o" >"$work/$o.log" 2>&1 || { cat "$work/$o.log" >&2; fail "exit $?"; }
     done
     strip() { grep -v -e '"wall_seconds"' -e '"started_utc"' -e '"command_line"' "$1"; }

@@ -25,6 +25,7 @@
 #include "core/dp/dpals.h"
 #include "core/dp/encode.h"
 #include "core/dp/noise.h"
+#include "core/dp/round.h"
 #include "fedrec/fedrec.h"
 
 static const uint8_t seed_a[32] = {1, 2, 3, 4, 5, 6, 7, 8, 9};
@@ -712,6 +713,145 @@ static void test_dpals_item_step(void **state)
     free(y);
 }
 
+/* ---- one round's parameters (core/dp/round.h) ------------------------------- */
+
+/* The plan meets the budget, the client's check recomputes the claimed
+ * epsilon, and refuses parameters whose noise is too small for it, an L2
+ * bound that is not the contribution's, and a cohort whose sum could wrap. */
+static void test_round_plan_verify(void **state)
+{
+    (void)state;
+    fedreci_dp_plan pl = {.epsilon = 2,
+                          .delta = 1e-6,
+                          .releases = 3,
+                          .cohort = 50,
+                          .min_survivors = 40,
+                          .n_items = 100,
+                          .k = 4,
+                          .row_bound = 3,
+                          .gram_weight = 1,
+                          .lambda = 0.1};
+    fedreci_dp_round_params p;
+    assert_int_equal(fedreci_dp_round_plan(&pl, NULL, &p), FEDREC_OK);
+    assert_true(fabs(p.l2_bound - sqrt(10.0)) < 1e-12);
+    assert_true(fabs(p.scale * p.l2_bound - 8192) < 1e-9);
+    fedreci_dp_bounds b;
+    fedreci_dp_event ev;
+    double eps = 0;
+    assert_int_equal(fedreci_dp_round_verify(&p, 50, 100, 4, &b, &ev, &eps), FEDREC_OK);
+    assert_true(fabs(eps - p.epsilon_round) < 1e-9);
+    assert_true(fabs(ev.mu - 40 * p.noise_var) < 1e-6 * ev.mu);
+    /* three releases cost the budget (calibrated to 0.1%), four exceed it */
+    fedreci_dp_accountant a;
+    fedreci_dp_accountant_init(&a);
+    double e3 = 0, e4 = 0;
+    assert_int_equal(fedreci_dp_accountant_compose(&a, &ev, 3), FEDREC_OK);
+    assert_int_equal(fedreci_dp_accountant_epsilon(&a, 1e-6, &e3, NULL), FEDREC_OK);
+    assert_int_equal(fedreci_dp_accountant_compose(&a, &ev, 1), FEDREC_OK);
+    assert_int_equal(fedreci_dp_accountant_epsilon(&a, 1e-6, &e4, NULL), FEDREC_OK);
+    assert_true(e3 <= 2.0 && e3 > 1.99);
+    assert_true(e4 > 2.0);
+    /* noise too small for the claim */
+    fedreci_dp_round_params q = p;
+    q.noise_var *= 0.8;
+    assert_int_equal(fedreci_dp_round_verify(&q, 50, 100, 4, NULL, NULL, NULL), FEDREC_ERR_INVALID);
+    assert_non_null(strstr(fedrec_errmsg(), "too small for the claimed epsilon"));
+    q = p;
+    q.epsilon_round *= 0.9; /* the same noise, a smaller claim */
+    assert_int_equal(fedreci_dp_round_verify(&q, 50, 100, 4, NULL, NULL, NULL), FEDREC_ERR_INVALID);
+    /* an L2 bound that is not sqrt(R^2 + g^2) */
+    q = p;
+    q.l2_bound = 1;
+    assert_int_equal(fedreci_dp_round_verify(&q, 50, 100, 4, NULL, NULL, NULL), FEDREC_ERR_INVALID);
+    assert_non_null(strstr(fedrec_errmsg(), "sqrt(R^2 + g^2)"));
+    /* more survivors required than invited */
+    assert_int_equal(fedreci_dp_round_verify(&p, 30, 100, 4, NULL, NULL, NULL), FEDREC_ERR_INVALID);
+    /* a cohort whose noised sum could wrap 2^31: n B > 2^31 at n = 300,000 */
+    assert_int_equal(fedreci_dp_round_verify(&p, 300000, 100, 4, NULL, NULL, NULL),
+                     FEDREC_ERR_RANGE);
+    assert_non_null(strstr(fedrec_errmsg(), "could wrap"));
+    assert_non_null(strstr(fedrec_errmsg(), "clients n = 300000"));
+    pl.cohort = 300000;
+    pl.min_survivors = 250000;
+    assert_int_equal(fedreci_dp_round_plan(&pl, NULL, &q), FEDREC_ERR_RANGE);
+    assert_non_null(strstr(fedrec_errmsg(), "scale s = "));
+    /* a spent budget cannot be planned for */
+    pl.cohort = 50;
+    pl.min_survivors = 40;
+    assert_int_equal(fedreci_dp_round_plan(&pl, &a, &q), FEDREC_ERR_RANGE);
+}
+
+/* 30 clients encode bounded contributions; the sum of their words mod 2^32
+ * (what SecAgg unmasks) decodes to the sum of the contributions plus noise
+ * whose variance per coordinate is that of 30 clients' Skellam noise
+ * (rotation is orthogonal: the decoded noise has the same variance). */
+static void test_round_encode_decode(void **state)
+{
+    (void)state;
+    enum { N = 30, NI = 100, K = 4 };
+    fedreci_dp_plan pl = {.epsilon = 4,
+                          .delta = 1e-6,
+                          .releases = 1,
+                          .cohort = N,
+                          .min_survivors = 24,
+                          .n_items = NI,
+                          .k = K,
+                          .row_bound = 3,
+                          .gram_weight = 1,
+                          .lambda = 0.1};
+    fedreci_dp_round_params p;
+    fedreci_dp_bounds b;
+    assert_int_equal(fedreci_dp_round_plan(&pl, NULL, &p), FEDREC_OK);
+    memcpy(p.rotation_seed, seed_b, sizeof p.rotation_seed);
+    assert_int_equal(fedreci_dp_round_verify(&p, N, NI, K, &b, NULL, NULL), FEDREC_OK);
+    fedreci_dpals a = {NI, K, 3, 1};
+    size_t d = fedreci_dpals_dim(&a), D = b.D;
+    float *v = malloc(d * sizeof *v), *words = malloc(D * sizeof *words);
+    double *truth = calloc(d, sizeof *truth), *dec = malloc(d * sizeof *dec);
+    uint32_t *sum = calloc(D, sizeof *sum);
+    assert_true(v && words && truth && dec && sum);
+    fedreci_dp_rng r;
+    fedreci_dp_rng_init(&r, seed_a, 77);
+    for (int c = 0; c < N; c++) {
+        float xu[K];
+        uint32_t items[5];
+        float conf[5] = {1, 1, 1, 1, 1};
+        for (int t = 0; t < K; t++)
+            xu[t] = (float)(fedreci_dp_rng_uniform(&r) - 0.5);
+        for (int t = 0; t < 5; t++)
+            items[t] = (uint32_t)(t * 20 + (c % 20));
+        fedreci_mf_user u = {items, conf, 5};
+        assert_int_equal(fedreci_dpals_encode(&a, xu, &u, v), FEDREC_OK);
+        for (size_t i = 0; i < d; i++)
+            truth[i] += v[i];
+        assert_int_equal(fedreci_dp_round_encode(&p, &b, &r, v, d, words), FEDREC_OK);
+        for (size_t i = 0; i < D; i++) {
+            assert_true(fabsf(words[i]) < (float)b.client_bound);
+            assert_true(words[i] == floorf(words[i]));
+            sum[i] += (uint32_t)(int32_t)words[i]; /* mod 2^32 */
+        }
+    }
+    assert_int_equal(fedreci_dp_round_decode(&p, sum, D, dec, d), FEDREC_OK);
+    double var = N * p.noise_var / (p.scale * p.scale), s1 = 0, s2 = 0;
+    for (size_t i = 0; i < d; i++) {
+        double err = dec[i] - truth[i];
+        assert_true(fabs(err) < 6 * sqrt(var) + 1e-3);
+        s1 += err;
+        s2 += err * err;
+    }
+    double m = s1 / d, vhat = s2 / d - m * m;
+    /* mean 0 and variance N mu_c / s^2 (plus rounding, < 1% here) within
+     * 6 standard errors */
+    assert_true(fabs(m) < 6 * sqrt(var / d));
+    assert_true(vhat > var * (1 - 6 * sqrt(2.0 / d)) && vhat < var * (1.01 + 6 * sqrt(2.0 / d)));
+    fedreci_dp_rng_wipe(&r);
+    free(v);
+    free(words);
+    free(truth);
+    free(dec);
+    free(sum);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -731,6 +871,8 @@ int main(void)
         cmocka_unit_test(test_no_wrap_check),
         cmocka_unit_test(test_dpals_bound),
         cmocka_unit_test(test_dpals_item_step),
+        cmocka_unit_test(test_round_plan_verify),
+        cmocka_unit_test(test_round_encode_decode),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,6 +1,7 @@
 /* Tests for proto/wire: every message round-trips; truncated, oversized,
  * random, malformed and wrong-length messages are refused with the right
  * error and never read out of bounds (run under ASan in CI). */
+#include <math.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -139,6 +140,40 @@ static void test_checkin_reply(void **state)
     assert_int_equal(e->check_in_reply->model_version, 9);
     assert_int_equal(fedreci_wire_get_round(e, &g), FEDREC_ERR_NOT_SELECTED);
     fedreci_wire_free(e);
+
+    /* differential privacy: every DpParams field round-trips; d must then be
+       the padded DP-ALS dimension + 1 (3 x 2 + 3 = 9 -> D = 16) */
+    w.secagg.t = 3;
+    w.secagg.d = 17;
+    w.dp.mechanism = FEDRECI_DP_ROUND_SKELLAM;
+    w.dp.min_survivors = 8;
+    w.dp.l2_bound = sqrt(10.0);
+    w.dp.scale = 2590.5;
+    w.dp.noise_var = 12345.5;
+    w.dp.beta = exp(-0.5);
+    w.dp.row_bound = 3;
+    w.dp.gram_weight = 1;
+    w.dp.lambda = 0.1;
+    w.dp.epsilon_round = 0.75;
+    w.dp.delta = 1e-6;
+    memset(w.dp.rotation_seed, 0x3d, sizeof w.dp.rotation_seed);
+    assert_int_equal(fedreci_wire_enc_checkin_reply(
+                         &m, &h, FEDREC__V1__CHECK_IN_REPLY__STATUS__SELECTED, &w, 3, 0),
+                     FEDREC_OK);
+    e = rt(m);
+    assert_int_equal(fedreci_wire_get_round(e, &g), FEDREC_OK);
+    assert_int_equal(g.secagg.d, 17);
+    assert_memory_equal(&g.dp, &w.dp, sizeof g.dp);
+    fedreci_wire_free(e);
+    /* with DpParams, d = n_items * k + 1 is refused at decode */
+    w.secagg.d = 7;
+    assert_int_equal(fedreci_wire_enc_checkin_reply(
+                         &m, &h, FEDREC__V1__CHECK_IN_REPLY__STATUS__SELECTED, &w, 3, 0),
+                     FEDREC_OK);
+    e = NULL;
+    assert_int_equal(fedreci_wire_decode_msg(m, CAP, &e), FEDREC_ERR_FORMAT);
+    assert_null(e);
+    nng_msg_free(m);
 }
 
 static void test_model(void **state)

@@ -5,6 +5,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <sodium.h>
+
 #include "core/err.h"
 
 static fedrec_err check(const fedreci_dpals *p)
@@ -194,4 +196,17 @@ fedrec_err fedreci_dpals_item_step(const fedreci_dpals *p, const double *sum, do
     free(M);
     free(ev);
     return FEDREC_OK;
+}
+
+fedrec_err fedreci_dpals_client(const fedreci_dpals *p, fedreci_mf_step *w, const float *y,
+                                const float *gram, float lambda, const fedreci_mf_user *u, float *v)
+{
+    if (!p || p->k < 1 || p->k > 256)
+        return fedreci_error(FEDREC_ERR_INVALID, "dpals client: k = %u, need 1..256", p ? p->k : 0);
+    float xu[256];
+    fedrec_err e = fedreci_mf_solve_user(w, y, gram, p->n_items, p->k, lambda, u, xu);
+    if (!e)
+        e = fedreci_dpals_encode(p, xu, u, v);
+    sodium_memzero(xu, sizeof xu);
+    return e;
 }

@@ -55,6 +55,15 @@ double fedreci_dpals_l2_bound(const fedreci_dpals *p);
 FEDREC_NODISCARD fedrec_err fedreci_dpals_encode(const fedreci_dpals *p, const float *xu,
                                                  const fedreci_mf_user *u, float *v);
 
+/* A client's whole contribution: solves its factor vector x_u from the
+ * published item factors y (n_items x k) and their Gram matrix gram (k x
+ * k) with ridge lambda on the device (fedreci_mf_solve_user, workspace w
+ * for n_items x k), then fedreci_dpals_encode into v. x_u is wiped. Errors:
+ * those of the two calls. Thread-safe given distinct workspaces. */
+FEDREC_NODISCARD fedrec_err fedreci_dpals_client(const fedreci_dpals *p, fedreci_mf_step *w,
+                                                 const float *y, const float *gram, float lambda,
+                                                 const fedreci_mf_user *u, float *v);
+
 /* The server's item step from sum (d doubles: the decoded sum of the
  * contributions, noise included, in input units): G = the Gram part / g
  * (symmetrised), b_i = the item rows, shrunk towards zero when noise_std > 0
