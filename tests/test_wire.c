@@ -165,6 +165,17 @@ static void test_checkin_reply(void **state)
     assert_int_equal(g.secagg.d, 17);
     assert_memory_equal(&g.dp, &w.dp, sizeof g.dp);
     fedreci_wire_free(e);
+    /* the DP parameters are bound into the advert's binding: a client told
+       another noise (or no DP) signs another digest */
+    uint8_t ck[FEDRECI_WIRE_CHECKSUM_BYTES] = {7}, b1[32], b2[32], b3[32];
+    fedreci_wire_binding(&g, ck, b1);
+    g.dp.noise_var *= 0.5;
+    fedreci_wire_binding(&g, ck, b2);
+    g.dp.mechanism = 0;
+    fedreci_wire_binding(&g, ck, b3);
+    assert_memory_not_equal(b1, b2, 32);
+    assert_memory_not_equal(b1, b3, 32);
+    assert_memory_not_equal(b2, b3, 32);
     /* with DpParams, d = n_items * k + 1 is refused at decode */
     w.secagg.d = 7;
     assert_int_equal(fedreci_wire_enc_checkin_reply(
