@@ -11,6 +11,7 @@
 #include <sodium.h>
 
 #include "client/client_internal.h"
+#include "core/dp/dpals.h"
 #include "core/secagg/secagg.h"
 #include "client/store.h"
 #include "core/err.h"
@@ -526,6 +527,56 @@ fedrec_err fedrec_client_ledger_get(fedrec_client *c, size_t index, fedrec_ledge
     return err;
 }
 
+fedrec_err fedrec_client_privacy_count(fedrec_client *c, size_t *n)
+{
+    CHECK_CLIENT(c, "fedrec_client_privacy_count");
+    if (!n)
+        return fedreci_error(FEDREC_ERR_INVALID, "fedrec_client_privacy_count: NULL out");
+    pthread_mutex_lock(&c->mu);
+    fedreci_store_dp(c->store, n);
+    pthread_mutex_unlock(&c->mu);
+    return FEDREC_OK;
+}
+
+fedrec_err fedrec_client_privacy_get(fedrec_client *c, size_t index, fedrec_privacy_entry *e)
+{
+    CHECK_CLIENT(c, "fedrec_client_privacy_get");
+    if (!e)
+        return fedreci_error(FEDREC_ERR_INVALID, "fedrec_client_privacy_get: NULL out");
+    fedrec_err err = fedreci_check_struct_size(e->struct_size, sizeof(fedrec_privacy_entry),
+                                               "fedrec_client_privacy_get", "entry");
+    if (err)
+        return err;
+    fedrec_privacy_entry full, *out = e;
+    e = &full;
+    pthread_mutex_lock(&c->mu);
+    size_t n = 0;
+    const fedreci_dp_ledger_rec *l = fedreci_store_dp(c->store, &n);
+    if (index >= n) {
+        err = fedreci_error(FEDREC_ERR_RANGE,
+                            "privacy entry %zu: the ledger has %zu differentially private rounds",
+                            index, n);
+    } else {
+        memset(e, 0, sizeof *e);
+        e->struct_size = sizeof *e;
+        e->time_unix_ms = l[index].time_ms;
+        e->round_id = l[index].round;
+        e->refused = (int)l[index].refused;
+        e->epsilon_round = l[index].eps_round;
+        e->epsilon_cumulative = l[index].eps_cumulative;
+        e->delta = l[index].delta;
+        e->noise_variance = l[index].noise_var;
+        e->min_survivors = l[index].min_survivors;
+        e->l2_bound = l[index].l2_bound;
+        e->scale = l[index].scale;
+        e->sensitivity_l2 = l[index].l2;
+        memcpy(e->reason, l[index].reason, sizeof e->reason);
+        fedreci_copy_out(out, e, sizeof *e);
+    }
+    pthread_mutex_unlock(&c->mu);
+    return err;
+}
+
 fedrec_err fedrec_client_get_info(fedrec_client *c, fedrec_client_info *info)
 {
     CHECK_CLIENT(c, "fedrec_client_get_info");
@@ -792,6 +843,95 @@ out:
         sodium_memzero(x, (size_t)m->k * sizeof *x);
         free(x);
     }
+    return err;
+}
+
+fedrec_err fedreci_client_dp_contribution(fedrec_client *c, const fedreci_dp_round_params *dp,
+                                          float *v, size_t len)
+{
+    CHECK_CLIENT(c, "fedreci_client_dp_contribution");
+    if (!dp || !v)
+        return fedreci_error(FEDREC_ERR_INVALID, "dp contribution: NULL argument");
+    pthread_mutex_lock(&c->mu);
+    const fedreci_store_model *m = fedreci_store_get_model(c->store);
+    fedrec_err err = FEDREC_OK;
+    user_rows u = {0};
+    if (!m) {
+        err = fedreci_error(FEDREC_ERR_EMPTY, "%s: no model to train on",
+                            fedreci_store_dir(c->store));
+        goto out;
+    }
+    fedreci_dpals a = {m->n_items, m->k, dp->row_bound, dp->gram_weight};
+    if (len != fedreci_dpals_dim(&a)) {
+        err = fedreci_error(FEDREC_ERR_INVALID,
+                            "dp contribution: %zu floats, the model of %u x %u needs %zu", len,
+                            m->n_items, m->k, fedreci_dpals_dim(&a));
+        goto out;
+    }
+    err = cache_update(c, m);
+    if (!err)
+        err = user_rows_build(c, m, &u);
+    if (!err) {
+        fedreci_mf_user mu = {u.items, u.conf, u.n};
+        err = fedreci_dpals_client(&a, c->step, m->y, m->gram, (float)dp->lambda, &mu, v);
+    }
+out:
+    pthread_mutex_unlock(&c->mu);
+    user_rows_free(&u);
+    return err;
+}
+
+fedrec_err fedreci_client_dp_record(fedrec_client *c, uint64_t round,
+                                    const fedreci_dp_round_params *dp, const fedreci_dp_event *ev,
+                                    double eps, int refused, const char *reason)
+{
+    CHECK_CLIENT(c, "fedreci_client_dp_record");
+    fedreci_dp_ledger_rec l;
+    memset(&l, 0, sizeof l);
+    l.time_ms = now_ms();
+    l.round = round;
+    l.refused = refused ? 1u : 0u;
+    l.min_survivors = dp->min_survivors;
+    l.delta = dp->delta;
+    l.noise_var = dp->noise_var;
+    l.l2_bound = dp->l2_bound;
+    l.scale = dp->scale;
+    snprintf(l.reason, sizeof l.reason, "%s", reason ? reason : "");
+    if (!refused && ev) {
+        l.eps_round = eps;
+        l.mu = ev->mu;
+        l.l1 = ev->l1;
+        l.l2 = ev->l2;
+    }
+    pthread_mutex_lock(&c->mu);
+    /* the cumulative epsilon: every spent round so far and this one,
+       composed, at the smallest delta seen (the larger epsilon) */
+    size_t n = 0;
+    const fedreci_dp_ledger_rec *prev = fedreci_store_dp(c->store, &n);
+    fedreci_dp_accountant acc;
+    fedreci_dp_accountant_init(&acc);
+    double delta = refused ? 1.0 : l.delta;
+    fedrec_err err = FEDREC_OK;
+    for (size_t i = 0; i <= n && !err; i++) {
+        const fedreci_dp_ledger_rec *r = i < n ? &prev[i] : &l;
+        if (r->refused || !(r->mu > 0))
+            continue;
+        fedreci_dp_event e = {.mech = FEDRECI_DP_SKELLAM,
+                              .mu = r->mu,
+                              .l1 = r->l1,
+                              .l2 = r->l2,
+                              .sampling = FEDRECI_DP_FULL};
+        err = fedreci_dp_accountant_compose(&acc, &e, 1);
+        if (r->delta < delta)
+            delta = r->delta;
+    }
+    if (!err && delta < 1)
+        err = fedreci_dp_accountant_epsilon(&acc, delta, &l.eps_cumulative, NULL);
+    if (!err && refused && n)
+        l.eps_cumulative = prev[n - 1].eps_cumulative; /* nothing spent */
+    if (!err)
+        err = fedreci_store_add_dp(c->store, &l);
+    pthread_mutex_unlock(&c->mu);
     return err;
 }
 

@@ -9,6 +9,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "core/dp/round.h"
 #include "fedrec/client.h"
 
 /* The first published size of each growable public struct (client.h,
@@ -82,6 +83,25 @@ FEDREC_NODISCARD fedrec_err fedreci_client_ledger_add(fedrec_client *c, int64_t 
                                                       uint64_t round, uint32_t stage,
                                                       uint64_t bytes_sent, const char *what,
                                                       uint32_t clipped);
+
+/* The DP-ALS contribution of this shopper for a differentially private
+ * round (core/dp/dpals.h fedreci_dpals_client with the round's R, g and
+ * lambda, on the stored model and purchases) into v (len =
+ * fedreci_dpals_dim floats). Errors: FEDREC_ERR_EMPTY (no model),
+ * FEDREC_ERR_INVALID (len), those of the solve. Takes the handle's lock. */
+FEDREC_NODISCARD fedrec_err fedreci_client_dp_contribution(fedrec_client *c,
+                                                           const fedreci_dp_round_params *dp,
+                                                           float *v, size_t len);
+
+/* Records a differentially private round in the privacy ledger: spent
+ * (refused 0: its noised input went out; ev the release, eps its epsilon)
+ * or refused (reason). The cumulative epsilon is composed here from every
+ * spent round recorded (Renyi DP, core/dp/accountant.h) at the smallest
+ * delta seen. Errors: those of the store. Takes the handle's lock. */
+FEDREC_NODISCARD fedrec_err fedreci_client_dp_record(fedrec_client *c, uint64_t round,
+                                                     const fedreci_dp_round_params *dp,
+                                                     const fedreci_dp_event *ev, double eps,
+                                                     int refused, const char *reason);
 
 /* The stored model's version and the BLAKE2b-256 of its item-factor bytes
  * (n_items x k float32, what the coordinator's ModelReply.checksum covers),

@@ -351,6 +351,24 @@ fedrec_err fedreci_store_add_ledger(fedreci_store *s, const fedreci_ledger_rec *
     return err;
 }
 
+fedrec_err fedreci_store_add_dp(fedreci_store *s, const fedreci_dp_ledger_rec *l)
+{
+    if (!l || strlen(l->reason) > FEDRECI_DP_REASON_MAX || l->refused > 1)
+        return fedreci_error(FEDREC_ERR_INVALID, "privacy ledger entry: NULL or reason too long");
+    fedreci_wbuf rec = {0};
+    fedreci_wb_u8(&rec, REC_DP);
+    fedreci_store_encode_dp(&rec, l);
+    fedrec_err err = fedreci_store_log_append(s, &rec);
+    fedreci_wb_free(&rec);
+    return err;
+}
+
+const fedreci_dp_ledger_rec *fedreci_store_dp(const fedreci_store *s, size_t *n)
+{
+    *n = s->n_dp;
+    return s->dp;
+}
+
 fedrec_err fedreci_store_set_user_factors(fedreci_store *s, const float *x, uint32_t k)
 {
     if ((!x && k) || k > FEDRECI_MODEL_MAX_K)

@@ -97,6 +97,26 @@ typedef struct fedreci_ledger_rec {
     char what[FEDRECI_WHAT_MAX + 1];
 } fedreci_ledger_rec;
 
+/* One differentially private round in the shopper's privacy ledger
+ * (core/dp/round.h): spent (the client sent its noised input) or refused
+ * (the client refused the round's DP parameters and sent nothing). The
+ * epsilons are computed on the device from the parameters the client
+ * verified: eps_round of this round alone at delta, eps_cumulative of every
+ * spent round so far (Renyi composition) at the smallest delta seen. */
+#define FEDRECI_DP_REASON_MAX 191
+typedef struct fedreci_dp_ledger_rec {
+    int64_t time_ms;
+    uint64_t round;
+    uint32_t refused;       /* 1: refused, nothing sent */
+    uint32_t min_survivors; /* the noise suffices for this many survivors */
+    double eps_round, eps_cumulative, delta;
+    double mu, l1, l2; /* the release: total noise variance and sensitivities (integer units) */
+    double noise_var;  /* Skellam variance this client added per coordinate */
+    double l2_bound;   /* c, input units */
+    double scale;      /* s */
+    char reason[FEDRECI_DP_REASON_MAX + 1]; /* refused: why; "" otherwise */
+} fedreci_dp_ledger_rec;
+
 /* The cached model. Owned by the store; y is n_items x k row-major float32,
  * gram (k x k, full) may be NULL, codes[i] names row i, retired[n_retired]
  * (strictly ascending, < n_items; NULL when none) are the rows of products
@@ -193,6 +213,15 @@ FEDREC_NODISCARD fedrec_err fedreci_store_compact(fedreci_store *s);
 
 const fedreci_store_purchase *fedreci_store_purchases(const fedreci_store *s, size_t *n);
 const fedreci_ledger_rec *fedreci_store_ledger(const fedreci_store *s, size_t *n);
+
+/* Appends a differentially private round to the privacy ledger (one event,
+ * synced). Errors: FEDREC_ERR_INVALID (NULL, reason too long), those of the
+ * log. */
+FEDREC_NODISCARD fedrec_err fedreci_store_add_dp(fedreci_store *s, const fedreci_dp_ledger_rec *l);
+
+/* The differentially private rounds, oldest first; *n gets their number.
+ * Valid until the next write. */
+const fedreci_dp_ledger_rec *fedreci_store_dp(const fedreci_store *s, size_t *n);
 int fedreci_store_participation(const fedreci_store *s);
 /* NULL when no model has been stored. */
 const fedreci_store_model *fedreci_store_get_model(const fedreci_store *s);

@@ -223,6 +223,59 @@ static void decode_ledger(fedreci_rbuf *r, fedreci_ledger_rec *l)
     fedreci_rb_str(r, l->what, FEDRECI_WHAT_MAX);
 }
 
+static void wb_f64(fedreci_wbuf *b, double v)
+{
+    uint64_t u;
+    memcpy(&u, &v, sizeof u);
+    fedreci_wb_u64(b, u);
+}
+
+static double rb_f64(fedreci_rbuf *r)
+{
+    uint64_t u = fedreci_rb_u64(r);
+    double v;
+    memcpy(&v, &u, sizeof v);
+    return v;
+}
+
+void fedreci_store_encode_dp(fedreci_wbuf *b, const fedreci_dp_ledger_rec *l)
+{
+    fedreci_wb_u64(b, (uint64_t)l->time_ms);
+    fedreci_wb_u64(b, l->round);
+    fedreci_wb_u32(b, l->refused);
+    fedreci_wb_u32(b, l->min_survivors);
+    wb_f64(b, l->eps_round);
+    wb_f64(b, l->eps_cumulative);
+    wb_f64(b, l->delta);
+    wb_f64(b, l->mu);
+    wb_f64(b, l->l1);
+    wb_f64(b, l->l2);
+    wb_f64(b, l->noise_var);
+    wb_f64(b, l->l2_bound);
+    wb_f64(b, l->scale);
+    fedreci_wb_str(b, l->reason);
+}
+
+static void decode_dp(fedreci_rbuf *r, fedreci_dp_ledger_rec *l)
+{
+    l->time_ms = (int64_t)fedreci_rb_u64(r);
+    l->round = fedreci_rb_u64(r);
+    l->refused = fedreci_rb_u32(r);
+    l->min_survivors = fedreci_rb_u32(r);
+    l->eps_round = rb_f64(r);
+    l->eps_cumulative = rb_f64(r);
+    l->delta = rb_f64(r);
+    l->mu = rb_f64(r);
+    l->l1 = rb_f64(r);
+    l->l2 = rb_f64(r);
+    l->noise_var = rb_f64(r);
+    l->l2_bound = rb_f64(r);
+    l->scale = rb_f64(r);
+    fedreci_rb_str(r, l->reason, FEDRECI_DP_REASON_MAX);
+    if (!r->bad && l->refused > 1)
+        r->bad = 1;
+}
+
 void fedreci_store_model_free(fedreci_store_model *m)
 {
     if (!m)
@@ -288,6 +341,16 @@ fedrec_err fedreci_store_apply_record(fedreci_store *s, const uint8_t *p, size_t
         s->ledger[s->n_ledger++] = l;
         return FEDREC_OK;
     }
+    case REC_DP: {
+        fedreci_dp_ledger_rec l;
+        decode_dp(&r, &l);
+        if (r.bad || r.off != n)
+            return FEDREC_ERR_FORMAT;
+        if (fedreci_secure_grow((void **)&s->dp, &s->cap_dp, s->n_dp + 1, sizeof *s->dp))
+            return FEDREC_ERR_NOMEM;
+        s->dp[s->n_dp++] = l;
+        return FEDREC_OK;
+    }
     case REC_USER_FACTORS: {
         uint32_t k = fedreci_rb_u32(&r);
         if (r.bad || k > FEDRECI_MODEL_MAX_K || n - r.off != (size_t)k * 4)
@@ -335,6 +398,9 @@ void fedreci_store_encode_state(const fedreci_store *s, fedreci_wbuf *b)
         for (uint32_t i = 0; i < m->n_retired; i++)
             fedreci_wb_u32(b, m->retired[i]);
     }
+    fedreci_wb_u32(b, (uint32_t)s->n_dp); /* version 4 */
+    for (size_t i = 0; i < s->n_dp; i++)
+        fedreci_store_encode_dp(b, &s->dp[i]);
 }
 
 /* Retired rows must be strictly ascending and inside the model. */
@@ -478,6 +544,18 @@ fedrec_err fedreci_store_decode_state(fedreci_store *s, const uint8_t *p, size_t
         if (e)
             return e;
     }
+    if (state_version >= 4) {
+        uint32_t nd = fedreci_rb_u32(&r);
+        if (r.bad || nd > (r.len - r.off) / 97) /* the smallest record */
+            return FEDREC_ERR_FORMAT;
+        if (nd && fedreci_secure_grow((void **)&s->dp, &s->cap_dp, nd, sizeof *s->dp))
+            return FEDREC_ERR_NOMEM;
+        for (uint32_t i = 0; i < nd; i++)
+            decode_dp(&r, &s->dp[i]);
+        if (r.bad)
+            return FEDREC_ERR_FORMAT;
+        s->n_dp = nd;
+    }
     if (r.off != r.len)
         return FEDREC_ERR_FORMAT;
     return FEDREC_OK;
@@ -491,6 +569,9 @@ void fedreci_store_state_free(fedreci_store *s)
     fedreci_wipe_free(s->ledger, s->cap_ledger * sizeof *s->ledger);
     s->ledger = NULL;
     s->n_ledger = s->cap_ledger = 0;
+    fedreci_wipe_free(s->dp, s->cap_dp * sizeof *s->dp);
+    s->dp = NULL;
+    s->n_dp = s->cap_dp = 0;
     fedreci_wipe_free(s->x, (size_t)s->xk * sizeof *s->x);
     s->x = NULL;
     s->xk = 0;

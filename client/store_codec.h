@@ -94,6 +94,9 @@ void fedreci_rb_str(fedreci_rbuf *r, char *out, size_t max);
 /* The record bodies shared by the snapshot and the log events. */
 void fedreci_store_encode_purchase(fedreci_wbuf *b, const fedreci_store_purchase *p);
 void fedreci_store_encode_ledger(fedreci_wbuf *b, const fedreci_ledger_rec *l);
+/* A differentially private round's record (after its type byte): times,
+ * round, flags, the nine doubles as little-endian binary64, the reason. */
+void fedreci_store_encode_dp(fedreci_wbuf *b, const fedreci_dp_ledger_rec *l);
 
 /* 1 when the retired rows are strictly ascending and below n_items. */
 int fedreci_store_retired_ok(const uint32_t *rows, uint32_t n, uint32_t n_items);

@@ -26,7 +26,7 @@
 #define LOG_MAGIC_V1 "FRLOG001" /* no event counter: read, never appended to */
 #define LOG_MAGIC "FRLOG002"    /* with the committed-event counter */
 #define META_VERSION 1u
-#define STATE_VERSION 3u      /* 2: the model carries its retired rows; 3: flags */
+#define STATE_VERSION 4u      /* 2: the model carries its retired rows; 3: flags; 4: DP rounds */
 #define STATE_VERSION_MIN 1u  /* versions 1 and 2 still open */
 #define STATE_FLAG_HAS_LOG 1u /* the directory holds a log whenever this snapshot is current */
 #define META_BYTES 112u
@@ -43,7 +43,13 @@
 #define FILE_MAX ((size_t)1 << 31) /* refuse to read larger files */
 #define COMPACT_EVERY 4096u
 
-enum { REC_PURCHASE = 1, REC_PARTICIPATION = 2, REC_LEDGER = 3, REC_USER_FACTORS = 4 };
+enum {
+    REC_PURCHASE = 1,
+    REC_PARTICIPATION = 2,
+    REC_LEDGER = 3,
+    REC_USER_FACTORS = 4,
+    REC_DP = 5 /* a differentially private round (fedreci_dp_ledger_rec) */
+};
 
 /* Secret material, one sodium_malloc block. */
 typedef struct store_keys {
@@ -84,6 +90,8 @@ struct fedreci_store {
     size_t n_purchases, cap_purchases;
     fedreci_ledger_rec *ledger;
     size_t n_ledger, cap_ledger;
+    fedreci_dp_ledger_rec *dp;
+    size_t n_dp, cap_dp;
     float *x;
     uint32_t xk;
     fedreci_store_model *model;

@@ -12,10 +12,17 @@
 
 #include "client/client_internal.h"
 #include "client/session.h"
+#include "core/dp/dpals.h"
 #include "core/err.h"
 
 typedef struct sync_ctx {
     fedrec_client *c;
+    /* the round's DP parameters, kept by compute_update for the ledger */
+    int dp;
+    uint64_t dp_round;
+    uint32_t dp_n, dp_items, dp_k;
+    fedreci_dp_round_params dp_params;
+    int dp_recorded;
     fedrec_err hook_err; /* first failure inside a hook (model store, ledger) */
     char hook_msg[256];
     int model_updated;
@@ -83,6 +90,20 @@ static fedrec_err compute_update(void *arg, const fedreci_wire_round *round, flo
                              (unsigned long long)round->model_version, round->n_items,
                              round->k_factors, (unsigned long long)info.model_version,
                              info.model_items, info.model_factors);
+    if (round->dp.mechanism) {
+        /* the bounded DP-ALS contribution; the session noises it before
+           masking (client/session.h) */
+        s->dp = 1;
+        s->dp_round = round->secagg.round_id;
+        s->dp_n = round->secagg.n;
+        s->dp_items = round->n_items;
+        s->dp_k = round->k_factors;
+        s->dp_params = round->dp;
+        fedreci_dpals a = {round->n_items, round->k_factors, round->dp.row_bound,
+                           round->dp.gram_weight};
+        *weight = 1;
+        return fedreci_client_dp_contribution(s->c, &round->dp, x, fedreci_dpals_dim(&a));
+    }
     if ((uint64_t)round->secagg.d != (uint64_t)round->n_items * round->k_factors + 1)
         return fedreci_error(FEDREC_ERR_PROTOCOL, "round %llu: d = %u, expected %u x %u + 1",
                              (unsigned long long)round->secagg.round_id, round->secagg.d,
@@ -96,6 +117,16 @@ static void on_upload(void *arg, uint64_t round_id, int stage, size_t bytes, con
     sync_ctx *s = arg;
     fedrec_err e =
         fedreci_client_ledger_add(s->c, 0, round_id, (uint32_t)stage, bytes, what, clipped);
+    /* the noised input is going out: the round counts against this
+       shopper's budget, computed here from the parameters it verified */
+    if (!e && stage == 2 && s->dp && !s->dp_recorded && round_id == s->dp_round) {
+        fedreci_dp_event ev;
+        double eps = 0;
+        e = fedreci_dp_round_verify(&s->dp_params, s->dp_n, s->dp_items, s->dp_k, NULL, &ev, &eps);
+        if (!e)
+            e = fedreci_client_dp_record(s->c, round_id, &s->dp_params, &ev, eps, 0, NULL);
+        s->dp_recorded = !e;
+    }
     if (e)
         note_hook_error(s, e);
 }
@@ -255,7 +286,9 @@ fedrec_err fedrec_client_sync(fedrec_client *c, uint32_t deadline_ms, fedrec_syn
     fedrec_client_info info = {.struct_size = sizeof info};
     uint8_t *sk = sodium_malloc(64);
     fedreci_session *sess = NULL;
-    sync_ctx ctx = {c, FEDREC_OK, "", 0};
+    sync_ctx ctx;
+    memset(&ctx, 0, sizeof ctx);
+    ctx.c = c;
     fedreci_session_result r;
     memset(&r, 0, sizeof r);
     if (!sk) {
@@ -309,6 +342,13 @@ fedrec_err fedrec_client_sync(fedrec_client *c, uint32_t deadline_ms, fedrec_syn
     if (ctx.hook_err) {
         err = fedreci_error(ctx.hook_err, "sync with %s: %s", url, ctx.hook_msg);
         goto out;
+    }
+    if (r.dp_refused) { /* recorded: the shopper sees what it refused and why */
+        fedrec_err le = fedreci_client_dp_record(c, r.round_id, &r.dp_params, NULL, 0, 1, r.text);
+        if (le) {
+            err = le;
+            goto out;
+        }
     }
     if (r.outcome == FEDRECI_SESSION_ERROR) {
         err = fedreci_error(r.err ? r.err : FEDREC_ERR_INTERNAL, "sync with %s: %s", url, r.text);

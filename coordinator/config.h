@@ -61,6 +61,12 @@ typedef struct fedreci_config {
     uint32_t new_ids_burst;      /* new-id check-ins in total: bucket size (0: no limit) */
     double new_ids_rate;         /* ... refilled per second */
     uint32_t max_clients;        /* client ids held in memory (0: no bound) */
+    double dp_epsilon;           /* differential privacy budget (0: none) */
+    double dp_delta;             /* its delta */
+    uint32_t dp_rounds;          /* rounds the noise is calibrated for (0: rounds) */
+    double dp_min_survivors;     /* fraction of the cohort a DP round needs */
+    double dp_row_bound;         /* R of the DP-ALS contribution */
+    double dp_gram_weight;       /* g */
     int log_level;               /* fedreci_log_level */
     int help;                    /* --help was given */
     int version;                 /* --version was given */
@@ -81,7 +87,8 @@ FEDREC_NODISCARD fedrec_err fedreci_config_parse(fedreci_config **out, int argc,
  * budget) and of `min-cohort` clients (threshold against the capped k), the
  * listen URL schemes (only tls+tcp://, ipc:// and inproc:// with
  * require-tls), both-or-neither of tls-cert/tls-key and readable TLS
- * files when a tls+tcp:// listener is configured, the http scheme.
+ * files when a tls+tcp:// listener is configured, the http scheme,
+ * dp-epsilon and dp-delta together, and dp-rounds (or rounds) with them.
  * Errors: FEDREC_ERR_INVALID, FEDREC_ERR_RANGE, FEDREC_ERR_IO, or what
  * fedreci_secagg_params_check returns (its message included). */
 FEDREC_NODISCARD fedrec_err fedreci_config_check(const fedreci_config *c);

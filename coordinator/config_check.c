@@ -35,6 +35,15 @@ fedrec_err fedreci_config_check(const fedreci_config *c)
                 e, "%s (%u) with neighbors %u, threshold %u, clip %g, scale %g: %s",
                 i == 0 ? "cohort" : "min-cohort", sizes[i], p.k, p.t, c->clip, c->scale, why);
     }
+    if ((c->dp_epsilon > 0) != (c->dp_delta > 0))
+        return fedreci_error(FEDREC_ERR_INVALID,
+                             "dp-epsilon (%g) and dp-delta (%g) go together: the budget is "
+                             "(epsilon, delta); set both or neither",
+                             c->dp_epsilon, c->dp_delta);
+    if (c->dp_epsilon > 0 && !c->dp_rounds && !c->rounds)
+        return fedreci_error(FEDREC_ERR_INVALID,
+                             "dp-epsilon: the noise is calibrated for a number of rounds: set "
+                             "dp-rounds (or rounds)");
     if (c->backoff_max_ms < c->backoff_ms)
         return fedreci_error(FEDREC_ERR_RANGE, "backoff-max (%u) is below backoff (%u)",
                              c->backoff_max_ms, c->backoff_ms);

@@ -147,8 +147,23 @@ static const char schema_v3[] = "CREATE TABLE catalog_files("
                                 "  digest BLOB NOT NULL CHECK (length(digest) = 32),"
                                 "  merged_ms INTEGER NOT NULL,"
                                 "  catalog_id INTEGER NOT NULL);";
+/* Version 4 (issue 15): the differential-privacy releases spent, one row per
+ * charged round (coordinator/db_dp.c); the accountant is rebuilt from them
+ * at start. */
+static const char schema_v4[] =
+    "CREATE TABLE dp_spent("
+    "  round_id INTEGER PRIMARY KEY,"
+    "  spent_ms INTEGER NOT NULL,"
+    "  mechanism TEXT NOT NULL CHECK (mechanism IN ('skellam')),"
+    "  mu REAL NOT NULL CHECK (mu > 0),"
+    "  l1 REAL NOT NULL CHECK (l1 > 0),"
+    "  l2 REAL NOT NULL CHECK (l2 > 0),"
+    "  epsilon_round REAL NOT NULL CHECK (epsilon_round >= 0),"
+    "  epsilon_cumulative REAL NOT NULL CHECK (epsilon_cumulative >= 0),"
+    "  delta REAL NOT NULL CHECK (delta > 0 AND delta < 1));";
 
-static const char *const migrations[FEDRECI_DB_SCHEMA_VERSION] = {schema_v1, schema_v2, schema_v3};
+static const char *const migrations[FEDRECI_DB_SCHEMA_VERSION] = {schema_v1, schema_v2, schema_v3,
+                                                                  schema_v4};
 
 int64_t fedreci_db_now_ms(void)
 {

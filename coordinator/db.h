@@ -36,10 +36,11 @@
 #include <stdint.h>
 
 #include "catalog.h"
+#include "core/dp/accountant.h"
 #include "fedrec/fedrec.h"
 #include "model.h"
 
-#define FEDRECI_DB_SCHEMA_VERSION 3
+#define FEDRECI_DB_SCHEMA_VERSION 4
 #define FEDRECI_DB_STAGES 4 /* advertise, share_keys, masked_input, unmask */
 
 typedef struct fedreci_db fedreci_db;
@@ -147,6 +148,29 @@ FEDREC_NODISCARD fedrec_err fedreci_db_round_counts(fedreci_db *db, uint64_t *co
  * fedreci_db_commit_model's transaction after every write and just before
  * COMMIT (a test kills the process there). NULL removes it. */
 void fedreci_db_set_precommit_hook(fedreci_db *db, void (*hook)(void *), void *arg);
+
+/* ---- differential privacy (db_dp.c) ------------------------------------------- */
+
+/* One release spent (a row of dp_spent): the Skellam release (total noise
+ * variance mu, L1 and L2 sensitivities, integer units) and the epsilon of
+ * the round alone and cumulative at delta, as the engine computed them. */
+typedef struct fedreci_dp_spend {
+    uint64_t round_id;
+    double mu, l1, l2;
+    double eps_round, eps_cumulative, delta;
+} fedreci_dp_spend;
+
+/* Records a spent release (its own transaction, synced before it returns:
+ * the engine unmasks only after this succeeded). Errors: FEDREC_ERR_DUPLICATE
+ * (round already recorded), FEDREC_ERR_DB. */
+FEDREC_NODISCARD fedrec_err fedreci_db_dp_spend(fedreci_db *db, const fedreci_dp_spend *r);
+
+/* Rebuilds the accountant from every recorded release, in round order:
+ * acc is reset to the default order grid and each release composed; *n gets
+ * their number. Errors: FEDREC_ERR_DB, FEDREC_ERR_CORRUPT (a row the
+ * accountant refuses). */
+FEDREC_NODISCARD fedrec_err fedreci_db_dp_restore(fedreci_db *db, fedreci_dp_accountant *acc,
+                                                  uint64_t *n);
 
 /* ---- catalog ------------------------------------------------------------------ */
 

@@ -48,11 +48,18 @@ fedrec_err fedreci_eng_dp_setup(fedreci_coord *c)
     if (s->rounds && (e = fedreci_dp_accountant_epsilon(&s->acc, d->delta, &spent, NULL)))
         return e;
     s->spent = spent;
-    e = fedreci_dp_round_plan(&pl, s->rounds ? &s->acc : NULL, &s->p);
-    if (e == FEDREC_ERR_RANGE && s->rounds && spent >= d->epsilon * 0.999) {
-        /* the budget is (nearly) spent: plan as if fresh, the gate refuses */
-        e = fedreci_dp_round_plan(&pl, NULL, &s->p);
+    /* after a restart, the rounds left share what is left of the budget;
+       with none left (or nothing left to share) the noise is planned as if
+       fresh and the gate refuses the next round */
+    uint32_t left = pl.releases > s->rounds ? pl.releases - (uint32_t)s->rounds : 0;
+    e = FEDREC_ERR_RANGE;
+    if (left && s->rounds) {
+        fedreci_dp_plan rest = pl;
+        rest.releases = left;
+        e = fedreci_dp_round_plan(&rest, &s->acc, &s->p);
     }
+    if (e == FEDREC_ERR_RANGE)
+        e = fedreci_dp_round_plan(&pl, NULL, &s->p);
     if (e)
         return e;
     fedreci_dp_config dc = fedreci_dp_round_config(&s->p, c->cfg.cohort_size, pl.n_items, pl.k);
@@ -142,11 +149,23 @@ fedrec_err fedreci_eng_dp_charge(fedreci_coord *c, rstate *r)
                              "%zu survivors, fewer than the %u the noise is calibrated for "
                              "(nothing unmasked, nothing spent)",
                              r->ns, r->dp.min_survivors);
-    fedrec_err e = fedreci_dp_accountant_compose(&s->acc, &s->ev, 1);
+    fedreci_dp_accountant trial = s->acc;
+    double spent = 0;
+    fedrec_err e = fedreci_dp_accountant_compose(&trial, &s->ev, 1);
     if (!e)
-        e = fedreci_dp_accountant_epsilon(&s->acc, c->cfg.dp.delta, &s->spent, NULL);
+        e = fedreci_dp_accountant_epsilon(&trial, c->cfg.dp.delta, &spent, NULL);
     if (e)
         return e;
+    /* write-ahead: the release is on disk before anything is unmasked */
+    if (c->hooks.on_dp_spent &&
+        (e = c->hooks.on_dp_spent(c->hooks.arg, r->id, &s->ev, s->p.epsilon_round, spent,
+                                  c->cfg.dp.delta)))
+        return fedreci_error(FEDREC_ERR_ABORTED,
+                             "cannot record the differential-privacy release (nothing "
+                             "unmasked, nothing spent): %s",
+                             fedrec_errmsg());
+    s->acc = trial;
+    s->spent = spent;
     s->rounds++;
     r->dp_charged = 1;
     r->dp_eps_cumulative = s->spent;

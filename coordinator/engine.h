@@ -262,6 +262,14 @@ typedef struct fedreci_coord_hooks {
      * called for a stage whose closing aborted the round. */
     void (*on_stage_closed)(void *arg, uint64_t round_id, int stage, uint32_t n_in,
                             uint32_t n_expected, double ms);
+    /* Differential privacy: round_id's release is about to be spent (its
+     * masked-input stage closed with enough survivors; nothing is unmasked
+     * yet): persist it durably. ev is the release, eps_round its epsilon
+     * alone and eps_cumulative the epsilon spent with it, at delta. A non-OK
+     * return aborts the round before anything is unmasked and nothing is
+     * spent. May be NULL. */
+    fedrec_err (*on_dp_spent)(void *arg, uint64_t round_id, const fedreci_dp_event *ev,
+                              double eps_round, double eps_cumulative, double delta);
 } fedreci_coord_hooks;
 
 typedef struct fedreci_coord_status {

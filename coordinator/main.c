@@ -60,6 +60,16 @@ static fedrec_err hook_model(void *arg, uint64_t round_id, uint64_t version, con
     return e;
 }
 
+static fedrec_err hook_dp(void *arg, uint64_t round_id, const fedreci_dp_event *ev,
+                          double eps_round, double eps_cumulative, double delta)
+{
+    daemon_ctx *d = arg;
+    fedrec_err e =
+        fedreci_persist_dp_spent(d->persist, round_id, ev, eps_round, eps_cumulative, delta);
+    atomic_store(&d->write_failed, e != FEDREC_OK);
+    return e;
+}
+
 /* The round's metrics as a JSON object in out (cap bytes). An abort reason
  * (the engine's own short text) is cut to 255 bytes, and halved again until
  * the object fits. */
@@ -79,6 +89,12 @@ static void round_metrics(const fedreci_round_stats *st, char *out, size_t cap)
         fedreci_json_kdouble(&w, "total_weight", "%.0f", st->total_weight);
         if (!st->completed)
             fedreci_json_kstr(&w, "reason", cut);
+        if (st->dp) {
+            fedreci_json_kbool(&w, "dp_spent", st->dp_charged);
+            fedreci_json_kdouble(&w, "dp_epsilon_round", "%.6f",
+                                 st->dp_charged ? st->dp_eps_round : 0.0);
+            fedreci_json_kdouble(&w, "dp_epsilon_cumulative", "%.6f", st->dp_eps_cumulative);
+        }
         /* the BLAKE2b-256 of the unmasked ring sum (d words, little-endian)
            lets an auditor check a round's sum against the clients' inputs */
         if (st->completed && st->sum && st->params) {
@@ -238,6 +254,11 @@ static void status_refresh(void *arg, fedreci_stats *stats)
                                 cs.new_ids_refused_addr, cs.new_ids_refused,     cs.clients_known,
                                 cs.clients_evicted};
     fedreci_stats_set_limits(stats, &lim);
+    fedreci_stats_dp sdp = {
+        cs.dp,           cs.dp_epsilon, cs.dp_delta,         cs.dp_spent,     cs.dp_eps_round,
+        cs.dp_noise_std, cs.dp_rounds,  cs.dp_min_survivors, cs.dp_exhausted, ""};
+    snprintf(sdp.refusal, sizeof sdp.refusal, "%s", cs.dp_refusal);
+    fedreci_stats_set_dp(stats, &sdp);
     health_update(d);
 }
 
@@ -354,6 +375,17 @@ static void engine_config(const fedreci_config *cfg, fedreci_coord_config *cc)
     cc->max_clients = cfg->max_clients;
     cc->opt.lr = cfg->lr;
     cc->opt.lambda = cfg->lambda;
+    if (cfg->dp_epsilon > 0) {
+        cc->dp.epsilon = cfg->dp_epsilon;
+        cc->dp.delta = cfg->dp_delta;
+        cc->dp.rounds = cfg->dp_rounds             ? cfg->dp_rounds
+                        : cfg->rounds > UINT32_MAX ? UINT32_MAX
+                                                   : (uint32_t)cfg->rounds;
+        cc->dp.min_survivors = cfg->dp_min_survivors;
+        cc->dp.row_bound = cfg->dp_row_bound;
+        cc->dp.gram_weight = cfg->dp_gram_weight;
+        cc->dp.lambda = cfg->lambda;
+    }
 }
 
 /* Waits for the engine's last round (--rounds) and wakes the main thread
@@ -361,8 +393,14 @@ static void engine_config(const fedreci_config *cfg, fedreci_coord_config *cc)
 static void *last_round_watch(void *arg)
 {
     daemon_ctx *d = arg;
-    if (fedreci_coord_wait(d->coord, -1) == FEDREC_OK)
-        on_signal(SIGUSR1);
+    if (fedreci_coord_wait(d->coord, -1) == FEDREC_OK) {
+        /* a spent privacy budget stops the rounds, not the daemon: models
+           and /status stay served until SIGTERM */
+        fedreci_coord_status cs;
+        fedreci_coord_get_status(d->coord, &cs);
+        if (!cs.dp_exhausted)
+            on_signal(SIGUSR1);
+    }
     return NULL;
 }
 
@@ -638,6 +676,20 @@ static int run(const fedreci_config *cfg)
         goto out;
     }
     load_history(db, cc.first_round_id, stats);
+    uint64_t dp_spent_rounds = 0;
+    fedreci_dp_accountant dp_spent;
+    if (fedreci_db_dp_restore(db, &dp_spent, &dp_spent_rounds)) {
+        fail("database");
+        goto out;
+    }
+    if (cfg->dp_epsilon > 0) {
+        cc.dp.spent = dp_spent;
+        cc.dp.spent_rounds = dp_spent_rounds;
+    } else {
+        fedreci_log(FEDRECI_LOG_INFO, -1, "no differential privacy (dp-epsilon not set)%s",
+                    dp_spent_rounds ? "; the database records earlier differentially private rounds"
+                                    : "");
+    }
     cc.opt.n_train = cfg->n_train
                          ? cfg->n_train
                          : (n_clients > cc.cohort_size ? (uint32_t)n_clients : cc.cohort_size);
@@ -652,7 +704,8 @@ static int run(const fedreci_config *cfg)
                                  .on_client_seen = hook_client,
                                  .on_client_excluded = hook_excluded,
                                  .on_round_start = hook_round_start,
-                                 .on_stage_closed = hook_stage_closed};
+                                 .on_stage_closed = hook_stage_closed,
+                                 .on_dp_spent = hook_dp};
     /* The signals are handled through the signal pipe (on_signal), by this
      * thread: block them before nng starts its threads, which inherit the
      * mask, and unblock them here once everything is started. */

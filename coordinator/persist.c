@@ -204,3 +204,22 @@ fedrec_err fedreci_persist_catalog_reload(fedreci_persist *p, const char *path, 
     pthread_mutex_unlock(&p->lock);
     return e;
 }
+
+fedrec_err fedreci_persist_dp_spent(fedreci_persist *p, uint64_t round_id,
+                                    const fedreci_dp_event *ev, double eps_round,
+                                    double eps_cumulative, double delta)
+{
+    fedreci_dp_spend r = {round_id, ev->mu, ev->l1, ev->l2, eps_round, eps_cumulative, delta};
+    pthread_mutex_lock(&p->lock);
+    fedrec_err e = fedreci_db_dp_spend(p->db, &r);
+    pthread_mutex_unlock(&p->lock);
+    if (e)
+        fedreci_log(FEDRECI_LOG_ERROR, (int64_t)round_id,
+                    "cannot record the differential-privacy release: %s", fedrec_errmsg());
+    else
+        fedreci_log(FEDRECI_LOG_INFO, (int64_t)round_id,
+                    "differential privacy: release recorded, epsilon %.4f this round, %.4f spent "
+                    "at delta %g",
+                    eps_round, eps_cumulative, delta);
+    return e;
+}

@@ -85,4 +85,11 @@ FEDREC_NODISCARD fedrec_err fedreci_persist_catalog_reload(fedreci_persist *p, c
 FEDREC_NODISCARD fedrec_err fedreci_persist_exclude(fedreci_persist *p, uint64_t client_id,
                                                     uint64_t round_id);
 
+/* Differential privacy: round_id's release is spent (the engine's
+ * on_dp_spent hook): recorded in dp_spent before the engine unmasks.
+ * Errors: those of fedreci_db_dp_spend (logged). */
+FEDREC_NODISCARD fedrec_err fedreci_persist_dp_spent(fedreci_persist *p, uint64_t round_id,
+                                                     const fedreci_dp_event *ev, double eps_round,
+                                                     double eps_cumulative, double delta);
+
 #endif /* FEDREC_COORDINATOR_PERSIST_H */

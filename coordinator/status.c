@@ -181,6 +181,13 @@ void fedreci_stats_set_limits(fedreci_stats *st, const fedreci_stats_limits *l)
     pthread_mutex_unlock(&st->lock);
 }
 
+void fedreci_stats_set_dp(fedreci_stats *st, const fedreci_stats_dp *dp)
+{
+    pthread_mutex_lock(&st->lock);
+    st->s.dp = *dp;
+    pthread_mutex_unlock(&st->lock);
+}
+
 void fedreci_stats_set_model_version(fedreci_stats *st, uint64_t version)
 {
     pthread_mutex_lock(&st->lock);
@@ -302,6 +309,19 @@ fedrec_err fedreci_stats_format_status(const fedreci_stats_snapshot *s, char *bu
     fedreci_json_ku64(&w, "rounds_completed", s->rounds_completed);
     fedreci_json_ku64(&w, "rounds_aborted", s->rounds_aborted);
     fedreci_json_kdouble(&w, "uptime_seconds", "%.3f", s->uptime_seconds);
+    fedreci_json_kstr(&w, "differential_privacy", s->dp.on ? "skellam" : "none");
+    if (s->dp.on) {
+        fedreci_json_kdouble(&w, "dp_epsilon_budget", "%.6g", s->dp.epsilon);
+        fedreci_json_kdouble(&w, "dp_delta", "%.6g", s->dp.delta);
+        fedreci_json_kdouble(&w, "dp_epsilon_spent", "%.6f", s->dp.spent);
+        fedreci_json_kdouble(&w, "dp_epsilon_per_round", "%.6f", s->dp.eps_round);
+        fedreci_json_ku64(&w, "dp_rounds_spent", s->dp.rounds);
+        fedreci_json_ku64(&w, "dp_min_survivors", s->dp.min_survivors);
+        fedreci_json_kdouble(&w, "dp_noise_std", "%.6g", s->dp.noise_std);
+        fedreci_json_kbool(&w, "dp_budget_exhausted", s->dp.exhausted);
+        if (s->dp.refusal[0])
+            fedreci_json_kstr(&w, "dp_refusal", s->dp.refusal);
+    }
     fedreci_json_obj_end(&w);
     size_t n = 0;
     if (fedreci_json_finish(&w, NULL, &n) != FEDREC_OK)
@@ -425,6 +445,40 @@ fedrec_err fedreci_stats_format_metrics(const fedreci_stats_snapshot *s, char *b
         "fedrec_registry_evicted_total %llu\n",
         (unsigned long long)l->new_ids_refused_addr, (unsigned long long)l->new_ids_refused,
         l->registry_clients, (unsigned long long)l->evicted);
+    const fedreci_stats_dp *dp = &s->dp;
+    put(&b,
+        "# HELP fedrec_dp_enabled 1 when rounds run with differential privacy (Skellam), 0 "
+        "without.\n"
+        "# TYPE fedrec_dp_enabled gauge\n"
+        "fedrec_dp_enabled %d\n",
+        dp->on ? 1 : 0);
+    if (dp->on)
+        put(&b,
+            "# HELP fedrec_dp_epsilon_budget The privacy budget epsilon per shopper.\n"
+            "# TYPE fedrec_dp_epsilon_budget gauge\n"
+            "fedrec_dp_epsilon_budget %.6g\n"
+            "# HELP fedrec_dp_delta The delta of the budget.\n"
+            "# TYPE fedrec_dp_delta gauge\n"
+            "fedrec_dp_delta %.6g\n"
+            "# HELP fedrec_dp_epsilon_spent Epsilon spent so far (Renyi DP accountant, at "
+            "fedrec_dp_delta).\n"
+            "# TYPE fedrec_dp_epsilon_spent gauge\n"
+            "fedrec_dp_epsilon_spent %.6f\n"
+            "# HELP fedrec_dp_epsilon_per_round Epsilon of one round alone.\n"
+            "# TYPE fedrec_dp_epsilon_per_round gauge\n"
+            "fedrec_dp_epsilon_per_round %.6f\n"
+            "# HELP fedrec_dp_rounds_spent_total Rounds whose release was spent.\n"
+            "# TYPE fedrec_dp_rounds_spent_total counter\n"
+            "fedrec_dp_rounds_spent_total %llu\n"
+            "# HELP fedrec_dp_noise_std Noise standard deviation per coordinate of the sum at "
+            "the survivor floor, input units.\n"
+            "# TYPE fedrec_dp_noise_std gauge\n"
+            "fedrec_dp_noise_std %.6g\n"
+            "# HELP fedrec_dp_budget_exhausted 1 once the budget gate refused a round.\n"
+            "# TYPE fedrec_dp_budget_exhausted gauge\n"
+            "fedrec_dp_budget_exhausted %d\n",
+            dp->epsilon, dp->delta, dp->spent, dp->eps_round, (unsigned long long)dp->rounds,
+            dp->noise_std, dp->exhausted ? 1 : 0);
     return finish(&b, "metrics", len);
 }
 

@@ -85,6 +85,20 @@ typedef struct fedreci_stats_info {
     int plaintext; /* 1: some listener is plaintext tcp:// */
     char db[256];  /* database path */
 } fedreci_stats_info;
+/* Differential privacy (fedreci_coord_status), shown on /status
+ * ("differential_privacy": "skellam" or "none", and the dp_* keys) and on
+ * /metrics (fedrec_dp_enabled, fedrec_dp_epsilon_budget, fedrec_dp_delta,
+ * fedrec_dp_epsilon_spent, fedrec_dp_epsilon_per_round,
+ * fedrec_dp_rounds_spent_total, fedrec_dp_noise_std,
+ * fedrec_dp_budget_exhausted). */
+typedef struct fedreci_stats_dp {
+    int on;
+    double epsilon, delta, spent, eps_round, noise_std;
+    uint64_t rounds;
+    uint32_t min_survivors;
+    int exhausted;
+    char refusal[240];
+} fedreci_stats_dp;
 
 typedef struct fedreci_stats_snapshot {
     int has_round;                         /* a round has begun since start */
@@ -104,6 +118,7 @@ typedef struct fedreci_stats_snapshot {
     uint64_t bytes_out;
     double uptime_seconds;
     fedreci_stats_limits limits; /* resource limits: gauges and refusal counters */
+    fedreci_stats_dp dp;         /* differential privacy */
     char problem[200];           /* why /healthz fails; "" = healthy */
     /* the process, read by fedreci_stats_snapshot_get (-1 when unknown) */
     int64_t resident_bytes;    /* resident set size (/proc/self/statm) */
@@ -155,6 +170,8 @@ void fedreci_stats_set_health(fedreci_stats *st, const char *problem);
 /* Replaces the resource-limit figures. */
 void fedreci_stats_set_limits(fedreci_stats *st, const fedreci_stats_limits *l);
 void fedreci_stats_add_bytes(fedreci_stats *st, uint64_t in, uint64_t out);
+/* Replaces the differential-privacy figures. */
+void fedreci_stats_set_dp(fedreci_stats *st, const fedreci_stats_dp *dp);
 
 void fedreci_stats_snapshot_get(fedreci_stats *st, fedreci_stats_snapshot *out);
 

@@ -1,5 +1,6 @@
 /* Tests for coordinator/db: schema, atomic commits, reopen, crash recovery,
  * catalog storage and the client registry. */
+#include <math.h>
 #include <setjmp.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -128,6 +129,64 @@ static void test_schema_and_pragmas(void **state)
     assert_int_equal(fedreci_db_open(&db, path), FEDREC_OK);
     fedreci_db_close(db);
     fedreci_db_close(NULL);
+    remove_db(path);
+}
+
+/* A version 3 database (issue 18's schema, with a logged round and a model)
+ * upgrades to version 4 in place: its rows are kept and the
+ * differential-privacy table appears; releases recorded there rebuild the
+ * accountant in round order. */
+static void test_upgrade_v3_dp(void **state)
+{
+    (void)state;
+    char path[256];
+    temp_db_path(path, sizeof path);
+    fedreci_db *db = NULL;
+    assert_int_equal(fedreci_db_open(&db, path), FEDREC_OK);
+    fedreci_model init = make_model(5, 3, 1.0f);
+    assert_int_equal(fedreci_db_commit_model(db, &init), FEDREC_OK);
+    fedreci_round_record r = {0};
+    r.round_id = 1;
+    r.status = FEDRECI_ROUND_ABORTED;
+    r.cohort = 4;
+    assert_int_equal(fedreci_db_round_end(db, &r, NULL), FEDREC_OK);
+    fedreci_db_close(db);
+    fedreci_model_clear(&init);
+    /* back to version 3: what an older fedrec-coordinator left behind */
+    sqlite3 *c;
+    assert_int_equal(sqlite3_open(path, &c), SQLITE_OK);
+    assert_int_equal(
+        sqlite3_exec(c, "DROP TABLE dp_spent; PRAGMA user_version = 3", NULL, NULL, NULL),
+        SQLITE_OK);
+    sqlite3_close(c);
+    assert_int_equal(query_i64(path, "PRAGMA user_version"), 3);
+    assert_int_equal(fedreci_db_open(&db, path), FEDREC_OK);
+    fedreci_db_close(db);
+    assert_int_equal(query_i64(path, "PRAGMA user_version"), FEDRECI_DB_SCHEMA_VERSION);
+    assert_int_equal(FEDRECI_DB_SCHEMA_VERSION, 4);
+    assert_int_equal(
+        query_i64(path, "SELECT count(*) FROM rounds WHERE round_id = 1 AND cohort = 4"), 1);
+    assert_int_equal(query_i64(path, "SELECT count(*) FROM models"), 1);
+    assert_int_equal(query_i64(path, "SELECT count(*) FROM dp_spent"), 0);
+    /* two releases, recorded out of order, compose like the accountant */
+    assert_int_equal(fedreci_db_open(&db, path), FEDREC_OK);
+    fedreci_dp_spend a = {3, 4e9, 8500, 8600, 2.7, 4.0, 1e-6};
+    fedreci_dp_spend b = {2, 4e9, 8500, 8600, 2.7, 2.7, 1e-6};
+    assert_int_equal(fedreci_db_dp_spend(db, &a), FEDREC_OK);
+    assert_int_equal(fedreci_db_dp_spend(db, &b), FEDREC_OK);
+    assert_int_equal(fedreci_db_dp_spend(db, &b), FEDREC_ERR_DUPLICATE);
+    fedreci_dp_accountant acc, want;
+    uint64_t n = 0;
+    assert_int_equal(fedreci_db_dp_restore(db, &acc, &n), FEDREC_OK);
+    assert_int_equal(n, 2);
+    fedreci_dp_accountant_init(&want);
+    fedreci_dp_event ev = {.mech = FEDRECI_DP_SKELLAM, .mu = 4e9, .l1 = 8500, .l2 = 8600};
+    assert_int_equal(fedreci_dp_accountant_compose(&want, &ev, 2), FEDREC_OK);
+    double e1 = 0, e2 = 0;
+    assert_int_equal(fedreci_dp_accountant_epsilon(&acc, 1e-6, &e1, NULL), FEDREC_OK);
+    assert_int_equal(fedreci_dp_accountant_epsilon(&want, 1e-6, &e2, NULL), FEDREC_OK);
+    assert_true(e1 > 0 && fabs(e1 - e2) < 1e-12);
+    fedreci_db_close(db);
     remove_db(path);
 }
 
@@ -490,6 +549,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_schema_and_pragmas),
         cmocka_unit_test(test_newer_schema_refused),
+        cmocka_unit_test(test_upgrade_v3_dp),
         cmocka_unit_test(test_open_error_names_path),
         cmocka_unit_test(test_round_commit_and_reopen),
         cmocka_unit_test(test_checksum_detects_corruption),

@@ -517,6 +517,55 @@ static void fmt_time(int64_t ms, char *buf, size_t n)
         snprintf(buf, n, "%lld", (long long)ms);
 }
 
+/* The differentially private rounds of the ledger: the shopper's own
+ * epsilon spent (computed on this device) and the guarantee's parameters,
+ * or "no differential privacy". */
+static fedrec_err print_privacy(fedrec_client *c)
+{
+    size_t n = 0;
+    fedrec_err e = fedrec_client_privacy_count(c, &n);
+    if (e)
+        return e;
+    if (!n) {
+        printf("differential privacy: none (no round this client took part in had differential "
+               "privacy)\n");
+        return FEDREC_OK;
+    }
+    fedrec_privacy_entry last = {.struct_size = sizeof last};
+    size_t spent = 0, refused = 0;
+    printf("\ndifferentially private rounds (epsilon computed on this device from the round's "
+           "parameters):\n");
+    printf("%-24s  %8s  %9s  %9s  %8s  %12s  %8s  %8s  %s\n", "time (UTC)", "round", "eps/round",
+           "eps total", "delta", "noise var", "survivor", "L2 bound", "");
+    for (size_t i = 0; i < n && !e; i++) {
+        fedrec_privacy_entry p = {.struct_size = sizeof p};
+        if ((e = fedrec_client_privacy_get(c, i, &p)))
+            break;
+        char t[96];
+        fmt_time(p.time_unix_ms, t, sizeof t);
+        if (p.refused) {
+            refused++;
+            printf("%-24s  %8llu  refused (nothing sent): %s\n", t, (unsigned long long)p.round_id,
+                   p.reason);
+            continue;
+        }
+        spent++;
+        last = p;
+        printf("%-24s  %8llu  %9.4f  %9.4f  %8.2g  %12.6g  %8u  %8.4g\n", t,
+               (unsigned long long)p.round_id, p.epsilon_round, p.epsilon_cumulative, p.delta,
+               p.noise_variance, p.min_survivors, p.l2_bound);
+    }
+    if (!e && spent)
+        printf("differential privacy: epsilon %.4f spent at delta %g over %zu round(s) (Skellam "
+               "noise added on this device before masking; L2 bound %.4g per shopper, noise "
+               "for %u survivors)%s\n",
+               last.epsilon_cumulative, last.delta, spent, last.l2_bound, last.min_survivors,
+               refused ? "; some rounds refused, see above" : "");
+    else if (!e)
+        printf("differential privacy: nothing spent (%zu round(s) refused)\n", refused);
+    return e;
+}
+
 static int cmd_ledger(const cli *a)
 {
     fedrec_client *c = NULL;
@@ -571,6 +620,8 @@ static int cmd_ledger(const cli *a)
             e = we;
     } else {
         printf("%zu uploads, %llu bytes in total\n", n, (unsigned long long)total);
+        if (!e)
+            e = print_privacy(c);
     }
     fedrec_client_close(c);
     return e ? die("ledger", e) : 0;

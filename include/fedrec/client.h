@@ -325,6 +325,40 @@ FEDREC_API FEDREC_NODISCARD fedrec_err fedrec_client_ledger_count(fedrec_client 
 FEDREC_API FEDREC_NODISCARD fedrec_err fedrec_client_ledger_get(fedrec_client *c, size_t index,
                                                                 fedrec_ledger_entry *entry);
 
+/* ---- differential privacy in the ledger ------------------------------------------ */
+
+/* One differentially private round this client was invited to, as the
+ * shopper may inspect it (docs/privacy.md). Every epsilon here is computed
+ * on this device from the round's parameters, which the client checked
+ * before taking part (it refuses noise too small for the epsilon the
+ * coordinator claims, and records the refusal). */
+#define FEDREC_PRIVACY_REASON_MAX 191
+typedef struct fedrec_privacy_entry {
+    uint32_t struct_size; /* set by the caller: sizeof(fedrec_privacy_entry) */
+    int64_t time_unix_ms;
+    uint64_t round_id;
+    int refused;               /* 1: refused the parameters and sent nothing */
+    double epsilon_round;      /* epsilon of this round alone at delta */
+    double epsilon_cumulative; /* every round this client sent a noised input in, so far */
+    double delta;              /* the delta of the guarantee (cumulative: the smallest seen) */
+    double noise_variance;     /* Skellam variance this client added per coordinate */
+    uint32_t min_survivors;    /* the noise suffices for this many survivors */
+    double l2_bound;           /* L2 bound of one shopper's contribution (input units) */
+    double scale;              /* quantization: integer units per input unit */
+    double sensitivity_l2;     /* L2 sensitivity of the sum (integer units) */
+    char reason[FEDREC_PRIVACY_REASON_MAX + 1]; /* refused: why; "" otherwise */
+} fedrec_privacy_entry;
+
+/* *n gets the number of differentially private rounds recorded (oldest
+ * first). Errors: FEDREC_ERR_INVALID (NULL). Any thread. */
+FEDREC_API FEDREC_NODISCARD fedrec_err fedrec_client_privacy_count(fedrec_client *c, size_t *n);
+
+/* Copies entry `index` to *entry (entry->struct_size set by the caller).
+ * Errors: FEDREC_ERR_INVALID (NULL, struct_size too small), FEDREC_ERR_RANGE
+ * (index >= count). Any thread. */
+FEDREC_API FEDREC_NODISCARD fedrec_err fedrec_client_privacy_get(fedrec_client *c, size_t index,
+                                                                 fedrec_privacy_entry *entry);
+
 /* ---- status ------------------------------------------------------------------ */
 
 typedef struct fedrec_client_info {
