@@ -258,6 +258,7 @@ void fedreci_store_encode_dp(fedreci_wbuf *b, const fedreci_dp_ledger_rec *l)
 
 static void decode_dp(fedreci_rbuf *r, fedreci_dp_ledger_rec *l)
 {
+    memset(l, 0, sizeof *l);
     l->time_ms = (int64_t)fedreci_rb_u64(r);
     l->round = fedreci_rb_u64(r);
     l->refused = fedreci_rb_u32(r);

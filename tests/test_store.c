@@ -186,6 +186,53 @@ static int kill9_append(void *arg, uint64_t i)
 }
 
 /* kill -9 in the middle of a stream of appends loses no acknowledged event. */
+/* The differentially private rounds of the ledger (REC_DP): appended as log
+ * events, then carried by a compacted snapshot (state version 4), every
+ * field kept bit for bit; a refused round keeps its reason. */
+static void test_dp_ledger_roundtrip(void **state)
+{
+    (void)state;
+    char *dir = th_tmpdir("store-dp");
+    fedreci_store *s = open_raw(dir, KEY_A);
+    fedreci_dp_ledger_rec a = {.time_ms = 1700000000001,
+                               .round = 3,
+                               .min_survivors = 40,
+                               .eps_round = 2.728004,
+                               .eps_cumulative = 3.999927,
+                               .delta = 1e-6,
+                               .mu = 4.25e9,
+                               .l1 = 8417.5,
+                               .l2 = 8417.25,
+                               .noise_var = 1.0625e8,
+                               .l2_bound = 3.1622776601683795,
+                               .scale = 2590.4,
+                               .reason = ""};
+    fedreci_dp_ledger_rec b = a;
+    b.round = 4;
+    b.refused = 1;
+    b.eps_round = 0;
+    snprintf(b.reason, sizeof b.reason, "noise too small for the claimed epsilon");
+    assert_int_equal(fedreci_store_add_dp(s, &a), FEDREC_OK);
+    assert_int_equal(fedreci_store_add_dp(s, &b), FEDREC_OK);
+    b.refused = 2;
+    assert_int_equal(fedreci_store_add_dp(s, &b), FEDREC_ERR_INVALID);
+    b.refused = 1;
+    fedreci_store_close(s);
+    for (int pass = 0; pass < 2; pass++) {
+        s = open_raw(dir, KEY_A); /* pass 0: from the log; pass 1: from the snapshot */
+        size_t n = 0;
+        const fedreci_dp_ledger_rec *r = fedreci_store_dp(s, &n);
+        assert_int_equal(n, 2);
+        assert_memory_equal(&r[0], &a, sizeof a);
+        assert_memory_equal(&r[1], &b, sizeof b);
+        if (pass == 0)
+            assert_int_equal(fedreci_store_compact(s), FEDREC_OK);
+        fedreci_store_close(s);
+    }
+    th_rm_rf(dir);
+    free(dir);
+}
+
 static void test_kill9_loses_nothing_acknowledged(void **state)
 {
     char *dir = th_tmpdir("store");
@@ -827,6 +874,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_roundtrip),
+        cmocka_unit_test(test_dp_ledger_roundtrip),
         cmocka_unit_test(test_kill9_loses_nothing_acknowledged),
         cmocka_unit_test(test_wrong_key),
         cmocka_unit_test(test_passphrase),
