@@ -58,7 +58,7 @@ static const char *const USAGE_MAIN =
     "  import FILE --customer ID   record one shopper's purchases from a purchase log\n"
     "  sync --coordinator URL      download the model, take part in a round if selected\n"
     "  recommend [-k N]            top-N items for this shopper, computed on the device\n"
-    "  ledger [--json]             every upload this client made\n"
+    "  ledger [--json]             every upload this client made, epsilon spent\n"
     "  info                        store summary: identity, purchases, model, consent\n"
     "  opt-out | opt-in            stop / resume taking part in training\n"
     "  forget                      erase the store: purchases, factors, keys, ledger\n"
@@ -121,7 +121,11 @@ static void usage_cmd(const char *cmd)
                "\n"
                "Lists every upload this client made, oldest first: time (UTC), round,\n"
                "protocol stage, bytes sent, update entries clipped, and what it was.\n"
-               "--json prints a JSON array of objects with the same fields.\n");
+               "Then the differentially private rounds: epsilon per round and in total,\n"
+               "computed on this device from each round's parameters, with the\n"
+               "guarantee's delta, noise, survivor floor and L2 bound (or the rounds\n"
+               "whose parameters it refused, and why), or 'differential privacy: none'.\n"
+               "--json prints a JSON array of objects with the upload fields only.\n");
     else if (!strcmp(cmd, "opt-out") || !strcmp(cmd, "opt-in"))
         printf("usage: fedrec-client %s --store PATH [--key-file FILE]\n"
                "\n"
