@@ -86,7 +86,82 @@ static int fedq_hr10(const fedreci_split *s, const float *y, const float *x, uin
 typedef struct fedq_cfg {
     uint32_t rounds, cohort, k;
     double dropout, lambda;
+    int als_step;
+    double init_std;
 } fedq_cfg;
+
+/* Prototype: a server step from the cohort's gradient sum and the sum of
+ * x_u x_u^T: d = (S/m + (lambda/N) I)^-1 (g/2), g the per-participant mean
+ * gradient plus the regularization share; momentum beta1 with bias
+ * correction; y -= lr d. */
+static int fedq_als_round(fedreci_mf_step *w, const fedreci_mf_csr *r, const uint32_t *users,
+                          uint32_t m, uint32_t k, double lambda, uint32_t n_train, double lr,
+                          double beta1, uint32_t t, float *y, float *grad, float *sum, double *mom,
+                          double *gs, int gram_pre)
+{
+    const uint32_t n = r->n_cols;
+    const size_t nk = (size_t)n * k;
+    float gram[4096], x[256];
+    double a[256 * 256];
+    fedreci_mf_gram(y, n, k, gram);
+    memset(sum, 0, nk * sizeof *sum);
+    memset(gs, 0, (size_t)k * k * sizeof *gs);
+    for (uint32_t j = 0; j < m; j++) {
+        uint32_t u = users[j];
+        uint64_t lo = r->indptr[u];
+        fedreci_mf_user cu = {r->indices + lo, r->conf + lo, (uint32_t)(r->indptr[u + 1] - lo)};
+        if (fedreci_mf_client_step(w, y, gram, n, k, (float)lambda, &cu, x, grad, NULL))
+            return -1;
+        cblas_saxpy((int)nk, 1.0f, grad, 1, sum, 1);
+        for (uint32_t p = 0; p < k; p++)
+            for (uint32_t q = 0; q < k; q++)
+                gs[p * k + q] += (double)x[p] * x[q];
+    }
+    const double reg = lambda / n_train;
+    for (uint32_t p = 0; p < k; p++)
+        for (uint32_t q = 0; q < k; q++)
+            a[p * k + q] = (gram_pre ? (double)gram[p * k + q] / n_train : gs[p * k + q] / m) +
+                           (p == q ? reg : 0.0);
+    /* Cholesky a = L L^T in place (lower) */
+    for (uint32_t p = 0; p < k; p++) {
+        for (uint32_t q = 0; q <= p; q++) {
+            double v = a[p * k + q];
+            for (uint32_t z = 0; z < q; z++)
+                v -= a[p * k + z] * a[q * k + z];
+            if (p == q) {
+                if (!(v > 0))
+                    return -1;
+                a[p * k + p] = sqrt(v);
+            } else {
+                a[p * k + q] = v / a[q * k + q];
+            }
+        }
+    }
+    const double c1 = 1.0 - pow(beta1, (double)t);
+    for (uint32_t i = 0; i < n; i++) {
+        double b[256];
+        for (uint32_t p = 0; p < k; p++)
+            b[p] = 0.5 * ((double)sum[(size_t)i * k + p] / m + 2.0 * reg * y[(size_t)i * k + p]);
+        for (uint32_t p = 0; p < k; p++) { /* L z = b */
+            double v = b[p];
+            for (uint32_t z = 0; z < p; z++)
+                v -= a[p * k + z] * b[z];
+            b[p] = v / a[p * k + p];
+        }
+        for (uint32_t p = k; p-- > 0;) { /* L^T d = z */
+            double v = b[p];
+            for (uint32_t z = p + 1; z < k; z++)
+                v -= a[z * k + p] * b[z];
+            b[p] = v / a[p * k + p];
+        }
+        for (uint32_t p = 0; p < k; p++) {
+            size_t j = (size_t)i * k + p;
+            mom[j] = beta1 * mom[j] + (1.0 - beta1) * b[p];
+            y[j] = (float)(y[j] - lr * mom[j] / c1);
+        }
+    }
+    return 0;
+}
 
 /* One federated training of R rounds; HR@10 into *hr. */
 static int fedq_train(const fedreci_split *s, const fedq_cfg *c, double lr, double beta1,
@@ -98,10 +173,11 @@ static int fedq_train(const fedreci_split *s, const fedq_cfg *c, double lr, doub
     uint32_t *cohort = malloc((size_t)r->n_rows * sizeof *cohort);
     float *y = malloc((size_t)n * k * 4), *grad = malloc((size_t)n * k * 4);
     float *sum = malloc((size_t)n * k * 4);
+    double *mom = calloc((size_t)n * k, sizeof *mom), *gs = malloc((size_t)k * k * sizeof *gs);
     fedreci_optimizer *o = NULL;
     fedreci_mf_step *w = NULL;
     int rc = -1;
-    if (!pool || !cohort || !y || !grad || !sum)
+    if (!pool || !cohort || !y || !grad || !sum || !mom || !gs || k > 64)
         goto out;
     for (uint32_t u = 0; u < r->n_rows; u++)
         if (r->indptr[u + 1] > r->indptr[u])
@@ -110,7 +186,7 @@ static int fedq_train(const fedreci_split *s, const fedq_cfg *c, double lr, doub
                              (float)c->lambda, np};
     if (np == 0 || fedreci_optimizer_create(&o, &op, n, k) || fedreci_mf_step_create(&w, n, k))
         goto out;
-    fedreci_mf_init(y, n, k, seed, 0.01f);
+    fedreci_mf_init(y, n, k, seed, (float)c->init_std);
     fedreci_rng st = fedreci_rng_seeded(seed * 0x2545f4914f6cdd1dULL + 1);
     for (uint32_t t = 0; t < c->rounds; t++) {
         uint32_t size = c->cohort < np ? c->cohort : np, m = 0;
@@ -122,8 +198,12 @@ static int fedq_train(const fedreci_split *s, const fedq_cfg *c, double lr, doub
             if (fedreci_rng_unit(&st) >= c->dropout)
                 cohort[m++] = pool[j];
         }
-        if (m > 0 &&
+        if (m > 0 && !c->als_step &&
             fedreci_mf_fed_round(w, o, r, cohort, m, k, (float)c->lambda, y, grad, sum, NULL, NULL))
+            goto out;
+        if (m > 0 && c->als_step &&
+            fedq_als_round(w, r, cohort, m, k, c->lambda, np, lr, beta1, t + 1, y, grad, sum, mom,
+                           gs, c->als_step == 2))
             goto out;
     }
     rc = fedq_hr10(s, y, NULL, k, (float)c->lambda, hr);
@@ -135,6 +215,8 @@ out:
     free(y);
     free(grad);
     free(sum);
+    free(mom);
+    free(gs);
     return rc;
 }
 
@@ -198,7 +280,7 @@ int fedrec_bench_fedq(int argc, char **argv)
     int test = 0;
     uint32_t seeds = 3, n_lr = 2, n_b1 = 2;
     double lrs[FEDQ_MAX] = {0.02, 0.03}, b1s[FEDQ_MAX] = {0.9, 0.0};
-    fedq_cfg c = {40, 500, 32, 0.1, 0.1};
+    fedq_cfg c = {40, 500, 32, 0.1, 0.1, 0, 0.01};
     enum {
         O_DATA = 0x100,
         O_DATE,
@@ -209,7 +291,9 @@ int fedrec_bench_fedq(int argc, char **argv)
         O_DROPOUT,
         O_FACTORS,
         O_LR,
-        O_BETA1
+        O_BETA1,
+        O_STEP,
+        O_INIT
     };
     static const struct option longopts[] = {
         {"data", required_argument, NULL, O_DATA},
@@ -222,6 +306,8 @@ int fedrec_bench_fedq(int argc, char **argv)
         {"factors", required_argument, NULL, O_FACTORS},
         {"lr", required_argument, NULL, O_LR},
         {"beta1", required_argument, NULL, O_BETA1},
+        {"step", required_argument, NULL, O_STEP},
+        {"init-std", required_argument, NULL, O_INIT},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
@@ -241,6 +327,12 @@ int fedrec_bench_fedq(int argc, char **argv)
             break;
         case O_TEST:
             test = 1;
+            break;
+        case O_INIT:
+            e = fedreci_opt_double("--init-std", optarg, 1e-6, 10.0, &c.init_std);
+            break;
+        case O_STEP:
+            c.als_step = !strcmp(optarg, "als") ? 1 : !strcmp(optarg, "gram") ? 2 : 0;
             break;
         case O_SEEDS:
             e = fedreci_opt_u32("--seeds", optarg, 1, 100, &seeds);

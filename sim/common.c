@@ -198,7 +198,7 @@ out:
 
 fedrec_err fedreci_sim_compute_baselines(const fedreci_split *s, uint32_t k, float lambda,
                                          uint32_t sweeps, uint32_t threads, uint64_t seed,
-                                         fedreci_sim_baselines *out)
+                                         fedreci_sim_baselines *out, double *central_per_user)
 {
     fedreci_sim_baselines b;
     memset(&b, 0, sizeof b);
@@ -218,7 +218,8 @@ fedrec_err fedreci_sim_compute_baselines(const fedreci_split *s, uint32_t k, flo
     e = fedreci_als_train(r, &p, x, y, NULL);
     b.als_seconds = fedreci_sim_now() - t0;
     if (!e)
-        e = fedreci_sim_evaluate(s, y, x, k, lambda, threads, &b.centralized);
+        e = fedreci_sim_evaluate_users(s, y, x, k, lambda, threads, &b.centralized,
+                                       central_per_user);
     free(x);
     free(y);
     if (!e)

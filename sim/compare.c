@@ -97,6 +97,10 @@ fedrec_err fedreci_cmp_group_load(fedreci_cmp_group *g, const char *dir)
                           dir);
     for (int m = 0; m < FEDRECI_CMP_N_METRICS && !e; m++)
         fedreci_sim_stat_of(g->values[m], g->n_runs, &g->stat[m]);
+    if (!e)
+        g->have_central =
+            !fedreci_cmp_pair_columns(g, "hr_at_10", "centralized_hr_at_10", &g->central_hr) &&
+            !fedreci_cmp_pair_columns(g, "ndcg_at_10", "centralized_ndcg_at_10", &g->central_ndcg);
     if (e)
         fedreci_cmp_group_free(g);
     return e;
@@ -108,6 +112,8 @@ void fedreci_cmp_group_free(fedreci_cmp_group *g)
         free(g->runs[i]);
     g->n_runs = 0;
 }
+
+static void paired_json(fedreci_json *w, const char *key, const fedreci_paired *p);
 
 /* One group's members: runs and per-metric statistics. */
 static void group_members(fedreci_json *w, const fedreci_cmp_group *g, const char *ind)
@@ -137,6 +143,14 @@ static void group_members(fedreci_json *w, const fedreci_cmp_group *g, const cha
         for (size_t i = 0; i < g->n_runs; i++)
             fedreci_json_double(w, "%.6f", g->values[m][i]);
         fedreci_json_arr_end(w);
+        fedreci_json_obj_end(w);
+    }
+    if (g->have_central) {
+        fedreci_json_newline(w, ind);
+        fedreci_json_key(w, "paired_vs_centralized");
+        fedreci_json_obj_begin(w);
+        paired_json(w, "hr_at_10", &g->central_hr);
+        paired_json(w, "ndcg_at_10", &g->central_ndcg);
         fedreci_json_obj_end(w);
     }
 }
@@ -173,10 +187,11 @@ fedrec_err fedreci_cmp_group_json(const fedreci_cmp_group *g, const char *path, 
 
 #define MAX_SHOPPERS 1000000
 
-/* Each test shopper's HR@10 and NDCG@10 averaged over g's runs (shoppers.csv),
- * with their user indexes; *n gets the count. */
-static fedrec_err shopper_means(const fedreci_cmp_group *g, double *hr, double *ndcg, double *ids,
-                                size_t *n)
+/* Each test shopper's values of columns col[0] and col[1] averaged over g's
+ * runs (shoppers.csv), into hr and ndcg, with their user indexes; *n gets
+ * the count. */
+static fedrec_err shopper_means_of(const fedreci_cmp_group *g, const char *const col[2], double *hr,
+                                   double *ndcg, double *ids, size_t *n)
 {
     static double v[MAX_SHOPPERS], u[MAX_SHOPPERS];
     *n = 0;
@@ -193,8 +208,7 @@ static fedrec_err shopper_means(const fedreci_cmp_group *g, double *hr, double *
                               g->runs[0]);
         for (int m = 0; m < 2 && !e; m++) {
             double *dst = m ? ndcg : hr;
-            e = fedreci_sim_rounds_column(path, m ? "ndcg_at_10" : "hr_at_10", v, MAX_SHOPPERS,
-                                          &rows2);
+            e = fedreci_sim_rounds_column(path, col[m], v, MAX_SHOPPERS, &rows2);
             for (size_t i = 0; !e && i < rows; i++)
                 dst[i] = (r ? dst[i] : 0.0) + v[i] / (double)g->n_runs;
         }
@@ -203,6 +217,29 @@ static fedrec_err shopper_means(const fedreci_cmp_group *g, double *hr, double *
         *n = rows;
     }
     return FEDREC_OK;
+}
+
+/* Each test shopper's HR@10 and NDCG@10 averaged over g's runs. */
+static fedrec_err shopper_means(const fedreci_cmp_group *g, double *hr, double *ndcg, double *ids,
+                                size_t *n)
+{
+    static const char *const cols[2] = {"hr_at_10", "ndcg_at_10"};
+    return shopper_means_of(g, cols, hr, ndcg, ids, n);
+}
+
+fedrec_err fedreci_cmp_pair_columns(const fedreci_cmp_group *g, const char *col_a,
+                                    const char *col_b, fedreci_paired *out)
+{
+    double *buf = malloc((size_t)MAX_SHOPPERS * 3 * sizeof *buf);
+    if (!buf)
+        return fedreci_error(FEDREC_ERR_NOMEM, "out of memory");
+    const char *const cols[2] = {col_a, col_b};
+    size_t n = 0;
+    fedrec_err e = shopper_means_of(g, cols, buf, buf + MAX_SHOPPERS, buf + 2 * MAX_SHOPPERS, &n);
+    if (!e)
+        e = fedreci_eval_paired(buf, buf + MAX_SHOPPERS, n, 1000, 1, 0.95, out);
+    free(buf);
+    return e;
 }
 
 /* Fills g[i].paired_* for i >= 1 against g[0]; a group that cannot be paired
@@ -243,6 +280,8 @@ static void paired_json(fedreci_json *w, const char *key, const fedreci_paired *
     fedreci_json_kdouble(w, "diff_ci95_lo", "%.6f", p->diff.lo);
     fedreci_json_kdouble(w, "diff_ci95_hi", "%.6f", p->diff.hi);
     fedreci_json_kdouble(w, "ratio", "%.6f", p->ratio.mean);
+    fedreci_json_kdouble(w, "ratio_ci95_lo", "%.6f", p->ratio.lo);
+    fedreci_json_kdouble(w, "ratio_ci95_hi", "%.6f", p->ratio.hi);
     fedreci_json_kdouble(w, "p_value", "%.6f", p->p_value);
     fedreci_json_ku64(w, "shoppers", p->n);
     fedreci_json_obj_end(w);
@@ -290,6 +329,14 @@ static void print_compare(const fedreci_cmp_group *g, size_t n)
         cell(b, sizeof b, &g[i].stat[1]);
         cell(c, sizeof c, &g[i].stat[6]);
         printf("%-28s %4zu  %-26s %-26s %-26s\n", g[i].name, g[i].n_runs, a, b, c);
+    }
+    for (size_t i = 0; i < n; i++) {
+        const fedreci_paired *h = &g[i].central_hr;
+        if (g[i].have_central)
+            printf("%s: federated - centralized ALS, same %u shoppers (paired bootstrap): HR@10 "
+                   "%+.4f [%+.4f, %+.4f], ratio %.3f [%.3f, %.3f], p %.3f\n",
+                   g[i].name, h->n, h->diff.mean, h->diff.lo, h->diff.hi, h->ratio.mean,
+                   h->ratio.lo, h->ratio.hi, h->p_value);
     }
     for (size_t i = 1; i < n; i++) {
         const fedreci_paired *h = &g[i].paired_hr, *d = &g[i].paired_ndcg;

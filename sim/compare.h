@@ -31,12 +31,28 @@ typedef struct fedreci_cmp_group {
        has no shoppers.csv or the shoppers differ */
     int have_paired;
     fedreci_paired paired_hr, paired_ndcg;
+    /* the group's federated model against its centralized ALS on the same
+       shoppers (shoppers.csv's hr_at_10 - centralized_hr_at_10 and the same
+       for NDCG@10, each averaged over the runs first): have_central 0 when
+       a run's shoppers.csv lacks the centralized columns */
+    int have_central;
+    fedreci_paired central_hr, central_ndcg;
 } fedreci_cmp_group;
 
 /* Fills g from dir: the run in dir when dir/summary.json exists, else every
- * finished run in the folders directly under dir (sorted by name). Fails
+ * finished run in the folders directly under dir (sorted by name), and the
+ * paired comparison with centralized ALS when the runs have it. Fails
  * with FEDREC_ERR_EMPTY naming dir when it holds no finished run. */
 FEDREC_NODISCARD fedrec_err fedreci_cmp_group_load(fedreci_cmp_group *g, const char *dir);
+
+/* Paired bootstrap (core/eval fedreci_eval_paired, 1000 resamples, seed 1,
+ * 95%) of two columns of the runs' shoppers.csv, each shopper's value
+ * averaged over g's runs first: col_a - col_b on the same shoppers (e.g.
+ * "hr_at_10" against "centralized_hr_at_10"). Errors: FEDREC_ERR_IO or
+ * FEDREC_ERR_FORMAT for a missing file or column, FEDREC_ERR_INVALID when
+ * the runs' shoppers differ, FEDREC_ERR_NOMEM. */
+FEDREC_NODISCARD fedrec_err fedreci_cmp_pair_columns(const fedreci_cmp_group *g, const char *col_a,
+                                                     const char *col_b, fedreci_paired *out);
 
 /* Frees the run names of g. */
 void fedreci_cmp_group_free(fedreci_cmp_group *g);

@@ -28,9 +28,10 @@ typedef struct run_state {
     uint32_t *train_users;
     uint32_t n_train;
     const char **codes;
-    float *y;                /* the current model, n_items x factors */
-    fedreci_run_round *recs; /* one per round */
-    double *per_user;        /* the last round's metrics per test shopper */
+    float *y;                 /* the current model, n_items x factors */
+    fedreci_run_round *recs;  /* one per round */
+    double *per_user;         /* the last round's metrics per test shopper */
+    double *central_per_user; /* the centralized ALS's metrics per test shopper */
     fedreci_run_summary sm;
     fedreci_sim_provenance prov;
 } run_state;
@@ -38,6 +39,7 @@ typedef struct run_state {
 static void state_free(run_state *r)
 {
     free(r->per_user);
+    free(r->central_per_user);
     free(r->codes);
     free(r->y);
     free(r->recs);
@@ -63,7 +65,10 @@ static fedrec_err prepare(run_state *r, const fedreci_run_opts *o)
     r->codes = calloc(tr->n_cols, sizeof *r->codes);
     r->per_user =
         calloc((size_t)FEDRECI_METRIC_COUNT * r->s->n_test_users + 1, sizeof *r->per_user);
-    if (!e && (!r->train_users || !r->recs || !r->y || !r->codes || !r->per_user))
+    r->central_per_user =
+        calloc((size_t)FEDRECI_METRIC_COUNT * r->s->n_test_users + 1, sizeof *r->per_user);
+    if (!e &&
+        (!r->train_users || !r->recs || !r->y || !r->codes || !r->per_user || !r->central_per_user))
         e = fedreci_error(FEDREC_ERR_NOMEM, "sim: buffers");
     if (!e) {
         for (uint32_t u = 0; u < tr->n_rows; u++)
@@ -89,8 +94,9 @@ static fedrec_err baselines(run_state *r, const fedreci_run_opts *o)
                "baselines...\n",
                o->data.data, r->n_train, r->s->n_test_users, r->s->train.n_cols);
     fflush(stdout);
-    fedrec_err e = fedreci_sim_compute_baselines(r->s, o->factors, (float)o->lambda, o->sweeps,
-                                                 o->threads, o->seed, &r->sm.base);
+    fedrec_err e =
+        fedreci_sim_compute_baselines(r->s, o->factors, (float)o->lambda, o->sweeps, o->threads,
+                                      o->seed, &r->sm.base, r->central_per_user);
     if (!e && !o->quiet) {
         printf("fedrec-sim: popularity HR@10 %.4f, centralized ALS HR@10 %.4f; %u rounds of %u "
                "clients (%s)\n",
@@ -154,6 +160,11 @@ static fedrec_err shopper_cis(run_state *r, const fedreci_run_opts *o)
     if (!e)
         e = fedreci_eval_bootstrap(r->per_user + (size_t)FEDRECI_METRIC_NDCG * nt, nt, 1000,
                                    o->seed, 0.95, &r->sm.ndcg_ci);
+    /* federated against centralized ALS on the same shoppers */
+    if (!e)
+        e = fedreci_eval_paired(r->per_user + (size_t)FEDRECI_METRIC_HR * nt,
+                                r->central_per_user + (size_t)FEDRECI_METRIC_HR * nt, nt, 1000,
+                                o->seed, 0.95, &r->sm.paired_hr);
     r->sm.have_ci = !e;
     return e;
 }
@@ -204,7 +215,7 @@ static fedrec_err run_one(const fedreci_run_opts *o)
     if (!e)
         e = fedreci_run_write_rounds_csv(o, r.recs, &r.sm);
     if (!e)
-        e = fedreci_run_write_shoppers(o, r.d, r.s, r.per_user);
+        e = fedreci_run_write_shoppers(o, r.d, r.s, r.per_user, r.central_per_user);
     if (!e)
         e = fedreci_run_write_summary(o, &r.sm);
     if (!e) {
@@ -259,6 +270,14 @@ static fedrec_err run_seeds(const fedreci_run_opts *o)
         for (int m = 0; m < FEDRECI_CMP_N_METRICS - 1; m++)
             printf("%-24s %-8.4f %-9.4f [%.4f, %.4f]\n", fedreci_cmp_metrics[m], g->stat[m].mean,
                    g->stat[m].sd, g->stat[m].lo, g->stat[m].hi);
+        if (g->have_central) {
+            const fedreci_paired *h = &g->central_hr;
+            printf("%-24s %+.4f [%+.4f, %+.4f] HR@10, ratio %.3f [%.3f, %.3f], p %.3f\n"
+                   "%-24s (each shopper's HR@10 averaged over the seeds; paired bootstrap, %u "
+                   "shoppers)\n",
+                   "federated - centralized", h->diff.mean, h->diff.lo, h->diff.hi, h->ratio.mean,
+                   h->ratio.lo, h->ratio.hi, h->p_value, "", h->n);
+        }
         printf("%-24s %s/seeds.json, %s\n", "outputs", o->out, path);
     }
     if (e)

@@ -47,6 +47,7 @@ typedef struct fedreci_run_opts {
     int tcp;
     double lambda;
     double lr;
+    double beta1; /* the server's Adam beta1 */
     double clip;
     uint64_t seed;
     uint64_t seeds[FEDRECI_RUN_MAX_SEEDS]; /* --seeds: one run per seed */
@@ -118,8 +119,9 @@ typedef struct fedreci_run_summary {
     const fedreci_sim_provenance *prov; /* NULL: none written */
     int have_ci;                        /* the per-shopper bootstrap intervals below */
     fedreci_ci hr_ci, ndcg_ci;          /* 95%, 1000 resamples of the test shoppers */
-    int dp;                             /* a DP run: dp_info holds its constants */
-    int dp_engine;                      /* ... over the engine (else in process) */
+    fedreci_paired paired_hr; /* federated - centralized HR@10 on the same shoppers (have_ci) */
+    int dp;                   /* a DP run: dp_info holds its constants */
+    int dp_engine;            /* ... over the engine (else in process) */
     fedreci_sim_dp_info dp_info;
     uint32_t dp_rounds_refused;
     uint64_t groups, groups_failed; /* --group-size runs: over all rounds */
@@ -247,11 +249,14 @@ FEDREC_NODISCARD fedrec_err fedreci_run_write_rounds_csv(const fedreci_run_opts 
                                                          const fedreci_run_summary *sm);
 
 /* o->out/shoppers.csv: each test shopper's final metrics (per_user as
- * fedreci_sim_evaluate_users writes it), for paired comparisons. */
+ * fedreci_sim_evaluate_users writes it) and the centralized ALS's
+ * (central_per_user, the same layout; columns centralized_*), for paired
+ * comparisons. */
 FEDREC_NODISCARD fedrec_err fedreci_run_write_shoppers(const fedreci_run_opts *o,
                                                        const fedreci_dataset *d,
                                                        const fedreci_split *s,
-                                                       const double *per_user);
+                                                       const double *per_user,
+                                                       const double *central_per_user);
 
 /* o->out/summary.json: one member per line (README.md, "Outputs"). */
 FEDREC_NODISCARD fedrec_err fedreci_run_write_summary(const fedreci_run_opts *o,

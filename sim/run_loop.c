@@ -98,7 +98,7 @@ fedrec_err fedreci_run_plain(const fedreci_run_world *wd, float *y, fedreci_run_
     float *sum = malloc(nk * sizeof *sum);
     uint32_t *pick = malloc((size_t)n_train * sizeof *pick);
     uint32_t *users = malloc((size_t)n_train * sizeof *users);
-    fedreci_opt_params op = {FEDRECI_OPT_ADAM, (float)o->lr, 0.9f, 0.999f, 1e-8f,
+    fedreci_opt_params op = {FEDRECI_OPT_ADAM, (float)o->lr, (float)o->beta1, 0.999f, 1e-8f,
                              (float)o->lambda, n_train};
     fedrec_err e = grad && sum && pick && users ? FEDREC_OK : FEDREC_ERR_NOMEM;
     if (!e)

@@ -24,6 +24,7 @@ enum {
     OPT_DROPOUT_STAGE,
     OPT_LAMBDA,
     OPT_LR,
+    OPT_BETA1,
     OPT_CLIP,
     OPT_OUT,
     OPT_SECAGG,
@@ -58,6 +59,7 @@ static const struct option run_options[] = {
     {"dropout-stage", required_argument, NULL, OPT_DROPOUT_STAGE},
     {"lambda", required_argument, NULL, OPT_LAMBDA},
     {"lr", required_argument, NULL, OPT_LR},
+    {"beta1", required_argument, NULL, OPT_BETA1},
     {"clip", required_argument, NULL, OPT_CLIP},
     {"out", required_argument, NULL, OPT_OUT},
     {"secagg", required_argument, NULL, OPT_SECAGG},
@@ -119,7 +121,9 @@ void fedreci_run_usage(FILE *f)
                "model:\n"
                "  --factors K           latent factors (default 32)\n"
                "  --lambda L            L2 regularization (default 0.1)\n"
-               "  --lr R                server Adam learning rate (default 0.02)\n"
+               "  --lr R                server Adam learning rate (default 0.03)\n"
+               "  --beta1 B             server Adam first-moment decay, 0 <= B < 1 (default\n"
+               "                        0.5; lr and beta1 chosen on the validation split)\n"
                "  --sweeps S            sweeps of the centralized ALS baseline (default 15)\n");
     fprintf(f, "differential privacy (docs/privacy.md; without these flags: none):\n"
                "  --dp-epsilon E        the budget: (E, --dp-delta)-DP for each shopper over the\n"
@@ -262,6 +266,8 @@ static int run_opt(void *ctx, int code, const char *name, const char *v)
         return fedreci_sim_arg_double(cmd, name, v, 1e-12, 1e6, &o->lambda);
     case OPT_LR:
         return fedreci_sim_arg_double(cmd, name, v, 1e-9, 10.0, &o->lr);
+    case OPT_BETA1:
+        return fedreci_sim_arg_double(cmd, name, v, 0.0, 0.999, &o->beta1);
     case OPT_CLIP:
         return fedreci_sim_arg_double(cmd, name, v, 1e-6, 1e6, &o->clip);
     case OPT_OUT:
@@ -321,7 +327,8 @@ int fedreci_run_opts_parse(fedreci_run_opts *o, int argc, char **argv)
     o->dropout_stage = -1;
     o->secagg = FEDRECI_RUN_SECAGG_PLUS;
     o->lambda = 0.1;
-    o->lr = 0.02;
+    o->lr = 0.03;
+    o->beta1 = 0.5;
     o->clip = 16;
     o->seed = 1;
     o->out = "results";

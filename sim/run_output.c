@@ -84,7 +84,8 @@ static fedrec_err path_join(char *buf, size_t n, const char *dir, const char *fi
 }
 
 fedrec_err fedreci_run_write_shoppers(const fedreci_run_opts *o, const fedreci_dataset *d,
-                                      const fedreci_split *s, const double *per_user)
+                                      const fedreci_split *s, const double *per_user,
+                                      const double *central_per_user)
 {
     char path[4096];
     fedrec_err e = path_join(path, sizeof path, o->out, "shoppers.csv");
@@ -94,7 +95,9 @@ fedrec_err fedreci_run_write_shoppers(const fedreci_run_opts *o, const fedreci_d
     if (!f)
         return fedreci_error(FEDREC_ERR_IO, "sim: cannot write %s", path);
     const uint32_t nt = s->n_test_users;
-    fprintf(f, "user_index,user_id,hr_at_10,precision_at_10,recall_at_10,ndcg_at_10,map_at_10\n");
+    fprintf(f, "user_index,user_id,hr_at_10,precision_at_10,recall_at_10,ndcg_at_10,map_at_10,"
+               "centralized_hr_at_10,centralized_precision_at_10,centralized_recall_at_10,"
+               "centralized_ndcg_at_10,centralized_map_at_10\n");
     for (uint32_t t = 0; t < nt; t++) {
         uint32_t u = s->test_users[t], nu = fedreci_dataset_n_users(d);
         char syn[32];
@@ -110,6 +113,8 @@ fedrec_err fedreci_run_write_shoppers(const fedreci_run_opts *o, const fedreci_d
             fputs(id, f);
         for (uint32_t m = 0; m < FEDRECI_METRIC_COUNT; m++)
             fprintf(f, ",%.6f", per_user[(size_t)m * nt + t]);
+        for (uint32_t m = 0; m < FEDRECI_METRIC_COUNT; m++)
+            fprintf(f, ",%.6f", central_per_user[(size_t)m * nt + t]);
         fputc('\n', f);
     }
     int bad = ferror(f);
@@ -219,6 +224,15 @@ static void summary_metrics(fedreci_json *w, const fedreci_run_summary *sm)
         ks(w, "ci95",
            "per-shopper percentile bootstrap of the test shoppers, 1000 resamples "
            "seeded by the run's seed (core/eval fedreci_eval_bootstrap)");
+        kf(w, "paired_hr_at_10_diff", sm->paired_hr.diff.mean);
+        kf(w, "paired_hr_at_10_diff_ci95_lo", sm->paired_hr.diff.lo);
+        kf(w, "paired_hr_at_10_diff_ci95_hi", sm->paired_hr.diff.hi);
+        kf(w, "paired_ratio_ci95_lo", sm->paired_hr.ratio.lo);
+        kf(w, "paired_ratio_ci95_hi", sm->paired_hr.ratio.hi);
+        kf(w, "paired_p_value", sm->paired_hr.p_value);
+        ks(w, "paired",
+           "federated minus centralized ALS HR@10 on the same test shoppers: paired "
+           "bootstrap, 1000 resamples (core/eval fedreci_eval_paired)");
     }
     kf(w, "centralized_hr_at_10", c->hr_at_k);
     kf(w, "centralized_ndcg_at_10", c->ndcg_at_k);
@@ -325,6 +339,7 @@ static void summary_settings(fedreci_json *w, const fedreci_run_opts *o,
     kg(w, "alpha", o->data.ds.alpha);
     kg(w, "lambda", o->lambda);
     kg(w, "lr", o->lr);
+    kg(w, "beta1", o->beta1);
     kg(w, "clip", o->clip);
     ku(w, "seed", o->seed);
     ku(w, "threads", o->threads);
@@ -452,8 +467,12 @@ void fedreci_run_print_table(const fedreci_run_opts *o, const fedreci_run_summar
                                                         : "SecAgg+",
                  o->rounds);
     print_row(name, &sm->fed);
-    printf("%-34s %7.3f\n\n", "ratio to centralized (HR@10)",
+    printf("%-34s %7.3f", "ratio to centralized (HR@10)",
            c->hr_at_k > 0 ? sm->fed.hr_at_k / c->hr_at_k : 0.0);
+    if (sm->have_ci)
+        printf("  [%.3f, %.3f] paired, same %u shoppers, p %.3f", sm->paired_hr.ratio.lo,
+               sm->paired_hr.ratio.hi, sm->paired_hr.n, sm->paired_hr.p_value);
+    printf("\n\n");
     printf("%-34s %u (%u test customers), %u items\n", "clients (training customers)", sm->clients,
            sm->test_users, sm->n_items);
     if (sm->dp && !sm->dp_engine)
@@ -503,8 +522,8 @@ void fedreci_run_print_table(const fedreci_run_opts *o, const fedreci_run_summar
     } else {
         printf("%-34s %.1f KiB up, %.1f KiB down\n", "per client and round", sm->bytes_up / 1024.0,
                sm->bytes_down / 1024.0);
-        printf("%-34s Adam lr %g, lambda %g, alpha %g, clip %g, seed %llu\n", "training", o->lr,
-               o->lambda, o->data.ds.alpha, o->clip, (unsigned long long)o->seed);
+        printf("%-34s Adam lr %g, beta1 %g, lambda %g, alpha %g, clip %g, seed %llu\n", "training",
+               o->lr, o->beta1, o->lambda, o->data.ds.alpha, o->clip, (unsigned long long)o->seed);
     }
     printf("%-34s %.1f s (%s)\n", "wall time", sm->wall,
            sm->dp && !sm->dp_engine              ? "in process"

@@ -403,6 +403,7 @@ static fedrec_err sim_start_engine(sim *S, const float *y0, const char **codes)
     cfg.max_rounds = o->rounds;
     cfg.opt.kind = FEDRECI_OPT_ADAM;
     cfg.opt.lr = (float)o->lr;
+    cfg.opt.beta1 = (float)o->beta1;
     cfg.opt.lambda = (float)o->lambda;
     cfg.opt.n_train = n_train;
     if (S->dp) { /* --cohort clients a round (>= the clients: full participation) */

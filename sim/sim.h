@@ -129,7 +129,10 @@ FEDREC_NODISCARD fedrec_err fedreci_sim_evaluate_users(const fedreci_split *s, c
 
 /* The two baselines of a split, computed the same way by `baseline` and
  * `run`: popularity and centralized ALS (fedreci_als_train on the training
- * matrix, seed fixed by `seed`). */
+ * matrix, seed fixed by `seed`). central_per_user (may be NULL;
+ * FEDRECI_METRIC_COUNT x n_test_users doubles, metric-major as in
+ * fedreci_sim_evaluate_users) gets each test shopper's centralized ALS
+ * metrics. */
 typedef struct fedreci_sim_baselines {
     fedreci_metrics popularity;
     fedreci_metrics centralized;
@@ -139,7 +142,8 @@ typedef struct fedreci_sim_baselines {
 FEDREC_NODISCARD fedrec_err fedreci_sim_compute_baselines(const fedreci_split *s, uint32_t k,
                                                           float lambda, uint32_t sweeps,
                                                           uint32_t threads, uint64_t seed,
-                                                          fedreci_sim_baselines *out);
+                                                          fedreci_sim_baselines *out,
+                                                          double *central_per_user);
 
 /* ---- provenance ---------------------------------------------------------------- */
 

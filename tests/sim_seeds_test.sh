@@ -41,9 +41,29 @@ for n, r in zip((1, 2, 3), runs):
         assert abs(mean - r[key]) < 2e-6, (n, key, mean, r[key])
         assert r[key + "_ci95_lo"] <= r[key] <= r[key + "_ci95_hi"], r
         assert r[key + "_ci95_hi"] - r[key + "_ci95_lo"] > 0, r
+        # the centralized ALS's values on the same shoppers, and the paired test
+        cmean = sum(float(x["centralized_" + key]) for x in rows) / len(rows)
+        assert abs(cmean - r["centralized_" + key]) < 2e-6, (n, key, cmean)
+    d = r["hr_at_10"] - r["centralized_hr_at_10"]
+    assert abs(r["paired_hr_at_10_diff"] - d) < 2e-6, (r["paired_hr_at_10_diff"], d)
+    assert r["paired_hr_at_10_diff_ci95_lo"] <= d <= r["paired_hr_at_10_diff_ci95_hi"], r
+    assert r["paired_ratio_ci95_lo"] <= r["ratio_to_centralized"] <= r["paired_ratio_ci95_hi"], r
+    assert 0 < r["paired_p_value"] <= 1, r
+# seeds.json: federated against centralized on the same shoppers, each
+# shopper's values averaged over the seeds: the difference of the means
+pc = agg["paired_vs_centralized"]
+for key in ("hr_at_10", "ndcg_at_10"):
+    d = agg[key]["mean"] - agg["centralized_" + key]["mean"]
+    p = pc[key]
+    assert abs(p["diff"] - d) < 2e-6, (key, p, d)
+    assert p["diff_ci95_lo"] <= p["diff"] <= p["diff_ci95_hi"] and 0 < p["p_value"] <= 1, p
+    assert p["ratio_ci95_lo"] <= p["ratio"] <= p["ratio_ci95_hi"], p
+    assert p["shoppers"] == runs[0]["test_users"], p
 print("seeds.json ok")
 PY
 grep -q '^"s",3,hr_at_10,' s/seeds.csv || fail "seeds.csv lacks the hr_at_10 row"
+grep -Eq '^federated - centralized +[-+]0\.[0-9]{4} \[.*p [01]\.[0-9]{3}$' first.log ||
+    { cat first.log >&2; fail "no paired comparison with centralized ALS in the table"; }
 # resuming: the finished runs are kept, not redone
 before=$(stat -c %Y.%s s/seed-*/summary.json s/seed-*/rounds.csv | md5sum)
 sleep 1
