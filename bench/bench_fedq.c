@@ -93,7 +93,10 @@ typedef struct fedq_cfg {
 /* Prototype: a server step from the cohort's gradient sum and the sum of
  * x_u x_u^T: d = (S/m + (lambda/N) I)^-1 (g/2), g the per-participant mean
  * gradient plus the regularization share; momentum beta1 with bias
- * correction; y -= lr d. */
+ * correction; y -= lr d. With gram_pre (--step gram) S/m is replaced by
+ * Y^T Y / N, which needs no upload (at a stationary point of the loss with
+ * the same lambda on X and Y, X^T X = Y^T Y), but far from it (the initial
+ * Y is tiny) the steps are far too long: measured 0.80 of centralized. */
 static int fedq_als_round(fedreci_mf_step *w, const fedreci_mf_csr *r, const uint32_t *users,
                           uint32_t m, uint32_t k, double lambda, uint32_t n_train, double lr,
                           double beta1, uint32_t t, float *y, float *grad, float *sum, double *mom,
@@ -261,6 +264,7 @@ static void fedq_usage(FILE *f)
     fprintf(f, "usage: fedrec-bench fedq [--data FILE] [--split-date YYYY-MM-DD] [--test]\n"
                "                         [--seeds N] [--rounds R] [--cohort C] [--dropout P]\n"
                "                         [--factors K] [--lr LIST] [--beta1 LIST]\n"
+               "                         [--step adam|als] [--init-std S]\n"
                "Federated (plain-sum rounds, Adam on the server) against centralized ALS,\n"
                "HR@10 ratio per seed, on the validation split unless --test. LIST is\n"
                "comma-separated; every (lr, beta1) pair is run.\n"
@@ -271,7 +275,12 @@ static void fedq_usage(FILE *f)
                "  --rounds R         rounds (default 40)   --cohort C   shoppers per round (500)\n"
                "  --dropout P        vanish probability (0.1)   --factors K  (32), lambda 0.1\n"
                "  --lr LIST          Adam learning rates (default 0.02,0.03)\n"
-               "  --beta1 LIST       Adam beta1 (default 0.9,0); beta2 0.999, eps 1e-8\n");
+               "  --beta1 LIST       Adam beta1 (default 0.9,0); beta2 0.999, eps 1e-8\n"
+               "  --step als         instead of Adam, the prototype server step from the\n"
+               "                     cohort's sums of gradients and of x_u x_u^T (needs an\n"
+               "                     upload the simulator does not have): lr is its step\n"
+               "                     size, beta1 its momentum\n"
+               "  --init-std S       standard deviation of the initial Y (default 0.01)\n");
 }
 
 int fedrec_bench_fedq(int argc, char **argv)

@@ -88,6 +88,8 @@ static const opt opts[] = {
      "quantization scale; cohort * clip * scale must stay below 2^31"},
     {"factors", "model", T_U32, OFF(factors), 1, 1024, 0, "32", "latent factors k"},
     {"lr", "model", T_FLT, OFF(lr), 0, 100, 1, "0.01", "Adam learning rate"},
+    {"beta1", "model", T_FLT, OFF(beta1), 0, 0.999, 0, "0.9",
+     "Adam first-moment decay (fedrec-sim's tuned cohort-500 setting: lr 0.03, beta1 0.5)"},
     {"lambda", "model", T_FLT, OFF(lambda), 0, 1e6, 0, "0.1", "L2 regularization"},
     {"population", "model", T_U32, OFF(n_train), 0, U32MAX, 0, "0",
      "N in the step's 2 (lambda/N) Y; 0 = the number of registered clients"},

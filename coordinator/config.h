@@ -47,6 +47,7 @@ typedef struct fedreci_config {
     double scale;            /* quantization scale */
     uint32_t factors;        /* k of the model (columns of Y) */
     float lr;                /* Adam learning rate */
+    float beta1;             /* Adam first-moment decay, [0, 0.999] */
     float lambda;            /* L2 regularization */
     uint32_t n_train;        /* N in the server step's 2 (lambda / N) Y; see docs/design.md */
     uint64_t rounds;         /* rounds to run, 0 = forever */

@@ -374,6 +374,7 @@ static void engine_config(const fedreci_config *cfg, fedreci_coord_config *cc)
     cc->new_ids_rate = cfg->new_ids_rate;
     cc->max_clients = cfg->max_clients;
     cc->opt.lr = cfg->lr;
+    cc->opt.beta1 = cfg->beta1;
     cc->opt.lambda = cfg->lambda;
     if (cfg->dp_epsilon > 0) {
         cc->dp.epsilon = cfg->dp_epsilon;

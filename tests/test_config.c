@@ -59,6 +59,7 @@ static void test_defaults(void **state)
     assert_true(c->scale == 65536.0);
     assert_int_equal(c->factors, 32);
     assert_true(c->lr == 0.01f);
+    assert_true(c->beta1 == 0.9f);
     assert_true(c->lambda == 0.1f);
     assert_int_equal(c->rounds, 0);
     assert_int_equal(c->seed, 42);
@@ -92,6 +93,7 @@ static void test_ini_and_flag_precedence(void **state)
               "[model]\n"
               "factors = 64\n"
               "lr = 0.03\n"
+              "beta1 = 0.5\n"
               "[log]\n"
               "log-level = debug\n");
     fedreci_config *c = NULL;
@@ -114,6 +116,7 @@ static void test_ini_and_flag_precedence(void **state)
     assert_int_equal(c->threshold, 12);
     assert_true(c->clip == 8.5);
     assert_int_equal(c->factors, 64);
+    assert_true(c->beta1 == 0.5f);
     assert_int_equal(c->log_level, FEDRECI_LOG_DEBUG);
     /* flags win */
     assert_int_equal(c->cohort, 200);
@@ -231,6 +234,8 @@ static void test_bad_flag_values(void **state)
         {"--factors", "4096", FEDREC_ERR_RANGE},
         {"--lr", "0", FEDREC_ERR_RANGE},
         {"--lr", "fast", FEDREC_ERR_PARSE},
+        {"--beta1", "1", FEDREC_ERR_RANGE},
+        {"--beta1", "-0.1", FEDREC_ERR_RANGE},
         {"--lambda", "-0.1", FEDREC_ERR_RANGE},
         {"--population", "many", FEDREC_ERR_PARSE},
         {"--log-level", "verbose", FEDREC_ERR_PARSE},
