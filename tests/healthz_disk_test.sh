@@ -42,6 +42,9 @@ wait_health() { # port, pattern: polls until /healthz matches (a hang guard, not
 }
 
 printf 'code,description\nA,apple\nB,pear\nC,plum\n' >"$dir/cat.csv"
+# the log exists before the daemon's job opens it: the poll below must not
+# read a file that is not there yet (sed fails and set -e ends the script)
+: >"$dir/log"
 "$bin" --db "$mnt/state.sqlite" --catalog "$dir/cat.csv" --http "http://127.0.0.1:0" \
   --listen "tcp://127.0.0.1:0" --cohort 4 --min-cohort 3 --factors 4 >"$dir/log" 2>&1 &
 pid=$!
