@@ -644,7 +644,7 @@ fedrec_err fedreci_run_groups(const fedreci_run_world *w, float *y, fedreci_run_
         e = fedreci_error(FEDREC_ERR_NOMEM, "sim: group state for %u clients", w->n_train);
     if (!e)
         e = worker_init(&G.wk, G.n_items, G.k, G.d, cap);
-    fedreci_opt_params op = {FEDRECI_OPT_ADAM, (float)o->lr, 0.9f, 0.999f, 1e-8f,
+    fedreci_opt_params op = {FEDRECI_OPT_ADAM, (float)o->lr, (float)o->beta1, 0.999f, 1e-8f,
                              (float)o->lambda, w->n_train};
     if (!e && mpi_rank == 0)
         e = fedreci_optimizer_create(&opt, &op, G.n_items, G.k);
