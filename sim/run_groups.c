@@ -103,6 +103,19 @@ int fedreci_run_mpi_size(void)
     return mpi_size;
 }
 
+#ifdef FEDREC_HAVE_MPI
+/* Waits for n requests without spinning: Open MPI's blocking calls poll
+ * (a rank waiting for the others burns its core), so test every 200 us and
+ * sleep in between, leaving the core to the ranks that compute. */
+static void wait_all(MPI_Request *reqs, int n)
+{
+    int done = 0;
+    struct timespec ts = {0, 200000};
+    while (MPI_Testall(n, reqs, &done, MPI_STATUSES_IGNORE) == MPI_SUCCESS && !done)
+        nanosleep(&ts, NULL);
+}
+#endif
+
 /* ---- one group's SecAgg round ------------------------------------------------------------ */
 
 /* The header of a group's result, in 32-bit words before the d-word sum. */
@@ -521,14 +534,38 @@ static fedrec_err groups_round(gsim *G, fedreci_optimizer *opt, float *grad, uin
                           (int)g, MPI_COMM_WORLD, &reqs[g]);
         }
     }
+    /* the other ranks send each group's result as soon as it is ready and
+       go on with the next group, one buffer per group of theirs */
+    uint32_t n_mine = 0, k_mine = 0;
+    for (uint32_t g = (uint32_t)mpi_rank; g < n_groups; g += (uint32_t)mpi_size)
+        n_mine++;
+    MPI_Request *sreqs = NULL;
+    if (mpi_on && mpi_rank != 0 && n_mine) {
+        uint32_t *sb = realloc(*recv_buf, (size_t)n_mine * rw * sizeof *sb);
+        sreqs = calloc(n_mine, sizeof *sreqs);
+        if (!sb || !sreqs) {
+            free(sreqs);
+            if (sb)
+                *recv_buf = sb;
+            return fedreci_error(FEDREC_ERR_NOMEM, "sim: send buffers for %u groups", n_mine);
+        }
+        *recv_buf = sb;
+        for (uint32_t k = 0; k < n_mine; k++)
+            sreqs[k] = MPI_REQUEST_NULL;
+    }
 #else
     (void)recv_buf;
+    (void)rw;
 #endif
     for (uint32_t g = (uint32_t)mpi_rank; g < n_groups && !e; g += (uint32_t)mpi_size) {
         uint32_t n = 0;
         for (uint32_t i = 0; i < cohort; i++)
             if (group_of[i] == g)
                 cusers[n++] = cpick[i].user;
+#ifdef FEDREC_HAVE_MPI
+        if (sreqs)
+            res_buf = *recv_buf + (size_t)k_mine * rw;
+#endif
         e = run_group(G, ri, g, cusers, n, scale, res_buf);
         if (e)
             break;
@@ -544,14 +581,21 @@ static fedrec_err groups_round(gsim *G, fedreci_optimizer *opt, float *grad, uin
             }
         }
 #ifdef FEDREC_HAVE_MPI
-        else {
-            MPI_Send(res_buf, (int)rw, MPI_UINT32_T, 0, (int)g, MPI_COMM_WORLD);
+        else if (sreqs) {
+            MPI_Isend(res_buf, (int)rw, MPI_UINT32_T, 0, (int)g, MPI_COMM_WORLD, &sreqs[k_mine++]);
         }
 #endif
     }
 #ifdef FEDREC_HAVE_MPI
+    if (sreqs) {
+        if (!e)
+            wait_all(sreqs, (int)k_mine);
+        free(sreqs);
+    }
+#endif
+#ifdef FEDREC_HAVE_MPI
     if (reqs) {
-        MPI_Waitall((int)n_groups, reqs, MPI_STATUSES_IGNORE);
+        wait_all(reqs, (int)n_groups);
         free(reqs);
         for (uint32_t g = 0; g < n_groups && !e; g++) {
             if (g % (uint32_t)mpi_size == 0)
@@ -603,8 +647,10 @@ static void publish(gsim *G)
 {
 #ifdef FEDREC_HAVE_MPI
     if (mpi_on && mpi_size > 1) {
-        MPI_Bcast(G->y, (int)G->nk, MPI_FLOAT, 0, MPI_COMM_WORLD);
-        MPI_Bcast(G->gram, (int)(G->k * G->k), MPI_FLOAT, 0, MPI_COMM_WORLD);
+        MPI_Request req[2];
+        MPI_Ibcast(G->y, (int)G->nk, MPI_FLOAT, 0, MPI_COMM_WORLD, &req[0]);
+        MPI_Ibcast(G->gram, (int)(G->k * G->k), MPI_FLOAT, 0, MPI_COMM_WORLD, &req[1]);
+        wait_all(req, 2);
     }
 #else
     (void)G;
