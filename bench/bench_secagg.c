@@ -2,7 +2,8 @@
  * fedrec-bench secagg: the cost of SecAgg+ (core/secagg) through the real
  * protocol path (the client and server state machines, no transport).
  *
- *   fedrec-bench secagg [--json] [--quick] [--full] [--only client|server|classic|dp|checks]
+ *   fedrec-bench secagg [--json] [--quick] [--full]
+ *                       [--only client|server|classic|dp|checks|deviating]
  *
  * 1. Client masking (d = 130,241 words): the time of one client's
  *    masked_input call (decrypting its k share bundles, quantizing with
@@ -51,6 +52,19 @@
  *    Prints each check's share of the round ("old path" = the round minus
  *    the checks) and the Feldman-commitment alternative costed from one
  *    measured ristretto255 scalar multiplication.
+ *
+ * 6. The protection against a deviating coordinator (issue 14) at n = 500,
+ *    k = 16, t = 9, d = 117,121: one real round (every client, the sum
+ *    exact) with the graph seed step and the consistency check inside the
+ *    state machines, and each piece they added timed alone in the same run
+ *    (CPU time of this thread): the seed commitments a client checks (one
+ *    BLAKE2b per roster member, the digest and the seed), the consistency
+ *    tags (a keyed BLAKE2b each, made and checked), the two extra signed
+ *    requests per client (the coordinator verifies them), the coordinator's
+ *    checks of the contributions. "Old path" = the round minus those pieces
+ *    plus the six signed/MACed requests of issue 13. Also the bytes each
+ *    piece adds per client and round, from real encoded messages (random
+ *    64-bit ids), next to the same messages without them.
  *
  * --quick: smaller runs (k in {8, 16}; n = 100 only; classic setting at
  * 100 clients) for CI smoke tests. --only runs one of the sections
@@ -240,11 +254,23 @@ static int run_round(const fedreci_secagg_params *p, double frac, int timed_clie
     size_t m;
     if (fedreci_secagg_server_close_advertise(s, &roster, &m))
         goto out;
+    const uint8_t *digest = fedreci_secagg_server_seed_digest(s), *contribs = NULL;
+    for (uint32_t i = 0; i < n; i++) {
+        uint8_t contribution[32];
+        double t0 = now();
+        if (fedreci_secagg_client_reveal(c[i], ids, m, digest, contribution))
+            goto out;
+        ctime[i] += now() - t0;
+        if (fedreci_secagg_server_add_reveal(s, ids[i], contribution))
+            goto out;
+    }
+    if (fedreci_secagg_server_close_reveal(s, &contribs))
+        goto out;
     for (uint32_t i = 0; i < n; i++) {
         const fedreci_secagg_ciphertext *cts;
         size_t n_cts;
         double t0 = now();
-        if (fedreci_secagg_client_share_keys(c[i], roster, m, &cts, &n_cts))
+        if (fedreci_secagg_client_share_keys(c[i], roster, m, contribs, &cts, &n_cts))
             goto out;
         ctime[i] += now() - t0;
         if (fedreci_secagg_server_add_shares(s, ids[i], cts, n_cts))
@@ -252,8 +278,12 @@ static int run_round(const fedreci_secagg_params *p, double frac, int timed_clie
     }
     if (fedreci_secagg_server_close_share_keys(s))
         goto out;
-    if (fedreci_graph_build(&g, p, n))
-        goto out;
+    {
+        fedreci_secagg_params pg = *p; /* the graph of the derived seed */
+        memcpy(pg.graph_seed, fedreci_secagg_server_graph_seed(s), sizeof pg.graph_seed);
+        if (fedreci_graph_build(&g, &pg, n))
+            goto out;
+    }
     res->dropped = choose_dropouts(&g, p->t, frac, drop, &res->abort_rate);
     int timed = 0;
     for (uint32_t i = 0; i < n; i++) {
@@ -286,10 +316,36 @@ static int run_round(const fedreci_secagg_params *p, double frac, int timed_clie
     for (uint32_t i = 0; i < n; i++) {
         if (drop[i])
             continue;
+        const fedreci_secagg_tag *tg;
+        size_t nt;
+        double t0 = now();
+        if (fedreci_secagg_client_consistency(c[i], sv, ns, dv, nd, &tg, &nt))
+            goto out;
+        double t1 = now();
+        ctime[i] += t1 - t0;
+        if (fedreci_secagg_server_add_consistency(s, ids[i], tg, nt))
+            goto out;
+        server += now() - t1;
+    }
+    {
+        double t0 = now();
+        if (fedreci_secagg_server_close_consistency(s))
+            goto out;
+        server += now() - t0;
+    }
+    for (uint32_t i = 0; i < n; i++) {
+        if (drop[i])
+            continue;
         const fedreci_secagg_reveal *r;
         size_t nr;
+        const fedreci_secagg_tag *tg;
+        size_t nt;
         double t0 = now();
-        if (fedreci_secagg_client_unmask(c[i], sv, ns, dv, nd, &r, &nr))
+        if (fedreci_secagg_server_tags_for(s, ids[i], &tg, &nt))
+            goto out;
+        server += now() - t0;
+        t0 = now();
+        if (fedreci_secagg_client_unmask(c[i], tg, nt, &r, &nr))
             goto out;
         double t1 = now();
         ctime[i] += t1 - t0;
@@ -817,6 +873,259 @@ static void bench_checks(int quick)
            mlen, mac_key * 1e6);
 }
 
+static int cmp_u64(const void *a, const void *b)
+{
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+/* Encoded size of an nng message, freed. */
+static size_t msg_size(nng_msg *m)
+{
+    size_t n = m ? nng_msg_len(m) : 0;
+    if (m)
+        nng_msg_free(m);
+    return n;
+}
+
+static void bench_deviating(int quick)
+{
+    const uint32_t n = quick ? 100 : 500, k = 16, t = 9, d = quick ? 20001 : 117121;
+    fedreci_secagg_params p = params(n, k, t, d);
+    round_result r;
+    cpu_clock = 1;
+    if (run_round(&p, 0.0, 1, &r) || !r.ok) {
+        printf("deviating: the reference round failed\n");
+        cpu_clock = 0;
+        return;
+    }
+    volatile int sink = 0;
+    /* the pieces, each alone */
+    uint64_t *ids = malloc(n * sizeof *ids);
+    uint8_t *buf = malloc((size_t)n * 32), *commits = malloc((size_t)n * 32);
+    if (!ids || !buf || !commits) {
+        free(ids);
+        free(buf);
+        free(commits);
+        cpu_clock = 0;
+        return;
+    }
+    for (uint32_t i = 0; i < n; i++)
+        ids[i] = rnd();
+    randombytes_buf(buf, (size_t)n * 32);
+    uint8_t digest[32], seed[32], tag[16], key[32], req[32];
+    randombytes_buf(key, sizeof key);
+    /* a client's seed check: m commitments, the digest, the seed */
+    int reps = quick ? 20 : 5;
+    double t0 = now();
+    for (int rep = 0; rep < reps; rep++) {
+        for (uint32_t i = 0; i < n; i++)
+            fedreci_secagg_seed_commit(commits + 32 * i, 7, ids[i], buf + 32 * i);
+        fedreci_secagg_seed_digest(digest, 7, ids, commits, n);
+        fedreci_secagg_graph_seed(seed, digest, buf, NULL, n);
+        sink += seed[0];
+    }
+    double seed_client = (now() - t0) / reps;
+    /* the coordinator: one commitment per member (add_reveal), the digest
+       and the seed: the same work once per round */
+    double seed_server = seed_client;
+    /* the consistency step: the survivor set hash (n ids) twice... once per
+       client, k tags made and at most k checked, k pair keys derived */
+    t0 = now();
+    for (int rep = 0; rep < reps * 20; rep++) {
+        fedreci_secagg_request_hash(req, 7, ids, n, NULL, 0);
+        sink += req[0];
+    }
+    double reqhash = (now() - t0) / (reps * 20);
+    t0 = now();
+    for (int rep = 0; rep < 20000; rep++) {
+        fedreci_secagg_consistency_tag(tag, key, 7, 1, 2, req);
+        req[0] ^= tag[0];
+    }
+    double one_tag = (now() - t0) / 20000;
+    uint8_t ka[32];
+    randombytes_buf(ka, sizeof ka);
+    t0 = now();
+    for (int rep = 0; rep < 20000; rep++) {
+        fedreci_secagg_pair_derive(key, FEDRECI_LABEL_CONSIST, ka, 7, 1, 2);
+        ka[0] ^= key[0];
+    }
+    double one_key = (now() - t0) / 20000;
+    double consist_client = reqhash + 2.0 * k * one_tag + k * one_key;
+    /* two more requests per client (the seed contribution, the tags), MACed
+       under the round key and verified by the coordinator; a signature and
+       its verification are timed too (the alternative not built) */
+    uint8_t pk[32], sk[64];
+    crypto_sign_keypair(pk, sk);
+    fedreci_secagg_tag tg[16];
+    for (uint32_t j = 0; j < k; j++) {
+        tg[j].from = ids[0];
+        tg[j].to = ids[j + 1];
+        randombytes_buf(tg[j].tag, sizeof tg[j].tag);
+    }
+    fedreci_wire_hdr hs = {fedreci_secagg_id_from_pk(pk), 7, FEDRECI_WIRE_STAGE_CONSISTENCY};
+    nng_msg *m = NULL;
+    double sign2 = 0, verify2 = 0, sigsign = 0, sigverify = 0;
+    uint8_t mk2[32];
+    randombytes_buf(mk2, sizeof mk2);
+    if (!fedreci_wire_enc_tags(&m, &hs, 0, tg, k)) {
+        t0 = now();
+        for (int i = 0; i < 500; i++) {
+            sink += (int)fedreci_wire_mac(m, mk2);
+            (void)nng_msg_chop(m, FEDRECI_WIRE_MAC_SUFFIX);
+        }
+        sign2 = 2 * (now() - t0) / 500;
+        t0 = now();
+        for (int i = 0; i < 500; i++) {
+            sink += (int)fedreci_wire_sign(m, &hs, sk);
+            (void)nng_msg_chop(m, FEDRECI_WIRE_SIG_SUFFIX);
+        }
+        sigsign = 2 * (now() - t0) / 500;
+        fedreci_wire_env *e = NULL;
+        if (!fedreci_wire_mac(m, mk2) && !fedreci_wire_decode_msg(m, 1 << 20, &e)) {
+            t0 = now();
+            for (int i = 0; i < 500; i++)
+                sink += (int)fedreci_wire_verify_mac(nng_msg_body(m), nng_msg_len(m), e, mk2);
+            verify2 = 2 * (now() - t0) / 500;
+        }
+        fedreci_wire_free(e);
+        e = NULL;
+        (void)nng_msg_chop(m, FEDRECI_WIRE_MAC_SUFFIX);
+        if (!fedreci_wire_sign(m, &hs, sk) && !fedreci_wire_decode_msg(m, 1 << 20, &e)) {
+            t0 = now();
+            for (int i = 0; i < 500; i++)
+                sink += (int)fedreci_wire_verify(nng_msg_body(m), nng_msg_len(m), e, pk);
+            sigverify = 2 * (now() - t0) / 500;
+        }
+        fedreci_wire_free(e);
+        nng_msg_free(m);
+    }
+    /* the six requests of issue 13 (five signatures, one MAC) and their
+       verification, to count the old path as the deployed round */
+    double old_requests = 0;
+    {
+        uint32_t *y = calloc(d, sizeof *y);
+        fedreci_wire_hdr hm = {hs.client_id, 7, FEDRECI_WIRE_STAGE_MASKED_INPUT};
+        nng_msg *mm = NULL;
+        uint8_t mk[32];
+        randombytes_buf(mk, sizeof mk);
+        if (y && !fedreci_wire_enc_masked(&mm, &hm, y, d)) {
+            t0 = now();
+            for (int i = 0; i < 10; i++) {
+                sink += (int)fedreci_wire_mac(mm, mk);
+                (void)nng_msg_chop(mm, FEDRECI_WIRE_MAC_SUFFIX);
+            }
+            double mac = (now() - t0) / 10;
+            old_requests = 5 * (sigsign / 2 + sigverify / 2) + 2 * mac;
+            nng_msg_free(mm);
+        }
+        free(y);
+    }
+    cpu_clock = 0;
+
+    /* per round */
+    double round_meas = n * r.client_total + r.server; /* includes the in-machine pieces */
+    double in_machine = n * (seed_client + consist_client) + seed_server;
+    double old = round_meas - in_machine + n * old_requests;
+    double added = in_machine + n * (sign2 + verify2);
+
+    /* bytes per client: the same messages with and without the additions */
+    size_t m_ids = n, na = k + 1;
+    uint64_t *rid = malloc(m_ids * sizeof *rid);
+    fedreci_secagg_advert *adv = calloc(na, sizeof *adv);
+    const fedreci_secagg_advert **ap = calloc(na, sizeof *ap);
+    size_t b_roster_old = 0, b_roster_new = 0, b_relay = 0, b_reveal = 0, b_tags = 0,
+           b_tags_relay = 0, b_adv_old = 0, b_adv_new = 0;
+    if (rid && adv && ap) {
+        for (size_t i = 0; i < m_ids; i++)
+            rid[i] = rnd() | (1ull << 63);
+        qsort(rid, m_ids, sizeof *rid, cmp_u64);
+        for (size_t i = 0; i < na; i++) {
+            randombytes_buf(&adv[i], sizeof adv[i]);
+            adv[i].client_id = rid[i];
+            ap[i] = &adv[i];
+        }
+        fedreci_wire_hdr h = {rid[0], 7, FEDRECI_WIRE_STAGE_ADVERTISE};
+        nng_msg *x = NULL;
+        /* the advert as sent (the seed commitment is the addition) */
+        if (!fedreci_wire_enc_advertise(&x, &h, &adv[0]) && !fedreci_wire_sign(x, &h, sk))
+            b_adv_new = msg_size(x);
+        b_adv_old = b_adv_new - 34;
+        /* before: the roster carried the member ids and k + 1 adverts
+           without seed commitments (34 bytes less each) */
+        if (!fedreci_wire_enc_roster(&x, &h, rid, m_ids, NULL, ap, na))
+            b_roster_old = msg_size(x) - 34 * na;
+        if (!fedreci_wire_enc_roster(&x, &h, rid, m_ids, digest, NULL, 0))
+            b_roster_new = msg_size(x);
+        h.stage = FEDRECI_WIRE_STAGE_SEED;
+        if (!fedreci_wire_enc_seed_relay(&x, &h, buf, m_ids, NULL, ap, na))
+            b_relay = msg_size(x);
+        if (!fedreci_wire_enc_seed_reveal(&x, &h, buf) && !fedreci_wire_mac(x, mk2))
+            b_reveal = msg_size(x);
+        h.stage = FEDRECI_WIRE_STAGE_CONSISTENCY;
+        for (uint32_t j = 0; j < k; j++) {
+            tg[j].from = rid[0];
+            tg[j].to = rid[j + 1];
+        }
+        if (!fedreci_wire_enc_tags(&x, &h, 0, tg, k) && !fedreci_wire_mac(x, mk2))
+            b_tags = msg_size(x);
+        for (uint32_t j = 0; j < k; j++) {
+            tg[j].from = rid[j + 1];
+            tg[j].to = rid[0];
+        }
+        if (!fedreci_wire_enc_tags(&x, &h, 1, tg, k))
+            b_tags_relay = msg_size(x);
+    }
+    size_t seed_bytes = (b_adv_new - b_adv_old) + b_reveal + b_roster_new + b_relay - b_roster_old;
+    size_t consist_bytes = b_tags + b_tags_relay;
+    free(rid);
+    free(adv);
+    free(ap);
+    free(ids);
+    free(buf);
+    free(commits);
+    (void)sink;
+    if (json) {
+        printf("{\"bench\":\"secagg_deviating\",\"n\":%u,\"k\":%u,\"t\":%u,\"d\":%u,"
+               "\"old_path_s\":%.4f,\"added_s\":%.5f,\"growth\":%.5f,"
+               "\"seed_client_s\":%.7f,\"seed_server_s\":%.7f,\"consistency_client_s\":%.7f,"
+               "\"two_requests_sign_s\":%.7f,\"two_requests_verify_s\":%.7f,"
+               "\"seed_bytes\":%zu,\"consistency_bytes\":%zu,\"exact\":true}\n",
+               n, k, t, d, old, added, added / old, seed_client, seed_server, consist_client, sign2,
+               verify2, seed_bytes, consist_bytes);
+        return;
+    }
+    printf("\nDeviating coordinator (issue 14): n = %u, k = %u, t = %u, d = %u, one real round "
+           "(sum exact) with the seed step and the consistency check, each piece timed alone, "
+           "same run, CPU time of this thread%s\n",
+           n, k, t, d, quick ? " (--quick: reduced)" : "");
+    printf("| item | per round (s) | share of old path |\n|---|---|---|\n");
+    printf("| old path: n x client + server, with the six requests of issue 13 | %.3f | 100%% |\n",
+           old);
+    printf("| seed: each client checks %u commitments, the digest, the seed (%.3f ms) | %.4f | "
+           "%.2f%% |\n",
+           n, seed_client * 1e3, n * seed_client, 100 * n * seed_client / old);
+    printf("| seed: the coordinator, once per round | %.5f | %.3f%% |\n", seed_server,
+           100 * seed_server / old);
+    printf("| consistency: each client hashes the set, derives %u keys, makes and checks %u "
+           "tags (%.1f us) | %.4f | %.2f%% |\n",
+           k, 2 * k, consist_client * 1e6, n * consist_client, 100 * n * consist_client / old);
+    printf("| two more requests per client, MACed (%.1f us) | %.4f | %.2f%% |\n", sign2 * 1e6,
+           n * sign2, 100 * n * sign2 / old);
+    printf("| the coordinator verifies their MACs (%.1f us) | %.4f | %.2f%% |\n", verify2 * 1e6,
+           n * verify2, 100 * n * verify2 / old);
+    printf("| **all added** | **%.4f** | **%.2f%%** |\n", added, 100 * added / old);
+    printf("| (not built) the two requests signed and verified instead (%.1f + %.1f us) | %.4f | "
+           "%.2f%% |\n",
+           sigsign * 1e6, sigverify * 1e6, n * (sigsign + sigverify),
+           100 * n * (sigsign + sigverify) / old);
+    printf("bytes per client and round: seed step %zu B (advert +%zu, SeedReveal %zu, roster %zu + "
+           "SeedRelay %zu instead of a roster of %zu: %u contributions of 34 B), consistency "
+           "check %zu B (Consistency %zu up, ConsistencyRelay %zu down, %u tags each)\n",
+           seed_bytes, b_adv_new - b_adv_old, b_reveal, b_roster_new, b_relay, b_roster_old, n,
+           consist_bytes, b_tags, b_tags_relay, k);
+}
+
 int fedrec_bench_secagg(int argc, char **argv)
 {
     int quick = 0;
@@ -827,7 +1136,7 @@ int fedrec_bench_secagg(int argc, char **argv)
         {"help", no_argument, NULL, 'h'}, {NULL, 0, NULL, 0},
     };
     static const char *const usage = "usage: fedrec-bench secagg [--json] [--quick] [--full] "
-                                     "[--only client|server|classic|dp|checks]\n";
+                                     "[--only client|server|classic|dp|checks|deviating]\n";
     fedreci_opt_reset();
     int c;
     while ((c = getopt_long(argc, argv, ":", lo, NULL)) != -1) {
@@ -839,12 +1148,12 @@ int fedrec_bench_secagg(int argc, char **argv)
             full = 1;
         } else if (c == 'o' && (!strcmp(optarg, "client") || !strcmp(optarg, "server") ||
                                 !strcmp(optarg, "classic") || !strcmp(optarg, "dp") ||
-                                !strcmp(optarg, "checks"))) {
+                                !strcmp(optarg, "checks") || !strcmp(optarg, "deviating"))) {
             only = optarg;
         } else if (c == 'o') {
             fprintf(stderr,
-                    "fedrec-bench secagg: --only: '%s' is not client, server, classic, dp or "
-                    "checks\n",
+                    "fedrec-bench secagg: --only: '%s' is not client, server, classic, dp, "
+                    "checks or deviating\n",
                     optarg);
             return 2;
         } else if (c == 'h') {
@@ -873,5 +1182,7 @@ int fedrec_bench_secagg(int argc, char **argv)
         bench_dp(quick);
     if (!only || !strcmp(only, "checks"))
         bench_checks(quick);
+    if (!only || !strcmp(only, "deviating"))
+        bench_deviating(quick);
     return 0;
 }

@@ -18,7 +18,30 @@
 #include "core/log.h"
 #include "core/util.h"
 
-enum step { S_CHECKIN = 0, S_MODEL, S_ADV, S_SHARE, S_MASKED, S_UNMASK, S_DONE };
+enum step {
+    S_CHECKIN = 0,
+    S_MODEL,
+    S_ADV,     /* SecAgg stage 0: advert */
+    S_SEED,    /* stage 0, second message: the graph seed contribution */
+    S_SHARE,   /* stage 1 */
+    S_MASKED,  /* stage 2 */
+    S_CONSIST, /* stage 3, first message: the consistency tags */
+    S_UNMASK,  /* stage 3: the reveals */
+    S_DONE
+};
+
+/* The SecAgg stage (0..3) a step's message belongs to, and whether it is
+ * the first message of that stage (where the dropout test hook stops). */
+static int step_stage(int step)
+{
+    static const int st[] = {-1, -1, 0, 0, 1, 2, 3, 3};
+    return step >= 0 && step < S_DONE ? st[step] : -1;
+}
+
+static int step_first(int step)
+{
+    return step == S_ADV || step == S_SHARE || step == S_MASKED || step == S_CONSIST;
+}
 enum io { IO_IDLE = 0, IO_SEND, IO_RECV, IO_SLEEP };
 
 struct fedreci_session {
@@ -51,6 +74,11 @@ struct fedreci_session {
     fedreci_wire_round round;
     fedreci_secagg_client *sa;
     fedreci_secagg_advert advert;
+    uint64_t *ids; /* the roster's member ids */
+    size_t m;
+    uint8_t contribution[32];
+    const fedreci_secagg_tag *tags;
+    size_t n_tags;
     const fedreci_secagg_ciphertext *cts;
     size_t n_cts;
     const uint32_t *masked;
@@ -111,15 +139,22 @@ static void fail_local(fedreci_session *s, fedrec_err e, const char *what)
 
 static const char *step_what(int step)
 {
-    static const char *const w[] = {"check-in",          "model request",
-                                    "key advertisement", "encrypted key shares",
-                                    "masked update",     "unmask shares"};
+    static const char *const w[] = {"check-in",
+                                    "model request",
+                                    "key advertisement",
+                                    "graph seed contribution",
+                                    "encrypted key shares",
+                                    "masked update",
+                                    "consistency tags",
+                                    "unmask shares"};
     return step >= 0 && step < S_DONE ? w[step] : "?";
 }
 
 /* Encodes and signs the request of the current step (again, for a resend).
  * Every request carries the identity key's signature over its round, stage,
- * sender and bytes (docs/protocol.md "Authentication"). */
+ * sender and bytes, or, once the advert is accepted, a MAC under the round
+ * key bound to it (masked input, seed contribution, consistency tags;
+ * docs/protocol.md "Authentication"). */
 static fedrec_err build(fedreci_session *s, nng_msg **m)
 {
     fedreci_wire_hdr h = {s->cfg.client_id, s->selected ? s->round.secagg.round_id : 0, 0};
@@ -138,9 +173,17 @@ static fedrec_err build(fedreci_session *s, nng_msg **m)
         h.stage = FEDRECI_WIRE_STAGE_ADVERTISE;
         e = fedreci_wire_enc_advertise(m, &h, &s->advert);
         break;
+    case S_SEED:
+        h.stage = FEDRECI_WIRE_STAGE_SEED;
+        e = fedreci_wire_enc_seed_reveal(m, &h, s->contribution);
+        break;
     case S_SHARE:
         h.stage = FEDRECI_WIRE_STAGE_SHARE_KEYS;
         e = fedreci_wire_enc_ciphertexts(m, &h, 0, s->cts, s->n_cts);
+        break;
+    case S_CONSIST:
+        h.stage = FEDRECI_WIRE_STAGE_CONSISTENCY;
+        e = fedreci_wire_enc_tags(m, &h, 0, s->tags, s->n_tags);
         break;
     case S_MASKED:
         h.stage = FEDRECI_WIRE_STAGE_MASKED_INPUT;
@@ -153,9 +196,10 @@ static fedrec_err build(fedreci_session *s, nng_msg **m)
     default:
         return fedreci_error(FEDREC_ERR_INTERNAL, "session: nothing to send");
     }
-    if (!e && s->step == S_MASKED) {
-        /* the bulk message: a MAC under the round key bound to the signed
-           advert (cheaper than hashing 4 d bytes for a signature) */
+    if (!e && (s->step == S_MASKED || s->step == S_SEED || s->step == S_CONSIST)) {
+        /* the bulk message and the two small ones of issue 14: a MAC under
+           the round key bound to the signed advert (cheaper than hashing 4 d
+           bytes for a signature, and than verifying a signature) */
         uint8_t key[32];
         e = fedreci_secagg_client_mac_key(s->sa, s->round.coord_pk, key);
         if (!e)
@@ -173,8 +217,8 @@ static fedrec_err build(fedreci_session *s, nng_msg **m)
 
 static void send_step(fedreci_session *s)
 {
-    int secagg_stage = s->step - S_ADV; /* 0..3 for the SecAgg steps */
-    if (s->step >= S_ADV && s->cfg.dropout_stage == secagg_stage) {
+    int secagg_stage = step_stage(s->step); /* 0..3 for the SecAgg steps */
+    if (s->step >= S_ADV && step_first(s->step) && s->cfg.dropout_stage == secagg_stage) {
         finish(s, FEDRECI_SESSION_DROPPED, FEDREC_OK, "dropped out before stage %d", secagg_stage);
         return;
     }
@@ -350,19 +394,56 @@ static void on_model_reply(fedreci_session *s, const fedreci_wire_env *env)
         finish(s, (fedreci_session_outcome)s->after_model, FEDREC_OK, NULL);
 }
 
+/* The roster: the member ids and the coordinator's digest of their seed
+ * commitments; this client reveals its contribution. */
 static void on_roster(fedreci_session *s, const fedreci_wire_env *env)
 {
     fedreci_secagg_advert *ro = NULL;
     size_t m = 0;
+    const uint8_t *digest = NULL;
     fedrec_err e = fedreci_wire_get_roster(env, s->cfg.client_id, s->round.secagg.t,
                                            s->round.secagg.n, &ro, &m);
+    if (e)
+        fedreci_secagg_client_note_refusal(
+            s->sa, e == FEDREC_ERR_PROTOCOL ? FEDRECI_REFUSE_ROSTER_SELF : FEDRECI_REFUSE_ROSTER);
+    if (!e && (e = fedreci_wire_get_seed_digest(env, &digest)))
+        fedreci_secagg_client_note_refusal(s->sa, FEDRECI_REFUSE_ROSTER);
+    uint64_t *ids = e ? NULL : malloc(m * sizeof *ids);
+    if (!e && !ids)
+        e = fedreci_error(FEDREC_ERR_NOMEM, "session: roster of %zu", m);
+    for (size_t i = 0; !e && i < m; i++)
+        ids[i] = ro[i].client_id;
+    free(ro);
+    if (!e)
+        e = fedreci_secagg_client_reveal(s->sa, ids, m, digest, s->contribution);
+    if (e) {
+        free(ids);
+        fail_local(s, e, "roster");
+        return;
+    }
+    free(s->ids);
+    s->ids = ids;
+    s->m = m;
+    s->step = S_SEED;
+    send_step(s);
+}
+
+/* The contributions of every member and the adverts of the neighbours in
+ * the graph they seed: deal the shares. */
+static void on_seed_relay(fedreci_session *s, const fedreci_wire_env *env)
+{
+    fedreci_secagg_advert *ro = NULL;
+    uint8_t *contribs = NULL, *missing = NULL;
+    fedrec_err e = fedreci_wire_get_seed_relay(env, s->ids, s->m, &contribs, &missing, &ro);
+    if (e)
+        fedreci_secagg_client_note_refusal(s->sa, FEDRECI_REFUSE_SEED);
     /* ids are self-certifying: every advert the roster carries must list an
        identity key whose id is the member's (a coordinator or a client
        cannot put another key under a member's id) */
-    for (size_t i = 0; !e && i < m; i++) {
+    for (size_t i = 0; !e && i < s->m; i++) {
         static const uint8_t zero[FEDRECI_SECAGG_SIGN_PK_BYTES];
         if (sodium_memcmp(ro[i].identity_pk, zero, sizeof zero) == 0)
-            continue; /* a member the roster carries no advert for */
+            continue; /* a member the relay carries no advert for */
         if (fedreci_secagg_id_from_pk(ro[i].identity_pk) != ro[i].client_id) {
             fedreci_secagg_client_note_refusal(s->sa, FEDRECI_REFUSE_ADVERT_ID);
             e = fedreci_error(FEDREC_ERR_SIGNATURE,
@@ -373,8 +454,11 @@ static void on_roster(fedreci_session *s, const fedreci_wire_env *env)
         }
     }
     if (!e)
-        e = fedreci_secagg_client_share_keys(s->sa, ro, m, &s->cts, &s->n_cts);
+        e = fedreci_secagg_client_share_keys_missing(s->sa, ro, s->m, contribs, missing, &s->cts,
+                                                     &s->n_cts);
     free(ro);
+    free(contribs);
+    free(missing);
     if (e) {
         fail_local(s, e, "roster");
         return;
@@ -467,9 +551,28 @@ static void on_unmask_request(fedreci_session *s, const fedreci_wire_env *env)
     size_t ns, nd;
     fedrec_err e = fedreci_wire_get_unmask_request(env, &sv, &ns, &dr, &nd);
     if (!e)
-        e = fedreci_secagg_client_unmask(s->sa, sv, ns, dr, nd, &s->reveals, &s->n_reveals);
+        e = fedreci_secagg_client_consistency(s->sa, sv, ns, dr, nd, &s->tags, &s->n_tags);
     if (e) {
         fail_local(s, e, "unmask request");
+        return;
+    }
+    s->step = S_CONSIST;
+    send_step(s);
+}
+
+/* The endorsements of the neighbours: reveal only with t of them. */
+static void on_consistency_relay(fedreci_session *s, const fedreci_wire_env *env)
+{
+    fedreci_secagg_tag *tags = NULL;
+    size_t n = 0;
+    fedrec_err e = fedreci_wire_get_tags(env, s->round.secagg.n, &tags, &n);
+    if (e)
+        fedreci_secagg_client_note_refusal(s->sa, FEDRECI_REFUSE_CONSISTENCY);
+    if (!e)
+        e = fedreci_secagg_client_unmask(s->sa, tags, n, &s->reveals, &s->n_reveals);
+    free(tags);
+    if (e) {
+        fail_local(s, e, "consistency check");
         return;
     }
     s->step = S_UNMASK;
@@ -518,11 +621,18 @@ static void on_reply(fedreci_session *s, const fedreci_wire_env *env)
         return;
     }
     Fedrec__V1__Envelope__BodyCase want[] = {
-        FEDREC__V1__ENVELOPE__BODY_CHECK_IN_REPLY, FEDREC__V1__ENVELOPE__BODY_MODEL_REPLY,
-        FEDREC__V1__ENVELOPE__BODY_ROSTER,         FEDREC__V1__ENVELOPE__BODY_SHARE_RELAY,
-        FEDREC__V1__ENVELOPE__BODY_UNMASK_REQUEST, FEDREC__V1__ENVELOPE__BODY_ROUND_RESULT,
+        FEDREC__V1__ENVELOPE__BODY_CHECK_IN_REPLY,
+        FEDREC__V1__ENVELOPE__BODY_MODEL_REPLY,
+        FEDREC__V1__ENVELOPE__BODY_ROSTER,
+        FEDREC__V1__ENVELOPE__BODY_SEED_RELAY,
+        FEDREC__V1__ENVELOPE__BODY_SHARE_RELAY,
+        FEDREC__V1__ENVELOPE__BODY_UNMASK_REQUEST,
+        FEDREC__V1__ENVELOPE__BODY_CONSISTENCY_RELAY,
+        FEDREC__V1__ENVELOPE__BODY_ROUND_RESULT,
     };
     if (s->step >= S_DONE || env->body_case != want[s->step]) {
+        if (s->step >= S_ADV)
+            s->res.refusal = FEDRECI_REFUSE_MALFORMED;
         finish(s, FEDRECI_SESSION_ERROR, FEDREC_ERR_PROTOCOL,
                "unexpected reply (body %d) to the %s", (int)env->body_case, step_what(s->step));
         return;
@@ -537,11 +647,17 @@ static void on_reply(fedreci_session *s, const fedreci_wire_env *env)
     case S_ADV:
         on_roster(s, env);
         break;
+    case S_SEED:
+        on_seed_relay(s, env);
+        break;
     case S_SHARE:
         on_relay(s, env);
         break;
     case S_MASKED:
         on_unmask_request(s, env);
+        break;
+    case S_CONSIST:
+        on_consistency_relay(s, env);
         break;
     default:
         break;
@@ -579,6 +695,9 @@ static void aio_cb(void *arg)
         fedreci_wire_env *env = NULL;
         fedrec_err e = fedreci_wire_decode_msg(m, s->cfg.recv_max_bytes, &env);
         nng_msg_free(m);
+        if (e && s->step >= S_ADV && s->step < S_DONE)
+            /* a roster with repeated or unsorted ids does not decode */
+            s->res.refusal = s->step == S_ADV ? FEDRECI_REFUSE_ROSTER : FEDRECI_REFUSE_MALFORMED;
         if (e) {
             fail_local(s, e, "decoding the reply");
             return;
@@ -755,6 +874,7 @@ void fedreci_session_destroy(fedreci_session *s)
     if (s->aio)
         nng_aio_free(s->aio);
     fedreci_secagg_client_destroy(s->sa);
+    free(s->ids);
     if (s->sk)
         sodium_free(s->sk);
     sodium_memzero(s->seed, sizeof s->seed);

@@ -112,7 +112,8 @@ typedef struct fedreci_session_config {
     uint32_t max_retries;          /* RetryAfter replies accepted; default 1000 */
     int dropout_stage;             /* test hook: -1 none; 0..3 stop (silently) instead of
                                       sending that SecAgg stage's message */
-    const uint8_t *rounding_seed;  /* 32 bytes for reproducible rounding, or NULL */
+    const uint8_t *rounding_seed;  /* 32 bytes for reproducible rounding and graph seed
+                                      contribution (simulations, tests), or NULL */
 } fedreci_session_config;
 
 /* Fills the defaults documented above (dropout_stage = -1, opted_in = 1). */

@@ -369,7 +369,7 @@ void fedreci_coord_get_status(fedreci_coord *c, fedreci_coord_status *st)
     pthread_mutex_lock(&c->mu);
     memset(st, 0, sizeof *st);
     st->round_id = c->cur ? c->cur->id : 0;
-    st->stage = fedreci_eng_round_active(c) ? c->cur->stage : -1;
+    st->stage = fedreci_eng_round_active(c) ? fedreci_eng_phase_stage(c->cur->stage) : -1;
     st->model_version = c->model->version;
     st->rounds_completed = c->rounds_completed;
     st->rounds_aborted = c->rounds_aborted;

@@ -109,9 +109,59 @@ typedef struct pmodel {
     pcat *cat; /* one reference */
 } pmodel;
 
+/* The phases of a round (rstate.stage): the four SecAgg+ stages of
+ * docs/protocol.md and the two steps issue 14 added inside them, the graph
+ * seed contributions (stage 0, after the roster) and the consistency check
+ * (stage 3, before the reveals). Statistics, deadlines and the dropout hook
+ * count the four stages (fedreci_eng_phase_stage). */
+enum {
+    PH_ADV = 0,     /* AdvertiseKeys -> Roster */
+    PH_SEED = 1,    /* SeedReveal -> SeedRelay */
+    PH_SHARE = 2,   /* ShareKeys -> ShareRelay */
+    PH_MASKED = 3,  /* MaskedInput -> UnmaskRequest */
+    PH_CONSIST = 4, /* Consistency -> ConsistencyRelay */
+    PH_UNMASK = 5,  /* Unmask -> RoundResult */
+    N_PH = 6
+};
+
+/* The SecAgg stage (0..3) of phase ph. */
+static inline int fedreci_eng_phase_stage(int ph)
+{
+    static const int st[N_PH] = {0, 0, 1, 2, 3, 3};
+    return ph >= 0 && ph < N_PH ? st[ph] : 3;
+}
+
+/* "" for the phases that are the classic stages, else the step's name (for
+ * log lines and error texts: "stage 0 seed step"). */
+static inline const char *fedreci_eng_phase_step(int ph)
+{
+    return ph == PH_SEED ? " seed step" : ph == PH_CONSIST ? " consistency step" : "";
+}
+
+/* The phase of a wire stage (Envelope.stage), or -1 for a non-SecAgg stage. */
+static inline int fedreci_eng_phase_of_wire(uint32_t wire_stage)
+{
+    switch (wire_stage) {
+    case FEDRECI_WIRE_STAGE_ADVERTISE:
+        return PH_ADV;
+    case FEDRECI_WIRE_STAGE_SEED:
+        return PH_SEED;
+    case FEDRECI_WIRE_STAGE_SHARE_KEYS:
+        return PH_SHARE;
+    case FEDRECI_WIRE_STAGE_MASKED_INPUT:
+        return PH_MASKED;
+    case FEDRECI_WIRE_STAGE_CONSISTENCY:
+        return PH_CONSIST;
+    case FEDRECI_WIRE_STAGE_UNMASK:
+        return PH_UNMASK;
+    default:
+        return -1;
+    }
+}
+
 /* One cohort member of a round. */
 typedef struct member {
-    uint8_t acc;  /* bit s: stage s message accepted */
+    uint8_t acc;  /* bit ph: phase ph message accepted */
     uint8_t gone; /* declared gone (fedreci_coord_client_gone) or its
                      connection closed (pipe_removed): sends nothing more */
     int32_t park; /* parked ctx, -1 none */
@@ -119,32 +169,36 @@ typedef struct member {
     uint8_t mac_key[32]; /* authenticates its masked input (after its advert) */
 } member;
 
-/* rstate.stage past the four SecAgg+ stages: the round ended. */
-enum { ST_DONE = 4, ST_ABORTED = 5 };
+/* rstate.stage past the phases: the round ended. */
+enum { ST_DONE = N_PH, ST_ABORTED = N_PH + 1 };
 
 /* One round: its cohort, the SecAgg+ server and what each stage closed with.
  * The engine keeps the current round and the one before it (late resends of
  * the previous round are still answered). */
 typedef struct rstate {
     uint64_t id;
-    int stage;   /* 0..3 open SecAgg stage, ST_DONE, ST_ABORTED */
-    int reached; /* the last SecAgg stage opened (0..3); set when the round ends */
+    int stage;      /* the open phase (PH_*), ST_DONE, ST_ABORTED */
+    int reached;    /* the last SecAgg stage opened (0..3); set when the round ends */
+    int reached_ph; /* the last phase opened (PH_*); set when the round aborts */
     fedreci_secagg_params p;
     fedreci_secagg_server *srv;
     uint32_t n;
     uint64_t *ids; /* cohort, sorted */
     member *mem;
-    uint32_t count[4];
+    uint32_t count[N_PH]; /* messages accepted per phase */
     uint32_t expected;
     uint32_t gone; /* declared-gone members still expected at the open stage */
     uint64_t *roster_ids;
     fedreci_secagg_advert *roster;
     size_t m;
-    uint32_t *nbr; /* scratch for neighbour indices */
+    uint8_t digest[32]; /* the seed digest sent with the roster */
+    uint8_t *contribs;  /* m x 32: every member's seed contribution (after PH_SEED) */
+    uint8_t *missing;   /* m flags: did not reveal (its commitment in contribs) */
+    uint32_t *nbr;      /* scratch for neighbour indices */
     uint64_t *surv, *drop;
     size_t ns, nd;
     uint64_t t_stage;
-    double stage_ms[4];
+    double stage_ms[4]; /* per SecAgg stage (its phases added) */
     uint64_t bytes_in0, bytes_out0;
     double total_weight;
     uint64_t version_after;

@@ -164,13 +164,13 @@ static void on_model_request(fedreci_coord *c, cctx *x, const fedreci_wire_env *
     fedreci_eng_ob_push(ob, x, NULL, m, &h);
 }
 
-/* Hands the stage-s message of env to the SecAgg+ server. */
+/* Hands the phase-s message of env to the SecAgg+ server. */
 static fedrec_err stage_add(fedreci_coord *c, rstate *r, const fedreci_wire_env *env, int s)
 {
     fedrec_err e;
     uint64_t id = env->client_id;
     switch (s) {
-    case 0: {
+    case PH_ADV: {
         fedreci_secagg_advert a;
         if ((e = fedreci_wire_get_advert(env, &a)))
             return e;
@@ -182,7 +182,22 @@ static fedrec_err stage_add(fedreci_coord *c, rstate *r, const fedreci_wire_env 
             r->mem[mi].has_key = 1;
         return FEDREC_OK;
     }
-    case 1: {
+    case PH_SEED: {
+        const uint8_t *contribution;
+        if ((e = fedreci_wire_get_seed_reveal(env, &contribution)))
+            return e;
+        return fedreci_secagg_server_add_reveal(r->srv, id, contribution);
+    }
+    case PH_CONSIST: {
+        fedreci_secagg_tag *tags;
+        size_t n;
+        if ((e = fedreci_wire_get_tags(env, r->p.n, &tags, &n)))
+            return e;
+        e = fedreci_secagg_server_add_consistency(r->srv, id, tags, n);
+        free(tags);
+        return e;
+    }
+    case PH_SHARE: {
         fedreci_secagg_ciphertext *cts;
         size_t n;
         if ((e = fedreci_wire_get_ciphertexts(env, r->p.n, &cts, &n)))
@@ -198,7 +213,7 @@ static fedrec_err stage_add(fedreci_coord *c, rstate *r, const fedreci_wire_env 
         free(cts);
         return e;
     }
-    case 2: {
+    case PH_MASKED: {
         const uint32_t *y;
         if ((e = fedreci_wire_get_masked(env, r->p.d, &y)))
             return e;
@@ -217,20 +232,23 @@ static fedrec_err stage_add(fedreci_coord *c, rstate *r, const fedreci_wire_env 
     }
 }
 
-/* Authenticates a stage message of member mi of r: the masked input by its
- * MAC under the member's round key (set when its advert was accepted), every
- * other stage message by its signature under the registered identity key.
- * Nothing is counted or stored before this passes. */
+/* Authenticates a stage message of member mi of r: the messages sent after
+ * its advert was accepted without a signature of their own (the masked
+ * input, the seed contribution, the consistency tags) by their MAC under
+ * the member's round key, every other stage message by its signature under
+ * the registered identity key. Nothing is counted or stored before this
+ * passes. */
 static fedrec_err stage_auth(const rstate *r, long mi, const crec *rec, const fedreci_wire_env *env,
                              const uint8_t *buf, size_t len)
 {
-    if (env->stage != FEDRECI_WIRE_STAGE_MASKED_INPUT)
+    if (env->stage != FEDRECI_WIRE_STAGE_MASKED_INPUT && env->stage != FEDRECI_WIRE_STAGE_SEED &&
+        env->stage != FEDRECI_WIRE_STAGE_CONSISTENCY)
         return fedreci_wire_verify(buf, len, env, rec->pk);
     if (!r->mem[mi].has_key)
         return fedreci_error(FEDREC_ERR_SIGNATURE,
-                             "masked input from client %016llx, which has no round key (no "
+                             "stage %u message from client %016llx, which has no round key (no "
                              "accepted advert)",
-                             (unsigned long long)env->client_id);
+                             env->stage, (unsigned long long)env->client_id);
     return fedreci_wire_verify_mac(buf, len, env, r->mem[mi].mac_key);
 }
 
@@ -264,9 +282,11 @@ static rstate *stage_round(fedreci_coord *c, cctx *x, const fedreci_wire_env *en
     }
     /* a stage that is not open yet: refused before anything is verified or
        counted (it changes nothing either way) */
-    int s = (int)h->stage - 3;
+    int s = fedreci_eng_phase_of_wire(h->stage);
     if (r->stage < ST_DONE && s > r->stage) {
-        snprintf(text, sizeof text, "stage %d is not open (open: %d)", s, r->stage);
+        snprintf(text, sizeof text, "stage %d%s is not open (open: stage %d%s)",
+                 fedreci_eng_phase_stage(s), fedreci_eng_phase_step(s),
+                 fedreci_eng_phase_stage(r->stage), fedreci_eng_phase_step(r->stage));
         fedreci_eng_reply_error(c, x, h, FEDREC_ERR_STAGE, text, ob);
         return NULL;
     }
@@ -305,8 +325,9 @@ static void member_back(rstate *r, uint32_t mi, uint64_t client)
         r->gone--;
     mb->gone = 0;
     fedreci_log(FEDRECI_LOG_INFO, (int64_t)r->id,
-                "client %016llx is back after its connection closed (stage %d)",
-                (unsigned long long)client, r->stage);
+                "client %016llx is back after its connection closed (stage %d%s)",
+                (unsigned long long)client, fedreci_eng_phase_stage(r->stage),
+                fedreci_eng_phase_step(r->stage));
 }
 
 /* A message for the open stage s of r from member mi: accepted once (a
@@ -325,7 +346,7 @@ static void stage_accept(fedreci_coord *c, cctx *x, const fedreci_wire_env *env,
                it sends nothing more that counts, so the stage stops waiting
                for it */
             const uint64_t *cul = NULL;
-            size_t nc = s == 3 ? fedreci_secagg_server_culprits(r->srv, &cul) : 0;
+            size_t nc = s == PH_UNMASK ? fedreci_secagg_server_culprits(r->srv, &cul) : 0;
             if (fedreci_find_u64(cul, nc, h.client_id) >= 0)
                 fedreci_eng_member_gone(c, r, mi, ob);
             return;
@@ -335,16 +356,18 @@ static void stage_accept(fedreci_coord *c, cctx *x, const fedreci_wire_env *env,
         if (mb->gone && r->gone)
             r->gone--;
         fedreci_log(FEDRECI_LOG_DEBUG, (int64_t)r->id,
-                    "client %016llx stage %d accepted (%u of %u)", (unsigned long long)h.client_id,
-                    s, r->count[s], r->expected);
+                    "client %016llx stage %d%s accepted (%u of %u)",
+                    (unsigned long long)h.client_id, fedreci_eng_phase_stage(s),
+                    fedreci_eng_phase_step(s), r->count[s], r->expected);
     } else if (mb->park >= 0) {
         /* A second request for the stage while the first is still held: a
          * REQ client never does that (a RetryAfter resend comes after the
          * first was answered). Counted once; the newer request is held. */
         fedreci_log(FEDRECI_LOG_INFO, (int64_t)r->id,
-                    "client %016llx stage %d: duplicate of an accepted message while the first "
+                    "client %016llx stage %d%s: duplicate of an accepted message while the first "
                     "is held; counted once",
-                    (unsigned long long)h.client_id, s);
+                    (unsigned long long)h.client_id, fedreci_eng_phase_stage(s),
+                    fedreci_eng_phase_step(s));
     }
     /* hold the request until the stage closes; a resend replaces the held one */
     if (mb->park >= 0) {
@@ -361,8 +384,8 @@ static void stage_accept(fedreci_coord *c, cctx *x, const fedreci_wire_env *env,
         fedreci_eng_close_stage(c, r, ob);
 }
 
-/* A stage-s message (s 0..3: AdvertiseKeys, ShareKeys, MaskedInput, Unmask)
- * of a registered client. */
+/* A phase-s message (PH_*: AdvertiseKeys, SeedReveal, ShareKeys,
+ * MaskedInput, Consistency, Unmask) of a registered client. */
 static void on_stage(fedreci_coord *c, cctx *x, const fedreci_wire_env *env, const uint8_t *buf,
                      size_t len, int s, crec *rec, outbox *ob)
 {
@@ -379,7 +402,9 @@ static void on_stage(fedreci_coord *c, cctx *x, const fedreci_wire_env *env, con
         return;
     }
     if (s > r->stage) {
-        snprintf(text, sizeof text, "stage %d is not open (open: %d)", s, r->stage);
+        snprintf(text, sizeof text, "stage %d%s is not open (open: stage %d%s)",
+                 fedreci_eng_phase_stage(s), fedreci_eng_phase_step(s),
+                 fedreci_eng_phase_stage(r->stage), fedreci_eng_phase_step(r->stage));
         fedreci_eng_reply_error(c, x, &h, FEDREC_ERR_STAGE, text, ob);
         return;
     }
@@ -397,8 +422,8 @@ static void on_stage(fedreci_coord *c, cctx *x, const fedreci_wire_env *env, con
         if (r->mem[mi].acc & (1u << s)) {
             fedreci_eng_reply(c, x, fedreci_eng_stage_answer(c, r, h.client_id, s), ob);
         } else {
-            snprintf(text, sizeof text, "stage %d closed before this message; counted as dropped",
-                     s);
+            snprintf(text, sizeof text, "stage %d%s closed before this message; counted as dropped",
+                     fedreci_eng_phase_stage(s), fedreci_eng_phase_step(s));
             fedreci_eng_reply_error(c, x, &h, FEDREC_ERR_STAGE, text, ob);
         }
         return;
@@ -478,8 +503,10 @@ void fedreci_eng_handle(fedreci_coord *c, cctx *x, nng_msg *msg, outbox *ob)
         on_model_request(c, x, env, rec, ob);
         break;
     case FEDREC__V1__ENVELOPE__BODY_ADVERTISE_KEYS:
+    case FEDREC__V1__ENVELOPE__BODY_SEED_REVEAL:
     case FEDREC__V1__ENVELOPE__BODY_SHARE_KEYS:
     case FEDREC__V1__ENVELOPE__BODY_MASKED_INPUT:
+    case FEDREC__V1__ENVELOPE__BODY_CONSISTENCY:
     case FEDREC__V1__ENVELOPE__BODY_UNMASK:
         if (!rec) {
             fedreci_wire_hdr h = fedreci_wire_header(env);
@@ -487,7 +514,7 @@ void fedreci_eng_handle(fedreci_coord *c, cctx *x, nng_msg *msg, outbox *ob)
                                     "unknown client: check in first", ob);
             break;
         }
-        on_stage(c, x, env, buf, len, (int)env->stage - 3, rec, ob);
+        on_stage(c, x, env, buf, len, fedreci_eng_phase_of_wire(env->stage), rec, ob);
         break;
     default: {
         fedreci_wire_hdr h = fedreci_wire_header(env);

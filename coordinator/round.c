@@ -36,6 +36,8 @@ void fedreci_eng_round_free(rstate *r)
     sodium_memzero(r->coord_sk, sizeof r->coord_sk);
     free(r->roster_ids);
     free(r->roster);
+    free(r->contribs);
+    free(r->missing);
     free(r->nbr);
     free(r->surv);
     free(r->drop);
@@ -165,14 +167,18 @@ static void round_stats(const fedreci_coord *c, const rstate *r, fedreci_round_s
     st.abort_err = completed ? FEDREC_OK : r->err;
     st.abort_reason = r->reason;
     st.cohort = r->n;
-    st.advertised = r->count[0];
-    st.shared = r->count[1];
+    const uint32_t *cn = r->count;
+    st.advertised = cn[PH_ADV];
+    st.shared = cn[PH_SHARE];
     st.survivors = (uint32_t)r->ns;
-    st.unmasked = r->count[3];
-    st.dropped[0] = r->n - r->count[0];
-    st.dropped[1] = r->count[0] - r->count[1];
-    st.dropped[2] = r->count[1] >= r->count[2] ? r->count[1] - r->count[2] : 0;
-    st.dropped[3] = r->count[2] >= r->count[3] ? r->count[2] - r->count[3] : 0;
+    st.unmasked = cn[PH_UNMASK];
+    st.dropped[0] = r->n - cn[PH_ADV];
+    st.dropped[1] = cn[PH_ADV] >= cn[PH_SHARE] ? cn[PH_ADV] - cn[PH_SHARE] : 0;
+    st.dropped[2] = cn[PH_SHARE] >= cn[PH_MASKED] ? cn[PH_SHARE] - cn[PH_MASKED] : 0;
+    /* stage 3: survivors silent at the consistency step, and, once the
+       reveals were asked for, those that endorsed but did not reveal */
+    uint32_t stage3_in = completed || r->reached_ph >= PH_UNMASK ? cn[PH_UNMASK] : cn[PH_CONSIST];
+    st.dropped[3] = cn[PH_MASKED] >= stage3_in ? cn[PH_MASKED] - stage3_in : 0;
     /* a round that aborted at stage s never opened the later ones: nobody
      * dropped there (the round log would otherwise blame every client that
      * answered stage s for "dropping" at s + 1) */
@@ -288,9 +294,10 @@ static void round_end(fedreci_coord *c, rstate *r, outbox *ob)
 void fedreci_eng_round_abort(fedreci_coord *c, rstate *r, fedrec_err err, const char *why,
                              outbox *ob)
 {
-    if (r->stage < 4) {
-        r->stage_ms[r->stage] = (double)(now_ms() - r->t_stage);
-        r->reached = r->stage;
+    if (r->stage < N_PH) {
+        r->stage_ms[fedreci_eng_phase_stage(r->stage)] += (double)(now_ms() - r->t_stage);
+        r->reached = fedreci_eng_phase_stage(r->stage);
+        r->reached_ph = r->stage;
     }
     r->stage = ST_ABORTED;
     r->err = err;
@@ -361,15 +368,32 @@ static fedrec_err commit_model(fedreci_coord *c, rstate *r)
     return FEDREC_OK;
 }
 
+/* The roster: every member's id and the digest of their seed commitments
+ * (the neighbours are known only once the seed is). */
 static nng_msg *roster_msg(fedreci_coord *c, rstate *r, uint64_t client)
 {
+    nng_msg *m = NULL;
+    fedreci_wire_hdr h = {client, r->id, FEDRECI_WIRE_STAGE_ADVERTISE};
+    (void)c;
+    if (fedreci_find_u64(r->roster_ids, r->m, client) < 0)
+        return NULL;
+    if (fedreci_wire_enc_roster(&m, &h, r->roster_ids, r->m, r->digest, NULL, 0))
+        m = NULL;
+    return m;
+}
+
+/* Every member's contribution and the adverts of the client and its
+ * neighbours in the graph seeded from them. */
+static nng_msg *seed_relay_msg(fedreci_coord *c, rstate *r, uint64_t client)
+{
     long mi = fedreci_find_u64(r->roster_ids, r->m, client);
-    if (mi < 0)
+    if (mi < 0 || !r->contribs)
         return NULL;
     const fedreci_secagg_advert **ap = NULL;
     nng_msg *m = NULL;
     uint32_t nn = 0;
-    fedreci_wire_hdr h = {client, r->id, FEDRECI_WIRE_STAGE_ADVERTISE};
+    fedreci_wire_hdr h = {client, r->id, FEDRECI_WIRE_STAGE_SEED};
+    (void)c;
     if (fedreci_secagg_neighbors(&r->p, (uint32_t)r->m, (uint32_t)mi, r->nbr, r->p.n, &nn))
         return NULL;
     ap = malloc(((size_t)nn + 1) * sizeof *ap);
@@ -378,9 +402,23 @@ static nng_msg *roster_msg(fedreci_coord *c, rstate *r, uint64_t client)
     ap[0] = &r->roster[mi];
     for (uint32_t i = 0; i < nn; i++)
         ap[i + 1] = &r->roster[r->nbr[i]];
-    if (fedreci_wire_enc_roster(&m, &h, r->roster_ids, r->m, ap, (size_t)nn + 1))
+    if (fedreci_wire_enc_seed_relay(&m, &h, r->contribs, r->m, r->missing, ap, (size_t)nn + 1))
         m = NULL;
     free(ap);
+    return m;
+}
+
+/* The consistency tags addressed to the client. */
+static nng_msg *tags_msg(rstate *r, uint64_t client)
+{
+    const fedreci_secagg_tag *tags;
+    size_t n;
+    nng_msg *m = NULL;
+    fedreci_wire_hdr h = {client, r->id, FEDRECI_WIRE_STAGE_CONSISTENCY};
+    if (!r->srv || fedreci_secagg_server_tags_for(r->srv, client, &tags, &n))
+        return NULL;
+    if (fedreci_wire_enc_tags(&m, &h, 1, tags, n))
+        return NULL;
     return m;
 }
 
@@ -416,12 +454,16 @@ nng_msg *fedreci_eng_stage_answer(fedreci_coord *c, rstate *r, uint64_t client, 
         return m;
     }
     switch (s) {
-    case 0:
+    case PH_ADV:
         return roster_msg(c, r, client);
-    case 1:
+    case PH_SEED:
+        return seed_relay_msg(c, r, client);
+    case PH_SHARE:
         return relay_msg(c, r, client);
-    case 2:
+    case PH_MASKED:
         return unmask_req_msg(r, client);
+    case PH_CONSIST:
+        return tags_msg(r, client);
     default:
         return NULL;
     }
@@ -458,7 +500,27 @@ static fedrec_err close_advertise(rstate *r)
     for (size_t i = 0; i < m; i++)
         r->roster_ids[i] = ro[i].client_id;
     r->m = m;
+    memcpy(r->digest, fedreci_secagg_server_seed_digest(r->srv), sizeof r->digest);
     r->expected = (uint32_t)m;
+    return FEDREC_OK;
+}
+
+/* The seed phase closes: every member revealed (else the round aborts); the
+ * graph seed is derived from the contributions. */
+static fedrec_err close_seed(rstate *r)
+{
+    const uint8_t *contribs;
+    fedrec_err e = fedreci_secagg_server_close_reveal(r->srv, &contribs);
+    if (e)
+        return e;
+    r->contribs = malloc(r->m * 32);
+    r->missing = malloc(r->m);
+    if (!r->contribs || !r->missing)
+        return fedreci_error(FEDREC_ERR_NOMEM, "coordinator: %zu seed contributions", r->m);
+    memcpy(r->contribs, contribs, r->m * 32);
+    memcpy(r->missing, fedreci_secagg_server_seed_missing(r->srv), r->m);
+    memcpy(r->p.graph_seed, fedreci_secagg_server_graph_seed(r->srv), sizeof r->p.graph_seed);
+    r->expected = r->count[PH_SEED];
     return FEDREC_OK;
 }
 
@@ -466,7 +528,7 @@ static fedrec_err close_advertise(rstate *r)
 static fedrec_err close_share_keys(rstate *r)
 {
     fedrec_err e = fedreci_secagg_server_close_share_keys(r->srv);
-    r->expected = r->count[1];
+    r->expected = r->count[PH_SHARE];
     return e;
 }
 
@@ -490,6 +552,14 @@ static fedrec_err close_masked_input(fedreci_coord *c, rstate *r)
     return r->dp.mechanism ? fedreci_eng_dp_charge(c, r) : FEDREC_OK;
 }
 
+/* The consistency phase closes: the tags are ready to relay. */
+static fedrec_err close_consistency(rstate *r)
+{
+    fedrec_err e = fedreci_secagg_server_close_consistency(r->srv);
+    r->expected = r->count[PH_CONSIST];
+    return e;
+}
+
 /* Stage 3 closes: the sum is unmasked (and committed by close_stage). */
 static fedrec_err close_unmask(fedreci_coord *c, rstate *r)
 {
@@ -502,8 +572,9 @@ static fedrec_err close_unmask(fedreci_coord *c, rstate *r)
     return e;
 }
 
-/* Stage s (0..2) closed at time t: its held requests get stage s+1's input
- * and stage s+1 opens, closing at once when nobody it expects is left. */
+/* Phase s (before PH_UNMASK) closed at time t: its held requests get phase
+ * s+1's input and phase s+1 opens, closing at once when nobody it expects is
+ * left. Its deadline is its SecAgg stage's. */
 static void open_next_stage(fedreci_coord *c, rstate *r, int s, uint64_t t, outbox *ob)
 {
     for (uint32_t i = 0; i < r->n; i++) {
@@ -521,43 +592,53 @@ static void open_next_stage(fedreci_coord *c, rstate *r, int s, uint64_t t, outb
         fedreci_eng_close_stage(c, r, ob);
         return;
     }
-    fedreci_eng_set_deadline(c, t + c->cfg.stage_ms[s + 1]);
+    fedreci_eng_set_deadline(c, t + c->cfg.stage_ms[fedreci_eng_phase_stage(s + 1)]);
 }
 
 void fedreci_eng_close_stage(fedreci_coord *c, rstate *r, outbox *ob)
 {
     int s = r->stage;
     uint64_t t = now_ms();
-    r->stage_ms[s] = (double)(t - r->t_stage);
+    if (s < 0 || s >= N_PH)
+        return;
+    r->stage_ms[fedreci_eng_phase_stage(s)] += (double)(t - r->t_stage);
     fedrec_err e = FEDREC_OK;
     switch (s) {
-    case 0:
+    case PH_ADV:
         e = close_advertise(r);
         break;
-    case 1:
+    case PH_SEED:
+        e = close_seed(r);
+        break;
+    case PH_SHARE:
         e = close_share_keys(r);
         break;
-    case 2:
+    case PH_MASKED:
         e = close_masked_input(c, r);
         break;
-    case 3:
-        e = close_unmask(c, r);
+    case PH_CONSIST:
+        e = close_consistency(r);
         break;
     default:
-        return;
+        e = close_unmask(c, r);
+        break;
     }
     if (e) {
         char why[200];
-        snprintf(why, sizeof why, "stage %d: %s", s, fedrec_errmsg());
+        snprintf(why, sizeof why, "stage %d%s: %s", fedreci_eng_phase_stage(s),
+                 fedreci_eng_phase_step(s), fedrec_errmsg());
         fedreci_eng_round_abort(c, r, e, why, ob);
         return;
     }
-    uint32_t expected = s == 0 ? r->n : s == 1 ? (uint32_t)r->m : r->count[s - 1];
-    fedreci_log(FEDRECI_LOG_INFO, (int64_t)r->id, "stage %d closed: %u of %u in, %.0f ms", s,
-                r->count[s], expected, r->stage_ms[s]);
-    if (c->hooks.on_stage_closed)
-        c->hooks.on_stage_closed(c->hooks.arg, r->id, s, r->count[s], expected, r->stage_ms[s]);
-    if (s == 3) {
+    uint32_t expected = s == PH_ADV ? r->n : s == PH_SEED ? (uint32_t)r->m : r->count[s - 1];
+    int stage = fedreci_eng_phase_stage(s);
+    fedreci_log(FEDRECI_LOG_INFO, (int64_t)r->id, "stage %d%s closed: %u of %u in, %.0f ms", stage,
+                fedreci_eng_phase_step(s), r->count[s], expected, (double)(t - r->t_stage));
+    /* the hook reports the four stages: each when its last step closed */
+    if (c->hooks.on_stage_closed && s != PH_ADV && s != PH_CONSIST)
+        c->hooks.on_stage_closed(c->hooks.arg, r->id, stage, r->count[s], expected,
+                                 r->stage_ms[stage]);
+    if (s == PH_UNMASK) {
         /* the stage's line and hook come before the commit's */
         e = commit_model(c, r);
         if (e) {

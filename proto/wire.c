@@ -39,8 +39,9 @@ size_t fedreci_wire_cap(uint32_t n_items, uint32_t k, uint32_t max_cohort, size_
     model = sat_add(model, sat_mul(n_items, 5)); /* retired rows: one varint each */
     /* masked input: d words */
     size_t masked = sat_mul(sat_add(sat_mul(n_items, k), 1), 4);
-    /* roster with every advert (~225 bytes each) and an unmask request */
-    size_t roster = sat_mul(max_cohort, 240);
+    /* a roster or seed relay with every advert (~260 bytes each, with its
+       contribution) and an unmask request */
+    size_t roster = sat_mul(max_cohort, 300);
     size_t unmask = sat_mul(max_cohort, 11);
     size_t big = model;
     if (masked > big)
@@ -168,6 +169,35 @@ static fedrec_err check_cts(Fedrec__V1__Ciphertext **cts, size_t n, const char *
     return FEDREC_OK;
 }
 
+/* A relayed advert (Roster, SeedRelay): every key, signature and digest at
+ * its length. */
+static fedrec_err check_advert(const Fedrec__V1__Advert *a, const char *what, size_t i)
+{
+    fedrec_err r;
+    if (!a)
+        return fedreci_error(FEDREC_ERR_FORMAT, "wire: %s.adverts[%zu] missing", what, i);
+    if ((r = want_len(&a->identity_pk, FEDRECI_SECAGG_SIGN_PK_BYTES, "Advert.identity_pk")) ||
+        (r = want_len(&a->c_pk, FEDRECI_SECAGG_PK_BYTES, "Advert.c_pk")) ||
+        (r = want_len(&a->s_pk, FEDRECI_SECAGG_PK_BYTES, "Advert.s_pk")) ||
+        (r = want_len(&a->sig, FEDRECI_SECAGG_SIG_BYTES, "Advert.sig")) ||
+        (r = want_len(&a->binding, 32, "Advert.binding")) ||
+        (r = want_len(&a->seed_commit, 32, "Advert.seed_commit")))
+        return r;
+    return FEDREC_OK;
+}
+
+static fedrec_err check_tags(Fedrec__V1__ConsistencyTag **t, size_t n, const char *what)
+{
+    for (size_t i = 0; i < n; i++) {
+        if (!t[i])
+            return fedreci_error(FEDREC_ERR_FORMAT, "wire: %s[%zu] missing", what, i);
+        if (t[i]->tag.len != FEDRECI_SECAGG_TAG_BYTES)
+            return fedreci_error(FEDREC_ERR_FORMAT, "wire: %s[%zu].tag has %zu bytes, expected %u",
+                                 what, i, t[i]->tag.len, FEDRECI_SECAGG_TAG_BYTES);
+    }
+    return FEDREC_OK;
+}
+
 static fedrec_err check_params(const Fedrec__V1__RoundParams *p)
 {
     fedrec_err e;
@@ -266,6 +296,12 @@ static uint32_t body_stage(Fedrec__V1__Envelope__BodyCase c)
     case FEDREC__V1__ENVELOPE__BODY_UNMASK:
     case FEDREC__V1__ENVELOPE__BODY_ROUND_RESULT:
         return FEDRECI_WIRE_STAGE_UNMASK;
+    case FEDREC__V1__ENVELOPE__BODY_SEED_REVEAL:
+    case FEDREC__V1__ENVELOPE__BODY_SEED_RELAY:
+        return FEDRECI_WIRE_STAGE_SEED;
+    case FEDREC__V1__ENVELOPE__BODY_CONSISTENCY:
+    case FEDREC__V1__ENVELOPE__BODY_CONSISTENCY_RELAY:
+        return FEDRECI_WIRE_STAGE_CONSISTENCY;
     default:
         return 0;
     }
@@ -294,7 +330,8 @@ static fedrec_err check_body(const fedreci_wire_env *e)
         if ((r = want_len(&a->c_pk, FEDRECI_SECAGG_PK_BYTES, "AdvertiseKeys.c_pk")) ||
             (r = want_len(&a->s_pk, FEDRECI_SECAGG_PK_BYTES, "AdvertiseKeys.s_pk")) ||
             (r = want_len(&a->sig, FEDRECI_SECAGG_SIG_BYTES, "AdvertiseKeys.sig")) ||
-            (r = want_len(&a->binding, 32, "AdvertiseKeys.binding")))
+            (r = want_len(&a->binding, 32, "AdvertiseKeys.binding")) ||
+            (r = want_len(&a->seed_commit, 32, "AdvertiseKeys.seed_commit")))
             return r;
         return FEDREC_OK;
     }
@@ -302,16 +339,12 @@ static fedrec_err check_body(const fedreci_wire_env *e)
         const Fedrec__V1__Roster *ro = e->roster;
         if ((r = check_sorted(ro->member_ids, ro->n_member_ids, "Roster.member_ids")))
             return r;
+        if (ro->seed_digest.len != 0 && ro->seed_digest.len != 32)
+            return fedreci_error(FEDREC_ERR_FORMAT, "wire: Roster.seed_digest has %zu bytes",
+                                 ro->seed_digest.len);
         for (size_t i = 0; i < ro->n_adverts; i++) {
             const Fedrec__V1__Advert *a = ro->adverts[i];
-            if (!a)
-                return fedreci_error(FEDREC_ERR_FORMAT, "wire: Roster.adverts[%zu] missing", i);
-            if ((r = want_len(&a->identity_pk, FEDRECI_SECAGG_SIGN_PK_BYTES,
-                              "Roster.adverts.identity_pk")) ||
-                (r = want_len(&a->c_pk, FEDRECI_SECAGG_PK_BYTES, "Roster.adverts.c_pk")) ||
-                (r = want_len(&a->s_pk, FEDRECI_SECAGG_PK_BYTES, "Roster.adverts.s_pk")) ||
-                (r = want_len(&a->sig, FEDRECI_SECAGG_SIG_BYTES, "Roster.adverts.sig")) ||
-                (r = want_len(&a->binding, 32, "Roster.adverts.binding")))
+            if ((r = check_advert(a, "Roster", i)))
                 return r;
             if (!id_in(ro->member_ids, ro->n_member_ids, a->client_id))
                 return fedreci_error(FEDREC_ERR_FORMAT,
@@ -320,6 +353,25 @@ static fedrec_err check_body(const fedreci_wire_env *e)
         }
         return FEDREC_OK;
     }
+    case FEDREC__V1__ENVELOPE__BODY_SEED_REVEAL:
+        return want_len(&e->seed_reveal->contribution, 32, "SeedReveal.contribution");
+    case FEDREC__V1__ENVELOPE__BODY_SEED_RELAY: {
+        const Fedrec__V1__SeedRelay *sr = e->seed_relay;
+        for (size_t i = 0; i < sr->n_contributions; i++)
+            if (sr->contributions[i].len != 32)
+                return fedreci_error(FEDREC_ERR_FORMAT,
+                                     "wire: SeedRelay.contributions[%zu] has %zu bytes", i,
+                                     sr->contributions[i].len);
+        for (size_t i = 0; i < sr->n_adverts; i++)
+            if ((r = check_advert(sr->adverts[i], "SeedRelay", i)))
+                return r;
+        return FEDREC_OK;
+    }
+    case FEDREC__V1__ENVELOPE__BODY_CONSISTENCY:
+        return check_tags(e->consistency->tags, e->consistency->n_tags, "Consistency.tags");
+    case FEDREC__V1__ENVELOPE__BODY_CONSISTENCY_RELAY:
+        return check_tags(e->consistency_relay->tags, e->consistency_relay->n_tags,
+                          "ConsistencyRelay.tags");
     case FEDREC__V1__ENVELOPE__BODY_SHARE_KEYS:
         return check_cts(e->share_keys->cts, e->share_keys->n_cts, "ShareKeys.cts");
     case FEDREC__V1__ENVELOPE__BODY_SHARE_RELAY:
@@ -537,6 +589,7 @@ fedrec_err fedreci_wire_get_advert(const fedreci_wire_env *e, fedreci_secagg_adv
     memcpy(a.s_pk, e->advertise_keys->s_pk.data, sizeof a.s_pk);
     memcpy(a.sig, e->advertise_keys->sig.data, sizeof a.sig);
     memcpy(a.binding, e->advertise_keys->binding.data, sizeof a.binding);
+    memcpy(a.seed_commit, e->advertise_keys->seed_commit.data, sizeof a.seed_commit);
     *out = a;
     return FEDREC_OK;
 }
@@ -577,9 +630,122 @@ fedrec_err fedreci_wire_get_roster(const fedreci_wire_env *e, uint64_t self, siz
         memcpy(s->s_pk, a->s_pk.data, sizeof s->s_pk);
         memcpy(s->sig, a->sig.data, sizeof s->sig);
         memcpy(s->binding, a->binding.data, sizeof s->binding);
+        memcpy(s->seed_commit, a->seed_commit.data, sizeof s->seed_commit);
     }
     *out = v;
     *m = n;
+    return FEDREC_OK;
+}
+
+fedrec_err fedreci_wire_get_seed_digest(const fedreci_wire_env *e, const uint8_t **digest)
+{
+    fedrec_err r = want_body(e, FEDREC__V1__ENVELOPE__BODY_ROSTER, "Roster");
+    if (r)
+        return r;
+    if (e->roster->seed_digest.len != 32)
+        return fedreci_error(FEDREC_ERR_FORMAT, "wire: Roster without a seed digest");
+    *digest = e->roster->seed_digest.data;
+    return FEDREC_OK;
+}
+
+fedrec_err fedreci_wire_get_seed_reveal(const fedreci_wire_env *e, const uint8_t **contribution)
+{
+    fedrec_err r = want_body(e, FEDREC__V1__ENVELOPE__BODY_SEED_REVEAL, "SeedReveal");
+    if (r)
+        return r;
+    *contribution = e->seed_reveal->contribution.data;
+    return FEDREC_OK;
+}
+
+fedrec_err fedreci_wire_get_seed_relay(const fedreci_wire_env *e, const uint64_t *ids, size_t m,
+                                       uint8_t **contribs, uint8_t **missing,
+                                       fedreci_secagg_advert **adverts)
+{
+    fedrec_err r = want_body(e, FEDREC__V1__ENVELOPE__BODY_SEED_RELAY, "SeedRelay");
+    if (r)
+        return r;
+    const Fedrec__V1__SeedRelay *sr = e->seed_relay;
+    if (sr->n_contributions != m)
+        return fedreci_error(FEDREC_ERR_FORMAT,
+                             "wire: SeedRelay has %zu contributions for a roster of %zu",
+                             sr->n_contributions, m);
+    for (size_t i = 0; i < sr->n_adverts; i++)
+        if (!id_in(ids, m, sr->adverts[i]->client_id))
+            return fedreci_error(FEDREC_ERR_FORMAT,
+                                 "wire: SeedRelay advert for client %llu who is not a member",
+                                 (unsigned long long)sr->adverts[i]->client_id);
+    for (size_t i = 0; i < sr->n_missing; i++)
+        if (sr->missing[i] >= m || (i > 0 && sr->missing[i] <= sr->missing[i - 1]))
+            return fedreci_error(FEDREC_ERR_FORMAT,
+                                 "wire: SeedRelay.missing[%zu] = %u: not strictly ascending "
+                                 "below %zu",
+                                 i, sr->missing[i], m);
+    uint8_t *c = malloc(m ? m * 32 : 1);
+    uint8_t *mi = calloc(m ? m : 1, 1);
+    fedreci_secagg_advert *v = calloc(m ? m : 1, sizeof *v);
+    if (!c || !mi || !v) {
+        free(c);
+        free(mi);
+        free(v);
+        return fedreci_error(FEDREC_ERR_NOMEM, "wire: seed relay of %zu members", m);
+    }
+    for (size_t i = 0; i < sr->n_missing; i++)
+        mi[sr->missing[i]] = 1;
+    for (size_t i = 0; i < m; i++) {
+        memcpy(c + 32 * i, sr->contributions[i].data, 32);
+        v[i].client_id = ids[i];
+    }
+    for (size_t i = 0; i < sr->n_adverts; i++) {
+        const Fedrec__V1__Advert *a = sr->adverts[i];
+        size_t lo = 0, hi = m;
+        while (lo < hi) {
+            size_t mid = lo + (hi - lo) / 2;
+            if (ids[mid] < a->client_id)
+                lo = mid + 1;
+            else
+                hi = mid;
+        }
+        fedreci_secagg_advert *s = &v[lo];
+        memcpy(s->identity_pk, a->identity_pk.data, sizeof s->identity_pk);
+        memcpy(s->c_pk, a->c_pk.data, sizeof s->c_pk);
+        memcpy(s->s_pk, a->s_pk.data, sizeof s->s_pk);
+        memcpy(s->sig, a->sig.data, sizeof s->sig);
+        memcpy(s->binding, a->binding.data, sizeof s->binding);
+        memcpy(s->seed_commit, a->seed_commit.data, sizeof s->seed_commit);
+    }
+    *contribs = c;
+    *missing = mi;
+    *adverts = v;
+    return FEDREC_OK;
+}
+
+fedrec_err fedreci_wire_get_tags(const fedreci_wire_env *e, size_t max_n, fedreci_secagg_tag **out,
+                                 size_t *n)
+{
+    Fedrec__V1__ConsistencyTag **t;
+    size_t nt;
+    if (e && e->body_case == FEDREC__V1__ENVELOPE__BODY_CONSISTENCY) {
+        t = e->consistency->tags;
+        nt = e->consistency->n_tags;
+    } else if (e && e->body_case == FEDREC__V1__ENVELOPE__BODY_CONSISTENCY_RELAY) {
+        t = e->consistency_relay->tags;
+        nt = e->consistency_relay->n_tags;
+    } else {
+        return want_body(e, FEDREC__V1__ENVELOPE__BODY_CONSISTENCY, "Consistency/Relay");
+    }
+    if (nt > max_n)
+        return fedreci_error(FEDREC_ERR_FORMAT, "wire: %zu consistency tags, at most %zu expected",
+                             nt, max_n);
+    fedreci_secagg_tag *v = calloc(nt ? nt : 1, sizeof *v);
+    if (!v)
+        return fedreci_error(FEDREC_ERR_NOMEM, "wire: %zu consistency tags", nt);
+    for (size_t i = 0; i < nt; i++) {
+        v[i].from = t[i]->from;
+        v[i].to = t[i]->to;
+        memcpy(v[i].tag, t[i]->tag.data, FEDRECI_SECAGG_TAG_BYTES);
+    }
+    *out = v;
+    *n = nt;
     return FEDREC_OK;
 }
 
@@ -967,13 +1133,32 @@ fedrec_err fedreci_wire_enc_advertise(nng_msg **out, const fedreci_wire_hdr *h,
     c.s_pk = bin(a->s_pk, sizeof a->s_pk);
     c.sig = bin(a->sig, sizeof a->sig);
     c.binding = bin(a->binding, sizeof a->binding);
+    c.seed_commit = bin(a->seed_commit, sizeof a->seed_commit);
     e.body_case = FEDREC__V1__ENVELOPE__BODY_ADVERTISE_KEYS;
     e.advertise_keys = &c;
     return pack(&e, out);
 }
 
+/* Fills av[i] / ap[i] from adverts[i]; the byte fields point into adverts. */
+static void fill_adverts(Fedrec__V1__Advert *av, Fedrec__V1__Advert **ap,
+                         const fedreci_secagg_advert *const *adverts, size_t na)
+{
+    for (size_t i = 0; i < na; i++) {
+        Fedrec__V1__Advert init = FEDREC__V1__ADVERT__INIT;
+        av[i] = init;
+        av[i].client_id = adverts[i]->client_id;
+        av[i].identity_pk = bin(adverts[i]->identity_pk, FEDRECI_SECAGG_SIGN_PK_BYTES);
+        av[i].c_pk = bin(adverts[i]->c_pk, FEDRECI_SECAGG_PK_BYTES);
+        av[i].s_pk = bin(adverts[i]->s_pk, FEDRECI_SECAGG_PK_BYTES);
+        av[i].sig = bin(adverts[i]->sig, FEDRECI_SECAGG_SIG_BYTES);
+        av[i].binding = bin(adverts[i]->binding, 32);
+        av[i].seed_commit = bin(adverts[i]->seed_commit, 32);
+        ap[i] = &av[i];
+    }
+}
+
 fedrec_err fedreci_wire_enc_roster(nng_msg **out, const fedreci_wire_hdr *h,
-                                   const uint64_t *member_ids, size_t m,
+                                   const uint64_t *member_ids, size_t m, const uint8_t *seed_digest,
                                    const fedreci_secagg_advert *const *adverts, size_t na)
 {
     fedreci_wire_env e = FEDREC__V1__ENVELOPE__INIT;
@@ -986,27 +1171,111 @@ fedrec_err fedreci_wire_enc_roster(nng_msg **out, const fedreci_wire_hdr *h,
         goto done;
     }
     hdr_fill(&e, h);
-    for (size_t i = 0; i < na; i++) {
-        Fedrec__V1__Advert init = FEDREC__V1__ADVERT__INIT;
-        av[i] = init;
-        av[i].client_id = adverts[i]->client_id;
-        av[i].identity_pk = bin(adverts[i]->identity_pk, FEDRECI_SECAGG_SIGN_PK_BYTES);
-        av[i].c_pk = bin(adverts[i]->c_pk, FEDRECI_SECAGG_PK_BYTES);
-        av[i].s_pk = bin(adverts[i]->s_pk, FEDRECI_SECAGG_PK_BYTES);
-        av[i].sig = bin(adverts[i]->sig, FEDRECI_SECAGG_SIG_BYTES);
-        av[i].binding = bin(adverts[i]->binding, 32);
-        ap[i] = &av[i];
-    }
+    fill_adverts(av, ap, adverts, na);
     c.n_member_ids = m;
     c.member_ids = (uint64_t *)(uintptr_t)member_ids;
     c.n_adverts = na;
     c.adverts = ap;
+    if (seed_digest)
+        c.seed_digest = bin(seed_digest, 32);
     e.body_case = FEDREC__V1__ENVELOPE__BODY_ROSTER;
     e.roster = &c;
     r = pack(&e, out);
 done:
     free(av);
     free(ap);
+    return r;
+}
+
+fedrec_err fedreci_wire_enc_seed_reveal(nng_msg **out, const fedreci_wire_hdr *h,
+                                        const uint8_t contribution[32])
+{
+    fedreci_wire_env e = FEDREC__V1__ENVELOPE__INIT;
+    Fedrec__V1__SeedReveal c = FEDREC__V1__SEED_REVEAL__INIT;
+    hdr_fill(&e, h);
+    c.contribution = bin(contribution, 32);
+    e.body_case = FEDREC__V1__ENVELOPE__BODY_SEED_REVEAL;
+    e.seed_reveal = &c;
+    return pack(&e, out);
+}
+
+fedrec_err fedreci_wire_enc_seed_relay(nng_msg **out, const fedreci_wire_hdr *h,
+                                       const uint8_t *contribs, size_t m, const uint8_t *missing,
+                                       const fedreci_secagg_advert *const *adverts, size_t na)
+{
+    fedreci_wire_env e = FEDREC__V1__ENVELOPE__INIT;
+    Fedrec__V1__SeedRelay c = FEDREC__V1__SEED_RELAY__INIT;
+    uint32_t *mv = calloc(m ? m : 1, sizeof *mv);
+    size_t nm = 0;
+    ProtobufCBinaryData *cv = calloc(m ? m : 1, sizeof *cv);
+    Fedrec__V1__Advert *av = calloc(na ? na : 1, sizeof *av);
+    Fedrec__V1__Advert **ap = calloc(na ? na : 1, sizeof *ap);
+    fedrec_err r;
+    if (!cv || !av || !ap || !mv) {
+        r = fedreci_error(FEDREC_ERR_NOMEM, "wire: seed relay of %zu members", m);
+        goto done;
+    }
+    hdr_fill(&e, h);
+    for (size_t i = 0; i < m; i++) {
+        cv[i] = bin(contribs + 32 * i, 32);
+        if (missing && missing[i])
+            mv[nm++] = (uint32_t)i;
+    }
+    c.n_missing = nm;
+    c.missing = mv;
+    fill_adverts(av, ap, adverts, na);
+    c.n_contributions = m;
+    c.contributions = cv;
+    c.n_adverts = na;
+    c.adverts = ap;
+    e.body_case = FEDREC__V1__ENVELOPE__BODY_SEED_RELAY;
+    e.seed_relay = &c;
+    r = pack(&e, out);
+done:
+    free(cv);
+    free(mv);
+    free(av);
+    free(ap);
+    return r;
+}
+
+fedrec_err fedreci_wire_enc_tags(nng_msg **out, const fedreci_wire_hdr *h, int relay,
+                                 const fedreci_secagg_tag *tags, size_t n)
+{
+    fedreci_wire_env e = FEDREC__V1__ENVELOPE__INIT;
+    Fedrec__V1__Consistency c = FEDREC__V1__CONSISTENCY__INIT;
+    Fedrec__V1__ConsistencyRelay cr = FEDREC__V1__CONSISTENCY_RELAY__INIT;
+    Fedrec__V1__ConsistencyTag *tv = calloc(n ? n : 1, sizeof *tv);
+    Fedrec__V1__ConsistencyTag **tp = calloc(n ? n : 1, sizeof *tp);
+    fedrec_err r;
+    if (!tv || !tp) {
+        r = fedreci_error(FEDREC_ERR_NOMEM, "wire: %zu consistency tags", n);
+        goto done;
+    }
+    hdr_fill(&e, h);
+    for (size_t i = 0; i < n; i++) {
+        Fedrec__V1__ConsistencyTag init = FEDREC__V1__CONSISTENCY_TAG__INIT;
+        tv[i] = init;
+        tv[i].from = tags[i].from;
+        tv[i].to = tags[i].to;
+        tv[i].tag = bin(tags[i].tag, FEDRECI_SECAGG_TAG_BYTES);
+        tp[i] = &tv[i];
+    }
+    if (relay) {
+        cr.n_tags = n;
+        cr.tags = tp;
+        e.body_case = FEDREC__V1__ENVELOPE__BODY_CONSISTENCY_RELAY;
+        e.consistency_relay = &cr;
+    } else {
+        c.n_tags = n;
+        c.tags = tp;
+        e.body_case = FEDREC__V1__ENVELOPE__BODY_CONSISTENCY;
+        e.consistency = &c;
+    }
+    r = pack(&e, out);
+done:
+    free(tv);
+    free(tp);
     return r;
 }
 

@@ -16,7 +16,9 @@
  *
  * Stage numbers used on the wire (Envelope.stage):
  *   1 check-in, 2 model download, 3 + s for SecAgg stage s (0 advertise,
- *   1 share keys, 2 masked input, 3 unmask).
+ *   1 share keys, 2 masked input, 3 unmask), 7 the graph seed (between
+ *   advertise and share keys), 8 the consistency check (between masked input
+ *   and unmask).
  *
  * Byte order: vectors are little-endian on the wire; this code targets
  * little-endian hosts (checked at compile time in wire.c), so word vectors
@@ -46,7 +48,7 @@
 #include "fedrec.pb-c.h"
 #include "fedrec/fedrec.h"
 
-#define FEDRECI_WIRE_PROTOCOL_VERSION 2u
+#define FEDRECI_WIRE_PROTOCOL_VERSION 3u
 #define FEDRECI_WIRE_CHECKSUM_BYTES 32u  /* BLAKE2b-256 */
 #define FEDRECI_WIRE_MAX_CT_BYTES 4096u  /* one encrypted share bundle */
 #define FEDRECI_WIRE_MAX_CODE_BYTES 256u /* one catalog code */
@@ -63,6 +65,8 @@ typedef enum fedreci_wire_stage {
     FEDRECI_WIRE_STAGE_SHARE_KEYS = 4,   /* SecAgg stage 1 */
     FEDRECI_WIRE_STAGE_MASKED_INPUT = 5, /* SecAgg stage 2 */
     FEDRECI_WIRE_STAGE_UNMASK = 6,       /* SecAgg stage 3 */
+    FEDRECI_WIRE_STAGE_SEED = 7,         /* the graph seed, after advertise */
+    FEDRECI_WIRE_STAGE_CONSISTENCY = 8,  /* the consistency check, before unmask */
 } fedreci_wire_stage;
 
 /* SecAgg stage s (0..3) <-> wire stage. */
@@ -183,6 +187,33 @@ FEDREC_NODISCARD fedrec_err fedreci_wire_get_roster(const fedreci_wire_env *e, u
                                                     size_t min_m, size_t max_m,
                                                     fedreci_secagg_advert **out, size_t *m);
 
+/* Roster: its seed digest (32 bytes, pointing into the envelope).
+ * FEDREC_ERR_FORMAT when absent. */
+FEDREC_NODISCARD fedrec_err fedreci_wire_get_seed_digest(const fedreci_wire_env *e,
+                                                         const uint8_t **digest);
+
+/* SeedReveal: the sender's contribution (32 bytes, into the envelope). */
+FEDREC_NODISCARD fedrec_err fedreci_wire_get_seed_reveal(const fedreci_wire_env *e,
+                                                         const uint8_t **contribution);
+
+/* SeedRelay for the m members `ids` (sorted, the Roster's): exactly m
+ * contributions (FEDREC_ERR_FORMAT otherwise), copied to a malloc'd m x 32
+ * buffer *contribs; a malloc'd array *missing of m flags (1: the member did
+ * not reveal, its entry is its commitment; the indices on the wire must be
+ * strictly ascending and < m); and a malloc'd array *adverts of m entries in
+ * ids order, filled for the members the message carries an advert for (only
+ * client_id set for the others; an advert for a non-member is
+ * FEDREC_ERR_FORMAT). The caller frees all three with free(). */
+FEDREC_NODISCARD fedrec_err fedreci_wire_get_seed_relay(const fedreci_wire_env *e,
+                                                        const uint64_t *ids, size_t m,
+                                                        uint8_t **contribs, uint8_t **missing,
+                                                        fedreci_secagg_advert **adverts);
+
+/* Consistency / ConsistencyRelay -> a malloc'd array of at most max_n tags
+ * (each tag 16 bytes, checked by decode). Free *out with free(). */
+FEDREC_NODISCARD fedrec_err fedreci_wire_get_tags(const fedreci_wire_env *e, size_t max_n,
+                                                  fedreci_secagg_tag **out, size_t *n);
+
 /* ShareKeys / ShareRelay -> a malloc'd array of n ciphertexts whose bytes
  * point into the envelope; at most max_n. Free *out with free(). */
 FEDREC_NODISCARD fedrec_err fedreci_wire_get_ciphertexts(const fedreci_wire_env *e, size_t max_n,
@@ -229,7 +260,9 @@ FEDREC_NODISCARD fedrec_err fedreci_wire_verify(const uint8_t *buf, size_t len,
                                                 const fedreci_wire_env *e,
                                                 const uint8_t identity_pk[32]);
 
-/* MACs an encoded masked input in place (the bulk message: a signature would
+/* MACs an encoded masked input, seed reveal or consistency message in place
+ * (the messages a member sends after its advert; for the masked input, the
+ * bulk message, a signature would
  * need a BLAKE2b pass over 4 d bytes on both sides, about 0.5 ms each at
  * d = 117,121; Poly1305 is several times faster): appends Envelope.mac =
  * nonce || tag of XChaCha20-Poly1305 (random 24-byte nonce, empty plaintext)
@@ -238,7 +271,7 @@ FEDREC_NODISCARD fedrec_err fedreci_wire_verify(const uint8_t *buf, size_t len,
  * (already authenticated), FEDREC_ERR_NOMEM (message unchanged). */
 FEDREC_NODISCARD fedrec_err fedreci_wire_mac(nng_msg *m, const uint8_t key[32]);
 
-/* Verifies the MAC of a decoded masked input under key. buf[len] are the raw
+/* Verifies the MAC of a decoded MACed request (fedreci_wire_mac) under key. buf[len] are the raw
  * bytes e was decoded from. FEDREC_ERR_SIGNATURE (naming the client, round
  * and stage): no MAC, a MAC that is not the last field, or one that does not
  * verify. Reentrant; reads only. */
@@ -272,11 +305,30 @@ FEDREC_NODISCARD fedrec_err fedreci_wire_enc_model_reply(nng_msg **out, const fe
 FEDREC_NODISCARD fedrec_err fedreci_wire_enc_advertise(nng_msg **out, const fedreci_wire_hdr *h,
                                                        const fedreci_secagg_advert *a);
 
-/* Roster: member_ids[m] (sorted) and the adverts to include (pointers, na). */
+/* Roster: member_ids[m] (sorted), the seed digest (32 bytes; NULL omits
+ * it) and the adverts to include (pointers, na). */
 FEDREC_NODISCARD fedrec_err fedreci_wire_enc_roster(nng_msg **out, const fedreci_wire_hdr *h,
                                                     const uint64_t *member_ids, size_t m,
+                                                    const uint8_t *seed_digest,
                                                     const fedreci_secagg_advert *const *adverts,
                                                     size_t na);
+
+FEDREC_NODISCARD fedrec_err fedreci_wire_enc_seed_reveal(nng_msg **out, const fedreci_wire_hdr *h,
+                                                         const uint8_t contribution[32]);
+
+/* SeedRelay: m contributions (m x 32 bytes, roster order), the members that
+ * did not reveal (m flags or NULL) and the adverts to include (pointers,
+ * na). */
+FEDREC_NODISCARD fedrec_err fedreci_wire_enc_seed_relay(nng_msg **out, const fedreci_wire_hdr *h,
+                                                        const uint8_t *contribs, size_t m,
+                                                        const uint8_t *missing,
+                                                        const fedreci_secagg_advert *const *adverts,
+                                                        size_t na);
+
+/* relay = 0: Consistency (client -> server); relay = 1: ConsistencyRelay. */
+FEDREC_NODISCARD fedrec_err fedreci_wire_enc_tags(nng_msg **out, const fedreci_wire_hdr *h,
+                                                  int relay, const fedreci_secagg_tag *tags,
+                                                  size_t n);
 
 /* relay = 0: ShareKeys (client -> server); relay = 1: ShareRelay. */
 FEDREC_NODISCARD fedrec_err fedreci_wire_enc_ciphertexts(nng_msg **out, const fedreci_wire_hdr *h,

@@ -302,14 +302,42 @@ static fedrec_err run_group(gsim *G, uint32_t ri, uint32_t g, const uint32_t *us
     size_t m = 0;
     if (fedreci_secagg_server_close_advertise(srv, &roster, &m))
         goto aborted;
+    /* stage 0, the graph seed step: every member reveals its contribution */
+    {
+        uint64_t *rids = malloc((m ? m : 1) * sizeof *rids);
+        if (!rids) {
+            e = fedreci_error(FEDREC_ERR_NOMEM, "groups: roster of %zu", m);
+            goto out;
+        }
+        for (size_t j = 0; j < m; j++)
+            rids[j] = roster[j].client_id;
+        const uint8_t *digest = fedreci_secagg_server_seed_digest(srv);
+        for (uint32_t i = 0; i < n; i++) {
+            if (!wk->cl[i])
+                continue;
+            uint8_t contribution[32];
+            if (fedreci_secagg_client_reveal(wk->cl[i], rids, m, digest, contribution) ||
+                fedreci_secagg_server_add_reveal(srv, wk->ids[i], contribution)) {
+                client_failed(wk, i, h);
+                continue;
+            }
+            up += 32;
+        }
+        free(rids);
+    }
+    const uint8_t *contribs = NULL;
+    if (fedreci_secagg_server_close_reveal(srv, &contribs))
+        goto aborted;
+    const uint8_t *missing = fedreci_secagg_server_seed_missing(srv);
     /* stage 1: share keys */
     for (uint32_t i = 0; i < n; i++) {
         if (!wk->cl[i])
             continue;
         const fedreci_secagg_ciphertext *cts;
         size_t n_cts;
-        down += m * advert_bytes;
-        if (fedreci_secagg_client_share_keys(wk->cl[i], roster, m, &cts, &n_cts)) {
+        down += m * (advert_bytes + 32);
+        if (fedreci_secagg_client_share_keys_missing(wk->cl[i], roster, m, contribs, missing, &cts,
+                                                     &n_cts)) {
             client_failed(wk, i, h);
             continue;
         }
@@ -371,7 +399,7 @@ static fedrec_err run_group(gsim *G, uint32_t ri, uint32_t g, const uint32_t *us
     if (fedreci_secagg_server_close_masked_input(srv, &sv, &ns, &dr, &nd))
         goto aborted;
     h[H_SURV] = (uint32_t)ns;
-    /* stage 3: unmask */
+    /* stage 3, the consistency step: each survivor endorses the set */
     for (uint32_t i = 0; i < n; i++) {
         if (!wk->cl[i])
             continue;
@@ -380,10 +408,32 @@ static fedrec_err run_group(gsim *G, uint32_t ri, uint32_t g, const uint32_t *us
             drop_client(wk, i);
             continue;
         }
+        const fedreci_secagg_tag *tg;
+        size_t nt;
+        down += (ns + nd) * sizeof(uint64_t);
+        if (fedreci_secagg_client_consistency(wk->cl[i], sv, ns, dr, nd, &tg, &nt) ||
+            fedreci_secagg_server_add_consistency(srv, wk->ids[i], tg, nt)) {
+            client_failed(wk, i, h);
+            continue;
+        }
+        up += nt * sizeof(fedreci_secagg_tag);
+    }
+    if (fedreci_secagg_server_close_consistency(srv))
+        goto aborted;
+    /* stage 3: unmask, with the endorsements relayed */
+    for (uint32_t i = 0; i < n; i++) {
+        if (!wk->cl[i])
+            continue;
         const fedreci_secagg_reveal *rv;
         size_t n_rv;
-        down += (ns + nd) * sizeof(uint64_t);
-        if (fedreci_secagg_client_unmask(wk->cl[i], sv, ns, dr, nd, &rv, &n_rv) ||
+        const fedreci_secagg_tag *tg;
+        size_t nt;
+        if (fedreci_secagg_server_tags_for(srv, wk->ids[i], &tg, &nt)) {
+            client_failed(wk, i, h);
+            continue;
+        }
+        down += nt * sizeof(fedreci_secagg_tag);
+        if (fedreci_secagg_client_unmask(wk->cl[i], tg, nt, &rv, &n_rv) ||
             fedreci_secagg_server_add_unmask(srv, wk->ids[i], rv, n_rv)) {
             client_failed(wk, i, h);
             continue;

@@ -13,7 +13,7 @@ set(bench_bad_cases
   "engine_rounds_zero|engine|--rounds|0|--rounds: '0' is not an integer from 1 to 1000"
   "engine_clients_text|engine|--clients|abc|--clients: 'abc' is not an integer from 2 to 100000"
   "mf_sweeps_zero|mf|--sweeps|0|--sweeps: '0' is not an integer from 1 to 1000"
-  "secagg_only_bad|secagg|--only|all|--only: 'all' is not client, server, classic, dp or checks")
+  "secagg_only_bad|secagg|--only|all|--only: 'all' is not client, server, classic, dp, checks or deviating")
 foreach(c ${bench_bad_cases})
   string(REPLACE "|" ";" f "${c}")
   list(GET f 0 name)

@@ -359,7 +359,9 @@ static void raw_auth(const th_raw *r, nng_msg *m)
     if (!r->sk || fedreci_wire_decode_msg(m, 1u << 24, &e))
         return;
     fedreci_wire_hdr h = fedreci_wire_header(e);
-    int masked = e->body_case == FEDREC__V1__ENVELOPE__BODY_MASKED_INPUT;
+    int masked = e->body_case == FEDREC__V1__ENVELOPE__BODY_MASKED_INPUT ||
+                 e->body_case == FEDREC__V1__ENVELOPE__BODY_SEED_REVEAL ||
+                 e->body_case == FEDREC__V1__ENVELOPE__BODY_CONSISTENCY;
     fedreci_wire_free(e);
     if (masked && r->has_mac)
         assert_int_equal(fedreci_wire_mac(m, r->mac), FEDREC_OK);
@@ -442,6 +444,14 @@ nng_msg *th_hand_msg(const th_hand *h, int stage)
     case FEDRECI_WIRE_STAGE_ADVERTISE:
         e = fedreci_wire_enc_advertise(&m, &hs, &h->adv);
         break;
+    case FEDRECI_WIRE_STAGE_SEED:
+        assert_true(h->n_ids > 0);
+        e = fedreci_wire_enc_seed_reveal(&m, &hs, h->contribution);
+        break;
+    case FEDRECI_WIRE_STAGE_CONSISTENCY:
+        assert_non_null(h->tags);
+        e = fedreci_wire_enc_tags(&m, &hs, 0, h->tags, h->ntags);
+        break;
     case FEDRECI_WIRE_STAGE_SHARE_KEYS:
         assert_non_null(h->cts);
         e = fedreci_wire_enc_ciphertexts(&m, &hs, 0, h->cts, h->ncts);
@@ -467,11 +477,32 @@ void th_hand_roster(th_hand *h, fedreci_wire_env *e, size_t members)
     size_t nro;
     assert_int_equal(fedreci_wire_get_roster(e, h->me->id, 2, h->rd.secagg.n, &ro, &nro),
                      FEDREC_OK);
-    fedreci_wire_free(e);
+    const uint8_t *digest;
+    assert_int_equal(fedreci_wire_get_seed_digest(e, &digest), FEDREC_OK);
     assert_int_equal(nro, members);
-    assert_int_equal(fedreci_secagg_client_share_keys(h->sa, ro, nro, &h->cts, &h->ncts),
+    assert_true(nro <= sizeof h->ids / sizeof h->ids[0]);
+    for (size_t i = 0; i < nro; i++)
+        h->ids[i] = ro[i].client_id;
+    h->n_ids = nro;
+    assert_int_equal(fedreci_secagg_client_reveal(h->sa, h->ids, nro, digest, h->contribution),
+                     FEDREC_OK);
+    fedreci_wire_free(e);
+    free(ro);
+}
+
+void th_hand_seed(th_hand *h, fedreci_wire_env *e)
+{
+    fedreci_secagg_advert *ro;
+    uint8_t *contribs, *missing;
+    assert_int_equal(fedreci_wire_get_seed_relay(e, h->ids, h->n_ids, &contribs, &missing, &ro),
+                     FEDREC_OK);
+    fedreci_wire_free(e);
+    assert_int_equal(fedreci_secagg_client_share_keys_missing(h->sa, ro, h->n_ids, contribs,
+                                                              missing, &h->cts, &h->ncts),
                      FEDREC_OK);
     free(ro);
+    free(contribs);
+    free(missing);
 }
 
 void th_hand_relay(th_hand *h, fedreci_wire_env *e, size_t n_in)
@@ -499,7 +530,17 @@ void th_hand_unmask(th_hand *h, fedreci_wire_env *e, size_t n_surv, size_t n_dro
     assert_int_equal(fedreci_wire_get_unmask_request(e, &sv, &ns, &dr, &nd), FEDREC_OK);
     assert_int_equal(ns, n_surv);
     assert_int_equal(nd, n_drop);
-    assert_int_equal(fedreci_secagg_client_unmask(h->sa, sv, ns, dr, nd, &h->rv, &h->nrv),
+    assert_int_equal(fedreci_secagg_client_consistency(h->sa, sv, ns, dr, nd, &h->tags, &h->ntags),
                      FEDREC_OK);
     fedreci_wire_free(e);
+}
+
+void th_hand_tags(th_hand *h, fedreci_wire_env *e)
+{
+    fedreci_secagg_tag *tags;
+    size_t n;
+    assert_int_equal(fedreci_wire_get_tags(e, h->rd.secagg.n, &tags, &n), FEDREC_OK);
+    fedreci_wire_free(e);
+    assert_int_equal(fedreci_secagg_client_unmask(h->sa, tags, n, &h->rv, &h->nrv), FEDREC_OK);
+    free(tags);
 }

@@ -229,11 +229,16 @@ typedef struct th_hand {
     th_client *me;
     fedreci_wire_round rd;
     fedreci_secagg_client *sa;
-    fedreci_secagg_advert adv;            /* its signed advert */
-    const fedreci_secagg_ciphertext *cts; /* its shares, after the roster */
+    fedreci_secagg_advert adv; /* its signed advert */
+    uint64_t ids[64];          /* the roster's member ids */
+    size_t n_ids;
+    uint8_t contribution[32];             /* its graph seed contribution, after the roster */
+    const fedreci_secagg_ciphertext *cts; /* its shares, after the seed relay */
     size_t ncts;
-    const uint32_t *masked;          /* its masked input (d words), after the relay */
-    const fedreci_secagg_reveal *rv; /* its reveals, after the unmask request */
+    const uint32_t *masked;         /* its masked input (d words), after the relay */
+    const fedreci_secagg_tag *tags; /* its consistency tags, after the unmask request */
+    size_t ntags;
+    const fedreci_secagg_reveal *rv; /* its reveals, after the consistency relay */
     size_t nrv;
     uint8_t mac[32]; /* its MAC key for the masked input (th_raw_keys) */
 } th_hand;
@@ -243,19 +248,26 @@ typedef struct th_hand {
 void th_hand_init(th_hand *h, th_client *me, const fedreci_wire_round *rd, uint8_t seed0);
 void th_hand_destroy(th_hand *h);
 
-/* h's message of `stage` (FEDRECI_WIRE_STAGE_ADVERTISE .. _UNMASK) for its
- * round, from what it holds now. */
+/* h's message of `stage` (FEDRECI_WIRE_STAGE_ADVERTISE .. _CONSISTENCY) for
+ * its round, from what it holds now. */
 nng_msg *th_hand_msg(const th_hand *h, int stage);
 
-/* The roster reply e (frees it): exactly `members` members; h's shares. */
+/* The roster reply e (frees it): exactly `members` members; h's seed
+ * contribution (send FEDRECI_WIRE_STAGE_SEED next). */
 void th_hand_roster(th_hand *h, fedreci_wire_env *e, size_t members);
+
+/* The seed relay e (frees it): h's shares. */
+void th_hand_seed(th_hand *h, fedreci_wire_env *e);
 
 /* The relay reply e (frees it): exactly n_in ciphertexts for h; h's update
  * (the world's compute_update), masked, and its quantized input recorded. */
 void th_hand_relay(th_hand *h, fedreci_wire_env *e, size_t n_in);
 
 /* The unmask request e (frees it): exactly n_surv survivors and n_drop
- * dropped; h's reveals. */
+ * dropped; h's consistency tags (send FEDRECI_WIRE_STAGE_CONSISTENCY next). */
 void th_hand_unmask(th_hand *h, fedreci_wire_env *e, size_t n_surv, size_t n_drop);
+
+/* The consistency relay e (frees it): h's reveals. */
+void th_hand_tags(th_hand *h, fedreci_wire_env *e);
 
 #endif

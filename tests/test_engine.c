@@ -429,6 +429,7 @@ static void test_hand_driven_duplicates(void **state)
     assert_int_equal(e->body_case, FEDREC__V1__ENVELOPE__BODY_ROSTER);
     assert_int_equal(e->roster->n_member_ids, 5);
     fedreci_wire_free(e);
+    th_hand_seed(&hd, th_raw_req(&r, th_hand_msg(&hd, FEDRECI_WIRE_STAGE_SEED)));
 
     th_hand_relay(&hd, th_raw_req(&r, th_hand_msg(&hd, FEDRECI_WIRE_STAGE_SHARE_KEYS)), 4);
     /* a masked input of the wrong length is refused, the right one accepted */
@@ -440,6 +441,7 @@ static void test_hand_driven_duplicates(void **state)
     fedreci_wire_free(e);
     /* replay the masked input: answered again, added once (checked by the oracle) */
     th_hand_unmask(&hd, th_raw_req(&r, th_hand_msg(&hd, FEDRECI_WIRE_STAGE_MASKED_INPUT)), 5, 0);
+    th_hand_tags(&hd, th_raw_req(&r, th_hand_msg(&hd, FEDRECI_WIRE_STAGE_CONSISTENCY)));
     e = th_raw_req(&r, th_hand_msg(&hd, FEDRECI_WIRE_STAGE_UNMASK));
     assert_int_equal(e->body_case, FEDREC__V1__ENVELOPE__BODY_ROUND_RESULT);
     assert_true(e->round_result->completed);

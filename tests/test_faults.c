@@ -244,6 +244,7 @@ static void test_stall_past_deadline(void **state)
     th_hand_init(&hd, me, &rd, 4);
     th_raw_keys(&r, me->sk, hd.mac);
     th_hand_roster(&hd, th_raw_req(&r, th_hand_msg(&hd, FEDRECI_WIRE_STAGE_ADVERTISE)), 6);
+    th_hand_seed(&hd, th_raw_req(&r, th_hand_msg(&hd, FEDRECI_WIRE_STAGE_SEED)));
     /* stall: hold the shares until the others have sent their masked inputs,
      * which they do only after the share-keys stage closed at its deadline */
     pthread_mutex_lock(&W.mu);
@@ -320,6 +321,7 @@ static void test_disconnect_reconnect(void **state)
     th_hand_init(&hd, me, &rd, 5);
     th_raw_keys(&a, me->sk, hd.mac);
     th_hand_roster(&hd, th_raw_req(&a, th_hand_msg(&hd, FEDRECI_WIRE_STAGE_ADVERTISE)), 6);
+    th_hand_seed(&hd, th_raw_req(&a, th_hand_msg(&hd, FEDRECI_WIRE_STAGE_SEED)));
     /* send ShareKeys on a and drop the connection while it is held */
     uint64_t upd0, tot0;
     assert_int_equal(fedreci_coord_client_bytes(c, me->id, &upd0, &tot0), FEDREC_OK);
@@ -348,6 +350,7 @@ static void test_disconnect_reconnect(void **state)
     th_hand_relay(&hd, th_raw_wait(&b, 0), 4);
     /* 5 survivors; session 4 never shared: not a dropped sharer */
     th_hand_unmask(&hd, th_raw_req(&b, th_hand_msg(&hd, FEDRECI_WIRE_STAGE_MASKED_INPUT)), 5, 0);
+    th_hand_tags(&hd, th_raw_req(&b, th_hand_msg(&hd, FEDRECI_WIRE_STAGE_CONSISTENCY)));
     e = th_raw_req(&b, th_hand_msg(&hd, FEDRECI_WIRE_STAGE_UNMASK));
     assert_int_equal(e->body_case, FEDREC__V1__ENVELOPE__BODY_ROUND_RESULT);
     assert_true(e->round_result->completed);

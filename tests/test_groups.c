@@ -317,10 +317,26 @@ static void run_secagg(const fedreci_secagg_params *p, const uint64_t *ids, uint
     const fedreci_secagg_advert *ro;
     size_t m;
     assert_int_equal(fedreci_secagg_server_close_advertise(s, &ro, &m), FEDREC_OK);
+    /* the graph seed step */
+    uint64_t *rids = malloc(m * sizeof *rids);
+    assert_non_null(rids);
+    for (size_t j = 0; j < m; j++)
+        rids[j] = ro[j].client_id;
+    for (uint32_t i = 0; i < n; i++) {
+        uint8_t contribution[32];
+        assert_int_equal(fedreci_secagg_client_reveal(
+                             c[i], rids, m, fedreci_secagg_server_seed_digest(s), contribution),
+                         FEDREC_OK);
+        assert_int_equal(fedreci_secagg_server_add_reveal(s, ids[i], contribution), FEDREC_OK);
+    }
+    free(rids);
+    const uint8_t *contribs;
+    assert_int_equal(fedreci_secagg_server_close_reveal(s, &contribs), FEDREC_OK);
     for (uint32_t i = 0; i < n; i++) {
         const fedreci_secagg_ciphertext *cts;
         size_t nc;
-        assert_int_equal(fedreci_secagg_client_share_keys(c[i], ro, m, &cts, &nc), FEDREC_OK);
+        assert_int_equal(fedreci_secagg_client_share_keys(c[i], ro, m, contribs, &cts, &nc),
+                         FEDREC_OK);
         assert_int_equal(fedreci_secagg_server_add_shares(s, ids[i], cts, nc), FEDREC_OK);
     }
     assert_int_equal(fedreci_secagg_server_close_share_keys(s), FEDREC_OK);
@@ -342,9 +358,22 @@ static void run_secagg(const fedreci_secagg_params *p, const uint64_t *ids, uint
     for (uint32_t i = 0; i < n; i++) {
         if (drop && drop[ix[i]])
             continue;
+        const fedreci_secagg_tag *tg;
+        size_t nt;
+        assert_int_equal(fedreci_secagg_client_consistency(c[i], sv, ns, dr, nd, &tg, &nt),
+                         FEDREC_OK);
+        assert_int_equal(fedreci_secagg_server_add_consistency(s, ids[i], tg, nt), FEDREC_OK);
+    }
+    assert_int_equal(fedreci_secagg_server_close_consistency(s), FEDREC_OK);
+    for (uint32_t i = 0; i < n; i++) {
+        if (drop && drop[ix[i]])
+            continue;
         const fedreci_secagg_reveal *rv;
         size_t nrv;
-        assert_int_equal(fedreci_secagg_client_unmask(c[i], sv, ns, dr, nd, &rv, &nrv), FEDREC_OK);
+        const fedreci_secagg_tag *tg;
+        size_t nt;
+        assert_int_equal(fedreci_secagg_server_tags_for(s, ids[i], &tg, &nt), FEDREC_OK);
+        assert_int_equal(fedreci_secagg_client_unmask(c[i], tg, nt, &rv, &nrv), FEDREC_OK);
         assert_int_equal(fedreci_secagg_server_add_unmask(s, ids[i], rv, nrv), FEDREC_OK);
     }
     assert_int_equal(fedreci_secagg_server_finish(s, sum, p->d), FEDREC_OK);

@@ -351,8 +351,8 @@ typedef struct hostile {
     uint32_t q[D]; /* what it put into the sum (the oracle) */
     int in_sum;    /* its masked input was accepted */
     /* its signed messages of the round, as sent (for replay), by wire stage */
-    uint8_t *sent[7];
-    size_t sent_len[7];
+    uint8_t *sent[9];
+    size_t sent_len[9];
 } hostile;
 
 static void h_init(hostile *h, const char *url)
@@ -373,7 +373,7 @@ static void h_free(hostile *h)
 {
     fedreci_secagg_client_destroy(h->sa);
     h->sa = NULL;
-    for (int i = 0; i < 7; i++)
+    for (int i = 0; i < 9; i++)
         free(h->sent[i]);
     nng_close(h->s);
     nng_close(h->side);
@@ -486,14 +486,38 @@ static void h_advertise(hostile *h)
     fedreci_wire_env *env = h_call(h, h->s, m, &hd, h->sk, 1);
     fedreci_secagg_advert *ro = NULL;
     size_t n = 0;
-    if (fedreci_wire_get_roster(env, h->id, 2, 8, &ro, &n))
+    const uint8_t *digest = NULL;
+    if (fedreci_wire_get_roster(env, h->id, 2, 8, &ro, &n) ||
+        fedreci_wire_get_seed_digest(env, &digest))
         fail_msg("hostile: roster: %s", fedrec_errmsg());
     h->n_members = n;
     for (size_t i = 0; i < n; i++)
         h->members[i] = ro[i].client_id;
+    free(ro);
+    /* the graph seed step */
+    uint8_t contribution[32];
+    assert_int_equal(fedreci_secagg_client_reveal(h->sa, h->members, n, digest, contribution),
+                     FEDREC_OK);
+    fedreci_wire_free(env);
+    hd.stage = FEDRECI_WIRE_STAGE_SEED;
+    assert_int_equal(fedreci_wire_enc_seed_reveal(&m, &hd, contribution), FEDREC_OK);
+    {
+        /* MACed under the round key, like the masked input */
+        uint8_t key[32];
+        assert_int_equal(fedreci_secagg_client_mac_key(h->sa, h->round.coord_pk, key), FEDREC_OK);
+        assert_int_equal(fedreci_wire_mac(m, key), FEDREC_OK);
+    }
+    env = h_call(h, h->s, m, &hd, NULL, 1);
+    uint8_t *contribs = NULL, *missing = NULL;
+    if (fedreci_wire_get_seed_relay(env, h->members, n, &contribs, &missing, &ro))
+        fail_msg("hostile: seed relay: %s", fedrec_errmsg());
     const fedreci_secagg_ciphertext *cts;
     size_t n_cts;
-    assert_int_equal(fedreci_secagg_client_share_keys(h->sa, ro, n, &cts, &n_cts), FEDREC_OK);
+    assert_int_equal(
+        fedreci_secagg_client_share_keys_missing(h->sa, ro, n, contribs, missing, &cts, &n_cts),
+        FEDREC_OK);
+    free(contribs);
+    free(missing);
     assert_true(n_cts <= 8);
     h->n_cts = n_cts;
     for (size_t i = 0; i < n_cts; i++) {
@@ -570,10 +594,30 @@ static fedreci_wire_env *h_unmask(hostile *h, fedreci_wire_env *req, int flip)
     const uint64_t *sv, *dr;
     size_t ns, nd;
     assert_int_equal(fedreci_wire_get_unmask_request(req, &sv, &ns, &dr, &nd), FEDREC_OK);
+    const fedreci_secagg_tag *tags;
+    size_t n_tags;
+    assert_int_equal(fedreci_secagg_client_consistency(h->sa, sv, ns, dr, nd, &tags, &n_tags),
+                     FEDREC_OK);
+    fedreci_wire_free(req);
+    /* the consistency step: its tags out, its neighbours' in */
+    fedreci_wire_hdr hc = {h->id, h->round.secagg.round_id, FEDRECI_WIRE_STAGE_CONSISTENCY};
+    nng_msg *mc = NULL;
+    assert_int_equal(fedreci_wire_enc_tags(&mc, &hc, 0, tags, n_tags), FEDREC_OK);
+    {
+        uint8_t key[32];
+        assert_int_equal(fedreci_secagg_client_mac_key(h->sa, h->round.coord_pk, key), FEDREC_OK);
+        assert_int_equal(fedreci_wire_mac(mc, key), FEDREC_OK);
+    }
+    fedreci_wire_env *rel = h_call(h, h->s, mc, &hc, NULL, 1);
+    fedreci_secagg_tag *in = NULL;
+    size_t n_in = 0;
+    if (fedreci_wire_get_tags(rel, 8, &in, &n_in))
+        fail_msg("hostile: consistency relay: %s", fedrec_errmsg());
+    fedreci_wire_free(rel);
     const fedreci_secagg_reveal *rv;
     size_t n_rv;
-    assert_int_equal(fedreci_secagg_client_unmask(h->sa, sv, ns, dr, nd, &rv, &n_rv), FEDREC_OK);
-    fedreci_wire_free(req);
+    assert_int_equal(fedreci_secagg_client_unmask(h->sa, in, n_in, &rv, &n_rv), FEDREC_OK);
+    free(in);
     fedreci_secagg_reveal r[8];
     assert_true(n_rv <= 8);
     memcpy(r, rv, n_rv * sizeof *r);
@@ -839,9 +883,9 @@ static void test_replay_and_other_stage(void **state)
     h_honest_round(&w.h);
     honest_finish(&w, FEDRECI_SESSION_COMPLETED);
     expect_completed(&w, r1, 1);
-    uint8_t *old[7];
-    size_t old_len[7];
-    for (int s = 0; s < 7; s++) {
+    uint8_t *old[9];
+    size_t old_len[9];
+    for (int s = 0; s < 9; s++) {
         old[s] = w.h.sent[s];
         old_len[s] = w.h.sent_len[s];
         w.h.sent[s] = NULL;
@@ -854,14 +898,14 @@ static void test_replay_and_other_stage(void **state)
     h_advertise(&w.h);
     /* stage 1 open: replay round 1's signed advert and share keys as sent:
        they belong to round 1 (answered from its record, nothing counted) */
-    for (int s = FEDRECI_WIRE_STAGE_ADVERTISE; s <= FEDRECI_WIRE_STAGE_UNMASK; s++) {
+    for (int s = FEDRECI_WIRE_STAGE_ADVERTISE; s <= FEDRECI_WIRE_STAGE_CONSISTENCY; s++) {
         fedreci_wire_env *e = call_bytes(w.h.side, old[s], old_len[s]);
         assert_int_equal(e->round_id, r1);
         fedreci_wire_free(e);
     }
     /* the same bytes with the round id rewritten to round 2: the signature
        covers the round, so they do not verify */
-    for (int s = FEDRECI_WIRE_STAGE_ADVERTISE; s <= FEDRECI_WIRE_STAGE_UNMASK; s++) {
+    for (int s = FEDRECI_WIRE_STAGE_ADVERTISE; s <= FEDRECI_WIRE_STAGE_CONSISTENCY; s++) {
         fedreci_wire_env *e = NULL;
         assert_int_equal(fedreci_wire_decode(old[s], old_len[s], 64u << 20, &e), FEDREC_OK);
         e->round_id = r2;
@@ -879,7 +923,9 @@ static void test_replay_and_other_stage(void **state)
         e->sig = sig;
         e->mac = mac;
         fedreci_wire_free(e);
-        expect_refused(call_bytes(w.h.side, b, n + tail), s <= FEDRECI_WIRE_STAGE_SHARE_KEYS,
+        /* open: stage 1 and the phases before it (the seed step) */
+        expect_refused(call_bytes(w.h.side, b, n + tail),
+                       s <= FEDRECI_WIRE_STAGE_SHARE_KEYS || s == FEDRECI_WIRE_STAGE_SEED,
                        "previous round's message under the new round id");
         free(b);
     }
@@ -902,7 +948,7 @@ static void test_replay_and_other_stage(void **state)
     fedreci_wire_free(res);
     honest_finish(&w, FEDRECI_SESSION_COMPLETED);
     expect_completed(&w, r2, 1);
-    for (int s = 0; s < 7; s++)
+    for (int s = 0; s < 9; s++)
         free(old[s]);
     h_free(&w.h);
     daemon_stop(&w.d);

@@ -76,7 +76,8 @@ typedef struct round_sim {
     fedreci_secagg_server *s;
     float *x; /* n x (d - 1) */
     uint32_t *w;
-    int *drop; /* DROP_* per client (index into ids) */
+    int *drop;    /* DROP_* per client (index into ids) */
+    int endorsed; /* the consistency step ran (sim_endorse) */
 } round_sim;
 
 static void sim_init(round_sim *r, const fedreci_secagg_params *p)
@@ -132,6 +133,64 @@ static long index_of(const round_sim *r, uint64_t id)
     return -1;
 }
 
+/* The graph seed step for every roster member: reveal, close_reveal; the
+ * contributions (m x 32, roster order) in *contribs. */
+static void sim_seed(round_sim *r, const fedreci_secagg_advert *roster, size_t m,
+                     const uint8_t **contribs)
+{
+    uint64_t *ids = malloc(m * sizeof *ids);
+    assert_non_null(ids);
+    for (size_t j = 0; j < m; j++)
+        ids[j] = roster[j].client_id;
+    for (size_t j = 0; j < m; j++) {
+        long i = -1;
+        for (uint32_t x = 0; x < r->n; x++)
+            if (r->ids[x] == ids[j])
+                i = x;
+        assert_true(i >= 0);
+        uint8_t contribution[32];
+        assert_int_equal(fedreci_secagg_client_reveal(r->c[i], ids, m,
+                                                      fedreci_secagg_server_seed_digest(r->s),
+                                                      contribution),
+                         FEDREC_OK);
+        assert_int_equal(fedreci_secagg_server_add_reveal(r->s, ids[j], contribution), FEDREC_OK);
+    }
+    free(ids);
+    assert_int_equal(fedreci_secagg_server_close_reveal(r->s, contribs), FEDREC_OK);
+}
+
+/* The round's parameters with the graph seed the members derived. */
+static fedreci_secagg_params sim_graph_params(const round_sim *r)
+{
+    fedreci_secagg_params p = r->p;
+    const uint8_t *seed = fedreci_secagg_server_graph_seed(r->s);
+    assert_non_null(seed);
+    memcpy(p.graph_seed, seed, sizeof p.graph_seed);
+    return p;
+}
+
+/* A deviating server's seed step: it relays the roster ro (m adverts, sorted,
+ * any it likes) with the honest digest of their seed commitments, and every
+ * client in it reveals; *contribs (m x 32, malloc'd) gets the contributions. */
+static void deviant_seed(round_sim *r, const fedreci_secagg_advert *ro, size_t m,
+                         uint8_t **contribs)
+{
+    uint64_t ids[64];
+    uint8_t commits[64 * 32], digest[32];
+    assert_true(m <= 64);
+    for (size_t j = 0; j < m; j++) {
+        ids[j] = ro[j].client_id;
+        memcpy(commits + 32 * j, ro[j].seed_commit, 32);
+    }
+    fedreci_secagg_seed_digest(digest, r->p.round_id, ids, commits, m);
+    *contribs = malloc(m * 32);
+    assert_non_null(*contribs);
+    for (size_t j = 0; j < m; j++)
+        assert_int_equal(fedreci_secagg_client_reveal(r->c[index_of(r, ids[j])], ids, m, digest,
+                                                      *contribs + 32 * j),
+                         FEDREC_OK);
+}
+
 /* Stages 0 and 1: returns the server's result of close_advertise or
  * close_share_keys (FEDREC_OK when stage 2 is open). roster/m out. */
 static fedrec_err sim_setup(round_sim *r, const fedreci_secagg_advert **roster, size_t *m)
@@ -146,13 +205,16 @@ static fedrec_err sim_setup(round_sim *r, const fedreci_secagg_advert **roster, 
     fedrec_err e = fedreci_secagg_server_close_advertise(r->s, roster, m);
     if (e)
         return e;
+    const uint8_t *contribs;
+    sim_seed(r, *roster, *m, &contribs);
     for (uint32_t i = 0; i < r->n; i++) {
         if (r->drop[i] == DROP_ADVERT)
             continue;
         const fedreci_secagg_ciphertext *cts;
         size_t n_cts;
-        assert_int_equal(fedreci_secagg_client_share_keys(r->c[i], *roster, *m, &cts, &n_cts),
-                         FEDREC_OK);
+        assert_int_equal(
+            fedreci_secagg_client_share_keys(r->c[i], *roster, *m, contribs, &cts, &n_cts),
+            FEDREC_OK);
         if (r->drop[i] == DROP_SHARE)
             continue;
         assert_int_equal(fedreci_secagg_server_add_shares(r->s, r->ids[i], cts, n_cts), FEDREC_OK);
@@ -175,14 +237,69 @@ static fedrec_err sim_input(round_sim *r, uint32_t i)
     return FEDREC_OK;
 }
 
-/* Stage 3 for one client. */
+/* The consistency step: every client named a survivor in sv that does not
+ * drop at unmask endorses the set (sv, dr). Returns close_consistency's
+ * result. */
+static fedrec_err sim_endorse(round_sim *r, const uint64_t *sv, size_t ns, const uint64_t *dr,
+                              size_t nd)
+{
+    for (size_t j = 0; j < ns; j++) {
+        long i = index_of(r, sv[j]);
+        assert_true(i >= 0);
+        if (r->drop[i] == DROP_UNMASK)
+            continue;
+        const fedreci_secagg_tag *tg;
+        size_t nt;
+        assert_int_equal(fedreci_secagg_client_consistency(r->c[i], sv, ns, dr, nd, &tg, &nt),
+                         FEDREC_OK);
+        assert_int_equal(fedreci_secagg_server_add_consistency(r->s, sv[j], tg, nt), FEDREC_OK);
+    }
+    r->endorsed = 1;
+    return fedreci_secagg_server_close_consistency(r->s);
+}
+
+/* Stage 3 for one client (after sim_endorse): 1 when it revealed, 0 when it
+ * refused because fewer than t neighbours endorsed its set. */
+static int sim_unmask_try(round_sim *r, uint32_t i)
+{
+    const fedreci_secagg_tag *tg;
+    size_t nt;
+    assert_int_equal(fedreci_secagg_server_tags_for(r->s, r->ids[i], &tg, &nt), FEDREC_OK);
+    const fedreci_secagg_reveal *rv;
+    size_t n_rv;
+    fedrec_err e = fedreci_secagg_client_unmask(r->c[i], tg, nt, &rv, &n_rv);
+    if (e) {
+        assert_int_equal(e, FEDREC_ERR_PROTOCOL);
+        assert_string_equal(fedreci_secagg_client_refusal(r->c[i]), FEDRECI_REFUSE_CONSISTENCY);
+        return 0;
+    }
+    assert_int_equal(fedreci_secagg_server_add_unmask(r->s, r->ids[i], rv, n_rv), FEDREC_OK);
+    return 1;
+}
+
+/* The reveals of client i: the consistency step first (once, for every
+ * survivor that does not drop at unmask), then its unmask with the tags
+ * relayed to it. Returns the client's result. */
+static fedrec_err sim_reveals(round_sim *r, uint32_t i, const uint64_t *sv, size_t ns,
+                              const uint64_t *dr, size_t nd, const fedreci_secagg_reveal **rv,
+                              size_t *n_rv)
+{
+    if (!r->endorsed)
+        assert_int_equal(sim_endorse(r, sv, ns, dr, nd), FEDREC_OK);
+    const fedreci_secagg_tag *tg;
+    size_t nt;
+    assert_int_equal(fedreci_secagg_server_tags_for(r->s, r->ids[i], &tg, &nt), FEDREC_OK);
+    return fedreci_secagg_client_unmask(r->c[i], tg, nt, rv, n_rv);
+}
+
+/* Stage 3 for one client: the consistency step first (once, for every
+ * survivor that does not drop at unmask), then its reveals. */
 static void sim_unmask(round_sim *r, uint32_t i, const uint64_t *sv, size_t ns, const uint64_t *dr,
                        size_t nd)
 {
-    const fedreci_secagg_reveal *rv;
-    size_t n_rv;
-    assert_int_equal(fedreci_secagg_client_unmask(r->c[i], sv, ns, dr, nd, &rv, &n_rv), FEDREC_OK);
-    assert_int_equal(fedreci_secagg_server_add_unmask(r->s, r->ids[i], rv, n_rv), FEDREC_OK);
+    if (!r->endorsed)
+        assert_int_equal(sim_endorse(r, sv, ns, dr, nd), FEDREC_OK);
+    assert_int_equal(sim_unmask_try(r, i), 1);
 }
 
 /* ---- exactness under random dropouts ------------------------------------------ */
@@ -224,10 +341,13 @@ static int random_round(uint32_t n, uint32_t k, uint32_t t, uint32_t d, double p
     fedrec_err e = sim_setup(&r, &roster, &m_out);
     uint32_t deg = 0;
     uint32_t *nb = malloc((size_t)(m ? m : 1) * n * sizeof *nb);
-    if (m >= 2)
+    if (m >= 2 && fedreci_secagg_server_graph_seed(r.s)) {
+        /* the graph of the seed the members derived */
+        fedreci_secagg_params pg = sim_graph_params(&r);
         for (uint32_t u = 0; u < m; u++)
-            assert_int_equal(fedreci_secagg_neighbors(&p, m, u, nb + (size_t)u * n, n, &deg),
+            assert_int_equal(fedreci_secagg_neighbors(&pg, m, u, nb + (size_t)u * n, n, &deg),
                              FEDREC_OK);
+    }
     if (m < t || m < 2 || deg < t) {
         outcome = 1;
         assert_int_equal(e, FEDREC_ERR_ABORTED);
@@ -296,14 +416,32 @@ static int random_round(uint32_t n, uint32_t k, uint32_t t, uint32_t d, double p
     }
     assert_int_equal(e, FEDREC_OK);
     assert_int_equal(ns, inputs);
+    /* the consistency step: the survivors that stay endorse the set; with
+       fewer than t of them the round aborts; each reveals only with t
+       endorsements from its neighbours */
+    uint32_t stay = 0;
+    for (uint32_t u = 0; u < m; u++)
+        if (st[u] == 2 && r.drop[index_of(&r, roster_ids[u])] != DROP_UNMASK) {
+            st[u] = 4; /* endorsed */
+            stay++;
+        }
+    e = sim_endorse(&r, sv, ns, dr, nd);
+    if (stay < t) {
+        outcome = 4;
+        assert_int_equal(e, FEDREC_ERR_ABORTED);
+        assert_int_equal(fedreci_secagg_server_stage(r.s), FEDRECI_SECAGG_ABORTED);
+        goto done2;
+    }
+    assert_int_equal(e, FEDREC_OK);
     for (uint32_t u = 0; u < m; u++) {
-        if (st[u] != 2)
+        if (st[u] != 4)
             continue;
+        uint32_t c = 0;
+        for (uint32_t j = 0; j < deg; j++)
+            c += st[nb[(size_t)u * n + j]] >= 3; /* endorsed (3: and revealed) */
         uint32_t i = (uint32_t)index_of(&r, roster_ids[u]);
-        if (r.drop[i] == DROP_UNMASK)
-            continue;
-        sim_unmask(&r, i, sv, ns, dr, nd);
-        st[u] = 3;
+        assert_int_equal(sim_unmask_try(&r, i), c >= t);
+        st[u] = c >= t ? 3 : 5; /* 5: endorsed, refused to reveal */
     }
     feasible = 1;
     for (uint32_t u = 0; u < m && feasible; u++) {
@@ -515,11 +653,11 @@ static void test_abort_below_threshold(void **state)
             continue;
         }
         assert_int_equal(e, FEDREC_OK);
-        for (uint32_t i = 0; i < r.n; i++)
-            if (r.drop[i] == DROP_NONE)
-                sim_unmask(&r, i, sv, ns, dr, nd);
+        /* 4 survivors endorse, fewer than t: the consistency step aborts
+           the round before anyone reveals */
+        assert_int_equal(sim_endorse(&r, sv, ns, dr, nd), FEDREC_ERR_ABORTED);
         uint32_t sum[4] = {1, 2, 3, 4};
-        assert_int_equal(fedreci_secagg_server_finish(r.s, sum, 4), FEDREC_ERR_ABORTED);
+        assert_int_equal(fedreci_secagg_server_finish(r.s, sum, 4), FEDREC_ERR_STAGE);
         assert_int_equal(sum[0], 1); /* out-param untouched */
         assert_int_equal(fedreci_secagg_server_stage(r.s), FEDRECI_SECAGG_ABORTED);
         sim_free(&r);
@@ -548,16 +686,14 @@ static void test_never_both_shares(void **state)
     uint32_t asker = 0;
     fedreci_secagg_client *c = r.c[asker];
 
-    /* Malformed requests reveal nothing and leave the client ready. */
-    const fedreci_secagg_reveal *rv;
-    size_t n_rv;
-    uint64_t both[6];
-    memcpy(both, sv, ns * sizeof *sv);
+    /* Malformed requests are refused, and leave the client ready. */
+    const fedreci_secagg_tag *tg;
+    size_t nt;
     assert_null(fedreci_secagg_client_refusal(c));
-    assert_int_equal(fedreci_secagg_client_unmask(c, sv, ns, sv, 1, &rv, &n_rv),
+    assert_int_equal(fedreci_secagg_client_consistency(c, sv, ns, sv, 1, &tg, &nt),
                      FEDREC_ERR_PROTOCOL); /* one id in both lists */
     assert_string_equal(fedreci_secagg_client_refusal(c), FEDRECI_REFUSE_UNMASK_BOTH);
-    assert_int_equal(fedreci_secagg_client_unmask(c, sv, 2, dr, nd, &rv, &n_rv),
+    assert_int_equal(fedreci_secagg_client_consistency(c, sv, 2, dr, nd, &tg, &nt),
                      FEDREC_ERR_PROTOCOL); /* fewer than t survivors */
     assert_string_equal(fedreci_secagg_client_refusal(c), FEDRECI_REFUSE_UNMASK_BAD);
     uint64_t others[5];
@@ -565,32 +701,27 @@ static void test_never_both_shares(void **state)
     for (size_t i = 0; i < ns; i++)
         if (sv[i] != r.ids[asker])
             others[no++] = sv[i];
-    assert_int_equal(fedreci_secagg_client_unmask(c, others, no, dr, nd, &rv, &n_rv),
+    assert_int_equal(fedreci_secagg_client_consistency(c, others, no, dr, nd, &tg, &nt),
                      FEDREC_ERR_PROTOCOL); /* the asked client is not a survivor */
-    assert_int_equal(fedreci_secagg_client_stage(c), FEDRECI_SECAGG_UNMASK);
+    assert_int_equal(fedreci_secagg_client_stage(c), FEDRECI_SECAGG_CONSISTENCY);
 
-    /* The honest request: b shares for survivors, the s^SK share for the dropped. */
-    assert_int_equal(fedreci_secagg_client_unmask(c, sv, ns, dr, nd, &rv, &n_rv), FEDREC_OK);
-    assert_int_equal(n_rv, 5);
-    fedreci_secagg_reveal first[5];
-    memcpy(first, rv, sizeof first);
-    for (size_t i = 0; i < n_rv; i++) {
-        int is_dropped = rv[i].about == r.ids[2];
-        assert_int_equal(rv[i].kind, is_dropped ? FEDRECI_SECAGG_SHARE_SK : FEDRECI_SECAGG_SHARE_B);
-        for (size_t j = 0; j < i; j++)
-            assert_true(rv[j].about != rv[i].about);
-    }
-    /* An identical repeat: the same answer. */
-    assert_int_equal(fedreci_secagg_client_unmask(c, sv, ns, dr, nd, &rv, &n_rv), FEDREC_OK);
-    assert_int_equal(n_rv, 5);
-    assert_memory_equal(rv, first, sizeof first);
+    /* The honest request: one tag per neighbour named a survivor. */
+    assert_int_equal(fedreci_secagg_client_consistency(c, sv, ns, dr, nd, &tg, &nt), FEDREC_OK);
+    assert_int_equal(nt, 4);
+    fedreci_secagg_tag first_tags[4];
+    memcpy(first_tags, tg, sizeof first_tags);
+    /* An identical repeat: the same tags. */
+    assert_int_equal(fedreci_secagg_client_consistency(c, sv, ns, dr, nd, &tg, &nt), FEDREC_OK);
+    assert_int_equal(nt, 4);
+    assert_memory_equal(tg, first_tags, sizeof first_tags);
     /* A different request (claiming client 2 survived, or another dropped)
-     * would reveal a second share of some neighbour: refused. */
+     * could reveal a second share of some neighbour: refused. */
     uint64_t all[6];
     memcpy(all, r.ids, sizeof all);
     qsort(all, 6, sizeof *all, cmp_u64);
-    assert_int_equal(fedreci_secagg_client_unmask(c, all, 6, NULL, 0, &rv, &n_rv),
+    assert_int_equal(fedreci_secagg_client_consistency(c, all, 6, NULL, 0, &tg, &nt),
                      FEDREC_ERR_PROTOCOL);
+    assert_string_equal(fedreci_secagg_client_refusal(c), FEDRECI_REFUSE_UNMASK_AGAIN);
     uint64_t other = 0, sv2[4], dr2[2];
     size_t n2 = 0, d2 = 0;
     for (size_t i = 0; i < 6 && !other; i++)
@@ -602,8 +733,35 @@ static void test_never_both_shares(void **state)
         else
             sv2[n2++] = all[i];
     }
-    assert_int_equal(fedreci_secagg_client_unmask(c, sv2, n2, dr2, d2, &rv, &n_rv),
+    assert_int_equal(fedreci_secagg_client_consistency(c, sv2, n2, dr2, d2, &tg, &nt),
                      FEDREC_ERR_PROTOCOL);
+    /* Without the neighbours' endorsements nothing is revealed. */
+    const fedreci_secagg_reveal *rv;
+    size_t n_rv;
+    assert_int_equal(fedreci_secagg_client_unmask(c, NULL, 0, &rv, &n_rv), FEDREC_ERR_PROTOCOL);
+    assert_string_equal(fedreci_secagg_client_refusal(c), FEDRECI_REFUSE_CONSISTENCY);
+    assert_int_equal(fedreci_secagg_client_stage(c), FEDRECI_SECAGG_UNMASK);
+    /* Everyone endorses (c repeats its identical answer), then c reveals b
+       shares for survivors, the s^SK share for the dropped. */
+    assert_int_equal(sim_endorse(&r, sv, ns, dr, nd), FEDREC_OK);
+    const fedreci_secagg_tag *in;
+    size_t n_in;
+    assert_int_equal(fedreci_secagg_server_tags_for(r.s, r.ids[asker], &in, &n_in), FEDREC_OK);
+    assert_int_equal(n_in, 4);
+    assert_int_equal(fedreci_secagg_client_unmask(c, in, n_in, &rv, &n_rv), FEDREC_OK);
+    assert_int_equal(n_rv, 5);
+    fedreci_secagg_reveal first[5];
+    memcpy(first, rv, sizeof first);
+    for (size_t i = 0; i < n_rv; i++) {
+        int is_dropped = rv[i].about == r.ids[2];
+        assert_int_equal(rv[i].kind, is_dropped ? FEDRECI_SECAGG_SHARE_SK : FEDRECI_SECAGG_SHARE_B);
+        for (size_t j = 0; j < i; j++)
+            assert_true(rv[j].about != rv[i].about);
+    }
+    /* A repeat: the same answer. */
+    assert_int_equal(fedreci_secagg_client_unmask(c, in, n_in, &rv, &n_rv), FEDREC_OK);
+    assert_int_equal(n_rv, 5);
+    assert_memory_equal(rv, first, sizeof first);
     /* The server refuses reveals of the wrong kind. */
     fedreci_secagg_reveal wrong = first[0];
     wrong.kind =
@@ -618,7 +776,10 @@ static void test_never_both_shares(void **state)
         const uint32_t *q = fedreci_secagg_client_quantized_input(r.c[i]);
         for (int j = 0; j < 3; j++)
             expect[j] += q[j];
-        sim_unmask(&r, i, sv, ns, dr, nd);
+        if (i == asker)
+            assert_int_equal(fedreci_secagg_server_add_unmask(r.s, r.ids[i], first, 5), FEDREC_OK);
+        else
+            sim_unmask(&r, i, sv, ns, dr, nd);
     }
     uint32_t sum[3];
     assert_int_equal(fedreci_secagg_server_finish(r.s, sum, 3), FEDREC_OK);
@@ -676,10 +837,12 @@ static void test_binding_mismatch(void **state)
                 ro[i] = ro[j];
                 ro[j] = t;
             }
+    uint8_t *contribs;
+    deviant_seed(&r, ro, r.n, &contribs);
     for (uint32_t i = 1; i < r.n; i++) {
         const fedreci_secagg_ciphertext *cts = NULL;
         size_t n_cts = 0;
-        assert_int_equal(fedreci_secagg_client_share_keys(r.c[i], ro, r.n, &cts, &n_cts),
+        assert_int_equal(fedreci_secagg_client_share_keys(r.c[i], ro, r.n, contribs, &cts, &n_cts),
                          FEDREC_ERR_PROTOCOL);
         assert_string_equal(fedreci_secagg_client_refusal(r.c[i]), FEDRECI_REFUSE_BINDING);
         assert_null(cts); /* no share dealt */
@@ -688,9 +851,269 @@ static void test_binding_mismatch(void **state)
     /* client 0 sees every neighbour with another binding than its own */
     const fedreci_secagg_ciphertext *cts = NULL;
     size_t n_cts = 0;
-    assert_int_equal(fedreci_secagg_client_share_keys(r.c[0], ro, r.n, &cts, &n_cts),
+    assert_int_equal(fedreci_secagg_client_share_keys(r.c[0], ro, r.n, contribs, &cts, &n_cts),
                      FEDREC_ERR_PROTOCOL);
     assert_string_equal(fedreci_secagg_client_refusal(r.c[0]), FEDRECI_REFUSE_BINDING);
+    free(contribs);
+    sim_free(&r);
+}
+
+/* The consistency check against a coordinator that tells different clients
+ * different survivor sets (Bonawitz et al. 2017, section 6). Classic SecAgg,
+ * n = 6, k = 5, t = 3, no colluder: the coordinator names client 0 a
+ * survivor to everyone (to get its self-mask seed b_0) and each other client
+ * w a survivor only in w's own set with one more (so that the mask keys of
+ * all of 0's neighbours are revealed by t holders each). Without the check
+ * that is enough to unmask client 0 with no colluding client (b_0 from 5
+ * holders, each s_v from 3); with it, every client holds endorsements of its
+ * set from fewer than t neighbours, refuses, and reveals nothing. */
+static void test_consistency_split(void **state)
+{
+    (void)state;
+    fedreci_secagg_params p = make_params(6, 5, 3, 5);
+    round_sim r;
+    sim_init(&r, &p);
+    const fedreci_secagg_advert *roster;
+    size_t m;
+    assert_int_equal(sim_setup(&r, &roster, &m), FEDREC_OK);
+    for (uint32_t i = 0; i < r.n; i++)
+        assert_int_equal(sim_input(&r, i), FEDREC_OK);
+    const uint64_t *sv, *dr;
+    size_t ns, nd;
+    assert_int_equal(fedreci_secagg_server_close_masked_input(r.s, &sv, &ns, &dr, &nd), FEDREC_OK);
+    assert_int_equal(ns, 6);
+    uint64_t all[6];
+    memcpy(all, sv, sizeof all);
+    /* the target: all[0]; the others all[1..5], in a ring */
+    fedreci_secagg_tag tags[6][5];
+    size_t n_tags[6];
+    for (int w = 1; w <= 5; w++) {
+        int x = w % 5 + 1; /* the one other survivor in w's set */
+        uint64_t s3[3] = {all[0], all[w], all[x]}, d3[3];
+        size_t nd3 = 0;
+        qsort(s3, 3, sizeof *s3, cmp_u64);
+        for (int v = 1; v <= 5; v++)
+            if (v != w && v != x)
+                d3[nd3++] = all[v];
+        long ci = index_of(&r, all[w]);
+        const fedreci_secagg_tag *tg;
+        assert_int_equal(
+            fedreci_secagg_client_consistency(r.c[ci], s3, 3, d3, nd3, &tg, &n_tags[w]), FEDREC_OK);
+        assert_int_equal(n_tags[w], 2); /* to the two other survivors it was told of */
+        memcpy(tags[w], tg, n_tags[w] * sizeof *tg);
+    }
+    {
+        long ci = index_of(&r, all[0]);
+        const fedreci_secagg_tag *tg;
+        assert_int_equal(
+            fedreci_secagg_client_consistency(r.c[ci], all, 6, NULL, 0, &tg, &n_tags[0]),
+            FEDREC_OK);
+        assert_int_equal(n_tags[0], 5);
+        memcpy(tags[0], tg, n_tags[0] * sizeof *tg);
+    }
+    /* the coordinator relays every tag addressed to each client (it cannot
+       make others: the tags are keyed with the members' pair keys), plus a
+       forged one */
+    size_t revealed = 0;
+    for (int to = 0; to < 6; to++) {
+        fedreci_secagg_tag in[32];
+        size_t n_in = 0;
+        for (int from = 0; from < 6; from++)
+            for (size_t j = 0; j < n_tags[from]; j++)
+                if (tags[from][j].to == all[to])
+                    in[n_in++] = tags[from][j];
+        in[n_in] = in[0];
+        in[n_in].tag[0] ^= 1;
+        n_in++;
+        long ci = index_of(&r, all[to]);
+        const fedreci_secagg_reveal *rv = NULL;
+        size_t n_rv = 0;
+        assert_int_equal(fedreci_secagg_client_unmask(r.c[ci], in, n_in, &rv, &n_rv),
+                         FEDREC_ERR_PROTOCOL);
+        assert_string_equal(fedreci_secagg_client_refusal(r.c[ci]), FEDRECI_REFUSE_CONSISTENCY);
+        assert_null(rv);
+        revealed += n_rv;
+        assert_int_equal(fedreci_secagg_client_stage(r.c[ci]), FEDRECI_SECAGG_UNMASK);
+    }
+    assert_int_equal(revealed, 0);
+    sim_free(&r);
+
+    /* The same clients told one set: t endorsements each, all reveal, and
+       the sum is exact (the check costs nothing to an honest round). */
+    sim_init(&r, &p);
+    assert_int_equal(sim_setup(&r, &roster, &m), FEDREC_OK);
+    uint32_t want[5] = {0};
+    for (uint32_t i = 0; i < r.n; i++) {
+        assert_int_equal(sim_input(&r, i), FEDREC_OK);
+        const uint32_t *q = fedreci_secagg_client_quantized_input(r.c[i]);
+        for (int j = 0; j < 5; j++)
+            want[j] += q[j];
+    }
+    assert_int_equal(fedreci_secagg_server_close_masked_input(r.s, &sv, &ns, &dr, &nd), FEDREC_OK);
+    for (uint32_t i = 0; i < r.n; i++)
+        sim_unmask(&r, i, sv, ns, dr, nd);
+    uint32_t sum[5];
+    assert_int_equal(fedreci_secagg_server_finish(r.s, sum, 5), FEDREC_OK);
+    assert_memory_equal(sum, want, sizeof sum);
+    sim_free(&r);
+}
+
+/* The graph seed: derived from every member's contribution, which it
+ * committed to in its signed advert before the roster was fixed; the
+ * coordinator's digest of the commitments comes before any contribution. A
+ * coordinator that relays another contribution for a member (its own choice,
+ * made after seeing the others) is caught by every client: the digest no
+ * longer opens (seed_mismatch); a member missing from the reveals aborts the
+ * round; and two rounds with the same members get unrelated graphs. */
+static void test_graph_seed(void **state)
+{
+    (void)state;
+    fedreci_secagg_params p = make_params(8, 4, 3, 3);
+    round_sim r;
+    sim_init(&r, &p);
+    for (uint32_t i = 0; i < r.n; i++) {
+        fedreci_secagg_advert a;
+        assert_int_equal(fedreci_secagg_client_advertise(r.c[i], &a), FEDREC_OK);
+        assert_int_equal(fedreci_secagg_server_add_advert(r.s, &a), FEDREC_OK);
+    }
+    const fedreci_secagg_advert *roster;
+    size_t m;
+    assert_int_equal(fedreci_secagg_server_close_advertise(r.s, &roster, &m), FEDREC_OK);
+    assert_null(fedreci_secagg_server_graph_seed(r.s)); /* not before the reveals */
+    uint64_t ids[8];
+    for (size_t j = 0; j < m; j++)
+        ids[j] = roster[j].client_id;
+    const uint8_t *digest = fedreci_secagg_server_seed_digest(r.s);
+    assert_non_null(digest);
+    uint8_t contribs[8 * 32];
+    for (size_t j = 0; j < m; j++) {
+        uint8_t c[32];
+        assert_int_equal(fedreci_secagg_client_reveal(r.c[index_of(&r, ids[j])], ids, m, digest, c),
+                         FEDREC_OK);
+        memcpy(contribs + 32 * j, c, 32);
+        /* a contribution that does not open its member's commitment */
+        c[0] ^= 1;
+        assert_int_equal(fedreci_secagg_server_add_reveal(r.s, ids[j], c), FEDREC_ERR_PROTOCOL);
+        c[0] ^= 1;
+        if (j + 1 < m) /* the last member does not reveal yet */
+            assert_int_equal(fedreci_secagg_server_add_reveal(r.s, ids[j], c), FEDREC_OK);
+    }
+    /* a contribution substituted for one member (say the coordinator's own
+       client's, chosen after seeing the others): every client refuses */
+    uint8_t ground[8 * 32];
+    memcpy(ground, contribs, sizeof ground);
+    ground[3 * 32 + 7] ^= 0x5a;
+    for (size_t j = 0; j < m; j++) {
+        const fedreci_secagg_ciphertext *cts = NULL;
+        size_t n_cts = 0;
+        uint32_t i = (uint32_t)index_of(&r, ids[j]);
+        assert_int_equal(fedreci_secagg_client_share_keys(r.c[i], roster, m, ground, &cts, &n_cts),
+                         FEDREC_ERR_PROTOCOL);
+        assert_string_equal(fedreci_secagg_client_refusal(r.c[i]), FEDRECI_REFUSE_SEED);
+        assert_null(cts);
+    }
+    /* members that never reveal: one is left out of the seed and the round
+       (its commitment stands in; it counts as dropped), two abort it */
+    for (int n_silent = 1; n_silent <= 2; n_silent++) {
+        round_sim r2;
+        sim_init(&r2, &p);
+        for (uint32_t i = 0; i < r2.n; i++) {
+            fedreci_secagg_advert a;
+            assert_int_equal(fedreci_secagg_client_advertise(r2.c[i], &a), FEDREC_OK);
+            assert_int_equal(fedreci_secagg_server_add_advert(r2.s, &a), FEDREC_OK);
+        }
+        const fedreci_secagg_advert *ro2;
+        size_t m2;
+        assert_int_equal(fedreci_secagg_server_close_advertise(r2.s, &ro2, &m2), FEDREC_OK);
+        uint64_t id2[8];
+        for (size_t j = 0; j < m2; j++)
+            id2[j] = ro2[j].client_id;
+        for (size_t j = 0; j < m2; j++) {
+            uint8_t c[32];
+            assert_int_equal(fedreci_secagg_client_reveal(r2.c[index_of(&r2, id2[j])], id2, m2,
+                                                          fedreci_secagg_server_seed_digest(r2.s),
+                                                          c),
+                             FEDREC_OK);
+            if (j >= (size_t)n_silent) /* the first n_silent stay silent */
+                assert_int_equal(fedreci_secagg_server_add_reveal(r2.s, id2[j], c), FEDREC_OK);
+        }
+        const uint8_t *cg2;
+        fedrec_err e2 = fedreci_secagg_server_close_reveal(r2.s, &cg2);
+        if (n_silent == 2) {
+            assert_int_equal(e2, FEDREC_ERR_ABORTED);
+            assert_int_equal(fedreci_secagg_server_stage(r2.s), FEDRECI_SECAGG_ABORTED);
+            sim_free(&r2);
+            continue;
+        }
+        assert_int_equal(e2, FEDREC_OK);
+        const uint8_t *miss = fedreci_secagg_server_seed_missing(r2.s);
+        assert_non_null(miss);
+        assert_int_equal(miss[0], 1);
+        for (size_t j = 1; j < m2; j++)
+            assert_int_equal(miss[j], 0);
+        assert_memory_equal(cg2, ro2[0].seed_commit, 32); /* its commitment stands in */
+        /* the others accept it and derive the server's seed; told that one
+           more member is missing (two), or that they are, they refuse */
+        uint8_t miss2[8], values[8 * 32];
+        memcpy(miss2, miss, m2);
+        memcpy(values, cg2, m2 * 32);
+        miss2[1] = 1;
+        {
+            const fedreci_secagg_ciphertext *cts = NULL;
+            size_t n_cts = 0;
+            uint32_t i = (uint32_t)index_of(&r2, id2[2]);
+            assert_int_equal(fedreci_secagg_client_share_keys_missing(r2.c[i], ro2, m2, values,
+                                                                      miss2, &cts, &n_cts),
+                             FEDREC_ERR_PROTOCOL);
+            assert_string_equal(fedreci_secagg_client_refusal(r2.c[i]), FEDRECI_REFUSE_SEED);
+        }
+        for (size_t j = 1; j < m2; j++) {
+            const fedreci_secagg_ciphertext *cts;
+            size_t n_cts;
+            uint32_t i = (uint32_t)index_of(&r2, id2[j]);
+            assert_int_equal(
+                fedreci_secagg_client_share_keys_missing(r2.c[i], ro2, m2, cg2, miss, &cts, &n_cts),
+                FEDREC_OK);
+            assert_memory_equal(fedreci_secagg_client_graph_seed(r2.c[i]),
+                                fedreci_secagg_server_graph_seed(r2.s), 32);
+            assert_int_equal(fedreci_secagg_server_add_shares(r2.s, id2[j], cts, n_cts), FEDREC_OK);
+        }
+        /* the silent member cannot come back with shares */
+        {
+            const fedreci_secagg_ciphertext *cts = NULL;
+            size_t n_cts = 0;
+            uint32_t i = (uint32_t)index_of(&r2, id2[0]);
+            assert_int_equal(
+                fedreci_secagg_client_share_keys_missing(r2.c[i], ro2, m2, cg2, miss, &cts, &n_cts),
+                FEDREC_ERR_PROTOCOL); /* it is told it is missing */
+            assert_string_equal(fedreci_secagg_client_refusal(r2.c[i]), FEDRECI_REFUSE_SEED);
+        }
+        sim_free(&r2);
+    }
+    /* the honest reveals: everyone derives the server's seed and graph */
+    assert_int_equal(fedreci_secagg_server_add_reveal(r.s, ids[m - 1], contribs + 32 * (m - 1)),
+                     FEDREC_OK);
+    const uint8_t *cg;
+    assert_int_equal(fedreci_secagg_server_close_reveal(r.s, &cg), FEDREC_OK);
+    assert_memory_equal(cg, contribs, sizeof contribs);
+    uint8_t seed1[32];
+    memcpy(seed1, fedreci_secagg_server_graph_seed(r.s), 32);
+    assert_memory_not_equal(seed1, p.graph_seed, 32); /* not the configured one */
+    for (size_t j = 0; j < m; j++) {
+        const fedreci_secagg_ciphertext *cts;
+        size_t n_cts;
+        uint32_t i = (uint32_t)index_of(&r, ids[j]);
+        assert_int_equal(fedreci_secagg_client_share_keys(r.c[i], roster, m, cg, &cts, &n_cts),
+                         FEDREC_OK);
+        assert_memory_equal(fedreci_secagg_client_graph_seed(r.c[i]), seed1, 32);
+        assert_int_equal(fedreci_secagg_server_add_shares(r.s, ids[j], cts, n_cts), FEDREC_OK);
+    }
+    sim_free(&r);
+    /* another round with the same parameters: fresh contributions, another
+       seed */
+    sim_init(&r, &p);
+    assert_int_equal(sim_setup(&r, &roster, &m), FEDREC_OK);
+    assert_memory_not_equal(fedreci_secagg_server_graph_seed(r.s), seed1, 32);
     sim_free(&r);
 }
 
@@ -708,11 +1131,12 @@ static void test_refusals_leave_state_unchanged(void **state)
     float x[5] = {0};
 
     /* Out of order, client side. */
-    assert_int_equal(fedreci_secagg_client_share_keys(r.c[0], NULL, 0, &cts, &n_cts),
+    uint8_t no_contribs[2 * 32] = {0};
+    assert_int_equal(fedreci_secagg_client_share_keys(r.c[0], NULL, 0, no_contribs, &cts, &n_cts),
                      FEDREC_ERR_INVALID);
     fedreci_secagg_advert dummy[2];
     memset(dummy, 0, sizeof dummy);
-    assert_int_equal(fedreci_secagg_client_share_keys(r.c[0], dummy, 2, &cts, &n_cts),
+    assert_int_equal(fedreci_secagg_client_share_keys(r.c[0], dummy, 2, no_contribs, &cts, &n_cts),
                      FEDREC_ERR_STAGE);
     assert_int_equal(fedreci_secagg_client_masked_input(r.c[0], NULL, 0, x, 0, &y, NULL),
                      FEDREC_ERR_STAGE);
@@ -753,17 +1177,27 @@ static void test_refusals_leave_state_unchanged(void **state)
 
     /* A roster with a bad neighbour signature is refused, and the client
      * still accepts the genuine roster afterwards. */
+    const uint8_t *contribs;
+    sim_seed(&r, roster, m, &contribs);
     fedreci_secagg_advert bad[5];
     memcpy(bad, roster, sizeof bad);
     for (int i = 0; i < 5; i++)
         if (bad[i].client_id != r.ids[0])
             bad[i].sig[5] ^= 0x10;
-    assert_int_equal(fedreci_secagg_client_share_keys(r.c[0], bad, 5, &cts, &n_cts),
+    assert_int_equal(fedreci_secagg_client_share_keys(r.c[0], bad, 5, contribs, &cts, &n_cts),
                      FEDREC_ERR_SIGNATURE);
+    assert_string_equal(fedreci_secagg_client_refusal(r.c[0]), FEDRECI_REFUSE_ADVERT_SIG);
     assert_int_equal(fedreci_secagg_client_stage(r.c[0]), FEDRECI_SECAGG_SHARE_KEYS);
+    /* altered contributions do not open the digest: refused, seed_mismatch */
+    uint8_t altered[5 * 32];
+    memcpy(altered, contribs, sizeof altered);
+    altered[5 * 32 - 1] ^= 1;
+    assert_int_equal(fedreci_secagg_client_share_keys(r.c[0], roster, m, altered, &cts, &n_cts),
+                     FEDREC_ERR_PROTOCOL);
+    assert_string_equal(fedreci_secagg_client_refusal(r.c[0]), FEDRECI_REFUSE_SEED);
     for (int i = 0; i < 5; i++) {
-        assert_int_equal(fedreci_secagg_client_share_keys(r.c[i], roster, m, &cts, &n_cts),
-                         FEDREC_OK);
+        assert_int_equal(
+            fedreci_secagg_client_share_keys(r.c[i], roster, m, contribs, &cts, &n_cts), FEDREC_OK);
         if (i == 1) {
             /* a bundle claiming another sender */
             fedreci_secagg_ciphertext twisted[4];
@@ -876,8 +1310,7 @@ static void test_refusals_leave_state_unchanged(void **state)
     for (uint32_t i = 0; i < 5; i++) {
         const fedreci_secagg_reveal *rv;
         size_t nrv;
-        assert_int_equal(fedreci_secagg_client_unmask(r.c[i], sv, ns, dr, nd, &rv, &nrv),
-                         FEDREC_OK);
+        assert_int_equal(sim_reveals(&r, i, sv, ns, dr, nd, &rv, &nrv), FEDREC_OK);
         assert_int_equal(fedreci_secagg_server_add_unmask(s, r.ids[i], rv, nrv), FEDREC_OK);
         assert_int_equal(fedreci_secagg_server_add_unmask(s, r.ids[i], rv, nrv),
                          FEDREC_ERR_DUPLICATE);
@@ -1693,11 +2126,14 @@ static void setup_tampered(round_sim *r, uint32_t who,
     const fedreci_secagg_advert *roster;
     size_t m;
     assert_int_equal(fedreci_secagg_server_close_advertise(r->s, &roster, &m), FEDREC_OK);
+    const uint8_t *contribs;
+    sim_seed(r, roster, m, &contribs);
     for (uint32_t i = 0; i < r->n; i++) {
         const fedreci_secagg_ciphertext *cts;
         size_t n_cts;
-        assert_int_equal(fedreci_secagg_client_share_keys(r->c[i], roster, m, &cts, &n_cts),
-                         FEDREC_OK);
+        assert_int_equal(
+            fedreci_secagg_client_share_keys(r->c[i], roster, m, contribs, &cts, &n_cts),
+            FEDREC_OK);
         fedreci_secagg_ciphertext cp[16];
         uint8_t cm[16][FEDRECI_SECAGG_COMMIT_BYTES];
         assert_true(n_cts <= 16);
@@ -1754,8 +2190,7 @@ static void test_checked_reconstruction(void **state)
         for (uint32_t i = 0; i < r.n; i++) {
             const fedreci_secagg_reveal *rv;
             size_t n_rv;
-            assert_int_equal(fedreci_secagg_client_unmask(r.c[i], sv, ns, dr, nd, &rv, &n_rv),
-                             FEDREC_OK);
+            assert_int_equal(sim_reveals(&r, i, sv, ns, dr, nd, &rv, &n_rv), FEDREC_OK);
             if (i != 1) {
                 assert_int_equal(fedreci_secagg_server_add_unmask(r.s, r.ids[i], rv, n_rv),
                                  FEDREC_OK);
@@ -1929,6 +2364,8 @@ int main(void)
         cmocka_unit_test(test_never_both_shares),
         cmocka_unit_test(test_refusals_leave_state_unchanged),
         cmocka_unit_test(test_binding_mismatch),
+        cmocka_unit_test(test_consistency_split),
+        cmocka_unit_test(test_graph_seed),
         cmocka_unit_test(test_exact_sum_random_dropouts),
         cmocka_unit_test(test_unbuffered_clients),
         cmocka_unit_test(test_checked_reconstruction),

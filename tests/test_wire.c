@@ -304,6 +304,7 @@ static void fill_advert(fedreci_secagg_advert *a, uint64_t id)
     memset(a->s_pk, (int)(id + 2), 32);
     memset(a->sig, (int)(id + 3), 64);
     memset(a->binding, (int)(id + 4), 32);
+    memset(a->seed_commit, (int)(id + 5), 32);
 }
 
 static void test_advertise_roster(void **state)
@@ -322,6 +323,7 @@ static void test_advertise_roster(void **state)
     assert_memory_equal(g.s_pk, a.s_pk, 32);
     assert_memory_equal(g.sig, a.sig, 64);
     assert_memory_equal(g.binding, a.binding, 32);
+    assert_memory_equal(g.seed_commit, a.seed_commit, 32);
     fedreci_wire_free(e);
 
     /* roster of 5 members with 3 full adverts */
@@ -331,8 +333,13 @@ static void test_advertise_roster(void **state)
     fill_advert(&ad[1], 42);
     fill_advert(&ad[2], 77);
     const fedreci_secagg_advert *ap[3] = {&ad[0], &ad[1], &ad[2]};
-    assert_int_equal(fedreci_wire_enc_roster(&m, &h, ids, 5, ap, 3), FEDREC_OK);
+    uint8_t digest[32];
+    memset(digest, 0xd1, sizeof digest);
+    assert_int_equal(fedreci_wire_enc_roster(&m, &h, ids, 5, digest, ap, 3), FEDREC_OK);
     e = rt(m);
+    const uint8_t *dg;
+    assert_int_equal(fedreci_wire_get_seed_digest(e, &dg), FEDREC_OK);
+    assert_memory_equal(dg, digest, 32);
     fedreci_secagg_advert *ro;
     size_t n;
     assert_int_equal(fedreci_wire_get_roster(e, 42, 2, 10, &ro, &n), FEDREC_OK);
@@ -352,15 +359,135 @@ static void test_advertise_roster(void **state)
 
     /* unsorted member ids */
     uint64_t unsorted[3] = {9, 3, 42};
-    assert_int_equal(fedreci_wire_enc_roster(&m, &h, unsorted, 3, ap, 0), FEDREC_OK);
+    assert_int_equal(fedreci_wire_enc_roster(&m, &h, unsorted, 3, digest, ap, 0), FEDREC_OK);
     e = NULL;
     assert_int_equal(fedreci_wire_decode_msg(m, CAP, &e), FEDREC_ERR_FORMAT);
     nng_msg_free(m);
     /* an advert for a non-member */
-    assert_int_equal(fedreci_wire_enc_roster(&m, &h, ids, 2, ap, 3), FEDREC_OK);
+    assert_int_equal(fedreci_wire_enc_roster(&m, &h, ids, 2, digest, ap, 3), FEDREC_OK);
     assert_int_equal(fedreci_wire_decode_msg(m, CAP, &e), FEDREC_ERR_FORMAT);
     assert_null(e);
     nng_msg_free(m);
+}
+
+/* The seed step (SeedReveal, SeedRelay) and the consistency step
+ * (Consistency, ConsistencyRelay): round trips and refusals. */
+static void test_seed_and_consistency(void **state)
+{
+    (void)state;
+    /* a roster without a digest decodes, but has no seed digest */
+    uint64_t ids[4] = {3, 9, 42, 77};
+    fedreci_wire_hdr h = hdr(FEDRECI_WIRE_STAGE_ADVERTISE);
+    nng_msg *m;
+    assert_int_equal(fedreci_wire_enc_roster(&m, &h, ids, 4, NULL, NULL, 0), FEDREC_OK);
+    fedreci_wire_env *e = rt(m);
+    const uint8_t *b;
+    assert_int_equal(fedreci_wire_get_seed_digest(e, &b), FEDREC_ERR_FORMAT);
+    fedreci_wire_free(e);
+
+    h = hdr(FEDRECI_WIRE_STAGE_SEED);
+    uint8_t c32[32];
+    memset(c32, 0x77, sizeof c32);
+    assert_int_equal(fedreci_wire_enc_seed_reveal(&m, &h, c32), FEDREC_OK);
+    e = rt(m);
+    assert_int_equal(fedreci_wire_get_seed_reveal(e, &b), FEDREC_OK);
+    assert_memory_equal(b, c32, 32);
+    fedreci_wire_free(e);
+    /* under another stage: refused */
+    h.stage = FEDRECI_WIRE_STAGE_SHARE_KEYS;
+    assert_int_equal(fedreci_wire_enc_seed_reveal(&m, &h, c32), FEDREC_OK);
+    e = NULL;
+    assert_int_equal(fedreci_wire_decode_msg(m, CAP, &e), FEDREC_ERR_FORMAT);
+    nng_msg_free(m);
+
+    /* a relay: 4 contributions, adverts of 9 and 77 */
+    h = hdr(FEDRECI_WIRE_STAGE_SEED);
+    uint8_t contribs[4 * 32];
+    for (size_t i = 0; i < sizeof contribs; i++)
+        contribs[i] = (uint8_t)(i * 7);
+    fedreci_secagg_advert ad[2];
+    fill_advert(&ad[0], 9);
+    fill_advert(&ad[1], 77);
+    const fedreci_secagg_advert *ap[2] = {&ad[0], &ad[1]};
+    uint8_t miss[4] = {0, 1, 0, 0};
+    assert_int_equal(fedreci_wire_enc_seed_relay(&m, &h, contribs, 4, miss, ap, 2), FEDREC_OK);
+    e = rt(m);
+    uint8_t *cg = NULL, *mg = NULL;
+    fedreci_secagg_advert *ro = NULL;
+    assert_int_equal(fedreci_wire_get_seed_relay(e, ids, 4, &cg, &mg, &ro), FEDREC_OK);
+    assert_memory_equal(cg, contribs, sizeof contribs);
+    assert_memory_equal(mg, miss, sizeof miss);
+    free(mg);
+    assert_memory_equal(&ro[1], &ad[0], sizeof ad[0]);
+    assert_memory_equal(&ro[3], &ad[1], sizeof ad[1]);
+    assert_int_equal(ro[0].client_id, 3);
+    uint8_t zero[32] = {0};
+    assert_memory_equal(ro[0].c_pk, zero, 32);
+    free(cg);
+    free(ro);
+    /* for a roster of another size, or one without an advertised member */
+    assert_int_equal(fedreci_wire_get_seed_relay(e, ids, 3, &cg, &mg, &ro), FEDREC_ERR_FORMAT);
+    uint64_t other[4] = {3, 10, 42, 77};
+    assert_int_equal(fedreci_wire_get_seed_relay(e, other, 4, &cg, &mg, &ro), FEDREC_ERR_FORMAT);
+    fedreci_wire_free(e);
+    /* a missing index out of range */
+    uint8_t miss5[5] = {0, 0, 0, 0, 1};
+    uint64_t ids5[5] = {3, 9, 42, 77, 90};
+    assert_int_equal(fedreci_wire_enc_seed_relay(&m, &h, contribs, 4, NULL, ap, 2), FEDREC_OK);
+    nng_msg_free(m);
+    uint8_t c5[5 * 32] = {0};
+    assert_int_equal(fedreci_wire_enc_seed_relay(&m, &h, c5, 5, miss5, ap, 2), FEDREC_OK);
+    e = rt(m);
+    assert_int_equal(fedreci_wire_get_seed_relay(e, ids, 4, &cg, &mg, &ro), FEDREC_ERR_FORMAT);
+    assert_int_equal(fedreci_wire_get_seed_relay(e, ids5, 5, &cg, &mg, &ro), FEDREC_OK);
+    assert_int_equal(mg[4], 1);
+    free(cg);
+    free(mg);
+    free(ro);
+    fedreci_wire_free(e);
+
+    /* tags */
+    h = hdr(FEDRECI_WIRE_STAGE_CONSISTENCY);
+    fedreci_secagg_tag t[3];
+    for (int i = 0; i < 3; i++) {
+        t[i].from = 42;
+        t[i].to = ids[i];
+        memset(t[i].tag, 0x30 + i, sizeof t[i].tag);
+    }
+    for (int relay = 0; relay < 2; relay++) {
+        assert_int_equal(fedreci_wire_enc_tags(&m, &h, relay, t, 3), FEDREC_OK);
+        e = rt(m);
+        assert_int_equal(e->body_case, relay ? FEDREC__V1__ENVELOPE__BODY_CONSISTENCY_RELAY
+                                             : FEDREC__V1__ENVELOPE__BODY_CONSISTENCY);
+        fedreci_secagg_tag *g = NULL;
+        size_t n = 0;
+        assert_int_equal(fedreci_wire_get_tags(e, 8, &g, &n), FEDREC_OK);
+        assert_int_equal(n, 3);
+        assert_memory_equal(g, t, sizeof t);
+        free(g);
+        assert_int_equal(fedreci_wire_get_tags(e, 2, &g, &n), FEDREC_ERR_FORMAT); /* cap */
+        fedreci_wire_free(e);
+    }
+    /* a tag of the wrong length */
+    Fedrec__V1__Envelope env = FEDREC__V1__ENVELOPE__INIT;
+    Fedrec__V1__Consistency co = FEDREC__V1__CONSISTENCY__INIT;
+    Fedrec__V1__ConsistencyTag ct = FEDREC__V1__CONSISTENCY_TAG__INIT;
+    Fedrec__V1__ConsistencyTag *ctp = &ct;
+    ct.from = 1;
+    ct.to = 2;
+    ct.tag.data = t[0].tag;
+    ct.tag.len = FEDRECI_SECAGG_TAG_BYTES - 1;
+    co.n_tags = 1;
+    co.tags = &ctp;
+    env.protocol_version = FEDRECI_WIRE_PROTOCOL_VERSION;
+    env.stage = FEDRECI_WIRE_STAGE_CONSISTENCY;
+    env.body_case = FEDREC__V1__ENVELOPE__BODY_CONSISTENCY;
+    env.consistency = &co;
+    uint8_t buf[256];
+    size_t len = fedrec__v1__envelope__pack(&env, buf);
+    e = NULL;
+    assert_int_equal(fedreci_wire_decode(buf, len, CAP, &e), FEDREC_ERR_FORMAT);
+    assert_null(e);
 }
 
 static void test_ciphertexts(void **state)
@@ -762,12 +889,19 @@ int main(void)
     if (sodium_init() < 0)
         return 1;
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_checkin),       cmocka_unit_test(test_checkin_reply),
-        cmocka_unit_test(test_model),         cmocka_unit_test(test_advertise_roster),
-        cmocka_unit_test(test_ciphertexts),   cmocka_unit_test(test_masked),
-        cmocka_unit_test(test_unmask),        cmocka_unit_test(test_signatures),
-        cmocka_unit_test(test_small_replies), cmocka_unit_test(test_envelope_rules),
-        cmocka_unit_test(test_random_bytes),  cmocka_unit_test(test_cap),
+        cmocka_unit_test(test_checkin),
+        cmocka_unit_test(test_checkin_reply),
+        cmocka_unit_test(test_model),
+        cmocka_unit_test(test_advertise_roster),
+        cmocka_unit_test(test_seed_and_consistency),
+        cmocka_unit_test(test_ciphertexts),
+        cmocka_unit_test(test_masked),
+        cmocka_unit_test(test_unmask),
+        cmocka_unit_test(test_signatures),
+        cmocka_unit_test(test_small_replies),
+        cmocka_unit_test(test_envelope_rules),
+        cmocka_unit_test(test_random_bytes),
+        cmocka_unit_test(test_cap),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

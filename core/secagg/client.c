@@ -44,18 +44,27 @@ struct fedreci_secagg_client {
     client_secrets *sec;
     uint8_t identity_pk[FEDRECI_SECAGG_SIGN_PK_BYTES];
     uint8_t c_pk[32], s_pk[32];
-    uint8_t binding[32]; /* fedreci_secagg_client_set_binding */
-    const char *refusal; /* last FEDRECI_REFUSE_* (static string) or NULL */
+    uint8_t binding[32];      /* fedreci_secagg_client_set_binding */
+    const char *refusal;      /* last FEDRECI_REFUSE_* (static string) or NULL */
+    uint8_t contribution[32]; /* graph seed contribution, revealed in stage SEED */
+    int fixed_contribution;   /* derived from the rounding seed (simulations) */
+    uint8_t seed_commit[32];
+
+    /* after reveal */
+    uint32_t m;
+    uint64_t *roster_ids; /* m, sorted */
+    uint8_t digest[32];   /* the coordinator's commitment to the roster's seed commitments */
 
     /* after share_keys */
-    uint32_t m, me, deg;
-    uint64_t *roster_ids; /* m, sorted */
-    uint32_t *nbr;        /* deg member indices, sorted */
-    uint64_t *nbr_ids;    /* deg ids, sorted (same order) */
-    uint8_t *aead_keys;   /* secure, deg x 32 */
-    uint8_t *pair_keys;   /* secure, deg x 32 */
-    uint8_t *ct_bytes;    /* deg x FEDRECI_SHARE_CT_BYTES */
-    uint8_t *commits;     /* deg x FEDRECI_SECAGG_COMMIT_BYTES */
+    uint32_t me, deg;
+    int seeded;         /* p.graph_seed is the derived seed */
+    uint32_t *nbr;      /* deg member indices, sorted */
+    uint64_t *nbr_ids;  /* deg ids, sorted (same order) */
+    uint8_t *aead_keys; /* secure, deg x 32 */
+    uint8_t *pair_keys; /* secure, deg x 32 */
+    uint8_t *cons_keys; /* secure, deg x 32: consistency tag keys */
+    uint8_t *ct_bytes;  /* deg x FEDRECI_SHARE_CT_BYTES */
+    uint8_t *commits;   /* deg x FEDRECI_SECAGG_COMMIT_BYTES */
     fedreci_secagg_ciphertext *cts;
 
     /* after masked_input */
@@ -67,8 +76,13 @@ struct fedreci_secagg_client {
     uint32_t *q;      /* secure, d words */
     uint32_t *masked; /* d words */
 
-    /* after unmask */
+    /* after consistency */
     uint8_t req_hash[32];
+    uint8_t *kind;            /* deg: 0 not named, 1 survivor (b share), 2 dropped (s^SK) */
+    fedreci_secagg_tag *tags; /* up to deg, to the neighbours named survivors */
+    size_t n_tags;
+
+    /* after unmask */
     fedreci_secagg_reveal *reveals; /* secure, up to deg */
     size_t n_reveals;
 };
@@ -94,6 +108,9 @@ void fedreci_secagg_client_destroy(fedreci_secagg_client *c)
     free(c->nbr_ids);
     secure_free(c->aead_keys);
     secure_free(c->pair_keys);
+    secure_free(c->cons_keys);
+    free(c->kind);
+    free(c->tags);
     free(c->ct_bytes);
     free(c->commits);
     free(c->cts);
@@ -145,10 +162,16 @@ static fedrec_err client_create(fedreci_secagg_client **out, const fedreci_secag
         fedreci_secagg_client_destroy(c);
         return fedreci_error(FEDREC_ERR_CRYPTO, "secagg client create: bad identity key");
     }
-    if (rounding_seed)
+    if (rounding_seed) {
         memcpy(c->sec->rounding, rounding_seed, FEDRECI_SECAGG_SEED_BYTES);
-    else
+        /* a reproducible simulation also fixes the graph seed contribution
+           (so the same run gets the same graph and the same byte counts) */
+        fedreci_secagg_kdf(c->contribution, FEDRECI_LABEL_SEED_COMMIT, rounding_seed, 32,
+                           (const uint8_t *)"contribution", 12, p->round_id, client_id);
+        c->fixed_contribution = 1;
+    } else {
         randombytes_buf(c->sec->rounding, FEDRECI_SECAGG_SEED_BYTES);
+    }
     /* The rounding key is bound to the round and client. */
     fedreci_secagg_kdf(c->sec->rounding, FEDRECI_LABEL_ROUNDING, c->sec->rounding, 32, NULL, 0,
                        p->round_id, client_id);
@@ -232,24 +255,78 @@ fedrec_err fedreci_secagg_client_advertise(fedreci_secagg_client *c, fedreci_sec
     memcpy(a.c_pk, c_pk, 32);
     memcpy(a.s_pk, s_pk, 32);
     memcpy(a.binding, c->binding, 32);
+    /* the graph seed contribution: committed now, revealed once the roster
+       and the coordinator's digest of all commitments are fixed */
+    uint8_t contribution[32], commit[32];
+    if (c->fixed_contribution)
+        memcpy(contribution, c->contribution, sizeof contribution);
+    else
+        randombytes_buf(contribution, sizeof contribution);
+    fedreci_secagg_seed_commit(commit, c->p.round_id, c->id, contribution);
+    memcpy(a.seed_commit, commit, 32);
     uint8_t msg[FEDRECI_ADVERT_MSG_BYTES];
-    fedreci_secagg_advert_msg(msg, c->p.round_id, c->id, c_pk, s_pk, c->binding);
+    fedreci_secagg_advert_msg(msg, c->p.round_id, c->id, c_pk, s_pk, c->binding, commit);
     if (crypto_sign_detached(a.sig, NULL, msg, sizeof msg, s->identity_sk) != 0)
         return fedreci_error(FEDREC_ERR_CRYPTO, "secagg client advertise: signing failed");
     memcpy(c->c_pk, c_pk, 32);
     memcpy(c->s_pk, s_pk, 32);
+    memcpy(c->contribution, contribution, 32);
+    memcpy(c->seed_commit, commit, 32);
     *advert = a;
+    c->stage = FEDRECI_SECAGG_SEED;
+    return FEDREC_OK;
+}
+
+fedrec_err fedreci_secagg_client_reveal(fedreci_secagg_client *c, const uint64_t *member_ids,
+                                        size_t m, const uint8_t digest[32],
+                                        uint8_t contribution[32])
+{
+    if (!c || (m && !member_ids) || !digest || !contribution)
+        return fedreci_error(FEDREC_ERR_INVALID, "secagg client reveal: NULL argument");
+    if (c->stage != FEDRECI_SECAGG_SEED)
+        return wrong_stage(c, "reveal");
+    if (m < 2 || m > c->p.n)
+        return refuse(c, FEDRECI_REFUSE_ROSTER,
+                      fedreci_error(FEDREC_ERR_PROTOCOL,
+                                    "secagg client %llu: roster of %zu clients, need 2..n = %u",
+                                    (unsigned long long)c->id, m, c->p.n));
+    for (size_t i = 1; i < m; i++)
+        if (member_ids[i] <= member_ids[i - 1])
+            return refuse(c, FEDRECI_REFUSE_ROSTER,
+                          fedreci_error(FEDREC_ERR_PROTOCOL,
+                                        "secagg client %llu: roster not sorted by id or has a "
+                                        "duplicate at entry %zu (id %llu)",
+                                        (unsigned long long)c->id, i,
+                                        (unsigned long long)member_ids[i]));
+    if (fedreci_find_u64(member_ids, m, c->id) < 0)
+        return refuse(c, FEDRECI_REFUSE_ROSTER_SELF,
+                      fedreci_error(FEDREC_ERR_PROTOCOL,
+                                    "secagg client %llu: the roster does not list this client",
+                                    (unsigned long long)c->id));
+    uint64_t *ids = malloc(m * sizeof *ids);
+    if (!ids)
+        return fedreci_error(FEDREC_ERR_NOMEM, "secagg client reveal: roster of %zu", m);
+    memcpy(ids, member_ids, m * sizeof *ids);
+    free(c->roster_ids);
+    c->roster_ids = ids;
+    c->m = (uint32_t)m;
+    memcpy(c->digest, digest, 32);
+    memcpy(contribution, c->contribution, 32);
     c->stage = FEDRECI_SECAGG_SHARE_KEYS;
     return FEDREC_OK;
 }
 
+const uint8_t *fedreci_secagg_client_graph_seed(const fedreci_secagg_client *c)
+{
+    return c && c->seeded ? c->p.graph_seed : NULL;
+}
+
 /* Temporaries of share_keys, committed together or freed together. */
 typedef struct share_tmp {
-    uint64_t *ids;
     uint32_t *nbr;
     uint64_t *nbr_ids;
     uint32_t *xs;
-    uint8_t *aead_keys, *pair_keys, *ys, *plain;
+    uint8_t *aead_keys, *pair_keys, *cons_keys, *ys, *plain, *commits_seed;
     uint8_t *ct_bytes;
     uint8_t *commits;
     fedreci_secagg_ciphertext *cts;
@@ -258,8 +335,9 @@ typedef struct share_tmp {
 
 static void share_tmp_free(share_tmp *t)
 {
-    free(t->ids);
     free(t->nbr);
+    free(t->commits_seed);
+    secure_free(t->cons_keys);
     free(t->nbr_ids);
     free(t->xs);
     secure_free(t->aead_keys);
@@ -275,46 +353,88 @@ static void share_tmp_free(share_tmp *t)
 
 fedrec_err fedreci_secagg_client_share_keys(fedreci_secagg_client *c,
                                             const fedreci_secagg_advert *roster, size_t m,
+                                            const uint8_t *contributions,
                                             const fedreci_secagg_ciphertext **cts, size_t *n_cts)
 {
-    if (!c || !roster || !cts || !n_cts)
+    return fedreci_secagg_client_share_keys_missing(c, roster, m, contributions, NULL, cts, n_cts);
+}
+
+fedrec_err fedreci_secagg_client_share_keys_missing(fedreci_secagg_client *c,
+                                                    const fedreci_secagg_advert *roster, size_t m,
+                                                    const uint8_t *contributions,
+                                                    const uint8_t *missing,
+                                                    const fedreci_secagg_ciphertext **cts,
+                                                    size_t *n_cts)
+{
+    if (!c || !roster || !contributions || !cts || !n_cts)
         return fedreci_error(FEDREC_ERR_INVALID, "secagg client share_keys: NULL argument");
     if (c->stage != FEDRECI_SECAGG_SHARE_KEYS)
         return wrong_stage(c, "share_keys");
-    const fedreci_secagg_params *p = &c->p;
-    if (m < 2 || m > p->n)
+    if (m != c->m)
         return refuse(c, FEDRECI_REFUSE_ROSTER,
                       fedreci_error(FEDREC_ERR_PROTOCOL,
-                                    "secagg client %llu: roster of %zu clients, need 2..n = %u",
-                                    (unsigned long long)c->id, m, p->n));
-    for (size_t i = 1; i < m; i++)
-        if (roster[i].client_id <= roster[i - 1].client_id)
+                                    "secagg client %llu: roster of %zu clients, the seed stage "
+                                    "named %u",
+                                    (unsigned long long)c->id, m, c->m));
+    for (size_t i = 0; i < m; i++)
+        if (roster[i].client_id != c->roster_ids[i])
             return refuse(c, FEDRECI_REFUSE_ROSTER,
                           fedreci_error(FEDREC_ERR_PROTOCOL,
-                                        "secagg client %llu: roster not sorted by id or has a "
-                                        "duplicate at entry %zu (id %llu)",
+                                        "secagg client %llu: roster entry %zu (id %llu) is not "
+                                        "the member the seed stage named",
                                         (unsigned long long)c->id, i,
                                         (unsigned long long)roster[i].client_id));
+    fedreci_secagg_params p_local = c->p;
+    const fedreci_secagg_params *p = &p_local;
     share_tmp t;
     memset(&t, 0, sizeof t);
     fedreci_graph g;
     memset(&g, 0, sizeof g);
     fedrec_err e = FEDREC_OK;
 
-    t.ids = malloc(m * sizeof *t.ids);
-    if (!t.ids) {
-        e = fedreci_error(FEDREC_ERR_NOMEM, "secagg client share_keys: roster of %zu", m);
-        goto out;
-    }
-    for (size_t i = 0; i < m; i++)
-        t.ids[i] = roster[i].client_id;
-    long me = fedreci_find_u64(t.ids, m, c->id);
+    long me = fedreci_find_u64(c->roster_ids, m, c->id);
     if (me < 0 || memcmp(roster[me].c_pk, c->c_pk, 32) || memcmp(roster[me].s_pk, c->s_pk, 32)) {
         c->refusal = FEDRECI_REFUSE_ROSTER_SELF;
         e = fedreci_error(FEDREC_ERR_PROTOCOL,
                           "secagg client %llu: roster lacks this client or its keys",
                           (unsigned long long)c->id);
         goto out;
+    }
+    /* The graph seed: the revealed contributions must open the digest the
+       coordinator committed to before any was revealed, and ours must be
+       ours; then nobody chose the seed (kdf.h fedreci_secagg_graph_seed). */
+    t.commits_seed = malloc(m * 32);
+    if (!t.commits_seed) {
+        e = fedreci_error(FEDREC_ERR_NOMEM, "secagg client share_keys: roster of %zu", m);
+        goto out;
+    }
+    size_t n_missing = 0;
+    for (size_t i = 0; i < m; i++) {
+        if (missing && missing[i]) {
+            /* a member that did not reveal: its commitment stands in */
+            memcpy(t.commits_seed + 32 * i, contributions + 32 * i, 32);
+            n_missing++;
+        } else {
+            fedreci_secagg_seed_commit(t.commits_seed + 32 * i, p->round_id, c->roster_ids[i],
+                                       contributions + 32 * i);
+        }
+    }
+    {
+        uint8_t dg[32];
+        fedreci_secagg_seed_digest(dg, p->round_id, c->roster_ids, t.commits_seed, m);
+        if (n_missing > FEDRECI_SECAGG_SEED_MISSING_MAX || (missing && missing[me]) ||
+            sodium_memcmp(contributions + 32 * (size_t)me, c->contribution, 32) != 0 ||
+            sodium_memcmp(dg, c->digest, 32) != 0) {
+            c->refusal = FEDRECI_REFUSE_SEED;
+            e = fedreci_error(FEDREC_ERR_PROTOCOL,
+                              "secagg client %llu: the relayed seed contributions do not open "
+                              "the digest of the roster, this client's is not its own, or %zu "
+                              "members are said not to have revealed (at most %d may)",
+                              (unsigned long long)c->id, n_missing,
+                              FEDRECI_SECAGG_SEED_MISSING_MAX);
+            goto out;
+        }
+        fedreci_secagg_graph_seed(p_local.graph_seed, c->digest, contributions, missing, m);
     }
     e = fedreci_graph_build(&g, p, (uint32_t)m);
     if (e)
@@ -333,14 +453,15 @@ fedrec_err fedreci_secagg_client_share_keys(fedreci_secagg_client *c,
     t.xs = malloc((size_t)deg * sizeof *t.xs);
     t.aead_keys = secure_alloc((size_t)deg * 32);
     t.pair_keys = secure_alloc((size_t)deg * 32);
+    t.cons_keys = secure_alloc((size_t)deg * 32);
     t.ys = secure_alloc((size_t)deg * 2 * SB);
     t.plain = secure_alloc(FEDRECI_SHARE_PLAIN_BYTES);
     t.ct_bytes = malloc((size_t)deg * FEDRECI_SHARE_CT_BYTES);
     t.commits = malloc((size_t)deg * FEDRECI_SECAGG_COMMIT_BYTES);
     t.cts = malloc((size_t)deg * sizeof *t.cts);
     t.sec = secure_alloc(sizeof *t.sec);
-    if (!t.nbr || !t.nbr_ids || !t.xs || !t.aead_keys || !t.pair_keys || !t.ys || !t.plain ||
-        !t.ct_bytes || !t.commits || !t.cts || !t.sec) {
+    if (!t.nbr || !t.nbr_ids || !t.xs || !t.aead_keys || !t.pair_keys || !t.cons_keys || !t.ys ||
+        !t.plain || !t.ct_bytes || !t.commits || !t.cts || !t.sec) {
         e = fedreci_error(FEDREC_ERR_NOMEM, "secagg client share_keys: %u neighbours", deg);
         goto out;
     }
@@ -350,7 +471,8 @@ fedrec_err fedreci_secagg_client_share_keys(fedreci_secagg_client *c,
         uint8_t msg[FEDRECI_ADVERT_MSG_BYTES];
         t.nbr_ids[j] = a->client_id;
         t.xs[j] = t.nbr[j] + 1; /* share index: 1-based roster position */
-        fedreci_secagg_advert_msg(msg, p->round_id, a->client_id, a->c_pk, a->s_pk, a->binding);
+        fedreci_secagg_advert_msg(msg, p->round_id, a->client_id, a->c_pk, a->s_pk, a->binding,
+                                  a->seed_commit);
         if (crypto_sign_verify_detached(a->sig, msg, sizeof msg, a->identity_pk) != 0) {
             c->refusal = FEDRECI_REFUSE_ADVERT_SIG;
             e = fedreci_error(FEDREC_ERR_SIGNATURE,
@@ -369,10 +491,21 @@ fedrec_err fedreci_secagg_client_share_keys(fedreci_secagg_client *c,
                               (unsigned long long)c->id, (unsigned long long)a->client_id);
             goto out;
         }
+        /* its contribution must open the commitment it signed */
+        if (sodium_memcmp(a->seed_commit, t.commits_seed + 32 * (size_t)t.nbr[j], 32) != 0) {
+            c->refusal = FEDRECI_REFUSE_SEED;
+            e = fedreci_error(FEDREC_ERR_PROTOCOL,
+                              "secagg client %llu: the seed contribution relayed for neighbour "
+                              "%llu does not open the commitment it signed",
+                              (unsigned long long)c->id, (unsigned long long)a->client_id);
+            goto out;
+        }
         uint8_t ka[32];
         e = fedreci_secagg_ka(ka, c->sec->c_sk, a->c_pk);
         if (!e) {
             fedreci_secagg_pair_derive(t.aead_keys + (size_t)j * 32, FEDRECI_LABEL_AEAD, ka,
+                                       p->round_id, c->id, a->client_id);
+            fedreci_secagg_pair_derive(t.cons_keys + (size_t)j * 32, FEDRECI_LABEL_CONSIST, ka,
                                        p->round_id, c->id, a->client_id);
             e = fedreci_secagg_ka(ka, c->sec->s_sk, a->s_pk);
         }
@@ -426,18 +559,19 @@ fedrec_err fedreci_secagg_client_share_keys(fedreci_secagg_client *c,
     secure_free(c->sec);
     c->sec = t.sec;
     t.sec = NULL;
-    c->m = (uint32_t)m;
     c->me = (uint32_t)me;
     c->deg = deg;
-    c->roster_ids = t.ids;
+    c->p = p_local; /* the derived graph seed */
+    c->seeded = 1;
     c->nbr = t.nbr;
     c->nbr_ids = t.nbr_ids;
     c->aead_keys = t.aead_keys;
     c->pair_keys = t.pair_keys;
+    c->cons_keys = t.cons_keys;
+    t.cons_keys = NULL;
     c->ct_bytes = t.ct_bytes;
     c->commits = t.commits;
     c->cts = t.cts;
-    t.ids = NULL;
     t.nbr = NULL;
     t.nbr_ids = NULL;
     t.aead_keys = t.pair_keys = t.ct_bytes = t.commits = NULL;
@@ -594,7 +728,7 @@ static fedrec_err masked_input(fedreci_secagg_client *c, const fedreci_secagg_ci
     c->n_bad = n_bad;
     recv = NULL;
     have = NULL;
-    c->stage = FEDRECI_SECAGG_UNMASK;
+    c->stage = FEDRECI_SECAGG_CONSISTENCY;
 out:
     secure_free(recv);
     free(have);
@@ -661,31 +795,9 @@ fedrec_err fedreci_secagg_client_mac_key(const fedreci_secagg_client *c, const u
 
 const uint32_t *fedreci_secagg_client_quantized_input(const fedreci_secagg_client *c)
 {
-    if (!c || c->stage < FEDRECI_SECAGG_UNMASK || c->stage == FEDRECI_SECAGG_ABORTED)
+    if (!c || c->stage < FEDRECI_SECAGG_CONSISTENCY || c->stage == FEDRECI_SECAGG_ABORTED)
         return NULL;
     return c->q;
-}
-
-/* BLAKE2b of the request, to recognise an identical repeat. */
-static void request_hash(uint8_t h[32], const uint64_t *sv, size_t ns, const uint64_t *dr,
-                         size_t nd)
-{
-    crypto_generichash_state st;
-    uint8_t w[8];
-    crypto_generichash_init(&st, NULL, 0, 32);
-    fedreci_secagg_le64(w, ns);
-    crypto_generichash_update(&st, w, 8);
-    for (size_t i = 0; i < ns; i++) {
-        fedreci_secagg_le64(w, sv[i]);
-        crypto_generichash_update(&st, w, 8);
-    }
-    fedreci_secagg_le64(w, nd);
-    crypto_generichash_update(&st, w, 8);
-    for (size_t i = 0; i < nd; i++) {
-        fedreci_secagg_le64(w, dr[i]);
-        crypto_generichash_update(&st, w, 8);
-    }
-    crypto_generichash_final(&st, h, 32);
 }
 
 static int sorted_strict(const uint64_t *a, size_t n)
@@ -696,27 +808,29 @@ static int sorted_strict(const uint64_t *a, size_t n)
     return 1;
 }
 
-fedrec_err fedreci_secagg_client_unmask(fedreci_secagg_client *c, const uint64_t *survivors,
-                                        size_t n_survivors, const uint64_t *dropped,
-                                        size_t n_dropped, const fedreci_secagg_reveal **reveals,
-                                        size_t *n_reveals)
+fedrec_err fedreci_secagg_client_consistency(fedreci_secagg_client *c, const uint64_t *survivors,
+                                             size_t n_survivors, const uint64_t *dropped,
+                                             size_t n_dropped, const fedreci_secagg_tag **tags,
+                                             size_t *n_tags)
 {
-    if (!c || (n_survivors && !survivors) || (n_dropped && !dropped) || !reveals || !n_reveals)
-        return fedreci_error(FEDREC_ERR_INVALID, "secagg client unmask: NULL argument");
-    if (c->stage != FEDRECI_SECAGG_UNMASK && c->stage != FEDRECI_SECAGG_DONE)
-        return wrong_stage(c, "unmask");
+    if (!c || (n_survivors && !survivors) || (n_dropped && !dropped) || !tags || !n_tags)
+        return fedreci_error(FEDREC_ERR_INVALID, "secagg client consistency: NULL argument");
+    if (c->stage != FEDRECI_SECAGG_CONSISTENCY && c->stage != FEDRECI_SECAGG_UNMASK &&
+        c->stage != FEDRECI_SECAGG_DONE)
+        return wrong_stage(c, "consistency");
     uint8_t h[32];
-    request_hash(h, survivors, n_survivors, dropped, n_dropped);
-    if (c->stage == FEDRECI_SECAGG_DONE) {
-        /* Only an identical repeat is answered, with the same reveals. */
+    fedreci_secagg_request_hash(h, c->p.round_id, survivors, n_survivors, dropped, n_dropped);
+    if (c->stage != FEDRECI_SECAGG_CONSISTENCY) {
+        /* The set is fixed: only an identical repeat is answered. */
         if (sodium_memcmp(h, c->req_hash, 32) != 0)
             return refuse(c, FEDRECI_REFUSE_UNMASK_AGAIN,
                           fedreci_error(FEDREC_ERR_PROTOCOL,
-                                        "secagg client %llu: a second, different unmask request "
-                                        "is refused (it could reveal both shares of a neighbour)",
+                                        "secagg client %llu: a second, different survivor set "
+                                        "is refused (it could reveal both shares of a "
+                                        "neighbour)",
                                         (unsigned long long)c->id));
-        *reveals = c->reveals;
-        *n_reveals = c->n_reveals;
+        *tags = c->tags;
+        *n_tags = c->n_tags;
         return FEDREC_OK;
     }
     const char *why = NULL, *name = FEDRECI_REFUSE_UNMASK_BAD;
@@ -730,48 +844,117 @@ fedrec_err fedreci_secagg_client_unmask(fedreci_secagg_client *c, const uint64_t
         if (fedreci_find_u64(survivors, n_survivors, dropped[i]) >= 0) {
             why = "a client is named both survivor and dropped";
             name = FEDRECI_REFUSE_UNMASK_BOTH;
-        } else if (fedreci_find_u64(c->roster_ids, c->m, dropped[i]) < 0)
+        } else if (fedreci_find_u64(c->roster_ids, c->m, dropped[i]) < 0) {
             why = "a dropped client is not in the roster";
+        }
     }
     for (size_t i = 0; !why && i < n_survivors; i++)
         if (fedreci_find_u64(c->roster_ids, c->m, survivors[i]) < 0)
             why = "a survivor is not in the roster";
-    if (why)
+    uint8_t *kind = why ? NULL : calloc(c->deg ? c->deg : 1, 1);
+    fedreci_secagg_tag *tg = why ? NULL : malloc((c->deg ? c->deg : 1) * sizeof *tg);
+    if (!why && (!kind || !tg)) {
+        free(kind);
+        free(tg);
+        return fedreci_error(FEDREC_ERR_NOMEM, "secagg client consistency: %u neighbours", c->deg);
+    }
+    size_t nt = 0;
+    for (uint32_t j = 0; !why && j < c->deg; j++) {
+        uint64_t v = c->nbr_ids[j];
+        if (fedreci_find_u64(survivors, n_survivors, v) >= 0)
+            kind[j] = 1;
+        else if (fedreci_find_u64(dropped, n_dropped, v) >= 0)
+            kind[j] = 2;
+        else if (c->have[j] == 1)
+            why = "a neighbour that sent shares is named neither survivor nor dropped";
+        if (kind[j] == 1) {
+            tg[nt].from = c->id;
+            tg[nt].to = v;
+            fedreci_secagg_consistency_tag(tg[nt].tag, c->cons_keys + (size_t)j * 32, c->p.round_id,
+                                           c->id, v, h);
+            nt++;
+        }
+    }
+    if (why) {
+        free(kind);
+        free(tg);
         return refuse(c, name,
                       fedreci_error(FEDREC_ERR_PROTOCOL,
-                                    "secagg client %llu: unmask request refused: %s (%zu "
+                                    "secagg client %llu: survivor set refused: %s (%zu "
                                     "survivors, %zu dropped, t = %u)",
                                     (unsigned long long)c->id, why, n_survivors, n_dropped,
                                     c->p.t));
+    }
+    memcpy(c->req_hash, h, 32);
+    c->kind = kind;
+    c->tags = tg;
+    c->n_tags = nt;
+    c->stage = FEDRECI_SECAGG_UNMASK;
+    *tags = tg;
+    *n_tags = nt;
+    return FEDREC_OK;
+}
+
+fedrec_err fedreci_secagg_client_unmask(fedreci_secagg_client *c, const fedreci_secagg_tag *tags,
+                                        size_t n_tags, const fedreci_secagg_reveal **reveals,
+                                        size_t *n_reveals)
+{
+    if (!c || (n_tags && !tags) || !reveals || !n_reveals)
+        return fedreci_error(FEDREC_ERR_INVALID, "secagg client unmask: NULL argument");
+    if (c->stage != FEDRECI_SECAGG_UNMASK && c->stage != FEDRECI_SECAGG_DONE)
+        return wrong_stage(c, "unmask");
+    if (c->stage == FEDRECI_SECAGG_DONE) {
+        *reveals = c->reveals;
+        *n_reveals = c->n_reveals;
+        return FEDREC_OK;
+    }
+    /* Consistency check: t distinct neighbours named survivors must have
+       endorsed the set this client endorsed (their tags are keyed with
+       pair keys the coordinator cannot compute). */
+    uint8_t *seen = calloc(c->deg ? c->deg : 1, 1);
+    if (!seen)
+        return fedreci_error(FEDREC_ERR_NOMEM, "secagg client unmask: %u neighbours", c->deg);
+    uint32_t valid = 0;
+    for (size_t i = 0; i < n_tags; i++) {
+        long j = fedreci_find_u64(c->nbr_ids, c->deg, tags[i].from);
+        if (j < 0 || tags[i].to != c->id || c->kind[j] != 1 || seen[j])
+            continue;
+        uint8_t want[FEDRECI_SECAGG_TAG_BYTES];
+        fedreci_secagg_consistency_tag(want, c->cons_keys + (size_t)j * 32, c->p.round_id,
+                                       tags[i].from, c->id, c->req_hash);
+        if (sodium_memcmp(want, tags[i].tag, sizeof want) != 0)
+            continue;
+        seen[j] = 1;
+        valid++;
+    }
+    free(seen);
+    if (valid < c->p.t)
+        return refuse(c, FEDRECI_REFUSE_CONSISTENCY,
+                      fedreci_error(FEDREC_ERR_PROTOCOL,
+                                    "secagg client %llu: only %u neighbours endorsed the survivor "
+                                    "set this client was given (of %zu tags), fewer than t = %u: "
+                                    "nothing is revealed",
+                                    (unsigned long long)c->id, valid, n_tags, c->p.t));
     fedreci_secagg_reveal *r = secure_alloc((size_t)c->deg * sizeof *r);
     if (!r)
         return fedreci_error(FEDREC_ERR_NOMEM, "secagg client unmask: %u reveals", c->deg);
     size_t n = 0;
     for (uint32_t j = 0; j < c->deg; j++) {
-        if (c->have[j] != 1)
+        if (c->have[j] != 1 || !c->kind[j])
             continue; /* no bundle, or a bad one: no share of v held */
-        uint64_t v = c->nbr_ids[j];
         const uint8_t *sh = c->recv + (size_t)j * FEDRECI_SHARE_PLAIN_BYTES;
-        if (fedreci_find_u64(survivors, n_survivors, v) >= 0) {
+        if (c->kind[j] == 1) {
             r[n].kind = FEDRECI_SECAGG_SHARE_B;
             memcpy(r[n].share, sh, SB);
             memcpy(r[n].opening, sh + 2 * SB, 32);
-        } else if (fedreci_find_u64(dropped, n_dropped, v) >= 0) {
+        } else {
             r[n].kind = FEDRECI_SECAGG_SHARE_SK;
             memcpy(r[n].share, sh + SB, SB);
             memcpy(r[n].opening, sh + 2 * SB + 32, 32);
-        } else {
-            secure_free(r);
-            c->refusal = FEDRECI_REFUSE_UNMASK_BAD;
-            return fedreci_error(FEDREC_ERR_PROTOCOL,
-                                 "secagg client %llu: unmask request refused: neighbour %llu "
-                                 "sent shares but is named neither survivor nor dropped",
-                                 (unsigned long long)c->id, (unsigned long long)v);
         }
-        r[n].about = v;
+        r[n].about = c->nbr_ids[j];
         n++;
     }
-    memcpy(c->req_hash, h, 32);
     c->reveals = r;
     c->n_reveals = n;
     c->stage = FEDRECI_SECAGG_DONE;

@@ -58,7 +58,7 @@ fedrec_err fedreci_secagg_ka(uint8_t shared[32], const uint8_t sk[32], const uin
 
 void fedreci_secagg_advert_msg(uint8_t msg[FEDRECI_ADVERT_MSG_BYTES], uint64_t round,
                                uint64_t client_id, const uint8_t c_pk[32], const uint8_t s_pk[32],
-                               const uint8_t binding[32])
+                               const uint8_t binding[32], const uint8_t seed_commit[32])
 {
     size_t l = sizeof FEDRECI_LABEL_ADVERT - 1, o = 0;
     msg[o++] = (uint8_t)l;
@@ -69,6 +69,84 @@ void fedreci_secagg_advert_msg(uint8_t msg[FEDRECI_ADVERT_MSG_BYTES], uint64_t r
     memcpy(msg + o + 16, c_pk, 32);
     memcpy(msg + o + 48, s_pk, 32);
     memcpy(msg + o + 80, binding, 32);
+    memcpy(msg + o + 112, seed_commit, 32);
+}
+
+static void hash_label(crypto_generichash_state *st, const char *label)
+{
+    uint8_t l = (uint8_t)strlen(label);
+    crypto_generichash_update(st, &l, 1);
+    crypto_generichash_update(st, (const uint8_t *)label, l);
+}
+
+static void hash_u64(crypto_generichash_state *st, uint64_t v)
+{
+    uint8_t w[8];
+    fedreci_secagg_le64(w, v);
+    crypto_generichash_update(st, w, 8);
+}
+
+void fedreci_secagg_seed_commit(uint8_t commit[32], uint64_t round, uint64_t id,
+                                const uint8_t contribution[32])
+{
+    fedreci_secagg_kdf(commit, FEDRECI_LABEL_SEED_COMMIT, contribution, 32, NULL, 0, round, id);
+}
+
+void fedreci_secagg_seed_digest(uint8_t digest[32], uint64_t round, const uint64_t *ids,
+                                const uint8_t *commits, size_t m)
+{
+    crypto_generichash_state st;
+    crypto_generichash_init(&st, NULL, 0, 32);
+    hash_label(&st, FEDRECI_LABEL_SEED_DIGEST);
+    hash_u64(&st, round);
+    hash_u64(&st, m);
+    for (size_t i = 0; i < m; i++) {
+        hash_u64(&st, ids[i]);
+        crypto_generichash_update(&st, commits + 32 * i, 32);
+    }
+    crypto_generichash_final(&st, digest, 32);
+}
+
+void fedreci_secagg_graph_seed(uint8_t seed[32], const uint8_t digest[32], const uint8_t *values,
+                               const uint8_t *missing, size_t m)
+{
+    crypto_generichash_state st;
+    crypto_generichash_init(&st, NULL, 0, 32);
+    hash_label(&st, FEDRECI_LABEL_GRAPH_SEED);
+    crypto_generichash_update(&st, digest, 32);
+    for (size_t i = 0; i < m; i++) {
+        uint8_t f = missing && missing[i] ? 1 : 0;
+        crypto_generichash_update(&st, &f, 1);
+        crypto_generichash_update(&st, values + 32 * i, 32);
+    }
+    crypto_generichash_final(&st, seed, 32);
+}
+
+void fedreci_secagg_request_hash(uint8_t h[32], uint64_t round, const uint64_t *survivors,
+                                 size_t ns, const uint64_t *dropped, size_t nd)
+{
+    crypto_generichash_state st;
+    crypto_generichash_init(&st, NULL, 0, 32);
+    hash_label(&st, FEDRECI_LABEL_REQUEST);
+    hash_u64(&st, round);
+    hash_u64(&st, ns);
+    for (size_t i = 0; i < ns; i++)
+        hash_u64(&st, survivors[i]);
+    hash_u64(&st, nd);
+    for (size_t i = 0; i < nd; i++)
+        hash_u64(&st, dropped[i]);
+    crypto_generichash_final(&st, h, 32);
+}
+
+void fedreci_secagg_consistency_tag(uint8_t tag[16], const uint8_t key[32], uint64_t round,
+                                    uint64_t from, uint64_t to, const uint8_t request[32])
+{
+    uint8_t msg[24 + 32];
+    fedreci_secagg_le64(msg, round);
+    fedreci_secagg_le64(msg + 8, from);
+    fedreci_secagg_le64(msg + 16, to);
+    memcpy(msg + 24, request, 32);
+    crypto_generichash(tag, 16, msg, sizeof msg, key, 32);
 }
 
 void fedreci_secagg_share_ad(uint8_t ad[FEDRECI_SHARE_AD_BYTES], uint64_t round, uint64_t from,

@@ -31,6 +31,13 @@
 #define FEDRECI_LABEL_COMMIT "fedrec.secagg.v1.share-commit" /* hash commitment to a share */
 #define FEDRECI_LABEL_BCOMMIT "fedrec.secagg.v1.b-commit"    /* dealer's commitment to b */
 #define FEDRECI_LABEL_MAC "fedrec.secagg.v1.mac-key"         /* masked-input MAC key */
+#define FEDRECI_LABEL_SEED_COMMIT                                                                  \
+    "fedrec.secagg.v2.seed-commit"                               /* commitment to a contribution   \
+                                                                  */
+#define FEDRECI_LABEL_SEED_DIGEST "fedrec.secagg.v2.seed-digest" /* the roster's commitments */
+#define FEDRECI_LABEL_GRAPH_SEED "fedrec.secagg.v2.graph-seed"   /* seed from the contributions */
+#define FEDRECI_LABEL_CONSIST "fedrec.secagg.v2.consistency"     /* pair key for the tags */
+#define FEDRECI_LABEL_REQUEST "fedrec.secagg.v2.survivor-set"    /* hash of a survivor set */
 
 /* Calls sodium_init() (idempotent, thread-safe). FEDREC_ERR_CRYPTO if it fails. */
 FEDREC_NODISCARD fedrec_err fedreci_secagg_sodium_ready(void);
@@ -54,11 +61,44 @@ void fedreci_secagg_le64(uint8_t out[8], uint64_t v);
 
 /* Ed25519-signed advert message: len(label) || label || LE64(round) ||
  * LE64(client_id) || c_pk || s_pk || binding (the digest of the model and
- * round parameters the client received, secagg.h fedreci_secagg_advert). */
-#define FEDRECI_ADVERT_MSG_BYTES (1 + sizeof FEDRECI_LABEL_ADVERT - 1 + 8 + 8 + 32 + 32 + 32)
+ * round parameters the client received, secagg.h fedreci_secagg_advert) ||
+ * seed_commit. */
+#define FEDRECI_ADVERT_MSG_BYTES (1 + sizeof FEDRECI_LABEL_ADVERT - 1 + 8 + 8 + 32 * 4)
 void fedreci_secagg_advert_msg(uint8_t msg[FEDRECI_ADVERT_MSG_BYTES], uint64_t round,
                                uint64_t client_id, const uint8_t c_pk[32], const uint8_t s_pk[32],
-                               const uint8_t binding[32]);
+                               const uint8_t binding[32], const uint8_t seed_commit[32]);
+
+/* The graph seed (stage SEED): each member draws a uniform 32-byte
+ * contribution r and commits to it in its signed advert,
+ *   commit = BLAKE2b(LABEL_SEED_COMMIT, r, round, id);
+ * once the roster is fixed the coordinator commits to all of them,
+ *   digest = BLAKE2b-256(len || LABEL_SEED_DIGEST || LE64(round) || LE64(m) ||
+ *            for each member in id order: LE64(id) || commit),
+ * every member then reveals r, and
+ *   seed = BLAKE2b-256(len || LABEL_GRAPH_SEED || digest ||
+ *          for each member: flag (1 byte) || value (32)),
+ * value = r for a member that revealed (flag 0), its commitment for one that
+ * did not (flag 1: at most FEDRECI_SECAGG_SEED_MISSING_MAX, secagg.h).
+ * Hiding (r uniform) and binding (collision resistance): the seed is fixed
+ * by the digest, which the coordinator sends before it learns any honest r. */
+void fedreci_secagg_seed_commit(uint8_t commit[32], uint64_t round, uint64_t id,
+                                const uint8_t contribution[32]);
+void fedreci_secagg_seed_digest(uint8_t digest[32], uint64_t round, const uint64_t *ids,
+                                const uint8_t *commits, size_t m);
+void fedreci_secagg_graph_seed(uint8_t seed[32], const uint8_t digest[32], const uint8_t *values,
+                               const uint8_t *missing, size_t m);
+
+/* The hash a survivor set is endorsed under (stage CONSISTENCY):
+ * BLAKE2b-256(len || LABEL_REQUEST || LE64(round) || LE64(ns) || survivors ||
+ * LE64(nd) || dropped), ids LE64. */
+void fedreci_secagg_request_hash(uint8_t h[32], uint64_t round, const uint64_t *survivors,
+                                 size_t ns, const uint64_t *dropped, size_t nd);
+
+/* A consistency tag from `from` to `to`: BLAKE2b-128 keyed with the pair's
+ * consistency key (pair_derive(LABEL_CONSIST, X25519 of their c keys)) over
+ * LE64(round) || LE64(from) || LE64(to) || request hash. */
+void fedreci_secagg_consistency_tag(uint8_t tag[16], const uint8_t key[32], uint64_t round,
+                                    uint64_t from, uint64_t to, const uint8_t request[32]);
 
 /* AEAD associated data of a share bundle: label || LE64(round) || LE64(from) || LE64(to). */
 #define FEDRECI_SHARE_AD_BYTES (sizeof FEDRECI_LABEL_AD - 1 + 24)

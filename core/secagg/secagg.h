@@ -52,14 +52,30 @@
 #define FEDRECI_SECAGG_SEED_BYTES 32
 #define FEDRECI_SECAGG_COMMIT_BYTES 96 /* per share bundle: h_b || h_s || c_b (kdf.h) */
 
-/* The stages, in order. A round ends DONE or ABORTED. */
+#define FEDRECI_SECAGG_TAG_BYTES 16 /* consistency tag (keyed BLAKE2b) */
+
+/* Roster members that may fail to reveal their graph seed contribution
+ * before the round aborts. A member that does not reveal is left out of the
+ * seed (its commitment stands in) and out of the round (it counts as
+ * dropped before sharing keys). The coordinator could claim any one member
+ * did not reveal after seeing all contributions: that lets it choose among at
+ * most m + 1 seeds per round, at the price of the member it leaves out
+ * (docs/protocol.md "The graph seed"). */
+#define FEDRECI_SECAGG_SEED_MISSING_MAX 1
+
+/* The stages, in order. A round ends DONE or ABORTED. SEED (the graph seed
+ * contributions, after the roster is fixed) and CONSISTENCY (the survivors
+ * endorse the survivor set before anyone unmasks; Bonawitz et al. 2017,
+ * section 6) are the two steps issue 14 added. */
 typedef enum fedreci_secagg_stage {
     FEDRECI_SECAGG_ADVERTISE = 0,
-    FEDRECI_SECAGG_SHARE_KEYS = 1,
-    FEDRECI_SECAGG_MASKED_INPUT = 2,
-    FEDRECI_SECAGG_UNMASK = 3,
-    FEDRECI_SECAGG_DONE = 4,
-    FEDRECI_SECAGG_ABORTED = 5,
+    FEDRECI_SECAGG_SEED = 1,
+    FEDRECI_SECAGG_SHARE_KEYS = 2,
+    FEDRECI_SECAGG_MASKED_INPUT = 3,
+    FEDRECI_SECAGG_CONSISTENCY = 4,
+    FEDRECI_SECAGG_UNMASK = 5,
+    FEDRECI_SECAGG_DONE = 6,
+    FEDRECI_SECAGG_ABORTED = 7,
 } fedreci_secagg_stage;
 
 /* Round parameters, fixed per round and identical on every party. */
@@ -72,7 +88,10 @@ typedef struct fedreci_secagg_params {
     double clip;         /* inputs are clipped to [-clip, clip]; finite, > 0 */
     double scale;        /* quantization: q = round(scale * x); finite, > 0 */
     uint32_t max_weight; /* upper bound of one client's weight (e.g. 1) */
-    uint8_t graph_seed[FEDRECI_SECAGG_SEED_BYTES]; /* public, seeds the neighbour graph */
+    uint8_t graph_seed[FEDRECI_SECAGG_SEED_BYTES]; /* public, seeds the neighbour graph;
+                                                      the state machines replace it with
+                                                      the seed derived from the members'
+                                                      contributions (stage SEED) */
 } fedreci_secagg_params;
 
 /* Checks parameters before anything is sent: n >= 2, 1 <= k <= n - 1,
@@ -106,10 +125,24 @@ typedef struct fedreci_secagg_advert {
                                                           it received (proto/wire.h
                                                           fedreci_wire_binding); every member
                                                           of a round must carry the same */
+    uint8_t seed_commit[32];                           /* BLAKE2b commitment to the client's
+                                                          graph seed contribution (kdf.h
+                                                          fedreci_secagg_seed_commit) */
     uint8_t sig[FEDRECI_SECAGG_SIG_BYTES];             /* Ed25519 over (round_id, client_id,
-                                                           c_pk, s_pk, binding) with a domain
-                                                           label (kdf.h) */
+                                                           c_pk, s_pk, binding, seed_commit)
+                                                           with a domain label (kdf.h) */
 } fedreci_secagg_advert;
+
+/* Consistency check (stage CONSISTENCY): a member's endorsement, for one
+ * neighbour, of the survivor set it was given: a keyed BLAKE2b tag under the
+ * pair's consistency key (from the X25519 agreement of their signed c keys,
+ * which the coordinator cannot compute) over (round, from, to, the request
+ * hash). Only `to` can check it, and only `from` (or `to`) can make it. */
+typedef struct fedreci_secagg_tag {
+    uint64_t from;
+    uint64_t to;
+    uint8_t tag[FEDRECI_SECAGG_TAG_BYTES];
+} fedreci_secagg_tag;
 
 /* ---- refusals ---------------------------------------------------------------- */
 
@@ -141,6 +174,15 @@ typedef struct fedreci_secagg_advert {
 #define FEDRECI_REFUSE_STALE "stale_round"
 /* the round's parameters or model changed mid-round */
 #define FEDRECI_REFUSE_PARAMS "params_changed"
+/* the graph seed: the relayed contributions do not open the digest the
+   roster committed to, this client's own contribution is missing or altered,
+   or a neighbour's contribution does not open its signed commitment */
+#define FEDRECI_REFUSE_SEED "seed_mismatch"
+/* a reply during the round that does not decode or is not the one expected */
+#define FEDRECI_REFUSE_MALFORMED "malformed_reply"
+/* fewer than t neighbours endorsed the survivor set this client was given:
+   the coordinator may have told others another set; nothing is revealed */
+#define FEDRECI_REFUSE_CONSISTENCY "consistency_failed"
 
 /* Stage 1: one encrypted share bundle from `from` to `to` (XChaCha20-Poly1305;
  * the receiver's shares of the sender's s^SK and b seed and their openings),
@@ -197,7 +239,9 @@ typedef struct fedreci_secagg_client fedreci_secagg_client;
 
 /* Creates the client side of one round. identity_sk: the client's Ed25519
  * secret key (copied into secure memory). rounding_seed: seeds stochastic
- * rounding (for reproducible simulations); NULL draws it from randombytes.
+ * rounding and the graph seed contribution (for reproducible simulations:
+ * the same run gets the same graph); NULL, as every deployed client passes,
+ * draws both from randombytes.
  * Errors: FEDREC_ERR_INVALID for bad parameters, FEDREC_ERR_NOMEM. */
 FEDREC_NODISCARD fedrec_err fedreci_secagg_client_create(
     fedreci_secagg_client **out, const fedreci_secagg_params *p, uint64_t client_id,
@@ -242,25 +286,59 @@ const char *fedreci_secagg_client_refusal(const fedreci_secagg_client *c);
  * string (static storage). NULL c is a no-op. */
 void fedreci_secagg_client_note_refusal(fedreci_secagg_client *c, const char *name);
 
-/* Stage 0: draws the c and s X25519 key pairs and signs their public halves
- * and the binding. *advert is written (identity_pk and binding included). */
+/* Stage 0: draws the c and s X25519 key pairs and a fresh 32-byte graph seed
+ * contribution, and signs the public keys, the binding and the commitment to
+ * the contribution. *advert is written (identity_pk, binding and seed_commit
+ * included). */
 FEDREC_NODISCARD fedrec_err fedreci_secagg_client_advertise(fedreci_secagg_client *c,
                                                             fedreci_secagg_advert *advert);
 
+/* Stage SEED (after the roster is fixed): takes the member ids of the roster
+ * (m, strictly ascending, containing this client, 2 <= m <= n) and the seed
+ * digest the coordinator committed to (fedreci_secagg_server_seed_digest:
+ * a hash of every member's id and seed commitment), and gives this client's
+ * contribution (32 bytes) to reveal. The coordinator learns it only now, after
+ * it fixed the roster and the digest, so it cannot choose the members or
+ * their commitments knowing the seed. Errors: FEDREC_ERR_PROTOCOL (refusals
+ * roster_invalid, roster_missing_self), FEDREC_ERR_STAGE. */
+FEDREC_NODISCARD fedrec_err fedreci_secagg_client_reveal(fedreci_secagg_client *c,
+                                                         const uint64_t *member_ids, size_t m,
+                                                         const uint8_t digest[32],
+                                                         uint8_t contribution[32]);
+
 /* Stage 1: takes the roster (the adverts of every client that advertised,
- * m >= t entries, sorted by client_id, containing this client), verifies the
- * signatures of its neighbours, fixes the graph, draws the self-mask seed b,
- * Shamir-shares s^SK and b among the neighbours with threshold t and encrypts
- * each neighbour's shares. *cts gets one ciphertext per neighbour (n_cts).
+ * sorted by client_id: the same m ids reveal was given; entries that are not
+ * neighbours may carry only the id) and every member's revealed contribution
+ * (m x 32 bytes, roster order). Checks that the contributions open the digest
+ * and that this client's is its own (refusal seed_mismatch), derives the
+ * graph seed from them (kdf.h fedreci_secagg_graph_seed), verifies the
+ * signatures, bindings and seed commitments of its neighbours, draws the
+ * self-mask seed b, Shamir-shares s^SK and b among the neighbours with
+ * threshold t and encrypts each neighbour's shares. *cts gets one ciphertext
+ * per neighbour (n_cts).
  * Errors: FEDREC_ERR_SIGNATURE (refusal advert_bad_signature),
- * FEDREC_ERR_PROTOCOL (roster malformed: roster_invalid; this client missing:
- * roster_missing_self; a neighbour's binding differs: binding_mismatch),
+ * FEDREC_ERR_PROTOCOL (roster malformed or other than revealed on:
+ * roster_invalid; this client missing: roster_missing_self; a neighbour's
+ * binding differs: binding_mismatch; seed: seed_mismatch),
  * FEDREC_ERR_CRYPTO (all-zero X25519 result). */
 FEDREC_NODISCARD fedrec_err fedreci_secagg_client_share_keys(fedreci_secagg_client *c,
                                                              const fedreci_secagg_advert *roster,
-                                                             size_t m,
+                                                             size_t m, const uint8_t *contributions,
                                                              const fedreci_secagg_ciphertext **cts,
                                                              size_t *n_cts);
+
+/* share_keys when some members did not reveal: missing (m flags, or NULL
+ * for none) marks them, and their entry in contributions is their seed
+ * commitment instead. At most FEDRECI_SECAGG_SEED_MISSING_MAX, and never
+ * this client (refusal seed_mismatch otherwise). */
+FEDREC_NODISCARD fedrec_err fedreci_secagg_client_share_keys_missing(
+    fedreci_secagg_client *c, const fedreci_secagg_advert *roster, size_t m,
+    const uint8_t *contributions, const uint8_t *missing, const fedreci_secagg_ciphertext **cts,
+    size_t *n_cts);
+
+/* The graph seed this client derived (32 bytes), after share_keys; NULL
+ * before. */
+const uint8_t *fedreci_secagg_client_graph_seed(const fedreci_secagg_client *c);
 
 /* Stage 2: takes the ciphertexts addressed to this client (from the neighbours
  * that completed stage 1), decrypts and keeps the shares, then masks the input:
@@ -324,18 +402,34 @@ FEDREC_NODISCARD fedrec_err fedreci_secagg_mac_key(uint8_t key[32], const uint8_
  * caller holds q). The coordinator never sees this. */
 const uint32_t *fedreci_secagg_client_quantized_input(const fedreci_secagg_client *c);
 
-/* Stage 3: the server names the survivors (sent a masked input) and the
- * dropped (shared keys but sent no masked input). For each neighbour that sent
- * us shares, returns its b share if it survived or its s^SK share if it
- * dropped. Refused (FEDREC_ERR_PROTOCOL, nothing revealed) when a neighbour is
- * in both lists, when fewer than t survivors are named, when this client is
- * not a survivor, or when a second, different unmask request arrives: a client
- * never reveals both shares of one neighbour. An identical repeated request
- * gets the same answer. */
+/* Stage CONSISTENCY: the server names the survivors (sent a masked input)
+ * and the dropped (shared keys but sent no masked input). Refused
+ * (FEDREC_ERR_PROTOCOL, nothing made) when a client is in both lists
+ * (refusal unmask_both_sets), when fewer than t survivors are named, this
+ * client is not a survivor, a listed client is not in the roster or a
+ * neighbour that sent shares is named in neither list (unmask_invalid), or
+ * when a second, different set arrives (unmask_second_request). Otherwise the
+ * set is fixed for the round and *tags gets one endorsement of it per
+ * neighbour named a survivor (fedreci_secagg_tag), for the coordinator to
+ * relay. An identical repeated request gets the same tags. */
+FEDREC_NODISCARD fedrec_err fedreci_secagg_client_consistency(
+    fedreci_secagg_client *c, const uint64_t *survivors, size_t n_survivors,
+    const uint64_t *dropped, size_t n_dropped, const fedreci_secagg_tag **tags, size_t *n_tags);
+
+/* Stage UNMASK: takes the tags relayed to this client. Only when at least t
+ * distinct neighbours endorsed the very set this client endorsed (tags that
+ * do not verify, are not from a neighbour named survivor or not addressed to
+ * this client are not counted) does it reveal, for each neighbour that sent
+ * it shares, that neighbour's b share if it survived or its s^SK share if it
+ * dropped, never both. Otherwise FEDREC_ERR_PROTOCOL, refusal
+ * consistency_failed, nothing revealed, and the client stays where it was.
+ * A repeated call gets the same reveals. Bonawitz et al. 2017, section 6:
+ * since an honest member endorses one set per round, two different sets can
+ * both collect t endorsements only from neighbourhoods with enough colluders
+ * (docs/threat-model.md states the bound). */
 FEDREC_NODISCARD fedrec_err fedreci_secagg_client_unmask(fedreci_secagg_client *c,
-                                                         const uint64_t *survivors,
-                                                         size_t n_survivors,
-                                                         const uint64_t *dropped, size_t n_dropped,
+                                                         const fedreci_secagg_tag *tags,
+                                                         size_t n_tags,
                                                          const fedreci_secagg_reveal **reveals,
                                                          size_t *n_reveals);
 
@@ -366,9 +460,37 @@ FEDREC_NODISCARD fedrec_err fedreci_secagg_server_add_advert(fedreci_secagg_serv
                                                              const fedreci_secagg_advert *a);
 
 /* Ends stage 0: with fewer than t adverts the round aborts
- * (FEDREC_ERR_ABORTED). Otherwise *roster gets the adverts sorted by id. */
+ * (FEDREC_ERR_ABORTED). Otherwise *roster gets the adverts sorted by id; the
+ * roster is fixed, the graph is not built yet (stage SEED). */
 FEDREC_NODISCARD fedrec_err fedreci_secagg_server_close_advertise(
     fedreci_secagg_server *s, const fedreci_secagg_advert **roster, size_t *m);
+
+/* Stage SEED: the digest every member's contribution must open (32 bytes:
+ * kdf.h fedreci_secagg_seed_digest over the roster's ids and signed seed
+ * commitments), relayed with the roster. NULL before close_advertise. */
+const uint8_t *fedreci_secagg_server_seed_digest(const fedreci_secagg_server *s);
+
+/* Stage SEED: accepts a roster member's contribution (it must open the
+ * commitment in its signed advert: FEDREC_ERR_PROTOCOL otherwise). */
+FEDREC_NODISCARD fedrec_err fedreci_secagg_server_add_reveal(fedreci_secagg_server *s,
+                                                             uint64_t sender,
+                                                             const uint8_t contribution[32]);
+
+/* Ends stage SEED: at most FEDRECI_SECAGG_SEED_MISSING_MAX roster members
+ * may have failed to reveal, otherwise the round aborts (FEDREC_ERR_ABORTED:
+ * leaving more out would give the coordinator more seeds to choose from).
+ * A member that did not reveal counts as dropped: its shares are refused.
+ * Derives the graph seed, builds the graph; *contributions gets the m x 32
+ * bytes in roster order (for relay; a missing member's entry is its
+ * commitment, fedreci_secagg_server_seed_missing flags it). */
+FEDREC_NODISCARD fedrec_err fedreci_secagg_server_close_reveal(fedreci_secagg_server *s,
+                                                               const uint8_t **contributions);
+
+/* After close_reveal: m flags, 1 for a member that did not reveal; else NULL. */
+const uint8_t *fedreci_secagg_server_seed_missing(const fedreci_secagg_server *s);
+
+/* The graph seed (32 bytes) after close_reveal, else NULL. */
+const uint8_t *fedreci_secagg_server_graph_seed(const fedreci_secagg_server *s);
 
 /* Stage 1: accepts a client's ciphertexts (one per neighbour, from == sender). */
 FEDREC_NODISCARD fedrec_err fedreci_secagg_server_add_shares(fedreci_secagg_server *s,
@@ -398,6 +520,23 @@ FEDREC_NODISCARD fedrec_err fedreci_secagg_server_close_masked_input(fedreci_sec
                                                                      size_t *n_survivors,
                                                                      const uint64_t **dropped,
                                                                      size_t *n_dropped);
+
+/* Stage CONSISTENCY: accepts a survivor's tags (from == sender, to a
+ * neighbour, at most one per neighbour). The server cannot check them. */
+FEDREC_NODISCARD fedrec_err fedreci_secagg_server_add_consistency(fedreci_secagg_server *s,
+                                                                  uint64_t sender,
+                                                                  const fedreci_secagg_tag *tags,
+                                                                  size_t n);
+
+/* Ends stage CONSISTENCY (fewer than t survivors endorsed a set: the round
+ * aborts, since no survivor could gather t tags). */
+FEDREC_NODISCARD fedrec_err fedreci_secagg_server_close_consistency(fedreci_secagg_server *s);
+
+/* After stage CONSISTENCY: the tags addressed to `client` (for relay). */
+FEDREC_NODISCARD fedrec_err fedreci_secagg_server_tags_for(fedreci_secagg_server *s,
+                                                           uint64_t client,
+                                                           const fedreci_secagg_tag **tags,
+                                                           size_t *n);
 
 /* Stage 3: accepts a survivor's reveals. Shares that contradict the request
  * (a b share for a dropped client, an s^SK share for a survivor) are refused. */
@@ -469,10 +608,11 @@ void fedreci_secagg_dequantize(const fedreci_secagg_params *p, const uint32_t *s
  *   (FEDREC_ERR_CRYPTO), so no client can be made to fail key agreement.
  * - Zero total weight: dequantize reports *total_weight = 0 and finite values;
  *   the caller skips the update (nothing here divides by the weight).
- * - Semi-honest server (docs/design.md section 3): a client refuses a second,
- *   different unmask request, but nothing stops a malicious server from
- *   telling two clients different dropout sets (Bonawitz et al.'s consistency
- *   check round is not part of this protocol).
+ * - Deviating server (docs/threat-model.md): a client refuses a second,
+ *   different survivor set, and reveals only after t neighbours endorsed the
+ *   set it endorsed (stage CONSISTENCY); the graph seed is derived from the
+ *   members' contributions, committed in their signed adverts before the
+ *   roster is fixed and revealed after (stage SEED).
  */
 
 #endif /* FEDREC_CORE_SECAGG_H */

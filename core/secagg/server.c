@@ -52,6 +52,14 @@ struct fedreci_secagg_server {
     fedreci_graph g;
     uint32_t *nbrs; /* m x deg sorted neighbour lists (NULL for the complete graph) */
 
+    /* stage SEED */
+    uint8_t digest[32]; /* over the roster's ids and seed commitments */
+    uint8_t *contribs;  /* m x 32, roster order */
+    uint8_t *revealed;  /* m flags */
+    uint8_t *missing;   /* m flags after close_reveal: did not reveal (left out) */
+    uint32_t n_revealed;
+    int seeded; /* p.graph_seed is the derived seed, the graph is built */
+
     /* stage 1 */
     uint8_t **cts;    /* m pointers to deg x CT bytes (NULL: no shares) */
     uint8_t **cmts;   /* m pointers to deg x COMMIT bytes, same order as cts */
@@ -66,6 +74,13 @@ struct fedreci_secagg_server {
     uint32_t n_inputs;
     uint64_t *survivors, *dropped;
     size_t n_survivors, n_dropped;
+
+    /* stage CONSISTENCY */
+    fedreci_secagg_tag *tags; /* m x deg: slot [u * deg + j] = u's tag to its j-th neighbour */
+    uint8_t *has_tag;         /* m x deg */
+    uint8_t *endorsed;        /* m flags: sent its tags */
+    uint32_t n_endorsed;
+    fedreci_secagg_tag *relay_tags; /* deg, for tags_for */
 
     /* stage 3 */
     uint8_t *unmasked; /* m flags: sent its reveals */
@@ -104,6 +119,13 @@ void fedreci_secagg_server_destroy(fedreci_secagg_server *s)
     free(s->have);
     if (s->shares)
         sodium_free(s->shares);
+    free(s->contribs);
+    free(s->revealed);
+    free(s->missing);
+    free(s->tags);
+    free(s->has_tag);
+    free(s->endorsed);
+    free(s->relay_tags);
     memset(s, 0, sizeof *s);
     free(s);
 }
@@ -220,7 +242,8 @@ fedrec_err fedreci_secagg_server_add_advert(fedreci_secagg_server *s,
         return fedreci_error(FEDREC_ERR_DUPLICATE, "secagg server: second advert from %llu",
                              (unsigned long long)a->client_id);
     uint8_t msg[FEDRECI_ADVERT_MSG_BYTES];
-    fedreci_secagg_advert_msg(msg, s->p.round_id, a->client_id, a->c_pk, a->s_pk, a->binding);
+    fedreci_secagg_advert_msg(msg, s->p.round_id, a->client_id, a->c_pk, a->s_pk, a->binding,
+                              a->seed_commit);
     if (crypto_sign_verify_detached(a->sig, msg, sizeof msg, s->id_pks[i]) != 0)
         return fedreci_error(FEDREC_ERR_SIGNATURE,
                              "secagg server: advert from %llu does not verify under its "
@@ -265,6 +288,17 @@ static long nbr_index(const fedreci_secagg_server *s, uint32_t u, uint32_t v)
     return lo < s->deg && row[lo] == v ? (long)lo : -1;
 }
 
+/* The degree of the graph over m members (graph.h): the same for every seed. */
+static uint32_t graph_degree(const fedreci_secagg_params *p, uint32_t m)
+{
+    uint32_t k = p->k < m - 1 ? p->k : m - 1;
+    if (k >= m - 1)
+        return m - 1;
+    if (k % 2 == 0 || m % 2 == 0)
+        return k;
+    return k + 1;
+}
+
 /* Frees what a failed close_advertise built, so it can be retried. */
 static fedrec_err undo_roster(fedreci_secagg_server *s, fedrec_err e)
 {
@@ -279,6 +313,10 @@ static fedrec_err undo_roster(fedreci_secagg_server *s, fedrec_err e)
     free(s->culprit);
     free(s->relay);
     free(s->status);
+    free(s->contribs);
+    free(s->revealed);
+    s->contribs = NULL;
+    s->revealed = NULL;
     s->cmts = NULL;
     s->culprit = NULL;
     s->roster = NULL;
@@ -315,23 +353,25 @@ fedrec_err fedreci_secagg_server_close_advertise(fedreci_secagg_server *s,
             s->roster[r] = s->adverts[i];
             s->roster_ids[r++] = s->cohort[i];
         }
-    fedrec_err e = fedreci_graph_build(&s->g, &s->p, count);
-    if (e)
-        return undo_roster(s, e);
-    s->deg = s->g.degree;
+    s->deg = graph_degree(&s->p, count);
     if (s->deg < s->p.t)
         return aborted(s,
                        "secagg server: graph degree %u is below the threshold t = %u (too few "
                        "adverts for every secret to be rebuilt)",
                        s->deg, s->p.t);
-    if (!s->g.complete) {
-        s->nbrs = malloc((size_t)count * s->deg * sizeof *s->nbrs);
-        if (!s->nbrs)
-            return undo_roster(s,
-                               fedreci_error(FEDREC_ERR_NOMEM, "secagg server: neighbour lists"));
-        for (uint32_t u = 0; u < count; u++)
-            fedreci_graph_neighbors(&s->g, u, s->nbrs + (size_t)u * s->deg);
+    /* the coordinator's commitment to every member's seed commitment: sent
+       with the roster, before any contribution is revealed */
+    s->contribs = calloc(count, 32);
+    s->revealed = calloc(count, 1);
+    uint8_t *commits = malloc((size_t)count * 32);
+    if (!s->contribs || !s->revealed || !commits) {
+        free(commits);
+        return undo_roster(s, fedreci_error(FEDREC_ERR_NOMEM, "secagg server: seed state"));
     }
+    for (uint32_t i = 0; i < count; i++)
+        memcpy(commits + (size_t)32 * i, s->roster[i].seed_commit, 32);
+    fedreci_secagg_seed_digest(s->digest, s->p.round_id, s->roster_ids, commits, count);
+    free(commits);
     s->cts = calloc(count, sizeof *s->cts);
     s->cmts = calloc(count, sizeof *s->cmts);
     s->culprit = calloc(count, 1);
@@ -340,9 +380,94 @@ fedrec_err fedreci_secagg_server_close_advertise(fedreci_secagg_server *s,
     if (!s->cts || !s->cmts || !s->culprit || !s->relay || !s->status)
         return undo_roster(
             s, fedreci_error(FEDREC_ERR_NOMEM, "secagg server: stage 1 state for %u", count));
-    s->stage = FEDRECI_SECAGG_SHARE_KEYS;
+    s->n_revealed = 0;
+    s->stage = FEDRECI_SECAGG_SEED;
     *roster = s->roster;
     *m = count;
+    return FEDREC_OK;
+}
+
+const uint8_t *fedreci_secagg_server_seed_digest(const fedreci_secagg_server *s)
+{
+    return s && s->contribs ? s->digest : NULL;
+}
+
+const uint8_t *fedreci_secagg_server_seed_missing(const fedreci_secagg_server *s)
+{
+    return s && s->seeded ? s->missing : NULL;
+}
+
+const uint8_t *fedreci_secagg_server_graph_seed(const fedreci_secagg_server *s)
+{
+    return s && s->seeded ? s->p.graph_seed : NULL;
+}
+
+fedrec_err fedreci_secagg_server_add_reveal(fedreci_secagg_server *s, uint64_t sender,
+                                            const uint8_t contribution[32])
+{
+    if (!s || !contribution)
+        return fedreci_error(FEDREC_ERR_INVALID, "secagg server add_reveal: NULL argument");
+    if (s->stage != FEDRECI_SECAGG_SEED)
+        return wrong_stage(s, "add_reveal");
+    long u = fedreci_find_u64(s->roster_ids, s->m, sender);
+    if (u < 0)
+        return fedreci_error(FEDREC_ERR_PROTOCOL,
+                             "secagg server: seed contribution from %llu, not in roster",
+                             (unsigned long long)sender);
+    if (s->revealed[u])
+        return fedreci_error(FEDREC_ERR_DUPLICATE,
+                             "secagg server: second seed contribution from %llu",
+                             (unsigned long long)sender);
+    uint8_t cm[32];
+    fedreci_secagg_seed_commit(cm, s->p.round_id, sender, contribution);
+    if (sodium_memcmp(cm, s->roster[u].seed_commit, 32) != 0)
+        return fedreci_error(FEDREC_ERR_PROTOCOL,
+                             "secagg server: seed contribution from %llu does not open the "
+                             "commitment in its signed advert",
+                             (unsigned long long)sender);
+    memcpy(s->contribs + (size_t)32 * u, contribution, 32);
+    s->revealed[u] = 1;
+    s->n_revealed++;
+    return FEDREC_OK;
+}
+
+fedrec_err fedreci_secagg_server_close_reveal(fedreci_secagg_server *s,
+                                              const uint8_t **contributions)
+{
+    if (!s || !contributions)
+        return fedreci_error(FEDREC_ERR_INVALID, "secagg server close_reveal: NULL argument");
+    if (s->stage != FEDRECI_SECAGG_SEED)
+        return wrong_stage(s, "close_reveal");
+    if (s->n_revealed + FEDRECI_SECAGG_SEED_MISSING_MAX < s->m)
+        return aborted(s,
+                       "secagg server: %u of %u roster members revealed their graph seed "
+                       "contribution; at most one may be missing",
+                       s->n_revealed, s->m);
+    if (!s->missing && !(s->missing = calloc(s->m, 1)))
+        return fedreci_error(FEDREC_ERR_NOMEM, "secagg server: seed flags");
+    for (uint32_t u = 0; u < s->m; u++)
+        if (!s->revealed[u]) {
+            s->missing[u] = 1; /* its commitment stands in; it is left out */
+            memcpy(s->contribs + (size_t)32 * u, s->roster[u].seed_commit, 32);
+        }
+    fedreci_secagg_graph_seed(s->p.graph_seed, s->digest, s->contribs, s->missing, s->m);
+    fedreci_graph_free(&s->g);
+    fedrec_err e = fedreci_graph_build(&s->g, &s->p, s->m);
+    if (e)
+        return e;
+    if (s->g.degree != s->deg)
+        return fedreci_error(FEDREC_ERR_INTERNAL, "secagg server: graph degree %u, expected %u",
+                             s->g.degree, s->deg);
+    if (!s->g.complete && !s->nbrs) {
+        s->nbrs = malloc((size_t)s->m * s->deg * sizeof *s->nbrs);
+        if (!s->nbrs)
+            return fedreci_error(FEDREC_ERR_NOMEM, "secagg server: neighbour lists");
+        for (uint32_t u = 0; u < s->m; u++)
+            fedreci_graph_neighbors(&s->g, u, s->nbrs + (size_t)u * s->deg);
+    }
+    s->seeded = 1;
+    s->stage = FEDRECI_SECAGG_SHARE_KEYS;
+    *contributions = s->contribs;
     return FEDREC_OK;
 }
 
@@ -359,6 +484,11 @@ fedrec_err fedreci_secagg_server_add_shares(fedreci_secagg_server *s, uint64_t s
                              (unsigned long long)sender);
     if (s->cts[u])
         return fedreci_error(FEDREC_ERR_DUPLICATE, "secagg server: second share message from %llu",
+                             (unsigned long long)sender);
+    if (s->missing && s->missing[u])
+        return fedreci_error(FEDREC_ERR_PROTOCOL,
+                             "secagg server: shares from %llu, which did not reveal its graph seed "
+                             "contribution (left out of the round)",
                              (unsigned long long)sender);
     if (n != s->deg)
         return fedreci_error(FEDREC_ERR_PROTOCOL,
@@ -543,11 +673,109 @@ fedrec_err fedreci_secagg_server_close_masked_input(fedreci_secagg_server *s,
             s->dropped[s->n_dropped++] = s->roster_ids[u];
         }
     }
-    s->stage = FEDRECI_SECAGG_UNMASK;
+    free(s->tags);
+    free(s->has_tag);
+    free(s->endorsed);
+    free(s->relay_tags);
+    s->tags = malloc((size_t)s->m * s->deg * sizeof *s->tags);
+    s->has_tag = calloc((size_t)s->m * s->deg, 1);
+    s->endorsed = calloc(s->m, 1);
+    s->relay_tags = malloc((s->deg ? s->deg : 1) * sizeof *s->relay_tags);
+    if (!s->tags || !s->has_tag || !s->endorsed || !s->relay_tags)
+        return fedreci_error(FEDREC_ERR_NOMEM, "secagg server: consistency state for %u x %u", s->m,
+                             s->deg);
+    s->n_endorsed = 0;
+    s->stage = FEDRECI_SECAGG_CONSISTENCY;
     *survivors = s->survivors;
     *n_survivors = s->n_survivors;
     *dropped = s->dropped;
     *n_dropped = s->n_dropped;
+    return FEDREC_OK;
+}
+
+fedrec_err fedreci_secagg_server_add_consistency(fedreci_secagg_server *s, uint64_t sender,
+                                                 const fedreci_secagg_tag *tags, size_t n)
+{
+    if (!s || (n && !tags))
+        return fedreci_error(FEDREC_ERR_INVALID, "secagg server add_consistency: NULL argument");
+    if (s->stage != FEDRECI_SECAGG_CONSISTENCY)
+        return wrong_stage(s, "add_consistency");
+    long u = fedreci_find_u64(s->roster_ids, s->m, sender);
+    if (u < 0 || s->status[u] != ST_SURVIVOR)
+        return fedreci_error(FEDREC_ERR_PROTOCOL,
+                             "secagg server: consistency tags from %llu, not a survivor",
+                             (unsigned long long)sender);
+    if (s->endorsed[u])
+        return fedreci_error(FEDREC_ERR_DUPLICATE,
+                             "secagg server: second consistency message from %llu",
+                             (unsigned long long)sender);
+    if (n > s->deg)
+        return fedreci_error(FEDREC_ERR_PROTOCOL,
+                             "secagg server: %zu consistency tags from %llu for %u neighbours", n,
+                             (unsigned long long)sender, s->deg);
+    size_t base = (size_t)u * s->deg;
+    uint8_t *seen = calloc(s->deg ? s->deg : 1, 1);
+    if (!seen)
+        return fedreci_error(FEDREC_ERR_NOMEM, "secagg server: consistency tags");
+    for (size_t i = 0; i < n; i++) {
+        long v = fedreci_find_u64(s->roster_ids, s->m, tags[i].to);
+        long j = v < 0 ? -1 : nbr_index(s, (uint32_t)u, (uint32_t)v);
+        if (tags[i].from != sender || j < 0 || seen[j]) {
+            free(seen);
+            return fedreci_error(FEDREC_ERR_PROTOCOL,
+                                 "secagg server: consistency tag %zu from %llu (from %llu to "
+                                 "%llu) is not one per neighbour",
+                                 i, (unsigned long long)sender, (unsigned long long)tags[i].from,
+                                 (unsigned long long)tags[i].to);
+        }
+        seen[j] = 1;
+    }
+    for (size_t i = 0; i < n; i++) {
+        long v = fedreci_find_u64(s->roster_ids, s->m, tags[i].to);
+        long j = nbr_index(s, (uint32_t)u, (uint32_t)v);
+        s->tags[base + (size_t)j] = tags[i];
+        s->has_tag[base + (size_t)j] = 1;
+    }
+    free(seen);
+    s->endorsed[u] = 1;
+    s->n_endorsed++;
+    return FEDREC_OK;
+}
+
+fedrec_err fedreci_secagg_server_close_consistency(fedreci_secagg_server *s)
+{
+    if (!s)
+        return fedreci_error(FEDREC_ERR_INVALID, "secagg server close_consistency: NULL");
+    if (s->stage != FEDRECI_SECAGG_CONSISTENCY)
+        return wrong_stage(s, "close_consistency");
+    if (s->n_endorsed < s->p.t)
+        return aborted(s,
+                       "secagg server: %u survivors endorsed the survivor set, fewer than t = %u",
+                       s->n_endorsed, s->p.t);
+    s->stage = FEDRECI_SECAGG_UNMASK;
+    return FEDREC_OK;
+}
+
+fedrec_err fedreci_secagg_server_tags_for(fedreci_secagg_server *s, uint64_t client,
+                                          const fedreci_secagg_tag **tags, size_t *n)
+{
+    if (!s || !tags || !n)
+        return fedreci_error(FEDREC_ERR_INVALID, "secagg server tags_for: NULL argument");
+    if (s->stage < FEDRECI_SECAGG_UNMASK || s->stage > FEDRECI_SECAGG_DONE || !s->tags)
+        return wrong_stage(s, "tags_for");
+    long v = fedreci_find_u64(s->roster_ids, s->m, client);
+    if (v < 0)
+        return fedreci_error(FEDREC_ERR_PROTOCOL, "secagg server: tags for %llu, not in roster",
+                             (unsigned long long)client);
+    size_t k = 0;
+    for (uint32_t j = 0; j < s->deg; j++) {
+        uint32_t u = nbr_at(s, (uint32_t)v, j);
+        long i = nbr_index(s, u, (uint32_t)v);
+        if (i >= 0 && s->has_tag[(size_t)u * s->deg + (size_t)i])
+            s->relay_tags[k++] = s->tags[(size_t)u * s->deg + (size_t)i];
+    }
+    *tags = s->relay_tags;
+    *n = k;
     return FEDREC_OK;
 }
 

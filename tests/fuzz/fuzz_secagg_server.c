@@ -8,8 +8,9 @@
  *
  * Input: a sequence of chunks, each a 2-byte little-endian length L, then L
  * bytes: [sender index][an Envelope]. A chunk with L = 0 ends the current
- * stage (0 advertise, 1 share keys, 2 masked input, 3 unmask); at each
- * stage the honest clients' messages go first, then the input's.
+ * stage (0 advertise, the seed step, 1 share keys, 2 masked input, the
+ * consistency step, 3 unmask); at each stage the honest clients' messages go
+ * first, then the input's.
  *
  * libsodium's randombytes is replaced by a ChaCha20 stream restarted for
  * every input, so every run of an input is the same run.
@@ -152,11 +153,32 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (fedreci_secagg_server_close_advertise(srv, &roster, &m) != FEDREC_OK)
         goto out;
 
+    /* the seed step */
+    uint64_t rids[N];
+    for (size_t i = 0; i < m && i < N; i++)
+        rids[i] = roster[i].client_id;
+    for (int i = 0; i < 3; i++) {
+        uint8_t contribution[32];
+        if (fedreci_secagg_client_reveal(cl[i], rids, m, fedreci_secagg_server_seed_digest(srv),
+                                         contribution) != FEDREC_OK ||
+            fedreci_secagg_server_add_reveal(srv, IDS[i], contribution) != FEDREC_OK)
+            abort(); /* the roster is the honest clients' and the input's advert */
+    }
+    while (next_chunk(&rd, &sender, &env)) {
+        const uint8_t *contribution;
+        if (fedreci_wire_get_seed_reveal(env, &contribution) == FEDREC_OK)
+            accepted += fedreci_secagg_server_add_reveal(srv, sender, contribution) == FEDREC_OK;
+        fedreci_wire_free(env);
+    }
+    const uint8_t *contribs;
+    if (fedreci_secagg_server_close_reveal(srv, &contribs) != FEDREC_OK)
+        goto out;
+
     /* stage 1 */
     for (int i = 0; i < 3; i++) {
         const fedreci_secagg_ciphertext *cts;
         size_t n;
-        if (fedreci_secagg_client_share_keys(cl[i], roster, m, &cts, &n) != FEDREC_OK ||
+        if (fedreci_secagg_client_share_keys(cl[i], roster, m, contribs, &cts, &n) != FEDREC_OK ||
             fedreci_secagg_server_add_shares(srv, IDS[i], cts, n) != FEDREC_OK) {
             if (!accepted)
                 abort();
@@ -215,13 +237,41 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         if (sv[i] < 1 || sv[i] > N || !masked_ok[sv[i] - 1])
             abort();
 
+    /* the consistency step */
+    for (int i = 0; i < 3; i++) {
+        if (!alive[i])
+            continue;
+        const fedreci_secagg_tag *tg;
+        size_t n;
+        if (fedreci_secagg_client_consistency(cl[i], sv, ns, dr, nd, &tg, &n) != FEDREC_OK ||
+            fedreci_secagg_server_add_consistency(srv, IDS[i], tg, n) != FEDREC_OK) {
+            if (!accepted)
+                abort();
+            alive[i] = 0;
+        }
+    }
+    while (next_chunk(&rd, &sender, &env)) {
+        fedreci_secagg_tag *tg;
+        size_t n;
+        if (fedreci_wire_get_tags(env, N, &tg, &n) == FEDREC_OK) {
+            accepted += fedreci_secagg_server_add_consistency(srv, sender, tg, n) == FEDREC_OK;
+            free(tg);
+        }
+        fedreci_wire_free(env);
+    }
+    if (fedreci_secagg_server_close_consistency(srv) != FEDREC_OK)
+        goto out;
+
     /* stage 3 */
     for (int i = 0; i < 3; i++) {
         if (!alive[i])
             continue;
         const fedreci_secagg_reveal *rv;
         size_t n;
-        if (fedreci_secagg_client_unmask(cl[i], sv, ns, dr, nd, &rv, &n) != FEDREC_OK ||
+        const fedreci_secagg_tag *tg;
+        size_t nt;
+        if (fedreci_secagg_server_tags_for(srv, IDS[i], &tg, &nt) != FEDREC_OK ||
+            fedreci_secagg_client_unmask(cl[i], tg, nt, &rv, &n) != FEDREC_OK ||
             fedreci_secagg_server_add_unmask(srv, IDS[i], rv, n) != FEDREC_OK) {
             if (!accepted)
                 abort();

@@ -3,9 +3,10 @@
  * on a decoded envelope.
  *
  * Input layout: the first byte selects the mode.
- *   byte0 < 0x80: "structured": body kind = byte0 % 15 (the Envelope oneof
+ *   byte0 < 0x80: "structured": body kind = byte0 % 19 (the Envelope oneof
  *     field 10 + kind); the rest of the input is that body's bytes. The
- *     harness wraps it in a valid envelope header (protocol version 1, the
+ *     harness wraps it in a valid envelope header (the current protocol
+ *     version, the
  *     body's own stage), so every message kind is reached even without a
  *     seed of that kind, and the body's checks are what gets fuzzed.
  *   byte0 >= 0x80: the rest is a whole Envelope as received from the wire.
@@ -21,7 +22,9 @@
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 /* Stage of each body kind (index = oneof field - 10). */
-static const uint32_t kind_stage[15] = {1, 1, 2, 2, 3, 3, 4, 4, 5, 5, 6, 6, 1, 1, 1};
+#define N_KINDS 19
+static const uint32_t kind_stage[N_KINDS] = {1, 1, 2, 2, 3, 3, 4, 4, 5, 5,
+                                             6, 6, 1, 1, 1, 7, 7, 8, 8};
 
 static size_t put_varint(uint8_t *p, uint64_t v)
 {
@@ -60,6 +63,13 @@ static void exercise(const fedreci_wire_env *e)
     }
     fedreci_secagg_advert a;
     (void)fedreci_wire_get_advert(e, &a);
+    const uint8_t *b32;
+    if (fedreci_wire_get_seed_digest(e, &b32) == FEDREC_OK ||
+        fedreci_wire_get_seed_reveal(e, &b32) == FEDREC_OK) {
+        volatile uint8_t acc = 0;
+        for (size_t i = 0; i < 32; i++)
+            acc ^= b32[i];
+    }
     for (size_t lim = 2; lim <= 64; lim *= 4) {
         fedreci_secagg_advert *ro = NULL;
         size_t n = 0;
@@ -81,6 +91,36 @@ static void exercise(const fedreci_wire_env *e)
                     acc ^= ct[i].commit[b];
             }
             free(ct);
+        }
+        fedreci_secagg_tag *tg = NULL;
+        if (fedreci_wire_get_tags(e, lim, &tg, &n) == FEDREC_OK) {
+            if (n > lim)
+                abort();
+            volatile uint8_t acc = 0;
+            for (size_t i = 0; i < n; i++)
+                for (size_t b = 0; b < FEDRECI_SECAGG_TAG_BYTES; b++)
+                    acc ^= tg[i].tag[b];
+            free(tg);
+        }
+        /* a seed relay for the members 1..lim */
+        uint64_t ids[64];
+        for (size_t i = 0; i < lim; i++)
+            ids[i] = i + 1;
+        uint8_t *contribs = NULL, *miss = NULL;
+        fedreci_secagg_advert *sa = NULL;
+        if (fedreci_wire_get_seed_relay(e, ids, lim, &contribs, &miss, &sa) == FEDREC_OK) {
+            for (size_t i = 0; i < lim; i++)
+                if (miss[i] > 1)
+                    abort();
+            free(miss);
+            volatile uint8_t acc = 0;
+            for (size_t i = 0; i < lim * 32; i++)
+                acc ^= contribs[i];
+            for (size_t i = 0; i < lim; i++)
+                if (sa[i].client_id != ids[i])
+                    abort();
+            free(contribs);
+            free(sa);
         }
         fedreci_secagg_reveal *rv = NULL;
         if (fedreci_wire_get_reveals(e, lim, &rv, &n) == FEDREC_OK) {
@@ -117,13 +157,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     size_t len = size - 1;
     uint8_t *wrapped = NULL;
     if (data[0] < 0x80) {
-        unsigned kind = data[0] % 15;
+        unsigned kind = data[0] % N_KINDS;
         wrapped = malloc(len + 32);
         if (!wrapped)
             return 0;
         size_t o = 0;
-        wrapped[o++] = 0x08; /* protocol_version = 1 */
-        wrapped[o++] = 1;
+        wrapped[o++] = 0x08; /* protocol_version */
+        wrapped[o++] = (uint8_t)FEDRECI_WIRE_PROTOCOL_VERSION;
         wrapped[o++] = 0x10; /* client_id */
         wrapped[o++] = 1;
         wrapped[o++] = 0x18; /* round_id */

@@ -175,9 +175,43 @@ int main(int argc, char **argv)
         a2[i].client_id = ids[i];
         ap[i] = &a2[i];
     }
-    if (fedreci_wire_enc_roster(&m, &h, ids, 4, ap, 4))
+    uint8_t digest[32], contribs[4 * 32];
+    randombytes_buf(digest, sizeof digest);
+    randombytes_buf(contribs, sizeof contribs);
+    if (fedreci_wire_enc_roster(&m, &h, ids, 4, digest, NULL, 0))
         return 1;
     put_wire(dir, "roster", m);
+    if (fedreci_wire_enc_roster(&m, &h, ids, 4, digest, ap, 4))
+        return 1;
+    put_wire(dir, "roster_with_adverts", m);
+    h.stage = FEDRECI_WIRE_STAGE_SEED;
+    if (fedreci_wire_enc_seed_reveal(&m, &h, contribs))
+        return 1;
+    put_wire(dir, "seed_reveal", m);
+    if (fedreci_wire_enc_seed_reveal(&m, &h, contribs))
+        return 1;
+    put_signed(dir, "seed_reveal", m, &h, sk);
+    uint8_t missing4[4] = {0, 0, 1, 0};
+    if (fedreci_wire_enc_seed_relay(&m, &h, contribs, 4, missing4, ap, 4))
+        return 1;
+    put_wire(dir, "seed_relay", m);
+    h.stage = FEDRECI_WIRE_STAGE_CONSISTENCY;
+    fedreci_secagg_tag tags[3];
+    for (int i = 0; i < 3; i++) {
+        tags[i].from = 5;
+        tags[i].to = ids[i == 0 ? 0 : i + 1];
+        randombytes_buf(tags[i].tag, sizeof tags[i].tag);
+    }
+    if (fedreci_wire_enc_tags(&m, &h, 0, tags, 3))
+        return 1;
+    put_wire(dir, "consistency", m);
+    if (fedreci_wire_enc_tags(&m, &h, 0, tags, 3))
+        return 1;
+    put_signed(dir, "consistency", m, &h, sk);
+    if (fedreci_wire_enc_tags(&m, &h, 1, tags, 3))
+        return 1;
+    put_wire(dir, "consistency_relay", m);
+    h.stage = FEDRECI_WIRE_STAGE_ADVERTISE;
     h.stage = FEDRECI_WIRE_STAGE_SHARE_KEYS;
     uint8_t ctb[3][FEDRECI_SHARE_CT_BYTES], cmb[3][FEDRECI_SECAGG_COMMIT_BYTES];
     fedreci_secagg_ciphertext cts[3];
@@ -241,7 +275,7 @@ int main(int argc, char **argv)
         /* Ack has no encoder: an empty body */
         fedreci_wire_env e = FEDREC__V1__ENVELOPE__INIT;
         Fedrec__V1__Ack ack = FEDREC__V1__ACK__INIT;
-        e.protocol_version = 1;
+        e.protocol_version = FEDRECI_WIRE_PROTOCOL_VERSION;
         e.client_id = 5;
         e.round_id = 7;
         e.stage = 1;
@@ -278,12 +312,21 @@ int main(int argc, char **argv)
         crypto_sign_seed_keypair(pk4, sk4, seed4);
         fedreci_secagg_client *c4;
         fedreci_secagg_advert a4;
+        uint64_t members[4] = {1, 2, 3, 4};
+        uint8_t any_digest[32] = {0}, c4_contribution[32];
         if (fedreci_secagg_client_create(&c4, &sp, 4, sk4, NULL) ||
-            fedreci_secagg_client_advertise(c4, &a4))
+            fedreci_secagg_client_advertise(c4, &a4) ||
+            fedreci_secagg_client_reveal(c4, members, 4, any_digest, c4_contribution))
             return 1;
         fedreci_secagg_client_destroy(c4);
         fedreci_wire_hdr h4 = {4, 7, FEDRECI_WIRE_STAGE_ADVERTISE};
         if (fedreci_wire_enc_advertise(&m, &h4, &a4))
+            return 1;
+        chunk(f, 3, m);
+        chunk(f, 0, NULL);
+        /* the seed step: its real contribution (it opens its commitment) */
+        h4.stage = FEDRECI_WIRE_STAGE_SEED;
+        if (fedreci_wire_enc_seed_reveal(&m, &h4, c4_contribution))
             return 1;
         chunk(f, 3, m);
         chunk(f, 0, NULL);
@@ -306,6 +349,18 @@ int main(int argc, char **argv)
         uint32_t y5[5] = {1, 2, 3, 4, 1};
         h4.stage = FEDRECI_WIRE_STAGE_MASKED_INPUT;
         if (fedreci_wire_enc_masked(&m, &h4, y5, 5))
+            return 1;
+        chunk(f, 3, m);
+        chunk(f, 0, NULL);
+        /* the consistency step: tags it cannot make (random) */
+        fedreci_secagg_tag t4[3];
+        for (int i = 0; i < 3; i++) {
+            t4[i].from = 4;
+            t4[i].to = (uint64_t)i + 1;
+            randombytes_buf(t4[i].tag, sizeof t4[i].tag);
+        }
+        h4.stage = FEDRECI_WIRE_STAGE_CONSISTENCY;
+        if (fedreci_wire_enc_tags(&m, &h4, 0, t4, 3))
             return 1;
         chunk(f, 3, m);
         chunk(f, 0, NULL);

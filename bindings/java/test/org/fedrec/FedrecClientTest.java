@@ -97,13 +97,17 @@ public final class FedrecClientTest {
             check(rec[i - 1].score >= rec[i].score, "best first");
 
         FedrecClient.LedgerEntry[] led = c0.ledger();
-        check(led.length == 4, "4 uploads, one per SecAgg stage: " + led.length);
-        for (int i = 0; i < 4; i++)
-            check(led[i].stage == i && led[i].bytesSent > 0 && led[i].roundId == res[0].roundId,
+        // six uploads: stage 0 (advert, graph seed contribution), 1, 2, 3
+        // (consistency tags, unmask shares)
+        int[] stages = {0, 0, 1, 2, 3, 3};
+        check(led.length == 6, "6 uploads in the four SecAgg stages: " + led.length);
+        for (int i = 0; i < 6; i++)
+            check(led[i].stage == stages[i] && led[i].bytesSent > 0
+                      && led[i].roundId == res[0].roundId,
                   "ledger entry " + i + ": " + led[i].what);
-        check(led[2].what.equals("masked update"), led[2].what);
+        check(led[3].what.equals("masked update"), led[3].what);
         FedrecClient.Info info = c0.info();
-        check(info.ledgerEntries == 4 && info.optedIn && info.identityPk.length == 32, "info");
+        check(info.ledgerEntries == 6 && info.optedIn && info.identityPk.length == 32, "info");
         check(info.modelVersion >= 1 && info.modelFactors == 4 && info.modelItems == 12, "model");
 
         // Opt out: the sync still works, nothing is uploaded.
@@ -111,7 +115,7 @@ public final class FedrecClientTest {
         check(!c0.participation(), "opted out");
         FedrecClient.SyncResult out = c0.sync(30000);
         check(out.roundOutcome == FedrecException.OPTED_OUT && !out.tookPart, "opted-out sync");
-        check(c0.ledger().length == 4, "no upload after opting out");
+        check(c0.ledger().length == 6, "no upload after opting out");
 
         // Forget: no file left; the object is closed.
         for (int i = 0; i < 3; i++) {
