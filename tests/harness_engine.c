@@ -9,13 +9,20 @@
 
 #include "harness_engine.h"
 
+#include <fcntl.h>
+#include <signal.h>
+#include <spawn.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <nng/protocol/reqrep0/req.h>
 #include <sodium.h>
+#include <sqlite3.h>
+
+extern char **environ;
 
 /* ---- a start model -------------------------------------------------------- */
 
@@ -543,4 +550,260 @@ void th_hand_tags(th_hand *h, fedreci_wire_env *e)
     fedreci_wire_free(e);
     assert_int_equal(fedreci_secagg_client_unmask(h->sa, tags, n, &h->rv, &h->nrv), FEDREC_OK);
     free(tags);
+}
+
+/* ---- the daemon as a process ---------------------------------------------- */
+
+/* Daemons started and not yet stopped (th_daemon_teardown kills them). */
+#define TH_MAX_LIVE 4
+static pid_t th_live[TH_MAX_LIVE];
+
+static void live_set(pid_t old, pid_t pid)
+{
+    for (int i = 0; i < TH_MAX_LIVE; i++)
+        if (th_live[i] == old) {
+            th_live[i] = pid;
+            return;
+        }
+}
+
+int th_daemon_teardown(void **state)
+{
+    (void)state;
+    for (int i = 0; i < TH_MAX_LIVE; i++)
+        if (th_live[i] > 0) {
+            kill(th_live[i], SIGKILL);
+            waitpid(th_live[i], NULL, 0);
+            th_live[i] = 0;
+        }
+    return 0;
+}
+
+void th_daemon_init(th_daemon *d, const char *tag)
+{
+    memset(d, 0, sizeof *d);
+    snprintf(d->dir, sizeof d->dir, "/tmp/fedrec-%s-XXXXXX", tag);
+    assert_non_null(mkdtemp(d->dir));
+    snprintf(d->db, sizeof d->db, "%s/state.sqlite", d->dir);
+}
+
+int th_log_count(const th_daemon *d, const char *a, const char *b, const char *c)
+{
+    char *s = th_slurp(d->log);
+    int n = 0;
+    for (char *line = s ? strtok(s, "\n") : NULL; line; line = strtok(NULL, "\n"))
+        if (strstr(line, a) && (!b || strstr(line, b)) && (!c || strstr(line, c)))
+            n++;
+    free(s);
+    return n;
+}
+
+int th_log_wait(const th_daemon *d, const char *a, const char *b, const char *c)
+{
+    for (int i = 0; i < 3000; i++) {
+        if (th_log_count(d, a, b, c) > 0)
+            return 1;
+        usleep(20000);
+    }
+    fprintf(stderr, "no log line with '%s' '%s' '%s' in %s\n", a, b ? b : "", c ? c : "", d->log);
+    return 0;
+}
+
+void th_log_dump(const th_daemon *d)
+{
+    char *s = th_slurp(d->log);
+    if (s) {
+        size_t n = strlen(s);
+        fprintf(stderr, "---- %s (last 8000 bytes)\n%s\n", d->log, s + (n > 8000 ? n - 8000 : 0));
+    }
+    free(s);
+}
+
+int th_log_number_after(const th_daemon *d, const char *needle)
+{
+    for (int i = 0; i < 3000; i++) {
+        char *s = th_slurp(d->log);
+        char *p = s ? strstr(s, needle) : NULL;
+        if (p) {
+            int v = atoi(p + strlen(needle));
+            free(s);
+            return v;
+        }
+        free(s);
+        usleep(20000);
+    }
+    th_log_dump(d);
+    fail_msg("no log line with '%s'", needle);
+    return 0;
+}
+
+void th_daemon_launch(th_daemon *d, const char *listen, const char *const *args,
+                      const char *log_suffix)
+{
+    snprintf(d->log, sizeof d->log, "%s/coordinator%s.log", d->dir, log_suffix ? log_suffix : "");
+    const char *argv[64];
+    int n = 0;
+    argv[n++] = FEDREC_BIN_DIR "/coordinator/fedrec-coordinator";
+    argv[n++] = "--db";
+    argv[n++] = d->db;
+    argv[n++] = "--listen";
+    argv[n++] = listen;
+    for (size_t i = 0; args && args[i]; i++) {
+        assert_true(n < 62);
+        argv[n++] = args[i];
+    }
+    argv[n] = NULL;
+    posix_spawn_file_actions_t fa;
+    posix_spawn_file_actions_init(&fa);
+    posix_spawn_file_actions_addopen(&fa, 1, d->log, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    posix_spawn_file_actions_adddup2(&fa, 1, 2);
+    int rc = posix_spawn(&d->pid, argv[0], &fa, NULL, (char *const *)argv, environ);
+    posix_spawn_file_actions_destroy(&fa);
+    assert_int_equal(rc, 0);
+    live_set(0, d->pid);
+    char needle[128];
+    snprintf(needle, sizeof needle, "listening on %s (port ", listen);
+    d->port = th_log_number_after(d, needle);
+    assert_true(d->port > 0);
+    const char *host = strstr(listen, "://");
+    assert_non_null(host);
+    snprintf(d->url, sizeof d->url, "%.*s://127.0.0.1:%d", (int)(host - listen), listen, d->port);
+}
+
+void th_daemon_stop(th_daemon *d, int check_db, int keep)
+{
+    int st = 0;
+    kill(d->pid, SIGTERM);
+    assert_int_equal(waitpid(d->pid, &st, 0), d->pid);
+    live_set(d->pid, 0);
+    if (!WIFEXITED(st) || WEXITSTATUS(st) != 0) {
+        th_log_dump(d);
+        fail_msg("coordinator exit status %d", st);
+    }
+    if (check_db) {
+        sqlite3 *db = NULL;
+        assert_int_equal(sqlite3_open_v2(d->db, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
+        sqlite3_stmt *q = NULL;
+        assert_int_equal(sqlite3_prepare_v2(db, "PRAGMA integrity_check", -1, &q, NULL), SQLITE_OK);
+        assert_int_equal(sqlite3_step(q), SQLITE_ROW);
+        assert_string_equal((const char *)sqlite3_column_text(q, 0), "ok");
+        sqlite3_finalize(q);
+        sqlite3_close(db);
+    }
+    if (keep)
+        return;
+    char cmd[400];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", d->dir);
+    assert_int_equal(system(cmd), 0);
+}
+
+char *th_daemon_round_row(const th_daemon *d, uint64_t r, char status[16])
+{
+    sqlite3 *db = NULL;
+    assert_int_equal(sqlite3_open_v2(d->db, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
+    sqlite3_busy_timeout(db, 5000);
+    sqlite3_stmt *q = NULL;
+    assert_int_equal(sqlite3_prepare_v2(db,
+                                        "SELECT status, coalesce(metrics, '') FROM rounds "
+                                        "WHERE round_id = ?",
+                                        -1, &q, NULL),
+                     SQLITE_OK);
+    sqlite3_bind_int64(q, 1, (sqlite3_int64)r);
+    char *json = NULL;
+    status[0] = 0;
+    if (sqlite3_step(q) == SQLITE_ROW) {
+        snprintf(status, 16, "%s", (const char *)sqlite3_column_text(q, 0));
+        json = strdup((const char *)sqlite3_column_text(q, 1));
+    }
+    sqlite3_finalize(q);
+    sqlite3_close(db);
+    if (!json) {
+        th_log_dump(d);
+        fail_msg("round %llu has no row in the round log", (unsigned long long)r);
+    }
+    return json;
+}
+
+/* ---- an honest client over the network ------------------------------------ */
+
+fedrec_err th_gclient_pattern(th_gclient *g, const fedreci_wire_round *r, float *x, uint32_t *w)
+{
+    for (uint32_t i = 0; i + 1 < r->secagg.d; i++)
+        x[i] = (float)((int)((i * 7 + g->id) % 29) - 14) * 0.37f;
+    *w = r->secagg.max_weight;
+    return FEDREC_OK;
+}
+
+static fedrec_err g_update(void *arg, const fedreci_wire_round *r, float *x, uint32_t *w)
+{
+    th_gclient *g = arg;
+    return g->update ? g->update(g, r, x, w) : th_gclient_pattern(g, r, x, w);
+}
+
+static void g_quantized(void *arg, uint64_t round_id, const uint32_t *q, uint32_t d)
+{
+    th_gclient *g = arg;
+    if (g->q && d <= g->q_cap) {
+        memcpy(g->q, q, (size_t)d * sizeof *q);
+        g->d = d;
+        g->q_round = round_id;
+    }
+}
+
+void th_gclient_init(th_gclient *g, uint32_t q_cap)
+{
+    memset(g, 0, sizeof *g);
+    crypto_sign_keypair(g->pk, g->sk);
+    g->id = fedreci_secagg_id_from_pk(g->pk);
+    if (q_cap) {
+        g->q = calloc(q_cap, sizeof *g->q);
+        assert_non_null(g->q);
+        g->q_cap = q_cap;
+    }
+}
+
+void th_gclient_free(th_gclient *g)
+{
+    free(g->q);
+    g->q = NULL;
+    g->q_cap = 0;
+}
+
+void th_gclient_config(const th_gclient *g, fedreci_session_config *sc, const char *url,
+                       uint32_t timeout_ms)
+{
+    fedreci_session_config_default(sc);
+    sc->url = url;
+    sc->client_id = g->id;
+    sc->identity_sk = g->sk;
+    sc->model_version = g->version;
+    sc->timeout_ms = timeout_ms;
+}
+
+void th_gclient_start_with(th_gclient *g, const fedreci_session_config *sc)
+{
+    fedreci_session_hooks h;
+    memset(&h, 0, sizeof h);
+    h.arg = g;
+    h.compute_update = g_update;
+    h.on_quantized = g_quantized;
+    g->d = 0;
+    if (fedreci_session_create(&g->s, sc, &h) || fedreci_session_start(g->s))
+        fail_msg("session %016llx: %s", (unsigned long long)g->id, fedrec_errmsg());
+}
+
+void th_gclient_start(th_gclient *g, const char *url, uint32_t timeout_ms)
+{
+    fedreci_session_config sc;
+    th_gclient_config(g, &sc, url, timeout_ms);
+    th_gclient_start_with(g, &sc);
+}
+
+void th_gclient_finish(th_gclient *g)
+{
+    assert_int_equal(fedreci_session_wait(g->s, -1, &g->res), FEDREC_OK);
+    fedreci_session_destroy(g->s);
+    g->s = NULL;
+    if (g->res.model_version)
+        g->version = g->res.model_version;
 }

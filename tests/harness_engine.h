@@ -26,6 +26,7 @@
 #include <pthread.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #include <nng/nng.h>
 
@@ -269,5 +270,104 @@ void th_hand_unmask(th_hand *h, fedreci_wire_env *e, size_t n_surv, size_t n_dro
 
 /* The consistency relay e (frees it): h's reveals. */
 void th_hand_tags(th_hand *h, fedreci_wire_env *e);
+
+/* ---- the daemon as a process ---------------------------------------------- */
+
+/* A `fedrec-coordinator` process started by a test (test_hostile,
+ * test_limits, test_daemon_ops, test_cheat): its temporary directory, the
+ * database and log in it, and the URL of its first listener. */
+typedef struct th_daemon {
+    pid_t pid;
+    char dir[256];
+    char log[300];
+    char db[300];
+    char url[128]; /* the first listener, with the port the kernel chose */
+    int port;
+} th_daemon;
+
+/* Zeroes d and makes its directory /tmp/fedrec-<tag>-XXXXXX. */
+void th_daemon_init(th_daemon *d, const char *tag);
+
+/* Starts the daemon in d->dir: `--db <dir>/state.sqlite --listen listen`
+ * (listen: "tcp://127.0.0.1:0" or "tls+tcp://127.0.0.1:0"), then args
+ * (NULL-terminated, at most 56), stdout and stderr to
+ * <dir>/coordinator<log_suffix>.log (log_suffix "" or e.g. "-2" for a
+ * restart on the same database). Waits (60 s) for its listening line and
+ * sets d->port and d->url. The process is remembered until th_daemon_stop
+ * or th_daemon_teardown. */
+void th_daemon_launch(th_daemon *d, const char *listen, const char *const *args,
+                      const char *log_suffix);
+
+/* SIGTERM; the exit status must be 0 (else the log is printed and the test
+ * fails); with check_db the database must pass PRAGMA integrity_check; the
+ * directory is removed unless keep. */
+void th_daemon_stop(th_daemon *d, int check_db, int keep);
+
+/* A cmocka teardown: SIGKILLs every daemon still running (a failed
+ * assertion leaves the test by longjmp). Always 0. */
+int th_daemon_teardown(void **state);
+
+/* Number of lines of d's log containing a and, when not NULL, b and c. */
+int th_log_count(const th_daemon *d, const char *a, const char *b, const char *c);
+
+/* Waits (up to 60 s) for a log line with a, b and c: 1, or 0 (printed). */
+int th_log_wait(const th_daemon *d, const char *a, const char *b, const char *c);
+
+/* Prints the last 8000 bytes of d's log to stderr. */
+void th_log_dump(const th_daemon *d);
+
+/* The integer right after `needle` in d's log (waits up to 60 s; fails the
+ * test when it never appears). */
+int th_log_number_after(const th_daemon *d, const char *needle);
+
+/* The round log row of round r: status (into status) and the metrics JSON
+ * (heap string, free it); fails the test when there is no row. */
+char *th_daemon_round_row(const th_daemon *d, uint64_t r, char status[16]);
+
+/* ---- an honest client over the network ------------------------------------ */
+
+/* A well-behaved client run by client/session (the library's own round
+ * driver), for the tests that talk to a daemon: its identity, the model
+ * version it holds, its last session's result and, for the oracle, its last
+ * quantized input in the clear. */
+typedef struct th_gclient th_gclient;
+struct th_gclient {
+    uint64_t id;
+    uint8_t pk[32], sk[64];
+    uint64_t version;
+    fedreci_session *s;
+    fedreci_session_result res;
+    uint32_t *q; /* q_cap words: the last quantized input (NULL: not kept) */
+    uint32_t q_cap;
+    uint32_t d; /* its length (0: none in the last session) */
+    uint64_t q_round;
+    /* the update (NULL: th_gclient_pattern); arg is the test's */
+    fedrec_err (*update)(th_gclient *g, const fedreci_wire_round *r, float *x, uint32_t *w);
+    void *arg;
+};
+
+/* Fresh identity key and its id; room for a quantized input of q_cap words
+ * (0: none kept). */
+void th_gclient_init(th_gclient *g, uint32_t q_cap);
+void th_gclient_free(th_gclient *g);
+
+/* The default update: x[i] = ((i * 7 + id) mod 29 - 14) * 0.37, weight
+ * max_weight. */
+fedrec_err th_gclient_pattern(th_gclient *g, const fedreci_wire_round *r, float *x, uint32_t *w);
+
+/* A session configuration for g: the defaults, url (may be NULL when the
+ * test sets a socket), its id, key, model version and timeout_ms. */
+void th_gclient_config(const th_gclient *g, fedreci_session_config *sc, const char *url,
+                       uint32_t timeout_ms);
+
+/* Starts g's session with sc (th_gclient_config, then the test's changes). */
+void th_gclient_start_with(th_gclient *g, const fedreci_session_config *sc);
+
+/* th_gclient_config(g, url, timeout_ms) then th_gclient_start_with. */
+void th_gclient_start(th_gclient *g, const char *url, uint32_t timeout_ms);
+
+/* Waits for g's session, keeps its result in g->res, destroys it and takes
+ * the model version it holds now. */
+void th_gclient_finish(th_gclient *g);
 
 #endif

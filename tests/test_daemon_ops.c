@@ -56,7 +56,7 @@
 #include "core/err.h"
 #include "core/log.h"
 #include "proto/wire.h"
-#include "harness.h"
+#include "harness_engine.h"
 
 extern char **environ;
 
@@ -64,88 +64,15 @@ extern char **environ;
 #define K_FACTORS 4
 #define D (N_ITEMS * K_FACTORS + 1)
 
-/* ---- the daemon as a process ------------------------------------------------ */
+/* ---- the daemon as a process (tests/harness_engine.h th_daemon) ---------------- */
 
-typedef struct daemon_proc {
-    pid_t pid;
-    char dir[256];
-    char log[300];
-    char url[128];
-    int port;
-} daemon_proc;
-
-/* Daemons started and not yet stopped: a failing assertion leaves the test
- * by longjmp, and the teardown kills what is left (no orphaned daemons). */
-#define MAX_LIVE 4
-static pid_t g_live[MAX_LIVE];
-
-static void live_add(pid_t pid)
-{
-    for (int i = 0; i < MAX_LIVE; i++)
-        if (!g_live[i]) {
-            g_live[i] = pid;
-            return;
-        }
-}
-
-static void live_remove(pid_t pid)
-{
-    for (int i = 0; i < MAX_LIVE; i++)
-        if (g_live[i] == pid)
-            g_live[i] = 0;
-}
-
-static int teardown_daemons(void **state)
-{
-    (void)state;
-    for (int i = 0; i < MAX_LIVE; i++)
-        if (g_live[i] > 0) {
-            kill(g_live[i], SIGKILL);
-            waitpid(g_live[i], NULL, 0);
-            g_live[i] = 0;
-        }
-    return 0;
-}
+typedef th_daemon daemon_proc;
 
 static double now_s(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
-/* Number of log lines containing every one of the (up to 3) substrings. */
-static int log_count(const daemon_proc *d, const char *a, const char *b, const char *c)
-{
-    char *s = th_slurp(d->log);
-    int n = 0;
-    for (char *line = s ? strtok(s, "\n") : NULL; line; line = strtok(NULL, "\n"))
-        if (strstr(line, a) && (!b || strstr(line, b)) && (!c || strstr(line, c)))
-            n++;
-    free(s);
-    return n;
-}
-
-/* Waits (up to 60 s) for a log line with a, b and c. */
-static int log_wait(const daemon_proc *d, const char *a, const char *b, const char *c)
-{
-    for (int i = 0; i < 3000; i++) {
-        if (log_count(d, a, b, c) > 0)
-            return 1;
-        usleep(20000);
-    }
-    fprintf(stderr, "no log line with '%s' '%s' '%s' in %s\n", a, b ? b : "", c ? c : "", d->log);
-    return 0;
-}
-
-static void dump_log(const daemon_proc *d)
-{
-    char *s = th_slurp(d->log);
-    if (s) {
-        size_t n = strlen(s);
-        fprintf(stderr, "---- %s (last 6000 bytes)\n%s\n", d->log, s + (n > 6000 ? n - 6000 : 0));
-    }
-    free(s);
 }
 
 /* Catalog size of the next daemon start (test_load may raise it). */
@@ -177,48 +104,21 @@ static void write_catalog(const char *path, const char *const *without)
 static void daemon_launch(daemon_proc *d, const char *scheme, const char *const *extra, int reuse,
                           const char *const *without)
 {
-    if (!reuse) {
-        memset(d, 0, sizeof *d);
-        snprintf(d->dir, sizeof d->dir, "/tmp/fedrec-ops-XXXXXX");
-        assert_non_null(mkdtemp(d->dir));
-    }
-    snprintf(d->log, sizeof d->log, "%s/coordinator%s.log", d->dir, reuse ? "-2" : "");
-    char db[300], cat[300], listen[64];
-    snprintf(db, sizeof db, "%s/state.sqlite", d->dir);
+    if (!reuse)
+        th_daemon_init(d, "ops");
+    char cat[300], listen[64];
     snprintf(cat, sizeof cat, "%s/catalog.csv", d->dir);
     snprintf(listen, sizeof listen, "%s://127.0.0.1:0", scheme);
     write_catalog(cat, without);
-    const char *argv[64];
+    const char *argv[56];
     int n = 0;
-    argv[n++] = FEDREC_BIN_DIR "/coordinator/fedrec-coordinator";
-    const char *common[] = {"--db", db,          "--catalog", cat,      "--listen",
-                            listen, "--factors", "4",         "--seed", "7"};
+    const char *common[] = {"--catalog", cat, "--factors", "4", "--seed", "7"};
     for (size_t i = 0; i < sizeof common / sizeof *common; i++)
         argv[n++] = common[i];
-    for (size_t i = 0; extra && extra[i] && n < 62; i++)
+    for (size_t i = 0; extra && extra[i] && n < 54; i++)
         argv[n++] = extra[i];
     argv[n] = NULL;
-    posix_spawn_file_actions_t fa;
-    posix_spawn_file_actions_init(&fa);
-    posix_spawn_file_actions_addopen(&fa, 1, d->log, O_WRONLY | O_CREAT | O_TRUNC, 0600);
-    posix_spawn_file_actions_adddup2(&fa, 1, 2);
-    int rc = posix_spawn(&d->pid, argv[0], &fa, NULL, (char *const *)argv, environ);
-    posix_spawn_file_actions_destroy(&fa);
-    assert_int_equal(rc, 0);
-    live_add(d->pid);
-    char needle[128];
-    snprintf(needle, sizeof needle, "listening on %s (port ", listen);
-    if (!log_wait(d, needle, NULL, NULL)) {
-        dump_log(d);
-        fail_msg("the coordinator did not start");
-    }
-    char *s = th_slurp(d->log);
-    char *p = strstr(s, needle);
-    assert_non_null(p);
-    d->port = atoi(p + strlen(needle));
-    free(s);
-    assert_true(d->port > 0);
-    snprintf(d->url, sizeof d->url, "%s://127.0.0.1:%d", scheme, d->port);
+    th_daemon_launch(d, listen, argv, reuse ? "-2" : "");
 }
 
 static void daemon_start(daemon_proc *d, const char *scheme, const char *const *extra)
@@ -244,19 +144,7 @@ static void daemon_mem(const daemon_proc *d, long *hwm_kb, long *rss_kb)
 /* SIGTERM, expects exit status 0; removes the directory unless keep. */
 static void daemon_stop_keep(daemon_proc *d, int keep)
 {
-    int st = 0;
-    kill(d->pid, SIGTERM);
-    assert_int_equal(waitpid(d->pid, &st, 0), d->pid);
-    live_remove(d->pid);
-    if (!WIFEXITED(st) || WEXITSTATUS(st) != 0) {
-        dump_log(d);
-        fail_msg("coordinator exit status %d", st);
-    }
-    if (keep)
-        return;
-    char cmd[400];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", d->dir);
-    assert_int_equal(system(cmd), 0);
+    th_daemon_stop(d, 0, keep);
 }
 
 static void daemon_stop(daemon_proc *d)
@@ -266,36 +154,31 @@ static void daemon_stop(daemon_proc *d)
 
 /* ---- well-behaved clients: sessions ------------------------------------------------ */
 
-typedef struct gclient {
-    uint64_t id;
-    uint8_t pk[32], sk[64];
-    uint64_t version;
-    fedreci_session *s;
-    fedreci_session_result res;
-    /* hold: block in compute_update until released (test_hostile_input) */
-    int hold;
+/* A client told to hold blocks in compute_update until released
+ * (test_hostile_input); it notes the round it holds in. */
+typedef struct hold {
     pthread_mutex_t *mu;
     pthread_cond_t *cv;
     int *held, *released;
     uint64_t round_id;
     uint32_t d;
-} gclient;
+} hold;
 
-static fedrec_err g_update(void *arg, const fedreci_wire_round *r, float *x, uint32_t *w)
+static fedrec_err g_update(th_gclient *g, const fedreci_wire_round *r, float *x, uint32_t *w)
 {
-    gclient *g = arg;
     for (uint32_t i = 0; i + 1 < r->secagg.d; i++)
         x[i] = (float)((int)((i + g->id) % 13) - 6) * 0.01f;
     *w = 1;
-    if (g->hold) {
-        pthread_mutex_lock(g->mu);
-        g->round_id = r->secagg.round_id;
-        g->d = r->secagg.d;
-        *g->held = 1;
-        pthread_cond_broadcast(g->cv);
-        while (!*g->released)
-            pthread_cond_wait(g->cv, g->mu);
-        pthread_mutex_unlock(g->mu);
+    hold *h = g->arg;
+    if (h) {
+        pthread_mutex_lock(h->mu);
+        h->round_id = r->secagg.round_id;
+        h->d = r->secagg.d;
+        *h->held = 1;
+        pthread_cond_broadcast(h->cv);
+        while (!*h->released)
+            pthread_cond_wait(h->cv, h->mu);
+        pthread_mutex_unlock(h->mu);
     }
     return FEDREC_OK;
 }
@@ -335,44 +218,23 @@ static int sign_by_id(nng_msg *m)
     return 0;
 }
 
-static void g_init(gclient *g, uint64_t id)
+static void g_init(th_gclient *g)
 {
-    memset(g, 0, sizeof *g);
-    (void)id; /* ids are self-certifying: derived from the key */
-    crypto_sign_keypair(g->pk, g->sk);
-    g->id = fedreci_secagg_id_from_pk(g->pk);
+    th_gclient_init(g, 0);
+    g->update = g_update;
     key_add(g->id, g->sk);
 }
 
 /* Creates and starts g's session on url (own socket) or on sock. */
-static void g_start(gclient *g, const char *url, const nng_socket *sock, const char *ca,
+static void g_start(th_gclient *g, const char *url, const nng_socket *sock, const char *ca,
                     uint32_t timeout_ms)
 {
     fedreci_session_config sc;
-    fedreci_session_config_default(&sc);
-    sc.url = url;
+    th_gclient_config(g, &sc, url, timeout_ms);
     sc.socket = sock;
     sc.tls_ca_file = ca;
     sc.tls_server_name = ca ? "localhost" : NULL;
-    sc.client_id = g->id;
-    sc.identity_sk = g->sk;
-    sc.model_version = g->version;
-    sc.timeout_ms = timeout_ms;
-    fedreci_session_hooks h;
-    memset(&h, 0, sizeof h);
-    h.arg = g;
-    h.compute_update = g_update;
-    if (fedreci_session_create(&g->s, &sc, &h) || fedreci_session_start(g->s))
-        fail_msg("session %llu: %s", (unsigned long long)g->id, fedrec_errmsg());
-}
-
-static void g_finish(gclient *g)
-{
-    assert_int_equal(fedreci_session_wait(g->s, -1, &g->res), FEDREC_OK);
-    fedreci_session_destroy(g->s);
-    g->s = NULL;
-    if (g->res.latest_version)
-        g->version = g->res.model_version;
+    th_gclient_start_with(g, &sc);
 }
 
 /* ---- raw requests --------------------------------------------------------------------- */
@@ -523,7 +385,7 @@ static void *hostile_main(void *arg)
     nng_ctx_recv(c1, a1);
     char idhex[17];
     snprintf(idhex, sizeof idhex, "%016llx", (unsigned long long)h->id);
-    if (log_wait(h->d, idhex, "stage 0 accepted", NULL)) {
+    if (th_log_wait(h->d, idhex, "stage 0 accepted", NULL)) {
         nng_aio_set_msg(a2, m2);
         nng_ctx_send(c2, a2);
         nng_aio_wait(a2);
@@ -570,14 +432,11 @@ static void test_hostile_input(void **state)
     pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
     pthread_cond_t cv = PTHREAD_COND_INITIALIZER;
     int held = 0, released = 0;
-    gclient g[6];
+    th_gclient g[6];
     for (int i = 0; i < 6; i++)
-        g_init(&g[i], 0x1000 + (uint64_t)i);
-    g[0].hold = 1;
-    g[0].mu = &mu;
-    g[0].cv = &cv;
-    g[0].held = &held;
-    g[0].released = &released;
+        g_init(&g[i]);
+    hold hd = {&mu, &cv, &held, &released, 0, 0};
+    g[0].arg = &hd;
     hostile h1 = {d.url, &d, 0x2001, {0}, {0}, 1, 0, NNG_SOCKET_INITIALIZER};
     hostile h2 = {d.url, &d, 0x2002, {0}, {0}, 0, 0, NNG_SOCKET_INITIALIZER};
     crypto_sign_keypair(h1.pk, h1.sk);
@@ -607,11 +466,11 @@ static void test_hostile_input(void **state)
     int was_held = held;
     pthread_mutex_unlock(&mu);
     if (!was_held) {
-        dump_log(&d);
+        th_log_dump(&d);
         fail_msg("the round never reached the masked-input stage");
     }
-    uint64_t rid = g[0].round_id;
-    uint32_t d_words = g[0].d;
+    uint64_t rid = hd.round_id;
+    uint32_t d_words = hd.d;
     assert_int_equal(d_words, D);
     nng_socket s;
     raw_open(&s, d.url);
@@ -676,9 +535,9 @@ static void test_hostile_input(void **state)
     pthread_cond_broadcast(&cv);
     pthread_mutex_unlock(&mu);
     for (int i = 0; i < 4; i++) {
-        g_finish(&g[i]);
+        th_gclient_finish(&g[i]);
         if (g[i].res.outcome != FEDRECI_SESSION_COMPLETED) {
-            dump_log(&d);
+            th_log_dump(&d);
             fail_msg("client %d: outcome %d: %s", i, g[i].res.outcome, g[i].res.text);
         }
     }
@@ -697,43 +556,46 @@ static void test_hostile_input(void **state)
     snprintf(idh2, sizeof idh2, "client %016llx", (unsigned long long)h2.id);
     /* undecodable messages have no trustworthy header: logged as client 0 */
     int n_format =
-        log_count(&d, "client 0000000000000000 stage 0: refused (malformed data)", NULL, NULL);
+        th_log_count(&d, "client 0000000000000000 stage 0: refused (malformed data)", NULL, NULL);
     if (n_format != 3 ||
-        log_count(&d, "refused (input exceeds its size limit)", "over the cap", NULL) != 1) {
-        dump_log(&d);
+        th_log_count(&d, "refused (input exceeds its size limit)", "over the cap", NULL) != 1) {
+        th_log_dump(&d);
         fail_msg("random/truncated/oversized not logged (%d)", n_format);
     }
-    assert_int_equal(log_count(&d, id0, "stage 5: refused (signature did not verify)", "MAC"), 1);
-    assert_int_equal(
-        log_count(&d, id1, "refused (message for the wrong round)", "is not the current"), 1);
-    assert_int_equal(
-        log_count(&d, id1, "stage 6: refused (message for the wrong stage)", "not open"), 1);
-    assert_int_equal(log_count(&d, "client 0000000000000000 stage 0: refused (malformed data)",
-                               "sent with stage 9", NULL),
+    assert_int_equal(th_log_count(&d, id0, "stage 5: refused (signature did not verify)", "MAC"),
                      1);
-    assert_int_equal(log_count(&d, "client 0000000000003002 stage 3: refused (not found)",
-                               "check in first", NULL),
+    assert_int_equal(
+        th_log_count(&d, id1, "refused (message for the wrong round)", "is not the current"), 1);
+    assert_int_equal(
+        th_log_count(&d, id1, "stage 6: refused (message for the wrong stage)", "not open"), 1);
+    assert_int_equal(th_log_count(&d, "client 0000000000000000 stage 0: refused (malformed data)",
+                                  "sent with stage 9", NULL),
                      1);
-    assert_int_equal(log_count(&d, id1, "refused (signature did not verify)", "identity key"), 1);
-    assert_int_equal(log_count(&d, idh1, "stage 3: refused (signature did not verify)", NULL), 1);
-    assert_int_equal(log_count(&d, idh2, "stage 0: duplicate of an accepted message", NULL), 1);
-    assert_int_equal(log_count(&d, idh2, "stage 0 accepted (", NULL), 1); /* counted once */
+    assert_int_equal(th_log_count(&d, "client 0000000000003002 stage 3: refused (not found)",
+                                  "check in first", NULL),
+                     1);
+    assert_int_equal(th_log_count(&d, id1, "refused (signature did not verify)", "identity key"),
+                     1);
+    assert_int_equal(th_log_count(&d, idh1, "stage 3: refused (signature did not verify)", NULL),
+                     1);
+    assert_int_equal(th_log_count(&d, idh2, "stage 0: duplicate of an accepted message", NULL), 1);
+    assert_int_equal(th_log_count(&d, idh2, "stage 0 accepted (", NULL), 1); /* counted once */
     /* h1 never advertised (refused), h2 advertised but shared no keys */
-    assert_int_equal(log_count(&d,
-                               "[round 1] round completed: cohort 6, survivors 4, dropped 1/1/0/0",
-                               NULL, NULL),
-                     1);
+    assert_int_equal(
+        th_log_count(&d, "[round 1] round completed: cohort 6, survivors 4, dropped 1/1/0/0", NULL,
+                     NULL),
+        1);
 
     /* a later round with well-behaved clients completes as well */
     for (int i = 0; i < 6; i++) {
-        g[i].hold = 0;
+        g[i].arg = NULL;
         g_start(&g[i], d.url, NULL, NULL, 60000);
     }
     for (int i = 0; i < 6; i++) {
-        g_finish(&g[i]);
+        th_gclient_finish(&g[i]);
         assert_int_equal(g[i].res.outcome, FEDRECI_SESSION_COMPLETED);
     }
-    assert_true(log_wait(&d, "[round 2] round completed: cohort 6, survivors 6", NULL, NULL));
+    assert_true(th_log_wait(&d, "[round 2] round completed: cohort 6, survivors 6", NULL, NULL));
     daemon_stop(&d);
 }
 
@@ -769,16 +631,16 @@ static void test_load(void **state)
         raw_open(&socks[i], d.url);
         nng_socket_set_size(socks[i], NNG_OPT_RECVMAXSZ, 64u << 20);
     }
-    gclient *g = calloc(n, sizeof *g);
+    th_gclient *g = calloc(n, sizeof *g);
     assert_non_null(g);
     for (uint32_t i = 0; i < n; i++)
-        g_init(&g[i], 0x10000 + i);
+        g_init(&g[i]);
     double t0 = now_s();
     for (uint32_t i = 0; i < n; i++)
         g_start(&g[i], NULL, &socks[i % N_SOCK], NULL, 300000);
     uint32_t completed = 0, retried = 0;
     for (uint32_t i = 0; i < n; i++) {
-        g_finish(&g[i]);
+        th_gclient_finish(&g[i]);
         completed += g[i].res.outcome == FEDRECI_SESSION_COMPLETED;
         retried += g[i].res.retries > 0;
         if (g[i].res.outcome != FEDRECI_SESSION_COMPLETED)
@@ -790,11 +652,11 @@ static void test_load(void **state)
     daemon_mem(&d, &hwm, &rss);
     char line[96];
     snprintf(line, sizeof line, "round completed: cohort %u, survivors %u, dropped 0/0/0/0", n, n);
-    if (completed != n || retried != 0 || !log_wait(&d, "[round 1]", line, NULL)) {
-        dump_log(&d);
+    if (completed != n || retried != 0 || !th_log_wait(&d, "[round 1]", line, NULL)) {
+        th_log_dump(&d);
         fail_msg("%u of %u completed, %u asked to retry", completed, n, retried);
     }
-    assert_int_equal(log_count(&d, "refused", NULL, NULL), 0);
+    assert_int_equal(th_log_count(&d, "refused", NULL, NULL), 0);
     char *s = th_slurp(d.log);
     char *p = strstr(s, "round completed: cohort");
     char stages[64] = "?";
@@ -905,10 +767,10 @@ static void test_tls_round(void **state)
     daemon_start(&d, "tls+tcp", extra);
 
     /* without the CA the server's certificate does not verify: no reply */
-    gclient bad;
-    g_init(&bad, 0x4000);
+    th_gclient bad;
+    g_init(&bad);
     g_start(&bad, d.url, NULL, NULL, 1500);
-    g_finish(&bad);
+    th_gclient_finish(&bad);
     assert_int_equal(bad.res.outcome, FEDRECI_SESSION_ERROR);
     assert_int_equal(bad.res.err, FEDREC_ERR_TIMEOUT);
 
@@ -928,20 +790,20 @@ static void test_tls_round(void **state)
     assert_int_equal(fedrec_client_record(c, "P002", 1000, 1), FEDREC_OK);
     fedrec_client_close(c);
 
-    gclient g;
-    g_init(&g, 0x4001);
+    th_gclient g;
+    g_init(&g);
     g_start(&g, d.url, NULL, cert, 60000);
     pthread_t t;
     assert_int_equal(pthread_create(&t, NULL, api_sync_main, &a), 0);
     pid_t cli = spawn_cli_sync(store_cli, d.url, cert, hex, cli_out);
-    g_finish(&g);
+    th_gclient_finish(&g);
     pthread_join(t, NULL);
     int st = 0;
     assert_int_equal(waitpid(cli, &st, 0), cli);
     char *out = th_slurp(cli_out);
     if (g.res.outcome != FEDRECI_SESSION_COMPLETED || a.err || !WIFEXITED(st) ||
         WEXITSTATUS(st) != 0) {
-        dump_log(&d);
+        th_log_dump(&d);
         fail_msg("TLS round: session %d (%s), API %s (%s), CLI status %d: %s", g.res.outcome,
                  g.res.text, fedrec_strerror(a.err), fedrec_errmsg(), st, out ? out : "");
     }
@@ -950,8 +812,8 @@ static void test_tls_round(void **state)
     assert_true(a.res.took_part);
     assert_non_null(strstr(out, "round 1: took part; the round completed"));
     free(out);
-    assert_true(log_wait(&d, "[round 1] round completed: cohort 3, survivors 3", NULL, NULL));
-    assert_int_equal(log_count(&d, "client 0000000000004000", NULL, NULL), 0);
+    assert_true(th_log_wait(&d, "[round 1] round completed: cohort 3, survivors 3", NULL, NULL));
+    assert_int_equal(th_log_count(&d, "client 0000000000004000", NULL, NULL), 0);
 
     /* the public API refuses a CA file that does not exist, naming it */
     assert_int_equal(fedrec_client_open(&c, store_cli, d.url, cli_key), FEDREC_OK);
@@ -1001,7 +863,7 @@ static void test_retired_products(void **state)
     const char *const gone[] = {"P001", "P003", NULL};
     daemon_launch(&d, "tcp", extra, 1, gone);
     assert_int_equal(
-        log_count(&d, "committed model version 2 (50 items, 48 active", "2 retired", NULL), 1);
+        th_log_count(&d, "committed model version 2 (50 items, 48 active", "2 retired", NULL), 1);
 
     char store[320];
     snprintf(store, sizeof store, "%s/shopper", d.dir);
@@ -1083,11 +945,11 @@ int main(void)
     if (getenv("FEDREC_TEST_FILTER"))
         cmocka_set_test_filter(getenv("FEDREC_TEST_FILTER"));
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_teardown(test_hostile_input, teardown_daemons),
-        cmocka_unit_test_teardown(test_load, teardown_daemons),
-        cmocka_unit_test_teardown(test_tls_round, teardown_daemons),
-        cmocka_unit_test_teardown(test_retired_products, teardown_daemons),
-        cmocka_unit_test_teardown(test_sd_notify, teardown_daemons),
+        cmocka_unit_test_teardown(test_hostile_input, th_daemon_teardown),
+        cmocka_unit_test_teardown(test_load, th_daemon_teardown),
+        cmocka_unit_test_teardown(test_tls_round, th_daemon_teardown),
+        cmocka_unit_test_teardown(test_retired_products, th_daemon_teardown),
+        cmocka_unit_test_teardown(test_sd_notify, th_daemon_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -55,7 +55,7 @@
 #include "core/err.h"
 #include "core/secagg/secagg.h"
 #include "proto/wire.h"
-#include "harness.h"
+#include "harness_engine.h"
 
 extern char **environ;
 
@@ -64,73 +64,22 @@ extern char **environ;
 #define D (N_ITEMS * K_FACTORS + 1)
 #define N_HONEST 3
 
-/* ---- the daemon as a process ------------------------------------------------ */
+/* ---- the daemon as a process (tests/harness_engine.h th_daemon) ---------------- */
 
-typedef struct daemon_proc {
-    pid_t pid;
-    char dir[256];
-    char log[300];
-    char db[300];
-    char url[128];
-} daemon_proc;
-
-static pid_t g_live;
-
-static int teardown_daemon(void **state)
+/* Waits (up to 60 s) for a log line with a and b; fails the test without. */
+static void log_wait(const th_daemon *d, const char *a, const char *b)
 {
-    (void)state;
-    if (g_live > 0) {
-        kill(g_live, SIGKILL);
-        waitpid(g_live, NULL, 0);
-        g_live = 0;
+    if (!th_log_wait(d, a, b, NULL)) {
+        th_log_dump(d);
+        fail_msg("no log line with '%s' '%s'", a, b ? b : "");
     }
-    return 0;
-}
-
-/* Number of log lines containing a and (if not NULL) b. */
-static int log_count(const daemon_proc *d, const char *a, const char *b)
-{
-    char *s = th_slurp(d->log);
-    int n = 0;
-    for (char *line = s ? strtok(s, "\n") : NULL; line; line = strtok(NULL, "\n"))
-        if (strstr(line, a) && (!b || strstr(line, b)))
-            n++;
-    free(s);
-    return n;
-}
-
-static void dump_log(const daemon_proc *d)
-{
-    char *s = th_slurp(d->log);
-    if (s) {
-        size_t n = strlen(s);
-        fprintf(stderr, "---- %s (last 8000 bytes)\n%s\n", d->log, s + (n > 8000 ? n - 8000 : 0));
-    }
-    free(s);
-}
-
-/* Waits (up to 60 s) for a log line with a and b. */
-static void log_wait(const daemon_proc *d, const char *a, const char *b)
-{
-    for (int i = 0; i < 3000; i++) {
-        if (log_count(d, a, b) > 0)
-            return;
-        usleep(20000);
-    }
-    dump_log(d);
-    fail_msg("no log line with '%s' '%s'", a, b ? b : "");
 }
 
 /* Starts the daemon; reuse: restart in d->dir (the same database). */
-static void daemon_launch(daemon_proc *d, int reuse)
+static void daemon_launch(th_daemon *d, int reuse)
 {
-    if (!reuse) {
-        memset(d, 0, sizeof *d);
-        snprintf(d->dir, sizeof d->dir, "/tmp/fedrec-hostile-XXXXXX");
-        assert_non_null(mkdtemp(d->dir));
-    }
-    snprintf(d->log, sizeof d->log, "%s/coordinator%s.log", d->dir, reuse ? "-2" : "");
-    snprintf(d->db, sizeof d->db, "%s/state.sqlite", d->dir);
+    if (!reuse)
+        th_daemon_init(d, "hostile");
     char cat[300];
     snprintf(cat, sizeof cat, "%s/catalog.csv", d->dir);
     FILE *f = fopen(cat, "w");
@@ -139,13 +88,8 @@ static void daemon_launch(daemon_proc *d, int reuse)
     for (int i = 0; i < N_ITEMS; i++)
         fprintf(f, "P%03d,product %d\n", i, i);
     fclose(f);
-    const char *argv[] = {FEDREC_BIN_DIR "/coordinator/fedrec-coordinator",
-                          "--db",
-                          d->db,
-                          "--catalog",
+    const char *args[] = {"--catalog",
                           cat,
-                          "--listen",
-                          "tcp://127.0.0.1:0",
                           "--factors",
                           "2",
                           "--seed",
@@ -167,92 +111,11 @@ static void daemon_launch(daemon_proc *d, int reuse)
                           "--log-level",
                           "debug",
                           NULL};
-    posix_spawn_file_actions_t fa;
-    posix_spawn_file_actions_init(&fa);
-    posix_spawn_file_actions_addopen(&fa, 1, d->log, O_WRONLY | O_CREAT | O_TRUNC, 0600);
-    posix_spawn_file_actions_adddup2(&fa, 1, 2);
-    int rc = posix_spawn(&d->pid, argv[0], &fa, NULL, (char *const *)argv, environ);
-    posix_spawn_file_actions_destroy(&fa);
-    assert_int_equal(rc, 0);
-    g_live = d->pid;
-    const char *needle = "listening on tcp://127.0.0.1:0 (port ";
-    log_wait(d, needle, NULL);
-    char *s = th_slurp(d->log);
-    char *p = strstr(s, needle);
-    assert_non_null(p);
-    int port = atoi(p + strlen(needle));
-    free(s);
-    assert_true(port > 0);
-    snprintf(d->url, sizeof d->url, "tcp://127.0.0.1:%d", port);
-}
-
-static void daemon_start(daemon_proc *d)
-{
-    daemon_launch(d, 0);
-}
-
-/* SIGTERM, exit status 0, then the database passes PRAGMA integrity_check;
- * the directory is removed unless keep. */
-static void daemon_stop_keep(daemon_proc *d, int keep)
-{
-    int st = 0;
-    kill(d->pid, SIGTERM);
-    assert_int_equal(waitpid(d->pid, &st, 0), d->pid);
-    g_live = 0;
-    if (!WIFEXITED(st) || WEXITSTATUS(st) != 0) {
-        dump_log(d);
-        fail_msg("coordinator exit status %d", st);
-    }
-    sqlite3 *db = NULL;
-    assert_int_equal(sqlite3_open_v2(d->db, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
-    sqlite3_stmt *q = NULL;
-    assert_int_equal(sqlite3_prepare_v2(db, "PRAGMA integrity_check", -1, &q, NULL), SQLITE_OK);
-    assert_int_equal(sqlite3_step(q), SQLITE_ROW);
-    assert_string_equal((const char *)sqlite3_column_text(q, 0), "ok");
-    sqlite3_finalize(q);
-    sqlite3_close(db);
-    if (keep)
-        return;
-    char cmd[400];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", d->dir);
-    assert_int_equal(system(cmd), 0);
-}
-
-static void daemon_stop(daemon_proc *d)
-{
-    daemon_stop_keep(d, 0);
-}
-
-/* The round log row of round r: status and metrics JSON (caller frees). */
-static char *round_row(const daemon_proc *d, uint64_t r, char status[16])
-{
-    sqlite3 *db = NULL;
-    assert_int_equal(sqlite3_open_v2(d->db, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
-    sqlite3_busy_timeout(db, 5000);
-    sqlite3_stmt *q = NULL;
-    assert_int_equal(sqlite3_prepare_v2(db,
-                                        "SELECT status, coalesce(metrics, '') FROM rounds "
-                                        "WHERE round_id = ?",
-                                        -1, &q, NULL),
-                     SQLITE_OK);
-    sqlite3_bind_int64(q, 1, (sqlite3_int64)r);
-    char *json = NULL;
-    status[0] = 0;
-    if (sqlite3_step(q) == SQLITE_ROW) {
-        snprintf(status, 16, "%s", (const char *)sqlite3_column_text(q, 0));
-        json = strdup((const char *)sqlite3_column_text(q, 1));
-    }
-    sqlite3_finalize(q);
-    sqlite3_close(db);
-    if (!json) {
-        dump_log(d);
-        fail_msg("round %llu has no row in the round log", (unsigned long long)r);
-    }
-    return json;
+    th_daemon_launch(d, "tcp://127.0.0.1:0", args, reuse ? "-2" : "");
 }
 
 /* The latest model version in the database. */
-static uint64_t db_model_version(const daemon_proc *d)
+static uint64_t db_model_version(const th_daemon *d)
 {
     sqlite3 *db = NULL;
     assert_int_equal(sqlite3_open_v2(d->db, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
@@ -266,72 +129,6 @@ static uint64_t db_model_version(const daemon_proc *d)
     sqlite3_finalize(q);
     sqlite3_close(db);
     return v;
-}
-
-/* ---- honest clients: library sessions ------------------------------------------- */
-
-typedef struct gclient {
-    uint64_t id;
-    uint8_t pk[32], sk[64];
-    uint64_t version;
-    fedreci_session *s;
-    fedreci_session_result res;
-    uint32_t q[D]; /* the oracle: the last quantized input, in the clear */
-    int has_q;
-} gclient;
-
-static fedrec_err g_update(void *arg, const fedreci_wire_round *r, float *x, uint32_t *w)
-{
-    gclient *g = arg;
-    for (uint32_t i = 0; i + 1 < r->secagg.d; i++)
-        x[i] = (float)((int)((i * 7 + g->id) % 29) - 14) * 0.37f;
-    *w = r->secagg.max_weight;
-    return FEDREC_OK;
-}
-
-static void g_quantized(void *arg, uint64_t round_id, const uint32_t *q, uint32_t d)
-{
-    gclient *g = arg;
-    (void)round_id;
-    if (d == D) {
-        memcpy(g->q, q, sizeof g->q);
-        g->has_q = 1;
-    }
-}
-
-static void g_init(gclient *g)
-{
-    memset(g, 0, sizeof *g);
-    crypto_sign_keypair(g->pk, g->sk);
-    g->id = fedreci_secagg_id_from_pk(g->pk);
-}
-
-static void g_start(gclient *g, const char *url)
-{
-    fedreci_session_config sc;
-    fedreci_session_config_default(&sc);
-    sc.url = url;
-    sc.client_id = g->id;
-    sc.identity_sk = g->sk;
-    sc.model_version = g->version;
-    sc.timeout_ms = 60000;
-    fedreci_session_hooks h;
-    memset(&h, 0, sizeof h);
-    h.arg = g;
-    h.compute_update = g_update;
-    h.on_quantized = g_quantized;
-    g->has_q = 0;
-    if (fedreci_session_create(&g->s, &sc, &h) || fedreci_session_start(g->s))
-        fail_msg("session %016llx: %s", (unsigned long long)g->id, fedrec_errmsg());
-}
-
-static void g_finish(gclient *g)
-{
-    assert_int_equal(fedreci_session_wait(g->s, -1, &g->res), FEDREC_OK);
-    fedreci_session_destroy(g->s);
-    g->s = NULL;
-    if (g->res.model_version)
-        g->version = g->res.model_version;
 }
 
 /* ---- the hostile client --------------------------------------------------------------- */
@@ -641,33 +438,40 @@ static void h_honest_round(hostile *h)
 /* ---- one round with three honest clients ------------------------------------------ */
 
 typedef struct world {
-    daemon_proc d;
-    gclient g[N_HONEST];
+    th_daemon d;
+    th_gclient g[N_HONEST];
     hostile h;
     uint64_t round; /* the round the cohort is in (from the hostile's check-in) */
 } world;
 
 static void world_start(world *w)
 {
-    daemon_start(&w->d);
+    daemon_launch(&w->d, 0);
     for (int i = 0; i < N_HONEST; i++)
-        g_init(&w->g[i]);
+        th_gclient_init(&w->g[i], D);
     h_init(&w->h, w->d.url);
+}
+
+static void world_free(world *w)
+{
+    h_free(&w->h);
+    for (int i = 0; i < N_HONEST; i++)
+        th_gclient_free(&w->g[i]);
 }
 
 static void honest_start(world *w)
 {
     for (int i = 0; i < N_HONEST; i++)
-        g_start(&w->g[i], w->d.url);
+        th_gclient_start(&w->g[i], w->d.url, 60000);
 }
 
 /* Waits for the honest sessions; all must end with `want`. */
 static void honest_finish(world *w, fedreci_session_outcome want)
 {
     for (int i = 0; i < N_HONEST; i++) {
-        g_finish(&w->g[i]);
+        th_gclient_finish(&w->g[i]);
         if (w->g[i].res.outcome != want) {
-            dump_log(&w->d);
+            th_log_dump(&w->d);
             fail_msg("honest client %d: outcome %d (%s), want %d", i, w->g[i].res.outcome,
                      w->g[i].res.text, want);
         }
@@ -680,7 +484,7 @@ static void oracle_hex(const world *w, int with_hostile, char hex[65])
 {
     uint32_t sum[D] = {0};
     for (int i = 0; i < N_HONEST; i++) {
-        assert_true(w->g[i].has_q);
+        assert_int_equal(w->g[i].d, D);
         for (int j = 0; j < D; j++)
             sum[j] += w->g[i].q[j];
     }
@@ -699,12 +503,12 @@ static void expect_completed(world *w, uint64_t r, int with_hostile)
     snprintf(line, sizeof line, "[round %llu] round completed", (unsigned long long)r);
     log_wait(&w->d, line, NULL);
     char st[16];
-    char *json = round_row(&w->d, r, st);
+    char *json = th_daemon_round_row(&w->d, r, st);
     char hex[65], want[100];
     oracle_hex(w, with_hostile, hex);
     snprintf(want, sizeof want, "\"sum_b2b\":\"%s\"", hex);
     if (strcmp(st, "completed") || !strstr(json, want)) {
-        dump_log(&w->d);
+        th_log_dump(&w->d);
         fail_msg("round %llu: status %s, metrics %s; want the oracle's %s", (unsigned long long)r,
                  st, json, want);
     }
@@ -718,11 +522,11 @@ static void expect_aborted(world *w, uint64_t r, const char *why, uint64_t culpr
     snprintf(line, sizeof line, "[round %llu] round aborted", (unsigned long long)r);
     log_wait(&w->d, line, NULL);
     char st[16];
-    char *json = round_row(&w->d, r, st);
+    char *json = th_daemon_round_row(&w->d, r, st);
     char cul[40];
     snprintf(cul, sizeof cul, "\"%016llx\"", (unsigned long long)culprit);
     if (strcmp(st, "aborted") || !strstr(json, why) || (culprit && !strstr(json, cul))) {
-        dump_log(&w->d);
+        th_log_dump(&w->d);
         fail_msg("round %llu: status %s, metrics %s; want aborted, '%s', culprit %s",
                  (unsigned long long)r, st, json, why, culprit ? cul : "-");
     }
@@ -821,9 +625,9 @@ static void test_forged_ids(void **state)
     fedreci_wire_free(res);
     honest_finish(&w, FEDRECI_SESSION_COMPLETED);
     expect_completed(&w, r, 1);
-    assert_true(log_count(&w.d, "refused (signature did not verify)", NULL) >= 3 * 4 + 3);
-    h_free(&w.h);
-    daemon_stop(&w.d);
+    assert_true(th_log_count(&w.d, "refused (signature did not verify)", NULL, NULL) >= 3 * 4 + 3);
+    world_free(&w);
+    th_daemon_stop(&w.d, 1, 0);
 }
 
 /* Row 3: 65 junk messages under every member's id cost the members nothing. */
@@ -864,9 +668,9 @@ static void test_junk_flood(void **state)
     fedreci_wire_free(res);
     honest_finish(&w, FEDRECI_SESSION_COMPLETED);
     expect_completed(&w, r, 1);
-    assert_int_equal(log_count(&w.d, "too many messages", NULL), 0);
-    h_free(&w.h);
-    daemon_stop(&w.d);
+    assert_int_equal(th_log_count(&w.d, "too many messages", NULL, NULL), 0);
+    world_free(&w);
+    th_daemon_stop(&w.d, 1, 0);
 }
 
 /* Replayed messages of the previous round, and a message for a stage that is
@@ -950,8 +754,8 @@ static void test_replay_and_other_stage(void **state)
     expect_completed(&w, r2, 1);
     for (int s = 0; s < 9; s++)
         free(old[s]);
-    h_free(&w.h);
-    daemon_stop(&w.d);
+    world_free(&w);
+    th_daemon_stop(&w.d, 1, 0);
 }
 
 /* Row 4: wrong unmask shares. Each reveal is checked against the dealer's
@@ -973,14 +777,14 @@ static void test_wrong_unmask_shares(void **state)
     honest_finish(&w, FEDRECI_SESSION_COMPLETED);
     expect_completed(&w, r, 1);
     char st[16], cul[40];
-    char *json = round_row(&w.d, r, st);
+    char *json = th_daemon_round_row(&w.d, r, st);
     snprintf(cul, sizeof cul, "\"culprits\":[\"%016llx\"]", (unsigned long long)w.h.id);
     if (!strstr(json, cul))
         fail_msg("round %llu metrics %s do not name %s", (unsigned long long)r, json, cul);
     free(json);
     honest_round_without(&w, r + 1, 1);
-    h_free(&w.h);
-    daemon_stop(&w.d);
+    world_free(&w);
+    th_daemon_stop(&w.d, 1, 0);
 }
 
 /* Row 6: an unclipped update. The unmasked sum leaves the range clipped
@@ -1008,8 +812,8 @@ static void test_huge_update(void **state)
     h_honest_round(&w.h);
     honest_finish(&w, FEDRECI_SESSION_COMPLETED);
     expect_completed(&w, w.h.round.secagg.round_id, 1);
-    h_free(&w.h);
-    daemon_stop(&w.d);
+    world_free(&w);
+    th_daemon_stop(&w.d, 1, 0);
 }
 
 /* Row 7: a forged weight (0, then 7 in another round). The total weight
@@ -1036,8 +840,8 @@ static void test_forged_weight(void **state)
         honest_finish(&w, FEDRECI_SESSION_ABORTED);
         expect_aborted(&w, r, "total weight", 0, v0);
     }
-    h_free(&w.h);
-    daemon_stop(&w.d);
+    world_free(&w);
+    th_daemon_stop(&w.d, 1, 0);
 }
 
 /* Row 1 of the issue's table: one garbage share bundle. Its receiver ignores
@@ -1061,8 +865,8 @@ static void test_garbage_bundle(void **state)
     fedreci_wire_free(res);
     honest_finish(&w, FEDRECI_SESSION_COMPLETED);
     expect_completed(&w, r, 1);
-    h_free(&w.h);
-    daemon_stop(&w.d);
+    world_free(&w);
+    th_daemon_stop(&w.d, 1, 0);
 }
 
 /* A dealer whose shares rebuild another b than the one it committed to: the
@@ -1090,7 +894,7 @@ static void test_inconsistent_dealer(void **state)
     /* restart on the same database: the exclusion is remembered */
     h_free(&w.h);
     hostile keep = w.h;
-    daemon_stop_keep(&w.d, 1);
+    th_daemon_stop(&w.d, 1, 1);
     daemon_launch(&w.d, 1);
     h_init(&w.h, w.d.url);
     memcpy(w.h.pk, keep.pk, sizeof w.h.pk);
@@ -1104,8 +908,8 @@ static void test_inconsistent_dealer(void **state)
     honest_start(&w);
     honest_finish(&w, FEDRECI_SESSION_COMPLETED);
     expect_completed(&w, r + 1, 0);
-    h_free(&w.h);
-    daemon_stop(&w.d);
+    world_free(&w);
+    th_daemon_stop(&w.d, 1, 0);
 }
 
 int main(void)
@@ -1113,14 +917,14 @@ int main(void)
     if (sodium_init() < 0)
         return 1;
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_teardown(test_forged_ids, teardown_daemon),
-        cmocka_unit_test_teardown(test_junk_flood, teardown_daemon),
-        cmocka_unit_test_teardown(test_replay_and_other_stage, teardown_daemon),
-        cmocka_unit_test_teardown(test_wrong_unmask_shares, teardown_daemon),
-        cmocka_unit_test_teardown(test_huge_update, teardown_daemon),
-        cmocka_unit_test_teardown(test_forged_weight, teardown_daemon),
-        cmocka_unit_test_teardown(test_inconsistent_dealer, teardown_daemon),
-        cmocka_unit_test_teardown(test_garbage_bundle, teardown_daemon),
+        cmocka_unit_test_teardown(test_forged_ids, th_daemon_teardown),
+        cmocka_unit_test_teardown(test_junk_flood, th_daemon_teardown),
+        cmocka_unit_test_teardown(test_replay_and_other_stage, th_daemon_teardown),
+        cmocka_unit_test_teardown(test_wrong_unmask_shares, th_daemon_teardown),
+        cmocka_unit_test_teardown(test_huge_update, th_daemon_teardown),
+        cmocka_unit_test_teardown(test_forged_weight, th_daemon_teardown),
+        cmocka_unit_test_teardown(test_inconsistent_dealer, th_daemon_teardown),
+        cmocka_unit_test_teardown(test_garbage_bundle, th_daemon_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -56,7 +56,7 @@
 #include "core/err.h"
 #include "core/secagg/secagg.h"
 #include "proto/wire.h"
-#include "harness.h"
+#include "harness_engine.h"
 
 extern char **environ;
 
@@ -74,73 +74,31 @@ extern char **environ;
 #define UNDER_ASAN 0
 #endif
 
-/* ---- the daemon as a process ------------------------------------------------ */
+/* ---- the daemon as a process (tests/harness_engine.h th_daemon) ---------------- */
 
 typedef struct daemon_proc {
-    pid_t pid;
-    char dir[256];
-    char log[300];
-    char db[300];
-    char url[128];
+    th_daemon p;
     char ipc[300]; /* a second listener, ipc:// (not an IP address) */
     int http_port;
     uint32_t n_items, k;
 } daemon_proc;
 
-static pid_t g_live;
-
-static int teardown_daemon(void **state)
-{
-    (void)state;
-    if (g_live > 0) {
-        kill(g_live, SIGKILL);
-        waitpid(g_live, NULL, 0);
-        g_live = 0;
-    }
-    return 0;
-}
-
 static void dump_log(const daemon_proc *d)
 {
-    char *s = th_slurp(d->log);
-    if (s) {
-        size_t n = strlen(s);
-        fprintf(stderr, "---- %s (last 6000 bytes)\n%s\n", d->log, s + (n > 6000 ? n - 6000 : 0));
-    }
-    free(s);
+    th_log_dump(&d->p);
 }
 
-/* The integer after `needle` in the log (waits up to 60 s). */
 static int log_number_after(const daemon_proc *d, const char *needle)
 {
-    for (int i = 0; i < 3000; i++) {
-        char *s = th_slurp(d->log);
-        char *p = s ? strstr(s, needle) : NULL;
-        if (p) {
-            int v = atoi(p + strlen(needle));
-            free(s);
-            return v;
-        }
-        free(s);
-        usleep(20000);
-    }
-    dump_log(d);
-    fail_msg("no log line with '%s'", needle);
-    return 0;
+    return th_log_number_after(&d->p, needle);
 }
 
 static void log_wait(const daemon_proc *d, const char *needle)
 {
-    for (int i = 0; i < 3000; i++) {
-        char *s = th_slurp(d->log);
-        int found = s && strstr(s, needle);
-        free(s);
-        if (found)
-            return;
-        usleep(20000);
+    if (!th_log_wait(&d->p, needle, NULL, NULL)) {
+        dump_log(d);
+        fail_msg("no log line with '%s'", needle);
     }
-    dump_log(d);
-    fail_msg("no log line with '%s'", needle);
 }
 
 /* Starts the daemon with a catalog of n_items products, k factors, cohort
@@ -148,29 +106,21 @@ static void log_wait(const daemon_proc *d, const char *needle)
 static void daemon_start(daemon_proc *d, uint32_t n_items, uint32_t k, const char *const *extra)
 {
     memset(d, 0, sizeof *d);
+    th_daemon_init(&d->p, "limits");
     d->n_items = n_items;
     d->k = k;
-    snprintf(d->dir, sizeof d->dir, "/tmp/fedrec-limits-XXXXXX");
-    assert_non_null(mkdtemp(d->dir));
-    snprintf(d->log, sizeof d->log, "%s/coordinator.log", d->dir);
-    snprintf(d->db, sizeof d->db, "%s/state.sqlite", d->dir);
     char cat[300], kk[16];
-    snprintf(cat, sizeof cat, "%s/catalog.csv", d->dir);
+    snprintf(cat, sizeof cat, "%s/catalog.csv", d->p.dir);
     snprintf(kk, sizeof kk, "%u", k);
-    snprintf(d->ipc, sizeof d->ipc, "ipc://%s/coordinator.ipc", d->dir);
+    snprintf(d->ipc, sizeof d->ipc, "ipc://%s/coordinator.ipc", d->p.dir);
     FILE *f = fopen(cat, "w");
     assert_non_null(f);
     fprintf(f, "code,description\n");
     for (uint32_t i = 0; i < n_items; i++)
         fprintf(f, "P%05u,product %u\n", i, i);
     fclose(f);
-    const char *argv[64] = {FEDREC_BIN_DIR "/coordinator/fedrec-coordinator",
-                            "--db",
-                            d->db,
-                            "--catalog",
+    const char *argv[56] = {"--catalog",
                             cat,
-                            "--listen",
-                            "tcp://127.0.0.1:0",
                             "--listen",
                             d->ipc,
                             "--http",
@@ -201,17 +151,7 @@ static void daemon_start(daemon_proc *d, uint32_t n_items, uint32_t k, const cha
     for (size_t i = 0; extra && extra[i]; i++)
         argv[n++] = extra[i];
     argv[n] = NULL;
-    posix_spawn_file_actions_t fa;
-    posix_spawn_file_actions_init(&fa);
-    posix_spawn_file_actions_addopen(&fa, 1, d->log, O_WRONLY | O_CREAT | O_TRUNC, 0600);
-    posix_spawn_file_actions_adddup2(&fa, 1, 2);
-    int rc = posix_spawn(&d->pid, argv[0], &fa, NULL, (char *const *)argv, environ);
-    posix_spawn_file_actions_destroy(&fa);
-    assert_int_equal(rc, 0);
-    g_live = d->pid;
-    int port = log_number_after(d, "listening on tcp://127.0.0.1:0 (port ");
-    assert_true(port > 0);
-    snprintf(d->url, sizeof d->url, "tcp://127.0.0.1:%d", port);
+    th_daemon_launch(&d->p, "tcp://127.0.0.1:0", argv, "");
     d->http_port = log_number_after(d, "status on http://127.0.0.1:0 (port ");
     assert_true(d->http_port > 0);
 }
@@ -219,53 +159,7 @@ static void daemon_start(daemon_proc *d, uint32_t n_items, uint32_t k, const cha
 /* SIGTERM, exit status 0, PRAGMA integrity_check, directory removed. */
 static void daemon_stop(daemon_proc *d)
 {
-    int st = 0;
-    kill(d->pid, SIGTERM);
-    assert_int_equal(waitpid(d->pid, &st, 0), d->pid);
-    g_live = 0;
-    if (!WIFEXITED(st) || WEXITSTATUS(st) != 0) {
-        dump_log(d);
-        fail_msg("coordinator exit status %d", st);
-    }
-    sqlite3 *db = NULL;
-    assert_int_equal(sqlite3_open_v2(d->db, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
-    sqlite3_stmt *q = NULL;
-    assert_int_equal(sqlite3_prepare_v2(db, "PRAGMA integrity_check", -1, &q, NULL), SQLITE_OK);
-    assert_int_equal(sqlite3_step(q), SQLITE_ROW);
-    assert_string_equal((const char *)sqlite3_column_text(q, 0), "ok");
-    sqlite3_finalize(q);
-    sqlite3_close(db);
-    char cmd[400];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", d->dir);
-    assert_int_equal(system(cmd), 0);
-}
-
-/* The status and metrics JSON of round r in the round log (caller frees). */
-static char *round_row(const daemon_proc *d, uint64_t r, char status[16])
-{
-    sqlite3 *db = NULL;
-    assert_int_equal(sqlite3_open_v2(d->db, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
-    sqlite3_busy_timeout(db, 5000);
-    sqlite3_stmt *q = NULL;
-    assert_int_equal(sqlite3_prepare_v2(db,
-                                        "SELECT status, coalesce(metrics, '') FROM rounds "
-                                        "WHERE round_id = ?",
-                                        -1, &q, NULL),
-                     SQLITE_OK);
-    sqlite3_bind_int64(q, 1, (sqlite3_int64)r);
-    char *json = NULL;
-    status[0] = 0;
-    if (sqlite3_step(q) == SQLITE_ROW) {
-        snprintf(status, 16, "%s", (const char *)sqlite3_column_text(q, 0));
-        json = strdup((const char *)sqlite3_column_text(q, 1));
-    }
-    sqlite3_finalize(q);
-    sqlite3_close(db);
-    if (!json) {
-        dump_log(d);
-        fail_msg("round %llu has no row in the round log", (unsigned long long)r);
-    }
-    return json;
+    th_daemon_stop(&d->p, 1, 0);
 }
 
 /* The value of metric `name` (with labels, as printed) from /metrics. */
@@ -320,89 +214,17 @@ static long rss_kib(pid_t pid)
     return v;
 }
 
-/* ---- honest clients: library sessions ------------------------------------------- */
-
-typedef struct gclient {
-    uint64_t id;
-    uint8_t pk[32], sk[64];
-    uint64_t version;
-    fedreci_session *s;
-    fedreci_session_result res;
-    uint32_t *q; /* the oracle: the last quantized input, in the clear (MAX_D words) */
-    uint32_t d;
-} gclient;
-
-static fedrec_err g_update(void *arg, const fedreci_wire_round *r, float *x, uint32_t *w)
-{
-    gclient *g = arg;
-    for (uint32_t i = 0; i + 1 < r->secagg.d; i++)
-        x[i] = (float)((int)((i * 7 + g->id) % 29) - 14) * 0.37f;
-    *w = r->secagg.max_weight;
-    return FEDREC_OK;
-}
-
-static void g_quantized(void *arg, uint64_t round_id, const uint32_t *q, uint32_t d)
-{
-    gclient *g = arg;
-    (void)round_id;
-    if (d <= MAX_D) {
-        memcpy(g->q, q, d * sizeof *q);
-        g->d = d;
-    }
-}
-
-static void g_init(gclient *g)
-{
-    memset(g, 0, sizeof *g);
-    crypto_sign_keypair(g->pk, g->sk);
-    g->id = fedreci_secagg_id_from_pk(g->pk);
-    g->q = calloc(MAX_D, sizeof *g->q);
-    assert_non_null(g->q);
-}
-
-static void g_free(gclient *g)
-{
-    free(g->q);
-    g->q = NULL;
-}
-
-static void g_start(gclient *g, const char *url)
-{
-    fedreci_session_config sc;
-    fedreci_session_config_default(&sc);
-    sc.url = url;
-    sc.client_id = g->id;
-    sc.identity_sk = g->sk;
-    sc.model_version = g->version;
-    sc.timeout_ms = 90000;
-    fedreci_session_hooks h;
-    memset(&h, 0, sizeof h);
-    h.arg = g;
-    h.compute_update = g_update;
-    h.on_quantized = g_quantized;
-    g->d = 0;
-    if (fedreci_session_create(&g->s, &sc, &h) || fedreci_session_start(g->s))
-        fail_msg("session %016llx: %s", (unsigned long long)g->id, fedrec_errmsg());
-}
-
-static void g_finish(gclient *g)
-{
-    assert_int_equal(fedreci_session_wait(g->s, -1, &g->res), FEDREC_OK);
-    fedreci_session_destroy(g->s);
-    g->s = NULL;
-    if (g->res.model_version)
-        g->version = g->res.model_version;
-}
+/* ---- honest clients: library sessions (tests/harness_engine.h th_gclient) ------ */
 
 /* One round of the three honest clients connected to url: completes, its round-log row
  * carries the BLAKE2b-256 of their quantized inputs added in Z_2^32 (the
  * oracle) and three advertisers (the cohort was the honest clients). */
-static void honest_round(const daemon_proc *d, const char *url, gclient *g, uint64_t r)
+static void honest_round(const daemon_proc *d, const char *url, th_gclient *g, uint64_t r)
 {
     for (int i = 0; i < N_HONEST; i++)
-        g_start(&g[i], url);
+        th_gclient_start(&g[i], url, 90000);
     for (int i = 0; i < N_HONEST; i++) {
-        g_finish(&g[i]);
+        th_gclient_finish(&g[i]);
         if (g[i].res.outcome != FEDRECI_SESSION_COMPLETED) {
             dump_log(d);
             fail_msg("honest client %d: outcome %d (%s)", i, g[i].res.outcome, g[i].res.text);
@@ -427,7 +249,7 @@ static void honest_round(const daemon_proc *d, const char *url, gclient *g, uint
     snprintf(line, sizeof line, "[round %llu] round completed", (unsigned long long)r);
     log_wait(d, line);
     char st[16];
-    char *json = round_row(d, r, st);
+    char *json = th_daemon_round_row(&d->p, r, st);
     if (strcmp(st, "completed") || !strstr(json, want) || !strstr(json, "\"advertised\":3")) {
         dump_log(d);
         fail_msg("round %llu: status %s, metrics %s; want completed by the 3 honest clients "
@@ -500,9 +322,9 @@ static void test_new_ids(void **state)
                            "0",
                            NULL};
     daemon_start(&d, 12, 2, extra);
-    gclient g[N_HONEST];
+    th_gclient g[N_HONEST];
     for (int i = 0; i < N_HONEST; i++)
-        g_init(&g[i]);
+        th_gclient_init(&g[i], MAX_D);
     /* the honest clients come over ipc:// (no address of their own here) */
     honest_round(&d, d.ipc, g, 1);
     metric_wait(&d, "fedrec_registry_clients", 3);
@@ -510,7 +332,7 @@ static void test_new_ids(void **state)
     /* 200 check-ins under fresh, correctly signed ids over one connection
        from 127.0.0.2: its bucket holds 2 tokens (fewer than a cohort) and is
        never refilled */
-    nng_socket h = dial_from(d.url, 2, 300);
+    nng_socket h = dial_from(d.p.url, 2, 300);
     int busy = 0;
     for (int i = 0; i < 200; i++)
         busy += fresh_checkin(h) == FEDREC_ERR_BUSY;
@@ -526,7 +348,7 @@ static void test_new_ids(void **state)
     assert_int_equal(metric(&d, "fedrec_registry_clients"), 3 + 2);
     daemon_stop(&d);
     for (int i = 0; i < N_HONEST; i++)
-        g_free(&g[i]);
+        th_gclient_free(&g[i]);
 }
 
 static void test_global_new_ids(void **state)
@@ -543,9 +365,9 @@ static void test_global_new_ids(void **state)
                            "0",
                            NULL};
     daemon_start(&d, 12, 2, extra);
-    gclient g[N_HONEST];
+    th_gclient g[N_HONEST];
     for (int i = 0; i < N_HONEST; i++)
-        g_init(&g[i]);
+        th_gclient_init(&g[i], MAX_D);
     honest_round(&d, d.ipc, g, 1); /* 3 of the 20 global tokens */
     /* 10 addresses x 5 fresh ids, one address after the other: each
        address's bucket lets 2 through (a token is taken from both buckets
@@ -554,7 +376,7 @@ static void test_global_new_ids(void **state)
        the 9th registers 1 and is refused 4 by the global one, the 10th is
        refused 5 by the global one */
     for (int a = 0; a < 10; a++) {
-        nng_socket h = dial_from(d.url, 10 + a, 300);
+        nng_socket h = dial_from(d.p.url, 10 + a, 300);
         for (int i = 0; i < 5; i++)
             (void)fresh_checkin(h);
         nng_close(h); /* its held check-ins go (no fake cohort forms) */
@@ -566,7 +388,7 @@ static void test_global_new_ids(void **state)
     honest_round(&d, d.ipc, g, 2); /* known ids need no token */
     daemon_stop(&d);
     for (int i = 0; i < N_HONEST; i++)
-        g_free(&g[i]);
+        th_gclient_free(&g[i]);
 }
 
 static void test_registry_bound(void **state)
@@ -575,16 +397,16 @@ static void test_registry_bound(void **state)
     daemon_proc d;
     const char *extra[] = {"--max-clients", "8", "--new-ids-per-address-burst", "0", NULL};
     daemon_start(&d, 12, 2, extra);
-    gclient g[N_HONEST];
+    th_gclient g[N_HONEST];
     for (int i = 0; i < N_HONEST; i++)
-        g_init(&g[i]);
-    honest_round(&d, d.url, g, 1);
+        th_gclient_init(&g[i], MAX_D);
+    honest_round(&d, d.p.url, g, 1);
     /* 40 fresh ids over 20 connections (2 each, fewer than a cohort): each
        connection's held check-ins go when it closes; once the registry is
        full every new id makes it forget one it may forget (not the
        honest ones: they are the last round's cohort; not held ones) */
     for (int a = 0; a < 20; a++) {
-        nng_socket h = dial_from(d.url, 2 + a, 200);
+        nng_socket h = dial_from(d.p.url, 2 + a, 200);
         for (int i = 0; i < 2; i++)
             (void)fresh_checkin(h);
         nng_close(h);
@@ -594,11 +416,11 @@ static void test_registry_bound(void **state)
     /* 43 ids were registered, 8 are held */
     assert_int_equal(metric(&d, "fedrec_registry_clients"), 8);
     assert_int_equal(metric(&d, "fedrec_registry_evicted_total"), 43 - 8);
-    honest_round(&d, d.url, g, 2); /* known ids: no token, no eviction */
+    honest_round(&d, d.p.url, g, 2); /* known ids: no token, no eviction */
     assert_int_equal(metric(&d, "fedrec_registry_clients"), 8);
     daemon_stop(&d);
     for (int i = 0; i < N_HONEST; i++)
-        g_free(&g[i]);
+        th_gclient_free(&g[i]);
 }
 
 /* A raw SP-over-TCP connection as REQ0 from 127.0.0.<host>: -1 when the
@@ -652,16 +474,16 @@ static void test_connections_and_memory(void **state)
     const char *extra[] = {"--max-connections-per-address", "4", "--max-connections", "44", NULL};
     const uint32_t n_items = 16384, k = 8;
     daemon_start(&d, n_items, k, extra);
-    int port = atoi(strrchr(d.url, ':') + 1);
+    int port = atoi(strrchr(d.p.url, ':') + 1);
     /* the coordinator's receive ceiling, as it logs it */
     size_t recv_max = (size_t)log_number_after(&d, "announcing more than ");
     assert_true(recv_max > 1000000);
-    gclient g[N_HONEST];
+    th_gclient g[N_HONEST];
     for (int i = 0; i < N_HONEST; i++)
-        g_init(&g[i]);
-    honest_round(&d, d.url, g, 1); /* the model is built and served once: the idle RSS after */
+        th_gclient_init(&g[i], MAX_D);
+    honest_round(&d, d.p.url, g, 1); /* the model is built and served once: the idle RSS after */
     metric_wait(&d, "fedrec_connections_open", 0);
-    long rss_idle = rss_kib(d.pid);
+    long rss_idle = rss_kib(d.p.pid);
 
     /* 10 addresses x 8 connections, cap 4 per address: 40 admitted, 40
        refused; each admitted one holds all but the last byte of a message
@@ -693,13 +515,13 @@ static void test_connections_and_memory(void **state)
     metric_wait(&d, "fedrec_connections_open", 40);
 
     /* honest clients beside the 40 held messages */
-    honest_round(&d, d.url, g, 2);
-    long rss_held = rss_kib(d.pid);
+    honest_round(&d, d.p.url, g, 2);
+    long rss_held = rss_kib(d.p.pid);
     long bound = rss_idle + (long)(40 * (recv_max + 65536) / 1024) + 32 * 1024;
     for (int i = 0; i < nfd; i++)
         close(fds[i]);
     metric_wait(&d, "fedrec_connections_open", 0);
-    long rss_after = rss_kib(d.pid);
+    long rss_after = rss_kib(d.p.pid);
     printf("# coordinator VmRSS: idle %ld KiB, 40 near-max messages held %ld KiB (bound %ld), "
            "after they closed %ld KiB; receive ceiling %zu bytes\n",
            rss_idle, rss_held, bound, rss_after, recv_max);
@@ -709,7 +531,7 @@ static void test_connections_and_memory(void **state)
     }
     daemon_stop(&d);
     for (int i = 0; i < N_HONEST; i++)
-        g_free(&g[i]);
+        th_gclient_free(&g[i]);
 }
 
 int main(void)
@@ -718,10 +540,10 @@ int main(void)
         return 1;
     signal(SIGPIPE, SIG_IGN);
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_teardown(test_new_ids, teardown_daemon),
-        cmocka_unit_test_teardown(test_global_new_ids, teardown_daemon),
-        cmocka_unit_test_teardown(test_registry_bound, teardown_daemon),
-        cmocka_unit_test_teardown(test_connections_and_memory, teardown_daemon),
+        cmocka_unit_test_teardown(test_new_ids, th_daemon_teardown),
+        cmocka_unit_test_teardown(test_global_new_ids, th_daemon_teardown),
+        cmocka_unit_test_teardown(test_registry_bound, th_daemon_teardown),
+        cmocka_unit_test_teardown(test_connections_and_memory, th_daemon_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
