@@ -60,6 +60,12 @@ struct fedreci_session {
     nng_ctx ctx;
     int ctx_open;
     nng_aio *aio;
+    char *ca_file; /* tls_ca_file, kept for an aggregator's tls+ URL */
+    /* the coordinator's socket and context after a switch to an aggregator */
+    nng_socket old_sock;
+    int old_own_sock;
+    nng_ctx old_ctx;
+    int old_ctx_open;
 
     pthread_mutex_t mu;
     pthread_cond_t cv;
@@ -244,6 +250,8 @@ static void send_step(fedreci_session *s)
     nng_ctx_send(s->ctx, s->aio);
 }
 
+static fedrec_err switch_to_aggregator(fedreci_session *s, const char *url);
+
 /* ---- the steps ---------------------------------------------------------------------- */
 
 static void begin_round(fedreci_session *s)
@@ -321,6 +329,10 @@ static void on_checkin_reply(fedreci_session *s, const fedreci_wire_env *env)
         }
         if (s->round.dp.mechanism && !dp_accept(s))
             return;
+        if (s->round.aggregator_url[0] && (e = switch_to_aggregator(s, s->round.aggregator_url))) {
+            fail_local(s, e, "dialing the group's aggregator");
+            return;
+        }
         if (held != s->round.model_version || !s->has_checksum) {
             /* the model bytes are bound into the advert: download them when
                their checksum is not known */
@@ -720,50 +732,98 @@ static void aio_cb(void *arg)
 
 /* ---- lifecycle -------------------------------------------------------------------------- */
 
-static fedrec_err open_transport(fedreci_session *s, const fedreci_session_config *cfg)
+/* A REQ socket dialing url (tls+: verified against ca_file, and server_name
+ * when set; without one nng checks the URL's host name). */
+static fedrec_err dial(nng_socket *sock, const char *url, size_t recv_max, const char *ca_file,
+                       const char *server_name)
 {
     int rv;
-    if (cfg->socket) {
-        s->sock = *cfg->socket;
-    } else {
-        if ((rv = nng_req0_open(&s->sock)) != 0)
-            return fedreci_error(FEDREC_ERR_TRANSPORT, "session: REQ socket: %s", nng_strerror(rv));
-        s->own_sock = 1;
-        nng_socket_set_size(s->sock, NNG_OPT_RECVMAXSZ, s->cfg.recv_max_bytes);
-        nng_dialer d;
-        if ((rv = nng_dialer_create(&d, s->sock, cfg->url)) != 0)
-            return fedreci_error(FEDREC_ERR_TRANSPORT, "session: dial %s: %s", cfg->url,
-                                 nng_strerror(rv));
-        if (strncmp(cfg->url, "tls+", 4) == 0) {
-            nng_tls_config *tc = NULL;
-            if ((rv = nng_tls_config_alloc(&tc, NNG_TLS_MODE_CLIENT)) == 0) {
-                if (cfg->tls_ca_file) {
-                    rv = nng_tls_config_ca_file(tc, cfg->tls_ca_file);
-                    if (!rv)
-                        rv = nng_tls_config_auth_mode(tc, NNG_TLS_AUTH_MODE_REQUIRED);
-                }
-                if (!rv && cfg->tls_server_name)
-                    rv = nng_tls_config_server_name(tc, cfg->tls_server_name);
-                if (!rv)
-                    rv = nng_dialer_set_ptr(d, NNG_OPT_TLS_CONFIG, tc);
-                nng_tls_config_free(tc);
-            }
-            if (rv != 0)
-                return fedreci_error(FEDREC_ERR_TRANSPORT, "session: TLS for %s: %s", cfg->url,
-                                     nng_strerror(rv));
-        }
-        if ((rv = nng_dialer_start(d, NNG_FLAG_NONBLOCK)) != 0)
-            return fedreci_error(FEDREC_ERR_TRANSPORT, "session: dial %s: %s", cfg->url,
-                                 nng_strerror(rv));
+    if ((rv = nng_req0_open(sock)) != 0)
+        return fedreci_error(FEDREC_ERR_TRANSPORT, "session: REQ socket: %s", nng_strerror(rv));
+    nng_socket_set_size(*sock, NNG_OPT_RECVMAXSZ, recv_max);
+    nng_dialer d;
+    if ((rv = nng_dialer_create(&d, *sock, url)) != 0) {
+        nng_close(*sock);
+        return fedreci_error(FEDREC_ERR_TRANSPORT, "session: dial %s: %s", url, nng_strerror(rv));
     }
+    if (strncmp(url, "tls+", 4) == 0) {
+        nng_tls_config *tc = NULL;
+        if ((rv = nng_tls_config_alloc(&tc, NNG_TLS_MODE_CLIENT)) == 0) {
+            if (ca_file) {
+                rv = nng_tls_config_ca_file(tc, ca_file);
+                if (!rv)
+                    rv = nng_tls_config_auth_mode(tc, NNG_TLS_AUTH_MODE_REQUIRED);
+            }
+            if (!rv && server_name)
+                rv = nng_tls_config_server_name(tc, server_name);
+            if (!rv)
+                rv = nng_dialer_set_ptr(d, NNG_OPT_TLS_CONFIG, tc);
+            nng_tls_config_free(tc);
+        }
+        if (rv != 0) {
+            nng_close(*sock);
+            return fedreci_error(FEDREC_ERR_TRANSPORT, "session: TLS for %s: %s", url,
+                                 nng_strerror(rv));
+        }
+    }
+    if ((rv = nng_dialer_start(d, NNG_FLAG_NONBLOCK)) != 0) {
+        nng_close(*sock);
+        return fedreci_error(FEDREC_ERR_TRANSPORT, "session: dial %s: %s", url, nng_strerror(rv));
+    }
+    return FEDREC_OK;
+}
+
+/* A context on s->sock that never resends on its own (resends are ours,
+ * after RetryAfter). */
+static fedrec_err open_ctx(fedreci_session *s)
+{
+    int rv;
     if ((rv = nng_ctx_open(&s->ctx, s->sock)) != 0)
         return fedreci_error(FEDREC_ERR_TRANSPORT, "session: context: %s", nng_strerror(rv));
     s->ctx_open = 1;
-    /* never let nng resend on its own: resends are ours, after RetryAfter */
     nng_ctx_set_ms(s->ctx, NNG_OPT_REQ_RESENDTIME, (nng_duration)0x7fffffff);
+    return FEDREC_OK;
+}
+
+static fedrec_err open_transport(fedreci_session *s, const fedreci_session_config *cfg)
+{
+    int rv;
+    fedrec_err e;
+    if (cfg->socket) {
+        s->sock = *cfg->socket;
+    } else {
+        if ((e = dial(&s->sock, cfg->url, s->cfg.recv_max_bytes, cfg->tls_ca_file,
+                      cfg->tls_server_name)))
+            return e;
+        s->own_sock = 1;
+    }
+    if (cfg->tls_ca_file && !(s->ca_file = strdup(cfg->tls_ca_file)))
+        return fedreci_error(FEDREC_ERR_NOMEM, "session: CA file name");
+    if ((e = open_ctx(s)))
+        return e;
     if ((rv = nng_aio_alloc(&s->aio, aio_cb, s)) != 0)
         return fedreci_error(FEDREC_ERR_NOMEM, "session: aio: %s", nng_strerror(rv));
     return FEDREC_OK;
+}
+
+/* SecAgg groups (issue 20): the round runs at the aggregator at url. The
+ * rest of the round goes over a new socket dialing it; the socket and
+ * context to the coordinator stay open, unused, until destroy (closing them
+ * from inside their own callback could wait on it). */
+static fedrec_err switch_to_aggregator(fedreci_session *s, const char *url)
+{
+    nng_socket ns;
+    fedrec_err e = dial(&ns, url, s->cfg.recv_max_bytes, s->ca_file, NULL);
+    if (e)
+        return e;
+    s->old_ctx = s->ctx;
+    s->old_ctx_open = s->ctx_open;
+    s->old_sock = s->sock;
+    s->old_own_sock = s->own_sock;
+    s->ctx_open = 0;
+    s->sock = ns;
+    s->own_sock = 1;
+    return open_ctx(s);
 }
 
 fedrec_err fedreci_session_create(fedreci_session **out, const fedreci_session_config *cfg,
@@ -871,8 +931,13 @@ void fedreci_session_destroy(fedreci_session *s)
         nng_ctx_close(s->ctx);
     if (s->own_sock)
         nng_close(s->sock);
+    if (s->old_ctx_open)
+        nng_ctx_close(s->old_ctx);
+    if (s->old_own_sock)
+        nng_close(s->old_sock);
     if (s->aio)
         nng_aio_free(s->aio);
+    free(s->ca_file);
     fedreci_secagg_client_destroy(s->sa);
     free(s->ids);
     if (s->sk)

@@ -23,6 +23,13 @@
  * (idempotent) request after the given delay. Every receive has a timeout
  * (timeout_ms) and a size cap.
  *
+ * SecAgg groups (issue 20): when the SELECTED check-in reply names an
+ * aggregator (CheckInReply.aggregator_url), the rest of the round (model
+ * request, the four SecAgg stages) goes to that URL over a new REQ socket of
+ * the session's own (tls+ URLs verified against tls_ca_file and the URL's
+ * host name); the coordinator's socket stays open until destroy. Without
+ * one (a single coordinator) nothing changes.
+ *
  * Hooks run on nng's threads, one at a time per session, never concurrently
  * for the same session; they must not call fedreci_session_destroy on their
  * own session. Pointers passed to hooks are valid only during the call

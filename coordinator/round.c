@@ -95,6 +95,7 @@ static uint32_t max_stage_ms(const fedreci_coord *c)
 static fedreci_wire_round wire_round(const fedreci_coord *c, const rstate *r)
 {
     fedreci_wire_round w;
+    memset(&w, 0, sizeof w);
     w.secagg = r->p;
     w.model_version = c->model->version;
     w.n_items = c->model->n_items;

@@ -542,6 +542,15 @@ fedrec_err fedreci_wire_get_round(const fedreci_wire_env *e, fedreci_wire_round 
         w.dp.delta = q->delta;
         memcpy(w.dp.rotation_seed, q->rotation_seed.data, FEDRECI_DP_SEED_BYTES);
     }
+    const char *au = e->check_in_reply->aggregator_url;
+    if (au && au[0]) {
+        size_t ul = strnlen(au, FEDRECI_WIRE_MAX_URL_BYTES + 1);
+        if (ul > FEDRECI_WIRE_MAX_URL_BYTES)
+            return fedreci_error(FEDREC_ERR_FORMAT,
+                                 "wire: CheckInReply aggregator_url longer than %u bytes",
+                                 FEDRECI_WIRE_MAX_URL_BYTES);
+        memcpy(w.aggregator_url, au, ul + 1);
+    }
     /* structural rules; secagg_client_create checks the overflow budget */
     if (w.secagg.n < 2 || w.secagg.k < 1 || w.secagg.k > w.secagg.n - 1 ||
         w.secagg.t <= w.secagg.k / 2 || w.secagg.t > w.secagg.k || w.secagg.clip <= 0 ||
@@ -1062,6 +1071,12 @@ fedrec_err fedreci_wire_enc_checkin_reply(nng_msg **out, const fedreci_wire_hdr 
             p.dp = &dp;
         }
         c.params = &p;
+        if (round->aggregator_url[0]) {
+            if (strnlen(round->aggregator_url, sizeof round->aggregator_url) >
+                FEDRECI_WIRE_MAX_URL_BYTES)
+                return fedreci_error(FEDREC_ERR_INVALID, "wire: aggregator URL too long");
+            c.aggregator_url = (char *)round->aggregator_url;
+        }
     }
     e.body_case = FEDREC__V1__ENVELOPE__BODY_CHECK_IN_REPLY;
     e.check_in_reply = &c;

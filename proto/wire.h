@@ -52,6 +52,7 @@
 #define FEDRECI_WIRE_CHECKSUM_BYTES 32u  /* BLAKE2b-256 */
 #define FEDRECI_WIRE_MAX_CT_BYTES 4096u  /* one encrypted share bundle */
 #define FEDRECI_WIRE_MAX_CODE_BYTES 256u /* one catalog code */
+#define FEDRECI_WIRE_MAX_URL_BYTES 255u  /* CheckInReply.aggregator_url */
 #define FEDRECI_WIRE_SIG_BYTES 64u       /* Envelope.sig: Ed25519 */
 #define FEDRECI_WIRE_SIG_SUFFIX 67u      /* its encoding: tag (2) + length (1) + 64 */
 #define FEDRECI_WIRE_MAC_BYTES 40u       /* Envelope.mac: nonce (24) + Poly1305 tag (16) */
@@ -90,6 +91,10 @@ typedef struct fedreci_wire_round {
     uint32_t stage_timeout_ms;
     uint8_t coord_pk[32];       /* the coordinator's X25519 key for this round (MAC keys) */
     fedreci_dp_round_params dp; /* differential privacy; dp.mechanism 0: none */
+    /* SecAgg groups (issue 20): the aggregator that runs this client's group
+     * (CheckInReply.aggregator_url, at most FEDRECI_WIRE_MAX_URL_BYTES), or ""
+     * when the round runs at the coordinator that answered the check-in. */
+    char aggregator_url[FEDRECI_WIRE_MAX_URL_BYTES + 1];
 } fedreci_wire_round;
 
 /* A model as carried by ModelReply. Borrowed pointers (encode) or pointers

@@ -111,7 +111,51 @@ static void test_checkin_reply(void **state)
     assert_int_equal(g.k_factors, 2);
     assert_int_equal(g.stage_timeout_ms, 5000);
     assert_memory_equal(g.coord_pk, w.coord_pk, 32);
+    assert_string_equal(g.aggregator_url, ""); /* one coordinator: none */
     fedreci_wire_free(e);
+
+    /* SecAgg groups (issue 20): the aggregator's URL travels with SELECTED */
+    snprintf(w.aggregator_url, sizeof w.aggregator_url, "tcp://10.0.0.7:7411");
+    assert_int_equal(fedreci_wire_enc_checkin_reply(
+                         &m, &h, FEDREC__V1__CHECK_IN_REPLY__STATUS__SELECTED, &w, 3, 0),
+                     FEDREC_OK);
+    e = rt(m);
+    assert_int_equal(fedreci_wire_get_round(e, &g), FEDREC_OK);
+    assert_string_equal(g.aggregator_url, "tcp://10.0.0.7:7411");
+    fedreci_wire_free(e);
+    /* a URL longer than 255 bytes is refused by the accessor */
+    {
+        Fedrec__V1__Envelope env = FEDREC__V1__ENVELOPE__INIT;
+        Fedrec__V1__CheckInReply cr = FEDREC__V1__CHECK_IN_REPLY__INIT;
+        Fedrec__V1__RoundParams rp = FEDREC__V1__ROUND_PARAMS__INIT;
+        uint8_t seed[32] = {0}, cpk[32] = {0};
+        char longurl[300];
+        memset(longurl, 'a', sizeof longurl - 1);
+        longurl[sizeof longurl - 1] = 0;
+        rp.n = 10;
+        rp.neighbors = 4;
+        rp.threshold = 3;
+        rp.d = 7;
+        rp.clip = 16;
+        rp.scale = 1000;
+        rp.n_items = 3;
+        rp.k_factors = 2;
+        rp.graph_seed.data = seed;
+        rp.graph_seed.len = 32;
+        rp.coord_pk.data = cpk;
+        rp.coord_pk.len = 32;
+        cr.status = FEDREC__V1__CHECK_IN_REPLY__STATUS__SELECTED;
+        cr.params = &rp;
+        cr.aggregator_url = longurl;
+        env.protocol_version = 1;
+        env.stage = FEDRECI_WIRE_STAGE_CHECKIN;
+        env.round_id = 7;
+        env.body_case = FEDREC__V1__ENVELOPE__BODY_CHECK_IN_REPLY;
+        env.check_in_reply = &cr;
+        fedreci_wire_round g2;
+        assert_int_equal(fedreci_wire_get_round(&env, &g2), FEDREC_ERR_FORMAT);
+        w.aggregator_url[0] = 0;
+    }
 
     /* d inconsistent with n_items * k + 1 is refused at decode */
     w.secagg.d = 8;
