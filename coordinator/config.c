@@ -121,6 +121,28 @@ static const opt opts[] = {
     {"max-clients", "limits", T_U32, OFF(max_clients), 0, U32MAX, 0, "1000000",
      "client ids held in memory; beyond, those checked in least recently are forgotten; "
      "0 = no bound"},
+    {"role", "groups", T_STR, OFF(role), 0, 0, 0, "single",
+     "single (one process runs every round), master (cohorts split into SecAgg groups run by "
+     "aggregators) or aggregator"},
+    {"master", "groups", T_STR, OFF(master), 0, 0, 0, "",
+     "aggregator: the master's aggregator URL to dial (its aggregator-listen)"},
+    {"aggregator-listen", "groups", T_STR, OFF(agg_listen), 0, 0, 0, "",
+     "master: nng URL aggregators dial (tcp://, tls+tcp:// with tls-cert/tls-key, ipc://)"},
+    {"aggregator-keys", "groups", T_STR, OFF(agg_keys), 0, 0, 0, "",
+     "master: the aggregators allowed, their Ed25519 public keys in hex, comma-separated"},
+    {"identity-key", "groups", T_STR, OFF(identity_key), 0, 0, 0, "",
+     "aggregator: file holding its Ed25519 key seed in hex (created, mode 0600, if missing)"},
+    {"public-url", "groups", T_STR, OFF(public_url), 0, 0, 0, "",
+     "aggregator: the URL its members are told to dial; empty = the first listen URL"},
+    {"master-ca", "groups", T_STR, OFF(master_ca), 0, 0, 0, "",
+     "aggregator: CA file that verifies a tls+tcp:// master"},
+    {"group-size", "groups", T_U32, OFF(group_size), 2, 1000000, 0, "500",
+     "master: members per SecAgg group at most (fewer groups if one would fall below "
+     "min-cohort)"},
+    {"min-groups", "groups", T_U32, OFF(min_groups), 1, 65536, 0, "1",
+     "master: groups that must finish for a round to commit (a failed group is dropped whole)"},
+    {"max-group", "groups", T_U32, OFF(max_group), 2, 1000000, 0, "1000",
+     "aggregator: the largest group it takes"},
     {"log-level", "log", T_LOG, OFF(log_level), 0, 0, 0, "info", "error, warn, info or debug"},
 };
 
@@ -146,6 +168,13 @@ void fedreci_config_destroy(fedreci_config *c)
     free(c->tls_key);
     free(c->catalog);
     free(c->config_path);
+    free(c->role);
+    free(c->master);
+    free(c->agg_listen);
+    free(c->agg_keys);
+    free(c->identity_key);
+    free(c->public_url);
+    free(c->master_ca);
     free(c);
 }
 
@@ -304,7 +333,8 @@ static fedrec_err apply_defaults(fedreci_config *c)
         if (e)
             return e;
     }
-    return set_value(c, find_opt("db"), "fedrec.sqlite", "default of db");
+    fedrec_err e = set_value(c, find_opt("db"), "fedrec.sqlite", "default of db");
+    return e ? e : set_value(c, find_opt("role"), "single", "default of role");
 }
 
 /* getopt_long's table: every option of opts[] (val = its index + OPT_BASE),

@@ -68,10 +68,21 @@ typedef struct fedreci_config {
     double dp_min_survivors;     /* fraction of the cohort a DP round needs */
     double dp_row_bound;         /* R of the DP-ALS contribution */
     double dp_gram_weight;       /* g */
-    int log_level;               /* fedreci_log_level */
-    int help;                    /* --help was given */
-    int version;                 /* --version was given */
-    int check_only;              /* --check-config was given */
+    /* SecAgg groups (issue 20; section [groups]) */
+    char *role;          /* "single" (default), "master" or "aggregator" */
+    char *master;        /* aggregator: the master's aggregator URL */
+    char *agg_listen;    /* master: URL aggregators dial */
+    char *agg_keys;      /* master: allowed aggregator keys, comma-separated hex */
+    char *identity_key;  /* aggregator: file with its Ed25519 seed (hex; made if missing) */
+    char *public_url;    /* aggregator: the URL members are told (default: first listen) */
+    char *master_ca;     /* aggregator: CA file verifying a tls+tcp:// master */
+    uint32_t group_size; /* master: members per group at most (lowered for min-cohort) */
+    uint32_t min_groups; /* master: groups that must finish for a round to commit */
+    uint32_t max_group;  /* aggregator: the largest group it takes */
+    int log_level;       /* fedreci_log_level */
+    int help;            /* --help was given */
+    int version;         /* --version was given */
+    int check_only;      /* --check-config was given */
 } fedreci_config;
 
 /* Parses argv (argv[0] is the program name) and the INI file named by
@@ -107,6 +118,16 @@ void fedreci_config_secagg_params(const fedreci_config *c, uint32_t n, uint32_t 
  * when too small). The configuration holds no secrets (tls-key is a path),
  * so the line can be logged. Returns the length the whole line needs. */
 size_t fedreci_config_format(const fedreci_config *c, char *buf, size_t cap);
+
+/* The role named by c->role: FEDRECI_ROLE_SINGLE, _MASTER or _AGGREGATOR
+ * (engine.h), or -1 when it names none. */
+int fedreci_config_role(const fedreci_config *c);
+
+/* Parses the master's aggregator-keys (comma-separated, 64 hex digits each,
+ * spaces allowed) into *keys (malloc'd, *n of them). Errors:
+ * FEDREC_ERR_PARSE naming the bad entry, FEDREC_ERR_NOMEM. */
+FEDREC_NODISCARD fedrec_err fedreci_config_agg_keys(const fedreci_config *c, uint8_t (**keys)[32],
+                                                    size_t *n);
 
 /* Prints the flags, their INI section/key, default and meaning. */
 void fedreci_config_usage(FILE *f, const char *prog);

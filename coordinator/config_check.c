@@ -5,8 +5,61 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <stdlib.h>
+
+#include <sodium.h>
+
 #include "config.h"
 #include "core/err.h"
+#include "engine.h"
+
+int fedreci_config_role(const fedreci_config *c)
+{
+    if (!c->role || strcmp(c->role, "single") == 0)
+        return FEDRECI_ROLE_SINGLE;
+    if (strcmp(c->role, "master") == 0)
+        return FEDRECI_ROLE_MASTER;
+    if (strcmp(c->role, "aggregator") == 0)
+        return FEDRECI_ROLE_AGGREGATOR;
+    return -1;
+}
+
+fedrec_err fedreci_config_agg_keys(const fedreci_config *c, uint8_t (**keys)[32], size_t *n)
+{
+    *keys = NULL;
+    *n = 0;
+    const char *s = c->agg_keys ? c->agg_keys : "";
+    size_t cap = 1;
+    for (const char *p = s; *p; p++)
+        cap += *p == ',';
+    uint8_t(*k)[32] = calloc(cap, sizeof *k);
+    if (!k)
+        return fedreci_error(FEDREC_ERR_NOMEM, "aggregator-keys: out of memory");
+    size_t m = 0;
+    for (const char *p = s; *p;) {
+        while (*p == ' ' || *p == '\t')
+            p++;
+        const char *end = strchr(p, ',');
+        size_t len = end ? (size_t)(end - p) : strlen(p);
+        while (len && (p[len - 1] == ' ' || p[len - 1] == '\t'))
+            len--;
+        size_t got = 0;
+        if (len != 64 || sodium_hex2bin(k[m], 32, p, len, NULL, &got, NULL) != 0 || got != 32) {
+            free(k);
+            return fedreci_error(FEDREC_ERR_PARSE,
+                                 "aggregator-keys: entry %zu '%.*s' is not 64 hex digits (an "
+                                 "Ed25519 public key)",
+                                 m + 1, (int)(len > 80 ? 80 : len), p);
+        }
+        m++;
+        if (!end)
+            break;
+        p = end + 1;
+    }
+    *keys = k;
+    *n = m;
+    return FEDREC_OK;
+}
 
 static int readable(const char *path)
 {
@@ -21,9 +74,52 @@ fedrec_err fedreci_config_check(const fedreci_config *c)
     if (c->neighbors >= c->cohort)
         return fedreci_error(FEDREC_ERR_RANGE, "neighbors (%u) must be below cohort (%u)",
                              c->neighbors, c->cohort);
+    int role = fedreci_config_role(c);
+    if (role < 0)
+        return fedreci_error(FEDREC_ERR_INVALID, "role: '%s' is not single, master or aggregator",
+                             c->role);
+    if (role == FEDRECI_ROLE_MASTER) {
+        if (!c->agg_listen)
+            return fedreci_error(FEDREC_ERR_INVALID,
+                                 "role master needs aggregator-listen (the URL aggregators dial)");
+        uint8_t(*keys)[32];
+        size_t nk;
+        fedrec_err e = fedreci_config_agg_keys(c, &keys, &nk);
+        if (e)
+            return e;
+        free(keys);
+        if (nk == 0)
+            return fedreci_error(FEDREC_ERR_INVALID,
+                                 "role master needs aggregator-keys (at least one aggregator)");
+        if (c->group_size < c->min_cohort)
+            return fedreci_error(FEDREC_ERR_RANGE,
+                                 "group-size (%u) is below min-cohort (%u): no group may be "
+                                 "smaller than the minimum cohort",
+                                 c->group_size, c->min_cohort);
+    }
+    if (role != FEDRECI_ROLE_SINGLE && c->dp_epsilon > 0)
+        return fedreci_error(FEDREC_ERR_INVALID,
+                             "dp-epsilon with role %s: differential privacy does not run with "
+                             "SecAgg groups in this version",
+                             c->role);
+    if (role == FEDRECI_ROLE_AGGREGATOR) {
+        if (!c->master)
+            return fedreci_error(FEDREC_ERR_INVALID,
+                                 "role aggregator needs master (the master's aggregator URL)");
+        if (!c->identity_key)
+            return fedreci_error(FEDREC_ERR_INVALID,
+                                 "role aggregator needs identity-key (a file for its key)");
+    }
     /* the SecAgg parameters must hold for the largest round (the budget) and
-     * for the smallest one that may run (threshold against capped k) */
-    uint32_t sizes[2] = {c->cohort, c->min_cohort};
+     * for the smallest one that may run (threshold against capped k); with
+     * groups the largest SecAgg instance is a group (the master adds group
+     * sums in 64 bits: core/secagg/groups.h) */
+    uint32_t largest = c->cohort;
+    if (role == FEDRECI_ROLE_MASTER && c->group_size < largest)
+        largest = c->group_size;
+    if (role == FEDRECI_ROLE_AGGREGATOR)
+        largest = c->max_group;
+    uint32_t sizes[2] = {largest, c->min_cohort};
     for (int i = 0; i < 2; i++) {
         fedreci_secagg_params p;
         fedreci_config_secagg_params(c, sizes[i], 2, &p);
@@ -33,7 +129,8 @@ fedrec_err fedreci_config_check(const fedreci_config *c)
         if (e)
             return fedreci_error(
                 e, "%s (%u) with neighbors %u, threshold %u, clip %g, scale %g: %s",
-                i == 0 ? "cohort" : "min-cohort", sizes[i], p.k, p.t, c->clip, c->scale, why);
+                i == 0 ? (largest == c->cohort ? "cohort" : "group") : "min-cohort", sizes[i], p.k,
+                p.t, c->clip, c->scale, why);
     }
     if ((c->dp_epsilon > 0) != (c->dp_delta > 0))
         return fedreci_error(FEDREC_ERR_INVALID,

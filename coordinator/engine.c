@@ -68,6 +68,18 @@ static fedrec_err check_config(const fedreci_coord_config *cfg, const fedreci_co
     for (int s = 0; s < 4; s++)
         if (cfg->stage_ms[s] == 0)
             return fedreci_error(FEDREC_ERR_INVALID, "coordinator: stage %d deadline is 0 ms", s);
+    if (cfg->role < FEDRECI_ROLE_SINGLE || cfg->role > FEDRECI_ROLE_AGGREGATOR)
+        return fedreci_error(FEDREC_ERR_INVALID, "coordinator: role %d", cfg->role);
+    if (cfg->role == FEDRECI_ROLE_MASTER &&
+        (!cfg->agg_listen_url || !cfg->agg_keys || cfg->n_agg_keys == 0))
+        return fedreci_error(FEDREC_ERR_INVALID,
+                             "coordinator: the master role needs an aggregator URL and at least "
+                             "one aggregator key");
+    if (cfg->role == FEDRECI_ROLE_MASTER && cfg->group_size && cfg->group_size < cfg->min_cohort)
+        return fedreci_error(FEDREC_ERR_INVALID,
+                             "coordinator: group_size %u below min_cohort %u (no group is ever "
+                             "smaller than the minimum cohort)",
+                             cfg->group_size, cfg->min_cohort);
     return check_model(m);
 }
 
@@ -95,6 +107,8 @@ static void init_state(fedreci_coord *c, const fedreci_coord_config *cfg,
     c->cfg.listen_urls = NULL;
     c->cfg.tls_cert_file = NULL;
     c->cfg.tls_key_file = NULL;
+    c->cfg.agg_keys = NULL; /* both copied by master.c */
+    c->cfg.agg_listen_url = NULL;
     if (hooks)
         c->hooks = *hooks;
     c->next_round_id = c->cfg.first_round_id;
@@ -226,8 +240,13 @@ static fedrec_err setup_rounds(fedreci_coord *c, size_t code_bytes)
         e = fedreci_eng_dp_setup(c);
     if (e)
         return e;
+    /* the largest SecAgg instance: the cohort, or a master's largest group
+       (the overflow budget holds per group; the master adds in int64) */
+    uint32_t n = c->cfg.cohort_size;
+    if (c->cfg.role == FEDRECI_ROLE_MASTER && c->cfg.group_size && c->cfg.group_size < n)
+        n = c->cfg.group_size;
     fedreci_secagg_params p;
-    fedreci_eng_derive_params(c, c->cfg.cohort_size, c->next_round_id, &p, NULL);
+    fedreci_eng_derive_params(c, n, c->next_round_id, &p, NULL);
     return fedreci_secagg_params_check(&p);
 }
 
@@ -253,6 +272,13 @@ fedrec_err fedreci_coord_create(fedreci_coord **out, const fedreci_coord_config 
         e = setup_rounds(c, code_bytes);
     if (!e)
         e = fedreci_eng_transport_open(c);
+    if (!e && c->cfg.role == FEDRECI_ROLE_MASTER) {
+        c->cfg.agg_keys = cfg->agg_keys; /* copied by master_open */
+        c->cfg.agg_listen_url = cfg->agg_listen_url;
+        e = fedreci_eng_master_open(c);
+        c->cfg.agg_keys = NULL;
+        c->cfg.agg_listen_url = NULL;
+    }
     if (e)
         fedreci_coord_destroy(c); /* unwinds whatever was made */
     else
@@ -291,7 +317,10 @@ fedrec_err fedreci_coord_start(fedreci_coord *c)
 {
     if (c->started)
         return fedreci_error(FEDREC_ERR_INVALID, "coordinator: already started");
-    return fedreci_eng_transport_start(c);
+    fedrec_err e = fedreci_eng_transport_start(c);
+    if (!e && c->master)
+        e = fedreci_eng_master_start(c);
+    return e;
 }
 
 fedrec_err fedreci_coord_wait(fedreci_coord *c, int timeout_ms)
@@ -340,6 +369,7 @@ void fedreci_coord_destroy(fedreci_coord *c)
         return;
     if (c->started)
         fedreci_coord_stop(c);
+    fedreci_eng_master_close(c);
     fedreci_eng_transport_close(c);
     fedreci_eng_round_free(c->cur);
     fedreci_eng_round_free(c->prev);
@@ -400,6 +430,7 @@ void fedreci_coord_get_status(fedreci_coord *c, fedreci_coord_status *st)
         st->dp_exhausted = c->dp.exhausted;
         snprintf(st->dp_refusal, sizeof st->dp_refusal, "%s", c->dp.refusal);
     }
+    fedreci_eng_master_status(c, st);
     pthread_mutex_unlock(&c->mu);
 }
 

@@ -163,7 +163,33 @@ typedef struct fedreci_coord_config {
     uint32_t new_ids_burst;
     double new_ids_rate;
     uint32_t max_clients;
+
+    /* SecAgg groups (issue 20; docs/protocol.md "Master and aggregators").
+     * role FEDRECI_ROLE_SINGLE (0, the default): one engine runs every round.
+     * FEDRECI_ROLE_MASTER: check-ins, cohort selection, the model and its
+     * commits stay here; each round's cohort is split into groups
+     * (core/secagg/groups.h) of about group_size members, never fewer than
+     * min_cohort, one group per ready aggregator; members are told their
+     * aggregator's URL in the SELECTED reply; the round commits from the
+     * groups that finish when at least min_groups do (a failed group is
+     * dropped whole). Aggregators dial agg_listen_url (a REP socket of its
+     * own; tls+tcp:// with the same certificate and key) and must sign with
+     * one of the n_agg_keys Ed25519 keys (32 bytes each, copied).
+     * FEDRECI_ROLE_AGGREGATOR: no check-ins and no cohort selection; rounds
+     * are started by fedreci_coord_run_group for the members a master
+     * assigned, and end with fedreci_coord_group_verdict. */
+    int role;
+    const char *agg_listen_url;    /* master */
+    const uint8_t (*agg_keys)[32]; /* master: allowed aggregator keys */
+    size_t n_agg_keys;             /* master: >= 1 */
+    uint32_t group_size;           /* master: target members per group (0: cohort_size) */
+    uint32_t min_groups;           /* master: groups that must finish (0: 1) */
+    uint32_t round_ms;             /* master: a round's deadline after its groups are
+                                      assigned (0: the stage deadlines summed + stage 0's
+                                      again for the model download + 5 s) */
 } fedreci_coord_config;
+
+enum { FEDRECI_ROLE_SINGLE = 0, FEDRECI_ROLE_MASTER = 1, FEDRECI_ROLE_AGGREGATOR = 2 };
 
 /* Fills the defaults documented above (and zeroes everything else). */
 void fedreci_coord_config_default(fedreci_coord_config *cfg);
@@ -217,6 +243,15 @@ typedef struct fedreci_round_stats {
     int dp, dp_charged;
     fedreci_dp_event dp_event;
     double dp_eps_round, dp_eps_cumulative;
+    /* SecAgg groups (master role; 0 / NULL otherwise): the groups assigned,
+     * the groups whose sums were counted, and the master sum (params->d
+     * int64 words, the last the total weight; NULL if aborted). A failed
+     * group's members count as dropped at stage 0 unless its aggregator
+     * reported where they dropped. In a master round, params is group 0's
+     * (all groups share clip, scale and d) and sum, survivor_ids are NULL. */
+    uint32_t groups;
+    uint32_t groups_done;
+    const int64_t *sum64;
 } fedreci_round_stats;
 
 /* What on_round_start reports: a round begins. Pointers are valid only
@@ -270,6 +305,11 @@ typedef struct fedreci_coord_hooks {
      * spent. May be NULL. */
     fedrec_err (*on_dp_spent)(void *arg, uint64_t round_id, const fedreci_dp_event *ev,
                               double eps_round, double eps_cumulative, double delta);
+    /* Aggregator role: the group's unmasked sum passed its check (st->sum,
+     * st->survivors, the stage counts); the round now waits for
+     * fedreci_coord_group_verdict (its members' unmask requests stay held).
+     * Copy what you keep. May be NULL. */
+    void (*on_group_sum)(void *arg, const fedreci_round_stats *st);
 } fedreci_coord_hooks;
 
 typedef struct fedreci_coord_status {
@@ -304,7 +344,29 @@ typedef struct fedreci_coord_status {
                                     m_min survivors */
     int dp_exhausted;            /* 1: the gate refused a round; no more rounds */
     char dp_refusal[240];        /* what the gate said ("" before) */
+    /* master role */
+    uint32_t aggregators_ready; /* polling, no group assigned */
+    uint32_t aggregators_known; /* ever seen with an allowed key */
+    uint32_t groups;            /* groups of the current or last round */
+    uint32_t groups_done;       /* of those, counted */
+    uint32_t groups_failed;     /* of those, dropped */
+    uint64_t agg_refused;       /* link requests refused (bad signature, unknown key,
+                                   stale sequence number, wrong group) */
 } fedreci_coord_status;
+
+/* One aggregator as the master sees it (fedreci_coord_aggregators). */
+typedef struct fedreci_coord_agg_status {
+    char key[17];            /* first 8 bytes of its identity key, hex */
+    char url[256];           /* where its clients reach it */
+    int state;               /* 0 gone (its link closed), 1 ready, 2 running a group */
+    uint64_t last_round;     /* the last round it was assigned a group in (0: none) */
+    uint32_t last_group;     /* its group index in that round */
+    uint32_t last_members;   /* the group's size */
+    uint32_t last_survivors; /* survivors it reported (0 until it reports) */
+    uint64_t groups_run;     /* groups assigned to it */
+    uint64_t groups_counted; /* of those, counted in a committed sum */
+    uint64_t groups_failed;  /* of those, dropped (aborted, late, link lost, bad sum) */
+} fedreci_coord_agg_status;
 
 /* Creates the engine (validates cfg, copies the start model, opens the REP
  * socket and its contexts) but does not listen yet. hooks may be NULL.
@@ -391,6 +453,46 @@ FEDREC_NODISCARD fedrec_err fedreci_coord_client_bytes(fedreci_coord *c, uint64_
  * deployment never calls this: there, deadlines and closed connections
  * decide. */
 void fedreci_coord_client_gone(fedreci_coord *c, uint64_t client_id);
+
+/* ---- SecAgg groups (issue 20) ------------------------------------------------ */
+
+/* Master role: the aggregators seen so far (at most cap written to out;
+ * returns how many there are). */
+size_t fedreci_coord_aggregators(fedreci_coord *c, fedreci_coord_agg_status *out, size_t cap);
+
+/* Master role: the TCP port the aggregator listener is bound to (0: not
+ * TCP or not started). */
+int fedreci_coord_agg_port(const fedreci_coord *c);
+
+/* Aggregator role: one group to run, as the master assigned it. */
+typedef struct fedreci_coord_group {
+    fedreci_secagg_params p;  /* the group's parameters; p.n members */
+    const uint64_t *ids;      /* p.n member ids, strictly ascending */
+    const uint8_t (*pks)[32]; /* their Ed25519 identity keys */
+    uint64_t model_version;   /* the version members train on (publish_version first) */
+    uint32_t stage_ms[4];     /* the group's stage deadlines */
+    const uint8_t *coord_sk;  /* 32 bytes: the X25519 key whose public half the
+                                 master put in the members' round parameters */
+} fedreci_coord_group;
+
+/* Aggregator role: starts a round for group g now (stage 0 open; members
+ * are registered with their keys). Errors: FEDREC_ERR_INVALID (not an
+ * aggregator, a round still open, parameters that fail
+ * fedreci_secagg_params_check, d not the model's, model_version not the
+ * published one, more members than cohort_size), FEDREC_ERR_NOMEM. */
+FEDREC_NODISCARD fedrec_err fedreci_coord_run_group(fedreci_coord *c, const fedreci_coord_group *g);
+
+/* Aggregator role: publishes model version `version` (n_items x k floats
+ * y, the engine's shape) as the one served to members. Errors:
+ * FEDREC_ERR_INVALID (version 0), FEDREC_ERR_NOMEM. */
+FEDREC_NODISCARD fedrec_err fedreci_coord_publish_version(fedreci_coord *c, uint64_t version,
+                                                          const float *y);
+
+/* Aggregator role: the master's decision on round round_id: its held unmask
+ * requests are answered RoundResult(completed, model_version, reason) and
+ * on_round_done reports it. Ignored unless that round waits for it. */
+void fedreci_coord_group_verdict(fedreci_coord *c, uint64_t round_id, int completed,
+                                 uint64_t model_version, const char *reason);
 
 /* The TCP port listener i (in cfg->listen_urls order) is bound to, after a
  * successful fedreci_coord_start: with a URL such as tcp://127.0.0.1:0 the

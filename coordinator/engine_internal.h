@@ -13,6 +13,11 @@
  *                messages, and the dispatch of a decoded request
  *   transport.c  nng: the REP socket, its contexts and their callbacks,
  *                listeners (TLS), the pipe watch, the deadline timer thread
+ *   master.c     the master role of SecAgg groups (issue 20): the aggregator
+ *                link (its own REP socket and threads), group planning,
+ *                group results into the master sum, the round's verdict
+ *   group.c      the aggregator role: a round for an assigned group, the
+ *                published model, the verdict
  *
  * Locking: one mutex (fedreci_coord.mu) guards everything below except the
  * nng handles and closing_flag. Every function here that takes an outbox is
@@ -212,6 +217,8 @@ typedef struct rstate {
     fedreci_dp_round_params dp; /* this round's DP parameters (dp.c; mechanism 0: none) */
     int dp_charged;             /* its release was spent */
     double dp_eps_cumulative;   /* epsilon spent after it */
+    int awaiting;               /* aggregator role: the group's sum is out, the verdict not in */
+    struct mround *grp;         /* master role: the round's groups (master.c) */
 } rstate;
 
 /* One queued send: a reply message, a model reply to encode, or (both NULL)
@@ -308,6 +315,7 @@ struct fedreci_coord {
     int held;                /* fedreci_coord_hold: no round starts until released */
     nng_listener *listeners; /* n_listen, valid once started (TLS reload) */
     uint64_t bytes_in, bytes_out;
+    struct master *master; /* master role (master.c) */
 };
 
 /* ---- outbox.c: queued replies and held requests ---------------------------- */
@@ -450,6 +458,70 @@ void fedreci_eng_on_deadline(fedreci_coord *c, outbox *ob);
  * each later one) stops waiting for it and closes as soon as every other
  * expected client has answered. */
 void fedreci_eng_member_gone(fedreci_coord *c, rstate *r, uint32_t i, outbox *ob);
+
+/* The binding of round r (proto/wire.h fedreci_wire_binding: its
+ * parameters as the members were told them, the model's checksum) into
+ * r->binding and r's SecAgg server. An aggregator computes it for its group
+ * exactly as its members do from the master's SELECTED reply. */
+void fedreci_eng_bind_round(const fedreci_coord *c, rstate *r);
+
+/* Ends round r (committed or aborted): reports it, answers its held
+ * requests, and starts the next round or the check-in window. */
+void fedreci_eng_round_end(fedreci_coord *c, rstate *r, outbox *ob);
+
+/* Commits an update: grad (n_items x k, the dequantized sum) and the total
+ * weight take one optimizer step, on_model_committed persists it, the new
+ * version is published and r->version_after set. FEDREC_ERR_ABORTED for a
+ * zero weight (nothing applied). */
+fedrec_err fedreci_eng_commit(fedreci_coord *c, rstate *r, const float *grad, uint32_t weight);
+
+/* A published model version of y (n_items x k, copied), its Gram matrix
+ * and checksum, sent with catalog cat (one more reference); NULL when out
+ * of memory. */
+pmodel *fedreci_eng_model_new(uint64_t version, uint32_t n_items, uint32_t k, const float *y,
+                              pcat *cat);
+
+/* ---- master.c: the master role ---------------------------------------------- */
+
+/* Opens the aggregator link (copies the keys, REP socket). At create. */
+FEDREC_NODISCARD fedrec_err fedreci_eng_master_open(fedreci_coord *c);
+
+/* Listens on agg_listen_url and starts the link threads. At start. */
+FEDREC_NODISCARD fedrec_err fedreci_eng_master_start(fedreci_coord *c);
+
+/* Stops the link threads, closes the socket, frees. Safe when not opened. */
+void fedreci_eng_master_close(fedreci_coord *c);
+
+/* Whether a round may start with the waiting clients now: enough
+ * aggregators are ready for the groups the cohort needs (or, when
+ * window_closed, at least min_groups of them). */
+int fedreci_eng_master_can_select(fedreci_coord *c, size_t n_waiting, int window_closed);
+
+/* Plans round r (cohort drawn, no SecAgg server): its groups, each group's
+ * parameters and aggregator; sends the assignments; sets the round's
+ * deadline. Errors (logged): too few aggregators, out of memory. */
+FEDREC_NODISCARD fedrec_err fedreci_eng_master_plan(fedreci_coord *c, rstate *r);
+
+/* Undoes fedreci_eng_master_plan for a round that does not start (the
+ * round-start hook refused it): its aggregators are free again, their
+ * announced keys unused. */
+void fedreci_eng_master_unplan(fedreci_coord *c, rstate *r);
+
+/* The SELECTED round parameters of member `client` of master round r. */
+void fedreci_eng_master_wire_round(const fedreci_coord *c, const rstate *r, uint64_t client,
+                                   fedreci_wire_round *w);
+
+/* The master round's deadline passed: pending groups fail; commit or abort. */
+void fedreci_eng_master_deadline(fedreci_coord *c, rstate *r, outbox *ob);
+
+/* Fills the group fields of a master round's stats. */
+void fedreci_eng_master_stats(const rstate *r, fedreci_round_stats *st);
+
+/* Frees a master round's groups. */
+void fedreci_eng_master_round_free(struct mround *g);
+
+/* The master's part of fedreci_coord_get_status. Lock held. */
+void fedreci_eng_master_status(const fedreci_coord *c, fedreci_coord_status *st);
 
 /* ---- requests.c: the request handlers ------------------------------------- */
 

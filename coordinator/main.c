@@ -12,6 +12,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
@@ -25,6 +26,9 @@
 #include <sodium.h>
 #include <systemd/sd-daemon.h>
 
+#include <fcntl.h>
+
+#include "aggregator.h"
 #include "bootstrap.h"
 #include "catalog_cmd.h"
 #include "config.h"
@@ -104,6 +108,28 @@ static void round_metrics(const fedreci_round_stats *st, char *out, size_t cap)
                                (size_t)st->params->d * sizeof *st->sum, NULL, 0);
             sodium_bin2hex(hex, sizeof hex, h, sizeof h);
             fedreci_json_kstr(&w, "sum_b2b", hex);
+        }
+        /* SecAgg groups: the master sum is d int64 words (little-endian in
+           the hash input, as on every platform fedrec supports) */
+        if (st->groups) {
+            fedreci_json_ku64(&w, "groups", st->groups);
+            fedreci_json_ku64(&w, "groups_counted", st->groups_done);
+        }
+        if (st->completed && st->sum64 && st->params) {
+            crypto_generichash_state hs;
+            uint8_t h[32];
+            char hex[65];
+            crypto_generichash_init(&hs, NULL, 0, sizeof h);
+            for (uint32_t i = 0; i < st->params->d; i++) {
+                uint8_t le[8];
+                uint64_t v = (uint64_t)st->sum64[i];
+                for (int b = 0; b < 8; b++)
+                    le[b] = (uint8_t)(v >> (8 * b));
+                crypto_generichash_update(&hs, le, sizeof le);
+            }
+            crypto_generichash_final(&hs, h, sizeof h);
+            sodium_bin2hex(hex, sizeof hex, h, sizeof h);
+            fedreci_json_kstr(&w, "sum64_b2b", hex);
         }
         if (st->n_culprits) {
             fedreci_json_key(&w, "culprits");
@@ -240,6 +266,29 @@ static void health_update(daemon_ctx *d)
     pthread_mutex_unlock(&d->health_mu);
 }
 
+/* The master's groups and aggregators into the metrics (nothing for a
+ * single coordinator). */
+static void groups_stats(const fedreci_config *cfg, fedreci_coord *c,
+                         const fedreci_coord_status *cs, fedreci_stats *stats)
+{
+    if (fedreci_config_role(cfg) != FEDRECI_ROLE_MASTER)
+        return;
+    fedreci_stats_groups *g = calloc(1, sizeof *g); /* large: not on the stack */
+    if (!g)
+        return;
+    g->role = 1;
+    g->aggregators_ready = cs->aggregators_ready;
+    g->groups = cs->groups;
+    g->groups_done = cs->groups_done;
+    g->groups_failed = cs->groups_failed;
+    g->agg_refused = cs->agg_refused;
+    g->n_aggs = fedreci_coord_aggregators(c, g->aggs, FEDRECI_STATS_MAX_AGGS);
+    if (g->n_aggs > FEDRECI_STATS_MAX_AGGS)
+        g->n_aggs = FEDRECI_STATS_MAX_AGGS;
+    fedreci_stats_set_groups(stats, g);
+    free(g);
+}
+
 /* The status server asks: the engine's live figures into the stats, and the
  * health. (Runs on nng's HTTP thread, never inside an engine hook.) */
 static void status_refresh(void *arg, fedreci_stats *stats)
@@ -259,6 +308,7 @@ static void status_refresh(void *arg, fedreci_stats *stats)
         cs.dp_noise_std, cs.dp_rounds,  cs.dp_min_survivors, cs.dp_exhausted, ""};
     snprintf(sdp.refusal, sizeof sdp.refusal, "%s", cs.dp_refusal);
     fedreci_stats_set_dp(stats, &sdp);
+    groups_stats(d->cfg, d->coord, &cs, stats);
     health_update(d);
 }
 
@@ -386,6 +436,12 @@ static void engine_config(const fedreci_config *cfg, fedreci_coord_config *cc)
         cc->dp.row_bound = cfg->dp_row_bound;
         cc->dp.gram_weight = cfg->dp_gram_weight;
         cc->dp.lambda = cfg->lambda;
+    }
+    cc->role = fedreci_config_role(cfg);
+    if (cc->role == FEDRECI_ROLE_MASTER) {
+        cc->agg_listen_url = cfg->agg_listen;
+        cc->group_size = cfg->group_size;
+        cc->min_groups = cfg->min_groups;
     }
 }
 
@@ -615,6 +671,7 @@ static int run(const fedreci_config *cfg)
     pthread_t watch;
     int watching = 0;
     static const int sigs_taken[] = {SIGTERM, SIGINT, SIGHUP, SIGUSR1};
+    uint8_t(*agg_keys)[32] = NULL; /* master: the allowed aggregators */
     sigset_t sigs;
     sigemptyset(&sigs);
     for (size_t i = 0; i < sizeof sigs_taken / sizeof *sigs_taken; i++)
@@ -711,6 +768,13 @@ static int run(const fedreci_config *cfg)
      * thread: block them before nng starts its threads, which inherit the
      * mask, and unblock them here once everything is started. */
     pthread_sigmask(SIG_BLOCK, &sigs, NULL);
+    if (cc.role == FEDRECI_ROLE_MASTER) {
+        if (fedreci_config_agg_keys(cfg, &agg_keys, &cc.n_agg_keys)) {
+            fail("aggregator-keys");
+            goto out;
+        }
+        cc.agg_keys = (const uint8_t(*)[32])agg_keys;
+    }
     if (fedreci_coord_create(&d.coord, &cc, &hooks, &start)) {
         fail("engine");
         goto out;
@@ -757,6 +821,7 @@ out:
     fedreci_stats_destroy(stats);
     free(codes);
     free(retired);
+    free(agg_keys);
     fedreci_bootstrap_clear(&boot);
     close_db(db);
     fedreci_pidlock_release(lock);
@@ -765,6 +830,151 @@ out:
         if (pipefd[i] >= 0)
             close(pipefd[i]);
     pthread_mutex_destroy(&d.health_mu);
+    return rc;
+}
+
+/* The aggregator's Ed25519 key from its identity-key file (64 hex digits:
+ * the seed), made (mode 0600) when the file does not exist. sk: 64 bytes. */
+static int aggregator_key(const char *path, uint8_t sk[64])
+{
+    uint8_t seed[32], pk[32];
+    char hex[65];
+    int fd = open(path, O_RDONLY);
+    if (fd < 0 && errno == ENOENT) {
+        randombytes_buf(seed, sizeof seed);
+        sodium_bin2hex(hex, sizeof hex, seed, sizeof seed);
+        fd = open(path, O_WRONLY | O_CREAT | O_EXCL, 0600);
+        if (fd < 0 || write(fd, hex, 64) != 64 || write(fd, "\n", 1) != 1 || fsync(fd) != 0) {
+            fedreci_log(FEDRECI_LOG_ERROR, -1, "identity-key %s: cannot create: %s", path,
+                        strerror(errno));
+            if (fd >= 0)
+                close(fd);
+            sodium_memzero(seed, sizeof seed);
+            sodium_memzero(hex, sizeof hex);
+            return -1;
+        }
+        close(fd);
+        fedreci_log(FEDRECI_LOG_INFO, -1, "identity-key %s: created", path);
+    } else if (fd < 0) {
+        fedreci_log(FEDRECI_LOG_ERROR, -1, "identity-key %s: %s", path, strerror(errno));
+        return -1;
+    } else {
+        ssize_t n = read(fd, hex, 64);
+        close(fd);
+        size_t got = 0;
+        if (n != 64 || sodium_hex2bin(seed, sizeof seed, hex, 64, NULL, &got, NULL) != 0 ||
+            got != 32) {
+            fedreci_log(FEDRECI_LOG_ERROR, -1,
+                        "identity-key %s: not 64 hex digits (an Ed25519 seed)", path);
+            sodium_memzero(hex, sizeof hex);
+            return -1;
+        }
+    }
+    crypto_sign_seed_keypair(pk, sk, seed);
+    sodium_memzero(seed, sizeof seed);
+    sodium_memzero(hex, sizeof hex);
+    sodium_bin2hex(hex, sizeof hex, pk, sizeof pk);
+    fedreci_log(FEDRECI_LOG_INFO, -1,
+                "aggregator identity key %s (list it in the master's aggregator-keys)", hex);
+    return 0;
+}
+
+/* role = aggregator: no database; runs groups for the master until
+ * SIGTERM/SIGINT. */
+static int run_aggregator(const fedreci_config *cfg)
+{
+    int rc = 1;
+    uint8_t sk[64];
+    fedreci_aggregator *agg = NULL;
+    fedreci_stats *stats = NULL;
+    fedreci_status *http = NULL;
+    int pipefd[2] = {-1, -1};
+    log_starting(cfg);
+    if (aggregator_key(cfg->identity_key, sk))
+        return 1;
+    fedreci_aggregator_config ac;
+    fedreci_aggregator_config_default(&ac);
+    ac.master_url = cfg->master;
+    ac.master_tls_ca_file = cfg->master_ca;
+    ac.listen_urls = (const char *const *)cfg->listen;
+    ac.n_listen = cfg->n_listen;
+    ac.public_url = cfg->public_url;
+    ac.tls_cert_file = cfg->tls_cert;
+    ac.tls_key_file = cfg->tls_key;
+    ac.identity_sk = sk;
+    ac.max_group = cfg->max_group;
+    ac.max_connections = cfg->max_connections;
+    ac.max_conns_per_addr = cfg->max_conns_per_addr;
+    /* SIGTERM/SIGINT arrive through the signal pipe (on_signal) */
+    if (pipe(pipefd) != 0 || fcntl(pipefd[0], F_SETFD, FD_CLOEXEC) != 0 ||
+        fcntl(pipefd[1], F_SETFD, FD_CLOEXEC) != 0 || fcntl(pipefd[1], F_SETFL, O_NONBLOCK) != 0) {
+        fedreci_log(FEDRECI_LOG_ERROR, -1, "signal pipe: %s", strerror(errno));
+        goto out;
+    }
+    signal_fd = pipefd[1];
+    if (fedreci_aggregator_create(&agg, &ac)) {
+        fail("aggregator");
+        goto out;
+    }
+    if (fedreci_stats_create(&stats)) {
+        fail("startup");
+        goto out;
+    }
+    if (cfg->http && fedreci_status_open(&http, cfg->http, stats)) {
+        fail("status server");
+        goto out;
+    }
+    if (fedreci_aggregator_start(agg)) {
+        fail("aggregator");
+        goto out;
+    }
+    fedreci_log(FEDRECI_LOG_INFO, -1, "fedrec-coordinator %s ready as an aggregator of %s%s%s",
+                fedrec_version(), cfg->master, http ? "; status server " : "",
+                http ? cfg->http : "");
+    sd_notify(0, "READY=1\nSTATUS=aggregator");
+    for (;;) {
+        /* the figures every 200 ms; a signal byte ends the wait at once */
+        struct pollfd pf = {pipefd[0], POLLIN, 0};
+        if (poll(&pf, 1, 200) > 0) {
+            unsigned char b = 0;
+            if (read(pipefd[0], &b, 1) == 1 && (b == SIGTERM || b == SIGINT)) {
+                sd_notify(0, "STOPPING=1");
+                fedreci_log(FEDRECI_LOG_INFO, -1, "%s: stopping",
+                            b == SIGTERM ? "SIGTERM" : "SIGINT");
+                break;
+            }
+        }
+        fedreci_aggregator_status as;
+        fedreci_aggregator_get_status(agg, &as);
+        static fedreci_stats_groups g;
+        memset(&g, 0, sizeof g);
+        g.role = 2;
+        g.master_connected = as.connected;
+        g.agg_groups_run = as.groups_run;
+        g.agg_groups_completed = as.groups_completed;
+        g.agg_groups_counted = as.groups_counted;
+        g.agg_groups_failed = as.groups_failed;
+        g.last_round = as.last_round;
+        g.last_members = as.last_members;
+        g.last_survivors = as.last_survivors;
+        fedreci_stats_set_groups(stats, &g);
+        fedreci_stats_set_model_version(stats, as.model_version);
+        fedreci_stats_set_stage(stats, as.engine.round_id && as.engine.stage >= 0
+                                           ? fedreci_stats_stage_name((unsigned)as.engine.stage)
+                                           : "idle");
+        fedreci_stats_set_connected(stats, as.engine.connections);
+        fedreci_stats_set_health(stats, as.connected ? NULL : "master not reachable");
+    }
+    rc = 0;
+out:
+    fedreci_aggregator_destroy(agg);
+    fedreci_status_close(http);
+    fedreci_stats_destroy(stats);
+    signal_fd = -1;
+    for (int i = 0; i < 2; i++)
+        if (pipefd[i] >= 0)
+            close(pipefd[i]);
+    sodium_memzero(sk, sizeof sk);
     return rc;
 }
 
@@ -825,7 +1035,7 @@ int main(int argc, char **argv)
         fedreci_config_destroy(cfg);
         return 1;
     }
-    int rc = run(cfg);
+    int rc = fedreci_config_role(cfg) == FEDRECI_ROLE_AGGREGATOR ? run_aggregator(cfg) : run(cfg);
     fedreci_config_destroy(cfg);
     return rc;
 }

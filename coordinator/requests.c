@@ -24,6 +24,12 @@ static void on_checkin(fedreci_coord *c, cctx *x, const fedreci_wire_env *env, u
     const uint8_t *pk;
     uint64_t ver;
     int opted;
+    if (c->cfg.role == FEDRECI_ROLE_AGGREGATOR) {
+        fedreci_eng_reply_error(c, x, &h, FEDREC_ERR_PROTOCOL,
+                                "this is an aggregator of SecAgg groups: check in at the master",
+                                ob);
+        return;
+    }
     if (fedreci_wire_get_checkin(env, &pk, &ver, &opted)) {
         fedreci_eng_reply_error(c, x, &h, FEDREC_ERR_PROTOCOL, fedrec_errmsg(), ob);
         return;
@@ -274,6 +280,13 @@ static rstate *stage_round(fedreci_coord *c, cctx *x, const fedreci_wire_env *en
         fedreci_eng_reply_error(c, x, h, FEDREC_ERR_ROUND, text, ob);
         return NULL;
     }
+    if (r->grp) {
+        snprintf(text, sizeof text,
+                 "round %llu runs at the aggregators of its groups (CheckInReply.aggregator_url)",
+                 (unsigned long long)r->id);
+        fedreci_eng_reply_error(c, x, h, FEDREC_ERR_PROTOCOL, text, ob);
+        return NULL;
+    }
     *mi = fedreci_find_u64(r->ids, r->n, h->client_id);
     if (*mi < 0) {
         fedreci_eng_reply_error(c, x, h, FEDREC_ERR_NOT_SELECTED,
@@ -470,6 +483,20 @@ void fedreci_eng_handle(fedreci_coord *c, cctx *x, nng_msg *msg, outbox *ob)
         fedreci_eng_reply_error(c, x, &h, e, fedrec_errmsg(), ob);
         pthread_mutex_unlock(&c->mu);
         nng_msg_free(msg);
+        return;
+    }
+    /* an aggregator hears of a group's members as the master tells them to
+       come (their SELECTED reply and its Assign cross): a request for a
+       round it has not started yet is answered RetryAfter (nothing is
+       verified or changed) */
+    if (c->cfg.role == FEDRECI_ROLE_AGGREGATOR &&
+        env->body_case != FEDREC__V1__ENVELOPE__BODY_CHECK_IN &&
+        env->round_id > (c->cur ? c->cur->id : 0)) {
+        fedreci_wire_hdr h = fedreci_wire_header(env);
+        fedreci_eng_reply_retry(c, x, &h, ob);
+        pthread_mutex_unlock(&c->mu);
+        nng_msg_free(msg);
+        fedreci_wire_free(env);
         return;
     }
     crec *rec = fedreci_eng_reg_find(c, env->client_id);

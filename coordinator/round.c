@@ -33,6 +33,7 @@ void fedreci_eng_round_free(rstate *r)
         sodium_memzero(r->mem, r->n * sizeof *r->mem); /* MAC keys */
     free(r->mem);
     free(r->culprits);
+    fedreci_eng_master_round_free(r->grp);
     sodium_memzero(r->coord_sk, sizeof r->coord_sk);
     free(r->roster_ids);
     free(r->roster);
@@ -106,12 +107,22 @@ static fedreci_wire_round wire_round(const fedreci_coord *c, const rstate *r)
     return w;
 }
 
+void fedreci_eng_bind_round(const fedreci_coord *c, rstate *r)
+{
+    fedreci_wire_round w = wire_round(c, r);
+    fedreci_wire_binding(&w, c->model->checksum, r->binding);
+    if (r->srv)
+        fedreci_secagg_server_set_binding(r->srv, r->binding);
+}
+
 void fedreci_eng_checkin_reply(fedreci_coord *c, cctx *x, uint64_t client, int status,
                                const rstate *r, outbox *ob)
 {
     fedreci_wire_hdr h = {client, r ? r->id : 0, FEDRECI_WIRE_STAGE_CHECKIN};
     fedreci_wire_round w;
-    if (r)
+    if (r && r->grp)
+        fedreci_eng_master_wire_round(c, r, client, &w);
+    else if (r)
         w = wire_round(c, r);
     nng_msg *m = NULL;
     if (fedreci_wire_enc_checkin_reply(&m, &h, status, r ? &w : NULL, c->model->version,
@@ -203,6 +214,8 @@ static void round_stats(const fedreci_coord *c, const rstate *r, fedreci_round_s
         st.dp_eps_round = c->dp.p.epsilon_round;
         st.dp_eps_cumulative = r->dp_charged ? r->dp_eps_cumulative : c->dp.spent;
     }
+    if (r->grp)
+        fedreci_eng_master_stats(r, &st);
     *out = st;
 }
 
@@ -233,7 +246,7 @@ static void collect_culprits(fedreci_coord *c, rstate *r, outbox *ob)
     }
 }
 
-static void round_end(fedreci_coord *c, rstate *r, outbox *ob)
+void fedreci_eng_round_end(fedreci_coord *c, rstate *r, outbox *ob)
 {
     int completed = r->stage == ST_DONE;
     collect_culprits(c, r, ob);
@@ -304,17 +317,37 @@ void fedreci_eng_round_abort(fedreci_coord *c, rstate *r, fedrec_err err, const 
     r->err = err;
     r->version_after = c->model->version;
     snprintf(r->reason, sizeof r->reason, "%s", why);
-    round_end(c, r, ob);
+    fedreci_eng_round_end(c, r, ob);
 }
 
-/* Commits the unmasked sum: dequantize, optimizer step, new model version. */
-static fedrec_err commit_model(fedreci_coord *c, rstate *r)
+pmodel *fedreci_eng_model_new(uint64_t version, uint32_t n_items, uint32_t k, const float *y,
+                              pcat *cat)
 {
-    uint32_t weight = 0;
-    if (c->dp.on)
-        weight = c->sum[r->p.d - 1];
-    else
-        fedreci_secagg_dequantize(&r->p, c->sum, c->grad, &weight);
+    size_t n = (size_t)n_items * k;
+    pmodel *nm = calloc(1, sizeof *nm);
+    float *yc = nm ? malloc(n * sizeof *yc) : NULL;
+    float *gram = yc ? malloc((size_t)k * k * sizeof *gram) : NULL;
+    if (!gram) {
+        free(yc);
+        free(nm);
+        return NULL;
+    }
+    memcpy(yc, y, n * sizeof *yc);
+    fedreci_mf_gram(yc, n_items, k, gram);
+    atomic_init(&nm->refs, 1);
+    nm->version = version;
+    nm->n_items = n_items;
+    nm->k = k;
+    nm->y = yc;
+    nm->gram = gram;
+    nm->cat = cat; /* one more reference */
+    atomic_fetch_add(&cat->refs, 1);
+    fedreci_wire_checksum(yc, n * sizeof *yc, nm->checksum);
+    return nm;
+}
+
+fedrec_err fedreci_eng_commit(fedreci_coord *c, rstate *r, const float *grad, uint32_t weight)
+{
     r->total_weight = weight;
     pmodel *old = c->model;
     size_t n = (size_t)old->n_items * old->k;
@@ -333,7 +366,7 @@ static fedrec_err commit_model(fedreci_coord *c, rstate *r)
         e = fedreci_eng_dp_commit(c, r, y);
         applied = weight > 0;
     } else {
-        e = fedreci_optimizer_step(c->opt, y, c->grad, (double)weight, &applied);
+        e = fedreci_optimizer_step(c->opt, y, grad, (double)weight, &applied);
     }
     if (!e && !applied) {
         /* nothing to apply (zero total weight): an aborted round with its
@@ -367,6 +400,17 @@ static fedrec_err commit_model(fedreci_coord *c, rstate *r)
     fedreci_eng_model_unref(old);
     r->version_after = nm->version;
     return FEDREC_OK;
+}
+
+/* Commits the unmasked sum: dequantize, optimizer step, new model version. */
+static fedrec_err commit_model(fedreci_coord *c, rstate *r)
+{
+    uint32_t weight = 0;
+    if (c->dp.on)
+        weight = c->sum[r->p.d - 1];
+    else
+        fedreci_secagg_dequantize(&r->p, c->sum, c->grad, &weight);
+    return fedreci_eng_commit(c, r, c->grad, weight);
 }
 
 /* The roster: every member's id and the digest of their seed commitments
@@ -570,6 +614,12 @@ static fedrec_err close_unmask(fedreci_coord *c, rstate *r)
     if (!e)
         e = fedreci_secagg_check_sum(&r->p, c->sum, (uint32_t)r->ns,
                                      (uint32_t)r->ns * r->p.max_weight);
+    if (!e && c->cfg.role == FEDRECI_ROLE_AGGREGATOR) {
+        /* the group's checked sum goes to the master; the round ends with
+           its verdict (fedreci_coord_group_verdict) */
+        r->awaiting = 1;
+        r->total_weight = (double)c->sum[r->p.d - 1];
+    }
     return e;
 }
 
@@ -598,6 +648,8 @@ static void open_next_stage(fedreci_coord *c, rstate *r, int s, uint64_t t, outb
 
 void fedreci_eng_close_stage(fedreci_coord *c, rstate *r, outbox *ob)
 {
+    if (r->awaiting || r->grp)
+        return; /* waits for the master's verdict / runs at aggregators */
     int s = r->stage;
     uint64_t t = now_ms();
     if (s < 0 || s >= N_PH)
@@ -639,6 +691,18 @@ void fedreci_eng_close_stage(fedreci_coord *c, rstate *r, outbox *ob)
     if (c->hooks.on_stage_closed && s != PH_ADV && s != PH_CONSIST)
         c->hooks.on_stage_closed(c->hooks.arg, r->id, stage, r->count[s], expected,
                                  r->stage_ms[stage]);
+    if (s == PH_UNMASK && r->awaiting) {
+        fedreci_round_stats st;
+        r->reached = 3;
+        round_stats(c, r, &st);
+        st.completed = 1;
+        st.sum = c->sum;
+        st.model_version = c->model->version;
+        c->deadline = 0;
+        if (c->hooks.on_group_sum)
+            c->hooks.on_group_sum(c->hooks.arg, &st);
+        return;
+    }
     if (s == PH_UNMASK) {
         /* the stage's line and hook come before the commit's */
         e = commit_model(c, r);
@@ -649,7 +713,7 @@ void fedreci_eng_close_stage(fedreci_coord *c, rstate *r, outbox *ob)
             return;
         }
         r->stage = ST_DONE;
-        round_end(c, r, ob);
+        fedreci_eng_round_end(c, r, ob);
         return;
     }
     open_next_stage(c, r, s, t, ob);
@@ -707,18 +771,22 @@ static rstate *round_new(fedreci_coord *c, uint64_t rid, size_t nw, uint32_t n)
             memcpy(pks[i], cr->pk, sizeof pks[i]);
         }
         fedreci_eng_derive_params(c, n, rid, &r->p, &r->dp);
-        if (!e)
-            e = fedreci_secagg_params_check(&r->p);
-        if (!e) {
-            /* what every member's advert must bind: these parameters and
-               the model the round trains on */
-            fedreci_wire_round w = wire_round(c, r);
-            fedreci_wire_binding(&w, c->model->checksum, r->binding);
+        if (c->cfg.role == FEDRECI_ROLE_MASTER) {
+            r->id = rid; /* groups and their parameters: fedreci_eng_master_plan */
+        } else {
+            if (!e)
+                e = fedreci_secagg_params_check(&r->p);
+            if (!e) {
+                /* what every member's advert must bind: these parameters and
+                   the model the round trains on */
+                fedreci_wire_round w = wire_round(c, r);
+                fedreci_wire_binding(&w, c->model->checksum, r->binding);
+            }
+            if (!e)
+                e = fedreci_secagg_server_create(&r->srv, &r->p, r->ids, (const uint8_t(*)[32])pks);
+            if (!e)
+                fedreci_secagg_server_set_binding(r->srv, r->binding);
         }
-        if (!e)
-            e = fedreci_secagg_server_create(&r->srv, &r->p, r->ids, (const uint8_t(*)[32])pks);
-        if (!e)
-            fedreci_secagg_server_set_binding(r->srv, r->binding);
         if (e)
             fedreci_log(FEDRECI_LOG_ERROR, (int64_t)rid, "cannot start round with %u clients: %s",
                         n, fedrec_errmsg());
@@ -760,6 +828,10 @@ static void select_cohort(fedreci_coord *c, outbox *ob)
     if (!fedreci_eng_dp_gate(c, rid, ob))
         return;
     rstate *r = round_new(c, rid, nw, n);
+    if (r && c->cfg.role == FEDRECI_ROLE_MASTER && fedreci_eng_master_plan(c, r) != FEDREC_OK) {
+        fedreci_eng_round_free(r);
+        r = NULL;
+    }
     if (!r) {
         fedreci_eng_release_waiting(c, FEDREC__V1__CHECK_IN_REPLY__STATUS__NOT_SELECTED, ob);
         return;
@@ -772,6 +844,8 @@ static void select_cohort(fedreci_coord *c, outbox *ob)
                         "round not started (the round-start hook failed: %s); %zu waiting "
                         "clients told to retry",
                         fedrec_errmsg(), nw);
+            if (r->grp)
+                fedreci_eng_master_unplan(c, r);
             fedreci_eng_round_free(r);
             fedreci_eng_release_waiting(c, FEDREC__V1__CHECK_IN_REPLY__STATUS__NOT_SELECTED, ob);
             return;
@@ -791,7 +865,8 @@ static void select_cohort(fedreci_coord *c, outbox *ob)
     fedreci_log(c->hooks.on_round_start ? FEDRECI_LOG_DEBUG : FEDRECI_LOG_INFO, (int64_t)rid,
                 "round start: cohort %u of %zu waiting, k=%u t=%u d=%u, model v%llu", n, nw, r->p.k,
                 r->p.t, r->p.d, (unsigned long long)c->model->version);
-    fedreci_eng_set_deadline(c, r->t_stage + c->cfg.stage_ms[0]);
+    if (!r->grp)
+        fedreci_eng_set_deadline(c, r->t_stage + c->cfg.stage_ms[0]);
 }
 
 int fedreci_eng_round_active(const fedreci_coord *c)
@@ -801,10 +876,12 @@ int fedreci_eng_round_active(const fedreci_coord *c)
 
 void fedreci_eng_maybe_select(fedreci_coord *c, outbox *ob)
 {
-    if (c->stopped || c->held || fedreci_eng_round_active(c) || now_ms() < c->hold_until)
+    if (c->stopped || c->held || fedreci_eng_round_active(c) || now_ms() < c->hold_until ||
+        c->cfg.role == FEDRECI_ROLE_AGGREGATOR)
         return;
     uint32_t quorum = c->cfg.checkin_quorum;
-    if (c->n_waiting >= quorum && c->n_waiting >= c->cfg.min_cohort)
+    if (c->n_waiting >= quorum && c->n_waiting >= c->cfg.min_cohort &&
+        (c->cfg.role != FEDRECI_ROLE_MASTER || fedreci_eng_master_can_select(c, c->n_waiting, 0)))
         select_cohort(c, ob);
 }
 
@@ -812,7 +889,10 @@ void fedreci_eng_maybe_select(fedreci_coord *c, outbox *ob)
 void fedreci_eng_on_deadline(fedreci_coord *c, outbox *ob)
 {
     if (fedreci_eng_round_active(c)) {
-        fedreci_eng_close_stage(c, c->cur, ob);
+        if (c->cur->grp)
+            fedreci_eng_master_deadline(c, c->cur, ob);
+        else
+            fedreci_eng_close_stage(c, c->cur, ob);
         return;
     }
     if (c->stopped || c->held) /* held: fedreci_coord_release sets the deadline again */
@@ -821,7 +901,14 @@ void fedreci_eng_on_deadline(fedreci_coord *c, outbox *ob)
         fedreci_eng_set_deadline(c, c->hold_until);
         return;
     }
-    if (c->n_waiting >= c->cfg.min_cohort) {
+    if (c->n_waiting >= c->cfg.min_cohort && c->cfg.role == FEDRECI_ROLE_MASTER &&
+        !fedreci_eng_master_can_select(c, c->n_waiting, 1)) {
+        fedreci_log(FEDRECI_LOG_WARN, -1,
+                    "check-in window closed with %zu clients but too few aggregators ready; "
+                    "no round",
+                    c->n_waiting);
+        fedreci_eng_release_waiting(c, FEDREC__V1__CHECK_IN_REPLY__STATUS__NOT_SELECTED, ob);
+    } else if (c->n_waiting >= c->cfg.min_cohort) {
         select_cohort(c, ob);
     } else if (c->n_waiting > 0) {
         fedreci_log(FEDRECI_LOG_INFO, -1,
@@ -837,8 +924,8 @@ void fedreci_eng_on_deadline(fedreci_coord *c, outbox *ob)
  * expected client has answered. Lock held. */
 void fedreci_eng_member_gone(fedreci_coord *c, rstate *r, uint32_t i, outbox *ob)
 {
-    if (r->mem[i].gone)
-        return;
+    if (r->mem[i].gone || r->grp)
+        return; /* a master round's members answer their aggregators */
     r->mem[i].gone = 1;
     if (fedreci_eng_expected_at(r, i, r->stage) && !(r->mem[i].acc & (1u << r->stage)))
         r->gone++;

@@ -174,6 +174,13 @@ void fedreci_stats_set_stage(fedreci_stats *st, const char *stage)
     pthread_mutex_unlock(&st->lock);
 }
 
+void fedreci_stats_set_groups(fedreci_stats *st, const fedreci_stats_groups *g)
+{
+    pthread_mutex_lock(&st->lock);
+    st->s.groups = *g;
+    pthread_mutex_unlock(&st->lock);
+}
+
 void fedreci_stats_set_limits(fedreci_stats *st, const fedreci_stats_limits *l)
 {
     pthread_mutex_lock(&st->lock);
@@ -321,6 +328,50 @@ fedrec_err fedreci_stats_format_status(const fedreci_stats_snapshot *s, char *bu
         fedreci_json_kbool(&w, "dp_budget_exhausted", s->dp.exhausted);
         if (s->dp.refusal[0])
             fedreci_json_kstr(&w, "dp_refusal", s->dp.refusal);
+    }
+    const fedreci_stats_groups *g = &s->groups;
+    if (g->role == 1) {
+        fedreci_json_kstr(&w, "role", "master");
+        fedreci_json_key(&w, "groups");
+        fedreci_json_obj_begin(&w);
+        fedreci_json_ku64(&w, "assigned", g->groups);
+        fedreci_json_ku64(&w, "counted", g->groups_done);
+        fedreci_json_ku64(&w, "failed", g->groups_failed);
+        fedreci_json_ku64(&w, "aggregators_ready", g->aggregators_ready);
+        fedreci_json_ku64(&w, "requests_refused", g->agg_refused);
+        fedreci_json_obj_end(&w);
+        fedreci_json_key(&w, "aggregators");
+        fedreci_json_arr_begin(&w);
+        for (size_t i = 0; i < g->n_aggs && i < FEDRECI_STATS_MAX_AGGS; i++) {
+            const fedreci_coord_agg_status *a = &g->aggs[i];
+            static const char *const states[] = {"gone", "ready", "running"};
+            fedreci_json_obj_begin(&w);
+            fedreci_json_kstr(&w, "key", a->key);
+            fedreci_json_kstr(&w, "url", a->url);
+            fedreci_json_kstr(&w, "state", a->state >= 0 && a->state < 3 ? states[a->state] : "?");
+            fedreci_json_ku64(&w, "last_round", a->last_round);
+            fedreci_json_ku64(&w, "last_group", a->last_group);
+            fedreci_json_ku64(&w, "last_members", a->last_members);
+            fedreci_json_ku64(&w, "last_survivors", a->last_survivors);
+            fedreci_json_ku64(&w, "groups_run", a->groups_run);
+            fedreci_json_ku64(&w, "groups_counted", a->groups_counted);
+            fedreci_json_ku64(&w, "groups_failed", a->groups_failed);
+            fedreci_json_obj_end(&w);
+        }
+        fedreci_json_arr_end(&w);
+    } else if (g->role == 2) {
+        fedreci_json_kstr(&w, "role", "aggregator");
+        fedreci_json_key(&w, "groups");
+        fedreci_json_obj_begin(&w);
+        fedreci_json_kbool(&w, "master_connected", g->master_connected);
+        fedreci_json_ku64(&w, "run", g->agg_groups_run);
+        fedreci_json_ku64(&w, "completed", g->agg_groups_completed);
+        fedreci_json_ku64(&w, "counted", g->agg_groups_counted);
+        fedreci_json_ku64(&w, "failed", g->agg_groups_failed);
+        fedreci_json_ku64(&w, "last_round", g->last_round);
+        fedreci_json_ku64(&w, "last_members", g->last_members);
+        fedreci_json_ku64(&w, "last_survivors", g->last_survivors);
+        fedreci_json_obj_end(&w);
     }
     fedreci_json_obj_end(&w);
     size_t n = 0;
@@ -479,6 +530,58 @@ fedrec_err fedreci_stats_format_metrics(const fedreci_stats_snapshot *s, char *b
             "fedrec_dp_budget_exhausted %d\n",
             dp->epsilon, dp->delta, dp->spent, dp->eps_round, (unsigned long long)dp->rounds,
             dp->noise_std, dp->exhausted ? 1 : 0);
+    const fedreci_stats_groups *g = &s->groups;
+    if (g->role == 1) {
+        put(&b,
+            "# HELP fedrec_groups SecAgg groups of the current or last round, by state.\n"
+            "# TYPE fedrec_groups gauge\n"
+            "fedrec_groups{state=\"assigned\"} %u\n"
+            "fedrec_groups{state=\"counted\"} %u\n"
+            "fedrec_groups{state=\"failed\"} %u\n"
+            "# HELP fedrec_aggregators_ready Aggregators waiting for a group.\n"
+            "# TYPE fedrec_aggregators_ready gauge\n"
+            "fedrec_aggregators_ready %u\n"
+            "# HELP fedrec_aggregator_requests_refused_total Aggregator link requests refused "
+            "(signature, unknown key, replayed sequence number, not its group).\n"
+            "# TYPE fedrec_aggregator_requests_refused_total counter\n"
+            "fedrec_aggregator_requests_refused_total %llu\n",
+            g->groups, g->groups_done, g->groups_failed, g->aggregators_ready,
+            (unsigned long long)g->agg_refused);
+        put(&b, "# HELP fedrec_aggregator_up 1 while the aggregator's link is open.\n"
+                "# TYPE fedrec_aggregator_up gauge\n");
+        for (size_t i = 0; i < g->n_aggs && i < FEDRECI_STATS_MAX_AGGS; i++)
+            put(&b, "fedrec_aggregator_up{aggregator=\"%s\"} %d\n", g->aggs[i].key,
+                g->aggs[i].state != 0);
+        put(&b, "# HELP fedrec_aggregator_last_survivors Survivors of the aggregator's last "
+                "group.\n"
+                "# TYPE fedrec_aggregator_last_survivors gauge\n");
+        for (size_t i = 0; i < g->n_aggs && i < FEDRECI_STATS_MAX_AGGS; i++)
+            put(&b, "fedrec_aggregator_last_survivors{aggregator=\"%s\"} %u\n", g->aggs[i].key,
+                g->aggs[i].last_survivors);
+        put(&b, "# HELP fedrec_aggregator_groups_total Groups assigned to the aggregator, by "
+                "outcome.\n"
+                "# TYPE fedrec_aggregator_groups_total counter\n");
+        for (size_t i = 0; i < g->n_aggs && i < FEDRECI_STATS_MAX_AGGS; i++)
+            put(&b,
+                "fedrec_aggregator_groups_total{aggregator=\"%s\",outcome=\"counted\"} %llu\n"
+                "fedrec_aggregator_groups_total{aggregator=\"%s\",outcome=\"failed\"} %llu\n",
+                g->aggs[i].key, (unsigned long long)g->aggs[i].groups_counted, g->aggs[i].key,
+                (unsigned long long)g->aggs[i].groups_failed);
+    } else if (g->role == 2) {
+        put(&b,
+            "# HELP fedrec_master_connected 1 when the last request to the master got a reply.\n"
+            "# TYPE fedrec_master_connected gauge\n"
+            "fedrec_master_connected %d\n"
+            "# HELP fedrec_aggregator_groups_total Groups this aggregator ran, by outcome.\n"
+            "# TYPE fedrec_aggregator_groups_total counter\n"
+            "fedrec_aggregator_groups_total{outcome=\"run\"} %llu\n"
+            "fedrec_aggregator_groups_total{outcome=\"completed\"} %llu\n"
+            "fedrec_aggregator_groups_total{outcome=\"counted\"} %llu\n"
+            "fedrec_aggregator_groups_total{outcome=\"failed\"} %llu\n",
+            g->master_connected, (unsigned long long)g->agg_groups_run,
+            (unsigned long long)g->agg_groups_completed, (unsigned long long)g->agg_groups_counted,
+            (unsigned long long)g->agg_groups_failed);
+    }
     return finish(&b, "metrics", len);
 }
 
@@ -714,7 +817,7 @@ fedrec_err fedreci_stats_format_html(const fedreci_stats_snapshot *s, char *buf,
 
 /* ---- HTTP server ------------------------------------------------------------------ */
 
-#define STATUS_BODY_CAP 8192
+#define STATUS_BODY_CAP 65536
 #define PAGE_BODY_CAP (128 * 1024)
 
 struct fedreci_status {
@@ -763,46 +866,57 @@ static void handle(nng_aio *aio)
     page_ctx *pc = nng_http_handler_get_data(h);
     if (pc->owner->refresh)
         pc->owner->refresh(pc->owner->refresh_arg, pc->owner->stats);
-    fedreci_stats_snapshot snap;
-    fedreci_stats_snapshot_get(pc->owner->stats, &snap);
+    /* on the heap: the snapshot carries the round history and up to 64
+       aggregators, the body their metrics */
+    fedreci_stats_snapshot *snap = malloc(sizeof *snap);
+    char *body = snap ? malloc(STATUS_BODY_CAP) : NULL;
+    if (!body) {
+        free(snap);
+        reply(aio, NNG_HTTP_STATUS_INTERNAL_SERVER_ERROR, "text/plain; charset=utf-8",
+              "out of memory\n", 14);
+        return;
+    }
+    fedreci_stats_snapshot_get(pc->owner->stats, snap);
     if (pc->which == PAGE_HTML) {
         char *html = malloc(PAGE_BODY_CAP);
         size_t len = 0;
-        if (!html || fedreci_stats_format_html(&snap, html, PAGE_BODY_CAP, &len)) {
+        if (!html || fedreci_stats_format_html(snap, html, PAGE_BODY_CAP, &len))
             reply(aio, NNG_HTTP_STATUS_INTERNAL_SERVER_ERROR, "text/plain; charset=utf-8",
                   "internal error\n", 15);
-            free(html);
-            return;
-        }
-        reply(aio, NNG_HTTP_STATUS_OK, "text/html; charset=utf-8", html, len);
+        else
+            reply(aio, NNG_HTTP_STATUS_OK, "text/html; charset=utf-8", html, len);
         free(html);
+        free(body);
+        free(snap);
         return;
     }
     if (pc->which == PAGE_HEALTHZ) {
-        if (!snap.problem[0]) {
+        if (!snap->problem[0]) {
             reply(aio, NNG_HTTP_STATUS_OK, "text/plain; charset=utf-8", "ok\n", 3);
-            return;
+        } else {
+            char msg[256];
+            int n = snprintf(msg, sizeof msg, "unhealthy: %s\n", snap->problem);
+            reply(aio, NNG_HTTP_STATUS_SERVICE_UNAVAILABLE, "text/plain; charset=utf-8", msg,
+                  n > 0 && (size_t)n < sizeof msg ? (size_t)n : sizeof msg - 1);
         }
-        char msg[256];
-        int n = snprintf(msg, sizeof msg, "unhealthy: %s\n", snap.problem);
-        reply(aio, NNG_HTTP_STATUS_SERVICE_UNAVAILABLE, "text/plain; charset=utf-8", msg,
-              n > 0 && (size_t)n < sizeof msg ? (size_t)n : sizeof msg - 1);
+        free(body);
+        free(snap);
         return;
     }
-    char body[STATUS_BODY_CAP];
     size_t len = 0;
     fedrec_err e = pc->which == PAGE_STATUS
-                       ? fedreci_stats_format_status(&snap, body, sizeof body, &len)
-                       : fedreci_stats_format_metrics(&snap, body, sizeof body, &len);
-    if (e) {
+                       ? fedreci_stats_format_status(snap, body, STATUS_BODY_CAP, &len)
+                       : fedreci_stats_format_metrics(snap, body, STATUS_BODY_CAP, &len);
+    if (e)
         reply(aio, NNG_HTTP_STATUS_INTERNAL_SERVER_ERROR, "text/plain; charset=utf-8",
               "internal error\n", 15);
-        return;
-    }
-    reply(aio, NNG_HTTP_STATUS_OK,
-          pc->which == PAGE_STATUS ? "application/json"
-                                   : "text/plain; version=0.0.4; charset=utf-8",
-          body, len);
+    else
+        reply(aio, NNG_HTTP_STATUS_OK,
+              pc->which == PAGE_STATUS ? "application/json"
+                                       : "text/plain; version=0.0.4; charset=utf-8",
+              body, len);
+    free(body);
+    free(snap);
 }
 
 static void free_page_ctx(void *p)

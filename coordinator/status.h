@@ -37,6 +37,7 @@
 #include <stdint.h>
 
 #include "db.h"
+#include "engine.h"
 #include "fedrec/fedrec.h"
 
 #define FEDRECI_STATUS_STAGE_NAME 24
@@ -100,6 +101,33 @@ typedef struct fedreci_stats_dp {
     char refusal[240];
 } fedreci_stats_dp;
 
+/* SecAgg groups (issue 20). role 0: a single coordinator (nothing shown);
+ * 1: a master, with its aggregators; 2: an aggregator. On /status as
+ * "groups": {...} and "aggregators": [...]; on /metrics as
+ * fedrec_groups{state="assigned"|"counted"|"failed"} and
+ * fedrec_aggregators_ready (gauges, the current or last round),
+ * fedrec_aggregator_requests_refused_total (counter), and per aggregator
+ * (label aggregator="first 16 hex digits of its key"):
+ * fedrec_aggregator_up, fedrec_aggregator_last_survivors (gauges) and
+ * fedrec_aggregator_groups_total{outcome="counted"|"failed"} (counter); an
+ * aggregator shows fedrec_master_connected (gauge) and
+ * fedrec_aggregator_groups_total{outcome="run"|"completed"|"counted"|
+ * "failed"} (counters). */
+#define FEDRECI_STATS_MAX_AGGS 64
+typedef struct fedreci_stats_groups {
+    int role;
+    /* master */
+    uint32_t aggregators_ready, groups, groups_done, groups_failed;
+    uint64_t agg_refused;
+    size_t n_aggs;
+    fedreci_coord_agg_status aggs[FEDRECI_STATS_MAX_AGGS];
+    /* aggregator */
+    int master_connected;
+    uint64_t agg_groups_run, agg_groups_completed, agg_groups_counted, agg_groups_failed;
+    uint64_t last_round;
+    uint32_t last_members, last_survivors;
+} fedreci_stats_groups;
+
 typedef struct fedreci_stats_snapshot {
     int has_round;                         /* a round has begun since start */
     uint64_t round_id;                     /* current (or last) round */
@@ -119,6 +147,7 @@ typedef struct fedreci_stats_snapshot {
     double uptime_seconds;
     fedreci_stats_limits limits; /* resource limits: gauges and refusal counters */
     fedreci_stats_dp dp;         /* differential privacy */
+    fedreci_stats_groups groups; /* SecAgg groups (role 0: none) */
     char problem[200];           /* why /healthz fails; "" = healthy */
     /* the process, read by fedreci_stats_snapshot_get (-1 when unknown) */
     int64_t resident_bytes;    /* resident set size (/proc/self/statm) */
@@ -169,6 +198,8 @@ void fedreci_stats_set_health(fedreci_stats *st, const char *problem);
 /* Traffic outside the rounds' own accounting (e.g. model downloads). */
 /* Replaces the resource-limit figures. */
 void fedreci_stats_set_limits(fedreci_stats *st, const fedreci_stats_limits *l);
+/* Replaces the SecAgg groups figures. */
+void fedreci_stats_set_groups(fedreci_stats *st, const fedreci_stats_groups *g);
 void fedreci_stats_add_bytes(fedreci_stats *st, uint64_t in, uint64_t out);
 /* Replaces the differential-privacy figures. */
 void fedreci_stats_set_dp(fedreci_stats *st, const fedreci_stats_dp *dp);

@@ -48,8 +48,10 @@ static void test_count(void **state)
     assert_int_equal(fedreci_groups_count(10000, 500, 100, 0), 20);
     /* capped by the aggregators available */
     assert_int_equal(fedreci_groups_count(10000, 500, 100, 7), 7);
-    /* 1,100 in groups of 500: two groups (550 each), never a third of 100 */
-    assert_int_equal(fedreci_groups_count(1100, 500, 100, 0), 2);
+    /* 1,100 in groups of at most 500: three (367, 367, 366) */
+    assert_int_equal(fedreci_groups_count(1100, 500, 100, 0), 3);
+    /* ... but never one below the minimum: 1,100 with a minimum of 400 */
+    assert_int_equal(fedreci_groups_count(1100, 500, 400, 0), 2);
     /* fewer groups when one would fall below the minimum */
     assert_int_equal(fedreci_groups_count(30, 5, 8, 0), 3);
     assert_int_equal(fedreci_groups_count(15, 5, 8, 0), 1);

@@ -19,7 +19,7 @@ uint32_t fedreci_groups_count(uint32_t n, uint32_t group_size, uint32_t min_grou
         min_group = 1;
     if (n < min_group)
         return 0;
-    uint32_t g = group_size ? n / group_size : 1;
+    uint32_t g = group_size ? n / group_size + (n % group_size != 0) : 1;
     if (g < 1)
         g = 1;
     if (max_groups && g > max_groups)

@@ -77,11 +77,12 @@
 /* Most groups in one round (keeps the double read-back exact, see above). */
 #define FEDRECI_GROUPS_MAX (1u << 16)
 
-/* The number of groups for a cohort of n clients aiming at group_size
- * members each: floor(n / group_size) (at least 1), lowered while a group
- * would have fewer than min_group members, and capped at max_groups (0: no
- * cap; a master caps it at the aggregators it has). 0 when n < min_group.
- * group_size 0 means one group. Pure. */
+/* The number of groups for a cohort of n clients in groups of at most
+ * group_size members: ceil(n / group_size), capped at max_groups (0: no
+ * cap; a master caps it at the aggregators it has), then lowered while a
+ * group would have fewer than min_group members (so a group may then
+ * exceed group_size). 0 when n < min_group. group_size 0 means one group.
+ * Pure. */
 uint32_t fedreci_groups_count(uint32_t n, uint32_t group_size, uint32_t min_group,
                               uint32_t max_groups);
 

@@ -1,0 +1,135 @@
+/*
+ * coordinator/link: the checked encoders and decoders of the master-
+ * aggregator link of SecAgg groups (issue 20; schema proto/groups.proto,
+ * flow in docs/protocol.md "Master and aggregators").
+ *
+ * Requests (aggregator -> master) are AggSigned: an encoded AggRequest and
+ * the aggregator's Ed25519 signature over "fedrec.v1.agg" || request bytes
+ * (crypto_sign_detached, libsodium). fedreci_link_dec_request verifies the
+ * signature against the key the request names; whether that key is allowed
+ * (the master's aggregator key list) and whether seq is fresh is the
+ * master's check. Replies (master -> aggregator) are unsigned AggReply
+ * messages: the link is the aggregator's own connection to the master it
+ * was configured with (use tls+tcp:// across hosts).
+ *
+ * Decoding refuses, with FEDREC_ERR_FORMAT and a message naming the field:
+ * unparseable bytes, a missing body, keys that are not 32 bytes or
+ * signatures that are not 64, a protocol_version other than 1, group
+ * parameters that break the SecAgg rules (secagg.h), member ids not
+ * strictly ascending or not n of them, member keys that are not n x 32
+ * bytes, stage lists that are not 4 entries, a sum that is not 4 d bytes,
+ * a model whose factors are not n_items x k x 4 bytes, codes that are not
+ * n_items, retired rows not strictly ascending below n_items. A request
+ * whose signature does not verify is FEDREC_ERR_SIGNATURE. Messages larger
+ * than the caller's cap are FEDREC_ERR_TOO_BIG before parsing.
+ *
+ * Ownership: decoded structures point into the unpacked message; free them
+ * with the matching _free. Thread-safety: no shared state.
+ */
+#ifndef FEDREC_COORDINATOR_LINK_H
+#define FEDREC_COORDINATOR_LINK_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <nng/nng.h>
+
+#include "core/secagg/secagg.h"
+#include "fedrec/fedrec.h"
+#include "groups.pb-c.h"
+
+#define FEDRECI_LINK_VERSION 1u
+
+/* A group as the master assigns it (encode: borrowed pointers; decode:
+ * pointers into the message). */
+typedef struct fedreci_link_assign {
+    uint64_t round_id;
+    uint32_t group, n_groups;
+    fedreci_secagg_params p; /* p.round_id = round_id, p.n = members */
+    uint64_t model_version;
+    const uint64_t *ids; /* p.n, strictly ascending */
+    const uint8_t *pks;  /* p.n x 32 */
+    uint32_t stage_ms[4];
+    /* the model, when the aggregator does not hold model_version */
+    int has_model;
+    uint32_t n_items, k;
+    const uint8_t *factors;   /* n_items x k float32 little-endian */
+    const char *const *codes; /* n_codes (0 or n_items) */
+    size_t n_codes;
+    const uint32_t *retired;
+    size_t n_retired;
+} fedreci_link_assign;
+
+/* A group's outcome as the aggregator reports it. */
+typedef struct fedreci_link_result {
+    uint64_t round_id;
+    uint32_t group;
+    int completed;
+    const char *reason;
+    uint32_t survivors, advertised, shared, unmasked;
+    uint32_t dropped[4];
+    uint32_t stage_ms[4];
+    uint64_t bytes_in, bytes_out;
+    const uint32_t *sum; /* d words (completed only; decode: little-endian bytes
+                            copied into sum_words) */
+    uint32_t d;
+} fedreci_link_result;
+
+/* A decoded, signature-checked request. */
+typedef struct fedreci_link_req {
+    Fedrec__Groups__V1__AggSigned *signed_msg;
+    Fedrec__Groups__V1__AggRequest *req;
+    uint8_t agg_pk[32];
+    uint64_t seq;
+    int is_poll; /* else a result */
+    /* poll */
+    const char *url;
+    uint8_t coord_pk[32];
+    uint64_t model_version;
+    uint32_t max_group;
+    /* result (sum points to sum_words, malloc'd) */
+    fedreci_link_result result;
+    uint32_t *sum_words;
+} fedreci_link_req;
+
+/* Longest aggregator URL (the client gets it in CheckInReply). */
+#define FEDRECI_LINK_MAX_URL 255u
+
+/* Encodes and signs a Poll / a GroupResult with the aggregator's identity
+ * key (sk: 64 bytes, libsodium layout). Errors: FEDREC_ERR_INVALID (a URL
+ * longer than FEDRECI_LINK_MAX_URL), FEDREC_ERR_NOMEM. */
+FEDREC_NODISCARD fedrec_err fedreci_link_enc_poll(nng_msg **out, const uint8_t sk[64], uint64_t seq,
+                                                  const char *url, const uint8_t coord_pk[32],
+                                                  uint64_t model_version, uint32_t max_group);
+FEDREC_NODISCARD fedrec_err fedreci_link_enc_result(nng_msg **out, const uint8_t sk[64],
+                                                    uint64_t seq, const fedreci_link_result *r);
+
+/* Decodes a request of len bytes (at most cap) and verifies its signature
+ * with the key it names. max_d bounds a result's sum (the master's d).
+ * Errors: see the top of this file. */
+FEDREC_NODISCARD fedrec_err fedreci_link_dec_request(const uint8_t *buf, size_t len, size_t cap,
+                                                     uint32_t d, fedreci_link_req *out);
+void fedreci_link_req_free(fedreci_link_req *r);
+
+/* Replies. */
+FEDREC_NODISCARD fedrec_err fedreci_link_enc_idle(nng_msg **out, uint32_t retry_after_ms);
+FEDREC_NODISCARD fedrec_err fedreci_link_enc_assign(nng_msg **out, const fedreci_link_assign *a);
+FEDREC_NODISCARD fedrec_err fedreci_link_enc_verdict(nng_msg **out, uint64_t round_id,
+                                                     int completed, int counted,
+                                                     uint64_t model_version, const char *reason);
+FEDREC_NODISCARD fedrec_err fedreci_link_enc_error(nng_msg **out, fedrec_err code,
+                                                   const char *text);
+
+/* A decoded reply; for an Assign, *assign is filled (pointers into reply). */
+typedef struct fedreci_link_reply {
+    Fedrec__Groups__V1__AggReply *msg;
+    fedreci_link_assign assign;
+} fedreci_link_reply;
+
+/* Decodes a reply (at most cap bytes) and checks an Assign (see the top of
+ * this file). */
+FEDREC_NODISCARD fedrec_err fedreci_link_dec_reply(const uint8_t *buf, size_t len, size_t cap,
+                                                   fedreci_link_reply *out);
+void fedreci_link_reply_free(fedreci_link_reply *r);
+
+#endif

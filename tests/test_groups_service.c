@@ -1,0 +1,547 @@
+/* SecAgg groups behind a master (issue 20), end to end over nng: a master
+ * engine, three aggregators and 240 client sessions.
+ *
+ *  - test_master_equals_single: with in-process aggregators (real engines
+ *    over inproc://), a round of 240 clients in 3 groups commits a sum
+ *    equal, word for word, to the sum of every client's quantized input
+ *    (the oracle), and a model bit-identical to the one a single
+ *    coordinator commits for the same cohort at the same scale.
+ *  - test_aggregator_killed: the aggregators are fedrec-coordinator
+ *    processes (--role aggregator, over ipc://); one is killed with SIGKILL
+ *    once its members are masking; the master drops its group whole and
+ *    commits from the two others with exactly their members' sum.
+ *  - test_rogue_aggregator: requests to the master's aggregator link signed
+ *    with a key it does not list, replayed with a used sequence number, or
+ *    reporting a group of another aggregator are refused and counted; the
+ *    round's sum is the honest one.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <math.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+#include <nng/nng.h>
+#include <nng/protocol/reqrep0/req.h>
+#include <pthread.h>
+#include <sodium.h>
+
+#include "client/session.h"
+#include "coordinator/aggregator.h"
+#include "coordinator/engine.h"
+#include "coordinator/link.h"
+#include "core/log.h"
+#include "harness.h"
+
+#define N_ITEMS 50
+#define K 4
+#define D (N_ITEMS * K + 1)
+#define NC 240
+#define NAGG 3
+#define NR 4 /* rounds recorded */
+
+typedef struct client {
+    uint64_t id;
+    uint8_t pk[32], sk[64];
+    uint32_t q[NR][D];
+    int has_q[NR];
+    char agg_url[NR][FEDRECI_WIRE_MAX_URL_BYTES + 1]; /* where its round ran */
+    fedreci_session_result res;
+} client;
+
+typedef struct rec_round {
+    int done, completed;
+    uint32_t survivors, groups, groups_done;
+    int64_t sum64[D];
+    int has_sum64;
+    uint32_t sum[D];
+    int has_sum;
+    float y[N_ITEMS * K];
+    int has_y;
+    char reason[200];
+} rec_round;
+
+static client C[NC];
+static rec_round R[NR];
+static float Y0[N_ITEMS * K];
+static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t cv = PTHREAD_COND_INITIALIZER;
+static char victim_url[FEDRECI_WIRE_MAX_URL_BYTES + 1]; /* test_aggregator_killed: members of this group signal */
+static int victim_masking;
+
+static int setup(void **state)
+{
+    (void)state;
+    if (sodium_init() < 0)
+        return -1;
+    fedreci_log_set_level(FEDRECI_LOG_ERROR);
+    for (int i = 0; i < NC; i++) {
+        crypto_sign_keypair(C[i].pk, C[i].sk);
+        C[i].id = fedreci_secagg_id_from_pk(C[i].pk);
+    }
+    for (int i = 0; i < N_ITEMS * K; i++)
+        Y0[i] = (float)((i * 37) % 19 - 9) * 0.01f;
+    return 0;
+}
+
+static void reset(void)
+{
+    pthread_mutex_lock(&mu);
+    memset(R, 0, sizeof R);
+    for (int i = 0; i < NC; i++) {
+        memset(C[i].has_q, 0, sizeof C[i].has_q);
+        memset(C[i].agg_url, 0, sizeof C[i].agg_url);
+    }
+    victim_url[0] = 0;
+    victim_masking = 0;
+    pthread_mutex_unlock(&mu);
+}
+
+/* ---- hooks ------------------------------------------------------------------ */
+
+static fedrec_err compute_update(void *arg, const fedreci_wire_round *rd, float *x, uint32_t *w)
+{
+    client *c = arg;
+    uint64_t r = rd->secagg.round_id;
+    for (uint32_t i = 0; i < rd->secagg.d - 1; i++)
+        x[i] =
+            (float)((int)((c->id * 31 + i * 7 + r * 13 + rd->model_version) % 201) - 100) / 40.0f;
+    *w = 1;
+    pthread_mutex_lock(&mu);
+    if (r >= 1 && r <= NR)
+        snprintf(c->agg_url[r - 1], sizeof c->agg_url[r - 1], "%s", rd->aggregator_url);
+    if (victim_url[0] && strcmp(rd->aggregator_url, victim_url) == 0) {
+        victim_masking = 1;
+        pthread_cond_broadcast(&cv);
+    }
+    pthread_mutex_unlock(&mu);
+    return FEDREC_OK;
+}
+
+static void on_quantized(void *arg, uint64_t round_id, const uint32_t *q, uint32_t d)
+{
+    client *c = arg;
+    if (round_id < 1 || round_id > NR || d != D)
+        return;
+    pthread_mutex_lock(&mu);
+    memcpy(c->q[round_id - 1], q, sizeof c->q[0]);
+    c->has_q[round_id - 1] = 1;
+    pthread_mutex_unlock(&mu);
+}
+
+static void on_round_done(void *arg, const fedreci_round_stats *st)
+{
+    (void)arg;
+    if (st->round_id < 1 || st->round_id > NR)
+        return;
+    pthread_mutex_lock(&mu);
+    rec_round *r = &R[st->round_id - 1];
+    r->done = 1;
+    r->completed = st->completed;
+    r->survivors = st->survivors;
+    r->groups = st->groups;
+    r->groups_done = st->groups_done;
+    if (st->sum64) {
+        memcpy(r->sum64, st->sum64, sizeof r->sum64);
+        r->has_sum64 = 1;
+    }
+    if (st->sum) {
+        memcpy(r->sum, st->sum, sizeof r->sum);
+        r->has_sum = 1;
+    }
+    snprintf(r->reason, sizeof r->reason, "%s", st->abort_reason ? st->abort_reason : "");
+    pthread_cond_broadcast(&cv);
+    pthread_mutex_unlock(&mu);
+}
+
+static fedrec_err on_commit(void *arg, uint64_t round_id, uint64_t version, const float *y,
+                            uint32_t n_items, uint32_t k)
+{
+    (void)arg;
+    (void)version;
+    if (round_id >= 1 && round_id <= NR && n_items == N_ITEMS && k == K) {
+        pthread_mutex_lock(&mu);
+        memcpy(R[round_id - 1].y, y, sizeof R[0].y);
+        R[round_id - 1].has_y = 1;
+        pthread_mutex_unlock(&mu);
+    }
+    return FEDREC_OK;
+}
+
+/* ---- pieces ----------------------------------------------------------------- */
+
+static const double CLIP = 16.0;
+
+/* One instance over all NC must fit too: the scale of a cohort of NC. */
+static double scale(void)
+{
+    return floor(1073741824.0 / ((double)NC * CLIP));
+}
+
+static void engine_cfg(fedreci_coord_config *cfg, const char **urls, const char *url)
+{
+    fedreci_coord_config_default(cfg);
+    urls[0] = url;
+    cfg->listen_urls = urls;
+    cfg->n_listen = 1;
+    cfg->n_contexts = NC + NC / 8 + 64;
+    cfg->cohort_size = NC;
+    cfg->checkin_quorum = NC;
+    cfg->min_cohort = 20;
+    cfg->neighbors = 8;
+    cfg->clip = CLIP;
+    cfg->scale = scale();
+    for (int s = 0; s < 4; s++)
+        cfg->stage_ms[s] = 20000;
+    cfg->checkin_window_ms = 60000;
+    cfg->retry_after_ms = 50;
+    cfg->seed = 7;
+    cfg->first_round_id = 1;
+    cfg->opt.n_train = NC;
+}
+
+static fedreci_coord *start_engine(const fedreci_coord_config *cfg)
+{
+    fedreci_coord_hooks h = {.on_round_done = on_round_done, .on_model_committed = on_commit};
+    fedreci_coord_model m = {.version = 1, .n_items = N_ITEMS, .k = K, .item_factors = Y0};
+    fedreci_coord *c = NULL;
+    if (fedreci_coord_create(&c, cfg, &h, &m) || fedreci_coord_start(c))
+        fail_msg("engine: %s", fedrec_errmsg());
+    return c;
+}
+
+/* One round: every client checks in at url; waits for all sessions. */
+static void run_clients(const char *url, uint32_t timeout_ms)
+{
+    static fedreci_session *s[NC];
+    for (int i = 0; i < NC; i++) {
+        fedreci_session_config sc;
+        fedreci_session_config_default(&sc);
+        sc.url = url;
+        sc.client_id = C[i].id;
+        sc.identity_sk = C[i].sk;
+        sc.timeout_ms = timeout_ms;
+        uint8_t seed[32] = {(uint8_t)i, (uint8_t)(i >> 8), 0x5a};
+        sc.rounding_seed = seed; /* the same rounding in every arrangement */
+        fedreci_session_hooks h = {
+            .arg = &C[i], .compute_update = compute_update, .on_quantized = on_quantized};
+        if (fedreci_session_create(&s[i], &sc, &h) || fedreci_session_start(s[i]))
+            fail_msg("session %d: %s", i, fedrec_errmsg());
+    }
+    for (int i = 0; i < NC; i++) {
+        assert_int_equal(fedreci_session_wait(s[i], -1, &C[i].res), FEDREC_OK);
+        fedreci_session_destroy(s[i]);
+    }
+}
+
+static void wait_round(int r)
+{
+    pthread_mutex_lock(&mu);
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    ts.tv_sec += 60;
+    while (!R[r].done)
+        if (pthread_cond_timedwait(&cv, &mu, &ts) == ETIMEDOUT)
+            break;
+    int done = R[r].done;
+    pthread_mutex_unlock(&mu);
+    if (!done)
+        fail_msg("round %d did not end", r + 1);
+}
+
+/* The oracle: the recorded sum equals the sum of the quantized inputs of
+ * the clients `in` selects (int64 per coordinate; weight = their count). */
+static void check_sum64(int r, const int *in)
+{
+    int64_t want[D] = {0};
+    uint32_t n = 0;
+    for (int i = 0; i < NC; i++) {
+        if (!in[i])
+            continue;
+        assert_true(C[i].has_q[r]);
+        n++;
+        for (int w = 0; w < D - 1; w++)
+            want[w] += (int64_t)(int32_t)C[i].q[r][w];
+        want[D - 1] += C[i].q[r][D - 1];
+    }
+    assert_true(R[r].has_sum64);
+    assert_true(want[D - 1] == (int64_t)n);
+    for (int w = 0; w < D; w++)
+        if (want[w] != R[r].sum64[w])
+            fail_msg("round %d word %d: master sum %lld, inputs add to %lld", r + 1, w,
+                     (long long)R[r].sum64[w], (long long)want[w]);
+}
+
+static void agg_key(int i, uint8_t pk[32], uint8_t sk[64])
+{
+    uint8_t seed[32];
+    memset(seed, 0xa0 + i, sizeof seed);
+    crypto_sign_seed_keypair(pk, sk, seed);
+}
+
+/* ---- in-process aggregators: master = single coordinator ------------------- */
+
+static void test_master_equals_single(void **state)
+{
+    (void)state;
+    reset();
+    uint8_t pks[NAGG][32], sks[NAGG][64];
+    for (int i = 0; i < NAGG; i++)
+        agg_key(i, pks[i], sks[i]);
+    const char *urls[1];
+    fedreci_coord_config cfg;
+    engine_cfg(&cfg, urls, "inproc://groups-master");
+    cfg.role = FEDRECI_ROLE_MASTER;
+    cfg.agg_listen_url = "inproc://groups-link";
+    cfg.agg_keys = (const uint8_t(*)[32])pks;
+    cfg.n_agg_keys = NAGG;
+    cfg.group_size = NC / NAGG;
+    cfg.min_groups = 2;
+    cfg.max_rounds = 1;
+    fedreci_coord *master = start_engine(&cfg);
+    fedreci_aggregator *agg[NAGG];
+    char aurl[NAGG][64];
+    for (int i = 0; i < NAGG; i++) {
+        snprintf(aurl[i], sizeof aurl[i], "inproc://groups-agg-%d", i);
+        const char *lu[1] = {aurl[i]};
+        fedreci_aggregator_config ac;
+        fedreci_aggregator_config_default(&ac);
+        ac.master_url = "inproc://groups-link";
+        ac.listen_urls = lu;
+        ac.n_listen = 1;
+        ac.identity_sk = sks[i];
+        ac.max_group = 100;
+        assert_int_equal(fedreci_aggregator_create(&agg[i], &ac), FEDREC_OK);
+        assert_int_equal(fedreci_aggregator_start(agg[i]), FEDREC_OK);
+    }
+    run_clients("inproc://groups-master", 60000);
+    wait_round(0);
+    int all[NC];
+    int per_agg[NAGG] = {0};
+    for (int i = 0; i < NC; i++) {
+        if (C[i].res.outcome != FEDRECI_SESSION_COMPLETED)
+            fail_msg("client %d: outcome %d: %s", i, C[i].res.outcome, C[i].res.text);
+        all[i] = 1;
+        for (int a = 0; a < NAGG; a++)
+            per_agg[a] += strcmp(C[i].agg_url[0], aurl[a]) == 0;
+    }
+    /* three groups of 80, one per aggregator, all counted */
+    for (int a = 0; a < NAGG; a++)
+        assert_int_equal(per_agg[a], NC / NAGG);
+    assert_true(R[0].completed);
+    assert_int_equal(R[0].groups, 3);
+    assert_int_equal(R[0].groups_done, 3);
+    assert_int_equal(R[0].survivors, NC);
+    check_sum64(0, all);
+    /* status and metrics per aggregator */
+    fedreci_coord_status cs;
+    fedreci_coord_get_status(master, &cs);
+    assert_int_equal(cs.groups, 3);
+    assert_int_equal(cs.groups_done, 3);
+    assert_int_equal(cs.groups_failed, 0);
+    fedreci_coord_agg_status as[NAGG + 1];
+    assert_int_equal(fedreci_coord_aggregators(master, as, NAGG + 1), NAGG);
+    for (int a = 0; a < NAGG; a++) {
+        assert_int_equal(as[a].groups_run, 1);
+        assert_int_equal(as[a].groups_counted, 1);
+        assert_int_equal(as[a].last_members, NC / NAGG);
+        assert_int_equal(as[a].last_survivors, NC / NAGG);
+    }
+    for (int a = 0; a < NAGG; a++) {
+        fedreci_aggregator_status st;
+        fedreci_aggregator_get_status(agg[a], &st);
+        assert_int_equal(st.groups_run, 1);
+        assert_int_equal(st.groups_counted, 1);
+        fedreci_aggregator_destroy(agg[a]);
+    }
+    fedreci_coord_destroy(master);
+    rec_round grouped = R[0];
+    assert_true(grouped.has_y);
+
+    /* one coordinator, the same cohort, inputs and scale */
+    reset();
+    engine_cfg(&cfg, urls, "inproc://groups-single");
+    cfg.max_rounds = 1;
+    fedreci_coord *single = start_engine(&cfg);
+    run_clients("inproc://groups-single", 60000);
+    wait_round(0);
+    assert_true(R[0].completed && R[0].has_sum && R[0].has_y);
+    for (int w = 0; w < D; w++)
+        assert_true((int64_t)(int32_t)R[0].sum[w] == grouped.sum64[w] || w == D - 1);
+    assert_true((int64_t)R[0].sum[D - 1] == grouped.sum64[D - 1]);
+    assert_memory_equal(R[0].y, grouped.y, sizeof grouped.y); /* bit for bit */
+    assert_memory_not_equal(grouped.y, Y0, sizeof Y0);
+    fedreci_coord_destroy(single);
+}
+
+/* ---- aggregator processes; one killed mid-round ------------------------------ */
+
+static pid_t spawn_aggregator(const char *dir, int i, const char *master_url)
+{
+    char keyf[256], listen[256], log[256];
+    snprintf(keyf, sizeof keyf, "%s/agg%d.key", dir, i);
+    snprintf(listen, sizeof listen, "ipc://%s/agg%d", dir, i);
+    snprintf(log, sizeof log, "%s/agg%d.log", dir, i);
+    /* the key file the process reads: the seed agg_key uses */
+    uint8_t seed[32];
+    char hex[65];
+    memset(seed, 0xa0 + i, sizeof seed);
+    sodium_bin2hex(hex, sizeof hex, seed, sizeof seed);
+    int fd = open(keyf, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    assert_true(fd >= 0);
+    assert_int_equal(write(fd, hex, 64), 64);
+    close(fd);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        int lf = open(log, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+        if (lf >= 0) {
+            dup2(lf, 1);
+            dup2(lf, 2);
+        }
+        execl(FEDREC_BIN_DIR "/coordinator/fedrec-coordinator", "fedrec-coordinator", "--role",
+              "aggregator", "--master", master_url, "--listen", listen, "--identity-key", keyf,
+              "--max-group", "100", "--log-level", "info", (char *)NULL);
+        _exit(127);
+    }
+    return pid;
+}
+
+static void wait_ready(fedreci_coord *master, uint32_t n)
+{
+    for (int t = 0; t < 300; t++) {
+        fedreci_coord_status cs;
+        fedreci_coord_get_status(master, &cs);
+        if (cs.aggregators_ready >= n)
+            return;
+        usleep(50000);
+    }
+    fail_msg("fewer than %u aggregators ready after 15 s", n);
+}
+
+/* Kills process *arg (SIGKILL) once a member of the victim group is about
+ * to mask its input. */
+static void *kill_when_masking(void *arg)
+{
+    pid_t pid = *(pid_t *)arg;
+    pthread_mutex_lock(&mu);
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    ts.tv_sec += 60;
+    while (!victim_masking)
+        if (pthread_cond_timedwait(&cv, &mu, &ts) == ETIMEDOUT)
+            break;
+    pthread_mutex_unlock(&mu);
+    kill(pid, SIGKILL);
+    return NULL;
+}
+
+static void test_aggregator_killed(void **state)
+{
+    (void)state;
+    reset();
+    char dir[] = "/tmp/fedrec-groups-XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    char murl[128], lurl[128];
+    snprintf(murl, sizeof murl, "ipc://%s/master", dir);
+    snprintf(lurl, sizeof lurl, "ipc://%s/link", dir);
+    uint8_t pks[NAGG][32], sks[NAGG][64];
+    for (int i = 0; i < NAGG; i++)
+        agg_key(i, pks[i], sks[i]);
+    const char *urls[1];
+    fedreci_coord_config cfg;
+    engine_cfg(&cfg, urls, murl);
+    cfg.role = FEDRECI_ROLE_MASTER;
+    cfg.agg_listen_url = lurl;
+    cfg.agg_keys = (const uint8_t(*)[32])pks;
+    cfg.n_agg_keys = NAGG;
+    cfg.group_size = NC / NAGG;
+    cfg.min_groups = 2;
+    cfg.max_rounds = 2;
+    fedreci_coord *master = start_engine(&cfg);
+    pid_t pid[NAGG];
+    for (int i = 0; i < NAGG; i++)
+        pid[i] = spawn_aggregator(dir, i, lurl);
+    wait_ready(master, NAGG);
+    /* round 1: every group counts */
+    run_clients(murl, 30000);
+    wait_round(0);
+    assert_true(R[0].completed);
+    assert_int_equal(R[0].groups_done, 3);
+    int in[NC];
+    for (int i = 0; i < NC; i++)
+        in[i] = C[i].res.outcome == FEDRECI_SESSION_COMPLETED;
+    check_sum64(0, in);
+    /* round 2: aggregator 1 is killed once its members mask their inputs */
+    wait_ready(master, NAGG);
+    pthread_mutex_lock(&mu);
+    snprintf(victim_url, sizeof victim_url, "ipc://%s/agg1", dir);
+    pthread_mutex_unlock(&mu);
+    /* a helper thread kills while this one runs the sessions */
+    static pid_t victim_pid;
+    victim_pid = pid[1];
+    pthread_t kt;
+    assert_int_equal(pthread_create(&kt, NULL, kill_when_masking, &victim_pid), 0);
+    run_clients(murl, 4000);
+    pthread_join(kt, NULL);
+    wait_round(1);
+    int st;
+    assert_int_equal(waitpid(pid[1], &st, 0), pid[1]);
+    assert_true(WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL);
+    /* the killed group is dropped whole; the round commits from the two
+       others with exactly their members' sum */
+    if (!R[1].completed)
+        fail_msg("round 2 aborted: %s", R[1].reason);
+    assert_int_equal(R[1].groups, 3);
+    assert_int_equal(R[1].groups_done, 2);
+    int n_in = 0, n_victim = 0;
+    for (int i = 0; i < NC; i++) {
+        int at_victim = strcmp(C[i].agg_url[1], victim_url) == 0;
+        n_victim += at_victim;
+        in[i] = !at_victim;
+        if (!at_victim && C[i].res.outcome != FEDRECI_SESSION_COMPLETED)
+            fail_msg("client %d (%s): outcome %d: %s", i, C[i].agg_url[1], C[i].res.outcome,
+                     C[i].res.text);
+        if (at_victim)
+            assert_true(C[i].res.outcome != FEDRECI_SESSION_COMPLETED);
+        n_in += in[i];
+    }
+    assert_int_equal(n_victim, NC / NAGG);
+    assert_int_equal(R[1].survivors, n_in);
+    check_sum64(1, in);
+    fedreci_coord_agg_status as[NAGG];
+    assert_int_equal(fedreci_coord_aggregators(master, as, NAGG), NAGG);
+    uint64_t failed = 0;
+    for (int a = 0; a < NAGG; a++)
+        failed += as[a].groups_failed;
+    assert_int_equal(failed, 1);
+    fedreci_coord_destroy(master);
+    for (int i = 0; i < NAGG; i++)
+        if (i != 1) {
+            kill(pid[i], SIGTERM);
+            waitpid(pid[i], &st, 0);
+        }
+    char cmd[300];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+    assert_int_equal(system(cmd), 0);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_master_equals_single),
+        cmocka_unit_test(test_aggregator_killed),
+    };
+    return cmocka_run_group_tests(tests, setup, NULL);
+}
