@@ -11,11 +11,13 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <sodium.h>
 
 #include "client/session.h"
 #include "proto/wire.h"
+#include "coordinator/aggregator.h"
 #include "coordinator/engine.h"
 #include "core/log.h"
 #include "bench_args.h"
@@ -32,6 +34,13 @@ static const float *g_x;
 static double g_stage_ms[4];
 static uint64_t g_bytes_in, g_bytes_out;
 static int g_completed;
+
+static double cpu_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
 
 static double now_s(void)
 {
@@ -230,6 +239,180 @@ static void run(uint32_t n, uint32_t n_items, uint32_t k, uint32_t neighbors, do
     free(y);
 }
 
+/* ---- --groups: the single-engine path beside a master and G aggregators -- */
+
+typedef struct path_result {
+    double wall, cpu; /* per round, means */
+    int completed;    /* rounds that committed */
+} path_result;
+
+/* R rounds of n sessions against url (dropout 0); the engine whose
+ * round_done hook counts completions is g_coord's. */
+static void run_sessions(const char *url, bclient *cl, uint32_t n, int rounds, path_result *out)
+{
+    fedreci_session **s = calloc(n, sizeof *s);
+    double wall = 0, cpu = 0;
+    int completed = 0;
+    for (int r = 0; r < rounds; r++) {
+        double t0 = now_s(), c0 = cpu_s();
+        for (uint32_t i = 0; i < n; i++) {
+            fedreci_session_config sc;
+            fedreci_session_config_default(&sc);
+            sc.url = url;
+            sc.client_id = cl[i].id;
+            sc.identity_sk = cl[i].sk;
+            sc.model_version = cl[i].version;
+            sc.timeout_ms = 600000;
+            fedreci_session_hooks h = {.arg = &cl[i], .compute_update = update};
+            if (fedreci_session_create(&s[i], &sc, &h) || fedreci_session_start(s[i])) {
+                fprintf(stderr, "session: %s\n", fedrec_errmsg());
+                exit(1);
+            }
+        }
+        int ok = 0;
+        for (uint32_t i = 0; i < n; i++) {
+            fedreci_session_result res;
+            if (fedreci_session_wait(s[i], -1, &res) == FEDREC_OK &&
+                res.outcome == FEDRECI_SESSION_COMPLETED) {
+                ok++;
+                cl[i].version = res.latest_version;
+            }
+            fedreci_session_destroy(s[i]);
+        }
+        wall += now_s() - t0;
+        cpu += cpu_s() - c0;
+        completed += ok == (int)n;
+    }
+    free(s);
+    out->wall = wall / rounds;
+    out->cpu = cpu / rounds;
+    out->completed = completed;
+}
+
+static fedreci_coord_config engine_cfg(const char **urls, uint32_t n, uint32_t neighbors,
+                                       int rounds)
+{
+    fedreci_coord_config cfg;
+    fedreci_coord_config_default(&cfg);
+    cfg.listen_urls = urls;
+    cfg.n_listen = 1;
+    cfg.n_contexts = n + n / 8 + 64;
+    cfg.cohort_size = n;
+    cfg.neighbors = neighbors;
+    cfg.checkin_window_ms = 600000;
+    for (int s = 0; s < 4; s++)
+        cfg.stage_ms[s] = 600000;
+    cfg.opt.n_train = n;
+    cfg.max_rounds = (uint32_t)rounds;
+    return cfg;
+}
+
+static void print_path(const char *name, uint32_t n, uint32_t groups, uint32_t d, uint32_t k,
+                       int rounds, const path_result *p, long cores)
+{
+    printf("| %s | %u | %u | %u | %u | %d/%d | %.2f | %.2f | %.1f | %.1f | %.1f |\n", name, n,
+           groups, d, k, p->completed, rounds, p->wall, p->cpu, n / p->wall,
+           n / p->wall / (double)cores, n / p->cpu);
+    fflush(stdout);
+}
+
+/* The single-engine path and the master + G aggregators path at n clients,
+ * in one process over inproc://, no dropouts. */
+static void run_grouped(uint32_t n, uint32_t n_items, uint32_t k, uint32_t neighbors, int rounds,
+                        uint32_t groups)
+{
+    size_t dx = (size_t)n_items * k;
+    float *y = malloc(dx * sizeof *y);
+    float *x = malloc(dx * sizeof *x);
+    for (size_t i = 0; i < dx; i++) {
+        y[i] = (float)((int)(i % 17) - 8) * 0.001f;
+        x[i] = (float)((int)(i % 23) - 11) * 0.05f;
+    }
+    g_x = x;
+    long cores = sysconf(_SC_NPROCESSORS_ONLN);
+    if (cores < 1)
+        cores = 1;
+    bclient *cl = calloc(n, sizeof *cl);
+    for (uint32_t i = 0; i < n; i++) {
+        uint8_t pk[32];
+        crypto_sign_keypair(pk, cl[i].sk);
+        cl[i].id = fedreci_secagg_id_from_pk(pk);
+    }
+    fedreci_coord_model m = {1, n_items, k, y, NULL, NULL, 0};
+    fedreci_coord_hooks hooks = {.on_round_done = round_done};
+    /* one engine */
+    char url[64];
+    snprintf(url, sizeof url, "inproc://bench-single-%u", n);
+    const char *urls[1] = {url};
+    fedreci_coord_config cfg = engine_cfg(urls, n, neighbors, rounds);
+    path_result single, grouped;
+    if (fedreci_coord_create(&g_coord, &cfg, &hooks, &m) || fedreci_coord_start(g_coord)) {
+        fprintf(stderr, "engine: %s\n", fedrec_errmsg());
+        exit(1);
+    }
+    run_sessions(url, cl, n, rounds, &single);
+    fedreci_coord_destroy(g_coord);
+    g_coord = NULL;
+    print_path("one engine", n, 1, (uint32_t)dx + 1, neighbors, rounds, &single, cores);
+    /* a master and G aggregators */
+    for (uint32_t i = 0; i < n; i++)
+        cl[i].version = 0;
+    uint8_t(*apk)[32] = calloc(groups, sizeof *apk);
+    uint8_t(*ask)[64] = calloc(groups, sizeof *ask);
+    for (uint32_t g = 0; g < groups; g++)
+        crypto_sign_keypair(apk[g], ask[g]);
+    char murl[64], lurl[64];
+    snprintf(murl, sizeof murl, "inproc://bench-master-%u", n);
+    snprintf(lurl, sizeof lurl, "inproc://bench-link-%u", n);
+    urls[0] = murl;
+    cfg = engine_cfg(urls, n, neighbors, rounds);
+    cfg.role = FEDRECI_ROLE_MASTER;
+    cfg.agg_listen_url = lurl;
+    cfg.agg_keys = (const uint8_t(*)[32])apk;
+    cfg.n_agg_keys = groups;
+    cfg.group_size = (n + groups - 1) / groups;
+    cfg.min_groups = groups;
+    if (fedreci_coord_create(&g_coord, &cfg, &hooks, &m) || fedreci_coord_start(g_coord)) {
+        fprintf(stderr, "master: %s\n", fedrec_errmsg());
+        exit(1);
+    }
+    fedreci_aggregator **agg = calloc(groups, sizeof *agg);
+    char(*aurl)[64] = calloc(groups, sizeof *aurl);
+    for (uint32_t g = 0; g < groups; g++) {
+        snprintf(aurl[g], sizeof aurl[g], "inproc://bench-agg-%u-%u", n, g);
+        const char *lu[1] = {aurl[g]};
+        fedreci_aggregator_config ac;
+        fedreci_aggregator_config_default(&ac);
+        ac.master_url = lurl;
+        ac.listen_urls = lu;
+        ac.n_listen = 1;
+        ac.identity_sk = ask[g];
+        ac.max_group = cfg.group_size + 1;
+        if (fedreci_aggregator_create(&agg[g], &ac) || fedreci_aggregator_start(agg[g])) {
+            fprintf(stderr, "aggregator: %s\n", fedrec_errmsg());
+            exit(1);
+        }
+    }
+    run_sessions(murl, cl, n, rounds, &grouped);
+    for (uint32_t g = 0; g < groups; g++)
+        fedreci_aggregator_destroy(agg[g]);
+    fedreci_coord_destroy(g_coord);
+    g_coord = NULL;
+    char name[48];
+    snprintf(name, sizeof name, "master + %u aggregators", groups);
+    print_path(name, n, groups, (uint32_t)dx + 1, neighbors, rounds, &grouped, cores);
+    printf("|  | ratio grouped / one engine: client-rounds per second %.3f, per CPU-second "
+           "%.3f |\n",
+           single.wall / grouped.wall, single.cpu / grouped.cpu);
+    free(agg);
+    free(aurl);
+    free(apk);
+    free(ask);
+    free(cl);
+    free(x);
+    free(y);
+}
+
 /* --clients: a comma-separated list of up to 8 sizes, no empty entry.
  * Returns 0, or -1 after printing the error. */
 static int parse_sizes(const char *list, uint32_t sizes[8], int *n_sizes)
@@ -267,7 +450,8 @@ int fedrec_bench_engine(int argc, char **argv)
     double dropout = 0.1;
     uint32_t sizes[8] = {100, 300};
     int n_sizes = 2;
-    enum { O_CLIENTS = 0x100, O_ITEMS, O_FACTORS, O_NEIGHBORS, O_DROPOUT, O_ROUNDS };
+    uint32_t groups = 0;
+    enum { O_CLIENTS = 0x100, O_ITEMS, O_FACTORS, O_NEIGHBORS, O_DROPOUT, O_ROUNDS, O_GROUPS };
     static const struct option lo[] = {
         {"clients", required_argument, NULL, O_CLIENTS},
         {"items", required_argument, NULL, O_ITEMS},
@@ -275,6 +459,7 @@ int fedrec_bench_engine(int argc, char **argv)
         {"neighbors", required_argument, NULL, O_NEIGHBORS},
         {"dropout", required_argument, NULL, O_DROPOUT},
         {"rounds", required_argument, NULL, O_ROUNDS},
+        {"groups", required_argument, NULL, O_GROUPS},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
@@ -286,10 +471,13 @@ int fedrec_bench_engine(int argc, char **argv)
         switch (c) {
         case 'h':
             printf("fedrec-bench engine [--clients N[,N...]] [--items N] [--factors K]\n"
-                   "  [--neighbors K] [--dropout P] [--rounds R]\n"
+                   "  [--neighbors K] [--dropout P] [--rounds R] [--groups G]\n"
                    "  N: up to 8 sizes, 2..100000; items 1..1000000; K 1..256;\n"
-                   "  neighbors 0..100000 (0: classic SecAgg); P 0..1; R 1..1000\n"
-                   "Real SecAgg+ rounds over inproc:// with N sessions in one process.\n");
+                   "  neighbors 0..100000 (0: classic SecAgg); P 0..1; R 1..1000; G 1..64\n"
+                   "Real SecAgg+ rounds over inproc:// with N sessions in one process.\n"
+                   "--groups G: instead, per size, one engine and then a master with G\n"
+                   "aggregators (SecAgg groups, issue 20), no dropouts, in the same run:\n"
+                   "client-rounds per second, per core and per CPU-second.\n");
             return 0;
         case O_CLIENTS:
             if (parse_sizes(optarg, sizes, &n_sizes))
@@ -311,6 +499,9 @@ int fedrec_bench_engine(int argc, char **argv)
             e = fedreci_opt_u32("--rounds", optarg, 1, 1000, &v);
             rounds = (int)v;
             break;
+        case O_GROUPS:
+            e = fedreci_opt_u32("--groups", optarg, 1, 64, &groups);
+            break;
         default:
             return bench_getopt_error("engine", c, argc, argv, lo);
         }
@@ -322,6 +513,17 @@ int fedrec_bench_engine(int argc, char **argv)
     if (sodium_init() < 0)
         return 1;
     fedreci_log_set_level(FEDRECI_LOG_ERROR);
+    if (groups) {
+        printf("client-rounds per second at d = %u, neighbours %u; sessions' update is a fixed "
+               "vector (no client training step, no evaluation); %ld cores online\n",
+               n_items * k + 1, neighbors, sysconf(_SC_NPROCESSORS_ONLN));
+        printf("| path | clients | groups | d | k | rounds completed | wall s/round | CPU s/round "
+               "| client-rounds/s | per core (wall) | per CPU-second |\n");
+        printf("|---|---|---|---|---|---|---|---|---|---|---|\n");
+        for (int i = 0; i < n_sizes; i++)
+            run_grouped(sizes[i], n_items, k, neighbors, rounds, groups);
+        return 0;
+    }
     printf("| clients | k | d | dropout | round | wall s | adv ms | share ms | masked ms | "
            "unmask ms | KiB in/client | KiB out/client | completed |\n");
     printf("|---|---|---|---|---|---|---|---|---|---|---|---|---|\n");

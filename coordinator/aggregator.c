@@ -489,8 +489,12 @@ void fedreci_aggregator_stop(fedreci_aggregator *a)
     a->stop = 1;
     pthread_cond_broadcast(&a->cv);
     pthread_mutex_unlock(&a->mu);
-    if (a->aio)
-        nng_aio_cancel(a->aio);
+    /* closing the link socket ends the exchange in flight and every later
+       one (NNG_ECLOSED); the loop then sees stop */
+    if (a->sock_open) {
+        nng_close(a->sock);
+        a->sock_open = 0;
+    }
     if (a->started) {
         pthread_join(a->thr, NULL);
         a->started = 0;

@@ -41,6 +41,7 @@
 #include "coordinator/aggregator.h"
 #include "coordinator/engine.h"
 #include "coordinator/link.h"
+#include "core/secagg/groups.h"
 #include "core/log.h"
 #include "harness.h"
 
@@ -77,7 +78,8 @@ static rec_round R[NR];
 static float Y0[N_ITEMS * K];
 static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t cv = PTHREAD_COND_INITIALIZER;
-static char victim_url[FEDRECI_WIRE_MAX_URL_BYTES + 1]; /* test_aggregator_killed: members of this group signal */
+static char victim_url[FEDRECI_WIRE_MAX_URL_BYTES +
+                       1]; /* test_aggregator_killed: members of this group signal */
 static int victim_masking;
 
 static int setup(void **state)
@@ -221,8 +223,11 @@ static fedreci_coord *start_engine(const fedreci_coord_config *cfg)
     return c;
 }
 
-/* One round: every client checks in at url; waits for all sessions. */
-static void run_clients(const char *url, uint32_t timeout_ms)
+/* One round: every client checks in at url; waits for all sessions.
+ * Client i's requests time out after timeout_ms, or short_ms when
+ * short_for[i] (short_for may be NULL). */
+static void run_clients(const char *url, uint32_t timeout_ms, const int *short_for,
+                        uint32_t short_ms)
 {
     static fedreci_session *s[NC];
     for (int i = 0; i < NC; i++) {
@@ -231,7 +236,7 @@ static void run_clients(const char *url, uint32_t timeout_ms)
         sc.url = url;
         sc.client_id = C[i].id;
         sc.identity_sk = C[i].sk;
-        sc.timeout_ms = timeout_ms;
+        sc.timeout_ms = short_for && short_for[i] ? short_ms : timeout_ms;
         uint8_t seed[32] = {(uint8_t)i, (uint8_t)(i >> 8), 0x5a};
         sc.rounding_seed = seed; /* the same rounding in every arrangement */
         fedreci_session_hooks h = {
@@ -283,6 +288,31 @@ static void check_sum64(int r, const int *in)
                      (long long)R[r].sum64[w], (long long)want[w]);
 }
 
+static int cmp_idx(const void *a, const void *b)
+{
+    uint64_t x = C[*(const int *)a].id, y = C[*(const int *)b].id;
+    return x < y ? -1 : x > y;
+}
+
+/* The group of every client in round round_id as docs/protocol.md
+ * describes it (fedreci_groups_assign over the sorted cohort with the
+ * master's seed 7 and minimum cohort 20); the master gives group g to the
+ * g-th ready aggregator in key order. */
+static void predict_groups(uint64_t round_id, uint32_t n_groups, int *group)
+{
+    int idx[NC];
+    uint64_t ids[NC];
+    uint32_t gof[NC];
+    for (int i = 0; i < NC; i++)
+        idx[i] = i;
+    qsort(idx, NC, sizeof idx[0], cmp_idx);
+    for (int i = 0; i < NC; i++)
+        ids[i] = C[idx[i]].id;
+    assert_int_equal(fedreci_groups_assign(ids, NC, n_groups, 20, 7, round_id, gof), FEDREC_OK);
+    for (int i = 0; i < NC; i++)
+        group[idx[i]] = (int)gof[i];
+}
+
 static void agg_key(int i, uint8_t pk[32], uint8_t sk[64])
 {
     uint8_t seed[32];
@@ -325,16 +355,18 @@ static void test_master_equals_single(void **state)
         assert_int_equal(fedreci_aggregator_create(&agg[i], &ac), FEDREC_OK);
         assert_int_equal(fedreci_aggregator_start(agg[i]), FEDREC_OK);
     }
-    run_clients("inproc://groups-master", 60000);
+    run_clients("inproc://groups-master", 120000, NULL, 0);
     wait_round(0);
-    int all[NC];
+    int all[NC], group[NC];
     int per_agg[NAGG] = {0};
+    predict_groups(1, NAGG, group);
     for (int i = 0; i < NC; i++) {
         if (C[i].res.outcome != FEDRECI_SESSION_COMPLETED)
             fail_msg("client %d: outcome %d: %s", i, C[i].res.outcome, C[i].res.text);
         all[i] = 1;
         for (int a = 0; a < NAGG; a++)
             per_agg[a] += strcmp(C[i].agg_url[0], aurl[a]) == 0;
+        assert_string_equal(C[i].agg_url[0], aurl[group[i]]); /* the documented grouping */
     }
     /* three groups of 80, one per aggregator, all counted */
     for (int a = 0; a < NAGG; a++)
@@ -374,7 +406,7 @@ static void test_master_equals_single(void **state)
     engine_cfg(&cfg, urls, "inproc://groups-single");
     cfg.max_rounds = 1;
     fedreci_coord *single = start_engine(&cfg);
-    run_clients("inproc://groups-single", 60000);
+    run_clients("inproc://groups-single", 120000, NULL, 0);
     wait_round(0);
     assert_true(R[0].completed && R[0].has_sum && R[0].has_y);
     for (int w = 0; w < D; w++)
@@ -439,7 +471,7 @@ static void *kill_when_masking(void *arg)
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
     ts.tv_sec += 60;
-    while (!victim_masking)
+    while (!victim_masking && !R[1].done)
         if (pthread_cond_timedwait(&cv, &mu, &ts) == ETIMEDOUT)
             break;
     pthread_mutex_unlock(&mu);
@@ -475,7 +507,7 @@ static void test_aggregator_killed(void **state)
         pid[i] = spawn_aggregator(dir, i, lurl);
     wait_ready(master, NAGG);
     /* round 1: every group counts */
-    run_clients(murl, 30000);
+    run_clients(murl, 120000, NULL, 0);
     wait_round(0);
     assert_true(R[0].completed);
     assert_int_equal(R[0].groups_done, 3);
@@ -483,8 +515,14 @@ static void test_aggregator_killed(void **state)
     for (int i = 0; i < NC; i++)
         in[i] = C[i].res.outcome == FEDRECI_SESSION_COMPLETED;
     check_sum64(0, in);
-    /* round 2: aggregator 1 is killed once its members mask their inputs */
+    /* round 2: aggregator 1 is killed once its members mask their inputs;
+       they are the members of group 1 (the documented grouping); their
+       requests time out after 5 s, everyone else's after 120 s */
     wait_ready(master, NAGG);
+    int group[NC], victim[NC];
+    predict_groups(2, NAGG, group);
+    for (int i = 0; i < NC; i++)
+        victim[i] = group[i] == 1;
     pthread_mutex_lock(&mu);
     snprintf(victim_url, sizeof victim_url, "ipc://%s/agg1", dir);
     pthread_mutex_unlock(&mu);
@@ -493,7 +531,7 @@ static void test_aggregator_killed(void **state)
     victim_pid = pid[1];
     pthread_t kt;
     assert_int_equal(pthread_create(&kt, NULL, kill_when_masking, &victim_pid), 0);
-    run_clients(murl, 4000);
+    run_clients(murl, 120000, victim, 5000);
     pthread_join(kt, NULL);
     wait_round(1);
     int st;
@@ -507,7 +545,9 @@ static void test_aggregator_killed(void **state)
     assert_int_equal(R[1].groups_done, 2);
     int n_in = 0, n_victim = 0;
     for (int i = 0; i < NC; i++) {
-        int at_victim = strcmp(C[i].agg_url[1], victim_url) == 0;
+        int at_victim = victim[i];
+        if (C[i].agg_url[1][0]) /* reached masking: at the predicted aggregator */
+            assert_int_equal(strcmp(C[i].agg_url[1], victim_url) == 0, victim[i]);
         n_victim += at_victim;
         in[i] = !at_victim;
         if (!at_victim && C[i].res.outcome != FEDRECI_SESSION_COMPLETED)
@@ -537,11 +577,195 @@ static void test_aggregator_killed(void **state)
     assert_int_equal(system(cmd), 0);
 }
 
+/* ---- a rogue process on the aggregator link -------------------------------- */
+
+/* Sends m on the REQ socket s and returns the code of the AggError reply
+ * (FEDREC_OK for any other reply). */
+static fedrec_err link_exchange(nng_socket s, nng_msg *m)
+{
+    assert_int_equal(nng_sendmsg(s, m, 0), 0);
+    nng_msg *r = NULL;
+    assert_int_equal(nng_recvmsg(s, &r, 0), 0);
+    fedreci_link_reply rep;
+    assert_int_equal(fedreci_link_dec_reply(nng_msg_body(r), nng_msg_len(r), 1u << 30, &rep),
+                     FEDREC_OK);
+    nng_msg_free(r);
+    fedrec_err code = FEDREC_OK;
+    if (rep.msg->body_case == FEDREC__GROUPS__V1__AGG_REPLY__BODY_ERROR)
+        code = (fedrec_err)rep.msg->error->code;
+    fedreci_link_reply_free(&rep);
+    return code;
+}
+
+/* A forged result for group g of round 1: zeros, weight = survivors. */
+static void forged_result(fedreci_link_result *r, uint32_t *sum, uint32_t g, uint32_t n)
+{
+    memset(r, 0, sizeof *r);
+    memset(sum, 0, D * sizeof *sum);
+    sum[D - 1] = n;
+    r->round_id = 1;
+    r->group = g;
+    r->completed = 1;
+    r->reason = "";
+    r->survivors = n;
+    r->advertised = r->shared = r->unmasked = n;
+    r->sum = sum;
+    r->d = D;
+}
+
+typedef struct rogue_ctx {
+    fedreci_coord *master;
+    const uint8_t *listed_pk; /* a listed key the rogue names but does not hold */
+    const uint8_t *spare_sk;  /* a listed key no aggregator uses (for the replay) */
+    fedrec_err codes[4];
+} rogue_ctx;
+
+static void *rogue_main(void *arg)
+{
+    rogue_ctx *x = arg;
+    for (int t = 0; t < 2000; t++) { /* until the round's groups are assigned */
+        fedreci_coord_status cs;
+        fedreci_coord_get_status(x->master, &cs);
+        if (cs.groups == 2 && cs.stage >= 0)
+            break;
+        usleep(2000);
+    }
+    nng_socket s;
+    if (nng_req0_open(&s) != 0 || nng_dial(s, "inproc://groups-rogue-link", NULL, 0) != 0)
+        return NULL;
+    nng_socket_set_ms(s, NNG_OPT_RECVTIMEO, 10000);
+    static uint32_t sum[D];
+    fedreci_link_result r;
+    forged_result(&r, sum, 0, NC / 2);
+    /* 1. signed with a key the master does not list */
+    uint8_t rpk[32], rsk[64];
+    crypto_sign_keypair(rpk, rsk);
+    nng_msg *m = NULL;
+    if (fedreci_link_enc_result(&m, rsk, 1, &r) == FEDREC_OK)
+        x->codes[0] = link_exchange(s, m);
+    /* 2. naming a listed key, signed with another */
+    Fedrec__Groups__V1__GroupResult g = FEDREC__GROUPS__V1__GROUP_RESULT__INIT;
+    uint32_t four[4] = {0, 0, 0, 0};
+    uint8_t le[4 * D];
+    memset(le, 0, sizeof le);
+    le[4 * (D - 1)] = (uint8_t)(NC / 2);
+    g.round_id = 1;
+    g.completed = 1;
+    g.reason = (char *)"";
+    g.survivors = NC / 2;
+    g.n_dropped = 4;
+    g.dropped = four;
+    g.n_stage_ms = 4;
+    g.stage_ms = four;
+    g.sum.data = le;
+    g.sum.len = sizeof le;
+    Fedrec__Groups__V1__AggRequest q = FEDREC__GROUPS__V1__AGG_REQUEST__INIT;
+    q.protocol_version = 1;
+    q.agg_pk.data = (uint8_t *)(uintptr_t)x->listed_pk;
+    q.agg_pk.len = 32;
+    q.seq = UINT64_MAX / 2;
+    q.body_case = FEDREC__GROUPS__V1__AGG_REQUEST__BODY_RESULT;
+    q.result = &g;
+    size_t ql = protobuf_c_message_get_packed_size(&q.base);
+    uint8_t *qb = malloc(ql + 13);
+    memcpy(qb, "fedrec.v1.agg", 13);
+    protobuf_c_message_pack(&q.base, qb + 13);
+    uint8_t sig[64];
+    crypto_sign_detached(sig, NULL, qb, ql + 13, rsk);
+    Fedrec__Groups__V1__AggSigned sg = FEDREC__GROUPS__V1__AGG_SIGNED__INIT;
+    sg.req.data = qb + 13;
+    sg.req.len = ql;
+    sg.sig.data = sig;
+    sg.sig.len = 64;
+    size_t sl = protobuf_c_message_get_packed_size(&sg.base);
+    if (nng_msg_alloc(&m, sl) == 0) {
+        protobuf_c_message_pack(&sg.base, nng_msg_body(m));
+        x->codes[1] = link_exchange(s, m);
+    }
+    free(qb);
+    /* 3. a listed key reporting a group that is not its own */
+    if (fedreci_link_enc_result(&m, x->spare_sk, 100, &r) == FEDREC_OK)
+        x->codes[2] = link_exchange(s, m);
+    /* 4. a captured request sent again: a poll (answered once, Idle), then
+       the same bytes */
+    uint8_t cpk[32] = {9};
+    nng_msg *p1 = NULL, *p2 = NULL;
+    if (fedreci_link_enc_poll(&p1, x->spare_sk, 200, "inproc://nowhere", cpk, 1, 10) == FEDREC_OK &&
+        nng_msg_dup(&p2, p1) == 0) {
+        (void)link_exchange(s, p1);
+        x->codes[3] = link_exchange(s, p2);
+    }
+    nng_close(s);
+    return NULL;
+}
+
+static void test_rogue_aggregator(void **state)
+{
+    (void)state;
+    reset();
+    uint8_t pks[3][32], sks[3][64];
+    for (int i = 0; i < 3; i++)
+        agg_key(i, pks[i], sks[i]);
+    const char *urls[1];
+    fedreci_coord_config cfg;
+    engine_cfg(&cfg, urls, "inproc://groups-rogue-master");
+    cfg.role = FEDRECI_ROLE_MASTER;
+    cfg.agg_listen_url = "inproc://groups-rogue-link";
+    cfg.agg_keys = (const uint8_t(*)[32])pks;
+    cfg.n_agg_keys = 3; /* key 2 is listed but runs no aggregator */
+    cfg.group_size = NC / 2;
+    cfg.min_groups = 2;
+    cfg.max_rounds = 1;
+    fedreci_coord *master = start_engine(&cfg);
+    fedreci_aggregator *agg[2];
+    char aurl[2][64];
+    for (int i = 0; i < 2; i++) {
+        snprintf(aurl[i], sizeof aurl[i], "inproc://groups-rogue-agg-%d", i);
+        const char *lu[1] = {aurl[i]};
+        fedreci_aggregator_config ac;
+        fedreci_aggregator_config_default(&ac);
+        ac.master_url = "inproc://groups-rogue-link";
+        ac.listen_urls = lu;
+        ac.n_listen = 1;
+        ac.identity_sk = sks[i];
+        ac.max_group = 200;
+        assert_int_equal(fedreci_aggregator_create(&agg[i], &ac), FEDREC_OK);
+        assert_int_equal(fedreci_aggregator_start(agg[i]), FEDREC_OK);
+    }
+    wait_ready(master, 2);
+    rogue_ctx x = {master, pks[0], sks[2], {-1, -1, -1, -1}};
+    pthread_t rt;
+    assert_int_equal(pthread_create(&rt, NULL, rogue_main, &x), 0);
+    run_clients("inproc://groups-rogue-master", 120000, NULL, 0);
+    pthread_join(rt, NULL);
+    wait_round(0);
+    assert_int_equal(x.codes[0], FEDREC_ERR_SIGNATURE); /* key not listed */
+    assert_int_equal(x.codes[1], FEDREC_ERR_SIGNATURE); /* signature does not verify */
+    assert_int_equal(x.codes[2], FEDREC_ERR_PROTOCOL);  /* not its group */
+    assert_int_equal(x.codes[3], FEDREC_ERR_SIGNATURE); /* replayed sequence number */
+    fedreci_coord_status cs;
+    fedreci_coord_get_status(master, &cs);
+    assert_int_equal(cs.agg_refused, 4);
+    /* the round counted the two honest groups, with the honest sum */
+    assert_true(R[0].completed);
+    assert_int_equal(R[0].groups_done, 2);
+    int all[NC];
+    for (int i = 0; i < NC; i++) {
+        assert_int_equal(C[i].res.outcome, FEDRECI_SESSION_COMPLETED);
+        all[i] = 1;
+    }
+    check_sum64(0, all);
+    for (int i = 0; i < 2; i++)
+        fedreci_aggregator_destroy(agg[i]);
+    fedreci_coord_destroy(master);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_master_equals_single),
         cmocka_unit_test(test_aggregator_killed),
+        cmocka_unit_test(test_rogue_aggregator),
     };
     return cmocka_run_group_tests(tests, setup, NULL);
 }
