@@ -514,6 +514,11 @@ void fedreci_eng_master_wire_round(const fedreci_coord *c, const rstate *r, uint
 /* The master round's deadline passed: pending groups fail; commit or abort. */
 void fedreci_eng_master_deadline(fedreci_coord *c, rstate *r, outbox *ob);
 
+/* Master round r ended (committed, aborted, or stopped): its groups are
+ * decided, its aggregators free, held GroupResults answered. Lock held;
+ * called by fedreci_eng_round_end. */
+void fedreci_eng_master_round_ended(fedreci_coord *c, rstate *r);
+
 /* Fills the group fields of a master round's stats. */
 void fedreci_eng_master_stats(const rstate *r, fedreci_round_stats *st);
 

@@ -308,32 +308,24 @@ static void tally(rstate *r)
     }
 }
 
-/* Decides master round r with verdict v (COMMIT or ABORT). */
-static void finalize(fedreci_coord *c, rstate *r, fedreci_groups_verdict v, outbox *ob)
+void fedreci_eng_master_round_ended(fedreci_coord *c, rstate *r)
 {
     struct master *m = c->master;
     struct mround *mr = r->grp;
-    uint32_t done = 0, failed = 0;
-    uint64_t surv = 0, weight = 0;
+    if (!m || !mr || mr->decided)
+        return;
     mr->decided = 1;
-    tally(r);
-    fedreci_groups_round_counts(mr->sum, &done, &failed, &surv, &weight);
-    m->groups_done = done;
-    m->groups_failed = mr->n_groups - done;
-    fedrec_err e = FEDREC_OK;
-    if (v == FEDRECI_GROUPS_COMMIT) {
-        fedreci_groups_round_dequantize(mr->sum, c->grad);
-        e = fedreci_eng_commit(c, r, c->grad, (uint32_t)weight);
-        if (e)
-            snprintf(mr->reason, sizeof mr->reason, "commit: %s", fedrec_errmsg());
-    } else {
-        snprintf(mr->reason, sizeof mr->reason, "%u of %u groups finished, %u needed", done,
-                 mr->n_groups, min_groups_of(c, mr->n_groups));
-        e = FEDREC_ERR_ABORTED;
-    }
+    mr->completed = r->stage == ST_DONE;
+    mr->version_after = r->version_after;
+    if (!mr->completed)
+        snprintf(mr->reason, sizeof mr->reason, "%s", r->reason);
+    uint32_t done = 0;
+    fedreci_groups_round_counts(mr->sum, &done, NULL, NULL, NULL);
+    m->groups_done = mr->completed ? done : 0;
+    m->groups_failed = mr->n_groups - m->groups_done;
     for (uint32_t g = 0; g < mr->n_groups; g++) {
         aggent *a = &m->agg[mr->g[g].agg];
-        int counted = !e && fedreci_groups_round_state(mr->sum, g) == FEDRECI_GROUP_DONE;
+        int counted = mr->completed && fedreci_groups_round_state(mr->sum, g) == FEDRECI_GROUP_DONE;
         a->st.groups_counted += counted;
         a->st.groups_failed += !counted;
         if (a->busy && a->round_id == r->id) {
@@ -341,19 +333,40 @@ static void finalize(fedreci_coord *c, rstate *r, fedreci_groups_verdict v, outb
             a->st.state = a->alive ? 1 : 0;
         }
     }
+    pthread_cond_broadcast(&m->cv);
+}
+
+/* Decides master round r with verdict v (COMMIT or ABORT): commits the
+ * master sum or aborts; either way the round ends (round_end reports it to
+ * fedreci_eng_master_round_ended). */
+static void finalize(fedreci_coord *c, rstate *r, fedreci_groups_verdict v, outbox *ob)
+{
+    struct mround *mr = r->grp;
+    uint32_t done = 0;
+    uint64_t surv = 0, weight = 0;
+    char why[200];
+    tally(r);
+    fedreci_groups_round_counts(mr->sum, &done, NULL, &surv, &weight);
+    fedrec_err e = FEDREC_OK;
+    if (v == FEDRECI_GROUPS_COMMIT) {
+        fedreci_groups_round_dequantize(mr->sum, c->grad);
+        e = fedreci_eng_commit(c, r, c->grad, (uint32_t)weight);
+        if (e)
+            snprintf(why, sizeof why, "commit: %s", fedrec_errmsg());
+    } else {
+        snprintf(why, sizeof why, "%u of %u groups finished, %u needed", done, mr->n_groups,
+                 min_groups_of(c, mr->n_groups));
+        e = FEDREC_ERR_ABORTED;
+    }
     if (!e) {
-        mr->completed = 1;
-        mr->version_after = r->version_after;
         r->stage = ST_DONE;
         fedreci_log(FEDRECI_LOG_INFO, (int64_t)r->id,
                     "groups: %u of %u counted, %llu survivors, total weight %llu", done,
                     mr->n_groups, (unsigned long long)surv, (unsigned long long)weight);
         fedreci_eng_round_end(c, r, ob);
     } else {
-        mr->version_after = c->model->version;
-        fedreci_eng_round_abort(c, r, e, mr->reason, ob);
+        fedreci_eng_round_abort(c, r, e, why, ob);
     }
-    pthread_cond_broadcast(&m->cv);
 }
 
 /* Group g of r failed (logged with why); decides r when it can be. */

@@ -249,6 +249,8 @@ static void collect_culprits(fedreci_coord *c, rstate *r, outbox *ob)
 void fedreci_eng_round_end(fedreci_coord *c, rstate *r, outbox *ob)
 {
     int completed = r->stage == ST_DONE;
+    if (r->grp)
+        fedreci_eng_master_round_ended(c, r);
     collect_culprits(c, r, ob);
     fedreci_round_stats st;
     round_stats(c, r, &st);

@@ -19,6 +19,7 @@
 #include "client/store_internal.h"
 
 #include "core/secagg/kdf.h"
+#include "coordinator/link.h"
 #include "proto/wire.h"
 
 static void put(const char *dir, const char *name, uint8_t first, const uint8_t *b, size_t n)
@@ -450,5 +451,87 @@ int main(int argc, char **argv)
     if (fedreci_store_forget(s))
         return 1;
     rmdir(sdir);
+    /* link: the master-aggregator messages (fuzz_link) */
+    {
+        snprintf(dir, sizeof dir, "%s/link", argv[1]);
+        mkdir(dir, 0755);
+        uint8_t apk[32], ask[64], cpk[32] = {9};
+        crypto_sign_seed_keypair(apk, ask, (const uint8_t *)"fedrec fuzz link aggregator key1");
+        if (fedreci_link_enc_poll(&m, ask, 1, "tcp://10.0.0.7:7451", cpk, 3, 500))
+            return 1;
+        put(dir, "poll_signed", 0, nng_msg_body(m), nng_msg_len(m));
+        nng_msg_free(m);
+        uint32_t sum[7] = {1, 2, 3, 0xffffffffu, 5, 6, 2};
+        fedreci_link_result r;
+        memset(&r, 0, sizeof r);
+        r.round_id = 7;
+        r.group = 1;
+        r.completed = 1;
+        r.reason = "";
+        r.survivors = r.advertised = r.shared = r.unmasked = 2;
+        r.sum = sum;
+        r.d = 7;
+        if (fedreci_link_enc_result(&m, ask, 2, &r))
+            return 1;
+        put(dir, "result_signed", 0, nng_msg_body(m), nng_msg_len(m));
+        /* mode 1: the AggRequest inside (the harness signs it again) */
+        {
+            Fedrec__Groups__V1__AggSigned *sg =
+                fedrec__groups__v1__agg_signed__unpack(NULL, nng_msg_len(m), nng_msg_body(m));
+            if (!sg)
+                return 1;
+            put(dir, "result_body", 1, sg->req.data, sg->req.len);
+            fedrec__groups__v1__agg_signed__free_unpacked(sg, NULL);
+        }
+        nng_msg_free(m);
+        uint64_t ids[3] = {11, 22, 33};
+        uint8_t pks[3 * 32];
+        memset(pks, 0x42, sizeof pks);
+        float y[6] = {0.5f, -0.25f, 1, 2, 3, 4};
+        const char *codes[3] = {"A1", "B2", "C3"};
+        uint32_t retired[1] = {2};
+        fedreci_link_assign a;
+        memset(&a, 0, sizeof a);
+        a.round_id = 7;
+        a.group = 1;
+        a.n_groups = 2;
+        a.p.round_id = 7;
+        a.p.n = 3;
+        a.p.k = 2;
+        a.p.t = 2;
+        a.p.d = 7;
+        a.p.clip = 16;
+        a.p.scale = 1024;
+        a.p.max_weight = 1;
+        a.model_version = 3;
+        a.ids = ids;
+        a.pks = pks;
+        for (int s = 0; s < 4; s++)
+            a.stage_ms[s] = 1000;
+        a.has_model = 1;
+        a.n_items = 3;
+        a.k = 2;
+        a.factors = (const uint8_t *)y; /* little-endian hosts */
+        a.codes = codes;
+        a.n_codes = 3;
+        a.retired = retired;
+        a.n_retired = 1;
+        if (fedreci_link_enc_assign(&m, &a))
+            return 1;
+        put(dir, "assign_model", 2, nng_msg_body(m), nng_msg_len(m));
+        nng_msg_free(m);
+        if (fedreci_link_enc_verdict(&m, 7, 1, 1, 4, ""))
+            return 1;
+        put(dir, "verdict", 2, nng_msg_body(m), nng_msg_len(m));
+        nng_msg_free(m);
+        if (fedreci_link_enc_idle(&m, 0))
+            return 1;
+        put(dir, "idle", 2, nng_msg_body(m), nng_msg_len(m));
+        nng_msg_free(m);
+        if (fedreci_link_enc_error(&m, FEDREC_ERR_SIGNATURE, "unknown key"))
+            return 1;
+        put(dir, "error", 2, nng_msg_body(m), nng_msg_len(m));
+        nng_msg_free(m);
+    }
     return 0;
 }
