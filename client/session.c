@@ -703,6 +703,15 @@ static void aio_cb(void *arg)
             return;
         }
         nng_msg *m = nng_aio_get_msg(s->aio);
+        if (!m) {
+            /* nng 1.5 can complete a REQ receive with success and no
+               message when the connection dies under a timed receive
+               (nanomsg/nng#1620): a transport failure, not a reply */
+            finish(s, FEDRECI_SESSION_ERROR, FEDREC_ERR_TRANSPORT,
+                   "waiting for the reply to the %s: the connection returned no message",
+                   step_what(s->step));
+            return;
+        }
         s->res.bytes_received += nng_msg_len(m);
         fedreci_wire_env *env = NULL;
         fedrec_err e = fedreci_wire_decode_msg(m, s->cfg.recv_max_bytes, &env);

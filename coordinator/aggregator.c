@@ -224,6 +224,8 @@ static fedrec_err exchange(fedreci_aggregator *a, nng_msg *m, fedreci_link_reply
         return fedreci_error(FEDREC_ERR_TRANSPORT, "aggregator: master reply: %s",
                              nng_strerror(rv));
     nng_msg *r = nng_aio_get_msg(a->aio);
+    if (!r) /* success without a message (nanomsg/nng#1620) */
+        return fedreci_error(FEDREC_ERR_TRANSPORT, "aggregator: master reply: no message");
     fedrec_err e = fedreci_link_dec_reply(nng_msg_body(r), nng_msg_len(r), (size_t)1 << 30, rep);
     nng_msg_free(r);
     pthread_mutex_lock(&a->mu);

@@ -718,6 +718,8 @@ static void *link_main(void *arg)
         if (rv != 0)
             continue;
         nng_msg *msg = nng_aio_get_msg(aio);
+        if (!msg) /* success without a message (nanomsg/nng#1620) */
+            continue;
         nng_msg *out = handle_link(c, msg);
         nng_msg_free(msg);
         if (!out)

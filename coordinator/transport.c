@@ -115,8 +115,15 @@ static void ctx_cb(void *arg)
         return;
     }
     nng_msg *msg = nng_aio_get_msg(x->aio);
+    if (!msg && !atomic_load(&c->closing_flag)) {
+        /* success without a message (nanomsg/nng#1620): receive again */
+        nng_aio_set_timeout(x->aio, NNG_DURATION_INFINITE);
+        nng_ctx_recv(x->ctx, x->aio);
+        return;
+    }
     if (atomic_load(&c->closing_flag)) {
-        nng_msg_free(msg);
+        if (msg)
+            nng_msg_free(msg);
         x->state = CX_IDLE;
         return;
     }
