@@ -760,12 +760,170 @@ static void test_rogue_aggregator(void **state)
     fedreci_coord_destroy(master);
 }
 
+/* ---- a cohort past the one-instance limit ----------------------------------- */
+
+#define NBIG 240
+#define NGRP 8
+#define DBIG 9 /* 2 items x 4 factors + 1 */
+
+typedef struct big_client {
+    uint64_t id;
+    uint8_t sk[64];
+    uint32_t q[DBIG];
+    int has_q;
+} big_client;
+
+static big_client B[NBIG];
+
+static fedrec_err big_update(void *arg, const fedreci_wire_round *rd, float *x, uint32_t *w)
+{
+    big_client *c = arg;
+    /* coordinate 0 at the clip for everyone: 240 x 16 x 2^22 > 2^31 - 1;
+       the others spread over [-16, 16] */
+    x[0] = 16.0f;
+    for (uint32_t i = 1; i < rd->secagg.d - 1; i++)
+        x[i] = (float)((int)((c->id >> (8 * i)) % 33) - 16);
+    *w = 1;
+    return FEDREC_OK;
+}
+
+static void big_quantized(void *arg, uint64_t round_id, const uint32_t *q, uint32_t d)
+{
+    big_client *c = arg;
+    if (round_id != 1 || d != DBIG)
+        return;
+    pthread_mutex_lock(&mu);
+    memcpy(c->q, q, sizeof c->q);
+    c->has_q = 1;
+    pthread_mutex_unlock(&mu);
+}
+
+static int64_t big_sum[DBIG];
+static int big_done, big_completed;
+static uint32_t big_groups_done;
+
+static void big_round_done(void *arg, const fedreci_round_stats *st)
+{
+    (void)arg;
+    pthread_mutex_lock(&mu);
+    big_done = 1;
+    big_completed = st->completed;
+    big_groups_done = st->groups_done;
+    if (st->sum64)
+        memcpy(big_sum, st->sum64, sizeof big_sum);
+    pthread_cond_broadcast(&cv);
+    pthread_mutex_unlock(&mu);
+}
+
+/* A cohort past what one SecAgg instance can hold at its scale. At the
+ * daemon's default scale 65536 and clip 16 that limit is 2,047 clients; the
+ * test shows the same at a scale of 2^22, where one instance holds at most
+ * 31 clients (n x 16 x 2^22 < 2^31): 240 clients are refused as one
+ * instance, run in eight groups of 30, and the master's sum is exact
+ * although it passes 2^31. */
+static void test_cohort_past_one_instance(void **state)
+{
+    (void)state;
+    float y[8] = {0.1f, -0.2f, 0.3f, 0.05f, 0, 0.2f, -0.1f, 0.4f};
+    fedreci_coord_model m = {.version = 1, .n_items = 2, .k = 4, .item_factors = y};
+    fedreci_coord_config cfg;
+    const char *urls[1];
+    engine_cfg(&cfg, urls, "inproc://groups-big-master");
+    cfg.cohort_size = NBIG;
+    cfg.checkin_quorum = NBIG;
+    cfg.n_contexts = NBIG + NBIG / 8 + 64;
+    cfg.scale = 4194304.0; /* 2^22 */
+    cfg.opt.n_train = NBIG;
+    cfg.max_rounds = 1;
+    /* one instance: refused by the overflow budget */
+    fedreci_coord *single = NULL;
+    fedreci_coord_hooks h = {.on_round_done = big_round_done};
+    assert_int_equal(fedreci_coord_create(&single, &cfg, &h, &m), FEDREC_ERR_RANGE);
+    /* a master with five aggregators */
+    uint8_t pks[NGRP][32], sks[NGRP][64];
+    for (int i = 0; i < NGRP; i++)
+        agg_key(i, pks[i], sks[i]);
+    cfg.role = FEDRECI_ROLE_MASTER;
+    cfg.agg_listen_url = "inproc://groups-big-link";
+    cfg.agg_keys = (const uint8_t(*)[32])pks;
+    cfg.n_agg_keys = NGRP;
+    cfg.group_size = NBIG / NGRP;
+    cfg.min_groups = NGRP;
+    fedreci_coord *master = NULL;
+    assert_int_equal(fedreci_coord_create(&master, &cfg, &h, &m), FEDREC_OK);
+    assert_int_equal(fedreci_coord_start(master), FEDREC_OK);
+    fedreci_aggregator *agg[NGRP];
+    for (int i = 0; i < NGRP; i++) {
+        char u[64];
+        snprintf(u, sizeof u, "inproc://groups-big-agg-%d", i);
+        const char *lu[1] = {u};
+        fedreci_aggregator_config ac;
+        fedreci_aggregator_config_default(&ac);
+        ac.master_url = "inproc://groups-big-link";
+        ac.listen_urls = lu;
+        ac.n_listen = 1;
+        ac.identity_sk = sks[i];
+        ac.max_group = NBIG / NGRP;
+        assert_int_equal(fedreci_aggregator_create(&agg[i], &ac), FEDREC_OK);
+        assert_int_equal(fedreci_aggregator_start(agg[i]), FEDREC_OK);
+    }
+    static fedreci_session *s[NBIG];
+    for (int i = 0; i < NBIG; i++) {
+        uint8_t pk[32];
+        crypto_sign_keypair(pk, B[i].sk);
+        B[i].id = fedreci_secagg_id_from_pk(pk);
+        B[i].has_q = 0;
+        fedreci_session_config sc;
+        fedreci_session_config_default(&sc);
+        sc.url = "inproc://groups-big-master";
+        sc.client_id = B[i].id;
+        sc.identity_sk = B[i].sk;
+        sc.timeout_ms = 120000;
+        fedreci_session_hooks sh = {
+            .arg = &B[i], .compute_update = big_update, .on_quantized = big_quantized};
+        assert_int_equal(fedreci_session_create(&s[i], &sc, &sh), FEDREC_OK);
+        assert_int_equal(fedreci_session_start(s[i]), FEDREC_OK);
+    }
+    for (int i = 0; i < NBIG; i++) {
+        fedreci_session_result res;
+        assert_int_equal(fedreci_session_wait(s[i], -1, &res), FEDREC_OK);
+        assert_int_equal(res.outcome, FEDRECI_SESSION_COMPLETED);
+        fedreci_session_destroy(s[i]);
+    }
+    pthread_mutex_lock(&mu);
+    while (!big_done)
+        pthread_cond_wait(&cv, &mu);
+    pthread_mutex_unlock(&mu);
+    assert_true(big_completed);
+    assert_int_equal(big_groups_done, NGRP);
+    int64_t want[DBIG] = {0}, maxabs = 0;
+    for (int i = 0; i < NBIG; i++) {
+        assert_true(B[i].has_q);
+        for (int w = 0; w < DBIG - 1; w++)
+            want[w] += (int64_t)(int32_t)B[i].q[w];
+        want[DBIG - 1] += B[i].q[DBIG - 1];
+    }
+    for (int w = 0; w < DBIG; w++) {
+        assert_true(big_sum[w] == want[w]);
+        if (w < DBIG - 1 && (want[w] < 0 ? -want[w] : want[w]) > maxabs)
+            maxabs = want[w] < 0 ? -want[w] : want[w];
+    }
+    assert_true(want[DBIG - 1] == NBIG);
+    /* the inputs were chosen so that some coordinate's sum is past what an
+       int32 word holds: the master's 64-bit sum is exact there too */
+    assert_true(maxabs > INT32_MAX);
+    for (int i = 0; i < NGRP; i++)
+        fedreci_aggregator_destroy(agg[i]);
+    fedreci_coord_destroy(master);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_master_equals_single),
         cmocka_unit_test(test_aggregator_killed),
         cmocka_unit_test(test_rogue_aggregator),
+        cmocka_unit_test(test_cohort_past_one_instance),
     };
     return cmocka_run_group_tests(tests, setup, NULL);
 }
