@@ -25,6 +25,9 @@ struct fedrec_client {
     char *tls_server; /* expected certificate name, or NULL */
     int syncing;
     fedreci_client_params params;
+    /* round floors set by the app (0: the library's default) */
+    uint32_t min_cohort, min_neighbors, min_threshold;
+    double min_fraction;
     /* Derived from the stored model, rebuilt when its version changes. */
     uint64_t cache_version;
     int cache_valid;
@@ -256,6 +259,39 @@ size_t fedrec_recommendation_size(void)
     return sizeof(fedrec_recommendation);
 }
 
+/* fedrec_refusal codes and their stable names (core/secagg/secagg.h
+ * FEDRECI_REFUSE_*, client/session.h), by code. */
+static const char *const refusal_names[] = {
+    "none",
+    "below_floors",
+    "roster_invalid",
+    "relay_misaddressed",
+    "unmask_both_sets",
+    "stale_round",
+    "params_changed",
+    "protocol_violation",
+    "roster_missing_self",
+    "advert_id_mismatch",
+    "advert_bad_signature",
+    "binding_mismatch",
+    "unmask_invalid",
+    "unmask_second_request",
+};
+
+const char *fedrec_refusal_name(uint32_t refusal)
+{
+    return refusal < sizeof refusal_names / sizeof *refusal_names ? refusal_names[refusal]
+                                                                  : "unknown";
+}
+
+uint32_t fedreci_refusal_code(const char *name)
+{
+    for (uint32_t i = 1; name && i < sizeof refusal_names / sizeof *refusal_names; i++)
+        if (strcmp(refusal_names[i], name) == 0)
+            return i;
+    return FEDREC_REFUSAL_PROTOCOL;
+}
+
 fedrec_err fedreci_check_struct_size(uint32_t struct_size, size_t v1_size, const char *fn,
                                      const char *what)
 {
@@ -354,6 +390,17 @@ fedrec_err fedrec_client_open_with(fedrec_client **out, const char *store_path,
                                  fn, i, fedrec_version());
     if (!o.key == !o.passphrase)
         return fedreci_error(FEDREC_ERR_INVALID, "%s: give exactly one of key and passphrase", fn);
+    if (o.min_cohort == 1)
+        return fedreci_error(FEDREC_ERR_INVALID,
+                             "%s: opts->min_cohort is 1 (a round has at least 2 clients; 0 is the "
+                             "default, %u)",
+                             fn, FEDREC_FLOOR_MIN_COHORT);
+    if (o.min_threshold_fraction != 0 &&
+        !(o.min_threshold_fraction >= 0.5 && o.min_threshold_fraction <= 1.0))
+        return fedreci_error(FEDREC_ERR_INVALID,
+                             "%s: opts->min_threshold_fraction is %g: 0 (the default, 2/3) or "
+                             "between 0.5 and 1",
+                             fn, o.min_threshold_fraction);
     fedrec_client *c = NULL;
     if (o.key)
         err = fedrec_client_open(&c, store_path, o.coordinator_url, o.key);
@@ -366,6 +413,10 @@ fedrec_err fedrec_client_open_with(fedrec_client **out, const char *store_path,
         fedrec_client_close(c);
         return err;
     }
+    c->min_cohort = o.min_cohort;
+    c->min_neighbors = o.min_neighbors;
+    c->min_threshold = o.min_threshold;
+    c->min_fraction = o.min_threshold_fraction;
     *out = c;
     return FEDREC_OK;
 }
@@ -520,6 +571,12 @@ fedrec_err fedrec_client_ledger_get(fedrec_client *c, size_t index, fedrec_ledge
         e->bytes_sent = l[index].bytes_sent;
         e->clipped = l[index].clipped;
         memcpy(e->what, l[index].what, sizeof e->what);
+        e->kind = l[index].kind;
+        e->refusal = l[index].refusal;
+        e->cohort = l[index].n;
+        e->neighbors = l[index].k;
+        e->threshold = l[index].t;
+        memcpy(e->reason, l[index].reason, sizeof e->reason);
         fedreci_copy_out(out, e, sizeof *e);
     }
     pthread_mutex_unlock(&c->mu);
@@ -957,6 +1014,38 @@ fedrec_err fedreci_client_ledger_add(fedrec_client *c, int64_t time_ms, uint64_t
     fedrec_err err = fedreci_store_add_ledger(c->store, &l);
     pthread_mutex_unlock(&c->mu);
     return err;
+}
+
+fedrec_err fedreci_client_ledger_refusal(fedrec_client *c, uint64_t round, uint32_t stage,
+                                         const char *what, uint32_t refusal, const char *reason,
+                                         uint32_t n, uint32_t k, uint32_t t)
+{
+    CHECK_CLIENT(c, "fedreci_client_ledger_refusal");
+    fedreci_ledger_rec l;
+    memset(&l, 0, sizeof l);
+    l.time_ms = now_ms();
+    l.round = round;
+    l.stage = stage;
+    l.kind = FEDREC_LEDGER_REFUSAL;
+    l.refusal = refusal;
+    l.n = n;
+    l.k = k;
+    l.t = t;
+    snprintf(l.what, sizeof l.what, "%s", what ? what : "");
+    snprintf(l.reason, sizeof l.reason, "%s", reason ? reason : "");
+    pthread_mutex_lock(&c->mu);
+    fedrec_err err = fedreci_store_add_ledger(c->store, &l);
+    pthread_mutex_unlock(&c->mu);
+    return err;
+}
+
+void fedreci_client_floors(const fedrec_client *c, uint32_t *min_cohort, uint32_t *min_neighbors,
+                           uint32_t *min_threshold, double *min_fraction)
+{
+    *min_cohort = c->min_cohort ? c->min_cohort : FEDREC_FLOOR_MIN_COHORT;
+    *min_neighbors = c->min_neighbors ? c->min_neighbors : FEDREC_FLOOR_MIN_NEIGHBORS;
+    *min_threshold = c->min_threshold ? c->min_threshold : FEDREC_FLOOR_MIN_THRESHOLD;
+    *min_fraction = c->min_fraction > 0 ? c->min_fraction : FEDREC_FLOOR_MIN_THRESHOLD_FRACTION;
 }
 
 fedrec_err fedreci_client_identity_sk(fedrec_client *c, uint8_t sk[64])

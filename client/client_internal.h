@@ -16,9 +16,9 @@
  * "ABI"): smaller struct_size values are refused. When a struct grows, its
  * constant here stays at the old size (offsetof the first new field). */
 #define FEDRECI_SYNC_RESULT_V1_SIZE sizeof(fedrec_sync_result)
-#define FEDRECI_LEDGER_ENTRY_V1_SIZE sizeof(fedrec_ledger_entry)
+#define FEDRECI_LEDGER_ENTRY_V1_SIZE offsetof(fedrec_ledger_entry, kind)
 #define FEDRECI_CLIENT_INFO_V1_SIZE sizeof(fedrec_client_info)
-#define FEDRECI_CLIENT_OPTIONS_V1_SIZE sizeof(fedrec_client_options)
+#define FEDRECI_CLIENT_OPTIONS_V1_SIZE offsetof(fedrec_client_options, min_cohort)
 
 /* Checks a caller's struct_size against the first published size; `fn`
  * and `what` name the call and the argument in the error.
@@ -109,6 +109,27 @@ FEDREC_NODISCARD fedrec_err fedreci_client_dp_record(fedrec_client *c, uint64_t 
  * (no model stored). Takes the handle's lock. */
 FEDREC_NODISCARD fedrec_err fedreci_client_model_checksum(fedrec_client *c, uint64_t *version,
                                                           uint8_t checksum[32]);
+
+/* Appends one refused round to the ledger, durably: the round, the SecAgg
+ * stage whose message was withheld (0..3), what was withheld, the reason
+ * (a fedrec_refusal and its text, truncated to FEDREC_LEDGER_REASON_MAX
+ * bytes) and the round's n, k, t as announced (0 when unknown).
+ * Errors: FEDREC_ERR_INVALID, FEDREC_ERR_IO, FEDREC_ERR_NOMEM. */
+FEDREC_NODISCARD fedrec_err fedreci_client_ledger_refusal(fedrec_client *c, uint64_t round,
+                                                          uint32_t stage, const char *what,
+                                                          uint32_t refusal, const char *reason,
+                                                          uint32_t n, uint32_t k, uint32_t t);
+
+/* The fedrec_refusal code of a refusal name (FEDRECI_REFUSE_*);
+ * FEDREC_REFUSAL_PROTOCOL for a name this table does not know (NULL
+ * included). This function can't fail. */
+uint32_t fedreci_refusal_code(const char *name);
+
+/* The round floors the app set at open (zeros replaced by the library's
+ * defaults, FEDREC_FLOOR_*): n >= *min_cohort, k >= *min_neighbors,
+ * t >= *min_threshold and t >= *min_fraction x k. */
+void fedreci_client_floors(const fedrec_client *c, uint32_t *min_cohort, uint32_t *min_neighbors,
+                           uint32_t *min_threshold, double *min_fraction);
 
 /* The identity secret key (64 bytes, Ed25519, libsodium layout) copied into
  * sk, for the SecAgg client. The caller wipes its copy. */

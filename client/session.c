@@ -54,6 +54,7 @@ struct fedreci_session {
     uint8_t checksum[32]; /* of the model the update is computed on */
     int has_checksum;
     int force_download; /* selected for the held version, checksum unknown */
+    int withheld;       /* a refusal's withheld step (0: the step after the current one) */
 
     nng_socket sock;
     int own_sock;
@@ -107,12 +108,30 @@ void fedreci_session_config_default(fedreci_session_config *cfg)
 
 /* ---- ending -------------------------------------------------------------------- */
 
+static const char *step_what(int step);
+
 static void finish(fedreci_session *s, fedreci_session_outcome o, fedrec_err err, const char *fmt,
                    ...) __attribute__((format(printf, 4, 5)));
 
 static void finish(fedreci_session *s, fedreci_session_outcome o, fedrec_err err, const char *fmt,
                    ...)
 {
+    if (o == FEDRECI_SESSION_ERROR && s->res.refusal && s->selected) {
+        /* the client leaves the round because of what the coordinator sent
+           (or its floors): a refusal, for the ledger */
+        int w = s->withheld > 0 ? s->withheld : s->step + 1;
+        if (w < S_ADV)
+            w = S_ADV;
+        if (w > S_UNMASK) /* after the last message: nothing left to withhold */
+            w = S_UNMASK;
+        o = FEDRECI_SESSION_REFUSED;
+        err = FEDREC_ERR_REFUSED;
+        s->res.refused_stage = (uint32_t)(w - S_ADV);
+        snprintf(s->res.refused_what, sizeof s->res.refused_what, "%s", step_what(w));
+        s->res.n = s->round.secagg.n;
+        s->res.k = s->round.secagg.k;
+        s->res.t = s->round.secagg.t;
+    }
     s->res.outcome = o;
     s->res.err = err;
     s->res.retries = s->retries;
@@ -122,6 +141,10 @@ static void finish(fedreci_session *s, fedreci_session_outcome o, fedrec_err err
         vsnprintf(s->res.text, sizeof s->res.text, fmt, ap);
         va_end(ap);
     }
+    if (o == FEDRECI_SESSION_REFUSED)
+        fedreci_log(FEDRECI_LOG_WARN, (int64_t)s->round.secagg.round_id,
+                    "client %016llx refuses (%s): %s", (unsigned long long)s->cfg.client_id,
+                    s->res.refusal, s->res.text);
     s->step = S_DONE;
     s->io = IO_IDLE;
     fedreci_secagg_client_destroy(s->sa);
@@ -254,8 +277,40 @@ static fedrec_err switch_to_aggregator(fedreci_session *s, const char *url);
 
 /* ---- the steps ---------------------------------------------------------------------- */
 
+/* The round's announced n, k, t against the configured floors (0 when
+ * they hold; else the session is refused and 1). */
+static int below_floors(fedreci_session *s)
+{
+    const fedreci_secagg_params *p = &s->round.secagg;
+    const fedreci_session_config *f = &s->cfg;
+    char why[160] = "";
+    if (f->min_cohort && p->n < f->min_cohort)
+        snprintf(why, sizeof why, "cohort n = %u is below the app's floor %u", p->n, f->min_cohort);
+    else if (f->min_neighbors && p->k < f->min_neighbors)
+        snprintf(why, sizeof why, "neighbours k = %u are below the app's floor %u", p->k,
+                 f->min_neighbors);
+    else if (f->min_threshold && p->t < f->min_threshold)
+        snprintf(why, sizeof why, "threshold t = %u is below the app's floor %u", p->t,
+                 f->min_threshold);
+    else if (f->min_threshold_fraction > 0 &&
+             (double)p->t + 1e-9 < f->min_threshold_fraction * (double)p->k)
+        snprintf(why, sizeof why, "threshold t = %u is below %.3g x k = %.2f (k = %u)", p->t,
+                 f->min_threshold_fraction, f->min_threshold_fraction * (double)p->k, p->k);
+    if (!why[0])
+        return 0;
+    s->res.refusal = FEDRECI_REFUSE_FLOORS;
+    s->withheld = S_ADV;
+    finish(s, FEDRECI_SESSION_ERROR, FEDREC_ERR_PROTOCOL, "round %llu (n = %u, k = %u, t = %u): %s",
+           (unsigned long long)p->round_id, p->n, p->k, p->t, why);
+    return 1;
+}
+
 static void begin_round(fedreci_session *s)
 {
+    /* the app's floors, before any SecAgg message (the model download
+       before it carries nothing of the shopper's) */
+    if (below_floors(s))
+        return;
     fedrec_err e = fedreci_secagg_client_create(&s->sa, &s->round.secagg, s->cfg.client_id, s->sk,
                                                 s->has_seed ? s->seed : NULL);
     if (e) {
@@ -594,7 +649,8 @@ static void on_consistency_relay(fedreci_session *s, const fedreci_wire_env *env
 static void on_reply(fedreci_session *s, const fedreci_wire_env *env)
 {
     if (env->client_id != s->cfg.client_id) {
-        finish(s, FEDRECI_SESSION_ERROR, FEDREC_ERR_PROTOCOL, "reply for client %llu",
+        s->res.refusal = FEDRECI_REFUSE_PROTOCOL; /* a refusal once selected */
+        finish(s, FEDRECI_SESSION_ERROR, FEDREC_ERR_PROTOCOL, "reply for client %016llx",
                (unsigned long long)env->client_id);
         return;
     }

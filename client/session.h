@@ -37,9 +37,14 @@
  *
  * Errors (create/start/run): FEDREC_ERR_INVALID, FEDREC_ERR_NOMEM,
  * FEDREC_ERR_TRANSPORT. The outcome of the round is reported in
- * fedreci_session_result, never as a crash: protocol violations by the
- * coordinator, malformed replies and timeouts end the session with
- * FEDRECI_SESSION_ERROR and the error code and text.
+ * fedreci_session_result, never as a crash. Once selected, a round below
+ * the configured floors, or a reply by which the coordinator breaks the
+ * protocol (every FEDRECI_REFUSE_* of core/secagg/secagg.h and of this
+ * file), ends the session with FEDRECI_SESSION_REFUSED and
+ * FEDREC_ERR_REFUSED: nothing more is sent for the round, and the result
+ * names the reason (refusal, text), what was withheld and the round's n, k,
+ * t. Local failures, the coordinator's own Error replies and timeouts end it
+ * with FEDRECI_SESSION_ERROR and the error code and text.
  */
 #ifndef FEDREC_CLIENT_SESSION_H
 #define FEDREC_CLIENT_SESSION_H
@@ -61,7 +66,18 @@ typedef enum fedreci_session_outcome {
     FEDRECI_SESSION_ERROR = 4,        /* transport, protocol or local failure */
     FEDRECI_SESSION_DROPPED = 5,      /* the dropout test hook stopped the session */
     FEDRECI_SESSION_NO_ROUND = 6,     /* the coordinator runs no further round */
+    FEDRECI_SESSION_REFUSED = 7,      /* selected, but the client left the round: below the
+                                         floors, or the coordinator broke the protocol
+                                         (refusal, refused_stage, text say why) */
 } fedreci_session_outcome;
+
+/* Refusal names of the session itself, beside core/secagg/secagg.h
+ * FEDRECI_REFUSE_* (stable; they go into the ledger): */
+/* the round's n, k or t is below the app's floors (fedreci_session_config) */
+#define FEDRECI_REFUSE_FLOORS "below_floors"
+/* any other reply that breaks the protocol (for another client, a body the
+   stage does not expect) */
+#define FEDRECI_REFUSE_PROTOCOL "protocol_violation"
 
 typedef struct fedreci_session_result {
     fedreci_session_outcome outcome;
@@ -95,6 +111,13 @@ typedef struct fedreci_session_result {
     fedreci_dp_round_params dp_params;
     fedreci_dp_event dp_event;
     double dp_epsilon_round;
+
+    /* REFUSED: the SecAgg stage whose message was withheld (0..3) and what
+     * that message was, and the round's n, k, t as the coordinator
+     * announced them. */
+    uint32_t refused_stage;
+    char refused_what[32];
+    uint32_t n, k, t;
 } fedreci_session_result;
 
 typedef struct fedreci_session_config {
@@ -121,6 +144,15 @@ typedef struct fedreci_session_config {
                                       sending that SecAgg stage's message */
     const uint8_t *rounding_seed;  /* 32 bytes for reproducible rounding and graph seed
                                       contribution (simulations, tests), or NULL */
+    /* Round floors (docs/client.md "Round floors"): a round whose announced
+     * cohort n, neighbours k or threshold t is below them is refused before
+     * any SecAgg message is sent (outcome REFUSED, FEDRECI_REFUSE_FLOORS).
+     * 0: no floor beyond the protocol's own checks (the default here; the
+     * public API applies the app's floors or FEDREC_FLOOR_*). */
+    uint32_t min_cohort;
+    uint32_t min_neighbors;
+    uint32_t min_threshold;
+    double min_threshold_fraction; /* t >= fraction x k (0: none) */
 } fedreci_session_config;
 
 /* Fills the defaults documented above (dropout_stage = -1, opted_in = 1). */

@@ -341,10 +341,13 @@ fedrec_err fedreci_store_set_participation(fedreci_store *s, int opted_in)
 
 fedrec_err fedreci_store_add_ledger(fedreci_store *s, const fedreci_ledger_rec *l)
 {
-    if (!l || strlen(l->what) > FEDRECI_WHAT_MAX)
-        return fedreci_error(FEDREC_ERR_INVALID, "ledger entry: NULL or description too long");
+    if (!l || strnlen(l->what, sizeof l->what) > FEDRECI_WHAT_MAX ||
+        strnlen(l->reason, sizeof l->reason) > FEDRECI_REASON_MAX || l->kind > 1)
+        return fedreci_error(FEDREC_ERR_INVALID,
+                             "ledger entry: NULL, description or reason too long, or kind %u",
+                             l ? l->kind : 0);
     fedreci_wbuf rec = {0};
-    fedreci_wb_u8(&rec, REC_LEDGER);
+    fedreci_wb_u8(&rec, REC_LEDGER2);
     fedreci_store_encode_ledger(&rec, l);
     fedrec_err err = fedreci_store_log_append(s, &rec);
     fedreci_wb_free(&rec);

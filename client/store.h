@@ -69,8 +69,9 @@
 
 #define FEDRECI_STORE_KEY_BYTES 32
 #define FEDRECI_STORE_ID_BYTES 16
-#define FEDRECI_CODE_MAX 31 /* longest item code in bytes (without the NUL) */
-#define FEDRECI_WHAT_MAX 63 /* longest ledger description in bytes */
+#define FEDRECI_CODE_MAX 31    /* longest item code in bytes (without the NUL) */
+#define FEDRECI_WHAT_MAX 63    /* longest ledger description in bytes */
+#define FEDRECI_REASON_MAX 191 /* longest reason of a ledger refusal in bytes */
 #define FEDRECI_SIGN_PK_BYTES 32
 #define FEDRECI_SIGN_SK_BYTES 64
 #define FEDRECI_MODEL_MAX_ITEMS 10000000u
@@ -87,14 +88,20 @@ typedef struct fedreci_store_purchase {
     char code[FEDRECI_CODE_MAX + 1];
 } fedreci_store_purchase;
 
-/* One upload recorded in the privacy ledger. */
+/* One upload, or one refused round, recorded in the privacy ledger. */
 typedef struct fedreci_ledger_rec {
     int64_t time_ms;     /* unix time of the upload, milliseconds */
     uint64_t round;      /* round id */
-    uint32_t stage;      /* protocol stage (0..3, fedreci_secagg_stage) */
-    uint64_t bytes_sent; /* bytes handed to the transport for this message */
+    uint32_t stage;      /* protocol stage (0..3, fedreci_secagg_stage); for a refusal
+                            the stage whose message was withheld */
+    uint64_t bytes_sent; /* bytes handed to the transport for this message (0: refusal) */
     uint32_t clipped;    /* update entries clipped (0 when not an update) */
     char what[FEDRECI_WHAT_MAX + 1];
+    /* since state version 4 / log record type 5 (0 / "" in older entries): */
+    uint32_t kind;    /* 0 upload, 1 refusal (FEDREC_LEDGER_*) */
+    uint32_t refusal; /* fedrec_refusal */
+    uint32_t n, k, t; /* the round's cohort, neighbours, threshold as announced */
+    char reason[FEDRECI_REASON_MAX + 1];
 } fedreci_ledger_rec;
 
 /* One differentially private round in the shopper's privacy ledger

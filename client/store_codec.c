@@ -211,16 +211,35 @@ void fedreci_store_encode_ledger(fedreci_wbuf *b, const fedreci_ledger_rec *l)
     fedreci_wb_u64(b, l->bytes_sent);
     fedreci_wb_u32(b, l->clipped);
     fedreci_wb_str(b, l->what);
+    fedreci_wb_u8(b, (uint8_t)l->kind);
+    fedreci_wb_u32(b, l->refusal);
+    fedreci_wb_u32(b, l->n);
+    fedreci_wb_u32(b, l->k);
+    fedreci_wb_u32(b, l->t);
+    fedreci_wb_str(b, l->reason);
 }
 
-static void decode_ledger(fedreci_rbuf *r, fedreci_ledger_rec *l)
+/* A ledger entry: the first layout (v2 = 0: REC_LEDGER, snapshots before
+ * state version 4) or with kind, refusal, n, k, t and reason. */
+static void decode_ledger(fedreci_rbuf *r, fedreci_ledger_rec *l, int v2)
 {
+    memset(l, 0, sizeof *l);
     l->time_ms = (int64_t)fedreci_rb_u64(r);
     l->round = fedreci_rb_u64(r);
     l->stage = fedreci_rb_u32(r);
     l->bytes_sent = fedreci_rb_u64(r);
     l->clipped = fedreci_rb_u32(r);
     fedreci_rb_str(r, l->what, FEDRECI_WHAT_MAX);
+    if (!v2)
+        return;
+    l->kind = fedreci_rb_u8(r);
+    l->refusal = fedreci_rb_u32(r);
+    l->n = fedreci_rb_u32(r);
+    l->k = fedreci_rb_u32(r);
+    l->t = fedreci_rb_u32(r);
+    fedreci_rb_str(r, l->reason, FEDRECI_REASON_MAX);
+    if (!r->bad && l->kind > 1)
+        r->bad = 1;
 }
 
 static void wb_f64(fedreci_wbuf *b, double v)
@@ -331,9 +350,10 @@ fedrec_err fedreci_store_apply_record(fedreci_store *s, const uint8_t *p, size_t
         s->opted_in = v;
         return FEDREC_OK;
     }
-    case REC_LEDGER: {
+    case REC_LEDGER:
+    case REC_LEDGER2: {
         fedreci_ledger_rec l;
-        decode_ledger(&r, &l);
+        decode_ledger(&r, &l, type == REC_LEDGER2);
         if (r.bad || r.off != n)
             return FEDREC_ERR_FORMAT;
         if (fedreci_secure_grow((void **)&s->ledger, &s->cap_ledger, s->n_ledger + 1,
@@ -533,7 +553,7 @@ fedrec_err fedreci_store_decode_state(fedreci_store *s, const uint8_t *p, size_t
     if (fedreci_secure_grow((void **)&s->ledger, &s->cap_ledger, nl, sizeof *s->ledger))
         return FEDREC_ERR_NOMEM;
     for (uint32_t i = 0; i < nl; i++)
-        decode_ledger(&r, &s->ledger[i]);
+        decode_ledger(&r, &s->ledger[i], state_version >= 5);
     if (r.bad)
         return FEDREC_ERR_FORMAT;
     s->n_ledger = nl;

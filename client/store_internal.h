@@ -26,7 +26,9 @@
 #define LOG_MAGIC_V1 "FRLOG001" /* no event counter: read, never appended to */
 #define LOG_MAGIC "FRLOG002"    /* with the committed-event counter */
 #define META_VERSION 1u
-#define STATE_VERSION 4u      /* 2: the model carries its retired rows; 3: flags; 4: DP rounds */
+#define STATE_VERSION                                                                              \
+    5u                        /* 2: the model carries its retired rows; 3: flags; 4: DP rounds;    \
+                                 5: ledger entries carry kind, refusal, n, k, t, reason */
 #define STATE_VERSION_MIN 1u  /* versions 1 and 2 still open */
 #define STATE_FLAG_HAS_LOG 1u /* the directory holds a log whenever this snapshot is current */
 #define META_BYTES 112u
@@ -43,12 +45,16 @@
 #define FILE_MAX ((size_t)1 << 31) /* refuse to read larger files */
 #define COMPACT_EVERY 4096u
 
+/* Log record types. REC_LEDGER (the first layout) is still read; new
+ * ledger entries are written as REC_LEDGER2 (with kind, refusal, n, k, t,
+ * reason). */
 enum {
     REC_PURCHASE = 1,
     REC_PARTICIPATION = 2,
     REC_LEDGER = 3,
     REC_USER_FACTORS = 4,
-    REC_DP = 5 /* a differentially private round (fedreci_dp_ledger_rec) */
+    REC_DP = 5, /* a differentially private round (fedreci_dp_ledger_rec) */
+    REC_LEDGER2 = 6
 };
 
 /* Secret material, one sodium_malloc block. */

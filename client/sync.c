@@ -144,6 +144,8 @@ static fedrec_err outcome_err(const fedreci_session_result *r)
         return FEDREC_ERR_NOT_SELECTED;
     case FEDRECI_SESSION_OPTED_OUT:
         return FEDREC_ERR_OPTED_OUT;
+    case FEDRECI_SESSION_REFUSED:
+        return FEDREC_ERR_REFUSED;
     default:
         return r->err ? r->err : FEDREC_ERR_INTERNAL;
     }
@@ -320,6 +322,8 @@ fedrec_err fedrec_client_sync(fedrec_client *c, uint32_t deadline_ms, fedrec_syn
     cfg.opted_in = info.opted_in;
     cfg.fetch_model = 1;
     cfg.timeout_ms = deadline_ms;
+    fedreci_client_floors(c, &cfg.min_cohort, &cfg.min_neighbors, &cfg.min_threshold,
+                          &cfg.min_threshold_fraction);
     fedreci_session_hooks hooks;
     memset(&hooks, 0, sizeof hooks);
     hooks.arg = &ctx;
@@ -339,6 +343,20 @@ fedrec_err fedrec_client_sync(fedrec_client *c, uint32_t deadline_ms, fedrec_syn
                             deadline_ms);
     if (err)
         goto out;
+    if (r.outcome == FEDRECI_SESSION_REFUSED) {
+        /* the shopper's ledger says which round was refused, why, and what
+           was withheld */
+        uint32_t code = fedreci_refusal_code(r.refusal);
+        char reason[sizeof r.text + 64]; /* truncated to FEDREC_LEDGER_REASON_MAX when stored */
+        if (code == FEDREC_REFUSAL_PROTOCOL && r.refusal && strcmp(r.refusal, "protocol_violation"))
+            snprintf(reason, sizeof reason, "%s: %s", r.refusal, r.text); /* a newer name */
+        else
+            snprintf(reason, sizeof reason, "%s", r.text);
+        err = fedreci_client_ledger_refusal(c, r.round_id, r.refused_stage, r.refused_what, code,
+                                            reason, r.n, r.k, r.t);
+        if (err)
+            goto out;
+    }
     if (ctx.hook_err) {
         err = fedreci_error(ctx.hook_err, "sync with %s: %s", url, ctx.hook_msg);
         goto out;

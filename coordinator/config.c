@@ -1,5 +1,7 @@
 #include "config.h"
 
+#include "coordinator/engine.h"
+
 #include <errno.h>
 #include <getopt.h>
 #include <ini.h>
@@ -81,7 +83,7 @@ static const opt opts[] = {
     {"neighbors", "secagg", T_U32, OFF(neighbors), 0, 1000000, 0, "0",
      "SecAgg+ neighbours per client, capped at n - 1 for a round of n; 0 = n - 1 (classic SecAgg)"},
     {"threshold", "secagg", T_U32, OFF(threshold), 0, 1000000, 0, "0",
-     "Shamir threshold t, k/2 < t <= k for every round size; 0 = k/2 + 1 per round"},
+     "Shamir threshold t, k/2 < t <= k for every round size; 0 = ceil(2k/3) per round"},
     {"clip", "secagg", T_DBL, OFF(clip), 0, 1e9, 1, "16",
      "gradient entries clipped to [-clip, clip] (a model-quality parameter)"},
     {"scale", "secagg", T_DBL, OFF(scale), 0, 1e12, 1, "65536",
@@ -452,7 +454,7 @@ void fedreci_config_secagg_params(const fedreci_config *c, uint32_t n, uint32_t 
     p->k = n > 0 ? n - 1 : 0;
     if (c->neighbors && c->neighbors < p->k)
         p->k = c->neighbors;
-    p->t = c->threshold ? c->threshold : p->k / 2 + 1;
+    p->t = c->threshold ? c->threshold : fedreci_coord_default_threshold(p->k);
     p->d = d;
     p->clip = c->clip;
     p->scale = c->scale;

@@ -42,7 +42,7 @@ typedef struct fedreci_config {
     uint32_t deadline_ms[4]; /* per SecAgg stage: advertise, share, masked, unmask */
     uint32_t checkin_ms;     /* how long a round waits for check-ins */
     uint32_t neighbors;      /* SecAgg+ k, capped at n - 1; 0 = n - 1 (classic SecAgg) */
-    uint32_t threshold;      /* Shamir t, k/2 < t <= k; 0 = k/2 + 1 per round */
+    uint32_t threshold;      /* Shamir t, k/2 < t <= k; 0 = ceil(2k/3) per round */
     double clip;             /* gradient entries clipped to [-clip, clip] */
     double scale;            /* quantization scale */
     uint32_t factors;        /* k of the model (columns of Y) */
@@ -107,8 +107,8 @@ FEDREC_NODISCARD fedrec_err fedreci_config_check(const fedreci_config *c);
 
 /* The SecAgg parameters of a round of n clients with vectors of d words:
  * k = min(neighbors, n - 1) (n - 1 when neighbors is 0), t = threshold or
- * k/2 + 1 when 0, clip, scale, max_weight 1; round_id and graph_seed zero
- * (the engine sets them). */
+ * ceil(2k/3) (fedreci_coord_default_threshold) when 0, clip, scale, max_weight 1; round_id and
+ * graph_seed zero (the engine sets them). */
 void fedreci_config_secagg_params(const fedreci_config *c, uint32_t n, uint32_t d,
                                   fedreci_secagg_params *p);
 

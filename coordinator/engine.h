@@ -116,7 +116,8 @@ typedef struct fedreci_coord_config {
     uint32_t checkin_window_ms; /* else select this long after the first check-in
                                    (with >= min_cohort); default 2000 */
     uint32_t neighbors;         /* SecAgg+ k; 0 or >= n - 1: classic SecAgg (complete graph) */
-    uint32_t threshold;         /* Shamir t; 0: k/2 + 1. Clamped to (k/2, k]. */
+    uint32_t threshold;         /* Shamir t; 0: fedreci_coord_default_threshold(k).
+                                   Clamped to (k/2, k]. */
     double clip;                /* input clip bound, > 0; default 16 */
     double scale;               /* quantization scale; 0: 2^30 / (n * clip) */
     uint32_t stage_ms[4];       /* deadlines of SecAgg stages 0..3; default 10000 each */
@@ -193,6 +194,15 @@ enum { FEDRECI_ROLE_SINGLE = 0, FEDRECI_ROLE_MASTER = 1, FEDRECI_ROLE_AGGREGATOR
 
 /* Fills the defaults documented above (and zeroes everything else). */
 void fedreci_coord_config_default(fedreci_coord_config *cfg);
+
+/* The Shamir threshold a round with k neighbours gets when none is
+ * configured: ceil(2k/3), and at least k/2 + 1, at most k (k = 1: 1). Two
+ * thirds is the clients' default floor (FEDREC_FLOOR_MIN_THRESHOLD_FRACTION,
+ * docs/threat-model.md): a coordinator that sends different neighbours
+ * different unmask requests needs c >= 2t - k colluding neighbours of a
+ * client to rebuild both of its secrets, k/3 at t = 2k/3 (1 at t = k/2 + 1
+ * for odd k). This function can't fail. */
+uint32_t fedreci_coord_default_threshold(uint32_t k);
 
 /* The model the engine starts from (copied at create). */
 typedef struct fedreci_coord_model {

@@ -53,6 +53,14 @@ void fedreci_eng_set_deadline(fedreci_coord *c, uint64_t when)
     pthread_cond_signal(&c->cv_timer);
 }
 
+uint32_t fedreci_coord_default_threshold(uint32_t k)
+{
+    uint32_t t = (2 * k + 2) / 3;
+    if (t <= k / 2)
+        t = k / 2 + 1;
+    return t > k ? k : t;
+}
+
 void fedreci_eng_derive_params(const fedreci_coord *c, uint32_t n, uint64_t round_id,
                                fedreci_secagg_params *p, fedreci_dp_round_params *dp)
 {
@@ -60,7 +68,7 @@ void fedreci_eng_derive_params(const fedreci_coord *c, uint32_t n, uint64_t roun
     p->round_id = round_id;
     p->n = n;
     p->k = (c->cfg.neighbors == 0 || c->cfg.neighbors >= n - 1) ? n - 1 : c->cfg.neighbors;
-    uint32_t t = c->cfg.threshold ? c->cfg.threshold : p->k / 2 + 1;
+    uint32_t t = c->cfg.threshold ? c->cfg.threshold : fedreci_coord_default_threshold(p->k);
     if (t > p->k)
         t = p->k;
     if (t <= p->k / 2)

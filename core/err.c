@@ -69,6 +69,8 @@ const char *fedrec_strerror(fedrec_err err)
         return "no data";
     case FEDREC_ERR_LOST_EVENTS:
         return "committed events are missing";
+    case FEDREC_ERR_REFUSED:
+        return "round refused by the client";
     }
     return "unknown error";
 }

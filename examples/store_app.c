@@ -4,6 +4,7 @@
  *
  *   store_app --coordinator URL --dir DIR [--devices N] [--tls-ca FILE]
  *             [--tls-server-name NAME] [--deadline-ms MS] [--expect-round]
+ *             [--min-cohort N --min-neighbors K --min-threshold T]
  *
  * Each "device" is one shopper's phone: its own store under DIR, its own key.
  * The example runs N of them (default 3) in threads of one process, so that a
@@ -11,7 +12,12 @@
  * side is a handful of calls:
  *
  *   fedrec_client_open_with   the store, its key (from the platform key store
- *                             in a real app), the coordinator URL, TLS
+ *                             in a real app), the coordinator URL, TLS, and
+ *                             the round floors: the app, not the coordinator,
+ *                             decides how small a round may be (the library's
+ *                             defaults, n >= 10, k >= 8, t >= 6 and 2k/3,
+ *                             unless the app lowers them, as --min-* do for
+ *                             a test cohort of 3)
  *   fedrec_client_record      at checkout, one call per bought line
  *   fedrec_client_sync        download the model, take part in a round
  *   fedrec_client_recommend   on the device; bought items are never shown
@@ -52,7 +58,8 @@ static struct {
     const char *url, *dir, *ca, *server_name;
     uint32_t deadline_ms;
     int devices, expect_round;
-} opt = {NULL, NULL, NULL, NULL, 60000, 3, 0};
+    uint32_t min_cohort, min_neighbors, min_threshold; /* 0: the library's floors */
+} opt = {NULL, NULL, NULL, NULL, 60000, 3, 0, 0, 0, 0};
 
 static int fail(const device *d, const char *what, fedrec_err e, const char *msg)
 {
@@ -114,6 +121,12 @@ static int parse_args(int argc, char **argv)
             opt.devices = atoi(v);
         else if (!strcmp(a, "--deadline-ms"))
             opt.deadline_ms = (uint32_t)strtoul(v, NULL, 10);
+        else if (!strcmp(a, "--min-cohort"))
+            opt.min_cohort = (uint32_t)strtoul(v, NULL, 10);
+        else if (!strcmp(a, "--min-neighbors"))
+            opt.min_neighbors = (uint32_t)strtoul(v, NULL, 10);
+        else if (!strcmp(a, "--min-threshold"))
+            opt.min_threshold = (uint32_t)strtoul(v, NULL, 10);
         else {
             fprintf(stderr, "store_app: unknown option %s\n", a);
             return -1;
@@ -124,7 +137,7 @@ static int parse_args(int argc, char **argv)
         fprintf(stderr,
                 "usage: store_app --coordinator URL --dir DIR [--devices 1..%d] "
                 "[--tls-ca FILE] [--tls-server-name NAME] [--deadline-ms MS] "
-                "[--expect-round]\n",
+                "[--expect-round] [--min-cohort N --min-neighbors K --min-threshold T]\n",
                 MAX_DEVICES);
         return -1;
     }
@@ -158,6 +171,9 @@ int main(int argc, char **argv)
         o.coordinator_url = opt.url;
         o.tls_ca_file = opt.ca;
         o.tls_server_name = opt.server_name;
+        o.min_cohort = opt.min_cohort;
+        o.min_neighbors = opt.min_neighbors;
+        o.min_threshold = opt.min_threshold;
         fedrec_err e = fedrec_client_open_with(&d->c, d->store, &o);
         if (e)
             return fail(d, "open", e, fedrec_errmsg());

@@ -392,7 +392,11 @@ static fedrec_err sim_start_engine(sim *S, const float *y0, const char **codes)
     cfg.checkin_quorum = n_train; /* every client checks in: the draw sees them all */
     cfg.checkin_window_ms = 1000u * (o->stage_timeout_s * 4u + 600u);
     cfg.neighbors = o->secagg == FEDRECI_RUN_SECAGG_FULL ? 0 : o->neighbors;
-    cfg.threshold = o->threshold;
+    /* 0: K/2 + 1, the simulator's documented default (the engine raises a
+       threshold of 1 to k/2 + 1 per round); a deployment's coordinator
+       defaults to ceil(2k/3), the clients' floor, but simulated sessions
+       have no floors */
+    cfg.threshold = o->threshold ? o->threshold : 1;
     cfg.clip = o->clip;
     for (int st = 0; st < 4; st++)
         cfg.stage_ms[st] = 1000u * o->stage_timeout_s;

@@ -88,6 +88,7 @@ done
 sync_all() { # rounds tag
   for i in "${!customers[@]}"; do
     FEDREC_STORE_KEY=${keys[i]} "$cli" sync --coordinator "$url" --rounds "$1" \
+      --min-cohort 5 --min-neighbors 4 --min-threshold 3 \
       --deadline-ms 60000 --store "$dir/s$i" >"$dir/c$i.$2.out" 2>&1 &
     cpids[i]=$!
     pids+=("${cpids[i]}")

@@ -85,7 +85,8 @@ for app in "$tmp/app-pc/store_app" "$tmp/app-cm/build/store_app"; do
     coord_start "$tmp/prefix/bin/fedrec-coordinator" "$dir/coord" --cohort 3 --min-cohort 3 \
         --deadline-checkin 20000
     LD_LIBRARY_PATH="$(dirname "$libdir")" "$app" --coordinator "$COORD_URL" \
-        --dir "$dir/devices" --devices 3 --expect-round >"$dir/out" 2>&1 ||
+        --dir "$dir/devices" --devices 3 --expect-round \
+        --min-cohort 3 --min-neighbors 2 --min-threshold 2 >"$dir/out" 2>&1 ||
         { cat "$dir/out" "$COORD_LOG"; exit 1; }
     grep -q "store_app: ok" "$dir/out"
     echo "store_app ($app): $(grep -c 'took part, completed' "$dir/out") devices took part; ok"

@@ -99,7 +99,8 @@ done
 
 sync_bg() { # index rounds
   FEDREC_STORE_KEY=${keys[$1]} "$cli" sync --coordinator "$url" --rounds "$2" \
-    --deadline-ms 30000 --store "$dir/s$1" >"$dir/c$1.out" 2>&1 &
+    --deadline-ms 30000 --min-cohort 5 --min-neighbors 4 --min-threshold 4 \
+    --store "$dir/s$1" >"$dir/c$1.out" 2>&1 &
   cpids[$1]=$!
   pids+=("${cpids[$1]}")
 }

@@ -12,4 +12,4 @@ trap 'coord_stop; rm -rf "$tmp"' EXIT
 coord_start "$coordinator" "$tmp/coord" --cohort 3 --min-cohort 3 \
     --deadline-checkin 20000
 "$app" --coordinator "$COORD_URL" --dir "$tmp/devices" --devices 3 --expect-round \
-    --deadline-ms 60000 || { cat "$COORD_LOG" >&2; exit 1; }
+    --deadline-ms 60000 --min-cohort 3 --min-neighbors 2 --min-threshold 2 || { cat "$COORD_LOG" >&2; exit 1; }

@@ -573,6 +573,121 @@ static void *sync_one(void *arg)
     return NULL;
 }
 
+/* Opens the client of dir for url with round floors a cohort of 3 meets
+ * (n >= 3, k >= 2, t >= 2, t >= k/2): a test deployment's, set by the app. */
+static fedrec_err open_low_floors(fedrec_client **c, const char *dir, const char *url)
+{
+    fedrec_client_options o;
+    fedrec_client_options_init(&o);
+    o.key = KEY;
+    o.coordinator_url = url;
+    o.min_cohort = 3;
+    o.min_neighbors = 2;
+    o.min_threshold = 2;
+    o.min_threshold_fraction = 0.5;
+    return fedrec_client_open_with(c, dir, &o);
+}
+
+/* The round floors (issue 14): a coordinator running a round of cohort 3
+ * (k = 2, t = 2) is refused by clients with the library's default floors
+ * (n >= 10, k >= 8, t >= 6, t >= 2k/3) before they send anything secret:
+ * sync returns FEDREC_OK with round_outcome FEDREC_ERR_REFUSED, the model is
+ * still downloaded, the coordinator received zero update bytes from each,
+ * the round aborts for want of adverts, and each client's ledger holds one
+ * refusal naming the round, the reason, what was withheld and the round's
+ * parameters. A client whose app lowered only the cohort floor is refused
+ * on the next floor it fails (the neighbours). */
+static void test_sync_refuses_below_floors(void **state)
+{
+    (void)state;
+    const char *url = "inproc://fedrec-test-client-floors";
+    static th_model model;
+    th_model_init(&model, SYNC_ITEMS, SYNC_K, 37, 19, 0.02f, "C%03d");
+    fedreci_coord_config cfg;
+    const char *urls[1];
+    th_coord_config(&cfg, urls, url);
+    cfg.n_contexts = 32;
+    cfg.cohort_size = 3;
+    cfg.min_cohort = 3;
+    for (int s = 0; s < 4; s++)
+        cfg.stage_ms[s] = 30000;
+    cfg.checkin_window_ms = 60000;
+    cfg.seed = 5;
+    cfg.max_rounds = 1;
+    fedreci_coord_model m = th_model_start(&model, 1);
+    fedreci_coord *coord = th_coord_start(&cfg, NULL, &m);
+    char *dirs[3];
+    struct sync_thread t[3];
+    pthread_t th[3];
+    for (int i = 0; i < 3; i++) {
+        dirs[i] = th_tmpdir("client");
+        memset(&t[i], 0, sizeof t[i]);
+        if (i < 2) {
+            assert_int_equal(fedrec_client_open(&t[i].c, dirs[i], url, KEY), FEDREC_OK);
+        } else {
+            fedrec_client_options o;
+            fedrec_client_options_init(&o);
+            o.key = KEY;
+            o.coordinator_url = url;
+            o.min_cohort = 3;
+            assert_int_equal(fedrec_client_open_with(&t[i].c, dirs[i], &o), FEDREC_OK);
+        }
+        assert_int_equal(fedrec_client_record(t[i].c, model.codes[i], 100, 2), FEDREC_OK);
+    }
+    for (int i = 0; i < 3; i++)
+        assert_int_equal(pthread_create(&th[i], NULL, sync_one, &t[i]), 0);
+    for (int i = 0; i < 3; i++)
+        assert_int_equal(pthread_join(th[i], NULL), 0);
+    assert_int_equal(fedreci_coord_wait(coord, 60000), FEDREC_OK);
+    fedreci_coord_status st;
+    fedreci_coord_get_status(coord, &st);
+    assert_int_equal(st.rounds_completed, 0);
+    assert_int_equal(st.rounds_aborted, 1);
+    for (int i = 0; i < 3; i++) {
+        if (t[i].err)
+            fail_msg("client %d sync: %s: %s", i, fedrec_strerror(t[i].err), t[i].msg);
+        assert_int_equal(t[i].res.round_outcome, FEDREC_ERR_REFUSED);
+        assert_int_equal(t[i].res.took_part, 0);
+        assert_true(t[i].res.model_updated);
+        fedrec_client_info info = {.struct_size = sizeof info};
+        assert_int_equal(fedrec_client_get_info(t[i].c, &info), FEDREC_OK);
+        uint64_t upd = 99, tot = 0;
+        assert_int_equal(fedreci_coord_client_bytes(coord, info.client_id, &upd, &tot), FEDREC_OK);
+        assert_int_equal(upd, 0);
+        size_t n = 0;
+        assert_int_equal(fedrec_client_ledger_count(t[i].c, &n), FEDREC_OK);
+        assert_int_equal(n, 1);
+        fedrec_ledger_entry e = {.struct_size = sizeof e};
+        assert_int_equal(fedrec_client_ledger_get(t[i].c, 0, &e), FEDREC_OK);
+        assert_int_equal(e.kind, FEDREC_LEDGER_REFUSAL);
+        assert_int_equal(e.refusal, FEDREC_REFUSAL_BELOW_FLOORS);
+        assert_string_equal(fedrec_refusal_name(e.refusal), "below_floors");
+        assert_int_equal(e.round_id, t[i].res.round_id);
+        assert_int_equal(e.stage, 0);
+        assert_int_equal(e.bytes_sent, 0);
+        assert_string_equal(e.what, "key advertisement");
+        assert_int_equal(e.cohort, 3);
+        assert_int_equal(e.neighbors, 2);
+        assert_int_equal(e.threshold, 2);
+        assert_non_null(strstr(e.reason, i < 2 ? "cohort n = 3 is below the app's floor 10"
+                                               : "neighbours k = 2 are below the app's floor 8"));
+        /* an app built against the first layout reads the first fields only */
+        struct {
+            fedrec_ledger_entry e;
+        } old;
+        memset(&old, 0xAB, sizeof old);
+        old.e.struct_size = (uint32_t)offsetof(fedrec_ledger_entry, kind);
+        assert_int_equal(fedrec_client_ledger_get(t[i].c, 0, &old.e), FEDREC_OK);
+        assert_int_equal(old.e.round_id, e.round_id);
+        assert_int_equal(old.e.kind, 0xABABABABu);
+    }
+    fedreci_coord_destroy(coord);
+    for (int i = 0; i < 3; i++) {
+        assert_int_equal(fedrec_client_forget(t[i].c), FEDREC_OK);
+        free(dirs[i]);
+    }
+}
+
 /* Three opted-in clients and one opted-out client sync with a coordinator
  * running one round of cohort 3: the opted-in ones take part and their
  * ledgers add up to exactly the update bytes the coordinator received from
@@ -607,7 +722,7 @@ static void test_sync_round_ledger_and_opt_out(void **state)
     for (int i = 0; i < SYNC_CLIENTS; i++) {
         dirs[i] = th_tmpdir("client");
         memset(&t[i], 0, sizeof t[i]);
-        assert_int_equal(fedrec_client_open(&t[i].c, dirs[i], url, KEY), FEDREC_OK);
+        assert_int_equal(open_low_floors(&t[i].c, dirs[i], url), FEDREC_OK);
         assert_int_equal(fedrec_client_record(t[i].c, codes[i], 100, 2), FEDREC_OK);
         assert_int_equal(fedrec_client_record(t[i].c, codes[i + 4], 101, 1), FEDREC_OK);
         assert_int_equal(fedrec_client_record(t[i].c, "NOT-IN-CATALOG", 102, 1), FEDREC_OK);
@@ -657,6 +772,9 @@ static void test_sync_round_ledger_and_opt_out(void **state)
                 assert_true(e.bytes_sent > 0);
                 assert_true(e.time_unix_ms > 1600000000000);
                 assert_true(e.what[0] != '\0');
+                assert_int_equal(e.kind, FEDREC_LEDGER_UPLOAD);
+                assert_int_equal(e.refusal, FEDREC_REFUSAL_NONE);
+                assert_string_equal(e.reason, "");
                 sum += e.bytes_sent;
             }
             assert_int_equal(sum, upd);
@@ -682,7 +800,7 @@ static void test_sync_round_ledger_and_opt_out(void **state)
 
     /* The ledger survives a reopen. */
     fedrec_client_close(t[0].c);
-    assert_int_equal(fedrec_client_open(&t[0].c, dirs[0], url, KEY), FEDREC_OK);
+    assert_int_equal(open_low_floors(&t[0].c, dirs[0], url), FEDREC_OK);
     size_t n = 0;
     assert_int_equal(fedrec_client_ledger_count(t[0].c, &n), FEDREC_OK);
     assert_int_equal(n, 6);
@@ -813,6 +931,14 @@ static void test_abi_sizes_and_struct_size(void **state)
     assert_int_equal(fedrec_client_open_with(&c, dir, &o), FEDREC_ERR_INVALID);
     o.passphrase = NULL;
     o.passphrase_len = 0;
+    o.min_cohort = 1; /* a floor no round can be below: refused, named */
+    assert_int_equal(fedrec_client_open_with(&c, dir, &o), FEDREC_ERR_INVALID);
+    assert_non_null(strstr(fedrec_errmsg(), "min_cohort is 1"));
+    o.min_cohort = 0;
+    o.min_threshold_fraction = 0.4; /* t <= k/2 is never safe */
+    assert_int_equal(fedrec_client_open_with(&c, dir, &o), FEDREC_ERR_INVALID);
+    assert_non_null(strstr(fedrec_errmsg(), "min_threshold_fraction is 0.4"));
+    o.min_threshold_fraction = 0;
     o.struct_size = 4;
     assert_int_equal(fedrec_client_open_with(&c, dir, &o), FEDREC_ERR_INVALID);
     struct {
@@ -858,6 +984,7 @@ int main(void)
         cmocka_unit_test(test_forget),
         cmocka_unit_test(test_threads_share_a_handle),
         cmocka_unit_test(test_sync_round_ledger_and_opt_out),
+        cmocka_unit_test(test_sync_refuses_below_floors),
         cmocka_unit_test(test_sync_arguments),
         cmocka_unit_test(test_abi_sizes_and_struct_size),
         cmocka_unit_test(test_sync_unreachable_fails_fast),

@@ -398,7 +398,7 @@ static void test_check(void **state)
     fedreci_config_secagg_params(c, 100, 7, &p);
     assert_int_equal(p.n, 100);
     assert_int_equal(p.k, 99);
-    assert_int_equal(p.t, 50);
+    assert_int_equal(p.t, 66); /* ceil(2k/3): the clients' default floor */
     assert_int_equal(p.d, 7);
     fedreci_config_destroy(c);
     const char *plus[] = {"--cohort", "500",          "--neighbors", "20", "--threshold",

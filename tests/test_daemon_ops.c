@@ -410,10 +410,12 @@ static void test_hostile_input(void **state)
 {
     (void)state;
     daemon_proc d;
-    const char *extra[] = {"--cohort",
+    const char *extra[] = {"--threshold", /* t = 3 of k = 5, as in the comment below */
+                           "3",
+                           "--cohort",
                            "6",
                            "--min-cohort",
-                           "3",
+                           "4", /* a fixed t = 3 needs k >= 3 in every round */
                            "--deadline-checkin",
                            "20000",
                            "--deadline-advertise",
@@ -689,7 +691,14 @@ static void *api_sync_main(void *arg)
     api_sync *a = arg;
     fedrec_client *c = NULL;
     a->res.struct_size = sizeof a->res;
-    a->err = fedrec_client_open(&c, a->store, a->url, a->key);
+    fedrec_client_options o; /* floors a test cohort of 3 meets */
+    fedrec_client_options_init(&o);
+    o.key = a->key;
+    o.coordinator_url = a->url;
+    o.min_cohort = 3;
+    o.min_neighbors = 2;
+    o.min_threshold = 2;
+    a->err = fedrec_client_open_with(&c, a->store, &o);
     if (!a->err)
         a->err = fedrec_client_record(c, "P001", 1000, 2);
     if (!a->err)
@@ -715,6 +724,12 @@ static pid_t spawn_cli_sync(const char *store, const char *url, const char *ca, 
                           "localhost",
                           "--deadline-ms",
                           "60000",
+                          "--min-cohort",
+                          "3",
+                          "--min-neighbors",
+                          "2",
+                          "--min-threshold",
+                          "2",
                           "--store",
                           store,
                           NULL};

@@ -102,6 +102,15 @@ static void test_roundtrip(void **state)
     float gram[4] = {35, 44, 44, 56};
     const char *codes[3] = {"A1", "B2", "C3"};
     assert_int_equal(fedreci_store_set_model(s, 42, 3, 2, y, gram, codes, NULL, 0), FEDREC_OK);
+    /* a refused round (issue 14): goes to the log as a REC_LEDGER2 record */
+    fedreci_ledger_rec rf = {
+        .time_ms = 1700000000456, .round = 8, .kind = 1, .refusal = 1, .n = 3, .k = 2, .t = 2};
+    strcpy(rf.what, "key advertisement");
+    strcpy(rf.reason, "round 8 (n = 3, k = 2, t = 2): cohort n = 3 is below the app's floor 10");
+    assert_int_equal(fedreci_store_add_ledger(s, &rf), FEDREC_OK);
+    rf.kind = 2; /* not a kind: refused without a write */
+    assert_int_equal(fedreci_store_add_ledger(s, &rf), FEDREC_ERR_INVALID);
+    rf.kind = 1;
     /* Bad input is refused without a write. */
     assert_int_equal(fedreci_store_add_purchase(s, "", 1, 1, NULL), FEDREC_ERR_INVALID);
     assert_int_equal(fedreci_store_add_purchase(s, "A,B", 1, 1, NULL), FEDREC_ERR_INVALID);
@@ -131,13 +140,34 @@ static void test_roundtrip(void **state)
     assert_int_equal(fedreci_store_participation(s), 0);
     assert_memory_equal(fedreci_store_identity_pk(s), pk, 32);
     const fedreci_ledger_rec *lr = fedreci_store_ledger(s, &n);
-    assert_int_equal(n, 1);
+    assert_int_equal(n, 2);
     assert_int_equal(lr[0].time_ms, 1700000000123);
     assert_int_equal(lr[0].round, 7);
     assert_int_equal(lr[0].stage, 2);
     assert_int_equal(lr[0].bytes_sent, 467012);
     assert_int_equal(lr[0].clipped, 3);
     assert_string_equal(lr[0].what, "masked update");
+    assert_int_equal(lr[0].kind, 0);
+    assert_int_equal(lr[0].refusal, 0);
+    assert_string_equal(lr[0].reason, "");
+    /* the refusal, from the log, and again from a snapshot (state version 5) */
+    for (int pass = 0; pass < 2; pass++) {
+        lr = fedreci_store_ledger(s, &n);
+        assert_int_equal(n, 2);
+        assert_int_equal(lr[1].time_ms, 1700000000456);
+        assert_int_equal(lr[1].round, 8);
+        assert_int_equal(lr[1].kind, 1);
+        assert_int_equal(lr[1].refusal, 1);
+        assert_int_equal(lr[1].bytes_sent, 0);
+        assert_int_equal(lr[1].n * 100 + lr[1].k * 10 + lr[1].t, 322);
+        assert_string_equal(lr[1].what, "key advertisement");
+        assert_string_equal(lr[1].reason, rf.reason);
+        if (pass == 0) {
+            assert_int_equal(fedreci_store_compact(s), FEDREC_OK);
+            fedreci_store_close(s);
+            s = open_raw(dir, KEY_A);
+        }
+    }
     uint32_t k = 0;
     const float *xr = fedreci_store_user_factors(s, &k);
     assert_int_equal(k, 4);

@@ -84,10 +84,9 @@ JNIEXPORT jint JNICALL Java_org_fedrec_FedrecClient_storeKeyBytes(JNIEnv *env, j
     return (jint)fedrec_client_store_key_bytes();
 }
 
-JNIEXPORT jlong JNICALL Java_org_fedrec_FedrecClient_nativeOpen(JNIEnv *env, jclass cls,
-                                                                jstring path, jbyteArray key,
-                                                                jbyteArray pass, jstring url,
-                                                                jstring ca, jstring name)
+JNIEXPORT jlong JNICALL Java_org_fedrec_FedrecClient_nativeOpen(
+    JNIEnv *env, jclass cls, jstring path, jbyteArray key, jbyteArray pass, jstring url, jstring ca,
+    jstring name, jint min_cohort, jint min_neighbors, jint min_threshold, jdouble min_fraction)
 {
     (void)cls;
     if (!path || (!key == !pass)) {
@@ -128,6 +127,10 @@ JNIEXPORT jlong JNICALL Java_org_fedrec_FedrecClient_nativeOpen(JNIEnv *env, jcl
         o.coordinator_url = curl;
         o.tls_ca_file = cca;
         o.tls_server_name = cname;
+        o.min_cohort = min_cohort > 0 ? (uint32_t)min_cohort : 0;
+        o.min_neighbors = min_neighbors > 0 ? (uint32_t)min_neighbors : 0;
+        o.min_threshold = min_threshold > 0 ? (uint32_t)min_threshold : 0;
+        o.min_threshold_fraction = min_fraction;
         e = fedrec_client_open_with(&c, cpath, &o);
     }
     wipe(buf, (size_t)n);
@@ -238,25 +241,30 @@ JNIEXPORT jobjectArray JNICALL Java_org_fedrec_FedrecClient_nativeLedger(JNIEnv 
     size_t n = 0;
     if (failed(env, fedrec_client_ledger_count(H(h), &n)))
         return NULL;
-    if (n > 0x7fffffff / 5) {
+    if (n > 0x7fffffff / 10) {
         throw_err(env, FEDREC_ERR_RANGE, "ledger: too many entries for a Java array");
         return NULL;
     }
+    /* 10 numbers and 2 strings (what, reason) per entry */
     jclass str = (*env)->FindClass(env, "java/lang/String");
-    jobjectArray whats = str ? (*env)->NewObjectArray(env, (jsize)n, str, NULL) : NULL;
-    jlongArray v = (*env)->NewLongArray(env, (jsize)(5 * n));
+    jobjectArray whats = str ? (*env)->NewObjectArray(env, (jsize)(2 * n), str, NULL) : NULL;
+    jlongArray v = (*env)->NewLongArray(env, (jsize)(10 * n));
     for (size_t i = 0; whats && v && i < n; i++) {
         fedrec_ledger_entry le = {.struct_size = sizeof le};
         if (failed(env, fedrec_client_ledger_get(H(h), i, &le)))
             return NULL;
-        jlong row[5] = {(jlong)le.time_unix_ms, (jlong)le.round_id, (jlong)le.stage,
-                        (jlong)le.bytes_sent, (jlong)le.clipped};
-        (*env)->SetLongArrayRegion(env, v, (jsize)(5 * i), 5, row);
-        jstring s = (*env)->NewStringUTF(env, le.what);
-        if (!s)
-            return NULL;
-        (*env)->SetObjectArrayElement(env, whats, (jsize)i, s);
-        (*env)->DeleteLocalRef(env, s);
+        jlong row[10] = {(jlong)le.time_unix_ms, (jlong)le.round_id, (jlong)le.stage,
+                         (jlong)le.bytes_sent,   (jlong)le.clipped,  (jlong)le.kind,
+                         (jlong)le.refusal,      (jlong)le.cohort,   (jlong)le.neighbors,
+                         (jlong)le.threshold};
+        (*env)->SetLongArrayRegion(env, v, (jsize)(10 * i), 10, row);
+        for (int k = 0; k < 2; k++) {
+            jstring s = (*env)->NewStringUTF(env, k ? le.reason : le.what);
+            if (!s)
+                return NULL;
+            (*env)->SetObjectArrayElement(env, whats, (jsize)(2 * i + (size_t)k), s);
+            (*env)->DeleteLocalRef(env, s);
+        }
     }
     if (!whats || !v || (*env)->ExceptionCheck(env))
         return NULL;

@@ -43,6 +43,9 @@ typedef struct cli {
     const char *tls_server_name; /* sync --tls-server-name */
     uint32_t rounds;
     uint32_t deadline_ms;
+    /* sync: the round floors (0: the library's defaults, FEDREC_FLOOR_*) */
+    uint32_t min_cohort, min_neighbors, min_threshold;
+    double min_threshold_fraction;
     uint32_t k;
     int json;
     int help;
@@ -95,6 +98,8 @@ static void usage_cmd(const char *cmd)
     else if (!strcmp(cmd, "sync"))
         printf("usage: fedrec-client sync --coordinator URL [--rounds N] [--deadline-ms MS]\n"
                "                          [--tls-ca FILE [--tls-server-name NAME]]\n"
+               "                          [--min-cohort N] [--min-neighbors K]\n"
+               "                          [--min-threshold T] [--min-threshold-fraction F]\n"
                "                          --store PATH [--key-file FILE]\n"
                "\n"
                "Downloads the coordinator's model if it is newer than the stored one and,\n"
@@ -104,7 +109,14 @@ static void usage_cmd(const char *cmd)
                "(default 60000). URL: tcp://, tls+tcp://, ipc://.\n"
                "tls+tcp:// needs --tls-ca FILE: the PEM certificate of the authority that\n"
                "signed the coordinator's certificate (or that certificate itself when it is\n"
-               "self-signed); --tls-server-name NAME is the name it must carry.\n");
+               "self-signed); --tls-server-name NAME is the name it must carry.\n"
+               "Round floors (set here, never by the coordinator): a round with fewer than\n"
+               "--min-cohort N clients (default %u), fewer than --min-neighbors K neighbours\n"
+               "holding this client's shares (default %u), a threshold below\n"
+               "--min-threshold T (default %u) or below --min-threshold-fraction F x K\n"
+               "(default 2/3; 0.5..1) is refused before anything secret is sent, and the\n"
+               "refusal is in the ledger.\n",
+               FEDREC_FLOOR_MIN_COHORT, FEDREC_FLOOR_MIN_NEIGHBORS, FEDREC_FLOOR_MIN_THRESHOLD);
     else if (!strcmp(cmd, "recommend"))
         printf("usage: fedrec-client recommend [-k N] [--descriptions-from FILE] --store PATH\n"
                "                               [--key-file FILE]\n"
@@ -176,6 +188,10 @@ enum {
     OPT_FORMAT,
     OPT_COLUMNS,
     OPT_RATING_THRESHOLD,
+    OPT_MIN_COHORT,
+    OPT_MIN_NEIGHBORS,
+    OPT_MIN_THRESHOLD,
+    OPT_MIN_THRESHOLD_FRACTION,
 };
 
 static const struct option long_opts[] = {
@@ -195,6 +211,10 @@ static const struct option long_opts[] = {
     {"format", required_argument, NULL, OPT_FORMAT},
     {"columns", required_argument, NULL, OPT_COLUMNS},
     {"rating-threshold", required_argument, NULL, OPT_RATING_THRESHOLD},
+    {"min-cohort", required_argument, NULL, OPT_MIN_COHORT},
+    {"min-neighbors", required_argument, NULL, OPT_MIN_NEIGHBORS},
+    {"min-threshold", required_argument, NULL, OPT_MIN_THRESHOLD},
+    {"min-threshold-fraction", required_argument, NULL, OPT_MIN_THRESHOLD_FRACTION},
     {NULL, 0, NULL, 0},
 };
 
@@ -266,6 +286,19 @@ static int parse_args(int argc, char **argv, cli *a)
                 e = fedreci_error(FEDREC_ERR_INVALID, "--columns: longer than %zu bytes",
                                   sizeof a->columns - 1);
             a->have_columns = 1;
+            break;
+        case OPT_MIN_COHORT:
+            e = fedreci_opt_u32("--min-cohort", optarg, 2, 1000000, &a->min_cohort);
+            break;
+        case OPT_MIN_NEIGHBORS:
+            e = fedreci_opt_u32("--min-neighbors", optarg, 1, 1000000, &a->min_neighbors);
+            break;
+        case OPT_MIN_THRESHOLD:
+            e = fedreci_opt_u32("--min-threshold", optarg, 1, 1000000, &a->min_threshold);
+            break;
+        case OPT_MIN_THRESHOLD_FRACTION:
+            e = fedreci_opt_double("--min-threshold-fraction", optarg, 0.5, 1.0,
+                                   &a->min_threshold_fraction);
             break;
         case OPT_RATING_THRESHOLD:
             e = fedreci_opt_double("--rating-threshold", optarg, -1e9, 1e9, &a->rating_threshold);
@@ -364,9 +397,22 @@ static int with_key(const cli *a, const char *url, fedrec_client **out, uint64_t
     if (raw && lost)
         err = is_raw ? fedrec_client_recover(a->store, raw, lost)
                      : fedrec_client_recover_passphrase(a->store, secret, n, lost);
-    else if (raw)
-        err = is_raw ? fedrec_client_open(out, a->store, url, raw)
-                     : fedrec_client_open_passphrase(out, a->store, url, secret, n);
+    else if (raw) {
+        fedrec_client_options o;
+        fedrec_client_options_init(&o);
+        if (is_raw) {
+            o.key = raw;
+        } else {
+            o.passphrase = secret;
+            o.passphrase_len = n;
+        }
+        o.coordinator_url = url;
+        o.min_cohort = a->min_cohort;
+        o.min_neighbors = a->min_neighbors;
+        o.min_threshold = a->min_threshold;
+        o.min_threshold_fraction = a->min_threshold_fraction;
+        err = fedrec_client_open_with(out, a->store, &o);
+    }
     sodium_free(raw);
     sodium_free(secret);
     if (err)
@@ -590,6 +636,7 @@ static int cmd_ledger(const cli *a)
         printf("%-24s  %8s  %5s  %10s  %7s  %s\n", "time (UTC)", "round", "stage", "bytes",
                "clipped", "what");
     uint64_t total = 0;
+    size_t refusals = 0;
     for (size_t i = 0; i < n; i++) {
         fedrec_ledger_entry le = {.struct_size = sizeof le};
         e = fedrec_client_ledger_get(c, i, &le);
@@ -608,7 +655,23 @@ static int cmd_ledger(const cli *a)
             fedreci_json_ku64(&w, "bytes_sent", le.bytes_sent);
             fedreci_json_ku64(&w, "clipped", le.clipped);
             fedreci_json_kstr(&w, "what", le.what);
+            fedreci_json_kstr(&w, "kind", le.kind == FEDREC_LEDGER_REFUSAL ? "refusal" : "upload");
+            if (le.kind == FEDREC_LEDGER_REFUSAL) {
+                fedreci_json_ku64(&w, "refusal", le.refusal);
+                fedreci_json_kstr(&w, "refusal_name", fedrec_refusal_name(le.refusal));
+                fedreci_json_kstr(&w, "reason", le.reason);
+                fedreci_json_ku64(&w, "cohort", le.cohort);
+                fedreci_json_ku64(&w, "neighbors", le.neighbors);
+                fedreci_json_ku64(&w, "threshold", le.threshold);
+            }
             fedreci_json_obj_end(&w);
+        } else if (le.kind == FEDREC_LEDGER_REFUSAL) {
+            refusals++;
+            printf("%-24s  %8llu  %5u  %10s  %7s  REFUSED (%s), withheld the %s; round n=%u "
+                   "k=%u t=%u: %s\n",
+                   t, (unsigned long long)le.round_id, le.stage, "-", "-",
+                   fedrec_refusal_name(le.refusal), le.what, le.cohort, le.neighbors, le.threshold,
+                   le.reason);
         } else {
             printf("%-24s  %8llu  %5u  %10llu  %7u  %s\n", t, (unsigned long long)le.round_id,
                    le.stage, (unsigned long long)le.bytes_sent, le.clipped, le.what);
@@ -623,7 +686,8 @@ static int cmd_ledger(const cli *a)
         if (!e)
             e = we;
     } else {
-        printf("%zu uploads, %llu bytes in total\n", n, (unsigned long long)total);
+        printf("%zu uploads, %llu bytes in total; %zu rounds refused\n", n - refusals,
+               (unsigned long long)total, refusals);
         if (!e)
             e = print_privacy(c);
     }
@@ -714,6 +778,8 @@ static const char *outcome_text(fedrec_err e)
         return "opted out: checked in, uploaded nothing";
     case FEDREC_ERR_NOT_SELECTED:
         return "not selected for a round";
+    case FEDREC_ERR_REFUSED:
+        return "refused the round (see the ledger for why)";
     default:
         return fedrec_strerror(e);
     }

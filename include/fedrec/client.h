@@ -59,6 +59,15 @@ extern "C" {
 #define FEDREC_ITEM_CODE_MAX 31
 /* Longest ledger description ("what") in bytes, without the NUL. */
 #define FEDREC_LEDGER_WHAT_MAX 63
+/* Longest reason of a ledger refusal in bytes, without the NUL. */
+#define FEDREC_LEDGER_REASON_MAX 191
+
+/* The round floors' defaults (docs/client.md "Round floors"): what the
+ * library applies when the app leaves a floor at 0. */
+#define FEDREC_FLOOR_MIN_COHORT 10   /* clients invited to the round (n) */
+#define FEDREC_FLOOR_MIN_NEIGHBORS 8 /* SecAgg+ neighbours holding this client's shares (k) */
+#define FEDREC_FLOOR_MIN_THRESHOLD 6 /* Shamir threshold (t) */
+#define FEDREC_FLOOR_MIN_THRESHOLD_FRACTION (2.0 / 3.0) /* t >= this x k */
 
 /* An open client: opaque. */
 typedef struct fedrec_client fedrec_client;
@@ -132,18 +141,30 @@ typedef struct fedrec_client_options {
     const char *coordinator_url; /* may be NULL (no sync), as fedrec_client_open */
     const char *tls_ca_file;     /* NULL, or as fedrec_client_set_tls */
     const char *tls_server_name; /* NULL, or as fedrec_client_set_tls */
+    /* Round floors, set by the app (never by the coordinator): a round whose
+     * announced cohort n, neighbours k or threshold t is below them is
+     * refused before anything secret is sent, and the refusal is recorded
+     * in the ledger (docs/client.md "Round floors"). 0 = the library's
+     * default (FEDREC_FLOOR_*). A floor can be lowered only by setting it,
+     * e.g. min_cohort = 3 for a test deployment. */
+    uint32_t min_cohort;           /* n >= min_cohort; >= 2 when set */
+    uint32_t min_neighbors;        /* k >= min_neighbors */
+    uint32_t min_threshold;        /* t >= min_threshold */
+    double min_threshold_fraction; /* t >= fraction x k; 0, or in [0.5, 1] */
 } fedrec_client_options;
 
 /* Sets o->struct_size to sizeof(fedrec_client_options) and every other
- * field to its default (NULL / 0). Can't fail; NULL is a no-op. */
+ * field to its default (NULL / 0: the floors then take the library's
+ * defaults). Can't fail; NULL is a no-op. */
 FEDREC_API void fedrec_client_options_init(fedrec_client_options *o);
 
 /* Opens the client of `store_path` with the options in *opts: the key or
  * passphrase, the coordinator URL and, when tls_ca_file is set, the TLS
- * settings (fedrec_client_set_tls). Same behaviour and errors as
- * fedrec_client_open / fedrec_client_open_passphrase and
+ * settings (fedrec_client_set_tls), and the round floors. Same behaviour
+ * and errors as fedrec_client_open / fedrec_client_open_passphrase and
  * fedrec_client_set_tls, plus FEDREC_ERR_INVALID (opts NULL, struct_size too
- * small, both or neither of key and passphrase) and FEDREC_ERR_UNSUPPORTED
+ * small, both or neither of key and passphrase, min_cohort 1,
+ * min_threshold_fraction outside 0 or [0.5, 1]) and FEDREC_ERR_UNSUPPORTED
  * (struct_size larger than this library's struct with a non-zero field
  * there: an option from a newer fedrec). Nothing is opened on error. */
 FEDREC_API FEDREC_NODISCARD fedrec_err fedrec_client_open_with(fedrec_client **out,
@@ -252,7 +273,9 @@ typedef struct fedrec_sync_result {
     uint64_t round_id;        /* the round taken part in (0 if none) */
     fedrec_err round_outcome; /* FEDREC_OK if the round completed;
                                  FEDREC_ERR_OPTED_OUT, FEDREC_ERR_NOT_SELECTED,
-                                 FEDREC_ERR_ABORTED, FEDREC_ERR_TIMEOUT ... */
+                                 FEDREC_ERR_ABORTED, FEDREC_ERR_TIMEOUT,
+                                 FEDREC_ERR_REFUSED (the client refused the round:
+                                 the ledger's last entry says why) ... */
 } fedrec_sync_result;
 
 /* Contacts the coordinator (client/session: nng REQ, fedrec.v1 messages):
@@ -288,7 +311,12 @@ typedef struct fedrec_sync_result {
  * error: the call returns FEDREC_OK and says so in result->round_outcome
  * (FEDREC_ERR_OPTED_OUT, FEDREC_ERR_NOT_SELECTED). A round that aborts after
  * this client uploaded also returns FEDREC_OK with round_outcome
- * FEDREC_ERR_ABORTED.
+ * FEDREC_ERR_ABORTED. A round the client refuses (below the app's floors,
+ * or a coordinator that breaks the protocol: a roster without this client
+ * or with a duplicate, a replayed reply of another round, an unmask request
+ * naming a client both survivor and dropped, ...) returns FEDREC_OK with
+ * round_outcome FEDREC_ERR_REFUSED, and a refusal entry in the ledger
+ * names the reason and the round's parameters.
  * Errors: FEDREC_ERR_INVALID (no coordinator URL, deadline 0),
  * FEDREC_ERR_TRANSPORT (cannot reach the coordinator), FEDREC_ERR_TIMEOUT,
  * FEDREC_ERR_PROTOCOL (a malformed or out-of-order reply, or a round for a
@@ -303,16 +331,66 @@ FEDREC_API FEDREC_NODISCARD fedrec_err fedrec_client_sync(fedrec_client *c, uint
 
 /* ---- the privacy ledger ------------------------------------------------------ */
 
-/* One upload, as the shopper may inspect it. */
+/* Why a client refused a round (fedrec_ledger_entry.refusal). Values are
+ * permanent: new reasons are appended. fedrec_refusal_name() gives each its
+ * stable name (the same the library logs). */
+typedef enum fedrec_refusal {
+    FEDREC_REFUSAL_NONE = 0,                   /* not a refusal (an upload) */
+    FEDREC_REFUSAL_BELOW_FLOORS = 1,           /* below_floors: n, k or t below the app's floors */
+    FEDREC_REFUSAL_ROSTER_INVALID = 2,         /* roster_invalid: unsorted, a duplicate id, too
+                                                  small or too large */
+    FEDREC_REFUSAL_RELAY_MISADDRESSED = 3,     /* relay_misaddressed: share bundles not from a
+                                                  neighbour to this client, or two from one */
+    FEDREC_REFUSAL_UNMASK_BOTH_SETS = 4,       /* unmask_both_sets: an unmask request naming a
+                                                  client both survivor and dropped */
+    FEDREC_REFUSAL_STALE_ROUND = 5,            /* stale_round: a reply of another round (replay) */
+    FEDREC_REFUSAL_PARAMS_CHANGED = 6,         /* params_changed: the round's parameters or model
+                                                  changed mid-round */
+    FEDREC_REFUSAL_PROTOCOL = 7,               /* protocol_violation: any other reply that breaks
+                                                  the protocol */
+    FEDREC_REFUSAL_ROSTER_MISSING_SELF = 8,    /* roster_missing_self: a roster without this
+                                                  client, or other keys for it */
+    FEDREC_REFUSAL_ADVERT_ID_MISMATCH = 9,     /* advert_id_mismatch: a roster entry's identity key
+                                                  is not its id's */
+    FEDREC_REFUSAL_ADVERT_BAD_SIGNATURE = 10,  /* advert_bad_signature: a neighbour's advert does
+                                                  not verify under its identity key */
+    FEDREC_REFUSAL_BINDING_MISMATCH = 11,      /* binding_mismatch: a neighbour's advert binds
+                                                  another model or other round parameters */
+    FEDREC_REFUSAL_UNMASK_INVALID = 12,        /* unmask_invalid: an unmask request this client
+                                                  must not answer (see docs/threat-model.md) */
+    FEDREC_REFUSAL_UNMASK_SECOND_REQUEST = 13, /* unmask_second_request: a second, different
+                                                  unmask request in one round */
+} fedrec_refusal;
+
+/* The stable name of a refusal reason ("below_floors", "stale_round", ...),
+ * for logs and a store app's privacy screen (which maps it to its own
+ * words); "unknown" for other values. Static storage, never NULL. */
+FEDREC_API const char *fedrec_refusal_name(uint32_t refusal);
+
+/* What a ledger entry records (fedrec_ledger_entry.kind). */
+#define FEDREC_LEDGER_UPLOAD 0  /* a message this client sent */
+#define FEDREC_LEDGER_REFUSAL 1 /* a round this client refused: nothing more was sent */
+
+/* One upload, or one refused round, as the shopper may inspect it. */
 typedef struct fedrec_ledger_entry {
     uint32_t struct_size; /* set by the caller: sizeof(fedrec_ledger_entry) */
-    int64_t time_unix_ms; /* when it was sent, ms since 1970 UTC */
+    int64_t time_unix_ms; /* when it was sent (or refused), ms since 1970 UTC */
     uint64_t round_id;
-    uint32_t stage;      /* 0 advertise keys, 1 share keys, 2 masked input, 3 unmask */
-    uint64_t bytes_sent; /* bytes of the whole message handed to the transport */
+    uint32_t stage;      /* 0 advertise keys, 1 share keys, 2 masked input, 3 unmask; for a
+                            refusal the stage whose message was withheld */
+    uint64_t bytes_sent; /* bytes of the whole message handed to the transport (0: refusal) */
     uint32_t clipped;    /* update entries clipped to the round's bound (stage 2) */
     char what[FEDREC_LEDGER_WHAT_MAX + 1]; /* "key advertisement", "encrypted key
-                                              shares", "masked update", "unmask shares" */
+                                              shares", "masked update", "unmask shares";
+                                              for a refusal what was withheld */
+    /* Appended after the first layout (written only when struct_size covers them): */
+    uint32_t kind;      /* FEDREC_LEDGER_UPLOAD or FEDREC_LEDGER_REFUSAL */
+    uint32_t refusal;   /* a fedrec_refusal (FEDREC_REFUSAL_NONE for uploads) */
+    uint32_t cohort;    /* the round's n, k and t as the coordinator announced them */
+    uint32_t neighbors; /* (0 in entries recorded before refusals existed) */
+    uint32_t threshold;
+    char reason[FEDREC_LEDGER_REASON_MAX + 1]; /* a refusal's reason in words, naming
+                                                  the values at fault; "" for uploads */
 } fedrec_ledger_entry;
 
 /* *n gets the number of ledger entries (every upload since the store was

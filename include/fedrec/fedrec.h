@@ -76,6 +76,8 @@ typedef enum fedrec_err {
     FEDREC_ERR_INTERNAL = 27,     /* an internal invariant failed */
     FEDREC_ERR_EMPTY = 28,        /* no data where some is required */
     FEDREC_ERR_LOST_EVENTS = 29,  /* committed events are missing from a store (log cut) */
+    FEDREC_ERR_REFUSED = 30,      /* the client refused a round: below the app's floors, or
+                                     the coordinator broke the protocol (the ledger says why) */
 } fedrec_err;
 
 /* A short, static description of an error code ("invalid argument").

@@ -95,7 +95,19 @@ static void make_template(void)
     const char *codes[3] = {"85123A", "71053", "POST"};
     const uint32_t retired[1] = {2}; /* POST: a retired row */
     float x[2] = {1.5f, -0.5f};
-    fedreci_ledger_rec l = {1700000000000, 3, 2, 4096, 1, "masked input"};
+    fedreci_ledger_rec l = {
+        .time_ms = 1700000000000,
+        .round = 3,
+        .stage = 2,
+        .bytes_sent = 4096,
+        .clipped = 1,
+        .what = "masked input",
+        .kind = 1,
+        .refusal = 1,
+        .n = 3,
+        .k = 2,
+        .t = 2,
+        .reason = "round 3 (n = 3, k = 2, t = 2): cohort n = 3 is below the app's floor 10"};
     if (fedreci_store_add_purchase(s, "85123A", 1291191960, 6, NULL) ||
         fedreci_store_set_model(s, 4, 3, 2, y, NULL, codes, retired, 1) ||
         /* after the model's snapshot, these go to the log */

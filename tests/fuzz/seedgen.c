@@ -408,7 +408,12 @@ int main(int argc, char **argv)
     if (fedreci_store_open(&s, store_dir, FEDRECI_KEY_RAW, key, 32, 0, 0))
         return 1;
     float x[2] = {1.5f, -0.5f};
-    fedreci_ledger_rec l = {1700000000000, 3, 2, 4096, 1, "masked input"};
+    fedreci_ledger_rec l = {.time_ms = 1700000000000,
+                            .round = 3,
+                            .stage = 2,
+                            .bytes_sent = 4096,
+                            .clipped = 1,
+                            .what = "masked input"};
     if (fedreci_store_add_purchase(s, "85123A", 1291191960, 6, NULL) ||
         fedreci_store_set_model(s, 4, 3, 2, y, gram, codes, NULL, 0) ||
         fedreci_store_set_user_factors(s, x, 2) || fedreci_store_add_ledger(s, &l))

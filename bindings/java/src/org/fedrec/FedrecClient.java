@@ -41,8 +41,39 @@ public final class FedrecClient implements AutoCloseable {
      */
     public static FedrecClient open(String storePath, byte[] key, String coordinatorUrl,
                                     String caFile, String serverName) throws FedrecException {
+        return open(storePath, key, coordinatorUrl, caFile, serverName, null);
+    }
+
+    /**
+     * The round floors the app sets (fedrec_client_options min_*): a round
+     * whose cohort, neighbours or threshold is below them is refused before
+     * anything secret is sent, and the refusal is in the ledger. 0 keeps the
+     * library's default (cohort 10, neighbours 8, threshold 6 and 2/3 of
+     * the neighbours); docs/client.md "Round floors".
+     */
+    public static final class Floors {
+        public int minCohort;
+        public int minNeighbors;
+        public int minThreshold;
+        public double minThresholdFraction;
+
+        public Floors(int minCohort, int minNeighbors, int minThreshold,
+                      double minThresholdFraction) {
+            this.minCohort = minCohort;
+            this.minNeighbors = minNeighbors;
+            this.minThreshold = minThreshold;
+            this.minThresholdFraction = minThresholdFraction;
+        }
+    }
+
+    /** {@link #open(String, byte[], String, String, String)} with round floors (may be null). */
+    public static FedrecClient open(String storePath, byte[] key, String coordinatorUrl,
+                                    String caFile, String serverName, Floors floors)
+        throws FedrecException {
+        Floors f = floors != null ? floors : new Floors(0, 0, 0, 0);
         return new FedrecClient(nativeOpen(storePath, key, null, coordinatorUrl, caFile,
-                                           serverName));
+                                           serverName, f.minCohort, f.minNeighbors,
+                                           f.minThreshold, f.minThresholdFraction));
     }
 
     /** {@link #open(String, byte[], String, String, String)} without TLS. */
@@ -57,7 +88,7 @@ public final class FedrecClient implements AutoCloseable {
         return new FedrecClient(nativeOpen(storePath, null,
                                            passphrase.getBytes(
                                                java.nio.charset.StandardCharsets.UTF_8),
-                                           coordinatorUrl, null, null));
+                                           coordinatorUrl, null, null, 0, 0, 0, 0));
     }
 
     /** A purchase: quantity units of itemCode at timeUnix (s since 1970 UTC). */
@@ -125,7 +156,7 @@ public final class FedrecClient implements AutoCloseable {
         }
     }
 
-    /** One upload, as the shopper may inspect it. */
+    /** One upload, or one refused round, as the shopper may inspect it. */
     public static final class LedgerEntry {
         public final long timeUnixMs;
         public final long roundId;
@@ -133,14 +164,26 @@ public final class FedrecClient implements AutoCloseable {
         public final long bytesSent;
         public final int clipped;
         public final String what;
+        /** A refused round (what: the message withheld; reason: why). */
+        public final boolean refused;
+        /** fedrec_refusal: 1 below_floors, 2 roster_invalid, ... 5 stale_round ... (0: an upload). */
+        public final int refusal;
+        public final int cohort, neighbors, threshold;
+        public final String reason;
 
-        LedgerEntry(long[] v, int i, String what) {
-            timeUnixMs = v[5 * i];
-            roundId = v[5 * i + 1];
-            stage = (int) v[5 * i + 2];
-            bytesSent = v[5 * i + 3];
-            clipped = (int) v[5 * i + 4];
+        LedgerEntry(long[] v, int i, String what, String reason) {
+            timeUnixMs = v[10 * i];
+            roundId = v[10 * i + 1];
+            stage = (int) v[10 * i + 2];
+            bytesSent = v[10 * i + 3];
+            clipped = (int) v[10 * i + 4];
+            refused = v[10 * i + 5] == 1;
+            refusal = (int) v[10 * i + 6];
+            cohort = (int) v[10 * i + 7];
+            neighbors = (int) v[10 * i + 8];
+            threshold = (int) v[10 * i + 9];
             this.what = what;
+            this.reason = reason;
         }
     }
 
@@ -151,9 +194,9 @@ public final class FedrecClient implements AutoCloseable {
             Object[] r = nativeLedger(live());
             long[] v = (long[]) r[0];
             String[] what = (String[]) r[1];
-            LedgerEntry[] out = new LedgerEntry[what.length];
-            for (int i = 0; i < what.length; i++)
-                out[i] = new LedgerEntry(v, i, what[i]);
+            LedgerEntry[] out = new LedgerEntry[what.length / 2];
+            for (int i = 0; i < out.length; i++)
+                out[i] = new LedgerEntry(v, i, what[2 * i], what[2 * i + 1]);
             return out;
         } finally {
             lock.readLock().unlock();
@@ -244,7 +287,9 @@ public final class FedrecClient implements AutoCloseable {
     }
 
     private static native long nativeOpen(String storePath, byte[] key, byte[] passphrase,
-                                          String url, String caFile, String serverName)
+                                          String url, String caFile, String serverName,
+                                          int minCohort, int minNeighbors, int minThreshold,
+                                          double minThresholdFraction)
         throws FedrecException;
     private static native void nativeClose(long h);
     private static native void nativeRecord(long h, String code, long time, int quantity)

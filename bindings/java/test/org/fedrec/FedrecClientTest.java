@@ -51,7 +51,9 @@ public final class FedrecClientTest {
             byte[] key = new byte[FedrecClient.storeKeyBytes()];
             rnd.nextBytes(key);
             stores[i] = dir + "/shopper-" + i;
-            c[i] = FedrecClient.open(stores[i], key, url);
+            /* a test cohort of 3: the app lowers its round floors to it */
+            c[i] = FedrecClient.open(stores[i], key, url, null, null,
+                                     new FedrecClient.Floors(3, 2, 2, 0.5));
             for (int j = 0; j < 3; j++)
                 c[i].record(baskets[i][j], 1700000000L + j, j == 0 ? 2 : 1);
             check(c[i].info().purchases == 3, "purchases recorded");
@@ -103,7 +105,8 @@ public final class FedrecClientTest {
         check(led.length == 6, "6 uploads in the four SecAgg stages: " + led.length);
         for (int i = 0; i < 6; i++)
             check(led[i].stage == stages[i] && led[i].bytesSent > 0
-                      && led[i].roundId == res[0].roundId,
+                      && led[i].roundId == res[0].roundId
+                      && !led[i].refused && led[i].refusal == 0 && led[i].reason.isEmpty(),
                   "ledger entry " + i + ": " + led[i].what);
         check(led[3].what.equals("masked update"), led[3].what);
         FedrecClient.Info info = c0.info();
