@@ -23,6 +23,8 @@ struct fedrec_client {
     char *url;
     char *tls_ca;     /* PEM CA file for tls+tcp://, or NULL */
     char *tls_server; /* expected certificate name, or NULL */
+    uint8_t *att;     /* attestation token sent with check-ins, or NULL */
+    size_t att_len;
     int syncing;
     fedreci_client_params params;
     /* round floors set by the app (0: the library's default) */
@@ -472,6 +474,7 @@ static void client_free(fedrec_client *c)
     free(c->url);
     free(c->tls_ca);
     free(c->tls_server);
+    free(c->att);
     pthread_mutex_destroy(&c->mu);
     free(c);
 }
@@ -1117,4 +1120,33 @@ void fedreci_client_tls(const fedrec_client *c, const char **ca_file, const char
 {
     *ca_file = c ? c->tls_ca : NULL;
     *server_name = c ? c->tls_server : NULL;
+}
+
+fedrec_err fedrec_client_set_attestation(fedrec_client *c, const uint8_t *token, size_t len)
+{
+    if (!c || len > 2048 || (len && !token))
+        return fedreci_error(FEDREC_ERR_INVALID, "fedrec_client_set_attestation: %s",
+                             !c ? "NULL client" : "a token of 1..2048 bytes, or NULL and 0");
+    uint8_t *t = NULL;
+    if (len && !(t = malloc(len)))
+        return fedreci_error(FEDREC_ERR_NOMEM, "fedrec_client_set_attestation: %zu bytes", len);
+    if (len)
+        memcpy(t, token, len);
+    pthread_mutex_lock(&c->mu);
+    if (c->syncing) {
+        pthread_mutex_unlock(&c->mu);
+        free(t);
+        return fedreci_error(FEDREC_ERR_BUSY, "fedrec_client_set_attestation: a sync is running");
+    }
+    free(c->att);
+    c->att = t;
+    c->att_len = len;
+    pthread_mutex_unlock(&c->mu);
+    return FEDREC_OK;
+}
+
+void fedreci_client_attestation(const fedrec_client *c, const uint8_t **token, size_t *len)
+{
+    *token = c ? c->att : NULL;
+    *len = c ? c->att_len : 0;
 }

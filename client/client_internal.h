@@ -147,6 +147,11 @@ const char *fedreci_client_url(const fedrec_client *c);
  * the next set_tls or close; read only while the handle is marked syncing. */
 void fedreci_client_tls(const fedrec_client *c, const char **ca_file, const char **server_name);
 
+/* The attestation token of fedrec_client_set_attestation (NULL, 0 when
+ * none). Valid until the next set_attestation or close; read only while the
+ * handle is marked syncing. */
+void fedreci_client_attestation(const fedrec_client *c, const uint8_t **token, size_t *len);
+
 /* client_id from an Ed25519 public key: the first 8 bytes, little-endian, of
  * BLAKE2b-256(pk). */
 uint64_t fedreci_client_id_from_pk(const uint8_t pk[32]);

@@ -56,6 +56,8 @@ struct fedreci_session {
     int force_download; /* selected for the held version, checksum unknown */
     int withheld;       /* a refusal's withheld step (0: the step after the current one) */
 
+    uint8_t *att; /* the attestation token sent with the check-in (cfg.attestation_len) */
+
     nng_socket sock;
     int own_sock;
     nng_ctx ctx;
@@ -192,7 +194,8 @@ static fedrec_err build(fedreci_session *s, nng_msg **m)
     case S_CHECKIN:
         h.stage = FEDRECI_WIRE_STAGE_CHECKIN;
         h.round_id = 0;
-        e = fedreci_wire_enc_checkin(m, &h, s->pk, s->res.model_version, s->cfg.opted_in);
+        e = fedreci_wire_enc_checkin_attested(m, &h, s->pk, s->res.model_version, s->cfg.opted_in,
+                                              s->att, s->cfg.attestation_len);
         break;
     case S_MODEL:
         h.stage = FEDRECI_WIRE_STAGE_MODEL;
@@ -900,6 +903,11 @@ fedrec_err fedreci_session_create(fedreci_session **out, const fedreci_session_c
     if (cfg->dropout_stage < -1 || cfg->dropout_stage > 3)
         return fedreci_error(FEDREC_ERR_INVALID, "session: dropout_stage %d (-1..3)",
                              cfg->dropout_stage);
+    if (cfg->attestation_len > FEDRECI_WIRE_ATTEST_MAX ||
+        (cfg->attestation_len && !cfg->attestation))
+        return fedreci_error(FEDREC_ERR_INVALID,
+                             "session: attestation token of %zu bytes (at most %d)",
+                             cfg->attestation_len, FEDRECI_WIRE_ATTEST_MAX);
     fedreci_session *s = calloc(1, sizeof *s);
     if (!s)
         return fedreci_error(FEDREC_ERR_NOMEM, "session");
@@ -916,6 +924,7 @@ fedrec_err fedreci_session_create(fedreci_session **out, const fedreci_session_c
     s->cfg.tls_server_name = NULL;
     s->cfg.identity_sk = NULL;
     s->cfg.rounding_seed = NULL;
+    s->cfg.attestation = NULL;
     if (hooks)
         s->hooks = *hooks;
     pthread_mutex_init(&s->mu, NULL);
@@ -946,6 +955,14 @@ fedrec_err fedreci_session_create(fedreci_session **out, const fedreci_session_c
         s->has_checksum = 1;
     }
     s->cfg.model_checksum = NULL; /* not kept */
+
+    if (cfg->attestation_len) {
+        if (!(s->att = malloc(cfg->attestation_len))) {
+            fedreci_session_destroy(s);
+            return fedreci_error(FEDREC_ERR_NOMEM, "session: attestation token");
+        }
+        memcpy(s->att, cfg->attestation, cfg->attestation_len);
+    }
     fedrec_err e = open_transport(s, cfg);
     if (e) {
         fedreci_session_destroy(s);
@@ -1008,6 +1025,7 @@ void fedreci_session_destroy(fedreci_session *s)
     if (s->sk)
         sodium_free(s->sk);
     sodium_memzero(s->seed, sizeof s->seed);
+    free(s->att);
     pthread_cond_destroy(&s->cv);
     pthread_mutex_destroy(&s->mu);
     free(s);

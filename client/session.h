@@ -153,6 +153,11 @@ typedef struct fedreci_session_config {
     uint32_t min_neighbors;
     uint32_t min_threshold;
     double min_threshold_fraction; /* t >= fraction x k (0: none) */
+    /* An attestation token vouching for the identity key, sent with the
+     * check-in (copied at create; at most FEDRECI_WIRE_ATTEST_MAX bytes);
+     * NULL and 0: none. */
+    const uint8_t *attestation;
+    size_t attestation_len;
 } fedreci_session_config;
 
 /* Fills the defaults documented above (dropout_stage = -1, opted_in = 1). */

@@ -188,6 +188,25 @@ typedef struct fedreci_coord_config {
     uint32_t round_ms;             /* master: a round's deadline after its groups are
                                       assigned (0: the stage deadlines summed + stage 0's
                                       again for the model download + 5 s) */
+    /* Optional attestation verifier (docs/threat-model.md "Sybils"; NULL:
+     * none, every identity key is taken on first use). When set, a check-in
+     * whose identity the engine has not yet seen attested is accepted only
+     * when attest() returns FEDREC_OK for its id, its identity key and the
+     * token the client attached to the check-in (token NULL and token_len 0
+     * when it attached none; at most FEDRECI_WIRE_ATTEST_MAX bytes). Any
+     * other return refuses the check-in with FEDREC_ERR_SIGNATURE and the
+     * text "identity key not attested: " + why (why_cap bytes, NUL-
+     * terminated by attest), and nothing is registered; a new id has taken
+     * its token from the new-id buckets first, so a flood of unattested ids
+     * is rate-limited before it reaches the verifier. Once accepted, the id
+     * stays attested until the engine is destroyed (a restarted daemon asks
+     * again at the next check-in). Called on nng threads with the engine's
+     * lock held: it must not block (verify a signature from an attestation
+     * service, e.g. Play Integrity or App Attest, whose keys it already
+     * holds; no network call). attest_arg is passed through. */
+    fedrec_err (*attest)(void *arg, uint64_t client_id, const uint8_t identity_pk[32],
+                         const uint8_t *token, size_t token_len, char *why, size_t why_cap);
+    void *attest_arg;
 } fedreci_coord_config;
 
 enum { FEDRECI_ROLE_SINGLE = 0, FEDRECI_ROLE_MASTER = 1, FEDRECI_ROLE_AGGREGATOR = 2 };

@@ -82,6 +82,7 @@ typedef struct crec {
     uint32_t dls;            /* full downloads of dl_version */
     uint64_t excluded_round; /* named a culprit in that round: refused since (0: never) */
     uint64_t seen;           /* c->seen_clock at its last check-in (0: restored, not seen) */
+    uint8_t attested;        /* the attestation verifier vouched for its key (cfg.attest) */
 } crec;
 
 /* One remote address (limits.c): open connections and its new-id bucket. */
@@ -533,6 +534,22 @@ void fedreci_eng_master_status(const fedreci_coord *c, fedreci_coord_status *st)
 /* Decodes and answers one request received on x (takes the lock itself;
  * frees msg). */
 void fedreci_eng_handle(fedreci_coord *c, cctx *x, nng_msg *msg, outbox *ob);
+
+/* ---- the cheating-coordinator test build ---------------------------------- */
+
+#ifdef FEDREC_CHEAT
+/* Defined only in tests/test_cheat.c, and called only from a copy of the
+ * engine compiled with -DFEDREC_CHEAT into that test (tests/CMakeLists.txt
+ * fedrec_coordinator_cheat); the shipped library and daemon are compiled
+ * without it and contain neither call (ctest coordinator_has_no_cheat
+ * checks the daemon's symbols). With the engine's lock held:
+ * on_request sees every request that decoded (what a deviating coordinator
+ * collects, for the test's reconstruction oracle); on_reply gets every
+ * reply the engine queues and returns the one to send instead (the attack),
+ * taking ownership of msg (it may return msg itself, or free it). */
+void fedreci_cheat_on_request(const fedreci_wire_env *env);
+nng_msg *fedreci_cheat_on_reply(nng_msg *msg);
+#endif
 
 /* ---- transport.c: nng ----------------------------------------------------- */
 

@@ -53,12 +53,36 @@ static void on_checkin(fedreci_coord *c, cctx *x, const fedreci_wire_env *env, u
         fedreci_eng_reply_error(c, x, &h, FEDREC_ERR_BUSY, why, ob);
         return;
     }
+    int attested_now = 0;
+    if (c->cfg.attest && !(e && e->attested)) {
+        /* the deployment's verifier vouches for the identity key, or the
+           check-in is refused and nothing is registered (a Sybil) */
+        const uint8_t *tok = NULL;
+        size_t tl = 0;
+        char awhy[160] = "";
+        fedrec_err ae = fedreci_wire_get_attestation(env, &tok, &tl);
+        if (ae)
+            snprintf(awhy, sizeof awhy, "%s", fedrec_errmsg());
+        else
+            ae = c->cfg.attest(c->cfg.attest_arg, h.client_id, pk, tok, tl, awhy, sizeof awhy);
+        if (ae) {
+            char text[220];
+            awhy[sizeof awhy - 1] = 0;
+            snprintf(text, sizeof text, "identity key not attested: %s",
+                     awhy[0] ? awhy : fedrec_strerror(ae));
+            fedreci_eng_reply_error(c, x, &h, FEDREC_ERR_SIGNATURE, text, ob);
+            return;
+        }
+        attested_now = 1;
+    }
     if (!e && !(e = fedreci_eng_reg_insert(c, h.client_id))) {
         fedreci_eng_reply_error(c, x, &h, FEDREC_ERR_BUSY,
                                 "registry full (out of memory, or every entry in use)", ob);
         return;
     }
     e->seen = ++c->seen_clock;
+    if (attested_now)
+        e->attested = 1;
     if (fresh) {
         memcpy(e->pk, pk, 32);
         e->opted_in = (uint8_t)opted;
@@ -475,6 +499,10 @@ void fedreci_eng_handle(fedreci_coord *c, cctx *x, nng_msg *msg, outbox *ob)
     uint32_t pipe = (uint32_t)nng_pipe_id(nng_msg_get_pipe(msg));
     fedreci_wire_env *env = NULL;
     fedrec_err e = fedreci_wire_decode_msg(msg, c->cap, &env);
+#ifdef FEDREC_CHEAT
+    if (!e) /* the cheating-coordinator test build only (engine_internal.h) */
+        fedreci_cheat_on_request(env);
+#endif
     const uint8_t *buf = (const uint8_t *)nng_msg_body(msg); /* kept for authentication */
     pthread_mutex_lock(&c->mu);
     c->bytes_in += len;

@@ -503,6 +503,21 @@ fedrec_err fedreci_wire_get_checkin(const fedreci_wire_env *e, const uint8_t **i
     return FEDREC_OK;
 }
 
+fedrec_err fedreci_wire_get_attestation(const fedreci_wire_env *e, const uint8_t **token,
+                                        size_t *len)
+{
+    fedrec_err r = want_body(e, FEDREC__V1__ENVELOPE__BODY_CHECK_IN, "CheckIn");
+    if (r)
+        return r;
+    if (e->check_in->attestation.len > FEDRECI_WIRE_ATTEST_MAX)
+        return fedreci_error(FEDREC_ERR_FORMAT,
+                             "wire: CheckIn attestation of %zu bytes, at most %d",
+                             e->check_in->attestation.len, FEDRECI_WIRE_ATTEST_MAX);
+    *token = e->check_in->attestation.len ? e->check_in->attestation.data : NULL;
+    *len = e->check_in->attestation.len;
+    return FEDREC_OK;
+}
+
 fedrec_err fedreci_wire_get_round(const fedreci_wire_env *e, fedreci_wire_round *out)
 {
     fedrec_err r = want_body(e, FEDREC__V1__ENVELOPE__BODY_CHECK_IN_REPLY, "CheckInReply");
@@ -1016,12 +1031,25 @@ fedrec_err fedreci_wire_enc_checkin(nng_msg **out, const fedreci_wire_hdr *h,
                                     const uint8_t identity_pk[32], uint64_t model_version,
                                     int opted_in)
 {
+    return fedreci_wire_enc_checkin_attested(out, h, identity_pk, model_version, opted_in, NULL, 0);
+}
+
+fedrec_err fedreci_wire_enc_checkin_attested(nng_msg **out, const fedreci_wire_hdr *h,
+                                             const uint8_t identity_pk[32], uint64_t model_version,
+                                             int opted_in, const uint8_t *token, size_t token_len)
+{
+    if (token_len > FEDRECI_WIRE_ATTEST_MAX || (token_len && !token))
+        return fedreci_error(FEDREC_ERR_INVALID,
+                             "wire: attestation token of %zu bytes (at most %d)", token_len,
+                             FEDRECI_WIRE_ATTEST_MAX);
     fedreci_wire_env e = FEDREC__V1__ENVELOPE__INIT;
     Fedrec__V1__CheckIn c = FEDREC__V1__CHECK_IN__INIT;
     hdr_fill(&e, h);
     c.identity_pk = bin(identity_pk, FEDRECI_SECAGG_SIGN_PK_BYTES);
     c.model_version = model_version;
     c.opted_in = opted_in ? 1 : 0;
+    if (token_len)
+        c.attestation = bin(token, token_len);
     e.body_case = FEDREC__V1__ENVELOPE__BODY_CHECK_IN;
     e.check_in = &c;
     return pack(&e, out);

@@ -161,6 +161,14 @@ fedreci_wire_hdr fedreci_wire_header(const fedreci_wire_env *e);
 
 /* ---- accessors (dimension checks, conversion to core/secagg structs) ------- */
 
+/* The longest attestation token a check-in may carry, in bytes. */
+#define FEDRECI_WIRE_ATTEST_MAX 2048
+
+/* CheckIn: the attestation token (NULL and 0 when none). Errors:
+ * FEDREC_ERR_FORMAT (longer than FEDRECI_WIRE_ATTEST_MAX). */
+FEDREC_NODISCARD fedrec_err fedreci_wire_get_attestation(const fedreci_wire_env *e,
+                                                         const uint8_t **token, size_t *len);
+
 /* CheckIn: identity key, held version, opted-in flag. */
 FEDREC_NODISCARD fedrec_err fedreci_wire_get_checkin(const fedreci_wire_env *e,
                                                      const uint8_t **identity_pk,
@@ -288,6 +296,11 @@ FEDREC_NODISCARD fedrec_err fedreci_wire_verify_mac(const uint8_t *buf, size_t l
 
 /* Each encoder allocates a new nng message holding one envelope with header h
  * and the named body. */
+/* fedreci_wire_enc_checkin with an attestation token (token_len bytes, at
+ * most FEDRECI_WIRE_ATTEST_MAX; NULL and 0: none). */
+FEDREC_NODISCARD fedrec_err fedreci_wire_enc_checkin_attested(
+    nng_msg **out, const fedreci_wire_hdr *h, const uint8_t identity_pk[32], uint64_t model_version,
+    int opted_in, const uint8_t *token, size_t token_len);
 FEDREC_NODISCARD fedrec_err fedreci_wire_enc_checkin(nng_msg **out, const fedreci_wire_hdr *h,
                                                      const uint8_t identity_pk[32],
                                                      uint64_t model_version, int opted_in);

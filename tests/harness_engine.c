@@ -807,3 +807,68 @@ void th_gclient_finish(th_gclient *g)
     if (g->res.model_version)
         g->version = g->res.model_version;
 }
+
+/* ---- shoppers: client library handles (the public API) -------------------- */
+
+void th_shopper_open(th_shopper *s, const char *tag, const char *url, const uint8_t key[32],
+                     const uint32_t *floors, const char *code)
+{
+    memset(s, 0, sizeof *s);
+    s->dir = th_tmpdir(tag);
+    fedrec_client_options o;
+    fedrec_client_options_init(&o);
+    o.key = key;
+    o.coordinator_url = url;
+    if (floors) {
+        o.min_cohort = floors[0];
+        o.min_neighbors = floors[1];
+        o.min_threshold = floors[2];
+    }
+    if (fedrec_client_open_with(&s->c, s->dir, &o))
+        fail_msg("%s: %s", s->dir, fedrec_errmsg());
+    assert_int_equal(fedrec_client_record(s->c, code, 100, 2), FEDREC_OK);
+    fedrec_client_info info = {.struct_size = sizeof info};
+    assert_int_equal(fedrec_client_get_info(s->c, &info), FEDREC_OK);
+    s->id = info.client_id;
+    memcpy(s->pk, info.identity_pk, sizeof s->pk);
+}
+
+void th_shopper_close(th_shopper *s)
+{
+    assert_int_equal(fedrec_client_forget(s->c), FEDREC_OK);
+    s->c = NULL;
+    free(s->dir);
+    s->dir = NULL;
+}
+
+typedef struct shopper_job {
+    th_shopper *s;
+    uint32_t deadline_ms;
+} shopper_job;
+
+static void *shopper_sync(void *arg)
+{
+    shopper_job *j = arg;
+    th_shopper *s = j->s;
+    memset(&s->res, 0, sizeof s->res);
+    s->res.struct_size = sizeof s->res;
+    s->err = fedrec_client_sync(s->c, j->deadline_ms, &s->res);
+    snprintf(s->msg, sizeof s->msg, "%s", fedrec_errmsg());
+    return NULL;
+}
+
+void th_shoppers_sync(th_shopper *s, int n, uint32_t deadline_ms)
+{
+    pthread_t *th = calloc((size_t)n, sizeof *th);
+    shopper_job *job = calloc((size_t)n, sizeof *job);
+    assert_true(th && job);
+    for (int i = 0; i < n; i++) {
+        job[i].s = &s[i];
+        job[i].deadline_ms = deadline_ms;
+        assert_int_equal(pthread_create(&th[i], NULL, shopper_sync, &job[i]), 0);
+    }
+    for (int i = 0; i < n; i++)
+        assert_int_equal(pthread_join(th[i], NULL), 0);
+    free(th);
+    free(job);
+}

@@ -31,6 +31,7 @@
 #include <nng/nng.h>
 
 #include "client/session.h"
+#include "fedrec/client.h"
 #include "coordinator/engine.h"
 #include "harness.h"
 #include "proto/wire.h"
@@ -370,4 +371,30 @@ void th_gclient_start(th_gclient *g, const char *url, uint32_t timeout_ms);
  * the model version it holds now. */
 void th_gclient_finish(th_gclient *g);
 
+/* ---- shoppers: client library handles (the public API) -------------------- */
+
+/* One shopper's app: a store in its own temporary directory, opened with
+ * fedrec_client_open_with, and the result of its last sync. */
+typedef struct th_shopper {
+    char *dir;
+    fedrec_client *c;
+    uint64_t id;    /* its client id */
+    uint8_t pk[32]; /* its identity public key */
+    fedrec_err err; /* the last fedrec_client_sync */
+    fedrec_sync_result res;
+    char msg[512]; /* fedrec_errmsg() after it */
+} th_shopper;
+
+/* Opens a new store (th_tmpdir(tag)) with key, syncing with url, with the
+ * round floors floors[0..2] (min cohort, neighbours, threshold; NULL or 0:
+ * the library's defaults), and records one purchase of code. */
+void th_shopper_open(th_shopper *s, const char *tag, const char *url, const uint8_t key[32],
+                     const uint32_t *floors, const char *code);
+
+/* fedrec_client_forget, then frees the directory name. */
+void th_shopper_close(th_shopper *s);
+
+/* The n shoppers sync at once, a thread each, with deadline_ms; each one's
+ * err, res and msg are kept. */
+void th_shoppers_sync(th_shopper *s, int n, uint32_t deadline_ms);
 #endif

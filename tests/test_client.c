@@ -616,28 +616,11 @@ static void test_sync_refuses_below_floors(void **state)
     cfg.max_rounds = 1;
     fedreci_coord_model m = th_model_start(&model, 1);
     fedreci_coord *coord = th_coord_start(&cfg, NULL, &m);
-    char *dirs[3];
-    struct sync_thread t[3];
-    pthread_t th[3];
-    for (int i = 0; i < 3; i++) {
-        dirs[i] = th_tmpdir("client");
-        memset(&t[i], 0, sizeof t[i]);
-        if (i < 2) {
-            assert_int_equal(fedrec_client_open(&t[i].c, dirs[i], url, KEY), FEDREC_OK);
-        } else {
-            fedrec_client_options o;
-            fedrec_client_options_init(&o);
-            o.key = KEY;
-            o.coordinator_url = url;
-            o.min_cohort = 3;
-            assert_int_equal(fedrec_client_open_with(&t[i].c, dirs[i], &o), FEDREC_OK);
-        }
-        assert_int_equal(fedrec_client_record(t[i].c, model.codes[i], 100, 2), FEDREC_OK);
-    }
+    th_shopper t[3];
+    static const uint32_t cohort_only[3] = {3, 0, 0};
     for (int i = 0; i < 3; i++)
-        assert_int_equal(pthread_create(&th[i], NULL, sync_one, &t[i]), 0);
-    for (int i = 0; i < 3; i++)
-        assert_int_equal(pthread_join(th[i], NULL), 0);
+        th_shopper_open(&t[i], "client", url, KEY, i < 2 ? NULL : cohort_only, model.codes[i]);
+    th_shoppers_sync(t, 3, 60000);
     assert_int_equal(fedreci_coord_wait(coord, 60000), FEDREC_OK);
     fedreci_coord_status st;
     fedreci_coord_get_status(coord, &st);
@@ -682,10 +665,8 @@ static void test_sync_refuses_below_floors(void **state)
         assert_int_equal(old.e.kind, 0xABABABABu);
     }
     fedreci_coord_destroy(coord);
-    for (int i = 0; i < 3; i++) {
-        assert_int_equal(fedrec_client_forget(t[i].c), FEDREC_OK);
-        free(dirs[i]);
-    }
+    for (int i = 0; i < 3; i++)
+        th_shopper_close(&t[i]);
 }
 
 /* Three opted-in clients and one opted-out client sync with a coordinator

@@ -204,6 +204,22 @@ FEDREC_API FEDREC_NODISCARD fedrec_err fedrec_client_recover_passphrase(const ch
 FEDREC_API FEDREC_NODISCARD fedrec_err fedrec_client_set_tls(fedrec_client *c, const char *ca_file,
                                                              const char *server_name);
 
+/* An attestation token for this client's identity key, sent with every
+ * check-in from now on (docs/threat-model.md "Sybils"): a deployment whose
+ * coordinator runs an attestation verifier refuses the check-in of an
+ * identity key nothing vouches for. The app obtains the token from the
+ * platform's attestation service (e.g. Play Integrity, App Attest) over the
+ * identity public key (fedrec_client_get_info identity_pk); the library does
+ * not interpret it. token: len bytes (1..2048, copied; kept in memory only,
+ * never stored: tokens expire, the app supplies a fresh one at each launch),
+ * or NULL and 0 to stop sending one. Errors: FEDREC_ERR_INVALID (NULL
+ * client, len > 2048, NULL token with len > 0), FEDREC_ERR_NOMEM,
+ * FEDREC_ERR_BUSY (a sync is running). Thread-safety: any thread, not while
+ * a sync on c is running. */
+FEDREC_API FEDREC_NODISCARD fedrec_err fedrec_client_set_attestation(fedrec_client *c,
+                                                                     const uint8_t *token,
+                                                                     size_t len);
+
 /* Closes the client: wipes the keys and the decrypted state from memory and
  * frees the handle. Everything recorded is already on disk; close writes
  * nothing. NULL is a no-op. Not concurrently with other calls on `c`. */
