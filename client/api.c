@@ -278,6 +278,9 @@ static const char *const refusal_names[] = {
     "binding_mismatch",
     "unmask_invalid",
     "unmask_second_request",
+    "seed_mismatch",
+    "malformed_reply",
+    "consistency_failed",
 };
 
 const char *fedrec_refusal_name(uint32_t refusal)

@@ -376,6 +376,13 @@ typedef enum fedrec_refusal {
                                                   must not answer (see docs/threat-model.md) */
     FEDREC_REFUSAL_UNMASK_SECOND_REQUEST = 13, /* unmask_second_request: a second, different
                                                   unmask request in one round */
+    FEDREC_REFUSAL_SEED_MISMATCH = 14,         /* seed_mismatch: the graph-seed contributions do
+                                                  not open the roster's digest or lack this
+                                                  client's own */
+    FEDREC_REFUSAL_MALFORMED_REPLY = 15,       /* malformed_reply: a reply that does not decode
+                                                  or is not the one the step expects */
+    FEDREC_REFUSAL_CONSISTENCY_FAILED = 16,    /* consistency_failed: fewer than t neighbours
+                                                  endorsed this client's survivor set */
 } fedrec_refusal;
 
 /* The stable name of a refusal reason ("below_floors", "stale_round", ...),
