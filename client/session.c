@@ -128,7 +128,7 @@ static void finish(fedreci_session *s, fedreci_session_outcome o, fedrec_err err
             w = S_UNMASK;
         o = FEDRECI_SESSION_REFUSED;
         err = FEDREC_ERR_REFUSED;
-        s->res.refused_stage = (uint32_t)(w - S_ADV);
+        s->res.refused_stage = (uint32_t)step_stage(w);
         snprintf(s->res.refused_what, sizeof s->res.refused_what, "%s", step_what(w));
         s->res.n = s->round.secagg.n;
         s->res.k = s->round.secagg.k;

@@ -179,7 +179,9 @@ static nng_msg *cheat_roster(const fedreci_wire_env *env, const fedreci_wire_hdr
 {
     fedreci_secagg_advert *ro = NULL;
     size_t m = 0;
-    if (fedreci_wire_get_roster(env, hd->client_id, 1, 64, &ro, &m))
+    const uint8_t *digest = NULL;
+    if (fedreci_wire_get_seed_digest(env, &digest) ||
+        fedreci_wire_get_roster(env, hd->client_id, 1, 64, &ro, &m))
         return NULL;
     uint64_t ids[2 * NC + 2];
     size_t n_ids = 0;
@@ -214,8 +216,47 @@ static nng_msg *cheat_roster(const fedreci_wire_env *env, const fedreci_wire_hdr
         ap[na++] = a;
     }
     nng_msg *out = NULL;
-    if (!changed || fedreci_wire_enc_roster(&out, hd, ids, n_ids, ap, na))
+    if (!changed || fedreci_wire_enc_roster(&out, hd, ids, n_ids, digest, ap, na))
         out = NULL;
+    free(ro);
+    return out;
+}
+
+/* The seed relay to hd.client_id (it carries the neighbours' adverts) with
+ * one neighbour's advert rewritten by the attack (NULL: keep). */
+static nng_msg *cheat_seed_relay(const fedreci_wire_env *env, const fedreci_wire_hdr *hd,
+                                 const collected *c)
+{
+    uint8_t *contribs = NULL, *missing = NULL;
+    fedreci_secagg_advert *ro = NULL;
+    if (!c || !c->n_members ||
+        fedreci_wire_get_seed_relay(env, c->members, c->n_members, &contribs, &missing, &ro))
+        return NULL;
+    static const uint8_t zero[32];
+    const fedreci_secagg_advert *ap[NC + 1];
+    size_t na = 0;
+    int changed = 0;
+    for (size_t i = 0; i < c->n_members && i < NC + 1; i++) {
+        fedreci_secagg_advert *a = &ro[i];
+        if (memcmp(a->identity_pk, zero, 32) == 0)
+            continue; /* no advert carried for this member */
+        if (a->client_id != hd->client_id && !changed && G.attack == A_SUBST_ID_KEY) {
+            uint8_t sk[64];
+            crypto_sign_keypair(a->identity_pk, sk); /* the coordinator's key, the id kept */
+            changed = 1;
+        } else if (a->client_id != hd->client_id && !changed && G.attack == A_SUBST_ADVERT) {
+            uint8_t sk[32];
+            randombytes_buf(sk, sizeof sk);
+            if (crypto_scalarmult_base(a->c_pk, sk) == 0) /* the coordinator's X25519 key */
+                changed = 1;
+        }
+        ap[na++] = a;
+    }
+    nng_msg *out = NULL;
+    if (!changed || fedreci_wire_enc_seed_relay(&out, hd, contribs, c->n_members, missing, ap, na))
+        out = NULL;
+    free(contribs);
+    free(missing);
     free(ro);
     return out;
 }
@@ -256,6 +297,10 @@ nng_msg *fedreci_cheat_on_reply(nng_msg *msg)
         } else if (G.attack != A_REPLAY_ROSTER) {
             out = cheat_roster(env, &hd);
         }
+        break;
+    case FEDREC__V1__ENVELOPE__BODY_SEED_RELAY:
+        if (G.attack == A_SUBST_ID_KEY || G.attack == A_SUBST_ADVERT)
+            out = cheat_seed_relay(env, &hd, c);
         break;
     case FEDREC__V1__ENVELOPE__BODY_SHARE_RELAY: {
         fedreci_secagg_ciphertext *cts = NULL;
@@ -469,11 +514,14 @@ static void expect_refusal(const th_shopper *s, uint64_t round_id, uint32_t code
     assert_int_equal(e.stage, stage);
     assert_string_equal(e.what, what);
     assert_int_equal(e.bytes_sent, 0);
-    /* nothing of that stage or later went out for the round */
+    /* nothing of a later stage, and not the withheld message, went out for
+       the round (a stage's earlier message may have: the advert before the
+       seed contribution, the consistency tags before the unmask shares) */
     for (size_t j = 0; j + 1 < n; j++) {
         fedrec_ledger_entry u = {.struct_size = sizeof u};
         assert_int_equal(fedrec_client_ledger_get(s->c, j, &u), FEDREC_OK);
-        assert_false(u.round_id == round_id && u.stage >= stage);
+        assert_false(u.round_id == round_id &&
+                     (u.stage > stage || (u.stage == stage && strcmp(u.what, what) == 0)));
     }
 }
 
@@ -538,14 +586,14 @@ static void test_substituted_key(void **state)
 static void test_roster_duplicate(void **state)
 {
     (void)state;
-    one_attack(A_ROSTER_DUP, FEDREC_REFUSAL_ROSTER_INVALID, 1, "encrypted key shares",
+    one_attack(A_ROSTER_DUP, FEDREC_REFUSAL_ROSTER_INVALID, 0, "graph seed contribution",
                "not strictly ascending");
 }
 
 static void test_roster_missing(void **state)
 {
     (void)state;
-    one_attack(A_ROSTER_MISSING, FEDREC_REFUSAL_ROSTER_MISSING_SELF, 1, "encrypted key shares",
+    one_attack(A_ROSTER_MISSING, FEDREC_REFUSAL_ROSTER_MISSING_SELF, 0, "graph seed contribution",
                "does not contain client");
 }
 
@@ -559,7 +607,7 @@ static void test_relay_not_addressed(void **state)
 static void test_survivor_and_dropped(void **state)
 {
     (void)state;
-    one_attack(A_SURV_AND_DROP, FEDREC_REFUSAL_UNMASK_BOTH_SETS, 3, "unmask shares",
+    one_attack(A_SURV_AND_DROP, FEDREC_REFUSAL_UNMASK_BOTH_SETS, 3, "consistency tags",
                "named both survivor and dropped");
 }
 
@@ -584,7 +632,7 @@ static void test_replayed_roster(void **state)
     G.round_from = 2;
     pthread_mutex_unlock(&G.mu);
     rig_sync(&r, -1);
-    expect_refusal(&r.s[0], 2, FEDREC_REFUSAL_STALE_ROUND, 1, "encrypted key shares",
+    expect_refusal(&r.s[0], 2, FEDREC_REFUSAL_STALE_ROUND, 0, "graph seed contribution",
                    "reply for round 1, expected 2");
     oracle(2, round_t());
     rig_stop(&r);
