@@ -574,6 +574,58 @@ static void test_stop_aborts_round(void **state)
     fedreci_coord_destroy(c);
 }
 
+/* fedreci_coord_set_model's contract: refused without a hold (BUSY), refused
+ * for another k, fewer rows or a version not above the current one
+ * (INVALID, the model unchanged); a grown model with a higher version is
+ * served (get_model returns it) and the hold is released. */
+static void test_set_model(void **state)
+{
+    (void)state;
+    th_model small, grown;
+    th_model_init(&small, 6, 2, 7, 11, 0.01f, "C%03d");
+    th_model_init(&grown, 9, 2, 7, 11, 0.02f, "C%03d");
+    fedreci_coord_config cfg;
+    const char *url = NULL;
+    th_coord_config(&cfg, &url, "inproc://set-model");
+    cfg.cohort_size = 2;
+    cfg.min_cohort = 2;
+    fedreci_coord_model m0 = th_model_start(&small, 1);
+    fedreci_coord *c = th_coord_start(&cfg, NULL, &m0);
+    fedreci_coord_model m = th_model_start(&grown, 1);
+    m.version = 2;
+    assert_int_equal(fedreci_coord_set_model(c, &m), FEDREC_ERR_BUSY); /* not held */
+    assert_int_equal(fedreci_coord_hold(c, 0), FEDREC_OK);             /* no round open */
+    fedreci_coord_model bad = m;
+    bad.k = 3;
+    assert_int_equal(fedreci_coord_set_model(c, &bad), FEDREC_ERR_INVALID);
+    bad = m0;
+    bad.version = 2;
+    bad.n_items = 5; /* fewer rows than served */
+    assert_int_equal(fedreci_coord_set_model(c, &bad), FEDREC_ERR_INVALID);
+    bad = m;
+    bad.version = 1; /* not above the current version */
+    assert_int_equal(fedreci_coord_set_model(c, &bad), FEDREC_ERR_INVALID);
+    uint32_t retired[2] = {4, 3}; /* not ascending */
+    bad = m;
+    bad.retired_rows = retired;
+    bad.n_retired = 2;
+    assert_int_equal(fedreci_coord_set_model(c, &bad), FEDREC_ERR_INVALID);
+    float y[32];
+    uint64_t v = 0;
+    assert_int_equal(fedreci_coord_get_model(c, y, 32, &v), FEDREC_OK);
+    assert_int_equal(v, 1);
+    assert_memory_equal(y, small.y, 12 * sizeof *y);
+    assert_int_equal(fedreci_coord_set_model(c, &m), FEDREC_OK);
+    assert_int_equal(fedreci_coord_get_model(c, y, 32, &v), FEDREC_OK);
+    assert_int_equal(v, 2);
+    assert_memory_equal(y, grown.y, 18 * sizeof *y);
+    fedreci_coord_release(c);
+    fedreci_coord_status st;
+    fedreci_coord_get_status(c, &st);
+    assert_int_equal(st.model_version, 2);
+    fedreci_coord_destroy(c);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -587,6 +639,7 @@ int main(void)
         cmocka_unit_test(test_opted_out),
         cmocka_unit_test(test_min_cohort),
         cmocka_unit_test(test_stop_aborts_round),
+        cmocka_unit_test(test_set_model),
     };
     return TH_RUN(tests);
 }
