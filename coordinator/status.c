@@ -794,8 +794,25 @@ fedrec_err fedreci_stats_format_html(const fedreci_stats_snapshot *s, char *buf,
         "<dt>Cohort</dt><dd>%u clients invited, at least %u</dd>"
         "<dt>Input bound</dt><dd>clip %g, quantization scale %g</dd>",
         in->cohort, in->min_cohort, in->clip, in->scale);
-    put(&b, "<dt>Differential privacy</dt><dd>no differential privacy: the model update is "
-            "the exact sum of the cohort's clipped updates</dd>");
+    const fedreci_stats_dp *dp = &s->dp;
+    if (dp->on) {
+        put(&b,
+            "<dt>Differential privacy</dt><dd>Skellam noise in the secure sum (std %.4g per "
+            "coordinate); budget &#949; = %g, &#948; = %g; &#949; spent %.4f over %llu round%s "
+            "(%.4f per round); rounds need at least %u survivors",
+            dp->noise_std, dp->epsilon, dp->delta, dp->spent, (unsigned long long)dp->rounds,
+            dp->rounds == 1 ? "" : "s", dp->eps_round, dp->min_survivors);
+        if (dp->exhausted)
+            put(&b, "; <strong>budget exhausted: no further round</strong>");
+        if (dp->refusal[0]) {
+            put(&b, "; ");
+            put_esc(&b, dp->refusal);
+        }
+        put(&b, "</dd>");
+    } else {
+        put(&b, "<dt>Differential privacy</dt><dd>no differential privacy: the model update is "
+                "the exact sum of the cohort's clipped updates</dd>");
+    }
     put(&b, "<dt>Transport</dt><dd>%s</dd></dl>",
         in->plaintext ? "a plaintext tcp:// listener is open" : "TLS or local sockets only");
 

@@ -290,6 +290,27 @@ static void test_html_page(void **state)
     assert_null(strstr(buf, "src="));
     assert_null(strstr(buf, "@import"));
     assert_null(strstr(buf, "url("));
+    /* with differential privacy: the budget, what is spent, and a refusal
+     * (escaped) instead of "no differential privacy" */
+    fedreci_stats_dp dp = {.on = 1,
+                           .epsilon = 8,
+                           .delta = 1e-6,
+                           .spent = 2.5,
+                           .eps_round = 0.625,
+                           .noise_std = 12.5,
+                           .rounds = 4,
+                           .min_survivors = 20,
+                           .exhausted = 1};
+    snprintf(dp.refusal, sizeof dp.refusal, "round 9: <4> survivors");
+    fedreci_stats_set_dp(st, &dp);
+    fedreci_stats_snapshot_get(st, &s);
+    assert_int_equal(fedreci_stats_format_html(&s, buf, 128 * 1024, &len), FEDREC_OK);
+    assert_null(strstr(buf, "no differential privacy"));
+    assert_non_null(strstr(buf, "Skellam noise in the secure sum (std 12.5 per coordinate); "
+                                "budget &#949; = 8, &#948; = 1e-06; &#949; spent 2.5000 over 4 "
+                                "rounds (0.6250 per round); rounds need at least 20 survivors; "
+                                "<strong>budget exhausted: no further round</strong>; "
+                                "round 9: &lt;4&gt; survivors</dd>"));
     assert_int_equal(fedreci_stats_format_html(&s, buf, 1000, &len), FEDREC_ERR_TOO_BIG);
     free(buf);
     fedreci_stats_destroy(st);
