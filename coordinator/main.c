@@ -51,6 +51,7 @@ typedef struct daemon_ctx {
     atomic_ullong model_bytes; /* size of one model version (free-space check) */
     pthread_mutex_t health_mu; /* health below, checked from hooks and handlers */
     char health[200];          /* the problem /healthz reports, "" = healthy */
+    int health_kind;           /* its kind (health_check), what a log line follows */
 } daemon_ctx;
 
 static void health_update(daemon_ctx *d);
@@ -219,17 +220,18 @@ static fedrec_err restore_client(void *arg, const fedreci_client_record *c)
 }
 
 /* Why the daemon is unhealthy, into why (cap bytes), or "" when healthy:
- * the last database write failed, the database's filesystem has less room
- * than a model version needs (twice its size, for the version and its WAL
- * copy, plus 1 MiB), or abort_streak rounds aborted in a row. */
-static void health_check(const fedreci_config *cfg, daemon_ctx *d, char *why, size_t cap)
+ * the last database write failed (returns 1), the database's filesystem has
+ * less room than a model version needs (twice its size, for the version and
+ * its WAL copy, plus 1 MiB; 2), or abort_streak rounds aborted in a row (3);
+ * 0 when healthy. */
+static int health_check(const fedreci_config *cfg, daemon_ctx *d, char *why, size_t cap)
 {
     why[0] = '\0';
     uint64_t model_bytes = atomic_load(&d->model_bytes);
     unsigned streak = atomic_load(&d->abort_streak);
     if (atomic_load(&d->write_failed)) {
         snprintf(why, cap, "database %s: the last write failed (see the log)", cfg->db_path);
-        return;
+        return 1;
     }
     struct statvfs fs;
     uint64_t need = 2 * model_bytes + (1u << 20);
@@ -239,27 +241,35 @@ static void health_check(const fedreci_config *cfg, daemon_ctx *d, char *why, si
             snprintf(why, cap,
                      "database %s: %llu bytes free on its filesystem, a model version needs %llu",
                      cfg->db_path, (unsigned long long)avail, (unsigned long long)need);
-            return;
+            return 2;
         }
     }
-    if (cfg->abort_streak && streak >= cfg->abort_streak)
+    if (cfg->abort_streak && streak >= cfg->abort_streak) {
         snprintf(why, cap, "%u rounds aborted in a row (abort-streak %u)", streak,
                  cfg->abort_streak);
+        return 3;
+    }
+    return 0;
 }
 
-/* Checks the health now; a change is logged once (WARN unhealthy: ..., INFO
- * healthy again) and shown by /healthz. Called after every round and before
- * every answer of the status server. */
+/* Checks the health now and shows it on /healthz. A change of its kind is
+ * logged once (WARN unhealthy: ..., INFO healthy again); a problem that only
+ * changes its figures (the free bytes of a filling disk, a longer abort
+ * streak) is not logged again. Called after every round and before every
+ * answer of the status server. */
 static void health_update(daemon_ctx *d)
 {
     char why[200];
-    health_check(d->cfg, d, why, sizeof why);
+    int kind = health_check(d->cfg, d, why, sizeof why);
     pthread_mutex_lock(&d->health_mu);
-    if (strcmp(why, d->health) != 0) {
-        if (why[0])
+    if (kind != d->health_kind) {
+        if (kind)
             fedreci_log(FEDRECI_LOG_WARN, -1, "unhealthy: %s", why);
         else
             fedreci_log(FEDRECI_LOG_INFO, -1, "healthy again");
+        d->health_kind = kind;
+    }
+    if (strcmp(why, d->health) != 0) {
         snprintf(d->health, sizeof d->health, "%s", why);
         fedreci_stats_set_health(d->stats, why);
     }
