@@ -9,8 +9,11 @@
  *              model cached;
  *   recommend  one on-device recommendation and one local training step;
  *   step       the client step (solve x_u + dense gradient) on the portable
- *              kernels the client-only library ships (core/mf/linalg) next to
- *              OpenBLAS + LAPACK, both single-threaded, same inputs.
+ *              kernels the client-only library ships (core/mf/linalg), on
+ *              the instruction set the CPU gets (AVX2+FMA on most x86-64)
+ *              and forced to the baseline (SSE2; what a CPU without AVX2
+ *              runs), next to OpenBLAS + LAPACK, all single-threaded, same
+ *              inputs.
  * Options: --dir DIR (where the stores go; default /tmp), --records N,
  * --step-only (just the step table). */
 #include <fcntl.h>
@@ -24,6 +27,7 @@
 #include <sodium.h>
 
 #include "client/client_internal.h"
+#include "core/mf/linalg.h"
 #include "core/mf/mf.h"
 #include "fedrec/client.h"
 #include "bench_args.h"
@@ -81,22 +85,24 @@ static double step_ms(fedreci_mf_step *w, fedreci_mf_backend be, const float *y,
     return (now_s() - t0) / reps * 1e3;
 }
 
-/* The step table: portable vs OpenBLAS at k = 16, 32, 64 on the bench's
- * catalog, a shopper with 60 purchases, the model's gram published (as the
- * coordinator sends it). Blocks of the two backends alternate so machine
- * noise hits both alike; each cell is the best block. */
+/* The step table: portable (as dispatched, and forced to the baseline
+ * instruction set) vs OpenBLAS at k = 16, 32, 64 on the bench's catalog, a
+ * shopper with 60 purchases, the model's gram published (as the coordinator
+ * sends it). Blocks of the three alternate so machine noise hits them
+ * alike; each cell is the best block. */
 static int bench_step_backends(void)
 {
     const uint32_t ks[] = {16, 32, 64};
-    enum { N_BOUGHT = 60, BLOCKS = 7, REPS = 20 };
+    enum { N_BOUGHT = 60, BLOCKS = 25, REPS = 40 };
     int threads = openblas_get_num_threads();
     openblas_set_num_threads(1);
     printf("client step: portable C (client-only library) vs OpenBLAS, %u items, %d purchases, "
-           "1 thread\n",
-           N_ITEMS, N_BOUGHT);
-    printf("| %3s | %14s | %14s | %16s |\n", "k", "portable ms", "OpenBLAS ms",
-           "portable/OpenBLAS");
-    printf("|-----|----------------|----------------|-------------------|\n");
+           "1 thread; portable on %s and forced to the baseline\n",
+           N_ITEMS, N_BOUGHT, fedreci_la_isa());
+    printf("| %3s | %11s | %11s | %11s | %17s | %17s |\n", "k", "portable ms", "baseline ms",
+           "OpenBLAS ms", "portable/OpenBLAS", "baseline/OpenBLAS");
+    printf("|-----|-------------|-------------|-------------|-------------------|"
+           "-------------------|\n");
     int rc = 0;
     for (size_t t = 0; t < sizeof ks / sizeof ks[0] && rc == 0; t++) {
         uint32_t k = ks[t];
@@ -115,17 +121,22 @@ static int bench_step_backends(void)
                 conf[j] = 1.0f + (float)(j % 4);
             }
             fedreci_mf_user u = {.items = items, .conf = conf, .n = N_BOUGHT};
-            double best_p = 1e30, best_b = 1e30;
+            double best_p = 1e30, best_s = 1e30, best_b = 1e30;
             for (int b = 0; b < BLOCKS && rc == 0; b++) {
                 double tp = step_ms(w, FEDRECI_MF_PORTABLE, y, gram, N_ITEMS, k, &u, x, grad, REPS);
+                (void)fedreci_la_force_baseline(1);
+                double ts = step_ms(w, FEDRECI_MF_PORTABLE, y, gram, N_ITEMS, k, &u, x, grad, REPS);
+                (void)fedreci_la_force_baseline(0);
                 double tb = step_ms(w, FEDRECI_MF_BLAS, y, gram, N_ITEMS, k, &u, x, grad, REPS);
-                if (tp < 0 || tb < 0)
+                if (tp < 0 || ts < 0 || tb < 0)
                     rc = 1;
                 best_p = tp < best_p ? tp : best_p;
+                best_s = ts < best_s ? ts : best_s;
                 best_b = tb < best_b ? tb : best_b;
             }
             if (rc == 0)
-                printf("| %3u | %14.3f | %14.3f | %17.2f |\n", k, best_p, best_b, best_p / best_b);
+                printf("| %3u | %11.3f | %11.3f | %11.3f | %17.2f | %17.2f |\n", k, best_p, best_s,
+                       best_b, best_p / best_b, best_s / best_b);
         }
         fedreci_mf_step_destroy(w);
         free(y), free(grad), free(gram), free(x);

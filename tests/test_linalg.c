@@ -153,7 +153,7 @@ static void dense_solve(double *m, double *v, uint32_t n)
 static void test_posv_matches_double(void **state)
 {
     (void)state;
-    const uint32_t ks[] = {1, 2, 5, 32, 40};
+    const uint32_t ks[] = {1, 2, 5, 9, 13, 32, 40, 64, 67};
     for (size_t t = 0; t < sizeof ks / sizeof ks[0]; t++) {
         uint32_t k = ks[t];
         size_t m = 2u * k + 3;
@@ -193,6 +193,19 @@ static void test_posv_reports_the_failing_minor(void **state)
     assert_int_equal(fedreci_la_posv(2, z, bz), 1);
     float n[1] = {NAN}, bn[1] = {1};
     assert_int_equal(fedreci_la_posv(1, n, bn), 1);
+}
+
+/* The same kernel tests on the baseline build of the kernels (SSE2 on
+ * x86-64), which a CPU with AVX2 + FMA would otherwise never run here. */
+static void test_kernels_on_the_baseline(void **state)
+{
+    int was = fedreci_la_force_baseline(1);
+    assert_int_equal(was, 0);
+    test_dot_axpy_ger_gemv(state);
+    test_syrk_syr_upper_only(state);
+    test_posv_matches_double(state);
+    test_posv_reports_the_failing_minor(state);
+    assert_int_equal(fedreci_la_force_baseline(was), 1);
 }
 
 /* ---- the client step ----------------------------------------------------- */
@@ -376,6 +389,7 @@ int main(void)
         cmocka_unit_test(test_syrk_syr_upper_only),
         cmocka_unit_test(test_posv_matches_double),
         cmocka_unit_test(test_posv_reports_the_failing_minor),
+        cmocka_unit_test(test_kernels_on_the_baseline),
         cmocka_unit_test(test_client_step_portable_matches_double),
         cmocka_unit_test(test_client_step_portable_matches_blas),
         cmocka_unit_test(test_client_step_portable_not_positive_definite),

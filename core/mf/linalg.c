@@ -1,17 +1,16 @@
-/* Portable kernels of the client step; see linalg.h. */
+/* Portable kernels of the client step; see linalg.h. The kernel bodies are
+ * in linalg_kernels.h, instantiated here per instruction set. */
 #include "core/mf/linalg.h"
 
 #include <math.h>
+#include <stdatomic.h>
 #include <string.h>
 
-void fedreci_la_axpy(size_t n, float a, const float *restrict x, float *restrict y)
-{
-    for (size_t i = 0; i < n; i++)
-        y[i] += a * x[i];
-}
+/* fedreci_la_force_baseline's setting (0: pick by CPU). */
+static atomic_int force_baseline;
 
-/* Sums the lanes pairwise: a fixed, short order. */
-static float lanes_sum(float *acc)
+/* Sums 8 lanes pairwise: a fixed, short order. */
+static inline float lanes_sum(float *acc)
 {
     for (size_t w = FEDRECI_LA_LANES / 2; w > 0; w /= 2)
         for (size_t l = 0; l < w; l++)
@@ -19,118 +18,99 @@ static float lanes_sum(float *acc)
     return acc[0];
 }
 
+/* The baseline: native vectors of 4 floats (SSE2 on x86-64, NEON on
+ * ARM64) with GCC or Clang, scalars otherwise. */
+#if defined(__GNUC__)
+#define LA_W 4
+#else
+#define LA_W 1
+#endif
+#define LA_TARGET
+#define LA_NAME(f) la_base_##f
+#include "core/mf/linalg_kernels.h"
+#undef LA_W
+#undef LA_TARGET
+#undef LA_NAME
+
+/* x86-64 with GCC or Clang: the same kernels for AVX2 + FMA (x86-64-v3),
+ * taken when the CPU has both (__builtin_cpu_supports reads what libgcc's
+ * constructor found with cpuid: one load and a test per call). */
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(FEDRECI_LA_NO_AVX2)
+#define LA_AVX2 1
+#define LA_W 8
+#define LA_TARGET __attribute__((target("avx2,fma")))
+#define LA_NAME(f) la_avx2_##f
+#include "core/mf/linalg_kernels.h"
+#undef LA_W
+#undef LA_TARGET
+#undef LA_NAME
+
+static int have_avx2_fma(void)
+{
+    return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
+           !atomic_load_explicit(&force_baseline, memory_order_relaxed);
+}
+#define LA_DISPATCH(f, ...) (have_avx2_fma() ? la_avx2_##f(__VA_ARGS__) : la_base_##f(__VA_ARGS__))
+#else
+#define LA_DISPATCH(f, ...) la_base_##f(__VA_ARGS__)
+#endif
+
+int fedreci_la_force_baseline(int on)
+{
+    return atomic_exchange(&force_baseline, on ? 1 : 0);
+}
+
+const char *fedreci_la_isa(void)
+{
+#ifdef LA_AVX2
+    if (have_avx2_fma())
+        return "AVX2+FMA";
+#endif
+#if defined(__x86_64__) && defined(__GNUC__)
+    return "SSE2";
+#elif defined(__aarch64__) && defined(__GNUC__)
+    return "NEON";
+#elif defined(__GNUC__)
+    return "generic vectors";
+#else
+    return "scalar";
+#endif
+}
+
+void fedreci_la_axpy(size_t n, float a, const float *restrict x, float *restrict y)
+{
+    LA_DISPATCH(axpy, n, a, x, y);
+}
+
 float fedreci_la_dot(size_t n, const float *restrict x, const float *restrict y)
 {
-    float acc[FEDRECI_LA_LANES] = {0};
-    size_t i = 0;
-    for (; i + FEDRECI_LA_LANES <= n; i += FEDRECI_LA_LANES)
-        for (size_t l = 0; l < FEDRECI_LA_LANES; l++)
-            acc[l] += x[i + l] * y[i + l];
-    for (size_t l = 0; i < n; i++, l++)
-        acc[l] += x[i] * y[i];
-    return lanes_sum(acc);
+    return LA_DISPATCH(dot, n, x, y);
 }
 
 void fedreci_la_syr_upper(uint32_t k, float alpha, const float *restrict x, float *restrict a)
 {
-    for (uint32_t i = 0; i < k; i++) {
-        float s = alpha * x[i];
-        float *row = a + (size_t)i * k;
-        for (uint32_t j = i; j < k; j++)
-            row[j] += s * x[j];
-    }
+    LA_DISPATCH(syr_upper, k, alpha, x, a);
 }
 
 void fedreci_la_syrk_upper(uint32_t k, size_t m, const float *restrict z, float beta,
                            float *restrict a)
 {
-    if (beta == 0.0f)
-        for (uint32_t i = 0; i < k; i++)
-            memset(a + (size_t)i * k + i, 0, (size_t)(k - i) * sizeof *a);
-    /* Eight rows of Z per pass over A: an eighth of the traffic on A, and
-     * the inner loop is still a contiguous, vectorizable update. */
-    size_t r = 0;
-    for (; r + 8 <= m; r += 8) {
-        const float *z0 = z + r * k, *z1 = z0 + k, *z2 = z1 + k, *z3 = z2 + k;
-        const float *z4 = z3 + k, *z5 = z4 + k, *z6 = z5 + k, *z7 = z6 + k;
-        for (uint32_t i = 0; i < k; i++) {
-            float s0 = z0[i], s1 = z1[i], s2 = z2[i], s3 = z3[i];
-            float s4 = z4[i], s5 = z5[i], s6 = z6[i], s7 = z7[i];
-            float *row = a + (size_t)i * k;
-            for (uint32_t j = i; j < k; j++)
-                row[j] += (s0 * z0[j] + s1 * z1[j] + s2 * z2[j] + s3 * z3[j]) +
-                          (s4 * z4[j] + s5 * z5[j] + s6 * z6[j] + s7 * z7[j]);
-        }
-    }
-    for (; r + 4 <= m; r += 4) {
-        const float *z0 = z + r * k, *z1 = z0 + k, *z2 = z1 + k, *z3 = z2 + k;
-        for (uint32_t i = 0; i < k; i++) {
-            float s0 = z0[i], s1 = z1[i], s2 = z2[i], s3 = z3[i];
-            float *row = a + (size_t)i * k;
-            for (uint32_t j = i; j < k; j++)
-                row[j] += s0 * z0[j] + s1 * z1[j] + s2 * z2[j] + s3 * z3[j];
-        }
-    }
-    for (; r < m; r++)
-        fedreci_la_syr_upper(k, 1.0f, z + r * k, a);
+    LA_DISPATCH(syrk_upper, k, m, z, beta, a);
 }
 
 void fedreci_la_gemv(size_t m, uint32_t k, const float *restrict y, const float *restrict x,
                      float *restrict r)
 {
-    for (size_t i = 0; i < m; i++)
-        r[i] = fedreci_la_dot(k, y + i * k, x);
+    LA_DISPATCH(gemv, m, k, y, x, r);
 }
 
 void fedreci_la_ger(size_t m, uint32_t k, float alpha, const float *restrict e,
                     const float *restrict x, float beta, float *restrict g)
 {
-    for (size_t i = 0; i < m; i++) {
-        float s = alpha * e[i];
-        float *row = g + i * k;
-        if (beta == 0.0f)
-            for (uint32_t d = 0; d < k; d++)
-                row[d] = s * x[d];
-        else
-            for (uint32_t d = 0; d < k; d++)
-                row[d] += s * x[d];
-    }
+    LA_DISPATCH(ger, m, k, alpha, e, x, beta, g);
 }
 
 int fedreci_la_posv(uint32_t k, float *restrict a, float *restrict b)
 {
-    /* Right-looking Cholesky on the upper triangle: row i of U is row i of
-     * the updated A divided by the pivot's square root; the rank-1 update of
-     * the trailing block then runs along contiguous rows. */
-    for (uint32_t i = 0; i < k; i++) {
-        float *ri = a + (size_t)i * k;
-        float p = ri[i];
-        if (!(p > 0.0f) || !isfinite(p))
-            return (int)i + 1;
-        float u = sqrtf(p), inv = 1.0f / u;
-        ri[i] = u;
-        for (uint32_t j = i + 1; j < k; j++)
-            ri[j] *= inv;
-        for (uint32_t r = i + 1; r < k; r++) {
-            float s = ri[r];
-            float *rr = a + (size_t)r * k;
-            for (uint32_t j = r; j < k; j++)
-                rr[j] -= s * ri[j];
-        }
-    }
-    /* U^T w = b (forward, column-oriented so it reads rows of U). */
-    for (uint32_t i = 0; i < k; i++) {
-        const float *ri = a + (size_t)i * k;
-        float w = b[i] / ri[i];
-        b[i] = w;
-        for (uint32_t j = i + 1; j < k; j++)
-            b[j] -= w * ri[j];
-    }
-    /* U x = w (backward, a dot product along each row of U). */
-    for (uint32_t i = k; i-- > 0;) {
-        const float *ri = a + (size_t)i * k;
-        float s = fedreci_la_dot(k - 1 - i, ri + i + 1, b + i + 1);
-        b[i] = (b[i] - s) / ri[i];
-    }
-    return 0;
+    return LA_DISPATCH(posv, k, a, b);
 }

@@ -16,6 +16,11 @@
  * OpenBLAS in the last bits (a different summation order), never more than
  * rounding (tests/test_linalg.c states the tolerance).
  *
+ * Instruction sets: the kernels (core/mf/linalg_kernels.h) are built for
+ * the baseline of the target (SSE2 on x86-64, NEON on ARM64) and, on
+ * x86-64 with GCC or Clang, also for AVX2 + FMA, taken on CPUs that have
+ * both. The two differ only in rounding (FMA), within the tolerance above.
+ *
  * Thread-safety: all functions are reentrant. None allocates; none can fail
  * except fedreci_la_posv, which reports a matrix that is not positive
  * definite.
@@ -62,5 +67,14 @@ void fedreci_la_ger(size_t m, uint32_t k, float alpha, const float *e, const flo
  * not positive definite (a pivot <= 0 or not finite), as LAPACK's info does;
  * b is then unspecified. */
 int fedreci_la_posv(uint32_t k, float *a, float *b);
+
+/* Tests and benchmarks: with on != 0 every kernel runs its baseline build
+ * even on a CPU with AVX2 + FMA; 0 restores the choice by CPU. Process-wide
+ * (an atomic flag); returns the previous setting. */
+int fedreci_la_force_baseline(int on);
+
+/* The instruction set the kernels run on now, for reports: "AVX2+FMA",
+ * "SSE2", "NEON", "generic vectors" or "scalar". Static string. */
+const char *fedreci_la_isa(void);
 
 #endif /* FEDREC_CORE_MF_LINALG_H */
