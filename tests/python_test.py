@@ -80,4 +80,29 @@ except fedrec.FedrecError as e:
 c = fedrec.Client(store, key)
 c.forget()
 assert not os.path.exists(store), os.listdir(work)
+# a cut log: LOST_EVENTS names the missing events; recover keeps the rest
+cut = os.path.join(work, "cut")
+with fedrec.Client(cut, key) as c:
+    for j in range(10):
+        c.record("P%03d" % j, 1700000000 + j)
+log = os.path.join(cut, "log")
+with open(log, "r+b") as f:
+    f.truncate(104 + (os.path.getsize(log) - 104) // 2)  # 104: the log's header
+try:
+    fedrec.Client(cut, key)
+    raise AssertionError("a cut log opened")
+except fedrec.FedrecError as e:
+    assert e.code == fedrec.LOST_EVENTS == 29, e
+    missing = int(e.message.split("log: ")[1].split(" committed events are missing")[0])
+    assert 5 <= missing < 10, e
+try:
+    fedrec.recover(cut, bytes(32))
+    raise AssertionError("recover with a wrong key")
+except fedrec.FedrecError as e:
+    assert e.code == fedrec.BADKEY, e
+assert fedrec.recover(cut, key) == missing
+assert fedrec.recover(cut, key) == 0
+with fedrec.Client(cut, key) as c:
+    assert c.info()["purchases"] == 10 - missing
+    c.forget()
 print("python bindings ok:", fedrec.library().fedrec_version().decode(), "hr_at_10", s["hr_at_10"])

@@ -84,33 +84,62 @@ JNIEXPORT jint JNICALL Java_org_fedrec_FedrecClient_storeKeyBytes(JNIEnv *env, j
     return (jint)fedrec_client_store_key_bytes();
 }
 
+/* Copies the secret (exactly one of key, FEDREC_STORE_KEY_BYTES bytes, and
+ * pass) into keybuf or, for a passphrase, a malloc'd buffer: *out and *n get
+ * it. Returns 0, or 1 with an exception thrown. Release with put_secret. */
+static int get_secret(JNIEnv *env, const char *what, jbyteArray key, jbyteArray pass,
+                      uint8_t keybuf[FEDREC_STORE_KEY_BYTES], uint8_t **out, size_t *n)
+{
+    if (!key == !pass) {
+        char m[128];
+        snprintf(m, sizeof m, "%s: a store path and exactly one of key and passphrase are required",
+                 what);
+        throw_err(env, FEDREC_ERR_INVALID, m);
+        return 1;
+    }
+    jbyteArray secret = key ? key : pass;
+    jsize len = (*env)->GetArrayLength(env, secret);
+    if (key && len != FEDREC_STORE_KEY_BYTES) {
+        char m[96];
+        snprintf(m, sizeof m, "%s: the key has %d bytes, %d expected", what, (int)len,
+                 FEDREC_STORE_KEY_BYTES);
+        throw_err(env, FEDREC_ERR_INVALID, m);
+        return 1;
+    }
+    uint8_t *buf = key ? keybuf : malloc(len > 0 ? (size_t)len : 1);
+    if (!buf) {
+        char m[96];
+        snprintf(m, sizeof m, "%s: passphrase copy", what);
+        throw_err(env, FEDREC_ERR_NOMEM, m);
+        return 1;
+    }
+    (*env)->GetByteArrayRegion(env, secret, 0, len, (jbyte *)buf);
+    *out = buf;
+    *n = (size_t)len;
+    return 0;
+}
+
+static void put_secret(uint8_t *buf, size_t n, const uint8_t *keybuf)
+{
+    wipe(buf, n);
+    if (buf != keybuf)
+        free(buf);
+}
+
 JNIEXPORT jlong JNICALL Java_org_fedrec_FedrecClient_nativeOpen(
     JNIEnv *env, jclass cls, jstring path, jbyteArray key, jbyteArray pass, jstring url, jstring ca,
     jstring name, jint min_cohort, jint min_neighbors, jint min_threshold, jdouble min_fraction)
 {
     (void)cls;
-    if (!path || (!key == !pass)) {
+    uint8_t keybuf[FEDREC_STORE_KEY_BYTES], *buf = NULL;
+    size_t n = 0;
+    if (!path) {
         throw_err(env, FEDREC_ERR_INVALID,
-                  "open: a store path and exactly one of key and "
-                  "passphrase are required");
+                  "open: a store path and exactly one of key and passphrase are required");
         return 0;
     }
-    uint8_t keybuf[FEDREC_STORE_KEY_BYTES];
-    jbyteArray secret = key ? key : pass;
-    jsize n = (*env)->GetArrayLength(env, secret);
-    if (key && n != FEDREC_STORE_KEY_BYTES) {
-        char m[96];
-        snprintf(m, sizeof m, "open: the key has %d bytes, %d expected", (int)n,
-                 FEDREC_STORE_KEY_BYTES);
-        throw_err(env, FEDREC_ERR_INVALID, m);
+    if (get_secret(env, "open", key, pass, keybuf, &buf, &n))
         return 0;
-    }
-    uint8_t *buf = key ? keybuf : malloc(n > 0 ? (size_t)n : 1);
-    if (!buf) {
-        throw_err(env, FEDREC_ERR_NOMEM, "open: passphrase copy");
-        return 0;
-    }
-    (*env)->GetByteArrayRegion(env, secret, 0, n, (jbyte *)buf);
     const char *cpath = get_str(env, path), *curl = get_str(env, url), *cca = get_str(env, ca),
                *cname = get_str(env, name);
     fedrec_client *c = NULL;
@@ -122,7 +151,7 @@ JNIEXPORT jlong JNICALL Java_org_fedrec_FedrecClient_nativeOpen(
             o.key = buf;
         } else {
             o.passphrase = (const char *)buf;
-            o.passphrase_len = (size_t)n;
+            o.passphrase_len = n;
         }
         o.coordinator_url = curl;
         o.tls_ca_file = cca;
@@ -133,9 +162,7 @@ JNIEXPORT jlong JNICALL Java_org_fedrec_FedrecClient_nativeOpen(
         o.min_threshold_fraction = min_fraction;
         e = fedrec_client_open_with(&c, cpath, &o);
     }
-    wipe(buf, (size_t)n);
-    if (!key)
-        free(buf);
+    put_secret(buf, n, keybuf);
     put_str(env, path, cpath);
     put_str(env, url, curl);
     put_str(env, ca, cca);
@@ -143,6 +170,33 @@ JNIEXPORT jlong JNICALL Java_org_fedrec_FedrecClient_nativeOpen(
     if (failed(env, e))
         return 0;
     return (jlong)(intptr_t)c;
+}
+
+JNIEXPORT jlong JNICALL Java_org_fedrec_FedrecClient_nativeRecover(JNIEnv *env, jclass cls,
+                                                                   jstring path, jbyteArray key,
+                                                                   jbyteArray pass)
+{
+    (void)cls;
+    uint8_t keybuf[FEDREC_STORE_KEY_BYTES], *buf = NULL;
+    size_t n = 0;
+    if (!path) {
+        throw_err(env, FEDREC_ERR_INVALID,
+                  "recover: a store path and exactly one of key and passphrase are required");
+        return 0;
+    }
+    if (get_secret(env, "recover", key, pass, keybuf, &buf, &n))
+        return 0;
+    const char *cpath = get_str(env, path);
+    uint64_t lost = 0;
+    fedrec_err e = FEDREC_ERR_NOMEM;
+    if (cpath)
+        e = key ? fedrec_client_recover(cpath, buf, &lost)
+                : fedrec_client_recover_passphrase(cpath, (const char *)buf, n, &lost);
+    put_secret(buf, n, keybuf);
+    put_str(env, path, cpath);
+    if (failed(env, e))
+        return 0;
+    return (jlong)lost;
 }
 
 JNIEXPORT void JNICALL Java_org_fedrec_FedrecClient_nativeClose(JNIEnv *env, jclass cls, jlong h)

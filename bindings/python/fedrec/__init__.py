@@ -19,7 +19,7 @@ import ctypes.util
 import json
 import os
 
-__all__ = ["FedrecError", "Client", "library", "read_summary", "read_rounds",
+__all__ = ["FedrecError", "Client", "library", "recover", "EMPTY", "LOST_EVENTS", "read_summary", "read_rounds",
            "read_provenance", "read_index", "read_seeds", "read_compare"]
 
 # ---- readers -----------------------------------------------------------------------------
@@ -104,6 +104,11 @@ def read_compare(path, frame=None):
 # ---- the client library -------------------------------------------------------------------
 
 
+# fedrec_err values (include/fedrec/fedrec.h) a caller is likely to branch on.
+INVALID, IO, TIMEOUT, TRANSPORT, BADKEY, CORRUPT, BUSY, EMPTY = 1, 3, 13, 15, 17, 18, 24, 28
+LOST_EVENTS = 29  # the store's log lost committed events: restore it, or recover()
+
+
 class FedrecError(Exception):
     """A fedrec_err other than FEDREC_OK: .code (the C value), .name (the
     short description, fedrec_strerror) and the library's message."""
@@ -152,6 +157,9 @@ def library():
         "fedrec_client_get_participation": (I, [P, ctypes.POINTER(I)]),
         "fedrec_client_get_info": (I, [P, P]),
         "fedrec_client_forget": (I, [P]),
+        "fedrec_client_recover": (I, [ctypes.c_char_p, ctypes.c_char_p, ctypes.POINTER(U64)]),
+        "fedrec_client_recover_passphrase": (I, [ctypes.c_char_p, ctypes.c_char_p, SZ,
+                                                 ctypes.POINTER(U64)]),
     }
     for name, (res, args) in sig.items():
         f = getattr(lib, name)
@@ -177,6 +185,28 @@ def _check(err):
         lib = library()
         raise FedrecError(err, lib.fedrec_strerror(err).decode(),
                           (lib.fedrec_errmsg() or b"").decode(errors="replace"))
+
+
+def recover(store, key=None, passphrase=None):
+    """fedrec_client_recover: keeps what is left of a store whose open raised
+    FedrecError LOST_EVENTS (its log lost committed events), writing a new
+    snapshot and an empty log so the next open succeeds. Exactly one of
+    `key` (32 bytes) and `passphrase` (str or bytes). Returns the number of
+    committed events that were missing (0: none, nothing written). The
+    store must not be open."""
+    lib = library()
+    if (key is None) == (passphrase is None):
+        raise ValueError("exactly one of key and passphrase")
+    lost = ctypes.c_uint64()
+    if key is not None:
+        if len(key) != lib.fedrec_client_store_key_bytes():
+            raise ValueError("key must be %d bytes" % lib.fedrec_client_store_key_bytes())
+        _check(lib.fedrec_client_recover(os.fsencode(store), bytes(key), ctypes.byref(lost)))
+    else:
+        p = passphrase.encode() if isinstance(passphrase, str) else bytes(passphrase)
+        _check(lib.fedrec_client_recover_passphrase(os.fsencode(store), p, len(p),
+                                                    ctypes.byref(lost)))
+    return lost.value
 
 
 class Client:

@@ -91,6 +91,24 @@ public final class FedrecClient implements AutoCloseable {
                                            coordinatorUrl, null, null, 0, 0, 0, 0));
     }
 
+    /**
+     * fedrec_client_recover: keeps what is left of a store whose open threw
+     * FedrecException LOST_EVENTS (its log lost committed events): writes a
+     * new snapshot of the remaining state and an empty log, so the next open
+     * succeeds. Returns the number of committed events that were missing (0:
+     * nothing was, nothing written). The store must not be open.
+     */
+    public static long recover(String storePath, byte[] key) throws FedrecException {
+        return nativeRecover(storePath, key, null);
+    }
+
+    /** {@link #recover(String, byte[])} for a store protected by a passphrase. */
+    public static long recoverPassphrase(String storePath, String passphrase)
+        throws FedrecException {
+        return nativeRecover(storePath, null,
+                             passphrase.getBytes(java.nio.charset.StandardCharsets.UTF_8));
+    }
+
     /** A purchase: quantity units of itemCode at timeUnix (s since 1970 UTC). */
     public void record(String itemCode, long timeUnix, int quantity) throws FedrecException {
         lock.readLock().lock();
@@ -290,6 +308,8 @@ public final class FedrecClient implements AutoCloseable {
                                           String url, String caFile, String serverName,
                                           int minCohort, int minNeighbors, int minThreshold,
                                           double minThresholdFraction)
+        throws FedrecException;
+    private static native long nativeRecover(String storePath, byte[] key, byte[] passphrase)
         throws FedrecException;
     private static native void nativeClose(long h);
     private static native void nativeRecord(long h, String code, long time, int quantity)

@@ -120,6 +120,37 @@ public final class FedrecClientTest {
         check(out.roundOutcome == FedrecException.OPTED_OUT && !out.tookPart, "opted-out sync");
         check(c0.ledger().length == 6, "no upload after opting out");
 
+        // A cut log: open names the missing events (LOST_EVENTS); recover
+        // keeps the rest, and the store opens again with exactly those.
+        byte[] lkey = new byte[FedrecClient.storeKeyBytes()];
+        rnd.nextBytes(lkey);
+        String lstore = dir + "/cut";
+        try (FedrecClient lc = FedrecClient.open(lstore, lkey, null)) {
+            for (int j = 0; j < 10; j++)
+                lc.record("P00" + j, 1700000000L + j, 1);
+        }
+        File log = new File(lstore, "log");
+        long full = log.length();
+        try (java.io.RandomAccessFile f = new java.io.RandomAccessFile(log, "rw")) {
+            f.setLength(104 + (full - 104) / 2); // 104: the log's header
+        }
+        FedrecException lost = expect(FedrecException.LOST_EVENTS,
+                                      () -> FedrecClient.open(lstore, lkey, null));
+        java.util.regex.Matcher m = java.util.regex.Pattern
+            .compile("(\\d+) committed events are missing").matcher(lost.getMessage());
+        check(m.find(), lost.getMessage());
+        long missing = Long.parseLong(m.group(1));
+        check(missing >= 5 && missing < 10, "missing " + missing + " of 10");
+        byte[] wrong = lkey.clone();
+        wrong[0] ^= 1;
+        expect(FedrecException.BADKEY, () -> FedrecClient.recover(lstore, wrong));
+        check(FedrecClient.recover(lstore, lkey) == missing, "recover reports the loss");
+        check(FedrecClient.recover(lstore, lkey) == 0, "a second recover has nothing to do");
+        try (FedrecClient lc = FedrecClient.open(lstore, lkey, null)) {
+            check(lc.info().purchases == 10 - missing, "the events before the cut are kept");
+            lc.forget();
+        }
+
         // Forget: no file left; the object is closed.
         for (int i = 0; i < 3; i++) {
             c[i].forget();
