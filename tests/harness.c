@@ -29,7 +29,7 @@ int th_run(const struct CMUnitTest *tests, size_t n)
     fedreci_log_set_level(FEDRECI_LOG_ERROR);
     if (getenv("FEDREC_TEST_FILTER"))
         cmocka_set_test_filter(getenv("FEDREC_TEST_FILTER"));
-    /* scripts/arm64.sh skips the fork + SIGKILL tests under qemu-user */
+    /* FEDREC_TEST_SKIP: a cmocka pattern of tests to skip (when debugging) */
     if (getenv("FEDREC_TEST_SKIP"))
         cmocka_set_skip_filter(getenv("FEDREC_TEST_SKIP"));
     return _cmocka_run_group_tests("tests", tests, n, NULL, NULL);
