@@ -66,6 +66,15 @@ typedef struct cctx {
     nng_aio *aio;
     int state;
     uint32_t idx;
+    /* Its entry in an outbox (a context has at most one pending operation,
+     * so it is in at most one outbox at a time, and queueing never
+     * allocates): the reply, or a model reply to encode with ob_hdr, or
+     * (both NULL) receive again; ob_next links the outbox. */
+    struct cctx *ob_next;
+    nng_msg *ob_msg;
+    struct pmodel *ob_model;
+    fedreci_wire_hdr ob_hdr;
+    int ob_queued;
 } cctx;
 
 /* One registry entry (a row of fedreci_coord.reg, found through reg_index). */
@@ -222,19 +231,13 @@ typedef struct rstate {
     struct mround *grp;         /* master role: the round's groups (master.c) */
 } rstate;
 
-/* One queued send: a reply message, a model reply to encode, or (both NULL)
- * a context that just receives again. */
-typedef struct obent {
-    cctx *x;
-    nng_msg *msg;  /* reply; NULL: just receive again */
-    pmodel *model; /* encode a model reply outside the lock */
-    fedreci_wire_hdr hdr;
-} obent;
-
-/* The sends queued under the lock (see the top of this file). */
+/* The sends queued under the lock (see the top of this file): a list of
+ * contexts linked through cctx.ob_next, in the order queued. Initialized
+ * with {NULL, 0, 0}. */
 typedef struct outbox {
-    obent *v;
-    size_t n, cap;
+    cctx *head;
+    cctx *tail;
+    size_t n;
 } outbox;
 
 /* Differential privacy state (dp.c). */
@@ -321,8 +324,8 @@ struct fedreci_coord {
 
 /* ---- outbox.c: queued replies and held requests ---------------------------- */
 
-/* Queues one send (msg, or a model reply with header h). When the queue
- * cannot grow the send is dropped (the client times out and resends). */
+/* Queues one send on x (msg, or a model reply with header h, or neither:
+ * receive again). Never fails (the entry lives in x). */
 void fedreci_eng_ob_push(outbox *ob, cctx *x, nng_msg *msg, pmodel *model,
                          const fedreci_wire_hdr *h);
 
@@ -333,7 +336,11 @@ void fedreci_eng_model_unref(pmodel *m);
 /* Drops one reference to a catalog (NULL: nothing). */
 void fedreci_eng_cat_unref(pcat *cat);
 
-/* Sends what ob holds and empties it. Lock not held. */
+/* Sends what ob holds and empties it; each context's state is set to what
+ * it is then doing (CX_SENDING with a message, CX_RECV without). A model
+ * reply that cannot be encoded (out of memory) is answered with
+ * Error(FEDREC_ERR_NOMEM) instead, or, when even that cannot be built, the
+ * request is dropped and the context receives again. Lock not held. */
 void fedreci_eng_flush(fedreci_coord *c, outbox *ob);
 
 /* Queues msg as the reply on ctx x (state -> SENDING). msg NULL (encoding

@@ -558,7 +558,6 @@ static nng_msg *on_poll(fedreci_coord *c, aggent *a, const fedreci_link_req *q)
                 pthread_mutex_lock(&c->mu);
                 continue;
             }
-            free(ob.v);
         }
         uint64_t now = now_ms();
         if (now >= until)
@@ -628,8 +627,6 @@ static nng_msg *on_result(fedreci_coord *c, aggent *a, const fedreci_link_req *q
         pthread_mutex_unlock(&c->mu);
         fedreci_eng_flush(c, &ob);
         pthread_mutex_lock(&c->mu);
-    } else {
-        free(ob.v);
     }
     /* wait for the decision; r is looked up again after every wake (a
        round is freed two rounds later) */

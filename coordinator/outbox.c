@@ -10,24 +10,26 @@
 void fedreci_eng_ob_push(outbox *ob, cctx *x, nng_msg *msg, pmodel *model,
                          const fedreci_wire_hdr *h)
 {
-    if (ob->n == ob->cap) {
-        size_t nc = ob->cap ? ob->cap * 2 : 16;
-        obent *nv = realloc(ob->v, nc * sizeof *nv);
-        if (!nv) {
-            /* cannot queue: drop the reply, the client times out and resends */
-            if (msg)
-                nng_msg_free(msg);
-            fedreci_eng_model_unref(model);
-            x->state = CX_IDLE;
-            return;
-        }
-        ob->v = nv;
-        ob->cap = nc;
+    if (x->ob_queued) {
+        /* A context has one pending operation, so this does not happen; if
+         * it did, the later reply replaces the earlier one. */
+        if (x->ob_msg)
+            nng_msg_free(x->ob_msg);
+        fedreci_eng_model_unref(x->ob_model);
+    } else {
+        x->ob_next = NULL;
+        if (ob->tail)
+            ob->tail->ob_next = x;
+        else
+            ob->head = x;
+        ob->tail = x;
+        ob->n++;
+        x->ob_queued = 1;
     }
-    obent e = {x, msg, model, {0, 0, 0}};
+    x->ob_msg = msg;
+    x->ob_model = model;
     if (h)
-        e.hdr = *h;
-    ob->v[ob->n++] = e;
+        x->ob_hdr = *h;
 }
 
 void fedreci_eng_cat_unref(pcat *cat)
@@ -53,41 +55,56 @@ void fedreci_eng_model_unref(pmodel *m)
 
 void fedreci_eng_flush(fedreci_coord *c, outbox *ob)
 {
-    for (size_t i = 0; i < ob->n; i++) {
-        obent *e = &ob->v[i];
-        cctx *x = e->x;
-        if (e->model) {
-            fedreci_wire_model wm = {e->model->version,
-                                     e->model->n_items,
-                                     e->model->k,
-                                     e->model->y,
-                                     e->model->gram,
-                                     e->model->checksum,
-                                     (const char *const *)e->model->cat->codes,
-                                     e->model->cat->n_codes,
-                                     e->model->cat->retired,
-                                     e->model->cat->n_retired};
-            if (fedreci_wire_enc_model_reply(&e->msg, &e->hdr, &wm, e->model->version))
-                e->msg = NULL;
-            fedreci_eng_model_unref(e->model);
+    cctx *next;
+    for (cctx *x = ob->head; x; x = next) {
+        next = x->ob_next;
+        nng_msg *msg = x->ob_msg;
+        pmodel *model = x->ob_model;
+        x->ob_next = NULL;
+        x->ob_msg = NULL;
+        x->ob_model = NULL;
+        x->ob_queued = 0;
+        if (model) {
+            fedreci_wire_model wm = {model->version,
+                                     model->n_items,
+                                     model->k,
+                                     model->y,
+                                     model->gram,
+                                     model->checksum,
+                                     (const char *const *)model->cat->codes,
+                                     model->cat->n_codes,
+                                     model->cat->retired,
+                                     model->cat->n_retired};
+            if (fedreci_wire_enc_model_reply(&msg, &x->ob_hdr, &wm, model->version)) {
+                /* out of memory for the largest reply: say so (a small
+                 * message), so the client backs off instead of waiting */
+                fedreci_log(FEDRECI_LOG_WARN, -1, "client %016llx: model reply: %s",
+                            (unsigned long long)x->ob_hdr.client_id, fedrec_errmsg());
+                if (fedreci_wire_enc_error(&msg, &x->ob_hdr, FEDREC_ERR_NOMEM,
+                                           "the coordinator is out of memory: retry later"))
+                    msg = NULL;
+            }
+            fedreci_eng_model_unref(model);
         }
         if (atomic_load(&c->closing_flag)) {
-            if (e->msg)
-                nng_msg_free(e->msg);
+            if (msg)
+                nng_msg_free(msg);
+            x->state = CX_IDLE;
             continue;
         }
-        if (e->msg) {
-            nng_aio_set_msg(x->aio, e->msg);
+        if (msg) {
+            x->state = CX_SENDING;
+            nng_aio_set_msg(x->aio, msg);
             nng_aio_set_timeout(x->aio, (nng_duration)c->cfg.send_timeout_ms);
             nng_ctx_send(x->ctx, x->aio);
         } else {
+            x->state = CX_RECV;
             nng_aio_set_timeout(x->aio, NNG_DURATION_INFINITE);
             nng_ctx_recv(x->ctx, x->aio);
         }
     }
-    free(ob->v);
-    ob->v = NULL;
-    ob->n = ob->cap = 0;
+    ob->head = ob->tail = NULL;
+    ob->n = 0;
 }
 
 void fedreci_eng_reply(fedreci_coord *c, cctx *x, nng_msg *msg, outbox *ob)
