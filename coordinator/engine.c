@@ -115,6 +115,7 @@ static void init_state(fedreci_coord *c, const fedreci_coord_config *cfg,
     c->global_tokens = c->cfg.new_ids_burst;
     c->global_t_ms = now_ms();
     randombytes_buf(c->addr_hash_key, sizeof c->addr_hash_key);
+    c->start_unix_ms = fedreci_eng_unix_ms();
     pthread_mutex_init(&c->mu, NULL);
     pthread_cond_init(&c->cv_done, NULL);
     pthread_condattr_t ca;
@@ -418,6 +419,7 @@ void fedreci_coord_get_status(fedreci_coord *c, fedreci_coord_status *st)
     st->new_ids_refused_addr = c->refused_new_addr;
     st->new_ids_refused = c->refused_new_global;
     st->clients_evicted = c->clients_evicted;
+    st->checkins_refused_stale = c->refused_checkins;
     if (c->dp.on) {
         st->dp = 1;
         st->dp_epsilon = c->cfg.dp.epsilon;

@@ -356,12 +356,14 @@ typedef struct fedreci_coord_status {
     uint64_t bytes_in, bytes_out;
     int stopped;
     /* resource limits (fedreci_coord_config) */
-    uint32_t connections;          /* open connections */
-    uint64_t refused_per_address;  /* connections refused: max_conns_per_addr */
-    uint64_t refused_total;        /* connections refused: max_connections */
-    uint64_t new_ids_refused_addr; /* new-id check-ins refused: the address's bucket */
-    uint64_t new_ids_refused;      /* new-id check-ins refused: the global bucket */
-    uint64_t clients_evicted;      /* ids forgotten by the max_clients bound */
+    uint32_t connections;            /* open connections */
+    uint64_t refused_per_address;    /* connections refused: max_conns_per_addr */
+    uint64_t refused_total;          /* connections refused: max_connections */
+    uint64_t new_ids_refused_addr;   /* new-id check-ins refused: the address's bucket */
+    uint64_t new_ids_refused;        /* new-id check-ins refused: the global bucket */
+    uint64_t clients_evicted;        /* ids forgotten by the max_clients bound */
+    uint64_t checkins_refused_stale; /* check-ins outside the clock window, made before the
+                                        start, or not newer than the client's last (replays) */
     /* differential privacy (dp 0: none) */
     int dp;
     double dp_epsilon, dp_delta; /* the budget */

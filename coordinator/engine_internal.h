@@ -51,6 +51,18 @@ static inline uint64_t now_ms(void)
     return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
 }
 
+/* Milliseconds since 1970 on the real-time clock (check-in times). */
+static inline uint64_t fedreci_eng_unix_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+/* A check-in's sent_unix_ms must be within this of the coordinator's clock
+ * (docs/protocol.md "Replayed check-ins"). */
+#define FEDRECI_CHECKIN_SKEW_MS 600000u
+
 /* ---- state ---------------------------------------------------------------- */
 
 /* What an nng context is doing: idle (not started or closing), receiving,
@@ -92,6 +104,7 @@ typedef struct crec {
     uint64_t excluded_round; /* named a culprit in that round: refused since (0: never) */
     uint64_t seen;           /* c->seen_clock at its last check-in (0: restored, not seen) */
     uint8_t attested;        /* the attestation verifier vouched for its key (cfg.attest) */
+    uint64_t checkin_ms;     /* sent_unix_ms of the last check-in taken (0: none since start) */
 } crec;
 
 /* One remote address (limits.c): open connections and its new-id bucket. */
@@ -306,6 +319,8 @@ struct fedreci_coord {
     uint64_t global_t_ms;
     uint8_t addr_hash_key[16];
     uint64_t refused_conn_addr, refused_conn_total, refused_new_addr, refused_new_global;
+    uint64_t start_unix_ms;    /* real-time clock at create: older check-ins are refused */
+    uint64_t refused_checkins; /* check-ins refused as stale, from the future or replayed */
     uint64_t clients_evicted;
     uint64_t seen_clock;
 

@@ -40,6 +40,43 @@ static void on_checkin(fedreci_coord *c, cctx *x, const fedreci_wire_env *env, u
                                 "identity key differs from the one registered for this client", ob);
         return;
     }
+    /* Freshness (docs/protocol.md "Replayed check-ins"): the signed
+     * sent_unix_ms must be near this clock, after this process started,
+     * and after the last check-in taken from this client; equal to it only
+     * for a resend of the check-in that is waiting or was selected. */
+    uint64_t sent = fedreci_wire_checkin_sent_ms(env), now = fedreci_eng_unix_ms();
+    if (!sent || sent + FEDRECI_CHECKIN_SKEW_MS < now || sent > now + FEDRECI_CHECKIN_SKEW_MS ||
+        sent < c->start_unix_ms) {
+        char text[200];
+        if (!sent)
+            snprintf(text, sizeof text, "check-in without a time (sent_unix_ms)");
+        else if (sent < c->start_unix_ms && sent + FEDRECI_CHECKIN_SKEW_MS >= now)
+            snprintf(text, sizeof text,
+                     "check-in made before the coordinator started (%llu < %llu ms): check in "
+                     "again",
+                     (unsigned long long)sent, (unsigned long long)c->start_unix_ms);
+        else
+            snprintf(text, sizeof text,
+                     "check-in time %llu ms is %+.0f s from the coordinator's clock (window "
+                     "+-%u s): check the device clock",
+                     (unsigned long long)sent, ((double)sent - (double)now) / 1000.0,
+                     FEDRECI_CHECKIN_SKEW_MS / 1000u);
+        c->refused_checkins++;
+        fedreci_eng_reply_error(c, x, &h, FEDREC_ERR_RANGE, text, ob);
+        return;
+    }
+    if (e && sent <= e->checkin_ms) {
+        int pending = e->wait_ctx >= 0 || (fedreci_eng_round_active(c) &&
+                                           fedreci_find_u64(c->cur->ids, c->cur->n, e->id) >= 0);
+        if (sent < e->checkin_ms || !pending) {
+            c->refused_checkins++;
+            fedreci_eng_reply_error(c, x, &h, FEDREC_ERR_DUPLICATE,
+                                    "check-in not newer than the last one taken from this client "
+                                    "(a replay)",
+                                    ob);
+            return;
+        }
+    }
     if (e && e->excluded_round) {
         char text[120];
         snprintf(text, sizeof text, "excluded: named a culprit in round %llu",
@@ -83,6 +120,7 @@ static void on_checkin(fedreci_coord *c, cctx *x, const fedreci_wire_env *env, u
     e->seen = ++c->seen_clock;
     if (attested_now)
         e->attested = 1;
+    e->checkin_ms = sent;
     if (fresh) {
         memcpy(e->pk, pk, 32);
         e->opted_in = (uint8_t)opted;

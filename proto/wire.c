@@ -3,8 +3,10 @@
 
 #include <limits.h>
 #include <math.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <sodium.h>
 
@@ -518,6 +520,11 @@ fedrec_err fedreci_wire_get_attestation(const fedreci_wire_env *e, const uint8_t
     return FEDREC_OK;
 }
 
+uint64_t fedreci_wire_checkin_sent_ms(const fedreci_wire_env *e)
+{
+    return e && e->body_case == FEDREC__V1__ENVELOPE__BODY_CHECK_IN ? e->check_in->sent_unix_ms : 0;
+}
+
 fedrec_err fedreci_wire_get_round(const fedreci_wire_env *e, fedreci_wire_round *out)
 {
     fedrec_err r = want_body(e, FEDREC__V1__ENVELOPE__BODY_CHECK_IN_REPLY, "CheckInReply");
@@ -1027,16 +1034,22 @@ static ProtobufCBinaryData bin(const void *p, size_t len)
     return b;
 }
 
-fedrec_err fedreci_wire_enc_checkin(nng_msg **out, const fedreci_wire_hdr *h,
-                                    const uint8_t identity_pk[32], uint64_t model_version,
-                                    int opted_in)
+uint64_t fedreci_wire_checkin_clock(void)
 {
-    return fedreci_wire_enc_checkin_attested(out, h, identity_pk, model_version, opted_in, NULL, 0);
+    static _Atomic uint64_t last;
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    uint64_t now = (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+    uint64_t prev = atomic_load(&last), next;
+    do {
+        next = now > prev ? now : prev + 1;
+    } while (!atomic_compare_exchange_weak(&last, &prev, next));
+    return next;
 }
 
-fedrec_err fedreci_wire_enc_checkin_attested(nng_msg **out, const fedreci_wire_hdr *h,
-                                             const uint8_t identity_pk[32], uint64_t model_version,
-                                             int opted_in, const uint8_t *token, size_t token_len)
+static fedrec_err enc_checkin(nng_msg **out, const fedreci_wire_hdr *h,
+                              const uint8_t identity_pk[32], uint64_t model_version, int opted_in,
+                              const uint8_t *token, size_t token_len, uint64_t sent_unix_ms)
 {
     if (token_len > FEDRECI_WIRE_ATTEST_MAX || (token_len && !token))
         return fedreci_error(FEDREC_ERR_INVALID,
@@ -1050,9 +1063,32 @@ fedrec_err fedreci_wire_enc_checkin_attested(nng_msg **out, const fedreci_wire_h
     c.opted_in = opted_in ? 1 : 0;
     if (token_len)
         c.attestation = bin(token, token_len);
+    c.sent_unix_ms = sent_unix_ms;
     e.body_case = FEDREC__V1__ENVELOPE__BODY_CHECK_IN;
     e.check_in = &c;
     return pack(&e, out);
+}
+
+fedrec_err fedreci_wire_enc_checkin_at(nng_msg **out, const fedreci_wire_hdr *h,
+                                       const uint8_t identity_pk[32], uint64_t model_version,
+                                       int opted_in, uint64_t sent_unix_ms)
+{
+    return enc_checkin(out, h, identity_pk, model_version, opted_in, NULL, 0, sent_unix_ms);
+}
+
+fedrec_err fedreci_wire_enc_checkin_attested(nng_msg **out, const fedreci_wire_hdr *h,
+                                             const uint8_t identity_pk[32], uint64_t model_version,
+                                             int opted_in, const uint8_t *token, size_t token_len)
+{
+    return enc_checkin(out, h, identity_pk, model_version, opted_in, token, token_len,
+                       fedreci_wire_checkin_clock());
+}
+
+fedrec_err fedreci_wire_enc_checkin(nng_msg **out, const fedreci_wire_hdr *h,
+                                    const uint8_t identity_pk[32], uint64_t model_version,
+                                    int opted_in)
+{
+    return fedreci_wire_enc_checkin_attested(out, h, identity_pk, model_version, opted_in, NULL, 0);
 }
 
 fedrec_err fedreci_wire_enc_checkin_reply(nng_msg **out, const fedreci_wire_hdr *h, int status,

@@ -174,6 +174,9 @@ FEDREC_NODISCARD fedrec_err fedreci_wire_get_checkin(const fedreci_wire_env *e,
                                                      const uint8_t **identity_pk,
                                                      uint64_t *model_version, int *opted_in);
 
+/* CheckIn: its sent_unix_ms (0 when absent: a client before this field). */
+uint64_t fedreci_wire_checkin_sent_ms(const fedreci_wire_env *e);
+
 /* CheckInReply SELECTED: the round parameters (round_id from the envelope);
  * checks d == n_items * k_factors + 1 (with DpParams: d == D + 1, D the
  * padded DP-ALS dimension, and a 32-byte rotation seed; the DP values
@@ -296,14 +299,31 @@ FEDREC_NODISCARD fedrec_err fedreci_wire_verify_mac(const uint8_t *buf, size_t l
 
 /* Each encoder allocates a new nng message holding one envelope with header h
  * and the named body. */
+
 /* fedreci_wire_enc_checkin with an attestation token (token_len bytes, at
- * most FEDRECI_WIRE_ATTEST_MAX; NULL and 0: none). */
+ * most FEDRECI_WIRE_ATTEST_MAX; NULL and 0: none), stamped with
+ * fedreci_wire_checkin_clock(). */
 FEDREC_NODISCARD fedrec_err fedreci_wire_enc_checkin_attested(
     nng_msg **out, const fedreci_wire_hdr *h, const uint8_t identity_pk[32], uint64_t model_version,
     int opted_in, const uint8_t *token, size_t token_len);
+
+/* A CheckIn without an attestation token, stamped with
+ * fedreci_wire_checkin_clock(). */
 FEDREC_NODISCARD fedrec_err fedreci_wire_enc_checkin(nng_msg **out, const fedreci_wire_hdr *h,
                                                      const uint8_t identity_pk[32],
                                                      uint64_t model_version, int opted_in);
+
+/* A CheckIn with the given sent_unix_ms (tests: stale and future times). */
+FEDREC_NODISCARD fedrec_err fedreci_wire_enc_checkin_at(nng_msg **out, const fedreci_wire_hdr *h,
+                                                        const uint8_t identity_pk[32],
+                                                        uint64_t model_version, int opted_in,
+                                                        uint64_t sent_unix_ms);
+
+/* The time a check-in made now carries: the real-time clock in ms since
+ * 1970, but always above the last value this process returned (two
+ * check-ins in one millisecond still differ, and a clock stepped back does
+ * not repeat a value). Thread-safe (an atomic). */
+uint64_t fedreci_wire_checkin_clock(void);
 
 /* status: Fedrec__V1__CheckInReply__Status. round: SELECTED only (else NULL). */
 FEDREC_NODISCARD fedrec_err fedreci_wire_enc_checkin_reply(nng_msg **out, const fedreci_wire_hdr *h,

@@ -16,7 +16,9 @@
  *    commitments;
  *  - test_huge_update: an unclipped update (a ring offset far beyond the
  *    cohort's clip budget);
- *  - test_forged_weight: a zero weight (and, second round, a weight of 7).
+ *  - test_forged_weight: a zero weight (and, second round, a weight of 7);
+ *  - test_replayed_checkin: a captured check-in replayed (before and after
+ *    a restart), and check-ins stamped outside the clock window.
  *
  * For each: the honest clients' round completes and the coordinator's round
  * log records the BLAKE2b-256 of the unmasked sum, which must equal that of
@@ -912,6 +914,122 @@ static void test_inconsistent_dealer(void **state)
     th_daemon_stop(&w.d, 1, 0);
 }
 
+/* clients.opted_out of id in the database (-1: no row). */
+static int db_opted_out(const th_daemon *d, uint64_t id)
+{
+    sqlite3 *db = NULL;
+    assert_int_equal(sqlite3_open_v2(d->db, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
+    sqlite3_busy_timeout(db, 5000);
+    sqlite3_stmt *q = NULL;
+    assert_int_equal(
+        sqlite3_prepare_v2(db, "SELECT opted_out FROM clients WHERE client_id = ?", -1, &q, NULL),
+        SQLITE_OK);
+    sqlite3_bind_int64(q, 1, (sqlite3_int64)id);
+    int v = sqlite3_step(q) == SQLITE_ROW ? sqlite3_column_int(q, 0) : -1;
+    sqlite3_finalize(q);
+    sqlite3_close(db);
+    return v;
+}
+
+/* A signed check-in of h (opted_in) stamped sent_ms (0: now), as bytes. */
+static uint8_t *checkin_bytes(const hostile *h, int opted_in, uint64_t sent_ms, size_t *n)
+{
+    fedreci_wire_hdr hd = {h->id, 0, FEDRECI_WIRE_STAGE_CHECKIN};
+    nng_msg *m = NULL;
+    assert_int_equal(fedreci_wire_enc_checkin_at(&m, &hd, h->pk, 0, opted_in,
+                                                 sent_ms ? sent_ms : fedreci_wire_checkin_clock()),
+                     FEDREC_OK);
+    assert_int_equal(fedreci_wire_sign(m, &hd, h->sk), FEDREC_OK);
+    *n = nng_msg_len(m);
+    uint8_t *b = malloc(*n);
+    assert_non_null(b);
+    memcpy(b, nng_msg_body(m), *n);
+    nng_msg_free(m);
+    return b;
+}
+
+/* A captured check-in replayed (docs/protocol.md "Replayed check-ins"). The
+ * victim (the hostile's identity, behaving) checks in opted in, then opts
+ * out; an attacker on the network replays the captured opted-in check-in
+ * from another connection: refused (DUPLICATE), the victim stays opted out
+ * in the registry and the database, and the next round's cohort is the
+ * three honest clients only (a replay taken would have put the victim back
+ * in the waiting list and drawn it into the cohort as a dropout). A
+ * check-in signed by the victim's key but stamped an hour ago or an hour
+ * ahead is refused (RANGE); after a restart, a check-in made before it
+ * (captured in flight) is refused, and the victim's next check-in is
+ * taken. */
+static void test_replayed_checkin(void **state)
+{
+    (void)state;
+    world w;
+    world_start(&w);
+    size_t n_in, n_out;
+    uint8_t *in = checkin_bytes(&w.h, 1, 0, &n_in);
+    /* taken (alone, below the minimum cohort: answered at the deadline) */
+    fedreci_wire_env *e = call_bytes(w.h.s, in, n_in);
+    assert_int_equal(e->body_case, FEDREC__V1__ENVELOPE__BODY_CHECK_IN_REPLY);
+    fedreci_wire_free(e);
+    assert_int_equal(db_opted_out(&w.d, w.h.id), 0);
+    uint8_t *out = checkin_bytes(&w.h, 0, 0, &n_out);
+    e = call_bytes(w.h.s, out, n_out);
+    assert_int_equal(e->body_case, FEDREC__V1__ENVELOPE__BODY_CHECK_IN_REPLY);
+    assert_int_equal(e->check_in_reply->status, FEDREC__V1__CHECK_IN_REPLY__STATUS__OPTED_OUT);
+    fedreci_wire_free(e);
+    assert_int_equal(db_opted_out(&w.d, w.h.id), 1);
+
+    /* the replays, from the attacker's connection */
+    expect_error(call_bytes(w.h.side, in, n_in), FEDREC_ERR_DUPLICATE, "the opted-in check-in");
+    expect_error(call_bytes(w.h.side, out, n_out), FEDREC_ERR_DUPLICATE, "the opt-out itself");
+    assert_int_equal(db_opted_out(&w.d, w.h.id), 1);
+    uint64_t now = fedreci_wire_checkin_clock();
+    size_t n_old, n_new;
+    uint8_t *old = checkin_bytes(&w.h, 1, now - 3600000, &n_old);
+    uint8_t *ahead = checkin_bytes(&w.h, 1, now + 3600000, &n_new);
+    fedreci_wire_env *er = call_bytes(w.h.side, old, n_old);
+    expect_error(er, FEDREC_ERR_RANGE, "an hour old");
+    er = call_bytes(w.h.side, ahead, n_new);
+    expect_error(er, FEDREC_ERR_RANGE, "an hour ahead");
+    assert_int_equal(db_opted_out(&w.d, w.h.id), 1);
+
+    /* the next round: the three honest clients, the victim not drawn */
+    honest_start(&w);
+    honest_finish(&w, FEDRECI_SESSION_COMPLETED);
+    expect_completed(&w, 1, 0);
+    assert_int_equal(
+        th_log_count(&w.d, "[round 1] round completed: cohort 3, survivors 3", NULL, NULL), 1);
+
+    /* a check-in made (and captured) before a restart, replayed after it */
+    size_t n_pre;
+    uint8_t *pre = checkin_bytes(&w.h, 1, 0, &n_pre);
+    hostile keep = w.h;
+    nng_close(w.h.s);
+    nng_close(w.h.side);
+    th_daemon_stop(&w.d, 1, 1);
+    daemon_launch(&w.d, 1);
+    for (int i = 0; i < 2; i++) {
+        nng_socket *sk = i ? &w.h.side : &w.h.s;
+        assert_int_equal(nng_req0_open(sk), 0);
+        nng_socket_set_ms(*sk, NNG_OPT_RECVTIMEO, 60000);
+        nng_socket_set_ms(*sk, NNG_OPT_REQ_RESENDTIME, (nng_duration)0x7fffffff);
+        assert_int_equal(nng_dial(*sk, w.d.url, NULL, 0), 0);
+    }
+    assert_int_equal(w.h.id, keep.id);
+    expect_error(call_bytes(w.h.side, pre, n_pre), FEDREC_ERR_RANGE,
+                 "a check-in made before the restart");
+    assert_int_equal(db_opted_out(&w.d, w.h.id), 1);
+    /* the victim's own next check-in (opting in again) is taken */
+    size_t n_again;
+    uint8_t *again = checkin_bytes(&w.h, 1, 0, &n_again);
+    e = call_bytes(w.h.s, again, n_again);
+    assert_int_equal(e->body_case, FEDREC__V1__ENVELOPE__BODY_CHECK_IN_REPLY);
+    fedreci_wire_free(e);
+    assert_int_equal(db_opted_out(&w.d, w.h.id), 0);
+    free(in), free(out), free(old), free(ahead), free(pre), free(again);
+    h_free(&w.h);
+    th_daemon_stop(&w.d, 1, 0);
+}
+
 int main(void)
 {
     if (sodium_init() < 0)
@@ -925,6 +1043,7 @@ int main(void)
         cmocka_unit_test_teardown(test_forged_weight, th_daemon_teardown),
         cmocka_unit_test_teardown(test_inconsistent_dealer, th_daemon_teardown),
         cmocka_unit_test_teardown(test_garbage_bundle, th_daemon_teardown),
+        cmocka_unit_test_teardown(test_replayed_checkin, th_daemon_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -58,6 +58,7 @@ static void test_checkin(void **state)
         pk[i] = (uint8_t)(i * 3);
     fedreci_wire_hdr h = hdr(FEDRECI_WIRE_STAGE_CHECKIN);
     nng_msg *m;
+    uint64_t before = fedreci_wire_checkin_clock();
     assert_int_equal(fedreci_wire_enc_checkin(&m, &h, pk, 5, 1), FEDREC_OK);
     fedreci_wire_env *e = rt(m);
     const uint8_t *gpk;
@@ -67,6 +68,13 @@ static void test_checkin(void **state)
     assert_memory_equal(gpk, pk, 32);
     assert_int_equal(ver, 5);
     assert_int_equal(opted, 1);
+    /* stamped by the check-in clock: after the value read before, and every
+       later reading is larger still (strictly increasing, even within 1 ms) */
+    uint64_t sent = fedreci_wire_checkin_sent_ms(e);
+    assert_true(sent > before);
+    assert_true(sent > 1600000000000ull); /* ms since 1970, not seconds */
+    assert_true(fedreci_wire_checkin_clock() > sent);
+    assert_int_equal(fedreci_wire_checkin_sent_ms(NULL), 0);
     /* the wrong accessor is a protocol error */
     fedreci_wire_round w;
     assert_int_equal(fedreci_wire_get_round(e, &w), FEDREC_ERR_PROTOCOL);
