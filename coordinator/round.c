@@ -886,13 +886,22 @@ int fedreci_eng_round_active(const fedreci_coord *c)
 
 void fedreci_eng_maybe_select(fedreci_coord *c, outbox *ob)
 {
-    if (c->stopped || c->held || fedreci_eng_round_active(c) || now_ms() < c->hold_until ||
+    if (c->stopped || c->held || fedreci_eng_round_active(c) ||
         c->cfg.role == FEDRECI_ROLE_AGGREGATOR)
         return;
     uint32_t quorum = c->cfg.checkin_quorum;
-    if (c->n_waiting >= quorum && c->n_waiting >= c->cfg.min_cohort &&
-        (c->cfg.role != FEDRECI_ROLE_MASTER || fedreci_eng_master_can_select(c, c->n_waiting, 0)))
-        select_cohort(c, ob);
+    if (c->n_waiting < quorum || c->n_waiting < c->cfg.min_cohort)
+        return;
+    if (c->cfg.role == FEDRECI_ROLE_MASTER && !fedreci_eng_master_can_select(c, c->n_waiting, 0))
+        return;
+    if (now_ms() < c->hold_until) {
+        /* backing off with a quorum waiting: the round starts when the
+           backoff ends, not at the end of the check-in window */
+        if (!c->deadline || c->deadline > c->hold_until)
+            fedreci_eng_set_deadline(c, c->hold_until);
+        return;
+    }
+    select_cohort(c, ob);
 }
 
 /* The current deadline passed (timer thread, lock held). */

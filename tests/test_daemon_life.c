@@ -35,6 +35,10 @@
  *  - test_catalog_from_log: `fedrec-coordinator catalog --from-log` writes
  *    the catalog of a purchase log (the bundled December 2010 log): read
  *    back, exactly its products and descriptions; the daemon starts on it.
+ *  - test_backoff: after --abort-streak aborts in a row /healthz answers
+ *    503 naming the streak and the next round starts no earlier than
+ *    --backoff ms after the last one ended (a lower bound a loaded machine
+ *    cannot break); a completed round makes it healthy again.
  *  - test_catalog_digest: the INI file's catalog is merged only when it
  *    changed since its last merge (its digest is in the database): an update
  *    made from another file survives restarts; an edit of the file is merged.
@@ -322,6 +326,8 @@ static void g_init(gclient *g)
     g->id = fedreci_secagg_id_from_pk(g->pk);
 }
 
+static int g_dropout = -1; /* the next sessions' dropout_stage (test_backoff) */
+
 static void g_start_ca(gclient *g, const char *url, const char *ca, uint32_t timeout_ms)
 {
     fedreci_session_config sc;
@@ -329,6 +335,7 @@ static void g_start_ca(gclient *g, const char *url, const char *ca, uint32_t tim
     sc.url = url;
     sc.tls_ca_file = ca;
     sc.tls_server_name = ca ? "localhost" : NULL;
+    sc.dropout_stage = g_dropout;
     sc.client_id = g->id;
     sc.identity_sk = g->sk;
     sc.timeout_ms = timeout_ms;
@@ -738,6 +745,78 @@ static void test_catalog_from_log(void **state)
     daemon_cleanup(&d);
 }
 
+/* Milliseconds since midnight UTC of the first log line with a and b (its
+ * "YYYY-MM-DDTHH:MM:SS.mmmZ" prefix). */
+static long log_time_ms(const daemon_proc *d, const char *a, const char *b)
+{
+    char *s = th_slurp(d->log);
+    assert_non_null(s);
+    long at = line_at(s, a, b);
+    assert_true(at >= 0);
+    int hh = 0, mm = 0, ss = 0, ms = 0;
+    assert_int_equal(sscanf(s + at + 11, "%2d:%2d:%2d.%3d", &hh, &mm, &ss, &ms), 4);
+    free(s);
+    return ((hh * 60L + mm) * 60L + ss) * 1000L + ms;
+}
+
+/* After abort-streak aborts in a row /healthz fails and the next round waits
+ * out the backoff (however loaded the machine, never less); a completed
+ * round makes the daemon healthy again. */
+static void test_backoff(void **state)
+{
+    (void)state;
+    daemon_proc d = {0};
+    const char *extra[] = {"--cohort",
+                           "2",
+                           "--min-cohort",
+                           "2",
+                           "--abort-streak",
+                           "2",
+                           "--backoff",
+                           "2000",
+                           "--backoff-max",
+                           "4000",
+                           NULL};
+    daemon_start(&d, "coordinator.log", extra);
+    gclient g[2];
+    for (int r = 0; r < 2; r++) { /* both members drop before advertising: aborted */
+        g_dropout = 0;
+        for (int i = 0; i < 2; i++) {
+            g_init(&g[i]);
+            g_start(&g[i], d.url, 60000);
+        }
+        for (int i = 0; i < 2; i++) {
+            g_finish(&g[i]);
+            assert_int_equal(g[i].res.outcome, FEDRECI_SESSION_DROPPED);
+        }
+        g_dropout = -1;
+        char line[48];
+        snprintf(line, sizeof line, "[round %d] round aborted: cohort 2", r + 1);
+        log_wait(&d, line, NULL);
+    }
+    log_wait(&d, "[round 2] 2 rounds aborted in a row: the next round starts in 2000 ms", NULL);
+    char *h = http_get(&d, "/healthz");
+    assert_string_equal(h, "unhealthy: 2 rounds aborted in a row (abort-streak 2)\n");
+    free(h);
+    /* two good clients at once: held until the backoff ends */
+    for (int i = 0; i < 2; i++)
+        g_init(&g[i]);
+    run_round(&d, g, 2);
+    long gap = log_time_ms(&d, "[round 3] round started", NULL) -
+               log_time_ms(&d, "[round 2] round aborted", NULL);
+    if (gap < 0)
+        gap += 86400000L; /* across midnight */
+    printf("round 3 started %ld ms after round 2 aborted (backoff 2000 ms)\n", gap);
+    assert_true(gap >= 2000);
+    h = http_get(&d, "/healthz");
+    assert_string_equal(h, "ok\n");
+    free(h);
+    assert_int_equal(log_count(&d, "healthy again", NULL), 1);
+    assert_int_equal(log_count(&d, "unhealthy: 2 rounds aborted in a row", NULL), 1);
+    daemon_stop(&d);
+    daemon_cleanup(&d);
+}
+
 /* A self-signed certificate for localhost into dir/NAME.pem, dir/NAME-key.pem. */
 static void make_cert(const char *dir, const char *name)
 {
@@ -871,6 +950,7 @@ int main(void)
         cmocka_unit_test_teardown(test_catalog_digest, teardown_daemon),
         cmocka_unit_test_teardown(test_sighup_tls, teardown_daemon),
         cmocka_unit_test_teardown(test_catalog_from_log, teardown_daemon),
+        cmocka_unit_test_teardown(test_backoff, teardown_daemon),
     };
     return TH_RUN(tests);
 }
