@@ -568,9 +568,14 @@ void fedreci_eng_handle(fedreci_coord *c, cctx *x, nng_msg *msg, outbox *ob);
  * on_request sees every request that decoded (what a deviating coordinator
  * collects, for the test's reconstruction oracle); on_reply gets every
  * reply the engine queues and returns the one to send instead (the attack),
- * taking ownership of msg (it may return msg itself, or free it). */
+ * taking ownership of msg (it may return msg itself, or free it); it also
+ * gets every ModelReply once encoded (in fedreci_eng_flush, without the
+ * lock). any_binding: nonzero makes the SecAgg server take an advert with
+ * any binding (a coordinator that sent one member another model or other
+ * parameters, and lets that member's advert through to its neighbours). */
 void fedreci_cheat_on_request(const fedreci_wire_env *env);
 nng_msg *fedreci_cheat_on_reply(nng_msg *msg);
+int fedreci_cheat_any_binding(void);
 #endif
 
 /* ---- transport.c: nng ----------------------------------------------------- */

@@ -242,7 +242,15 @@ static fedrec_err stage_add(fedreci_coord *c, rstate *r, const fedreci_wire_env 
         fedreci_secagg_advert a;
         if ((e = fedreci_wire_get_advert(env, &a)))
             return e;
-        if ((e = fedreci_secagg_server_add_advert(r->srv, &a)))
+#ifdef FEDREC_CHEAT
+        if (fedreci_cheat_any_binding()) /* the test build only (engine_internal.h) */
+            fedreci_secagg_server_set_binding(r->srv, a.binding);
+#endif
+        e = fedreci_secagg_server_add_advert(r->srv, &a);
+#ifdef FEDREC_CHEAT
+        fedreci_secagg_server_set_binding(r->srv, r->binding);
+#endif
+        if (e)
             return e;
         /* the key of its masked input's MAC, bound to the signed s_pk */
         long mi = fedreci_find_u64(r->ids, r->n, id);
