@@ -9,7 +9,7 @@
  * Secrets (identity key, rounding seed, the X25519 secret keys, the shared
  * scalars r_s and r_b, the derived seeds, AEAD and pair keys, the shares
  * received from neighbours, the quantized input and the reveals) live in
- * sodium_malloc memory and are wiped by sodium_free on every path.
+ * sodium_malloc memory (core/secagg/secmem.h) and are wiped on every path.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -23,6 +23,7 @@
 #include "core/secagg/prg.h"
 #include "core/secagg/quantize.h"
 #include "core/secagg/secagg.h"
+#include "core/secagg/secmem.h"
 #include "core/secagg/shamir.h"
 
 #define SB FEDRECI_SCALAR_BYTES
@@ -89,13 +90,12 @@ struct fedreci_secagg_client {
 
 static void *secure_alloc(size_t n)
 {
-    return sodium_malloc(n ? n : 1);
+    return fedreci_secmem_alloc(n);
 }
 
 static void secure_free(void *p)
 {
-    if (p)
-        sodium_free(p);
+    fedreci_secmem_free(p);
 }
 
 void fedreci_secagg_client_destroy(fedreci_secagg_client *c)
@@ -153,7 +153,7 @@ static fedrec_err client_create(fedreci_secagg_client **out, const fedreci_secag
         return fedreci_error(FEDREC_ERR_NOMEM, "secagg client create: d = %u words", p->d);
     }
     memset(c->sec, 0, sizeof *c->sec);
-    /* Touch the output buffer now (sodium_malloc already filled q), so the
+    /* Touch the output buffer now (q was filled when allocated), so the
      * page faults of first use fall on create, not on masked_input. */
     if (buffered)
         memset(c->masked, 0, (size_t)p->d * sizeof *c->masked);

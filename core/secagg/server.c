@@ -28,6 +28,7 @@
 #include "core/secagg/prg.h"
 #include "core/secagg/quantize.h"
 #include "core/secagg/secagg.h"
+#include "core/secagg/secmem.h"
 #include "core/secagg/shamir.h"
 
 #define SB FEDRECI_SCALAR_BYTES
@@ -118,7 +119,7 @@ void fedreci_secagg_server_destroy(fedreci_secagg_server *s)
     free(s->unmasked);
     free(s->have);
     if (s->shares)
-        sodium_free(s->shares);
+        fedreci_secmem_free(s->shares);
     free(s->contribs);
     free(s->revealed);
     free(s->missing);
@@ -653,12 +654,12 @@ fedrec_err fedreci_secagg_server_close_masked_input(fedreci_secagg_server *s,
     free(s->unmasked);
     free(s->have);
     if (s->shares)
-        sodium_free(s->shares);
+        fedreci_secmem_free(s->shares);
     s->survivors = malloc((size_t)s->n_inputs * sizeof *s->survivors);
     s->dropped = malloc((size_t)(s->n_share_senders - s->n_inputs + 1) * sizeof *s->dropped);
     s->unmasked = calloc(s->m, 1);
     s->have = calloc((size_t)s->m * s->deg, 1);
-    s->shares = sodium_malloc((size_t)s->m * s->deg * SB);
+    s->shares = fedreci_secmem_alloc((size_t)s->m * s->deg * SB);
     if (!s->survivors || !s->dropped || !s->unmasked || !s->have || !s->shares)
         return fedreci_error(FEDREC_ERR_NOMEM, "secagg server: unmask state for %u x %u", s->m,
                              s->deg);
@@ -947,12 +948,12 @@ fedrec_err fedreci_secagg_server_finish(fedreci_secagg_server *s, uint32_t *sum,
     size_t n_self = s->n_survivors;
     lagrange_ctx L = {t, NULL, NULL};
     uint32_t *xs = malloc((size_t)(t + 1) * sizeof *xs);
-    uint8_t *ys = sodium_malloc((size_t)t * SB);
+    uint8_t *ys = fedreci_secmem_alloc((size_t)t * SB);
     uint8_t *lam = malloc((size_t)t * SB);
-    uint8_t *sec = sodium_malloc(3 * 32);
-    uint8_t *self_keys = sodium_malloc((n_self ? n_self : 1) * 32);
+    uint8_t *sec = fedreci_secmem_alloc(3 * 32);
+    uint8_t *self_keys = fedreci_secmem_alloc((n_self ? n_self : 1) * 32);
     int8_t *self_signs = malloc(n_self ? n_self : 1);
-    uint8_t *pair_keys = sodium_malloc((n_pair ? n_pair : 1) * 32);
+    uint8_t *pair_keys = fedreci_secmem_alloc((n_pair ? n_pair : 1) * 32);
     int8_t *pair_signs = malloc(n_pair ? n_pair : 1);
     if (!xs || !ys || !lam || !sec || !self_keys || !self_signs || !pair_keys || !pair_signs) {
         e = fedreci_error(FEDREC_ERR_NOMEM, "secagg server finish: %zu + %zu masks", n_self,
@@ -1057,15 +1058,15 @@ out:
     lagrange_free(&L);
     free(xs);
     if (ys)
-        sodium_free(ys);
+        fedreci_secmem_free(ys);
     free(lam);
     if (sec)
-        sodium_free(sec);
+        fedreci_secmem_free(sec);
     if (self_keys)
-        sodium_free(self_keys);
+        fedreci_secmem_free(self_keys);
     free(self_signs);
     if (pair_keys)
-        sodium_free(pair_keys);
+        fedreci_secmem_free(pair_keys);
     free(pair_signs);
     return e;
 }

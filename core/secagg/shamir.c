@@ -7,6 +7,7 @@
 #include <sodium.h>
 
 #include "core/err.h"
+#include "core/secagg/secmem.h"
 
 #define SB FEDRECI_SCALAR_BYTES
 
@@ -67,7 +68,7 @@ fedrec_err fedreci_shamir_create(const uint8_t secret[SB], uint32_t t, const uin
     if (e)
         return e;
     /* coef[0] = secret, coef[1..t-1] random; all wiped. */
-    uint8_t *coef = sodium_malloc((size_t)t * SB);
+    uint8_t *coef = fedreci_secmem_alloc((size_t)t * SB);
     if (!coef)
         return fedreci_error(FEDREC_ERR_NOMEM, "shamir create: %u coefficients", t);
     memcpy(coef, secret, SB);
@@ -85,7 +86,7 @@ fedrec_err fedreci_shamir_create(const uint8_t secret[SB], uint32_t t, const uin
         memcpy(ys + i * SB, acc, SB);
     }
     sodium_memzero(acc, sizeof acc);
-    sodium_free(coef);
+    fedreci_secmem_free(coef);
     return FEDREC_OK;
 }
 
