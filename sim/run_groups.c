@@ -107,12 +107,17 @@ int fedreci_run_mpi_size(void)
 /* Waits for n requests without spinning: Open MPI's blocking calls poll
  * (a rank waiting for the others burns its core), so test every 200 us and
  * sleep in between, leaving the core to the ranks that compute. */
+static double wait_wall, wait_cpu; /* this rank's time in wait_all */
+static double thread_cpu(void);
 static void wait_all(MPI_Request *reqs, int n)
 {
     int done = 0;
     struct timespec ts = {0, 200000};
+    double t0 = fedreci_sim_now(), c0 = thread_cpu();
     while (MPI_Testall(n, reqs, &done, MPI_STATUSES_IGNORE) == MPI_SUCCESS && !done)
         nanosleep(&ts, NULL);
+    wait_wall += fedreci_sim_now() - t0;
+    wait_cpu += thread_cpu() - c0;
 }
 #endif
 
@@ -149,6 +154,24 @@ typedef struct gworker {
     int *drop;
 } gworker;
 
+/* Where a rank's training thread spent the rounds (seconds): wall and CPU
+ * time running its groups, waiting for the other ranks (results, sends,
+ * the model broadcast), rank 0's master step (adding the group sums, the
+ * optimizer step, the Gram matrix), and the rest (drawing the cohort and
+ * the groups: every rank does it). Printed per rank after the rounds. */
+enum {
+    T_GROUP_WALL,
+    T_GROUP_CPU,
+    T_WAIT_WALL,
+    T_WAIT_CPU,
+    T_MASTER_WALL,
+    T_DRAW_WALL,
+    T_DRAW_CPU,
+    T_GROUPS_RUN,
+    T_CLIENTS_RUN,
+    T_N
+};
+
 typedef struct gsim {
     const fedreci_run_world *w;
     const fedreci_run_opts *o;
@@ -157,6 +180,7 @@ typedef struct gsim {
     float *y, *gram;
     uint64_t *ids; /* client id per training customer, 0 until first drawn */
     gworker wk;
+    double t[T_N]; /* this rank's time split (T_*) */
 } gsim;
 
 static void put64(uint32_t *h, uint64_t v)
@@ -546,6 +570,7 @@ static fedrec_err groups_round(gsim *G, fedreci_optimizer *opt, float *grad, uin
     rec->round_id = (uint64_t)ri + 1u;
     rec->cohort = cohort;
     rec->verified = -1;
+    double td = fedreci_sim_now(), cd = thread_cpu();
     draw_cohort(G, ri, cohort, perm, cpick);
     for (uint32_t i = 0; i < cohort; i++)
         cids[i] = cpick[i].id;
@@ -562,6 +587,8 @@ static fedrec_err groups_round(gsim *G, fedreci_optimizer *opt, float *grad, uin
     fedreci_groups_round *gr = NULL;
     if (mpi_rank == 0)
         e = fedreci_groups_round_create(&gr, &common, n_groups, (n_groups + 1) / 2, nmax);
+    G->t[T_DRAW_WALL] += fedreci_sim_now() - td;
+    G->t[T_DRAW_CPU] += thread_cpu() - cd;
     if (e)
         return e;
 #ifdef FEDREC_HAVE_MPI
@@ -616,9 +643,15 @@ static fedrec_err groups_round(gsim *G, fedreci_optimizer *opt, float *grad, uin
         if (sreqs)
             res_buf = *recv_buf + (size_t)k_mine * rw;
 #endif
+        double tg = fedreci_sim_now(), cg = thread_cpu();
         e = run_group(G, ri, g, cusers, n, scale, res_buf);
+        G->t[T_GROUP_WALL] += fedreci_sim_now() - tg;
+        G->t[T_GROUP_CPU] += thread_cpu() - cg;
+        G->t[T_GROUPS_RUN] += 1;
+        G->t[T_CLIENTS_RUN] += n;
         if (e)
             break;
+        double tm = fedreci_sim_now();
         if (mpi_rank == 0) {
             tally(rec, res_buf);
             if (res_buf[H_STATE] == 1 &&
@@ -629,6 +662,7 @@ static fedrec_err groups_round(gsim *G, fedreci_optimizer *opt, float *grad, uin
                 fedreci_error_clear();
                 fedreci_groups_round_fail(gr, g);
             }
+            G->t[T_MASTER_WALL] += fedreci_sim_now() - tm;
         }
 #ifdef FEDREC_HAVE_MPI
         else if (sreqs) {
@@ -647,6 +681,7 @@ static fedrec_err groups_round(gsim *G, fedreci_optimizer *opt, float *grad, uin
     if (reqs) {
         wait_all(reqs, (int)n_groups);
         free(reqs);
+        double tm = fedreci_sim_now();
         for (uint32_t g = 0; g < n_groups && !e; g++) {
             if (g % (uint32_t)mpi_size == 0)
                 continue;
@@ -660,8 +695,10 @@ static fedrec_err groups_round(gsim *G, fedreci_optimizer *opt, float *grad, uin
                 fedreci_groups_round_fail(gr, g);
             }
         }
+        G->t[T_MASTER_WALL] += fedreci_sim_now() - tm;
     }
 #endif
+    double tm = fedreci_sim_now();
     if (!e && mpi_rank == 0) {
         uint32_t done = 0, failed = 0;
         uint64_t weight = 0;
@@ -688,6 +725,7 @@ static fedrec_err groups_round(gsim *G, fedreci_optimizer *opt, float *grad, uin
         if (!e)
             fedreci_mf_gram(G->y, G->n_items, G->k, G->gram);
     }
+    G->t[T_MASTER_WALL] += fedreci_sim_now() - tm;
     fedreci_groups_round_destroy(gr);
     return e;
 }
@@ -705,6 +743,24 @@ static void publish(gsim *G)
 #else
     (void)G;
 #endif
+}
+
+/* One line per rank: where its training thread spent the rounds (T_*),
+ * and the utilization (CPU in groups over the wall time of the rounds). */
+static void print_split(const double *split, double t_train)
+{
+    for (int r = 0; r < mpi_size; r++) {
+        const double *t = split + (size_t)r * (T_N + 2);
+        double cpu = t[T_N + 1];
+        printf("fedrec-sim: rank %d: %.0f groups (%.0f clients): groups %.1f s wall, %.1f s CPU "
+               "(%.1f client-rounds per CPU second); waiting %.2f s wall, %.2f s CPU; master "
+               "%.2f s; cohort draw %.2f s wall, %.2f s CPU; training thread %.1f s CPU of %.1f s "
+               "(groups' CPU %.1f%% of the wall time)\n",
+               r, t[T_GROUPS_RUN], t[T_CLIENTS_RUN], t[T_GROUP_WALL], t[T_GROUP_CPU],
+               t[T_GROUP_CPU] > 0 ? t[T_CLIENTS_RUN] / t[T_GROUP_CPU] : 0.0, t[T_WAIT_WALL],
+               t[T_WAIT_CPU], t[T_MASTER_WALL], t[T_DRAW_WALL], t[T_DRAW_CPU], cpu, t_train,
+               t_train > 0 ? 100.0 * t[T_GROUP_CPU] / t_train : 0.0);
+    }
 }
 
 fedrec_err fedreci_run_groups(const fedreci_run_world *w, float *y, fedreci_run_round *recs,
@@ -781,10 +837,23 @@ fedrec_err fedreci_run_groups(const fedreci_run_world *w, float *y, fedreci_run_
     }
     double cpu = thread_cpu() - cpu0; /* this rank's training thread */
 #ifdef FEDREC_HAVE_MPI
+    G.t[T_WAIT_WALL] = wait_wall;
+    G.t[T_WAIT_CPU] = wait_cpu;
+#endif
+    /* every rank's split, on rank 0 (row r = rank r; up to 64 ranks) */
+    static double split[64 * (T_N + 2)];
+    double mine[T_N + 2];
+    memcpy(mine, G.t, sizeof G.t);
+    mine[T_N] = t_train;
+    mine[T_N + 1] = cpu;
+    memcpy(split, mine, sizeof mine);
+#ifdef FEDREC_HAVE_MPI
     if (!e && mpi_on && mpi_size > 1) {
         double all = 0;
         MPI_Reduce(&cpu, &all, 1, MPI_DOUBLE, MPI_SUM, 0, MPI_COMM_WORLD);
         cpu = all;
+        if (mpi_size <= 64)
+            MPI_Gather(mine, T_N + 2, MPI_DOUBLE, split, T_N + 2, MPI_DOUBLE, 0, MPI_COMM_WORLD);
     }
 #endif
     if (!e && mpi_rank == 0 && !o->quiet && t_train > 0) {
@@ -794,6 +863,8 @@ fedrec_err fedreci_run_groups(const fedreci_run_world *w, float *y, fedreci_run_
                o->rounds, cohort, n_groups, mpi_size, mpi_size > 1 ? "s" : "", t_train,
                (double)client_rounds / t_train, (double)client_rounds / t_train / mpi_size, cpu,
                cpu > 0 ? (double)client_rounds / cpu : 0.0);
+        if (mpi_size <= 64)
+            print_split(split, t_train);
         fflush(stdout);
     }
     fedreci_optimizer_destroy(opt);
