@@ -172,8 +172,10 @@ static fedrec_err check_cts(Fedrec__V1__Ciphertext **cts, size_t n, const char *
 }
 
 /* A relayed advert (Roster, SeedRelay): every key, signature and digest at
- * its length. */
-static fedrec_err check_advert(const Fedrec__V1__Advert *a, const char *what, size_t i)
+ * its length; seed_commit of commit_len bytes (SeedRelay: none, the client
+ * derives it from the relayed contribution). */
+static fedrec_err check_advert(const Fedrec__V1__Advert *a, const char *what, size_t i,
+                               size_t commit_len)
 {
     fedrec_err r;
     if (!a)
@@ -183,7 +185,7 @@ static fedrec_err check_advert(const Fedrec__V1__Advert *a, const char *what, si
         (r = want_len(&a->s_pk, FEDRECI_SECAGG_PK_BYTES, "Advert.s_pk")) ||
         (r = want_len(&a->sig, FEDRECI_SECAGG_SIG_BYTES, "Advert.sig")) ||
         (r = want_len(&a->binding, 32, "Advert.binding")) ||
-        (r = want_len(&a->seed_commit, 32, "Advert.seed_commit")))
+        (r = want_len(&a->seed_commit, commit_len, "Advert.seed_commit")))
         return r;
     return FEDREC_OK;
 }
@@ -346,7 +348,7 @@ static fedrec_err check_body(const fedreci_wire_env *e)
                                  ro->seed_digest.len);
         for (size_t i = 0; i < ro->n_adverts; i++) {
             const Fedrec__V1__Advert *a = ro->adverts[i];
-            if ((r = check_advert(a, "Roster", i)))
+            if ((r = check_advert(a, "Roster", i, 32)))
                 return r;
             if (!id_in(ro->member_ids, ro->n_member_ids, a->client_id))
                 return fedreci_error(FEDREC_ERR_FORMAT,
@@ -356,16 +358,22 @@ static fedrec_err check_body(const fedreci_wire_env *e)
         return FEDREC_OK;
     }
     case FEDREC__V1__ENVELOPE__BODY_SEED_REVEAL:
-        return want_len(&e->seed_reveal->contribution, 32, "SeedReveal.contribution");
+        return want_len(&e->seed_reveal->contribution, FEDRECI_SECAGG_CONTRIB_BYTES,
+                        "SeedReveal.contribution");
     case FEDREC__V1__ENVELOPE__BODY_SEED_RELAY: {
         const Fedrec__V1__SeedRelay *sr = e->seed_relay;
-        for (size_t i = 0; i < sr->n_contributions; i++)
-            if (sr->contributions[i].len != 32)
-                return fedreci_error(FEDREC_ERR_FORMAT,
-                                     "wire: SeedRelay.contributions[%zu] has %zu bytes", i,
-                                     sr->contributions[i].len);
+        if (sr->contributions.len % FEDRECI_SECAGG_CONTRIB_BYTES != 0)
+            return fedreci_error(FEDREC_ERR_FORMAT,
+                                 "wire: SeedRelay.contributions has %zu bytes, not a multiple "
+                                 "of %d",
+                                 sr->contributions.len, FEDRECI_SECAGG_CONTRIB_BYTES);
+        if (sr->missing_commits.len / 32 != sr->n_missing || sr->missing_commits.len % 32 != 0)
+            return fedreci_error(FEDREC_ERR_FORMAT,
+                                 "wire: SeedRelay.missing_commits has %zu bytes for %zu missing "
+                                 "members (32 each)",
+                                 sr->missing_commits.len, sr->n_missing);
         for (size_t i = 0; i < sr->n_adverts; i++)
-            if ((r = check_advert(sr->adverts[i], "SeedRelay", i)))
+            if ((r = check_advert(sr->adverts[i], "SeedRelay", i, 0)))
                 return r;
         return FEDREC_OK;
     }
@@ -696,10 +704,12 @@ fedrec_err fedreci_wire_get_seed_relay(const fedreci_wire_env *e, const uint64_t
     if (r)
         return r;
     const Fedrec__V1__SeedRelay *sr = e->seed_relay;
-    if (sr->n_contributions != m)
+    enum { CB = FEDRECI_SECAGG_CONTRIB_BYTES, SLOT = FEDRECI_SECAGG_SEED_SLOT_BYTES };
+    if (sr->n_missing > m || sr->contributions.len != CB * (m - sr->n_missing))
         return fedreci_error(FEDREC_ERR_FORMAT,
-                             "wire: SeedRelay has %zu contributions for a roster of %zu",
-                             sr->n_contributions, m);
+                             "wire: SeedRelay has %zu contribution bytes and %zu members "
+                             "missing for a roster of %zu (%d bytes per member that revealed)",
+                             sr->contributions.len, sr->n_missing, m, CB);
     for (size_t i = 0; i < sr->n_adverts; i++)
         if (!id_in(ids, m, sr->adverts[i]->client_id))
             return fedreci_error(FEDREC_ERR_FORMAT,
@@ -711,7 +721,7 @@ fedrec_err fedreci_wire_get_seed_relay(const fedreci_wire_env *e, const uint64_t
                                  "wire: SeedRelay.missing[%zu] = %u: not strictly ascending "
                                  "below %zu",
                                  i, sr->missing[i], m);
-    uint8_t *c = malloc(m ? m * 32 : 1);
+    uint8_t *c = calloc(m ? m : 1, SLOT);
     uint8_t *mi = calloc(m ? m : 1, 1);
     fedreci_secagg_advert *v = calloc(m ? m : 1, sizeof *v);
     if (!c || !mi || !v) {
@@ -720,10 +730,13 @@ fedrec_err fedreci_wire_get_seed_relay(const fedreci_wire_env *e, const uint64_t
         free(v);
         return fedreci_error(FEDREC_ERR_NOMEM, "wire: seed relay of %zu members", m);
     }
-    for (size_t i = 0; i < sr->n_missing; i++)
+    for (size_t i = 0; i < sr->n_missing; i++) {
         mi[sr->missing[i]] = 1;
-    for (size_t i = 0; i < m; i++) {
-        memcpy(c + 32 * i, sr->contributions[i].data, 32);
+        memcpy(c + SLOT * sr->missing[i], sr->missing_commits.data + 32 * i, 32);
+    }
+    for (size_t i = 0, k = 0; i < m; i++) {
+        if (!mi[i])
+            memcpy(c + SLOT * i, sr->contributions.data + CB * k++, CB);
         v[i].client_id = ids[i];
     }
     for (size_t i = 0; i < sr->n_adverts; i++) {
@@ -742,7 +755,8 @@ fedrec_err fedreci_wire_get_seed_relay(const fedreci_wire_env *e, const uint64_t
         memcpy(s->s_pk, a->s_pk.data, sizeof s->s_pk);
         memcpy(s->sig, a->sig.data, sizeof s->sig);
         memcpy(s->binding, a->binding.data, sizeof s->binding);
-        memcpy(s->seed_commit, a->seed_commit.data, sizeof s->seed_commit);
+        /* seed_commit stays zero: the client derives it (decode checked
+           that none was sent) */
     }
     *contribs = c;
     *missing = mi;
@@ -1220,7 +1234,7 @@ fedrec_err fedreci_wire_enc_advertise(nng_msg **out, const fedreci_wire_hdr *h,
 
 /* Fills av[i] / ap[i] from adverts[i]; the byte fields point into adverts. */
 static void fill_adverts(Fedrec__V1__Advert *av, Fedrec__V1__Advert **ap,
-                         const fedreci_secagg_advert *const *adverts, size_t na)
+                         const fedreci_secagg_advert *const *adverts, size_t na, int with_commit)
 {
     for (size_t i = 0; i < na; i++) {
         Fedrec__V1__Advert init = FEDREC__V1__ADVERT__INIT;
@@ -1231,7 +1245,8 @@ static void fill_adverts(Fedrec__V1__Advert *av, Fedrec__V1__Advert **ap,
         av[i].s_pk = bin(adverts[i]->s_pk, FEDRECI_SECAGG_PK_BYTES);
         av[i].sig = bin(adverts[i]->sig, FEDRECI_SECAGG_SIG_BYTES);
         av[i].binding = bin(adverts[i]->binding, 32);
-        av[i].seed_commit = bin(adverts[i]->seed_commit, 32);
+        if (with_commit)
+            av[i].seed_commit = bin(adverts[i]->seed_commit, 32);
         ap[i] = &av[i];
     }
 }
@@ -1250,7 +1265,7 @@ fedrec_err fedreci_wire_enc_roster(nng_msg **out, const fedreci_wire_hdr *h,
         goto done;
     }
     hdr_fill(&e, h);
-    fill_adverts(av, ap, adverts, na);
+    fill_adverts(av, ap, adverts, na, 1);
     c.n_member_ids = m;
     c.member_ids = (uint64_t *)(uintptr_t)member_ids;
     c.n_adverts = na;
@@ -1267,12 +1282,12 @@ done:
 }
 
 fedrec_err fedreci_wire_enc_seed_reveal(nng_msg **out, const fedreci_wire_hdr *h,
-                                        const uint8_t contribution[32])
+                                        const uint8_t contribution[16])
 {
     fedreci_wire_env e = FEDREC__V1__ENVELOPE__INIT;
     Fedrec__V1__SeedReveal c = FEDREC__V1__SEED_REVEAL__INIT;
     hdr_fill(&e, h);
-    c.contribution = bin(contribution, 32);
+    c.contribution = bin(contribution, FEDRECI_SECAGG_CONTRIB_BYTES);
     e.body_case = FEDREC__V1__ENVELOPE__BODY_SEED_REVEAL;
     e.seed_reveal = &c;
     return pack(&e, out);
@@ -1282,29 +1297,38 @@ fedrec_err fedreci_wire_enc_seed_relay(nng_msg **out, const fedreci_wire_hdr *h,
                                        const uint8_t *contribs, size_t m, const uint8_t *missing,
                                        const fedreci_secagg_advert *const *adverts, size_t na)
 {
+    enum { CB = FEDRECI_SECAGG_CONTRIB_BYTES, SLOT = FEDRECI_SECAGG_SEED_SLOT_BYTES };
     fedreci_wire_env e = FEDREC__V1__ENVELOPE__INIT;
     Fedrec__V1__SeedRelay c = FEDREC__V1__SEED_RELAY__INIT;
-    uint32_t *mv = calloc(m ? m : 1, sizeof *mv);
     size_t nm = 0;
-    ProtobufCBinaryData *cv = calloc(m ? m : 1, sizeof *cv);
+    for (size_t i = 0; missing && i < m; i++)
+        nm += missing[i] != 0;
+    uint32_t *mv = calloc(nm ? nm : 1, sizeof *mv);
+    uint8_t *cv = malloc((m - nm) * CB + 1);
+    uint8_t *mc = malloc(nm * 32 + 1);
     Fedrec__V1__Advert *av = calloc(na ? na : 1, sizeof *av);
     Fedrec__V1__Advert **ap = calloc(na ? na : 1, sizeof *ap);
     fedrec_err r;
-    if (!cv || !av || !ap || !mv) {
+    if (!cv || !mc || !av || !ap || !mv) {
         r = fedreci_error(FEDREC_ERR_NOMEM, "wire: seed relay of %zu members", m);
         goto done;
     }
     hdr_fill(&e, h);
-    for (size_t i = 0; i < m; i++) {
-        cv[i] = bin(contribs + 32 * i, 32);
-        if (missing && missing[i])
-            mv[nm++] = (uint32_t)i;
+    /* no framing per member: the revealed contributions back to back, the
+       missing members' commitments apart */
+    for (size_t i = 0, k = 0, q = 0; i < m; i++) {
+        if (missing && missing[i]) {
+            memcpy(mc + 32 * q, contribs + SLOT * i, 32);
+            mv[q++] = (uint32_t)i;
+        } else {
+            memcpy(cv + CB * k++, contribs + SLOT * i, CB);
+        }
     }
     c.n_missing = nm;
     c.missing = mv;
-    fill_adverts(av, ap, adverts, na);
-    c.n_contributions = m;
-    c.contributions = cv;
+    c.contributions = bin(cv, (m - nm) * CB);
+    c.missing_commits = bin(mc, nm * 32);
+    fill_adverts(av, ap, adverts, na, 0);
     c.n_adverts = na;
     c.adverts = ap;
     e.body_case = FEDREC__V1__ENVELOPE__BODY_SEED_RELAY;
@@ -1312,6 +1336,7 @@ fedrec_err fedreci_wire_enc_seed_relay(nng_msg **out, const fedreci_wire_hdr *h,
     r = pack(&e, out);
 done:
     free(cv);
+    free(mc);
     free(mv);
     free(av);
     free(ap);

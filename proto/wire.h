@@ -48,7 +48,7 @@
 #include "fedrec.pb-c.h"
 #include "fedrec/fedrec.h"
 
-#define FEDRECI_WIRE_PROTOCOL_VERSION 3u
+#define FEDRECI_WIRE_PROTOCOL_VERSION 4u
 #define FEDRECI_WIRE_CHECKSUM_BYTES 32u  /* BLAKE2b-256 */
 #define FEDRECI_WIRE_MAX_CT_BYTES 4096u  /* one encrypted share bundle */
 #define FEDRECI_WIRE_MAX_CODE_BYTES 256u /* one catalog code */
@@ -208,18 +208,24 @@ FEDREC_NODISCARD fedrec_err fedreci_wire_get_roster(const fedreci_wire_env *e, u
 FEDREC_NODISCARD fedrec_err fedreci_wire_get_seed_digest(const fedreci_wire_env *e,
                                                          const uint8_t **digest);
 
-/* SeedReveal: the sender's contribution (32 bytes, into the envelope). */
+/* SeedReveal: the sender's contribution (FEDRECI_SECAGG_CONTRIB_BYTES = 16,
+ * checked by decode; into the envelope). */
 FEDREC_NODISCARD fedrec_err fedreci_wire_get_seed_reveal(const fedreci_wire_env *e,
                                                          const uint8_t **contribution);
 
-/* SeedRelay for the m members `ids` (sorted, the Roster's): exactly m
- * contributions (FEDREC_ERR_FORMAT otherwise), copied to a malloc'd m x 32
- * buffer *contribs; a malloc'd array *missing of m flags (1: the member did
- * not reveal, its entry is its commitment; the indices on the wire must be
+/* SeedRelay for the m members `ids` (sorted, the Roster's): 16 bytes of
+ * contribution for each member not listed missing and 32 bytes of
+ * commitment for each one listed (FEDREC_ERR_FORMAT otherwise), copied to a
+ * malloc'd buffer *contribs of m slots (secagg.h
+ * FEDRECI_SECAGG_SEED_SLOT_BYTES; a contribution's slot is zero after its 16
+ * bytes); a malloc'd array *missing of m flags (1: the member did not
+ * reveal, its slot is its commitment; the indices on the wire must be
  * strictly ascending and < m); and a malloc'd array *adverts of m entries in
  * ids order, filled for the members the message carries an advert for (only
  * client_id set for the others; an advert for a non-member is
- * FEDREC_ERR_FORMAT). The caller frees all three with free(). */
+ * FEDREC_ERR_FORMAT); their seed_commit is zero (the relay carries none:
+ * the client derives it from the contribution). The caller frees all three
+ * with free(). */
 FEDREC_NODISCARD fedrec_err fedreci_wire_get_seed_relay(const fedreci_wire_env *e,
                                                         const uint64_t *ids, size_t m,
                                                         uint8_t **contribs, uint8_t **missing,
@@ -351,12 +357,15 @@ FEDREC_NODISCARD fedrec_err fedreci_wire_enc_roster(nng_msg **out, const fedreci
                                                     const fedreci_secagg_advert *const *adverts,
                                                     size_t na);
 
+/* SeedReveal: the contribution (FEDRECI_SECAGG_CONTRIB_BYTES = 16). */
 FEDREC_NODISCARD fedrec_err fedreci_wire_enc_seed_reveal(nng_msg **out, const fedreci_wire_hdr *h,
-                                                         const uint8_t contribution[32]);
+                                                         const uint8_t contribution[16]);
 
-/* SeedRelay: m contributions (m x 32 bytes, roster order), the members that
- * did not reveal (m flags or NULL) and the adverts to include (pointers,
- * na). */
+/* SeedRelay: m contribution slots (secagg.h FEDRECI_SECAGG_SEED_SLOT_BYTES
+ * each, roster order: 16 bytes of each are sent, or the 32-byte commitment
+ * of a member flagged missing), the members that did not reveal (m flags or
+ * NULL) and the adverts to include (pointers, na; sent without their
+ * seed_commit). */
 FEDREC_NODISCARD fedrec_err fedreci_wire_enc_seed_relay(nng_msg **out, const fedreci_wire_hdr *h,
                                                         const uint8_t *contribs, size_t m,
                                                         const uint8_t *missing,

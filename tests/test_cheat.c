@@ -960,11 +960,13 @@ static void test_split_survivor_sets(void **state)
 }
 
 /* The graph seed: the coordinator tries to choose it. The target (shopper
- * 0) refuses seed_mismatch before it deals a share and the others complete
+ * 0) refuses before it deals a share (seed_mismatch; for a contribution
+ * that opens a forged digest, advert_bad_signature: the member signed the
+ * commitment to its own contribution) and the others complete
  * the round without it (the oracle rebuilds their b only: the sum); with
  * two members left out every member refuses and the oracle rebuilds
  * nothing. */
-static void seed_attack(int attack, int all, int everyone_refuses, const char *why)
+static void seed_attack(int attack, int all, int everyone_refuses, uint32_t code, const char *why)
 {
     rig r;
     rig_start(&r, 0, attack);
@@ -972,7 +974,7 @@ static void seed_attack(int attack, int all, int everyone_refuses, const char *w
     rig_sync(&r, -1);
     assert_true(applied() >= 1);
     for (int i = 0; i < (everyone_refuses ? NC : 1); i++)
-        expect_refusal(&r.s[i], 1, FEDREC_REFUSAL_SEED_MISMATCH, 1, "encrypted key shares", why);
+        expect_refusal(&r.s[i], 1, code, 1, "encrypted key shares", why);
     for (int i = everyone_refuses ? NC : 1; i < NC; i++) /* the round runs without it */
         assert_int_equal(r.s[i].res.round_outcome, FEDREC_OK);
     assert_int_equal(oracle(1, r.t), everyone_refuses ? 0 : NC - 1);
@@ -982,20 +984,26 @@ static void seed_attack(int attack, int all, int everyone_refuses, const char *w
 static void test_seed_altered(void **state)
 {
     (void)state;
-    seed_attack(A_SEED_ALTER, 0, 0, "do not open the digest of the roster");
+    seed_attack(A_SEED_ALTER, 0, 0, FEDREC_REFUSAL_SEED_MISMATCH,
+                "do not open the digest of the roster");
 }
 
 static void test_seed_forged_digest(void **state)
 {
     (void)state;
-    seed_attack(A_SEED_FORGE, 0, 0, "does not open the commitment it signed");
+    /* the relay carries no seed commitments: the member's signature over
+       the commitment to its relayed contribution fails */
+    seed_attack(A_SEED_FORGE, 0, 0, FEDREC_REFUSAL_ADVERT_BAD_SIGNATURE,
+                "the commitment to its relayed seed");
 }
 
 static void test_seed_leave_out(void **state)
 {
     (void)state;
-    seed_attack(A_SEED_LEAVE_OUT, 1, 0, "or 1 members are said not to have revealed");
-    seed_attack(A_SEED_TWO_OUT, 1, 1, "or 2 members are said not to have revealed");
+    seed_attack(A_SEED_LEAVE_OUT, 1, 0, FEDREC_REFUSAL_SEED_MISMATCH,
+                "or 1 members are said not to have revealed");
+    seed_attack(A_SEED_TWO_OUT, 1, 1, FEDREC_REFUSAL_SEED_MISMATCH,
+                "or 2 members are said not to have revealed");
 }
 
 /* One shopper is sent a crafted model (other factors, their checksum and

@@ -987,7 +987,7 @@ static void test_graph_seed(void **state)
     assert_non_null(digest);
     uint8_t contribs[8 * 32];
     for (size_t j = 0; j < m; j++) {
-        uint8_t c[32];
+        uint8_t c[32] = {0}; /* a slot: 16 bytes of contribution, then zeros */
         assert_int_equal(fedreci_secagg_client_reveal(r.c[index_of(&r, ids[j])], ids, m, digest, c),
                          FEDREC_OK);
         memcpy(contribs + 32 * j, c, 32);
@@ -1191,7 +1191,7 @@ static void test_refusals_leave_state_unchanged(void **state)
     /* altered contributions do not open the digest: refused, seed_mismatch */
     uint8_t altered[5 * 32];
     memcpy(altered, contribs, sizeof altered);
-    altered[5 * 32 - 1] ^= 1;
+    altered[4 * 32 + FEDRECI_SECAGG_CONTRIB_BYTES - 1] ^= 1; /* the fifth one's last byte */
     assert_int_equal(fedreci_secagg_client_share_keys(r.c[0], roster, m, altered, &cts, &n_cts),
                      FEDREC_ERR_PROTOCOL);
     assert_string_equal(fedreci_secagg_client_refusal(r.c[0]), FEDRECI_REFUSE_SEED);

@@ -443,7 +443,8 @@ static void test_seed_and_consistency(void **state)
     assert_int_equal(fedreci_wire_enc_seed_reveal(&m, &h, c32), FEDREC_OK);
     e = rt(m);
     assert_int_equal(fedreci_wire_get_seed_reveal(e, &b), FEDREC_OK);
-    assert_memory_equal(b, c32, 32);
+    assert_memory_equal(b, c32, FEDRECI_SECAGG_CONTRIB_BYTES);
+    assert_int_equal(e->seed_reveal->contribution.len, FEDRECI_SECAGG_CONTRIB_BYTES);
     fedreci_wire_free(e);
     /* under another stage: refused */
     h.stage = FEDRECI_WIRE_STAGE_SHARE_KEYS;
@@ -452,24 +453,33 @@ static void test_seed_and_consistency(void **state)
     assert_int_equal(fedreci_wire_decode_msg(m, CAP, &e), FEDREC_ERR_FORMAT);
     nng_msg_free(m);
 
-    /* a relay: 4 contributions, adverts of 9 and 77 */
+    /* a relay: 4 slots (3 contributions of 16 bytes and the commitment of
+       member 9, which did not reveal), adverts of 9 and 77 */
     h = hdr(FEDRECI_WIRE_STAGE_SEED);
-    uint8_t contribs[4 * 32];
+    uint8_t contribs[4 * 32] = {0};
+    uint8_t miss[4] = {0, 1, 0, 0};
     for (size_t i = 0; i < sizeof contribs; i++)
-        contribs[i] = (uint8_t)(i * 7);
+        if (miss[i / 32] || i % 32 < FEDRECI_SECAGG_CONTRIB_BYTES)
+            contribs[i] = (uint8_t)(i * 7 + 1);
     fedreci_secagg_advert ad[2];
     fill_advert(&ad[0], 9);
     fill_advert(&ad[1], 77);
     const fedreci_secagg_advert *ap[2] = {&ad[0], &ad[1]};
-    uint8_t miss[4] = {0, 1, 0, 0};
     assert_int_equal(fedreci_wire_enc_seed_relay(&m, &h, contribs, 4, miss, ap, 2), FEDREC_OK);
     e = rt(m);
+    /* no framing per member: 16 bytes each in one field, the commitment
+       apart, and no seed commitment in the adverts */
+    assert_int_equal(e->seed_relay->contributions.len, 3 * FEDRECI_SECAGG_CONTRIB_BYTES);
+    assert_int_equal(e->seed_relay->missing_commits.len, 32);
+    assert_int_equal(e->seed_relay->adverts[0]->seed_commit.len, 0);
     uint8_t *cg = NULL, *mg = NULL;
     fedreci_secagg_advert *ro = NULL;
     assert_int_equal(fedreci_wire_get_seed_relay(e, ids, 4, &cg, &mg, &ro), FEDREC_OK);
     assert_memory_equal(cg, contribs, sizeof contribs);
     assert_memory_equal(mg, miss, sizeof miss);
     free(mg);
+    memset(ad[0].seed_commit, 0, 32); /* not carried: the client derives it */
+    memset(ad[1].seed_commit, 0, 32);
     assert_memory_equal(&ro[1], &ad[0], sizeof ad[0]);
     assert_memory_equal(&ro[3], &ad[1], sizeof ad[1]);
     assert_int_equal(ro[0].client_id, 3);
@@ -540,6 +550,70 @@ static void test_seed_and_consistency(void **state)
     e = NULL;
     assert_int_equal(fedreci_wire_decode(buf, len, CAP, &e), FEDREC_ERR_FORMAT);
     assert_null(e);
+
+    /* relays that do not decode: contributions not in 16-byte units,
+       commitments that do not match the missing list, an advert with a
+       seed commitment; the well-formed one as the control */
+    Fedrec__V1__SeedRelay sr = FEDREC__V1__SEED_RELAY__INIT;
+    uint32_t mi[1] = {2};
+    sr.contributions.data = contribs;
+    sr.missing_commits.data = contribs + 64;
+    env.stage = FEDRECI_WIRE_STAGE_SEED;
+    env.body_case = FEDREC__V1__ENVELOPE__BODY_SEED_RELAY;
+    env.seed_relay = &sr;
+    const struct {
+        size_t contrib_len, n_missing, commit_len;
+        fedrec_err want;
+    } relays[] = {{48, 1, 32, FEDREC_OK},
+                  {47, 1, 32, FEDREC_ERR_FORMAT},
+                  {48, 1, 0, FEDREC_ERR_FORMAT},
+                  {48, 0, 32, FEDREC_ERR_FORMAT},
+                  {48, 1, 33, FEDREC_ERR_FORMAT}};
+    for (size_t i = 0; i < sizeof relays / sizeof relays[0]; i++) {
+        sr.contributions.len = relays[i].contrib_len;
+        sr.n_missing = relays[i].n_missing;
+        sr.missing = mi;
+        sr.missing_commits.len = relays[i].commit_len;
+        len = fedrec__v1__envelope__pack(&env, buf);
+        e = NULL;
+        assert_int_equal(fedreci_wire_decode(buf, len, CAP, &e), relays[i].want);
+        if (relays[i].want == FEDREC_OK) {
+            assert_int_equal(fedreci_wire_get_seed_relay(e, ids, 4, &cg, &mg, &ro), FEDREC_OK);
+            assert_memory_equal(cg + 32 * 3, contribs + 32, FEDRECI_SECAGG_CONTRIB_BYTES);
+            assert_memory_equal(cg + 32 * 2, contribs + 64, 32);
+            free(cg);
+            free(mg);
+            free(ro);
+            /* 3 contributions are 48 bytes: not enough for 5 members */
+            assert_int_equal(fedreci_wire_get_seed_relay(e, ids5, 5, &cg, &mg, &ro),
+                             FEDREC_ERR_FORMAT);
+            fedreci_wire_free(e);
+        } else {
+            assert_null(e);
+        }
+    }
+    {
+        sr.contributions.len = 48;
+        sr.missing_commits.len = 32;
+        sr.n_missing = 1;
+        Fedrec__V1__Advert av = FEDREC__V1__ADVERT__INIT, *avp = &av;
+        av.client_id = 9;
+        av.identity_pk.data = av.c_pk.data = av.s_pk.data = av.binding.data = contribs;
+        av.seed_commit.data = av.sig.data = contribs;
+        av.identity_pk.len = av.c_pk.len = av.s_pk.len = av.binding.len = 32;
+        av.sig.len = 64;
+        av.seed_commit.len = 32;
+        sr.n_adverts = 1;
+        sr.adverts = &avp;
+        uint8_t big[512];
+        len = fedrec__v1__envelope__pack(&env, big);
+        e = NULL;
+        assert_int_equal(fedreci_wire_decode(big, len, CAP, &e), FEDREC_ERR_FORMAT);
+        av.seed_commit.len = 0;
+        len = fedrec__v1__envelope__pack(&env, big);
+        assert_int_equal(fedreci_wire_decode(big, len, CAP, &e), FEDREC_OK);
+        fedreci_wire_free(e);
+    }
 }
 
 static void test_ciphertexts(void **state)

@@ -45,10 +45,11 @@ struct fedreci_secagg_client {
     client_secrets *sec;
     uint8_t identity_pk[FEDRECI_SECAGG_SIGN_PK_BYTES];
     uint8_t c_pk[32], s_pk[32];
-    uint8_t binding[32];      /* fedreci_secagg_client_set_binding */
-    const char *refusal;      /* last FEDRECI_REFUSE_* (static string) or NULL */
-    uint8_t contribution[32]; /* graph seed contribution, revealed in stage SEED */
-    int fixed_contribution;   /* derived from the rounding seed (simulations) */
+    uint8_t binding[32]; /* fedreci_secagg_client_set_binding */
+    const char *refusal; /* last FEDRECI_REFUSE_* (static string) or NULL */
+    uint8_t contribution[FEDRECI_SECAGG_CONTRIB_BYTES]; /* graph seed contribution, revealed in
+                                                           stage SEED */
+    int fixed_contribution; /* derived from the rounding seed (simulations) */
     uint8_t seed_commit[32];
 
     /* after reveal */
@@ -166,8 +167,10 @@ static fedrec_err client_create(fedreci_secagg_client **out, const fedreci_secag
         memcpy(c->sec->rounding, rounding_seed, FEDRECI_SECAGG_SEED_BYTES);
         /* a reproducible simulation also fixes the graph seed contribution
            (so the same run gets the same graph and the same byte counts) */
-        fedreci_secagg_kdf(c->contribution, FEDRECI_LABEL_SEED_COMMIT, rounding_seed, 32,
+        uint8_t fixed[32];
+        fedreci_secagg_kdf(fixed, FEDRECI_LABEL_SEED_COMMIT, rounding_seed, 32,
                            (const uint8_t *)"contribution", 12, p->round_id, client_id);
+        memcpy(c->contribution, fixed, sizeof c->contribution);
         c->fixed_contribution = 1;
     } else {
         randombytes_buf(c->sec->rounding, FEDRECI_SECAGG_SEED_BYTES);
@@ -257,7 +260,7 @@ fedrec_err fedreci_secagg_client_advertise(fedreci_secagg_client *c, fedreci_sec
     memcpy(a.binding, c->binding, 32);
     /* the graph seed contribution: committed now, revealed once the roster
        and the coordinator's digest of all commitments are fixed */
-    uint8_t contribution[32], commit[32];
+    uint8_t contribution[FEDRECI_SECAGG_CONTRIB_BYTES], commit[32];
     if (c->fixed_contribution)
         memcpy(contribution, c->contribution, sizeof contribution);
     else
@@ -270,7 +273,7 @@ fedrec_err fedreci_secagg_client_advertise(fedreci_secagg_client *c, fedreci_sec
         return fedreci_error(FEDREC_ERR_CRYPTO, "secagg client advertise: signing failed");
     memcpy(c->c_pk, c_pk, 32);
     memcpy(c->s_pk, s_pk, 32);
-    memcpy(c->contribution, contribution, 32);
+    memcpy(c->contribution, contribution, sizeof c->contribution);
     memcpy(c->seed_commit, commit, 32);
     *advert = a;
     c->stage = FEDRECI_SECAGG_SEED;
@@ -279,7 +282,7 @@ fedrec_err fedreci_secagg_client_advertise(fedreci_secagg_client *c, fedreci_sec
 
 fedrec_err fedreci_secagg_client_reveal(fedreci_secagg_client *c, const uint64_t *member_ids,
                                         size_t m, const uint8_t digest[32],
-                                        uint8_t contribution[32])
+                                        uint8_t contribution[16])
 {
     if (!c || (m && !member_ids) || !digest || !contribution)
         return fedreci_error(FEDREC_ERR_INVALID, "secagg client reveal: NULL argument");
@@ -311,7 +314,7 @@ fedrec_err fedreci_secagg_client_reveal(fedreci_secagg_client *c, const uint64_t
     c->roster_ids = ids;
     c->m = (uint32_t)m;
     memcpy(c->digest, digest, 32);
-    memcpy(contribution, c->contribution, 32);
+    memcpy(contribution, c->contribution, sizeof c->contribution);
     c->stage = FEDRECI_SECAGG_SHARE_KEYS;
     return FEDREC_OK;
 }
@@ -403,6 +406,7 @@ fedrec_err fedreci_secagg_client_share_keys_missing(fedreci_secagg_client *c,
     /* The graph seed: the revealed contributions must open the digest the
        coordinator committed to before any was revealed, and ours must be
        ours; then nobody chose the seed (kdf.h fedreci_secagg_graph_seed). */
+    enum { SLOT = FEDRECI_SECAGG_SEED_SLOT_BYTES };
     t.commits_seed = malloc(m * 32);
     if (!t.commits_seed) {
         e = fedreci_error(FEDREC_ERR_NOMEM, "secagg client share_keys: roster of %zu", m);
@@ -412,18 +416,19 @@ fedrec_err fedreci_secagg_client_share_keys_missing(fedreci_secagg_client *c,
     for (size_t i = 0; i < m; i++) {
         if (missing && missing[i]) {
             /* a member that did not reveal: its commitment stands in */
-            memcpy(t.commits_seed + 32 * i, contributions + 32 * i, 32);
+            memcpy(t.commits_seed + 32 * i, contributions + SLOT * i, 32);
             n_missing++;
         } else {
             fedreci_secagg_seed_commit(t.commits_seed + 32 * i, p->round_id, c->roster_ids[i],
-                                       contributions + 32 * i);
+                                       contributions + SLOT * i);
         }
     }
     {
         uint8_t dg[32];
         fedreci_secagg_seed_digest(dg, p->round_id, c->roster_ids, t.commits_seed, m);
         if (n_missing > FEDRECI_SECAGG_SEED_MISSING_MAX || (missing && missing[me]) ||
-            sodium_memcmp(contributions + 32 * (size_t)me, c->contribution, 32) != 0 ||
+            sodium_memcmp(contributions + SLOT * (size_t)me, c->contribution,
+                          sizeof c->contribution) != 0 ||
             sodium_memcmp(dg, c->digest, 32) != 0) {
             c->refusal = FEDRECI_REFUSE_SEED;
             e = fedreci_error(FEDREC_ERR_PROTOCOL,
@@ -471,12 +476,29 @@ fedrec_err fedreci_secagg_client_share_keys_missing(fedreci_secagg_client *c,
         uint8_t msg[FEDRECI_ADVERT_MSG_BYTES];
         t.nbr_ids[j] = a->client_id;
         t.xs[j] = t.nbr[j] + 1; /* share index: 1-based roster position */
+        /* its contribution must open the commitment it signed: compared
+           when the advert carries the commitment (a relay does not: the
+           commitment is derived from the contribution, and the signature
+           over it fails instead) */
+        static const uint8_t none[32];
+        const uint8_t *commit = t.commits_seed + 32 * (size_t)t.nbr[j];
+        if (sodium_memcmp(a->seed_commit, none, 32) != 0 &&
+            sodium_memcmp(a->seed_commit, commit, 32) != 0) {
+            c->refusal = FEDRECI_REFUSE_SEED;
+            e = fedreci_error(FEDREC_ERR_PROTOCOL,
+                              "secagg client %llu: the seed contribution relayed for neighbour "
+                              "%llu does not open the commitment it signed",
+                              (unsigned long long)c->id, (unsigned long long)a->client_id);
+            goto out;
+        }
         fedreci_secagg_advert_msg(msg, p->round_id, a->client_id, a->c_pk, a->s_pk, a->binding,
-                                  a->seed_commit);
+                                  commit);
         if (crypto_sign_verify_detached(a->sig, msg, sizeof msg, a->identity_pk) != 0) {
             c->refusal = FEDRECI_REFUSE_ADVERT_SIG;
             e = fedreci_error(FEDREC_ERR_SIGNATURE,
-                              "secagg client %llu: advert of neighbour %llu has a bad signature",
+                              "secagg client %llu: advert of neighbour %llu has a bad signature "
+                              "(over its keys, binding and the commitment to its relayed seed "
+                              "contribution)",
                               (unsigned long long)c->id, (unsigned long long)a->client_id);
             goto out;
         }
@@ -488,15 +510,6 @@ fedrec_err fedreci_secagg_client_share_keys_missing(fedreci_secagg_client *c,
             e = fedreci_error(FEDREC_ERR_PROTOCOL,
                               "secagg client %llu: neighbour %llu signed another model or other "
                               "round parameters than this client received",
-                              (unsigned long long)c->id, (unsigned long long)a->client_id);
-            goto out;
-        }
-        /* its contribution must open the commitment it signed */
-        if (sodium_memcmp(a->seed_commit, t.commits_seed + 32 * (size_t)t.nbr[j], 32) != 0) {
-            c->refusal = FEDRECI_REFUSE_SEED;
-            e = fedreci_error(FEDREC_ERR_PROTOCOL,
-                              "secagg client %llu: the seed contribution relayed for neighbour "
-                              "%llu does not open the commitment it signed",
                               (unsigned long long)c->id, (unsigned long long)a->client_id);
             goto out;
         }

@@ -87,9 +87,10 @@ static void hash_u64(crypto_generichash_state *st, uint64_t v)
 }
 
 void fedreci_secagg_seed_commit(uint8_t commit[32], uint64_t round, uint64_t id,
-                                const uint8_t contribution[32])
+                                const uint8_t contribution[16])
 {
-    fedreci_secagg_kdf(commit, FEDRECI_LABEL_SEED_COMMIT, contribution, 32, NULL, 0, round, id);
+    fedreci_secagg_kdf(commit, FEDRECI_LABEL_SEED_COMMIT, contribution,
+                       FEDRECI_SECAGG_CONTRIB_BYTES, NULL, 0, round, id);
 }
 
 void fedreci_secagg_seed_digest(uint8_t digest[32], uint64_t round, const uint64_t *ids,
@@ -117,7 +118,9 @@ void fedreci_secagg_graph_seed(uint8_t seed[32], const uint8_t digest[32], const
     for (size_t i = 0; i < m; i++) {
         uint8_t f = missing && missing[i] ? 1 : 0;
         crypto_generichash_update(&st, &f, 1);
-        crypto_generichash_update(&st, values + 32 * i, 32);
+        crypto_generichash_update(&st, values + FEDRECI_SECAGG_SEED_SLOT_BYTES * i,
+                                  f ? FEDRECI_SECAGG_SEED_SLOT_BYTES
+                                    : FEDRECI_SECAGG_CONTRIB_BYTES);
     }
     crypto_generichash_final(&st, seed, 32);
 }

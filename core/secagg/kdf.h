@@ -68,7 +68,7 @@ void fedreci_secagg_advert_msg(uint8_t msg[FEDRECI_ADVERT_MSG_BYTES], uint64_t r
                                uint64_t client_id, const uint8_t c_pk[32], const uint8_t s_pk[32],
                                const uint8_t binding[32], const uint8_t seed_commit[32]);
 
-/* The graph seed (stage SEED): each member draws a uniform 32-byte
+/* The graph seed (stage SEED): each member draws a uniform 16-byte
  * contribution r and commits to it in its signed advert,
  *   commit = BLAKE2b(LABEL_SEED_COMMIT, r, round, id);
  * once the roster is fixed the coordinator commits to all of them,
@@ -76,13 +76,14 @@ void fedreci_secagg_advert_msg(uint8_t msg[FEDRECI_ADVERT_MSG_BYTES], uint64_t r
  *            for each member in id order: LE64(id) || commit),
  * every member then reveals r, and
  *   seed = BLAKE2b-256(len || LABEL_GRAPH_SEED || digest ||
- *          for each member: flag (1 byte) || value (32)),
- * value = r for a member that revealed (flag 0), its commitment for one that
- * did not (flag 1: at most FEDRECI_SECAGG_SEED_MISSING_MAX, secagg.h).
+ *          for each member: flag (1 byte) || value),
+ * value = r (16 bytes) for a member that revealed (flag 0), its commitment
+ * (32) for one that did not (flag 1: at most FEDRECI_SECAGG_SEED_MISSING_MAX,
+ * secagg.h). values: m slots of FEDRECI_SECAGG_SEED_SLOT_BYTES (secagg.h).
  * Hiding (r uniform) and binding (collision resistance): the seed is fixed
  * by the digest, which the coordinator sends before it learns any honest r. */
 void fedreci_secagg_seed_commit(uint8_t commit[32], uint64_t round, uint64_t id,
-                                const uint8_t contribution[32]);
+                                const uint8_t contribution[16]);
 void fedreci_secagg_seed_digest(uint8_t digest[32], uint64_t round, const uint64_t *ids,
                                 const uint8_t *commits, size_t m);
 void fedreci_secagg_graph_seed(uint8_t seed[32], const uint8_t digest[32], const uint8_t *values,

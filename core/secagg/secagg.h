@@ -54,6 +54,16 @@
 
 #define FEDRECI_SECAGG_TAG_BYTES 16 /* consistency tag (keyed BLAKE2b) */
 
+/* The graph seed step (kdf.h fedreci_secagg_graph_seed). A contribution is
+ * 16 uniform bytes: 128 bits, all its unpredictability needs (the
+ * coordinator must not guess it from the 32-byte commitment before the
+ * reveal). Arrays of contributions are m slots of SLOT bytes in roster
+ * order: a member that revealed has its contribution in the first 16 bytes
+ * of its slot (the rest zero, and ignored), one that did not has its 32-byte
+ * commitment. */
+#define FEDRECI_SECAGG_CONTRIB_BYTES 16
+#define FEDRECI_SECAGG_SEED_SLOT_BYTES 32
+
 /* Roster members that may fail to reveal their graph seed contribution
  * before the round aborts. A member that does not reveal is left out of the
  * seed (its commitment stands in) and out of the round (it counts as
@@ -286,7 +296,7 @@ const char *fedreci_secagg_client_refusal(const fedreci_secagg_client *c);
  * string (static storage). NULL c is a no-op. */
 void fedreci_secagg_client_note_refusal(fedreci_secagg_client *c, const char *name);
 
-/* Stage 0: draws the c and s X25519 key pairs and a fresh 32-byte graph seed
+/* Stage 0: draws the c and s X25519 key pairs and a fresh 16-byte graph seed
  * contribution, and signs the public keys, the binding and the commitment to
  * the contribution. *advert is written (identity_pk, binding and seed_commit
  * included). */
@@ -297,22 +307,26 @@ FEDREC_NODISCARD fedrec_err fedreci_secagg_client_advertise(fedreci_secagg_clien
  * (m, strictly ascending, containing this client, 2 <= m <= n) and the seed
  * digest the coordinator committed to (fedreci_secagg_server_seed_digest:
  * a hash of every member's id and seed commitment), and gives this client's
- * contribution (32 bytes) to reveal. The coordinator learns it only now, after
+ * contribution (FEDRECI_SECAGG_CONTRIB_BYTES) to reveal. The coordinator learns it only now, after
  * it fixed the roster and the digest, so it cannot choose the members or
  * their commitments knowing the seed. Errors: FEDREC_ERR_PROTOCOL (refusals
  * roster_invalid, roster_missing_self), FEDREC_ERR_STAGE. */
 FEDREC_NODISCARD fedrec_err fedreci_secagg_client_reveal(fedreci_secagg_client *c,
                                                          const uint64_t *member_ids, size_t m,
                                                          const uint8_t digest[32],
-                                                         uint8_t contribution[32]);
+                                                         uint8_t contribution[16]);
 
 /* Stage 1: takes the roster (the adverts of every client that advertised,
  * sorted by client_id: the same m ids reveal was given; entries that are not
  * neighbours may carry only the id) and every member's revealed contribution
- * (m x 32 bytes, roster order). Checks that the contributions open the digest
- * and that this client's is its own (refusal seed_mismatch), derives the
- * graph seed from them (kdf.h fedreci_secagg_graph_seed), verifies the
- * signatures, bindings and seed commitments of its neighbours, draws the
+ * (m slots of FEDRECI_SECAGG_SEED_SLOT_BYTES, roster order). Checks that the
+ * contributions open the digest and that this client's is its own (refusal
+ * seed_mismatch), derives the graph seed from them (kdf.h
+ * fedreci_secagg_graph_seed), verifies the signatures and bindings of its
+ * neighbours, each signature over the commitment to the neighbour's relayed
+ * contribution (so a contribution that does not open the commitment the
+ * neighbour signed fails it: advert_bad_signature; an advert's seed_commit,
+ * when not all zero, is compared first: seed_mismatch), draws the
  * self-mask seed b, Shamir-shares s^SK and b among the neighbours with
  * threshold t and encrypts each neighbour's shares. *cts gets one ciphertext
  * per neighbour (n_cts).
@@ -474,15 +488,16 @@ const uint8_t *fedreci_secagg_server_seed_digest(const fedreci_secagg_server *s)
  * commitment in its signed advert: FEDREC_ERR_PROTOCOL otherwise). */
 FEDREC_NODISCARD fedrec_err fedreci_secagg_server_add_reveal(fedreci_secagg_server *s,
                                                              uint64_t sender,
-                                                             const uint8_t contribution[32]);
+                                                             const uint8_t contribution[16]);
 
 /* Ends stage SEED: at most FEDRECI_SECAGG_SEED_MISSING_MAX roster members
  * may have failed to reveal, otherwise the round aborts (FEDREC_ERR_ABORTED:
  * leaving more out would give the coordinator more seeds to choose from).
  * A member that did not reveal counts as dropped: its shares are refused.
- * Derives the graph seed, builds the graph; *contributions gets the m x 32
- * bytes in roster order (for relay; a missing member's entry is its
- * commitment, fedreci_secagg_server_seed_missing flags it). */
+ * Derives the graph seed, builds the graph; *contributions gets the m slots
+ * (FEDRECI_SECAGG_SEED_SLOT_BYTES each) in roster order (for relay; a missing
+ * member's slot is its commitment, fedreci_secagg_server_seed_missing flags
+ * it). */
 FEDREC_NODISCARD fedrec_err fedreci_secagg_server_close_reveal(fedreci_secagg_server *s,
                                                                const uint8_t **contributions);
 

@@ -362,7 +362,7 @@ fedrec_err fedreci_secagg_server_close_advertise(fedreci_secagg_server *s,
                        s->deg, s->p.t);
     /* the coordinator's commitment to every member's seed commitment: sent
        with the roster, before any contribution is revealed */
-    s->contribs = calloc(count, 32);
+    s->contribs = calloc(count, FEDRECI_SECAGG_SEED_SLOT_BYTES);
     s->revealed = calloc(count, 1);
     uint8_t *commits = malloc((size_t)count * 32);
     if (!s->contribs || !s->revealed || !commits) {
@@ -404,7 +404,7 @@ const uint8_t *fedreci_secagg_server_graph_seed(const fedreci_secagg_server *s)
 }
 
 fedrec_err fedreci_secagg_server_add_reveal(fedreci_secagg_server *s, uint64_t sender,
-                                            const uint8_t contribution[32])
+                                            const uint8_t contribution[16])
 {
     if (!s || !contribution)
         return fedreci_error(FEDREC_ERR_INVALID, "secagg server add_reveal: NULL argument");
@@ -426,7 +426,8 @@ fedrec_err fedreci_secagg_server_add_reveal(fedreci_secagg_server *s, uint64_t s
                              "secagg server: seed contribution from %llu does not open the "
                              "commitment in its signed advert",
                              (unsigned long long)sender);
-    memcpy(s->contribs + (size_t)32 * u, contribution, 32);
+    memcpy(s->contribs + (size_t)FEDRECI_SECAGG_SEED_SLOT_BYTES * u, contribution,
+           FEDRECI_SECAGG_CONTRIB_BYTES); /* the slot's rest stays zero (calloc) */
     s->revealed[u] = 1;
     s->n_revealed++;
     return FEDREC_OK;
@@ -449,7 +450,8 @@ fedrec_err fedreci_secagg_server_close_reveal(fedreci_secagg_server *s,
     for (uint32_t u = 0; u < s->m; u++)
         if (!s->revealed[u]) {
             s->missing[u] = 1; /* its commitment stands in; it is left out */
-            memcpy(s->contribs + (size_t)32 * u, s->roster[u].seed_commit, 32);
+            memcpy(s->contribs + (size_t)FEDRECI_SECAGG_SEED_SLOT_BYTES * u,
+                   s->roster[u].seed_commit, 32);
         }
     fedreci_secagg_graph_seed(s->p.graph_seed, s->digest, s->contribs, s->missing, s->m);
     fedreci_graph_free(&s->g);

@@ -64,10 +64,14 @@ static void exercise(const fedreci_wire_env *e)
     fedreci_secagg_advert a;
     (void)fedreci_wire_get_advert(e, &a);
     const uint8_t *b32;
-    if (fedreci_wire_get_seed_digest(e, &b32) == FEDREC_OK ||
-        fedreci_wire_get_seed_reveal(e, &b32) == FEDREC_OK) {
+    size_t nb = 0;
+    if (fedreci_wire_get_seed_digest(e, &b32) == FEDREC_OK)
+        nb = 32;
+    else if (fedreci_wire_get_seed_reveal(e, &b32) == FEDREC_OK)
+        nb = FEDRECI_SECAGG_CONTRIB_BYTES;
+    {
         volatile uint8_t acc = 0;
-        for (size_t i = 0; i < 32; i++)
+        for (size_t i = 0; i < nb; i++)
             acc ^= b32[i];
     }
     for (size_t lim = 2; lim <= 64; lim *= 4) {
@@ -109,9 +113,14 @@ static void exercise(const fedreci_wire_env *e)
         uint8_t *contribs = NULL, *miss = NULL;
         fedreci_secagg_advert *sa = NULL;
         if (fedreci_wire_get_seed_relay(e, ids, lim, &contribs, &miss, &sa) == FEDREC_OK) {
-            for (size_t i = 0; i < lim; i++)
+            /* a contribution's slot is zero after its 16 bytes */
+            for (size_t i = 0; i < lim; i++) {
                 if (miss[i] > 1)
                     abort();
+                for (size_t b = FEDRECI_SECAGG_CONTRIB_BYTES; !miss[i] && b < 32; b++)
+                    if (contribs[32 * i + b])
+                        abort();
+            }
             free(miss);
             volatile uint8_t acc = 0;
             for (size_t i = 0; i < lim * 32; i++)
