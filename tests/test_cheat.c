@@ -20,6 +20,8 @@
  *    survivor and dropped (asking one neighbour for its b and s^SK shares);
  *  - test_unmask_few_survivors: an unmask request naming only the client
  *    itself a survivor (fewer than t);
+ *  - test_second_unmask_request: a second unmask request, another set, in
+ *    place of the consistency relay;
  *  - test_split_survivor_sets: every member told a different survivor set,
  *    planned so that, answered, the requests would unmask the target with no
  *    colluding client (classic SecAgg, k = 5, t = 3, the lowest threshold
@@ -101,6 +103,7 @@ enum attack {
     A_PARAMS,         /* other round parameters for the target (G.param) */
     A_REPLAY_UNMASK,  /* round 2's unmask request: the target's of round 1 */
     A_UNMASK_FEW,     /* an unmask request naming fewer than t survivors */
+    A_SECOND_UNMASK,  /* a second unmask request (another set) instead of the tags */
 };
 
 /* A_PARAMS: the parameter changed. */
@@ -523,6 +526,22 @@ nng_msg *fedreci_cheat_on_reply(nng_msg *msg)
     case FEDREC__V1__ENVELOPE__BODY_SEED_RELAY:
         out = cheat_seed_relay(env, &hd, c);
         break;
+    case FEDREC__V1__ENVELOPE__BODY_CONSISTENCY_RELAY:
+        if (G.attack == A_SECOND_UNMASK && c && c->n_members > 2) {
+            /* the first set named every member a survivor; this one names
+               another member dropped, for its s^SK next to its b */
+            uint64_t sv[NMAX + 1], dr[1];
+            size_t ns = 0;
+            dr[0] = c->members[0] == hd.client_id ? c->members[1] : c->members[0];
+            for (size_t i = 0; i < c->n_members && ns < NMAX; i++)
+                if (c->members[i] != dr[0])
+                    sv[ns++] = c->members[i];
+            fedreci_wire_hdr h2 = hd; /* as the unmask request is sent */
+            h2.stage = FEDRECI_WIRE_STAGE_MASKED_INPUT;
+            if (fedreci_wire_enc_unmask_request(&out, &h2, sv, ns, dr, 1))
+                out = NULL;
+        }
+        break;
     case FEDREC__V1__ENVELOPE__BODY_SHARE_RELAY: {
         fedreci_secagg_ciphertext *cts = NULL;
         size_t n = 0;
@@ -916,6 +935,17 @@ static void test_unmask_few_survivors(void **state)
                "fewer than t survivors");
 }
 
+/* A second survivor set in one round: the target's consistency relay is
+ * replaced by another unmask request. The session takes one unmask request
+ * per round, so it refuses the reply (malformed_reply) before revealing
+ * anything. */
+static void test_second_unmask_request(void **state)
+{
+    (void)state;
+    one_attack(A_SECOND_UNMASK, FEDREC_REFUSAL_MALFORMED_REPLY, 3, "unmask shares",
+               "unexpected reply");
+}
+
 /* Classic SecAgg with 6 shoppers, k = 5 and t = 3 (floors n >= 6, k >= 5,
  * t >= 3, t >= k/2: the lowest threshold an app can allow), no colluding
  * client. The coordinator sends each member another survivor set
@@ -1146,12 +1176,12 @@ int main(void)
         cmocka_unit_test(test_below_floors),         cmocka_unit_test(test_substituted_key),
         cmocka_unit_test(test_roster_duplicate),     cmocka_unit_test(test_roster_missing),
         cmocka_unit_test(test_relay_not_addressed),  cmocka_unit_test(test_survivor_and_dropped),
-        cmocka_unit_test(test_unmask_few_survivors), cmocka_unit_test(test_split_survivor_sets),
-        cmocka_unit_test(test_seed_altered),         cmocka_unit_test(test_seed_forged_digest),
-        cmocka_unit_test(test_seed_leave_out),       cmocka_unit_test(test_crafted_model),
-        cmocka_unit_test(test_model_version),        cmocka_unit_test(test_params_changed),
-        cmocka_unit_test(test_replayed_roster),      cmocka_unit_test(test_replayed_unmask),
-        cmocka_unit_test(test_oracle_control),
+        cmocka_unit_test(test_unmask_few_survivors), cmocka_unit_test(test_second_unmask_request),
+        cmocka_unit_test(test_split_survivor_sets),  cmocka_unit_test(test_seed_altered),
+        cmocka_unit_test(test_seed_forged_digest),   cmocka_unit_test(test_seed_leave_out),
+        cmocka_unit_test(test_crafted_model),        cmocka_unit_test(test_model_version),
+        cmocka_unit_test(test_params_changed),       cmocka_unit_test(test_replayed_roster),
+        cmocka_unit_test(test_replayed_unmask),      cmocka_unit_test(test_oracle_control),
     };
     return TH_RUN(tests);
 }
