@@ -29,7 +29,7 @@
  *  - test_seed_*: a ground graph seed: a contribution altered in the
  *    target's relay, a digest over a commitment the coordinator made (with
  *    the contribution that opens it), the target left out after the reveals,
- *    two members left out;
+ *    a contribution withheld from the target's relay, two members left out;
  *  - test_crafted_model / test_model_version: one shopper sent other
  *    factors (with their checksum) or a model of another version;
  *  - test_params_changed: one shopper sent other round parameters (n, k, t,
@@ -104,6 +104,7 @@ enum attack {
     A_REPLAY_UNMASK,  /* round 2's unmask request: the target's of round 1 */
     A_UNMASK_FEW,     /* an unmask request naming fewer than t survivors */
     A_SECOND_UNMASK,  /* a second unmask request (another set) instead of the tags */
+    A_SEED_WITHHOLD,  /* the target's relay without the last member's contribution */
 };
 
 /* A_PARAMS: the parameter changed. */
@@ -307,7 +308,14 @@ static nng_msg *cheat_seed_relay(const fedreci_wire_env *env, const fedreci_wire
     size_t m = c->n_members;
     long self = index_of(c->members, m, hd->client_id);
     long target = index_of(c->members, m, G.target);
-    if (G.attack == A_SEED_ALTER && self >= 0) {
+    if (G.attack == A_SEED_WITHHOLD && self >= 0 && m > 2) {
+        /* one contribution withheld (not even flagged missing) */
+        size_t last = c->members[m - 1] == hd->client_id ? m - 2 : m - 1;
+        memmove(contribs + 32 * last, contribs + 32 * (last + 1), 32 * (m - 1 - last));
+        memmove(missing + last, missing + last + 1, m - 1 - last);
+        m--;
+        changed = 1;
+    } else if (G.attack == A_SEED_ALTER && self >= 0) {
         contribs[32 * (size_t)(self == 0 ? 1 : 0) + 5] ^= 1; /* another member's */
         changed = 1;
     } else if (G.attack == A_SEED_FORGE && self >= 0) {
@@ -1032,6 +1040,8 @@ static void test_seed_leave_out(void **state)
     (void)state;
     seed_attack(A_SEED_LEAVE_OUT, 1, 0, FEDREC_REFUSAL_SEED_MISMATCH,
                 "or 1 members are said not to have revealed");
+    seed_attack(A_SEED_WITHHOLD, 0, 0, FEDREC_REFUSAL_SEED_MISMATCH,
+                "SeedRelay has 64 contribution bytes and 0 members missing for a roster of 5");
     seed_attack(A_SEED_TWO_OUT, 1, 1, FEDREC_REFUSAL_SEED_MISMATCH,
                 "or 2 members are said not to have revealed");
 }
