@@ -22,56 +22,20 @@
 set -euo pipefail
 build=$1
 data=$2
-coord="$build/coordinator/fedrec-coordinator"
-cli="$build/client/cli/fedrec-client"
-dir=$(mktemp -d /tmp/fedrec-daemon-dp-XXXXXX)
-pids=()
-cleanup() {
-  for p in "${pids[@]}"; do kill -9 "$p" 2>/dev/null || true; done
-  [ -n "${KEEP:-}" ] || rm -rf "$dir"
-}
-trap cleanup EXIT
-fail() {
-  echo "FAIL: $*" >&2
-  for f in "$dir"/coord*.log "$dir"/c*.out; do
-    [ -f "$f" ] && { echo "---- $f" >&2; tail -n 40 "$f" >&2; }
-  done
-  exit 1
-}
-q() { sqlite3 "$dir/state.sqlite" "$1"; }
-http_get() { # port path -> body
-  exec 3<>"/dev/tcp/127.0.0.1/$1" || return 1
-  printf 'GET %s HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n' "$2" >&3
-  sed '1,/^\r$/d' <&3
-  exec 3<&-
-}
-wait_log() { # file extended-regex
-  for _ in $(seq 1 1200); do
-    grep -Eq -- "$2" "$1" 2>/dev/null && return 0
-    sleep 0.05
-  done
-  fail "no line matching '$2' in $1"
-}
+tag=daemon-dp
+FAIL_TAIL=40
+WAIT_TRIES=1200
+. "$(dirname "$0")/daemon_lib.sh"
 
-echo "code,description" >"$dir/catalog.csv"
-gzip -dc "$data" | awk -F, 'NR > 1 { print $2 }' | sort | uniq -c | sort -k1,1nr -k2 |
-  awk 'NR <= 300 { print $2 ",item " $2 }' >>"$dir/catalog.csv"
+make_catalog 300
 
 dp=(--dp-epsilon 4 --dp-delta 1e-6 --dp-rounds 2 --dp-min-survivors 0.8)
 start_coord() { # log-file extra-args...
   local log=$1
   shift
-  "$coord" --db "$dir/state.sqlite" --listen tcp://127.0.0.1:0 --http http://127.0.0.1:0 \
-    --cohort 5 --min-cohort 5 --factors 4 --deadline-checkin 3000 --catalog "$dir/catalog.csv" \
-    --deadline-advertise 5000 --deadline-share 5000 --deadline-masked 10000 \
-    --deadline-unmask 5000 --log-level debug "$@" >"$log" 2>&1 &
-  cpid=$!
-  pids+=("$cpid")
-  wait_log "$log" 'listening on tcp://127.0.0.1:0 \(port [0-9]+\)'
-  wait_log "$log" 'status on .*\(port [0-9]+\)'
-  port=$(sed -nE 's/.*listening on tcp:\/\/127.0.0.1:0 \(port ([0-9]+)\).*/\1/p' "$log")
-  hport=$(sed -nE 's/.*status on .*\(port ([0-9]+)\).*/\1/p' "$log")
-  url="tcp://127.0.0.1:$port"
+  launch_coord "$log" --cohort 5 --min-cohort 5 --factors 4 --deadline-checkin 3000 \
+    --catalog "$dir/catalog.csv" --deadline-advertise 5000 --deadline-share 5000 \
+    --deadline-masked 10000 --deadline-unmask 5000 --log-level debug "$@"
 }
 stop_coord() {
   kill -TERM "$cpid"
@@ -79,12 +43,8 @@ stop_coord() {
 }
 
 customers=(12748 14911 17850 17841 14606)
-declare -a keys cpids
-for i in "${!customers[@]}"; do
-  keys[i]=$(head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n')
-  FEDREC_STORE_KEY=${keys[i]} "$cli" import "$data" --customer "${customers[i]}" \
-    --store "$dir/s$i" >/dev/null || fail "import of ${customers[i]}"
-done
+declare -a cpids
+import_customers "${customers[@]}"
 sync_all() { # rounds tag
   for i in "${!customers[@]}"; do
     FEDREC_STORE_KEY=${keys[i]} "$cli" sync --coordinator "$url" --rounds "$1" \

@@ -26,72 +26,26 @@
 set -euo pipefail
 build=$1
 data=$2
-coord="$build/coordinator/fedrec-coordinator"
-cli="$build/client/cli/fedrec-client"
-dir=$(mktemp -d /tmp/fedrec-integration-XXXXXX)
-pids=()
-cleanup() {
-  for p in "${pids[@]}"; do kill -9 "$p" 2>/dev/null || true; done
-  rm -rf "$dir"
-}
-trap cleanup EXIT
-fail() {
-  echo "FAIL: $*" >&2
-  for f in "$dir"/coord*.log "$dir"/c*.out; do
-    [ -f "$f" ] && { echo "---- $f" >&2; tail -n 60 "$f" >&2; }
-  done
-  exit 1
-}
-q() { sqlite3 "$dir/state.sqlite" "$1"; }
-
-# Output is checked with grep ... <<<"$text", never text | grep -q: with
-# pipefail, grep -q exits at its first match and the writer's next write
-# (bash's echo writes line by line) fails with EPIPE, failing a passing check.
-http_get() { # port path -> body
-  exec 3<>"/dev/tcp/127.0.0.1/$1" || return 1
-  printf 'GET %s HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n' "$2" >&3
-  sed '1,/^\r$/d' <&3
-  exec 3<&-
-}
-
-wait_log() { # file extended-regex [first line to look at]
-  for _ in $(seq 1 600); do
-    tail -n "+${3:-1}" "$1" 2>/dev/null | grep -Eq -- "$2" && return 0
-    sleep 0.05
-  done
-  fail "no line matching '$2' in $1 (from line ${3:-1})"
-}
-mark() { echo $(($(wc -l <"$1") + 1)); }
+tag=integration
+. "$(dirname "$0")/daemon_lib.sh"
 
 # ---- a small catalog: the 400 most frequent codes of the December log ------
-echo "code,description" >"$dir/catalog.csv"
-gzip -dc "$data" | awk -F, 'NR > 1 { print $2 }' | sort | uniq -c | sort -k1,1nr -k2 |
-  awk 'NR <= 400 { print $2 ",item " $2 }' >>"$dir/catalog.csv"
+make_catalog 400
 [ "$(wc -l <"$dir/catalog.csv")" -eq 401 ] || fail "catalog"
 
 start_coord() { # log-file extra-args...
   local log=$1
   shift
-  "$coord" --db "$dir/state.sqlite" --listen tcp://127.0.0.1:0 --http http://127.0.0.1:0 \
-    --cohort 8 --min-cohort 5 --factors 8 --deadline-checkin 2000 \
+  launch_coord "$log" --cohort 8 --min-cohort 5 --factors 8 --deadline-checkin 2000 \
     --deadline-advertise 1000 --deadline-share 1000 --deadline-masked 5000 \
-    --deadline-unmask 5000 --log-level debug "$@" >"$log" 2>&1 &
-  cpid=$!
-  pids+=("$cpid")
-  wait_log "$log" 'listening on tcp://127.0.0.1:0 \(port [0-9]+\)'
-  wait_log "$log" 'status on .*\(port [0-9]+\)'
-  port=$(sed -nE 's/.*listening on tcp:\/\/127.0.0.1:0 \(port ([0-9]+)\).*/\1/p' "$log")
-  hport=$(sed -nE 's/.*status on .*\(port ([0-9]+)\).*/\1/p' "$log")
-  url="tcp://127.0.0.1:$port"
+    --deadline-unmask 5000 --log-level debug "$@"
 }
 
 # ---- 8 shoppers + 1 for later, each with a store and its own raw key ---------
 customers=(12748 14911 17850 17841 14606 15311 13174 17341 15574)
-declare -a ids keys
+declare -a ids
+import_customers "${customers[@]}"
 for i in "${!customers[@]}"; do
-  keys[i]=$(head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n')
-  FEDREC_STORE_KEY=${keys[i]} "$cli" import "$data" --customer "${customers[i]}" \
-    --store "$dir/s$i" >/dev/null || fail "import of ${customers[i]}"
   ids[i]=$(FEDREC_STORE_KEY=${keys[i]} "$cli" info --store "$dir/s$i" |
     sed -nE 's/^client id: +([0-9a-f]+)$/\1/p')
   [ -n "${ids[i]}" ] || fail "no client id for store $i"
