@@ -4,6 +4,7 @@
  *
  *   fedrec-bench secagg [--json] [--quick] [--full]
  *                       [--only client|server|classic|dp|checks|deviating]
+ *                       [--dropout F]
  *
  * 1. Client masking (d = 130,241 words): the time of one client's
  *    masked_input call (decrypting its k share bundles, quantizing with
@@ -51,7 +52,11 @@
  *    so the measured round includes them) and the range check of the sum.
  *    Prints each check's share of the round ("old path" = the round minus
  *    the checks) and the Feldman-commitment alternative costed from one
- *    measured ristretto255 scalar multiplication.
+ *    measured ristretto255 scalar multiplication. --dropout F drops that
+ *    fraction of the clients before their masked input in that round
+ *    (default 0; at most 0.5); --json also prints the round's median client,
+ *    its server time and n x median + server ("machines_s"), the figures
+ *    bench/flower_compare.sh sets beside Flower's SecAgg+.
  *
  * 6. The protection against a deviating coordinator (issue 14) at n = 500,
  *    k = 16, t = 9, d = 117,121: one real round (every client, the sum
@@ -100,6 +105,10 @@ static int full; /* --full: run the complete-graph cells at n >= 500 too */
  * checks section: on a shared machine, CPU time is what a ratio of two
  * computations measured minutes apart can be compared in). */
 static int cpu_clock;
+
+/* --dropout F: the fraction of clients dropping before their masked input in
+ * the checks section's round (default 0). */
+static double checks_dropout;
 
 static double now(void)
 {
@@ -727,7 +736,7 @@ static void bench_checks(int quick)
     fedreci_secagg_params p = params(n, k, t, d);
     round_result r;
     cpu_clock = 1;
-    if (run_round(&p, 0.0, 1, &r) || !r.ok) {
+    if (run_round(&p, checks_dropout, 1, &r) || !r.ok) {
         printf("checks: the reference round failed\n");
         cpu_clock = 0;
         return;
@@ -837,14 +846,18 @@ static void bench_checks(int quick)
                "\"round_s\":%.4f,\"old_path_s\":%.4f,\"checks_s\":%.4f,\"growth\":%.4f,"
                "\"mac_masked_s\":%.6f,\"verify_masked_s\":%.6f,\"sign_small_s\":%.7f,"
                "\"verify_small_s\":%.7f,\"commit_s\":%.8f,\"range_check_s\":%.6f,"
-               "\"scalarmult_s\":%.7f,\"feldman_s\":%.4f,\"exact\":true}\n",
+               "\"scalarmult_s\":%.7f,\"feldman_s\":%.4f,\"dropout\":%.2f,\"survivors\":%u,"
+               "\"client_median_s\":%.6f,\"server_s\":%.6f,\"machines_s\":%.4f,"
+               "\"exact\":true}\n",
                n, k, t, d, round_meas + n * (c_sign + s_verify) + range, old, checks, checks / old,
-               mac_big, verify_big, sign_small, verify_small, commit, range, smul, feldman);
+               mac_big, verify_big, sign_small, verify_small, commit, range, smul, feldman,
+               checks_dropout, r.survivors, r.client_total, r.server, round_meas);
         return;
     }
     printf("\nChecks against hostile clients (issue 13): n = %u, k = %u, t = %u, d = %u, one real "
-           "round (sum exact) and each check timed alone, same run, in CPU time of this thread%s\n",
-           n, k, t, d, quick ? " (--quick: reduced)" : "");
+           "round (sum exact, %u of %u clients dropped before their masked input) and each check "
+           "timed alone, same run, in CPU time of this thread%s\n",
+           n, k, t, d, r.dropped, n, quick ? " (--quick: reduced)" : "");
     printf("| item                                              | per round (s) | share of old "
            "path |\n");
     printf("|---------------------------------------------------|---------------|--------------"
@@ -1166,12 +1179,17 @@ int fedrec_bench_secagg(int argc, char **argv)
     int quick = 0;
     const char *only = NULL;
     static const struct option lo[] = {
-        {"json", no_argument, NULL, 'j'}, {"quick", no_argument, NULL, 'q'},
-        {"full", no_argument, NULL, 'f'}, {"only", required_argument, NULL, 'o'},
-        {"help", no_argument, NULL, 'h'}, {NULL, 0, NULL, 0},
+        {"json", no_argument, NULL, 'j'},
+        {"quick", no_argument, NULL, 'q'},
+        {"full", no_argument, NULL, 'f'},
+        {"only", required_argument, NULL, 'o'},
+        {"dropout", required_argument, NULL, 'd'},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
     };
     static const char *const usage = "usage: fedrec-bench secagg [--json] [--quick] [--full] "
-                                     "[--only client|server|classic|dp|checks|deviating]\n";
+                                     "[--only client|server|classic|dp|checks|deviating] "
+                                     "[--dropout F]\n";
     fedreci_opt_reset();
     int c;
     while ((c = getopt_long(argc, argv, ":", lo, NULL)) != -1) {
@@ -1181,6 +1199,9 @@ int fedrec_bench_secagg(int argc, char **argv)
             quick = 1;
         } else if (c == 'f') {
             full = 1;
+        } else if (c == 'd') {
+            if (fedreci_opt_double("--dropout", optarg, 0.0, 0.5, &checks_dropout))
+                return bench_usage_error("secagg");
         } else if (c == 'o' && (!strcmp(optarg, "client") || !strcmp(optarg, "server") ||
                                 !strcmp(optarg, "classic") || !strcmp(optarg, "dp") ||
                                 !strcmp(optarg, "checks") || !strcmp(optarg, "deviating"))) {

@@ -17,6 +17,7 @@ packages=(
   zlib1g-dev libcsv-dev libinih-dev # gzip'd logs, CSV, config files
   libcmocka-dev                     # tests
   python3                           # tests that parse the simulator's SVG and JSON; Python bindings
+  python3-numpy python3-cryptography python3-pycryptodome  # bench/flower_secagg.py (Flower's SecAgg+; not in CI)
   libsystemd-dev systemd            # sd_notify (Type=notify unit); systemd-analyze verify (ctest)
   valgrind                          # memcheck run (hardening)
   strace                            # ctest store_open_no_sync: opening a store makes no sync call
