@@ -25,18 +25,33 @@ fedrec_err fedreci_sim_load(const fedreci_sim_data_opts *o, const char *cmd, fed
         return FEDREC_ERR_INVALID;
     }
     fedreci_split_options so = {FEDRECI_SPLIT_LAST_BASKET, 0};
-    if (o->split && !strncmp(o->split, "date:", 5)) {
+    /* validation[:SPEC]: the validation split of SPEC's training rows (for
+       tuning; the test rows are never read) */
+    const char *spec = o->split;
+    int validation = 0;
+    if (spec && !strncmp(spec, "validation", 10) && (spec[10] == 0 || spec[10] == ':')) {
+        validation = 1;
+        spec = spec[10] ? spec + 11 : NULL;
+    }
+    if (spec && !strncmp(spec, "date:", 5)) {
         so.kind = FEDRECI_SPLIT_TEMPORAL;
-        if (fedreci_parse_time(o->split + 5, &so.split_time)) {
-            fprintf(stderr, "%s: --split '%s': '%s' is not a date\n", cmd, o->split, o->split + 5);
+        if (fedreci_parse_time(spec + 5, &so.split_time)) {
+            fprintf(stderr, "%s: --split '%s': '%s' is not a date\n", cmd, o->split, spec + 5);
             return FEDREC_ERR_INVALID;
         }
+    } else if (spec && strcmp(spec, "lastbasket")) {
+        fprintf(stderr,
+                "%s: --split '%s': expected lastbasket, date:YYYY-MM-DD, validation or "
+                "validation:date:YYYY-MM-DD\n",
+                cmd, o->split);
+        return FEDREC_ERR_INVALID;
     }
     fedreci_dataset *d = NULL;
     fedreci_split *s = NULL;
     fedrec_err e = fedreci_dataset_load(&d, o->data, &o->ds, NULL);
     if (!e)
-        e = fedreci_split_create(&s, d, &so);
+        e = validation ? fedreci_split_create_validation(&s, d, &so)
+                       : fedreci_split_create(&s, d, &so);
     if (!e && s->n_test_users == 0)
         e = fedreci_error(FEDREC_ERR_EMPTY, "%s: the split has no test customer", o->data);
     if (e) {

@@ -64,7 +64,11 @@ void fedreci_sim_data_usage(FILE *f)
         "                          used as a quantity\n"
         "  --split SPEC            lastbasket (default: each customer's last basket, new\n"
         "                          items only, is the test set) or date:YYYY-MM-DD\n"
-        "                          (purchases from that day on are the test set)\n"
+        "                          (purchases from that day on are the test set);\n"
+        "                          run only: validation or validation:date:YYYY-MM-DD is\n"
+        "                          that split's validation split (the last basket of each\n"
+        "                          customer's training rows; for tuning: the test rows are\n"
+        "                          never read)\n"
         "  --split-date DATE       same as --split date:DATE\n"
         "  --alpha A               confidence c = 1 + A log(1 + q / eps) (default 1)\n"
         "  --eps E                 confidence quantity unit (default 1)\n"
@@ -136,11 +140,16 @@ static int data_opt(fedreci_sim_data_opts *o, const char *cmd, int code, const c
         o->ds.n_non_product = split_list(o->non_product_buf, o->non_product, 256);
         o->ds.non_product = o->ds.n_non_product ? o->non_product : none;
         return 0;
-    case DOPT_SPLIT:
-        if (strcmp(v, "lastbasket") && strncmp(v, "date:", 5)) {
-            fprintf(stderr, "%s: %s '%s': expected lastbasket or date:YYYY-MM-DD\n", cmd, name, v);
+    case DOPT_SPLIT: {
+        const char *b = v;
+        if (o->validation_ok && !strncmp(b, "validation", 10) && (b[10] == 0 || b[10] == ':'))
+            b = b[10] ? b + 11 : "lastbasket";
+        if (strcmp(b, "lastbasket") && strncmp(b, "date:", 5)) {
+            fprintf(stderr, "%s: %s '%s': expected lastbasket or date:YYYY-MM-DD%s\n", cmd, name, v,
+                    o->validation_ok ? ", optionally after validation:" : "");
             return -1;
         }
+    }
         o->split = v;
         return 0;
     case DOPT_FORMAT:

@@ -315,6 +315,7 @@ int fedreci_run_opts_parse(fedreci_run_opts *o, int argc, char **argv)
 {
     memset(o, 0, sizeof *o);
     fedreci_sim_data_opts_default(&o->data);
+    o->data.validation_ok = 1;
     o->rounds = 40;
     o->cohort = 500;
     o->neighbors = 16;

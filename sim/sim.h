@@ -58,7 +58,9 @@ int fedreci_sim_run(int argc, char **argv);
 typedef struct fedreci_sim_data_opts {
     const char *data; /* --data FILE (required) */
     fedreci_dataset_options ds;
-    const char *split;            /* --split lastbasket | date:YYYY-MM-DD (NULL: lastbasket) */
+    const char *split;            /* --split lastbasket | date:YYYY-MM-DD (NULL: lastbasket),
+                                     or validation[:date:YYYY-MM-DD] when validation_ok */
+    int validation_ok;            /* the command evaluates on a validation split if asked */
     const char *non_product[256]; /* storage for --non-product lists */
     char non_product_buf[4096];   /* --non-product, split in place */
     char split_buf[64];           /* storage for --split-date */

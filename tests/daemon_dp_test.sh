@@ -108,6 +108,23 @@ for i in "${!customers[@]}"; do
   [ -n "$e" ] || fail "ledger $i: $line"
   awk -v a="$e" -v b="$spent" 'BEGIN { d = a - b; exit !(d < 1e-4 && d > -1e-4) }' ||
     fail "ledger $i says epsilon $e, the coordinator $spent"
+  # the same rounds in ledger --json, after the uploads
+  FEDREC_STORE_KEY=${keys[i]} "$cli" ledger --json --store "$dir/s$i" >"$dir/ledger$i.json" ||
+    fail "ledger --json $i"
+  kind="json_extract(value, '\$.kind')"
+  jq_() { sqlite3 :memory: "SELECT $1 FROM json_each(CAST(readfile('$dir/ledger$i.json') AS TEXT)) WHERE $2"; }
+  [ "$(jq_ 'count(*)' "$kind = 'dp_round'")" = 2 ] ||
+    fail "ledger --json $i: not 2 dp_round entries: $(cat "$dir/ledger$i.json")"
+  je=$(jq_ "json_extract(value, '\$.epsilon_cumulative') || ' ' ||
+    json_extract(value, '\$.delta') || ' ' || json_extract(value, '\$.min_survivors') || ' ' ||
+    json_extract(value, '\$.mechanism')" "$kind = 'dp_round' AND json_extract(value, '\$.round') = 2")
+  read -r je_eps je_delta je_surv je_mech <<<"$je"
+  awk -v a="$je_eps" -v b="$spent" 'BEGIN { d = a - b; exit !(d < 1e-4 && d > -1e-4) }' ||
+    fail "ledger --json $i: round 2 epsilon_cumulative $je_eps, the coordinator $spent ($je)"
+  awk -v d="$je_delta" 'BEGIN { exit !(d == 1e-6) }' && [ "$je_surv" -ge 1 ] &&
+    [ "$je_mech" = skellam ] || fail "ledger --json $i: round 2: $je"
+  [ "$(jq_ 'count(*)' "$kind = 'upload'")" -ge 2 ] ||
+    fail "ledger --json $i: the uploads are missing: $(cat "$dir/ledger$i.json")"
 done
 stop_coord
 

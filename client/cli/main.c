@@ -137,7 +137,11 @@ static void usage_cmd(const char *cmd)
                "computed on this device from each round's parameters, with the\n"
                "guarantee's delta, noise, survivor floor and L2 bound (or the rounds\n"
                "whose parameters it refused, and why), or 'differential privacy: none'.\n"
-               "--json prints a JSON array of objects with the upload fields only.\n");
+               "--json prints a JSON array of objects: the uploads (\"kind\": \"upload\"\n"
+               "or \"refusal\"), then the differentially private rounds (\"kind\":\n"
+               "\"dp_round\" with epsilon_round, epsilon_cumulative, delta, noise_variance,\n"
+               "min_survivors, l2_bound, scale, sensitivity_l2; or \"dp_refusal\" with the\n"
+               "reason).\n");
     else if (!strcmp(cmd, "opt-out") || !strcmp(cmd, "opt-in"))
         printf("usage: fedrec-client %s --store PATH [--key-file FILE]\n"
                "\n"
@@ -616,6 +620,45 @@ static fedrec_err print_privacy(fedrec_client *c)
     return e;
 }
 
+/* --json: the differentially private rounds as entries of the ledger's
+ * array after the uploads, "kind": "dp_round" (a noised input was sent:
+ * epsilon computed on this device, the guarantee's parameters) or
+ * "dp_refusal" (the parameters were refused, nothing sent, and why). */
+static fedrec_err json_privacy(fedrec_client *c, fedreci_json *w, size_t *written)
+{
+    size_t n = 0;
+    fedrec_err e = fedrec_client_privacy_count(c, &n);
+    for (size_t i = 0; i < n && !e; i++) {
+        fedrec_privacy_entry p = {.struct_size = sizeof p};
+        if ((e = fedrec_client_privacy_get(c, i, &p)))
+            break;
+        char t[96];
+        fmt_time(p.time_unix_ms, t, sizeof t);
+        fedreci_json_newline(w, "  ");
+        fedreci_json_obj_begin(w);
+        fedreci_json_kstr(w, "time", t);
+        fedreci_json_ki64(w, "time_unix_ms", p.time_unix_ms);
+        fedreci_json_ku64(w, "round", p.round_id);
+        fedreci_json_kstr(w, "kind", p.refused ? "dp_refusal" : "dp_round");
+        fedreci_json_kstr(w, "mechanism", "skellam");
+        if (p.refused) {
+            fedreci_json_kstr(w, "reason", p.reason);
+        } else {
+            fedreci_json_kdouble(w, "epsilon_round", "%.17g", p.epsilon_round);
+            fedreci_json_kdouble(w, "epsilon_cumulative", "%.17g", p.epsilon_cumulative);
+            fedreci_json_kdouble(w, "delta", "%.17g", p.delta);
+            fedreci_json_kdouble(w, "noise_variance", "%.17g", p.noise_variance);
+            fedreci_json_ku64(w, "min_survivors", p.min_survivors);
+            fedreci_json_kdouble(w, "l2_bound", "%.17g", p.l2_bound);
+            fedreci_json_kdouble(w, "scale", "%.17g", p.scale);
+            fedreci_json_kdouble(w, "sensitivity_l2", "%.17g", p.sensitivity_l2);
+        }
+        fedreci_json_obj_end(w);
+        (*written)++;
+    }
+    return e;
+}
+
 static int cmd_ledger(const cli *a)
 {
     fedrec_client *c = NULL;
@@ -678,7 +721,10 @@ static int cmd_ledger(const cli *a)
         }
     }
     if (a->json) {
-        if (n)
+        size_t n_dp = 0;
+        if (!e)
+            e = json_privacy(c, &w, &n_dp);
+        if (n || n_dp)
             fedreci_json_newline(&w, "");
         fedreci_json_arr_end(&w);
         fedrec_err we = fedreci_json_finish(&w, NULL, NULL);
