@@ -100,7 +100,11 @@ fedrec_err fedreci_config_check(const fedreci_config *c)
     if (role != FEDRECI_ROLE_SINGLE && c->dp_epsilon > 0)
         return fedreci_error(FEDREC_ERR_INVALID,
                              "dp-epsilon with role %s: differential privacy does not run with "
-                             "SecAgg groups in this version",
+                             "SecAgg groups in this version (the master sees every group's "
+                             "unmasked sum: each group would be a release of its own, its noise "
+                             "covering the group's smallest accepted survivor count, and G "
+                             "groups would put G times the noise variance one cohort-wide round "
+                             "needs into the model; docs/privacy.md)",
                              c->role);
     if (role == FEDRECI_ROLE_AGGREGATOR) {
         if (!c->master)

@@ -137,11 +137,16 @@ fedrec_err fedreci_sim_dp_train(const fedreci_split *s, const uint32_t *train_us
         return e;
     fedreci_dp_event ev = {
         .mech = FEDRECI_DP_SKELLAM, .l1 = b.l1_sens, .l2 = b.l2_sens, .sampling = FEDRECI_DP_FULL};
+    /* release r has total variance mu / share(r) (the last share beyond the schedule) */
     double mu;
-    e = fedreci_dp_skellam_calibrate(&ev, cfg->releases, cfg->epsilon, cfg->delta, NULL, &mu);
+    e = fedreci_dp_skellam_calibrate_shares(&ev, cfg->shares, cfg->releases, cfg->epsilon,
+                                            cfg->delta, NULL, &mu);
     if (e)
         return e;
-    dc.noise_var = mu / m_min;
+    double share_min = 1;
+    for (uint32_t r = 0; cfg->shares && r < cfg->releases; r++)
+        share_min = r == 0 || cfg->shares[r] < share_min ? cfg->shares[r] : share_min;
+    dc.noise_var = mu / share_min / m_min; /* the largest noise of the schedule */
     e = fedreci_dp_check(&dc, &b); /* with the noise: refuses a configuration that could wrap */
     if (e)
         return e;
@@ -181,6 +186,10 @@ fedrec_err fedreci_sim_dp_train(const fedreci_split *s, const uint32_t *train_us
         memset(R, 0, sizeof *R);
         double t0 = fedreci_sim_now();
         /* the budget gate: refuse before anything is computed */
+        double share = cfg->shares ? cfg->shares[r < cfg->releases ? r : cfg->releases - 1] : 1;
+        double mu_r = mu / share;
+        ev.mu = mu_r;
+        R->noise_std = sqrt(mu_r) / scale;
         fedreci_dp_accountant trial = acc;
         double e_before, e_after, e_one;
         fedreci_dp_accountant one;
@@ -225,7 +234,7 @@ fedrec_err fedreci_sim_dp_train(const fedreci_split *s, const uint32_t *train_us
             j->release = r;
             j->scale = scale;
             j->bound = b.l2_sens;
-            j->mu_client = mu / m_min;
+            j->mu_client = mu_r / m_min;
             j->d = d;
             j->D = D;
         }
@@ -265,7 +274,7 @@ fedrec_err fedreci_sim_dp_train(const fedreci_split *s, const uint32_t *train_us
             uint8_t ns[32];
             derive(cfg->seed, r, UINT64_MAX, "fedrec-sim dp aggregate noise", ns);
             fedreci_dp_rng_init(&rng, ns, 0);
-            e = fedreci_dp_skellam_fill(&rng, (double)surv * (mu / m_min), sum, D);
+            e = fedreci_dp_skellam_fill(&rng, (double)surv * (mu_r / m_min), sum, D);
             fedreci_dp_rng_wipe(&rng);
             if (e)
                 break;
@@ -290,7 +299,7 @@ fedrec_err fedreci_sim_dp_train(const fedreci_split *s, const uint32_t *train_us
             break;
         for (size_t i = 0; i < d; i++)
             sumd[i] = dec[i];
-        double sd = sqrt((double)surv * (mu / m_min)) / scale;
+        double sd = sqrt((double)surv * (mu_r / m_min)) / scale;
         e = fedreci_dpals_item_step(&p, sumd, cfg->lambda, cfg->shrink ? sd : 0, y,
                                     &R->rows_shrunk);
         if (e)

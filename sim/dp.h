@@ -37,6 +37,9 @@
 typedef struct fedreci_sim_dp_cfg {
     double epsilon, delta; /* the budget */
     uint32_t releases;     /* releases the noise is calibrated for */
+    const double *shares;  /* NULL (equal) or `releases` shares: release r gets total noise
+                              variance mu / shares[r] (fedreci_dp_skellam_calibrate_shares);
+                              releases beyond the schedule get the last share */
     uint32_t rounds;       /* releases attempted (> releases: the gate refuses) */
     uint32_t k;            /* factors */
     double lambda;         /* user solve and item step */
@@ -56,6 +59,7 @@ typedef struct fedreci_sim_dp_release {
     int refused;   /* 1: the budget gate refused it */
     uint32_t survivors;
     double eps_release;    /* epsilon of this release alone */
+    double noise_std;      /* its noise std per coordinate for m_min survivors (input units) */
     double eps_cumulative; /* epsilon spent after it */
     double seconds;
     uint32_t rows_shrunk;
@@ -70,9 +74,9 @@ typedef struct fedreci_sim_dp_info {
     double l2_bound; /* c */
     double l2_sens;  /* B */
     double l1_sens;
-    double mu;        /* total Skellam variance for m_min survivors */
+    double mu;        /* total Skellam variance for m_min survivors (share 1) */
     double mu_client; /* mu / m_min */
-    double noise_std; /* sqrt(mu) / s, input units */
+    double noise_std; /* sqrt(mu) / s, input units (release r: divided by sqrt(share r)) */
     uint32_t m_min;
     size_t d, D;
     double eps_spent;

@@ -58,7 +58,9 @@ typedef struct fedreci_run_opts {
     double dp_epsilon, dp_delta;
     uint32_t dp_releases;
     double dp_row_bound, dp_gram_weight, dp_min_survivors;
-    int dp_noise_aggregate, dp_no_shrink;
+    int dp_noise_aggregate, dp_no_shrink, dp_normalize;
+    double dp_shares[64]; /* --dp-shares: release r gets noise variance mu / share r */
+    uint32_t n_dp_shares; /* 0: equal shares */
     uint32_t group_size;  /* --group-size: 0 one SecAgg round over the engine (run_secagg.c),
                              else SecAgg groups (run_groups.c) */
     uint32_t eval_sample; /* --eval-sample: 0 every test shopper, else a sample of that many */

@@ -22,6 +22,7 @@ fedrec_err fedreci_run_dp(const fedreci_run_world *w, float *y, fedreci_run_roun
         .epsilon = o->dp_epsilon,
         .delta = o->dp_delta,
         .releases = o->dp_releases,
+        .shares = o->n_dp_shares ? o->dp_shares : NULL,
         .rounds = o->rounds,
         .k = o->factors,
         .lambda = o->lambda,

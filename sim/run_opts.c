@@ -1,6 +1,7 @@
 /* fedrec-sim run: the options — defaults, parsing with getopt_long (through
  * the subcommands' shared parser, so --opt value and --opt=value both work)
  * and the checks that need the data. */
+#include <stdlib.h>
 #include <string.h>
 
 #include "core/err.h"
@@ -39,6 +40,8 @@ enum {
     OPT_DP_MIN_SURVIVORS,
     OPT_DP_NOISE,
     OPT_DP_NO_SHRINK,
+    OPT_DP_SHARES,
+    OPT_DP_NORMALIZE,
     OPT_GROUP_SIZE,
     OPT_SYNTH_SCALE,
     OPT_EVAL_SAMPLE,
@@ -74,6 +77,8 @@ static const struct option run_options[] = {
     {"dp-min-survivors", required_argument, NULL, OPT_DP_MIN_SURVIVORS},
     {"dp-noise", required_argument, NULL, OPT_DP_NOISE},
     {"dp-no-shrink", no_argument, NULL, OPT_DP_NO_SHRINK},
+    {"dp-shares", required_argument, NULL, OPT_DP_SHARES},
+    {"dp-normalize", no_argument, NULL, OPT_DP_NORMALIZE},
     {"group-size", required_argument, NULL, OPT_GROUP_SIZE},
     {"synth-scale", required_argument, NULL, OPT_SYNTH_SCALE},
     {"eval-sample", required_argument, NULL, OPT_EVAL_SAMPLE},
@@ -146,7 +151,14 @@ void fedreci_run_usage(FILE *f)
                "                        engine (default); aggregate: in process, every client\n"
                "                        every round, one draw on the sum, the same distribution\n"
                "                        (Skellam is closed under sums), for long experiments\n"
-               "  --dp-no-shrink        do not shrink noisy item rows\n");
+               "  --dp-no-shrink        do not shrink noisy item rows\n"
+               "  --dp-shares LIST      how the budget is spread over the releases, one\n"
+               "                        positive number per release (e.g. 1,3): release r\n"
+               "                        gets noise variance proportional to 1 / share r\n"
+               "                        (default equal; in process: with --dp-noise aggregate\n"
+               "                        or --secagg off)\n"
+               "  --dp-normalize        scale each x_u to norm 1 before encoding (default:\n"
+               "                        clip to norm 1; in process only)\n");
     fprintf(f, "run:\n"
                "  --seed N              seed of the initial model, cohorts, dropouts, rounding\n"
                "                        (default 1); same seed, options and threads give the\n"
@@ -167,6 +179,29 @@ void fedreci_run_usage(FILE *f)
 }
 
 /* --seeds 1,2,3: distinct decimal seeds. */
+/* --dp-shares a,b,...: positive numbers, one per release (at most 64). */
+static int parse_shares(fedreci_run_opts *o, const char *name, const char *v)
+{
+    o->n_dp_shares = 0;
+    const char *p = v;
+    while (*p) {
+        char *end = NULL;
+        double x = strtod(p, &end);
+        if (end == p || !(x > 0 && x <= 1e6) || (*end && *end != ',') || o->n_dp_shares == 64) {
+            fprintf(stderr, "%s: %s '%s': expected up to 64 comma-separated numbers in (0, 1e6]\n",
+                    cmd, name, v);
+            return -1;
+        }
+        o->dp_shares[o->n_dp_shares++] = x;
+        p = *end ? end + 1 : end;
+    }
+    if (!o->n_dp_shares) {
+        fprintf(stderr, "%s: %s: empty\n", cmd, name);
+        return -1;
+    }
+    return 0;
+}
+
 static int parse_seeds(fedreci_run_opts *o, const char *name, const char *v)
 {
     char buf[1024], sub[64];
@@ -293,6 +328,11 @@ static int run_opt(void *ctx, int code, const char *name, const char *v)
     case OPT_DP_NO_SHRINK:
         o->dp_no_shrink = 1;
         return 0;
+    case OPT_DP_NORMALIZE:
+        o->dp_normalize = 1;
+        return 0;
+    case OPT_DP_SHARES:
+        return parse_shares(o, name, v);
     case OPT_EVAL_SAMPLE:
         return fedreci_sim_arg_u32(cmd, name, v, 1, UINT32_MAX - 1, &o->eval_sample);
     case OPT_SYNTH_SCALE:
@@ -357,10 +397,35 @@ int fedreci_run_opts_parse(fedreci_run_opts *o, int argc, char **argv)
     }
     if (o->dp_epsilon > 0 && !o->dp_releases)
         o->dp_releases = o->rounds;
-    if (o->group_size && (o->dp_epsilon > 0 || o->secagg == FEDRECI_RUN_SECAGG_OFF || o->tcp)) {
+    if (o->n_dp_shares && (!(o->dp_epsilon > 0) || o->n_dp_shares != o->dp_releases)) {
         fprintf(stderr,
-                "%s: --group-size runs SecAgg groups in process: not with --dp-epsilon, "
-                "--secagg off or --transport tcp\n",
+                "%s: --dp-shares gives %u shares: it needs --dp-epsilon and one share per "
+                "release (%u)\n",
+                cmd, o->n_dp_shares, o->dp_releases);
+        return 2;
+    }
+    if ((o->n_dp_shares || o->dp_normalize) && !o->dp_noise_aggregate &&
+        o->secagg != FEDRECI_RUN_SECAGG_OFF) {
+        fprintf(stderr,
+                "%s: --dp-shares and --dp-normalize are implemented in process only "
+                "(--dp-noise aggregate or --secagg off)\n",
+                cmd);
+        return 2;
+    }
+    if (o->group_size && o->dp_epsilon > 0) {
+        fprintf(stderr,
+                "%s: --group-size with --dp-epsilon is refused: differential privacy does not "
+                "run with SecAgg groups in this version. The master sees every group's unmasked "
+                "sum, so each group would be a release of its own whose noise covers the group's "
+                "smallest accepted survivor count; G groups would put G times the noise variance "
+                "one cohort-wide round needs into the model (docs/privacy.md)\n",
+                cmd);
+        return 2;
+    }
+    if (o->group_size && (o->secagg == FEDRECI_RUN_SECAGG_OFF || o->tcp)) {
+        fprintf(stderr,
+                "%s: --group-size runs SecAgg groups in process: not with --secagg off or "
+                "--transport tcp\n",
                 cmd);
         return 2;
     }

@@ -15,7 +15,10 @@
 #   repeat  two DP runs over the engine with the same seed give the same
 #           summary (the noise is drawn from seeded ChaCha20 keystreams)
 #   nodp    without the flags the run says "no differential privacy" and its
-#           summary says so; --dp-epsilon without --dp-delta is a usage error
+#           summary says so; --dp-epsilon without --dp-delta is a usage error;
+#           --group-size with --dp-epsilon is refused, saying why
+#   shares  --dp-shares 1,3 in process: the budget spent over two releases, the
+#           second's epsilon over 1.5 times the first's; refused over the engine
 set -u
 case_name=$1 sim=$2 data=$3 work=$4
 rm -rf "$work"
@@ -79,6 +82,34 @@ nodp)
     "$sim" run "${small[@]}" --dp-epsilon 1 --out "$work/x" >"$work/x.log" 2>&1
     [ $? -eq 2 ] || fail "--dp-epsilon without --dp-delta: want exit 2"
     grep -q "dp-delta" "$work/x.log" || fail "the usage error does not name --dp-delta"
+    # SecAgg groups with differential privacy: refused, saying why
+    "$sim" run "${small[@]}" --group-size 20 --dp-epsilon 1 --dp-delta 1e-6 --out "$work/x" \
+        >"$work/x.log" 2>&1
+    [ $? -eq 2 ] || fail "--group-size with --dp-epsilon: want exit 2"
+    grep -q "does not run with SecAgg groups.*smallest accepted survivor count" "$work/x.log" ||
+        fail "the group refusal does not say why: $(cat "$work/x.log")"
+    ;;
+shares)
+    # --dp-shares 1,3 in process: two releases on the budget, the second with
+    # three times less noise variance (so a larger epsilon of its own: 1.87
+    # and 3.41 at epsilon 4; equal shares would give two equal ones)
+    "$sim" run "${small[@]}" --rounds 2 --dp-epsilon 4 --dp-delta 1e-6 --dp-shares 1,3 \
+        --dp-noise aggregate --dropout 0 --out "$work/s" >"$work/s.log" 2>&1 ||
+        { cat "$work/s.log" >&2; fail "exit $?"; }
+    spent=$(value dp_epsilon_spent "$work/s/summary.json") || fail "no dp_epsilon_spent"
+    awk -v e="$spent" 'BEGIN { exit !(e > 3.9 && e <= 4.0) }' || fail "spent $spent, want (3.9, 4]"
+    awk -F, '/^#/ { next }
+             !h { for (i = 1; i <= NF; i++) col[$i] = i; h = 1; next }
+             { n++; r[n] = $col["dp_epsilon_round"]; e[n] = $col["dp_epsilon_cumulative"] }
+             END { if (n != 2) exit 1
+                   if (!(r[2] > 1.5 * r[1])) exit 2
+                   if (!(e[2] > e[1] && e[1] == r[1])) exit 3 }' "$work/s/rounds.csv" ||
+        fail "rounds.csv: epsilon per round (awk status $?)"
+    # over the engine the schedule is refused (every round gets the same plan)
+    "$sim" run "${small[@]}" --rounds 2 --cohort 40 --dp-epsilon 4 --dp-delta 1e-6 \
+        --dp-shares 1,3 --out "$work/x" >"$work/x.log" 2>&1
+    [ $? -eq 2 ] || fail "--dp-shares over the engine: want exit 2"
+    grep -q "in process only" "$work/x.log" || fail "$(cat "$work/x.log")"
     ;;
 *) fail "unknown case" ;;
 esac

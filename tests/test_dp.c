@@ -246,6 +246,49 @@ static void test_composition_and_calibration(void **state)
     assert_non_null(strstr(fedrec_errmsg(), "Skellam mu"));
 }
 
+/* A schedule of shares: all-ones is the equal calibration; (1, 3) puts three
+ * times less noise variance on the second release and the two releases
+ * together sit on the budget (within the 0.1% bisection); a share out of
+ * range is refused and named. */
+static void test_calibration_shares(void **state)
+{
+    (void)state;
+    fedreci_dp_event ev = {
+        .mech = FEDRECI_DP_SKELLAM, .l1 = 1e5, .l2 = 1000, .sampling = FEDRECI_DP_FULL};
+    const double ones[2] = {1, 1}, sh[2] = {1, 3}, bad[2] = {1, 0};
+    double mu_eq, mu_ones, mu;
+    assert_int_equal(fedreci_dp_skellam_calibrate(&ev, 2, 4.0, 1e-6, NULL, &mu_eq), FEDREC_OK);
+    assert_int_equal(fedreci_dp_skellam_calibrate_shares(&ev, ones, 2, 4.0, 1e-6, NULL, &mu_ones),
+                     FEDREC_OK);
+    assert_true(mu_ones == mu_eq);
+    assert_int_equal(fedreci_dp_skellam_calibrate_shares(&ev, sh, 2, 4.0, 1e-6, NULL, &mu),
+                     FEDREC_OK);
+    /* the first release is noisier, the second less noisy than in the equal split */
+    assert_true(mu > mu_eq && mu / 3 < mu_eq);
+    double e_at, e_below;
+    for (int pass = 0; pass < 2; pass++) {
+        double m = pass ? mu / 1.002 : mu;
+        fedreci_dp_accountant a;
+        fedreci_dp_accountant_init(&a);
+        ev.mu = m;
+        assert_int_equal(fedreci_dp_accountant_compose(&a, &ev, 1), FEDREC_OK);
+        ev.mu = m / 3;
+        assert_int_equal(fedreci_dp_accountant_compose(&a, &ev, 1), FEDREC_OK);
+        assert_int_equal(fedreci_dp_accountant_epsilon(&a, 1e-6, pass ? &e_below : &e_at, NULL),
+                         FEDREC_OK);
+    }
+    assert_true(e_at <= 4.0);
+    assert_true(e_below > 4.0);
+    /* the Gaussian part of the bound: a release's RDP is in the ratio of its share */
+    ev.mu = mu / 3;
+    double r1 = fedreci_dp_rdp_skellam(8, mu, ev.l1, ev.l2),
+           r2 = fedreci_dp_rdp_skellam(8, mu / 3, ev.l1, ev.l2);
+    assert_true(r2 / r1 > 2.99 && r2 / r1 < 3.01);
+    assert_int_equal(fedreci_dp_skellam_calibrate_shares(&ev, bad, 2, 4.0, 1e-6, NULL, &mu),
+                     FEDREC_ERR_INVALID);
+    assert_non_null(strstr(fedrec_errmsg(), "share of release 2"));
+}
+
 /* ---- samplers -------------------------------------------------------------- */
 
 /* Holds the sample mean and variance of xs to 6 standard errors of the
@@ -863,6 +906,7 @@ int main(void)
         cmocka_unit_test(test_skellam_rdp),
         cmocka_unit_test(test_subsampling_bounds),
         cmocka_unit_test(test_composition_and_calibration),
+        cmocka_unit_test(test_calibration_shares),
         cmocka_unit_test(test_poisson_sampler),
         cmocka_unit_test(test_skellam_sampler),
         cmocka_unit_test(test_rng_reproducible),

@@ -330,9 +330,11 @@ fedrec_err fedreci_dp_epsilon_classic(const fedreci_dp_accountant *a, double del
     return convert(a, delta, 0, eps, order);
 }
 
-/* epsilon after `releases` of ev at variance mu on top of spent (or a fresh default grid). */
-static fedrec_err eps_at(const fedreci_dp_event *ev, double mu, uint64_t releases, double delta,
-                         const fedreci_dp_accountant *spent, double *eps)
+/* epsilon after `releases` of ev at variance mu / shares[r] (mu when shares
+ * is NULL) on top of spent (or a fresh default grid). */
+static fedrec_err eps_at(const fedreci_dp_event *ev, double mu, const double *shares,
+                         uint64_t releases, double delta, const fedreci_dp_accountant *spent,
+                         double *eps)
 {
     fedreci_dp_accountant a;
     if (spent)
@@ -341,7 +343,13 @@ static fedrec_err eps_at(const fedreci_dp_event *ev, double mu, uint64_t release
         fedreci_dp_accountant_init(&a);
     fedreci_dp_event e = *ev;
     e.mu = mu;
-    fedrec_err err = fedreci_dp_accountant_compose(&a, &e, releases);
+    fedrec_err err = FEDREC_OK;
+    if (!shares)
+        err = fedreci_dp_accountant_compose(&a, &e, releases);
+    for (uint64_t r = 0; shares && !err && r < releases; r++) {
+        e.mu = mu / shares[r];
+        err = fedreci_dp_accountant_compose(&a, &e, 1);
+    }
     if (err)
         return err;
     return fedreci_dp_accountant_epsilon(&a, delta, eps, NULL);
@@ -351,14 +359,27 @@ fedrec_err fedreci_dp_skellam_calibrate(const fedreci_dp_event *ev, uint64_t rel
                                         double epsilon, double delta,
                                         const fedreci_dp_accountant *spent, double *mu)
 {
+    return fedreci_dp_skellam_calibrate_shares(ev, NULL, releases, epsilon, delta, spent, mu);
+}
+
+fedrec_err fedreci_dp_skellam_calibrate_shares(const fedreci_dp_event *ev, const double *shares,
+                                               uint64_t releases, double epsilon, double delta,
+                                               const fedreci_dp_accountant *spent, double *mu)
+{
     if (!ev || !mu || ev->mech != FEDRECI_DP_SKELLAM || releases == 0 || !(epsilon > 0) ||
         !isfinite(epsilon) || !(delta > 0 && delta < 1) || !(ev->l2 > 0) || !isfinite(ev->l2))
         return fedreci_error(FEDREC_ERR_INVALID,
                              "dp calibrate: need a Skellam event with L2 > 0, releases >= 1, "
                              "epsilon > 0 (got %g), 0 < delta < 1 (got %g)",
                              epsilon, delta);
+    for (uint64_t r = 0; shares && r < releases; r++)
+        if (!(shares[r] > 0 && shares[r] <= 1e6))
+            return fedreci_error(FEDREC_ERR_INVALID,
+                                 "dp calibrate: the share of release %llu is %g, need 0 < share "
+                                 "<= 1e6",
+                                 (unsigned long long)r + 1, shares[r]);
     double lo = 1e-6 * ev->l2 * ev->l2, hi = 1e12 * ev->l2 * ev->l2, e;
-    fedrec_err err = eps_at(ev, hi, releases, delta, spent, &e);
+    fedrec_err err = eps_at(ev, hi, shares, releases, delta, spent, &e);
     if (err)
         return err;
     if (e > epsilon)
@@ -368,7 +389,7 @@ fedrec_err fedreci_dp_skellam_calibrate(const fedreci_dp_event *ev, uint64_t rel
                              epsilon, delta, e, hi);
     while (hi / lo > 1.001) {
         double mid = sqrt(lo * hi);
-        err = eps_at(ev, mid, releases, delta, spent, &e);
+        err = eps_at(ev, mid, shares, releases, delta, spent, &e);
         if (err)
             return err;
         if (e <= epsilon)

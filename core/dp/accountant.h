@@ -133,4 +133,14 @@ FEDREC_NODISCARD fedrec_err fedreci_dp_skellam_calibrate(const fedreci_dp_event 
                                                          const fedreci_dp_accountant *spent,
                                                          double *mu);
 
+/* The same with a schedule: release r (0-based, r < releases) has total
+ * variance mu / shares[r] (shares: `releases` values in (0, 1e6]; NULL: all
+ * 1, fedreci_dp_skellam_calibrate). A larger share buys that release less
+ * noise; for the Gaussian part of the bound the releases' RDP is in the
+ * ratio of their shares. Errors: those of fedreci_dp_skellam_calibrate, and
+ * FEDREC_ERR_INVALID for a share out of range (named). */
+FEDREC_NODISCARD fedrec_err fedreci_dp_skellam_calibrate_shares(
+    const fedreci_dp_event *ev, const double *shares, uint64_t releases, double epsilon,
+    double delta, const fedreci_dp_accountant *spent, double *mu);
+
 #endif
