@@ -86,17 +86,16 @@ static int fedq_hr10(const fedreci_split *s, const float *y, const float *x, uin
 typedef struct fedq_cfg {
     uint32_t rounds, cohort, k;
     double dropout, lambda;
-    int als_step;
+    int als_step; /* 1: the ALS step (core/mf), 2: the Y^T Y prototype */
     double init_std;
+    double x_bound; /* the ALS step's bound on |x_u| in the block */
 } fedq_cfg;
 
-/* Prototype: a server step from the cohort's gradient sum and the sum of
- * x_u x_u^T: d = (S/m + (lambda/N) I)^-1 (g/2), g the per-participant mean
- * gradient plus the regularization share; momentum beta1 with bias
- * correction; y -= lr d. With gram_pre (--step gram) S/m is replaced by
- * Y^T Y / N, which needs no upload (at a stationary point of the loss with
- * the same lambda on X and Y, X^T X = Y^T Y), but far from it (the initial
- * Y is tiny) the steps are far too long: measured 0.80 of centralized. */
+/* Prototype (--step gram): the ALS step of core/mf (fedreci_optimizer_step_xx)
+ * with Y^T Y / N in place of the cohort's mean x_u x_u^T, which needs no
+ * upload (at a stationary point of the loss with the same lambda on X and
+ * Y, X^T X = Y^T Y), but far from it (the initial Y is tiny) the steps are
+ * far too long: measured 0.80 of centralized. */
 static int fedq_als_round(fedreci_mf_step *w, const fedreci_mf_csr *r, const uint32_t *users,
                           uint32_t m, uint32_t k, double lambda, uint32_t n_train, double lr,
                           double beta1, uint32_t t, float *y, float *grad, float *sum, double *mom,
@@ -174,8 +173,9 @@ static int fedq_train(const fedreci_split *s, const fedq_cfg *c, double lr, doub
     const uint32_t n = r->n_cols, k = c->k;
     uint32_t *pool = malloc((size_t)r->n_rows * sizeof *pool), np = 0;
     uint32_t *cohort = malloc((size_t)r->n_rows * sizeof *cohort);
-    float *y = malloc((size_t)n * k * 4), *grad = malloc((size_t)n * k * 4);
-    float *sum = malloc((size_t)n * k * 4);
+    size_t dim = fedreci_mf_update_dim(n, k, FEDRECI_OPT_ALS);
+    float *y = malloc((size_t)n * k * 4), *grad = malloc(dim * 4);
+    float *sum = malloc(dim * 4);
     double *mom = calloc((size_t)n * k, sizeof *mom), *gs = malloc((size_t)k * k * sizeof *gs);
     fedreci_optimizer *o = NULL;
     fedreci_mf_step *w = NULL;
@@ -185,8 +185,13 @@ static int fedq_train(const fedreci_split *s, const fedq_cfg *c, double lr, doub
     for (uint32_t u = 0; u < r->n_rows; u++)
         if (r->indptr[u + 1] > r->indptr[u])
             pool[np++] = u;
-    fedreci_opt_params op = {FEDRECI_OPT_ADAM, (float)lr, (float)beta1, 0.999f, 1e-8f,
-                             (float)c->lambda, np};
+    fedreci_opt_params op = {c->als_step == 1 ? FEDRECI_OPT_ALS : FEDRECI_OPT_ADAM,
+                             (float)lr,
+                             (float)beta1,
+                             0.999f,
+                             1e-8f,
+                             (float)c->lambda,
+                             np};
     if (np == 0 || fedreci_optimizer_create(&o, &op, n, k) || fedreci_mf_step_create(&w, n, k))
         goto out;
     fedreci_mf_init(y, n, k, seed, (float)c->init_std);
@@ -201,10 +206,11 @@ static int fedq_train(const fedreci_split *s, const fedq_cfg *c, double lr, doub
             if (fedreci_rng_unit(&st) >= c->dropout)
                 cohort[m++] = pool[j];
         }
-        if (m > 0 && !c->als_step &&
-            fedreci_mf_fed_round(w, o, r, cohort, m, k, (float)c->lambda, y, grad, sum, NULL, NULL))
+        if (m > 0 && c->als_step < 2 &&
+            fedreci_mf_fed_round_xx(w, o, r, cohort, m, k, (float)c->lambda, c->x_bound, y, grad,
+                                    sum, NULL, NULL))
             goto out;
-        if (m > 0 && c->als_step &&
+        if (m > 0 && c->als_step == 2 &&
             fedq_als_round(w, r, cohort, m, k, c->lambda, np, lr, beta1, t + 1, y, grad, sum, mom,
                            gs, c->als_step == 2))
             goto out;
@@ -264,7 +270,7 @@ static void fedq_usage(FILE *f)
     fprintf(f, "usage: fedrec-bench fedq [--data FILE] [--split-date YYYY-MM-DD] [--test]\n"
                "                         [--seeds N] [--rounds R] [--cohort C] [--dropout P]\n"
                "                         [--factors K] [--lr LIST] [--beta1 LIST]\n"
-               "                         [--step adam|als] [--init-std S]\n"
+               "                         [--step adam|als|gram] [--x-bound B] [--init-std S]\n"
                "Federated (plain-sum rounds, Adam on the server) against centralized ALS,\n"
                "HR@10 ratio per seed, on the validation split unless --test. LIST is\n"
                "comma-separated; every (lr, beta1) pair is run.\n"
@@ -276,10 +282,11 @@ static void fedq_usage(FILE *f)
                "  --dropout P        vanish probability (0.1)   --factors K  (32), lambda 0.1\n"
                "  --lr LIST          Adam learning rates (default 0.02,0.03)\n"
                "  --beta1 LIST       Adam beta1 (default 0.9,0); beta2 0.999, eps 1e-8\n"
-               "  --step als         instead of Adam, the prototype server step from the\n"
-               "                     cohort's sums of gradients and of x_u x_u^T (needs an\n"
-               "                     upload the simulator does not have): lr is its step\n"
-               "                     size, beta1 its momentum\n"
+               "  --step als         instead of Adam, the ALS step of fedrec-sim --step als\n"
+               "                     (core/mf: the cohort's sums of gradients and of\n"
+               "                     x_u x_u^T): lr is its step size, beta1 its momentum;\n"
+               "                     gram: the same with Y^T Y / N for the x_u x_u^T sum\n"
+               "  --x-bound B        the ALS step's bound on |x_u| in the block (default 8)\n"
                "  --init-std S       standard deviation of the initial Y (default 0.01)\n");
 }
 
@@ -289,7 +296,7 @@ int fedrec_bench_fedq(int argc, char **argv)
     int test = 0;
     uint32_t seeds = 3, n_lr = 2, n_b1 = 2;
     double lrs[FEDQ_MAX] = {0.02, 0.03}, b1s[FEDQ_MAX] = {0.9, 0.0};
-    fedq_cfg c = {40, 500, 32, 0.1, 0.1, 0, 0.01};
+    fedq_cfg c = {40, 500, 32, 0.1, 0.1, 0, 0.01, 8};
     enum {
         O_DATA = 0x100,
         O_DATE,
@@ -302,7 +309,8 @@ int fedrec_bench_fedq(int argc, char **argv)
         O_LR,
         O_BETA1,
         O_STEP,
-        O_INIT
+        O_INIT,
+        O_XBOUND
     };
     static const struct option longopts[] = {
         {"data", required_argument, NULL, O_DATA},
@@ -317,6 +325,7 @@ int fedrec_bench_fedq(int argc, char **argv)
         {"beta1", required_argument, NULL, O_BETA1},
         {"step", required_argument, NULL, O_STEP},
         {"init-std", required_argument, NULL, O_INIT},
+        {"x-bound", required_argument, NULL, O_XBOUND},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
@@ -341,7 +350,14 @@ int fedrec_bench_fedq(int argc, char **argv)
             e = fedreci_opt_double("--init-std", optarg, 1e-6, 10.0, &c.init_std);
             break;
         case O_STEP:
-            c.als_step = !strcmp(optarg, "als") ? 1 : !strcmp(optarg, "gram") ? 2 : 0;
+            if (!strcmp(optarg, "adam") || !strcmp(optarg, "als") || !strcmp(optarg, "gram"))
+                c.als_step = !strcmp(optarg, "als") ? 1 : !strcmp(optarg, "gram") ? 2 : 0;
+            else
+                e = fedreci_error(FEDREC_ERR_INVALID, "--step '%s': expected adam, als or gram",
+                                  optarg);
+            break;
+        case O_XBOUND:
+            e = fedreci_opt_double("--x-bound", optarg, 1e-3, 1e6, &c.x_bound);
             break;
         case O_SEEDS:
             e = fedreci_opt_u32("--seeds", optarg, 1, 100, &seeds);

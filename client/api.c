@@ -859,9 +859,23 @@ fedrec_err fedreci_client_model_checksum(fedrec_client *c, uint64_t *version, ui
 fedrec_err fedreci_client_local_update(fedrec_client *c, float *update, size_t len,
                                        uint32_t *weight, double *loss)
 {
+    return fedreci_client_local_update_xx(c, update, len, 0.0, 0.0, weight, loss);
+}
+
+fedrec_err fedreci_client_local_update_xx(fedrec_client *c, float *update, size_t len,
+                                          double x_bound, double xx_weight, uint32_t *weight,
+                                          double *loss)
+{
     CHECK_CLIENT(c, "fedreci_client_local_update");
     if (!update || !weight)
         return fedreci_error(FEDREC_ERR_INVALID, "local update: NULL output");
+    const int xx = x_bound != 0.0 || xx_weight != 0.0;
+    if (xx &&
+        (!(x_bound > 0.0) || !isfinite(x_bound) || !(xx_weight > 0.0) || !isfinite(xx_weight)))
+        return fedreci_error(FEDREC_ERR_INVALID,
+                             "local update: x_u x_u^T block with bound %g and weight %g (need "
+                             "finite, > 0)",
+                             x_bound, xx_weight);
     pthread_mutex_lock(&c->mu);
     const fedreci_store_model *m = fedreci_store_get_model(c->store);
     fedrec_err err = FEDREC_OK;
@@ -892,6 +906,8 @@ fedrec_err fedreci_client_local_update(fedrec_client *c, float *update, size_t l
     double l = 0;
     err = fedreci_mf_client_step(c->step, m->y, m->gram, m->n_items, m->k, c->params.lambda, &mu, x,
                                  update, &l);
+    if (!err && xx)
+        err = fedreci_mf_xx_block(x, m->k, x_bound, xx_weight, update + len, NULL);
     if (!err)
         err = fedreci_store_set_user_factors(c->store, x, m->k);
     if (!err) {

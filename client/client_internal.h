@@ -77,6 +77,18 @@ FEDREC_NODISCARD fedrec_err fedreci_client_put_model_retired(fedrec_client *c, u
 FEDREC_NODISCARD fedrec_err fedreci_client_local_update(fedrec_client *c, float *update, size_t len,
                                                         uint32_t *weight, double *loss);
 
+/* fedreci_client_local_update for the ALS server step: the same gradient
+ * into update[0 .. len) (len = n_items * k of the stored model), then the
+ * shopper's x_u x_u^T block into update[len .. len + k (k + 1) / 2)
+ * (core/mf/mf.h fedreci_mf_xx_block with bound x_bound and weight
+ * xx_weight, both finite and > 0), so update has room for len + k (k + 1) / 2
+ * floats. Errors: as fedreci_client_local_update; FEDREC_ERR_INVALID for a
+ * bad bound or weight (nothing is stored then). */
+FEDREC_NODISCARD fedrec_err fedreci_client_local_update_xx(fedrec_client *c, float *update,
+                                                           size_t len, double x_bound,
+                                                           double xx_weight, uint32_t *weight,
+                                                           double *loss);
+
 /* Appends one upload to the ledger, durably ("uploaded" hook). time_ms 0
  * means now. what is truncated to FEDREC_LEDGER_WHAT_MAX bytes. */
 FEDREC_NODISCARD fedrec_err fedreci_client_ledger_add(fedrec_client *c, int64_t time_ms,

@@ -104,10 +104,22 @@ static fedrec_err compute_update(void *arg, const fedreci_wire_round *round, flo
         *weight = 1;
         return fedreci_client_dp_contribution(s->c, &round->dp, x, fedreci_dpals_dim(&a));
     }
-    if ((uint64_t)round->secagg.d != (uint64_t)round->n_items * round->k_factors + 1)
-        return fedreci_error(FEDREC_ERR_PROTOCOL, "round %llu: d = %u, expected %u x %u + 1",
+    /* the gradient, and for the ALS step the x_u x_u^T block beside it: a d
+       that does not match what the round asks for is refused */
+    int als = round->step == FEDRECI_WIRE_STEP_ALS;
+    size_t want = fedreci_mf_update_dim(round->n_items, round->k_factors,
+                                        als ? FEDRECI_OPT_ALS : FEDRECI_OPT_ADAM);
+    if (round->step > FEDRECI_WIRE_STEP_ALS || !want || (uint64_t)round->secagg.d != want + 1)
+        return fedreci_error(FEDREC_ERR_PROTOCOL,
+                             "round %llu: d = %u for step %u, expected %zu (%u items x %u "
+                             "factors%s) + 1",
                              (unsigned long long)round->secagg.round_id, round->secagg.d,
-                             round->n_items, round->k_factors);
+                             round->step, want, round->n_items, round->k_factors,
+                             als ? " and the x_u x_u^T block" : "");
+    if (als)
+        return fedreci_client_local_update_xx(
+            s->c, x, (size_t)round->n_items * round->k_factors, round->x_bound,
+            fedreci_mf_xx_weight(round->secagg.clip, round->x_bound), weight, NULL);
     return fedreci_client_local_update(s->c, x, (size_t)round->secagg.d - 1, weight, NULL);
 }
 

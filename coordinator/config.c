@@ -89,9 +89,18 @@ static const opt opts[] = {
     {"scale", "secagg", T_DBL, OFF(scale), 0, 1e12, 1, "65536",
      "quantization scale; cohort * clip * scale must stay below 2^31"},
     {"factors", "model", T_U32, OFF(factors), 1, 1024, 0, "32", "latent factors k"},
-    {"lr", "model", T_FLT, OFF(lr), 0, 100, 1, "0.01", "Adam learning rate"},
+    {"step", "model", T_STR, OFF(step), 0, 0, 0, "adam",
+     "server step: adam (clients upload their gradient) or als (the gradient and the upper "
+     "triangle of x_u x_u^T, k(k+1)/2 more words; the step is preconditioned by the cohort's sum "
+     "of them; not with dp-epsilon or SecAgg groups)"},
+    {"lr", "model", T_FLT, OFF(lr), 0, 100, 1, "0.01",
+     "Adam learning rate, or the als step's step size (fedrec-sim's tuned als setting: 0.15)"},
     {"beta1", "model", T_FLT, OFF(beta1), 0, 0.999, 0, "0.9",
-     "Adam first-moment decay (fedrec-sim's tuned cohort-500 setting: lr 0.03, beta1 0.5)"},
+     "Adam first-moment decay or the als step's momentum (fedrec-sim's tuned cohort-500 "
+     "settings: adam lr 0.03, beta1 0.5; als 0.15, 0.7)"},
+    {"x-bound", "model", T_DBL, OFF(x_bound), 0, 1e6, 1, "8",
+     "als step: x_u is clipped to this norm in the uploaded x_u x_u^T block, which is scaled "
+     "by clip / x-bound^2 so that no entry reaches clip"},
     {"lambda", "model", T_FLT, OFF(lambda), 0, 1e6, 0, "0.1", "L2 regularization"},
     {"population", "model", T_U32, OFF(n_train), 0, U32MAX, 0, "0",
      "N in the step's 2 (lambda/N) Y; 0 = the number of registered clients"},
@@ -171,6 +180,7 @@ void fedreci_config_destroy(fedreci_config *c)
     free(c->catalog);
     free(c->config_path);
     free(c->role);
+    free(c->step);
     free(c->master);
     free(c->agg_listen);
     free(c->agg_keys);
@@ -336,6 +346,8 @@ static fedrec_err apply_defaults(fedreci_config *c)
             return e;
     }
     fedrec_err e = set_value(c, find_opt("db"), "fedrec.sqlite", "default of db");
+    if (!e)
+        e = set_value(c, find_opt("step"), "adam", "default of step");
     return e ? e : set_value(c, find_opt("role"), "single", "default of role");
 }
 

@@ -46,8 +46,10 @@ typedef struct fedreci_config {
     double clip;             /* gradient entries clipped to [-clip, clip] */
     double scale;            /* quantization scale */
     uint32_t factors;        /* k of the model (columns of Y) */
-    float lr;                /* Adam learning rate */
-    float beta1;             /* Adam first-moment decay, [0, 0.999] */
+    char *step;              /* server step: "adam" (default) or "als" */
+    float lr;                /* Adam learning rate or the als step size */
+    float beta1;             /* Adam first-moment decay or the als momentum, [0, 0.999] */
+    double x_bound;          /* als: the bound on |x_u| in the x_u x_u^T block */
     float lambda;            /* L2 regularization */
     uint32_t n_train;        /* N in the server step's 2 (lambda / N) Y; see docs/design.md */
     uint64_t rounds;         /* rounds to run, 0 = forever */
@@ -118,6 +120,10 @@ void fedreci_config_secagg_params(const fedreci_config *c, uint32_t n, uint32_t 
  * when too small). The configuration holds no secrets (tls-key is a path),
  * so the line can be logged. Returns the length the whole line needs. */
 size_t fedreci_config_format(const fedreci_config *c, char *buf, size_t cap);
+
+/* The server step named by c->step: FEDRECI_OPT_ADAM or FEDRECI_OPT_ALS
+ * (core/mf/mf.h), or -1 when it names neither. */
+int fedreci_config_step(const fedreci_config *c);
 
 /* The role named by c->role: FEDRECI_ROLE_SINGLE, _MASTER or _AGGREGATOR
  * (engine.h), or -1 when it names none. */

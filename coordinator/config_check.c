@@ -13,6 +13,15 @@
 #include "core/err.h"
 #include "engine.h"
 
+int fedreci_config_step(const fedreci_config *c)
+{
+    if (!c->step || strcmp(c->step, "adam") == 0)
+        return FEDRECI_OPT_ADAM;
+    if (strcmp(c->step, "als") == 0)
+        return FEDRECI_OPT_ALS;
+    return -1;
+}
+
 int fedreci_config_role(const fedreci_config *c)
 {
     if (!c->role || strcmp(c->role, "single") == 0)
@@ -106,6 +115,21 @@ fedrec_err fedreci_config_check(const fedreci_config *c)
                              "groups would put G times the noise variance one cohort-wide round "
                              "needs into the model; docs/privacy.md)",
                              c->role);
+    int step = fedreci_config_step(c);
+    if (step < 0)
+        return fedreci_error(FEDREC_ERR_INVALID, "step: '%s' is not adam or als", c->step);
+    if (step == FEDRECI_OPT_ALS && c->dp_epsilon > 0)
+        return fedreci_error(FEDREC_ERR_INVALID,
+                             "step als with dp-epsilon: a differentially private round releases "
+                             "the DP-ALS statistics and takes their own item step "
+                             "(docs/privacy.md); set step = adam");
+    if (step == FEDRECI_OPT_ALS && role != FEDRECI_ROLE_SINGLE)
+        return fedreci_error(FEDREC_ERR_INVALID,
+                             "step als with role %s: the SecAgg groups' link does not carry the "
+                             "x_u x_u^T block in this version; set step = adam",
+                             c->role);
+    if (step == FEDRECI_OPT_ALS && c->factors > 256)
+        return fedreci_error(FEDREC_ERR_RANGE, "step als with factors %u: at most 256", c->factors);
     if (role == FEDRECI_ROLE_AGGREGATOR) {
         if (!c->master)
             return fedreci_error(FEDREC_ERR_INVALID,

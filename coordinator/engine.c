@@ -36,6 +36,7 @@ void fedreci_coord_config_default(fedreci_coord_config *cfg)
     cfg->opt.eps = 1e-8f;
     cfg->opt.lambda = 0.1f;
     cfg->opt.n_train = 1;
+    cfg->x_bound = 4;
 }
 
 /* A model the engine can serve: rows, factors and a version, and a vector
@@ -75,6 +76,20 @@ static fedrec_err check_config(const fedreci_coord_config *cfg, const fedreci_co
         return fedreci_error(FEDREC_ERR_INVALID,
                              "coordinator: the master role needs an aggregator URL and at least "
                              "one aggregator key");
+    if (cfg->opt.kind == FEDRECI_OPT_ALS) {
+        if (cfg->dp.epsilon > 0 || cfg->role != FEDRECI_ROLE_SINGLE)
+            return fedreci_error(FEDREC_ERR_INVALID,
+                                 "coordinator: the ALS step (x_u x_u^T uploads) runs without "
+                                 "differential privacy (a DP round releases the DP-ALS "
+                                 "statistics and takes their own item step) and without SecAgg "
+                                 "groups (the group link does not carry the block yet): set step "
+                                 "= adam");
+        if (!(fedreci_mf_xx_weight(cfg->clip, cfg->x_bound) > 0) || !m || m->k > 256)
+            return fedreci_error(FEDREC_ERR_INVALID,
+                                 "coordinator: the ALS step needs a finite x_bound > 0 (got %g, "
+                                 "clip %g) and at most 256 factors (got %u)",
+                                 cfg->x_bound, cfg->clip, m ? m->k : 0);
+    }
     if (cfg->role == FEDRECI_ROLE_MASTER && cfg->group_size && cfg->group_size < cfg->min_cohort)
         return fedreci_error(FEDREC_ERR_INVALID,
                              "coordinator: group_size %u below min_cohort %u (no group is ever "
@@ -160,8 +175,9 @@ static fedrec_err publish_start_model(fedreci_coord *c, const fedreci_coord_mode
     pm->k = k;
     pm->y = malloc(n * sizeof *pm->y);
     pm->gram = malloc((size_t)k * k * sizeof *pm->gram);
-    c->grad = malloc(n * sizeof *c->grad);
-    c->sum = malloc((n + 1) * sizeof *c->sum);
+    /* room for the ALS step's x_u x_u^T block too */
+    c->grad = malloc((n + FEDRECI_MF_XX_DIM(k)) * sizeof *c->grad);
+    c->sum = malloc((n + FEDRECI_MF_XX_DIM(k) + 1) * sizeof *c->sum);
     if (!pm->y || !pm->gram || !c->grad || !c->sum)
         return nomem();
     if (start->item_factors)
@@ -548,8 +564,8 @@ fedrec_err fedreci_coord_set_model(fedreci_coord *c, const fedreci_coord_model *
     uint32_t *sum = NULL;
     if (!e) {
         pm = calloc(1, sizeof *pm);
-        grad = malloc(n * sizeof *grad);
-        sum = malloc((n + 1) * sizeof *sum);
+        grad = malloc((n + FEDRECI_MF_XX_DIM(m->k)) * sizeof *grad);
+        sum = malloc((n + FEDRECI_MF_XX_DIM(m->k) + 1) * sizeof *sum);
         if (pm) {
             pm->y = malloc(n * sizeof *pm->y);
             pm->gram = malloc((size_t)m->k * m->k * sizeof *pm->gram);

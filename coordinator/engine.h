@@ -140,7 +140,14 @@ typedef struct fedreci_coord_config {
     uint64_t first_round_id;     /* id of the first round run; default 1 */
     uint32_t max_rounds;         /* stop after this many rounds (completed or aborted);
                                     0: run until fedreci_coord_stop */
-    fedreci_opt_params opt;      /* the server optimizer (core/mf) */
+    fedreci_opt_params opt;      /* the server optimizer (core/mf); kind FEDRECI_OPT_ALS:
+                                    rounds ask for the x_u x_u^T block beside the
+                                    gradient (RoundParams.step 1, d = n_items k +
+                                    k (k + 1) / 2 + 1) and the step is
+                                    fedreci_optimizer_step_xx; not with dp or the
+                                    master role (FEDREC_ERR_INVALID) */
+    double x_bound;              /* the ALS step's bound on |x_u| in the block
+                                    (RoundParams.x_bound); default 4 */
     fedreci_coord_dp dp;         /* differential privacy (above); zeroed: none */
 
     /* Resource limits (docs/operations.md "Limits"; 0 = no limit, the

@@ -433,6 +433,8 @@ static void engine_config(const fedreci_config *cfg, fedreci_coord_config *cc)
     cc->new_ids_burst = cfg->new_ids_burst;
     cc->new_ids_rate = cfg->new_ids_rate;
     cc->max_clients = cfg->max_clients;
+    cc->opt.kind = fedreci_config_step(cfg) == FEDRECI_OPT_ALS ? FEDRECI_OPT_ALS : FEDRECI_OPT_ADAM;
+    cc->x_bound = cfg->x_bound;
     cc->opt.lr = cfg->lr;
     cc->opt.beta1 = cfg->beta1;
     cc->opt.lambda = cfg->lambda;

@@ -74,7 +74,7 @@ void fedreci_eng_derive_params(const fedreci_coord *c, uint32_t n, uint64_t roun
     if (t <= p->k / 2)
         t = p->k / 2 + 1;
     p->t = t;
-    p->d = c->model->n_items * c->model->k + 1;
+    p->d = (uint32_t)fedreci_mf_update_dim(c->model->n_items, c->model->k, c->cfg.opt.kind) + 1;
     p->clip = c->cfg.clip;
     p->scale = c->cfg.scale > 0 ? c->cfg.scale : floor(1073741824.0 / ((double)n * c->cfg.clip));
     p->max_weight = 1;
@@ -112,6 +112,10 @@ static fedreci_wire_round wire_round(const fedreci_coord *c, const rstate *r)
     w.stage_timeout_ms = max_stage_ms(c);
     memcpy(w.coord_pk, r->coord_pk, sizeof w.coord_pk);
     w.dp = r->dp;
+    if (c->cfg.opt.kind == FEDRECI_OPT_ALS && !r->dp.mechanism) {
+        w.step = FEDRECI_WIRE_STEP_ALS;
+        w.x_bound = c->cfg.x_bound;
+    }
     return w;
 }
 
@@ -376,7 +380,10 @@ fedrec_err fedreci_eng_commit(fedreci_coord *c, rstate *r, const float *grad, ui
         e = fedreci_eng_dp_commit(c, r, y);
         applied = weight > 0;
     } else {
-        e = fedreci_optimizer_step(c->opt, y, grad, (double)weight, &applied);
+        size_t nk = (size_t)old->n_items * old->k;
+        e = fedreci_optimizer_step_xx(c->opt, y, grad, grad + nk,
+                                      fedreci_mf_xx_weight(c->cfg.clip, c->cfg.x_bound),
+                                      (double)weight, &applied);
     }
     if (!e && !applied) {
         /* nothing to apply (zero total weight): an aborted round with its

@@ -11,6 +11,7 @@
 #include <sodium.h>
 
 #include "core/err.h"
+#include "core/mf/mf.h"
 
 #if defined(__BYTE_ORDER__) && __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
 #error "fedrec's wire code uses little-endian vectors in place; port the conversions first"
@@ -39,8 +40,8 @@ size_t fedreci_wire_cap(uint32_t n_items, uint32_t k, uint32_t max_cohort, size_
     model = sat_add(model, sat_mul(sat_mul(k, k), 4));
     model = sat_add(model, sat_add(catalog_bytes, sat_mul(n_items, 4)));
     model = sat_add(model, sat_mul(n_items, 5)); /* retired rows: one varint each */
-    /* masked input: d words */
-    size_t masked = sat_mul(sat_add(sat_mul(n_items, k), 1), 4);
+    /* masked input: d words, with the ALS step's x_u x_u^T block */
+    size_t masked = sat_mul(sat_add(sat_add(sat_mul(n_items, k), sat_mul(k, k)), 1), 4);
     /* a roster or seed relay with every advert (~260 bytes each, with its
        contribution) and an unmask request */
     size_t roster = sat_mul(max_cohort, 300);
@@ -117,6 +118,10 @@ void fedreci_wire_binding(const fedreci_wire_round *r,
         put_f64(&st, q->epsilon_round);
         put_f64(&st, q->delta);
         crypto_generichash_update(&st, q->rotation_seed, sizeof q->rotation_seed);
+    }
+    if (r->step) { /* the ALS step's upload: its layout and bound */
+        put_u32(&st, r->step);
+        put_f64(&st, r->x_bound);
     }
     crypto_generichash_final(&st, out, 32);
 }
@@ -210,7 +215,28 @@ static fedrec_err check_params(const Fedrec__V1__RoundParams *p)
     if ((e = want_len(&p->graph_seed, FEDRECI_SECAGG_SEED_BYTES, "RoundParams.graph_seed")) ||
         (e = want_len(&p->coord_pk, 32, "RoundParams.coord_pk")))
         return e;
-    if (p->dp) {
+    if (p->step > FEDRECI_WIRE_STEP_ALS)
+        return fedreci_error(FEDREC_ERR_FORMAT, "wire: RoundParams.step %u is unknown (0 or 1)",
+                             p->step);
+    if (p->step == FEDRECI_WIRE_STEP_ALS) {
+        if (p->dp)
+            return fedreci_error(FEDREC_ERR_FORMAT,
+                                 "wire: RoundParams with step 1 (ALS) and DpParams: a DP round "
+                                 "uploads the DP-ALS statistics only");
+        if (!(p->x_bound > 0) || !isfinite(p->x_bound) ||
+            !(fedreci_mf_xx_weight(p->clip, p->x_bound) > 0))
+            return fedreci_error(FEDREC_ERR_FORMAT,
+                                 "wire: RoundParams.x_bound %g (clip %g) with step 1: need finite "
+                                 "clip / x_bound^2 > 0",
+                                 p->x_bound, p->clip);
+        if (p->n_items == 0 || p->k_factors == 0 || p->k_factors > 256 ||
+            (uint64_t)p->n_items * p->k_factors + FEDRECI_MF_XX_DIM(p->k_factors) + 1 !=
+                (uint64_t)p->d)
+            return fedreci_error(FEDREC_ERR_FORMAT,
+                                 "wire: RoundParams with step 1 (ALS): d=%u does not equal "
+                                 "n_items=%u * k=%u + k (k + 1) / 2 + 1 (k at most 256)",
+                                 p->d, p->n_items, p->k_factors);
+    } else if (p->dp) {
         if ((e = want_len(&p->dp->rotation_seed, FEDRECI_DP_SEED_BYTES, "DpParams.rotation_seed")))
             return e;
         uint64_t dim = (uint64_t)p->n_items * p->k_factors +
@@ -557,6 +583,8 @@ fedrec_err fedreci_wire_get_round(const fedreci_wire_env *e, fedreci_wire_round 
     w.k_factors = p->k_factors;
     w.stage_timeout_ms = p->stage_timeout_ms;
     memcpy(w.coord_pk, p->coord_pk.data, sizeof w.coord_pk);
+    w.step = p->step;
+    w.x_bound = p->step ? p->x_bound : 0;
     if (p->dp) {
         const Fedrec__V1__DpParams *q = p->dp;
         w.dp.mechanism = q->mechanism ? q->mechanism : UINT32_MAX; /* 0 on the wire: unknown */
@@ -1133,6 +1161,8 @@ fedrec_err fedreci_wire_enc_checkin_reply(nng_msg **out, const fedreci_wire_hdr 
         p.k_factors = round->k_factors;
         p.stage_timeout_ms = round->stage_timeout_ms;
         p.coord_pk = bin(round->coord_pk, sizeof round->coord_pk);
+        p.step = round->step;
+        p.x_bound = round->step ? round->x_bound : 0;
         if (round->dp.mechanism) {
             dp.mechanism = round->dp.mechanism;
             dp.min_survivors = round->dp.min_survivors;

@@ -82,6 +82,10 @@ typedef struct fedreci_wire_hdr {
     uint32_t stage; /* fedreci_wire_stage */
 } fedreci_wire_hdr;
 
+/* RoundParams.step values. */
+#define FEDRECI_WIRE_STEP_GRADIENT 0u
+#define FEDRECI_WIRE_STEP_ALS 1u
+
 /* Round parameters as carried by CheckInReply (SELECTED). */
 typedef struct fedreci_wire_round {
     fedreci_secagg_params secagg; /* round_id is the envelope's */
@@ -91,6 +95,12 @@ typedef struct fedreci_wire_round {
     uint32_t stage_timeout_ms;
     uint8_t coord_pk[32];       /* the coordinator's X25519 key for this round (MAC keys) */
     fedreci_dp_round_params dp; /* differential privacy; dp.mechanism 0: none */
+    /* The server step the update is for (RoundParams.step): FEDRECI_WIRE_STEP_GRADIENT
+     * (0) the gradient alone, FEDRECI_WIRE_STEP_ALS (1) the gradient and the
+     * x_u x_u^T block (core/mf/mf.h fedreci_mf_xx_block with bound x_bound and
+     * weight fedreci_mf_xx_weight(secagg.clip, x_bound)); never with dp. */
+    uint32_t step;
+    double x_bound; /* step ALS: the bound on |x_u|; 0 otherwise */
     /* SecAgg groups (issue 20): the aggregator that runs this client's group
      * (CheckInReply.aggregator_url, at most FEDRECI_WIRE_MAX_URL_BYTES), or ""
      * when the round runs at the coordinator that answered the check-in. */
@@ -126,11 +136,13 @@ size_t fedreci_wire_cap(uint32_t n_items, uint32_t k, uint32_t max_cohort, size_
  * BLAKE2b-256("fedrec.v2.binding" || LE64(round_id) || LE32(n, k, t, d) ||
  * clip, scale (IEEE-754 binary64, LE) || LE32(max_weight) || graph_seed ||
  * LE64(model_version) || LE32(n_items, k_factors, stage_timeout_ms) ||
- * coord_pk || model_checksum [|| dp]), where model_checksum is the BLAKE2b-256 of the
+ * coord_pk || model_checksum [|| dp] [|| LE32(step) || x_bound]), where model_checksum is the
+ * BLAKE2b-256 of the
  * item-factor bytes the client trains on (ModelReply.checksum) and dp, present
  * when r->dp.mechanism != 0, is LE32(mechanism, min_survivors) || l2_bound,
  * scale, noise_var, beta, row_bound, gram_weight, lambda, epsilon_round,
- * delta (binary64, LE) || rotation_seed (DpParams). Every round
+ * delta (binary64, LE) || rotation_seed (DpParams), and step || x_bound present
+ * when r->step != 0 (binary64, LE). Every round
  * parameter the coordinator sent and the model itself: two members with the
  * same binding were given the same round. Pure, thread-safe. */
 void fedreci_wire_binding(const fedreci_wire_round *r,

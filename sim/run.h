@@ -46,8 +46,12 @@ typedef struct fedreci_run_opts {
     int secagg;        /* FEDRECI_RUN_SECAGG_* */
     int tcp;
     double lambda;
-    double lr;
-    double beta1; /* the server's Adam beta1 */
+    int step;       /* the server step of rounds without DP: FEDRECI_OPT_ADAM or
+                       FEDRECI_OPT_ALS (core/mf/mf.h) */
+    int step_given; /* --step was given */
+    double lr;      /* Adam's learning rate or the ALS step size */
+    double beta1;   /* Adam's beta1 or the ALS step's momentum */
+    double x_bound; /* ALS step: the bound B on |x_u| of the x_u x_u^T block */
     double clip;
     uint64_t seed;
     uint64_t seeds[FEDRECI_RUN_MAX_SEEDS]; /* --seeds: one run per seed */

@@ -91,15 +91,17 @@ fedrec_err fedreci_run_plain(const fedreci_run_world *wd, float *y, fedreci_run_
     const uint32_t *train_users = wd->train_users;
     const fedreci_mf_csr *r = &s->train;
     size_t nk = (size_t)r->n_cols * k;
+    size_t dim = fedreci_mf_update_dim(r->n_cols, k, (fedreci_opt_kind)o->step);
     uint32_t cohort = o->cohort < n_train ? o->cohort : n_train;
     fedreci_mf_step *w = NULL;
     fedreci_optimizer *opt = NULL;
-    float *grad = malloc(nk * sizeof *grad);
-    float *sum = malloc(nk * sizeof *sum);
+    float *grad = malloc(dim * sizeof *grad);
+    float *sum = malloc(dim * sizeof *sum);
     uint32_t *pick = malloc((size_t)n_train * sizeof *pick);
     uint32_t *users = malloc((size_t)n_train * sizeof *users);
-    fedreci_opt_params op = {FEDRECI_OPT_ADAM, (float)o->lr, (float)o->beta1, 0.999f, 1e-8f,
-                             (float)o->lambda, n_train};
+    fedreci_opt_params op = {
+        (fedreci_opt_kind)o->step, (float)o->lr, (float)o->beta1, 0.999f, 1e-8f,
+        (float)o->lambda,          n_train};
     fedrec_err e = grad && sum && pick && users ? FEDREC_OK : FEDREC_ERR_NOMEM;
     if (!e)
         e = fedreci_mf_step_create(&w, r->n_cols, k);
@@ -134,12 +136,12 @@ fedrec_err fedreci_run_plain(const fedreci_run_world *wd, float *y, fedreci_run_
             snprintf(rec.reason, sizeof rec.reason, "no survivor");
         } else {
             uint32_t part = 0;
-            e = fedreci_mf_fed_round(w, opt, r, users, n, k, (float)o->lambda, y, grad, sum, &part,
-                                     NULL);
+            e = fedreci_mf_fed_round_xx(w, opt, r, users, n, k, (float)o->lambda, o->x_bound, y,
+                                        grad, sum, &part, NULL);
             rec.completed = !e;
             rec.n_completed = part;
-            rec.up_bytes = (uint64_t)part * (nk + 1) * 4u;
-            rec.down_bytes = rec.up_bytes;
+            rec.up_bytes = (uint64_t)part * (dim + 1) * 4u;
+            rec.down_bytes = (uint64_t)part * (nk + 1) * 4u;
         }
         rec.seconds = fedreci_sim_now() - t0;
         rec.rss_kb = fedreci_run_rss_kb();

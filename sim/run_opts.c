@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "core/err.h"
+#include "core/mf/mf.h"
 #include "sim/run.h"
 
 const char *const fedreci_run_secagg_names[3] = {"off", "plus", "full"};
@@ -45,6 +46,8 @@ enum {
     OPT_GROUP_SIZE,
     OPT_SYNTH_SCALE,
     OPT_EVAL_SAMPLE,
+    OPT_STEP,
+    OPT_X_BOUND,
 };
 
 static const struct option run_options[] = {
@@ -63,6 +66,8 @@ static const struct option run_options[] = {
     {"lambda", required_argument, NULL, OPT_LAMBDA},
     {"lr", required_argument, NULL, OPT_LR},
     {"beta1", required_argument, NULL, OPT_BETA1},
+    {"step", required_argument, NULL, OPT_STEP},
+    {"x-bound", required_argument, NULL, OPT_X_BOUND},
     {"clip", required_argument, NULL, OPT_CLIP},
     {"out", required_argument, NULL, OPT_OUT},
     {"secagg", required_argument, NULL, OPT_SECAGG},
@@ -126,9 +131,20 @@ void fedreci_run_usage(FILE *f)
                "model:\n"
                "  --factors K           latent factors (default 32)\n"
                "  --lambda L            L2 regularization (default 0.1)\n"
-               "  --lr R                server Adam learning rate (default 0.03)\n"
-               "  --beta1 B             server Adam first-moment decay, 0 <= B < 1 (default\n"
-               "                        0.5; lr and beta1 chosen on the validation split)\n"
+               "  --step S              the server step (rounds without DP): adam: the\n"
+               "                        gradient alone and Adam (default); als: each client\n"
+               "                        uploads the upper triangle of x_u x_u^T beside its\n"
+               "                        gradient (k (k + 1) / 2 more words) and the server\n"
+               "                        preconditions the mean gradient with the cohort's sum\n"
+               "                        of them, with momentum (docs/design.md section 2)\n"
+               "  --lr R                Adam's learning rate (default 0.03) or the ALS step's\n"
+               "                        step size (default 0.15)\n"
+               "  --beta1 B             Adam's first-moment decay (default 0.5) or the ALS\n"
+               "                        step's momentum (default 0.7), 0 <= B < 1; every\n"
+               "                        default chosen on the validation split\n"
+               "  --x-bound B           ALS step: x_u is clipped to norm B in the x_u x_u^T\n"
+               "                        block, which is scaled by clip / B^2 so that no entry\n"
+               "                        reaches --clip (default 8)\n"
                "  --sweeps S            sweeps of the centralized ALS baseline (default 15)\n");
     fprintf(f, "differential privacy (docs/privacy.md; without these flags: none):\n"
                "  --dp-epsilon E        the budget: (E, --dp-delta)-DP for each shopper over the\n"
@@ -303,6 +319,16 @@ static int run_opt(void *ctx, int code, const char *name, const char *v)
         return fedreci_sim_arg_double(cmd, name, v, 1e-9, 10.0, &o->lr);
     case OPT_BETA1:
         return fedreci_sim_arg_double(cmd, name, v, 0.0, 0.999, &o->beta1);
+    case OPT_X_BOUND:
+        return fedreci_sim_arg_double(cmd, name, v, 1e-3, 1e6, &o->x_bound);
+    case OPT_STEP:
+        if (!strcmp(v, "adam") || !strcmp(v, "als")) {
+            o->step = !strcmp(v, "als") ? FEDRECI_OPT_ALS : FEDRECI_OPT_ADAM;
+            o->step_given = 1;
+            return 0;
+        }
+        fprintf(stderr, "%s: %s '%s': expected adam or als\n", cmd, name, v);
+        return -1;
     case OPT_CLIP:
         return fedreci_sim_arg_double(cmd, name, v, 1e-6, 1e6, &o->clip);
     case OPT_OUT:
@@ -368,8 +394,10 @@ int fedreci_run_opts_parse(fedreci_run_opts *o, int argc, char **argv)
     o->dropout_stage = -1;
     o->secagg = FEDRECI_RUN_SECAGG_PLUS;
     o->lambda = 0.1;
-    o->lr = 0.03;
-    o->beta1 = 0.5;
+    o->step = FEDRECI_OPT_ADAM;
+    o->lr = 0;     /* the step's default, below */
+    o->beta1 = -1; /* the same */
+    o->x_bound = 8;
     o->clip = 16;
     o->seed = 1;
     o->out = "results";
@@ -395,6 +423,21 @@ int fedreci_run_opts_parse(fedreci_run_opts *o, int argc, char **argv)
         fprintf(stderr, "%s: --dp-releases needs --dp-epsilon and --dp-delta\n", cmd);
         return 2;
     }
+    if (o->lr == 0)
+        o->lr = o->step == FEDRECI_OPT_ALS ? 0.15 : 0.03;
+    if (o->beta1 < 0)
+        o->beta1 = o->step == FEDRECI_OPT_ALS ? 0.7 : 0.5;
+    if (o->step_given && o->step == FEDRECI_OPT_ALS && (o->dp_epsilon > 0 || o->group_size)) {
+        fprintf(stderr,
+                "%s: --step als is for rounds without DP in one SecAgg round: with --dp-epsilon "
+                "the clients release the DP-ALS statistics and the server takes their own item "
+                "step (docs/privacy.md), and --group-size does not carry the x_u x_u^T block "
+                "yet\n",
+                cmd);
+        return 2;
+    }
+    if (o->dp_epsilon > 0 || o->group_size)
+        o->step = FEDRECI_OPT_ADAM; /* DP: its own step; groups: the gradient alone */
     if (o->dp_epsilon > 0 && !o->dp_releases)
         o->dp_releases = o->rounds;
     if (o->n_dp_shares && (!(o->dp_epsilon > 0) || o->n_dp_shares != o->dp_releases)) {

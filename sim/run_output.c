@@ -9,6 +9,7 @@
 #include "core/err.h"
 #include "core/json.h"
 #include "sim/plot.h"
+#include "core/mf/mf.h"
 #include "sim/run.h"
 
 fedrec_err fedreci_sim_make_dir(const char *dir)
@@ -338,8 +339,11 @@ static void summary_settings(fedreci_json *w, const fedreci_run_opts *o,
     ku(w, "factors", o->factors);
     kg(w, "alpha", o->data.ds.alpha);
     kg(w, "lambda", o->lambda);
+    ks(w, "step", o->dp_epsilon > 0 ? "dp-als" : o->step == FEDRECI_OPT_ALS ? "als" : "adam");
     kg(w, "lr", o->lr);
     kg(w, "beta1", o->beta1);
+    if (o->step == FEDRECI_OPT_ALS)
+        kg(w, "x_bound", o->x_bound);
     kg(w, "clip", o->clip);
     ku(w, "seed", o->seed);
     ku(w, "threads", o->threads);
@@ -522,8 +526,15 @@ void fedreci_run_print_table(const fedreci_run_opts *o, const fedreci_run_summar
     } else {
         printf("%-34s %.1f KiB up, %.1f KiB down\n", "per client and round", sm->bytes_up / 1024.0,
                sm->bytes_down / 1024.0);
-        printf("%-34s Adam lr %g, beta1 %g, lambda %g, alpha %g, clip %g, seed %llu\n", "training",
-               o->lr, o->beta1, o->lambda, o->data.ds.alpha, o->clip, (unsigned long long)o->seed);
+        if (o->step == FEDRECI_OPT_ALS)
+            printf("%-34s ALS step %g, momentum %g, x bound %g, lambda %g, alpha %g, clip %g, "
+                   "seed %llu\n",
+                   "training", o->lr, o->beta1, o->x_bound, o->lambda, o->data.ds.alpha, o->clip,
+                   (unsigned long long)o->seed);
+        else
+            printf("%-34s Adam lr %g, beta1 %g, lambda %g, alpha %g, clip %g, seed %llu\n",
+                   "training", o->lr, o->beta1, o->lambda, o->data.ds.alpha, o->clip,
+                   (unsigned long long)o->seed);
     }
     printf("%-34s %.1f s (%s)\n", "wall time", sm->wall,
            sm->dp && !sm->dp_engine              ? "in process"

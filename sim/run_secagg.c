@@ -99,7 +99,8 @@ struct sim {
     fedreci_run_round rec;
     /* differential privacy (--dp-epsilon): the rounds are DP-ALS releases */
     int dp;
-    uint32_t d_round; /* words SecAgg masks: n_items k + 1, or D + 1 with DP */
+    uint32_t d_round; /* words SecAgg masks: n_items k + 1 (+ k (k + 1) / 2 for the ALS
+                         step), or D + 1 with DP */
     /* the oracle */
     uint32_t *oracle;
     uint64_t *oracle_ids;
@@ -178,9 +179,21 @@ static fedrec_err compute_update(void *arg, const fedreci_wire_round *rd, float 
         fedreci_dpals a = {S->n_items, S->k, rd->dp.row_bound, rd->dp.gram_weight};
         e = fedreci_dpals_client(&a, w, S->cache_y, S->cache_gram, (float)rd->dp.lambda, &u, x);
     } else {
+        /* the gradient, and for the ALS step the x_u x_u^T block beside it */
+        int als = rd->step == FEDRECI_WIRE_STEP_ALS;
+        size_t nk = (size_t)S->n_items * S->k;
+        if ((uint64_t)rd->secagg.d !=
+            (uint64_t)fedreci_mf_update_dim(S->n_items, S->k, als ? FEDRECI_OPT_ALS : 0) + 1)
+            e = fedreci_error(FEDREC_ERR_PROTOCOL, "round %llu: d = %u does not fit step %u",
+                              (unsigned long long)rd->secagg.round_id, rd->secagg.d, rd->step);
         float xu[FEDRECI_RUN_MAX_FACTORS];
-        e = fedreci_mf_client_step(w, S->cache_y, S->cache_gram, S->n_items, S->k,
-                                   (float)S->o->lambda, &u, xu, x, NULL);
+        if (!e)
+            e = fedreci_mf_client_step(w, S->cache_y, S->cache_gram, S->n_items, S->k,
+                                       (float)S->o->lambda, &u, xu, x, NULL);
+        if (!e && als)
+            e = fedreci_mf_xx_block(xu, S->k, rd->x_bound,
+                                    fedreci_mf_xx_weight(rd->secagg.clip, rd->x_bound), x + nk,
+                                    NULL);
         sodium_memzero(xu, sizeof xu);
     }
     *weight = 1;
@@ -405,7 +418,8 @@ static fedrec_err sim_start_engine(sim *S, const float *y0, const char **codes)
     cfg.seed = o->seed;
     cfg.first_round_id = 1;
     cfg.max_rounds = o->rounds;
-    cfg.opt.kind = FEDRECI_OPT_ADAM;
+    cfg.opt.kind = S->dp ? FEDRECI_OPT_ADAM : (fedreci_opt_kind)o->step;
+    cfg.x_bound = o->x_bound;
     cfg.opt.lr = (float)o->lr;
     cfg.opt.beta1 = (float)o->beta1;
     cfg.opt.lambda = (float)o->lambda;
@@ -445,7 +459,8 @@ static fedrec_err sim_setup(sim *S, const fedreci_run_world *w, const float *y0)
     S->nk = (size_t)S->n_items * S->k;
     S->n_cl = n_train;
     S->dp = w->o->dp_epsilon > 0;
-    S->d_round = (uint32_t)S->nk + 1;
+    S->d_round =
+        (uint32_t)fedreci_mf_update_dim(S->n_items, S->k, (fedreci_opt_kind)w->o->step) + 1;
     if (S->dp) {
         fedreci_dpals a = {S->n_items, S->k, 1, 1};
         size_t D = fedreci_dp_pad_dim(fedreci_dpals_dim(&a));

@@ -4,7 +4,7 @@
 # tcp = inproc, dropouts at the masked stage, aborted rounds, failed sessions
 # closing their stage at once, the plain path, the option syntax, the SVG
 # plot (python3 parses it) with a hostile --out path.
-foreach(case keys repeat tcp dropout abort fail plain opts plot)
+foreach(case keys repeat tcp dropout abort fail plain step opts plot)
   add_test(NAME sim_run_${case}
            COMMAND ${CMAKE_CURRENT_SOURCE_DIR}/sim_run_test.sh ${case} $<TARGET_FILE:fedrec-sim>
                    ${PROJECT_SOURCE_DIR}/data/online-retail/online_retail_2010-12.csv.gz

@@ -20,6 +20,10 @@
 #             well-formed hr_ndcg.svg (python3's XML parser) with the title,
 #             both panels, every evaluated round and the baselines of
 #             summary.json; nothing in the path is run
+#   step      --step als and --step adam over SecAgg+: both verified against
+#             the oracle, labelled; the ALS upload is k (k + 1) / 2 words (528
+#             at 32 factors) longer per client and round; --step als with
+#             --dp-epsilon or --group-size exits 2 naming the conflict
 #   opts      --opt=value and --opt value mean the same; a bad value, an
 #             unknown option and a missing value exit 2 naming the option
 set -u
@@ -199,6 +203,31 @@ fail)
         '$a != "false" || $s >= 10000 || $(s+1) >= 10000 || $(s+2) >= 10000 || $(s+3) >= 10000 { exit 1 }' ||
         { cat "$c" >&2; fail "a stage waited for the deadline"; }
     grep -q 'n/a (no completed round)' "$work/a.log" || fail "the log does not say n/a for the oracle check"
+    ;;
+step)
+    run als --step als
+    run adam --step adam
+    for s in als adam; do
+        f=$work/$s/summary.json
+        expect step eq "$s" "$f"
+        expect secagg_verified eq true "$f"
+        expect secagg_rounds_verified == 3 "$f"
+        expect rounds_aborted == 0 "$f"
+        expect hr_at_10 '>' 0 "$f"
+    done
+    expect x_bound == 8 "$work/als/summary.json"
+    # the same cohorts and dropouts: per client and round, 528 words more
+    awk -v a="$(value bytes_up_per_client "$work/als/summary.json")" \
+        -v b="$(value bytes_up_per_client "$work/adam/summary.json")" \
+        'BEGIN { d = a - b; exit !(d >= 528 * 4 && d < 528 * 4 + 64) }' ||
+        fail "bytes_up_per_client: als $(value bytes_up_per_client "$work/als/summary.json"), adam $(value bytes_up_per_client "$work/adam/summary.json")"
+    for extra in "--dp-epsilon 4 --dp-delta 1e-6" "--group-size 20"; do
+        # shellcheck disable=SC2086
+        "$sim" run "${small[@]}" --out "$work/bad" --step als $extra >"$work/bad.log" 2>&1
+        rc=$?
+        [ "$rc" -eq 2 ] && grep -q -- '--step als is for rounds without DP' "$work/bad.log" ||
+            { cat "$work/bad.log" >&2; fail "--step als $extra: exit $rc"; }
+    done
     ;;
 plain)
     run a --secagg off

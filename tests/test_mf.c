@@ -633,6 +633,236 @@ static void test_fed_round_is_sum_then_step(void **state)
 
 /* ---- centralized ALS ------------------------------------------------------------------ */
 
+/* ---- the ALS step: the x_u x_u^T block and the preconditioned step ---------------------- */
+
+static void test_xx_block_values_and_bound(void **state)
+{
+    (void)state;
+    const double shrink = 1.0 - 0x1p-20;
+    /* x = (3, 4), |x| = 5 under the bound: (g 9, g sqrt(2) 12, g 16) */
+    const float x[2] = {3.0f, 4.0f};
+    float out[3];
+    int clipped = -1;
+    assert_int_equal(fedreci_mf_xx_block(x, 2, 10.0, 2.0, out, &clipped), FEDREC_OK);
+    assert_int_equal(clipped, 0);
+    assert_float_equal(out[0], 2.0 * shrink * 9.0, 1e-5);
+    assert_float_equal(out[1], 2.0 * shrink * sqrt(2.0) * 12.0, 1e-5);
+    assert_float_equal(out[2], 2.0 * shrink * 16.0, 1e-5);
+    /* bound 1: x is scaled to (0.6, 0.8) */
+    assert_int_equal(fedreci_mf_xx_block(x, 2, 1.0, 16.0, out, &clipped), FEDREC_OK);
+    assert_int_equal(clipped, 1);
+    assert_float_equal(out[0], 16.0 * shrink * 0.36, 1e-6);
+    assert_float_equal(out[1], 16.0 * shrink * sqrt(2.0) * 0.48, 1e-6);
+    assert_float_equal(out[2], 16.0 * shrink * 0.64, 1e-6);
+    /* Random vectors of every size, some far past the bound: no entry reaches
+     * g B^2 (= the clip when g = fedreci_mf_xx_weight(clip, B)), and the
+     * block's Euclidean norm is g |x^|^2 (the off-diagonal sqrt(2)). */
+    test_rng = fedreci_rng_seeded(77);
+    const double clip = 16.0, bound = 8.0, g = fedreci_mf_xx_weight(clip, bound);
+    assert_float_equal(g, 0.25, 0);
+    float v[64], blk[FEDRECI_MF_XX_DIM(64)];
+    for (int trial = 0; trial < 200; trial++) {
+        uint32_t k = 1 + (uint32_t)(urand() * 64);
+        double scale = trial % 2 ? 0.5 : 20.0, n2 = 0;
+        for (uint32_t a = 0; a < k; a++) {
+            v[a] = frand(-1, 1) * (float)scale;
+            n2 += (double)v[a] * v[a];
+        }
+        assert_int_equal(fedreci_mf_xx_block(v, k, bound, g, blk, &clipped), FEDREC_OK);
+        assert_int_equal(clipped, n2 > bound * bound);
+        double norm2 = 0, top = 0;
+        for (size_t t = 0; t < FEDRECI_MF_XX_DIM(k); t++) {
+            norm2 += (double)blk[t] * blk[t];
+            top = fmax(top, fabs((double)blk[t]));
+        }
+        assert_true(top < clip);
+        double want = g * fmin(n2, bound * bound);
+        assert_float_equal(sqrt(norm2), want, 1e-5 * want + 1e-12);
+    }
+    /* bad input: named, out untouched */
+    float keep[3] = {7, 7, 7};
+    const float nan_x[2] = {1.0f, NAN};
+    assert_int_equal(fedreci_mf_xx_block(nan_x, 2, 1.0, 1.0, keep, NULL), FEDREC_ERR_INVALID);
+    assert_int_equal(fedreci_mf_xx_block(x, 2, 0.0, 1.0, keep, NULL), FEDREC_ERR_INVALID);
+    assert_int_equal(fedreci_mf_xx_block(x, 2, 1.0, INFINITY, keep, NULL), FEDREC_ERR_INVALID);
+    assert_int_equal(fedreci_mf_xx_block(x, 0, 1.0, 1.0, keep, NULL), FEDREC_ERR_INVALID);
+    assert_true(keep[0] == 7 && keep[1] == 7 && keep[2] == 7);
+    assert_true(fedreci_mf_xx_weight(0, 1) == 0 && fedreci_mf_xx_weight(1, NAN) == 0);
+    assert_int_equal(fedreci_mf_update_dim(100, 32, FEDRECI_OPT_ALS), 3200 + 528);
+    assert_int_equal(fedreci_mf_update_dim(100, 32, FEDRECI_OPT_ADAM), 3200);
+}
+
+/* Solves the n x n system a z = b in place by Gaussian elimination with
+ * partial pivoting (double; the test's own reference). */
+static void gauss_solve(double *a, double *b, uint32_t n)
+{
+    for (uint32_t c = 0; c < n; c++) {
+        uint32_t p = c;
+        for (uint32_t r = c + 1; r < n; r++)
+            if (fabs(a[r * n + c]) > fabs(a[p * n + c]))
+                p = r;
+        for (uint32_t j = 0; j < n; j++) {
+            double t = a[c * n + j];
+            a[c * n + j] = a[p * n + j];
+            a[p * n + j] = t;
+        }
+        double t = b[c];
+        b[c] = b[p];
+        b[p] = t;
+        for (uint32_t r = c + 1; r < n; r++) {
+            double f = a[r * n + c] / a[c * n + c];
+            for (uint32_t j = c; j < n; j++)
+                a[r * n + j] -= f * a[c * n + j];
+            b[r] -= f * b[c];
+        }
+    }
+    for (uint32_t c = n; c-- > 0;) {
+        double v = b[c];
+        for (uint32_t j = c + 1; j < n; j++)
+            v -= a[c * n + j] * b[j];
+        b[c] = v / a[c * n + c];
+    }
+}
+
+/* With unit confidences, step size 1 and no momentum, one ALS step is the
+ * ALS item update on the cohort: y_i = (sum_u x_u x_u^T + lambda (m / N) I)^-1
+ * sum_u p_ui x_u, with x_u solved on the old Y (Hu, Koren & Volinsky 2008).
+ * Checked against a brute-force solve per item. */
+static void test_als_step_is_cohort_als_update(void **state)
+{
+    (void)state;
+    test_rng = fedreci_rng_seeded(4242);
+    csr_buf b;
+    const uint32_t rows = 40, cols = 25, k = 5, N = 100;
+    const float lambda = 0.5f;
+    random_csr(&b, rows, cols, 0.25);
+    for (uint64_t j = 0; j < b.indptr[rows]; j++)
+        b.conf[j] = 1.0f;
+    const size_t nk = (size_t)cols * k, dim = fedreci_mf_update_dim(cols, k, FEDRECI_OPT_ALS);
+    float *y = malloc(nk * sizeof *y), *y0 = malloc(nk * sizeof *y0);
+    float *grad = malloc(dim * sizeof *grad), *sum = malloc(dim * sizeof *sum);
+    double *xs = calloc((size_t)rows * k, sizeof *xs);
+    fedreci_mf_init(y, cols, k, 9, 0.3f);
+    memcpy(y0, y, nk * sizeof *y);
+    fedreci_opt_params op = {FEDRECI_OPT_ALS, 1.0f, 0.0f, 0.999f, 1e-8f, lambda, N};
+    fedreci_optimizer *o = NULL;
+    fedreci_mf_step *w = NULL;
+    assert_int_equal(fedreci_mf_step_create(&w, cols, k), FEDREC_OK);
+    assert_int_equal(fedreci_optimizer_create(&o, &op, cols, k), FEDREC_OK);
+    assert_int_equal(fedreci_optimizer_kind(o), FEDRECI_OPT_ALS);
+    /* fedreci_mf_fed_round refuses the ALS step (it has no block to sum) */
+    assert_int_equal(fedreci_mf_fed_round(w, o, &b.m, NULL, 0, k, lambda, y, grad, sum, NULL, NULL),
+                     FEDREC_ERR_INVALID);
+    uint32_t count = 0;
+    assert_int_equal(
+        fedreci_mf_fed_round_xx(w, o, &b.m, NULL, 0, k, lambda, 1e6, y, grad, sum, &count, NULL),
+        FEDREC_OK);
+    /* the reference: the same x_u, then one ridge solve per item in double */
+    float gram[25], xu[5];
+    fedreci_mf_gram(y0, cols, k, gram);
+    uint32_t m = 0;
+    double S[25] = {0};
+    for (uint32_t u = 0; u < rows; u++) {
+        fedreci_mf_user cu = {b.indices + b.indptr[u], b.conf + b.indptr[u],
+                              (uint32_t)(b.indptr[u + 1] - b.indptr[u])};
+        if (cu.n == 0)
+            continue;
+        assert_int_equal(fedreci_mf_solve_user(w, y0, gram, cols, k, lambda, &cu, xu), FEDREC_OK);
+        for (uint32_t a = 0; a < k; a++) {
+            xs[(size_t)u * k + a] = xu[a];
+            for (uint32_t c = 0; c < k; c++)
+                S[a * k + c] += (double)xu[a] * xu[c];
+        }
+        m++;
+    }
+    assert_int_equal(count, m);
+    double worst = 0;
+    for (uint32_t i = 0; i < cols; i++) {
+        double A[25], rhs[5] = {0};
+        for (uint32_t a = 0; a < k * k; a++)
+            A[a] = S[a] + (a % (k + 1) == 0 ? (double)lambda * m / N : 0.0);
+        for (uint32_t u = 0; u < rows; u++)
+            for (uint64_t j = b.indptr[u]; j < b.indptr[u + 1]; j++)
+                if (b.indices[j] == i)
+                    for (uint32_t a = 0; a < k; a++)
+                        rhs[a] += xs[(size_t)u * k + a];
+        gauss_solve(A, rhs, k);
+        for (uint32_t a = 0; a < k; a++)
+            worst = fmax(worst, fabs(y[(size_t)i * k + a] - rhs[a]) / (1.0 + fabs(rhs[a])));
+    }
+    assert_true(worst < 2e-4);
+    fedreci_optimizer_destroy(o);
+
+    /* Momentum: the first step is bias-corrected to the same step whatever
+     * beta1 is; the second differs. */
+    fedreci_opt_params om = op;
+    om.lr = 0.3f;
+    om.beta1 = 0.7f;
+    fedreci_optimizer *a0 = NULL, *a7 = NULL;
+    float *ya = malloc(nk * sizeof *ya), *yb = malloc(nk * sizeof *yb);
+    memcpy(ya, y0, nk * sizeof *y0);
+    memcpy(yb, y0, nk * sizeof *y0);
+    assert_int_equal(fedreci_optimizer_create(&a7, &om, cols, k), FEDREC_OK);
+    om.beta1 = 0.0f;
+    assert_int_equal(fedreci_optimizer_create(&a0, &om, cols, k), FEDREC_OK);
+    assert_int_equal(
+        fedreci_mf_fed_round_xx(w, a7, &b.m, NULL, 0, k, lambda, 1e6, ya, grad, sum, NULL, NULL),
+        FEDREC_OK);
+    assert_int_equal(
+        fedreci_mf_fed_round_xx(w, a0, &b.m, NULL, 0, k, lambda, 1e6, yb, grad, sum, NULL, NULL),
+        FEDREC_OK);
+    for (size_t j = 0; j < nk; j++)
+        assert_float_equal(ya[j], yb[j], 1e-6);
+    /* the same step size 0.3 of the Newton step: 0.3 of the way to y */
+    for (size_t j = 0; j < nk; j++)
+        assert_float_equal(yb[j], y0[j] + 0.3 * (y[j] - y0[j]), 1e-4);
+
+    /* Errors leave y and the state unchanged: no block, a non-finite block,
+     * and a singular system (lambda 0 and an all-zero block). */
+    memcpy(ya, yb, nk * sizeof *yb);
+    int applied = -1;
+    assert_int_equal(fedreci_optimizer_step_xx(a0, yb, sum, NULL, 1.0, 4.0, &applied),
+                     FEDREC_ERR_INVALID);
+    assert_int_equal(fedreci_optimizer_step_xx(a0, yb, sum, sum + nk, 0.0, 4.0, &applied),
+                     FEDREC_ERR_INVALID);
+    sum[nk + 1] = NAN;
+    assert_int_equal(fedreci_optimizer_step_xx(a0, yb, sum, sum + nk, 1.0, 4.0, &applied),
+                     FEDREC_ERR_NUMERIC);
+    assert_memory_equal(ya, yb, nk * sizeof *yb);
+    fedreci_opt_params oz = op;
+    oz.lambda = 0.0f;
+    fedreci_optimizer *z = NULL;
+    assert_int_equal(fedreci_optimizer_create(&z, &oz, cols, k), FEDREC_OK);
+    memset(sum + nk, 0, FEDRECI_MF_XX_DIM(k) * sizeof *sum);
+    assert_int_equal(fedreci_optimizer_step_xx(z, yb, sum, sum + nk, 1.0, 4.0, &applied),
+                     FEDREC_ERR_NUMERIC);
+    assert_memory_equal(ya, yb, nk * sizeof *yb);
+    /* Adam ignores the block: step_xx is fedreci_optimizer_step */
+    fedreci_optimizer *p1 = NULL, *p2 = NULL;
+    fedreci_opt_params pa = adam_params;
+    assert_int_equal(fedreci_optimizer_create(&p1, &pa, cols, k), FEDREC_OK);
+    assert_int_equal(fedreci_optimizer_create(&p2, &pa, cols, k), FEDREC_OK);
+    assert_int_equal(fedreci_optimizer_step_xx(p1, ya, sum, NULL, 0.0, 3.0, &applied), FEDREC_OK);
+    assert_int_equal(fedreci_optimizer_step(p2, yb, sum, 3.0, &applied), FEDREC_OK);
+    assert_memory_equal(ya, yb, nk * sizeof *yb);
+    /* growing keeps the momentum of old rows and starts new rows fresh */
+    assert_int_equal(fedreci_optimizer_grow(a7, cols + 3), FEDREC_OK);
+    fedreci_optimizer_destroy(p1);
+    fedreci_optimizer_destroy(p2);
+    fedreci_optimizer_destroy(z);
+    fedreci_optimizer_destroy(a0);
+    fedreci_optimizer_destroy(a7);
+    fedreci_mf_step_destroy(w);
+    free(ya);
+    free(yb);
+    free(xs);
+    free(y);
+    free(y0);
+    free(grad);
+    free(sum);
+    free_csr(&b);
+}
+
 static void random_csr(csr_buf *b, uint32_t rows, uint32_t cols, double density)
 {
     b->indptr = malloc((rows + 1) * sizeof *b->indptr);
@@ -968,6 +1198,8 @@ int main(void)
         cmocka_unit_test(test_optimizer_zero_weight_and_nan),
         cmocka_unit_test(test_optimizer_grow_keeps_rows),
         cmocka_unit_test(test_fed_round_is_sum_then_step),
+        cmocka_unit_test(test_xx_block_values_and_bound),
+        cmocka_unit_test(test_als_step_is_cohort_als_update),
         cmocka_unit_test(test_als_objective_never_increases),
         cmocka_unit_test(test_als_deterministic),
         cmocka_unit_test(test_als_rejects_bad_input),

@@ -237,6 +237,57 @@ static void test_checkin_reply(void **state)
     assert_int_equal(fedreci_wire_decode_msg(m, CAP, &e), FEDREC_ERR_FORMAT);
     assert_null(e);
     nng_msg_free(m);
+
+    /* the ALS step: d = 3 x 2 + 2 x 3 / 2 + 1 = 10; step and x_bound
+       round-trip and are bound into the advert */
+    memset(&w.dp, 0, sizeof w.dp);
+    w.step = FEDRECI_WIRE_STEP_ALS;
+    w.x_bound = 8;
+    w.secagg.d = 10;
+    assert_int_equal(fedreci_wire_enc_checkin_reply(
+                         &m, &h, FEDREC__V1__CHECK_IN_REPLY__STATUS__SELECTED, &w, 3, 0),
+                     FEDREC_OK);
+    e = rt(m);
+    assert_int_equal(fedreci_wire_get_round(e, &g), FEDREC_OK);
+    assert_int_equal(g.step, FEDRECI_WIRE_STEP_ALS);
+    assert_true(g.x_bound == 8);
+    assert_int_equal(g.secagg.d, 10);
+    fedreci_wire_free(e);
+    fedreci_wire_binding(&g, ck, b1);
+    g.x_bound = 4;
+    fedreci_wire_binding(&g, ck, b2);
+    g.step = FEDRECI_WIRE_STEP_GRADIENT;
+    g.secagg.d = 7;
+    fedreci_wire_binding(&g, ck, b3);
+    assert_memory_not_equal(b1, b2, 32);
+    assert_memory_not_equal(b1, b3, 32);
+    assert_memory_not_equal(b2, b3, 32);
+    /* refused at decode: a d without the block (or the block without the
+       step), an unknown step, a bound that is not finite and > 0, and the
+       step together with DP */
+    struct {
+        uint32_t step, d;
+        double bound;
+        int dp;
+    } bad[] = {{FEDRECI_WIRE_STEP_ALS, 7, 8, 0},
+               {FEDRECI_WIRE_STEP_GRADIENT, 10, 0, 0},
+               {2, 10, 8, 0},
+               {FEDRECI_WIRE_STEP_ALS, 10, 0, 0},
+               {FEDRECI_WIRE_STEP_ALS, 10, NAN, 0},
+               {FEDRECI_WIRE_STEP_ALS, 17, 8, 1}};
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        w.step = bad[i].step;
+        w.secagg.d = bad[i].d;
+        w.x_bound = bad[i].bound;
+        w.dp.mechanism = bad[i].dp ? FEDRECI_DP_ROUND_SKELLAM : 0;
+        assert_int_equal(fedreci_wire_enc_checkin_reply(
+                             &m, &h, FEDREC__V1__CHECK_IN_REPLY__STATUS__SELECTED, &w, 3, 0),
+                         FEDREC_OK);
+        e = NULL;
+        assert_int_equal(fedreci_wire_decode_msg(m, CAP, &e), FEDREC_ERR_FORMAT);
+        assert_null(e);
+        nng_msg_free(m);
+    }
 }
 
 static void test_model(void **state)

@@ -115,6 +115,33 @@ FEDREC_NODISCARD fedrec_err fedreci_mf_client_step(fedreci_mf_step *w, const flo
                                                    float lambda, const fedreci_mf_user *u, float *x,
                                                    float *grad, double *loss);
 
+/* ---- the x_u x_u^T block of an ALS-step upload -------------------------------- */
+
+/* Entries of the block: k (k + 1) / 2, the upper triangle of a k x k matrix. */
+#define FEDRECI_MF_XX_DIM(k) ((size_t)(k) * ((size_t)(k) + 1) / 2)
+
+/* The weight g a client multiplies its block by, from the round's clip bound
+ * (every uploaded entry is clipped to [-clip, clip]) and the bound B on
+ * |x_u|: g = clip / B^2, so that no entry of the block reaches the clip
+ * (see fedreci_mf_xx_block). 0 when clip or B is not finite and > 0. */
+double fedreci_mf_xx_weight(double clip, double bound);
+
+/* The block a client uploads beside its gradient when the server takes the
+ * ALS-like step (FEDRECI_OPT_ALS, docs/design.md section 2):
+ *   x^ = x min(1, B / |x|)            (x clipped to Euclidean norm B)
+ *   out[t(a, b)] = g' x^_a x^_b        for a == b
+ *   out[t(a, b)] = g' sqrt(2) x^_a x^_b for a < b
+ * for rows a = 0..k-1 and b = a..k-1 in that order (t counts up from 0), with
+ * g' = g (1 - 2^-20) (so float rounding never lifts an entry past g B^2).
+ * The off-diagonal scaling makes the block's Euclidean norm g' |x^ x^^T|_F =
+ * g' |x^|^2 <= g B^2, and every entry has magnitude <= g B^2 (the same
+ * layout as core/dp/dpals.h's Gram part). x has k floats (1 <= k <= 256),
+ * out k (k + 1) / 2. *clipped (optional) gets 1 when |x| > B, else 0.
+ * Errors: FEDREC_ERR_INVALID (NULL, k out of range, B or g not finite and
+ * > 0, a non-finite x entry, named); out is untouched then. Thread-safe. */
+FEDREC_NODISCARD fedrec_err fedreci_mf_xx_block(const float *x, uint32_t k, double bound,
+                                                double weight, float *out, int *clipped);
+
 /* ---- scoring ------------------------------------------------------------------ */
 
 /* Top-K items by score y_i^T x over items not in `exclude` (sorted ascending,
@@ -145,12 +172,13 @@ FEDREC_NODISCARD fedrec_err fedreci_topk_scores(const float *scores, uint32_t n_
 typedef enum fedreci_opt_kind {
     FEDRECI_OPT_ADAM = 0,
     FEDRECI_OPT_SGD = 1,
+    FEDRECI_OPT_ALS = 2, /* preconditioned by the cohort's sum of x_u x_u^T (below) */
 } fedreci_opt_kind;
 
 typedef struct fedreci_opt_params {
     fedreci_opt_kind kind;
-    float lr;         /* learning rate, > 0 */
-    float beta1;      /* Adam, default 0.9 */
+    float lr;         /* learning rate (ALS: step size), > 0 */
+    float beta1;      /* Adam, default 0.9; ALS: momentum, [0, 1) */
     float beta2;      /* Adam, default 0.999 */
     float eps;        /* Adam, default 1e-8 */
     float lambda;     /* regularization */
@@ -175,6 +203,38 @@ void fedreci_optimizer_destroy(fedreci_optimizer *o);
 FEDREC_NODISCARD fedrec_err fedreci_optimizer_step(fedreci_optimizer *o, float *y,
                                                    const float *grad_sum, double weight,
                                                    int *applied);
+
+/* The same step with the cohort's sum of x_u x_u^T blocks beside the
+ * gradient sum: xx_sum holds k (k + 1) / 2 floats, the sum of the clients'
+ * fedreci_mf_xx_block outputs, each made with weight xx_weight (> 0). For
+ * Adam and SGD xx_sum is ignored (may be NULL) and this is
+ * fedreci_optimizer_step. For FEDRECI_OPT_ALS (kind 2) the step is
+ *   S = (the block sum, diagonal / xx_weight, off-diagonal /
+ *        (sqrt(2) xx_weight), symmetrised) / weight + (lambda / n_train) I
+ *   g_i = grad_sum_i / weight + 2 (lambda / n_train) y_i      (as Adam's)
+ *   d_i = S^-1 g_i / 2                                        (Cholesky, double)
+ *   m_i = beta1 m_i + (1 - beta1) d_i,  y_i -= lr m_i / (1 - beta1^t)
+ * with t the row's step count (bias correction as Adam's first moment).
+ * d_i is the Newton step on the cohort's mean loss for unit confidences
+ * (Hu, Koren & Volinsky's ALS item update, with the cohort's x_u in place
+ * of all users'), so lr 1 without momentum would jump to the cohort's ALS
+ * solution; a smaller lr with momentum averages over cohorts.
+ * Errors: those of fedreci_optimizer_step; FEDREC_ERR_INVALID for ALS
+ * without xx_sum or with xx_weight not finite and > 0; FEDREC_ERR_NUMERIC
+ * for a non-finite xx_sum entry or S not positive definite (lambda = 0 and
+ * a rank-deficient sum); y and the state are unchanged on every error. */
+FEDREC_NODISCARD fedrec_err fedreci_optimizer_step_xx(fedreci_optimizer *o, float *y,
+                                                      const float *grad_sum, const float *xx_sum,
+                                                      double xx_weight, double weight,
+                                                      int *applied);
+
+/* The kind of step o takes (o not NULL). Can't fail. */
+fedreci_opt_kind fedreci_optimizer_kind(const fedreci_optimizer *o);
+
+/* The length of one client's update vector (before SecAgg's weight word)
+ * for the server step `kind`: n_items k, plus k (k + 1) / 2 for
+ * FEDRECI_OPT_ALS. 0 when the product overflows size_t. Can't fail. */
+size_t fedreci_mf_update_dim(uint32_t n_items, uint32_t k, fedreci_opt_kind kind);
 
 /* Grows the optimizer state to new_n_items rows (new products; existing rows
  * and their moments kept, new moments zero). The caller grows y itself (e.g.
@@ -202,6 +262,21 @@ FEDREC_NODISCARD fedrec_err fedreci_mf_fed_round(fedreci_mf_step *w, fedreci_opt
                                                  uint32_t n_users, uint32_t k, float lambda,
                                                  float *y, float *grad, float *sum,
                                                  uint32_t *participants, double *loss);
+
+/* fedreci_mf_fed_round for any server step: when o takes the ALS step
+ * (FEDRECI_OPT_ALS), each participant also makes its x_u x_u^T block
+ * (fedreci_mf_xx_block with bound xx_bound, > 0, and weight 1) beside its
+ * gradient, grad and sum hold fedreci_mf_update_dim(r->n_cols, k, kind)
+ * floats each, and the step is fedreci_optimizer_step_xx on the sums (k at
+ * most 256). For Adam and SGD xx_bound is ignored and this is
+ * fedreci_mf_fed_round, which refuses an ALS optimizer. Errors: as
+ * fedreci_mf_fed_round; FEDREC_ERR_INVALID for a bad bound or k. */
+FEDREC_NODISCARD fedrec_err fedreci_mf_fed_round_xx(fedreci_mf_step *w, fedreci_optimizer *o,
+                                                    const fedreci_mf_csr *r, const uint32_t *users,
+                                                    uint32_t n_users, uint32_t k, float lambda,
+                                                    double xx_bound, float *y, float *grad,
+                                                    float *sum, uint32_t *participants,
+                                                    double *loss);
 
 /* ---- centralized ALS (the baseline) ----------------------------------------- */
 

@@ -34,7 +34,7 @@ static fedrec_err check_params(const fedreci_opt_params *p)
 {
     if (!p)
         return fedreci_error(FEDREC_ERR_INVALID, "mf: optimizer: NULL parameters");
-    if (p->kind != FEDRECI_OPT_ADAM && p->kind != FEDRECI_OPT_SGD)
+    if (p->kind != FEDRECI_OPT_ADAM && p->kind != FEDRECI_OPT_SGD && p->kind != FEDRECI_OPT_ALS)
         return fedreci_error(FEDREC_ERR_INVALID, "mf: optimizer: unknown kind %d", (int)p->kind);
     if (!(p->lr > 0.0f) || !isfinite(p->lr))
         return fedreci_error(FEDREC_ERR_INVALID, "mf: optimizer: lr %g must be > 0", (double)p->lr);
@@ -50,6 +50,10 @@ static fedrec_err check_params(const fedreci_opt_params *p)
                              "mf: optimizer: Adam needs 0 <= beta1, beta2 < 1 and eps > 0 "
                              "(got %g, %g, %g)",
                              (double)p->beta1, (double)p->beta2, (double)p->eps);
+    if (p->kind == FEDRECI_OPT_ALS && !(p->beta1 >= 0.0f && p->beta1 < 1.0f))
+        return fedreci_error(FEDREC_ERR_INVALID,
+                             "mf: optimizer: the ALS step needs momentum 0 <= beta1 < 1 (got %g)",
+                             (double)p->beta1);
     return FEDREC_OK;
 }
 
@@ -71,11 +75,11 @@ fedrec_err fedreci_optimizer_create(fedreci_optimizer **out, const fedreci_opt_p
     o->k = k;
     size_t nk = (size_t)n_items * k;
     o->t = calloc(n_items, sizeof *o->t);
-    if (p->kind == FEDRECI_OPT_ADAM) {
+    if (p->kind != FEDRECI_OPT_SGD)
         o->m = calloc(nk, sizeof *o->m);
+    if (p->kind == FEDRECI_OPT_ADAM)
         o->v = calloc(nk, sizeof *o->v);
-    }
-    if (!o->t || (p->kind == FEDRECI_OPT_ADAM && (!o->m || !o->v))) {
+    if (!o->t || (p->kind != FEDRECI_OPT_SGD && !o->m) || (p->kind == FEDRECI_OPT_ADAM && !o->v)) {
         fedreci_optimizer_destroy(o);
         return fedreci_error(FEDREC_ERR_NOMEM, "mf: optimizer state for %u x %u", n_items, k);
     }
@@ -86,8 +90,110 @@ fedrec_err fedreci_optimizer_create(fedreci_optimizer **out, const fedreci_opt_p
 fedrec_err fedreci_optimizer_step(fedreci_optimizer *o, float *y, const float *grad_sum,
                                   double weight, int *applied)
 {
+    return fedreci_optimizer_step_xx(o, y, grad_sum, NULL, 0.0, weight, applied);
+}
+
+/* In-place Cholesky factorization a = L L^T of the k x k row-major a (the
+ * lower triangle gets L; the upper is not read). 0, or -1 when a is not
+ * positive definite. */
+static int cholesky(double *a, uint32_t k)
+{
+    for (uint32_t p = 0; p < k; p++)
+        for (uint32_t q = 0; q <= p; q++) {
+            double v = a[p * k + q];
+            for (uint32_t z = 0; z < q; z++)
+                v -= a[p * k + z] * a[q * k + z];
+            if (p == q) {
+                if (!(v > 0.0) || !isfinite(v))
+                    return -1;
+                a[p * k + p] = sqrt(v);
+            } else {
+                a[p * k + q] = v / a[q * k + q];
+            }
+        }
+    return 0;
+}
+
+/* Solves L L^T x = b in place (b has k entries). */
+static void cholesky_solve(const double *l, uint32_t k, double *b)
+{
+    for (uint32_t p = 0; p < k; p++) {
+        double v = b[p];
+        for (uint32_t z = 0; z < p; z++)
+            v -= l[p * k + z] * b[z];
+        b[p] = v / l[p * k + p];
+    }
+    for (uint32_t p = k; p-- > 0;) {
+        double v = b[p];
+        for (uint32_t z = p + 1; z < k; z++)
+            v -= l[z * k + p] * b[z];
+        b[p] = v / l[p * k + p];
+    }
+}
+
+/* The ALS-like step (mf.h fedreci_optimizer_step_xx); the arguments are
+ * checked and finite. */
+static fedrec_err als_step(fedreci_optimizer *o, float *y, const float *grad_sum,
+                           const float *xx_sum, double xx_weight, double weight)
+{
+    const uint32_t k = o->k;
+    const double reg = (double)o->p.lambda / (double)o->p.n_train, inv_w = 1.0 / weight;
+    double *s = malloc((size_t)k * k * sizeof *s), *b = malloc((size_t)k * sizeof *b);
+    if (!s || !b) {
+        free(s);
+        free(b);
+        return fedreci_error(FEDREC_ERR_NOMEM, "mf: optimizer: ALS step, %u x %u system", k, k);
+    }
+    const double r2 = sqrt(2.0);
+    size_t t = 0;
+    for (uint32_t p = 0; p < k; p++)
+        for (uint32_t q = p; q < k; q++) {
+            double v = (double)xx_sum[t++] / (p == q ? xx_weight : xx_weight * r2) * inv_w;
+            s[p * k + q] = s[q * k + p] = v + (p == q ? reg : 0.0);
+        }
+    if (cholesky(s, k)) {
+        free(s);
+        free(b);
+        return fedreci_error(FEDREC_ERR_NUMERIC,
+                             "mf: optimizer: the cohort's sum of x_u x_u^T plus lambda / N is not "
+                             "positive definite (weight %g, lambda %g)",
+                             weight, (double)o->p.lambda);
+    }
+    const double b1 = o->p.beta1, lr = o->p.lr;
+    double c1 = 0.0;
+    uint64_t t_prev = UINT64_MAX;
+    for (uint32_t i = 0; i < o->n_items; i++) {
+        uint64_t ti = ++o->t[i];
+        if (ti != t_prev) {
+            c1 = 1.0 - pow(b1, (double)ti);
+            t_prev = ti;
+        }
+        size_t row = (size_t)i * k;
+        for (uint32_t p = 0; p < k; p++)
+            b[p] = 0.5 * ((double)grad_sum[row + p] * inv_w + 2.0 * reg * y[row + p]);
+        cholesky_solve(s, k, b);
+        for (uint32_t p = 0; p < k; p++) {
+            double m = b1 * o->m[row + p] + (1.0 - b1) * b[p];
+            o->m[row + p] = (float)m;
+            y[row + p] = (float)(y[row + p] - lr * m / c1);
+        }
+    }
+    free(s);
+    free(b);
+    return FEDREC_OK;
+}
+
+fedrec_err fedreci_optimizer_step_xx(fedreci_optimizer *o, float *y, const float *grad_sum,
+                                     const float *xx_sum, double xx_weight, double weight,
+                                     int *applied)
+{
     if (!o || !y || !grad_sum)
         return fedreci_error(FEDREC_ERR_INVALID, "mf: optimizer: NULL argument");
+    if (o->p.kind == FEDRECI_OPT_ALS && (!xx_sum || !(xx_weight > 0.0) || !isfinite(xx_weight)))
+        return fedreci_error(FEDREC_ERR_INVALID,
+                             "mf: optimizer: the ALS step needs the cohort's x_u x_u^T sum and "
+                             "its weight (finite, > 0; got %s, %g)",
+                             xx_sum ? "a sum" : "none", xx_weight);
     if (!(weight >= 0.0) || !isfinite(weight))
         return fedreci_error(FEDREC_ERR_INVALID, "mf: optimizer: weight %g must be finite and >= 0",
                              weight);
@@ -104,6 +210,18 @@ fedrec_err fedreci_optimizer_step(fedreci_optimizer *o, float *y, const float *g
             return fedreci_error(FEDREC_ERR_NUMERIC,
                                  "mf: optimizer: non-finite %s at entry %zu (row %zu)",
                                  isfinite(grad_sum[j]) ? "factor" : "gradient", j, j / o->k);
+    if (o->p.kind == FEDRECI_OPT_ALS) {
+        for (size_t j = 0; j < FEDRECI_MF_XX_DIM(o->k); j++)
+            if (!isfinite(xx_sum[j]))
+                return fedreci_error(FEDREC_ERR_NUMERIC,
+                                     "mf: optimizer: non-finite x_u x_u^T sum at entry %zu", j);
+        fedrec_err e = als_step(o, y, grad_sum, xx_sum, xx_weight, weight);
+        if (e)
+            return e;
+        if (applied)
+            *applied = 1;
+        return FEDREC_OK;
+    }
 
     const double inv_w = 1.0 / weight;
     const double reg = 2.0 * (double)o->p.lambda / (double)o->p.n_train;
@@ -143,6 +261,11 @@ fedrec_err fedreci_optimizer_step(fedreci_optimizer *o, float *y, const float *g
     return FEDREC_OK;
 }
 
+fedreci_opt_kind fedreci_optimizer_kind(const fedreci_optimizer *o)
+{
+    return o->p.kind;
+}
+
 fedrec_err fedreci_optimizer_grow(fedreci_optimizer *o, uint32_t new_n_items)
 {
     if (!o)
@@ -159,11 +282,11 @@ fedrec_err fedreci_optimizer_grow(fedreci_optimizer *o, uint32_t new_n_items)
     /* Build the new arrays first, so a failure leaves the optimizer as it was. */
     uint64_t *t = calloc(new_n_items, sizeof *t);
     float *m = NULL, *v = NULL;
-    if (o->p.kind == FEDRECI_OPT_ADAM) {
+    if (o->p.kind != FEDRECI_OPT_SGD)
         m = calloc(nk, sizeof *m);
+    if (o->p.kind == FEDRECI_OPT_ADAM)
         v = calloc(nk, sizeof *v);
-    }
-    if (!t || (o->p.kind == FEDRECI_OPT_ADAM && (!m || !v))) {
+    if (!t || (o->p.kind != FEDRECI_OPT_SGD && !m) || (o->p.kind == FEDRECI_OPT_ADAM && !v)) {
         free(t);
         free(m);
         free(v);
@@ -174,10 +297,12 @@ fedrec_err fedreci_optimizer_grow(fedreci_optimizer *o, uint32_t new_n_items)
     o->t = t;
     if (m) {
         memcpy(m, o->m, old * sizeof *m);
-        memcpy(v, o->v, old * sizeof *v);
         free(o->m);
-        free(o->v);
         o->m = m;
+    }
+    if (v) {
+        memcpy(v, o->v, old * sizeof *v);
+        free(o->v);
         o->v = v;
     }
     o->n_items = new_n_items;

@@ -298,3 +298,57 @@ fedrec_err fedreci_mf_client_step(fedreci_mf_step *w, const float *y, const floa
     memcpy(x, xs, (size_t)k * sizeof *x);
     return FEDREC_OK;
 }
+
+/* ---- the x_u x_u^T block --------------------------------------------------------- */
+
+double fedreci_mf_xx_weight(double clip, double bound)
+{
+    if (!(clip > 0.0) || !isfinite(clip) || !(bound > 0.0) || !isfinite(bound))
+        return 0.0;
+    double g = clip / (bound * bound);
+    return isfinite(g) && g > 0.0 ? g : 0.0;
+}
+
+fedrec_err fedreci_mf_xx_block(const float *x, uint32_t k, double bound, double weight, float *out,
+                               int *clipped)
+{
+    if (!x || !out || k == 0 || k > 256)
+        return fedreci_error(FEDREC_ERR_INVALID, "mf: xx block: NULL argument or k = %u (1..256)",
+                             k);
+    if (!(bound > 0.0) || !isfinite(bound) || !(weight > 0.0) || !isfinite(weight))
+        return fedreci_error(FEDREC_ERR_INVALID,
+                             "mf: xx block: bound %g and weight %g must be finite and > 0", bound,
+                             weight);
+    double v[256], n2 = 0.0;
+    for (uint32_t a = 0; a < k; a++) {
+        if (!isfinite(x[a]))
+            return fedreci_error(FEDREC_ERR_INVALID, "mf: xx block: x[%u] = %g, need finite", a,
+                                 (double)x[a]);
+        v[a] = x[a];
+        n2 += v[a] * v[a];
+    }
+    int cut = n2 > bound * bound;
+    if (cut) {
+        double f = bound / sqrt(n2);
+        for (uint32_t a = 0; a < k; a++)
+            v[a] *= f;
+    }
+    const double g = weight * (1.0 - 0x1p-20), gr = g * sqrt(2.0);
+    size_t t = 0;
+    for (uint32_t a = 0; a < k; a++) {
+        out[t++] = (float)(g * v[a] * v[a]);
+        for (uint32_t b = a + 1; b < k; b++)
+            out[t++] = (float)(gr * v[a] * v[b]);
+    }
+    if (clipped)
+        *clipped = cut;
+    return FEDREC_OK;
+}
+
+size_t fedreci_mf_update_dim(uint32_t n_items, uint32_t k, fedreci_opt_kind kind)
+{
+    if (k != 0 && (size_t)n_items > SIZE_MAX / 2 / k)
+        return 0;
+    size_t d = (size_t)n_items * k;
+    return kind == FEDRECI_OPT_ALS ? d + FEDRECI_MF_XX_DIM(k) : d;
+}
