@@ -319,7 +319,7 @@ static void print_path(const char *name, uint32_t n, uint32_t groups, uint32_t d
 /* The single-engine path and the master + G aggregators path at n clients,
  * in one process over inproc://, no dropouts. */
 static void run_grouped(uint32_t n, uint32_t n_items, uint32_t k, uint32_t neighbors, int rounds,
-                        uint32_t groups)
+                        uint32_t groups, double *cpu_single, double *cpu_grouped)
 {
     size_t dx = (size_t)n_items * k;
     float *y = malloc(dx * sizeof *y);
@@ -404,6 +404,8 @@ static void run_grouped(uint32_t n, uint32_t n_items, uint32_t k, uint32_t neigh
     printf("|  | ratio grouped / one engine: client-rounds per second %.3f, per CPU-second "
            "%.3f |\n",
            single.wall / grouped.wall, single.cpu / grouped.cpu);
+    *cpu_single = single.cpu / n;
+    *cpu_grouped = grouped.cpu / n;
     free(agg);
     free(aurl);
     free(apk);
@@ -411,6 +413,129 @@ static void run_grouped(uint32_t n, uint32_t n_items, uint32_t k, uint32_t neigh
     free(cl);
     free(x);
     free(y);
+}
+
+/* What the service path does per client-round that the simulator does not
+ * (fedrec-sim --group-size drives the same SecAgg state machines with no
+ * transport), each part timed alone in CPU seconds at d = n_items * k + 1:
+ * the model reply (the coordinator encodes one per client; the client
+ * decodes it and checks its BLAKE2b checksum), the masked input (encode and
+ * Poly1305 MAC on the client, decode and MAC check on the coordinator), the
+ * signatures of the small messages (4 signed, 4 verified), and a buffered
+ * SecAgg client's d-word buffers (created and destroyed every round: a
+ * session's q in secure memory and its masked copy). Prints one row per
+ * part and their sum beside the measured CPU per client-round of both
+ * paths; the rest is the transport and its threads (nng, wake-ups). */
+static void service_parts(uint32_t n_items, uint32_t k, double cpu_single, double cpu_grouped)
+{
+    const size_t dx = (size_t)n_items * k, d = dx + 1;
+    const int reps = 20;
+    float *y = malloc(dx * sizeof *y);
+    uint32_t *q = calloc(d, sizeof *q);
+    float gram[32 * 32] = {0};
+    if (!y || !q || k > 32) {
+        free(y);
+        free(q);
+        return;
+    }
+    for (size_t i = 0; i < dx; i++)
+        y[i] = (float)((int)(i % 17) - 8) * 0.001f;
+    uint8_t sum[FEDRECI_WIRE_CHECKSUM_BYTES], key[32], pk[32], sk[64];
+    fedreci_wire_checksum(y, dx * sizeof *y, sum);
+    randombytes_buf(key, sizeof key);
+    crypto_sign_keypair(pk, sk);
+    fedreci_wire_hdr h = {fedreci_secagg_id_from_pk(pk), 3, FEDRECI_WIRE_STAGE_MODEL};
+    fedreci_wire_model wm = {2, n_items, k, y, gram, sum, NULL, 0, NULL, 0};
+    double t_enc = 0, t_dec = 0, t_menc = 0, t_mdec = 0, t_sig = 0, t_buf = 0;
+    int ok = 1;
+    for (int r = 0; r < reps && ok; r++) {
+        nng_msg *m = NULL;
+        fedreci_wire_env *e = NULL;
+        fedreci_wire_model got;
+        double c0 = cpu_s();
+        ok = !fedreci_wire_enc_model_reply(&m, &h, &wm, 2);
+        double c1 = cpu_s();
+        ok = ok && !fedreci_wire_decode_msg(m, (size_t)-1 / 2, &e) &&
+             !fedreci_wire_get_model(e, &got);
+        double c2 = cpu_s();
+        t_enc += c1 - c0;
+        t_dec += c2 - c1;
+        fedreci_wire_free(e);
+        if (m)
+            nng_msg_free(m);
+        /* the masked input */
+        fedreci_wire_hdr hm = {h.client_id, 3, FEDRECI_WIRE_STAGE_MASKED_INPUT};
+        m = NULL;
+        e = NULL;
+        const uint32_t *back = NULL;
+        c0 = cpu_s();
+        ok = ok && !fedreci_wire_enc_masked(&m, &hm, q, d) && !fedreci_wire_mac(m, key);
+        c1 = cpu_s();
+        ok = ok && !fedreci_wire_decode_msg(m, (size_t)-1 / 2, &e) &&
+             !fedreci_wire_verify_mac(nng_msg_body(m), nng_msg_len(m), e, key) &&
+             !fedreci_wire_get_masked(e, (uint32_t)d, &back);
+        c2 = cpu_s();
+        t_menc += c1 - c0;
+        t_mdec += c2 - c1;
+        fedreci_wire_free(e);
+        if (m)
+            nng_msg_free(m);
+        /* the small messages: 4 signed by the client, 4 verified */
+        fedreci_wire_hdr hs = {h.client_id, 3, FEDRECI_WIRE_STAGE_UNMASK};
+        c0 = cpu_s();
+        for (int i = 0; i < 4 && ok; i++) {
+            m = NULL;
+            e = NULL;
+            ok = !fedreci_wire_enc_unmask(&m, &hs, NULL, 0) && !fedreci_wire_sign(m, &hs, sk) &&
+                 !fedreci_wire_decode_msg(m, 1 << 20, &e) &&
+                 !fedreci_wire_verify(nng_msg_body(m), nng_msg_len(m), e, pk);
+            fedreci_wire_free(e);
+            if (m)
+                nng_msg_free(m);
+        }
+        t_sig += cpu_s() - c0;
+        /* a buffered SecAgg client's round buffers */
+        fedreci_secagg_params p;
+        memset(&p, 0, sizeof p);
+        p.round_id = 3;
+        p.n = 10;
+        p.k = 9;
+        p.t = 5;
+        p.d = (uint32_t)d;
+        p.clip = 16;
+        p.scale = 1024;
+        p.max_weight = 1;
+        fedreci_secagg_client *c = NULL;
+        c0 = cpu_s();
+        ok = ok && !fedreci_secagg_client_create(&c, &p, h.client_id, sk, NULL);
+        fedreci_secagg_client_destroy(c);
+        t_buf += cpu_s() - c0;
+    }
+    if (ok) {
+        double parts[] = {t_enc, t_dec, t_menc, t_mdec, t_sig, t_buf}, all = 0;
+        const char *names[] = {"model reply: encode (coordinator, one per client)",
+                               "model reply: decode and BLAKE2b checksum (client)",
+                               "masked input: encode and Poly1305 MAC (client)",
+                               "masked input: decode and MAC check (coordinator)",
+                               "4 small messages signed (client) and verified (coordinator)",
+                               "a buffered SecAgg client's d-word buffers, created and freed"};
+        printf(
+            "\nwhat the service path does per client-round beyond the simulator's work, each part "
+            "timed alone (CPU ms, d = %zu):\n",
+            d);
+        printf("| part | CPU ms per client-round |\n|---|---|\n");
+        for (int i = 0; i < 6; i++) {
+            printf("| %s | %.3f |\n", names[i], 1e3 * parts[i] / reps);
+            all += parts[i] / reps;
+        }
+        printf("| sum of the parts | %.3f |\n", 1e3 * all);
+        if (cpu_single > 0 && cpu_grouped > 0)
+            printf("| measured above: CPU per client-round, one engine / master + aggregators | "
+                   "%.3f / %.3f |\n",
+                   1e3 * cpu_single, 1e3 * cpu_grouped);
+    }
+    free(y);
+    free(q);
 }
 
 /* --clients: a comma-separated list of up to 8 sizes, no empty entry.
@@ -520,8 +645,10 @@ int fedrec_bench_engine(int argc, char **argv)
         printf("| path | clients | groups | d | k | rounds completed | wall s/round | CPU s/round "
                "| client-rounds/s | per core (wall) | per CPU-second |\n");
         printf("|---|---|---|---|---|---|---|---|---|---|---|\n");
+        double cs = 0, cg = 0;
         for (int i = 0; i < n_sizes; i++)
-            run_grouped(sizes[i], n_items, k, neighbors, rounds, groups);
+            run_grouped(sizes[i], n_items, k, neighbors, rounds, groups, &cs, &cg);
+        service_parts(n_items, k, cs, cg);
         return 0;
     }
     printf("| clients | k | d | dropout | round | wall s | adv ms | share ms | masked ms | "
