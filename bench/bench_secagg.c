@@ -468,6 +468,99 @@ static void parts(uint32_t k, double *masks_s, double *quant_s)
     free(x);
 }
 
+/* The fixed cryptographic work of one simulated SecAgg+ client-round in
+ * the simulator's throughput setting (docs/scale.md: d = 117,121, k = 16,
+ * groups of 500), each primitive timed alone in this thread's CPU time
+ * (best of 3) times its count per client-round: the floor under the
+ * client-rounds per CPU second that fedrec-sim --group-size prints. Counts:
+ * the client's k pair masks and self mask and the server's self-mask
+ * removal (d words each, added in place: prg.h); 2 X25519 key pairs
+ * (advertise) and 2k agreements (share keys); k advert signatures checked
+ * by the client and 1 by the server, 1 signed; m = 500 seed commitments
+ * recomputed by each client (the roster's digest); the identity key the
+ * simulator derives from (seed, shopper). Dropouts add k mask streams on
+ * the server per client dropped after sharing its keys (not counted). */
+static double cpu_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+static void bench_floor(void)
+{
+    const uint32_t d = 117121, k = 16, m = 500;
+    uint8_t keys[17 * 32], nonce[12], pk[32], sk[64], x_sk[32], x_pk[32], out[32], seed[32];
+    int8_t signs[17];
+    uint8_t msg[256] = {1};
+    uint32_t *acc = calloc(d, sizeof *acc);
+    if (!acc)
+        return;
+    randombytes_buf(keys, sizeof keys);
+    randombytes_buf(seed, sizeof seed);
+    for (int i = 0; i < 17; i++)
+        signs[i] = (i & 1) ? -1 : 1;
+    fedreci_prg_nonce(nonce, 1, FEDRECI_PRG_PAIR_MASK);
+    crypto_sign_keypair(pk, sk);
+    randombytes_buf(x_sk, sizeof x_sk);
+    if (crypto_scalarmult_base(x_pk, x_sk) != 0) {
+        free(acc);
+        return;
+    }
+    uint8_t sig[64];
+    crypto_sign_detached(sig, NULL, msg, sizeof msg, sk);
+    double t[6];
+    for (int i = 0; i < 6; i++)
+        t[i] = 1e30;
+    volatile int sink = 0;
+    for (int rep = 0; rep < 3; rep++) {
+        double c0 = cpu_now();
+        fedreci_prg_add(keys, signs, k + 1, nonce, 0, acc, d);
+        double c1 = cpu_now();
+        for (int i = 0; i < 200; i++)
+            sink += crypto_scalarmult(out, x_sk, x_pk);
+        double c2 = cpu_now();
+        for (int i = 0; i < 200; i++)
+            sink += crypto_sign_verify_detached(sig, msg, sizeof msg, pk);
+        double c3 = cpu_now();
+        for (int i = 0; i < 200; i++)
+            sink += crypto_sign_detached(sig, NULL, msg, sizeof msg, sk);
+        double c4 = cpu_now();
+        for (uint32_t i = 0; i < m; i++)
+            fedreci_secagg_seed_commit(out, 1, i, seed);
+        double c5 = cpu_now();
+        for (int i = 0; i < 200; i++)
+            sink += crypto_sign_seed_keypair(pk, sk, seed);
+        double c6 = cpu_now();
+        double one[6] = {(c1 - c0) / (k + 1), (c2 - c1) / 200, (c3 - c2) / 200,
+                         (c4 - c3) / 200,     (c5 - c4) / m,   (c6 - c5) / 200};
+        for (int i = 0; i < 6; i++)
+            t[i] = one[i] < t[i] ? one[i] : t[i];
+    }
+    (void)sink;
+    free(acc);
+    const char *names[] = {"mask stream, d words added in place (ChaCha20-IETF)",
+                           "X25519 (key pair or agreement)",
+                           "Ed25519 signature check",
+                           "Ed25519 signature",
+                           "seed commitment (BLAKE2b)",
+                           "identity key from a seed (simulator)"};
+    const double counts[] = {(double)k + 2, 2.0 * k + 2, (double)k + 1, 1, m, 1};
+    double all = 0;
+    printf("\nThe fixed cryptography of one client-round at d = %u, k = %u, groups of %u "
+           "(fedrec-sim --group-size), each primitive timed alone (CPU, best of 3):\n",
+           d, k, m);
+    printf("| primitive | us each | per client-round | ms per client-round |\n|---|---|---|---|\n");
+    for (int i = 0; i < 6; i++) {
+        printf("| %s | %.1f | %.0f | %.3f |\n", names[i], t[i] * 1e6, counts[i],
+               t[i] * counts[i] * 1e3);
+        all += t[i] * counts[i];
+    }
+    printf("| all (the floor: no quantization, client step, copies or dropouts) |  |  | %.3f "
+           "ms = at most %.0f client-rounds per CPU second |\n",
+           all * 1e3, 1.0 / all);
+}
+
 static void bench_client(int quick)
 {
     uint32_t ks[] = {8, 16, 32, 64};
@@ -503,6 +596,8 @@ static void bench_client(int quick)
                    r.client_mask * 1e3, raw * 1e3, raw / r.client_mask, ms * 1e3, raw / ms,
                    qs * 1e3, gbs);
     }
+    if (!json)
+        bench_floor();
 }
 
 /* ---- 4. differential privacy on the client ------------------------------------ */
