@@ -105,17 +105,42 @@ int fedreci_run_mpi_size(void)
 
 #ifdef FEDREC_HAVE_MPI
 /* Waits for n requests without spinning: Open MPI's blocking calls poll
- * (a rank waiting for the others burns its core), so test every 200 us and
- * sleep in between, leaving the core to the ranks that compute. */
+ * (a rank waiting for the others burns its core), so test, sleep and test
+ * again, leaving the core to the ranks that compute. The sleep starts at
+ * 50 us and doubles up to 1 ms while nothing completes (a rank can wait for
+ * seconds while the others finish their groups: each test costs a few us of
+ * CPU); a completed request brings it back to 50 us (the transfers that
+ * follow need both sides to make progress). */
 static double wait_wall, wait_cpu; /* this rank's time in wait_all */
 static double thread_cpu(void);
 static void wait_all(MPI_Request *reqs, int n)
 {
-    int done = 0;
-    struct timespec ts = {0, 200000};
     double t0 = fedreci_sim_now(), c0 = thread_cpu();
-    while (MPI_Testall(n, reqs, &done, MPI_STATUSES_IGNORE) == MPI_SUCCESS && !done)
+    int left = 0;
+    for (int i = 0; i < n; i++)
+        left += reqs[i] != MPI_REQUEST_NULL;
+    long sleep_ns = 50000;
+    int *idx = malloc((size_t)(n > 0 ? n : 1) * sizeof *idx);
+    while (left > 0) {
+        int done = 0, all = 0;
+        if (!idx) { /* no room for the indices: test them all at once */
+            if (MPI_Testall(n, reqs, &all, MPI_STATUSES_IGNORE) != MPI_SUCCESS || all)
+                break;
+        } else if (MPI_Testsome(n, reqs, &done, idx, MPI_STATUSES_IGNORE) != MPI_SUCCESS ||
+                   done == MPI_UNDEFINED) {
+            break;
+        }
+        left -= done;
+        if (left <= 0)
+            break;
+        if (done > 0)
+            sleep_ns = 50000;
+        struct timespec ts = {0, sleep_ns};
         nanosleep(&ts, NULL);
+        if (!done && sleep_ns < 1000000)
+            sleep_ns *= 2;
+    }
+    free(idx);
     wait_wall += fedreci_sim_now() - t0;
     wait_cpu += thread_cpu() - c0;
 }
