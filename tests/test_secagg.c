@@ -2267,11 +2267,18 @@ static void test_checked_reconstruction(void **state)
 
 /* a dealer whose bundles to its first n_garbage neighbours are garbage */
 static size_t n_garbage;
+/* what the dealer really made before the garbage (complaint tests) */
+static uint8_t garbage_orig[8][FEDRECI_SHARE_CT_BYTES];
+static uint8_t garbage_cm[8][FEDRECI_SECAGG_COMMIT_BYTES];
+static uint64_t garbage_to[8];
 static void tamper_garbage(fedreci_secagg_ciphertext *cts, uint8_t *cm, size_t n)
 {
     static uint8_t buf[8][FEDRECI_SHARE_CT_BYTES];
     (void)cm;
     for (size_t j = 0; j < n && j < n_garbage && j < 8; j++) {
+        memcpy(garbage_orig[j], cts[j].bytes, FEDRECI_SHARE_CT_BYTES);
+        memcpy(garbage_cm[j], cts[j].commit, FEDRECI_SECAGG_COMMIT_BYTES);
+        garbage_to[j] = cts[j].to;
         memcpy(buf[j], cts[j].bytes, FEDRECI_SHARE_CT_BYTES);
         buf[j][40] ^= 1;
         cts[j].bytes = buf[j];
@@ -2323,6 +2330,283 @@ static void test_lenient_bundles(void **state)
     }
 }
 
+/* ---- the complaint step ----------------------------------------------------------- */
+
+enum {
+    H_NONE = 0,       /* nobody misbehaves: the step costs one empty message each */
+    H_GARBAGE_SILENT, /* garbage to every neighbour, answers nothing */
+    H_GARBAGE_OPENS,  /* garbage to every neighbour, then opens the real shares */
+    H_BAD_OPENING,    /* garbage to every neighbour, opens shares it never committed to */
+    H_FALSE_FORGED,   /* complains about a bundle its neighbour never sent */
+    H_FALSE_REAL,     /* complains about the good bundle it did receive */
+    H_FALSE_BADSIG,   /* complains with a signature that does not verify */
+};
+
+/* One round with the complaint step, client `h` hostile as `mode` says, on
+ * n = 8, k = 6, t = 4 (k - t = 2: garbage to all six neighbours leaves no
+ * holder of h's secrets, which aborted the round before complaints). The
+ * sum must be exactly the sum of the members that were not excluded
+ * (computed from their quantized inputs), and only the expected members
+ * excluded and named. */
+static void complaint_round(uint32_t h, int mode)
+{
+    const uint32_t d = 30;
+    fedreci_secagg_params p = make_params(8, 6, 4, d);
+    p.round_id = 100 + (uint64_t)mode;
+    round_sim r;
+    sim_init(&r, &p);
+    for (uint32_t i = 0; i < r.n; i++)
+        fedreci_secagg_client_set_lenient(r.c[i], 1);
+    int garbage = mode == H_GARBAGE_SILENT || mode == H_GARBAGE_OPENS || mode == H_BAD_OPENING;
+    n_garbage = garbage ? 8 : 0;
+    setup_tampered(&r, h, garbage ? tamper_garbage : NULL);
+    /* the complaints */
+    size_t bad_seen = 0;
+    for (uint32_t i = 0; i < r.n; i++) {
+        const fedreci_secagg_ciphertext *in;
+        size_t n_in;
+        assert_int_equal(fedreci_secagg_server_shares_for(r.s, r.ids[i], &in, &n_in), FEDREC_OK);
+        const fedreci_secagg_complaint *cpl;
+        size_t n_cpl;
+        assert_int_equal(fedreci_secagg_client_receive(r.c[i], in, n_in, &cpl, &n_cpl), FEDREC_OK);
+        if (i != h || mode < H_FALSE_FORGED) {
+            for (size_t k = 0; k < n_cpl; k++) {
+                assert_int_equal(cpl[k].dealer, r.ids[h]);
+                assert_int_equal(cpl[k].from, r.ids[i]);
+            }
+            bad_seen += n_cpl;
+            assert_int_equal(fedreci_secagg_server_add_complaints(r.s, r.ids[i], cpl, n_cpl),
+                             FEDREC_OK);
+            continue;
+        }
+        /* the liar: a complaint about its first dealer */
+        fedreci_secagg_complaint f;
+        memset(&f, 0, sizeof f);
+        f.from = r.ids[i];
+        f.dealer = in[0].from;
+        if (mode == H_FALSE_FORGED)
+            randombytes_buf(f.bundle, sizeof f.bundle);
+        else
+            fedreci_secagg_bundle_hash(f.bundle, p.round_id, f.dealer, f.from, in[0].bytes,
+                                       in[0].commit);
+        uint8_t msg[FEDRECI_COMPLAINT_MSG_BYTES];
+        fedreci_secagg_complaint_msg(msg, p.round_id, f.from, f.dealer, f.bundle);
+        assert_int_equal(crypto_sign_detached(f.sig, NULL, msg, sizeof msg, r.sks[i]), 0);
+        if (mode == H_FALSE_BADSIG)
+            f.sig[5] ^= 1;
+        fedrec_err want = mode == H_FALSE_FORGED   ? FEDREC_ERR_CRYPTO
+                          : mode == H_FALSE_BADSIG ? FEDREC_ERR_SIGNATURE
+                                                   : FEDREC_OK;
+        assert_int_equal(fedreci_secagg_server_add_complaints(r.s, r.ids[i], &f, 1), want);
+    }
+    uint32_t deg = r.n - 1 > 6 ? 6 : r.n - 1;
+    assert_int_equal(bad_seen, garbage ? deg : 0);
+    assert_int_equal(fedreci_secagg_server_n_complaints(r.s), garbage                ? deg
+                                                              : mode == H_FALSE_REAL ? 1
+                                                                                     : 0);
+    /* the answers */
+    if (fedreci_secagg_server_n_complaints(r.s)) {
+        for (uint32_t i = 0; i < r.n; i++) {
+            const fedreci_secagg_complaint *ag;
+            size_t n_ag;
+            assert_int_equal(fedreci_secagg_server_complaints_against(r.s, r.ids[i], &ag, &n_ag),
+                             FEDREC_OK);
+            const fedreci_secagg_opening *op;
+            size_t n_op;
+            assert_int_equal(fedreci_secagg_client_answer(r.c[i], ag, n_ag, &op, &n_op), FEDREC_OK);
+            if (i == h && garbage) {
+                /* its state machine opens nothing: the complaints name the
+                   garbage, not what it dealt */
+                assert_int_equal(n_op, 0);
+                if (mode == H_GARBAGE_SILENT)
+                    continue;
+                /* a hostile dealer that knows its plaintexts opens them
+                   anyway: the same complaints about its real bundles */
+                fedreci_secagg_complaint re[16];
+                assert_true(n_ag <= 8);
+                for (size_t k = 0; k < n_ag; k++) {
+                    size_t j = 0;
+                    while (j < 8 && garbage_to[j] != ag[k].from)
+                        j++;
+                    assert_true(j < 8);
+                    re[k] = ag[k];
+                    fedreci_secagg_bundle_hash(re[k].bundle, p.round_id, r.ids[h], ag[k].from,
+                                               garbage_orig[j], garbage_cm[j]);
+                    uint8_t msg[FEDRECI_COMPLAINT_MSG_BYTES];
+                    fedreci_secagg_complaint_msg(msg, p.round_id, ag[k].from, r.ids[h],
+                                                 re[k].bundle);
+                    assert_int_equal(crypto_sign_detached(re[k].sig, NULL, msg, sizeof msg,
+                                                          r.sks[index_of(&r, ag[k].from)]),
+                                     0);
+                }
+                assert_int_equal(fedreci_secagg_client_answer(r.c[i], re, n_ag, &op, &n_op),
+                                 FEDREC_OK);
+            }
+            assert_int_equal(n_op, n_ag); /* every relayed complaint is genuine here */
+            if (i == h && mode == H_BAD_OPENING) {
+                fedreci_secagg_opening bad[16];
+                memcpy(bad, op, n_op * sizeof *op);
+                bad[n_op - 1].plain[3] ^= 1;
+                assert_int_equal(fedreci_secagg_server_add_openings(r.s, r.ids[i], bad, n_op),
+                                 FEDREC_ERR_CRYPTO);
+                continue;
+            }
+            assert_int_equal(fedreci_secagg_server_add_openings(r.s, r.ids[i], op, n_op),
+                             FEDREC_OK);
+        }
+    }
+    const uint64_t *ex;
+    size_t n_ex;
+    assert_int_equal(fedreci_secagg_server_close_complaints(r.s, &ex, &n_ex), FEDREC_OK);
+    int h_out = mode == H_GARBAGE_SILENT || mode == H_BAD_OPENING || mode == H_FALSE_FORGED ||
+                mode == H_FALSE_BADSIG;
+    assert_int_equal(n_ex, h_out ? 1 : 0);
+    if (h_out)
+        assert_int_equal(ex[0], r.ids[h]);
+    /* masked inputs: the excluded member's client refuses (it learns it
+       was excluded) and the coordinator would refuse its input anyway */
+    uint32_t *want = calloc(d, sizeof *want);
+    for (uint32_t i = 0; i < r.n; i++) {
+        const fedreci_secagg_opening *op;
+        size_t n_op;
+        assert_int_equal(fedreci_secagg_server_openings_for(r.s, r.ids[i], &op, &n_op), FEDREC_OK);
+        fedrec_err e = fedreci_secagg_client_resolve(r.c[i], ex, n_ex, op, n_op);
+        const uint32_t *y;
+        if (h_out && i == h) {
+            assert_int_equal(e, FEDREC_ERR_PROTOCOL);
+            assert_int_equal(fedreci_secagg_client_masked_input(
+                                 r.c[i], NULL, 0, r.x + (size_t)i * (d - 1), r.w[i], &y, NULL),
+                             FEDREC_OK);
+            assert_int_equal(fedreci_secagg_server_add_masked_input(r.s, r.ids[i], y, d),
+                             FEDREC_ERR_PROTOCOL);
+            continue;
+        }
+        assert_int_equal(e, FEDREC_OK);
+        assert_int_equal(fedreci_secagg_client_masked_input(
+                             r.c[i], NULL, 0, r.x + (size_t)i * (d - 1), r.w[i], &y, NULL),
+                         FEDREC_OK);
+        assert_int_equal(fedreci_secagg_server_add_masked_input(r.s, r.ids[i], y, d), FEDREC_OK);
+        const uint32_t *q = fedreci_secagg_client_quantized_input(r.c[i]);
+        for (uint32_t j = 0; j < d; j++)
+            want[j] += q[j];
+    }
+    const uint64_t *sv, *dr;
+    size_t ns, nd;
+    assert_int_equal(fedreci_secagg_server_close_masked_input(r.s, &sv, &ns, &dr, &nd), FEDREC_OK);
+    assert_int_equal(ns, r.n - (h_out ? 1 : 0));
+    assert_int_equal(nd, 0);
+    for (size_t j = 0; j < ns; j++)
+        sim_unmask(&r, (uint32_t)index_of(&r, sv[j]), sv, ns, dr, nd);
+    uint32_t *sum = calloc(d, sizeof *sum);
+    assert_int_equal(fedreci_secagg_server_finish(r.s, sum, d), FEDREC_OK);
+    assert_memory_equal(sum, want, d * sizeof *sum);
+    const uint64_t *cul;
+    size_t n_cul = fedreci_secagg_server_culprits(r.s, &cul);
+    int named = mode == H_BAD_OPENING || mode == H_FALSE_BADSIG;
+    assert_int_equal(n_cul, named ? 1 : 0);
+    if (named)
+        assert_int_equal(cul[0], r.ids[h]);
+    free(sum);
+    free(want);
+    sim_free(&r);
+}
+
+static void test_complaints(void **state)
+{
+    (void)state;
+    for (int mode = H_NONE; mode <= H_FALSE_BADSIG; mode++)
+        for (uint32_t h = 0; h < 8; h += 3)
+            complaint_round(h, mode);
+}
+
+/* Without the complaint step, garbage to every neighbour aborts the round
+ * (the reference for complaint_round's H_GARBAGE_SILENT). */
+static void test_garbage_to_all_aborts_without_complaints(void **state)
+{
+    (void)state;
+    const uint32_t d = 30;
+    fedreci_secagg_params p = make_params(8, 6, 4, d);
+    round_sim r;
+    sim_init(&r, &p);
+    for (uint32_t i = 0; i < r.n; i++)
+        fedreci_secagg_client_set_lenient(r.c[i], 1);
+    n_garbage = 8;
+    setup_tampered(&r, 2, tamper_garbage);
+    for (uint32_t i = 0; i < r.n; i++)
+        assert_int_equal(sim_input(&r, i), FEDREC_OK);
+    const uint64_t *sv, *dr;
+    size_t ns, nd;
+    assert_int_equal(fedreci_secagg_server_close_masked_input(r.s, &sv, &ns, &dr, &nd), FEDREC_OK);
+    for (uint32_t i = 0; i < r.n; i++)
+        sim_unmask(&r, i, sv, ns, dr, nd);
+    uint32_t *sum = calloc(d, sizeof *sum);
+    assert_int_equal(fedreci_secagg_server_finish(r.s, sum, d), FEDREC_ERR_ABORTED);
+    free(sum);
+    sim_free(&r);
+}
+
+/* A dealer opens nothing for a complaint the coordinator altered or forged:
+ * one naming other bytes than the bundle it sent, one whose signature does
+ * not verify, one from a non-neighbour or about another dealer. */
+static void test_answer_refuses_forged_complaints(void **state)
+{
+    (void)state;
+    const uint32_t d = 20;
+    fedreci_secagg_params p = make_params(8, 6, 4, d);
+    round_sim r;
+    sim_init(&r, &p);
+    setup_tampered(&r, 0, NULL);
+    /* client 1's view of dealer 0... find a holder of 0's bundle */
+    const fedreci_secagg_ciphertext *in = NULL;
+    size_t n_in = 0;
+    uint32_t holder = 0;
+    for (uint32_t i = 1; i < r.n && !n_in; i++) {
+        const fedreci_secagg_ciphertext *all;
+        size_t n_all;
+        assert_int_equal(fedreci_secagg_server_shares_for(r.s, r.ids[i], &all, &n_all), FEDREC_OK);
+        for (size_t k = 0; k < n_all; k++)
+            if (all[k].from == r.ids[0]) {
+                in = &all[k];
+                n_in = 1;
+                holder = i;
+            }
+    }
+    assert_int_equal(n_in, 1);
+    fedreci_secagg_complaint f;
+    f.from = r.ids[holder];
+    f.dealer = r.ids[0];
+    fedreci_secagg_bundle_hash(f.bundle, p.round_id, f.dealer, f.from, in->bytes, in->commit);
+    uint8_t msg[FEDRECI_COMPLAINT_MSG_BYTES];
+    fedreci_secagg_complaint_msg(msg, p.round_id, f.from, f.dealer, f.bundle);
+    assert_int_equal(crypto_sign_detached(f.sig, NULL, msg, sizeof msg, r.sks[holder]), 0);
+    const fedreci_secagg_opening *op;
+    size_t n_op;
+    /* the genuine complaint is opened, and the opening is the dealt bundle */
+    assert_int_equal(fedreci_secagg_client_answer(r.c[0], &f, 1, &op, &n_op), FEDREC_OK);
+    assert_int_equal(n_op, 1);
+    assert_int_equal(op[0].to, f.from);
+    /* every single-field change of it opens nothing */
+    for (int field = 0; field < 4; field++) {
+        fedreci_secagg_complaint g = f;
+        if (field == 0)
+            g.bundle[7] ^= 1;
+        else if (field == 1)
+            g.sig[9] ^= 1;
+        else if (field == 2)
+            g.from = r.ids[holder == 1 ? 2 : 1] == r.ids[0] ? 12345 : g.from ^ 1;
+        else
+            g.dealer ^= 1;
+        assert_int_equal(fedreci_secagg_client_answer(r.c[0], &g, 1, &op, &n_op), FEDREC_OK);
+        assert_int_equal(n_op, 0);
+    }
+    /* the same complaint signed by another member opens nothing either */
+    uint32_t other = holder == 1 ? 2 : 1;
+    assert_int_equal(crypto_sign_detached(f.sig, NULL, msg, sizeof msg, r.sks[other]), 0);
+    assert_int_equal(fedreci_secagg_client_answer(r.c[0], &f, 1, &op, &n_op), FEDREC_OK);
+    assert_int_equal(n_op, 0);
+    sim_free(&r);
+}
+
 static void test_check_sum(void **state)
 {
     (void)state;
@@ -2371,6 +2655,9 @@ int main(void)
         cmocka_unit_test(test_checked_reconstruction),
         cmocka_unit_test(test_check_sum),
         cmocka_unit_test(test_lenient_bundles),
+        cmocka_unit_test(test_complaints),
+        cmocka_unit_test(test_garbage_to_all_aborts_without_complaints),
+        cmocka_unit_test(test_answer_refuses_forged_complaints),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -68,6 +68,17 @@ struct fedreci_secagg_client {
     uint8_t *ct_bytes;  /* deg x FEDRECI_SHARE_CT_BYTES */
     uint8_t *commits;   /* deg x FEDRECI_SECAGG_COMMIT_BYTES */
     fedreci_secagg_ciphertext *cts;
+    uint8_t *nbr_idpk; /* deg x 32: the neighbours' identity keys (complaints) */
+    uint8_t *dealt;    /* secure, deg x 128: the plaintext of each bundle dealt */
+
+    /* complaint step */
+    int received;                  /* receive ran: recv / have kept */
+    int resolved;                  /* resolve ran */
+    uint8_t *rcommit;              /* deg x COMMIT: commitments as received */
+    fedreci_secagg_complaint *cpl; /* this client's complaints */
+    size_t n_cpl;
+    fedreci_secagg_opening *openings; /* secure, up to deg: what it opened */
+    size_t n_openings;
 
     /* after masked_input */
     uint8_t *recv;    /* secure, deg x 128: b share || s^SK share || their openings */
@@ -115,6 +126,11 @@ void fedreci_secagg_client_destroy(fedreci_secagg_client *c)
     free(c->ct_bytes);
     free(c->commits);
     free(c->cts);
+    free(c->nbr_idpk);
+    secure_free(c->dealt);
+    free(c->rcommit);
+    free(c->cpl);
+    secure_free(c->openings);
     secure_free(c->recv);
     free(c->have);
     secure_free(c->q);
@@ -333,6 +349,7 @@ typedef struct share_tmp {
     uint8_t *ct_bytes;
     uint8_t *commits;
     fedreci_secagg_ciphertext *cts;
+    uint8_t *nbr_idpk, *dealt;
     client_secrets *sec; /* r_b and b for the new state */
 } share_tmp;
 
@@ -350,6 +367,8 @@ static void share_tmp_free(share_tmp *t)
     free(t->ct_bytes);
     free(t->commits);
     free(t->cts);
+    free(t->nbr_idpk);
+    secure_free(t->dealt);
     secure_free(t->sec);
     memset(t, 0, sizeof *t);
 }
@@ -465,8 +484,10 @@ fedrec_err fedreci_secagg_client_share_keys_missing(fedreci_secagg_client *c,
     t.commits = malloc((size_t)deg * FEDRECI_SECAGG_COMMIT_BYTES);
     t.cts = malloc((size_t)deg * sizeof *t.cts);
     t.sec = secure_alloc(sizeof *t.sec);
+    t.nbr_idpk = malloc((size_t)deg * 32);
+    t.dealt = secure_alloc((size_t)deg * FEDRECI_SHARE_PLAIN_BYTES);
     if (!t.nbr || !t.nbr_ids || !t.xs || !t.aead_keys || !t.pair_keys || !t.cons_keys || !t.ys ||
-        !t.plain || !t.ct_bytes || !t.commits || !t.cts || !t.sec) {
+        !t.plain || !t.ct_bytes || !t.commits || !t.cts || !t.sec || !t.nbr_idpk || !t.dealt) {
         e = fedreci_error(FEDREC_ERR_NOMEM, "secagg client share_keys: %u neighbours", deg);
         goto out;
     }
@@ -475,6 +496,7 @@ fedrec_err fedreci_secagg_client_share_keys_missing(fedreci_secagg_client *c,
         const fedreci_secagg_advert *a = &roster[t.nbr[j]];
         uint8_t msg[FEDRECI_ADVERT_MSG_BYTES];
         t.nbr_ids[j] = a->client_id;
+        memcpy(t.nbr_idpk + (size_t)j * 32, a->identity_pk, 32);
         t.xs[j] = t.nbr[j] + 1; /* share index: 1-based roster position */
         /* its contribution must open the commitment it signed: compared
            when the advert carries the commitment (a relay does not: the
@@ -557,6 +579,7 @@ fedrec_err fedreci_secagg_client_share_keys_missing(fedreci_secagg_client *c,
         fedreci_secagg_share_commit(cm + 32, p->round_id, c->id, t.nbr_ids[j],
                                     FEDRECI_SECAGG_SHARE_SK, t.plain + SB, t.plain + 2 * SB + 32);
         memcpy(cm + 64, c_b, 32);
+        memcpy(t.dealt + (size_t)j * FEDRECI_SHARE_PLAIN_BYTES, t.plain, FEDRECI_SHARE_PLAIN_BYTES);
         fedreci_secagg_share_ad(ad, p->round_id, c->id, t.nbr_ids[j]);
         randombytes_buf(ct, 24);
         crypto_aead_xchacha20poly1305_ietf_encrypt(ct + 24, NULL, t.plain,
@@ -585,6 +608,11 @@ fedrec_err fedreci_secagg_client_share_keys_missing(fedreci_secagg_client *c,
     c->ct_bytes = t.ct_bytes;
     c->commits = t.commits;
     c->cts = t.cts;
+    free(c->nbr_idpk);
+    secure_free(c->dealt);
+    c->nbr_idpk = t.nbr_idpk;
+    c->dealt = t.dealt;
+    t.nbr_idpk = t.dealt = NULL;
     t.nbr = NULL;
     t.nbr_ids = NULL;
     t.aead_keys = t.pair_keys = t.ct_bytes = t.commits = NULL;
@@ -598,14 +626,15 @@ out:
     return e;
 }
 
-/* masked_input into q and mk (d words each: the client's own buffers or the
- * caller's). */
-static fedrec_err masked_input(fedreci_secagg_client *c, const fedreci_secagg_ciphertext *in,
-                               size_t n_in, const float *x, uint32_t weight, uint32_t *q,
-                               uint32_t *mk, fedreci_secagg_quant_stats *stats)
+/* Decrypts and checks the bundles relayed to c (masked_input's checks):
+ * *recv_out (secure, deg x 128) gets the plaintexts, *have_out (deg) 0 no
+ * bundle / 1 held / 2 bad (lenient), rcommit (deg x COMMIT, optional) the
+ * commitments as received, rhash (deg x 32, optional) the bundle hashes of
+ * the bad ones. */
+static fedrec_err open_bundles(fedreci_secagg_client *c, const fedreci_secagg_ciphertext *in,
+                               size_t n_in, uint8_t **recv_out, uint8_t **have_out,
+                               uint8_t *rcommit, uint8_t *rhash, uint32_t *n_bad_out)
 {
-    if (c->stage != FEDRECI_SECAGG_MASKED_INPUT)
-        return wrong_stage(c, "masked_input");
     const fedreci_secagg_params *p = &c->p;
     uint32_t deg = c->deg;
     if (n_in < p->t)
@@ -620,9 +649,7 @@ static fedrec_err masked_input(fedreci_secagg_client *c, const fedreci_secagg_ci
     fedrec_err e = FEDREC_OK;
     uint8_t *recv = secure_alloc((size_t)deg * FEDRECI_SHARE_PLAIN_BYTES);
     uint8_t *have = calloc(deg, 1);
-    uint8_t *keys = secure_alloc((size_t)deg * 32);
-    int8_t *signs = malloc(deg);
-    if (!recv || !have || !keys || !signs) {
+    if (!recv || !have) {
         e = fedreci_error(FEDREC_ERR_NOMEM, "secagg client masked_input: %u neighbours", deg);
         goto out;
     }
@@ -649,6 +676,10 @@ static fedrec_err masked_input(fedreci_secagg_client *c, const fedreci_secagg_ci
         uint8_t ad[FEDRECI_SHARE_AD_BYTES];
         fedreci_secagg_share_ad(ad, p->round_id, ct->from, c->id);
         uint8_t *slot = recv + (size_t)j * FEDRECI_SHARE_PLAIN_BYTES;
+        int well_formed = ct->bytes && ct->len == FEDRECI_SHARE_CT_BYTES && ct->commit;
+        if (rcommit && ct->commit)
+            memcpy(rcommit + (size_t)j * FEDRECI_SECAGG_COMMIT_BYTES, ct->commit,
+                   FEDRECI_SECAGG_COMMIT_BYTES);
         if (!ct->bytes || ct->len != FEDRECI_SHARE_CT_BYTES ||
             crypto_aead_xchacha20poly1305_ietf_decrypt(
                 slot, NULL, NULL, ct->bytes + 24, FEDRECI_SHARE_CT_BYTES - 24, ad, sizeof ad,
@@ -657,8 +688,11 @@ static fedrec_err masked_input(fedreci_secagg_client *c, const fedreci_secagg_ci
                 /* the sender did send a bundle: mask with it (its pair key
                    comes from its signed advert), hold none of its shares */
                 sodium_memzero(slot, FEDRECI_SHARE_PLAIN_BYTES);
-                have[j] = 2;
+                have[j] = well_formed ? 2 : 3;
                 n_bad++;
+                if (rhash && well_formed)
+                    fedreci_secagg_bundle_hash(rhash + (size_t)j * 32, p->round_id, ct->from, c->id,
+                                               ct->bytes, ct->commit);
                 continue;
             }
             e = fedreci_error(FEDREC_ERR_CRYPTO,
@@ -680,8 +714,11 @@ static fedrec_err masked_input(fedreci_secagg_client *c, const fedreci_secagg_ci
                     sodium_memcmp(hs, ct->commit + 32, 32) == 0;
         if (c->lenient && (!canonical || !opens)) {
             sodium_memzero(slot, FEDRECI_SHARE_PLAIN_BYTES);
-            have[j] = 2;
+            have[j] = well_formed ? 2 : 3;
             n_bad++;
+            if (rhash && well_formed)
+                fedreci_secagg_bundle_hash(rhash + (size_t)j * 32, p->round_id, ct->from, c->id,
+                                           ct->bytes, ct->commit);
             continue;
         }
         if (!canonical) {
@@ -699,6 +736,53 @@ static fedrec_err masked_input(fedreci_secagg_client *c, const fedreci_secagg_ci
         }
         have[j] = 1;
     }
+    *recv_out = recv;
+    *have_out = have;
+    *n_bad_out = n_bad;
+    recv = NULL;
+    have = NULL;
+out:
+    secure_free(recv);
+    free(have);
+    return e;
+}
+
+/* masked_input into q and mk (d words each: the client's own buffers or the
+ * caller's). */
+static fedrec_err masked_input(fedreci_secagg_client *c, const fedreci_secagg_ciphertext *in,
+                               size_t n_in, const float *x, uint32_t weight, uint32_t *q,
+                               uint32_t *mk, fedreci_secagg_quant_stats *stats)
+{
+    if (c->stage != FEDRECI_SECAGG_MASKED_INPUT)
+        return wrong_stage(c, "masked_input");
+    const fedreci_secagg_params *p = &c->p;
+    uint32_t deg = c->deg;
+    fedrec_err e = FEDREC_OK;
+    uint8_t *recv = NULL, *have = NULL;
+    uint32_t n_bad = 0;
+    uint8_t *keys = secure_alloc((size_t)deg * 32);
+    int8_t *signs = malloc(deg ? deg : 1);
+    if (!keys || !signs) {
+        e = fedreci_error(FEDREC_ERR_NOMEM, "secagg client masked_input: %u neighbours", deg);
+        goto out;
+    }
+    if (c->received) {
+        /* the bundles kept by receive, as the complaint step left them */
+        uint32_t usable = 0;
+        for (uint32_t j = 0; j < deg; j++)
+            usable += c->have[j] != 0;
+        if (usable < p->t) {
+            e = fedreci_error(FEDREC_ERR_PROTOCOL,
+                              "secagg client %llu: %u neighbours to mask with, fewer than t = %u",
+                              (unsigned long long)c->id, usable, p->t);
+            goto out;
+        }
+    } else {
+        e = open_bundles(c, in, n_in, &recv, &have, NULL, NULL, &n_bad);
+        if (e)
+            goto out;
+    }
+    const uint8_t *hv = c->received ? c->have : have;
     if (weight > p->max_weight) {
         e = fedreci_error(FEDREC_ERR_INVALID, "secagg: weight %u exceeds max_weight %u", weight,
                           p->max_weight);
@@ -709,7 +793,7 @@ static fedrec_err masked_input(fedreci_secagg_client *c, const fedreci_secagg_ci
      * cache, so the whole call is one sweep over memory. */
     size_t n_keys = 0;
     for (uint32_t j = 0; j < deg; j++) {
-        if (!have[j])
+        if (!hv[j])
             continue;
         memcpy(keys + n_keys * 32, c->pair_keys + (size_t)j * 32, 32);
         signs[n_keys++] = c->id < c->nbr_ids[j] ? 1 : -1;
@@ -736,11 +820,13 @@ static fedrec_err masked_input(fedreci_secagg_client *c, const fedreci_secagg_ci
     if (stats)
         *stats = st;
     /* Commit. */
-    c->recv = recv;
-    c->have = have;
-    c->n_bad = n_bad;
-    recv = NULL;
-    have = NULL;
+    if (!c->received) {
+        c->recv = recv;
+        c->have = have;
+        c->n_bad = n_bad;
+        recv = NULL;
+        have = NULL;
+    }
     c->stage = FEDRECI_SECAGG_CONSISTENCY;
 out:
     secure_free(recv);
@@ -973,5 +1059,197 @@ fedrec_err fedreci_secagg_client_unmask(fedreci_secagg_client *c, const fedreci_
     c->stage = FEDRECI_SECAGG_DONE;
     *reveals = r;
     *n_reveals = n;
+    return FEDREC_OK;
+}
+
+/* ---- complaint step ---------------------------------------------------------- */
+
+fedrec_err fedreci_secagg_client_receive(fedreci_secagg_client *c,
+                                         const fedreci_secagg_ciphertext *in, size_t n_in,
+                                         const fedreci_secagg_complaint **cpl, size_t *n_cpl)
+{
+    if (!c || (n_in && !in) || !cpl || !n_cpl)
+        return fedreci_error(FEDREC_ERR_INVALID, "secagg client receive: NULL argument");
+    if (c->stage != FEDRECI_SECAGG_MASKED_INPUT)
+        return wrong_stage(c, "receive");
+    if (c->received) {
+        *cpl = c->cpl;
+        *n_cpl = c->n_cpl;
+        return FEDREC_OK;
+    }
+    const uint32_t deg = c->deg;
+    uint8_t *recv = NULL, *have = NULL;
+    uint32_t n_bad = 0;
+    uint8_t *rcommit = calloc((size_t)deg ? deg : 1, FEDRECI_SECAGG_COMMIT_BYTES);
+    uint8_t *rhash = calloc((size_t)deg ? deg : 1, 32);
+    fedreci_secagg_complaint *out = calloc(deg ? deg : 1, sizeof *out);
+    fedrec_err e = FEDREC_OK;
+    if (!rcommit || !rhash || !out) {
+        e = fedreci_error(FEDREC_ERR_NOMEM, "secagg client receive: %u neighbours", deg);
+        goto fail;
+    }
+    e = open_bundles(c, in, n_in, &recv, &have, rcommit, rhash, &n_bad);
+    if (e)
+        goto fail;
+    size_t n = 0;
+    for (uint32_t j = 0; j < deg; j++) {
+        if (have[j] != 2)
+            continue; /* held, absent, or too malformed to name */
+        fedreci_secagg_complaint *k = &out[n];
+        k->from = c->id;
+        k->dealer = c->nbr_ids[j];
+        memcpy(k->bundle, rhash + (size_t)j * 32, 32);
+        uint8_t msg[FEDRECI_COMPLAINT_MSG_BYTES];
+        fedreci_secagg_complaint_msg(msg, c->p.round_id, c->id, k->dealer, k->bundle);
+        if (crypto_sign_detached(k->sig, NULL, msg, sizeof msg, c->sec->identity_sk) != 0) {
+            e = fedreci_error(FEDREC_ERR_CRYPTO, "secagg client receive: signing a complaint");
+            goto fail;
+        }
+        n++;
+    }
+    free(rhash);
+    c->recv = recv;
+    c->have = have;
+    c->n_bad = n_bad;
+    c->rcommit = rcommit;
+    c->cpl = out;
+    c->n_cpl = n;
+    c->received = 1;
+    *cpl = out;
+    *n_cpl = n;
+    return FEDREC_OK;
+fail:
+    secure_free(recv);
+    free(have);
+    free(rcommit);
+    free(rhash);
+    free(out);
+    return e;
+}
+
+fedrec_err fedreci_secagg_client_answer(fedreci_secagg_client *c,
+                                        const fedreci_secagg_complaint *against, size_t n,
+                                        const fedreci_secagg_opening **op, size_t *n_op)
+{
+    if (!c || (n && !against) || !op || !n_op)
+        return fedreci_error(FEDREC_ERR_INVALID, "secagg client answer: NULL argument");
+    if (c->stage != FEDRECI_SECAGG_MASKED_INPUT)
+        return wrong_stage(c, "answer");
+    const uint32_t deg = c->deg;
+    fedreci_secagg_opening *o = secure_alloc((size_t)deg * sizeof *o);
+    uint8_t *done = calloc(deg ? deg : 1, 1);
+    if (!o || !done) {
+        secure_free(o);
+        free(done);
+        return fedreci_error(FEDREC_ERR_NOMEM, "secagg client answer: %u neighbours", deg);
+    }
+    size_t k = 0;
+    for (size_t i = 0; i < n; i++) {
+        const fedreci_secagg_complaint *q = &against[i];
+        long j = fedreci_find_u64(c->nbr_ids, deg, q->from);
+        if (q->dealer != c->id || j < 0 || done[j])
+            continue;
+        /* it must name exactly the bundle this client sent to q->from, and
+           be signed by q->from: otherwise the relay was altered or the
+           complaint forged, and opening would give away a share */
+        uint8_t h[32], msg[FEDRECI_COMPLAINT_MSG_BYTES];
+        fedreci_secagg_bundle_hash(h, c->p.round_id, c->id, q->from,
+                                   c->ct_bytes + (size_t)j * FEDRECI_SHARE_CT_BYTES,
+                                   c->commits + (size_t)j * FEDRECI_SECAGG_COMMIT_BYTES);
+        if (sodium_memcmp(h, q->bundle, 32) != 0)
+            continue;
+        fedreci_secagg_complaint_msg(msg, c->p.round_id, q->from, c->id, q->bundle);
+        if (crypto_sign_verify_detached(q->sig, msg, sizeof msg, c->nbr_idpk + (size_t)j * 32) != 0)
+            continue;
+        done[j] = 1;
+        o[k].dealer = c->id;
+        o[k].to = q->from;
+        memcpy(o[k].plain, c->dealt + (size_t)j * FEDRECI_SHARE_PLAIN_BYTES,
+               FEDRECI_SHARE_PLAIN_BYTES);
+        k++;
+    }
+    free(done);
+    secure_free(c->openings);
+    c->openings = o;
+    c->n_openings = k;
+    *op = o;
+    *n_op = k;
+    return FEDREC_OK;
+}
+
+/* 1 when plain (b share || s^SK share || openings) is canonical and opens
+ * the commitments commit (h_b || h_s || c_b) of the bundle dealer -> holder. */
+static int opening_valid(uint64_t round, uint64_t dealer, uint64_t holder, const uint8_t *plain,
+                         const uint8_t *commit)
+{
+    if (!fedreci_scalar_is_canonical(plain) || !fedreci_scalar_is_canonical(plain + SB))
+        return 0;
+    uint8_t hb[32], hs[32];
+    fedreci_secagg_share_commit(hb, round, dealer, holder, FEDRECI_SECAGG_SHARE_B, plain,
+                                plain + 2 * SB);
+    fedreci_secagg_share_commit(hs, round, dealer, holder, FEDRECI_SECAGG_SHARE_SK, plain + SB,
+                                plain + 2 * SB + 32);
+    return sodium_memcmp(hb, commit, 32) == 0 && sodium_memcmp(hs, commit + 32, 32) == 0;
+}
+
+fedrec_err fedreci_secagg_client_resolve(fedreci_secagg_client *c, const uint64_t *excluded,
+                                         size_t n_excluded, const fedreci_secagg_opening *op,
+                                         size_t n_op)
+{
+    if (!c || (n_excluded && !excluded) || (n_op && !op))
+        return fedreci_error(FEDREC_ERR_INVALID, "secagg client resolve: NULL argument");
+    if (c->stage != FEDRECI_SECAGG_MASKED_INPUT || !c->received || c->resolved)
+        return fedreci_error(FEDREC_ERR_STAGE, "secagg client %llu: resolve %s",
+                             (unsigned long long)c->id,
+                             c->resolved ? "called twice" : "before receive or after masking");
+    if (!sorted_strict(excluded, n_excluded))
+        return refuse(c, FEDRECI_REFUSE_RELAY,
+                      fedreci_error(FEDREC_ERR_PROTOCOL,
+                                    "secagg client %llu: exclusion list not sorted or with repeats",
+                                    (unsigned long long)c->id));
+    if (fedreci_find_u64(excluded, n_excluded, c->id) >= 0)
+        return fedreci_error(FEDREC_ERR_PROTOCOL,
+                             "secagg client %llu: excluded from round %llu by the complaint step",
+                             (unsigned long long)c->id, (unsigned long long)c->p.round_id);
+    const uint32_t deg = c->deg;
+    uint8_t *have = malloc(deg ? deg : 1);
+    if (!have)
+        return fedreci_error(FEDREC_ERR_NOMEM, "secagg client resolve: %u neighbours", deg);
+    memcpy(have, c->have, deg);
+    uint32_t usable = 0;
+    for (uint32_t j = 0; j < deg; j++) {
+        if (fedreci_find_u64(excluded, n_excluded, c->nbr_ids[j]) >= 0)
+            have[j] = 0;
+        usable += have[j] != 0;
+    }
+    if (usable < c->p.t) {
+        free(have);
+        return fedreci_error(FEDREC_ERR_PROTOCOL,
+                             "secagg client %llu: %u neighbours left to mask with after the "
+                             "exclusions, fewer than t = %u",
+                             (unsigned long long)c->id, usable, c->p.t);
+    }
+    /* Commit: openings of bundles this client complained about replace
+       them; excluded neighbours are as if their bundle never came. */
+    for (size_t i = 0; i < n_op; i++) {
+        long j = fedreci_find_u64(c->nbr_ids, deg, op[i].dealer);
+        if (op[i].to != c->id || j < 0 || have[j] != 2)
+            continue;
+        if (!opening_valid(c->p.round_id, op[i].dealer, c->id, op[i].plain,
+                           c->rcommit + (size_t)j * FEDRECI_SECAGG_COMMIT_BYTES))
+            continue;
+        memcpy(c->recv + (size_t)j * FEDRECI_SHARE_PLAIN_BYTES, op[i].plain,
+               FEDRECI_SHARE_PLAIN_BYTES);
+        have[j] = 1;
+        if (c->n_bad)
+            c->n_bad--;
+    }
+    for (uint32_t j = 0; j < deg; j++)
+        if (!have[j])
+            sodium_memzero(c->recv + (size_t)j * FEDRECI_SHARE_PLAIN_BYTES,
+                           FEDRECI_SHARE_PLAIN_BYTES);
+    memcpy(c->have, have, deg);
+    free(have);
+    c->resolved = 1;
     return FEDREC_OK;
 }

@@ -219,3 +219,36 @@ fedrec_err fedreci_secagg_mac_key(uint8_t key[32], const uint8_t coord_sk[32],
     sodium_memzero(ka, sizeof ka);
     return FEDREC_OK;
 }
+
+void fedreci_secagg_bundle_hash(uint8_t h[32], uint64_t round, uint64_t dealer, uint64_t holder,
+                                const uint8_t *ct, const uint8_t *commit)
+{
+    uint8_t ids[16];
+    fedreci_secagg_le64(ids, dealer);
+    fedreci_secagg_le64(ids + 8, holder);
+    crypto_generichash_state st;
+    uint8_t len = (uint8_t)(sizeof FEDRECI_LABEL_BUNDLE - 1);
+    uint8_t rb[8];
+    fedreci_secagg_le64(rb, round);
+    crypto_generichash_init(&st, NULL, 0, 32);
+    crypto_generichash_update(&st, &len, 1);
+    crypto_generichash_update(&st, (const uint8_t *)FEDRECI_LABEL_BUNDLE, len);
+    crypto_generichash_update(&st, rb, 8);
+    crypto_generichash_update(&st, ids, sizeof ids);
+    crypto_generichash_update(&st, ct, FEDRECI_SHARE_CT_BYTES);
+    crypto_generichash_update(&st, commit, FEDRECI_SECAGG_COMMIT_BYTES);
+    crypto_generichash_final(&st, h, 32);
+}
+
+void fedreci_secagg_complaint_msg(uint8_t msg[FEDRECI_COMPLAINT_MSG_BYTES], uint64_t round,
+                                  uint64_t complainer, uint64_t dealer,
+                                  const uint8_t bundle_hash[32])
+{
+    size_t l = sizeof FEDRECI_LABEL_COMPLAINT - 1;
+    msg[0] = (uint8_t)l;
+    memcpy(msg + 1, FEDRECI_LABEL_COMPLAINT, l);
+    fedreci_secagg_le64(msg + 1 + l, round);
+    fedreci_secagg_le64(msg + 1 + l + 8, complainer);
+    fedreci_secagg_le64(msg + 1 + l + 16, dealer);
+    memcpy(msg + 1 + l + 24, bundle_hash, 32);
+}

@@ -38,6 +38,8 @@
 #define FEDRECI_LABEL_GRAPH_SEED "fedrec.secagg.v2.graph-seed"   /* seed from the contributions */
 #define FEDRECI_LABEL_CONSIST "fedrec.secagg.v2.consistency"     /* pair key for the tags */
 #define FEDRECI_LABEL_REQUEST "fedrec.secagg.v2.survivor-set"    /* hash of a survivor set */
+#define FEDRECI_LABEL_BUNDLE "fedrec.secagg.v3.bundle"           /* hash of a share bundle */
+#define FEDRECI_LABEL_COMPLAINT "fedrec.secagg.v3.complaint"     /* Ed25519 complaint message */
 
 /* Calls sodium_init() (idempotent, thread-safe). FEDREC_ERR_CRYPTO if it fails. */
 FEDREC_NODISCARD fedrec_err fedreci_secagg_sodium_ready(void);
@@ -132,6 +134,20 @@ void fedreci_secagg_seed_from_scalar(uint8_t seed[32], const char *label, const 
  * binding (BLAKE2b collision resistance). */
 void fedreci_secagg_share_commit(uint8_t h[32], uint64_t round, uint64_t dealer, uint64_t holder,
                                  uint8_t kind, const uint8_t share[32], const uint8_t opening[32]);
+
+/* The hash a complaint names a share bundle by (complaints, secagg.h
+ * fedreci_secagg_complaint): BLAKE2b-256(len || LABEL_BUNDLE || LE64(round) ||
+ * LE64(dealer) || LE64(holder) || ciphertext (FEDRECI_SHARE_CT_BYTES) ||
+ * commitments (FEDRECI_SECAGG_COMMIT_BYTES)). */
+void fedreci_secagg_bundle_hash(uint8_t h[32], uint64_t round, uint64_t dealer, uint64_t holder,
+                                const uint8_t *ct, const uint8_t *commit);
+
+/* The Ed25519-signed message of a complaint: len || LABEL_COMPLAINT ||
+ * LE64(round) || LE64(complainer) || LE64(dealer) || bundle hash. */
+#define FEDRECI_COMPLAINT_MSG_BYTES (1 + sizeof FEDRECI_LABEL_COMPLAINT - 1 + 24 + 32)
+void fedreci_secagg_complaint_msg(uint8_t msg[FEDRECI_COMPLAINT_MSG_BYTES], uint64_t round,
+                                  uint64_t complainer, uint64_t dealer,
+                                  const uint8_t bundle_hash[32]);
 
 /* The dealer's commitment to its self-mask seed: BLAKE2b(LABEL_BCOMMIT, b,
  * round, id). b is a uniform 32-byte seed, so this reveals nothing usable. */

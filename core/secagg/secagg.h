@@ -210,6 +210,30 @@ typedef struct fedreci_secagg_ciphertext {
     const uint8_t *commit; /* FEDRECI_SECAGG_COMMIT_BYTES: h_b || h_s || c_b */
 } fedreci_secagg_ciphertext;
 
+/* Complaints (between stage 1 and stage 2; docs/protocol.md "Bad share
+ * bundles"). A receiver whose bundle from a neighbour does not decrypt or
+ * whose shares do not open the dealer's commitments names that bundle:
+ * `bundle` is kdf.h fedreci_secagg_bundle_hash of exactly what it received
+ * (ciphertext and commitments), and `sig` its Ed25519 signature with its
+ * identity key over kdf.h fedreci_secagg_complaint_msg. A complaint reveals
+ * nothing of the complainer's. */
+typedef struct fedreci_secagg_complaint {
+    uint64_t from;   /* the complainer (the bundle's receiver) */
+    uint64_t dealer; /* the accused (the bundle's sender) */
+    uint8_t bundle[32];
+    uint8_t sig[FEDRECI_SECAGG_SIG_BYTES];
+} fedreci_secagg_complaint;
+
+/* A dealer's answer to a complaint it checked (signed by its neighbour and
+ * naming the very bundle it sent): the plaintext it dealt to `to`, b share
+ * || s^SK share || their two openings (kdf.h FEDRECI_SHARE_PLAIN_BYTES). The
+ * coordinator and the receiver check it against the dealer's commitments. */
+typedef struct fedreci_secagg_opening {
+    uint64_t dealer;
+    uint64_t to;
+    uint8_t plain[128];
+} fedreci_secagg_opening;
+
 /* Stage 3: a survivor's answer about one neighbour: the share of that
  * neighbour's self-mask seed b (neighbour survived) or of its mask key s^SK
  * (neighbour dropped), never both. */
@@ -393,6 +417,54 @@ void fedreci_secagg_client_set_lenient(fedreci_secagg_client *c, int on);
 /* Bad bundles the last masked_input ignored (lenient mode). */
 uint32_t fedreci_secagg_client_bad_bundles(const fedreci_secagg_client *c);
 
+/* Complaint step, receiver side (after share_keys, before masked_input):
+ * takes the bundles relayed to this client, decrypts and checks them as
+ * masked_input does (the same refusals; in strict mode a bad bundle fails
+ * the call), keeps them, and signs one complaint per bad bundle (lenient
+ * mode: *cpl gets them, n_cpl may be 0). masked_input then uses the bundles
+ * kept here (its `in` is ignored). A repeated call returns the same
+ * complaints. One Ed25519 signature per bad bundle; nothing otherwise.
+ * Errors: those of masked_input's bundle checks, FEDREC_ERR_STAGE,
+ * FEDREC_ERR_NOMEM. */
+FEDREC_NODISCARD fedrec_err fedreci_secagg_client_receive(fedreci_secagg_client *c,
+                                                          const fedreci_secagg_ciphertext *in,
+                                                          size_t n_in,
+                                                          const fedreci_secagg_complaint **cpl,
+                                                          size_t *n_cpl);
+
+/* Complaint step, dealer side: takes the complaints relayed against this
+ * client and opens, for each one that is addressed to it, comes from a
+ * neighbour, carries that neighbour's valid signature (identity key of its
+ * signed advert) and names exactly the bundle this client sent it, the
+ * plaintext of that bundle (*op, n_op). Any other complaint is ignored and
+ * nothing is opened for it: a coordinator that altered a bundle in relay
+ * or forged a complaint learns nothing. What an honest dealer opens, the
+ * complainer had received already. Errors: FEDREC_ERR_STAGE (before
+ * share_keys or after masked_input), FEDREC_ERR_NOMEM. */
+FEDREC_NODISCARD fedrec_err fedreci_secagg_client_answer(fedreci_secagg_client *c,
+                                                         const fedreci_secagg_complaint *against,
+                                                         size_t n,
+                                                         const fedreci_secagg_opening **op,
+                                                         size_t *n_op);
+
+/* Complaint step, outcome (after receive, before masked_input): excluded
+ * (sorted ids, strictly ascending) are the members the coordinator excluded
+ * from the round; op the dealers' openings addressed to this client. An
+ * opening from a dealer this client complained about that opens the
+ * dealer's commitments replaces the bad bundle (its shares are held from
+ * now on); other openings are ignored. An excluded neighbour is treated as
+ * if its bundle never came: no pairwise mask with it, none of its shares
+ * held (the coordinator could do the same by withholding its bundle).
+ * Refused, nothing changed: lists unsorted (FEDREC_ERR_PROTOCOL, refusal
+ * relay_misaddressed), this client excluded (FEDREC_ERR_PROTOCOL), fewer
+ * than t neighbours left to mask with (FEDREC_ERR_PROTOCOL), a second call
+ * (FEDREC_ERR_STAGE). */
+FEDREC_NODISCARD fedrec_err fedreci_secagg_client_resolve(fedreci_secagg_client *c,
+                                                          const uint64_t *excluded,
+                                                          size_t n_excluded,
+                                                          const fedreci_secagg_opening *op,
+                                                          size_t n_op);
+
 /* The key that authenticates this client's masked input to the coordinator
  * (proto/wire.h fedreci_wire_mac): BLAKE2b(LABEL_MAC, X25519(s_sk, coord_pk),
  * round, id), where coord_pk is the coordinator's X25519 key for the round
@@ -521,6 +593,49 @@ FEDREC_NODISCARD fedrec_err fedreci_secagg_server_shares_for(fedreci_secagg_serv
                                                              uint64_t client,
                                                              const fedreci_secagg_ciphertext **cts,
                                                              size_t *n);
+
+/* Complaint step (after close_share_keys, before any masked input; skipped
+ * by a driver that never calls it). add_complaints takes a sender's
+ * complaints (at most one per neighbour that dealt to it; n may be 0, "no
+ * complaint"). Each must be from the sender about a neighbour, carry the
+ * sender's valid signature and name the bundle the dealer really sent (the
+ * one kept from add_shares): a bad signature names the sender a culprit
+ * (FEDREC_ERR_SIGNATURE), a complaint about another bundle than the one
+ * sent excludes the sender from the round (FEDREC_ERR_CRYPTO: it complains
+ * about bytes it was never sent; not a culprit, since without TLS the
+ * network could have altered the relay); either way none of the message is
+ * kept. n_complaints counts the complaints accepted so far. */
+FEDREC_NODISCARD fedrec_err fedreci_secagg_server_add_complaints(
+    fedreci_secagg_server *s, uint64_t sender, const fedreci_secagg_complaint *cpl, size_t n);
+size_t fedreci_secagg_server_n_complaints(const fedreci_secagg_server *s);
+
+/* The accepted complaints against `dealer` (for relay to it). */
+FEDREC_NODISCARD fedrec_err fedreci_secagg_server_complaints_against(
+    fedreci_secagg_server *s, uint64_t dealer, const fedreci_secagg_complaint **cpl, size_t *n);
+
+/* A dealer's openings (one per accepted complaint against it, or fewer).
+ * Each must open the commitments the dealer made to that bundle; one that
+ * does not names the dealer a culprit (FEDREC_ERR_CRYPTO, nothing kept). */
+FEDREC_NODISCARD fedrec_err fedreci_secagg_server_add_openings(fedreci_secagg_server *s,
+                                                               uint64_t dealer,
+                                                               const fedreci_secagg_opening *op,
+                                                               size_t n);
+
+/* Ends the complaint step: *excluded (sorted ids) gets every member caught
+ * cheating in it (culprits), every complainer excluded by add_complaints
+ * and every dealer with an accepted complaint it did not open. They count
+ * as members that never shared keys: their masked inputs are refused and
+ * they are neither survivors nor dropped. Aborts (FEDREC_ERR_ABORTED) when
+ * fewer than t members remain. */
+FEDREC_NODISCARD fedrec_err fedreci_secagg_server_close_complaints(fedreci_secagg_server *s,
+                                                                   const uint64_t **excluded,
+                                                                   size_t *n_excluded);
+
+/* After close_complaints: the openings addressed to `holder` (for relay). */
+FEDREC_NODISCARD fedrec_err fedreci_secagg_server_openings_for(fedreci_secagg_server *s,
+                                                               uint64_t holder,
+                                                               const fedreci_secagg_opening **op,
+                                                               size_t *n);
 
 /* Stage 2: accepts a masked input of exactly d words from a stage-1 sender
  * and adds it into the running sum (O(d), no copy kept). */

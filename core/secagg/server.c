@@ -69,6 +69,22 @@ struct fedreci_secagg_server {
     uint32_t n_share_senders;
     fedreci_secagg_ciphertext *relay; /* deg, for shares_for */
 
+    /* complaint step (between stage 1 and stage 2; allocated on first use) */
+    int cpl_started, cpl_closed;
+    uint8_t *cpl_sent;              /* m flags: sent its complaints */
+    uint8_t *op_sent;               /* m flags: sent its openings */
+    uint8_t *excluded;              /* m flags: out of the round (complaint step) */
+    uint8_t *cpl_ok;                /* m x deg: [dealer * deg + j] accepted complaint by
+                                       the dealer's j-th neighbour */
+    uint8_t *answered;              /* m x deg: ... and the dealer opened it */
+    fedreci_secagg_complaint *cpls; /* m x deg, same slots */
+    fedreci_secagg_opening *ops;    /* secure, m x deg, same slots */
+    size_t n_cpl;
+    uint64_t *excluded_ids;
+    size_t n_excluded;
+    fedreci_secagg_complaint *relay_cpl; /* deg */
+    fedreci_secagg_opening *relay_op;    /* secure, deg */
+
     /* stage 2 */
     uint32_t *sum;   /* d words */
     uint8_t *status; /* m: ST_* */
@@ -112,6 +128,18 @@ void fedreci_secagg_server_destroy(fedreci_secagg_server *s)
     free(s->culprit);
     free(s->culprit_ids);
     free(s->relay);
+    free(s->cpl_sent);
+    free(s->op_sent);
+    free(s->excluded);
+    free(s->cpl_ok);
+    free(s->answered);
+    free(s->cpls);
+    if (s->ops)
+        sodium_free(s->ops);
+    free(s->excluded_ids);
+    free(s->relay_cpl);
+    if (s->relay_op)
+        sodium_free(s->relay_op);
     free(s->sum);
     free(s->status);
     free(s->survivors);
@@ -576,7 +604,7 @@ fedrec_err fedreci_secagg_server_shares_for(fedreci_secagg_server *s, uint64_t c
     size_t k = 0;
     for (uint32_t j = 0; j < s->deg; j++) {
         uint32_t v = nbr_at(s, (uint32_t)u, j);
-        if (!s->cts[v])
+        if (!s->cts[v] || (s->excluded && s->excluded[v]))
             continue;
         long i = nbr_index(s, v, (uint32_t)u);
         s->relay[k].from = s->roster_ids[v];
@@ -587,6 +615,304 @@ fedrec_err fedreci_secagg_server_shares_for(fedreci_secagg_server *s, uint64_t c
         k++;
     }
     *cts = s->relay;
+    *n = k;
+    return FEDREC_OK;
+}
+
+/* ---- complaint step ------------------------------------------------------------ */
+
+/* Allocates the complaint step's state on its first message. */
+static fedrec_err complaints_start(fedreci_secagg_server *s)
+{
+    if (s->cpl_started)
+        return FEDREC_OK;
+    size_t slots = (size_t)s->m * s->deg;
+    s->cpl_sent = calloc(s->m, 1);
+    s->op_sent = calloc(s->m, 1);
+    if (!s->excluded)
+        s->excluded = calloc(s->m, 1);
+    s->cpl_ok = calloc(slots ? slots : 1, 1);
+    s->answered = calloc(slots ? slots : 1, 1);
+    s->cpls = calloc(slots ? slots : 1, sizeof *s->cpls);
+    s->ops = sodium_malloc((slots ? slots : 1) * sizeof *s->ops);
+    s->relay_cpl = malloc((s->deg ? s->deg : 1) * sizeof *s->relay_cpl);
+    s->relay_op = sodium_malloc((s->deg ? s->deg : 1) * sizeof *s->relay_op);
+    if (!s->cpl_sent || !s->op_sent || !s->excluded || !s->cpl_ok || !s->answered || !s->cpls ||
+        !s->ops || !s->relay_cpl || !s->relay_op) {
+        free(s->cpl_sent);
+        free(s->op_sent);
+        free(s->cpl_ok);
+        free(s->answered);
+        free(s->cpls);
+        if (s->ops)
+            sodium_free(s->ops);
+        free(s->relay_cpl);
+        if (s->relay_op)
+            sodium_free(s->relay_op);
+        s->cpl_sent = s->op_sent = s->cpl_ok = s->answered = NULL;
+        s->cpls = NULL;
+        s->ops = NULL;
+        s->relay_cpl = NULL;
+        s->relay_op = NULL;
+        return fedreci_error(FEDREC_ERR_NOMEM, "secagg server: complaint state for %u x %u", s->m,
+                             s->deg);
+    }
+    s->cpl_started = 1;
+    return FEDREC_OK;
+}
+
+static fedrec_err complaint_step_open(fedreci_secagg_server *s, const char *call)
+{
+    if (s->stage != FEDRECI_SECAGG_MASKED_INPUT || s->cpl_closed || s->n_inputs)
+        return fedreci_error(FEDREC_ERR_STAGE, "secagg server: %s outside the complaint step",
+                             call);
+    return complaints_start(s);
+}
+
+fedrec_err fedreci_secagg_server_add_complaints(fedreci_secagg_server *s, uint64_t sender,
+                                                const fedreci_secagg_complaint *cpl, size_t n)
+{
+    if (!s || (n && !cpl))
+        return fedreci_error(FEDREC_ERR_INVALID, "secagg server add_complaints: NULL argument");
+    fedrec_err e = complaint_step_open(s, "add_complaints");
+    if (e)
+        return e;
+    long v = fedreci_find_u64(s->roster_ids, s->m, sender);
+    if (v < 0 || !s->cts[v])
+        return fedreci_error(FEDREC_ERR_PROTOCOL,
+                             "secagg server: complaints from %llu, which did not share keys",
+                             (unsigned long long)sender);
+    if (s->cpl_sent[v])
+        return fedreci_error(FEDREC_ERR_DUPLICATE,
+                             "secagg server: second complaint message from %llu",
+                             (unsigned long long)sender);
+    if (n > s->deg)
+        return fedreci_error(FEDREC_ERR_PROTOCOL,
+                             "secagg server: %zu complaints from %llu for %u neighbours", n,
+                             (unsigned long long)sender, s->deg);
+    size_t *slot = malloc((n ? n : 1) * sizeof *slot);
+    if (!slot)
+        return fedreci_error(FEDREC_ERR_NOMEM, "secagg server: %zu complaints", n);
+    for (size_t i = 0; i < n && !e; i++) {
+        long u = fedreci_find_u64(s->roster_ids, s->m, cpl[i].dealer);
+        long j = u < 0 || !s->cts[u] ? -1 : nbr_index(s, (uint32_t)u, (uint32_t)v);
+        if (cpl[i].from != sender || j < 0) {
+            e = fedreci_error(FEDREC_ERR_PROTOCOL,
+                              "secagg server: complaint %zu from %llu (from %llu about %llu) is "
+                              "not about a neighbour that dealt to it",
+                              i, (unsigned long long)sender, (unsigned long long)cpl[i].from,
+                              (unsigned long long)cpl[i].dealer);
+            break;
+        }
+        slot[i] = (size_t)u * s->deg + (size_t)j;
+        for (size_t k = 0; k < i && !e; k++)
+            if (slot[k] == slot[i])
+                e = fedreci_error(FEDREC_ERR_PROTOCOL,
+                                  "secagg server: two complaints from %llu about %llu",
+                                  (unsigned long long)sender, (unsigned long long)cpl[i].dealer);
+        if (e)
+            break;
+        uint8_t msg[FEDRECI_COMPLAINT_MSG_BYTES];
+        fedreci_secagg_complaint_msg(msg, s->p.round_id, sender, cpl[i].dealer, cpl[i].bundle);
+        if (crypto_sign_verify_detached(cpl[i].sig, msg, sizeof msg, s->roster[v].identity_pk) !=
+            0) {
+            s->culprit[v] = 1;
+            s->excluded[v] = 1;
+            s->cpl_sent[v] = 1;
+            e = fedreci_error(FEDREC_ERR_SIGNATURE,
+                              "secagg server: complaint from %llu about %llu does not verify "
+                              "under its identity key; it is named a culprit",
+                              (unsigned long long)sender, (unsigned long long)cpl[i].dealer);
+            break;
+        }
+        uint8_t h[32];
+        fedreci_secagg_bundle_hash(h, s->p.round_id, cpl[i].dealer, sender,
+                                   s->cts[u] + (size_t)j * CT,
+                                   s->cmts[u] + (size_t)j * FEDRECI_SECAGG_COMMIT_BYTES);
+        if (sodium_memcmp(h, cpl[i].bundle, 32) != 0) {
+            s->excluded[v] = 1;
+            s->cpl_sent[v] = 1;
+            e = fedreci_error(FEDREC_ERR_CRYPTO,
+                              "secagg server: %llu complains about a bundle from %llu that is "
+                              "not the one %llu sent it; the complainer is excluded from the "
+                              "round",
+                              (unsigned long long)sender, (unsigned long long)cpl[i].dealer,
+                              (unsigned long long)cpl[i].dealer);
+            break;
+        }
+    }
+    if (!e) {
+        for (size_t i = 0; i < n; i++) {
+            s->cpls[slot[i]] = cpl[i];
+            s->cpl_ok[slot[i]] = 1;
+        }
+        s->n_cpl += n;
+        s->cpl_sent[v] = 1;
+    }
+    free(slot);
+    return e;
+}
+
+size_t fedreci_secagg_server_n_complaints(const fedreci_secagg_server *s)
+{
+    return s ? s->n_cpl : 0;
+}
+
+fedrec_err fedreci_secagg_server_complaints_against(fedreci_secagg_server *s, uint64_t dealer,
+                                                    const fedreci_secagg_complaint **cpl, size_t *n)
+{
+    if (!s || !cpl || !n)
+        return fedreci_error(FEDREC_ERR_INVALID, "secagg server complaints_against: NULL argument");
+    if (!s->cpl_started)
+        return wrong_stage(s, "complaints_against");
+    long u = fedreci_find_u64(s->roster_ids, s->m, dealer);
+    if (u < 0)
+        return fedreci_error(FEDREC_ERR_PROTOCOL,
+                             "secagg server: complaints against %llu, not in roster",
+                             (unsigned long long)dealer);
+    size_t k = 0;
+    for (uint32_t j = 0; j < s->deg; j++) {
+        size_t slot = (size_t)u * s->deg + j;
+        if (s->cpl_ok[slot])
+            s->relay_cpl[k++] = s->cpls[slot];
+    }
+    *cpl = s->relay_cpl;
+    *n = k;
+    return FEDREC_OK;
+}
+
+fedrec_err fedreci_secagg_server_add_openings(fedreci_secagg_server *s, uint64_t dealer,
+                                              const fedreci_secagg_opening *op, size_t n)
+{
+    if (!s || (n && !op))
+        return fedreci_error(FEDREC_ERR_INVALID, "secagg server add_openings: NULL argument");
+    fedrec_err e = complaint_step_open(s, "add_openings");
+    if (e)
+        return e;
+    long u = fedreci_find_u64(s->roster_ids, s->m, dealer);
+    if (u < 0 || !s->cts[u])
+        return fedreci_error(FEDREC_ERR_PROTOCOL,
+                             "secagg server: openings from %llu, which did not share keys",
+                             (unsigned long long)dealer);
+    if (s->op_sent[u])
+        return fedreci_error(FEDREC_ERR_DUPLICATE, "secagg server: second openings from %llu",
+                             (unsigned long long)dealer);
+    if (n > s->deg)
+        return fedreci_error(FEDREC_ERR_PROTOCOL,
+                             "secagg server: %zu openings from %llu for %u neighbours", n,
+                             (unsigned long long)dealer, s->deg);
+    size_t *slot = malloc((n ? n : 1) * sizeof *slot);
+    if (!slot)
+        return fedreci_error(FEDREC_ERR_NOMEM, "secagg server: %zu openings", n);
+    for (size_t i = 0; i < n && !e; i++) {
+        long v = fedreci_find_u64(s->roster_ids, s->m, op[i].to);
+        long j = v < 0 ? -1 : nbr_index(s, (uint32_t)u, (uint32_t)v);
+        size_t sl = j < 0 ? 0 : (size_t)u * s->deg + (size_t)j;
+        if (op[i].dealer != dealer || j < 0 || !s->cpl_ok[sl]) {
+            e = fedreci_error(FEDREC_ERR_PROTOCOL,
+                              "secagg server: opening %zu from %llu (of %llu to %llu) answers no "
+                              "accepted complaint",
+                              i, (unsigned long long)dealer, (unsigned long long)op[i].dealer,
+                              (unsigned long long)op[i].to);
+            break;
+        }
+        slot[i] = sl;
+        for (size_t k = 0; k < i && !e; k++)
+            if (slot[k] == sl)
+                e = fedreci_error(FEDREC_ERR_PROTOCOL,
+                                  "secagg server: two openings from %llu to %llu",
+                                  (unsigned long long)dealer, (unsigned long long)op[i].to);
+        if (e)
+            break;
+        const uint8_t *pl = op[i].plain, *cm = s->cmts[u] + (size_t)j * FEDRECI_SECAGG_COMMIT_BYTES;
+        uint8_t hb[32], hs[32];
+        int ok = fedreci_scalar_is_canonical(pl) && fedreci_scalar_is_canonical(pl + SB);
+        fedreci_secagg_share_commit(hb, s->p.round_id, dealer, op[i].to, FEDRECI_SECAGG_SHARE_B, pl,
+                                    pl + 2 * SB);
+        fedreci_secagg_share_commit(hs, s->p.round_id, dealer, op[i].to, FEDRECI_SECAGG_SHARE_SK,
+                                    pl + SB, pl + 2 * SB + 32);
+        if (!ok || sodium_memcmp(hb, cm, 32) != 0 || sodium_memcmp(hs, cm + 32, 32) != 0) {
+            s->culprit[u] = 1;
+            s->excluded[u] = 1;
+            s->op_sent[u] = 1;
+            e = fedreci_error(FEDREC_ERR_CRYPTO,
+                              "secagg server: %llu opened its bundle to %llu with shares that do "
+                              "not open its commitments; it is named a culprit",
+                              (unsigned long long)dealer, (unsigned long long)op[i].to);
+        }
+    }
+    if (!e) {
+        for (size_t i = 0; i < n; i++) {
+            s->ops[slot[i]] = op[i];
+            s->answered[slot[i]] = 1;
+        }
+        s->op_sent[u] = 1;
+    }
+    free(slot);
+    return e;
+}
+
+fedrec_err fedreci_secagg_server_close_complaints(fedreci_secagg_server *s,
+                                                  const uint64_t **excluded, size_t *n_excluded)
+{
+    if (!s || !excluded || !n_excluded)
+        return fedreci_error(FEDREC_ERR_INVALID, "secagg server close_complaints: NULL argument");
+    fedrec_err e = complaint_step_open(s, "close_complaints");
+    if (e)
+        return e;
+    uint64_t *ids = malloc((s->m ? s->m : 1) * sizeof *ids);
+    if (!ids)
+        return fedreci_error(FEDREC_ERR_NOMEM, "secagg server: exclusion list of %u", s->m);
+    /* a dealer with an accepted complaint it did not open is out */
+    for (uint32_t u = 0; u < s->m; u++)
+        for (uint32_t j = 0; j < s->deg; j++) {
+            size_t slot = (size_t)u * s->deg + j;
+            if (s->cpl_ok[slot] && !s->answered[slot])
+                s->excluded[u] = 1;
+        }
+    size_t k = 0;
+    uint32_t left = 0;
+    for (uint32_t u = 0; u < s->m; u++) {
+        if (s->culprit[u])
+            s->excluded[u] = 1;
+        if (s->excluded[u])
+            ids[k++] = s->roster_ids[u];
+        else if (s->cts[u])
+            left++;
+    }
+    free(s->excluded_ids);
+    s->excluded_ids = ids;
+    s->n_excluded = k;
+    s->cpl_closed = 1;
+    if (left < s->p.t)
+        return aborted(s,
+                       "secagg server: %u members left after the complaint step, fewer than t = %u",
+                       left, s->p.t);
+    *excluded = ids;
+    *n_excluded = k;
+    return FEDREC_OK;
+}
+
+fedrec_err fedreci_secagg_server_openings_for(fedreci_secagg_server *s, uint64_t holder,
+                                              const fedreci_secagg_opening **op, size_t *n)
+{
+    if (!s || !op || !n)
+        return fedreci_error(FEDREC_ERR_INVALID, "secagg server openings_for: NULL argument");
+    if (!s->cpl_closed)
+        return wrong_stage(s, "openings_for");
+    long v = fedreci_find_u64(s->roster_ids, s->m, holder);
+    if (v < 0)
+        return fedreci_error(FEDREC_ERR_PROTOCOL, "secagg server: openings for %llu, not in roster",
+                             (unsigned long long)holder);
+    size_t k = 0;
+    for (uint32_t j = 0; j < s->deg; j++) {
+        uint32_t u = nbr_at(s, (uint32_t)v, j);
+        long i = nbr_index(s, u, (uint32_t)v);
+        size_t slot = (size_t)u * s->deg + (size_t)(i < 0 ? 0 : i);
+        if (i >= 0 && !s->excluded[u] && s->answered[slot])
+            s->relay_op[k++] = s->ops[slot];
+    }
+    *op = s->relay_op;
     *n = k;
     return FEDREC_OK;
 }
@@ -602,6 +928,16 @@ fedrec_err fedreci_secagg_server_add_masked_input(fedreci_secagg_server *s, uint
     if (u < 0 || !s->cts[u])
         return fedreci_error(FEDREC_ERR_PROTOCOL,
                              "secagg server: masked input from %llu, which did not share keys",
+                             (unsigned long long)sender);
+    if (s->cpl_started && !s->cpl_closed)
+        return fedreci_error(FEDREC_ERR_STAGE,
+                             "secagg server: masked input from %llu before the complaint step "
+                             "closed",
+                             (unsigned long long)sender);
+    if (s->excluded && s->excluded[u])
+        return fedreci_error(FEDREC_ERR_PROTOCOL,
+                             "secagg server: masked input from %llu, which the complaint step "
+                             "excluded from the round",
                              (unsigned long long)sender);
     if (s->status[u] == ST_SURVIVOR)
         return fedreci_error(FEDREC_ERR_DUPLICATE, "secagg server: second masked input from %llu",
@@ -641,7 +977,7 @@ fedrec_err fedreci_secagg_server_close_masked_input(fedreci_secagg_server *s,
     /* Every secret to rebuild needs t holders among the survivors: check now
      * rather than after a useless unmask stage. */
     for (uint32_t u = 0; u < s->m; u++) {
-        if (!s->cts[u])
+        if (!s->cts[u] || (s->excluded && s->excluded[u]))
             continue;
         uint32_t c = surviving_neighbours(s, u);
         if (c < s->p.t)
@@ -667,7 +1003,7 @@ fedrec_err fedreci_secagg_server_close_masked_input(fedreci_secagg_server *s,
                              s->deg);
     s->n_survivors = s->n_dropped = 0;
     for (uint32_t u = 0; u < s->m; u++) {
-        if (!s->cts[u])
+        if (!s->cts[u] || (s->excluded && s->excluded[u]))
             continue;
         if (s->status[u] == ST_SURVIVOR) {
             s->survivors[s->n_survivors++] = s->roster_ids[u];
