@@ -21,12 +21,14 @@
 enum step {
     S_CHECKIN = 0,
     S_MODEL,
-    S_ADV,     /* SecAgg stage 0: advert */
-    S_SEED,    /* stage 0, second message: the graph seed contribution */
-    S_SHARE,   /* stage 1 */
-    S_MASKED,  /* stage 2 */
-    S_CONSIST, /* stage 3, first message: the consistency tags */
-    S_UNMASK,  /* stage 3: the reveals */
+    S_ADV,      /* SecAgg stage 0: advert */
+    S_SEED,     /* stage 0, second message: the graph seed contribution */
+    S_SHARE,    /* stage 1 */
+    S_COMPLAIN, /* stage 1, second message: complaints about bad bundles (maybe none) */
+    S_OPEN,     /* stage 1, third message (rounds with complaints): openings */
+    S_MASKED,   /* stage 2 */
+    S_CONSIST,  /* stage 3, first message: the consistency tags */
+    S_UNMASK,   /* stage 3: the reveals */
     S_DONE
 };
 
@@ -34,7 +36,7 @@ enum step {
  * the first message of that stage (where the dropout test hook stops). */
 static int step_stage(int step)
 {
-    static const int st[] = {-1, -1, 0, 0, 1, 2, 3, 3};
+    static const int st[] = {-1, -1, 0, 0, 1, 1, 1, 2, 3, 3};
     return step >= 0 && step < S_DONE ? st[step] : -1;
 }
 
@@ -90,6 +92,10 @@ struct fedreci_session {
     size_t n_tags;
     const fedreci_secagg_ciphertext *cts;
     size_t n_cts;
+    const fedreci_secagg_complaint *cpl; /* this client's complaints (owned by sa) */
+    size_t n_cpl;
+    const fedreci_secagg_opening *ops; /* its openings (owned by sa) */
+    size_t n_ops;
     const uint32_t *masked;
     uint32_t clipped;
     const fedreci_secagg_reveal *reveals;
@@ -175,6 +181,8 @@ static const char *step_what(int step)
                                     "key advertisement",
                                     "graph seed contribution",
                                     "encrypted key shares",
+                                    "complaints",
+                                    "openings",
                                     "masked update",
                                     "consistency tags",
                                     "unmask shares"};
@@ -213,6 +221,14 @@ static fedrec_err build(fedreci_session *s, nng_msg **m)
         h.stage = FEDRECI_WIRE_STAGE_SHARE_KEYS;
         e = fedreci_wire_enc_ciphertexts(m, &h, 0, s->cts, s->n_cts);
         break;
+    case S_COMPLAIN:
+        h.stage = FEDRECI_WIRE_STAGE_COMPLAINT;
+        e = fedreci_wire_enc_complaints(m, &h, s->cpl, s->n_cpl);
+        break;
+    case S_OPEN:
+        h.stage = FEDRECI_WIRE_STAGE_OPENING;
+        e = fedreci_wire_enc_openings(m, &h, s->ops, s->n_ops);
+        break;
     case S_CONSIST:
         h.stage = FEDRECI_WIRE_STAGE_CONSISTENCY;
         e = fedreci_wire_enc_tags(m, &h, 0, s->tags, s->n_tags);
@@ -228,7 +244,8 @@ static fedrec_err build(fedreci_session *s, nng_msg **m)
     default:
         return fedreci_error(FEDREC_ERR_INTERNAL, "session: nothing to send");
     }
-    if (!e && (s->step == S_MASKED || s->step == S_SEED || s->step == S_CONSIST)) {
+    if (!e && (s->step == S_MASKED || s->step == S_SEED || s->step == S_CONSIST ||
+               s->step == S_COMPLAIN || s->step == S_OPEN)) {
         /* the bulk message and the two small ones of issue 14: a MAC under
            the round key bound to the signed advert (cheaper than hashing 4 d
            bytes for a signature, and than verifying a signature) */
@@ -555,6 +572,8 @@ static fedrec_err dp_encode(fedreci_session *s, const float *v, size_t dv, float
     return e;
 }
 
+/* The share relay: the bundles are checked and kept, and a complaint is
+ * sent about each bad one (an empty message when all are good). */
 static void on_relay(fedreci_session *s, const fedreci_wire_env *env)
 {
     fedreci_secagg_ciphertext *cts = NULL;
@@ -569,6 +588,21 @@ static void on_relay(fedreci_session *s, const fedreci_wire_env *env)
         finish(s, FEDRECI_SESSION_DROPPED, FEDREC_OK, "dropped out before stage 2");
         return;
     }
+    e = fedreci_secagg_client_receive(s->sa, cts, n, &s->cpl, &s->n_cpl);
+    free(cts);
+    if (e) {
+        s->withheld = S_MASKED; /* what a refused relay keeps back: the update */
+        fail_local(s, e, "share relay");
+        return;
+    }
+    s->step = S_COMPLAIN;
+    send_step(s);
+}
+
+/* The masked update, once the complaint step's outcome is applied. */
+static void send_masked(fedreci_session *s)
+{
+    fedrec_err e = FEDREC_OK;
     size_t dx = (size_t)s->round.secagg.d - 1;
     fedreci_dpals dpa = {s->round.n_items, s->round.k_factors, s->round.dp.row_bound,
                          s->round.dp.gram_weight};
@@ -579,7 +613,6 @@ static void on_relay(fedreci_session *s, const fedreci_wire_env *env)
     if (!x || (s->res.dp && !words)) {
         free(x);
         free(words);
-        free(cts);
         finish(s, FEDRECI_SESSION_ERROR, FEDREC_ERR_NOMEM, "update of %zu floats", dx);
         return;
     }
@@ -591,7 +624,7 @@ static void on_relay(fedreci_session *s, const fedreci_wire_env *env)
         e = dp_encode(s, x, dv, words);
     fedreci_secagg_quant_stats qs = {0, 0};
     if (!e)
-        e = fedreci_secagg_client_masked_input(s->sa, cts, n, s->res.dp ? words : x, weight,
+        e = fedreci_secagg_client_masked_input(s->sa, NULL, 0, s->res.dp ? words : x, weight,
                                                &s->masked, &qs);
     if (!e && s->res.dp && qs.clipped)
         e = fedreci_error(FEDREC_ERR_RANGE, "dp: %u noised words reached the SecAgg clip",
@@ -602,7 +635,6 @@ static void on_relay(fedreci_session *s, const fedreci_wire_env *env)
         sodium_memzero(words, dx * sizeof *words);
         free(words);
     }
-    free(cts);
     if (e) {
         fail_local(s, e, "masking the update");
         return;
@@ -613,6 +645,52 @@ static void on_relay(fedreci_session *s, const fedreci_wire_env *env)
                               fedreci_secagg_client_quantized_input(s->sa), s->round.secagg.d);
     s->step = S_MASKED;
     send_step(s);
+}
+
+/* The complaint step's reply: the complaints against this client (it opens
+ * what it can check, then waits for the outcome), or the outcome: the
+ * members excluded from the round and the openings of the bundles this
+ * client complained about. */
+static void on_complaint_relay(fedreci_session *s, const fedreci_wire_env *env)
+{
+    int final = 0;
+    const uint64_t *ex = NULL;
+    size_t n_ex = 0;
+    fedrec_err e = fedreci_wire_get_complaint_relay(env, &final, &ex, &n_ex);
+    if (!e && !final && s->step == S_COMPLAIN) {
+        fedreci_secagg_complaint *ag = NULL;
+        size_t n_ag = 0;
+        e = fedreci_wire_get_complaints(env, s->round.secagg.n, &ag, &n_ag);
+        if (!e)
+            e = fedreci_secagg_client_answer(s->sa, ag, n_ag, &s->ops, &s->n_ops);
+        free(ag);
+        if (e) {
+            fail_local(s, e, "complaints");
+            return;
+        }
+        s->step = S_OPEN;
+        send_step(s);
+        return;
+    }
+    if (!e && !final) {
+        fedreci_secagg_client_note_refusal(s->sa, FEDRECI_REFUSE_MALFORMED);
+        e = fedreci_error(FEDREC_ERR_PROTOCOL, "session: a second round of complaints");
+    }
+    fedreci_secagg_opening *op = NULL;
+    size_t n_op = 0;
+    if (!e)
+        e = fedreci_wire_get_openings(env, s->round.secagg.n, &op, &n_op);
+    if (!e)
+        e = fedreci_secagg_client_resolve(s->sa, ex, n_ex, op, n_op);
+    if (op) {
+        sodium_memzero(op, n_op * sizeof *op);
+        free(op);
+    }
+    if (e) {
+        fail_local(s, e, "complaint step");
+        return;
+    }
+    send_masked(s);
 }
 
 static void on_unmask_request(fedreci_session *s, const fedreci_wire_env *env)
@@ -697,6 +775,8 @@ static void on_reply(fedreci_session *s, const fedreci_wire_env *env)
         FEDREC__V1__ENVELOPE__BODY_ROSTER,
         FEDREC__V1__ENVELOPE__BODY_SEED_RELAY,
         FEDREC__V1__ENVELOPE__BODY_SHARE_RELAY,
+        FEDREC__V1__ENVELOPE__BODY_COMPLAINT_RELAY,
+        FEDREC__V1__ENVELOPE__BODY_COMPLAINT_RELAY,
         FEDREC__V1__ENVELOPE__BODY_UNMASK_REQUEST,
         FEDREC__V1__ENVELOPE__BODY_CONSISTENCY_RELAY,
         FEDREC__V1__ENVELOPE__BODY_ROUND_RESULT,
@@ -723,6 +803,10 @@ static void on_reply(fedreci_session *s, const fedreci_wire_env *env)
         break;
     case S_SHARE:
         on_relay(s, env);
+        break;
+    case S_COMPLAIN:
+    case S_OPEN:
+        on_complaint_relay(s, env);
         break;
     case S_MASKED:
         on_unmask_request(s, env);

@@ -140,22 +140,26 @@ typedef struct pmodel {
 /* The phases of a round (rstate.stage): the four SecAgg+ stages of
  * docs/protocol.md and the two steps issue 14 added inside them, the graph
  * seed contributions (stage 0, after the roster) and the consistency check
- * (stage 3, before the reveals). Statistics, deadlines and the dropout hook
+ * (stage 3, before the reveals), and the complaint and opening steps of
+ * stage 1 (after the share relay; docs/protocol.md "Bad share bundles").
+ * Statistics, deadlines and the dropout hook
  * count the four stages (fedreci_eng_phase_stage). */
 enum {
-    PH_ADV = 0,     /* AdvertiseKeys -> Roster */
-    PH_SEED = 1,    /* SeedReveal -> SeedRelay */
-    PH_SHARE = 2,   /* ShareKeys -> ShareRelay */
-    PH_MASKED = 3,  /* MaskedInput -> UnmaskRequest */
-    PH_CONSIST = 4, /* Consistency -> ConsistencyRelay */
-    PH_UNMASK = 5,  /* Unmask -> RoundResult */
-    N_PH = 6
+    PH_ADV = 0,      /* AdvertiseKeys -> Roster */
+    PH_SEED = 1,     /* SeedReveal -> SeedRelay */
+    PH_SHARE = 2,    /* ShareKeys -> ShareRelay */
+    PH_COMPLAIN = 3, /* Complaints -> ComplaintRelay (final when nobody complained) */
+    PH_OPEN = 4,     /* Openings -> ComplaintRelay (final); closes at once when final */
+    PH_MASKED = 5,   /* MaskedInput -> UnmaskRequest */
+    PH_CONSIST = 6,  /* Consistency -> ConsistencyRelay */
+    PH_UNMASK = 7,   /* Unmask -> RoundResult */
+    N_PH = 8
 };
 
 /* The SecAgg stage (0..3) of phase ph. */
 static inline int fedreci_eng_phase_stage(int ph)
 {
-    static const int st[N_PH] = {0, 0, 1, 2, 3, 3};
+    static const int st[N_PH] = {0, 0, 1, 1, 1, 2, 3, 3};
     return ph >= 0 && ph < N_PH ? st[ph] : 3;
 }
 
@@ -163,7 +167,11 @@ static inline int fedreci_eng_phase_stage(int ph)
  * log lines and error texts: "stage 0 seed step"). */
 static inline const char *fedreci_eng_phase_step(int ph)
 {
-    return ph == PH_SEED ? " seed step" : ph == PH_CONSIST ? " consistency step" : "";
+    return ph == PH_SEED       ? " seed step"
+           : ph == PH_CONSIST  ? " consistency step"
+           : ph == PH_COMPLAIN ? " complaint step"
+           : ph == PH_OPEN     ? " opening step"
+                               : "";
 }
 
 /* The phase of a wire stage (Envelope.stage), or -1 for a non-SecAgg stage. */
@@ -176,6 +184,10 @@ static inline int fedreci_eng_phase_of_wire(uint32_t wire_stage)
         return PH_SEED;
     case FEDRECI_WIRE_STAGE_SHARE_KEYS:
         return PH_SHARE;
+    case FEDRECI_WIRE_STAGE_COMPLAINT:
+        return PH_COMPLAIN;
+    case FEDRECI_WIRE_STAGE_OPENING:
+        return PH_OPEN;
     case FEDRECI_WIRE_STAGE_MASKED_INPUT:
         return PH_MASKED;
     case FEDRECI_WIRE_STAGE_CONSISTENCY:
@@ -225,6 +237,9 @@ typedef struct rstate {
     uint32_t *nbr;      /* scratch for neighbour indices */
     uint64_t *surv, *drop;
     size_t ns, nd;
+    int cpl_final;  /* the complaint step's outcome is known (excl) */
+    uint64_t *excl; /* members excluded by the complaint step, sorted */
+    size_t n_excl;
     uint64_t t_stage;
     double stage_ms[4]; /* per SecAgg stage (its phases added) */
     uint64_t bytes_in0, bytes_out0;

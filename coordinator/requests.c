@@ -273,6 +273,25 @@ static fedrec_err stage_add(fedreci_coord *c, rstate *r, const fedreci_wire_env 
         free(tags);
         return e;
     }
+    case PH_COMPLAIN: {
+        fedreci_secagg_complaint *cpl;
+        size_t n;
+        if ((e = fedreci_wire_get_complaints(env, r->p.n, &cpl, &n)))
+            return e;
+        e = fedreci_secagg_server_add_complaints(r->srv, id, cpl, n);
+        free(cpl);
+        return e;
+    }
+    case PH_OPEN: {
+        fedreci_secagg_opening *op;
+        size_t n;
+        if ((e = fedreci_wire_get_openings(env, r->p.n, &op, &n)))
+            return e;
+        e = fedreci_secagg_server_add_openings(r->srv, id, op, n);
+        sodium_memzero(op, n * sizeof *op);
+        free(op);
+        return e;
+    }
     case PH_SHARE: {
         fedreci_secagg_ciphertext *cts;
         size_t n;
@@ -310,7 +329,8 @@ static fedrec_err stage_add(fedreci_coord *c, rstate *r, const fedreci_wire_env 
 
 /* Authenticates a stage message of member mi of r: the messages sent after
  * its advert was accepted without a signature of their own (the masked
- * input, the seed contribution, the consistency tags) by their MAC under
+ * input, the seed contribution, the consistency tags, the complaints and
+ * openings) by their MAC under
  * the member's round key, every other stage message by its signature under
  * the registered identity key. Nothing is counted or stored before this
  * passes. */
@@ -318,7 +338,8 @@ static fedrec_err stage_auth(const rstate *r, long mi, const crec *rec, const fe
                              const uint8_t *buf, size_t len)
 {
     if (env->stage != FEDRECI_WIRE_STAGE_MASKED_INPUT && env->stage != FEDRECI_WIRE_STAGE_SEED &&
-        env->stage != FEDRECI_WIRE_STAGE_CONSISTENCY)
+        env->stage != FEDRECI_WIRE_STAGE_CONSISTENCY &&
+        env->stage != FEDRECI_WIRE_STAGE_COMPLAINT && env->stage != FEDRECI_WIRE_STAGE_OPENING)
         return fedreci_wire_verify(buf, len, env, rec->pk);
     if (!r->mem[mi].has_key)
         return fedreci_error(FEDREC_ERR_SIGNATURE,
@@ -430,7 +451,12 @@ static void stage_accept(fedreci_coord *c, cctx *x, const fedreci_wire_env *env,
                for it */
             const uint64_t *cul = NULL;
             size_t nc = s == PH_UNMASK ? fedreci_secagg_server_culprits(r->srv, &cul) : 0;
-            if (fedreci_find_u64(cul, nc, h.client_id) >= 0)
+            /* a complaint or an opening that excluded its sender (the
+               server consumed the message): the step stops waiting too */
+            int out =
+                (s == PH_COMPLAIN || s == PH_OPEN) &&
+                (e == FEDREC_ERR_CRYPTO || e == FEDREC_ERR_SIGNATURE || e == FEDREC_ERR_DUPLICATE);
+            if (out || fedreci_find_u64(cul, nc, h.client_id) >= 0)
                 fedreci_eng_member_gone(c, r, mi, ob);
             return;
         }
@@ -468,7 +494,8 @@ static void stage_accept(fedreci_coord *c, cctx *x, const fedreci_wire_env *env,
 }
 
 /* A phase-s message (PH_*: AdvertiseKeys, SeedReveal, ShareKeys,
- * MaskedInput, Consistency, Unmask) of a registered client. */
+ * Complaints, Openings, MaskedInput, Consistency, Unmask) of a registered
+ * client. */
 static void on_stage(fedreci_coord *c, cctx *x, const fedreci_wire_env *env, const uint8_t *buf,
                      size_t len, int s, crec *rec, outbox *ob)
 {
@@ -608,6 +635,8 @@ void fedreci_eng_handle(fedreci_coord *c, cctx *x, nng_msg *msg, outbox *ob)
     case FEDREC__V1__ENVELOPE__BODY_SHARE_KEYS:
     case FEDREC__V1__ENVELOPE__BODY_MASKED_INPUT:
     case FEDREC__V1__ENVELOPE__BODY_CONSISTENCY:
+    case FEDREC__V1__ENVELOPE__BODY_COMPLAINTS:
+    case FEDREC__V1__ENVELOPE__BODY_OPENINGS:
     case FEDREC__V1__ENVELOPE__BODY_UNMASK:
         if (!rec) {
             fedreci_wire_hdr h = fedreci_wire_header(env);

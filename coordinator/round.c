@@ -41,6 +41,7 @@ void fedreci_eng_round_free(rstate *r)
     free(r->missing);
     free(r->nbr);
     free(r->surv);
+    free(r->excl);
     free(r->drop);
     free(r);
 }
@@ -498,6 +499,32 @@ static nng_msg *relay_msg(fedreci_coord *c, rstate *r, uint64_t client)
     return m;
 }
 
+/* The complaint step's reply: the complaints against the client (not final,
+ * phase PH_COMPLAIN of a round with complaints), or the members excluded
+ * and the openings addressed to it (final). */
+static nng_msg *complaint_relay_msg(rstate *r, uint64_t client, int s)
+{
+    nng_msg *m = NULL;
+    fedreci_wire_hdr h = {client, r->id,
+                          s == PH_OPEN ? FEDRECI_WIRE_STAGE_OPENING : FEDRECI_WIRE_STAGE_COMPLAINT};
+    if (!r->srv)
+        return NULL;
+    if (!r->cpl_final) {
+        const fedreci_secagg_complaint *ag;
+        size_t n;
+        if (fedreci_secagg_server_complaints_against(r->srv, client, &ag, &n) ||
+            fedreci_wire_enc_complaint_relay(&m, &h, ag, n, 0, NULL, 0, NULL, 0))
+            return NULL;
+        return m;
+    }
+    const fedreci_secagg_opening *op;
+    size_t n;
+    if (fedreci_secagg_server_openings_for(r->srv, client, &op, &n) ||
+        fedreci_wire_enc_complaint_relay(&m, &h, NULL, 0, 1, r->excl, r->n_excl, op, n))
+        return NULL;
+    return m;
+}
+
 static nng_msg *unmask_req_msg(rstate *r, uint64_t client)
 {
     nng_msg *m = NULL;
@@ -522,6 +549,9 @@ nng_msg *fedreci_eng_stage_answer(fedreci_coord *c, rstate *r, uint64_t client, 
         return seed_relay_msg(c, r, client);
     case PH_SHARE:
         return relay_msg(c, r, client);
+    case PH_COMPLAIN:
+    case PH_OPEN:
+        return complaint_relay_msg(r, client, s);
     case PH_MASKED:
         return unmask_req_msg(r, client);
     case PH_CONSIST:
@@ -592,6 +622,66 @@ static fedrec_err close_share_keys(rstate *r)
     fedrec_err e = fedreci_secagg_server_close_share_keys(r->srv);
     r->expected = r->count[PH_SHARE];
     return e;
+}
+
+/* The complaint step's outcome: the excluded members; they are expected at
+ * no later phase. */
+static fedrec_err finish_complaints(rstate *r)
+{
+    const uint64_t *ex;
+    size_t n;
+    fedrec_err e = fedreci_secagg_server_close_complaints(r->srv, &ex, &n);
+    if (e)
+        return e;
+    r->excl = malloc((n ? n : 1) * sizeof *ex);
+    if (!r->excl)
+        return fedreci_error(FEDREC_ERR_NOMEM, "coordinator: exclusion list of %zu", n);
+    memcpy(r->excl, ex, n * sizeof *ex);
+    r->n_excl = n;
+    r->cpl_final = 1;
+    for (size_t i = 0; i < n; i++)
+        fedreci_log(FEDRECI_LOG_WARN, (int64_t)r->id,
+                    "client %016llx excluded from the round by the complaint step",
+                    (unsigned long long)ex[i]);
+    return FEDREC_OK;
+}
+
+/* The complaint phase closes: without complaints the step's outcome is
+ * final now (the opening phase then closes at once); otherwise every member
+ * that took part answers the complaints against it (none: an empty message). */
+static fedrec_err close_complain(rstate *r)
+{
+    if (fedreci_secagg_server_n_complaints(r->srv) == 0) {
+        r->expected = 0;
+        return finish_complaints(r);
+    }
+    r->expected = r->count[PH_COMPLAIN];
+    return FEDREC_OK;
+}
+
+/* The opening phase closes: the exclusions are final; the members that took
+ * part and are not excluded are the ones expected to mask. */
+static fedrec_err close_open(rstate *r)
+{
+    int skipped = r->cpl_final; /* nobody complained: nobody was asked to open */
+    fedrec_err e = skipped ? FEDREC_OK : finish_complaints(r);
+    if (e)
+        return e;
+    uint32_t n = 0;
+    for (uint32_t i = 0; i < r->n; i++) {
+        member *mb = &r->mem[i];
+        int in =
+            (mb->acc & (1u << PH_COMPLAIN)) && fedreci_find_u64(r->excl, r->n_excl, r->ids[i]) < 0;
+        if (skipped && in)
+            mb->acc |= (uint8_t)(1u << PH_OPEN);
+        if (!in)
+            mb->acc &= (uint8_t) ~((1u << PH_COMPLAIN) | (1u << PH_OPEN));
+        n += (mb->acc & (1u << PH_OPEN)) != 0;
+    }
+    if (skipped)
+        r->count[PH_OPEN] = n;
+    r->expected = n;
+    return FEDREC_OK;
 }
 
 /* Stage 2 closes: the survivors (masked input accepted) and the dropped. */
@@ -683,6 +773,12 @@ void fedreci_eng_close_stage(fedreci_coord *c, rstate *r, outbox *ob)
     case PH_SHARE:
         e = close_share_keys(r);
         break;
+    case PH_COMPLAIN:
+        e = close_complain(r);
+        break;
+    case PH_OPEN:
+        e = close_open(r);
+        break;
     case PH_MASKED:
         e = close_masked_input(c, r);
         break;
@@ -705,7 +801,8 @@ void fedreci_eng_close_stage(fedreci_coord *c, rstate *r, outbox *ob)
     fedreci_log(FEDRECI_LOG_INFO, (int64_t)r->id, "stage %d%s closed: %u of %u in, %.0f ms", stage,
                 fedreci_eng_phase_step(s), r->count[s], expected, (double)(t - r->t_stage));
     /* the hook reports the four stages: each when its last step closed */
-    if (c->hooks.on_stage_closed && s != PH_ADV && s != PH_CONSIST)
+    if (c->hooks.on_stage_closed && s != PH_ADV && s != PH_CONSIST && s != PH_COMPLAIN &&
+        s != PH_OPEN)
         c->hooks.on_stage_closed(c->hooks.arg, r->id, stage, r->count[s], expected,
                                  r->stage_ms[stage]);
     if (s == PH_UNMASK && r->awaiting) {

@@ -207,6 +207,34 @@ static fedrec_err check_tags(Fedrec__V1__ConsistencyTag **t, size_t n, const cha
     return FEDREC_OK;
 }
 
+static fedrec_err check_complaints(Fedrec__V1__Complaint **c, size_t n, const char *what)
+{
+    for (size_t i = 0; i < n; i++) {
+        if (!c[i])
+            return fedreci_error(FEDREC_ERR_FORMAT, "wire: %s[%zu] missing", what, i);
+        if (c[i]->bundle.len != 32 || c[i]->sig.len != FEDRECI_SECAGG_SIG_BYTES)
+            return fedreci_error(FEDREC_ERR_FORMAT,
+                                 "wire: %s[%zu] has a bundle hash of %zu bytes and a signature "
+                                 "of %zu, expected 32 and %u",
+                                 what, i, c[i]->bundle.len, c[i]->sig.len,
+                                 FEDRECI_SECAGG_SIG_BYTES);
+    }
+    return FEDREC_OK;
+}
+
+static fedrec_err check_openings(Fedrec__V1__Opening **o, size_t n, const char *what)
+{
+    for (size_t i = 0; i < n; i++) {
+        if (!o[i])
+            return fedreci_error(FEDREC_ERR_FORMAT, "wire: %s[%zu] missing", what, i);
+        if (o[i]->plain.len != sizeof((fedreci_secagg_opening *)0)->plain)
+            return fedreci_error(FEDREC_ERR_FORMAT,
+                                 "wire: %s[%zu].plain has %zu bytes, expected %zu", what, i,
+                                 o[i]->plain.len, sizeof((fedreci_secagg_opening *)0)->plain);
+    }
+    return FEDREC_OK;
+}
+
 static fedrec_err check_params(const Fedrec__V1__RoundParams *p)
 {
     fedrec_err e;
@@ -332,6 +360,11 @@ static uint32_t body_stage(Fedrec__V1__Envelope__BodyCase c)
     case FEDREC__V1__ENVELOPE__BODY_CONSISTENCY:
     case FEDREC__V1__ENVELOPE__BODY_CONSISTENCY_RELAY:
         return FEDRECI_WIRE_STAGE_CONSISTENCY;
+    case FEDREC__V1__ENVELOPE__BODY_COMPLAINTS:
+    case FEDREC__V1__ENVELOPE__BODY_COMPLAINT_RELAY: /* also the reply at stage 10 */
+        return FEDRECI_WIRE_STAGE_COMPLAINT;
+    case FEDREC__V1__ENVELOPE__BODY_OPENINGS:
+        return FEDRECI_WIRE_STAGE_OPENING;
     default:
         return 0;
     }
@@ -408,6 +441,19 @@ static fedrec_err check_body(const fedreci_wire_env *e)
     case FEDREC__V1__ENVELOPE__BODY_CONSISTENCY_RELAY:
         return check_tags(e->consistency_relay->tags, e->consistency_relay->n_tags,
                           "ConsistencyRelay.tags");
+    case FEDREC__V1__ENVELOPE__BODY_COMPLAINTS:
+        return check_complaints(e->complaints->complaints, e->complaints->n_complaints,
+                                "Complaints.complaints");
+    case FEDREC__V1__ENVELOPE__BODY_OPENINGS:
+        return check_openings(e->openings->openings, e->openings->n_openings, "Openings.openings");
+    case FEDREC__V1__ENVELOPE__BODY_COMPLAINT_RELAY: {
+        const Fedrec__V1__ComplaintRelay *cr = e->complaint_relay;
+        if ((r = check_complaints(cr->against, cr->n_against, "ComplaintRelay.against")) ||
+            (r = check_openings(cr->openings, cr->n_openings, "ComplaintRelay.openings")) ||
+            (r = check_sorted(cr->excluded, cr->n_excluded, "ComplaintRelay.excluded")))
+            return r;
+        return FEDREC_OK;
+    }
     case FEDREC__V1__ENVELOPE__BODY_SHARE_KEYS:
         return check_cts(e->share_keys->cts, e->share_keys->n_cts, "ShareKeys.cts");
     case FEDREC__V1__ENVELOPE__BODY_SHARE_RELAY:
@@ -484,7 +530,9 @@ fedrec_err fedreci_wire_decode(const uint8_t *buf, size_t len, size_t cap, fedre
     else if (!body_present(e))
         r = fedreci_error(FEDREC_ERR_FORMAT, "wire: body case %d without a body",
                           (int)e->body_case);
-    else if (body_stage(e->body_case) != 0 && body_stage(e->body_case) != e->stage)
+    else if (body_stage(e->body_case) != 0 && body_stage(e->body_case) != e->stage &&
+             !(e->body_case == FEDREC__V1__ENVELOPE__BODY_COMPLAINT_RELAY &&
+               e->stage == FEDRECI_WIRE_STAGE_OPENING))
         r = fedreci_error(FEDREC_ERR_FORMAT, "wire: body %d sent with stage %u, expected %u",
                           (int)e->body_case, e->stage, body_stage(e->body_case));
     else
@@ -819,6 +867,78 @@ fedrec_err fedreci_wire_get_tags(const fedreci_wire_env *e, size_t max_n, fedrec
     }
     *out = v;
     *n = nt;
+    return FEDREC_OK;
+}
+
+fedrec_err fedreci_wire_get_complaints(const fedreci_wire_env *e, size_t max_n,
+                                       fedreci_secagg_complaint **out, size_t *n)
+{
+    Fedrec__V1__Complaint **c;
+    size_t nc;
+    if (e && e->body_case == FEDREC__V1__ENVELOPE__BODY_COMPLAINTS) {
+        c = e->complaints->complaints;
+        nc = e->complaints->n_complaints;
+    } else if (e && e->body_case == FEDREC__V1__ENVELOPE__BODY_COMPLAINT_RELAY) {
+        c = e->complaint_relay->against;
+        nc = e->complaint_relay->n_against;
+    } else {
+        return want_body(e, FEDREC__V1__ENVELOPE__BODY_COMPLAINTS, "Complaints/ComplaintRelay");
+    }
+    if (nc > max_n)
+        return fedreci_error(FEDREC_ERR_FORMAT, "wire: %zu complaints, at most %zu expected", nc,
+                             max_n);
+    fedreci_secagg_complaint *v = calloc(nc ? nc : 1, sizeof *v);
+    if (!v)
+        return fedreci_error(FEDREC_ERR_NOMEM, "wire: %zu complaints", nc);
+    for (size_t i = 0; i < nc; i++) {
+        v[i].from = c[i]->from;
+        v[i].dealer = c[i]->dealer;
+        memcpy(v[i].bundle, c[i]->bundle.data, 32);
+        memcpy(v[i].sig, c[i]->sig.data, FEDRECI_SECAGG_SIG_BYTES);
+    }
+    *out = v;
+    *n = nc;
+    return FEDREC_OK;
+}
+
+fedrec_err fedreci_wire_get_openings(const fedreci_wire_env *e, size_t max_n,
+                                     fedreci_secagg_opening **out, size_t *n)
+{
+    Fedrec__V1__Opening **o;
+    size_t no;
+    if (e && e->body_case == FEDREC__V1__ENVELOPE__BODY_OPENINGS) {
+        o = e->openings->openings;
+        no = e->openings->n_openings;
+    } else if (e && e->body_case == FEDREC__V1__ENVELOPE__BODY_COMPLAINT_RELAY) {
+        o = e->complaint_relay->openings;
+        no = e->complaint_relay->n_openings;
+    } else {
+        return want_body(e, FEDREC__V1__ENVELOPE__BODY_OPENINGS, "Openings/ComplaintRelay");
+    }
+    if (no > max_n)
+        return fedreci_error(FEDREC_ERR_FORMAT, "wire: %zu openings, at most %zu expected", no,
+                             max_n);
+    fedreci_secagg_opening *v = calloc(no ? no : 1, sizeof *v);
+    if (!v)
+        return fedreci_error(FEDREC_ERR_NOMEM, "wire: %zu openings", no);
+    for (size_t i = 0; i < no; i++) {
+        v[i].dealer = o[i]->dealer;
+        v[i].to = o[i]->to;
+        memcpy(v[i].plain, o[i]->plain.data, sizeof v[i].plain);
+    }
+    *out = v;
+    *n = no;
+    return FEDREC_OK;
+}
+
+fedrec_err fedreci_wire_get_complaint_relay(const fedreci_wire_env *e, int *final,
+                                            const uint64_t **excluded, size_t *n_excluded)
+{
+    if (!e || e->body_case != FEDREC__V1__ENVELOPE__BODY_COMPLAINT_RELAY)
+        return want_body(e, FEDREC__V1__ENVELOPE__BODY_COMPLAINT_RELAY, "ComplaintRelay");
+    *final = e->complaint_relay->final ? 1 : 0;
+    *excluded = e->complaint_relay->excluded;
+    *n_excluded = e->complaint_relay->n_excluded;
     return FEDREC_OK;
 }
 
@@ -1410,6 +1530,99 @@ fedrec_err fedreci_wire_enc_tags(nng_msg **out, const fedreci_wire_hdr *h, int r
 done:
     free(tv);
     free(tp);
+    return r;
+}
+
+/* Fills n protobuf complaints (cv, pointers in cp) from cpl. */
+static void fill_complaints(Fedrec__V1__Complaint *cv, Fedrec__V1__Complaint **cp,
+                            const fedreci_secagg_complaint *cpl, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        Fedrec__V1__Complaint init = FEDREC__V1__COMPLAINT__INIT;
+        cv[i] = init;
+        cv[i].from = cpl[i].from;
+        cv[i].dealer = cpl[i].dealer;
+        cv[i].bundle = bin(cpl[i].bundle, 32);
+        cv[i].sig = bin(cpl[i].sig, FEDRECI_SECAGG_SIG_BYTES);
+        cp[i] = &cv[i];
+    }
+}
+
+static void fill_openings(Fedrec__V1__Opening *ov, Fedrec__V1__Opening **op,
+                          const fedreci_secagg_opening *o, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        Fedrec__V1__Opening init = FEDREC__V1__OPENING__INIT;
+        ov[i] = init;
+        ov[i].dealer = o[i].dealer;
+        ov[i].to = o[i].to;
+        ov[i].plain = bin(o[i].plain, sizeof o[i].plain);
+        op[i] = &ov[i];
+    }
+}
+
+fedrec_err fedreci_wire_enc_complaints(nng_msg **out, const fedreci_wire_hdr *h,
+                                       const fedreci_secagg_complaint *cpl, size_t n)
+{
+    return fedreci_wire_enc_complaint_relay(out, h, cpl, n, -1, NULL, 0, NULL, 0);
+}
+
+fedrec_err fedreci_wire_enc_openings(nng_msg **out, const fedreci_wire_hdr *h,
+                                     const fedreci_secagg_opening *op, size_t n)
+{
+    return fedreci_wire_enc_complaint_relay(out, h, NULL, 0, -2, NULL, 0, op, n);
+}
+
+/* final -1: Complaints (against), -2: Openings (op), 0 / 1: ComplaintRelay. */
+fedrec_err fedreci_wire_enc_complaint_relay(nng_msg **out, const fedreci_wire_hdr *h,
+                                            const fedreci_secagg_complaint *against,
+                                            size_t n_against, int final, const uint64_t *excluded,
+                                            size_t n_excluded, const fedreci_secagg_opening *op,
+                                            size_t n_op)
+{
+    fedreci_wire_env e = FEDREC__V1__ENVELOPE__INIT;
+    Fedrec__V1__Complaints cs = FEDREC__V1__COMPLAINTS__INIT;
+    Fedrec__V1__Openings os = FEDREC__V1__OPENINGS__INIT;
+    Fedrec__V1__ComplaintRelay cr = FEDREC__V1__COMPLAINT_RELAY__INIT;
+    Fedrec__V1__Complaint *cv = calloc(n_against ? n_against : 1, sizeof *cv);
+    Fedrec__V1__Complaint **cp = calloc(n_against ? n_against : 1, sizeof *cp);
+    Fedrec__V1__Opening *ov = calloc(n_op ? n_op : 1, sizeof *ov);
+    Fedrec__V1__Opening **opp = calloc(n_op ? n_op : 1, sizeof *opp);
+    fedrec_err r;
+    if (!cv || !cp || !ov || !opp) {
+        r = fedreci_error(FEDREC_ERR_NOMEM, "wire: %zu complaints, %zu openings", n_against, n_op);
+        goto done;
+    }
+    hdr_fill(&e, h);
+    fill_complaints(cv, cp, against, n_against);
+    fill_openings(ov, opp, op, n_op);
+    if (final == -1) {
+        cs.n_complaints = n_against;
+        cs.complaints = cp;
+        e.body_case = FEDREC__V1__ENVELOPE__BODY_COMPLAINTS;
+        e.complaints = &cs;
+    } else if (final == -2) {
+        os.n_openings = n_op;
+        os.openings = opp;
+        e.body_case = FEDREC__V1__ENVELOPE__BODY_OPENINGS;
+        e.openings = &os;
+    } else {
+        cr.n_against = n_against;
+        cr.against = cp;
+        cr.final = final ? 1 : 0;
+        cr.n_excluded = n_excluded;
+        cr.excluded = (uint64_t *)excluded;
+        cr.n_openings = n_op;
+        cr.openings = opp;
+        e.body_case = FEDREC__V1__ENVELOPE__BODY_COMPLAINT_RELAY;
+        e.complaint_relay = &cr;
+    }
+    r = pack(&e, out);
+done:
+    free(cv);
+    free(cp);
+    free(ov);
+    free(opp);
     return r;
 }
 

@@ -18,7 +18,8 @@
  *   1 check-in, 2 model download, 3 + s for SecAgg stage s (0 advertise,
  *   1 share keys, 2 masked input, 3 unmask), 7 the graph seed (between
  *   advertise and share keys), 8 the consistency check (between masked input
- *   and unmask).
+ *   and unmask), 9 complaints and 10 openings (between the share relay and
+ *   the masked input).
  *
  * Byte order: vectors are little-endian on the wire; this code targets
  * little-endian hosts (checked at compile time in wire.c), so word vectors
@@ -68,6 +69,8 @@ typedef enum fedreci_wire_stage {
     FEDRECI_WIRE_STAGE_UNMASK = 6,       /* SecAgg stage 3 */
     FEDRECI_WIRE_STAGE_SEED = 7,         /* the graph seed, after advertise */
     FEDRECI_WIRE_STAGE_CONSISTENCY = 8,  /* the consistency check, before unmask */
+    FEDRECI_WIRE_STAGE_COMPLAINT = 9,    /* complaints, after the share relay */
+    FEDRECI_WIRE_STAGE_OPENING = 10,     /* the accused dealers' openings */
 } fedreci_wire_stage;
 
 /* SecAgg stage s (0..3) <-> wire stage. */
@@ -248,6 +251,24 @@ FEDREC_NODISCARD fedrec_err fedreci_wire_get_seed_relay(const fedreci_wire_env *
 FEDREC_NODISCARD fedrec_err fedreci_wire_get_tags(const fedreci_wire_env *e, size_t max_n,
                                                   fedreci_secagg_tag **out, size_t *n);
 
+/* Complaints, or ComplaintRelay.against -> a malloc'd array of at most max_n
+ * complaints (bundle 32 and sig 64 bytes, checked by decode). Free *out with
+ * free(). */
+FEDREC_NODISCARD fedrec_err fedreci_wire_get_complaints(const fedreci_wire_env *e, size_t max_n,
+                                                        fedreci_secagg_complaint **out, size_t *n);
+
+/* Openings, or ComplaintRelay.openings -> a malloc'd array of at most max_n
+ * openings (plain 128 bytes, checked by decode). They hold secret shares:
+ * the caller wipes (sodium_memzero) and frees *out. */
+FEDREC_NODISCARD fedrec_err fedreci_wire_get_openings(const fedreci_wire_env *e, size_t max_n,
+                                                      fedreci_secagg_opening **out, size_t *n);
+
+/* ComplaintRelay: *final, and the excluded ids (strictly ascending, checked
+ * by decode; pointing into the envelope). */
+FEDREC_NODISCARD fedrec_err fedreci_wire_get_complaint_relay(const fedreci_wire_env *e, int *final,
+                                                             const uint64_t **excluded,
+                                                             size_t *n_excluded);
+
 /* ShareKeys / ShareRelay -> a malloc'd array of n ciphertexts whose bytes
  * point into the envelope; at most max_n. Free *out with free(). */
 FEDREC_NODISCARD fedrec_err fedreci_wire_get_ciphertexts(const fedreci_wire_env *e, size_t max_n,
@@ -294,7 +315,8 @@ FEDREC_NODISCARD fedrec_err fedreci_wire_verify(const uint8_t *buf, size_t len,
                                                 const fedreci_wire_env *e,
                                                 const uint8_t identity_pk[32]);
 
-/* MACs an encoded masked input, seed reveal or consistency message in place
+/* MACs an encoded masked input, seed reveal, consistency, complaints or
+ * openings message in place
  * (the messages a member sends after its advert; for the masked input, the
  * bulk message, a signature would
  * need a BLAKE2b pass over 4 d bytes on both sides, about 0.5 ms each at
@@ -388,6 +410,19 @@ FEDREC_NODISCARD fedrec_err fedreci_wire_enc_seed_relay(nng_msg **out, const fed
 FEDREC_NODISCARD fedrec_err fedreci_wire_enc_tags(nng_msg **out, const fedreci_wire_hdr *h,
                                                   int relay, const fedreci_secagg_tag *tags,
                                                   size_t n);
+
+FEDREC_NODISCARD fedrec_err fedreci_wire_enc_complaints(nng_msg **out, const fedreci_wire_hdr *h,
+                                                        const fedreci_secagg_complaint *cpl,
+                                                        size_t n);
+
+FEDREC_NODISCARD fedrec_err fedreci_wire_enc_openings(nng_msg **out, const fedreci_wire_hdr *h,
+                                                      const fedreci_secagg_opening *op, size_t n);
+
+/* ComplaintRelay (h->stage: FEDRECI_WIRE_STAGE_COMPLAINT or _OPENING). */
+FEDREC_NODISCARD fedrec_err fedreci_wire_enc_complaint_relay(
+    nng_msg **out, const fedreci_wire_hdr *h, const fedreci_secagg_complaint *against,
+    size_t n_against, int final, const uint64_t *excluded, size_t n_excluded,
+    const fedreci_secagg_opening *op, size_t n_op);
 
 /* relay = 0: ShareKeys (client -> server); relay = 1: ShareRelay. */
 FEDREC_NODISCARD fedrec_err fedreci_wire_enc_ciphertexts(nng_msg **out, const fedreci_wire_hdr *h,

@@ -368,7 +368,9 @@ static void raw_auth(const th_raw *r, nng_msg *m)
     fedreci_wire_hdr h = fedreci_wire_header(e);
     int masked = e->body_case == FEDREC__V1__ENVELOPE__BODY_MASKED_INPUT ||
                  e->body_case == FEDREC__V1__ENVELOPE__BODY_SEED_REVEAL ||
-                 e->body_case == FEDREC__V1__ENVELOPE__BODY_CONSISTENCY;
+                 e->body_case == FEDREC__V1__ENVELOPE__BODY_CONSISTENCY ||
+                 e->body_case == FEDREC__V1__ENVELOPE__BODY_COMPLAINTS ||
+                 e->body_case == FEDREC__V1__ENVELOPE__BODY_OPENINGS;
     fedreci_wire_free(e);
     if (masked && r->has_mac)
         assert_int_equal(fedreci_wire_mac(m, r->mac), FEDREC_OK);
@@ -463,6 +465,12 @@ nng_msg *th_hand_msg(const th_hand *h, int stage)
         assert_non_null(h->cts);
         e = fedreci_wire_enc_ciphertexts(&m, &hs, 0, h->cts, h->ncts);
         break;
+    case FEDRECI_WIRE_STAGE_COMPLAINT:
+        e = fedreci_wire_enc_complaints(&m, &hs, h->cpl, h->ncpl);
+        break;
+    case FEDRECI_WIRE_STAGE_OPENING:
+        e = fedreci_wire_enc_openings(&m, &hs, h->ops, h->nops);
+        break;
     case FEDRECI_WIRE_STAGE_MASKED_INPUT:
         assert_non_null(h->masked);
         e = fedreci_wire_enc_masked(&m, &hs, h->masked, h->rd.secagg.d);
@@ -518,14 +526,31 @@ void th_hand_relay(th_hand *h, fedreci_wire_env *e, size_t n_in)
     size_t nin;
     assert_int_equal(fedreci_wire_get_ciphertexts(e, h->rd.secagg.n, &in, &nin), FEDREC_OK);
     assert_int_equal(nin, n_in);
+    fedreci_secagg_client_set_lenient(h->sa, 1);
+    assert_int_equal(fedreci_secagg_client_receive(h->sa, in, nin, &h->cpl, &h->ncpl), FEDREC_OK);
+    free(in);
+    fedreci_wire_free(e); /* the ciphertexts pointed into it */
+}
+
+void th_hand_outcome(th_hand *h, fedreci_wire_env *e)
+{
+    int final = 0;
+    const uint64_t *ex;
+    size_t n_ex;
+    assert_int_equal(fedreci_wire_get_complaint_relay(e, &final, &ex, &n_ex), FEDREC_OK);
+    assert_true(final);
+    fedreci_secagg_opening *op;
+    size_t n_op;
+    assert_int_equal(fedreci_wire_get_openings(e, h->rd.secagg.n, &op, &n_op), FEDREC_OK);
+    assert_int_equal(fedreci_secagg_client_resolve(h->sa, ex, n_ex, op, n_op), FEDREC_OK);
+    free(op);
+    fedreci_wire_free(e);
     float x[TH_MAXD];
     uint32_t wgt;
     assert_true(h->rd.secagg.d <= TH_MAXD);
     assert_int_equal(h->me->w->compute_update(h->me, &h->rd, x, &wgt), FEDREC_OK);
-    assert_int_equal(fedreci_secagg_client_masked_input(h->sa, in, nin, x, wgt, &h->masked, NULL),
+    assert_int_equal(fedreci_secagg_client_masked_input(h->sa, NULL, 0, x, wgt, &h->masked, NULL),
                      FEDREC_OK);
-    free(in);
-    fedreci_wire_free(e); /* the ciphertexts pointed into it */
     th_record_quantized(h->me, h->rd.secagg.round_id, fedreci_secagg_client_quantized_input(h->sa),
                         h->rd.secagg.d);
 }

@@ -237,7 +237,11 @@ typedef struct th_hand {
     uint8_t contribution[32];             /* its graph seed contribution, after the roster */
     const fedreci_secagg_ciphertext *cts; /* its shares, after the seed relay */
     size_t ncts;
-    const uint32_t *masked;         /* its masked input (d words), after the relay */
+    const fedreci_secagg_complaint *cpl; /* its complaints, after the relay */
+    size_t ncpl;
+    const fedreci_secagg_opening *ops; /* its openings, after complaints against it */
+    size_t nops;
+    const uint32_t *masked;         /* its masked input (d words), after the complaint step */
     const fedreci_secagg_tag *tags; /* its consistency tags, after the unmask request */
     size_t ntags;
     const fedreci_secagg_reveal *rv; /* its reveals, after the consistency relay */
@@ -261,9 +265,14 @@ void th_hand_roster(th_hand *h, fedreci_wire_env *e, size_t members);
 /* The seed relay e (frees it): h's shares. */
 void th_hand_seed(th_hand *h, fedreci_wire_env *e);
 
-/* The relay reply e (frees it): exactly n_in ciphertexts for h; h's update
- * (the world's compute_update), masked, and its quantized input recorded. */
+/* The relay reply e (frees it): exactly n_in ciphertexts for h, checked
+ * and kept; h's complaints (send FEDRECI_WIRE_STAGE_COMPLAINT next). */
 void th_hand_relay(th_hand *h, fedreci_wire_env *e, size_t n_in);
+
+/* The final complaint relay e (frees it): the exclusions and openings
+ * applied; h's update (the world's compute_update), masked, and its
+ * quantized input recorded (send FEDRECI_WIRE_STAGE_MASKED_INPUT next). */
+void th_hand_outcome(th_hand *h, fedreci_wire_env *e);
 
 /* The unmask request e (frees it): exactly n_surv survivors and n_drop
  * dropped; h's consistency tags (send FEDRECI_WIRE_STAGE_CONSISTENCY next). */

@@ -739,11 +739,12 @@ static void test_sync_round_ledger_and_opt_out(void **state)
             assert_int_equal(t[i].res.took_part, 1);
             assert_true(t[i].res.round_id >= 1);
             /* one entry per upload, in stage order (stage 0: the advert and
-             * the graph seed contribution; stage 3: the consistency tags and
-             * the unmask shares), adding up to exactly what the coordinator
+             * the graph seed contribution; stage 1: the shares and the
+             * (empty) complaints; stage 3: the consistency tags and the
+             * unmask shares), adding up to exactly what the coordinator
              * received */
-            static const uint32_t stage_of[6] = {0, 0, 1, 2, 3, 3};
-            assert_int_equal(n, 6);
+            static const uint32_t stage_of[7] = {0, 0, 1, 1, 2, 3, 3};
+            assert_int_equal(n, 7);
             uint64_t sum = 0;
             for (size_t j = 0; j < n; j++) {
                 fedrec_ledger_entry e = {.struct_size = sizeof e};
@@ -761,7 +762,7 @@ static void test_sync_round_ledger_and_opt_out(void **state)
             assert_int_equal(sum, upd);
             /* the masked update carries d = 12 x 4 + 1 words */
             fedrec_ledger_entry e2 = {.struct_size = sizeof e2};
-            assert_int_equal(fedrec_client_ledger_get(t[i].c, 3, &e2), FEDREC_OK);
+            assert_int_equal(fedrec_client_ledger_get(t[i].c, 4, &e2), FEDREC_OK);
             assert_true(e2.bytes_sent >= (SYNC_ITEMS * SYNC_K + 1) * 4);
         }
         /* every client can recommend on the device now */

@@ -432,6 +432,7 @@ static void test_hand_driven_duplicates(void **state)
     th_hand_seed(&hd, th_raw_req(&r, th_hand_msg(&hd, FEDRECI_WIRE_STAGE_SEED)));
 
     th_hand_relay(&hd, th_raw_req(&r, th_hand_msg(&hd, FEDRECI_WIRE_STAGE_SHARE_KEYS)), 4);
+    th_hand_outcome(&hd, th_raw_req(&r, th_hand_msg(&hd, FEDRECI_WIRE_STAGE_COMPLAINT)));
     /* a masked input of the wrong length is refused, the right one accepted */
     hs.stage = FEDRECI_WIRE_STAGE_MASKED_INPUT;
     assert_int_equal(fedreci_wire_enc_masked(&m, &hs, hd.masked, D - 1), FEDREC_OK);

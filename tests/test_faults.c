@@ -348,6 +348,7 @@ static void test_disconnect_reconnect(void **state)
     fedreci_session_destroy(s[4]);
     fedreci_coord_client_gone(c, W.cl[4].id);
     th_hand_relay(&hd, th_raw_wait(&b, 0), 4);
+    th_hand_outcome(&hd, th_raw_req(&b, th_hand_msg(&hd, FEDRECI_WIRE_STAGE_COMPLAINT)));
     /* 5 survivors; session 4 never shared: not a dropped sharer */
     th_hand_unmask(&hd, th_raw_req(&b, th_hand_msg(&hd, FEDRECI_WIRE_STAGE_MASKED_INPUT)), 5, 0);
     th_hand_tags(&hd, th_raw_req(&b, th_hand_msg(&hd, FEDRECI_WIRE_STAGE_CONSISTENCY)));
