@@ -155,7 +155,14 @@ typedef struct round_result {
     double client_total; /* median advertise + share_keys + masked_input + unmask (s) */
     double server;       /* add_unmask (all) + finish (s) */
     double abort_rate;   /* of uniform dropout at this fraction */
+    /* with bench_cpl: the complaint step (nobody complains) */
+    double cpl_client; /* median resolve time (s) */
+    double cpl_server; /* add_complaints (all) + close_complaints + openings_for (all) (s) */
 } round_result;
+
+/* run_round with the complaint step (receive, complaints, resolve, then
+ * masked_input on the kept bundles) instead of masked_input on the relay. */
+static int bench_cpl;
 
 /* Marks drop[u] = 1 for about frac * m members so that every member keeps at
  * least t surviving neighbours; returns the number dropped. Also estimates
@@ -295,6 +302,64 @@ static int run_round(const fedreci_secagg_params *p, double frac, int timed_clie
     }
     res->dropped = choose_dropouts(&g, p->t, frac, drop, &res->abort_rate);
     int timed = 0;
+    double *rtime = calloc(n, sizeof *rtime), *stime = calloc(n, sizeof *stime);
+    if (!rtime || !stime) {
+        free(rtime);
+        free(stime);
+        goto out;
+    }
+    if (bench_cpl) {
+        /* the complaint step: every member checks and keeps its bundles and
+           sends its (empty) complaints; the coordinator closes the step and
+           relays the outcome, which each member applies */
+        for (uint32_t i = 0; i < n; i++) {
+            const fedreci_secagg_ciphertext *in;
+            const fedreci_secagg_complaint *cp;
+            size_t n_in, ncp;
+            if (drop[i])
+                continue;
+            if (fedreci_secagg_server_shares_for(s, ids[i], &in, &n_in))
+                goto cpl_out;
+            double t0 = now();
+            if (fedreci_secagg_client_receive(c[i], in, n_in, &cp, &ncp))
+                goto cpl_out;
+            double t1 = now();
+            stime[i] = t1 - t0; /* part of the masking below */
+            if (fedreci_secagg_server_add_complaints(s, ids[i], cp, ncp))
+                goto cpl_out;
+            res->cpl_server += now() - t1;
+        }
+        const uint64_t *ex;
+        size_t nex;
+        double t0 = now();
+        if (fedreci_secagg_server_close_complaints(s, &ex, &nex))
+            goto cpl_out;
+        res->cpl_server += now() - t0;
+        uint32_t nr = 0;
+        for (uint32_t i = 0; i < n; i++) {
+            const fedreci_secagg_opening *op;
+            size_t nop;
+            if (drop[i])
+                continue;
+            t0 = now();
+            if (fedreci_secagg_server_openings_for(s, ids[i], &op, &nop))
+                goto cpl_out;
+            double t1 = now();
+            res->cpl_server += t1 - t0;
+            if (fedreci_secagg_client_resolve(c[i], ex, nex, op, nop))
+                goto cpl_out;
+            rtime[nr] = now() - t1;
+            ctime[i] += rtime[nr++];
+        }
+        qsort(rtime, nr, sizeof *rtime, cmp_double);
+        res->cpl_client = nr ? rtime[nr / 2] : 0;
+    }
+    if (0) {
+    cpl_out:
+        free(rtime);
+        free(stime);
+        goto out;
+    }
     for (uint32_t i = 0; i < n; i++) {
         if (drop[i])
             continue;
@@ -302,20 +367,23 @@ static int run_round(const fedreci_secagg_params *p, double frac, int timed_clie
         size_t n_in;
         const uint32_t *y;
         if (fedreci_secagg_server_shares_for(s, ids[i], &in, &n_in))
-            goto out;
+            goto cpl_out;
         double t0 = now();
-        if (fedreci_secagg_client_masked_input(c[i], in, n_in, x, 1, &y, NULL))
-            goto out;
-        mtime[timed] = now() - t0;
+        if (fedreci_secagg_client_masked_input(c[i], bench_cpl ? NULL : in, bench_cpl ? 0 : n_in, x,
+                                               1, &y, NULL))
+            goto cpl_out;
+        mtime[timed] = now() - t0 + stime[i];
         ctime[i] += mtime[timed];
         timed++;
         if (fedreci_secagg_server_add_masked_input(s, ids[i], y, d))
-            goto out;
+            goto cpl_out;
         const uint32_t *q = fedreci_secagg_client_quantized_input(c[i]);
         for (uint32_t j = 0; j < d; j++)
             expect[j] += q[j];
     }
     (void)timed_clients;
+    free(rtime);
+    free(stime);
     const uint64_t *sv, *dv;
     size_t ns, nd;
     if (fedreci_secagg_server_close_masked_input(s, &sv, &ns, &dv, &nd))
@@ -1269,6 +1337,164 @@ static void bench_deviating(int quick)
            FEDRECI_SECAGG_CONTRIB_BYTES);
 }
 
+/* ---- 7. the complaint step (issue 13: bad share bundles) ----------------------- */
+
+static void bench_complaints(int quick)
+{
+    const uint32_t n = quick ? 100 : 500, k = 16, t = 9, d = quick ? 20001 : 117121;
+    fedreci_secagg_params p = params(n, k, t, d);
+    round_result old_r, new_r;
+    cpu_clock = 1;
+    bench_cpl = 0;
+    int bad = run_round(&p, 0.0, 1, &old_r) || !old_r.ok;
+    bench_cpl = 1;
+    bad = bad || run_round(&p, 0.0, 1, &new_r) || !new_r.ok;
+    bench_cpl = 0;
+    if (bad) {
+        printf("complaints: a reference round failed\n");
+        cpu_clock = 0;
+        return;
+    }
+    volatile int sink = 0;
+    /* the two messages every member sends and gets in a round without
+       complaints: an empty Complaints request (MACed) and the final
+       ComplaintRelay with no exclusions and no openings */
+    uint8_t mk[32];
+    randombytes_buf(mk, sizeof mk);
+    fedreci_wire_hdr hc = {rnd() | 1, 7, FEDRECI_WIRE_STAGE_COMPLAINT};
+    double c_wire = 0, s_wire = 0;
+    const int reps = 2000;
+    double t0 = now();
+    for (int i = 0; i < reps; i++) {
+        nng_msg *m = NULL;
+        if (!fedreci_wire_enc_complaints(&m, &hc, NULL, 0)) {
+            sink += (int)fedreci_wire_mac(m, mk);
+            nng_msg_free(m);
+        }
+    }
+    c_wire += (now() - t0) / reps;
+    nng_msg *req = NULL, *rep = NULL;
+    if (fedreci_wire_enc_complaints(&req, &hc, NULL, 0) || fedreci_wire_mac(req, mk) ||
+        fedreci_wire_enc_complaint_relay(&rep, &hc, NULL, 0, 1, NULL, 0, NULL, 0)) {
+        printf("complaints: encoding failed\n");
+        cpu_clock = 0;
+        return;
+    }
+    t0 = now();
+    for (int i = 0; i < reps; i++) {
+        fedreci_wire_env *e = NULL;
+        if (!fedreci_wire_decode_msg(req, 1 << 20, &e)) {
+            sink += (int)fedreci_wire_verify_mac(nng_msg_body(req), nng_msg_len(req), e, mk);
+            fedreci_secagg_complaint *cp = NULL;
+            size_t ncp = 0;
+            if (!fedreci_wire_get_complaints(e, n, &cp, &ncp))
+                free(cp);
+            fedreci_wire_free(e);
+        }
+        nng_msg *m = NULL;
+        if (!fedreci_wire_enc_complaint_relay(&m, &hc, NULL, 0, 1, NULL, 0, NULL, 0))
+            nng_msg_free(m);
+    }
+    s_wire += (now() - t0) / reps;
+    t0 = now();
+    for (int i = 0; i < reps; i++) {
+        fedreci_wire_env *e = NULL;
+        if (!fedreci_wire_decode_msg(rep, 1 << 20, &e)) {
+            int fin;
+            const uint64_t *ex;
+            size_t nex;
+            sink += (int)fedreci_wire_get_complaint_relay(e, &fin, &ex, &nex);
+            fedreci_secagg_opening *op = NULL;
+            size_t nop = 0;
+            if (!fedreci_wire_get_openings(e, n, &op, &nop))
+                free(op);
+            fedreci_wire_free(e);
+        }
+    }
+    c_wire += (now() - t0) / reps;
+    size_t b_req = nng_msg_len(req), b_rep = nng_msg_len(rep);
+    nng_msg_free(req);
+    nng_msg_free(rep);
+    /* one complaint (only when a bundle is bad): the complainer signs it,
+       the coordinator and the dealer each hash the bundle and verify the
+       signature, the dealer's opening is checked against two commitments
+       by the coordinator and the complainer */
+    uint8_t pk[32], sk[64], ct[FEDRECI_SHARE_CT_BYTES], cm[FEDRECI_SECAGG_COMMIT_BYTES], h[32],
+        sig[64], msg[FEDRECI_COMPLAINT_MSG_BYTES], sh[32], op[32];
+    crypto_sign_keypair(pk, sk);
+    randombytes_buf(ct, sizeof ct);
+    randombytes_buf(cm, sizeof cm);
+    randombytes_buf(sh, sizeof sh);
+    randombytes_buf(op, sizeof op);
+    t0 = now();
+    for (int i = 0; i < 500; i++) {
+        fedreci_secagg_bundle_hash(h, 7, 1, 2, ct, cm);
+        fedreci_secagg_complaint_msg(msg, 7, 2, 1, h);
+        sink += crypto_sign_detached(sig, NULL, msg, sizeof msg, sk);
+    }
+    double per_sign = (now() - t0) / 500;
+    t0 = now();
+    for (int i = 0; i < 500; i++) {
+        fedreci_secagg_bundle_hash(h, 7, 1, 2, ct, cm);
+        fedreci_secagg_complaint_msg(msg, 7, 2, 1, h);
+        sink += crypto_sign_verify_detached(sig, msg, sizeof msg, pk);
+    }
+    double per_verify = (now() - t0) / 500;
+    t0 = now();
+    for (int i = 0; i < 2000; i++) {
+        fedreci_secagg_share_commit(h, 7, 1, 2, 0, sh, op);
+        fedreci_secagg_share_commit(h, 7, 1, 2, 1, sh, op);
+        sh[0] ^= h[0];
+    }
+    double per_open = (now() - t0) / 2000;
+    double per_complaint = per_sign + 2 * per_verify + 2 * per_open;
+    cpu_clock = 0;
+    (void)sink;
+
+    double old = n * old_r.client_total + old_r.server;
+    double added = n * (new_r.cpl_client + c_wire + s_wire) + new_r.cpl_server;
+    if (json) {
+        printf("{\"bench\":\"secagg_complaints\",\"n\":%u,\"k\":%u,\"t\":%u,\"d\":%u,"
+               "\"old_path_s\":%.4f,\"added_s\":%.6f,\"growth\":%.6f,"
+               "\"resolve_client_s\":%.8f,\"wire_client_s\":%.8f,\"wire_server_s\":%.8f,"
+               "\"state_server_s\":%.6f,\"mask_old_s\":%.6f,\"mask_new_s\":%.6f,"
+               "\"per_complaint_s\":%.7f,\"complaints_bytes\":%zu,\"relay_bytes\":%zu,"
+               "\"exact\":true}\n",
+               n, k, t, d, old, added, added / old, new_r.cpl_client, c_wire, s_wire,
+               new_r.cpl_server, old_r.client_mask, new_r.client_mask, per_complaint, b_req, b_rep);
+        return;
+    }
+    printf("\nComplaint step (issue 13, bad share bundles): n = %u, k = %u, t = %u, d = %u, two "
+           "real rounds (sums exact), one without and one with the complaint step, nobody "
+           "complaining; CPU time of this thread%s\n",
+           n, k, t, d, quick ? " (--quick: reduced)" : "");
+    printf("| item | per round (s) | share of old path |\n|---|---|---|\n");
+    printf("| old path: n x client + server (round without the step) | %.3f | 100%% |\n", old);
+    printf("| each member applies the outcome (resolve, %.2f us) | %.5f | %.3f%% |\n",
+           new_r.cpl_client * 1e6, n * new_r.cpl_client, 100 * n * new_r.cpl_client / old);
+    printf("| each member encodes and MACs its empty Complaints, decodes the relay (%.2f us) | "
+           "%.5f | %.3f%% |\n",
+           c_wire * 1e6, n * c_wire, 100 * n * c_wire / old);
+    printf("| the coordinator decodes and verifies them, encodes the relays (%.2f us each) | "
+           "%.5f | %.3f%% |\n",
+           s_wire * 1e6, n * s_wire, 100 * n * s_wire / old);
+    printf("| the coordinator's state machine: add_complaints, close, openings_for | %.5f | "
+           "%.3f%% |\n",
+           new_r.cpl_server, 100 * new_r.cpl_server / old);
+    printf("| **all added** | **%.5f** | **%.3f%%** |\n", added, 100 * added / old);
+    printf("masking (median per client, same two rounds): masked_input on the relay %.3f ms, "
+           "receive + masked_input on the kept bundles %.3f ms (the bundles are decrypted once "
+           "either way)\n",
+           old_r.client_mask * 1e3, new_r.client_mask * 1e3);
+    printf("per complaint (only when a bundle is bad): the complainer signs (%.1f us), the "
+           "coordinator and the dealer verify (%.1f us each), the opening is checked twice "
+           "(%.2f us each): %.1f us in all\n",
+           per_sign * 1e6, per_verify * 1e6, per_open * 1e6, per_complaint * 1e6);
+    printf("bytes per member and round without complaints: Complaints %zu B up (its MAC included), "
+           "ComplaintRelay %zu B down\n",
+           b_req, b_rep);
+}
+
 int fedrec_bench_secagg(int argc, char **argv)
 {
     int quick = 0;
@@ -1282,9 +1508,10 @@ int fedrec_bench_secagg(int argc, char **argv)
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
-    static const char *const usage = "usage: fedrec-bench secagg [--json] [--quick] [--full] "
-                                     "[--only client|server|classic|dp|checks|deviating] "
-                                     "[--dropout F]\n";
+    static const char *const usage =
+        "usage: fedrec-bench secagg [--json] [--quick] [--full] "
+        "[--only client|server|classic|dp|checks|deviating|complaints] "
+        "[--dropout F]\n";
     fedreci_opt_reset();
     int c;
     while ((c = getopt_long(argc, argv, ":", lo, NULL)) != -1) {
@@ -1299,12 +1526,13 @@ int fedrec_bench_secagg(int argc, char **argv)
                 return bench_usage_error("secagg");
         } else if (c == 'o' && (!strcmp(optarg, "client") || !strcmp(optarg, "server") ||
                                 !strcmp(optarg, "classic") || !strcmp(optarg, "dp") ||
-                                !strcmp(optarg, "checks") || !strcmp(optarg, "deviating"))) {
+                                !strcmp(optarg, "checks") || !strcmp(optarg, "deviating") ||
+                                !strcmp(optarg, "complaints"))) {
             only = optarg;
         } else if (c == 'o') {
             fprintf(stderr,
                     "fedrec-bench secagg: --only: '%s' is not client, server, classic, dp, "
-                    "checks or deviating\n",
+                    "checks, deviating or complaints\n",
                     optarg);
             return 2;
         } else if (c == 'h') {
@@ -1335,5 +1563,7 @@ int fedrec_bench_secagg(int argc, char **argv)
         bench_checks(quick);
     if (!only || !strcmp(only, "deviating"))
         bench_deviating(quick);
+    if (!only || !strcmp(only, "complaints"))
+        bench_complaints(quick);
     return 0;
 }

@@ -49,7 +49,7 @@
 #include "fedrec.pb-c.h"
 #include "fedrec/fedrec.h"
 
-#define FEDRECI_WIRE_PROTOCOL_VERSION 4u
+#define FEDRECI_WIRE_PROTOCOL_VERSION 5u
 #define FEDRECI_WIRE_CHECKSUM_BYTES 32u  /* BLAKE2b-256 */
 #define FEDRECI_WIRE_MAX_CT_BYTES 4096u  /* one encrypted share bundle */
 #define FEDRECI_WIRE_MAX_CODE_BYTES 256u /* one catalog code */

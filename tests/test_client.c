@@ -785,7 +785,7 @@ static void test_sync_round_ledger_and_opt_out(void **state)
     assert_int_equal(open_low_floors(&t[0].c, dirs[0], url), FEDREC_OK);
     size_t n = 0;
     assert_int_equal(fedrec_client_ledger_count(t[0].c, &n), FEDREC_OK);
-    assert_int_equal(n, 6);
+    assert_int_equal(n, 7);
     for (int i = 0; i < SYNC_CLIENTS; i++) {
         assert_int_equal(fedrec_client_forget(t[i].c), FEDREC_OK);
         free(dirs[i]);

@@ -55,7 +55,9 @@
 
 #include "client/session.h"
 #include "core/err.h"
+#include "core/secagg/kdf.h"
 #include "core/secagg/secagg.h"
+#include "core/util.h"
 #include "proto/wire.h"
 #include "harness_engine.h"
 
@@ -147,11 +149,13 @@ typedef struct hostile {
     fedreci_secagg_ciphertext cts[8]; /* its share bundles (copies) */
     uint8_t ctb[8][256], cmb[8][FEDRECI_SECAGG_COMMIT_BYTES];
     size_t n_cts;
-    uint32_t q[D]; /* what it put into the sum (the oracle) */
-    int in_sum;    /* its masked input was accepted */
+    uint32_t q[D];           /* what it put into the sum (the oracle) */
+    int in_sum;              /* its masked input was accepted */
+    size_t complained_about; /* complaints relayed against it (complaint step) */
+    int excluded;            /* the complaint step excluded it */
     /* its signed messages of the round, as sent (for replay), by wire stage */
-    uint8_t *sent[9];
-    size_t sent_len[9];
+    uint8_t *sent[11];
+    size_t sent_len[11];
 } hostile;
 
 static void h_init(hostile *h, const char *url)
@@ -172,7 +176,7 @@ static void h_free(hostile *h)
 {
     fedreci_secagg_client_destroy(h->sa);
     h->sa = NULL;
-    for (int i = 0; i < 9; i++)
+    for (int i = 0; i < 11; i++)
         free(h->sent[i]);
     nng_close(h->s);
     nng_close(h->side);
@@ -351,22 +355,100 @@ static fedreci_wire_env *h_share(hostile *h)
     return env;
 }
 
-/* Stage 2: masks x (zeros) with weight w, adds `offset` to word `at` of the
- * masked vector (an unclipped input), sends it; returns the reply. */
-static fedreci_wire_env *h_masked(hostile *h, fedreci_wire_env *relay, uint32_t w, size_t at,
-                                  uint32_t offset)
+/* MACs m under the hostile's round key (the messages after its advert
+ * that carry no signature of their own). */
+static void h_mac(hostile *h, nng_msg *m)
+{
+    uint8_t key[32];
+    assert_int_equal(fedreci_secagg_client_mac_key(h->sa, h->round.coord_pk, key), FEDREC_OK);
+    assert_int_equal(fedreci_wire_mac(m, key), FEDREC_OK);
+}
+
+/* The complaint step (after the share relay, which it frees): checks and
+ * keeps the bundles, sends its complaints (cpl / n_cpl when given: what a
+ * lying client claims instead of its own), answers the complaints against
+ * it (open = 0: it opens nothing), and applies the outcome. Returns the
+ * final ComplaintRelay's error code (FEDREC_OK: it may mask now; the
+ * Error's code when the coordinator refused a message). */
+static fedrec_err h_complain_as(hostile *h, fedreci_wire_env *relay,
+                                const fedreci_secagg_complaint *cpl, size_t n_cpl, int open)
 {
     fedreci_secagg_ciphertext *in = NULL;
     size_t n_in = 0;
     assert_int_equal(fedreci_wire_get_ciphertexts(relay, 8, &in, &n_in), FEDREC_OK);
+    fedreci_secagg_client_set_lenient(h->sa, 1);
+    const fedreci_secagg_complaint *own;
+    size_t n_own;
+    assert_int_equal(fedreci_secagg_client_receive(h->sa, in, n_in, &own, &n_own), FEDREC_OK);
+    free(in);
+    fedreci_wire_free(relay);
+    fedreci_wire_hdr hd = {h->id, h->round.secagg.round_id, FEDRECI_WIRE_STAGE_COMPLAINT};
+    nng_msg *m = NULL;
+    assert_int_equal(fedreci_wire_enc_complaints(&m, &hd, cpl ? cpl : own, cpl ? n_cpl : n_own),
+                     FEDREC_OK);
+    h_mac(h, m);
+    fedreci_wire_env *env = h_call(h, h->s, m, &hd, NULL, 1);
+    int final = 0;
+    const uint64_t *ex = NULL;
+    size_t n_ex = 0;
+    if (env->body_case == FEDREC__V1__ENVELOPE__BODY_ERROR) {
+        fedrec_err code = (fedrec_err)env->error->code;
+        fedreci_wire_free(env);
+        return code;
+    }
+    assert_int_equal(fedreci_wire_get_complaint_relay(env, &final, &ex, &n_ex), FEDREC_OK);
+    if (!final) {
+        fedreci_secagg_complaint *ag = NULL;
+        size_t n_ag = 0;
+        assert_int_equal(fedreci_wire_get_complaints(env, 8, &ag, &n_ag), FEDREC_OK);
+        h->complained_about = n_ag;
+        const fedreci_secagg_opening *op = NULL;
+        size_t n_op = 0;
+        assert_int_equal(fedreci_secagg_client_answer(h->sa, ag, n_ag, &op, &n_op), FEDREC_OK);
+        free(ag);
+        fedreci_wire_free(env);
+        hd.stage = FEDRECI_WIRE_STAGE_OPENING;
+        assert_int_equal(fedreci_wire_enc_openings(&m, &hd, op, open ? n_op : 0), FEDREC_OK);
+        h_mac(h, m);
+        env = h_call(h, h->s, m, &hd, NULL, 1);
+        if (env->body_case == FEDREC__V1__ENVELOPE__BODY_ERROR) {
+            fedrec_err code = (fedrec_err)env->error->code;
+            fedreci_wire_free(env);
+            return code;
+        }
+        assert_int_equal(fedreci_wire_get_complaint_relay(env, &final, &ex, &n_ex), FEDREC_OK);
+        assert_true(final);
+    }
+    fedreci_secagg_opening *op = NULL;
+    size_t n_op = 0;
+    assert_int_equal(fedreci_wire_get_openings(env, 8, &op, &n_op), FEDREC_OK);
+    fedrec_err e = fedreci_secagg_client_resolve(h->sa, ex, n_ex, op, n_op);
+    h->excluded = fedreci_find_u64(ex, n_ex, h->id) >= 0;
+    free(op);
+    fedreci_wire_free(env);
+    return h->excluded ? FEDREC_ERR_PROTOCOL : e;
+}
+
+static void h_complain(hostile *h, fedreci_wire_env *relay)
+{
+    assert_int_equal(h_complain_as(h, relay, NULL, 0, 1), FEDREC_OK);
+}
+
+/* Stage 2: masks x (zeros) with weight w, adds `offset` to word `at` of the
+ * masked vector (an unclipped input), sends it; returns the reply. relay:
+ * the share relay (the complaint step runs first), or NULL when the
+ * complaint step already ran (h_complain). */
+static fedreci_wire_env *h_masked(hostile *h, fedreci_wire_env *relay, uint32_t w, size_t at,
+                                  uint32_t offset)
+{
+    if (relay)
+        h_complain(h, relay);
     float x[D - 1];
     for (int i = 0; i < D - 1; i++)
         x[i] = (float)(i % 5) * 0.25f - 0.5f;
     const uint32_t *y0;
-    assert_int_equal(fedreci_secagg_client_masked_input(h->sa, in, n_in, x, w, &y0, NULL),
+    assert_int_equal(fedreci_secagg_client_masked_input(h->sa, NULL, 0, x, w, &y0, NULL),
                      FEDREC_OK);
-    free(in);
-    fedreci_wire_free(relay);
     memcpy(h->q, fedreci_secagg_client_quantized_input(h->sa), sizeof h->q);
     uint32_t y[D];
     memcpy(y, y0, sizeof y);
@@ -376,9 +458,7 @@ static fedreci_wire_env *h_masked(hostile *h, fedreci_wire_env *relay, uint32_t 
     nng_msg *m = NULL;
     assert_int_equal(fedreci_wire_enc_masked(&m, &hd, y, D), FEDREC_OK);
     /* the bulk message is authenticated by a MAC under the round key */
-    uint8_t key[32];
-    assert_int_equal(fedreci_secagg_client_mac_key(h->sa, h->round.coord_pk, key), FEDREC_OK);
-    assert_int_equal(fedreci_wire_mac(m, key), FEDREC_OK);
+    h_mac(h, m);
     fedreci_wire_env *env = h_call(h, h->s, m, &hd, NULL, 1);
     h->in_sum = env->body_case == FEDREC__V1__ENVELOPE__BODY_UNMASK_REQUEST;
     if (env->body_case == FEDREC__V1__ENVELOPE__BODY_ERROR)
@@ -615,13 +695,13 @@ static void test_forged_ids(void **state)
             forge_as(&w.h, w.h.members[i], FEDRECI_WIRE_STAGE_SHARE_KEYS, 1, "forged share keys");
             forge_as(&w.h, w.h.members[i], FEDRECI_WIRE_STAGE_UNMASK, 0, "forged unmask");
         }
-    fedreci_wire_env *relay = h_share(&w.h);
+    h_complain(&w.h, h_share(&w.h));
     /* stage 2 is open (it waits for the hostile's masked input) */
     for (size_t i = 0; i < w.h.n_members; i++)
         if (w.h.members[i] != w.h.id)
             forge_as(&w.h, w.h.members[i], FEDRECI_WIRE_STAGE_MASKED_INPUT, 1,
                      "forged masked input");
-    fedreci_wire_env *res = h_unmask(&w.h, h_masked(&w.h, relay, 1, 0, 0), 0);
+    fedreci_wire_env *res = h_unmask(&w.h, h_masked(&w.h, NULL, 1, 0, 0), 0);
     assert_int_equal(res->body_case, FEDREC__V1__ENVELOPE__BODY_ROUND_RESULT);
     assert_true(res->round_result->completed);
     fedreci_wire_free(res);
@@ -689,9 +769,9 @@ static void test_replay_and_other_stage(void **state)
     h_honest_round(&w.h);
     honest_finish(&w, FEDRECI_SESSION_COMPLETED);
     expect_completed(&w, r1, 1);
-    uint8_t *old[9];
-    size_t old_len[9];
-    for (int s = 0; s < 9; s++) {
+    uint8_t *old[11];
+    size_t old_len[11];
+    for (int s = 0; s < 11; s++) {
         old[s] = w.h.sent[s];
         old_len[s] = w.h.sent_len[s];
         w.h.sent[s] = NULL;
@@ -704,14 +784,14 @@ static void test_replay_and_other_stage(void **state)
     h_advertise(&w.h);
     /* stage 1 open: replay round 1's signed advert and share keys as sent:
        they belong to round 1 (answered from its record, nothing counted) */
-    for (int s = FEDRECI_WIRE_STAGE_ADVERTISE; s <= FEDRECI_WIRE_STAGE_CONSISTENCY; s++) {
+    for (int s = FEDRECI_WIRE_STAGE_ADVERTISE; s <= FEDRECI_WIRE_STAGE_COMPLAINT; s++) {
         fedreci_wire_env *e = call_bytes(w.h.side, old[s], old_len[s]);
         assert_int_equal(e->round_id, r1);
         fedreci_wire_free(e);
     }
     /* the same bytes with the round id rewritten to round 2: the signature
        covers the round, so they do not verify */
-    for (int s = FEDRECI_WIRE_STAGE_ADVERTISE; s <= FEDRECI_WIRE_STAGE_CONSISTENCY; s++) {
+    for (int s = FEDRECI_WIRE_STAGE_ADVERTISE; s <= FEDRECI_WIRE_STAGE_COMPLAINT; s++) {
         fedreci_wire_env *e = NULL;
         assert_int_equal(fedreci_wire_decode(old[s], old_len[s], 64u << 20, &e), FEDREC_OK);
         e->round_id = r2;
@@ -754,7 +834,7 @@ static void test_replay_and_other_stage(void **state)
     fedreci_wire_free(res);
     honest_finish(&w, FEDRECI_SESSION_COMPLETED);
     expect_completed(&w, r2, 1);
-    for (int s = 0; s < 9; s++)
+    for (int s = 0; s < 11; s++)
         free(old[s]);
     world_free(&w);
     th_daemon_stop(&w.d, 1, 0);
@@ -846,10 +926,11 @@ static void test_forged_weight(void **state)
     th_daemon_stop(&w.d, 1, 0);
 }
 
-/* Row 1 of the issue's table: one garbage share bundle. Its receiver ignores
- * it (holds none of the hostile's shares) but still masks with the hostile;
- * the other holders rebuild the hostile's secrets, and the round completes
- * with the exact sum, the hostile's input included. */
+/* Row 1 of the issue's table: one garbage share bundle. Its receiver
+ * complains (a signed complaint naming the bundle it got); the hostile
+ * cannot open a bundle whose plaintext it never made, so the complaint step
+ * excludes it before anyone masks: the honest clients' round completes with
+ * exactly their sum, and the hostile's masked input is refused. */
 static void test_garbage_bundle(void **state)
 {
     (void)state;
@@ -861,7 +942,124 @@ static void test_garbage_bundle(void **state)
     uint64_t r = w.h.round.secagg.round_id;
     h_advertise(&w.h);
     randombytes_buf(w.h.ctb[0], w.h.cts[0].len); /* garbage to its first neighbour */
-    fedreci_wire_env *res = h_unmask(&w.h, h_masked(&w.h, h_share(&w.h), 1, 0, 0), 0);
+    assert_int_equal(h_complain_as(&w.h, h_share(&w.h), NULL, 0, 1), FEDREC_ERR_PROTOCOL);
+    assert_int_equal(w.h.complained_about, 1);
+    assert_true(w.h.excluded);
+    honest_finish(&w, FEDRECI_SESSION_COMPLETED);
+    expect_completed(&w, r, 0);
+    log_wait(&w.d, "excluded from the round by the complaint step", NULL);
+    world_free(&w);
+    th_daemon_stop(&w.d, 1, 0);
+}
+
+/* Garbage share bundles to every neighbour (before complaints, this left
+ * fewer than t holders of its secrets and the round aborted at unmask with
+ * nobody named). Every honest neighbour complains, the hostile is excluded,
+ * and the honest round completes with exactly their sum; the model is
+ * committed from it (the database's version moves by one). */
+static void test_garbage_to_all(void **state)
+{
+    (void)state;
+    world w;
+    world_start(&w);
+    fedrec_err code;
+    uint64_t v0 = db_model_version(&w.d);
+    honest_start(&w);
+    assert_int_equal(h_checkin(&w.h, &code), 1);
+    uint64_t r = w.h.round.secagg.round_id;
+    h_advertise(&w.h);
+    for (size_t i = 0; i < w.h.n_cts; i++)
+        randombytes_buf(w.h.ctb[i], w.h.cts[i].len);
+    assert_int_equal(h_complain_as(&w.h, h_share(&w.h), NULL, 0, 1), FEDREC_ERR_PROTOCOL);
+    assert_int_equal(w.h.complained_about, w.h.n_cts);
+    assert_true(w.h.excluded);
+    /* its masked input is refused: it is out of the round */
+    {
+        fedreci_wire_hdr hd = {w.h.id, r, FEDRECI_WIRE_STAGE_MASKED_INPUT};
+        uint32_t y[D] = {0};
+        nng_msg *m = NULL;
+        assert_int_equal(fedreci_wire_enc_masked(&m, &hd, y, D), FEDREC_OK);
+        h_mac(&w.h, m);
+        fedreci_wire_env *env = h_call(&w.h, w.h.s, m, &hd, NULL, 0);
+        assert_int_equal(env->body_case, FEDREC__V1__ENVELOPE__BODY_ERROR);
+        fedreci_wire_free(env);
+    }
+    honest_finish(&w, FEDRECI_SESSION_COMPLETED);
+    expect_completed(&w, r, 0);
+    assert_int_equal(db_model_version(&w.d), v0 + 1);
+    world_free(&w);
+    th_daemon_stop(&w.d, 1, 0);
+}
+
+/* A complaint by the hostile about the bundle its first dealer (an honest
+ * client) sent it: forged = 1 names bytes that dealer never sent (the
+ * coordinator holds the bundle the dealer signed and compares); forged = 0
+ * names the good bundle it did receive. */
+static fedreci_secagg_complaint h_false_complaint(hostile *h, const fedreci_wire_env *relay,
+                                                  int forged)
+{
+    fedreci_secagg_ciphertext *in = NULL;
+    size_t n_in = 0;
+    assert_int_equal(fedreci_wire_get_ciphertexts(relay, 8, &in, &n_in), FEDREC_OK);
+    assert_true(n_in > 0);
+    fedreci_secagg_complaint f;
+    memset(&f, 0, sizeof f);
+    f.from = h->id;
+    f.dealer = in[0].from;
+    if (forged)
+        randombytes_buf(f.bundle, sizeof f.bundle);
+    else
+        fedreci_secagg_bundle_hash(f.bundle, h->round.secagg.round_id, f.dealer, h->id, in[0].bytes,
+                                   in[0].commit);
+    uint8_t msg[FEDRECI_COMPLAINT_MSG_BYTES];
+    fedreci_secagg_complaint_msg(msg, h->round.secagg.round_id, h->id, f.dealer, f.bundle);
+    assert_int_equal(crypto_sign_detached(f.sig, NULL, msg, sizeof msg, h->sk), 0);
+    free(in);
+    return f;
+}
+
+/* A false complaint against an honest dealer about bytes it never sent: the
+ * coordinator compares with the bundle the dealer sent and excludes the
+ * complainer; the honest round completes with exactly their sum. */
+static void test_false_complaint(void **state)
+{
+    (void)state;
+    world w;
+    world_start(&w);
+    fedrec_err code;
+    honest_start(&w);
+    assert_int_equal(h_checkin(&w.h, &code), 1);
+    uint64_t r = w.h.round.secagg.round_id;
+    h_advertise(&w.h);
+    fedreci_wire_env *relay = h_share(&w.h);
+    fedreci_secagg_complaint f = h_false_complaint(&w.h, relay, 1);
+    assert_int_equal(h_complain_as(&w.h, relay, &f, 1, 1), FEDREC_ERR_CRYPTO);
+    honest_finish(&w, FEDRECI_SESSION_COMPLETED);
+    expect_completed(&w, r, 0);
+    log_wait(&w.d, "excluded from the round by the complaint step", NULL);
+    world_free(&w);
+    th_daemon_stop(&w.d, 1, 0);
+}
+
+/* A false complaint about the good bundle it did receive: the honest dealer
+ * (a real client session) checks it names its bundle and is signed by its
+ * neighbour, opens the plaintext (which the complainer had already), and
+ * the round completes with everybody's exact sum, the hostile's included. */
+static void test_false_complaint_real_bundle(void **state)
+{
+    (void)state;
+    world w;
+    world_start(&w);
+    fedrec_err code;
+    honest_start(&w);
+    assert_int_equal(h_checkin(&w.h, &code), 1);
+    uint64_t r = w.h.round.secagg.round_id;
+    h_advertise(&w.h);
+    fedreci_wire_env *relay = h_share(&w.h);
+    fedreci_secagg_complaint f = h_false_complaint(&w.h, relay, 0);
+    assert_int_equal(h_complain_as(&w.h, relay, &f, 1, 1), FEDREC_OK);
+    assert_false(w.h.excluded);
+    fedreci_wire_env *res = h_unmask(&w.h, h_masked(&w.h, NULL, 1, 0, 0), 0);
     assert_int_equal(res->body_case, FEDREC__V1__ENVELOPE__BODY_ROUND_RESULT);
     assert_true(res->round_result->completed);
     fedreci_wire_free(res);
@@ -1043,6 +1241,9 @@ int main(void)
         cmocka_unit_test_teardown(test_forged_weight, th_daemon_teardown),
         cmocka_unit_test_teardown(test_inconsistent_dealer, th_daemon_teardown),
         cmocka_unit_test_teardown(test_garbage_bundle, th_daemon_teardown),
+        cmocka_unit_test_teardown(test_garbage_to_all, th_daemon_teardown),
+        cmocka_unit_test_teardown(test_false_complaint, th_daemon_teardown),
+        cmocka_unit_test_teardown(test_false_complaint_real_bundle, th_daemon_teardown),
         cmocka_unit_test_teardown(test_replayed_checkin, th_daemon_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -667,6 +667,123 @@ static void test_seed_and_consistency(void **state)
     }
 }
 
+/* The complaint step's messages: round trips, and every length and order
+ * rule of the decoder. */
+static void test_complaints(void **state)
+{
+    (void)state;
+    fedreci_secagg_complaint k[2];
+    fedreci_secagg_opening o[2];
+    for (int i = 0; i < 2; i++) {
+        k[i].from = 42;
+        k[i].dealer = 100 + (uint64_t)i;
+        memset(k[i].bundle, 0x10 + i, sizeof k[i].bundle);
+        memset(k[i].sig, 0x20 + i, sizeof k[i].sig);
+        o[i].dealer = 42;
+        o[i].to = 200 + (uint64_t)i;
+        memset(o[i].plain, 0x40 + i, sizeof o[i].plain);
+    }
+    uint64_t ex[2] = {7, 9};
+    nng_msg *m = NULL;
+    fedreci_wire_hdr h = hdr(FEDRECI_WIRE_STAGE_COMPLAINT);
+    assert_int_equal(fedreci_wire_enc_complaints(&m, &h, k, 2), FEDREC_OK);
+    fedreci_wire_env *e = rt(m);
+    assert_int_equal(e->body_case, FEDREC__V1__ENVELOPE__BODY_COMPLAINTS);
+    fedreci_secagg_complaint *gk = NULL;
+    size_t n = 0;
+    assert_int_equal(fedreci_wire_get_complaints(e, 8, &gk, &n), FEDREC_OK);
+    assert_int_equal(n, 2);
+    assert_memory_equal(gk, k, sizeof k);
+    free(gk);
+    assert_int_equal(fedreci_wire_get_complaints(e, 1, &gk, &n), FEDREC_ERR_FORMAT); /* cap */
+    fedreci_wire_free(e);
+    h = hdr(FEDRECI_WIRE_STAGE_OPENING);
+    assert_int_equal(fedreci_wire_enc_openings(&m, &h, o, 2), FEDREC_OK);
+    e = rt(m);
+    fedreci_secagg_opening *go = NULL;
+    assert_int_equal(fedreci_wire_get_openings(e, 8, &go, &n), FEDREC_OK);
+    assert_int_equal(n, 2);
+    assert_memory_equal(go, o, sizeof o);
+    free(go);
+    fedreci_wire_free(e);
+    /* the relay, at both stages; not final with the complaints, final with
+       the exclusions and openings */
+    for (int st = 0; st < 2; st++) {
+        h = hdr(st ? FEDRECI_WIRE_STAGE_OPENING : FEDRECI_WIRE_STAGE_COMPLAINT);
+        assert_int_equal(fedreci_wire_enc_complaint_relay(&m, &h, k, 2, 0, NULL, 0, NULL, 0),
+                         FEDREC_OK);
+        e = rt(m);
+        int final = 1;
+        const uint64_t *gx;
+        size_t nx;
+        assert_int_equal(fedreci_wire_get_complaint_relay(e, &final, &gx, &nx), FEDREC_OK);
+        assert_int_equal(final, 0);
+        assert_int_equal(nx, 0);
+        assert_int_equal(fedreci_wire_get_complaints(e, 8, &gk, &n), FEDREC_OK);
+        assert_int_equal(n, 2);
+        assert_memory_equal(gk, k, sizeof k);
+        free(gk);
+        fedreci_wire_free(e);
+        assert_int_equal(fedreci_wire_enc_complaint_relay(&m, &h, NULL, 0, 1, ex, 2, o, 1),
+                         FEDREC_OK);
+        e = rt(m);
+        assert_int_equal(fedreci_wire_get_complaint_relay(e, &final, &gx, &nx), FEDREC_OK);
+        assert_int_equal(final, 1);
+        assert_int_equal(nx, 2);
+        assert_memory_equal(gx, ex, sizeof ex);
+        assert_int_equal(fedreci_wire_get_openings(e, 8, &go, &n), FEDREC_OK);
+        assert_int_equal(n, 1);
+        assert_memory_equal(go, o, sizeof o[0]);
+        free(go);
+        fedreci_wire_free(e);
+    }
+    /* refused by decode: a bundle hash, a signature or a plaintext of the
+       wrong length, an unsorted exclusion list, a relay at another stage */
+    for (int bad = 0; bad < 5; bad++) {
+        Fedrec__V1__Envelope env = FEDREC__V1__ENVELOPE__INIT;
+        Fedrec__V1__Complaints cs = FEDREC__V1__COMPLAINTS__INIT;
+        Fedrec__V1__Openings os = FEDREC__V1__OPENINGS__INIT;
+        Fedrec__V1__ComplaintRelay cr = FEDREC__V1__COMPLAINT_RELAY__INIT;
+        Fedrec__V1__Complaint c1 = FEDREC__V1__COMPLAINT__INIT;
+        Fedrec__V1__Opening o1 = FEDREC__V1__OPENING__INIT;
+        Fedrec__V1__Complaint *cp = &c1;
+        Fedrec__V1__Opening *op = &o1;
+        c1.bundle.data = k[0].bundle;
+        c1.bundle.len = bad == 0 ? 31 : 32;
+        c1.sig.data = k[0].sig;
+        c1.sig.len = bad == 1 ? 63 : 64;
+        o1.plain.data = o[0].plain;
+        o1.plain.len = 127;
+        uint64_t unsorted[2] = {9, 7};
+        env.protocol_version = FEDRECI_WIRE_PROTOCOL_VERSION;
+        env.stage = FEDRECI_WIRE_STAGE_COMPLAINT;
+        if (bad < 2) {
+            cs.n_complaints = 1;
+            cs.complaints = &cp;
+            env.body_case = FEDREC__V1__ENVELOPE__BODY_COMPLAINTS;
+            env.complaints = &cs;
+        } else if (bad == 2) {
+            os.n_openings = 1;
+            os.openings = &op;
+            env.stage = FEDRECI_WIRE_STAGE_OPENING;
+            env.body_case = FEDREC__V1__ENVELOPE__BODY_OPENINGS;
+            env.openings = &os;
+        } else {
+            cr.final = 1;
+            cr.n_excluded = 2;
+            cr.excluded = bad == 3 ? unsorted : ex;
+            env.stage = bad == 3 ? FEDRECI_WIRE_STAGE_COMPLAINT : FEDRECI_WIRE_STAGE_MASKED_INPUT;
+            env.body_case = FEDREC__V1__ENVELOPE__BODY_COMPLAINT_RELAY;
+            env.complaint_relay = &cr;
+        }
+        uint8_t buf[512];
+        size_t len = fedrec__v1__envelope__pack(&env, buf);
+        e = NULL;
+        assert_int_equal(fedreci_wire_decode(buf, len, CAP, &e), FEDREC_ERR_FORMAT);
+        assert_null(e);
+    }
+}
+
 static void test_ciphertexts(void **state)
 {
     (void)state;
@@ -1071,6 +1188,7 @@ int main(void)
         cmocka_unit_test(test_model),
         cmocka_unit_test(test_advertise_roster),
         cmocka_unit_test(test_seed_and_consistency),
+        cmocka_unit_test(test_complaints),
         cmocka_unit_test(test_ciphertexts),
         cmocka_unit_test(test_masked),
         cmocka_unit_test(test_unmask),

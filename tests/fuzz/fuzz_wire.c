@@ -22,9 +22,9 @@
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 /* Stage of each body kind (index = oneof field - 10). */
-#define N_KINDS 19
-static const uint32_t kind_stage[N_KINDS] = {1, 1, 2, 2, 3, 3, 4, 4, 5, 5,
-                                             6, 6, 1, 1, 1, 7, 7, 8, 8};
+#define N_KINDS 22
+static const uint32_t kind_stage[N_KINDS] = {1, 1, 2, 2, 3, 3, 4, 4, 5, 5,  6,
+                                             6, 1, 1, 1, 7, 7, 8, 8, 9, 10, 9};
 
 static size_t put_varint(uint8_t *p, uint64_t v)
 {
@@ -96,6 +96,24 @@ static void exercise(const fedreci_wire_env *e)
             }
             free(ct);
         }
+        fedreci_secagg_complaint *cp = NULL;
+        if (fedreci_wire_get_complaints(e, lim, &cp, &n) == FEDREC_OK) {
+            if (n > lim)
+                abort();
+            volatile uint8_t acc = 0;
+            for (size_t i = 0; i < n; i++)
+                acc ^= (uint8_t)(cp[i].bundle[31] ^ cp[i].sig[63]);
+            free(cp);
+        }
+        fedreci_secagg_opening *op = NULL;
+        if (fedreci_wire_get_openings(e, lim, &op, &n) == FEDREC_OK) {
+            if (n > lim)
+                abort();
+            volatile uint8_t acc = 0;
+            for (size_t i = 0; i < n; i++)
+                acc ^= op[i].plain[127];
+            free(op);
+        }
         fedreci_secagg_tag *tg = NULL;
         if (fedreci_wire_get_tags(e, lim, &tg, &n) == FEDREC_OK) {
             if (n > lim)
@@ -146,6 +164,18 @@ static void exercise(const fedreci_wire_env *e)
             for (uint32_t i = 0; i < d; i++)
                 acc += y[i];
         }
+    {
+        int final = 0;
+        const uint64_t *ex = NULL;
+        size_t nex = 0;
+        if (fedreci_wire_get_complaint_relay(e, &final, &ex, &nex) == FEDREC_OK) {
+            if (final > 1)
+                abort();
+            for (size_t i = 1; i < nex; i++)
+                if (ex[i] <= ex[i - 1])
+                    abort();
+        }
+    }
     const uint64_t *sv, *dr;
     size_t ns, nd;
     if (fedreci_wire_get_unmask_request(e, &sv, &ns, &dr, &nd) == FEDREC_OK) {

@@ -212,6 +212,38 @@ int main(int argc, char **argv)
     if (fedreci_wire_enc_tags(&m, &h, 1, tags, 3))
         return 1;
     put_wire(dir, "consistency_relay", m);
+    /* the complaint step: complaints, openings, the relays */
+    {
+        fedreci_secagg_complaint k[2];
+        fedreci_secagg_opening o[2];
+        uint64_t ex[2] = {ids[0], ids[2]};
+        for (int i = 0; i < 2; i++) {
+            k[i].from = 5;
+            k[i].dealer = ids[i];
+            randombytes_buf(k[i].bundle, sizeof k[i].bundle);
+            randombytes_buf(k[i].sig, sizeof k[i].sig);
+            o[i].dealer = 5;
+            o[i].to = ids[i];
+            randombytes_buf(o[i].plain, sizeof o[i].plain);
+        }
+        h.stage = FEDRECI_WIRE_STAGE_COMPLAINT;
+        if (fedreci_wire_enc_complaints(&m, &h, k, 2))
+            return 1;
+        put_wire(dir, "complaints", m);
+        if (fedreci_wire_enc_complaint_relay(&m, &h, k, 2, 0, NULL, 0, NULL, 0))
+            return 1;
+        put_wire(dir, "complaint_relay", m);
+        h.stage = FEDRECI_WIRE_STAGE_OPENING;
+        if (fedreci_wire_enc_openings(&m, &h, o, 2))
+            return 1;
+        put_wire(dir, "openings", m);
+        if (fedreci_wire_enc_openings(&m, &h, o, 2))
+            return 1;
+        put_signed(dir, "openings", m, &h, sk);
+        if (fedreci_wire_enc_complaint_relay(&m, &h, NULL, 0, 1, ex, 2, o, 1))
+            return 1;
+        put_wire(dir, "complaint_relay_final", m);
+    }
     h.stage = FEDRECI_WIRE_STAGE_ADVERTISE;
     h.stage = FEDRECI_WIRE_STAGE_SHARE_KEYS;
     uint8_t ctb[3][FEDRECI_SHARE_CT_BYTES], cmb[3][FEDRECI_SECAGG_COMMIT_BYTES];
@@ -344,6 +376,28 @@ int main(int argc, char **argv)
         }
         h4.stage = FEDRECI_WIRE_STAGE_SHARE_KEYS;
         if (fedreci_wire_enc_ciphertexts(&m, &h4, 0, c3, 3))
+            return 1;
+        chunk(f, 3, m);
+        chunk(f, 0, NULL);
+        /* the complaint step: a complaint about client 1's bundle (a hash
+           it never sent, signed), then no openings */
+        fedreci_secagg_complaint k4;
+        memset(&k4, 0, sizeof k4);
+        k4.from = 4;
+        k4.dealer = 1;
+        randombytes_buf(k4.bundle, sizeof k4.bundle);
+        {
+            uint8_t msg[FEDRECI_COMPLAINT_MSG_BYTES];
+            fedreci_secagg_complaint_msg(msg, 7, 4, 1, k4.bundle);
+            crypto_sign_detached(k4.sig, NULL, msg, sizeof msg, sk4);
+        }
+        h4.stage = FEDRECI_WIRE_STAGE_COMPLAINT;
+        if (fedreci_wire_enc_complaints(&m, &h4, &k4, 1))
+            return 1;
+        chunk(f, 3, m);
+        chunk(f, 0, NULL);
+        h4.stage = FEDRECI_WIRE_STAGE_OPENING;
+        if (fedreci_wire_enc_openings(&m, &h4, NULL, 0))
             return 1;
         chunk(f, 3, m);
         chunk(f, 0, NULL);

@@ -99,18 +99,18 @@ public final class FedrecClientTest {
             check(rec[i - 1].score >= rec[i].score, "best first");
 
         FedrecClient.LedgerEntry[] led = c0.ledger();
-        // six uploads: stage 0 (advert, graph seed contribution), 1, 2, 3
-        // (consistency tags, unmask shares)
-        int[] stages = {0, 0, 1, 2, 3, 3};
-        check(led.length == 6, "6 uploads in the four SecAgg stages: " + led.length);
-        for (int i = 0; i < 6; i++)
+        // seven uploads: stage 0 (advert, graph seed contribution), 1 (shares,
+        // the empty complaints), 2, 3 (consistency tags, unmask shares)
+        int[] stages = {0, 0, 1, 1, 2, 3, 3};
+        check(led.length == 7, "7 uploads in the four SecAgg stages: " + led.length);
+        for (int i = 0; i < 7; i++)
             check(led[i].stage == stages[i] && led[i].bytesSent > 0
                       && led[i].roundId == res[0].roundId
                       && !led[i].refused && led[i].refusal == 0 && led[i].reason.isEmpty(),
                   "ledger entry " + i + ": " + led[i].what);
-        check(led[3].what.equals("masked update"), led[3].what);
+        check(led[4].what.equals("masked update"), led[4].what);
         FedrecClient.Info info = c0.info();
-        check(info.ledgerEntries == 6 && info.optedIn && info.identityPk.length == 32, "info");
+        check(info.ledgerEntries == 7 && info.optedIn && info.identityPk.length == 32, "info");
         check(info.modelVersion >= 1 && info.modelFactors == 4 && info.modelItems == 12, "model");
 
         // Opt out: the sync still works, nothing is uploaded.
@@ -118,7 +118,7 @@ public final class FedrecClientTest {
         check(!c0.participation(), "opted out");
         FedrecClient.SyncResult out = c0.sync(30000);
         check(out.roundOutcome == FedrecException.OPTED_OUT && !out.tookPart, "opted-out sync");
-        check(c0.ledger().length == 6, "no upload after opting out");
+        check(c0.ledger().length == 7, "no upload after opting out");
 
         // A cut log: open names the missing events (LOST_EVENTS); recover
         // keeps the rest, and the store opens again with exactly those.
