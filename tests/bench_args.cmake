@@ -13,7 +13,7 @@ set(bench_bad_cases
   "engine_rounds_zero|engine|--rounds|0|--rounds: '0' is not an integer from 1 to 1000"
   "engine_clients_text|engine|--clients|abc|--clients: 'abc' is not an integer from 2 to 100000"
   "mf_sweeps_zero|mf|--sweeps|0|--sweeps: '0' is not an integer from 1 to 1000"
-  "secagg_only_bad|secagg|--only|all|--only: 'all' is not client, server, classic, dp, checks or deviating"
+  "secagg_only_bad|secagg|--only|all|--only: 'all' is not client, server, classic, dp, checks, deviating or complaints"
   "secagg_dropout_big|secagg|--dropout|0.7|--dropout: '0.7' is not a number >= 0 and <= 0.5")
 foreach(c ${bench_bad_cases})
   string(REPLACE "|" ";" f "${c}")
