@@ -1232,7 +1232,7 @@ static void test_replayed_checkin(void **state)
     fedreci_wire_free(e);
     assert_int_equal(db_opted_out(&w.d, w.h.id), 0);
     free(in), free(out), free(old), free(ahead), free(pre), free(again);
-    h_free(&w.h);
+    world_free(&w); /* the hostile and the honest clients' buffers */
     th_daemon_stop(&w.d, 1, 0);
 }
 
