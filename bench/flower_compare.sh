@@ -9,12 +9,15 @@
 # and bench/flower_secagg.py loads Flower's SecAgg+ functions from there.
 # BUILD_DIR (default build): where fedrec-bench was built.
 # Environment: DROPOUTS (default "0 0.1"), N, K, T, D (500 16 9 117121),
-# SEED (1), REPS (fedrec runs per dropout before and after Flower's, default 1).
+# SEED (1).
 #
-# Order: fedrec-bench secagg --only checks at every dropout, Flower's round
-# (every dropout from one client pass), fedrec again; fedrec's figure is the
-# median of its runs. Needs python3-numpy, python3-cryptography and
-# python3-pycryptodome (Debian); not part of ctest or CI.
+# Flower's round (every dropout from one client pass) runs in pieces (setup
+# and share keys, two halves of the masked vectors, one server unmask per
+# dropout), and `fedrec-bench secagg --only checks --dropout F` runs before,
+# between and after them (F cycling through DROPOUTS), so both sides see the
+# same load; fedrec's figure at a dropout is the median of its runs there.
+# Needs python3-numpy, python3-cryptography and python3-pycryptodome
+# (Debian); not part of ctest or CI.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 if [ $# -lt 1 ] || [ $# -gt 2 ]; then
@@ -28,7 +31,7 @@ bench=$build/bench/fedrec-bench
 py=/usr/bin/python3
 [ -x "$py" ] || py=python3
 dropouts=${DROPOUTS:-0 0.1}
-n=${N:-500} k=${K:-16} t=${T:-9} d=${D:-117121} seed=${SEED:-1} reps=${REPS:-1}
+n=${N:-500} k=${K:-16} t=${T:-9} d=${D:-117121} seed=${SEED:-1}
 if [ "$n" != 500 ] || [ "$k" != 16 ] || [ "$t" != 9 ] || [ "$d" != 117121 ]; then
   echo "flower_compare: fedrec-bench secagg --only checks runs n = 500, k = 16, t = 9," \
        "d = 117121 only; N, K, T, D must match it" >&2
@@ -42,19 +45,10 @@ commit=$(git -C "$flower_git" rev-parse HEAD)
 git -C "$flower_git" archive HEAD:framework/py flwr | tar -x -C "$work"
 out=$work/results.jsonl
 
-fedrec_runs() {
-  for f in $dropouts; do
-    for _ in $(seq "$reps"); do
-      "$bench" secagg --only checks --json --dropout "$f" | grep '"secagg_checks"' >> "$out"
-    done
-  done
-}
-
 echo "flower_compare: Flower $commit, load $(cut -d' ' -f1-3 /proc/loadavg), $(date -u +%FT%TZ)" >&2
-fedrec_runs
 "$py" "$here/flower_secagg.py" --flwr "$work" --n "$n" --k "$k" --t "$t" --d "$d" \
-  --seed "$seed" --dropout "$(echo $dropouts | tr ' ' ',')" --json >> "$out"
-fedrec_runs
+  --seed "$seed" --dropout "$(echo $dropouts | tr ' ' ',')" --json \
+  --interleave "$bench secagg --only checks --json --dropout {dropout}" >> "$out"
 echo "flower_compare: done, load $(cut -d' ' -f1-3 /proc/loadavg), $(date -u +%FT%TZ)" >&2
 
 "$py" - "$out" "$commit" <<'EOF'
@@ -83,7 +77,7 @@ print()
 for w in flw:
     print("Flower, dropout %.2f: client stages (median) setup %.4f s, share keys %.4f s, "
           "masked vector %.4f s; server routing %.3f s, collect (deserialize + sum) %.3f s; "
-          "sum over every client %.1f s; sum exact: %s; fedrec runs: %d, all exact"
+          "sum over every client %.1f s; sum exact: %s; fedrec runs: %d, all exact (interleaved)"
           % (w["dropout"], w["stage_median_s"]["setup"], w["stage_median_s"]["share"],
              w["stage_median_s"]["masked"], w["server_route_s"], w["server_collect_s"],
              w["clients_sum_s"], w["exact"],

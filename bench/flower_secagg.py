@@ -2,7 +2,7 @@
 """The compute of one round of Flower's SecAgg+, with Flower's own functions.
 
     flower_secagg.py --flwr DIR [--n 500] [--k 16] [--t 9] [--d 117121]
-                     [--dropout 0,0.1] [--seed S] [--json]
+                     [--dropout 0,0.1] [--seed S] [--json] [--interleave CMD]
 
 DIR is the directory that holds Flower's `flwr` package (in Flower's
 repository: framework/py). Nothing of Flower is copied into fedrec: this
@@ -55,6 +55,10 @@ whose threads are included). The round's compute is reported both as the
 sum over all clients and as n x the median client (the figure fedrec-bench
 secagg prints), plus the server's stages.
 
+--interleave CMD runs CMD (e.g. fedrec-bench secagg --only checks --json
+--dropout {dropout}) before, between the pieces of and after the round, so
+a comparison sees the same load on both sides (bench/flower_compare.sh).
+
 Not measured: transport and message (de)serialization other than the
 masked vectors, Flower's record/state bookkeeping (ConfigRecord, the state
 dict round trip every stage), the ClientApp's training. Never asserts;
@@ -67,7 +71,9 @@ import importlib
 import json
 import os
 import random
+import shlex
 import statistics
+import subprocess
 import sys
 import time
 import types
@@ -232,7 +238,11 @@ def choose_dropouts(rng, order, nbrs, t, frac):
     return dead
 
 
-def run(F, cfg, fracs, seed):
+def run(F, cfg, fracs, seed, between=lambda: None):
+    """between() runs before the first piece of work, between pieces
+    (setup and share keys; each half of the masked vectors; each dropout
+    set's server unmask) and after the last; its CPU time is not counted."""
+    between()
     rng = random.Random(seed)
     np.random.seed(seed)  # quantize's stochastic rounding draws from it
     n = cfg.n
@@ -259,11 +269,14 @@ def run(F, cfg, fracs, seed):
             inbox[dst].append((u, ct))
         server["route"] += cpu() - t0
     sets = [(f, choose_dropouts(rng, order, nbrs, cfg.t, f)) for f in fracs]
+    between()
     zero = [np.zeros((1,), dtype=np.int64), np.zeros((cfg.d - 1,), dtype=np.int64)]
     sums = [None] * len(sets)
     expect = [[z.copy() for z in zero] for _ in sets]
     collect = [0.0] * len(sets)
-    for u in ids:
+    for i, u in enumerate(ids):
+        if i == n // 2:
+            between()
         x = (np.random.rand(cfg.d - 1) * 2.0 - 1.0).astype(np.float32)
         update = F.Parameters(tensors=[F.param.ndarray_to_bytes(x)], tensor_type="numpy.ndarray")
         masked, quantized = client_masked(F, clients[u], cfg, inbox[u], update, 1)
@@ -279,6 +292,7 @@ def run(F, cfg, fracs, seed):
         inbox[u] = None
     results = []
     for s, (frac, dead) in enumerate(sets):
+        between()
         t0 = cpu()
         masked_sum = F.arith.parameters_mod(sums[s], cfg.mod_range)
         collect[s] += cpu() - t0
@@ -342,7 +356,26 @@ def run(F, cfg, fracs, seed):
             "server_route_s": server["route"], "server_collect_s": collect[s],
             "server_unmask_s": unmask, "exact": bool(exact),
         })
+    between()
     return results
+
+
+class Interleave:
+    """Runs a command between the pieces of Flower's round (fedrec-bench,
+    so both are measured under the same load), {dropout} replaced by each
+    of the dropouts in turn; keeps its JSON lines."""
+
+    def __init__(self, template, fracs):
+        self.template, self.fracs, self.lines, self.i = template, fracs, [], 0
+
+    def __call__(self):
+        if not self.template:
+            return
+        f = self.fracs[self.i % len(self.fracs)]
+        self.i += 1
+        cmd = shlex.split(self.template.replace("{dropout}", "%g" % f))
+        out = subprocess.run(cmd, check=True, stdout=subprocess.PIPE, text=True).stdout
+        self.lines += [l for l in out.splitlines() if l.startswith("{")]
 
 
 def main():
@@ -355,6 +388,10 @@ def main():
     ap.add_argument("--dropout", default="0,0.1", help="comma-separated fractions")
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--json", action="store_true")
+    ap.add_argument("--interleave", metavar="CMD", default="",
+                    help="a command run before, between the pieces of and after Flower's "
+                         "round, {dropout} replaced by each dropout in turn; its JSON lines "
+                         "are printed with --json")
     a = ap.parse_args()
     if a.n < 3 or a.k < 2 or a.k % 2 or a.k + 1 > a.n or not 1 < a.t <= a.k or a.d < 2:
         sys.exit("flower_secagg: need n >= 3, an even k >= 2 with k + 1 <= n, "
@@ -369,12 +406,15 @@ def main():
                                 clipping_range=8.0, target_range=1 << 22,
                                 mod_range=1 << 32, max_weight=1.0)
     wall = time.time()
-    res = run(F, cfg, fracs, a.seed)
+    inter = Interleave(a.interleave, fracs)
+    res = run(F, cfg, fracs, a.seed, inter)
     wall = time.time() - wall
     ok = all(r["exact"] for r in res)
     for r in res:
         r["round_s"] = a.n * r["client_median_s"] + r["server_unmask_s"]
     if a.json:
+        for line in inter.lines:
+            print(line)
         for r in res:
             print(json.dumps(dict(bench="flower_secagg", n=a.n, k=a.k, t=a.t, d=a.d,
                                   num_shares=cfg.num_shares, seed=a.seed, wall_s=wall, **r)))
