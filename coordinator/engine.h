@@ -271,6 +271,12 @@ typedef struct fedreci_round_stats {
      * (on_client_excluded). See docs/threat-model.md. */
     const uint64_t *culprit_ids;
     uint32_t n_culprits;
+    /* Members that did not reveal their graph seed contribution when that
+     * aborted the round (more than FEDRECI_SECAGG_SEED_MISSING_MAX missing;
+     * sorted): each is benched, not drawn into the next 2^(strikes - 1)
+     * rounds (docs/protocol.md "The graph seed"). NULL / 0 otherwise. */
+    const uint64_t *withheld_ids;
+    uint32_t n_withheld;
     /* Differential privacy: dp 1 when the engine runs with it. dp_charged 1
      * when this round was spent (its unmask stage started); dp_event is the
      * release, dp_eps_round its epsilon alone, dp_eps_cumulative the epsilon

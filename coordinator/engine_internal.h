@@ -105,6 +105,9 @@ typedef struct crec {
     uint64_t seen;           /* c->seen_clock at its last check-in (0: restored, not seen) */
     uint8_t attested;        /* the attestation verifier vouched for its key (cfg.attest) */
     uint64_t checkin_ms;     /* sent_unix_ms of the last check-in taken (0: none since start) */
+    uint64_t bench_until;    /* not drawn into rounds up to this id: it withheld its graph seed
+                                contribution in a round that aborted for that (0: never) */
+    uint8_t seed_strikes;    /* how often (the bench doubles each time; in memory only) */
 } crec;
 
 /* One remote address (limits.c): open connections and its new-id bucket. */
@@ -252,6 +255,9 @@ typedef struct rstate {
                                            fedreci_wire_binding: this round's parameters and model) */
     uint64_t *culprits;                 /* named in this round, sorted */
     uint32_t n_culprits;
+    uint64_t *withheld; /* members that did not reveal their seed contribution when that
+                           aborted the round (benched: fedreci_eng_bench), sorted */
+    uint32_t n_withheld;
     fedreci_dp_round_params dp; /* this round's DP parameters (dp.c; mechanism 0: none) */
     int dp_charged;             /* its release was spent */
     double dp_eps_cumulative;   /* epsilon spent after it */
@@ -442,6 +448,20 @@ void fedreci_eng_limits_free(fedreci_coord *c);
  * answered with an Error and leaves the waiting list; later check-ins are
  * refused. Reports it through on_client_excluded when `report`. */
 void fedreci_eng_exclude(fedreci_coord *c, crec *e, uint64_t round_id, int report, outbox *ob);
+
+/* Benches e after it withheld its graph seed contribution in round_id, which
+ * aborted for that (docs/protocol.md "The graph seed"): its strike count
+ * grows and it is not drawn into the next 2^(strikes - 1) rounds (at most
+ * FEDRECI_BENCH_MAX_ROUNDS): check-ins until then are answered
+ * Error(NOT_SELECTED), and a check-in it holds now is answered so. The
+ * bench is kept in memory only (a restart forgets it). NULL e: no-op.
+ * Lock held. */
+void fedreci_eng_bench(fedreci_coord *c, crec *e, uint64_t round_id, outbox *ob);
+
+/* Whether e is benched for the round the next cohort is drawn for. */
+int fedreci_eng_benched(const fedreci_coord *c, const crec *e);
+
+#define FEDRECI_BENCH_MAX_ROUNDS 1024u
 
 /* ---- round.c: the round state machine ------------------------------------- */
 

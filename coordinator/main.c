@@ -142,6 +142,16 @@ static void round_metrics(const fedreci_round_stats *st, char *out, size_t cap)
             }
             fedreci_json_arr_end(&w);
         }
+        if (st->n_withheld) {
+            fedreci_json_key(&w, "seed_withheld");
+            fedreci_json_arr_begin(&w);
+            for (uint32_t i = 0; i < st->n_withheld && i < 8; i++) {
+                char id[17];
+                snprintf(id, sizeof id, "%016llx", (unsigned long long)st->withheld_ids[i]);
+                fedreci_json_str(&w, id);
+            }
+            fedreci_json_arr_end(&w);
+        }
         fedreci_json_obj_end(&w);
         if (fedreci_json_finish(&w, NULL, NULL) == FEDREC_OK || keep == 0)
             return;

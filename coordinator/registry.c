@@ -19,10 +19,10 @@ crec *fedreci_eng_reg_find(fedreci_coord *c, uint64_t id)
 
 /* Whether entry e may be forgotten: not waiting, not in the current or
  * previous cohort (the round still looks its members up), not excluded (a
- * culprit stays refused). */
+ * culprit stays refused), not benched (its strikes are kept). */
 static int evictable(const fedreci_coord *c, const crec *e)
 {
-    if (e->wait_ctx >= 0 || e->excluded_round)
+    if (e->wait_ctx >= 0 || e->excluded_round || fedreci_eng_benched(c, e))
         return 0;
     for (int i = 0; i < 2; i++) {
         const rstate *r = i ? c->prev : c->cur;
@@ -144,4 +144,38 @@ void fedreci_eng_exclude(fedreci_coord *c, crec *e, uint64_t round_id, int repor
     }
     if (report && c->hooks.on_client_excluded)
         c->hooks.on_client_excluded(c->hooks.arg, e->id, e->excluded_round);
+}
+
+int fedreci_eng_benched(const fedreci_coord *c, const crec *e)
+{
+    return e && e->bench_until && e->bench_until >= c->next_round_id;
+}
+
+void fedreci_eng_bench(fedreci_coord *c, crec *e, uint64_t round_id, outbox *ob)
+{
+    if (!e)
+        return;
+    if (e->seed_strikes < 255)
+        e->seed_strikes++;
+    uint64_t rounds = 1;
+    for (uint32_t i = 1; i < e->seed_strikes && rounds < FEDRECI_BENCH_MAX_ROUNDS; i++)
+        rounds *= 2;
+    e->bench_until = round_id + rounds;
+    fedreci_log(FEDRECI_LOG_WARN, (int64_t)round_id,
+                "client %016llx withheld its graph seed contribution (%u times): not drawn "
+                "before round %llu",
+                (unsigned long long)e->id, e->seed_strikes,
+                (unsigned long long)(e->bench_until + 1));
+    if (e->wait_ctx >= 0 && ob) {
+        cctx *x = fedreci_eng_unpark(c, e->wait_ctx);
+        e->wait_ctx = -1;
+        for (size_t i = 0; i < c->n_waiting; i++)
+            if (c->waiting[i] == e->id) {
+                c->waiting[i] = c->waiting[--c->n_waiting];
+                break;
+            }
+        fedreci_wire_hdr h = {e->id, 0, FEDRECI_WIRE_STAGE_CHECKIN};
+        fedreci_eng_reply_error(c, x, &h, FEDREC_ERR_NOT_SELECTED,
+                                "benched: withheld its graph seed contribution", ob);
+    }
 }

@@ -84,6 +84,16 @@ static void on_checkin(fedreci_coord *c, cctx *x, const fedreci_wire_env *env, u
         fedreci_eng_reply_error(c, x, &h, FEDREC_ERR_NOT_SELECTED, text, ob);
         return;
     }
+    if (fedreci_eng_benched(c, e)) {
+        /* docs/protocol.md "The graph seed": it withheld its contribution
+           in a round that aborted for that */
+        char text[160];
+        snprintf(text, sizeof text,
+                 "benched until round %llu: withheld its graph seed contribution (%u times)",
+                 (unsigned long long)e->bench_until, e->seed_strikes);
+        fedreci_eng_reply_error(c, x, &h, FEDREC_ERR_NOT_SELECTED, text, ob);
+        return;
+    }
     int fresh = !e;
     const char *why = NULL;
     if (fresh && !fedreci_eng_new_id_allowed(c, pipe, &why)) {
@@ -446,11 +456,11 @@ static void stage_accept(fedreci_coord *c, cctx *x, const fedreci_wire_env *env,
         fedrec_err e = stage_add(c, r, env, s);
         if (e) {
             fedreci_eng_reply_error(c, x, &h, e, fedrec_errmsg(), ob);
-            /* a reveal that does not open its commitment names its sender:
-               it sends nothing more that counts, so the stage stops waiting
-               for it */
+            /* a reveal (of a share, or of its seed contribution) that does
+               not open its commitment names its sender: it sends nothing
+               more that counts, so the stage stops waiting for it */
             const uint64_t *cul = NULL;
-            size_t nc = s == PH_UNMASK ? fedreci_secagg_server_culprits(r->srv, &cul) : 0;
+            size_t nc = fedreci_secagg_server_culprits(r->srv, &cul);
             /* a complaint or an opening that excluded its sender (the
                server consumed the message): the step stops waiting too */
             int out =

@@ -39,6 +39,7 @@ void fedreci_eng_round_free(rstate *r)
     free(r->roster);
     free(r->contribs);
     free(r->missing);
+    free(r->withheld);
     free(r->nbr);
     free(r->surv);
     free(r->excl);
@@ -220,6 +221,8 @@ static void round_stats(const fedreci_coord *c, const rstate *r, fedreci_round_s
     st.sum = completed ? c->sum : NULL;
     st.culprit_ids = r->culprits;
     st.n_culprits = r->n_culprits;
+    st.withheld_ids = r->withheld;
+    st.n_withheld = r->n_withheld;
     st.dp = c->dp.on;
     if (c->dp.on) {
         st.dp_charged = r->dp_charged;
@@ -252,8 +255,9 @@ static void collect_culprits(fedreci_coord *c, rstate *r, outbox *ob)
     r->n_culprits = (uint32_t)n;
     for (size_t i = 0; i < n; i++) {
         fedreci_log(FEDRECI_LOG_WARN, (int64_t)r->id,
-                    "client %016llx named a culprit (a share that does not open its commitment, "
-                    "or shares that rebuild another secret than committed)",
+                    "client %016llx named a culprit (a seed contribution or a share that does "
+                    "not open its commitment, or shares that rebuild another secret than "
+                    "committed)",
                     (unsigned long long)v[i]);
         fedreci_eng_exclude(c, fedreci_eng_reg_find(c, v[i]), r->id, 1, ob);
     }
@@ -753,6 +757,31 @@ static void open_next_stage(fedreci_coord *c, rstate *r, int s, uint64_t t, outb
     fedreci_eng_set_deadline(c, t + c->cfg.stage_ms[fedreci_eng_phase_stage(s + 1)]);
 }
 
+/* The seed step aborted r (more members than FEDRECI_SECAGG_SEED_MISSING_MAX
+ * did not reveal): each roster member whose contribution was not accepted,
+ * other than a culprit (excluded anyway), is named in r->withheld and
+ * benched (fedreci_eng_bench). A withheld contribution cannot be told from
+ * a phone that went away, so the bench is temporary but doubles with every
+ * repeat: two phones that withhold together lose every round they are drawn
+ * into, but are drawn into 1 + log2(R) of R rounds at most. */
+static void bench_withheld(fedreci_coord *c, rstate *r, outbox *ob)
+{
+    const uint64_t *cul = NULL;
+    size_t nc = r->srv ? fedreci_secagg_server_culprits(r->srv, &cul) : 0;
+    free(r->withheld);
+    r->n_withheld = 0;
+    r->withheld = malloc((r->m ? r->m : 1) * sizeof *r->withheld);
+    for (size_t i = 0; i < r->m; i++) {
+        uint64_t id = r->roster_ids[i];
+        long mi = fedreci_find_u64(r->ids, r->n, id);
+        if (mi < 0 || (r->mem[mi].acc & (1u << PH_SEED)) || fedreci_find_u64(cul, nc, id) >= 0)
+            continue;
+        if (r->withheld)
+            r->withheld[r->n_withheld++] = id; /* roster order: sorted */
+        fedreci_eng_bench(c, fedreci_eng_reg_find(c, id), r->id, ob);
+    }
+}
+
 void fedreci_eng_close_stage(fedreci_coord *c, rstate *r, outbox *ob)
 {
     if (r->awaiting || r->grp)
@@ -793,6 +822,8 @@ void fedreci_eng_close_stage(fedreci_coord *c, rstate *r, outbox *ob)
         char why[200];
         snprintf(why, sizeof why, "stage %d%s: %s", fedreci_eng_phase_stage(s),
                  fedreci_eng_phase_step(s), fedrec_errmsg());
+        if (s == PH_SEED && e == FEDREC_ERR_ABORTED)
+            bench_withheld(c, r, ob);
         fedreci_eng_round_abort(c, r, e, why, ob);
         return;
     }

@@ -79,6 +79,10 @@ static void log_wait(const th_daemon *d, const char *a, const char *b)
     }
 }
 
+/* The cohort size the next daemon_launch asks for (the tests with two
+ * hostile clients raise it to 5). */
+static const char *g_cohort = "4";
+
 /* Starts the daemon; reuse: restart in d->dir (the same database). */
 static void daemon_launch(th_daemon *d, int reuse)
 {
@@ -99,7 +103,7 @@ static void daemon_launch(th_daemon *d, int reuse)
                           "--seed",
                           "7",
                           "--cohort",
-                          "4",
+                          g_cohort,
                           "--min-cohort",
                           "3",
                           "--deadline-checkin",
@@ -137,7 +141,8 @@ static uint64_t db_model_version(const th_daemon *d)
 
 /* ---- the hostile client --------------------------------------------------------------- */
 
-typedef struct hostile {
+typedef struct hostile hostile;
+struct hostile {
     uint64_t id;
     uint8_t pk[32], sk[64];
     nng_socket s;              /* its own connection */
@@ -146,6 +151,16 @@ typedef struct hostile {
     fedreci_secagg_client *sa; /* its state machine */
     uint64_t members[8];       /* roster ids of the current round */
     size_t n_members;
+    uint8_t digest[32]; /* the roster's seed digest */
+    /* the consistency step: 0 honest tags; 1 garbage tags (random bytes,
+       but the first is the tag it sent the same neighbour in its previous
+       round, when it has one: a replay of the content under a fresh MAC) */
+    int cons_mode;
+    fedreci_secagg_tag old_tags[8]; /* its tags of the last round (honest ones) */
+    size_t n_old_tags;
+    uint64_t old_round;
+    void (*before_cons)(struct hostile *h); /* run before its consistency message */
+    void *arg;
     fedreci_secagg_ciphertext cts[8]; /* its share bundles (copies) */
     uint8_t ctb[8][256], cmb[8][FEDRECI_SECAGG_COMMIT_BYTES];
     size_t n_cts;
@@ -156,7 +171,7 @@ typedef struct hostile {
     /* its signed messages of the round, as sent (for replay), by wire stage */
     uint8_t *sent[11];
     size_t sent_len[11];
-} hostile;
+};
 
 static void h_init(hostile *h, const char *url)
 {
@@ -257,6 +272,50 @@ static int h_checkin(hostile *h, fedrec_err *refused)
     return 0;
 }
 
+/* A signed check-in sent on h->s; its reply is taken by h_checkin_recv (two
+ * hostile clients check in together). */
+static void h_checkin_send(hostile *h)
+{
+    fedreci_wire_hdr hd = {h->id, 0, FEDRECI_WIRE_STAGE_CHECKIN};
+    nng_msg *m = NULL;
+    assert_int_equal(fedreci_wire_enc_checkin(&m, &hd, h->pk, 0, 1), FEDREC_OK);
+    assert_int_equal(fedreci_wire_sign(m, &hd, h->sk), FEDREC_OK);
+    assert_int_equal(nng_sendmsg(h->s, m, 0), 0);
+}
+
+/* The reply to h_checkin_send: 1 selected (h->round set); 0 an Error, its
+ * code in *refused and its text in text[cap]; fails on anything else. */
+static int h_checkin_recv(hostile *h, fedrec_err *refused, char *text, size_t cap)
+{
+    nng_msg *rm = NULL;
+    assert_int_equal(nng_recvmsg(h->s, &rm, 0), 0);
+    fedreci_wire_env *env = NULL;
+    if (fedreci_wire_decode_msg(rm, 64u << 20, &env))
+        fail_msg("check-in reply: %s", fedrec_errmsg());
+    nng_msg_free(rm);
+    if (env->body_case == FEDREC__V1__ENVELOPE__BODY_ERROR) {
+        *refused = (fedrec_err)env->error->code;
+        snprintf(text, cap, "%s", env->error->text ? env->error->text : "");
+        fedreci_wire_free(env);
+        return 0;
+    }
+    if (fedreci_wire_get_round(env, &h->round) != FEDREC_OK)
+        fail_msg("hostile %016llx not selected: %s", (unsigned long long)h->id, fedrec_errmsg());
+    fedreci_wire_free(env);
+    return 1;
+}
+
+/* Goes away: closes its connection (the coordinator counts it dropped at
+ * once) and opens a new one for its next check-in. */
+static void h_reconnect(hostile *h, const char *url)
+{
+    nng_close(h->s);
+    assert_int_equal(nng_req0_open(&h->s), 0);
+    nng_socket_set_ms(h->s, NNG_OPT_RECVTIMEO, 60000);
+    nng_socket_set_ms(h->s, NNG_OPT_REQ_RESENDTIME, (nng_duration)0x7fffffff);
+    assert_int_equal(nng_dial(h->s, url, NULL, 0), 0);
+}
+
 /* The binding of the round (proto/wire.h fedreci_wire_binding): the model is
  * downloaded as a session does, for its checksum. */
 static void h_binding(hostile *h, uint8_t binding[32])
@@ -271,8 +330,10 @@ static void h_binding(hostile *h, uint8_t binding[32])
     fedreci_wire_free(env);
 }
 
-/* Stage 0: advertises, takes the roster, makes its share bundles. */
-static void h_advertise(hostile *h)
+/* Stage 0: advertises and takes the roster (h->members, h->digest); send
+ * and receive apart (h_advert_send, h_advert_recv) so that two hostile
+ * clients can advertise together. */
+static void h_advert_send(hostile *h)
 {
     fedreci_secagg_client_destroy(h->sa);
     h->sa = NULL;
@@ -286,7 +347,23 @@ static void h_advertise(hostile *h)
     fedreci_wire_hdr hd = {h->id, h->round.secagg.round_id, FEDRECI_WIRE_STAGE_ADVERTISE};
     nng_msg *m = NULL;
     assert_int_equal(fedreci_wire_enc_advertise(&m, &hd, &a), FEDREC_OK);
-    fedreci_wire_env *env = h_call(h, h->s, m, &hd, h->sk, 1);
+    assert_int_equal(fedreci_wire_sign(m, &hd, h->sk), FEDREC_OK);
+    free(h->sent[hd.stage]);
+    h->sent_len[hd.stage] = nng_msg_len(m);
+    h->sent[hd.stage] = malloc(nng_msg_len(m));
+    assert_non_null(h->sent[hd.stage]);
+    memcpy(h->sent[hd.stage], nng_msg_body(m), nng_msg_len(m));
+    assert_int_equal(nng_sendmsg(h->s, m, 0), 0);
+}
+
+static void h_advert_recv(hostile *h)
+{
+    nng_msg *rm = NULL;
+    assert_int_equal(nng_recvmsg(h->s, &rm, 0), 0);
+    fedreci_wire_env *env = NULL;
+    if (fedreci_wire_decode_msg(rm, 64u << 20, &env))
+        fail_msg("roster: %s", fedrec_errmsg());
+    nng_msg_free(rm);
     fedreci_secagg_advert *ro = NULL;
     size_t n = 0;
     const uint8_t *digest = NULL;
@@ -296,21 +373,42 @@ static void h_advertise(hostile *h)
     h->n_members = n;
     for (size_t i = 0; i < n; i++)
         h->members[i] = ro[i].client_id;
+    memcpy(h->digest, digest, 32);
     free(ro);
-    /* the graph seed step */
-    uint8_t contribution[32];
-    assert_int_equal(fedreci_secagg_client_reveal(h->sa, h->members, n, digest, contribution),
-                     FEDREC_OK);
     fedreci_wire_free(env);
-    hd.stage = FEDRECI_WIRE_STAGE_SEED;
+}
+
+/* The graph seed step: a SeedReveal of contribution under id `as` (h->id:
+ * its own), MACed with h's round key (mac) or signed with its identity key
+ * (!mac), sent on s; returns the reply. */
+static fedreci_wire_env *h_reveal_msg(hostile *h, nng_socket s, uint64_t as,
+                                      const uint8_t contribution[32], int mac, int keep)
+{
+    fedreci_wire_hdr hd = {as, h->round.secagg.round_id, FEDRECI_WIRE_STAGE_SEED};
+    nng_msg *m = NULL;
     assert_int_equal(fedreci_wire_enc_seed_reveal(&m, &hd, contribution), FEDREC_OK);
-    {
+    if (mac) {
         /* MACed under the round key, like the masked input */
         uint8_t key[32];
         assert_int_equal(fedreci_secagg_client_mac_key(h->sa, h->round.coord_pk, key), FEDREC_OK);
         assert_int_equal(fedreci_wire_mac(m, key), FEDREC_OK);
     }
-    env = h_call(h, h->s, m, &hd, NULL, 1);
+    return h_call(h, s, m, &hd, mac ? NULL : h->sk, keep);
+}
+
+/* Its own contribution (the state machine's; once per round). */
+static void h_contribution(hostile *h, uint8_t contribution[32])
+{
+    assert_int_equal(
+        fedreci_secagg_client_reveal(h->sa, h->members, h->n_members, h->digest, contribution),
+        FEDREC_OK);
+}
+
+/* Takes the seed relay (a reply to its reveal), makes its share bundles. */
+static void h_take_seed_relay(hostile *h, fedreci_wire_env *env)
+{
+    size_t n = h->n_members;
+    fedreci_secagg_advert *ro = NULL;
     uint8_t *contribs = NULL, *missing = NULL;
     if (fedreci_wire_get_seed_relay(env, h->members, n, &contribs, &missing, &ro))
         fail_msg("hostile: seed relay: %s", fedrec_errmsg());
@@ -333,6 +431,16 @@ static void h_advertise(hostile *h)
     }
     free(ro);
     fedreci_wire_free(env);
+}
+
+/* Stage 0 and the seed step, as the protocol says. */
+static void h_advertise(hostile *h)
+{
+    h_advert_send(h);
+    h_advert_recv(h);
+    uint8_t contribution[32];
+    h_contribution(h, contribution);
+    h_take_seed_relay(h, h_reveal_msg(h, h->s, h->id, contribution, 1, 1));
 }
 
 /* Makes the hostile a dealer whose shares do not rebuild the b it commits
@@ -479,9 +587,25 @@ static fedreci_wire_env *h_unmask(hostile *h, fedreci_wire_env *req, int flip)
                      FEDREC_OK);
     fedreci_wire_free(req);
     /* the consistency step: its tags out, its neighbours' in */
+    assert_true(n_tags <= 8);
+    fedreci_secagg_tag mine[8];
+    memcpy(mine, tags, n_tags * sizeof *tags);
+    if (h->before_cons)
+        h->before_cons(h);
+    if (h->cons_mode == 1) {
+        for (size_t i = 0; i < n_tags; i++)
+            randombytes_buf(mine[i].tag, sizeof mine[i].tag);
+        for (size_t j = 0; n_tags && j < h->n_old_tags; j++)
+            if (h->old_tags[j].to == mine[0].to)
+                memcpy(mine[0].tag, h->old_tags[j].tag, sizeof mine[0].tag);
+    } else {
+        memcpy(h->old_tags, tags, n_tags * sizeof *tags);
+        h->n_old_tags = n_tags;
+        h->old_round = h->round.secagg.round_id;
+    }
     fedreci_wire_hdr hc = {h->id, h->round.secagg.round_id, FEDRECI_WIRE_STAGE_CONSISTENCY};
     nng_msg *mc = NULL;
-    assert_int_equal(fedreci_wire_enc_tags(&mc, &hc, 0, tags, n_tags), FEDREC_OK);
+    assert_int_equal(fedreci_wire_enc_tags(&mc, &hc, 0, mine, n_tags), FEDREC_OK);
     {
         uint8_t key[32];
         assert_int_equal(fedreci_secagg_client_mac_key(h->sa, h->round.coord_pk, key), FEDREC_OK);
@@ -526,12 +650,19 @@ typedef struct world {
     uint64_t round; /* the round the cohort is in (from the hostile's check-in) */
 } world;
 
-static void world_start(world *w)
+/* The daemon with cohort size `cohort`, three honest clients, one hostile. */
+static void world_start_cohort(world *w, const char *cohort)
 {
+    g_cohort = cohort;
     daemon_launch(&w->d, 0);
     for (int i = 0; i < N_HONEST; i++)
         th_gclient_init(&w->g[i], D);
     h_init(&w->h, w->d.url);
+}
+
+static void world_start(world *w)
+{
+    world_start_cohort(w, "4");
 }
 
 static void world_free(world *w)
@@ -1236,6 +1367,264 @@ static void test_replayed_checkin(void **state)
     th_daemon_stop(&w.d, 1, 0);
 }
 
+/* ---- the steps issue 14 added: the graph seed and the consistency check ------------- */
+
+/* The round row of r must name `ids` (n, sorted) under "key". */
+static void expect_named(world *w, uint64_t r, const char *key, const uint64_t *ids, size_t n)
+{
+    char st[16], want[200];
+    char *json = th_daemon_round_row(&w->d, r, st);
+    size_t o = (size_t)snprintf(want, sizeof want, "\"%s\":[", key);
+    for (size_t i = 0; i < n; i++)
+        o += (size_t)snprintf(want + o, sizeof want - o, "%s\"%016llx\"", i ? "," : "",
+                              (unsigned long long)ids[i]);
+    snprintf(want + o, sizeof want - o, "]");
+    if (!strstr(json, want)) {
+        th_log_dump(&w->d);
+        fail_msg("round %llu metrics %s do not hold %s", (unsigned long long)r, json, want);
+    }
+    free(json);
+}
+
+/* Two hostile clients check in together; both must be drawn into one round. */
+static uint64_t pair_checkin(hostile *a, hostile *b)
+{
+    fedrec_err code = FEDREC_OK;
+    char text[200];
+    h_checkin_send(a);
+    h_checkin_send(b);
+    if (!h_checkin_recv(a, &code, text, sizeof text) ||
+        !h_checkin_recv(b, &code, text, sizeof text))
+        fail_msg("hostile check-in refused: %s", text);
+    assert_int_equal(a->round.secagg.round_id, b->round.secagg.round_id);
+    return a->round.secagg.round_id;
+}
+
+/* Both check in and must be refused as benched until round `until`. */
+static void pair_benched(hostile *a, hostile *b, uint64_t until)
+{
+    char want[64];
+    snprintf(want, sizeof want, "benched until round %llu", (unsigned long long)until);
+    hostile *p[2] = {a, b};
+    for (int i = 0; i < 2; i++) {
+        fedrec_err code = FEDREC_OK;
+        char text[200] = "";
+        h_checkin_send(p[i]);
+        assert_int_equal(h_checkin_recv(p[i], &code, text, sizeof text), 0);
+        assert_int_equal(code, FEDREC_ERR_NOT_SELECTED);
+        if (!strstr(text, want))
+            fail_msg("check-in refused with '%s', want '%s'", text, want);
+    }
+}
+
+/* Withheld graph seed contributions (docs/protocol.md "The graph seed").
+ * One member that advertises and then goes away without revealing is left
+ * out: the honest clients' round completes with their exact sum. Two that
+ * do so abort the round (more than FEDRECI_SECAGG_SEED_MISSING_MAX = 1
+ * missing), which is never committed; both are named in the round log
+ * ("seed_withheld") and benched: refused at the next check-in, the next
+ * round completes exactly without them. Doing it again doubles the bench
+ * (two rounds). Cohort 5: three honest clients and two hostile ones. */
+static void test_seed_withheld(void **state)
+{
+    (void)state;
+    world w;
+    world_start_cohort(&w, "5");
+    hostile h2;
+    h_init(&h2, w.d.url);
+    fedrec_err code;
+    char text[200];
+    /* one withholder (the cohort of 4 is drawn when the check-in window
+       closes): left out */
+    honest_start(&w);
+    h_checkin_send(&w.h);
+    assert_int_equal(h_checkin_recv(&w.h, &code, text, sizeof text), 1);
+    uint64_t r = w.h.round.secagg.round_id;
+    h_advert_send(&w.h);
+    h_advert_recv(&w.h);
+    h_reconnect(&w.h, w.d.url);
+    honest_finish(&w, FEDRECI_SESSION_COMPLETED);
+    expect_completed(&w, r, 0);
+    assert_int_equal(th_log_count(&w.d, "withheld its graph seed", NULL, NULL), 0);
+    /* two withholders, twice */
+    uint64_t hid[2] = {w.h.id < h2.id ? w.h.id : h2.id, w.h.id < h2.id ? h2.id : w.h.id};
+    for (int k = 0; k < 2; k++) {
+        uint64_t vb = db_model_version(&w.d);
+        honest_start(&w);
+        r = pair_checkin(&w.h, &h2);
+        h_advert_send(&w.h);
+        h_advert_send(&h2);
+        h_advert_recv(&w.h);
+        h_advert_recv(&h2);
+        h_reconnect(&w.h, w.d.url);
+        h_reconnect(&h2, w.d.url);
+        honest_finish(&w, FEDRECI_SESSION_ABORTED);
+        expect_aborted(&w, r, "revealed their graph seed contribution", 0, vb);
+        expect_named(&w, r, "seed_withheld", hid, 2);
+        /* benched: 1 round the first time, 2 the second */
+        pair_benched(&w.h, &h2, r + (k == 0 ? 1 : 2));
+        honest_round_without(&w, r + 1, 0);
+    }
+    h_free(&h2);
+    world_free(&w);
+    th_daemon_stop(&w.d, 1, 0);
+}
+
+/* A seed contribution that does not open the commitment in its signed
+ * advert: refused, and its sender named a culprit on the spot (its later,
+ * correct contribution is refused too); it is left out of the seed, the
+ * honest clients' round completes with their exact sum, the round log names
+ * it, and it is refused afterwards. */
+static void test_bad_reveal(void **state)
+{
+    (void)state;
+    world w;
+    world_start(&w);
+    fedrec_err code;
+    honest_start(&w);
+    assert_int_equal(h_checkin(&w.h, &code), 1);
+    uint64_t r = w.h.round.secagg.round_id;
+    h_advert_send(&w.h);
+    h_advert_recv(&w.h);
+    uint8_t contribution[32], bad[32];
+    h_contribution(&w.h, contribution);
+    memcpy(bad, contribution, 32);
+    bad[5] ^= 0x10;
+    expect_error(h_reveal_msg(&w.h, w.h.s, w.h.id, bad, 1, 0), FEDREC_ERR_PROTOCOL,
+                 "a contribution that does not open its commitment");
+    expect_error(h_reveal_msg(&w.h, w.h.s, w.h.id, contribution, 1, 0), FEDREC_ERR_PROTOCOL,
+                 "the right contribution after a wrong one");
+    honest_finish(&w, FEDRECI_SESSION_COMPLETED);
+    expect_completed(&w, r, 0);
+    expect_named(&w, r, "culprits", &w.h.id, 1);
+    honest_round_without(&w, r + 1, 1);
+    world_free(&w);
+    th_daemon_stop(&w.d, 1, 0);
+}
+
+/* Seed contributions under the other members' ids (MACed with the
+ * hostile's own round key, and signed with its identity key instead): they
+ * do not verify and change nothing; each member's own contribution is taken
+ * and the round (the hostile then playing honestly) completes exactly. */
+static void test_reveal_as_other(void **state)
+{
+    (void)state;
+    world w;
+    world_start(&w);
+    fedrec_err code;
+    honest_start(&w);
+    assert_int_equal(h_checkin(&w.h, &code), 1);
+    uint64_t r = w.h.round.secagg.round_id;
+    h_advert_send(&w.h);
+    h_advert_recv(&w.h);
+    uint8_t contribution[32];
+    h_contribution(&w.h, contribution);
+    for (size_t i = 0; i < w.h.n_members; i++) {
+        if (w.h.members[i] == w.h.id)
+            continue;
+        for (int mac = 0; mac < 2; mac++)
+            expect_error(h_reveal_msg(&w.h, w.h.side, w.h.members[i], contribution, mac, 0),
+                         FEDREC_ERR_SIGNATURE, "a contribution under another member's id");
+    }
+    /* its own, signed instead of MACed: not the seed step's authentication */
+    expect_error(h_reveal_msg(&w.h, w.h.side, w.h.id, contribution, 0, 0), FEDREC_ERR_SIGNATURE,
+                 "a signed (not MACed) contribution");
+    h_take_seed_relay(&w.h, h_reveal_msg(&w.h, w.h.s, w.h.id, contribution, 1, 1));
+    fedreci_wire_env *res = h_unmask(&w.h, h_masked(&w.h, h_share(&w.h), 1, 0, 0), 0);
+    assert_int_equal(res->body_case, FEDREC__V1__ENVELOPE__BODY_ROUND_RESULT);
+    assert_true(res->round_result->completed);
+    fedreci_wire_free(res);
+    honest_finish(&w, FEDRECI_SESSION_COMPLETED);
+    expect_completed(&w, r, 1);
+    world_free(&w);
+    th_daemon_stop(&w.d, 1, 0);
+}
+
+/* Before its own consistency message in round 2: its round-1 message
+ * replayed as sent (answered from round 1's record) and with the round id
+ * rewritten (does not verify), consistency messages under each honest
+ * member's id (MACed with its own key: do not verify), and one under its
+ * own id whose tag claims an honest sender (refused, nothing counted). */
+static void cons_attacks(hostile *h)
+{
+    const world *w = h->arg;
+    uint64_t r1 = h->old_round, r2 = h->round.secagg.round_id;
+    const uint8_t *old = h->sent[FEDRECI_WIRE_STAGE_CONSISTENCY];
+    size_t old_len = h->sent_len[FEDRECI_WIRE_STAGE_CONSISTENCY];
+    assert_non_null(old);
+    fedreci_wire_env *e = call_bytes(h->side, old, old_len);
+    assert_int_equal(e->round_id, r1);
+    fedreci_wire_free(e);
+    assert_int_equal(fedreci_wire_decode(old, old_len, 64u << 20, &e), FEDREC_OK);
+    e->round_id = r2;
+    e->mac.len = 0;
+    size_t n = fedrec__v1__envelope__get_packed_size(e);
+    uint8_t *b = malloc(n + FEDRECI_WIRE_MAC_SUFFIX);
+    assert_non_null(b);
+    fedrec__v1__envelope__pack(e, b);
+    memcpy(b + n, old + old_len - FEDRECI_WIRE_MAC_SUFFIX, FEDRECI_WIRE_MAC_SUFFIX);
+    fedreci_wire_free(e);
+    expect_error(call_bytes(h->side, b, n + FEDRECI_WIRE_MAC_SUFFIX), FEDREC_ERR_SIGNATURE,
+                 "round 1's consistency message under round 2's id");
+    free(b);
+    uint8_t key[32];
+    assert_int_equal(fedreci_secagg_client_mac_key(h->sa, h->round.coord_pk, key), FEDREC_OK);
+    for (int i = 0; i < N_HONEST; i++) {
+        fedreci_secagg_tag t = {w->g[i].id, h->id, {0}};
+        randombytes_buf(t.tag, sizeof t.tag);
+        fedreci_wire_hdr hd = {w->g[i].id, r2, FEDRECI_WIRE_STAGE_CONSISTENCY};
+        nng_msg *m = NULL;
+        assert_int_equal(fedreci_wire_enc_tags(&m, &hd, 0, &t, 1), FEDREC_OK);
+        assert_int_equal(fedreci_wire_mac(m, key), FEDREC_OK);
+        expect_error(h_call(h, h->side, m, &hd, NULL, 0), FEDREC_ERR_SIGNATURE,
+                     "consistency tags under an honest member's id");
+        /* its own id, a tag that claims to come from the honest member */
+        t.to = h->members[0] == w->g[i].id ? h->members[1] : h->members[0];
+        hd.client_id = h->id;
+        assert_int_equal(fedreci_wire_enc_tags(&m, &hd, 0, &t, 1), FEDREC_OK);
+        assert_int_equal(fedreci_wire_mac(m, key), FEDREC_OK);
+        expect_error(h_call(h, h->side, m, &hd, NULL, 0), FEDREC_ERR_PROTOCOL,
+                     "a tag whose sender is another member");
+    }
+}
+
+/* Garbage and forged consistency tags, and the previous round's consistency
+ * message replayed. The honest clients cannot be told another survivor set
+ * by one member: each needs t = 2 endorsements of its 3 neighbours and gets
+ * them from the two other honest clients; the hostile's garbage tags (one
+ * of them its round-1 tag to that neighbour under a round-2 MAC) are not
+ * counted. The round completes with the exact sum, the hostile's input
+ * included (it reveals honestly). */
+static void test_consistency_tags(void **state)
+{
+    (void)state;
+    world w;
+    world_start(&w);
+    fedrec_err code;
+    honest_start(&w);
+    assert_int_equal(h_checkin(&w.h, &code), 1);
+    uint64_t r1 = w.h.round.secagg.round_id;
+    h_honest_round(&w.h);
+    honest_finish(&w, FEDRECI_SESSION_COMPLETED);
+    expect_completed(&w, r1, 1);
+    /* round 2 */
+    honest_start(&w);
+    assert_int_equal(h_checkin(&w.h, &code), 1);
+    uint64_t r2 = w.h.round.secagg.round_id;
+    w.h.before_cons = cons_attacks;
+    w.h.arg = &w;
+    w.h.cons_mode = 1;
+    h_advertise(&w.h);
+    fedreci_wire_env *res = h_unmask(&w.h, h_masked(&w.h, h_share(&w.h), 1, 0, 0), 0);
+    assert_int_equal(res->body_case, FEDREC__V1__ENVELOPE__BODY_ROUND_RESULT);
+    assert_true(res->round_result->completed);
+    fedreci_wire_free(res);
+    honest_finish(&w, FEDRECI_SESSION_COMPLETED);
+    expect_completed(&w, r2, 1);
+    world_free(&w);
+    th_daemon_stop(&w.d, 1, 0);
+}
+
 int main(void)
 {
     if (sodium_init() < 0)
@@ -1253,6 +1642,10 @@ int main(void)
         cmocka_unit_test_teardown(test_false_complaint, th_daemon_teardown),
         cmocka_unit_test_teardown(test_false_complaint_real_bundle, th_daemon_teardown),
         cmocka_unit_test_teardown(test_replayed_checkin, th_daemon_teardown),
+        cmocka_unit_test_teardown(test_seed_withheld, th_daemon_teardown),
+        cmocka_unit_test_teardown(test_bad_reveal, th_daemon_teardown),
+        cmocka_unit_test_teardown(test_reveal_as_other, th_daemon_teardown),
+        cmocka_unit_test_teardown(test_consistency_tags, th_daemon_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

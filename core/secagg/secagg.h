@@ -557,7 +557,10 @@ FEDREC_NODISCARD fedrec_err fedreci_secagg_server_close_advertise(
 const uint8_t *fedreci_secagg_server_seed_digest(const fedreci_secagg_server *s);
 
 /* Stage SEED: accepts a roster member's contribution (it must open the
- * commitment in its signed advert: FEDREC_ERR_PROTOCOL otherwise). */
+ * commitment in its signed advert: FEDREC_ERR_PROTOCOL otherwise, and the
+ * sender is named a culprit, fedreci_secagg_server_culprits: the caller
+ * authenticated the message, and the commitment is signed, so nobody else
+ * can make it fail; a later contribution from it is refused the same way). */
 FEDREC_NODISCARD fedrec_err fedreci_secagg_server_add_reveal(fedreci_secagg_server *s,
                                                              uint64_t sender,
                                                              const uint8_t contribution[16]);
@@ -683,13 +686,13 @@ FEDREC_NODISCARD fedrec_err fedreci_secagg_server_finish(fedreci_secagg_server *
                                                          size_t d);
 
 /* The clients this server caught cheating so far in the round, sorted by id:
- * a holder whose revealed share does not open the commitment its dealer made
- * to the share dealt to it (add_unmask refuses that message and discards its
- * reveals), and a dealer whose shares all opened their commitments yet
- * rebuild a secret other than the one it committed to (a b seed not matching
- * c_b, or an s^SK whose public key is not the signed s_pk; finish aborts the
- * round). *ids points into s until the next call; returns the count (0 on
- * NULL arguments or out of memory). */
+ * a member whose graph seed contribution does not open its signed
+ * commitment (add_reveal), a holder whose revealed share does not open the commitment its dealer
+ * made to the share dealt to it (add_unmask refuses that message and discards its reveals), and a
+ * dealer whose shares all opened their commitments yet rebuild a secret other than the one it
+ * committed to (a b seed not matching c_b, or an s^SK whose public key is not the signed s_pk;
+ * finish aborts the round). *ids points into s until the next call; returns the count (0 on NULL
+ * arguments or out of memory). */
 size_t fedreci_secagg_server_culprits(fedreci_secagg_server *s, const uint64_t **ids);
 
 /* Checks an unmasked sum (p->d words, from finish) before anything uses it:

@@ -449,11 +449,20 @@ fedrec_err fedreci_secagg_server_add_reveal(fedreci_secagg_server *s, uint64_t s
                              (unsigned long long)sender);
     uint8_t cm[32];
     fedreci_secagg_seed_commit(cm, s->p.round_id, sender, contribution);
-    if (sodium_memcmp(cm, s->roster[u].seed_commit, 32) != 0)
+    if (s->culprit[u])
+        return fedreci_error(FEDREC_ERR_PROTOCOL,
+                             "secagg server: seed contribution from %llu, named a culprit in "
+                             "this round",
+                             (unsigned long long)sender);
+    if (sodium_memcmp(cm, s->roster[u].seed_commit, 32) != 0) {
+        /* it signed the commitment: a contribution that does not open it
+           is proof that its sender deviates (it is left out of the seed) */
+        s->culprit[u] = 1;
         return fedreci_error(FEDREC_ERR_PROTOCOL,
                              "secagg server: seed contribution from %llu does not open the "
-                             "commitment in its signed advert",
+                             "commitment in its signed advert; it is named a culprit",
                              (unsigned long long)sender);
+    }
     memcpy(s->contribs + (size_t)FEDRECI_SECAGG_SEED_SLOT_BYTES * u, contribution,
            FEDRECI_SECAGG_CONTRIB_BYTES); /* the slot's rest stays zero (calloc) */
     s->revealed[u] = 1;
