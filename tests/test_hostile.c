@@ -18,7 +18,14 @@
  *    cohort's clip budget);
  *  - test_forged_weight: a zero weight (and, second round, a weight of 7);
  *  - test_replayed_checkin: a captured check-in replayed (before and after
- *    a restart), and check-ins stamped outside the clock window.
+ *    a restart), and check-ins stamped outside the clock window;
+ *  - test_seed_withheld, test_bad_reveal, test_reveal_as_other: the graph
+ *    seed step (issue 14) with withheld contributions (one, then two
+ *    hostile clients: named and benched), one that does not open its
+ *    commitment, and contributions under other members' ids;
+ *  - test_consistency_tags, test_consistency_two_silent: the consistency
+ *    step with garbage, forged and replayed tags and messages, and what two
+ *    members that do not endorse still do (abort a cohort of 5, unnamed).
  *
  * For each: the honest clients' round completes and the coordinator's round
  * log records the BLAKE2b-256 of the unmasked sum, which must equal that of
@@ -574,9 +581,10 @@ static fedreci_wire_env *h_masked(hostile *h, fedreci_wire_env *relay, uint32_t 
     return env;
 }
 
-/* Stage 3: answers the unmask request; flip: corrupt every share. Returns
- * the reply (RoundResult or Error). */
-static fedreci_wire_env *h_unmask(hostile *h, fedreci_wire_env *req, int flip)
+/* Stage 3: answers the unmask request (the consistency step, then its
+ * reveals; flip: corrupt every share), sending the reveals without waiting
+ * for the reply (h_reply takes it). */
+static void h_unmask_send(hostile *h, fedreci_wire_env *req, int flip)
 {
     const uint64_t *sv, *dr;
     size_t ns, nd;
@@ -629,7 +637,32 @@ static fedreci_wire_env *h_unmask(hostile *h, fedreci_wire_env *req, int flip)
     fedreci_wire_hdr hd = {h->id, h->round.secagg.round_id, FEDRECI_WIRE_STAGE_UNMASK};
     nng_msg *m = NULL;
     assert_int_equal(fedreci_wire_enc_unmask(&m, &hd, r, n_rv), FEDREC_OK);
-    return h_call(h, h->s, m, &hd, h->sk, 1);
+    assert_int_equal(fedreci_wire_sign(m, &hd, h->sk), FEDREC_OK);
+    free(h->sent[hd.stage]);
+    h->sent_len[hd.stage] = nng_msg_len(m);
+    h->sent[hd.stage] = malloc(nng_msg_len(m));
+    assert_non_null(h->sent[hd.stage]);
+    memcpy(h->sent[hd.stage], nng_msg_body(m), nng_msg_len(m));
+    assert_int_equal(nng_sendmsg(h->s, m, 0), 0);
+}
+
+/* The reply to the request last sent on h->s. */
+static fedreci_wire_env *h_reply(hostile *h)
+{
+    nng_msg *rm = NULL;
+    assert_int_equal(nng_recvmsg(h->s, &rm, 0), 0);
+    fedreci_wire_env *env = NULL;
+    if (fedreci_wire_decode_msg(rm, 64u << 20, &env))
+        fail_msg("reply: %s", fedrec_errmsg());
+    nng_msg_free(rm);
+    return env;
+}
+
+/* h_unmask_send, then the reply (RoundResult or Error). */
+static fedreci_wire_env *h_unmask(hostile *h, fedreci_wire_env *req, int flip)
+{
+    h_unmask_send(h, req, flip);
+    return h_reply(h);
 }
 
 /* A whole honest round for the hostile client (it must have been selected). */
@@ -1417,10 +1450,31 @@ static void pair_benched(hostile *a, hostile *b, uint64_t until)
     }
 }
 
+/* One member that advertises and then goes away without revealing its
+ * graph seed contribution is left out: the honest clients' round completes
+ * with their exact sum, and nobody is benched. */
+static void test_seed_one_withheld(void **state)
+{
+    (void)state;
+    world w;
+    world_start(&w);
+    fedrec_err code;
+    honest_start(&w);
+    assert_int_equal(h_checkin(&w.h, &code), 1);
+    uint64_t r = w.h.round.secagg.round_id;
+    h_advert_send(&w.h);
+    h_advert_recv(&w.h);
+    h_reconnect(&w.h, w.d.url);
+    honest_finish(&w, FEDRECI_SESSION_COMPLETED);
+    expect_completed(&w, r, 0);
+    assert_int_equal(th_log_count(&w.d, "withheld its graph seed", NULL, NULL), 0);
+    world_free(&w);
+    th_daemon_stop(&w.d, 1, 0);
+}
+
 /* Withheld graph seed contributions (docs/protocol.md "The graph seed").
- * One member that advertises and then goes away without revealing is left
- * out: the honest clients' round completes with their exact sum. Two that
- * do so abort the round (more than FEDRECI_SECAGG_SEED_MISSING_MAX = 1
+ * Two members that advertise and then go away without revealing abort the
+ * round (more than FEDRECI_SECAGG_SEED_MISSING_MAX = 1
  * missing), which is never committed; both are named in the round log
  * ("seed_withheld") and benched: refused at the next check-in, the next
  * round completes exactly without them. Doing it again doubles the bench
@@ -1432,20 +1486,7 @@ static void test_seed_withheld(void **state)
     world_start_cohort(&w, "5");
     hostile h2;
     h_init(&h2, w.d.url);
-    fedrec_err code;
-    char text[200];
-    /* one withholder (the cohort of 4 is drawn when the check-in window
-       closes): left out */
-    honest_start(&w);
-    h_checkin_send(&w.h);
-    assert_int_equal(h_checkin_recv(&w.h, &code, text, sizeof text), 1);
-    uint64_t r = w.h.round.secagg.round_id;
-    h_advert_send(&w.h);
-    h_advert_recv(&w.h);
-    h_reconnect(&w.h, w.d.url);
-    honest_finish(&w, FEDRECI_SESSION_COMPLETED);
-    expect_completed(&w, r, 0);
-    assert_int_equal(th_log_count(&w.d, "withheld its graph seed", NULL, NULL), 0);
+    uint64_t r = 0;
     /* two withholders, twice */
     uint64_t hid[2] = {w.h.id < h2.id ? w.h.id : h2.id, w.h.id < h2.id ? h2.id : w.h.id};
     for (int k = 0; k < 2; k++) {
@@ -1625,6 +1666,68 @@ static void test_consistency_tags(void **state)
     th_daemon_stop(&w.d, 1, 0);
 }
 
+/* What a hostile client can still do at the consistency step
+ * (docs/threat-model.md): an honest member reveals only when t of its
+ * neighbours named survivors endorse its survivor set, and the coordinator
+ * cannot check a tag (only the pair can). Cohort 5 (k = 4, t = 3): one
+ * member sends garbage tags and another (a library client with the dropout
+ * hook) goes silent after its masked input. Each honest member then has 2
+ * endorsements of the 3 it needs and reveals nothing; the round aborts, is
+ * never committed, and nobody is named (neither deviation can be told from
+ * a phone that went away, or proven to the coordinator). The next round,
+ * without them, completes with the honest clients' exact sum. */
+static void test_consistency_two_silent(void **state)
+{
+    (void)state;
+    world w;
+    world_start_cohort(&w, "5");
+    th_gclient quiet;
+    th_gclient_init(&quiet, D);
+    fedreci_session_config sc;
+    th_gclient_config(&quiet, &sc, w.d.url, 60000);
+    sc.dropout_stage = 3;
+    uint64_t v0 = db_model_version(&w.d);
+    fedrec_err code;
+    honest_start(&w);
+    th_gclient_start_with(&quiet, &sc);
+    assert_int_equal(h_checkin(&w.h, &code), 1);
+    uint64_t r = w.h.round.secagg.round_id;
+    assert_int_equal(w.h.round.secagg.n, 5);
+    assert_int_equal(w.h.round.secagg.t, 3);
+    w.h.cons_mode = 1;
+    h_advertise(&w.h);
+    fedreci_wire_env *req = h_masked(&w.h, h_share(&w.h), 1, 0, 0);
+    /* the quiet one stops before its consistency message; its connection
+       closes when its session is destroyed */
+    th_gclient_finish(&quiet);
+    assert_int_equal(quiet.res.outcome, FEDRECI_SESSION_DROPPED);
+    h_unmask_send(&w.h, req, 0);
+    /* the honest clients leave the round without revealing */
+    for (int i = 0; i < N_HONEST; i++) {
+        th_gclient_finish(&w.g[i]);
+        if (w.g[i].res.outcome != FEDRECI_SESSION_REFUSED || !w.g[i].res.refusal ||
+            strcmp(w.g[i].res.refusal, FEDRECI_REFUSE_CONSISTENCY) != 0) {
+            th_log_dump(&w.d);
+            fail_msg("honest client %d: outcome %d (%s), want refused (%s)", i, w.g[i].res.outcome,
+                     w.g[i].res.text, FEDRECI_REFUSE_CONSISTENCY);
+        }
+    }
+    fedreci_wire_env *res = h_reply(&w.h);
+    assert_int_equal(res->body_case, FEDREC__V1__ENVELOPE__BODY_ROUND_RESULT);
+    assert_false(res->round_result->completed);
+    fedreci_wire_free(res);
+    expect_aborted(&w, r, "fewer than t = 3", 0, v0);
+    char st[16];
+    char *json = th_daemon_round_row(&w.d, r, st);
+    if (strstr(json, "culprits") || strstr(json, "seed_withheld"))
+        fail_msg("round %llu names somebody: %s", (unsigned long long)r, json);
+    free(json);
+    honest_round_without(&w, r + 1, 0);
+    th_gclient_free(&quiet);
+    world_free(&w);
+    th_daemon_stop(&w.d, 1, 0);
+}
+
 int main(void)
 {
     if (sodium_init() < 0)
@@ -1642,10 +1745,12 @@ int main(void)
         cmocka_unit_test_teardown(test_false_complaint, th_daemon_teardown),
         cmocka_unit_test_teardown(test_false_complaint_real_bundle, th_daemon_teardown),
         cmocka_unit_test_teardown(test_replayed_checkin, th_daemon_teardown),
+        cmocka_unit_test_teardown(test_seed_one_withheld, th_daemon_teardown),
         cmocka_unit_test_teardown(test_seed_withheld, th_daemon_teardown),
         cmocka_unit_test_teardown(test_bad_reveal, th_daemon_teardown),
         cmocka_unit_test_teardown(test_reveal_as_other, th_daemon_teardown),
         cmocka_unit_test_teardown(test_consistency_tags, th_daemon_teardown),
+        cmocka_unit_test_teardown(test_consistency_two_silent, th_daemon_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -15,7 +15,9 @@
  * libsodium's randombytes is replaced by a ChaCha20 stream restarted for
  * every input, so every run of an input is the same run.
  *
- * Checked: nothing crashes or leaks; if no message from the input was
+ * Checked: nothing crashes or leaks; a roster member's seed contribution
+ * refused as not opening its commitment names it a culprit; if no message
+ * from the input was
  * accepted, the round completes and the sum is exactly the honest clients'
  * quantized inputs; whenever the round completes, a client the server
  * names as a survivor did send an accepted masked input. */
@@ -166,8 +168,22 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     }
     while (next_chunk(&rd, &sender, &env)) {
         const uint8_t *contribution;
-        if (fedreci_wire_get_seed_reveal(env, &contribution) == FEDREC_OK)
-            accepted += fedreci_secagg_server_add_reveal(srv, sender, contribution) == FEDREC_OK;
+        if (fedreci_wire_get_seed_reveal(env, &contribution) == FEDREC_OK) {
+            fedrec_err re = fedreci_secagg_server_add_reveal(srv, sender, contribution);
+            accepted += re == FEDREC_OK;
+            /* a roster member's contribution refused as not opening its
+               commitment names it a culprit */
+            const uint64_t *cul = NULL;
+            size_t nc = fedreci_secagg_server_culprits(srv, &cul);
+            int named = 0;
+            for (size_t i = 0; i < nc; i++)
+                named |= cul[i] == sender;
+            int member = 0;
+            for (size_t i = 0; i < m && i < N; i++)
+                member |= rids[i] == sender;
+            if (re == FEDREC_ERR_PROTOCOL && member && !named)
+                abort();
+        }
         fedreci_wire_free(env);
     }
     const uint8_t *contribs;

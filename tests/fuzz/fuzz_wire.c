@@ -11,8 +11,10 @@
  *     seed of that kind, and the body's checks are what gets fuzzed.
  *   byte0 >= 0x80: the rest is a whole Envelope as received from the wire.
  * Properties checked (abort on violation): a decode either fails or yields an
- * envelope whose accessors are memory-safe for any dimension; a successful
- * decode re-encodes to bytes that decode to the same header and body kind. */
+ * envelope whose accessors are memory-safe for any dimension (the check-in's
+ * time and attestation, the binding digest of a round, the signature and the
+ * MAC checks included); a successful decode re-encodes to bytes that decode
+ * to the same header and body kind. */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -45,11 +47,34 @@ static void exercise(const fedreci_wire_env *e)
     uint64_t ver;
     int opted;
     (void)fedreci_wire_get_checkin(e, &pk, &ver, &opted);
+    /* the check-in's signed time is 0 for every other body */
+    if (e->body_case != FEDREC__V1__ENVELOPE__BODY_CHECK_IN && fedreci_wire_checkin_sent_ms(e))
+        abort();
+    const uint8_t *tok = NULL;
+    size_t tl = 0;
+    if (fedreci_wire_get_attestation(e, &tok, &tl) == FEDREC_OK) {
+        if (tl > FEDRECI_WIRE_ATTEST_MAX || (tl && !tok) || (!tl && tok))
+            abort();
+        volatile uint8_t acc = 0;
+        for (size_t i = 0; i < tl; i++)
+            acc ^= tok[i];
+    }
     fedreci_wire_round rd;
     if (fedreci_wire_get_round(e, &rd) == FEDREC_OK) {
         if (rd.secagg.d != (uint64_t)rd.n_items * rd.k_factors + 1)
             abort();
         (void)fedreci_secagg_params_check(&rd.secagg);
+        /* the binding digest of any decoded round: deterministic, and bound
+           to the model checksum */
+        uint8_t ck[FEDRECI_WIRE_CHECKSUM_BYTES] = {0}, b1[32], b2[32];
+        fedreci_wire_binding(&rd, ck, b1);
+        fedreci_wire_binding(&rd, ck, b2);
+        if (memcmp(b1, b2, 32) != 0)
+            abort();
+        ck[0] = 1;
+        fedreci_wire_binding(&rd, ck, b2);
+        if (memcmp(b1, b2, 32) == 0)
+            abort();
     }
     fedreci_wire_model m;
     if (fedreci_wire_get_model(e, &m) == FEDREC_OK) {
@@ -225,6 +250,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                                        0x65, 0x32, 0x15, 0x77, 0x1d, 0xe2, 0x43, 0xa6,
                                        0x3a, 0xc0, 0x48, 0xa1, 0x8b, 0x59, 0xda, 0x29};
         (void)fedreci_wire_verify(buf, len, e, pk);
+        /* the MAC of the bulk messages (masked input, seed reveal,
+           consistency tags) under a fixed key (seedgen.c FUZZ_MAC_KEY: its
+           seeds carry a MAC that verifies) */
+        static const uint8_t mac_key[32] = "fedrec fuzz wire mac key 32 b!!";
+        (void)fedreci_wire_verify_mac(buf, len, e, mac_key);
         /* the same bytes under a smaller cap are refused before unpacking */
         fedreci_wire_env *e2 = NULL;
         if (len > 0 && fedreci_wire_decode(buf, len, len - 1, &e2) != FEDREC_ERR_TOO_BIG)

@@ -88,6 +88,19 @@ static void put_signed(const char *dir, const char *name, nng_msg *m, const fedr
     nng_msg_free(m);
 }
 
+/* A MACed request as received (raw only: the MAC follows the body), under
+ * fuzz_wire.c's fixed key so that the harness reaches the verified path. */
+static void put_maced(const char *dir, const char *name, nng_msg *m)
+{
+    static const uint8_t key[32] = "fedrec fuzz wire mac key 32 b!!";
+    if (fedreci_wire_mac(m, key))
+        exit(1);
+    char raw[128];
+    snprintf(raw, sizeof raw, "raw_maced_%s", name);
+    put(dir, raw, 0x80, nng_msg_body(m), nng_msg_len(m));
+    nng_msg_free(m);
+}
+
 /* Appends one fuzz_secagg_server chunk: u16 length, sender index, envelope. */
 static void chunk(FILE *f, uint8_t sender, nng_msg *m)
 {
@@ -119,6 +132,18 @@ int main(int argc, char **argv)
     if (fedreci_wire_enc_checkin(&m, &h, pk, 3, 1))
         return 1;
     put_signed(dir, "checkin", m, &h, sk);
+    {
+        /* with an attestation token (and its signed time, as every check-in) */
+        uint8_t tok[300];
+        for (size_t i = 0; i < sizeof tok; i++)
+            tok[i] = (uint8_t)(i * 7 + 1);
+        if (fedreci_wire_enc_checkin_attested(&m, &h, pk, 3, 1, tok, sizeof tok))
+            return 1;
+        put_wire(dir, "checkin_attested", m);
+        if (fedreci_wire_enc_checkin_attested(&m, &h, pk, 3, 1, tok, sizeof tok))
+            return 1;
+        put_signed(dir, "checkin_attested", m, &h, sk);
+    }
     h.client_id = 5;
     fedreci_wire_round rd;
     memset(&rd, 0, sizeof rd);
@@ -160,6 +185,13 @@ int main(int argc, char **argv)
     fedreci_secagg_client *sa;
     if (fedreci_secagg_client_create(&sa, &rd.secagg, 5, sk, NULL))
         return 1;
+    {
+        /* bound to this round and model, as a session's advert is */
+        uint8_t binding[32];
+        fedreci_wire_binding(&rd, sum, binding);
+        if (fedreci_secagg_client_set_binding(sa, binding))
+            return 1;
+    }
     fedreci_secagg_advert adv;
     if (fedreci_secagg_client_advertise(sa, &adv))
         return 1;
@@ -192,6 +224,9 @@ int main(int argc, char **argv)
     if (fedreci_wire_enc_seed_reveal(&m, &h, contribs))
         return 1;
     put_signed(dir, "seed_reveal", m, &h, sk);
+    if (fedreci_wire_enc_seed_reveal(&m, &h, contribs))
+        return 1;
+    put_maced(dir, "seed_reveal", m);
     uint8_t missing4[4] = {0, 0, 1, 0};
     if (fedreci_wire_enc_seed_relay(&m, &h, contribs, 4, missing4, ap, 4))
         return 1;
@@ -209,6 +244,9 @@ int main(int argc, char **argv)
     if (fedreci_wire_enc_tags(&m, &h, 0, tags, 3))
         return 1;
     put_signed(dir, "consistency", m, &h, sk);
+    if (fedreci_wire_enc_tags(&m, &h, 0, tags, 3))
+        return 1;
+    put_maced(dir, "consistency", m);
     if (fedreci_wire_enc_tags(&m, &h, 1, tags, 3))
         return 1;
     put_wire(dir, "consistency_relay", m);
@@ -274,6 +312,9 @@ int main(int argc, char **argv)
     if (fedreci_wire_enc_masked(&m, &h, masked, 7))
         return 1;
     put_signed(dir, "masked_input", m, &h, sk);
+    if (fedreci_wire_enc_masked(&m, &h, masked, 7))
+        return 1;
+    put_maced(dir, "masked_input", m);
     uint64_t surv[3] = {1, 5, 12}, drop[1] = {9};
     if (fedreci_wire_enc_unmask_request(&m, &h, surv, 3, drop, 1))
         return 1;
