@@ -389,7 +389,8 @@ static void h_advert_recv(hostile *h)
  * its own), MACed with h's round key (mac) or signed with its identity key
  * (!mac), sent on s; returns the reply. */
 static fedreci_wire_env *h_reveal_msg(hostile *h, nng_socket s, uint64_t as,
-                                      const uint8_t contribution[32], int mac, int keep)
+                                      const uint8_t contribution[FEDRECI_SECAGG_CONTRIB_BYTES],
+                                      int mac, int keep)
 {
     fedreci_wire_hdr hd = {as, h->round.secagg.round_id, FEDRECI_WIRE_STAGE_SEED};
     nng_msg *m = NULL;
@@ -404,7 +405,7 @@ static fedreci_wire_env *h_reveal_msg(hostile *h, nng_socket s, uint64_t as,
 }
 
 /* Its own contribution (the state machine's; once per round). */
-static void h_contribution(hostile *h, uint8_t contribution[32])
+static void h_contribution(hostile *h, uint8_t contribution[FEDRECI_SECAGG_CONTRIB_BYTES])
 {
     assert_int_equal(
         fedreci_secagg_client_reveal(h->sa, h->members, h->n_members, h->digest, contribution),
@@ -445,7 +446,7 @@ static void h_advertise(hostile *h)
 {
     h_advert_send(h);
     h_advert_recv(h);
-    uint8_t contribution[32];
+    uint8_t contribution[FEDRECI_SECAGG_CONTRIB_BYTES];
     h_contribution(h, contribution);
     h_take_seed_relay(h, h_reveal_msg(h, h->s, h->id, contribution, 1, 1));
 }
@@ -1527,9 +1528,9 @@ static void test_bad_reveal(void **state)
     uint64_t r = w.h.round.secagg.round_id;
     h_advert_send(&w.h);
     h_advert_recv(&w.h);
-    uint8_t contribution[32], bad[32];
+    uint8_t contribution[FEDRECI_SECAGG_CONTRIB_BYTES], bad[FEDRECI_SECAGG_CONTRIB_BYTES];
     h_contribution(&w.h, contribution);
-    memcpy(bad, contribution, 32);
+    memcpy(bad, contribution, sizeof bad);
     bad[5] ^= 0x10;
     expect_error(h_reveal_msg(&w.h, w.h.s, w.h.id, bad, 1, 0), FEDREC_ERR_PROTOCOL,
                  "a contribution that does not open its commitment");
@@ -1558,7 +1559,7 @@ static void test_reveal_as_other(void **state)
     uint64_t r = w.h.round.secagg.round_id;
     h_advert_send(&w.h);
     h_advert_recv(&w.h);
-    uint8_t contribution[32];
+    uint8_t contribution[FEDRECI_SECAGG_CONTRIB_BYTES];
     h_contribution(&w.h, contribution);
     for (size_t i = 0; i < w.h.n_members; i++) {
         if (w.h.members[i] == w.h.id)
