@@ -94,10 +94,10 @@ static const opt opts[] = {
      "triangle of x_u x_u^T, k(k+1)/2 more words; the step is preconditioned by the cohort's sum "
      "of them; not with dp-epsilon or SecAgg groups)"},
     {"lr", "model", T_FLT, OFF(lr), 0, 100, 1, "0.01",
-     "Adam learning rate, or the als step's step size (fedrec-sim's tuned als setting: 0.15)"},
+     "Adam learning rate, or the als step's step size (fedrec-sim's tuned als setting: 0.2)"},
     {"beta1", "model", T_FLT, OFF(beta1), 0, 0.999, 0, "0.9",
      "Adam first-moment decay or the als step's momentum (fedrec-sim's tuned cohort-500 "
-     "settings: adam lr 0.03, beta1 0.5; als 0.15, 0.7)"},
+     "settings: adam lr 0.03, beta1 0.5; als 0.2, 0.7)"},
     {"x-bound", "model", T_DBL, OFF(x_bound), 0, 1e6, 1, "8",
      "als step: x_u is clipped to this norm in the uploaded x_u x_u^T block, which is scaled "
      "by clip / x-bound^2 so that no entry reaches clip"},

@@ -100,7 +100,8 @@ void fedreci_run_usage(FILE *f)
                "process over nng. Writes rounds.csv (with the provenance as # lines),\n"
                "summary.json, shoppers.csv and hr_ndcg.svg to --out (README.md, Outputs).\n"
                "federation:\n"
-               "  --rounds N            training rounds (default 40)\n"
+               "  --rounds N            training rounds (default 30 with --step als, 40 with\n"
+               "                        adam and with --dp-epsilon)\n"
                "  --cohort C            clients drawn per round (default 500; capped at the\n"
                "                        number of clients)\n"
                "  --dropout P           probability that a selected client vanishes mid-round\n"
@@ -131,14 +132,14 @@ void fedreci_run_usage(FILE *f)
                "model:\n"
                "  --factors K           latent factors (default 32)\n"
                "  --lambda L            L2 regularization (default 0.1)\n"
-               "  --step S              the server step (rounds without DP): adam: the\n"
-               "                        gradient alone and Adam (default); als: each client\n"
+               "  --step S              the server step (rounds without DP): als: each client\n"
                "                        uploads the upper triangle of x_u x_u^T beside its\n"
                "                        gradient (k (k + 1) / 2 more words) and the server\n"
                "                        preconditions the mean gradient with the cohort's sum\n"
-               "                        of them, with momentum (docs/design.md section 2)\n"
+               "                        of them, with momentum (default); adam: the gradient\n"
+               "                        alone and Adam (docs/design.md section 2)\n"
                "  --lr R                Adam's learning rate (default 0.03) or the ALS step's\n"
-               "                        step size (default 0.15)\n"
+               "                        step size (default 0.2)\n"
                "  --beta1 B             Adam's first-moment decay (default 0.5) or the ALS\n"
                "                        step's momentum (default 0.7), 0 <= B < 1; every\n"
                "                        default chosen on the validation split\n"
@@ -382,7 +383,7 @@ int fedreci_run_opts_parse(fedreci_run_opts *o, int argc, char **argv)
     memset(o, 0, sizeof *o);
     fedreci_sim_data_opts_default(&o->data);
     o->data.validation_ok = 1;
-    o->rounds = 40;
+    o->rounds = 0; /* the step's default, below */
     o->cohort = 500;
     o->neighbors = 16;
     o->factors = 32;
@@ -394,7 +395,7 @@ int fedreci_run_opts_parse(fedreci_run_opts *o, int argc, char **argv)
     o->dropout_stage = -1;
     o->secagg = FEDRECI_RUN_SECAGG_PLUS;
     o->lambda = 0.1;
-    o->step = FEDRECI_OPT_ADAM;
+    o->step = FEDRECI_OPT_ALS;
     o->lr = 0;     /* the step's default, below */
     o->beta1 = -1; /* the same */
     o->x_bound = 8;
@@ -423,10 +424,6 @@ int fedreci_run_opts_parse(fedreci_run_opts *o, int argc, char **argv)
         fprintf(stderr, "%s: --dp-releases needs --dp-epsilon and --dp-delta\n", cmd);
         return 2;
     }
-    if (o->lr == 0)
-        o->lr = o->step == FEDRECI_OPT_ALS ? 0.15 : 0.03;
-    if (o->beta1 < 0)
-        o->beta1 = o->step == FEDRECI_OPT_ALS ? 0.7 : 0.5;
     if (o->step_given && o->step == FEDRECI_OPT_ALS && (o->dp_epsilon > 0 || o->group_size)) {
         fprintf(stderr,
                 "%s: --step als is for rounds without DP in one SecAgg round: with --dp-epsilon "
@@ -438,6 +435,13 @@ int fedreci_run_opts_parse(fedreci_run_opts *o, int argc, char **argv)
     }
     if (o->dp_epsilon > 0 || o->group_size)
         o->step = FEDRECI_OPT_ADAM; /* DP: its own step; groups: the gradient alone */
+    /* the defaults of the step, chosen on the validation split (docs/data.md) */
+    if (o->lr == 0)
+        o->lr = o->step == FEDRECI_OPT_ALS ? 0.2 : 0.03;
+    if (o->beta1 < 0)
+        o->beta1 = o->step == FEDRECI_OPT_ALS ? 0.7 : 0.5;
+    if (o->rounds == 0)
+        o->rounds = o->step == FEDRECI_OPT_ALS ? 30 : 40;
     if (o->dp_epsilon > 0 && !o->dp_releases)
         o->dp_releases = o->rounds;
     if (o->n_dp_shares && (!(o->dp_epsilon > 0) || o->n_dp_shares != o->dp_releases)) {
