@@ -58,7 +58,9 @@ run dp-noiseless "${common[@]}" --dp-epsilon 1000000 --rounds "$rel" --factors "
 # survivor floor costs
 run dp-eps8-all "${common[@]}" --dp-epsilon 8 --rounds "$rel" --factors "$k" \
     --dp-min-survivors 1.0 --dp-gram-weight "$g"
-# the non-private federated model: the simulator's defaults over the plain sum
-run federated --data "$data" --split "$split" --secagg off --threads 2 --quiet
+# the non-private federated model: the simulator's defaults over the plain sum,
+# with the gradient + Adam step docs/privacy.md describes (the default before
+# issue 16 made the ALS step fedrec-sim's default)
+run federated --data "$data" --split "$split" --secagg off --step adam --threads 2 --quiet
 
 python3 "$src/scripts/dp_curve.py" "$out" "$split"
