@@ -789,7 +789,7 @@ fedrec_err fedreci_stats_format_html(const fedreci_stats_snapshot *s, char *buf,
     if (in->threshold)
         put(&b, ", threshold %u</dd>", in->threshold);
     else
-        put(&b, ", threshold neighbours/2 + 1</dd>");
+        put(&b, ", threshold ceil(2k/3) of the k neighbours in each round</dd>");
     put(&b,
         "<dt>Cohort</dt><dd>%u clients invited, at least %u</dd>"
         "<dt>Input bound</dt><dd>clip %g, quantization scale %g</dd>",

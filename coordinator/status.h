@@ -81,7 +81,7 @@ typedef struct fedreci_stats_info {
     uint32_t factors;        /* k of the item factors */
     uint32_t cohort, min_cohort;
     uint32_t neighbors; /* SecAgg+ k; 0 = classic SecAgg (every other member) */
-    uint32_t threshold; /* Shamir t; 0 = neighbours/2 + 1 per round */
+    uint32_t threshold; /* Shamir t; 0 = ceil(2k/3) per round */
     double clip, scale;
     int plaintext; /* 1: some listener is plaintext tcp:// */
     char db[256];  /* database path */

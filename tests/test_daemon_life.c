@@ -607,7 +607,8 @@ static void test_status_page(void **state)
     assert_non_null(strstr(s, "<title>round 1: 3 invited, 3 survivors (completed)</title>"));
     assert_non_null(strstr(s, "<title>round 2: 2 invited, 2 survivors (completed)</title>"));
     assert_null(strstr(s, "<title>round 3:"));
-    assert_non_null(strstr(s, "SecAgg+ with 2 neighbours per client, threshold neighbours/2 + 1"));
+    assert_non_null(strstr(
+        s, "SecAgg+ with 2 neighbours per client, threshold ceil(2k/3) of the k neighbours"));
     assert_non_null(strstr(s, "no differential privacy"));
     assert_non_null(strstr(s, "<dt>Catalog version</dt><dd>1</dd>"));
     assert_non_null(strstr(s, "<dd>50 (50 active, 0 retired)</dd>"));
