@@ -26,6 +26,8 @@ typedef struct sync_ctx {
     fedrec_err hook_err; /* first failure inside a hook (model store, ledger) */
     char hook_msg[256];
     int model_updated;
+    uint64_t upload_round; /* the round of the last upload (0: nothing uploaded) */
+    int upload_stage;
 } sync_ctx;
 
 static void note_hook_error(sync_ctx *s, fedrec_err e)
@@ -127,6 +129,8 @@ static void on_upload(void *arg, uint64_t round_id, int stage, size_t bytes, con
                       uint32_t clipped)
 {
     sync_ctx *s = arg;
+    s->upload_round = round_id;
+    s->upload_stage = stage;
     fedrec_err e =
         fedreci_client_ledger_add(s->c, 0, round_id, (uint32_t)stage, bytes, what, clipped);
     /* the noised input is going out: the round counts against this
@@ -351,9 +355,18 @@ fedrec_err fedrec_client_sync(fedrec_client *c, uint32_t deadline_ms, fedrec_syn
                                    (int)(deadline_ms > 0x7fffffffu ? 0x7fffffff : deadline_ms), &r);
     fedreci_session_destroy(sess); /* cancels what is still in flight */
     sess = NULL;
-    if (err == FEDREC_ERR_TIMEOUT)
-        err = fedreci_error(FEDREC_ERR_TIMEOUT, "sync with %s: no result within %u ms", url,
-                            deadline_ms);
+    if (err == FEDREC_ERR_TIMEOUT && !ctx.upload_round)
+        err = fedreci_error(FEDREC_ERR_TIMEOUT,
+                            "sync with %s: no result within %u ms: no round took this client "
+                            "in by then (a round starts once min-cohort clients are checked in "
+                            "at the coordinator)",
+                            url, deadline_ms);
+    else if (err == FEDREC_ERR_TIMEOUT)
+        err =
+            fedreci_error(FEDREC_ERR_TIMEOUT,
+                          "sync with %s: no result within %u ms (round %llu, last upload at "
+                          "stage %d)",
+                          url, deadline_ms, (unsigned long long)ctx.upload_round, ctx.upload_stage);
     if (err)
         goto out;
     if (r.outcome == FEDRECI_SESSION_REFUSED) {
