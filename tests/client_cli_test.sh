@@ -81,13 +81,31 @@ expect_rc 2 "$cli" ledger --json=yes "${K[@]}"
 grep -q "json: takes no value" "$work/err" || fail "--json=yes: $(cat "$work/err")"
 expect_rc 1 "$cli" recommend -k 5 "${K[@]}"
 grep -q "no model downloaded yet" "$work/err" || fail "recommend without model"
-# "catalog" means the coordinator's code,description file: recommend's old
-# --catalog (a purchase log) still works, with a warning naming the new name
+# recommend's old --catalog still works, with a warning naming the new name
 expect_rc 1 "$cli" recommend -k 5 --catalog "$data" "${K[@]}"
-grep -q -- "--catalog is deprecated: it reads a purchase log; use --descriptions-from FILE" \
+grep -q -- "--catalog is deprecated: use --descriptions-from FILE (a catalog or a purchase log)" \
   "$work/err" || fail "recommend --catalog: $(cat "$work/err")"
 expect_rc 1 "$cli" recommend -k 5 --descriptions-from "$data" "${K[@]}"
 if grep -q deprecated "$work/err"; then fail "--descriptions-from warned"; fi
+# --descriptions-from takes the coordinator's catalog too, told by its first
+# line code,description (descriptions printed: tests/integration_test.sh);
+# anything else gets an error naming the file and what it is not
+printf 'code,description\n85123A,WHITE HANGING HEART\n' >"$work/cat.csv"
+expect_rc 1 "$cli" recommend --descriptions-from "$work/cat.csv" "${K[@]}"
+grep -q "no model downloaded yet" "$work/err" && [ "$(wc -l <"$work/err")" -eq 1 ] ||
+  fail "recommend with a catalog: $(cat "$work/err")"
+printf '85123A,WHITE HANGING HEART\n' >"$work/nohdr.csv"
+expect_rc 1 "$cli" recommend --descriptions-from "$work/nohdr.csv" "${K[@]}"
+grep -q "nohdr.csv:1: missing required column 'CustomerID'.*nohdr.csv is neither a catalog (first line code,description) nor a purchase log" \
+  "$work/err" || fail "headerless catalog: $(cat "$work/err")"
+gzip -k "$work/cat.csv"
+expect_rc 1 "$cli" recommend --descriptions-from "$work/cat.csv.gz" "${K[@]}"
+grep -q "cat.csv.gz: a gzip'd catalog" "$work/err" || fail "gzip'd catalog: $(cat "$work/err")"
+expect_rc 2 "$cli" recommend --descriptions-from "$work/cat.csv" --format generic "${K[@]}"
+grep -q "cat.csv is a catalog (code,description): --format and --columns describe a purchase log" \
+  "$work/err" || fail "catalog with --format: $(cat "$work/err")"
+expect_rc 1 "$cli" recommend --descriptions-from "$work/none.csv" "${K[@]}"
+grep -q "none.csv: cannot open: No such file" "$work/err" || fail "missing file: $(cat "$work/err")"
 expect_rc 0 "$cli" ledger --json "${K[@]}"
 [ "$(cat "$work/out")" = "[]" ] || fail "empty ledger json: $(cat "$work/out")"
 expect_rc 0 "$cli" opt-out "${K[@]}"

@@ -110,6 +110,19 @@ grep -qx 'fedrec_dropouts_total{stage="share_keys"} 1' <<<"$metrics" || fail "me
 # a client that took part holds the model it trained on last (version 3)
 info2=$(FEDREC_STORE_KEY=${keys[2]} "$cli" info --store "$dir/s2")
 grep -q 'version 3, 400 items x 8' <<<"$info2" || fail "client 2 model: $info2"
+# recommend's descriptions: from the coordinator's catalog (its descriptions
+# here are "item CODE") and from the purchase log (the log's own)
+rec=$(FEDREC_STORE_KEY=${keys[2]} "$cli" recommend -k 5 --descriptions-from "$dir/catalog.csv" \
+  --store "$dir/s2")
+[ "$(awk 'NR > 1 && $3 == "item" && $4 == $2' <<<"$rec" | wc -l)" -eq 5 ] ||
+  fail "recommend with the catalog: $rec"
+rec=$(FEDREC_STORE_KEY=${keys[2]} "$cli" recommend -k 5 --descriptions-from "$data" --store "$dir/s2")
+[ "$(wc -l <<<"$rec")" -eq 6 ] || fail "recommend with the log: $rec"
+gzip -dc "$data" >"$dir/log.csv"
+while read -r _ code rest; do
+  desc=$(sed -E 's/ +[0-9.e+-]+$//' <<<"$rest")
+  grep -F ",$code," "$dir/log.csv" | grep -F "$desc" >/dev/null || fail "description of $code: $rec"
+done < <(tail -n +2 <<<"$rec")
 sed -nE 's/.*\[round ([0-9])\] round completed: .*stages ([0-9/]+) ms.*/round \1 stages (ms): \2/p' \
   "$log1"
 

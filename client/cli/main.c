@@ -13,11 +13,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 
 #include <sodium.h>
+#include <zlib.h>
 
 #include "client/client_internal.h"
+#include "coordinator/catalog.h"
 #include "core/err.h"
 #include "core/json.h"
 #include "core/opt.h"
@@ -123,11 +126,12 @@ static void usage_cmd(const char *cmd)
                "\n"
                "Prints the N (default 10) best items for this shopper under the downloaded\n"
                "model, never one already bought: rank, item code, description, score.\n"
-               "Descriptions come from --descriptions-from FILE (a purchase log, as for\n"
-               "import; --format and --columns as for import); without it they print as\n"
-               "'-'. --catalog FILE is a deprecated name of that option (a catalog is the\n"
-               "coordinator's code,description file). Fails if no model has been\n"
-               "downloaded yet.\n");
+               "Descriptions come from --descriptions-from FILE, either the coordinator's\n"
+               "catalog (plain CSV whose first line is code,description: fedrec-coordinator\n"
+               "catalog writes one) or a purchase log (CSV or gzip'd CSV, as for import;\n"
+               "--format and --columns as for import), told apart by the first line;\n"
+               "without it they print as '-'. --catalog FILE is a deprecated name of that\n"
+               "option. Fails if no model has been downloaded yet.\n");
     else if (!strcmp(cmd, "ledger"))
         printf("usage: fedrec-client ledger [--json] --store PATH [--key-file FILE]\n"
                "\n"
@@ -252,10 +256,9 @@ static int parse_args(int argc, char **argv, cli *a)
             a->customer = optarg;
             break;
         case OPT_CATALOG:
-            /* "catalog" means a code,description file (fedrec-coordinator
-               catalog); this option always read a purchase log */
-            fprintf(stderr, "fedrec-client: --catalog is deprecated: it reads a purchase log; "
-                            "use --descriptions-from FILE\n");
+            /* the old name, from when this option read a purchase log only */
+            fprintf(stderr, "fedrec-client: --catalog is deprecated: use --descriptions-from "
+                            "FILE (a catalog or a purchase log)\n");
             a->catalog = optarg;
             break;
         case OPT_DESCRIPTIONS_FROM:
@@ -515,22 +518,134 @@ static int cmd_import(cli *a)
 
 /* ---- recommend ---------------------------------------------------------------- */
 
+/* Where recommend's descriptions come from (--descriptions-from FILE):
+ * either the coordinator's catalog (code,description; docs/operations.md)
+ * or a purchase log; at most one is set. */
+typedef struct descriptions {
+    fedreci_catalog *cat;
+    fedreci_dataset *log;
+} descriptions;
+
+/* Tells a catalog from a purchase log by the first line of path (plain or
+ * gzip'd): a catalog's names exactly the two columns code,description
+ * (case-insensitive, each optionally quoted; a UTF-8 byte order mark is
+ * skipped). *catalog gets 1 for a catalog, 0 otherwise; *gzipped whether
+ * the file is compressed. Errors: FEDREC_ERR_IO naming the file. */
+static fedrec_err sniff_catalog(const char *path, int *catalog, int *gzipped)
+{
+    *catalog = *gzipped = 0;
+    errno = 0;
+    gzFile g = gzopen(path, "rb");
+    if (!g)
+        return fedreci_error(FEDREC_ERR_IO, "%s: cannot open: %s", path,
+                             errno ? strerror(errno) : "out of memory");
+    char line[128];
+    const char *l = gzgets(g, line, sizeof line);
+    *gzipped = !gzdirect(g);
+    gzclose(g);
+    if (!l)
+        return FEDREC_OK; /* empty or unreadable: the log reader says which */
+    if (!strncmp(l, "\xEF\xBB\xBF", 3))
+        l += 3;
+    char name[2][32];
+    int n = 0;
+    for (const char *f = l; n < 3; n++) {
+        size_t len = strcspn(f, ",\r\n");
+        const char *b = f, *e = f + len;
+        while (b < e && isspace((unsigned char)*b))
+            b++;
+        while (e > b && isspace((unsigned char)e[-1]))
+            e--;
+        if (e - b >= 2 && *b == '"' && e[-1] == '"')
+            b++, e--;
+        if (n < 2)
+            snprintf(name[n], sizeof name[n], "%.*s", (int)(e - b), b);
+        if (f[len] != ',') {
+            n++;
+            break;
+        }
+        f += len + 1;
+    }
+    *catalog = n == 2 && !strcasecmp(name[0], "code") && !strcasecmp(name[1], "description");
+    return FEDREC_OK;
+}
+
+/* Loads --descriptions-from FILE into *d. Returns 0, or the exit code after
+ * printing what is wrong with the file. */
+static int descriptions_load(cli *a, descriptions *d)
+{
+    const char *path = a->catalog;
+    char what[600];
+    snprintf(what, sizeof what, "recommend --descriptions-from %s", path);
+    int catalog, gzipped;
+    fedrec_err e = sniff_catalog(path, &catalog, &gzipped);
+    if (e)
+        return die(what, e);
+    if (catalog) {
+        if (a->format || a->have_columns) {
+            fprintf(stderr,
+                    "fedrec-client recommend: %s is a catalog (code,description): --format and "
+                    "--columns describe a purchase log\n",
+                    path);
+            return EXIT_USAGE;
+        }
+        if (gzipped)
+            return die(what, fedreci_error(FEDREC_ERR_FORMAT,
+                                           "%s: a gzip'd catalog; a catalog is read as plain CSV "
+                                           "(gunzip it first)",
+                                           path));
+        e = fedreci_catalog_read_csv(&d->cat, path);
+        return e ? die(what, e) : 0;
+    }
+    fedreci_dataset_options o;
+    fedreci_dataset_options_default(&o);
+    e = log_layout(a, &o);
+    if (e) {
+        fprintf(stderr, "fedrec-client recommend: %s (see --help)\n", fedrec_errmsg());
+        return EXIT_USAGE;
+    }
+    e = fedreci_dataset_load(&d->log, path, &o, NULL);
+    if (e == FEDREC_ERR_FORMAT || e == FEDREC_ERR_EMPTY) {
+        char why[600];
+        snprintf(why, sizeof why, "%s", fedrec_errmsg());
+        e = fedreci_error(e,
+                          "%s; %s is neither a catalog (first line code,description) nor a "
+                          "purchase log in the %s layout (see --format, --columns)",
+                          why, path, a->format ? a->format : "online-retail");
+    }
+    return e ? die(what, e) : 0;
+}
+
+/* The description of item code under d, or "-" when there is none. */
+static const char *description_of(const descriptions *d, const char *code)
+{
+    const char *desc = NULL;
+    uint32_t row;
+    if (d->cat && fedreci_catalog_find(d->cat, code, &row) == FEDREC_OK)
+        desc = fedreci_catalog_at(d->cat, row)->description;
+    else if (d->log && fedreci_dataset_item_find(d->log, code, &row) == FEDREC_OK)
+        desc = fedreci_dataset_item_description(d->log, row);
+    return desc && *desc ? desc : "-";
+}
+
+static void descriptions_free(descriptions *d)
+{
+    fedreci_catalog_destroy(d->cat);
+    fedreci_dataset_destroy(d->log);
+}
+
 static int cmd_recommend(cli *a)
 {
-    fedreci_dataset *cat = NULL;
+    descriptions cat = {0};
     if (a->catalog) {
-        fedreci_dataset_options o;
-        fedreci_dataset_options_default(&o);
-        fedrec_err e = log_layout(a, &o);
-        if (!e)
-            e = fedreci_dataset_load(&cat, a->catalog, &o, NULL);
-        if (e)
-            return die(a->catalog, e);
+        int rc = descriptions_load(a, &cat);
+        if (rc)
+            return rc;
     }
     fedrec_client *c = NULL;
     int rc = open_client(a, NULL, &c);
     if (rc) {
-        fedreci_dataset_destroy(cat);
+        descriptions_free(&cat);
         return rc;
     }
     fedrec_recommendation *r = calloc(a->k, sizeof *r);
@@ -541,20 +656,14 @@ static int cmd_recommend(cli *a)
     } else {
         printf("%-4s  %-12s  %-40s  %s\n", "rank", "item", "description", "score");
         for (uint32_t i = 0; i < n; i++) {
-            const char *desc = "-";
-            uint32_t item;
-            if (cat && fedreci_dataset_item_find(cat, r[i].item_code, &item) == FEDREC_OK) {
-                desc = fedreci_dataset_item_description(cat, item);
-                if (!*desc)
-                    desc = "-";
-            }
+            const char *desc = description_of(&cat, r[i].item_code);
             printf("%-4u  %-12s  %-40.40s  %.4f\n", i + 1, r[i].item_code, desc,
                    (double)r[i].score);
         }
     }
     free(r);
     fedrec_client_close(c);
-    fedreci_dataset_destroy(cat);
+    descriptions_free(&cat);
     return rc;
 }
 
