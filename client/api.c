@@ -318,9 +318,10 @@ void fedreci_copy_out(void *out, const void *full, size_t size)
 
 /* ---- open / close ------------------------------------------------------------- */
 
+/* flags: fedreci_store_open_flags's (0 or FEDRECI_OPEN_MUST_EXIST). */
 static fedrec_err client_open(fedrec_client **out, const char *store_path,
                               const char *coordinator_url, fedreci_key_kind kind,
-                              const uint8_t *key, size_t key_len)
+                              const uint8_t *key, size_t key_len, unsigned flags)
 {
     if (!out || !store_path || !*store_path || !key)
         return fedreci_error(FEDREC_ERR_INVALID, "fedrec_client_open: %s is NULL or empty",
@@ -341,7 +342,8 @@ static fedrec_err client_open(fedrec_client **out, const char *store_path,
         fedrec_client_close(c);
         return fedreci_error(FEDREC_ERR_NOMEM, "%s: out of memory", store_path);
     }
-    fedrec_err err = fedreci_store_open(&c->store, store_path, kind, key, key_len, 0, 0);
+    fedrec_err err =
+        fedreci_store_open_flags(&c->store, store_path, kind, key, key_len, 0, 0, flags);
     if (err) {
         fedrec_client_close(c);
         return err;
@@ -355,7 +357,7 @@ fedrec_err fedrec_client_open(fedrec_client **out, const char *store_path,
                               const uint8_t key[FEDREC_STORE_KEY_BYTES])
 {
     return client_open(out, store_path, coordinator_url, FEDRECI_KEY_RAW, key,
-                       FEDREC_STORE_KEY_BYTES);
+                       FEDREC_STORE_KEY_BYTES, 0);
 }
 
 fedrec_err fedrec_client_open_passphrase(fedrec_client **out, const char *store_path,
@@ -363,7 +365,7 @@ fedrec_err fedrec_client_open_passphrase(fedrec_client **out, const char *store_
                                          size_t passphrase_len)
 {
     return client_open(out, store_path, coordinator_url, FEDRECI_KEY_PASSPHRASE,
-                       (const uint8_t *)passphrase, passphrase_len);
+                       (const uint8_t *)passphrase, passphrase_len, 0);
 }
 
 void fedrec_client_options_init(fedrec_client_options *o)
@@ -406,12 +408,17 @@ fedrec_err fedrec_client_open_with(fedrec_client **out, const char *store_path,
                              "%s: opts->min_threshold_fraction is %g: 0 (the default, 2/3) or "
                              "between 0.5 and 1",
                              fn, o.min_threshold_fraction);
+    if (o.must_exist > 1)
+        return fedreci_error(FEDREC_ERR_INVALID, "%s: opts->must_exist is %u: 0 or 1", fn,
+                             o.must_exist);
+    unsigned flags = o.must_exist ? FEDRECI_OPEN_MUST_EXIST : 0;
     fedrec_client *c = NULL;
     if (o.key)
-        err = fedrec_client_open(&c, store_path, o.coordinator_url, o.key);
+        err = client_open(&c, store_path, o.coordinator_url, FEDRECI_KEY_RAW, o.key,
+                          FEDREC_STORE_KEY_BYTES, flags);
     else
-        err = fedrec_client_open_passphrase(&c, store_path, o.coordinator_url, o.passphrase,
-                                            o.passphrase_len);
+        err = client_open(&c, store_path, o.coordinator_url, FEDRECI_KEY_PASSPHRASE,
+                          (const uint8_t *)o.passphrase, o.passphrase_len, flags);
     if (err)
         return err;
     if (o.tls_ca_file && (err = fedrec_client_set_tls(c, o.tls_ca_file, o.tls_server_name))) {

@@ -80,11 +80,15 @@ static fedreci_store *store_alloc(const char *dir)
     return s;
 }
 
-/* Makes the store directory (mode 0700) unless it exists. */
-static fedrec_err open_dir(const char *dir)
+/* Makes the store directory (mode 0700) unless it exists; with
+ * FEDRECI_OPEN_MUST_EXIST a missing one is FEDREC_ERR_NOT_FOUND instead. */
+static fedrec_err open_dir(const char *dir, unsigned flags)
 {
     struct stat st;
     if (stat(dir, &st) != 0) {
+        if (errno == ENOENT && (flags & FEDRECI_OPEN_MUST_EXIST))
+            return fedreci_error(FEDREC_ERR_NOT_FOUND, "%s: no store here (no such directory)",
+                                 dir);
         if (errno != ENOENT || mkdir(dir, 0700) != 0)
             return fedreci_error(FEDREC_ERR_IO, "%s: cannot create the store directory: %s", dir,
                                  strerror(errno));
@@ -94,11 +98,12 @@ static fedrec_err open_dir(const char *dir)
     return FEDREC_OK;
 }
 
-/* Opens meta (creating it, and so a new store, when it does not exist),
- * takes the store's flock and derives the keys. */
+/* Opens meta (creating it, and so a new store, when it does not exist,
+ * unless flags has FEDRECI_OPEN_MUST_EXIST), takes the store's flock and
+ * derives the keys. */
 static fedrec_err open_meta(fedreci_store *s, const char *mpath, fedreci_key_kind kind,
                             const uint8_t *key, size_t key_len, unsigned long long opslimit,
-                            size_t memlimit)
+                            size_t memlimit, unsigned flags)
 {
     int creating = 0;
     s->meta_fd = open(mpath, O_RDONLY | O_CLOEXEC);
@@ -111,6 +116,9 @@ static fedrec_err open_meta(fedreci_store *s, const char *mpath, fedreci_key_kin
                                  "%s: missing, but the directory holds store files (damaged "
                                  "store)",
                                  mpath);
+        if (flags & FEDRECI_OPEN_MUST_EXIST)
+            return fedreci_error(FEDREC_ERR_NOT_FOUND, "%s: no store here (no %s)", s->dir,
+                                 META_NAME);
         creating = 1;
         fedrec_err err = fedreci_store_key_create(s->dir, mpath, kind, key, key_len, opslimit,
                                                   memlimit, s->keys->master, s->store_id);
@@ -209,9 +217,9 @@ fedrec_err fedreci_store_open_flags(fedreci_store **out, const char *dir, fedrec
         err = fedreci_error(FEDREC_ERR_NOMEM, "%s: out of memory", dir);
         goto out;
     }
-    err = open_dir(dir);
+    err = open_dir(dir, flags);
     if (!err)
-        err = open_meta(s, mpath, kind, key, key_len, opslimit, memlimit);
+        err = open_meta(s, mpath, kind, key, key_len, opslimit, memlimit, flags);
     /* Read and authenticate everything, writing nothing: an existing store
      * is compacted only when an update needs or pays for it (log_ready in
      * store_log.c). */

@@ -169,8 +169,15 @@ FEDREC_NODISCARD fedrec_err fedreci_store_open(fedreci_store **out, const char *
  * loss permanent (the store then opens without the flag). */
 #define FEDRECI_OPEN_KEEP_PARTIAL 1u
 
-/* fedreci_store_open with flags (0 or FEDRECI_OPEN_KEEP_PARTIAL). Errors: as
- * fedreci_store_open, plus FEDREC_ERR_LOST_EVENTS (without the flag). */
+/* Open flag: open only a store that exists. With no store in dir (no
+ * directory, or none of the store's files in it) the open fails with
+ * FEDREC_ERR_NOT_FOUND and creates nothing (no directory, no file). */
+#define FEDRECI_OPEN_MUST_EXIST 2u
+
+/* fedreci_store_open with flags (0, or FEDRECI_OPEN_KEEP_PARTIAL and/or
+ * FEDRECI_OPEN_MUST_EXIST). Errors: as fedreci_store_open, plus
+ * FEDREC_ERR_LOST_EVENTS (without FEDRECI_OPEN_KEEP_PARTIAL) and
+ * FEDREC_ERR_NOT_FOUND (with FEDRECI_OPEN_MUST_EXIST). */
 FEDREC_NODISCARD fedrec_err fedreci_store_open_flags(fedreci_store **out, const char *dir,
                                                      fedreci_key_kind kind, const uint8_t *key,
                                                      size_t key_len, unsigned long long opslimit,

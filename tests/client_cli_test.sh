@@ -154,6 +154,30 @@ grep -q "0 uploads, 0 bytes" "$work/out" || fail "a failed sync uploaded somethi
 # forget leaves no file behind
 expect_rc 0 "$cli" forget "${K[@]}"
 [ ! -e "$work/s" ] || fail "forget left $(ls -A "$work/s")"
+# and no command but import makes a store again: each says there is none
+# (exit 3) and creates nothing, in a missing or an empty directory
+mkdir "$work/empty"
+for st in "$work/s" "$work/empty"; do
+  for c in info ledger recommend opt-out opt-in "sync --coordinator ipc://$work/x.sock" forget \
+    recover; do
+    expect_rc 3 "$cli" $c --store "$st" --key-file "$work/key"
+    case $c in
+    forget) grep -qx "fedrec-client forget: no store at $st: nothing to erase" "$work/err" ;;
+    recover) grep -qx "fedrec-client recover: no store at $st: nothing to recover" "$work/err" ;;
+    *) grep -qx "fedrec-client ${c%% *}: no store at $st (nothing was created); make one with fedrec-client import FILE --customer ID --store $st" "$work/err" ;;
+    esac || fail "$c on no store: $(cat "$work/err")"
+  done
+done
+[ ! -e "$work/s" ] || fail "a command made a store after forget: $(ls -A "$work/s")"
+[ -z "$(ls -A "$work/empty")" ] || fail "a command wrote into an empty directory: $(ls -A "$work/empty")"
+# an import that records nothing leaves no new store; one that records makes it
+expect_rc 1 "$cli" import "$data" --customer 99999999 "${K[@]}"
+expect_rc 1 "$cli" import "$work/nope.csv" --customer 17850 "${K[@]}"
+[ ! -e "$work/s" ] || fail "an import that recorded nothing left a store"
+expect_rc 0 "$cli" import "$data" --customer 17850 "${K[@]}"
+grep -q "recorded 297 purchases of customer 17850 from .* (new store)" "$work/out" ||
+  fail "import into a new store: $(cat "$work/out")"
+expect_rc 0 "$cli" forget "${K[@]}"
 
 # a passphrase from the environment
 export FEDREC_STORE_KEY="correct horse battery staple"

@@ -507,6 +507,60 @@ static void test_forget(void **state)
     free(dir);
 }
 
+/* must_exist: a read-only open of a path with no store (never made, or
+ * forgotten) fails with NOT_FOUND and creates nothing; an existing store
+ * opens as usual. */
+static void test_open_must_exist(void **state)
+{
+    char *dir = th_tmpdir("client");
+    fedrec_client_options o;
+    fedrec_client_options_init(&o);
+    o.key = KEY;
+    o.must_exist = 1;
+    fedrec_client *c = NULL;
+    struct stat st;
+    /* an empty directory: refused, still empty */
+    assert_int_equal(fedrec_client_open_with(&c, dir, &o), FEDREC_ERR_NOT_FOUND);
+    assert_non_null(strstr(fedrec_errmsg(), "no store here"));
+    assert_null(c);
+    DIR *d = opendir(dir);
+    assert_non_null(d);
+    int entries = 0;
+    for (struct dirent *de; (de = readdir(d));)
+        entries += strcmp(de->d_name, ".") && strcmp(de->d_name, "..");
+    closedir(d);
+    assert_int_equal(entries, 0);
+    /* a store: opens, with what was recorded */
+    c = open_client(dir);
+    assert_int_equal(fedrec_client_record(c, "A", 1, 1), FEDREC_OK);
+    fedrec_client_close(c);
+    c = NULL;
+    assert_int_equal(fedrec_client_open_with(&c, dir, &o), FEDREC_OK);
+    fedrec_client_info info = {.struct_size = sizeof info};
+    assert_int_equal(fedrec_client_get_info(c, &info), FEDREC_OK);
+    assert_int_equal(info.purchases, 1);
+    /* forgotten: no directory, and a must_exist open makes none */
+    assert_int_equal(fedrec_client_forget(c), FEDREC_OK);
+    c = NULL;
+    assert_int_equal(fedrec_client_open_with(&c, dir, &o), FEDREC_ERR_NOT_FOUND);
+    assert_non_null(strstr(fedrec_errmsg(), "no such directory"));
+    assert_null(c);
+    assert_int_equal(stat(dir, &st), -1);
+    assert_int_equal(errno, ENOENT);
+    /* the same through a passphrase */
+    fedrec_client_options_init(&o);
+    o.passphrase = "correct horse";
+    o.passphrase_len = strlen(o.passphrase);
+    o.must_exist = 1;
+    assert_int_equal(fedrec_client_open_with(&c, dir, &o), FEDREC_ERR_NOT_FOUND);
+    assert_int_equal(stat(dir, &st), -1);
+    o.must_exist = 2;
+    assert_int_equal(fedrec_client_open_with(&c, dir, &o), FEDREC_ERR_INVALID);
+    assert_non_null(strstr(fedrec_errmsg(), "must_exist is 2"));
+    assert_int_equal(stat(dir, &st), -1);
+    free(dir);
+}
+
 struct rec_thread {
     fedrec_client *c;
     int id;
@@ -964,6 +1018,7 @@ int main(void)
         cmocka_unit_test(test_store_errors_leave_bytes),
         cmocka_unit_test(test_lost_events_and_recover),
         cmocka_unit_test(test_forget),
+        cmocka_unit_test(test_open_must_exist),
         cmocka_unit_test(test_threads_share_a_handle),
         cmocka_unit_test(test_sync_round_ledger_and_opt_out),
         cmocka_unit_test(test_sync_refuses_below_floors),

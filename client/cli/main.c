@@ -29,6 +29,7 @@
 #include "fedrec/fedrec.h"
 
 #define EXIT_USAGE 2
+#define EXIT_NO_STORE 3 /* no store at --store PATH (only import makes one) */
 
 typedef struct cli {
     const char *cmd;
@@ -71,11 +72,14 @@ static const char *const USAGE_MAIN =
     "  recover                     keep what is left of a store whose log lost events\n"
     "\n"
     "common options:\n"
-    "  --store PATH      the store directory (created on first use)\n"
+    "  --store PATH      the store directory; import makes it, every other command\n"
+    "                    needs it (no store there: exit status 3, nothing created)\n"
     "  --key-file FILE   file holding the store key; else $FEDREC_STORE_KEY.\n"
     "                    64 hex digits = raw 32-byte key; anything else = passphrase\n"
     "  --help            help for a command: fedrec-client COMMAND --help\n"
-    "  --version         print the version\n";
+    "  --version         print the version\n"
+    "\n"
+    "exit status: 0 done, 1 error, 2 bad usage, 3 no store at --store PATH\n";
 
 static void usage_cmd(const char *cmd)
 {
@@ -328,10 +332,27 @@ static int parse_args(int argc, char **argv, cli *a)
     return 0;
 }
 
+/* No store at --store PATH: says so (nothing was created) and how to make
+ * one; returns EXIT_NO_STORE. */
+static int no_store(const cli *a)
+{
+    if (!strcmp(a->cmd, "forget") || !strcmp(a->cmd, "recover"))
+        fprintf(stderr, "fedrec-client %s: no store at %s: nothing to %s\n", a->cmd, a->store,
+                a->cmd[0] == 'f' ? "erase" : "recover");
+    else
+        fprintf(stderr,
+                "fedrec-client %s: no store at %s (nothing was created); make one with "
+                "fedrec-client import FILE --customer ID --store %s\n",
+                a->cmd, a->store, a->store);
+    return EXIT_NO_STORE;
+}
+
 /* Reads the key (file or environment) and opens the client; with `lost`
  * non-NULL, recovers the store instead (fedrec_client_recover) and leaves
- * *out alone. */
-static int with_key(const cli *a, const char *url, fedrec_client **out, uint64_t *lost)
+ * *out alone. Only import makes a new store (create 1); without create,
+ * no store there returns EXIT_NO_STORE (nothing created, nothing printed:
+ * the caller says it, no_store). */
+static int with_key(const cli *a, const char *url, int create, fedrec_client **out, uint64_t *lost)
 {
     if (!a->store) {
         fprintf(stderr, "fedrec-client %s: --store PATH is required\n", a->cmd);
@@ -418,18 +439,23 @@ static int with_key(const cli *a, const char *url, fedrec_client **out, uint64_t
         o.min_neighbors = a->min_neighbors;
         o.min_threshold = a->min_threshold;
         o.min_threshold_fraction = a->min_threshold_fraction;
+        o.must_exist = !create;
         err = fedrec_client_open_with(out, a->store, &o);
     }
     sodium_free(raw);
     sodium_free(secret);
+    if (err == FEDREC_ERR_NOT_FOUND)
+        return EXIT_NO_STORE; /* the caller says so */
     if (err)
         return die(a->store, err);
     return 0;
 }
 
+/* Opens an existing store (EXIT_NO_STORE, said, when there is none). */
 static int open_client(const cli *a, const char *url, fedrec_client **out)
 {
-    return with_key(a, url, out, NULL);
+    int rc = with_key(a, url, 0, out, NULL);
+    return rc == EXIT_NO_STORE ? no_store(a) : rc;
 }
 
 /* ---- import ---------------------------------------------------------------- */
@@ -470,16 +496,15 @@ static fedrec_err log_layout(cli *a, fedreci_dataset_options *o)
     return e;
 }
 
+/* Records customer ID's purchases from FILE, making the store when there is
+ * none; an import that records nothing (bad file, unknown customer) leaves
+ * no new store behind. */
 static int cmd_import(cli *a)
 {
     if (!a->file || !a->customer) {
         fprintf(stderr, "fedrec-client import: needs FILE and --customer ID (see --help)\n");
         return EXIT_USAGE;
     }
-    fedrec_client *c = NULL;
-    int rc = open_client(a, NULL, &c);
-    if (rc)
-        return rc;
     fedreci_dataset_options o;
     fedreci_dataset_options_default(&o);
     fedrec_err e = log_layout(a, &o);
@@ -487,6 +512,16 @@ static int cmd_import(cli *a)
         fprintf(stderr, "fedrec-client import: %s (see --help)\n", fedrec_errmsg());
         return EXIT_USAGE;
     }
+    /* an existing store, else a new one (import is the command that makes it) */
+    fedrec_client *c = NULL;
+    int created = 0;
+    int rc = with_key(a, NULL, 0, &c, NULL);
+    if (rc == EXIT_NO_STORE) {
+        created = 1;
+        rc = with_key(a, NULL, 1, &c, NULL);
+    }
+    if (rc)
+        return rc;
     o.only_customer = a->customer;
     o.build_matrix = 0;
     import_ctx ic = {c, a->file, 0};
@@ -501,19 +536,25 @@ static int cmd_import(cli *a)
         snprintf(what, sizeof what, "import %s (after %lu purchases recorded)", a->file,
                  ic.recorded);
         rc = die(what, e);
-        fedrec_client_close(c);
-        return rc;
-    }
-    fedrec_client_close(c);
-    if (ic.recorded == 0) {
+    } else if (ic.recorded == 0) {
         fprintf(stderr,
                 "fedrec-client import: %s: no purchases of customer '%s' (%llu rows "
                 "read)\n",
                 a->file, a->customer, (unsigned long long)rep.rows_read);
-        return 1;
+        rc = 1;
     }
-    printf("recorded %lu purchases of customer %s from %s\n", ic.recorded, a->customer, a->file);
-    return 0;
+    if (rc && created && ic.recorded == 0) {
+        /* the store this run made holds nothing: take it away again */
+        if (fedrec_client_forget(c) != FEDREC_OK)
+            fprintf(stderr, "fedrec-client import: could not remove the empty store %s: %s\n",
+                    a->store, fedrec_errmsg());
+    } else {
+        fedrec_client_close(c);
+    }
+    if (!rc)
+        printf("recorded %lu purchases of customer %s from %s%s\n", ic.recorded, a->customer,
+               a->file, created ? " (new store)" : "");
+    return rc;
 }
 
 /* ---- recommend ---------------------------------------------------------------- */
@@ -910,9 +951,9 @@ static int cmd_forget(const cli *a)
 static int cmd_recover(const cli *a)
 {
     uint64_t lost = 0;
-    int rc = with_key(a, NULL, NULL, &lost);
+    int rc = with_key(a, NULL, 0, NULL, &lost);
     if (rc)
-        return rc;
+        return rc == EXIT_NO_STORE ? no_store(a) : rc;
     if (lost)
         printf("recovered the store at %s: %llu committed events were missing and are gone; "
                "the rest is kept\n",

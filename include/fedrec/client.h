@@ -151,6 +151,13 @@ typedef struct fedrec_client_options {
     uint32_t min_neighbors;        /* k >= min_neighbors */
     uint32_t min_threshold;        /* t >= min_threshold */
     double min_threshold_fraction; /* t >= fraction x k; 0, or in [0.5, 1] */
+    /* 1: open only a store that exists: with no store at store_path (no
+     * directory, or no store file in it) the open fails with
+     * FEDREC_ERR_NOT_FOUND and creates nothing, neither directory nor file;
+     * for a screen or command that only reads, or that must not make a new
+     * identity behind the shopper's back. 0 (the default): create a new
+     * store when there is none, as fedrec_client_open does. */
+    uint32_t must_exist;
 } fedrec_client_options;
 
 /* Sets o->struct_size to sizeof(fedrec_client_options) and every other
@@ -164,7 +171,8 @@ FEDREC_API void fedrec_client_options_init(fedrec_client_options *o);
  * and errors as fedrec_client_open / fedrec_client_open_passphrase and
  * fedrec_client_set_tls, plus FEDREC_ERR_INVALID (opts NULL, struct_size too
  * small, both or neither of key and passphrase, min_cohort 1,
- * min_threshold_fraction outside 0 or [0.5, 1]) and FEDREC_ERR_UNSUPPORTED
+ * min_threshold_fraction outside 0 or [0.5, 1], must_exist other than 0 or
+ * 1), FEDREC_ERR_NOT_FOUND (must_exist and no store) and FEDREC_ERR_UNSUPPORTED
  * (struct_size larger than this library's struct with a non-zero field
  * there: an option from a newer fedrec). Nothing is opened on error. */
 FEDREC_API FEDREC_NODISCARD fedrec_err fedrec_client_open_with(fedrec_client **out,
