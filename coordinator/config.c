@@ -117,6 +117,9 @@ static const opt opts[] = {
      "L2 bound R of a shopper's item rows in its DP-ALS contribution"},
     {"dp-gram-weight", "privacy", T_DBL, OFF(dp_gram_weight), 0, 1000, 1, "1",
      "weight g of its Gram part; a contribution's L2 norm is <= sqrt(R^2 + g^2)"},
+    {"dp-gram-floor", "privacy", T_DBL, OFF(dp_gram_floor), 0, 1, 0, "0",
+     "the item step floors the noised Gram sum's eigenvalues at this fraction of its trace "
+     "(and always at its noise's level)"},
     {"max-connections", "limits", T_U32, OFF(max_connections), 0, 1000000, 0, "10000",
      "open client connections in total; beyond, a new one is closed at once; 0 = no cap"},
     {"max-connections-per-address", "limits", T_U32, OFF(max_conns_per_addr), 0, 1000000, 0, "64",

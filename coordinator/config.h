@@ -70,6 +70,7 @@ typedef struct fedreci_config {
     double dp_min_survivors;     /* fraction of the cohort a DP round needs */
     double dp_row_bound;         /* R of the DP-ALS contribution */
     double dp_gram_weight;       /* g */
+    double dp_gram_floor;        /* phi: Gram eigenvalue floor, fraction of its trace */
     /* SecAgg groups (issue 20; section [groups]) */
     char *role;          /* "single" (default), "master" or "aggregator" */
     char *master;        /* aggregator: the master's aggregator URL */

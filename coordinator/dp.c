@@ -185,7 +185,11 @@ fedrec_err fedreci_eng_dp_commit(fedreci_coord *c, rstate *r, float *y)
     fedreci_dpals a = {c->model->n_items, c->model->k, r->dp.row_bound, r->dp.gram_weight};
     double sd = sqrt((double)r->ns * r->dp.noise_var) / r->dp.scale;
     uint32_t shrunk = 0;
-    e = fedreci_dpals_item_step(&a, s->dec, r->dp.lambda, c->cfg.dp.no_shrink ? 0 : sd, y, &shrunk);
+    fedreci_dpals_step st = {.lambda = r->dp.lambda,
+                             .noise_std = sd,
+                             .shrink = !c->cfg.dp.no_shrink,
+                             .floor_frac = c->cfg.dp.gram_floor};
+    e = fedreci_dpals_item_step(&a, s->dec, &st, y, &shrunk);
     if (!e)
         fedreci_log(FEDRECI_LOG_INFO, (int64_t)r->id,
                     "differential privacy: item step from the noised sum of %zu (noise std %.4g), "

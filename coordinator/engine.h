@@ -92,6 +92,9 @@ typedef struct fedreci_coord_dp {
                                     cohort_size), and min_cohort is raised to m_min */
     double row_bound;            /* R (core/dp/dpals.h); 0: 3 */
     double gram_weight;          /* g; 0: 1 */
+    double gram_floor;           /* phi in [0, 1]: the item step floors the Gram sum's
+                                    eigenvalues at max(its noise's, phi trace)
+                                    (core/dp/dpals.h) */
     double lambda;               /* ridge of the x_u solve and the item step; 0: 0.1 */
     int no_shrink;               /* 1: no shrinkage of noisy item rows */
     fedreci_dp_accountant spent; /* the curve already spent (restored); init'ed or zeroed */

@@ -457,6 +457,7 @@ static void engine_config(const fedreci_config *cfg, fedreci_coord_config *cc)
         cc->dp.min_survivors = cfg->dp_min_survivors;
         cc->dp.row_bound = cfg->dp_row_bound;
         cc->dp.gram_weight = cfg->dp_gram_weight;
+        cc->dp.gram_floor = cfg->dp_gram_floor;
         cc->dp.lambda = cfg->lambda;
     }
     cc->role = fedreci_config_role(cfg);

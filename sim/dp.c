@@ -300,8 +300,11 @@ fedrec_err fedreci_sim_dp_train(const fedreci_split *s, const uint32_t *train_us
         for (size_t i = 0; i < d; i++)
             sumd[i] = dec[i];
         double sd = sqrt((double)surv * (mu_r / m_min)) / scale;
-        e = fedreci_dpals_item_step(&p, sumd, cfg->lambda, cfg->shrink ? sd : 0, y,
-                                    &R->rows_shrunk);
+        fedreci_dpals_step st = {.lambda = cfg->lambda,
+                                 .noise_std = sd,
+                                 .shrink = cfg->shrink,
+                                 .floor_frac = cfg->gram_floor};
+        e = fedreci_dpals_item_step(&p, sumd, &st, y, &R->rows_shrunk);
         if (e)
             break;
         acc = trial;

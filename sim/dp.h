@@ -45,6 +45,8 @@ typedef struct fedreci_sim_dp_cfg {
     double lambda;         /* user solve and item step */
     double row_bound;      /* R */
     double gram_weight;    /* g */
+    double gram_floor;     /* phi: the item step floors the Gram sum's eigenvalues at
+                              max(its noise's, phi trace) (core/dp/dpals.h) */
     double min_survivors;  /* fraction of clients a release needs (m_min) */
     double dropout;        /* per-client dropout probability per release */
     int noise_aggregate;   /* 1: one Sk(m mu_c) on the sum (see above) */

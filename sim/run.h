@@ -61,7 +61,7 @@ typedef struct fedreci_run_opts {
     /* differential privacy (sim/dp.h); dp_epsilon == 0: none */
     double dp_epsilon, dp_delta;
     uint32_t dp_releases;
-    double dp_row_bound, dp_gram_weight, dp_min_survivors;
+    double dp_row_bound, dp_gram_weight, dp_gram_floor, dp_min_survivors;
     int dp_noise_aggregate, dp_no_shrink, dp_normalize;
     double dp_shares[64]; /* --dp-shares: release r gets noise variance mu / share r */
     uint32_t n_dp_shares; /* 0: equal shares */

@@ -28,11 +28,12 @@ fedrec_err fedreci_run_dp(const fedreci_run_world *w, float *y, fedreci_run_roun
         .lambda = o->lambda,
         .row_bound = o->dp_row_bound,
         .gram_weight = o->dp_gram_weight,
+        .gram_floor = o->dp_gram_floor,
         .min_survivors = o->dp_min_survivors,
         .dropout = o->dropout,
         .noise_aggregate = o->dp_noise_aggregate,
         .shrink = !o->dp_no_shrink,
-        .normalize = 0,
+        .normalize = o->dp_normalize,
         .threads = o->threads,
         .seed = o->seed,
     };

@@ -43,6 +43,7 @@ enum {
     OPT_DP_NO_SHRINK,
     OPT_DP_SHARES,
     OPT_DP_NORMALIZE,
+    OPT_DP_GRAM_FLOOR,
     OPT_GROUP_SIZE,
     OPT_SYNTH_SCALE,
     OPT_EVAL_SAMPLE,
@@ -84,6 +85,7 @@ static const struct option run_options[] = {
     {"dp-no-shrink", no_argument, NULL, OPT_DP_NO_SHRINK},
     {"dp-shares", required_argument, NULL, OPT_DP_SHARES},
     {"dp-normalize", no_argument, NULL, OPT_DP_NORMALIZE},
+    {"dp-gram-floor", required_argument, NULL, OPT_DP_GRAM_FLOOR},
     {"group-size", required_argument, NULL, OPT_GROUP_SIZE},
     {"synth-scale", required_argument, NULL, OPT_SYNTH_SCALE},
     {"eval-sample", required_argument, NULL, OPT_EVAL_SAMPLE},
@@ -162,6 +164,9 @@ void fedreci_run_usage(FILE *f)
                "  --dp-row-bound R      L2 bound of a shopper's item rows (default 3)\n"
                "  --dp-gram-weight G    weight of the k x k Gram part (default 1); a\n"
                "                        shopper's contribution has L2 norm <= sqrt(R^2 + G^2)\n"
+               "  --dp-gram-floor PHI   the item step floors the noised Gram sum's eigenvalues\n"
+               "                        at PHI times its trace, 0..1 (default 0), and always\n"
+               "                        at its noise's level (post-processing)\n"
                "  --dp-min-survivors F  fraction of clients a round needs; every client adds\n"
                "                        the noise share of that many survivors (default 0.8)\n"
                "  --dp-noise M          client: every client samples its noise, over the\n"
@@ -350,6 +355,8 @@ static int run_opt(void *ctx, int code, const char *name, const char *v)
         return fedreci_sim_arg_double(cmd, name, v, 1e-3, 1e3, &o->dp_row_bound);
     case OPT_DP_GRAM_WEIGHT:
         return fedreci_sim_arg_double(cmd, name, v, 1e-3, 1e3, &o->dp_gram_weight);
+    case OPT_DP_GRAM_FLOOR:
+        return fedreci_sim_arg_double(cmd, name, v, 0, 1, &o->dp_gram_floor);
     case OPT_DP_MIN_SURVIVORS:
         return fedreci_sim_arg_double(cmd, name, v, 0.01, 1.0, &o->dp_min_survivors);
     case OPT_DP_NO_SHRINK:

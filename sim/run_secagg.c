@@ -431,6 +431,7 @@ static fedrec_err sim_start_engine(sim *S, const float *y0, const char **codes)
         cfg.dp.min_survivors = o->dp_min_survivors;
         cfg.dp.row_bound = o->dp_row_bound;
         cfg.dp.gram_weight = o->dp_gram_weight;
+        cfg.dp.gram_floor = o->dp_gram_floor;
         cfg.dp.lambda = o->lambda;
         cfg.dp.no_shrink = o->dp_no_shrink;
     }

@@ -735,7 +735,8 @@ static void test_dpals_item_step(void **state)
             for (int j = 0; j < K; j++)
                 B[items[t]][j] += w * x[j];
     }
-    assert_int_equal(fedreci_dpals_item_step(&p, sum, 0.1, 0, y, NULL), FEDREC_OK);
+    fedreci_dpals_step st = {.lambda = 0.1, .noise_std = 0, .shrink = 1, .floor_frac = 0};
+    assert_int_equal(fedreci_dpals_item_step(&p, sum, &st, y, NULL), FEDREC_OK);
     for (int i = 0; i < NI; i++) {
         double ref[K];
         solve_small(G, 0.1, B[i], ref, K);
@@ -744,16 +745,78 @@ static void test_dpals_item_step(void **state)
     }
     /* shrinkage: sigma so large that every row is below k sigma^2 */
     uint32_t shrunk;
-    assert_int_equal(fedreci_dpals_item_step(&p, sum, 0.1, 1e3, y, &shrunk), FEDREC_OK);
+    st.noise_std = 1e3;
+    assert_int_equal(fedreci_dpals_item_step(&p, sum, &st, y, &shrunk), FEDREC_OK);
     assert_int_equal(shrunk, NI);
     for (int i = 0; i < NI * K; i++)
         assert_true(y[i] == 0);
+    st.noise_std = 0;
+    st.floor_frac = 1.5;
+    assert_int_equal(fedreci_dpals_item_step(&p, sum, &st, y, NULL), FEDREC_ERR_INVALID);
+    st.floor_frac = 0;
     sum[3] = NAN;
-    assert_int_equal(fedreci_dpals_item_step(&p, sum, 0.1, 0, y, NULL), FEDREC_ERR_INVALID);
+    assert_int_equal(fedreci_dpals_item_step(&p, sum, &st, y, NULL), FEDREC_ERR_INVALID);
     fedreci_dp_rng_wipe(&r);
     free(sum);
     free(v);
     free(y);
+}
+
+/* A noised Gram sum that is not positive definite: G = Q diag(10, 1, -3) Q^T
+ * (Q a Householder reflection). With noise sigma = 1 and g = 0.5 the floor
+ * is sqrt(2k) sigma / g = sqrt(6) / 0.5; the item step must equal the ALS
+ * step on Q diag(10, f, f) Q^T, computed here directly; without noise the
+ * negative eigenvalue goes to 0 (diag(10, 1, 0)); with a floor fraction of
+ * 1 the floor is the trace, 8. */
+static void test_dpals_gram_floor(void **state)
+{
+    (void)state;
+    enum { NI = 4, K = 3 };
+    fedreci_dpals p = {.n_items = NI, .k = K, .row_bound = 1, .gram_weight = 0.5};
+    size_t d = fedreci_dpals_dim(&p);
+    double sum[NI * K + K * (K + 1) / 2], Q[K * K], G[K * K];
+    const double vh[K] = {1, 2, 2}, ev[K] = {10, 1, -3};
+    assert_int_equal(d, sizeof sum / sizeof sum[0]);
+    for (int a = 0; a < K; a++)
+        for (int b = 0; b < K; b++)
+            Q[a * K + b] = (a == b) - 2.0 / 9 * vh[a] * vh[b];
+    for (int a = 0; a < K; a++)
+        for (int b = 0; b < K; b++) {
+            G[a * K + b] = 0;
+            for (int j = 0; j < K; j++)
+                G[a * K + b] += Q[a * K + j] * ev[j] * Q[b * K + j];
+        }
+    for (int i = 0; i < NI * K; i++)
+        sum[i] = 0.25 * (i % 5) - 0.5;
+    size_t t = NI * K;
+    for (int a = 0; a < K; a++)
+        for (int b = a; b < K; b++)
+            sum[t++] = a == b ? 0.5 * G[a * K + a] : 0.5 * sqrt(2.0) * G[a * K + b];
+    double fl = sqrt(6.0) / 0.5;
+    assert_true(fabs(fedreci_dpals_gram_floor(&p, G, 1, 0) - fl) < 1e-12);
+    assert_true(fabs(fedreci_dpals_gram_floor(&p, G, 1, 1) - 8) < 1e-12);
+    const struct {
+        double sigma, phi, e1, e2;
+    } cases[] = {{1, 0, fl, fl}, {0, 0, 1, 0}, {1, 1, 8, 8}};
+    for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
+        double F[K * K], want[K] = {10, cases[c].e1, cases[c].e2};
+        for (int a = 0; a < K; a++)
+            for (int b = 0; b < K; b++) {
+                F[a * K + b] = 0;
+                for (int j = 0; j < K; j++)
+                    F[a * K + b] += Q[a * K + j] * want[j] * Q[b * K + j];
+            }
+        float y[NI * K];
+        fedreci_dpals_step st = {
+            .lambda = 0.1, .noise_std = cases[c].sigma, .shrink = 0, .floor_frac = cases[c].phi};
+        assert_int_equal(fedreci_dpals_item_step(&p, sum, &st, y, NULL), FEDREC_OK);
+        for (int i = 0; i < NI; i++) {
+            double ref[K];
+            solve_small(F, 0.1, sum + i * K, ref, K);
+            for (int j = 0; j < K; j++)
+                assert_true(fabs(y[i * K + j] - ref[j]) <= 1e-5 * (1 + fabs(ref[j])));
+        }
+    }
 }
 
 /* ---- one round's parameters (core/dp/round.h) ------------------------------- */
@@ -915,6 +978,7 @@ int main(void)
         cmocka_unit_test(test_no_wrap_check),
         cmocka_unit_test(test_dpals_bound),
         cmocka_unit_test(test_dpals_item_step),
+        cmocka_unit_test(test_dpals_gram_floor),
         cmocka_unit_test(test_round_plan_verify),
         cmocka_unit_test(test_round_encode_decode),
     };

@@ -124,22 +124,38 @@ static void jacobi(double *a, uint32_t k, double *ev, double *V)
         ev[i] = a[i * k + i];
 }
 
-fedrec_err fedreci_dpals_item_step(const fedreci_dpals *p, const double *sum, double lambda,
-                                   double noise_std, float *y, uint32_t *shrunk)
+double fedreci_dpals_gram_floor(const fedreci_dpals *p, const double *G, double noise_std,
+                                double floor_frac)
+{
+    uint32_t k = p->k;
+    double tr = 0;
+    for (uint32_t a = 0; a < k; a++)
+        tr += G[a * k + a];
+    double f = sqrt(2.0 * k) * noise_std / p->gram_weight, t = floor_frac * (tr > 0 ? tr : 0);
+    return t > f ? t : f;
+}
+
+fedrec_err fedreci_dpals_item_step(const fedreci_dpals *p, const double *sum,
+                                   const fedreci_dpals_step *o, float *y, uint32_t *shrunk)
 {
     fedrec_err e = check(p);
     if (e)
         return e;
-    if (!(lambda >= 0) || !isfinite(lambda) || !(noise_std >= 0) || !isfinite(noise_std))
+    if (!o)
+        return fedreci_error(FEDREC_ERR_INVALID, "dp als: no item step options");
+    double lambda = o->lambda, noise_std = o->noise_std;
+    if (!(lambda >= 0) || !isfinite(lambda) || !(noise_std >= 0) || !isfinite(noise_std) ||
+        !(o->floor_frac >= 0 && o->floor_frac <= 1))
         return fedreci_error(FEDREC_ERR_INVALID,
-                             "dp als: lambda = %g and noise_std = %g, need finite >= 0", lambda,
-                             noise_std);
+                             "dp als: lambda = %g and noise_std = %g, need finite >= 0; floor "
+                             "fraction %g, need 0..1",
+                             lambda, noise_std, o->floor_frac);
     uint32_t k = p->k;
     size_t d = fedreci_dpals_dim(p);
     for (size_t i = 0; i < d; i++)
         if (!isfinite(sum[i]))
             return fedreci_error(FEDREC_ERR_INVALID, "dp als: sum entry %zu is %g", i, sum[i]);
-    double *G = malloc((size_t)k * k * sizeof *G), *V = malloc((size_t)k * k * sizeof *V);
+    double *G = calloc((size_t)k * k, sizeof *G), *V = malloc((size_t)k * k * sizeof *V);
     double *M = malloc((size_t)k * k * sizeof *M), *ev = malloc(k * sizeof *ev);
     if (!G || !V || !M || !ev) {
         free(G);
@@ -157,10 +173,12 @@ fedrec_err fedreci_dpals_item_step(const fedreci_dpals *p, const double *sum, do
             G[a * k + b] = G[b * k + a] = val;
             t++;
         }
+    double fl = fedreci_dpals_gram_floor(p, G, noise_std, o->floor_frac);
     jacobi(G, k, ev, V);
-    /* M = V diag(1 / (max(ev, 0) + lambda)) V^T */
+    /* M = V diag(1 / (max(ev, fl, 0) + lambda)) V^T */
     for (uint32_t j = 0; j < k; j++) {
-        double l = (ev[j] > 0 ? ev[j] : 0) + lambda;
+        double l = (ev[j] > fl ? ev[j] : fl);
+        l = (l > 0 ? l : 0) + lambda;
         ev[j] = l > 0 ? 1 / l : 0;
     }
     for (uint32_t a = 0; a < k; a++)
@@ -171,7 +189,7 @@ fedrec_err fedreci_dpals_item_step(const fedreci_dpals *p, const double *sum, do
             M[a * k + b] = s;
         }
     uint32_t nz = 0;
-    double thr = (double)k * noise_std * noise_std;
+    double thr = o->shrink ? (double)k * noise_std * noise_std : 0;
     for (uint32_t i = 0; i < p->n_items; i++) {
         const double *b = sum + (size_t)i * k;
         double n2 = 0;

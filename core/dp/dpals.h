@@ -64,20 +64,47 @@ FEDREC_NODISCARD fedrec_err fedreci_dpals_client(const fedreci_dpals *p, fedreci
                                                  const float *y, const float *gram, float lambda,
                                                  const fedreci_mf_user *u, float *v);
 
+/* The server's item step: what to do with the noise (all post-processing of
+ * the released sum: free under DP). */
+typedef struct fedreci_dpals_step {
+    double lambda;     /* ridge added to every eigenvalue, finite >= 0 */
+    double noise_std;  /* sigma: the noise's standard deviation per coordinate of the
+                          sum, input units (0: a sum without noise) */
+    int shrink;        /* 1: shrink every item row by the positive-part James-Stein
+                          factor max(0, 1 - k sigma^2 / |b_i|^2) */
+    double floor_frac; /* phi in [0, 1]: also floor the Gram sum's eigenvalues at
+                          phi trace(G) (a regularizer of the directions few shoppers'
+                          x_u point along; 0: the noise floor only) */
+} fedreci_dpals_step;
+
 /* The server's item step from sum (d doubles: the decoded sum of the
  * contributions, noise included, in input units): G = the Gram part / g
- * (symmetrised), b_i = the item rows, shrunk towards zero when noise_std > 0
- * (the positive-part James-Stein factor max(0, 1 - k noise_std^2 / |b_i|^2),
- * noise_std the noise's standard deviation per coordinate in input units:
- * post-processing, free under DP), then y_i = (G + lambda I)^-1 b_i. Writes
- * y (n_items x k floats). G's noise can make it indefinite: its negative
- * eigenvalues are set to 0 before lambda is added (a projection onto the
- * positive semidefinite cone, also post-processing; cyclic Jacobi
- * eigendecomposition in double). shrunk (may be NULL) gets
- * the number of rows shrunk to zero. Errors: FEDREC_ERR_INVALID (bad
- * parameter, non-finite sum entry), FEDREC_ERR_NOMEM. Thread-safe. */
+ * (symmetrised), b_i = the item rows (shrunk when o->shrink and sigma > 0),
+ * then y_i = (floor(G) + lambda I)^-1 b_i, written to y (n_items x k
+ * floats). floor(G) = V diag(max(e_j, f)) V^T from the eigendecomposition
+ * G = V diag(e_j) V^T (cyclic Jacobi, double), with
+ *   f = max(sqrt(2 k) sigma / g, phi max(0, trace G)).
+ * Why sqrt(2 k) sigma / g: G's noise is a symmetric k x k matrix E with
+ * independent entries of standard deviation sigma / g on the diagonal and
+ * sigma / (g sqrt 2) off it (the triangle's off-diagonal entries carry
+ * sqrt 2 x_a x_b), whose eigenvalues fill a semicircle of radius
+ * 2 sqrt(k sigma^2 / (2 g^2)) = sqrt(2 k) sigma / g (Wigner; Bai & Yin
+ * 1988 for the largest). By Weyl's inequality every eigenvalue of the true
+ * Gram sum (>= 0) moved by at most |E|, so an eigenvalue below that radius
+ * says nothing the noise could not have made; flooring it there keeps
+ * (floor(G) + lambda I)^-1 from amplifying noise-made directions by up to
+ * 1 / lambda (which made the clients' next float solve fail). With sigma =
+ * 0 and phi = 0 negative eigenvalues go to 0 (the projection onto the
+ * positive semidefinite cone). shrunk (may be NULL) gets the number of rows
+ * shrunk to zero. Errors: FEDREC_ERR_INVALID (bad parameter, non-finite sum
+ * entry), FEDREC_ERR_NOMEM. Thread-safe. */
 FEDREC_NODISCARD fedrec_err fedreci_dpals_item_step(const fedreci_dpals *p, const double *sum,
-                                                    double lambda, double noise_std, float *y,
+                                                    const fedreci_dpals_step *o, float *y,
                                                     uint32_t *shrunk);
+
+/* The eigenvalue floor f above for a noised Gram sum G (k x k, row-major,
+ * symmetric; trace read from its diagonal). */
+double fedreci_dpals_gram_floor(const fedreci_dpals *p, const double *G, double noise_std,
+                                double floor_frac);
 
 #endif
