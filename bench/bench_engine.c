@@ -361,6 +361,8 @@ static void run_grouped(uint32_t n, uint32_t n_items, uint32_t k, uint32_t neigh
     uint8_t(*ask)[64] = calloc(groups, sizeof *ask);
     for (uint32_t g = 0; g < groups; g++)
         crypto_sign_keypair(apk[g], ask[g]);
+    uint8_t mpk[32], msk[64]; /* the master's key: it signs every link reply */
+    crypto_sign_keypair(mpk, msk);
     char murl[64], lurl[64];
     snprintf(murl, sizeof murl, "inproc://bench-master-%u", n);
     snprintf(lurl, sizeof lurl, "inproc://bench-link-%u", n);
@@ -370,6 +372,7 @@ static void run_grouped(uint32_t n, uint32_t n_items, uint32_t k, uint32_t neigh
     cfg.agg_listen_url = lurl;
     cfg.agg_keys = (const uint8_t(*)[32])apk;
     cfg.n_agg_keys = groups;
+    cfg.agg_master_sk = msk;
     cfg.group_size = (n + groups - 1) / groups;
     cfg.min_groups = groups;
     if (fedreci_coord_create(&g_coord, &cfg, &hooks, &m) || fedreci_coord_start(g_coord)) {
@@ -387,6 +390,7 @@ static void run_grouped(uint32_t n, uint32_t n_items, uint32_t k, uint32_t neigh
         ac.listen_urls = lu;
         ac.n_listen = 1;
         ac.identity_sk = ask[g];
+        ac.master_pk = mpk;
         ac.max_group = cfg.group_size + 1;
         if (fedreci_aggregator_create(&agg[g], &ac) || fedreci_aggregator_start(agg[g])) {
             fprintf(stderr, "aggregator: %s\n", fedrec_errmsg());

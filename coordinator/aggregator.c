@@ -26,6 +26,7 @@ struct fedreci_aggregator {
     char *master_url, *ca_file, *public_url, *cert, *key;
     char **listen;
     uint8_t *sk; /* sodium_malloc, 64 */
+    uint8_t pk[32], master_pk[32];
 
     pthread_mutex_t mu;
     pthread_cond_t cv;
@@ -74,9 +75,9 @@ static char *dup_or_null(const char *s, int *fail)
 fedrec_err fedreci_aggregator_create(fedreci_aggregator **out, const fedreci_aggregator_config *cfg)
 {
     if (!out || !cfg || !cfg->master_url || !cfg->listen_urls || cfg->n_listen == 0 ||
-        !cfg->identity_sk)
-        return fedreci_error(FEDREC_ERR_INVALID,
-                             "aggregator: needs a master URL, a listen URL and an identity key");
+        !cfg->identity_sk || !cfg->master_pk)
+        return fedreci_error(FEDREC_ERR_INVALID, "aggregator: needs a master URL, a listen URL, "
+                                                 "an identity key and the master's key");
     if (cfg->max_group < 2)
         return fedreci_error(FEDREC_ERR_INVALID, "aggregator: max_group %u, at least 2",
                              cfg->max_group);
@@ -110,6 +111,10 @@ fedrec_err fedreci_aggregator_create(fedreci_aggregator **out, const fedreci_agg
         return fedreci_error(FEDREC_ERR_NOMEM, "aggregator");
     }
     memcpy(a->sk, cfg->identity_sk, 64);
+    crypto_sign_ed25519_sk_to_pk(a->pk, a->sk);
+    memcpy(a->master_pk, cfg->master_pk, 32);
+    a->cfg.master_pk = NULL;
+    a->cfg.identity_sk = NULL;
     /* sequence numbers start at the wall clock in microseconds, so they
        keep rising across restarts (the master refuses a number it has
        seen) */
@@ -203,8 +208,10 @@ static fedrec_err open_link(fedreci_aggregator *a)
     return FEDREC_OK;
 }
 
-/* Sends m and waits for the reply (decoded into *rep). */
-static fedrec_err exchange(fedreci_aggregator *a, nng_msg *m, fedreci_link_reply *rep)
+/* Sends m (request seq) and waits for the reply, decoded into *rep once
+ * its signature verifies with the master's key for this request. A reply
+ * that does not is refused: logged, counted, nothing in it used. */
+static fedrec_err exchange(fedreci_aggregator *a, nng_msg *m, uint64_t seq, fedreci_link_reply *rep)
 {
     nng_aio_set_msg(a->aio, m);
     nng_aio_set_timeout(a->aio, (nng_duration)a->cfg.link_timeout_ms);
@@ -226,11 +233,17 @@ static fedrec_err exchange(fedreci_aggregator *a, nng_msg *m, fedreci_link_reply
     nng_msg *r = nng_aio_get_msg(a->aio);
     if (!r) /* success without a message (nanomsg/nng#1620) */
         return fedreci_error(FEDREC_ERR_TRANSPORT, "aggregator: master reply: no message");
-    fedrec_err e = fedreci_link_dec_reply(nng_msg_body(r), nng_msg_len(r), (size_t)1 << 30, rep);
+    fedrec_err e = fedreci_link_dec_reply(nng_msg_body(r), nng_msg_len(r), (size_t)1 << 30,
+                                          a->master_pk, a->pk, seq, rep);
     nng_msg_free(r);
     pthread_mutex_lock(&a->mu);
     a->st.connected = e == FEDREC_OK;
+    if (e == FEDREC_ERR_SIGNATURE || e == FEDREC_ERR_FORMAT || e == FEDREC_ERR_TOO_BIG)
+        a->st.replies_refused++;
     pthread_mutex_unlock(&a->mu);
+    if (e == FEDREC_ERR_SIGNATURE || e == FEDREC_ERR_FORMAT || e == FEDREC_ERR_TOO_BIG)
+        fedreci_log(FEDRECI_LOG_WARN, -1, "aggregator: refused a reply on the master link: %s",
+                    fedrec_errmsg());
     return e;
 }
 
@@ -367,6 +380,14 @@ static void run_group(fedreci_aggregator *a, const fedreci_link_assign *as,
     pthread_mutex_unlock(&a->mu);
 }
 
+static int stopping(fedreci_aggregator *a)
+{
+    pthread_mutex_lock(&a->mu);
+    int s = a->stop;
+    pthread_mutex_unlock(&a->mu);
+    return s;
+}
+
 /* Sends the group's result; returns the verdict to pass to the engine. */
 static void report(fedreci_aggregator *a, uint64_t round_id)
 {
@@ -375,8 +396,18 @@ static void report(fedreci_aggregator *a, uint64_t round_id)
     uint64_t version = 0;
     char why[200] = "master unreachable";
     fedreci_link_reply rep;
-    fedrec_err e = fedreci_link_enc_result(&m, a->sk, ++a->seq, &a->res);
-    if (!e && !(e = exchange(a, m, &rep))) {
+    fedrec_err e = FEDREC_OK;
+    /* a refused reply is no verdict: the result is sent again (the master
+       answers a repeated result with the round's verdict) */
+    for (int attempt = 0; attempt < 3; attempt++) {
+        uint64_t seq = ++a->seq;
+        e = fedreci_link_enc_result(&m, a->sk, seq, &a->res);
+        if (!e)
+            e = exchange(a, m, seq, &rep);
+        if ((e != FEDREC_ERR_SIGNATURE && e != FEDREC_ERR_FORMAT) || stopping(a))
+            break;
+    }
+    if (!e) {
         const Fedrec__Groups__V1__AggReply *r = rep.msg;
         if (r->body_case == FEDREC__GROUPS__V1__AGG_REPLY__BODY_VERDICT) {
             completed = r->verdict->completed && r->verdict->counted;
@@ -390,6 +421,8 @@ static void report(fedreci_aggregator *a, uint64_t round_id)
                      r->error->text ? r->error->text : "");
         }
         fedreci_link_reply_free(&rep);
+    } else if (e == FEDREC_ERR_SIGNATURE || e == FEDREC_ERR_FORMAT) {
+        snprintf(why, sizeof why, "no verdict signed by the master: %s", fedrec_errmsg());
     } else {
         snprintf(why, sizeof why, "master unreachable: %s", fedrec_errmsg());
     }
@@ -402,14 +435,6 @@ static void report(fedreci_aggregator *a, uint64_t round_id)
     pthread_mutex_unlock(&a->mu);
     if (a->eng)
         fedreci_coord_group_verdict(a->eng, round_id, completed, version, why);
-}
-
-static int stopping(fedreci_aggregator *a)
-{
-    pthread_mutex_lock(&a->mu);
-    int s = a->stop;
-    pthread_mutex_unlock(&a->mu);
-    return s;
 }
 
 static void pause_ms(fedreci_aggregator *a, int ms)
@@ -431,10 +456,11 @@ static void *link_loop(void *arg)
     while (!stopping(a)) {
         nng_msg *m = NULL;
         fedreci_link_reply rep;
-        fedrec_err e = fedreci_link_enc_poll(&m, a->sk, ++a->seq, a->public_url, coord_pk,
+        uint64_t seq = ++a->seq;
+        fedrec_err e = fedreci_link_enc_poll(&m, a->sk, seq, a->public_url, coord_pk,
                                              a->model_version, a->cfg.max_group);
         if (!e)
-            e = exchange(a, m, &rep);
+            e = exchange(a, m, seq, &rep);
         if (e) {
             fedreci_log(FEDRECI_LOG_DEBUG, -1, "aggregator: %s", fedrec_errmsg());
             pause_ms(a, 500);

@@ -8,7 +8,12 @@
  * listeners; sends the group's checked unmasked sum and counts to the
  * master, and answers its members with the master's verdict. Every request
  * to the master is signed with the aggregator's Ed25519 identity key
- * (coordinator/link.h), which the master must list.
+ * (coordinator/link.h), which the master must list; every reply must carry
+ * the master's signature over it and the request it answers (master_pk):
+ * any other reply (forged, meant for another aggregator, or replayed) is
+ * refused, logged (warn) and counted in replies_refused, and changes
+ * nothing (no group is run, no verdict is applied; a refused answer to a
+ * group's result is asked for again, up to 3 times).
  *
  * The engine is created at the first assignment (the model's shape comes
  * with it) and recreated when the master's model changes shape. When the
@@ -40,6 +45,7 @@ typedef struct fedreci_aggregator_config {
     const char *tls_cert_file; /* tls+tcp:// client listeners */
     const char *tls_key_file;
     const uint8_t *identity_sk; /* 64 bytes, Ed25519 (copied into secure memory) */
+    const uint8_t *master_pk;   /* 32 bytes: the master's Ed25519 identity key (copied) */
     uint32_t max_group;         /* the largest group taken; default 1000 */
     uint32_t link_timeout_ms;   /* longest wait for a master reply; default 600000 */
     uint32_t retry_after_ms;    /* RetryAfter to early members; default 50 */
@@ -53,6 +59,7 @@ typedef struct fedreci_aggregator_status {
     uint64_t groups_completed; /* sums sent */
     uint64_t groups_counted;   /* counted by the master in a committed model */
     uint64_t groups_failed;    /* aborted here, refused, or not counted */
+    uint64_t replies_refused;  /* master replies refused (bad signature or format) */
     uint64_t last_round;       /* round of the last group (0: none) */
     uint32_t last_members, last_survivors;
     uint64_t model_version;      /* held */

@@ -145,7 +145,11 @@ static const opt opts[] = {
     {"aggregator-keys", "groups", T_STR, OFF(agg_keys), 0, 0, 0, "",
      "master: the aggregators allowed, their Ed25519 public keys in hex, comma-separated"},
     {"identity-key", "groups", T_STR, OFF(identity_key), 0, 0, 0, "",
-     "aggregator: file holding its Ed25519 key seed in hex (created, mode 0600, if missing)"},
+     "master and aggregator: file holding its Ed25519 key seed in hex (created, mode 0600, "
+     "if missing); the master signs its replies to aggregators with it"},
+    {"master-key", "groups", T_STR, OFF(master_key), 0, 0, 0, "",
+     "aggregator: the master's Ed25519 public key in hex (the master logs it at start); "
+     "replies not signed with it are refused"},
     {"public-url", "groups", T_STR, OFF(public_url), 0, 0, 0, "",
      "aggregator: the URL its members are told to dial; empty = the first listen URL"},
     {"master-ca", "groups", T_STR, OFF(master_ca), 0, 0, 0, "",
@@ -188,6 +192,7 @@ void fedreci_config_destroy(fedreci_config *c)
     free(c->agg_listen);
     free(c->agg_keys);
     free(c->identity_key);
+    free(c->master_key);
     free(c->public_url);
     free(c->master_ca);
     free(c);

@@ -76,7 +76,9 @@ typedef struct fedreci_config {
     char *master;        /* aggregator: the master's aggregator URL */
     char *agg_listen;    /* master: URL aggregators dial */
     char *agg_keys;      /* master: allowed aggregator keys, comma-separated hex */
-    char *identity_key;  /* aggregator: file with its Ed25519 seed (hex; made if missing) */
+    char *identity_key;  /* master, aggregator: file with its Ed25519 seed (hex; made if
+                            missing); the master signs its link replies with it */
+    char *master_key;    /* aggregator: the master's Ed25519 public key (64 hex digits) */
     char *public_url;    /* aggregator: the URL members are told (default: first listen) */
     char *master_ca;     /* aggregator: CA file verifying a tls+tcp:// master */
     uint32_t group_size; /* master: members per group at most (lowered for min-cohort) */
@@ -135,6 +137,11 @@ int fedreci_config_role(const fedreci_config *c);
  * FEDREC_ERR_PARSE naming the bad entry, FEDREC_ERR_NOMEM. */
 FEDREC_NODISCARD fedrec_err fedreci_config_agg_keys(const fedreci_config *c, uint8_t (**keys)[32],
                                                     size_t *n);
+
+/* Parses the aggregator's master-key (64 hex digits, surrounding spaces
+ * allowed) into pk. Errors: FEDREC_ERR_INVALID when it is not set,
+ * FEDREC_ERR_PARSE when it is not 64 hex digits. */
+FEDREC_NODISCARD fedrec_err fedreci_config_master_key(const fedreci_config *c, uint8_t pk[32]);
 
 /* Prints the flags, their INI section/key, default and meaning. */
 void fedreci_config_usage(FILE *f, const char *prog);

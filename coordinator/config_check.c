@@ -70,6 +70,26 @@ fedrec_err fedreci_config_agg_keys(const fedreci_config *c, uint8_t (**keys)[32]
     return FEDREC_OK;
 }
 
+fedrec_err fedreci_config_master_key(const fedreci_config *c, uint8_t pk[32])
+{
+    if (!c->master_key || !c->master_key[0])
+        return fedreci_error(FEDREC_ERR_INVALID,
+                             "role aggregator needs master-key (the master's public key, which "
+                             "the master logs at start)");
+    const char *p = c->master_key;
+    while (*p == ' ' || *p == '\t')
+        p++;
+    size_t len = strlen(p);
+    while (len && (p[len - 1] == ' ' || p[len - 1] == '\t'))
+        len--;
+    size_t got = 0;
+    if (len != 64 || sodium_hex2bin(pk, 32, p, len, NULL, &got, NULL) != 0 || got != 32)
+        return fedreci_error(FEDREC_ERR_PARSE,
+                             "master-key: '%.*s' is not 64 hex digits (an Ed25519 public key)",
+                             (int)(len > 80 ? 80 : len), p);
+    return FEDREC_OK;
+}
+
 static int readable(const char *path)
 {
     return access(path, R_OK) == 0;
@@ -100,6 +120,10 @@ fedrec_err fedreci_config_check(const fedreci_config *c)
         if (nk == 0)
             return fedreci_error(FEDREC_ERR_INVALID,
                                  "role master needs aggregator-keys (at least one aggregator)");
+        if (!c->identity_key)
+            return fedreci_error(FEDREC_ERR_INVALID,
+                                 "role master needs identity-key (a file for the key that signs "
+                                 "its replies to aggregators)");
         if (c->group_size < c->min_cohort)
             return fedreci_error(FEDREC_ERR_RANGE,
                                  "group-size (%u) is below min-cohort (%u): no group may be "
@@ -137,6 +161,10 @@ fedrec_err fedreci_config_check(const fedreci_config *c)
         if (!c->identity_key)
             return fedreci_error(FEDREC_ERR_INVALID,
                                  "role aggregator needs identity-key (a file for its key)");
+        uint8_t mpk[32];
+        fedrec_err e = fedreci_config_master_key(c, mpk);
+        if (e)
+            return e;
     }
     /* the SecAgg parameters must hold for the largest round (the budget) and
      * for the smallest one that may run (threshold against capped k); with

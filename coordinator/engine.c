@@ -72,10 +72,10 @@ static fedrec_err check_config(const fedreci_coord_config *cfg, const fedreci_co
     if (cfg->role < FEDRECI_ROLE_SINGLE || cfg->role > FEDRECI_ROLE_AGGREGATOR)
         return fedreci_error(FEDREC_ERR_INVALID, "coordinator: role %d", cfg->role);
     if (cfg->role == FEDRECI_ROLE_MASTER &&
-        (!cfg->agg_listen_url || !cfg->agg_keys || cfg->n_agg_keys == 0))
+        (!cfg->agg_listen_url || !cfg->agg_keys || cfg->n_agg_keys == 0 || !cfg->agg_master_sk))
         return fedreci_error(FEDREC_ERR_INVALID,
-                             "coordinator: the master role needs an aggregator URL and at least "
-                             "one aggregator key");
+                             "coordinator: the master role needs an aggregator URL, at least "
+                             "one aggregator key and its own identity key (agg_master_sk)");
     if (cfg->opt.kind == FEDRECI_OPT_ALS) {
         if (cfg->dp.epsilon > 0 || cfg->role != FEDRECI_ROLE_SINGLE)
             return fedreci_error(FEDREC_ERR_INVALID,
@@ -122,8 +122,9 @@ static void init_state(fedreci_coord *c, const fedreci_coord_config *cfg,
     c->cfg.listen_urls = NULL;
     c->cfg.tls_cert_file = NULL;
     c->cfg.tls_key_file = NULL;
-    c->cfg.agg_keys = NULL; /* both copied by master.c */
+    c->cfg.agg_keys = NULL; /* all three copied by master.c */
     c->cfg.agg_listen_url = NULL;
+    c->cfg.agg_master_sk = NULL;
     if (hooks)
         c->hooks = *hooks;
     c->next_round_id = c->cfg.first_round_id;
@@ -292,9 +293,11 @@ fedrec_err fedreci_coord_create(fedreci_coord **out, const fedreci_coord_config 
     if (!e && c->cfg.role == FEDRECI_ROLE_MASTER) {
         c->cfg.agg_keys = cfg->agg_keys; /* copied by master_open */
         c->cfg.agg_listen_url = cfg->agg_listen_url;
+        c->cfg.agg_master_sk = cfg->agg_master_sk;
         e = fedreci_eng_master_open(c);
         c->cfg.agg_keys = NULL;
         c->cfg.agg_listen_url = NULL;
+        c->cfg.agg_master_sk = NULL;
     }
     if (e)
         fedreci_coord_destroy(c); /* unwinds whatever was made */

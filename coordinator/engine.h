@@ -185,7 +185,9 @@ typedef struct fedreci_coord_config {
      * groups that finish when at least min_groups do (a failed group is
      * dropped whole). Aggregators dial agg_listen_url (a REP socket of its
      * own; tls+tcp:// with the same certificate and key) and must sign with
-     * one of the n_agg_keys Ed25519 keys (32 bytes each, copied).
+     * one of the n_agg_keys Ed25519 keys (32 bytes each, copied); every
+     * reply is signed with agg_master_sk (coordinator/link.h), which the
+     * aggregators verify with its public half.
      * FEDRECI_ROLE_AGGREGATOR: no check-ins and no cohort selection; rounds
      * are started by fedreci_coord_run_group for the members a master
      * assigned, and end with fedreci_coord_group_verdict. */
@@ -193,6 +195,8 @@ typedef struct fedreci_coord_config {
     const char *agg_listen_url;    /* master */
     const uint8_t (*agg_keys)[32]; /* master: allowed aggregator keys */
     size_t n_agg_keys;             /* master: >= 1 */
+    const uint8_t *agg_master_sk;  /* master: 64 bytes, its Ed25519 identity key (libsodium
+                                      layout; copied into secure memory) */
     uint32_t group_size;           /* master: target members per group (0: cohort_size) */
     uint32_t min_groups;           /* master: groups that must finish (0: 1) */
     uint32_t round_ms;             /* master: a round's deadline after its groups are

@@ -10,6 +10,8 @@
 
 static const char SIG_LABEL[] = "fedrec.v1.agg";
 
+static const char REPLY_LABEL[] = "fedrec.v2.agg-reply";
+
 static ProtobufCBinaryData bin(const void *p, size_t len)
 {
     ProtobufCBinaryData b;
@@ -52,6 +54,48 @@ static int verify_bytes(const uint8_t sig[64], const uint8_t *req, size_t len, c
     int rv = crypto_sign_verify_detached(sig, buf, sizeof SIG_LABEL - 1 + len, pk);
     free(buf);
     return rv;
+}
+
+/* label || agg_pk || seq (LE) || rep, malloc'd (NULL: out of memory). */
+static uint8_t *reply_bytes(const uint8_t agg_pk[32], uint64_t seq, const uint8_t *rep, size_t len,
+                            size_t *n)
+{
+    size_t hl = sizeof REPLY_LABEL - 1;
+    uint8_t *buf = malloc(hl + 40 + len);
+    if (!buf)
+        return NULL;
+    memcpy(buf, REPLY_LABEL, hl);
+    memcpy(buf + hl, agg_pk, 32);
+    for (int i = 0; i < 8; i++)
+        buf[hl + 32 + i] = (uint8_t)(seq >> (8 * i));
+    if (len)
+        memcpy(buf + hl + 40, rep, len);
+    *n = hl + 40 + len;
+    return buf;
+}
+
+fedrec_err fedreci_link_seal_reply(nng_msg **m, const uint8_t master_sk[64],
+                                   const uint8_t agg_pk[32], uint64_t seq)
+{
+    nng_msg *in = *m;
+    *m = NULL;
+    size_t n = 0;
+    uint8_t *buf = reply_bytes(agg_pk, seq, nng_msg_body(in), nng_msg_len(in), &n);
+    if (!buf) {
+        nng_msg_free(in);
+        return fedreci_error(FEDREC_ERR_NOMEM, "link: reply of %zu bytes", nng_msg_len(in));
+    }
+    uint8_t sig[64];
+    crypto_sign_detached(sig, NULL, buf, n, master_sk);
+    free(buf);
+    Fedrec__Groups__V1__AggSignedReply s = FEDREC__GROUPS__V1__AGG_SIGNED_REPLY__INIT;
+    s.rep = bin(nng_msg_body(in), nng_msg_len(in));
+    s.sig = bin(sig, 64);
+    fedrec_err e = pack(m, &s.base);
+    nng_msg_free(in);
+    if (e)
+        *m = NULL;
+    return e;
 }
 
 /* Wraps the request rq: packs it, signs it, packs the AggSigned. */
@@ -176,8 +220,8 @@ fedrec_err fedreci_link_dec_request(const uint8_t *buf, size_t len, size_t cap, 
     if (!q)
         e = bad("AggRequest does not parse");
     else if (q->protocol_version != FEDRECI_LINK_VERSION)
-        e = fedreci_error(FEDREC_ERR_UNSUPPORTED, "link: protocol_version %u (1 expected)",
-                          q->protocol_version);
+        e = fedreci_error(FEDREC_ERR_UNSUPPORTED, "link: protocol_version %u (%u expected)",
+                          q->protocol_version, FEDRECI_LINK_VERSION);
     else if (q->agg_pk.len != 32)
         e = bad("AggRequest.agg_pk is not 32 bytes");
     else if (verify_bytes(out->signed_msg->sig.data, rb->data, rb->len, q->agg_pk.data) != 0)
@@ -326,6 +370,8 @@ void fedreci_link_reply_free(fedreci_link_reply *r)
         return;
     if (r->msg)
         fedrec__groups__v1__agg_reply__free_unpacked(r->msg, NULL);
+    if (r->signed_msg)
+        fedrec__groups__v1__agg_signed_reply__free_unpacked(r->signed_msg, NULL);
     memset(r, 0, sizeof *r);
 }
 
@@ -398,15 +444,42 @@ static fedrec_err check_assign(const Fedrec__Groups__V1__Assign *m, fedreci_link
 }
 
 fedrec_err fedreci_link_dec_reply(const uint8_t *buf, size_t len, size_t cap,
-                                  fedreci_link_reply *out)
+                                  const uint8_t master_pk[32], const uint8_t agg_pk[32],
+                                  uint64_t seq, fedreci_link_reply *out)
 {
     memset(out, 0, sizeof *out);
     if (len > cap)
         return fedreci_error(FEDREC_ERR_TOO_BIG, "link: reply of %zu bytes, cap %zu", len, cap);
-    out->msg = fedrec__groups__v1__agg_reply__unpack(NULL, len, buf);
-    if (!out->msg)
-        return bad("AggReply does not parse");
+    out->signed_msg = fedrec__groups__v1__agg_signed_reply__unpack(NULL, len, buf);
+    if (!out->signed_msg)
+        return bad("AggSignedReply does not parse");
     fedrec_err e = FEDREC_OK;
+    const ProtobufCBinaryData *rb = &out->signed_msg->rep;
+    if (out->signed_msg->sig.len != 64) {
+        e = bad("AggSignedReply.sig is not 64 bytes (an unsigned reply: a master of link "
+                "version 1, or not the master)");
+    } else {
+        size_t n = 0;
+        uint8_t *b = reply_bytes(agg_pk, seq, rb->data, rb->len, &n);
+        if (!b)
+            e = fedreci_error(FEDREC_ERR_NOMEM, "link: reply of %zu bytes", rb->len);
+        else if (crypto_sign_verify_detached(out->signed_msg->sig.data, b, n, master_pk) != 0)
+            e = fedreci_error(FEDREC_ERR_SIGNATURE,
+                              "link: the reply's signature does not verify with the master's key "
+                              "for this aggregator's request %llu (not made by the master, made "
+                              "for another aggregator, or a replay of an earlier reply)",
+                              (unsigned long long)seq);
+        free(b);
+    }
+    if (e) {
+        fedreci_link_reply_free(out);
+        return e;
+    }
+    out->msg = fedrec__groups__v1__agg_reply__unpack(NULL, rb->len, rb->data);
+    if (!out->msg) {
+        fedreci_link_reply_free(out);
+        return bad("AggReply does not parse");
+    }
     switch (out->msg->body_case) {
     case FEDREC__GROUPS__V1__AGG_REPLY__BODY_ASSIGN:
         e = out->msg->assign ? check_assign(out->msg->assign, &out->assign)

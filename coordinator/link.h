@@ -8,13 +8,20 @@
  * (crypto_sign_detached, libsodium). fedreci_link_dec_request verifies the
  * signature against the key the request names; whether that key is allowed
  * (the master's aggregator key list) and whether seq is fresh is the
- * master's check. Replies (master -> aggregator) are unsigned AggReply
- * messages: the link is the aggregator's own connection to the master it
- * was configured with (use tls+tcp:// across hosts).
+ * master's check. Replies (master -> aggregator) are AggSignedReply: an
+ * encoded AggReply and the master's Ed25519 signature over
+ * "fedrec.v2.agg-reply" || agg_pk || seq (8 bytes, little-endian) || reply
+ * bytes, where agg_pk and seq are those of the request answered
+ * (fedreci_link_seal_reply). fedreci_link_dec_reply verifies it against the
+ * master's key the aggregator was configured with and the request it sent:
+ * a reply made without the master's key, meant for another aggregator, or
+ * answering an earlier request (a replay: an aggregator's sequence numbers
+ * never repeat) is FEDREC_ERR_SIGNATURE, before the reply is parsed.
  *
  * Decoding refuses, with FEDREC_ERR_FORMAT and a message naming the field:
  * unparseable bytes, a missing body, keys that are not 32 bytes or
- * signatures that are not 64, a protocol_version other than 1, group
+ * signatures that are not 64, a protocol_version other than
+ * FEDRECI_LINK_VERSION (FEDREC_ERR_UNSUPPORTED), group
  * parameters that break the SecAgg rules (secagg.h), member ids not
  * strictly ascending or not n of them, member keys that are not n x 32
  * bytes, stage lists that are not 4 entries, a sum that is not 4 d bytes,
@@ -38,7 +45,8 @@
 #include "fedrec/fedrec.h"
 #include "groups.pb-c.h"
 
-#define FEDRECI_LINK_VERSION 1u
+/* 2: replies signed by the master (1: unsigned replies) */
+#define FEDRECI_LINK_VERSION 2u
 
 /* A group as the master assigns it (encode: borrowed pointers; decode:
  * pointers into the message). */
@@ -111,7 +119,8 @@ FEDREC_NODISCARD fedrec_err fedreci_link_dec_request(const uint8_t *buf, size_t 
                                                      uint32_t d, fedreci_link_req *out);
 void fedreci_link_req_free(fedreci_link_req *r);
 
-/* Replies. */
+/* Replies: each encoder makes an unsigned AggReply; the master seals it
+ * with fedreci_link_seal_reply before sending. */
 FEDREC_NODISCARD fedrec_err fedreci_link_enc_idle(nng_msg **out, uint32_t retry_after_ms);
 FEDREC_NODISCARD fedrec_err fedreci_link_enc_assign(nng_msg **out, const fedreci_link_assign *a);
 FEDREC_NODISCARD fedrec_err fedreci_link_enc_verdict(nng_msg **out, uint64_t round_id,
@@ -120,15 +129,28 @@ FEDREC_NODISCARD fedrec_err fedreci_link_enc_verdict(nng_msg **out, uint64_t rou
 FEDREC_NODISCARD fedrec_err fedreci_link_enc_error(nng_msg **out, fedrec_err code,
                                                    const char *text);
 
+/* Replaces *m (an encoded AggReply, freed) with the AggSignedReply that
+ * carries it, signed with the master's identity key master_sk (64 bytes)
+ * for the request of aggregator agg_pk (32 bytes) with sequence number seq.
+ * On error *m is freed and NULL. Errors: FEDREC_ERR_NOMEM. */
+FEDREC_NODISCARD fedrec_err fedreci_link_seal_reply(nng_msg **m, const uint8_t master_sk[64],
+                                                    const uint8_t agg_pk[32], uint64_t seq);
+
 /* A decoded reply; for an Assign, *assign is filled (pointers into reply). */
 typedef struct fedreci_link_reply {
+    Fedrec__Groups__V1__AggSignedReply *signed_msg;
     Fedrec__Groups__V1__AggReply *msg;
     fedreci_link_assign assign;
 } fedreci_link_reply;
 
-/* Decodes a reply (at most cap bytes) and checks an Assign (see the top of
+/* Decodes an AggSignedReply (at most cap bytes), verifies its signature
+ * with the master's key master_pk for the request of agg_pk with sequence
+ * number seq (FEDREC_ERR_SIGNATURE otherwise, naming the three possible
+ * causes), then parses the AggReply and checks an Assign (see the top of
  * this file). */
 FEDREC_NODISCARD fedrec_err fedreci_link_dec_reply(const uint8_t *buf, size_t len, size_t cap,
+                                                   const uint8_t master_pk[32],
+                                                   const uint8_t agg_pk[32], uint64_t seq,
                                                    fedreci_link_reply *out);
 void fedreci_link_reply_free(fedreci_link_reply *r);
 

@@ -675,6 +675,52 @@ static void reload(daemon_ctx *d)
     sd_notify(0, "READY=1");
 }
 
+/* The Ed25519 key of a master or an aggregator from its identity-key file
+ * (64 hex digits: the seed), made (mode 0600) when the file does not exist;
+ * its public key is logged with what to do with it (tell). sk: 64 bytes. */
+static int identity_key(const char *path, uint8_t sk[64], const char *role, const char *tell)
+{
+    uint8_t seed[32], pk[32];
+    char hex[65];
+    int fd = open(path, O_RDONLY);
+    if (fd < 0 && errno == ENOENT) {
+        randombytes_buf(seed, sizeof seed);
+        sodium_bin2hex(hex, sizeof hex, seed, sizeof seed);
+        fd = open(path, O_WRONLY | O_CREAT | O_EXCL, 0600);
+        if (fd < 0 || write(fd, hex, 64) != 64 || write(fd, "\n", 1) != 1 || fsync(fd) != 0) {
+            fedreci_log(FEDRECI_LOG_ERROR, -1, "identity-key %s: cannot create: %s", path,
+                        strerror(errno));
+            if (fd >= 0)
+                close(fd);
+            sodium_memzero(seed, sizeof seed);
+            sodium_memzero(hex, sizeof hex);
+            return -1;
+        }
+        close(fd);
+        fedreci_log(FEDRECI_LOG_INFO, -1, "identity-key %s: created", path);
+    } else if (fd < 0) {
+        fedreci_log(FEDRECI_LOG_ERROR, -1, "identity-key %s: %s", path, strerror(errno));
+        return -1;
+    } else {
+        ssize_t n = read(fd, hex, 64);
+        close(fd);
+        size_t got = 0;
+        if (n != 64 || sodium_hex2bin(seed, sizeof seed, hex, 64, NULL, &got, NULL) != 0 ||
+            got != 32) {
+            fedreci_log(FEDRECI_LOG_ERROR, -1,
+                        "identity-key %s: not 64 hex digits (an Ed25519 seed)", path);
+            sodium_memzero(hex, sizeof hex);
+            return -1;
+        }
+    }
+    crypto_sign_seed_keypair(pk, sk, seed);
+    sodium_memzero(seed, sizeof seed);
+    sodium_memzero(hex, sizeof hex);
+    sodium_bin2hex(hex, sizeof hex, pk, sizeof pk);
+    fedreci_log(FEDRECI_LOG_INFO, -1, "%s identity key %s (%s)", role, hex, tell);
+    return 0;
+}
+
 static int run(const fedreci_config *cfg)
 {
     int rc = 1;
@@ -695,6 +741,8 @@ static int run(const fedreci_config *cfg)
     int watching = 0;
     static const int sigs_taken[] = {SIGTERM, SIGINT, SIGHUP, SIGUSR1};
     uint8_t(*agg_keys)[32] = NULL; /* master: the allowed aggregators */
+    uint8_t master_sk[64];         /* master: signs its link replies */
+    sodium_memzero(master_sk, sizeof master_sk);
     sigset_t sigs;
     sigemptyset(&sigs);
     for (size_t i = 0; i < sizeof sigs_taken / sizeof *sigs_taken; i++)
@@ -797,6 +845,10 @@ static int run(const fedreci_config *cfg)
             goto out;
         }
         cc.agg_keys = (const uint8_t(*)[32])agg_keys;
+        if (identity_key(cfg->identity_key, master_sk, "master",
+                         "give it to the aggregators as master-key"))
+            goto out;
+        cc.agg_master_sk = master_sk;
     }
     if (fedreci_coord_create(&d.coord, &cc, &hooks, &start)) {
         fail("engine");
@@ -845,6 +897,7 @@ out:
     free(codes);
     free(retired);
     free(agg_keys);
+    sodium_memzero(master_sk, sizeof master_sk);
     fedreci_bootstrap_clear(&boot);
     close_db(db);
     fedreci_pidlock_release(lock);
@@ -854,52 +907,6 @@ out:
             close(pipefd[i]);
     pthread_mutex_destroy(&d.health_mu);
     return rc;
-}
-
-/* The aggregator's Ed25519 key from its identity-key file (64 hex digits:
- * the seed), made (mode 0600) when the file does not exist. sk: 64 bytes. */
-static int aggregator_key(const char *path, uint8_t sk[64])
-{
-    uint8_t seed[32], pk[32];
-    char hex[65];
-    int fd = open(path, O_RDONLY);
-    if (fd < 0 && errno == ENOENT) {
-        randombytes_buf(seed, sizeof seed);
-        sodium_bin2hex(hex, sizeof hex, seed, sizeof seed);
-        fd = open(path, O_WRONLY | O_CREAT | O_EXCL, 0600);
-        if (fd < 0 || write(fd, hex, 64) != 64 || write(fd, "\n", 1) != 1 || fsync(fd) != 0) {
-            fedreci_log(FEDRECI_LOG_ERROR, -1, "identity-key %s: cannot create: %s", path,
-                        strerror(errno));
-            if (fd >= 0)
-                close(fd);
-            sodium_memzero(seed, sizeof seed);
-            sodium_memzero(hex, sizeof hex);
-            return -1;
-        }
-        close(fd);
-        fedreci_log(FEDRECI_LOG_INFO, -1, "identity-key %s: created", path);
-    } else if (fd < 0) {
-        fedreci_log(FEDRECI_LOG_ERROR, -1, "identity-key %s: %s", path, strerror(errno));
-        return -1;
-    } else {
-        ssize_t n = read(fd, hex, 64);
-        close(fd);
-        size_t got = 0;
-        if (n != 64 || sodium_hex2bin(seed, sizeof seed, hex, 64, NULL, &got, NULL) != 0 ||
-            got != 32) {
-            fedreci_log(FEDRECI_LOG_ERROR, -1,
-                        "identity-key %s: not 64 hex digits (an Ed25519 seed)", path);
-            sodium_memzero(hex, sizeof hex);
-            return -1;
-        }
-    }
-    crypto_sign_seed_keypair(pk, sk, seed);
-    sodium_memzero(seed, sizeof seed);
-    sodium_memzero(hex, sizeof hex);
-    sodium_bin2hex(hex, sizeof hex, pk, sizeof pk);
-    fedreci_log(FEDRECI_LOG_INFO, -1,
-                "aggregator identity key %s (list it in the master's aggregator-keys)", hex);
-    return 0;
 }
 
 /* role = aggregator: no database; runs groups for the master until
@@ -913,8 +920,15 @@ static int run_aggregator(const fedreci_config *cfg)
     fedreci_status *http = NULL;
     int pipefd[2] = {-1, -1};
     log_starting(cfg);
-    if (aggregator_key(cfg->identity_key, sk))
+    if (identity_key(cfg->identity_key, sk, "aggregator",
+                     "list it in the master's aggregator-keys"))
         return 1;
+    uint8_t master_pk[32];
+    if (fedreci_config_master_key(cfg, master_pk)) {
+        fail("master-key");
+        sodium_memzero(sk, sizeof sk);
+        return 1;
+    }
     fedreci_aggregator_config ac;
     fedreci_aggregator_config_default(&ac);
     ac.master_url = cfg->master;
@@ -925,6 +939,7 @@ static int run_aggregator(const fedreci_config *cfg)
     ac.tls_cert_file = cfg->tls_cert;
     ac.tls_key_file = cfg->tls_key;
     ac.identity_sk = sk;
+    ac.master_pk = master_pk;
     ac.max_group = cfg->max_group;
     ac.max_connections = cfg->max_connections;
     ac.max_conns_per_addr = cfg->max_conns_per_addr;
@@ -951,6 +966,9 @@ static int run_aggregator(const fedreci_config *cfg)
         fail("aggregator");
         goto out;
     }
+    if (http)
+        fedreci_log(FEDRECI_LOG_INFO, -1, "status on %s (port %u)", cfg->http,
+                    (unsigned)fedreci_status_port(http));
     fedreci_log(FEDRECI_LOG_INFO, -1, "fedrec-coordinator %s ready as an aggregator of %s%s%s",
                 fedrec_version(), cfg->master, http ? "; status server " : "",
                 http ? cfg->http : "");
@@ -977,6 +995,7 @@ static int run_aggregator(const fedreci_config *cfg)
         g.agg_groups_completed = as.groups_completed;
         g.agg_groups_counted = as.groups_counted;
         g.agg_groups_failed = as.groups_failed;
+        g.replies_refused = as.replies_refused;
         g.last_round = as.last_round;
         g.last_members = as.last_members;
         g.last_survivors = as.last_survivors;

@@ -80,6 +80,7 @@ struct master {
     int sock_open;
     int port;
     uint8_t (*keys)[32];
+    uint8_t *sk; /* sodium_malloc, 64: signs every reply */
     aggent *agg; /* n_keys, by key index */
     size_t n_keys;
     pthread_t *thr;
@@ -650,8 +651,10 @@ static nng_msg *on_result(fedreci_coord *c, aggent *a, const fedreci_link_req *q
     return out;
 }
 
-/* One request on the link (takes the lock). */
-static nng_msg *handle_link(fedreci_coord *c, nng_msg *msg)
+/* One request on the link (takes the lock); the reply is unsigned, the
+ * request's key and sequence number (zeros when it does not decode) are
+ * left in agg_pk and *seq for the seal. */
+static nng_msg *handle_link(fedreci_coord *c, nng_msg *msg, uint8_t agg_pk[32], uint64_t *seq)
 {
     struct master *m = c->master;
     uint32_t pipe = (uint32_t)nng_pipe_id(nng_msg_get_pipe(msg));
@@ -659,6 +662,12 @@ static nng_msg *handle_link(fedreci_coord *c, nng_msg *msg)
     fedreci_link_req q;
     fedrec_err e = fedreci_link_dec_request(nng_msg_body(msg), nng_msg_len(msg),
                                             4 * d + (64u << 10), (uint32_t)d, &q);
+    memset(agg_pk, 0, 32);
+    *seq = 0;
+    if (!e) {
+        memcpy(agg_pk, q.agg_pk, 32);
+        *seq = q.seq;
+    }
     pthread_mutex_lock(&c->mu);
     nng_msg *out = NULL;
     if (e) {
@@ -717,8 +726,12 @@ static void *link_main(void *arg)
         nng_msg *msg = nng_aio_get_msg(aio);
         if (!msg) /* success without a message (nanomsg/nng#1620) */
             continue;
-        nng_msg *out = handle_link(c, msg);
+        uint8_t agg_pk[32];
+        uint64_t seq;
+        nng_msg *out = handle_link(c, msg, agg_pk, &seq);
         nng_msg_free(msg);
+        if (out && fedreci_link_seal_reply(&out, m->sk, agg_pk, seq))
+            out = NULL;
         if (!out)
             continue; /* the aggregator times out and asks again */
         nng_aio_set_msg(aio, out);
@@ -761,10 +774,11 @@ static void link_pipe_gone(nng_pipe p, nng_pipe_ev ev, void *arg)
 
 fedrec_err fedreci_eng_master_open(fedreci_coord *c)
 {
-    if (!c->cfg.agg_listen_url || !c->cfg.agg_keys || c->cfg.n_agg_keys == 0)
+    if (!c->cfg.agg_listen_url || !c->cfg.agg_keys || c->cfg.n_agg_keys == 0 ||
+        !c->cfg.agg_master_sk)
         return fedreci_error(FEDREC_ERR_INVALID,
-                             "coordinator: the master role needs an aggregator URL and at least "
-                             "one aggregator key");
+                             "coordinator: the master role needs an aggregator URL, at least "
+                             "one aggregator key and its own identity key");
     struct master *m = calloc(1, sizeof *m);
     if (!m)
         return fedreci_error(FEDREC_ERR_NOMEM, "master");
@@ -776,8 +790,10 @@ fedrec_err fedreci_eng_master_open(fedreci_coord *c)
     m->agg = calloc(m->n_keys, sizeof *m->agg);
     m->n_thr = m->n_keys + 2;
     m->thr = calloc(m->n_thr, sizeof *m->thr);
-    if (!m->keys || !m->agg || !m->thr || !m->url)
+    m->sk = sodium_malloc(64);
+    if (!m->keys || !m->agg || !m->thr || !m->url || !m->sk)
         return fedreci_error(FEDREC_ERR_NOMEM, "master");
+    memcpy(m->sk, c->cfg.agg_master_sk, 64);
     memcpy(m->keys, c->cfg.agg_keys, m->n_keys * sizeof *m->keys);
     for (size_t i = 0; i < m->n_keys; i++)
         sodium_bin2hex(m->agg[i].st.key, sizeof m->agg[i].st.key, m->keys[i], 8);
@@ -857,6 +873,8 @@ void fedreci_eng_master_close(fedreci_coord *c)
     pthread_mutex_unlock(&c->mu);
     pthread_cond_destroy(&m->cv);
     free(m->keys);
+    if (m->sk)
+        sodium_free(m->sk);
     free(m->agg);
     free(m->thr);
     free(m->url);

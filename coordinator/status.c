@@ -368,6 +368,7 @@ fedrec_err fedreci_stats_format_status(const fedreci_stats_snapshot *s, char *bu
         fedreci_json_ku64(&w, "completed", g->agg_groups_completed);
         fedreci_json_ku64(&w, "counted", g->agg_groups_counted);
         fedreci_json_ku64(&w, "failed", g->agg_groups_failed);
+        fedreci_json_ku64(&w, "replies_refused", g->replies_refused);
         fedreci_json_ku64(&w, "last_round", g->last_round);
         fedreci_json_ku64(&w, "last_members", g->last_members);
         fedreci_json_ku64(&w, "last_survivors", g->last_survivors);
@@ -577,10 +578,15 @@ fedrec_err fedreci_stats_format_metrics(const fedreci_stats_snapshot *s, char *b
             "fedrec_aggregator_groups_total{outcome=\"run\"} %llu\n"
             "fedrec_aggregator_groups_total{outcome=\"completed\"} %llu\n"
             "fedrec_aggregator_groups_total{outcome=\"counted\"} %llu\n"
-            "fedrec_aggregator_groups_total{outcome=\"failed\"} %llu\n",
+            "fedrec_aggregator_groups_total{outcome=\"failed\"} %llu\n"
+            "# HELP fedrec_master_replies_refused_total Replies on the master link refused: not "
+            "signed by the master for the request they answer (forged, misdirected or "
+            "replayed).\n"
+            "# TYPE fedrec_master_replies_refused_total counter\n"
+            "fedrec_master_replies_refused_total %llu\n",
             g->master_connected, (unsigned long long)g->agg_groups_run,
             (unsigned long long)g->agg_groups_completed, (unsigned long long)g->agg_groups_counted,
-            (unsigned long long)g->agg_groups_failed);
+            (unsigned long long)g->agg_groups_failed, (unsigned long long)g->replies_refused);
     }
     return finish(&b, "metrics", len);
 }

@@ -110,9 +110,9 @@ typedef struct fedreci_stats_dp {
  * (label aggregator="first 16 hex digits of its key"):
  * fedrec_aggregator_up, fedrec_aggregator_last_survivors (gauges) and
  * fedrec_aggregator_groups_total{outcome="counted"|"failed"} (counter); an
- * aggregator shows fedrec_master_connected (gauge) and
+ * aggregator shows fedrec_master_connected (gauge),
  * fedrec_aggregator_groups_total{outcome="run"|"completed"|"counted"|
- * "failed"} (counters). */
+ * "failed"} and fedrec_master_replies_refused_total (counters). */
 #define FEDRECI_STATS_MAX_AGGS 64
 typedef struct fedreci_stats_groups {
     int role;
@@ -124,6 +124,8 @@ typedef struct fedreci_stats_groups {
     /* aggregator */
     int master_connected;
     uint64_t agg_groups_run, agg_groups_completed, agg_groups_counted, agg_groups_failed;
+    uint64_t replies_refused; /* master replies refused (not signed by the master for the
+                                 request: forged, misdirected or replayed) */
     uint64_t last_round;
     uint32_t last_members, last_survivors;
 } fedreci_stats_groups;

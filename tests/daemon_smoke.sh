@@ -153,6 +153,18 @@ check_bad "catalog: '$dir/none.csv': cannot read" --config "$dir/good.ini" --cat
 check_bad "$dir/missing.ini: cannot open" --config "$dir/missing.ini"
 check_bad "listen: 'tcp://127.0.0.1:7450' is plaintext and require-tls is 1 (use tls+tcp://)" \
   --config "$dir/good.ini" --require-tls 1
+# SecAgg groups: the link's keys (both ways) are required and checked
+k0=$(printf '%064d' 0)
+check_bad "role master needs identity-key" --config "$dir/good.ini" --role master \
+  --aggregator-listen tcp://127.0.0.1:0 --aggregator-keys "$k0"
+check_bad "role aggregator needs master-key" --config "$dir/good.ini" --role aggregator \
+  --master tcp://127.0.0.1:7460 --identity-key "$dir/agg.key"
+check_bad "master-key: '12ab' is not 64 hex digits" --config "$dir/good.ini" --role aggregator \
+  --master tcp://127.0.0.1:7460 --identity-key "$dir/agg.key" --master-key 12ab
+"$bin" --config "$dir/good.ini" --role aggregator --master tcp://127.0.0.1:7460 \
+  --identity-key "$dir/agg.key" --master-key "$k0" --check-config >/dev/null ||
+  fail "aggregator with master-key refused"
+[ ! -e "$dir/agg.key" ] || fail "check created the key file"
 # ipc:// is local: allowed with require-tls
 "$bin" --config "$dir/good.ini" --require-tls 1 --listen "ipc://$dir/sock" --check-config \
   >/dev/null || fail "require-tls refused ipc://"

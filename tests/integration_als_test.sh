@@ -45,7 +45,7 @@ out=$("$coord" --check-config --db "$dir/x.sqlite" --listen tcp://127.0.0.1:0 --
 [ "$rc" -ne 0 ] && grep -q 'step als with dp-epsilon' <<<"$out" || fail "als + dp: $rc $out"
 rc=0
 out=$("$coord" --check-config --db "$dir/x.sqlite" --listen tcp://127.0.0.1:0 --step als \
-  --role master --aggregator-listen tcp://127.0.0.1:0 \
+  --role master --aggregator-listen tcp://127.0.0.1:0 --identity-key "$dir/master.key" \
   --aggregator-keys "$(printf '%064d' 0)" 2>&1) || rc=$?
 [ "$rc" -ne 0 ] && grep -q 'step als with role master' <<<"$out" || fail "als + groups: $rc $out"
 rc=0

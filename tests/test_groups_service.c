@@ -14,6 +14,15 @@
  *    with a key it does not list, replayed with a used sequence number, or
  *    reporting a group of another aggregator are refused and counted; the
  *    round's sum is the honest one.
+ *  - test_fake_master: a fedrec-coordinator --role aggregator process dials
+ *    a fake master (this test, on the master's URL) that answers with an
+ *    Assign signed by another key, a genuine Assign replayed from an
+ *    earlier request, an unsigned Assign and an Assign signed for another
+ *    aggregator: each is refused, logged and counted, and the aggregator
+ *    takes nothing from it (its next poll announces the same X25519 key and
+ *    no model; /status shows no group run). A correctly signed Assign is
+ *    taken (positive control); forged and replayed verdicts on its result
+ *    are refused (the group is not counted), the genuine one is applied.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -26,6 +35,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -33,6 +45,7 @@
 
 #include <cmocka.h>
 #include <nng/nng.h>
+#include <nng/protocol/reqrep0/rep.h>
 #include <nng/protocol/reqrep0/req.h>
 #include <pthread.h>
 #include <sodium.h>
@@ -82,11 +95,17 @@ static char victim_url[FEDRECI_WIRE_MAX_URL_BYTES +
                        1]; /* test_aggregator_killed: members of this group signal */
 static int victim_masking;
 
+/* The master's identity key (it signs every link reply); seed 0x5e... */
+static uint8_t MPK[32], MSK[64];
+
 static int setup(void **state)
 {
     (void)state;
     if (sodium_init() < 0)
         return -1;
+    uint8_t seed[32];
+    memset(seed, 0x5e, sizeof seed);
+    crypto_sign_seed_keypair(MPK, MSK, seed);
     fedreci_log_set_level(FEDRECI_LOG_ERROR);
     for (int i = 0; i < NC; i++) {
         crypto_sign_keypair(C[i].pk, C[i].sk);
@@ -352,6 +371,7 @@ static void test_master_equals_single(void **state)
     cfg.agg_listen_url = "inproc://groups-link";
     cfg.agg_keys = (const uint8_t(*)[32])pks;
     cfg.n_agg_keys = NAGG;
+    cfg.agg_master_sk = MSK;
     cfg.group_size = NC / NAGG;
     cfg.min_groups = 2;
     cfg.max_rounds = 1;
@@ -367,6 +387,7 @@ static void test_master_equals_single(void **state)
         ac.listen_urls = lu;
         ac.n_listen = 1;
         ac.identity_sk = sks[i];
+        ac.master_pk = MPK;
         ac.max_group = 100;
         assert_int_equal(fedreci_aggregator_create(&agg[i], &ac), FEDREC_OK);
         assert_int_equal(fedreci_aggregator_start(agg[i]), FEDREC_OK);
@@ -435,7 +456,11 @@ static void test_master_equals_single(void **state)
 
 /* ---- aggregator processes; one killed mid-round ------------------------------ */
 
-static pid_t spawn_aggregator(const char *dir, int i, const char *master_url)
+/* Starts aggregator process i (key agg_key(i), listening on ipc://dir/aggI,
+ * log in dir/aggI.log) for the master at master_url, with the extra
+ * arguments (NULL-terminated; NULL: none). */
+static pid_t spawn_aggregator_args(const char *dir, int i, const char *master_url,
+                                   const char *const *extra)
 {
     char keyf[256], listen[256], log[256];
     snprintf(keyf, sizeof keyf, "%s/agg%d.key", dir, i);
@@ -450,6 +475,8 @@ static pid_t spawn_aggregator(const char *dir, int i, const char *master_url)
     assert_true(fd >= 0);
     assert_int_equal(write(fd, hex, 64), 64);
     close(fd);
+    char mhex[65];
+    sodium_bin2hex(mhex, sizeof mhex, MPK, sizeof MPK);
     pid_t pid = fork();
     assert_true(pid >= 0);
     if (pid == 0) {
@@ -458,12 +485,34 @@ static pid_t spawn_aggregator(const char *dir, int i, const char *master_url)
             dup2(lf, 1);
             dup2(lf, 2);
         }
-        execl(FEDREC_BIN_DIR "/coordinator/fedrec-coordinator", "fedrec-coordinator", "--role",
-              "aggregator", "--master", master_url, "--listen", listen, "--identity-key", keyf,
-              "--max-group", "100", "--log-level", "info", (char *)NULL);
+        const char *argv[32] = {"fedrec-coordinator",
+                                "--role",
+                                "aggregator",
+                                "--master",
+                                master_url,
+                                "--master-key",
+                                mhex,
+                                "--listen",
+                                listen,
+                                "--identity-key",
+                                keyf,
+                                "--max-group",
+                                "100",
+                                "--log-level",
+                                "info"};
+        size_t n = 15;
+        for (size_t e = 0; extra && extra[e] && n < 31; e++)
+            argv[n++] = extra[e];
+        argv[n] = NULL;
+        execv(FEDREC_BIN_DIR "/coordinator/fedrec-coordinator", (char *const *)argv);
         _exit(127);
     }
     return pid;
+}
+
+static pid_t spawn_aggregator(const char *dir, int i, const char *master_url)
+{
+    return spawn_aggregator_args(dir, i, master_url, NULL);
 }
 
 static void wait_ready(fedreci_coord *master, uint32_t n)
@@ -514,6 +563,7 @@ static void test_aggregator_killed(void **state)
     cfg.agg_listen_url = lurl;
     cfg.agg_keys = (const uint8_t(*)[32])pks;
     cfg.n_agg_keys = NAGG;
+    cfg.agg_master_sk = MSK;
     cfg.group_size = NC / NAGG;
     cfg.min_groups = 2;
     cfg.max_rounds = 2;
@@ -595,16 +645,18 @@ static void test_aggregator_killed(void **state)
 
 /* ---- a rogue process on the aggregator link -------------------------------- */
 
-/* Sends m on the REQ socket s and returns the code of the AggError reply
- * (FEDREC_OK for any other reply). */
-static fedrec_err link_exchange(nng_socket s, nng_msg *m)
+/* Sends m (a request naming key pk with sequence number seq; zeros when
+ * the master cannot decode it) on the REQ socket s and returns the code of
+ * the AggError reply (FEDREC_OK for any other reply). */
+static fedrec_err link_exchange(nng_socket s, nng_msg *m, const uint8_t *pk, uint64_t seq)
 {
     assert_int_equal(nng_sendmsg(s, m, 0), 0);
     nng_msg *r = NULL;
     assert_int_equal(nng_recvmsg(s, &r, 0), 0);
     fedreci_link_reply rep;
-    assert_int_equal(fedreci_link_dec_reply(nng_msg_body(r), nng_msg_len(r), 1u << 30, &rep),
-                     FEDREC_OK);
+    assert_int_equal(
+        fedreci_link_dec_reply(nng_msg_body(r), nng_msg_len(r), 1u << 30, MPK, pk, seq, &rep),
+        FEDREC_OK);
     nng_msg_free(r);
     fedrec_err code = FEDREC_OK;
     if (rep.msg->body_case == FEDREC__GROUPS__V1__AGG_REPLY__BODY_ERROR)
@@ -658,7 +710,7 @@ static void *rogue_main(void *arg)
     crypto_sign_keypair(rpk, rsk);
     nng_msg *m = NULL;
     if (fedreci_link_enc_result(&m, rsk, 1, &r) == FEDREC_OK)
-        x->codes[0] = link_exchange(s, m);
+        x->codes[0] = link_exchange(s, m, rpk, 1);
     /* 2. naming a listed key, signed with another */
     Fedrec__Groups__V1__GroupResult g = FEDREC__GROUPS__V1__GROUP_RESULT__INIT;
     uint32_t four[4] = {0, 0, 0, 0};
@@ -676,7 +728,7 @@ static void *rogue_main(void *arg)
     g.sum.data = le;
     g.sum.len = sizeof le;
     Fedrec__Groups__V1__AggRequest q = FEDREC__GROUPS__V1__AGG_REQUEST__INIT;
-    q.protocol_version = 1;
+    q.protocol_version = FEDRECI_LINK_VERSION;
     q.agg_pk.data = (uint8_t *)(uintptr_t)x->listed_pk;
     q.agg_pk.len = 32;
     q.seq = UINT64_MAX / 2;
@@ -696,20 +748,23 @@ static void *rogue_main(void *arg)
     size_t sl = protobuf_c_message_get_packed_size(&sg.base);
     if (nng_msg_alloc(&m, sl) == 0) {
         protobuf_c_message_pack(&sg.base, nng_msg_body(m));
-        x->codes[1] = link_exchange(s, m);
+        static const uint8_t zero[32];
+        x->codes[1] = link_exchange(s, m, zero, 0); /* not decoded: signed for zeros */
     }
     free(qb);
     /* 3. a listed key reporting a group that is not its own */
+    uint8_t spare_pk[32];
+    crypto_sign_ed25519_sk_to_pk(spare_pk, x->spare_sk);
     if (fedreci_link_enc_result(&m, x->spare_sk, 100, &r) == FEDREC_OK)
-        x->codes[2] = link_exchange(s, m);
+        x->codes[2] = link_exchange(s, m, spare_pk, 100);
     /* 4. a captured request sent again: a poll (answered once, Idle), then
        the same bytes */
     uint8_t cpk[32] = {9};
     nng_msg *p1 = NULL, *p2 = NULL;
     if (fedreci_link_enc_poll(&p1, x->spare_sk, 200, "inproc://nowhere", cpk, 1, 10) == FEDREC_OK &&
         nng_msg_dup(&p2, p1) == 0) {
-        (void)link_exchange(s, p1);
-        x->codes[3] = link_exchange(s, p2);
+        (void)link_exchange(s, p1, spare_pk, 200);
+        x->codes[3] = link_exchange(s, p2, spare_pk, 200);
     }
     nng_close(s);
     return NULL;
@@ -729,6 +784,7 @@ static void test_rogue_aggregator(void **state)
     cfg.agg_listen_url = "inproc://groups-rogue-link";
     cfg.agg_keys = (const uint8_t(*)[32])pks;
     cfg.n_agg_keys = 3; /* key 2 is listed but runs no aggregator */
+    cfg.agg_master_sk = MSK;
     cfg.group_size = NC / 2;
     cfg.min_groups = 2;
     cfg.max_rounds = 1;
@@ -744,6 +800,7 @@ static void test_rogue_aggregator(void **state)
         ac.listen_urls = lu;
         ac.n_listen = 1;
         ac.identity_sk = sks[i];
+        ac.master_pk = MPK;
         ac.max_group = 200;
         assert_int_equal(fedreci_aggregator_create(&agg[i], &ac), FEDREC_OK);
         assert_int_equal(fedreci_aggregator_start(agg[i]), FEDREC_OK);
@@ -774,6 +831,255 @@ static void test_rogue_aggregator(void **state)
     for (int i = 0; i < 2; i++)
         fedreci_aggregator_destroy(agg[i]);
     fedreci_coord_destroy(master);
+}
+
+/* ---- a fake master against an aggregator process ------------------------------ */
+
+/* The text of file path (heap string, "" when it cannot be read). */
+static char *slurp(const char *path)
+{
+    char *t = th_slurp(path);
+    return t ? t : strdup("");
+}
+
+/* Lines of file path containing needle. */
+static int count_lines(const char *path, const char *needle)
+{
+    char *t = slurp(path);
+    int n = 0;
+    for (const char *p = t; (p = strstr(p, needle)) != NULL; p += strlen(needle))
+        n++;
+    free(t);
+    return n;
+}
+
+/* GET path from 127.0.0.1:port: the body (heap string). */
+static char *http_get(int port, const char *path)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    assert_true(fd >= 0);
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    assert_int_equal(connect(fd, (struct sockaddr *)&sa, sizeof sa), 0);
+    char req[256];
+    int n =
+        snprintf(req, sizeof req, "GET %s HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", path);
+    assert_int_equal(write(fd, req, (size_t)n), n);
+    size_t cap = 1 << 16, len = 0;
+    char *buf = malloc(cap);
+    assert_non_null(buf);
+    ssize_t got;
+    while (len + 1 < cap && (got = read(fd, buf + len, cap - len - 1)) > 0)
+        len += (size_t)got;
+    close(fd);
+    buf[len] = 0;
+    char *body = strstr(buf, "\r\n\r\n");
+    assert_non_null(body);
+    memmove(buf, body + 4, strlen(body + 4) + 1);
+    return buf;
+}
+
+/* The number after "key": in the aggregator's /status groups object. */
+static long long status_num(int port, const char *key)
+{
+    char *b = http_get(port, "/status");
+    char pat[64];
+    snprintf(pat, sizeof pat, "\"%s\":", key);
+    const char *g = strstr(b, "\"groups\"");
+    const char *p = g ? strstr(g, pat) : NULL;
+    if (!p)
+        fail_msg("/status has no groups.%s: %s", key, b);
+    long long v = strtoll(p + strlen(pat), NULL, 10);
+    free(b);
+    return v;
+}
+
+/* Waits (up to 10 s) until groups.key on /status is want. */
+static void wait_status(int port, const char *key, long long want)
+{
+    long long v = -1;
+    for (int t = 0; t < 200 && (v = status_num(port, key)) != want; t++)
+        usleep(50000);
+    if (v != want)
+        fail_msg("aggregator /status groups.%s = %lld, %lld expected", key, v, want);
+}
+
+/* The next request on the fake master's REP socket, decoded and verified
+ * (signed by the aggregator's key apk). */
+static void fake_recv(nng_socket s, const uint8_t apk[32], fedreci_link_req *q)
+{
+    nng_msg *m = NULL;
+    int rv = nng_recvmsg(s, &m, 0);
+    if (rv != 0)
+        fail_msg("fake master: no request from the aggregator: %s", nng_strerror(rv));
+    assert_int_equal(fedreci_link_dec_request(nng_msg_body(m), nng_msg_len(m), 1u << 20, 7, q),
+                     FEDREC_OK);
+    nng_msg_free(m);
+    assert_memory_equal(q->agg_pk, apk, 32);
+}
+
+/* Sends reply m (an encoded AggReply), sealed with sk for (pk, seq) unless
+ * sk is NULL (sent unsigned). */
+static void fake_send(nng_socket s, nng_msg *m, const uint8_t *sk, const uint8_t *pk, uint64_t seq)
+{
+    if (sk)
+        assert_int_equal(fedreci_link_seal_reply(&m, sk, pk, seq), FEDREC_OK);
+    assert_int_equal(nng_sendmsg(s, m, 0), 0);
+}
+
+static void test_fake_master(void **state)
+{
+    (void)state;
+    char dir[] = "/tmp/fedrec-fakemaster-XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    char lurl[128], logf[256];
+    snprintf(lurl, sizeof lurl, "ipc://%s/link", dir);
+    snprintf(logf, sizeof logf, "%s/agg0.log", dir);
+    nng_socket s;
+    assert_int_equal(nng_rep0_open(&s), 0);
+    assert_int_equal(nng_listen(s, lurl, NULL, 0), 0);
+    nng_socket_set_ms(s, NNG_OPT_RECVTIMEO, 20000);
+    uint8_t apk[32], ask[64], rpk[32], rsk[64], opk[32], osk[64];
+    agg_key(0, apk, ask);
+    crypto_sign_keypair(rpk, rsk); /* the fake master's own key */
+    agg_key(1, opk, osk);          /* another aggregator */
+    const char *extra[] = {"--http", "http://127.0.0.1:0", NULL};
+    pid_t pid = spawn_aggregator_args(dir, 0, lurl, extra);
+    int port = 0;
+    for (int t = 0; t < 400 && port == 0; t++) {
+        char *log = slurp(logf);
+        const char *p = strstr(log, "status on http://127.0.0.1:0 (port ");
+        if (p)
+            port = atoi(p + strlen("status on http://127.0.0.1:0 (port "));
+        free(log);
+        if (!port)
+            usleep(50000);
+    }
+    assert_true(port > 0);
+    /* a genuine-looking Assign: round 1, group 0 of 1, 3 members, the model
+       (2 items x 3 factors), 300 ms stages */
+    uint64_t ids[3] = {101, 202, 303};
+    uint8_t pks[3 * 32];
+    memset(pks, 0x42, sizeof pks);
+    float y[6] = {0.5f, -0.25f, 1, 2, 3, 4};
+    fedreci_link_assign a;
+    memset(&a, 0, sizeof a);
+    a.round_id = a.p.round_id = 1;
+    a.n_groups = 1;
+    a.p.n = 3;
+    a.p.k = 2;
+    a.p.t = 2;
+    a.p.d = 7;
+    a.p.clip = 16;
+    a.p.scale = 1024;
+    a.p.max_weight = 1;
+    a.model_version = 5;
+    a.ids = ids;
+    a.pks = pks;
+    for (int i = 0; i < 4; i++)
+        a.stage_ms[i] = 300;
+    a.has_model = 1;
+    a.n_items = 2;
+    a.k = 3;
+    a.factors = (const uint8_t *)y; /* little-endian hosts */
+    fedreci_link_req q;
+    nng_msg *m;
+    fake_recv(s, apk, &q);
+    assert_true(q.is_poll);
+    assert_int_equal(q.model_version, 0);
+    uint8_t key0[32];
+    memcpy(key0, q.coord_pk, 32);
+    uint64_t seq0 = q.seq;
+    fedreci_link_req_free(&q);
+    /* 1. signed by a key that is not the master's */
+    assert_int_equal(fedreci_link_enc_assign(&m, &a), FEDREC_OK);
+    fake_send(s, m, rsk, apk, seq0);
+    /* each refused reply leaves the aggregator as it was: it polls again
+       with the same X25519 key and no model */
+    const uint8_t *sk_of[3] = {MSK, NULL, MSK};
+    const uint8_t *pk_of[3] = {apk, apk, opk};
+    for (int attack = 0; attack < 3; attack++) {
+        fake_recv(s, apk, &q);
+        assert_true(q.is_poll);
+        assert_true(q.seq > seq0);
+        assert_memory_equal(q.coord_pk, key0, 32);
+        assert_int_equal(q.model_version, 0);
+        uint64_t seq = q.seq;
+        fedreci_link_req_free(&q);
+        assert_int_equal(fedreci_link_enc_assign(&m, &a), FEDREC_OK);
+        /* 2. the master's signature, for the earlier request (a replay);
+           3. unsigned (as a master of link version 1 would send);
+           4. the master's signature for another aggregator's request */
+        fake_send(s, m, sk_of[attack], pk_of[attack], attack == 0 ? seq0 : seq);
+    }
+    fake_recv(s, apk, &q);
+    assert_true(q.is_poll);
+    assert_memory_equal(q.coord_pk, key0, 32);
+    assert_int_equal(q.model_version, 0);
+    uint64_t seq = q.seq;
+    fedreci_link_req_free(&q);
+    wait_status(port, "replies_refused", 4);
+    assert_int_equal(status_num(port, "run"), 0);
+    assert_int_equal(status_num(port, "master_connected"), 0);
+    char *metrics = http_get(port, "/metrics");
+    assert_non_null(strstr(metrics, "fedrec_master_replies_refused_total 4\n"));
+    free(metrics);
+    assert_int_equal(count_lines(logf, "refused a reply on the master link"), 4);
+    /* 5. the positive control: the Assign signed by the master for this
+       request is taken; with no member the group aborts at stage 0 and
+       its result comes back */
+    assert_int_equal(fedreci_link_enc_assign(&m, &a), FEDREC_OK);
+    fake_send(s, m, MSK, apk, seq);
+    fake_recv(s, apk, &q);
+    assert_false(q.is_poll);
+    assert_int_equal(q.result.round_id, 1);
+    assert_int_equal(q.result.group, 0);
+    assert_false(q.result.completed);
+    uint64_t rseq = q.seq;
+    fedreci_link_req_free(&q);
+    /* a forged verdict ("counted") and the genuine verdict replayed from
+       the earlier request are refused; the result is sent again each time */
+    assert_int_equal(fedreci_link_enc_verdict(&m, 1, 1, 1, 6, ""), FEDREC_OK);
+    fake_send(s, m, rsk, apk, rseq);
+    fake_recv(s, apk, &q);
+    assert_false(q.is_poll);
+    assert_true(q.seq > rseq);
+    uint64_t rseq2 = q.seq;
+    fedreci_link_req_free(&q);
+    assert_int_equal(fedreci_link_enc_verdict(&m, 1, 1, 1, 6, ""), FEDREC_OK);
+    fake_send(s, m, MSK, apk, rseq);
+    fake_recv(s, apk, &q);
+    assert_false(q.is_poll);
+    assert_true(q.seq > rseq2);
+    uint64_t rseq3 = q.seq;
+    fedreci_link_req_free(&q);
+    /* the genuine verdict: the round aborted, this group not counted */
+    assert_int_equal(fedreci_link_enc_verdict(&m, 1, 0, 0, 5, "too few groups"), FEDREC_OK);
+    fake_send(s, m, MSK, apk, rseq3);
+    /* the next poll: a fresh X25519 key (the old one was used) and the
+       model of the accepted Assign */
+    fake_recv(s, apk, &q);
+    assert_true(q.is_poll);
+    assert_memory_not_equal(q.coord_pk, key0, 32);
+    assert_int_equal(q.model_version, 5);
+    seq = q.seq;
+    fedreci_link_req_free(&q);
+    assert_int_equal(fedreci_link_enc_idle(&m, 0), FEDREC_OK);
+    fake_send(s, m, MSK, apk, seq);
+    wait_status(port, "replies_refused", 6);
+    wait_status(port, "run", 1);
+    assert_int_equal(status_num(port, "counted"), 0);
+    assert_int_equal(status_num(port, "failed"), 1);
+    assert_int_equal(count_lines(logf, "refused a reply on the master link"), 6);
+    assert_int_equal(count_lines(logf, "group not counted (too few groups)"), 1);
+    int st;
+    kill(pid, SIGTERM);
+    assert_int_equal(waitpid(pid, &st, 0), pid);
+    assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+    nng_close(s);
+    char cmd[300];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+    assert_int_equal(system(cmd), 0);
 }
 
 /* ---- a cohort past the one-instance limit ----------------------------------- */
@@ -863,6 +1169,7 @@ static void test_cohort_past_one_instance(void **state)
     cfg.agg_listen_url = "inproc://groups-big-link";
     cfg.agg_keys = (const uint8_t(*)[32])pks;
     cfg.n_agg_keys = NGRP;
+    cfg.agg_master_sk = MSK;
     cfg.group_size = NBIG / NGRP;
     cfg.min_groups = NGRP;
     fedreci_coord *master = NULL;
@@ -879,6 +1186,7 @@ static void test_cohort_past_one_instance(void **state)
         ac.listen_urls = lu;
         ac.n_listen = 1;
         ac.identity_sk = sks[i];
+        ac.master_pk = MPK;
         ac.max_group = NBIG / NGRP;
         assert_int_equal(fedreci_aggregator_create(&agg[i], &ac), FEDREC_OK);
         assert_int_equal(fedreci_aggregator_start(agg[i]), FEDREC_OK);
@@ -936,9 +1244,8 @@ static void test_cohort_past_one_instance(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_master_equals_single),
-        cmocka_unit_test(test_aggregator_killed),
-        cmocka_unit_test(test_rogue_aggregator),
+        cmocka_unit_test(test_master_equals_single),     cmocka_unit_test(test_aggregator_killed),
+        cmocka_unit_test(test_rogue_aggregator),         cmocka_unit_test(test_fake_master),
         cmocka_unit_test(test_cohort_past_one_instance),
     };
     return cmocka_run_group_tests(tests, setup, NULL);

@@ -1,8 +1,10 @@
 /* Tests for coordinator/link (issue 20): the master-aggregator messages
  * round-trip field for field; the decoders refuse, naming the field,
  * truncated bytes, a signature that does not verify, a protocol version
- * other than 1, a sum of the wrong length, an oversized message, and an
- * Assign whose members, keys, stages or model break the rules. */
+ * other than 2, a sum of the wrong length, an oversized message, and an
+ * Assign whose members, keys, stages or model break the rules; a reply
+ * is refused unless the master signed it for the request it answers (a
+ * forged, misdirected, replayed, tampered or unsigned reply). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -18,6 +20,7 @@
 #include "core/err.h"
 
 static uint8_t PK[32], SK[64];
+static uint8_t MPK[32], MSK[64]; /* the master's */
 
 static int setup(void **state)
 {
@@ -25,6 +28,7 @@ static int setup(void **state)
     if (sodium_init() < 0)
         return -1;
     crypto_sign_seed_keypair(PK, SK, (const uint8_t *)"test link aggregator key 0000001");
+    crypto_sign_seed_keypair(MPK, MSK, (const uint8_t *)"test link master key 00000000001");
     return 0;
 }
 
@@ -134,7 +138,7 @@ static void test_request_refusals(void **state)
     p.coord_pk.data = cpk;
     p.coord_pk.len = 32;
     Fedrec__Groups__V1__AggRequest rq = FEDREC__GROUPS__V1__AGG_REQUEST__INIT;
-    rq.protocol_version = 2;
+    rq.protocol_version = 3;
     rq.agg_pk.data = PK;
     rq.agg_pk.len = 32;
     rq.seq = 1;
@@ -144,7 +148,17 @@ static void test_request_refusals(void **state)
     nng_msg *m = signed_msg(&rq);
     assert_int_equal(dec_req(m, 7, &q), FEDREC_ERR_UNSUPPORTED);
     nng_msg_free(m);
+    /* an aggregator of link version 1 (it takes unsigned replies) */
     rq.protocol_version = 1;
+    m = signed_msg(&rq);
+    assert_int_equal(dec_req(m, 7, &q), FEDREC_ERR_UNSUPPORTED);
+    assert_non_null(strstr(fedrec_errmsg(), "protocol_version 1 (2 expected)"));
+    nng_msg_free(m);
+    rq.protocol_version = FEDRECI_LINK_VERSION;
+    m = signed_msg(&rq);
+    assert_int_equal(dec_req(m, 7, &q), FEDREC_OK);
+    fedreci_link_req_free(&q);
+    nng_msg_free(m);
     p.coord_pk.len = 31;
     m = signed_msg(&rq);
     assert_int_equal(dec_req(m, 7, &q), FEDREC_ERR_FORMAT);
@@ -195,13 +209,22 @@ static void assign_init(fedreci_link_assign *a, uint64_t *ids, uint8_t *pks, flo
     a->factors = (const uint8_t *)y; /* little-endian hosts (x86-64, ARM64) */
 }
 
+/* Seals reply m as the master does for request (PK, seq) and decodes it
+ * as that aggregator would. */
+static fedrec_err seal_dec(nng_msg *m, uint64_t seq, fedreci_link_reply *r)
+{
+    assert_int_equal(fedreci_link_seal_reply(&m, MSK, PK, seq), FEDREC_OK);
+    fedrec_err e =
+        fedreci_link_dec_reply(nng_msg_body(m), nng_msg_len(m), 1u << 20, MPK, PK, seq, r);
+    nng_msg_free(m);
+    return e;
+}
+
 static fedrec_err dec_assign(const fedreci_link_assign *a, fedreci_link_reply *r)
 {
     nng_msg *m;
     assert_int_equal(fedreci_link_enc_assign(&m, a), FEDREC_OK);
-    fedrec_err e = fedreci_link_dec_reply(nng_msg_body(m), nng_msg_len(m), 1u << 20, r);
-    nng_msg_free(m);
-    return e;
+    return seal_dec(m, 77, r);
 }
 
 static void test_assign(void **state)
@@ -264,16 +287,67 @@ static void test_assign(void **state)
     /* a verdict and an error decode; garbage does not */
     nng_msg *m;
     assert_int_equal(fedreci_link_enc_verdict(&m, 5, 1, 0, 9, "late"), FEDREC_OK);
-    assert_int_equal(fedreci_link_dec_reply(nng_msg_body(m), nng_msg_len(m), 1u << 20, &r),
-                     FEDREC_OK);
+    assert_int_equal(seal_dec(m, 78, &r), FEDREC_OK);
     assert_int_equal(r.msg->body_case, FEDREC__GROUPS__V1__AGG_REPLY__BODY_VERDICT);
     assert_true(r.msg->verdict->completed && !r.msg->verdict->counted);
     assert_int_equal(r.msg->verdict->model_version, 9);
     assert_string_equal(r.msg->verdict->reason, "late");
     fedreci_link_reply_free(&r);
-    nng_msg_free(m);
     uint8_t junk[5] = {0xff, 0xff, 0xff, 0xff, 0xff};
-    assert_int_equal(fedreci_link_dec_reply(junk, sizeof junk, 1u << 20, &r), FEDREC_ERR_FORMAT);
+    assert_int_equal(fedreci_link_dec_reply(junk, sizeof junk, 1u << 20, MPK, PK, 1, &r),
+                     FEDREC_ERR_FORMAT);
+}
+
+/* Decodes m's bytes as aggregator agg_pk expecting the answer to request
+ * seq, verified with master key mpk. */
+static fedrec_err dec_as(nng_msg *m, const uint8_t *mpk, const uint8_t *agg_pk, uint64_t seq)
+{
+    fedreci_link_reply r;
+    fedrec_err e =
+        fedreci_link_dec_reply(nng_msg_body(m), nng_msg_len(m), 1u << 20, mpk, agg_pk, seq, &r);
+    if (!e)
+        fedreci_link_reply_free(&r);
+    return e;
+}
+
+static void test_reply_signature(void **state)
+{
+    (void)state;
+    uint8_t opk[32], osk[64]; /* another party's key (a fake master) */
+    crypto_sign_seed_keypair(opk, osk, (const uint8_t *)"test link not the master 0000001");
+    uint8_t apk2[32], ask2[64]; /* another aggregator */
+    crypto_sign_seed_keypair(apk2, ask2, (const uint8_t *)"test link aggregator key 0000002");
+    nng_msg *m;
+    assert_int_equal(fedreci_link_enc_verdict(&m, 5, 1, 1, 9, ""), FEDREC_OK);
+    nng_msg *plain;
+    assert_int_equal(nng_msg_dup(&plain, m), 0);
+    assert_int_equal(fedreci_link_seal_reply(&m, MSK, PK, 1000), FEDREC_OK);
+    /* the answer to request 1000 of PK, verified with the master's key */
+    assert_int_equal(dec_as(m, MPK, PK, 1000), FEDREC_OK);
+    /* a replay: the same bytes as the answer to a later request */
+    assert_int_equal(dec_as(m, MPK, PK, 1001), FEDREC_ERR_SIGNATURE);
+    assert_non_null(strstr(fedrec_errmsg(), "replay"));
+    /* meant for another aggregator */
+    assert_int_equal(dec_as(m, MPK, apk2, 1000), FEDREC_ERR_SIGNATURE);
+    /* an aggregator configured with another master key */
+    assert_int_equal(dec_as(m, opk, PK, 1000), FEDREC_ERR_SIGNATURE);
+    /* one flipped byte in the reply it carries */
+    uint8_t *b = nng_msg_body(m);
+    b[4] ^= 0x01;
+    fedrec_err e = dec_as(m, MPK, PK, 1000);
+    assert_true(e == FEDREC_ERR_SIGNATURE || e == FEDREC_ERR_FORMAT);
+    b[4] ^= 0x01;
+    assert_int_equal(dec_as(m, MPK, PK, 1000), FEDREC_OK);
+    nng_msg_free(m);
+    /* made by someone without the master's key */
+    assert_int_equal(nng_msg_dup(&m, plain), 0);
+    assert_int_equal(fedreci_link_seal_reply(&m, osk, PK, 1000), FEDREC_OK);
+    assert_int_equal(dec_as(m, MPK, PK, 1000), FEDREC_ERR_SIGNATURE);
+    nng_msg_free(m);
+    /* an unsigned AggReply (a master of link version 1) */
+    assert_int_equal(dec_as(plain, MPK, PK, 1000), FEDREC_ERR_FORMAT);
+    assert_non_null(strstr(fedrec_errmsg(), "unsigned reply"));
+    nng_msg_free(plain);
 }
 
 int main(void)
@@ -282,6 +356,7 @@ int main(void)
         cmocka_unit_test(test_poll_and_result_round_trip),
         cmocka_unit_test(test_request_refusals),
         cmocka_unit_test(test_assign),
+        cmocka_unit_test(test_reply_signature),
     };
     return cmocka_run_group_tests(tests, setup, NULL);
 }

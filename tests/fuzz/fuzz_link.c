@@ -8,9 +8,13 @@
  *      its signature, so this mode fuzzes the outer parsing;
  *   1: the rest is an AggRequest; the harness names its own key in it and
  *      signs it (so the body checks behind the signature are fuzzed too);
- *   2 and above: the rest is an AggReply as received by an aggregator
- *      (fedreci_link_dec_reply: Assign's parameter, member, key, stage and
- *      model checks).
+ *   2: the rest is an AggSignedReply as received by an aggregator
+ *      (fedreci_link_dec_reply with the harness's master key, its own
+ *      aggregator key and sequence number 1): almost every mutation fails
+ *      the signature, so this mode fuzzes the outer parsing;
+ *   3 and above: the rest is an AggReply; the harness seals it with its
+ *      master key for that request (fedreci_link_seal_reply) and decodes
+ *      it (Assign's parameter, member, key, stage and model checks).
  * Properties checked (abort on violation): a decode either fails or yields
  * structures whose documented invariants hold (sum of d words; Assign
  * members strictly ascending with n x 32 key bytes; model factors of
@@ -66,11 +70,12 @@ static void check_reply(const fedreci_link_reply *r)
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     static int init;
-    static uint8_t pk[32], sk[64];
+    static uint8_t pk[32], sk[64], mpk[32], msk[64];
     if (!init) {
         if (sodium_init() < 0)
             abort();
         crypto_sign_seed_keypair(pk, sk, (const uint8_t *)"fedrec fuzz link aggregator key1");
+        crypto_sign_seed_keypair(mpk, msk, (const uint8_t *)"fedrec fuzz link master key 0001");
         init = 1;
     }
     if (size < 1)
@@ -121,12 +126,27 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         }
         rq->agg_pk = keep;
         fedrec__groups__v1__agg_request__free_unpacked(rq, NULL);
-    } else {
+    } else if (mode == 2) {
         fedreci_link_reply r;
-        if (fedreci_link_dec_reply(data, size, 1u << 20, &r) == FEDREC_OK) {
+        if (fedreci_link_dec_reply(data, size, 1u << 20, mpk, pk, 1, &r) == FEDREC_OK) {
             check_reply(&r);
             fedreci_link_reply_free(&r);
         }
+    } else {
+        nng_msg *m = NULL;
+        if (nng_msg_alloc(&m, size) != 0)
+            return 0;
+        if (size)
+            memcpy(nng_msg_body(m), data, size);
+        if (fedreci_link_seal_reply(&m, msk, pk, 1) != FEDREC_OK)
+            return 0;
+        fedreci_link_reply r;
+        if (fedreci_link_dec_reply(nng_msg_body(m), nng_msg_len(m), 1u << 21, mpk, pk, 1, &r) ==
+            FEDREC_OK) {
+            check_reply(&r);
+            fedreci_link_reply_free(&r);
+        }
+        nng_msg_free(m);
     }
     return 0;
 }

@@ -618,19 +618,27 @@ int main(int argc, char **argv)
         a.n_retired = 1;
         if (fedreci_link_enc_assign(&m, &a))
             return 1;
-        put(dir, "assign_model", 2, nng_msg_body(m), nng_msg_len(m));
+        put(dir, "assign_model", 3, nng_msg_body(m), nng_msg_len(m));
         nng_msg_free(m);
         if (fedreci_link_enc_verdict(&m, 7, 1, 1, 4, ""))
             return 1;
-        put(dir, "verdict", 2, nng_msg_body(m), nng_msg_len(m));
+        put(dir, "verdict", 3, nng_msg_body(m), nng_msg_len(m));
+        /* mode 2: the verdict as the master sends it, sealed for request 1 */
+        {
+            uint8_t mpk[32], msk[64];
+            crypto_sign_seed_keypair(mpk, msk, (const uint8_t *)"fedrec fuzz link master key 0001");
+            if (fedreci_link_seal_reply(&m, msk, apk, 1))
+                return 1;
+            put(dir, "verdict_signed", 2, nng_msg_body(m), nng_msg_len(m));
+        }
         nng_msg_free(m);
         if (fedreci_link_enc_idle(&m, 0))
             return 1;
-        put(dir, "idle", 2, nng_msg_body(m), nng_msg_len(m));
+        put(dir, "idle", 3, nng_msg_body(m), nng_msg_len(m));
         nng_msg_free(m);
         if (fedreci_link_enc_error(&m, FEDREC_ERR_SIGNATURE, "unknown key"))
             return 1;
-        put(dir, "error", 2, nng_msg_body(m), nng_msg_len(m));
+        put(dir, "error", 3, nng_msg_body(m), nng_msg_len(m));
         nng_msg_free(m);
     }
     return 0;
