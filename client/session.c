@@ -65,7 +65,9 @@ struct fedreci_session {
     nng_ctx ctx;
     int ctx_open;
     nng_aio *aio;
-    char *ca_file; /* tls_ca_file, kept for an aggregator's tls+ URL */
+    char *ca_file;   /* tls_ca_file, kept for an aggregator's tls+ URL */
+    int check_names; /* tls_server_name was set: an aggregator's certificate
+                        must carry its URL's host name */
     /* the coordinator's socket and context after a switch to an aggregator */
     nng_socket old_sock;
     int old_own_sock;
@@ -884,8 +886,8 @@ static void aio_cb(void *arg)
 
 /* ---- lifecycle -------------------------------------------------------------------------- */
 
-/* A REQ socket dialing url (tls+: verified against ca_file, and server_name
- * when set; without one nng checks the URL's host name). */
+/* A REQ socket dialing url (tls+: verified against ca_file, and against
+ * server_name when set; without one nng checks no name). */
 static fedrec_err dial(nng_socket *sock, const char *url, size_t recv_max, const char *ca_file,
                        const char *server_name)
 {
@@ -949,6 +951,7 @@ static fedrec_err open_transport(fedreci_session *s, const fedreci_session_confi
             return e;
         s->own_sock = 1;
     }
+    s->check_names = cfg->tls_server_name != NULL;
     if (cfg->tls_ca_file && !(s->ca_file = strdup(cfg->tls_ca_file)))
         return fedreci_error(FEDREC_ERR_NOMEM, "session: CA file name");
     if ((e = open_ctx(s)))
@@ -965,7 +968,15 @@ static fedrec_err open_transport(fedreci_session *s, const fedreci_session_confi
 static fedrec_err switch_to_aggregator(fedreci_session *s, const char *url)
 {
     nng_socket ns;
-    fedrec_err e = dial(&ns, url, s->cfg.recv_max_bytes, s->ca_file, NULL);
+    /* a session that checks the coordinator's name checks its aggregator's
+       too: the host of the URL the master gave */
+    nng_url *u = NULL;
+    if (s->check_names && strncmp(url, "tls+", 4) == 0 && nng_url_parse(&u, url) != 0)
+        return fedreci_error(FEDREC_ERR_PROTOCOL, "session: aggregator URL '%s' does not parse",
+                             url);
+    fedrec_err e = dial(&ns, url, s->cfg.recv_max_bytes, s->ca_file, u ? u->u_hostname : NULL);
+    if (u)
+        nng_url_free(u);
     if (e)
         return e;
     s->old_ctx = s->ctx;

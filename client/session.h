@@ -124,7 +124,9 @@ typedef struct fedreci_session_config {
     const char *url;               /* dial with an own REQ socket, or NULL and: */
     const nng_socket *socket;      /* a REQ socket to open a context on (shared) */
     const char *tls_ca_file;       /* tls+tcp://: CA chain verifying the server */
-    const char *tls_server_name;   /* tls+tcp://: expected server name */
+    const char *tls_server_name;   /* tls+tcp://: expected server name; when set, a SecAgg
+                                      group's aggregator (tls+ URL from the master) must
+                                      present a certificate for that URL's host name */
     uint64_t client_id;            /* must be fedreci_secagg_id_from_pk(the identity public key);
                                       create refuses another (FEDREC_ERR_INVALID) */
     const uint8_t *identity_sk;    /* Ed25519 secret key, 64 bytes (copied to secure memory);

@@ -85,6 +85,12 @@ fedrec_err fedreci_aggregator_create(fedreci_aggregator **out, const fedreci_agg
     if (strlen(pub) > FEDRECI_LINK_MAX_URL)
         return fedreci_error(FEDREC_ERR_INVALID, "aggregator: public URL over %u bytes",
                              FEDRECI_LINK_MAX_URL);
+    size_t pl = strlen(pub);
+    if (pl >= 2 && strcmp(pub + pl - 2, ":0") == 0)
+        return fedreci_error(FEDREC_ERR_INVALID,
+                             "aggregator: members would be told '%s' (port 0: the port is chosen "
+                             "only when the first group starts); set a fixed port",
+                             pub);
     fedreci_aggregator *a = calloc(1, sizeof *a);
     if (!a)
         return fedreci_error(FEDREC_ERR_NOMEM, "aggregator");
@@ -185,17 +191,25 @@ static fedrec_err open_link(fedreci_aggregator *a)
         return fedreci_error(FEDREC_ERR_TRANSPORT, "aggregator: dial %s: %s", a->master_url,
                              nng_strerror(rv));
     if (strncmp(a->master_url, "tls+", 4) == 0) {
+        /* the master's certificate must chain to master-ca and carry the
+           URL's host name (nng checks a name only when one is set) */
         nng_tls_config *tc = NULL;
-        if ((rv = nng_tls_config_alloc(&tc, NNG_TLS_MODE_CLIENT)) == 0) {
+        nng_url *u = NULL;
+        if ((rv = nng_url_parse(&u, a->master_url)) == 0 &&
+            (rv = nng_tls_config_alloc(&tc, NNG_TLS_MODE_CLIENT)) == 0) {
             if (a->ca_file) {
                 rv = nng_tls_config_ca_file(tc, a->ca_file);
                 if (!rv)
                     rv = nng_tls_config_auth_mode(tc, NNG_TLS_AUTH_MODE_REQUIRED);
             }
             if (!rv)
+                rv = nng_tls_config_server_name(tc, u->u_hostname);
+            if (!rv)
                 rv = nng_dialer_set_ptr(d, NNG_OPT_TLS_CONFIG, tc);
             nng_tls_config_free(tc);
         }
+        if (u)
+            nng_url_free(u);
         if (rv)
             return fedreci_error(FEDREC_ERR_TRANSPORT, "aggregator: TLS for %s: %s", a->master_url,
                                  nng_strerror(rv));

@@ -37,11 +37,13 @@ typedef struct fedreci_aggregator fedreci_aggregator;
 
 typedef struct fedreci_aggregator_config {
     const char *master_url;         /* the master's aggregator URL (dialed) */
-    const char *master_tls_ca_file; /* tls+tcp:// master URL: CA verifying it */
+    const char *master_tls_ca_file; /* tls+tcp:// master URL: CA verifying it; its
+                                       certificate must also carry the URL's host name */
     const char *const *listen_urls; /* client listeners (copied) */
     size_t n_listen;
     const char *public_url;    /* the URL the master gives members; NULL: listen_urls[0]
-                                  (with a tcp port 0 the bound port is filled in) */
+                                  (a port 0 is refused: the URL is announced before the
+                                  listeners start at the first group) */
     const char *tls_cert_file; /* tls+tcp:// client listeners */
     const char *tls_key_file;
     const uint8_t *identity_sk; /* 64 bytes, Ed25519 (copied into secure memory) */

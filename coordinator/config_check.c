@@ -165,6 +165,24 @@ fedrec_err fedreci_config_check(const fedreci_config *c)
         fedrec_err e = fedreci_config_master_key(c, mpk);
         if (e)
             return e;
+        if (strncmp(c->master, "tls+", 4) == 0 && !c->master_ca)
+            return fedreci_error(FEDREC_ERR_INVALID,
+                                 "master: '%s' needs master-ca (the CA file that verifies the "
+                                 "master's certificate)",
+                                 c->master);
+        if (c->master_ca && !readable(c->master_ca))
+            return fedreci_error(FEDREC_ERR_IO, "master-ca: '%s': cannot read: %s", c->master_ca,
+                                 strerror(errno));
+        /* the URL members are told is announced before the first group
+           starts the client listeners: a kernel-chosen port is not known */
+        const char *pub = c->public_url ? c->public_url : c->n_listen ? c->listen[0] : "";
+        size_t pl = strlen(pub);
+        if (pl >= 2 && strcmp(pub + pl - 2, ":0") == 0)
+            return fedreci_error(FEDREC_ERR_INVALID,
+                                 "role aggregator: members would be told '%s' (port 0: the port "
+                                 "is chosen only when the first group starts); set a fixed port "
+                                 "in listen or public-url",
+                                 pub);
     }
     /* the SecAgg parameters must hold for the largest round (the budget) and
      * for the smallest one that may run (threshold against capped k); with

@@ -622,6 +622,15 @@ FEDREC_NODISCARD fedrec_err fedreci_eng_transport_open(fedreci_coord *c);
 /* Starts every listener, the timer thread, and receiving on every context. */
 FEDREC_NODISCARD fedrec_err fedreci_eng_transport_start(fedreci_coord *c);
 
+/* Gives the tls+ listener l (of url) the engine's certificate and key,
+ * read from the files named at create (PEM text, the key wiped after use;
+ * nng_tls_config_own_cert). The master's aggregator listener uses it too.
+ * Errors: FEDREC_ERR_INVALID (no certificate or key configured),
+ * FEDREC_ERR_IO (a file unreadable or over 1 MiB), FEDREC_ERR_TRANSPORT
+ * (nng refuses them, naming url). */
+FEDREC_NODISCARD fedrec_err fedreci_eng_listener_tls(fedreci_coord *c, nng_listener l,
+                                                     const char *url);
+
 /* Reads the certificate and key files again and gives them to every tls+
  * listener (fedreci_coord_reload_tls). */
 FEDREC_NODISCARD fedrec_err fedreci_eng_transport_reload_tls(fedreci_coord *c);

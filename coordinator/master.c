@@ -809,24 +809,6 @@ fedrec_err fedreci_eng_master_open(fedreci_coord *c)
     return FEDREC_OK;
 }
 
-/* The certificate and key of the engine (tls+ URLs) for listener l. */
-static fedrec_err link_tls(fedreci_coord *c, nng_listener l)
-{
-    const char *certf = c->urls[c->cfg.n_listen], *keyf = c->urls[c->cfg.n_listen + 1];
-    if (!certf || !keyf)
-        return fedreci_error(FEDREC_ERR_INVALID,
-                             "coordinator: a tls+ aggregator URL needs a certificate and a key");
-    nng_tls_config *tc = NULL;
-    int rv = nng_tls_config_alloc(&tc, NNG_TLS_MODE_SERVER);
-    if (!rv)
-        rv = nng_tls_config_cert_key_file(tc, certf, keyf);
-    if (!rv)
-        rv = nng_listener_set_ptr(l, NNG_OPT_TLS_CONFIG, tc);
-    if (tc)
-        nng_tls_config_free(tc);
-    return rv ? nng_fail(rv, "TLS") : FEDREC_OK;
-}
-
 fedrec_err fedreci_eng_master_start(fedreci_coord *c)
 {
     struct master *m = c->master;
@@ -836,7 +818,9 @@ fedrec_err fedreci_eng_master_start(fedreci_coord *c)
     if ((rv = nng_listener_create(&l, m->sock, url)) != 0)
         return nng_fail(rv, url);
     if (strncmp(url, "tls+", 4) == 0) {
-        fedrec_err e = link_tls(c, l);
+        /* the engine's certificate and key (nng_tls_config_cert_key_file
+           wants both in one file and a password: not these two files) */
+        fedrec_err e = fedreci_eng_listener_tls(c, l, url);
         if (e)
             return e;
     }

@@ -204,7 +204,7 @@ static char *read_file(const char *path, fedrec_err *err)
 
 /* The certificate and key of a tls+ listener l, read from the files named at
  * create (the key is wiped after use). */
-static fedrec_err listener_tls(fedreci_coord *c, nng_listener l, const char *url)
+fedrec_err fedreci_eng_listener_tls(fedreci_coord *c, nng_listener l, const char *url)
 {
     const char *certf = c->urls[c->cfg.n_listen], *keyf = c->urls[c->cfg.n_listen + 1];
     if (!certf || !keyf)
@@ -240,7 +240,7 @@ static fedrec_err start_listener(fedreci_coord *c, const char *url, int *bound_p
     if ((rv = nng_listener_create(&l, c->sock, url)) != 0)
         return nng_fail(rv, "listening on", url);
     if (strncmp(url, "tls+", 4) == 0) {
-        fedrec_err e = listener_tls(c, l, url);
+        fedrec_err e = fedreci_eng_listener_tls(c, l, url);
         if (e) {
             nng_listener_close(l);
             return e;
@@ -271,7 +271,7 @@ fedrec_err fedreci_eng_transport_reload_tls(fedreci_coord *c)
     int n = 0;
     for (size_t i = 0; i < c->cfg.n_listen && !e; i++)
         if (strncmp(c->urls[i], "tls+", 4) == 0) {
-            e = listener_tls(c, c->listeners[i], c->urls[i]);
+            e = fedreci_eng_listener_tls(c, c->listeners[i], c->urls[i]);
             n += !e;
         }
     if (!e && n)

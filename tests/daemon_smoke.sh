@@ -165,6 +165,12 @@ check_bad "master-key: '12ab' is not 64 hex digits" --config "$dir/good.ini" --r
   --identity-key "$dir/agg.key" --master-key "$k0" --check-config >/dev/null ||
   fail "aggregator with master-key refused"
 [ ! -e "$dir/agg.key" ] || fail "check created the key file"
+check_bad "master: 'tls+tcp://localhost:7460' needs master-ca" --config "$dir/good.ini" \
+  --role aggregator --master tls+tcp://localhost:7460 --identity-key "$dir/agg.key" \
+  --master-key "$k0"
+check_bad "role aggregator: members would be told 'tcp://127.0.0.1:0' (port 0" \
+  --config "$dir/good.ini" --role aggregator --master tcp://127.0.0.1:7460 \
+  --identity-key "$dir/agg.key" --master-key "$k0" --listen tcp://127.0.0.1:0
 # ipc:// is local: allowed with require-tls
 "$bin" --config "$dir/good.ini" --require-tls 1 --listen "ipc://$dir/sock" --check-config \
   >/dev/null || fail "require-tls refused ipc://"

@@ -23,6 +23,11 @@
  *    no model; /status shows no group run). A correctly signed Assign is
  *    taken (positive control); forged and replayed verdicts on its result
  *    are refused (the group is not counted), the genuine one is applied.
+ *  - test_tls_everywhere: master, aggregator processes and 40 clients over
+ *    tls+tcp:// with a self-signed certificate made by the openssl CLI: the
+ *    round commits the exact sum of its two groups; an aggregator that
+ *    dials the master by a name its certificate does not carry, and one
+ *    that trusts another CA, never reach it.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -245,14 +250,20 @@ static fedreci_coord *start_engine(const fedreci_coord_config *cfg)
 /* One round: every client checks in at url; waits for all sessions.
  * Client i's requests time out after timeout_ms, or short_ms when
  * short_for[i] (short_for may be NULL). */
+static int run_n = NC;          /* clients 0 .. run_n - 1 take part */
+static const char *run_ca;      /* tls+tcp://: the CA file clients trust */
+static const char *run_srvname; /* and the name the master's certificate carries */
+
 static void run_clients(const char *url, uint32_t timeout_ms, const int *short_for,
                         uint32_t short_ms)
 {
     static fedreci_session *s[NC];
-    for (int i = 0; i < NC; i++) {
+    for (int i = 0; i < run_n; i++) {
         fedreci_session_config sc;
         fedreci_session_config_default(&sc);
         sc.url = url;
+        sc.tls_ca_file = run_ca;
+        sc.tls_server_name = run_srvname;
         sc.client_id = C[i].id;
         sc.identity_sk = C[i].sk;
         sc.timeout_ms = short_for && short_for[i] ? short_ms : timeout_ms;
@@ -263,7 +274,7 @@ static void run_clients(const char *url, uint32_t timeout_ms, const int *short_f
         if (fedreci_session_create(&s[i], &sc, &h) || fedreci_session_start(s[i]))
             fail_msg("session %d: %s", i, fedrec_errmsg());
     }
-    for (int i = 0; i < NC; i++) {
+    for (int i = 0; i < run_n; i++) {
         int short_one = short_for && short_for[i];
         uint32_t bound = 2 * (short_one ? short_ms : timeout_ms) + 30000;
         if (fedreci_session_wait(s[i], (int)bound, &C[i].res) != FEDREC_OK) {
@@ -1082,6 +1093,138 @@ static void test_fake_master(void **state)
     assert_int_equal(system(cmd), 0);
 }
 
+/* ---- TLS on every link -------------------------------------------------------- */
+
+/* A TCP port free on 127.0.0.1 now (bound to 0 and released). */
+static int free_port(void)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    assert_true(fd >= 0);
+    struct sockaddr_in sa = {.sin_family = AF_INET};
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    assert_int_equal(bind(fd, (struct sockaddr *)&sa, sizeof sa), 0);
+    socklen_t len = sizeof sa;
+    assert_int_equal(getsockname(fd, (struct sockaddr *)&sa, &len), 0);
+    close(fd);
+    return ntohs(sa.sin_port);
+}
+
+#define NT 40 /* clients of the TLS round */
+
+static void test_tls_everywhere(void **state)
+{
+    (void)state;
+    reset();
+    char dir[] = "/tmp/fedrec-groups-tls-XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    char cert[128], key[128], other[128], other_key[128], cmd[1024];
+    snprintf(cert, sizeof cert, "%s/cert.pem", dir);
+    snprintf(key, sizeof key, "%s/key.pem", dir);
+    snprintf(other, sizeof other, "%s/other.pem", dir);
+    snprintf(other_key, sizeof other_key, "%s/other-key.pem", dir);
+    for (int i = 0; i < 2; i++) {
+        snprintf(cmd, sizeof cmd,
+                 "openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 "
+                 "-subj /CN=localhost -addext subjectAltName=DNS:localhost -keyout '%s' -out '%s' "
+                 ">/dev/null 2>&1",
+                 i ? other_key : key, i ? other : cert);
+        assert_int_equal(system(cmd), 0);
+    }
+    uint8_t pks[4][32], sks[4][64];
+    for (int i = 0; i < 4; i++)
+        agg_key(i, pks[i], sks[i]);
+    const char *urls[1];
+    fedreci_coord_config cfg;
+    engine_cfg(&cfg, urls, "tls+tcp://127.0.0.1:0");
+    cfg.tls_cert_file = cert;
+    cfg.tls_key_file = key;
+    cfg.cohort_size = NT;
+    cfg.checkin_quorum = NT;
+    cfg.min_cohort = 10;
+    cfg.role = FEDRECI_ROLE_MASTER;
+    cfg.agg_listen_url = "tls+tcp://127.0.0.1:0";
+    cfg.agg_keys = (const uint8_t(*)[32])pks;
+    cfg.n_agg_keys = 4; /* keys 2 and 3: the aggregators that must not get in */
+    cfg.agg_master_sk = MSK;
+    cfg.group_size = NT / 2;
+    cfg.min_groups = 2;
+    cfg.max_rounds = 1;
+    fedreci_coord *master = start_engine(&cfg);
+    int mport = fedreci_coord_port(master, 0), lport = fedreci_coord_agg_port(master);
+    assert_true(mport > 0 && lport > 0);
+    char murl[64], lurl_name[64], lurl_ip[64];
+    snprintf(murl, sizeof murl, "tls+tcp://127.0.0.1:%d", mport);
+    snprintf(lurl_name, sizeof lurl_name, "tls+tcp://localhost:%d", lport);
+    snprintf(lurl_ip, sizeof lurl_ip, "tls+tcp://127.0.0.1:%d", lport);
+    /* aggregators 0 and 1: the master by the name its certificate
+       carries, their members on tls+tcp:// under the same certificate;
+       2: the master by address (not in the certificate); 3: trusts another
+       CA */
+    pid_t pid[4];
+    char listen[4][64], pub[4][64];
+    for (int i = 0; i < 4; i++) {
+        int p = free_port();
+        snprintf(listen[i], sizeof listen[i], "tls+tcp://127.0.0.1:%d", p);
+        snprintf(pub[i], sizeof pub[i], "tls+tcp://localhost:%d", p);
+        const char *extra[] = {"--listen",
+                               listen[i],
+                               "--public-url",
+                               pub[i],
+                               "--tls-cert",
+                               cert,
+                               "--tls-key",
+                               key,
+                               "--master-ca",
+                               i == 3 ? other : cert,
+                               NULL};
+        pid[i] = spawn_aggregator_args(dir, i, i == 2 ? lurl_ip : lurl_name, extra);
+    }
+    wait_ready(master, 2);
+    run_n = NT;
+    run_ca = cert;
+    run_srvname = "localhost";
+    run_clients(murl, 120000, NULL, 0);
+    run_n = NC;
+    run_ca = run_srvname = NULL;
+    wait_round(0);
+    if (!R[0].completed)
+        fail_msg("TLS round aborted: %s", R[0].reason);
+    assert_int_equal(R[0].groups, 2);
+    assert_int_equal(R[0].groups_done, 2);
+    assert_int_equal(R[0].survivors, NT);
+    int in[NC];
+    for (int i = 0; i < NC; i++) {
+        in[i] = i < NT;
+        if (i < NT && C[i].res.outcome != FEDRECI_SESSION_COMPLETED)
+            fail_msg("client %d: outcome %d: %s", i, C[i].res.outcome, C[i].res.text);
+        if (i < NT && strcmp(C[i].agg_url[0], pub[0]) != 0 && strcmp(C[i].agg_url[0], pub[1]) != 0)
+            fail_msg("client %d ran at '%s'", i, C[i].agg_url[0]);
+    }
+    check_sum64(0, in);
+    /* only aggregators 0 and 1 ever reached the master (the round took
+       seconds: the others had the same time to try) */
+    fedreci_coord_agg_status as[4];
+    size_t n_seen = fedreci_coord_aggregators(master, as, 4);
+    assert_int_equal(n_seen, 2);
+    char k2[17], k3[17];
+    sodium_bin2hex(k2, sizeof k2, pks[2], 8);
+    sodium_bin2hex(k3, sizeof k3, pks[3], 8);
+    for (size_t a = 0; a < n_seen; a++) {
+        assert_string_not_equal(as[a].key, k2);
+        assert_string_not_equal(as[a].key, k3);
+        assert_int_equal(as[a].groups_counted, 1);
+    }
+    fedreci_coord_destroy(master);
+    for (int i = 0; i < 4; i++) {
+        int st;
+        kill(pid[i], SIGTERM);
+        assert_int_equal(waitpid(pid[i], &st, 0), pid[i]);
+        assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+    }
+    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+    assert_int_equal(system(cmd), 0);
+}
+
 /* ---- a cohort past the one-instance limit ----------------------------------- */
 
 #define NBIG 240
@@ -1244,8 +1387,11 @@ static void test_cohort_past_one_instance(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_master_equals_single),     cmocka_unit_test(test_aggregator_killed),
-        cmocka_unit_test(test_rogue_aggregator),         cmocka_unit_test(test_fake_master),
+        cmocka_unit_test(test_master_equals_single),
+        cmocka_unit_test(test_aggregator_killed),
+        cmocka_unit_test(test_rogue_aggregator),
+        cmocka_unit_test(test_fake_master),
+        cmocka_unit_test(test_tls_everywhere),
         cmocka_unit_test(test_cohort_past_one_instance),
     };
     return cmocka_run_group_tests(tests, setup, NULL);

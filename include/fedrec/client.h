@@ -203,7 +203,10 @@ FEDREC_API FEDREC_NODISCARD fedrec_err fedrec_client_recover_passphrase(const ch
  * certificate (for a self-signed coordinator, its certificate itself); the
  * coordinator's certificate is always verified, and without a CA file no
  * tls+tcp:// sync can succeed. server_name: the name the certificate must
- * carry (also sent as SNI), or NULL for none. Both strings are copied; the
+ * carry (also sent as SNI), or NULL for none; when set, and the coordinator
+ * sends the client to a SecAgg group's aggregator at a tls+tcp:// URL, the
+ * aggregator's certificate must chain to ca_file and carry that URL's host
+ * name (without it, only the chain is checked). Both strings are copied; the
  * file is read at each sync, so a renewed CA file is picked up.
  * Errors: FEDREC_ERR_INVALID (NULL client or ca_file), FEDREC_ERR_IO
  * (ca_file cannot be opened; the message names it), FEDREC_ERR_NOMEM.
