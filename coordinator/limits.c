@@ -185,7 +185,16 @@ int fedreci_eng_conn_gone(fedreci_coord *c, uint32_t pipe)
        one goes) */
     if (++c->closed_since_trim >= 32 || c->conns_open == 0) {
         c->closed_since_trim = 0;
-        return 1;
+        uint64_t now = now_ms();
+        if (!c->last_trim_ms || now - c->last_trim_ms >= FEDRECI_TRIM_INTERVAL_MS) {
+            c->last_trim_ms = now;
+            c->trim_pending = 0;
+            return 1;
+        }
+        if (!c->trim_pending) { /* later, by the timer thread */
+            c->trim_pending = 1;
+            pthread_cond_signal(&c->cv_timer);
+        }
     }
     return 0;
 }

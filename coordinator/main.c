@@ -35,6 +35,7 @@
 #include "core/err.h"
 #include "core/json.h"
 #include "core/log.h"
+#include "core/util.h"
 #include "db.h"
 #include "engine.h"
 #include "persist.h"
@@ -1035,6 +1036,10 @@ int main(int argc, char **argv)
     /* fedrec-coordinator catalog ...: makes a catalog file (catalog_cmd.h) */
     if (argc > 1 && strcmp(argv[1], "catalog") == 0)
         return fedreci_catalog_cmd(argc - 1, argv + 1);
+    /* every client-round allocates and frees 0.5 MB buffers (the model
+       reply, the masked input): keep freed heap for them (core/util.h);
+       the engine hands it back on a timer (engine_internal.h) */
+    fedreci_heap_keep_freed();
     fedreci_config *cfg = NULL;
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);

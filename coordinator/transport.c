@@ -131,13 +131,25 @@ static void ctx_cb(void *arg)
     fedreci_eng_flush(c, &ob);
 }
 
-/* The timer thread: sleeps until the current deadline, then acts on it. */
+/* The timer thread: sleeps until the current deadline or a pending heap
+ * hand-back (fedreci_eng_conn_gone), then acts on it. */
 static void *timer_main(void *arg)
 {
     fedreci_coord *c = arg;
     pthread_mutex_lock(&c->mu);
     while (!c->closing) {
         uint64_t now = now_ms();
+        uint64_t trim_at = c->trim_pending ? c->last_trim_ms + FEDRECI_TRIM_INTERVAL_MS : 0;
+        if (trim_at && now >= trim_at) {
+            c->trim_pending = 0;
+            c->last_trim_ms = now;
+            pthread_mutex_unlock(&c->mu);
+#ifdef __GLIBC__
+            malloc_trim(0);
+#endif
+            pthread_mutex_lock(&c->mu);
+            continue;
+        }
         if (c->deadline && now >= c->deadline) {
             outbox ob = {NULL, 0, 0};
             c->deadline = 0;
@@ -147,11 +159,13 @@ static void *timer_main(void *arg)
             pthread_mutex_lock(&c->mu);
             continue;
         }
-        if (!c->deadline) {
+        uint64_t when = c->deadline;
+        if (trim_at && (!when || trim_at < when))
+            when = trim_at;
+        if (!when) {
             pthread_cond_wait(&c->cv_timer, &c->mu);
         } else {
             struct timespec ts;
-            uint64_t when = c->deadline;
             ts.tv_sec = (time_t)(when / 1000u);
             ts.tv_nsec = (long)(when % 1000u) * 1000000L;
             pthread_cond_timedwait(&c->cv_timer, &c->mu, &ts);

@@ -1,5 +1,9 @@
 #include "core/util.h"
 
+#ifdef __GLIBC__
+#include <malloc.h>
+#endif
+
 long fedreci_find_u64(const uint64_t *ids, size_t n, uint64_t id)
 {
     size_t lo = 0, hi = n;
@@ -22,4 +26,13 @@ void fedreci_deadline_after_ms(struct timespec *ts, int ms)
         ts->tv_sec++;
         ts->tv_nsec -= 1000000000L;
     }
+}
+
+void fedreci_heap_keep_freed(void)
+{
+#ifdef __GLIBC__
+    (void)mallopt(M_MMAP_THRESHOLD, 32 * 1024 * 1024);
+    (void)mallopt(M_TRIM_THRESHOLD, 128 * 1024 * 1024);
+    (void)mallopt(M_TOP_PAD, 64 * 1024 * 1024);
+#endif
 }

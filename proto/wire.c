@@ -1173,12 +1173,22 @@ static void hdr_fill(fedreci_wire_env *e, const fedreci_wire_hdr *h)
     e->stage = h->stage;
 }
 
+/* The message is allocated with room for the longer authentication field
+ * after it: nng_msg_alloc leaves 32 spare bytes at the end, fewer than a
+ * signature or a MAC takes, and appending past the capacity makes nng
+ * allocate a new body and copy the whole message (a 0.5 MB masked input
+ * copied again for its 43-byte MAC). */
+#define AUTH_ROOM                                                                                  \
+    (FEDRECI_WIRE_SIG_SUFFIX > FEDRECI_WIRE_MAC_SUFFIX ? FEDRECI_WIRE_SIG_SUFFIX                   \
+                                                       : FEDRECI_WIRE_MAC_SUFFIX)
+
 static fedrec_err pack(const fedreci_wire_env *e, nng_msg **out)
 {
     size_t len = fedrec__v1__envelope__get_packed_size(e);
     nng_msg *m;
-    if (nng_msg_alloc(&m, len) != 0)
+    if (len > SIZE_MAX / 2 || nng_msg_alloc(&m, len + AUTH_ROOM) != 0)
         return fedreci_error(FEDREC_ERR_NOMEM, "wire: message of %zu bytes", len);
+    (void)nng_msg_chop(m, AUTH_ROOM); /* the capacity stays */
     size_t got = fedrec__v1__envelope__pack(e, (uint8_t *)nng_msg_body(m));
     if (got != len) {
         nng_msg_free(m);
