@@ -79,6 +79,20 @@ struct fedreci_session {
     int done;
     int started;
 
+    /* the session's own clock (session.h; under mu) */
+    pthread_t wd;
+    pthread_cond_t wd_cv; /* CLOCK_MONOTONIC */
+    int wd_started, wd_stop;
+    uint64_t io_deadline;    /* monotonic ms: the current operation must end by then (0: none) */
+    uint64_t round_deadline; /* monotonic ms: the round must end by then (0: not selected) */
+    int wd_fired;            /* a deadline passed: the operation was cancelled */
+    int abandoned;           /* the watchdog published wd_res: no hook runs after */
+    int wd_step;             /* the step of the current operation */
+    uint64_t wd_round_id;    /* the round selected for, and its stage deadline */
+    uint32_t wd_stage_ms;
+    char wd_why[200];
+    fedreci_session_result wd_res;
+
     int step;
     int io;
     int selected;
@@ -126,6 +140,35 @@ static void finish(fedreci_session *s, fedreci_session_outcome o, fedrec_err err
 static void finish(fedreci_session *s, fedreci_session_outcome o, fedrec_err err, const char *fmt,
                    ...)
 {
+    pthread_mutex_lock(&s->mu);
+    int abandoned = s->abandoned, fired = s->wd_fired && o == FEDRECI_SESSION_ERROR;
+    pthread_mutex_unlock(&s->mu);
+    if (abandoned) {
+        /* the watchdog published the result already: on_done gets it now,
+           on this thread (hooks stay serialized), and nothing else runs */
+        if (s->step == S_DONE)
+            return;
+        s->step = S_DONE;
+        s->io = IO_IDLE;
+        fedreci_secagg_client_destroy(s->sa);
+        s->sa = NULL;
+        if (s->hooks.on_done) {
+            pthread_mutex_lock(&s->mu);
+            fedreci_session_result r = s->wd_res;
+            pthread_mutex_unlock(&s->mu);
+            s->hooks.on_done(s->hooks.arg, &r);
+        }
+        return;
+    }
+    if (fired) { /* the cancel the watchdog made: its reason */
+        s->res.outcome = o;
+        s->res.err = FEDREC_ERR_TIMEOUT;
+        pthread_mutex_lock(&s->mu);
+        snprintf(s->res.text, sizeof s->res.text, "%s", s->wd_why);
+        pthread_mutex_unlock(&s->mu);
+        fmt = NULL;
+        err = FEDREC_ERR_TIMEOUT;
+    }
     if (o == FEDRECI_SESSION_ERROR && s->res.refusal && s->selected) {
         /* the client leaves the round because of what the coordinator sent
            (or its floors): a refusal, for the ledger */
@@ -164,6 +207,7 @@ static void finish(fedreci_session *s, fedreci_session_outcome o, fedrec_err err
     pthread_mutex_lock(&s->mu);
     s->done = 1;
     pthread_cond_broadcast(&s->cv);
+    pthread_cond_broadcast(&s->wd_cv);
     pthread_mutex_unlock(&s->mu);
 }
 
@@ -172,6 +216,111 @@ static void fail_local(fedreci_session *s, fedrec_err e, const char *what)
     if (!s->res.refusal)
         s->res.refusal = fedreci_secagg_client_refusal(s->sa);
     finish(s, FEDRECI_SESSION_ERROR, e, "%s: %s", what, fedrec_errmsg());
+}
+
+/* ---- the session's own clock ------------------------------------------------------ */
+
+static uint64_t mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+uint32_t fedreci_session_round_budget_ms(uint32_t stage_timeout_ms)
+{
+    uint64_t b = (uint64_t)(FEDRECI_SESSION_ROUND_PHASES + 1) * stage_timeout_ms + 5000u;
+    return b > UINT32_MAX ? UINT32_MAX : (uint32_t)b;
+}
+
+/* The current operation (a request's send or receive, or a RetryAfter
+ * pause of ms) must end within ms + FEDRECI_SESSION_GRACE_MS. */
+static void io_begin(fedreci_session *s, uint32_t ms)
+{
+    pthread_mutex_lock(&s->mu);
+    s->io_deadline = mono_ms() + ms + FEDRECI_SESSION_GRACE_MS;
+    s->wd_step = s->step;
+    pthread_cond_broadcast(&s->wd_cv);
+    pthread_mutex_unlock(&s->mu);
+}
+
+/* Whether the watchdog has ended the session (nothing more may be sent). */
+static int wd_abandoned(fedreci_session *s)
+{
+    pthread_mutex_lock(&s->mu);
+    int a = s->abandoned;
+    pthread_mutex_unlock(&s->mu);
+    return a;
+}
+
+static void wd_wait_until(fedreci_session *s, uint64_t until)
+{
+    struct timespec ts;
+    ts.tv_sec = (time_t)(until / 1000u);
+    ts.tv_nsec = (long)(until % 1000u) * 1000000L;
+    pthread_cond_timedwait(&s->wd_cv, &s->mu, &ts);
+}
+
+static void *watchdog(void *arg)
+{
+    fedreci_session *s = arg;
+    pthread_mutex_lock(&s->mu);
+    while (!s->done && !s->wd_stop) {
+        uint64_t now = mono_ms(), until = UINT64_MAX;
+        const char *which = NULL;
+        if (s->io_deadline && s->io_deadline < until) {
+            until = s->io_deadline;
+            which = "request";
+        }
+        if (s->round_deadline && s->round_deadline < until) {
+            until = s->round_deadline;
+            which = "round";
+        }
+        if (!which || now < until) {
+            wd_wait_until(s, which ? until : now + 3600000u);
+            continue;
+        }
+        /* a deadline passed and nng has not ended the operation */
+        if (which[0] == 'r')
+            snprintf(s->wd_why, sizeof s->wd_why,
+                     "round %llu: no result within %u ms of selection (the round's budget for "
+                     "stage deadlines of %u ms), by the session's own clock: the %s was "
+                     "not answered",
+                     (unsigned long long)s->wd_round_id,
+                     fedreci_session_round_budget_ms(s->wd_stage_ms), s->wd_stage_ms,
+                     step_what(s->wd_step));
+        else
+            snprintf(s->wd_why, sizeof s->wd_why,
+                     "the %s did not end within %u ms (timeout %u ms + %u ms), by the "
+                     "session's own clock: the transport did not end it",
+                     step_what(s->wd_step), s->cfg.timeout_ms + FEDRECI_SESSION_GRACE_MS,
+                     s->cfg.timeout_ms, FEDRECI_SESSION_GRACE_MS);
+        s->wd_fired = 1;
+        fedreci_log(FEDRECI_LOG_WARN, (int64_t)s->wd_round_id, "client %016llx: %s",
+                    (unsigned long long)s->cfg.client_id, s->wd_why);
+        pthread_mutex_unlock(&s->mu);
+        nng_aio_cancel(s->aio); /* aio_cb then ends the session with wd_why */
+        pthread_mutex_lock(&s->mu);
+        uint64_t give_up = mono_ms() + FEDRECI_SESSION_GRACE_MS;
+        while (!s->done && !s->wd_stop && mono_ms() < give_up)
+            wd_wait_until(s, give_up);
+        if (!s->done && !s->wd_stop) {
+            /* nng did not hand the operation back (or a hook still runs):
+               the result is published here, and nothing after it */
+            memset(&s->wd_res, 0, sizeof s->wd_res);
+            s->wd_res.outcome = FEDRECI_SESSION_ERROR;
+            s->wd_res.err = FEDREC_ERR_TIMEOUT;
+            s->wd_res.round_id = s->wd_round_id;
+            snprintf(s->wd_res.text, sizeof s->wd_res.text, "%s (not handed back after the cancel)",
+                     s->wd_why);
+            s->abandoned = 1;
+            s->done = 1;
+            pthread_cond_broadcast(&s->cv);
+        }
+        break;
+    }
+    pthread_mutex_unlock(&s->mu);
+    return NULL;
 }
 
 /* ---- sending ------------------------------------------------------------------------ */
@@ -289,7 +438,13 @@ static void send_step(fedreci_session *s)
             s->hooks.on_upload(s->hooks.arg, s->round.secagg.round_id, secagg_stage, len,
                                step_what(s->step), s->step == S_MASKED ? s->clipped : 0);
     }
+    if (wd_abandoned(s)) {
+        nng_msg_free(m);
+        finish(s, FEDRECI_SESSION_ERROR, FEDREC_ERR_TIMEOUT, NULL);
+        return;
+    }
     s->io = IO_SEND;
+    io_begin(s, s->cfg.timeout_ms);
     nng_aio_set_msg(s->aio, m);
     nng_aio_set_timeout(s->aio, (nng_duration)s->cfg.timeout_ms);
     nng_ctx_send(s->ctx, s->aio);
@@ -399,6 +554,12 @@ static void on_checkin_reply(fedreci_session *s, const fedreci_wire_env *env)
         }
         s->selected = 1;
         s->res.round_id = s->round.secagg.round_id;
+        pthread_mutex_lock(&s->mu);
+        s->round_deadline = mono_ms() + fedreci_session_round_budget_ms(s->round.stage_timeout_ms);
+        s->wd_round_id = s->round.secagg.round_id;
+        s->wd_stage_ms = s->round.stage_timeout_ms;
+        pthread_cond_broadcast(&s->wd_cv);
+        pthread_mutex_unlock(&s->mu);
         if (!s->cfg.opted_in) {
             finish(s, FEDRECI_SESSION_ERROR, FEDREC_ERR_PROTOCOL,
                    "selected although opted out; refusing to upload");
@@ -750,6 +911,7 @@ static void on_reply(fedreci_session *s, const fedreci_wire_env *env)
             return;
         }
         s->io = IO_SLEEP;
+        io_begin(s, env->retry_after->ms);
         nng_sleep_aio((nng_duration)env->retry_after->ms, s->aio);
         return;
     case FEDREC__V1__ENVELOPE__BODY_ROUND_RESULT:
@@ -825,6 +987,15 @@ static void aio_cb(void *arg)
 {
     fedreci_session *s = arg;
     int rv = nng_aio_result(s->aio);
+    if (wd_abandoned(s)) {
+        if ((s->io == IO_RECV && rv == 0) || (s->io == IO_SEND && rv != 0)) {
+            nng_msg *m = nng_aio_get_msg(s->aio);
+            if (m)
+                nng_msg_free(m);
+        }
+        finish(s, FEDRECI_SESSION_ERROR, FEDREC_ERR_TIMEOUT, NULL);
+        return;
+    }
     switch (s->io) {
     case IO_SEND:
         if (rv != 0) {
@@ -837,6 +1008,7 @@ static void aio_cb(void *arg)
             return;
         }
         s->io = IO_RECV;
+        io_begin(s, s->cfg.timeout_ms);
         nng_aio_set_timeout(s->aio, (nng_duration)s->cfg.timeout_ms);
         nng_ctx_recv(s->ctx, s->aio);
         return;
@@ -1024,6 +1196,11 @@ fedrec_err fedreci_session_create(fedreci_session **out, const fedreci_session_c
         s->hooks = *hooks;
     pthread_mutex_init(&s->mu, NULL);
     pthread_cond_init(&s->cv, NULL);
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&s->wd_cv, &ca);
+    pthread_condattr_destroy(&ca);
     s->res.model_version = cfg->model_version;
     s->sk = sodium_malloc(FEDRECI_SECAGG_SIGN_SK_BYTES);
     if (!s->sk) {
@@ -1073,6 +1250,10 @@ fedrec_err fedreci_session_start(fedreci_session *s)
         return fedreci_error(FEDREC_ERR_INVALID, "session: already started");
     s->started = 1;
     s->step = S_CHECKIN;
+    int rv = pthread_create(&s->wd, NULL, watchdog, s);
+    if (rv != 0)
+        return fedreci_error(FEDREC_ERR_NOMEM, "session: watchdog thread: %s", strerror(rv));
+    s->wd_started = 1;
     send_step(s);
     return FEDREC_OK;
 }
@@ -1092,9 +1273,10 @@ fedrec_err fedreci_session_wait(fedreci_session *s, int timeout_ms, fedreci_sess
             break;
         }
     }
+    int abandoned = s->abandoned;
     pthread_mutex_unlock(&s->mu);
     if (!e && r)
-        *r = s->res;
+        *r = abandoned ? s->wd_res : s->res;
     return e;
 }
 
@@ -1102,6 +1284,22 @@ void fedreci_session_destroy(fedreci_session *s)
 {
     if (!s)
         return;
+    if (s->wd_started) {
+        pthread_mutex_lock(&s->mu);
+        s->wd_stop = 1;
+        pthread_cond_broadcast(&s->wd_cv);
+        pthread_mutex_unlock(&s->mu);
+        pthread_join(s->wd, NULL);
+    }
+    if (s->abandoned) {
+        /* nng did not hand the operation back: closing its sockets first
+           aborts whatever it still holds, then the aio is stopped */
+        if (s->ctx_open)
+            nng_ctx_close(s->ctx);
+        if (s->old_ctx_open)
+            nng_ctx_close(s->old_ctx);
+        s->ctx_open = s->old_ctx_open = 0;
+    }
     if (s->aio)
         nng_aio_stop(s->aio);
     if (s->ctx_open)
@@ -1122,6 +1320,7 @@ void fedreci_session_destroy(fedreci_session *s)
     sodium_memzero(s->seed, sizeof s->seed);
     free(s->att);
     pthread_cond_destroy(&s->cv);
+    pthread_cond_destroy(&s->wd_cv);
     pthread_mutex_destroy(&s->mu);
     free(s);
 }

@@ -23,11 +23,29 @@
  * (idempotent) request after the given delay. Every receive has a timeout
  * (timeout_ms) and a size cap.
  *
+ * The session's own clock (a watchdog thread per started session, on
+ * CLOCK_MONOTONIC, independent of nng): every request must end within
+ * timeout_ms + FEDRECI_SESSION_GRACE_MS (nng's timeout normally ends it
+ * first), and once selected the whole round within
+ * fedreci_session_round_budget_ms(stage_timeout_ms) of the SELECTED reply:
+ * by then an honest coordinator has decided the round (every phase of the
+ * round and the model download held to its stage deadline, 5 s, and one
+ * more stage deadline for the commit). When either passes, the session
+ * cancels its operation and ends FEDRECI_SESSION_ERROR with
+ * FEDREC_ERR_TIMEOUT and a text naming the request and the limit ("...
+ * the session's own clock ..."); if nng does not hand the operation back
+ * within FEDRECI_SESSION_GRACE_MS of the cancel (or a hook is still
+ * running), the watchdog publishes that result itself (fedreci_session_wait
+ * returns it) and the session sends nothing more; on_done gets the same
+ * result once nng hands the operation back (or the running hook returns),
+ * on that thread, and no other hook runs after it.
+ *
  * SecAgg groups (issue 20): when the SELECTED check-in reply names an
  * aggregator (CheckInReply.aggregator_url), the rest of the round (model
  * request, the four SecAgg stages) goes to that URL over a new REQ socket of
- * the session's own (tls+ URLs verified against tls_ca_file and the URL's
- * host name); the coordinator's socket stays open until destroy. Without
+ * the session's own (tls+ URLs verified against tls_ca_file, and against
+ * the URL's host name when tls_server_name is set); the coordinator's
+ * socket stays open until destroy. Without
  * one (a single coordinator) nothing changes.
  *
  * Hooks run on nng's threads, one at a time per session, never concurrently
@@ -196,6 +214,18 @@ typedef struct fedreci_session_hooks {
 
 typedef struct fedreci_session fedreci_session;
 
+/* How long past its deadline the session's own clock lets nng end an
+ * operation, and how long it then waits for a cancel to come back. */
+#define FEDRECI_SESSION_GRACE_MS 2000u
+
+/* The longest a selected session waits for its round, from the SELECTED
+ * reply: (FEDRECI_SESSION_ROUND_PHASES + 1) x stage_timeout_ms + 5000 ms
+ * (the round's 8 phases and the model download, each held at most to its
+ * stage deadline; 5 s; one stage deadline for the commit and the result).
+ * Saturates at UINT32_MAX. Thread-safe (pure). */
+#define FEDRECI_SESSION_ROUND_PHASES 9u
+uint32_t fedreci_session_round_budget_ms(uint32_t stage_timeout_ms);
+
 /* Creates a session (opens its socket or context; dials in the background).
  * Nothing is sent before fedreci_session_start. */
 FEDREC_NODISCARD fedrec_err fedreci_session_create(fedreci_session **out,
@@ -210,7 +240,8 @@ FEDREC_NODISCARD fedrec_err fedreci_session_start(fedreci_session *s);
 FEDREC_NODISCARD fedrec_err fedreci_session_wait(fedreci_session *s, int timeout_ms,
                                                  fedreci_session_result *r);
 
-/* Cancels any I/O, waits for callbacks, wipes and frees. NULL is a no-op. */
+/* Stops the watchdog, cancels any I/O, waits for callbacks, wipes and
+ * frees. NULL is a no-op. */
 void fedreci_session_destroy(fedreci_session *s);
 
 /* Blocking: create, start, wait, destroy. *r gets the result. */

@@ -274,24 +274,15 @@ static void run_clients(const char *url, uint32_t timeout_ms, const int *short_f
         if (fedreci_session_create(&s[i], &sc, &h) || fedreci_session_start(s[i]))
             fail_msg("session %d: %s", i, fedrec_errmsg());
     }
+    /* No bound here: a session ends by itself. Each request ends within
+       its timeout (nng's, backed by the session's own clock), a selected
+       session within its round's budget, and check-in polls after
+       max_retries (client/session.h). (A bound of twice the request
+       timeout plus 30 s used to stand here, which does not bound a session:
+       it is a sequence of requests, check-in polls until all 240 sessions
+       are in, then every stage.) */
     for (int i = 0; i < run_n; i++) {
-        int short_one = short_for && short_for[i];
-        uint32_t bound = 2 * (short_one ? short_ms : timeout_ms) + 30000;
-        if (fedreci_session_wait(s[i], (int)bound, &C[i].res) != FEDREC_OK) {
-            /* A member whose aggregator was killed must end by its own
-               timeout; once (under a load average of 30, not reproduced
-               since) one did not, and this test hung until ctest's limit.
-               Such a member is counted as not completed and its session is
-               left alone (destroying it would wait on the same nng
-               operation); any other member that does not end fails. */
-            if (!short_one)
-                fail_msg("client %d: session did not end within %u ms", i, bound);
-            fprintf(stderr, "client %d (its aggregator killed): session did not end within %u ms\n",
-                    i, bound);
-            memset(&C[i].res, 0, sizeof C[i].res);
-            C[i].res.outcome = FEDRECI_SESSION_ERROR;
-            continue;
-        }
+        assert_int_equal(fedreci_session_wait(s[i], -1, &C[i].res), FEDREC_OK);
         fedreci_session_destroy(s[i]);
     }
 }
