@@ -56,8 +56,8 @@ def main():
                      fmt(stat(al, "ndcg_at_10")), "%.3g" % al[0]["dp_noise_std"]))
     rows.append(("the same pipeline without noise (ε = 10^6)", "—", str(nl[0]["factors"]),
                  fmt(stat(nl, "hr_at_10")), fmt(stat(nl, "ndcg_at_10")), "—"))
-    rows.append(("federated, no DP (gradient rounds, %d x %d)" % (fed[0]["rounds"],
-                                                                 fed[0]["cohort"]), "—",
+    rows.append(("federated, no DP (fedrec-sim's default: %s step, %d x %d)"
+                 % (fed[0].get("step", "gradient"), fed[0]["rounds"], fed[0]["cohort"]), "—",
                  str(fed[0]["factors"]), fmt(stat(fed, "hr_at_10")),
                  fmt(stat(fed, "ndcg_at_10")), "—"))
     rows.append(("popularity", "—", "—", "%.4f" % ref["popularity_hr_at_10"],
