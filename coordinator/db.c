@@ -67,18 +67,24 @@ static const char *const sql_text[S_COUNT] = {
                       "excluded.description, active = excluded.active, retired_catalog = CASE "
                       "WHEN excluded.active THEN NULL WHEN items.active THEN ?5 ELSE "
                       "items.retired_catalog END WHERE items.code = excluded.code",
-    [S_CLIENT_GET] = "SELECT client_id, identity_pk, first_seen_ms, last_seen_ms, opted_out, "
-                     "excluded_round FROM clients WHERE client_id = ?1",
+    [S_CLIENT_GET] =
+        "SELECT client_id, identity_pk, first_seen_ms, last_seen_ms, opted_out, "
+        "excluded_round, bench_strikes, benched_until, bench_reason FROM clients WHERE "
+        "client_id = ?1",
     [S_CLIENT_INSERT] = "INSERT INTO clients(client_id, identity_pk, first_seen_ms, "
                         "last_seen_ms, opted_out) VALUES (?1, ?2, ?3, ?3, 0)",
     [S_CLIENT_TOUCH] = "UPDATE clients SET last_seen_ms = max(last_seen_ms, ?2) WHERE "
                        "client_id = ?1",
     [S_CLIENT_OPT] = "UPDATE clients SET opted_out = ?2 WHERE client_id = ?1",
     [S_CLIENT_COUNT] = "SELECT count(*) FROM clients",
-    [S_CLIENT_ALL] = "SELECT client_id, identity_pk, first_seen_ms, last_seen_ms, opted_out, "
-                     "excluded_round FROM clients ORDER BY client_id",
+    [S_CLIENT_ALL] =
+        "SELECT client_id, identity_pk, first_seen_ms, last_seen_ms, opted_out, "
+        "excluded_round, bench_strikes, benched_until, bench_reason FROM clients ORDER BY "
+        "client_id",
     [S_CLIENT_EXCLUDE] = "UPDATE clients SET excluded_round = ?2 WHERE client_id = ?1 AND "
                          "excluded_round = 0",
+    [S_CLIENT_BENCH] = "UPDATE clients SET bench_strikes = ?2, benched_until = ?3, bench_reason = "
+                       "?4 WHERE client_id = ?1",
 };
 
 /* Schema version 1. Each later version appends a migration step; the steps
@@ -162,8 +168,20 @@ static const char schema_v4[] =
     "  epsilon_cumulative REAL NOT NULL CHECK (epsilon_cumulative >= 0),"
     "  delta REAL NOT NULL CHECK (delta > 0 AND delta < 1));";
 
+/* Version 5 (issue 13): members benched for withholding a protocol step
+ * (coordinator/registry.c fedreci_eng_bench): how often (bench_strikes),
+ * the last round they are not drawn into (benched_until, 0: never benched)
+ * and why (the last reason), restored at start so a restart does not
+ * forget them. */
+static const char schema_v5[] =
+    "ALTER TABLE clients ADD COLUMN bench_strikes INTEGER NOT NULL DEFAULT 0"
+    "  CHECK (bench_strikes >= 0);"
+    "ALTER TABLE clients ADD COLUMN benched_until INTEGER NOT NULL DEFAULT 0"
+    "  CHECK (benched_until >= 0);"
+    "ALTER TABLE clients ADD COLUMN bench_reason TEXT NOT NULL DEFAULT '';";
+
 static const char *const migrations[FEDRECI_DB_SCHEMA_VERSION] = {schema_v1, schema_v2, schema_v3,
-                                                                  schema_v4};
+                                                                  schema_v4, schema_v5};
 
 int64_t fedreci_db_now_ms(void)
 {

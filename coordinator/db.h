@@ -40,8 +40,11 @@
 #include "fedrec/fedrec.h"
 #include "model.h"
 
-#define FEDRECI_DB_SCHEMA_VERSION 4
-#define FEDRECI_DB_STAGES 4 /* advertise, share_keys, masked_input, unmask */
+#define FEDRECI_DB_SCHEMA_VERSION 5
+#define FEDRECI_DB_STAGES 4
+#define FEDRECI_DB_BENCH_REASON_MAX                                                                \
+    96 /* bytes of clients.bench_reason read back, NUL incl. */ /* advertise, share_keys,          \
+                                                                   masked_input, unmask */
 
 typedef struct fedreci_db fedreci_db;
 
@@ -211,6 +214,9 @@ typedef struct fedreci_client_record {
     int64_t last_seen_ms;
     int opted_out;
     uint64_t excluded_round; /* the round that named it a culprit; 0: not excluded */
+    uint32_t bench_strikes;  /* times benched (fedreci_db_client_bench); 0: never */
+    uint64_t benched_until;  /* not drawn into rounds up to this id; 0: not benched */
+    char bench_reason[FEDRECI_DB_BENCH_REASON_MAX]; /* why it was last benched; "" none */
 } fedreci_client_record;
 
 /* Registers a client (first sighting) or refreshes its last_seen. A known
@@ -231,6 +237,15 @@ FEDREC_NODISCARD fedrec_err fedreci_db_client_set_opted_out(fedreci_db *db, uint
  * Errors: FEDREC_ERR_NOT_FOUND, FEDREC_ERR_DB. */
 FEDREC_NODISCARD fedrec_err fedreci_db_client_exclude(fedreci_db *db, uint64_t client_id,
                                                       uint64_t round_id);
+
+/* Records that a registered client is benched (coordinator/registry.c
+ * fedreci_eng_bench): strikes so far, the last round it is not drawn into
+ * (0 lifts the bench) and why (NUL-terminated; cut to
+ * FEDRECI_DB_BENCH_REASON_MAX - 1 bytes). Errors: FEDREC_ERR_NOT_FOUND,
+ * FEDREC_ERR_DB. */
+FEDREC_NODISCARD fedrec_err fedreci_db_client_bench(fedreci_db *db, uint64_t client_id,
+                                                    uint32_t strikes, uint64_t benched_until,
+                                                    const char *reason);
 
 /* Number of registered clients. */
 FEDREC_NODISCARD fedrec_err fedreci_db_client_count(fedreci_db *db, uint64_t *n);

@@ -39,6 +39,7 @@ enum {
     S_CLIENT_COUNT,
     S_CLIENT_ALL,
     S_CLIENT_EXCLUDE,
+    S_CLIENT_BENCH,
     S_COUNT
 };
 

@@ -126,6 +126,16 @@ fedrec_err fedreci_db_store_catalog(fedreci_db *db, const fedreci_catalog *c, co
 
 /* ---- clients ------------------------------------------------------------------- */
 
+/* Columns 6..8 of S_CLIENT_GET / S_CLIENT_ALL: the bench. */
+static void read_bench(sqlite3_stmt *s, fedreci_client_record *c)
+{
+    int64_t strikes = sqlite3_column_int64(s, 6);
+    c->bench_strikes = strikes > UINT32_MAX ? UINT32_MAX : (uint32_t)strikes;
+    c->benched_until = (uint64_t)sqlite3_column_int64(s, 7);
+    const char *why = (const char *)sqlite3_column_text(s, 8);
+    snprintf(c->bench_reason, sizeof c->bench_reason, "%s", why ? why : "");
+}
+
 fedrec_err fedreci_db_client_get(fedreci_db *db, uint64_t client_id, fedreci_client_record *out)
 {
     fedrec_err e = FEDREC_OK;
@@ -143,6 +153,7 @@ fedrec_err fedreci_db_client_get(fedreci_db *db, uint64_t client_id, fedreci_cli
         c.last_seen_ms = sqlite3_column_int64(s, 3);
         c.opted_out = sqlite3_column_int(s, 4);
         c.excluded_round = (uint64_t)sqlite3_column_int64(s, 5);
+        read_bench(s, &c);
         *out = c;
     } else if (rc == SQLITE_DONE) {
         e = fedreci_error(FEDREC_ERR_NOT_FOUND, "%s: no client %llu", db->path,
@@ -216,6 +227,26 @@ fedrec_err fedreci_db_client_exclude(fedreci_db *db, uint64_t client_id, uint64_
     return fedreci_dbi_step_done(db, s, "exclude client");
 }
 
+fedrec_err fedreci_db_client_bench(fedreci_db *db, uint64_t client_id, uint32_t strikes,
+                                   uint64_t benched_until, const char *reason)
+{
+    fedrec_err e = FEDREC_OK;
+    sqlite3_stmt *s = fedreci_dbi_stmt(db, S_CLIENT_BENCH, &e);
+    if (!s)
+        return e;
+    char why[FEDRECI_DB_BENCH_REASON_MAX];
+    snprintf(why, sizeof why, "%s", reason ? reason : "");
+    sqlite3_bind_int64(s, 1, (sqlite3_int64)client_id);
+    sqlite3_bind_int64(s, 2, strikes);
+    sqlite3_bind_int64(s, 3, (sqlite3_int64)benched_until);
+    sqlite3_bind_text(s, 4, why, -1, SQLITE_TRANSIENT);
+    e = fedreci_dbi_step_done(db, s, "bench client");
+    if (!e && sqlite3_changes(db->conn) == 0)
+        e = fedreci_error(FEDREC_ERR_NOT_FOUND, "%s: no client %llu", db->path,
+                          (unsigned long long)client_id);
+    return e;
+}
+
 fedrec_err fedreci_db_client_count(fedreci_db *db, uint64_t *n)
 {
     int64_t v = 0;
@@ -243,6 +274,7 @@ fedrec_err fedreci_db_client_each(fedreci_db *db,
         c.last_seen_ms = sqlite3_column_int64(s, 3);
         c.opted_out = sqlite3_column_int(s, 4);
         c.excluded_round = (uint64_t)sqlite3_column_int64(s, 5);
+        read_bench(s, &c);
         e = fn(arg, &c);
     }
     if (!e && rc != SQLITE_DONE)

@@ -37,6 +37,7 @@ void fedreci_coord_config_default(fedreci_coord_config *cfg)
     cfg->opt.lambda = 0.1f;
     cfg->opt.n_train = 1;
     cfg->x_bound = 4;
+    cfg->bench_max_rounds = FEDRECI_BENCH_MAX_ROUNDS_DEFAULT;
 }
 
 /* A model the engine can serve: rows, factors and a version, and a vector
@@ -330,6 +331,23 @@ fedrec_err fedreci_coord_exclude(fedreci_coord *c, uint64_t client_id, uint64_t 
              : fedreci_error(FEDREC_ERR_NOT_FOUND,
                              "coordinator: exclude: client %016llx is not "
                              "registered",
+                             (unsigned long long)client_id);
+}
+
+fedrec_err fedreci_coord_bench(fedreci_coord *c, uint64_t client_id, uint32_t strikes,
+                               uint64_t benched_until, const char *reason)
+{
+    pthread_mutex_lock(&c->mu);
+    crec *e = fedreci_eng_reg_find(c, client_id);
+    if (e) {
+        e->strikes = strikes > 255 ? 255 : (uint8_t)strikes;
+        e->bench_until = benched_until;
+        e->bench_why = fedreci_eng_bench_reason(c, reason);
+    }
+    pthread_mutex_unlock(&c->mu);
+    return e ? FEDREC_OK
+             : fedreci_error(FEDREC_ERR_NOT_FOUND,
+                             "coordinator: bench: client %016llx is not registered",
                              (unsigned long long)client_id);
 }
 

@@ -166,7 +166,8 @@ typedef struct fedreci_coord_config {
      * max_clients ids: beyond, the ids checked in least recently (never
      * those waiting, in the current or previous cohort, or excluded) are
      * forgotten, 1/16 of the bound at a time; a forgotten id that comes
-     * back is a new id. */
+     * back is a new id (its bench strikes start again at 0: only ids not
+     * benched now can be forgotten). */
     uint32_t max_connections;
     uint32_t max_conns_per_addr;
     uint32_t new_ids_addr_burst;
@@ -174,6 +175,11 @@ typedef struct fedreci_coord_config {
     uint32_t new_ids_burst;
     double new_ids_rate;
     uint32_t max_clients;
+    /* Benches (docs/protocol.md "Hostile members at the seed step"): a
+     * member that withheld a step of a round that aborted for that is not
+     * drawn into the next 2^(strikes - 1) rounds, at most bench_max_rounds
+     * (default FEDRECI_BENCH_MAX_ROUNDS_DEFAULT); 0: nobody is benched. */
+    uint32_t bench_max_rounds;
 
     /* SecAgg groups (issue 20; docs/protocol.md "Master and aggregators").
      * role FEDRECI_ROLE_SINGLE (0, the default): one engine runs every round.
@@ -224,6 +230,10 @@ typedef struct fedreci_coord_config {
 } fedreci_coord_config;
 
 enum { FEDRECI_ROLE_SINGLE = 0, FEDRECI_ROLE_MASTER = 1, FEDRECI_ROLE_AGGREGATOR = 2 };
+
+#define FEDRECI_BENCH_MAX_ROUNDS_DEFAULT 1024u
+#define FEDRECI_BENCH_REASONS 16    /* distinct bench reasons kept in memory */
+#define FEDRECI_BENCH_REASON_MAX 96 /* bytes of a bench reason, NUL included */
 
 /* Fills the defaults documented above (and zeroes everything else). */
 void fedreci_coord_config_default(fedreci_coord_config *cfg);
@@ -333,6 +343,14 @@ typedef struct fedreci_coord_hooks {
     /* A client was named a culprit in round_id and is refused from now on
      * (called before on_round_done of that round; may be NULL). */
     void (*on_client_excluded)(void *arg, uint64_t client_id, uint64_t round_id);
+    /* A client withheld a step of round_id, which aborted for that, and is
+     * benched: strikes is how often that happened, and it is not drawn
+     * into rounds up to benched_until; reason says what it withheld
+     * (e.g. "withheld its graph seed contribution"). Called before
+     * on_round_done of that round (may be NULL); the daemon persists it
+     * and restores it with fedreci_coord_bench. */
+    void (*on_client_benched)(void *arg, uint64_t client_id, uint64_t round_id, uint32_t strikes,
+                              uint64_t benched_until, const char *reason);
     /* A round begins: its cohort is drawn and no member has been told yet,
      * so no client knows the round id before this returns (a daemon logs
      * the round as running here: a crash after it cannot reuse the id). A
@@ -438,6 +456,14 @@ FEDREC_NODISCARD fedrec_err fedreci_coord_register(fedreci_coord *c, uint64_t cl
  * never drawn into a cohort. Errors: FEDREC_ERR_NOT_FOUND (not registered). */
 FEDREC_NODISCARD fedrec_err fedreci_coord_exclude(fedreci_coord *c, uint64_t client_id,
                                                   uint64_t round_id);
+
+/* Restores a registered client's bench (from the database): strikes so far
+ * (saturated at 255), the last round it is not drawn into (at or below the
+ * rounds already run: no effect but the strikes) and the reason it was
+ * given (NULL or "": none). Errors: FEDREC_ERR_NOT_FOUND (not registered). */
+FEDREC_NODISCARD fedrec_err fedreci_coord_bench(fedreci_coord *c, uint64_t client_id,
+                                                uint32_t strikes, uint64_t benched_until,
+                                                const char *reason);
 
 /* Starts listening on every URL and serving. Errors: FEDREC_ERR_TRANSPORT
  * (bad URL, address in use), FEDREC_ERR_IO (TLS files). */

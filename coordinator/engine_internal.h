@@ -105,9 +105,10 @@ typedef struct crec {
     uint64_t seen;           /* c->seen_clock at its last check-in (0: restored, not seen) */
     uint8_t attested;        /* the attestation verifier vouched for its key (cfg.attest) */
     uint64_t checkin_ms;     /* sent_unix_ms of the last check-in taken (0: none since start) */
-    uint64_t bench_until;    /* not drawn into rounds up to this id: it withheld its graph seed
-                                contribution in a round that aborted for that (0: never) */
-    uint8_t seed_strikes;    /* how often (the bench doubles each time; in memory only) */
+    uint64_t bench_until;    /* not drawn into rounds up to this id: it withheld a step of a
+                                round that aborted for that (fedreci_eng_bench; 0: never) */
+    uint8_t strikes;         /* how often (the bench doubles each time; saturates at 255) */
+    uint8_t bench_why;       /* its last reason: an index into fedreci_coord.bench_why */
 } crec;
 
 /* One remote address (limits.c): open connections and its new-id bucket. */
@@ -346,6 +347,12 @@ struct fedreci_coord {
     uint64_t refused_checkins; /* check-ins refused as stale, from the future or replayed */
     uint64_t clients_evicted;
     uint64_t seen_clock;
+    /* benches (registry.c fedreci_eng_bench): the distinct reasons given
+       (interned: a registry entry keeps an index; slot 0 is ""), and how
+       many benches were handed out since start */
+    char bench_why[FEDRECI_BENCH_REASONS][FEDRECI_BENCH_REASON_MAX];
+    uint32_t n_bench_why;
+    uint64_t benches;
 
     engdp dp;
     rstate *cur, *prev;
@@ -460,19 +467,27 @@ void fedreci_eng_limits_free(fedreci_coord *c);
  * refused. Reports it through on_client_excluded when `report`. */
 void fedreci_eng_exclude(fedreci_coord *c, crec *e, uint64_t round_id, int report, outbox *ob);
 
-/* Benches e after it withheld its graph seed contribution in round_id, which
- * aborted for that (docs/protocol.md "The graph seed"): its strike count
- * grows and it is not drawn into the next 2^(strikes - 1) rounds (at most
- * FEDRECI_BENCH_MAX_ROUNDS): check-ins until then are answered
- * Error(NOT_SELECTED), and a check-in it holds now is answered so. The
- * bench is kept in memory only (a restart forgets it). NULL e: no-op.
- * Lock held. */
-void fedreci_eng_bench(fedreci_coord *c, crec *e, uint64_t round_id, outbox *ob);
+/* Benches e after it withheld a step of round_id that aborted for that
+ * (e.g. its graph seed contribution, docs/protocol.md "The graph seed");
+ * reason says what it withheld ("withheld its graph seed contribution"; a
+ * short text, cut to FEDRECI_BENCH_REASON_MAX - 1 bytes, copied). Its
+ * strike count grows and it is not drawn into the next 2^(strikes - 1)
+ * rounds (at most cfg.bench_max_rounds; 0 there: nobody is benched and
+ * nothing changes): check-ins until then are answered
+ * Error(NOT_SELECTED, "benched until round N: <reason> ..."), and a
+ * check-in it holds now is answered so. Reported through on_client_benched
+ * (the daemon keeps it in its database, so a restart does not forget it).
+ * NULL e: no-op. Lock held. */
+void fedreci_eng_bench(fedreci_coord *c, crec *e, uint64_t round_id, const char *reason,
+                       outbox *ob);
 
 /* Whether e is benched for the round the next cohort is drawn for. */
 int fedreci_eng_benched(const fedreci_coord *c, const crec *e);
 
-#define FEDRECI_BENCH_MAX_ROUNDS 1024u
+/* The index of reason among c->bench_why, added if new; 0 ("") when reason
+ * is NULL or empty, or when FEDRECI_BENCH_REASONS are taken (the reason is
+ * then not kept in memory: the refusal omits it). Lock held. */
+uint8_t fedreci_eng_bench_reason(fedreci_coord *c, const char *reason);
 
 /* ---- round.c: the round state machine ------------------------------------- */
 

@@ -53,6 +53,8 @@ typedef struct daemon_ctx {
     pthread_mutex_t health_mu; /* health below, checked from hooks and handlers */
     char health[200];          /* the problem /healthz reports, "" = healthy */
     int health_kind;           /* its kind (health_check), what a log line follows */
+    uint64_t first_round;      /* at start: the first round this run runs */
+    uint32_t restored_benched; /* at start: clients restored still benched */
 } daemon_ctx;
 
 static void health_update(daemon_ctx *d);
@@ -221,12 +223,26 @@ static void hook_excluded(void *arg, uint64_t client_id, uint64_t round_id)
         return; /* logged by persist */
 }
 
+static void hook_benched(void *arg, uint64_t client_id, uint64_t round_id, uint32_t strikes,
+                         uint64_t benched_until, const char *reason)
+{
+    daemon_ctx *d = arg;
+    if (fedreci_persist_bench(d->persist, client_id, round_id, strikes, benched_until, reason) !=
+        FEDREC_OK)
+        return; /* logged by persist */
+}
+
 static fedrec_err restore_client(void *arg, const fedreci_client_record *c)
 {
     daemon_ctx *d = arg;
     fedrec_err e = fedreci_coord_register(d->coord, c->client_id, c->identity_pk, !c->opted_out);
     if (!e && c->excluded_round)
         e = fedreci_coord_exclude(d->coord, c->client_id, c->excluded_round);
+    if (!e && (c->bench_strikes || c->benched_until))
+        e = fedreci_coord_bench(d->coord, c->client_id, c->bench_strikes, c->benched_until,
+                                c->bench_reason);
+    if (!e && c->benched_until >= d->first_round && !c->excluded_round)
+        d->restored_benched++;
     return e;
 }
 
@@ -833,6 +849,7 @@ static int run(const fedreci_config *cfg)
                                  .on_model_committed = hook_model,
                                  .on_client_seen = hook_client,
                                  .on_client_excluded = hook_excluded,
+                                 .on_client_benched = hook_benched,
                                  .on_round_start = hook_round_start,
                                  .on_stage_closed = hook_stage_closed,
                                  .on_dp_spent = hook_dp};
@@ -855,10 +872,16 @@ static int run(const fedreci_config *cfg)
         fail("engine");
         goto out;
     }
+    d.first_round = cc.first_round_id;
     if (fedreci_db_client_each(db, restore_client, &d)) {
         fail("client registry");
         goto out;
     }
+    if (d.restored_benched)
+        fedreci_log(FEDRECI_LOG_INFO, -1,
+                    "restored %u benched clients (withheld a step of an aborted round; refused "
+                    "until their round)",
+                    d.restored_benched);
     if (cfg->http) {
         if (fedreci_status_open(&http, cfg->http, stats)) {
             fail("status server");

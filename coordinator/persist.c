@@ -186,6 +186,18 @@ fedrec_err fedreci_persist_exclude(fedreci_persist *p, uint64_t client_id, uint6
     return e;
 }
 
+fedrec_err fedreci_persist_bench(fedreci_persist *p, uint64_t client_id, uint64_t round_id,
+                                 uint32_t strikes, uint64_t benched_until, const char *reason)
+{
+    pthread_mutex_lock(&p->lock);
+    fedrec_err e = fedreci_db_client_bench(p->db, client_id, strikes, benched_until, reason);
+    pthread_mutex_unlock(&p->lock);
+    if (e)
+        fedreci_log(FEDRECI_LOG_ERROR, (int64_t)round_id, "cannot record the bench of %016llx: %s",
+                    (unsigned long long)client_id, fedrec_errmsg());
+    return e;
+}
+
 uint64_t fedreci_persist_clients(fedreci_persist *p)
 {
     pthread_mutex_lock(&p->lock);

@@ -85,6 +85,14 @@ FEDREC_NODISCARD fedrec_err fedreci_persist_catalog_reload(fedreci_persist *p, c
 FEDREC_NODISCARD fedrec_err fedreci_persist_exclude(fedreci_persist *p, uint64_t client_id,
                                                     uint64_t round_id);
 
+/* A client benched in round_id (the engine's on_client_benched): strikes,
+ * benched_until and reason are kept in clients (bench_strikes,
+ * benched_until, bench_reason) and restored at start, so a restart does not
+ * forget them. Errors: those of fedreci_db_client_bench (logged). */
+FEDREC_NODISCARD fedrec_err fedreci_persist_bench(fedreci_persist *p, uint64_t client_id,
+                                                  uint64_t round_id, uint32_t strikes,
+                                                  uint64_t benched_until, const char *reason);
+
 /* Differential privacy: round_id's release is spent (the engine's
  * on_dp_spent hook): recorded in dp_spent before the engine unmasks.
  * Errors: those of fedreci_db_dp_spend (logged). */

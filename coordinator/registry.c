@@ -4,6 +4,7 @@
  * forgotten when the registry is full (evict below). See engine_internal.h. */
 #include "coordinator/engine_internal.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -151,21 +152,42 @@ int fedreci_eng_benched(const fedreci_coord *c, const crec *e)
     return e && e->bench_until && e->bench_until >= c->next_round_id;
 }
 
-void fedreci_eng_bench(fedreci_coord *c, crec *e, uint64_t round_id, outbox *ob)
+uint8_t fedreci_eng_bench_reason(fedreci_coord *c, const char *reason)
 {
-    if (!e)
+    if (!reason || !reason[0])
+        return 0;
+    if (c->n_bench_why == 0)
+        c->n_bench_why = 1; /* slot 0: "" */
+    for (uint32_t i = 1; i < c->n_bench_why; i++)
+        if (strncmp(c->bench_why[i], reason, FEDRECI_BENCH_REASON_MAX - 1) == 0)
+            return (uint8_t)i;
+    if (c->n_bench_why >= FEDRECI_BENCH_REASONS)
+        return 0;
+    snprintf(c->bench_why[c->n_bench_why], FEDRECI_BENCH_REASON_MAX, "%s", reason);
+    return (uint8_t)c->n_bench_why++;
+}
+
+void fedreci_eng_bench(fedreci_coord *c, crec *e, uint64_t round_id, const char *reason, outbox *ob)
+{
+    if (!e || c->cfg.bench_max_rounds == 0)
         return;
-    if (e->seed_strikes < 255)
-        e->seed_strikes++;
+    if (e->strikes < 255)
+        e->strikes++;
     uint64_t rounds = 1;
-    for (uint32_t i = 1; i < e->seed_strikes && rounds < FEDRECI_BENCH_MAX_ROUNDS; i++)
+    for (uint32_t i = 1; i < e->strikes && rounds < c->cfg.bench_max_rounds; i++)
         rounds *= 2;
+    if (rounds > c->cfg.bench_max_rounds)
+        rounds = c->cfg.bench_max_rounds;
     e->bench_until = round_id + rounds;
+    e->bench_why = fedreci_eng_bench_reason(c, reason);
+    c->benches++;
+    const char *why = reason && reason[0] ? reason : "withheld a protocol step";
     fedreci_log(FEDRECI_LOG_WARN, (int64_t)round_id,
-                "client %016llx withheld its graph seed contribution (%u times): not drawn "
-                "before round %llu",
-                (unsigned long long)e->id, e->seed_strikes,
+                "client %016llx %s (%u times): benched, not drawn before round %llu",
+                (unsigned long long)e->id, why, e->strikes,
                 (unsigned long long)(e->bench_until + 1));
+    if (c->hooks.on_client_benched)
+        c->hooks.on_client_benched(c->hooks.arg, e->id, round_id, e->strikes, e->bench_until, why);
     if (e->wait_ctx >= 0 && ob) {
         cctx *x = fedreci_eng_unpark(c, e->wait_ctx);
         e->wait_ctx = -1;
@@ -174,8 +196,9 @@ void fedreci_eng_bench(fedreci_coord *c, crec *e, uint64_t round_id, outbox *ob)
                 c->waiting[i] = c->waiting[--c->n_waiting];
                 break;
             }
+        char text[FEDRECI_BENCH_REASON_MAX + 32];
+        snprintf(text, sizeof text, "benched: %s", why);
         fedreci_wire_hdr h = {e->id, 0, FEDRECI_WIRE_STAGE_CHECKIN};
-        fedreci_eng_reply_error(c, x, &h, FEDREC_ERR_NOT_SELECTED,
-                                "benched: withheld its graph seed contribution", ob);
+        fedreci_eng_reply_error(c, x, &h, FEDREC_ERR_NOT_SELECTED, text, ob);
     }
 }

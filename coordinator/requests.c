@@ -86,11 +86,12 @@ static void on_checkin(fedreci_coord *c, cctx *x, const fedreci_wire_env *env, u
     }
     if (fedreci_eng_benched(c, e)) {
         /* docs/protocol.md "The graph seed": it withheld its contribution
-           in a round that aborted for that */
-        char text[160];
-        snprintf(text, sizeof text,
-                 "benched until round %llu: withheld its graph seed contribution (%u times)",
-                 (unsigned long long)e->bench_until, e->seed_strikes);
+           (or another step) in a round that aborted for that */
+        char text[FEDRECI_BENCH_REASON_MAX + 80];
+        snprintf(text, sizeof text, "benched until round %llu: %s (%u times)",
+                 (unsigned long long)e->bench_until,
+                 e->bench_why ? c->bench_why[e->bench_why] : "withheld a protocol step",
+                 e->strikes);
         fedreci_eng_reply_error(c, x, &h, FEDREC_ERR_NOT_SELECTED, text, ob);
         return;
     }

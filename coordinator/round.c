@@ -778,7 +778,8 @@ static void bench_withheld(fedreci_coord *c, rstate *r, outbox *ob)
             continue;
         if (r->withheld)
             r->withheld[r->n_withheld++] = id; /* roster order: sorted */
-        fedreci_eng_bench(c, fedreci_eng_reg_find(c, id), r->id, ob);
+        fedreci_eng_bench(c, fedreci_eng_reg_find(c, id), r->id,
+                          "withheld its graph seed contribution", ob);
     }
 }
 

@@ -132,6 +132,85 @@ static void test_schema_and_pragmas(void **state)
     remove_db(path);
 }
 
+/* Turns the database at path into schema version 4 (before the bench
+ * columns), as an older fedrec-coordinator made it. */
+static void to_v4(const char *path)
+{
+    sqlite3 *c;
+    assert_int_equal(sqlite3_open(path, &c), SQLITE_OK);
+    assert_int_equal(sqlite3_exec(c,
+                                  "ALTER TABLE clients DROP COLUMN bench_reason; ALTER TABLE "
+                                  "clients DROP COLUMN benched_until; ALTER TABLE clients DROP "
+                                  "COLUMN bench_strikes; PRAGMA user_version = 4",
+                                  NULL, NULL, NULL),
+                     SQLITE_OK);
+    sqlite3_close(c);
+}
+
+/* A version 4 database with registered clients (one excluded) upgrades to
+ * version 5 in place: its clients are kept, none benched; a bench recorded
+ * then reads back after a reopen, and the database passes
+ * PRAGMA integrity_check. */
+static void test_upgrade_v4_bench(void **state)
+{
+    (void)state;
+    char path[256];
+    temp_db_path(path, sizeof path);
+    fedreci_db *db = NULL;
+    assert_int_equal(fedreci_db_open(&db, path), FEDREC_OK);
+    uint8_t pk[32];
+    memset(pk, 3, sizeof pk);
+    uint64_t big = UINT64_C(0xfedcba9876543210);
+    assert_int_equal(fedreci_db_client_seen(db, 7, pk, 1000), FEDREC_OK);
+    assert_int_equal(fedreci_db_client_seen(db, big, pk, 1000), FEDREC_OK);
+    assert_int_equal(fedreci_db_client_exclude(db, 7, 3), FEDREC_OK);
+    fedreci_db_close(db);
+    to_v4(path);
+    assert_int_equal(query_i64(path, "PRAGMA user_version"), 4);
+    assert_int_equal(query_i64(path,
+                               "SELECT count(*) FROM pragma_table_info('clients') WHERE name LIKE "
+                               "'bench%'"),
+                     0);
+    assert_int_equal(fedreci_db_open(&db, path), FEDREC_OK);
+    assert_int_equal(FEDRECI_DB_SCHEMA_VERSION, 5);
+    fedreci_client_record r;
+    assert_int_equal(fedreci_db_client_get(db, 7, &r), FEDREC_OK);
+    assert_int_equal(r.excluded_round, 3);
+    assert_int_equal(r.bench_strikes, 0);
+    assert_int_equal(r.benched_until, 0);
+    assert_string_equal(r.bench_reason, "");
+    /* a bench, and one on an id never registered */
+    assert_int_equal(
+        fedreci_db_client_bench(db, big, 2, 12, "withheld its graph seed contribution"), FEDREC_OK);
+    assert_int_equal(fedreci_db_client_bench(db, 8, 1, 5, "x"), FEDREC_ERR_NOT_FOUND);
+    /* a reason longer than what is read back is cut, not refused */
+    char longer[300];
+    memset(longer, 'a', sizeof longer - 1);
+    longer[sizeof longer - 1] = 0;
+    assert_int_equal(fedreci_db_client_bench(db, 7, 1, 4, longer), FEDREC_OK);
+    fedreci_db_close(db);
+    assert_int_equal(query_i64(path, "PRAGMA user_version"), 5);
+    assert_int_equal(fedreci_db_open(&db, path), FEDREC_OK);
+    assert_int_equal(fedreci_db_client_get(db, big, &r), FEDREC_OK);
+    assert_true(r.client_id == big);
+    assert_int_equal(r.bench_strikes, 2);
+    assert_int_equal(r.benched_until, 12);
+    assert_string_equal(r.bench_reason, "withheld its graph seed contribution");
+    assert_int_equal(fedreci_db_client_get(db, 7, &r), FEDREC_OK);
+    assert_int_equal(strlen(r.bench_reason), FEDRECI_DB_BENCH_REASON_MAX - 1);
+    assert_int_equal(r.excluded_round, 3);
+    /* lifting: benched_until 0 */
+    assert_int_equal(fedreci_db_client_bench(db, big, 0, 0, ""), FEDREC_OK);
+    assert_int_equal(fedreci_db_client_get(db, big, &r), FEDREC_OK);
+    assert_int_equal(r.benched_until, 0);
+    int ok = 0;
+    char msg[128];
+    assert_int_equal(fedreci_db_integrity_check(db, &ok, msg, sizeof msg), FEDREC_OK);
+    assert_int_equal(ok, 1);
+    fedreci_db_close(db);
+    remove_db(path);
+}
+
 /* A version 3 database (issue 18's schema, with a logged round and a model)
  * upgrades to version 4 in place: its rows are kept and the
  * differential-privacy table appears; releases recorded there rebuild the
@@ -153,6 +232,7 @@ static void test_upgrade_v3_dp(void **state)
     fedreci_db_close(db);
     fedreci_model_clear(&init);
     /* back to version 3: what an older fedrec-coordinator left behind */
+    to_v4(path);
     sqlite3 *c;
     assert_int_equal(sqlite3_open(path, &c), SQLITE_OK);
     assert_int_equal(
@@ -163,7 +243,6 @@ static void test_upgrade_v3_dp(void **state)
     assert_int_equal(fedreci_db_open(&db, path), FEDREC_OK);
     fedreci_db_close(db);
     assert_int_equal(query_i64(path, "PRAGMA user_version"), FEDRECI_DB_SCHEMA_VERSION);
-    assert_int_equal(FEDRECI_DB_SCHEMA_VERSION, 4);
     assert_int_equal(
         query_i64(path, "SELECT count(*) FROM rounds WHERE round_id = 1 AND cohort = 4"), 1);
     assert_int_equal(query_i64(path, "SELECT count(*) FROM models"), 1);
@@ -550,6 +629,7 @@ int main(void)
         cmocka_unit_test(test_schema_and_pragmas),
         cmocka_unit_test(test_newer_schema_refused),
         cmocka_unit_test(test_upgrade_v3_dp),
+        cmocka_unit_test(test_upgrade_v4_bench),
         cmocka_unit_test(test_open_error_names_path),
         cmocka_unit_test(test_round_commit_and_reopen),
         cmocka_unit_test(test_checksum_detects_corruption),

@@ -146,6 +146,28 @@ static uint64_t db_model_version(const th_daemon *d)
     return v;
 }
 
+/* clients.benched_until of client id (and its strikes into *strikes). */
+static uint64_t db_bench(const th_daemon *d, uint64_t id, uint32_t *strikes)
+{
+    sqlite3 *db = NULL;
+    assert_int_equal(sqlite3_open_v2(d->db, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
+    sqlite3_busy_timeout(db, 5000);
+    sqlite3_stmt *q = NULL;
+    assert_int_equal(sqlite3_prepare_v2(db,
+                                        "SELECT benched_until, bench_strikes FROM clients "
+                                        "WHERE client_id = ?1",
+                                        -1, &q, NULL),
+                     SQLITE_OK);
+    sqlite3_bind_int64(q, 1, (sqlite3_int64)id);
+    assert_int_equal(sqlite3_step(q), SQLITE_ROW);
+    uint64_t v = (uint64_t)sqlite3_column_int64(q, 0);
+    if (strikes)
+        *strikes = (uint32_t)sqlite3_column_int64(q, 1);
+    sqlite3_finalize(q);
+    sqlite3_close(db);
+    return v;
+}
+
 /* ---- the hostile client --------------------------------------------------------------- */
 
 typedef struct hostile hostile;
@@ -1478,8 +1500,11 @@ static void test_seed_one_withheld(void **state)
  * round (more than FEDRECI_SECAGG_SEED_MISSING_MAX = 1
  * missing), which is never committed; both are named in the round log
  * ("seed_withheld") and benched: refused at the next check-in, the next
- * round completes exactly without them. Doing it again doubles the bench
- * (two rounds). Cohort 5: three honest clients and two hostile ones. */
+ * round completes exactly without them. The bench is kept in the database:
+ * the daemon is restarted after the first one and still refuses both until
+ * their round. Doing it again (after the restart) doubles the bench (two
+ * rounds: the strikes were kept too). Cohort 5: three honest clients and
+ * two hostile ones. */
 static void test_seed_withheld(void **state)
 {
     (void)state;
@@ -1505,8 +1530,24 @@ static void test_seed_withheld(void **state)
         expect_named(&w, r, "seed_withheld", hid, 2);
         /* benched: 1 round the first time, 2 the second */
         pair_benched(&w.h, &h2, r + (k == 0 ? 1 : 2));
+        if (k == 0) {
+            /* the bench is in the database and survives a restart: still
+               refused until round r + 1 after it, and the strikes stay (the
+               second bench, after the restart, is 2 rounds, not 1) */
+            for (int i = 0; i < 2; i++)
+                assert_int_equal(db_bench(&w.d, hid[i], NULL), r + 1);
+            th_daemon_stop(&w.d, 1, 1);
+            daemon_launch(&w.d, 1);
+            h_reconnect(&w.h, w.d.url);
+            h_reconnect(&h2, w.d.url);
+            log_wait(&w.d, "restored", "benched");
+            pair_benched(&w.h, &h2, r + 1);
+        }
         honest_round_without(&w, r + 1, 0);
     }
+    uint32_t strikes = 0;
+    assert_int_equal(db_bench(&w.d, hid[0], &strikes), r + 2);
+    assert_int_equal(strikes, 2);
     h_free(&h2);
     world_free(&w);
     th_daemon_stop(&w.d, 1, 0);
