@@ -135,6 +135,9 @@ static const opt opts[] = {
     {"max-clients", "limits", T_U32, OFF(max_clients), 0, U32MAX, 0, "1000000",
      "client ids held in memory; beyond, those checked in least recently are forgotten; "
      "0 = no bound"},
+    {"bench-max-rounds", "limits", T_U32, OFF(bench_max_rounds), 0, 1000000000, 0, "1024",
+     "a member that withheld a step of a round that aborted for it sits out the next "
+     "2^(strikes-1) rounds, at most this many; 0 = nobody is benched"},
     {"role", "groups", T_STR, OFF(role), 0, 0, 0, "single",
      "single (one process runs every round), master (cohorts split into SecAgg groups run by "
      "aggregators) or aggregator"},

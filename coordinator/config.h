@@ -64,6 +64,7 @@ typedef struct fedreci_config {
     uint32_t new_ids_burst;      /* new-id check-ins in total: bucket size (0: no limit) */
     double new_ids_rate;         /* ... refilled per second */
     uint32_t max_clients;        /* client ids held in memory (0: no bound) */
+    uint32_t bench_max_rounds;   /* a withholder's bench at most (0: nobody is benched) */
     double dp_epsilon;           /* differential privacy budget (0: none) */
     double dp_delta;             /* its delta */
     uint32_t dp_rounds;          /* rounds the noise is calibrated for (0: rounds) */

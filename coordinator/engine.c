@@ -343,6 +343,8 @@ fedrec_err fedreci_coord_bench(fedreci_coord *c, uint64_t client_id, uint32_t st
         e->strikes = strikes > 255 ? 255 : (uint8_t)strikes;
         e->bench_until = benched_until;
         e->bench_why = fedreci_eng_bench_reason(c, reason);
+        if (fedreci_eng_benched(c, e))
+            fedreci_eng_benched_add(c, client_id);
     }
     pthread_mutex_unlock(&c->mu);
     return e ? FEDREC_OK
@@ -456,6 +458,8 @@ void fedreci_coord_get_status(fedreci_coord *c, fedreci_coord_status *st)
     st->new_ids_refused_addr = c->refused_new_addr;
     st->new_ids_refused = c->refused_new_global;
     st->clients_evicted = c->clients_evicted;
+    st->clients_benched = fedreci_eng_benched_count(c);
+    st->benches = c->benches;
     st->checkins_refused_stale = c->refused_checkins;
     if (c->dp.on) {
         st->dp = 1;

@@ -400,6 +400,9 @@ typedef struct fedreci_coord_status {
     uint64_t new_ids_refused_addr;   /* new-id check-ins refused: the address's bucket */
     uint64_t new_ids_refused;        /* new-id check-ins refused: the global bucket */
     uint64_t clients_evicted;        /* ids forgotten by the max_clients bound */
+    uint32_t clients_benched;        /* clients benched now (not drawn into the next round) */
+    uint64_t benches;                /* benches handed out since create (restored ones not
+                                        counted; a client benched twice counts twice) */
     uint64_t checkins_refused_stale; /* check-ins outside the clock window, made before the
                                         start, or not newer than the client's last (replays) */
     /* differential privacy (dp 0: none) */

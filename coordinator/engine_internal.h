@@ -353,6 +353,9 @@ struct fedreci_coord {
     char bench_why[FEDRECI_BENCH_REASONS][FEDRECI_BENCH_REASON_MAX];
     uint32_t n_bench_why;
     uint64_t benches;
+    uint64_t *benched; /* ids benched at some point, pruned of the expired ones by
+                          fedreci_eng_benched_count; n_benched of benched_cap */
+    size_t n_benched, benched_cap;
 
     engdp dp;
     rstate *cur, *prev;
@@ -483,6 +486,13 @@ void fedreci_eng_bench(fedreci_coord *c, crec *e, uint64_t round_id, const char 
 
 /* Whether e is benched for the round the next cohort is drawn for. */
 int fedreci_eng_benched(const fedreci_coord *c, const crec *e);
+
+/* Adds id to c->benched (no-op if there; out of memory: not counted). */
+void fedreci_eng_benched_add(fedreci_coord *c, uint64_t id);
+
+/* The clients benched now; drops the expired ones (and those no longer in
+ * the registry) from c->benched. O(benched). Lock held. */
+uint32_t fedreci_eng_benched_count(fedreci_coord *c);
 
 /* The index of reason among c->bench_why, added if new; 0 ("") when reason
  * is NULL or empty, or when FEDRECI_BENCH_REASONS are taken (the reason is

@@ -338,7 +338,7 @@ static void status_refresh(void *arg, fedreci_stats *stats)
                               cs.clients_waiting);
     fedreci_stats_limits lim = {cs.connections,          cs.refused_per_address, cs.refused_total,
                                 cs.new_ids_refused_addr, cs.new_ids_refused,     cs.clients_known,
-                                cs.clients_evicted};
+                                cs.clients_evicted,      cs.clients_benched,     cs.benches};
     fedreci_stats_set_limits(stats, &lim);
     fedreci_stats_dp sdp = {
         cs.dp,           cs.dp_epsilon, cs.dp_delta,         cs.dp_spent,     cs.dp_eps_round,
@@ -460,6 +460,7 @@ static void engine_config(const fedreci_config *cfg, fedreci_coord_config *cc)
     cc->new_ids_burst = cfg->new_ids_burst;
     cc->new_ids_rate = cfg->new_ids_rate;
     cc->max_clients = cfg->max_clients;
+    cc->bench_max_rounds = cfg->bench_max_rounds;
     cc->opt.kind = fedreci_config_step(cfg) == FEDRECI_OPT_ALS ? FEDRECI_OPT_ALS : FEDRECI_OPT_ADAM;
     cc->x_bound = cfg->x_bound;
     cc->opt.lr = cfg->lr;

@@ -120,6 +120,9 @@ crec *fedreci_eng_reg_insert(fedreci_coord *c, uint64_t id)
 
 void fedreci_eng_reg_free(fedreci_coord *c)
 {
+    free(c->benched);
+    c->benched = NULL;
+    c->n_benched = c->benched_cap = 0;
     free(c->reg);
     c->reg = NULL;
     c->reg_cap = c->reg_n = 0;
@@ -152,6 +155,34 @@ int fedreci_eng_benched(const fedreci_coord *c, const crec *e)
     return e && e->bench_until && e->bench_until >= c->next_round_id;
 }
 
+void fedreci_eng_benched_add(fedreci_coord *c, uint64_t id)
+{
+    for (size_t i = 0; i < c->n_benched; i++)
+        if (c->benched[i] == id)
+            return;
+    if (c->n_benched == c->benched_cap) {
+        size_t nc = c->benched_cap ? 2 * c->benched_cap : 16;
+        uint64_t *nb = realloc(c->benched, nc * sizeof *nb);
+        if (!nb)
+            return;
+        c->benched = nb;
+        c->benched_cap = nc;
+    }
+    c->benched[c->n_benched++] = id;
+}
+
+uint32_t fedreci_eng_benched_count(fedreci_coord *c)
+{
+    size_t keep = 0;
+    for (size_t i = 0; i < c->n_benched; i++) {
+        const crec *e = fedreci_eng_reg_find(c, c->benched[i]);
+        if (e && fedreci_eng_benched(c, e) && !e->excluded_round)
+            c->benched[keep++] = c->benched[i];
+    }
+    c->n_benched = keep;
+    return (uint32_t)keep;
+}
+
 uint8_t fedreci_eng_bench_reason(fedreci_coord *c, const char *reason)
 {
     if (!reason || !reason[0])
@@ -181,6 +212,7 @@ void fedreci_eng_bench(fedreci_coord *c, crec *e, uint64_t round_id, const char 
     e->bench_until = round_id + rounds;
     e->bench_why = fedreci_eng_bench_reason(c, reason);
     c->benches++;
+    fedreci_eng_benched_add(c, e->id);
     const char *why = reason && reason[0] ? reason : "withheld a protocol step";
     fedreci_log(FEDRECI_LOG_WARN, (int64_t)round_id,
                 "client %016llx %s (%u times): benched, not drawn before round %llu",

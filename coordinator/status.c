@@ -315,6 +315,7 @@ fedrec_err fedreci_stats_format_status(const fedreci_stats_snapshot *s, char *bu
     fedreci_json_ku64(&w, "known_clients", s->known_clients);
     fedreci_json_ku64(&w, "rounds_completed", s->rounds_completed);
     fedreci_json_ku64(&w, "rounds_aborted", s->rounds_aborted);
+    fedreci_json_ku64(&w, "clients_benched", s->limits.benched);
     fedreci_json_kdouble(&w, "uptime_seconds", "%.3f", s->uptime_seconds);
     fedreci_json_kstr(&w, "differential_privacy", s->dp.on ? "skellam" : "none");
     if (s->dp.on) {
@@ -497,6 +498,15 @@ fedrec_err fedreci_stats_format_metrics(const fedreci_stats_snapshot *s, char *b
         "fedrec_registry_evicted_total %llu\n",
         (unsigned long long)l->new_ids_refused_addr, (unsigned long long)l->new_ids_refused,
         l->registry_clients, (unsigned long long)l->evicted);
+    put(&b,
+        "# HELP fedrec_clients_benched Clients benched now: they withheld a step of a round "
+        "that aborted for it and are not drawn into the next round.\n"
+        "# TYPE fedrec_clients_benched gauge\n"
+        "fedrec_clients_benched %u\n"
+        "# HELP fedrec_clients_benched_total Benches handed out since the daemon started.\n"
+        "# TYPE fedrec_clients_benched_total counter\n"
+        "fedrec_clients_benched_total %llu\n",
+        l->benched, (unsigned long long)l->benches);
     const fedreci_stats_dp *dp = &s->dp;
     put(&b,
         "# HELP fedrec_dp_enabled 1 when rounds run with differential privacy (Skellam), 0 "

@@ -49,13 +49,16 @@ typedef struct fedreci_stats fedreci_stats;
  * /metrics as fedrec_connections_open, fedrec_connections_refused_total
  * {reason="per_address"|"total"}, fedrec_checkins_refused_total
  * {reason="new_ids_per_address"|"new_ids_global"}, fedrec_registry_clients
- * and fedrec_registry_evicted_total. */
+ * fedrec_registry_evicted_total, fedrec_clients_benched and
+ * fedrec_clients_benched_total (and clients_benched on /status). */
 typedef struct fedreci_stats_limits {
     uint32_t connections;
     uint64_t refused_per_address, refused_total;
     uint64_t new_ids_refused_addr, new_ids_refused;
     uint32_t registry_clients;
     uint64_t evicted;
+    uint32_t benched; /* clients benched now */
+    uint64_t benches; /* benches handed out since start */
 } fedreci_stats_limits;
 
 /* One finished round as the status page lists it. */

@@ -49,6 +49,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -125,8 +128,67 @@ static void daemon_launch(th_daemon *d, int reuse)
                           "20000",
                           "--log-level",
                           "debug",
+                          "--http",
+                          "http://127.0.0.1:0",
                           NULL};
     th_daemon_launch(d, "tcp://127.0.0.1:0", args, reuse ? "-2" : "");
+}
+
+/* The body of GET path from the daemon's status server (static buffer). */
+static const char *http_get(const th_daemon *d, const char *path)
+{
+    int port = th_log_number_after(d, "status on http://127.0.0.1:0 (port ");
+    assert_true(port > 0);
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    assert_true(fd >= 0);
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+    sa.sin_addr.s_addr = htonl(0x7f000001);
+    assert_int_equal(connect(fd, (struct sockaddr *)&sa, sizeof sa), 0);
+    char req[128];
+    snprintf(req, sizeof req, "GET %s HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n", path);
+    assert_int_equal(send(fd, req, strlen(req), MSG_NOSIGNAL), (ssize_t)strlen(req));
+    static char buf[65536];
+    size_t n = 0;
+    ssize_t got;
+    while (n + 1 < sizeof buf && (got = recv(fd, buf + n, sizeof buf - 1 - n, 0)) > 0)
+        n += (size_t)got;
+    buf[n] = 0;
+    close(fd);
+    const char *body = strstr(buf, "\r\n\r\n");
+    assert_non_null(body);
+    return body + 4;
+}
+
+/* The bench figures: fedrec_clients_benched and fedrec_clients_benched_total
+ * on /metrics must be `now` and `total`, and clients_benched on /status
+ * `now`. */
+static void expect_bench_figures(const th_daemon *d, unsigned now, unsigned total)
+{
+    char want[3][80];
+    snprintf(want[0], sizeof want[0], "\nfedrec_clients_benched %u\n", now);
+    snprintf(want[1], sizeof want[1], "\nfedrec_clients_benched_total %u\n", total);
+    snprintf(want[2], sizeof want[2], "\"clients_benched\":%u,", now);
+    for (int i = 0; i < 3; i++) {
+        const char *body = http_get(d, i < 2 ? "/metrics" : "/status");
+        if (!strstr(body, want[i]))
+            fail_msg("want '%s' in:\n%s", want[i], body);
+    }
+}
+
+/* Lifts client id's bench with the SQL docs/operations.md gives (the daemon
+ * stopped): UPDATE clients ... WHERE client_id = 0x<id as logged>. */
+static void sql_unbench(const th_daemon *d, uint64_t id)
+{
+    sqlite3 *db = NULL;
+    assert_int_equal(sqlite3_open(d->db, &db), SQLITE_OK);
+    char sql[160];
+    snprintf(sql, sizeof sql,
+             "UPDATE clients SET bench_strikes = 0, benched_until = 0 WHERE client_id = "
+             "0x%016llx",
+             (unsigned long long)id);
+    assert_int_equal(sqlite3_exec(db, sql, NULL, NULL, NULL), SQLITE_OK);
+    assert_int_equal(sqlite3_changes(db), 1);
+    sqlite3_close(db);
 }
 
 /* The latest model version in the database. */
@@ -1536,18 +1598,45 @@ static void test_seed_withheld(void **state)
                second bench, after the restart, is 2 rounds, not 1) */
             for (int i = 0; i < 2; i++)
                 assert_int_equal(db_bench(&w.d, hid[i], NULL), r + 1);
+            expect_bench_figures(&w.d, 2, 2);
             th_daemon_stop(&w.d, 1, 1);
             daemon_launch(&w.d, 1);
             h_reconnect(&w.h, w.d.url);
             h_reconnect(&h2, w.d.url);
-            log_wait(&w.d, "restored", "benched");
+            log_wait(&w.d, "restored 2 benched clients", NULL);
+            expect_bench_figures(&w.d, 2, 0); /* the total counts since the start */
             pair_benched(&w.h, &h2, r + 1);
+        } else {
+            expect_bench_figures(&w.d, 2, 2);
         }
         honest_round_without(&w, r + 1, 0);
     }
     uint32_t strikes = 0;
     assert_int_equal(db_bench(&w.d, hid[0], &strikes), r + 2);
     assert_int_equal(strikes, 2);
+    /* an operator lifts one bench (docs/operations.md: the SQL, daemon
+       stopped): that client is drawn into round r + 2 and completes it with
+       the honest clients; the other is still refused until then */
+    th_daemon_stop(&w.d, 1, 1);
+    sql_unbench(&w.d, w.h.id);
+    daemon_launch(&w.d, 1);
+    h_reconnect(&w.h, w.d.url);
+    h_reconnect(&h2, w.d.url);
+    expect_bench_figures(&w.d, 1, 0);
+    {
+        fedrec_err code = FEDREC_OK;
+        char text[200] = "";
+        h_checkin_send(&h2);
+        assert_int_equal(h_checkin_recv(&h2, &code, text, sizeof text), 0);
+        assert_int_equal(code, FEDREC_ERR_NOT_SELECTED);
+        assert_non_null(strstr(text, "benched until round"));
+        honest_start(&w);
+        assert_int_equal(h_checkin(&w.h, &code), 1);
+        assert_int_equal(w.h.round.secagg.round_id, r + 2);
+        h_honest_round(&w.h);
+        honest_finish(&w, FEDRECI_SESSION_COMPLETED);
+        expect_completed(&w, r + 2, 1);
+    }
     h_free(&h2);
     world_free(&w);
     th_daemon_stop(&w.d, 1, 0);
