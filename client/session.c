@@ -422,6 +422,10 @@ static void send_step(fedreci_session *s)
         finish(s, FEDRECI_SESSION_DROPPED, FEDREC_OK, "dropped out before stage %d", secagg_stage);
         return;
     }
+    if (s->step == S_SEED && s->cfg.withhold_seed) {
+        finish(s, FEDRECI_SESSION_DROPPED, FEDREC_OK, "withheld the graph seed contribution");
+        return;
+    }
     nng_msg *m = NULL;
     fedrec_err e = build(s, &m);
     if (e) {

@@ -162,6 +162,9 @@ typedef struct fedreci_session_config {
     uint32_t max_retries;          /* RetryAfter replies accepted; default 1000 */
     int dropout_stage;             /* test hook: -1 none; 0..3 stop (silently) instead of
                                       sending that SecAgg stage's message */
+    int withhold_seed;             /* test hook: 1 stop (silently) after the advert instead
+                                      of revealing the graph seed contribution (outcome
+                                      DROPPED); 0 (the default) none */
     const uint8_t *rounding_seed;  /* 32 bytes for reproducible rounding and graph seed
                                       contribution (simulations, tests), or NULL */
     /* Round floors (docs/client.md "Round floors"): a round whose announced

@@ -50,6 +50,8 @@ struct fedreci_aggregator {
     uint32_t d;
     fedreci_link_result res;
     char reason[200];
+    uint64_t *withheld; /* a group that aborted at its seed step: who withheld (sorted) */
+    size_t n_withheld;
 
     fedreci_aggregator_status st;
 };
@@ -170,6 +172,15 @@ static void hook_round_done(void *arg, const fedreci_round_stats *st)
         for (int s = 0; s < 4; s++)
             a->res.dropped[s] = st->dropped[s];
         snprintf(a->reason, sizeof a->reason, "%s", st->abort_reason ? st->abort_reason : "");
+        /* the master benches them (it holds the registry and the check-ins);
+           out of memory: they are not named, nothing else changes */
+        free(a->withheld);
+        a->n_withheld = 0;
+        a->withheld = st->n_withheld ? malloc(st->n_withheld * sizeof *a->withheld) : NULL;
+        if (a->withheld) {
+            memcpy(a->withheld, st->withheld_ids, st->n_withheld * sizeof *a->withheld);
+            a->n_withheld = st->n_withheld;
+        }
         a->gstate = G_FAILED;
         pthread_cond_broadcast(&a->cv);
     }
@@ -348,6 +359,9 @@ static void run_group(fedreci_aggregator *a, const fedreci_link_assign *as,
     a->res.round_id = as->round_id;
     a->res.group = as->group;
     a->reason[0] = 0;
+    free(a->withheld);
+    a->withheld = NULL;
+    a->n_withheld = 0;
     a->gstate = G_RUNNING;
     a->g_round = as->round_id;
     if (a->d != as->p.d) {
@@ -389,6 +403,8 @@ static void run_group(fedreci_aggregator *a, const fedreci_link_assign *as,
     a->res.reason = a->reason;
     a->res.sum = a->gstate == G_SUM ? a->sum : NULL;
     a->res.d = a->d;
+    a->res.seed_withheld = a->gstate == G_SUM ? NULL : a->withheld;
+    a->res.n_seed_withheld = a->gstate == G_SUM ? 0 : a->n_withheld;
     a->st.last_survivors = a->res.survivors;
     a->st.groups_completed += a->gstate == G_SUM;
     pthread_mutex_unlock(&a->mu);
@@ -565,6 +581,7 @@ void fedreci_aggregator_destroy(fedreci_aggregator *a)
     if (a->sk)
         sodium_free(a->sk);
     free(a->sum);
+    free(a->withheld);
     pthread_cond_destroy(&a->cv);
     pthread_mutex_destroy(&a->eng_mu);
     pthread_mutex_destroy(&a->mu);

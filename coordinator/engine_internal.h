@@ -257,7 +257,8 @@ typedef struct rstate {
     uint64_t *culprits;                 /* named in this round, sorted */
     uint32_t n_culprits;
     uint64_t *withheld; /* members that did not reveal their seed contribution when that
-                           aborted the round (benched: fedreci_eng_bench), sorted */
+                           aborted the round (benched: fedreci_eng_bench), sorted; master
+                           role: those the failed groups' aggregators named */
     uint32_t n_withheld;
     fedreci_dp_round_params dp; /* this round's DP parameters (dp.c; mechanism 0: none) */
     int dp_charged;             /* its release was spent */

@@ -161,6 +161,8 @@ fedrec_err fedreci_link_enc_result(nng_msg **out, const uint8_t sk[64], uint64_t
     g.stage_ms = stage;
     g.bytes_in = r->bytes_in;
     g.bytes_out = r->bytes_out;
+    g.n_seed_withheld = r->n_seed_withheld;
+    g.seed_withheld = (uint64_t *)(uintptr_t)r->seed_withheld;
     uint8_t *le = NULL;
     if (r->completed && r->sum) {
         le = malloc((size_t)r->d * 4 + 1);
@@ -254,6 +256,11 @@ fedrec_err fedreci_link_dec_request(const uint8_t *buf, size_t len, size_t cap, 
         else if (g->completed && g->sum.len != (size_t)d * 4)
             e = fedreci_error(FEDREC_ERR_FORMAT, "link: GroupResult.sum of %zu bytes, %zu expected",
                               g->sum.len, (size_t)d * 4);
+        else if (g->completed && g->n_seed_withheld)
+            e = bad("GroupResult.seed_withheld in a completed group");
+        for (size_t i = 1; !e && i < g->n_seed_withheld; i++)
+            if (g->seed_withheld[i] <= g->seed_withheld[i - 1])
+                e = bad("GroupResult.seed_withheld is not strictly ascending");
         if (!e && g->completed) {
             out->sum_words = malloc((size_t)d * sizeof *out->sum_words);
             if (!out->sum_words)
@@ -279,6 +286,8 @@ fedrec_err fedreci_link_dec_request(const uint8_t *buf, size_t len, size_t cap, 
             r->bytes_out = g->bytes_out;
             r->sum = out->sum_words;
             r->d = g->completed ? d : 0;
+            r->seed_withheld = g->n_seed_withheld ? g->seed_withheld : NULL;
+            r->n_seed_withheld = g->n_seed_withheld;
         }
     } else {
         e = bad("AggRequest has no body");

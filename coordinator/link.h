@@ -26,7 +26,8 @@
  * strictly ascending or not n of them, member keys that are not n x 32
  * bytes, stage lists that are not 4 entries, a sum that is not 4 d bytes,
  * a model whose factors are not n_items x k x 4 bytes, codes that are not
- * n_items, retired rows not strictly ascending below n_items. A request
+ * n_items, retired rows not strictly ascending below n_items, seed
+ * withholders not strictly ascending or named by a completed group. A request
  * whose signature does not verify is FEDREC_ERR_SIGNATURE. Messages larger
  * than the caller's cap are FEDREC_ERR_TOO_BIG before parsing.
  *
@@ -81,6 +82,10 @@ typedef struct fedreci_link_result {
     const uint32_t *sum; /* d words (completed only; decode: little-endian bytes
                             copied into sum_words) */
     uint32_t d;
+    const uint64_t *seed_withheld; /* failed at the seed step: the members that withheld
+                                      their contribution, strictly ascending; NULL / 0
+                                      otherwise (decode: points into the message) */
+    size_t n_seed_withheld;
 } fedreci_link_result;
 
 /* A decoded, signature-checked request. */

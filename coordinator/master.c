@@ -577,6 +577,48 @@ static nng_msg *on_poll(fedreci_coord *c, aggent *a, const fedreci_link_req *q)
     return out;
 }
 
+static int cmp_id(const void *a, const void *b)
+{
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+/* Group g of round r failed at its graph seed step and its aggregator names
+ * the members that withheld their contribution: each that is a member of g
+ * is benched here, where the registry and the check-ins are (as a single
+ * coordinator's bench_withheld does), and named in the round's
+ * seed_withheld; an id that is not a member is ignored and logged. Lock
+ * held. */
+static void bench_group_withheld(fedreci_coord *c, rstate *r, uint32_t g,
+                                 const fedreci_link_result *res, outbox *ob)
+{
+    const mgroup *gp = &r->grp->g[g];
+    const uint64_t *mem = r->grp->gids + gp->off;
+    size_t n = res->n_seed_withheld < gp->n ? res->n_seed_withheld : gp->n;
+    uint64_t *w = realloc(r->withheld, (r->n_withheld + n + 1) * sizeof *w);
+    if (w)
+        r->withheld = w;
+    for (size_t i = 0; i < n; i++) {
+        uint64_t id = res->seed_withheld[i];
+        size_t j = 0;
+        while (j < gp->n && mem[j] != id)
+            j++;
+        if (j == gp->n) {
+            fedreci_log(FEDRECI_LOG_WARN, (int64_t)r->id,
+                        "group %u: its aggregator names %016llx, not a member, as withholding "
+                        "its graph seed contribution: ignored",
+                        g, (unsigned long long)id);
+            continue;
+        }
+        if (w)
+            r->withheld[r->n_withheld++] = id;
+        fedreci_eng_bench(c, fedreci_eng_reg_find(c, id), r->id,
+                          "withheld its graph seed contribution", ob);
+    }
+    if (r->withheld && r->n_withheld > 1)
+        qsort(r->withheld, r->n_withheld, sizeof *r->withheld, cmp_id);
+}
+
 /* A GroupResult from aggregator a (lock held; waits for the round's
  * decision). */
 static nng_msg *on_result(fedreci_coord *c, aggent *a, const fedreci_link_req *q)
@@ -607,6 +649,8 @@ static nng_msg *on_result(fedreci_coord *c, aggent *a, const fedreci_link_req *q
         gp->unmasked = res->unmasked;
         a->st.last_survivors = res->survivors;
         if (!res->completed) {
+            if (res->n_seed_withheld)
+                bench_group_withheld(c, r, res->group, res, &ob);
             snprintf(text, sizeof text, "its aggregator reports: %s", res->reason);
             group_failed(c, r, res->group, text, &ob);
         } else if (res->survivors > gp->n) {

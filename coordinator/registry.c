@@ -200,8 +200,8 @@ uint8_t fedreci_eng_bench_reason(fedreci_coord *c, const char *reason)
 
 void fedreci_eng_bench(fedreci_coord *c, crec *e, uint64_t round_id, const char *reason, outbox *ob)
 {
-    if (!e || c->cfg.bench_max_rounds == 0)
-        return;
+    if (!e || c->cfg.bench_max_rounds == 0 || c->cfg.role == FEDRECI_ROLE_AGGREGATOR)
+        return; /* an aggregator reports them to its master, which benches */
     if (e->strikes < 255)
         e->strikes++;
     uint64_t rounds = 1;

@@ -100,6 +100,34 @@ static void test_poll_and_result_round_trip(void **state)
     assert_int_equal(fedreci_link_dec_request(nng_msg_body(m), nng_msg_len(m), 16, 7, &q),
                      FEDREC_ERR_TOO_BIG);
     nng_msg_free(m);
+    /* a failed group names its seed withholders: they round-trip; unsorted
+       ones, and any in a completed group, are refused */
+    uint64_t wh[3] = {5, UINT64_C(0xfedcba9876543210), 9};
+    r.completed = 0;
+    r.reason = "stage 0 seed step";
+    r.sum = NULL;
+    r.seed_withheld = wh;
+    r.n_seed_withheld = 2;
+    assert_int_equal(fedreci_link_enc_result(&m, SK, 44, &r), FEDREC_OK);
+    assert_int_equal(dec_req(m, 7, &q), FEDREC_OK);
+    assert_false(q.result.completed);
+    assert_int_equal(q.result.n_seed_withheld, 2);
+    assert_true(q.result.seed_withheld[0] == 5 &&
+                q.result.seed_withheld[1] == UINT64_C(0xfedcba9876543210));
+    fedreci_link_req_free(&q);
+    nng_msg_free(m);
+    r.n_seed_withheld = 3; /* ..., 9: not ascending */
+    assert_int_equal(fedreci_link_enc_result(&m, SK, 45, &r), FEDREC_OK);
+    assert_int_equal(dec_req(m, 7, &q), FEDREC_ERR_FORMAT);
+    assert_non_null(strstr(fedrec_errmsg(), "seed_withheld"));
+    nng_msg_free(m);
+    r.completed = 1;
+    r.sum = sum;
+    r.n_seed_withheld = 1;
+    assert_int_equal(fedreci_link_enc_result(&m, SK, 46, &r), FEDREC_OK);
+    assert_int_equal(dec_req(m, 7, &q), FEDREC_ERR_FORMAT);
+    assert_non_null(strstr(fedrec_errmsg(), "seed_withheld"));
+    nng_msg_free(m);
     /* a URL over 255 bytes is refused by the encoder */
     char url[300];
     memset(url, 'u', sizeof url - 1);

@@ -1,0 +1,420 @@
+/* Withheld graph seed contributions under SecAgg groups (issue 13): a master
+ * engine and two in-process aggregators (real engines over inproc://),
+ * eight client sessions in two groups of four.
+ *
+ *  - test_group_withholders_benched: two members of one group advertise and
+ *    then withhold their graph seed contribution (the session's
+ *    withhold_seed hook). Their group aborts at the seed step (more than
+ *    FEDRECI_SECAGG_SEED_MISSING_MAX missing); its aggregator names them in
+ *    its GroupResult; the master commits round 1 from the other group with
+ *    exactly its members' sum, names the two in the round's withheld ids and
+ *    benches them (on_client_benched: strike 1, until round 2). In round 2
+ *    both are refused at check-in ("benched until round 2") and the six
+ *    others' round completes with their exact sum; in round 3 all eight are
+ *    admitted again (the two now reveal) and the round completes with all
+ *    eight inputs.
+ */
+#include <errno.h>
+#include <math.h>
+#include <pthread.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <cmocka.h>
+#include <nng/nng.h>
+#include <sodium.h>
+
+#include "client/session.h"
+#include "coordinator/aggregator.h"
+#include "coordinator/engine.h"
+#include "core/log.h"
+#include "core/secagg/groups.h"
+#include "core/secagg/secagg.h"
+
+#define N_ITEMS 6
+#define K 2
+#define D (N_ITEMS * K + 1)
+#define NC 8
+#define NAGG 2
+#define NR 3           /* rounds run */
+#define MIN_COHORT 3u  /* the master's minimum cohort (and group) */
+#define MASTER_SEED 7u /* the master's cohort and group seed */
+
+typedef struct client {
+    uint64_t id;
+    uint8_t pk[32], sk[64];
+    uint32_t q[NR][D];
+    int has_q[NR];
+    fedreci_session_result res;
+} client;
+
+typedef struct rec_round {
+    int done, completed;
+    uint32_t survivors, groups, groups_done;
+    int64_t sum64[D];
+    int has_sum64;
+    uint64_t withheld[NC];
+    uint32_t n_withheld;
+} rec_round;
+
+typedef struct bench_rec {
+    uint64_t id, round_id, until;
+    uint32_t strikes;
+} bench_rec;
+
+static client C[NC];
+static rec_round R[NR];
+static bench_rec B[NC];
+static int n_bench;
+static float Y0[N_ITEMS * K];
+static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t cv = PTHREAD_COND_INITIALIZER;
+
+static int setup(void **state)
+{
+    (void)state;
+    if (sodium_init() < 0)
+        return -1;
+    fedreci_log_set_level(FEDRECI_LOG_ERROR);
+    for (int i = 0; i < NC; i++) {
+        crypto_sign_keypair(C[i].pk, C[i].sk);
+        C[i].id = fedreci_secagg_id_from_pk(C[i].pk);
+    }
+    for (int i = 0; i < N_ITEMS * K; i++)
+        Y0[i] = (float)((i * 37) % 19 - 9) * 0.01f;
+    return 0;
+}
+
+/* ---- hooks ------------------------------------------------------------------ */
+
+static fedrec_err compute_update(void *arg, const fedreci_wire_round *rd, float *x, uint32_t *w)
+{
+    client *c = arg;
+    uint64_t r = rd->secagg.round_id;
+    for (uint32_t i = 0; i < rd->secagg.d - 1; i++)
+        x[i] = (float)((int)((c->id * 31 + i * 7 + r * 13) % 201) - 100) / 40.0f;
+    *w = 1;
+    return FEDREC_OK;
+}
+
+static void on_quantized(void *arg, uint64_t round_id, const uint32_t *q, uint32_t d)
+{
+    client *c = arg;
+    if (round_id < 1 || round_id > NR || d != D)
+        return;
+    pthread_mutex_lock(&mu);
+    memcpy(c->q[round_id - 1], q, sizeof c->q[0]);
+    c->has_q[round_id - 1] = 1;
+    pthread_mutex_unlock(&mu);
+}
+
+static void on_round_done(void *arg, const fedreci_round_stats *st)
+{
+    (void)arg;
+    if (st->round_id < 1 || st->round_id > NR)
+        return;
+    pthread_mutex_lock(&mu);
+    rec_round *r = &R[st->round_id - 1];
+    r->done = 1;
+    r->completed = st->completed;
+    r->survivors = st->survivors;
+    r->groups = st->groups;
+    r->groups_done = st->groups_done;
+    if (st->sum64) {
+        memcpy(r->sum64, st->sum64, sizeof r->sum64);
+        r->has_sum64 = 1;
+    }
+    r->n_withheld = st->n_withheld < NC ? st->n_withheld : NC;
+    if (r->n_withheld)
+        memcpy(r->withheld, st->withheld_ids, r->n_withheld * sizeof *r->withheld);
+    pthread_cond_broadcast(&cv);
+    pthread_mutex_unlock(&mu);
+}
+
+static void on_benched(void *arg, uint64_t client_id, uint64_t round_id, uint32_t strikes,
+                       uint64_t benched_until, const char *reason)
+{
+    (void)arg;
+    assert_non_null(strstr(reason, "graph seed"));
+    pthread_mutex_lock(&mu);
+    if (n_bench < NC)
+        B[n_bench++] = (bench_rec){client_id, round_id, benched_until, strikes};
+    pthread_mutex_unlock(&mu);
+}
+
+/* ---- pieces ----------------------------------------------------------------- */
+
+/* One round: the clients `in` selects check in at url (withholders[i]: client
+ * i withholds its seed contribution); waits for every session. */
+static void run_clients(const char *url, const int *in, const int *withholders)
+{
+    fedreci_session *s[NC] = {0};
+    for (int i = 0; i < NC; i++) {
+        if (!in[i])
+            continue;
+        fedreci_session_config sc;
+        fedreci_session_config_default(&sc);
+        sc.url = url;
+        sc.client_id = C[i].id;
+        sc.identity_sk = C[i].sk;
+        sc.timeout_ms = 60000;
+        sc.withhold_seed = withholders && withholders[i];
+        fedreci_session_hooks h = {
+            .arg = &C[i], .compute_update = compute_update, .on_quantized = on_quantized};
+        if (fedreci_session_create(&s[i], &sc, &h) || fedreci_session_start(s[i]))
+            fail_msg("session %d: %s", i, fedrec_errmsg());
+    }
+    for (int pass = 0; pass < 2; pass++)
+        for (int i = 0; i < NC; i++) {
+            if (!s[i] || (withholders && withholders[i]) != (pass == 0))
+                continue;
+            if (fedreci_session_wait(s[i], 150000, &C[i].res) != FEDREC_OK)
+                fail_msg("client %d: session did not end", i);
+            fedreci_session_destroy(s[i]);
+            s[i] = NULL;
+        }
+}
+
+static void wait_round(int r)
+{
+    pthread_mutex_lock(&mu);
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    ts.tv_sec += 120;
+    while (!R[r].done)
+        if (pthread_cond_timedwait(&cv, &mu, &ts) == ETIMEDOUT)
+            break;
+    int done = R[r].done;
+    pthread_mutex_unlock(&mu);
+    if (!done)
+        fail_msg("round %d did not end", r + 1);
+}
+
+/* The oracle: the master's sum of round r equals the sum of the quantized
+ * inputs of the clients `in` selects. */
+static void check_sum64(int r, const int *in)
+{
+    int64_t want[D] = {0};
+    uint32_t n = 0;
+    for (int i = 0; i < NC; i++) {
+        if (!in[i])
+            continue;
+        assert_true(C[i].has_q[r]);
+        n++;
+        for (int w = 0; w < D - 1; w++)
+            want[w] += (int64_t)(int32_t)C[i].q[r][w];
+        want[D - 1] += C[i].q[r][D - 1];
+    }
+    assert_true(R[r].has_sum64);
+    assert_true(want[D - 1] == (int64_t)n);
+    for (int w = 0; w < D; w++)
+        if (want[w] != R[r].sum64[w])
+            fail_msg("round %d word %d: master sum %lld, inputs add to %lld", r + 1, w,
+                     (long long)R[r].sum64[w], (long long)want[w]);
+}
+
+static int cmp_idx(const void *a, const void *b)
+{
+    uint64_t x = C[*(const int *)a].id, y = C[*(const int *)b].id;
+    return x < y ? -1 : x > y;
+}
+
+/* The group of every client in round round_id with all NC in the cohort
+ * (docs/protocol.md "SecAgg groups": fedreci_groups_assign over the sorted
+ * cohort with the master's seed and minimum cohort). */
+static void predict_groups(uint64_t round_id, uint32_t n_groups, int *group)
+{
+    int idx[NC];
+    uint64_t ids[NC];
+    uint32_t gof[NC];
+    for (int i = 0; i < NC; i++)
+        idx[i] = i;
+    qsort(idx, NC, sizeof idx[0], cmp_idx);
+    for (int i = 0; i < NC; i++)
+        ids[i] = C[idx[i]].id;
+    assert_int_equal(
+        fedreci_groups_assign(ids, NC, n_groups, MIN_COHORT, MASTER_SEED, round_id, gof),
+        FEDREC_OK);
+    for (int i = 0; i < NC; i++)
+        group[idx[i]] = (int)gof[i];
+}
+
+static void agg_key(int i, uint8_t pk[32], uint8_t sk[64])
+{
+    uint8_t seed[32];
+    memset(seed, 0xb0 + i, sizeof seed);
+    crypto_sign_seed_keypair(pk, sk, seed);
+}
+
+/* Waits until the master sees n aggregators ready. */
+static void wait_ready(fedreci_coord *master, uint32_t n)
+{
+    for (int i = 0; i < 3000; i++) {
+        fedreci_coord_status cs;
+        fedreci_coord_get_status(master, &cs);
+        if (cs.aggregators_ready >= n)
+            return;
+        struct timespec ts = {0, 20000000};
+        nanosleep(&ts, NULL);
+    }
+    fail_msg("aggregators not ready");
+}
+
+/* ---- the test ----------------------------------------------------------------- */
+
+static void test_group_withholders_benched(void **state)
+{
+    (void)state;
+    uint8_t pks[NAGG][32], sks[NAGG][64], mpk[32], msk[64];
+    for (int i = 0; i < NAGG; i++)
+        agg_key(i, pks[i], sks[i]);
+    agg_key(NAGG, mpk, msk); /* the master's own link key */
+    const char *urls[1] = {"inproc://gbench-master"};
+    fedreci_coord_config cfg;
+    fedreci_coord_config_default(&cfg);
+    cfg.listen_urls = urls;
+    cfg.n_listen = 1;
+    cfg.n_contexts = 64;
+    cfg.cohort_size = NC;
+    cfg.checkin_quorum = NC;
+    cfg.min_cohort = MIN_COHORT;
+    cfg.clip = 16;
+    cfg.scale = floor(1073741824.0 / (NC * 16.0));
+    for (int s = 0; s < 4; s++)
+        cfg.stage_ms[s] = 30000;
+    /* an aggregator learns that a member went away only from its deadline
+       (members never check in there): the withheld seed step of round 1
+       waits out stage 0's deadline, 8 s, ten times what stage 0 takes in the
+       sanitized build on a loaded machine */
+    cfg.stage_ms[0] = 8000;
+    cfg.checkin_window_ms = 1500; /* round 2: six of the eight check in */
+    cfg.retry_after_ms = 50;
+    cfg.seed = MASTER_SEED;
+    cfg.opt.n_train = NC;
+    cfg.max_rounds = NR;
+    cfg.role = FEDRECI_ROLE_MASTER;
+    cfg.agg_listen_url = "inproc://gbench-link";
+    cfg.agg_keys = (const uint8_t(*)[32])pks;
+    cfg.n_agg_keys = NAGG;
+    cfg.agg_master_sk = msk;
+    cfg.group_size = NC / NAGG;
+    cfg.min_groups = 1;
+    fedreci_coord_hooks hk = {.on_round_done = on_round_done, .on_client_benched = on_benched};
+    fedreci_coord_model m = {.version = 1, .n_items = N_ITEMS, .k = K, .item_factors = Y0};
+    fedreci_coord *master = NULL;
+    if (fedreci_coord_create(&master, &cfg, &hk, &m) || fedreci_coord_start(master))
+        fail_msg("master: %s", fedrec_errmsg());
+    fedreci_aggregator *agg[NAGG];
+    for (int i = 0; i < NAGG; i++) {
+        char aurl[64];
+        snprintf(aurl, sizeof aurl, "inproc://gbench-agg-%d", i);
+        const char *lu[1] = {aurl};
+        fedreci_aggregator_config ac;
+        fedreci_aggregator_config_default(&ac);
+        ac.master_url = "inproc://gbench-link";
+        ac.listen_urls = lu;
+        ac.n_listen = 1;
+        ac.identity_sk = sks[i];
+        ac.master_pk = mpk;
+        ac.max_group = 16;
+        assert_int_equal(fedreci_aggregator_create(&agg[i], &ac), FEDREC_OK);
+        assert_int_equal(fedreci_aggregator_start(agg[i]), FEDREC_OK);
+    }
+    wait_ready(master, NAGG);
+
+    /* round 1: two members of group 0 withhold */
+    int group[NC], all[NC], withholders[NC] = {0}, w[2], nw = 0;
+    predict_groups(1, NAGG, group);
+    for (int i = 0; i < NC; i++) {
+        all[i] = 1;
+        if (group[i] == 0 && nw < 2) {
+            withholders[i] = 1;
+            w[nw++] = i;
+        }
+    }
+    assert_int_equal(nw, 2);
+    run_clients("inproc://gbench-master", all, withholders);
+    wait_round(0);
+    int other[NC];
+    for (int i = 0; i < NC; i++) {
+        other[i] = group[i] == 1;
+        if (withholders[i])
+            assert_int_equal(C[i].res.outcome, FEDRECI_SESSION_DROPPED);
+        else if (group[i] == 1 && C[i].res.outcome != FEDRECI_SESSION_COMPLETED)
+            fail_msg("client %d (group 1): outcome %d: %s", i, C[i].res.outcome, C[i].res.text);
+        else if (group[i] == 0 && C[i].res.outcome == FEDRECI_SESSION_COMPLETED)
+            fail_msg("client %d (group 0) completed", i);
+    }
+    assert_true(R[0].completed);
+    assert_int_equal(R[0].groups, 2);
+    assert_int_equal(R[0].groups_done, 1);
+    check_sum64(0, other);
+    /* named and benched by the master, for one round */
+    uint64_t want[2] = {C[w[0]].id < C[w[1]].id ? C[w[0]].id : C[w[1]].id,
+                        C[w[0]].id < C[w[1]].id ? C[w[1]].id : C[w[0]].id};
+    assert_int_equal(R[0].n_withheld, 2);
+    assert_true(R[0].withheld[0] == want[0] && R[0].withheld[1] == want[1]);
+    pthread_mutex_lock(&mu);
+    assert_int_equal(n_bench, 2);
+    for (int i = 0; i < 2; i++) {
+        assert_true(B[i].id == want[0] || B[i].id == want[1]);
+        assert_int_equal(B[i].round_id, 1);
+        assert_int_equal(B[i].strikes, 1);
+        assert_int_equal(B[i].until, 2);
+    }
+    pthread_mutex_unlock(&mu);
+    fedreci_coord_status cs;
+    fedreci_coord_get_status(master, &cs);
+    assert_int_equal(cs.clients_benched, 2);
+    assert_int_equal(cs.benches, 2);
+
+    /* round 2: both refused at check-in, the six others complete exactly */
+    run_clients("inproc://gbench-master", all, NULL);
+    wait_round(1);
+    int six[NC];
+    for (int i = 0; i < NC; i++) {
+        six[i] = !withholders[i];
+        if (withholders[i]) {
+            assert_int_equal(C[i].res.err, FEDREC_ERR_NOT_SELECTED);
+            if (!strstr(C[i].res.text, "benched until round 2"))
+                fail_msg("client %d refused with '%s'", i, C[i].res.text);
+        } else if (C[i].res.outcome != FEDRECI_SESSION_COMPLETED) {
+            fail_msg("round 2 client %d: outcome %d: %s", i, C[i].res.outcome, C[i].res.text);
+        }
+    }
+    assert_true(R[1].completed);
+    assert_int_equal(R[1].survivors, 6);
+    assert_int_equal(R[1].n_withheld, 0);
+    check_sum64(1, six);
+
+    /* round 3: the bench is over; all eight take part and complete */
+    run_clients("inproc://gbench-master", all, NULL);
+    wait_round(2);
+    for (int i = 0; i < NC; i++)
+        if (C[i].res.outcome != FEDRECI_SESSION_COMPLETED)
+            fail_msg("round 3 client %d: outcome %d: %s", i, C[i].res.outcome, C[i].res.text);
+    assert_true(R[2].completed);
+    assert_int_equal(R[2].survivors, NC);
+    check_sum64(2, all);
+    fedreci_coord_get_status(master, &cs);
+    assert_int_equal(cs.clients_benched, 0);
+    assert_int_equal(n_bench, 2);
+
+    for (int i = 0; i < NAGG; i++)
+        fedreci_aggregator_destroy(agg[i]);
+    fedreci_coord_destroy(master);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_group_withholders_benched),
+    };
+    return cmocka_run_group_tests(tests, setup, NULL);
+}
