@@ -13,6 +13,10 @@
  *    others' round completes with their exact sum; in round 3 all eight are
  *    admitted again (the two now reveal) and the round completes with all
  *    eight inputs.
+ *  - test_bench_max_rounds: one coordinator (no groups), five sessions, two
+ *    of which withhold. With bench_max_rounds 0 nobody is benched: both
+ *    are drawn into the next round again (and abort it again). With
+ *    bench_max_rounds 1 the second bench lasts one round, not two.
  */
 #include <errno.h>
 #include <math.h>
@@ -59,6 +63,8 @@ typedef struct rec_round {
     uint32_t survivors, groups, groups_done;
     int64_t sum64[D];
     int has_sum64;
+    uint32_t sum[D]; /* one coordinator: the ring sum */
+    int has_sum;
     uint64_t withheld[NC];
     uint32_t n_withheld;
 } rec_round;
@@ -75,6 +81,17 @@ static int n_bench;
 static float Y0[N_ITEMS * K];
 static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t cv = PTHREAD_COND_INITIALIZER;
+
+static void reset(void)
+{
+    pthread_mutex_lock(&mu);
+    memset(R, 0, sizeof R);
+    memset(B, 0, sizeof B);
+    n_bench = 0;
+    for (int i = 0; i < NC; i++)
+        memset(C[i].has_q, 0, sizeof C[i].has_q);
+    pthread_mutex_unlock(&mu);
+}
 
 static int setup(void **state)
 {
@@ -129,6 +146,10 @@ static void on_round_done(void *arg, const fedreci_round_stats *st)
     if (st->sum64) {
         memcpy(r->sum64, st->sum64, sizeof r->sum64);
         r->has_sum64 = 1;
+    }
+    if (st->sum && st->params && st->params->d == D) {
+        memcpy(r->sum, st->sum, sizeof r->sum);
+        r->has_sum = 1;
     }
     r->n_withheld = st->n_withheld < NC ? st->n_withheld : NC;
     if (r->n_withheld)
@@ -219,6 +240,21 @@ static void check_sum64(int r, const int *in)
                      (long long)R[r].sum64[w], (long long)want[w]);
 }
 
+/* The same for one coordinator's ring sum (mod 2^32). */
+static void check_sum64_single(int r, const int *in)
+{
+    uint32_t want[D] = {0};
+    for (int i = 0; i < NC; i++) {
+        if (!in[i])
+            continue;
+        assert_true(C[i].has_q[r]);
+        for (int w = 0; w < D; w++)
+            want[w] += C[i].q[r][w];
+    }
+    assert_true(R[r].has_sum);
+    assert_memory_equal(R[r].sum, want, sizeof want);
+}
+
 static int cmp_idx(const void *a, const void *b)
 {
     uint64_t x = C[*(const int *)a].id, y = C[*(const int *)b].id;
@@ -271,6 +307,7 @@ static void wait_ready(fedreci_coord *master, uint32_t n)
 static void test_group_withholders_benched(void **state)
 {
     (void)state;
+    reset();
     uint8_t pks[NAGG][32], sks[NAGG][64], mpk[32], msk[64];
     for (int i = 0; i < NAGG; i++)
         agg_key(i, pks[i], sks[i]);
@@ -411,10 +448,87 @@ static void test_group_withholders_benched(void **state)
     fedreci_coord_destroy(master);
 }
 
+/* One coordinator with bench_max_rounds `cap`: five of the clients, the
+ * first two withholders. */
+static fedreci_coord *single(uint32_t cap, const char *url)
+{
+    const char *urls[1] = {url};
+    fedreci_coord_config cfg;
+    fedreci_coord_config_default(&cfg);
+    cfg.listen_urls = urls;
+    cfg.n_listen = 1;
+    cfg.n_contexts = 64;
+    cfg.cohort_size = 5;
+    cfg.checkin_quorum = 5;
+    cfg.min_cohort = MIN_COHORT;
+    cfg.clip = 16;
+    for (int s = 0; s < 4; s++)
+        cfg.stage_ms[s] = 30000;
+    cfg.checkin_window_ms = 1500;
+    cfg.retry_after_ms = 50;
+    cfg.seed = MASTER_SEED;
+    cfg.opt.n_train = 5;
+    cfg.bench_max_rounds = cap;
+    fedreci_coord_hooks hk = {.on_round_done = on_round_done, .on_client_benched = on_benched};
+    fedreci_coord_model m = {.version = 1, .n_items = N_ITEMS, .k = K, .item_factors = Y0};
+    fedreci_coord *c = NULL;
+    if (fedreci_coord_create(&c, &cfg, &hk, &m) || fedreci_coord_start(c))
+        fail_msg("coordinator: %s", fedrec_errmsg());
+    return c;
+}
+
+static void test_bench_max_rounds(void **state)
+{
+    (void)state;
+    int five[NC] = {1, 1, 1, 1, 1}, two[NC] = {1, 1}, three[NC] = {0, 0, 1, 1, 1};
+    /* cap 0: nobody is benched; the two abort round 2 as well */
+    reset();
+    fedreci_coord *c = single(0, "inproc://gbench-single-0");
+    for (int r = 0; r < 2; r++) {
+        run_clients("inproc://gbench-single-0", five, two);
+        wait_round(r);
+        assert_false(R[r].completed);
+        assert_int_equal(R[r].n_withheld, 2); /* still named in the round log */
+        for (int i = 0; i < 2; i++)
+            assert_int_equal(C[i].res.outcome, FEDRECI_SESSION_DROPPED);
+    }
+    fedreci_coord_status cs;
+    fedreci_coord_get_status(c, &cs);
+    assert_int_equal(cs.clients_benched, 0);
+    assert_int_equal(cs.benches, 0);
+    assert_int_equal(n_bench, 0);
+    fedreci_coord_destroy(c);
+
+    /* cap 1: one round, then one round again (not two) */
+    reset();
+    c = single(1, "inproc://gbench-single-1");
+    run_clients("inproc://gbench-single-1", five, two);
+    wait_round(0);
+    assert_false(R[0].completed);
+    run_clients("inproc://gbench-single-1", five, NULL);
+    wait_round(1);
+    assert_true(R[1].completed);
+    assert_int_equal(R[1].survivors, 3);
+    check_sum64_single(1, three);
+    for (int i = 0; i < 2; i++)
+        assert_non_null(strstr(C[i].res.text, "benched until round 2"));
+    run_clients("inproc://gbench-single-1", five, two);
+    wait_round(2);
+    assert_false(R[2].completed);
+    assert_int_equal(n_bench, 4);
+    for (int i = 0; i < 4; i++) {
+        assert_int_equal(B[i].strikes, i < 2 ? 1 : 2);
+        assert_int_equal(B[i].until, B[i].round_id + 1);
+    }
+    assert_int_equal(B[3].round_id, 3);
+    fedreci_coord_destroy(c);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_group_withholders_benched),
+        cmocka_unit_test(test_bench_max_rounds),
     };
     return cmocka_run_group_tests(tests, setup, NULL);
 }

@@ -16,7 +16,8 @@
  *      master key for that request (fedreci_link_seal_reply) and decodes
  *      it (Assign's parameter, member, key, stage and model checks).
  * Properties checked (abort on violation): a decode either fails or yields
- * structures whose documented invariants hold (sum of d words; Assign
+ * structures whose documented invariants hold (sum of d words; seed
+ * withholders only in a failed group, strictly ascending; Assign
  * members strictly ascending with n x 32 key bytes; model factors of
  * n_items x k x 4 bytes, d = n_items x k + 1). */
 #include <stdint.h>
@@ -43,6 +44,14 @@ static void check_request(const fedreci_link_req *q)
     }
     if (q->is_poll && (!q->url || strlen(q->url) > FEDRECI_LINK_MAX_URL))
         abort();
+    /* seed withholders: only in a failed group, strictly ascending */
+    if (!q->is_poll && q->result.n_seed_withheld) {
+        if (q->result.completed || !q->result.seed_withheld)
+            abort();
+        for (size_t i = 1; i < q->result.n_seed_withheld; i++)
+            if (q->result.seed_withheld[i] <= q->result.seed_withheld[i - 1])
+                abort();
+    }
 }
 
 static void check_reply(const fedreci_link_reply *r)

@@ -584,6 +584,24 @@ int main(int argc, char **argv)
             fedrec__groups__v1__agg_signed__free_unpacked(sg, NULL);
         }
         nng_msg_free(m);
+        /* a group that failed at its seed step, naming two withholders */
+        {
+            uint64_t wh[2] = {11, UINT64_C(0xfedcba9876543210)};
+            r.completed = 0;
+            r.reason = "stage 0 seed step: 2 of 4 roster members revealed";
+            r.sum = NULL;
+            r.seed_withheld = wh;
+            r.n_seed_withheld = 2;
+            if (fedreci_link_enc_result(&m, ask, 3, &r))
+                return 1;
+            Fedrec__Groups__V1__AggSigned *sg =
+                fedrec__groups__v1__agg_signed__unpack(NULL, nng_msg_len(m), nng_msg_body(m));
+            if (!sg)
+                return 1;
+            put(dir, "result_withheld_body", 1, sg->req.data, sg->req.len);
+            fedrec__groups__v1__agg_signed__free_unpacked(sg, NULL);
+            nng_msg_free(m);
+        }
         uint64_t ids[3] = {11, 22, 33};
         uint8_t pks[3 * 32];
         memset(pks, 0x42, sizeof pks);
