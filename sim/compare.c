@@ -51,6 +51,8 @@ static fedrec_err add_run(fedreci_cmp_group *g, const char *dir)
     if (!e) {
         for (int m = 0; m < FEDRECI_CMP_N_METRICS; m++)
             g->values[m][g->n_runs] = fedreci_sim_result_get(r, fedreci_cmp_metrics[m]);
+        if (r->have_seed)
+            g->seeds[g->n_seeds++] = r->seed;
         g->runs[g->n_runs++] = name;
         name = NULL;
     }
@@ -237,7 +239,8 @@ fedrec_err fedreci_cmp_pair_columns(const fedreci_cmp_group *g, const char *col_
     size_t n = 0;
     fedrec_err e = shopper_means_of(g, cols, buf, buf + MAX_SHOPPERS, buf + 2 * MAX_SHOPPERS, &n);
     if (!e)
-        e = fedreci_eval_paired(buf, buf + MAX_SHOPPERS, n, 1000, 1, 0.95, out);
+        e = fedreci_eval_paired(buf, buf + MAX_SHOPPERS, n, 1000,
+                                fedreci_sim_boot_seed(g->seeds, g->n_seeds), 0.95, out);
     free(buf);
     return e;
 }
@@ -257,10 +260,15 @@ static void pair_groups(fedreci_cmp_group *g, size_t n)
         fedrec_err ek = shopper_means(&g[k], h1, d1, i1, &n1);
         if (!ek && (n1 != n0 || memcmp(i0, i1, n0 * sizeof *i0)))
             ek = fedreci_error(FEDREC_ERR_INVALID, "other test shoppers than %s", g[0].name);
+        /* seeded by both groups' runs: the same pair of groups, the same interval */
+        uint64_t seeds[2 * FEDRECI_CMP_MAX_RUNS];
+        memcpy(seeds, g[0].seeds, g[0].n_seeds * sizeof *seeds);
+        memcpy(seeds + g[0].n_seeds, g[k].seeds, g[k].n_seeds * sizeof *seeds);
+        uint64_t seed = fedreci_sim_boot_seed(seeds, g[0].n_seeds + g[k].n_seeds);
         if (!ek)
-            ek = fedreci_eval_paired(h1, h0, n0, 1000, 1, 0.95, &g[k].paired_hr);
+            ek = fedreci_eval_paired(h1, h0, n0, 1000, seed, 0.95, &g[k].paired_hr);
         if (!ek)
-            ek = fedreci_eval_paired(d1, d0, n0, 1000, 1, 0.95, &g[k].paired_ndcg);
+            ek = fedreci_eval_paired(d1, d0, n0, 1000, seed, 0.95, &g[k].paired_ndcg);
         g[k].have_paired = !ek;
         if (ek)
             fprintf(stderr, "fedrec-sim compare: %s: no paired comparison: %s\n", g[k].name,

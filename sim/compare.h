@@ -27,10 +27,15 @@ typedef struct fedreci_cmp_group {
     fedreci_sim_stat stat[FEDRECI_CMP_N_METRICS];
     /* paired with the first group on the same test shoppers (their HR@10
        and NDCG@10 averaged over each group's runs, from shoppers.csv):
-       core/eval's paired bootstrap, 1000 resamples; have_paired 0 when a run
+       core/eval's paired bootstrap, 1000 resamples seeded from both groups'
+       seeds (fedreci_sim_boot_seed); have_paired 0 when a run
        has no shoppers.csv or the shoppers differ */
     int have_paired;
     fedreci_paired paired_hr, paired_ndcg;
+    /* the runs' seeds (summary.json "seed"; n_seeds < n_runs when a run has
+       none), which seed the paired bootstraps (fedreci_sim_boot_seed) */
+    size_t n_seeds;
+    uint64_t seeds[FEDRECI_CMP_MAX_RUNS];
     /* the group's federated model against its centralized ALS on the same
        shoppers (shoppers.csv's hr_at_10 - centralized_hr_at_10 and the same
        for NDCG@10, each averaged over the runs first): have_central 0 when
@@ -45,12 +50,11 @@ typedef struct fedreci_cmp_group {
  * with FEDREC_ERR_EMPTY naming dir when it holds no finished run. */
 FEDREC_NODISCARD fedrec_err fedreci_cmp_group_load(fedreci_cmp_group *g, const char *dir);
 
-/* Paired bootstrap (core/eval fedreci_eval_paired, 1000 resamples, seed 1,
- * 95%) of two columns of the runs' shoppers.csv, each shopper's value
- * averaged over g's runs first: col_a - col_b on the same shoppers (e.g.
- * "hr_at_10" against "centralized_hr_at_10"). Errors: FEDREC_ERR_IO or
- * FEDREC_ERR_FORMAT for a missing file or column, FEDREC_ERR_INVALID when
- * the runs' shoppers differ, FEDREC_ERR_NOMEM. */
+/* Paired bootstrap (core/eval fedreci_eval_paired, 1000 resamples, seeded
+ * by fedreci_sim_boot_seed of g's runs' seeds, 95%) of two columns of the runs' shoppers.csv, each
+ * shopper's value averaged over g's runs first: col_a - col_b on the same shoppers (e.g. "hr_at_10"
+ * against "centralized_hr_at_10"). Errors: FEDREC_ERR_IO or FEDREC_ERR_FORMAT for a missing file or
+ * column, FEDREC_ERR_INVALID when the runs' shoppers differ, FEDREC_ERR_NOMEM. */
 FEDREC_NODISCARD fedrec_err fedreci_cmp_pair_columns(const fedreci_cmp_group *g, const char *col_a,
                                                      const char *col_b, fedreci_paired *out);
 

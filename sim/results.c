@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "core/err.h"
+#include "core/rng.h"
 #include "sim/results.h"
 
 /* Parses one `  "key": value,` line into r (numbers and booleans). Returns
@@ -47,6 +48,13 @@ static int member(const char *line, fedreci_sim_result *r)
         v = strtod(p, &end);
         if (end == p || errno)
             return -1;
+    }
+    if (klen == 4 && !memcmp(k, "seed", 4) && *p >= '0' && *p <= '9') {
+        char *end;
+        errno = 0;
+        unsigned long long s = strtoull(p, &end, 10);
+        r->have_seed = !errno && (*end == ',' || *end == '\n' || *end == '\r' || !*end);
+        r->seed = s;
     }
     if (r->n < FEDRECI_RESULT_MAX_KEYS && klen < sizeof r->key[0]) {
         memcpy(r->key[r->n], k, klen);
@@ -189,4 +197,16 @@ void fedreci_sim_stat_of(const double *v, size_t n, fedreci_sim_stat *out)
         st.hi = st.mean + half;
     }
     *out = st;
+}
+
+uint64_t fedreci_sim_boot_seed(const uint64_t *seeds, size_t n)
+{
+    if (n == 0)
+        return 1;
+    if (n == 1)
+        return seeds[0];
+    uint64_t sum = 0; /* a sum: the same seeds in any order give the same */
+    for (size_t i = 0; i < n; i++)
+        sum += fedreci_rng_mix(seeds[i]);
+    return fedreci_rng_mix(sum + n);
 }

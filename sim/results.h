@@ -12,11 +12,14 @@
 #define FEDRECI_RESULT_MAX_KEYS 128
 
 /* The numeric top-level members of one summary.json (true/false as 1/0;
- * strings are skipped). */
+ * strings are skipped), and the run's seed exactly (a double holds only
+ * 53 bits). */
 typedef struct fedreci_sim_result {
     size_t n;
     char key[FEDRECI_RESULT_MAX_KEYS][48];
     double value[FEDRECI_RESULT_MAX_KEYS];
+    int have_seed; /* 1: the member "seed" was an integer, in seed */
+    uint64_t seed;
 } fedreci_sim_result;
 
 /* Reads path, a summary.json written by fedrec-sim run (one member per
@@ -52,5 +55,14 @@ void fedreci_sim_stat_of(const double *v, size_t n, fedreci_sim_stat *out);
  * exact to 3 decimals from a table up to 30, a Cornish-Fisher expansion
  * beyond (error below 1e-3). */
 double fedreci_sim_t975(size_t df);
+
+/* The seed of the paired bootstrap against centralized ALS (core/eval
+ * fedreci_eval_paired) for the runs whose seeds are seeds[0..n): the run's
+ * own seed for one run, so that `run` (its table and summary.json) and
+ * `compare` of that run print the same interval; for several runs (run
+ * --seeds, compare of a folder of runs, two groups paired)
+ * fedreci_rng_mix(n + the sum of fedreci_rng_mix(seed)), so the same runs
+ * give the same interval in any order. n == 0 (no run's seed known): 1. */
+uint64_t fedreci_sim_boot_seed(const uint64_t *seeds, size_t n);
 
 #endif

@@ -164,7 +164,7 @@ static fedrec_err shopper_cis(run_state *r, const fedreci_run_opts *o)
     if (!e)
         e = fedreci_eval_paired(r->per_user + (size_t)FEDRECI_METRIC_HR * nt,
                                 r->central_per_user + (size_t)FEDRECI_METRIC_HR * nt, nt, 1000,
-                                o->seed, 0.95, &r->sm.paired_hr);
+                                fedreci_sim_boot_seed(&o->seed, 1), 0.95, &r->sm.paired_hr);
     r->sm.have_ci = !e;
     return e;
 }

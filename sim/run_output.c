@@ -233,7 +233,8 @@ static void summary_metrics(fedreci_json *w, const fedreci_run_summary *sm)
         kf(w, "paired_p_value", sm->paired_hr.p_value);
         ks(w, "paired",
            "federated minus centralized ALS HR@10 on the same test shoppers: paired "
-           "bootstrap, 1000 resamples (core/eval fedreci_eval_paired)");
+           "bootstrap, 1000 resamples seeded by the run's seed, as fedrec-sim compare of this run "
+           "(core/eval fedreci_eval_paired)");
     }
     kf(w, "centralized_hr_at_10", c->hr_at_k);
     kf(w, "centralized_ndcg_at_10", c->ndcg_at_k);

@@ -96,6 +96,14 @@ assert p["shoppers"] == one["test_users"], p
 assert abs(p["diff"] - (one["hr_at_10"] - g["s"]["hr_at_10"]["mean"])) < 2e-6, (p, one["hr_at_10"])
 assert p["diff_ci95_lo"] <= p["diff"] <= p["diff_ci95_hi"] and 0 < p["p_value"] <= 1, p
 assert "paired_vs_first" not in g["s"]
+# the same run gives the same paired interval against centralized ALS
+# whichever command prints it: the bootstrap is seeded from the run's seed
+# (here 2) in run's summary.json and in compare, and from the runs' seeds in
+# run --seeds's seeds.json and in compare of that folder
+pc = g["s/seed-2"]["paired_vs_centralized"]["hr_at_10"]
+for k in ("diff_ci95_lo", "diff_ci95_hi", "ratio_ci95_lo", "ratio_ci95_hi", "p_value"):
+    assert abs(pc[k] - one["paired_hr_at_10_" + k if k.startswith("diff") else "paired_" + k]) < 1e-6, (k, pc, one)
+assert g["s"]["paired_vs_centralized"] == json.load(open("s/seeds.json"))["paired_vs_centralized"]
 ns = "{http://www.w3.org/2000/svg}"
 svg = ET.parse("c/compare.svg").getroot()
 for panel in (p for p in svg.iter(ns + "g") if p.get("class") == "panel"):
