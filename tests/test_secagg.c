@@ -2414,6 +2414,17 @@ static void complaint_round(uint32_t h, int mode)
     assert_int_equal(fedreci_secagg_server_n_complaints(r.s), garbage                ? deg
                                                               : mode == H_FALSE_REAL ? 1
                                                                                      : 0);
+    /* no complaint accepted: no per-bundle state was made (it is allocated
+       on the first accepted complaint), and nobody has one against it */
+    if (!fedreci_secagg_server_n_complaints(r.s))
+        for (uint32_t i = 0; i < r.n; i++) {
+            const fedreci_secagg_complaint *ag = NULL;
+            size_t n_ag = 1;
+            assert_int_equal(fedreci_secagg_server_complaints_against(r.s, r.ids[i], &ag, &n_ag),
+                             FEDREC_OK);
+            assert_int_equal(n_ag, 0);
+            assert_null(ag);
+        }
     /* the answers */
     if (fedreci_secagg_server_n_complaints(r.s)) {
         for (uint32_t i = 0; i < r.n; i++) {
@@ -2480,6 +2491,10 @@ static void complaint_round(uint32_t h, int mode)
         const fedreci_secagg_opening *op;
         size_t n_op;
         assert_int_equal(fedreci_secagg_server_openings_for(r.s, r.ids[i], &op, &n_op), FEDREC_OK);
+        if (!fedreci_secagg_server_n_complaints(r.s)) {
+            assert_int_equal(n_op, 0);
+            assert_null(op);
+        }
         fedrec_err e = fedreci_secagg_client_resolve(r.c[i], ex, n_ex, op, n_op);
         const uint32_t *y;
         if (h_out && i == h) {

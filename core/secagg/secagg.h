@@ -612,7 +612,10 @@ FEDREC_NODISCARD fedrec_err fedreci_secagg_server_add_complaints(
     fedreci_secagg_server *s, uint64_t sender, const fedreci_secagg_complaint *cpl, size_t n);
 size_t fedreci_secagg_server_n_complaints(const fedreci_secagg_server *s);
 
-/* The accepted complaints against `dealer` (for relay to it). */
+/* The accepted complaints against `dealer` (for relay to it); *cpl is
+ * NULL when the round has no complaint (*n is 0). Cost: the per-bundle
+ * state (m x deg slots, the openings in secure memory) is allocated only
+ * once some complaint is accepted; a round without one keeps m flags. */
 FEDREC_NODISCARD fedrec_err fedreci_secagg_server_complaints_against(
     fedreci_secagg_server *s, uint64_t dealer, const fedreci_secagg_complaint **cpl, size_t *n);
 
@@ -634,7 +637,8 @@ FEDREC_NODISCARD fedrec_err fedreci_secagg_server_close_complaints(fedreci_secag
                                                                    const uint64_t **excluded,
                                                                    size_t *n_excluded);
 
-/* After close_complaints: the openings addressed to `holder` (for relay). */
+/* After close_complaints: the openings addressed to `holder` (for relay;
+ * *op is NULL when the round had no complaint, *n 0). */
 FEDREC_NODISCARD fedrec_err fedreci_secagg_server_openings_for(fedreci_secagg_server *s,
                                                                uint64_t holder,
                                                                const fedreci_secagg_opening **op,

@@ -69,7 +69,9 @@ struct fedreci_secagg_server {
     uint32_t n_share_senders;
     fedreci_secagg_ciphertext *relay; /* deg, for shares_for */
 
-    /* complaint step (between stage 1 and stage 2; allocated on first use) */
+    /* complaint step (between stage 1 and stage 2): the m flags allocated on
+       its first message, the m x deg slots and relays on its first accepted
+       complaint (NULL while there is none) */
     int cpl_started, cpl_closed;
     uint8_t *cpl_sent;              /* m flags: sent its complaints */
     uint8_t *op_sent;               /* m flags: sent its openings */
@@ -630,43 +632,60 @@ fedrec_err fedreci_secagg_server_shares_for(fedreci_secagg_server *s, uint64_t c
 
 /* ---- complaint step ------------------------------------------------------------ */
 
-/* Allocates the complaint step's state on its first message. */
+/* Allocates the complaint step's per-member state (m flags each) on its
+ * first message. The per-bundle state (m x deg slots, the openings in
+ * secure memory: 1.15 MB at m = 500, k = 16) waits for the first complaint
+ * (complaint_slots): most rounds have none. */
 static fedrec_err complaints_start(fedreci_secagg_server *s)
 {
     if (s->cpl_started)
         return FEDREC_OK;
-    size_t slots = (size_t)s->m * s->deg;
     s->cpl_sent = calloc(s->m, 1);
     s->op_sent = calloc(s->m, 1);
     if (!s->excluded)
         s->excluded = calloc(s->m, 1);
-    s->cpl_ok = calloc(slots ? slots : 1, 1);
-    s->answered = calloc(slots ? slots : 1, 1);
-    s->cpls = calloc(slots ? slots : 1, sizeof *s->cpls);
-    s->ops = sodium_malloc((slots ? slots : 1) * sizeof *s->ops);
-    s->relay_cpl = malloc((s->deg ? s->deg : 1) * sizeof *s->relay_cpl);
-    s->relay_op = sodium_malloc((s->deg ? s->deg : 1) * sizeof *s->relay_op);
-    if (!s->cpl_sent || !s->op_sent || !s->excluded || !s->cpl_ok || !s->answered || !s->cpls ||
-        !s->ops || !s->relay_cpl || !s->relay_op) {
+    if (!s->cpl_sent || !s->op_sent || !s->excluded) {
         free(s->cpl_sent);
         free(s->op_sent);
-        free(s->cpl_ok);
-        free(s->answered);
-        free(s->cpls);
-        if (s->ops)
-            sodium_free(s->ops);
-        free(s->relay_cpl);
-        if (s->relay_op)
-            sodium_free(s->relay_op);
-        s->cpl_sent = s->op_sent = s->cpl_ok = s->answered = NULL;
-        s->cpls = NULL;
-        s->ops = NULL;
-        s->relay_cpl = NULL;
-        s->relay_op = NULL;
+        s->cpl_sent = s->op_sent = NULL;
+        return fedreci_error(FEDREC_ERR_NOMEM, "secagg server: complaint state for %u", s->m);
+    }
+    s->cpl_started = 1;
+    return FEDREC_OK;
+}
+
+/* Allocates the per-bundle state of the complaint step (cpl_ok, answered,
+ * cpls, ops and the relay buffers) on the first accepted complaint; NULL
+ * until then, which every reader takes as "no complaint". */
+static fedrec_err complaint_slots(fedreci_secagg_server *s)
+{
+    if (s->cpl_ok)
+        return FEDREC_OK;
+    size_t slots = (size_t)s->m * s->deg;
+    uint8_t *ok = calloc(slots ? slots : 1, 1);
+    uint8_t *answered = calloc(slots ? slots : 1, 1);
+    fedreci_secagg_complaint *cpls = calloc(slots ? slots : 1, sizeof *cpls);
+    fedreci_secagg_opening *ops = sodium_malloc((slots ? slots : 1) * sizeof *ops);
+    fedreci_secagg_complaint *relay_cpl = malloc((s->deg ? s->deg : 1) * sizeof *relay_cpl);
+    fedreci_secagg_opening *relay_op = sodium_malloc((s->deg ? s->deg : 1) * sizeof *relay_op);
+    if (!ok || !answered || !cpls || !ops || !relay_cpl || !relay_op) {
+        free(ok);
+        free(answered);
+        free(cpls);
+        if (ops)
+            sodium_free(ops);
+        free(relay_cpl);
+        if (relay_op)
+            sodium_free(relay_op);
         return fedreci_error(FEDREC_ERR_NOMEM, "secagg server: complaint state for %u x %u", s->m,
                              s->deg);
     }
-    s->cpl_started = 1;
+    s->cpl_ok = ok;
+    s->answered = answered;
+    s->cpls = cpls;
+    s->ops = ops;
+    s->relay_cpl = relay_cpl;
+    s->relay_op = relay_op;
     return FEDREC_OK;
 }
 
@@ -750,6 +769,8 @@ fedrec_err fedreci_secagg_server_add_complaints(fedreci_secagg_server *s, uint64
             break;
         }
     }
+    if (!e && n)
+        e = complaint_slots(s);
     if (!e) {
         for (size_t i = 0; i < n; i++) {
             s->cpls[slot[i]] = cpl[i];
@@ -780,7 +801,7 @@ fedrec_err fedreci_secagg_server_complaints_against(fedreci_secagg_server *s, ui
                              "secagg server: complaints against %llu, not in roster",
                              (unsigned long long)dealer);
     size_t k = 0;
-    for (uint32_t j = 0; j < s->deg; j++) {
+    for (uint32_t j = 0; s->cpl_ok && j < s->deg; j++) {
         size_t slot = (size_t)u * s->deg + j;
         if (s->cpl_ok[slot])
             s->relay_cpl[k++] = s->cpls[slot];
@@ -817,7 +838,7 @@ fedrec_err fedreci_secagg_server_add_openings(fedreci_secagg_server *s, uint64_t
         long v = fedreci_find_u64(s->roster_ids, s->m, op[i].to);
         long j = v < 0 ? -1 : nbr_index(s, (uint32_t)u, (uint32_t)v);
         size_t sl = j < 0 ? 0 : (size_t)u * s->deg + (size_t)j;
-        if (op[i].dealer != dealer || j < 0 || !s->cpl_ok[sl]) {
+        if (op[i].dealer != dealer || j < 0 || !s->cpl_ok || !s->cpl_ok[sl]) {
             e = fedreci_error(FEDREC_ERR_PROTOCOL,
                               "secagg server: opening %zu from %llu (of %llu to %llu) answers no "
                               "accepted complaint",
@@ -873,7 +894,7 @@ fedrec_err fedreci_secagg_server_close_complaints(fedreci_secagg_server *s,
     if (!ids)
         return fedreci_error(FEDREC_ERR_NOMEM, "secagg server: exclusion list of %u", s->m);
     /* a dealer with an accepted complaint it did not open is out */
-    for (uint32_t u = 0; u < s->m; u++)
+    for (uint32_t u = 0; s->cpl_ok && u < s->m; u++)
         for (uint32_t j = 0; j < s->deg; j++) {
             size_t slot = (size_t)u * s->deg + j;
             if (s->cpl_ok[slot] && !s->answered[slot])
@@ -914,7 +935,7 @@ fedrec_err fedreci_secagg_server_openings_for(fedreci_secagg_server *s, uint64_t
         return fedreci_error(FEDREC_ERR_PROTOCOL, "secagg server: openings for %llu, not in roster",
                              (unsigned long long)holder);
     size_t k = 0;
-    for (uint32_t j = 0; j < s->deg; j++) {
+    for (uint32_t j = 0; s->answered && j < s->deg; j++) {
         uint32_t u = nbr_at(s, (uint32_t)v, j);
         long i = nbr_index(s, u, (uint32_t)v);
         size_t slot = (size_t)u * s->deg + (size_t)(i < 0 ? 0 : i);
