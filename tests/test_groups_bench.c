@@ -13,6 +13,11 @@
  *    others' round completes with their exact sum; in round 3 all eight are
  *    admitted again (the two now reveal) and the round completes with all
  *    eight inputs.
+ *  - test_group_withheld_non_member: a listed aggregator (scripted here)
+ *    reports its group failed at the seed step and names one of its members
+ *    and one member of the other group as withholders: the master benches
+ *    its member only and names only it in the round; the other group's
+ *    round commits.
  *  - test_bench_max_rounds: one coordinator (no groups), five sessions, two
  *    of which withhold. With bench_max_rounds 0 nobody is benched: both
  *    are drawn into the next round again (and abort it again). With
@@ -32,11 +37,14 @@
 
 #include <cmocka.h>
 #include <nng/nng.h>
+#include <nng/protocol/reqrep0/rep.h>
+#include <nng/protocol/reqrep0/req.h>
 #include <sodium.h>
 
 #include "client/session.h"
 #include "coordinator/aggregator.h"
 #include "coordinator/engine.h"
+#include "coordinator/link.h"
 #include "core/log.h"
 #include "core/secagg/groups.h"
 #include "core/secagg/secagg.h"
@@ -448,6 +456,185 @@ static void test_group_withholders_benched(void **state)
     fedreci_coord_destroy(master);
 }
 
+/* ---- a scripted aggregator -------------------------------------------------- */
+
+typedef struct scripted {
+    const uint8_t *pk, *sk, *master_pk;
+    uint64_t members[NC];
+    uint32_t n_members;
+    uint64_t named[2];
+    int verdict_ok;
+    nng_socket rep; /* where its members are sent: answers junk */
+} scripted;
+
+/* Answers every request on x->rep with one junk byte (members end at once
+ * with an error) until the socket closes. */
+static void *junk_main(void *arg)
+{
+    scripted *x = arg;
+    for (;;) {
+        nng_msg *m = NULL;
+        if (nng_recvmsg(x->rep, &m, 0) != 0)
+            return NULL;
+        nng_msg_clear(m);
+        if (nng_msg_append(m, "\x01", 1) != 0 || nng_sendmsg(x->rep, m, 0) != 0)
+            nng_msg_free(m);
+    }
+}
+
+/* Polls until assigned a group, then reports it failed at the seed step,
+ * naming its first member and the lowest id of the other group. */
+static void *scripted_main(void *arg)
+{
+    scripted *x = arg;
+    nng_socket s;
+    if (nng_req0_open(&s) != 0 || nng_dial(s, "inproc://gbench-link2", NULL, 0) != 0)
+        return NULL;
+    nng_socket_set_ms(s, NNG_OPT_RECVTIMEO, 30000);
+    uint64_t seq = 1;
+    uint8_t cpk[32];
+    randombytes_buf(cpk, sizeof cpk);
+    fedreci_link_reply rep;
+    uint64_t round_id = 0;
+    uint32_t group = 0;
+    for (int t = 0; t < 600 && !round_id; t++) {
+        nng_msg *m = NULL, *r = NULL;
+        if (fedreci_link_enc_poll(&m, x->sk, ++seq, "inproc://gbench-nowhere", cpk, 0, 16) ||
+            nng_sendmsg(s, m, 0) != 0 || nng_recvmsg(s, &r, 0) != 0)
+            break;
+        fedrec_err e = fedreci_link_dec_reply(nng_msg_body(r), nng_msg_len(r), 1u << 30,
+                                              x->master_pk, x->pk, seq, &rep);
+        nng_msg_free(r);
+        if (e)
+            break;
+        if (rep.msg->body_case == FEDREC__GROUPS__V1__AGG_REPLY__BODY_ASSIGN) {
+            round_id = rep.assign.round_id;
+            group = rep.assign.group;
+            x->n_members = rep.assign.p.n < NC ? rep.assign.p.n : NC;
+            memcpy(x->members, rep.assign.ids, x->n_members * sizeof *x->members);
+        }
+        fedreci_link_reply_free(&rep);
+    }
+    if (!round_id || !x->n_members) {
+        nng_close(s);
+        return NULL;
+    }
+    uint64_t other = UINT64_MAX;
+    for (int i = 0; i < NC; i++) {
+        int mine = 0;
+        for (uint32_t j = 0; j < x->n_members; j++)
+            mine |= x->members[j] == C[i].id;
+        if (!mine && C[i].id < other)
+            other = C[i].id;
+    }
+    uint64_t named[2] = {x->members[0] < other ? x->members[0] : other,
+                         x->members[0] < other ? other : x->members[0]};
+    memcpy(x->named, named, sizeof named);
+    fedreci_link_result res;
+    memset(&res, 0, sizeof res);
+    res.round_id = round_id;
+    res.group = group;
+    res.reason = "stage 0 seed step: scripted";
+    res.advertised = x->n_members;
+    res.seed_withheld = named;
+    res.n_seed_withheld = 2;
+    nng_msg *m = NULL, *r = NULL;
+    if (fedreci_link_enc_result(&m, x->sk, ++seq, &res) == FEDREC_OK && nng_sendmsg(s, m, 0) == 0 &&
+        nng_recvmsg(s, &r, 0) == 0) {
+        if (fedreci_link_dec_reply(nng_msg_body(r), nng_msg_len(r), 1u << 30, x->master_pk, x->pk,
+                                   seq, &rep) == FEDREC_OK) {
+            x->verdict_ok = rep.msg->body_case == FEDREC__GROUPS__V1__AGG_REPLY__BODY_VERDICT;
+            fedreci_link_reply_free(&rep);
+        }
+        nng_msg_free(r);
+    }
+    nng_close(s);
+    return NULL;
+}
+
+static void test_group_withheld_non_member(void **state)
+{
+    (void)state;
+    reset();
+    uint8_t pks[NAGG][32], sks[NAGG][64], mpk[32], msk[64];
+    for (int i = 0; i < NAGG; i++)
+        agg_key(i, pks[i], sks[i]);
+    agg_key(NAGG, mpk, msk);
+    const char *urls[1] = {"inproc://gbench-master2"};
+    fedreci_coord_config cfg;
+    fedreci_coord_config_default(&cfg);
+    cfg.listen_urls = urls;
+    cfg.n_listen = 1;
+    cfg.n_contexts = 64;
+    cfg.cohort_size = NC;
+    cfg.checkin_quorum = NC;
+    cfg.min_cohort = MIN_COHORT;
+    cfg.clip = 16;
+    cfg.scale = floor(1073741824.0 / (NC * 16.0));
+    for (int s = 0; s < 4; s++)
+        cfg.stage_ms[s] = 30000;
+    cfg.retry_after_ms = 50;
+    cfg.seed = MASTER_SEED;
+    cfg.opt.n_train = NC;
+    cfg.max_rounds = 1;
+    cfg.role = FEDRECI_ROLE_MASTER;
+    cfg.agg_listen_url = "inproc://gbench-link2";
+    cfg.agg_keys = (const uint8_t(*)[32])pks;
+    cfg.n_agg_keys = NAGG;
+    cfg.agg_master_sk = msk;
+    cfg.group_size = NC / NAGG;
+    cfg.min_groups = 1;
+    fedreci_coord_hooks hk = {.on_round_done = on_round_done, .on_client_benched = on_benched};
+    fedreci_coord_model m = {.version = 1, .n_items = N_ITEMS, .k = K, .item_factors = Y0};
+    fedreci_coord *master = NULL;
+    if (fedreci_coord_create(&master, &cfg, &hk, &m) || fedreci_coord_start(master))
+        fail_msg("master: %s", fedrec_errmsg());
+    /* aggregator 0 is real, aggregator 1 scripted */
+    const char *lu[1] = {"inproc://gbench-agg2-0"};
+    fedreci_aggregator_config ac;
+    fedreci_aggregator_config_default(&ac);
+    ac.master_url = "inproc://gbench-link2";
+    ac.listen_urls = lu;
+    ac.n_listen = 1;
+    ac.identity_sk = sks[0];
+    ac.master_pk = mpk;
+    ac.max_group = 16;
+    fedreci_aggregator *agg = NULL;
+    assert_int_equal(fedreci_aggregator_create(&agg, &ac), FEDREC_OK);
+    assert_int_equal(fedreci_aggregator_start(agg), FEDREC_OK);
+    scripted x = {.pk = pks[1], .sk = sks[1], .master_pk = mpk};
+    assert_int_equal(nng_rep0_open(&x.rep), 0);
+    assert_int_equal(nng_listen(x.rep, "inproc://gbench-nowhere", NULL, 0), 0);
+    pthread_t jt, st;
+    assert_int_equal(pthread_create(&jt, NULL, junk_main, &x), 0);
+    assert_int_equal(pthread_create(&st, NULL, scripted_main, &x), 0);
+    wait_ready(master, NAGG);
+    int all[NC];
+    for (int i = 0; i < NC; i++)
+        all[i] = 1;
+    run_clients("inproc://gbench-master2", all, NULL);
+    wait_round(0);
+    pthread_join(st, NULL);
+    nng_close(x.rep);
+    pthread_join(jt, NULL);
+    assert_true(x.verdict_ok);
+    assert_int_equal(x.n_members, NC / NAGG);
+    /* the round commits from the real group */
+    assert_true(R[0].completed);
+    assert_int_equal(R[0].groups_done, 1);
+    /* only the scripted group's own member is benched and named */
+    uint64_t member = x.named[0] == x.members[0] ? x.named[0] : x.named[1];
+    pthread_mutex_lock(&mu);
+    assert_int_equal(n_bench, 1);
+    assert_true(B[0].id == member);
+    assert_int_equal(B[0].until, 2);
+    pthread_mutex_unlock(&mu);
+    assert_int_equal(R[0].n_withheld, 1);
+    assert_true(R[0].withheld[0] == member);
+    fedreci_aggregator_destroy(agg);
+    fedreci_coord_destroy(master);
+}
+
 /* One coordinator with bench_max_rounds `cap`: five of the clients, the
  * first two withholders. */
 static fedreci_coord *single(uint32_t cap, const char *url)
@@ -528,6 +715,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_group_withholders_benched),
+        cmocka_unit_test(test_group_withheld_non_member),
         cmocka_unit_test(test_bench_max_rounds),
     };
     return cmocka_run_group_tests(tests, setup, NULL);
