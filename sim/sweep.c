@@ -83,9 +83,13 @@ static void point_name(const grid *g, size_t k, char *buf, size_t n)
 {
     size_t len = 0;
     buf[0] = 0;
-    for (size_t p = 0; p < g->n; p++)
-        len += (size_t)snprintf(buf + (len < n ? len : n - 1), len < n ? n - len : 1, "%s%s=%s",
-                                p ? "_" : "", g->name[p], g->value[p][value_at(g, k, p)]);
+    for (size_t p = 0; p < g->n && len < n; p++) {
+        int w = snprintf(buf + len, n - len, "%s%s=%s", p ? "_" : "", g->name[p],
+                         g->value[p][value_at(g, k, p)]);
+        if (w < 0)
+            break;
+        len += (size_t)w; /* a name cut at n - 1 bytes ends the loop */
+    }
     for (char *c = buf; *c; c++)
         if (!strchr("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._=-", *c))
             *c = '-';
