@@ -7,9 +7,11 @@
  * masked-input MACs (and deriving the MAC keys), checking the sum's range,
  * and what one client spends signing; no assertions. */
 #include <pthread.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -316,18 +318,200 @@ static void print_path(const char *name, uint32_t n, uint32_t groups, uint32_t d
     fflush(stdout);
 }
 
+/* The server side of one path: one engine (groups = 0) or a master and
+ * `groups` aggregators, listening at URLs made from prefix (inproc://...
+ * in this process, ipc://... in a --serve process). */
+typedef struct service {
+    uint32_t groups;
+    fedreci_aggregator **agg;
+    uint8_t (*apk)[32], (*ask)[64];
+    uint8_t mpk[32], msk[64];
+    char url[160]; /* where the clients check in */
+} service;
+
+static void service_start(service *sv, const char *prefix, uint32_t n, uint32_t n_items, uint32_t k,
+                          uint32_t neighbors, int rounds, uint32_t groups, const float *y)
+{
+    memset(sv, 0, sizeof *sv);
+    sv->groups = groups;
+    fedreci_coord_model m = {1, n_items, k, (float *)(uintptr_t)y, NULL, NULL, 0};
+    fedreci_coord_hooks hooks = {.on_round_done = round_done};
+    const char *urls[1] = {sv->url};
+    char lurl[160];
+    snprintf(sv->url, sizeof sv->url, "%s-%s-%u", prefix, groups ? "master" : "single", n);
+    fedreci_coord_config cfg = engine_cfg(urls, n, neighbors, rounds);
+    if (groups) {
+        sv->apk = calloc(groups, sizeof *sv->apk);
+        sv->ask = calloc(groups, sizeof *sv->ask);
+        sv->agg = calloc(groups, sizeof *sv->agg);
+        if (!sv->apk || !sv->ask || !sv->agg) {
+            fprintf(stderr, "bench: out of memory\n");
+            exit(1);
+        }
+        for (uint32_t g = 0; g < groups; g++)
+            crypto_sign_keypair(sv->apk[g], sv->ask[g]);
+        crypto_sign_keypair(sv->mpk, sv->msk); /* the master signs every link reply */
+        snprintf(lurl, sizeof lurl, "%s-link-%u", prefix, n);
+        cfg.role = FEDRECI_ROLE_MASTER;
+        cfg.agg_listen_url = lurl;
+        cfg.agg_keys = (const uint8_t(*)[32])sv->apk;
+        cfg.n_agg_keys = groups;
+        cfg.agg_master_sk = sv->msk;
+        cfg.group_size = (n + groups - 1) / groups;
+        cfg.min_groups = groups;
+    }
+    if (fedreci_coord_create(&g_coord, &cfg, &hooks, &m) || fedreci_coord_start(g_coord)) {
+        fprintf(stderr, "%s: %s\n", groups ? "master" : "engine", fedrec_errmsg());
+        exit(1);
+    }
+    for (uint32_t g = 0; g < groups; g++) {
+        char aurl[160];
+        snprintf(aurl, sizeof aurl, "%s-agg-%u-%u", prefix, n, g);
+        const char *lu[1] = {aurl};
+        fedreci_aggregator_config ac;
+        fedreci_aggregator_config_default(&ac);
+        ac.master_url = lurl;
+        ac.listen_urls = lu;
+        ac.n_listen = 1;
+        ac.identity_sk = sv->ask[g];
+        ac.master_pk = sv->mpk;
+        ac.max_group = cfg.group_size + 1;
+        if (fedreci_aggregator_create(&sv->agg[g], &ac) || fedreci_aggregator_start(sv->agg[g])) {
+            fprintf(stderr, "aggregator: %s\n", fedrec_errmsg());
+            exit(1);
+        }
+    }
+}
+
+static void service_stop(service *sv)
+{
+    for (uint32_t g = 0; g < sv->groups; g++)
+        fedreci_aggregator_destroy(sv->agg[g]);
+    fedreci_coord_destroy(g_coord);
+    g_coord = NULL;
+    free(sv->agg);
+    free(sv->apk);
+    free(sv->ask);
+    sodium_memzero(sv->msk, sizeof sv->msk);
+}
+
+static float *bench_model(size_t dx)
+{
+    float *y = malloc(dx * sizeof *y);
+    if (!y) {
+        fprintf(stderr, "bench: out of memory\n");
+        exit(1);
+    }
+    for (size_t i = 0; i < dx; i++)
+        y[i] = (float)((int)(i % 17) - 8) * 0.001f;
+    return y;
+}
+
+/* --serve (a child of --split): the server side of one path over ipc://,
+ * "ready" on stdout once it listens; on "stop" from stdin, its process CPU
+ * seconds ("cpu S") and exit. Returns the exit status. */
+static int serve(const char *prefix, uint32_t n, uint32_t n_items, uint32_t k, uint32_t neighbors,
+                 int rounds, uint32_t groups)
+{
+    float *y = bench_model((size_t)n_items * k);
+    service sv;
+    service_start(&sv, prefix, n, n_items, k, neighbors, rounds, groups, y);
+    printf("ready\n");
+    fflush(stdout);
+    char line[32];
+    while (fgets(line, sizeof line, stdin) && strncmp(line, "stop", 4) != 0)
+        ;
+    double cpu = cpu_s();
+    service_stop(&sv);
+    printf("cpu %.6f\n", cpu);
+    fflush(stdout);
+    free(y);
+    return 0;
+}
+
+/* --split: the server side of a path in a child process (this binary with
+ * --serve) and the clients here, over ipc://; out gets the clients' CPU
+ * (this process) and *server_cpu the child's, both per round. */
+static void run_split(const char *self, uint32_t n, uint32_t n_items, uint32_t k,
+                      uint32_t neighbors, int rounds, uint32_t groups, bclient *cl,
+                      path_result *out, double *server_cpu)
+{
+    char prefix[96], a_n[16], a_items[16], a_k[16], a_nb[16], a_r[16], a_g[16];
+    snprintf(prefix, sizeof prefix, "ipc:///tmp/fedrec-bench-%ld", (long)getpid());
+    snprintf(a_n, sizeof a_n, "%u", n);
+    snprintf(a_items, sizeof a_items, "%u", n_items);
+    snprintf(a_k, sizeof a_k, "%u", k);
+    snprintf(a_nb, sizeof a_nb, "%u", neighbors);
+    snprintf(a_r, sizeof a_r, "%d", rounds);
+    snprintf(a_g, sizeof a_g, "%u", groups);
+    char *argv[] = {"fedrec-bench", "engine", "--serve",   prefix, "--clients",   a_n,
+                    "--items",      a_items,  "--factors", a_k,    "--neighbors", a_nb,
+                    "--rounds",     a_r,      "--groups",  a_g,    NULL};
+    if (!groups)
+        argv[14] = NULL; /* one engine */
+    int to[2], from[2];
+    if (pipe(to) != 0 || pipe(from) != 0) {
+        perror("bench: pipe");
+        exit(1);
+    }
+    fflush(stdout);
+    pid_t pid = fork();
+    if (pid < 0) {
+        perror("bench: fork");
+        exit(1);
+    }
+    if (pid == 0) { /* exec at once: nothing but async-signal-safe calls */
+        dup2(to[0], 0);
+        dup2(from[1], 1);
+        close(to[0]);
+        close(to[1]);
+        close(from[0]);
+        close(from[1]);
+        execv(self, argv);
+        _exit(127);
+    }
+    close(to[0]);
+    close(from[1]);
+    FILE *rd = fdopen(from[0], "r");
+    char line[64];
+    if (!rd || !fgets(line, sizeof line, rd) || strncmp(line, "ready", 5) != 0) {
+        fprintf(stderr, "bench: the --serve process did not start\n");
+        exit(1);
+    }
+    char url[160];
+    snprintf(url, sizeof url, "%s-%s-%u", prefix, groups ? "master" : "single", n);
+    for (uint32_t i = 0; i < n; i++)
+        cl[i].version = 0;
+    run_sessions(url, cl, n, rounds, out);
+    double cpu = 0;
+    if (write(to[1], "stop\n", 5) != 5 || !fgets(line, sizeof line, rd) ||
+        sscanf(line, "cpu %lf", &cpu) != 1) {
+        fprintf(stderr, "bench: no CPU time from the --serve process\n");
+        exit(1);
+    }
+    close(to[1]);
+    fclose(rd);
+    int st;
+    waitpid(pid, &st, 0);
+    *server_cpu = cpu / rounds;
+}
+
 /* The single-engine path and the master + G aggregators path at n clients,
- * in one process over inproc://, no dropouts. */
-static void run_grouped(uint32_t n, uint32_t n_items, uint32_t k, uint32_t neighbors, int rounds,
-                        uint32_t groups, double *cpu_single, double *cpu_grouped)
+ * in one process over inproc://, no dropouts; with split, then the same two
+ * paths again with the server side in another process over ipc://. */
+static void run_grouped(const char *self, uint32_t n, uint32_t n_items, uint32_t k,
+                        uint32_t neighbors, int rounds, uint32_t groups, int split,
+                        double *cpu_single, double *cpu_grouped)
 {
     size_t dx = (size_t)n_items * k;
-    float *y = malloc(dx * sizeof *y);
+    float *y = bench_model(dx);
     float *x = malloc(dx * sizeof *x);
-    for (size_t i = 0; i < dx; i++) {
-        y[i] = (float)((int)(i % 17) - 8) * 0.001f;
-        x[i] = (float)((int)(i % 23) - 11) * 0.05f;
+    if (!x) {
+        fprintf(stderr, "bench: out of memory\n");
+        exit(1);
     }
+    for (size_t i = 0; i < dx; i++)
+        x[i] = (float)((int)(i % 23) - 11) * 0.05f;
     g_x = x;
     long cores = sysconf(_SC_NPROCESSORS_ONLN);
     if (cores < 1)
@@ -338,70 +522,19 @@ static void run_grouped(uint32_t n, uint32_t n_items, uint32_t k, uint32_t neigh
         crypto_sign_keypair(pk, cl[i].sk);
         cl[i].id = fedreci_secagg_id_from_pk(pk);
     }
-    fedreci_coord_model m = {1, n_items, k, y, NULL, NULL, 0};
-    fedreci_coord_hooks hooks = {.on_round_done = round_done};
-    /* one engine */
-    char url[64];
-    snprintf(url, sizeof url, "inproc://bench-single-%u", n);
-    const char *urls[1] = {url};
-    fedreci_coord_config cfg = engine_cfg(urls, n, neighbors, rounds);
     path_result single, grouped;
-    if (fedreci_coord_create(&g_coord, &cfg, &hooks, &m) || fedreci_coord_start(g_coord)) {
-        fprintf(stderr, "engine: %s\n", fedrec_errmsg());
-        exit(1);
-    }
-    run_sessions(url, cl, n, rounds, &single);
-    fedreci_coord_destroy(g_coord);
-    g_coord = NULL;
+    service sv;
+    /* one engine */
+    service_start(&sv, "inproc://bench", n, n_items, k, neighbors, rounds, 0, y);
+    run_sessions(sv.url, cl, n, rounds, &single);
+    service_stop(&sv);
     print_path("one engine", n, 1, (uint32_t)dx + 1, neighbors, rounds, &single, cores);
     /* a master and G aggregators */
     for (uint32_t i = 0; i < n; i++)
         cl[i].version = 0;
-    uint8_t(*apk)[32] = calloc(groups, sizeof *apk);
-    uint8_t(*ask)[64] = calloc(groups, sizeof *ask);
-    for (uint32_t g = 0; g < groups; g++)
-        crypto_sign_keypair(apk[g], ask[g]);
-    uint8_t mpk[32], msk[64]; /* the master's key: it signs every link reply */
-    crypto_sign_keypair(mpk, msk);
-    char murl[64], lurl[64];
-    snprintf(murl, sizeof murl, "inproc://bench-master-%u", n);
-    snprintf(lurl, sizeof lurl, "inproc://bench-link-%u", n);
-    urls[0] = murl;
-    cfg = engine_cfg(urls, n, neighbors, rounds);
-    cfg.role = FEDRECI_ROLE_MASTER;
-    cfg.agg_listen_url = lurl;
-    cfg.agg_keys = (const uint8_t(*)[32])apk;
-    cfg.n_agg_keys = groups;
-    cfg.agg_master_sk = msk;
-    cfg.group_size = (n + groups - 1) / groups;
-    cfg.min_groups = groups;
-    if (fedreci_coord_create(&g_coord, &cfg, &hooks, &m) || fedreci_coord_start(g_coord)) {
-        fprintf(stderr, "master: %s\n", fedrec_errmsg());
-        exit(1);
-    }
-    fedreci_aggregator **agg = calloc(groups, sizeof *agg);
-    char(*aurl)[64] = calloc(groups, sizeof *aurl);
-    for (uint32_t g = 0; g < groups; g++) {
-        snprintf(aurl[g], sizeof aurl[g], "inproc://bench-agg-%u-%u", n, g);
-        const char *lu[1] = {aurl[g]};
-        fedreci_aggregator_config ac;
-        fedreci_aggregator_config_default(&ac);
-        ac.master_url = lurl;
-        ac.listen_urls = lu;
-        ac.n_listen = 1;
-        ac.identity_sk = ask[g];
-        ac.master_pk = mpk;
-        ac.max_group = cfg.group_size + 1;
-        if (fedreci_aggregator_create(&agg[g], &ac) || fedreci_aggregator_start(agg[g])) {
-            fprintf(stderr, "aggregator: %s\n", fedrec_errmsg());
-            exit(1);
-        }
-    }
-    run_sessions(murl, cl, n, rounds, &grouped);
-    for (uint32_t g = 0; g < groups; g++)
-        fedreci_aggregator_destroy(agg[g]);
-    fedreci_coord_destroy(g_coord);
-    g_coord = NULL;
+    service_start(&sv, "inproc://bench", n, n_items, k, neighbors, rounds, groups, y);
+    run_sessions(sv.url, cl, n, rounds, &grouped);
+    service_stop(&sv);
     char name[48];
     snprintf(name, sizeof name, "master + %u aggregators", groups);
     print_path(name, n, groups, (uint32_t)dx + 1, neighbors, rounds, &grouped, cores);
@@ -410,10 +543,22 @@ static void run_grouped(uint32_t n, uint32_t n_items, uint32_t k, uint32_t neigh
            single.wall / grouped.wall, single.cpu / grouped.cpu);
     *cpu_single = single.cpu / n;
     *cpu_grouped = grouped.cpu / n;
-    free(agg);
-    free(aurl);
-    free(apk);
-    free(ask);
+    if (split) {
+        printf("\nthe same paths with the server side in another process (ipc://): CPU of the "
+               "service (engine, or master and aggregators) and of the %u clients\n",
+               n);
+        printf("| path | clients | wall s/round | service CPU s/round | clients' CPU s/round | "
+               "client-rounds per service CPU-second | per CPU-second, both sides |\n");
+        printf("|---|---|---|---|---|---|---|\n");
+        for (int p = 0; p < 2; p++) {
+            path_result r;
+            double srv = 0;
+            run_split(self, n, n_items, k, neighbors, rounds, p ? groups : 0, cl, &r, &srv);
+            printf("| %s | %u | %.2f | %.3f | %.3f | %.1f | %.1f |\n", p ? name : "one engine", n,
+                   r.wall, srv, r.cpu, n / srv, n / (srv + r.cpu));
+            fflush(stdout);
+        }
+    }
     free(cl);
     free(x);
     free(y);
@@ -580,7 +725,19 @@ int fedrec_bench_engine(int argc, char **argv)
     uint32_t sizes[8] = {100, 300};
     int n_sizes = 2;
     uint32_t groups = 0;
-    enum { O_CLIENTS = 0x100, O_ITEMS, O_FACTORS, O_NEIGHBORS, O_DROPOUT, O_ROUNDS, O_GROUPS };
+    int split = 0;
+    const char *serve_prefix = NULL;
+    enum {
+        O_CLIENTS = 0x100,
+        O_ITEMS,
+        O_FACTORS,
+        O_NEIGHBORS,
+        O_DROPOUT,
+        O_ROUNDS,
+        O_GROUPS,
+        O_SPLIT,
+        O_SERVE
+    };
     static const struct option lo[] = {
         {"clients", required_argument, NULL, O_CLIENTS},
         {"items", required_argument, NULL, O_ITEMS},
@@ -589,6 +746,8 @@ int fedrec_bench_engine(int argc, char **argv)
         {"dropout", required_argument, NULL, O_DROPOUT},
         {"rounds", required_argument, NULL, O_ROUNDS},
         {"groups", required_argument, NULL, O_GROUPS},
+        {"split", no_argument, NULL, O_SPLIT},
+        {"serve", required_argument, NULL, O_SERVE},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
@@ -600,13 +759,16 @@ int fedrec_bench_engine(int argc, char **argv)
         switch (c) {
         case 'h':
             printf("fedrec-bench engine [--clients N[,N...]] [--items N] [--factors K]\n"
-                   "  [--neighbors K] [--dropout P] [--rounds R] [--groups G]\n"
+                   "  [--neighbors K] [--dropout P] [--rounds R] [--groups G [--split]]\n"
                    "  N: up to 8 sizes, 2..100000; items 1..1000000; K 1..256;\n"
                    "  neighbors 0..100000 (0: classic SecAgg); P 0..1; R 1..1000; G 1..64\n"
                    "Real SecAgg+ rounds over inproc:// with N sessions in one process.\n"
                    "--groups G: instead, per size, one engine and then a master with G\n"
                    "aggregators (SecAgg groups, issue 20), no dropouts, in the same run:\n"
-                   "client-rounds per second, per core and per CPU-second.\n");
+                   "client-rounds per second, per core and per CPU-second.\n"
+                   "--split: then both paths again with the service (engine, or master\n"
+                   "and aggregators) in a child process over ipc://, its CPU apart from\n"
+                   "the clients'. (--serve PREFIX: that child; internal.)\n");
             return 0;
         case O_CLIENTS:
             if (parse_sizes(optarg, sizes, &n_sizes))
@@ -631,6 +793,12 @@ int fedrec_bench_engine(int argc, char **argv)
         case O_GROUPS:
             e = fedreci_opt_u32("--groups", optarg, 1, 64, &groups);
             break;
+        case O_SPLIT:
+            split = 1;
+            break;
+        case O_SERVE:
+            serve_prefix = optarg;
+            break;
         default:
             return bench_getopt_error("engine", c, argc, argv, lo);
         }
@@ -642,6 +810,8 @@ int fedrec_bench_engine(int argc, char **argv)
     if (sodium_init() < 0)
         return 1;
     fedreci_log_set_level(FEDRECI_LOG_ERROR);
+    if (serve_prefix)
+        return serve(serve_prefix, sizes[0], n_items, k, neighbors, rounds, groups);
     if (groups) {
         printf("client-rounds per second at d = %u, neighbours %u; sessions' update is a fixed "
                "vector (no client training step, no evaluation); %ld cores online\n",
@@ -651,7 +821,8 @@ int fedrec_bench_engine(int argc, char **argv)
         printf("|---|---|---|---|---|---|---|---|---|---|---|\n");
         double cs = 0, cg = 0;
         for (int i = 0; i < n_sizes; i++)
-            run_grouped(sizes[i], n_items, k, neighbors, rounds, groups, &cs, &cg);
+            run_grouped("/proc/self/exe", sizes[i], n_items, k, neighbors, rounds, groups, split,
+                        &cs, &cg);
         service_parts(n_items, k, cs, cg);
         return 0;
     }

@@ -49,7 +49,8 @@ enum io { IO_IDLE = 0, IO_SEND, IO_RECV, IO_SLEEP };
 struct fedreci_session {
     fedreci_session_config cfg;
     fedreci_session_hooks hooks;
-    uint8_t *sk; /* sodium_malloc, 64 bytes */
+    uint8_t *sk;     /* sodium_malloc, 96 bytes: the identity key (64), then mac_key */
+    int has_mac_key; /* sk + 64 holds this round's MAC key (derived once per SecAgg client) */
     uint8_t pk[32];
     uint8_t seed[32];
     int has_seed;
@@ -202,6 +203,10 @@ static void finish(fedreci_session *s, fedreci_session_outcome o, fedrec_err err
     s->io = IO_IDLE;
     fedreci_secagg_client_destroy(s->sa);
     s->sa = NULL;
+    if (s->has_mac_key) {
+        sodium_memzero(s->sk + FEDRECI_SECAGG_SIGN_SK_BYTES, 32);
+        s->has_mac_key = 0;
+    }
     if (s->hooks.on_done)
         s->hooks.on_done(s->hooks.arg, &s->res);
     pthread_mutex_lock(&s->mu);
@@ -400,11 +405,13 @@ static fedrec_err build(fedreci_session *s, nng_msg **m)
         /* the bulk message and the two small ones of issue 14: a MAC under
            the round key bound to the signed advert (cheaper than hashing 4 d
            bytes for a signature, and than verifying a signature) */
-        uint8_t key[32];
-        e = fedreci_secagg_client_mac_key(s->sa, s->round.coord_pk, key);
-        if (!e)
+        uint8_t *key = s->sk + FEDRECI_SECAGG_SIGN_SK_BYTES;
+        if (!s->has_mac_key) /* an X25519: once per round, not per message */
+            e = fedreci_secagg_client_mac_key(s->sa, s->round.coord_pk, key);
+        if (!e) {
+            s->has_mac_key = 1;
             e = fedreci_wire_mac(*m, key);
-        sodium_memzero(key, sizeof key);
+        }
     } else if (!e) {
         e = fedreci_wire_sign(*m, &h, s->sk);
     }
@@ -492,6 +499,7 @@ static void begin_round(fedreci_session *s)
        before it carries nothing of the shopper's) */
     if (below_floors(s))
         return;
+    s->has_mac_key = 0; /* keyed by the new client's s_sk */
     fedrec_err e = fedreci_secagg_client_create(&s->sa, &s->round.secagg, s->cfg.client_id, s->sk,
                                                 s->has_seed ? s->seed : NULL);
     if (e) {
@@ -1206,7 +1214,7 @@ fedrec_err fedreci_session_create(fedreci_session **out, const fedreci_session_c
     pthread_cond_init(&s->wd_cv, &ca);
     pthread_condattr_destroy(&ca);
     s->res.model_version = cfg->model_version;
-    s->sk = sodium_malloc(FEDRECI_SECAGG_SIGN_SK_BYTES);
+    s->sk = sodium_malloc(FEDRECI_SECAGG_SIGN_SK_BYTES + 32);
     if (!s->sk) {
         fedreci_session_destroy(s);
         return fedreci_error(FEDREC_ERR_NOMEM, "session: secure memory");

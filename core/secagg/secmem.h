@@ -13,6 +13,10 @@
  * it); its contents are zero, where a fresh one holds garbage: callers may
  * rely on neither.
  *
+ * The same holds for a buffered client's quantized input (4 d bytes, 0.47 MB
+ * at d = 117,121): mapped, mlocked (its pages faulted in) and unmapped
+ * every round, about 0.3 ms of a service client-round (docs/scale.md).
+ *
  * Bounds: blocks of at most FEDRECI_SECMEM_CACHE_MAX_BLOCK bytes are kept,
  * at most FEDRECI_SECMEM_CACHE_MAX_BYTES in all (the rest go back to
  * sodium_free), in at most FEDRECI_SECMEM_CACHE_SIZES distinct sizes.
@@ -24,7 +28,7 @@
 
 #include <stddef.h>
 
-#define FEDRECI_SECMEM_CACHE_MAX_BLOCK (64u * 1024u)
+#define FEDRECI_SECMEM_CACHE_MAX_BLOCK (4u * 1024u * 1024u)
 #define FEDRECI_SECMEM_CACHE_MAX_BYTES (64u * 1024u * 1024u)
 #define FEDRECI_SECMEM_CACHE_SIZES 32
 
