@@ -1112,14 +1112,19 @@ static fedrec_err dial(nng_socket *sock, const char *url, size_t recv_max, const
 }
 
 /* A context on s->sock that never resends on its own (resends are ours,
- * after RetryAfter). */
+ * after RetryAfter). NNG_DURATION_INFINITE, not merely a long resend time:
+ * with it nng schedules no resend timer at all (nng's req0), while a finite
+ * one puts every pending request in nng's single timer list, sorted by
+ * deadline and inserted by walking it from the earliest: with 4,000
+ * simulated clients waiting in one process each request walked them all
+ * (16% of the demo's CPU time). */
 static fedrec_err open_ctx(fedreci_session *s)
 {
     int rv;
     if ((rv = nng_ctx_open(&s->ctx, s->sock)) != 0)
         return fedreci_error(FEDREC_ERR_TRANSPORT, "session: context: %s", nng_strerror(rv));
     s->ctx_open = 1;
-    nng_ctx_set_ms(s->ctx, NNG_OPT_REQ_RESENDTIME, (nng_duration)0x7fffffff);
+    nng_ctx_set_ms(s->ctx, NNG_OPT_REQ_RESENDTIME, NNG_DURATION_INFINITE);
     return FEDREC_OK;
 }
 
