@@ -16,6 +16,8 @@
 #include "core/dp/dpals.h"
 #include "core/err.h"
 #include "core/log.h"
+#include "core/secagg/kdf.h"
+#include "core/secagg/secmem.h"
 #include "core/util.h"
 
 enum step {
@@ -49,7 +51,8 @@ enum io { IO_IDLE = 0, IO_SEND, IO_RECV, IO_SLEEP };
 struct fedreci_session {
     fedreci_session_config cfg;
     fedreci_session_hooks hooks;
-    uint8_t *sk;     /* sodium_malloc, 96 bytes: the identity key (64), then mac_key */
+    uint8_t *sk;     /* secure memory (core/secagg/secmem: recycled), 96 bytes: the identity
+                        key (64), then mac_key */
     int has_mac_key; /* sk + 64 holds this round's MAC key (derived once per SecAgg client) */
     uint8_t pk[32];
     uint8_t seed[32];
@@ -1219,7 +1222,8 @@ fedrec_err fedreci_session_create(fedreci_session **out, const fedreci_session_c
     pthread_cond_init(&s->wd_cv, &ca);
     pthread_condattr_destroy(&ca);
     s->res.model_version = cfg->model_version;
-    s->sk = sodium_malloc(FEDRECI_SECAGG_SIGN_SK_BYTES + 32);
+    if (fedreci_secagg_sodium_ready() == FEDREC_OK)
+        s->sk = fedreci_secmem_alloc(FEDRECI_SECAGG_SIGN_SK_BYTES + 32);
     if (!s->sk) {
         fedreci_session_destroy(s);
         return fedreci_error(FEDREC_ERR_NOMEM, "session: secure memory");
@@ -1332,8 +1336,7 @@ void fedreci_session_destroy(fedreci_session *s)
     free(s->ca_file);
     fedreci_secagg_client_destroy(s->sa);
     free(s->ids);
-    if (s->sk)
-        sodium_free(s->sk);
+    fedreci_secmem_free(s->sk);
     sodium_memzero(s->seed, sizeof s->seed);
     free(s->att);
     pthread_cond_destroy(&s->cv);
