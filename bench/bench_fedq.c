@@ -88,7 +88,10 @@ typedef struct fedq_cfg {
     double dropout, lambda;
     int als_step; /* 1: the ALS step (core/mf), 2: the Y^T Y prototype */
     double init_std;
-    double x_bound; /* the ALS step's bound on |x_u| in the block */
+    double x_bound;      /* the ALS step's bound on |x_u| in the block */
+    double lr_final;     /* > 0: the step size decays geometrically to it (schedule below) */
+    uint32_t decay_from; /* the round (0-based) the decay starts at */
+    uint32_t avg_last;   /* > 0: the model is the mean of the last avg_last rounds' Y */
 } fedq_cfg;
 
 /* Prototype (--step gram): the ALS step of core/mf (fedreci_optimizer_step_xx)
@@ -179,6 +182,7 @@ static int fedq_train(const fedreci_split *s, const fedq_cfg *c, double lr, doub
     double *mom = calloc((size_t)n * k, sizeof *mom), *gs = malloc((size_t)k * k * sizeof *gs);
     fedreci_optimizer *o = NULL;
     fedreci_mf_step *w = NULL;
+    double *avg = NULL;
     int rc = -1;
     if (!pool || !cohort || !y || !grad || !sum || !mom || !gs || k > 64)
         goto out;
@@ -206,6 +210,11 @@ static int fedq_train(const fedreci_split *s, const fedq_cfg *c, double lr, doub
             if (fedreci_rng_unit(&st) >= c->dropout)
                 cohort[m++] = pool[j];
         }
+        if (c->lr_final > 0 && c->rounds > 1 && t >= c->decay_from) {
+            double f = (double)(t - c->decay_from) / (double)(c->rounds - 1 - c->decay_from);
+            if (fedreci_optimizer_set_lr(o, (float)(lr * pow(c->lr_final / lr, f))))
+                goto out;
+        }
         if (m > 0 && c->als_step < 2 &&
             fedreci_mf_fed_round_xx(w, o, r, cohort, m, k, (float)c->lambda, c->x_bound, y, grad,
                                     sum, NULL, NULL))
@@ -214,7 +223,16 @@ static int fedq_train(const fedreci_split *s, const fedq_cfg *c, double lr, doub
             fedq_als_round(w, r, cohort, m, k, c->lambda, np, lr, beta1, t + 1, y, grad, sum, mom,
                            gs, c->als_step == 2))
             goto out;
+        if (c->avg_last && t + c->avg_last >= c->rounds) {
+            if (!avg && !(avg = calloc((size_t)n * k, sizeof *avg)))
+                goto out;
+            for (size_t j = 0; j < (size_t)n * k; j++)
+                avg[j] += (double)y[j] / c->avg_last;
+        }
     }
+    if (avg)
+        for (size_t j = 0; j < (size_t)n * k; j++)
+            y[j] = (float)avg[j];
     rc = fedq_hr10(s, y, NULL, k, (float)c->lambda, hr);
 out:
     fedreci_optimizer_destroy(o);
@@ -226,6 +244,7 @@ out:
     free(sum);
     free(mom);
     free(gs);
+    free(avg);
     return rc;
 }
 
@@ -287,7 +306,10 @@ static void fedq_usage(FILE *f)
                "                     x_u x_u^T): lr is its step size, beta1 its momentum;\n"
                "                     gram: the same with Y^T Y / N for the x_u x_u^T sum\n"
                "  --x-bound B        the ALS step's bound on |x_u| in the block (default 8)\n"
-               "  --init-std S       standard deviation of the initial Y (default 0.01)\n");
+               "  --init-std S       standard deviation of the initial Y (default 0.01)\n"
+               "  --lr-final F       step size decays geometrically from lr to F over the\n"
+               "                     rounds from --decay-from R0 (0-based, default 0) on\n"
+               "  --avg-last A       the model evaluated is the mean of the last A rounds' Y\n");
 }
 
 int fedrec_bench_fedq(int argc, char **argv)
@@ -296,7 +318,7 @@ int fedrec_bench_fedq(int argc, char **argv)
     int test = 0;
     uint32_t seeds = 3, n_lr = 2, n_b1 = 2;
     double lrs[FEDQ_MAX] = {0.02, 0.03}, b1s[FEDQ_MAX] = {0.9, 0.0};
-    fedq_cfg c = {40, 500, 32, 0.1, 0.1, 0, 0.01, 8};
+    fedq_cfg c = {40, 500, 32, 0.1, 0.1, 0, 0.01, 8, 0, 0, 0};
     enum {
         O_DATA = 0x100,
         O_DATE,
@@ -310,7 +332,10 @@ int fedrec_bench_fedq(int argc, char **argv)
         O_BETA1,
         O_STEP,
         O_INIT,
-        O_XBOUND
+        O_XBOUND,
+        O_LRFINAL,
+        O_DECAYFROM,
+        O_AVGLAST
     };
     static const struct option longopts[] = {
         {"data", required_argument, NULL, O_DATA},
@@ -326,6 +351,9 @@ int fedrec_bench_fedq(int argc, char **argv)
         {"step", required_argument, NULL, O_STEP},
         {"init-std", required_argument, NULL, O_INIT},
         {"x-bound", required_argument, NULL, O_XBOUND},
+        {"lr-final", required_argument, NULL, O_LRFINAL},
+        {"decay-from", required_argument, NULL, O_DECAYFROM},
+        {"avg-last", required_argument, NULL, O_AVGLAST},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
@@ -359,6 +387,15 @@ int fedrec_bench_fedq(int argc, char **argv)
         case O_XBOUND:
             e = fedreci_opt_double("--x-bound", optarg, 1e-3, 1e6, &c.x_bound);
             break;
+        case O_LRFINAL:
+            e = fedreci_opt_double_above("--lr-final", optarg, 0.0, 10.0, &c.lr_final);
+            break;
+        case O_DECAYFROM:
+            e = fedreci_opt_u32("--decay-from", optarg, 0, 100000, &c.decay_from);
+            break;
+        case O_AVGLAST:
+            e = fedreci_opt_u32("--avg-last", optarg, 1, 100000, &c.avg_last);
+            break;
         case O_SEEDS:
             e = fedreci_opt_u32("--seeds", optarg, 1, 100, &seeds);
             break;
@@ -388,6 +425,11 @@ int fedrec_bench_fedq(int argc, char **argv)
             fedq_usage(stderr);
             return bench_usage_error("fedq");
         }
+    }
+    if (c.lr_final > 0 && c.decay_from + 1 >= c.rounds) {
+        fprintf(stderr, "fedrec-bench fedq: --decay-from %u must be below --rounds %u - 1\n",
+                c.decay_from, c.rounds);
+        return 2;
     }
     if (optind < argc) {
         fedq_usage(stderr);

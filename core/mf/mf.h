@@ -228,6 +228,11 @@ FEDREC_NODISCARD fedrec_err fedreci_optimizer_step_xx(fedreci_optimizer *o, floa
                                                       double xx_weight, double weight,
                                                       int *applied);
 
+/* Sets the learning rate (Adam, SGD) or step size (ALS) of the following
+ * steps, for a schedule over rounds; the moments are kept. lr must be finite
+ * and > 0. Errors: FEDREC_ERR_INVALID (NULL, bad lr; nothing changed). */
+FEDREC_NODISCARD fedrec_err fedreci_optimizer_set_lr(fedreci_optimizer *o, float lr);
+
 /* The kind of step o takes (o not NULL). Can't fail. */
 fedreci_opt_kind fedreci_optimizer_kind(const fedreci_optimizer *o);
 

@@ -261,6 +261,15 @@ fedrec_err fedreci_optimizer_step_xx(fedreci_optimizer *o, float *y, const float
     return FEDREC_OK;
 }
 
+fedrec_err fedreci_optimizer_set_lr(fedreci_optimizer *o, float lr)
+{
+    if (!o || !(lr > 0.0f) || !isfinite(lr))
+        return fedreci_error(FEDREC_ERR_INVALID, "mf: optimizer: lr %g must be finite and > 0",
+                             (double)lr);
+    o->p.lr = lr;
+    return FEDREC_OK;
+}
+
 fedreci_opt_kind fedreci_optimizer_kind(const fedreci_optimizer *o)
 {
     return o->p.kind;
