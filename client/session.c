@@ -83,10 +83,11 @@ struct fedreci_session {
     int done;
     int started;
 
-    /* the session's own clock (session.h; under mu) */
-    pthread_t wd;
-    pthread_cond_t wd_cv; /* CLOCK_MONOTONIC */
-    int wd_started, wd_stop;
+    /* the session's own clock (session.h; under mu, except the links) */
+    fedreci_session *wd_prev, *wd_next; /* the watched sessions (under the clock's lock) */
+    int wd_watched;                     /* on that list */
+    uint64_t wd_give_up;     /* monotonic ms: after the cancel, publish the result then (0: no
+                                cancel made) */
     uint64_t io_deadline;    /* monotonic ms: the current operation must end by then (0: none) */
     uint64_t round_deadline; /* monotonic ms: the round must end by then (0: not selected) */
     int wd_fired;            /* a deadline passed: the operation was cancelled */
@@ -215,7 +216,6 @@ static void finish(fedreci_session *s, fedreci_session_outcome o, fedrec_err err
     pthread_mutex_lock(&s->mu);
     s->done = 1;
     pthread_cond_broadcast(&s->cv);
-    pthread_cond_broadcast(&s->wd_cv);
     pthread_mutex_unlock(&s->mu);
 }
 
@@ -248,7 +248,6 @@ static void io_begin(fedreci_session *s, uint32_t ms)
     pthread_mutex_lock(&s->mu);
     s->io_deadline = mono_ms() + ms + FEDRECI_SESSION_GRACE_MS;
     s->wd_step = s->step;
-    pthread_cond_broadcast(&s->wd_cv);
     pthread_mutex_unlock(&s->mu);
 }
 
@@ -261,74 +260,171 @@ static int wd_abandoned(fedreci_session *s)
     return a;
 }
 
-static void wd_wait_until(fedreci_session *s, uint64_t until)
+/* One clock for every started session of the process: a thread that wakes
+ * at the earliest deadline (at least once a second) and checks each watched
+ * session. One thread per session, as before, cost a thread creation and a
+ * stack for each of a simulation's thousands of sessions every round. The
+ * thread runs while any session is watched and is started again by the next
+ * one. Lock order: the clock's lock, then a session's mu. */
+static struct {
+    pthread_mutex_t mu;
+    pthread_cond_t cv; /* CLOCK_MONOTONIC */
+    pthread_once_t once;
+    fedreci_session *head;
+    int running;
+    fedreci_session *busy; /* cancelling its operation, the lock released */
+} wdc = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, PTHREAD_ONCE_INIT, NULL, 0, NULL};
+
+static void wdc_init(void)
 {
-    struct timespec ts;
-    ts.tv_sec = (time_t)(until / 1000u);
-    ts.tv_nsec = (long)(until % 1000u) * 1000000L;
-    pthread_cond_timedwait(&s->wd_cv, &s->mu, &ts);
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_destroy(&wdc.cv);
+    pthread_cond_init(&wdc.cv, &ca);
+    pthread_condattr_destroy(&ca);
+}
+
+/* s under its mu, at monotonic time now: 1 when a deadline passed and the
+ * operation must be cancelled (s->wd_why says why), else 0; a cancel made
+ * FEDRECI_SESSION_GRACE_MS ago without the result coming back publishes the
+ * result here. *next is lowered to the next time s needs a look. */
+static int wd_check(fedreci_session *s, uint64_t now, uint64_t *next)
+{
+    if (s->done)
+        return 0;
+    if (s->wd_fired) {
+        if (now < s->wd_give_up) {
+            *next = s->wd_give_up < *next ? s->wd_give_up : *next;
+            return 0;
+        }
+        /* nng did not hand the operation back (or a hook still runs): the
+           result is published here, and nothing after it */
+        memset(&s->wd_res, 0, sizeof s->wd_res);
+        s->wd_res.outcome = FEDRECI_SESSION_ERROR;
+        s->wd_res.err = FEDREC_ERR_TIMEOUT;
+        s->wd_res.round_id = s->wd_round_id;
+        snprintf(s->wd_res.text, sizeof s->wd_res.text, "%s (not handed back after the cancel)",
+                 s->wd_why);
+        s->abandoned = 1;
+        s->done = 1;
+        pthread_cond_broadcast(&s->cv);
+        return 0;
+    }
+    uint64_t until = UINT64_MAX;
+    const char *which = NULL;
+    if (s->io_deadline && s->io_deadline < until) {
+        until = s->io_deadline;
+        which = "request";
+    }
+    if (s->round_deadline && s->round_deadline < until) {
+        until = s->round_deadline;
+        which = "round";
+    }
+    if (!which || now < until) {
+        *next = until < *next ? until : *next;
+        return 0;
+    }
+    /* a deadline passed and nng has not ended the operation */
+    if (which[0] == 'r')
+        snprintf(s->wd_why, sizeof s->wd_why,
+                 "round %llu: no result within %u ms of selection (the round's budget for "
+                 "stage deadlines of %u ms), by the session's own clock: the %s was "
+                 "not answered",
+                 (unsigned long long)s->wd_round_id,
+                 fedreci_session_round_budget_ms(s->wd_stage_ms), s->wd_stage_ms,
+                 step_what(s->wd_step));
+    else
+        snprintf(s->wd_why, sizeof s->wd_why,
+                 "the %s did not end within %u ms (timeout %u ms + %u ms), by the "
+                 "session's own clock: the transport did not end it",
+                 step_what(s->wd_step), s->cfg.timeout_ms + FEDRECI_SESSION_GRACE_MS,
+                 s->cfg.timeout_ms, FEDRECI_SESSION_GRACE_MS);
+    s->wd_fired = 1;
+    s->wd_give_up = now + FEDRECI_SESSION_GRACE_MS;
+    *next = s->wd_give_up < *next ? s->wd_give_up : *next;
+    fedreci_log(FEDRECI_LOG_WARN, (int64_t)s->wd_round_id, "client %016llx: %s",
+                (unsigned long long)s->cfg.client_id, s->wd_why);
+    return 1;
 }
 
 static void *watchdog(void *arg)
 {
-    fedreci_session *s = arg;
-    pthread_mutex_lock(&s->mu);
-    while (!s->done && !s->wd_stop) {
-        uint64_t now = mono_ms(), until = UINT64_MAX;
-        const char *which = NULL;
-        if (s->io_deadline && s->io_deadline < until) {
-            until = s->io_deadline;
-            which = "request";
+    (void)arg;
+    pthread_mutex_lock(&wdc.mu);
+    while (wdc.head) {
+        uint64_t now = mono_ms(), next = now + 1000u;
+        for (fedreci_session *s = wdc.head; s; s = s->wd_next) {
+            pthread_mutex_lock(&s->mu);
+            int cancel = wd_check(s, now, &next);
+            pthread_mutex_unlock(&s->mu);
+            if (cancel) {     /* aio_cb then ends the session with wd_why */
+                wdc.busy = s; /* fedreci_session_destroy waits: s stays listed */
+                pthread_mutex_unlock(&wdc.mu);
+                nng_aio_cancel(s->aio);
+                pthread_mutex_lock(&wdc.mu);
+                wdc.busy = NULL;
+                pthread_cond_broadcast(&wdc.cv);
+            }
         }
-        if (s->round_deadline && s->round_deadline < until) {
-            until = s->round_deadline;
-            which = "round";
+        if (next > mono_ms() && wdc.head) {
+            struct timespec ts;
+            ts.tv_sec = (time_t)(next / 1000u);
+            ts.tv_nsec = (long)(next % 1000u) * 1000000L;
+            pthread_cond_timedwait(&wdc.cv, &wdc.mu, &ts);
         }
-        if (!which || now < until) {
-            wd_wait_until(s, which ? until : now + 3600000u);
-            continue;
-        }
-        /* a deadline passed and nng has not ended the operation */
-        if (which[0] == 'r')
-            snprintf(s->wd_why, sizeof s->wd_why,
-                     "round %llu: no result within %u ms of selection (the round's budget for "
-                     "stage deadlines of %u ms), by the session's own clock: the %s was "
-                     "not answered",
-                     (unsigned long long)s->wd_round_id,
-                     fedreci_session_round_budget_ms(s->wd_stage_ms), s->wd_stage_ms,
-                     step_what(s->wd_step));
-        else
-            snprintf(s->wd_why, sizeof s->wd_why,
-                     "the %s did not end within %u ms (timeout %u ms + %u ms), by the "
-                     "session's own clock: the transport did not end it",
-                     step_what(s->wd_step), s->cfg.timeout_ms + FEDRECI_SESSION_GRACE_MS,
-                     s->cfg.timeout_ms, FEDRECI_SESSION_GRACE_MS);
-        s->wd_fired = 1;
-        fedreci_log(FEDRECI_LOG_WARN, (int64_t)s->wd_round_id, "client %016llx: %s",
-                    (unsigned long long)s->cfg.client_id, s->wd_why);
-        pthread_mutex_unlock(&s->mu);
-        nng_aio_cancel(s->aio); /* aio_cb then ends the session with wd_why */
-        pthread_mutex_lock(&s->mu);
-        uint64_t give_up = mono_ms() + FEDRECI_SESSION_GRACE_MS;
-        while (!s->done && !s->wd_stop && mono_ms() < give_up)
-            wd_wait_until(s, give_up);
-        if (!s->done && !s->wd_stop) {
-            /* nng did not hand the operation back (or a hook still runs):
-               the result is published here, and nothing after it */
-            memset(&s->wd_res, 0, sizeof s->wd_res);
-            s->wd_res.outcome = FEDRECI_SESSION_ERROR;
-            s->wd_res.err = FEDREC_ERR_TIMEOUT;
-            s->wd_res.round_id = s->wd_round_id;
-            snprintf(s->wd_res.text, sizeof s->wd_res.text, "%s (not handed back after the cancel)",
-                     s->wd_why);
-            s->abandoned = 1;
-            s->done = 1;
-            pthread_cond_broadcast(&s->cv);
-        }
-        break;
     }
-    pthread_mutex_unlock(&s->mu);
+    wdc.running = 0;
+    pthread_mutex_unlock(&wdc.mu);
     return NULL;
+}
+
+/* Puts s under the clock, starting its thread when none runs. */
+static fedrec_err wd_watch(fedreci_session *s)
+{
+    pthread_once(&wdc.once, wdc_init);
+    pthread_mutex_lock(&wdc.mu);
+    if (!wdc.running) {
+        pthread_t t;
+        pthread_attr_t at;
+        pthread_attr_init(&at);
+        pthread_attr_setdetachstate(&at, PTHREAD_CREATE_DETACHED);
+        int rv = pthread_create(&t, &at, watchdog, NULL);
+        pthread_attr_destroy(&at);
+        if (rv != 0) {
+            pthread_mutex_unlock(&wdc.mu);
+            return fedreci_error(FEDREC_ERR_NOMEM, "session: clock thread: %s", strerror(rv));
+        }
+        wdc.running = 1;
+    }
+    s->wd_prev = NULL;
+    s->wd_next = wdc.head;
+    if (wdc.head)
+        wdc.head->wd_prev = s;
+    wdc.head = s;
+    s->wd_watched = 1;
+    pthread_cond_broadcast(&wdc.cv);
+    pthread_mutex_unlock(&wdc.mu);
+    return FEDREC_OK;
+}
+
+/* Takes s off the clock; after it the clock thread never touches s. */
+static void wd_unwatch(fedreci_session *s)
+{
+    pthread_mutex_lock(&wdc.mu);
+    while (wdc.busy == s)
+        pthread_cond_wait(&wdc.cv, &wdc.mu);
+    if (s->wd_watched) {
+        if (s->wd_prev)
+            s->wd_prev->wd_next = s->wd_next;
+        else
+            wdc.head = s->wd_next;
+        if (s->wd_next)
+            s->wd_next->wd_prev = s->wd_prev;
+        s->wd_watched = 0;
+        pthread_cond_broadcast(&wdc.cv);
+    }
+    pthread_mutex_unlock(&wdc.mu);
 }
 
 /* ---- sending ------------------------------------------------------------------------ */
@@ -573,7 +669,6 @@ static void on_checkin_reply(fedreci_session *s, const fedreci_wire_env *env)
         s->round_deadline = mono_ms() + fedreci_session_round_budget_ms(s->round.stage_timeout_ms);
         s->wd_round_id = s->round.secagg.round_id;
         s->wd_stage_ms = s->round.stage_timeout_ms;
-        pthread_cond_broadcast(&s->wd_cv);
         pthread_mutex_unlock(&s->mu);
         if (!s->cfg.opted_in) {
             finish(s, FEDRECI_SESSION_ERROR, FEDREC_ERR_PROTOCOL,
@@ -1216,11 +1311,6 @@ fedrec_err fedreci_session_create(fedreci_session **out, const fedreci_session_c
         s->hooks = *hooks;
     pthread_mutex_init(&s->mu, NULL);
     pthread_cond_init(&s->cv, NULL);
-    pthread_condattr_t ca;
-    pthread_condattr_init(&ca);
-    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-    pthread_cond_init(&s->wd_cv, &ca);
-    pthread_condattr_destroy(&ca);
     s->res.model_version = cfg->model_version;
     if (fedreci_secagg_sodium_ready() == FEDREC_OK)
         s->sk = fedreci_secmem_alloc(FEDRECI_SECAGG_SIGN_SK_BYTES + 32);
@@ -1271,10 +1361,9 @@ fedrec_err fedreci_session_start(fedreci_session *s)
         return fedreci_error(FEDREC_ERR_INVALID, "session: already started");
     s->started = 1;
     s->step = S_CHECKIN;
-    int rv = pthread_create(&s->wd, NULL, watchdog, s);
-    if (rv != 0)
-        return fedreci_error(FEDREC_ERR_NOMEM, "session: watchdog thread: %s", strerror(rv));
-    s->wd_started = 1;
+    fedrec_err e = wd_watch(s);
+    if (e)
+        return e;
     send_step(s);
     return FEDREC_OK;
 }
@@ -1305,13 +1394,7 @@ void fedreci_session_destroy(fedreci_session *s)
 {
     if (!s)
         return;
-    if (s->wd_started) {
-        pthread_mutex_lock(&s->mu);
-        s->wd_stop = 1;
-        pthread_cond_broadcast(&s->wd_cv);
-        pthread_mutex_unlock(&s->mu);
-        pthread_join(s->wd, NULL);
-    }
+    wd_unwatch(s);
     if (s->abandoned) {
         /* nng did not hand the operation back: closing its sockets first
            aborts whatever it still holds, then the aio is stopped */
@@ -1340,7 +1423,6 @@ void fedreci_session_destroy(fedreci_session *s)
     sodium_memzero(s->seed, sizeof s->seed);
     free(s->att);
     pthread_cond_destroy(&s->cv);
-    pthread_cond_destroy(&s->wd_cv);
     pthread_mutex_destroy(&s->mu);
     free(s);
 }

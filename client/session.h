@@ -23,8 +23,10 @@
  * (idempotent) request after the given delay. Every receive has a timeout
  * (timeout_ms) and a size cap.
  *
- * The session's own clock (a watchdog thread per started session, on
- * CLOCK_MONOTONIC, independent of nng): every request must end within
+ * The session's own clock (one watchdog thread for all the started
+ * sessions of the process, on CLOCK_MONOTONIC, independent of nng; it looks
+ * at each session at its next deadline and at least once a second, so a
+ * deadline is noticed up to a second late): every request must end within
  * timeout_ms + FEDRECI_SESSION_GRACE_MS (nng's timeout normally ends it
  * first), and once selected the whole round within
  * fedreci_session_round_budget_ms(stage_timeout_ms) of the SELECTED reply:
