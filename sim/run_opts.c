@@ -102,9 +102,10 @@ void fedreci_run_usage(FILE *f)
                "process over nng. Writes rounds.csv (with the provenance as # lines),\n"
                "summary.json, shoppers.csv and hr_ndcg.svg to --out (README.md, Outputs).\n"
                "federation:\n"
-               "  --rounds N            training rounds (default 30 with --step als, 40 with\n"
+               "  --rounds N            training rounds (default 15 with --step als, 40 with\n"
                "                        adam and with --dp-epsilon)\n"
-               "  --cohort C            clients drawn per round (default 500; capped at the\n"
+               "  --cohort C            clients drawn per round (default 1000 with --step als,\n"
+               "                        500 with adam and with --dp-epsilon; capped at the\n"
                "                        number of clients)\n"
                "  --dropout P           probability that a selected client vanishes mid-round\n"
                "                        (default 0.1)\n"
@@ -141,9 +142,9 @@ void fedreci_run_usage(FILE *f)
                "                        of them, with momentum (default); adam: the gradient\n"
                "                        alone and Adam (docs/design.md section 2)\n"
                "  --lr R                Adam's learning rate (default 0.03) or the ALS step's\n"
-               "                        step size (default 0.2)\n"
+               "                        step size (default 0.3)\n"
                "  --beta1 B             Adam's first-moment decay (default 0.5) or the ALS\n"
-               "                        step's momentum (default 0.7), 0 <= B < 1; every\n"
+               "                        step's momentum (default 0.5), 0 <= B < 1; every\n"
                "                        default chosen on the validation split\n"
                "  --x-bound B           ALS step: x_u is clipped to norm B in the x_u x_u^T\n"
                "                        block, which is scaled by clip / B^2 so that no entry\n"
@@ -391,7 +392,7 @@ int fedreci_run_opts_parse(fedreci_run_opts *o, int argc, char **argv)
     fedreci_sim_data_opts_default(&o->data);
     o->data.validation_ok = 1;
     o->rounds = 0; /* the step's default, below */
-    o->cohort = 500;
+    o->cohort = 0; /* the step's default, below */
     o->neighbors = 16;
     o->factors = 32;
     o->threads = 2;
@@ -444,11 +445,13 @@ int fedreci_run_opts_parse(fedreci_run_opts *o, int argc, char **argv)
         o->step = FEDRECI_OPT_ADAM; /* DP: its own step; groups: the gradient alone */
     /* the defaults of the step, chosen on the validation split (docs/data.md) */
     if (o->lr == 0)
-        o->lr = o->step == FEDRECI_OPT_ALS ? 0.2 : 0.03;
+        o->lr = o->step == FEDRECI_OPT_ALS ? 0.3 : 0.03;
     if (o->beta1 < 0)
-        o->beta1 = o->step == FEDRECI_OPT_ALS ? 0.7 : 0.5;
+        o->beta1 = 0.5; /* both steps */
     if (o->rounds == 0)
-        o->rounds = o->step == FEDRECI_OPT_ALS ? 30 : 40;
+        o->rounds = o->step == FEDRECI_OPT_ALS ? 15 : 40;
+    if (o->cohort == 0)
+        o->cohort = o->step == FEDRECI_OPT_ALS ? 1000 : 500;
     if (o->dp_epsilon > 0 && !o->dp_releases)
         o->dp_releases = o->rounds;
     if (o->n_dp_shares && (!(o->dp_epsilon > 0) || o->n_dp_shares != o->dp_releases)) {
