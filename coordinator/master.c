@@ -87,8 +87,15 @@ struct master {
     size_t n_thr, n_started;
     pthread_cond_t cv; /* broadcast on assignment, verdict, close */
     int closing;
-    char *url; /* agg_listen_url */
-    size_t d;  /* the model's n_items x k + 1 (fixed for the engine) */
+    /* Held by a link thread while it starts an nng operation on the socket
+     * (ctx open, recv, send) and by fedreci_eng_master_close across
+     * nng_close: nng 1.5.2 panics (pthread_mutex_lock: EINVAL) when
+     * nng_ctx_send runs while nng_close tears the socket down
+     * (nanomsg/nng#2110), seen in test_groups_bench. */
+    pthread_mutex_t gate;
+    int gate_closed; /* under gate: the socket is closed, start nothing */
+    char *url;       /* agg_listen_url */
+    size_t d;        /* the model's n_items x k + 1 (fixed for the engine) */
     uint64_t refused;
     uint32_t groups, groups_done, groups_failed; /* of the current or last round */
 };
@@ -753,14 +760,23 @@ static void *link_main(void *arg)
     struct master *m = c->master;
     nng_ctx ctx;
     nng_aio *aio = NULL;
-    if (nng_ctx_open(&ctx, m->sock) != 0)
+    if (nng_aio_alloc(&aio, NULL, NULL) != 0)
         return NULL;
-    if (nng_aio_alloc(&aio, NULL, NULL) != 0) {
-        nng_ctx_close(ctx);
+    pthread_mutex_lock(&m->gate);
+    if (m->gate_closed || nng_ctx_open(&ctx, m->sock) != 0) {
+        pthread_mutex_unlock(&m->gate);
+        nng_aio_free(aio);
         return NULL;
     }
+    pthread_mutex_unlock(&m->gate);
     for (;;) {
+        pthread_mutex_lock(&m->gate);
+        if (m->gate_closed) {
+            pthread_mutex_unlock(&m->gate);
+            break;
+        }
         nng_ctx_recv(ctx, aio);
+        pthread_mutex_unlock(&m->gate);
         nng_aio_wait(aio);
         int rv = nng_aio_result(aio);
         if (rv == NNG_ECLOSED)
@@ -778,14 +794,25 @@ static void *link_main(void *arg)
             out = NULL;
         if (!out)
             continue; /* the aggregator times out and asks again */
+        pthread_mutex_lock(&m->gate);
+        if (m->gate_closed) {
+            pthread_mutex_unlock(&m->gate);
+            nng_msg_free(out);
+            break;
+        }
         nng_aio_set_msg(aio, out);
         nng_ctx_send(ctx, aio);
+        pthread_mutex_unlock(&m->gate);
         nng_aio_wait(aio);
         if (nng_aio_result(aio) != 0)
             nng_msg_free(out);
     }
     nng_aio_free(aio);
-    nng_ctx_close(ctx);
+    /* the context went with the socket when it was closed */
+    pthread_mutex_lock(&m->gate);
+    if (!m->gate_closed)
+        nng_ctx_close(ctx);
+    pthread_mutex_unlock(&m->gate);
     return NULL;
 }
 
@@ -828,6 +855,7 @@ fedrec_err fedreci_eng_master_open(fedreci_coord *c)
         return fedreci_error(FEDREC_ERR_NOMEM, "master");
     c->master = m;
     pthread_cond_init(&m->cv, NULL);
+    pthread_mutex_init(&m->gate, NULL);
     m->n_keys = c->cfg.n_agg_keys;
     m->url = strdup(c->cfg.agg_listen_url);
     m->keys = malloc(m->n_keys * sizeof *m->keys);
@@ -892,14 +920,20 @@ void fedreci_eng_master_close(fedreci_coord *c)
     m->closing = 1;
     pthread_cond_broadcast(&m->cv);
     pthread_mutex_unlock(&c->mu);
+    /* the link threads start nothing on the socket from here on, and none
+     * is inside an nng call that starts one while it closes */
+    pthread_mutex_lock(&m->gate);
+    m->gate_closed = 1;
     if (m->sock_open)
         nng_close(m->sock);
+    pthread_mutex_unlock(&m->gate);
     for (size_t i = 0; i < m->n_started; i++)
         pthread_join(m->thr[i], NULL);
     pthread_mutex_lock(&c->mu);
     c->master = NULL;
     pthread_mutex_unlock(&c->mu);
     pthread_cond_destroy(&m->cv);
+    pthread_mutex_destroy(&m->gate);
     free(m->keys);
     if (m->sk)
         sodium_free(m->sk);
