@@ -11,10 +11,12 @@
 
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -145,6 +147,77 @@ uint64_t th_kill9_writer(int (*open)(void *arg), int (*append)(void *arg, uint64
     close(fds[0]);
     assert_true(acked >= min_acked);
     return acked;
+}
+
+/* ---- processes a test starts ----------------------------------------------- */
+
+extern char **environ;
+
+/* The child of th_spawn: only async-signal-safe calls (the test process may
+ * have other threads). Reports a failure's errno on fd; never returns. */
+static void spawn_child(int fd, pid_t parent, const char *path, const char *const *argv,
+                        const char *const *envp, const char *log, int log_mode)
+{
+    int err = 0;
+    if (prctl(PR_SET_PDEATHSIG, SIGKILL) != 0)
+        err = errno;
+    else if (getppid() != parent)
+        _exit(126); /* the test process died before prctl: nobody waits */
+    int lf = err ? -1 : open(log, O_WRONLY | O_CREAT | O_TRUNC, log_mode);
+    if (!err && lf < 0)
+        err = errno;
+    if (!err && (dup2(lf, 1) < 0 || dup2(lf, 2) < 0))
+        err = errno;
+    if (lf > 2)
+        close(lf);
+    if (!err) {
+        execve(path, (char *const *)argv, envp ? (char *const *)envp : environ);
+        err = errno;
+    }
+    ssize_t w = write(fd, &err, sizeof err);
+    (void)w;
+    _exit(127);
+}
+
+pid_t th_spawn(const char *path, const char *const *argv, const char *const *envp, const char *log,
+               int log_mode)
+{
+    int fds[2];
+    if (pipe(fds) != 0)
+        return -1;
+    /* the write end closes at exec: EOF on the read end means it started */
+    if (fcntl(fds[0], F_SETFD, FD_CLOEXEC) != 0 || fcntl(fds[1], F_SETFD, FD_CLOEXEC) != 0) {
+        int e = errno;
+        close(fds[0]);
+        close(fds[1]);
+        errno = e;
+        return -1;
+    }
+    pid_t parent = getpid();
+    pid_t pid = fork();
+    if (pid == 0) {
+        close(fds[0]);
+        spawn_child(fds[1], parent, path, argv, envp, log, log_mode);
+    }
+    int e = errno;
+    close(fds[1]);
+    if (pid < 0) {
+        close(fds[0]);
+        errno = e;
+        return -1;
+    }
+    int err = 0;
+    ssize_t r;
+    while ((r = read(fds[0], &err, sizeof err)) < 0 && errno == EINTR)
+        ;
+    close(fds[0]);
+    if (r == (ssize_t)sizeof err) {
+        while (waitpid(pid, NULL, 0) < 0 && errno == EINTR)
+            ;
+        errno = err;
+        return -1;
+    }
+    return pid;
 }
 
 char *th_slurp(const char *path)

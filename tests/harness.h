@@ -2,8 +2,9 @@
  * The shared test fixture (tests/harness.c), part one: what every test
  * program may use, the client-only build included. A test's main
  * (TH_RUN), temporary directories (make, hash to prove bytes unchanged,
- * remove), and a writer killed with SIGKILL in mid-stream (durability
- * tests). tests/harness_engine.h adds a coordinator with test clients.
+ * remove), a writer killed with SIGKILL in mid-stream (durability
+ * tests) and th_spawn, which starts every process a test runs. tests/harness_engine.h adds a
+ * coordinator with test clients.
  *
  * Every helper fails the running cmocka test (fail_msg / assert_*) on an
  * unexpected error, so it may be called only from the test's own thread.
@@ -13,6 +14,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 /* ---- running the tests ----------------------------------------------------- */
 
@@ -56,5 +58,23 @@ void th_hash_dir(const char *dir, uint8_t out[32]);
  * survive; at most the one in flight may also be there. */
 uint64_t th_kill9_writer(int (*open)(void *arg), int (*append)(void *arg, uint64_t i), void *arg,
                          uint64_t min_acked);
+
+/* ---- processes a test starts ----------------------------------------------- */
+
+/* Starts path with argv (argv[0] first, NULL-terminated) and envp (NULL: this
+ * process's environment), its stdout and stderr in the file log (created or
+ * truncated, with `log_mode` when created). Returns the child's pid, or -1
+ * with errno set when the log cannot be opened or path cannot be executed
+ * (the child is then reaped).
+ *
+ * The child dies with SIGKILL when the test process dies (PR_SET_PDEATHSIG),
+ * whatever way it dies: a failed assertion that ends the program, ctest's
+ * timeout, a crash. A daemon a test forgets or cannot stop does not live
+ * on (orphans kept ports and directories busy and burned CPU for hours).
+ * The signal comes when the *thread* that called th_spawn ends, not the
+ * process: call it from the test's main thread only (cmocka runs the tests
+ * there), never from a helper thread that may end before the test. */
+pid_t th_spawn(const char *path, const char *const *argv, const char *const *envp, const char *log,
+               int log_mode);
 
 #endif

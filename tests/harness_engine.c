@@ -11,7 +11,6 @@
 
 #include <fcntl.h>
 #include <signal.h>
-#include <spawn.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,8 +20,6 @@
 #include <nng/protocol/reqrep0/req.h>
 #include <sodium.h>
 #include <sqlite3.h>
-
-extern char **environ;
 
 /* ---- a start model -------------------------------------------------------- */
 
@@ -678,13 +675,8 @@ void th_daemon_launch(th_daemon *d, const char *listen, const char *const *args,
         argv[n++] = args[i];
     }
     argv[n] = NULL;
-    posix_spawn_file_actions_t fa;
-    posix_spawn_file_actions_init(&fa);
-    posix_spawn_file_actions_addopen(&fa, 1, d->log, O_WRONLY | O_CREAT | O_TRUNC, 0600);
-    posix_spawn_file_actions_adddup2(&fa, 1, 2);
-    int rc = posix_spawn(&d->pid, argv[0], &fa, NULL, (char *const *)argv, environ);
-    posix_spawn_file_actions_destroy(&fa);
-    assert_int_equal(rc, 0);
+    d->pid = th_spawn(argv[0], argv, NULL, d->log, 0600);
+    assert_true(d->pid > 0);
     live_set(0, d->pid);
     char needle[128];
     snprintf(needle, sizeof needle, "listening on %s (port ", listen);

@@ -42,6 +42,10 @@
  *  - test_catalog_digest: the INI file's catalog is merged only when it
  *    changed since its last merge (its digest is in the database): an update
  *    made from another file survives restarts; an edit of the file is merged.
+ *  - test_daemon_dies_with_test: a daemon a test starts (th_spawn) does not
+ *    outlive the test process: a forked test process starts the daemon,
+ *    waits for its ready line and _exits without stopping it; the daemon is
+ *    then gone (killed, not merely orphaned to init).
  *
  * No timed assertions: deadlines only bound waits. */
 #include <errno.h>
@@ -49,7 +53,6 @@
 #include <pthread.h>
 #include <setjmp.h>
 #include <signal.h>
-#include <spawn.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -74,8 +77,6 @@
 #include "core/err.h"
 #include "core/log.h"
 #include "harness.h"
-
-extern char **environ;
 
 #define N_ITEMS 50
 #define K_FACTORS 4
@@ -191,13 +192,8 @@ static void daemon_start(daemon_proc *d, const char *logname, const char *const 
     for (size_t i = 0; extra && extra[i] && n < 62; i++)
         argv[n++] = extra[i];
     argv[n] = NULL;
-    posix_spawn_file_actions_t fa;
-    posix_spawn_file_actions_init(&fa);
-    posix_spawn_file_actions_addopen(&fa, 1, d->log, O_WRONLY | O_CREAT | O_TRUNC, 0600);
-    posix_spawn_file_actions_adddup2(&fa, 1, 2);
-    int rc = posix_spawn(&d->pid, argv[0], &fa, NULL, (char *const *)argv, environ);
-    posix_spawn_file_actions_destroy(&fa);
-    assert_int_equal(rc, 0);
+    d->pid = th_spawn(argv[0], argv, NULL, d->log, 0600);
+    assert_true(d->pid > 0);
     g_live = d->pid;
     log_wait(d, " ready: clients on ", NULL);
     char needle[96];
@@ -939,6 +935,108 @@ static void test_catalog_digest(void **state)
     daemon_cleanup(&d);
 }
 
+/* 1 while pid is a live fedrec-coordinator: /proc/pid/stat exists, names
+ * it (comm is cut to 15 characters) and its state is neither zombie nor
+ * dead. Not our child, so no waitpid: whoever adopted it reaps it. */
+static int coordinator_alive(pid_t pid)
+{
+    char path[64], buf[512];
+    snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return 0;
+    size_t n = fread(buf, 1, sizeof buf - 1, f);
+    fclose(f);
+    buf[n] = '\0';
+    const char *close_paren = strrchr(buf, ')');
+    if (!strstr(buf, "(fedrec-coordin") || !close_paren || close_paren[1] != ' ')
+        return 0; /* gone and the pid reused */
+    char state = close_paren[2];
+    return state != 'Z' && state != 'X' && state != 'x';
+}
+
+/* A test process that dies (a failed assertion ends the program, ctest's
+ * timeout kills it) takes its daemons with it: a forked test process starts
+ * the coordinator with th_spawn, waits for its ready line, reports its pid
+ * and _exits without stopping it. The coordinator must then be gone, not
+ * running on as an orphan of init (as aggregators of test_groups_service
+ * did for hours before th_spawn set PR_SET_PDEATHSIG). */
+static void test_daemon_dies_with_test(void **state)
+{
+    (void)state;
+    daemon_proc d = {0};
+    snprintf(d.dir, sizeof d.dir, "/tmp/fedrec-life-XXXXXX");
+    assert_non_null(mkdtemp(d.dir));
+    snprintf(d.log, sizeof d.log, "%s/orphan.log", d.dir);
+    snprintf(d.db, sizeof d.db, "%s/state.sqlite", d.dir);
+    snprintf(d.catalog, sizeof d.catalog, "%s/catalog.csv", d.dir);
+    write_catalog(d.catalog, N_ITEMS, NULL);
+    const char *argv[] = {FEDREC_BIN_DIR "/coordinator/fedrec-coordinator",
+                          "--catalog",
+                          d.catalog,
+                          "--db",
+                          d.db,
+                          "--listen",
+                          "tcp://127.0.0.1:0",
+                          "--factors",
+                          "4",
+                          "--seed",
+                          "7",
+                          "--log-level",
+                          "debug",
+                          NULL};
+    int fds[2];
+    assert_int_equal(pipe(fds), 0);
+    pid_t tester = fork();
+    assert_true(tester >= 0);
+    if (tester == 0) {
+        /* the test process that dies: no cmocka calls here (a failure would
+         * go on running the remaining tests in this process) */
+        close(fds[0]);
+        pid_t pid = th_spawn(argv[0], argv, NULL, d.log, 0600);
+        int ready = 0;
+        for (int i = 0; pid > 0 && !ready && i < 3000; i++) { /* a 60 s hang guard */
+            char *s = th_slurp(d.log);
+            ready = s && strstr(s, " ready: clients on ");
+            free(s);
+            if (!ready)
+                usleep(20000);
+        }
+        if (!ready && pid > 0) {
+            kill(pid, SIGKILL);
+            pid = -1;
+        }
+        ssize_t w = write(fds[1], &pid, sizeof pid);
+        _exit(w == (ssize_t)sizeof pid ? 0 : 1);
+    }
+    close(fds[1]);
+    pid_t pid = -1;
+    ssize_t r = read(fds[0], &pid, sizeof pid);
+    close(fds[0]);
+    int st = 0;
+    assert_int_equal(waitpid(tester, &st, 0), tester);
+    assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+    assert_int_equal(r, (ssize_t)sizeof pid);
+    if (pid <= 0) {
+        char *s = th_slurp(d.log);
+        fprintf(stderr, "---- %s\n%s\n", d.log, s ? s : "");
+        free(s);
+        fail_msg("the coordinator did not get ready");
+    }
+    /* SIGKILL is immediate; the bound is only a hang guard */
+    int alive = 1;
+    for (int i = 0; alive && i < 500; i++) {
+        alive = coordinator_alive(pid);
+        if (alive)
+            usleep(20000);
+    }
+    if (alive) {
+        kill(pid, SIGKILL); /* not left behind by this test either */
+        fail_msg("coordinator %d outlived the test process that started it", (int)pid);
+    }
+    daemon_cleanup(&d);
+}
+
 int main(void)
 {
     signal(SIGPIPE, SIG_IGN);
@@ -952,6 +1050,7 @@ int main(void)
         cmocka_unit_test_teardown(test_sighup_tls, teardown_daemon),
         cmocka_unit_test_teardown(test_catalog_from_log, teardown_daemon),
         cmocka_unit_test_teardown(test_backoff, teardown_daemon),
+        cmocka_unit_test(test_daemon_dies_with_test),
     };
     return TH_RUN(tests);
 }

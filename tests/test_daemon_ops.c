@@ -31,7 +31,6 @@
 #include <pthread.h>
 #include <setjmp.h>
 #include <signal.h>
-#include <spawn.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -735,15 +734,9 @@ static pid_t spawn_cli_sync(const char *store, const char *url, const char *ca, 
                           NULL};
     char env_key[100];
     snprintf(env_key, sizeof env_key, "FEDREC_STORE_KEY=%s", hex);
-    char *envp[] = {env_key, NULL};
-    posix_spawn_file_actions_t fa;
-    posix_spawn_file_actions_init(&fa);
-    posix_spawn_file_actions_addopen(&fa, 1, out, O_WRONLY | O_CREAT | O_TRUNC, 0600);
-    posix_spawn_file_actions_adddup2(&fa, 1, 2);
-    pid_t pid = -1;
-    int rc = posix_spawn(&pid, argv[0], &fa, NULL, (char *const *)argv, envp);
-    posix_spawn_file_actions_destroy(&fa);
-    assert_int_equal(rc, 0);
+    const char *envp[] = {env_key, NULL};
+    pid_t pid = th_spawn(argv[0], argv, envp, out, 0600);
+    assert_true(pid > 0);
     return pid;
 }
 

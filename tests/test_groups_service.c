@@ -479,36 +479,27 @@ static pid_t spawn_aggregator_args(const char *dir, int i, const char *master_ur
     close(fd);
     char mhex[65];
     sodium_bin2hex(mhex, sizeof mhex, MPK, sizeof MPK);
-    pid_t pid = fork();
-    assert_true(pid >= 0);
-    if (pid == 0) {
-        int lf = open(log, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-        if (lf >= 0) {
-            dup2(lf, 1);
-            dup2(lf, 2);
-        }
-        const char *argv[32] = {"fedrec-coordinator",
-                                "--role",
-                                "aggregator",
-                                "--master",
-                                master_url,
-                                "--master-key",
-                                mhex,
-                                "--listen",
-                                listen,
-                                "--identity-key",
-                                keyf,
-                                "--max-group",
-                                "100",
-                                "--log-level",
-                                "info"};
-        size_t n = 15;
-        for (size_t e = 0; extra && extra[e] && n < 31; e++)
-            argv[n++] = extra[e];
-        argv[n] = NULL;
-        execv(FEDREC_BIN_DIR "/coordinator/fedrec-coordinator", (char *const *)argv);
-        _exit(127);
-    }
+    const char *argv[32] = {"fedrec-coordinator",
+                            "--role",
+                            "aggregator",
+                            "--master",
+                            master_url,
+                            "--master-key",
+                            mhex,
+                            "--listen",
+                            listen,
+                            "--identity-key",
+                            keyf,
+                            "--max-group",
+                            "100",
+                            "--log-level",
+                            "info"};
+    size_t n = 15;
+    for (size_t e = 0; extra && extra[e] && n < 31; e++)
+        argv[n++] = extra[e];
+    argv[n] = NULL;
+    pid_t pid = th_spawn(FEDREC_BIN_DIR "/coordinator/fedrec-coordinator", argv, NULL, log, 0644);
+    assert_true(pid > 0);
     return pid;
 }
 
