@@ -408,7 +408,8 @@ static int run_round(const fedreci_secagg_params *p, double frac, int timed_clie
             goto out;
         double t1 = now();
         ctime[i] += t1 - t0;
-        if (fedreci_secagg_server_add_consistency(s, ids[i], tg, nt))
+        if (fedreci_secagg_server_add_consistency(s, ids[i], tg, nt,
+                                                  fedreci_secagg_client_endorsement(c[i])))
             goto out;
         server += now() - t1;
     }
@@ -901,6 +902,30 @@ static void bench_classic(int quick)
 
 /* ---- 4. the checks of issue 13 ---------------------------------------------------- */
 
+/* The consistency step's endorsement (protocol version 6): one Ed25519
+ * signature per client over its survivor set, verified once by the
+ * coordinator (CPU time each; reps of each). */
+static void endorse_costs(double *sign, double *verify)
+{
+    uint8_t pk[32], sk[64], req[32], msg[FEDRECI_ENDORSE_MSG_BYTES], sig[64];
+    crypto_sign_keypair(pk, sk);
+    randombytes_buf(req, sizeof req);
+    fedreci_secagg_endorse_msg(msg, 7, 9, req);
+    volatile int sink = 0;
+    double t0 = now();
+    for (int i = 0; i < 500; i++) {
+        crypto_sign_detached(sig, NULL, msg, sizeof msg, sk);
+        msg[sizeof msg - 1] ^= sig[0];
+    }
+    *sign = (now() - t0) / 500;
+    crypto_sign_detached(sig, NULL, msg, sizeof msg, sk);
+    t0 = now();
+    for (int i = 0; i < 500; i++)
+        sink += crypto_sign_verify_detached(sig, msg, sizeof msg, pk);
+    *verify = (now() - t0) / 500;
+    (void)sink;
+}
+
 static void bench_checks(int quick)
 {
     const uint32_t n = quick ? 100 : 500, k = 16, t = 9, d = quick ? 20001 : 117121;
@@ -999,6 +1024,8 @@ static void bench_checks(int quick)
     double smul = (now() - t0) / 2000;
     free(y);
     (void)sink;
+    double e_sign = 0, e_verify = 0;
+    endorse_costs(&e_sign, &e_verify);
     cpu_clock = 0;
 
     /* per round: 6 signed requests per client (check-in, model, advert,
@@ -1008,9 +1035,11 @@ static void bench_checks(int quick)
     double c_sign = 5 * sign_small + mac_big + mac_key;
     double s_verify = 5 * verify_small + verify_big + mac_key;
     double c_commit = 4.0 * k * commit, s_commit = (double)(k + 1) * commit;
-    double round_meas = n * r.client_total + r.server; /* includes the commitments */
-    double old = round_meas - n * (c_commit + s_commit);
-    double checks = n * (c_sign + c_commit + s_verify + s_commit) + range;
+    double round_meas = n * r.client_total + r.server; /* includes the commitments and the
+                                                          endorsements */
+    double endorse = e_sign + e_verify; /* per client: it signs, the coordinator verifies */
+    double old = round_meas - n * (c_commit + s_commit + endorse);
+    double checks = n * (c_sign + c_commit + s_verify + s_commit + endorse) + range;
     double feldman = n * (2.0 * k * t + 2.0 * t) * smul; /* verify 2k shares (t mults each) */
     if (json) {
         printf("{\"bench\":\"secagg_checks\",\"n\":%u,\"k\":%u,\"t\":%u,\"d\":%u,"
@@ -1019,10 +1048,10 @@ static void bench_checks(int quick)
                "\"verify_small_s\":%.7f,\"commit_s\":%.8f,\"range_check_s\":%.6f,"
                "\"scalarmult_s\":%.7f,\"feldman_s\":%.4f,\"dropout\":%.2f,\"survivors\":%u,"
                "\"client_median_s\":%.6f,\"server_s\":%.6f,\"machines_s\":%.4f,"
-               "\"exact\":true}\n",
+               "\"endorse_sign_s\":%.7f,\"endorse_verify_s\":%.7f,\"exact\":true}\n",
                n, k, t, d, round_meas + n * (c_sign + s_verify) + range, old, checks, checks / old,
                mac_big, verify_big, sign_small, verify_small, commit, range, smul, feldman,
-               checks_dropout, r.survivors, r.client_total, r.server, round_meas);
+               checks_dropout, r.survivors, r.client_total, r.server, round_meas, e_sign, e_verify);
         return;
     }
     printf("\nChecks against hostile clients (issue 13): n = %u, k = %u, t = %u, d = %u, one real "
@@ -1043,6 +1072,9 @@ static void bench_checks(int quick)
            n * c_commit, 100 * n * c_commit / old);
     printf("| share commitments: server checks k + 1 per client  | %13.4f | %16.2f%% |\n",
            n * s_commit, 100 * n * s_commit / old);
+    printf("| consistency endorsement: each client signs its set (%.1f us), the coordinator "
+           "verifies it (%.1f us) | %7.4f | %8.2f%% |\n",
+           e_sign * 1e6, e_verify * 1e6, n * endorse, 100 * n * endorse / old);
     printf("| range + weight check of the sum (d words)          | %13.5f | %16.3f%% |\n", range,
            100 * range / old);
     printf("| all checks                                        | %13.3f | %16.2f%% |\n", checks,
@@ -1127,13 +1159,16 @@ static wire_bytes added_bytes(uint32_t n, uint32_t k, const uint8_t digest[32],
             tg[j].to = rid[j + 1];
             randombytes_buf(tg[j].tag, sizeof tg[j].tag);
         }
-        if (!fedreci_wire_enc_tags(&x, &h, 0, tg, k) && !fedreci_wire_mac(x, mk))
+        uint8_t esig[64];
+        randombytes_buf(esig, sizeof esig);
+        if (!fedreci_wire_enc_consistency(&x, &h, rid + 1, k, tg, k, esig, NULL, 0) &&
+            !fedreci_wire_mac(x, mk))
             w.tags = msg_size(x);
         for (uint32_t j = 0; j < k; j++) {
             tg[j].from = rid[j + 1];
             tg[j].to = rid[0];
         }
-        if (!fedreci_wire_enc_tags(&x, &h, 1, tg, k))
+        if (!fedreci_wire_enc_consistency_relay(&x, &h, rid + 1, k, tg, k, NULL, 0))
             w.tags_relay = msg_size(x);
         w.seed = w.adv_added + w.reveal + w.roster_new + w.relay - w.roster_old;
         w.consist = w.tags + w.tags_relay;
@@ -1225,7 +1260,9 @@ static void bench_deviating(int quick)
     double sign2 = 0, verify2 = 0, sigsign = 0, sigverify = 0;
     uint8_t mk2[32];
     randombytes_buf(mk2, sizeof mk2);
-    if (!fedreci_wire_enc_tags(&m, &hs, 0, tg, k)) {
+    uint8_t esig[64];
+    randombytes_buf(esig, sizeof esig);
+    if (!fedreci_wire_enc_consistency(&m, &hs, ids + 1, k, tg, k, esig, NULL, 0)) {
         t0 = now();
         for (int i = 0; i < 500; i++) {
             sink += (int)fedreci_wire_mac(m, mk2);
@@ -1281,7 +1318,14 @@ static void bench_deviating(int quick)
     cpu_clock = 0;
 
     /* per round */
-    double round_meas = n * r.client_total + r.server; /* includes the in-machine pieces */
+    /* the round also holds the endorsement signatures of the consistency
+       step (protocol version 6), counted with issue 13's checks
+       (--only checks), not here */
+    double e_sign = 0, e_verify = 0;
+    cpu_clock = 1;
+    endorse_costs(&e_sign, &e_verify);
+    cpu_clock = 0;
+    double round_meas = n * r.client_total + r.server - n * (e_sign + e_verify);
     double in_machine = n * (seed_client + consist_client) + seed_server;
     double old = round_meas - in_machine + n * old_requests;
     double added = in_machine + n * (sign2 + verify2);

@@ -281,6 +281,7 @@ static const char *const refusal_names[] = {
     "seed_mismatch",
     "malformed_reply",
     "consistency_failed",
+    "params_invalid",
 };
 
 const char *fedrec_refusal_name(uint32_t refusal)

@@ -111,6 +111,9 @@ struct fedreci_session {
     uint8_t contribution[32];
     const fedreci_secagg_tag *tags;
     size_t n_tags;
+    uint64_t *want; /* the neighbours whose endorsement signatures it asked for */
+    size_t n_want;
+    int asked; /* its Consistency was resent with want */
     const fedreci_secagg_ciphertext *cts;
     size_t n_cts;
     const fedreci_secagg_complaint *cpl; /* this client's complaints (owned by sa) */
@@ -486,7 +489,15 @@ static fedrec_err build(fedreci_session *s, nng_msg **m)
         break;
     case S_CONSIST:
         h.stage = FEDRECI_WIRE_STAGE_CONSISTENCY;
-        e = fedreci_wire_enc_tags(m, &h, 0, s->tags, s->n_tags);
+        {
+            const uint64_t *peers = NULL;
+            size_t n_peers = 0;
+            e = fedreci_secagg_client_endorse_peers(s->sa, &peers, &n_peers);
+            if (!e)
+                e = fedreci_wire_enc_consistency(m, &h, peers, n_peers, s->tags, s->n_tags,
+                                                 fedreci_secagg_client_endorsement(s->sa), s->want,
+                                                 s->n_want);
+        }
         break;
     case S_MASKED:
         h.stage = FEDRECI_WIRE_STAGE_MASKED_INPUT;
@@ -530,6 +541,10 @@ static void send_step(fedreci_session *s)
     }
     if (s->step == S_SEED && s->cfg.withhold_seed) {
         finish(s, FEDRECI_SESSION_DROPPED, FEDREC_OK, "withheld the graph seed contribution");
+        return;
+    }
+    if (s->step == S_UNMASK && s->cfg.dropout_stage == 4) {
+        finish(s, FEDRECI_SESSION_DROPPED, FEDREC_OK, "dropped out before its unmask shares");
         return;
     }
     nng_msg *m = NULL;
@@ -598,9 +613,22 @@ static void begin_round(fedreci_session *s)
        before it carries nothing of the shopper's) */
     if (below_floors(s))
         return;
+    /* parameters under which the sum could wrap (the overflow budget) or
+       that break the other SecAgg rules: refused, for the ledger, before
+       any SecAgg message */
+    fedrec_err e = fedreci_secagg_params_check(&s->round.secagg);
+    if (e) {
+        const fedreci_secagg_params *p = &s->round.secagg;
+        s->res.refusal = FEDRECI_REFUSE_PARAMS_INVALID;
+        s->withheld = S_ADV;
+        finish(s, FEDRECI_SESSION_ERROR, FEDREC_ERR_PROTOCOL,
+               "round %llu (n = %u, k = %u, t = %u): %s", (unsigned long long)p->round_id, p->n,
+               p->k, p->t, fedrec_errmsg());
+        return;
+    }
     s->has_mac_key = 0; /* keyed by the new client's s_sk */
-    fedrec_err e = fedreci_secagg_client_create(&s->sa, &s->round.secagg, s->cfg.client_id, s->sk,
-                                                s->has_seed ? s->seed : NULL);
+    e = fedreci_secagg_client_create(&s->sa, &s->round.secagg, s->cfg.client_id, s->sk,
+                                     s->has_seed ? s->seed : NULL);
     if (e) {
         fail_local(s, e, "starting the SecAgg client");
         return;
@@ -977,21 +1005,52 @@ static void on_unmask_request(fedreci_session *s, const fedreci_wire_env *env)
         fail_local(s, e, "unmask request");
         return;
     }
+    s->asked = 0;
+    s->n_want = 0;
     s->step = S_CONSIST;
     send_step(s);
 }
 
-/* The endorsements of the neighbours: reveal only with t of them. */
+/* The endorsements of the neighbours: reveal only with t of them. When the
+ * tags alone fall short, the Consistency is sent once more asking for the
+ * signatures of the neighbours whose tags did not verify (the hostile path
+ * only: a neighbour with garbage tags but a valid signature still counts). */
 static void on_consistency_relay(fedreci_session *s, const fedreci_wire_env *env)
 {
     fedreci_secagg_tag *tags = NULL;
-    size_t n = 0;
-    fedrec_err e = fedreci_wire_get_tags(env, s->round.secagg.n, &tags, &n);
+    fedreci_secagg_endorsement *sigs = NULL;
+    size_t n = 0, ns = 0;
+    const uint64_t *peers = NULL;
+    size_t n_peers = 0;
+    fedrec_err e = fedreci_secagg_client_endorse_peers(s->sa, &peers, &n_peers);
+    if (!e)
+        e = fedreci_wire_get_tags(env, s->cfg.client_id, peers, n_peers, &tags, &n);
+    if (!e)
+        e = fedreci_wire_get_endorsements(env, s->round.secagg.n, &sigs, &ns);
     if (e)
         fedreci_secagg_client_note_refusal(s->sa, FEDRECI_REFUSE_CONSISTENCY);
+    if (!e && !s->asked) {
+        size_t cap = s->round.secagg.n;
+        free(s->want);
+        s->n_want = 0;
+        s->want = malloc((cap ? cap : 1) * sizeof *s->want);
+        if (!s->want)
+            e = fedreci_error(FEDREC_ERR_NOMEM, "session: %zu ids", cap);
+        if (!e)
+            e = fedreci_secagg_client_endorse_missing(s->sa, tags, n, s->want, cap, &s->n_want);
+        if (!e && s->n_want) {
+            free(tags);
+            free(sigs);
+            s->asked = 1;
+            send_step(s);
+            return;
+        }
+    }
     if (!e)
-        e = fedreci_secagg_client_unmask(s->sa, tags, n, &s->reveals, &s->n_reveals);
+        e = fedreci_secagg_client_unmask_endorsed(s->sa, tags, n, sigs, ns, &s->reveals,
+                                                  &s->n_reveals);
     free(tags);
+    free(sigs);
     if (e) {
         fail_local(s, e, "consistency check");
         return;
@@ -1282,8 +1341,8 @@ fedrec_err fedreci_session_create(fedreci_session **out, const fedreci_session_c
     if (!out || !cfg || !cfg->identity_sk || (!cfg->url && !cfg->socket))
         return fedreci_error(FEDREC_ERR_INVALID,
                              "session: config needs identity_sk and a url or a socket");
-    if (cfg->dropout_stage < -1 || cfg->dropout_stage > 3)
-        return fedreci_error(FEDREC_ERR_INVALID, "session: dropout_stage %d (-1..3)",
+    if (cfg->dropout_stage < -1 || cfg->dropout_stage > 4)
+        return fedreci_error(FEDREC_ERR_INVALID, "session: dropout_stage %d (-1..4)",
                              cfg->dropout_stage);
     if (cfg->attestation_len > FEDRECI_WIRE_ATTEST_MAX ||
         (cfg->attestation_len && !cfg->attestation))
@@ -1417,6 +1476,7 @@ void fedreci_session_destroy(fedreci_session *s)
     if (s->aio)
         nng_aio_free(s->aio);
     free(s->ca_file);
+    free(s->want);
     fedreci_secagg_client_destroy(s->sa);
     free(s->ids);
     fedreci_secmem_free(s->sk);

@@ -98,6 +98,9 @@ typedef enum fedreci_session_outcome {
 /* any other reply that breaks the protocol (for another client, a body the
    stage does not expect) */
 #define FEDRECI_REFUSE_PROTOCOL "protocol_violation"
+/* round parameters that break the SecAgg rules (core/secagg/secagg.h
+   fedreci_secagg_params_check: the overflow budget, the caps on n and d) */
+#define FEDRECI_REFUSE_PARAMS_INVALID "params_invalid"
 
 typedef struct fedreci_session_result {
     fedreci_session_outcome outcome;
@@ -163,7 +166,8 @@ typedef struct fedreci_session_config {
     size_t recv_max_bytes;         /* receive cap; default 64 MiB */
     uint32_t max_retries;          /* RetryAfter replies accepted; default 1000 */
     int dropout_stage;             /* test hook: -1 none; 0..3 stop (silently) instead of
-                                      sending that SecAgg stage's message */
+                                      sending that SecAgg stage's message; 4 after the
+                                      consistency tags, before the unmask shares */
     int withhold_seed;             /* test hook: 1 stop (silently) after the advert instead
                                       of revealing the graph seed contribution (outcome
                                       DROPPED); 0 (the default) none */

@@ -294,6 +294,12 @@ typedef struct fedreci_round_stats {
      * rounds (docs/protocol.md "The graph seed"). NULL / 0 otherwise. */
     const uint64_t *withheld_ids;
     uint32_t n_withheld;
+    /* withheld_step 1: withheld_ids are instead the survivors that sent no
+     * endorsement of the survivor set when that aborted the round at the
+     * consistency step; 2: the survivors counted on to reveal that sent no
+     * reveals when the unmask stage aborted for want of shares (benched the
+     * same way). */
+    int withheld_step;
     /* Differential privacy: dp 1 when the engine runs with it. dp_charged 1
      * when this round was spent (its unmask stage started); dp_event is the
      * release, dp_eps_round its epsilon alone, dp_eps_cumulative the epsilon

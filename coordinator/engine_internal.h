@@ -260,6 +260,8 @@ typedef struct rstate {
                            aborted the round (benched: fedreci_eng_bench), sorted; master
                            role: those the failed groups' aggregators named */
     uint32_t n_withheld;
+    int withheld_step; /* withheld: 0 the seed step's, 1 the consistency step's non-endorsers,
+                          2 the unmask stage's (endorsed, no reveals) */
     fedreci_dp_round_params dp; /* this round's DP parameters (dp.c; mechanism 0: none) */
     int dp_charged;             /* its release was spent */
     double dp_eps_cumulative;   /* epsilon spent after it */
@@ -532,6 +534,10 @@ void fedreci_eng_round_abort(fedreci_coord *c, rstate *r, fedrec_err err, const 
 
 /* The reply to an accepted stage-s message once stage s has closed. */
 nng_msg *fedreci_eng_stage_answer(fedreci_coord *c, rstate *r, uint64_t client, int s);
+/* The consistency relay for client: the tags addressed to it and the
+ * endorsement signatures of the ids in want[n_want] it asked for (a resend
+ * of its Consistency after the relay). NULL when it cannot be made. */
+nng_msg *fedreci_eng_tags_msg(rstate *r, uint64_t client, const uint64_t *want, size_t n_want);
 
 /* Whether member i is expected to send the message of stage s. */
 int fedreci_eng_expected_at(const rstate *r, uint32_t i, int s);
@@ -648,6 +654,16 @@ void fedreci_eng_handle(fedreci_coord *c, cctx *x, nng_msg *msg, outbox *ob);
 void fedreci_cheat_on_request(const fedreci_wire_env *env);
 nng_msg *fedreci_cheat_on_reply(nng_msg *msg);
 int fedreci_cheat_any_binding(void);
+/* nonzero: the SecAgg server stores endorsement signatures without
+ * verifying them (a coordinator that told members different survivor sets
+ * and relays whatever they signed). */
+int fedreci_cheat_unverified_endorsements(void);
+/* 1 when the test build told `member` of round `round` another survivor
+ * set: out (room for cap) gets the neighbours that set names survivors, the
+ * order of the member's packed tags, which the engine then uses to read its
+ * Consistency and to pack its relay; 0 to use the server's own. */
+int fedreci_cheat_endorse_peers(uint64_t round, uint64_t member, uint64_t *out, size_t cap,
+                                size_t *n);
 #endif
 
 /* ---- transport.c: nng ----------------------------------------------------- */

@@ -146,7 +146,9 @@ static void round_metrics(const fedreci_round_stats *st, char *out, size_t cap)
             fedreci_json_arr_end(&w);
         }
         if (st->n_withheld) {
-            fedreci_json_key(&w, "seed_withheld");
+            fedreci_json_key(&w, st->withheld_step == 2   ? "unmask_withheld"
+                                 : st->withheld_step == 1 ? "consistency_withheld"
+                                                          : "seed_withheld");
             fedreci_json_arr_begin(&w);
             for (uint32_t i = 0; i < st->n_withheld && i < 8; i++) {
                 char id[17];

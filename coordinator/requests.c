@@ -277,10 +277,25 @@ static fedrec_err stage_add(fedreci_coord *c, rstate *r, const fedreci_wire_env 
     }
     case PH_CONSIST: {
         fedreci_secagg_tag *tags;
-        size_t n;
-        if ((e = fedreci_wire_get_tags(env, r->p.n, &tags, &n)))
+        size_t n, n_want, n_peers;
+        const uint8_t *sig;
+        const uint64_t *want, *peers;
+        if ((e = fedreci_wire_get_endorse(env, &sig, &want, &n_want)) ||
+            (e = fedreci_secagg_server_endorse_peers(r->srv, id, &peers, &n_peers)))
             return e;
-        e = fedreci_secagg_server_add_consistency(r->srv, id, tags, n);
+#ifdef FEDREC_CHEAT
+        uint64_t told[256];
+        if (fedreci_cheat_endorse_peers(r->id, id, told, 256, &n_peers)) /* the test build */
+            peers = told;
+#endif
+        if ((e = fedreci_wire_get_tags(env, id, peers, n_peers, &tags, &n)))
+            return e;
+#ifdef FEDREC_CHEAT
+        if (fedreci_cheat_unverified_endorsements()) /* the test build only */
+            e = fedreci_secagg_server_add_consistency_unverified(r->srv, id, tags, n, sig);
+        else
+#endif
+            e = fedreci_secagg_server_add_consistency(r->srv, id, tags, n, sig);
         free(tags);
         return e;
     }
@@ -540,7 +555,15 @@ static void on_stage(fedreci_coord *c, cctx *x, const fedreci_wire_env *env, con
     }
     member_back(r, (uint32_t)mi, h.client_id);
     if (s < r->stage) {
-        if (r->mem[mi].acc & (1u << s)) {
+        const uint8_t *sig;
+        const uint64_t *want = NULL;
+        size_t n_want = 0;
+        if ((r->mem[mi].acc & (1u << s)) && s == PH_CONSIST &&
+            fedreci_wire_get_endorse(env, &sig, &want, &n_want) == FEDREC_OK && n_want) {
+            /* a resend after the relay asking for the endorsement
+               signatures of the neighbours whose tags did not verify */
+            fedreci_eng_reply(c, x, fedreci_eng_tags_msg(r, h.client_id, want, n_want), ob);
+        } else if (r->mem[mi].acc & (1u << s)) {
             fedreci_eng_reply(c, x, fedreci_eng_stage_answer(c, r, h.client_id, s), ob);
         } else {
             snprintf(text, sizeof text, "stage %d%s closed before this message; counted as dropped",

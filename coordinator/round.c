@@ -223,6 +223,7 @@ static void round_stats(const fedreci_coord *c, const rstate *r, fedreci_round_s
     st.n_culprits = r->n_culprits;
     st.withheld_ids = r->withheld;
     st.n_withheld = r->n_withheld;
+    st.withheld_step = r->withheld_step;
     st.dp = c->dp.on;
     if (c->dp.on) {
         st.dp_charged = r->dp_charged;
@@ -256,8 +257,8 @@ static void collect_culprits(fedreci_coord *c, rstate *r, outbox *ob)
     for (size_t i = 0; i < n; i++) {
         fedreci_log(FEDRECI_LOG_WARN, (int64_t)r->id,
                     "client %016llx named a culprit (a seed contribution or a share that does "
-                    "not open its commitment, or shares that rebuild another secret than "
-                    "committed)",
+                    "not open its commitment, an endorsement signature that does not verify, "
+                    "or shares that rebuild another secret than committed)",
                     (unsigned long long)v[i]);
         fedreci_eng_exclude(c, fedreci_eng_reg_find(c, v[i]), r->id, 1, ob);
     }
@@ -475,16 +476,37 @@ static nng_msg *seed_relay_msg(fedreci_coord *c, rstate *r, uint64_t client)
     return m;
 }
 
-/* The consistency tags addressed to the client. */
-static nng_msg *tags_msg(rstate *r, uint64_t client)
+nng_msg *fedreci_eng_tags_msg(rstate *r, uint64_t client, const uint64_t *want, size_t n_want)
 {
     const fedreci_secagg_tag *tags;
-    size_t n;
+    const fedreci_secagg_endorsement *sigs = NULL;
+    const uint64_t *peers;
+    size_t n, ns = 0, n_peers;
     nng_msg *m = NULL;
     fedreci_wire_hdr h = {client, r->id, FEDRECI_WIRE_STAGE_CONSISTENCY};
     if (!r->srv || fedreci_secagg_server_tags_for(r->srv, client, &tags, &n))
         return NULL;
-    if (fedreci_wire_enc_tags(&m, &h, 1, tags, n))
+    if (n_want && fedreci_secagg_server_endorsements_for(r->srv, client, want, n_want, &sigs, &ns))
+        return NULL;
+    if (fedreci_secagg_server_endorse_peers(r->srv, client, &peers, &n_peers))
+        return NULL;
+#ifdef FEDREC_CHEAT
+    uint64_t told[256];
+    if (fedreci_cheat_endorse_peers(r->id, client, told, 256, &n_peers)) { /* the test build */
+        /* only the tags from the peers of the set the client was told */
+        peers = told;
+        fedreci_secagg_tag *keep = malloc((n ? n : 1) * sizeof *keep);
+        size_t nk = 0;
+        for (size_t i = 0; keep && i < n; i++)
+            if (fedreci_find_u64(told, n_peers, tags[i].from) >= 0)
+                keep[nk++] = tags[i];
+        if (!keep || fedreci_wire_enc_consistency_relay(&m, &h, peers, n_peers, keep, nk, sigs, ns))
+            m = NULL;
+        free(keep);
+        return m;
+    }
+#endif
+    if (fedreci_wire_enc_consistency_relay(&m, &h, peers, n_peers, tags, n, sigs, ns))
         return NULL;
     return m;
 }
@@ -559,7 +581,7 @@ nng_msg *fedreci_eng_stage_answer(fedreci_coord *c, rstate *r, uint64_t client, 
     case PH_MASKED:
         return unmask_req_msg(r, client);
     case PH_CONSIST:
-        return tags_msg(r, client);
+        return fedreci_eng_tags_msg(r, client, NULL, 0);
     default:
         return NULL;
     }
@@ -783,6 +805,38 @@ static void bench_withheld(fedreci_coord *c, rstate *r, outbox *ob)
     }
 }
 
+/* The consistency step aborted r (some secret would lack t revealing
+ * holders, or fewer than t survivors endorsed; unmask = 0), or the unmask
+ * stage did for want of shares (unmask = 1): the survivors that sent no
+ * endorsement, or those counted on to reveal that sent no reveals (culprits
+ * aside: they are excluded anyway), are named in r->withheld and benched as
+ * a withheld seed contribution is. A silent member cannot be told from a
+ * phone that went away, so the bench is temporary; a member whose
+ * endorsement signature fails is a culprit instead. */
+static void bench_non_endorsers(fedreci_coord *c, rstate *r, outbox *ob, int unmask)
+{
+    const uint64_t *ids = NULL;
+    size_t n = !r->srv  ? 0
+               : unmask ? fedreci_secagg_server_reveal_withheld(r->srv, &ids)
+                        : fedreci_secagg_server_non_endorsers(r->srv, &ids);
+    free(r->withheld);
+    r->n_withheld = 0;
+    r->withheld_step = unmask ? 2 : 1;
+    r->withheld = malloc((n ? n : 1) * sizeof *r->withheld);
+    for (size_t i = 0; i < n; i++) {
+        if (r->withheld)
+            r->withheld[r->n_withheld++] = ids[i];
+        fedreci_log(FEDRECI_LOG_WARN, (int64_t)r->id, "client %016llx %s: benched",
+                    (unsigned long long)ids[i],
+                    unmask ? "endorsed the survivor set but sent no reveals"
+                           : "sent no endorsement of the survivor set");
+        fedreci_eng_bench(c, fedreci_eng_reg_find(c, ids[i]), r->id,
+                          unmask ? "endorsed the survivor set but sent no reveals"
+                                 : "sent no endorsement of the survivor set",
+                          ob);
+    }
+}
+
 void fedreci_eng_close_stage(fedreci_coord *c, rstate *r, outbox *ob)
 {
     if (r->awaiting || r->grp)
@@ -825,6 +879,8 @@ void fedreci_eng_close_stage(fedreci_coord *c, rstate *r, outbox *ob)
                  fedreci_eng_phase_step(s), fedrec_errmsg());
         if (s == PH_SEED && e == FEDREC_ERR_ABORTED)
             bench_withheld(c, r, ob);
+        if ((s == PH_CONSIST || s == PH_UNMASK) && e == FEDREC_ERR_ABORTED)
+            bench_non_endorsers(c, r, ob, s == PH_UNMASK);
         fedreci_eng_round_abort(c, r, e, why, ob);
         return;
     }

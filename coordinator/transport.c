@@ -36,15 +36,8 @@ static void pipe_removed(nng_pipe p, nng_pipe_ev ev, void *arg)
     uint32_t id = (uint32_t)nng_pipe_id(p);
     outbox ob = {NULL, 0, 0};
     (void)ev;
-    if (id == 0)
+    if (atomic_load(&c->closing_flag) || id == 0)
         return;
-    if (atomic_load(&c->closing_flag)) {
-        /* closing: only counted out (transport_close waits for the last) */
-        pthread_mutex_lock(&c->mu);
-        (void)fedreci_eng_conn_gone(c, id);
-        pthread_mutex_unlock(&c->mu);
-        return;
-    }
     pthread_mutex_lock(&c->mu);
     int trim = fedreci_eng_conn_gone(c, id);
     if (!c->closing) {
@@ -362,42 +355,6 @@ fedrec_err fedreci_eng_transport_start(fedreci_coord *c)
     return FEDREC_OK;
 }
 
-/* Closes every connection of the socket and waits (at most
- * CLOSE_QUIESCE_MS) until nng has removed them all, so that the socket
- * closes with no connection left to tear down. nng 1.5.2 can panic
- * ("pthread_mutex_lock: Invalid argument", an abort) when a socket closes
- * while a connection whose peer just closed is still being torn down
- * (nanomsg/nng#2110): test_faults hit it about once in 100 runs under
- * load, destroying the engine right after its clients' sockets closed. */
-#define CLOSE_QUIESCE_MS 2000u
-static void quiesce(fedreci_coord *c)
-{
-    pthread_mutex_lock(&c->mu);
-    size_t n = fedreci_idmap_size(&c->pipes), k = 0, pos = 0;
-    uint32_t *ids = n ? malloc(n * sizeof *ids) : NULL;
-    uint64_t id;
-    uint32_t v;
-    while (ids && k < n && fedreci_idmap_next(&c->pipes, &pos, &id, &v))
-        ids[k++] = (uint32_t)id;
-    pthread_mutex_unlock(&c->mu);
-    for (size_t i = 0; i < k; i++) {
-        nng_pipe p = NNG_PIPE_INITIALIZER;
-        p.id = ids[i];
-        nng_pipe_close(p); /* NNG_ENOENT when it went meanwhile */
-    }
-    free(ids);
-    uint64_t until = now_ms() + CLOSE_QUIESCE_MS;
-    for (;;) {
-        pthread_mutex_lock(&c->mu);
-        size_t left = fedreci_idmap_size(&c->pipes);
-        pthread_mutex_unlock(&c->mu);
-        if (!left || now_ms() >= until)
-            break;
-        struct timespec ts = {0, 5 * 1000 * 1000};
-        nanosleep(&ts, NULL);
-    }
-}
-
 void fedreci_eng_transport_close(fedreci_coord *c)
 {
     pthread_mutex_lock(&c->mu);
@@ -407,14 +364,8 @@ void fedreci_eng_transport_close(fedreci_coord *c)
     pthread_mutex_unlock(&c->mu);
     if (c->timer_started)
         pthread_join(c->timer, NULL);
-    if (c->sock_open) {
-        /* no new connection, then none left (pipe_removed still counts
-           them out while closing) */
-        for (size_t i = 0; c->listeners && i < c->cfg.n_listen; i++)
-            nng_listener_close(c->listeners[i]);
-        quiesce(c);
+    if (c->sock_open)
         nng_close(c->sock);
-    }
     if (c->ctx) {
         for (uint32_t i = 0; i < c->n_ctx; i++)
             if (c->ctx[i].aio)

@@ -195,15 +195,11 @@ static fedrec_err check_advert(const Fedrec__V1__Advert *a, const char *what, si
     return FEDREC_OK;
 }
 
-static fedrec_err check_tags(Fedrec__V1__ConsistencyTag **t, size_t n, const char *what)
+static fedrec_err check_tags(const ProtobufCBinaryData *t, const char *what)
 {
-    for (size_t i = 0; i < n; i++) {
-        if (!t[i])
-            return fedreci_error(FEDREC_ERR_FORMAT, "wire: %s[%zu] missing", what, i);
-        if (t[i]->tag.len != FEDRECI_SECAGG_TAG_BYTES)
-            return fedreci_error(FEDREC_ERR_FORMAT, "wire: %s[%zu].tag has %zu bytes, expected %u",
-                                 what, i, t[i]->tag.len, FEDRECI_SECAGG_TAG_BYTES);
-    }
+    if (t->len % FEDRECI_SECAGG_TAG_BYTES != 0)
+        return fedreci_error(FEDREC_ERR_FORMAT, "wire: %s has %zu bytes, not a multiple of %u",
+                             what, t->len, FEDRECI_SECAGG_TAG_BYTES);
     return FEDREC_OK;
 }
 
@@ -436,11 +432,28 @@ static fedrec_err check_body(const fedreci_wire_env *e)
                 return r;
         return FEDREC_OK;
     }
-    case FEDREC__V1__ENVELOPE__BODY_CONSISTENCY:
-        return check_tags(e->consistency->tags, e->consistency->n_tags, "Consistency.tags");
-    case FEDREC__V1__ENVELOPE__BODY_CONSISTENCY_RELAY:
-        return check_tags(e->consistency_relay->tags, e->consistency_relay->n_tags,
-                          "ConsistencyRelay.tags");
+    case FEDREC__V1__ENVELOPE__BODY_CONSISTENCY: {
+        const Fedrec__V1__Consistency *co = e->consistency;
+        if ((r = want_len(&co->sig, FEDRECI_SECAGG_SIG_BYTES, "Consistency.sig")))
+            return r;
+        for (size_t i = 1; i < co->n_want; i++)
+            if (co->want[i] <= co->want[i - 1])
+                return fedreci_error(FEDREC_ERR_FORMAT,
+                                     "wire: Consistency.want is not strictly ascending at %zu", i);
+        return check_tags(&co->tags, "Consistency.tags");
+    }
+    case FEDREC__V1__ENVELOPE__BODY_CONSISTENCY_RELAY: {
+        const Fedrec__V1__ConsistencyRelay *cr = e->consistency_relay;
+        for (size_t i = 0; i < cr->n_sigs; i++) {
+            if (!cr->sigs[i])
+                return fedreci_error(FEDREC_ERR_FORMAT, "wire: ConsistencyRelay.sigs[%zu] missing",
+                                     i);
+            if ((r = want_len(&cr->sigs[i]->sig, FEDRECI_SECAGG_SIG_BYTES,
+                              "ConsistencyRelay.sigs.sig")))
+                return r;
+        }
+        return check_tags(&cr->tags, "ConsistencyRelay.tags");
+    }
     case FEDREC__V1__ENVELOPE__BODY_COMPLAINTS:
         return check_complaints(e->complaints->complaints, e->complaints->n_complaints,
                                 "Complaints.complaints");
@@ -840,33 +853,77 @@ fedrec_err fedreci_wire_get_seed_relay(const fedreci_wire_env *e, const uint64_t
     return FEDREC_OK;
 }
 
-fedrec_err fedreci_wire_get_tags(const fedreci_wire_env *e, size_t max_n, fedreci_secagg_tag **out,
-                                 size_t *n)
+fedrec_err fedreci_wire_get_tags(const fedreci_wire_env *e, uint64_t self, const uint64_t *peers,
+                                 size_t n_peers, fedreci_secagg_tag **out, size_t *n)
 {
-    Fedrec__V1__ConsistencyTag **t;
-    size_t nt;
+    const ProtobufCBinaryData *t;
+    int relay;
     if (e && e->body_case == FEDREC__V1__ENVELOPE__BODY_CONSISTENCY) {
-        t = e->consistency->tags;
-        nt = e->consistency->n_tags;
+        t = &e->consistency->tags;
+        relay = 0;
     } else if (e && e->body_case == FEDREC__V1__ENVELOPE__BODY_CONSISTENCY_RELAY) {
-        t = e->consistency_relay->tags;
-        nt = e->consistency_relay->n_tags;
+        t = &e->consistency_relay->tags;
+        relay = 1;
     } else {
         return want_body(e, FEDREC__V1__ENVELOPE__BODY_CONSISTENCY, "Consistency/Relay");
     }
-    if (nt > max_n)
-        return fedreci_error(FEDREC_ERR_FORMAT, "wire: %zu consistency tags, at most %zu expected",
-                             nt, max_n);
-    fedreci_secagg_tag *v = calloc(nt ? nt : 1, sizeof *v);
+    if ((n_peers && !peers) || !out || !n)
+        return fedreci_error(FEDREC_ERR_INVALID, "wire: get_tags: NULL argument");
+    if (t->len != n_peers * FEDRECI_SECAGG_TAG_BYTES)
+        return fedreci_error(FEDREC_ERR_FORMAT,
+                             "wire: %s carries %zu tag bytes, expected %zu (16 for each of %zu "
+                             "neighbours named survivors)",
+                             relay ? "ConsistencyRelay" : "Consistency", t->len,
+                             n_peers * FEDRECI_SECAGG_TAG_BYTES, n_peers);
+    fedreci_secagg_tag *v = calloc(n_peers ? n_peers : 1, sizeof *v);
     if (!v)
-        return fedreci_error(FEDREC_ERR_NOMEM, "wire: %zu consistency tags", nt);
-    for (size_t i = 0; i < nt; i++) {
-        v[i].from = t[i]->from;
-        v[i].to = t[i]->to;
-        memcpy(v[i].tag, t[i]->tag.data, FEDRECI_SECAGG_TAG_BYTES);
+        return fedreci_error(FEDREC_ERR_NOMEM, "wire: %zu consistency tags", n_peers);
+    size_t k = 0;
+    for (size_t i = 0; i < n_peers; i++) {
+        const uint8_t *slot = t->data + i * FEDRECI_SECAGG_TAG_BYTES;
+        if (sodium_is_zero(slot, FEDRECI_SECAGG_TAG_BYTES))
+            continue;
+        v[k].from = relay ? peers[i] : self;
+        v[k].to = relay ? self : peers[i];
+        memcpy(v[k].tag, slot, FEDRECI_SECAGG_TAG_BYTES);
+        k++;
     }
     *out = v;
-    *n = nt;
+    *n = k;
+    return FEDREC_OK;
+}
+
+fedrec_err fedreci_wire_get_endorse(const fedreci_wire_env *e, const uint8_t **sig,
+                                    const uint64_t **want, size_t *n_want)
+{
+    fedrec_err r = want_body(e, FEDREC__V1__ENVELOPE__BODY_CONSISTENCY, "Consistency");
+    if (r)
+        return r;
+    *sig = e->consistency->sig.data;
+    *want = e->consistency->want;
+    *n_want = e->consistency->n_want;
+    return FEDREC_OK;
+}
+
+fedrec_err fedreci_wire_get_endorsements(const fedreci_wire_env *e, size_t max_n,
+                                         fedreci_secagg_endorsement **out, size_t *n)
+{
+    fedrec_err r = want_body(e, FEDREC__V1__ENVELOPE__BODY_CONSISTENCY_RELAY, "ConsistencyRelay");
+    if (r)
+        return r;
+    size_t ns = e->consistency_relay->n_sigs;
+    if (ns > max_n)
+        return fedreci_error(FEDREC_ERR_FORMAT,
+                             "wire: %zu endorsement signatures, at most %zu expected", ns, max_n);
+    fedreci_secagg_endorsement *v = calloc(ns ? ns : 1, sizeof *v);
+    if (!v)
+        return fedreci_error(FEDREC_ERR_NOMEM, "wire: %zu endorsement signatures", ns);
+    for (size_t i = 0; i < ns; i++) {
+        v[i].from = e->consistency_relay->sigs[i]->from;
+        memcpy(v[i].sig, e->consistency_relay->sigs[i]->sig.data, FEDRECI_SECAGG_SIG_BYTES);
+    }
+    *out = v;
+    *n = ns;
     return FEDREC_OK;
 }
 
@@ -1503,44 +1560,88 @@ done:
     return r;
 }
 
-fedrec_err fedreci_wire_enc_tags(nng_msg **out, const fedreci_wire_hdr *h, int relay,
-                                 const fedreci_secagg_tag *tags, size_t n)
+/* The consistency step's two messages: relay = 0 Consistency (tags, sig,
+ * want), relay = 1 ConsistencyRelay (tags, sigs); the tags packed in the
+ * order of peers (all zero for a peer without one). */
+static fedrec_err enc_consistency(nng_msg **out, const fedreci_wire_hdr *h, int relay,
+                                  const uint64_t *peers, size_t n_peers,
+                                  const fedreci_secagg_tag *tags, size_t n, const uint8_t *sig,
+                                  const uint64_t *want, size_t n_want,
+                                  const fedreci_secagg_endorsement *sigs, size_t n_sigs)
 {
     fedreci_wire_env e = FEDREC__V1__ENVELOPE__INIT;
     Fedrec__V1__Consistency c = FEDREC__V1__CONSISTENCY__INIT;
     Fedrec__V1__ConsistencyRelay cr = FEDREC__V1__CONSISTENCY_RELAY__INIT;
-    Fedrec__V1__ConsistencyTag *tv = calloc(n ? n : 1, sizeof *tv);
-    Fedrec__V1__ConsistencyTag **tp = calloc(n ? n : 1, sizeof *tp);
+    uint8_t *packed = calloc(n_peers ? n_peers : 1, FEDRECI_SECAGG_TAG_BYTES);
+    Fedrec__V1__Endorsement *ev = calloc(n_sigs ? n_sigs : 1, sizeof *ev);
+    Fedrec__V1__Endorsement **ep = calloc(n_sigs ? n_sigs : 1, sizeof *ep);
     fedrec_err r;
-    if (!tv || !tp) {
-        r = fedreci_error(FEDREC_ERR_NOMEM, "wire: %zu consistency tags", n);
+    if (!packed || !ev || !ep) {
+        r = fedreci_error(FEDREC_ERR_NOMEM, "wire: %zu consistency tags", n_peers);
         goto done;
     }
     hdr_fill(&e, h);
     for (size_t i = 0; i < n; i++) {
-        Fedrec__V1__ConsistencyTag init = FEDREC__V1__CONSISTENCY_TAG__INIT;
-        tv[i] = init;
-        tv[i].from = tags[i].from;
-        tv[i].to = tags[i].to;
-        tv[i].tag = bin(tags[i].tag, FEDRECI_SECAGG_TAG_BYTES);
-        tp[i] = &tv[i];
+        uint64_t peer = relay ? tags[i].from : tags[i].to;
+        size_t s = 0;
+        while (s < n_peers && peers[s] != peer)
+            s++;
+        if (s == n_peers) {
+            r = fedreci_error(FEDREC_ERR_INVALID,
+                              "wire: consistency tag %zu (from %llu to %llu) for no neighbour "
+                              "named survivor",
+                              i, (unsigned long long)tags[i].from, (unsigned long long)tags[i].to);
+            goto done;
+        }
+        memcpy(packed + s * FEDRECI_SECAGG_TAG_BYTES, tags[i].tag, FEDRECI_SECAGG_TAG_BYTES);
+    }
+    for (size_t i = 0; i < n_sigs; i++) {
+        Fedrec__V1__Endorsement init = FEDREC__V1__ENDORSEMENT__INIT;
+        ev[i] = init;
+        ev[i].from = sigs[i].from;
+        ev[i].sig = bin(sigs[i].sig, FEDRECI_SECAGG_SIG_BYTES);
+        ep[i] = &ev[i];
     }
     if (relay) {
-        cr.n_tags = n;
-        cr.tags = tp;
+        cr.tags = bin(packed, n_peers * FEDRECI_SECAGG_TAG_BYTES);
+        cr.n_sigs = n_sigs;
+        cr.sigs = ep;
         e.body_case = FEDREC__V1__ENVELOPE__BODY_CONSISTENCY_RELAY;
         e.consistency_relay = &cr;
     } else {
-        c.n_tags = n;
-        c.tags = tp;
+        c.tags = bin(packed, n_peers * FEDRECI_SECAGG_TAG_BYTES);
+        c.sig = bin(sig, FEDRECI_SECAGG_SIG_BYTES);
+        c.n_want = n_want;
+        c.want = (uint64_t *)want;
         e.body_case = FEDREC__V1__ENVELOPE__BODY_CONSISTENCY;
         e.consistency = &c;
     }
     r = pack(&e, out);
 done:
-    free(tv);
-    free(tp);
+    free(packed);
+    free(ev);
+    free(ep);
     return r;
+}
+
+fedrec_err fedreci_wire_enc_consistency(nng_msg **out, const fedreci_wire_hdr *h,
+                                        const uint64_t *peers, size_t n_peers,
+                                        const fedreci_secagg_tag *tags, size_t n,
+                                        const uint8_t sig[64], const uint64_t *want, size_t n_want)
+{
+    if (!sig || (n_want && !want) || (n && !tags) || (n_peers && !peers))
+        return fedreci_error(FEDREC_ERR_INVALID, "wire: Consistency: NULL argument");
+    return enc_consistency(out, h, 0, peers, n_peers, tags, n, sig, want, n_want, NULL, 0);
+}
+
+fedrec_err fedreci_wire_enc_consistency_relay(nng_msg **out, const fedreci_wire_hdr *h,
+                                              const uint64_t *peers, size_t n_peers,
+                                              const fedreci_secagg_tag *tags, size_t n,
+                                              const fedreci_secagg_endorsement *sigs, size_t n_sigs)
+{
+    if ((n && !tags) || (n_sigs && !sigs) || (n_peers && !peers))
+        return fedreci_error(FEDREC_ERR_INVALID, "wire: ConsistencyRelay: NULL argument");
+    return enc_consistency(out, h, 1, peers, n_peers, tags, n, NULL, NULL, 0, sigs, n_sigs);
 }
 
 /* Fills n protobuf complaints (cv, pointers in cp) from cpl. */

@@ -49,7 +49,7 @@
 #include "fedrec.pb-c.h"
 #include "fedrec/fedrec.h"
 
-#define FEDRECI_WIRE_PROTOCOL_VERSION 5u
+#define FEDRECI_WIRE_PROTOCOL_VERSION 6u
 #define FEDRECI_WIRE_CHECKSUM_BYTES 32u  /* BLAKE2b-256 */
 #define FEDRECI_WIRE_MAX_CT_BYTES 4096u  /* one encrypted share bundle */
 #define FEDRECI_WIRE_MAX_CODE_BYTES 256u /* one catalog code */
@@ -246,10 +246,27 @@ FEDREC_NODISCARD fedrec_err fedreci_wire_get_seed_relay(const fedreci_wire_env *
                                                         uint8_t **contribs, uint8_t **missing,
                                                         fedreci_secagg_advert **adverts);
 
-/* Consistency / ConsistencyRelay -> a malloc'd array of at most max_n tags
- * (each tag 16 bytes, checked by decode). Free *out with free(). */
-FEDREC_NODISCARD fedrec_err fedreci_wire_get_tags(const fedreci_wire_env *e, size_t max_n,
+/* Consistency / ConsistencyRelay -> a malloc'd array of the tags they
+ * carry, with their ids: the packed slots (16 bytes each, a multiple checked
+ * by decode) must be exactly n_peers (FEDREC_ERR_FORMAT otherwise), slot i
+ * being peers[i]'s: in a Consistency the tag from self to peers[i], in a
+ * relay the tag from peers[i] to self; all-zero slots are left out. Free
+ * *out with free(). */
+FEDREC_NODISCARD fedrec_err fedreci_wire_get_tags(const fedreci_wire_env *e, uint64_t self,
+                                                  const uint64_t *peers, size_t n_peers,
                                                   fedreci_secagg_tag **out, size_t *n);
+
+/* Consistency -> its endorsement signature (*sig: 64 bytes, checked by
+ * decode) and the ids it asks signatures for (*want, strictly ascending,
+ * checked by decode; *n_want may be 0). Pointers into e. */
+FEDREC_NODISCARD fedrec_err fedreci_wire_get_endorse(const fedreci_wire_env *e, const uint8_t **sig,
+                                                     const uint64_t **want, size_t *n_want);
+
+/* ConsistencyRelay -> a malloc'd array of at most max_n relayed signatures
+ * (64 bytes each, checked by decode). Free *out with free(). */
+FEDREC_NODISCARD fedrec_err fedreci_wire_get_endorsements(const fedreci_wire_env *e, size_t max_n,
+                                                          fedreci_secagg_endorsement **out,
+                                                          size_t *n);
 
 /* Complaints, or ComplaintRelay.against -> a malloc'd array of at most max_n
  * complaints (bundle 32 and sig 64 bytes, checked by decode). Free *out with
@@ -406,10 +423,27 @@ FEDREC_NODISCARD fedrec_err fedreci_wire_enc_seed_relay(nng_msg **out, const fed
                                                         const fedreci_secagg_advert *const *adverts,
                                                         size_t na);
 
-/* relay = 0: Consistency (client -> server); relay = 1: ConsistencyRelay. */
-FEDREC_NODISCARD fedrec_err fedreci_wire_enc_tags(nng_msg **out, const fedreci_wire_hdr *h,
-                                                  int relay, const fedreci_secagg_tag *tags,
-                                                  size_t n);
+/* Consistency (client -> server): the tags packed (protocol version 6):
+ * 16 bytes per id of peers[n_peers] (the sender's neighbours named
+ * survivors, strictly ascending), back to back, ids implicit: slot i holds
+ * the tag of tags[] addressed to peers[i] (.to), all zero when there is
+ * none; the endorsement signature sig (64 bytes, required); and, in a resend
+ * after the relay, want (n_want strictly ascending ids whose signatures the
+ * client asks for; 0 for none). */
+FEDREC_NODISCARD fedrec_err fedreci_wire_enc_consistency(nng_msg **out, const fedreci_wire_hdr *h,
+                                                         const uint64_t *peers, size_t n_peers,
+                                                         const fedreci_secagg_tag *tags, size_t n,
+                                                         const uint8_t sig[64],
+                                                         const uint64_t *want, size_t n_want);
+
+/* ConsistencyRelay: the tags addressed to the client packed as above, slot i
+ * the tag from peers[i] (.from; the client's neighbours named survivors,
+ * strictly ascending), all zero when it sent none; and the signatures it
+ * asked for (n_sigs may be 0). */
+FEDREC_NODISCARD fedrec_err
+fedreci_wire_enc_consistency_relay(nng_msg **out, const fedreci_wire_hdr *h, const uint64_t *peers,
+                                   size_t n_peers, const fedreci_secagg_tag *tags, size_t n,
+                                   const fedreci_secagg_endorsement *sigs, size_t n_sigs);
 
 FEDREC_NODISCARD fedrec_err fedreci_wire_enc_complaints(nng_msg **out, const fedreci_wire_hdr *h,
                                                         const fedreci_secagg_complaint *cpl,

@@ -461,11 +461,12 @@ static fedrec_err run_group(gsim *G, uint32_t ri, uint32_t g, const uint32_t *us
         size_t nt;
         down += (ns + nd) * sizeof(uint64_t);
         if (fedreci_secagg_client_consistency(wk->cl[i], sv, ns, dr, nd, &tg, &nt) ||
-            fedreci_secagg_server_add_consistency(srv, wk->ids[i], tg, nt)) {
+            fedreci_secagg_server_add_consistency(srv, wk->ids[i], tg, nt,
+                                                  fedreci_secagg_client_endorsement(wk->cl[i]))) {
             client_failed(wk, i, h);
             continue;
         }
-        up += nt * sizeof(fedreci_secagg_tag);
+        up += nt * sizeof(fedreci_secagg_tag) + FEDRECI_SECAGG_SIG_BYTES;
     }
     if (fedreci_secagg_server_close_consistency(srv))
         goto aborted;

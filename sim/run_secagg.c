@@ -403,6 +403,8 @@ static fedrec_err sim_start_engine(sim *S, const float *y0, const char **codes)
     cfg.cohort_size = o->cohort < n_train ? o->cohort : n_train;
     cfg.min_cohort = 2;
     cfg.checkin_quorum = n_train; /* every client checks in: the draw sees them all */
+    cfg.bench_max_rounds = 0;     /* its dropouts are honest; a benched client would never check
+                                     in again, and its draw waits for all of them */
     cfg.checkin_window_ms = 1000u * (o->stage_timeout_s * 4u + 600u);
     cfg.neighbors = o->secagg == FEDRECI_RUN_SECAGG_FULL ? 0 : o->neighbors;
     /* 0: K/2 + 1, the simulator's documented default (the engine raises a

@@ -456,7 +456,14 @@ nng_msg *th_hand_msg(const th_hand *h, int stage)
         break;
     case FEDRECI_WIRE_STAGE_CONSISTENCY:
         assert_non_null(h->tags);
-        e = fedreci_wire_enc_tags(&m, &hs, 0, h->tags, h->ntags);
+        {
+            const uint64_t *peers = NULL;
+            size_t n_peers = 0;
+            e = fedreci_secagg_client_endorse_peers(h->sa, &peers, &n_peers);
+            if (!e)
+                e = fedreci_wire_enc_consistency(&m, &hs, peers, n_peers, h->tags, h->ntags,
+                                                 fedreci_secagg_client_endorsement(h->sa), NULL, 0);
+        }
         break;
     case FEDRECI_WIRE_STAGE_SHARE_KEYS:
         assert_non_null(h->cts);
@@ -568,7 +575,11 @@ void th_hand_tags(th_hand *h, fedreci_wire_env *e)
 {
     fedreci_secagg_tag *tags;
     size_t n;
-    assert_int_equal(fedreci_wire_get_tags(e, h->rd.secagg.n, &tags, &n), FEDREC_OK);
+    const uint64_t *peers = NULL;
+    size_t n_peers = 0;
+    assert_int_equal(fedreci_secagg_client_endorse_peers(h->sa, &peers, &n_peers), FEDREC_OK);
+    assert_int_equal(fedreci_wire_get_tags(e, h->adv.client_id, peers, n_peers, &tags, &n),
+                     FEDREC_OK);
     fedreci_wire_free(e);
     assert_int_equal(fedreci_secagg_client_unmask(h->sa, tags, n, &h->rv, &h->nrv), FEDREC_OK);
     free(tags);

@@ -1,4 +1,4 @@
-# 200 rounds of the simulator with a flat live heap over the run (issues 9
+# 300 rounds of the simulator with a flat live heap over the run (issues 9
 # and 12; tests/sim_longrun_test.sh says what it measures and why not RSS).
 # Not in sanitizer builds: AddressSanitizer replaces malloc (mallinfo2 sees
 # nothing) and holds freed memory in its quarantine by design; LeakSanitizer

@@ -16,13 +16,9 @@ endforeach()
 # `fedrec-sim baseline --json` on the December extract: popularity is exact
 # (counting only, hand-checkable); the centralized ALS keys must be present
 # (their last digits depend on the BLAS kernels of the machine). Every model
-# and grid runs; 2 sweeps and 200 resamples keep it short. It is CPU-bound:
-# with 5 sweeps it took 4-6 s of CPU (of which 0.5-1.5 s of system time:
-# the two ALS threads and EASE's two OpenBLAS threads waiting on each other
-# on a crowded machine), and on 2 cores shared at a load average of 30-40 it
-# got less than 4% of a core and hit its 120 s timeout; 2 sweeps take 3.5 s.
+# and grid runs; 5 sweeps and 200 resamples keep it short under the sanitizers.
 add_test(NAME sim_baseline_json
-         COMMAND fedrec-sim baseline --data ${PROJECT_SOURCE_DIR}/data/online-retail/online_retail_2010-12.csv.gz --json --sweeps 2 --boot 200)
+         COMMAND fedrec-sim baseline --data ${PROJECT_SOURCE_DIR}/data/online-retail/online_retail_2010-12.csv.gz --json --sweeps 5 --boot 200)
 set_tests_properties(sim_baseline_json PROPERTIES TIMEOUT 120
   ENVIRONMENT "OPENBLAS_NUM_THREADS=1"
   PASS_REGULAR_EXPRESSION "\"test_users\": 240,.*\"popularity_hr_at_10\": 0\\.329167, \"popularity_ndcg_at_10\": 0\\.0631[0-9]+,.*\"centralized_hr_at_10\": 0\\.[0-9]+, \"centralized_ndcg_at_10\": 0\\.[0-9]+,")

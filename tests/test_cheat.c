@@ -108,7 +108,7 @@ enum attack {
 };
 
 /* A_PARAMS: the parameter changed. */
-enum param { P_N, P_K, P_T, P_CLIP, P_SCALE, P_SEED, P_VERSION, P_COUNT };
+enum param { P_N, P_K, P_T, P_CLIP, P_SCALE, P_SEED, P_VERSION, P_COUNT, P_BUDGET };
 
 /* What the coordinator collected in one round (by round_id - 1). */
 typedef struct collected {
@@ -411,6 +411,11 @@ static nng_msg *cheat_params(const fedreci_wire_env *env, const fedreci_wire_hdr
     case P_SEED:
         w.secagg.graph_seed[0] ^= 1;
         break;
+    case P_BUDGET:
+        /* one clipped input alone fills half the ring: the sum of n of them
+           wraps (n ceil(clip scale) >= 2^31) */
+        w.secagg.scale = 1073741824.0 / w.secagg.clip;
+        break;
     default:
         w.model_version += 1;
         break;
@@ -489,6 +494,32 @@ int fedreci_cheat_any_binding(void)
 {
     pthread_mutex_lock(&G.mu);
     int on = G.attack == A_MODEL_CRAFTED || (G.attack == A_PARAMS && G.param != P_VERSION);
+    pthread_mutex_unlock(&G.mu);
+    return on;
+}
+
+int fedreci_cheat_endorse_peers(uint64_t round, uint64_t who, uint64_t *out, size_t cap, size_t *n)
+{
+    pthread_mutex_lock(&G.mu);
+    const collected *c = col_of(round);
+    int on = G.attack == A_SPLIT_SETS && c && c->n_members && cap >= NMAX + 1;
+    if (on) {
+        uint64_t sv[NMAX + 1], dr[NMAX + 1];
+        size_t ns, nd;
+        split_view(c->members, c->n_members, G.target, who, sv, &ns, dr, &nd);
+        *n = 0;
+        for (size_t i = 0; i < ns; i++)
+            if (sv[i] != who)
+                out[(*n)++] = sv[i]; /* classic SecAgg: every who a neighbour */
+    }
+    pthread_mutex_unlock(&G.mu);
+    return on;
+}
+
+int fedreci_cheat_unverified_endorsements(void)
+{
+    pthread_mutex_lock(&G.mu);
+    int on = G.attack == A_SPLIT_SETS;
     pthread_mutex_unlock(&G.mu);
     return on;
 }
@@ -990,9 +1021,29 @@ static void test_split_survivor_sets(void **state)
     for (size_t v = 0; v < N; v++)      /* s^SK of every other member: from t holders */
         assert_true(c->members[v] == G.target ? s_holders[v] == 0 : s_holders[v] >= T);
     pthread_mutex_unlock(&G.mu);
+    /* each asked for the signatures of the neighbours whose tags failed and
+       was given every one of them, unchecked: each is over its signer's own
+       set, so none counts (the refusal names the signatures given) */
     for (int i = 0; i < N; i++)
         expect_refusal(&r.s[i], 1, FEDREC_REFUSAL_CONSISTENCY_FAILED, 3, "unmask shares",
                        "endorsed the survivor set");
+    for (int i = 0; i < N; i++) {
+        fedrec_ledger_entry e = {.struct_size = sizeof e};
+        size_t n = 0;
+        assert_int_equal(fedrec_client_ledger_count(r.s[i].c, &n), FEDREC_OK);
+        assert_int_equal(fedrec_client_ledger_get(r.s[i].c, n - 1, &e), FEDREC_OK);
+        if (!strstr(e.reason, " signatures)") || strstr(e.reason, "and 0 signatures"))
+            fail_msg("shopper %d: %s; want signatures given and refused", i, e.reason);
+        /* the ledger holds both consistency messages: the tags, and the
+           same again asking for the signatures */
+        int cons = 0;
+        for (size_t j = 0; j + 1 < n; j++) {
+            fedrec_ledger_entry u = {.struct_size = sizeof u};
+            assert_int_equal(fedrec_client_ledger_get(r.s[i].c, j, &u), FEDREC_OK);
+            cons += u.round_id == 1 && u.stage == 3 && strcmp(u.what, "consistency tags") == 0;
+        }
+        assert_int_equal(cons, 2);
+    }
     assert_int_equal(oracle(1, T), 0);
     rig_stop(&r);
 }
@@ -1110,6 +1161,37 @@ static void test_params_changed(void **state)
     }
 }
 
+/* One shopper is sent a scale under which the round's sum could wrap
+ * (n ceil(clip scale) >= 2^31: the overflow budget): it refuses before its
+ * advert with params_invalid in its ledger, naming the budget, and the
+ * others complete the round without it (the oracle rebuilds their b only).
+ * Before, the client's sync ended with an error and no ledger entry. */
+static void test_overflow_budget(void **state)
+{
+    (void)state;
+    rig r;
+    rig_start(&r, 0, A_PARAMS);
+    pthread_mutex_lock(&G.mu);
+    G.param = P_BUDGET;
+    pthread_mutex_unlock(&G.mu);
+    set_target(&r, 0);
+    rig_sync(&r, -1);
+    assert_int_equal(applied(), 1);
+    expect_refusal(&r.s[0], 1, FEDREC_REFUSAL_PARAMS_INVALID, 0, "key advertisement",
+                   "overflow budget: n * ceil(clip * scale) = 5 * ceil(");
+    assert_string_equal(fedrec_refusal_name(FEDREC_REFUSAL_PARAMS_INVALID), "params_invalid");
+    fedrec_ledger_entry e = {.struct_size = sizeof e};
+    size_t n = 0;
+    assert_int_equal(fedrec_client_ledger_count(r.s[0].c, &n), FEDREC_OK);
+    assert_int_equal(fedrec_client_ledger_get(r.s[0].c, n - 1, &e), FEDREC_OK);
+    assert_int_equal(e.cohort * 100 + e.neighbors * 10 + e.threshold, 543);
+    assert_int_equal(r.s[0].res.took_part, 0);
+    for (int i = 1; i < NC; i++)
+        assert_int_equal(r.s[i].res.round_outcome, FEDREC_OK);
+    assert_int_equal(oracle(1, r.t), NC - 1);
+    rig_stop(&r);
+}
+
 /* Round 1 is honest: it completes, and the oracle rebuilds the b of every
  * survivor (and no s^SK: nobody dropped). In round 2 shopper 0 gets its
  * roster of round 1 again: it refuses it as a replay before sharing. */
@@ -1192,6 +1274,7 @@ int main(void)
         cmocka_unit_test(test_crafted_model),        cmocka_unit_test(test_model_version),
         cmocka_unit_test(test_params_changed),       cmocka_unit_test(test_replayed_roster),
         cmocka_unit_test(test_replayed_unmask),      cmocka_unit_test(test_oracle_control),
+        cmocka_unit_test(test_overflow_budget),
     };
     return TH_RUN(tests);
 }

@@ -364,7 +364,9 @@ static void run_secagg(const fedreci_secagg_params *p, const uint64_t *ids, uint
         size_t nt;
         assert_int_equal(fedreci_secagg_client_consistency(c[i], sv, ns, dr, nd, &tg, &nt),
                          FEDREC_OK);
-        assert_int_equal(fedreci_secagg_server_add_consistency(s, ids[i], tg, nt), FEDREC_OK);
+        assert_int_equal(fedreci_secagg_server_add_consistency(
+                             s, ids[i], tg, nt, fedreci_secagg_client_endorsement(c[i])),
+                         FEDREC_OK);
     }
     assert_int_equal(fedreci_secagg_server_close_consistency(s), FEDREC_OK);
     for (uint32_t i = 0; i < n; i++) {

@@ -23,9 +23,14 @@
  *    seed step (issue 14) with withheld contributions (one, then two
  *    hostile clients: named and benched), one that does not open its
  *    commitment, and contributions under other members' ids;
- *  - test_consistency_tags, test_consistency_two_silent: the consistency
- *    step with garbage, forged and replayed tags and messages, and what two
- *    members that do not endorse still do (abort a cohort of 5, unnamed).
+ *  - test_consistency_tags, test_consistency_garbage_and_silent,
+ *    test_consistency_bad_signature: the consistency step with garbage,
+ *    forged and replayed tags and messages, a garbling and a silent member
+ *    (the round completes: the garbling member's signature counts), and a
+ *    garbage endorsement signature with a silent member (aborted, both
+ *    named, the next round exact); test_unmask_withheld: two members that
+ *    endorse and withhold their reveals (named, benched, the next round
+ *    exact).
  *
  * For each: the honest clients' round completes and the coordinator's round
  * log records the BLAKE2b-256 of the unmasked sum, which must equal that of
@@ -245,7 +250,9 @@ struct hostile {
     uint8_t digest[32]; /* the roster's seed digest */
     /* the consistency step: 0 honest tags; 1 garbage tags (random bytes,
        but the first is the tag it sent the same neighbour in its previous
-       round, when it has one: a replay of the content under a fresh MAC) */
+       round, when it has one: a replay of the content under a fresh MAC)
+       with its valid endorsement signature; 2 garbage tags and a garbage
+       signature (its message is then refused and it is named a culprit) */
     int cons_mode;
     fedreci_secagg_tag old_tags[8]; /* its tags of the last round (honest ones) */
     size_t n_old_tags;
@@ -259,6 +266,8 @@ struct hostile {
     int in_sum;              /* its masked input was accepted */
     size_t complained_about; /* complaints relayed against it (complaint step) */
     int excluded;            /* the complaint step excluded it */
+    int refused_cons;        /* its consistency message was refused (cons_mode 2) */
+    int no_reveal;           /* endorse, then send no reveals (h_unmask_send) */
     /* its signed messages of the round, as sent (for replay), by wire stage */
     uint8_t *sent[11];
     size_t sent_len[11];
@@ -698,22 +707,54 @@ static void h_unmask_send(hostile *h, fedreci_wire_env *req, int flip)
     }
     fedreci_wire_hdr hc = {h->id, h->round.secagg.round_id, FEDRECI_WIRE_STAGE_CONSISTENCY};
     nng_msg *mc = NULL;
-    assert_int_equal(fedreci_wire_enc_tags(&mc, &hc, 0, mine, n_tags), FEDREC_OK);
+    uint8_t sig[64];
+    memcpy(sig, fedreci_secagg_client_endorsement(h->sa), sizeof sig);
+    if (h->cons_mode == 2)
+        randombytes_buf(sig, sizeof sig);
+    const uint64_t *peers = NULL;
+    size_t n_peers = 0;
+    assert_int_equal(fedreci_secagg_client_endorse_peers(h->sa, &peers, &n_peers), FEDREC_OK);
+    assert_int_equal(
+        fedreci_wire_enc_consistency(&mc, &hc, peers, n_peers, mine, n_tags, sig, NULL, 0),
+        FEDREC_OK);
     {
         uint8_t key[32];
         assert_int_equal(fedreci_secagg_client_mac_key(h->sa, h->round.coord_pk, key), FEDREC_OK);
         assert_int_equal(fedreci_wire_mac(mc, key), FEDREC_OK);
     }
     fedreci_wire_env *rel = h_call(h, h->s, mc, &hc, NULL, 1);
+    if (h->cons_mode == 2) {
+        /* refused: it is named a culprit; its own honest message afterwards
+           is refused too, and nothing of it is relayed */
+        expect_error(rel, FEDREC_ERR_SIGNATURE, "an endorsement signature that does not verify");
+        assert_int_equal(fedreci_wire_enc_consistency(&mc, &hc, peers, n_peers, tags, n_tags,
+                                                      fedreci_secagg_client_endorsement(h->sa),
+                                                      NULL, 0),
+                         FEDREC_OK);
+        h_mac(h, mc);
+        /* refused (a culprit), or answered with the aborted round's result
+           when the step closed first (it stopped waiting for the culprit) */
+        fedreci_wire_env *again = h_call(h, h->s, mc, &hc, NULL, 0);
+        if (again->body_case == FEDREC__V1__ENVELOPE__BODY_ROUND_RESULT) {
+            assert_false(again->round_result->completed);
+            fedreci_wire_free(again);
+        } else {
+            expect_error(again, FEDREC_ERR_PROTOCOL, "a culprit's valid endorsement afterwards");
+        }
+        h->refused_cons = 1;
+        return;
+    }
     fedreci_secagg_tag *in = NULL;
     size_t n_in = 0;
-    if (fedreci_wire_get_tags(rel, 8, &in, &n_in))
+    if (fedreci_wire_get_tags(rel, h->id, peers, n_peers, &in, &n_in))
         fail_msg("hostile: consistency relay: %s", fedrec_errmsg());
     fedreci_wire_free(rel);
     const fedreci_secagg_reveal *rv;
     size_t n_rv;
     assert_int_equal(fedreci_secagg_client_unmask(h->sa, in, n_in, &rv, &n_rv), FEDREC_OK);
     free(in);
+    if (h->no_reveal)
+        return; /* endorsed the set; withholds its reveals */
     fedreci_secagg_reveal r[8];
     assert_true(n_rv <= 8);
     memcpy(r, rv, n_rv * sizeof *r);
@@ -1664,8 +1705,14 @@ static void test_bad_reveal(void **state)
     bad[5] ^= 0x10;
     expect_error(h_reveal_msg(&w.h, w.h.s, w.h.id, bad, 1, 0), FEDREC_ERR_PROTOCOL,
                  "a contribution that does not open its commitment");
-    expect_error(h_reveal_msg(&w.h, w.h.s, w.h.id, contribution, 1, 0), FEDREC_ERR_PROTOCOL,
-                 "the right contribution after a wrong one");
+    /* refused as a culprit's; or, when the round (which stopped waiting for
+       the culprit) already ended, answered with its result: not taken
+       either way (on a slow build the honest clients can finish first) */
+    fedreci_wire_env *again = h_reveal_msg(&w.h, w.h.s, w.h.id, contribution, 1, 0);
+    if (again->body_case == FEDREC__V1__ENVELOPE__BODY_ROUND_RESULT)
+        fedreci_wire_free(again);
+    else
+        expect_error(again, FEDREC_ERR_PROTOCOL, "the right contribution after a wrong one");
     honest_finish(&w, FEDRECI_SESSION_COMPLETED);
     expect_completed(&w, r, 0);
     expect_named(&w, r, "culprits", &w.h.id, 1);
@@ -1716,7 +1763,8 @@ static void test_reveal_as_other(void **state)
  * replayed as sent (answered from round 1's record) and with the round id
  * rewritten (does not verify), consistency messages under each honest
  * member's id (MACed with its own key: do not verify), and one under its
- * own id whose tag claims an honest sender (refused, nothing counted). */
+ * own id with tags for one neighbour of its three (refused, nothing
+ * counted). */
 static void cons_attacks(hostile *h)
 {
     const world *w = h->arg;
@@ -1746,17 +1794,26 @@ static void cons_attacks(hostile *h)
         randombytes_buf(t.tag, sizeof t.tag);
         fedreci_wire_hdr hd = {w->g[i].id, r2, FEDRECI_WIRE_STAGE_CONSISTENCY};
         nng_msg *m = NULL;
-        assert_int_equal(fedreci_wire_enc_tags(&m, &hd, 0, &t, 1), FEDREC_OK);
+        uint8_t junk[64];
+        randombytes_buf(junk, sizeof junk);
+        assert_int_equal(fedreci_wire_enc_consistency(&m, &hd, &t.to, 1, &t, 1, junk, NULL, 0),
+                         FEDREC_OK);
         assert_int_equal(fedreci_wire_mac(m, key), FEDREC_OK);
         expect_error(h_call(h, h->side, m, &hd, NULL, 0), FEDREC_ERR_SIGNATURE,
                      "consistency tags under an honest member's id");
-        /* its own id, a tag that claims to come from the honest member */
-        t.to = h->members[0] == w->g[i].id ? h->members[1] : h->members[0];
+        /* its own id, tags for one neighbour of its three (ids are
+           implicit: the packed tags must be one per neighbour named
+           survivor) */
+        t.from = h->id;
+        t.to = w->g[i].id;
         hd.client_id = h->id;
-        assert_int_equal(fedreci_wire_enc_tags(&m, &hd, 0, &t, 1), FEDREC_OK);
+        assert_int_equal(fedreci_wire_enc_consistency(&m, &hd, &t.to, 1, &t, 1,
+                                                      fedreci_secagg_client_endorsement(h->sa),
+                                                      NULL, 0),
+                         FEDREC_OK);
         assert_int_equal(fedreci_wire_mac(m, key), FEDREC_OK);
-        expect_error(h_call(h, h->side, m, &hd, NULL, 0), FEDREC_ERR_PROTOCOL,
-                     "a tag whose sender is another member");
+        expect_error(h_call(h, h->side, m, &hd, NULL, 0), FEDREC_ERR_FORMAT,
+                     "tags for one neighbour of three");
     }
 }
 
@@ -1797,17 +1854,88 @@ static void test_consistency_tags(void **state)
     th_daemon_stop(&w.d, 1, 0);
 }
 
-/* What a hostile client can still do at the consistency step
- * (docs/threat-model.md): an honest member reveals only when t of its
- * neighbours named survivors endorse its survivor set, and the coordinator
- * cannot check a tag (only the pair can). Cohort 5 (k = 4, t = 3): one
- * member sends garbage tags and another (a library client with the dropout
- * hook) goes silent after its masked input. Each honest member then has 2
- * endorsements of the 3 it needs and reveals nothing; the round aborts, is
- * never committed, and nobody is named (neither deviation can be told from
- * a phone that went away, or proven to the coordinator). The next round,
- * without them, completes with the honest clients' exact sum. */
-static void test_consistency_two_silent(void **state)
+/* The round row of r: completed, with the oracle's sum plus the quantized
+ * input of `extra` (a library client beside the world's). */
+static void expect_completed_with(world *w, uint64_t r, int with_hostile, const th_gclient *extra)
+{
+    char line[64];
+    snprintf(line, sizeof line, "[round %llu] round completed", (unsigned long long)r);
+    log_wait(&w->d, line, NULL);
+    uint32_t sum[D] = {0};
+    for (int i = 0; i < N_HONEST; i++)
+        for (int j = 0; j < D; j++)
+            sum[j] += w->g[i].q[j];
+    for (int j = 0; j < D; j++)
+        sum[j] += (with_hostile ? w->h.q[j] : 0) + extra->q[j];
+    uint8_t b[32];
+    char hex[65], want[100], st[16];
+    crypto_generichash(b, 32, (const uint8_t *)sum, sizeof sum, NULL, 0);
+    sodium_bin2hex(hex, sizeof hex, b, 32);
+    snprintf(want, sizeof want, "\"sum_b2b\":\"%s\"", hex);
+    char *json = th_daemon_round_row(&w->d, r, st);
+    if (strcmp(st, "completed") || !strstr(json, want)) {
+        th_log_dump(&w->d);
+        fail_msg("round %llu: status %s, metrics %s; want the oracle's %s", (unsigned long long)r,
+                 st, json, want);
+    }
+    free(json);
+}
+
+/* The consistency step with two members that do not endorse by tag
+ * (docs/threat-model.md): cohort 5 (k = 4, t = 3); one member (the hostile)
+ * sends garbage tags and another (a library client with the dropout hook)
+ * goes silent after its masked input. Each honest member then holds 2
+ * valid tags of the 3 it needs, asks the coordinator for the signatures of
+ * the other two neighbours, and gets the hostile's (verified by the
+ * coordinator, and by the member against the hostile's identity key): 3
+ * endorsements, it reveals. The round completes with the exact sum of all
+ * five inputs (the silent member's masked input was in, and its b is
+ * rebuilt by its four holders). Before protocol version 6 this aborted the
+ * round with nobody named. */
+static void test_consistency_garbage_and_silent(void **state)
+{
+    (void)state;
+    world w;
+    world_start_cohort(&w, "5");
+    th_gclient quiet;
+    th_gclient_init(&quiet, D);
+    fedreci_session_config sc;
+    th_gclient_config(&quiet, &sc, w.d.url, 60000);
+    sc.dropout_stage = 3;
+    fedrec_err code;
+    honest_start(&w);
+    th_gclient_start_with(&quiet, &sc);
+    assert_int_equal(h_checkin(&w.h, &code), 1);
+    uint64_t r = w.h.round.secagg.round_id;
+    assert_int_equal(w.h.round.secagg.n, 5);
+    assert_int_equal(w.h.round.secagg.t, 3);
+    w.h.cons_mode = 1;
+    h_advertise(&w.h);
+    fedreci_wire_env *req = h_masked(&w.h, h_share(&w.h), 1, 0, 0);
+    th_gclient_finish(&quiet);
+    assert_int_equal(quiet.res.outcome, FEDRECI_SESSION_DROPPED);
+    fedreci_wire_env *res = h_unmask(&w.h, req, 0);
+    assert_int_equal(res->body_case, FEDREC__V1__ENVELOPE__BODY_ROUND_RESULT);
+    assert_true(res->round_result->completed);
+    fedreci_wire_free(res);
+    honest_finish(&w, FEDRECI_SESSION_COMPLETED);
+    expect_completed_with(&w, r, 1, &quiet);
+    th_gclient_free(&quiet);
+    world_free(&w);
+    th_daemon_stop(&w.d, 1, 0);
+}
+
+/* The same two members, but the garbling one also sends a garbage
+ * endorsement signature: the coordinator refuses its message and names it
+ * a culprit on the spot (the message is MACed with its round key, so the
+ * signature is its own), and its valid endorsement sent afterwards is
+ * refused too. Now each honest member is endorsed by 2 of its neighbours,
+ * fewer than t = 3: the coordinator sees that no secret can be rebuilt and
+ * aborts the round at the consistency step, never committed, naming the
+ * culprit ("culprits") and the silent member ("consistency_withheld",
+ * benched for one round). The next round, without either, completes with
+ * the honest clients' exact sum. */
+static void test_consistency_bad_signature(void **state)
 {
     (void)state;
     world w;
@@ -1823,36 +1951,72 @@ static void test_consistency_two_silent(void **state)
     th_gclient_start_with(&quiet, &sc);
     assert_int_equal(h_checkin(&w.h, &code), 1);
     uint64_t r = w.h.round.secagg.round_id;
-    assert_int_equal(w.h.round.secagg.n, 5);
-    assert_int_equal(w.h.round.secagg.t, 3);
-    w.h.cons_mode = 1;
+    w.h.cons_mode = 2;
     h_advertise(&w.h);
     fedreci_wire_env *req = h_masked(&w.h, h_share(&w.h), 1, 0, 0);
-    /* the quiet one stops before its consistency message; its connection
-       closes when its session is destroyed */
     th_gclient_finish(&quiet);
     assert_int_equal(quiet.res.outcome, FEDRECI_SESSION_DROPPED);
     h_unmask_send(&w.h, req, 0);
-    /* the honest clients leave the round without revealing */
-    for (int i = 0; i < N_HONEST; i++) {
-        th_gclient_finish(&w.g[i]);
-        if (w.g[i].res.outcome != FEDRECI_SESSION_REFUSED || !w.g[i].res.refusal ||
-            strcmp(w.g[i].res.refusal, FEDRECI_REFUSE_CONSISTENCY) != 0) {
-            th_log_dump(&w.d);
-            fail_msg("honest client %d: outcome %d (%s), want refused (%s)", i, w.g[i].res.outcome,
-                     w.g[i].res.text, FEDRECI_REFUSE_CONSISTENCY);
-        }
-    }
-    fedreci_wire_env *res = h_reply(&w.h);
-    assert_int_equal(res->body_case, FEDREC__V1__ENVELOPE__BODY_ROUND_RESULT);
-    assert_false(res->round_result->completed);
-    fedreci_wire_free(res);
-    expect_aborted(&w, r, "fewer than t = 3", 0, v0);
-    char st[16];
-    char *json = th_daemon_round_row(&w.d, r, st);
-    if (strstr(json, "culprits") || strstr(json, "seed_withheld"))
-        fail_msg("round %llu names somebody: %s", (unsigned long long)r, json);
-    free(json);
+    assert_true(w.h.refused_cons);
+    honest_finish(&w, FEDRECI_SESSION_ABORTED);
+    expect_aborted(&w, r, "revealing holders", w.h.id, v0);
+    expect_named(&w, r, "culprits", &w.h.id, 1);
+    expect_named(&w, r, "consistency_withheld", &quiet.id, 1);
+    /* the silent member is benched: its next check-in is refused */
+    th_gclient_config(&quiet, &sc, w.d.url, 60000);
+    th_gclient_start_with(&quiet, &sc);
+    th_gclient_finish(&quiet);
+    if (quiet.res.err != FEDREC_ERR_NOT_SELECTED || !strstr(quiet.res.text, "benched until round"))
+        fail_msg("silent member's check-in: %s (%s)", fedrec_strerror(quiet.res.err),
+                 quiet.res.text);
+    honest_round_without(&w, r + 1, 1);
+    th_gclient_free(&quiet);
+    world_free(&w);
+    th_daemon_stop(&w.d, 1, 0);
+}
+
+/* Two members that endorse the survivor set and then withhold their
+ * reveals (the hostile, and a library client that stops before its unmask
+ * shares), cohort 5 (k = 4, t = 3): every honest member's secret keeps 2
+ * revealing holders of the 3 it needs, so the unmask stage aborts the
+ * round, never committed. The coordinator had counted on both to reveal
+ * (endorsed by t of their neighbours): it names them under
+ * "unmask_withheld" and benches them for one round; the next round, without
+ * them, completes with the honest clients' exact sum. Before, the round
+ * aborted with nobody named. */
+static void test_unmask_withheld(void **state)
+{
+    (void)state;
+    world w;
+    world_start_cohort(&w, "5");
+    th_gclient quiet;
+    th_gclient_init(&quiet, D);
+    fedreci_session_config sc;
+    th_gclient_config(&quiet, &sc, w.d.url, 60000);
+    sc.dropout_stage = 4;
+    uint64_t v0 = db_model_version(&w.d);
+    fedrec_err code;
+    honest_start(&w);
+    th_gclient_start_with(&quiet, &sc);
+    assert_int_equal(h_checkin(&w.h, &code), 1);
+    uint64_t r = w.h.round.secagg.round_id;
+    w.h.no_reveal = 1;
+    h_advertise(&w.h);
+    h_unmask_send(&w.h, h_masked(&w.h, h_share(&w.h), 1, 0, 0), 0);
+    h_reconnect(&w.h, w.d.url); /* goes away without its reveals */
+    th_gclient_finish(&quiet);
+    assert_int_equal(quiet.res.outcome, FEDRECI_SESSION_DROPPED);
+    honest_finish(&w, FEDRECI_SESSION_ABORTED);
+    expect_aborted(&w, r, "fewer than t", 0, v0);
+    uint64_t named[2] = {w.h.id < quiet.id ? w.h.id : quiet.id,
+                         w.h.id < quiet.id ? quiet.id : w.h.id};
+    expect_named(&w, r, "unmask_withheld", named, 2);
+    /* benched for the next round */
+    char text[200] = "";
+    h_checkin_send(&w.h);
+    assert_int_equal(h_checkin_recv(&w.h, &code, text, sizeof text), 0);
+    assert_int_equal(code, FEDREC_ERR_NOT_SELECTED);
+    assert_non_null(strstr(text, "benched until round"));
     honest_round_without(&w, r + 1, 0);
     th_gclient_free(&quiet);
     world_free(&w);
@@ -1881,7 +2045,9 @@ int main(void)
         cmocka_unit_test_teardown(test_bad_reveal, th_daemon_teardown),
         cmocka_unit_test_teardown(test_reveal_as_other, th_daemon_teardown),
         cmocka_unit_test_teardown(test_consistency_tags, th_daemon_teardown),
-        cmocka_unit_test_teardown(test_consistency_two_silent, th_daemon_teardown),
+        cmocka_unit_test_teardown(test_consistency_garbage_and_silent, th_daemon_teardown),
+        cmocka_unit_test_teardown(test_consistency_bad_signature, th_daemon_teardown),
+        cmocka_unit_test_teardown(test_unmask_withheld, th_daemon_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -252,7 +252,9 @@ static fedrec_err sim_endorse(round_sim *r, const uint64_t *sv, size_t ns, const
         size_t nt;
         assert_int_equal(fedreci_secagg_client_consistency(r->c[i], sv, ns, dr, nd, &tg, &nt),
                          FEDREC_OK);
-        assert_int_equal(fedreci_secagg_server_add_consistency(r->s, sv[j], tg, nt), FEDREC_OK);
+        assert_int_equal(fedreci_secagg_server_add_consistency(
+                             r->s, sv[j], tg, nt, fedreci_secagg_client_endorsement(r->c[i])),
+                         FEDREC_OK);
     }
     r->endorsed = 1;
     return fedreci_secagg_server_close_consistency(r->s);
@@ -425,8 +427,26 @@ static int random_round(uint32_t n, uint32_t k, uint32_t t, uint32_t d, double p
             st[u] = 4; /* endorsed */
             stay++;
         }
+    /* the coordinator knows who endorsed (signatures it verified), so who
+       will reveal (an endorser with t endorsing neighbours: the tag, or the
+       signature when the tag fails, counts) and whether every secret keeps
+       t revealing holders; if not, it aborts the round now */
+    int will = 1;
+    for (uint32_t u = 0; u < m && will; u++) {
+        if (!st[u])
+            continue;
+        uint32_t c = 0;
+        for (uint32_t j = 0; j < deg; j++) {
+            uint32_t v = nb[(size_t)u * n + j];
+            uint32_t ev = 0;
+            for (uint32_t q = 0; st[v] == 4 && q < deg; q++)
+                ev += st[nb[(size_t)v * n + q]] == 4;
+            c += st[v] == 4 && ev >= t;
+        }
+        will = c >= t;
+    }
     e = sim_endorse(&r, sv, ns, dr, nd);
-    if (stay < t) {
+    if (stay < t || !will) {
         outcome = 4;
         assert_int_equal(e, FEDREC_ERR_ABORTED);
         assert_int_equal(fedreci_secagg_server_stage(r.s), FEDRECI_SECAGG_ABORTED);
@@ -887,6 +907,7 @@ static void test_consistency_split(void **state)
     /* the target: all[0]; the others all[1..5], in a ring */
     fedreci_secagg_tag tags[6][5];
     size_t n_tags[6];
+    fedreci_secagg_endorsement es[6]; /* every member's signature over its own set */
     for (int w = 1; w <= 5; w++) {
         int x = w % 5 + 1; /* the one other survivor in w's set */
         uint64_t s3[3] = {all[0], all[w], all[x]}, d3[3];
@@ -901,6 +922,8 @@ static void test_consistency_split(void **state)
             fedreci_secagg_client_consistency(r.c[ci], s3, 3, d3, nd3, &tg, &n_tags[w]), FEDREC_OK);
         assert_int_equal(n_tags[w], 2); /* to the two other survivors it was told of */
         memcpy(tags[w], tg, n_tags[w] * sizeof *tg);
+        es[w].from = all[w];
+        memcpy(es[w].sig, fedreci_secagg_client_endorsement(r.c[ci]), sizeof es[w].sig);
     }
     {
         long ci = index_of(&r, all[0]);
@@ -910,10 +933,13 @@ static void test_consistency_split(void **state)
             FEDREC_OK);
         assert_int_equal(n_tags[0], 5);
         memcpy(tags[0], tg, n_tags[0] * sizeof *tg);
+        es[0].from = all[0];
+        memcpy(es[0].sig, fedreci_secagg_client_endorsement(r.c[ci]), sizeof es[0].sig);
     }
     /* the coordinator relays every tag addressed to each client (it cannot
        make others: the tags are keyed with the members' pair keys), plus a
-       forged one */
+       forged one, and every member's endorsement signature (each over the
+       signer's own set: it cannot make others either) */
     size_t revealed = 0;
     for (int to = 0; to < 6; to++) {
         fedreci_secagg_tag in[32];
@@ -928,8 +954,9 @@ static void test_consistency_split(void **state)
         long ci = index_of(&r, all[to]);
         const fedreci_secagg_reveal *rv = NULL;
         size_t n_rv = 0;
-        assert_int_equal(fedreci_secagg_client_unmask(r.c[ci], in, n_in, &rv, &n_rv),
-                         FEDREC_ERR_PROTOCOL);
+        assert_int_equal(
+            fedreci_secagg_client_unmask_endorsed(r.c[ci], in, n_in, es, 6, &rv, &n_rv),
+            FEDREC_ERR_PROTOCOL);
         assert_string_equal(fedreci_secagg_client_refusal(r.c[ci]), FEDRECI_REFUSE_CONSISTENCY);
         assert_null(rv);
         revealed += n_rv;

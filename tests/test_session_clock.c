@@ -16,12 +16,6 @@
  *    the clock publishes the result itself (fedreci_session_wait returns
  *    while the hook still runs); once the hook returns the session sends
  *    nothing more and on_done gets the same result, once.
- *  - test_aggregator_name: with SecAgg groups the fake's SELECTED reply
- *    sends the client to a fake aggregator on tls+tcp:// whose certificate
- *    (made by the openssl CLI) names localhost. A session with a server
- *    name set reaches it at tls+tcp://localhost:P and never at
- *    tls+tcp://127.0.0.1:P (the name is not in the certificate); a session
- *    without a server name reaches it at 127.0.0.1 (the chain alone).
  */
 #include <pthread.h>
 #include <setjmp.h>
@@ -32,12 +26,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
-#include <unistd.h>
 
 #include <cmocka.h>
 #include <nng/nng.h>
 #include <nng/protocol/reqrep0/rep.h>
-#include <nng/supplemental/tls/tls.h>
 #include <sodium.h>
 
 #include "client/session.h"
@@ -300,153 +292,16 @@ static void test_hook_overruns(void **state)
     assert_int_equal(x.f.n_after_model, 0);
 }
 
-/* ---- the aggregator's certificate name --------------------------------------- */
-
-typedef struct fake_agg {
-    nng_socket sock;
-    int n_recv;
-    pthread_mutex_t mu;
-} fake_agg;
-
-/* Answers every request with an Error (the session ends at once). */
-static void *serve_agg(void *arg)
-{
-    fake_agg *g = arg;
-    for (;;) {
-        nng_msg *m = NULL;
-        if (nng_recvmsg(g->sock, &m, 0) != 0)
-            return NULL;
-        fedreci_wire_env *e = NULL;
-        fedrec_err de = fedreci_wire_decode_msg(m, 1u << 20, &e);
-        nng_msg_free(m);
-        if (de != FEDREC_OK)
-            continue;
-        pthread_mutex_lock(&g->mu);
-        g->n_recv++;
-        pthread_mutex_unlock(&g->mu);
-        fedreci_wire_hdr h = {e->client_id, 9, FEDRECI_WIRE_STAGE_MODEL};
-        nng_msg *r = NULL;
-        if (fedreci_wire_enc_error(&r, &h, FEDREC_ERR_ABORTED, "test: stop here"))
-            r = NULL;
-        fedreci_wire_free(e);
-        if (r && nng_sendmsg(g->sock, r, 0) != 0)
-            nng_msg_free(r);
-    }
-}
-
-static char *slurp(const char *path)
-{
-    FILE *f = fopen(path, "rb");
-    assert_non_null(f);
-    static char buf[8192];
-    size_t n = fread(buf, 1, sizeof buf - 1, f);
-    fclose(f);
-    buf[n] = 0;
-    return strdup(buf);
-}
-
-/* One session selected for a round run at agg_url; server_name may be NULL.
- * Returns the requests the fake aggregator got. */
-static int via_aggregator(const char *url, const char *agg_url, const char *ca,
-                          const char *server_name, fake_agg *g)
-{
-    static run x;
-    memset(&x, 0, sizeof x);
-    x.f.round = round_of(100);
-    snprintf(x.f.round.aggregator_url, sizeof x.f.round.aggregator_url, "%s", agg_url);
-    x.f.answer_checkin = 1;
-    pthread_mutex_init(&x.f.mu, NULL);
-    assert_int_equal(nng_rep0_open(&x.f.sock), 0);
-    assert_int_equal(nng_listen(x.f.sock, url, NULL, 0), 0);
-    assert_int_equal(pthread_create(&x.thr, NULL, serve, &x.f), 0);
-    uint8_t pk[32];
-    crypto_sign_keypair(pk, x.sk);
-    fedreci_session_config sc;
-    fedreci_session_config_default(&sc);
-    sc.url = url;
-    sc.client_id = fedreci_secagg_id_from_pk(pk);
-    sc.identity_sk = x.sk;
-    sc.timeout_ms = 2000;
-    sc.tls_ca_file = ca;
-    sc.tls_server_name = server_name;
-    fedreci_session_hooks h = {.compute_update = zero_update, .on_done = on_done};
-    assert_int_equal(fedreci_session_create(&x.s, &sc, &h), FEDREC_OK);
-    pthread_mutex_lock(&g->mu);
-    g->n_recv = 0;
-    pthread_mutex_unlock(&g->mu);
-    assert_int_equal(fedreci_session_start(x.s), FEDREC_OK);
-    fedreci_session_result r;
-    assert_int_equal(fedreci_session_wait(x.s, -1, &r), FEDREC_OK);
-    assert_int_equal(r.outcome, FEDRECI_SESSION_ERROR);
-    run_end(&x);
-    pthread_mutex_lock(&g->mu);
-    int n = g->n_recv;
-    pthread_mutex_unlock(&g->mu);
-    if (n)
-        assert_non_null(strstr(r.text, "test: stop here"));
-    return n;
-}
-
-static void test_aggregator_name(void **state)
-{
-    (void)state;
-    char dir[] = "/tmp/fedrec-clock-tls-XXXXXX";
-    assert_non_null(mkdtemp(dir));
-    char cert[128], key[128], cmd[600];
-    snprintf(cert, sizeof cert, "%s/cert.pem", dir);
-    snprintf(key, sizeof key, "%s/key.pem", dir);
-    snprintf(cmd, sizeof cmd,
-             "openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 "
-             "-subj /CN=localhost -addext subjectAltName=DNS:localhost -keyout '%s' -out '%s' "
-             ">/dev/null 2>&1",
-             key, cert);
-    assert_int_equal(system(cmd), 0);
-    static fake_agg g;
-    pthread_mutex_init(&g.mu, NULL);
-    assert_int_equal(nng_rep0_open(&g.sock), 0);
-    nng_listener l;
-    assert_int_equal(nng_listener_create(&l, g.sock, "tls+tcp://127.0.0.1:0"), 0);
-    nng_tls_config *tc = NULL;
-    char *c = slurp(cert), *k = slurp(key);
-    assert_int_equal(nng_tls_config_alloc(&tc, NNG_TLS_MODE_SERVER), 0);
-    assert_int_equal(nng_tls_config_own_cert(tc, c, k, NULL), 0);
-    assert_int_equal(nng_listener_set_ptr(l, NNG_OPT_TLS_CONFIG, tc), 0);
-    nng_tls_config_free(tc);
-    free(c);
-    free(k);
-    assert_int_equal(nng_listener_start(l, 0), 0);
-    int port = 0;
-    assert_int_equal(nng_listener_get_int(l, NNG_OPT_TCP_BOUND_PORT, &port), 0);
-    pthread_t t;
-    assert_int_equal(pthread_create(&t, NULL, serve_agg, &g), 0);
-    char by_name[64], by_ip[64];
-    snprintf(by_name, sizeof by_name, "tls+tcp://localhost:%d", port);
-    snprintf(by_ip, sizeof by_ip, "tls+tcp://127.0.0.1:%d", port);
-    /* the name in the certificate: reached */
-    assert_true(via_aggregator("inproc://clock-tls-1", by_name, cert, "localhost", &g) > 0);
-    /* an address the certificate does not name: refused by the session */
-    assert_int_equal(via_aggregator("inproc://clock-tls-2", by_ip, cert, "localhost", &g), 0);
-    /* no server name: the chain alone is checked, as for the coordinator */
-    assert_true(via_aggregator("inproc://clock-tls-3", by_ip, cert, NULL, &g) > 0);
-    nng_close(g.sock);
-    pthread_join(t, NULL);
-    pthread_mutex_destroy(&g.mu);
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
-    assert_int_equal(system(cmd), 0);
-    pthread_mutex_lock(&hmu);
-    n_done = 0;
-    pthread_mutex_unlock(&hmu);
-}
-
 int main(void)
 {
     if (sodium_init() < 0)
         return 1;
     fedreci_log_set_level(FEDRECI_LOG_ERROR);
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_round_budget),      cmocka_unit_test(test_hung_receive),
-        cmocka_unit_test(test_nng_timeout_first), cmocka_unit_test(test_hook_overruns),
-        cmocka_unit_test(test_aggregator_name),
+        cmocka_unit_test(test_round_budget),
+        cmocka_unit_test(test_hung_receive),
+        cmocka_unit_test(test_nng_timeout_first),
+        cmocka_unit_test(test_hook_overruns),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

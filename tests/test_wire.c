@@ -567,31 +567,71 @@ static void test_seed_and_consistency(void **state)
         t[i].to = ids[i];
         memset(t[i].tag, 0x30 + i, sizeof t[i].tag);
     }
+    uint8_t esig[64];
+    memset(esig, 0x5a, sizeof esig);
+    fedreci_secagg_endorsement es[2] = {{ids[0], {1}}, {ids[2], {2}}};
+    /* packed (protocol 6): one 16-byte slot per peer, ids implicit; the
+       relay leaves a peer without a tag all zero */
+    uint64_t peers[3] = {ids[0], ids[1], ids[2]};
+    fedreci_secagg_tag rt2[2];
+    for (int i = 0; i < 2; i++) {
+        rt2[i].from = ids[i == 0 ? 0 : 2];
+        rt2[i].to = 42;
+        memset(rt2[i].tag, 0x40 + i, sizeof rt2[i].tag);
+    }
     for (int relay = 0; relay < 2; relay++) {
-        assert_int_equal(fedreci_wire_enc_tags(&m, &h, relay, t, 3), FEDREC_OK);
+        if (relay)
+            assert_int_equal(fedreci_wire_enc_consistency_relay(&m, &h, peers, 3, rt2, 2, es, 2),
+                             FEDREC_OK);
+        else
+            assert_int_equal(fedreci_wire_enc_consistency(&m, &h, peers, 3, t, 3, esig, ids, 2),
+                             FEDREC_OK);
         e = rt(m);
         assert_int_equal(e->body_case, relay ? FEDREC__V1__ENVELOPE__BODY_CONSISTENCY_RELAY
                                              : FEDREC__V1__ENVELOPE__BODY_CONSISTENCY);
         fedreci_secagg_tag *g = NULL;
         size_t n = 0;
-        assert_int_equal(fedreci_wire_get_tags(e, 8, &g, &n), FEDREC_OK);
-        assert_int_equal(n, 3);
-        assert_memory_equal(g, t, sizeof t);
+        assert_int_equal(fedreci_wire_get_tags(e, 42, peers, 3, &g, &n), FEDREC_OK);
+        if (relay) {
+            assert_int_equal(n, 2);
+            assert_memory_equal(g, rt2, sizeof rt2);
+            assert_int_equal(e->consistency_relay->tags.len, 3 * 16);
+        } else {
+            assert_int_equal(n, 3);
+            assert_memory_equal(g, t, sizeof t);
+            assert_int_equal(e->consistency->tags.len, 3 * 16);
+        }
         free(g);
-        assert_int_equal(fedreci_wire_get_tags(e, 2, &g, &n), FEDREC_ERR_FORMAT); /* cap */
+        /* slots for another number of peers than carried */
+        assert_int_equal(fedreci_wire_get_tags(e, 42, peers, 2, &g, &n), FEDREC_ERR_FORMAT);
+        const uint8_t *gs = NULL;
+        const uint64_t *gw = NULL;
+        size_t nw = 0;
+        fedreci_secagg_endorsement *ge = NULL;
+        if (relay) {
+            assert_int_equal(fedreci_wire_get_endorse(e, &gs, &gw, &nw), FEDREC_ERR_PROTOCOL);
+            assert_int_equal(fedreci_wire_get_endorsements(e, 8, &ge, &n), FEDREC_OK);
+            assert_int_equal(n, 2);
+            assert_memory_equal(ge, es, sizeof es);
+            free(ge);
+            assert_int_equal(fedreci_wire_get_endorsements(e, 1, &ge, &n), FEDREC_ERR_FORMAT);
+        } else {
+            assert_int_equal(fedreci_wire_get_endorse(e, &gs, &gw, &nw), FEDREC_OK);
+            assert_memory_equal(gs, esig, sizeof esig);
+            assert_int_equal(nw, 2);
+            assert_memory_equal(gw, ids, 2 * sizeof *ids);
+        }
         fedreci_wire_free(e);
     }
+    assert_int_equal(fedreci_wire_enc_consistency(&m, &h, peers, 2, t, 3, esig, NULL, 0),
+                     FEDREC_ERR_INVALID); /* t[2] is for no peer given */
     /* a tag of the wrong length */
     Fedrec__V1__Envelope env = FEDREC__V1__ENVELOPE__INIT;
     Fedrec__V1__Consistency co = FEDREC__V1__CONSISTENCY__INIT;
-    Fedrec__V1__ConsistencyTag ct = FEDREC__V1__CONSISTENCY_TAG__INIT;
-    Fedrec__V1__ConsistencyTag *ctp = &ct;
-    ct.from = 1;
-    ct.to = 2;
-    ct.tag.data = t[0].tag;
-    ct.tag.len = FEDRECI_SECAGG_TAG_BYTES - 1;
-    co.n_tags = 1;
-    co.tags = &ctp;
+    co.tags.data = t[0].tag;
+    co.tags.len = FEDRECI_SECAGG_TAG_BYTES - 1; /* packed tags: 16 bytes each */
+    co.sig.data = esig;
+    co.sig.len = sizeof esig;
     env.protocol_version = FEDRECI_WIRE_PROTOCOL_VERSION;
     env.stage = FEDRECI_WIRE_STAGE_CONSISTENCY;
     env.body_case = FEDREC__V1__ENVELOPE__BODY_CONSISTENCY;
@@ -601,6 +641,51 @@ static void test_seed_and_consistency(void **state)
     e = NULL;
     assert_int_equal(fedreci_wire_decode(buf, len, CAP, &e), FEDREC_ERR_FORMAT);
     assert_null(e);
+    /* the endorsement signature: 64 bytes or the message does not decode;
+       the ids asked for: strictly ascending */
+    co.tags.len = FEDRECI_SECAGG_TAG_BYTES;
+    uint64_t wa[2] = {5, 9};
+    const struct {
+        size_t sig_len;
+        uint64_t w1;
+        fedrec_err want;
+    } cons[] = {{64, 9, FEDREC_OK},
+                {0, 9, FEDREC_ERR_FORMAT},
+                {63, 9, FEDREC_ERR_FORMAT},
+                {64, 5, FEDREC_ERR_FORMAT},
+                {64, 4, FEDREC_ERR_FORMAT}};
+    for (size_t i = 0; i < sizeof cons / sizeof cons[0]; i++) {
+        co.sig.len = cons[i].sig_len;
+        wa[1] = cons[i].w1;
+        co.n_want = 2;
+        co.want = wa;
+        len = fedrec__v1__envelope__pack(&env, buf);
+        e = NULL;
+        assert_int_equal(fedreci_wire_decode(buf, len, CAP, &e), cons[i].want);
+        fedreci_wire_free(e);
+    }
+    co.n_want = 0;
+    /* a relayed signature of the wrong length */
+    Fedrec__V1__ConsistencyRelay cr = FEDREC__V1__CONSISTENCY_RELAY__INIT;
+    Fedrec__V1__Endorsement en = FEDREC__V1__ENDORSEMENT__INIT;
+    Fedrec__V1__Endorsement *enp = &en;
+    uint8_t sig65[65]; /* room for the longest one tried */
+    memset(sig65, 0x5a, sizeof sig65);
+    en.from = 3;
+    en.sig.data = sig65;
+    for (size_t l = 63; l <= 65; l++) {
+        en.sig.len = l;
+        cr.n_sigs = 1;
+        cr.sigs = &enp;
+        env.body_case = FEDREC__V1__ENVELOPE__BODY_CONSISTENCY_RELAY;
+        env.consistency_relay = &cr;
+        len = fedrec__v1__envelope__pack(&env, buf);
+        e = NULL;
+        assert_int_equal(fedreci_wire_decode(buf, len, CAP, &e),
+                         l == 64 ? FEDREC_OK : FEDREC_ERR_FORMAT);
+        fedreci_wire_free(e);
+    }
+    env.body_case = FEDREC__V1__ENVELOPE__BODY_CONSISTENCY;
 
     /* relays that do not decode: contributions not in 16-byte units,
        commitments that do not match the missing list, an advert with a

@@ -94,6 +94,9 @@ struct fedreci_secagg_client {
     uint8_t *kind;            /* deg: 0 not named, 1 survivor (b share), 2 dropped (s^SK) */
     fedreci_secagg_tag *tags; /* up to deg, to the neighbours named survivors */
     size_t n_tags;
+    uint8_t endorse_sig[FEDRECI_SECAGG_SIG_BYTES]; /* identity-key signature of the set */
+    uint64_t *peer_ids; /* the neighbours named survivors, ascending (endorse_peers) */
+    size_t n_peer_ids;
 
     /* after unmask */
     fedreci_secagg_reveal *reveals; /* secure, up to deg */
@@ -123,6 +126,7 @@ void fedreci_secagg_client_destroy(fedreci_secagg_client *c)
     secure_free(c->cons_keys);
     free(c->kind);
     free(c->tags);
+    free(c->peer_ids);
     free(c->ct_bytes);
     free(c->commits);
     free(c->cts);
@@ -984,6 +988,11 @@ fedrec_err fedreci_secagg_client_consistency(fedreci_secagg_client *c, const uin
                                     (unsigned long long)c->id, why, n_survivors, n_dropped,
                                     c->p.t));
     }
+    /* the attributable endorsement: one Ed25519 signature over the set,
+       which the coordinator checks and relays only when a tag fails */
+    uint8_t em[FEDRECI_ENDORSE_MSG_BYTES];
+    fedreci_secagg_endorse_msg(em, c->p.round_id, c->id, h);
+    crypto_sign_detached(c->endorse_sig, NULL, em, sizeof em, c->sec->identity_sk);
     memcpy(c->req_hash, h, 32);
     c->kind = kind;
     c->tags = tg;
@@ -994,25 +1003,13 @@ fedrec_err fedreci_secagg_client_consistency(fedreci_secagg_client *c, const uin
     return FEDREC_OK;
 }
 
-fedrec_err fedreci_secagg_client_unmask(fedreci_secagg_client *c, const fedreci_secagg_tag *tags,
-                                        size_t n_tags, const fedreci_secagg_reveal **reveals,
-                                        size_t *n_reveals)
+/* Marks in seen[deg] the neighbours named survivors whose endorsement of
+ * this client's set is valid: their tag (tags), or, for one without a valid
+ * tag, their identity-key signature over the set (sigs); returns how many. */
+static uint32_t count_endorsed(const fedreci_secagg_client *c, const fedreci_secagg_tag *tags,
+                               size_t n_tags, const fedreci_secagg_endorsement *sigs, size_t n_sigs,
+                               uint8_t *seen)
 {
-    if (!c || (n_tags && !tags) || !reveals || !n_reveals)
-        return fedreci_error(FEDREC_ERR_INVALID, "secagg client unmask: NULL argument");
-    if (c->stage != FEDRECI_SECAGG_UNMASK && c->stage != FEDRECI_SECAGG_DONE)
-        return wrong_stage(c, "unmask");
-    if (c->stage == FEDRECI_SECAGG_DONE) {
-        *reveals = c->reveals;
-        *n_reveals = c->n_reveals;
-        return FEDREC_OK;
-    }
-    /* Consistency check: t distinct neighbours named survivors must have
-       endorsed the set this client endorsed (their tags are keyed with
-       pair keys the coordinator cannot compute). */
-    uint8_t *seen = calloc(c->deg ? c->deg : 1, 1);
-    if (!seen)
-        return fedreci_error(FEDREC_ERR_NOMEM, "secagg client unmask: %u neighbours", c->deg);
     uint32_t valid = 0;
     for (size_t i = 0; i < n_tags; i++) {
         long j = fedreci_find_u64(c->nbr_ids, c->deg, tags[i].from);
@@ -1026,14 +1023,119 @@ fedrec_err fedreci_secagg_client_unmask(fedreci_secagg_client *c, const fedreci_
         seen[j] = 1;
         valid++;
     }
+    for (size_t i = 0; i < n_sigs; i++) {
+        long j = fedreci_find_u64(c->nbr_ids, c->deg, sigs[i].from);
+        if (j < 0 || c->kind[j] != 1 || seen[j])
+            continue;
+        uint8_t em[FEDRECI_ENDORSE_MSG_BYTES];
+        fedreci_secagg_endorse_msg(em, c->p.round_id, sigs[i].from, c->req_hash);
+        if (crypto_sign_verify_detached(sigs[i].sig, em, sizeof em, c->nbr_idpk + (size_t)j * 32) !=
+            0)
+            continue;
+        seen[j] = 1;
+        valid++;
+    }
+    return valid;
+}
+
+fedrec_err fedreci_secagg_client_endorse_peers(fedreci_secagg_client *c, const uint64_t **ids,
+                                               size_t *n)
+{
+    if (!c || !ids || !n)
+        return fedreci_error(FEDREC_ERR_INVALID, "secagg client endorse_peers: NULL argument");
+    if (c->stage != FEDRECI_SECAGG_UNMASK && c->stage != FEDRECI_SECAGG_DONE)
+        return wrong_stage(c, "endorse_peers");
+    if (!c->peer_ids) {
+        c->peer_ids = malloc((c->deg ? c->deg : 1) * sizeof *c->peer_ids);
+        if (!c->peer_ids)
+            return fedreci_error(FEDREC_ERR_NOMEM, "secagg client endorse_peers: %u", c->deg);
+        c->n_peer_ids = 0;
+        for (uint32_t j = 0; j < c->deg; j++)
+            if (c->kind[j] == 1)
+                c->peer_ids[c->n_peer_ids++] = c->nbr_ids[j];
+    }
+    *ids = c->peer_ids;
+    *n = c->n_peer_ids;
+    return FEDREC_OK;
+}
+
+const uint8_t *fedreci_secagg_client_endorsement(const fedreci_secagg_client *c)
+{
+    if (!c || (c->stage != FEDRECI_SECAGG_UNMASK && c->stage != FEDRECI_SECAGG_DONE))
+        return NULL;
+    return c->endorse_sig;
+}
+
+fedrec_err fedreci_secagg_client_endorse_missing(fedreci_secagg_client *c,
+                                                 const fedreci_secagg_tag *tags, size_t n_tags,
+                                                 uint64_t *ids, size_t cap, size_t *n)
+{
+    if (!c || (n_tags && !tags) || !n || (cap && !ids))
+        return fedreci_error(FEDREC_ERR_INVALID, "secagg client endorse_missing: NULL argument");
+    if (c->stage != FEDRECI_SECAGG_UNMASK)
+        return wrong_stage(c, "endorse_missing");
+    *n = 0;
+    uint8_t *seen = calloc(c->deg ? c->deg : 1, 1);
+    if (!seen)
+        return fedreci_error(FEDREC_ERR_NOMEM, "secagg client endorse_missing: %u neighbours",
+                             c->deg);
+    uint32_t valid = count_endorsed(c, tags, n_tags, NULL, 0, seen);
+    size_t k = 0;
+    for (uint32_t j = 0; valid < c->p.t && j < c->deg; j++)
+        if (c->kind[j] == 1 && !seen[j]) {
+            if (k >= cap) {
+                free(seen);
+                return fedreci_error(FEDREC_ERR_INVALID,
+                                     "secagg client endorse_missing: room for %zu ids, %u "
+                                     "neighbours",
+                                     cap, c->deg);
+            }
+            ids[k++] = c->nbr_ids[j];
+        }
+    free(seen);
+    *n = k;
+    return FEDREC_OK;
+}
+
+fedrec_err fedreci_secagg_client_unmask(fedreci_secagg_client *c, const fedreci_secagg_tag *tags,
+                                        size_t n_tags, const fedreci_secagg_reveal **reveals,
+                                        size_t *n_reveals)
+{
+    return fedreci_secagg_client_unmask_endorsed(c, tags, n_tags, NULL, 0, reveals, n_reveals);
+}
+
+fedrec_err fedreci_secagg_client_unmask_endorsed(fedreci_secagg_client *c,
+                                                 const fedreci_secagg_tag *tags, size_t n_tags,
+                                                 const fedreci_secagg_endorsement *sigs,
+                                                 size_t n_sigs,
+                                                 const fedreci_secagg_reveal **reveals,
+                                                 size_t *n_reveals)
+{
+    if (!c || (n_tags && !tags) || (n_sigs && !sigs) || !reveals || !n_reveals)
+        return fedreci_error(FEDREC_ERR_INVALID, "secagg client unmask: NULL argument");
+    if (c->stage != FEDRECI_SECAGG_UNMASK && c->stage != FEDRECI_SECAGG_DONE)
+        return wrong_stage(c, "unmask");
+    if (c->stage == FEDRECI_SECAGG_DONE) {
+        *reveals = c->reveals;
+        *n_reveals = c->n_reveals;
+        return FEDREC_OK;
+    }
+    /* Consistency check: t distinct neighbours named survivors must have
+       endorsed the set this client endorsed: by a tag keyed with a pair key
+       the coordinator cannot compute, or by a signature with the identity
+       key of the neighbour's signed advert, which it cannot make either. */
+    uint8_t *seen = calloc(c->deg ? c->deg : 1, 1);
+    if (!seen)
+        return fedreci_error(FEDREC_ERR_NOMEM, "secagg client unmask: %u neighbours", c->deg);
+    uint32_t valid = count_endorsed(c, tags, n_tags, sigs, n_sigs, seen);
     free(seen);
     if (valid < c->p.t)
         return refuse(c, FEDRECI_REFUSE_CONSISTENCY,
                       fedreci_error(FEDREC_ERR_PROTOCOL,
                                     "secagg client %llu: only %u neighbours endorsed the survivor "
-                                    "set this client was given (of %zu tags), fewer than t = %u: "
-                                    "nothing is revealed",
-                                    (unsigned long long)c->id, valid, n_tags, c->p.t));
+                                    "set this client was given (of %zu tags and %zu signatures), "
+                                    "fewer than t = %u: nothing is revealed",
+                                    (unsigned long long)c->id, valid, n_tags, n_sigs, c->p.t));
     fedreci_secagg_reveal *r = secure_alloc((size_t)c->deg * sizeof *r);
     if (!r)
         return fedreci_error(FEDREC_ERR_NOMEM, "secagg client unmask: %u reveals", c->deg);

@@ -252,3 +252,14 @@ void fedreci_secagg_complaint_msg(uint8_t msg[FEDRECI_COMPLAINT_MSG_BYTES], uint
     fedreci_secagg_le64(msg + 1 + l + 16, dealer);
     memcpy(msg + 1 + l + 24, bundle_hash, 32);
 }
+
+void fedreci_secagg_endorse_msg(uint8_t msg[FEDRECI_ENDORSE_MSG_BYTES], uint64_t round,
+                                uint64_t signer, const uint8_t request[32])
+{
+    size_t l = sizeof FEDRECI_LABEL_ENDORSE - 1;
+    msg[0] = (uint8_t)l;
+    memcpy(msg + 1, FEDRECI_LABEL_ENDORSE, l);
+    fedreci_secagg_le64(msg + 1 + l, round);
+    fedreci_secagg_le64(msg + 1 + l + 8, signer);
+    memcpy(msg + 1 + l + 16, request, 32);
+}

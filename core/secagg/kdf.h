@@ -40,6 +40,7 @@
 #define FEDRECI_LABEL_REQUEST "fedrec.secagg.v2.survivor-set"    /* hash of a survivor set */
 #define FEDRECI_LABEL_BUNDLE "fedrec.secagg.v3.bundle"           /* hash of a share bundle */
 #define FEDRECI_LABEL_COMPLAINT "fedrec.secagg.v3.complaint"     /* Ed25519 complaint message */
+#define FEDRECI_LABEL_ENDORSE "fedrec.secagg.v4.endorse"         /* Ed25519 endorsement */
 
 /* Calls sodium_init() (idempotent, thread-safe). FEDREC_ERR_CRYPTO if it fails. */
 FEDREC_NODISCARD fedrec_err fedreci_secagg_sodium_ready(void);
@@ -141,6 +142,14 @@ void fedreci_secagg_share_commit(uint8_t h[32], uint64_t round, uint64_t dealer,
  * commitments (FEDRECI_SECAGG_COMMIT_BYTES)). */
 void fedreci_secagg_bundle_hash(uint8_t h[32], uint64_t round, uint64_t dealer, uint64_t holder,
                                 const uint8_t *ct, const uint8_t *commit);
+
+/* The Ed25519-signed message of an endorsement (the consistency step's
+ * attributable half, protocol version 6): len || LABEL_ENDORSE || LE64(round)
+ * || LE64(signer) || the request hash (fedreci_secagg_request_hash) of the
+ * survivor set the signer was given. */
+#define FEDRECI_ENDORSE_MSG_BYTES (1 + sizeof FEDRECI_LABEL_ENDORSE - 1 + 16 + 32)
+void fedreci_secagg_endorse_msg(uint8_t msg[FEDRECI_ENDORSE_MSG_BYTES], uint64_t round,
+                                uint64_t signer, const uint8_t request[32]);
 
 /* The Ed25519-signed message of a complaint: len || LABEL_COMPLAINT ||
  * LE64(round) || LE64(complainer) || LE64(dealer) || bundle hash. */

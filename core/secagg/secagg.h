@@ -147,12 +147,27 @@ typedef struct fedreci_secagg_advert {
  * neighbour, of the survivor set it was given: a keyed BLAKE2b tag under the
  * pair's consistency key (from the X25519 agreement of their signed c keys,
  * which the coordinator cannot compute) over (round, from, to, the request
- * hash). Only `to` can check it, and only `from` (or `to`) can make it. */
+ * hash). Only `to` can check it, and only `from` (or `to`) can make it. On
+ * the wire the ids are implicit (protocol version 6: 16 bytes per
+ * neighbour named survivor, ascending id order; proto/wire.h). */
 typedef struct fedreci_secagg_tag {
     uint64_t from;
     uint64_t to;
     uint8_t tag[FEDRECI_SECAGG_TAG_BYTES];
 } fedreci_secagg_tag;
+
+/* The attributable half of an endorsement (protocol version 6): `from`'s
+ * Ed25519 signature, with its identity key, over kdf.h
+ * fedreci_secagg_endorse_msg of the survivor set it was given. Every member
+ * sends one with its tags; the coordinator verifies it (a member whose
+ * signature fails is named a culprit, one that sends none did not endorse)
+ * and relays it to a neighbour only on request, when that neighbour's tag
+ * did not verify. So a member with garbage tags but a valid signature still
+ * counts, and the honest path stays at tag cost. */
+typedef struct fedreci_secagg_endorsement {
+    uint64_t from;
+    uint8_t sig[FEDRECI_SECAGG_SIG_BYTES];
+} fedreci_secagg_endorsement;
 
 /* ---- refusals ---------------------------------------------------------------- */
 
@@ -495,9 +510,11 @@ const uint32_t *fedreci_secagg_client_quantized_input(const fedreci_secagg_clien
  * client is not a survivor, a listed client is not in the roster or a
  * neighbour that sent shares is named in neither list (unmask_invalid), or
  * when a second, different set arrives (unmask_second_request). Otherwise the
- * set is fixed for the round and *tags gets one endorsement of it per
- * neighbour named a survivor (fedreci_secagg_tag), for the coordinator to
- * relay. An identical repeated request gets the same tags. */
+ * set is fixed for the round, *tags gets one endorsement of it per
+ * neighbour named a survivor (fedreci_secagg_tag, ascending `to`), for the
+ * coordinator to relay, and the set is signed once with the identity key
+ * (fedreci_secagg_client_endorsement, one Ed25519 signature). An identical
+ * repeated request gets the same tags. */
 FEDREC_NODISCARD fedrec_err fedreci_secagg_client_consistency(
     fedreci_secagg_client *c, const uint64_t *survivors, size_t n_survivors,
     const uint64_t *dropped, size_t n_dropped, const fedreci_secagg_tag **tags, size_t *n_tags);
@@ -518,6 +535,39 @@ FEDREC_NODISCARD fedrec_err fedreci_secagg_client_unmask(fedreci_secagg_client *
                                                          size_t n_tags,
                                                          const fedreci_secagg_reveal **reveals,
                                                          size_t *n_reveals);
+
+/* After consistency: the neighbours this client's set names survivors (its
+ * endorsement peers: it sends each a tag and counts each one's tag or
+ * signature), strictly ascending ids; *ids points into c. The wire packs
+ * the tags in this order (proto/wire.h). Errors: FEDREC_ERR_STAGE. */
+FEDREC_NODISCARD fedrec_err fedreci_secagg_client_endorse_peers(fedreci_secagg_client *c,
+                                                                const uint64_t **ids, size_t *n);
+
+/* After consistency: this client's endorsement signature (64 bytes, over
+ * the set it was given: fedreci_secagg_endorsement), sent with its tags;
+ * NULL before. */
+const uint8_t *fedreci_secagg_client_endorsement(const fedreci_secagg_client *c);
+
+/* Stage UNMASK, before unmask: when fewer than t of the relayed tags verify,
+ * ids (room for cap >= the client's neighbour count) gets the neighbours
+ * named survivors without a valid tag, whose signatures the client then asks
+ * the coordinator for; *n = 0 when the tags alone make t (the honest path:
+ * no signature is asked for or verified). Reads only. Errors:
+ * FEDREC_ERR_STAGE, FEDREC_ERR_INVALID (cap too small), FEDREC_ERR_NOMEM. */
+FEDREC_NODISCARD fedrec_err fedreci_secagg_client_endorse_missing(fedreci_secagg_client *c,
+                                                                  const fedreci_secagg_tag *tags,
+                                                                  size_t n_tags, uint64_t *ids,
+                                                                  size_t cap, size_t *n);
+
+/* unmask with signatures too: a neighbour named survivor whose tag does not
+ * verify counts when its signature (sigs, from the coordinator's relay)
+ * verifies under the identity key of its signed advert over this client's
+ * set (one Ed25519 verification per signature given). unmask(c, tags, n,
+ * ...) is unmask_endorsed(c, tags, n, NULL, 0, ...). Same refusals. */
+FEDREC_NODISCARD fedrec_err fedreci_secagg_client_unmask_endorsed(
+    fedreci_secagg_client *c, const fedreci_secagg_tag *tags, size_t n_tags,
+    const fedreci_secagg_endorsement *sigs, size_t n_sigs, const fedreci_secagg_reveal **reveals,
+    size_t *n_reveals);
 
 /* ---- server state machine ---------------------------------------------------- */
 
@@ -658,16 +708,69 @@ FEDREC_NODISCARD fedrec_err fedreci_secagg_server_close_masked_input(fedreci_sec
                                                                      const uint64_t **dropped,
                                                                      size_t *n_dropped);
 
+/* After close_masked_input: the neighbours of `member` named survivors,
+ * strictly ascending ids (the order of its packed tags on the wire); *ids
+ * points into s until the next call. Errors: FEDREC_ERR_STAGE,
+ * FEDREC_ERR_PROTOCOL (not in the roster). */
+FEDREC_NODISCARD fedrec_err fedreci_secagg_server_endorse_peers(fedreci_secagg_server *s,
+                                                                uint64_t member,
+                                                                const uint64_t **ids, size_t *n);
+
 /* Stage CONSISTENCY: accepts a survivor's tags (from == sender, to a
- * neighbour, at most one per neighbour). The server cannot check them. */
+ * neighbour, at most one per neighbour) and its endorsement signature
+ * (sig, 64 bytes: fedreci_secagg_endorsement), which is verified against the
+ * survivor set this server named and the sender's registered identity key.
+ * A signature that does not verify names the sender a culprit
+ * (FEDREC_ERR_SIGNATURE; the caller authenticated the message, so nobody
+ * else can have made it fail) and nothing of the message is kept: it did not
+ * endorse. The server cannot check the tags (only the pair can). */
 FEDREC_NODISCARD fedrec_err fedreci_secagg_server_add_consistency(fedreci_secagg_server *s,
                                                                   uint64_t sender,
                                                                   const fedreci_secagg_tag *tags,
-                                                                  size_t n);
+                                                                  size_t n, const uint8_t *sig);
 
-/* Ends stage CONSISTENCY (fewer than t survivors endorsed a set: the round
- * aborts, since no survivor could gather t tags). */
+/* add_consistency without verifying the signature: what a deviating
+ * coordinator does when it relays endorsements it did not check. Only the
+ * cheating-coordinator test build calls it (tests/test_cheat.c: the clients
+ * must refuse signatures over sets other than their own); the daemon never
+ * does. */
+FEDREC_NODISCARD fedrec_err fedreci_secagg_server_add_consistency_unverified(
+    fedreci_secagg_server *s, uint64_t sender, const fedreci_secagg_tag *tags, size_t n,
+    const uint8_t *sig);
+
+/* Ends stage CONSISTENCY. Every survivor that endorsed (valid signature)
+ * counts for each neighbour named survivor, whatever its tags (a neighbour
+ * whose tag fails asks for the signature). So the server knows which
+ * survivors will reveal (those endorsed by at least t of their neighbours
+ * named survivors) and whether every secret still has t revealing holders;
+ * when one does not, or fewer than t survivors endorsed, the round aborts
+ * now (FEDREC_ERR_ABORTED) and fedreci_secagg_server_non_endorsers names
+ * the survivors that sent no valid endorsement, the cause. */
 FEDREC_NODISCARD fedrec_err fedreci_secagg_server_close_consistency(fedreci_secagg_server *s);
+
+/* After close_consistency (also when it aborted the round): the survivors
+ * that sent no endorsement (sorted ids, not counting culprits, which are
+ * named anyway); *ids points into s until the next call. Returns the count
+ * (0 before close_consistency or on NULL arguments). */
+size_t fedreci_secagg_server_non_endorsers(fedreci_secagg_server *s, const uint64_t **ids);
+
+/* During or after stage UNMASK: the survivors that close_consistency
+ * counted on to reveal (endorsed by at least t of their neighbours named
+ * survivors, whose endorsements it verified) and that sent no reveals
+ * (culprits aside), sorted; *ids points into s until the next call. When
+ * finish aborts for want of shares, these are the cause: every secret had t
+ * holders among the members counted on. Returns the count. */
+size_t fedreci_secagg_server_reveal_withheld(fedreci_secagg_server *s, const uint64_t **ids);
+
+/* After stage CONSISTENCY: for each id in from[n] (a neighbour of `client`
+ * named a survivor that endorsed), its endorsement signature, for a client
+ * whose tag from it failed; ids that are not such a neighbour are skipped.
+ * *out (points into s until the next call) gets *n_out entries in the order
+ * asked. Errors: FEDREC_ERR_STAGE, FEDREC_ERR_PROTOCOL (client not in the
+ * roster). */
+FEDREC_NODISCARD fedrec_err fedreci_secagg_server_endorsements_for(
+    fedreci_secagg_server *s, uint64_t client, const uint64_t *from, size_t n,
+    const fedreci_secagg_endorsement **out, size_t *n_out);
 
 /* After stage CONSISTENCY: the tags addressed to `client` (for relay). */
 FEDREC_NODISCARD fedrec_err fedreci_secagg_server_tags_for(fedreci_secagg_server *s,
@@ -747,7 +850,8 @@ void fedreci_secagg_dequantize(const fedreci_secagg_params *p, const uint32_t *s
  *   the caller skips the update (nothing here divides by the weight).
  * - Deviating server (docs/threat-model.md): a client refuses a second,
  *   different survivor set, and reveals only after t neighbours endorsed the
- *   set it endorsed (stage CONSISTENCY); the graph seed is derived from the
+ *   set it endorsed (stage CONSISTENCY: a tag, or the neighbour's signature
+ *   over the same set when its tag fails); the graph seed is derived from the
  *   members' contributions, committed in their signed adverts before the
  *   roster is fixed and revealed after (stage SEED).
  */

@@ -100,6 +100,14 @@ struct fedreci_secagg_server {
     uint8_t *endorsed;        /* m flags: sent its tags */
     uint32_t n_endorsed;
     fedreci_secagg_tag *relay_tags; /* deg, for tags_for */
+    uint8_t req_hash[32];           /* fedreci_secagg_request_hash of the set named */
+    uint8_t *endorse_sigs;          /* m x 64: the endorsers' signatures */
+    uint64_t *non_endorsers;        /* after close_consistency */
+    uint8_t *will_reveal;           /* m flags after close_consistency: endorsed by t */
+    uint64_t *reveal_withheld;      /* fedreci_secagg_server_reveal_withheld */
+    size_t n_non_endorsers;
+    fedreci_secagg_endorsement *relay_sigs; /* deg, for endorsements_for */
+    uint64_t *relay_peers;                  /* deg, for endorse_peers */
 
     /* stage 3 */
     uint8_t *unmasked; /* m flags: sent its reveals */
@@ -157,6 +165,12 @@ void fedreci_secagg_server_destroy(fedreci_secagg_server *s)
     free(s->has_tag);
     free(s->endorsed);
     free(s->relay_tags);
+    free(s->endorse_sigs);
+    free(s->non_endorsers);
+    free(s->relay_sigs);
+    free(s->will_reveal);
+    free(s->reveal_withheld);
+    free(s->relay_peers);
     memset(s, 0, sizeof *s);
     free(s);
 }
@@ -1046,14 +1060,21 @@ fedrec_err fedreci_secagg_server_close_masked_input(fedreci_secagg_server *s,
     free(s->has_tag);
     free(s->endorsed);
     free(s->relay_tags);
+    free(s->endorse_sigs);
+    free(s->relay_sigs);
     s->tags = malloc((size_t)s->m * s->deg * sizeof *s->tags);
     s->has_tag = calloc((size_t)s->m * s->deg, 1);
     s->endorsed = calloc(s->m, 1);
     s->relay_tags = malloc((s->deg ? s->deg : 1) * sizeof *s->relay_tags);
-    if (!s->tags || !s->has_tag || !s->endorsed || !s->relay_tags)
+    s->endorse_sigs = malloc((size_t)s->m * FEDRECI_SECAGG_SIG_BYTES);
+    s->relay_sigs = malloc((s->deg ? s->deg : 1) * sizeof *s->relay_sigs);
+    if (!s->tags || !s->has_tag || !s->endorsed || !s->relay_tags || !s->endorse_sigs ||
+        !s->relay_sigs)
         return fedreci_error(FEDREC_ERR_NOMEM, "secagg server: consistency state for %u x %u", s->m,
                              s->deg);
     s->n_endorsed = 0;
+    fedreci_secagg_request_hash(s->req_hash, s->p.round_id, s->survivors, s->n_survivors,
+                                s->dropped, s->n_dropped);
     s->stage = FEDRECI_SECAGG_CONSISTENCY;
     *survivors = s->survivors;
     *n_survivors = s->n_survivors;
@@ -1062,10 +1083,30 @@ fedrec_err fedreci_secagg_server_close_masked_input(fedreci_secagg_server *s,
     return FEDREC_OK;
 }
 
+static fedrec_err add_consistency(fedreci_secagg_server *s, uint64_t sender,
+                                  const fedreci_secagg_tag *tags, size_t n, const uint8_t *sig,
+                                  int verify);
+
 fedrec_err fedreci_secagg_server_add_consistency(fedreci_secagg_server *s, uint64_t sender,
-                                                 const fedreci_secagg_tag *tags, size_t n)
+                                                 const fedreci_secagg_tag *tags, size_t n,
+                                                 const uint8_t *sig)
 {
-    if (!s || (n && !tags))
+    return add_consistency(s, sender, tags, n, sig, 1);
+}
+
+fedrec_err fedreci_secagg_server_add_consistency_unverified(fedreci_secagg_server *s,
+                                                            uint64_t sender,
+                                                            const fedreci_secagg_tag *tags,
+                                                            size_t n, const uint8_t *sig)
+{
+    return add_consistency(s, sender, tags, n, sig, 0);
+}
+
+static fedrec_err add_consistency(fedreci_secagg_server *s, uint64_t sender,
+                                  const fedreci_secagg_tag *tags, size_t n, const uint8_t *sig,
+                                  int verify)
+{
+    if (!s || (n && !tags) || !sig)
         return fedreci_error(FEDREC_ERR_INVALID, "secagg server add_consistency: NULL argument");
     if (s->stage != FEDRECI_SECAGG_CONSISTENCY)
         return wrong_stage(s, "add_consistency");
@@ -1082,6 +1123,11 @@ fedrec_err fedreci_secagg_server_add_consistency(fedreci_secagg_server *s, uint6
         return fedreci_error(FEDREC_ERR_PROTOCOL,
                              "secagg server: %zu consistency tags from %llu for %u neighbours", n,
                              (unsigned long long)sender, s->deg);
+    if (s->culprit[u])
+        return fedreci_error(FEDREC_ERR_PROTOCOL,
+                             "secagg server: consistency message from %llu refused: it is a "
+                             "culprit in this round",
+                             (unsigned long long)sender);
     size_t base = (size_t)u * s->deg;
     uint8_t *seen = calloc(s->deg ? s->deg : 1, 1);
     if (!seen)
@@ -1099,13 +1145,26 @@ fedrec_err fedreci_secagg_server_add_consistency(fedreci_secagg_server *s, uint6
         }
         seen[j] = 1;
     }
+    free(seen);
+    /* the attributable endorsement: the member's identity key over the set
+       this server named (the message was authenticated: a failure is the
+       member's) */
+    uint8_t em[FEDRECI_ENDORSE_MSG_BYTES];
+    fedreci_secagg_endorse_msg(em, s->p.round_id, sender, s->req_hash);
+    if (verify && crypto_sign_verify_detached(sig, em, sizeof em, s->roster[u].identity_pk) != 0) {
+        s->culprit[u] = 1;
+        return fedreci_error(FEDREC_ERR_SIGNATURE,
+                             "secagg server: the endorsement signature of %llu does not verify "
+                             "over the survivor set: refused, and it is named a culprit",
+                             (unsigned long long)sender);
+    }
     for (size_t i = 0; i < n; i++) {
         long v = fedreci_find_u64(s->roster_ids, s->m, tags[i].to);
         long j = nbr_index(s, (uint32_t)u, (uint32_t)v);
         s->tags[base + (size_t)j] = tags[i];
         s->has_tag[base + (size_t)j] = 1;
     }
-    free(seen);
+    memcpy(s->endorse_sigs + (size_t)u * FEDRECI_SECAGG_SIG_BYTES, sig, FEDRECI_SECAGG_SIG_BYTES);
     s->endorsed[u] = 1;
     s->n_endorsed++;
     return FEDREC_OK;
@@ -1117,11 +1176,138 @@ fedrec_err fedreci_secagg_server_close_consistency(fedreci_secagg_server *s)
         return fedreci_error(FEDREC_ERR_INVALID, "secagg server close_consistency: NULL");
     if (s->stage != FEDRECI_SECAGG_CONSISTENCY)
         return wrong_stage(s, "close_consistency");
-    if (s->n_endorsed < s->p.t)
+    /* the survivors that did not endorse (culprits aside): the cause of any
+       abort from here on */
+    free(s->non_endorsers);
+    s->n_non_endorsers = 0;
+    s->non_endorsers = malloc((s->n_survivors ? s->n_survivors : 1) * sizeof *s->non_endorsers);
+    uint8_t *reveals = calloc(s->m, 1);
+    if (!s->non_endorsers || !reveals) {
+        free(reveals);
+        return fedreci_error(FEDREC_ERR_NOMEM, "secagg server: close_consistency for %u", s->m);
+    }
+    for (uint32_t u = 0; u < s->m; u++)
+        if (s->status[u] == ST_SURVIVOR && !s->endorsed[u] && !s->culprit[u])
+            s->non_endorsers[s->n_non_endorsers++] = s->roster_ids[u];
+    if (s->n_endorsed < s->p.t) {
+        free(reveals);
         return aborted(s,
                        "secagg server: %u survivors endorsed the survivor set, fewer than t = %u",
                        s->n_endorsed, s->p.t);
+    }
+    /* Who will reveal: an endorser counts every neighbour named survivor
+       that endorsed (by tag, or by signature when the tag fails), so it
+       reveals when t of them did. Every secret needs t of its holders among
+       those; otherwise the round cannot complete, and aborts now. */
+    for (uint32_t u = 0; u < s->m; u++) {
+        if (s->status[u] != ST_SURVIVOR || !s->endorsed[u])
+            continue;
+        uint32_t e = 0;
+        for (uint32_t j = 0; j < s->deg; j++) {
+            uint32_t v = nbr_at(s, u, j);
+            e += s->status[v] == ST_SURVIVOR && s->endorsed[v];
+        }
+        reveals[u] = e >= s->p.t;
+    }
+    for (uint32_t u = 0; u < s->m; u++) {
+        if (!s->cts[u] || (s->excluded && s->excluded[u]))
+            continue;
+        uint32_t h = 0;
+        for (uint32_t j = 0; j < s->deg; j++)
+            h += reveals[nbr_at(s, u, j)];
+        if (h < s->p.t) {
+            free(reveals);
+            return aborted(s,
+                           "secagg server: a client's secret would have %u revealing holders, "
+                           "fewer than t = %u (members that did not endorse the survivor set)",
+                           h, s->p.t);
+        }
+    }
+    free(s->will_reveal);
+    s->will_reveal = reveals;
     s->stage = FEDRECI_SECAGG_UNMASK;
+    return FEDREC_OK;
+}
+
+size_t fedreci_secagg_server_reveal_withheld(fedreci_secagg_server *s, const uint64_t **ids)
+{
+    if (!s || !ids)
+        return 0;
+    *ids = NULL;
+    if (!s->will_reveal || !s->unmasked)
+        return 0;
+    size_t n = 0;
+    uint64_t *v = realloc(s->reveal_withheld, (s->m ? s->m : 1) * sizeof *v);
+    if (!v)
+        return 0;
+    s->reveal_withheld = v;
+    for (uint32_t u = 0; u < s->m; u++)
+        if (s->will_reveal[u] && !s->unmasked[u] && !s->culprit[u])
+            v[n++] = s->roster_ids[u];
+    *ids = v;
+    return n;
+}
+
+fedrec_err fedreci_secagg_server_endorse_peers(fedreci_secagg_server *s, uint64_t member,
+                                               const uint64_t **ids, size_t *n)
+{
+    if (!s || !ids || !n)
+        return fedreci_error(FEDREC_ERR_INVALID, "secagg server endorse_peers: NULL argument");
+    if (s->stage < FEDRECI_SECAGG_CONSISTENCY || s->stage > FEDRECI_SECAGG_DONE || !s->status)
+        return wrong_stage(s, "endorse_peers");
+    long u = fedreci_find_u64(s->roster_ids, s->m, member);
+    if (u < 0)
+        return fedreci_error(FEDREC_ERR_PROTOCOL,
+                             "secagg server: endorsement peers of %llu, not in roster",
+                             (unsigned long long)member);
+    if (!s->relay_peers && !(s->relay_peers = malloc((s->deg ? s->deg : 1) * sizeof(uint64_t))))
+        return fedreci_error(FEDREC_ERR_NOMEM, "secagg server: endorse_peers for %u", s->deg);
+    size_t k = 0;
+    for (uint32_t j = 0; j < s->deg; j++) {
+        uint32_t v = nbr_at(s, (uint32_t)u, j);
+        if (s->status[v] == ST_SURVIVOR)
+            s->relay_peers[k++] = s->roster_ids[v];
+    }
+    *ids = s->relay_peers;
+    *n = k;
+    return FEDREC_OK;
+}
+
+size_t fedreci_secagg_server_non_endorsers(fedreci_secagg_server *s, const uint64_t **ids)
+{
+    if (!s || !ids)
+        return 0;
+    *ids = s->non_endorsers;
+    return s->non_endorsers ? s->n_non_endorsers : 0;
+}
+
+fedrec_err fedreci_secagg_server_endorsements_for(fedreci_secagg_server *s, uint64_t client,
+                                                  const uint64_t *from, size_t n,
+                                                  const fedreci_secagg_endorsement **out,
+                                                  size_t *n_out)
+{
+    if (!s || (n && !from) || !out || !n_out)
+        return fedreci_error(FEDREC_ERR_INVALID, "secagg server endorsements_for: NULL argument");
+    if (s->stage < FEDRECI_SECAGG_UNMASK || s->stage > FEDRECI_SECAGG_DONE || !s->endorse_sigs)
+        return wrong_stage(s, "endorsements_for");
+    long v = fedreci_find_u64(s->roster_ids, s->m, client);
+    if (v < 0)
+        return fedreci_error(FEDREC_ERR_PROTOCOL,
+                             "secagg server: endorsements for %llu, not in roster",
+                             (unsigned long long)client);
+    size_t k = 0;
+    for (size_t i = 0; i < n && k < s->deg; i++) {
+        long u = fedreci_find_u64(s->roster_ids, s->m, from[i]);
+        if (u < 0 || nbr_index(s, (uint32_t)v, (uint32_t)u) < 0 || s->status[u] != ST_SURVIVOR ||
+            !s->endorsed[u])
+            continue;
+        s->relay_sigs[k].from = from[i];
+        memcpy(s->relay_sigs[k].sig, s->endorse_sigs + (size_t)u * FEDRECI_SECAGG_SIG_BYTES,
+               FEDRECI_SECAGG_SIG_BYTES);
+        k++;
+    }
+    *out = s->relay_sigs;
+    *n_out = k;
     return FEDREC_OK;
 }
 

@@ -394,6 +394,10 @@ typedef enum fedrec_refusal {
                                                   or is not the one the step expects */
     FEDREC_REFUSAL_CONSISTENCY_FAILED = 16,    /* consistency_failed: fewer than t neighbours
                                                   endorsed this client's survivor set */
+    FEDREC_REFUSAL_PARAMS_INVALID = 17,        /* params_invalid: round parameters that break
+                                                  the SecAgg rules (the overflow budget
+                                                  n ceil(clip scale) < 2^31, n max_weight
+                                                  < 2^31, the caps on n and d) */
 } fedrec_refusal;
 
 /* The stable name of a refusal reason ("below_floors", "stale_round", ...),

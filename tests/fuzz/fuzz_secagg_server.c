@@ -330,7 +330,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         const fedreci_secagg_tag *tg;
         size_t n;
         if (fedreci_secagg_client_consistency(cl[i], sv, ns, dr, nd, &tg, &n) != FEDREC_OK ||
-            fedreci_secagg_server_add_consistency(srv, IDS[i], tg, n) != FEDREC_OK) {
+            fedreci_secagg_server_add_consistency(
+                srv, IDS[i], tg, n, fedreci_secagg_client_endorsement(cl[i])) != FEDREC_OK) {
             if (!accepted)
                 abort();
             alive[i] = 0;
@@ -339,14 +340,30 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     while (next_chunk(&rd, &sender, &env)) {
         fedreci_secagg_tag *tg;
         size_t n;
-        if (fedreci_wire_get_tags(env, N, &tg, &n) == FEDREC_OK) {
-            accepted += fedreci_secagg_server_add_consistency(srv, sender, tg, n) == FEDREC_OK;
+        const uint8_t *sig;
+        const uint64_t *want, *peers;
+        size_t n_want, n_peers;
+        if (fedreci_wire_get_endorse(env, &sig, &want, &n_want) == FEDREC_OK &&
+            fedreci_secagg_server_endorse_peers(srv, sender, &peers, &n_peers) == FEDREC_OK &&
+            fedreci_wire_get_tags(env, sender, peers, n_peers, &tg, &n) == FEDREC_OK) {
+            accepted += fedreci_secagg_server_add_consistency(srv, sender, tg, n, sig) == FEDREC_OK;
             free(tg);
         }
         fedreci_wire_free(env);
     }
     if (fedreci_secagg_server_close_consistency(srv) != FEDREC_OK)
         goto out;
+    /* the endorsement signatures each member may ask for, fuzzed ids */
+    for (int i = 0; i < 3; i++) {
+        uint64_t want[4] = {IDS[(i + 1) % 3], IDS[(i + 2) % 3], (uint64_t)i * 977, IDS[i]};
+        const fedreci_secagg_endorsement *es;
+        size_t ne;
+        if (fedreci_secagg_server_endorsements_for(srv, IDS[i], want, 4, &es, &ne) != FEDREC_OK)
+            abort();
+        for (size_t j = 0; j < ne; j++)
+            if (es[j].from == want[2] || es[j].from == IDS[i])
+                abort(); /* only neighbours that endorsed */
+    }
 
     /* stage 3 */
     for (int i = 0; i < 3; i++) {

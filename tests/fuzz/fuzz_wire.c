@@ -19,6 +19,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <sodium.h>
+
 #include "proto/wire.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -139,15 +141,42 @@ static void exercise(const fedreci_wire_env *e)
                 acc ^= op[i].plain[127];
             free(op);
         }
+        /* packed tags: the slots must be exactly the peers given */
         fedreci_secagg_tag *tg = NULL;
-        if (fedreci_wire_get_tags(e, lim, &tg, &n) == FEDREC_OK) {
+        uint64_t peers[64];
+        for (size_t i = 0; i < lim; i++)
+            peers[i] = 1000 + i;
+        if (fedreci_wire_get_tags(e, 7, peers, lim, &tg, &n) == FEDREC_OK) {
             if (n > lim)
                 abort();
+            for (size_t i = 0; i < n; i++)
+                if ((tg[i].from != 7 && tg[i].to != 7) || sodium_is_zero(tg[i].tag, 16))
+                    abort();
             volatile uint8_t acc = 0;
             for (size_t i = 0; i < n; i++)
                 for (size_t b = 0; b < FEDRECI_SECAGG_TAG_BYTES; b++)
                     acc ^= tg[i].tag[b];
             free(tg);
+        }
+        /* the consistency step's signatures (protocol version 6) */
+        const uint8_t *esig = NULL;
+        const uint64_t *want = NULL;
+        size_t n_want = 0;
+        if (fedreci_wire_get_endorse(e, &esig, &want, &n_want) == FEDREC_OK) {
+            volatile uint8_t acc = esig[63];
+            for (size_t i = 1; i < n_want; i++)
+                if (want[i] <= want[i - 1])
+                    abort(); /* decode checks they ascend */
+            (void)acc;
+        }
+        fedreci_secagg_endorsement *es = NULL;
+        if (fedreci_wire_get_endorsements(e, lim, &es, &n) == FEDREC_OK) {
+            if (n > lim)
+                abort();
+            volatile uint8_t acc = 0;
+            for (size_t i = 0; i < n; i++)
+                acc ^= es[i].sig[63];
+            free(es);
         }
         /* a seed relay for the members 1..lim */
         uint64_t ids[64];

@@ -238,18 +238,37 @@ int main(int argc, char **argv)
         tags[i].to = ids[i == 0 ? 0 : i + 1];
         randombytes_buf(tags[i].tag, sizeof tags[i].tag);
     }
-    if (fedreci_wire_enc_tags(&m, &h, 0, tags, 3))
+    uint8_t esig[64];
+    randombytes_buf(esig, sizeof esig);
+    uint64_t want[2] = {ids[0], ids[2]};
+    fedreci_secagg_endorsement es[2];
+    for (int i = 0; i < 2; i++) {
+        es[i].from = want[i];
+        randombytes_buf(es[i].sig, sizeof es[i].sig);
+    }
+    /* packed tags (protocol 6): one slot per neighbour named survivor */
+    uint64_t peers[3] = {ids[0], ids[2], ids[3]};
+    fedreci_secagg_tag rtags[2]; /* to 5, from two of its three peers */
+    for (int i = 0; i < 2; i++) {
+        rtags[i].from = peers[i == 0 ? 0 : 2];
+        rtags[i].to = 5;
+        randombytes_buf(rtags[i].tag, sizeof rtags[i].tag);
+    }
+    if (fedreci_wire_enc_consistency(&m, &h, peers, 3, tags, 3, esig, NULL, 0))
         return 1;
     put_wire(dir, "consistency", m);
-    if (fedreci_wire_enc_tags(&m, &h, 0, tags, 3))
+    if (fedreci_wire_enc_consistency(&m, &h, peers, 3, tags, 3, esig, want, 2))
         return 1;
     put_signed(dir, "consistency", m, &h, sk);
-    if (fedreci_wire_enc_tags(&m, &h, 0, tags, 3))
+    if (fedreci_wire_enc_consistency(&m, &h, peers, 3, tags, 3, esig, NULL, 0))
         return 1;
     put_maced(dir, "consistency", m);
-    if (fedreci_wire_enc_tags(&m, &h, 1, tags, 3))
+    if (fedreci_wire_enc_consistency_relay(&m, &h, peers, 3, rtags, 2, NULL, 0))
         return 1;
     put_wire(dir, "consistency_relay", m);
+    if (fedreci_wire_enc_consistency_relay(&m, &h, peers, 3, rtags, 2, es, 2))
+        return 1;
+    put_wire(dir, "consistency_relay_sigs", m);
     /* the complaint step: complaints, openings, the relays */
     {
         fedreci_secagg_complaint k[2];
@@ -456,7 +475,10 @@ int main(int argc, char **argv)
             randombytes_buf(t4[i].tag, sizeof t4[i].tag);
         }
         h4.stage = FEDRECI_WIRE_STAGE_CONSISTENCY;
-        if (fedreci_wire_enc_tags(&m, &h4, 0, t4, 3))
+        uint8_t s4[64];
+        randombytes_buf(s4, sizeof s4);
+        uint64_t p4[3] = {1, 2, 3};
+        if (fedreci_wire_enc_consistency(&m, &h4, p4, 3, t4, 3, s4, NULL, 0))
             return 1;
         chunk(f, 3, m);
         chunk(f, 0, NULL);
