@@ -11,6 +11,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <signal.h>
+#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -455,12 +457,18 @@ static void run_split(const char *self, uint32_t n, uint32_t n_items, uint32_t k
         exit(1);
     }
     fflush(stdout);
+    pid_t parent = getpid();
     pid_t pid = fork();
     if (pid < 0) {
         perror("bench: fork");
         exit(1);
     }
     if (pid == 0) { /* exec at once: nothing but async-signal-safe calls */
+        /* the server dies with the bench (killed, or a failed exit() above
+           while it serves), as tests/harness.c th_spawn does for the
+           processes a test starts; a parent already gone: nobody waits */
+        if (prctl(PR_SET_PDEATHSIG, SIGKILL) != 0 || getppid() != parent)
+            _exit(126);
         dup2(to[0], 0);
         dup2(from[1], 1);
         close(to[0]);
