@@ -45,8 +45,11 @@
  * 4. The checks against hostile clients (issue 13) at n = 500, k = 16,
  *    t = 9, d = 117,121: one real round (every client) for the round's
  *    compute, and each new check timed on its own in the same run: the
- *    Ed25519 signature of every request (BLAKE2b-256 of the message, one
- *    sign; the coordinator: one verify), the hash commitments to every share
+ *    Ed25519 signature of the check-in and the model request (BLAKE2b-256 of
+ *    the message, one sign; the coordinator: one verify), the MAC of every
+ *    later request (protocol version 7: advert, share keys, masked input,
+ *    unmask; and, for comparison, the same round with the advert, share
+ *    keys and unmask signed, as in protocol 6), the hash commitments to every share
  *    (made and checked by the clients, checked at unmask by the server, b and
  *    s^SK checked after reconstruction: they run inside the state machines,
  *    so the measured round includes them) and the range check of the sum.
@@ -953,7 +956,24 @@ static void bench_checks(int quick)
         cpu_clock = 0;
         return;
     }
-    size_t mlen = nng_msg_len(m), slen = nng_msg_len(ms);
+    /* a real ShareKeys message of k bundles (MACed since protocol version 7,
+       signed before) */
+    uint8_t ctb[16][FEDRECI_SHARE_CT_BYTES], cmb[16][FEDRECI_SECAGG_COMMIT_BYTES];
+    fedreci_secagg_ciphertext cts[16];
+    randombytes_buf(ctb, sizeof ctb);
+    randombytes_buf(cmb, sizeof cmb);
+    for (uint32_t j = 0; j < k && j < 16; j++)
+        cts[j] = (fedreci_secagg_ciphertext){hm.client_id, j + 1, ctb[j], sizeof ctb[j], cmb[j]};
+    fedreci_wire_hdr hk = {hm.client_id, 7, FEDRECI_WIRE_STAGE_SHARE_KEYS};
+    nng_msg *mk_ = NULL;
+    if (fedreci_wire_enc_ciphertexts(&mk_, &hk, 0, cts, k < 16 ? k : 16)) {
+        nng_msg_free(m);
+        nng_msg_free(ms);
+        free(y);
+        cpu_clock = 0;
+        return;
+    }
+    size_t mlen = nng_msg_len(m), slen = nng_msg_len(ms), klen = nng_msg_len(mk_);
     volatile int sink = 0;
     uint8_t mk[32];
     randombytes_buf(mk, sizeof mk);
@@ -982,8 +1002,28 @@ static void bench_checks(int quick)
         (void)nng_msg_chop(ms, FEDRECI_WIRE_SIG_SUFFIX);
     }
     double sign_small = (now() - t0) / 500;
-    fedreci_wire_env *em = NULL, *es = NULL;
-    double verify_big = 0, verify_small = 0;
+    /* the share keys and a small request (the unmask shares): MACed */
+    t0 = now();
+    for (int i = 0; i < 500; i++) {
+        sink += (int)fedreci_wire_mac(mk_, mk);
+        (void)nng_msg_chop(mk_, FEDRECI_WIRE_MAC_SUFFIX);
+    }
+    double mac_share = (now() - t0) / 500;
+    t0 = now();
+    for (int i = 0; i < 500; i++) {
+        sink += (int)fedreci_wire_mac(ms, mk);
+        (void)nng_msg_chop(ms, FEDRECI_WIRE_MAC_SUFFIX);
+    }
+    double mac_small = (now() - t0) / 500;
+    /* what signing the share keys cost before protocol version 7 */
+    t0 = now();
+    for (int i = 0; i < 200; i++) {
+        sink += (int)fedreci_wire_sign(mk_, &hk, sk);
+        (void)nng_msg_chop(mk_, FEDRECI_WIRE_SIG_SUFFIX);
+    }
+    double sign_share = (now() - t0) / 200;
+    fedreci_wire_env *em = NULL, *es = NULL, *ek = NULL;
+    double verify_big = 0, verify_small = 0, vmac_share = 0, vmac_small = 0, verify_share = 0;
     if (!fedreci_wire_mac(m, mk) && !fedreci_wire_sign(ms, &hs, sk) &&
         !fedreci_wire_decode_msg(m, (size_t)-1 / 2, &em) &&
         !fedreci_wire_decode_msg(ms, 1 << 20, &es)) {
@@ -996,10 +1036,36 @@ static void bench_checks(int quick)
             sink += (int)fedreci_wire_verify(nng_msg_body(ms), nng_msg_len(ms), es, pk);
         verify_small = (now() - t0) / 500;
     }
+    fedreci_wire_free(es);
+    es = NULL;
+    (void)nng_msg_chop(ms, FEDRECI_WIRE_SIG_SUFFIX);
+    if (!fedreci_wire_mac(ms, mk) && !fedreci_wire_decode_msg(ms, 1 << 20, &es)) {
+        t0 = now();
+        for (int i = 0; i < 500; i++)
+            sink += (int)fedreci_wire_verify_mac(nng_msg_body(ms), nng_msg_len(ms), es, mk);
+        vmac_small = (now() - t0) / 500;
+    }
+    if (!fedreci_wire_sign(mk_, &hk, sk) && !fedreci_wire_decode_msg(mk_, 1 << 20, &ek)) {
+        t0 = now();
+        for (int i = 0; i < 200; i++)
+            sink += (int)fedreci_wire_verify(nng_msg_body(mk_), nng_msg_len(mk_), ek, pk);
+        verify_share = (now() - t0) / 200;
+    }
+    fedreci_wire_free(ek);
+    ek = NULL;
+    (void)nng_msg_chop(mk_, FEDRECI_WIRE_SIG_SUFFIX);
+    if (!fedreci_wire_mac(mk_, mk) && !fedreci_wire_decode_msg(mk_, 1 << 20, &ek)) {
+        t0 = now();
+        for (int i = 0; i < 500; i++)
+            sink += (int)fedreci_wire_verify_mac(nng_msg_body(mk_), nng_msg_len(mk_), ek, mk);
+        vmac_share = (now() - t0) / 500;
+    }
     fedreci_wire_free(em);
     fedreci_wire_free(es);
+    fedreci_wire_free(ek);
     nng_msg_free(m);
     nng_msg_free(ms);
+    nng_msg_free(mk_);
     /* one hash commitment; the range check of the sum; one scalar mult */
     uint8_t share[32] = {1}, opening[32] = {2}, h[32];
     t0 = now();
@@ -1028,18 +1094,27 @@ static void bench_checks(int quick)
     endorse_costs(&e_sign, &e_verify);
     cpu_clock = 0;
 
-    /* per round: 6 signed requests per client (check-in, model, advert,
-       shares, masked input, unmask), the coordinator verifies each; each
-       client makes 2k commitments and checks 2k, the server checks k reveals
-       per survivor and one b commitment per survivor */
-    double c_sign = 5 * sign_small + mac_big + mac_key;
-    double s_verify = 5 * verify_small + verify_big + mac_key;
+    /* per round: 2 signed requests per client (check-in, model request)
+       and 4 MACed (advert, share keys, masked input, unmask shares: protocol
+       version 7; the advert's own signature, which the neighbours check
+       too, is in the state machines; the SeedReveal, Consistency,
+       Complaints and Openings MACs are counted with issue 14's pieces), the
+       coordinator verifies each; each client makes 2k commitments and
+       checks 2k, the server checks k reveals per survivor and one b
+       commitment per survivor */
+    double c_sign = 2 * sign_small + mac_share + 2 * mac_small + mac_big + mac_key;
+    double s_verify = 2 * verify_small + vmac_share + 2 * vmac_small + verify_big + mac_key;
+    /* the same with the advert, share keys and unmask shares signed
+       (protocol 6) */
+    double c_sign6 = 4 * sign_small + sign_share + mac_big + mac_key;
+    double s_verify6 = 4 * verify_small + verify_share + verify_big + mac_key;
     double c_commit = 4.0 * k * commit, s_commit = (double)(k + 1) * commit;
     double round_meas = n * r.client_total + r.server; /* includes the commitments and the
                                                           endorsements */
     double endorse = e_sign + e_verify; /* per client: it signs, the coordinator verifies */
     double old = round_meas - n * (c_commit + s_commit + endorse);
     double checks = n * (c_sign + c_commit + s_verify + s_commit + endorse) + range;
+    double checks6 = n * (c_sign6 + c_commit + s_verify6 + s_commit + endorse) + range;
     double feldman = n * (2.0 * k * t + 2.0 * t) * smul; /* verify 2k shares (t mults each) */
     if (json) {
         printf("{\"bench\":\"secagg_checks\",\"n\":%u,\"k\":%u,\"t\":%u,\"d\":%u,"
@@ -1048,10 +1123,12 @@ static void bench_checks(int quick)
                "\"verify_small_s\":%.7f,\"commit_s\":%.8f,\"range_check_s\":%.6f,"
                "\"scalarmult_s\":%.7f,\"feldman_s\":%.4f,\"dropout\":%.2f,\"survivors\":%u,"
                "\"client_median_s\":%.6f,\"server_s\":%.6f,\"machines_s\":%.4f,"
-               "\"endorse_sign_s\":%.7f,\"endorse_verify_s\":%.7f,\"exact\":true}\n",
+               "\"endorse_sign_s\":%.7f,\"endorse_verify_s\":%.7f,\"mac_share_s\":%.7f,"
+               "\"mac_small_s\":%.7f,\"checks_v6_s\":%.4f,\"growth_v6\":%.4f,\"exact\":true}\n",
                n, k, t, d, round_meas + n * (c_sign + s_verify) + range, old, checks, checks / old,
                mac_big, verify_big, sign_small, verify_small, commit, range, smul, feldman,
-               checks_dropout, r.survivors, r.client_total, r.server, round_meas, e_sign, e_verify);
+               checks_dropout, r.survivors, r.client_total, r.server, round_meas, e_sign, e_verify,
+               mac_share, mac_small, checks6, checks6 / old);
         return;
     }
     printf("\nChecks against hostile clients (issue 13): n = %u, k = %u, t = %u, d = %u, one real "
@@ -1063,11 +1140,14 @@ static void bench_checks(int quick)
     printf("|---------------------------------------------------|---------------|--------------"
            "-----|\n");
     printf("| old path: n x client (all stages) + server unmask | %13.3f | %17s |\n", old, "100%");
-    printf("| clients sign 5 requests, MAC the masked input (%zu B: %.3f ms) | %7.3f | %8.2f%% "
-           "|\n",
+    printf("| clients sign 2 requests, MAC 4: advert and unmask (%.1f us each), share keys (%zu "
+           "B: %.1f us), masked input (%zu B: %.3f ms) | %7.3f | %8.2f%% |\n",
+           mac_small * 1e6, klen + FEDRECI_WIRE_MAC_SUFFIX, mac_share * 1e6,
            mlen + FEDRECI_WIRE_MAC_SUFFIX, mac_big * 1e3, n * c_sign, 100 * n * c_sign / old);
-    printf("| coordinator verifies them (masked input %.3f ms)  | %13.3f | %16.2f%% |\n",
-           verify_big * 1e3, n * s_verify, 100 * n * s_verify / old);
+    printf("| coordinator verifies them (advert and unmask %.1f us each, share keys %.1f us, "
+           "masked input %.3f ms) | %7.3f | %8.2f%% |\n",
+           vmac_small * 1e6, vmac_share * 1e6, verify_big * 1e3, n * s_verify,
+           100 * n * s_verify / old);
     printf("| share commitments: clients make + check 4k         | %13.4f | %16.2f%% |\n",
            n * c_commit, 100 * n * c_commit / old);
     printf("| share commitments: server checks k + 1 per client  | %13.4f | %16.2f%% |\n",
@@ -1079,6 +1159,9 @@ static void bench_checks(int quick)
            100 * range / old);
     printf("| all checks                                        | %13.3f | %16.2f%% |\n", checks,
            100 * checks / old);
+    printf("| (protocol 6) all checks with the advert, share keys and unmask shares signed "
+           "(%.1f + %.1f us for the share keys) | %7.3f | %8.2f%% |\n",
+           sign_share * 1e6, verify_share * 1e6, checks6, 100 * checks6 / old);
     printf("| (alternative) Feldman: 2kt + 2t scalar mults/client (%.1f us each) | %7.3f | "
            "%8.0f%% |\n",
            smul * 1e6, feldman, 100 * feldman / old);

@@ -448,10 +448,10 @@ static const char *step_what(int step)
 }
 
 /* Encodes and signs the request of the current step (again, for a resend).
- * Every request carries the identity key's signature over its round, stage,
- * sender and bytes, or, once the advert is accepted, a MAC under the round
- * key bound to it (masked input, seed contribution, consistency tags;
- * docs/protocol.md "Authentication"). */
+ * The check-in and the model request carry the identity key's signature over
+ * their round, stage, sender and bytes; the advert (signed inside with the
+ * identity key) and every later request a MAC under the round key bound to
+ * the signed advert (docs/protocol.md "Authentication"). */
 static fedrec_err build(fedreci_session *s, nng_msg **m)
 {
     fedreci_wire_hdr h = {s->cfg.client_id, s->selected ? s->round.secagg.round_id : 0, 0};
@@ -510,11 +510,12 @@ static fedrec_err build(fedreci_session *s, nng_msg **m)
     default:
         return fedreci_error(FEDREC_ERR_INTERNAL, "session: nothing to send");
     }
-    if (!e && (s->step == S_MASKED || s->step == S_SEED || s->step == S_CONSIST ||
-               s->step == S_COMPLAIN || s->step == S_OPEN)) {
-        /* the bulk message and the two small ones of issue 14: a MAC under
-           the round key bound to the signed advert (cheaper than hashing 4 d
-           bytes for a signature, and than verifying a signature) */
+    if (!e && s->step >= S_ADV) {
+        /* the advert (its own signature inside) and every message after
+           it: a MAC under the round key bound to the signed advert (cheaper
+           than hashing 4 d bytes for a signature, and than verifying a
+           signature); only the coordinator checks them, and it holds the key
+           too (protocol version 7) */
         uint8_t *key = s->sk + FEDRECI_SECAGG_SIGN_SK_BYTES;
         if (!s->has_mac_key) /* an X25519: once per round, not per message */
             e = fedreci_secagg_client_mac_key(s->sa, s->round.coord_pk, key);

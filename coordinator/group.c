@@ -78,6 +78,7 @@ fedrec_err fedreci_coord_run_group(fedreci_coord *c, const fedreci_coord_group *
     r->id = g->p.round_id;
     r->p = g->p;
     memcpy(r->coord_sk, g->coord_sk, sizeof r->coord_sk);
+    r->adv_key_mi = -1;
     if (crypto_scalarmult_base(r->coord_pk, r->coord_sk) != 0)
         e = fedreci_error(FEDREC_ERR_CRYPTO, "coordinator: group key");
     for (uint32_t i = 0; i < n; i++)

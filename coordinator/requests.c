@@ -13,6 +13,7 @@
 #include "core/err.h"
 #include "core/log.h"
 #include "core/util.h"
+#include "core/secagg/kdf.h"
 
 /* A CheckIn: registers (or checks) the identity key, then holds the request
  * until a round starts, or answers at once (opted out, stopped, already in
@@ -263,10 +264,18 @@ static fedrec_err stage_add(fedreci_coord *c, rstate *r, const fedreci_wire_env 
 #endif
         if (e)
             return e;
-        /* the key of its masked input's MAC, bound to the signed s_pk */
+        /* the key of its later messages' MACs, bound to the signed s_pk
+           (derived when stage_auth authenticated the advert) */
         long mi = fedreci_find_u64(r->ids, r->n, id);
-        if (mi >= 0 && !fedreci_secagg_mac_key(r->mem[mi].mac_key, r->coord_sk, a.s_pk, r->id, id))
+        if (mi >= 0 && mi == r->adv_key_mi) {
+            memcpy(r->mem[mi].mac_key, r->adv_key, sizeof r->adv_key);
             r->mem[mi].has_key = 1;
+        } else if (mi >= 0 &&
+                   !fedreci_secagg_mac_key(r->mem[mi].mac_key, r->coord_sk, a.s_pk, r->id, id)) {
+            r->mem[mi].has_key = 1;
+        }
+        sodium_memzero(r->adv_key, sizeof r->adv_key);
+        r->adv_key_mi = -1;
         return FEDREC_OK;
     }
     case PH_SEED: {
@@ -353,20 +362,46 @@ static fedrec_err stage_add(fedreci_coord *c, rstate *r, const fedreci_wire_env 
     }
 }
 
-/* Authenticates a stage message of member mi of r: the messages sent after
- * its advert was accepted without a signature of their own (the masked
- * input, the seed contribution, the consistency tags, the complaints and
- * openings) by their MAC under
- * the member's round key, every other stage message by its signature under
- * the registered identity key. Nothing is counted or stored before this
- * passes. */
-static fedrec_err stage_auth(const rstate *r, long mi, const crec *rec, const fedreci_wire_env *env,
+/* Authenticates a stage message of member mi of r: its advert by its
+ * signature under the registered identity key, every message after it (the
+ * seed contribution, the share keys, the complaints and openings, the
+ * masked input, the consistency tags, the unmask shares: protocol version
+ * 7) by its MAC under the member's round key, which only the member and the
+ * coordinator hold. Nothing is counted or stored before this passes. */
+static fedrec_err stage_auth(rstate *r, long mi, const crec *rec, const fedreci_wire_env *env,
                              const uint8_t *buf, size_t len)
 {
-    if (env->stage != FEDRECI_WIRE_STAGE_MASKED_INPUT && env->stage != FEDRECI_WIRE_STAGE_SEED &&
-        env->stage != FEDRECI_WIRE_STAGE_CONSISTENCY &&
-        env->stage != FEDRECI_WIRE_STAGE_COMPLAINT && env->stage != FEDRECI_WIRE_STAGE_OPENING)
-        return fedreci_wire_verify(buf, len, env, rec->pk);
+    if (env->stage == FEDRECI_WIRE_STAGE_ADVERTISE && !r->mem[mi].has_key) {
+        /* its first advert: the advert's own signature under the registered
+           identity key (the one its neighbours check too), then the MAC of
+           the whole envelope under the round key its signed s_pk gives */
+        fedreci_secagg_advert a;
+        fedrec_err e = fedreci_wire_get_advert(env, &a);
+        if (e)
+            return e;
+        if (r->srv) {
+            e = fedreci_secagg_server_verify_advert(r->srv, &a);
+        } else {
+            uint8_t msg[FEDRECI_ADVERT_MSG_BYTES];
+            fedreci_secagg_advert_msg(msg, r->id, a.client_id, a.c_pk, a.s_pk, a.binding,
+                                      a.seed_commit);
+            if (crypto_sign_verify_detached(a.sig, msg, sizeof msg, rec->pk) != 0)
+                e = fedreci_error(FEDREC_ERR_SIGNATURE,
+                                  "advert from client %016llx does not verify under its "
+                                  "registered identity key for round %llu",
+                                  (unsigned long long)a.client_id, (unsigned long long)r->id);
+        }
+        uint8_t k[32];
+        if (!e && !(e = fedreci_secagg_mac_key(k, r->coord_sk, a.s_pk, r->id, a.client_id))) {
+            e = fedreci_wire_verify_mac(buf, len, env, k);
+            if (!e) {
+                memcpy(r->adv_key, k, sizeof k);
+                r->adv_key_mi = mi;
+            }
+            sodium_memzero(k, sizeof k);
+        }
+        return e;
+    }
     if (!r->mem[mi].has_key)
         return fedreci_error(FEDREC_ERR_SIGNATURE,
                              "stage %u message from client %016llx, which has no round key (no "

@@ -35,6 +35,7 @@ void fedreci_eng_round_free(rstate *r)
     free(r->culprits);
     fedreci_eng_master_round_free(r->grp);
     sodium_memzero(r->coord_sk, sizeof r->coord_sk);
+    sodium_memzero(r->adv_key, sizeof r->adv_key);
     free(r->roster_ids);
     free(r->roster);
     free(r->contribs);
@@ -964,6 +965,7 @@ static rstate *round_new(fedreci_coord *c, uint64_t rid, size_t nw, uint32_t n)
         randombytes_buf(r->coord_sk, sizeof r->coord_sk);
         if (crypto_scalarmult_base(r->coord_pk, r->coord_sk) != 0)
             e = FEDREC_ERR_CRYPTO;
+        r->adv_key_mi = -1;
         for (uint32_t i = 0; i < n; i++) {
             memset(&r->mem[i], 0, sizeof r->mem[i]);
             r->mem[i].acc = 0;

@@ -49,7 +49,7 @@
 #include "fedrec.pb-c.h"
 #include "fedrec/fedrec.h"
 
-#define FEDRECI_WIRE_PROTOCOL_VERSION 6u
+#define FEDRECI_WIRE_PROTOCOL_VERSION 7u
 #define FEDRECI_WIRE_CHECKSUM_BYTES 32u  /* BLAKE2b-256 */
 #define FEDRECI_WIRE_MAX_CT_BYTES 4096u  /* one encrypted share bundle */
 #define FEDRECI_WIRE_MAX_CODE_BYTES 256u /* one catalog code */
@@ -332,10 +332,10 @@ FEDREC_NODISCARD fedrec_err fedreci_wire_verify(const uint8_t *buf, size_t len,
                                                 const fedreci_wire_env *e,
                                                 const uint8_t identity_pk[32]);
 
-/* MACs an encoded masked input, seed reveal, consistency, complaints or
- * openings message in place
- * (the messages a member sends after its advert; for the masked input, the
- * bulk message, a signature would
+/* MACs an encoded stage message that follows the member's advert in place
+ * (seed reveal, share keys, complaints, openings, masked input, consistency,
+ * unmask: only the coordinator checks them, and it holds the key; for the
+ * masked input, the bulk message, a signature would
  * need a BLAKE2b pass over 4 d bytes on both sides, about 0.5 ms each at
  * d = 117,121; Poly1305 is several times faster): appends Envelope.mac =
  * nonce || tag of XChaCha20-Poly1305 (random 24-byte nonce, empty plaintext)

@@ -354,8 +354,8 @@ void th_raw_keys(th_raw *r, const uint8_t *sk, const uint8_t *mac)
         memcpy(r->mac, mac, sizeof r->mac);
 }
 
-/* Signs m with r's identity key, or MACs it when it is a masked input and r
- * has the round's MAC key (docs/protocol.md "Authentication"); a message
+/* Signs m with r's identity key, or MACs it when it is the advert or a stage
+ * message after it and r has the round's MAC key (docs/protocol.md "Authentication"); a message
  * that does not decode, or a raw client without keys, sends m as it is. */
 static void raw_auth(const th_raw *r, nng_msg *m)
 {
@@ -363,11 +363,8 @@ static void raw_auth(const th_raw *r, nng_msg *m)
     if (!r->sk || fedreci_wire_decode_msg(m, 1u << 24, &e))
         return;
     fedreci_wire_hdr h = fedreci_wire_header(e);
-    int masked = e->body_case == FEDREC__V1__ENVELOPE__BODY_MASKED_INPUT ||
-                 e->body_case == FEDREC__V1__ENVELOPE__BODY_SEED_REVEAL ||
-                 e->body_case == FEDREC__V1__ENVELOPE__BODY_CONSISTENCY ||
-                 e->body_case == FEDREC__V1__ENVELOPE__BODY_COMPLAINTS ||
-                 e->body_case == FEDREC__V1__ENVELOPE__BODY_OPENINGS;
+    /* the advert and every stage message after it (protocol version 7) */
+    int masked = e->stage >= FEDRECI_WIRE_STAGE_ADVERTISE;
     fedreci_wire_free(e);
     if (masked && r->has_mac)
         assert_int_equal(fedreci_wire_mac(m, r->mac), FEDREC_OK);

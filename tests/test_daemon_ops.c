@@ -201,15 +201,17 @@ static void key_add(uint64_t id, const uint8_t *sk)
 }
 
 /* Signs m with the key of its header's client when known (0), else leaves
- * it unsigned; a masked input is never signed (it needs the member's round
- * MAC key, which only its session holds). Thread-safe; no assertions. */
+ * it unsigned; the advert and the stage messages after it are never signed
+ * (they are MACed under the member's round key, which only its session
+ * holds).
+ * Thread-safe; no assertions. */
 static int sign_by_id(nng_msg *m)
 {
     fedreci_wire_env *e = NULL;
     if (fedreci_wire_decode_msg(m, 1u << 24, &e))
         return 0;
     fedreci_wire_hdr h = fedreci_wire_header(e);
-    int masked = e->body_case == FEDREC__V1__ENVELOPE__BODY_MASKED_INPUT;
+    int masked = e->stage >= FEDRECI_WIRE_STAGE_ADVERTISE;
     fedreci_wire_free(e);
     for (int i = 0; i < g_n_keys && !masked; i++)
         if (g_keys[i].id == h.client_id)
@@ -339,7 +341,7 @@ static void *hostile_main(void *arg)
     fedreci_wire_hdr hd = {h->id, rid, FEDRECI_WIRE_STAGE_ADVERTISE};
     fedreci_secagg_advert adv;
     fedreci_secagg_client *sa = NULL;
-    uint8_t other_pk[32], other_sk[64];
+    uint8_t other_pk[32], other_sk[64], mac[32];
     crypto_sign_keypair(other_pk, other_sk);
     /* A real SecAgg client makes the advertisement; with bad_sig it holds a
      * key pair the coordinator has never seen. */
@@ -348,14 +350,17 @@ static void *hostile_main(void *arg)
         fedreci_secagg_client_create(&sa, &round.secagg, h->id, h->bad_sig ? other_sk : h->sk,
                                      NULL) ||
         fedreci_secagg_client_set_binding(sa, binding) ||
-        fedreci_secagg_client_advertise(sa, &adv)) {
+        fedreci_secagg_client_advertise(sa, &adv) ||
+        fedreci_secagg_client_mac_key(sa, round.coord_pk, mac)) {
         fedreci_secagg_client_destroy(sa);
         return NULL;
     }
     fedreci_secagg_client_destroy(sa);
     nng_msg *m = NULL;
     if (h->bad_sig) {
-        if (!fedreci_wire_enc_advertise(&m, &hd, &adv)) {
+        /* MACed under the round key its own s_pk gives: refused for the
+           advert's signature */
+        if (!fedreci_wire_enc_advertise(&m, &hd, &adv) && !fedreci_wire_mac(m, mac)) {
             fedreci_wire_env *env = raw_call(s, m);
             h->ok = env->body_case == FEDREC__V1__ENVELOPE__BODY_ERROR &&
                     env->error->code == FEDREC_ERR_SIGNATURE;
@@ -371,7 +376,7 @@ static void *hostile_main(void *arg)
     nng_msg *m2 = NULL;
     if (nng_ctx_open(&c1, s) || nng_ctx_open(&c2, s) || nng_aio_alloc(&a1, NULL, NULL) ||
         nng_aio_alloc(&a2, NULL, NULL) || fedreci_wire_enc_advertise(&m, &hd, &adv) ||
-        sign_by_id(m) || nng_msg_dup(&m2, m)) {
+        fedreci_wire_mac(m, mac) || nng_msg_dup(&m2, m)) {
         if (m)
             nng_msg_free(m);
         nng_aio_free(a1);

@@ -430,9 +430,12 @@ static void h_binding(hostile *h, uint8_t binding[32])
     fedreci_wire_free(env);
 }
 
-/* Stage 0: advertises and takes the roster (h->members, h->digest); send
- * and receive apart (h_advert_send, h_advert_recv) so that two hostile
- * clients can advertise together. */
+static void h_mac(hostile *h, nng_msg *m);
+
+/* Stage 0: advertises (a fresh SecAgg client's advert, signed inside, MACed
+ * under the round key its s_pk gives) and takes the roster (h->members,
+ * h->digest); send and receive apart (h_advert_send, h_advert_recv) so that
+ * two hostile clients can advertise together. */
 static void h_advert_send(hostile *h)
 {
     fedreci_secagg_client_destroy(h->sa);
@@ -447,7 +450,7 @@ static void h_advert_send(hostile *h)
     fedreci_wire_hdr hd = {h->id, h->round.secagg.round_id, FEDRECI_WIRE_STAGE_ADVERTISE};
     nng_msg *m = NULL;
     assert_int_equal(fedreci_wire_enc_advertise(&m, &hd, &a), FEDREC_OK);
-    assert_int_equal(fedreci_wire_sign(m, &hd, h->sk), FEDREC_OK);
+    h_mac(h, m);
     free(h->sent[hd.stage]);
     h->sent_len[hd.stage] = nng_msg_len(m);
     h->sent[hd.stage] = malloc(nng_msg_len(m));
@@ -553,19 +556,19 @@ static void h_commit_other_b(hostile *h)
         h->cmb[i][64] ^= 1;
 }
 
-/* Stage 1: sends its bundles; returns the relay (caller frees). */
+/* Stage 1: sends its bundles (MACed); returns the relay (caller frees). */
 static fedreci_wire_env *h_share(hostile *h)
 {
     fedreci_wire_hdr hd = {h->id, h->round.secagg.round_id, FEDRECI_WIRE_STAGE_SHARE_KEYS};
     nng_msg *m = NULL;
     assert_int_equal(fedreci_wire_enc_ciphertexts(&m, &hd, 0, h->cts, h->n_cts), FEDREC_OK);
-    fedreci_wire_env *env = h_call(h, h->s, m, &hd, h->sk, 1);
+    h_mac(h, m);
+    fedreci_wire_env *env = h_call(h, h->s, m, &hd, NULL, 1);
     assert_int_equal(env->body_case, FEDREC__V1__ENVELOPE__BODY_SHARE_RELAY);
     return env;
 }
 
-/* MACs m under the hostile's round key (the messages after its advert
- * that carry no signature of their own). */
+/* MACs m under the hostile's round key (every message after its advert). */
 static void h_mac(hostile *h, nng_msg *m)
 {
     uint8_t key[32];
@@ -763,7 +766,7 @@ static void h_unmask_send(hostile *h, fedreci_wire_env *req, int flip)
     fedreci_wire_hdr hd = {h->id, h->round.secagg.round_id, FEDRECI_WIRE_STAGE_UNMASK};
     nng_msg *m = NULL;
     assert_int_equal(fedreci_wire_enc_unmask(&m, &hd, r, n_rv), FEDREC_OK);
-    assert_int_equal(fedreci_wire_sign(m, &hd, h->sk), FEDREC_OK);
+    h_mac(h, m);
     free(h->sent[hd.stage]);
     h->sent_len[hd.stage] = nng_msg_len(m);
     h->sent[hd.stage] = malloc(nng_msg_len(m));
@@ -921,13 +924,15 @@ static void honest_round_without(world *w, uint64_t r, int culprit_refused)
     expect_completed(w, r, 0);
 }
 
-/* Stage messages under member `victim`'s id: unsigned, and signed with the
- * hostile's own key. Both are refused: as unauthenticated when their stage
- * is open (open = 1), as early otherwise. */
+/* Stage messages under member `victim`'s id: unauthenticated, signed with
+ * the hostile's own identity key, and MACed with the hostile's own round
+ * key. All are refused: as unauthenticated when their stage is open
+ * (open = 1), as early otherwise. */
 static void forge_as(hostile *h, uint64_t victim, uint32_t stage, int open, const char *what)
 {
     uint64_t r = h->round.secagg.round_id;
-    for (int signed_ = 0; signed_ < 2; signed_++) {
+    for (int how = 0; how < 3; how++) {
+        int signed_ = how == 1;
         fedreci_wire_hdr hd = {victim, r, stage};
         nng_msg *m = NULL;
         if (stage == FEDRECI_WIRE_STAGE_SHARE_KEYS) {
@@ -945,6 +950,8 @@ static void forge_as(hostile *h, uint64_t victim, uint32_t stage, int open, cons
         } else {
             assert_int_equal(fedreci_wire_enc_unmask(&m, &hd, NULL, 0), FEDREC_OK);
         }
+        if (how == 2)
+            h_mac(h, m);
         expect_refused(h_call(h, h->side, m, &hd, signed_ ? h->sk : NULL, 0), open, what);
     }
 }
@@ -978,6 +985,32 @@ static void test_forged_ids(void **state)
     honest_start(&w);
     assert_int_equal(h_checkin(&w.h, &code), 1);
     uint64_t r = w.h.round.secagg.round_id;
+    /* its own advert, whose signature inside verifies, with an envelope that
+       does not: signed with its identity key instead of MACed (protocol 6),
+       MACed under a key of its own choosing, or not authenticated: refused,
+       and its real advert after them is taken */
+    for (int how = 0; how < 3; how++) {
+        assert_int_equal(
+            fedreci_secagg_client_create(&w.h.sa, &w.h.round.secagg, w.h.id, w.h.sk, NULL),
+            FEDREC_OK);
+        uint8_t binding[32];
+        h_binding(&w.h, binding);
+        assert_int_equal(fedreci_secagg_client_set_binding(w.h.sa, binding), FEDREC_OK);
+        fedreci_secagg_advert a;
+        assert_int_equal(fedreci_secagg_client_advertise(w.h.sa, &a), FEDREC_OK);
+        fedreci_secagg_client_destroy(w.h.sa);
+        w.h.sa = NULL;
+        fedreci_wire_hdr hd = {w.h.id, r, FEDRECI_WIRE_STAGE_ADVERTISE};
+        nng_msg *m = NULL;
+        assert_int_equal(fedreci_wire_enc_advertise(&m, &hd, &a), FEDREC_OK);
+        if (how == 1) {
+            uint8_t key[32];
+            randombytes_buf(key, sizeof key);
+            assert_int_equal(fedreci_wire_mac(m, key), FEDREC_OK);
+        }
+        expect_error(h_call(&w.h, w.h.side, m, &hd, how == 0 ? w.h.sk : NULL, 0),
+                     FEDREC_ERR_SIGNATURE, "advert without its round key's MAC");
+    }
     h_advertise(&w.h);
     /* stage 1 is open (it waits for the hostile's bundles) */
     for (size_t i = 0; i < w.h.n_members; i++)

@@ -1203,6 +1203,25 @@ static void test_refusals_leave_state_unchanged(void **state)
     fedreci_secagg_advert unknown = adv[1];
     unknown.client_id = 424242;
     assert_int_equal(fedreci_secagg_server_add_advert(s, &unknown), FEDREC_ERR_PROTOCOL);
+    /* verify_advert (the coordinator's check before it counts a message):
+       the same refusals; an advert it verified is not verified twice, but
+       any other bytes are: a field or the signature changed after it, or
+       another member's advert, are refused by add_advert */
+    assert_int_equal(fedreci_secagg_server_verify_advert(s, &forged), FEDREC_ERR_SIGNATURE);
+    assert_int_equal(fedreci_secagg_server_verify_advert(s, &unknown), FEDREC_ERR_PROTOCOL);
+    assert_int_equal(fedreci_secagg_server_verify_advert(s, &a_other), FEDREC_ERR_SIGNATURE);
+    assert_int_equal(fedreci_secagg_server_verify_advert(s, NULL), FEDREC_ERR_INVALID);
+    assert_int_equal(fedreci_secagg_server_verify_advert(s, &adv[1]), FEDREC_OK);
+    assert_int_equal(fedreci_secagg_server_add_advert(s, &forged), FEDREC_ERR_SIGNATURE);
+    assert_int_equal(fedreci_secagg_server_verify_advert(s, &adv[1]), FEDREC_OK);
+    fedreci_secagg_advert resigned = adv[1];
+    resigned.sig[7] ^= 0x04;
+    assert_int_equal(fedreci_secagg_server_add_advert(s, &resigned), FEDREC_ERR_SIGNATURE);
+    assert_int_equal(fedreci_secagg_server_verify_advert(s, &adv[1]), FEDREC_OK);
+    fedreci_secagg_advert as_other = adv[1];
+    as_other.client_id = r.ids[3];
+    assert_int_equal(fedreci_secagg_server_add_advert(s, &as_other), FEDREC_ERR_SIGNATURE);
+    assert_int_equal(fedreci_secagg_server_verify_advert(s, &adv[1]), FEDREC_OK);
     for (int i = 0; i < 5; i++)
         assert_int_equal(fedreci_secagg_server_add_advert(s, &adv[i]), FEDREC_OK);
     assert_int_equal(fedreci_secagg_server_add_advert(s, &adv[2]), FEDREC_ERR_DUPLICATE);

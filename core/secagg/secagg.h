@@ -595,6 +595,16 @@ void fedreci_secagg_server_set_binding(fedreci_secagg_server *s, const uint8_t b
 FEDREC_NODISCARD fedrec_err fedreci_secagg_server_add_advert(fedreci_secagg_server *s,
                                                              const fedreci_secagg_advert *a);
 
+/* Checks only the signature of an advert of an invited member under its
+ * registered identity key (any stage; nothing of the round changes), so the
+ * coordinator can authenticate the message before it counts it. The next
+ * add_advert of exactly these signed bytes does not verify them again (the
+ * server remembers the last advert verified here; any other call to
+ * verify_advert or add_advert forgets it). Errors: FEDREC_ERR_INVALID (NULL),
+ * FEDREC_ERR_PROTOCOL (not invited), FEDREC_ERR_SIGNATURE. */
+FEDREC_NODISCARD fedrec_err fedreci_secagg_server_verify_advert(fedreci_secagg_server *s,
+                                                                const fedreci_secagg_advert *a);
+
 /* Ends stage 0: with fewer than t adverts the round aborts
  * (FEDREC_ERR_ABORTED). Otherwise *roster gets the adverts sorted by id; the
  * roster is fixed, the graph is not built yet (stage SEED). */

@@ -44,7 +44,13 @@ struct fedreci_secagg_server {
     uint8_t (*id_pks)[FEDRECI_SECAGG_SIGN_PK_BYTES]; /* n, same order */
     fedreci_secagg_advert *adverts;                  /* n, by cohort index */
     uint8_t *has_advert;                             /* n */
-    uint8_t binding[32];                             /* every advert must carry it */
+    /* the last advert verify_advert checked (add_advert does not verify the
+       same signed bytes twice) */
+    int adv_ok;
+    long adv_ok_i;
+    uint8_t adv_ok_sig[64];
+    uint8_t adv_ok_msg[FEDRECI_ADVERT_MSG_BYTES];
+    uint8_t binding[32]; /* every advert must carry it */
 
     /* roster, fixed by close_advertise */
     uint32_t m, deg;
@@ -289,7 +295,12 @@ fedrec_err fedreci_secagg_server_add_advert(fedreci_secagg_server *s,
     uint8_t msg[FEDRECI_ADVERT_MSG_BYTES];
     fedreci_secagg_advert_msg(msg, s->p.round_id, a->client_id, a->c_pk, a->s_pk, a->binding,
                               a->seed_commit);
-    if (crypto_sign_verify_detached(a->sig, msg, sizeof msg, s->id_pks[i]) != 0)
+    /* verified just before by verify_advert: the same signature over the
+       same bytes under the same member's key */
+    int verified = s->adv_ok && s->adv_ok_i == i && !memcmp(s->adv_ok_sig, a->sig, 64) &&
+                   !memcmp(s->adv_ok_msg, msg, sizeof msg);
+    s->adv_ok = 0;
+    if (!verified && crypto_sign_verify_detached(a->sig, msg, sizeof msg, s->id_pks[i]) != 0)
         return fedreci_error(FEDREC_ERR_SIGNATURE,
                              "secagg server: advert from %llu does not verify under its "
                              "registered identity key for round %llu",
@@ -306,6 +317,31 @@ fedrec_err fedreci_secagg_server_add_advert(fedreci_secagg_server *s,
     s->adverts[i] = *a;
     memcpy(s->adverts[i].identity_pk, s->id_pks[i], FEDRECI_SECAGG_SIGN_PK_BYTES);
     s->has_advert[i] = 1;
+    return FEDREC_OK;
+}
+
+fedrec_err fedreci_secagg_server_verify_advert(fedreci_secagg_server *s,
+                                               const fedreci_secagg_advert *a)
+{
+    if (!s || !a)
+        return fedreci_error(FEDREC_ERR_INVALID, "secagg server verify_advert: NULL argument");
+    s->adv_ok = 0;
+    long i = fedreci_find_u64(s->cohort, s->n, a->client_id);
+    if (i < 0)
+        return fedreci_error(FEDREC_ERR_PROTOCOL, "secagg server: advert from %llu, not invited",
+                             (unsigned long long)a->client_id);
+    uint8_t msg[FEDRECI_ADVERT_MSG_BYTES];
+    fedreci_secagg_advert_msg(msg, s->p.round_id, a->client_id, a->c_pk, a->s_pk, a->binding,
+                              a->seed_commit);
+    if (crypto_sign_verify_detached(a->sig, msg, sizeof msg, s->id_pks[i]) != 0)
+        return fedreci_error(FEDREC_ERR_SIGNATURE,
+                             "secagg server: advert from %llu does not verify under its "
+                             "registered identity key for round %llu",
+                             (unsigned long long)a->client_id, (unsigned long long)s->p.round_id);
+    s->adv_ok = 1;
+    s->adv_ok_i = i;
+    memcpy(s->adv_ok_sig, a->sig, sizeof s->adv_ok_sig);
+    memcpy(s->adv_ok_msg, msg, sizeof msg);
     return FEDREC_OK;
 }
 
