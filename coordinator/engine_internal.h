@@ -254,6 +254,7 @@ typedef struct rstate {
     uint8_t coord_sk[32], coord_pk[32]; /* this round's X25519 key (MAC keys) */
     long adv_key_mi;                    /* the member whose advert was just authenticated */
     uint8_t adv_key[32];                /* its round key (derived once, kept by stage_add) */
+    uint8_t adv_key_spk[32];            /* the s_pk it was derived from */
     uint8_t binding[32];                /* the binding every advert must carry (proto/wire.h
                                            fedreci_wire_binding: this round's parameters and model) */
     uint64_t *culprits;                 /* named in this round, sorted */

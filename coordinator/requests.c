@@ -262,12 +262,17 @@ static fedrec_err stage_add(fedreci_coord *c, rstate *r, const fedreci_wire_env 
 #ifdef FEDREC_CHEAT
         fedreci_secagg_server_set_binding(r->srv, r->binding);
 #endif
-        if (e)
-            return e;
-        /* the key of its later messages' MACs, bound to the signed s_pk
-           (derived when stage_auth authenticated the advert) */
         long mi = fedreci_find_u64(r->ids, r->n, id);
-        if (mi >= 0 && mi == r->adv_key_mi) {
+        int stashed = mi >= 0 && mi == r->adv_key_mi &&
+                      !memcmp(r->adv_key_spk, a.s_pk, sizeof r->adv_key_spk);
+        if (e) {
+            sodium_memzero(r->adv_key, sizeof r->adv_key);
+            r->adv_key_mi = -1;
+            return e;
+        }
+        /* the key of its later messages' MACs, bound to the signed s_pk
+           (derived when stage_auth authenticated this advert) */
+        if (stashed) {
             memcpy(r->mem[mi].mac_key, r->adv_key, sizeof r->adv_key);
             r->mem[mi].has_key = 1;
         } else if (mi >= 0 &&
@@ -396,6 +401,7 @@ static fedrec_err stage_auth(rstate *r, long mi, const crec *rec, const fedreci_
             e = fedreci_wire_verify_mac(buf, len, env, k);
             if (!e) {
                 memcpy(r->adv_key, k, sizeof k);
+                memcpy(r->adv_key_spk, a.s_pk, sizeof r->adv_key_spk);
                 r->adv_key_mi = mi;
             }
             sodium_memzero(k, sizeof k);
