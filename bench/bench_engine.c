@@ -109,6 +109,12 @@ static double checks_cost(uint32_t n, uint32_t d, uint32_t neighbors, double *cl
         }
         double sign = (now_s() - t0) / 200;
         t0 = now_s();
+        for (int i = 0; i < 200; i++) {
+            sink += (int)fedreci_wire_mac(ms, key);
+            (void)nng_msg_chop(ms, FEDRECI_WIRE_MAC_SUFFIX);
+        }
+        double smac = (now_s() - t0) / 200;
+        t0 = now_s();
         for (int i = 0; i < 200; i++)
             sink += (int)fedreci_secagg_mac_key(key, csk, cpk, 3, 9);
         double mkey = (now_s() - t0) / 200;
@@ -123,6 +129,18 @@ static double checks_cost(uint32_t n, uint32_t d, uint32_t neighbors, double *cl
             for (int i = 0; i < 200; i++)
                 sink += (int)fedreci_wire_verify(nng_msg_body(ms), nng_msg_len(ms), es, pk);
             double vsig = (now_s() - t0) / 200;
+            /* the same small message MACed (protocol version 7) */
+            double vsmac = 0;
+            fedreci_wire_free(es);
+            es = NULL;
+            (void)nng_msg_chop(ms, FEDRECI_WIRE_SIG_SUFFIX);
+            if (!fedreci_wire_mac(ms, key) && !fedreci_wire_decode_msg(ms, 1 << 20, &es)) {
+                t0 = now_s();
+                for (int i = 0; i < 200; i++)
+                    sink +=
+                        (int)fedreci_wire_verify_mac(nng_msg_body(ms), nng_msg_len(ms), es, key);
+                vsmac = (now_s() - t0) / 200;
+            }
             fedreci_secagg_params p;
             memset(&p, 0, sizeof p);
             p.d = d;
@@ -132,12 +150,13 @@ static double checks_cost(uint32_t n, uint32_t d, uint32_t neighbors, double *cl
             t0 = now_s();
             sink += (int)fedreci_secagg_check_sum(&p, y, n, n);
             double range = now_s() - t0;
-            /* per client: check-in, advert, shares, unmask signed (model
-               requests only when the version moved), the masked input MACed */
+            /* per client: the check-in signed (the model request too, when
+               the version moved), the advert, shares and unmask shares and
+               the masked input MACed (protocol version 7) */
             uint32_t kk = neighbors ? neighbors : n - 1;
             double commits = (kk + 1) * 2e-6; /* about 1-2 us each (bench secagg) */
-            server = n * (4 * vsig + vmac + mkey + commits) + range;
-            client = 4 * sign + mac + mkey;
+            server = n * (vsig + 3 * vsmac + vmac + mkey + commits) + range;
+            client = sign + 3 * smac + mac + mkey;
         }
     }
     (void)sink;
@@ -578,7 +597,9 @@ static void run_grouped(const char *self, uint32_t n, uint32_t n_items, uint32_t
  * the model reply (the coordinator encodes one per client; the client
  * decodes it and checks its BLAKE2b checksum), the masked input (encode and
  * Poly1305 MAC on the client, decode and MAC check on the coordinator), the
- * signatures of the small messages (4 signed, 4 verified), and a buffered
+ * authentication of the small messages (protocol version 7: the check-in and
+ * the model request signed and verified, the advert, share keys and unmask
+ * MACed and checked), and a buffered
  * SecAgg client's d-word buffers (created and destroyed every round: a
  * session's q in secure memory and its masked copy). Prints one row per
  * part and their sum beside the measured CPU per client-round of both
@@ -637,15 +658,20 @@ static void service_parts(uint32_t n_items, uint32_t k, double cpu_single, doubl
         fedreci_wire_free(e);
         if (m)
             nng_msg_free(m);
-        /* the small messages: 4 signed by the client, 4 verified */
+        /* the small messages (protocol version 7): 2 signed by the client
+           (check-in, model request) and verified, 3 MACed (advert, share
+           keys, unmask) and checked */
         fedreci_wire_hdr hs = {h.client_id, 3, FEDRECI_WIRE_STAGE_UNMASK};
         c0 = cpu_s();
-        for (int i = 0; i < 4 && ok; i++) {
+        for (int i = 0; i < 5 && ok; i++) {
             m = NULL;
             e = NULL;
-            ok = !fedreci_wire_enc_unmask(&m, &hs, NULL, 0) && !fedreci_wire_sign(m, &hs, sk) &&
+            int sig = i < 2;
+            ok = !fedreci_wire_enc_unmask(&m, &hs, NULL, 0) &&
+                 !(sig ? fedreci_wire_sign(m, &hs, sk) : fedreci_wire_mac(m, key)) &&
                  !fedreci_wire_decode_msg(m, 1 << 20, &e) &&
-                 !fedreci_wire_verify(nng_msg_body(m), nng_msg_len(m), e, pk);
+                 !(sig ? fedreci_wire_verify(nng_msg_body(m), nng_msg_len(m), e, pk)
+                       : fedreci_wire_verify_mac(nng_msg_body(m), nng_msg_len(m), e, key));
             fedreci_wire_free(e);
             if (m)
                 nng_msg_free(m);
@@ -674,7 +700,7 @@ static void service_parts(uint32_t n_items, uint32_t k, double cpu_single, doubl
                                "model reply: decode and BLAKE2b checksum (client)",
                                "masked input: encode and Poly1305 MAC (client)",
                                "masked input: decode and MAC check (coordinator)",
-                               "4 small messages signed (client) and verified (coordinator)",
+                               "2 small messages signed and verified, 3 MACed and checked",
                                "a buffered SecAgg client's d-word buffers, created and freed"};
         printf(
             "\nwhat the service path does per client-round beyond the simulator's work, each part "

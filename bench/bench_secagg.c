@@ -1221,8 +1221,9 @@ static wire_bytes added_bytes(uint32_t n, uint32_t k, const uint8_t digest[32],
         fedreci_wire_hdr h = {rid[0], 7, FEDRECI_WIRE_STAGE_ADVERTISE};
         nng_msg *x = NULL;
         size_t adv_new = 0;
-        /* the advert as sent (the seed commitment, 34 bytes, is the addition) */
-        if (!fedreci_wire_enc_advertise(&x, &h, &adv[0]) && !fedreci_wire_sign(x, &h, sk))
+        /* the advert as sent, MACed since protocol version 7 (the seed
+           commitment, 34 bytes, is the addition) */
+        if (!fedreci_wire_enc_advertise(&x, &h, &adv[0]) && !fedreci_wire_mac(x, mk))
             adv_new = msg_size(x);
         w.adv_added = adv_new ? 34 : 0;
         /* before: the roster carried the member ids and k + 1 adverts
