@@ -5,6 +5,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "core/dp/dpals.h"
 #include "core/err.h"
 #include "core/json.h"
 #include "core/mf/mf.h"
@@ -75,6 +76,7 @@ typedef struct eval_job {
     const float *x;
     const float *gram;
     uint32_t k;
+    double bias; /* > 0: y's last column holds item biases, x_u's last coordinate is bias */
     float lambda;
     uint32_t lo, hi;  /* test-user range */
     uint32_t *ranked; /* n_test_users x EVAL_K */
@@ -91,8 +93,9 @@ static void *eval_worker(void *arg)
     fedreci_mf_step *w = NULL;
     float *scores = malloc((size_t)n_items * sizeof *scores);
     float *xu = malloc((size_t)k * sizeof *xu);
-    fedrec_err e = scores && xu ? FEDREC_OK : FEDREC_ERR_NOMEM;
-    if (!e && !j->x)
+    float *work = j->bias > 0 ? malloc((size_t)k * k * sizeof *work) : NULL;
+    fedrec_err e = scores && xu && (work || !(j->bias > 0)) ? FEDREC_OK : FEDREC_ERR_NOMEM;
+    if (!e && !j->x && !(j->bias > 0))
         e = fedreci_mf_step_create(&w, n_items, k);
     for (uint32_t t = j->lo; t < j->hi && !e; t++) {
         uint32_t u = s->test_users[t];
@@ -101,6 +104,12 @@ static void *eval_worker(void *arg)
         const float *x;
         if (j->x) {
             x = j->x + (size_t)u * k;
+        } else if (j->bias > 0) {
+            fedreci_mf_user cu = {items, s->train.conf + lo, (uint32_t)(hi - lo)};
+            e = fedreci_dpals_solve_biased(j->y, j->gram, n_items, k, j->bias, j->lambda, &cu, work,
+                                           xu);
+            xu[k - 1] = (float)j->bias;
+            x = xu;
         } else {
             fedreci_mf_user cu = {items, s->train.conf + lo, (uint32_t)(hi - lo)};
             e = fedreci_mf_solve_user(w, j->y, j->gram, n_items, k, j->lambda, &cu, xu);
@@ -116,6 +125,7 @@ static void *eval_worker(void *arg)
     fedreci_mf_step_destroy(w);
     free(scores);
     free(xu);
+    free(work);
     return NULL;
 }
 
@@ -141,9 +151,29 @@ static fedrec_err copy_per_user(const fedreci_eval_acc *acc, uint32_t nt, double
     return FEDREC_OK;
 }
 
+static fedrec_err evaluate(const fedreci_split *s, const float *y, const float *x, uint32_t k,
+                           double bias, float lambda, uint32_t threads, fedreci_metrics *out,
+                           double *per_user);
+
 fedrec_err fedreci_sim_evaluate_users(const fedreci_split *s, const float *y, const float *x,
                                       uint32_t k, float lambda, uint32_t threads,
                                       fedreci_metrics *out, double *per_user)
+{
+    return evaluate(s, y, x, k, 0, lambda, threads, out, per_user);
+}
+
+fedrec_err fedreci_sim_evaluate_biased(const fedreci_split *s, const float *y, uint32_t k,
+                                       double bias, float lambda, uint32_t threads,
+                                       fedreci_metrics *out, double *per_user)
+{
+    if (bias > 0 && k < 2)
+        return fedreci_error(FEDREC_ERR_INVALID, "evaluation: a bias column needs k >= 2");
+    return evaluate(s, y, NULL, k, bias > 0 ? bias : 0, lambda, threads, out, per_user);
+}
+
+static fedrec_err evaluate(const fedreci_split *s, const float *y, const float *x, uint32_t k,
+                           double bias, float lambda, uint32_t threads, fedreci_metrics *out,
+                           double *per_user)
 {
     const uint32_t nt = s->n_test_users, n_items = s->train.n_cols;
     if (threads == 0)
@@ -171,6 +201,7 @@ fedrec_err fedreci_sim_evaluate_users(const fedreci_split *s, const float *y, co
                         x,
                         gram,
                         k,
+                        bias,
                         lambda,
                         (uint32_t)((uint64_t)nt * t / threads),
                         (uint32_t)((uint64_t)nt * (t + 1) / threads),

@@ -54,11 +54,11 @@ static void *worker(void *arg)
     const fedreci_sim_dp_cfg *cfg = j->cfg;
     uint32_t k = cfg->k, n_items = j->p->n_items;
     fedreci_mf_step *w = NULL;
-    float *v = malloc(j->d * sizeof *v);
+    float *v = malloc(j->d * sizeof *v), *work = malloc((size_t)k * k * sizeof *work);
     double *rot = malloc(j->D * sizeof *rot);
     int64_t *q = malloc(j->D * sizeof *q);
     fedrec_err e = fedreci_mf_step_create(&w, n_items, k);
-    if (!e && (!v || !rot || !q))
+    if (!e && (!v || !rot || !q || !work))
         e = fedreci_error(FEDREC_ERR_NOMEM, "dp worker buffers");
     const fedreci_mf_csr *r = &j->s->train;
     for (uint32_t i = j->lo; !e && i < j->hi; i++) {
@@ -71,14 +71,24 @@ static void *worker(void *arg)
         int drop = cfg->dropout > 0 && fedreci_dp_rng_uniform(&rng) < cfg->dropout;
         uint64_t lo = r->indptr[user];
         fedreci_mf_user u = {r->indices + lo, r->conf + lo, (uint32_t)(r->indptr[user + 1] - lo)};
-        float xu[256];
-        e = fedreci_mf_solve_user(w, j->y, j->gram, n_items, k, (float)cfg->lambda, &u, xu);
+        float xu[257];
+        if (cfg->item_bias > 0)
+            e = fedreci_dpals_solve_biased(j->y, j->gram, n_items, k + 1, cfg->item_bias,
+                                           cfg->lambda, &u, work, xu);
+        else
+            e = fedreci_mf_solve_user(w, j->y, j->gram, n_items, k, (float)cfg->lambda, &u, xu);
         if (!e && cfg->normalize) {
             double n2 = 0;
             for (uint32_t t = 0; t < k; t++)
                 n2 += (double)xu[t] * xu[t];
             for (uint32_t t = 0; n2 > 0 && t < k; t++)
                 xu[t] = (float)(xu[t] / sqrt(n2));
+        }
+        if (!e && cfg->item_bias > 0) { /* (x clipped to sqrt(1 - a^2), a): core/dp/dpals.h */
+            float xb[257];
+            fedreci_dpals_bias_vector(xu, k + 1, cfg->item_bias, xb);
+            memcpy(xu, xb, sizeof xb);
+            sodium_memzero(xb, sizeof xb);
         }
         if (!e)
             e = fedreci_dpals_encode(j->p, xu, &u, v);
@@ -104,6 +114,7 @@ static void *worker(void *arg)
     j->err = e;
     fedreci_mf_step_destroy(w);
     free(v);
+    free(work);
     free(rot);
     free(q);
     return NULL;
@@ -114,7 +125,14 @@ fedrec_err fedreci_sim_dp_train(const fedreci_split *s, const uint32_t *train_us
                                 fedreci_sim_dp_release *rel, fedreci_sim_dp_info *info)
 {
     uint32_t n_items = s->train.n_cols, k = cfg->k;
-    fedreci_dpals p = {n_items, k, cfg->row_bound, cfg->gram_weight};
+    /* with the item bias the model has K = k + 1 columns, the last the items' biases */
+    uint32_t K = k + (cfg->item_bias > 0);
+    if (!(cfg->item_bias >= 0 && cfg->item_bias < 1) || k > 256)
+        return fedreci_error(FEDREC_ERR_INVALID,
+                             "dp: item bias coordinate %g, need 0 (none) or in (0, 1); %u "
+                             "factors, need at most 256",
+                             cfg->item_bias, k);
+    fedreci_dpals p = {n_items, K, cfg->row_bound, cfg->gram_weight};
     size_t d = fedreci_dpals_dim(&p), D = fedreci_dp_pad_dim(d);
     double c = fedreci_dpals_l2_bound(&p);
     double scale = SCALED_NORM / c;
@@ -169,11 +187,19 @@ fedrec_err fedreci_sim_dp_train(const fedreci_split *s, const uint32_t *train_us
     job *jobs = calloc(T, sizeof *jobs);
     pthread_t *th = calloc(T, sizeof *th);
     int64_t *sum = malloc(D * sizeof *sum);
-    float *gram = malloc((size_t)k * k * sizeof *gram), *dec = malloc(d * sizeof *dec);
+    float *gram = malloc((size_t)K * K * sizeof *gram), *dec = malloc(d * sizeof *dec);
+    float *yb = y; /* the model the releases train: y, or y with a bias column */
+    if (K > k) {
+        yb = malloc((size_t)n_items * K * sizeof *yb);
+        for (uint32_t i = 0; yb && i < n_items; i++) {
+            memcpy(yb + (size_t)i * K, y + (size_t)i * k, k * sizeof *yb);
+            yb[(size_t)i * K + k] = 0;
+        }
+    }
     double *rot = malloc(D * sizeof *rot), *sumd = malloc(d * sizeof *sumd);
     for (uint32_t t = 0; jobs && t < T; t++)
         jobs[t].sum = malloc(D * sizeof(int64_t));
-    int ok = jobs && th && sum && gram && dec && rot && sumd;
+    int ok = jobs && th && sum && gram && dec && rot && sumd && yb;
     for (uint32_t t = 0; ok && t < T; t++)
         ok = jobs[t].sum != NULL;
     if (!ok)
@@ -212,7 +238,7 @@ fedrec_err fedreci_sim_dp_train(const fedreci_split *s, const uint32_t *train_us
                      r + 1, e_after, cfg->epsilon, cfg->delta, e_before, n_done);
             break;
         }
-        fedreci_mf_gram(y, n_items, k, gram);
+        fedreci_mf_gram(yb, n_items, K, gram);
         uint8_t rot_seed[32];
         derive(cfg->seed, r, 0, "fedrec-sim dp rotation", rot_seed);
         uint32_t per = (n_train + T - 1) / T;
@@ -228,7 +254,7 @@ fedrec_err fedreci_sim_dp_train(const fedreci_split *s, const uint32_t *train_us
             j->hi = (t + 1) * per < n_train ? (t + 1) * per : n_train;
             j->cfg = cfg;
             j->p = &p;
-            j->y = y;
+            j->y = yb;
             j->gram = gram;
             j->rot_seed = rot_seed;
             j->release = r;
@@ -264,7 +290,8 @@ fedrec_err fedreci_sim_dp_train(const fedreci_split *s, const uint32_t *train_us
                      r + 1, surv, m_min);
             R->eps_cumulative = e_before;
             /* the model is unchanged: score it, as the non-DP runs do */
-            e = fedreci_sim_evaluate(s, y, NULL, k, (float)cfg->lambda, T, &R->m);
+            e = fedreci_sim_evaluate_biased(s, yb, K, cfg->item_bias, (float)cfg->lambda, T, &R->m,
+                                            cfg->per_user);
             R->evaluated = !e;
             R->seconds = fedreci_sim_now() - t0;
             continue;
@@ -303,15 +330,17 @@ fedrec_err fedreci_sim_dp_train(const fedreci_split *s, const uint32_t *train_us
         fedreci_dpals_step st = {.lambda = cfg->lambda,
                                  .noise_std = sd,
                                  .shrink = cfg->shrink,
-                                 .floor_frac = cfg->gram_floor};
-        e = fedreci_dpals_item_step(&p, sumd, &st, y, &R->rows_shrunk);
+                                 .floor_frac = cfg->gram_floor,
+                                 .bias_apart = cfg->item_bias > 0};
+        e = fedreci_dpals_item_step(&p, sumd, &st, yb, &R->rows_shrunk);
         if (e)
             break;
         acc = trial;
         n_done++;
         R->completed = 1;
         R->eps_cumulative = e_after;
-        e = fedreci_sim_evaluate(s, y, NULL, k, (float)cfg->lambda, T, &R->m);
+        e = fedreci_sim_evaluate_biased(s, yb, K, cfg->item_bias, (float)cfg->lambda, T, &R->m,
+                                        cfg->per_user);
         R->evaluated = !e;
         R->seconds = fedreci_sim_now() - t0;
     }
@@ -321,6 +350,11 @@ fedrec_err fedreci_sim_dp_train(const fedreci_split *s, const uint32_t *train_us
         double order;
         e = fedreci_dp_accountant_epsilon(&acc, cfg->delta, &info->eps_spent, &order);
         info->eps_order = order;
+    }
+    if (yb && yb != y) { /* y keeps the factors; the biases were scored with them */
+        for (uint32_t i = 0; i < n_items; i++)
+            memcpy(y + (size_t)i * k, yb + (size_t)i * K, k * sizeof *y);
+        free(yb);
     }
     for (uint32_t t = 0; jobs && t < T; t++)
         free(jobs[t].sum);

@@ -52,8 +52,14 @@ typedef struct fedreci_sim_dp_cfg {
     int noise_aggregate;   /* 1: one Sk(m mu_c) on the sum (see above) */
     int shrink;            /* 1: shrink noisy rows */
     int normalize;         /* 1: scale x_u to unit norm before encoding (else clip to 1) */
+    double item_bias;      /* a: 0, or in (0, 1): the model gets a bias column and every
+                              shopper's vector a last coordinate fixed at a (core/dp/dpals.h,
+                              fedreci_dpals_solve_biased) */
     uint32_t threads;
     uint64_t seed;
+    double *per_user; /* NULL, or FEDRECI_METRIC_COUNT x test users (metric-major, as
+                         fedreci_sim_evaluate_users): every evaluated release writes its
+                         shoppers' metrics, so it ends with the last one's */
 } fedreci_sim_dp_cfg;
 
 typedef struct fedreci_sim_dp_release {

@@ -128,7 +128,7 @@ static fedrec_err train(run_state *r, const fedreci_run_opts *o, double t_start)
                (o->dp_noise_aggregate || o->secagg == FEDRECI_RUN_SECAGG_OFF)) {
         r->sm.dp = 1; /* in process (sim/dp.h) */
         r->sm.cohort = r->n_train;
-        e = fedreci_run_dp(&w, r->y, r->recs, &r->sm.dp_info);
+        e = fedreci_run_dp(&w, r->y, r->recs, &r->sm.dp_info, r->per_user);
     } else if (o->dp_epsilon > 0) {
         r->sm.dp = 1; /* over the engine: each client noises before masking */
         r->sm.dp_engine = 1;

@@ -63,6 +63,7 @@ typedef struct fedreci_run_opts {
     uint32_t dp_releases;
     double dp_row_bound, dp_gram_weight, dp_gram_floor, dp_min_survivors;
     int dp_noise_aggregate, dp_no_shrink, dp_normalize;
+    double dp_item_bias;  /* --dp-item-bias: 0 (none) or the fixed coordinate a in (0, 1) */
     double dp_shares[64]; /* --dp-shares: release r gets noise variance mu / share r */
     uint32_t n_dp_shares; /* 0: equal shares */
     uint32_t group_size;  /* --group-size: 0 one SecAgg round over the engine (run_secagg.c),
@@ -186,9 +187,11 @@ FEDREC_NODISCARD fedrec_err fedreci_run_plain(const fedreci_run_world *w, float 
 /* Runs o->rounds rounds of the differentially private pipeline (sim/dp.h)
  * from y; recs as above (every completed round evaluated; a round refused
  * by the budget gate ends the run, its reason printed); info gets the
- * constants. */
+ * constants; per_user (as fedreci_sim_evaluate_users') the last evaluated
+ * round's per-shopper metrics. */
 FEDREC_NODISCARD fedrec_err fedreci_run_dp(const fedreci_run_world *w, float *y,
-                                           fedreci_run_round *recs, fedreci_sim_dp_info *info);
+                                           fedreci_run_round *recs, fedreci_sim_dp_info *info,
+                                           double *per_user);
 
 /* The DP constants of a run over the engine (--dp-epsilon with client
  * noise): the same plan the engine makes (core/dp/round.h), and the epsilon

@@ -12,7 +12,7 @@
 #include "sim/run.h"
 
 fedrec_err fedreci_run_dp(const fedreci_run_world *w, float *y, fedreci_run_round *recs,
-                          fedreci_sim_dp_info *info)
+                          fedreci_sim_dp_info *info, double *per_user)
 {
     const fedreci_run_opts *o = w->o;
     fedreci_sim_dp_release *rel = calloc(o->rounds, sizeof *rel);
@@ -34,8 +34,10 @@ fedrec_err fedreci_run_dp(const fedreci_run_world *w, float *y, fedreci_run_roun
         .noise_aggregate = o->dp_noise_aggregate,
         .shrink = !o->dp_no_shrink,
         .normalize = o->dp_normalize,
+        .item_bias = o->dp_item_bias,
         .threads = o->threads,
         .seed = o->seed,
+        .per_user = per_user,
     };
     if (!o->quiet)
         printf("fedrec-sim: differential privacy: (%g, %g) over %u rounds, Skellam noise added by "

@@ -43,6 +43,7 @@ enum {
     OPT_DP_NO_SHRINK,
     OPT_DP_SHARES,
     OPT_DP_NORMALIZE,
+    OPT_DP_ITEM_BIAS,
     OPT_DP_GRAM_FLOOR,
     OPT_GROUP_SIZE,
     OPT_SYNTH_SCALE,
@@ -85,6 +86,7 @@ static const struct option run_options[] = {
     {"dp-no-shrink", no_argument, NULL, OPT_DP_NO_SHRINK},
     {"dp-shares", required_argument, NULL, OPT_DP_SHARES},
     {"dp-normalize", no_argument, NULL, OPT_DP_NORMALIZE},
+    {"dp-item-bias", required_argument, NULL, OPT_DP_ITEM_BIAS},
     {"dp-gram-floor", required_argument, NULL, OPT_DP_GRAM_FLOOR},
     {"group-size", required_argument, NULL, OPT_GROUP_SIZE},
     {"synth-scale", required_argument, NULL, OPT_SYNTH_SCALE},
@@ -181,7 +183,11 @@ void fedreci_run_usage(FILE *f)
                "                        (default equal; in process: with --dp-noise aggregate\n"
                "                        or --secagg off)\n"
                "  --dp-normalize        scale each x_u to norm 1 before encoding (default:\n"
-               "                        clip to norm 1; in process only)\n");
+               "                        clip to norm 1; in process only)\n"
+               "  --dp-item-bias A      give every item a bias learned in the same releases:\n"
+               "                        each shopper's vector gets a last coordinate fixed at\n"
+               "                        A in (0, 1), the rest clipped to sqrt(1 - A^2)\n"
+               "                        (default 0: none; in process only)\n");
     fprintf(f, "run:\n"
                "  --seed N              seed of the initial model, cohorts, dropouts, rounding\n"
                "                        (default 1); same seed, options and threads give the\n"
@@ -366,6 +372,8 @@ static int run_opt(void *ctx, int code, const char *name, const char *v)
     case OPT_DP_NORMALIZE:
         o->dp_normalize = 1;
         return 0;
+    case OPT_DP_ITEM_BIAS:
+        return fedreci_sim_arg_double(cmd, name, v, 0, 0.99, &o->dp_item_bias);
     case OPT_DP_SHARES:
         return parse_shares(o, name, v);
     case OPT_EVAL_SAMPLE:
@@ -461,12 +469,16 @@ int fedreci_run_opts_parse(fedreci_run_opts *o, int argc, char **argv)
                 cmd, o->n_dp_shares, o->dp_releases);
         return 2;
     }
-    if ((o->n_dp_shares || o->dp_normalize) && !o->dp_noise_aggregate &&
+    if ((o->n_dp_shares || o->dp_normalize || o->dp_item_bias > 0) && !o->dp_noise_aggregate &&
         o->secagg != FEDRECI_RUN_SECAGG_OFF) {
         fprintf(stderr,
-                "%s: --dp-shares and --dp-normalize are implemented in process only "
-                "(--dp-noise aggregate or --secagg off)\n",
+                "%s: --dp-shares, --dp-normalize and --dp-item-bias are implemented in process "
+                "only (--dp-noise aggregate or --secagg off)\n",
                 cmd);
+        return 2;
+    }
+    if (o->dp_item_bias > 0 && !(o->dp_epsilon > 0)) {
+        fprintf(stderr, "%s: --dp-item-bias needs --dp-epsilon and --dp-delta\n", cmd);
         return 2;
     }
     if (o->group_size && o->dp_epsilon > 0) {

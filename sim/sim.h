@@ -120,6 +120,16 @@ FEDREC_NODISCARD fedrec_err fedreci_sim_evaluate(const fedreci_split *s, const f
                                                  const float *x, uint32_t k, float lambda,
                                                  uint32_t threads, fedreci_metrics *out);
 
+/* fedreci_sim_evaluate_users of a model with an item bias (bias > 0; 0 is
+ * fedreci_sim_evaluate_users with x = NULL): y is n_items x k with the items' biases in its last
+ * column, each test customer solves the other k - 1 coordinates with the
+ * last fixed at bias (fedreci_dpals_solve_biased, core/dp/dpals.h) and is
+ * ranked by y (x_u, bias). */
+FEDREC_NODISCARD fedrec_err fedreci_sim_evaluate_biased(const fedreci_split *s, const float *y,
+                                                        uint32_t k, double bias, float lambda,
+                                                        uint32_t threads, fedreci_metrics *out,
+                                                        double *per_user);
+
 /* fedreci_sim_evaluate, and when per_user is non-NULL (FEDRECI_METRIC_COUNT x
  * n_test_users doubles, metric-major: per_user[m * n_test_users + t]) each
  * test user's value of every metric (fedreci_metric_id order: HR, precision,

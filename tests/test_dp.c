@@ -671,6 +671,86 @@ static void test_dpals_bound(void **state)
     free(v);
 }
 
+/* The biased solve (core/dp/dpals.h) returns the minimiser of
+ *   sum_i c_ui (p_ui - y_i[0..k) . x - a beta_i)^2 + lambda |x|^2
+ * over all items: the objective's gradient, summed here item by item in
+ * double, vanishes at its x; with a = 0 it is fedreci_mf_solve_user on the
+ * first k columns. The bias vector (x clipped to sqrt(1 - a^2), a) has norm
+ * at most 1 and keeps a short x. */
+static void test_dpals_solve_biased(void **state)
+{
+    (void)state;
+    enum { NI = 40, KB = 6, KF = 5 };
+    float y[NI * KB], yk[NI * KF], gram[KB * KB], gk[KF * KF], work[KF * KF], x[KF], x0[KF];
+    fedreci_dp_rng r;
+    fedreci_dp_rng_init(&r, seed_b, 77);
+    for (int i = 0; i < NI * KB; i++)
+        y[i] = (float)(fedreci_dp_rng_uniform(&r) - 0.5);
+    for (int i = 0; i < NI; i++)
+        for (int j = 0; j < KF; j++)
+            yk[i * KF + j] = y[i * KB + j];
+    fedreci_mf_gram(y, NI, KB, gram);
+    fedreci_mf_gram(yk, NI, KF, gk);
+    uint32_t items[7] = {1, 4, 9, 10, 22, 31, 39};
+    float conf[7] = {1, 2.5f, 1, 4, 1.5f, 1, 7};
+    fedreci_mf_user u = {items, conf, 7};
+    const double a = 0.4, lambda = 0.1;
+    assert_int_equal(fedreci_dpals_solve_biased(y, gram, NI, KB, a, lambda, &u, work, x),
+                     FEDREC_OK);
+    double grad[KF] = {0}, xmax = 0;
+    for (int i = 0; i < NI; i++) {
+        double c = 1, p = 0;
+        for (int t = 0; t < 7; t++)
+            if (items[t] == (uint32_t)i)
+                c = conf[t], p = 1;
+        double pred = a * y[i * KB + KF];
+        for (int j = 0; j < KF; j++)
+            pred += (double)y[i * KB + j] * x[j];
+        for (int j = 0; j < KF; j++)
+            grad[j] += c * (pred - p) * y[i * KB + j];
+    }
+    for (int j = 0; j < KF; j++) {
+        grad[j] += lambda * x[j];
+        xmax = fmax(xmax, fabs(x[j]));
+        assert_true(fabs(grad[j]) < 1e-4);
+    }
+    assert_true(xmax > 0.05); /* not the trivial answer */
+    /* the bias moves the solution: a = 0 differs, and equals the plain solve */
+    fedreci_mf_step *w = NULL;
+    assert_int_equal(fedreci_mf_step_create(&w, NI, KF), FEDREC_OK);
+    assert_int_equal(fedreci_mf_solve_user(w, yk, gk, NI, KF, (float)lambda, &u, x0), FEDREC_OK);
+    float xa0[KF];
+    assert_int_equal(fedreci_dpals_solve_biased(y, gram, NI, KB, 0, lambda, &u, work, xa0),
+                     FEDREC_OK);
+    double moved = 0;
+    for (int j = 0; j < KF; j++) {
+        assert_true(fabs(xa0[j] - x0[j]) < 1e-4 * (1 + fabs(x0[j])));
+        moved = fmax(moved, fabs(x[j] - x0[j]));
+    }
+    assert_true(moved > 1e-3);
+    fedreci_mf_step_destroy(w);
+    /* bad input, named */
+    assert_int_equal(fedreci_dpals_solve_biased(y, gram, NI, KB, 1.0, lambda, &u, work, x),
+                     FEDREC_ERR_INVALID);
+    assert_int_equal(fedreci_dpals_solve_biased(y, gram, NI, 1, a, lambda, &u, work, x),
+                     FEDREC_ERR_INVALID);
+    uint32_t unsorted[2] = {4, 1};
+    fedreci_mf_user bad = {unsorted, conf, 2};
+    assert_int_equal(fedreci_dpals_solve_biased(y, gram, NI, KB, a, lambda, &bad, work, x),
+                     FEDREC_ERR_INVALID);
+    uint32_t far[1] = {NI};
+    fedreci_mf_user out = {far, conf, 1};
+    assert_int_equal(fedreci_dpals_solve_biased(y, gram, NI, KB, a, lambda, &out, work, x),
+                     FEDREC_ERR_INVALID);
+    /* the contribution's vector */
+    float xl[KF] = {2, 0, 0, 0, 0}, xs[KF] = {0.1f, 0.2f, 0, 0, 0}, xb[KB];
+    fedreci_dpals_bias_vector(xl, KB, 0.6, xb);
+    assert_true(fabs(xb[0] - 0.8) < 1e-6 && xb[1] == 0 && fabs(xb[KF] - 0.6) < 1e-7);
+    fedreci_dpals_bias_vector(xs, KB, 0.6, xb);
+    assert_true(xb[0] == xs[0] && xb[1] == xs[1] && fabs(xb[KF] - 0.6) < 1e-7);
+    fedreci_dp_rng_wipe(&r);
+}
+
 /* Solves (A + lambda I) y = b for a small SPD A by Gaussian elimination. */
 static void solve_small(const double *A, double lambda, const double *b, double *y, int k)
 {
@@ -979,6 +1059,7 @@ int main(void)
         cmocka_unit_test(test_dpals_bound),
         cmocka_unit_test(test_dpals_item_step),
         cmocka_unit_test(test_dpals_gram_floor),
+        cmocka_unit_test(test_dpals_solve_biased),
         cmocka_unit_test(test_round_plan_verify),
         cmocka_unit_test(test_round_encode_decode),
     };

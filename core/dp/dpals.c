@@ -8,6 +8,7 @@
 #include <sodium.h>
 
 #include "core/err.h"
+#include "core/mf/linalg.h"
 
 static fedrec_err check(const fedreci_dpals *p)
 {
@@ -188,22 +189,32 @@ fedrec_err fedreci_dpals_item_step(const fedreci_dpals *p, const double *sum,
                 s += V[a * k + j] * ev[j] * V[b * k + j];
             M[a * k + b] = s;
         }
-    uint32_t nz = 0;
-    double thr = o->shrink ? (double)k * noise_std * noise_std : 0;
+    uint32_t nz = 0, kf = o->bias_apart && k >= 2 ? k - 1 : k; /* coordinates shrunk together */
+    double s2 = o->shrink ? noise_std * noise_std : 0, thr = (double)kf * s2;
+    double bs[257];
     for (uint32_t i = 0; i < p->n_items; i++) {
         const double *b = sum + (size_t)i * k;
         double n2 = 0;
-        for (uint32_t j = 0; j < k; j++)
+        for (uint32_t j = 0; j < kf; j++)
             n2 += b[j] * b[j];
-        double f = 1;
+        double f = 1, fb = 1;
         if (thr > 0)
             f = n2 > thr ? 1 - thr / n2 : 0;
+        if (kf < k && s2 > 0)
+            fb = b[kf] * b[kf] > s2 ? 1 - s2 / (b[kf] * b[kf]) : 0;
         nz += f == 0;
+        const double *bb = b; /* shrunk as a whole: y_i = f M b_i */
+        if (kf < k) {         /* in two parts: y_i = M (f b_i[0..kf), fb b_i[kf]) */
+            for (uint32_t j = 0; j < k; j++)
+                bs[j] = (j < kf ? f : fb) * b[j];
+            bb = bs;
+            f = 1;
+        }
         float *yi = y + (size_t)i * k;
         for (uint32_t a = 0; a < k; a++) {
             double s = 0;
             for (uint32_t j = 0; j < k; j++)
-                s += M[a * k + j] * b[j];
+                s += M[a * k + j] * bb[j];
             yi[a] = (float)(f * s);
         }
     }
@@ -227,4 +238,58 @@ fedrec_err fedreci_dpals_client(const fedreci_dpals *p, fedreci_mf_step *w, cons
         e = fedreci_dpals_encode(p, xu, u, v);
     sodium_memzero(xu, sizeof xu);
     return e;
+}
+
+fedrec_err fedreci_dpals_solve_biased(const float *y, const float *gram, uint32_t n_items,
+                                      uint32_t K, double a, double lambda, const fedreci_mf_user *u,
+                                      float *work, float *x)
+{
+    if (!y || !gram || !u || !work || !x || K < 2 || K > 257 || n_items == 0 || !(a >= 0) ||
+        !(a < 1) || !(lambda >= 0) || !isfinite(lambda))
+        return fedreci_error(FEDREC_ERR_INVALID,
+                             "dp als: biased solve needs 2 <= K <= 257 columns (got %u), items "
+                             "(%u), a bias coordinate a in [0, 1) (got %g) and a finite ridge "
+                             ">= 0 (got %g)",
+                             K, n_items, a, lambda);
+    uint32_t k = K - 1;
+    for (uint32_t j = 0; j < u->n; j++)
+        if (u->items[j] >= n_items || (j && u->items[j] <= u->items[j - 1]) || !(u->conf[j] > 0) ||
+            !isfinite(u->conf[j]))
+            return fedreci_error(FEDREC_ERR_INVALID,
+                                 "dp als: item %u (confidence %g) at position %u: out of range "
+                                 "(n_items %u), not ascending or not a finite confidence > 0",
+                                 u->items[j], (double)u->conf[j], j, n_items);
+    float *A = work;
+    for (uint32_t r = 0; r < k; r++) {
+        for (uint32_t t = 0; t < k; t++)
+            A[(size_t)r * k + t] = gram[(size_t)r * K + t];
+        A[(size_t)r * k + r] += (float)lambda;
+        x[r] = (float)(-a * gram[(size_t)r * K + k]);
+    }
+    for (uint32_t j = 0; j < u->n; j++) {
+        const float *f = y + (size_t)u->items[j] * K;
+        double c = u->conf[j], ab = a * f[k];
+        fedreci_la_axpy(k, (float)(c * (1 - ab) + ab), f, x);
+        if (c != 1)
+            fedreci_la_syr_upper(k, (float)(c - 1), f, A);
+    }
+    int info = fedreci_la_posv(k, A, x);
+    if (info)
+        return fedreci_error(FEDREC_ERR_NUMERIC,
+                             "dp als: the biased %u x %u system is not positive definite (minor "
+                             "%d)",
+                             k, k, info);
+    return FEDREC_OK;
+}
+
+void fedreci_dpals_bias_vector(const float *x, uint32_t K, double a, float *xb)
+{
+    uint32_t k = K - 1;
+    double n2 = 0, r = sqrt(1 - a * a);
+    for (uint32_t j = 0; j < k; j++)
+        n2 += (double)x[j] * x[j];
+    double f = n2 > r * r ? r / sqrt(n2) : 1;
+    for (uint32_t j = 0; j < k; j++)
+        xb[j] = (float)(x[j] * f);
+    xb[k] = (float)a;
 }

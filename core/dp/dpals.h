@@ -64,6 +64,37 @@ FEDREC_NODISCARD fedrec_err fedreci_dpals_client(const fedreci_dpals *p, fedreci
                                                  const float *y, const float *gram, float lambda,
                                                  const fedreci_mf_user *u, float *v);
 
+/* The item bias (`fedrec-sim run --dp-item-bias a`, in process only): the
+ * released model has K = k + 1 columns, the last one each item's bias
+ * beta_i, and every shopper's vector has its last coordinate fixed at a in
+ * (0, 1): score_ui = y_i[0..k) . x_u + a beta_i. In training the
+ * contribution is built from x' = (x_u clipped to norm sqrt(1 - a^2), a),
+ * so |x'| <= 1 and the L2 bound c is unchanged (fedreci_dpals_encode with
+ * k = K); the item step then fits beta_i in the same noised sums as the
+ * factors (the Gram sum's last row is a sum_u x_u and n a^2, the item row's
+ * last entry a sum_u w_u: a weighted count of the item's buyers).
+ *
+ * fedreci_dpals_solve_biased solves the shopper's free coordinates x (K - 1
+ * floats) on the device against y (n_items x K, row-major) and its Gram
+ * matrix gram = Y^T Y (K x K floats, fedreci_mf_gram with K columns):
+ *   min_x sum_i c_ui (p_ui - y_i[0..k) . x - a beta_i)^2 + lambda |x|^2
+ * (p_ui = 1 and c_ui = u->conf for bought items, p = 0 and c = 1 for the
+ * others), i.e. (G_kk + sum_{i in u} (c_ui - 1) y_i y_i^T + lambda I) x =
+ *   sum_{i in u} (c_ui (1 - a beta_i) + a beta_i) y_i - a G_{k,K-1}.
+ * work holds (K - 1) (K - 1) floats. With a = 0 it is fedreci_mf_solve_user
+ * on the first K - 1 columns. Errors: FEDREC_ERR_INVALID (K < 2 or > 257, a
+ * not in [0, 1), lambda not finite >= 0, an item out of range or not
+ * ascending, a confidence not finite > 0), FEDREC_ERR_NUMERIC (the system
+ * is not positive definite). Thread-safe given distinct work buffers. */
+FEDREC_NODISCARD fedrec_err fedreci_dpals_solve_biased(const float *y, const float *gram,
+                                                       uint32_t n_items, uint32_t K, double a,
+                                                       double lambda, const fedreci_mf_user *u,
+                                                       float *work, float *x);
+
+/* x' = (x clipped to norm sqrt(1 - a^2), a) from the solved x (K - 1 floats)
+ * into xb (K floats): the shopper's vector the contribution is built from. */
+void fedreci_dpals_bias_vector(const float *x, uint32_t K, double a, float *xb);
+
 /* The server's item step: what to do with the noise (all post-processing of
  * the released sum: free under DP). */
 typedef struct fedreci_dpals_step {
@@ -75,6 +106,11 @@ typedef struct fedreci_dpals_step {
     double floor_frac; /* phi in [0, 1]: also floor the Gram sum's eigenvalues at
                           phi trace(G) (a regularizer of the directions few shoppers'
                           x_u point along; 0: the noise floor only) */
+    int bias_apart;    /* 1 (k >= 2, with shrink): the last coordinate is an item bias's
+                          (fedreci_dpals_solve_biased): the first k - 1 entries of b_i
+                          are shrunk by max(0, 1 - (k - 1) sigma^2 / |b_i[0..k-1)|^2)
+                          and the last by max(0, 1 - sigma^2 / b_i[k-1]^2), so that a
+                          popular item's large count does not keep its noisy factors */
 } fedreci_dpals_step;
 
 /* The server's item step from sum (d doubles: the decoded sum of the
