@@ -6,7 +6,6 @@ add_test(NAME man_pages_match_help
                  ${PROJECT_SOURCE_DIR})
 if(NOT FEDREC_SANITIZE)
   add_test(NAME systemd_unit_install_verify
-           COMMAND ${CMAKE_CURRENT_SOURCE_DIR}/systemd_unit_test.sh ${PROJECT_BINARY_DIR}
-                   ${CMAKE_INSTALL_FULL_BINDIR})
+           COMMAND ${CMAKE_CURRENT_SOURCE_DIR}/systemd_unit_test.sh ${PROJECT_BINARY_DIR})
   set_tests_properties(systemd_unit_install_verify PROPERTIES TIMEOUT 300)
 endif()
