@@ -69,6 +69,47 @@ with fedrec.Client(store, key) as c:
         raise AssertionError("a code with a comma")
     except fedrec.FedrecError as e:
         assert e.code == 1, e  # FEDREC_ERR_INVALID
+    # values ctypes would wrap into a uint32 (-2 was stored as 4294967294)
+    # are refused before anything is stored
+    for q, exc in ((-2, ValueError), (0, ValueError), (2**32, ValueError), (2.5, TypeError),
+                   ("3", TypeError), (True, TypeError)):
+        try:
+            c.record("85123A", 1291191960, q)
+            raise AssertionError("quantity %r recorded" % (q,))
+        except exc as e:
+            assert "quantity" in str(e), e
+    for t in (2**63, "1291191960"):
+        try:
+            c.record("85123A", t)
+            raise AssertionError("time %r recorded" % (t,))
+        except (ValueError, TypeError) as e:
+            assert "time_unix" in str(e), e
+    for k in (0, -1, 10**7):
+        try:
+            c.recommend(k)
+            raise AssertionError("recommend(%r)" % k)
+        except ValueError as e:
+            assert "recommend: k is" in str(e), e
+    assert c.info()["purchases"] == 3  # none of the above was stored
+# a closed client says so (was: 'fedrec_client_record: NULL client')
+try:
+    c.info()
+    raise AssertionError("info on a closed client")
+except ValueError as e:
+    assert "closed" in str(e), e
+# a failed open leaves no half-built object behind: no 'Exception ignored' from __del__
+unraisable = []
+sys.unraisablehook = unraisable.append
+for bad_key, exc in ((b"short", ValueError), (bytes(32), fedrec.FedrecError)):
+    try:
+        fedrec.Client(store, bad_key)
+        raise AssertionError("opened with %r" % bad_key)
+    except exc:
+        pass
+import gc  # noqa: E402
+gc.collect()
+sys.unraisablehook = sys.__unraisablehook__
+assert not unraisable, [str(u.exc_value) for u in unraisable]
 # reopened: the purchases are durable; a wrong key is refused
 with fedrec.Client(store, key) as c:
     assert c.info()["purchases"] == 3 and c.participating is False
@@ -105,4 +146,18 @@ assert fedrec.recover(cut, key) == 0
 with fedrec.Client(cut, key) as c:
     assert c.info()["purchases"] == 10 - missing
     c.forget()
+# without FEDREC_LIB, a source tree's build-release/ (scripts/demo.sh) is found
+tree = os.path.join(work, "tree")
+shutil.copytree(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "bindings",
+                             "python", "fedrec"), os.path.join(tree, "bindings", "python", "fedrec"))
+os.makedirs(os.path.join(tree, "build-release"))
+os.symlink(os.path.abspath(lib), os.path.join(tree, "build-release", "libfedrec.so"))
+env = {k: v for k, v in os.environ.items() if k != "FEDREC_LIB"}
+found = subprocess.run([sys.executable, "-c", "import sys; sys.path.insert(0, sys.argv[1]); "
+                        "import fedrec; print(fedrec.library()._name)",
+                        os.path.join(tree, "bindings", "python")],
+                       env=env, check=True, capture_output=True, text=True).stdout.strip()
+import ctypes.util  # noqa: E402
+if ctypes.util.find_library("fedrec") is None:  # an installed libfedrec comes first
+    assert found.endswith(os.path.join("build-release", "libfedrec.so")), found
 print("python bindings ok:", fedrec.library().fedrec_version().decode(), "hr_at_10", s["hr_at_10"])

@@ -3,7 +3,8 @@ simulator's outputs.
 
 Standard library only. The client binds the public C API of
 <fedrec/client.h> in libfedrec.so (found through $FEDREC_LIB, then the
-system's library path, then a build/ folder next to the source tree). The
+system's library path, then the build/ and build-release/ folders of the
+source tree this module sits in: scripts/demo.sh builds the latter). The
 readers return lists of dicts, or pandas DataFrames when pandas is
 importable (frame=None) or asked for (frame=True).
 
@@ -17,6 +18,7 @@ import csv
 import ctypes
 import ctypes.util
 import json
+import operator
 import os
 
 __all__ = ["FedrecError", "Client", "library", "recover", "EMPTY", "LOST_EVENTS", "read_summary", "read_rounds",
@@ -127,8 +129,10 @@ def library():
     if _lib is not None:
         return _lib
     here = os.path.dirname(os.path.abspath(__file__))
+    tree = os.path.join(here, "..", "..", "..")
     candidates = [os.environ.get("FEDREC_LIB"), ctypes.util.find_library("fedrec"),
-                  os.path.join(here, "..", "..", "..", "build", "libfedrec.so")]
+                  os.path.join(tree, "build", "libfedrec.so"),
+                  os.path.join(tree, "build-release", "libfedrec.so")]
     errors = []
     for c in candidates:
         if not c:
@@ -180,6 +184,20 @@ class _Rec(ctypes.Structure):
     _fields_ = [("item_code", ctypes.c_char * 32), ("score", ctypes.c_float)]
 
 
+def _int_in(what, v, lo, hi):
+    """v as an int in [lo, hi], else ValueError naming it (ctypes would wrap
+    -2 into a uint32 quantity of 4294967294 without a word)."""
+    if isinstance(v, bool):
+        raise TypeError("%s must be an int, not bool" % what)
+    try:
+        v = operator.index(v)  # int, numpy integers; not float or str
+    except TypeError:
+        raise TypeError("%s must be an int, not %s" % (what, type(v).__name__)) from None
+    if not lo <= v <= hi:
+        raise ValueError("%s is %d, expected %d..%d" % (what, v, lo, hi))
+    return v
+
+
 def _check(err):
     if err:
         lib = library()
@@ -214,15 +232,20 @@ class Client:
     (32 bytes), `coordinator` the URL sync would use (may be None)."""
 
     def __init__(self, store, key, coordinator=None):
+        self._h = ctypes.c_void_p()  # close() and __del__ work if the open fails
         lib = library()
         if len(key) != lib.fedrec_client_store_key_bytes():
             raise ValueError("key must be %d bytes" % lib.fedrec_client_store_key_bytes())
-        self._h = ctypes.c_void_p()
         _check(lib.fedrec_client_open(ctypes.byref(self._h), os.fsencode(store),
                                       coordinator.encode() if coordinator else None, bytes(key)))
 
+    def _live(self):
+        if not self._h:
+            raise ValueError("fedrec.Client: the store is closed (or forgotten)")
+        return self._h
+
     def close(self):
-        if self._h:
+        if getattr(self, "_h", None):
             library().fedrec_client_close(self._h)
             self._h = ctypes.c_void_p()
 
@@ -236,32 +259,41 @@ class Client:
         self.close()
 
     def record(self, item_code, time_unix, quantity=1):
-        """One purchase (durable when it returns)."""
-        _check(library().fedrec_client_record(self._h, item_code.encode(), int(time_unix),
-                                              int(quantity)))
+        """One purchase (durable when it returns): item_code a str, time_unix
+        Unix seconds (an int64; a float such as time.time() is truncated),
+        quantity an int from 1 to 2^32 - 1 (ValueError otherwise, before
+        anything is stored)."""
+        if not isinstance(item_code, str):
+            raise TypeError("record: item_code must be a str, not %s" % type(item_code).__name__)
+        if isinstance(time_unix, float) and time_unix == time_unix and abs(time_unix) < 2**63:
+            time_unix = int(time_unix)
+        t, q = _int_in("record: time_unix", time_unix, -2**63, 2**63 - 1), \
+            _int_in("record: quantity", quantity, 1, 2**32 - 1)
+        _check(library().fedrec_client_record(self._live(), item_code.encode(), t, q))
 
     def recommend(self, k=10):
         """The top k (item_code, score) pairs, best first; FedrecError EMPTY
         before the first sync."""
+        k = _int_in("recommend: k", k, 1, 1000000)
         out = (_Rec * k)()
         n = ctypes.c_uint32()
-        _check(library().fedrec_client_recommend(self._h, k, out, ctypes.byref(n)))
+        _check(library().fedrec_client_recommend(self._live(), k, out, ctypes.byref(n)))
         return [(out[i].item_code.decode(), out[i].score) for i in range(n.value)]
 
     @property
     def participating(self):
         v = ctypes.c_int()
-        _check(library().fedrec_client_get_participation(self._h, ctypes.byref(v)))
+        _check(library().fedrec_client_get_participation(self._live(), ctypes.byref(v)))
         return bool(v.value)
 
     @participating.setter
     def participating(self, on):
-        _check(library().fedrec_client_set_participation(self._h, 1 if on else 0))
+        _check(library().fedrec_client_set_participation(self._live(), 1 if on else 0))
 
     def info(self):
         """fedrec_client_get_info as a dict."""
         i = _Info(struct_size=ctypes.sizeof(_Info))
-        _check(library().fedrec_client_get_info(self._h, ctypes.byref(i)))
+        _check(library().fedrec_client_get_info(self._live(), ctypes.byref(i)))
         return {"client_id": i.client_id, "identity_pk": bytes(i.identity_pk),
                 "opted_in": bool(i.opted_in), "purchases": i.purchases,
                 "model_version": i.model_version, "model_items": i.model_items,
@@ -269,5 +301,5 @@ class Client:
 
     def forget(self):
         """Erases the store (fedrec_client_forget); the handle is gone after."""
-        h, self._h = self._h, ctypes.c_void_p()
+        h, self._h = self._live(), ctypes.c_void_p()
         _check(library().fedrec_client_forget(h))
