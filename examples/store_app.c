@@ -5,6 +5,7 @@
  *   store_app --coordinator URL --dir DIR [--devices N] [--tls-ca FILE]
  *             [--tls-server-name NAME] [--deadline-ms MS] [--expect-round]
  *             [--min-cohort N --min-neighbors K --min-threshold T]
+ *   store_app --help
  *
  * Each "device" is one shopper's phone: its own store under DIR, its own key.
  * The example runs N of them (default 3) in threads of one process, so that a
@@ -31,6 +32,7 @@
  * device must also have taken part in a completed round.
  */
 #define _POSIX_C_SOURCE 200809L
+#include <errno.h>
 #include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -96,19 +98,58 @@ static int bought(const device *d, const char *code)
     return 0;
 }
 
+static void usage(FILE *f)
+{
+    fprintf(f,
+            "usage: store_app --coordinator URL --dir DIR [--devices 1..%d] "
+            "[--tls-ca FILE] [--tls-server-name NAME] [--deadline-ms MS] "
+            "[--expect-round] [--min-cohort N --min-neighbors K --min-threshold T]\n"
+            "Runs N devices (threads), each with its own store under DIR, against the\n"
+            "coordinator at URL: record, sync, recommend, ledger, opt-out, forget.\n"
+            "The coordinator's catalog must hold the codes P001..P012 (docs/client.md,\n"
+            "\"Trying the example app\"). Exit status: 0 ok, 1 a call failed, 2 bad usage.\n",
+            MAX_DEVICES);
+}
+
+/* A decimal number from lo to hi, else a message naming the option and value. */
+static int number(const char *name, const char *v, unsigned long lo, unsigned long hi,
+                  unsigned long *out)
+{
+    char *end = NULL;
+    errno = 0;
+    unsigned long x = strtoul(v, &end, 10);
+    if (!*v || *v == '-' || *end || errno || x < lo || x > hi) {
+        fprintf(stderr, "store_app: %s: '%s' is not a whole number from %lu to %lu\n", name, v, lo,
+                hi);
+        return -1;
+    }
+    *out = x;
+    return 0;
+}
+
+/* 0: parsed; 1: --help printed; -1: bad usage (message printed). */
 static int parse_args(int argc, char **argv)
 {
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
+            usage(stdout);
+            return 1;
+        }
         if (!strcmp(a, "--expect-round")) {
             opt.expect_round = 1;
             continue;
         }
+        if (strncmp(a, "--", 2) != 0) {
+            fprintf(stderr, "store_app: unexpected argument '%s' (see --help)\n", a);
+            return -1;
+        }
         if (!v) {
-            fprintf(stderr, "store_app: %s needs a value\n", a);
+            fprintf(stderr, "store_app: %s needs a value (see --help)\n", a);
             return -1;
         }
         i++;
+        unsigned long n = 0;
         if (!strcmp(a, "--coordinator"))
             opt.url = v;
         else if (!strcmp(a, "--dir"))
@@ -117,28 +158,35 @@ static int parse_args(int argc, char **argv)
             opt.ca = v;
         else if (!strcmp(a, "--tls-server-name"))
             opt.server_name = v;
-        else if (!strcmp(a, "--devices"))
-            opt.devices = atoi(v);
-        else if (!strcmp(a, "--deadline-ms"))
-            opt.deadline_ms = (uint32_t)strtoul(v, NULL, 10);
-        else if (!strcmp(a, "--min-cohort"))
-            opt.min_cohort = (uint32_t)strtoul(v, NULL, 10);
-        else if (!strcmp(a, "--min-neighbors"))
-            opt.min_neighbors = (uint32_t)strtoul(v, NULL, 10);
-        else if (!strcmp(a, "--min-threshold"))
-            opt.min_threshold = (uint32_t)strtoul(v, NULL, 10);
-        else {
-            fprintf(stderr, "store_app: unknown option %s\n", a);
+        else if (!strcmp(a, "--devices")) {
+            if (number(a, v, 1, MAX_DEVICES, &n))
+                return -1;
+            opt.devices = (int)n;
+        } else if (!strcmp(a, "--deadline-ms")) {
+            if (number(a, v, 1, UINT32_MAX, &n))
+                return -1;
+            opt.deadline_ms = (uint32_t)n;
+        } else if (!strcmp(a, "--min-cohort")) {
+            if (number(a, v, 0, UINT32_MAX, &n))
+                return -1;
+            opt.min_cohort = (uint32_t)n;
+        } else if (!strcmp(a, "--min-neighbors")) {
+            if (number(a, v, 0, UINT32_MAX, &n))
+                return -1;
+            opt.min_neighbors = (uint32_t)n;
+        } else if (!strcmp(a, "--min-threshold")) {
+            if (number(a, v, 0, UINT32_MAX, &n))
+                return -1;
+            opt.min_threshold = (uint32_t)n;
+        } else {
+            fprintf(stderr, "store_app: unknown option %s (see --help)\n", a);
             return -1;
         }
     }
-    if (!opt.url || !opt.dir || opt.devices < 1 || opt.devices > MAX_DEVICES ||
-        opt.deadline_ms == 0) {
-        fprintf(stderr,
-                "usage: store_app --coordinator URL --dir DIR [--devices 1..%d] "
-                "[--tls-ca FILE] [--tls-server-name NAME] [--deadline-ms MS] "
-                "[--expect-round] [--min-cohort N --min-neighbors K --min-threshold T]\n",
-                MAX_DEVICES);
+    if (!opt.url || !opt.dir) {
+        fprintf(stderr, "store_app: %s is required\n",
+                !opt.url ? "--coordinator URL" : "--dir DIR");
+        usage(stderr);
         return -1;
     }
     return 0;
@@ -146,8 +194,9 @@ static int parse_args(int argc, char **argv)
 
 int main(int argc, char **argv)
 {
-    if (parse_args(argc, argv))
-        return 2;
+    int parsed = parse_args(argc, argv);
+    if (parsed)
+        return parsed > 0 ? 0 : 2;
     printf("libfedrec %s (headers %d.%d.%d)\n", fedrec_version(), FEDREC_VERSION_MAJOR,
            FEDREC_VERSION_MINOR, FEDREC_VERSION_PATCH);
     static const char *codes[] = {"P001", "P002", "P003", "P004", "P005", "P006",
