@@ -285,11 +285,49 @@ static fedrec_err set_value(fedreci_config *c, const opt *o, const char *v, cons
 
 /* ---- INI ---------------------------------------------------------------------- */
 
+/* The file inih reads, one physical line per read: inih counts a line per
+   read, so `line` is the number inih reports for the line it is handling.
+   inih's buffer holds num - 1 bytes (199); a longer comment is cut there
+   and the rest skipped, any other longer line ends the parse (`too_long`:
+   its line), since inih would take its cut value and parse the rest as a
+   line of its own. */
+typedef struct ini_file {
+    FILE *f;
+    int line;
+    int too_long;
+    int max;
+} ini_file;
+
+static char *ini_read_line(char *str, int num, void *stream)
+{
+    ini_file *in = stream;
+    if (in->too_long || !fgets(str, num, in->f))
+        return NULL;
+    in->line++;
+    size_t n = strlen(str);
+    if (n == (size_t)num - 1 && str[n - 1] != '\n') {
+        int ch = getc(in->f);
+        if (ch == '\n' || ch == EOF)
+            return str; /* exactly num - 1 bytes */
+        while (ch != '\n' && ch != EOF)
+            ch = getc(in->f);
+        const char *p = str + strspn(str, " \t");
+        if (*p != ';' && *p != '#') {
+            in->too_long = in->line;
+            in->max = num - 1;
+            return NULL;
+        }
+    }
+    return str;
+}
+
 typedef struct ini_ctx {
     fedreci_config *cfg;
     const char *path;
+    const ini_file *in;
     int seen_list; /* the file's first listen replaces the default */
     fedrec_err err;
+    int err_line;  /* the line of err */
     char msg[600]; /* message of the first error, without file:line */
 } ini_ctx;
 
@@ -298,6 +336,7 @@ static int config_ini_entry(void *user, const char *section, const char *name, c
     ini_ctx *x = user;
     if (x->err)
         return 0;
+    x->err_line = x->in->line; /* kept only if this entry is refused */
     const opt *o = find_opt(name);
     if (!o || o->type == T_PATH) {
         x->err = FEDREC_ERR_INVALID;
@@ -327,14 +366,22 @@ static int config_ini_entry(void *user, const char *section, const char *name, c
 
 static fedrec_err read_ini(fedreci_config *c, const char *path)
 {
-    ini_ctx x = {.cfg = c, .path = path};
-    int rv = ini_parse(path, config_ini_entry, &x);
-    if (rv == -1)
+    ini_file in = {.f = fopen(path, "r")};
+    if (!in.f)
         return fedreci_error(FEDREC_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
+    ini_ctx x = {.cfg = c, .path = path, .in = &in};
+    int rv = ini_parse_stream(ini_read_line, &in, config_ini_entry, &x);
+    fclose(in.f);
     if (rv == -2)
         return fedreci_error(FEDREC_ERR_NOMEM, "%s: out of memory", path);
+    if (in.too_long && (rv == 0 || rv > in.too_long))
+        return fedreci_error(FEDREC_ERR_PARSE, "%s:%d: line longer than %d bytes", path,
+                             in.too_long, in.max);
     if (rv > 0) {
-        if (x.err)
+        /* rv is the first bad line: a refused entry, or an earlier line inih
+           could not parse (e.g. '[round' without ']'), which is the one to
+           name even when an entry after it was refused too */
+        if (x.err && x.err_line == rv)
             return fedreci_error(x.err, "%s:%d: %s", path, rv, x.msg);
         return fedreci_error(FEDREC_ERR_PARSE, "%s:%d: not a 'key = value' or '[section]' line",
                              path, rv);

@@ -298,6 +298,27 @@ static void test_bad_ini(void **state)
         {"[model]\ncohort = 5\n", 2, "belongs in section [round]", FEDREC_ERR_INVALID},
         {"[log]\nlog-level = loud\n", 2, "[log] log-level: 'loud'", FEDREC_ERR_PARSE},
         {"[round]\nthis line has no equals sign\n", 2, "not a 'key = value'", FEDREC_ERR_PARSE},
+        /* a section header without ']': that line is named, not the key
+           after it (was "1: [] cohort: key 'cohort' belongs in section [round]") */
+        {"[round\ncohort = 12\n", 1, "not a 'key = value' or '[section]' line", FEDREC_ERR_PARSE},
+        /* the first bad line wins, whichever kind it is */
+        {"[round]\ncohort = 10\nno equals\nmin-cohort = 3x\n", 3, "not a 'key = value'",
+         FEDREC_ERR_PARSE},
+        {"[round]\nmin-cohort = 3x\nno equals\n", 2, "[round] min-cohort: '3x'", FEDREC_ERR_PARSE},
+        /* a comment longer than inih's buffer (199 bytes) is skipped whole
+           (its rest was parsed as a line of its own: "2: not a 'key =
+           value'"), and the lines after it keep their numbers */
+        {"; "
+         "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"
+         "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"
+         "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx\n[round]\ncohort = x\n",
+         3, "[round] cohort: 'x'", FEDREC_ERR_PARSE},
+        /* a longer value is refused, not cut */
+        {"[storage]\ncatalog = "
+         "/xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"
+         "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"
+         "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx.csv\n",
+         2, "line longer than 199 bytes", FEDREC_ERR_PARSE},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         write_ini(cases[i].text);
