@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <sys/stat.h>
 
 #include "core/dataset/dataset.h"
 #include "core/err.h"
@@ -84,6 +85,17 @@ int fedreci_catalog_cmd(int argc, char **argv)
     if (!from || optind < argc) {
         fprintf(stderr, "fedrec-coordinator catalog: needs --from-log FILE and nothing else "
                         "(see --help)\n");
+        return 2;
+    }
+    /* the catalog replaces --out by a rename: --out naming the log would
+       replace the purchase log with the catalog */
+    struct stat st_from, st_out;
+    if (out && stat(from, &st_from) == 0 && stat(out, &st_out) == 0 &&
+        st_from.st_dev == st_out.st_dev && st_from.st_ino == st_out.st_ino) {
+        fprintf(stderr,
+                "fedrec-coordinator catalog: --out %s is the --from-log file itself: the purchase "
+                "log would be replaced by the catalog (choose another file)\n",
+                out);
         return 2;
     }
     fedreci_dataset_options o;

@@ -2,6 +2,7 @@
  * summary.json (the run), hr_ndcg.svg (the plot) and the table printed at
  * the end. */
 #include <stdlib.h>
+#include <errno.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/types.h>
@@ -24,11 +25,24 @@ fedrec_err fedreci_sim_make_dir(const char *dir)
             *p = '/';
         }
     if (mkdir(buf, 0777) != 0) {
+        int err = errno;
         struct stat st;
-        if (stat(buf, &st) != 0 || !S_ISDIR(st.st_mode))
-            return fedreci_error(FEDREC_ERR_IO, "sim: cannot create the directory %s", dir);
+        if (stat(buf, &st) != 0)
+            return fedreci_error(FEDREC_ERR_IO, "%s: cannot create the directory: %s", dir,
+                                 strerror(err));
+        if (!S_ISDIR(st.st_mode))
+            return fedreci_error(FEDREC_ERR_IO,
+                                 "%s: cannot create the directory: a file of that name is there",
+                                 dir);
     }
     return FEDREC_OK;
+}
+
+int fedreci_sim_same_file(const char *a, const char *b)
+{
+    struct stat sa, sb;
+    return a && b && stat(a, &sa) == 0 && stat(b, &sb) == 0 && sa.st_dev == sb.st_dev &&
+           sa.st_ino == sb.st_ino;
 }
 
 fedrec_err fedreci_run_summarize(const fedreci_run_opts *o, const fedreci_run_round *recs,

@@ -188,6 +188,10 @@ void fedreci_sim_provenance_csv(FILE *f, const fedreci_sim_provenance *p);
  * directory is fine. FEDREC_ERR_IO naming dir otherwise. */
 FEDREC_NODISCARD fedrec_err fedreci_sim_make_dir(const char *dir);
 
+/* 1 when paths a and b both exist and name the same file (device and inode,
+ * so links and other spellings count), else 0. */
+int fedreci_sim_same_file(const char *a, const char *b);
+
 /* Monotonic seconds. */
 double fedreci_sim_now(void);
 

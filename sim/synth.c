@@ -1,6 +1,7 @@
 /* `fedrec-sim synth`: a purchase log grown S-fold from a real one (the
  * construction is described in sim/synth.h), and the log statistics that
  * `describe --versus` prints side by side. */
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -393,10 +394,10 @@ static fedrec_err synth_write(const synth_opts *o, const fedreci_dataset *d, sin
     char *buf = malloc(cap + 4 * 4096);
     fedrec_err e = FEDREC_OK;
     if (!rank || !map || !perm || !buf)
-        e = fedreci_error(FEDREC_ERR_NOMEM, "%s: buffers for %u items", cmd, ni);
+        e = fedreci_error(FEDREC_ERR_NOMEM, "buffers for %u items", ni);
     static const char header[] = "InvoiceNo,StockCode,Quantity,InvoiceDate,CustomerID\n";
     if (!e && sink_write(k, header, sizeof header - 1))
-        e = fedreci_error(FEDREC_ERR_IO, "%s: %s: write failed", cmd, o->out);
+        e = fedreci_error(FEDREC_ERR_IO, "%s: write failed", o->out);
     for (uint32_t c = 0; c < o->scale && !e; c++) {
         copy_map(rank, ni, o->band, o->seed, c, perm, map);
         uint32_t variant = c % o->items_scale;
@@ -405,7 +406,7 @@ static fedrec_err synth_write(const synth_opts *o, const fedreci_dataset *d, sin
             const char *basket = fedreci_dataset_basket_name(d, x->basket);
             const char *code = fedreci_dataset_item_code(d, map[x->item]);
             if (strlen(basket) + strlen(code) > 1000) {
-                e = fedreci_error(FEDREC_ERR_TOO_BIG, "%s: basket %s: name too long", cmd, basket);
+                e = fedreci_error(FEDREC_ERR_TOO_BIG, "basket %s: name too long", basket);
                 break;
             }
             len += (size_t)snprintf(buf + len, 32, "%u-", c);
@@ -418,13 +419,13 @@ static fedrec_err synth_write(const synth_opts *o, const fedreci_dataset *d, sin
                                     (long long)x->time, (unsigned long long)c * nu + x->user + 1u);
             if (len >= cap) {
                 if (sink_write(k, buf, len))
-                    e = fedreci_error(FEDREC_ERR_IO, "%s: %s: write failed", cmd, o->out);
+                    e = fedreci_error(FEDREC_ERR_IO, "%s: write failed", o->out);
                 len = 0;
             }
         }
     }
     if (!e && len && sink_write(k, buf, len))
-        e = fedreci_error(FEDREC_ERR_IO, "%s: %s: write failed", cmd, o->out);
+        e = fedreci_error(FEDREC_ERR_IO, "%s: write failed", o->out);
     *rows_out = n_ev * o->scale;
     free(buf);
     free(perm);
@@ -455,6 +456,15 @@ int fedreci_sim_synth(int argc, char **argv)
                 o.scale);
         return 2;
     }
+    /* the log is read whole before --out is opened, so --out naming the log
+       would replace the shopper data with the synthetic log */
+    if (fedreci_sim_same_file(o.data.data, o.out)) {
+        fprintf(stderr,
+                "%s: --out %s is the --data log itself: it would be overwritten (choose another "
+                "file)\n",
+                cmd, o.out);
+        return 2;
+    }
     fedreci_dataset *d = NULL;
     fedrec_err e = fedreci_dataset_load(&d, o.data.data, &o.data.ds, NULL);
     if (e) {
@@ -471,13 +481,14 @@ int fedreci_sim_synth(int argc, char **argv)
     }
     uint64_t rows = 0;
     if (!k.gz && !k.f)
-        e = fedreci_error(FEDREC_ERR_IO, "%s: cannot write %s", cmd, o.out);
+        e = fedreci_error(FEDREC_ERR_IO, "%s: cannot write: %s", o.out,
+                          errno ? strerror(errno) : "out of memory");
     if (!e)
         e = synth_write(&o, d, &k, &rows);
     if (k.gz && gzclose(k.gz) != Z_OK && !e)
-        e = fedreci_error(FEDREC_ERR_IO, "%s: %s: closing failed", cmd, o.out);
+        e = fedreci_error(FEDREC_ERR_IO, "%s: closing failed", o.out);
     if (k.f && (ferror(k.f) | fclose(k.f)) && !e)
-        e = fedreci_error(FEDREC_ERR_IO, "%s: %s: closing failed", cmd, o.out);
+        e = fedreci_error(FEDREC_ERR_IO, "%s: closing failed", o.out);
     if (e)
         fprintf(stderr, "%s: %s: %s\n", cmd, fedrec_strerror(e), fedrec_errmsg());
     else

@@ -180,4 +180,19 @@ rc=0
 "$bin" --db "$dir/state.sqlite" --cohort 12x 2>"$dir/err" || rc=$?
 [ "$rc" -eq 2 ] || fail "bad flag exit status $rc"
 grep -q "\-\-cohort: '12x'" "$dir/err" || fail "bad flag message: $(cat "$dir/err")"
+
+# catalog --from-log with --out naming the log itself: refused (exit 2), the
+# log untouched (it was replaced by the catalog); a catalog to a new file works
+printf 'InvoiceNo,StockCode,Description,Quantity,InvoiceDate,UnitPrice,CustomerID\n1,P1,ONE,2,2010-12-01 08:26,1.5,7\n' \
+  >"$dir/sales.csv"
+cp "$dir/sales.csv" "$dir/sales.orig"
+rc=0
+"$bin" catalog --from-log "$dir/sales.csv" --out "$dir/./sales.csv" 2>"$dir/err" || rc=$?
+[ "$rc" -eq 2 ] || fail "catalog --out the log: exit status $rc"
+grep -qF "is the --from-log file itself" "$dir/err" || fail "catalog --out the log: $(cat "$dir/err")"
+cmp -s "$dir/sales.csv" "$dir/sales.orig" || fail "catalog --out the log changed the log"
+"$bin" catalog --from-log "$dir/sales.csv" --out "$dir/products.csv" 2>"$dir/err" ||
+  fail "catalog: $(cat "$dir/err")"
+[ "$(cat "$dir/products.csv")" = "$(printf 'code,description\nP1,ONE')" ] ||
+  fail "catalog: $(cat "$dir/products.csv")"
 echo "daemon smoke: ok"

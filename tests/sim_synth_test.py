@@ -17,6 +17,7 @@ import collections
 import csv
 import filecmp
 import os
+import shutil
 import subprocess
 import sys
 
@@ -129,4 +130,26 @@ if not filecmp.cmp(a, os.path.join(work, "syn3.csv"), shallow=False):
 b = synth("seed10.csv", "--scale", "3", "--seed", "10")
 if filecmp.cmp(a, b, shallow=False):
     fail("seeds 9 and 10 gave the same log")
+# --out naming the --data log (or a link to it) is refused before anything
+# is written: the log was replaced by the synthetic one
+copy = os.path.join(work, "mine.csv.gz")
+shutil.copyfile(data, copy)
+link = os.path.join(work, "link.csv.gz")
+if os.path.lexists(link):
+    os.remove(link)
+os.symlink(copy, link)
+for out in (copy, link):
+    p = subprocess.run([sim, "synth", "--data", copy, "--scale", "2", "--out", out],
+                       capture_output=True, text=True)
+    if p.returncode != 2 or "is the --data log itself" not in p.stderr:
+        fail(f"synth --out {out} (the --data log): exit {p.returncode}: {p.stderr}")
+    if not filecmp.cmp(copy, data, shallow=False):
+        fail("synth --out the --data log changed the log")
+# an --out that cannot be opened names it and the reason, once
+bad = os.path.join(work, "no-such-dir", "x.csv")
+p = subprocess.run([sim, "synth", "--data", data, "--scale", "2", "--out", bad],
+                   capture_output=True, text=True)
+want = f"fedrec-sim synth: input/output error: {bad}: cannot write: No such file or directory"
+if p.returncode != 1 or p.stderr.strip() != want:
+    fail(f"synth --out {bad}: exit {p.returncode}: {p.stderr!r}, want {want!r}")
 print("ok")
