@@ -2,6 +2,7 @@
 #include <dirent.h>
 #include <math.h>
 #include <stdlib.h>
+#include <errno.h>
 #include <string.h>
 #include <sys/stat.h>
 
@@ -71,7 +72,8 @@ fedrec_err fedreci_cmp_group_load(fedreci_cmp_group *g, const char *dir)
     } else {
         DIR *dd = opendir(dir);
         if (!dd)
-            return fedreci_error(FEDREC_ERR_IO, "%s: cannot open the folder", dir);
+            return fedreci_error(FEDREC_ERR_IO, "%s: cannot open the folder: %s", dir,
+                                 strerror(errno));
         char *subs[FEDRECI_CMP_MAX_RUNS];
         size_t n = 0;
         for (struct dirent *de; (de = readdir(dd)) && n < FEDRECI_CMP_MAX_RUNS && !e;) {

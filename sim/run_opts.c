@@ -207,7 +207,6 @@ void fedreci_run_usage(FILE *f)
     fedreci_sim_data_usage(f);
 }
 
-/* --seeds 1,2,3: distinct decimal seeds. */
 /* --dp-shares a,b,...: positive numbers, one per release (at most 64). */
 static int parse_shares(fedreci_run_opts *o, const char *name, const char *v)
 {
@@ -231,11 +230,17 @@ static int parse_shares(fedreci_run_opts *o, const char *name, const char *v)
     return 0;
 }
 
+/* --seeds 1,2,3: distinct decimal seeds, none empty ("1,,3" is a typo,
+   not the two seeds strtok would make of it). */
 static int parse_seeds(fedreci_run_opts *o, const char *name, const char *v)
 {
     char buf[1024], sub[64];
     if ((size_t)snprintf(buf, sizeof buf, "%s", v) >= sizeof buf) {
         fprintf(stderr, "%s: %s: too long\n", cmd, name);
+        return -1;
+    }
+    if (v[0] == ',' || strstr(v, ",,") || (v[0] && v[strlen(v) - 1] == ',')) {
+        fprintf(stderr, "%s: %s '%s': an empty seed between commas\n", cmd, name, v);
         return -1;
     }
     o->n_seeds = 0;

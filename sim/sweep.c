@@ -54,9 +54,17 @@ static int parse_grid(const char *spec, grid *g)
         *eq = 0;
         size_t p = g->n++;
         snprintf(g->name[p], sizeof g->name[p], "%s", t[0] == '-' && t[1] == '-' ? t + 2 : t);
+        /* a repeated option or value would run the same folder twice */
+        for (size_t q = 0; q < p; q++)
+            if (!strcmp(g->name[q], g->name[p]))
+                return fprintf(stderr, "%s: --grid: %s given twice\n", cmd, g->name[p]), -1;
         for (char *s2 = NULL, *v = strtok_r(eq + 1, ",", &s2); v; v = strtok_r(NULL, ",", &s2)) {
             if (g->n_values[p] == MAX_VALUES || strlen(v) >= 64)
                 return fprintf(stderr, "%s: --grid: %s: too many or too long values\n", cmd, t), -1;
+            for (size_t j = 0; j < g->n_values[p]; j++)
+                if (!strcmp(g->value[p][j], v))
+                    return fprintf(stderr, "%s: --grid: %s: value '%s' given twice\n", cmd, t, v),
+                           -1;
             snprintf(g->value[p][g->n_values[p]++], 64, "%s", v);
         }
         if (!g->n_values[p])

@@ -295,6 +295,23 @@ opts)
     usage_error "--seed: missing value" --seed
     usage_error "--quiet: takes no value" --quiet=yes
     usage_error "unexpected argument 'extra'" --rounds 2 extra
+    usage_error "--seeds '1,,2': an empty seed between commas" --seeds 1,,2
+    usage_error "--seeds '1,2,': an empty seed between commas" --seeds 1,2,
+    # an --out that cannot be made: exit 1, the path and the reason
+    : >"$work/afile"
+    run_error() { # run_error PATTERN ARGS...
+        local pat=$1 rc=0
+        shift
+        "$sim" "$@" >"$work/err.log" 2>&1 || rc=$?
+        [ "$rc" -eq 1 ] || fail "fedrec-sim $* exited $rc, expected 1"
+        grep -qF -e "$pat" "$work/err.log" || { cat "$work/err.log" >&2; fail "no '$pat' for $*"; }
+    }
+    run_error "$work/afile: cannot create the directory: a file of that name is there" \
+        run --data "$data" --secagg off --rounds 1 --cohort 40 --quiet --out "$work/afile"
+    run_error "$work/afile/sub: cannot create the directory: Not a directory" \
+        run --data "$data" --secagg off --rounds 1 --cohort 40 --quiet --out "$work/afile/sub"
+    run_error "$work/nosuch: cannot open the folder: No such file or directory" \
+        compare "$work/nosuch"
     ;;
 *)
     fail "unknown case"

@@ -75,4 +75,13 @@ grep -q '2/4 w/cohort=20_dropout=0.2$' again.log || { cat again.log >&2; fail "p
 [ -s w/cohort=20_dropout=0.2/summary.json ] || fail "the missing point was not run"
 [ "$(stat -c %Y.%s w/cohort=20_dropout=0/summary.json w/cohort=40_dropout=0/summary.json \
     w/cohort=40_dropout=0.2/summary.json)" = "$keep" ] || fail "a finished point was redone"
+# a repeated value or option is refused before anything runs (cohort=40,40
+# ran the same folder twice, two rows in index.csv)
+for bad in "cohort=40,40|cohort: value '40' given twice" "cohort=20 cohort=40|cohort given twice"; do
+    rc=0
+    "$sim" sweep --grid "${bad%%|*}" --data "$data" --rounds 1 --secagg off --quiet --out=dup \
+        >dup.log 2>&1 || rc=$?
+    [ "$rc" -eq 2 ] && grep -qF "fedrec-sim sweep: --grid: ${bad#*|}" dup.log && [ ! -e dup ] ||
+        { cat dup.log >&2; fail "sweep --grid '${bad%%|*}': exit $rc"; }
+done
 echo "ok: split"
