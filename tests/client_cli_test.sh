@@ -77,6 +77,11 @@ cmp -s "$work/err.--rounds0=" "$work/err.--rounds0" || fail "--rounds=0 and --ro
 cmp -s "$work/err.--deadline-msx=" "$work/err.--deadline-msx" || fail "--deadline-ms forms differ"
 grep -q "rounds: '0' is not an integer from 1 to" "$work/err.--rounds0" || fail "--rounds 0: $(cat "$work/err.--rounds0")"
 expect_rc 2 "$cli" sync --rounds "${K[@]}"
+# a URL the library cannot dial is a usage error naming it (was exit 1,
+# "session: dial http://shop.example: Not supported")
+expect_rc 2 "$cli" sync --coordinator http://shop.example "${K[@]}"
+grep -qF "fedrec-client sync: --coordinator 'http://shop.example': expected a tcp://, tls+tcp:// or ipc:// URL" \
+  "$work/err" || fail "sync http://: $(cat "$work/err")"
 expect_rc 2 "$cli" ledger --json=yes "${K[@]}"
 grep -q "json: takes no value" "$work/err" || fail "--json=yes: $(cat "$work/err")"
 expect_rc 1 "$cli" recommend -k 5 "${K[@]}"

@@ -987,6 +987,16 @@ static int cmd_sync(const cli *a)
         fprintf(stderr, "fedrec-client sync: --coordinator URL is required (see --help)\n");
         return EXIT_USAGE;
     }
+    if (strncmp(a->coordinator, "tcp://", 6) != 0 &&
+        strncmp(a->coordinator, "tls+tcp://", 10) != 0 &&
+        strncmp(a->coordinator, "ipc://", 6) != 0) {
+        /* the library would say "session: dial http://x: Not supported" */
+        fprintf(stderr,
+                "fedrec-client sync: --coordinator '%s': expected a tcp://, tls+tcp:// or ipc:// "
+                "URL\n",
+                a->coordinator);
+        return EXIT_USAGE;
+    }
     if (a->tls_server_name && !a->tls_ca) {
         fprintf(stderr, "fedrec-client sync: --tls-server-name needs --tls-ca FILE\n");
         return EXIT_USAGE;
