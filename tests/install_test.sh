@@ -42,6 +42,16 @@ echo "$exports" | grep -v '^FEDREC_0 fedrec_' && { echo "unversioned or non-fedr
 echo "exports: $(echo "$exports" | wc -l) symbols, all fedrec_* under FEDREC_0"
 dups=$(ar t "$(dirname "$libdir")/libfedrec.a" | sort | uniq -d)
 [ -z "$dups" ] || { echo "duplicate archive members: $dups"; exit 1; }
+# The JNI glue, when built, finds libfedrec.so.0 beside it in any prefix
+# (RUNPATH $ORIGIN): a JVM given -Djava.library.path=PREFIX/lib loads it
+# without LD_LIBRARY_PATH.
+jni=$(find "$tmp/prefix" -name libfedrec_jni.so | head -1)
+if [ -n "$jni" ]; then
+  dep=$(env -u LD_LIBRARY_PATH ldd "$jni" | awk '$1 == "libfedrec.so.0" { print $3 }')
+  [ -n "$dep" ] && [ "$(realpath "$dep")" = "$(realpath "$(dirname "$jni")/libfedrec.so.0")" ] ||
+    { echo "libfedrec_jni.so resolves libfedrec.so.0 to '$dep', not the one beside it"; exit 1; }
+  echo "libfedrec_jni.so: libfedrec.so.0 from its own folder"
+fi
 export PKG_CONFIG_PATH=$libdir
 cc -o "$tmp/app" "$tmp/app.c" $(pkg-config --cflags --libs fedrec)
 out=$(LD_LIBRARY_PATH="$(dirname "$libdir")" "$tmp/app")
