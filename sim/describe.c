@@ -13,7 +13,7 @@
 
 static void describe_usage(FILE *f)
 {
-    fprintf(f, "usage: fedrec-sim describe --data FILE [--json] [data options]\n"
+    fprintf(f, "usage: fedrec-sim describe --data FILE [--json] [--versus FILE] [data options]\n"
                "Loads and cleans a purchase log (CSV or gzip'd CSV, UCI Online Retail layout)\n"
                "and prints the cleaning report, dataset statistics and the split's counts\n"
                "(leave-last-basket-out unless --split or --split-date says otherwise).\n"

@@ -123,6 +123,10 @@ for name, S, C in (("syn3.csv", 3, 1), ("syn4x2.csv", 4, 2)):
         fail(f"{name}: describe --versus Gini {got}, want {g_real:.4f} {g:.4f}")
     print(f"{name}: S={S} C={C}: counts exact, Gini {g:.5f} in [{g_floor:.5f}, {g_real:.5f}]")
 
+# describe's usage names --versus (it was missing from the usage line)
+if "[--versus FILE]" not in run("describe", "--help").splitlines()[0]:
+    fail("describe --help's usage line lacks [--versus FILE]")
+
 # deterministic in the seed; another seed permutes differently
 a = synth("seed9.csv", "--scale", "3", "--seed", "9")
 if not filecmp.cmp(a, os.path.join(work, "syn3.csv"), shallow=False):

@@ -577,6 +577,25 @@ static void test_malformed_files(void **state)
                                0, &r),
                      FEDREC_ERR_FORMAT);
     assert_non_null(strstr(fedrec_errmsg(), "missing required column 'CustomerID' (user)"));
+    /* a column given by a position the header does not have says so (was
+       "missing required column '9' (user)") */
+    {
+        fedreci_dataset_options po;
+        fedreci_dataset_options_default(&po);
+        assert_int_equal(fedreci_dataset_columns_parse("user=9", &po.columns), FEDREC_OK);
+        char path[64];
+        snprintf(path, sizeof path, "/tmp/fedrec_test_pos_%d.csv", (int)getpid());
+        FILE *pf = fopen(path, "w");
+        assert_non_null(pf);
+        fputs(HDR "1,A,x,1,2011-01-01 00:00:00,1,5,UK\n", pf);
+        fclose(pf);
+        fedreci_dataset *pd = NULL;
+        assert_int_equal(fedreci_dataset_load(&pd, path, &po, NULL), FEDREC_ERR_FORMAT);
+        assert_null(pd);
+        assert_non_null(strstr(fedrec_errmsg(),
+                               ":1: column 9 (user): no such position, the header has 8 columns"));
+        unlink(path);
+    }
     /* a field longer than the mapped-field limit is counted */
     char *big = malloc(4000);
     assert_non_null(big);

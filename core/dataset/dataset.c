@@ -410,8 +410,15 @@ static void header_done(loader *L)
             L->has[f] = 1;
         }
         if (!L->has[f] && (f <= F_TIME || explicit_name)) {
-            L->err = fedreci_error(FEDREC_ERR_FORMAT, "%s:1: missing required column '%s' (%s)",
-                                   L->path, name, field_roles[f]);
+            if (name[strspn(name, "0123456789")] == '\0')
+                /* a position (digits, no header named so) outside 1..n_cols */
+                L->err = fedreci_error(FEDREC_ERR_FORMAT,
+                                       "%s:1: column %s (%s): no such position, the header has "
+                                       "%zu columns",
+                                       L->path, name, field_roles[f], L->n_cols);
+            else
+                L->err = fedreci_error(FEDREC_ERR_FORMAT, "%s:1: missing required column '%s' (%s)",
+                                       L->path, name, field_roles[f]);
             return;
         }
     }
