@@ -50,8 +50,9 @@ struct fedreci_aggregator {
     uint32_t d;
     fedreci_link_result res;
     char reason[200];
-    uint64_t *withheld; /* a group that aborted at its seed step: who withheld (sorted) */
+    uint64_t *withheld; /* a group that aborted for a withheld step: who withheld (sorted) */
     size_t n_withheld;
+    int withheld_step; /* which step: FEDRECI_LINK_WITHHELD_* */
 
     fedreci_aggregator_status st;
 };
@@ -181,6 +182,10 @@ static void hook_round_done(void *arg, const fedreci_round_stats *st)
             memcpy(a->withheld, st->withheld_ids, st->n_withheld * sizeof *a->withheld);
             a->n_withheld = st->n_withheld;
         }
+        /* the engine's withheld_step: 0 seed, 1 consistency, 2 unmask */
+        a->withheld_step = st->withheld_step == 2   ? FEDRECI_LINK_WITHHELD_UNMASK
+                           : st->withheld_step == 1 ? FEDRECI_LINK_WITHHELD_CONSISTENCY
+                                                    : FEDRECI_LINK_WITHHELD_SEED;
         a->gstate = G_FAILED;
         pthread_cond_broadcast(&a->cv);
     }
@@ -403,8 +408,12 @@ static void run_group(fedreci_aggregator *a, const fedreci_link_assign *as,
     a->res.reason = a->reason;
     a->res.sum = a->gstate == G_SUM ? a->sum : NULL;
     a->res.d = a->d;
-    a->res.seed_withheld = a->gstate == G_SUM ? NULL : a->withheld;
-    a->res.n_seed_withheld = a->gstate == G_SUM ? 0 : a->n_withheld;
+    memset(a->res.withheld, 0, sizeof a->res.withheld);
+    memset(a->res.n_withheld, 0, sizeof a->res.n_withheld);
+    if (a->gstate != G_SUM && a->n_withheld) { /* under the step that aborted the group */
+        a->res.withheld[a->withheld_step] = a->withheld;
+        a->res.n_withheld[a->withheld_step] = a->n_withheld;
+    }
     a->st.last_survivors = a->res.survivors;
     a->st.groups_completed += a->gstate == G_SUM;
     pthread_mutex_unlock(&a->mu);

@@ -52,7 +52,8 @@ static const opt opts[] = {
      "PEM certificate chain for tls+tcp:// listeners"},
     {"tls-key", "network", T_STR, OFF(tls_key), 0, 0, 0, "", "PEM private key of --tls-cert"},
     {"require-tls", "network", T_U32, OFF(require_tls), 0, 1, 0, "0",
-     "1 = refuse plaintext tcp:// listeners (tls+tcp://, ipc:// and inproc:// only)"},
+     "1 = refuse plaintext tcp://: client listeners, a master's aggregator-listen and an "
+     "aggregator's master URL (tls+tcp://, ipc:// and inproc:// only)"},
     {"db", "storage", T_STR, OFF(db_path), 0, 0, 0, "fedrec.sqlite",
      "SQLite database (WAL): models, catalog, round log, client registry"},
     {"catalog", "storage", T_STR, OFF(catalog), 0, 0, 0, "",

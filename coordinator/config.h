@@ -34,7 +34,7 @@ typedef struct fedreci_config {
     char *http;              /* status server "http://HOST:PORT"; NULL = disabled */
     char *tls_cert;          /* PEM certificate (chain) for tls+tcp:// listeners */
     char *tls_key;           /* PEM private key for tls_cert */
-    uint32_t require_tls;    /* 1: every tcp listener must be tls+tcp:// */
+    uint32_t require_tls;    /* 1: every tcp listener and the master link must be tls+tcp:// */
     char *catalog;           /* CSV catalog (code,description); NULL = keep the stored one */
     char *config_path;       /* the INI file read, NULL when none */
     uint32_t cohort;         /* clients invited per round */

@@ -22,6 +22,15 @@ int fedreci_config_step(const fedreci_config *c)
     return -1;
 }
 
+/* Whether nng URL u carries traffic between hosts in clear: anything but
+ * tls+..., ipc:// and inproc:// (the last two are local sockets, guarded by
+ * file permissions or the process). */
+static int plaintext_net(const char *u)
+{
+    return strncmp(u, "tls+", 4) != 0 && strncmp(u, "ipc://", 6) != 0 &&
+           strncmp(u, "inproc://", 9) != 0;
+}
+
 int fedreci_config_role(const fedreci_config *c)
 {
     if (!c->role || strcmp(c->role, "single") == 0)
@@ -124,6 +133,17 @@ fedrec_err fedreci_config_check(const fedreci_config *c)
             return fedreci_error(FEDREC_ERR_INVALID,
                                  "role master needs identity-key (a file for the key that signs "
                                  "its replies to aggregators)");
+        /* the link carries group sums and the model: require-tls covers it
+           as it covers the client listeners */
+        if (c->require_tls && plaintext_net(c->agg_listen))
+            return fedreci_error(FEDREC_ERR_INVALID,
+                                 "aggregator-listen: '%s' is plaintext and require-tls is 1 (use "
+                                 "tls+tcp://)",
+                                 c->agg_listen);
+        if (strncmp(c->agg_listen, "tls+", 4) == 0 && !c->tls_cert)
+            return fedreci_error(FEDREC_ERR_INVALID,
+                                 "aggregator-listen: '%s' needs tls-cert and tls-key",
+                                 c->agg_listen);
         if (c->group_size < c->min_cohort)
             return fedreci_error(FEDREC_ERR_RANGE,
                                  "group-size (%u) is below min-cohort (%u): no group may be "
@@ -165,6 +185,11 @@ fedrec_err fedreci_config_check(const fedreci_config *c)
         fedrec_err e = fedreci_config_master_key(c, mpk);
         if (e)
             return e;
+        if (c->require_tls && plaintext_net(c->master))
+            return fedreci_error(FEDREC_ERR_INVALID,
+                                 "master: '%s' is plaintext and require-tls is 1 (use tls+tcp:// "
+                                 "with master-ca)",
+                                 c->master);
         if (strncmp(c->master, "tls+", 4) == 0 && !c->master_ca)
             return fedreci_error(FEDREC_ERR_INVALID,
                                  "master: '%s' needs master-ca (the CA file that verifies the "
@@ -228,7 +253,7 @@ fedrec_err fedreci_config_check(const fedreci_config *c)
         const char *u = c->listen[i];
         if (strncmp(u, "tls+tcp://", 10) == 0)
             tls = 1;
-        else if (c->require_tls && strncmp(u, "ipc://", 6) != 0 && strncmp(u, "inproc://", 9) != 0)
+        else if (c->require_tls && plaintext_net(u))
             return fedreci_error(FEDREC_ERR_INVALID,
                                  "listen: '%s' is plaintext and require-tls is 1 (use tls+tcp://)",
                                  u);

@@ -647,5 +647,12 @@ fedrec_err fedreci_coord_reload_tls(fedreci_coord *c)
 {
     if (!c->started)
         return fedreci_error(FEDREC_ERR_INVALID, "coordinator: not started");
-    return fedreci_eng_transport_reload_tls(c);
+    int n = 0;
+    fedrec_err e = fedreci_eng_transport_reload_tls(c, &n);
+    if (!e && c->master)
+        e = fedreci_eng_master_reload_tls(c, &n);
+    if (!e && n)
+        fedreci_log(FEDRECI_LOG_INFO, -1, "TLS certificate %s reloaded on %d listener(s)",
+                    c->urls[c->cfg.n_listen], n);
+    return e;
 }

@@ -206,8 +206,11 @@ typedef struct fedreci_coord_config {
     uint32_t group_size;           /* master: target members per group (0: cohort_size) */
     uint32_t min_groups;           /* master: groups that must finish (0: 1) */
     uint32_t round_ms;             /* master: a round's deadline after its groups are
-                                      assigned (0: the stage deadlines summed + stage 0's
-                                      again for the model download + 5 s) */
+                                      assigned; 0: an aggregator's longest legal group
+                                      (every phase held to its stage deadline: stage 0
+                                      twice, 1 three times, 2 once, 3 twice) + 5 s. A
+                                      shorter value is refused (an aggregator still
+                                      finishing a legal round would be dropped) */
     /* Optional attestation verifier (docs/threat-model.md "Sybils"; NULL:
      * none, every identity key is taken on first use). When set, a check-in
      * whose identity the engine has not yet seen attested is accepted only
@@ -300,6 +303,10 @@ typedef struct fedreci_round_stats {
      * reveals when the unmask stage aborted for want of shares (benched the
      * same way). */
     int withheld_step;
+    /* A master round: the step of each withheld_ids entry (0 seed, 1
+     * consistency, 2 unmask: its groups may have aborted at different
+     * steps); NULL: withheld_step for all. */
+    const uint8_t *withheld_steps;
     /* Differential privacy: dp 1 when the engine runs with it. dp_charged 1
      * when this round was spent (its unmask stage started); dp_event is the
      * release, dp_eps_round its epsilon alone, dp_eps_cumulative the epsilon
@@ -499,8 +506,10 @@ void fedreci_coord_release(fedreci_coord *c);
 FEDREC_NODISCARD fedrec_err fedreci_coord_set_model(fedreci_coord *c, const fedreci_coord_model *m);
 
 /* Reads the TLS certificate and key files named at create again and gives
- * them to every tls+ listener: connections accepted from now on present the
- * new certificate; open connections are kept. Errors: FEDREC_ERR_IO (a file
+ * them to every tls+ listener (a master's aggregator listener too):
+ * connections accepted from now on present the new certificate; open
+ * connections are kept. Logs "TLS certificate FILE reloaded on N
+ * listener(s)". Errors: FEDREC_ERR_IO (a file
  * cannot be read; nothing changed on that listener), FEDREC_ERR_TRANSPORT
  * (nng refused the certificate or key), FEDREC_ERR_INVALID (not started). */
 FEDREC_NODISCARD fedrec_err fedreci_coord_reload_tls(fedreci_coord *c);

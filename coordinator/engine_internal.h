@@ -606,6 +606,25 @@ int fedreci_eng_master_can_select(fedreci_coord *c, size_t n_waiting, int window
  * deadline. Errors (logged): too few aggregators, out of memory. */
 FEDREC_NODISCARD fedrec_err fedreci_eng_master_plan(fedreci_coord *c, rstate *r);
 
+/* The longest an aggregator's group can legally run once it started: every
+ * phase of a round (PH_*) held to its SecAgg stage's deadline (stage_ms, ms).
+ * An aggregator still inside that time is finishing a legal round. */
+uint64_t fedreci_eng_group_worst_ms(const uint32_t stage_ms[4]);
+
+/* What an aggregator needs beyond its group's phases: the Assign's delivery,
+ * starting its engine, the unmasking and the result's way back (ms). */
+#define FEDRECI_MASTER_SLACK_MS 5000u
+
+/* The master's default round deadline after its groups are assigned:
+ * fedreci_eng_group_worst_ms + FEDRECI_MASTER_SLACK_MS (ms, saturating). A
+ * group still running legally is never dropped by it. */
+uint32_t fedreci_eng_master_round_ms(const uint32_t stage_ms[4]);
+
+/* SIGHUP: the aggregator listener, when tls+, takes the certificate and key
+ * files again (fedreci_eng_listener_tls); *n_reloaded counts it. No
+ * listener or not tls+: nothing, FEDREC_OK. */
+FEDREC_NODISCARD fedrec_err fedreci_eng_master_reload_tls(fedreci_coord *c, int *n_reloaded);
+
 /* Undoes fedreci_eng_master_plan for a round that does not start (the
  * round-start hook refused it): its aggregators are free again, their
  * announced keys unused. */
@@ -688,8 +707,8 @@ FEDREC_NODISCARD fedrec_err fedreci_eng_listener_tls(fedreci_coord *c, nng_liste
                                                      const char *url);
 
 /* Reads the certificate and key files again and gives them to every tls+
- * listener (fedreci_coord_reload_tls). */
-FEDREC_NODISCARD fedrec_err fedreci_eng_transport_reload_tls(fedreci_coord *c);
+ * client listener (fedreci_coord_reload_tls); *n_reloaded counts them. */
+FEDREC_NODISCARD fedrec_err fedreci_eng_transport_reload_tls(fedreci_coord *c, int *n_reloaded);
 
 /* Stops the timer thread, closes the socket and frees the contexts. Safe on
  * a partly opened transport. */

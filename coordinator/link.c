@@ -161,8 +161,12 @@ fedrec_err fedreci_link_enc_result(nng_msg **out, const uint8_t sk[64], uint64_t
     g.stage_ms = stage;
     g.bytes_in = r->bytes_in;
     g.bytes_out = r->bytes_out;
-    g.n_seed_withheld = r->n_seed_withheld;
-    g.seed_withheld = (uint64_t *)(uintptr_t)r->seed_withheld;
+    g.n_seed_withheld = r->n_withheld[FEDRECI_LINK_WITHHELD_SEED];
+    g.seed_withheld = (uint64_t *)(uintptr_t)r->withheld[FEDRECI_LINK_WITHHELD_SEED];
+    g.n_consistency_withheld = r->n_withheld[FEDRECI_LINK_WITHHELD_CONSISTENCY];
+    g.consistency_withheld = (uint64_t *)(uintptr_t)r->withheld[FEDRECI_LINK_WITHHELD_CONSISTENCY];
+    g.n_unmask_withheld = r->n_withheld[FEDRECI_LINK_WITHHELD_UNMASK];
+    g.unmask_withheld = (uint64_t *)(uintptr_t)r->withheld[FEDRECI_LINK_WITHHELD_UNMASK];
     uint8_t *le = NULL;
     if (r->completed && r->sum) {
         le = malloc((size_t)r->d * 4 + 1);
@@ -256,11 +260,23 @@ fedrec_err fedreci_link_dec_request(const uint8_t *buf, size_t len, size_t cap, 
         else if (g->completed && g->sum.len != (size_t)d * 4)
             e = fedreci_error(FEDREC_ERR_FORMAT, "link: GroupResult.sum of %zu bytes, %zu expected",
                               g->sum.len, (size_t)d * 4);
-        else if (g->completed && g->n_seed_withheld)
-            e = bad("GroupResult.seed_withheld in a completed group");
-        for (size_t i = 1; !e && i < g->n_seed_withheld; i++)
-            if (g->seed_withheld[i] <= g->seed_withheld[i - 1])
-                e = bad("GroupResult.seed_withheld is not strictly ascending");
+        const uint64_t *wl[3] = {g->seed_withheld, g->consistency_withheld, g->unmask_withheld};
+        size_t nw[3] = {g->n_seed_withheld, g->n_consistency_withheld, g->n_unmask_withheld};
+        static const char *const wname[3] = {"seed_withheld", "consistency_withheld",
+                                             "unmask_withheld"};
+        int lists = 0;
+        for (int k = 0; k < 3 && !e; k++) {
+            lists += nw[k] != 0;
+            if (g->completed && nw[k])
+                e = fedreci_error(FEDREC_ERR_FORMAT, "link: GroupResult.%s in a completed group",
+                                  wname[k]);
+            for (size_t i = 1; !e && i < nw[k]; i++)
+                if (wl[k][i] <= wl[k][i - 1])
+                    e = fedreci_error(FEDREC_ERR_FORMAT,
+                                      "link: GroupResult.%s is not strictly ascending", wname[k]);
+        }
+        if (!e && lists > 1)
+            e = bad("GroupResult names withholders of more than one step");
         if (!e && g->completed) {
             out->sum_words = malloc((size_t)d * sizeof *out->sum_words);
             if (!out->sum_words)
@@ -286,8 +302,10 @@ fedrec_err fedreci_link_dec_request(const uint8_t *buf, size_t len, size_t cap, 
             r->bytes_out = g->bytes_out;
             r->sum = out->sum_words;
             r->d = g->completed ? d : 0;
-            r->seed_withheld = g->n_seed_withheld ? g->seed_withheld : NULL;
-            r->n_seed_withheld = g->n_seed_withheld;
+            for (int k = 0; k < 3; k++) {
+                r->withheld[k] = nw[k] ? wl[k] : NULL;
+                r->n_withheld[k] = nw[k];
+            }
         }
     } else {
         e = bad("AggRequest has no body");

@@ -82,11 +82,22 @@ typedef struct fedreci_link_result {
     const uint32_t *sum; /* d words (completed only; decode: little-endian bytes
                             copied into sum_words) */
     uint32_t d;
-    const uint64_t *seed_withheld; /* failed at the seed step: the members that withheld
-                                      their contribution, strictly ascending; NULL / 0
-                                      otherwise (decode: points into the message) */
-    size_t n_seed_withheld;
+    /* A failed group names who withheld the step that aborted it, in the
+     * list of that step (at most one list non-empty; each strictly
+     * ascending; NULL / 0 otherwise; decode: points into the message),
+     * indexed by FEDRECI_LINK_WITHHELD_*: the seed step (members that did
+     * not reveal their graph seed contribution), the consistency step
+     * (survivors that sent no endorsement of the survivor set), the unmask
+     * stage (survivors that endorsed but sent no reveals). */
+    const uint64_t *withheld[3];
+    size_t n_withheld[3];
 } fedreci_link_result;
+
+enum {
+    FEDRECI_LINK_WITHHELD_SEED = 0,
+    FEDRECI_LINK_WITHHELD_CONSISTENCY = 1,
+    FEDRECI_LINK_WITHHELD_UNMASK = 2
+};
 
 /* A decoded, signature-checked request. */
 typedef struct fedreci_link_req {

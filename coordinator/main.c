@@ -145,17 +145,26 @@ static void round_metrics(const fedreci_round_stats *st, char *out, size_t cap)
             }
             fedreci_json_arr_end(&w);
         }
-        if (st->n_withheld) {
-            fedreci_json_key(&w, st->withheld_step == 2   ? "unmask_withheld"
-                                 : st->withheld_step == 1 ? "consistency_withheld"
-                                                          : "seed_withheld");
-            fedreci_json_arr_begin(&w);
-            for (uint32_t i = 0; i < st->n_withheld && i < 8; i++) {
+        /* each step's withholders under its own key (a master round's
+           groups may have aborted at different steps), 8 at most each */
+        static const char *const wkey[3] = {"seed_withheld", "consistency_withheld",
+                                            "unmask_withheld"};
+        for (int k = 0; k < 3; k++) {
+            uint32_t shown = 0;
+            for (uint32_t i = 0; i < st->n_withheld && shown < 8; i++) {
+                int step = st->withheld_steps ? st->withheld_steps[i] : st->withheld_step;
+                if (step != k)
+                    continue;
+                if (shown++ == 0) {
+                    fedreci_json_key(&w, wkey[k]);
+                    fedreci_json_arr_begin(&w);
+                }
                 char id[17];
                 snprintf(id, sizeof id, "%016llx", (unsigned long long)st->withheld_ids[i]);
                 fedreci_json_str(&w, id);
             }
-            fedreci_json_arr_end(&w);
+            if (shown)
+                fedreci_json_arr_end(&w);
         }
         fedreci_json_obj_end(&w);
         if (fedreci_json_finish(&w, NULL, NULL) == FEDREC_OK || keep == 0)

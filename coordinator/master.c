@@ -73,6 +73,7 @@ struct mround {
     int decided, completed;
     char reason[200];
     uint64_t version_after;
+    uint8_t *wstep; /* per r->withheld entry: its FEDRECI_LINK_WITHHELD_* step */
 };
 
 struct master {
@@ -95,7 +96,9 @@ struct master {
     pthread_mutex_t gate;
     int gate_closed; /* under gate: the socket is closed, start nothing */
     char *url;       /* agg_listen_url */
-    size_t d;        /* the model's n_items x k + 1 (fixed for the engine) */
+    nng_listener listener;
+    int listening; /* listener started (a tls+ one takes a reloaded certificate) */
+    size_t d;      /* the model's n_items x k + 1 (fixed for the engine) */
     uint64_t refused;
     uint32_t groups, groups_done, groups_failed; /* of the current or last round */
 };
@@ -116,6 +119,7 @@ void fedreci_eng_master_round_free(struct mround *g)
     free(g->g);
     free(g->group_of);
     free(g->gids);
+    free(g->wstep);
     free(g);
 }
 
@@ -169,6 +173,20 @@ static void group_params(const fedreci_coord *c, uint64_t rid, uint32_t g, uint3
     for (int i = 0; i < 4; i++)
         in[32 + i] = (uint8_t)(g >> (8 * i));
     crypto_generichash(p->graph_seed, sizeof p->graph_seed, in, sizeof in, NULL, 0);
+}
+
+uint64_t fedreci_eng_group_worst_ms(const uint32_t stage_ms[4])
+{
+    uint64_t t = 0;
+    for (int ph = 0; ph < N_PH; ph++)
+        t += stage_ms[fedreci_eng_phase_stage(ph)];
+    return t;
+}
+
+uint32_t fedreci_eng_master_round_ms(const uint32_t stage_ms[4])
+{
+    uint64_t t = fedreci_eng_group_worst_ms(stage_ms) + FEDRECI_MASTER_SLACK_MS;
+    return t > UINT32_MAX ? UINT32_MAX : (uint32_t)t;
 }
 
 fedrec_err fedreci_eng_master_plan(fedreci_coord *c, rstate *r)
@@ -248,12 +266,8 @@ fedrec_err fedreci_eng_master_plan(fedreci_coord *c, rstate *r)
     r->grp = mr;
     m->groups = G;
     m->groups_done = m->groups_failed = 0;
-    uint32_t round_ms = c->cfg.round_ms;
-    if (!round_ms) {
-        round_ms = c->cfg.stage_ms[0] + 5000;
-        for (int s = 0; s < 4; s++)
-            round_ms += c->cfg.stage_ms[s];
-    }
+    uint32_t round_ms =
+        c->cfg.round_ms ? c->cfg.round_ms : fedreci_eng_master_round_ms(c->cfg.stage_ms);
     fedreci_log(FEDRECI_LOG_INFO, (int64_t)r->id,
                 "groups: %u of %u to %u (scale %.0f, at least %u must finish, deadline %u ms)", G,
                 fedreci_groups_size(r->n, G, 0), fedreci_groups_size(r->n, G, G - 1), scale,
@@ -414,6 +428,7 @@ void fedreci_eng_master_stats(const rstate *r, fedreci_round_stats *st)
     st->sum = NULL;
     st->survivor_ids = NULL;
     st->params = &mr->g[0].p;
+    st->withheld_steps = mr->wstep;
 }
 
 void fedreci_eng_master_status(const fedreci_coord *c, fedreci_coord_status *st)
@@ -590,40 +605,83 @@ static int cmp_id(const void *a, const void *b)
     return x < y ? -1 : x > y;
 }
 
-/* Group g of round r failed at its graph seed step and its aggregator names
- * the members that withheld their contribution: each that is a member of g
- * is benched here, where the registry and the check-ins are (as a single
- * coordinator's bench_withheld does), and named in the round's
- * seed_withheld; an id that is not a member is ignored and logged. Lock
- * held. */
+/* What a member withheld, by FEDRECI_LINK_WITHHELD_* (the bench reasons a
+ * single coordinator gives: round.c bench_withheld, bench_non_endorsers). */
+static const char *const withheld_what[3] = {"withheld its graph seed contribution",
+                                             "sent no endorsement of the survivor set",
+                                             "endorsed the survivor set but sent no reveals"};
+
+typedef struct wentry {
+    uint64_t id; /* first: cmp_id orders entries by it */
+    uint8_t step;
+} wentry;
+
+/* Group g of round r failed at a step some of its members withheld (its
+ * graph seed step, its consistency step or its unmask stage), and its
+ * aggregator names them under that step: each that is a member of g is
+ * benched here, where the registry and the check-ins are (as a single
+ * coordinator's bench_withheld and bench_non_endorsers do), with that
+ * step's reason, and named in the round's log under that step
+ * (seed_withheld, consistency_withheld, unmask_withheld: r->withheld with
+ * the step of each in mr->wstep, sorted by id); an id that is not a member
+ * is ignored and logged. Lock held. */
 static void bench_group_withheld(fedreci_coord *c, rstate *r, uint32_t g,
                                  const fedreci_link_result *res, outbox *ob)
 {
-    const mgroup *gp = &r->grp->g[g];
-    const uint64_t *mem = r->grp->gids + gp->off;
-    size_t n = res->n_seed_withheld < gp->n ? res->n_seed_withheld : gp->n;
-    uint64_t *w = realloc(r->withheld, (r->n_withheld + n + 1) * sizeof *w);
-    if (w)
-        r->withheld = w;
-    for (size_t i = 0; i < n; i++) {
-        uint64_t id = res->seed_withheld[i];
-        size_t j = 0;
-        while (j < gp->n && mem[j] != id)
-            j++;
-        if (j == gp->n) {
-            fedreci_log(FEDRECI_LOG_WARN, (int64_t)r->id,
-                        "group %u: its aggregator names %016llx, not a member, as withholding "
-                        "its graph seed contribution: ignored",
-                        g, (unsigned long long)id);
-            continue;
-        }
-        if (w)
-            r->withheld[r->n_withheld++] = id;
-        fedreci_eng_bench(c, fedreci_eng_reg_find(c, id), r->id,
-                          "withheld its graph seed contribution", ob);
+    struct mround *mr = r->grp;
+    const mgroup *gp = &mr->g[g];
+    const uint64_t *mem = mr->gids + gp->off;
+    size_t add = 0;
+    for (int k = 0; k < 3; k++)
+        add += res->n_withheld[k] < gp->n ? res->n_withheld[k] : gp->n;
+    /* out of memory: they are benched but not named */
+    wentry *all = malloc((r->n_withheld + add + 1) * sizeof *all);
+    size_t n_all = 0;
+    for (size_t i = 0; all && i < r->n_withheld; i++) {
+        all[n_all].id = r->withheld[i];
+        all[n_all++].step = mr->wstep ? mr->wstep[i] : 0;
     }
-    if (r->withheld && r->n_withheld > 1)
-        qsort(r->withheld, r->n_withheld, sizeof *r->withheld, cmp_id);
+    for (int k = 0; k < 3; k++) {
+        size_t n = res->n_withheld[k] < gp->n ? res->n_withheld[k] : gp->n;
+        for (size_t i = 0; i < n; i++) {
+            uint64_t id = res->withheld[k][i];
+            size_t j = 0;
+            while (j < gp->n && mem[j] != id)
+                j++;
+            if (j == gp->n) {
+                fedreci_log(FEDRECI_LOG_WARN, (int64_t)r->id,
+                            "group %u: its aggregator names %016llx, not a member, as one that %s: "
+                            "ignored",
+                            g, (unsigned long long)id, withheld_what[k]);
+                continue;
+            }
+            if (all) {
+                all[n_all].id = id;
+                all[n_all++].step = (uint8_t)k;
+            }
+            fedreci_eng_bench(c, fedreci_eng_reg_find(c, id), r->id, withheld_what[k], ob);
+        }
+    }
+    if (!all)
+        return;
+    qsort(all, n_all, sizeof *all, cmp_id);
+    uint64_t *w = malloc((n_all + 1) * sizeof *w);
+    uint8_t *st = malloc(n_all + 1);
+    if (w && st) {
+        for (size_t i = 0; i < n_all; i++) {
+            w[i] = all[i].id;
+            st[i] = all[i].step;
+        }
+        free(r->withheld);
+        free(mr->wstep);
+        r->withheld = w;
+        r->n_withheld = (uint32_t)n_all;
+        mr->wstep = st;
+    } else {
+        free(w);
+        free(st);
+    }
+    free(all);
 }
 
 /* A GroupResult from aggregator a (lock held; waits for the round's
@@ -656,7 +714,7 @@ static nng_msg *on_result(fedreci_coord *c, aggent *a, const fedreci_link_req *q
         gp->unmasked = res->unmasked;
         a->st.last_survivors = res->survivors;
         if (!res->completed) {
-            if (res->n_seed_withheld)
+            if (res->n_withheld[0] || res->n_withheld[1] || res->n_withheld[2])
                 bench_group_withheld(c, r, res->group, res, &ob);
             snprintf(text, sizeof text, "its aggregator reports: %s", res->reason);
             group_failed(c, r, res->group, text, &ob);
@@ -850,6 +908,14 @@ fedrec_err fedreci_eng_master_open(fedreci_coord *c)
         return fedreci_error(FEDREC_ERR_INVALID,
                              "coordinator: the master role needs an aggregator URL, at least "
                              "one aggregator key and its own identity key");
+    if (c->cfg.round_ms && c->cfg.round_ms < fedreci_eng_master_round_ms(c->cfg.stage_ms))
+        return fedreci_error(FEDREC_ERR_INVALID,
+                             "coordinator: master round deadline %u ms is shorter than an "
+                             "aggregator's longest legal group (%llu ms) + %u ms: a group still "
+                             "finishing a legal round would be dropped",
+                             c->cfg.round_ms,
+                             (unsigned long long)fedreci_eng_group_worst_ms(c->cfg.stage_ms),
+                             FEDRECI_MASTER_SLACK_MS);
     struct master *m = calloc(1, sizeof *m);
     if (!m)
         return fedreci_error(FEDREC_ERR_NOMEM, "master");
@@ -898,6 +964,8 @@ fedrec_err fedreci_eng_master_start(fedreci_coord *c)
     }
     if ((rv = nng_listener_start(l, 0)) != 0)
         return nng_fail(rv, url);
+    m->listener = l;
+    m->listening = 1;
     int port = 0;
     if (nng_listener_get_int(l, NNG_OPT_TCP_BOUND_PORT, &port) == 0)
         m->port = port;
@@ -909,6 +977,17 @@ fedrec_err fedreci_eng_master_start(fedreci_coord *c)
         m->n_started++;
     }
     return FEDREC_OK;
+}
+
+fedrec_err fedreci_eng_master_reload_tls(fedreci_coord *c, int *n_reloaded)
+{
+    struct master *m = c->master;
+    if (!m || !m->listening || strncmp(m->url, "tls+", 4) != 0)
+        return FEDREC_OK;
+    fedrec_err e = fedreci_eng_listener_tls(c, m->listener, m->url);
+    if (!e)
+        (*n_reloaded)++;
+    return e;
 }
 
 void fedreci_eng_master_close(fedreci_coord *c)

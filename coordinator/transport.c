@@ -276,21 +276,17 @@ static fedrec_err start_listener(fedreci_coord *c, const char *url, int *bound_p
     return FEDREC_OK;
 }
 
-fedrec_err fedreci_eng_transport_reload_tls(fedreci_coord *c)
+fedrec_err fedreci_eng_transport_reload_tls(fedreci_coord *c, int *n_reloaded)
 {
     /* a listener takes a new configuration while it runs (nng's TLS stream
        listener swaps it under its lock): connections accepted from now on
        use the new certificate, open ones keep their session */
     fedrec_err e = FEDREC_OK;
-    int n = 0;
     for (size_t i = 0; i < c->cfg.n_listen && !e; i++)
         if (strncmp(c->urls[i], "tls+", 4) == 0) {
             e = fedreci_eng_listener_tls(c, c->listeners[i], c->urls[i]);
-            n += !e;
+            *n_reloaded += !e;
         }
-    if (!e && n)
-        fedreci_log(FEDRECI_LOG_INFO, -1, "TLS certificate %s reloaded on %d listener(s)",
-                    c->urls[c->cfg.n_listen], n);
     return e;
 }
 

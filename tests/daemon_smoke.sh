@@ -171,6 +171,20 @@ check_bad "master: 'tls+tcp://localhost:7460' needs master-ca" --config "$dir/go
 check_bad "role aggregator: members would be told 'tcp://127.0.0.1:0' (port 0" \
   --config "$dir/good.ini" --role aggregator --master tcp://127.0.0.1:7460 \
   --identity-key "$dir/agg.key" --master-key "$k0" --listen tcp://127.0.0.1:0
+# require-tls covers the groups' link: a master's aggregator listener and an
+# aggregator's master URL (a tls+ aggregator listener needs the certificate)
+check_bad "aggregator-listen: 'tcp://127.0.0.1:7461' is plaintext and require-tls is 1" \
+  --config "$dir/good.ini" --listen "ipc://$dir/sock" --require-tls 1 --role master \
+  --aggregator-listen tcp://127.0.0.1:7461 --aggregator-keys "$k0" --identity-key "$dir/m.key"
+check_bad "aggregator-listen: 'tls+tcp://127.0.0.1:7461' needs tls-cert and tls-key" \
+  --config "$dir/good.ini" --listen "ipc://$dir/sock" --require-tls 1 --role master \
+  --aggregator-listen tls+tcp://127.0.0.1:7461 --aggregator-keys "$k0" --identity-key "$dir/m.key"
+"$bin" --config "$dir/good.ini" --listen "ipc://$dir/sock" --require-tls 1 --role master \
+  --aggregator-listen "ipc://$dir/link" --aggregator-keys "$k0" --identity-key "$dir/m.key" \
+  --check-config >/dev/null || fail "require-tls refused an ipc:// aggregator-listen"
+check_bad "master: 'tcp://127.0.0.1:7460' is plaintext and require-tls is 1" \
+  --config "$dir/good.ini" --listen "ipc://$dir/sock" --require-tls 1 --role aggregator \
+  --master tcp://127.0.0.1:7460 --identity-key "$dir/agg.key" --master-key "$k0"
 # ipc:// is local: allowed with require-tls
 "$bin" --config "$dir/good.ini" --require-tls 1 --listen "ipc://$dir/sock" --check-config \
   >/dev/null || fail "require-tls refused ipc://"

@@ -18,6 +18,13 @@
  *    and one member of the other group as withholders: the master benches
  *    its member only and names only it in the round; the other group's
  *    round commits.
+ *  - test_group_withheld_steps: the same scripted aggregator reports its
+ *    group failed at its consistency step, then (another master) at its
+ *    unmask stage, naming the withholders under that step
+ *    (GroupResult.consistency_withheld, unmask_withheld): the master
+ *    benches its member with that step's reason ("sent no endorsement of
+ *    the survivor set", "endorsed the survivor set but sent no reveals",
+ *    never the seed step's) and names it under that step in the round.
  *  - test_bench_max_rounds: one coordinator (no groups), five sessions, two
  *    of which withhold. With bench_max_rounds 0 nobody is benched: both
  *    are drawn into the next round again (and abort it again). With
@@ -74,12 +81,14 @@ typedef struct rec_round {
     uint32_t sum[D]; /* one coordinator: the ring sum */
     int has_sum;
     uint64_t withheld[NC];
+    int withheld_step[NC]; /* 0 seed, 1 consistency, 2 unmask */
     uint32_t n_withheld;
 } rec_round;
 
 typedef struct bench_rec {
     uint64_t id, round_id, until;
     uint32_t strikes;
+    char reason[96];
 } bench_rec;
 
 static client C[NC];
@@ -160,8 +169,10 @@ static void on_round_done(void *arg, const fedreci_round_stats *st)
         r->has_sum = 1;
     }
     r->n_withheld = st->n_withheld < NC ? st->n_withheld : NC;
-    if (r->n_withheld)
-        memcpy(r->withheld, st->withheld_ids, r->n_withheld * sizeof *r->withheld);
+    for (uint32_t i = 0; i < r->n_withheld; i++) {
+        r->withheld[i] = st->withheld_ids[i];
+        r->withheld_step[i] = st->withheld_steps ? st->withheld_steps[i] : st->withheld_step;
+    }
     pthread_cond_broadcast(&cv);
     pthread_mutex_unlock(&mu);
 }
@@ -170,10 +181,12 @@ static void on_benched(void *arg, uint64_t client_id, uint64_t round_id, uint32_
                        uint64_t benched_until, const char *reason)
 {
     (void)arg;
-    assert_non_null(strstr(reason, "graph seed"));
     pthread_mutex_lock(&mu);
-    if (n_bench < NC)
-        B[n_bench++] = (bench_rec){client_id, round_id, benched_until, strikes};
+    if (n_bench < NC) {
+        B[n_bench] = (bench_rec){client_id, round_id, benched_until, strikes, ""};
+        snprintf(B[n_bench].reason, sizeof B[n_bench].reason, "%s", reason ? reason : "");
+        n_bench++;
+    }
     pthread_mutex_unlock(&mu);
 }
 
@@ -412,6 +425,8 @@ static void test_group_withholders_benched(void **state)
         assert_int_equal(B[i].round_id, 1);
         assert_int_equal(B[i].strikes, 1);
         assert_int_equal(B[i].until, 2);
+        assert_string_equal(B[i].reason, "withheld its graph seed contribution");
+        assert_int_equal(R[0].withheld_step[i], FEDRECI_LINK_WITHHELD_SEED);
     }
     pthread_mutex_unlock(&mu);
     fedreci_coord_status cs;
@@ -460,6 +475,8 @@ static void test_group_withholders_benched(void **state)
 
 typedef struct scripted {
     const uint8_t *pk, *sk, *master_pk;
+    const char *link_url; /* the master's aggregator listener */
+    int step;             /* names withholders of FEDRECI_LINK_WITHHELD_* */
     uint64_t members[NC];
     uint32_t n_members;
     uint64_t named[2];
@@ -482,13 +499,14 @@ static void *junk_main(void *arg)
     }
 }
 
-/* Polls until assigned a group, then reports it failed at the seed step,
- * naming its first member and the lowest id of the other group. */
+/* Polls until assigned a group, then reports it failed at step x->step,
+ * naming its first member and the lowest id of the other group as that
+ * step's withholders. */
 static void *scripted_main(void *arg)
 {
     scripted *x = arg;
     nng_socket s;
-    if (nng_req0_open(&s) != 0 || nng_dial(s, "inproc://gbench-link2", NULL, 0) != 0)
+    if (nng_req0_open(&s) != 0 || nng_dial(s, x->link_url, NULL, 0) != 0)
         return NULL;
     nng_socket_set_ms(s, NNG_OPT_RECVTIMEO, 30000);
     uint64_t seq = 1;
@@ -534,10 +552,12 @@ static void *scripted_main(void *arg)
     memset(&res, 0, sizeof res);
     res.round_id = round_id;
     res.group = group;
-    res.reason = "stage 0 seed step: scripted";
+    static const char *const why[3] = {"stage 0 seed step: scripted",
+                                       "stage 3 consistency step: scripted", "stage 3: scripted"};
+    res.reason = why[x->step];
     res.advertised = x->n_members;
-    res.seed_withheld = named;
-    res.n_seed_withheld = 2;
+    res.withheld[x->step] = named;
+    res.n_withheld[x->step] = 2;
     nng_msg *m = NULL, *r = NULL;
     if (fedreci_link_enc_result(&m, x->sk, ++seq, &res) == FEDREC_OK && nng_sendmsg(s, m, 0) == 0 &&
         nng_recvmsg(s, &r, 0) == 0) {
@@ -552,15 +572,22 @@ static void *scripted_main(void *arg)
     return NULL;
 }
 
-static void test_group_withheld_non_member(void **state)
+/* The master with aggregator 0 real and aggregator 1 scripted (naming
+ * withholders of `step`), on inproc:// URLs tagged tag; one round of all
+ * NC clients. Checks that only the scripted group's own member is benched,
+ * with that step's reason, and named under that step. */
+static void run_scripted(int step, const char *tag)
 {
-    (void)state;
     reset();
+    char murl[64], lurl[64], aurl[64];
+    snprintf(murl, sizeof murl, "inproc://gbench-master-%s", tag);
+    snprintf(lurl, sizeof lurl, "inproc://gbench-link-%s", tag);
+    snprintf(aurl, sizeof aurl, "inproc://gbench-agg-%s", tag);
     uint8_t pks[NAGG][32], sks[NAGG][64], mpk[32], msk[64];
     for (int i = 0; i < NAGG; i++)
         agg_key(i, pks[i], sks[i]);
     agg_key(NAGG, mpk, msk);
-    const char *urls[1] = {"inproc://gbench-master2"};
+    const char *urls[1] = {murl};
     fedreci_coord_config cfg;
     fedreci_coord_config_default(&cfg);
     cfg.listen_urls = urls;
@@ -578,7 +605,7 @@ static void test_group_withheld_non_member(void **state)
     cfg.opt.n_train = NC;
     cfg.max_rounds = 1;
     cfg.role = FEDRECI_ROLE_MASTER;
-    cfg.agg_listen_url = "inproc://gbench-link2";
+    cfg.agg_listen_url = lurl;
     cfg.agg_keys = (const uint8_t(*)[32])pks;
     cfg.n_agg_keys = NAGG;
     cfg.agg_master_sk = msk;
@@ -590,10 +617,10 @@ static void test_group_withheld_non_member(void **state)
     if (fedreci_coord_create(&master, &cfg, &hk, &m) || fedreci_coord_start(master))
         fail_msg("master: %s", fedrec_errmsg());
     /* aggregator 0 is real, aggregator 1 scripted */
-    const char *lu[1] = {"inproc://gbench-agg2-0"};
+    const char *lu[1] = {aurl};
     fedreci_aggregator_config ac;
     fedreci_aggregator_config_default(&ac);
-    ac.master_url = "inproc://gbench-link2";
+    ac.master_url = lurl;
     ac.listen_urls = lu;
     ac.n_listen = 1;
     ac.identity_sk = sks[0];
@@ -602,7 +629,7 @@ static void test_group_withheld_non_member(void **state)
     fedreci_aggregator *agg = NULL;
     assert_int_equal(fedreci_aggregator_create(&agg, &ac), FEDREC_OK);
     assert_int_equal(fedreci_aggregator_start(agg), FEDREC_OK);
-    scripted x = {.pk = pks[1], .sk = sks[1], .master_pk = mpk};
+    scripted x = {.pk = pks[1], .sk = sks[1], .master_pk = mpk, .link_url = lurl, .step = step};
     assert_int_equal(nng_rep0_open(&x.rep), 0);
     assert_int_equal(nng_listen(x.rep, "inproc://gbench-nowhere", NULL, 0), 0);
     pthread_t jt, st;
@@ -612,7 +639,7 @@ static void test_group_withheld_non_member(void **state)
     int all[NC];
     for (int i = 0; i < NC; i++)
         all[i] = 1;
-    run_clients("inproc://gbench-master2", all, NULL);
+    run_clients(murl, all, NULL);
     wait_round(0);
     pthread_join(st, NULL);
     nng_close(x.rep);
@@ -625,14 +652,32 @@ static void test_group_withheld_non_member(void **state)
     /* only the scripted group's own member is benched and named */
     uint64_t member = x.named[0] == x.members[0] ? x.named[0] : x.named[1];
     pthread_mutex_lock(&mu);
+    static const char *const what[3] = {"withheld its graph seed contribution",
+                                        "sent no endorsement of the survivor set",
+                                        "endorsed the survivor set but sent no reveals"};
     assert_int_equal(n_bench, 1);
     assert_true(B[0].id == member);
     assert_int_equal(B[0].until, 2);
+    assert_string_equal(B[0].reason, what[step]);
     pthread_mutex_unlock(&mu);
     assert_int_equal(R[0].n_withheld, 1);
     assert_true(R[0].withheld[0] == member);
+    assert_int_equal(R[0].withheld_step[0], step);
     fedreci_aggregator_destroy(agg);
     fedreci_coord_destroy(master);
+}
+
+static void test_group_withheld_non_member(void **state)
+{
+    (void)state;
+    run_scripted(FEDRECI_LINK_WITHHELD_SEED, "seed");
+}
+
+static void test_group_withheld_steps(void **state)
+{
+    (void)state;
+    run_scripted(FEDRECI_LINK_WITHHELD_CONSISTENCY, "consistency");
+    run_scripted(FEDRECI_LINK_WITHHELD_UNMASK, "unmask");
 }
 
 /* One coordinator with bench_max_rounds `cap`: five of the clients, the
@@ -706,6 +751,7 @@ static void test_bench_max_rounds(void **state)
     for (int i = 0; i < 4; i++) {
         assert_int_equal(B[i].strikes, i < 2 ? 1 : 2);
         assert_int_equal(B[i].until, B[i].round_id + 1);
+        assert_string_equal(B[i].reason, "withheld its graph seed contribution");
     }
     assert_int_equal(B[3].round_id, 3);
     fedreci_coord_destroy(c);
@@ -716,6 +762,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_group_withholders_benched),
         cmocka_unit_test(test_group_withheld_non_member),
+        cmocka_unit_test(test_group_withheld_steps),
         cmocka_unit_test(test_bench_max_rounds),
     };
     return cmocka_run_group_tests(tests, setup, NULL);

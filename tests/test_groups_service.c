@@ -28,6 +28,21 @@
  *    round commits the exact sum of its two groups; an aggregator that
  *    dials the master by a name its certificate does not carry, and one
  *    that trusts another CA, never reach it.
+ *  - test_master_deadline: the master's round deadline covers an
+ *    aggregator's longest legal group (every phase held to its stage
+ *    deadline: stage 0 twice, 1 three times, 2 once, 3 twice) plus 5 s: with
+ *    stage deadlines 1/2/3/4 s that is 24 s; an explicit deadline of
+ *    23,999 ms is refused, naming the 19,000 ms a group may take, and
+ *    24,000 ms is taken. (It was the four stage deadlines plus stage 0's
+ *    again plus 5 s, 16 s here: a group still finishing legally after 16 s
+ *    was dropped.)
+ *  - test_tls_reload_link: the certificate reload the daemon runs on SIGHUP
+ *    (fedreci_coord_reload_tls) reaches the master's tls+tcp:// aggregator
+ *    listener (the client listener here is ipc://): after the certificate
+ *    and key files are replaced and the master reloads, an aggregator
+ *    process that trusts only the new certificate gets in, and the one that
+ *    connected under the old certificate stays (open connections keep
+ *    their session).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -1209,6 +1224,118 @@ static void test_tls_everywhere(void **state)
     assert_int_equal(system(cmd), 0);
 }
 
+static void test_master_deadline(void **state)
+{
+    (void)state;
+    uint8_t pks[1][32], sks[1][64];
+    agg_key(0, pks[0], sks[0]);
+    const char *urls[1];
+    fedreci_coord_config cfg;
+    engine_cfg(&cfg, urls, "inproc://groups-deadline");
+    cfg.role = FEDRECI_ROLE_MASTER;
+    cfg.agg_listen_url = "inproc://groups-deadline-link";
+    cfg.agg_keys = (const uint8_t(*)[32])pks;
+    cfg.n_agg_keys = 1;
+    cfg.agg_master_sk = MSK;
+    for (int s = 0; s < 4; s++)
+        cfg.stage_ms[s] = 1000u * (uint32_t)(s + 1);
+    cfg.round_ms = 23999;
+    fedreci_coord_hooks h = {0};
+    fedreci_coord_model m = {.version = 1, .n_items = N_ITEMS, .k = K, .item_factors = Y0};
+    fedreci_coord *c = NULL;
+    assert_int_equal(fedreci_coord_create(&c, &cfg, &h, &m), FEDREC_ERR_INVALID);
+    assert_null(c);
+    assert_non_null(strstr(fedrec_errmsg(), "23999 ms is shorter than an aggregator's longest "
+                                            "legal group (19000 ms) + 5000 ms"));
+    cfg.round_ms = 24000;
+    assert_int_equal(fedreci_coord_create(&c, &cfg, &h, &m), FEDREC_OK);
+    fedreci_coord_destroy(c);
+}
+
+/* A self-signed certificate for localhost, dir/NAME.pem and dir/NAME-key.pem. */
+static void make_cert(const char *dir, const char *name)
+{
+    char cmd[1024];
+    snprintf(cmd, sizeof cmd,
+             "openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 "
+             "-subj /CN=localhost -addext subjectAltName=DNS:localhost -keyout '%s/%s-key.pem' "
+             "-out '%s/%s.pem' >/dev/null 2>&1",
+             dir, name, dir, name);
+    assert_int_equal(system(cmd), 0);
+}
+
+/* Copies dir/NAME.pem and dir/NAME-key.pem over dir/cert.pem, dir/key.pem. */
+static void install_cert(const char *dir, const char *name)
+{
+    char cmd[1024];
+    snprintf(cmd, sizeof cmd, "cp '%s/%s.pem' '%s/cert.pem' && cp '%s/%s-key.pem' '%s/key.pem'",
+             dir, name, dir, dir, name, dir);
+    assert_int_equal(system(cmd), 0);
+}
+
+static void test_tls_reload_link(void **state)
+{
+    (void)state;
+    reset();
+    char dir[] = "/tmp/fedrec-groups-tlsre-XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    make_cert(dir, "old");
+    make_cert(dir, "new");
+    install_cert(dir, "old");
+    char cert[128], key[128], old_ca[128], new_ca[128], murl[128], cmd[300];
+    snprintf(cert, sizeof cert, "%s/cert.pem", dir);
+    snprintf(key, sizeof key, "%s/key.pem", dir);
+    snprintf(old_ca, sizeof old_ca, "%s/old.pem", dir);
+    snprintf(new_ca, sizeof new_ca, "%s/new.pem", dir);
+    snprintf(murl, sizeof murl, "ipc://%s/master", dir);
+    uint8_t pks[2][32], sks[2][64];
+    for (int i = 0; i < 2; i++)
+        agg_key(i, pks[i], sks[i]);
+    const char *urls[1];
+    fedreci_coord_config cfg;
+    engine_cfg(&cfg, urls, murl);
+    cfg.tls_cert_file = cert;
+    cfg.tls_key_file = key;
+    cfg.role = FEDRECI_ROLE_MASTER;
+    cfg.agg_listen_url = "tls+tcp://127.0.0.1:0";
+    cfg.agg_keys = (const uint8_t(*)[32])pks;
+    cfg.n_agg_keys = 2;
+    cfg.agg_master_sk = MSK;
+    cfg.group_size = NC / 2;
+    cfg.min_groups = 1;
+    fedreci_coord *master = start_engine(&cfg);
+    int lport = fedreci_coord_agg_port(master);
+    assert_true(lport > 0);
+    char lurl[64];
+    snprintf(lurl, sizeof lurl, "tls+tcp://localhost:%d", lport);
+    /* aggregator 0 trusts the old certificate and gets in */
+    const char *x0[] = {"--master-ca", old_ca, NULL};
+    const char *x1[] = {"--master-ca", new_ca, NULL};
+    pid_t pid[2];
+    pid[0] = spawn_aggregator_args(dir, 0, lurl, x0);
+    wait_ready(master, 1);
+    /* the files change and the master reloads: aggregator 1, which trusts
+       only the new certificate, gets in */
+    install_cert(dir, "new");
+    assert_int_equal(fedreci_coord_reload_tls(master), FEDREC_OK);
+    pid[1] = spawn_aggregator_args(dir, 1, lurl, x1);
+    wait_ready(master, 2);
+    fedreci_coord_agg_status as[2];
+    assert_int_equal(fedreci_coord_aggregators(master, as, 2), 2);
+    char k1[17];
+    sodium_bin2hex(k1, sizeof k1, pks[1], 8);
+    assert_true(strcmp(as[0].key, k1) == 0 || strcmp(as[1].key, k1) == 0);
+    fedreci_coord_destroy(master);
+    for (int i = 0; i < 2; i++) {
+        int st;
+        kill(pid[i], SIGTERM);
+        assert_int_equal(waitpid(pid[i], &st, 0), pid[i]);
+        assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+    }
+    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+    assert_int_equal(system(cmd), 0);
+}
+
 /* ---- a cohort past the one-instance limit ----------------------------------- */
 
 #define NBIG 240
@@ -1376,6 +1503,8 @@ int main(void)
         cmocka_unit_test(test_rogue_aggregator),
         cmocka_unit_test(test_fake_master),
         cmocka_unit_test(test_tls_everywhere),
+        cmocka_unit_test(test_master_deadline),
+        cmocka_unit_test(test_tls_reload_link),
         cmocka_unit_test(test_cohort_past_one_instance),
     };
     return cmocka_run_group_tests(tests, setup, NULL);

@@ -100,34 +100,57 @@ static void test_poll_and_result_round_trip(void **state)
     assert_int_equal(fedreci_link_dec_request(nng_msg_body(m), nng_msg_len(m), 16, 7, &q),
                      FEDREC_ERR_TOO_BIG);
     nng_msg_free(m);
-    /* a failed group names its seed withholders: they round-trip; unsorted
-       ones, and any in a completed group, are refused */
+    /* a failed group names its withholders under the step that aborted it
+       (seed, consistency, unmask): each list round-trips and the others
+       stay empty; unsorted ones, any in a completed group, and lists of two
+       steps at once are refused */
+    static const char *const wname[3] = {"seed_withheld", "consistency_withheld",
+                                         "unmask_withheld"};
     uint64_t wh[3] = {5, UINT64_C(0xfedcba9876543210), 9};
+    uint64_t seq = 44;
+    for (int k = 0; k < 3; k++) {
+        r.completed = 0;
+        r.reason = "stage 0 seed step";
+        r.sum = NULL;
+        memset(r.withheld, 0, sizeof r.withheld);
+        memset(r.n_withheld, 0, sizeof r.n_withheld);
+        r.withheld[k] = wh;
+        r.n_withheld[k] = 2;
+        assert_int_equal(fedreci_link_enc_result(&m, SK, seq++, &r), FEDREC_OK);
+        assert_int_equal(dec_req(m, 7, &q), FEDREC_OK);
+        assert_false(q.result.completed);
+        for (int j = 0; j < 3; j++)
+            assert_int_equal(q.result.n_withheld[j], j == k ? 2 : 0);
+        assert_true(q.result.withheld[k][0] == 5 &&
+                    q.result.withheld[k][1] == UINT64_C(0xfedcba9876543210));
+        fedreci_link_req_free(&q);
+        nng_msg_free(m);
+        r.n_withheld[k] = 3; /* ..., 9: not ascending */
+        assert_int_equal(fedreci_link_enc_result(&m, SK, seq++, &r), FEDREC_OK);
+        assert_int_equal(dec_req(m, 7, &q), FEDREC_ERR_FORMAT);
+        assert_non_null(strstr(fedrec_errmsg(), wname[k]));
+        assert_non_null(strstr(fedrec_errmsg(), "not strictly ascending"));
+        nng_msg_free(m);
+        r.completed = 1;
+        r.sum = sum;
+        r.n_withheld[k] = 1;
+        assert_int_equal(fedreci_link_enc_result(&m, SK, seq++, &r), FEDREC_OK);
+        assert_int_equal(dec_req(m, 7, &q), FEDREC_ERR_FORMAT);
+        assert_non_null(strstr(fedrec_errmsg(), wname[k]));
+        assert_non_null(strstr(fedrec_errmsg(), "in a completed group"));
+        nng_msg_free(m);
+    }
     r.completed = 0;
-    r.reason = "stage 0 seed step";
     r.sum = NULL;
-    r.seed_withheld = wh;
-    r.n_seed_withheld = 2;
-    assert_int_equal(fedreci_link_enc_result(&m, SK, 44, &r), FEDREC_OK);
-    assert_int_equal(dec_req(m, 7, &q), FEDREC_OK);
-    assert_false(q.result.completed);
-    assert_int_equal(q.result.n_seed_withheld, 2);
-    assert_true(q.result.seed_withheld[0] == 5 &&
-                q.result.seed_withheld[1] == UINT64_C(0xfedcba9876543210));
-    fedreci_link_req_free(&q);
-    nng_msg_free(m);
-    r.n_seed_withheld = 3; /* ..., 9: not ascending */
-    assert_int_equal(fedreci_link_enc_result(&m, SK, 45, &r), FEDREC_OK);
+    r.withheld[0] = r.withheld[2] = wh;
+    r.n_withheld[0] = r.n_withheld[2] = 1;
+    r.n_withheld[1] = 0;
+    assert_int_equal(fedreci_link_enc_result(&m, SK, seq++, &r), FEDREC_OK);
     assert_int_equal(dec_req(m, 7, &q), FEDREC_ERR_FORMAT);
-    assert_non_null(strstr(fedrec_errmsg(), "seed_withheld"));
+    assert_non_null(strstr(fedrec_errmsg(), "more than one step"));
     nng_msg_free(m);
-    r.completed = 1;
-    r.sum = sum;
-    r.n_seed_withheld = 1;
-    assert_int_equal(fedreci_link_enc_result(&m, SK, 46, &r), FEDREC_OK);
-    assert_int_equal(dec_req(m, 7, &q), FEDREC_ERR_FORMAT);
-    assert_non_null(strstr(fedrec_errmsg(), "seed_withheld"));
-    nng_msg_free(m);
+    memset(r.withheld, 0, sizeof r.withheld);
+    memset(r.n_withheld, 0, sizeof r.n_withheld);
     /* a URL over 255 bytes is refused by the encoder */
     char url[300];
     memset(url, 'u', sizeof url - 1);

@@ -44,14 +44,21 @@ static void check_request(const fedreci_link_req *q)
     }
     if (q->is_poll && (!q->url || strlen(q->url) > FEDRECI_LINK_MAX_URL))
         abort();
-    /* seed withholders: only in a failed group, strictly ascending */
-    if (!q->is_poll && q->result.n_seed_withheld) {
-        if (q->result.completed || !q->result.seed_withheld)
+    /* withholders (seed, consistency, unmask): only in a failed group, one
+       step's list at most, strictly ascending */
+    int lists = 0;
+    for (int k = 0; !q->is_poll && k < 3; k++) {
+        if (!q->result.n_withheld[k])
+            continue;
+        lists++;
+        if (q->result.completed || !q->result.withheld[k])
             abort();
-        for (size_t i = 1; i < q->result.n_seed_withheld; i++)
-            if (q->result.seed_withheld[i] <= q->result.seed_withheld[i - 1])
+        for (size_t i = 1; i < q->result.n_withheld[k]; i++)
+            if (q->result.withheld[k][i] <= q->result.withheld[k][i - 1])
                 abort();
     }
+    if (lists > 1)
+        abort();
 }
 
 static void check_reply(const fedreci_link_reply *r)

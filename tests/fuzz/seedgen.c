@@ -612,8 +612,8 @@ int main(int argc, char **argv)
             r.completed = 0;
             r.reason = "stage 0 seed step: 2 of 4 roster members revealed";
             r.sum = NULL;
-            r.seed_withheld = wh;
-            r.n_seed_withheld = 2;
+            r.withheld[0] = wh;
+            r.n_withheld[0] = 2;
             if (fedreci_link_enc_result(&m, ask, 3, &r))
                 return 1;
             Fedrec__Groups__V1__AggSigned *sg =
@@ -624,6 +624,30 @@ int main(int argc, char **argv)
             fedrec__groups__v1__agg_signed__free_unpacked(sg, NULL);
             nng_msg_free(m);
         }
+        /* ... at its consistency step (non-endorsers), and at its unmask
+           stage (endorsed, no reveals) */
+        for (int k = 1; k < 3; k++) {
+            uint64_t wh[2] = {11, UINT64_C(0xfedcba9876543210)};
+            r.completed = 0;
+            r.reason = k == 1 ? "stage 3 consistency step: 2 of 4 endorsed" : "stage 3: too few";
+            r.sum = NULL;
+            memset(r.withheld, 0, sizeof r.withheld);
+            memset(r.n_withheld, 0, sizeof r.n_withheld);
+            r.withheld[k] = wh;
+            r.n_withheld[k] = 2;
+            if (fedreci_link_enc_result(&m, ask, 3 + (uint64_t)k, &r))
+                return 1;
+            Fedrec__Groups__V1__AggSigned *sg =
+                fedrec__groups__v1__agg_signed__unpack(NULL, nng_msg_len(m), nng_msg_body(m));
+            if (!sg)
+                return 1;
+            put(dir, k == 1 ? "result_consistency_withheld_body" : "result_unmask_withheld_body", 1,
+                sg->req.data, sg->req.len);
+            fedrec__groups__v1__agg_signed__free_unpacked(sg, NULL);
+            nng_msg_free(m);
+        }
+        memset(r.withheld, 0, sizeof r.withheld);
+        memset(r.n_withheld, 0, sizeof r.n_withheld);
         uint64_t ids[3] = {11, 22, 33};
         uint8_t pks[3 * 32];
         memset(pks, 0x42, sizeof pks);
