@@ -500,9 +500,14 @@ void fedrec_client_close(fedrec_client *c)
 
 fedrec_err fedrec_client_forget(fedrec_client *c)
 {
+    return fedreci_client_erase(c, 0);
+}
+
+fedrec_err fedreci_client_erase(fedrec_client *c, int keep_dir)
+{
     if (!c)
         return fedreci_error(FEDREC_ERR_INVALID, "fedrec_client_forget: NULL client");
-    fedrec_err err = fedreci_store_forget(c->store);
+    fedrec_err err = fedreci_store_erase(c->store, keep_dir);
     c->store = NULL;
     client_free(c);
     return err;
@@ -857,8 +862,7 @@ fedrec_err fedreci_client_model_checksum(fedrec_client *c, uint64_t *version, ui
         err = fedreci_error(FEDREC_ERR_EMPTY, "%s: no model stored", fedreci_store_dir(c->store));
     } else {
         *version = m->version;
-        crypto_generichash(checksum, 32, (const unsigned char *)m->y,
-                           (size_t)m->n_items * m->k * sizeof *m->y, NULL, 0);
+        memcpy(checksum, m->checksum, 32); /* kept by the store: never hashed here */
     }
     pthread_mutex_unlock(&c->mu);
     return err;

@@ -39,6 +39,11 @@ typedef struct fedreci_client_params {
     float lambda;
 } fedreci_client_params;
 
+/* fedrec_client_forget, keeping the store directory (then empty) when
+ * keep_dir: fedrec-client import takes away a store it made in a directory
+ * that was there before, and leaves that directory. Frees c, also on error. */
+FEDREC_NODISCARD fedrec_err fedreci_client_erase(fedrec_client *c, int keep_dir);
+
 /* Replaces the parameters. Errors: FEDREC_ERR_INVALID (alpha < 0, eps <= 0,
  * lambda < 0, or not finite). */
 FEDREC_NODISCARD fedrec_err fedreci_client_set_params(fedrec_client *c,

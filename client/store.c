@@ -250,6 +250,11 @@ out:
 
 fedrec_err fedreci_store_forget(fedreci_store *s)
 {
+    return fedreci_store_erase(s, 0);
+}
+
+fedrec_err fedreci_store_erase(fedreci_store *s, int keep_dir)
+{
     if (!s)
         return fedreci_error(FEDREC_ERR_INVALID, "store forget: NULL store");
     static const char *const names[] = {
@@ -272,8 +277,9 @@ fedrec_err fedreci_store_forget(fedreci_store *s)
     }
     if (!err) {
         err = fedreci_store_fsync_dir(s->dir);
-        /* The directory goes too unless the app keeps other files in it. */
-        if (!err && rmdir(s->dir) == 0) {
+        /* The directory goes too unless the app keeps other files in it (or
+           it was there before the store). */
+        if (!err && !keep_dir && rmdir(s->dir) == 0) {
             char *parent = strdup(s->dir);
             if (parent) {
                 char *slash = strrchr(parent, '/');
@@ -455,6 +461,7 @@ fedrec_err fedreci_store_set_model(fedreci_store *s, uint64_t version, uint32_t 
     fedreci_store_model *m = model_copy(version, n_items, k, y, gram, codes, retired, n_retired);
     if (!m)
         return fedreci_error(FEDREC_ERR_NOMEM, "out of memory for the model (%u x %u)", n_items, k);
+    fedreci_store_model_checksum(m); /* once per model written, kept in the snapshot */
     fedreci_store_model *old = s->model;
     uint64_t gen = s->gen;
     s->model = m;

@@ -127,11 +127,16 @@ typedef struct fedreci_dp_ledger_rec {
 /* The cached model. Owned by the store; y is n_items x k row-major float32,
  * gram (k x k, full) may be NULL, codes[i] names row i, retired[n_retired]
  * (strictly ascending, < n_items; NULL when none) are the rows of products
- * the retailer no longer sells: never recommended. */
+ * the retailer no longer sells: never recommended. checksum is the unkeyed
+ * BLAKE2b-256 of y's bytes as stored (the model checksum a sync binds into
+ * its signed advert): computed once when the model is written (set_model)
+ * and kept in the snapshot (format 6), so opening and syncing never hash
+ * the model again; a snapshot of an older format has it computed on open. */
 typedef struct fedreci_store_model {
     uint64_t version;
     uint32_t n_items;
     uint32_t k;
+    uint8_t checksum[32];
     float *y;
     float *gram;
     char (*codes)[FEDRECI_CODE_MAX + 1];
@@ -195,6 +200,10 @@ void fedreci_store_close(fedreci_store *s);
  * frees s (always, even on error). Errors: FEDREC_ERR_IO naming the file that
  * could not be removed. */
 FEDREC_NODISCARD fedrec_err fedreci_store_forget(fedreci_store *s);
+
+/* fedreci_store_forget, keeping the directory (empty) when keep_dir: for a
+ * store made in a directory that was there before it. */
+FEDREC_NODISCARD fedrec_err fedreci_store_erase(fedreci_store *s, int keep_dir);
 
 /* ---- durable updates: each is on disk (synced) when it returns OK ---------- */
 

@@ -418,6 +418,7 @@ void fedreci_store_encode_state(const fedreci_store *s, fedreci_wbuf *b)
         fedreci_wb_u32(b, m->n_retired);
         for (uint32_t i = 0; i < m->n_retired; i++)
             fedreci_wb_u32(b, m->retired[i]);
+        fedreci_wb_put(b, m->checksum, sizeof m->checksum); /* version 6 */
     }
     fedreci_wb_u32(b, (uint32_t)s->n_dp); /* version 4 */
     for (size_t i = 0; i < s->n_dp; i++)
@@ -433,6 +434,12 @@ int fedreci_store_retired_ok(const uint32_t *rows, uint32_t n, uint32_t n_items)
         if (rows[i] >= n_items || (i > 0 && rows[i] <= rows[i - 1]))
             return 0;
     return 1;
+}
+
+void fedreci_store_model_checksum(fedreci_store_model *m)
+{
+    crypto_generichash(m->checksum, sizeof m->checksum, (const unsigned char *)m->y,
+                       (size_t)m->n_items * m->k * sizeof *m->y, NULL, 0);
 }
 
 int fedreci_store_model_dims_ok(uint32_t n_items, uint32_t k)
@@ -490,6 +497,14 @@ static fedrec_err decode_model(fedreci_rbuf *r, uint32_t state_version, fedreci_
             if (!r->bad && !fedreci_store_retired_ok(m->retired, nr, n_items))
                 r->bad = 1;
         }
+    }
+    if (!r->bad && state_version >= 6) {
+        /* authenticated with the rest of the snapshot: taken, not recomputed */
+        const uint8_t *cs = fedreci_rb_take(r, sizeof m->checksum);
+        if (cs)
+            memcpy(m->checksum, cs, sizeof m->checksum);
+    } else if (!r->bad) {
+        fedreci_store_model_checksum(m);
     }
     if (r->bad)
         err = FEDREC_ERR_FORMAT;

@@ -102,6 +102,8 @@ void fedreci_store_encode_dp(fedreci_wbuf *b, const fedreci_dp_ledger_rec *l);
 int fedreci_store_retired_ok(const uint32_t *rows, uint32_t n, uint32_t n_items);
 /* 1 when n_items x k is within the model caps (FEDRECI_MODEL_MAX_*). */
 int fedreci_store_model_dims_ok(uint32_t n_items, uint32_t k);
+/* Sets m->checksum: the unkeyed BLAKE2b-256 of y (n_items x k float32). */
+void fedreci_store_model_checksum(fedreci_store_model *m);
 /* Frees a model and its arrays; NULL is a no-op. */
 void fedreci_store_model_free(fedreci_store_model *m);
 

@@ -27,8 +27,9 @@
 #define LOG_MAGIC "FRLOG002"    /* with the committed-event counter */
 #define META_VERSION 1u
 #define STATE_VERSION                                                                              \
-    5u                        /* 2: the model carries its retired rows; 3: flags; 4: DP rounds;    \
-                                 5: ledger entries carry kind, refusal, n, k, t, reason */
+    6u                        /* 2: the model carries its retired rows; 3: flags; 4: DP rounds;    \
+                                 5: ledger entries carry kind, refusal, n, k, t, reason;           \
+                                 6: the model carries its checksum */
 #define STATE_VERSION_MIN 1u  /* versions 1 and 2 still open */
 #define STATE_FLAG_HAS_LOG 1u /* the directory holds a log whenever this snapshot is current */
 #define META_BYTES 112u

@@ -59,11 +59,11 @@ static int describe_opt(void *ctx, int code, const char *name, const char *v)
     return 0;
 }
 
-/* A column title: the file name without its folders, at most 16 bytes. */
-static void short_name(const char *path, char out[17])
+/* A column title: the file name without its folders, never cut. */
+static const char *base_name(const char *path)
 {
     const char *b = strrchr(path, '/');
-    snprintf(out, 17, "%s", b ? b + 1 : path);
+    return b && b[1] ? b + 1 : path;
 }
 
 /* --versus: the statistics of the other log and of this one, side by side. */
@@ -82,9 +82,11 @@ static int print_versus(const fedreci_sim_data_opts *o, const char *versus,
     if (!e)
         e = fedreci_sim_log_stats_get(d, s, &b);
     if (!e) {
-        char na[17], nb[17];
-        short_name(versus, na);
-        short_name(o->data, nb);
+        const char *na = base_name(versus), *nb = base_name(o->data);
+        if (strcmp(na, nb) == 0) { /* same name in two folders: the paths tell them apart */
+            na = versus;
+            nb = o->data;
+        }
         printf("\n");
         fedreci_sim_log_stats_print(stdout, na, &a, nb, &b);
     } else {

@@ -138,15 +138,21 @@ void fedreci_sim_log_stats_print(FILE *f, const char *na, const fedreci_sim_log_
         {"test shoppers", a->test_users, b->test_users, 1},
         {"training pairs", (double)a->train_interactions, (double)b->train_interactions, 1},
     };
-    fprintf(f, "%-32s %16s %16s %10s\n", "statistic", na, nb, "ratio");
+    /* a column is as wide as its title (a file name is never cut), 16 at least */
+    size_t la = strlen(na), lb = strlen(nb);
+    int wa = la > 16 ? (la < 4096 ? (int)la : 4096) : 16;
+    int wb = lb > 16 ? (lb < 4096 ? (int)lb : 4096) : 16;
+    fprintf(f, "%-32s %*s %*s %10s\n", "statistic", wa, na, wb, nb, "ratio");
     for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++) {
         char ratio[32] = "-";
         if (rows[i].va != 0)
             snprintf(ratio, sizeof ratio, "%.4f", rows[i].vb / rows[i].va);
         if (rows[i].integer)
-            fprintf(f, "%-32s %16.0f %16.0f %10s\n", rows[i].name, rows[i].va, rows[i].vb, ratio);
+            fprintf(f, "%-32s %*.0f %*.0f %10s\n", rows[i].name, wa, rows[i].va, wb, rows[i].vb,
+                    ratio);
         else
-            fprintf(f, "%-32s %16.4f %16.4f %10s\n", rows[i].name, rows[i].va, rows[i].vb, ratio);
+            fprintf(f, "%-32s %*.4f %*.4f %10s\n", rows[i].name, wa, rows[i].va, wb, rows[i].vb,
+                    ratio);
     }
 }
 

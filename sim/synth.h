@@ -45,8 +45,9 @@ FEDREC_NODISCARD fedrec_err fedreci_sim_log_stats_get(const fedreci_dataset *d,
                                                       const fedreci_split *s,
                                                       fedreci_sim_log_stats *st);
 
-/* Prints a and b side by side under the column names na and nb, with the
- * ratio b / a. */
+/* Prints a and b side by side under the column names na and nb (each column
+ * as wide as its name, at least 16 characters: names are never cut), with
+ * the ratio b / a. */
 void fedreci_sim_log_stats_print(FILE *f, const char *na, const fedreci_sim_log_stats *a,
                                  const char *nb, const fedreci_sim_log_stats *b);
 

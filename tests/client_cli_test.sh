@@ -179,6 +179,10 @@ done
 expect_rc 1 "$cli" import "$data" --customer 99999999 "${K[@]}"
 expect_rc 1 "$cli" import "$work/nope.csv" --customer 17850 "${K[@]}"
 [ ! -e "$work/s" ] || fail "an import that recorded nothing left a store"
+# ... into a directory made for it beforehand: the directory stays, empty
+expect_rc 1 "$cli" import "$data" --customer 99999999 --store "$work/empty" --key-file "$work/key"
+[ -d "$work/empty" ] || fail "an import that recorded nothing removed the pre-made directory"
+[ -z "$(ls -A "$work/empty")" ] || fail "an import that recorded nothing left $(ls -A "$work/empty")"
 expect_rc 0 "$cli" import "$data" --customer 17850 "${K[@]}"
 grep -q "recorded 297 purchases of customer 17850 from .* (new store)" "$work/out" ||
   fail "import into a new store: $(cat "$work/out")"

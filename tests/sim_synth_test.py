@@ -109,8 +109,15 @@ for name, S, C in (("syn3.csv", 3, 1), ("syn4x2.csv", 4, 2)):
     g = gini(list(syn["buyers"].values()))
     if not (g_floor - 1e-9 <= g <= g_real + 1e-9):
         fail(f"{name}: Gini {g} outside [{g_floor}, {g_real}]")
-    # describe --versus prints the same figures
-    table = run("describe", "--data", path, "--versus", os.path.join(work, "real.csv"))
+    # describe --versus prints the same figures, under the two file names in
+    # full (a name longer than the 16-character column is never cut)
+    long_real = os.path.join(work, "the-real-december-log-under-a-long-name.csv")
+    if not os.path.exists(long_real):
+        os.symlink(os.path.join(work, "real.csv"), long_real)
+    table = run("describe", "--data", path, "--versus", long_real)
+    head = [l for l in table.splitlines() if l.startswith("statistic")]
+    if not head or head[0].split()[1:3] != [os.path.basename(long_real), os.path.basename(path)]:
+        fail(f"{name}: describe --versus header {head}, want both file names in full")
     lines = {l[:32].strip(): l[32:].split() for l in table.splitlines() if len(l) > 32}
     for label, key in (("shoppers", "shoppers"), ("items", "items"),
                        ("rows (purchase lines)", "rows"), ("baskets", "baskets"),

@@ -21,6 +21,8 @@
 #include <sodium.h>
 
 #include "client/store.h"
+#include "client/store_codec.h"
+#include "client/store_internal.h"
 #include "harness.h"
 
 static const uint8_t KEY_A[32] = {1,  2,  3,  4,  5,  6,  7,  8,  9,  10, 11, 12, 13, 14, 15, 16,
@@ -697,6 +699,79 @@ static void test_format1_store_migrates(void **state)
     free(dir);
 }
 
+/* An empty in-memory store for the snapshot decoder (as fuzz_store_records
+ * makes one); freed by free_bare. */
+static fedreci_store *bare_store(void)
+{
+    fedreci_store *t = calloc(1, sizeof *t);
+    assert_non_null(t);
+    t->keys = sodium_malloc(sizeof *t->keys);
+    assert_non_null(t->keys);
+    sodium_memzero(t->keys, sizeof *t->keys);
+    return t;
+}
+
+static void free_bare(fedreci_store *t)
+{
+    fedreci_store_state_free(t);
+    sodium_free(t->keys);
+    free(t);
+}
+
+/* The stored model's checksum (what a sync binds into its signed advert) is
+ * computed once, when the model is written, and kept in the snapshot: a
+ * reopen reads it (a snapshot plaintext whose checksum bytes were changed
+ * decodes to the changed bytes: taken, never recomputed); a version 5
+ * snapshot (no checksum) has it computed at open, and a new model replaces
+ * it. fedrec-client sync used to hash the whole model at every sync. */
+static void test_model_checksum_kept(void **state)
+{
+    (void)state;
+    char *dir = th_tmpdir("store");
+    fedreci_store *s = open_raw(dir, KEY_A);
+    float y[6] = {1, 2, 3, 4, 5, 6}, y2[6] = {1, 2, 3, 4, 5, 7};
+    const char *codes[3] = {"A1", "B2", "C3"};
+    assert_int_equal(fedreci_store_set_model(s, 42, 3, 2, y, NULL, codes, NULL, 0), FEDREC_OK);
+    uint8_t want[32], want2[32];
+    crypto_generichash(want, 32, (const unsigned char *)y, sizeof y, NULL, 0);
+    crypto_generichash(want2, 32, (const unsigned char *)y2, sizeof y2, NULL, 0);
+    assert_memory_equal(fedreci_store_get_model(s)->checksum, want, 32);
+    fedreci_store_close(s);
+    s = open_raw(dir, KEY_A);
+    assert_memory_equal(fedreci_store_get_model(s)->checksum, want, 32);
+    /* the snapshot's plaintext ends with the model's retired rows (u32 0),
+       its checksum and the DP rounds (u32 0) */
+    fedreci_wbuf b = {0};
+    fedreci_store_encode_state(s, &b);
+    assert_false(b.oom);
+    assert_true(b.len > 40);
+    assert_int_equal(b.p[0], 6); /* state version 6, little-endian */
+    assert_memory_equal(b.p + b.len - 36, want, 32);
+    b.p[b.len - 36] ^= 0xff;
+    fedreci_store *t = bare_store();
+    assert_int_equal(fedreci_store_decode_state(t, b.p, b.len), FEDREC_OK);
+    assert_int_equal(t->model->checksum[0], want[0] ^ 0xff);
+    assert_memory_equal(t->model->checksum + 1, want + 1, 31);
+    free_bare(t);
+    /* the same state as version 5: no checksum bytes; computed */
+    memmove(b.p + b.len - 36, b.p + b.len - 4, 4);
+    b.p[0] = 5;
+    t = bare_store();
+    assert_int_equal(fedreci_store_decode_state(t, b.p, b.len - 32), FEDREC_OK);
+    assert_memory_equal(t->model->checksum, want, 32);
+    free_bare(t);
+    fedreci_wb_free(&b);
+    /* a new model: its own checksum, kept across a reopen */
+    assert_int_equal(fedreci_store_set_model(s, 43, 3, 2, y2, NULL, codes, NULL, 0), FEDREC_OK);
+    assert_memory_equal(fedreci_store_get_model(s)->checksum, want2, 32);
+    fedreci_store_close(s);
+    s = open_raw(dir, KEY_A);
+    assert_memory_equal(fedreci_store_get_model(s)->checksum, want2, 32);
+    fedreci_store_close(s);
+    th_rm_rf(dir);
+    free(dir);
+}
+
 static void test_other_store(void **state)
 {
     char *a = th_tmpdir("store"), *b = th_tmpdir("store");
@@ -913,6 +988,7 @@ int main(void)
         cmocka_unit_test(test_lost_tail_is_an_error),
         cmocka_unit_test(test_open_writes_nothing),
         cmocka_unit_test(test_format1_store_migrates),
+        cmocka_unit_test(test_model_checksum_kept),
         cmocka_unit_test(test_other_store),
         cmocka_unit_test(test_forget_leaves_nothing),
         cmocka_unit_test(test_compact_keeps_state),

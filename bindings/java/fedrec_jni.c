@@ -128,7 +128,8 @@ static void put_secret(uint8_t *buf, size_t n, const uint8_t *keybuf)
 
 JNIEXPORT jlong JNICALL Java_org_fedrec_FedrecClient_nativeOpen(
     JNIEnv *env, jclass cls, jstring path, jbyteArray key, jbyteArray pass, jstring url, jstring ca,
-    jstring name, jint min_cohort, jint min_neighbors, jint min_threshold, jdouble min_fraction)
+    jstring name, jint min_cohort, jint min_neighbors, jint min_threshold, jdouble min_fraction,
+    jboolean must_exist)
 {
     (void)cls;
     uint8_t keybuf[FEDREC_STORE_KEY_BYTES], *buf = NULL;
@@ -160,6 +161,7 @@ JNIEXPORT jlong JNICALL Java_org_fedrec_FedrecClient_nativeOpen(
         o.min_neighbors = min_neighbors > 0 ? (uint32_t)min_neighbors : 0;
         o.min_threshold = min_threshold > 0 ? (uint32_t)min_threshold : 0;
         o.min_threshold_fraction = min_fraction;
+        o.must_exist = must_exist ? 1 : 0;
         e = fedrec_client_open_with(&c, cpath, &o);
     }
     put_secret(buf, n, keybuf);

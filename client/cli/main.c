@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/stat.h>
 #include <time.h>
 
 #include <sodium.h>
@@ -512,7 +513,10 @@ static int cmd_import(cli *a)
         fprintf(stderr, "fedrec-client import: %s (see --help)\n", fedrec_errmsg());
         return EXIT_USAGE;
     }
-    /* an existing store, else a new one (import is the command that makes it) */
+    /* an existing store, else a new one (import is the command that makes
+       it), in a directory that may have been made for it beforehand */
+    struct stat dst;
+    int dir_before = stat(a->store, &dst) == 0 && S_ISDIR(dst.st_mode);
     fedrec_client *c = NULL;
     int created = 0;
     int rc = with_key(a, NULL, 0, &c, NULL);
@@ -544,8 +548,9 @@ static int cmd_import(cli *a)
         rc = 1;
     }
     if (rc && created && ic.recorded == 0) {
-        /* the store this run made holds nothing: take it away again */
-        if (fedrec_client_forget(c) != FEDREC_OK)
+        /* the store this run made holds nothing: take it away again (a
+           directory that was there before stays, empty) */
+        if (fedreci_client_erase(c, dir_before) != FEDREC_OK)
             fprintf(stderr, "fedrec-client import: could not remove the empty store %s: %s\n",
                     a->store, fedrec_errmsg());
     } else {

@@ -70,10 +70,36 @@ public final class FedrecClient implements AutoCloseable {
     public static FedrecClient open(String storePath, byte[] key, String coordinatorUrl,
                                     String caFile, String serverName, Floors floors)
         throws FedrecException {
+        return openKey(storePath, key, coordinatorUrl, caFile, serverName, floors, false);
+    }
+
+    private static FedrecClient openKey(String storePath, byte[] key, String coordinatorUrl,
+                                        String caFile, String serverName, Floors floors,
+                                        boolean mustExist) throws FedrecException {
         Floors f = floors != null ? floors : new Floors(0, 0, 0, 0);
         return new FedrecClient(nativeOpen(storePath, key, null, coordinatorUrl, caFile,
                                            serverName, f.minCohort, f.minNeighbors,
-                                           f.minThreshold, f.minThresholdFraction));
+                                           f.minThreshold, f.minThresholdFraction, mustExist));
+    }
+
+    /**
+     * Like {@link #open(String, byte[], String, String, String, Floors)}, but
+     * opens only a store that exists (fedrec_client_options must_exist = 1):
+     * with no store at storePath (no directory, or no store file in it) it
+     * throws {@link FedrecException#NOT_FOUND} and creates nothing, neither
+     * directory nor file. For a screen or task that only reads, or that must
+     * not make a new identity behind the shopper's back.
+     */
+    public static FedrecClient openExisting(String storePath, byte[] key, String coordinatorUrl,
+                                            String caFile, String serverName, Floors floors)
+        throws FedrecException {
+        return openKey(storePath, key, coordinatorUrl, caFile, serverName, floors, true);
+    }
+
+    /** {@link #openExisting(String, byte[], String, String, String, Floors)} without TLS or floors. */
+    public static FedrecClient openExisting(String storePath, byte[] key, String coordinatorUrl)
+        throws FedrecException {
+        return openExisting(storePath, key, coordinatorUrl, null, null, null);
     }
 
     /** {@link #open(String, byte[], String, String, String)} without TLS. */
@@ -85,10 +111,23 @@ public final class FedrecClient implements AutoCloseable {
     /** Like open, with a passphrase (UTF-8) stretched by Argon2id. */
     public static FedrecClient openPassphrase(String storePath, String passphrase,
                                               String coordinatorUrl) throws FedrecException {
+        return openPass(storePath, passphrase, coordinatorUrl, false);
+    }
+
+    private static FedrecClient openPass(String storePath, String passphrase,
+                                         String coordinatorUrl, boolean mustExist)
+        throws FedrecException {
         return new FedrecClient(nativeOpen(storePath, null,
                                            passphrase.getBytes(
                                                java.nio.charset.StandardCharsets.UTF_8),
-                                           coordinatorUrl, null, null, 0, 0, 0, 0));
+                                           coordinatorUrl, null, null, 0, 0, 0, 0, mustExist));
+    }
+
+    /** Like openPassphrase, opening only a store that exists (see openExisting). */
+    public static FedrecClient openExistingPassphrase(String storePath, String passphrase,
+                                                      String coordinatorUrl)
+        throws FedrecException {
+        return openPass(storePath, passphrase, coordinatorUrl, true);
     }
 
     /**
@@ -307,7 +346,7 @@ public final class FedrecClient implements AutoCloseable {
     private static native long nativeOpen(String storePath, byte[] key, byte[] passphrase,
                                           String url, String caFile, String serverName,
                                           int minCohort, int minNeighbors, int minThreshold,
-                                          double minThresholdFraction)
+                                          double minThresholdFraction, boolean mustExist)
         throws FedrecException;
     private static native long nativeRecover(String storePath, byte[] key, byte[] passphrase)
         throws FedrecException;

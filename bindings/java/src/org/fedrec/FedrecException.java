@@ -2,7 +2,7 @@ package org.fedrec;
 
 /**
  * A failed fedrec call: {@link #code} is the C library's fedrec_err value
- * (see fedrec/fedrec.h: 1 invalid argument, 3 I/O, 13 timeout, 15 transport,
+ * (see fedrec/fedrec.h: 1 invalid argument, 3 I/O, 6 not found, 13 timeout, 15 transport,
  * 17 wrong key, 18 corrupt store, 29 committed events missing from the
  * store's log, ...), the message is fedrec_strerror()
  * followed by fedrec_errmsg(), which names the input that was wrong.
@@ -12,6 +12,8 @@ public final class FedrecException extends Exception {
 
     public static final int INVALID = 1;
     public static final int IO = 3;
+    /** No store at the path, opened with FedrecClient.openExisting. */
+    public static final int NOT_FOUND = 6;
     public static final int RANGE = 7;
     public static final int TIMEOUT = 13;
     public static final int CLOSED = 14;

@@ -47,6 +47,28 @@ public final class FedrecClientTest {
                                      () -> FedrecClient.open(dir + "/bad", new byte[5], url));
         check(bad.getMessage().contains("5 bytes"), bad.getMessage());
 
+        // openExisting: no store, NOT_FOUND, nothing created (neither the
+        // directory nor, in an empty directory, a store file); an existing
+        // store opens with its purchases
+        byte[] ekey = new byte[FedrecClient.storeKeyBytes()];
+        rnd.nextBytes(ekey);
+        String estore = dir + "/existing";
+        FedrecException nf = expect(FedrecException.NOT_FOUND,
+                                    () -> FedrecClient.openExisting(estore, ekey, null));
+        check(!new File(estore).exists(), "openExisting created " + estore);
+        check(new File(estore).mkdir(), "mkdir " + estore);
+        expect(FedrecException.NOT_FOUND, () -> FedrecClient.openExistingPassphrase(
+                                              estore, "correct horse", null));
+        String[] left = new File(estore).list();
+        check(left != null && left.length == 0, "openExisting wrote into " + estore);
+        try (FedrecClient ec = FedrecClient.open(estore, ekey, null)) {
+            ec.record("P002", 1700000000L, 1);
+        }
+        try (FedrecClient ec = FedrecClient.openExisting(estore, ekey, null)) {
+            check(ec.info().purchases == 1, "openExisting opened the store");
+            ec.forget();
+        }
+
         for (int i = 0; i < 3; i++) {
             byte[] key = new byte[FedrecClient.storeKeyBytes()];
             rnd.nextBytes(key);
