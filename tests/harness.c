@@ -220,6 +220,17 @@ pid_t th_spawn(const char *path, const char *const *argv, const char *const *env
     return pid;
 }
 
+void th_make_cert(const char *dir, const char *name)
+{
+    char cmd[2048];
+    snprintf(cmd, sizeof cmd,
+             "openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 "
+             "-subj /CN=localhost -addext subjectAltName=DNS:localhost -keyout '%s/%s-key.pem' "
+             "-out '%s/%s.pem' >/dev/null 2>&1",
+             dir, name, dir, name);
+    assert_int_equal(system(cmd), 0);
+}
+
 char *th_slurp(const char *path)
 {
     FILE *f = fopen(path, "rb");

@@ -39,6 +39,11 @@ void th_rm_rf(const char *dir);
  * when it cannot be read or memory runs out. For logs and small outputs. */
 char *th_slurp(const char *path);
 
+/* A self-signed P-256 certificate for localhost (CN and subjectAltName),
+ * made by the openssl CLI, valid 2 days: dir/NAME.pem and its key
+ * dir/NAME-key.pem. Fails the test if openssl fails. */
+void th_make_cert(const char *dir, const char *name);
+
 /* dir/name in one of four rotating static buffers (valid for the next three
  * calls). */
 const char *th_path(const char *dir, const char *name);

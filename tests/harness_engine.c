@@ -9,17 +9,21 @@
 
 #include "harness_engine.h"
 
+#include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <nng/protocol/reqrep0/req.h>
 #include <sodium.h>
 #include <sqlite3.h>
+
+#include "core/secagg/groups.h"
 
 /* ---- a start model -------------------------------------------------------- */
 
@@ -896,4 +900,99 @@ void th_shoppers_sync(th_shopper *s, int n, uint32_t deadline_ms)
         assert_int_equal(pthread_join(th[i], NULL), 0);
     free(th);
     free(job);
+}
+
+/* ---- SecAgg groups ---------------------------------------------------------- */
+
+void th_agg_key(uint8_t base, int i, uint8_t pk[32], uint8_t sk[64])
+{
+    uint8_t seed[32];
+    memset(seed, base + i, sizeof seed);
+    crypto_sign_seed_keypair(pk, sk, seed);
+}
+
+void th_wait_aggregators(fedreci_coord *master, uint32_t n)
+{
+    for (int t = 0; t < 3000; t++) {
+        fedreci_coord_status cs;
+        fedreci_coord_get_status(master, &cs);
+        if (cs.aggregators_ready >= n)
+            return;
+        struct timespec ts = {0, 20000000};
+        nanosleep(&ts, NULL);
+    }
+    fail_msg("fewer than %u aggregators ready after 60 s", n);
+}
+
+void th_wait_flag(pthread_mutex_t *mu, pthread_cond_t *cv, const int *flag, int seconds,
+                  const char *what)
+{
+    pthread_mutex_lock(mu);
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    ts.tv_sec += seconds;
+    while (!*flag)
+        if (pthread_cond_timedwait(cv, mu, &ts) == ETIMEDOUT)
+            break;
+    int done = *flag;
+    pthread_mutex_unlock(mu);
+    if (!done)
+        fail_msg("%s: not after %d s", what, seconds);
+}
+
+static const uint64_t *pg_ids; /* cmp_pg's context (the test's thread only) */
+
+static int cmp_pg(const void *a, const void *b)
+{
+    uint64_t x = pg_ids[*(const int *)a], y = pg_ids[*(const int *)b];
+    return x < y ? -1 : x > y;
+}
+
+void th_predict_groups(const uint64_t *ids, int n, uint32_t n_groups, uint32_t min_cohort,
+                       uint64_t seed, uint64_t round_id, int *group)
+{
+    assert_true(n > 0 && n <= 4096);
+    int *idx = malloc((size_t)n * sizeof *idx);
+    uint64_t *sorted = malloc((size_t)n * sizeof *sorted);
+    uint32_t *gof = malloc((size_t)n * sizeof *gof);
+    assert_true(idx && sorted && gof);
+    for (int i = 0; i < n; i++)
+        idx[i] = i;
+    pg_ids = ids;
+    qsort(idx, (size_t)n, sizeof idx[0], cmp_pg);
+    for (int i = 0; i < n; i++)
+        sorted[i] = ids[idx[i]];
+    assert_int_equal(
+        fedreci_groups_assign(sorted, (uint32_t)n, n_groups, min_cohort, seed, round_id, gof),
+        FEDREC_OK);
+    for (int i = 0; i < n; i++)
+        group[idx[i]] = (int)gof[i];
+    free(idx);
+    free(sorted);
+    free(gof);
+}
+
+void th_check_sum64(int round_no, const int64_t *got, uint32_t d, int n, const int *in,
+                    const uint32_t *(*q_of)(int i, void *ctx), void *ctx)
+{
+    int64_t *want = calloc(d, sizeof *want);
+    assert_non_null(want);
+    int64_t count = 0;
+    for (int i = 0; i < n; i++) {
+        if (!in[i])
+            continue;
+        const uint32_t *q = q_of(i, ctx);
+        if (!q)
+            fail_msg("round %d: client %d has no quantized input", round_no, i);
+        count++;
+        for (uint32_t w = 0; w + 1 < d; w++)
+            want[w] += (int64_t)(int32_t)q[w];
+        want[d - 1] += q[d - 1];
+    }
+    assert_true(want[d - 1] == count);
+    for (uint32_t w = 0; w < d; w++)
+        if (want[w] != got[w])
+            fail_msg("round %d word %u: master sum %lld, inputs add to %lld", round_no, w,
+                     (long long)got[w], (long long)want[w]);
+    free(want);
 }

@@ -406,4 +406,35 @@ void th_shopper_close(th_shopper *s);
 /* The n shoppers sync at once, a thread each, with deadline_ms; each one's
  * err, res and msg are kept. */
 void th_shoppers_sync(th_shopper *s, int n, uint32_t deadline_ms);
+
+/* ---- SecAgg groups: a master and its aggregators (test_groups_service,
+ *      test_groups_bench) ----------------------------------------------------- */
+
+/* An aggregator's (or a master's) identity key: the Ed25519 pair of the seed
+ * of 32 bytes base + i. */
+void th_agg_key(uint8_t base, int i, uint8_t pk[32], uint8_t sk[64]);
+
+/* Waits until the master sees at least n aggregators ready (polling its
+ * status every 20 ms); fails the test after 60 s. */
+void th_wait_aggregators(fedreci_coord *master, uint32_t n);
+
+/* Waits until *flag is set, reading it under mu; the setter broadcasts cv.
+ * Fails the test naming what after `seconds`. */
+void th_wait_flag(pthread_mutex_t *mu, pthread_cond_t *cv, const int *flag, int seconds,
+                  const char *what);
+
+/* The group of each of n clients (ids[i] is client i's id; all n in the
+ * cohort) in round round_id, as docs/protocol.md "SecAgg groups" describes
+ * it: fedreci_groups_assign over the ascending cohort with the master's
+ * minimum cohort and seed. group[i] gets client i's group. n <= 4096. */
+void th_predict_groups(const uint64_t *ids, int n, uint32_t n_groups, uint32_t min_cohort,
+                       uint64_t seed, uint64_t round_id, int *group);
+
+/* The oracle of a master round (round_no for messages): got, the master's
+ * d int64 words, equals the sum of the quantized inputs of the clients i < n
+ * with in[i] (words 0 .. d-2 as signed int32, word d-1 the weight, which
+ * must equal their count); q_of(i, ctx) gives client i's input of the round
+ * (NULL when it has none: the test fails). */
+void th_check_sum64(int round_no, const int64_t *got, uint32_t d, int n, const int *in,
+                    const uint32_t *(*q_of)(int i, void *ctx), void *ctx);
 #endif

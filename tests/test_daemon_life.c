@@ -814,18 +814,6 @@ static void test_backoff(void **state)
     daemon_cleanup(&d);
 }
 
-/* A self-signed certificate for localhost into dir/NAME.pem, dir/NAME-key.pem. */
-static void make_cert(const char *dir, const char *name)
-{
-    char cmd[1024];
-    snprintf(cmd, sizeof cmd,
-             "openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 "
-             "-subj /CN=localhost -addext subjectAltName=DNS:localhost -keyout '%s/%s-key.pem' "
-             "-out '%s/%s.pem' >/dev/null 2>&1",
-             dir, name, dir, name);
-    assert_int_equal(system(cmd), 0);
-}
-
 /* SIGHUP reloads the TLS certificate: a client that checked in over the old
  * one keeps its connection and its place in the round; new connections get
  * the new certificate (a client that only trusts the old one cannot get
@@ -836,8 +824,8 @@ static void test_sighup_tls(void **state)
     daemon_proc d = {0};
     snprintf(d.dir, sizeof d.dir, "/tmp/fedrec-tlsre-XXXXXX");
     assert_non_null(mkdtemp(d.dir));
-    make_cert(d.dir, "old");
-    make_cert(d.dir, "new");
+    th_make_cert(d.dir, "old");
+    th_make_cert(d.dir, "new");
     char cert[300], key[300], old_ca[300], new_ca[300], cmd[1400];
     snprintf(cert, sizeof cert, "%s/cert.pem", d.dir);
     snprintf(key, sizeof key, "%s/key.pem", d.dir);

@@ -55,6 +55,7 @@
 #include "core/log.h"
 #include "core/secagg/groups.h"
 #include "core/secagg/secagg.h"
+#include "harness_engine.h"
 
 #define N_ITEMS 6
 #define K 2
@@ -225,40 +226,26 @@ static void run_clients(const char *url, const int *in, const int *withholders)
 
 static void wait_round(int r)
 {
-    pthread_mutex_lock(&mu);
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    ts.tv_sec += 120;
-    while (!R[r].done)
-        if (pthread_cond_timedwait(&cv, &mu, &ts) == ETIMEDOUT)
-            break;
-    int done = R[r].done;
-    pthread_mutex_unlock(&mu);
-    if (!done)
-        fail_msg("round %d did not end", r + 1);
+    char what[32];
+    snprintf(what, sizeof what, "round %d's end", r + 1);
+    th_wait_flag(&mu, &cv, &R[r].done, 120, what);
+}
+
+static int q_round; /* q_of's round index (the test's thread only) */
+
+static const uint32_t *q_of(int i, void *ctx)
+{
+    (void)ctx;
+    return C[i].has_q[q_round] ? C[i].q[q_round] : NULL;
 }
 
 /* The oracle: the master's sum of round r equals the sum of the quantized
  * inputs of the clients `in` selects. */
 static void check_sum64(int r, const int *in)
 {
-    int64_t want[D] = {0};
-    uint32_t n = 0;
-    for (int i = 0; i < NC; i++) {
-        if (!in[i])
-            continue;
-        assert_true(C[i].has_q[r]);
-        n++;
-        for (int w = 0; w < D - 1; w++)
-            want[w] += (int64_t)(int32_t)C[i].q[r][w];
-        want[D - 1] += C[i].q[r][D - 1];
-    }
     assert_true(R[r].has_sum64);
-    assert_true(want[D - 1] == (int64_t)n);
-    for (int w = 0; w < D; w++)
-        if (want[w] != R[r].sum64[w])
-            fail_msg("round %d word %d: master sum %lld, inputs add to %lld", r + 1, w,
-                     (long long)R[r].sum64[w], (long long)want[w]);
+    q_round = r;
+    th_check_sum64(r + 1, R[r].sum64, D, NC, in, q_of, NULL);
 }
 
 /* The same for one coordinator's ring sum (mod 2^32). */
@@ -276,51 +263,26 @@ static void check_sum64_single(int r, const int *in)
     assert_memory_equal(R[r].sum, want, sizeof want);
 }
 
-static int cmp_idx(const void *a, const void *b)
-{
-    uint64_t x = C[*(const int *)a].id, y = C[*(const int *)b].id;
-    return x < y ? -1 : x > y;
-}
-
 /* The group of every client in round round_id with all NC in the cohort
  * (docs/protocol.md "SecAgg groups": fedreci_groups_assign over the sorted
  * cohort with the master's seed and minimum cohort). */
 static void predict_groups(uint64_t round_id, uint32_t n_groups, int *group)
 {
-    int idx[NC];
     uint64_t ids[NC];
-    uint32_t gof[NC];
     for (int i = 0; i < NC; i++)
-        idx[i] = i;
-    qsort(idx, NC, sizeof idx[0], cmp_idx);
-    for (int i = 0; i < NC; i++)
-        ids[i] = C[idx[i]].id;
-    assert_int_equal(
-        fedreci_groups_assign(ids, NC, n_groups, MIN_COHORT, MASTER_SEED, round_id, gof),
-        FEDREC_OK);
-    for (int i = 0; i < NC; i++)
-        group[idx[i]] = (int)gof[i];
+        ids[i] = C[i].id;
+    th_predict_groups(ids, NC, n_groups, MIN_COHORT, MASTER_SEED, round_id, group);
 }
 
 static void agg_key(int i, uint8_t pk[32], uint8_t sk[64])
 {
-    uint8_t seed[32];
-    memset(seed, 0xb0 + i, sizeof seed);
-    crypto_sign_seed_keypair(pk, sk, seed);
+    th_agg_key(0xb0, i, pk, sk);
 }
 
 /* Waits until the master sees n aggregators ready. */
 static void wait_ready(fedreci_coord *master, uint32_t n)
 {
-    for (int i = 0; i < 3000; i++) {
-        fedreci_coord_status cs;
-        fedreci_coord_get_status(master, &cs);
-        if (cs.aggregators_ready >= n)
-            return;
-        struct timespec ts = {0, 20000000};
-        nanosleep(&ts, NULL);
-    }
-    fail_msg("aggregators not ready");
+    th_wait_aggregators(master, n);
 }
 
 /* ---- the test ----------------------------------------------------------------- */

@@ -76,7 +76,7 @@
 #include "coordinator/link.h"
 #include "core/secagg/groups.h"
 #include "core/log.h"
-#include "harness.h"
+#include "harness_engine.h"
 
 #define N_ITEMS 50
 #define K 4
@@ -304,72 +304,42 @@ static void run_clients(const char *url, uint32_t timeout_ms, const int *short_f
 
 static void wait_round(int r)
 {
-    pthread_mutex_lock(&mu);
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    ts.tv_sec += 60;
-    while (!R[r].done)
-        if (pthread_cond_timedwait(&cv, &mu, &ts) == ETIMEDOUT)
-            break;
-    int done = R[r].done;
-    pthread_mutex_unlock(&mu);
-    if (!done)
-        fail_msg("round %d did not end", r + 1);
+    char what[32];
+    snprintf(what, sizeof what, "round %d's end", r + 1);
+    th_wait_flag(&mu, &cv, &R[r].done, 60, what);
+}
+
+static int q_round; /* q_of's round index (the test's thread only) */
+
+static const uint32_t *q_of(int i, void *ctx)
+{
+    (void)ctx;
+    return C[i].has_q[q_round] ? C[i].q[q_round] : NULL;
 }
 
 /* The oracle: the recorded sum equals the sum of the quantized inputs of
  * the clients `in` selects (int64 per coordinate; weight = their count). */
 static void check_sum64(int r, const int *in)
 {
-    int64_t want[D] = {0};
-    uint32_t n = 0;
-    for (int i = 0; i < NC; i++) {
-        if (!in[i])
-            continue;
-        assert_true(C[i].has_q[r]);
-        n++;
-        for (int w = 0; w < D - 1; w++)
-            want[w] += (int64_t)(int32_t)C[i].q[r][w];
-        want[D - 1] += C[i].q[r][D - 1];
-    }
     assert_true(R[r].has_sum64);
-    assert_true(want[D - 1] == (int64_t)n);
-    for (int w = 0; w < D; w++)
-        if (want[w] != R[r].sum64[w])
-            fail_msg("round %d word %d: master sum %lld, inputs add to %lld", r + 1, w,
-                     (long long)R[r].sum64[w], (long long)want[w]);
-}
-
-static int cmp_idx(const void *a, const void *b)
-{
-    uint64_t x = C[*(const int *)a].id, y = C[*(const int *)b].id;
-    return x < y ? -1 : x > y;
+    q_round = r;
+    th_check_sum64(r + 1, R[r].sum64, D, NC, in, q_of, NULL);
 }
 
 /* The group of every client in round round_id as docs/protocol.md
- * describes it (fedreci_groups_assign over the sorted cohort with the
- * master's seed 7 and minimum cohort 20); the master gives group g to the
- * g-th ready aggregator in key order. */
+ * describes it (the master's seed 7 and minimum cohort 20); the master
+ * gives group g to the g-th ready aggregator in key order. */
 static void predict_groups(uint64_t round_id, uint32_t n_groups, int *group)
 {
-    int idx[NC];
     uint64_t ids[NC];
-    uint32_t gof[NC];
     for (int i = 0; i < NC; i++)
-        idx[i] = i;
-    qsort(idx, NC, sizeof idx[0], cmp_idx);
-    for (int i = 0; i < NC; i++)
-        ids[i] = C[idx[i]].id;
-    assert_int_equal(fedreci_groups_assign(ids, NC, n_groups, 20, 7, round_id, gof), FEDREC_OK);
-    for (int i = 0; i < NC; i++)
-        group[idx[i]] = (int)gof[i];
+        ids[i] = C[i].id;
+    th_predict_groups(ids, NC, n_groups, 20, 7, round_id, group);
 }
 
 static void agg_key(int i, uint8_t pk[32], uint8_t sk[64])
 {
-    uint8_t seed[32];
-    memset(seed, 0xa0 + i, sizeof seed);
-    crypto_sign_seed_keypair(pk, sk, seed);
+    th_agg_key(0xa0, i, pk, sk);
 }
 
 /* ---- in-process aggregators: master = single coordinator ------------------- */
@@ -523,16 +493,20 @@ static pid_t spawn_aggregator(const char *dir, int i, const char *master_url)
     return spawn_aggregator_args(dir, i, master_url, NULL);
 }
 
+/* SIGTERM to the n aggregator processes: each exits with status 0. */
+static void stop_aggregators(const pid_t *pid, int n)
+{
+    for (int i = 0; i < n; i++) {
+        int st;
+        kill(pid[i], SIGTERM);
+        assert_int_equal(waitpid(pid[i], &st, 0), pid[i]);
+        assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+    }
+}
+
 static void wait_ready(fedreci_coord *master, uint32_t n)
 {
-    for (int t = 0; t < 300; t++) {
-        fedreci_coord_status cs;
-        fedreci_coord_get_status(master, &cs);
-        if (cs.aggregators_ready >= n)
-            return;
-        usleep(50000);
-    }
-    fail_msg("fewer than %u aggregators ready after 15 s", n);
+    th_wait_aggregators(master, n);
 }
 
 /* Kills process *arg (SIGKILL) once a member of the victim group is about
@@ -1116,19 +1090,12 @@ static void test_tls_everywhere(void **state)
     reset();
     char dir[] = "/tmp/fedrec-groups-tls-XXXXXX";
     assert_non_null(mkdtemp(dir));
-    char cert[128], key[128], other[128], other_key[128], cmd[1024];
+    char cert[128], key[128], other[128], cmd[1024];
     snprintf(cert, sizeof cert, "%s/cert.pem", dir);
-    snprintf(key, sizeof key, "%s/key.pem", dir);
+    snprintf(key, sizeof key, "%s/cert-key.pem", dir);
     snprintf(other, sizeof other, "%s/other.pem", dir);
-    snprintf(other_key, sizeof other_key, "%s/other-key.pem", dir);
-    for (int i = 0; i < 2; i++) {
-        snprintf(cmd, sizeof cmd,
-                 "openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 "
-                 "-subj /CN=localhost -addext subjectAltName=DNS:localhost -keyout '%s' -out '%s' "
-                 ">/dev/null 2>&1",
-                 i ? other_key : key, i ? other : cert);
-        assert_int_equal(system(cmd), 0);
-    }
+    th_make_cert(dir, "cert");
+    th_make_cert(dir, "other");
     uint8_t pks[4][32], sks[4][64];
     for (int i = 0; i < 4; i++)
         agg_key(i, pks[i], sks[i]);
@@ -1214,12 +1181,7 @@ static void test_tls_everywhere(void **state)
         assert_int_equal(as[a].groups_counted, 1);
     }
     fedreci_coord_destroy(master);
-    for (int i = 0; i < 4; i++) {
-        int st;
-        kill(pid[i], SIGTERM);
-        assert_int_equal(waitpid(pid[i], &st, 0), pid[i]);
-        assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
-    }
+    stop_aggregators(pid, 4);
     snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
     assert_int_equal(system(cmd), 0);
 }
@@ -1252,18 +1214,6 @@ static void test_master_deadline(void **state)
     fedreci_coord_destroy(c);
 }
 
-/* A self-signed certificate for localhost, dir/NAME.pem and dir/NAME-key.pem. */
-static void make_cert(const char *dir, const char *name)
-{
-    char cmd[1024];
-    snprintf(cmd, sizeof cmd,
-             "openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 "
-             "-subj /CN=localhost -addext subjectAltName=DNS:localhost -keyout '%s/%s-key.pem' "
-             "-out '%s/%s.pem' >/dev/null 2>&1",
-             dir, name, dir, name);
-    assert_int_equal(system(cmd), 0);
-}
-
 /* Copies dir/NAME.pem and dir/NAME-key.pem over dir/cert.pem, dir/key.pem. */
 static void install_cert(const char *dir, const char *name)
 {
@@ -1279,8 +1229,8 @@ static void test_tls_reload_link(void **state)
     reset();
     char dir[] = "/tmp/fedrec-groups-tlsre-XXXXXX";
     assert_non_null(mkdtemp(dir));
-    make_cert(dir, "old");
-    make_cert(dir, "new");
+    th_make_cert(dir, "old");
+    th_make_cert(dir, "new");
     install_cert(dir, "old");
     char cert[128], key[128], old_ca[128], new_ca[128], murl[128], cmd[300];
     snprintf(cert, sizeof cert, "%s/cert.pem", dir);
@@ -1326,12 +1276,7 @@ static void test_tls_reload_link(void **state)
     sodium_bin2hex(k1, sizeof k1, pks[1], 8);
     assert_true(strcmp(as[0].key, k1) == 0 || strcmp(as[1].key, k1) == 0);
     fedreci_coord_destroy(master);
-    for (int i = 0; i < 2; i++) {
-        int st;
-        kill(pid[i], SIGTERM);
-        assert_int_equal(waitpid(pid[i], &st, 0), pid[i]);
-        assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
-    }
+    stop_aggregators(pid, 2);
     snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
     assert_int_equal(system(cmd), 0);
 }
