@@ -1297,7 +1297,7 @@ static void bench_deviating(int quick)
     for (int rep = 0; rep < reps; rep++) {
         for (uint32_t i = 0; i < n; i++)
             fedreci_secagg_seed_commit(commits + 32 * i, 7, ids[i], buf + 32 * i);
-        fedreci_secagg_seed_digest(digest, 7, ids, commits, n);
+        fedreci_secagg_seed_digest(digest, 7, 0, ids, commits, n);
         fedreci_secagg_graph_seed(seed, digest, buf, NULL, n);
         sink += seed[0];
     }

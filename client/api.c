@@ -30,6 +30,7 @@ struct fedrec_client {
     /* round floors set by the app (0: the library's default) */
     uint32_t min_cohort, min_neighbors, min_threshold;
     double min_fraction;
+    uint32_t max_seed_retries; /* 0: FEDREC_MAX_SEED_RETRIES */
     /* Derived from the stored model, rebuilt when its version changes. */
     uint64_t cache_version;
     int cache_valid;
@@ -282,6 +283,7 @@ static const char *const refusal_names[] = {
     "malformed_reply",
     "consistency_failed",
     "params_invalid",
+    "seed_retry_limit",
 };
 
 const char *fedrec_refusal_name(uint32_t refusal)
@@ -409,6 +411,10 @@ fedrec_err fedrec_client_open_with(fedrec_client **out, const char *store_path,
                              "%s: opts->min_threshold_fraction is %g: 0 (the default, 2/3) or "
                              "between 0.5 and 1",
                              fn, o.min_threshold_fraction);
+    if (o.max_seed_retries > FEDRECI_SECAGG_SEED_RETRIES_CAP)
+        return fedreci_error(
+            FEDREC_ERR_INVALID, "%s: opts->max_seed_retries is %u: at most %u (0: the default, %u)",
+            fn, o.max_seed_retries, FEDRECI_SECAGG_SEED_RETRIES_CAP, FEDREC_MAX_SEED_RETRIES);
     if (o.must_exist > 1)
         return fedreci_error(FEDREC_ERR_INVALID, "%s: opts->must_exist is %u: 0 or 1", fn,
                              o.must_exist);
@@ -430,6 +436,7 @@ fedrec_err fedrec_client_open_with(fedrec_client **out, const char *store_path,
     c->min_neighbors = o.min_neighbors;
     c->min_threshold = o.min_threshold;
     c->min_fraction = o.min_threshold_fraction;
+    c->max_seed_retries = o.max_seed_retries;
     *out = c;
     return FEDREC_OK;
 }
@@ -1080,6 +1087,11 @@ void fedreci_client_floors(const fedrec_client *c, uint32_t *min_cohort, uint32_
     *min_neighbors = c->min_neighbors ? c->min_neighbors : FEDREC_FLOOR_MIN_NEIGHBORS;
     *min_threshold = c->min_threshold ? c->min_threshold : FEDREC_FLOOR_MIN_THRESHOLD;
     *min_fraction = c->min_fraction > 0 ? c->min_fraction : FEDREC_FLOOR_MIN_THRESHOLD_FRACTION;
+}
+
+uint32_t fedreci_client_seed_retry_bound(const fedrec_client *c)
+{
+    return c->max_seed_retries ? c->max_seed_retries : FEDREC_MAX_SEED_RETRIES;
 }
 
 fedrec_err fedreci_client_identity_sk(fedrec_client *c, uint8_t sk[64])

@@ -145,6 +145,10 @@ uint32_t fedreci_refusal_code(const char *name);
 /* The round floors the app set at open (zeros replaced by the library's
  * defaults, FEDREC_FLOOR_*): n >= *min_cohort, k >= *min_neighbors,
  * t >= *min_threshold and t >= *min_fraction x k. */
+/* The app's bound on a round's graph seed step retries
+ * (fedrec_client_options.max_seed_retries, or FEDREC_MAX_SEED_RETRIES). */
+uint32_t fedreci_client_seed_retry_bound(const fedrec_client *c);
+
 void fedreci_client_floors(const fedrec_client *c, uint32_t *min_cohort, uint32_t *min_neighbors,
                            uint32_t *min_threshold, double *min_fraction);
 

@@ -108,6 +108,7 @@ struct fedreci_session {
     fedreci_secagg_advert advert;
     uint64_t *ids; /* the roster's member ids */
     size_t m;
+    uint32_t attempt; /* the seed step attempt revealed for */
     uint8_t contribution[32];
     const fedreci_secagg_tag *tags;
     size_t n_tags;
@@ -136,6 +137,7 @@ void fedreci_session_config_default(fedreci_session_config *cfg)
     cfg->recv_max_bytes = 64u << 20;
     cfg->max_retries = 1000;
     cfg->dropout_stage = -1;
+    cfg->max_seed_retries = FEDRECI_SECAGG_SEED_RETRIES_DEFAULT;
 }
 
 /* ---- ending -------------------------------------------------------------------- */
@@ -473,7 +475,7 @@ static fedrec_err build(fedreci_session *s, nng_msg **m)
         break;
     case S_SEED:
         h.stage = FEDRECI_WIRE_STAGE_SEED;
-        e = fedreci_wire_enc_seed_reveal(m, &h, s->contribution);
+        e = fedreci_wire_enc_seed_reveal_attempt(m, &h, s->attempt, s->contribution);
         break;
     case S_SHARE:
         h.stage = FEDRECI_WIRE_STAGE_SHARE_KEYS;
@@ -540,7 +542,8 @@ static void send_step(fedreci_session *s)
         finish(s, FEDRECI_SESSION_DROPPED, FEDREC_OK, "dropped out before stage %d", secagg_stage);
         return;
     }
-    if (s->step == S_SEED && s->cfg.withhold_seed) {
+    if (s->step == S_SEED && s->cfg.withhold_seed > 0 &&
+        (uint32_t)(s->cfg.withhold_seed - 1) == s->attempt) {
         finish(s, FEDRECI_SESSION_DROPPED, FEDREC_OK, "withheld the graph seed contribution");
         return;
     }
@@ -599,6 +602,11 @@ static int below_floors(fedreci_session *s)
              (double)p->t + 1e-9 < f->min_threshold_fraction * (double)p->k)
         snprintf(why, sizeof why, "threshold t = %u is below %.3g x k = %.2f (k = %u)", p->t,
                  f->min_threshold_fraction, f->min_threshold_fraction * (double)p->k, p->k);
+    else if (p->seed_retries > f->max_seed_retries)
+        snprintf(why, sizeof why,
+                 "seed step retries %u exceed the app's bound %u (each gives the coordinator "
+                 "another graph seed to choose from)",
+                 p->seed_retries, f->max_seed_retries);
     if (!why[0])
         return 0;
     s->res.refusal = FEDRECI_REFUSE_FLOORS;
@@ -783,19 +791,23 @@ static void on_model_reply(fedreci_session *s, const fedreci_wire_env *env)
         finish(s, (fedreci_session_outcome)s->after_model, FEDREC_OK, NULL);
 }
 
-/* The roster: the member ids and the coordinator's digest of their seed
- * commitments; this client reveals its contribution. */
-static void on_roster(fedreci_session *s, const fedreci_wire_env *env)
+/* The roster of the seed step's first attempt (retry 0: the reply to the
+ * advert) or of a retry (the reply to a SeedReveal): the member ids and the
+ * coordinator's digest of their seed commitments; this client reveals its
+ * contribution for the attempt. */
+static void take_roster(fedreci_session *s, const fedreci_wire_env *env, int retry)
 {
     fedreci_secagg_advert *ro = NULL;
     size_t m = 0;
     const uint8_t *digest = NULL;
+    uint32_t attempt = 0;
     fedrec_err e = fedreci_wire_get_roster(env, s->cfg.client_id, s->round.secagg.t,
-                                           s->round.secagg.n, &ro, &m);
+                                           retry ? s->m : s->round.secagg.n, &ro, &m);
     if (e)
         fedreci_secagg_client_note_refusal(
             s->sa, e == FEDREC_ERR_PROTOCOL ? FEDRECI_REFUSE_ROSTER_SELF : FEDRECI_REFUSE_ROSTER);
-    if (!e && (e = fedreci_wire_get_seed_digest(env, &digest)))
+    if (!e && ((e = fedreci_wire_get_seed_digest(env, &digest)) ||
+               (retry && (e = fedreci_wire_get_seed_attempt(env, &attempt)))))
         fedreci_secagg_client_note_refusal(s->sa, FEDRECI_REFUSE_ROSTER);
     uint64_t *ids = e ? NULL : malloc(m * sizeof *ids);
     if (!e && !ids)
@@ -804,17 +816,36 @@ static void on_roster(fedreci_session *s, const fedreci_wire_env *env)
         ids[i] = ro[i].client_id;
     free(ro);
     if (!e)
-        e = fedreci_secagg_client_reveal(s->sa, ids, m, digest, s->contribution);
+        e = fedreci_secagg_client_reveal_attempt(s->sa, attempt, ids, m, digest, s->contribution);
     if (e) {
         free(ids);
-        fail_local(s, e, "roster");
+        if (retry)
+            s->withheld = S_SEED; /* what it does not send: the next contribution */
+        fail_local(s, e, retry ? "seed step retry" : "roster");
         return;
     }
     free(s->ids);
     s->ids = ids;
     s->m = m;
+    s->attempt = attempt;
+    if (retry)
+        s->res.seed_attempts = attempt + 1;
     s->step = S_SEED;
     send_step(s);
+}
+
+static void on_roster(fedreci_session *s, const fedreci_wire_env *env)
+{
+    take_roster(s, env, 0);
+}
+
+/* A retry of the seed step (a Roster in reply to the SeedReveal): the
+ * members that remain and the digest of the next attempt; this client
+ * reveals the next link of its contribution chain, or refuses a retry
+ * beyond the round's seed_retries (seed_retry_limit). */
+static void on_seed_retry(fedreci_session *s, const fedreci_wire_env *env)
+{
+    take_roster(s, env, 1);
 }
 
 /* The contributions of every member and the adverts of the neighbours in
@@ -1115,7 +1146,8 @@ static void on_reply(fedreci_session *s, const fedreci_wire_env *env)
         FEDREC__V1__ENVELOPE__BODY_CONSISTENCY_RELAY,
         FEDREC__V1__ENVELOPE__BODY_ROUND_RESULT,
     };
-    if (s->step >= S_DONE || env->body_case != want[s->step]) {
+    int seed_retry = s->step == S_SEED && env->body_case == FEDREC__V1__ENVELOPE__BODY_ROSTER;
+    if (s->step >= S_DONE || (env->body_case != want[s->step] && !seed_retry)) {
         if (s->step >= S_ADV)
             s->res.refusal = FEDRECI_REFUSE_MALFORMED;
         finish(s, FEDRECI_SESSION_ERROR, FEDREC_ERR_PROTOCOL,
@@ -1133,7 +1165,10 @@ static void on_reply(fedreci_session *s, const fedreci_wire_env *env)
         on_roster(s, env);
         break;
     case S_SEED:
-        on_seed_relay(s, env);
+        if (seed_retry)
+            on_seed_retry(s, env);
+        else
+            on_seed_relay(s, env);
         break;
     case S_SHARE:
         on_relay(s, env);

@@ -115,12 +115,14 @@ typedef struct fedreci_session_result {
     uint64_t bytes_sent;        /* request bodies sent, all messages */
     uint64_t update_bytes_sent; /* of which SecAgg stage messages */
     uint64_t bytes_received;
-    uint32_t retries;    /* RetryAfter replies received (the coordinator had no
-                            context free to hold the request) */
-    const char *refusal; /* the client left the round because of what the coordinator
-                            sent: a stable name (core/secagg/secagg.h FEDRECI_REFUSE_*,
-                            static storage) for the privacy ledger; NULL otherwise.
-                            Nothing secret was sent after the refused message. */
+    uint32_t retries;       /* RetryAfter replies received (the coordinator had no
+                               context free to hold the request) */
+    uint32_t seed_attempts; /* graph seed step attempts this client revealed in beyond
+                               the first, plus one (0 when it had no retry) */
+    const char *refusal;    /* the client left the round because of what the coordinator
+                               sent: a stable name (core/secagg/secagg.h FEDRECI_REFUSE_*,
+                               static storage) for the privacy ledger; NULL otherwise.
+                               Nothing secret was sent after the refused message. */
     /* Differential privacy (core/dp/round.h): dp is 1 when the round
      * carried DP parameters and the client accepted them; dp_sent is 1 once
      * its noised input went on the wire (the round then counts against the
@@ -168,9 +170,17 @@ typedef struct fedreci_session_config {
     int dropout_stage;             /* test hook: -1 none; 0..3 stop (silently) instead of
                                       sending that SecAgg stage's message; 4 after the
                                       consistency tags, before the unmask shares */
-    int withhold_seed;             /* test hook: 1 stop (silently) after the advert instead
-                                      of revealing the graph seed contribution (outcome
+    int withhold_seed;             /* test hook: a >= 1 stop (silently) instead of
+                                      revealing the graph seed contribution of seed step
+                                      attempt a - 1 (1: after the advert; 2: reveal in the
+                                      first attempt, not in the first retry; outcome
                                       DROPPED); 0 (the default) none */
+    uint32_t max_seed_retries;     /* the app's bound on a round's seed step retries
+                                      (RoundParams.seed_retries; each gives the coordinator
+                                      one more graph seed to choose from): a round that
+                                      announces more is refused before any SecAgg message
+                                      (FEDRECI_REFUSE_FLOORS); default
+                                      FEDRECI_SECAGG_SEED_RETRIES_DEFAULT */
     const uint8_t *rounding_seed;  /* 32 bytes for reproducible rounding and graph seed
                                       contribution (simulations, tests), or NULL */
     /* Round floors (docs/client.md "Round floors"): a round whose announced

@@ -340,6 +340,7 @@ fedrec_err fedrec_client_sync(fedrec_client *c, uint32_t deadline_ms, fedrec_syn
     cfg.timeout_ms = deadline_ms;
     fedreci_client_floors(c, &cfg.min_cohort, &cfg.min_neighbors, &cfg.min_threshold,
                           &cfg.min_threshold_fraction);
+    cfg.max_seed_retries = fedreci_client_seed_retry_bound(c);
     fedreci_client_attestation(c, &cfg.attestation, &cfg.attestation_len);
     fedreci_session_hooks hooks;
     memset(&hooks, 0, sizeof hooks);

@@ -85,6 +85,10 @@ static const opt opts[] = {
      "SecAgg+ neighbours per client, capped at n - 1 for a round of n; 0 = n - 1 (classic SecAgg)"},
     {"threshold", "secagg", T_U32, OFF(threshold), 0, 1000000, 0, "0",
      "Shamir threshold t, k/2 < t <= k for every round size; 0 = ceil(2k/3) per round"},
+    {"seed-retries", "secagg", T_U32, OFF(seed_retries), 0, 8, 0, "3",
+     "graph seed step re-runs without the members that missed the reveal, per round, before it "
+     "aborts; each gives a deviating coordinator one more seed to choose from (log2(R + 1) "
+     "bits); clients refuse more than their own bound (default 3)"},
     {"clip", "secagg", T_DBL, OFF(clip), 0, 1e9, 1, "16",
      "gradient entries clipped to [-clip, clip] (a model-quality parameter)"},
     {"scale", "secagg", T_DBL, OFF(scale), 0, 1e12, 1, "65536",
@@ -530,6 +534,7 @@ void fedreci_config_secagg_params(const fedreci_config *c, uint32_t n, uint32_t 
     p->clip = c->clip;
     p->scale = c->scale;
     p->max_weight = 1;
+    p->seed_retries = c->seed_retries;
 }
 
 void fedreci_config_usage(FILE *f, const char *prog)

@@ -43,6 +43,7 @@ typedef struct fedreci_config {
     uint32_t checkin_ms;     /* how long a round waits for check-ins */
     uint32_t neighbors;      /* SecAgg+ k, capped at n - 1; 0 = n - 1 (classic SecAgg) */
     uint32_t threshold;      /* Shamir t, k/2 < t <= k; 0 = ceil(2k/3) per round */
+    uint32_t seed_retries;   /* graph seed step retries per round (0..8; default 3) */
     double clip;             /* gradient entries clipped to [-clip, clip] */
     double scale;            /* quantization scale */
     uint32_t factors;        /* k of the model (columns of Y) */

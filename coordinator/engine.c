@@ -38,6 +38,7 @@ void fedreci_coord_config_default(fedreci_coord_config *cfg)
     cfg->opt.n_train = 1;
     cfg->x_bound = 4;
     cfg->bench_max_rounds = FEDRECI_BENCH_MAX_ROUNDS_DEFAULT;
+    cfg->seed_retries = FEDRECI_SECAGG_SEED_RETRIES_DEFAULT;
 }
 
 /* A model the engine can serve: rows, factors and a version, and a vector

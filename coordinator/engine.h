@@ -121,6 +121,9 @@ typedef struct fedreci_coord_config {
     uint32_t neighbors;         /* SecAgg+ k; 0 or >= n - 1: classic SecAgg (complete graph) */
     uint32_t threshold;         /* Shamir t; 0: fedreci_coord_default_threshold(k).
                                    Clamped to (k/2, k]. */
+    uint32_t seed_retries;      /* graph seed step retries per round (RoundParams.seed_retries,
+                                   at most FEDRECI_SECAGG_SEED_RETRIES_CAP); default
+                                   FEDRECI_SECAGG_SEED_RETRIES_DEFAULT */
     double clip;                /* input clip bound, > 0; default 16 */
     double scale;               /* quantization scale; 0: 2^30 / (n * clip) */
     uint32_t stage_ms[4];       /* deadlines of SecAgg stages 0..3; default 10000 each */
@@ -291,9 +294,9 @@ typedef struct fedreci_round_stats {
      * (on_client_excluded). See docs/threat-model.md. */
     const uint64_t *culprit_ids;
     uint32_t n_culprits;
-    /* Members that did not reveal their graph seed contribution when that
-     * aborted the round (more than FEDRECI_SECAGG_SEED_MISSING_MAX missing;
-     * sorted): each is benched, not drawn into the next 2^(strikes - 1)
+    /* Members that did not reveal their graph seed contribution in the
+     * last attempt of the seed step when that aborted the round (no retry
+     * left; sorted): each is benched, not drawn into the next 2^(strikes - 1)
      * rounds (docs/protocol.md "The graph seed"). NULL / 0 otherwise. */
     const uint64_t *withheld_ids;
     uint32_t n_withheld;
@@ -307,6 +310,15 @@ typedef struct fedreci_round_stats {
      * consistency, 2 unmask: its groups may have aborted at different
      * steps); NULL: withheld_step for all. */
     const uint8_t *withheld_steps;
+    /* The graph seed step's retries (docs/protocol.md "Honest dropouts at the
+     * seed step"): seed_attempts is 1 + the retries run; seed_dropped_ids
+     * (sorted, n_seed_dropped) the members left out because they did not
+     * reveal in an attempt that was retried. Nobody is benched for that;
+     * when the round aborts at the seed step, withheld_ids names (and the
+     * engine benches) the members that missed its last attempt. */
+    uint32_t seed_attempts;
+    const uint64_t *seed_dropped_ids;
+    uint32_t n_seed_dropped;
     /* Differential privacy: dp 1 when the engine runs with it. dp_charged 1
      * when this round was spent (its unmask stage started); dp_event is the
      * release, dp_eps_round its epsilon alone, dp_eps_cumulative the epsilon

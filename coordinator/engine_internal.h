@@ -235,10 +235,13 @@ typedef struct rstate {
     uint64_t *roster_ids;
     fedreci_secagg_advert *roster;
     size_t m;
-    uint8_t digest[32]; /* the seed digest sent with the roster */
-    uint8_t *contribs;  /* m x 32: every member's seed contribution (after PH_SEED) */
-    uint8_t *missing;   /* m flags: did not reveal (its commitment in contribs) */
-    uint32_t *nbr;      /* scratch for neighbour indices */
+    uint8_t digest[32];     /* the seed digest sent with the roster */
+    uint8_t *contribs;      /* m x 32: every member's seed contribution (after PH_SEED) */
+    uint8_t *missing;       /* m flags: did not reveal (its commitment in contribs) */
+    uint32_t seed_attempt;  /* the seed step attempt (retries: round.c retry_seed) */
+    uint64_t *seed_dropped; /* left out by seed step retries (did not reveal), sorted */
+    uint32_t n_seed_dropped;
+    uint32_t *nbr; /* scratch for neighbour indices */
     uint64_t *surv, *drop;
     size_t ns, nd;
     int cpl_final;  /* the complaint step's outcome is known (excl) */
@@ -686,6 +689,15 @@ int fedreci_cheat_unverified_endorsements(void);
  * Consistency and to pack its relay; 0 to use the server's own. */
 int fedreci_cheat_endorse_peers(uint64_t round, uint64_t member, uint64_t *out, size_t cap,
                                 size_t *n);
+/* The seed step retries announced to the clients (RoundParams.seed_retries
+ * and the binding) instead of `configured`, which the SecAgg server keeps:
+ * a coordinator that plans more retries than it tells. */
+uint32_t fedreci_cheat_announced_retries(uint32_t configured);
+/* 1 when the test build wants another graph seed although every member of
+ * roster (m ids) revealed in `attempt`: *victim gets the member the engine
+ * then claims missing (fedreci_secagg_server_seed_forget), forcing a retry. */
+int fedreci_cheat_seed_grind(uint64_t round, uint32_t attempt, const uint64_t *roster, size_t m,
+                             uint64_t *victim);
 #endif
 
 /* ---- transport.c: nng ----------------------------------------------------- */

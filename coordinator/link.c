@@ -341,6 +341,7 @@ fedrec_err fedreci_link_enc_assign(nng_msg **out, const fedreci_link_assign *a)
     m.clip = a->p.clip;
     m.scale = a->p.scale;
     m.max_weight = a->p.max_weight;
+    m.seed_retries = a->p.seed_retries;
     m.graph_seed = bin(a->p.graph_seed, 32);
     m.model_version = a->model_version;
     m.n_member_ids = a->p.n;
@@ -417,6 +418,7 @@ static fedrec_err check_assign(const Fedrec__Groups__V1__Assign *m, fedreci_link
     a->p.clip = m->clip;
     a->p.scale = m->scale;
     a->p.max_weight = m->max_weight;
+    a->p.seed_retries = m->seed_retries;
     if (m->graph_seed.len != 32)
         return bad("Assign.graph_seed is not 32 bytes");
     memcpy(a->p.graph_seed, m->graph_seed.data, 32);

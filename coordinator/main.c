@@ -78,6 +78,19 @@ static fedrec_err hook_dp(void *arg, uint64_t round_id, const fedreci_dp_event *
     return e;
 }
 
+/* "key": [the first 8 of ids[n] as 16 hex digits each] into w. */
+static void json_ids(fedreci_json *w, const char *key, const uint64_t *ids, uint32_t n)
+{
+    fedreci_json_key(w, key);
+    fedreci_json_arr_begin(w);
+    for (uint32_t i = 0; i < n && i < 8; i++) {
+        char id[17];
+        snprintf(id, sizeof id, "%016llx", (unsigned long long)ids[i]);
+        fedreci_json_str(w, id);
+    }
+    fedreci_json_arr_end(w);
+}
+
 /* The round's metrics as a JSON object in out (cap bytes). An abort reason
  * (the engine's own short text) is cut to 255 bytes, and halved again until
  * the object fits. */
@@ -135,15 +148,11 @@ static void round_metrics(const fedreci_round_stats *st, char *out, size_t cap)
             sodium_bin2hex(hex, sizeof hex, h, sizeof h);
             fedreci_json_kstr(&w, "sum64_b2b", hex);
         }
-        if (st->n_culprits) {
-            fedreci_json_key(&w, "culprits");
-            fedreci_json_arr_begin(&w);
-            for (uint32_t i = 0; i < st->n_culprits && i < 8; i++) {
-                char id[17];
-                snprintf(id, sizeof id, "%016llx", (unsigned long long)st->culprit_ids[i]);
-                fedreci_json_str(&w, id);
-            }
-            fedreci_json_arr_end(&w);
+        if (st->n_culprits)
+            json_ids(&w, "culprits", st->culprit_ids, st->n_culprits);
+        if (st->seed_attempts > 1) {
+            fedreci_json_ku64(&w, "seed_attempts", st->seed_attempts);
+            json_ids(&w, "seed_dropped", st->seed_dropped_ids, st->n_seed_dropped);
         }
         /* each step's withholders under its own key (a master round's
            groups may have aborted at different steps), 8 at most each */
@@ -455,6 +464,7 @@ static void engine_config(const fedreci_config *cfg, fedreci_coord_config *cc)
     cc->checkin_window_ms = cfg->checkin_ms;
     cc->neighbors = cfg->neighbors;
     cc->threshold = cfg->threshold;
+    cc->seed_retries = cfg->seed_retries;
     cc->clip = cfg->clip;
     cc->scale = cfg->scale;
     for (int i = 0; i < 4; i++)

@@ -285,8 +285,18 @@ static fedrec_err stage_add(fedreci_coord *c, rstate *r, const fedreci_wire_env 
     }
     case PH_SEED: {
         const uint8_t *contribution;
-        if ((e = fedreci_wire_get_seed_reveal(env, &contribution)))
+        uint32_t attempt = 0;
+        if ((e = fedreci_wire_get_seed_reveal(env, &contribution)) ||
+            (e = fedreci_wire_get_seed_attempt(env, &attempt)))
             return e;
+        /* a contribution for another attempt of the seed step (a late one
+           from before a retry) is not checked against this attempt's chain
+           link: it would not open it, and its sender is no culprit */
+        if (attempt != fedreci_secagg_server_seed_attempt(r->srv))
+            return fedreci_error(FEDREC_ERR_STAGE,
+                                 "seed contribution for attempt %u of the seed step; attempt %u "
+                                 "is open",
+                                 attempt, fedreci_secagg_server_seed_attempt(r->srv));
         return fedreci_secagg_server_add_reveal(r->srv, id, contribution);
     }
     case PH_CONSIST: {

@@ -40,6 +40,7 @@ void fedreci_eng_round_free(rstate *r)
     free(r->roster);
     free(r->contribs);
     free(r->missing);
+    free(r->seed_dropped);
     free(r->withheld);
     free(r->nbr);
     free(r->surv);
@@ -81,6 +82,7 @@ void fedreci_eng_derive_params(const fedreci_coord *c, uint32_t n, uint64_t roun
     p->clip = c->cfg.clip;
     p->scale = c->cfg.scale > 0 ? c->cfg.scale : floor(1073741824.0 / ((double)n * c->cfg.clip));
     p->max_weight = 1;
+    p->seed_retries = c->cfg.seed_retries;
     uint8_t in[8 + 8 + 16] = "fedrec-graph-v1";
     for (int i = 0; i < 8; i++) {
         in[16 + i] = (uint8_t)(c->cfg.seed >> (8 * i));
@@ -113,6 +115,9 @@ static fedreci_wire_round wire_round(const fedreci_coord *c, const rstate *r)
     w.n_items = c->model->n_items;
     w.k_factors = c->model->k;
     w.stage_timeout_ms = max_stage_ms(c);
+#ifdef FEDREC_CHEAT
+    w.secagg.seed_retries = fedreci_cheat_announced_retries(w.secagg.seed_retries);
+#endif
     memcpy(w.coord_pk, r->coord_pk, sizeof w.coord_pk);
     w.dp = r->dp;
     if (c->cfg.opt.kind == FEDRECI_OPT_ALS && !r->dp.mechanism) {
@@ -225,6 +230,9 @@ static void round_stats(const fedreci_coord *c, const rstate *r, fedreci_round_s
     st.withheld_ids = r->withheld;
     st.n_withheld = r->n_withheld;
     st.withheld_step = r->withheld_step;
+    st.seed_attempts = r->seed_attempt + 1;
+    st.seed_dropped_ids = r->seed_dropped;
+    st.n_seed_dropped = r->n_seed_dropped;
     st.dp = c->dp.on;
     if (c->dp.on) {
         st.dp_charged = r->dp_charged;
@@ -438,15 +446,18 @@ static fedrec_err commit_model(fedreci_coord *c, rstate *r)
 }
 
 /* The roster: every member's id and the digest of their seed commitments
- * (the neighbours are known only once the seed is). */
+ * (the neighbours are known only once the seed is); after a seed step
+ * retry, the reply to a SeedReveal (stage SEED, the attempt's number). */
 static nng_msg *roster_msg(fedreci_coord *c, rstate *r, uint64_t client)
 {
     nng_msg *m = NULL;
-    fedreci_wire_hdr h = {client, r->id, FEDRECI_WIRE_STAGE_ADVERTISE};
+    fedreci_wire_hdr h = {client, r->id,
+                          r->seed_attempt ? FEDRECI_WIRE_STAGE_SEED : FEDRECI_WIRE_STAGE_ADVERTISE};
     (void)c;
     if (fedreci_find_u64(r->roster_ids, r->m, client) < 0)
         return NULL;
-    if (fedreci_wire_enc_roster(&m, &h, r->roster_ids, r->m, r->digest, NULL, 0))
+    if (fedreci_wire_enc_roster_attempt(&m, &h, r->seed_attempt, r->roster_ids, r->m, r->digest,
+                                        NULL, 0))
         m = NULL;
     return m;
 }
@@ -573,7 +584,9 @@ nng_msg *fedreci_eng_stage_answer(fedreci_coord *c, rstate *r, uint64_t client, 
     case PH_ADV:
         return roster_msg(c, r, client);
     case PH_SEED:
-        return seed_relay_msg(c, r, client);
+        /* the seed step still open: a retry's roster (a resend of the
+           revealed attempt's message after the retry started) */
+        return r->contribs ? seed_relay_msg(c, r, client) : roster_msg(c, r, client);
     case PH_SHARE:
         return relay_msg(c, r, client);
     case PH_COMPLAIN:
@@ -780,13 +793,19 @@ static void open_next_stage(fedreci_coord *c, rstate *r, int s, uint64_t t, outb
     fedreci_eng_set_deadline(c, t + c->cfg.stage_ms[fedreci_eng_phase_stage(s + 1)]);
 }
 
-/* The seed step aborted r (more members than FEDRECI_SECAGG_SEED_MISSING_MAX
- * did not reveal): each roster member whose contribution was not accepted,
- * other than a culprit (excluded anyway), is named in r->withheld and
- * benched (fedreci_eng_bench). A withheld contribution cannot be told from
- * a phone that went away, so the bench is temporary but doubles with every
- * repeat: two phones that withhold together lose every round they are drawn
- * into, but are drawn into 1 + log2(R) of R rounds at most. */
+/* The seed step aborted r (members missed the reveal in its last attempt,
+ * with no retry left): each member of that attempt whose contribution was
+ * not accepted, other than a culprit (excluded anyway), is named in
+ * r->withheld and benched (fedreci_eng_bench). The members left out by
+ * earlier attempts are not (r->seed_dropped names them): most are honest
+ * phones that lost a connection, and benching them would bench three to
+ * ten times as many honest phones on a lossy network (docs/protocol.md
+ * "Honest dropouts at the seed step"); the price is that R + 1 colluding
+ * phones that take turns at withholding spread the strikes over
+ * themselves. A withheld contribution cannot be told from a phone that
+ * went away, so the bench is temporary but doubles with every repeat; a
+ * member that misses a reveal in a round that then completes is never
+ * benched. */
 static void bench_withheld(fedreci_coord *c, rstate *r, outbox *ob)
 {
     const uint64_t *cul = NULL;
@@ -804,6 +823,88 @@ static void bench_withheld(fedreci_coord *c, rstate *r, outbox *ob)
         fedreci_eng_bench(c, fedreci_eng_reg_find(c, id), r->id,
                           "withheld its graph seed contribution", ob);
     }
+}
+
+/* The seed step's deadline passed (or every member still expected is gone)
+ * with members that did not reveal: re-run the step without them
+ * (fedreci_secagg_server_retry_seed: a new roster and digest, every member
+ * that remains reveals the next link of its chain). Their held SeedReveals
+ * get the new roster; the ones left out are no longer expected (counted as
+ * dropped before sharing keys) and are not benched. FEDREC_OK: the step is
+ * open again; FEDREC_ERR_ABORTED (no retry left, too few members) and other
+ * errors: the caller aborts the round. */
+static fedrec_err retry_seed(fedreci_coord *c, rstate *r, uint64_t t, outbox *ob)
+{
+    const uint64_t *ids;
+    size_t m;
+    size_t m_old = r->m;
+    fedrec_err e = fedreci_secagg_server_retry_seed(r->srv, &ids, &m);
+    if (e)
+        return e;
+    uint64_t *drop = realloc(r->seed_dropped, (r->n_seed_dropped + m_old) * sizeof *drop);
+    if (!drop)
+        return fedreci_error(FEDREC_ERR_NOMEM, "coordinator: seed retry of %zu", m_old);
+    r->seed_dropped = drop;
+    const uint64_t *cul = NULL;
+    size_t nc = fedreci_secagg_server_culprits(r->srv, &cul);
+    char who[120] = "";
+    size_t wo = 0, n_out = 0;
+    for (size_t i = 0; i < m_old; i++) {
+        uint64_t id = r->roster_ids[i];
+        if (fedreci_find_u64(ids, m, id) >= 0)
+            continue;
+        long mi = fedreci_find_u64(r->ids, r->n, id);
+        if (mi >= 0) /* no longer expected at the seed step (nor later) */
+            r->mem[mi].acc &= (uint8_t) ~(1u << PH_ADV);
+        if (fedreci_find_u64(cul, nc, id) < 0)
+            drop[r->n_seed_dropped++] = id;
+        if (wo + 20 < sizeof who)
+            wo += (size_t)snprintf(who + wo, sizeof who - wo, "%s%016llx", n_out ? " " : "",
+                                   (unsigned long long)id);
+        n_out++;
+    }
+    qsort(r->seed_dropped, r->n_seed_dropped, sizeof *r->seed_dropped, cmp_u64);
+    /* the roster that remains, in the server's order (a subset of r's) */
+    for (size_t i = 0, k = 0; i < m_old && k < m; i++)
+        if (r->roster_ids[i] == ids[k]) {
+            r->roster[k] = r->roster[i];
+            r->roster_ids[k] = r->roster_ids[i];
+            k++;
+        }
+    r->m = m;
+    r->seed_attempt = fedreci_secagg_server_seed_attempt(r->srv);
+    memcpy(r->digest, fedreci_secagg_server_seed_digest(r->srv), sizeof r->digest);
+    for (uint32_t i = 0; i < r->n; i++)
+        r->mem[i].acc &= (uint8_t) ~(1u << PH_SEED);
+    r->count[PH_SEED] = 0;
+    r->expected = (uint32_t)m;
+    fedreci_log(FEDRECI_LOG_WARN, (int64_t)r->id,
+                "seed step attempt %u: %zu of %zu members did not reveal their graph seed "
+                "contribution (%s); retrying without them (attempt %u of at most %u)",
+                r->seed_attempt - 1, n_out, m_old, who, r->seed_attempt + 1, r->p.seed_retries + 1);
+    /* the held reveals get the new roster; the step opens again */
+    for (uint32_t i = 0; i < r->n; i++) {
+        if (r->mem[i].park < 0)
+            continue;
+        cctx *x = fedreci_eng_unpark(c, r->mem[i].park);
+        r->mem[i].park = -1;
+        nng_msg *msg = roster_msg(c, r, r->ids[i]);
+        if (msg) {
+            fedreci_eng_reply(c, x, msg, ob);
+        } else { /* left out (its reveal was refused or came too late) */
+            fedreci_wire_hdr h = {r->ids[i], r->id, FEDRECI_WIRE_STAGE_SEED};
+            fedreci_eng_reply_error(c, x, &h, FEDREC_ERR_STAGE,
+                                    "left out of the round by a seed step retry", ob);
+        }
+    }
+    r->t_stage = t;
+    recount_gone(r);
+    if (r->expected <= r->gone) {
+        fedreci_eng_close_stage(c, r, ob);
+        return FEDREC_OK;
+    }
+    fedreci_eng_set_deadline(c, t + c->cfg.stage_ms[fedreci_eng_phase_stage(PH_SEED)]);
+    return FEDREC_OK;
 }
 
 /* The consistency step aborted r (some secret would lack t revealing
@@ -853,6 +954,29 @@ void fedreci_eng_close_stage(fedreci_coord *c, rstate *r, outbox *ob)
         e = close_advertise(r);
         break;
     case PH_SEED:
+#ifdef FEDREC_CHEAT
+    {
+        uint64_t victim = 0; /* the test build claims a member missing (engine_internal.h) */
+        if (r->srv &&
+            fedreci_cheat_seed_grind(r->id, r->seed_attempt, r->roster_ids, r->m, &victim) &&
+            fedreci_secagg_server_seed_forget(r->srv, victim) == FEDREC_OK) {
+            long vi = fedreci_find_u64(r->ids, r->n, victim);
+            if (vi >= 0 && (r->mem[vi].acc & (1u << PH_SEED))) {
+                r->mem[vi].acc &= (uint8_t) ~(1u << PH_SEED);
+                r->count[PH_SEED]--;
+            }
+        }
+    }
+#endif
+        if (r->srv && fedreci_secagg_server_stage(r->srv) == FEDRECI_SECAGG_SEED &&
+            r->count[PH_SEED] < r->m) {
+            /* members missed the reveal: re-run the seed step without them
+               (or abort when no retry is left) */
+            e = retry_seed(c, r, t, ob);
+            if (!e)
+                return;
+            break;
+        }
         e = close_seed(r);
         break;
     case PH_SHARE:

@@ -104,6 +104,7 @@ void fedreci_wire_binding(const fedreci_wire_round *r,
     put_u32(&st, r->stage_timeout_ms);
     crypto_generichash_update(&st, r->coord_pk, sizeof r->coord_pk);
     crypto_generichash_update(&st, model_checksum, FEDRECI_WIRE_CHECKSUM_BYTES);
+    put_u32(&st, p->seed_retries);
     if (r->dp.mechanism) { /* differential privacy: every DpParams field */
         const fedreci_dp_round_params *q = &r->dp;
         put_u32(&st, q->mechanism);
@@ -545,7 +546,10 @@ fedrec_err fedreci_wire_decode(const uint8_t *buf, size_t len, size_t cap, fedre
                           (int)e->body_case);
     else if (body_stage(e->body_case) != 0 && body_stage(e->body_case) != e->stage &&
              !(e->body_case == FEDREC__V1__ENVELOPE__BODY_COMPLAINT_RELAY &&
-               e->stage == FEDRECI_WIRE_STAGE_OPENING))
+               e->stage == FEDRECI_WIRE_STAGE_OPENING) &&
+             /* a seed step retry: the reply to a SeedReveal (version 8) */
+             !(e->body_case == FEDREC__V1__ENVELOPE__BODY_ROSTER &&
+               e->stage == FEDRECI_WIRE_STAGE_SEED))
         r = fedreci_error(FEDREC_ERR_FORMAT, "wire: body %d sent with stage %u, expected %u",
                           (int)e->body_case, e->stage, body_stage(e->body_case));
     else
@@ -638,6 +642,7 @@ fedrec_err fedreci_wire_get_round(const fedreci_wire_env *e, fedreci_wire_round 
     w.secagg.clip = p->clip;
     w.secagg.scale = p->scale;
     w.secagg.max_weight = p->max_weight;
+    w.secagg.seed_retries = p->seed_retries;
     memcpy(w.secagg.graph_seed, p->graph_seed.data, FEDRECI_SECAGG_SEED_BYTES);
     w.model_version = p->model_version;
     w.n_items = p->n_items;
@@ -773,6 +778,22 @@ fedrec_err fedreci_wire_get_seed_digest(const fedreci_wire_env *e, const uint8_t
     if (e->roster->seed_digest.len != 32)
         return fedreci_error(FEDREC_ERR_FORMAT, "wire: Roster without a seed digest");
     *digest = e->roster->seed_digest.data;
+    return FEDREC_OK;
+}
+
+fedrec_err fedreci_wire_get_seed_attempt(const fedreci_wire_env *e, uint32_t *attempt)
+{
+    if (!e || !attempt)
+        return fedreci_error(FEDREC_ERR_INVALID, "wire: get_seed_attempt: NULL argument");
+    if (e->body_case == FEDREC__V1__ENVELOPE__BODY_ROSTER && e->roster)
+        *attempt = e->roster->attempt;
+    else if (e->body_case == FEDREC__V1__ENVELOPE__BODY_SEED_REVEAL && e->seed_reveal)
+        *attempt = e->seed_reveal->attempt;
+    else
+        return fedreci_error(FEDREC_ERR_FORMAT,
+                             "wire: a seed step attempt asked of body %d (Roster or SeedReveal "
+                             "expected)",
+                             (int)e->body_case);
     return FEDREC_OK;
 }
 
@@ -1342,6 +1363,7 @@ fedrec_err fedreci_wire_enc_checkin_reply(nng_msg **out, const fedreci_wire_hdr 
         p.clip = round->secagg.clip;
         p.scale = round->secagg.scale;
         p.max_weight = round->secagg.max_weight;
+        p.seed_retries = round->secagg.seed_retries;
         p.graph_seed = bin(round->secagg.graph_seed, FEDRECI_SECAGG_SEED_BYTES);
         p.model_version = round->model_version;
         p.n_items = round->n_items;
@@ -1472,6 +1494,14 @@ fedrec_err fedreci_wire_enc_roster(nng_msg **out, const fedreci_wire_hdr *h,
                                    const uint64_t *member_ids, size_t m, const uint8_t *seed_digest,
                                    const fedreci_secagg_advert *const *adverts, size_t na)
 {
+    return fedreci_wire_enc_roster_attempt(out, h, 0, member_ids, m, seed_digest, adverts, na);
+}
+
+fedrec_err fedreci_wire_enc_roster_attempt(nng_msg **out, const fedreci_wire_hdr *h,
+                                           uint32_t attempt, const uint64_t *member_ids, size_t m,
+                                           const uint8_t *seed_digest,
+                                           const fedreci_secagg_advert *const *adverts, size_t na)
+{
     fedreci_wire_env e = FEDREC__V1__ENVELOPE__INIT;
     Fedrec__V1__Roster c = FEDREC__V1__ROSTER__INIT;
     Fedrec__V1__Advert *av = calloc(na ? na : 1, sizeof *av);
@@ -1489,6 +1519,7 @@ fedrec_err fedreci_wire_enc_roster(nng_msg **out, const fedreci_wire_hdr *h,
     c.adverts = ap;
     if (seed_digest)
         c.seed_digest = bin(seed_digest, 32);
+    c.attempt = attempt;
     e.body_case = FEDREC__V1__ENVELOPE__BODY_ROSTER;
     e.roster = &c;
     r = pack(&e, out);
@@ -1501,10 +1532,17 @@ done:
 fedrec_err fedreci_wire_enc_seed_reveal(nng_msg **out, const fedreci_wire_hdr *h,
                                         const uint8_t contribution[16])
 {
+    return fedreci_wire_enc_seed_reveal_attempt(out, h, 0, contribution);
+}
+
+fedrec_err fedreci_wire_enc_seed_reveal_attempt(nng_msg **out, const fedreci_wire_hdr *h,
+                                                uint32_t attempt, const uint8_t contribution[16])
+{
     fedreci_wire_env e = FEDREC__V1__ENVELOPE__INIT;
     Fedrec__V1__SeedReveal c = FEDREC__V1__SEED_REVEAL__INIT;
     hdr_fill(&e, h);
     c.contribution = bin(contribution, FEDRECI_SECAGG_CONTRIB_BYTES);
+    c.attempt = attempt;
     e.body_case = FEDREC__V1__ENVELOPE__BODY_SEED_REVEAL;
     e.seed_reveal = &c;
     return pack(&e, out);

@@ -49,7 +49,7 @@
 #include "fedrec.pb-c.h"
 #include "fedrec/fedrec.h"
 
-#define FEDRECI_WIRE_PROTOCOL_VERSION 7u
+#define FEDRECI_WIRE_PROTOCOL_VERSION 8u
 #define FEDRECI_WIRE_CHECKSUM_BYTES 32u  /* BLAKE2b-256 */
 #define FEDRECI_WIRE_MAX_CT_BYTES 4096u  /* one encrypted share bundle */
 #define FEDRECI_WIRE_MAX_CODE_BYTES 256u /* one catalog code */
@@ -139,7 +139,8 @@ size_t fedreci_wire_cap(uint32_t n_items, uint32_t k, uint32_t max_cohort, size_
  * BLAKE2b-256("fedrec.v2.binding" || LE64(round_id) || LE32(n, k, t, d) ||
  * clip, scale (IEEE-754 binary64, LE) || LE32(max_weight) || graph_seed ||
  * LE64(model_version) || LE32(n_items, k_factors, stage_timeout_ms) ||
- * coord_pk || model_checksum [|| dp] [|| LE32(step) || x_bound]), where model_checksum is the
+ * coord_pk || model_checksum || LE32(seed_retries) [|| dp] [|| LE32(step) || x_bound]),
+ * where model_checksum is the
  * BLAKE2b-256 of the
  * item-factor bytes the client trains on (ModelReply.checksum) and dp, present
  * when r->dp.mechanism != 0, is LE32(mechanism, min_survivors) || l2_bound,
@@ -222,6 +223,12 @@ FEDREC_NODISCARD fedrec_err fedreci_wire_get_roster(const fedreci_wire_env *e, u
  * FEDREC_ERR_FORMAT when absent. */
 FEDREC_NODISCARD fedrec_err fedreci_wire_get_seed_digest(const fedreci_wire_env *e,
                                                          const uint8_t **digest);
+
+/* Roster or SeedReveal: the seed step attempt it belongs to (0 for the
+ * first; a Roster with attempt >= 1 answers a SeedReveal: a retry).
+ * FEDREC_ERR_FORMAT for another body. */
+FEDREC_NODISCARD fedrec_err fedreci_wire_get_seed_attempt(const fedreci_wire_env *e,
+                                                          uint32_t *attempt);
 
 /* SeedReveal: the sender's contribution (FEDRECI_SECAGG_CONTRIB_BYTES = 16,
  * checked by decode; into the envelope). */
@@ -408,9 +415,20 @@ FEDREC_NODISCARD fedrec_err fedreci_wire_enc_roster(nng_msg **out, const fedreci
                                                     const fedreci_secagg_advert *const *adverts,
                                                     size_t na);
 
+/* Roster of seed step attempt `attempt` (enc_roster is attempt 0). */
+FEDREC_NODISCARD fedrec_err fedreci_wire_enc_roster_attempt(
+    nng_msg **out, const fedreci_wire_hdr *h, uint32_t attempt, const uint64_t *member_ids,
+    size_t m, const uint8_t *seed_digest, const fedreci_secagg_advert *const *adverts, size_t na);
+
 /* SeedReveal: the contribution (FEDRECI_SECAGG_CONTRIB_BYTES = 16). */
 FEDREC_NODISCARD fedrec_err fedreci_wire_enc_seed_reveal(nng_msg **out, const fedreci_wire_hdr *h,
                                                          const uint8_t contribution[16]);
+
+/* SeedReveal for seed step attempt `attempt` (enc_seed_reveal is attempt 0). */
+FEDREC_NODISCARD fedrec_err fedreci_wire_enc_seed_reveal_attempt(nng_msg **out,
+                                                                 const fedreci_wire_hdr *h,
+                                                                 uint32_t attempt,
+                                                                 const uint8_t contribution[16]);
 
 /* SeedRelay: m contribution slots (secagg.h FEDRECI_SECAGG_SEED_SLOT_BYTES
  * each, roster order: 16 bytes of each are sent, or the 32-byte commitment

@@ -105,6 +105,7 @@ enum attack {
     A_UNMASK_FEW,     /* an unmask request naming fewer than t survivors */
     A_SECOND_UNMASK,  /* a second unmask request (another set) instead of the tags */
     A_SEED_WITHHOLD,  /* the target's relay without the last member's contribution */
+    A_SEED_GRIND,     /* retries of the seed step after everyone revealed (G.announce) */
 };
 
 /* A_PARAMS: the parameter changed. */
@@ -143,7 +144,10 @@ static struct {
     size_t saved_unmask_len;
     uint8_t forged[32]; /* A_SEED_FORGE: the contribution the coordinator chose */
     size_t forged_at;   /* ... for this member index */
-} G = {.mu = PTHREAD_MUTEX_INITIALIZER};
+    uint32_t announce;  /* seed step retries announced (UINT32_MAX: the configured) */
+    uint32_t reveals[FEDRECI_SECAGG_SEED_RETRIES_CAP + 2]; /* SeedReveals seen per attempt */
+    uint64_t ground[FEDRECI_SECAGG_SEED_RETRIES_CAP + 2];  /* A_SEED_GRIND: who was left out */
+} G = {.mu = PTHREAD_MUTEX_INITIALIZER, .announce = UINT32_MAX};
 
 static collected *col_of(uint64_t round_id)
 {
@@ -191,6 +195,11 @@ void fedreci_cheat_on_request(const fedreci_wire_env *env)
             c->has_cb[i] = 1;
         }
         free(cts);
+    } else if (env->body_case == FEDREC__V1__ENVELOPE__BODY_SEED_REVEAL) {
+        uint32_t a = 0;
+        if (fedreci_wire_get_seed_attempt(env, &a) == FEDREC_OK &&
+            a < sizeof G.reveals / sizeof *G.reveals)
+            G.reveals[a]++;
     } else if (env->body_case == FEDREC__V1__ENVELOPE__BODY_UNMASK) {
         fedreci_secagg_reveal *rv = NULL;
         size_t n = 0;
@@ -253,7 +262,7 @@ static nng_msg *cheat_roster(const fedreci_wire_env *env, const fedreci_wire_hdr
         randombytes_buf(G.forged, sizeof G.forged);
         fedreci_secagg_seed_commit(commits + 32 * G.forged_at, hd->round_id,
                                    c->members[G.forged_at], G.forged);
-        fedreci_secagg_seed_digest(forged_digest, hd->round_id, c->members, commits, m);
+        fedreci_secagg_seed_digest(forged_digest, hd->round_id, 0, c->members, commits, m);
         digest = forged_digest;
         changed = 1;
     }
@@ -511,6 +520,31 @@ int fedreci_cheat_endorse_peers(uint64_t round, uint64_t who, uint64_t *out, siz
         for (size_t i = 0; i < ns; i++)
             if (sv[i] != who)
                 out[(*n)++] = sv[i]; /* classic SecAgg: every who a neighbour */
+    }
+    pthread_mutex_unlock(&G.mu);
+    return on;
+}
+
+uint32_t fedreci_cheat_announced_retries(uint32_t configured)
+{
+    pthread_mutex_lock(&G.mu);
+    uint32_t a = G.announce == UINT32_MAX ? configured : G.announce;
+    pthread_mutex_unlock(&G.mu);
+    return a;
+}
+
+/* A_SEED_GRIND: after every attempt, the last roster member is claimed
+ * missing, for another seed. */
+int fedreci_cheat_seed_grind(uint64_t round, uint32_t attempt, const uint64_t *roster, size_t m,
+                             uint64_t *victim)
+{
+    (void)round;
+    pthread_mutex_lock(&G.mu);
+    int on = G.attack == A_SEED_GRIND && m > 0 && attempt + 1 < sizeof G.ground / sizeof *G.ground;
+    if (on) {
+        *victim = roster[m - 1];
+        G.ground[attempt] = *victim;
+        G.applied++;
     }
     pthread_mutex_unlock(&G.mu);
     return on;
@@ -784,6 +818,9 @@ static void rig_start_n(rig *r, int n, uint32_t threshold, const uint32_t *floor
     memset(G.col, 0, sizeof G.col);
     G.saved_roster = G.saved_unmask = NULL;
     G.saved_len = G.saved_unmask_len = 0;
+    G.announce = UINT32_MAX;
+    memset(G.reveals, 0, sizeof G.reveals);
+    memset(G.ground, 0, sizeof G.ground);
     pthread_mutex_unlock(&G.mu);
     r->n = n;
     r->t = threshold ? threshold : fedreci_coord_default_threshold((uint32_t)n - 1);
@@ -859,9 +896,11 @@ static int applied(void)
 
 /* Shopper s refused round_id: the sync said so, and the ledger's last
  * entry is the refusal with `code`, withholding `what` at `stage`, and a
- * reason containing `why`. */
-static void expect_refusal(const th_shopper *s, uint64_t round_id, uint32_t code, uint32_t stage,
-                           const char *what, const char *why)
+ * reason containing `why`; `sent` messages `what` of the round went out
+ * before it (0 but for a seed step retry refused: the contributions of the
+ * attempts it took part in). */
+static void expect_refusal_after(const th_shopper *s, uint64_t round_id, uint32_t code,
+                                 uint32_t stage, const char *what, const char *why, int sent)
 {
     if (s->res.round_outcome != FEDREC_ERR_REFUSED)
         fail_msg("shopper %016llx: round outcome %s, want refused", (unsigned long long)s->id,
@@ -880,15 +919,24 @@ static void expect_refusal(const th_shopper *s, uint64_t round_id, uint32_t code
                  why);
     assert_int_equal(e.round_id, round_id);
     assert_int_equal(e.bytes_sent, 0);
-    /* nothing of a later stage, and not the withheld message, went out for
-       the round (a stage's earlier message may have: the advert before the
-       seed contribution, the consistency tags before the unmask shares) */
+    /* nothing of a later stage, and not the withheld message (beyond the
+       `sent` allowed), went out for the round (a stage's earlier message may
+       have: the advert before the seed contribution, the consistency tags
+       before the unmask shares) */
+    int same = 0;
     for (size_t j = 0; j + 1 < n; j++) {
         fedrec_ledger_entry u = {.struct_size = sizeof u};
         assert_int_equal(fedrec_client_ledger_get(s->c, j, &u), FEDREC_OK);
-        assert_false(u.round_id == round_id &&
-                     (u.stage > stage || (u.stage == stage && strcmp(u.what, what) == 0)));
+        assert_false(u.round_id == round_id && u.stage > stage);
+        same += u.round_id == round_id && u.stage == stage && strcmp(u.what, what) == 0;
     }
+    assert_int_equal(same, sent);
+}
+
+static void expect_refusal(const th_shopper *s, uint64_t round_id, uint32_t code, uint32_t stage,
+                           const char *what, const char *why)
+{
+    expect_refusal_after(s, round_id, code, stage, what, why, 0);
 }
 
 /* ---- the attacks ------------------------------------------------------------ */
@@ -1089,12 +1137,75 @@ static void test_seed_forged_digest(void **state)
 static void test_seed_leave_out(void **state)
 {
     (void)state;
-    seed_attack(A_SEED_LEAVE_OUT, 1, 0, FEDREC_REFUSAL_SEED_MISMATCH,
+    seed_attack(A_SEED_LEAVE_OUT, 1, 1, FEDREC_REFUSAL_SEED_MISMATCH,
                 "or 1 members are said not to have revealed");
     seed_attack(A_SEED_WITHHOLD, 0, 0, FEDREC_REFUSAL_SEED_MISMATCH,
                 "SeedRelay has 64 contribution bytes and 0 members missing for a roster of 5");
     seed_attack(A_SEED_TWO_OUT, 1, 1, FEDREC_REFUSAL_SEED_MISMATCH,
                 "or 2 members are said not to have revealed");
+}
+
+/* A coordinator that wants more graph seeds than the round announced
+ * (cohort 6, k = 5, t = 3, floors t >= k / 2; the SecAgg server
+ * configured for 3 retries,
+ * the clients told 1): after every attempt it claims its last member
+ * missing and re-runs the seed step. The members reveal in attempt 0 (6 of
+ * them) and in the one retry announced (5), and every member still in the
+ * round refuses the second retry (seed_retry_limit, in its ledger,
+ * withholding its graph seed contribution): no contribution of attempt 2
+ * reaches the coordinator, so it chose among at most R + 1 = 2 seeds, and
+ * nothing secret was dealt (the oracle rebuilds nothing). Then a round
+ * announcing 5 retries, more than the app's bound (the default, 3): every
+ * shopper refuses it before its advert (below_floors). */
+static void test_seed_retry_beyond(void **state)
+{
+    (void)state;
+    static const uint32_t floors[3] = {NMAX, 2, 2};
+    rig r;
+    rig_start_n(&r, NMAX, 3, floors, 0.5, A_SEED_GRIND);
+    pthread_mutex_lock(&G.mu);
+    G.announce = 1;
+    pthread_mutex_unlock(&G.mu);
+    th_shoppers_sync(r.s, r.n, 60000);
+    pthread_mutex_lock(&G.mu);
+    uint32_t rv0 = G.reveals[0], rv1 = G.reveals[1], rv2 = G.reveals[2];
+    uint64_t out0 = G.ground[0], out1 = G.ground[1];
+    pthread_mutex_unlock(&G.mu);
+    if (rv0 != NMAX)
+        for (int i = 0; i < r.n; i++)
+            print_message("shopper %d: %s / %s: %s\n", i, fedrec_strerror(r.s[i].err),
+                          fedrec_strerror(r.s[i].res.round_outcome), r.s[i].msg);
+    assert_int_equal(rv0, NMAX);
+    assert_int_equal(rv1, NMAX - 1);
+    assert_int_equal(rv2, 0); /* no third seed */
+    int refused = 0;
+    for (int i = 0; i < r.n; i++) {
+        if (r.s[i].id == out0 || r.s[i].id == out1)
+            continue; /* left out by a retry: an Error, no refusal */
+        /* the refusal last in the ledger, two contributions sent before it
+           (attempts 0 and 1), not three */
+        expect_refusal_after(&r.s[i], 1, FEDREC_REFUSAL_SEED_RETRY_LIMIT, 0,
+                             "graph seed contribution", "the round allows 1 retries", 2);
+        assert_string_equal(fedrec_refusal_name(FEDREC_REFUSAL_SEED_RETRY_LIMIT),
+                            "seed_retry_limit");
+        refused++;
+    }
+    assert_int_equal(refused, NMAX - 2);
+    assert_int_equal(oracle(1, r.t), 0);
+    rig_stop(&r);
+
+    rig_start_n(&r, NMAX, 3, floors, 0.5, A_NONE);
+    pthread_mutex_lock(&G.mu);
+    G.announce = 5;
+    pthread_mutex_unlock(&G.mu);
+    rig_sync(&r, -1);
+    for (int i = 0; i < r.n; i++)
+        expect_refusal(&r.s[i], 1, FEDREC_REFUSAL_BELOW_FLOORS, 0, "key advertisement",
+                       "seed step retries 5 exceed the app's bound 3");
+    pthread_mutex_lock(&G.mu);
+    assert_int_equal(G.reveals[0], 0);
+    pthread_mutex_unlock(&G.mu);
+    rig_stop(&r);
 }
 
 /* One shopper is sent a crafted model (other factors, their checksum and
@@ -1271,10 +1382,10 @@ int main(void)
         cmocka_unit_test(test_unmask_few_survivors), cmocka_unit_test(test_second_unmask_request),
         cmocka_unit_test(test_split_survivor_sets),  cmocka_unit_test(test_seed_altered),
         cmocka_unit_test(test_seed_forged_digest),   cmocka_unit_test(test_seed_leave_out),
-        cmocka_unit_test(test_crafted_model),        cmocka_unit_test(test_model_version),
-        cmocka_unit_test(test_params_changed),       cmocka_unit_test(test_replayed_roster),
-        cmocka_unit_test(test_replayed_unmask),      cmocka_unit_test(test_oracle_control),
-        cmocka_unit_test(test_overflow_budget),
+        cmocka_unit_test(test_seed_retry_beyond),    cmocka_unit_test(test_crafted_model),
+        cmocka_unit_test(test_model_version),        cmocka_unit_test(test_params_changed),
+        cmocka_unit_test(test_replayed_roster),      cmocka_unit_test(test_replayed_unmask),
+        cmocka_unit_test(test_oracle_control),       cmocka_unit_test(test_overflow_budget),
     };
     return TH_RUN(tests);
 }

@@ -5,7 +5,8 @@
  *  - test_group_withholders_benched: two members of one group advertise and
  *    then withhold their graph seed contribution (the session's
  *    withhold_seed hook). Their group aborts at the seed step (more than
- *    FEDRECI_SECAGG_SEED_MISSING_MAX missing); its aggregator names them in
+ *    FEDRECI_SECAGG_SEED_MISSING_MAX missing, and every engine here runs
+ *    with seed_retries 0); its aggregator names them in
  *    its GroupResult; the master commits round 1 from the other group with
  *    exactly its members' sum, names the two in the round's withheld ids and
  *    benches them (on_client_benched: strike 1, until round 2). In round 2
@@ -298,6 +299,8 @@ static void test_group_withholders_benched(void **state)
     const char *urls[1] = {"inproc://gbench-master"};
     fedreci_coord_config cfg;
     fedreci_coord_config_default(&cfg);
+    cfg.seed_retries = 0; /* withholders abort the seed step (no retry: test_hostile
+                             test_seed_retry has retries) */
     cfg.listen_urls = urls;
     cfg.n_listen = 1;
     cfg.n_contexts = 64;
@@ -552,6 +555,8 @@ static void run_scripted(int step, const char *tag)
     const char *urls[1] = {murl};
     fedreci_coord_config cfg;
     fedreci_coord_config_default(&cfg);
+    cfg.seed_retries = 0; /* withholders abort the seed step (no retry: test_hostile
+                             test_seed_retry has retries) */
     cfg.listen_urls = urls;
     cfg.n_listen = 1;
     cfg.n_contexts = 64;
@@ -649,6 +654,8 @@ static fedreci_coord *single(uint32_t cap, const char *url)
     const char *urls[1] = {url};
     fedreci_coord_config cfg;
     fedreci_coord_config_default(&cfg);
+    cfg.seed_retries = 0; /* withholders abort the seed step (no retry: test_hostile
+                             test_seed_retry has retries) */
     cfg.listen_urls = urls;
     cfg.n_listen = 1;
     cfg.n_contexts = 64;

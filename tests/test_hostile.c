@@ -97,6 +97,10 @@ static void log_wait(const th_daemon *d, const char *a, const char *b)
 /* The cohort size the next daemon_launch asks for (the tests with two
  * hostile clients raise it to 5). */
 static const char *g_cohort = "4";
+/* Further daemon arguments for the next daemon_launch (NULL-terminated
+ * pairs; NULL: none): the seed retry tests set the neighbours and the
+ * retries per round. */
+static const char *const *g_more_args = NULL;
 
 /* Starts the daemon; reuse: restart in d->dir (the same database). */
 static void daemon_launch(th_daemon *d, int reuse)
@@ -135,7 +139,18 @@ static void daemon_launch(th_daemon *d, int reuse)
                           "debug",
                           "--http",
                           "http://127.0.0.1:0",
+                          NULL,
+                          NULL,
+                          NULL,
+                          NULL,
+                          NULL,
+                          NULL,
                           NULL};
+    size_t na = 0;
+    while (args[na])
+        na++;
+    for (size_t i = 0; g_more_args && g_more_args[i] && na + 1 < sizeof args / sizeof *args; i++)
+        args[na++] = g_more_args[i];
     th_daemon_launch(d, "tcp://127.0.0.1:0", args, reuse ? "-2" : "");
 }
 
@@ -812,14 +827,21 @@ typedef struct world {
     uint64_t round; /* the round the cohort is in (from the hostile's check-in) */
 } world;
 
-/* The daemon with cohort size `cohort`, three honest clients, one hostile. */
-static void world_start_cohort(world *w, const char *cohort)
+/* The daemon with cohort size `cohort` and the further arguments `more`
+ * (NULL-terminated, or NULL), three honest clients, one hostile. */
+static void world_start_with(world *w, const char *cohort, const char *const *more)
 {
     g_cohort = cohort;
+    g_more_args = more;
     daemon_launch(&w->d, 0);
     for (int i = 0; i < N_HONEST; i++)
         th_gclient_init(&w->g[i], D);
     h_init(&w->h, w->d.url);
+}
+
+static void world_start_cohort(world *w, const char *cohort)
+{
+    world_start_with(w, cohort, NULL);
 }
 
 static void world_start(world *w)
@@ -1610,8 +1632,9 @@ static void pair_benched(hostile *a, hostile *b, uint64_t until)
 }
 
 /* One member that advertises and then goes away without revealing its
- * graph seed contribution is left out: the honest clients' round completes
- * with their exact sum, and nobody is benched. */
+ * graph seed contribution is left out by a retry of the seed step (the
+ * default 3 retries): the honest clients' round completes with their exact
+ * sum, the round log says so ("seed_attempts":2), and nobody is benched. */
 static void test_seed_one_withheld(void **state)
 {
     (void)state;
@@ -1626,15 +1649,19 @@ static void test_seed_one_withheld(void **state)
     h_reconnect(&w.h, w.d.url);
     honest_finish(&w, FEDRECI_SESSION_COMPLETED);
     expect_completed(&w, r, 0);
+    expect_named(&w, r, "seed_dropped", &w.h.id, 1);
+    for (int i = 0; i < N_HONEST; i++)
+        assert_int_equal(w.g[i].res.seed_attempts, 2);
     assert_int_equal(th_log_count(&w.d, "withheld its graph seed", NULL, NULL), 0);
     world_free(&w);
     th_daemon_stop(&w.d, 1, 0);
 }
 
-/* Withheld graph seed contributions (docs/protocol.md "The graph seed").
- * Two members that advertise and then go away without revealing abort the
- * round (more than FEDRECI_SECAGG_SEED_MISSING_MAX = 1
- * missing), which is never committed; both are named in the round log
+/* Withheld graph seed contributions (docs/protocol.md "The graph seed"),
+ * with seed step retries off (--seed-retries 0, test_seed_retry has them
+ * on). Two members that advertise and then go away without revealing abort
+ * the round (more than FEDRECI_SECAGG_SEED_MISSING_MAX = 0 missing and no
+ * retry left), which is never committed; both are named in the round log
  * ("seed_withheld") and benched: refused at the next check-in, the next
  * round completes exactly without them. The bench is kept in the database:
  * the daemon is restarted after the first one and still refuses both until
@@ -1645,7 +1672,8 @@ static void test_seed_withheld(void **state)
 {
     (void)state;
     world w;
-    world_start_cohort(&w, "5");
+    static const char *const no_retry[] = {"--seed-retries", "0", NULL};
+    world_start_with(&w, "5", no_retry);
     hostile h2;
     h_init(&h2, w.d.url);
     uint64_t r = 0;
@@ -1712,6 +1740,180 @@ static void test_seed_withheld(void **state)
         expect_completed(&w, r + 2, 1);
     }
     h_free(&h2);
+    world_free(&w);
+    th_daemon_stop(&w.d, 1, 0);
+}
+
+/* Sends its SeedReveal of `attempt` (MACed) on h->s without waiting. */
+static void h_reveal_send(hostile *h, uint32_t attempt,
+                          const uint8_t contribution[FEDRECI_SECAGG_CONTRIB_BYTES])
+{
+    fedreci_wire_hdr hd = {h->id, h->round.secagg.round_id, FEDRECI_WIRE_STAGE_SEED};
+    nng_msg *m = NULL;
+    assert_int_equal(fedreci_wire_enc_seed_reveal_attempt(&m, &hd, attempt, contribution),
+                     FEDREC_OK);
+    uint8_t key[32];
+    assert_int_equal(fedreci_secagg_client_mac_key(h->sa, h->round.coord_pk, key), FEDREC_OK);
+    assert_int_equal(fedreci_wire_mac(m, key), FEDREC_OK);
+    assert_int_equal(nng_sendmsg(h->s, m, 0), 0);
+}
+
+/* The n hostile clients hs check in together; each must be selected. */
+static void all_selected(hostile **hs, int n)
+{
+    for (int i = 0; i < n; i++)
+        h_checkin_send(hs[i]);
+    for (int i = 0; i < n; i++) {
+        fedrec_err code = FEDREC_OK;
+        char text[200];
+        if (!h_checkin_recv(hs[i], &code, text, sizeof text))
+            fail_msg("hostile %d refused: %s", i, text);
+    }
+}
+
+/* Three hostile members against three honest clients (cohort 6, k = 2,
+ * t = 2, the default 3 seed step retries): two advertise and go away
+ * without revealing their graph seed contributions; the third reveals,
+ * is sent the retry's roster (attempt 1, without the two) and then goes
+ * away too. Each attempt's missing members are left out by a retry
+ * instead of aborting the round: the honest clients reveal three times
+ * (the session's seed_attempts), the round completes with their exact sum
+ * (the oracle), its row says "seed_attempts":3 and names the three under
+ * "seed_dropped", the log has a line per retry, and nobody is benched
+ * (all three are selected again next round, which completes with the
+ * first two playing honestly and the third going away once more). A late
+ * reveal of attempt 0 after the retry is refused by its attempt number
+ * and names nobody a culprit. */
+static void test_seed_retry(void **state)
+{
+    (void)state;
+    world w;
+    static const char *const more[] = {"--neighbors", "2", NULL};
+    world_start_with(&w, "6", more);
+    hostile h2, h3;
+    h_init(&h2, w.d.url);
+    h_init(&h3, w.d.url);
+    hostile *hs[3] = {&w.h, &h2, &h3};
+    uint64_t vb = db_model_version(&w.d);
+    honest_start(&w);
+    all_selected(hs, 3);
+    uint64_t r = w.h.round.secagg.round_id;
+    assert_int_equal(h3.round.secagg.round_id, r);
+    assert_int_equal(w.h.round.secagg.seed_retries, FEDRECI_SECAGG_SEED_RETRIES_DEFAULT);
+    for (int i = 0; i < 3; i++)
+        h_advert_send(hs[i]);
+    for (int i = 0; i < 3; i++)
+        h_advert_recv(hs[i]);
+    assert_int_equal(h3.n_members, 6);
+    /* h3 reveals attempt 0; the other two go away */
+    uint8_t c0[FEDRECI_SECAGG_CONTRIB_BYTES];
+    h_contribution(&h3, c0);
+    h_reveal_send(&h3, 0, c0);
+    h_reconnect(&w.h, w.d.url);
+    h_reconnect(&h2, w.d.url);
+    /* its reveal is answered with the retry: attempt 1, four members */
+    fedreci_wire_env *env = h_reply(&h3);
+    assert_int_equal(env->body_case, FEDREC__V1__ENVELOPE__BODY_ROSTER);
+    uint32_t attempt = 0;
+    assert_int_equal(fedreci_wire_get_seed_attempt(env, &attempt), FEDREC_OK);
+    assert_int_equal(attempt, 1);
+    fedreci_secagg_advert *ro = NULL;
+    size_t m = 0;
+    const uint8_t *digest = NULL;
+    assert_int_equal(fedreci_wire_get_roster(env, h3.id, 2, 6, &ro, &m), FEDREC_OK);
+    assert_int_equal(fedreci_wire_get_seed_digest(env, &digest), FEDREC_OK);
+    assert_int_equal(m, 4);
+    uint64_t ids1[4];
+    for (size_t i = 0; i < m; i++) {
+        ids1[i] = ro[i].client_id;
+        assert_true(ids1[i] != w.h.id && ids1[i] != h2.id);
+    }
+    uint8_t c1[FEDRECI_SECAGG_CONTRIB_BYTES];
+    assert_int_equal(fedreci_secagg_client_reveal_attempt(h3.sa, 1, ids1, m, digest, c1),
+                     FEDREC_OK);
+    free(ro);
+    fedreci_wire_free(env);
+    /* attempt 0's contribution again, now: refused by its attempt number
+       (its sender is no culprit); then h3 goes away without revealing */
+    h_reveal_send(&h3, 0, c0);
+    expect_error(h_reply(&h3), FEDREC_ERR_STAGE, "a reveal of attempt 0 in attempt 1");
+    h_reconnect(&h3, w.d.url);
+    honest_finish(&w, FEDRECI_SESSION_COMPLETED);
+    for (int i = 0; i < N_HONEST; i++)
+        assert_int_equal(w.g[i].res.seed_attempts, 3);
+    expect_completed(&w, r, 0);
+    assert_true(db_model_version(&w.d) > vb);
+    uint64_t dropped[3] = {w.h.id, h2.id, h3.id};
+    for (int a = 0; a < 3; a++) /* sorted */
+        for (int b = a + 1; b < 3; b++)
+            if (dropped[b] < dropped[a]) {
+                uint64_t t = dropped[a];
+                dropped[a] = dropped[b];
+                dropped[b] = t;
+            }
+    expect_named(&w, r, "seed_dropped", dropped, 3);
+    {
+        char st[16];
+        char *json = th_daemon_round_row(&w.d, r, st);
+        if (!strstr(json, "\"seed_attempts\":3"))
+            fail_msg("round %llu metrics %s: want seed_attempts 3", (unsigned long long)r, json);
+        if (strstr(json, "culprits") || strstr(json, "seed_withheld"))
+            fail_msg("round %llu metrics %s: nobody is a culprit or withheld",
+                     (unsigned long long)r, json);
+        free(json);
+    }
+    char line[80];
+    snprintf(line, sizeof line, "[round %llu] seed step attempt 0: 2 of 6 members",
+             (unsigned long long)r);
+    assert_int_equal(th_log_count(&w.d, line, NULL, NULL), 1);
+    snprintf(line, sizeof line, "[round %llu] seed step attempt 1: 1 of 4 members",
+             (unsigned long long)r);
+    assert_int_equal(th_log_count(&w.d, line, NULL, NULL), 1);
+    assert_int_equal(th_log_count(&w.d, "withheld its graph seed", NULL, NULL), 0);
+    expect_bench_figures(&w.d, 0, 0);
+    /* next round: none of the three is benched; two go away after their
+       adverts again, the first plays the round through, the retry
+       included (its input is in the oracle) */
+    honest_start(&w);
+    all_selected(hs, 3);
+    for (int i = 0; i < 3; i++)
+        assert_int_equal(hs[i]->round.secagg.round_id, r + 1);
+    for (int i = 0; i < 3; i++)
+        h_advert_send(hs[i]);
+    for (int i = 0; i < 3; i++)
+        h_advert_recv(hs[i]);
+    uint8_t ca[FEDRECI_SECAGG_CONTRIB_BYTES];
+    h_contribution(&w.h, ca);
+    h_reveal_send(&w.h, 0, ca);
+    h_reconnect(&h2, w.d.url);
+    h_reconnect(&h3, w.d.url);
+    env = h_reply(&w.h);
+    assert_int_equal(env->body_case, FEDREC__V1__ENVELOPE__BODY_ROSTER); /* the retry */
+    assert_int_equal(fedreci_wire_get_seed_attempt(env, &attempt), FEDREC_OK);
+    assert_int_equal(attempt, 1);
+    assert_int_equal(fedreci_wire_get_roster(env, w.h.id, 2, 6, &ro, &m), FEDREC_OK);
+    assert_int_equal(fedreci_wire_get_seed_digest(env, &digest), FEDREC_OK);
+    assert_int_equal(m, 4);
+    w.h.n_members = m;
+    for (size_t j = 0; j < m; j++)
+        w.h.members[j] = ro[j].client_id;
+    free(ro);
+    assert_int_equal(fedreci_secagg_client_reveal_attempt(w.h.sa, 1, w.h.members, m, digest, c1),
+                     FEDREC_OK);
+    fedreci_wire_free(env);
+    h_reveal_send(&w.h, 1, c1);
+    h_take_seed_relay(&w.h, h_reply(&w.h));
+    fedreci_wire_env *res = h_unmask(&w.h, h_masked(&w.h, h_share(&w.h), 1, 0, 0), 0);
+    assert_int_equal(res->body_case, FEDREC__V1__ENVELOPE__BODY_ROUND_RESULT);
+    assert_true(res->round_result->completed);
+    fedreci_wire_free(res);
+    honest_finish(&w, FEDRECI_SESSION_COMPLETED);
+    expect_completed(&w, r + 1, 1);
+    uint64_t gone2[2] = {h2.id < h3.id ? h2.id : h3.id, h2.id < h3.id ? h3.id : h2.id};
+    expect_named(&w, r + 1, "seed_dropped", gone2, 2);
+    assert_int_equal(th_log_count(&w.d, "withheld its graph seed", NULL, NULL), 0);
+    h_free(&h2);
+    h_free(&h3);
     world_free(&w);
     th_daemon_stop(&w.d, 1, 0);
 }
@@ -2075,6 +2277,7 @@ int main(void)
         cmocka_unit_test_teardown(test_replayed_checkin, th_daemon_teardown),
         cmocka_unit_test_teardown(test_seed_one_withheld, th_daemon_teardown),
         cmocka_unit_test_teardown(test_seed_withheld, th_daemon_teardown),
+        cmocka_unit_test_teardown(test_seed_retry, th_daemon_teardown),
         cmocka_unit_test_teardown(test_bad_reveal, th_daemon_teardown),
         cmocka_unit_test_teardown(test_reveal_as_other, th_daemon_teardown),
         cmocka_unit_test_teardown(test_consistency_tags, th_daemon_teardown),
@@ -2082,5 +2285,5 @@ int main(void)
         cmocka_unit_test_teardown(test_consistency_bad_signature, th_daemon_teardown),
         cmocka_unit_test_teardown(test_unmask_withheld, th_daemon_teardown),
     };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    return th_run(tests, sizeof tests / sizeof *tests); /* FEDREC_TEST_FILTER */
 }

@@ -133,6 +133,18 @@ static long index_of(const round_sim *r, uint64_t id)
     return -1;
 }
 
+/* Stage 0 for every client, then close_advertise (must succeed): the
+ * roster and its size out. */
+static void sim_advertise(round_sim *r, const fedreci_secagg_advert **roster, size_t *m)
+{
+    for (uint32_t i = 0; i < r->n; i++) {
+        fedreci_secagg_advert a;
+        assert_int_equal(fedreci_secagg_client_advertise(r->c[i], &a), FEDREC_OK);
+        assert_int_equal(fedreci_secagg_server_add_advert(r->s, &a), FEDREC_OK);
+    }
+    assert_int_equal(fedreci_secagg_server_close_advertise(r->s, roster, m), FEDREC_OK);
+}
+
 /* The graph seed step for every roster member: reveal, close_reveal; the
  * contributions (m x 32, roster order) in *contribs. */
 static void sim_seed(round_sim *r, const fedreci_secagg_advert *roster, size_t m,
@@ -182,7 +194,7 @@ static void deviant_seed(round_sim *r, const fedreci_secagg_advert *ro, size_t m
         ids[j] = ro[j].client_id;
         memcpy(commits + 32 * j, ro[j].seed_commit, 32);
     }
-    fedreci_secagg_seed_digest(digest, r->p.round_id, ids, commits, m);
+    fedreci_secagg_seed_digest(digest, r->p.round_id, 0, ids, commits, m);
     *contribs = malloc(m * 32);
     assert_non_null(*contribs);
     for (size_t j = 0; j < m; j++)
@@ -998,14 +1010,9 @@ static void test_graph_seed(void **state)
     fedreci_secagg_params p = make_params(8, 4, 3, 3);
     round_sim r;
     sim_init(&r, &p);
-    for (uint32_t i = 0; i < r.n; i++) {
-        fedreci_secagg_advert a;
-        assert_int_equal(fedreci_secagg_client_advertise(r.c[i], &a), FEDREC_OK);
-        assert_int_equal(fedreci_secagg_server_add_advert(r.s, &a), FEDREC_OK);
-    }
     const fedreci_secagg_advert *roster;
     size_t m;
-    assert_int_equal(fedreci_secagg_server_close_advertise(r.s, &roster, &m), FEDREC_OK);
+    sim_advertise(&r, &roster, &m);
     assert_null(fedreci_secagg_server_graph_seed(r.s)); /* not before the reveals */
     uint64_t ids[8];
     for (size_t j = 0; j < m; j++)
@@ -1035,28 +1042,27 @@ static void test_graph_seed(void **state)
         assert_string_equal(fedreci_secagg_client_refusal(r.c[i]), FEDRECI_REFUSE_SEED);
         assert_null(cts);
     }
-    /* members that never reveal: one is left out of the seed and the round
-       (its commitment stands in; it counts as dropped), two abort it */
+    /* members that never reveal (protocol version 8: none may be missing
+       from an attempt): without a retry left, one silent member aborts the
+       round (and so do two); a relay that says a member did not reveal is
+       refused by every client */
     for (int n_silent = 1; n_silent <= 2; n_silent++) {
         round_sim r2;
         sim_init(&r2, &p);
-        for (uint32_t i = 0; i < r2.n; i++) {
-            fedreci_secagg_advert a;
-            assert_int_equal(fedreci_secagg_client_advertise(r2.c[i], &a), FEDREC_OK);
-            assert_int_equal(fedreci_secagg_server_add_advert(r2.s, &a), FEDREC_OK);
-        }
         const fedreci_secagg_advert *ro2;
         size_t m2;
-        assert_int_equal(fedreci_secagg_server_close_advertise(r2.s, &ro2, &m2), FEDREC_OK);
+        sim_advertise(&r2, &ro2, &m2);
         uint64_t id2[8];
+        uint8_t values[8 * 32], miss2[8] = {0};
         for (size_t j = 0; j < m2; j++)
             id2[j] = ro2[j].client_id;
         for (size_t j = 0; j < m2; j++) {
-            uint8_t c[32];
+            uint8_t c[32] = {0};
             assert_int_equal(fedreci_secagg_client_reveal(r2.c[index_of(&r2, id2[j])], id2, m2,
                                                           fedreci_secagg_server_seed_digest(r2.s),
                                                           c),
                              FEDREC_OK);
+            memcpy(values + 32 * j, c, 32);
             if (j >= (size_t)n_silent) /* the first n_silent stay silent */
                 assert_int_equal(fedreci_secagg_server_add_reveal(r2.s, id2[j], c), FEDREC_OK);
             if (j == 0 && n_silent == 1) {
@@ -1074,57 +1080,22 @@ static void test_graph_seed(void **state)
                 assert_true(cul[0] == id2[0]);
             }
         }
-        const uint8_t *cg2;
-        fedrec_err e2 = fedreci_secagg_server_close_reveal(r2.s, &cg2);
-        if (n_silent == 2) {
-            assert_int_equal(e2, FEDREC_ERR_ABORTED);
-            assert_int_equal(fedreci_secagg_server_stage(r2.s), FEDRECI_SECAGG_ABORTED);
-            sim_free(&r2);
-            continue;
-        }
-        assert_int_equal(e2, FEDREC_OK);
-        const uint8_t *miss = fedreci_secagg_server_seed_missing(r2.s);
-        assert_non_null(miss);
-        assert_int_equal(miss[0], 1);
-        for (size_t j = 1; j < m2; j++)
-            assert_int_equal(miss[j], 0);
-        assert_memory_equal(cg2, ro2[0].seed_commit, 32); /* its commitment stands in */
-        /* the others accept it and derive the server's seed; told that one
-           more member is missing (two), or that they are, they refuse */
-        uint8_t miss2[8], values[8 * 32];
-        memcpy(miss2, miss, m2);
-        memcpy(values, cg2, m2 * 32);
-        miss2[1] = 1;
-        {
+        /* a relay naming member 0 missing (its commitment standing in) */
+        memcpy(values, ro2[0].seed_commit, 32);
+        miss2[0] = 1;
+        for (size_t j = 1; j < m2; j++) {
             const fedreci_secagg_ciphertext *cts = NULL;
             size_t n_cts = 0;
-            uint32_t i = (uint32_t)index_of(&r2, id2[2]);
+            uint32_t i = (uint32_t)index_of(&r2, id2[j]);
             assert_int_equal(fedreci_secagg_client_share_keys_missing(r2.c[i], ro2, m2, values,
                                                                       miss2, &cts, &n_cts),
                              FEDREC_ERR_PROTOCOL);
             assert_string_equal(fedreci_secagg_client_refusal(r2.c[i]), FEDRECI_REFUSE_SEED);
+            assert_null(cts);
         }
-        for (size_t j = 1; j < m2; j++) {
-            const fedreci_secagg_ciphertext *cts;
-            size_t n_cts;
-            uint32_t i = (uint32_t)index_of(&r2, id2[j]);
-            assert_int_equal(
-                fedreci_secagg_client_share_keys_missing(r2.c[i], ro2, m2, cg2, miss, &cts, &n_cts),
-                FEDREC_OK);
-            assert_memory_equal(fedreci_secagg_client_graph_seed(r2.c[i]),
-                                fedreci_secagg_server_graph_seed(r2.s), 32);
-            assert_int_equal(fedreci_secagg_server_add_shares(r2.s, id2[j], cts, n_cts), FEDREC_OK);
-        }
-        /* the silent member cannot come back with shares */
-        {
-            const fedreci_secagg_ciphertext *cts = NULL;
-            size_t n_cts = 0;
-            uint32_t i = (uint32_t)index_of(&r2, id2[0]);
-            assert_int_equal(
-                fedreci_secagg_client_share_keys_missing(r2.c[i], ro2, m2, cg2, miss, &cts, &n_cts),
-                FEDREC_ERR_PROTOCOL); /* it is told it is missing */
-            assert_string_equal(fedreci_secagg_client_refusal(r2.c[i]), FEDRECI_REFUSE_SEED);
-        }
+        const uint8_t *cg2;
+        assert_int_equal(fedreci_secagg_server_close_reveal(r2.s, &cg2), FEDREC_ERR_ABORTED);
+        assert_int_equal(fedreci_secagg_server_stage(r2.s), FEDRECI_SECAGG_ABORTED);
         sim_free(&r2);
     }
     /* the honest reveals: everyone derives the server's seed and graph */
@@ -1152,6 +1123,193 @@ static void test_graph_seed(void **state)
     assert_int_equal(sim_setup(&r, &roster, &m), FEDREC_OK);
     assert_memory_not_equal(fedreci_secagg_server_graph_seed(r.s), seed1, 32);
     sim_free(&r);
+}
+
+/* Seed step retries (protocol version 8; docs/protocol.md "Honest dropouts
+ * at the seed step"). Cohort 8, R = 2: two members advertise and never
+ * reveal, one reveals a contribution that does not open its commitment (a
+ * culprit). The server re-runs the step without the three: a new roster, a
+ * new digest, and each member that remains reveals its next chain link,
+ * which links back to its attempt-0 contribution (so it opens the signed
+ * commitment) and which the coordinator could not know from it. Everyone
+ * derives the server's seed and deals shares; the culprit stays named, the
+ * two silent ones are listed as dropped. A second retry is allowed (one
+ * more member silent), a third (beyond R) aborts the round at the server
+ * and is refused by the client (seed_retry_limit); so is a retry that
+ * skips an attempt, keeps every member or adds one. */
+static void test_seed_retry(void **state)
+{
+    (void)state;
+    fedreci_secagg_params p = make_params(8, 4, 3, 3);
+    p.seed_retries = 2;
+    round_sim r;
+    sim_init(&r, &p);
+    const fedreci_secagg_advert *roster;
+    size_t m;
+    sim_advertise(&r, &roster, &m);
+    assert_int_equal(m, 8);
+    fedreci_secagg_advert ro[8];
+    memcpy(ro, roster, sizeof ro);
+    uint64_t ids[8];
+    for (size_t j = 0; j < m; j++)
+        ids[j] = ro[j].client_id;
+    /* retry_seed is for a step with missing members only */
+    const uint64_t *nid;
+    size_t nm;
+    uint8_t d0[32], c0[8][16];
+    memcpy(d0, fedreci_secagg_server_seed_digest(r.s), 32);
+    for (size_t j = 0; j < m; j++) {
+        assert_int_equal(fedreci_secagg_client_reveal(r.c[index_of(&r, ids[j])], ids, m, d0, c0[j]),
+                         FEDREC_OK);
+        if (j == 2) { /* the culprit */
+            uint8_t bad[16];
+            memcpy(bad, c0[j], 16);
+            bad[0] ^= 1;
+            assert_int_equal(fedreci_secagg_server_add_reveal(r.s, ids[j], bad),
+                             FEDREC_ERR_PROTOCOL);
+        } else if (j != 0 && j != 5) { /* 0 and 5 stay silent */
+            assert_int_equal(fedreci_secagg_server_add_reveal(r.s, ids[j], c0[j]), FEDREC_OK);
+        }
+    }
+    assert_int_equal(fedreci_secagg_server_retry_seed(r.s, &nid, &nm), FEDREC_OK);
+    assert_int_equal(nm, 5);
+    assert_int_equal(fedreci_secagg_server_seed_attempt(r.s), 1);
+    uint64_t ids1[5];
+    memcpy(ids1, nid, sizeof ids1);
+    for (size_t j = 0, k = 0; j < m; j++)
+        if (j != 0 && j != 2 && j != 5)
+            assert_true(ids1[k++] == ids[j]);
+    const uint64_t *dl;
+    assert_int_equal(fedreci_secagg_server_seed_dropped(r.s, &dl), 2);
+    assert_true(dl[0] == (ids[0] < ids[5] ? ids[0] : ids[5]));
+    const uint64_t *cul;
+    assert_int_equal(fedreci_secagg_server_culprits(r.s, &cul), 1);
+    assert_true(cul[0] == ids[2]);
+    uint8_t d1[32];
+    memcpy(d1, fedreci_secagg_server_seed_digest(r.s), 32);
+    assert_memory_not_equal(d1, d0, 32);
+    /* a client refuses a retry that skips an attempt, keeps every member,
+       or lists one that was not in the previous attempt; nothing changes */
+    uint32_t i1 = (uint32_t)index_of(&r, ids1[0]);
+    uint8_t cx[16];
+    assert_int_equal(fedreci_secagg_client_reveal_attempt(r.c[i1], 2, ids1, 5, d1, cx),
+                     FEDREC_ERR_PROTOCOL);
+    assert_string_equal(fedreci_secagg_client_refusal(r.c[i1]), FEDRECI_REFUSE_SEED_RETRY);
+    assert_int_equal(fedreci_secagg_client_reveal_attempt(r.c[i1], 1, ids, 8, d1, cx),
+                     FEDREC_ERR_PROTOCOL);
+    uint64_t alien[5];
+    memcpy(alien, ids1, sizeof alien);
+    alien[4] = ids1[4] + 1;
+    assert_int_equal(fedreci_secagg_client_reveal_attempt(r.c[i1], 1, alien, 5, d1, cx),
+                     FEDREC_ERR_PROTOCOL);
+    assert_string_equal(fedreci_secagg_client_refusal(r.c[i1]), FEDRECI_REFUSE_SEED_RETRY);
+    assert_int_equal(fedreci_secagg_client_seed_attempt(r.c[i1]), 0);
+    /* attempt 1: every remaining member reveals its next link; one more
+       stays silent (ids1[3]) */
+    uint8_t c1[5][16];
+    for (size_t k = 0; k < 5; k++) {
+        uint32_t i = (uint32_t)index_of(&r, ids1[k]);
+        assert_int_equal(fedreci_secagg_client_reveal_attempt(r.c[i], 1, ids1, 5, d1, c1[k]),
+                         FEDREC_OK);
+        assert_int_equal(fedreci_secagg_client_seed_attempt(r.c[i]), 1);
+        uint8_t back[16];
+        fedreci_secagg_seed_link(back, p.round_id, ids1[k], 1, c1[k]);
+        long j0 = -1;
+        for (size_t j = 0; j < m; j++)
+            if (ids[j] == ids1[k])
+                j0 = (long)j;
+        assert_memory_equal(back, c0[j0], 16); /* it chains to attempt 0's */
+        assert_memory_not_equal(c1[k], c0[j0], 16);
+        /* attempt 0's contribution does not open attempt 1's link: the
+           engine refuses a late one by its attempt number before this */
+        if (k != 3)
+            assert_int_equal(fedreci_secagg_server_add_reveal(r.s, ids1[k], c1[k]), FEDREC_OK);
+    }
+    assert_int_equal(fedreci_secagg_server_retry_seed(r.s, &nid, &nm), FEDREC_OK);
+    assert_int_equal(nm, 4);
+    uint64_t ids2[4];
+    memcpy(ids2, nid, sizeof ids2);
+    uint8_t d2[32];
+    memcpy(d2, fedreci_secagg_server_seed_digest(r.s), 32);
+    assert_int_equal(fedreci_secagg_server_seed_dropped(r.s, &dl), 3);
+    /* attempt 2 (the last R = 2 allows): everyone reveals, the seed is
+       derived and the clients agree with the server */
+    uint8_t slots[4 * 32];
+    memset(slots, 0, sizeof slots);
+    for (size_t k = 0; k < 4; k++) {
+        uint32_t i = (uint32_t)index_of(&r, ids2[k]);
+        assert_int_equal(
+            fedreci_secagg_client_reveal_attempt(r.c[i], 2, ids2, 4, d2, slots + 32 * k),
+            FEDREC_OK);
+        assert_int_equal(fedreci_secagg_server_add_reveal(r.s, ids2[k], slots + 32 * k), FEDREC_OK);
+    }
+    const uint8_t *cg;
+    assert_int_equal(fedreci_secagg_server_close_reveal(r.s, &cg), FEDREC_OK);
+    assert_memory_equal(cg, slots, sizeof slots);
+    fedreci_secagg_advert ro2[4];
+    for (size_t k = 0; k < 4; k++)
+        for (size_t j = 0; j < m; j++)
+            if (ro[j].client_id == ids2[k])
+                ro2[k] = ro[j];
+    for (size_t k = 0; k < 4; k++) {
+        const fedreci_secagg_ciphertext *cts;
+        size_t n_cts;
+        uint32_t i = (uint32_t)index_of(&r, ids2[k]);
+        assert_int_equal(fedreci_secagg_client_share_keys(r.c[i], ro2, 4, cg, &cts, &n_cts),
+                         FEDREC_OK);
+        assert_memory_equal(fedreci_secagg_client_graph_seed(r.c[i]),
+                            fedreci_secagg_server_graph_seed(r.s), 32);
+        assert_int_equal(fedreci_secagg_server_add_shares(r.s, ids2[k], cts, n_cts), FEDREC_OK);
+    }
+    assert_int_equal(fedreci_secagg_server_close_share_keys(r.s), FEDREC_OK);
+    /* a client that already used its R = 2 retries refuses a third one */
+    {
+        round_sim q;
+        sim_init(&q, &p);
+        uint32_t i = 0;
+        fedreci_secagg_advert a;
+        assert_int_equal(fedreci_secagg_client_advertise(q.c[i], &a), FEDREC_OK);
+        uint64_t qi[8];
+        memcpy(qi, q.ids, sizeof qi);
+        qsort(qi, 8, sizeof *qi, cmp_u64);
+        uint8_t dg[32] = {1}, cc[16];
+        size_t mm = 8;
+        assert_int_equal(fedreci_secagg_client_reveal(q.c[i], qi, mm, dg, cc), FEDREC_OK);
+        for (uint32_t at = 1; at <= 3; at++) {
+            /* leave out the first member other than this client */
+            size_t w = 0;
+            int dropped = 0;
+            for (size_t j = 0; j < mm; j++) {
+                if (!dropped && qi[j] != q.ids[i]) {
+                    dropped = 1;
+                    continue;
+                }
+                qi[w++] = qi[j];
+            }
+            mm = w;
+            fedrec_err e = fedreci_secagg_client_reveal_attempt(q.c[i], at, qi, mm, dg, cc);
+            if (at <= 2) {
+                assert_int_equal(e, FEDREC_OK);
+            } else {
+                assert_int_equal(e, FEDREC_ERR_PROTOCOL);
+                assert_string_equal(fedreci_secagg_client_refusal(q.c[i]),
+                                    FEDRECI_REFUSE_SEED_RETRY);
+                assert_int_equal(fedreci_secagg_client_seed_attempt(q.c[i]), 2);
+            }
+        }
+        sim_free(&q);
+    }
+    sim_free(&r);
+    /* the server: no retry beyond R (a member silent in attempt R aborts) */
+    p.seed_retries = 0;
+    sim_init(&r, &p);
+    sim_advertise(&r, &roster, &m);
+    assert_int_equal(fedreci_secagg_server_retry_seed(r.s, &nid, &nm), FEDREC_ERR_ABORTED);
+    assert_int_equal(fedreci_secagg_server_stage(r.s), FEDRECI_SECAGG_ABORTED);
+    sim_free(&r);
+    /* and more retries than the cap are refused as parameters */
+    p.seed_retries = FEDRECI_SECAGG_SEED_RETRIES_CAP + 1;
+    assert_int_equal(fedreci_secagg_params_check(&p), FEDREC_ERR_INVALID);
 }
 
 static void test_refusals_leave_state_unchanged(void **state)
@@ -2174,14 +2332,9 @@ static void test_graph_properties(void **state)
 static void setup_tampered(round_sim *r, uint32_t who,
                            void (*tamper)(fedreci_secagg_ciphertext *, uint8_t *, size_t))
 {
-    for (uint32_t i = 0; i < r->n; i++) {
-        fedreci_secagg_advert a;
-        assert_int_equal(fedreci_secagg_client_advertise(r->c[i], &a), FEDREC_OK);
-        assert_int_equal(fedreci_secagg_server_add_advert(r->s, &a), FEDREC_OK);
-    }
     const fedreci_secagg_advert *roster;
     size_t m;
-    assert_int_equal(fedreci_secagg_server_close_advertise(r->s, &roster, &m), FEDREC_OK);
+    sim_advertise(r, &roster, &m);
     const uint8_t *contribs;
     sim_seed(r, roster, m, &contribs);
     for (uint32_t i = 0; i < r->n; i++) {
@@ -2721,6 +2874,7 @@ int main(void)
         cmocka_unit_test(test_binding_mismatch),
         cmocka_unit_test(test_consistency_split),
         cmocka_unit_test(test_graph_seed),
+        cmocka_unit_test(test_seed_retry),
         cmocka_unit_test(test_exact_sum_random_dropouts),
         cmocka_unit_test(test_unbuffered_clients),
         cmocka_unit_test(test_checked_reconstruction),

@@ -47,12 +47,14 @@ struct fedreci_secagg_client {
     uint8_t c_pk[32], s_pk[32];
     uint8_t binding[32]; /* fedreci_secagg_client_set_binding */
     const char *refusal; /* last FEDRECI_REFUSE_* (static string) or NULL */
-    uint8_t contribution[FEDRECI_SECAGG_CONTRIB_BYTES]; /* graph seed contribution, revealed in
-                                                           stage SEED */
+    uint8_t contribution[FEDRECI_SECAGG_CONTRIB_BYTES]; /* the top of the graph seed
+                                                           contribution chain: attempt
+                                                           p.seed_retries's (kdf.h) */
     int fixed_contribution; /* derived from the rounding seed (simulations) */
     uint8_t seed_commit[32];
 
     /* after reveal */
+    uint32_t attempt; /* the seed step attempt last revealed for */
     uint32_t m;
     uint64_t *roster_ids; /* m, sorted */
     uint8_t digest[32];   /* the coordinator's commitment to the roster's seed commitments */
@@ -285,7 +287,9 @@ fedrec_err fedreci_secagg_client_advertise(fedreci_secagg_client *c, fedreci_sec
         memcpy(contribution, c->contribution, sizeof contribution);
     else
         randombytes_buf(contribution, sizeof contribution);
-    fedreci_secagg_seed_commit(commit, c->p.round_id, c->id, contribution);
+    /* the chain's top is attempt R's contribution; the commitment is to
+       attempt 0's, R links down (kdf.h fedreci_secagg_seed_link) */
+    fedreci_secagg_seed_commit_at(commit, c->p.round_id, c->id, c->p.seed_retries, contribution);
     memcpy(a.seed_commit, commit, 32);
     uint8_t msg[FEDRECI_ADVERT_MSG_BYTES];
     fedreci_secagg_advert_msg(msg, c->p.round_id, c->id, c_pk, s_pk, c->binding, commit);
@@ -300,19 +304,31 @@ fedrec_err fedreci_secagg_client_advertise(fedreci_secagg_client *c, fedreci_sec
     return FEDREC_OK;
 }
 
-fedrec_err fedreci_secagg_client_reveal(fedreci_secagg_client *c, const uint64_t *member_ids,
-                                        size_t m, const uint8_t digest[32],
-                                        uint8_t contribution[16])
+/* This client's contribution for seed step attempt a: its chain's top
+ * (attempt p.seed_retries) followed down (kdf.h fedreci_secagg_seed_link). */
+static void contribution_at(const fedreci_secagg_client *c, uint32_t a, uint8_t out[16])
 {
-    if (!c || (m && !member_ids) || !digest || !contribution)
-        return fedreci_error(FEDREC_ERR_INVALID, "secagg client reveal: NULL argument");
-    if (c->stage != FEDRECI_SECAGG_SEED)
-        return wrong_stage(c, "reveal");
-    if (m < 2 || m > c->p.n)
-        return refuse(c, FEDRECI_REFUSE_ROSTER,
+    memcpy(out, c->contribution, FEDRECI_SECAGG_CONTRIB_BYTES);
+    for (uint32_t j = c->p.seed_retries; j > a; j--)
+        fedreci_secagg_seed_link(out, c->p.round_id, c->id, j, out);
+}
+
+/* The roster of a seed step attempt: m ids, 2 <= m <= max_m, strictly
+ * ascending, this client among them (refusals roster_invalid,
+ * roster_missing_self); when prev, each one a member of the previous
+ * attempt's roster (seed_retry_limit). On success the roster and the
+ * digest are kept. */
+static fedrec_err take_roster(fedreci_secagg_client *c, const uint64_t *member_ids, size_t m,
+                              size_t max_m, int prev, const uint8_t digest[32])
+{
+    if (m < 2 || m > max_m)
+        return refuse(c, prev && m >= c->m ? FEDRECI_REFUSE_SEED_RETRY : FEDRECI_REFUSE_ROSTER,
                       fedreci_error(FEDREC_ERR_PROTOCOL,
-                                    "secagg client %llu: roster of %zu clients, need 2..n = %u",
-                                    (unsigned long long)c->id, m, c->p.n));
+                                    "secagg client %llu: roster of %zu clients, need 2..%zu%s",
+                                    (unsigned long long)c->id, m, max_m,
+                                    prev ? " (a retry leaves members of the previous attempt out, "
+                                           "it never admits anyone)"
+                                         : ""));
     for (size_t i = 1; i < m; i++)
         if (member_ids[i] <= member_ids[i - 1])
             return refuse(c, FEDRECI_REFUSE_ROSTER,
@@ -326,6 +342,14 @@ fedrec_err fedreci_secagg_client_reveal(fedreci_secagg_client *c, const uint64_t
                       fedreci_error(FEDREC_ERR_PROTOCOL,
                                     "secagg client %llu: the roster does not list this client",
                                     (unsigned long long)c->id));
+    for (size_t i = 0; prev && i < m; i++)
+        if (fedreci_find_u64(c->roster_ids, c->m, member_ids[i]) < 0)
+            return refuse(c, FEDRECI_REFUSE_SEED_RETRY,
+                          fedreci_error(FEDREC_ERR_PROTOCOL,
+                                        "secagg client %llu: retry roster lists %llu, not a "
+                                        "member of the previous attempt",
+                                        (unsigned long long)c->id,
+                                        (unsigned long long)member_ids[i]));
     uint64_t *ids = malloc(m * sizeof *ids);
     if (!ids)
         return fedreci_error(FEDREC_ERR_NOMEM, "secagg client reveal: roster of %zu", m);
@@ -334,9 +358,56 @@ fedrec_err fedreci_secagg_client_reveal(fedreci_secagg_client *c, const uint64_t
     c->roster_ids = ids;
     c->m = (uint32_t)m;
     memcpy(c->digest, digest, 32);
-    memcpy(contribution, c->contribution, sizeof c->contribution);
+    return FEDREC_OK;
+}
+
+fedrec_err fedreci_secagg_client_reveal(fedreci_secagg_client *c, const uint64_t *member_ids,
+                                        size_t m, const uint8_t digest[32],
+                                        uint8_t contribution[16])
+{
+    if (!c || (m && !member_ids) || !digest || !contribution)
+        return fedreci_error(FEDREC_ERR_INVALID, "secagg client reveal: NULL argument");
+    if (c->stage != FEDRECI_SECAGG_SEED)
+        return wrong_stage(c, "reveal");
+    fedrec_err e = take_roster(c, member_ids, m, c->p.n, 0, digest);
+    if (e)
+        return e;
+    contribution_at(c, 0, contribution);
+    c->attempt = 0;
     c->stage = FEDRECI_SECAGG_SHARE_KEYS;
     return FEDREC_OK;
+}
+
+fedrec_err fedreci_secagg_client_reveal_attempt(fedreci_secagg_client *c, uint32_t attempt,
+                                                const uint64_t *member_ids, size_t m,
+                                                const uint8_t digest[32], uint8_t contribution[16])
+{
+    if (!c || (m && !member_ids) || !digest || !contribution)
+        return fedreci_error(FEDREC_ERR_INVALID, "secagg client reveal: NULL argument");
+    if (attempt == 0)
+        return fedreci_secagg_client_reveal(c, member_ids, m, digest, contribution);
+    if (c->stage != FEDRECI_SECAGG_SHARE_KEYS || c->seeded)
+        return wrong_stage(c, "reveal (a seed step retry)");
+    if (attempt != c->attempt + 1 || attempt > c->p.seed_retries)
+        return refuse(c, FEDRECI_REFUSE_SEED_RETRY,
+                      fedreci_error(FEDREC_ERR_PROTOCOL,
+                                    "secagg client %llu: seed step attempt %u after attempt %u; "
+                                    "the round allows %u retries (each would give the "
+                                    "coordinator another graph seed to choose from)",
+                                    (unsigned long long)c->id, attempt, c->attempt,
+                                    c->p.seed_retries));
+    /* only members of the previous attempt, and fewer */
+    fedrec_err e = take_roster(c, member_ids, m, (size_t)c->m - 1, 1, digest);
+    if (e)
+        return e;
+    c->attempt = attempt;
+    contribution_at(c, attempt, contribution);
+    return FEDREC_OK;
+}
+
+uint32_t fedreci_secagg_client_seed_attempt(const fedreci_secagg_client *c)
+{
+    return c ? c->attempt : 0;
 }
 
 const uint8_t *fedreci_secagg_client_graph_seed(const fedreci_secagg_client *c)
@@ -442,16 +513,16 @@ fedrec_err fedreci_secagg_client_share_keys_missing(fedreci_secagg_client *c,
             memcpy(t.commits_seed + 32 * i, contributions + SLOT * i, 32);
             n_missing++;
         } else {
-            fedreci_secagg_seed_commit(t.commits_seed + 32 * i, p->round_id, c->roster_ids[i],
-                                       contributions + SLOT * i);
+            fedreci_secagg_seed_commit_at(t.commits_seed + 32 * i, p->round_id, c->roster_ids[i],
+                                          c->attempt, contributions + SLOT * i);
         }
     }
     {
-        uint8_t dg[32];
-        fedreci_secagg_seed_digest(dg, p->round_id, c->roster_ids, t.commits_seed, m);
+        uint8_t dg[32], own[FEDRECI_SECAGG_CONTRIB_BYTES];
+        fedreci_secagg_seed_digest(dg, p->round_id, c->attempt, c->roster_ids, t.commits_seed, m);
+        contribution_at(c, c->attempt, own);
         if (n_missing > FEDRECI_SECAGG_SEED_MISSING_MAX || (missing && missing[me]) ||
-            sodium_memcmp(contributions + SLOT * (size_t)me, c->contribution,
-                          sizeof c->contribution) != 0 ||
+            sodium_memcmp(contributions + SLOT * (size_t)me, own, sizeof own) != 0 ||
             sodium_memcmp(dg, c->digest, 32) != 0) {
             c->refusal = FEDRECI_REFUSE_SEED;
             e = fedreci_error(FEDREC_ERR_PROTOCOL,

@@ -93,13 +93,39 @@ void fedreci_secagg_seed_commit(uint8_t commit[32], uint64_t round, uint64_t id,
                        FEDRECI_SECAGG_CONTRIB_BYTES, NULL, 0, round, id);
 }
 
-void fedreci_secagg_seed_digest(uint8_t digest[32], uint64_t round, const uint64_t *ids,
-                                const uint8_t *commits, size_t m)
+void fedreci_secagg_seed_link(uint8_t prev[16], uint64_t round, uint64_t id, uint32_t attempt,
+                              const uint8_t r[16])
+{
+    crypto_generichash_state st;
+    uint8_t out[16];
+    crypto_generichash_init(&st, NULL, 0, sizeof out);
+    hash_label(&st, FEDRECI_LABEL_SEED_CHAIN);
+    hash_u64(&st, round);
+    hash_u64(&st, id);
+    hash_u64(&st, attempt);
+    crypto_generichash_update(&st, r, 16);
+    crypto_generichash_final(&st, out, sizeof out);
+    memcpy(prev, out, sizeof out);
+}
+
+void fedreci_secagg_seed_commit_at(uint8_t commit[32], uint64_t round, uint64_t id,
+                                   uint32_t attempt, const uint8_t contribution[16])
+{
+    uint8_t x[16];
+    memcpy(x, contribution, sizeof x);
+    for (uint32_t a = attempt; a >= 1; a--)
+        fedreci_secagg_seed_link(x, round, id, a, x);
+    fedreci_secagg_seed_commit(commit, round, id, x);
+}
+
+void fedreci_secagg_seed_digest(uint8_t digest[32], uint64_t round, uint32_t attempt,
+                                const uint64_t *ids, const uint8_t *commits, size_t m)
 {
     crypto_generichash_state st;
     crypto_generichash_init(&st, NULL, 0, 32);
     hash_label(&st, FEDRECI_LABEL_SEED_DIGEST);
     hash_u64(&st, round);
+    hash_u64(&st, attempt);
     hash_u64(&st, m);
     for (size_t i = 0; i < m; i++) {
         hash_u64(&st, ids[i]);

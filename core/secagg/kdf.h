@@ -36,6 +36,7 @@
                                                                   */
 #define FEDRECI_LABEL_SEED_DIGEST "fedrec.secagg.v2.seed-digest" /* the roster's commitments */
 #define FEDRECI_LABEL_GRAPH_SEED "fedrec.secagg.v2.graph-seed"   /* seed from the contributions */
+#define FEDRECI_LABEL_SEED_CHAIN "fedrec.secagg.v8.seed-chain"   /* contribution hash chain */
 #define FEDRECI_LABEL_CONSIST "fedrec.secagg.v2.consistency"     /* pair key for the tags */
 #define FEDRECI_LABEL_REQUEST "fedrec.secagg.v2.survivor-set"    /* hash of a survivor set */
 #define FEDRECI_LABEL_BUNDLE "fedrec.secagg.v3.bundle"           /* hash of a share bundle */
@@ -75,7 +76,8 @@ void fedreci_secagg_advert_msg(uint8_t msg[FEDRECI_ADVERT_MSG_BYTES], uint64_t r
  * contribution r and commits to it in its signed advert,
  *   commit = BLAKE2b(LABEL_SEED_COMMIT, r, round, id);
  * once the roster is fixed the coordinator commits to all of them,
- *   digest = BLAKE2b-256(len || LABEL_SEED_DIGEST || LE64(round) || LE64(m) ||
+ *   digest = BLAKE2b-256(len || LABEL_SEED_DIGEST || LE64(round) ||
+ *            LE64(attempt) || LE64(m) ||
  *            for each member in id order: LE64(id) || commit),
  * every member then reveals r, and
  *   seed = BLAKE2b-256(len || LABEL_GRAPH_SEED || digest ||
@@ -84,11 +86,29 @@ void fedreci_secagg_advert_msg(uint8_t msg[FEDRECI_ADVERT_MSG_BYTES], uint64_t r
  * (32) for one that did not (flag 1: at most FEDRECI_SECAGG_SEED_MISSING_MAX,
  * secagg.h). values: m slots of FEDRECI_SECAGG_SEED_SLOT_BYTES (secagg.h).
  * Hiding (r uniform) and binding (collision resistance): the seed is fixed
- * by the digest, which the coordinator sends before it learns any honest r. */
+ * by the digest, which the coordinator sends before it learns any honest r.
+ *
+ * Retries (secagg.h fedreci_secagg_server_retry_seed): a member's
+ * contributions for attempts 0..R form a hash chain drawn before the
+ * advert: r_R uniform, r_(a-1) = seed_link(a, r_a), and the signed commit
+ * is the one to r_0. Attempt a reveals r_a, which opens the signed commit
+ * through a links (seed_commit_at); a coordinator that has seen r_0..r_(a-1)
+ * would need a BLAKE2b preimage to know r_a before the reveal. So a retry
+ * needs no new commitment: the attempt's digest covers the same signed
+ * commits under another attempt number and the smaller roster. */
 void fedreci_secagg_seed_commit(uint8_t commit[32], uint64_t round, uint64_t id,
                                 const uint8_t contribution[16]);
-void fedreci_secagg_seed_digest(uint8_t digest[32], uint64_t round, const uint64_t *ids,
-                                const uint8_t *commits, size_t m);
+/* prev = BLAKE2b-128(len || LABEL_SEED_CHAIN || LE64(round) || LE64(id) ||
+ * LE64(attempt) || r): the contribution of attempt - 1 from that of attempt
+ * (attempt >= 1). prev may alias r. */
+void fedreci_secagg_seed_link(uint8_t prev[16], uint64_t round, uint64_t id, uint32_t attempt,
+                              const uint8_t r[16]);
+/* The signed commitment a contribution of `attempt` opens: seed_commit of
+ * the chain followed down to attempt 0. */
+void fedreci_secagg_seed_commit_at(uint8_t commit[32], uint64_t round, uint64_t id,
+                                   uint32_t attempt, const uint8_t contribution[16]);
+void fedreci_secagg_seed_digest(uint8_t digest[32], uint64_t round, uint32_t attempt,
+                                const uint64_t *ids, const uint8_t *commits, size_t m);
 void fedreci_secagg_graph_seed(uint8_t seed[32], const uint8_t digest[32], const uint8_t *values,
                                const uint8_t *missing, size_t m);
 

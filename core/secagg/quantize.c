@@ -26,6 +26,11 @@ fedrec_err fedreci_secagg_params_check(const fedreci_secagg_params *p)
         return fedreci_error(FEDREC_ERR_INVALID,
                              "secagg params: threshold t = %u, need k/2 < t <= k (k = %u)", p->t,
                              p->k);
+    if (p->seed_retries > FEDRECI_SECAGG_SEED_RETRIES_CAP)
+        return fedreci_error(FEDREC_ERR_INVALID,
+                             "secagg params: seed_retries = %u, at most %u (each retry gives the "
+                             "coordinator one more graph seed to choose from)",
+                             p->seed_retries, FEDRECI_SECAGG_SEED_RETRIES_CAP);
     if (p->d < 2 || p->d > FEDRECI_SECAGG_MAX_D)
         return fedreci_error(FEDREC_ERR_INVALID,
                              "secagg params: vector length d = %u, need 2..%u (inputs + weight)",

@@ -64,14 +64,23 @@
 #define FEDRECI_SECAGG_CONTRIB_BYTES 16
 #define FEDRECI_SECAGG_SEED_SLOT_BYTES 32
 
-/* Roster members that may fail to reveal their graph seed contribution
- * before the round aborts. A member that does not reveal is left out of the
- * seed (its commitment stands in) and out of the round (it counts as
- * dropped before sharing keys). The coordinator could claim any one member
- * did not reveal after seeing all contributions: that lets it choose among at
- * most m + 1 seeds per round, at the price of the member it leaves out
- * (docs/protocol.md "The graph seed"). */
-#define FEDRECI_SECAGG_SEED_MISSING_MAX 1
+/* Roster members that may fail to reveal their graph seed contribution in
+ * one attempt of the seed step without a retry (protocol version 8: none).
+ * A coordinator that may leave out up to M members after it has seen every
+ * contribution chooses among sum_(j <= M) C(m, j) seeds per attempt (2^9 at
+ * M = 1, m = 500); a retry gives it one fresh seed instead. A missing member
+ * therefore makes the coordinator re-run the seed step without it
+ * (fedreci_secagg_server_retry_seed), up to params.seed_retries times
+ * (docs/protocol.md "Honest dropouts at the seed step" has the table that
+ * chose this). */
+#define FEDRECI_SECAGG_SEED_MISSING_MAX 0
+
+/* The most seed retries a round may announce (params_check); each one hands
+ * a deviating coordinator one more uniform seed to choose from, so a round
+ * with R retries gives it at most R + 1 (log2(R + 1) bits of bias). The
+ * default the coordinator announces and the client accepts is 3. */
+#define FEDRECI_SECAGG_SEED_RETRIES_CAP 8
+#define FEDRECI_SECAGG_SEED_RETRIES_DEFAULT 3
 
 /* The stages, in order. A round ends DONE or ABORTED. SEED (the graph seed
  * contributions, after the roster is fixed) and CONSISTENCY (the survivors
@@ -102,10 +111,14 @@ typedef struct fedreci_secagg_params {
                                                       the state machines replace it with
                                                       the seed derived from the members'
                                                       contributions (stage SEED) */
+    uint32_t seed_retries; /* R: how often the seed step may be re-run without the
+                              members that missed it (0..FEDRECI_SECAGG_SEED_RETRIES_CAP);
+                              fixes the depth of each member's contribution chain */
 } fedreci_secagg_params;
 
 /* Checks parameters before anything is sent: n >= 2, 1 <= k <= n - 1,
- * k/2 < t <= k, d >= 2, clip and scale finite and > 0, and the overflow budget
+ * k/2 < t <= k, d >= 2, seed_retries <= FEDRECI_SECAGG_SEED_RETRIES_CAP, clip
+ * and scale finite and > 0, and the overflow budget
  * n * clip * scale < 2^31 and n * max_weight < 2^31 (the sum is read back as a
  * signed 32-bit value, so it must never wrap). On error the message names the
  * offending parameters and values. */
@@ -203,6 +216,10 @@ typedef struct fedreci_secagg_endorsement {
    roster committed to, this client's own contribution is missing or altered,
    or a neighbour's contribution does not open its signed commitment */
 #define FEDRECI_REFUSE_SEED "seed_mismatch"
+/* a seed step retry beyond the round's announced seed_retries (each retry
+   would give the coordinator one more seed to choose from), or a retry
+   roster that is not a strict subset of the previous one */
+#define FEDRECI_REFUSE_SEED_RETRY "seed_retry_limit"
 /* a reply during the round that does not decode or is not the one expected */
 #define FEDRECI_REFUSE_MALFORMED "malformed_reply"
 /* fewer than t neighbours endorsed the survivor set this client was given:
@@ -354,6 +371,27 @@ FEDREC_NODISCARD fedrec_err fedreci_secagg_client_reveal(fedreci_secagg_client *
                                                          const uint64_t *member_ids, size_t m,
                                                          const uint8_t digest[32],
                                                          uint8_t contribution[16]);
+
+/* Stage SEED, attempt `attempt` (0: the first, as reveal). A retry (attempt
+ * >= 1, after a reveal and before share_keys) takes the roster the
+ * coordinator re-ran the seed step with, the members of the previous
+ * attempt's roster that revealed, and its new digest, and gives this
+ * client's contribution for that attempt (the next link of its chain, kdf.h
+ * fedreci_secagg_seed_link: unknown to the coordinator until now). Refused,
+ * nothing changed: attempt other than the previous one + 1, or beyond the
+ * round's seed_retries (FEDREC_ERR_PROTOCOL, refusal seed_retry_limit: the
+ * coordinator would get more than seed_retries + 1 seeds to choose from), a
+ * roster that is not a strict subset of the previous attempt's
+ * (seed_retry_limit), or as reveal (roster_invalid, roster_missing_self).
+ * share_keys and its degree check (>= t neighbours) then run on this roster. */
+FEDREC_NODISCARD fedrec_err fedreci_secagg_client_reveal_attempt(fedreci_secagg_client *c,
+                                                                 uint32_t attempt,
+                                                                 const uint64_t *member_ids,
+                                                                 size_t m, const uint8_t digest[32],
+                                                                 uint8_t contribution[16]);
+
+/* The seed step attempt this client last revealed for (0 before a retry). */
+uint32_t fedreci_secagg_client_seed_attempt(const fedreci_secagg_client *c);
 
 /* Stage 1: takes the roster (the adverts of every client that advertised,
  * sorted by client_id: the same m ids reveal was given; entries that are not
@@ -625,9 +663,11 @@ FEDREC_NODISCARD fedrec_err fedreci_secagg_server_add_reveal(fedreci_secagg_serv
                                                              uint64_t sender,
                                                              const uint8_t contribution[16]);
 
-/* Ends stage SEED: at most FEDRECI_SECAGG_SEED_MISSING_MAX roster members
- * may have failed to reveal, otherwise the round aborts (FEDREC_ERR_ABORTED:
- * leaving more out would give the coordinator more seeds to choose from).
+/* Ends stage SEED: at most FEDRECI_SECAGG_SEED_MISSING_MAX (0) roster
+ * members may have failed to reveal, otherwise the round aborts
+ * (FEDREC_ERR_ABORTED: leaving members out after the reveals would give the
+ * coordinator more seeds to choose from; a driver with retries left calls
+ * fedreci_secagg_server_retry_seed instead).
  * A member that did not reveal counts as dropped: its shares are refused.
  * Derives the graph seed, builds the graph; *contributions gets the m slots
  * (FEDRECI_SECAGG_SEED_SLOT_BYTES each) in roster order (for relay; a missing
@@ -635,6 +675,38 @@ FEDREC_NODISCARD fedrec_err fedreci_secagg_server_add_reveal(fedreci_secagg_serv
  * it). */
 FEDREC_NODISCARD fedrec_err fedreci_secagg_server_close_reveal(fedreci_secagg_server *s,
                                                                const uint8_t **contributions);
+
+/* Stage SEED, when some roster members have not revealed (the driver's
+ * deadline passed) and the round announced retries left: re-runs the seed
+ * step without them. The members that did not reveal (culprits included:
+ * they stay named by fedreci_secagg_server_culprits) leave the roster as if
+ * they had never advertised; *member_ids gets the m' members that remain
+ * (sorted; points into s until the next call) and the new digest
+ * (fedreci_secagg_server_seed_digest) covers their signed commitments under
+ * the next attempt number, for the driver to send as the new roster. Every
+ * member reveals again (the next link of its chain). Errors:
+ * FEDREC_ERR_STAGE (not stage SEED, or every member revealed: close_reveal
+ * instead), FEDREC_ERR_ABORTED (no retry left, fewer than t or 2 members
+ * left, or a graph degree below t: the round aborts as close_reveal would). */
+FEDREC_NODISCARD fedrec_err fedreci_secagg_server_retry_seed(fedreci_secagg_server *s,
+                                                             const uint64_t **member_ids,
+                                                             size_t *m);
+
+/* Stage SEED: forgets member `id`'s contribution of this attempt, as if it
+ * had not revealed: what a deviating coordinator does when it claims a
+ * member missing to get another seed. Only the cheating-coordinator test
+ * build calls it (tests/test_cheat.c: the clients must refuse more retries
+ * than announced); the daemon never does. Errors: FEDREC_ERR_STAGE,
+ * FEDREC_ERR_PROTOCOL (not a member that revealed). */
+FEDREC_NODISCARD fedrec_err fedreci_secagg_server_seed_forget(fedreci_secagg_server *s,
+                                                              uint64_t id);
+
+/* The attempt of the seed step (0, then 1 after the first retry, ...). */
+uint32_t fedreci_secagg_server_seed_attempt(const fedreci_secagg_server *s);
+
+/* The members retries left out (did not reveal in some attempt, culprits
+ * aside), sorted; *ids points into s until the next call. Returns the count. */
+size_t fedreci_secagg_server_seed_dropped(fedreci_secagg_server *s, const uint64_t **ids);
 
 /* After close_reveal: m flags, 1 for a member that did not reveal; else NULL. */
 const uint8_t *fedreci_secagg_server_seed_missing(const fedreci_secagg_server *s);

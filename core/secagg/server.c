@@ -65,7 +65,10 @@ struct fedreci_secagg_server {
     uint8_t *revealed;  /* m flags */
     uint8_t *missing;   /* m flags after close_reveal: did not reveal (left out) */
     uint32_t n_revealed;
-    int seeded; /* p.graph_seed is the derived seed, the graph is built */
+    int seeded;       /* p.graph_seed is the derived seed, the graph is built */
+    uint32_t attempt; /* of the seed step (fedreci_secagg_server_retry_seed) */
+    uint64_t *seed_dropped, *seed_culprits; /* left out by retries (sorted on use) */
+    size_t n_seed_dropped, n_seed_culprits;
 
     /* stage 1 */
     uint8_t **cts;    /* m pointers to deg x CT bytes (NULL: no shares) */
@@ -177,6 +180,8 @@ void fedreci_secagg_server_destroy(fedreci_secagg_server *s)
     free(s->will_reveal);
     free(s->reveal_withheld);
     free(s->relay_peers);
+    free(s->seed_dropped);
+    free(s->seed_culprits);
     memset(s, 0, sizeof *s);
     free(s);
 }
@@ -380,15 +385,9 @@ static uint32_t graph_degree(const fedreci_secagg_params *p, uint32_t m)
     return k + 1;
 }
 
-/* Frees what a failed close_advertise built, so it can be retried. */
-static fedrec_err undo_roster(fedreci_secagg_server *s, fedrec_err e)
+/* Frees the per-member state of the seed step and stage 1 (seed_state's). */
+static void free_seed_state(fedreci_secagg_server *s)
 {
-    if (s->stage == FEDRECI_SECAGG_ABORTED)
-        return e;
-    free(s->roster);
-    free(s->roster_ids);
-    fedreci_graph_free(&s->g);
-    free(s->nbrs);
     free(s->cts);
     free(s->cmts);
     free(s->culprit);
@@ -400,15 +399,29 @@ static fedrec_err undo_roster(fedreci_secagg_server *s, fedrec_err e)
     s->revealed = NULL;
     s->cmts = NULL;
     s->culprit = NULL;
-    s->roster = NULL;
-    s->roster_ids = NULL;
-    s->nbrs = NULL;
     s->cts = NULL;
     s->relay = NULL;
     s->status = NULL;
+}
+
+/* Frees what a failed close_advertise built, so it can be retried. */
+static fedrec_err undo_roster(fedreci_secagg_server *s, fedrec_err e)
+{
+    if (s->stage == FEDRECI_SECAGG_ABORTED)
+        return e;
+    free(s->roster);
+    free(s->roster_ids);
+    fedreci_graph_free(&s->g);
+    free(s->nbrs);
+    free_seed_state(s);
+    s->roster = NULL;
+    s->roster_ids = NULL;
+    s->nbrs = NULL;
     s->m = s->deg = 0;
     return e;
 }
+
+static fedrec_err seed_state(fedreci_secagg_server *s);
 
 fedrec_err fedreci_secagg_server_close_advertise(fedreci_secagg_server *s,
                                                  const fedreci_secagg_advert **roster, size_t *m)
@@ -434,11 +447,24 @@ fedrec_err fedreci_secagg_server_close_advertise(fedreci_secagg_server *s,
             s->roster[r] = s->adverts[i];
             s->roster_ids[r++] = s->cohort[i];
         }
+    fedrec_err e = seed_state(s);
+    if (e)
+        return e;
+    *roster = s->roster;
+    *m = count;
+    return FEDREC_OK;
+}
+
+/* The seed step's state for the roster s->roster (s->m members) at attempt
+ * s->attempt: the degree check, the digest, the per-member arrays. */
+static fedrec_err seed_state(fedreci_secagg_server *s)
+{
+    uint32_t count = s->m;
     s->deg = graph_degree(&s->p, count);
     if (s->deg < s->p.t)
         return aborted(s,
                        "secagg server: graph degree %u is below the threshold t = %u (too few "
-                       "adverts for every secret to be rebuilt)",
+                       "members for every secret to be rebuilt)",
                        s->deg, s->p.t);
     /* the coordinator's commitment to every member's seed commitment: sent
        with the roster, before any contribution is revealed */
@@ -451,7 +477,7 @@ fedrec_err fedreci_secagg_server_close_advertise(fedreci_secagg_server *s,
     }
     for (uint32_t i = 0; i < count; i++)
         memcpy(commits + (size_t)32 * i, s->roster[i].seed_commit, 32);
-    fedreci_secagg_seed_digest(s->digest, s->p.round_id, s->roster_ids, commits, count);
+    fedreci_secagg_seed_digest(s->digest, s->p.round_id, s->attempt, s->roster_ids, commits, count);
     free(commits);
     s->cts = calloc(count, sizeof *s->cts);
     s->cmts = calloc(count, sizeof *s->cmts);
@@ -463,9 +489,102 @@ fedrec_err fedreci_secagg_server_close_advertise(fedreci_secagg_server *s,
             s, fedreci_error(FEDREC_ERR_NOMEM, "secagg server: stage 1 state for %u", count));
     s->n_revealed = 0;
     s->stage = FEDRECI_SECAGG_SEED;
-    *roster = s->roster;
-    *m = count;
     return FEDREC_OK;
+}
+
+/* Appends id to a growing list; 0 on out of memory. */
+static int push_id(uint64_t **v, size_t *n, uint64_t id)
+{
+    uint64_t *w = realloc(*v, (*n + 1) * sizeof *w);
+    if (!w)
+        return 0;
+    w[(*n)++] = id;
+    *v = w;
+    return 1;
+}
+
+fedrec_err fedreci_secagg_server_retry_seed(fedreci_secagg_server *s, const uint64_t **member_ids,
+                                            size_t *m)
+{
+    if (!s || !member_ids || !m)
+        return fedreci_error(FEDREC_ERR_INVALID, "secagg server retry_seed: NULL argument");
+    if (s->stage != FEDRECI_SECAGG_SEED || s->n_revealed >= s->m)
+        return wrong_stage(s, "retry_seed (every member revealed, or not the seed step)");
+    if (s->attempt >= s->p.seed_retries)
+        return aborted(s,
+                       "secagg server: %u of %u roster members revealed their graph seed "
+                       "contribution and no seed step retry is left",
+                       s->n_revealed, s->m);
+    uint32_t keep = s->n_revealed;
+    if (keep < s->p.t || keep < 2)
+        return aborted(s,
+                       "secagg server: %u members revealed their graph seed contribution, "
+                       "fewer than the threshold t = %u: nothing to retry with",
+                       keep, s->p.t);
+    /* the members that did not reveal leave; culprits stay named */
+    for (uint32_t u = 0; u < s->m; u++) {
+        if (s->revealed[u])
+            continue;
+        int ok = s->culprit[u] ? push_id(&s->seed_culprits, &s->n_seed_culprits, s->roster_ids[u])
+                               : push_id(&s->seed_dropped, &s->n_seed_dropped, s->roster_ids[u]);
+        if (!ok)
+            return fedreci_error(FEDREC_ERR_NOMEM, "secagg server: seed retry");
+    }
+    for (uint32_t u = 0, r = 0; u < s->m; u++)
+        if (s->revealed[u]) {
+            s->roster[r] = s->roster[u];
+            s->roster_ids[r++] = s->roster_ids[u];
+        }
+    free_seed_state(s);
+    s->m = keep;
+    s->attempt++;
+    fedrec_err e = seed_state(s);
+    if (e) {
+        s->stage = FEDRECI_SECAGG_ABORTED; /* the old roster is gone */
+        return e;
+    }
+    *member_ids = s->roster_ids;
+    *m = keep;
+    return FEDREC_OK;
+}
+
+fedrec_err fedreci_secagg_server_seed_forget(fedreci_secagg_server *s, uint64_t id)
+{
+    if (!s)
+        return fedreci_error(FEDREC_ERR_INVALID, "secagg server seed_forget: NULL argument");
+    if (s->stage != FEDRECI_SECAGG_SEED)
+        return wrong_stage(s, "seed_forget");
+    long u = fedreci_find_u64(s->roster_ids, s->m, id);
+    if (u < 0 || !s->revealed[u])
+        return fedreci_error(FEDREC_ERR_PROTOCOL,
+                             "secagg server seed_forget: %llu revealed nothing in this attempt",
+                             (unsigned long long)id);
+    s->revealed[u] = 0;
+    s->n_revealed--;
+    memset(s->contribs + (size_t)FEDRECI_SECAGG_SEED_SLOT_BYTES * u, 0,
+           FEDRECI_SECAGG_SEED_SLOT_BYTES);
+    return FEDREC_OK;
+}
+
+uint32_t fedreci_secagg_server_seed_attempt(const fedreci_secagg_server *s)
+{
+    return s ? s->attempt : 0;
+}
+
+static int cmp_u64(const void *a, const void *b)
+{
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+size_t fedreci_secagg_server_seed_dropped(fedreci_secagg_server *s, const uint64_t **ids)
+{
+    if (!s || !ids)
+        return 0;
+    *ids = s->seed_dropped;
+    if (s->n_seed_dropped)
+        qsort(s->seed_dropped, s->n_seed_dropped, sizeof *s->seed_dropped, cmp_u64);
+    return s->n_seed_dropped;
 }
 
 const uint8_t *fedreci_secagg_server_seed_digest(const fedreci_secagg_server *s)
@@ -500,7 +619,7 @@ fedrec_err fedreci_secagg_server_add_reveal(fedreci_secagg_server *s, uint64_t s
                              "secagg server: second seed contribution from %llu",
                              (unsigned long long)sender);
     uint8_t cm[32];
-    fedreci_secagg_seed_commit(cm, s->p.round_id, sender, contribution);
+    fedreci_secagg_seed_commit_at(cm, s->p.round_id, sender, s->attempt, contribution);
     if (s->culprit[u])
         return fedreci_error(FEDREC_ERR_PROTOCOL,
                              "secagg server: seed contribution from %llu, named a culprit in "
@@ -532,7 +651,7 @@ fedrec_err fedreci_secagg_server_close_reveal(fedreci_secagg_server *s,
     if (s->n_revealed + FEDRECI_SECAGG_SEED_MISSING_MAX < s->m)
         return aborted(s,
                        "secagg server: %u of %u roster members revealed their graph seed "
-                       "contribution; at most one may be missing",
+                       "contribution; every one must (or the seed step is retried)",
                        s->n_revealed, s->m);
     if (!s->missing && !(s->missing = calloc(s->m, 1)))
         return fedreci_error(FEDREC_ERR_NOMEM, "secagg server: seed flags");
@@ -1666,10 +1785,8 @@ size_t fedreci_secagg_server_culprits(fedreci_secagg_server *s, const uint64_t *
     if (!s || !ids)
         return 0;
     *ids = NULL;
-    if (!s->culprit)
-        return 0;
-    size_t n = 0;
-    for (uint32_t u = 0; u < s->m; u++)
+    size_t n = s->n_seed_culprits; /* left out by a seed step retry */
+    for (uint32_t u = 0; s->culprit && u < s->m; u++)
         n += s->culprit[u];
     if (!n)
         return 0;
@@ -1678,9 +1795,13 @@ size_t fedreci_secagg_server_culprits(fedreci_secagg_server *s, const uint64_t *
         return 0;
     s->culprit_ids = v;
     n = 0;
-    for (uint32_t u = 0; u < s->m; u++)
+    for (size_t i = 0; i < s->n_seed_culprits; i++)
+        v[n++] = s->seed_culprits[i];
+    for (uint32_t u = 0; s->culprit && u < s->m; u++)
         if (s->culprit[u])
             v[n++] = s->roster_ids[u];
+    if (s->n_seed_culprits)
+        qsort(v, n, sizeof *v, cmp_u64);
     *ids = v;
     return n;
 }

@@ -158,7 +158,17 @@ typedef struct fedrec_client_options {
      * identity behind the shopper's back. 0 (the default): create a new
      * store when there is none, as fedrec_client_open does. */
     uint32_t must_exist;
+    /* The most graph seed step retries a round may announce
+     * (docs/protocol.md "Honest dropouts at the seed step"): each retry
+     * lets the coordinator choose among one more seed for the neighbour
+     * graph, so a round announcing more is refused before anything is sent
+     * (refusal below_floors, in the ledger), and a retry beyond the round's
+     * own number is refused mid-round (seed_retry_limit). 0 = the library's
+     * default, FEDREC_MAX_SEED_RETRIES; at most 8. */
+    uint32_t max_seed_retries;
 } fedrec_client_options;
+
+#define FEDREC_MAX_SEED_RETRIES 3 /* default bound on a round's seed step retries */
 
 /* Sets o->struct_size to sizeof(fedrec_client_options) and every other
  * field to its default (NULL / 0: the floors then take the library's
@@ -172,8 +182,8 @@ FEDREC_API void fedrec_client_options_init(fedrec_client_options *o);
  * fedrec_client_set_tls, plus FEDREC_ERR_INVALID (opts NULL, struct_size too
  * small, both or neither of key and passphrase, min_cohort 1,
  * min_threshold_fraction outside 0 or [0.5, 1], must_exist other than 0 or
- * 1), FEDREC_ERR_NOT_FOUND (must_exist and no store) and FEDREC_ERR_UNSUPPORTED
- * (struct_size larger than this library's struct with a non-zero field
+ * 1, max_seed_retries above 8), FEDREC_ERR_NOT_FOUND (must_exist and no store) and
+ * FEDREC_ERR_UNSUPPORTED (struct_size larger than this library's struct with a non-zero field
  * there: an option from a newer fedrec). Nothing is opened on error. */
 FEDREC_API FEDREC_NODISCARD fedrec_err fedrec_client_open_with(fedrec_client **out,
                                                                const char *store_path,
@@ -398,6 +408,11 @@ typedef enum fedrec_refusal {
                                                   the SecAgg rules (the overflow budget
                                                   n ceil(clip scale) < 2^31, n max_weight
                                                   < 2^31, the caps on n and d) */
+    FEDREC_REFUSAL_SEED_RETRY_LIMIT = 18,      /* seed_retry_limit: a graph seed step retry
+                                                  beyond the round's announced number (each
+                                                  would let the coordinator choose among more
+                                                  seeds), or one that does not just leave
+                                                  members out */
 } fedrec_refusal;
 
 /* The stable name of a refusal reason ("below_floors", "stale_round", ...),

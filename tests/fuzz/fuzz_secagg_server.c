@@ -120,6 +120,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     p.clip = 4;
     p.scale = 1024;
     p.max_weight = 1;
+    p.seed_retries = 1; /* a missing contribution is retried once (protocol version 8) */
     uint8_t pk[N][32], sk[N][64];
     for (int i = 0; i < N; i++) {
         uint8_t seed[32] = {(uint8_t)IDS[i]};
@@ -185,6 +186,26 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                 abort();
         }
         fedreci_wire_free(env);
+    }
+    /* client 4 missed the reveal (or was refused): the seed step is
+       retried among the three honest clients (they must be able to) */
+    const uint64_t *rids1;
+    size_t m1;
+    fedrec_err re = fedreci_secagg_server_retry_seed(srv, &rids1, &m1);
+    if (re == FEDREC_OK) {
+        if (m1 != 3 || fedreci_secagg_server_seed_attempt(srv) != 1)
+            abort();
+        for (int i = 0; i < 3; i++) {
+            uint8_t contribution[32];
+            if (fedreci_secagg_client_reveal_attempt(cl[i], 1, rids1, m1,
+                                                     fedreci_secagg_server_seed_digest(srv),
+                                                     contribution) != FEDREC_OK ||
+                fedreci_secagg_server_add_reveal(srv, IDS[i], contribution) != FEDREC_OK)
+                abort();
+        }
+        m = m1; /* roster points into srv: the three that remain */
+    } else if (re != FEDREC_ERR_STAGE) {
+        abort(); /* every member revealed: STAGE, nothing changed */
     }
     const uint8_t *contribs;
     if (fedreci_secagg_server_close_reveal(srv, &contribs) != FEDREC_OK)

@@ -92,6 +92,11 @@ static void exercise(const fedreci_wire_env *e)
     (void)fedreci_wire_get_advert(e, &a);
     const uint8_t *b32;
     size_t nb = 0;
+    uint32_t attempt = 0;
+    if (fedreci_wire_get_seed_attempt(e, &attempt) == FEDREC_OK &&
+        e->body_case != FEDREC__V1__ENVELOPE__BODY_ROSTER &&
+        e->body_case != FEDREC__V1__ENVELOPE__BODY_SEED_REVEAL)
+        abort(); /* an attempt read from another body */
     if (fedreci_wire_get_seed_digest(e, &b32) == FEDREC_OK)
         nb = 32;
     else if (fedreci_wire_get_seed_reveal(e, &b32) == FEDREC_OK)

@@ -155,6 +155,7 @@ int main(int argc, char **argv)
     rd.secagg.clip = 16;
     rd.secagg.scale = 65536;
     rd.secagg.max_weight = 1;
+    rd.secagg.seed_retries = 3;
     rd.model_version = 3;
     rd.n_items = 3;
     rd.k_factors = 2;
@@ -227,6 +228,14 @@ int main(int argc, char **argv)
     if (fedreci_wire_enc_seed_reveal(&m, &h, contribs))
         return 1;
     put_maced(dir, "seed_reveal", m);
+    /* a seed step retry (protocol version 8): the Roster of attempt 1 in
+       reply to a SeedReveal, and the reveal of attempt 1 */
+    if (fedreci_wire_enc_roster_attempt(&m, &h, 1, ids, 3, digest, NULL, 0))
+        return 1;
+    put_wire(dir, "roster_retry", m);
+    if (fedreci_wire_enc_seed_reveal_attempt(&m, &h, 1, contribs))
+        return 1;
+    put_maced(dir, "seed_reveal_retry", m);
     uint8_t missing4[4] = {0, 0, 1, 0};
     if (fedreci_wire_enc_seed_relay(&m, &h, contribs, 4, missing4, ap, 4))
         return 1;
@@ -401,6 +410,7 @@ int main(int argc, char **argv)
         sp.clip = 4;
         sp.scale = 1024;
         sp.max_weight = 1;
+        sp.seed_retries = 1; /* as fuzz_secagg_server.c */
         uint8_t seed4[32] = {4}, pk4[32], sk4[64];
         crypto_sign_seed_keypair(pk4, sk4, seed4);
         fedreci_secagg_client *c4;
