@@ -514,6 +514,50 @@ static void test_optimizer_zero_weight_and_nan(void **state)
     assert_int_equal(fedreci_optimizer_create(&o, &p, 2, 2), FEDREC_ERR_INVALID);
 }
 
+static void test_optimizer_set_lr(void **state)
+{
+    (void)state;
+    const float gs[4] = {4.0f, 4.0f, -8.0f, 0.0f};
+    fedreci_optimizer *o = NULL;
+    int applied = -1;
+    /* SGD: the second step uses the new rate on the new gradient. After the
+     * first step (lr 0.01) y0 = 0.5 - 0.0101 = 0.4899; g = 4 / 4 + 2 (0.1 /
+     * 10) 0.4899 = 1.009798, so lr 0.05 gives 0.4899 - 0.0504899. */
+    fedreci_opt_params sgd = adam_params;
+    sgd.kind = FEDRECI_OPT_SGD;
+    float z[4] = {0.5f, -1.0f, 0.0f, 2.0f};
+    assert_int_equal(fedreci_optimizer_create(&o, &sgd, 2, 2), FEDREC_OK);
+    assert_int_equal(fedreci_optimizer_step(o, z, gs, 4.0, &applied), FEDREC_OK);
+    assert_int_equal(fedreci_optimizer_set_lr(o, 0.05f), FEDREC_OK);
+    assert_int_equal(fedreci_optimizer_step(o, z, gs, 4.0, &applied), FEDREC_OK);
+    assert_float_equal(z[0], 0.4899 - 0.0504899, 1e-6);
+    /* Coordinate 2: 0 + 0.01 * 2 = 0.02, then 0.02 + 0.05 (2 - 0.02 * 0.02)
+     * = 0.11998. Bad rates are refused and change nothing: the third step
+     * still uses 0.05. */
+    assert_float_equal(z[2], 0.02 + 0.05 * (2.0 - 0.0004), 1e-6);
+    assert_int_equal(fedreci_optimizer_set_lr(o, 0.0f), FEDREC_ERR_INVALID);
+    assert_int_equal(fedreci_optimizer_set_lr(o, -0.1f), FEDREC_ERR_INVALID);
+    assert_int_equal(fedreci_optimizer_set_lr(o, NAN), FEDREC_ERR_INVALID);
+    assert_int_equal(fedreci_optimizer_set_lr(o, INFINITY), FEDREC_ERR_INVALID);
+    assert_int_equal(fedreci_optimizer_set_lr(NULL, 0.1f), FEDREC_ERR_INVALID);
+    assert_int_equal(fedreci_optimizer_step(o, z, gs, 4.0, &applied), FEDREC_OK);
+    assert_float_equal(z[2], 0.11998 + 0.05 * (2.0 - 0.02 * 0.11998), 1e-6);
+    fedreci_optimizer_destroy(o);
+
+    /* Adam keeps its moments across set_lr: the second step is the
+     * hand-computed second step of test_adam_one_step_hand_computed with
+     * lr 0.03 in place of 0.01 (a reset would move by 0.03 sign(g) instead). */
+    float y[4] = {0.5f, -1.0f, 0.0f, 2.0f};
+    assert_int_equal(fedreci_optimizer_create(&o, &adam_params, 2, 2), FEDREC_OK);
+    assert_int_equal(fedreci_optimizer_step(o, y, gs, 4.0, &applied), FEDREC_OK);
+    assert_float_equal(y[0], 0.49, 1e-6);
+    assert_int_equal(fedreci_optimizer_set_lr(o, 0.03f), FEDREC_OK);
+    assert_int_equal(fedreci_optimizer_step(o, y, gs, 4.0, &applied), FEDREC_OK);
+    double step0 = 0.03 * (0.19188 / 0.19) / sqrt((0.0010190799 + 0.00101969604) / 0.001999);
+    assert_float_equal(y[0], 0.49 - step0, 1e-6);
+    fedreci_optimizer_destroy(o);
+}
+
 static void test_optimizer_grow_keeps_rows(void **state)
 {
     (void)state;
@@ -1196,6 +1240,7 @@ int main(void)
         cmocka_unit_test(test_topk_matches_sort),
         cmocka_unit_test(test_adam_one_step_hand_computed),
         cmocka_unit_test(test_optimizer_zero_weight_and_nan),
+        cmocka_unit_test(test_optimizer_set_lr),
         cmocka_unit_test(test_optimizer_grow_keeps_rows),
         cmocka_unit_test(test_fed_round_is_sum_then_step),
         cmocka_unit_test(test_xx_block_values_and_bound),
