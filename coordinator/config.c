@@ -62,6 +62,10 @@ static const opt opts[] = {
     {"min-cohort", "round", T_U32, OFF(min_cohort), 2, 1000000, 0, "10",
      "no round runs with fewer checked-in clients"},
     {"rounds", "round", T_U64, OFF(rounds), 0, 1e15, 0, "0", "rounds to run, 0 = forever"},
+    {"selection", "round", T_STR, OFF(selection), 0, 0, 0, "uniform",
+     "cohort selection: uniform (each round from all waiting clients) or reshuffle (a client "
+     "at most once per epoch, the not yet drawn first; fedrec-sim's default with the als step; "
+     "not with dp-epsilon)"},
     {"abort-streak", "round", T_U32, OFF(abort_streak), 0, 1000000, 0, "3",
      "rounds aborted in a row that make /healthz fail and the next round wait (backoff); 0 = "
      "never"},
@@ -196,6 +200,7 @@ void fedreci_config_destroy(fedreci_config *c)
     free(c->config_path);
     free(c->role);
     free(c->step);
+    free(c->selection);
     free(c->master);
     free(c->agg_listen);
     free(c->agg_keys);

@@ -48,6 +48,7 @@ typedef struct fedreci_config {
     double scale;            /* quantization scale */
     uint32_t factors;        /* k of the model (columns of Y) */
     char *step;              /* server step: "adam" (default) or "als" */
+    char *selection;         /* cohort selection: "uniform" (default) or "reshuffle" */
     float lr;                /* Adam learning rate or the als step size */
     float beta1;             /* Adam first-moment decay or the als momentum, [0, 0.999] */
     double x_bound;          /* als: the bound on |x_u| in the x_u x_u^T block */
@@ -129,6 +130,10 @@ size_t fedreci_config_format(const fedreci_config *c, char *buf, size_t cap);
 /* The server step named by c->step: FEDRECI_OPT_ADAM or FEDRECI_OPT_ALS
  * (core/mf/mf.h), or -1 when it names neither. */
 int fedreci_config_step(const fedreci_config *c);
+
+/* 1 when c->selection is "reshuffle", 0 when it is "uniform" or unset, -1
+ * when it names neither. */
+int fedreci_config_reshuffle(const fedreci_config *c);
 
 /* The role named by c->role: FEDRECI_ROLE_SINGLE, _MASTER or _AGGREGATOR
  * (engine.h), or -1 when it names none. */

@@ -31,6 +31,15 @@ static int plaintext_net(const char *u)
            strncmp(u, "inproc://", 9) != 0;
 }
 
+int fedreci_config_reshuffle(const fedreci_config *c)
+{
+    if (!c->selection || strcmp(c->selection, "uniform") == 0)
+        return 0;
+    if (strcmp(c->selection, "reshuffle") == 0)
+        return 1;
+    return -1;
+}
+
 int fedreci_config_role(const fedreci_config *c)
 {
     if (!c->role || strcmp(c->role, "single") == 0)
@@ -159,6 +168,15 @@ fedrec_err fedreci_config_check(const fedreci_config *c)
                              "groups would put G times the noise variance one cohort-wide round "
                              "needs into the model; docs/privacy.md)",
                              c->role);
+    int resh = fedreci_config_reshuffle(c);
+    if (resh < 0)
+        return fedreci_error(FEDREC_ERR_INVALID, "selection: '%s' is not uniform or reshuffle",
+                             c->selection);
+    if (resh && c->dp_epsilon > 0)
+        return fedreci_error(FEDREC_ERR_INVALID,
+                             "selection reshuffle with dp-epsilon: the privacy accountant assumes "
+                             "each round samples the clients independently; set selection = "
+                             "uniform");
     int step = fedreci_config_step(c);
     if (step < 0)
         return fedreci_error(FEDREC_ERR_INVALID, "step: '%s' is not adam or als", c->step);

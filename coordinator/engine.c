@@ -92,6 +92,11 @@ static fedrec_err check_config(const fedreci_coord_config *cfg, const fedreci_co
                                  "clip %g) and at most 256 factors (got %u)",
                                  cfg->x_bound, cfg->clip, m ? m->k : 0);
     }
+    if (cfg->reshuffle && cfg->dp.epsilon > 0)
+        return fedreci_error(FEDREC_ERR_INVALID,
+                             "coordinator: cohort selection by reshuffling with differential "
+                             "privacy: the accountant assumes each round samples the clients "
+                             "independently; select uniformly (reshuffle = 0)");
     if (cfg->role == FEDRECI_ROLE_MASTER && cfg->group_size && cfg->group_size < cfg->min_cohort)
         return fedreci_error(FEDREC_ERR_INVALID,
                              "coordinator: group_size %u below min_cohort %u (no group is ever "
@@ -417,6 +422,7 @@ void fedreci_coord_destroy(fedreci_coord *c)
     fedreci_eng_reg_free(c);
     fedreci_eng_limits_free(c);
     free(c->waiting);
+    free(c->epoch);
     fedreci_eng_model_unref(c->model);
     fedreci_optimizer_destroy(c->opt);
     free(c->grad);

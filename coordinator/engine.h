@@ -143,6 +143,15 @@ typedef struct fedreci_coord_config {
                                     NOT_FOUND otherwise); default 64 */
     size_t recv_max_bytes;       /* receive cap; 0: fedreci_wire_cap for this model */
     uint64_t seed;               /* cohort selection and graph seeds (public values) */
+    int reshuffle;               /* cohort selection by random reshuffling: a client is
+                                    drawn at most once per epoch (the waiting clients not
+                                    yet drawn in the epoch are drawn first; when fewer
+                                    than a cohort of them wait, a new epoch starts and
+                                    the rest of the cohort comes from the others). The
+                                    epoch is kept in memory (a restart starts a new
+                                    one). 0: each cohort drawn uniformly from the
+                                    waiting clients. Not with dp (its accountant
+                                    assumes independent sampling: FEDREC_ERR_INVALID) */
     uint64_t first_round_id;     /* id of the first round run; default 1 */
     uint32_t max_rounds;         /* stop after this many rounds (completed or aborted);
                                     0: run until fedreci_coord_stop */

@@ -228,6 +228,7 @@ typedef struct rstate {
     fedreci_secagg_server *srv;
     uint32_t n;
     uint64_t *ids; /* cohort, sorted */
+    int new_epoch; /* cfg.reshuffle: the cohort's draw started a new epoch */
     member *mem;
     uint32_t count[N_PH]; /* messages accepted per phase */
     uint32_t expected;
@@ -329,6 +330,8 @@ struct fedreci_coord {
 
     uint64_t *waiting;
     size_t n_waiting, waiting_cap;
+    uint64_t *epoch; /* cfg.reshuffle: the clients drawn in the current epoch, sorted */
+    size_t n_epoch;
 
     pmodel *model;
     fedreci_optimizer *opt;

@@ -483,6 +483,7 @@ static void engine_config(const fedreci_config *cfg, fedreci_coord_config *cc)
     cc->max_clients = cfg->max_clients;
     cc->bench_max_rounds = cfg->bench_max_rounds;
     cc->opt.kind = fedreci_config_step(cfg) == FEDRECI_OPT_ALS ? FEDRECI_OPT_ALS : FEDRECI_OPT_ADAM;
+    cc->reshuffle = fedreci_config_reshuffle(cfg) == 1;
     cc->x_bound = cfg->x_bound;
     cc->opt.lr = cfg->lr;
     cc->opt.beta1 = cfg->beta1;

@@ -1046,22 +1046,78 @@ void fedreci_eng_close_stage(fedreci_coord *c, rstate *r, outbox *ob)
     open_next_stage(c, r, s, t, ob);
 }
 
+static int in_epoch(const fedreci_coord *c, uint64_t id)
+{
+    return c->n_epoch && bsearch(&id, c->epoch, c->n_epoch, sizeof id, cmp_u64) != NULL;
+}
+
 /* The cohort of round r: n of the nw waiting clients, drawn with a generator
  * seeded by (seed, round id) from the waiting clients sorted by id (so the
- * same inputs give the same cohort), then sorted. r->ids has room for nw. */
+ * same inputs give the same cohort), then sorted. With cfg.reshuffle the
+ * waiting clients not drawn yet in the current epoch come first and are
+ * drawn first; if fewer than n of them wait, all are taken, r->new_epoch is
+ * set and the rest is drawn from the others (epoch_commit records the
+ * cohort once the round starts). r->ids has room for nw. */
 static void draw_cohort(const fedreci_coord *c, rstate *r, size_t nw, uint32_t n)
 {
     memcpy(r->ids, c->waiting, nw * sizeof *r->ids);
     qsort(r->ids, nw, sizeof *r->ids, cmp_u64);
+    size_t fresh = nw;
+    r->new_epoch = 0;
+    if (c->cfg.reshuffle) {
+        /* partition (deterministic for the same inputs): the clients not
+           in the epoch first */
+        fresh = 0;
+        for (size_t i = 0; i < nw; i++)
+            if (!in_epoch(c, r->ids[i])) {
+                uint64_t tmp = r->ids[fresh];
+                r->ids[fresh++] = r->ids[i];
+                r->ids[i] = tmp;
+            }
+        if (fresh < n)
+            r->new_epoch = 1;
+    }
     fedreci_rng s = fedreci_rng_seeded(c->cfg.seed ^ (r->id * 0xd1b54a32d192ed03ull));
     for (uint32_t i = 0; i < n; i++) {
-        size_t j = i + (size_t)fedreci_rng_below(&s, nw - i);
+        /* draw from the fresh clients while there are any, then from all */
+        size_t lo = i, hi = i < fresh ? fresh : nw;
+        size_t j = lo + (size_t)fedreci_rng_below(&s, hi - lo);
         uint64_t tmp = r->ids[i];
         r->ids[i] = r->ids[j];
         r->ids[j] = tmp;
     }
     r->n = n;
     qsort(r->ids, n, sizeof *r->ids, cmp_u64);
+}
+
+/* cfg.reshuffle: the started round r's cohort joins the epoch (a new epoch
+ * holds this cohort only). Out of memory: the epoch restarts empty (logged). */
+static void epoch_commit(fedreci_coord *c, const rstate *r)
+{
+    if (!c->cfg.reshuffle)
+        return;
+    size_t keep = r->new_epoch ? 0 : c->n_epoch;
+    uint64_t *e = malloc((keep + r->n) * sizeof *e);
+    if (!e) {
+        fedreci_log(FEDRECI_LOG_WARN, (int64_t)r->id,
+                    "out of memory recording the cohort's epoch: a new epoch starts");
+        free(c->epoch);
+        c->epoch = NULL;
+        c->n_epoch = 0;
+        return;
+    }
+    size_t a = 0, b = 0, o = 0; /* merge two sorted lists (disjoint: the cohort was fresh) */
+    while (a < keep || b < r->n) {
+        if (b == r->n || (a < keep && c->epoch[a] < r->ids[b]))
+            e[o++] = c->epoch[a++];
+        else if (a < keep && c->epoch[a] == r->ids[b])
+            e[o++] = c->epoch[a++], b++;
+        else
+            e[o++] = r->ids[b++];
+    }
+    free(c->epoch);
+    c->epoch = e;
+    c->n_epoch = o;
 }
 
 /* Round rid with n members drawn from the nw waiting clients, and its SecAgg+
@@ -1180,6 +1236,7 @@ static void select_cohort(fedreci_coord *c, outbox *ob)
         }
     }
     c->next_round_id++;
+    epoch_commit(c, r);
     fedreci_eng_round_free(c->prev);
     c->prev = c->cur;
     c->cur = r;

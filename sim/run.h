@@ -52,6 +52,8 @@ typedef struct fedreci_run_opts {
     double lr;      /* Adam's learning rate or the ALS step size */
     double beta1;   /* Adam's beta1 or the ALS step's momentum */
     double x_bound; /* ALS step: the bound B on |x_u| of the x_u x_u^T block */
+    int reshuffle;  /* --selection: 1 reshuffle (each client once per epoch), 0 uniform;
+                       -1 until parsed: the default (reshuffle with --step als) */
     double clip;
     uint64_t seed;
     uint64_t seeds[FEDRECI_RUN_MAX_SEEDS]; /* --seeds: one run per seed */

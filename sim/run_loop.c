@@ -99,24 +99,54 @@ fedrec_err fedreci_run_plain(const fedreci_run_world *wd, float *y, fedreci_run_
     float *sum = malloc(dim * sizeof *sum);
     uint32_t *pick = malloc((size_t)n_train * sizeof *pick);
     uint32_t *users = malloc((size_t)n_train * sizeof *users);
+    /* --selection reshuffle: the clients drawn in the current epoch (the
+       engine's rule, fedreci_coord_cfg.reshuffle, over the training shoppers) */
+    uint8_t *drawn = o->reshuffle ? calloc(n_train, 1) : NULL;
+    uint32_t *order = o->reshuffle ? malloc((size_t)n_train * sizeof *order) : NULL;
     fedreci_opt_params op = {
         (fedreci_opt_kind)o->step, (float)o->lr, (float)o->beta1, 0.999f, 1e-8f,
         (float)o->lambda,          n_train};
-    fedrec_err e = grad && sum && pick && users ? FEDREC_OK : FEDREC_ERR_NOMEM;
+    fedrec_err e = grad && sum && pick && users && (!o->reshuffle || (drawn && order))
+                       ? FEDREC_OK
+                       : FEDREC_ERR_NOMEM;
     if (!e)
         e = fedreci_mf_step_create(&w, r->n_cols, k);
     if (!e)
         e = fedreci_optimizer_create(&opt, &op, r->n_cols, k);
     for (uint32_t ri = 0; ri < o->rounds && !e; ri++) {
         double t0 = fedreci_sim_now();
-        memcpy(pick, train_users, (size_t)n_train * sizeof *pick);
+        /* pick[] holds positions in train_users: the fresh ones (not drawn in
+           this epoch) first with --selection reshuffle */
+        uint32_t fresh = n_train;
+        if (o->reshuffle) {
+            fresh = 0;
+            for (uint32_t i = 0, back = n_train; i < n_train; i++)
+                if (drawn[i])
+                    order[--back] = i;
+                else
+                    order[fresh++] = i;
+        } else {
+            for (uint32_t i = 0; i < n_train; i++)
+                pick[i] = i;
+        }
+        if (o->reshuffle)
+            memcpy(pick, order, (size_t)n_train * sizeof *pick);
         uint64_t st = hash3(o->seed, ri, 0, 0x636f686fu);
         for (uint32_t i = 0; i < cohort; i++) {
-            uint32_t j = i + (uint32_t)(fedreci_rng_mix(st + i) % (n_train - i));
+            uint32_t hi = i < fresh ? fresh : n_train;
+            uint32_t j = i + (uint32_t)(fedreci_rng_mix(st + i) % (hi - i));
             uint32_t t = pick[i];
             pick[i] = pick[j];
             pick[j] = t;
         }
+        if (o->reshuffle) {
+            if (fresh < cohort) /* a new epoch: this cohort only */
+                memset(drawn, 0, n_train);
+            for (uint32_t i = 0; i < cohort; i++)
+                drawn[pick[i]] = 1;
+        }
+        for (uint32_t i = 0; i < cohort; i++)
+            pick[i] = train_users[pick[i]];
         fedreci_run_round rec;
         memset(&rec, 0, sizeof rec);
         rec.round_id = ri + 1;
@@ -154,6 +184,8 @@ fedrec_err fedreci_run_plain(const fedreci_run_world *wd, float *y, fedreci_run_
     fedreci_mf_step_destroy(w);
     free(users);
     free(pick);
+    free(drawn);
+    free(order);
     free(sum);
     free(grad);
     return e;

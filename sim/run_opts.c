@@ -50,6 +50,7 @@ enum {
     OPT_EVAL_SAMPLE,
     OPT_STEP,
     OPT_X_BOUND,
+    OPT_SELECTION,
 };
 
 static const struct option run_options[] = {
@@ -70,6 +71,7 @@ static const struct option run_options[] = {
     {"beta1", required_argument, NULL, OPT_BETA1},
     {"step", required_argument, NULL, OPT_STEP},
     {"x-bound", required_argument, NULL, OPT_X_BOUND},
+    {"selection", required_argument, NULL, OPT_SELECTION},
     {"clip", required_argument, NULL, OPT_CLIP},
     {"out", required_argument, NULL, OPT_OUT},
     {"secagg", required_argument, NULL, OPT_SECAGG},
@@ -151,6 +153,11 @@ void fedreci_run_usage(FILE *f)
                "  --x-bound B           ALS step: x_u is clipped to norm B in the x_u x_u^T\n"
                "                        block, which is scaled by clip / B^2 so that no entry\n"
                "                        reaches --clip (default 8)\n"
+               "  --selection S         how cohorts are drawn: reshuffle: each client at most\n"
+               "                        once per epoch, the not yet drawn first (random\n"
+               "                        reshuffling; the default with --step als); uniform:\n"
+               "                        each round from all clients (the default otherwise;\n"
+               "                        the only one with --dp-epsilon or --group-size)\n"
                "  --sweeps S            sweeps of the centralized ALS baseline (default 15)\n");
     fprintf(f, "differential privacy (docs/privacy.md; without these flags: none):\n"
                "  --dp-epsilon E        the budget: (E, --dp-delta)-DP for each shopper over the\n"
@@ -339,6 +346,13 @@ static int run_opt(void *ctx, int code, const char *name, const char *v)
         return fedreci_sim_arg_double(cmd, name, v, 0.0, 0.999, &o->beta1);
     case OPT_X_BOUND:
         return fedreci_sim_arg_double(cmd, name, v, 1e-3, 1e6, &o->x_bound);
+    case OPT_SELECTION:
+        if (!strcmp(v, "uniform") || !strcmp(v, "reshuffle")) {
+            o->reshuffle = !strcmp(v, "reshuffle");
+            return 0;
+        }
+        fprintf(stderr, "%s: %s '%s': expected uniform or reshuffle\n", cmd, name, v);
+        return -1;
     case OPT_STEP:
         if (!strcmp(v, "adam") || !strcmp(v, "als")) {
             o->step = !strcmp(v, "als") ? FEDRECI_OPT_ALS : FEDRECI_OPT_ADAM;
@@ -420,6 +434,7 @@ int fedreci_run_opts_parse(fedreci_run_opts *o, int argc, char **argv)
     o->lr = 0;     /* the step's default, below */
     o->beta1 = -1; /* the same */
     o->x_bound = 8;
+    o->reshuffle = -1; /* the step's default, below */
     o->clip = 16;
     o->seed = 1;
     o->out = "results";
@@ -465,6 +480,16 @@ int fedreci_run_opts_parse(fedreci_run_opts *o, int argc, char **argv)
         o->rounds = o->step == FEDRECI_OPT_ALS ? 15 : 40;
     if (o->cohort == 0)
         o->cohort = o->step == FEDRECI_OPT_ALS ? 1000 : 500;
+    if (o->reshuffle == 1 && (o->dp_epsilon > 0 || o->group_size)) {
+        fprintf(stderr,
+                "%s: --selection reshuffle is for rounds without DP in one SecAgg round: the DP "
+                "accountant assumes each round samples the clients independently, and "
+                "--group-size draws its cohorts uniformly\n",
+                cmd);
+        return 2;
+    }
+    if (o->reshuffle < 0) /* chosen with the ALS step on the validation split (docs/data.md) */
+        o->reshuffle = o->step == FEDRECI_OPT_ALS && !(o->dp_epsilon > 0) && !o->group_size;
     if (o->dp_epsilon > 0 && !o->dp_releases)
         o->dp_releases = o->rounds;
     if (o->n_dp_shares && (!(o->dp_epsilon > 0) || o->n_dp_shares != o->dp_releases)) {

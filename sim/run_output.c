@@ -359,6 +359,7 @@ static void summary_settings(fedreci_json *w, const fedreci_run_opts *o,
     kg(w, "beta1", o->beta1);
     if (o->step == FEDRECI_OPT_ALS)
         kg(w, "x_bound", o->x_bound);
+    ks(w, "selection", o->reshuffle ? "reshuffle" : "uniform");
     kg(w, "clip", o->clip);
     ku(w, "seed", o->seed);
     ku(w, "threads", o->threads);
@@ -543,13 +544,14 @@ void fedreci_run_print_table(const fedreci_run_opts *o, const fedreci_run_summar
                sm->bytes_down / 1024.0);
         if (o->step == FEDRECI_OPT_ALS)
             printf("%-34s ALS step %g, momentum %g, x bound %g, lambda %g, alpha %g, clip %g, "
-                   "seed %llu\n",
+                   "%s cohorts, seed %llu\n",
                    "training", o->lr, o->beta1, o->x_bound, o->lambda, o->data.ds.alpha, o->clip,
-                   (unsigned long long)o->seed);
+                   o->reshuffle ? "reshuffled" : "uniform", (unsigned long long)o->seed);
         else
-            printf("%-34s Adam lr %g, beta1 %g, lambda %g, alpha %g, clip %g, seed %llu\n",
+            printf("%-34s Adam lr %g, beta1 %g, lambda %g, alpha %g, clip %g, %s cohorts, "
+                   "seed %llu\n",
                    "training", o->lr, o->beta1, o->lambda, o->data.ds.alpha, o->clip,
-                   (unsigned long long)o->seed);
+                   o->reshuffle ? "reshuffled" : "uniform", (unsigned long long)o->seed);
     }
     printf("%-34s %.1f s (%s)\n", "wall time", sm->wall,
            sm->dp && !sm->dp_engine              ? "in process"

@@ -418,6 +418,7 @@ static fedrec_err sim_start_engine(sim *S, const float *y0, const char **codes)
     cfg.retry_after_ms = 100;
     cfg.send_timeout_ms = 60000;
     cfg.seed = o->seed;
+    cfg.reshuffle = o->reshuffle;
     cfg.first_round_id = 1;
     cfg.max_rounds = o->rounds;
     cfg.opt.kind = S->dp ? FEDRECI_OPT_ADAM : (fedreci_opt_kind)o->step;

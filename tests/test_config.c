@@ -398,6 +398,9 @@ static void test_check(void **state)
          * passed NULL to fedreci_db_open (segfault) */
         {{"--db="}, "db: empty path"},
         {{"--db", ""}, "db: empty path"},
+        {{"--selection", "random"}, "selection: 'random' is not uniform or reshuffle"},
+        {{"--selection", "reshuffle", "--dp-epsilon", "4", "--dp-delta", "1e-5"},
+         "selection reshuffle with dp-epsilon"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         fedreci_config *c = NULL;
@@ -429,6 +432,15 @@ static void test_check(void **state)
     fedreci_config_secagg_params(c, 20, 2, &p); /* a small round caps k at n - 1 */
     assert_int_equal(p.k, 19);
     assert_int_equal(p.t, 12);
+    fedreci_config_destroy(c);
+    /* cohort selection: uniform unless reshuffle is asked for */
+    assert_int_equal(parse(&c, none), FEDREC_OK);
+    assert_int_equal(fedreci_config_reshuffle(c), 0);
+    fedreci_config_destroy(c);
+    const char *resh[] = {"--selection", "reshuffle", NULL};
+    assert_int_equal(parse(&c, resh), FEDREC_OK);
+    assert_int_equal(fedreci_config_check(c), FEDREC_OK);
+    assert_int_equal(fedreci_config_reshuffle(c), 1);
     fedreci_config_destroy(c);
 }
 

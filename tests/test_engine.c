@@ -542,6 +542,92 @@ static void test_min_cohort(void **state)
     assert_int_not_equal(fedreci_coord_create(&c, &cfg, NULL, &mdl), FEDREC_OK);
 }
 
+/* Whether client id is in round r's cohort. */
+static int in_cohort(int r, uint64_t id)
+{
+    for (uint32_t j = 0; j < W.round[r].st.cohort; j++)
+        if (W.round[r].cohort[j] == id)
+            return 1;
+    return 0;
+}
+
+/* Cohort selection by random reshuffling (cfg.reshuffle): 12 clients check in
+ * every round, 5 are drawn. Rounds 1 and 2 draw 10 different clients; round 3
+ * takes the 2 not drawn yet and 3 others, which start a new epoch; round 4
+ * draws none of round 3's. (A uniform draw with this seed breaks the first
+ * rule: checked below, as the control.) */
+static void reshuffle_rounds(int reshuffle, int *overlap12, int *missed3, int *overlap34)
+{
+    const char *url = reshuffle ? "inproc://fedrec-engine-resh" : "inproc://fedrec-engine-unif";
+    world_init(12, 1);
+    fedreci_coord_config cfg;
+    const char *urls[1];
+    th_coord_config(&cfg, urls, url);
+    cfg.n_contexts = 64;
+    cfg.cohort_size = 5;
+    cfg.min_cohort = 2;
+    cfg.checkin_quorum = 12;
+    cfg.checkin_window_ms = 60000;
+    cfg.neighbors = 0;
+    cfg.clip = 16;
+    cfg.seed = 7;
+    cfg.max_rounds = 4;
+    cfg.opt.n_train = 12;
+    cfg.reshuffle = reshuffle;
+    for (int st = 0; st < 4; st++)
+        cfg.stage_ms[st] = 20000;
+    fedreci_coord_hooks hooks = th_world_hooks(&W);
+    fedreci_coord_model m = th_model_start(&M, 1);
+    fedreci_coord *c = th_coord_start(&cfg, &hooks, &m);
+    for (int r = 0; r < 4; r++) {
+        fedreci_session_result res[MAXC];
+        run_round(url, 12, NULL, res);
+        int completed = 0;
+        for (int i = 0; i < 12; i++) {
+            int sel = in_cohort(r, W.cl[i].id);
+            assert_int_equal(res[i].outcome,
+                             sel ? FEDRECI_SESSION_COMPLETED : FEDRECI_SESSION_NOT_SELECTED);
+            completed += sel;
+        }
+        assert_int_equal(completed, 5);
+        check_oracle(r);
+    }
+    *overlap12 = *missed3 = *overlap34 = 0;
+    for (int i = 0; i < 12; i++) {
+        uint64_t id = W.cl[i].id;
+        *overlap12 += in_cohort(0, id) && in_cohort(1, id);
+        *missed3 += !in_cohort(0, id) && !in_cohort(1, id) && !in_cohort(2, id);
+        *overlap34 += in_cohort(2, id) && in_cohort(3, id);
+    }
+    fedreci_coord_destroy(c);
+}
+
+static void test_reshuffle_epochs(void **state)
+{
+    (void)state;
+    int o12, m3, o34;
+    reshuffle_rounds(1, &o12, &m3, &o34);
+    assert_int_equal(o12, 0); /* rounds 1 and 2: ten different clients */
+    assert_int_equal(m3, 0);  /* round 3 took the two left of the epoch */
+    assert_int_equal(o34, 0); /* round 4: none of the new epoch's first cohort */
+    reshuffle_rounds(0, &o12, &m3, &o34);
+    assert_true(o12 + m3 + o34 > 0); /* the control: uniform draws repeat clients */
+
+    /* not with differential privacy (the accountant assumes independent draws) */
+    fedreci_coord_config cfg;
+    const char *urls[1];
+    th_coord_config(&cfg, urls, "inproc://fedrec-engine-resh-dp");
+    cfg.cohort_size = 5;
+    cfg.opt.n_train = 12;
+    cfg.reshuffle = 1;
+    cfg.dp.epsilon = 1;
+    cfg.dp.delta = 1e-5;
+    fedreci_coord_model m = th_model_start(&M, 1);
+    fedreci_coord *c = NULL;
+    assert_int_equal(fedreci_coord_create(&c, &cfg, NULL, &m), FEDREC_ERR_INVALID);
+    assert_non_null(strstr(fedrec_errmsg(), "reshuffl"));
+}
+
 static void test_stop_aborts_round(void **state)
 {
     (void)state;
@@ -639,6 +725,7 @@ int main(void)
         cmocka_unit_test(test_hand_driven_duplicates),
         cmocka_unit_test(test_opted_out),
         cmocka_unit_test(test_min_cohort),
+        cmocka_unit_test(test_reshuffle_epochs),
         cmocka_unit_test(test_stop_aborts_round),
         cmocka_unit_test(test_set_model),
     };
